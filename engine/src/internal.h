@@ -1,0 +1,139 @@
+/* internal.h: what the engine's files share and the public header hides. */
+#ifndef NN_INTERNAL_H
+#define NN_INTERNAL_H
+
+#include "nn.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A block of memory on one device, shared by every view of it. */
+struct nn_storage {
+  int refcount;
+  nn_device device;
+  void *data;
+  size_t nbytes;
+  unsigned version; /* bumped by every in-place write, checked by backward */
+};
+
+/* ---- backends: the seam a CUDA backend plugs into -------------------- */
+typedef struct nn_backend {
+  const char *name;
+  void *(*alloc)(size_t nbytes);
+  void (*free)(void *data, size_t nbytes);
+  /* y = alpha * op(A) op(B) + beta * y, row-major, 2-D, float32 or float64 */
+  void (*gemm)(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+               double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
+               double beta, void *c, int64_t ldc);
+} nn_backend;
+
+const nn_backend *nn_backend_for(nn_device device); /* NULL when not built in */
+extern const nn_backend nn_cpu_backend;
+
+/* ---- storage and tensor allocation (memory.c, tensor.c) -------------- */
+nn_storage *nn_storage_new(nn_device device, size_t nbytes);
+void nn_storage_release(nn_storage *s);
+/* A new tensor struct over s (retained), with the given geometry. */
+nn_tensor *nn_tensor_wrap(nn_storage *s, nn_dtype dtype, int ndim, const int64_t *size,
+                          const int64_t *stride, int64_t offset);
+/* Same dtype/device as like, new contiguous storage of the given shape. */
+nn_tensor *nn_empty_like_shape(const nn_tensor *like, nn_dtype dtype, int ndim,
+                               const int64_t *size);
+nn_tensor *nn_empty_like(const nn_tensor *like);
+/* Another tensor struct over t's storage and geometry, without autograd:
+   what a graph node saves, so that it never keeps its own output alive. */
+nn_tensor *nn_alias(const nn_tensor *t);
+void nn_contiguous_strides(int ndim, const int64_t *size, int64_t *stride);
+int64_t nn_shape_numel(int ndim, const int64_t *size);
+/* Checks a shape for negative sizes and overflow; names op in the error. */
+int nn_check_shape(const char *op, int ndim, const int64_t *size);
+/* A dim in [-ndim, ndim) normalised to [0, ndim); -1 with an error. */
+int nn_wrap_dim(const char *op, int dim, int ndim);
+/* Broadcast shape of a and b; -1 with an error naming op. */
+int nn_broadcast_shape(const char *op, const nn_tensor *a, const nn_tensor *b, int *ndim,
+                       int64_t *size);
+int nn_check_cpu(const char *op, const nn_tensor *t);
+
+static inline void *nn_data(const nn_tensor *t) {
+  return (char *)t->storage->data + (size_t)t->offset * nn_dtype_size(t->dtype);
+}
+static inline double nn_load(nn_dtype dtype, const void *p, int64_t i) {
+  switch (dtype) {
+  case NN_FLOAT32: return ((const float *)p)[i];
+  case NN_FLOAT64: return ((const double *)p)[i];
+  case NN_INT64: return (double)((const int64_t *)p)[i];
+  default: return ((const unsigned char *)p)[i];
+  }
+}
+static inline void nn_store(nn_dtype dtype, void *p, int64_t i, double v) {
+  switch (dtype) {
+  case NN_FLOAT32: ((float *)p)[i] = (float)v; break;
+  case NN_FLOAT64: ((double *)p)[i] = v; break;
+  case NN_INT64: ((int64_t *)p)[i] = (isnan(v) || isinf(v)) ? 0 : (int64_t)v; break;
+  default: ((unsigned char *)p)[i] = v != 0; break;
+  }
+}
+
+/* ---- strided iteration over up to three operands -------------------- */
+typedef struct {
+  int ndim;                      /* after merging contiguous dims; >= 1 */
+  int64_t size[NN_MAX_DIMS];
+  int64_t stride[3][NN_MAX_DIMS]; /* per operand, in elements */
+  char *data[3];
+  nn_dtype dtype[3];
+  int n;
+} nn_iter;
+/* ts[k] seen through shape (ndim, size): broadcast dims get stride 0. */
+void nn_iter_init(nn_iter *it, int n, nn_tensor *const *ts, int ndim, const int64_t *size);
+/* Calls fn over the innermost dimension for every outer position. */
+typedef void (*nn_inner_fn)(void *ctx, int64_t n, char **data, const int64_t *stride);
+void nn_iter_run(nn_iter *it, nn_inner_fn fn, void *ctx);
+
+/* ---- autograd (autograd.c) ------------------------------------------ */
+#define NN_NODE_INPUTS 3
+#define NN_NODE_SAVED 3
+typedef int (*nn_backward_fn)(nn_node *node, nn_tensor *grad_out, nn_tensor **grad_in);
+
+struct nn_node {
+  int refcount;
+  const char *name;
+  nn_backward_fn backward;
+  int n_inputs;
+  nn_tensor *inputs[NN_NODE_INPUTS]; /* held while the graph lives; NULL: no grad needed */
+  nn_tensor *saved[NN_NODE_SAVED];   /* aliases of what backward reads */
+  unsigned saved_version[NN_NODE_SAVED];
+  double scalar[2];
+  int64_t ints[NN_MAX_DIMS];
+  int ndim;                         /* a shape backward needs (input's, before a view) */
+  int64_t size[NN_MAX_DIMS];
+  int freed;
+  /* backward's bookkeeping */
+  nn_tensor *grad;
+  int pending;
+  unsigned mark;
+};
+
+/* True when an op on these inputs must record a node. */
+int nn_needs_grad(nn_tensor *a, nn_tensor *b, nn_tensor *c);
+/* A node for out, over inputs that need grad (others recorded as NULL).
+   Returns the node (owned by out) or NULL on allocation failure. */
+nn_node *nn_node_attach(nn_tensor *out, const char *name, nn_backward_fn backward, int n_inputs,
+                        nn_tensor *a, nn_tensor *b, nn_tensor *c);
+/* Saves an alias of t in slot i, with its version for the in-place check. */
+void nn_node_save(nn_node *node, int i, const nn_tensor *t);
+void nn_node_release(nn_node *node);
+/* While backward runs, ops record nothing. */
+typedef struct { int previous; } nn_grad_guard;
+nn_grad_guard nn_no_grad_begin(void);
+void nn_no_grad_end(nn_grad_guard g);
+
+/* ---- kernels shared between files ----------------------------------- */
+/* y = alpha op(A) op(B) + beta y over 2-D views, any strides; picks naive
+   loops for tiny products and BLAS for the rest. */
+int nn_gemm_tensors(int trans_a, int trans_b, double alpha, nn_tensor *a, nn_tensor *b,
+                    double beta, nn_tensor *c);
+/* bump the version of t's storage after an in-place write */
+static inline void nn_bump_version(nn_tensor *t) { t->storage->version++; }
+
+#endif

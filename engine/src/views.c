@@ -1,0 +1,361 @@
+/* views.c: tensors that share their base's storage (view, reshape,
+ * transpose, permute, narrow, select, unsqueeze, squeeze, expand), and the
+ * copies beside them (contiguous, clone, dtype conversion); each backward
+ * beside its forward. */
+#include "internal.h"
+
+static nn_tensor *make_view(nn_tensor *t, int ndim, const int64_t *size, const int64_t *stride,
+                            int64_t offset) {
+  return nn_tensor_wrap(t->storage, t->dtype, ndim, size, stride, offset);
+}
+
+/* Records a view's node; the input's shape is what backward restores. */
+static nn_tensor *record(nn_tensor *out, nn_tensor *in, const char *name, nn_backward_fn fn) {
+  if (!out || !nn_needs_grad(in, NULL, NULL)) return out;
+  nn_node *node = nn_node_attach(out, name, fn, 1, in, NULL, NULL);
+  if (!node) {
+    nn_release(out);
+    return NULL;
+  }
+  node->ndim = in->ndim;
+  for (int i = 0; i < in->ndim; i++) node->size[i] = in->size[i];
+  return out;
+}
+
+/* ---- view / reshape: (..) -> (size) ---------------------------------- */
+static int reshape_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  gi[0] = nn_reshape(g, node->ndim, node->size);
+  return gi[0] ? 0 : -1;
+}
+
+/* Resolves one -1 and checks the element count. */
+static int infer_size(const char *op, const nn_tensor *t, int ndim, const int64_t *in, int64_t *out) {
+  if (ndim > NN_MAX_DIMS || ndim < 0) {
+    nn_error_set("%s: %d dimensions requested, at most %d are supported", op, ndim, NN_MAX_DIMS);
+    return -1;
+  }
+  int infer = -1;
+  int64_t known = 1;
+  for (int i = 0; i < ndim; i++) {
+    if (in[i] == -1) {
+      if (infer >= 0) {
+        nn_error_set("%s: only one dimension can be -1", op);
+        return -1;
+      }
+      infer = i;
+    } else if (in[i] < 0) {
+      nn_error_set("%s: size %lld is invalid", op, (long long)in[i]);
+      return -1;
+    } else {
+      if (in[i] && known > INT64_MAX / in[i]) {
+        nn_error_set("%s: the requested shape is too large", op);
+        return -1;
+      }
+      known *= in[i];
+    }
+    out[i] = in[i];
+  }
+  int64_t numel = nn_numel(t);
+  if (infer >= 0) {
+    if (known == 0 || numel % known != 0) {
+      char b[96];
+      nn_error_set("%s: shape %s cannot be viewed with a -1 over %lld elements", op,
+                   nn_shape_string(t, b, sizeof b), (long long)known);
+      return -1;
+    }
+    out[infer] = numel / known;
+  } else if (known != numel) {
+    char b[96];
+    nn_error_set("%s: shape %s has %lld elements, the requested shape %lld", op,
+                 nn_shape_string(t, b, sizeof b), (long long)numel, (long long)known);
+    return -1;
+  }
+  return 0;
+}
+
+/* Strides for viewing t with a new shape without copying, when the memory
+   allows (PyTorch's computeStride); 0 when it does not. */
+static int view_strides(const nn_tensor *t, int ndim, const int64_t *size, int64_t *stride) {
+  if (nn_numel(t) == 0 || nn_is_contiguous(t)) {
+    nn_contiguous_strides(ndim, size, stride);
+    return 1;
+  }
+  /* Walk t's dims from the last, in chunks of dims that are contiguous with
+     each other; each chunk must be covered exactly by whole view dims. */
+  int view_d = ndim - 1;
+  int64_t base_stride = t->stride[t->ndim - 1], tensor_numel = 1, view_numel = 1;
+  for (int d = t->ndim - 1; d >= 0; d--) {
+    tensor_numel *= t->size[d];
+    int chunk_ends = d == 0 || (t->size[d - 1] != 1 && t->stride[d - 1] != tensor_numel * base_stride);
+    if (!chunk_ends) continue;
+    while (view_d >= 0 && (view_numel < tensor_numel || size[view_d] == 1)) {
+      stride[view_d] = view_numel * base_stride;
+      view_numel *= size[view_d];
+      view_d--;
+    }
+    if (view_numel != tensor_numel) return 0;
+    if (d > 0) {
+      base_stride = t->stride[d - 1];
+      tensor_numel = view_numel = 1;
+    }
+  }
+  return view_d == -1;
+}
+
+nn_tensor *nn_view(nn_tensor *t, int ndim, const int64_t *size_in) {
+  int64_t size[NN_MAX_DIMS], stride[NN_MAX_DIMS];
+  if (infer_size("view", t, ndim, size_in, size) < 0) return NULL;
+  if (!view_strides(t, ndim, size, stride)) {
+    nn_error_set("view: the tensor's memory is not laid out for that shape; use reshape "
+                 "(or contiguous() first)");
+    return NULL;
+  }
+  return record(make_view(t, ndim, size, stride, t->offset), t, "ViewBackward0", reshape_backward);
+}
+
+nn_tensor *nn_reshape(nn_tensor *t, int ndim, const int64_t *size_in) {
+  int64_t size[NN_MAX_DIMS], stride[NN_MAX_DIMS];
+  if (infer_size("reshape", t, ndim, size_in, size) < 0) return NULL;
+  if (view_strides(t, ndim, size, stride))
+    return record(make_view(t, ndim, size, stride, t->offset), t, "ViewBackward0", reshape_backward);
+  nn_tensor *c = nn_contiguous(t);
+  if (!c) return NULL;
+  nn_tensor *v = nn_view(c, ndim, size);
+  nn_release(c);
+  return v;
+}
+
+/* ---- transpose / permute --------------------------------------------- */
+static int transpose_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  gi[0] = nn_transpose(g, (int)node->ints[0], (int)node->ints[1]);
+  return gi[0] ? 0 : -1;
+}
+
+nn_tensor *nn_transpose(nn_tensor *t, int d0, int d1) {
+  if ((d0 = nn_wrap_dim("transpose", d0, t->ndim)) < 0) return NULL;
+  if ((d1 = nn_wrap_dim("transpose", d1, t->ndim)) < 0) return NULL;
+  int64_t size[NN_MAX_DIMS], stride[NN_MAX_DIMS];
+  for (int i = 0; i < t->ndim; i++) size[i] = t->size[i], stride[i] = t->stride[i];
+  if (t->ndim > 0) {
+    size[d0] = t->size[d1], stride[d0] = t->stride[d1];
+    size[d1] = t->size[d0], stride[d1] = t->stride[d0];
+  }
+  nn_tensor *out = record(make_view(t, t->ndim, size, stride, t->offset), t, "TransposeBackward0",
+                          transpose_backward);
+  if (out && out->grad_fn) out->grad_fn->ints[0] = d0, out->grad_fn->ints[1] = d1;
+  return out;
+}
+
+static int permute_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  int inverse[NN_MAX_DIMS];
+  for (int i = 0; i < node->ndim; i++) inverse[node->ints[i]] = i;
+  gi[0] = nn_permute(g, inverse);
+  return gi[0] ? 0 : -1;
+}
+
+nn_tensor *nn_permute(nn_tensor *t, const int *dims) {
+  int64_t size[NN_MAX_DIMS], stride[NN_MAX_DIMS];
+  int seen[NN_MAX_DIMS] = {0}, d[NN_MAX_DIMS];
+  for (int i = 0; i < t->ndim; i++) {
+    if ((d[i] = nn_wrap_dim("permute", dims[i], t->ndim)) < 0) return NULL;
+    if (seen[d[i]]++) {
+      nn_error_set("permute: dimension %d appears twice", d[i] + 1);
+      return NULL;
+    }
+    size[i] = t->size[d[i]];
+    stride[i] = t->stride[d[i]];
+  }
+  nn_tensor *out = record(make_view(t, t->ndim, size, stride, t->offset), t, "PermuteBackward0",
+                          permute_backward);
+  if (out && out->grad_fn)
+    for (int i = 0; i < t->ndim; i++) out->grad_fn->ints[i] = d[i];
+  return out;
+}
+
+/* ---- narrow / select: the gradient lands in a zero tensor ------------ */
+static int slice_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  nn_tensor *z = nn_zeros(g->dtype, node->ndim, node->size);
+  if (!z) return -1;
+  int dim = (int)node->ints[0];
+  nn_tensor *part = node->ints[2] < 0 ? nn_select(z, dim, node->ints[1])
+                                      : nn_narrow(z, dim, node->ints[1], node->ints[2]);
+  int st = part ? nn_copy_(part, g) : -1;
+  nn_release(part);
+  if (st < 0) {
+    nn_release(z);
+    return -1;
+  }
+  gi[0] = z;
+  return 0;
+}
+
+nn_tensor *nn_narrow(nn_tensor *t, int dim, int64_t start, int64_t length) {
+  if (t->ndim == 0) {
+    nn_error_set("narrow: a 0-dimensional tensor cannot be narrowed");
+    return NULL;
+  }
+  if ((dim = nn_wrap_dim("narrow", dim, t->ndim)) < 0) return NULL;
+  if (start < 0 || length < 0 || start + length > t->size[dim]) {
+    nn_error_set("narrow: elements %lld..%lld are outside dimension %d of size %lld",
+                 (long long)start + 1, (long long)(start + length), dim + 1, (long long)t->size[dim]);
+    return NULL;
+  }
+  int64_t size[NN_MAX_DIMS];
+  for (int i = 0; i < t->ndim; i++) size[i] = t->size[i];
+  size[dim] = length;
+  nn_tensor *out = record(make_view(t, t->ndim, size, t->stride, t->offset + start * t->stride[dim]),
+                          t, "NarrowBackward0", slice_backward);
+  if (out && out->grad_fn) {
+    out->grad_fn->ints[0] = dim;
+    out->grad_fn->ints[1] = start;
+    out->grad_fn->ints[2] = length;
+  }
+  return out;
+}
+
+nn_tensor *nn_select(nn_tensor *t, int dim, int64_t index) {
+  if (t->ndim == 0) {
+    nn_error_set("select: a 0-dimensional tensor has nothing to select");
+    return NULL;
+  }
+  if ((dim = nn_wrap_dim("select", dim, t->ndim)) < 0) return NULL;
+  if (index < 0 || index >= t->size[dim]) {
+    nn_error_set("select: index %lld is out of range for dimension %d of size %lld",
+                 (long long)index + 1, dim + 1, (long long)t->size[dim]);
+    return NULL;
+  }
+  int64_t size[NN_MAX_DIMS], stride[NN_MAX_DIMS];
+  int n = 0;
+  for (int i = 0; i < t->ndim; i++)
+    if (i != dim) size[n] = t->size[i], stride[n++] = t->stride[i];
+  nn_tensor *out = record(make_view(t, n, size, stride, t->offset + index * t->stride[dim]), t,
+                          "SelectBackward0", slice_backward);
+  if (out && out->grad_fn) {
+    out->grad_fn->ints[0] = dim;
+    out->grad_fn->ints[1] = index;
+    out->grad_fn->ints[2] = -1;
+  }
+  return out;
+}
+
+/* ---- unsqueeze / squeeze --------------------------------------------- */
+nn_tensor *nn_unsqueeze(nn_tensor *t, int dim) {
+  if (t->ndim >= NN_MAX_DIMS) {
+    nn_error_set("unsqueeze: the tensor already has %d dimensions, the most supported", NN_MAX_DIMS);
+    return NULL;
+  }
+  if (dim < -(t->ndim + 1) || dim > t->ndim) {
+    nn_error_set("unsqueeze: dimension %d out of range for a tensor of %d dimensions",
+                 dim >= 0 ? dim + 1 : dim, t->ndim);
+    return NULL;
+  }
+  if (dim < 0) dim += t->ndim + 1;
+  int64_t size[NN_MAX_DIMS], stride[NN_MAX_DIMS];
+  for (int i = 0, j = 0; i <= t->ndim; i++) {
+    if (i == dim) {
+      size[i] = 1;
+      stride[i] = j < t->ndim ? t->stride[j] * t->size[j] : 1;
+    } else {
+      size[i] = t->size[j], stride[i] = t->stride[j];
+      j++;
+    }
+  }
+  return record(make_view(t, t->ndim + 1, size, stride, t->offset), t, "UnsqueezeBackward0",
+                reshape_backward);
+}
+
+nn_tensor *nn_squeeze(nn_tensor *t, int dim) {
+  if (dim != NN_ALL_DIMS && (dim = nn_wrap_dim("squeeze", dim, t->ndim)) < 0) return NULL;
+  int64_t size[NN_MAX_DIMS], stride[NN_MAX_DIMS];
+  int n = 0;
+  for (int i = 0; i < t->ndim; i++) {
+    int drop = t->size[i] == 1 && (dim == NN_ALL_DIMS || dim == i);
+    if (!drop) size[n] = t->size[i], stride[n++] = t->stride[i];
+  }
+  return record(make_view(t, n, size, stride, t->offset), t, "SqueezeBackward0", reshape_backward);
+}
+
+/* ---- expand: the gradient sums over the broadcast dims ---------------- */
+static int expand_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  gi[0] = nn_sum_to_shape(g, node->ndim, node->size);
+  return gi[0] ? 0 : -1;
+}
+
+nn_tensor *nn_expand(nn_tensor *t, int ndim, const int64_t *want) {
+  if (ndim < t->ndim || ndim > NN_MAX_DIMS) {
+    nn_error_set("expand: %d sizes given for a tensor of %d dimensions", ndim, t->ndim);
+    return NULL;
+  }
+  int64_t size[NN_MAX_DIMS], stride[NN_MAX_DIMS];
+  for (int i = 0; i < ndim; i++) {
+    int j = t->ndim - ndim + i;
+    int64_t have = j >= 0 ? t->size[j] : 1;
+    int64_t s = want[i] == -1 ? have : want[i];
+    if (want[i] == -1 && j < 0) {
+      nn_error_set("expand: -1 is not allowed for the new leading dimension %d", i + 1);
+      return NULL;
+    }
+    if (s < 0 || (have != 1 && have != s)) {
+      nn_error_set("expand: dimension %d has size %lld and cannot be expanded to %lld", i + 1,
+                   (long long)have, (long long)s);
+      return NULL;
+    }
+    size[i] = s;
+    stride[i] = (j >= 0 && have == s) ? t->stride[j] : 0;
+  }
+  if (nn_check_shape("expand", ndim, size) < 0) return NULL;
+  return record(make_view(t, ndim, size, stride, t->offset), t, "ExpandBackward0", expand_backward);
+}
+
+/* ---- copies ---------------------------------------------------------- */
+static int identity_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  (void)node;
+  gi[0] = nn_retain(g);
+  return 0;
+}
+
+nn_tensor *nn_clone(nn_tensor *t) {
+  if (nn_check_cpu("clone", t) < 0) return NULL;
+  nn_tensor *out = nn_empty_like(t);
+  if (!out) return NULL;
+  if (nn_copy_(out, t) < 0) {
+    nn_release(out);
+    return NULL;
+  }
+  return record(out, t, "CloneBackward0", identity_backward);
+}
+
+nn_tensor *nn_contiguous(nn_tensor *t) {
+  if (nn_is_contiguous(t)) return nn_retain(t);
+  return nn_clone(t);
+}
+
+nn_tensor *nn_detach(nn_tensor *t) { return nn_alias(t); }
+
+static int to_dtype_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  gi[0] = nn_to_dtype(g, (nn_dtype)node->ints[0]);
+  return gi[0] ? 0 : -1;
+}
+
+nn_tensor *nn_to_dtype(nn_tensor *t, nn_dtype dtype) {
+  if (t->dtype == dtype) return nn_retain(t);
+  if (nn_check_cpu("to", t) < 0) return NULL;
+  nn_tensor *out = nn_empty_like_shape(t, dtype, t->ndim, t->size);
+  if (!out) return NULL;
+  nn_copy_(out, t);
+  if (!nn_dtype_is_floating(dtype)) return out; /* the gradient stops at an integer */
+  out = record(out, t, "ToCopyBackward0", to_dtype_backward);
+  if (out && out->grad_fn) out->grad_fn->ints[0] = t->dtype;
+  return out;
+}
+
+nn_tensor *nn_to_device(nn_tensor *t, nn_device device) {
+  if (t->device == device) return nn_retain(t);
+  if (!nn_backend_for(device)) {
+    nn_error_set("to: this build has no %s backend (nn.cuda.is_available() is false)",
+                 nn_device_name(device));
+    return NULL;
+  }
+  nn_error_set("to: copying between devices is not supported by this build");
+  return NULL;
+}

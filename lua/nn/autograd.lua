@@ -1,0 +1,125 @@
+-- Autograd around the engine: gradient modes and the finite-difference
+-- gradient check.
+return function(nn)
+  local C = nn._C
+
+  -- Runs fn(...) with gradient recording set to `enabled`, restoring the
+  -- previous mode however fn ends.
+  local function with_grad_mode(enabled, fn, ...)
+    if type(fn) ~= "function" then
+      error((enabled and "enable_grad" or "no_grad") .. ": expected a function, got " .. type(fn), 3)
+    end
+    local previous = C.is_grad_enabled()
+    C.set_grad_enabled(enabled)
+    local results = table.pack(pcall(fn, ...))
+    C.set_grad_enabled(previous)
+    if not results[1] then error(results[2], 0) end
+    return table.unpack(results, 2, results.n)
+  end
+
+  --- nn.no_grad(fn, ...): runs fn with no graph recorded and returns what it returns.
+  function nn.no_grad(fn, ...) return with_grad_mode(false, fn, ...) end
+  --- nn.enable_grad(fn, ...): runs fn with recording on (inside a no_grad).
+  function nn.enable_grad(fn, ...) return with_grad_mode(true, fn, ...) end
+
+  local function as_list(x)
+    if nn.is_tensor(x) then return {x} end
+    return x
+  end
+
+  --- nn.gradcheck(fn, inputs [, {eps=1e-6, atol=1e-5, rtol=1e-3, raise=true}]):
+  -- compares the Jacobian that backward computes with central finite
+  -- differences, element by element. inputs: a tensor or a list; those
+  -- with requires_grad are checked and should be float64. Returns true, or
+  -- raises (or returns false and a message when raise = false).
+  function nn.gradcheck(fn, inputs, opts)
+    opts = opts or {}
+    local eps, atol, rtol = opts.eps or 1e-6, opts.atol or 1e-5, opts.rtol or 1e-3
+    if type(fn) ~= "function" and not (type(fn) == "table" and getmetatable(fn) and getmetatable(fn).__call) then
+      error("gradcheck: fn must be callable, got " .. type(fn), 2)
+    end
+    inputs = as_list(inputs)
+    if type(inputs) ~= "table" or #inputs == 0 then
+      error("gradcheck: inputs must be a tensor or a non-empty list of tensors", 2)
+    end
+    local function outputs()
+      local out = as_list(fn(table.unpack(inputs)))
+      if type(out) ~= "table" or #out == 0 then error("gradcheck: fn must return a tensor or a list of tensors", 3) end
+      return out
+    end
+    local function fail(msg)
+      if opts.raise == false then return false, msg end
+      error("gradcheck: " .. msg, 3)
+    end
+
+    local checked = {}
+    for i, x in ipairs(inputs) do
+      if not nn.is_tensor(x) then return fail("input " .. i .. " is not a tensor") end
+      if x.requires_grad then
+        if x.dtype ~= "float64" then return fail("input " .. i .. " is " .. x.dtype .. "; use float64 for a finite-difference check") end
+        checked[#checked + 1] = i
+      end
+    end
+    if #checked == 0 then return fail("no input requires grad") end
+
+    -- Numeric Jacobian: column by column, perturbing one element at a time.
+    local numeric = {} -- numeric[k][j][o] = d out_o[j] / d input_k[elem]
+    local outs0 = nn.no_grad(outputs)
+    for _, k in ipairs(checked) do
+      local flat = inputs[k]:detach():view(-1)
+      numeric[k] = {}
+      for e = 1, flat:numel() do
+        local orig = flat[e]:item()
+        flat[e] = orig + eps
+        local plus = nn.no_grad(outputs)
+        flat[e] = orig - eps
+        local minus = nn.no_grad(outputs)
+        flat[e] = orig
+        local column = {}
+        for o = 1, #plus do
+          column[o] = ((plus[o] - minus[o]) / (2 * eps)):double():view(-1)
+        end
+        numeric[k][e] = column
+      end
+    end
+
+    -- Analytic Jacobian: one backward per output element.
+    local outs = outputs()
+    for o, out in ipairs(outs) do
+      if out.requires_grad then
+        local n = out:numel()
+        for j = 1, n do
+          for _, k in ipairs(checked) do inputs[k].grad = nil end
+          local seed = nn.zeros(n, {dtype = out.dtype})
+          seed[j] = 1
+          out:backward(seed:view(out:size()), true)
+          for _, k in ipairs(checked) do
+            local g = inputs[k].grad
+            local gflat = g and g:view(-1)
+            for e = 1, inputs[k]:numel() do
+              local a = gflat and gflat[e]:item() or 0
+              local num = numeric[k][e][o][j]:item()
+              if math.abs(a - num) > atol + rtol * math.abs(num) or a ~= a then
+                return fail(string.format(
+                  "d output %d[%d] / d input %d[%d]: backward gives %.10g, finite differences %.10g",
+                  o, j, k, e, a, num))
+              end
+            end
+          end
+        end
+      else
+        -- an output that needs no grad must not depend on the inputs
+        for _, k in ipairs(checked) do
+          for e = 1, inputs[k]:numel() do
+            if numeric[k][e][o]:abs():max():item() > atol then
+              return fail(string.format("output %d does not require grad but depends on input %d", o, k))
+            end
+          end
+        end
+      end
+    end
+    for _, k in ipairs(checked) do inputs[k].grad = nil end
+    local _ = outs0
+    return true
+  end
+end

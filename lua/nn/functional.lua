@@ -1,0 +1,28 @@
+-- nn.F: the stateless functions behind the modules.
+return function(nn)
+  local C = nn._C
+  local F = {}
+  nn.F = F
+
+  local function reduction_of(opts, op)
+    if opts == nil then return "mean" end
+    if type(opts) == "string" then return opts end
+    if type(opts) == "table" then return opts.reduction or "mean" end
+    error(op .. ": options must be a table like {reduction = 'sum'}, got " .. type(opts), 3)
+  end
+
+  --- F.linear(x, weight [, bias]): x weight^T + bias.
+  F.linear = C.linear
+  --- F.sigmoid(x), F.tanh(x), F.relu(x), F.step(x): activations.
+  function F.sigmoid(x) return x:sigmoid() end
+  function F.tanh(x) return x:tanh() end
+  function F.relu(x) return x:relu() end
+  function F.step(x) return x:step() end
+  --- F.mse_loss(input, target [, {reduction = "mean"}])
+  function F.mse_loss(input, target, opts) return C.mse_loss(input, target, reduction_of(opts, "mse_loss")) end
+  --- F.binary_cross_entropy(input, target [, {weight =, reduction = "mean"}])
+  function F.binary_cross_entropy(input, target, opts)
+    local weight = type(opts) == "table" and opts.weight or nil
+    return C.binary_cross_entropy(input, target, weight, reduction_of(opts, "binary_cross_entropy"))
+  end
+end

@@ -1,0 +1,27 @@
+-- nn: the table `require "nn"` returns. The C core (tensors, autograd,
+-- the math) comes in as "nn.core"; the Lua modules here compose it.
+local C = require "nn.core"
+
+local nn = {_VERSION = "nnlua 0.1.0", _C = C}
+
+-- Tensor creation and the generator, straight from C.
+for _, name in ipairs {"tensor", "zeros", "ones", "empty", "full", "rand", "randn", "arange",
+                       "linspace", "eye", "is_tensor", "manual_seed", "initial_seed",
+                       "get_rng_state", "set_rng_state", "is_grad_enabled", "set_grad_enabled"} do
+  nn[name] = C[name]
+end
+nn.Tensor = C.tensor_methods -- methods added here reach every tensor
+
+nn.cuda = {
+  is_available = function() return C.cuda_is_available() end,
+}
+
+require "nn.autograd" (nn)
+require "nn.functional" (nn)
+require "nn.init_weights" (nn)
+require "nn.module" (nn)
+require "nn.layers" (nn)
+require "nn.loss" (nn)
+require "nn.optim" (nn)
+
+return nn

@@ -1,0 +1,38 @@
+/* nn_binding.h: what the binding's files share. The binding turns engine
+ * errors into Lua errors and Lua's 1-based indices into the engine's
+ * 0-based ones; it does no math of its own. */
+#ifndef NN_BINDING_H
+#define NN_BINDING_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "nn.h"
+
+#define NNL_TENSOR "nn.Tensor"
+
+/* A tensor argument, or a Lua error naming op. */
+nn_tensor *nnl_check_tensor(lua_State *L, int idx, const char *op);
+/* A tensor, or NULL when the value is not one. */
+nn_tensor *nnl_to_tensor(lua_State *L, int idx);
+/* Pushes t (taking its reference); a NULL t raises the engine's error. */
+void nnl_push_tensor(lua_State *L, nn_tensor *t);
+/* Raises the engine's last error as a Lua error with the caller's position. */
+int nnl_engine_error(lua_State *L);
+/* A Lua dim (1-based, or negative from the end) as the engine's 0-based. */
+int nnl_check_dim(lua_State *L, int idx, const char *op);
+/* Tensor options {dtype=, device=, requires_grad=} at idx (may be absent). */
+typedef struct { nn_dtype dtype; nn_device device; int requires_grad; } nnl_options;
+void nnl_read_options(lua_State *L, int idx, const char *op, nnl_options *o);
+/* Sizes as varargs (2, 3) or one table ({2, 3}) from idx; a trailing
+   options table is left alone. Returns the number of dims. */
+int nnl_check_sizes(lua_State *L, int idx, const char *op, int64_t *size, int *options_idx);
+/* Applies options (device, requires_grad) to a fresh tensor. */
+nn_tensor *nnl_apply_options(lua_State *L, nn_tensor *t, const nnl_options *o, const char *op);
+/* Tells Lua's collector about storage the engine allocated outside it. */
+void nnl_account_memory(lua_State *L);
+
+void nnl_open_tensor(lua_State *L);       /* the Tensor metatable and methods */
+void nnl_register_functions(lua_State *L); /* nn.* functions into the table on top */
+
+#endif

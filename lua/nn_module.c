@@ -1,0 +1,276 @@
+/* nn_module.c: luaopen_nn, the functions of the nn table that are C, and
+ * the loader of the Lua modules compiled into the binding. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "nn_binding.h"
+#include "nn_embed.h"
+
+void nnl_register_tensor_constructor(lua_State *L);
+
+/* ---- creation --------------------------------------------------------- */
+typedef nn_tensor *(*shape_ctor)(nn_dtype, int, const int64_t *);
+
+static int make_from_shape(lua_State *L, const char *op, shape_ctor ctor) {
+  int64_t size[NN_MAX_DIMS];
+  int opt;
+  int n = nnl_check_sizes(L, 1, op, size, &opt);
+  nnl_options o;
+  nnl_read_options(L, opt, op, &o);
+  if ((ctor == nn_rand || ctor == nn_randn) && !nn_dtype_is_floating(o.dtype))
+    return luaL_error(L, "%s: dtype must be float32 or float64, got %s", op, nn_dtype_name(o.dtype));
+  nnl_push_tensor(L, nnl_apply_options(L, ctor(o.dtype, n, size), &o, op));
+  return 1;
+}
+
+static int l_zeros(lua_State *L) { return make_from_shape(L, "zeros", nn_zeros); }
+static int l_ones(lua_State *L) { return make_from_shape(L, "ones", nn_ones); }
+static int l_empty(lua_State *L) { return make_from_shape(L, "empty", nn_zeros); }
+static int l_rand(lua_State *L) { return make_from_shape(L, "rand", nn_rand); }
+static int l_randn(lua_State *L) { return make_from_shape(L, "randn", nn_randn); }
+
+static int l_full(lua_State *L) {
+  /* full(size..., value [, options]): the value is the last number */
+  int top = lua_gettop(L), opt_idx = lua_istable(L, top) && top > 1 && !lua_istable(L, top - 1) ? top : 0;
+  if (lua_istable(L, 1) && top >= 3) opt_idx = 3;
+  int value_idx = (opt_idx ? opt_idx : top + 1) - 1;
+  if (value_idx < 2 || lua_type(L, value_idx) != LUA_TNUMBER)
+    return luaL_error(L, "full: expected sizes then a fill value, as full(2, 3, 7.5) or full({2, 3}, 7.5)");
+  double v = lua_tonumber(L, value_idx);
+  int64_t size[NN_MAX_DIMS];
+  int n = 0;
+  if (lua_istable(L, 1)) {
+    lua_settop(L, 1);
+    int dummy;
+    n = nnl_check_sizes(L, 1, "full", size, &dummy);
+  } else {
+    for (int i = 1; i < value_idx; i++) {
+      if (n >= NN_MAX_DIMS) return luaL_error(L, "full: at most %d dimensions", NN_MAX_DIMS);
+      lua_Integer s = luaL_checkinteger(L, i);
+      if (s < 0) return luaL_error(L, "full: size %d is negative", (int)s);
+      size[n++] = s;
+    }
+  }
+  nnl_options o;
+  nnl_read_options(L, opt_idx && opt_idx <= lua_gettop(L) ? opt_idx : 0, "full", &o);
+  nnl_push_tensor(L, nnl_apply_options(L, nn_full(o.dtype, n, size, v), &o, "full"));
+  return 1;
+}
+
+static int l_arange(lua_State *L) {
+  /* arange(end), arange(start, end [, step]) with an optional options table */
+  int top = lua_gettop(L), opt = lua_istable(L, top) ? top : 0, nums = opt ? top - 1 : top;
+  double start = 0, end, step = 1;
+  if (nums < 1) return luaL_error(L, "arange: expected arange(end) or arange(start, end [, step])");
+  if (nums == 1) end = luaL_checknumber(L, 1);
+  else start = luaL_checknumber(L, 1), end = luaL_checknumber(L, 2);
+  if (nums >= 3) step = luaL_checknumber(L, 3);
+  nnl_options o;
+  nnl_read_options(L, opt, "arange", &o);
+  nnl_push_tensor(L, nnl_apply_options(L, nn_arange(start, end, step, o.dtype), &o, "arange"));
+  return 1;
+}
+
+static int l_linspace(lua_State *L) {
+  double a = luaL_checknumber(L, 1), b = luaL_checknumber(L, 2);
+  lua_Integer steps = luaL_checkinteger(L, 3);
+  nnl_options o;
+  nnl_read_options(L, lua_istable(L, 4) ? 4 : 0, "linspace", &o);
+  nnl_push_tensor(L, nnl_apply_options(L, nn_linspace(a, b, steps, o.dtype), &o, "linspace"));
+  return 1;
+}
+
+static int l_eye(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1), m = n;
+  int opt = 2;
+  if (lua_type(L, 2) == LUA_TNUMBER) m = luaL_checkinteger(L, 2), opt = 3;
+  if (n < 0 || m < 0) return luaL_error(L, "eye: sizes must be non-negative, got %d and %d", (int)n, (int)m);
+  nnl_options o;
+  nnl_read_options(L, lua_istable(L, opt) ? opt : 0, "eye", &o);
+  nnl_push_tensor(L, nnl_apply_options(L, nn_eye(n, m, o.dtype), &o, "eye"));
+  return 1;
+}
+
+static int l_is_tensor(lua_State *L) {
+  lua_pushboolean(L, nnl_to_tensor(L, 1) != NULL);
+  return 1;
+}
+
+/* ---- random numbers ---------------------------------------------------- */
+static int l_manual_seed(lua_State *L) {
+  int ok;
+  lua_Integer seed = lua_tointegerx(L, 1, &ok);
+  if (!ok) return luaL_error(L, "manual_seed: the seed must be an integer, got %s", luaL_typename(L, 1));
+  nn_manual_seed((uint64_t)seed);
+  return 0;
+}
+
+static int l_initial_seed(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)nn_initial_seed());
+  return 1;
+}
+
+static int l_get_rng_state(lua_State *L) {
+  luaL_Buffer b;
+  size_t n = nn_rng_state_size();
+  nn_rng_get_state(luaL_buffinitsize(L, &b, n));
+  luaL_pushresultsize(&b, n);
+  return 1;
+}
+
+static int l_set_rng_state(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  if (nn_rng_set_state(s, n) < 0) return nnl_engine_error(L);
+  return 0;
+}
+
+/* ---- autograd mode ------------------------------------------------------ */
+static int l_is_grad_enabled(lua_State *L) {
+  lua_pushboolean(L, nn_grad_enabled());
+  return 1;
+}
+
+static int l_set_grad_enabled(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TBOOLEAN);
+  nn_set_grad_enabled(lua_toboolean(L, 1));
+  return 0;
+}
+
+/* ---- layers, losses, optimizers: the C halves of nn's Lua modules ------- */
+static int l_linear(lua_State *L) {
+  nn_tensor *x = nnl_check_tensor(L, 1, "linear"), *w = nnl_check_tensor(L, 2, "linear");
+  nn_tensor *b = lua_isnoneornil(L, 3) ? NULL : nnl_check_tensor(L, 3, "linear");
+  nnl_push_tensor(L, nn_linear(x, w, b));
+  return 1;
+}
+
+static nn_reduction check_reduction(lua_State *L, int idx, const char *op) {
+  const char *name = luaL_optstring(L, idx, "mean");
+  int r = nn_reduction_from_name(name);
+  if (r < 0) luaL_error(L, "%s: reduction must be 'mean', 'sum' or 'none', got '%s'", op, name);
+  return (nn_reduction)r;
+}
+
+static int l_mse_loss(lua_State *L) {
+  nn_tensor *x = nnl_check_tensor(L, 1, "mse_loss"), *y = nnl_check_tensor(L, 2, "mse_loss");
+  nnl_push_tensor(L, nn_mse_loss(x, y, check_reduction(L, 3, "mse_loss")));
+  return 1;
+}
+
+static int l_bce_loss(lua_State *L) {
+  nn_tensor *x = nnl_check_tensor(L, 1, "binary_cross_entropy");
+  nn_tensor *y = nnl_check_tensor(L, 2, "binary_cross_entropy");
+  nn_tensor *w = lua_isnoneornil(L, 3) ? NULL : nnl_check_tensor(L, 3, "binary_cross_entropy");
+  nnl_push_tensor(L, nn_bce_loss(x, y, w, check_reduction(L, 4, "binary_cross_entropy")));
+  return 1;
+}
+
+/* sgd_step(params, buffers, lr, momentum, dampening, weight_decay, nesterov,
+   maximize): every parameter in one call, momentum buffers kept in the
+   buffers table by position. */
+static int l_sgd_step(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  nn_sgd_options o = {luaL_checknumber(L, 3), luaL_checknumber(L, 4), luaL_checknumber(L, 5),
+                      luaL_checknumber(L, 6), lua_toboolean(L, 7), lua_toboolean(L, 8)};
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    nn_tensor *p = nnl_check_tensor(L, -1, "sgd");
+    lua_rawgeti(L, 2, i);
+    nn_tensor *buf = nnl_to_tensor(L, -1), *before = buf;
+    if (nn_sgd_step(p, &buf, &o) < 0) return nnl_engine_error(L);
+    if (buf != before) {
+      nnl_push_tensor(L, buf);
+      lua_rawseti(L, 2, i);
+    }
+    lua_pop(L, 2);
+  }
+  return 0;
+}
+
+/* zero_grads(params [, set_to_none]) */
+static int l_zero_grads(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int to_none = lua_toboolean(L, 2);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    nn_tensor *p = nnl_check_tensor(L, -1, "zero_grad");
+    if (to_none) nn_set_grad(p, NULL);
+    else nn_zero_grad(p);
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+static int l_memory_in_use(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)nn_memory_in_use());
+  return 1;
+}
+
+static int l_memory_trim(lua_State *L) {
+  (void)L;
+  nn_memory_trim();
+  return 0;
+}
+
+static int l_cuda_is_available(lua_State *L) {
+  lua_pushboolean(L, 0); /* the CPU backend is the only one in this build */
+  return 1;
+}
+
+static const luaL_Reg functions[] = {
+    {"zeros", l_zeros}, {"ones", l_ones}, {"empty", l_empty}, {"full", l_full},
+    {"rand", l_rand}, {"randn", l_randn}, {"arange", l_arange}, {"linspace", l_linspace},
+    {"eye", l_eye}, {"is_tensor", l_is_tensor}, {"manual_seed", l_manual_seed},
+    {"initial_seed", l_initial_seed}, {"get_rng_state", l_get_rng_state},
+    {"set_rng_state", l_set_rng_state}, {"is_grad_enabled", l_is_grad_enabled},
+    {"set_grad_enabled", l_set_grad_enabled}, {"linear", l_linear}, {"mse_loss", l_mse_loss},
+    {"binary_cross_entropy", l_bce_loss}, {"sgd_step", l_sgd_step}, {"zero_grads", l_zero_grads},
+    {"memory_in_use", l_memory_in_use}, {"memory_trim", l_memory_trim},
+    {"cuda_is_available", l_cuda_is_available}, {NULL, NULL}};
+
+void nnl_register_functions(lua_State *L) {
+  luaL_setfuncs(L, functions, 0);
+  nnl_register_tensor_constructor(L);
+  luaL_getmetatable(L, NNL_TENSOR);
+  lua_getfield(L, -1, "methods");
+  lua_setfield(L, -3, "tensor_methods");
+  lua_pop(L, 1);
+}
+
+/* ---- the embedded Lua modules ------------------------------------------ */
+static int load_embedded(lua_State *L) {
+  const struct nn_lua_source *src = &nn_lua_sources[lua_tointeger(L, lua_upvalueindex(1))];
+  char chunk[128];
+  snprintf(chunk, sizeof chunk, "@[nn]/%s.lua", src->name);
+  if (luaL_loadbuffer(L, src->code, src->length, chunk) != LUA_OK) return lua_error(L);
+  lua_pushstring(L, src->name);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+int luaopen_nn(lua_State *L) {
+  nnl_open_tensor(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  for (int i = 0; i < nn_lua_source_count; i++) {
+    lua_pushinteger(L, i);
+    lua_pushcclosure(L, load_embedded, 1);
+    lua_setfield(L, -2, nn_lua_sources[i].name);
+  }
+  lua_pop(L, 1);
+  /* nn.init builds the nn table from the C functions, handed to it as the
+     module "nn.core". */
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_newtable(L);
+  nnl_register_functions(L);
+  lua_setfield(L, -2, "nn.core");
+  lua_pop(L, 1);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "nn.init");
+  lua_call(L, 1, 1);
+  return 1;
+}

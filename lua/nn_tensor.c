@@ -1,0 +1,868 @@
+/* nn_tensor.c: the Tensor type as Lua sees it: a userdata boxing an engine
+ * tensor, its methods, operators and fields. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn_binding.h"
+
+typedef struct { nn_tensor *t; } tensor_box;
+
+/* ---- boxes ------------------------------------------------------------ */
+nn_tensor *nnl_to_tensor(lua_State *L, int idx) {
+  tensor_box *b = luaL_testudata(L, idx, NNL_TENSOR);
+  return b ? b->t : NULL;
+}
+
+nn_tensor *nnl_check_tensor(lua_State *L, int idx, const char *op) {
+  tensor_box *b = luaL_testudata(L, idx, NNL_TENSOR);
+  if (!b) {
+    const char *got = luaL_typename(L, idx);
+    return (luaL_error(L, "%s: argument %d must be a tensor, got %s", op, idx, got), NULL);
+  }
+  if (!b->t) return (luaL_error(L, "%s: the tensor was closed", op), NULL);
+  return b->t;
+}
+
+static size_t pending_bytes;
+
+void nnl_account_memory(lua_State *L) {
+  pending_bytes += nn_memory_take_allocated();
+  if (pending_bytes >= 64 * 1024) {
+    int kb = pending_bytes / 1024 > 1 << 30 ? 1 << 30 : (int)(pending_bytes / 1024);
+    pending_bytes = 0;
+    lua_gc(L, LUA_GCSTEP, kb);
+  }
+}
+
+void nnl_push_tensor(lua_State *L, nn_tensor *t) {
+  if (!t) {
+    nnl_engine_error(L);
+    return;
+  }
+  tensor_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  b->t = t;
+  luaL_setmetatable(L, NNL_TENSOR);
+  nnl_account_memory(L);
+}
+
+int nnl_engine_error(lua_State *L) {
+  luaL_where(L, 1);
+  lua_pushstring(L, nn_error());
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
+static int status_or_error(lua_State *L, int status) {
+  if (status < 0) nnl_engine_error(L);
+  return 0;
+}
+
+int nnl_check_dim(lua_State *L, int idx, const char *op) {
+  lua_Integer d = luaL_checkinteger(L, idx);
+  if (d == 0) luaL_error(L, "%s: dimension 0 does not exist; dimensions count from 1", op);
+  if (d > NN_MAX_DIMS || d < -NN_MAX_DIMS)
+    luaL_error(L, "%s: dimension %d is out of range", op, (int)d);
+  return d > 0 ? (int)d - 1 : (int)d;
+}
+
+static int opt_dim(lua_State *L, int idx, const char *op) {
+  return lua_isnoneornil(L, idx) ? NN_ALL_DIMS : nnl_check_dim(L, idx, op);
+}
+
+/* A Lua index (1-based, or negative from the end) into a dim of size n. */
+static int64_t check_index(lua_State *L, int idx, int64_t n, const char *op) {
+  lua_Integer i = luaL_checkinteger(L, idx);
+  if (i == 0 || i > n || i < -n)
+    luaL_error(L, "%s: index %d is out of range for a dimension of size %d", op, (int)i, (int)n);
+  return i > 0 ? i - 1 : n + i;
+}
+
+/* ---- options and sizes -------------------------------------------------- */
+void nnl_read_options(lua_State *L, int idx, const char *op, nnl_options *o) {
+  o->dtype = NN_FLOAT32;
+  o->device = NN_CPU;
+  o->requires_grad = 0;
+  if (idx == 0 || lua_isnoneornil(L, idx)) return;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  if (lua_getfield(L, idx, "dtype") != LUA_TNIL) {
+    const char *name = lua_tostring(L, -1);
+    int d = name ? nn_dtype_from_name(name) : -1;
+    if (d < 0) luaL_error(L, "%s: unknown dtype '%s' (float32, float64, int64 or bool)", op,
+                          name ? name : luaL_typename(L, -1));
+    o->dtype = (nn_dtype)d;
+  }
+  if (lua_getfield(L, idx, "device") != LUA_TNIL) {
+    const char *name = lua_tostring(L, -1);
+    int d = name ? nn_device_from_name(name) : -1;
+    if (d < 0) luaL_error(L, "%s: unknown device '%s' (cpu or cuda)", op,
+                          name ? name : luaL_typename(L, -1));
+    o->device = (nn_device)d;
+  }
+  if (lua_getfield(L, idx, "requires_grad") != LUA_TNIL) o->requires_grad = lua_toboolean(L, -1);
+  lua_pop(L, 3);
+}
+
+static int64_t check_size(lua_State *L, int idx, const char *op) {
+  int ok;
+  lua_Integer n = lua_tointegerx(L, idx, &ok);
+  if (!ok) {
+    if (lua_type(L, idx) == LUA_TNUMBER)
+      luaL_error(L, "%s: size %s is not a whole number (or is too large)", op, lua_tostring(L, idx));
+    luaL_error(L, "%s: sizes must be integers, got %s", op, luaL_typename(L, idx));
+  }
+  if (n < 0) luaL_error(L, "%s: size %d is negative", op, (int)n);
+  return n;
+}
+
+int nnl_check_sizes(lua_State *L, int idx, const char *op, int64_t *size, int *options_idx) {
+  int top = lua_gettop(L), n = 0;
+  *options_idx = 0;
+  if (lua_istable(L, idx) && lua_rawlen(L, idx) > 0) { /* {2, 3} [, options] */
+    int len = (int)lua_rawlen(L, idx);
+    if (len > NN_MAX_DIMS) luaL_error(L, "%s: at most %d dimensions", op, NN_MAX_DIMS);
+    for (int i = 1; i <= len; i++) {
+      lua_rawgeti(L, idx, i);
+      size[n++] = check_size(L, -1, op);
+      lua_pop(L, 1);
+    }
+    if (idx + 1 <= top) *options_idx = idx + 1;
+    return n;
+  }
+  for (int i = idx; i <= top; i++) { /* 2, 3 [, options] */
+    if (lua_istable(L, i) && i == top) {
+      *options_idx = i;
+      break;
+    }
+    if (n >= NN_MAX_DIMS) luaL_error(L, "%s: at most %d dimensions", op, NN_MAX_DIMS);
+    size[n++] = check_size(L, i, op);
+  }
+  return n;
+}
+
+nn_tensor *nnl_apply_options(lua_State *L, nn_tensor *t, const nnl_options *o, const char *op) {
+  if (!t) return NULL;
+  if (o->device != NN_CPU) {
+    nn_tensor *moved = nn_to_device(t, o->device);
+    nn_release(t);
+    if (!(t = moved)) return NULL;
+  }
+  if (o->requires_grad && nn_set_requires_grad(t, 1) < 0) {
+    nn_release(t);
+    (void)L, (void)op;
+    return NULL;
+  }
+  return t;
+}
+
+/* ---- construction from Lua tables -------------------------------------- */
+/* First pass: the shape, from the first element at each depth. */
+static int table_shape(lua_State *L, int idx, int64_t *size, int *is_bool) {
+  int ndim = 0;
+  lua_pushvalue(L, idx);
+  while (lua_istable(L, -1)) {
+    if (ndim >= NN_MAX_DIMS) luaL_error(L, "tensor: nested deeper than %d levels", NN_MAX_DIMS);
+    size[ndim++] = (int64_t)lua_rawlen(L, -1);
+    if (size[ndim - 1] == 0) break;
+    lua_rawgeti(L, -1, 1);
+    lua_remove(L, -2);
+  }
+  *is_bool = lua_isboolean(L, -1);
+  lua_pop(L, 1);
+  return ndim;
+}
+
+/* Second pass: every element, checking the table is not ragged. */
+static void fill_from_table(lua_State *L, nn_tensor *t, int depth, int64_t *pos, char *path,
+                            size_t path_len) {
+  int64_t n = t->size[depth];
+  if ((int64_t)lua_rawlen(L, -1) != n)
+    luaL_error(L, "tensor: ragged table: %s has %d elements where %d were expected",
+               path_len ? path : "the top level", (int)lua_rawlen(L, -1), (int)n);
+  for (int64_t i = 1; i <= n; i++) {
+    int type = lua_rawgeti(L, -1, i);
+    size_t len = path_len + (size_t)snprintf(path + path_len, 160 - path_len, "[%d]", (int)i);
+    if (len >= 150) len = 150;
+    if (depth + 1 < t->ndim) {
+      if (type != LUA_TTABLE) luaL_error(L, "tensor: ragged table: element %s is a %s, expected a table",
+                                         path, lua_typename(L, type));
+      fill_from_table(L, t, depth + 1, pos, path, len);
+    } else {
+      double v = 0;
+      if (type == LUA_TNUMBER) v = lua_tonumber(L, -1);
+      else if (type == LUA_TBOOLEAN) v = lua_toboolean(L, -1);
+      else luaL_error(L, "tensor: element %s is a %s, expected a number", path, lua_typename(L, type));
+      nn_set_flat(t, (*pos)++, v);
+    }
+    lua_pop(L, 1);
+    path[path_len] = 0;
+  }
+}
+
+static int l_tensor(lua_State *L) {
+  nnl_options o;
+  int64_t size[NN_MAX_DIMS];
+  if (lua_type(L, 1) == LUA_TNUMBER || lua_type(L, 1) == LUA_TBOOLEAN) {
+    nnl_read_options(L, 2, "tensor", &o);
+    if (lua_isboolean(L, 1) && (lua_isnoneornil(L, 2) || (lua_getfield(L, 2, "dtype"), lua_isnil(L, -1))))
+      o.dtype = NN_BOOL;
+    nn_tensor *t = nn_full(o.dtype, 0, NULL, lua_isboolean(L, 1) ? lua_toboolean(L, 1) : lua_tonumber(L, 1));
+    nnl_push_tensor(L, nnl_apply_options(L, t, &o, "tensor"));
+    return 1;
+  }
+  if (nnl_to_tensor(L, 1)) { /* a copy, as torch.tensor(t) */
+    nnl_read_options(L, 2, "tensor", &o);
+    nn_tensor *src = nnl_check_tensor(L, 1, "tensor");
+    if (lua_isnoneornil(L, 2) || (lua_getfield(L, 2, "dtype"), lua_isnil(L, -1))) o.dtype = src->dtype;
+    nn_tensor *d = nn_detach(src), *c = d ? nn_to_dtype(d, o.dtype) : NULL;
+    nn_tensor *t = c ? nn_clone(c) : NULL;
+    nn_release(d), nn_release(c);
+    nnl_push_tensor(L, nnl_apply_options(L, t, &o, "tensor"));
+    return 1;
+  }
+  if (!lua_istable(L, 1))
+    return luaL_error(L, "tensor: expected a number or a (nested) table of numbers, got %s",
+                      luaL_typename(L, 1));
+  int is_bool;
+  int ndim = table_shape(L, 1, size, &is_bool);
+  nnl_read_options(L, 2, "tensor", &o);
+  if (is_bool && (lua_isnoneornil(L, 2) || (lua_getfield(L, 2, "dtype"), lua_isnil(L, -1))))
+    o.dtype = NN_BOOL;
+  lua_settop(L, 2);
+  nn_tensor *t = nn_empty(o.dtype, ndim, size);
+  if (!t) return nnl_engine_error(L);
+  nnl_push_tensor(L, t); /* owned by Lua from here: an error below frees it */
+  char path[160] = "";
+  int64_t pos = 0;
+  lua_pushvalue(L, 1);
+  if (ndim > 0) fill_from_table(L, t, 0, &pos, path, 0);
+  lua_pop(L, 1);
+  if (o.requires_grad && nn_set_requires_grad(t, 1) < 0) return nnl_engine_error(L);
+  if (o.device != NN_CPU) nnl_push_tensor(L, nn_to_device(t, o.device));
+  return 1;
+}
+
+/* ---- properties ---------------------------------------------------------- */
+static int m_size(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "size");
+  if (!lua_isnoneornil(L, 2)) {
+    if (t->ndim == 0) return luaL_error(L, "size: a 0-dimensional tensor has no dimension %d", (int)lua_tointeger(L, 2));
+    int d = nnl_check_dim(L, 2, "size");
+    if (d < -t->ndim || d >= t->ndim)
+      return luaL_error(L, "size: dimension %d out of range for a tensor of %d dimensions",
+                        (int)lua_tointeger(L, 2), t->ndim);
+    lua_pushinteger(L, t->size[d < 0 ? d + t->ndim : d]);
+    return 1;
+  }
+  lua_createtable(L, t->ndim, 0);
+  for (int i = 0; i < t->ndim; i++) {
+    lua_pushinteger(L, t->size[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+static int m_stride(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "stride");
+  lua_createtable(L, t->ndim, 0);
+  for (int i = 0; i < t->ndim; i++) {
+    lua_pushinteger(L, t->stride[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+static int m_dim(lua_State *L) {
+  lua_pushinteger(L, nnl_check_tensor(L, 1, "dim")->ndim);
+  return 1;
+}
+
+static int m_numel(lua_State *L) {
+  lua_pushinteger(L, nn_numel(nnl_check_tensor(L, 1, "numel")));
+  return 1;
+}
+
+static int m_len(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "#");
+  if (t->ndim == 0) return luaL_error(L, "#: a 0-dimensional tensor has no length");
+  lua_pushinteger(L, t->size[0]);
+  return 1;
+}
+
+static int m_is_contiguous(lua_State *L) {
+  lua_pushboolean(L, nn_is_contiguous(nnl_check_tensor(L, 1, "is_contiguous")));
+  return 1;
+}
+
+static int m_item(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "item");
+  double v;
+  if (nn_item(t, &v) < 0) return nnl_engine_error(L);
+  if (t->dtype == NN_BOOL) lua_pushboolean(L, v != 0);
+  else if (t->dtype == NN_INT64) lua_pushinteger(L, (lua_Integer)v);
+  else lua_pushnumber(L, v);
+  return 1;
+}
+
+static void push_value(lua_State *L, const nn_tensor *t, int64_t i) {
+  double v = nn_get_flat(t, i);
+  if (t->dtype == NN_BOOL) lua_pushboolean(L, v != 0);
+  else if (t->dtype == NN_INT64) lua_pushinteger(L, (lua_Integer)v);
+  else lua_pushnumber(L, v);
+}
+
+static void totable_rec(lua_State *L, const nn_tensor *t, int depth, int64_t *pos) {
+  lua_createtable(L, (int)t->size[depth], 0);
+  for (int64_t i = 0; i < t->size[depth]; i++) {
+    if (depth + 1 < t->ndim) totable_rec(L, t, depth + 1, pos);
+    else push_value(L, t, (*pos)++);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+static int m_totable(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "totable");
+  if (t->device != NN_CPU) return luaL_error(L, "totable: copy the tensor to the cpu first");
+  int64_t pos = 0;
+  if (t->ndim == 0) push_value(L, t, 0);
+  else totable_rec(L, t, 0, &pos);
+  return 1;
+}
+
+static int m_tostring(lua_State *L) {
+  tensor_box *b = luaL_checkudata(L, 1, NNL_TENSOR);
+  if (!b->t) {
+    lua_pushliteral(L, "tensor(closed)");
+    return 1;
+  }
+  char *s = nn_format(b->t);
+  if (!s) return nnl_engine_error(L);
+  lua_pushstring(L, s);
+  free(s);
+  return 1;
+}
+
+static int m_gc(lua_State *L) {
+  tensor_box *b = luaL_checkudata(L, 1, NNL_TENSOR);
+  nn_release(b->t);
+  b->t = NULL;
+  return 0;
+}
+
+static int m_eq(lua_State *L) { /* identity: elementwise equality is :eq() */
+  lua_pushboolean(L, nnl_to_tensor(L, 1) == nnl_to_tensor(L, 2));
+  return 1;
+}
+
+/* ---- views ---------------------------------------------------------------- */
+static int m_view_like(lua_State *L, int reshape) {
+  const char *op = reshape ? "reshape" : "view";
+  nn_tensor *t = nnl_check_tensor(L, 1, op);
+  int64_t size[NN_MAX_DIMS];
+  int n = 0, top = lua_gettop(L);
+  if (lua_istable(L, 2)) {
+    n = (int)lua_rawlen(L, 2);
+    if (n > NN_MAX_DIMS) return luaL_error(L, "%s: at most %d dimensions", op, NN_MAX_DIMS);
+    for (int i = 0; i < n; i++) {
+      lua_rawgeti(L, 2, i + 1);
+      size[i] = luaL_checkinteger(L, -1);
+      lua_pop(L, 1);
+    }
+  } else {
+    if (top - 1 > NN_MAX_DIMS) return luaL_error(L, "%s: at most %d dimensions", op, NN_MAX_DIMS);
+    for (int i = 2; i <= top; i++) size[n++] = luaL_checkinteger(L, i);
+  }
+  nnl_push_tensor(L, reshape ? nn_reshape(t, n, size) : nn_view(t, n, size));
+  return 1;
+}
+static int m_view(lua_State *L) { return m_view_like(L, 0); }
+static int m_reshape(lua_State *L) { return m_view_like(L, 1); }
+
+static int m_transpose(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "transpose");
+  nnl_push_tensor(L, nn_transpose(t, nnl_check_dim(L, 2, "transpose"), nnl_check_dim(L, 3, "transpose")));
+  return 1;
+}
+
+static int m_t(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "t");
+  if (t->ndim > 2) return luaL_error(L, "t: expects a tensor of at most 2 dimensions, got %d (use transpose)", t->ndim);
+  nnl_push_tensor(L, t->ndim < 2 ? nn_retain(t) : nn_transpose(t, 0, 1));
+  return 1;
+}
+
+static int m_permute(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "permute");
+  int dims[NN_MAX_DIMS], n = 0;
+  int table = lua_istable(L, 2), count = table ? (int)lua_rawlen(L, 2) : lua_gettop(L) - 1;
+  if (count != t->ndim)
+    return luaL_error(L, "permute: %d dimensions given for a tensor of %d", count, t->ndim);
+  for (int i = 0; i < count; i++) {
+    if (table) lua_rawgeti(L, 2, i + 1);
+    else lua_pushvalue(L, i + 2);
+    dims[n++] = nnl_check_dim(L, -1, "permute");
+    lua_pop(L, 1);
+  }
+  nnl_push_tensor(L, nn_permute(t, dims));
+  return 1;
+}
+
+static int m_narrow(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "narrow");
+  int d = nnl_check_dim(L, 2, "narrow");
+  lua_Integer start = luaL_checkinteger(L, 3), length = luaL_checkinteger(L, 4);
+  if (start < 1) return luaL_error(L, "narrow: start %d is out of range (indices count from 1)", (int)start);
+  nnl_push_tensor(L, nn_narrow(t, d, start - 1, length));
+  return 1;
+}
+
+static int m_select(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "select");
+  int d = nnl_check_dim(L, 2, "select");
+  if (t->ndim == 0) return luaL_error(L, "select: a 0-dimensional tensor has nothing to select");
+  int w = d < 0 ? d + t->ndim : d;
+  if (w < 0 || w >= t->ndim)
+    return luaL_error(L, "select: dimension %d out of range for a tensor of %d dimensions",
+                      (int)lua_tointeger(L, 2), t->ndim);
+  nnl_push_tensor(L, nn_select(t, w, check_index(L, 3, t->size[w], "select")));
+  return 1;
+}
+
+static int m_unsqueeze(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "unsqueeze");
+  lua_Integer d = luaL_checkinteger(L, 2);
+  if (d == 0) return luaL_error(L, "unsqueeze: dimension 0 does not exist; dimensions count from 1");
+  if (d > NN_MAX_DIMS + 1 || d < -NN_MAX_DIMS - 1) return luaL_error(L, "unsqueeze: dimension %d is out of range", (int)d);
+  nnl_push_tensor(L, nn_unsqueeze(t, d > 0 ? (int)d - 1 : (int)d));
+  return 1;
+}
+
+static int m_squeeze(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "squeeze");
+  nnl_push_tensor(L, nn_squeeze(t, opt_dim(L, 2, "squeeze")));
+  return 1;
+}
+
+static int m_expand(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "expand");
+  int64_t size[NN_MAX_DIMS];
+  int n = 0, top = lua_gettop(L);
+  if (lua_istable(L, 2)) {
+    n = (int)lua_rawlen(L, 2);
+    if (n > NN_MAX_DIMS) return luaL_error(L, "expand: at most %d dimensions", NN_MAX_DIMS);
+    for (int i = 0; i < n; i++) {
+      lua_rawgeti(L, 2, i + 1);
+      size[i] = luaL_checkinteger(L, -1);
+      lua_pop(L, 1);
+    }
+  } else {
+    if (top - 1 > NN_MAX_DIMS) return luaL_error(L, "expand: at most %d dimensions", NN_MAX_DIMS);
+    for (int i = 2; i <= top; i++) size[n++] = luaL_checkinteger(L, i);
+  }
+  nnl_push_tensor(L, nn_expand(t, n, size));
+  return 1;
+}
+
+static int m_contiguous(lua_State *L) {
+  nnl_push_tensor(L, nn_contiguous(nnl_check_tensor(L, 1, "contiguous")));
+  return 1;
+}
+static int m_clone(lua_State *L) {
+  nnl_push_tensor(L, nn_clone(nnl_check_tensor(L, 1, "clone")));
+  return 1;
+}
+static int m_detach(lua_State *L) {
+  nnl_push_tensor(L, nn_detach(nnl_check_tensor(L, 1, "detach")));
+  return 1;
+}
+
+/* float(), double(), long(), bool(): conversions by name */
+static int m_to_dtype(lua_State *L) {
+  nn_dtype d = (nn_dtype)lua_tointeger(L, lua_upvalueindex(1));
+  nnl_push_tensor(L, nn_to_dtype(nnl_check_tensor(L, 1, nn_dtype_name(d)), d));
+  return 1;
+}
+
+static int m_to(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "to");
+  const char *name = luaL_checkstring(L, 2);
+  int dev = nn_device_from_name(name), dt = nn_dtype_from_name(name);
+  if (dev >= 0) nnl_push_tensor(L, nn_to_device(t, (nn_device)dev));
+  else if (dt >= 0) nnl_push_tensor(L, nn_to_dtype(t, (nn_dtype)dt));
+  else return luaL_error(L, "to: '%s' is neither a device (cpu, cuda) nor a dtype", name);
+  return 1;
+}
+
+static int m_cuda(lua_State *L) {
+  nnl_push_tensor(L, nn_to_device(nnl_check_tensor(L, 1, "cuda"), NN_CUDA));
+  return 1;
+}
+static int m_cpu(lua_State *L) {
+  nnl_push_tensor(L, nn_to_device(nnl_check_tensor(L, 1, "cpu"), NN_CPU));
+  return 1;
+}
+
+/* ---- elementwise ---------------------------------------------------------- */
+/* a op b where either side may be a number (operators) */
+static int binary_any(lua_State *L, nn_binary_op op) {
+  const char *name = nn_binary_op_name(op);
+  nn_tensor *a = nnl_to_tensor(L, 1), *b = nnl_to_tensor(L, 2);
+  if (a && b) {
+    nnl_push_tensor(L, nn_binary(op, a, b));
+  } else if (a && lua_type(L, 2) == LUA_TNUMBER) {
+    nnl_push_tensor(L, nn_binary_scalar(op, a, lua_tonumber(L, 2), 0));
+  } else if (b && lua_type(L, 1) == LUA_TNUMBER) {
+    nnl_push_tensor(L, nn_binary_scalar(op, b, lua_tonumber(L, 1), 1));
+  } else {
+    if (a) return luaL_error(L, "%s: the other operand must be a tensor or a number, got %s", name, luaL_typename(L, 2));
+    if (b) return luaL_error(L, "%s: the other operand must be a tensor or a number, got %s", name, luaL_typename(L, 1));
+    nnl_check_tensor(L, 1, name);
+    nnl_check_tensor(L, 2, name);
+  }
+  return 1;
+}
+
+static int m_binary(lua_State *L) {
+  nn_binary_op op = (nn_binary_op)lua_tointeger(L, lua_upvalueindex(1));
+  nnl_check_tensor(L, 1, nn_binary_op_name(op));
+  return binary_any(L, op);
+}
+
+static int m_binary_(lua_State *L) {
+  nn_binary_op op = (nn_binary_op)lua_tointeger(L, lua_upvalueindex(1));
+  const char *name = nn_binary_op_name(op);
+  nn_tensor *a = nnl_check_tensor(L, 1, name), *b = nnl_to_tensor(L, 2);
+  if (b) status_or_error(L, nn_binary_(op, a, b));
+  else if (lua_type(L, 2) == LUA_TNUMBER) status_or_error(L, nn_binary_scalar_(op, a, lua_tonumber(L, 2)));
+  else return luaL_error(L, "%s_: the other operand must be a tensor or a number, got %s", name, luaL_typename(L, 2));
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int mt_add(lua_State *L) { return binary_any(L, NN_ADD); }
+static int mt_sub(lua_State *L) { return binary_any(L, NN_SUB); }
+static int mt_mul(lua_State *L) { return binary_any(L, NN_MUL); }
+static int mt_div(lua_State *L) { return binary_any(L, NN_DIV); }
+static int mt_pow(lua_State *L) { return binary_any(L, NN_POW); }
+static int mt_unm(lua_State *L) {
+  nnl_push_tensor(L, nn_unary(NN_NEG, nnl_check_tensor(L, 1, "neg")));
+  return 1;
+}
+
+static int m_unary(lua_State *L) {
+  nn_unary_op op = (nn_unary_op)lua_tointeger(L, lua_upvalueindex(1));
+  nnl_push_tensor(L, nn_unary(op, nnl_check_tensor(L, 1, nn_unary_op_name(op))));
+  return 1;
+}
+
+static int m_unary_(lua_State *L) {
+  nn_unary_op op = (nn_unary_op)lua_tointeger(L, lua_upvalueindex(1));
+  status_or_error(L, nn_unary_(op, nnl_check_tensor(L, 1, nn_unary_op_name(op))));
+  lua_settop(L, 1);
+  return 1;
+}
+
+static double opt_bound(lua_State *L, int idx) {
+  return lua_isnoneornil(L, idx) ? NAN : luaL_checknumber(L, idx);
+}
+
+static int m_clamp(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "clamp");
+  double lo = opt_bound(L, 2), hi = opt_bound(L, 3);
+  if (isnan(lo) && isnan(hi)) return luaL_error(L, "clamp: give at least one of min and max");
+  nnl_push_tensor(L, nn_clamp(t, lo, hi));
+  return 1;
+}
+
+static int m_clamp_(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "clamp_");
+  double lo = opt_bound(L, 2), hi = opt_bound(L, 3);
+  if (isnan(lo) && isnan(hi)) return luaL_error(L, "clamp_: give at least one of min and max");
+  status_or_error(L, nn_clamp_(t, lo, hi));
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int m_fill_(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "fill_");
+  double v = lua_isboolean(L, 2) ? lua_toboolean(L, 2) : luaL_checknumber(L, 2);
+  if (nn_check_inplace("fill_", t) < 0) return nnl_engine_error(L);
+  status_or_error(L, nn_fill_(t, v));
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int m_zero_(lua_State *L) {
+  lua_settop(L, 1);
+  lua_pushinteger(L, 0);
+  return m_fill_(L);
+}
+
+static int m_copy_(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "copy_"), *src = nnl_check_tensor(L, 2, "copy_");
+  if (nn_check_inplace("copy_", t) < 0) return nnl_engine_error(L);
+  status_or_error(L, nn_copy_(t, src));
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* uniform_(from, to) and normal_(mean, std): in place, from the generator */
+static int m_uniform_(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "uniform_");
+  double a = luaL_optnumber(L, 2, 0), b = luaL_optnumber(L, 3, 1);
+  if (nn_check_inplace("uniform_", t) < 0) return nnl_engine_error(L);
+  status_or_error(L, nn_uniform_(t, a, b));
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int m_normal_(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "normal_");
+  double mean = luaL_optnumber(L, 2, 0), std = luaL_optnumber(L, 3, 1);
+  if (!(std >= 0)) return luaL_error(L, "normal_: std must be non-negative, got %f", std);
+  if (nn_check_inplace("normal_", t) < 0) return nnl_engine_error(L);
+  status_or_error(L, nn_normal_(t, mean, std));
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* ---- reductions ----------------------------------------------------------- */
+static int m_sum(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "sum");
+  nnl_push_tensor(L, nn_sum(t, opt_dim(L, 2, "sum"), lua_toboolean(L, 3)));
+  return 1;
+}
+
+static int m_mean(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "mean");
+  nnl_push_tensor(L, nn_mean(t, opt_dim(L, 2, "mean"), lua_toboolean(L, 3)));
+  return 1;
+}
+
+/* Indices come back 1-based, as everything a Lua user sees. */
+static nn_tensor *one_based(nn_tensor *idx) {
+  if (!idx) return NULL;
+  if (nn_binary_scalar_(NN_ADD, idx, 1) < 0) {
+    nn_release(idx);
+    return NULL;
+  }
+  return idx;
+}
+
+static int max_min(lua_State *L, int want_max) {
+  const char *op = want_max ? "max" : "min";
+  nn_tensor *t = nnl_check_tensor(L, 1, op);
+  if (nnl_to_tensor(L, 2)) { /* max(a, b): elementwise, as torch.max(a, b) */
+    nnl_push_tensor(L, nn_binary(want_max ? NN_MAXIMUM : NN_MINIMUM, t, nnl_to_tensor(L, 2)));
+    return 1;
+  }
+  if (lua_isnoneornil(L, 2)) {
+    nnl_push_tensor(L, want_max ? nn_max(t, NN_ALL_DIMS, 0, NULL) : nn_min(t, NN_ALL_DIMS, 0, NULL));
+    return 1;
+  }
+  int d = nnl_check_dim(L, 2, op);
+  nn_tensor *idx = NULL;
+  nn_tensor *v = want_max ? nn_max(t, d, lua_toboolean(L, 3), &idx) : nn_min(t, d, lua_toboolean(L, 3), &idx);
+  if (!v) return nnl_engine_error(L);
+  nnl_push_tensor(L, v);
+  nnl_push_tensor(L, one_based(idx));
+  return 2;
+}
+static int m_max(lua_State *L) { return max_min(L, 1); }
+static int m_min(lua_State *L) { return max_min(L, 0); }
+
+static int arg_extreme(lua_State *L, int want_max) {
+  const char *op = want_max ? "argmax" : "argmin";
+  nn_tensor *t = nnl_check_tensor(L, 1, op);
+  int d = opt_dim(L, 2, op);
+  nnl_push_tensor(L, one_based(want_max ? nn_argmax(t, d, lua_toboolean(L, 3)) : nn_argmin(t, d, lua_toboolean(L, 3))));
+  return 1;
+}
+static int m_argmax(lua_State *L) { return arg_extreme(L, 1); }
+static int m_argmin(lua_State *L) { return arg_extreme(L, 0); }
+
+static int m_norm(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "norm");
+  double p = 2;
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    const char *s = lua_tostring(L, 2);
+    if (strcmp(s, "inf") == 0) p = INFINITY;
+    else if (strcmp(s, "fro") == 0) p = 2;
+    else return luaL_error(L, "norm: unknown norm '%s' (a number, 'fro' or 'inf')", s);
+  } else if (!lua_isnoneornil(L, 2)) {
+    p = luaL_checknumber(L, 2);
+  }
+  nnl_push_tensor(L, nn_norm(t, p));
+  return 1;
+}
+
+static int m_matmul(lua_State *L) {
+  nn_tensor *a = nnl_check_tensor(L, 1, "matmul"), *b = nnl_check_tensor(L, 2, "matmul");
+  nnl_push_tensor(L, nn_matmul(a, b));
+  return 1;
+}
+
+/* ---- autograd ------------------------------------------------------------- */
+static int m_backward(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "backward"), *g = NULL;
+  int retain = 0;
+  if (nnl_to_tensor(L, 2)) {
+    g = nnl_to_tensor(L, 2);
+    retain = lua_toboolean(L, 3);
+  } else if (!lua_isnoneornil(L, 2)) {
+    if (!lua_isboolean(L, 2))
+      return luaL_error(L, "backward: expected a gradient tensor or retain_graph (a boolean), got %s", luaL_typename(L, 2));
+    retain = lua_toboolean(L, 2);
+  }
+  status_or_error(L, nn_backward(t, g, retain));
+  return 0;
+}
+
+static int m_requires_grad_(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "requires_grad_");
+  status_or_error(L, nn_set_requires_grad(t, lua_isnone(L, 2) ? 1 : lua_toboolean(L, 2)));
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int m_close(lua_State *L) { return m_gc(L); }
+
+/* Fields: t.grad, t.requires_grad, t.dtype, t.device, t.shape, t.is_leaf,
+   t.grad_fn; t[i] selects along the first dim. */
+static int mt_index(lua_State *L) {
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+    const char *k = lua_tostring(L, 2);
+    nn_tensor *t = nnl_check_tensor(L, 1, k);
+    if (strcmp(k, "grad") == 0) {
+      if (t->grad) nnl_push_tensor(L, nn_retain(t->grad));
+      else lua_pushnil(L);
+    } else if (strcmp(k, "requires_grad") == 0) {
+      lua_pushboolean(L, t->requires_grad);
+    } else if (strcmp(k, "dtype") == 0) {
+      lua_pushstring(L, nn_dtype_name(t->dtype));
+    } else if (strcmp(k, "device") == 0) {
+      lua_pushstring(L, nn_device_name(t->device));
+    } else if (strcmp(k, "shape") == 0) {
+      lua_settop(L, 1);
+      return m_size(L);
+    } else if (strcmp(k, "is_leaf") == 0) {
+      lua_pushboolean(L, t->grad_fn == NULL);
+    } else if (strcmp(k, "grad_fn") == 0) {
+      const char *name = nn_grad_fn_name(t);
+      if (name) lua_pushstring(L, name);
+      else lua_pushnil(L);
+    } else {
+      lua_pushnil(L);
+    }
+    return 1;
+  }
+  nn_tensor *t = nnl_check_tensor(L, 1, "index");
+  if (lua_type(L, 2) != LUA_TNUMBER)
+    return luaL_error(L, "index: a tensor is indexed by an integer or a method name, got %s", luaL_typename(L, 2));
+  if (t->ndim == 0) return luaL_error(L, "index: a 0-dimensional tensor cannot be indexed");
+  nnl_push_tensor(L, nn_select(t, 0, check_index(L, 2, t->size[0], "index")));
+  return 1;
+}
+
+static int mt_newindex(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "newindex");
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    const char *k = lua_tostring(L, 2);
+    if (strcmp(k, "grad") == 0) {
+      nn_tensor *g = lua_isnil(L, 3) ? NULL : nnl_check_tensor(L, 3, "grad");
+      return status_or_error(L, nn_set_grad(t, g));
+    }
+    if (strcmp(k, "requires_grad") == 0) return status_or_error(L, nn_set_requires_grad(t, lua_toboolean(L, 3)));
+    return luaL_error(L, "a tensor has no settable field '%s'", k);
+  }
+  if (t->ndim == 0) return luaL_error(L, "index: a 0-dimensional tensor cannot be indexed");
+  nn_tensor *row = nn_select(t, 0, check_index(L, 2, t->size[0], "index"));
+  if (!row) return nnl_engine_error(L);
+  int status = nn_check_inplace("index assignment", t);
+  if (status == 0) {
+    nn_tensor *src = nnl_to_tensor(L, 3);
+    if (src) status = nn_copy_(row, src);
+    else if (lua_type(L, 3) == LUA_TNUMBER || lua_isboolean(L, 3))
+      status = nn_fill_(row, lua_isboolean(L, 3) ? lua_toboolean(L, 3) : lua_tonumber(L, 3));
+    else {
+      nn_release(row);
+      return luaL_error(L, "index assignment: the value must be a number or a tensor, got %s", luaL_typename(L, 3));
+    }
+  }
+  nn_release(row);
+  return status_or_error(L, status);
+}
+
+/* ---- registration --------------------------------------------------------- */
+static const luaL_Reg methods[] = {
+    {"size", m_size}, {"stride", m_stride}, {"dim", m_dim}, {"numel", m_numel},
+    {"nelement", m_numel}, {"is_contiguous", m_is_contiguous}, {"item", m_item},
+    {"totable", m_totable}, {"view", m_view}, {"reshape", m_reshape}, {"transpose", m_transpose},
+    {"t", m_t}, {"permute", m_permute}, {"narrow", m_narrow}, {"select", m_select},
+    {"unsqueeze", m_unsqueeze}, {"squeeze", m_squeeze}, {"expand", m_expand},
+    {"contiguous", m_contiguous}, {"clone", m_clone}, {"detach", m_detach}, {"to", m_to},
+    {"cuda", m_cuda}, {"cpu", m_cpu}, {"clamp", m_clamp}, {"clamp_", m_clamp_},
+    {"fill_", m_fill_}, {"zero_", m_zero_}, {"copy_", m_copy_}, {"uniform_", m_uniform_},
+    {"normal_", m_normal_}, {"sum", m_sum}, {"mean", m_mean}, {"max", m_max}, {"min", m_min},
+    {"argmax", m_argmax}, {"argmin", m_argmin}, {"norm", m_norm}, {"matmul", m_matmul},
+    {"backward", m_backward}, {"requires_grad_", m_requires_grad_}, {NULL, NULL}};
+
+static const struct { const char *name; nn_binary_op op; } binary_methods[] = {
+    {"add", NN_ADD}, {"sub", NN_SUB}, {"mul", NN_MUL}, {"div", NN_DIV}, {"pow", NN_POW},
+    {"maximum", NN_MAXIMUM}, {"minimum", NN_MINIMUM}, {"gt", NN_GT}, {"ge", NN_GE},
+    {"lt", NN_LT}, {"le", NN_LE}, {"eq", NN_EQ}, {"ne", NN_NE}};
+
+static const struct { const char *name; nn_unary_op op; } unary_methods[] = {
+    {"neg", NN_NEG}, {"exp", NN_EXP}, {"log", NN_LOG}, {"sqrt", NN_SQRT}, {"abs", NN_ABS},
+    {"sigmoid", NN_SIGMOID}, {"tanh", NN_TANH}, {"relu", NN_RELU}, {"step", NN_STEP},
+    {"sin", NN_SIN}, {"cos", NN_COS}, {"sign", NN_SIGN}, {"floor", NN_FLOOR}, {"ceil", NN_CEIL},
+    {"round", NN_ROUND}};
+
+static const struct { const char *name; nn_dtype dtype; } conversions[] = {
+    {"float", NN_FLOAT32}, {"double", NN_FLOAT64}, {"long", NN_INT64}, {"bool", NN_BOOL}};
+
+static void set_closure(lua_State *L, lua_CFunction fn, lua_Integer up, const char *name) {
+  lua_pushinteger(L, up);
+  lua_pushcclosure(L, fn, 1);
+  lua_setfield(L, -2, name);
+}
+
+void nnl_open_tensor(lua_State *L) {
+  luaL_newmetatable(L, NNL_TENSOR);
+  lua_newtable(L); /* methods */
+  luaL_setfuncs(L, methods, 0);
+  char name[32];
+  for (size_t i = 0; i < sizeof binary_methods / sizeof binary_methods[0]; i++) {
+    set_closure(L, m_binary, binary_methods[i].op, binary_methods[i].name);
+    snprintf(name, sizeof name, "%s_", binary_methods[i].name);
+    set_closure(L, m_binary_, binary_methods[i].op, name);
+  }
+  for (size_t i = 0; i < sizeof unary_methods / sizeof unary_methods[0]; i++) {
+    set_closure(L, m_unary, unary_methods[i].op, unary_methods[i].name);
+    snprintf(name, sizeof name, "%s_", unary_methods[i].name);
+    set_closure(L, m_unary_, unary_methods[i].op, name);
+  }
+  for (size_t i = 0; i < sizeof conversions / sizeof conversions[0]; i++)
+    set_closure(L, m_to_dtype, conversions[i].dtype, conversions[i].name);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "methods"); /* metatable.methods: Lua code adds to it */
+  lua_pushcclosure(L, mt_index, 1);
+  lua_setfield(L, -2, "__index");
+  static const luaL_Reg meta[] = {
+      {"__newindex", mt_newindex}, {"__tostring", m_tostring}, {"__gc", m_gc},
+      {"__close", m_close}, {"__len", m_len}, {"__eq", m_eq}, {"__add", mt_add},
+      {"__sub", mt_sub}, {"__mul", mt_mul}, {"__div", mt_div}, {"__pow", mt_pow},
+      {"__unm", mt_unm}, {NULL, NULL}};
+  luaL_setfuncs(L, meta, 0);
+  lua_pushliteral(L, "nn.Tensor");
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+}
+
+void nnl_register_tensor_constructor(lua_State *L);
+void nnl_register_tensor_constructor(lua_State *L) {
+  lua_pushcfunction(L, l_tensor);
+  lua_setfield(L, -2, "tensor");
+}
