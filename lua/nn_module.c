@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "nn_binding.h"
 #include "nn_embed.h"
@@ -217,6 +218,14 @@ static int l_memory_trim(lua_State *L) {
   return 0;
 }
 
+/* nn.clock(): seconds on a monotonic clock, for timing (wall time, not CPU) */
+static int l_clock(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
+  return 1;
+}
+
 static int l_cuda_is_available(lua_State *L) {
   lua_pushboolean(L, 0); /* the CPU backend is the only one in this build */
   return 1;
@@ -231,7 +240,7 @@ static const luaL_Reg functions[] = {
     {"set_grad_enabled", l_set_grad_enabled}, {"linear", l_linear}, {"mse_loss", l_mse_loss},
     {"binary_cross_entropy", l_bce_loss}, {"sgd_step", l_sgd_step}, {"zero_grads", l_zero_grads},
     {"memory_in_use", l_memory_in_use}, {"memory_trim", l_memory_trim},
-    {"cuda_is_available", l_cuda_is_available}, {NULL, NULL}};
+    {"cuda_is_available", l_cuda_is_available}, {"clock", l_clock}, {NULL, NULL}};
 
 void nnl_register_functions(lua_State *L) {
   luaL_setfuncs(L, functions, 0);

@@ -4,18 +4,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdint.h>
+#include <stdio.h>
+
 #include "nn_binding.h"
 
-typedef struct { nn_tensor *t; } tensor_box;
+/* A box is recognised by its size and a tag, without the metatable lookup
+   luaL_testudata does: the check runs on every argument of every op. Only
+   C code makes userdata, and no other library's starts with this tag. */
+#define BOX_TAG 0x6e6e6c7561546eULL /* "nnluaTn" */
+typedef struct { uint64_t tag; nn_tensor *t; } tensor_box;
+
+static tensor_box *to_box(lua_State *L, int idx) {
+  tensor_box *b = lua_touserdata(L, idx);
+  if (b && lua_type(L, idx) == LUA_TUSERDATA && lua_rawlen(L, idx) == sizeof *b && b->tag == BOX_TAG)
+    return b;
+  return NULL;
+}
 
 /* ---- boxes ------------------------------------------------------------ */
 nn_tensor *nnl_to_tensor(lua_State *L, int idx) {
-  tensor_box *b = luaL_testudata(L, idx, NNL_TENSOR);
+  tensor_box *b = to_box(L, idx);
   return b ? b->t : NULL;
 }
 
 nn_tensor *nnl_check_tensor(lua_State *L, int idx, const char *op) {
-  tensor_box *b = luaL_testudata(L, idx, NNL_TENSOR);
+  tensor_box *b = to_box(L, idx);
   if (!b) {
     const char *got = luaL_typename(L, idx);
     return (luaL_error(L, "%s: argument %d must be a tensor, got %s", op, idx, got), NULL);
@@ -41,6 +55,7 @@ void nnl_push_tensor(lua_State *L, nn_tensor *t) {
     return;
   }
   tensor_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  b->tag = BOX_TAG;
   b->t = t;
   luaL_setmetatable(L, NNL_TENSOR);
   nnl_account_memory(L);
@@ -330,7 +345,8 @@ static int m_totable(lua_State *L) {
 }
 
 static int m_tostring(lua_State *L) {
-  tensor_box *b = luaL_checkudata(L, 1, NNL_TENSOR);
+  tensor_box *b = to_box(L, 1);
+  if (!b) return luaL_error(L, "tostring: expected a tensor");
   if (!b->t) {
     lua_pushliteral(L, "tensor(closed)");
     return 1;
@@ -343,7 +359,7 @@ static int m_tostring(lua_State *L) {
 }
 
 static int m_gc(lua_State *L) {
-  tensor_box *b = luaL_checkudata(L, 1, NNL_TENSOR);
+  tensor_box *b = lua_touserdata(L, 1); /* only ever a tensor box */
   nn_release(b->t);
   b->t = NULL;
   return 0;

@@ -44,9 +44,14 @@ nn_node *nn_node_attach(nn_tensor *out, const char *name, nn_backward_fn backwar
   return node;
 }
 
-void nn_node_save(nn_node *node, int i, const nn_tensor *t) {
-  node->saved[i] = nn_alias(t);
+void nn_node_save(nn_node *node, int i, nn_tensor *t) {
+  node->saved[i] = nn_retain(t);
   node->saved_version[i] = t->storage->version;
+}
+
+void nn_node_save_output(nn_node *node, int i, const nn_tensor *out) {
+  node->saved[i] = nn_alias(out);
+  node->saved_version[i] = out->storage->version;
 }
 
 static void node_free_graph(nn_node *node) {
@@ -161,7 +166,15 @@ static int accumulate_leaf(nn_tensor *leaf, nn_tensor *g) {
                  nn_shape_string(leaf, b, sizeof b), nn_dtype_name(leaf->dtype));
     return -1;
   }
-  if (leaf->grad) return nn_binary_(NN_ADD, leaf->grad, g);
+  nn_tensor *acc = leaf->grad;
+  if (acc && acc->dtype == NN_FLOAT32 && nn_is_contiguous(acc) && nn_is_contiguous(g)) {
+    float *pa = nn_data(acc);
+    const float *pg = nn_data(g);
+    for (int64_t i = 0, n = nn_numel(g); i < n; i++) pa[i] += pg[i];
+    nn_bump_version(acc);
+    return 0;
+  }
+  if (acc) return nn_binary_(NN_ADD, acc, g);
   /* The leaf keeps its own copy: g may be shared with other nodes. */
   nn_tensor *copy = nn_clone(g);
   if (!copy) return -1;

@@ -231,7 +231,7 @@ nn_tensor *nn_binary(nn_binary_op op, nn_tensor *a, nn_tensor *b) {
       nn_node_save(node, 0, a);
       nn_node_save(node, 1, b);
     }
-    if (op == NN_POW) nn_node_save(node, 2, out);
+    if (op == NN_POW) nn_node_save_output(node, 2, out);
   }
   return out;
 fail:
@@ -374,7 +374,7 @@ nn_tensor *nn_binary_scalar(nn_binary_op op, nn_tensor *a, double s, int scalar_
     node->ints[1] = scalar_first;
     node->scalar[0] = s;
     if (op != NN_ADD && op != NN_SUB && op != NN_MUL) nn_node_save(node, 0, a);
-    if (op == NN_POW && scalar_first) nn_node_save(node, 1, out);
+    if (op == NN_POW && scalar_first) nn_node_save_output(node, 1, out);
   }
   return out;
 }
@@ -456,6 +456,13 @@ static nn_dtype unary_dtype(nn_unary_op op, nn_dtype a) {
 }
 
 static void run_unary(nn_unary_op op, nn_tensor *out, nn_tensor *a) {
+  if (out->dtype == a->dtype && nn_is_contiguous(out) && nn_is_contiguous(a)) {
+    struct unary_ctx c = {op, out->dtype, a->dtype, 0, 0};
+    char *data[2] = {nn_data(out), nn_data(a)};
+    static const int64_t unit[2] = {1, 1};
+    unary_inner(&c, nn_numel(a), data, unit);
+    return;
+  }
   nn_iter it;
   nn_tensor *ts[2] = {out, a};
   nn_iter_init(&it, 2, ts, out->ndim, out->size);
@@ -524,11 +531,18 @@ static int unary_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
     nn_release(out);
     return -1;
   }
-  nn_iter it;
-  nn_tensor *ts[3] = {out, g, v};
-  nn_iter_init(&it, 3, ts, out->ndim, out->size);
   struct unary_grad_ctx c = {op};
-  nn_iter_run(&it, v->dtype == NN_FLOAT32 ? unary_grad_inner : unary_grad_inner_d, &c);
+  nn_inner_fn fn = v->dtype == NN_FLOAT32 ? unary_grad_inner : unary_grad_inner_d;
+  if (nn_is_contiguous(g) && nn_is_contiguous(v) && nn_same_shape(g, v)) {
+    char *data[3] = {nn_data(out), nn_data(g), nn_data(v)};
+    static const int64_t unit[3] = {1, 1, 1};
+    fn(&c, nn_numel(v), data, unit);
+  } else {
+    nn_iter it;
+    nn_tensor *ts[3] = {out, g, v};
+    nn_iter_init(&it, 3, ts, out->ndim, out->size);
+    nn_iter_run(&it, fn, &c);
+  }
   gi[0] = out;
   return 0;
 }
@@ -549,7 +563,8 @@ nn_tensor *nn_unary(nn_unary_op op, nn_tensor *a) {
       return NULL;
     }
     node->ints[0] = op;
-    nn_node_save(node, 0, reads_output(op) ? out : a);
+    if (reads_output(op)) nn_node_save_output(node, 0, out);
+    else nn_node_save(node, 0, a);
   }
   return out;
 }

@@ -120,8 +120,11 @@ int nn_needs_grad(nn_tensor *a, nn_tensor *b, nn_tensor *c);
    Returns the node (owned by out) or NULL on allocation failure. */
 nn_node *nn_node_attach(nn_tensor *out, const char *name, nn_backward_fn backward, int n_inputs,
                         nn_tensor *a, nn_tensor *b, nn_tensor *c);
-/* Saves an alias of t in slot i, with its version for the in-place check. */
-void nn_node_save(nn_node *node, int i, const nn_tensor *t);
+/* Saves input t in slot i, with its version for the in-place check. */
+void nn_node_save(nn_node *node, int i, nn_tensor *t);
+/* Saves the op's own output: an alias, so the node never keeps alive the
+   tensor that owns it. */
+void nn_node_save_output(nn_node *node, int i, const nn_tensor *out);
 void nn_node_release(nn_node *node);
 /* While backward runs, ops record nothing. */
 typedef struct { int previous; } nn_grad_guard;

@@ -140,8 +140,26 @@ nn_tensor *nn_bce_loss(nn_tensor *input, nn_tensor *target, nn_tensor *weight,
     if (!(w = nn_expand(weight, input->ndim, input->size))) return NULL;
   }
   int64_t n = nn_numel(input);
-  nn_tensor *l = nn_empty_like(input);
-  if (!l) goto fail;
+  nn_tensor *out = NULL, *l = NULL;
+  if (input->dtype == NN_FLOAT32 && !w && nn_is_contiguous(input) && nn_is_contiguous(target) &&
+      reduction != NN_REDUCTION_NONE) {
+    /* the common case in float, as PyTorch computes it, summed directly */
+    const float *px = nn_data(input), *py = nn_data(target);
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) {
+      float x = px[i], y = py[i];
+      if (!(x >= 0 && x <= 1)) {
+        nn_error_set("binary_cross_entropy: input values must be probabilities in [0, 1], "
+                     "element %lld is %g", (long long)i + 1, (double)x);
+        goto fail;
+      }
+      float lx = logf(x), l1x = log1pf(-x);
+      sum += (y - 1) * (l1x > -100 ? l1x : -100) - y * (lx > -100 ? lx : -100);
+    }
+    out = nn_full(NN_FLOAT32, 0, NULL, reduction == NN_REDUCTION_MEAN ? sum / (double)n : sum);
+    goto record;
+  }
+  if (!(l = nn_empty_like(input))) goto fail;
   for (int64_t i = 0; i < n; i++) {
     double x = nn_get_flat(input, i), y = nn_get_flat(target, i);
     if (!(x >= 0 && x <= 1)) {
@@ -155,9 +173,10 @@ nn_tensor *nn_bce_loss(nn_tensor *input, nn_tensor *target, nn_tensor *weight,
     double v = (y - 1) * l1x - y * lx;
     nn_set_flat(l, i, w ? v * nn_get_flat(w, i) : v);
   }
-  nn_tensor *out = reduce_loss(l, reduction);
+  out = reduce_loss(l, reduction);
   nn_release(l);
   l = NULL;
+record:
   if (out && nn_needs_grad(input, NULL, NULL)) {
     nn_node *node = nn_node_attach(out, "BinaryCrossEntropyBackward0", bce_backward, 1, input, NULL,
                                    NULL);

@@ -226,7 +226,7 @@ static nn_tensor *max_or_min(nn_tensor *a, int dim, int keepdim, nn_tensor **ind
     for (int i = 0; i < a->ndim; i++) node->size[i] = a->size[i];
     if (dim == NN_ALL_DIMS) {
       nn_node_save(node, 0, a);
-      nn_node_save(node, 1, values);
+      nn_node_save_output(node, 1, values);
     } else {
       nn_node_save(node, 0, idx);
     }
@@ -303,7 +303,7 @@ nn_tensor *nn_norm(nn_tensor *a, double p) {
     }
     node->scalar[0] = p;
     nn_node_save(node, 0, a);
-    nn_node_save(node, 1, out);
+    nn_node_save_output(node, 1, out);
   }
   return out;
 }

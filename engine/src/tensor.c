@@ -16,8 +16,10 @@ static nn_tensor *tensor_struct(void) {
     nn_error_set("out of memory");
     return NULL;
   }
-  memset(t, 0, sizeof *t);
   t->refcount = 1;
+  t->requires_grad = 0;
+  t->grad = NULL;
+  t->grad_fn = NULL;
   return t;
 }
 
@@ -435,6 +437,11 @@ static void fill_inner(void *ctx, int64_t n, char **data, const int64_t *stride)
 
 int nn_fill_(nn_tensor *t, double value) {
   if (nn_check_cpu("fill", t) < 0) return -1;
+  if (value == 0 && !signbit(value) && nn_is_contiguous(t)) { /* all-zero bits in every dtype */
+    memset(nn_data(t), 0, (size_t)nn_numel(t) * nn_dtype_size(t->dtype));
+    nn_bump_version(t);
+    return 0;
+  }
   nn_iter it;
   nn_iter_init(&it, 1, &t, t->ndim, t->size);
   struct fill_ctx c = {t->dtype, value};

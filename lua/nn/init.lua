@@ -7,7 +7,8 @@ local nn = {_VERSION = "nnlua 0.1.0", _C = C}
 -- Tensor creation and the generator, straight from C.
 for _, name in ipairs {"tensor", "zeros", "ones", "empty", "full", "rand", "randn", "arange",
                        "linspace", "eye", "is_tensor", "manual_seed", "initial_seed",
-                       "get_rng_state", "set_rng_state", "is_grad_enabled", "set_grad_enabled"} do
+                       "get_rng_state", "set_rng_state", "is_grad_enabled", "set_grad_enabled",
+                       "clock"} do
   nn[name] = C[name]
 end
 nn.Tensor = C.tensor_methods -- methods added here reach every tensor

@@ -50,7 +50,8 @@ return function(nn)
   -- Activations: a module per function, each a one-liner over the tensor method.
   local function activation(name, method, doc)
     local cls = Module:extend(name)
-    cls.forward = function(_, x) return x[method](x) end
+    local fn = nn.Tensor[method]
+    cls.forward = function(_, x) return fn(x) end
     cls.__doc = doc
     nn[name] = cls
     return cls

@@ -1,6 +1,6 @@
 -- Losses as modules: criterion(input, target).
 return function(nn)
-  local Module, F = nn.Module, nn.F
+  local Module, C = nn.Module, nn._C
   local reductions = {mean = true, sum = true, none = true}
 
   local function read_options(self, opts, name)
@@ -20,7 +20,7 @@ return function(nn)
   local MSELoss = Module:extend("MSELoss")
   nn.MSELoss = MSELoss
   function MSELoss:init(opts) read_options(self, opts, "MSELoss") end
-  function MSELoss:forward(input, target) return F.mse_loss(input, target, self.reduction) end
+  function MSELoss:forward(input, target) return C.mse_loss(input, target, self.reduction) end
   function MSELoss:extra_repr() return "reduction=" .. self.reduction end
 
   --- nn.BCELoss({weight =, reduction = "mean"}): binary cross-entropy of
@@ -35,7 +35,7 @@ return function(nn)
     self.weight = opts.weight
   end
   function BCELoss:forward(input, target)
-    return F.binary_cross_entropy(input, target, {weight = self.weight, reduction = self.reduction})
+    return C.binary_cross_entropy(input, target, self.weight, self.reduction)
   end
   function BCELoss:extra_repr() return "reduction=" .. self.reduction end
 end

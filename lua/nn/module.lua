@@ -284,7 +284,10 @@ return function(nn)
   function Sequential:__len() return #self._modules end
 
   function Sequential:forward(x)
-    for i = 1, #self._modules do x = self[i](x) end
+    for i = 1, #self._modules do
+      local m = self[i]
+      x = m:forward(x)
+    end
     return x
   end
 end

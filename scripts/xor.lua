@@ -1,0 +1,31 @@
+-- XOR with a multilayer perceptron: three hidden layers of sigmoids learn
+-- what no single layer can (compare perceptron_xor.lua).
+local nn = require "nn"
+nn.manual_seed(777)
+local device = nn.cuda.is_available() and "cuda" or "cpu"
+
+local X = nn.tensor({{0, 0}, {0, 1}, {1, 0}, {1, 1}}):to(device)
+local Y = nn.tensor({{0}, {1}, {1}, {0}}):to(device)
+
+local model = nn.Sequential(
+  nn.Linear(2, 10), nn.Sigmoid(),
+  nn.Linear(10, 10), nn.Sigmoid(),
+  nn.Linear(10, 10), nn.Sigmoid(),
+  nn.Linear(10, 1), nn.Sigmoid()):to(device)
+local criterion = nn.BCELoss()
+local optimizer = nn.optim.SGD(model:parameters(), {lr = 1})
+
+for epoch = 0, 10000 do
+  optimizer:zero_grad()
+  local cost = criterion(model(X), Y)
+  cost:backward()
+  optimizer:step()
+  if epoch % 100 == 0 then print(epoch, cost:item()) end
+end
+
+nn.no_grad(function()
+  local h = model(X)
+  local predicted = h:gt(0.5):float()
+  local accuracy = predicted:eq(Y):float():mean():item()
+  print("\nHypothesis:", h, "\nCorrect:", predicted, "\nAccuracy:", accuracy)
+end)
