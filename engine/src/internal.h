@@ -55,8 +55,12 @@ int nn_broadcast_shape(const char *op, const nn_tensor *a, const nn_tensor *b, i
                        int64_t *size);
 int nn_check_cpu(const char *op, const nn_tensor *t);
 
+/* Element sizes by dtype, inline: nn_data runs on every op. */
+static inline size_t nn_element_size(nn_dtype dtype) {
+  return dtype == NN_BOOL ? 1 : (dtype == NN_FLOAT32 ? 4 : 8);
+}
 static inline void *nn_data(const nn_tensor *t) {
-  return (char *)t->storage->data + (size_t)t->offset * nn_dtype_size(t->dtype);
+  return (char *)t->storage->data + (size_t)t->offset * nn_element_size(t->dtype);
 }
 static inline double nn_load(nn_dtype dtype, const void *p, int64_t i) {
   switch (dtype) {

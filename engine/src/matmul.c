@@ -26,44 +26,50 @@ void nn_cpu_gemm(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64_t n,
 
 /* c = alpha a b + beta c with arbitrary strides, for tiny products. The
    i-k-j order keeps the innermost loop on c's contiguous rows. */
+/* c = alpha a b + beta c for tiny products, a and b with any strides.
+   b is first packed row-major with its width padded with zeros to a
+   multiple of four, so every row of c is built in fixed blocks of eight
+   or four columns kept in registers: the loops have no remainders, and the
+   packing (k n moves) is small beside the m n k multiply-adds. */
 static void small_gemm_f32(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t a0,
                            int64_t a1, const float *b, int64_t b0, int64_t b1, float beta, float *c,
                            int64_t c0) {
-  if (a1 == 1 && b0 == 1 && b1 != 1) {
-    /* x w^T with both rows contiguous: each entry is a dot product */
-    for (int64_t i = 0; i < m; i++) {
-      const float *arow = a + i * a0;
+  float packed[SMALL_PRODUCT / 8];
+  int64_t n4 = (n + 3) & ~(int64_t)3;
+  if (k * n4 > (int64_t)(sizeof packed / sizeof packed[0])) { /* tall and thin: plain loops */
+    for (int64_t i = 0; i < m; i++)
       for (int64_t j = 0; j < n; j++) {
-        const float *bcol = b + j * b1;
-        float s = 0;
-        for (int64_t p = 0; p < k; p++) s += arow[p] * bcol[p];
-        float *cij = c + i * c0 + j;
-        *cij = alpha * s + (beta == 0 ? 0 : beta * *cij);
+        float acc = 0;
+        for (int64_t p = 0; p < k; p++) acc += a[i * a0 + p * a1] * b[p * b0 + j * b1];
+        c[i * c0 + j] = alpha * acc + (beta == 0 ? 0 : beta * c[i * c0 + j]);
       }
-    }
     return;
   }
-  /* Otherwise a row of c is built eight columns at a time in a local
-     accumulator the compiler keeps in registers, instead of storing to
-     and reloading c once per term. */
+  for (int64_t p = 0; p < k; p++) {
+    for (int64_t j = 0; j < n; j++) packed[p * n4 + j] = b[p * b0 + j * b1];
+    for (int64_t j = n; j < n4; j++) packed[p * n4 + j] = 0;
+  }
   for (int64_t i = 0; i < m; i++) {
+    const float *arow = a + i * a0;
     float *crow = c + i * c0;
-    for (int64_t j0 = 0; j0 < n; j0 += 8) {
+    int64_t j0 = 0;
+    for (; j0 + 8 <= n4; j0 += 8) {
       float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      int64_t w = n - j0 < 8 ? n - j0 : 8;
-      if (w == 8 && b1 == 1) {
-        for (int64_t p = 0; p < k; p++) {
-          float s = a[i * a0 + p * a1];
-          const float *brow = b + p * b0 + j0;
-          for (int jj = 0; jj < 8; jj++) acc[jj] += s * brow[jj];
-        }
-      } else {
-        for (int64_t p = 0; p < k; p++) {
-          float s = a[i * a0 + p * a1];
-          const float *brow = b + p * b0 + j0 * b1;
-          for (int64_t jj = 0; jj < w; jj++) acc[jj] += s * brow[jj * b1];
-        }
+      for (int64_t p = 0; p < k; p++) {
+        const float s = arow[p * a1], *brow = packed + p * n4 + j0;
+        for (int jj = 0; jj < 8; jj++) acc[jj] += s * brow[jj];
       }
+      int64_t w = n - j0 < 8 ? n - j0 : 8;
+      for (int64_t jj = 0; jj < w; jj++)
+        crow[j0 + jj] = alpha * acc[jj] + (beta == 0 ? 0 : beta * crow[j0 + jj]);
+    }
+    for (; j0 < n4; j0 += 4) {
+      float acc[4] = {0, 0, 0, 0};
+      for (int64_t p = 0; p < k; p++) {
+        const float s = arow[p * a1], *brow = packed + p * n4 + j0;
+        for (int jj = 0; jj < 4; jj++) acc[jj] += s * brow[jj];
+      }
+      int64_t w = n - j0 < 4 ? n - j0 : 4;
       for (int64_t jj = 0; jj < w; jj++)
         crow[j0 + jj] = alpha * acc[jj] + (beta == 0 ? 0 : beta * crow[j0 + jj]);
     }

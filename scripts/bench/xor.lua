@@ -1,0 +1,89 @@
+-- Benchmark: the XOR training loop of scripts/xor.lua, alone.
+-- Prints microseconds per epoch, peak memory after 1,000 and 10,000 epochs,
+-- the start-up time of `nnlua -e ''`, and, where Debian's python3-torch is
+-- installed, the same loop in PyTorch (xor_torch.py, one thread) and the ratio.
+--   nnlua scripts/bench/xor.lua [--epochs N] [--runs R]
+local nn = require "nn"
+
+local epochs, runs = 10000, 5
+for i = 1, #arg do
+  if arg[i] == "--epochs" then epochs = tonumber(arg[i + 1]) end
+  if arg[i] == "--runs" then runs = tonumber(arg[i + 1]) end
+end
+
+local function peak_rss_kib()
+  local f = io.open("/proc/self/status")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return tonumber(text:match("VmHWM:%s*(%d+)"))
+end
+
+-- One training run; returns seconds per epoch and the peak RSS seen at
+-- epochs 1,000 and at the end.
+local function train(n)
+  nn.manual_seed(777)
+  local X = nn.tensor({{0, 0}, {0, 1}, {1, 0}, {1, 1}})
+  local Y = nn.tensor({{0}, {1}, {1}, {0}})
+  local model = nn.Sequential(
+    nn.Linear(2, 10), nn.Sigmoid(), nn.Linear(10, 10), nn.Sigmoid(),
+    nn.Linear(10, 10), nn.Sigmoid(), nn.Linear(10, 1), nn.Sigmoid())
+  local criterion = nn.BCELoss()
+  local optimizer = nn.optim.SGD(model:parameters(), {lr = 1})
+  local rss_1k
+  local t0 = nn.clock()
+  for epoch = 1, n do
+    optimizer:zero_grad()
+    local cost = criterion(model(X), Y)
+    cost:backward()
+    optimizer:step()
+    if epoch == 1000 then rss_1k = peak_rss_kib() end
+  end
+  local seconds = nn.clock() - t0
+  return seconds / n, rss_1k, peak_rss_kib()
+end
+
+train(2000) -- warm up: pools and the collector reach their steady state
+local times, rss_1k, rss_end = {}, nil, nil
+for r = 1, runs do
+  local t, a, b = train(epochs)
+  times[r] = t
+  rss_1k, rss_end = rss_1k or a, b
+end
+table.sort(times)
+local median = times[(#times + 1) // 2]
+print(string.format("nnlua   XOR epoch: %.2f us (median of %d runs of %d epochs; best %.2f us)",
+  median * 1e6, runs, epochs, times[1] * 1e6))
+if rss_1k and rss_end then
+  print(string.format("nnlua   peak RSS: %.0f KiB after 1,000 epochs, %.0f KiB after %d runs of %d (growth %.0f KiB)",
+    rss_1k, rss_end, runs, epochs, rss_end - rss_1k))
+end
+
+-- Start-up: `nnlua -e ''`, less the cost of starting any process (`true`).
+local nnlua = arg[-1] or "nnlua"
+local function time_command(cmd, n)
+  local t0 = nn.clock()
+  for _ = 1, n do os.execute(cmd) end
+  return (nn.clock() - t0) / n
+end
+local base = time_command("true", 20)
+local start = time_command(string.format("%q -e ''", nnlua), 20)
+print(string.format("nnlua   start-up (nnlua -e ''): %.2f ms", (start - base) * 1e3))
+
+-- PyTorch, where it is installed: the same loop, one thread.
+local here = arg[0]:match("^(.*)/[^/]*$") or "."
+local probe = io.popen("/usr/bin/python3 -c 'import torch' 2>/dev/null && echo yes")
+local has_torch = probe and probe:read("a"):find("yes")
+if probe then probe:close() end
+if has_torch then
+  local p = io.popen(string.format("OMP_NUM_THREADS=1 /usr/bin/python3 %q --epochs %d --runs %d", here .. "/xor_torch.py", epochs, runs))
+  local out = p:read("a")
+  p:close()
+  io.write(out)
+  local torch_us = tonumber(out:match("epoch:%s*([%d%.]+) us"))
+  if torch_us then
+    print(string.format("ratio   PyTorch / nnlua: %.1fx", torch_us / (median * 1e6)))
+  end
+else
+  print("PyTorch (python3-torch) is not installed: no comparison")
+end
