@@ -39,6 +39,7 @@ nn_tensor *nnl_check_tensor(lua_State *L, int idx, const char *op) {
 }
 
 static size_t pending_bytes;
+static const char metatable_key = 0; /* its address keys the metatable in the registry */
 
 void nnl_account_memory(lua_State *L) {
   pending_bytes += nn_memory_take_allocated();
@@ -57,7 +58,8 @@ void nnl_push_tensor(lua_State *L, nn_tensor *t) {
   tensor_box *b = lua_newuserdatauv(L, sizeof *b, 0);
   b->tag = BOX_TAG;
   b->t = t;
-  luaL_setmetatable(L, NNL_TENSOR);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &metatable_key); /* faster than by name */
+  lua_setmetatable(L, -2);
   nnl_account_memory(L);
 }
 
@@ -874,7 +876,7 @@ void nnl_open_tensor(lua_State *L) {
   luaL_setfuncs(L, meta, 0);
   lua_pushliteral(L, "nn.Tensor");
   lua_setfield(L, -2, "__name");
-  lua_pop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &metatable_key);
 }
 
 void nnl_register_tensor_constructor(lua_State *L);

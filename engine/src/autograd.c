@@ -229,12 +229,20 @@ static int run_graph(nn_node *root, nn_tensor *grad, int retain_graph) {
   while (head < tail) {
     nn_node *node = ready[head++];
     nn_tensor *grad_in[NN_NODE_INPUTS] = {NULL, NULL, NULL};
+    for (int k = 0; k < node->n_inputs; k++) {
+      nn_tensor *in = node->inputs[k], *acc = in ? in->grad : NULL;
+      node->accumulate_into[k] = in && !in->grad_fn && acc && acc->dtype == in->dtype &&
+                                         nn_is_contiguous(acc) && nn_same_shape(acc, in)
+                                     ? acc
+                                     : NULL;
+    }
     if (node->grad && node->backward(node, node->grad, grad_in) < 0) {
       status = -1;
       break;
     }
     for (int k = 0; k < node->n_inputs; k++) {
       nn_tensor *in = node->inputs[k], *g = grad_in[k];
+      node->accumulate_into[k] = NULL;
       if (in && g && status == 0) {
         if (in->grad_fn) {
           if (accumulate(&in->grad_fn->grad, g) < 0) status = -1;

@@ -113,6 +113,10 @@ struct nn_node {
   int64_t size[NN_MAX_DIMS];
   int freed;
   /* backward's bookkeeping */
+  /* Where an input is a leaf whose .grad already exists (contiguous, of its
+     shape and dtype), backward may add its gradient straight into it and
+     leave grad_in[k] NULL: no temporary, no second pass. */
+  nn_tensor *accumulate_into[NN_NODE_INPUTS];
   nn_tensor *grad;
   int pending;
   unsigned mark;

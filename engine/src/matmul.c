@@ -5,6 +5,14 @@
 #include "internal.h"
 
 #include <cblas.h>
+/* The copies below are a few floats long: a call to memcpy or memset,
+   which gcc would put in their place, costs more than the loop. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
+#endif
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <stdio.h>
 
 /* Below this many multiply-adds a product is done in place, without BLAS. */
@@ -26,17 +34,80 @@ void nn_cpu_gemm(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64_t n,
 
 /* c = alpha a b + beta c with arbitrary strides, for tiny products. The
    i-k-j order keeps the innermost loop on c's contiguous rows. */
+/* acc = the 4x4 block sum over p of pa[p][0..4) (x) pb[p][0..4), pa and pb
+   packed (pb rows ldb apart). SSE2 is part of every x86-64 processor; other
+   machines get the same sums in plain C. */
+static void block_4x4(int64_t k, const float *pa, const float *pb, int64_t ldb, float acc[4][4]) {
+#if defined(__SSE2__)
+  __m128 c0 = _mm_setzero_ps(), c1 = _mm_setzero_ps(), c2 = _mm_setzero_ps(), c3 = _mm_setzero_ps();
+  for (int64_t p = 0; p < k; p++) {
+    __m128 bv = _mm_loadu_ps(pb + p * ldb);
+    const float *ap = pa + p * 4;
+    c0 = _mm_add_ps(c0, _mm_mul_ps(_mm_set1_ps(ap[0]), bv));
+    c1 = _mm_add_ps(c1, _mm_mul_ps(_mm_set1_ps(ap[1]), bv));
+    c2 = _mm_add_ps(c2, _mm_mul_ps(_mm_set1_ps(ap[2]), bv));
+    c3 = _mm_add_ps(c3, _mm_mul_ps(_mm_set1_ps(ap[3]), bv));
+  }
+  _mm_storeu_ps(acc[0], c0);
+  _mm_storeu_ps(acc[1], c1);
+  _mm_storeu_ps(acc[2], c2);
+  _mm_storeu_ps(acc[3], c3);
+#else
+  for (int r = 0; r < 4; r++)
+    for (int j = 0; j < 4; j++) acc[r][j] = 0;
+  for (int64_t p = 0; p < k; p++)
+    for (int r = 0; r < 4; r++)
+      for (int j = 0; j < 4; j++) acc[r][j] += pa[p * 4 + r] * pb[p * ldb + j];
+#endif
+}
+
+/* For a product with few rows (a small batch), the four rows of a panel of
+   c go in the lanes of one vector: a is packed as columns of four, b is
+   read where it lies (any strides, no packing), one broadcast per term. */
+static void few_rows_f32(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t a0,
+                         int64_t a1, const float *b, int64_t b0, int64_t b1, float beta, float *c,
+                         int64_t c0, float *pa) {
+  for (int64_t i0 = 0; i0 < m; i0 += 4) {
+    int64_t rows = m - i0 < 4 ? m - i0 : 4;
+    for (int64_t p = 0; p < k; p++)
+      for (int r = 0; r < 4; r++) pa[p * 4 + r] = r < rows ? a[(i0 + r) * a0 + p * a1] : 0.0f;
+    for (int64_t j = 0; j < n; j++) {
+      float col[4];
+      const float *bj = b + j * b1;
+#if defined(__SSE2__)
+      __m128 acc = _mm_setzero_ps();
+      for (int64_t p = 0; p < k; p++)
+        acc = _mm_add_ps(acc, _mm_mul_ps(_mm_loadu_ps(pa + p * 4), _mm_set1_ps(bj[p * b0])));
+      _mm_storeu_ps(col, acc);
+#else
+      col[0] = col[1] = col[2] = col[3] = 0;
+      for (int64_t p = 0; p < k; p++)
+        for (int r = 0; r < 4; r++) col[r] += pa[p * 4 + r] * bj[p * b0];
+#endif
+      for (int64_t r = 0; r < rows; r++) {
+        float *cij = c + (i0 + r) * c0 + j;
+        *cij = alpha == 1 && beta == 0 ? col[r]
+             : alpha == 1 && beta == 1 ? *cij + col[r]
+             : alpha * col[r] + (beta == 0 ? 0 : beta * *cij);
+      }
+    }
+  }
+}
+
 /* c = alpha a b + beta c for tiny products, a and b with any strides.
-   b is first packed row-major with its width padded with zeros to a
-   multiple of four, so every row of c is built in fixed blocks of eight
-   or four columns kept in registers: the loops have no remainders, and the
-   packing (k n moves) is small beside the m n k multiply-adds. */
+   Both are packed first, b row-major with its width padded with zeros to a
+   multiple of four, a in panels of four rows; then each 4x4 block of c is
+   sixteen accumulators that stay in registers while the k terms stream
+   past (the micro-kernel shape of BLIS and OpenBLAS, without their
+   set-up cost). The packing moves k (n + 4) values, small beside the
+   m n k multiply-adds. */
+#define PACK_LIMIT (SMALL_PRODUCT / 8)
 static void small_gemm_f32(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t a0,
                            int64_t a1, const float *b, int64_t b0, int64_t b1, float beta, float *c,
                            int64_t c0) {
-  float packed[SMALL_PRODUCT / 8];
+  float pb[PACK_LIMIT], pa[PACK_LIMIT / 4];
   int64_t n4 = (n + 3) & ~(int64_t)3;
-  if (k * n4 > (int64_t)(sizeof packed / sizeof packed[0])) { /* tall and thin: plain loops */
+  if (k * n4 > PACK_LIMIT || 4 * k > PACK_LIMIT / 4) { /* long and thin: plain loops */
     for (int64_t i = 0; i < m; i++)
       for (int64_t j = 0; j < n; j++) {
         float acc = 0;
@@ -45,33 +116,49 @@ static void small_gemm_f32(int64_t m, int64_t n, int64_t k, float alpha, const f
       }
     return;
   }
-  for (int64_t p = 0; p < k; p++) {
-    for (int64_t j = 0; j < n; j++) packed[p * n4 + j] = b[p * b0 + j * b1];
-    for (int64_t j = n; j < n4; j++) packed[p * n4 + j] = 0;
+  if (m <= 16) {
+    few_rows_f32(m, n, k, alpha, a, a0, a1, b, b0, b1, beta, c, c0, pa);
+    return;
   }
-  for (int64_t i = 0; i < m; i++) {
-    const float *arow = a + i * a0;
-    float *crow = c + i * c0;
-    int64_t j0 = 0;
-    for (; j0 + 8 <= n4; j0 += 8) {
-      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      for (int64_t p = 0; p < k; p++) {
-        const float s = arow[p * a1], *brow = packed + p * n4 + j0;
-        for (int jj = 0; jj < 8; jj++) acc[jj] += s * brow[jj];
-      }
-      int64_t w = n - j0 < 8 ? n - j0 : 8;
-      for (int64_t jj = 0; jj < w; jj++)
-        crow[j0 + jj] = alpha * acc[jj] + (beta == 0 ? 0 : beta * crow[j0 + jj]);
+  for (int64_t p = 0; p < k; p++) {
+    float *row = pb + p * n4;
+    const float *src = b + p * b0;
+    if (b1 == 1)
+      for (int64_t j = 0; j < n; j++) row[j] = src[j];
+    else
+      for (int64_t j = 0; j < n; j++) row[j] = src[j * b1];
+    switch (n4 - n) { /* the padding: at most three zeros */
+    case 3: row[n + 2] = 0; /* fall through */
+    case 2: row[n + 1] = 0; /* fall through */
+    case 1: row[n] = 0; /* fall through */
+    default: break;
     }
-    for (; j0 < n4; j0 += 4) {
-      float acc[4] = {0, 0, 0, 0};
-      for (int64_t p = 0; p < k; p++) {
-        const float s = arow[p * a1], *brow = packed + p * n4 + j0;
-        for (int jj = 0; jj < 4; jj++) acc[jj] += s * brow[jj];
+  }
+  for (int64_t i0 = 0; i0 < m; i0 += 4) {
+    int64_t rows = m - i0 < 4 ? m - i0 : 4;
+    for (int64_t p = 0; p < k; p++)
+      for (int r = 0; r < 4; r++) pa[p * 4 + r] = r < rows ? a[(i0 + r) * a0 + p * a1] : 0.0f;
+    for (int64_t j0 = 0; j0 < n4; j0 += 4) {
+      float acc[4][4];
+      block_4x4(k, pa, pb + j0, n4, acc);
+      int64_t cols = n - j0 < 4 ? n - j0 : 4;
+      if (rows == 4 && cols == 4 && alpha == 1 && (beta == 0 || beta == 1)) {
+        for (int r = 0; r < 4; r++) {
+          float *crow = c + (i0 + r) * c0 + j0;
+          for (int jj = 0; jj < 4; jj++) crow[jj] = beta == 0 ? acc[r][jj] : crow[jj] + acc[r][jj];
+        }
+        continue;
       }
-      int64_t w = n - j0 < 4 ? n - j0 : 4;
-      for (int64_t jj = 0; jj < w; jj++)
-        crow[j0 + jj] = alpha * acc[jj] + (beta == 0 ? 0 : beta * crow[j0 + jj]);
+      for (int64_t r = 0; r < rows; r++) {
+        float *crow = c + (i0 + r) * c0 + j0;
+        if (beta == 0 && alpha == 1)
+          for (int64_t jj = 0; jj < cols; jj++) crow[jj] = acc[r][jj];
+        else if (beta == 1 && alpha == 1)
+          for (int64_t jj = 0; jj < cols; jj++) crow[jj] += acc[r][jj];
+        else
+          for (int64_t jj = 0; jj < cols; jj++)
+            crow[jj] = alpha * acc[r][jj] + (beta == 0 ? 0 : beta * crow[jj]);
+      }
     }
   }
 }
@@ -322,15 +409,23 @@ static int linear_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
     if (!(gi[0] = nn_empty_like_shape(g, g->dtype, 2, size))) return -1;
     if (nn_gemm_tensors(0, 0, 1, g, w, 0, gi[0]) < 0) return -1;
   }
-  if (node->inputs[1]) { /* dw = g^T x : (out, N)(N, in) */
-    if (!(gi[1] = nn_empty_like(w))) return -1;
-    if (nn_gemm_tensors(1, 0, 1, g, x, 0, gi[1]) < 0) return -1;
+  if (node->inputs[1]) { /* dw = g^T x : (out, N)(N, in), into w.grad when it exists */
+    nn_tensor *into = node->accumulate_into[1];
+    if (into) {
+      if (nn_gemm_tensors(1, 0, 1, g, x, 1, into) < 0) return -1;
+      nn_bump_version(into);
+    } else {
+      if (!(gi[1] = nn_empty_like(w))) return -1;
+      if (nn_gemm_tensors(1, 0, 1, g, x, 0, gi[1]) < 0) return -1;
+    }
   }
   if (node->inputs[2]) { /* db = sum of g's rows */
     if (g->dtype == NN_FLOAT32 && nn_is_contiguous(g)) {
       int64_t rows = g->size[0], cols = g->size[1];
-      if (!(gi[2] = nn_zeros(NN_FLOAT32, 1, &cols))) return -1;
-      float *db = nn_data(gi[2]);
+      nn_tensor *into = node->accumulate_into[2];
+      if (!into && !(gi[2] = nn_zeros(NN_FLOAT32, 1, &cols))) return -1;
+      float *db = nn_data(into ? into : gi[2]);
+      if (into) nn_bump_version(into);
       const float *pg = nn_data(g);
       for (int64_t i = 0; i < rows; i++)
         for (int64_t j = 0; j < cols; j++) db[j] += pg[i * cols + j];
