@@ -207,6 +207,56 @@ static int l_zero_grads(lua_State *L) {
   return 0;
 }
 
+/* sequential_forward(seq, x): runs a Sequential whose children are all
+   built-in layers the engine knows (their class table, not a subclass,
+   carries _native: "linear", or a unary op's name) without returning to
+   Lua between them: the intermediate tensors never become Lua values.
+   Returns nothing when some child is not such a layer; Lua then runs the
+   children one by one. */
+static int l_sequential_forward(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  nn_tensor *x = nnl_check_tensor(L, 2, "Sequential");
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  enum { MAX_LAYERS = 64 };
+  struct { int unary; nn_unary_op op; nn_tensor *w, *b; } layer[MAX_LAYERS];
+  if (n < 1 || n > MAX_LAYERS) return 0;
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, 1, i) != LUA_TTABLE || !lua_getmetatable(L, -1)) return 0;
+    lua_pushliteral(L, "_native");
+    lua_rawget(L, -2);
+    const char *kind = lua_tostring(L, -1);
+    if (!kind) return 0;
+    if (strcmp(kind, "linear") == 0) {
+      layer[i - 1].unary = 0;
+      lua_pushliteral(L, "weight");
+      lua_rawget(L, -4);
+      layer[i - 1].w = nnl_to_tensor(L, -1);
+      lua_pushliteral(L, "bias");
+      lua_rawget(L, -5);
+      layer[i - 1].b = nnl_to_tensor(L, -1);
+      if (!layer[i - 1].w || (!layer[i - 1].b && !lua_isnil(L, -1))) return 0;
+      lua_pop(L, 2);
+    } else {
+      int op = -1;
+      for (int k = 0; k <= NN_ROUND; k++)
+        if (strcmp(kind, nn_unary_op_name((nn_unary_op)k)) == 0) op = k;
+      if (op < 0) return 0;
+      layer[i - 1].unary = 1;
+      layer[i - 1].op = (nn_unary_op)op;
+    }
+    lua_pop(L, 3);
+  }
+  /* Every tensor above stays referenced by its module while this runs. */
+  nn_tensor *h = nn_retain(x);
+  for (lua_Integer i = 0; i < n && h; i++) {
+    nn_tensor *next = layer[i].unary ? nn_unary(layer[i].op, h) : nn_linear(h, layer[i].w, layer[i].b);
+    nn_release(h);
+    h = next;
+  }
+  nnl_push_tensor(L, h);
+  return 1;
+}
+
 static int l_memory_in_use(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)nn_memory_in_use());
   return 1;
@@ -240,7 +290,8 @@ static const luaL_Reg functions[] = {
     {"set_grad_enabled", l_set_grad_enabled}, {"linear", l_linear}, {"mse_loss", l_mse_loss},
     {"binary_cross_entropy", l_bce_loss}, {"sgd_step", l_sgd_step}, {"zero_grads", l_zero_grads},
     {"memory_in_use", l_memory_in_use}, {"memory_trim", l_memory_trim},
-    {"cuda_is_available", l_cuda_is_available}, {"clock", l_clock}, {NULL, NULL}};
+    {"cuda_is_available", l_cuda_is_available}, {"clock", l_clock},
+    {"sequential_forward", l_sequential_forward}, {NULL, NULL}};
 
 void nnl_register_functions(lua_State *L) {
   luaL_setfuncs(L, functions, 0);
