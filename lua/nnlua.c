@@ -1,0 +1,570 @@
+/* nnlua.c: the nnlua interpreter, a Lua 5.4 stand-alone interpreter with nn
+ * built in.
+ *
+ * Modelled on Lua 5.4's lua.c (same options, same `arg` table, same error
+ * reporting), with two additions: `require "nn"` finds the built-in module
+ * through package.preload, and reading the global `nn` requires it the first
+ * time. The module is loaded lazily so that `nnlua -e ''` starts as fast as
+ * lua5.4 does.
+ *
+ *   nnlua [options] [script [args]]
+ *     -e stat   execute string 'stat'
+ *     -i        enter interactive mode after executing 'script'
+ *     -l mod    require library 'mod' into global 'mod' (-l g=mod: into 'g')
+ *     -v        show version information
+ *     -E        ignore environment variables (LUA_INIT, LUA_PATH, ...)
+ *     -W        turn warnings on
+ *     --        stop handling options
+ *     -         stop handling options and execute stdin
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lauxlib.h"
+#include "lua.h"
+#include "lualib.h"
+
+#ifdef HAVE_READLINE
+#include <readline/history.h>
+#include <readline/readline.h>
+#endif
+
+#ifndef NNLUA_VERSION
+#define NNLUA_VERSION "0.1.0"
+#endif
+
+#define NNLUA_PROGNAME "nnlua"
+#define NNLUA_PROMPT "> "
+#define NNLUA_PROMPT2 ">> "
+#define NNLUA_MAXINPUT 4096
+
+int luaopen_nn(lua_State *L);
+
+/* The state a SIGINT handler may touch: only to set a hook (see on_sigint). */
+static lua_State *volatile interrupt_L = NULL;
+
+/* Prefix for error messages; NULL at the interactive prompt, as lua.c does. */
+static const char *progname = NNLUA_PROGNAME;
+
+/* ---- messages ---------------------------------------------------------- */
+
+static void print_message(const char *pname, const char *msg) {
+  if (pname) fprintf(stderr, "%s: ", pname);
+  fprintf(stderr, "%s\n", msg);
+  fflush(stderr);
+}
+
+/* Prints the error message on the top of the stack when status is not OK. */
+static int report(lua_State *L, int status) {
+  if (status != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    if (msg == NULL) msg = "(error object is not a string)";
+    print_message(progname, msg);
+    lua_pop(L, 1);
+  }
+  return status;
+}
+
+static void print_version(void) {
+  printf("nnlua %s (%s)\n", NNLUA_VERSION, LUA_RELEASE);
+  fflush(stdout);
+}
+
+static void print_usage(const char *badoption) {
+  fprintf(stderr, "%s: ", NNLUA_PROGNAME);
+  if (badoption[1] == 'e' || badoption[1] == 'l')
+    fprintf(stderr, "'%s' needs argument\n", badoption);
+  else
+    fprintf(stderr, "unrecognized option '%s'\n", badoption);
+  fprintf(stderr,
+          "usage: %s [options] [script [args]]\n"
+          "Available options are:\n"
+          "  -e stat   execute string 'stat'\n"
+          "  -i        enter interactive mode after executing 'script'\n"
+          "  -l mod    require library 'mod' into global 'mod'\n"
+          "  -l g=mod  require library 'mod' into global 'g'\n"
+          "  -v        show version information\n"
+          "  -E        ignore environment variables\n"
+          "  -W        turn warnings on\n"
+          "  --        stop handling options\n"
+          "  -         stop handling options and execute stdin\n",
+          NNLUA_PROGNAME);
+  fflush(stderr);
+}
+
+/* ---- running chunks ---------------------------------------------------- */
+
+/* Ctrl-C: a signal handler cannot safely change a Lua state, so it only sets
+   a hook; the hook raises the error at the next call, return or instruction. */
+static void interrupt_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  luaL_error(L, "interrupted!");
+}
+
+static void set_sigint(void (*handler)(int)) {
+  struct sigaction sa;
+  sa.sa_handler = handler;
+  sa.sa_flags = 0;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+}
+
+static void on_sigint(int sig) {
+  lua_State *L = interrupt_L;
+  set_sigint(SIG_DFL); /* a second Ctrl-C kills the process */
+  (void)sig;
+  if (L) lua_sethook(L, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* Message handler: the message plus a traceback. */
+static int msghandler(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/* lua_pcall with the traceback handler, and Ctrl-C turned into a Lua error
+   while the chunk runs. */
+static int docall(lua_State *L, int narg, int nres) {
+  int status;
+  int base = lua_gettop(L) - narg;
+  lua_pushcfunction(L, msghandler);
+  lua_insert(L, base);
+  interrupt_L = L;
+  set_sigint(on_sigint);
+  status = lua_pcall(L, narg, nres, base);
+  set_sigint(SIG_DFL);
+  lua_remove(L, base);
+  return status;
+}
+
+static int dochunk(lua_State *L, int status) {
+  if (status == LUA_OK) status = docall(L, 0, 0);
+  return report(L, status);
+}
+
+static int dofile(lua_State *L, const char *name) {
+  return dochunk(L, luaL_loadfile(L, name));
+}
+
+static int dostring(lua_State *L, const char *s, const char *name) {
+  return dochunk(L, luaL_loadbuffer(L, s, strlen(s), name));
+}
+
+/* -l mod: global mod = require "mod"; -l g=mod: global g = require "mod". */
+static int dolibrary(lua_State *L, const char *spec) {
+  int status;
+  const char *eq = strchr(spec, '=');
+  const char *modname = eq ? eq + 1 : spec;
+  if (eq) lua_pushlstring(L, spec, (size_t)(eq - spec)); /* the global's name */
+  else lua_pushstring(L, spec);
+  lua_getglobal(L, "require");
+  lua_pushstring(L, modname);
+  status = docall(L, 1, 1);
+  if (status == LUA_OK) {
+    lua_setglobal(L, lua_tostring(L, -2));
+    lua_pop(L, 1);
+  } else {
+    lua_remove(L, -2); /* leave the message on top for report */
+  }
+  return report(L, status);
+}
+
+/* The global `arg`: arg[0] the script, its arguments at 1..n, the interpreter
+   and its options at negative indices. Without a script, arg[0] is argv[0]. */
+static void create_arg_table(lua_State *L, char **argv, int argc, int script) {
+  int i, narg;
+  if (script == argc) script = 0;
+  narg = argc - (script + 1);
+  lua_createtable(L, narg, script + 1);
+  for (i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - script);
+  }
+  lua_setglobal(L, "arg");
+}
+
+/* Pushes arg[1..#arg] as the script's varargs. */
+static int push_args(lua_State *L) {
+  int i, n;
+  if (lua_getglobal(L, "arg") != LUA_TTABLE) luaL_error(L, "'arg' is not a table");
+  n = (int)luaL_len(L, -1);
+  luaL_checkstack(L, n + 3, "too many arguments to script");
+  for (i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
+  lua_remove(L, -i);
+  return n;
+}
+
+static int handle_script(lua_State *L, char **argv) {
+  int status;
+  const char *fname = argv[0];
+  if (strcmp(fname, "-") == 0 && strcmp(argv[-1], "--") != 0) fname = NULL; /* stdin */
+  status = luaL_loadfile(L, fname);
+  if (status == LUA_OK) {
+    int n = push_args(L);
+    status = docall(L, n, LUA_MULTRET);
+  }
+  return report(L, status);
+}
+
+/* ---- the interactive prompt ---------------------------------------------
+ * Kept to these functions (repl_*) so that a richer prompt can replace them. */
+
+#ifdef HAVE_READLINE
+static void repl_init(void) {
+  rl_readline_name = "nnlua";
+  rl_inhibit_completion = 1; /* Tab inserts a tab rather than file names */
+}
+static char *repl_readline(const char *prompt) {
+  return readline(prompt);
+}
+static void repl_saveline(const char *line) {
+  if (line[0] != '\0') add_history(line);
+}
+#else
+static void repl_init(void) {}
+static char *repl_readline(const char *prompt) {
+  char *buf = malloc(NNLUA_MAXINPUT);
+  size_t len;
+  if (buf == NULL) return NULL;
+  fputs(prompt, stdout);
+  fflush(stdout);
+  if (fgets(buf, NNLUA_MAXINPUT, stdin) == NULL) {
+    free(buf);
+    return NULL;
+  }
+  len = strlen(buf);
+  if (len > 0 && buf[len - 1] == '\n') buf[len - 1] = '\0';
+  return buf;
+}
+static void repl_saveline(const char *line) {
+  (void)line;
+}
+#endif
+
+static const char *repl_prompt(lua_State *L, int firstline) {
+  const char *p;
+  lua_getglobal(L, firstline ? "_PROMPT" : "_PROMPT2");
+  p = lua_tostring(L, -1);
+  if (p == NULL) p = firstline ? NNLUA_PROMPT : NNLUA_PROMPT2;
+  return p; /* stays valid while its value is on the stack */
+}
+
+/* Reads one line and pushes it; 0 at end of input. */
+static int repl_pushline(lua_State *L, int firstline) {
+  char *line = repl_readline(repl_prompt(L, firstline));
+  size_t len;
+  lua_pop(L, 1); /* the prompt */
+  if (line == NULL) return 0;
+  len = strlen(line);
+  if (len > 0 && line[len - 1] == '\n') line[--len] = '\0';
+  if (firstline && line[0] == '=') /* Lua 5.1's "=expr" */
+    lua_pushfstring(L, "return %s", line + 1);
+  else
+    lua_pushlstring(L, line, len);
+  free(line);
+  return 1;
+}
+
+/* A syntax error that ends at <eof> (its message on the top of the stack):
+   the statement goes on on the next line. */
+static int repl_incomplete(lua_State *L, int status) {
+  static const char mark[] = "<eof>";
+  const size_t marklen = sizeof(mark) - 1;
+  if (status == LUA_ERRSYNTAX) {
+    size_t lmsg;
+    const char *msg = lua_tolstring(L, -1, &lmsg);
+    if (msg != NULL && lmsg >= marklen && strcmp(msg + lmsg - marklen, mark) == 0) return 1;
+  }
+  return 0;
+}
+
+/* Tries the line on the stack as "return <line>;": an expression to print. */
+static int repl_addreturn(lua_State *L) {
+  const char *line = lua_tostring(L, -1);
+  const char *retline = lua_pushfstring(L, "return %s;", line);
+  int status = luaL_loadbuffer(L, retline, strlen(retline), "=stdin");
+  if (status == LUA_OK) {
+    lua_remove(L, -2); /* the "return" line */
+    repl_saveline(line);
+  } else {
+    lua_pop(L, 2); /* the error and the "return" line */
+  }
+  return status;
+}
+
+/* Compiles the line as a statement, reading more lines while incomplete. */
+static int repl_multiline(lua_State *L) {
+  for (;;) {
+    size_t len;
+    const char *line = lua_tolstring(L, 1, &len);
+    int status = luaL_loadbuffer(L, line, len, "=stdin");
+    /* complete (or wrong), or input ended: the chunk or the error is on top */
+    if (!repl_incomplete(L, status) || !repl_pushline(L, 0)) {
+      repl_saveline(line);
+      return status;
+    }
+    lua_remove(L, -2); /* the "<eof>" error */
+    lua_pushliteral(L, "\n");
+    lua_insert(L, -2);
+    lua_concat(L, 3);
+  }
+}
+
+/* Leaves one compiled chunk (or an error message) on an empty stack; -1 at
+   the end of input. */
+static int repl_loadline(lua_State *L) {
+  int status;
+  lua_settop(L, 0);
+  if (!repl_pushline(L, 1)) return -1;
+  if ((status = repl_addreturn(L)) != LUA_OK) status = repl_multiline(L);
+  lua_remove(L, 1); /* the line */
+  return status;
+}
+
+/* Prints the results on the stack the way print does (tab-separated,
+   luaL_tolstring, so __tostring and __name are honoured). Runs protected:
+   a __tostring may raise. */
+static int repl_print_values(lua_State *L) {
+  int n = lua_gettop(L);
+  luaL_Buffer b;
+  int i;
+  luaL_buffinit(L, &b);
+  for (i = 1; i <= n; i++) {
+    if (i > 1) luaL_addchar(&b, '\t');
+    luaL_tolstring(L, i, NULL);
+    luaL_addvalue(&b);
+  }
+  size_t len;
+  const char *text;
+  luaL_addchar(&b, '\n');
+  luaL_pushresult(&b);
+  text = lua_tolstring(L, -1, &len);
+  fwrite(text, 1, len, stdout);
+  fflush(stdout);
+  return 0;
+}
+
+static void repl_print(lua_State *L) {
+  int n = lua_gettop(L);
+  if (n == 0) return;
+  luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
+  lua_pushcfunction(L, repl_print_values);
+  lua_insert(L, 1);
+  if (docall(L, n, 0) != LUA_OK)
+    print_message(progname, lua_pushfstring(L, "error printing result (%s)", lua_tostring(L, -1)));
+}
+
+static void repl_run(lua_State *L) {
+  int status;
+  const char *oldprogname = progname;
+  progname = NULL;
+  repl_init();
+  while ((status = repl_loadline(L)) != -1) {
+    if (status == LUA_OK) status = docall(L, 0, LUA_MULTRET);
+    if (status == LUA_OK) repl_print(L);
+    else report(L, status);
+  }
+  lua_settop(L, 0);
+  fputs("\n", stdout);
+  fflush(stdout);
+  progname = oldprogname;
+}
+
+/* ---- nn: built in, and a global on first use --------------------------- */
+
+/* _G's __index while the global `nn` has not been read: requires "nn", stores
+   it with rawset (later reads cost nothing) and returns it. Any other missing
+   global is nil, as without a metatable. A script that sets `nn` itself wins,
+   since __index only runs for absent keys; one that replaces _G's metatable
+   (strict mode) should `local nn = require "nn"`, as scripts do anyway. */
+static int global_index(lua_State *L) {
+  const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+  if (key == NULL || strcmp(key, "nn") != 0) return 0;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "nn");
+  lua_call(L, 1, 1);
+  lua_pushliteral(L, "nn");
+  lua_pushvalue(L, -2);
+  lua_rawset(L, 1);
+  return 1;
+}
+
+static void install_nn(lua_State *L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_nn);
+  lua_setfield(L, -2, "nn");
+  lua_pop(L, 1);
+
+  lua_pushglobaltable(L);
+  if (!lua_getmetatable(L, -1)) lua_newtable(L);
+  lua_pushcfunction(L, global_index);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
+  lua_pop(L, 1);
+}
+
+/* ---- options ----------------------------------------------------------- */
+
+#define HAS_ERROR 1
+#define HAS_I 2
+#define HAS_V 4
+#define HAS_E 8
+#define HAS_NOENV 16
+
+/* Scans the options; *first is the script's index (argc when none) or the bad
+   option's. */
+static int collect_args(char **argv, int *first) {
+  int args = 0;
+  int i;
+  for (i = 1; argv[i] != NULL; i++) {
+    *first = i;
+    if (argv[i][0] != '-') return args;
+    switch (argv[i][1]) {
+    case '-':
+      if (argv[i][2] != '\0') return HAS_ERROR;
+      *first = i + 1;
+      return args;
+    case '\0':
+      return args;
+    case 'E':
+      if (argv[i][2] != '\0') return HAS_ERROR;
+      args |= HAS_NOENV;
+      break;
+    case 'W':
+      if (argv[i][2] != '\0') return HAS_ERROR;
+      break;
+    case 'i':
+      args |= HAS_I; /* -i implies -v */
+      /* fallthrough */
+    case 'v':
+      if (argv[i][2] != '\0') return HAS_ERROR;
+      args |= HAS_V;
+      break;
+    case 'e':
+      args |= HAS_E;
+      /* fallthrough */
+    case 'l':
+      if (argv[i][2] == '\0') {
+        i++;
+        if (argv[i] == NULL || argv[i][0] == '-') return HAS_ERROR;
+      }
+      break;
+    default:
+      return HAS_ERROR;
+    }
+  }
+  *first = i;
+  return args;
+}
+
+/* Runs -e, -l and -W in order; 0 when one of them fails. */
+static int run_args(lua_State *L, char **argv, int n) {
+  int i;
+  for (i = 1; i < n; i++) {
+    int option = argv[i][1];
+    switch (option) {
+    case 'e':
+    case 'l': {
+      int status;
+      const char *extra = argv[i] + 2;
+      if (*extra == '\0') extra = argv[++i];
+      status = option == 'e' ? dostring(L, extra, "=(command line)") : dolibrary(L, extra);
+      if (status != LUA_OK) return 0;
+      break;
+    }
+    case 'W':
+      lua_warning(L, "@on", 0);
+      break;
+    default:
+      break;
+    }
+  }
+  return 1;
+}
+
+/* LUA_INIT_5_4, else LUA_INIT: "@file" runs a file, anything else a string. */
+static int handle_luainit(lua_State *L) {
+  const char *name = "=LUA_INIT" LUA_VERSUFFIX;
+  const char *init = getenv(name + 1);
+  if (init == NULL) {
+    name = "=LUA_INIT";
+    init = getenv(name + 1);
+  }
+  if (init == NULL) return LUA_OK;
+  if (init[0] == '@') return dofile(L, init + 1);
+  return dostring(L, init, name);
+}
+
+/* The whole interpreter, run in protected mode so that running out of memory
+   while setting up is reported rather than fatal. */
+static int pmain(lua_State *L) {
+  int argc = (int)lua_tointeger(L, 1);
+  char **argv = (char **)lua_touserdata(L, 2);
+  int script = argc;
+  int args = collect_args(argv, &script);
+  luaL_checkversion(L);
+  if (args == HAS_ERROR) {
+    print_usage(argv[script]);
+    return 0;
+  }
+  if (args & HAS_V) print_version();
+  if (args & HAS_NOENV) {
+    lua_pushboolean(L, 1); /* tells the package library to ignore LUA_PATH etc. */
+    lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+  }
+  luaL_openlibs(L);
+  install_nn(L);
+  create_arg_table(L, argv, argc, script);
+  lua_gc(L, LUA_GCRESTART);
+  lua_gc(L, LUA_GCGEN, 0, 0);
+  if (!(args & HAS_NOENV)) {
+    if (handle_luainit(L) != LUA_OK) return 0;
+  }
+  if (!run_args(L, argv, script)) return 0;
+  if (script < argc && handle_script(L, argv + script) != LUA_OK) return 0;
+  if (args & HAS_I) {
+    repl_run(L);
+  } else if (script == argc && !(args & (HAS_E | HAS_V))) {
+    if (isatty(0)) {
+      print_version();
+      repl_run(L);
+    } else if (dofile(L, NULL) != LUA_OK) { /* stdin as a file */
+      return 0;
+    }
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  static char *no_args[] = {NNLUA_PROGNAME, NULL};
+  int status, result;
+  lua_State *L;
+  if (argc < 1 || argv[0] == NULL) { /* exec'd with an empty argv */
+    argc = 1;
+    argv = no_args;
+  }
+  L = luaL_newstate();
+  if (L == NULL) {
+    print_message(NNLUA_PROGNAME, "cannot create state: not enough memory");
+    return EXIT_FAILURE;
+  }
+  lua_gc(L, LUA_GCSTOP); /* no collection while setting up */
+  lua_pushcfunction(L, pmain);
+  lua_pushinteger(L, argc);
+  lua_pushlightuserdata(L, argv);
+  status = lua_pcall(L, 2, 1, 0);
+  result = lua_toboolean(L, -1);
+  report(L, status);
+  lua_close(L);
+  return (result && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
+}
