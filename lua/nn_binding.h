@@ -17,8 +17,14 @@ nn_tensor *nnl_check_tensor(lua_State *L, int idx, const char *op);
 nn_tensor *nnl_to_tensor(lua_State *L, int idx);
 /* Pushes t (taking its reference); a NULL t raises the engine's error. */
 void nnl_push_tensor(lua_State *L, nn_tensor *t);
-/* Raises the engine's last error as a Lua error with the caller's position. */
+/* Raises the engine's last error as a Lua error at the user's position. */
 int nnl_engine_error(lua_State *L);
+/* Like luaL_error, but the position is that of the first caller outside
+   nn's own Lua modules, so an error from inside nn.Linear points at the
+   user's line, not nn's. */
+int nnl_error(lua_State *L, const char *fmt, ...);
+/* Pushes "file:line: " for that frame (or "" when there is none). */
+void nnl_where(lua_State *L);
 /* A Lua dim (1-based, or negative from the end) as the engine's 0-based. */
 int nnl_check_dim(lua_State *L, int idx, const char *op);
 /* Tensor options {dtype=, device=, requires_grad=} at idx (may be absent). */

@@ -13,6 +13,21 @@ void nnl_register_tensor_constructor(lua_State *L);
 /* ---- creation --------------------------------------------------------- */
 typedef nn_tensor *(*shape_ctor)(nn_dtype, int, const int64_t *);
 
+/* Pushes a freshly created tensor; a failure is reported under op's name. */
+static void push_created(lua_State *L, nn_tensor *t, const char *op) {
+  if (t) {
+    nnl_push_tensor(L, t);
+    return;
+  }
+  const char *msg = nn_error();
+  if (strncmp(msg, op, strlen(op)) == 0) nnl_engine_error(L);
+  nnl_error(L, "%s: %s", op, msg);
+}
+
+static void check_shape(lua_State *L, const char *op, int ndim, const int64_t *size) {
+  if (nn_check_shape(op, ndim, size) < 0) nnl_engine_error(L);
+}
+
 static int make_from_shape(lua_State *L, const char *op, shape_ctor ctor) {
   int64_t size[NN_MAX_DIMS];
   int opt;
@@ -20,8 +35,9 @@ static int make_from_shape(lua_State *L, const char *op, shape_ctor ctor) {
   nnl_options o;
   nnl_read_options(L, opt, op, &o);
   if ((ctor == nn_rand || ctor == nn_randn) && !nn_dtype_is_floating(o.dtype))
-    return luaL_error(L, "%s: dtype must be float32 or float64, got %s", op, nn_dtype_name(o.dtype));
-  nnl_push_tensor(L, nnl_apply_options(L, ctor(o.dtype, n, size), &o, op));
+    return nnl_error(L, "%s: dtype must be float32 or float64, got %s", op, nn_dtype_name(o.dtype));
+  check_shape(L, op, n, size);
+  push_created(L, nnl_apply_options(L, ctor(o.dtype, n, size), &o, op), op);
   return 1;
 }
 
@@ -37,7 +53,7 @@ static int l_full(lua_State *L) {
   if (lua_istable(L, 1) && top >= 3) opt_idx = 3;
   int value_idx = (opt_idx ? opt_idx : top + 1) - 1;
   if (value_idx < 2 || lua_type(L, value_idx) != LUA_TNUMBER)
-    return luaL_error(L, "full: expected sizes then a fill value, as full(2, 3, 7.5) or full({2, 3}, 7.5)");
+    return nnl_error(L, "full: expected sizes then a fill value, as full(2, 3, 7.5) or full({2, 3}, 7.5)");
   double v = lua_tonumber(L, value_idx);
   int64_t size[NN_MAX_DIMS];
   int n = 0;
@@ -47,15 +63,16 @@ static int l_full(lua_State *L) {
     n = nnl_check_sizes(L, 1, "full", size, &dummy);
   } else {
     for (int i = 1; i < value_idx; i++) {
-      if (n >= NN_MAX_DIMS) return luaL_error(L, "full: at most %d dimensions", NN_MAX_DIMS);
+      if (n >= NN_MAX_DIMS) return nnl_error(L, "full: at most %d dimensions", NN_MAX_DIMS);
       lua_Integer s = luaL_checkinteger(L, i);
-      if (s < 0) return luaL_error(L, "full: size %d is negative", (int)s);
+      if (s < 0) return nnl_error(L, "full: size %I is negative", (lua_Integer)s);
       size[n++] = s;
     }
   }
   nnl_options o;
   nnl_read_options(L, opt_idx && opt_idx <= lua_gettop(L) ? opt_idx : 0, "full", &o);
-  nnl_push_tensor(L, nnl_apply_options(L, nn_full(o.dtype, n, size, v), &o, "full"));
+  check_shape(L, "full", n, size);
+  push_created(L, nnl_apply_options(L, nn_full(o.dtype, n, size, v), &o, "full"), "full");
   return 1;
 }
 
@@ -63,13 +80,13 @@ static int l_arange(lua_State *L) {
   /* arange(end), arange(start, end [, step]) with an optional options table */
   int top = lua_gettop(L), opt = lua_istable(L, top) ? top : 0, nums = opt ? top - 1 : top;
   double start = 0, end, step = 1;
-  if (nums < 1) return luaL_error(L, "arange: expected arange(end) or arange(start, end [, step])");
+  if (nums < 1) return nnl_error(L, "arange: expected arange(end) or arange(start, end [, step])");
   if (nums == 1) end = luaL_checknumber(L, 1);
   else start = luaL_checknumber(L, 1), end = luaL_checknumber(L, 2);
   if (nums >= 3) step = luaL_checknumber(L, 3);
   nnl_options o;
   nnl_read_options(L, opt, "arange", &o);
-  nnl_push_tensor(L, nnl_apply_options(L, nn_arange(start, end, step, o.dtype), &o, "arange"));
+  push_created(L, nnl_apply_options(L, nn_arange(start, end, step, o.dtype), &o, "arange"), "arange");
   return 1;
 }
 
@@ -78,7 +95,9 @@ static int l_linspace(lua_State *L) {
   lua_Integer steps = luaL_checkinteger(L, 3);
   nnl_options o;
   nnl_read_options(L, lua_istable(L, 4) ? 4 : 0, "linspace", &o);
-  nnl_push_tensor(L, nnl_apply_options(L, nn_linspace(a, b, steps, o.dtype), &o, "linspace"));
+  int64_t size[1] = {steps};
+  check_shape(L, "linspace", 1, size);
+  push_created(L, nnl_apply_options(L, nn_linspace(a, b, steps, o.dtype), &o, "linspace"), "linspace");
   return 1;
 }
 
@@ -86,10 +105,12 @@ static int l_eye(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1), m = n;
   int opt = 2;
   if (lua_type(L, 2) == LUA_TNUMBER) m = luaL_checkinteger(L, 2), opt = 3;
-  if (n < 0 || m < 0) return luaL_error(L, "eye: sizes must be non-negative, got %d and %d", (int)n, (int)m);
+  if (n < 0 || m < 0) return nnl_error(L, "eye: sizes must be non-negative, got %I and %I", (lua_Integer)n, (lua_Integer)m);
   nnl_options o;
   nnl_read_options(L, lua_istable(L, opt) ? opt : 0, "eye", &o);
-  nnl_push_tensor(L, nnl_apply_options(L, nn_eye(n, m, o.dtype), &o, "eye"));
+  int64_t size[2] = {n, m};
+  check_shape(L, "eye", 2, size);
+  push_created(L, nnl_apply_options(L, nn_eye(n, m, o.dtype), &o, "eye"), "eye");
   return 1;
 }
 
@@ -102,7 +123,7 @@ static int l_is_tensor(lua_State *L) {
 static int l_manual_seed(lua_State *L) {
   int ok;
   lua_Integer seed = lua_tointegerx(L, 1, &ok);
-  if (!ok) return luaL_error(L, "manual_seed: the seed must be an integer, got %s", luaL_typename(L, 1));
+  if (!ok) return nnl_error(L, "manual_seed: the seed must be an integer, got %s", luaL_typename(L, 1));
   nn_manual_seed((uint64_t)seed);
   return 0;
 }
@@ -150,7 +171,7 @@ static int l_linear(lua_State *L) {
 static nn_reduction check_reduction(lua_State *L, int idx, const char *op) {
   const char *name = luaL_optstring(L, idx, "mean");
   int r = nn_reduction_from_name(name);
-  if (r < 0) luaL_error(L, "%s: reduction must be 'mean', 'sum' or 'none', got '%s'", op, name);
+  if (r < 0) nnl_error(L, "%s: reduction must be 'mean', 'sum' or 'none', got '%s'", op, name);
   return (nn_reduction)r;
 }
 

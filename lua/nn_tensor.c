@@ -1,6 +1,7 @@
 /* nn_tensor.c: the Tensor type as Lua sees it: a userdata boxing an engine
  * tensor, its methods, operators and fields. */
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,9 +33,9 @@ nn_tensor *nnl_check_tensor(lua_State *L, int idx, const char *op) {
   tensor_box *b = to_box(L, idx);
   if (!b) {
     const char *got = luaL_typename(L, idx);
-    return (luaL_error(L, "%s: argument %d must be a tensor, got %s", op, idx, got), NULL);
+    return (nnl_error(L, "%s: argument %d must be a tensor, got %s", op, idx, got), NULL);
   }
-  if (!b->t) return (luaL_error(L, "%s: the tensor was closed", op), NULL);
+  if (!b->t) return (nnl_error(L, "%s: the tensor was closed", op), NULL);
   return b->t;
 }
 
@@ -43,7 +44,9 @@ static const char metatable_key = 0; /* its address keys the metatable in the re
 
 void nnl_account_memory(lua_State *L) {
   pending_bytes += nn_memory_take_allocated();
-  if (pending_bytes >= 64 * 1024) {
+  /* Every 256 KiB of tensors made, a step of the collector: garbage tensors
+     stay within a bound that does not depend on the size of the Lua heap. */
+  if (pending_bytes >= 256 * 1024) {
     int kb = pending_bytes / 1024 > 1 << 30 ? 1 << 30 : (int)(pending_bytes / 1024);
     pending_bytes = 0;
     lua_gc(L, LUA_GCSTEP, kb);
@@ -63,11 +66,30 @@ void nnl_push_tensor(lua_State *L, nn_tensor *t) {
   nnl_account_memory(L);
 }
 
-int nnl_engine_error(lua_State *L) {
-  luaL_where(L, 1);
-  lua_pushstring(L, nn_error());
+void nnl_where(lua_State *L) {
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.currentline > 0 && strncmp(ar.source, "@[nn]/", 6) != 0) {
+      lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+      return;
+    }
+  }
+  lua_pushliteral(L, "");
+}
+
+int nnl_error(lua_State *L, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  nnl_where(L);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
   lua_concat(L, 2);
   return lua_error(L);
+}
+
+int nnl_engine_error(lua_State *L) {
+  return nnl_error(L, "%s", nn_error());
 }
 
 static int status_or_error(lua_State *L, int status) {
@@ -77,9 +99,9 @@ static int status_or_error(lua_State *L, int status) {
 
 int nnl_check_dim(lua_State *L, int idx, const char *op) {
   lua_Integer d = luaL_checkinteger(L, idx);
-  if (d == 0) luaL_error(L, "%s: dimension 0 does not exist; dimensions count from 1", op);
+  if (d == 0) nnl_error(L, "%s: dimension 0 does not exist; dimensions count from 1", op);
   if (d > NN_MAX_DIMS || d < -NN_MAX_DIMS)
-    luaL_error(L, "%s: dimension %d is out of range", op, (int)d);
+    nnl_error(L, "%s: dimension %I is out of range", op, (lua_Integer)d);
   return d > 0 ? (int)d - 1 : (int)d;
 }
 
@@ -91,7 +113,7 @@ static int opt_dim(lua_State *L, int idx, const char *op) {
 static int64_t check_index(lua_State *L, int idx, int64_t n, const char *op) {
   lua_Integer i = luaL_checkinteger(L, idx);
   if (i == 0 || i > n || i < -n)
-    luaL_error(L, "%s: index %d is out of range for a dimension of size %d", op, (int)i, (int)n);
+    nnl_error(L, "%s: index %I is out of range for a dimension of size %I", op, (lua_Integer)i, (lua_Integer)n);
   return i > 0 ? i - 1 : n + i;
 }
 
@@ -105,14 +127,14 @@ void nnl_read_options(lua_State *L, int idx, const char *op, nnl_options *o) {
   if (lua_getfield(L, idx, "dtype") != LUA_TNIL) {
     const char *name = lua_tostring(L, -1);
     int d = name ? nn_dtype_from_name(name) : -1;
-    if (d < 0) luaL_error(L, "%s: unknown dtype '%s' (float32, float64, int64 or bool)", op,
+    if (d < 0) nnl_error(L, "%s: unknown dtype '%s' (float32, float64, int64 or bool)", op,
                           name ? name : luaL_typename(L, -1));
     o->dtype = (nn_dtype)d;
   }
   if (lua_getfield(L, idx, "device") != LUA_TNIL) {
     const char *name = lua_tostring(L, -1);
     int d = name ? nn_device_from_name(name) : -1;
-    if (d < 0) luaL_error(L, "%s: unknown device '%s' (cpu or cuda)", op,
+    if (d < 0) nnl_error(L, "%s: unknown device '%s' (cpu or cuda)", op,
                           name ? name : luaL_typename(L, -1));
     o->device = (nn_device)d;
   }
@@ -125,10 +147,10 @@ static int64_t check_size(lua_State *L, int idx, const char *op) {
   lua_Integer n = lua_tointegerx(L, idx, &ok);
   if (!ok) {
     if (lua_type(L, idx) == LUA_TNUMBER)
-      luaL_error(L, "%s: size %s is not a whole number (or is too large)", op, lua_tostring(L, idx));
-    luaL_error(L, "%s: sizes must be integers, got %s", op, luaL_typename(L, idx));
+      nnl_error(L, "%s: size %s is not a whole number (or is too large)", op, lua_tostring(L, idx));
+    nnl_error(L, "%s: sizes must be integers, got %s", op, luaL_typename(L, idx));
   }
-  if (n < 0) luaL_error(L, "%s: size %d is negative", op, (int)n);
+  if (n < 0) nnl_error(L, "%s: size %I is negative", op, (lua_Integer)n);
   return n;
 }
 
@@ -137,7 +159,7 @@ int nnl_check_sizes(lua_State *L, int idx, const char *op, int64_t *size, int *o
   *options_idx = 0;
   if (lua_istable(L, idx) && lua_rawlen(L, idx) > 0) { /* {2, 3} [, options] */
     int len = (int)lua_rawlen(L, idx);
-    if (len > NN_MAX_DIMS) luaL_error(L, "%s: at most %d dimensions", op, NN_MAX_DIMS);
+    if (len > NN_MAX_DIMS) nnl_error(L, "%s: at most %d dimensions", op, NN_MAX_DIMS);
     for (int i = 1; i <= len; i++) {
       lua_rawgeti(L, idx, i);
       size[n++] = check_size(L, -1, op);
@@ -151,7 +173,7 @@ int nnl_check_sizes(lua_State *L, int idx, const char *op, int64_t *size, int *o
       *options_idx = i;
       break;
     }
-    if (n >= NN_MAX_DIMS) luaL_error(L, "%s: at most %d dimensions", op, NN_MAX_DIMS);
+    if (n >= NN_MAX_DIMS) nnl_error(L, "%s: at most %d dimensions", op, NN_MAX_DIMS);
     size[n++] = check_size(L, i, op);
   }
   return n;
@@ -178,7 +200,7 @@ static int table_shape(lua_State *L, int idx, int64_t *size, int *is_bool) {
   int ndim = 0;
   lua_pushvalue(L, idx);
   while (lua_istable(L, -1)) {
-    if (ndim >= NN_MAX_DIMS) luaL_error(L, "tensor: nested deeper than %d levels", NN_MAX_DIMS);
+    if (ndim >= NN_MAX_DIMS) nnl_error(L, "tensor: nested deeper than %d levels", NN_MAX_DIMS);
     size[ndim++] = (int64_t)lua_rawlen(L, -1);
     if (size[ndim - 1] == 0) break;
     lua_rawgeti(L, -1, 1);
@@ -194,21 +216,21 @@ static void fill_from_table(lua_State *L, nn_tensor *t, int depth, int64_t *pos,
                             size_t path_len) {
   int64_t n = t->size[depth];
   if ((int64_t)lua_rawlen(L, -1) != n)
-    luaL_error(L, "tensor: ragged table: %s has %d elements where %d were expected",
+    nnl_error(L, "tensor: ragged table: %s has %d elements where %d were expected",
                path_len ? path : "the top level", (int)lua_rawlen(L, -1), (int)n);
   for (int64_t i = 1; i <= n; i++) {
     int type = lua_rawgeti(L, -1, i);
     size_t len = path_len + (size_t)snprintf(path + path_len, 160 - path_len, "[%d]", (int)i);
     if (len >= 150) len = 150;
     if (depth + 1 < t->ndim) {
-      if (type != LUA_TTABLE) luaL_error(L, "tensor: ragged table: element %s is a %s, expected a table",
+      if (type != LUA_TTABLE) nnl_error(L, "tensor: ragged table: element %s is a %s, expected a table",
                                          path, lua_typename(L, type));
       fill_from_table(L, t, depth + 1, pos, path, len);
     } else {
       double v = 0;
       if (type == LUA_TNUMBER) v = lua_tonumber(L, -1);
       else if (type == LUA_TBOOLEAN) v = lua_toboolean(L, -1);
-      else luaL_error(L, "tensor: element %s is a %s, expected a number", path, lua_typename(L, type));
+      else nnl_error(L, "tensor: element %s is a %s, expected a number", path, lua_typename(L, type));
       nn_set_flat(t, (*pos)++, v);
     }
     lua_pop(L, 1);
@@ -238,7 +260,7 @@ static int l_tensor(lua_State *L) {
     return 1;
   }
   if (!lua_istable(L, 1))
-    return luaL_error(L, "tensor: expected a number or a (nested) table of numbers, got %s",
+    return nnl_error(L, "tensor: expected a number or a (nested) table of numbers, got %s",
                       luaL_typename(L, 1));
   int is_bool;
   int ndim = table_shape(L, 1, size, &is_bool);
@@ -263,11 +285,11 @@ static int l_tensor(lua_State *L) {
 static int m_size(lua_State *L) {
   nn_tensor *t = nnl_check_tensor(L, 1, "size");
   if (!lua_isnoneornil(L, 2)) {
-    if (t->ndim == 0) return luaL_error(L, "size: a 0-dimensional tensor has no dimension %d", (int)lua_tointeger(L, 2));
+    if (t->ndim == 0) return nnl_error(L, "size: a 0-dimensional tensor has no dimension %I", (lua_Integer)lua_tointeger(L, 2));
     int d = nnl_check_dim(L, 2, "size");
     if (d < -t->ndim || d >= t->ndim)
-      return luaL_error(L, "size: dimension %d out of range for a tensor of %d dimensions",
-                        (int)lua_tointeger(L, 2), t->ndim);
+      return nnl_error(L, "size: dimension %I out of range for a tensor of %d dimensions",
+                        (lua_Integer)lua_tointeger(L, 2), t->ndim);
     lua_pushinteger(L, t->size[d < 0 ? d + t->ndim : d]);
     return 1;
   }
@@ -301,7 +323,7 @@ static int m_numel(lua_State *L) {
 
 static int m_len(lua_State *L) {
   nn_tensor *t = nnl_check_tensor(L, 1, "#");
-  if (t->ndim == 0) return luaL_error(L, "#: a 0-dimensional tensor has no length");
+  if (t->ndim == 0) return nnl_error(L, "#: a 0-dimensional tensor has no length");
   lua_pushinteger(L, t->size[0]);
   return 1;
 }
@@ -339,7 +361,7 @@ static void totable_rec(lua_State *L, const nn_tensor *t, int depth, int64_t *po
 
 static int m_totable(lua_State *L) {
   nn_tensor *t = nnl_check_tensor(L, 1, "totable");
-  if (t->device != NN_CPU) return luaL_error(L, "totable: copy the tensor to the cpu first");
+  if (t->device != NN_CPU) return nnl_error(L, "totable: copy the tensor to the cpu first");
   int64_t pos = 0;
   if (t->ndim == 0) push_value(L, t, 0);
   else totable_rec(L, t, 0, &pos);
@@ -348,7 +370,7 @@ static int m_totable(lua_State *L) {
 
 static int m_tostring(lua_State *L) {
   tensor_box *b = to_box(L, 1);
-  if (!b) return luaL_error(L, "tostring: expected a tensor");
+  if (!b) return nnl_error(L, "tostring: expected a tensor");
   if (!b->t) {
     lua_pushliteral(L, "tensor(closed)");
     return 1;
@@ -380,14 +402,14 @@ static int m_view_like(lua_State *L, int reshape) {
   int n = 0, top = lua_gettop(L);
   if (lua_istable(L, 2)) {
     n = (int)lua_rawlen(L, 2);
-    if (n > NN_MAX_DIMS) return luaL_error(L, "%s: at most %d dimensions", op, NN_MAX_DIMS);
+    if (n > NN_MAX_DIMS) return nnl_error(L, "%s: at most %d dimensions", op, NN_MAX_DIMS);
     for (int i = 0; i < n; i++) {
       lua_rawgeti(L, 2, i + 1);
       size[i] = luaL_checkinteger(L, -1);
       lua_pop(L, 1);
     }
   } else {
-    if (top - 1 > NN_MAX_DIMS) return luaL_error(L, "%s: at most %d dimensions", op, NN_MAX_DIMS);
+    if (top - 1 > NN_MAX_DIMS) return nnl_error(L, "%s: at most %d dimensions", op, NN_MAX_DIMS);
     for (int i = 2; i <= top; i++) size[n++] = luaL_checkinteger(L, i);
   }
   nnl_push_tensor(L, reshape ? nn_reshape(t, n, size) : nn_view(t, n, size));
@@ -403,9 +425,7 @@ static int m_transpose(lua_State *L) {
 }
 
 static int m_t(lua_State *L) {
-  nn_tensor *t = nnl_check_tensor(L, 1, "t");
-  if (t->ndim > 2) return luaL_error(L, "t: expects a tensor of at most 2 dimensions, got %d (use transpose)", t->ndim);
-  nnl_push_tensor(L, t->ndim < 2 ? nn_retain(t) : nn_transpose(t, 0, 1));
+  nnl_push_tensor(L, nn_t(nnl_check_tensor(L, 1, "t")));
   return 1;
 }
 
@@ -414,7 +434,7 @@ static int m_permute(lua_State *L) {
   int dims[NN_MAX_DIMS], n = 0;
   int table = lua_istable(L, 2), count = table ? (int)lua_rawlen(L, 2) : lua_gettop(L) - 1;
   if (count != t->ndim)
-    return luaL_error(L, "permute: %d dimensions given for a tensor of %d", count, t->ndim);
+    return nnl_error(L, "permute: %d dimensions given for a tensor of %d", count, t->ndim);
   for (int i = 0; i < count; i++) {
     if (table) lua_rawgeti(L, 2, i + 1);
     else lua_pushvalue(L, i + 2);
@@ -429,7 +449,7 @@ static int m_narrow(lua_State *L) {
   nn_tensor *t = nnl_check_tensor(L, 1, "narrow");
   int d = nnl_check_dim(L, 2, "narrow");
   lua_Integer start = luaL_checkinteger(L, 3), length = luaL_checkinteger(L, 4);
-  if (start < 1) return luaL_error(L, "narrow: start %d is out of range (indices count from 1)", (int)start);
+  if (start < 1) return nnl_error(L, "narrow: start %I is out of range (indices count from 1)", (lua_Integer)start);
   nnl_push_tensor(L, nn_narrow(t, d, start - 1, length));
   return 1;
 }
@@ -437,11 +457,11 @@ static int m_narrow(lua_State *L) {
 static int m_select(lua_State *L) {
   nn_tensor *t = nnl_check_tensor(L, 1, "select");
   int d = nnl_check_dim(L, 2, "select");
-  if (t->ndim == 0) return luaL_error(L, "select: a 0-dimensional tensor has nothing to select");
+  if (t->ndim == 0) return nnl_error(L, "select: a 0-dimensional tensor has nothing to select");
   int w = d < 0 ? d + t->ndim : d;
   if (w < 0 || w >= t->ndim)
-    return luaL_error(L, "select: dimension %d out of range for a tensor of %d dimensions",
-                      (int)lua_tointeger(L, 2), t->ndim);
+    return nnl_error(L, "select: dimension %I out of range for a tensor of %d dimensions",
+                      (lua_Integer)lua_tointeger(L, 2), t->ndim);
   nnl_push_tensor(L, nn_select(t, w, check_index(L, 3, t->size[w], "select")));
   return 1;
 }
@@ -449,8 +469,8 @@ static int m_select(lua_State *L) {
 static int m_unsqueeze(lua_State *L) {
   nn_tensor *t = nnl_check_tensor(L, 1, "unsqueeze");
   lua_Integer d = luaL_checkinteger(L, 2);
-  if (d == 0) return luaL_error(L, "unsqueeze: dimension 0 does not exist; dimensions count from 1");
-  if (d > NN_MAX_DIMS + 1 || d < -NN_MAX_DIMS - 1) return luaL_error(L, "unsqueeze: dimension %d is out of range", (int)d);
+  if (d == 0) return nnl_error(L, "unsqueeze: dimension 0 does not exist; dimensions count from 1");
+  if (d > NN_MAX_DIMS + 1 || d < -NN_MAX_DIMS - 1) return nnl_error(L, "unsqueeze: dimension %I is out of range", (lua_Integer)d);
   nnl_push_tensor(L, nn_unsqueeze(t, d > 0 ? (int)d - 1 : (int)d));
   return 1;
 }
@@ -467,14 +487,14 @@ static int m_expand(lua_State *L) {
   int n = 0, top = lua_gettop(L);
   if (lua_istable(L, 2)) {
     n = (int)lua_rawlen(L, 2);
-    if (n > NN_MAX_DIMS) return luaL_error(L, "expand: at most %d dimensions", NN_MAX_DIMS);
+    if (n > NN_MAX_DIMS) return nnl_error(L, "expand: at most %d dimensions", NN_MAX_DIMS);
     for (int i = 0; i < n; i++) {
       lua_rawgeti(L, 2, i + 1);
       size[i] = luaL_checkinteger(L, -1);
       lua_pop(L, 1);
     }
   } else {
-    if (top - 1 > NN_MAX_DIMS) return luaL_error(L, "expand: at most %d dimensions", NN_MAX_DIMS);
+    if (top - 1 > NN_MAX_DIMS) return nnl_error(L, "expand: at most %d dimensions", NN_MAX_DIMS);
     for (int i = 2; i <= top; i++) size[n++] = luaL_checkinteger(L, i);
   }
   nnl_push_tensor(L, nn_expand(t, n, size));
@@ -507,7 +527,7 @@ static int m_to(lua_State *L) {
   int dev = nn_device_from_name(name), dt = nn_dtype_from_name(name);
   if (dev >= 0) nnl_push_tensor(L, nn_to_device(t, (nn_device)dev));
   else if (dt >= 0) nnl_push_tensor(L, nn_to_dtype(t, (nn_dtype)dt));
-  else return luaL_error(L, "to: '%s' is neither a device (cpu, cuda) nor a dtype", name);
+  else return nnl_error(L, "to: '%s' is neither a device (cpu, cuda) nor a dtype", name);
   return 1;
 }
 
@@ -532,8 +552,8 @@ static int binary_any(lua_State *L, nn_binary_op op) {
   } else if (b && lua_type(L, 1) == LUA_TNUMBER) {
     nnl_push_tensor(L, nn_binary_scalar(op, b, lua_tonumber(L, 1), 1));
   } else {
-    if (a) return luaL_error(L, "%s: the other operand must be a tensor or a number, got %s", name, luaL_typename(L, 2));
-    if (b) return luaL_error(L, "%s: the other operand must be a tensor or a number, got %s", name, luaL_typename(L, 1));
+    if (a) return nnl_error(L, "%s: the other operand must be a tensor or a number, got %s", name, luaL_typename(L, 2));
+    if (b) return nnl_error(L, "%s: the other operand must be a tensor or a number, got %s", name, luaL_typename(L, 1));
     nnl_check_tensor(L, 1, name);
     nnl_check_tensor(L, 2, name);
   }
@@ -552,7 +572,7 @@ static int m_binary_(lua_State *L) {
   nn_tensor *a = nnl_check_tensor(L, 1, name), *b = nnl_to_tensor(L, 2);
   if (b) status_or_error(L, nn_binary_(op, a, b));
   else if (lua_type(L, 2) == LUA_TNUMBER) status_or_error(L, nn_binary_scalar_(op, a, lua_tonumber(L, 2)));
-  else return luaL_error(L, "%s_: the other operand must be a tensor or a number, got %s", name, luaL_typename(L, 2));
+  else return nnl_error(L, "%s_: the other operand must be a tensor or a number, got %s", name, luaL_typename(L, 2));
   lua_settop(L, 1);
   return 1;
 }
@@ -587,7 +607,7 @@ static double opt_bound(lua_State *L, int idx) {
 static int m_clamp(lua_State *L) {
   nn_tensor *t = nnl_check_tensor(L, 1, "clamp");
   double lo = opt_bound(L, 2), hi = opt_bound(L, 3);
-  if (isnan(lo) && isnan(hi)) return luaL_error(L, "clamp: give at least one of min and max");
+  if (isnan(lo) && isnan(hi)) return nnl_error(L, "clamp: give at least one of min and max");
   nnl_push_tensor(L, nn_clamp(t, lo, hi));
   return 1;
 }
@@ -595,7 +615,7 @@ static int m_clamp(lua_State *L) {
 static int m_clamp_(lua_State *L) {
   nn_tensor *t = nnl_check_tensor(L, 1, "clamp_");
   double lo = opt_bound(L, 2), hi = opt_bound(L, 3);
-  if (isnan(lo) && isnan(hi)) return luaL_error(L, "clamp_: give at least one of min and max");
+  if (isnan(lo) && isnan(hi)) return nnl_error(L, "clamp_: give at least one of min and max");
   status_or_error(L, nn_clamp_(t, lo, hi));
   lua_settop(L, 1);
   return 1;
@@ -637,7 +657,7 @@ static int m_uniform_(lua_State *L) {
 static int m_normal_(lua_State *L) {
   nn_tensor *t = nnl_check_tensor(L, 1, "normal_");
   double mean = luaL_optnumber(L, 2, 0), std = luaL_optnumber(L, 3, 1);
-  if (!(std >= 0)) return luaL_error(L, "normal_: std must be non-negative, got %f", std);
+  if (!(std >= 0)) return nnl_error(L, "normal_: std must be non-negative, got %f", std);
   if (nn_check_inplace("normal_", t) < 0) return nnl_engine_error(L);
   status_or_error(L, nn_normal_(t, mean, std));
   lua_settop(L, 1);
@@ -657,14 +677,13 @@ static int m_mean(lua_State *L) {
   return 1;
 }
 
-/* Indices come back 1-based, as everything a Lua user sees. */
+/* Indices come back 1-based, as everything a Lua user sees: a new tensor,
+   since the engine may have saved the 0-based one for backward. */
 static nn_tensor *one_based(nn_tensor *idx) {
   if (!idx) return NULL;
-  if (nn_binary_scalar_(NN_ADD, idx, 1) < 0) {
-    nn_release(idx);
-    return NULL;
-  }
-  return idx;
+  nn_tensor *shifted = nn_binary_scalar(NN_ADD, idx, 1, 0);
+  nn_release(idx);
+  return shifted;
 }
 
 static int max_min(lua_State *L, int want_max) {
@@ -706,7 +725,7 @@ static int m_norm(lua_State *L) {
     const char *s = lua_tostring(L, 2);
     if (strcmp(s, "inf") == 0) p = INFINITY;
     else if (strcmp(s, "fro") == 0) p = 2;
-    else return luaL_error(L, "norm: unknown norm '%s' (a number, 'fro' or 'inf')", s);
+    else return nnl_error(L, "norm: unknown norm '%s' (a number, 'fro' or 'inf')", s);
   } else if (!lua_isnoneornil(L, 2)) {
     p = luaL_checknumber(L, 2);
   }
@@ -729,7 +748,7 @@ static int m_backward(lua_State *L) {
     retain = lua_toboolean(L, 3);
   } else if (!lua_isnoneornil(L, 2)) {
     if (!lua_isboolean(L, 2))
-      return luaL_error(L, "backward: expected a gradient tensor or retain_graph (a boolean), got %s", luaL_typename(L, 2));
+      return nnl_error(L, "backward: expected a gradient tensor or retain_graph (a boolean), got %s", luaL_typename(L, 2));
     retain = lua_toboolean(L, 2);
   }
   status_or_error(L, nn_backward(t, g, retain));
@@ -778,8 +797,8 @@ static int mt_index(lua_State *L) {
   }
   nn_tensor *t = nnl_check_tensor(L, 1, "index");
   if (lua_type(L, 2) != LUA_TNUMBER)
-    return luaL_error(L, "index: a tensor is indexed by an integer or a method name, got %s", luaL_typename(L, 2));
-  if (t->ndim == 0) return luaL_error(L, "index: a 0-dimensional tensor cannot be indexed");
+    return nnl_error(L, "index: a tensor is indexed by an integer or a method name, got %s", luaL_typename(L, 2));
+  if (t->ndim == 0) return nnl_error(L, "index: a 0-dimensional tensor cannot be indexed");
   nnl_push_tensor(L, nn_select(t, 0, check_index(L, 2, t->size[0], "index")));
   return 1;
 }
@@ -793,9 +812,9 @@ static int mt_newindex(lua_State *L) {
       return status_or_error(L, nn_set_grad(t, g));
     }
     if (strcmp(k, "requires_grad") == 0) return status_or_error(L, nn_set_requires_grad(t, lua_toboolean(L, 3)));
-    return luaL_error(L, "a tensor has no settable field '%s'", k);
+    return nnl_error(L, "a tensor has no settable field '%s'", k);
   }
-  if (t->ndim == 0) return luaL_error(L, "index: a 0-dimensional tensor cannot be indexed");
+  if (t->ndim == 0) return nnl_error(L, "index: a 0-dimensional tensor cannot be indexed");
   nn_tensor *row = nn_select(t, 0, check_index(L, 2, t->size[0], "index"));
   if (!row) return nnl_engine_error(L);
   int status = nn_check_inplace("index assignment", t);
@@ -806,7 +825,7 @@ static int mt_newindex(lua_State *L) {
       status = nn_fill_(row, lua_isboolean(L, 3) ? lua_toboolean(L, 3) : lua_tonumber(L, 3));
     else {
       nn_release(row);
-      return luaL_error(L, "index assignment: the value must be a number or a tensor, got %s", luaL_typename(L, 3));
+      return nnl_error(L, "index assignment: the value must be a number or a tensor, got %s", luaL_typename(L, 3));
     }
   }
   nn_release(row);

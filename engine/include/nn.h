@@ -52,8 +52,9 @@ nn_tensor *nn_retain(nn_tensor *t);
 void nn_release(nn_tensor *t);
 /* Bytes of tensor storage currently allocated (live, not pooled). */
 size_t nn_memory_in_use(void);
-/* Bytes allocated by storage since the last call (lets a host's garbage
-   collector account for memory it cannot see). */
+/* Bytes of storage handed out (fresh or from the pool) since the last
+   call: lets a host's garbage collector pace itself by tensor traffic it
+   cannot see. */
 size_t nn_memory_take_allocated(void);
 /* Give pooled, unused storage back to the system. */
 void nn_memory_trim(void);
@@ -72,6 +73,8 @@ int nn_same_shape(const nn_tensor *a, const nn_tensor *b);
 char *nn_shape_string(const nn_tensor *t, char *buf, size_t len);
 
 /* ---- creation -------------------------------------------------------- */
+/* Checks a shape for negative sizes and absurd totals; names op in the error. */
+int nn_check_shape(const char *op, int ndim, const int64_t *size);
 nn_tensor *nn_empty(nn_dtype dtype, int ndim, const int64_t *size);
 nn_tensor *nn_full(nn_dtype dtype, int ndim, const int64_t *size, double value);
 nn_tensor *nn_zeros(nn_dtype dtype, int ndim, const int64_t *size);
@@ -94,6 +97,8 @@ nn_tensor *nn_view(nn_tensor *t, int ndim, const int64_t *size); /* one size may
 nn_tensor *nn_reshape(nn_tensor *t, int ndim, const int64_t *size);
 nn_tensor *nn_transpose(nn_tensor *t, int d0, int d1);
 nn_tensor *nn_permute(nn_tensor *t, const int *dims);
+/* t(): the transpose of a matrix (a vector or scalar as it is). */
+nn_tensor *nn_t(nn_tensor *t);
 nn_tensor *nn_narrow(nn_tensor *t, int dim, int64_t start, int64_t length);
 nn_tensor *nn_select(nn_tensor *t, int dim, int64_t index);
 nn_tensor *nn_unsqueeze(nn_tensor *t, int dim);

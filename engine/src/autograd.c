@@ -111,6 +111,13 @@ void nn_zero_grad(nn_tensor *t) {
 }
 
 int nn_check_inplace(const char *op, nn_tensor *t) {
+  for (int i = 0; i < t->ndim; i++) {
+    if (t->stride[i] == 0 && t->size[i] > 1) {
+      nn_error_set("%s: several elements of the tensor share one memory location (an expanded "
+                   "view); write to a clone() instead", op);
+      return -1;
+    }
+  }
   if (!grad_mode) return 0;
   if (t->requires_grad && !t->grad_fn) {
     nn_error_set("%s: a leaf tensor that requires grad cannot be changed in place "

@@ -413,10 +413,16 @@ nn_tensor *nn_binary_scalar(nn_binary_op op, nn_tensor *a, double s, int scalar_
   if (!out) return NULL;
   run_binary_scalar(op, out, a, s, scalar_first);
   if (!is_comparison(op) && nn_needs_grad(a, NULL, NULL)) {
-    static const char *const node_names[] = {"AddBackward1", "SubBackward1", "MulBackward1",
-                                             "DivBackward1", "PowBackward0", "ClampMinBackward0",
+    /* PyTorch's names: x + 2 is AddBackward0, 2 - x RsubBackward1, 2 / x a
+       reciprocal times 2 (MulBackward0), 2 ^ x PowBackward2 */
+    static const char *const node_names[] = {"AddBackward0", "SubBackward0", "MulBackward0",
+                                             "DivBackward0", "PowBackward0", "ClampMinBackward0",
                                              "ClampMaxBackward0"};
-    nn_node *node = nn_node_attach(out, node_names[op], binary_scalar_backward, 1, a, NULL, NULL);
+    const char *name = node_names[op];
+    if (scalar_first && op == NN_SUB) name = "RsubBackward1";
+    if (scalar_first && op == NN_DIV) name = "MulBackward0";
+    if (scalar_first && op == NN_POW) name = "PowBackward2";
+    nn_node *node = nn_node_attach(out, name, binary_scalar_backward, 1, a, NULL, NULL);
     if (!node) {
       nn_release(out);
       return NULL;
@@ -432,7 +438,8 @@ nn_tensor *nn_binary_scalar(nn_binary_op op, nn_tensor *a, double s, int scalar_
 
 /* ---- in place -------------------------------------------------------- */
 static int check_inplace_dtype(const char *op, nn_dtype target, nn_dtype result) {
-  if (!nn_dtype_is_floating(target) && nn_dtype_is_floating(result)) {
+  if ((!nn_dtype_is_floating(target) && nn_dtype_is_floating(result)) ||
+      (target == NN_BOOL && result != NN_BOOL)) {
     nn_error_set("%s: the result is %s and cannot be stored in place in a %s tensor", op,
                  nn_dtype_name(result), nn_dtype_name(target));
     return -1;

@@ -46,8 +46,6 @@ nn_tensor *nn_empty_like(const nn_tensor *like);
 nn_tensor *nn_alias(const nn_tensor *t);
 void nn_contiguous_strides(int ndim, const int64_t *size, int64_t *stride);
 int64_t nn_shape_numel(int ndim, const int64_t *size);
-/* Checks a shape for negative sizes and overflow; names op in the error. */
-int nn_check_shape(const char *op, int ndim, const int64_t *size);
 /* A dim in [-ndim, ndim) normalised to [0, ndim); -1 with an error. */
 int nn_wrap_dim(const char *op, int dim, int ndim);
 /* Broadcast shape of a and b; -1 with an error naming op. */
@@ -74,7 +72,10 @@ static inline void nn_store(nn_dtype dtype, void *p, int64_t i, double v) {
   switch (dtype) {
   case NN_FLOAT32: ((float *)p)[i] = (float)v; break;
   case NN_FLOAT64: ((double *)p)[i] = v; break;
-  case NN_INT64: ((int64_t *)p)[i] = (isnan(v) || isinf(v)) ? 0 : (int64_t)v; break;
+  case NN_INT64: /* out-of-range doubles saturate: the cast alone is undefined */
+    ((int64_t *)p)[i] = isnan(v) ? 0 : v >= 9223372036854775807.0 ? INT64_MAX
+                        : v <= -9223372036854775808.0 ? INT64_MIN : (int64_t)v;
+    break;
   default: ((unsigned char *)p)[i] = v != 0; break;
   }
 }

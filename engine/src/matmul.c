@@ -202,7 +202,8 @@ int nn_gemm_tensors(int trans_a, int trans_b, double alpha, nn_tensor *a, nn_ten
                     double beta, nn_tensor *c) {
   int64_t m = c->size[0], n = c->size[1], k = trans_a ? a->size[0] : a->size[1];
   if (m == 0 || n == 0) return 0;
-  if (k == 0) return nn_binary_scalar_(NN_MUL, c, beta); /* alpha * (empty sum) = 0 */
+  if (k == 0) /* alpha * (an empty sum) = 0; beta == 0 overwrites whatever c held */
+    return beta == 0 ? nn_fill_(c, 0) : nn_binary_scalar_(NN_MUL, c, beta);
   int64_t a0 = trans_a ? a->stride[1] : a->stride[0], a1 = trans_a ? a->stride[0] : a->stride[1];
   int64_t b0 = trans_b ? b->stride[1] : b->stride[0], b1 = trans_b ? b->stride[0] : b->stride[1];
   if (m * n * k <= SMALL_PRODUCT && c->device == NN_CPU) {

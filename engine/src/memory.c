@@ -67,6 +67,7 @@ nn_storage *nn_storage_new(nn_device device, size_t nbytes) {
     free_blocks[device][cls] = b->next;
     pooled_bytes -= rounded;
     data = b;
+    bytes_allocated_since += rounded;
   } else {
     if (cls >= CLASS_COUNT) rounded = nbytes;
     data = be->alloc(rounded);

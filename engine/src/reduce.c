@@ -107,8 +107,9 @@ static nn_tensor *sum_or_mean(nn_tensor *a, int dim, int keepdim, int mean) {
   }
   out = squeeze_kept(out, a, dim, keepdim);
   if (out && nn_needs_grad(a, NULL, NULL)) {
-    nn_node *node = nn_node_attach(out, mean ? "MeanBackward0" : "SumBackward0", sum_backward, 1, a,
-                                   NULL, NULL);
+    const char *name = dim == NN_ALL_DIMS ? (mean ? "MeanBackward0" : "SumBackward0")
+                                          : (mean ? "MeanBackward1" : "SumBackward1");
+    nn_node *node = nn_node_attach(out, name, sum_backward, 1, a, NULL, NULL);
     if (!node) {
       nn_release(out);
       return NULL;
@@ -203,12 +204,12 @@ static int extreme_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
 static nn_tensor *max_or_min(nn_tensor *a, int dim, int keepdim, nn_tensor **indices, int want_max) {
   const char *name = want_max ? "max" : "min";
   if (nn_check_cpu(name, a) < 0) return NULL;
-  if (nn_numel(a) == 0) {
-    nn_error_set("%s: the tensor is empty", name);
-    return NULL;
-  }
   if (dim != NN_ALL_DIMS && (dim = nn_wrap_dim(name, dim, a->ndim)) < 0) return NULL;
   if (a->ndim == 0) dim = NN_ALL_DIMS;
+  if (dim == NN_ALL_DIMS ? nn_numel(a) == 0 : a->size[dim] == 0) {
+    nn_error_set("%s: the tensor is empty along the reduced dimension", name);
+    return NULL;
+  }
   nn_tensor *values = NULL, *idx = NULL;
   if (extreme(a, dim, want_max, &values, &idx) < 0) {
     nn_release(values), nn_release(idx);
@@ -218,8 +219,9 @@ static nn_tensor *max_or_min(nn_tensor *a, int dim, int keepdim, nn_tensor **ind
   idx = squeeze_kept(idx, a, dim, keepdim);
   if (!values || !idx) goto fail;
   if (nn_needs_grad(a, NULL, NULL)) {
-    nn_node *node = nn_node_attach(values, want_max ? "MaxBackward1" : "MinBackward1",
-                                   extreme_backward, 1, a, NULL, NULL);
+    const char *name = dim == NN_ALL_DIMS ? (want_max ? "MaxBackward1" : "MinBackward1")
+                                          : (want_max ? "MaxBackward0" : "MinBackward0");
+    nn_node *node = nn_node_attach(values, name, extreme_backward, 1, a, NULL, NULL);
     if (!node) goto fail;
     node->ints[0] = dim;
     node->ndim = a->ndim;

@@ -251,6 +251,10 @@ nn_tensor *nn_linspace(double start, double end, int64_t steps, nn_dtype dtype) 
   }
   nn_tensor *t = nn_empty(dtype, 1, &steps);
   if (!t) return NULL;
+  if (steps == 1) {
+    nn_store(dtype, t->storage->data, 0, start);
+    return t;
+  }
   double step = steps > 1 ? (end - start) / (double)(steps - 1) : 0;
   /* PyTorch fills the first half from start and the second from end, so
      that both ends are exact. */

@@ -146,6 +146,22 @@ nn_tensor *nn_transpose(nn_tensor *t, int d0, int d1) {
   return out;
 }
 
+static int t_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  (void)node;
+  gi[0] = nn_t(g);
+  return gi[0] ? 0 : -1;
+}
+
+nn_tensor *nn_t(nn_tensor *t) {
+  if (t->ndim > 2) {
+    nn_error_set("t: expects a tensor of at most 2 dimensions, got %d (use transpose)", t->ndim);
+    return NULL;
+  }
+  if (t->ndim < 2) return nn_retain(t);
+  int64_t size[2] = {t->size[1], t->size[0]}, stride[2] = {t->stride[1], t->stride[0]};
+  return record(make_view(t, 2, size, stride, t->offset), t, "TBackward0", t_backward);
+}
+
 static int permute_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   int inverse[NN_MAX_DIMS];
   for (int i = 0; i < node->ndim; i++) inverse[node->ints[i]] = i;
@@ -195,7 +211,7 @@ nn_tensor *nn_narrow(nn_tensor *t, int dim, int64_t start, int64_t length) {
     return NULL;
   }
   if ((dim = nn_wrap_dim("narrow", dim, t->ndim)) < 0) return NULL;
-  if (start < 0 || length < 0 || start + length > t->size[dim]) {
+  if (start < 0 || length < 0 || start > t->size[dim] || length > t->size[dim] - start) {
     nn_error_set("narrow: elements %lld..%lld are outside dimension %d of size %lld",
                  (long long)start + 1, (long long)(start + length), dim + 1, (long long)t->size[dim]);
     return NULL;

@@ -1,13 +1,14 @@
 -- Autograd around the engine: gradient modes and the finite-difference
 -- gradient check.
 return function(nn)
+  local raise = nn._raise
   local C = nn._C
 
   -- Runs fn(...) with gradient recording set to `enabled`, restoring the
   -- previous mode however fn ends.
   local function with_grad_mode(enabled, fn, ...)
     if type(fn) ~= "function" then
-      error((enabled and "enable_grad" or "no_grad") .. ": expected a function, got " .. type(fn), 3)
+      raise((enabled and "enable_grad" or "no_grad") .. ": expected a function, got " .. type(fn))
     end
     local previous = C.is_grad_enabled()
     C.set_grad_enabled(enabled)
@@ -36,20 +37,20 @@ return function(nn)
     opts = opts or {}
     local eps, atol, rtol = opts.eps or 1e-6, opts.atol or 1e-5, opts.rtol or 1e-3
     if type(fn) ~= "function" and not (type(fn) == "table" and getmetatable(fn) and getmetatable(fn).__call) then
-      error("gradcheck: fn must be callable, got " .. type(fn), 2)
+      raise("gradcheck: fn must be callable, got " .. type(fn))
     end
     inputs = as_list(inputs)
     if type(inputs) ~= "table" or #inputs == 0 then
-      error("gradcheck: inputs must be a tensor or a non-empty list of tensors", 2)
+      raise("gradcheck: inputs must be a tensor or a non-empty list of tensors")
     end
     local function outputs()
       local out = as_list(fn(table.unpack(inputs)))
-      if type(out) ~= "table" or #out == 0 then error("gradcheck: fn must return a tensor or a list of tensors", 3) end
+      if type(out) ~= "table" or #out == 0 then raise("gradcheck: fn must return a tensor or a list of tensors") end
       return out
     end
     local function fail(msg)
       if opts.raise == false then return false, msg end
-      error("gradcheck: " .. msg, 3)
+      raise("gradcheck: " .. msg)
     end
 
     local checked = {}
@@ -64,16 +65,22 @@ return function(nn)
 
     -- Numeric Jacobian: column by column, perturbing one element at a time.
     local numeric = {} -- numeric[k][j][o] = d out_o[j] / d input_k[elem]
-    local outs0 = nn.no_grad(outputs)
+    -- each evaluation copied out: an output may be a view of the input
+    -- that the next perturbation changes
+    local function snapshot()
+      local out = outputs()
+      for o = 1, #out do out[o] = out[o]:detach():clone() end
+      return out
+    end
     for _, k in ipairs(checked) do
       local flat = inputs[k]:detach():view(-1)
       numeric[k] = {}
       for e = 1, flat:numel() do
         local orig = flat[e]:item()
         flat[e] = orig + eps
-        local plus = nn.no_grad(outputs)
+        local plus = nn.no_grad(snapshot)
         flat[e] = orig - eps
-        local minus = nn.no_grad(outputs)
+        local minus = nn.no_grad(snapshot)
         flat[e] = orig
         local column = {}
         for o = 1, #plus do
@@ -119,7 +126,6 @@ return function(nn)
       end
     end
     for _, k in ipairs(checked) do inputs[k].grad = nil end
-    local _ = outs0
     return true
   end
 end

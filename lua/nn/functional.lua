@@ -1,5 +1,6 @@
 -- nn.F: the stateless functions behind the modules.
 return function(nn)
+  local raise = nn._raise
   local C = nn._C
   local F = {}
   nn.F = F
@@ -8,7 +9,7 @@ return function(nn)
     if opts == nil then return "mean" end
     if type(opts) == "string" then return opts end
     if type(opts) == "table" then return opts.reduction or "mean" end
-    error(op .. ": options must be a table like {reduction = 'sum'}, got " .. type(opts), 3)
+    raise(op .. ": options must be a table like {reduction = 'sum'}, got " .. type(opts))
   end
 
   --- F.linear(x, weight [, bias]): x weight^T + bias.

@@ -4,6 +4,19 @@ local C = require "nn.core"
 
 local nn = {_VERSION = "nnlua 0.1.0", _C = C}
 
+-- Raises msg at the first caller outside nn's own modules, so that a
+-- mistake is reported at the user's line, not at the library's.
+function nn._raise(msg)
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info then return error(msg, 0) end
+    if info.what ~= "C" and info.source:sub(1, 6) ~= "@[nn]/" then break end
+    level = level + 1
+  end
+  error(msg, level)
+end
+
 -- Tensor creation and the generator, straight from C.
 for _, name in ipairs {"tensor", "zeros", "ones", "empty", "full", "rand", "randn", "arange",
                        "linspace", "eye", "is_tensor", "manual_seed", "initial_seed",

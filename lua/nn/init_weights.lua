@@ -1,11 +1,12 @@
 -- nn.init: in-place initialisers, with PyTorch's formulas (torch/nn/init.py)
 -- so that a seeded model starts from the same numbers.
 return function(nn)
+  local raise = nn._raise
   local init = {}
   nn.init = init
 
   local function check_tensor(t, op)
-    if not nn.is_tensor(t) then error(op .. ": expected a tensor, got " .. type(t), 3) end
+    if not nn.is_tensor(t) then raise(op .. ": expected a tensor, got " .. type(t)) end
   end
 
   --- nn.init.calculate_gain(nonlinearity [, param]): the recommended gain.
@@ -16,18 +17,18 @@ return function(nn)
     if nonlinearity == "relu" then return math.sqrt(2.0) end
     if nonlinearity == "leaky_relu" then
       local slope = param == nil and 0.01 or param
-      if type(slope) ~= "number" then error("calculate_gain: negative_slope must be a number", 2) end
+      if type(slope) ~= "number" then raise("calculate_gain: negative_slope must be a number") end
       return math.sqrt(2.0 / (1 + slope ^ 2))
     end
     if nonlinearity == "selu" then return 3.0 / 4 end
-    error("calculate_gain: unsupported nonlinearity '" .. tostring(nonlinearity) .. "'", 2)
+    raise("calculate_gain: unsupported nonlinearity '" .. tostring(nonlinearity) .. "'")
   end
 
   --- fan_in, fan_out = nn.init.calculate_fan_in_and_fan_out(t)
   function init.calculate_fan_in_and_fan_out(t)
     check_tensor(t, "calculate_fan_in_and_fan_out")
     if t:dim() < 2 then
-      error("calculate_fan_in_and_fan_out: needs a tensor of at least 2 dimensions", 2)
+      raise("calculate_fan_in_and_fan_out: needs a tensor of at least 2 dimensions")
     end
     local receptive = 1
     for d = 3, t:dim() do receptive = receptive * t:size(d) end

@@ -1,10 +1,11 @@
 -- Layers: Linear and the activations, as modules.
 return function(nn)
+  local raise = nn._raise
   local Module, F = nn.Module, nn.F
 
   local function check_count(value, what, op)
     if math.type(value) ~= "integer" or value < 0 then
-      error(string.format("%s: %s must be a non-negative integer, got %s", op, what, tostring(value)), 4)
+      raise(string.format("%s: %s must be a non-negative integer, got %s", op, what, tostring(value)))
     end
   end
 

@@ -1,16 +1,17 @@
 -- Losses as modules: criterion(input, target).
 return function(nn)
+  local raise = nn._raise
   local Module, C = nn.Module, nn._C
   local reductions = {mean = true, sum = true, none = true}
 
   local function read_options(self, opts, name)
     if opts ~= nil and type(opts) ~= "table" then
-      error(name .. ": options must be a table like {reduction = 'sum'}, got " .. type(opts), 5)
+      raise(name .. ": options must be a table like {reduction = 'sum'}, got " .. type(opts))
     end
     opts = opts or {}
     local r = opts.reduction or "mean"
     if not reductions[r] then
-      error(name .. ": reduction must be 'mean', 'sum' or 'none', got '" .. tostring(r) .. "'", 5)
+      raise(name .. ": reduction must be 'mean', 'sum' or 'none', got '" .. tostring(r) .. "'")
     end
     self.reduction = r
     return opts
@@ -30,7 +31,7 @@ return function(nn)
   function BCELoss:init(opts)
     opts = read_options(self, opts, "BCELoss")
     if opts.weight ~= nil and not nn.is_tensor(opts.weight) then
-      error("BCELoss: weight must be a tensor, got " .. type(opts.weight), 4)
+      raise("BCELoss: weight must be a tensor, got " .. type(opts.weight))
     end
     self.weight = opts.weight
   end

@@ -9,6 +9,7 @@
 -- parameters(), state_dict() and print() find it; the value itself stays a
 -- plain field, read without any indirection on the hot path.
 return function(nn)
+  local raise = nn._raise
   local Module = {}
   Module.__index = Module
   Module.__name = "Module"
@@ -18,7 +19,7 @@ return function(nn)
 
   --- nn.Parameter(t): marks a tensor as a module's learnable parameter (requires grad).
   function nn.Parameter(t)
-    if not nn.is_tensor(t) then error("Parameter: expected a tensor, got " .. type(t), 2) end
+    if not nn.is_tensor(t) then raise("Parameter: expected a tensor, got " .. type(t)) end
     t:requires_grad_(true)
     parameter_marks[t] = true
     return t
@@ -48,7 +49,7 @@ return function(nn)
 
   --- Module:extend(name): a new class deriving from this one.
   function Module:extend(name)
-    if type(name) ~= "string" then error("extend: the class needs a name (a string)", 2) end
+    if type(name) ~= "string" then raise("extend: the class needs a name (a string)") end
     local cls = {}
     for k, v in pairs(self) do
       if type(k) == "string" and k:sub(1, 2) == "__" then cls[k] = v end
@@ -75,7 +76,7 @@ return function(nn)
   function Module:init() end
 
   function Module:forward()
-    error(self.__name .. ": forward is not defined (define " .. self.__name .. ":forward(x))", 2)
+    raise(self.__name .. ": forward is not defined (define " .. self.__name .. ":forward(x))")
   end
 
   --- m:register_parameter(name, t) / m:register_buffer(name, t)
@@ -212,7 +213,7 @@ return function(nn)
   -- missing, unexpected or mis-shaped entries (strict = false skips the
   -- missing and unexpected ones, never a mis-shaped one).
   function Module:load_state_dict(sd, strict)
-    if type(sd) ~= "table" then error("load_state_dict: expected a table of tensors, got " .. type(sd), 2) end
+    if type(sd) ~= "table" then raise("load_state_dict: expected a table of tensors, got " .. type(sd)) end
     if strict == nil then strict = true end
     local own = self:state_dict()
     local missing, unexpected, mismatched = {}, {}, {}
@@ -235,7 +236,7 @@ return function(nn)
     if #mismatched > 0 then problems[#problems + 1] = "shape mismatch: " .. table.concat(mismatched, ", ") end
     if strict and #missing > 0 then problems[#problems + 1] = "missing: " .. table.concat(missing, ", ") end
     if strict and #unexpected > 0 then problems[#problems + 1] = "unexpected: " .. table.concat(unexpected, ", ") end
-    if #problems > 0 then error("load_state_dict: " .. table.concat(problems, "; "), 2) end
+    if #problems > 0 then raise("load_state_dict: " .. table.concat(problems, "; ")) end
     nn.no_grad(function()
       for name, t in pairs(own) do
         if sd[name] ~= nil then t:copy_(sd[name]) end
@@ -268,7 +269,7 @@ return function(nn)
     for i = 1, select("#", ...) do
       local m = select(i, ...)
       if not nn.is_module(m) then
-        error(string.format("Sequential: argument %d is a %s, not a module", i, type(m)), 4)
+        raise(string.format("Sequential: argument %d is a %s, not a module", i, type(m)))
       end
       self[i] = m
     end
@@ -276,7 +277,7 @@ return function(nn)
 
   --- s:add(m): appends a module.
   function Sequential:add(m)
-    if not nn.is_module(m) then error("Sequential:add: expected a module, got " .. type(m), 2) end
+    if not nn.is_module(m) then raise("Sequential:add: expected a module, got " .. type(m)) end
     self[#self._modules + 1] = m
     return self
   end

@@ -1,6 +1,7 @@
 -- nn.optim: optimizers over a list of parameters. The update itself is
 -- one fused C loop per parameter.
 return function(nn)
+  local raise = nn._raise
   local C = nn._C
   local optim = {}
   nn.optim = optim
@@ -8,11 +9,11 @@ return function(nn)
   local function param_list(params, name)
     if nn.is_module(params) then params = params:parameters() end
     if type(params) ~= "table" or #params == 0 then
-      error(name .. ": params must be a non-empty list of tensors (model:parameters())", 4)
+      raise(name .. ": params must be a non-empty list of tensors (model:parameters())")
     end
     for i, p in ipairs(params) do
-      if not nn.is_tensor(p) then error(string.format("%s: params[%d] is a %s, not a tensor", name, i, type(p)), 4) end
-      if not p.requires_grad then error(string.format("%s: params[%d] does not require grad", name, i), 4) end
+      if not nn.is_tensor(p) then raise(string.format("%s: params[%d] is a %s, not a tensor", name, i, type(p))) end
+      if not p.requires_grad then raise(string.format("%s: params[%d] does not require grad", name, i)) end
     end
     return params
   end
@@ -21,7 +22,7 @@ return function(nn)
     local v = opts[key]
     if v == nil then v = default end
     if type(v) ~= "number" or v ~= v or not check(v) then
-      error(string.format("%s: %s must be %s, got %s", name, key, why, tostring(v)), 4)
+      raise(string.format("%s: %s must be %s, got %s", name, key, why, tostring(v)))
     end
     return v
   end
@@ -46,8 +47,8 @@ return function(nn)
   setmetatable(SGD, {__index = Optimizer, __call = function(cls, params, opts)
     local name = "SGD"
     params = param_list(params, name)
-    if type(opts) ~= "table" then error("SGD: options must be a table like {lr = 0.1}", 2) end
-    if opts.lr == nil then error("SGD: lr is required", 2) end
+    if type(opts) ~= "table" then raise("SGD: options must be a table like {lr = 0.1}") end
+    if opts.lr == nil then raise("SGD: lr is required") end
     local group = {
       params = params,
       lr = number_option(opts, "lr", nil, name, non_negative, "a non-negative number"),
@@ -58,7 +59,7 @@ return function(nn)
       maximize = opts.maximize and true or false,
     }
     if group.nesterov and (group.momentum <= 0 or group.dampening ~= 0) then
-      error("SGD: nesterov needs a positive momentum and zero dampening", 2)
+      raise("SGD: nesterov needs a positive momentum and zero dampening")
     end
     return setmetatable({param_groups = {group}, buffers = {{}}}, cls)
   end})
@@ -89,7 +90,7 @@ return function(nn)
 
   function SGD:load_state_dict(sd)
     if type(sd) ~= "table" or type(sd.param_groups) ~= "table" or #sd.param_groups ~= #self.param_groups then
-      error("load_state_dict: the state has a different number of parameter groups", 2)
+      raise("load_state_dict: the state has a different number of parameter groups")
     end
     for i, g in ipairs(self.param_groups) do
       for k, v in pairs(sd.param_groups[i]) do g[k] = v end
