@@ -504,6 +504,99 @@ static int handle_luainit(lua_State *L) {
   return dostring(L, init, name);
 }
 
+/* ---- the state's memory ----------------------------------------------
+   Most of what a training loop allocates in Lua is a few dozen bytes made
+   and dropped every step (a tensor's box, small tables, closures). Blocks
+   up to SMALL_LIMIT bytes are kept on a free list per 16-byte size class
+   and handed back without a trip through malloc; larger ones go to the C
+   library as usual. Lua always tells the allocator a block's size, so a
+   block is returned to the list of the class it was taken from. */
+#define SMALL_LIMIT 256
+#define SMALL_CLASSES (SMALL_LIMIT / 16)
+
+typedef struct small_block { struct small_block *next; } small_block;
+static small_block *small_free[SMALL_CLASSES];
+
+static size_t small_class(size_t size) { return (size - 1) / 16; } /* size in 1..SMALL_LIMIT */
+
+static void block_release(void *ptr, size_t size) {
+  if (size > SMALL_LIMIT) {
+    free(ptr);
+    return;
+  }
+  small_block *b = ptr;
+  size_t c = small_class(size);
+  b->next = small_free[c];
+  small_free[c] = b;
+}
+
+static void *block_take(size_t size) {
+  size_t c = small_class(size);
+  small_block *b = small_free[c];
+  if (b) {
+    small_free[c] = b->next;
+    return b;
+  }
+  return malloc((c + 1) * 16);
+}
+
+static void *state_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  (void)ud;
+  if (ptr == NULL) osize = 0; /* then osize only says what kind of object is made */
+  if (nsize == 0) {
+    if (ptr) block_release(ptr, osize);
+    return NULL;
+  }
+  if (ptr && osize <= SMALL_LIMIT && nsize <= SMALL_LIMIT && small_class(osize) == small_class(nsize))
+    return ptr;
+  if (nsize > SMALL_LIMIT && (ptr == NULL || osize > SMALL_LIMIT)) return realloc(ptr, nsize);
+  void *fresh = nsize <= SMALL_LIMIT ? block_take(nsize) : malloc(nsize);
+  if (fresh && ptr) {
+    memcpy(fresh, ptr, osize < nsize ? osize : nsize);
+    block_release(ptr, osize);
+  }
+  return fresh;
+}
+
+/* Gives the cached blocks back once the state is closed. */
+static void free_small_blocks(void) {
+  for (size_t c = 0; c < SMALL_CLASSES; c++) {
+    while (small_free[c]) {
+      small_block *b = small_free[c];
+      small_free[c] = b->next;
+      free(b);
+    }
+  }
+}
+
+/* What luaL_newstate installs, for a state made with our allocator. */
+static int state_panic(lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  fprintf(stderr, "%s: PANIC: unprotected error in call to Lua API (%s)\n", NNLUA_PROGNAME,
+          msg ? msg : "error object is not a string");
+  fflush(stderr);
+  return 0; /* Lua then aborts */
+}
+
+static int warnings_on;
+static int warning_continues;
+
+static void state_warning(void *ud, const char *msg, int tocont) {
+  (void)ud;
+  if (!warning_continues && !tocont && msg[0] == '@') { /* a control message */
+    if (strcmp(msg, "@on") == 0) warnings_on = 1;
+    else if (strcmp(msg, "@off") == 0) warnings_on = 0;
+    return;
+  }
+  if (warnings_on) {
+    if (!warning_continues) fputs("Lua warning: ", stderr);
+    fputs(msg, stderr);
+    if (!tocont) fputs("\n", stderr);
+    fflush(stderr);
+  }
+  warning_continues = tocont;
+}
+
 /* The whole interpreter, run in protected mode so that running out of memory
    while setting up is reported rather than fatal. */
 static int pmain(lua_State *L) {
@@ -553,7 +646,11 @@ int main(int argc, char **argv) {
     argc = 1;
     argv = no_args;
   }
-  L = luaL_newstate();
+  L = lua_newstate(state_alloc, NULL);
+  if (L != NULL) {
+    lua_atpanic(L, state_panic);
+    lua_setwarnf(L, state_warning, NULL);
+  }
   if (L == NULL) {
     print_message(NNLUA_PROGNAME, "cannot create state: not enough memory");
     return EXIT_FAILURE;
@@ -566,5 +663,6 @@ int main(int argc, char **argv) {
   result = lua_toboolean(L, -1);
   report(L, status);
   lua_close(L);
+  free_small_blocks();
   return (result && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -212,8 +212,10 @@ nn_tensor *nn_narrow(nn_tensor *t, int dim, int64_t start, int64_t length) {
   }
   if ((dim = nn_wrap_dim("narrow", dim, t->ndim)) < 0) return NULL;
   if (start < 0 || length < 0 || start > t->size[dim] || length > t->size[dim] - start) {
-    nn_error_set("narrow: elements %lld..%lld are outside dimension %d of size %lld",
-                 (long long)start + 1, (long long)(start + length), dim + 1, (long long)t->size[dim]);
+    /* start is 0-based here; the message counts from 1 as the user does */
+    nn_error_set("narrow: %lld elements from index %lld do not fit in dimension %d of size %lld",
+                 (long long)length, (long long)start + (start < INT64_MAX), dim + 1,
+                 (long long)t->size[dim]);
     return NULL;
   }
   int64_t size[NN_MAX_DIMS];
@@ -237,7 +239,7 @@ nn_tensor *nn_select(nn_tensor *t, int dim, int64_t index) {
   if ((dim = nn_wrap_dim("select", dim, t->ndim)) < 0) return NULL;
   if (index < 0 || index >= t->size[dim]) {
     nn_error_set("select: index %lld is out of range for dimension %d of size %lld",
-                 (long long)index + 1, dim + 1, (long long)t->size[dim]);
+                 (long long)index + (index < INT64_MAX), dim + 1, (long long)t->size[dim]);
     return NULL;
   }
   int64_t size[NN_MAX_DIMS], stride[NN_MAX_DIMS];
