@@ -40,5 +40,10 @@ void nnl_account_memory(lua_State *L);
 
 void nnl_open_tensor(lua_State *L);       /* the Tensor metatable and methods */
 void nnl_register_functions(lua_State *L); /* nn.* functions into the table on top */
+/* Each adds its C functions to the core table on top of the stack. */
+void nnl_register_activations(lua_State *L); /* nn_activations.c */
+void nnl_register_losses(lua_State *L);      /* nn_losses.c */
+void nnl_register_optim(lua_State *L);       /* nn_optim.c */
+void nnl_register_system(lua_State *L);      /* nn_system.c: processes, files, terminals */
 
 #endif

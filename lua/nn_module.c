@@ -48,19 +48,19 @@ static int l_rand(lua_State *L) { return make_from_shape(L, "rand", nn_rand); }
 static int l_randn(lua_State *L) { return make_from_shape(L, "randn", nn_randn); }
 
 static int l_full(lua_State *L) {
-  /* full(size..., value [, options]): the value is the last number */
-  int top = lua_gettop(L), opt_idx = lua_istable(L, top) && top > 1 && !lua_istable(L, top - 1) ? top : 0;
-  if (lua_istable(L, 1) && top >= 3) opt_idx = 3;
-  int value_idx = (opt_idx ? opt_idx : top + 1) - 1;
-  if (value_idx < 2 || lua_type(L, value_idx) != LUA_TNUMBER)
+  /* full({2, 3}, 7.5 [, options]) or full(2, 3, 7.5 [, options]): the fill
+     value is the number after the sizes */
+  int top = lua_gettop(L), sizes_table = lua_istable(L, 1);
+  int opt_idx = top > 1 && lua_istable(L, top) ? top : 0;
+  int value_idx = sizes_table ? 2 : (opt_idx ? opt_idx : top + 1) - 1;
+  if (value_idx < 2 || lua_type(L, value_idx) != LUA_TNUMBER || (sizes_table && top > 3))
     return nnl_error(L, "full: expected sizes then a fill value, as full(2, 3, 7.5) or full({2, 3}, 7.5)");
   double v = lua_tonumber(L, value_idx);
   int64_t size[NN_MAX_DIMS];
   int n = 0;
-  if (lua_istable(L, 1)) {
-    lua_settop(L, 1);
-    int dummy;
-    n = nnl_check_sizes(L, 1, "full", size, &dummy);
+  if (sizes_table) {
+    int ignored;
+    n = nnl_check_sizes(L, 1, "full", size, &ignored);
   } else {
     for (int i = 1; i < value_idx; i++) {
       if (n >= NN_MAX_DIMS) return nnl_error(L, "full: at most %d dimensions", NN_MAX_DIMS);
@@ -70,7 +70,7 @@ static int l_full(lua_State *L) {
     }
   }
   nnl_options o;
-  nnl_read_options(L, opt_idx && opt_idx <= lua_gettop(L) ? opt_idx : 0, "full", &o);
+  nnl_read_options(L, opt_idx, "full", &o);
   check_shape(L, "full", n, size);
   push_created(L, nnl_apply_options(L, nn_full(o.dtype, n, size, v), &o, "full"), "full");
   return 1;
@@ -111,6 +111,19 @@ static int l_eye(lua_State *L) {
   int64_t size[2] = {n, m};
   check_shape(L, "eye", 2, size);
   push_created(L, nnl_apply_options(L, nn_eye(n, m, o.dtype), &o, "eye"), "eye");
+  return 1;
+}
+
+/* nn.set_num_threads(n) / nn.get_num_threads(): the BLAS pool's size */
+static int l_set_num_threads(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  if (n < 1) return nnl_error(L, "set_num_threads: the number of threads must be at least 1, got %I", n);
+  nn_set_num_threads(n > 1024 ? 1024 : (int)n);
+  return 0;
+}
+
+static int l_get_num_threads(lua_State *L) {
+  lua_pushinteger(L, nn_get_num_threads());
   return 1;
 }
 
@@ -189,30 +202,6 @@ static int l_bce_loss(lua_State *L) {
   return 1;
 }
 
-/* sgd_step(params, buffers, lr, momentum, dampening, weight_decay, nesterov,
-   maximize): every parameter in one call, momentum buffers kept in the
-   buffers table by position. */
-static int l_sgd_step(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  nn_sgd_options o = {luaL_checknumber(L, 3), luaL_checknumber(L, 4), luaL_checknumber(L, 5),
-                      luaL_checknumber(L, 6), lua_toboolean(L, 7), lua_toboolean(L, 8)};
-  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
-  for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, 1, i);
-    nn_tensor *p = nnl_check_tensor(L, -1, "sgd");
-    lua_rawgeti(L, 2, i);
-    nn_tensor *buf = nnl_to_tensor(L, -1), *before = buf;
-    if (nn_sgd_step(p, &buf, &o) < 0) return nnl_engine_error(L);
-    if (buf != before) {
-      nnl_push_tensor(L, buf);
-      lua_rawseti(L, 2, i);
-    }
-    lua_pop(L, 2);
-  }
-  return 0;
-}
-
 /* zero_grads(params [, set_to_none]) */
 static int l_zero_grads(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -228,9 +217,28 @@ static int l_zero_grads(lua_State *L) {
   return 0;
 }
 
+/* native_op(name): the code a built-in layer's class stores as _native so
+   that sequential_forward needs no string comparison: -1 for "linear",
+   else the unary op of that name. */
+#define NATIVE_LINEAR (-1)
+static int l_native_op(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  if (strcmp(name, "linear") == 0) {
+    lua_pushinteger(L, NATIVE_LINEAR);
+    return 1;
+  }
+  for (int k = 0; k <= NN_ROUND; k++) {
+    if (strcmp(name, nn_unary_op_name((nn_unary_op)k)) == 0) {
+      lua_pushinteger(L, k);
+      return 1;
+    }
+  }
+  return nnl_error(L, "native_op: no engine op is called '%s'", name);
+}
+
 /* sequential_forward(seq, x): runs a Sequential whose children are all
    built-in layers the engine knows (their class table, not a subclass,
-   carries _native: "linear", or a unary op's name) without returning to
+   carries _native, a code from native_op) without returning to
    Lua between them: the intermediate tensors never become Lua values.
    Returns nothing when some child is not such a layer; Lua then runs the
    children one by one. */
@@ -245,9 +253,10 @@ static int l_sequential_forward(lua_State *L) {
     if (lua_rawgeti(L, 1, i) != LUA_TTABLE || !lua_getmetatable(L, -1)) return 0;
     lua_pushliteral(L, "_native");
     lua_rawget(L, -2);
-    const char *kind = lua_tostring(L, -1);
-    if (!kind) return 0;
-    if (strcmp(kind, "linear") == 0) {
+    int is_code;
+    lua_Integer code = lua_tointegerx(L, -1, &is_code);
+    if (!is_code || code < NATIVE_LINEAR || code > NN_ROUND) return 0;
+    if (code == NATIVE_LINEAR) {
       layer[i - 1].unary = 0;
       lua_pushliteral(L, "weight");
       lua_rawget(L, -4);
@@ -258,12 +267,8 @@ static int l_sequential_forward(lua_State *L) {
       if (!layer[i - 1].w || (!layer[i - 1].b && !lua_isnil(L, -1))) return 0;
       lua_pop(L, 2);
     } else {
-      int op = -1;
-      for (int k = 0; k <= NN_ROUND; k++)
-        if (strcmp(kind, nn_unary_op_name((nn_unary_op)k)) == 0) op = k;
-      if (op < 0) return 0;
       layer[i - 1].unary = 1;
-      layer[i - 1].op = (nn_unary_op)op;
+      layer[i - 1].op = (nn_unary_op)code;
     }
     lua_pop(L, 3);
   }
@@ -305,18 +310,23 @@ static int l_cuda_is_available(lua_State *L) {
 static const luaL_Reg functions[] = {
     {"zeros", l_zeros}, {"ones", l_ones}, {"empty", l_empty}, {"full", l_full},
     {"rand", l_rand}, {"randn", l_randn}, {"arange", l_arange}, {"linspace", l_linspace},
-    {"eye", l_eye}, {"is_tensor", l_is_tensor}, {"manual_seed", l_manual_seed},
+    {"eye", l_eye}, {"is_tensor", l_is_tensor}, {"set_num_threads", l_set_num_threads},
+    {"get_num_threads", l_get_num_threads}, {"manual_seed", l_manual_seed},
     {"initial_seed", l_initial_seed}, {"get_rng_state", l_get_rng_state},
     {"set_rng_state", l_set_rng_state}, {"is_grad_enabled", l_is_grad_enabled},
     {"set_grad_enabled", l_set_grad_enabled}, {"linear", l_linear}, {"mse_loss", l_mse_loss},
-    {"binary_cross_entropy", l_bce_loss}, {"sgd_step", l_sgd_step}, {"zero_grads", l_zero_grads},
+    {"binary_cross_entropy", l_bce_loss}, {"zero_grads", l_zero_grads},
     {"memory_in_use", l_memory_in_use}, {"memory_trim", l_memory_trim},
     {"cuda_is_available", l_cuda_is_available}, {"clock", l_clock},
-    {"sequential_forward", l_sequential_forward}, {NULL, NULL}};
+    {"sequential_forward", l_sequential_forward}, {"native_op", l_native_op}, {NULL, NULL}};
 
 void nnl_register_functions(lua_State *L) {
   luaL_setfuncs(L, functions, 0);
   nnl_register_tensor_constructor(L);
+  nnl_register_activations(L);
+  nnl_register_losses(L);
+  nnl_register_optim(L);
+  nnl_register_system(L);
   luaL_getmetatable(L, NNL_TENSOR);
   lua_getfield(L, -1, "methods");
   lua_setfield(L, -3, "tensor_methods");

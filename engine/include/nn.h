@@ -157,6 +157,9 @@ nn_tensor *nn_norm(nn_tensor *a, double p);
 nn_tensor *nn_sum_to_shape(nn_tensor *a, int ndim, const int64_t *size);
 
 /* ---- linear algebra -------------------------------------------------- */
+/* Threads of the one BLAS pool the engine uses (OpenBLAS's own). */
+void nn_set_num_threads(int n);
+int nn_get_num_threads(void);
 nn_tensor *nn_matmul(nn_tensor *a, nn_tensor *b);
 /* y = x w^T + b; x: (N, in) or (in), w: (out, in), b: (out) or NULL. */
 nn_tensor *nn_linear(nn_tensor *x, nn_tensor *w, nn_tensor *b);
@@ -167,6 +170,77 @@ int nn_reduction_from_name(const char *name); /* -1 when unknown */
 nn_tensor *nn_mse_loss(nn_tensor *input, nn_tensor *target, nn_reduction reduction);
 nn_tensor *nn_bce_loss(nn_tensor *input, nn_tensor *target, nn_tensor *weight,
                        nn_reduction reduction);
+
+/* ---- activations (activations.c) ------------------------------------- */
+/* Elementwise activations with up to two parameters (a, b); the ones
+   without parameters ignore them. Formulas follow PyTorch 1.13. */
+typedef enum {
+  NN_ACT_LEAKY_RELU,   /* a: negative_slope (>= 0) */
+  NN_ACT_ELU,          /* a: alpha (>= 0) */
+  NN_ACT_SELU,         /* ELU with the paper's alpha and scale */
+  NN_ACT_SILU,         /* x sigmoid(x), also called swish */
+  NN_ACT_GELU,         /* x Phi(x), the exact erf form */
+  NN_ACT_GELU_TANH,    /* GELU's tanh approximation */
+  NN_ACT_SOFTPLUS,     /* a: beta (> 0), b: threshold */
+  NN_ACT_MISH,         /* x tanh(softplus(x)) */
+  NN_ACT_HARDTANH,     /* a: min_val, b: max_val (min_val <= max_val) */
+  NN_ACT_HARDSIGMOID,  /* clamp(x / 6 + 1 / 2, 0, 1) */
+  NN_ACT_LOG_SIGMOID,  /* log(sigmoid(x)) */
+  NN_ACT_SOFTSIGN,     /* x / (1 + |x|) */
+  NN_ACT_COUNT
+} nn_activation_op;
+
+/* "leaky_relu", "gelu", ...; NULL for a value outside the enum. */
+const char *nn_activation_op_name(nn_activation_op op);
+/* op(x) elementwise; x float32 or float64. */
+nn_tensor *nn_activation(nn_activation_op op, nn_tensor *x, double a, double b);
+/* softmax (log_form = 0) or log_softmax (log_form = 1) along dim (0-based,
+   negative from the end), in the max-subtracted form. */
+nn_tensor *nn_softmax(nn_tensor *x, int dim, int log_form);
+/* x > 0 ? x : weight * x; weight holds one value, or one per channel, the
+   channel being dim 1 of an x with at least 2 dims. */
+nn_tensor *nn_prelu(nn_tensor *x, nn_tensor *weight);
+
+/* ---- losses beyond MSE and BCE (loss.c) ------------------------------ */
+/* Unless said otherwise, input and target have one shape and one dtype
+   (float32 or float64), and the target may require grad. With d = x - y: */
+/* l = |d| */
+nn_tensor *nn_l1_loss(nn_tensor *input, nn_tensor *target, nn_reduction reduction);
+/* l = 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta; beta >= 0 */
+nn_tensor *nn_smooth_l1_loss(nn_tensor *input, nn_tensor *target, nn_reduction reduction,
+                             double beta);
+/* l = 0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta); delta > 0 */
+nn_tensor *nn_huber_loss(nn_tensor *input, nn_tensor *target, nn_reduction reduction,
+                         double delta);
+/* Binary cross-entropy of logits x, in the form that never overflows:
+   l = w ((1 - y) x + (1 + (pos_weight - 1) y) log(1 + exp(-x))).
+   weight and pos_weight broadcast to the input's shape; NULL for none. */
+nn_tensor *nn_bce_with_logits_loss(nn_tensor *input, nn_tensor *target, nn_tensor *weight,
+                                   nn_tensor *pos_weight, nn_reduction reduction);
+
+/* Options of the losses over C classes; NULL means the defaults
+   {NULL, NN_REDUCTION_MEAN, -100, 0, 0}, PyTorch's. */
+typedef struct {
+  nn_tensor *weight;       /* (C): each class's weight, or NULL */
+  nn_reduction reduction;  /* a weighted mean divides by the weights of the targets */
+  int64_t ignore_index;    /* a label, as written in target, that adds nothing */
+  double label_smoothing;  /* cross_entropy only, in [0, 1] */
+  int64_t first_label;     /* the label of the first class: 0 in C, 1 from Lua */
+} nn_class_loss_options;
+/* Input: logits (N, C), (C) or (N, C, d1, ...). Target: class labels
+   (int64, or whole numbers in a float tensor) of shape (N), () or
+   (N, d1, ...), or class probabilities of the input's shape and dtype. */
+nn_tensor *nn_cross_entropy_loss(nn_tensor *input, nn_tensor *target,
+                                 const nn_class_loss_options *options);
+/* The same over log-probabilities, with class labels only. */
+nn_tensor *nn_nll_loss(nn_tensor *input, nn_tensor *target, const nn_class_loss_options *options);
+
+/* kl_div's reductions: those of nn_reduction, or this one, PyTorch's
+   "batchmean": the sum divided by the input's first size. */
+#define NN_REDUCTION_BATCHMEAN 3
+/* Input: log-probabilities; target: probabilities (log-probabilities when
+   log_target). l = y (log y - x), or exp(y) (y - x). */
+nn_tensor *nn_kl_div_loss(nn_tensor *input, nn_tensor *target, int reduction, int log_target);
 
 /* ---- autograd -------------------------------------------------------- */
 int nn_grad_enabled(void);
@@ -187,6 +261,59 @@ typedef struct {
 } nn_sgd_options;
 /* *momentum_buffer is created on the first step when momentum != 0. */
 int nn_sgd_step(nn_tensor *param, nn_tensor **momentum_buffer, const nn_sgd_options *opt);
+
+/* ---- more optimizers (optim.c) -------------------------------------- */
+/* Each step updates one parameter from its .grad in one fused loop, in
+   the order of operations of PyTorch 1.13's _single_tensor_* functions;
+   a parameter without .grad is left alone. The state holds references:
+   a buffer that is NULL is created on the first step (the caller then owns
+   it), and on failure nothing in the state changes. */
+
+/* Adam (Kingma and Ba, 2015) and, with decoupled_weight_decay, AdamW
+   (Loshchilov and Hutter, 2019): torch/optim/adam.py and adamw.py. */
+typedef struct {
+  double lr, beta1, beta2, eps, weight_decay;
+  int amsgrad, maximize;
+  int decoupled_weight_decay; /* AdamW: p *= 1 - lr wd, instead of grad += wd p */
+} nn_adam_options;
+typedef struct {
+  int64_t step; /* steps taken; the bias corrections use it */
+  nn_tensor *exp_avg, *exp_avg_sq, *max_exp_avg_sq; /* the last only with amsgrad */
+} nn_adam_state;
+int nn_adam_step(nn_tensor *param, nn_adam_state *state, const nn_adam_options *opt);
+
+/* RMSprop (Hinton's lecture 6e; centered: Graves, 2013): torch/optim/rmsprop.py. */
+typedef struct {
+  double lr, alpha, eps, weight_decay, momentum;
+  int centered, maximize;
+} nn_rmsprop_options;
+typedef struct {
+  int64_t step;
+  nn_tensor *square_avg, *momentum_buffer, *grad_avg; /* buffer: momentum > 0; grad_avg: centered */
+} nn_rmsprop_state;
+int nn_rmsprop_step(nn_tensor *param, nn_rmsprop_state *state, const nn_rmsprop_options *opt);
+
+/* Adagrad (Duchi et al., 2011): torch/optim/adagrad.py. */
+typedef struct {
+  double lr, lr_decay, weight_decay, initial_accumulator_value, eps;
+  int maximize;
+} nn_adagrad_options;
+typedef struct {
+  int64_t step;
+  nn_tensor *sum; /* created filled with initial_accumulator_value */
+} nn_adagrad_state;
+int nn_adagrad_step(nn_tensor *param, nn_adagrad_state *state, const nn_adagrad_options *opt);
+
+/* Gradient clipping, torch/nn/utils/clip_grad.py. Both skip entries whose
+   .grad is NULL. clip_grad_norm scales every gradient by
+   min(1, max_norm / (total + 1e-6)), where total is the norm_type-norm of
+   all gradients together (INFINITY: the largest magnitude), and stores the
+   total in *total_norm (rounded to float32 when every gradient is float32,
+   as PyTorch's float32 result is); error_if_nonfinite refuses a NaN or
+   infinite total. clip_grad_value clamps each gradient to [-v, v]. */
+int nn_clip_grad_norm(nn_tensor *const *params, int64_t n, double max_norm, double norm_type,
+                      int error_if_nonfinite, double *total_norm);
+int nn_clip_grad_value(nn_tensor *const *params, int64_t n, double clip_value);
 
 /* ---- random numbers: PyTorch's CPU generator, draw for draw ---------- */
 void nn_manual_seed(uint64_t seed);

@@ -18,6 +18,11 @@
 /* Below this many multiply-adds a product is done in place, without BLAS. */
 #define SMALL_PRODUCT (48 * 48 * 48)
 
+/* ---- threads: the engine runs no threads of its own; large products use
+   OpenBLAS's pool, sized here, so nothing competes with it. ------------ */
+void nn_set_num_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
+int nn_get_num_threads(void) { return openblas_get_num_threads(); }
+
 /* ---- the CPU backend's gemm: row-major, BLAS conventions ------------- */
 void nn_cpu_gemm(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                  double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,

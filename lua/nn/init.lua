@@ -21,7 +21,7 @@ end
 for _, name in ipairs {"tensor", "zeros", "ones", "empty", "full", "rand", "randn", "arange",
                        "linspace", "eye", "is_tensor", "manual_seed", "initial_seed",
                        "get_rng_state", "set_rng_state", "is_grad_enabled", "set_grad_enabled",
-                       "clock"} do
+                       "clock", "set_num_threads", "get_num_threads"} do
   nn[name] = C[name]
 end
 nn.Tensor = C.tensor_methods -- methods added here reach every tensor
@@ -35,7 +35,22 @@ require "nn.functional" (nn)
 require "nn.init_weights" (nn)
 require "nn.module" (nn)
 require "nn.layers" (nn)
+require "nn.activations" (nn)
+require "nn.norm_layers" (nn)
 require "nn.loss" (nn)
 require "nn.optim" (nn)
+require "nn.lr_scheduler" (nn)
+
+-- The tools around the engine load on first use (nn.plot, nn.progress,
+-- nn.sweep): a script that never draws does not pay to compile the plotting
+-- code.
+local on_first_use = {plot = "nn.plot", progress = "nn.progress", sweep = "nn.sweep"}
+setmetatable(nn, {__index = function(t, key)
+  local name = on_first_use[key]
+  if not name then return nil end
+  on_first_use[key] = nil
+  require(name)(nn)
+  return rawget(t, key)
+end})
 
 return nn

@@ -42,7 +42,7 @@ return function(nn)
   end
 
   function Linear:forward(x) return F.linear(x, self.weight, self.bias) end
-  Linear._native = "linear" -- Sequential may run it without a Lua call
+  Linear._native = nn._C.native_op("linear") -- Sequential may run it without a Lua call
 
   function Linear:extra_repr()
     return string.format("in_features=%d, out_features=%d, bias=%s", self.in_features,
@@ -54,7 +54,7 @@ return function(nn)
     local cls = Module:extend(name)
     local fn = nn.Tensor[method]
     cls.forward = function(_, x) return fn(x) end
-    cls._native = method
+    cls._native = nn._C.native_op(method)
     cls.__doc = doc
     nn[name] = cls
     return cls
