@@ -118,47 +118,18 @@ static inline float unary_apply_f(nn_unary_op op, float x) {
   }
 }
 
-/* exp(x) for float32 without branches, so that a loop over an array of
-   them vectorises: x = n ln2 + r with |r| <= ln2/2, exp(r) from Cephes'
-   degree-6 minimax polynomial (error under 2 ulp), 2^n built in the
-   exponent bits. Below -87.3 the result would be subnormal: it is 0. NaN
-   passes through every step. */
 #if defined(__GNUC__) && !defined(__clang__)
 /* The selects below are branch-free only when comparisons are not treated
-   as trapping; the engine never reads floating-point exception flags. */
+   as trapping (see nn_exp_f32 in internal.h). */
 #pragma GCC push_options
 #pragma GCC optimize("no-trapping-math")
 #endif
-static inline float exp_vec(float x) {
-  const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-  float xc = x > 88.7f ? 88.7f : x;
-  xc = xc < -87.3f ? -87.3f : xc;
-  float t = xc * 1.44269504088896341f + magic;
-  float n = t - magic;
-  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t bits;
-  memcpy(&bits, &t, sizeof bits); /* the low bits of t hold n */
-  int32_t scale_bits = (bits - 0x4b400000 + 127) << 23;
-  float scale;
-  memcpy(&scale, &scale_bits, sizeof scale);
-  float e = p * scale;
-  float lo = x < -87.3f ? 0.0f : e;
-  return x > 88.7f ? INFINITY : lo;
-}
-
 /* sigmoid over an array, vectorisable: e = exp(-|x|), then 1/(1+e) or
    e/(1+e) by the sign, the form that never overflows. */
 static void sigmoid_array_f32(int64_t n, const float *x, float *out) {
   for (int64_t i = 0; i < n; i++) {
     float v = x[i], a = v < 0 ? -v : v;
-    float e = exp_vec(-a), s = 1.0f / (1.0f + e), es = e * s;
+    float e = nn_exp_f32(-a), s = 1.0f / (1.0f + e), es = e * s;
     float r = v >= 0 ? s : es; /* selects between values computed above: */
     out[i] = v == v ? r : v;   /* no branch, so the loop vectorises */
   }
