@@ -186,8 +186,17 @@ return function(nn)
     return self
   end
 
-  --- m:to(device_or_dtype), m:float(), m:double(), m:cuda(), m:cpu()
-  function Module:to(where) return self:_apply(function(t) return t:to(where) end) end
+  local floating = {float32 = true, float64 = true, float = true, double = true}
+
+  --- m:to(device_or_dtype), m:float(), m:double(), m:cuda(), m:cpu(): a dtype
+  -- converts the floating-point parameters and buffers only (a step counter
+  -- stays an integer), a device moves them all.
+  function Module:to(where)
+    return self:_apply(function(t)
+      if floating[where] and not floating[t.dtype] then return t end
+      return t:to(where)
+    end)
+  end
   function Module:float() return self:to("float32") end
   function Module:double() return self:to("float64") end
   function Module:cuda() return self:to("cuda") end
