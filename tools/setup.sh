@@ -3,8 +3,10 @@
 # Quick when everything is present (asks dpkg, never the network).
 set -euo pipefail
 
+# gnuplot-nox draws nn.plot's pictures; openmpi-bin runs sweeps across
+# machines (mpirun; libmpi is loaded only under it).
 packages=(build-essential cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev
-          lua-busted libreadline-dev)
+          lua-busted libreadline-dev gnuplot-nox openmpi-bin)
 
 missing=()
 for p in "${packages[@]}"; do
