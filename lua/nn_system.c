@@ -1,0 +1,630 @@
+/* nn_system.c: what nn's Lua modules need from the operating system that
+ * Lua's standard library lacks (processes, file sync, terminals).
+ *
+ * nn.sweep runs each trial in a forked copy of the interpreter and talks to
+ * it through a pipe; the functions below are thin wrappers of the POSIX
+ * calls it needs, registered in the core table as nn._C.sys_*, plus the
+ * terminal questions a progress bar asks (sys_isatty, sys_terminal_width)
+ * and one background thread that syncs a sweep's results file to the disk.
+ * They report a failed system call the way Lua's io library does: nil and
+ * a message.
+ *
+ * Under mpirun, nn.sweep also spreads trials over MPI ranks. libmpi is not
+ * linked: nn._C.mpi_init opens it with dlopen when the process was started
+ * by mpirun, so that without mpirun nothing about MPI is needed at run
+ * time. That part is specific to Open MPI (see "MPI" below). */
+#define _GNU_SOURCE /* sched_getaffinity and CPU_COUNT, pipe2 */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#include "nn_binding.h"
+
+/* Pushes nil and "what: strerror(errno)"; returns 2 (Lua's io convention). */
+static int push_failure(lua_State *L, const char *what) {
+  int saved = errno;
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", what, strerror(saved));
+  return 2;
+}
+
+static int check_fd(lua_State *L, int idx) {
+  lua_Integer fd = luaL_checkinteger(L, idx);
+  if (fd < 0 || fd > INT_MAX) luaL_argerror(L, idx, "not a file descriptor");
+  return (int)fd;
+}
+
+/* ---- processes --------------------------------------------------------- */
+
+/* sys_fork() -> pid in the parent, 0 in the child (nil, message on failure):
+ * a process for one trial of a sweep. Buffered output is flushed first, so
+ * that the child does not print the parent's pending output a second time.
+ * The child is killed when its parent dies (Linux), so a sweep killed with
+ * SIGKILL leaves no trials running behind it, and it ignores SIGINT: a
+ * Ctrl-C at the terminal reaches the whole process group, and it is the
+ * parent's to handle (it ends its trials), not a failure of each trial. */
+static int l_fork(lua_State *L) {
+  fflush(NULL);
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) return push_failure(L, "fork");
+  if (pid == 0) {
+    signal(SIGINT, SIG_IGN);
+#ifdef __linux__
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+    /* The parent may have died before prctl took effect. */
+    if (getppid() != parent) _exit(1);
+  }
+  lua_pushinteger(L, (lua_Integer)pid);
+  return 1;
+}
+
+/* sys_exit(code): ends this process at once, after flushing stdio. Unlike
+ * os.exit it runs no atexit handlers, which in a forked trial belong to the
+ * parent (libmpi's, for one). */
+static int l_exit(lua_State *L) {
+  lua_Integer code = luaL_optinteger(L, 1, 0);
+  fflush(NULL);
+  _exit((int)(code & 0xff));
+  return 0;
+}
+
+/* sys_waitpid(pid [, block]) -> nil while it runs; "exit", code; or
+ * "signal", number, name. */
+static int l_waitpid(lua_State *L) {
+  pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+  int block = lua_toboolean(L, 2);
+  int status = 0;
+  pid_t got;
+  do {
+    got = waitpid(pid, &status, block ? 0 : WNOHANG);
+  } while (got < 0 && errno == EINTR);
+  if (got < 0) return push_failure(L, "waitpid");
+  if (got == 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    lua_pushliteral(L, "signal");
+    lua_pushinteger(L, sig);
+    lua_pushstring(L, strsignal(sig));
+    return 3;
+  }
+  lua_pushliteral(L, "exit");
+  lua_pushinteger(L, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  return 2;
+}
+
+static const struct {
+  const char *name;
+  int number;
+} signal_names[] = {{"KILL", SIGKILL}, {"TERM", SIGTERM}, {"INT", SIGINT},
+                    {"SEGV", SIGSEGV}, {"ABRT", SIGABRT}, {"HUP", SIGHUP},
+                    {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {NULL, 0}};
+
+/* sys_kill(pid, signal): signal is a number or a name ("KILL", "TERM"...). */
+static int l_kill(lua_State *L) {
+  pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+  int sig = -1;
+  if (lua_type(L, 2) == LUA_TNUMBER) {
+    sig = (int)luaL_checkinteger(L, 2);
+  } else {
+    const char *name = luaL_checkstring(L, 2);
+    if (strncmp(name, "SIG", 3) == 0) name += 3;
+    for (int i = 0; signal_names[i].name; i++)
+      if (strcmp(name, signal_names[i].name) == 0) sig = signal_names[i].number;
+    if (sig < 0) return luaL_argerror(L, 2, "unknown signal name");
+  }
+  if (kill(pid, sig) < 0) return push_failure(L, "kill");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_getpid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)getpid());
+  return 1;
+}
+
+/* sys_cpu_count(): the cores this process may run on (its affinity mask,
+ * which is what a container or taskset leaves it), at least 1. */
+static int l_cpu_count(lua_State *L) {
+  long n = 0;
+#ifdef __linux__
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
+#endif
+  if (n < 1) n = sysconf(_SC_NPROCESSORS_ONLN);
+  lua_pushinteger(L, n < 1 ? 1 : n);
+  return 1;
+}
+
+static int l_hostname(lua_State *L) {
+  char name[256];
+  if (gethostname(name, sizeof name) < 0) return push_failure(L, "gethostname");
+  name[sizeof name - 1] = '\0';
+  lua_pushstring(L, name);
+  return 1;
+}
+
+/* sys_sleep(seconds): sleeps, resuming after signals. */
+static int l_sleep(lua_State *L) {
+  double s = luaL_checknumber(L, 1);
+  if (!(s > 0)) return 0;
+  struct timespec ts = {(time_t)s, (long)((s - floor(s)) * 1e9)};
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+  }
+  return 0;
+}
+
+/* ---- pipes and descriptors ---------------------------------------------- */
+
+/* sys_pipe() -> read_fd, write_fd. Both close on exec; the read end does
+ * not block, since the parent reads it only after poll says so. */
+static int l_pipe(lua_State *L) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) return push_failure(L, "pipe");
+  int flags = fcntl(fds[0], F_GETFL);
+  if (flags < 0 || fcntl(fds[0], F_SETFL, flags | O_NONBLOCK) < 0) {
+    int saved = errno;
+    close(fds[0]);
+    close(fds[1]);
+    errno = saved;
+    return push_failure(L, "pipe");
+  }
+  lua_pushinteger(L, fds[0]);
+  lua_pushinteger(L, fds[1]);
+  return 2;
+}
+
+static int l_close(lua_State *L) {
+  if (close(check_fd(L, 1)) < 0 && errno != EINTR) return push_failure(L, "close");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* sys_write(fd, s): writes all of s (a pipe may take it in pieces). */
+static int l_write(lua_State *L) {
+  int fd = check_fd(L, 1);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  while (len > 0) {
+    ssize_t n = write(fd, s, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        struct pollfd p = {fd, POLLOUT, 0};
+        poll(&p, 1, -1);
+        continue;
+      }
+      return push_failure(L, "write");
+    }
+    s += n;
+    len -= (size_t)n;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* sys_read(fd [, max]) -> the bytes available (up to max, default 64 KiB),
+ * "" at end of file, or false when nothing is there yet. */
+static int l_read(lua_State *L) {
+  int fd = check_fd(L, 1);
+  lua_Integer max = luaL_optinteger(L, 2, 65536);
+  if (max < 1 || max > (1 << 24)) return luaL_argerror(L, 2, "size out of range");
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, (size_t)max);
+  ssize_t n;
+  do {
+    n = read(fd, p, (size_t)max);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      lua_pushboolean(L, 0);
+      return 1;
+    }
+    return push_failure(L, "read");
+  }
+  luaL_pushresultsize(&b, (size_t)n);
+  return 1;
+}
+
+/* sys_poll(fds, timeout) -> the list of fds that can be read (or were
+ * closed at the other end). timeout in seconds; negative or nil waits for
+ * ever. A signal ends the wait early with an empty list. */
+static int l_poll(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  double timeout = luaL_optnumber(L, 2, -1);
+  lua_Integer n = luaL_len(L, 1);
+  if (n < 0 || n > 65536) return luaL_argerror(L, 1, "too many descriptors");
+  struct pollfd *p = lua_newuserdatauv(L, sizeof *p * (size_t)(n > 0 ? n : 1), 0);
+  for (lua_Integer i = 0; i < n; i++) {
+    lua_geti(L, 1, i + 1);
+    p[i].fd = check_fd(L, -1);
+    p[i].events = POLLIN;
+    p[i].revents = 0;
+    lua_pop(L, 1);
+  }
+  int ms = -1;
+  if (timeout >= 0) ms = timeout * 1000 >= INT_MAX ? INT_MAX : (int)ceil(timeout * 1000);
+  int ready = poll(p, (nfds_t)n, ms);
+  if (ready < 0 && errno != EINTR) return push_failure(L, "poll");
+  lua_createtable(L, ready > 0 ? ready : 0, 0);
+  lua_Integer k = 0;
+  for (lua_Integer i = 0; i < n && ready > 0; i++)
+    if (p[i].revents) {
+      lua_pushinteger(L, p[i].fd);
+      lua_rawseti(L, -2, ++k);
+    }
+  return 1;
+}
+
+/* sys_redirect(fd, path): points fd (1 for stdout) at path, appending. */
+static int l_redirect(lua_State *L) {
+  int fd = check_fd(L, 1);
+  const char *path = luaL_checkstring(L, 2);
+  fflush(NULL);
+  int to = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (to < 0) return push_failure(L, path);
+  int ok = dup2(to, fd) >= 0;
+  int saved = errno;
+  close(to);
+  errno = saved;
+  if (!ok) return push_failure(L, "dup2");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ---- terminals ---------------------------------------------------------- */
+
+/* sys_isatty(fd) -> whether fd (2 for stderr) is a terminal. */
+static int l_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty(check_fd(L, 1)));
+  return 1;
+}
+
+/* sys_terminal_width(fd) -> the terminal's columns and rows, or nothing. */
+static int l_terminal_width(lua_State *L) {
+  struct winsize ws;
+  if (ioctl(check_fd(L, 1), TIOCGWINSZ, &ws) < 0 || ws.ws_col == 0) return 0;
+  lua_pushinteger(L, ws.ws_col);
+  lua_pushinteger(L, ws.ws_row);
+  return 2;
+}
+
+/* ---- files --------------------------------------------------------------- */
+
+static FILE *check_file(lua_State *L, int idx) {
+  luaL_Stream *stream = luaL_checkudata(L, idx, LUA_FILEHANDLE);
+  if (stream->closef == NULL || stream->f == NULL) luaL_argerror(L, idx, "file is closed");
+  return stream->f;
+}
+
+/* Background sync. A sweep's results must reach the disk, but fdatasync
+ * takes milliseconds on many disks, as long as a short trial: the
+ * scheduler flushes each line itself (after which a kill -9 of the process
+ * loses nothing) and leaves the fdatasync to this thread, which covers every
+ * line written before it starts, so bursts cost one sync. */
+static struct {
+  pthread_mutex_t lock;
+  pthread_cond_t wake, idle;
+  pid_t owner; /* the process whose thread it is; a forked child has none */
+  int fd, error;
+  unsigned long requested, completed;
+} syncer = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, -1, 0, 0, 0};
+
+static int sync_fd(int fd) {
+  int rc;
+  do {
+    rc = fdatasync(fd);
+  } while (rc < 0 && errno == EINTR);
+  /* Some files (pipes, /dev/null) cannot sync: nothing to lose there. */
+  return rc < 0 && errno != EINVAL && errno != EROFS ? errno : 0;
+}
+
+static void *sync_thread(void *unused) {
+  (void)unused;
+  pthread_mutex_lock(&syncer.lock);
+  for (;;) {
+    while (syncer.completed == syncer.requested) pthread_cond_wait(&syncer.wake, &syncer.lock);
+    unsigned long target = syncer.requested;
+    int fd = syncer.fd;
+    pthread_mutex_unlock(&syncer.lock);
+    int err = sync_fd(fd);
+    pthread_mutex_lock(&syncer.lock);
+    if (err && !syncer.error) syncer.error = err;
+    syncer.completed = target;
+    pthread_cond_broadcast(&syncer.idle);
+  }
+  return NULL;
+}
+
+/* Waits until every requested sync is done; returns its first error. */
+static int sync_wait_all(void) {
+  if (syncer.owner != getpid()) return 0;
+  pthread_mutex_lock(&syncer.lock);
+  while (syncer.completed != syncer.requested) pthread_cond_wait(&syncer.idle, &syncer.lock);
+  int err = syncer.error;
+  syncer.error = 0;
+  pthread_mutex_unlock(&syncer.lock);
+  return err;
+}
+
+/* sys_fsync(file): flushes a Lua file and waits until its data is on the
+ * disk (fdatasync: the data and the size, which is all a reader needs). */
+static int l_fsync(lua_State *L) {
+  FILE *f = check_file(L, 1);
+  if (fflush(f) != 0) return push_failure(L, "fflush");
+  errno = sync_fd(fileno(f));
+  if (errno) return push_failure(L, "fsync");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* sys_sync_later(file): flushes a Lua file now and has its data synced to
+ * the disk in the background; sys_sync_wait() waits for that. An error of
+ * an earlier background sync is reported by the next call. */
+static int l_sync_later(lua_State *L) {
+  FILE *f = check_file(L, 1);
+  if (fflush(f) != 0) return push_failure(L, "fflush");
+  int fd = fileno(f);
+  if (syncer.owner != getpid()) {
+    /* First use in this process (the thread of a parent does not survive
+       fork): start the thread, or sync here if it cannot start. */
+    pthread_t thread;
+    pthread_attr_t attr;
+    int started = pthread_attr_init(&attr) == 0;
+    if (started) {
+      pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+      started = syncer.owner == 0 && pthread_create(&thread, &attr, sync_thread, NULL) == 0;
+      pthread_attr_destroy(&attr);
+    }
+    if (!started) {
+      errno = sync_fd(fd);
+      if (errno) return push_failure(L, "fsync");
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+    syncer.owner = getpid();
+  }
+  /* One file at a time: a new one waits until the last one's syncs are done. */
+  if (syncer.fd != fd) {
+    errno = sync_wait_all();
+    if (errno) return push_failure(L, "fsync");
+  }
+  pthread_mutex_lock(&syncer.lock);
+  errno = syncer.error;
+  syncer.error = 0;
+  syncer.fd = fd;
+  syncer.requested++;
+  pthread_cond_signal(&syncer.wake);
+  pthread_mutex_unlock(&syncer.lock);
+  if (errno) return push_failure(L, "fsync");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_sync_wait(lua_State *L) {
+  errno = sync_wait_all();
+  if (errno) return push_failure(L, "fsync");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* sys_lock(file) -> true, or false when another process holds the lock:
+ * an exclusive advisory lock on an open Lua file, held until it closes. */
+static int l_lock(lua_State *L) {
+  FILE *f = check_file(L, 1);
+  if (flock(fileno(f), LOCK_EX | LOCK_NB) < 0) {
+    if (errno == EWOULDBLOCK) {
+      lua_pushboolean(L, 0);
+      return 1;
+    }
+    return push_failure(L, "flock");
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ---- MPI (Open MPI, opened at run time) ----------------------------------
+ * The few MPI calls nn.sweep uses, found with dlsym in Open MPI's libmpi.
+ * What is Open MPI specific, from its mpi.h (4.1):
+ *  - handles are pointers to global objects: MPI_COMM_WORLD is
+ *    ((MPI_Comm) &ompi_mpi_comm_world), MPI_BYTE ((MPI_Datatype) &ompi_mpi_byte);
+ *  - MPI_Status is struct ompi_status_public_t, laid out as mpi_status below;
+ *  - MPI_SUCCESS is 0, MPI_ANY_SOURCE and MPI_ANY_TAG are -1.
+ * Another MPI (MPICH) would need its own handles; none is tried here. */
+typedef struct {
+  int source, tag, error; /* MPI_SOURCE, MPI_TAG, MPI_ERROR */
+  int cancelled;          /* Open MPI's private fields */
+  size_t ucount;
+} mpi_status;
+
+enum { MPI_OK = 0, MPI_ANY = -1 };
+
+static struct {
+  void *library;
+  void *comm_world, *byte_type;
+  int (*init)(int *, char ***);
+  int (*initialized)(int *);
+  int (*finalized)(int *);
+  int (*comm_rank)(void *, int *);
+  int (*comm_size)(void *, int *);
+  int (*send)(const void *, int, void *, int, int, void *);
+  int (*recv)(void *, int, void *, int, int, void *, mpi_status *);
+  int (*iprobe)(int, int, void *, int *, mpi_status *);
+  int (*probe)(int, int, void *, mpi_status *);
+  int (*get_count)(const mpi_status *, void *, int *);
+  int (*finalize)(void);
+  pid_t owner; /* the process that called MPI_Init: only it may finalize */
+  int rank, size; /* size is 0 until MPI_Init */
+  int ended;      /* MPI_Finalize was called: MPI cannot start again */
+} mpi;
+
+/* Finalizes MPI when the process that initialized it exits normally; a
+ * forked trial that calls exit() must not. */
+static void mpi_finalize_at_exit(void) {
+  int done = 1;
+  if (!mpi.finalize || mpi.ended || getpid() != mpi.owner) return;
+  mpi.ended = 1;
+  mpi.size = 0;
+  if (mpi.finalized(&done) == MPI_OK && !done) mpi.finalize();
+}
+
+static void *mpi_symbol(const char *name, const char **missing) {
+  void *p = dlsym(mpi.library, name);
+  if (!p && !*missing) *missing = name;
+  return p;
+}
+
+/* mpi_init() -> rank, size; or nil, message. Loads libmpi, calls MPI_Init
+ * once; later calls return the same rank and size. */
+static int l_mpi_init(lua_State *L) {
+  if (mpi.ended) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "MPI was finalized in this process and cannot start again");
+    return 2;
+  }
+  if (mpi.size > 0) {
+    lua_pushinteger(L, mpi.rank);
+    lua_pushinteger(L, mpi.size);
+    return 2;
+  }
+  static const char *const names[] = {"libmpi.so.40", "libmpi.so", "libmpi.so.12", NULL};
+  for (int i = 0; names[i] && !mpi.library; i++)
+    /* RTLD_GLOBAL: Open MPI's plugins expect libmpi's symbols to be global. */
+    mpi.library = dlopen(names[i], RTLD_NOW | RTLD_GLOBAL);
+  if (!mpi.library) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot load Open MPI's libmpi.so.40 (%s); install openmpi-bin", dlerror());
+    return 2;
+  }
+  const char *missing = NULL;
+  mpi.comm_world = mpi_symbol("ompi_mpi_comm_world", &missing);
+  mpi.byte_type = mpi_symbol("ompi_mpi_byte", &missing);
+  mpi.init = (int (*)(int *, char ***))mpi_symbol("MPI_Init", &missing);
+  mpi.initialized = (int (*)(int *))mpi_symbol("MPI_Initialized", &missing);
+  mpi.finalized = (int (*)(int *))mpi_symbol("MPI_Finalized", &missing);
+  mpi.comm_rank = (int (*)(void *, int *))mpi_symbol("MPI_Comm_rank", &missing);
+  mpi.comm_size = (int (*)(void *, int *))mpi_symbol("MPI_Comm_size", &missing);
+  mpi.send = (int (*)(const void *, int, void *, int, int, void *))mpi_symbol("MPI_Send", &missing);
+  mpi.recv = (int (*)(void *, int, void *, int, int, void *, mpi_status *))mpi_symbol("MPI_Recv", &missing);
+  mpi.iprobe = (int (*)(int, int, void *, int *, mpi_status *))mpi_symbol("MPI_Iprobe", &missing);
+  mpi.probe = (int (*)(int, int, void *, mpi_status *))mpi_symbol("MPI_Probe", &missing);
+  mpi.get_count = (int (*)(const mpi_status *, void *, int *))mpi_symbol("MPI_Get_count", &missing);
+  int (*finalize)(void) = (int (*)(void))mpi_symbol("MPI_Finalize", &missing);
+  if (missing) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "libmpi has no %s: not Open MPI?", missing);
+    return 2;
+  }
+  int already = 0;
+  mpi.initialized(&already);
+  if (!already && mpi.init(NULL, NULL) != MPI_OK) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "MPI_Init failed");
+    return 2;
+  }
+  int rank = 0, size = 0;
+  if (mpi.comm_rank(mpi.comm_world, &rank) != MPI_OK || mpi.comm_size(mpi.comm_world, &size) != MPI_OK) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "MPI_Comm_rank/MPI_Comm_size failed");
+    return 2;
+  }
+  mpi.rank = rank;
+  mpi.size = size;
+  mpi.owner = getpid();
+  if (!mpi.finalize) {
+    mpi.finalize = finalize;
+    atexit(mpi_finalize_at_exit);
+  }
+  lua_pushinteger(L, rank);
+  lua_pushinteger(L, size);
+  return 2;
+}
+
+static void check_mpi(lua_State *L) {
+  if (mpi.size <= 0 || getpid() != mpi.owner) luaL_error(L, "MPI is not initialized in this process");
+}
+
+/* mpi_send(dest, tag, bytes): a blocking send of a string. */
+static int l_mpi_send(lua_State *L) {
+  check_mpi(L);
+  int dest = (int)luaL_checkinteger(L, 1), tag = (int)luaL_checkinteger(L, 2);
+  size_t len;
+  const char *s = luaL_checklstring(L, 3, &len);
+  if (len > INT_MAX) return luaL_argerror(L, 3, "message too long");
+  if (mpi.send(s, (int)len, mpi.byte_type, dest, tag, mpi.comm_world) != MPI_OK) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "MPI_Send to rank %d failed", dest);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* mpi_recv([block]) -> bytes, source, tag: the next message from any rank
+ * with any tag; without block, nil when none has arrived. */
+static int l_mpi_recv(lua_State *L) {
+  check_mpi(L);
+  int block = lua_toboolean(L, 1);
+  mpi_status status;
+  memset(&status, 0, sizeof status);
+  if (block) {
+    if (mpi.probe(MPI_ANY, MPI_ANY, mpi.comm_world, &status) != MPI_OK) return luaL_error(L, "MPI_Probe failed");
+  } else {
+    int flag = 0;
+    if (mpi.iprobe(MPI_ANY, MPI_ANY, mpi.comm_world, &flag, &status) != MPI_OK)
+      return luaL_error(L, "MPI_Iprobe failed");
+    if (!flag) return 0;
+  }
+  int count = 0;
+  if (mpi.get_count(&status, mpi.byte_type, &count) != MPI_OK || count < 0)
+    return luaL_error(L, "MPI_Get_count failed");
+  int source = status.source, tag = status.tag;
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, (size_t)count + 1);
+  if (mpi.recv(p, count, mpi.byte_type, source, tag, mpi.comm_world, &status) != MPI_OK)
+    return luaL_error(L, "MPI_Recv from rank %d failed", source);
+  luaL_pushresultsize(&b, (size_t)count);
+  lua_pushinteger(L, source);
+  lua_pushinteger(L, tag);
+  return 3;
+}
+
+static int l_mpi_finalize(lua_State *L) {
+  (void)L;
+  mpi_finalize_at_exit();
+  return 0;
+}
+
+static const luaL_Reg system_functions[] = {
+    {"sys_fork", l_fork}, {"sys_exit", l_exit}, {"sys_waitpid", l_waitpid},
+    {"sys_kill", l_kill}, {"sys_getpid", l_getpid}, {"sys_cpu_count", l_cpu_count},
+    {"sys_hostname", l_hostname}, {"sys_sleep", l_sleep}, {"sys_pipe", l_pipe},
+    {"sys_close", l_close}, {"sys_write", l_write}, {"sys_read", l_read},
+    {"sys_poll", l_poll}, {"sys_redirect", l_redirect}, {"sys_fsync", l_fsync},
+    {"sys_sync_later", l_sync_later}, {"sys_sync_wait", l_sync_wait}, {"sys_lock", l_lock}, {"sys_isatty", l_isatty}, {"sys_terminal_width", l_terminal_width},
+    {"mpi_init", l_mpi_init}, {"mpi_send", l_mpi_send},
+    {"mpi_recv", l_mpi_recv}, {"mpi_finalize", l_mpi_finalize}, {NULL, NULL}};
+
+void nnl_register_system(lua_State *L) { luaL_setfuncs(L, system_functions, 0); }

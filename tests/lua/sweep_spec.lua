@@ -1,0 +1,479 @@
+-- nn.sweep: trials in parallel worker processes, failures and time limits
+-- recorded, resuming after a kill -9, the same results under mpirun, and
+-- malformed sweeps refused before anything runs.
+local nn = require "nn"
+
+local NNLUA = os.getenv("NNLUA")
+
+local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function temp_name(suffix)
+  local name = os.tmpname()
+  os.remove(name)
+  return name .. (suffix or "")
+end
+
+local function write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+local function lines_of(path)
+  local lines = {}
+  local f = io.open(path, "rb")
+  if not f then return lines end
+  for line in f:lines() do lines[#lines + 1] = line end
+  f:close()
+  return lines
+end
+
+-- Runs a shell command; returns its combined output and exit status.
+local function run(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1", "r"))
+  local out = p:read("a")
+  local _, how, code = p:close()
+  if how == "signal" then code = 128 + code end
+  return out, code
+end
+
+-- Whether a process runs (a zombie, which nobody may reap in a container, does not).
+local function alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat", "rb")
+  if not f then return false end
+  local state = f:read("a"):match("%) (%a)")
+  f:close()
+  return state ~= "Z" and state ~= "X"
+end
+
+local function require_nnlua()
+  assert(NNLUA and NNLUA ~= "", "NNLUA is not set: run this spec with NNLUA=/path/to/build/nnlua "
+    .. "(ctest sets it; by hand: NNLUA=build/nnlua busted ...)")
+  assert(exists(NNLUA), "NNLUA=" .. NNLUA .. " does not exist; build it first")
+end
+
+-- Runs fn, which must raise; each fragment must appear in the message.
+local function expect_error(fn, ...)
+  local ok, err = pcall(fn)
+  assert(not ok, "expected an error, but the call succeeded")
+  err = tostring(err)
+  for _, fragment in ipairs({...}) do
+    assert(err:find(fragment, 1, true), string.format("message %q lacks %q", err, fragment))
+  end
+  return err
+end
+
+-- The trial records of a results file, keyed "config#seed", each checked
+-- to appear once.
+local function records_by_key(path)
+  local header, records = nn.sweep.read(path)
+  local by_key, count = {}, 0
+  for _, r in ipairs(records) do
+    local key = nn.sweep.json.encode(r.config) .. "#" .. r.seed
+    assert(by_key[key] == nil, "trial " .. key .. " is in " .. path .. " twice")
+    by_key[key] = r
+    count = count + 1
+  end
+  return by_key, count, header
+end
+
+-- The script the subprocess tests run: 12 trials (x × y, one seed) whose
+-- metrics depend on the config and on nn's generator, seeded by the sweep.
+--   nnlua sweep_script.lua FILE SLEEP_SECONDS [WORKERS]
+local SCRIPT = [[
+local nn = require "nn"
+local file, sleep, workers = arg[1], tonumber(arg[2]), tonumber(arg[3] or "")
+nn.sweep {
+  parameters = {x = {1, 2, 3, 4}, y = {"a", "bb", "ccc"}},
+  seeds = {7},
+  metric = "score", mode = "max",
+  file = file, workers = workers, quiet = true, plot = false,
+  run = function(config)
+    if sleep > 0 then nn._C.sys_sleep(sleep) end
+    return {score = config.x * 10 + #config.y + nn.rand(1):item(), noise = nn.randn(2):sum()}
+  end,
+}
+]]
+
+describe("nn.sweep.json", function()
+  local json = nn.sweep.json
+
+  it("round-trips numbers, keeping integers and floats apart", function()
+    for _, v in ipairs {0, 1, -7, 2 ^ 53, 1.0, 0.1, -2.5e-300, 1e300, 1 / 3, math.pi, math.maxinteger,
+                        math.mininteger} do
+      local back = json.decode(json.encode(v))
+      assert.are.equal(v, back)
+      assert.are.equal(math.type(v), math.type(back))
+    end
+    assert.are.equal("1.0", json.encode(1.0))
+    assert.are.equal("0.1", json.encode(0.1))
+    assert.are.equal("NaN", json.encode(0 / 0))
+    assert.are.equal("Infinity", json.encode(math.huge))
+    assert.are.equal(-math.huge, json.decode("-Infinity"))
+    local nan = json.decode("NaN")
+    assert.is_true(nan ~= nan)
+  end)
+
+  it("round-trips strings with escapes and unicode", function()
+    local s = 'quote " backslash \\ newline \n tab \t bell \a nul \0 é ∞'
+    assert.are.equal(s, json.decode(json.encode(s)))
+    assert.are.equal("é∞😀", json.decode('"\\u00e9\\u221e\\ud83d\\ude00"'))
+  end)
+
+  it("writes objects with sorted keys and reads nested tables", function()
+    assert.are.equal('{"a":[1,2,{"b":true}],"c":"x","d":false}',
+                     json.encode({d = false, c = "x", a = {1, 2, {b = true}}}))
+    assert.are.same({a = {1, 2, {b = true}}, c = "x"}, json.decode(' { "a" : [1, 2, {"b": true}], "c":"x", "n": null } '))
+  end)
+
+  it("reports malformed text and values it cannot write", function()
+    expect_error(function() json.decode('{"a": }') end, "json:", "character")
+    expect_error(function() json.decode('[1, 2') end, "json:")
+    expect_error(function() json.decode('"abc') end, "json:", "unterminated string")
+    expect_error(function() json.encode({f = print}) end, "json:", "function")
+    local cycle = {}
+    cycle.self = cycle
+    expect_error(function() json.encode(cycle) end, "json:", "cycle")
+  end)
+end)
+
+describe("nn.sweep, on this machine", function()
+  local file
+
+  before_each(function() file = temp_name(".jsonl") end)
+  after_each(function() os.remove(file) end)
+
+  it("runs a 12-trial sweep with 2 workers and records 12 results", function()
+    local result = nn.sweep {
+      parameters = {x = {1, 2, 3}, y = {"a", "b"}},
+      seeds = 2, metric = "loss", file = file, workers = 2, quiet = true, plot = false,
+      run = function(config)
+        return {loss = config.x + (config.y == "b" and 0.5 or 0) + config.seed / 100, pid = nn._C.sys_getpid()}
+      end,
+    }
+    assert.are.equal(12, #result.trials)
+    assert.are.equal(12, result.counts.ok)
+    local by_key, count, header = records_by_key(file)
+    assert.are.equal(12, count)
+    assert.are.equal(12, #lines_of(file) - 1)
+    assert.are.equal("loss", header.definition.metric)
+    local pids, workers = {}, {}
+    for _, r in pairs(by_key) do
+      assert.are.equal("ok", r.status)
+      assert.are.equal(r.config.x + (r.config.y == "b" and 0.5 or 0) + r.seed / 100, r.metrics.loss)
+      assert.is_number(r.duration)
+      pids[r.metrics.pid] = true
+      workers[r.worker] = true
+    end
+    local distinct = 0
+    for _ in pairs(pids) do distinct = distinct + 1 end
+    assert.are.equal(12, distinct) -- each trial ran in a process of its own
+    assert.is_true(workers[1] and workers[2])
+    assert.is_nil(workers[3])
+    -- Sorted best first, and the best setting over its two seeds.
+    assert.are.equal(1.01, result.trials[1].metrics.loss)
+    assert.are.same({x = 1, y = "a"}, result.best.config)
+    assert.are.equal(2, result.best.ok)
+    assert.is_true(math.abs(result.best.mean - 1.015) < 1e-12)
+    assert.is_true(math.abs(result.best.std - math.sqrt(0.00005)) < 1e-12)
+  end)
+
+  it("records a failing trial and a crashing one, and completes the others", function()
+    local result = nn.sweep {
+      parameters = {x = {1, 2, 3, 4, 5, 6}},
+      metric = "loss", file = file, workers = 2, quiet = true, plot = false,
+      run = function(config)
+        if config.x == 3 then error("deliberate failure at x = 3") end
+        if config.x == 5 then nn._C.sys_kill(nn._C.sys_getpid(), "KILL") end -- as the OOM killer would
+        return {loss = config.x}
+      end,
+    }
+    assert.are.same({ok = 4, failed = 2, timeout = 0}, result.counts)
+    local by_key, count = records_by_key(file)
+    assert.are.equal(6, count)
+    local failed = by_key['{"x":3}#1']
+    assert.are.equal("failed", failed.status)
+    assert.truthy(failed.error:find("deliberate failure at x = 3", 1, true))
+    assert.truthy(failed.traceback)
+    local crashed = by_key['{"x":5}#1']
+    assert.are.equal("failed", crashed.status)
+    assert.truthy(crashed.error:find("signal 9", 1, true))
+    for _, x in ipairs {1, 2, 4, 6} do assert.are.equal("ok", by_key['{"x":' .. x .. '}#1'].status) end
+    -- Failed trials sort last.
+    assert.are.equal("ok", result.trials[4].status)
+    assert.are.equal("failed", result.trials[5].status)
+  end)
+
+  it("records a trial that passes its time limit as timed out", function()
+    local t0 = nn.clock()
+    local result = nn.sweep {
+      parameters = {x = {1, 2, 3}},
+      metric = "loss", file = file, workers = 3, quiet = true, plot = false, time_limit = 0.3,
+      run = function(config)
+        if config.x == 2 then nn._C.sys_sleep(30) end
+        return {loss = config.x}
+      end,
+    }
+    assert.is_true(nn.clock() - t0 < 10)
+    local by_key = records_by_key(file)
+    assert.are.equal("timeout", by_key['{"x":2}#1'].status)
+    assert.truthy(by_key['{"x":2}#1'].error:find("time limit of 0.3 s", 1, true))
+    assert.is_true(by_key['{"x":2}#1'].duration >= 0.3)
+    assert.are.same({ok = 2, failed = 0, timeout = 1}, result.counts)
+  end)
+
+  it("resumes: a second run skips the trials already in the file", function()
+    local marker = temp_name(".marker")
+    local definition = {
+      parameters = {x = {1, 2, 3, 4}}, metric = "loss", file = file, workers = 2, quiet = true, plot = false,
+      run = function(config)
+        local f = io.open(marker, "a"); f:write(config.x, "\n"); f:close()
+        return {loss = -config.x}
+      end,
+    }
+    nn.sweep(definition)
+    assert.are.equal(4, #lines_of(marker))
+    local result = nn.sweep(definition)
+    assert.are.equal(4, #lines_of(marker)) -- nothing ran again
+    assert.are.equal(4, #result.trials)
+    assert.are.equal(-4, result.trials[1].metrics.loss)
+    assert.are.equal(5, #lines_of(file))
+    os.remove(marker)
+  end)
+
+  it("draws random settings that are the same in every run and within their bounds", function()
+    local definition = {
+      parameters = {lr = nn.sweep.log_uniform(1e-4, 1), units = nn.sweep.int(2, 5), p = nn.sweep.uniform(-1, 1),
+                    act = nn.sweep.choice {"tanh", "relu"}, depth = {1, 2}},
+      trials = 5, metric = "loss", file = file, workers = 2, quiet = true, plot = false,
+      run = function(c) return {loss = c.lr} end,
+    }
+    local first = nn.sweep(definition)
+    assert.are.equal(10, #first.trials)
+    for _, r in ipairs(first.trials) do
+      local c = r.config
+      assert.is_true(c.lr >= 1e-4 and c.lr <= 1)
+      assert.are.equal("integer", math.type(c.units))
+      assert.is_true(c.units >= 2 and c.units <= 5)
+      assert.is_true(c.p >= -1 and c.p <= 1)
+      assert.is_true(c.act == "tanh" or c.act == "relu")
+    end
+    os.remove(file)
+    local second = nn.sweep(definition)
+    local a, b = {}, {}
+    for i = 1, 10 do
+      a[i] = nn.sweep.json.encode(first.trials[i].config)
+      b[i] = nn.sweep.json.encode(second.trials[i].config)
+    end
+    assert.are.same(a, b)
+  end)
+
+  it("refuses a results file from a different sweep", function()
+    nn.sweep {parameters = {x = {1, 2}}, metric = "loss", file = file, quiet = true, plot = false,
+              run = function(c) return {loss = c.x} end}
+    expect_error(function()
+      nn.sweep {parameters = {x = {1, 2, 3}}, metric = "loss", file = file, quiet = true, plot = false,
+                run = function(c) return {loss = c.x} end}
+    end, "sweep:", file, "different sweep", "parameters")
+    expect_error(function()
+      nn.sweep {parameters = {x = {1, 2}}, seeds = 2, metric = "loss", file = file, quiet = true, plot = false,
+                run = function(c) return {loss = c.x} end}
+    end, "different sweep", "seeds")
+    assert.are.equal(3, #lines_of(file)) -- untouched
+    local holder = assert(io.open(file, "a")) -- as a sweep that is running holds it
+    assert.is_true(nn._C.sys_lock(holder))
+    expect_error(function()
+      nn.sweep {parameters = {x = {1, 2}}, metric = "loss", file = file, quiet = true, plot = false,
+                run = function(c) return {loss = c.x} end}
+    end, "in use by another sweep")
+    holder:close()
+    write_file(file, "x,y\n1,2\n")
+    expect_error(function()
+      nn.sweep {parameters = {x = {1, 2}}, metric = "loss", file = file, quiet = true, plot = false,
+                run = function(c) return {loss = c.x} end}
+    end, "not a results file of nn.sweep")
+  end)
+end)
+
+describe("a malformed sweep", function()
+  local file, marker
+
+  before_each(function()
+    file = temp_name(".jsonl")
+    marker = temp_name(".marker")
+  end)
+  after_each(function()
+    os.remove(file)
+    os.remove(marker)
+  end)
+
+  -- A definition whose run leaves a mark, with fields replaced by changes.
+  local function definition(changes)
+    local d = {parameters = {lr = {0.1, 1}}, metric = "loss", file = file, quiet = true, plot = false,
+               run = function() write_file(marker, "ran"); return {loss = 1} end}
+    for k, v in pairs(changes) do d[k] = v end
+    return d
+  end
+
+  -- Must raise before any trial starts: no trial ran, no file was written.
+  local function refused(changes, ...)
+    local err = expect_error(function() nn.sweep(definition(changes)) end, "sweep:", ...)
+    assert.is_false(exists(marker), "a trial ran before the error")
+    assert.is_false(exists(file), "the results file was written before the error")
+    return err
+  end
+
+  it("an empty parameter table or an empty list of values", function()
+    refused({parameters = {}}, "parameters is empty")
+    refused({parameters = {lr = {}}}, "parameter 'lr' has an empty list of values")
+    refused({parameters = {lr = nn.sweep.choice {}}}, "parameter 'lr' has an empty list of choices")
+  end)
+
+  it("an unknown distribution, or bad bounds", function()
+    refused({parameters = {lr = {distribution = "gaussian", low = 0, high = 1}}},
+            "parameter 'lr' has an unknown distribution \"gaussian\"", "log_uniform")
+    refused({parameters = {lr = nn.sweep.log_uniform(0, 1)}, trials = 3}, "log_uniform needs 0 < low")
+    refused({parameters = {lr = nn.sweep.uniform(1, 1)}, trials = 3}, "uniform needs low < high")
+    refused({parameters = {n = nn.sweep.int(1.5, 3)}, trials = 3}, "int needs integers")
+    refused({parameters = {lr = nn.sweep.uniform(0, 1)}}, "trials must say how many")
+  end)
+
+  it("values a results file cannot hold, duplicates, and a reserved name", function()
+    refused({parameters = {lr = {0.1, {}}}}, "parameter 'lr': value 2 is a table")
+    refused({parameters = {lr = {0.1, 0.1}}}, "parameter 'lr' lists 0.1 twice")
+    refused({parameters = {seed = {1, 2}}}, "'seed' cannot be a parameter")
+    refused({parameters = {{0.1, 1}}}, "parameters must map names to values")
+  end)
+
+  it("a missing run, metric or file, and unknown fields", function()
+    refused({run = 42}, "run must be a function")
+    refused({metric = false}, "metric must name the metric")
+    refused({mode = "lowest"}, "mode must be \"min\"")
+    refused({file = false}, "file must name the results file")
+    refused({workers = 0}, "workers must be a positive integer")
+    refused({time_limit = -1}, "time_limit must be a positive number")
+    refused({paramters = {}}, "unknown field \"paramters\"")
+    expect_error(function() nn.sweep(nil) end, "sweep: expected a table")
+  end)
+
+  it("a run that returns no metric stops the sweep at its first trial, recording nothing", function()
+    local err = expect_error(function()
+      nn.sweep(definition {workers = 1, run = function() return {accuracy = 1} end})
+    end, "sweep: run returned no number for the metric 'loss'", "accuracy")
+    assert.is_nil(err:find("\n")) -- one clear line
+    local _, records = nn.sweep.read(file)
+    assert.are.equal(0, #records)
+    expect_error(function()
+      nn.sweep(definition {run = function() end})
+    end, "run returned nil instead of a table of metrics")
+    expect_error(function()
+      nn.sweep(definition {run = function() return {loss = "low"} end})
+    end, "run returned no number for the metric 'loss' (it returned a string)")
+    -- After the fix, the sweep runs.
+    local result = nn.sweep(definition {run = function(c) return {loss = c.lr} end})
+    assert.are.equal(2, result.counts.ok)
+  end)
+end)
+
+describe("nn.sweep in separate processes", function()
+  local script, files
+
+  setup(function()
+    require_nnlua()
+    script = temp_name(".lua")
+    write_file(script, SCRIPT)
+  end)
+  teardown(function() os.remove(script) end)
+
+  before_each(function() files = {} end)
+  after_each(function() for _, f in ipairs(files) do os.remove(f) end end)
+
+  local function results_file()
+    files[#files + 1] = temp_name(".jsonl")
+    return files[#files]
+  end
+
+  it("scripts/sweep_xor.lua --quick: the example runs, reports and draws", function()
+    local file = results_file()
+    local root = os.getenv("NN_ROOT") or "."
+    local out, code = run(string.format("%s %s --quick --workers 2 --file %s", quote(NNLUA),
+                                        quote(root .. "/scripts/sweep_xor.lua"), quote(file)))
+    assert.are.equal(0, code, out)
+    local by_key, count = records_by_key(file)
+    assert.are.equal(24, count) -- 2 lr × 2 hidden × 3 activations × 2 seeds
+    for _, r in pairs(by_key) do
+      assert.are.equal("ok", r.status)
+      assert.is_number(r.metrics.loss)
+    end
+    assert.truthy(out:find("settings over seeds, best mean first", 1, true), out)
+    assert.truthy(out:find("\nbest: activation=%a+ hidden=%d+ lr=[%d.]+: loss [%d.e+-]+ ± [%d.e+-]+ over 2 seeds"), out)
+    assert.truthy(out:find("settings reached accuracy 1.0 with every seed", 1, true), out)
+    local stem = file:gsub("%.jsonl$", "")
+    for _, name in ipairs {"activation", "hidden", "lr"} do
+      local picture = stem .. "_" .. name .. ".png"
+      files[#files + 1] = picture
+      if out:find("picture: " .. picture, 1, true) then
+        local f = assert(io.open(picture, "rb"))
+        assert.are.equal("\137PNG", f:read(4))
+        f:close()
+      else
+        assert.truthy(out:find("no picture", 1, true), out) -- gnuplot missing: said so, not an error
+      end
+    end
+  end)
+
+  it("a sweep killed with SIGKILL midway, then run again, has every trial exactly once", function()
+    local file = results_file()
+    local p = assert(io.popen(string.format("%s %s %s 0.25 2 >/dev/null 2>&1 & echo $!", quote(NNLUA),
+                                            quote(script), quote(file))))
+    local pid = tonumber(p:read("a"):match("%d+"))
+    p:close()
+    assert.is_number(pid)
+    local t0 = nn.clock()
+    while #lines_of(file) < 4 and nn.clock() - t0 < 20 do nn._C.sys_sleep(0.02) end
+    assert.is_true(#lines_of(file) >= 4, "the sweep wrote no results within 20 s")
+    nn._C.sys_kill(pid, "KILL")
+    while alive(pid) and nn.clock() - t0 < 20 do nn._C.sys_sleep(0.01) end
+    local _, before = records_by_key(file)
+    assert.is_true(before >= 3 and before < 12, "killed with " .. before .. " of 12 trials recorded")
+
+    local out, code = run(string.format("%s %s %s 0 2", quote(NNLUA), quote(script), quote(file)))
+    assert.are.equal(0, code, out)
+    local by_key, count = records_by_key(file) -- fails on any trial recorded twice
+    assert.are.equal(12, count)
+    for _, r in pairs(by_key) do assert.are.equal("ok", r.status) end
+  end)
+
+  it("under mpirun with 2 ranks writes the same results as 2 local workers", function()
+    local out, code = run("command -v mpirun")
+    assert(code == 0, "mpirun is not installed: the MPI sweep cannot be tested. "
+                      .. "Install Open MPI (apt-get install openmpi-bin libopenmpi-dev; tools/setup.sh does)")
+    local local_file, mpi_file = results_file(), results_file()
+    out, code = run(string.format("%s %s %s 0.05 2", quote(NNLUA), quote(script), quote(local_file)))
+    assert.are.equal(0, code, out)
+    out, code = run(string.format("mpirun --oversubscribe --allow-run-as-root -np 2 %s %s %s 0.05",
+                                  quote(NNLUA), quote(script), quote(mpi_file)))
+    assert.are.equal(0, code, out)
+    local local_records, local_count, local_header = records_by_key(local_file)
+    local mpi_records, mpi_count, mpi_header = records_by_key(mpi_file)
+    assert.are.equal(12, local_count)
+    assert.are.equal(12, mpi_count)
+    assert.are.equal(local_header.hash, mpi_header.hash)
+    local ranks = {}
+    for key, r in pairs(local_records) do
+      local m = mpi_records[key]
+      assert.truthy(m, "the MPI run lacks trial " .. key)
+      assert.are.equal(r.status, m.status)
+      assert.are.same(r.metrics, m.metrics) -- same seeds, same generator draws
+      assert.is_nil(r.rank)
+      ranks[m.rank] = true
+    end
+    assert.is_true(ranks[0] and ranks[1], "trials ran on both ranks")
+  end)
+end)
