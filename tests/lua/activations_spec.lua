@@ -3,6 +3,8 @@
 -- gradcheck in float64, stability at +-1000, nn.F.derivative, printing and
 -- the errors bad arguments raise.
 local nn = require "nn"
+local support = dofile((os.getenv("NN_ROOT") or ".") .. "/tests/lua/support.lua")
+local flat = support.flat
 local F = nn.F
 
 local root = os.getenv("NN_ROOT") or "."
@@ -18,10 +20,6 @@ local RTOL = {float32 = 1e-5, float64 = 1e-10}
 local ATOL = {float32 = 1e-6, float64 = 1e-13}
 local TOLERANCE = RTOL
 
-local function flat(t)
-  if t:dim() == 0 then return {t:item()} end
-  return t:contiguous():view(-1):totable()
-end
 
 local function assert_values(expected, t, rtol, what, atol)
   local got = flat(t)

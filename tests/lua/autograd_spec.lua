@@ -1,12 +1,10 @@
 -- Automatic differentiation: recording, backward, gradient modes, and a
 -- finite-difference check (nn.gradcheck, float64) of every differentiable op.
 local nn = require "nn"
+local support = dofile((os.getenv("NN_ROOT") or ".") .. "/tests/lua/support.lua")
+local flat = support.flat
 local F = nn.F
 
-local function flat(t)
-  if t:dim() == 0 then return {t:item()} end
-  return t:contiguous():view(-1):totable()
-end
 
 local function assert_close(expected, actual, tol, what)
   tol = tol or 1e-10

@@ -1,18 +1,11 @@
 -- Misuse raises a Lua error whose message names the operation and the cause;
 -- it never crashes the process, and the process keeps working afterwards.
 local nn = require "nn"
+local support = dofile((os.getenv("NN_ROOT") or ".") .. "/tests/lua/support.lua")
+local expect_error = support.expect_error
 
 -- Runs fn, which must raise; each fragment must appear in the message
 -- (plain text, not a pattern). Returns the message.
-local function expect_error(fn, ...)
-  local ok, err = pcall(fn)
-  assert(not ok, "expected an error, but the call succeeded")
-  err = tostring(err)
-  for _, fragment in ipairs({...}) do
-    assert(err:find(fragment, 1, true), string.format("message %q lacks %q", err, fragment))
-  end
-  return err
-end
 
 -- As expect_error, with Lua patterns.
 local function expect_error_match(fn, ...)

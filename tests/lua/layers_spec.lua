@@ -3,15 +3,14 @@
 -- written by tests/fixtures/gen_layers.py), statistics against the
 -- formulas, float64 gradient checks, and the errors bad arguments raise.
 local nn = require "nn"
+local support = dofile((os.getenv("NN_ROOT") or ".") .. "/tests/lua/support.lua")
+local flat = support.flat
+local expect_error = support.expect_error
 local F = nn.F
 
 local root = os.getenv("NN_ROOT") or "."
 local reference = dofile(root .. "/tests/fixtures/layers_reference.lua")
 
-local function flat(t)
-  if t:dim() == 0 then return {t:item()} end
-  return t:contiguous():view(-1):totable()
-end
 
 local function assert_close(expected, actual, tol, what)
   assert(math.abs(expected - actual) <= tol * math.max(1, math.abs(expected)),
@@ -40,15 +39,6 @@ end
 -- The agreement the issue asks for: 1e-5 relative in float32, 1e-10 in float64.
 local function tolerance(dtype) return dtype == "float64" and 1e-10 or 1e-5 end
 
-local function expect_error(fn, ...)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error")
-  err = tostring(err)
-  for _, fragment in ipairs({...}) do
-    assert.is_truthy(err:find(fragment, 1, true), "message '" .. err .. "' lacks '" .. fragment .. "'")
-  end
-  return err
-end
 
 -- A tensor from a fixture entry {shape, dtype, values}.
 local function tensor_of(entry, requires_grad)

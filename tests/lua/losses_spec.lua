@@ -3,6 +3,9 @@
 -- written by tests/fixtures/gen_losses.py), finite-difference gradient
 -- checks, numerical stability, and the errors a user can cause.
 local nn = require "nn"
+local support = dofile((os.getenv("NN_ROOT") or ".") .. "/tests/lua/support.lua")
+local flat = support.flat
+local expect_error = support.expect_error
 local F = nn.F
 
 local root = os.getenv("NN_ROOT") or "."
@@ -16,10 +19,6 @@ local reference = dofile(root .. "/tests/fixtures/losses_reference.lua")
 -- value. float64 results: 1e-10 relative, floored at 0.1% of the largest.
 local TOLERANCE = {float32 = 1e-5, float64 = 1e-10}
 
-local function flat(t)
-  if t:dim() == 0 then return {t:item()} end
-  return t:contiguous():view(-1):totable()
-end
 
 -- expected vs got, element by element: |e - a| <= tol max(|e|, floor s),
 -- s the largest |e| of the array. NaN must meet NaN.
@@ -42,15 +41,6 @@ local function assert_values(expected, got, tol, what, floor)
   end
 end
 
-local function expect_error(fn, ...)
-  local ok, err = pcall(fn)
-  assert(not ok, "expected an error, but the call succeeded")
-  err = tostring(err)
-  for _, fragment in ipairs({...}) do
-    assert(err:find(fragment, 1, true), string.format("message %q lacks %q", err, fragment))
-  end
-  return err
-end
 
 local function make(record, dtype)
   if #record.shape == 0 then return nn.tensor(record.values[1], {dtype = dtype}) end

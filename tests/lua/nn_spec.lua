@@ -1,13 +1,12 @@
 -- Modules, layers, losses, optimizers and the random generator.
 local nn = require "nn"
+local support = dofile((os.getenv("NN_ROOT") or ".") .. "/tests/lua/support.lua")
+local flat = support.flat
+local expect_error = support.expect_error
 
 local root = os.getenv("NN_ROOT") or "."
 local reference = dofile(root .. "/tests/fixtures/torch_reference.lua")
 
-local function flat(t)
-  if t:dim() == 0 then return {t:item()} end
-  return t:contiguous():view(-1):totable()
-end
 
 local function flatten_table(tbl, out)
   out = out or {}
@@ -29,15 +28,6 @@ local function assert_values(expected, t, tol)
   for i = 1, #expected do assert_close(expected[i], got[i], tol, "element " .. i) end
 end
 
-local function expect_error(fn, ...)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error")
-  err = tostring(err)
-  for _, fragment in ipairs({...}) do
-    assert.is_truthy(err:find(fragment, 1, true), "message '" .. err .. "' lacks '" .. fragment .. "'")
-  end
-  return err
-end
 
 local function names_of(model)
   local names = {}

@@ -2,16 +2,15 @@
 -- PyTorch 1.13 (tests/fixtures/optim_reference.lua, written by
 -- tests/fixtures/gen_optim.py), state_dict round trips, and bad options.
 local nn = require "nn"
+local support = dofile((os.getenv("NN_ROOT") or ".") .. "/tests/lua/support.lua")
+local flat = support.flat
+local expect_error = support.expect_error
 
 local root = os.getenv("NN_ROOT") or "."
 local ref = dofile(root .. "/tests/fixtures/optim_reference.lua")
 
 local TOL = {float32 = 1e-5, float64 = 1e-10}
 
-local function flat(t)
-  if t:dim() == 0 then return {t:item()} end
-  return t:contiguous():view(-1):totable()
-end
 
 -- |expected - actual| <= tol * max(1, |expected|)
 local function assert_close(expected, actual, tol, what)
@@ -24,15 +23,6 @@ local function assert_list(expected, got, tol, what)
   for i = 1, #expected do assert_close(expected[i], got[i], tol, string.format("%s[%d]", what or "element", i)) end
 end
 
-local function expect_error(fn, ...)
-  local ok, err = pcall(fn)
-  assert(not ok, "expected an error, but the call succeeded")
-  err = tostring(err)
-  for _, fragment in ipairs({...}) do
-    assert(err:find(fragment, 1, true), string.format("message %q lacks %q", err, fragment))
-  end
-  return err
-end
 
 -- Nested rows from a flat list.
 local function rows(list, ncol)

@@ -1,5 +1,7 @@
 -- nn.plot: every kind of picture in every format, and each error a user can cause.
 local nn = require "nn"
+local support = dofile((os.getenv("NN_ROOT") or ".") .. "/tests/lua/support.lua")
+local expect_error = support.expect_error
 
 local NNLUA = os.getenv("NNLUA")
 
@@ -40,15 +42,6 @@ local function is_svg(path)
   return (text:sub(1, 5) == "<?xml" or text:sub(1, 4) == "<svg") and text:find("</svg>", 1, true) ~= nil
 end
 
-local function expect_error(fn, ...)
-  local ok, err = pcall(fn)
-  assert(not ok, "expected an error, but the call succeeded")
-  err = tostring(err)
-  for _, fragment in ipairs({...}) do
-    assert(err:find(fragment, 1, true), string.format("message %q lacks %q", err, fragment))
-  end
-  return err
-end
 
 -- Runs Lua code in nnlua, in an 80x24 terminal's stead; returns its output and exit status.
 local function nnlua(code)

@@ -1,6 +1,8 @@
 -- nn.progress: the lines a bar prints off a terminal (a log, CI) and on one,
 -- its counts, its end, and the errors of misuse.
 local nn = require "nn"
+local support = dofile((os.getenv("NN_ROOT") or ".") .. "/tests/lua/support.lua")
+local expect_error = support.expect_error
 
 local NNLUA = os.getenv("NNLUA")
 
@@ -47,15 +49,6 @@ local function captured(opts)
   end, function() f:close(); os.remove(path) end
 end
 
-local function expect_error(fn, ...)
-  local ok, err = pcall(fn)
-  assert(not ok, "expected an error, but the call succeeded")
-  err = tostring(err)
-  for _, fragment in ipairs({...}) do
-    assert(err:find(fragment, 1, true), string.format("message %q lacks %q", err, fragment))
-  end
-  return err
-end
 
 describe("nn.progress off a terminal", function()
   it("prints a plain line at each tenth of the total, on stderr only", function()
@@ -72,7 +65,7 @@ describe("nn.progress off a terminal", function()
     assert.are.equal(10, #lines, err)
     for k = 1, 9 do
       local count, total, percent, elapsed, left, loss =
-        lines[k]:match("^epoch 1: (%d+)/(%d+) (%d+)%% %[(%d%d:%d%d)<(%d%d:%d%d), [%d%.]+k? it/s%] loss=(%S+)$")
+        lines[k]:match("^epoch 1: (%d+)/(%d+) (%d+)%% %[(%d%d:%d%d)<(%d%d:%d%d), [%d%.]+[kM]? it/s%] loss=(%S+)$")
       assert.is_not_nil(count, lines[k])
       assert.are.equal(10 * k, tonumber(count))
       assert.are.equal(100, tonumber(total))

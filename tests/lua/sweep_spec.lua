@@ -2,6 +2,8 @@
 -- recorded, resuming after a kill -9, the same results under mpirun, and
 -- malformed sweeps refused before anything runs.
 local nn = require "nn"
+local support = dofile((os.getenv("NN_ROOT") or ".") .. "/tests/lua/support.lua")
+local expect_error = support.expect_error
 
 local NNLUA = os.getenv("NNLUA")
 
@@ -59,15 +61,6 @@ local function require_nnlua()
 end
 
 -- Runs fn, which must raise; each fragment must appear in the message.
-local function expect_error(fn, ...)
-  local ok, err = pcall(fn)
-  assert(not ok, "expected an error, but the call succeeded")
-  err = tostring(err)
-  for _, fragment in ipairs({...}) do
-    assert(err:find(fragment, 1, true), string.format("message %q lacks %q", err, fragment))
-  end
-  return err
-end
 
 -- The trial records of a results file, keyed "config#seed", each checked
 -- to appear once.

@@ -1,15 +1,12 @@
 -- Tensors as a Lua user sees them: creation, fields, views, arithmetic,
 -- reductions, matmul, indexing, printing and lifetime.
 local nn = require "nn"
+local support = dofile((os.getenv("NN_ROOT") or ".") .. "/tests/lua/support.lua")
+local flat = support.flat
 
 local root = os.getenv("NN_ROOT") or "."
 local reference = dofile(root .. "/tests/fixtures/torch_reference.lua")
 
--- The values of t in row-major order, as a flat Lua list.
-local function flat(t)
-  if t:dim() == 0 then return {t:item()} end
-  return t:contiguous():view(-1):totable()
-end
 
 local function assert_close(expected, actual, tol, what)
   tol = tol or 1e-6
