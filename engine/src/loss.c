@@ -161,7 +161,7 @@ nn_tensor *nn_bce_loss(nn_tensor *input, nn_tensor *target, nn_tensor *weight,
                        nn_reduction reduction) {
   if (check_pair("binary_cross_entropy", input, target) < 0) return NULL;
   if (nn_grad_enabled() && target->requires_grad) {
-    nn_error_set("binary_cross_entropy: the derivative for the target is not implemented; "
+    nn_error_set("binary_cross_entropy: no gradient flows to the target (as in PyTorch); "
                  "detach() the target");
     return NULL;
   }
@@ -260,7 +260,7 @@ static nn_tensor *contiguous_values(nn_tensor *t) {
    silently leaving it without one. */
 static int refuse_grad(const char *op, const char *what, const nn_tensor *t) {
   if (!t || !t->requires_grad || !nn_grad_enabled()) return 0;
-  nn_error_set("%s: the derivative for the %s is not implemented; detach() it", op, what);
+  nn_error_set("%s: no gradient flows to the %s (as in PyTorch); detach() it", op, what);
   return -1;
 }
 
