@@ -1,0 +1,90 @@
+-- Activation functions and their derivatives.
+--
+-- A layer's weighted sum goes through an activation function before the next
+-- layer sees it. Without one, layers of weighted sums collapse into a single
+-- weighted sum; with one, a network can bend its decision lines. How steep
+-- the activation is (its derivative) decides how much gradient flows back
+-- through it during training: a derivative well below 1 shrinks the gradient
+-- at every layer (see vanishing.lua), a derivative of 0 stops it.
+--
+--   nnlua scripts/activations.lua [--quick] [--out DIR]    (pictures go to DIR, default pictures/)
+local nn = require "nn"
+
+local out_dir = "pictures"
+local i = 1
+while i <= #arg do
+  if arg[i] == "--out" and arg[i + 1] then
+    out_dir = arg[i + 1]; i = i + 1
+  elseif arg[i] ~= "--quick" then -- this script is quick already
+    error("usage: nnlua scripts/activations.lua [--quick] [--out DIR]", 0)
+  end
+  i = i + 1
+end
+assert(os.execute("mkdir -p '" .. out_dir:gsub("'", "'\\''") .. "'"), "cannot create " .. out_dir)
+
+-- Every activation of the catalogue, by the name nn.F knows it: first the
+-- S-shaped ones, then ReLU and its smooth or leaky relatives.
+local names = {"step", "sigmoid", "tanh", "hardsigmoid", "hardtanh", "softsign", "logsigmoid",
+               "relu", "leaky_relu", "elu", "selu", "gelu", "silu", "mish", "softplus"}
+-- Options where the default would hide the idea: with its default slope of
+-- 0.01, leaky ReLU's leak is invisible next to ReLU at this scale.
+local options = {leaky_relu = {negative_slope = 0.1}}
+local labels = {leaky_relu = "leaky_relu (slope 0.1)"}
+
+-- 1001 points on [-5, 5], 0.01 apart, 0 among them (float64 for exact maxima).
+local x = nn.linspace(-5, 5, 1001):double()
+local xs = x:totable()
+
+local values, slopes = {}, {}
+print("The largest derivative of each activation on [-5, 5]:")
+print(string.format("  %-12s %-10s %s", "activation", "max f'(x)", "reached at"))
+for _, name in ipairs(names) do
+  local opts = options[name]
+  local f = opts and nn.F[name](x, opts) or nn.F[name](x)
+  -- nn.F.derivative asks autograd for df/dx at every point: the very
+  -- numbers backward() multiplies the gradient by.
+  local df = nn.F.derivative(name, x, opts)
+  local top = df:max():item()
+  -- Where the maximum is reached: one point, or a stretch of x.
+  local first, last
+  for k, slope in ipairs(df:totable()) do
+    if slope >= top - 1e-9 then first, last = first or xs[k], xs[k] end
+  end
+  local at = first == last and string.format("x = %g", first) or string.format("x in [%g, %g]", first, last)
+  if first == last and math.abs(first) == 5 then at = at .. " (the end of the range: it creeps toward 1 beyond)" end
+  print(string.format("  %-12s %-10.4g %s", name, top, at))
+  values[#values + 1] = {label = labels[name] or name, y = f}
+  slopes[#slopes + 1] = {label = labels[name] or name, y = df}
+end
+print("  (step's derivative is 0 everywhere it exists: gradient descent gets no signal through it)")
+print()
+
+local path = out_dir .. "/activations.png"
+nn.plot.lines{x = x, y = values, xrange = {-5, 5}, yrange = {-2.5, 5}, width = 1000, height = 650,
+  title = "Activation functions f(x)", xlabel = "x (the weighted sum)", ylabel = "f(x)", out = path}
+print("Picture: " .. path)
+path = out_dir .. "/activation_derivatives.png"
+nn.plot.lines{x = x, y = slopes, xrange = {-5, 5}, yrange = {-0.2, 1.8}, width = 1000, height = 650,
+  title = "Derivatives f'(x): the factor by which each scales the gradient passing back\n"
+    .. "(sigmoid's is never above 0.25; step's is 0)",
+  xlabel = "x (the weighted sum)", ylabel = "f'(x)", out = path}
+print("Picture: " .. path)
+print()
+
+-- Softmax turns scores into probabilities: exp(x_i) / sum_j exp(x_j).
+-- Written just like that, it overflows: exp(1000) is far beyond the largest
+-- float (about 3.4e38 in float32, 1.8e308 in float64), so it becomes inf,
+-- and inf / inf is NaN ("not a number").
+local scores = nn.tensor({1000, 1050, 1100})
+local naive = scores:exp() / scores:exp():sum()
+print("Softmax of " .. tostring(scores):gsub("\n", " "))
+print("  naive exp(x) / sum(exp(x)):  " .. tostring(naive))
+-- Subtracting the largest score first changes nothing mathematically
+-- (the factor exp(-max) cancels) but keeps every exp() at most 1.
+local shifted = scores - scores:max()
+local by_hand = shifted:exp() / shifted:exp():sum()
+print("  exp(x - max) / sum(...):     " .. tostring(by_hand))
+local stable = nn.F.softmax(scores, 1)
+print("  nn.F.softmax(x, 1):          " .. tostring(stable))
+print(string.format("  the naive one has NaN: %s; nn.F.softmax sums to %.6f",
+  tostring(naive[1]:item() ~= naive[1]:item()), stable:sum():item()))
