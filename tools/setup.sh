@@ -4,9 +4,12 @@
 set -euo pipefail
 
 # gnuplot-nox draws nn.plot's pictures; openmpi-bin runs sweeps across
-# machines (mpirun; libmpi is loaded only under it).
+# machines (mpirun; libmpi is loaded only under it); zlib1g-dev reads gzip'd
+# IDX files; dataset-fashion-mnist is the data set of scripts/fashion_mnist.lua;
+# tmux drives the interactive prompt in its tests.
 packages=(build-essential cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev
-          lua-busted libreadline-dev gnuplot-nox openmpi-bin)
+          lua-busted libreadline-dev gnuplot-nox openmpi-bin zlib1g-dev
+          dataset-fashion-mnist tmux)
 
 missing=()
 for p in "${packages[@]}"; do

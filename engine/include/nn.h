@@ -330,4 +330,52 @@ int nn_normal_(nn_tensor *t, double mean, double std);
    Returns a malloc'd string the caller frees, or NULL. */
 char *nn_format(const nn_tensor *t);
 
+/* ---- files (io.c) ---------------------------------------------------- */
+/* An IDX file (the MNIST format), plain or gzip-compressed, as a tensor of
+   the file's shape. dtype: an nn_dtype, or -1 for the natural one (int64
+   for the integer element types, float32/float64 for the float ones);
+   every element is multiplied by scale (1 keeps the values). A bad magic
+   number, a truncated file or data that disagrees with the header is an
+   error. */
+nn_tensor *nn_read_idx(const char *path, int dtype, double scale);
+/* rows[start .. start+count) (0-based int64 row indices) of src, gathered
+   into a new contiguous tensor of count rows: a data loader's batch. */
+nn_tensor *nn_gather_rows(const nn_tensor *src, const nn_tensor *rows, int64_t start,
+                          int64_t count);
+/* The same, refilling buf in place (and returning it, retained) when buf is
+   a batch of that dtype and shape that nothing else holds: one reference
+   to it and to its storage, no autograd; otherwise a new tensor. */
+nn_tensor *nn_gather_rows_reuse(nn_tensor *buf, const nn_tensor *src, const nn_tensor *rows,
+                                int64_t start, int64_t count);
+/* A permutation of 0..n-1 (int64), a function of (seed, stream) alone
+   (xoshiro256** seeded by splitmix64; Fisher-Yates). */
+nn_tensor *nn_permutation(int64_t n, uint64_t seed, uint64_t stream);
+/* Writes path atomically: a temporary file beside it, fsync, rename, fsync
+   of the directory. On failure the old file, if any, is untouched. */
+int nn_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* safetensors: an 8-byte little-endian header length, a JSON header, the
+   data. The caller parses the JSON; these check and copy the bytes. */
+typedef struct {
+  const char *name;   /* for messages */
+  const char *dtype;  /* "F32", "F64", "I64", "BOOL"; also read: F16, BF16
+                         (as float32), I32, I16, I8, U8, U16, U32 (as int64) */
+  int ndim;
+  int64_t shape[NN_MAX_DIMS];
+  uint64_t begin, end; /* data_offsets, relative to the end of the header */
+} nn_safetensors_entry;
+/* "F32" for NN_FLOAT32 ...; NULL for a dtype safetensors has no name for. */
+const char *nn_safetensors_dtype_name(nn_dtype dtype);
+/* The header (malloc'd, NUL-terminated, *header_len bytes) after checking
+   that its length fits the file. */
+char *nn_safetensors_read_header(const char *path, size_t *header_len);
+/* Checks every entry (known dtype, shape, offsets inside the data and of
+   the shape's size, no two overlapping), then reads each into out[i]. On
+   failure nothing is left in out. */
+int nn_safetensors_read(const char *path, size_t header_len, const nn_safetensors_entry *entries,
+                        int64_t n, nn_tensor **out);
+/* Writes the header and the tensors' bytes in order, atomically. */
+int nn_safetensors_write(const char *path, const char *header, size_t header_len,
+                         nn_tensor *const *tensors, int64_t n);
+
 #endif

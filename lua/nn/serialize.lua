@@ -1,0 +1,398 @@
+-- nn.save / nn.load: tensors, models and training checkpoints in the
+-- safetensors format (github.com/huggingface/safetensors), which PyTorch's
+-- ecosystem reads and writes:
+--
+--   8 bytes   N, the header's length, unsigned little-endian
+--   N bytes   a JSON object {name: {"dtype": "F32", "shape": [2, 3],
+--             "data_offsets": [begin, end]}, ..., "__metadata__": {string: string}}
+--   the rest  every tensor's bytes, row-major, little-endian; offsets are
+--             relative to the end of the header
+--
+-- Loading never runs code: the header is parsed by the strict JSON reader
+-- below (data only), and the C side (engine/src/io.c) checks every entry's
+-- dtype, shape and offsets against the file before it copies a byte.
+-- Saving is atomic (a temporary file beside the target, fsync, rename).
+return function(nn)
+  local raise = nn._raise
+  local C = nn._C
+
+  ---------------------------------------------------------------------------
+  -- JSON, the little that safetensors headers and checkpoints need.
+
+  local escapes = {['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
+                   ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t"}
+  local function json_string(s)
+    return '"' .. s:gsub('[%c"\\]', function(c)
+      return escapes[c] or string.format("\\u%04x", c:byte())
+    end) .. '"'
+  end
+
+  local MAX_DEPTH = 200
+
+  -- Decodes text as one JSON value; raises "what: ..." on anything else.
+  local function json_decode(text, what)
+    local pos = 1
+    local function fail(msg)
+      raise(string.format("%s: %s at byte %d", what, msg, pos))
+    end
+    local function skip()
+      pos = text:find("[^ \t\r\n]", pos) or #text + 1
+    end
+    local value
+    local function string_value()
+      local parts = {}
+      pos = pos + 1 -- the opening quote
+      while true do
+        local stop = text:find('["\\\0-\31]', pos)
+        if not stop then fail("unterminated string") end
+        parts[#parts + 1] = text:sub(pos, stop - 1)
+        local c = text:sub(stop, stop)
+        if c == '"' then pos = stop + 1; break end
+        if c ~= "\\" then pos = stop; fail("control character in a string") end
+        local e = text:sub(stop + 1, stop + 1)
+        local simple = ({['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t"})[e]
+        if simple then
+          parts[#parts + 1] = simple
+          pos = stop + 2
+        elseif e == "u" then
+          local hex = text:match("^%x%x%x%x", stop + 2)
+          if not hex then pos = stop; fail("bad \\u escape") end
+          local code = tonumber(hex, 16)
+          pos = stop + 6
+          if code >= 0xD800 and code <= 0xDBFF then -- a surrogate pair
+            local low = text:match("^\\u(%x%x%x%x)", pos)
+            local lcode = low and tonumber(low, 16)
+            if not lcode or lcode < 0xDC00 or lcode > 0xDFFF then fail("unpaired surrogate") end
+            code = 0x10000 + (code - 0xD800) * 0x400 + (lcode - 0xDC00)
+            pos = pos + 6
+          elseif code >= 0xDC00 and code <= 0xDFFF then
+            fail("unpaired surrogate")
+          end
+          parts[#parts + 1] = utf8.char(code)
+        else
+          pos = stop; fail("bad escape")
+        end
+      end
+      return table.concat(parts)
+    end
+    -- -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][-+]?[0-9]+)?, JSON's grammar
+    local function number_value()
+      local start = pos
+      if text:sub(pos, pos) == "-" then pos = pos + 1 end
+      local int = text:match("^%d+", pos)
+      if not int or (#int > 1 and int:sub(1, 1) == "0") then fail("bad number") end
+      pos = pos + #int
+      local frac = text:match("^%.%d+", pos)
+      if text:sub(pos, pos) == "." and not frac then fail("bad number") end
+      pos = pos + (frac and #frac or 0)
+      local exp = text:match("^[eE][-+]?%d+", pos)
+      if text:sub(pos, pos):match("[eE]") and not exp then fail("bad number") end
+      pos = pos + (exp and #exp or 0)
+      local num = tonumber(text:sub(start, pos - 1))
+      if not frac and not exp then return num end -- an integer, or a float when too large for one
+      return num + 0.0
+    end
+    function value(depth)
+      if depth > MAX_DEPTH then fail("nesting deeper than " .. MAX_DEPTH) end
+      skip()
+      local c = text:sub(pos, pos)
+      if c == "{" then
+        pos = pos + 1
+        local obj, seen = {}, {}
+        skip()
+        if text:sub(pos, pos) == "}" then pos = pos + 1; return obj end
+        while true do
+          skip()
+          if text:sub(pos, pos) ~= '"' then fail("expected a string key") end
+          local key = string_value()
+          if seen[key] then fail("duplicate key '" .. key .. "'") end
+          seen[key] = true
+          skip()
+          if text:sub(pos, pos) ~= ":" then fail("expected ':'") end
+          pos = pos + 1
+          obj[key] = value(depth + 1)
+          skip()
+          c = text:sub(pos, pos)
+          pos = pos + 1
+          if c == "}" then return obj end
+          if c ~= "," then pos = pos - 1; fail("expected ',' or '}'") end
+        end
+      elseif c == "[" then
+        pos = pos + 1
+        local arr = {}
+        skip()
+        if text:sub(pos, pos) == "]" then pos = pos + 1; return arr end
+        while true do
+          arr[#arr + 1] = value(depth + 1)
+          skip()
+          c = text:sub(pos, pos)
+          pos = pos + 1
+          if c == "]" then return arr end
+          if c ~= "," then pos = pos - 1; fail("expected ',' or ']'") end
+        end
+      elseif c == '"' then
+        return string_value()
+      elseif c == "-" or c:match("%d") then
+        return number_value()
+      elseif text:sub(pos, pos + 3) == "true" then
+        pos = pos + 4; return true
+      elseif text:sub(pos, pos + 4) == "false" then
+        pos = pos + 5; return false
+      elseif text:sub(pos, pos + 3) == "null" then
+        -- null has no Lua value that a table can hold: a marker
+        pos = pos + 4; return nil
+      end
+      fail(c == "" and "unexpected end" or "unexpected character '" .. c .. "'")
+    end
+    local result = value(0)
+    skip()
+    if pos <= #text then fail("trailing characters") end
+    return result
+  end
+
+  ---------------------------------------------------------------------------
+  -- Checkpoint structure: any Lua value made of tables, tensors, numbers,
+  -- strings and booleans becomes JSON; tensors become {"$tensor": name},
+  -- their bytes going into the safetensors data under that name.
+
+  local function float_text(x)
+    if x ~= x then return '{"$number":"nan"}' end
+    if x == math.huge then return '{"$number":"inf"}' end
+    if x == -math.huge then return '{"$number":"-inf"}' end
+    local s = string.format("%.17g", x)
+    if not s:find("[%.eEn]") then s = s .. ".0" end -- stays a float when read back
+    return s
+  end
+
+  local function is_sequence(t)
+    local n = #t
+    if n == 0 then return false end
+    local count = 0
+    for _ in pairs(t) do count = count + 1 end
+    return count == n
+  end
+
+  local function encode_structure(root, add_tensor)
+    local active = {}
+    local function encode(v, path)
+      local tv = type(v)
+      if nn.is_tensor(v) then
+        return '{"$tensor":' .. json_string(add_tensor(v, path)) .. "}"
+      elseif nn.is_module and nn.is_module(v) then
+        return encode(v:state_dict(), path)
+      elseif tv == "number" then
+        if math.type(v) == "integer" then return string.format("%d", v) end
+        return float_text(v)
+      elseif tv == "boolean" then
+        return v and "true" or "false"
+      elseif tv == "string" then
+        if utf8.len(v) then return json_string(v) end
+        -- bytes (an RNG state): hex, so that the JSON stays text
+        return '{"$bytes":"' .. v:gsub(".", function(c) return string.format("%02x", c:byte()) end) .. '"}'
+      elseif tv == "table" then
+        if active[v] then raise("save: the value at '" .. path .. "' contains itself") end
+        active[v] = true
+        local out
+        local function child(key) return path == "" and tostring(key) or path .. "." .. tostring(key) end
+        if is_sequence(v) then
+          local items = {}
+          for i = 1, #v do items[i] = encode(v[i], child(i)) end
+          out = "[" .. table.concat(items, ",") .. "]"
+        else
+          local plain, keys = true, {}
+          for k in pairs(v) do
+            if type(k) ~= "string" or k:sub(1, 1) == "$" then plain = false end
+            keys[#keys + 1] = k
+          end
+          table.sort(keys, function(a, b)
+            if type(a) == type(b) and (type(a) == "string" or type(a) == "number") then return a < b end
+            return type(a) < type(b)
+          end)
+          local items = {}
+          for _, k in ipairs(keys) do
+            if plain then
+              items[#items + 1] = json_string(k) .. ":" .. encode(v[k], child(k))
+            else
+              local tk = type(k)
+              if tk ~= "string" and tk ~= "number" and tk ~= "boolean" then
+                raise("save: a table at '" .. path .. "' has a " .. tk .. " key")
+              end
+              items[#items + 1] = "[" .. encode(k, child(k)) .. "," .. encode(v[k], child(k)) .. "]"
+            end
+          end
+          if plain then out = "{" .. table.concat(items, ",") .. "}"
+          else out = '{"$pairs":[' .. table.concat(items, ",") .. "]}" end
+        end
+        active[v] = nil
+        return out
+      end
+      raise(string.format("save: cannot store a %s (at '%s')", tv, path))
+    end
+    return encode(root, "")
+  end
+
+  local function decode_structure(v, tensors, path)
+    if type(v) ~= "table" then return v end
+    if v["$tensor"] ~= nil then
+      local t = tensors[v["$tensor"]]
+      if not t then raise("load: the checkpoint refers to a tensor '" .. tostring(v["$tensor"]) .. "' the file lacks") end
+      return t
+    elseif v["$bytes"] ~= nil then
+      local hex = v["$bytes"]
+      if type(hex) ~= "string" or #hex % 2 ~= 0 or hex:find("[^%x]") then raise("load: bad bytes in the checkpoint at '" .. path .. "'") end
+      return (hex:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end))
+    elseif v["$number"] ~= nil then
+      local n = ({nan = 0 / 0, inf = math.huge, ["-inf"] = -math.huge})[v["$number"]]
+      if not n then raise("load: bad number in the checkpoint at '" .. path .. "'") end
+      return n
+    elseif v["$pairs"] ~= nil then
+      local out = {}
+      for _, pair in ipairs(v["$pairs"]) do
+        if type(pair) ~= "table" or pair[1] == nil then raise("load: bad table in the checkpoint at '" .. path .. "'") end
+        local k = decode_structure(pair[1], tensors, path)
+        out[k] = decode_structure(pair[2], tensors, path .. "." .. tostring(k))
+      end
+      return out
+    end
+    local out = {}
+    for k, x in pairs(v) do out[k] = decode_structure(x, tensors, path .. "." .. tostring(k)) end
+    return out
+  end
+
+  ---------------------------------------------------------------------------
+  local STRUCTURE_KEY = "nnlua.structure"
+
+  -- A flat table of tensors under string keys (what state_dict gives).
+  local function is_tensor_table(t)
+    for k, v in pairs(t) do
+      if type(k) ~= "string" or not nn.is_tensor(v) then return false end
+    end
+    return true
+  end
+
+  --- nn.save(path, value [, metadata]): writes value in the safetensors
+  -- format, atomically (the file at path is the old one or the whole new
+  -- one, never a part). value is
+  --  * a module: its state_dict() (model:load_state_dict(nn.load(path)) restores it);
+  --  * a table {name = tensor, ...}: those tensors, under those names;
+  --  * any other table of tensors, modules, numbers, strings (bytes too),
+  --    booleans and tables, e.g. a training checkpoint
+  --      nn.save(path, {model = model, optimizer = opt:state_dict(),
+  --                     epoch = epoch, rng = nn.get_rng_state()})
+  --    Its tensors go into the file under dotted names
+  --    ("model.1.weight", "optimizer.state.1.1.exp_avg"), readable by any
+  --    safetensors reader, and the rest of its structure into the
+  --    metadata entry "nnlua.structure" as JSON, from which nn.load
+  --    rebuilds the table (integers stay integers, floats round-trip exactly).
+  -- metadata: optional {string = string}, stored as the header's __metadata__.
+  -- dtypes: float32 (F32), float64 (F64), int64 (I64), bool (BOOL).
+  function nn.save(path, value, metadata)
+    if type(path) ~= "string" then raise("save: expected a file name, got " .. type(path)) end
+    if nn.is_module(value) then value = value:state_dict() end
+    if type(value) ~= "table" or nn.is_tensor(value) then
+      raise("save: expected a module or a table of tensors, got " .. (nn.is_tensor(value) and "a tensor (wrap it: {name = t})" or type(value)))
+    end
+    local meta = {}
+    if metadata ~= nil then
+      if type(metadata) ~= "table" then raise("save: metadata must be a table of strings") end
+      for k, v in pairs(metadata) do
+        if type(k) ~= "string" or type(v) ~= "string" then raise("save: metadata keys and values must be strings") end
+        if k == STRUCTURE_KEY then raise("save: the metadata key '" .. STRUCTURE_KEY .. "' is nnlua's own") end
+        meta[k] = v
+      end
+    end
+    local names, by_name = {}, {}
+    if is_tensor_table(value) then
+      for name, t in pairs(value) do
+        if name == "__metadata__" then raise("save: the name '__metadata__' is the format's own") end
+        names[#names + 1] = name; by_name[name] = t
+      end
+    else
+      local name_of = {}
+      meta[STRUCTURE_KEY] = encode_structure(value, function(t, path)
+        if name_of[t] then return name_of[t] end
+        local name, k = path, 1
+        while by_name[name] or name == "__metadata__" do k = k + 1; name = path .. "#" .. k end
+        name_of[t], by_name[name] = name, t
+        names[#names + 1] = name
+        return name
+      end)
+    end
+    table.sort(names)
+    local entries, tensors, offset = {}, {}, 0
+    if next(meta) then
+      local keys, items = {}, {}
+      for k in pairs(meta) do keys[#keys + 1] = k end
+      table.sort(keys)
+      for _, k in ipairs(keys) do items[#items + 1] = json_string(k) .. ":" .. json_string(meta[k]) end
+      entries[1] = '"__metadata__":{' .. table.concat(items, ",") .. "}"
+    end
+    for i, name in ipairs(names) do
+      local t = by_name[name]
+      local dtype, esize = C.safetensors_dtype(t)
+      local nbytes = t:numel() * esize
+      local shape = {}
+      for d = 1, t:dim() do shape[d] = string.format("%d", t:size(d)) end
+      entries[#entries + 1] = string.format('%s:{"dtype":"%s","shape":[%s],"data_offsets":[%d,%d]}',
+        json_string(name), dtype, table.concat(shape, ","), offset, offset + nbytes)
+      offset = offset + nbytes
+      tensors[i] = t
+    end
+    local header = "{" .. table.concat(entries, ",") .. "}"
+    -- padded with spaces to a multiple of 8, as the reference writer does,
+    -- so that the data starts aligned
+    header = header .. string.rep(" ", (8 - #header % 8) % 8)
+    C.safetensors_write(path, header, tensors)
+  end
+
+  --- nn.load(path) -> value, metadata: reads a safetensors file (written by
+  -- nn.save, PyTorch's safetensors, or any other writer). value is a table
+  -- {name = tensor} (float32, float64, int64, bool; F16/BF16 load as
+  -- float32, I32/I16/I8/U8/U16/U32 as int64), or, for a file nn.save wrote
+  -- from a nested table, that table rebuilt. metadata: the header's
+  -- __metadata__ ({string = string}; nnlua's own entry left out).
+  -- Anything malformed (bad header length, a header that is not JSON,
+  -- offsets outside the file, overlapping tensors, an unknown dtype) is an
+  -- error naming the file and the cause.
+  function nn.load(path)
+    if type(path) ~= "string" then raise("load: expected a file name, got " .. type(path)) end
+    local header = C.safetensors_read_header(path)
+    local what = "load: " .. path .. ": the header is not valid JSON"
+    local doc = json_decode(header, what)
+    if type(doc) ~= "table" or header:match("^%s*%[") then raise("load: " .. path .. ": the header is not a JSON object") end
+    local metadata = {}
+    local entries = {}
+    for name, e in pairs(doc) do
+      if name == "__metadata__" then
+        if type(e) ~= "table" then raise("load: " .. path .. ": __metadata__ is not an object") end
+        for k, v in pairs(e) do
+          if type(v) ~= "string" then raise("load: " .. path .. ": __metadata__ entry '" .. k .. "' is not a string") end
+          metadata[k] = v
+        end
+      else
+        local function bad(msg) raise(string.format("load: %s: tensor '%s': %s", path, name, msg)) end
+        if type(e) ~= "table" then bad("not an object") end
+        if type(e.dtype) ~= "string" then bad("no dtype") end
+        if type(e.shape) ~= "table" then bad("no shape") end
+        if type(e.data_offsets) ~= "table" or #e.data_offsets ~= 2 then bad("data_offsets must be [begin, end]") end
+        for _, s in pairs(e.shape) do
+          if math.type(s) ~= "integer" or s < 0 then bad("the shape must hold non-negative integers") end
+        end
+        entries[#entries + 1] = {name, e.dtype, e.shape, e.data_offsets[1], e.data_offsets[2]}
+      end
+    end
+    table.sort(entries, function(a, b) return a[1] < b[1] end)
+    local list = C.safetensors_read(path, #header, entries)
+    local tensors = {}
+    for i, e in ipairs(entries) do tensors[e[1]] = list[i] end
+    local structure = metadata[STRUCTURE_KEY]
+    if structure then
+      metadata[STRUCTURE_KEY] = nil
+      local tree = json_decode(structure, "load: " .. path .. ": the checkpoint structure is not valid JSON")
+      return decode_structure(tree, tensors, ""), metadata
+    end
+    return tensors, metadata
+  end
+
+  nn._json_decode = json_decode -- for the specs
+end
