@@ -307,6 +307,79 @@ static int l_cuda_is_available(lua_State *L) {
   return 1;
 }
 
+/*** nn.zeros(size... [, {dtype = "float32", device = "cpu", requires_grad = false}])
+ * A tensor of zeros. The sizes come as numbers or as one table:
+ * nn.zeros(2, 3) and nn.zeros({2, 3}) are the same 2x3 tensor.
+ *   local z = nn.zeros(2, 3, {dtype = "float64"})
+ */
+/*** nn.ones(size... [, {dtype = "float32", device = "cpu", requires_grad = false}])
+ * A tensor of ones; sizes and options as for nn.zeros.
+ *   local o = nn.ones(4, 1)
+ */
+/*** nn.empty(size... [, {dtype = "float32", device = "cpu", requires_grad = false}])
+ * A tensor whose values are to be overwritten (here they start at zero);
+ * sizes and options as for nn.zeros.
+ *   local buffer = nn.empty(128, 10)
+ */
+/*** nn.full(size..., value [, {dtype = "float32", device = "cpu", requires_grad = false}])
+ * A tensor filled with value, the number after the sizes.
+ *   nn.full(2, 3, 7.5)        nn.full({2, 3}, -1, {dtype = "int64"})
+ */
+/*** nn.rand(size... [, {dtype = "float32", device = "cpu", requires_grad = false}])
+ * Uniform random numbers in [0, 1) from nn's generator (see nn.manual_seed);
+ * dtype float32 or float64.
+ *   nn.manual_seed(777); local u = nn.rand(3, 3)
+ */
+/*** nn.randn(size... [, {dtype = "float32", device = "cpu", requires_grad = false}])
+ * Standard normal random numbers (mean 0, variance 1) from nn's generator;
+ * dtype float32 or float64.
+ *   local noise = nn.randn(64, 2) * 0.1
+ */
+/*** nn.arange(end), nn.arange(start, end [, step = 1] [, {dtype =, device =}])
+ * The numbers start, start + step, ... up to end, end excluded, as
+ * torch.arange. start defaults to 0.
+ *   nn.arange(5)            --> tensor([0., 1., 2., 3., 4.])
+ *   nn.arange(1, 2, 0.25)
+ */
+/*** nn.linspace(start, stop, steps [, {dtype = "float32", device = "cpu"}])
+ * steps numbers evenly spaced from start to stop, both included.
+ *   nn.linspace(0, 1, 5)    --> tensor([0.0000, 0.2500, 0.5000, 0.7500, 1.0000])
+ */
+/*** nn.eye(n [, m = n] [, {dtype = "float32", device = "cpu"}])
+ * The n x m identity matrix: ones on the diagonal, zeros elsewhere.
+ *   nn.eye(3)
+ */
+/*** nn.is_tensor(v)
+ * true when v is a tensor, false for anything else.
+ *   nn.is_tensor(nn.zeros(1))   --> true
+ */
+/*** nn.set_num_threads(n), nn.get_num_threads()
+ * Sets (n >= 1) or reads the number of threads the math library (OpenBLAS)
+ * uses for large operations.
+ *   nn.set_num_threads(4); print(nn.get_num_threads())
+ */
+/*** nn.manual_seed(seed), nn.initial_seed()
+ * Seeds nn's random number generator (nn.rand, nn.randn, dropout, weight
+ * initialisation) with an integer, so that a run can be repeated;
+ * initial_seed() gives back the seed in use.
+ *   nn.manual_seed(777)
+ */
+/*** nn.get_rng_state(), nn.set_rng_state(state)
+ * The generator's state as a string, and putting a saved state back: the
+ * random numbers that follow repeat.
+ *   local s = nn.get_rng_state(); local a = nn.rand(2)
+ *   nn.set_rng_state(s); local b = nn.rand(2)   -- b equals a
+ */
+/*** nn.is_grad_enabled(), nn.set_grad_enabled(on)
+ * Whether operations record the graph that backward() walks (true by
+ * default), and switching it for the whole program; nn.no_grad(fn) switches
+ * it off around one function and puts it back even on an error.
+ *   nn.set_grad_enabled(false)   -- evaluation only from here on
+ */
+/*** nn.clock()
+ * Seconds on a monotonic clock (wall time, not CPU time), for timing.
+ *   local t0 = nn.clock(); train(); print(nn.clock() - t0, "s")
+ */
 static const luaL_Reg functions[] = {
     {"zeros", l_zeros}, {"ones", l_ones}, {"empty", l_empty}, {"full", l_full},
     {"rand", l_rand}, {"randn", l_randn}, {"arange", l_arange}, {"linspace", l_linspace},
@@ -327,6 +400,7 @@ void nnl_register_functions(lua_State *L) {
   nnl_register_losses(L);
   nnl_register_optim(L);
   nnl_register_system(L);
+  nnl_register_data(L);
   luaL_getmetatable(L, NNL_TENSOR);
   lua_getfield(L, -1, "methods");
   lua_setfield(L, -3, "tensor_methods");

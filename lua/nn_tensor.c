@@ -833,6 +833,146 @@ static int mt_newindex(lua_State *L) {
 }
 
 /* ---- registration --------------------------------------------------------- */
+/*** nn.Tensor: the methods every tensor has (t:sum(), t:view(...)); functions
+ * added to nn.Tensor reach every tensor. Fields: t.dtype ("float32",
+ * "float64", "int64", "bool"), t.device ("cpu", "cuda"), t.shape, t.grad,
+ * t.requires_grad, t.is_leaf, t.grad_fn; t[i] selects along the first
+ * dimension. Dimensions and indices are 1-based; a negative dimension counts
+ * from the end. Operators + - * / ^ and unary - broadcast as in PyTorch;
+ * comparisons are methods (t:gt(0)), since Lua's < must give a boolean.
+ *   local t = nn.tensor({{1, 2}, {3, 4}})
+ *   print(t:sum(), t:size(1), t.dtype)
+ */
+/*** t:size([dim]), t:stride([dim]), t:dim(), t:numel(), t:nelement()
+ * The sizes as a table {d1, d2, ...} (or the size of one dimension, 1-based,
+ * negative from the end); the strides in elements, likewise; the number of
+ * dimensions; the number of elements (#t is the size of the first dim).
+ *   nn.zeros(2, 3):size()   --> {2, 3}       nn.zeros(2, 3):size(-1) --> 3
+ */
+/*** t:is_contiguous()
+ * true when the elements lie in memory in row-major order with no gaps.
+ *   nn.zeros(2, 3):t():is_contiguous()   --> false
+ */
+/*** t:item()
+ * The value of a one-element tensor as a Lua number (a boolean for bool).
+ *   local loss_value = loss:item()
+ */
+/*** t:totable()
+ * The values as nested Lua tables (a number for a 0-dimensional tensor).
+ *   nn.eye(2):totable()   --> {{1, 0}, {0, 1}}
+ */
+/*** t:view(size...), t:reshape(size...)
+ * The same elements with another shape; one size may be -1 (inferred).
+ * view shares storage and needs a compatible layout; reshape copies when it
+ * must. Sizes as numbers or one table.
+ *   nn.arange(6):view(2, 3)       x:reshape(-1)
+ */
+/*** t:transpose(dim1, dim2), t:t(), t:permute(dims...)
+ * Views with dimensions swapped (t() swaps the two of a matrix) or
+ * reordered (permute(3, 1, 2) puts the last dimension first).
+ *   local wt = w:t()
+ */
+/*** t:narrow(dim, start, length), t:select(dim, index)
+ * Views: length entries of dim from start (1-based); or the slice at index
+ * of dim, which removes that dimension (t[i] is t:select(1, i)).
+ *   x:narrow(1, 2, 3)      x:select(2, 1)
+ */
+/*** t:unsqueeze(dim), t:squeeze([dim]), t:expand(size...)
+ * Views: a new dimension of size 1 at dim; dimensions of size 1 removed (all,
+ * or only dim); size-1 dimensions repeated to the given sizes without
+ * copying (-1 keeps a size).
+ *   nn.ones(3):unsqueeze(1):expand(4, 3)
+ */
+/*** t:contiguous(), t:clone(), t:detach()
+ * A contiguous tensor (t itself when it already is); a copy that stays in the
+ * graph (gradients flow back to t); the same values cut from the graph
+ * (shares storage, requires no grad).
+ *   local target = prediction:detach()
+ */
+/*** t:to(device_or_dtype), t:cuda(), t:cpu()
+ * A copy on another device ("cpu", "cuda") or of another dtype ("float32",
+ * "float64", "int64", "bool"); t itself when nothing changes.
+ *   x = x:to("cuda")        y = y:to("float64")
+ */
+/*** t:float(), t:double(), t:long(), t:bool()
+ * Conversions to float32, float64, int64 and bool.
+ *   local predicted = h:gt(0.5):float()
+ */
+/*** t:clamp([min] [, max]), t:clamp_([min] [, max])
+ * Values limited to [min, max] (nil for an open side); clamp_ in place.
+ *   probs:clamp(1e-7, 1 - 1e-7)
+ */
+/*** t:fill_(value), t:zero_(), t:copy_(src)
+ * In place: every element set to value, or to 0; src's values copied in
+ * (broadcast to t's shape, converted to its dtype). They return t.
+ *   w:fill_(0.5)
+ */
+/*** t:uniform_([from = 0, to = 1]), t:normal_([mean = 0, std = 1])
+ * In place: random values from nn's generator, uniform in [from, to) or
+ * normal. They return t.
+ *   nn.empty(3, 3):uniform_(-0.1, 0.1)
+ */
+/*** t:sum([dim [, keepdim = false]]), t:mean([dim [, keepdim = false]])
+ * The sum or mean of all elements (a 0-dimensional tensor), or along dim,
+ * keeping it as size 1 when keepdim is true.
+ *   x:sum()        x:mean(1, true)
+ */
+/*** t:max([dim [, keepdim = false]]), t:min([dim [, keepdim = false]])
+ * The largest (smallest) element; along dim, the values and their 1-based
+ * indices (two tensors); with a tensor argument, the elementwise maximum
+ * (minimum) of the two, as t:maximum(other).
+ *   local values, indices = scores:max(2)
+ */
+/*** t:argmax([dim [, keepdim = false]]), t:argmin([dim [, keepdim = false]])
+ * The 1-based index of the largest (smallest) element, over the flattened
+ * tensor or along dim (int64).
+ *   local predicted_class = logits:argmax(2)
+ */
+/*** t:norm([p = 2])
+ * The p-norm of all elements: a number p, "fro" (2) or "inf" (largest |x|).
+ *   grad:norm()
+ */
+/*** t:matmul(other)
+ * Matrix product with PyTorch's rules: vectors, matrices, and batches of
+ * matrices broadcast over the leading dimensions.
+ *   local y = x:matmul(w:t())
+ */
+/*** t:backward([grad] [, retain_graph = false])
+ * Computes the gradients of t with respect to every leaf that requires grad
+ * and adds them to their .grad. grad is needed when t is not a single
+ * number; retain_graph keeps the graph for a second backward.
+ *   local loss = criterion(model(x), y); loss:backward()
+ */
+/*** t:requires_grad_([on = true])
+ * Marks (or unmarks) a leaf tensor as one whose gradient backward computes;
+ * returns t.
+ *   local w = nn.randn(3):requires_grad_()
+ */
+/*** t:add(other), t:sub(other), t:mul(other), t:div(other), t:pow(other),
+ * t:maximum(other), t:minimum(other),
+ * t:add_(other), t:sub_(other), t:mul_(other), t:div_(other), t:pow_(other),
+ * t:maximum_(other), t:minimum_(other)
+ * Elementwise arithmetic with a tensor (broadcast) or a number, as the
+ * operators + - * / ^ do; the forms ending in _ change t in place and return
+ * it.
+ *   x:add(1)        w:sub_(g:mul(lr))
+ */
+/*** t:gt(other), t:ge(other), t:lt(other), t:le(other), t:eq(other), t:ne(other),
+ * t:gt_(other), t:ge_(other), t:lt_(other), t:le_(other), t:eq_(other), t:ne_(other)
+ * Elementwise comparisons with a tensor or a number: a bool tensor (in place:
+ * 1 or 0 in t's dtype). Lua's own < and == cannot give tensors, hence methods.
+ *   local accuracy = h:gt(0.5):float():eq(y):float():mean():item()
+ */
+/*** t:neg(), t:exp(), t:log(), t:sqrt(), t:abs(), t:sign(),
+ * t:sin(), t:cos(), t:floor(), t:ceil(), t:round(),
+ * t:sigmoid(), t:tanh(), t:relu(), t:step(),
+ * t:neg_(), t:exp_(), t:log_(), t:sqrt_(), t:abs_(), t:sign_(),
+ * t:sin_(), t:cos_(), t:floor_(), t:ceil_(), t:round_(),
+ * t:sigmoid_(), t:tanh_(), t:relu_(), t:step_()
+ * Elementwise functions (step: 1 where x > 0, else 0); the forms ending in _
+ * work in place and return t. All have gradients where they are defined.
+ *   local h = x:matmul(w:t()):sigmoid()
+ */
 static const luaL_Reg methods[] = {
     {"size", m_size}, {"stride", m_stride}, {"dim", m_dim}, {"numel", m_numel},
     {"nelement", m_numel}, {"is_contiguous", m_is_contiguous}, {"item", m_item},
@@ -898,6 +1038,13 @@ void nnl_open_tensor(lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &metatable_key);
 }
 
+/*** nn.tensor(data [, {dtype = "float32", device = "cpu", requires_grad = false}])
+ * A tensor from a number (0-dimensional), nested Lua tables of numbers or
+ * booleans (every row the same length), or another tensor (copied).
+ * dtype: "float32", "float64", "int64" or "bool".
+ *   local X = nn.tensor({{0, 0}, {0, 1}, {1, 0}, {1, 1}})
+ *   local w = nn.tensor({0.5, -0.5}, {dtype = "float64", requires_grad = true})
+ */
 void nnl_register_tensor_constructor(lua_State *L);
 void nnl_register_tensor_constructor(lua_State *L) {
   lua_pushcfunction(L, l_tensor);

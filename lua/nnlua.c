@@ -17,6 +17,7 @@
  *     --        stop handling options
  *     -         stop handling options and execute stdin
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,12 +137,14 @@ static int msghandler(lua_State *L) {
 static int docall(lua_State *L, int narg, int nres) {
   int status;
   int base = lua_gettop(L) - narg;
+  struct sigaction previous; /* the default, or the prompt's handler */
   lua_pushcfunction(L, msghandler);
   lua_insert(L, base);
   interrupt_L = L;
+  sigaction(SIGINT, NULL, &previous);
   set_sigint(on_sigint);
   status = lua_pcall(L, narg, nres, base);
-  set_sigint(SIG_DFL);
+  sigaction(SIGINT, &previous, NULL);
   lua_remove(L, base);
   return status;
 }
@@ -216,30 +219,227 @@ static int handle_script(lua_State *L, char **argv) {
 }
 
 /* ---- the interactive prompt ---------------------------------------------
- * Kept to these functions (repl_*) so that a richer prompt can replace them. */
+ * Kept to these functions (repl_*). What can be plain Lua (printing values,
+ * completion candidates, help, %time) lives in lua/nn/repl.lua, loaded when
+ * the prompt starts; this part reads lines, keeps the history and turns
+ * Ctrl-C into an interrupt. */
+
+/* What repl_loadline gives besides a Lua status. */
+enum { REPL_EOF = -1, REPL_CANCELLED = -2, REPL_REWRITTEN = -3 };
+
+/* Set by Ctrl-C while a line is being read: the line is dropped. */
+static volatile sig_atomic_t repl_line_cancelled = 0;
+
+/* The registry key of the nn.repl table, once the prompt has loaded it. */
+static const char *const REPL_KEY = "nnlua.repl";
+
+/* Ctrl-C at the prompt (installed for the whole session, and put back by
+   docall after each chunk): only a flag; the line reader sees it. */
+static void on_sigint_at_prompt(int sig) {
+  (void)sig;
+  repl_line_cancelled = 1;
+}
+
+/* SIGINT without SA_RESTART, so that a blocked read returns EINTR. */
+static void set_prompt_sigint(void) {
+  repl_line_cancelled = 0;
+  set_sigint(on_sigint_at_prompt);
+}
+
+/* Pushes nn.repl's function `name`; 0 (nothing pushed) when it is missing. */
+static int repl_push_function(lua_State *L, const char *name) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, REPL_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {
+    lua_pop(L, 2);
+    return 0;
+  }
+  lua_remove(L, -2);
+  return 1;
+}
 
 #ifdef HAVE_READLINE
-static void repl_init(void) {
+/* The state completion runs in (readline's callbacks take no user data). */
+static lua_State *repl_L = NULL;
+static char history_path[4096];
+#define REPL_HISTORY_SIZE 1000
+
+/* Tab: names from nn.repl.complete, file names inside a string. */
+static char **repl_completion_list = NULL;
+static size_t repl_completion_count = 0;
+static size_t repl_completion_next = 0;
+
+static void repl_free_completions(void) {
+  for (size_t i = repl_completion_next; i < repl_completion_count; i++) free(repl_completion_list[i]);
+  free(repl_completion_list);
+  repl_completion_list = NULL;
+  repl_completion_count = repl_completion_next = 0;
+}
+
+/* readline's generator: hands out the list gathered below, one per call. */
+static char *repl_completion_generator(const char *text, int state) {
+  (void)text;
+  (void)state;
+  if (repl_completion_next < repl_completion_count)
+    return repl_completion_list[repl_completion_next++];
+  return NULL;
+}
+
+/* Calls nn.repl.complete(line up to the cursor, word) (protected) and keeps
+   its strings for the generator. */
+static int repl_gather(lua_State *L) {
+  const char *word = lua_tostring(L, 2);
+  size_t n;
+  lua_settop(L, 2);
+  if (!repl_push_function(L, "complete")) return 0;
+  lua_pushvalue(L, 1);
+  lua_pushstring(L, word);
+  lua_call(L, 2, 1);
+  if (!lua_istable(L, -1)) return 0;
+  n = (size_t)luaL_len(L, -1);
+  repl_completion_list = calloc(n + 1, sizeof(char *));
+  if (repl_completion_list == NULL) return 0;
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, -1, (lua_Integer)i + 1);
+    const char *s = lua_tostring(L, -1);
+    if (s != NULL) {
+      char *copy = strdup(s);
+      if (copy == NULL) break;
+      repl_completion_list[repl_completion_count++] = copy;
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* The quote that opens a string still open at position upto of the line
+   (0 when none): Tab inside a string completes a file name. */
+static int repl_open_quote(int upto) {
+  int quote = 0;
+  for (int i = 0; i < upto && rl_line_buffer[i] != '\0'; i++) {
+    char c = rl_line_buffer[i];
+    if (quote != 0 && c == '\\') i++;
+    else if (quote != 0 && c == quote) quote = 0;
+    else if (quote == 0 && (c == '"' || c == '\'')) quote = c;
+  }
+  return quote;
+}
+
+#define REPL_NAME_BREAKS " \t\n\"'`@$><=;|&{(,)}[]+-*/%^#~.:"
+#define REPL_FILE_BREAKS " \t\n\"'"
+
+/* Where the word to complete starts: after the last '.' or ':' for names
+   ("t:su" completes "su"), after the quote for a file name. */
+static char *repl_word_breaks(void) {
+  static char name_breaks[] = REPL_NAME_BREAKS;
+  static char file_breaks[] = REPL_FILE_BREAKS;
+  return repl_open_quote(rl_point) ? file_breaks : name_breaks;
+}
+
+static char **repl_complete(const char *text, int start, int end) {
+  char **matches;
+  lua_State *L = repl_L;
+  (void)end;
+  rl_attempted_completion_over = 1; /* never fall back to file names */
+  rl_completion_append_character = '\0';
+  if (repl_open_quote(start)) { /* inside a string: a file name */
+    rl_filename_completion_desired = 1;
+    return rl_completion_matches(text, rl_filename_completion_function);
+  }
+  if (L == NULL) return NULL;
+  repl_free_completions();
+  lua_pushcfunction(L, repl_gather);
+  lua_pushlstring(L, rl_line_buffer, (size_t)start + strlen(text));
+  lua_pushstring(L, text);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_pop(L, 1);
+  matches = repl_completion_count > 0 ? rl_completion_matches(text, repl_completion_generator) : NULL;
+  repl_free_completions();
+  return matches;
+}
+
+/* readline asks for a key through this: Ctrl-C (EINTR with the flag set)
+   ends the line, marked as cancelled, with "^C" shown where it was typed. */
+static int repl_getc(FILE *stream) {
+  for (;;) {
+    unsigned char c;
+    ssize_t got;
+    if (repl_line_cancelled) {
+      rl_point = rl_end;
+      rl_insert_text("^C");
+      return '\n';
+    }
+    got = read(fileno(stream), &c, 1);
+    if (got == 1) return c;
+    if (got == 0) return EOF;
+    if (errno != EINTR) return EOF;
+  }
+}
+
+static void repl_init(lua_State *L) {
+  const char *home = getenv("HOME");
+  repl_L = L;
   rl_readline_name = "nnlua";
-  rl_inhibit_completion = 1; /* Tab inserts a tab rather than file names */
+  rl_catch_signals = 0; /* Ctrl-C is ours: see repl_getc */
+  rl_getc_function = repl_getc;
+  rl_attempted_completion_function = repl_complete;
+  /* "t:su" completes "su" after the ':'; a quote starts a file name */
+  rl_completion_word_break_hook = repl_word_breaks;
+  history_path[0] = '\0';
+  if (home != NULL && home[0] != '\0' &&
+      (size_t)snprintf(history_path, sizeof history_path, "%s/.nnlua_history", home) <
+          sizeof history_path) {
+    stifle_history(REPL_HISTORY_SIZE);
+    read_history(history_path);
+  } else {
+    history_path[0] = '\0';
+  }
 }
+
+static void repl_done(void) {
+  if (history_path[0] != '\0') {
+    write_history(history_path);
+    history_truncate_file(history_path, REPL_HISTORY_SIZE);
+  }
+  repl_L = NULL;
+}
+
 static char *repl_readline(const char *prompt) {
-  return readline(prompt);
+  char *line;
+  set_prompt_sigint();
+  line = readline(prompt);
+  return line;
 }
+
+/* Each line goes to the history file as soon as it is entered, so a session
+   that ends badly still keeps it. */
 static void repl_saveline(const char *line) {
-  if (line[0] != '\0') add_history(line);
+  if (line[0] == '\0') return;
+  add_history(line);
+  if (history_path[0] != '\0' && append_history(1, history_path) != 0)
+    write_history(history_path); /* the file did not exist yet */
 }
 #else
-static void repl_init(void) {}
+static void repl_init(lua_State *L) {
+  (void)L;
+}
+static void repl_done(void) {}
 static char *repl_readline(const char *prompt) {
   char *buf = malloc(NNLUA_MAXINPUT);
   size_t len;
   if (buf == NULL) return NULL;
   fputs(prompt, stdout);
   fflush(stdout);
+  set_prompt_sigint();
   if (fgets(buf, NNLUA_MAXINPUT, stdin) == NULL) {
-    free(buf);
-    return NULL;
+    if (!repl_line_cancelled || feof(stdin)) {
+      free(buf);
+      return NULL;
+    }
+    clearerr(stdin); /* Ctrl-C: an empty, cancelled line */
+    buf[0] = '\0';
+    fputs("\n", stdout);
   }
   len = strlen(buf);
   if (len > 0 && buf[len - 1] == '\n') buf[len - 1] = '\0';
@@ -258,12 +458,18 @@ static const char *repl_prompt(lua_State *L, int firstline) {
   return p; /* stays valid while its value is on the stack */
 }
 
-/* Reads one line and pushes it; 0 at end of input. */
+/* Reads one line and pushes it; 0 at end of input. A line ended by Ctrl-C
+   is pushed empty, with repl_line_cancelled set. */
 static int repl_pushline(lua_State *L, int firstline) {
   char *line = repl_readline(repl_prompt(L, firstline));
   size_t len;
   lua_pop(L, 1); /* the prompt */
   if (line == NULL) return 0;
+  if (repl_line_cancelled) {
+    free(line);
+    lua_pushliteral(L, "");
+    return 1;
+  }
   len = strlen(line);
   if (len > 0 && line[len - 1] == '\n') line[--len] = '\0';
   if (firstline && line[0] == '=') /* Lua 5.1's "=expr" */
@@ -287,10 +493,23 @@ static int repl_incomplete(lua_State *L, int status) {
   return 0;
 }
 
-/* Tries the line on the stack as "return <line>;": an expression to print. */
+/* 1 when the line ends with ';' (blanks aside): its value is not printed. */
+static int repl_silenced(const char *line, size_t len) {
+  while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t')) len--;
+  return len > 0 && line[len - 1] == ';';
+}
+
+/* Tries the line on the stack as "return <line>" (a trailing ';' dropped):
+   an expression to print. */
 static int repl_addreturn(lua_State *L) {
-  const char *line = lua_tostring(L, -1);
-  const char *retline = lua_pushfstring(L, "return %s;", line);
+  size_t len;
+  const char *line = lua_tolstring(L, -1, &len);
+  while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t' || line[len - 1] == ';')) len--;
+  lua_pushliteral(L, "return ");
+  lua_pushlstring(L, line, len);
+  lua_pushliteral(L, ";");
+  lua_concat(L, 3);
+  const char *retline = lua_tostring(L, -1);
   int status = luaL_loadbuffer(L, retline, strlen(retline), "=stdin");
   if (status == LUA_OK) {
     lua_remove(L, -2); /* the "return" line */
@@ -312,6 +531,11 @@ static int repl_multiline(lua_State *L) {
       repl_saveline(line);
       return status;
     }
+    if (repl_line_cancelled) { /* Ctrl-C on a continuation line: drop it all */
+      lua_pop(L, 2);
+      lua_pushliteral(L, "");
+      return REPL_CANCELLED;
+    }
     lua_remove(L, -2); /* the "<eof>" error */
     lua_pushliteral(L, "\n");
     lua_insert(L, -2);
@@ -319,43 +543,98 @@ static int repl_multiline(lua_State *L) {
   }
 }
 
-/* Leaves one compiled chunk (or an error message) on an empty stack; -1 at
-   the end of input. */
-static int repl_loadline(lua_State *L) {
+/* `?x` and `%time ...`: the line on the stack is replaced by the chunk
+   compiled from the Lua code nn.repl.rewrite gives for it (REPL_REWRITTEN),
+   or by an error message (a status other than OK); any other line stays
+   (LUA_OK). */
+static int repl_rewrite(lua_State *L) {
+  const char *line = lua_tostring(L, -1);
+  const char *p = line;
+  while (*p == ' ' || *p == '\t') p++;
+  if (*p != '?' && *p != '%') return LUA_OK;
+  repl_saveline(line);
+  if (!repl_push_function(L, "rewrite")) return LUA_OK;
+  lua_pushvalue(L, -2);
+  if (lua_pcall(L, 1, 2, 0) != LUA_OK) {
+    lua_remove(L, -2);
+    return LUA_ERRRUN;
+  }
+  if (!lua_isstring(L, -2)) {
+    lua_remove(L, -2); /* nil, then the message */
+    lua_remove(L, -2);
+    return LUA_ERRSYNTAX;
+  }
+  lua_pop(L, 1);     /* the nil message */
+  lua_remove(L, -2); /* the line: the code stays */
+  size_t len;
+  const char *code = lua_tolstring(L, -1, &len);
+  int status = luaL_loadbuffer(L, code, len, "=stdin");
+  lua_remove(L, -2); /* the code: the chunk or the error stays */
+  return status == LUA_OK ? REPL_REWRITTEN : status;
+}
+
+/* Leaves one compiled chunk (or an error message) on an empty stack;
+   REPL_EOF at the end of input, REPL_CANCELLED for a line dropped by Ctrl-C.
+   *silent is set when the line ends with ';'. */
+static int repl_loadline(lua_State *L, int *silent) {
   int status;
+  size_t len;
   lua_settop(L, 0);
-  if (!repl_pushline(L, 1)) return -1;
+  *silent = 0;
+  if (!repl_pushline(L, 1)) return REPL_EOF;
+  if (repl_line_cancelled) return REPL_CANCELLED;
+  const char *line = lua_tolstring(L, 1, &len);
+  *silent = repl_silenced(line, len);
+  status = repl_rewrite(L);
+  if (status == REPL_REWRITTEN) return LUA_OK; /* the chunk replaced the line */
+  if (status != LUA_OK) return status; /* its message replaced the line */
   if ((status = repl_addreturn(L)) != LUA_OK) status = repl_multiline(L);
+  if (status == REPL_CANCELLED) {
+    lua_settop(L, 0);
+    return REPL_CANCELLED;
+  }
   lua_remove(L, 1); /* the line */
   return status;
 }
 
-/* Prints the results on the stack the way print does (tab-separated,
-   luaL_tolstring, so __tostring and __name are honoured). Runs protected:
-   a __tostring may raise. */
+/* Prints the results on the stack through nn.repl.show (tensors with their
+   shape, modules as trees, tables nested); without it, as print does. Runs
+   protected: a __tostring may raise. */
 static int repl_print_values(lua_State *L) {
   int n = lua_gettop(L);
-  luaL_Buffer b;
-  int i;
-  luaL_buffinit(L, &b);
-  for (i = 1; i <= n; i++) {
-    if (i > 1) luaL_addchar(&b, '\t');
-    luaL_tolstring(L, i, NULL);
-    luaL_addvalue(&b);
-  }
   size_t len;
   const char *text;
-  luaL_addchar(&b, '\n');
-  luaL_pushresult(&b);
+  if (repl_push_function(L, "show")) {
+    lua_insert(L, 1);
+    lua_call(L, n, 1);
+  } else {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+      if (i > 1) luaL_addchar(&b, '\t');
+      luaL_tolstring(L, i, NULL);
+      luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+  }
   text = lua_tolstring(L, -1, &len);
-  fwrite(text, 1, len, stdout);
+  if (text != NULL) fwrite(text, 1, len, stdout);
+  fputs("\n", stdout);
   fflush(stdout);
   return 0;
 }
 
-static void repl_print(lua_State *L) {
+/* `_` holds the first result of the last line that gave one; it is printed
+   unless the line ended with ';'. */
+static void repl_print(lua_State *L, int silent) {
   int n = lua_gettop(L);
   if (n == 0) return;
+  lua_pushvalue(L, 1);
+  lua_setglobal(L, "_");
+  if (silent) {
+    lua_settop(L, 0);
+    return;
+  }
   luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
   lua_pushcfunction(L, repl_print_values);
   lua_insert(L, 1);
@@ -363,17 +642,69 @@ static void repl_print(lua_State *L) {
     print_message(progname, lua_pushfstring(L, "error printing result (%s)", lua_tostring(L, -1)));
 }
 
+/* Loads nn and nn.repl for the prompt, makes `help` a global (unless the
+   user has one), and keeps nn.repl in the registry. Failing that, the prompt
+   still works, printing as print does. */
+static int repl_load(lua_State *L) {
+  lua_getglobal(L, "nn");
+  lua_getfield(L, -1, "repl");
+  lua_setfield(L, LUA_REGISTRYINDEX, REPL_KEY);
+  if (lua_getglobal(L, "help") == LUA_TNIL) {
+    lua_getfield(L, -2, "help");
+    lua_setglobal(L, "help");
+  }
+  return 0;
+}
+
+/* Pushes what nn.repl.save_state() returns (nil when it fails). */
+static void repl_save_state(lua_State *L) {
+  if (!repl_push_function(L, "save_state")) {
+    lua_pushnil(L);
+  } else if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
+}
+
+/* After an error or an interrupt: nn.repl.restore_state(saved), so that an
+   interrupted nn.no_grad does not leave recording off. */
+static void repl_restore_state(lua_State *L, int saved) {
+  if (lua_isnil(L, saved) || !repl_push_function(L, "restore_state")) return;
+  lua_pushvalue(L, saved);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
+}
+
 static void repl_run(lua_State *L) {
   int status;
+  int silent;
   const char *oldprogname = progname;
   progname = NULL;
-  repl_init();
-  while ((status = repl_loadline(L)) != -1) {
-    if (status == LUA_OK) status = docall(L, 0, LUA_MULTRET);
-    if (status == LUA_OK) repl_print(L);
-    else report(L, status);
+  set_prompt_sigint();
+  lua_pushcfunction(L, repl_load);
+  if (docall(L, 0, 0) != LUA_OK) report(L, LUA_ERRRUN);
+  repl_init(L);
+  while ((status = repl_loadline(L, &silent)) != REPL_EOF) {
+    if (status == REPL_CANCELLED) continue; /* Ctrl-C at the prompt: a fresh line */
+    if (status == LUA_OK) {
+      /* the chunk at 1; the state to restore on error goes beneath it */
+      repl_save_state(L);
+      lua_insert(L, 1);
+      status = docall(L, 0, LUA_MULTRET);
+      if (status == LUA_OK) {
+        lua_remove(L, 1);
+        repl_print(L, silent);
+      } else {
+        repl_restore_state(L, 1);
+        lua_remove(L, 1);
+        report(L, status);
+      }
+    } else {
+      report(L, status);
+    }
   }
   lua_settop(L, 0);
+  set_sigint(SIG_DFL);
+  repl_done();
   fputs("\n", stdout);
   fflush(stdout);
   progname = oldprogname;

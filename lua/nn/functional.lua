@@ -2,6 +2,9 @@
 return function(nn)
   local raise = nn._raise
   local C = nn._C
+--- nn.F: the stateless functions behind the modules (F.linear, F.relu,
+-- F.mse_loss, F.cross_entropy...): what a module's forward calls.
+--   local y = nn.F.relu(nn.F.linear(x, w, b))
   local F = {}
   nn.F = F
 

@@ -2,6 +2,13 @@
 -- the math) comes in as "nn.core"; the Lua modules here compose it.
 local C = require "nn.core"
 
+--- nn: the deep learning engine, as `require "nn"` gives it (a global in nnlua).
+-- Tensors (nn.tensor, nn.zeros...), autograd (t:backward(), nn.no_grad),
+-- modules (nn.Linear, nn.Sequential, nn.Module:extend), losses, and the
+-- namespaces nn.F, nn.init, nn.optim, nn.optim.lr_scheduler, nn.utils,
+-- nn.data, nn.plot, nn.progress, nn.sweep. help(x) documents each.
+--   local nn = require "nn"
+--   local model = nn.Sequential(nn.Linear(2, 10), nn.Sigmoid(), nn.Linear(10, 1))
 local nn = {_VERSION = "nnlua 0.1.0", _C = C}
 
 -- Raises msg at the first caller outside nn's own modules, so that a
@@ -26,7 +33,10 @@ for _, name in ipairs {"tensor", "zeros", "ones", "empty", "full", "rand", "rand
 end
 nn.Tensor = C.tensor_methods -- methods added here reach every tensor
 
+--- nn.cuda: the CUDA device (nn.cuda.is_available()).
 nn.cuda = {
+--- nn.cuda.is_available(): true when this build can run tensors on a CUDA GPU.
+--   local device = nn.cuda.is_available() and "cuda" or "cpu"
   is_available = function() return C.cuda_is_available() end,
 }
 
@@ -40,11 +50,14 @@ require "nn.norm_layers" (nn)
 require "nn.loss" (nn)
 require "nn.optim" (nn)
 require "nn.lr_scheduler" (nn)
+require "nn.data" (nn)
+require "nn.serialize" (nn)
 
 -- The tools around the engine load on first use (nn.plot, nn.progress,
 -- nn.sweep): a script that never draws does not pay to compile the plotting
 -- code.
-local on_first_use = {plot = "nn.plot", progress = "nn.progress", sweep = "nn.sweep"}
+local on_first_use = {plot = "nn.plot", progress = "nn.progress", sweep = "nn.sweep",
+                      repl = "nn.repl", help = "nn.repl"}
 setmetatable(nn, {__index = function(t, key)
   local name = on_first_use[key]
   if not name then return nil end

@@ -9,6 +9,9 @@
 -- and returns it.
 return function(nn)
   local raise = nn._raise
+--- nn.init: in-place initialisers (uniform_, normal_, xavier_uniform_,
+-- kaiming_uniform_...) with PyTorch's formulas; each returns its tensor.
+--   nn.init.xavier_uniform_(layer.weight)
   local init = {}
   nn.init = init
 

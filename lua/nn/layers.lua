@@ -32,6 +32,7 @@ return function(nn)
     self:reset_parameters()
   end
 
+--- m:reset_parameters(): draws the weights again as at construction.
   function Linear:reset_parameters()
     nn.init.kaiming_uniform_(self.weight, {a = math.sqrt(5)})
     if self.bias then
@@ -60,9 +61,13 @@ return function(nn)
     return cls
   end
 
+--- nn.Sigmoid(): 1 / (1 + exp(-x)), as F.sigmoid(x) and x:sigmoid().
   activation("Sigmoid", "sigmoid", "1 / (1 + exp(-x))")
+--- nn.Tanh(): tanh(x), as F.tanh(x) and x:tanh().
   activation("Tanh", "tanh", "tanh(x)")
+--- nn.ReLU(): max(0, x), as F.relu(x) and x:relu().
   activation("ReLU", "relu", "max(0, x)")
+--- nn.Step(): 1 where x > 0, else 0 (gradient 0), as F.step(x) and x:step().
   activation("Step", "step", "Heaviside step: 1 for x > 0, else 0 (its derivative is 0)")
 
   --- nn.Identity(): returns its input.

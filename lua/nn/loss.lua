@@ -193,6 +193,7 @@ return function(nn)
     return C.binary_cross_entropy_with_logits(input, target, self.weight, self.pos_weight, self.reduction)
   end
   function BCEWithLogitsLoss:extra_repr() return "reduction=" .. self.reduction end
+--- F.binary_cross_entropy_with_logits(input, target [, {weight =, pos_weight =, reduction = "mean"}]): nn.BCEWithLogitsLoss as a function.
   function F.binary_cross_entropy_with_logits(input, target, opts)
     local r, weight, pos_weight = bce_logits_options(function_options(opts), "binary_cross_entropy_with_logits")
     return C.binary_cross_entropy_with_logits(input, target, weight, pos_weight, r)
@@ -236,6 +237,7 @@ return function(nn)
     parts[#parts + 1] = "reduction=" .. self.reduction
     return table.concat(parts, ", ")
   end
+--- F.cross_entropy(input, target [, {weight =, ignore_index = -100, label_smoothing = 0, reduction = "mean"}]): nn.CrossEntropyLoss as a function (labels 1..C).
   function F.cross_entropy(input, target, opts)
     local r, weight, ignore_index, label_smoothing = cross_entropy_options(function_options(opts), "cross_entropy")
     return C.cross_entropy(input, target, weight, r, ignore_index, label_smoothing)
@@ -267,6 +269,7 @@ return function(nn)
     local head = self.ignore_index ~= -100 and ("ignore_index=" .. self.ignore_index .. ", ") or ""
     return head .. "reduction=" .. self.reduction
   end
+--- F.nll_loss(input, target [, {weight =, ignore_index = -100, reduction = "mean"}]): nn.NLLLoss as a function.
   function F.nll_loss(input, target, opts)
     local r, weight, ignore_index = nll_options(function_options(opts), "nll_loss")
     return C.nll_loss(input, target, weight, r, ignore_index)
@@ -292,6 +295,7 @@ return function(nn)
   function KLDivLoss:extra_repr()
     return "reduction=" .. self.reduction .. (self.log_target and ", log_target=true" or "")
   end
+--- F.kl_div(input, target [, {reduction = "mean", log_target = false}]): nn.KLDivLoss as a function.
   function F.kl_div(input, target, opts)
     local r, log_target = kl_options(function_options(opts), "kl_div")
     return C.kl_div(input, target, r, log_target)

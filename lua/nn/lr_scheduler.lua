@@ -17,8 +17,13 @@
 return function(nn)
   local raise = nn._raise
   local C = nn._C
+--- nn.optim.lr_scheduler: changes an optimizer's learning rate as training
+-- goes (StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR,
+-- ReduceLROnPlateau); call sched:step() once an epoch.
+--   local sched = nn.optim.lr_scheduler.StepLR(opt, {step_size = 30, gamma = 0.1})
   local lr_scheduler = {}
   nn.optim.lr_scheduler = lr_scheduler
+--- nn.utils: helpers for training loops (clip_grad_norm_, clip_grad_value_).
   nn.utils = nn.utils or {}
 
   local function is_number(v) return type(v) == "number" and v == v end
@@ -142,6 +147,8 @@ return function(nn)
   ---------------------------------------------------------------------------
   -- The epoch-driven schedulers: step() advances last_epoch and sets each
   -- group's lr to get_lr()'s value, as torch.optim.lr_scheduler._LRScheduler.
+--- sched:get_lr(): the learning rates (one per parameter group) the
+-- scheduler sets at the current epoch; step() applies them.
   local function epoch_scheduler(name, options, get_lr)
     local cls = new_class(name, options)
     cls.get_lr = get_lr

@@ -10,6 +10,13 @@
 -- plain field, read without any indirection on the hot path.
 return function(nn)
   local raise = nn._raise
+--- nn.Module: the base class of every layer and of a user's own models.
+-- Define a class with nn.Module:extend("Name"), set it up in init and
+-- compute in forward; m(x) calls m:forward(x). Modules and nn.Parameter
+-- tensors assigned to fields are registered (parameters(), print, state_dict).
+--   local Net = nn.Module:extend("Net")
+--   function Net:init(h) self.fc = nn.Linear(2, h) end
+--   function Net:forward(x) return self.fc(x):tanh() end
   local Module = {}
   Module.__index = Module
   Module.__name = "Module"
@@ -25,6 +32,7 @@ return function(nn)
     return t
   end
 
+--- nn.is_module(v): true when v is a module (an instance of an nn.Module class).
   function nn.is_module(v)
     return type(v) == "table" and rawget(v, "_modules") ~= nil
   end
@@ -73,8 +81,12 @@ return function(nn)
   Module.__call = instance_call
   setmetatable(Module, {__call = function(c, ...) return c:new(...) end, __tostring = class_tostring})
 
+--- Module:init(...): sets a new instance up (a class defines it); called by
+-- Class(...) with the same arguments. The base one does nothing.
   function Module:init() end
 
+--- Module:forward(...): the computation, defined by each class; m(...) calls
+-- it. The base one raises.
   function Module:forward()
     raise(self.__name .. ": forward is not defined (define " .. self.__name .. ":forward(x))")
   end

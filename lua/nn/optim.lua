@@ -12,6 +12,10 @@
 return function(nn)
   local raise = nn._raise
   local C = nn._C
+--- nn.optim: optimizers (SGD, Adam, AdamW, RMSprop, Adagrad) built on
+-- nn.optim.Optimizer, and the schedulers in nn.optim.lr_scheduler.
+--   local opt = nn.optim.Adam(model:parameters(), {lr = 1e-3})
+--   opt:zero_grad(); loss:backward(); opt:step()
   local optim = {}
   nn.optim = optim
 

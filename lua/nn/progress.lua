@@ -30,6 +30,7 @@ return function(nn)
   local CHECK_SECONDS = 0.02  -- the clock is read about this often
   local LOG_SECONDS = 30      -- off a terminal, a plain line at least this often
 
+--- nn.progress.Bar: the class of the bars nn.progress(opts) makes (bar:update, bar:finish...).
   local Bar = {}
   Bar.__index = Bar
   Bar.__name = "nn.progress"

@@ -64,6 +64,7 @@ return function(nn)
   -- exactly; NaN and infinities are written as NaN / Infinity, as Python's
   -- json module does. Objects are written with sorted keys, so that equal
   -- tables give equal text (the trial keys and the definition hash use this).
+--- nn.sweep.json: JSON encoding and decoding for the sweep's files (json.encode, json.decode).
   local json = {}
   sweep.json = json
 
