@@ -23,17 +23,17 @@ return function(nn)
 
   local function size_text(t)
     local dims = t:size()
-    if #dims == 0 then return "scalar" end
+    if #dims == 0 then return " scalar" end
     local parts = {}
     for i, d in ipairs(dims) do parts[i] = tostring(d) end
-    return "size " .. table.concat(parts, "x")
+    return " of size " .. table.concat(parts, "x")
   end
 
   -- A tensor as print shows it, then its dtype and shape as Torch7 did:
   -- "[float32 of size 4x1]" (and the device when it is not the CPU).
   local function show_tensor(t)
     local where = t.device ~= "cpu" and (" on " .. tostring(t.device)) or ""
-    return tostring(t) .. "\n[" .. tostring(t.dtype) .. " of " .. size_text(t) .. where .. "]"
+    return tostring(t) .. "\n[" .. tostring(t.dtype) .. size_text(t) .. where .. "]"
   end
 
   local function count_text(n)

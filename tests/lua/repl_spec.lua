@@ -31,7 +31,7 @@ describe("nn.repl.show", function()
   it("shows a tensor as tostring does, then its dtype and shape", function()
     local t = nn.ones(4, 1)
     assert.are.equal(tostring(t) .. "\n[float32 of size 4x1]", repl.show(t))
-    assert.are.equal(tostring(nn.tensor(3.5, {dtype = "float64"})) .. "\n[float64 of scalar]",
+    assert.are.equal(tostring(nn.tensor(3.5, {dtype = "float64"})) .. "\n[float64 scalar]",
                      repl.show(nn.tensor(3.5, {dtype = "float64"})))
     assert.truthy(repl.show(nn.zeros(2, 3, 5, {dtype = "int64"})):find("[int64 of size 2x3x5]", 1, true))
   end)
