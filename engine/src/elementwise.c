@@ -134,6 +134,23 @@ static void sigmoid_array_f32(int64_t n, const float *x, float *out) {
     out[i] = v == v ? r : v;   /* no branch, so the loop vectorises */
   }
 }
+
+/* relu over an array: x where x > 0 or x is NaN (PyTorch propagates NaN),
+   else 0. One compare and a select per lane, so the loop vectorises. */
+static void relu_array_f32(int64_t n, const float *restrict x, float *restrict out) {
+  for (int64_t i = 0; i < n; i++) {
+    float v = x[i];
+    out[i] = v <= 0 ? 0.0f : v;
+  }
+}
+
+/* relu's backward over arrays: g times relu's derivative (1 where x > 0,
+   else 0), multiplied, not selected, so that 0 * inf stays NaN as in
+   unary_derivative. */
+static void relu_grad_array_f32(int64_t n, const float *restrict g, const float *restrict x,
+                                float *restrict gi) {
+  for (int64_t i = 0; i < n; i++) gi[i] = g[i] * (x[i] > 0 ? 1.0f : 0.0f);
+}
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
 #endif
@@ -460,6 +477,8 @@ static void unary_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
     const float *x = (const float *)data[1];
     if (c->op == NN_SIGMOID && st[0] == 1 && st[1] == 1) {
       sigmoid_array_f32(n, x, o);
+    } else if (c->op == NN_RELU && st[0] == 1 && st[1] == 1 && o != x) {
+      relu_array_f32(n, x, o);
     } else {
       for (int64_t i = 0; i < n; i++) o[i * st[0]] = unary_apply_f(c->op, x[i * st[1]]);
     }
@@ -531,6 +550,11 @@ static void unary_grad_inner(void *vctx, int64_t n, char **data, const int64_t *
     float *gi = (float *)data[0];
     const float *g = (const float *)data[1], *y = (const float *)data[2];
     for (int64_t i = 0; i < n; i++) gi[i] = g[i] * (1.0f - y[i]) * y[i];
+    return;
+  }
+  if (c->op == NN_RELU && st[0] == 1 && st[1] == 1 && st[2] == 1) {
+    /* data: grad_in (new), g, x -- the hot path of every relu network */
+    relu_grad_array_f32(n, (const float *)data[1], (const float *)data[2], (float *)data[0]);
     return;
   }
   for (int64_t i = 0; i < n; i++) {

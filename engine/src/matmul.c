@@ -20,8 +20,22 @@
 
 /* ---- threads: the engine runs no threads of its own; large products use
    OpenBLAS's pool, sized here, so nothing competes with it. ------------ */
-void nn_set_num_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
-int nn_get_num_threads(void) { return openblas_get_num_threads(); }
+/* Below this many multiply-adds a product runs on one thread even when the
+   pool has more: OpenBLAS splits any product above 262,144 multiply-adds,
+   and for the thin ones of a small network (128x512 by 512x10: 655,360)
+   waking a second thread and joining it costs more than the work it takes
+   (scripts/bench/mlp.lua prints each product's time on 1 and 2 threads). */
+#define SERIAL_PRODUCT (4 * 1024 * 1024)
+
+/* the pool's size as set here; 0 until nn_set_num_threads is first called
+   (then OpenBLAS's own default stands, read when needed) */
+static int pool_threads = 0;
+
+void nn_set_num_threads(int n) {
+  pool_threads = n < 1 ? 1 : n;
+  openblas_set_num_threads(pool_threads);
+}
+int nn_get_num_threads(void) { return pool_threads ? pool_threads : openblas_get_num_threads(); }
 
 /* ---- the CPU backend's gemm: row-major, BLAS conventions ------------- */
 void nn_cpu_gemm(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
@@ -29,12 +43,16 @@ void nn_cpu_gemm(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64_t n,
                  double beta, void *c, int64_t ldc) {
   enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
   enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
+  int threads = nn_get_num_threads();
+  int serial = threads > 1 && (double)m * (double)n * (double)k < SERIAL_PRODUCT;
+  if (serial) openblas_set_num_threads(1); /* only lowers a counter: no thread starts or stops */
   if (dtype == NN_FLOAT32)
     cblas_sgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k, (float)alpha, a,
                 (blasint)lda, b, (blasint)ldb, (float)beta, c, (blasint)ldc);
   else
     cblas_dgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda,
                 b, (blasint)ldb, beta, c, (blasint)ldc);
+  if (serial) openblas_set_num_threads(threads);
 }
 
 /* c = alpha a b + beta c with arbitrary strides, for tiny products. The

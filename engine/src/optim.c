@@ -61,6 +61,45 @@ static int prepare_buffers(const char *op, nn_tensor *param, state_buffer *bufs,
 static inline float maximum_f(float a, float b) { return a > b || a != a ? a : b; }
 static inline double maximum_d(double a, double b) { return a > b || a != a ? a : b; }
 
+/* The plain Adam and RMSprop loops below are bound by the square root and the division:
+   on x86-64 they are built for AVX-512 and AVX2 too, and the loader picks
+   the widest the processor has (gcc's target_clones, an ifunc); the lanes
+   compute the same IEEE operations in the same order, so the results do
+   not depend on the width. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define WIDEST_VECTORS __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define WIDEST_VECTORS
+#endif
+
+/* OpenBLAS's own entry for running a function on its pool: calls
+   function(args + i stride) for i < numthreads, the first on the caller's
+   thread, and returns when all are done (driver/others/blas_server.c). It
+   is not part of OpenBLAS's documented API, so it is declared weak: with an
+   OpenBLAS that lacks it (an OpenMP build, say) the loops run on one thread. */
+extern int gotoblas_pthread(int numthreads, void *function, void *args, int stride)
+#if defined(__GNUC__)
+    __attribute__((weak))
+#endif
+    ;
+
+/* Below this many elements a loop stays on the caller's thread: waking the
+   pool costs a few microseconds. */
+#define PARALLEL_ELEMENTS (64 * 1024)
+#define MAX_PIECES 16
+
+static int piece_count(int64_t n) {
+  int threads = nn_get_num_threads();
+  if (threads < 2 || n < PARALLEL_ELEMENTS || !gotoblas_pthread) return 1;
+  return threads > MAX_PIECES ? MAX_PIECES : threads;
+}
+
+/* pieces of whole 64-byte lines (16 floats), so no two threads share one */
+static int64_t piece_length(int64_t n, int count) {
+  int64_t each = (n + count - 1) / count;
+  return (each + 15) & ~(int64_t)15;
+}
+
 /* ---- SGD ------------------------------------------------------------- */
 /* torch/optim/sgd.py: d = grad (negated when maximizing) (+ wd p);
    buf = d on the first step (no dampening), then m buf + (1 - dampening) d;
@@ -121,6 +160,54 @@ int nn_sgd_step(nn_tensor *param, nn_tensor **momentum_buffer, const nn_sgd_opti
      m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g g
      amsgrad: vmax = max(vmax, v), used in place of v
      p += -(lr / (1 - beta1^t)) m / (sqrt(v) / sqrt(1 - beta2^t) + eps) */
+/* The loop below for the common configurations, with restrict pointers
+   and no branch: m = beta1 m + (1 - beta1) g, v = beta2 v + (1 - beta2) g g,
+   p = p decay - step_size m / (sqrt(v) / sqrt(bc2) + eps), in its order. */
+WIDEST_VECTORS static void adam_plain_f32(int64_t n, float *restrict p, float *restrict m, float *restrict v,
+                           const float *restrict grad, float decay, float beta1,
+                           float one_minus_beta1, float beta2, float one_minus_beta2,
+                           float bc2_sqrt, float eps, float neg_step_size) {
+  for (int64_t i = 0; i < n; i++) {
+    float g = grad[i];
+    float pi = p[i] * decay;
+    float mi = m[i] * beta1 + one_minus_beta1 * g;
+    float vi = v[i] * beta2 + one_minus_beta2 * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = pi + neg_step_size * mi / (sqrtf(vi) / bc2_sqrt + eps);
+  }
+}
+
+typedef struct {
+  int64_t n;
+  float *p, *m, *v;
+  const float *grad;
+  float decay, beta1, one_minus_beta1, beta2, one_minus_beta2, bc2_sqrt, eps, neg_step_size;
+} adam_piece;
+
+static void adam_piece_run(void *arg) {
+  adam_piece *w = arg;
+  adam_plain_f32(w->n, w->p, w->m, w->v, w->grad, w->decay, w->beta1, w->one_minus_beta1,
+                 w->beta2, w->one_minus_beta2, w->bc2_sqrt, w->eps, w->neg_step_size);
+}
+
+static void adam_plain_parallel(int64_t n, float *p, float *m, float *v, const float *grad,
+                                float decay, float beta1, float one_minus_beta1, float beta2,
+                                float one_minus_beta2, float bc2_sqrt, float eps,
+                                float neg_step_size) {
+  adam_piece pieces[MAX_PIECES];
+  int count = piece_count(n);
+  int64_t each = piece_length(n, count), first = 0;
+  for (int i = 0; i < count; i++, first += each) {
+    int64_t len = n - first < each ? n - first : each;
+    pieces[i] = (adam_piece){len, p + first, m + first, v + first, grad + first, decay, beta1,
+                             one_minus_beta1, beta2, one_minus_beta2, bc2_sqrt, eps,
+                             neg_step_size};
+  }
+  if (count == 1) adam_piece_run(&pieces[0]);
+  else gotoblas_pthread(count, (void *)adam_piece_run, pieces, (int)sizeof pieces[0]);
+}
+
 int nn_adam_step(nn_tensor *param, nn_adam_state *state, const nn_adam_options *o) {
   const char *op = o->decoupled_weight_decay ? "adamw" : "adam";
   if (!param->grad) return 0;
@@ -148,6 +235,15 @@ int nn_adam_step(nn_tensor *param, nn_adam_state *state, const nn_adam_options *
     const float wd = (float)o->weight_decay, decay = (float)(1 - o->lr * o->weight_decay);
     const float bc2_sqrt = (float)bias_correction2_sqrt, eps = (float)o->eps;
     const float neg_step_size = (float)-step_size;
+    if (!vmax && !maximize && !coupled_decay) {
+      /* Adam without weight decay, and AdamW: one branch-free loop that the
+         compiler vectorises (p * 1 is exact when there is no decay). */
+      adam_plain_parallel(n, p, m, v, grad, decoupled_decay ? decay : 1.0f, beta1,
+                          one_minus_beta1, beta2, one_minus_beta2, bc2_sqrt, eps, neg_step_size);
+      state->step = step;
+      nn_bump_version(param);
+      return 0;
+    }
     for (int64_t i = 0; i < n; i++) {
       float g = maximize ? -grad[i] : grad[i];
       if (coupled_decay) g = g + wd * p[i];
@@ -192,6 +288,48 @@ int nn_adam_step(nn_tensor *param, nn_adam_state *state, const nn_adam_options *
      otherwise avg = sqrt(sq) + eps
      momentum > 0: buf = momentum buf + g / avg; p += -lr buf
      otherwise p += -lr g / avg */
+/* sq = alpha sq + (1 - alpha) g g; p += -lr g / (sqrt(sq) + eps), with
+   restrict pointers and no branch so that it runs four or more lanes wide. */
+WIDEST_VECTORS static void rmsprop_plain_f32(int64_t n, float *restrict p, float *restrict sq,
+                              const float *restrict grad, float alpha, float one_minus_alpha,
+                              float eps, float neg_lr) {
+  for (int64_t i = 0; i < n; i++) {
+    float g = grad[i];
+    float s = sq[i] * alpha + one_minus_alpha * g * g;
+    sq[i] = s;
+    p[i] = p[i] + neg_lr * g / (sqrtf(s) + eps);
+  }
+}
+
+/* A large parameter's loop is split over the BLAS pool's threads (the
+   engine's only threads: nothing competes with the products), in pieces
+   of whole cache lines; each element is computed as on one thread. */
+typedef struct {
+  int64_t n;
+  float *p, *sq;
+  const float *grad;
+  float alpha, one_minus_alpha, eps, neg_lr;
+} rmsprop_piece;
+
+static void rmsprop_piece_run(void *arg) {
+  rmsprop_piece *w = arg;
+  rmsprop_plain_f32(w->n, w->p, w->sq, w->grad, w->alpha, w->one_minus_alpha, w->eps, w->neg_lr);
+}
+
+static void rmsprop_plain_parallel(int64_t n, float *p, float *sq, const float *grad, float alpha,
+                                   float one_minus_alpha, float eps, float neg_lr) {
+  rmsprop_piece pieces[MAX_PIECES];
+  int count = piece_count(n);
+  int64_t each = piece_length(n, count), first = 0;
+  for (int i = 0; i < count; i++, first += each) {
+    int64_t len = n - first < each ? n - first : each;
+    pieces[i] = (rmsprop_piece){len, p + first, sq + first, grad + first, alpha, one_minus_alpha,
+                                eps, neg_lr};
+  }
+  if (count == 1) rmsprop_piece_run(&pieces[0]);
+  else gotoblas_pthread(count, (void *)rmsprop_piece_run, pieces, (int)sizeof pieces[0]);
+}
+
 int nn_rmsprop_step(nn_tensor *param, nn_rmsprop_state *state, const nn_rmsprop_options *o) {
   if (!param->grad) return 0;
   if (check_param("rmsprop", param) < 0) return -1;
@@ -213,6 +351,14 @@ int nn_rmsprop_step(nn_tensor *param, nn_rmsprop_state *state, const nn_rmsprop_
     const float alpha = (float)o->alpha, one_minus_alpha = (float)(1 - o->alpha);
     const float wd = (float)o->weight_decay, eps = (float)o->eps;
     const float momentum = (float)o->momentum, neg_lr = (float)-o->lr;
+    if (!buf && !ga && !decay && !maximize) {
+      /* The plain configuration (the Keras default) as a branch-free loop
+         that the compiler vectorises: same operations, same order. */
+      rmsprop_plain_parallel(n, p, sq, grad, alpha, one_minus_alpha, eps, neg_lr);
+      state->step++;
+      nn_bump_version(param);
+      return 0;
+    }
     for (int64_t i = 0; i < n; i++) {
       float g = maximize ? -grad[i] : grad[i];
       if (decay) g = g + wd * p[i];
