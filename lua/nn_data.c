@@ -32,6 +32,39 @@ static int l_gather(lua_State *L) {
   return 1;
 }
 
+/* data_gather_start(src, rows, first, count) -> a job copying those rows
+   on the prefetch thread; data_gather_finish(job) -> the batch. A job
+   dropped unfinished (a loop left early) is finished by the collector, so
+   the copy never outlives its tensors. */
+#define GATHER_JOB "nn.GatherJob"
+
+static int l_gather_start(lua_State *L) {
+  nn_tensor *src = nnl_check_tensor(L, 1, "DataLoader");
+  nn_tensor *rows = nnl_check_tensor(L, 2, "DataLoader");
+  lua_Integer first = luaL_checkinteger(L, 3), count = luaL_checkinteger(L, 4);
+  nn_gather_job **box = lua_newuserdatauv(L, sizeof *box, 0);
+  *box = NULL;
+  luaL_setmetatable(L, GATHER_JOB);
+  if (!(*box = nn_gather_rows_start(src, rows, first - 1, count))) return nnl_engine_error(L);
+  return 1;
+}
+
+static int l_gather_finish(lua_State *L) {
+  nn_gather_job **box = luaL_checkudata(L, 1, GATHER_JOB);
+  if (!*box) return nnl_error(L, "DataLoader: this batch was already taken");
+  nn_tensor *out = nn_gather_rows_finish(*box);
+  *box = NULL;
+  nnl_push_tensor(L, out);
+  return 1;
+}
+
+static int gather_job_gc(lua_State *L) {
+  nn_gather_job **box = lua_touserdata(L, 1);
+  if (*box) nn_release(nn_gather_rows_finish(*box));
+  *box = NULL;
+  return 0;
+}
+
 /* data_gather_reuse(buf, src, rows, first, count): the same, refilling buf
    (returned as the same Lua value) when nothing else holds it */
 static int l_gather_reuse(lua_State *L) {
@@ -202,7 +235,8 @@ static int l_safetensors_write(lua_State *L) {
 static const luaL_Reg data_functions[] = {
     {"data_read_idx", l_read_idx},
     {"data_gather", l_gather},
-    {"data_gather_reuse", l_gather_reuse},
+    {"data_gather_reuse", l_gather_reuse}, {"data_gather_start", l_gather_start},
+    {"data_gather_finish", l_gather_finish},
     {"data_permutation", l_permutation},
     {"write_file_atomic", l_write_file_atomic},
     {"safetensors_dtype", l_safetensors_dtype},
@@ -211,4 +245,11 @@ static const luaL_Reg data_functions[] = {
     {"safetensors_write", l_safetensors_write},
     {NULL, NULL}};
 
-void nnl_register_data(lua_State *L) { luaL_setfuncs(L, data_functions, 0); }
+void nnl_register_data(lua_State *L) {
+  luaL_setfuncs(L, data_functions, 0);
+  if (luaL_newmetatable(L, GATHER_JOB)) {
+    lua_pushcfunction(L, gather_job_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+}

@@ -345,6 +345,18 @@ nn_tensor *nn_gather_rows(const nn_tensor *src, const nn_tensor *rows, int64_t s
 /* The same, refilling buf in place (and returning it, retained) when buf is
    a batch of that dtype and shape that nothing else holds: one reference
    to it and to its storage, no autograd; otherwise a new tensor. */
+/* The same gather, done by a background thread while the caller goes on
+   (a data loader prefetching the next batch during a training step).
+   nn_gather_rows_start checks everything, makes the batch tensor and starts
+   the copy; the tensor must not be read before nn_gather_rows_finish, which
+   waits for the copy and hands the batch over (NULL on failure). A job
+   that is never finished must still be finished (or the copy writes into
+   a released tensor). Only plain contiguous sources are gathered in the
+   background; others are copied at once by start. */
+typedef struct nn_gather_job nn_gather_job;
+nn_gather_job *nn_gather_rows_start(const nn_tensor *src, const nn_tensor *rows, int64_t start,
+                                    int64_t count);
+nn_tensor *nn_gather_rows_finish(nn_gather_job *job);
 nn_tensor *nn_gather_rows_reuse(nn_tensor *buf, const nn_tensor *src, const nn_tensor *rows,
                                 int64_t start, int64_t count);
 /* A permutation of 0..n-1 (int64), a function of (seed, stream) alone

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -223,8 +224,10 @@ done:
 
 /* ==== the data loader's gather and permutation ========================= */
 
-nn_tensor *nn_gather_rows(const nn_tensor *src, const nn_tensor *rows, int64_t start,
-                          int64_t count) {
+/* Checks a gather and makes its batch tensor, not yet filled; *index is
+   where the batch's row numbers start. */
+static nn_tensor *gather_prepare(const nn_tensor *src, const nn_tensor *rows, int64_t start,
+                                 int64_t count, const int64_t **index) {
   if (nn_check_cpu("gather_rows", src) < 0 || nn_check_cpu("gather_rows", rows) < 0) return NULL;
   if (src->ndim < 1) {
     nn_error_set("gather_rows: the source has no rows (0 dimensions)");
@@ -239,11 +242,11 @@ nn_tensor *nn_gather_rows(const nn_tensor *src, const nn_tensor *rows, int64_t s
                  (long long)(start + count), (long long)rows->size[0]);
     return NULL;
   }
-  const int64_t *index = (const int64_t *)nn_data(rows) + start;
+  *index = (const int64_t *)nn_data(rows) + start;
   int64_t nrows = src->size[0];
   for (int64_t i = 0; i < count; i++) {
-    if (index[i] < 0 || index[i] >= nrows) {
-      nn_error_set("gather_rows: row %lld is outside the %lld rows", (long long)index[i] + 1,
+    if ((*index)[i] < 0 || (*index)[i] >= nrows) {
+      nn_error_set("gather_rows: row %lld is outside the %lld rows", (long long)(*index)[i] + 1,
                    (long long)nrows);
       return NULL;
     }
@@ -251,22 +254,34 @@ nn_tensor *nn_gather_rows(const nn_tensor *src, const nn_tensor *rows, int64_t s
   int64_t size[NN_MAX_DIMS];
   memcpy(size, src->size, sizeof size);
   size[0] = count;
-  nn_tensor *out = nn_empty(src->dtype, src->ndim, size);
-  if (!out) return NULL;
-  size_t esize = nn_element_size(src->dtype);
-  int64_t row_elems = nn_shape_numel(src->ndim - 1, src->size + 1);
-  char *o = nn_data(out);
-  if (nn_is_contiguous(src)) {
-    size_t row_bytes = (size_t)row_elems * esize;
-    const char *s = nn_data(src);
-    for (int64_t i = 0; i < count; i++) {
+  return nn_empty(src->dtype, src->ndim, size);
+}
+
+/* The rows of a contiguous source, copied: memory only, no engine state,
+   so it may run on the prefetch thread. */
+static void gather_copy_contiguous(char *o, const char *s, const int64_t *index, int64_t count,
+                                   size_t row_bytes) {
+  for (int64_t i = 0; i < count; i++) {
 #if defined(__GNUC__)
-      /* shuffled rows defeat the hardware prefetcher: ask for the row after
-         next while this one is copied (about a fifth faster here) */
-      if (i + 2 < count) __builtin_prefetch(s + (size_t)index[i + 2] * row_bytes);
+    /* shuffled rows defeat the hardware prefetcher: ask for the row after
+       next while this one is copied (about a fifth faster here) */
+    if (i + 2 < count) __builtin_prefetch(s + (size_t)index[i + 2] * row_bytes);
 #endif
-      memcpy(o + (size_t)i * row_bytes, s + (size_t)index[i] * row_bytes, row_bytes);
-    }
+    memcpy(o + (size_t)i * row_bytes, s + (size_t)index[i] * row_bytes, row_bytes);
+  }
+}
+
+static size_t gather_row_bytes(const nn_tensor *src) {
+  return (size_t)nn_shape_numel(src->ndim - 1, src->size + 1) * nn_element_size(src->dtype);
+}
+
+nn_tensor *nn_gather_rows(const nn_tensor *src, const nn_tensor *rows, int64_t start,
+                          int64_t count) {
+  const int64_t *index;
+  nn_tensor *out = gather_prepare(src, rows, start, count, &index);
+  if (!out) return NULL;
+  if (nn_is_contiguous(src)) {
+    gather_copy_contiguous(nn_data(out), nn_data(src), index, count, gather_row_bytes(src));
     return out;
   }
   /* a strided source: each selected row is copied through a view of it */
@@ -280,6 +295,114 @@ nn_tensor *nn_gather_rows(const nn_tensor *src, const nn_tensor *rows, int64_t s
       return NULL;
     }
   }
+  return out;
+}
+
+/* ---- the prefetch thread ---------------------------------------------
+   One worker per process copies the next batch's rows while the training
+   step runs; the engine's own state (pools, graph) is only ever touched by
+   the caller's thread. A process made by fork has no worker (threads do
+   not survive fork): it starts its own. */
+struct nn_gather_job {
+  nn_tensor *out, *src, *rows; /* held until finish */
+  const int64_t *index;
+  int64_t count;
+  size_t row_bytes;
+  int done;
+};
+
+static struct {
+  pthread_mutex_t lock;
+  pthread_cond_t wake, finished;
+  nn_gather_job *queued;
+  pid_t owner; /* the process whose worker this is */
+} worker = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0};
+
+static void *worker_main(void *unused) {
+  (void)unused;
+  pthread_mutex_lock(&worker.lock);
+  for (;;) {
+    while (!worker.queued) pthread_cond_wait(&worker.wake, &worker.lock);
+    nn_gather_job *job = worker.queued;
+    pthread_mutex_unlock(&worker.lock);
+    gather_copy_contiguous(nn_data(job->out), nn_data(job->src), job->index, job->count,
+                           job->row_bytes);
+    pthread_mutex_lock(&worker.lock);
+    job->done = 1;
+    worker.queued = NULL;
+    pthread_cond_broadcast(&worker.finished);
+  }
+  return NULL;
+}
+
+/* Makes sure this process has its worker; 0 when none could be started. */
+static int worker_ready(void) {
+  if (worker.owner == getpid()) return 1;
+  pthread_mutex_init(&worker.lock, NULL); /* a forked child's copies may be mid-use */
+  pthread_cond_init(&worker.wake, NULL);
+  pthread_cond_init(&worker.finished, NULL);
+  worker.queued = NULL;
+  pthread_t thread;
+  pthread_attr_t attr;
+  if (pthread_attr_init(&attr) != 0) return 0;
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  int ok = pthread_create(&thread, &attr, worker_main, NULL) == 0;
+  pthread_attr_destroy(&attr);
+  if (ok) worker.owner = getpid();
+  return ok;
+}
+
+nn_gather_job *nn_gather_rows_start(const nn_tensor *src, const nn_tensor *rows, int64_t start,
+                                    int64_t count) {
+  nn_gather_job *job = calloc(1, sizeof *job);
+  if (!job) {
+    nn_error_set("gather_rows: out of memory");
+    return NULL;
+  }
+  if (!nn_is_contiguous(src)) { /* rare: done now, through views */
+    if (!(job->out = nn_gather_rows(src, rows, start, count))) {
+      free(job);
+      return NULL;
+    }
+    job->done = 1;
+    return job;
+  }
+  if (!(job->out = gather_prepare(src, rows, start, count, &job->index))) {
+    free(job);
+    return NULL;
+  }
+  job->src = nn_retain((nn_tensor *)src);
+  job->rows = nn_retain((nn_tensor *)rows);
+  job->count = count;
+  job->row_bytes = gather_row_bytes(src);
+  int queued = 0;
+  if (worker_ready()) {
+    pthread_mutex_lock(&worker.lock);
+    if (!worker.queued) { /* one batch in flight; a second is copied here */
+      worker.queued = job;
+      pthread_cond_signal(&worker.wake);
+      queued = 1;
+    }
+    pthread_mutex_unlock(&worker.lock);
+  }
+  if (!queued) {
+    gather_copy_contiguous(nn_data(job->out), nn_data(src), job->index, count, job->row_bytes);
+    job->done = 1;
+  }
+  return job;
+}
+
+nn_tensor *nn_gather_rows_finish(nn_gather_job *job) {
+  if (!job) return NULL;
+  if (!job->done) {
+    pthread_mutex_lock(&worker.lock);
+    while (!job->done) pthread_cond_wait(&worker.finished, &worker.lock);
+    pthread_mutex_unlock(&worker.lock);
+  }
+  nn_tensor *out = job->out;
+  nn_release(job->src);
+  nn_release(job->rows);
+  free(job);
   return out;
 }
 
@@ -302,15 +425,7 @@ nn_tensor *nn_gather_rows_reuse(nn_tensor *buf, const nn_tensor *src, const nn_t
   const int64_t *index = (const int64_t *)nn_data(rows) + start;
   for (int64_t i = 0; i < count; i++)
     if (index[i] < 0 || index[i] >= src->size[0]) return nn_gather_rows(src, rows, start, count);
-  size_t row_bytes = (size_t)nn_shape_numel(src->ndim - 1, src->size + 1) * nn_element_size(src->dtype);
-  char *o = nn_data(buf);
-  const char *s = nn_data(src);
-  for (int64_t i = 0; i < count; i++) {
-#if defined(__GNUC__)
-    if (i + 2 < count) __builtin_prefetch(s + (size_t)index[i + 2] * row_bytes);
-#endif
-    memcpy(o + (size_t)i * row_bytes, s + (size_t)index[i] * row_bytes, row_bytes);
-  }
+  gather_copy_contiguous(nn_data(buf), nn_data(src), index, count, gather_row_bytes(src));
   nn_bump_version(buf); /* a graph that still saved it would notice */
   return nn_retain(buf);
 }

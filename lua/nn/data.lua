@@ -297,13 +297,24 @@ return function(nn)
         end
       end
       if ntensors == 2 then -- the common (x, y) case, without a table per batch
+        -- The next batch's inputs are copied by a background thread while
+        -- the caller trains on this one, so loading does not show in the
+        -- epoch's time; the labels are small and gathered on the spot.
         local tx, ty = tensors[1], tensors[2]
+        local start, finish = C.data_gather_start, C.data_gather_finish
+        local pending
         return function()
           b = b + 1
           if b > nbatches then return nil end
           local first = (b - 1) * bs + 1
           local count = math.min(bs, n - first + 1)
-          return gather(tx, perm, first, count), gather(ty, perm, first, count)
+          local x = pending and finish(pending) or gather(tx, perm, first, count)
+          pending = nil
+          if b < nbatches then
+            local next_first = first + bs
+            pending = start(tx, perm, next_first, math.min(bs, n - next_first + 1))
+          end
+          return x, gather(ty, perm, first, count)
         end
       end
       local out = {}

@@ -374,3 +374,48 @@ describe("nn.data.random_split", function()
     expect_error(function() nn.data.random_split(ds, {10, 10}, "x") end, "random_split:", "seed")
   end)
 end)
+
+describe("nn.data.DataLoader's background prefetch", function()
+  it("hands out batches whose rows are the ones their labels name, loops left early included", function()
+    local x = nn.randn(1000, 50)
+    local y = nn.arange(0, 1000, {dtype = "int64"})
+    local loader = nn.data.DataLoader(nn.data.TensorDataset(x, y), {batch_size = 10, shuffle = true, seed = 3})
+    for _ = 1, 50 do -- leave epochs midway, with a batch in flight
+      for _, by in loader:iter() do
+        if by[1]:item() % 7 == 0 then break end
+      end
+    end
+    collectgarbage()
+    local seen = 0
+    for bx, by in loader:iter() do
+      for i = 1, #by do
+        local row = by[i]:item() + 1
+        assert.are.equal(0, (bx[i] - x[row]):abs():max():item(), "batch row " .. i)
+        seen = seen + 1
+      end
+    end
+    assert.are.equal(1000, seen)
+  end)
+
+  it("gives each forked process its own prefetch thread", function()
+    local nnlua = assert(os.getenv("NNLUA"), "NNLUA must name the nnlua to test")
+    local script = [[
+      local x = nn.randn(200, 8)
+      local loader = nn.data.DataLoader(nn.data.TensorDataset(x, nn.arange(0, 200, {dtype = "int64"})),
+                                        {batch_size = 16, shuffle = true, seed = 1})
+      for _ in loader:iter() do end
+      local file = os.tmpname()
+      os.remove(file)
+      local result = nn.sweep{parameters = {a = {1, 2}}, seeds = 1, metric = "n", mode = "max",
+        workers = 2, file = file, quiet = true, plot = false,
+        run = function() local n = 0; for bx in loader:iter() do n = n + bx:size(1) end; return {n = n} end}
+      os.remove(file)
+      for _, t in ipairs(result.trials) do print("trial", t.status, t.metrics and t.metrics.n) end
+    ]]
+    local p = io.popen(string.format("%q -e %q 2>&1", nnlua, script))
+    local out = p:read("a")
+    p:close()
+    local _, count = out:gsub("trial\tok\t200", "")
+    assert.are.equal(2, count, out)
+  end)
+end)
