@@ -969,6 +969,19 @@ static int pmain(lua_State *L) {
   return 1;
 }
 
+/* OpenBLAS's idle threads spin for about a tenth of a second after each
+   product before they sleep. On a small machine that keeps every core busy
+   between products, and the data loader's prefetch thread, which copies
+   the next batch while the step's other work runs, gets no time. The spin
+   is read from OPENBLAS_THREAD_TIMEOUT when OpenBLAS loads, before main
+   runs, so nnlua sets it (2^4 cycles: sleep at once) and starts itself
+   again, once; a value the user set is left alone. */
+static void quiet_idle_blas_threads(char **argv) {
+  if (getenv("OPENBLAS_THREAD_TIMEOUT") || getenv("GOTO_THREAD_TIMEOUT")) return;
+  if (setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1) != 0) return;
+  execv("/proc/self/exe", argv); /* returns only on failure: go on as we are */
+}
+
 int main(int argc, char **argv) {
   static char *no_args[] = {NNLUA_PROGNAME, NULL};
   int status, result;
@@ -977,6 +990,7 @@ int main(int argc, char **argv) {
     argc = 1;
     argv = no_args;
   }
+  quiet_idle_blas_threads(argv);
   L = lua_newstate(state_alloc, NULL);
   if (L != NULL) {
     lua_atpanic(L, state_panic);
