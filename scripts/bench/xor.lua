@@ -64,7 +64,8 @@ local function time_command(cmd, n)
   return (nn.clock() - t0) / n
 end
 local base = time_command("true", 20)
-local start = time_command(string.format("%q -e ''", nnlua), 20)
+-- (as from a fresh shell: without the OpenBLAS setting nnlua adds for itself)
+local start = time_command(string.format("env -u OPENBLAS_THREAD_TIMEOUT %q -e ''", nnlua), 20)
 print(string.format("nnlua   start-up (nnlua -e ''): %.2f ms", (start - base) * 1e3))
 
 -- PyTorch, where it is installed: the same loop, one thread.
