@@ -54,20 +54,58 @@ static double grad_scale(nn_tensor *g, nn_reduction reduction, int64_t i, int64_
   return reduction == NN_REDUCTION_MEAN ? v / (double)n : v;
 }
 
-/* ---- MSE: l = (x - y)^2; dl/dx = 2 (x - y), dl/dy = -2 (x - y) -------- */
-/* Contiguous copies (or the tensors themselves) for the typed loops below. */
-static int contiguous_pair(nn_tensor *a, nn_tensor *b, nn_tensor **ca, nn_tensor **cb) {
-  *ca = nn_contiguous(a);
-  *cb = *ca ? nn_contiguous(b) : NULL;
-  if (*cb) return 0;
-  nn_release(*ca);
+/* t's values, laid out contiguously, never recorded by autograd: t itself
+   when it is already contiguous, else a copy. */
+static nn_tensor *contiguous_values(nn_tensor *t) {
+  if (nn_is_contiguous(t)) return nn_retain(t);
+  nn_tensor *c = nn_empty_like(t);
+  if (c && nn_copy_(c, t) < 0) {
+    nn_release(c);
+    return NULL;
+  }
+  return c;
+}
+
+/* What the backward of a loss of (input, target) reads and writes: both as
+   contiguous values, the upstream gradient per element when the reduction
+   is "none", and a gradient tensor for each operand that needs one. */
+typedef struct { nn_tensor *x, *y, *gc, *gx, *gy; } loss_grads;
+
+static void loss_grads_release(loss_grads *b) {
+  nn_release(b->x), nn_release(b->y), nn_release(b->gc), nn_release(b->gx), nn_release(b->gy);
+}
+
+static int loss_grads_begin(nn_node *node, nn_tensor *g, int reduction, loss_grads *b) {
+  memset(b, 0, sizeof *b);
+  b->x = contiguous_values(node->saved[0]);
+  b->y = b->x ? contiguous_values(node->saved[1]) : NULL;
+  if (!b->y) goto fail;
+  if (reduction == NN_REDUCTION_NONE && !(b->gc = contiguous_values(g))) goto fail;
+  if (node->inputs[0] && !(b->gx = nn_empty_like(b->x))) goto fail;
+  if (node->inputs[1] && !(b->gy = nn_empty_like(b->x))) goto fail;
+  return 0;
+fail:
+  loss_grads_release(b);
   return -1;
 }
 
+/* Hands the gradients to backward's caller and releases the rest. */
+static int loss_grads_finish(loss_grads *b, nn_tensor **gi) {
+  gi[0] = b->gx;
+  gi[1] = b->gy;
+  b->gx = b->gy = NULL;
+  loss_grads_release(b);
+  return 0;
+}
+
+/* ---- MSE: l = (x - y)^2; dl/dx = 2 (x - y), dl/dy = -2 (x - y) -------- */
 static int mse_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
-  nn_tensor *x, *y;
   nn_reduction reduction = (nn_reduction)node->ints[0];
-  if (contiguous_pair(node->saved[0], node->saved[1], &x, &y) < 0) return -1;
+  nn_tensor *x = contiguous_values(node->saved[0]), *y = x ? contiguous_values(node->saved[1]) : NULL;
+  if (!y) {
+    nn_release(x);
+    return -1;
+  }
   int64_t n = nn_numel(x);
   nn_tensor *gx = nn_empty_like(x);
   if (!gx) {
@@ -94,8 +132,11 @@ static int mse_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
 
 nn_tensor *nn_mse_loss(nn_tensor *input, nn_tensor *target, nn_reduction reduction) {
   if (check_pair("mse_loss", input, target) < 0) return NULL;
-  nn_tensor *x, *y;
-  if (contiguous_pair(input, target, &x, &y) < 0) return NULL;
+  nn_tensor *x = contiguous_values(input), *y = x ? contiguous_values(target) : NULL;
+  if (!y) {
+    nn_release(x);
+    return NULL;
+  }
   nn_tensor *l = nn_empty_like(input);
   int64_t n = nn_numel(input);
   if (l && x->dtype == NN_FLOAT32) {
@@ -242,18 +283,6 @@ static int check_reduction(const char *op, int reduction, int allow_batchmean) {
     return 0;
   nn_error_set("%s: unknown reduction %d", op, reduction);
   return -1;
-}
-
-/* t's values, laid out contiguously, never recorded by autograd: t itself
-   when it is already contiguous, else a copy. */
-static nn_tensor *contiguous_values(nn_tensor *t) {
-  if (nn_is_contiguous(t)) return nn_retain(t);
-  nn_tensor *c = nn_empty_like(t);
-  if (c && nn_copy_(c, t) < 0) {
-    nn_release(c);
-    return NULL;
-  }
-  return c;
 }
 
 /* Refuses a tensor whose gradient the loss does not compute, rather than
@@ -484,33 +513,13 @@ static int pointwise_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   int reduction = (int)node->ints[0];
   pointwise_kind kind = (pointwise_kind)node->ints[1];
   double param = node->scalar[0];
-  nn_tensor *x = contiguous_values(node->saved[0]), *y = x ? contiguous_values(node->saved[1]) : NULL;
-  nn_tensor *gc = NULL, *gx = NULL, *gy = NULL;
-  double scale = 0;
-  if (!y) goto fail;
-  if (reduction == NN_REDUCTION_NONE) {
-    if (!(gc = contiguous_values(g))) goto fail;
-  } else {
-    scale = nn_get_flat(g, 0) / node->scalar[1];
-  }
-  if (node->inputs[0] && !(gx = nn_empty_like(x))) goto fail;
-  if (node->inputs[1] && !(gy = nn_empty_like(x))) goto fail;
-  pointwise_backward_loop(kind, param, nn_numel(x), x->dtype, nn_data(x), nn_data(y),
-                          gc ? nn_data(gc) : NULL, scale, gx ? nn_data(gx) : NULL,
-                          gy ? nn_data(gy) : NULL);
-  gi[0] = gx;
-  gi[1] = gy;
-  nn_release(x);
-  nn_release(y);
-  nn_release(gc);
-  return 0;
-fail:
-  nn_release(x);
-  nn_release(y);
-  nn_release(gc);
-  nn_release(gx);
-  nn_release(gy);
-  return -1;
+  loss_grads b;
+  if (loss_grads_begin(node, g, reduction, &b) < 0) return -1;
+  double scale = b.gc ? 0 : nn_get_flat(g, 0) / node->scalar[1];
+  pointwise_backward_loop(kind, param, nn_numel(b.x), b.x->dtype, nn_data(b.x), nn_data(b.y),
+                          b.gc ? nn_data(b.gc) : NULL, scale, b.gx ? nn_data(b.gx) : NULL,
+                          b.gy ? nn_data(b.gy) : NULL);
+  return loss_grads_finish(&b, gi);
 }
 
 static nn_tensor *pointwise_loss(const char *op, const char *node_name, pointwise_kind kind,
@@ -809,35 +818,16 @@ static void weight_pointers(nn_tensor *coef, int has_weight, int has_pos_weight,
 /* grad g: the loss's shape (none) or a scalar; gradients: the input's shape */
 static int bce_logits_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   int reduction = (int)node->ints[0];
-  nn_tensor *x = contiguous_values(node->saved[0]), *y = x ? contiguous_values(node->saved[1]) : NULL;
-  nn_tensor *gc = NULL, *gx = NULL, *gy = NULL;
-  double scale = 0;
-  if (!y) goto fail;
-  if (reduction == NN_REDUCTION_NONE) {
-    if (!(gc = contiguous_values(g))) goto fail;
-  } else {
-    scale = nn_get_flat(g, 0) / node->scalar[1];
-  }
-  if (node->inputs[0] && !(gx = nn_empty_like(x))) goto fail;
-  if (node->inputs[1] && !(gy = nn_empty_like(x))) goto fail;
-  int64_t n = nn_numel(x);
+  loss_grads b;
+  if (loss_grads_begin(node, g, reduction, &b) < 0) return -1;
+  double scale = b.gc ? 0 : nn_get_flat(g, 0) / node->scalar[1];
+  int64_t n = nn_numel(b.x);
   const void *w, *p;
   weight_pointers(node->saved[2], (int)node->ints[1], (int)node->ints[2], n, &w, &p);
-  bce_logits_backward_loop(n, x->dtype, nn_data(x), nn_data(y), w, p, gc ? nn_data(gc) : NULL,
-                           scale, gx ? nn_data(gx) : NULL, gy ? nn_data(gy) : NULL);
-  gi[0] = gx;
-  gi[1] = gy;
-  nn_release(x);
-  nn_release(y);
-  nn_release(gc);
-  return 0;
-fail:
-  nn_release(x);
-  nn_release(y);
-  nn_release(gc);
-  nn_release(gx);
-  nn_release(gy);
-  return -1;
+  bce_logits_backward_loop(n, b.x->dtype, nn_data(b.x), nn_data(b.y), w, p,
+                           b.gc ? nn_data(b.gc) : NULL, scale, b.gx ? nn_data(b.gx) : NULL,
+                           b.gy ? nn_data(b.gy) : NULL);
+  return loss_grads_finish(&b, gi);
 }
 
 nn_tensor *nn_bce_with_logits_loss(nn_tensor *input, nn_tensor *target, nn_tensor *weight,
@@ -1188,12 +1178,9 @@ done:
 static int class_probabilities_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   int reduction = (int)node->ints[0];
   double smoothing = node->scalar[0], divisor = node->scalar[1];
-  nn_tensor *x = contiguous_values(node->saved[0]), *y = x ? contiguous_values(node->saved[1]) : NULL;
-  nn_tensor *gc = NULL, *gx = NULL, *gy = NULL;
-  if (!y) goto fail;
-  if (reduction == NN_REDUCTION_NONE && !(gc = contiguous_values(g))) goto fail;
-  if (node->inputs[0] && !(gx = nn_empty_like(x))) goto fail;
-  if (node->inputs[1] && !(gy = nn_empty_like(x))) goto fail;
+  loss_grads b;
+  if (loss_grads_begin(node, g, reduction, &b) < 0) return -1;
+  nn_tensor *x = b.x, *y = b.y, *gc = b.gc, *gx = b.gx, *gy = b.gy;
   class_layout s = layout_of(x);
   class_aux a = class_aux_of(node->saved[2], (int)node->ints[4], s.classes, 1);
   double g0 = gc ? 0 : nn_get_flat(g, 0) / divisor, uniform = smoothing / (double)s.classes;
@@ -1219,19 +1206,7 @@ static int class_probabilities_backward(nn_node *node, nn_tensor *g, nn_tensor *
       }
     }
   }
-  gi[0] = gx;
-  gi[1] = gy;
-  nn_release(x);
-  nn_release(y);
-  nn_release(gc);
-  return 0;
-fail:
-  nn_release(x);
-  nn_release(y);
-  nn_release(gc);
-  nn_release(gx);
-  nn_release(gy);
-  return -1;
+  return loss_grads_finish(&b, gi);
 }
 
 static nn_tensor *class_probabilities_loss(const char *op, nn_tensor *input, nn_tensor *target,
