@@ -23,6 +23,15 @@ int nnl_engine_error(lua_State *L);
    nn's own Lua modules, so an error from inside nn.Linear points at the
    user's line, not nn's. */
 int nnl_error(lua_State *L, const char *fmt, ...);
+/* Raises "op: takes 1 argument (other), got 4" when more than max
+   arguments follow the first `self` ones (1 for a tensor's method, 0 for
+   a function), so that an argument a function does not take is an error,
+   not silently dropped. Trailing nils do not count. signature names the
+   arguments as the docs write them, [] around optional ones. */
+void nnl_check_nargs(lua_State *L, int self, int max, const char *op, const char *signature);
+/* Pops the nils at the end of the arguments, so that a function with a
+   variable number of them reads f(2, 3, nil) as f(2, 3); returns the new top. */
+int nnl_drop_trailing_nils(lua_State *L);
 /* Pushes "file:line: " for that frame (or "" when there is none). */
 void nnl_where(lua_State *L);
 /* A Lua dim (1-based, or negative from the end) as the engine's 0-based. */

@@ -32,6 +32,7 @@ static int make_from_shape(lua_State *L, const char *op, shape_ctor ctor) {
   int64_t size[NN_MAX_DIMS];
   int opt;
   int n = nnl_check_sizes(L, 1, op, size, &opt);
+  if (opt) nnl_check_nargs(L, 0, opt, op, "sizes [, options]"); /* nothing after the options */
   nnl_options o;
   nnl_read_options(L, opt, op, &o);
   if ((ctor == nn_rand || ctor == nn_randn) && !nn_dtype_is_floating(o.dtype))
@@ -50,7 +51,7 @@ static int l_randn(lua_State *L) { return make_from_shape(L, "randn", nn_randn);
 static int l_full(lua_State *L) {
   /* full({2, 3}, 7.5 [, options]) or full(2, 3, 7.5 [, options]): the fill
      value is the number after the sizes */
-  int top = lua_gettop(L), sizes_table = lua_istable(L, 1);
+  int top = nnl_drop_trailing_nils(L), sizes_table = lua_istable(L, 1);
   int opt_idx = top > 1 && lua_istable(L, top) ? top : 0;
   int value_idx = sizes_table ? 2 : (opt_idx ? opt_idx : top + 1) - 1;
   if (value_idx < 2 || lua_type(L, value_idx) != LUA_TNUMBER || (sizes_table && top > 3))
@@ -78,9 +79,10 @@ static int l_full(lua_State *L) {
 
 static int l_arange(lua_State *L) {
   /* arange(end), arange(start, end [, step]) with an optional options table */
-  int top = lua_gettop(L), opt = lua_istable(L, top) ? top : 0, nums = opt ? top - 1 : top;
+  int top = nnl_drop_trailing_nils(L), opt = lua_istable(L, top) ? top : 0, nums = opt ? top - 1 : top;
   double start = 0, end, step = 1;
   if (nums < 1) return nnl_error(L, "arange: expected arange(end) or arange(start, end [, step])");
+  if (nums > 3) return nnl_error(L, "arange: takes at most 3 numbers (start, end, step), got %d", nums);
   if (nums == 1) end = luaL_checknumber(L, 1);
   else start = luaL_checknumber(L, 1), end = luaL_checknumber(L, 2);
   if (nums >= 3) step = luaL_checknumber(L, 3);
@@ -91,10 +93,11 @@ static int l_arange(lua_State *L) {
 }
 
 static int l_linspace(lua_State *L) {
+  nnl_check_nargs(L, 0, 4, "linspace", "start, end, steps [, options]");
   double a = luaL_checknumber(L, 1), b = luaL_checknumber(L, 2);
   lua_Integer steps = luaL_checkinteger(L, 3);
   nnl_options o;
-  nnl_read_options(L, lua_istable(L, 4) ? 4 : 0, "linspace", &o);
+  nnl_read_options(L, 4, "linspace", &o);
   int64_t size[1] = {steps};
   check_shape(L, "linspace", 1, size);
   push_created(L, nnl_apply_options(L, nn_linspace(a, b, steps, o.dtype), &o, "linspace"), "linspace");
@@ -102,12 +105,14 @@ static int l_linspace(lua_State *L) {
 }
 
 static int l_eye(lua_State *L) {
+  nnl_check_nargs(L, 0, 3, "eye", "n [, m] [, options]");
   lua_Integer n = luaL_checkinteger(L, 1), m = n;
   int opt = 2;
   if (lua_type(L, 2) == LUA_TNUMBER) m = luaL_checkinteger(L, 2), opt = 3;
+  else nnl_check_nargs(L, 0, 2, "eye", "n [, m] [, options]");
   if (n < 0 || m < 0) return nnl_error(L, "eye: sizes must be non-negative, got %I and %I", (lua_Integer)n, (lua_Integer)m);
   nnl_options o;
-  nnl_read_options(L, lua_istable(L, opt) ? opt : 0, "eye", &o);
+  nnl_read_options(L, opt, "eye", &o);
   int64_t size[2] = {n, m};
   check_shape(L, "eye", 2, size);
   push_created(L, nnl_apply_options(L, nn_eye(n, m, o.dtype), &o, "eye"), "eye");
@@ -116,6 +121,7 @@ static int l_eye(lua_State *L) {
 
 /* nn.set_num_threads(n) / nn.get_num_threads(): the BLAS pool's size */
 static int l_set_num_threads(lua_State *L) {
+  nnl_check_nargs(L, 0, 1, "set_num_threads", "n");
   lua_Integer n = luaL_checkinteger(L, 1);
   if (n < 1) return nnl_error(L, "set_num_threads: the number of threads must be at least 1, got %I", n);
   nn_set_num_threads(n > 1024 ? 1024 : (int)n);
@@ -123,17 +129,20 @@ static int l_set_num_threads(lua_State *L) {
 }
 
 static int l_get_num_threads(lua_State *L) {
+  nnl_check_nargs(L, 0, 0, "get_num_threads", "");
   lua_pushinteger(L, nn_get_num_threads());
   return 1;
 }
 
 static int l_is_tensor(lua_State *L) {
+  nnl_check_nargs(L, 0, 1, "is_tensor", "value");
   lua_pushboolean(L, nnl_to_tensor(L, 1) != NULL);
   return 1;
 }
 
 /* ---- random numbers ---------------------------------------------------- */
 static int l_manual_seed(lua_State *L) {
+  nnl_check_nargs(L, 0, 1, "manual_seed", "seed");
   int ok;
   lua_Integer seed = lua_tointegerx(L, 1, &ok);
   if (!ok) return nnl_error(L, "manual_seed: the seed must be an integer, got %s", luaL_typename(L, 1));
@@ -142,11 +151,13 @@ static int l_manual_seed(lua_State *L) {
 }
 
 static int l_initial_seed(lua_State *L) {
+  nnl_check_nargs(L, 0, 0, "initial_seed", "");
   lua_pushinteger(L, (lua_Integer)nn_initial_seed());
   return 1;
 }
 
 static int l_get_rng_state(lua_State *L) {
+  nnl_check_nargs(L, 0, 0, "get_rng_state", "");
   luaL_Buffer b;
   size_t n = nn_rng_state_size();
   nn_rng_get_state(luaL_buffinitsize(L, &b, n));
@@ -155,6 +166,7 @@ static int l_get_rng_state(lua_State *L) {
 }
 
 static int l_set_rng_state(lua_State *L) {
+  nnl_check_nargs(L, 0, 1, "set_rng_state", "state");
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   if (nn_rng_set_state(s, n) < 0) return nnl_engine_error(L);
@@ -163,18 +175,22 @@ static int l_set_rng_state(lua_State *L) {
 
 /* ---- autograd mode ------------------------------------------------------ */
 static int l_is_grad_enabled(lua_State *L) {
+  nnl_check_nargs(L, 0, 0, "is_grad_enabled", "");
   lua_pushboolean(L, nn_grad_enabled());
   return 1;
 }
 
 static int l_set_grad_enabled(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TBOOLEAN);
+  nnl_check_nargs(L, 0, 1, "set_grad_enabled", "mode");
+  if (!lua_isboolean(L, 1))
+    return nnl_error(L, "set_grad_enabled: expected a boolean, got %s", luaL_typename(L, 1));
   nn_set_grad_enabled(lua_toboolean(L, 1));
   return 0;
 }
 
 /* ---- layers, losses, optimizers: the C halves of nn's Lua modules ------- */
 static int l_linear(lua_State *L) {
+  nnl_check_nargs(L, 0, 3, "linear", "input, weight [, bias]");
   nn_tensor *x = nnl_check_tensor(L, 1, "linear"), *w = nnl_check_tensor(L, 2, "linear");
   nn_tensor *b = lua_isnoneornil(L, 3) ? NULL : nnl_check_tensor(L, 3, "linear");
   nnl_push_tensor(L, nn_linear(x, w, b));
@@ -296,6 +312,7 @@ static int l_memory_trim(lua_State *L) {
 
 /* nn.clock(): seconds on a monotonic clock, for timing (wall time, not CPU) */
 static int l_clock(lua_State *L) {
+  nnl_check_nargs(L, 0, 0, "clock", "");
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
@@ -303,6 +320,7 @@ static int l_clock(lua_State *L) {
 }
 
 static int l_cuda_is_available(lua_State *L) {
+  nnl_check_nargs(L, 0, 0, "cuda.is_available", "");
   lua_pushboolean(L, 0); /* the CPU backend is the only one in this build */
   return 1;
 }

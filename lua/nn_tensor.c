@@ -106,6 +106,24 @@ int nnl_error(lua_State *L, const char *fmt, ...) {
   return lua_error(L);
 }
 
+int nnl_drop_trailing_nils(lua_State *L) {
+  int top = lua_gettop(L);
+  while (top > 0 && lua_isnil(L, top)) top--;
+  lua_settop(L, top);
+  return top;
+}
+
+void nnl_check_nargs(lua_State *L, int self, int max, const char *op, const char *signature) {
+  int top = lua_gettop(L);
+  if (top <= self + max) return;
+  while (top > self + max && lua_isnil(L, top)) top--;
+  if (top <= self + max) return;
+  int got = top - self;
+  if (max == 0) nnl_error(L, "%s: takes no arguments, got %d", op, got);
+  nnl_error(L, "%s: takes %s%d argument%s (%s), got %d", op, strchr(signature, '[') ? "at most " : "",
+            max, max == 1 ? "" : "s", signature, got);
+}
+
 int nnl_engine_error(lua_State *L) {
   return nnl_error(L, "%s", nn_error());
 }
@@ -121,6 +139,14 @@ int nnl_check_dim(lua_State *L, int idx, const char *op) {
   if (d > NN_MAX_DIMS || d < -NN_MAX_DIMS)
     nnl_error(L, "%s: dimension %I is out of range", op, (lua_Integer)d);
   return d > 0 ? (int)d - 1 : (int)d;
+}
+
+/* A boolean flag at idx (keepdim, retain_graph...), def when absent:
+   a number or a string there is a mistake, not "true". */
+static int opt_flag(lua_State *L, int idx, const char *op, const char *name, int def) {
+  if (lua_isnoneornil(L, idx)) return def;
+  if (!lua_isboolean(L, idx)) nnl_error(L, "%s: %s must be a boolean, got %s", op, name, luaL_typename(L, idx));
+  return lua_toboolean(L, idx);
 }
 
 static int opt_dim(lua_State *L, int idx, const char *op) {
@@ -173,9 +199,11 @@ static int64_t check_size(lua_State *L, int idx, const char *op) {
 }
 
 int nnl_check_sizes(lua_State *L, int idx, const char *op, int64_t *size, int *options_idx) {
-  int top = lua_gettop(L), n = 0;
+  int top = nnl_drop_trailing_nils(L), n = 0;
   *options_idx = 0;
-  if (lua_istable(L, idx) && lua_rawlen(L, idx) > 0) { /* {2, 3} [, options] */
+  /* {2, 3} [, options]; {} followed by options is the size of a 0-d tensor,
+     while a lone {...} with no list part is options alone */
+  if (lua_istable(L, idx) && (lua_rawlen(L, idx) > 0 || top > idx)) {
     int len = (int)lua_rawlen(L, idx);
     if (len > NN_MAX_DIMS) nnl_error(L, "%s: at most %d dimensions", op, NN_MAX_DIMS);
     for (int i = 1; i <= len; i++) {
@@ -257,6 +285,7 @@ static void fill_from_table(lua_State *L, nn_tensor *t, int depth, int64_t *pos,
 }
 
 static int l_tensor(lua_State *L) {
+  nnl_check_nargs(L, 0, 2, "tensor", "data [, options]");
   nnl_options o;
   int64_t size[NN_MAX_DIMS];
   if (lua_type(L, 1) == LUA_TNUMBER || lua_type(L, 1) == LUA_TBOOLEAN) {
@@ -300,41 +329,69 @@ static int l_tensor(lua_State *L) {
 }
 
 /* ---- properties ---------------------------------------------------------- */
-static int m_size(lua_State *L) {
-  nn_tensor *t = nnl_check_tensor(L, 1, "size");
+static const char sizes_metatable_key = 0; /* its address keys the sizes' metatable */
+
+/* A list of sizes or strides prints as {2, 3}, as the prompt shows a table:
+   print(t:size()) in a script reads the same as t:size() at the prompt. */
+static int sizes_tostring(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addchar(&b, '{');
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (i > 1) luaL_addstring(&b, ", ");
+    lua_rawgeti(L, 1, i);
+    luaL_tolstring(L, -1, NULL);
+    lua_remove(L, -2);
+    luaL_addvalue(&b);
+  }
+  luaL_addchar(&b, '}');
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* Pushes dims 1..ndim of values (sizes or strides), or the one at the dim
+   of argument 2 (1-based, negative from the end). */
+static int push_dims(lua_State *L, const char *op, const nn_tensor *t, const int64_t *values) {
+  nnl_check_nargs(L, 1, 1, op, "[dim]");
   if (!lua_isnoneornil(L, 2)) {
-    if (t->ndim == 0) return nnl_error(L, "size: a 0-dimensional tensor has no dimension %I", (lua_Integer)lua_tointeger(L, 2));
-    int d = nnl_check_dim(L, 2, "size");
+    if (t->ndim == 0) return nnl_error(L, "%s: a 0-dimensional tensor has no dimension %I", op, (lua_Integer)lua_tointeger(L, 2));
+    int d = nnl_check_dim(L, 2, op);
     if (d < -t->ndim || d >= t->ndim)
-      return nnl_error(L, "size: dimension %I out of range for a tensor of %d dimensions",
+      return nnl_error(L, "%s: dimension %I out of range for a tensor of %d dimensions", op,
                         (lua_Integer)lua_tointeger(L, 2), t->ndim);
-    lua_pushinteger(L, t->size[d < 0 ? d + t->ndim : d]);
+    lua_pushinteger(L, values[d < 0 ? d + t->ndim : d]);
     return 1;
   }
   lua_createtable(L, t->ndim, 0);
   for (int i = 0; i < t->ndim; i++) {
-    lua_pushinteger(L, t->size[i]);
+    lua_pushinteger(L, values[i]);
     lua_rawseti(L, -2, i + 1);
   }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &sizes_metatable_key);
+  lua_setmetatable(L, -2);
   return 1;
+}
+
+static int m_size(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "size");
+  return push_dims(L, "size", t, t->size);
 }
 
 static int m_stride(lua_State *L) {
   nn_tensor *t = nnl_check_tensor(L, 1, "stride");
-  lua_createtable(L, t->ndim, 0);
-  for (int i = 0; i < t->ndim; i++) {
-    lua_pushinteger(L, t->stride[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-  return 1;
+  return push_dims(L, "stride", t, t->stride);
 }
 
 static int m_dim(lua_State *L) {
+  nnl_check_nargs(L, 1, 0, "dim", "");
   lua_pushinteger(L, nnl_check_tensor(L, 1, "dim")->ndim);
   return 1;
 }
 
 static int m_numel(lua_State *L) {
+  nnl_check_nargs(L, 1, 0, "numel", "");
   lua_pushinteger(L, nn_numel(nnl_check_tensor(L, 1, "numel")));
   return 1;
 }
@@ -347,11 +404,13 @@ static int m_len(lua_State *L) {
 }
 
 static int m_is_contiguous(lua_State *L) {
+  nnl_check_nargs(L, 1, 0, "is_contiguous", "");
   lua_pushboolean(L, nn_is_contiguous(nnl_check_tensor(L, 1, "is_contiguous")));
   return 1;
 }
 
 static int m_item(lua_State *L) {
+  nnl_check_nargs(L, 1, 0, "item", "");
   nn_tensor *t = nnl_check_tensor(L, 1, "item");
   double v;
   if (nn_item(t, &v) < 0) return nnl_engine_error(L);
@@ -378,6 +437,7 @@ static void totable_rec(lua_State *L, const nn_tensor *t, int depth, int64_t *po
 }
 
 static int m_totable(lua_State *L) {
+  nnl_check_nargs(L, 1, 0, "totable", "");
   nn_tensor *t = nnl_check_tensor(L, 1, "totable");
   if (t->device != NN_CPU) return nnl_error(L, "totable: copy the tensor to the cpu first");
   int64_t pos = 0;
@@ -400,36 +460,74 @@ static int m_tostring(lua_State *L) {
   return 1;
 }
 
-static int m_gc(lua_State *L) {
-  tensor_box *b = lua_touserdata(L, 1); /* only ever a tensor box */
+/* __gc and __close: the collector and a to-be-closed variable pass a box,
+   but both are reachable from Lua (getmetatable(t).__gc(x)). */
+static int release_box(lua_State *L, const char *op) {
+  tensor_box *b = to_box(L, 1);
+  if (!b) return nnl_error(L, "%s: argument 1 must be a tensor, got %s", op, luaL_typename(L, 1));
   nn_release(b->t);
   b->t = NULL;
   return 0;
 }
 
+static int m_gc(lua_State *L) { return release_box(L, "__gc"); }
+
 static int m_eq(lua_State *L) { /* identity: elementwise equality is :eq() */
-  lua_pushboolean(L, nnl_to_tensor(L, 1) == nnl_to_tensor(L, 2));
+  nn_tensor *a = nnl_to_tensor(L, 1);
+  lua_pushboolean(L, a != NULL && a == nnl_to_tensor(L, 2));
   return 1;
 }
 
+/* Lua's < and <= must give a boolean, so they cannot compare tensors
+   elementwise: the message names the method that does, for the comparison
+   as the user most likely wrote it (h > 0.5 reaches __lt as 0.5 < h). */
+static int refuse_comparison(lua_State *L, const char *symbol, const char *method,
+                             const char *mirrored_symbol, const char *mirrored_method) {
+  const char *why = "(<, <=, >, >= cannot return a tensor in Lua)";
+  if (to_box(L, 1) && lua_type(L, 2) == LUA_TNUMBER)
+    return nnl_error(L, "comparison: tensors are compared with methods: use t:%s(%s) for t %s %s %s",
+                     method, lua_tostring(L, 2), symbol, lua_tostring(L, 2), why);
+  if (to_box(L, 2) && lua_type(L, 1) == LUA_TNUMBER)
+    return nnl_error(L, "comparison: tensors are compared with methods: use t:%s(%s) for t %s %s %s",
+                     mirrored_method, lua_tostring(L, 1), mirrored_symbol, lua_tostring(L, 1), why);
+  if (to_box(L, 1) && to_box(L, 2))
+    return nnl_error(L, "comparison: tensors are compared with methods: use a:%s(b) for a %s b %s",
+                     method, symbol, why);
+  return nnl_error(L, "comparison: tensors are compared with methods (gt, ge, lt, le), "
+                   "with a tensor or a number, not a %s %s",
+                   luaL_typename(L, to_box(L, 1) ? 2 : 1), why);
+}
+
+static int m_lt(lua_State *L) { return refuse_comparison(L, "<", "lt", ">", "gt"); }
+static int m_le(lua_State *L) { return refuse_comparison(L, "<=", "le", ">=", "ge"); }
+
 /* ---- views ---------------------------------------------------------------- */
+/* The sizes a method takes after self, as numbers (2, 3) or one table
+   ({2, 3}); -1 is allowed (the engine says where it means something). */
+static int read_sizes_argument(lua_State *L, const char *op, int64_t *size) {
+  int n = 0, top = nnl_drop_trailing_nils(L);
+  int table = lua_istable(L, 2);
+  if (table) nnl_check_nargs(L, 1, 1, op, "sizes as numbers or one table");
+  int count = table ? (int)lua_rawlen(L, 2) : top - 1;
+  if (count > NN_MAX_DIMS) return nnl_error(L, "%s: at most %d dimensions", op, NN_MAX_DIMS);
+  for (int i = 0; i < count; i++) {
+    if (table) lua_rawgeti(L, 2, i + 1);
+    else lua_pushvalue(L, i + 2);
+    int ok;
+    lua_Integer v = lua_tointegerx(L, -1, &ok);
+    if (!ok) nnl_error(L, "%s: sizes must be integers, got %s", op,
+                       lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
+    size[n++] = v;
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
 static int m_view_like(lua_State *L, int reshape) {
   const char *op = reshape ? "reshape" : "view";
   nn_tensor *t = nnl_check_tensor(L, 1, op);
   int64_t size[NN_MAX_DIMS];
-  int n = 0, top = lua_gettop(L);
-  if (lua_istable(L, 2)) {
-    n = (int)lua_rawlen(L, 2);
-    if (n > NN_MAX_DIMS) return nnl_error(L, "%s: at most %d dimensions", op, NN_MAX_DIMS);
-    for (int i = 0; i < n; i++) {
-      lua_rawgeti(L, 2, i + 1);
-      size[i] = luaL_checkinteger(L, -1);
-      lua_pop(L, 1);
-    }
-  } else {
-    if (top - 1 > NN_MAX_DIMS) return nnl_error(L, "%s: at most %d dimensions", op, NN_MAX_DIMS);
-    for (int i = 2; i <= top; i++) size[n++] = luaL_checkinteger(L, i);
-  }
+  int n = read_sizes_argument(L, op, size);
   nnl_push_tensor(L, reshape ? nn_reshape(t, n, size) : nn_view(t, n, size));
   return 1;
 }
@@ -437,12 +535,14 @@ static int m_view(lua_State *L) { return m_view_like(L, 0); }
 static int m_reshape(lua_State *L) { return m_view_like(L, 1); }
 
 static int m_transpose(lua_State *L) {
+  nnl_check_nargs(L, 1, 2, "transpose", "dim0, dim1");
   nn_tensor *t = nnl_check_tensor(L, 1, "transpose");
   nnl_push_tensor(L, nn_transpose(t, nnl_check_dim(L, 2, "transpose"), nnl_check_dim(L, 3, "transpose")));
   return 1;
 }
 
 static int m_t(lua_State *L) {
+  nnl_check_nargs(L, 1, 0, "t", "");
   nnl_push_tensor(L, nn_t(nnl_check_tensor(L, 1, "t")));
   return 1;
 }
@@ -450,7 +550,8 @@ static int m_t(lua_State *L) {
 static int m_permute(lua_State *L) {
   nn_tensor *t = nnl_check_tensor(L, 1, "permute");
   int dims[NN_MAX_DIMS], n = 0;
-  int table = lua_istable(L, 2), count = table ? (int)lua_rawlen(L, 2) : lua_gettop(L) - 1;
+  int table = lua_istable(L, 2), count = table ? (int)lua_rawlen(L, 2) : nnl_drop_trailing_nils(L) - 1;
+  if (table) nnl_check_nargs(L, 1, 1, "permute", "dims as numbers or one table");
   if (count != t->ndim)
     return nnl_error(L, "permute: %d dimensions given for a tensor of %d", count, t->ndim);
   for (int i = 0; i < count; i++) {
@@ -464,6 +565,7 @@ static int m_permute(lua_State *L) {
 }
 
 static int m_narrow(lua_State *L) {
+  nnl_check_nargs(L, 1, 3, "narrow", "dim, start, length");
   nn_tensor *t = nnl_check_tensor(L, 1, "narrow");
   int d = nnl_check_dim(L, 2, "narrow");
   lua_Integer start = luaL_checkinteger(L, 3), length = luaL_checkinteger(L, 4);
@@ -473,6 +575,7 @@ static int m_narrow(lua_State *L) {
 }
 
 static int m_select(lua_State *L) {
+  nnl_check_nargs(L, 1, 2, "select", "dim, index");
   nn_tensor *t = nnl_check_tensor(L, 1, "select");
   int d = nnl_check_dim(L, 2, "select");
   if (t->ndim == 0) return nnl_error(L, "select: a 0-dimensional tensor has nothing to select");
@@ -485,6 +588,7 @@ static int m_select(lua_State *L) {
 }
 
 static int m_unsqueeze(lua_State *L) {
+  nnl_check_nargs(L, 1, 1, "unsqueeze", "dim");
   nn_tensor *t = nnl_check_tensor(L, 1, "unsqueeze");
   lua_Integer d = luaL_checkinteger(L, 2);
   if (d == 0) return nnl_error(L, "unsqueeze: dimension 0 does not exist; dimensions count from 1");
@@ -494,6 +598,7 @@ static int m_unsqueeze(lua_State *L) {
 }
 
 static int m_squeeze(lua_State *L) {
+  nnl_check_nargs(L, 1, 1, "squeeze", "[dim]");
   nn_tensor *t = nnl_check_tensor(L, 1, "squeeze");
   nnl_push_tensor(L, nn_squeeze(t, opt_dim(L, 2, "squeeze")));
   return 1;
@@ -502,32 +607,23 @@ static int m_squeeze(lua_State *L) {
 static int m_expand(lua_State *L) {
   nn_tensor *t = nnl_check_tensor(L, 1, "expand");
   int64_t size[NN_MAX_DIMS];
-  int n = 0, top = lua_gettop(L);
-  if (lua_istable(L, 2)) {
-    n = (int)lua_rawlen(L, 2);
-    if (n > NN_MAX_DIMS) return nnl_error(L, "expand: at most %d dimensions", NN_MAX_DIMS);
-    for (int i = 0; i < n; i++) {
-      lua_rawgeti(L, 2, i + 1);
-      size[i] = luaL_checkinteger(L, -1);
-      lua_pop(L, 1);
-    }
-  } else {
-    if (top - 1 > NN_MAX_DIMS) return nnl_error(L, "expand: at most %d dimensions", NN_MAX_DIMS);
-    for (int i = 2; i <= top; i++) size[n++] = luaL_checkinteger(L, i);
-  }
+  int n = read_sizes_argument(L, "expand", size);
   nnl_push_tensor(L, nn_expand(t, n, size));
   return 1;
 }
 
 static int m_contiguous(lua_State *L) {
+  nnl_check_nargs(L, 1, 0, "contiguous", "");
   nnl_push_tensor(L, nn_contiguous(nnl_check_tensor(L, 1, "contiguous")));
   return 1;
 }
 static int m_clone(lua_State *L) {
+  nnl_check_nargs(L, 1, 0, "clone", "");
   nnl_push_tensor(L, nn_clone(nnl_check_tensor(L, 1, "clone")));
   return 1;
 }
 static int m_detach(lua_State *L) {
+  nnl_check_nargs(L, 1, 0, "detach", "");
   nnl_push_tensor(L, nn_detach(nnl_check_tensor(L, 1, "detach")));
   return 1;
 }
@@ -535,13 +631,17 @@ static int m_detach(lua_State *L) {
 /* float(), double(), long(), bool(): conversions by name */
 static int m_to_dtype(lua_State *L) {
   nn_dtype d = (nn_dtype)lua_tointeger(L, lua_upvalueindex(1));
+  nnl_check_nargs(L, 1, 0, nn_dtype_name(d), "");
   nnl_push_tensor(L, nn_to_dtype(nnl_check_tensor(L, 1, nn_dtype_name(d)), d));
   return 1;
 }
 
 static int m_to(lua_State *L) {
+  nnl_check_nargs(L, 1, 1, "to", "device_or_dtype");
   nn_tensor *t = nnl_check_tensor(L, 1, "to");
-  const char *name = luaL_checkstring(L, 2);
+  if (lua_type(L, 2) != LUA_TSTRING)
+    return nnl_error(L, "to: expected a device (cpu, cuda) or a dtype name, got %s", luaL_typename(L, 2));
+  const char *name = lua_tostring(L, 2);
   int dev = nn_device_from_name(name), dt = nn_dtype_from_name(name);
   if (dev >= 0) nnl_push_tensor(L, nn_to_device(t, (nn_device)dev));
   else if (dt >= 0) nnl_push_tensor(L, nn_to_dtype(t, (nn_dtype)dt));
@@ -550,10 +650,12 @@ static int m_to(lua_State *L) {
 }
 
 static int m_cuda(lua_State *L) {
+  nnl_check_nargs(L, 1, 0, "cuda", "");
   nnl_push_tensor(L, nn_to_device(nnl_check_tensor(L, 1, "cuda"), NN_CUDA));
   return 1;
 }
 static int m_cpu(lua_State *L) {
+  nnl_check_nargs(L, 1, 0, "cpu", "");
   nnl_push_tensor(L, nn_to_device(nnl_check_tensor(L, 1, "cpu"), NN_CPU));
   return 1;
 }
@@ -580,6 +682,7 @@ static int binary_any(lua_State *L, nn_binary_op op) {
 
 static int m_binary(lua_State *L) {
   nn_binary_op op = (nn_binary_op)lua_tointeger(L, lua_upvalueindex(1));
+  nnl_check_nargs(L, 1, 1, nn_binary_op_name(op), "other");
   nnl_check_tensor(L, 1, nn_binary_op_name(op));
   return binary_any(L, op);
 }
@@ -587,7 +690,10 @@ static int m_binary(lua_State *L) {
 static int m_binary_(lua_State *L) {
   nn_binary_op op = (nn_binary_op)lua_tointeger(L, lua_upvalueindex(1));
   const char *name = nn_binary_op_name(op);
-  nn_tensor *a = nnl_check_tensor(L, 1, name), *b = nnl_to_tensor(L, 2);
+  char inplace_name[32];
+  snprintf(inplace_name, sizeof inplace_name, "%s_", name);
+  nnl_check_nargs(L, 1, 1, inplace_name, "other");
+  nn_tensor *a = nnl_check_tensor(L, 1, inplace_name), *b = nnl_to_tensor(L, 2);
   if (b) status_or_error(L, nn_binary_(op, a, b));
   else if (lua_type(L, 2) == LUA_TNUMBER) status_or_error(L, nn_binary_scalar_(op, a, lua_tonumber(L, 2)));
   else return nnl_error(L, "%s_: the other operand must be a tensor or a number, got %s", name, luaL_typename(L, 2));
@@ -607,13 +713,17 @@ static int mt_unm(lua_State *L) {
 
 static int m_unary(lua_State *L) {
   nn_unary_op op = (nn_unary_op)lua_tointeger(L, lua_upvalueindex(1));
+  nnl_check_nargs(L, 1, 0, nn_unary_op_name(op), "");
   nnl_push_tensor(L, nn_unary(op, nnl_check_tensor(L, 1, nn_unary_op_name(op))));
   return 1;
 }
 
 static int m_unary_(lua_State *L) {
   nn_unary_op op = (nn_unary_op)lua_tointeger(L, lua_upvalueindex(1));
-  status_or_error(L, nn_unary_(op, nnl_check_tensor(L, 1, nn_unary_op_name(op))));
+  char inplace_name[32];
+  snprintf(inplace_name, sizeof inplace_name, "%s_", nn_unary_op_name(op));
+  nnl_check_nargs(L, 1, 0, inplace_name, "");
+  status_or_error(L, nn_unary_(op, nnl_check_tensor(L, 1, inplace_name)));
   lua_settop(L, 1);
   return 1;
 }
@@ -623,6 +733,7 @@ static double opt_bound(lua_State *L, int idx) {
 }
 
 static int m_clamp(lua_State *L) {
+  nnl_check_nargs(L, 1, 2, "clamp", "[min] [, max]");
   nn_tensor *t = nnl_check_tensor(L, 1, "clamp");
   double lo = opt_bound(L, 2), hi = opt_bound(L, 3);
   if (isnan(lo) && isnan(hi)) return nnl_error(L, "clamp: give at least one of min and max");
@@ -631,6 +742,7 @@ static int m_clamp(lua_State *L) {
 }
 
 static int m_clamp_(lua_State *L) {
+  nnl_check_nargs(L, 1, 2, "clamp_", "[min] [, max]");
   nn_tensor *t = nnl_check_tensor(L, 1, "clamp_");
   double lo = opt_bound(L, 2), hi = opt_bound(L, 3);
   if (isnan(lo) && isnan(hi)) return nnl_error(L, "clamp_: give at least one of min and max");
@@ -640,6 +752,7 @@ static int m_clamp_(lua_State *L) {
 }
 
 static int m_fill_(lua_State *L) {
+  nnl_check_nargs(L, 1, 1, "fill_", "value");
   nn_tensor *t = nnl_check_tensor(L, 1, "fill_");
   double v = lua_isboolean(L, 2) ? lua_toboolean(L, 2) : luaL_checknumber(L, 2);
   if (nn_check_inplace("fill_", t) < 0) return nnl_engine_error(L);
@@ -649,12 +762,15 @@ static int m_fill_(lua_State *L) {
 }
 
 static int m_zero_(lua_State *L) {
+  nnl_check_nargs(L, 1, 0, "zero_", "");
+  nnl_check_tensor(L, 1, "zero_");
   lua_settop(L, 1);
   lua_pushinteger(L, 0);
   return m_fill_(L);
 }
 
 static int m_copy_(lua_State *L) {
+  nnl_check_nargs(L, 1, 1, "copy_", "src");
   nn_tensor *t = nnl_check_tensor(L, 1, "copy_"), *src = nnl_check_tensor(L, 2, "copy_");
   if (nn_check_inplace("copy_", t) < 0) return nnl_engine_error(L);
   status_or_error(L, nn_copy_(t, src));
@@ -664,6 +780,7 @@ static int m_copy_(lua_State *L) {
 
 /* uniform_(from, to) and normal_(mean, std): in place, from the generator */
 static int m_uniform_(lua_State *L) {
+  nnl_check_nargs(L, 1, 2, "uniform_", "[from [, to]]");
   nn_tensor *t = nnl_check_tensor(L, 1, "uniform_");
   double a = luaL_optnumber(L, 2, 0), b = luaL_optnumber(L, 3, 1);
   if (nn_check_inplace("uniform_", t) < 0) return nnl_engine_error(L);
@@ -673,6 +790,7 @@ static int m_uniform_(lua_State *L) {
 }
 
 static int m_normal_(lua_State *L) {
+  nnl_check_nargs(L, 1, 2, "normal_", "[mean [, std]]");
   nn_tensor *t = nnl_check_tensor(L, 1, "normal_");
   double mean = luaL_optnumber(L, 2, 0), std = luaL_optnumber(L, 3, 1);
   if (!(std >= 0)) return nnl_error(L, "normal_: std must be non-negative, got %f", std);
@@ -684,14 +802,18 @@ static int m_normal_(lua_State *L) {
 
 /* ---- reductions ----------------------------------------------------------- */
 static int m_sum(lua_State *L) {
+  nnl_check_nargs(L, 1, 2, "sum", "[dim [, keepdim]]");
   nn_tensor *t = nnl_check_tensor(L, 1, "sum");
-  nnl_push_tensor(L, nn_sum(t, opt_dim(L, 2, "sum"), lua_toboolean(L, 3)));
+  int d = opt_dim(L, 2, "sum");
+  nnl_push_tensor(L, nn_sum(t, d, opt_flag(L, 3, "sum", "keepdim", 0)));
   return 1;
 }
 
 static int m_mean(lua_State *L) {
+  nnl_check_nargs(L, 1, 2, "mean", "[dim [, keepdim]]");
   nn_tensor *t = nnl_check_tensor(L, 1, "mean");
-  nnl_push_tensor(L, nn_mean(t, opt_dim(L, 2, "mean"), lua_toboolean(L, 3)));
+  int d = opt_dim(L, 2, "mean");
+  nnl_push_tensor(L, nn_mean(t, d, opt_flag(L, 3, "mean", "keepdim", 0)));
   return 1;
 }
 
@@ -706,8 +828,10 @@ static nn_tensor *one_based(nn_tensor *idx) {
 
 static int max_min(lua_State *L, int want_max) {
   const char *op = want_max ? "max" : "min";
+  nnl_check_nargs(L, 1, 2, op, "[dim [, keepdim]], or other");
   nn_tensor *t = nnl_check_tensor(L, 1, op);
   if (nnl_to_tensor(L, 2)) { /* max(a, b): elementwise, as torch.max(a, b) */
+    nnl_check_nargs(L, 1, 1, op, "other");
     nnl_push_tensor(L, nn_binary(want_max ? NN_MAXIMUM : NN_MINIMUM, t, nnl_to_tensor(L, 2)));
     return 1;
   }
@@ -717,7 +841,8 @@ static int max_min(lua_State *L, int want_max) {
   }
   int d = nnl_check_dim(L, 2, op);
   nn_tensor *idx = NULL;
-  nn_tensor *v = want_max ? nn_max(t, d, lua_toboolean(L, 3), &idx) : nn_min(t, d, lua_toboolean(L, 3), &idx);
+  int keepdim = opt_flag(L, 3, op, "keepdim", 0);
+  nn_tensor *v = want_max ? nn_max(t, d, keepdim, &idx) : nn_min(t, d, keepdim, &idx);
   if (!v) return nnl_engine_error(L);
   nnl_push_tensor(L, v);
   nnl_push_tensor(L, one_based(idx));
@@ -728,15 +853,18 @@ static int m_min(lua_State *L) { return max_min(L, 0); }
 
 static int arg_extreme(lua_State *L, int want_max) {
   const char *op = want_max ? "argmax" : "argmin";
+  nnl_check_nargs(L, 1, 2, op, "[dim [, keepdim]]");
   nn_tensor *t = nnl_check_tensor(L, 1, op);
   int d = opt_dim(L, 2, op);
-  nnl_push_tensor(L, one_based(want_max ? nn_argmax(t, d, lua_toboolean(L, 3)) : nn_argmin(t, d, lua_toboolean(L, 3))));
+  int keepdim = opt_flag(L, 3, op, "keepdim", 0);
+  nnl_push_tensor(L, one_based(want_max ? nn_argmax(t, d, keepdim) : nn_argmin(t, d, keepdim)));
   return 1;
 }
 static int m_argmax(lua_State *L) { return arg_extreme(L, 1); }
 static int m_argmin(lua_State *L) { return arg_extreme(L, 0); }
 
 static int m_norm(lua_State *L) {
+  nnl_check_nargs(L, 1, 1, "norm", "[p]");
   nn_tensor *t = nnl_check_tensor(L, 1, "norm");
   double p = 2;
   if (lua_type(L, 2) == LUA_TSTRING) {
@@ -752,6 +880,7 @@ static int m_norm(lua_State *L) {
 }
 
 static int m_matmul(lua_State *L) {
+  nnl_check_nargs(L, 1, 1, "matmul", "other");
   nn_tensor *a = nnl_check_tensor(L, 1, "matmul"), *b = nnl_check_tensor(L, 2, "matmul");
   nnl_push_tensor(L, nn_matmul(a, b));
   return 1;
@@ -774,13 +903,14 @@ static int m_backward(lua_State *L) {
 }
 
 static int m_requires_grad_(lua_State *L) {
+  nnl_check_nargs(L, 1, 1, "requires_grad_", "[requires_grad]");
   nn_tensor *t = nnl_check_tensor(L, 1, "requires_grad_");
-  status_or_error(L, nn_set_requires_grad(t, lua_isnone(L, 2) ? 1 : lua_toboolean(L, 2)));
+  status_or_error(L, nn_set_requires_grad(t, opt_flag(L, 2, "requires_grad_", "requires_grad", 1)));
   lua_settop(L, 1);
   return 1;
 }
 
-static int m_close(lua_State *L) { return m_gc(L); }
+static int m_close(lua_State *L) { return release_box(L, "__close"); }
 
 /* Fields: t.grad, t.requires_grad, t.dtype, t.device, t.shape, t.is_leaf,
    t.grad_fn; t[i] selects along the first dim. */
@@ -829,7 +959,11 @@ static int mt_newindex(lua_State *L) {
       nn_tensor *g = lua_isnil(L, 3) ? NULL : nnl_check_tensor(L, 3, "grad");
       return status_or_error(L, nn_set_grad(t, g));
     }
-    if (strcmp(k, "requires_grad") == 0) return status_or_error(L, nn_set_requires_grad(t, lua_toboolean(L, 3)));
+    if (strcmp(k, "requires_grad") == 0) {
+      if (!lua_isboolean(L, 3))
+        return nnl_error(L, "requires_grad: must be set to a boolean, got %s", luaL_typename(L, 3));
+      return status_or_error(L, nn_set_requires_grad(t, lua_toboolean(L, 3)));
+    }
     return nnl_error(L, "a tensor has no settable field '%s'", k);
   }
   if (t->ndim == 0) return nnl_error(L, "index: a 0-dimensional tensor cannot be indexed");
@@ -1049,11 +1183,15 @@ void nnl_open_tensor(lua_State *L) {
       {"__newindex", mt_newindex}, {"__tostring", m_tostring}, {"__gc", m_gc},
       {"__close", m_close}, {"__len", m_len}, {"__eq", m_eq}, {"__add", mt_add},
       {"__sub", mt_sub}, {"__mul", mt_mul}, {"__div", mt_div}, {"__pow", mt_pow},
-      {"__unm", mt_unm}, {NULL, NULL}};
+      {"__unm", mt_unm}, {"__lt", m_lt}, {"__le", m_le}, {NULL, NULL}};
   luaL_setfuncs(L, meta, 0);
   lua_pushliteral(L, "nn.Tensor");
   lua_setfield(L, -2, "__name");
   lua_rawsetp(L, LUA_REGISTRYINDEX, &metatable_key);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, sizes_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &sizes_metatable_key);
 }
 
 /*** nn.tensor(data [, {dtype = "float32", device = "cpu", requires_grad = false}])

@@ -718,6 +718,7 @@ static void repl_run(lua_State *L) {
    since __index only runs for absent keys; one that replaces _G's metatable
    (strict mode) should `local nn = require "nn"`, as scripts do anyway. */
 static int global_index(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE); /* reachable as getmetatable(_G).__index */
   const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
   if (key == NULL || strcmp(key, "nn") != 0) return 0;
   lua_getglobal(L, "require");

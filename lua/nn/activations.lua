@@ -127,6 +127,7 @@ return function(nn)
     local named = type(first) == "table" and not is_tensor(first)
     local values = {}
     if named then
+      if select("#", ...) > 1 then nn._check_count(who, 1, "options", ...) end
       for key in pairs(first) do
         local known = false
         for _, p in ipairs(params) do known = known or p[1] == key end

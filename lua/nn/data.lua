@@ -485,4 +485,8 @@ return function(nn)
     for k, c in ipairs(feature_cols) do feature_names[k] = names[c] end
     return x, y, feature_names
   end
+
+  -- The methods of the datasets and loaders refuse arguments they do not
+  -- take, as nn's public functions do (these classes are not in nn's tables).
+  for _, class in ipairs({TensorDataset, Subset, DataLoader}) do nn._check_counts(class) end
 end

@@ -24,6 +24,95 @@ function nn._raise(msg)
   error(msg, level)
 end
 
+-- Arguments a function does not take are an error, never dropped in
+-- silence: a Torch7 habit such as nn.Linear(2, 1, "nobias") or a
+-- PyTorch-style extra argument must not quietly compute something else.
+-- Every public Lua function of nn is wrapped, once, in a check of its
+-- argument count made from its own parameter list; a function with `...`
+-- checks its arguments itself. (The C functions call nnl_check_nargs.)
+local wrapped_from = setmetatable({}, {__mode = "k"}) -- wrapper -> the function it checks
+nn._unwrapped = wrapped_from
+
+--- nn._too_many_arguments(op, max, names, got): the message of a call given
+-- more arguments than the max it takes, worded as the C functions word it.
+function nn._too_many_arguments(op, max, names, got)
+  if max == 0 then return string.format("%s: takes no arguments, got %d", op, got) end
+  return string.format("%s: takes at most %d argument%s (%s), got %d", op, max, max == 1 and "" or "s",
+    names, got)
+end
+
+--- nn._check_count(op, max, names, ...): raises that message when ... (a
+-- function's arguments) holds more than max of them, trailing nils aside:
+-- for the functions that take `...` and count for themselves.
+function nn._check_count(op, max, names, ...)
+  local n = select("#", ...)
+  if n <= max then return end
+  while n > max and select(n, ...) == nil do n = n - 1 end
+  if n > max then nn._raise(nn._too_many_arguments(op, max, names, n)) end
+end
+
+-- The name a message gives a function: the class's for its constructor and
+-- forward (what a user calls as Linear(...) and model(x)), Class:method for
+-- the other methods, the key alone for a namespace's function.
+local function op_name(key, receiver, self, owner)
+  if receiver ~= "class" then return key end
+  local class = type(self) == "table" and type(self.__name) == "string" and self.__name or owner
+  if key == "init" or key == "new" or key == "forward" or key == "__call" then return class end
+  return class .. ":" .. key
+end
+
+-- fn wrapped in the count check; receiver ("class", "tensor" or nil) says
+-- whether the first parameter is the object the method is called on, owner
+-- names the table fn was found in.
+local wrappers = {class = setmetatable({}, {__mode = "k"}), tensor = setmetatable({}, {__mode = "k"}),
+                  plain = setmetatable({}, {__mode = "k"})}
+local function count_checked(fn, key, receiver, owner)
+  local info = debug.getinfo(fn, "Su")
+  if info.what ~= "Lua" or info.isvararg or wrapped_from[fn] then return fn end
+  local memo = wrappers[receiver or "plain"]
+  if memo[fn] then return memo[fn] end
+  local max = info.nparams
+  local skip = receiver and 1 or 0
+  local function refuse(...)
+    local names = {}
+    for i = 1 + skip, max do names[#names + 1] = debug.getlocal(fn, i) end
+    nn._check_count(op_name(key, receiver, (...), owner), max - skip, table.concat(names, ", "),
+      select(1 + skip, ...))
+  end
+  local function wrapper(...)
+    if select("#", ...) > max then refuse(...) end
+    return fn(...)
+  end
+  wrapped_from[wrapper] = fn
+  memo[fn] = wrapper
+  return wrapper
+end
+
+-- Wraps the public functions of t and of the tables below it (namespaces,
+-- classes), and the __call of their metatables.
+local function check_counts(t, seen, name)
+  if seen[t] then return end
+  seen[t] = true
+  local receiver = (rawget(t, "__index") == t and "class") or (t == nn.Tensor and "tensor") or nil
+  for k, v in pairs(t) do
+    if type(k) == "string" and k:sub(1, 1) ~= "_" then
+      if type(v) == "function" then
+        rawset(t, k, count_checked(v, k, receiver, name))
+      elseif type(v) == "table" then
+        check_counts(v, seen, k)
+      end
+    end
+  end
+  local mt = getmetatable(t)
+  if type(mt) == "table" and type(rawget(mt, "__call")) == "function" then
+    rawset(mt, "__call", count_checked(rawget(mt, "__call"), "__call", "class", name))
+  end
+end
+
+--- nn._check_counts(t): adds the count check to the public functions of t
+-- (a class or namespace a module keeps to itself, as nn.data's classes).
+function nn._check_counts(t) check_counts(t, {[nn._C] = true}, rawget(t, "__name") or "nn") end
+
 -- Tensor creation and the generator, straight from C.
 for _, name in ipairs {"tensor", "zeros", "ones", "empty", "full", "rand", "randn", "arange",
                        "linspace", "eye", "is_tensor", "manual_seed", "initial_seed",
@@ -63,7 +152,9 @@ setmetatable(nn, {__index = function(t, key)
   if not name then return nil end
   on_first_use[key] = nil
   require(name)(nn)
+  nn._check_counts(nn)
   return rawget(t, key)
 end})
+nn._check_counts(nn)
 
 return nn

@@ -86,8 +86,9 @@ return function(nn)
   function Module:init() end
 
 --- Module:forward(...): the computation, defined by each class; m(...) calls
--- it. The base one raises.
-  function Module:forward()
+-- it. The base one raises (it takes any arguments, so that this is the
+-- message a class without forward gets).
+  function Module:forward(...)
     raise(self.__name .. ": forward is not defined (define " .. self.__name .. ":forward(x))")
   end
 

@@ -318,7 +318,7 @@ return function(nn)
 
   -- lua/nn/x.lua for a function defined in the embedded module nn.x.
   local function defined_at(fn)
-    local info = debug.getinfo(fn, "S")
+    local info = debug.getinfo(nn._unwrapped[fn] or fn, "S")
     if info.what ~= "Lua" then return nil end
     local module = info.source:match("^@%[nn%]/(.+)%.lua$")
     if not module then return nil end
@@ -549,6 +549,7 @@ nn.optim, nn.optim.lr_scheduler, nn.utils, nn.plot, nn.progress, nn.sweep.]]
   --   nn.help(nn.Linear)
   --   nn.help("Tensor:sum")
   function nn.help(...)
+    nn._check_count("help", 1, "[x]", ...)
     if select("#", ...) == 0 then
       print(OVERVIEW)
       return

@@ -210,7 +210,7 @@ describe("nn.init", function()
     for _, name in ipairs({"uniform_", "normal_", "constant_", "zeros_", "ones_", "xavier_uniform_",
                            "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
                            "calculate_fan_in_and_fan_out"}) do
-      expect_error(function() return init[name]({1, 2, 3}, 1) end, name, "expected a tensor, got table")
+      expect_error(function() return init[name]({1, 2, 3}) end, name, "expected a tensor, got table")
     end
     for _, name in ipairs({"xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
                            "calculate_fan_in_and_fan_out"}) do
