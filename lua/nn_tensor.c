@@ -490,9 +490,9 @@ static int refuse_comparison(lua_State *L, const char *symbol, const char *metho
   if (to_box(L, 2) && lua_type(L, 1) == LUA_TNUMBER)
     return nnl_error(L, "comparison: tensors are compared with methods: use t:%s(%s) for t %s %s %s",
                      mirrored_method, lua_tostring(L, 1), mirrored_symbol, lua_tostring(L, 1), why);
-  if (to_box(L, 1) && to_box(L, 2))
-    return nnl_error(L, "comparison: tensors are compared with methods: use a:%s(b) for a %s b %s",
-                     method, symbol, why);
+  if (to_box(L, 1) && to_box(L, 2)) /* a < b and b > a look the same from here */
+    return nnl_error(L, "comparison: tensors are compared with methods: use a:%s(b) for a %s b, "
+                     "a:%s(b) for a %s b %s", method, symbol, mirrored_method, mirrored_symbol, why);
   return nnl_error(L, "comparison: tensors are compared with methods (gt, ge, lt, le), "
                    "with a tensor or a number, not a %s %s",
                    luaL_typename(L, to_box(L, 1) ? 2 : 1), why);
@@ -628,11 +628,16 @@ static int m_detach(lua_State *L) {
   return 1;
 }
 
-/* float(), double(), long(), bool(): conversions by name */
+static const struct { const char *name; nn_dtype dtype; } conversions[] = {
+    {"float", NN_FLOAT32}, {"double", NN_FLOAT64}, {"long", NN_INT64}, {"bool", NN_BOOL}};
+
+/* float(), double(), long(), bool(): conversions by name; the upvalue is
+   the index in conversions */
 static int m_to_dtype(lua_State *L) {
-  nn_dtype d = (nn_dtype)lua_tointeger(L, lua_upvalueindex(1));
-  nnl_check_nargs(L, 1, 0, nn_dtype_name(d), "");
-  nnl_push_tensor(L, nn_to_dtype(nnl_check_tensor(L, 1, nn_dtype_name(d)), d));
+  lua_Integer k = lua_tointeger(L, lua_upvalueindex(1));
+  const char *name = conversions[k].name;
+  nnl_check_nargs(L, 1, 0, name, "");
+  nnl_push_tensor(L, nn_to_dtype(nnl_check_tensor(L, 1, name), conversions[k].dtype));
   return 1;
 }
 
@@ -1149,9 +1154,6 @@ static const struct { const char *name; nn_unary_op op; } unary_methods[] = {
     {"sin", NN_SIN}, {"cos", NN_COS}, {"sign", NN_SIGN}, {"floor", NN_FLOOR}, {"ceil", NN_CEIL},
     {"round", NN_ROUND}};
 
-static const struct { const char *name; nn_dtype dtype; } conversions[] = {
-    {"float", NN_FLOAT32}, {"double", NN_FLOAT64}, {"long", NN_INT64}, {"bool", NN_BOOL}};
-
 static void set_closure(lua_State *L, lua_CFunction fn, lua_Integer up, const char *name) {
   lua_pushinteger(L, up);
   lua_pushcclosure(L, fn, 1);
@@ -1174,7 +1176,7 @@ void nnl_open_tensor(lua_State *L) {
     set_closure(L, m_unary_, unary_methods[i].op, name);
   }
   for (size_t i = 0; i < sizeof conversions / sizeof conversions[0]; i++)
-    set_closure(L, m_to_dtype, conversions[i].dtype, conversions[i].name);
+    set_closure(L, m_to_dtype, (lua_Integer)i, conversions[i].name);
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "methods"); /* metatable.methods: Lua code adds to it */
   lua_pushcclosure(L, mt_index, 1);

@@ -279,11 +279,12 @@ return function(nn)
   nn.PReLU = PReLU
 
   function PReLU:init(num_parameters, init, opts)
-    if type(num_parameters) == "table" then
-      opts = num_parameters
+    if type(num_parameters) == "table" and init == nil and opts == nil then
+      opts = nn._options("PReLU", num_parameters, {"num_parameters", "init", "dtype"})
       num_parameters, init = opts.num_parameters, opts.init
+    else
+      opts = nn._options("PReLU", opts, {"dtype"})
     end
-    opts = opts or {}
     if num_parameters == nil then num_parameters = 1 end
     if init == nil then init = 0.25 end
     self.num_parameters = positive_integer(num_parameters, "PReLU", "num_parameters")
@@ -332,8 +333,7 @@ return function(nn)
   nn.Maxout = Maxout
 
   function Maxout:init(in_features, out_features, pieces, opts)
-    opts = opts or {}
-    if type(opts) ~= "table" then raise("Maxout: options must be a table like {bias = false}, got " .. type(opts)) end
+    opts = nn._options("Maxout", opts, {"bias", "dtype"})
     self.in_features = positive_integer(in_features, "Maxout", "in_features")
     self.out_features = positive_integer(out_features, "Maxout", "out_features")
     self.pieces = positive_integer(pieces, "Maxout", "pieces")

@@ -51,6 +51,24 @@ function nn._check_count(op, max, names, ...)
   if n > max then nn._raise(nn._too_many_arguments(op, max, names, n)) end
 end
 
+--- nn._options(op, opts, known): opts (a new {} for nil) once checked to be a
+-- table whose keys are all in the list known: a misspelt option is an
+-- error, not silently ignored.
+function nn._options(op, opts, known)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" or nn.is_tensor(opts) then
+    nn._raise(string.format("%s: options must be a table like {%s = ...}, got %s", op, known[1], type(opts)))
+  end
+  for key in pairs(opts) do
+    local ok = false
+    for _, name in ipairs(known) do ok = ok or key == name end
+    if not ok then
+      nn._raise(string.format("%s: unknown option '%s' (it takes %s)", op, tostring(key), table.concat(known, ", ")))
+    end
+  end
+  return opts
+end
+
 -- The name a message gives a function: the class's for its constructor and
 -- forward (what a user calls as Linear(...) and model(x)), Class:method for
 -- the other methods, the key alone for a namespace's function.

@@ -170,7 +170,10 @@ return function(nn)
   local function kaiming_std(t, op, a, mode, nonlinearity)
     check_tensor(t, op)
     if type(a) == "table" then
-      local opts = a
+      if mode ~= nil or nonlinearity ~= nil then
+        raise(op .. ": give the options as a table or positionally (a, mode, nonlinearity), not both")
+      end
+      local opts = nn._options(op, a, {"a", "mode", "nonlinearity"})
       a, mode, nonlinearity = opts.a, opts.mode, opts.nonlinearity
     end
     if a == nil then a = 0 end

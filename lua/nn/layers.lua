@@ -9,16 +9,21 @@ return function(nn)
     end
   end
 
-  --- nn.Linear(in_features, out_features [, bias = true]): y = x W^T + b,
-  -- initialised as PyTorch does (Kaiming uniform, a = sqrt(5)).
+  --- nn.Linear(in_features, out_features [, bias = true] [, {bias =, dtype = "float32"}]):
+  -- y = x W^T + b, initialised as PyTorch does (Kaiming uniform, a = sqrt(5)).
+  -- bias is a boolean: nn.Linear(2, 1, false) or nn.Linear(2, 1, {bias = false}).
   local Linear = Module:extend("Linear")
   nn.Linear = Linear
 
   function Linear:init(in_features, out_features, bias, opts)
-    if type(bias) == "table" then bias, opts = nil, bias end
-    opts = opts or {}
+    if type(bias) == "table" and opts == nil then bias, opts = nil, bias end
+    opts = nn._options("Linear", opts, {"bias", "dtype"})
     if bias == nil then bias = opts.bias end
     if bias == nil then bias = true end
+    if type(bias) ~= "boolean" then
+      raise("Linear: bias must be a boolean (true or false, as PyTorch's bias=False), got " ..
+        (type(bias) == "string" and "'" .. bias .. "'" or type(bias)))
+    end
     check_count(in_features, "in_features", "Linear")
     check_count(out_features, "out_features", "Linear")
     self.in_features, self.out_features = in_features, out_features

@@ -83,12 +83,6 @@ return function(nn)
     end
   end
 
-  local function check_options(opts, op)
-    if opts == nil then return {} end
-    if type(opts) ~= "table" then raise(op .. ": options must be a table, got " .. type(opts)) end
-    return opts
-  end
-
   local function check_positive_integer(v, what, op)
     if math.type(v) ~= "integer" or v < 1 then
       raise(string.format("%s: %s must be a positive integer, got %s", op, what, tostring(v)))
@@ -140,8 +134,8 @@ return function(nn)
   -- when training; returns x itself when not training or p = 0.
   function F.dropout(x, p, training, inplace)
     if p == nil then p = 0.5 end
-    if training == nil then training = true end
-    return dropout(x, p, training, inplace, "dropout")
+    training = flag(training, true, "training", "dropout")
+    return dropout(x, p, training, flag(inplace, false, "inplace", "dropout"), "dropout")
   end
 
   --- nn.Dropout([p = 0.5 [, inplace = false]]) or nn.Dropout({p =, inplace =}):
@@ -154,7 +148,10 @@ return function(nn)
   nn.Dropout = Dropout
 
   function Dropout:init(p, inplace)
-    if type(p) == "table" then p, inplace = p.p, p.inplace end
+    if type(p) == "table" and inplace == nil then
+      local opts = nn._options("Dropout", p, {"p", "inplace"})
+      p, inplace = opts.p, opts.inplace
+    end
     if p == nil then p = 0.5 end
     check_probability(p, "Dropout")
     self.p = p
@@ -324,7 +321,7 @@ return function(nn)
   function BatchNorm1d:init(num_features, opts)
     local op = "BatchNorm1d"
     check_positive_integer(num_features, "num_features", op)
-    opts = check_options(opts, op)
+    opts = nn._options(op, opts, {"eps", "momentum", "affine", "track_running_stats", "dtype"})
     local eps = opts.eps == nil and 1e-5 or opts.eps
     check_eps(eps, op)
     local momentum = opts.momentum
@@ -507,7 +504,7 @@ return function(nn)
   function LayerNorm:init(normalized_shape, opts)
     local op = "LayerNorm"
     self.normalized_shape = normalized_sizes(normalized_shape, op)
-    opts = check_options(opts, op)
+    opts = nn._options(op, opts, {"eps", "elementwise_affine", "dtype"})
     self.eps = opts.eps == nil and 1e-5 or opts.eps
     check_eps(self.eps, op)
     self.elementwise_affine = flag(opts.elementwise_affine, true, "elementwise_affine", op)

@@ -3,6 +3,7 @@
 local nn = require "nn"
 local support = dofile((os.getenv("NN_ROOT") or ".") .. "/tests/lua/support.lua")
 local flat = support.flat
+local expect_error = support.expect_error
 
 local root = os.getenv("NN_ROOT") or "."
 local reference = dofile(root .. "/tests/fixtures/torch_reference.lua")
@@ -109,6 +110,20 @@ describe("factories", function()
     assert.is_true(nn.zeros({2}, {requires_grad = true}).requires_grad)
   end)
 
+  it("accepts the 0-d size table {} followed by options", function()
+    for _, name in ipairs({"zeros", "ones", "empty", "rand", "randn"}) do
+      local t = nn[name]({}, {dtype = "float64"})
+      assert.are.equal(0, t:dim(), name)
+      assert.are.equal("float64", t.dtype, name)
+    end
+    local f = nn.full({}, 7, {dtype = "int64"})
+    assert.are.equal(0, f:dim())
+    assert.are.equal(7, f:item())
+    assert.are.equal(1, nn.ones(nn.tensor(3):size(), {requires_grad = true}):sum():item())
+    assert.are.equal(0, nn.zeros({}):dim())
+    assert.are.equal("float64", nn.zeros({dtype = "float64"}).dtype) -- a lone table is options
+  end)
+
   it("full fills with a value, sizes as varargs or a table", function()
     local a = nn.full(2, 3, 7.5)
     assert_shape({2, 3}, a)
@@ -187,6 +202,29 @@ describe("fields and sizes", function()
     assert.are.equal(3, t:size(2))
     assert.are.equal(3, t:size(-1))
     assert.are.same({2, 3}, t.shape)
+  end)
+
+  it("a size prints as it does at the prompt, and is still a list", function()
+    local size = t:size()
+    assert.are.equal("{2, 3}", tostring(size))
+    assert.are.equal(nn.repl.show(size), tostring(size))
+    assert.are.equal("{}", tostring(nn.tensor(1):size()))
+    assert.are.equal("{2, 3}", tostring(t.shape))
+    assert.are.equal("{3, 1}", tostring(t:stride()))
+    assert.are.equal(1, t:stride(2))
+    assert.are.equal(2, #size)
+    assert.are.equal(3, size[2])
+    assert.are.equal("2x3", table.concat(size, "x"))
+    assert.are.same({3, 2}, nn.zeros(6):view(size):t():size())
+  end)
+
+  it("print(t:size()) in a script prints {2, 3}", function()
+    local nnlua = os.getenv("NNLUA")
+    if not nnlua then return pending("NNLUA is not set") end
+    local p = io.popen(nnlua .. [[ -e 'print(nn.ones(2, 3):size())' 2>&1]])
+    local out = p:read("a")
+    p:close()
+    assert.are.equal("{2, 3}\n", out)
   end)
 
   it("dim, numel and # count dimensions, elements and the first size", function()
@@ -453,6 +491,19 @@ describe("comparisons", function()
     local m = nn.tensor({{1}, {3}}):lt(t)
     assert.are.equal("bool", m.dtype)
     assert.are.same({{false, true, true}, {false, false, false}}, m:totable())
+  end)
+
+  it("<, <=, >, >= on a tensor say which method to use", function()
+    local h = nn.tensor({0.2, 0.7})
+    expect_error(function() return h > 0.5 end, "comparison", "use t:gt(0.5) for t > 0.5",
+      "cannot return a tensor")
+    expect_error(function() return h >= 0.5 end, "use t:ge(0.5) for t >= 0.5")
+    expect_error(function() return h < 0.5 end, "use t:lt(0.5) for t < 0.5")
+    expect_error(function() return h <= 1 end, "use t:le(1) for t <= 1")
+    expect_error(function() return 0.5 < h end, "use t:gt(0.5) for t > 0.5") -- the same comparison
+    expect_error(function() return h < h end, "use a:lt(b) for a < b, a:gt(b) for a > b")
+    expect_error(function() return h >= h end, "use a:le(b) for a <= b, a:ge(b) for a >= b")
+    expect_error(function() return "x" < h end, "comparison", "gt, ge, lt, le", "string")
   end)
 
   it("== on tensors is identity, not elementwise", function()
