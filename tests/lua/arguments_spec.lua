@@ -202,11 +202,7 @@ describe("every C function reachable from Lua", function()
   end)
 
   it("nnlua's own global lookup refuses what is not a table", function()
-    local nnlua = os.getenv("NNLUA")
-    if not nnlua then return pending("NNLUA is not set") end
-    local p = io.popen(nnlua .. [[ -e 'print(pcall(getmetatable(_G).__index, 42, "nn"))' 2>&1]])
-    local out = p:read("a")
-    p:close()
+    local out = support.nnlua_output('print(pcall(getmetatable(_G).__index, 42, "nn"))')
     assert.truthy(out:find("^false"), out)
     assert.truthy(out:find("table expected"), out)
   end)

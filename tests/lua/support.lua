@@ -20,4 +20,14 @@ function support.expect_error(fn, ...)
   return err
 end
 
+--- What `nnlua -e code` prints (stdout and stderr): the nnlua that ctest
+-- names in NNLUA.
+function support.nnlua_output(code)
+  local nnlua = assert(os.getenv("NNLUA"), "NNLUA must name the nnlua to test")
+  local p = assert(io.popen(nnlua .. " -e '" .. code:gsub("'", "'\\''") .. "' 2>&1"))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
 return support

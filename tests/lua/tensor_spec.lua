@@ -219,12 +219,7 @@ describe("fields and sizes", function()
   end)
 
   it("print(t:size()) in a script prints {2, 3}", function()
-    local nnlua = os.getenv("NNLUA")
-    if not nnlua then return pending("NNLUA is not set") end
-    local p = io.popen(nnlua .. [[ -e 'print(nn.ones(2, 3):size())' 2>&1]])
-    local out = p:read("a")
-    p:close()
-    assert.are.equal("{2, 3}\n", out)
+    assert.are.equal("{2, 3}\n", support.nnlua_output("print(nn.ones(2, 3):size())"))
   end)
 
   it("dim, numel and # count dimensions, elements and the first size", function()
