@@ -27,5 +27,10 @@ nn.no_grad(function()
   local h = model(X)
   local predicted = h:gt(0.5):float()
   local accuracy = predicted:eq(Y):float():mean():item()
-  print("\nHypothesis:", h, "\nCorrect:", predicted, "\nAccuracy:", accuracy)
+  -- as the seed's PyTorch script: the model's outputs, what they predict
+  -- (output > 0.5), the labels, and the share predicted right
+  print("\nHypothesis:\n" .. tostring(h))
+  print("Predicted:\n" .. tostring(predicted))
+  print("Actual (Y):\n" .. tostring(Y))
+  print("Accuracy: " .. accuracy)
 end)
