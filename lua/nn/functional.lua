@@ -18,10 +18,11 @@ return function(nn)
   --- F.linear(x, weight [, bias]): x weight^T + bias.
   F.linear = C.linear
   --- F.sigmoid(x), F.tanh(x), F.relu(x), F.step(x): activations.
-  function F.sigmoid(x) return x:sigmoid() end
-  function F.tanh(x) return x:tanh() end
-  function F.relu(x) return x:relu() end
-  function F.step(x) return x:step() end
+  local Tensor = nn.Tensor
+  function F.sigmoid(x) return Tensor.sigmoid(x) end
+  function F.tanh(x) return Tensor.tanh(x) end
+  function F.relu(x) return Tensor.relu(x) end
+  function F.step(x) return Tensor.step(x) end
   --- F.mse_loss(input, target [, {reduction = "mean"}])
   function F.mse_loss(input, target, opts) return C.mse_loss(input, target, reduction_of(opts, "mse_loss")) end
   --- F.binary_cross_entropy(input, target [, {weight =, reduction = "mean"}])
