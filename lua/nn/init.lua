@@ -167,6 +167,7 @@ end
 local function check_counts(t, seen, name)
   if seen[t] then return end
   seen[t] = true
+  name = type(rawget(t, "__name")) == "string" and rawget(t, "__name") or name
   local receiver = (rawget(t, "__index") == t and "class") or (t == nn.Tensor and "tensor") or nil
   for k, v in pairs(t) do
     if type(k) == "string" and k:sub(1, 1) ~= "_" then

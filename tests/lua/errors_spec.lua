@@ -520,6 +520,25 @@ describe("arguments a function does not take", function()
     expect_error(function() return nn.help(nn.zeros, 2) end, "help: takes at most 1")
   end)
 
+  it("counts past three extra arguments are reported as 'or more'", function()
+    expect_error(function() return nn.init.zeros_(nn.ones(1), 1, 2, 3, 4) end,
+      "zeros_: takes at most 1 argument (t), got 4 or more")
+    expect_error(function() return nn.init.zeros_(nn.ones(1), nil, 2) end, "zeros_: takes at most 1 argument (t), got 3")
+  end)
+
+  it("a method called with a dot instead of a colon", function()
+    local m = nn.Linear(2, 1)
+    expect_error(function() m.train() end, "Module:train: call it on its object with a colon, as obj:train(...)")
+    local opt = nn.optim.SGD(m:parameters(), {lr = 1})
+    expect_error(function() opt.zero_grad() end, "Optimizer:zero_grad", "with a colon")
+  end)
+
+  it("nn.F's activations check their input", function()
+    for _, name in ipairs({"relu", "sigmoid", "tanh", "step"}) do
+      expect_error(function() return nn.F[name](nil) end, name, "tensor", "nil")
+    end
+  end)
+
   it("nn.Linear's bias is a boolean: 'nobias' is an error, false or {bias = false} drop it", function()
     expect_error(function() return nn.Linear(2, 1, "nobias") end, "Linear", "bias must be a boolean", "'nobias'")
     expect_error(function() return nn.Linear(2, 1, 0) end, "Linear", "bias must be a boolean", "number")
