@@ -88,7 +88,10 @@ static inline void nn_store(nn_dtype dtype, void *p, int64_t i, double v) {
    (Moshier, Cephes Math Library, 1984-2000; under 2 ulp), 2^n written into
    the exponent bits. Below -87.3 the result would be subnormal: it is 0;
    NaN stays NaN. (Its callers pass x <= 0; past 88 it gives inf a little
-   early.) */
+   early.) The clamp is written so that NaN lands on the bound: the
+   polynomial and the exponent bits then see a finite number (a NaN
+   converted to an integer is undefined behaviour), and the last select
+   hands the NaN back. */
 #if defined(__GNUC__) && !defined(__clang__)
 /* Its selects are branch-free only when comparisons are not treated as
    trapping; the engine never reads floating-point exception flags. Loops
@@ -97,7 +100,8 @@ static inline void nn_store(nn_dtype dtype, void *p, int64_t i, double v) {
 #pragma GCC optimize("no-trapping-math")
 #endif
 static inline float nn_exp_f32(float x) {
-  float xc = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
+  float xc = x > -87.3f ? x : -87.3f; /* false for NaN */
+  xc = xc < 88.7f ? xc : 88.7f;
   /* adding 1.5 * 2^23 rounds to an integer (nearbyintf is a call without SSE4.1) */
   float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
@@ -108,7 +112,7 @@ static inline float nn_exp_f32(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  int32_t bits = ((int32_t)n + 127) << 23;
+  uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
   float scale;
   memcpy(&scale, &bits, sizeof scale);
   float e = x < -87.3f ? 0.0f : p * scale;
