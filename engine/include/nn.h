@@ -109,7 +109,8 @@ nn_tensor *nn_clone(nn_tensor *t);
 nn_tensor *nn_detach(nn_tensor *t);
 nn_tensor *nn_to_dtype(nn_tensor *t, nn_dtype dtype);
 nn_tensor *nn_to_device(nn_tensor *t, nn_device device);
-/* dst[...] = src, src broadcast to dst's shape; no autograd. */
+/* dst[...] = src, src broadcast to dst's shape; no autograd. src may share
+   dst's storage only as the very same elements (else an error: it overlaps). */
 int nn_copy_(nn_tensor *dst, const nn_tensor *src);
 /* Refuses (-1, with an error naming op) an in-place write to t that
    autograd could not follow: a leaf that requires grad, or a graph node. */

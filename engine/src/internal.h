@@ -188,6 +188,15 @@ void nn_no_grad_end(nn_grad_guard g);
    loops for tiny products and BLAS for the rest. */
 int nn_gemm_tensors(int trans_a, int trans_b, double alpha, nn_tensor *a, nn_tensor *b,
                     double beta, nn_tensor *c);
+/* Refuses (-1, with an error naming op) an in-place write into dst that
+   reads src where src holds some of dst's elements at other positions (a
+   partial overlap): the loop would read values it has already overwritten.
+   The very same elements are fine (x:add_(x)). src must broadcast to dst's
+   shape. Separate storages, the common case, cost one comparison. */
+int nn_check_partial_overlap(const char *op, const nn_tensor *dst, const nn_tensor *src);
+static inline int nn_check_overlap(const char *op, const nn_tensor *dst, const nn_tensor *src) {
+  return dst->storage == src->storage ? nn_check_partial_overlap(op, dst, src) : 0;
+}
 /* bump the version of t's storage after an in-place write */
 static inline void nn_bump_version(nn_tensor *t) { t->storage->version++; }
 
