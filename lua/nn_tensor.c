@@ -736,18 +736,30 @@ static int arg_extreme(lua_State *L, int want_max) {
 static int m_argmax(lua_State *L) { return arg_extreme(L, 1); }
 static int m_argmin(lua_State *L) { return arg_extreme(L, 0); }
 
+/* t:norm([p [, dim [, keepdim]]]): p a number, "fro" (2), "inf" or "-inf";
+   dim one dimension, or nil for all. */
 static int m_norm(lua_State *L) {
   nn_tensor *t = nnl_check_tensor(L, 1, "norm");
   double p = 2;
   if (lua_type(L, 2) == LUA_TSTRING) {
     const char *s = lua_tostring(L, 2);
     if (strcmp(s, "inf") == 0) p = INFINITY;
+    else if (strcmp(s, "-inf") == 0) p = -INFINITY;
     else if (strcmp(s, "fro") == 0) p = 2;
-    else return nnl_error(L, "norm: unknown norm '%s' (a number, 'fro' or 'inf')", s);
+    else if (strcmp(s, "nuc") == 0)
+      return nnl_error(L, "norm: the nuclear norm ('nuc') is not supported (a number, 'fro', 'inf' or '-inf')");
+    else return nnl_error(L, "norm: unknown norm '%s' (a number, 'fro', 'inf' or '-inf')", s);
   } else if (!lua_isnoneornil(L, 2)) {
-    p = luaL_checknumber(L, 2);
+    if (lua_type(L, 2) != LUA_TNUMBER)
+      return nnl_error(L, "norm: p must be a number, 'fro', 'inf' or '-inf', got %s", luaL_typename(L, 2));
+    p = lua_tonumber(L, 2);
   }
-  nnl_push_tensor(L, nn_norm(t, p));
+  if (lua_istable(L, 3))
+    return nnl_error(L, "norm: over several dimensions is not supported; give one dimension, "
+                        "or none for all");
+  if (!lua_isnoneornil(L, 4) && !lua_isboolean(L, 4))
+    return nnl_error(L, "norm: keepdim must be a boolean, got %s", luaL_typename(L, 4));
+  nnl_push_tensor(L, nn_norm(t, p, opt_dim(L, 3, "norm"), lua_toboolean(L, 4)));
   return 1;
 }
 
@@ -946,9 +958,10 @@ static int mt_newindex(lua_State *L) {
  * tensor or along dim (int64).
  *   local predicted_class = logits:argmax(2)
  */
-/*** t:norm([p = 2])
- * The p-norm of all elements: a number p, "fro" (2) or "inf" (largest |x|).
- *   grad:norm()
+/*** t:norm([p = 2 [, dim [, keepdim = false]]])
+ * The p-norm of all elements, or along one dimension: p a number (0 counts
+ * the nonzeros), "fro" (2), "inf" (largest |x|) or "-inf" (smallest).
+ *   grad:norm()          rows:norm(2, 2)
  */
 /*** t:matmul(other)
  * Matrix product with PyTorch's rules: vectors, matrices, and batches of

@@ -153,7 +153,10 @@ nn_tensor *nn_max(nn_tensor *a, int dim, int keepdim, nn_tensor **indices);
 nn_tensor *nn_min(nn_tensor *a, int dim, int keepdim, nn_tensor **indices);
 nn_tensor *nn_argmax(nn_tensor *a, int dim, int keepdim); /* 0-based, int64 */
 nn_tensor *nn_argmin(nn_tensor *a, int dim, int keepdim);
-nn_tensor *nn_norm(nn_tensor *a, double p);
+/* The p-norm over dim (or NN_ALL_DIMS): p = 0 counts the nonzeros, +-INFINITY
+   is the largest (smallest) magnitude, any other p (sum |x|^p)^(1/p).
+   Gradients are PyTorch's norm_backward (none for p = 0). */
+nn_tensor *nn_norm(nn_tensor *a, double p, int dim, int keepdim);
 /* Sum a gradient down to a shape it was broadcast from. */
 nn_tensor *nn_sum_to_shape(nn_tensor *a, int ndim, const int64_t *size);
 

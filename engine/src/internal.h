@@ -138,6 +138,22 @@ void nn_iter_init(nn_iter *it, int n, nn_tensor *const *ts, int ndim, const int6
 typedef void (*nn_inner_fn)(void *ctx, int64_t n, char **data, const int64_t *stride);
 void nn_iter_run(nn_iter *it, nn_inner_fn fn, void *ctx);
 
+/* A contiguous tensor seen as (outer, n, inner) around dim: a line of n
+   elements `inner` apart for every (outer, inner) pair; NN_ALL_DIMS makes
+   one line of every element. */
+typedef struct { int64_t outer, n, inner; } nn_line_shape;
+static inline nn_line_shape nn_lines_around(const nn_tensor *t, int dim) {
+  nn_line_shape s = {1, 1, 1};
+  if (dim == NN_ALL_DIMS || t->ndim == 0) {
+    s.n = nn_shape_numel(t->ndim, t->size);
+    return s;
+  }
+  s.n = t->size[dim];
+  for (int i = 0; i < dim; i++) s.outer *= t->size[i];
+  for (int i = dim + 1; i < t->ndim; i++) s.inner *= t->size[i];
+  return s;
+}
+
 /* ---- autograd (autograd.c) ------------------------------------------ */
 #define NN_NODE_INPUTS 3
 #define NN_NODE_SAVED 3

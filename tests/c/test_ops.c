@@ -528,7 +528,7 @@ static void check_reductions_on(nn_tensor *a, const char *what) {
       else acc += pow(x, ps[i]);
     }
     double expect = isinf(ps[i]) ? acc : pow(acc, 1 / ps[i]);
-    nn_tensor *r = nn_norm(a, ps[i]);
+    nn_tensor *r = nn_norm(a, ps[i], NN_ALL_DIMS, 0);
     snprintf(label, sizeof label, "%s norm p=%g", what, ps[i]);
     if (check_at(r != NULL, __FILE__, __LINE__, "%s failed: %s", label, nn_error())) {
       check_shape_at(r, 0, NULL, __FILE__, __LINE__, label);
@@ -693,7 +693,7 @@ static void test_reductions(void) {
     }
     nn_release(mx);
     CHECK_FAILS(nn_mean(li, NN_ALL_DIMS, 0), "mean");
-    CHECK_FAILS(nn_norm(li, 2), "norm");
+    CHECK_FAILS(nn_norm(li, 2, NN_ALL_DIMS, 0), "norm");
   }
   nn_release(li);
   nn_tensor *bl = OK(TENSOR(NN_BOOL, 1, SZ(4), 1, 0, 1, 1));
@@ -729,7 +729,7 @@ static void test_reductions(void) {
       CHECK_VALUES(s, 0, -4);
     }
     nn_release(s);
-    nn_tensor *n = OK(nn_norm(z, 1));
+    nn_tensor *n = OK(nn_norm(z, 1, NN_ALL_DIMS, 0));
     if (n) CHECK_VALUES(n, 0, 4);
     nn_release(n);
     nn_tensor *mx = OK(nn_max(z, 0, 0, NULL));
@@ -737,18 +737,36 @@ static void test_reductions(void) {
     nn_release(mx);
   }
   nn_release(z);
-  /* norm: known values, p must be positive */
+  /* norm: known values; p = 0 counts the nonzeros, -inf is the smallest
+     magnitude, a negative p is (sum |x|^p)^(1/p), as PyTorch */
   nn_tensor *v = OK(TENSOR(NN_FLOAT64, 1, SZ(3), 3, -4, 0));
   if (v) {
-    nn_tensor *n1 = OK(nn_norm(v, 1)), *n2 = OK(nn_norm(v, 2)), *ni = OK(nn_norm(v, INFINITY));
-    if (n1) CHECK_VALUES(n1, 0, 7);
-    if (n2) CHECK_VALUES(n2, 0, 5);
-    if (ni) CHECK_VALUES(ni, 0, 4);
-    nn_release(n1), nn_release(n2), nn_release(ni);
-    CHECK_FAILS(nn_norm(v, 0), "norm");
-    CHECK_FAILS(nn_norm(v, -1), "norm");
+    static const struct { double p, want; } norms[] = {
+        {1, 7}, {2, 5}, {INFINITY, 4}, {0, 2}, {-INFINITY, 0}, {-1, 0}};
+    for (size_t i = 0; i < sizeof norms / sizeof norms[0]; i++) {
+      nn_tensor *n = OK(nn_norm(v, norms[i].p, NN_ALL_DIMS, 0));
+      if (n) CHECK_VALUES(n, 0, norms[i].want);
+      nn_release(n);
+    }
+    CHECK_FAILS(nn_norm(v, NAN, NN_ALL_DIMS, 0), "norm");
+    CHECK_FAILS(nn_norm(v, 2, 1, 0), "norm");
   }
   nn_release(v);
+  /* norm along a dim, keepdim or not */
+  nn_tensor *m = OK(TENSOR(NN_FLOAT64, 2, SZ(2, 2), 3, -4, 0, 2));
+  if (m) {
+    nn_tensor *rows = OK(nn_norm(m, 2, 1, 0)), *cols = OK(nn_norm(m, 1, 0, 1));
+    if (rows) {
+      CHECK_SHAPE(rows, 1, 2);
+      CHECK_VALUES(rows, 0, 5, 2);
+    }
+    if (cols) {
+      CHECK_SHAPE(cols, 2, 1, 2);
+      CHECK_VALUES(cols, 0, 3, 6);
+    }
+    nn_release(rows), nn_release(cols);
+  }
+  nn_release(m);
   /* sum_to_shape: a gradient summed back over broadcast dims */
   nn_tensor *g = OK(nn_arange(0, 24, 1, NN_FLOAT64));
   nn_tensor *g3 = g ? OK(nn_view(g, 3, SZ(2, 3, 4))) : NULL;
