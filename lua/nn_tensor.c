@@ -559,6 +559,11 @@ static int m_cpu(lua_State *L) {
 }
 
 /* ---- elementwise ---------------------------------------------------------- */
+/* A Lua number is PyTorch's Python number: an integer (2) or a float (2.0). */
+static nn_number_kind number_kind(lua_State *L, int idx) {
+  return lua_isinteger(L, idx) ? NN_NUMBER_INTEGER : NN_NUMBER_FLOAT;
+}
+
 /* a op b where either side may be a number (operators) */
 static int binary_any(lua_State *L, nn_binary_op op) {
   const char *name = nn_binary_op_name(op);
@@ -566,9 +571,9 @@ static int binary_any(lua_State *L, nn_binary_op op) {
   if (a && b) {
     nnl_push_tensor(L, nn_binary(op, a, b));
   } else if (a && lua_type(L, 2) == LUA_TNUMBER) {
-    nnl_push_tensor(L, nn_binary_scalar(op, a, lua_tonumber(L, 2), 0));
+    nnl_push_tensor(L, nn_binary_number(op, a, lua_tonumber(L, 2), 0, number_kind(L, 2)));
   } else if (b && lua_type(L, 1) == LUA_TNUMBER) {
-    nnl_push_tensor(L, nn_binary_scalar(op, b, lua_tonumber(L, 1), 1));
+    nnl_push_tensor(L, nn_binary_number(op, b, lua_tonumber(L, 1), 1, number_kind(L, 1)));
   } else {
     if (a) return nnl_error(L, "%s: the other operand must be a tensor or a number, got %s", name, luaL_typename(L, 2));
     if (b) return nnl_error(L, "%s: the other operand must be a tensor or a number, got %s", name, luaL_typename(L, 1));
@@ -589,7 +594,8 @@ static int m_binary_(lua_State *L) {
   const char *name = nn_binary_op_name(op);
   nn_tensor *a = nnl_check_tensor(L, 1, name), *b = nnl_to_tensor(L, 2);
   if (b) status_or_error(L, nn_binary_(op, a, b));
-  else if (lua_type(L, 2) == LUA_TNUMBER) status_or_error(L, nn_binary_scalar_(op, a, lua_tonumber(L, 2)));
+  else if (lua_type(L, 2) == LUA_TNUMBER)
+    status_or_error(L, nn_binary_number_(op, a, lua_tonumber(L, 2), number_kind(L, 2)));
   else return nnl_error(L, "%s_: the other operand must be a tensor or a number, got %s", name, luaL_typename(L, 2));
   lua_settop(L, 1);
   return 1;
@@ -618,23 +624,27 @@ static int m_unary_(lua_State *L) {
   return 1;
 }
 
-static double opt_bound(lua_State *L, int idx) {
-  return lua_isnoneornil(L, idx) ? NAN : luaL_checknumber(L, idx);
+/* A bound not given is an infinity: it clamps nothing. */
+static double opt_bound(lua_State *L, int idx, double absent) {
+  return lua_isnoneornil(L, idx) ? absent : luaL_checknumber(L, idx);
+}
+
+static void check_bounds(lua_State *L, const char *op) {
+  if (lua_isnoneornil(L, 2) && lua_isnoneornil(L, 3))
+    nnl_error(L, "%s: give at least one of min and max", op);
 }
 
 static int m_clamp(lua_State *L) {
   nn_tensor *t = nnl_check_tensor(L, 1, "clamp");
-  double lo = opt_bound(L, 2), hi = opt_bound(L, 3);
-  if (isnan(lo) && isnan(hi)) return nnl_error(L, "clamp: give at least one of min and max");
-  nnl_push_tensor(L, nn_clamp(t, lo, hi));
+  check_bounds(L, "clamp");
+  nnl_push_tensor(L, nn_clamp(t, opt_bound(L, 2, -INFINITY), opt_bound(L, 3, INFINITY)));
   return 1;
 }
 
 static int m_clamp_(lua_State *L) {
   nn_tensor *t = nnl_check_tensor(L, 1, "clamp_");
-  double lo = opt_bound(L, 2), hi = opt_bound(L, 3);
-  if (isnan(lo) && isnan(hi)) return nnl_error(L, "clamp_: give at least one of min and max");
-  status_or_error(L, nn_clamp_(t, lo, hi));
+  check_bounds(L, "clamp_");
+  status_or_error(L, nn_clamp_(t, opt_bound(L, 2, -INFINITY), opt_bound(L, 3, INFINITY)));
   lua_settop(L, 1);
   return 1;
 }

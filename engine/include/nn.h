@@ -130,16 +130,29 @@ typedef enum {
 
 const char *nn_binary_op_name(nn_binary_op op);
 const char *nn_unary_op_name(nn_unary_op op);
+/* Result dtypes follow PyTorch's promotion: tensors with dimensions outrank
+   0-dimensional ones, which outrank numbers, unless the lower tier brings a
+   higher category (bool < integer < floating); division is true division.
+   Subtraction with a bool operand, and the power of two bools, are refused. */
 /* a op b with broadcasting. */
 nn_tensor *nn_binary(nn_binary_op op, nn_tensor *a, nn_tensor *b);
-/* a op s, or s op a when scalar_first. */
-nn_tensor *nn_binary_scalar(nn_binary_op op, nn_tensor *a, double s, int scalar_first);
-/* a = a op b (b broadcast to a's shape); a = a op s. */
+/* How a number takes part in promotion: PyTorch's Python int or float.
+   NN_NUMBER_AUTO: an integer when the value is whole, else a float. */
+typedef enum { NN_NUMBER_AUTO = 0, NN_NUMBER_INTEGER, NN_NUMBER_FLOAT } nn_number_kind;
+/* a op s, or s op a when scalar_first; maximum and minimum with a number
+   are PyTorch's clamp_min and clamp_max. */
+nn_tensor *nn_binary_number(nn_binary_op op, nn_tensor *a, double s, int scalar_first,
+                            nn_number_kind kind);
+nn_tensor *nn_binary_scalar(nn_binary_op op, nn_tensor *a, double s, int scalar_first); /* AUTO */
+/* a = a op b (b broadcast to a's shape); a = a op s. b may share a's
+   storage only as the very same elements (else an error: it overlaps). */
 int nn_binary_(nn_binary_op op, nn_tensor *a, nn_tensor *b);
-int nn_binary_scalar_(nn_binary_op op, nn_tensor *a, double s);
+int nn_binary_number_(nn_binary_op op, nn_tensor *a, double s, nn_number_kind kind);
+int nn_binary_scalar_(nn_binary_op op, nn_tensor *a, double s); /* AUTO */
 nn_tensor *nn_unary(nn_unary_op op, nn_tensor *a);
 int nn_unary_(nn_unary_op op, nn_tensor *a);
-/* NAN for a bound that is not given. */
+/* min(max(a, lo), hi), PyTorch's: lo > hi gives hi, a NaN bound gives NaN;
+   -INFINITY / INFINITY for a bound that is not given. */
 nn_tensor *nn_clamp(nn_tensor *a, double lo, double hi);
 int nn_clamp_(nn_tensor *a, double lo, double hi);
 
