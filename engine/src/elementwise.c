@@ -291,10 +291,14 @@ static void relu_array_f32(int64_t n, const float *restrict x, float *restrict o
 
 /* relu's backward over arrays, PyTorch's threshold_backward: 0 where
    x <= 0, else g, a select (so at a NaN input g passes, and where x <= 0
-   an infinite g gives 0, not NaN). */
+   an infinite g gives 0, not NaN). g is read whatever x is: a load under
+   the condition would be a branch per element, not a select. */
 static void relu_grad_array_f32(int64_t n, const float *restrict g, const float *restrict x,
                                 float *restrict gi) {
-  for (int64_t i = 0; i < n; i++) gi[i] = x[i] <= 0 ? 0.0f : g[i];
+  for (int64_t i = 0; i < n; i++) {
+    float gv = g[i];
+    gi[i] = x[i] <= 0 ? 0.0f : gv;
+  }
 }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
@@ -365,7 +369,13 @@ static void kernel_inner(void *vctx, int64_t n, char **data, const int64_t *st) 
   } else if (!k->has_b && k->out == NN_FLOAT32 && k->a == NN_FLOAT32) {
     float *o = (float *)data[0];
     const float *x = (const float *)data[1], s = (float)k->scalar;
-    for (int64_t i = 0; i < n; i++) o[i * st[0]] = scalar_apply_f(k, x[i * st[1]], s);
+    /* scalar_apply_f's tests, taken out of the loop by hand */
+    if (k->scalar_first)
+      for (int64_t i = 0; i < n; i++) o[i * st[0]] = binary_apply_f(op, s, x[i * st[1]]);
+    else if (op == NN_POW)
+      for (int64_t i = 0; i < n; i++) o[i * st[0]] = pow_number_f(x[i * st[1]], s);
+    else
+      for (int64_t i = 0; i < n; i++) o[i * st[0]] = binary_apply_f(op, x[i * st[1]], s);
   } else if (k->has_b && k->out == NN_FLOAT64 && k->a == NN_FLOAT64 && k->b == NN_FLOAT64) {
     double *o = (double *)data[0];
     const double *x = (const double *)data[1], *y = (const double *)data[2];
@@ -890,20 +900,35 @@ int nn_unary_(nn_unary_op op, nn_tensor *a) {
    otherwise min(max(x, lo), hi), so lo > hi gives hi everywhere. */
 struct clamp_ctx { nn_dtype out, a; double lo, hi; };
 
-static inline double clamp_value(double x, double lo, double hi) {
-  if ((isnan(lo) && hi == INFINITY) || (isnan(hi) && lo == -INFINITY)) return x;
-  if (isnan(x) || isnan(lo) || isnan(hi)) return NAN;
-  x = x < lo ? lo : x;
-  return x > hi ? hi : x;
-}
-
+/* With bounds that are numbers, min(max(x, lo), hi) keeps a NaN x: both
+   comparisons are false. */
 static void clamp_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
   const struct clamp_ctx *c = vctx;
-  for (int64_t i = 0; i < n; i++)
-    nn_store(c->out, data[0], i * st[0], clamp_value(nn_load(c->a, data[1], i * st[1]), c->lo, c->hi));
+  if (c->out == NN_FLOAT32 && c->a == NN_FLOAT32) {
+    float *o = (float *)data[0], lo = (float)c->lo, hi = (float)c->hi;
+    const float *x = (const float *)data[1];
+    for (int64_t i = 0; i < n; i++) {
+      float v = x[i * st[1]];
+      v = v < lo ? lo : v;
+      o[i * st[0]] = v > hi ? hi : v;
+    }
+    return;
+  }
+  for (int64_t i = 0; i < n; i++) {
+    double v = nn_load(c->a, data[1], i * st[1]);
+    v = v < c->lo ? c->lo : v;
+    nn_store(c->out, data[0], i * st[0], v > c->hi ? c->hi : v);
+  }
 }
 
 static void run_clamp(nn_tensor *out, nn_tensor *a, double lo, double hi) {
+  if ((isnan(lo) && hi == INFINITY) || (isnan(hi) && lo == -INFINITY)) {
+    lo = -INFINITY, hi = INFINITY; /* PyTorch ignores a NaN bound given alone */
+  } else if (isnan(lo) || isnan(hi)) {
+    if (out != a) nn_copy_(out, a); /* the dtype conversion, then NaN everywhere */
+    nn_fill_(out, NAN);
+    return;
+  }
   nn_iter it;
   nn_tensor *ts[2] = {out, a};
   nn_iter_init(&it, 2, ts, out->ndim, out->size);
