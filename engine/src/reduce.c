@@ -254,8 +254,10 @@ nn_tensor *nn_argmax(nn_tensor *a, int dim, int keepdim) { return arg_extreme(a,
 nn_tensor *nn_argmin(nn_tensor *a, int dim, int keepdim) { return arg_extreme(a, dim, keepdim, 0); }
 
 /* ---- norm ------------------------------------------------------------ */
-/* The p-norm of one line of n values `inner` apart, in double. */
+/* The p-norm of one line of n values `inner` apart, in double; 0 for an
+   empty line whatever p, as PyTorch. */
 static double norm_of_line(nn_dtype dt, const void *x, int64_t n, int64_t inner, double p) {
+  if (n == 0) return 0;
   double acc = isinf(p) && p < 0 ? INFINITY : 0;
   for (int64_t j = 0; j < n; j++) {
     double v = fabs(nn_load(dt, x, j * inner));

@@ -251,6 +251,14 @@ describe("norm agrees with PyTorch", function()
     assert.are.same({4, 1}, flat(x:norm("inf", 2)))
   end)
 
+  it("is 0 over nothing, whatever p (PyTorch's value)", function()
+    for _, p in ipairs {-INF, -1, 0, 0.5, 2, INF} do
+      assert.are.same({0, 0, 0}, flat(nn.zeros(3, 0):norm(p, 2)), "p = " .. p)
+      assert.are.equal(0, nn.zeros(0):norm(p):item(), "p = " .. p)
+    end
+    assert.are.same({1, 1}, nn.tensor({{1, 2}, {3, 4}}):norm(2, nil, true):size())
+  end)
+
   it("passes gradcheck over a dimension", function()
     for _, p in ipairs {0.5, 1, 1.5, 2, 3} do
       local x = nn.tensor({{1.5, -0.7, 2.2}, {-0.3, 0.9, -1.1}}, {dtype = "float64", requires_grad = true})
