@@ -149,6 +149,10 @@ nn_tensor *nn_binary_scalar(nn_binary_op op, nn_tensor *a, double s, int scalar_
 int nn_binary_(nn_binary_op op, nn_tensor *a, nn_tensor *b);
 int nn_binary_number_(nn_binary_op op, nn_tensor *a, double s, nn_number_kind kind);
 int nn_binary_scalar_(nn_binary_op op, nn_tensor *a, double s); /* AUTO */
+/* Integers keep their dtype through the ops exact on them (neg, abs, sign,
+   floor, ceil, round, relu; step gives int64), the others give float32; a
+   bool keeps its dtype through sign, and neg, abs, relu and the roundings
+   of a bool are refused, as PyTorch refuses them. */
 nn_tensor *nn_unary(nn_unary_op op, nn_tensor *a);
 int nn_unary_(nn_unary_op op, nn_tensor *a);
 /* min(max(a, lo), hi), PyTorch's: lo > hi gives hi, a NaN bound gives NaN;
