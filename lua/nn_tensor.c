@@ -666,6 +666,11 @@ static int m_cpu(lua_State *L) {
 }
 
 /* ---- elementwise ---------------------------------------------------------- */
+/* A Lua number is PyTorch's Python number: an integer (2) or a float (2.0). */
+static nn_number_kind number_kind(lua_State *L, int idx) {
+  return lua_isinteger(L, idx) ? NN_NUMBER_INTEGER : NN_NUMBER_FLOAT;
+}
+
 /* a op b where either side may be a number (operators) */
 static int binary_any(lua_State *L, nn_binary_op op) {
   const char *name = nn_binary_op_name(op);
@@ -673,9 +678,9 @@ static int binary_any(lua_State *L, nn_binary_op op) {
   if (a && b) {
     nnl_push_tensor(L, nn_binary(op, a, b));
   } else if (a && lua_type(L, 2) == LUA_TNUMBER) {
-    nnl_push_tensor(L, nn_binary_scalar(op, a, lua_tonumber(L, 2), 0));
+    nnl_push_tensor(L, nn_binary_number(op, a, lua_tonumber(L, 2), 0, number_kind(L, 2)));
   } else if (b && lua_type(L, 1) == LUA_TNUMBER) {
-    nnl_push_tensor(L, nn_binary_scalar(op, b, lua_tonumber(L, 1), 1));
+    nnl_push_tensor(L, nn_binary_number(op, b, lua_tonumber(L, 1), 1, number_kind(L, 1)));
   } else {
     if (a) return nnl_error(L, "%s: the other operand must be a tensor or a number, got %s", name, luaL_typename(L, 2));
     if (b) return nnl_error(L, "%s: the other operand must be a tensor or a number, got %s", name, luaL_typename(L, 1));
@@ -700,7 +705,8 @@ static int m_binary_(lua_State *L) {
   nnl_check_nargs(L, 1, 1, inplace_name, "other");
   nn_tensor *a = nnl_check_tensor(L, 1, inplace_name), *b = nnl_to_tensor(L, 2);
   if (b) status_or_error(L, nn_binary_(op, a, b));
-  else if (lua_type(L, 2) == LUA_TNUMBER) status_or_error(L, nn_binary_scalar_(op, a, lua_tonumber(L, 2)));
+  else if (lua_type(L, 2) == LUA_TNUMBER)
+    status_or_error(L, nn_binary_number_(op, a, lua_tonumber(L, 2), number_kind(L, 2)));
   else return nnl_error(L, "%s_: the other operand must be a tensor or a number, got %s", name, luaL_typename(L, 2));
   lua_settop(L, 1);
   return 1;
@@ -733,25 +739,29 @@ static int m_unary_(lua_State *L) {
   return 1;
 }
 
-static double opt_bound(lua_State *L, int idx) {
-  return lua_isnoneornil(L, idx) ? NAN : luaL_checknumber(L, idx);
+/* A bound not given is an infinity: it clamps nothing. */
+static double opt_bound(lua_State *L, int idx, double absent) {
+  return lua_isnoneornil(L, idx) ? absent : luaL_checknumber(L, idx);
+}
+
+static void check_bounds(lua_State *L, const char *op) {
+  if (lua_isnoneornil(L, 2) && lua_isnoneornil(L, 3))
+    nnl_error(L, "%s: give at least one of min and max", op);
 }
 
 static int m_clamp(lua_State *L) {
   nnl_check_nargs(L, 1, 2, "clamp", "[min] [, max]");
   nn_tensor *t = nnl_check_tensor(L, 1, "clamp");
-  double lo = opt_bound(L, 2), hi = opt_bound(L, 3);
-  if (isnan(lo) && isnan(hi)) return nnl_error(L, "clamp: give at least one of min and max");
-  nnl_push_tensor(L, nn_clamp(t, lo, hi));
+  check_bounds(L, "clamp");
+  nnl_push_tensor(L, nn_clamp(t, opt_bound(L, 2, -INFINITY), opt_bound(L, 3, INFINITY)));
   return 1;
 }
 
 static int m_clamp_(lua_State *L) {
   nnl_check_nargs(L, 1, 2, "clamp_", "[min] [, max]");
   nn_tensor *t = nnl_check_tensor(L, 1, "clamp_");
-  double lo = opt_bound(L, 2), hi = opt_bound(L, 3);
-  if (isnan(lo) && isnan(hi)) return nnl_error(L, "clamp_: give at least one of min and max");
-  status_or_error(L, nn_clamp_(t, lo, hi));
+  check_bounds(L, "clamp_");
+  status_or_error(L, nn_clamp_(t, opt_bound(L, 2, -INFINITY), opt_bound(L, 3, INFINITY)));
   lua_settop(L, 1);
   return 1;
 }
@@ -868,6 +878,8 @@ static int arg_extreme(lua_State *L, int want_max) {
 static int m_argmax(lua_State *L) { return arg_extreme(L, 1); }
 static int m_argmin(lua_State *L) { return arg_extreme(L, 0); }
 
+/* t:norm([p [, dim [, keepdim]]]): p a number, "fro" (2), "inf" or "-inf";
+   dim one dimension, or nil for all. */
 static int m_norm(lua_State *L) {
   nnl_check_nargs(L, 1, 1, "norm", "[p]");
   nn_tensor *t = nnl_check_tensor(L, 1, "norm");
@@ -875,12 +887,22 @@ static int m_norm(lua_State *L) {
   if (lua_type(L, 2) == LUA_TSTRING) {
     const char *s = lua_tostring(L, 2);
     if (strcmp(s, "inf") == 0) p = INFINITY;
+    else if (strcmp(s, "-inf") == 0) p = -INFINITY;
     else if (strcmp(s, "fro") == 0) p = 2;
-    else return nnl_error(L, "norm: unknown norm '%s' (a number, 'fro' or 'inf')", s);
+    else if (strcmp(s, "nuc") == 0)
+      return nnl_error(L, "norm: the nuclear norm ('nuc') is not supported (a number, 'fro', 'inf' or '-inf')");
+    else return nnl_error(L, "norm: unknown norm '%s' (a number, 'fro', 'inf' or '-inf')", s);
   } else if (!lua_isnoneornil(L, 2)) {
-    p = luaL_checknumber(L, 2);
+    if (lua_type(L, 2) != LUA_TNUMBER)
+      return nnl_error(L, "norm: p must be a number, 'fro', 'inf' or '-inf', got %s", luaL_typename(L, 2));
+    p = lua_tonumber(L, 2);
   }
-  nnl_push_tensor(L, nn_norm(t, p));
+  if (lua_istable(L, 3))
+    return nnl_error(L, "norm: over several dimensions is not supported; give one dimension, "
+                        "or none for all");
+  if (!lua_isnoneornil(L, 4) && !lua_isboolean(L, 4))
+    return nnl_error(L, "norm: keepdim must be a boolean, got %s", luaL_typename(L, 4));
+  nnl_push_tensor(L, nn_norm(t, p, opt_dim(L, 3, "norm"), lua_toboolean(L, 4)));
   return 1;
 }
 
@@ -1085,9 +1107,10 @@ static int mt_newindex(lua_State *L) {
  * tensor or along dim (int64).
  *   local predicted_class = logits:argmax(2)
  */
-/*** t:norm([p = 2])
- * The p-norm of all elements: a number p, "fro" (2) or "inf" (largest |x|).
- *   grad:norm()
+/*** t:norm([p = 2 [, dim [, keepdim = false]]])
+ * The p-norm of all elements, or along one dimension: p a number (0 counts
+ * the nonzeros), "fro" (2), "inf" (largest |x|) or "-inf" (smallest).
+ *   grad:norm()          rows:norm(2, 2)
  */
 /*** t:matmul(other)
  * Matrix product with PyTorch's rules: vectors, matrices, and batches of

@@ -109,7 +109,8 @@ nn_tensor *nn_clone(nn_tensor *t);
 nn_tensor *nn_detach(nn_tensor *t);
 nn_tensor *nn_to_dtype(nn_tensor *t, nn_dtype dtype);
 nn_tensor *nn_to_device(nn_tensor *t, nn_device device);
-/* dst[...] = src, src broadcast to dst's shape; no autograd. */
+/* dst[...] = src, src broadcast to dst's shape; no autograd. src may share
+   dst's storage only as the very same elements (else an error: it overlaps). */
 int nn_copy_(nn_tensor *dst, const nn_tensor *src);
 /* Refuses (-1, with an error naming op) an in-place write to t that
    autograd could not follow: a leaf that requires grad, or a graph node. */
@@ -129,16 +130,33 @@ typedef enum {
 
 const char *nn_binary_op_name(nn_binary_op op);
 const char *nn_unary_op_name(nn_unary_op op);
+/* Result dtypes follow PyTorch's promotion: tensors with dimensions outrank
+   0-dimensional ones, which outrank numbers, unless the lower tier brings a
+   higher category (bool < integer < floating); division is true division.
+   Subtraction with a bool operand, and the power of two bools, are refused. */
 /* a op b with broadcasting. */
 nn_tensor *nn_binary(nn_binary_op op, nn_tensor *a, nn_tensor *b);
-/* a op s, or s op a when scalar_first. */
-nn_tensor *nn_binary_scalar(nn_binary_op op, nn_tensor *a, double s, int scalar_first);
-/* a = a op b (b broadcast to a's shape); a = a op s. */
+/* How a number takes part in promotion: PyTorch's Python int or float.
+   NN_NUMBER_AUTO: an integer when the value is whole, else a float. */
+typedef enum { NN_NUMBER_AUTO = 0, NN_NUMBER_INTEGER, NN_NUMBER_FLOAT } nn_number_kind;
+/* a op s, or s op a when scalar_first; maximum and minimum with a number
+   are PyTorch's clamp_min and clamp_max. */
+nn_tensor *nn_binary_number(nn_binary_op op, nn_tensor *a, double s, int scalar_first,
+                            nn_number_kind kind);
+nn_tensor *nn_binary_scalar(nn_binary_op op, nn_tensor *a, double s, int scalar_first); /* AUTO */
+/* a = a op b (b broadcast to a's shape); a = a op s. b may share a's
+   storage only as the very same elements (else an error: it overlaps). */
 int nn_binary_(nn_binary_op op, nn_tensor *a, nn_tensor *b);
-int nn_binary_scalar_(nn_binary_op op, nn_tensor *a, double s);
+int nn_binary_number_(nn_binary_op op, nn_tensor *a, double s, nn_number_kind kind);
+int nn_binary_scalar_(nn_binary_op op, nn_tensor *a, double s); /* AUTO */
+/* Integers keep their dtype through the ops exact on them (neg, abs, sign,
+   floor, ceil, round, relu; step gives int64), the others give float32; a
+   bool keeps its dtype through sign, and neg, abs, relu and the roundings
+   of a bool are refused, as PyTorch refuses them. */
 nn_tensor *nn_unary(nn_unary_op op, nn_tensor *a);
 int nn_unary_(nn_unary_op op, nn_tensor *a);
-/* NAN for a bound that is not given. */
+/* min(max(a, lo), hi), PyTorch's: lo > hi gives hi, a NaN bound gives NaN;
+   -INFINITY / INFINITY for a bound that is not given. */
 nn_tensor *nn_clamp(nn_tensor *a, double lo, double hi);
 int nn_clamp_(nn_tensor *a, double lo, double hi);
 
@@ -152,7 +170,10 @@ nn_tensor *nn_max(nn_tensor *a, int dim, int keepdim, nn_tensor **indices);
 nn_tensor *nn_min(nn_tensor *a, int dim, int keepdim, nn_tensor **indices);
 nn_tensor *nn_argmax(nn_tensor *a, int dim, int keepdim); /* 0-based, int64 */
 nn_tensor *nn_argmin(nn_tensor *a, int dim, int keepdim);
-nn_tensor *nn_norm(nn_tensor *a, double p);
+/* The p-norm over dim (or NN_ALL_DIMS): p = 0 counts the nonzeros, +-INFINITY
+   is the largest (smallest) magnitude, any other p (sum |x|^p)^(1/p).
+   Gradients are PyTorch's norm_backward (none for p = 0). */
+nn_tensor *nn_norm(nn_tensor *a, double p, int dim, int keepdim);
 /* Sum a gradient down to a shape it was broadcast from. */
 nn_tensor *nn_sum_to_shape(nn_tensor *a, int ndim, const int64_t *size);
 

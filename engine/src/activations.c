@@ -368,19 +368,6 @@ nn_tensor *nn_activation(nn_activation_op op, nn_tensor *x, double a, double b) 
 }
 
 /* ---- softmax and log_softmax ----------------------------------------- */
-/* The tensor seen as (outer, n, inner) around dim: a line of n elements
-   `inner` apart for every (outer, inner) pair. */
-typedef struct { int64_t outer, n, inner; } line_shape;
-
-static line_shape lines_around(const nn_tensor *t, int dim) {
-  line_shape s = {1, 1, 1};
-  if (t->ndim == 0) return s;
-  s.n = t->size[dim];
-  for (int i = 0; i < dim; i++) s.outer *= t->size[i];
-  for (int i = dim + 1; i < t->ndim; i++) s.inner *= t->size[i];
-  return s;
-}
-
 /* One line, max-subtracted so that no exp overflows (softmax of
    {1000, 1050, 1100} is that of {-100, -50, 0}):
    softmax: e^(x - m) / sum e^(x - m); log_softmax: x - m - log sum e^(x - m).
@@ -428,7 +415,7 @@ static inline void softmax_backward_line(nn_dtype dt, const void *g, const void 
 
 /* Runs the forward (g = NULL: a = x, out = y) or the backward (a = y,
    out = grad_in) line kernel over every line of a contiguous tensor. */
-static inline void lines_typed(nn_dtype dt, line_shape s, const char *g, const char *a, char *out,
+static inline void lines_typed(nn_dtype dt, nn_line_shape s, const char *g, const char *a, char *out,
                                int log_form) {
   size_t es = nn_element_size(dt);
   for (int64_t o = 0; o < s.outer; o++)
@@ -439,7 +426,7 @@ static inline void lines_typed(nn_dtype dt, line_shape s, const char *g, const c
     }
 }
 
-static void for_each_line(nn_dtype dt, line_shape s, const void *g, const void *a, void *out,
+static void for_each_line(nn_dtype dt, nn_line_shape s, const void *g, const void *a, void *out,
                           int log_form) {
   if (dt == NN_FLOAT32) lines_typed(NN_FLOAT32, s, g, a, out, log_form);
   else lines_typed(NN_FLOAT64, s, g, a, out, log_form);
@@ -459,7 +446,7 @@ static int softmax_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
     nn_release(gc);
     return -1;
   }
-  for_each_line(y->dtype, lines_around(y, (int)node->ints[0]), nn_data(gc), nn_data(y), nn_data(out),
+  for_each_line(y->dtype, nn_lines_around(y, (int)node->ints[0]), nn_data(gc), nn_data(y), nn_data(out),
                 log_form);
   nn_release(gc);
   gi[0] = out;
@@ -475,7 +462,7 @@ nn_tensor *nn_softmax(nn_tensor *x, int dim, int log_form) {
     nn_release(xc);
     return NULL;
   }
-  for_each_line(x->dtype, lines_around(x, dim), NULL, nn_data(xc), nn_data(out), log_form);
+  for_each_line(x->dtype, nn_lines_around(x, dim), NULL, nn_data(xc), nn_data(out), log_form);
   nn_release(xc);
   if (nn_needs_grad(x, NULL, NULL)) {
     nn_node *node = nn_node_attach(out, log_form ? "LogSoftmaxBackward0" : "SoftmaxBackward0",

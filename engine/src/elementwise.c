@@ -1,6 +1,7 @@
 /* elementwise.c: binary ops with broadcasting, unary ops and clamp; each
  * backward beside its forward. float32 and float64 run typed loops; mixed
- * and integer dtypes go through double. */
+ * dtypes convert each element to the dtype PyTorch's promotion computes
+ * in; integers compute as integers. */
 #include "internal.h"
 
 #include <stdint.h>
@@ -14,7 +15,24 @@ static const char *const unary_names[] = {"neg",  "exp",  "log",  "sqrt", "abs",
 const char *nn_binary_op_name(nn_binary_op op) { return binary_names[op]; }
 const char *nn_unary_op_name(nn_unary_op op) { return unary_names[op]; }
 
+
 static int is_comparison(nn_binary_op op) { return op >= NN_GT; }
+
+/* In-place names, for the messages of the forms ending in _. */
+static const char *const binary_inplace_names[] = {"add_", "sub_", "mul_", "div_", "pow_",
+                                                   "maximum_", "minimum_", "gt_", "ge_",
+                                                   "lt_", "le_", "eq_", "ne_"};
+
+/* ---- type promotion: PyTorch's (c10/core/ScalarType.h, TensorIterator's
+   compute_types), cut down to our four dtypes ------------------------------
+   Operands come in three tiers: tensors with dimensions, 0-dimensional
+   tensors, numbers. A lower tier changes the result only when it brings a
+   higher category (bool < integer < floating): float32 vector + float64
+   0-d tensor is float32, int64 vector + float64 0-d tensor is float64,
+   int64 vector + 2.5 is float32 (a float number counts as the default
+   dtype, float32), bool vector + 2 is int64. */
+enum { TIER_NUMBER, TIER_ZERO_DIM, TIER_DIMS, TIER_COUNT };
+#define NO_DTYPE NN_DTYPE_COUNT
 
 static int dtype_rank(nn_dtype d) {
   switch (d) {
@@ -25,21 +43,81 @@ static int dtype_rank(nn_dtype d) {
   }
 }
 
-/* The dtype an arithmetic op computes in, PyTorch's promotion rules cut
-   down to our four dtypes: floats win, and division is always true. */
-static nn_dtype result_dtype(nn_binary_op op, nn_dtype a, nn_dtype b) {
-  nn_dtype d = dtype_rank(a) >= dtype_rank(b) ? a : b;
-  if (is_comparison(op)) return NN_BOOL;
-  if (!nn_dtype_is_floating(d) && op == NN_DIV) return NN_FLOAT32;
-  if (d == NN_BOOL) return NN_INT64;
-  return d;
+static nn_dtype promote(nn_dtype a, nn_dtype b) {
+  if (a == NO_DTYPE) return b;
+  if (b == NO_DTYPE) return a;
+  return dtype_rank(a) >= dtype_rank(b) ? a : b;
 }
 
-static nn_dtype scalar_result_dtype(nn_binary_op op, nn_dtype a, double s) {
-  if (is_comparison(op)) return NN_BOOL;
-  if (nn_dtype_is_floating(a)) return a;
-  if (op == NN_DIV || floor(s) != s || isinf(s)) return NN_FLOAT32;
-  return NN_INT64;
+/* PyTorch's combine_categories: the higher tier's dtype, unless the lower
+   one is of a higher category. */
+static nn_dtype combine_tiers(nn_dtype higher, nn_dtype lower) {
+  if (higher == NO_DTYPE) return lower;
+  if (lower == NO_DTYPE || nn_dtype_is_floating(higher)) return higher;
+  if (higher == NN_BOOL || nn_dtype_is_floating(lower)) return promote(higher, lower);
+  return higher;
+}
+
+typedef struct { nn_dtype dtype; int tier; } operand_type;
+
+static operand_type tensor_operand(const nn_tensor *t) {
+  operand_type o = {t->dtype, t->ndim > 0 ? TIER_DIMS : TIER_ZERO_DIM};
+  return o;
+}
+
+/* A number is an integer or a float (PyTorch's Python int and float);
+   NN_NUMBER_AUTO decides by the value. */
+static operand_type number_operand(double s, nn_number_kind kind) {
+  int integer = kind == NN_NUMBER_INTEGER ||
+                (kind == NN_NUMBER_AUTO && isfinite(s) && floor(s) == s);
+  operand_type o = {integer ? NN_INT64 : NN_FLOAT32, TIER_NUMBER};
+  return o;
+}
+
+static nn_dtype common_dtype(operand_type a, operand_type b) {
+  nn_dtype by_tier[TIER_COUNT] = {NO_DTYPE, NO_DTYPE, NO_DTYPE};
+  by_tier[a.tier] = a.dtype;
+  by_tier[b.tier] = promote(by_tier[b.tier], b.dtype);
+  return combine_tiers(by_tier[TIER_DIMS], combine_tiers(by_tier[TIER_ZERO_DIM], by_tier[TIER_NUMBER]));
+}
+
+/* The dtype op computes in and the one it returns, or -1 with PyTorch's
+   refusals: no subtraction with bool operands, no power of two bools.
+   Division is always true division, in float32 for integers. */
+static int op_dtypes(const char *name, nn_binary_op op, operand_type a, operand_type b,
+                     nn_dtype *compute, nn_dtype *out) {
+  if (op == NN_SUB && (a.dtype == NN_BOOL || b.dtype == NN_BOOL)) {
+    if (a.dtype == NN_BOOL && b.dtype == NN_BOOL)
+      nn_error_set("%s: subtraction, the `-` operator, with two bool tensors is not supported; "
+                   "use a:ne(b) (logical xor) instead", name);
+    else
+      nn_error_set("%s: subtraction, the `-` operator, with a bool tensor is not supported; to "
+                   "invert a mask use mask:eq(0), else convert it first (long() or float())", name);
+    return -1;
+  }
+  nn_dtype c = common_dtype(a, b);
+  if (op == NN_POW && c == NN_BOOL) {
+    nn_error_set("%s: not supported for two bool operands; convert one first (long() or float())",
+                 name);
+    return -1;
+  }
+  if (op == NN_DIV && !nn_dtype_is_floating(c)) c = NN_FLOAT32;
+  *compute = c;
+  *out = is_comparison(op) ? NN_BOOL : c;
+  return 0;
+}
+
+/* An in-place op stores its result in the target's dtype: refused where
+   PyTorch cannot cast (a float into an integer, anything but bool into
+   bool). */
+static int check_inplace_dtype(const char *op, nn_dtype target, nn_dtype result) {
+  if ((!nn_dtype_is_floating(target) && nn_dtype_is_floating(result)) ||
+      (target == NN_BOOL && result != NN_BOOL)) {
+    nn_error_set("%s: the result is %s and cannot be stored in place in a %s tensor", op,
+                 nn_dtype_name(result), nn_dtype_name(target));
+    return -1;
+  }
+  return 0;
 }
 
 /* ---- scalar formulas ------------------------------------------------- */
@@ -70,6 +148,73 @@ static inline float binary_apply_f(nn_binary_op op, float x, float y) {
   case NN_POW: return powf(x, y);
   default: return (float)binary_apply(op, x, y);
   }
+}
+
+/* x to the power of a number: PyTorch's pow_tensor_scalar computes these
+   exponents as products, square roots and reciprocals, not by pow, and
+   their values differ from pow's at some inputs (sqrt(-inf) is NaN,
+   pow(-inf, 0.5) is inf). */
+static inline double pow_number(double x, double e) {
+  if (e == 2) return x * x;
+  if (e == 3) return x * x * x;
+  if (e == 0.5) return sqrt(x);
+  if (e == -0.5) return 1 / sqrt(x);
+  if (e == -1) return 1 / x;
+  if (e == -2) return 1 / (x * x);
+  return pow(x, e);
+}
+static inline float pow_number_f(float x, float e) {
+  if (e == 2) return x * x;
+  if (e == 3) return x * x * x;
+  if (e == 0.5f) return sqrtf(x);
+  if (e == -0.5f) return 1 / sqrtf(x);
+  if (e == -1) return 1 / x;
+  if (e == -2) return 1 / (x * x);
+  return powf(x, e);
+}
+
+/* Integers (and bools, as 0 and 1) compute exactly, wrapping like two's
+   complement as PyTorch's int64 does; a double would lose digits past
+   2^53. */
+static inline int64_t wrap(uint64_t v) { return (int64_t)v; }
+
+static int64_t pow_integer(int64_t base, int64_t e) {
+  if (e < 0) return base == 1 ? 1 : base == -1 ? ((e & 1) ? -1 : 1) : 0;
+  uint64_t r = 1, b = (uint64_t)base;
+  for (; e; e >>= 1, b *= b)
+    if (e & 1) r *= b;
+  return wrap(r);
+}
+
+static inline int64_t integer_apply(nn_binary_op op, int64_t x, int64_t y) {
+  switch (op) {
+  case NN_ADD: return wrap((uint64_t)x + (uint64_t)y);
+  case NN_SUB: return wrap((uint64_t)x - (uint64_t)y);
+  case NN_MUL: return wrap((uint64_t)x * (uint64_t)y);
+  case NN_POW: return pow_integer(x, y);
+  case NN_MAXIMUM: return x > y ? x : y;
+  case NN_MINIMUM: return x < y ? x : y;
+  case NN_GT: return x > y;
+  case NN_GE: return x >= y;
+  case NN_LT: return x < y;
+  case NN_LE: return x <= y;
+  case NN_EQ: return x == y;
+  default: return x != y; /* NN_DIV never computes in integers */
+  }
+}
+
+static inline int64_t load_integer(nn_dtype dtype, const void *p, int64_t i) {
+  return dtype == NN_INT64 ? ((const int64_t *)p)[i] : ((const unsigned char *)p)[i];
+}
+static inline void store_integer(nn_dtype dtype, void *p, int64_t i, int64_t v) {
+  if (dtype == NN_INT64) ((int64_t *)p)[i] = v;
+  else ((unsigned char *)p)[i] = v != 0;
+}
+
+/* A number in an integer op: whole, and saturated into int64's range. */
+static int64_t number_to_integer(double s) {
+  return isnan(s) ? 0 : s >= 9223372036854775807.0 ? INT64_MAX
+                      : s <= -9223372036854775808.0 ? INT64_MIN : (int64_t)s;
 }
 
 /* sigmoid in the form that never overflows: exp of a non-positive number. */
@@ -144,34 +289,73 @@ static void relu_array_f32(int64_t n, const float *restrict x, float *restrict o
   }
 }
 
-/* relu's backward over arrays: g times relu's derivative (1 where x > 0,
-   else 0), multiplied, not selected, so that 0 * inf stays NaN as in
-   unary_derivative. */
+/* relu's backward over arrays, PyTorch's threshold_backward: 0 where
+   x <= 0, else g, a select (so at a NaN input g passes, and where x <= 0
+   an infinite g gives 0, not NaN). g is read whatever x is: a load under
+   the condition would be a branch per element, not a select. */
 static void relu_grad_array_f32(int64_t n, const float *restrict g, const float *restrict x,
                                 float *restrict gi) {
-  for (int64_t i = 0; i < n; i++) gi[i] = g[i] * (x[i] > 0 ? 1.0f : 0.0f);
+  for (int64_t i = 0; i < n; i++) {
+    float gv = g[i];
+    gi[i] = x[i] <= 0 ? 0.0f : gv;
+  }
 }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
 #endif
 
 /* ---- kernels --------------------------------------------------------- */
-struct binary_ctx {
-  nn_binary_op op;
-  double scalar;
-  int scalar_first;
-};
-
-/* data[0] = out, data[1] = a, data[2] = b (absent for scalar ops) */
+/* data[0] = out, data[1] = a, data[2] = b (absent for a number) */
 typedef struct {
-  struct binary_ctx base;
-  nn_dtype out, a, b;
+  nn_binary_op op;
+  nn_dtype compute, out, a, b;
   int has_b;
+  double scalar;     /* the number, when there is no b */
+  int scalar_first;  /* number op a */
 } kernel_ctx;
+
+static inline double scalar_apply(const kernel_ctx *k, double x) {
+  if (k->scalar_first) return binary_apply(k->op, k->scalar, x);
+  return k->op == NN_POW ? pow_number(x, k->scalar) : binary_apply(k->op, x, k->scalar);
+}
+static inline float scalar_apply_f(const kernel_ctx *k, float x, float s) {
+  if (k->scalar_first) return binary_apply_f(k->op, s, x);
+  return k->op == NN_POW ? pow_number_f(x, s) : binary_apply_f(k->op, x, s);
+}
+
+/* Any dtypes: each element converted to the compute dtype, computed there
+   (so float32 x > 0.1 compares with 0.1 rounded to float32, as PyTorch),
+   stored in out's. */
+static void kernel_mixed(const kernel_ctx *k, int64_t n, char **data, const int64_t *st) {
+  if (k->compute == NN_FLOAT32) {
+    float s = (float)k->scalar;
+    for (int64_t i = 0; i < n; i++) {
+      float x = (float)nn_load(k->a, data[1], i * st[1]);
+      float v = k->has_b ? binary_apply_f(k->op, x, (float)nn_load(k->b, data[2], i * st[2]))
+                         : scalar_apply_f(k, x, s);
+      nn_store(k->out, data[0], i * st[0], v);
+    }
+  } else if (k->compute == NN_FLOAT64) {
+    for (int64_t i = 0; i < n; i++) {
+      double x = nn_load(k->a, data[1], i * st[1]);
+      double v = k->has_b ? binary_apply(k->op, x, nn_load(k->b, data[2], i * st[2]))
+                          : scalar_apply(k, x);
+      nn_store(k->out, data[0], i * st[0], v);
+    }
+  } else {
+    int64_t s = number_to_integer(k->scalar);
+    for (int64_t i = 0; i < n; i++) {
+      int64_t x = load_integer(k->a, data[1], i * st[1]);
+      int64_t y = k->has_b ? load_integer(k->b, data[2], i * st[2]) : s;
+      int64_t v = k->scalar_first ? integer_apply(k->op, y, x) : integer_apply(k->op, x, y);
+      store_integer(k->out, data[0], i * st[0], v);
+    }
+  }
+}
 
 static void kernel_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
   const kernel_ctx *k = vctx;
-  nn_binary_op op = k->base.op;
+  nn_binary_op op = k->op;
   if (k->has_b && k->out == NN_FLOAT32 && k->a == NN_FLOAT32 && k->b == NN_FLOAT32) {
     float *o = (float *)data[0];
     const float *x = (const float *)data[1], *y = (const float *)data[2];
@@ -184,46 +368,96 @@ static void kernel_inner(void *vctx, int64_t n, char **data, const int64_t *st) 
     }
   } else if (!k->has_b && k->out == NN_FLOAT32 && k->a == NN_FLOAT32) {
     float *o = (float *)data[0];
-    const float *x = (const float *)data[1], s = (float)k->base.scalar;
-    if (k->base.scalar_first)
+    const float *x = (const float *)data[1], s = (float)k->scalar;
+    /* scalar_apply_f's tests, taken out of the loop by hand */
+    if (k->scalar_first)
       for (int64_t i = 0; i < n; i++) o[i * st[0]] = binary_apply_f(op, s, x[i * st[1]]);
+    else if (op == NN_POW)
+      for (int64_t i = 0; i < n; i++) o[i * st[0]] = pow_number_f(x[i * st[1]], s);
     else
       for (int64_t i = 0; i < n; i++) o[i * st[0]] = binary_apply_f(op, x[i * st[1]], s);
   } else if (k->has_b && k->out == NN_FLOAT64 && k->a == NN_FLOAT64 && k->b == NN_FLOAT64) {
     double *o = (double *)data[0];
     const double *x = (const double *)data[1], *y = (const double *)data[2];
     for (int64_t i = 0; i < n; i++) o[i * st[0]] = binary_apply(op, x[i * st[1]], y[i * st[2]]);
-  } else if (k->has_b) {
-    for (int64_t i = 0; i < n; i++) {
-      double v = binary_apply(op, nn_load(k->a, data[1], i * st[1]), nn_load(k->b, data[2], i * st[2]));
-      nn_store(k->out, data[0], i * st[0], v);
-    }
   } else {
-    double s = k->base.scalar;
-    for (int64_t i = 0; i < n; i++) {
-      double x = nn_load(k->a, data[1], i * st[1]);
-      double v = k->base.scalar_first ? binary_apply(op, s, x) : binary_apply(op, x, s);
-      nn_store(k->out, data[0], i * st[0], v);
-    }
+    kernel_mixed(k, n, data, st);
   }
 }
 
 /* out = a op b, written into out (already shaped). */
-static void run_binary(nn_binary_op op, nn_tensor *out, nn_tensor *a, nn_tensor *b) {
+static void run_binary(nn_binary_op op, nn_dtype compute, nn_tensor *out, nn_tensor *a,
+                       nn_tensor *b) {
   nn_iter it;
   nn_tensor *ts[3] = {out, a, b};
   nn_iter_init(&it, 3, ts, out->ndim, out->size);
-  kernel_ctx k = {{op, 0, 0}, out->dtype, a->dtype, b->dtype, 1};
+  kernel_ctx k = {op, compute, out->dtype, a->dtype, b->dtype, 1, 0, 0};
   nn_iter_run(&it, kernel_inner, &k);
 }
 
-static void run_binary_scalar(nn_binary_op op, nn_tensor *out, nn_tensor *a, double s,
-                              int scalar_first) {
+static void run_binary_scalar(nn_binary_op op, nn_dtype compute, nn_tensor *out, nn_tensor *a,
+                              double s, int scalar_first) {
   nn_iter it;
   nn_tensor *ts[2] = {out, a};
   nn_iter_init(&it, 2, ts, out->ndim, out->size);
-  kernel_ctx k = {{op, s, scalar_first}, out->dtype, a->dtype, a->dtype, 0};
+  kernel_ctx k = {op, compute, out->dtype, a->dtype, a->dtype, 0, s, scalar_first};
   nn_iter_run(&it, kernel_inner, &k);
+}
+
+/* ---- gradients computed element by element ------------------------------
+   The backward formulas that select (PyTorch's where and masked_fill) rather
+   than multiply by a mask: a product would turn 0 * inf and 0 * NaN into
+   NaN where PyTorch gives 0. */
+typedef enum {
+  GRAD_POW_BASE,       /* d(x^y)/dx: 0 where y == 0, else g y x^(y-1) */
+  GRAD_POW_EXPONENT,   /* d(x^y)/dy: 0 where x == 0 and y >= 0, else g x^y log x */
+  GRAD_MAXIMUM,        /* the first operand of maximum(x, y): g, g/2 on a tie, 0 where x < y */
+  GRAD_MINIMUM,        /* the first operand of minimum(x, y): g, g/2 on a tie, 0 where x > y */
+  GRAD_NUMBER_BASE,    /* d(s^x)/dx, s = lo: 0 where s == 0 and x >= 0, else g s^x log s */
+  GRAD_CLAMP,          /* g where lo <= x <= hi (the bounds pass), else 0 */
+} grad_rule;
+
+static inline double grad_formula(grad_rule rule, double g, double x, double y, double out,
+                                  double lo, double hi) {
+  switch (rule) {
+  case GRAD_POW_BASE: return y == 0 ? 0 : g * (y * pow(x, y - 1));
+  case GRAD_POW_EXPONENT: return g * (x == 0 && y >= 0 ? 0 : out * log(x));
+  case GRAD_MAXIMUM: return x < y ? 0 : (x == y ? g / 2 : g);
+  case GRAD_MINIMUM: return x > y ? 0 : (x == y ? g / 2 : g);
+  case GRAD_NUMBER_BASE: return g * (lo == 0 && x >= 0 ? 0 : out * log(lo));
+  default: return x >= lo && x <= hi ? g : 0;
+  }
+}
+
+/* t as a contiguous tensor of g's shape (broadcast), recorded nowhere. */
+static nn_tensor *at_grad_shape(nn_tensor *t, const nn_tensor *g) {
+  if (!t) return NULL;
+  nn_tensor *e = nn_same_shape(t, g) ? nn_retain(t) : nn_expand(t, g->ndim, g->size);
+  nn_tensor *c = e ? nn_contiguous(e) : NULL;
+  nn_release(e);
+  return c;
+}
+
+/* rule over g's elements, with x, y and out (each NULL when the rule reads
+   none) broadcast to g's shape; the result has g's shape and dtype. */
+static nn_tensor *grad_map(grad_rule rule, nn_tensor *g, nn_tensor *x, nn_tensor *y,
+                           nn_tensor *out, double lo, double hi) {
+  nn_tensor *gc = nn_contiguous(g), *xc = at_grad_shape(x, g), *yc = at_grad_shape(y, g);
+  nn_tensor *oc = at_grad_shape(out, g), *r = nn_empty_like(g);
+  if (!gc || (x && !xc) || (y && !yc) || (out && !oc) || !r) {
+    nn_release(gc), nn_release(xc), nn_release(yc), nn_release(oc), nn_release(r);
+    return NULL;
+  }
+  const void *pg = nn_data(gc), *px = xc ? nn_data(xc) : NULL, *py = yc ? nn_data(yc) : NULL;
+  const void *po = oc ? nn_data(oc) : NULL;
+  void *pr = nn_data(r);
+  for (int64_t i = 0, n = nn_numel(r); i < n; i++) {
+    double xv = px ? nn_load(xc->dtype, px, i) : 0, yv = py ? nn_load(yc->dtype, py, i) : 0;
+    double ov = po ? nn_load(oc->dtype, po, i) : 0;
+    nn_store(r->dtype, pr, i, grad_formula(rule, nn_load(g->dtype, pg, i), xv, yv, ov, lo, hi));
+  }
+  nn_release(gc), nn_release(xc), nn_release(yc), nn_release(oc);
+  return r;
 }
 
 /* ---- binary: forward and backward ------------------------------------ */
@@ -254,11 +488,14 @@ nn_tensor *nn_binary(nn_binary_op op, nn_tensor *a, nn_tensor *b) {
   const char *name = binary_names[op];
   int ndim;
   int64_t size[NN_MAX_DIMS];
+  nn_dtype compute, out_dtype;
   if (check_devices(name, a, b) < 0 || check_dtypes(name, a, b) < 0) return NULL;
+  if (op_dtypes(name, op, tensor_operand(a), tensor_operand(b), &compute, &out_dtype) < 0)
+    return NULL;
   if (nn_broadcast_shape(name, a, b, &ndim, size) < 0) return NULL;
-  nn_tensor *out = nn_empty_like_shape(a, result_dtype(op, a->dtype, b->dtype), ndim, size);
+  nn_tensor *out = nn_empty_like_shape(a, out_dtype, ndim, size);
   if (!out) return NULL;
-  run_binary(op, out, a, b);
+  run_binary(op, compute, out, a, b);
   if (!is_comparison(op) && nn_needs_grad(a, b, NULL)) {
     static const char *const node_names[] = {"AddBackward0", "SubBackward0", "MulBackward0",
                                              "DivBackward0", "PowBackward1", "MaximumBackward0",
@@ -314,35 +551,15 @@ static int binary_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
       nn_release(q), nn_release(q2), nn_release(t);
     }
     break;
-  case NN_POW: { /* d(a^b) = b a^(b-1) da + a^b log(a) db */
-    nn_tensor *out = node->saved[2];
-    if (ia) {
-      nn_tensor *bm1 = nn_binary_scalar(NN_SUB, b, 1, 0);
-      nn_tensor *p = bm1 ? nn_binary(NN_POW, a, bm1) : NULL;
-      nn_tensor *bp = p ? nn_binary(NN_MUL, b, p) : NULL;
-      gi[0] = bp ? nn_binary(NN_MUL, g, bp) : NULL;
-      nn_release(bm1), nn_release(p), nn_release(bp);
-    }
-    if (ib) {
-      nn_tensor *la = nn_unary(NN_LOG, a), *t = la ? nn_binary(NN_MUL, out, la) : NULL;
-      gi[1] = t ? nn_binary(NN_MUL, g, t) : NULL;
-      nn_release(la), nn_release(t);
-    }
+  case NN_POW: /* PyTorch's pow_backward_self and pow_backward_exponent */
+    if (ia) gi[0] = grad_map(GRAD_POW_BASE, g, a, b, NULL, 0, 0);
+    if (ib) gi[1] = grad_map(GRAD_POW_EXPONENT, g, a, b, node->saved[2], 0, 0);
     break;
-  }
-  default: { /* maximum/minimum: the winner takes the gradient, a tie splits it */
-    nn_binary_op win = op == NN_MAXIMUM ? NN_GT : NN_LT;
-    nn_tensor *wa = nn_binary(win, a, b), *tie = nn_binary(NN_EQ, a, b);
-    nn_tensor *half = tie ? nn_binary_scalar(NN_MUL, tie, 0.5, 0) : NULL;
-    for (int k = 0; k < 2; k++) {
-      if (!(k ? ib : ia)) continue;
-      nn_tensor *w = k ? nn_binary(win, b, a) : nn_retain(wa);
-      nn_tensor *m = w && half ? nn_binary(NN_ADD, w, half) : NULL;
-      nn_tensor *mt = m ? nn_to_dtype(m, g->dtype) : NULL;
-      gi[k] = mt ? nn_binary(NN_MUL, g, mt) : NULL;
-      nn_release(w), nn_release(m), nn_release(mt);
-    }
-    nn_release(wa), nn_release(tie), nn_release(half);
+  default: { /* maximum/minimum: the winner takes the gradient, a tie splits it,
+                and a NaN passes it to both */
+    grad_rule rule = op == NN_MAXIMUM ? GRAD_MAXIMUM : GRAD_MINIMUM;
+    if (ia) gi[0] = grad_map(rule, g, a, b, NULL, 0, 0);
+    if (ib) gi[1] = grad_map(rule, g, b, a, NULL, 0, 0);
   }
   }
   if (ia && reduce_to(&gi[0], ia) < 0) return -1;
@@ -370,47 +587,58 @@ static int binary_scalar_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
     }
     break;
   case NN_POW:
-    if (!first) { /* d(a^s) = s a^(s-1) */
+    if (first) { /* d(s^a) = s^a log s, PyTorch's pow_backward_exponent */
+      gi[0] = grad_map(GRAD_NUMBER_BASE, g, a, NULL, node->saved[1], s, 0);
+    } else if (s == 0) { /* a^0 is 1 everywhere: the gradient is 0, even at NaN */
+      gi[0] = nn_zeros(g->dtype, g->ndim, g->size);
+    } else { /* d(a^s) = s a^(s-1), a^(s-1) as the forward computes it */
       nn_tensor *p = s == 2 ? nn_binary_scalar(NN_MUL, a, 2, 0) : nn_binary_scalar(NN_POW, a, s - 1, 0);
       if (p && s != 2) nn_binary_scalar_(NN_MUL, p, s);
       gi[0] = p ? nn_binary(NN_MUL, g, p) : NULL;
       nn_release(p);
-    } else { /* d(s^a) = s^a log s */
-      nn_tensor *p = nn_binary_scalar(NN_MUL, node->saved[1], log(s), 0);
-      gi[0] = p ? nn_binary(NN_MUL, g, p) : NULL;
-      nn_release(p);
     }
     break;
-  default: { /* maximum/minimum with a number: pass where a wins, half on a tie */
-    nn_tensor *w = nn_binary_scalar(op == NN_MAXIMUM ? NN_GT : NN_LT, a, s, 0);
-    nn_tensor *tie = nn_binary_scalar(NN_EQ, a, s, 0);
-    nn_tensor *half = tie ? nn_binary_scalar(NN_MUL, tie, 0.5, 0) : NULL;
-    nn_tensor *m = w && half ? nn_binary(NN_ADD, w, half) : NULL;
-    nn_tensor *mt = m ? nn_to_dtype(m, g->dtype) : NULL;
-    gi[0] = mt ? nn_binary(NN_MUL, g, mt) : NULL;
-    nn_release(w), nn_release(tie), nn_release(half), nn_release(m), nn_release(mt);
-  }
+  default: /* maximum/minimum with a number are PyTorch's clamp_min/clamp_max */
+    gi[0] = grad_map(GRAD_CLAMP, g, a, NULL, NULL, op == NN_MAXIMUM ? s : -INFINITY,
+                     op == NN_MAXIMUM ? INFINITY : s);
   }
   return gi[0] ? 0 : -1;
 }
 
-nn_tensor *nn_binary_scalar(nn_binary_op op, nn_tensor *a, double s, int scalar_first) {
+/* PyTorch refuses an integer tensor to a negative integer power. */
+static int check_integer_power(const char *name, nn_binary_op op, nn_dtype compute, double s,
+                               int scalar_first) {
+  if (op == NN_POW && !scalar_first && !nn_dtype_is_floating(compute) && s < 0) {
+    nn_error_set("%s: integers to negative integer powers are not allowed (convert to float first)",
+                 name);
+    return -1;
+  }
+  return 0;
+}
+
+nn_tensor *nn_binary_number(nn_binary_op op, nn_tensor *a, double s, int scalar_first,
+                            nn_number_kind kind) {
   const char *name = binary_names[op];
+  nn_dtype compute, out_dtype;
   if (nn_check_cpu(name, a) < 0) return NULL;
-  nn_tensor *out = nn_empty_like_shape(a, scalar_result_dtype(op, a->dtype, s), a->ndim, a->size);
+  operand_type ta = tensor_operand(a), ts = number_operand(s, kind);
+  if (op_dtypes(name, op, scalar_first ? ts : ta, scalar_first ? ta : ts, &compute, &out_dtype) < 0 ||
+      check_integer_power(name, op, compute, s, scalar_first) < 0)
+    return NULL;
+  nn_tensor *out = nn_empty_like_shape(a, out_dtype, a->ndim, a->size);
   if (!out) return NULL;
-  run_binary_scalar(op, out, a, s, scalar_first);
+  run_binary_scalar(op, compute, out, a, s, scalar_first);
   if (!is_comparison(op) && nn_needs_grad(a, NULL, NULL)) {
     /* PyTorch's names: x + 2 is AddBackward0, 2 - x RsubBackward1, 2 / x a
        reciprocal times 2 (MulBackward0), 2 ^ x PowBackward2 */
     static const char *const node_names[] = {"AddBackward0", "SubBackward0", "MulBackward0",
                                              "DivBackward0", "PowBackward0", "ClampMinBackward0",
                                              "ClampMaxBackward0"};
-    const char *name = node_names[op];
-    if (scalar_first && op == NN_SUB) name = "RsubBackward1";
-    if (scalar_first && op == NN_DIV) name = "MulBackward0";
-    if (scalar_first && op == NN_POW) name = "PowBackward2";
-    nn_node *node = nn_node_attach(out, name, binary_scalar_backward, 1, a, NULL, NULL);
+    const char *node_name = node_names[op];
+    if (scalar_first && op == NN_SUB) node_name = "RsubBackward1";
+    if (scalar_first && op == NN_DIV) node_name = "MulBackward0";
+    if (scalar_first && op == NN_POW) node_name = "PowBackward2";
+    nn_node *node = nn_node_attach(out, node_name, binary_scalar_backward, 1, a, NULL, NULL);
     if (!node) {
       nn_release(out);
       return NULL;
@@ -424,21 +652,16 @@ nn_tensor *nn_binary_scalar(nn_binary_op op, nn_tensor *a, double s, int scalar_
   return out;
 }
 
-/* ---- in place -------------------------------------------------------- */
-static int check_inplace_dtype(const char *op, nn_dtype target, nn_dtype result) {
-  if ((!nn_dtype_is_floating(target) && nn_dtype_is_floating(result)) ||
-      (target == NN_BOOL && result != NN_BOOL)) {
-    nn_error_set("%s: the result is %s and cannot be stored in place in a %s tensor", op,
-                 nn_dtype_name(result), nn_dtype_name(target));
-    return -1;
-  }
-  return 0;
+nn_tensor *nn_binary_scalar(nn_binary_op op, nn_tensor *a, double s, int scalar_first) {
+  return nn_binary_number(op, a, s, scalar_first, NN_NUMBER_AUTO);
 }
 
+/* ---- in place -------------------------------------------------------- */
 int nn_binary_(nn_binary_op op, nn_tensor *a, nn_tensor *b) {
-  const char *name = binary_names[op];
+  const char *name = binary_inplace_names[op];
   int ndim;
   int64_t size[NN_MAX_DIMS];
+  nn_dtype compute, out_dtype;
   if (check_devices(name, a, b) < 0 || nn_check_inplace(name, a) < 0) return -1;
   if (nn_grad_enabled() && b->requires_grad) {
     nn_error_set("%s: in place with an operand that requires grad is not recorded; "
@@ -452,23 +675,33 @@ int nn_binary_(nn_binary_op op, nn_tensor *a, nn_tensor *b) {
                  name, nn_shape_string(a, x, sizeof x), nn_shape_string(b, y, sizeof y));
     return -1;
   }
-  if (check_inplace_dtype(name, a->dtype, result_dtype(op, a->dtype, b->dtype)) < 0) return -1;
-  run_binary(op, a, a, b);
+  if (op_dtypes(name, op, tensor_operand(a), tensor_operand(b), &compute, &out_dtype) < 0 ||
+      check_inplace_dtype(name, a->dtype, out_dtype) < 0 || nn_check_overlap(name, a, b) < 0)
+    return -1;
+  run_binary(op, compute, a, a, b);
+  nn_bump_version(a);
+  return 0;
+}
+
+int nn_binary_number_(nn_binary_op op, nn_tensor *a, double s, nn_number_kind kind) {
+  const char *name = binary_inplace_names[op];
+  nn_dtype compute, out_dtype;
+  if (nn_check_cpu(name, a) < 0 || nn_check_inplace(name, a) < 0) return -1;
+  if (op_dtypes(name, op, tensor_operand(a), number_operand(s, kind), &compute, &out_dtype) < 0 ||
+      check_integer_power(name, op, compute, s, 0) < 0 ||
+      check_inplace_dtype(name, a->dtype, out_dtype) < 0)
+    return -1;
+  run_binary_scalar(op, compute, a, a, s, 0);
   nn_bump_version(a);
   return 0;
 }
 
 int nn_binary_scalar_(nn_binary_op op, nn_tensor *a, double s) {
-  const char *name = binary_names[op];
-  if (nn_check_cpu(name, a) < 0 || nn_check_inplace(name, a) < 0) return -1;
-  if (check_inplace_dtype(name, a->dtype, scalar_result_dtype(op, a->dtype, s)) < 0) return -1;
-  run_binary_scalar(op, a, a, s, 0);
-  nn_bump_version(a);
-  return 0;
+  return nn_binary_number_(op, a, s, NN_NUMBER_AUTO);
 }
 
 /* ---- unary ----------------------------------------------------------- */
-struct unary_ctx { nn_unary_op op; nn_dtype out, a; double lo, hi; };
+struct unary_ctx { nn_unary_op op; nn_dtype out, a; };
 
 static void unary_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
   const struct unary_ctx *c = vctx;
@@ -492,20 +725,39 @@ static void unary_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
   }
 }
 
-/* Ops that are exact on integers keep the dtype; the rest compute in float. */
-static nn_dtype unary_dtype(nn_unary_op op, nn_dtype a) {
-  if (nn_dtype_is_floating(a)) return a;
+/* The result dtype, PyTorch's: ops exact on integers keep the dtype, the
+   rest compute in float32. On bool, sign stays bool, and negation, abs,
+   relu and the roundings are refused as PyTorch refuses them. */
+static int unary_dtype(const char *name, nn_unary_op op, nn_dtype a, nn_dtype *out) {
+  if (nn_dtype_is_floating(a)) {
+    *out = a;
+    return 0;
+  }
   switch (op) {
-  case NN_NEG: case NN_ABS: case NN_SIGN: case NN_FLOOR: case NN_CEIL: case NN_ROUND: case NN_RELU:
-  case NN_STEP:
-    return a == NN_BOOL ? NN_INT64 : a;
-  default: return NN_FLOAT32;
+  case NN_NEG:
+    if (a == NN_BOOL) {
+      nn_error_set("%s: negation, the `-` operator, on a bool tensor is not supported; to invert "
+                   "a mask use mask:eq(0)", name);
+      return -1;
+    }
+    *out = a;
+    return 0;
+  case NN_ABS: case NN_FLOOR: case NN_CEIL: case NN_ROUND: case NN_RELU:
+    if (a == NN_BOOL) {
+      nn_error_set("%s: not supported for a bool tensor; convert it first (long() or float())", name);
+      return -1;
+    }
+    *out = a;
+    return 0;
+  case NN_SIGN: *out = a; return 0;
+  case NN_STEP: *out = NN_INT64; return 0;
+  default: *out = NN_FLOAT32; return 0;
   }
 }
 
 static void run_unary(nn_unary_op op, nn_tensor *out, nn_tensor *a) {
+  struct unary_ctx c = {op, out->dtype, a->dtype};
   if (out->dtype == a->dtype && nn_is_contiguous(out) && nn_is_contiguous(a)) {
-    struct unary_ctx c = {op, out->dtype, a->dtype, 0, 0};
     char *data[2] = {nn_data(out), nn_data(a)};
     static const int64_t unit[2] = {1, 1};
     unary_inner(&c, nn_numel(a), data, unit);
@@ -514,12 +766,12 @@ static void run_unary(nn_unary_op op, nn_tensor *out, nn_tensor *a) {
   nn_iter it;
   nn_tensor *ts[2] = {out, a};
   nn_iter_init(&it, 2, ts, out->ndim, out->size);
-  struct unary_ctx c = {op, out->dtype, a->dtype, 0, 0};
   nn_iter_run(&it, unary_inner, &c);
 }
 
 /* The local derivative, as one fused loop over (g, x-or-y): sigmoid, tanh,
-   exp and sqrt read their output y, the others their input x. */
+   exp and sqrt read their output y, the others their input x. relu's is
+   not here: it selects (relu_grad below). */
 struct unary_grad_ctx { nn_unary_op op; };
 
 static inline double unary_derivative(nn_unary_op op, double x, double y) {
@@ -531,12 +783,13 @@ static inline double unary_derivative(nn_unary_op op, double x, double y) {
   case NN_ABS: return x > 0 ? 1 : (x < 0 ? -1 : 0);
   case NN_SIGMOID: return y * (1 - y);
   case NN_TANH: return 1 - y * y;
-  case NN_RELU: return x > 0 ? 1 : 0;
   case NN_SIN: return cos(x);
   case NN_COS: return -sin(x);
   default: return 0; /* step, sign, floor, ceil, round: flat almost everywhere */
   }
 }
+
+static inline double relu_grad(double g, double x) { return x <= 0 ? 0 : g; }
 
 static int reads_output(nn_unary_op op) {
   return op == NN_EXP || op == NN_SQRT || op == NN_SIGMOID || op == NN_TANH;
@@ -560,7 +813,8 @@ static void unary_grad_inner(void *vctx, int64_t n, char **data, const int64_t *
   for (int64_t i = 0; i < n; i++) {
     float g = ((const float *)data[1])[i * st[1]], v = ((const float *)data[2])[i * st[2]];
     ((float *)data[0])[i * st[0]] =
-        g * (float)unary_derivative(c->op, out_mode ? 0 : v, out_mode ? v : 0);
+        c->op == NN_RELU ? (float)relu_grad(g, v)
+                         : g * (float)unary_derivative(c->op, out_mode ? 0 : v, out_mode ? v : 0);
   }
 }
 
@@ -569,7 +823,9 @@ static void unary_grad_inner_d(void *vctx, int64_t n, char **data, const int64_t
   int out_mode = reads_output(c->op);
   for (int64_t i = 0; i < n; i++) {
     double g = ((const double *)data[1])[i * st[1]], v = ((const double *)data[2])[i * st[2]];
-    ((double *)data[0])[i * st[0]] = g * unary_derivative(c->op, out_mode ? 0 : v, out_mode ? v : 0);
+    ((double *)data[0])[i * st[0]] =
+        c->op == NN_RELU ? relu_grad(g, v)
+                         : g * unary_derivative(c->op, out_mode ? 0 : v, out_mode ? v : 0);
   }
 }
 
@@ -601,8 +857,10 @@ static int unary_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
 }
 
 nn_tensor *nn_unary(nn_unary_op op, nn_tensor *a) {
-  if (nn_check_cpu(unary_names[op], a) < 0) return NULL;
-  nn_tensor *out = nn_empty_like_shape(a, unary_dtype(op, a->dtype), a->ndim, a->size);
+  nn_dtype dtype;
+  if (nn_check_cpu(unary_names[op], a) < 0 || unary_dtype(unary_names[op], op, a->dtype, &dtype) < 0)
+    return NULL;
+  nn_tensor *out = nn_empty_like_shape(a, dtype, a->ndim, a->size);
   if (!out) return NULL;
   run_unary(op, out, a);
   if (nn_needs_grad(a, NULL, NULL)) {
@@ -623,58 +881,80 @@ nn_tensor *nn_unary(nn_unary_op op, nn_tensor *a) {
 }
 
 int nn_unary_(nn_unary_op op, nn_tensor *a) {
-  const char *name = unary_names[op];
-  if (nn_check_cpu(name, a) < 0 || nn_check_inplace(name, a) < 0) return -1;
-  if (check_inplace_dtype(name, a->dtype, unary_dtype(op, a->dtype)) < 0) return -1;
+  static const char *const inplace_names[] = {"neg_", "exp_", "log_", "sqrt_", "abs_",
+                                              "sigmoid_", "tanh_", "relu_", "step_", "sin_",
+                                              "cos_", "sign_", "floor_", "ceil_", "round_"};
+  const char *name = inplace_names[op];
+  nn_dtype dtype;
+  if (nn_check_cpu(name, a) < 0 || nn_check_inplace(name, a) < 0 ||
+      unary_dtype(name, op, a->dtype, &dtype) < 0 || check_inplace_dtype(name, a->dtype, dtype) < 0)
+    return -1;
   run_unary(op, a, a);
   nn_bump_version(a);
   return 0;
 }
 
 /* ---- clamp ----------------------------------------------------------- */
+/* PyTorch 1.13's clamp: NaN stays NaN, a NaN bound makes every value NaN
+   (but leaves them all as they are when it is the only bound given), and
+   otherwise min(max(x, lo), hi), so lo > hi gives hi everywhere. */
+struct clamp_ctx { nn_dtype out, a; double lo, hi; };
+
+/* With bounds that are numbers, min(max(x, lo), hi) keeps a NaN x: both
+   comparisons are false. */
 static void clamp_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
-  const struct unary_ctx *c = vctx;
+  const struct clamp_ctx *c = vctx;
+  if (c->out == NN_FLOAT32 && c->a == NN_FLOAT32) {
+    float *o = (float *)data[0], lo = (float)c->lo, hi = (float)c->hi;
+    const float *x = (const float *)data[1];
+    for (int64_t i = 0; i < n; i++) {
+      float v = x[i * st[1]];
+      v = v < lo ? lo : v;
+      o[i * st[0]] = v > hi ? hi : v;
+    }
+    return;
+  }
   for (int64_t i = 0; i < n; i++) {
-    double x = nn_load(c->a, data[1], i * st[1]);
-    if (!isnan(c->lo) && x < c->lo) x = c->lo;
-    if (!isnan(c->hi) && x > c->hi) x = c->hi;
-    nn_store(c->out, data[0], i * st[0], x);
+    double v = nn_load(c->a, data[1], i * st[1]);
+    v = v < c->lo ? c->lo : v;
+    nn_store(c->out, data[0], i * st[0], v > c->hi ? c->hi : v);
   }
 }
 
 static void run_clamp(nn_tensor *out, nn_tensor *a, double lo, double hi) {
+  if ((isnan(lo) && hi == INFINITY) || (isnan(hi) && lo == -INFINITY)) {
+    lo = -INFINITY, hi = INFINITY; /* PyTorch ignores a NaN bound given alone */
+  } else if (isnan(lo) || isnan(hi)) {
+    if (out != a) nn_copy_(out, a); /* the dtype conversion, then NaN everywhere */
+    nn_fill_(out, NAN);
+    return;
+  }
   nn_iter it;
   nn_tensor *ts[2] = {out, a};
   nn_iter_init(&it, 2, ts, out->ndim, out->size);
-  struct unary_ctx c = {NN_NEG, out->dtype, a->dtype, lo, hi};
+  struct clamp_ctx c = {out->dtype, a->dtype, lo, hi};
   nn_iter_run(&it, clamp_inner, &c);
 }
 
-/* d clamp(x) = 1 where lo <= x <= hi, as PyTorch (the bounds pass). */
+/* The gradient passes where lo <= x <= hi, bounds included, as PyTorch's
+   clamp_backward: nowhere when lo > hi, a bound or x is NaN. */
 static int clamp_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
-  nn_tensor *a = node->saved[0];
-  double lo = node->scalar[0], hi = node->scalar[1];
-  nn_tensor *mask = nn_empty_like(a);
-  if (!mask) return -1;
-  for (int64_t i = 0, n = nn_numel(a); i < n; i++) {
-    double x = nn_get_flat(a, i);
-    nn_set_flat(mask, i, (isnan(lo) || x >= lo) && (isnan(hi) || x <= hi));
-  }
-  gi[0] = nn_binary(NN_MUL, g, mask);
-  nn_release(mask);
+  gi[0] = grad_map(GRAD_CLAMP, g, node->saved[0], NULL, NULL, node->scalar[0], node->scalar[1]);
   return gi[0] ? 0 : -1;
+}
+
+/* The dtype of clamp(a, lo, hi): the bounds are numbers in PyTorch's promotion. */
+static nn_dtype clamp_dtype(nn_tensor *a, double lo, double hi) {
+  nn_dtype d = common_dtype(tensor_operand(a), number_operand(lo, NN_NUMBER_AUTO));
+  operand_type with_lo = {d, tensor_operand(a).tier};
+  return common_dtype(with_lo, number_operand(hi, NN_NUMBER_AUTO));
 }
 
 nn_tensor *nn_clamp(nn_tensor *a, double lo, double hi) {
   if (nn_check_cpu("clamp", a) < 0) return NULL;
-  if (!isnan(lo) && !isnan(hi) && lo > hi) {
-    nn_error_set("clamp: min %g is greater than max %g", lo, hi);
-    return NULL;
-  }
-  nn_dtype dt = a->dtype;
-  if (!nn_dtype_is_floating(dt) && ((!isnan(lo) && floor(lo) != lo) || (!isnan(hi) && floor(hi) != hi)))
-    dt = NN_FLOAT32;
-  nn_tensor *out = nn_empty_like_shape(a, dt, a->ndim, a->size);
+  /* an absent bound (an infinity) takes no part in the dtype */
+  nn_tensor *out = nn_empty_like_shape(a, clamp_dtype(a, isinf(lo) ? 0 : lo, isinf(hi) ? 0 : hi),
+                                       a->ndim, a->size);
   if (!out) return NULL;
   run_clamp(out, a, lo, hi);
   if (nn_needs_grad(a, NULL, NULL)) {
@@ -691,11 +971,9 @@ nn_tensor *nn_clamp(nn_tensor *a, double lo, double hi) {
 }
 
 int nn_clamp_(nn_tensor *a, double lo, double hi) {
-  if (nn_check_cpu("clamp_", a) < 0 || nn_check_inplace("clamp_", a) < 0) return -1;
-  if (!isnan(lo) && !isnan(hi) && lo > hi) {
-    nn_error_set("clamp_: min %g is greater than max %g", lo, hi);
+  if (nn_check_cpu("clamp_", a) < 0 || nn_check_inplace("clamp_", a) < 0 ||
+      check_inplace_dtype("clamp_", a->dtype, clamp_dtype(a, isinf(lo) ? 0 : lo, isinf(hi) ? 0 : hi)) < 0)
     return -1;
-  }
   run_clamp(a, a, lo, hi);
   nn_bump_version(a);
   return 0;

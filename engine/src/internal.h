@@ -88,7 +88,10 @@ static inline void nn_store(nn_dtype dtype, void *p, int64_t i, double v) {
    (Moshier, Cephes Math Library, 1984-2000; under 2 ulp), 2^n written into
    the exponent bits. Below -87.3 the result would be subnormal: it is 0;
    NaN stays NaN. (Its callers pass x <= 0; past 88 it gives inf a little
-   early.) */
+   early.) The clamp is written so that NaN lands on the bound: the
+   polynomial and the exponent bits then see a finite number (a NaN
+   converted to an integer is undefined behaviour), and the last select
+   hands the NaN back. */
 #if defined(__GNUC__) && !defined(__clang__)
 /* Its selects are branch-free only when comparisons are not treated as
    trapping; the engine never reads floating-point exception flags. Loops
@@ -97,7 +100,8 @@ static inline void nn_store(nn_dtype dtype, void *p, int64_t i, double v) {
 #pragma GCC optimize("no-trapping-math")
 #endif
 static inline float nn_exp_f32(float x) {
-  float xc = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
+  float xc = x > -87.3f ? x : -87.3f; /* false for NaN */
+  xc = xc < 88.7f ? xc : 88.7f;
   /* adding 1.5 * 2^23 rounds to an integer (nearbyintf is a call without SSE4.1) */
   float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
@@ -108,7 +112,7 @@ static inline float nn_exp_f32(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  int32_t bits = ((int32_t)n + 127) << 23;
+  uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
   float scale;
   memcpy(&scale, &bits, sizeof scale);
   float e = x < -87.3f ? 0.0f : p * scale;
@@ -133,6 +137,22 @@ void nn_iter_init(nn_iter *it, int n, nn_tensor *const *ts, int ndim, const int6
 /* Calls fn over the innermost dimension for every outer position. */
 typedef void (*nn_inner_fn)(void *ctx, int64_t n, char **data, const int64_t *stride);
 void nn_iter_run(nn_iter *it, nn_inner_fn fn, void *ctx);
+
+/* A contiguous tensor seen as (outer, n, inner) around dim: a line of n
+   elements `inner` apart for every (outer, inner) pair; NN_ALL_DIMS makes
+   one line of every element. */
+typedef struct { int64_t outer, n, inner; } nn_line_shape;
+static inline nn_line_shape nn_lines_around(const nn_tensor *t, int dim) {
+  nn_line_shape s = {1, 1, 1};
+  if (dim == NN_ALL_DIMS || t->ndim == 0) {
+    s.n = nn_shape_numel(t->ndim, t->size);
+    return s;
+  }
+  s.n = t->size[dim];
+  for (int i = 0; i < dim; i++) s.outer *= t->size[i];
+  for (int i = dim + 1; i < t->ndim; i++) s.inner *= t->size[i];
+  return s;
+}
 
 /* ---- autograd (autograd.c) ------------------------------------------ */
 #define NN_NODE_INPUTS 3
@@ -184,6 +204,15 @@ void nn_no_grad_end(nn_grad_guard g);
    loops for tiny products and BLAS for the rest. */
 int nn_gemm_tensors(int trans_a, int trans_b, double alpha, nn_tensor *a, nn_tensor *b,
                     double beta, nn_tensor *c);
+/* Refuses (-1, with an error naming op) an in-place write into dst that
+   reads src where src holds some of dst's elements at other positions (a
+   partial overlap): the loop would read values it has already overwritten.
+   The very same elements are fine (x:add_(x)). src must broadcast to dst's
+   shape. Separate storages, the common case, cost one comparison. */
+int nn_check_partial_overlap(const char *op, const nn_tensor *dst, const nn_tensor *src);
+static inline int nn_check_overlap(const char *op, const nn_tensor *dst, const nn_tensor *src) {
+  return dst->storage == src->storage ? nn_check_partial_overlap(op, dst, src) : 0;
+}
 /* bump the version of t's storage after an in-place write */
 static inline void nn_bump_version(nn_tensor *t) { t->storage->version++; }
 

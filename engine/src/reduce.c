@@ -138,14 +138,8 @@ static int extreme(nn_tensor *a, int dim, int want_max, nn_tensor **values, nn_t
   *values = *indices = NULL;
   nn_tensor *c = nn_contiguous(a);
   if (!c) return -1;
-  int64_t outer = 1, n, inner = 1, size[NN_MAX_DIMS];
-  if (dim == NN_ALL_DIMS) {
-    n = nn_numel(a);
-  } else {
-    for (int i = 0; i < dim; i++) outer *= a->size[i];
-    n = a->size[dim];
-    for (int i = dim + 1; i < a->ndim; i++) inner *= a->size[i];
-  }
+  nn_line_shape s = nn_lines_around(a, dim);
+  int64_t outer = s.outer, n = s.n, inner = s.inner, size[NN_MAX_DIMS];
   keep_shape(a, dim, size);
   *values = nn_empty_like_shape(a, a->dtype, a->ndim, size);
   *indices = nn_empty_like_shape(a, NN_INT64, a->ndim, size);
@@ -260,52 +254,122 @@ nn_tensor *nn_argmax(nn_tensor *a, int dim, int keepdim) { return arg_extreme(a,
 nn_tensor *nn_argmin(nn_tensor *a, int dim, int keepdim) { return arg_extreme(a, dim, keepdim, 0); }
 
 /* ---- norm ------------------------------------------------------------ */
-/* d ||x||_p = sign(x) |x|^(p-1) / ||x||^(p-1); zero where the norm is. */
-static int norm_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
-  nn_tensor *a = node->saved[0];
-  double p = node->scalar[0], norm = nn_get_flat(node->saved[1], 0), gv = nn_get_flat(g, 0);
-  nn_tensor *out = nn_empty_like(a);
-  if (!out) return -1;
-  for (int64_t i = 0, n = nn_numel(a); i < n; i++) {
-    double x = nn_get_flat(a, i), d;
-    if (norm == 0) d = 0;
-    else if (p == 2) d = x / norm;
-    else if (p == 1) d = x > 0 ? 1 : (x < 0 ? -1 : 0);
-    else if (isinf(p)) d = fabs(x) == norm ? (x > 0 ? 1 : -1) : 0;
-    else d = (x > 0 ? 1 : (x < 0 ? -1 : 0)) * pow(fabs(x), p - 1) / pow(norm, p - 1);
-    nn_set_flat(out, i, gv * d);
+/* The p-norm of one line of n values `inner` apart, in double; 0 for an
+   empty line whatever p, as PyTorch. */
+static double norm_of_line(nn_dtype dt, const void *x, int64_t n, int64_t inner, double p) {
+  if (n == 0) return 0;
+  double acc = isinf(p) && p < 0 ? INFINITY : 0;
+  for (int64_t j = 0; j < n; j++) {
+    double v = fabs(nn_load(dt, x, j * inner));
+    if (p == 0) acc += v != 0;
+    else if (isinf(p)) acc = isnan(v) || (p > 0 ? v > acc : v < acc) ? v : acc;
+    else acc += p == 1 ? v : (p == 2 ? v * v : pow(v, p));
+    if (isnan(acc)) break;
   }
+  if (p == 0 || p == 1 || isinf(p)) return acc;
+  return p == 2 ? sqrt(acc) : pow(acc, 1 / p);
+}
+
+static double sgn(double x) { return x > 0 ? 1 : (x < 0 ? -1 : 0); }
+
+/* One line's gradient, PyTorch 1.13's norm_backward (FunctionsManual.cpp),
+   with its masks: 0 where the norm is 0 (and, for p < 1, where x is), and
+   for p = +-inf the gradient shared evenly by the elements that attain the
+   norm (or are NaN). */
+static void norm_backward_line(nn_dtype dt, const void *x, void *gi, int64_t n, int64_t inner,
+                               double p, double norm, double g) {
+  int64_t count = 0;
+  if (isinf(p))
+    for (int64_t j = 0; j < n; j++) {
+      double v = fabs(nn_load(dt, x, j * inner));
+      count += v == norm || isnan(v);
+    }
+  for (int64_t j = 0; j < n; j++) {
+    double v = nn_load(dt, x, j * inner), a = fabs(v), d;
+    if (p == 1) {
+      d = sgn(v) * g;
+    } else if (p == 2) {
+      d = g * (norm == 0 ? 0 : v / norm);
+    } else if (isinf(p)) {
+      d = sgn(v) * (g / (double)count * (a == norm || isnan(a)));
+    } else if (p < 1) {
+      d = sgn(v) * (v == 0 ? 0 : pow(a, p - 1)) * g * pow(norm, 1 - p);
+    } else {
+      double scale = norm == 0 ? 0 : g / pow(norm, p - 1);
+      d = (p < 2 ? sgn(v) * pow(a, p - 1) : v * pow(a, p - 2)) * scale;
+    }
+    nn_store(dt, gi, j * inner, d);
+  }
+}
+
+static int norm_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  double p = node->scalar[0];
+  if (p == 0) return 0; /* the count of nonzeros has no gradient: none, as in PyTorch */
+  nn_tensor *a = node->saved[0], *norm = node->saved[1]; /* both contiguous */
+  nn_grad_guard guard = nn_no_grad_begin();
+  nn_tensor *gc = nn_contiguous(g);
+  nn_no_grad_end(guard);
+  nn_tensor *out = gc ? nn_empty_like(a) : NULL;
+  if (!out) {
+    nn_release(gc);
+    return -1;
+  }
+  nn_line_shape s = nn_lines_around(a, (int)node->ints[0]);
+  size_t es = nn_element_size(a->dtype);
+  for (int64_t o = 0; o < s.outer; o++)
+    for (int64_t i = 0; i < s.inner; i++) {
+      int64_t line = o * s.inner + i;
+      size_t start = (size_t)(o * s.n * s.inner + i) * es;
+      norm_backward_line(a->dtype, (const char *)nn_data(a) + start, (char *)nn_data(out) + start,
+                         s.n, s.inner, p, nn_load(norm->dtype, nn_data(norm), line),
+                         nn_load(gc->dtype, nn_data(gc), line));
+    }
+  nn_release(gc);
   gi[0] = out;
   return 0;
 }
 
-nn_tensor *nn_norm(nn_tensor *a, double p) {
+nn_tensor *nn_norm(nn_tensor *a, double p, int dim, int keepdim) {
   if (nn_check_cpu("norm", a) < 0) return NULL;
   if (!nn_dtype_is_floating(a->dtype)) {
     nn_error_set("norm: the tensor is %s; convert it with float() first", nn_dtype_name(a->dtype));
     return NULL;
   }
-  if (!(p > 0)) {
-    nn_error_set("norm: p must be positive, got %g", p);
+  if (isnan(p)) {
+    nn_error_set("norm: p must be a number, got nan");
     return NULL;
   }
-  double acc = 0;
-  for (int64_t i = 0, n = nn_numel(a); i < n; i++) {
-    double x = fabs(nn_get_flat(a, i));
-    if (isinf(p)) acc = x > acc || isnan(x) ? x : acc;
-    else acc += p == 2 ? x * x : (p == 1 ? x : pow(x, p));
+  if (dim != NN_ALL_DIMS && (dim = nn_wrap_dim("norm", dim, a->ndim)) < 0) return NULL;
+  if (a->ndim == 0) dim = NN_ALL_DIMS;
+  nn_grad_guard guard = nn_no_grad_begin();
+  nn_tensor *c = nn_contiguous(a);
+  nn_no_grad_end(guard);
+  int64_t size[NN_MAX_DIMS];
+  keep_shape(a, dim, size);
+  nn_tensor *kept = c ? nn_empty_like_shape(a, a->dtype, a->ndim, size) : NULL;
+  if (!kept) {
+    nn_release(c);
+    return NULL;
   }
-  double value = isinf(p) ? acc : (p == 2 ? sqrt(acc) : (p == 1 ? acc : pow(acc, 1 / p)));
-  nn_tensor *out = nn_full(a->dtype, 0, NULL, value);
+  nn_line_shape s = nn_lines_around(c, dim);
+  size_t es = nn_element_size(a->dtype);
+  for (int64_t o = 0; o < s.outer; o++)
+    for (int64_t i = 0; i < s.inner; i++) {
+      const char *line = (const char *)nn_data(c) + (size_t)(o * s.n * s.inner + i) * es;
+      nn_store(a->dtype, nn_data(kept), o * s.inner + i, norm_of_line(a->dtype, line, s.n, s.inner, p));
+    }
+  nn_tensor *out = squeeze_kept(kept, a, dim, keepdim);
   if (out && nn_needs_grad(a, NULL, NULL)) {
-    nn_node *node = nn_node_attach(out, "NormBackward0", norm_backward, 1, a, NULL, NULL);
+    nn_node *node = nn_node_attach(out, "NormBackward1", norm_backward, 1, a, NULL, NULL);
     if (!node) {
-      nn_release(out);
+      nn_release(c), nn_release(out);
       return NULL;
     }
     node->scalar[0] = p;
-    nn_node_save(node, 0, a);
+    node->ints[0] = dim;
+    nn_node_save(node, 0, c);
     nn_node_save_output(node, 1, out);
   }
+  nn_release(c);
   return out;
 }

@@ -418,6 +418,7 @@ int nn_copy_(nn_tensor *dst, const nn_tensor *src) {
                  nn_shape_string(src, b, sizeof b), nn_shape_string(dst, a, sizeof a));
     return -1;
   }
+  if (nn_check_overlap("copy_", dst, src) < 0) return -1;
   nn_iter it;
   nn_tensor *ts[2] = {dst, (nn_tensor *)src};
   nn_iter_init(&it, 2, ts, dst->ndim, dst->size);

@@ -325,6 +325,88 @@ nn_tensor *nn_expand(nn_tensor *t, int ndim, const int64_t *want) {
   return record(make_view(t, ndim, size, stride, t->offset), t, "ExpandBackward0", expand_backward);
 }
 
+/* ---- overlap between a tensor written in place and what it reads ---------- */
+/* The storage elements t spans, [lo, hi); 0 when t is empty. */
+static int element_span(const nn_tensor *t, int64_t *lo, int64_t *hi) {
+  *lo = *hi = t->offset;
+  for (int i = 0; i < t->ndim; i++) {
+    if (t->size[i] == 0) return 0;
+    int64_t extent = (t->size[i] - 1) * t->stride[i];
+    if (extent < 0) *lo += extent;
+    else *hi += extent;
+  }
+  *hi += 1;
+  return 1;
+}
+
+/* dst's dims of size > 1 by decreasing stride, in order[]; their count, or
+   -1 when a stride does not exceed the span of the smaller ones. Every view
+   (a contiguous layout narrowed, selected, permuted, reshaped) passes, and
+   then an element's storage offset has one decomposition into
+   index * stride terms, found by dividing from the largest stride. */
+static int nested_dims(const nn_tensor *dst, int *order) {
+  int n = 0;
+  for (int i = 0; i < dst->ndim; i++) {
+    if (dst->size[i] == 1) continue;
+    int j = n++;
+    while (j > 0 && dst->stride[order[j - 1]] < dst->stride[i]) order[j] = order[j - 1], j--;
+    order[j] = i;
+  }
+  int64_t span = 0;
+  for (int k = n - 1; k >= 0; k--) {
+    int64_t stride = dst->stride[order[k]];
+    if (stride <= span) return -1;
+    span += stride * (dst->size[order[k]] - 1);
+  }
+  return n;
+}
+
+/* True when some position of dst reads (through src broadcast to dst's
+   shape, strides sstride) an element that dst holds at another position. */
+static int reads_across(const nn_tensor *dst, const nn_tensor *src, const int64_t *sstride,
+                        int64_t lo, int64_t hi) {
+  int order[NN_MAX_DIMS];
+  int n = nested_dims(dst, order);
+  if (n < 0) return 1; /* a layout no view makes: assume the worst */
+  int64_t counter[NN_MAX_DIMS] = {0};
+  for (;;) {
+    int64_t off = src->offset;
+    for (int i = 0; i < dst->ndim; i++) off += counter[i] * sstride[i];
+    if (off >= lo && off < hi) {
+      int64_t rem = off - dst->offset;
+      int same = rem >= 0, element = rem >= 0;
+      for (int k = 0; k < n && element; k++) {
+        int d = order[k];
+        int64_t q = rem / dst->stride[d];
+        if (q >= dst->size[d]) element = 0;
+        rem -= q * dst->stride[d];
+        same = same && q == counter[d];
+      }
+      if (element && rem == 0 && !same) return 1;
+    }
+    int d = dst->ndim - 1;
+    while (d >= 0 && ++counter[d] == dst->size[d]) counter[d--] = 0;
+    if (d < 0) return 0;
+  }
+}
+
+int nn_check_partial_overlap(const char *op, const nn_tensor *dst, const nn_tensor *src) {
+  int64_t dlo, dhi, slo, shi;
+  if (!element_span(dst, &dlo, &dhi) || !element_span(src, &slo, &shi)) return 0;
+  if (slo >= dhi || dlo >= shi) return 0;
+  int64_t sstride[NN_MAX_DIMS];
+  int identical = src->offset == dst->offset;
+  for (int i = 0; i < dst->ndim; i++) {
+    int j = src->ndim - dst->ndim + i;
+    sstride[i] = (j >= 0 && src->size[j] != 1) ? src->stride[j] : 0;
+    if (dst->size[i] != 1 && sstride[i] != dst->stride[i]) identical = 0;
+  }
+  if (identical || !reads_across(dst, src, sstride, dlo, dhi)) return 0;
+  nn_error_set("%s: the operand and the tensor written to overlap in memory (an element is read "
+               "at one position and written at another); clone() the operand first", op);
+  return -1;
+}
+
 /* ---- copies ---------------------------------------------------------- */
 static int identity_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   (void)node;

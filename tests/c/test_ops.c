@@ -528,7 +528,7 @@ static void check_reductions_on(nn_tensor *a, const char *what) {
       else acc += pow(x, ps[i]);
     }
     double expect = isinf(ps[i]) ? acc : pow(acc, 1 / ps[i]);
-    nn_tensor *r = nn_norm(a, ps[i]);
+    nn_tensor *r = nn_norm(a, ps[i], NN_ALL_DIMS, 0);
     snprintf(label, sizeof label, "%s norm p=%g", what, ps[i]);
     if (check_at(r != NULL, __FILE__, __LINE__, "%s failed: %s", label, nn_error())) {
       check_shape_at(r, 0, NULL, __FILE__, __LINE__, label);
@@ -693,7 +693,7 @@ static void test_reductions(void) {
     }
     nn_release(mx);
     CHECK_FAILS(nn_mean(li, NN_ALL_DIMS, 0), "mean");
-    CHECK_FAILS(nn_norm(li, 2), "norm");
+    CHECK_FAILS(nn_norm(li, 2, NN_ALL_DIMS, 0), "norm");
   }
   nn_release(li);
   nn_tensor *bl = OK(TENSOR(NN_BOOL, 1, SZ(4), 1, 0, 1, 1));
@@ -729,7 +729,7 @@ static void test_reductions(void) {
       CHECK_VALUES(s, 0, -4);
     }
     nn_release(s);
-    nn_tensor *n = OK(nn_norm(z, 1));
+    nn_tensor *n = OK(nn_norm(z, 1, NN_ALL_DIMS, 0));
     if (n) CHECK_VALUES(n, 0, 4);
     nn_release(n);
     nn_tensor *mx = OK(nn_max(z, 0, 0, NULL));
@@ -737,18 +737,36 @@ static void test_reductions(void) {
     nn_release(mx);
   }
   nn_release(z);
-  /* norm: known values, p must be positive */
+  /* norm: known values; p = 0 counts the nonzeros, -inf is the smallest
+     magnitude, a negative p is (sum |x|^p)^(1/p), as PyTorch */
   nn_tensor *v = OK(TENSOR(NN_FLOAT64, 1, SZ(3), 3, -4, 0));
   if (v) {
-    nn_tensor *n1 = OK(nn_norm(v, 1)), *n2 = OK(nn_norm(v, 2)), *ni = OK(nn_norm(v, INFINITY));
-    if (n1) CHECK_VALUES(n1, 0, 7);
-    if (n2) CHECK_VALUES(n2, 0, 5);
-    if (ni) CHECK_VALUES(ni, 0, 4);
-    nn_release(n1), nn_release(n2), nn_release(ni);
-    CHECK_FAILS(nn_norm(v, 0), "norm");
-    CHECK_FAILS(nn_norm(v, -1), "norm");
+    static const struct { double p, want; } norms[] = {
+        {1, 7}, {2, 5}, {INFINITY, 4}, {0, 2}, {-INFINITY, 0}, {-1, 0}};
+    for (size_t i = 0; i < sizeof norms / sizeof norms[0]; i++) {
+      nn_tensor *n = OK(nn_norm(v, norms[i].p, NN_ALL_DIMS, 0));
+      if (n) CHECK_VALUES(n, 0, norms[i].want);
+      nn_release(n);
+    }
+    CHECK_FAILS(nn_norm(v, NAN, NN_ALL_DIMS, 0), "norm");
+    CHECK_FAILS(nn_norm(v, 2, 1, 0), "norm");
   }
   nn_release(v);
+  /* norm along a dim, keepdim or not */
+  nn_tensor *m = OK(TENSOR(NN_FLOAT64, 2, SZ(2, 2), 3, -4, 0, 2));
+  if (m) {
+    nn_tensor *rows = OK(nn_norm(m, 2, 1, 0)), *cols = OK(nn_norm(m, 1, 0, 1));
+    if (rows) {
+      CHECK_SHAPE(rows, 1, 2);
+      CHECK_VALUES(rows, 0, 5, 2);
+    }
+    if (cols) {
+      CHECK_SHAPE(cols, 2, 1, 2);
+      CHECK_VALUES(cols, 0, 3, 6);
+    }
+    nn_release(rows), nn_release(cols);
+  }
+  nn_release(m);
   /* sum_to_shape: a gradient summed back over broadcast dims */
   nn_tensor *g = OK(nn_arange(0, 24, 1, NN_FLOAT64));
   nn_tensor *g3 = g ? OK(nn_view(g, 3, SZ(2, 3, 4))) : NULL;
@@ -1087,24 +1105,30 @@ static void test_clamp(void) {
       CHECK_VALUES(r, 0, -1, -0.5, 0.5, 1, NAN, 1);
     }
     nn_release(r);
-    r = OK(nn_clamp(x, 0, NAN)); /* lower bound only */
+    r = OK(nn_clamp(x, 0, INFINITY)); /* lower bound only */
     if (r) CHECK_VALUES(r, 0, 0, 0, 0.5, 2, NAN, 1);
     nn_release(r);
-    r = OK(nn_clamp(x, NAN, 0)); /* upper bound only */
+    r = OK(nn_clamp(x, -INFINITY, 0)); /* upper bound only */
     if (r) CHECK_VALUES(r, 0, -2, -0.5, 0, 0, NAN, 0);
-    nn_release(r);
-    r = OK(nn_clamp(x, NAN, NAN));
-    if (r) CHECK_VALUES(r, 0, -2, -0.5, 0.5, 2, NAN, 1);
     nn_release(r);
     r = OK(nn_clamp(x, 0.5, 0.5));
     if (r) CHECK_VALUES(r, 0, 0.5, 0.5, 0.5, 0.5, NAN, 0.5);
     nn_release(r);
-    CHECK_FAILS(nn_clamp(x, 1, -1), "clamp");
-    CHECK_STATUS_FAILS(nn_clamp_(x, 1, -1), "clamp");
+    /* PyTorch 1.13: min(max(x, lo), hi), so lo > hi gives hi; a NaN bound
+       gives NaN, unless it is the only bound */
+    r = OK(nn_clamp(x, 1, -1));
+    if (r) CHECK_VALUES(r, 0, -1, -1, -1, -1, NAN, -1);
+    nn_release(r);
+    r = OK(nn_clamp(x, NAN, 1));
+    if (r) CHECK_VALUES(r, 0, NAN, NAN, NAN, NAN, NAN, NAN);
+    nn_release(r);
+    r = OK(nn_clamp(x, NAN, INFINITY));
+    if (r) CHECK_VALUES(r, 0, -2, -0.5, 0.5, 2, NAN, 1);
+    nn_release(r);
     /* in place, on a narrowed view */
     nn_tensor *n = OK(nn_narrow(x, 0, 0, 2));
     if (n) {
-      CHECK_STATUS_OK(nn_clamp_(n, -1, NAN));
+      CHECK_STATUS_OK(nn_clamp_(n, -1, INFINITY));
       CHECK_VALUES(x, 0, -1, -0.5, 0.5, 2, NAN, 1);
     }
     nn_release(n);
@@ -1118,12 +1142,13 @@ static void test_clamp(void) {
       CHECK_VALUES(r, 0, 0, 0, 3, 4);
     }
     nn_release(r);
-    r = OK(nn_clamp(li, 0.5, NAN));
+    r = OK(nn_clamp(li, 0.5, INFINITY));
     if (r) {
       CHECK(r->dtype == NN_FLOAT32);
       CHECK_VALUES(r, 0, 0.5, 0.5, 3, 9);
     }
     nn_release(r);
+    CHECK_STATUS_FAILS(nn_clamp_(li, 0.5, INFINITY), "clamp_"); /* float32 into int64 */
   }
   nn_release(li);
 }
@@ -1143,8 +1168,8 @@ static void test_promotion(void) {
       {NN_SUB, i7, i2, NN_INT64, {5, -9, 2}, "int64 - int64"},
       {NN_POW, i2, i2, NN_INT64, {4, 4, 256}, "int64 ^ int64"},
       {NN_MAXIMUM, i7, i2, NN_INT64, {7, 2, 6}, "maximum int64"},
-      {NN_ADD, bt, bf, NN_INT64, {2, 1, 0}, "bool + bool"},
-      {NN_MUL, bt, bf, NN_INT64, {1, 0, 0}, "bool * bool"},
+      {NN_ADD, bt, bf, NN_BOOL, {1, 1, 0}, "bool + bool"}, /* logical or, as PyTorch */
+      {NN_MUL, bt, bf, NN_BOOL, {1, 0, 0}, "bool * bool"},
       {NN_DIV, bt, i2, NN_FLOAT32, {0.5, 0.5, 0}, "bool / int64"},
       {NN_ADD, bt, i7, NN_INT64, {8, -6, 6}, "bool + int64"},
       {NN_ADD, i7, f, NN_FLOAT32, {7.5, -6.5, 6.5}, "int64 + float32"},
@@ -1369,6 +1394,66 @@ static void test_autograd(void) {
   CHECK(nn_grad_enabled());
 }
 
+/* In place, a source that shares the target's storage: refused when an
+   element is read at one position and written at another (PyTorch's
+   "partial overlap"), allowed when the elements are the very same or when
+   the views share no element. */
+static void test_overlap(void) {
+  nn_tensor *r = OK(TENSOR(NN_FLOAT32, 2, SZ(2, 2), 1, 2, 3, 4));
+  nn_tensor *q = OK(TENSOR(NN_FLOAT32, 1, SZ(5), 1, 2, 3, 4, 5));
+  nn_tensor *rt = r ? OK(nn_t(r)) : NULL, *row = r ? OK(nn_select(r, 0, 0)) : NULL;
+  nn_tensor *head = q ? OK(nn_narrow(q, 0, 0, 3)) : NULL, *tail = q ? OK(nn_narrow(q, 0, 1, 3)) : NULL;
+  if (rt && row && head && tail) {
+    CHECK_STATUS_FAILS(nn_binary_(NN_ADD, r, rt), "overlap");
+    CHECK_STATUS_FAILS(nn_binary_(NN_MUL, r, row), "overlap");
+    CHECK_STATUS_FAILS(nn_copy_(r, rt), "copy_");
+    CHECK_STATUS_FAILS(nn_copy_(tail, head), "overlap");
+    CHECK_VALUES(r, 0, 1, 2, 3, 4); /* nothing was written */
+    CHECK_VALUES(q, 0, 1, 2, 3, 4, 5);
+    CHECK_STATUS_OK(nn_binary_(NN_ADD, r, r));
+    CHECK_STATUS_OK(nn_copy_(r, r));
+    CHECK_VALUES(r, 0, 2, 4, 6, 8);
+    nn_tensor *col0 = OK(nn_select(r, 1, 0)), *col1 = OK(nn_select(r, 1, 1));
+    if (col0 && col1) { /* columns interleave without sharing an element */
+      CHECK_STATUS_OK(nn_binary_(NN_ADD, col0, col1));
+      CHECK_VALUES(r, 0, 6, 4, 14, 8);
+    }
+    nn_release(col0), nn_release(col1);
+    nn_tensor *last = OK(nn_narrow(q, 0, 3, 2)), *first = OK(nn_narrow(q, 0, 0, 2));
+    if (last && first) {
+      CHECK_STATUS_OK(nn_copy_(first, last));
+      CHECK_VALUES(q, 0, 4, 5, 3, 4, 5);
+    }
+    nn_release(last), nn_release(first);
+  }
+  nn_release(rt), nn_release(row), nn_release(head), nn_release(tail);
+  nn_release(r), nn_release(q);
+}
+
+/* Integers compute exactly, past 2^53 where a double would round; float32
+   operands compare after rounding the other side to float32, as PyTorch. */
+static void test_exact_dtypes(void) {
+  nn_tensor *big = OK(nn_full(NN_INT64, 1, SZ(1), 9007199254740992.0)); /* 2^53 */
+  if (big) {
+    nn_tensor *r = OK(nn_binary_scalar(NN_ADD, big, 1, 0));
+    nn_tensor *diff = r ? OK(nn_binary(NN_SUB, r, big)) : NULL;
+    nn_tensor *gt = r ? OK(nn_binary(NN_GT, r, big)) : NULL;
+    if (diff) CHECK_VALUES(diff, 0, 1);
+    if (gt) CHECK_VALUES(gt, 0, 1);
+    nn_release(r), nn_release(diff), nn_release(gt);
+  }
+  nn_release(big);
+  nn_tensor *f = OK(TENSOR(NN_FLOAT32, 1, SZ(1), 0.1));
+  nn_tensor *d0 = OK(nn_full(NN_FLOAT64, 0, NULL, 0.1));
+  if (f && d0) {
+    nn_tensor *a = OK(nn_binary_scalar(NN_GT, f, 0.1, 0)), *b = OK(nn_binary(NN_GT, f, d0));
+    if (a) CHECK_VALUES(a, 0, 0);
+    if (b) CHECK_VALUES(b, 0, 0);
+    nn_release(a), nn_release(b);
+  }
+  nn_release(f), nn_release(d0);
+}
+
 int main(void) {
   size_t start = nn_memory_in_use();
   test_matmul_2d();
@@ -1381,6 +1466,8 @@ int main(void) {
   test_scalar_forms();
   test_clamp();
   test_promotion();
+  test_overlap();
+  test_exact_dtypes();
   test_autograd();
   CHECKF(nn_memory_in_use() == start, "storage in use at the end: %zu bytes, at the start %zu",
          nn_memory_in_use(), start);
