@@ -642,22 +642,20 @@ static int m_clamp_(lua_State *L) {
 static int m_fill_(lua_State *L) {
   nn_tensor *t = nnl_check_tensor(L, 1, "fill_");
   double v = lua_isboolean(L, 2) ? lua_toboolean(L, 2) : luaL_checknumber(L, 2);
-  if (nn_check_inplace("fill_", t) < 0) return nnl_engine_error(L);
-  status_or_error(L, nn_fill_(t, v));
+  status_or_error(L, nn_inplace_fill("fill_", t, v));
   lua_settop(L, 1);
   return 1;
 }
 
 static int m_zero_(lua_State *L) {
+  status_or_error(L, nn_inplace_zero(nnl_check_tensor(L, 1, "zero_")));
   lua_settop(L, 1);
-  lua_pushinteger(L, 0);
-  return m_fill_(L);
+  return 1;
 }
 
 static int m_copy_(lua_State *L) {
   nn_tensor *t = nnl_check_tensor(L, 1, "copy_"), *src = nnl_check_tensor(L, 2, "copy_");
-  if (nn_check_inplace("copy_", t) < 0) return nnl_engine_error(L);
-  status_or_error(L, nn_copy_(t, src));
+  status_or_error(L, nn_inplace_copy("copy_", t, src));
   lua_settop(L, 1);
   return 1;
 }
@@ -666,7 +664,6 @@ static int m_copy_(lua_State *L) {
 static int m_uniform_(lua_State *L) {
   nn_tensor *t = nnl_check_tensor(L, 1, "uniform_");
   double a = luaL_optnumber(L, 2, 0), b = luaL_optnumber(L, 3, 1);
-  if (nn_check_inplace("uniform_", t) < 0) return nnl_engine_error(L);
   status_or_error(L, nn_uniform_(t, a, b));
   lua_settop(L, 1);
   return 1;
@@ -676,7 +673,6 @@ static int m_normal_(lua_State *L) {
   nn_tensor *t = nnl_check_tensor(L, 1, "normal_");
   double mean = luaL_optnumber(L, 2, 0), std = luaL_optnumber(L, 3, 1);
   if (!(std >= 0)) return nnl_error(L, "normal_: std must be non-negative, got %f", std);
-  if (nn_check_inplace("normal_", t) < 0) return nnl_engine_error(L);
   status_or_error(L, nn_normal_(t, mean, std));
   lua_settop(L, 1);
   return 1;
@@ -790,6 +786,7 @@ static int mt_index(lua_State *L) {
     if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
     const char *k = lua_tostring(L, 2);
     nn_tensor *t = nnl_check_tensor(L, 1, k);
+    nn_sync_view(t); /* its history may have changed through its base */
     if (strcmp(k, "grad") == 0) {
       if (t->grad) nnl_push_tensor(L, nn_retain(t->grad));
       else lua_pushnil(L);
@@ -833,19 +830,15 @@ static int mt_newindex(lua_State *L) {
     return nnl_error(L, "a tensor has no settable field '%s'", k);
   }
   if (t->ndim == 0) return nnl_error(L, "index: a 0-dimensional tensor cannot be indexed");
+  nn_tensor *src = nnl_to_tensor(L, 3);
+  if (!src && lua_type(L, 3) != LUA_TNUMBER && !lua_isboolean(L, 3))
+    return nnl_error(L, "index assignment: the value must be a number or a tensor, got %s", luaL_typename(L, 3));
   nn_tensor *row = nn_select(t, 0, check_index(L, 2, t->size[0], "index"));
   if (!row) return nnl_engine_error(L);
-  int status = nn_check_inplace("index assignment", t);
-  if (status == 0) {
-    nn_tensor *src = nnl_to_tensor(L, 3);
-    if (src) status = nn_copy_(row, src);
-    else if (lua_type(L, 3) == LUA_TNUMBER || lua_isboolean(L, 3))
-      status = nn_fill_(row, lua_isboolean(L, 3) ? lua_toboolean(L, 3) : lua_tonumber(L, 3));
-    else {
-      nn_release(row);
-      return nnl_error(L, "index assignment: the value must be a number or a tensor, got %s", luaL_typename(L, 3));
-    }
-  }
+  /* a write through the view row: autograd records it on t's base */
+  int status = src ? nn_inplace_copy("index assignment", row, src)
+                   : nn_inplace_fill("index assignment", row,
+                                     lua_isboolean(L, 3) ? lua_toboolean(L, 3) : lua_tonumber(L, 3));
   nn_release(row);
   return status_or_error(L, status);
 }

@@ -11,6 +11,14 @@ static const char *const unary_names[] = {"neg",  "exp",  "log",  "sqrt", "abs",
                                           "sigmoid", "tanh", "relu", "step", "sin",
                                           "cos",  "sign", "floor", "ceil", "round"};
 
+/* The in-place forms' names, for their messages. */
+static const char *const binary_inplace_names[] = {"add_", "sub_", "mul_", "div_", "pow_",
+                                                   "maximum_", "minimum_", "gt_", "ge_", "lt_",
+                                                   "le_", "eq_", "ne_"};
+static const char *const unary_inplace_names[] = {
+    "neg_", "exp_", "log_", "sqrt_", "abs_", "sigmoid_", "tanh_", "relu_",
+    "step_", "sin_", "cos_", "sign_", "floor_", "ceil_", "round_"};
+
 const char *nn_binary_op_name(nn_binary_op op) { return binary_names[op]; }
 const char *nn_unary_op_name(nn_unary_op op) { return unary_names[op]; }
 
@@ -435,16 +443,21 @@ static int check_inplace_dtype(const char *op, nn_dtype target, nn_dtype result)
   return 0;
 }
 
+/* In-place comparisons write 1 or 0; their gradient is zero. PyTorch's
+   names: ...Backward0 with a number, ...Backward1 with a tensor. */
+static const char *const comparison_node_names[2][6] = {
+    {"GtBackward0", "GeBackward0", "LtBackward0", "LeBackward0", "EqBackward0", "NeBackward0"},
+    {"GtBackward1", "GeBackward1", "LtBackward1", "LeBackward1", "EqBackward1", "NeBackward1"}};
+
+static const char *inplace_zero_grad_name(nn_binary_op op, int with_tensor) {
+  return is_comparison(op) ? comparison_node_names[with_tensor][op - NN_GT] : NULL;
+}
+
 int nn_binary_(nn_binary_op op, nn_tensor *a, nn_tensor *b) {
-  const char *name = binary_names[op];
+  const char *name = binary_inplace_names[op];
   int ndim;
   int64_t size[NN_MAX_DIMS];
-  if (check_devices(name, a, b) < 0 || nn_check_inplace(name, a) < 0) return -1;
-  if (nn_grad_enabled() && b->requires_grad) {
-    nn_error_set("%s: in place with an operand that requires grad is not recorded; "
-                 "use the out-of-place form", name);
-    return -1;
-  }
+  if (check_devices(name, a, b) < 0) return -1;
   if (nn_broadcast_shape(name, a, b, &ndim, size) < 0) return -1;
   if (ndim != a->ndim || nn_shape_numel(ndim, size) != nn_numel(a)) {
     char x[96], y[96];
@@ -453,15 +466,24 @@ int nn_binary_(nn_binary_op op, nn_tensor *a, nn_tensor *b) {
     return -1;
   }
   if (check_inplace_dtype(name, a->dtype, result_dtype(op, a->dtype, b->dtype)) < 0) return -1;
+  nn_inplace ip;
+  int record = nn_inplace_begin(&ip, name, a, b, 0);
+  if (record < 0) return -1;
+  if (record) return nn_inplace_commit(&ip, nn_binary(op, ip.self, b), inplace_zero_grad_name(op, 1));
   run_binary(op, a, a, b);
   nn_bump_version(a);
   return 0;
 }
 
 int nn_binary_scalar_(nn_binary_op op, nn_tensor *a, double s) {
-  const char *name = binary_names[op];
-  if (nn_check_cpu(name, a) < 0 || nn_check_inplace(name, a) < 0) return -1;
+  const char *name = binary_inplace_names[op];
+  if (nn_check_cpu(name, a) < 0) return -1;
   if (check_inplace_dtype(name, a->dtype, scalar_result_dtype(op, a->dtype, s)) < 0) return -1;
+  nn_inplace ip;
+  int record = nn_inplace_begin(&ip, name, a, NULL, 0);
+  if (record < 0) return -1;
+  if (record)
+    return nn_inplace_commit(&ip, nn_binary_scalar(op, ip.self, s, 0), inplace_zero_grad_name(op, 0));
   run_binary_scalar(op, a, a, s, 0);
   nn_bump_version(a);
   return 0;
@@ -623,9 +645,13 @@ nn_tensor *nn_unary(nn_unary_op op, nn_tensor *a) {
 }
 
 int nn_unary_(nn_unary_op op, nn_tensor *a) {
-  const char *name = unary_names[op];
-  if (nn_check_cpu(name, a) < 0 || nn_check_inplace(name, a) < 0) return -1;
+  const char *name = unary_inplace_names[op];
+  if (nn_check_cpu(name, a) < 0) return -1;
   if (check_inplace_dtype(name, a->dtype, unary_dtype(op, a->dtype)) < 0) return -1;
+  nn_inplace ip;
+  int record = nn_inplace_begin(&ip, name, a, NULL, 0);
+  if (record < 0) return -1;
+  if (record) return nn_inplace_commit(&ip, nn_unary(op, ip.self), NULL);
   run_unary(op, a, a);
   nn_bump_version(a);
   return 0;
@@ -691,11 +717,15 @@ nn_tensor *nn_clamp(nn_tensor *a, double lo, double hi) {
 }
 
 int nn_clamp_(nn_tensor *a, double lo, double hi) {
-  if (nn_check_cpu("clamp_", a) < 0 || nn_check_inplace("clamp_", a) < 0) return -1;
+  if (nn_check_cpu("clamp_", a) < 0) return -1;
   if (!isnan(lo) && !isnan(hi) && lo > hi) {
     nn_error_set("clamp_: min %g is greater than max %g", lo, hi);
     return -1;
   }
+  nn_inplace ip;
+  int record = nn_inplace_begin(&ip, "clamp_", a, NULL, 0);
+  if (record < 0) return -1;
+  if (record) return nn_inplace_commit(&ip, nn_clamp(ip.self, lo, hi), NULL);
   run_clamp(a, a, lo, hi);
   nn_bump_version(a);
   return 0;
