@@ -754,17 +754,47 @@ static int m_matmul(lua_State *L) {
 }
 
 /* ---- autograd ------------------------------------------------------------- */
-static int m_backward(lua_State *L) {
-  nn_tensor *t = nnl_check_tensor(L, 1, "backward"), *g = NULL;
-  int retain = 0;
-  if (nnl_to_tensor(L, 2)) {
-    g = nnl_to_tensor(L, 2);
-    retain = lua_toboolean(L, 3);
-  } else if (!lua_isnoneornil(L, 2)) {
-    if (!lua_isboolean(L, 2))
-      return nnl_error(L, "backward: expected a gradient tensor or retain_graph (a boolean), got %s", luaL_typename(L, 2));
-    retain = lua_toboolean(L, 2);
+/* backward's options, from an options table at idx or a boolean
+   (retain_graph, the older form). */
+static int backward_options(lua_State *L, int idx, int *retain_graph) {
+  if (lua_isnoneornil(L, idx)) return 0;
+  if (lua_isboolean(L, idx)) {
+    *retain_graph = lua_toboolean(L, idx);
+    return 0;
   }
+  if (!lua_istable(L, idx))
+    return nnl_error(L, "backward: expected retain_graph (a boolean) or an options table, got %s",
+                     luaL_typename(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    int known = key && (strcmp(key, "retain_graph") == 0 || strcmp(key, "create_graph") == 0);
+    if (!known) {
+      lua_pushvalue(L, -2);
+      return nnl_error(L, "backward: unknown option %s (the options are retain_graph and create_graph)",
+                       luaL_tolstring(L, -1, NULL));
+    }
+    if (!lua_isboolean(L, -1))
+      return nnl_error(L, "backward: option %s must be a boolean, got %s", key, luaL_typename(L, -1));
+    if (key[0] == 'r') *retain_graph = lua_toboolean(L, -1);
+    else if (lua_toboolean(L, -1))
+      return nnl_error(L, "backward: create_graph = true (gradients of gradients) is not supported yet");
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+static int m_backward(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "backward"), *g = nnl_to_tensor(L, 2);
+  int n = lua_gettop(L), opts = 2, retain = 0;
+  if (g || (n >= 3 && lua_isnil(L, 2))) opts = 3; /* a gradient (or nil) comes first */
+  else if (n >= 2 && !lua_isnil(L, 2) && !lua_isboolean(L, 2) && !lua_istable(L, 2))
+    return nnl_error(L, "backward: expected a gradient tensor, retain_graph (a boolean) or an options table, got %s",
+                     luaL_typename(L, 2));
+  if (n > opts)
+    return nnl_error(L, "backward: takes a gradient and retain_graph or an options table, got %d arguments",
+                     n - 1);
+  backward_options(L, opts, &retain);
   status_or_error(L, nn_backward(t, g, retain));
   return 0;
 }
@@ -948,10 +978,11 @@ static int mt_newindex(lua_State *L) {
  * matrices broadcast over the leading dimensions.
  *   local y = x:matmul(w:t())
  */
-/*** t:backward([grad] [, retain_graph = false])
+/*** t:backward([grad] [, retain_graph = false]), t:backward([grad,] {retain_graph =, create_graph =})
  * Computes the gradients of t with respect to every leaf that requires grad
  * and adds them to their .grad. grad is needed when t is not a single
  * number; retain_graph keeps the graph for a second backward.
+ * create_graph = true (gradients of gradients) is not supported yet.
  *   local loss = criterion(model(x), y); loss:backward()
  */
 /*** t:requires_grad_([on = true])

@@ -2,7 +2,7 @@
 -- finite-difference check (nn.gradcheck, float64) of every differentiable op.
 local nn = require "nn"
 local support = dofile((os.getenv("NN_ROOT") or ".") .. "/tests/lua/support.lua")
-local flat = support.flat
+local flat, expect_error = support.flat, support.expect_error
 local F = nn.F
 
 
@@ -216,6 +216,72 @@ describe("backward", function()
     assert_close(s * (1 - s), g[2])
     g = grad_of(function(v) return v ^ 3 end)
     assert_close(0.75, g[1]); assert_close(12, g[2])
+  end)
+end)
+
+describe("backward's arguments", function()
+  local function loss()
+    local x = f64({1, 2}):requires_grad_()
+    return (x * x):sum(), x
+  end
+
+  it("takes retain_graph as a boolean or in an options table, after an optional gradient", function()
+    local y, x = loss()
+    y:backward(nil, true)
+    y:backward({retain_graph = true})
+    y:backward(f64(1), {retain_graph = true, create_graph = false})
+    y:backward(f64(1), true)
+    y:backward(nil, nil)
+    assert_values({10, 20}, x.grad)
+    expect_error(function() y:backward() end, "backward", "freed")
+  end)
+
+  it("refuses create_graph = true, naming the option", function()
+    local y, x = loss()
+    expect_error(function() y:backward(nil, {create_graph = true}) end,
+      "backward", "create_graph", "not supported")
+    expect_error(function() y:backward({create_graph = true}) end, "create_graph", "not supported")
+    assert.is_nil(x.grad)
+  end)
+
+  it("refuses anything else", function()
+    local y, x = loss()
+    expect_error(function() y:backward(1) end, "backward", "number")
+    expect_error(function() y:backward("yes") end, "backward", "string")
+    expect_error(function() y:backward(nil, 1) end, "backward", "number")
+    expect_error(function() y:backward(f64(1), "x") end, "backward", "string")
+    expect_error(function() y:backward(nil, true, 3) end, "backward", "arguments")
+    expect_error(function() y:backward(true, true) end, "backward", "arguments")
+    expect_error(function() y:backward({retain = true}) end, "backward", "unknown option", "retain")
+    expect_error(function() y:backward({retain_graph = 1}) end, "backward", "retain_graph", "boolean")
+    expect_error(function() y:backward({inputs = {x}}) end, "backward", "inputs")
+    assert.is_nil(x.grad)
+  end)
+end)
+
+-- Graphs deeper than the C stack could follow by recursion: freeing them
+-- and differentiating them are loops (tests/c/test_autograd.c goes deeper).
+describe("graphs of a million nodes", function()
+  it("are freed without a backward", function()
+    local x = nn.ones(1, {requires_grad = true})
+    local y = x
+    for _ = 1, 1e6 do y = y * 1 end
+    y = nil -- luacheck: ignore
+    collectgarbage()
+    collectgarbage()
+    assert.is_true(x.requires_grad)
+  end)
+
+  it("are differentiated, and freed after", function()
+    -- the mistake of summing losses without item(): one long chain
+    local x = nn.ones(1, {requires_grad = true})
+    local total = 0
+    for _ = 1, 5e5 do total = total + x end
+    total:backward(nil, true)
+    assert.are.equal(5e5, x.grad:item())
+    total = nil -- luacheck: ignore
+    collectgarbage()
+    collectgarbage()
   end)
 end)
 
