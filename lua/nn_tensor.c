@@ -393,6 +393,7 @@ static int m_tostring(lua_State *L) {
     lua_pushliteral(L, "tensor(closed)");
     return 1;
   }
+  nn_sync_view(b->t); /* the grad_fn it shows */
   char *s = nn_format(b->t);
   if (!s) return nnl_engine_error(L);
   lua_pushstring(L, s);
@@ -945,7 +946,10 @@ static int mt_newindex(lua_State *L) {
  */
 /*** t:fill_(value), t:zero_(), t:copy_(src)
  * In place: every element set to value, or to 0; src's values copied in
- * (broadcast to t's shape, converted to its dtype). They return t.
+ * (broadcast to t's shape, converted to its dtype). They return t. As every
+ * in-place op, on a tensor in a graph they are recorded for backward (through
+ * a view, on the view's base), as PyTorch records them; a leaf that requires
+ * grad is changed only inside nn.no_grad.
  *   w:fill_(0.5)
  */
 /*** t:uniform_([from = 0, to = 1]), t:normal_([mean = 0, std = 1])

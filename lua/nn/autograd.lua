@@ -37,6 +37,8 @@ return function(nn)
   end
 
   --- nn.no_grad(fn, ...): runs fn with no graph recorded and returns what it returns.
+  -- A coroutine that yields inside fn leaves the mode as it found it, and
+  -- gets it back when resumed.
   function nn.no_grad(fn, ...) return with_grad_mode(false, fn, ...) end
   --- nn.enable_grad(fn, ...): runs fn with recording on (inside a no_grad).
   function nn.enable_grad(fn, ...) return with_grad_mode(true, fn, ...) end
