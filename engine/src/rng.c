@@ -474,9 +474,13 @@ int nn_uniform_(nn_tensor *t, double from, double to) {
     return -1;
   }
   /* PyTorch casts the bounds to the tensor's type before anything else. */
-  float from_f = (float)from, to_f = (float)to;
-  if (t->dtype == NN_FLOAT32 ? !isfinite(from_f) || !isfinite(to_f) || !isfinite(to_f - from_f)
-                             : !isfinite(from) || !isfinite(to) || !isfinite(to - from)) {
+  float from_f = 0, to_f = 0;
+  int fits = isfinite(from) && isfinite(to) && isfinite(to - from);
+  if (t->dtype == NN_FLOAT32) {
+    from_f = (float)from, to_f = (float)to;
+    fits = isfinite(from_f) && isfinite(to_f) && isfinite(to_f - from_f);
+  }
+  if (!fits) {
     nn_error_set("uniform_: the range [%g, %g) does not fit in %s", from, to,
                  nn_dtype_name(t->dtype));
     return -1;
