@@ -453,6 +453,7 @@ static int m_tostring(lua_State *L) {
     lua_pushliteral(L, "tensor(closed)");
     return 1;
   }
+  nn_sync_view(b->t); /* the grad_fn it shows */
   char *s = nn_format(b->t);
   if (!s) return nnl_engine_error(L);
   lua_pushstring(L, s);
@@ -770,25 +771,22 @@ static int m_fill_(lua_State *L) {
   nnl_check_nargs(L, 1, 1, "fill_", "value");
   nn_tensor *t = nnl_check_tensor(L, 1, "fill_");
   double v = lua_isboolean(L, 2) ? lua_toboolean(L, 2) : luaL_checknumber(L, 2);
-  if (nn_check_inplace("fill_", t) < 0) return nnl_engine_error(L);
-  status_or_error(L, nn_fill_(t, v));
+  status_or_error(L, nn_inplace_fill("fill_", t, v));
   lua_settop(L, 1);
   return 1;
 }
 
 static int m_zero_(lua_State *L) {
   nnl_check_nargs(L, 1, 0, "zero_", "");
-  nnl_check_tensor(L, 1, "zero_");
+  status_or_error(L, nn_inplace_zero(nnl_check_tensor(L, 1, "zero_")));
   lua_settop(L, 1);
-  lua_pushinteger(L, 0);
-  return m_fill_(L);
+  return 1;
 }
 
 static int m_copy_(lua_State *L) {
   nnl_check_nargs(L, 1, 1, "copy_", "src");
   nn_tensor *t = nnl_check_tensor(L, 1, "copy_"), *src = nnl_check_tensor(L, 2, "copy_");
-  if (nn_check_inplace("copy_", t) < 0) return nnl_engine_error(L);
-  status_or_error(L, nn_copy_(t, src));
+  status_or_error(L, nn_inplace_copy("copy_", t, src));
   lua_settop(L, 1);
   return 1;
 }
@@ -798,7 +796,6 @@ static int m_uniform_(lua_State *L) {
   nnl_check_nargs(L, 1, 2, "uniform_", "[from [, to]]");
   nn_tensor *t = nnl_check_tensor(L, 1, "uniform_");
   double a = luaL_optnumber(L, 2, 0), b = luaL_optnumber(L, 3, 1);
-  if (nn_check_inplace("uniform_", t) < 0) return nnl_engine_error(L);
   status_or_error(L, nn_uniform_(t, a, b));
   lua_settop(L, 1);
   return 1;
@@ -809,7 +806,6 @@ static int m_normal_(lua_State *L) {
   nn_tensor *t = nnl_check_tensor(L, 1, "normal_");
   double mean = luaL_optnumber(L, 2, 0), std = luaL_optnumber(L, 3, 1);
   if (!(std >= 0)) return nnl_error(L, "normal_: std must be non-negative, got %f", std);
-  if (nn_check_inplace("normal_", t) < 0) return nnl_engine_error(L);
   status_or_error(L, nn_normal_(t, mean, std));
   lua_settop(L, 1);
   return 1;
@@ -881,7 +877,7 @@ static int m_argmin(lua_State *L) { return arg_extreme(L, 0); }
 /* t:norm([p [, dim [, keepdim]]]): p a number, "fro" (2), "inf" or "-inf";
    dim one dimension, or nil for all. */
 static int m_norm(lua_State *L) {
-  nnl_check_nargs(L, 1, 1, "norm", "[p]");
+  nnl_check_nargs(L, 1, 3, "norm", "[p [, dim [, keepdim]]]");
   nn_tensor *t = nnl_check_tensor(L, 1, "norm");
   double p = 2;
   if (lua_type(L, 2) == LUA_TSTRING) {
@@ -914,17 +910,47 @@ static int m_matmul(lua_State *L) {
 }
 
 /* ---- autograd ------------------------------------------------------------- */
-static int m_backward(lua_State *L) {
-  nn_tensor *t = nnl_check_tensor(L, 1, "backward"), *g = NULL;
-  int retain = 0;
-  if (nnl_to_tensor(L, 2)) {
-    g = nnl_to_tensor(L, 2);
-    retain = lua_toboolean(L, 3);
-  } else if (!lua_isnoneornil(L, 2)) {
-    if (!lua_isboolean(L, 2))
-      return nnl_error(L, "backward: expected a gradient tensor or retain_graph (a boolean), got %s", luaL_typename(L, 2));
-    retain = lua_toboolean(L, 2);
+/* backward's options, from an options table at idx or a boolean
+   (retain_graph, the older form). */
+static int backward_options(lua_State *L, int idx, int *retain_graph) {
+  if (lua_isnoneornil(L, idx)) return 0;
+  if (lua_isboolean(L, idx)) {
+    *retain_graph = lua_toboolean(L, idx);
+    return 0;
   }
+  if (!lua_istable(L, idx))
+    return nnl_error(L, "backward: expected retain_graph (a boolean) or an options table, got %s",
+                     luaL_typename(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    int known = key && (strcmp(key, "retain_graph") == 0 || strcmp(key, "create_graph") == 0);
+    if (!known) {
+      lua_pushvalue(L, -2);
+      return nnl_error(L, "backward: unknown option %s (the options are retain_graph and create_graph)",
+                       luaL_tolstring(L, -1, NULL));
+    }
+    if (!lua_isboolean(L, -1))
+      return nnl_error(L, "backward: option %s must be a boolean, got %s", key, luaL_typename(L, -1));
+    if (key[0] == 'r') *retain_graph = lua_toboolean(L, -1);
+    else if (lua_toboolean(L, -1))
+      return nnl_error(L, "backward: create_graph = true (gradients of gradients) is not supported yet");
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+static int m_backward(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "backward"), *g = nnl_to_tensor(L, 2);
+  int n = lua_gettop(L), opts = 2, retain = 0;
+  if (g || (n >= 3 && lua_isnil(L, 2))) opts = 3; /* a gradient (or nil) comes first */
+  else if (n >= 2 && !lua_isnil(L, 2) && !lua_isboolean(L, 2) && !lua_istable(L, 2))
+    return nnl_error(L, "backward: expected a gradient tensor, retain_graph (a boolean) or an options table, got %s",
+                     luaL_typename(L, 2));
+  if (n > opts)
+    return nnl_error(L, "backward: takes a gradient and retain_graph or an options table, got %d arguments",
+                     n - 1);
+  backward_options(L, opts, &retain);
   status_or_error(L, nn_backward(t, g, retain));
   return 0;
 }
@@ -947,6 +973,7 @@ static int mt_index(lua_State *L) {
     if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
     const char *k = lua_tostring(L, 2);
     nn_tensor *t = nnl_check_tensor(L, 1, k);
+    nn_sync_view(t); /* its history may have changed through its base */
     if (strcmp(k, "grad") == 0) {
       if (t->grad) nnl_push_tensor(L, nn_retain(t->grad));
       else lua_pushnil(L);
@@ -994,19 +1021,15 @@ static int mt_newindex(lua_State *L) {
     return nnl_error(L, "a tensor has no settable field '%s'", k);
   }
   if (t->ndim == 0) return nnl_error(L, "index: a 0-dimensional tensor cannot be indexed");
+  nn_tensor *src = nnl_to_tensor(L, 3);
+  if (!src && lua_type(L, 3) != LUA_TNUMBER && !lua_isboolean(L, 3))
+    return nnl_error(L, "index assignment: the value must be a number or a tensor, got %s", luaL_typename(L, 3));
   nn_tensor *row = nn_select(t, 0, check_index(L, 2, t->size[0], "index"));
   if (!row) return nnl_engine_error(L);
-  int status = nn_check_inplace("index assignment", t);
-  if (status == 0) {
-    nn_tensor *src = nnl_to_tensor(L, 3);
-    if (src) status = nn_copy_(row, src);
-    else if (lua_type(L, 3) == LUA_TNUMBER || lua_isboolean(L, 3))
-      status = nn_fill_(row, lua_isboolean(L, 3) ? lua_toboolean(L, 3) : lua_tonumber(L, 3));
-    else {
-      nn_release(row);
-      return nnl_error(L, "index assignment: the value must be a number or a tensor, got %s", luaL_typename(L, 3));
-    }
-  }
+  /* a write through the view row: autograd records it on t's base */
+  int status = src ? nn_inplace_copy("index assignment", row, src)
+                   : nn_inplace_fill("index assignment", row,
+                                     lua_isboolean(L, 3) ? lua_toboolean(L, 3) : lua_tonumber(L, 3));
   nn_release(row);
   return status_or_error(L, status);
 }
@@ -1083,7 +1106,10 @@ static int mt_newindex(lua_State *L) {
  */
 /*** t:fill_(value), t:zero_(), t:copy_(src)
  * In place: every element set to value, or to 0; src's values copied in
- * (broadcast to t's shape, converted to its dtype). They return t.
+ * (broadcast to t's shape, converted to its dtype). They return t. As every
+ * in-place op, on a tensor in a graph they are recorded for backward (through
+ * a view, on the view's base), as PyTorch records them; a leaf that requires
+ * grad is changed only inside nn.no_grad.
  *   w:fill_(0.5)
  */
 /*** t:uniform_([from = 0, to = 1]), t:normal_([mean = 0, std = 1])
@@ -1117,10 +1143,11 @@ static int mt_newindex(lua_State *L) {
  * matrices broadcast over the leading dimensions.
  *   local y = x:matmul(w:t())
  */
-/*** t:backward([grad] [, retain_graph = false])
+/*** t:backward([grad] [, retain_graph = false]), t:backward([grad,] {retain_graph =, create_graph =})
  * Computes the gradients of t with respect to every leaf that requires grad
  * and adds them to their .grad. grad is needed when t is not a single
  * number; retain_graph keeps the graph for a second backward.
+ * create_graph = true (gradients of gradients) is not supported yet.
  *   local loss = criterion(model(x), y); loss:backward()
  */
 /*** t:requires_grad_([on = true])

@@ -37,6 +37,12 @@ typedef struct nn_tensor {
   int requires_grad; /* a leaf that collects .grad, or a result that needs one */
   struct nn_tensor *grad;
   nn_node *grad_fn; /* the operation that produced it; NULL for a leaf */
+  /* A view holds the tensor whose storage it shares (the first one, never
+     another view): an in-place change through the view changes that
+     tensor's history too. view_version is the storage's version when the
+     view's grad_fn was last set; see nn_sync_view. */
+  struct nn_tensor *base;
+  unsigned view_version;
 } nn_tensor;
 
 /* ---- errors ---------------------------------------------------------- */
@@ -113,9 +119,19 @@ nn_tensor *nn_to_device(nn_tensor *t, nn_device device);
    dst's storage only as the very same elements (else an error: it overlaps). */
 int nn_copy_(nn_tensor *dst, const nn_tensor *src);
 /* Refuses (-1, with an error naming op) an in-place write to t that
-   autograd could not follow: a leaf that requires grad, or a graph node. */
+   autograd could not follow (a leaf that requires grad, or a view of one)
+   or that PyTorch refuses (several elements at one memory location);
+   0 where the write may go ahead. The in-place ops check this themselves. */
 int nn_check_inplace(const char *op, nn_tensor *t);
+/* Fills t with value; no checks, no autograd (what the engine uses on
+   tensors it has just made). */
 int nn_fill_(nn_tensor *t, double value);
+/* The in-place ops as a user calls them (t:copy_(src), t:fill_(v),
+   t:zero_(), t[i] = v): checked as above and recorded by autograd, as
+   PyTorch records them. op names the operation in messages. */
+int nn_inplace_copy(const char *op, nn_tensor *dst, nn_tensor *src);
+int nn_inplace_fill(const char *op, nn_tensor *t, double value);
+int nn_inplace_zero(nn_tensor *t);
 
 /* ---- elementwise ----------------------------------------------------- */
 typedef enum {
@@ -271,6 +287,12 @@ int nn_set_requires_grad(nn_tensor *t, int requires_grad);
 int nn_backward(nn_tensor *t, nn_tensor *grad, int retain_graph);
 /* Name of the operation that produced t ("AddmmBackward0"), or NULL. */
 const char *nn_grad_fn_name(const nn_tensor *t);
+/* A view whose storage was written to since its grad_fn was set takes its
+   history from its base again (as PyTorch regenerates a view's grad_fn):
+   the base may have a new one from an in-place op. The engine does this
+   before it uses a tensor; call it before reading t->requires_grad or
+   t->grad_fn directly. */
+void nn_sync_view(nn_tensor *t);
 /* Replace t's gradient (NULL clears it); zero it in place. */
 int nn_set_grad(nn_tensor *t, nn_tensor *grad);
 void nn_zero_grad(nn_tensor *t);

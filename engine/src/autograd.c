@@ -15,15 +15,20 @@ nn_grad_guard nn_no_grad_begin(void) {
 }
 void nn_no_grad_end(nn_grad_guard g) { grad_mode = g.previous; }
 
+static inline int wants_grad(nn_tensor *t) {
+  if (!t) return 0;
+  if (t->base) nn_sync_view(t);
+  return t->requires_grad;
+}
+
 int nn_needs_grad(nn_tensor *a, nn_tensor *b, nn_tensor *c) {
-  return grad_mode && ((a && a->requires_grad) || (b && b->requires_grad) || (c && c->requires_grad));
+  return grad_mode && (wants_grad(a) || wants_grad(b) || wants_grad(c));
 }
 
 /* ---- nodes ----------------------------------------------------------- */
 static nn_node *free_nodes; /* recycled: recording a step allocates nothing */
 
-nn_node *nn_node_attach(nn_tensor *out, const char *name, nn_backward_fn backward, int n_inputs,
-                        nn_tensor *a, nn_tensor *b, nn_tensor *c) {
+static nn_node *node_new(const char *name, nn_backward_fn backward, int n_inputs) {
   nn_node *node = free_nodes;
   if (node) {
     free_nodes = (nn_node *)node->grad;
@@ -36,21 +41,72 @@ nn_node *nn_node_attach(nn_tensor *out, const char *name, nn_backward_fn backwar
   node->name = name;
   node->backward = backward;
   node->n_inputs = n_inputs;
+  return node;
+}
+
+/* What a node holds of an input t that needs a gradient. A leaf is held
+   itself: backward adds into its .grad, and it never gets a history. A
+   computed tensor is held through an alias that carries t's grad_fn as it
+   is now: an in-place op may give t a new history later, which must not
+   change what this node differentiates; and the node never holds a tensor
+   that could come to hold the node (a cycle no count would free). */
+static nn_tensor *history_of(nn_tensor *t) {
+  if (!t->grad_fn) return nn_retain(t);
+  nn_tensor *h = nn_alias(t);
+  if (!h) return NULL;
+  h->requires_grad = 1;
+  h->grad_fn = t->grad_fn;
+  t->grad_fn->refcount++;
+  return h;
+}
+
+static int node_set_inputs(nn_node *node, nn_tensor *a, nn_tensor *b, nn_tensor *c) {
   nn_tensor *in[NN_NODE_INPUTS] = {a, b, c};
-  for (int i = 0; i < n_inputs; i++)
-    node->inputs[i] = (in[i] && in[i]->requires_grad) ? nn_retain(in[i]) : NULL;
+  for (int i = 0; i < node->n_inputs; i++) {
+    if (!in[i] || !in[i]->requires_grad) continue;
+    if (!(node->inputs[i] = history_of(in[i]))) {
+      nn_error_set("%s: out of memory recording the graph", node->name);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+nn_node *nn_node_attach(nn_tensor *out, const char *name, nn_backward_fn backward, int n_inputs,
+                        nn_tensor *a, nn_tensor *b, nn_tensor *c) {
+  nn_node *node = node_new(name, backward, n_inputs);
+  if (!node) return NULL;
+  if (node_set_inputs(node, a, b, c) < 0) {
+    nn_node_release(node);
+    return NULL;
+  }
   out->grad_fn = node;
   out->requires_grad = 1;
   return node;
 }
 
+/* A saved value is held as inputs are, for the same reasons: a tensor with
+   a history or a base through an alias (the node's input alias of it when
+   there is one); a leaf, or a plain tensor, itself (a plain tensor that
+   gains a history later is replaced by an alias then: plain_gains_history). */
 void nn_node_save(nn_node *node, int i, nn_tensor *t) {
-  node->saved[i] = nn_retain(t);
+  nn_tensor *s = NULL;
+  if (!t->grad_fn && !t->base) {
+    s = nn_retain(t);
+  } else {
+    /* an input alias with t's grad_fn was made from t: a node has one output */
+    for (int k = 0; k < node->n_inputs && !s; k++)
+      if (t->grad_fn && node->inputs[k] && node->inputs[k]->grad_fn == t->grad_fn)
+        s = nn_retain(node->inputs[k]);
+    if (!s && !(s = nn_alias(t))) node->broken = 1;
+  }
+  node->saved[i] = s;
   node->saved_version[i] = t->storage->version;
 }
 
 void nn_node_save_output(nn_node *node, int i, const nn_tensor *out) {
   node->saved[i] = nn_alias(out);
+  if (!node->saved[i]) node->broken = 1;
   node->saved_version[i] = out->storage->version;
 }
 
@@ -63,21 +119,163 @@ static void node_free_graph(nn_node *node) {
     nn_release(node->saved[i]);
     node->saved[i] = NULL;
   }
+  nn_node_release(node->wrapped);
+  node->wrapped = NULL;
   node->freed = 1;
 }
 
+/* Freeing a node releases its inputs, whose nodes may then be freed, and so
+   on down a graph that can be millions of nodes deep (a loss summed over an
+   epoch without item()). Recursion would overflow the C stack: a node
+   whose count reaches zero joins a list, and the outermost release frees
+   the list's nodes one after the other. */
+static nn_node *release_list;
+static int releasing;
+
+static void node_dispose(nn_node *node) {
+  node->release_next = release_list;
+  release_list = node;
+  if (releasing) return;
+  releasing = 1;
+  while (release_list) {
+    nn_node *n = release_list;
+    release_list = n->release_next;
+    node_free_graph(n);
+    nn_release(n->grad);
+    n->grad = (nn_tensor *)free_nodes;
+    free_nodes = n;
+  }
+  releasing = 0;
+}
+
 void nn_node_release(nn_node *node) {
-  if (!node || --node->refcount > 0) return;
-  node_free_graph(node);
-  nn_release(node->grad);
-  node->grad = (nn_tensor *)free_nodes;
-  free_nodes = node;
+  if (node && --node->refcount == 0) node_dispose(node);
+}
+
+/* Work lists reused from one graph walk to the next (backward, and the
+   search in plain_gains_history). */
+static nn_node **order, **ready;
+static size_t order_cap;
+static unsigned current_mark;
+
+static int grow_lists(size_t need) {
+  if (need <= order_cap) return 0;
+  size_t cap = order_cap ? order_cap * 2 : 64;
+  while (cap < need) cap *= 2;
+  nn_node **o = realloc(order, cap * sizeof *o);
+  if (!o) return -1;
+  order = o;
+  nn_node **r = realloc(ready, cap * sizeof *r);
+  if (!r) return -1;
+  ready = r;
+  order_cap = cap;
+  return 0;
 }
 
 const char *nn_grad_fn_name(const nn_tensor *t) { return t->grad_fn ? t->grad_fn->name : NULL; }
 
+/* ---- views and in-place history ------------------------------------- */
+/* The region of a gradient of base's shape (contiguous, in a storage of its
+   own) that the view node's geometry covers. */
+static nn_tensor *view_region(const nn_node *node, nn_tensor *grad) {
+  return nn_tensor_wrap(grad->storage, grad->dtype, node->ndim, node->size, node->ints,
+                        grad->offset + node->offset);
+}
+
+static void set_view_geometry(nn_node *node, const nn_tensor *view, const nn_tensor *base) {
+  node->ndim = view->ndim;
+  for (int i = 0; i < view->ndim; i++) {
+    node->size[i] = view->size[i];
+    node->ints[i] = view->stride[i];
+  }
+  node->offset = view->offset - base->offset;
+}
+
+static void add_into_inner(void *ctx, int64_t n, char **data, const int64_t *st) {
+  nn_dtype dtype = *(const nn_dtype *)ctx;
+  if (dtype == NN_FLOAT32) {
+    float *r = (float *)data[0];
+    const float *g = (const float *)data[1];
+    for (int64_t i = 0; i < n; i++) r[i * st[0]] += g[i * st[1]];
+  } else {
+    double *r = (double *)data[0];
+    const double *g = (const double *)data[1];
+    for (int64_t i = 0; i < n; i++) r[i * st[0]] += g[i * st[1]];
+  }
+}
+
+/* A view's gradient lands on its region of a zero gradient of the base's
+   shape; an expanded view's elements share a place, where they add up, so
+   the loop runs in order. A base that is not contiguous is laid out as it
+   is in its storage (strides are never negative: the span from its first
+   element holds it and all its views), and made contiguous after. */
+static int as_strided_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  nn_tensor *base = node->inputs[0], *buffer;
+  int contiguous = nn_is_contiguous(base);
+  if (contiguous) {
+    buffer = nn_zeros(g->dtype, base->ndim, base->size);
+  } else {
+    int64_t span = nn_numel(base) > 0;
+    for (int i = 0; i < base->ndim && span; i++) span += (base->size[i] - 1) * base->stride[i];
+    buffer = nn_zeros(g->dtype, 1, &span);
+  }
+  nn_tensor *region = buffer ? view_region(node, buffer) : NULL;
+  nn_tensor *laid_out = region && !contiguous
+                            ? nn_tensor_wrap(buffer->storage, g->dtype, base->ndim, base->size,
+                                             base->stride, buffer->offset)
+                            : NULL;
+  if (!region || (!contiguous && !laid_out)) {
+    nn_release(region), nn_release(buffer);
+    return -1;
+  }
+  nn_iter it;
+  nn_tensor *ts[2] = {region, g};
+  nn_iter_init(&it, 2, ts, region->ndim, region->size);
+  nn_iter_run(&it, add_into_inner, &g->dtype);
+  nn_release(region);
+  if (!contiguous) {
+    nn_release(buffer);
+    buffer = nn_clone(laid_out);
+    nn_release(laid_out);
+    if (!buffer) return -1;
+  }
+  gi[0] = buffer;
+  return 0;
+}
+
+/* The view's history, from its base's. */
+static int view_take_history(nn_tensor *v) {
+  nn_tensor *base = v->base;
+  v->view_version = v->storage->version;
+  if (!base->requires_grad) return 0;
+  nn_node *node = node_new("AsStridedBackward0", as_strided_backward, 1);
+  if (!node) return -1;
+  if (node_set_inputs(node, base, NULL, NULL) < 0) {
+    nn_node_release(node);
+    return -1;
+  }
+  set_view_geometry(node, v, base);
+  nn_node_release(v->grad_fn);
+  v->grad_fn = node;
+  v->requires_grad = 1;
+  return 0;
+}
+
+/* A view whose leaf status was given by the user (requires_grad_ on a
+   view) keeps it: nothing is regenerated for a leaf. */
+static int view_sync(nn_tensor *t) {
+  if (!t->base || t->view_version == t->storage->version) return 0;
+  if (t->requires_grad && !t->grad_fn) return 0;
+  return view_take_history(t);
+}
+
+void nn_sync_view(nn_tensor *t) {
+  if (view_sync(t) < 0) t->view_version--; /* out of memory: try again on next use */
+}
+
 /* ---- leaves ---------------------------------------------------------- */
 int nn_set_requires_grad(nn_tensor *t, int requires_grad) {
+  nn_sync_view(t);
   if (requires_grad && !nn_dtype_is_floating(t->dtype)) {
     nn_error_set("requires_grad: only floating-point tensors can require gradients, this one is %s",
                  nn_dtype_name(t->dtype));
@@ -89,6 +287,10 @@ int nn_set_requires_grad(nn_tensor *t, int requires_grad) {
     return -1;
   }
   t->requires_grad = requires_grad != 0;
+  if (requires_grad && t->base) { /* a view made a leaf is a tensor of its own to autograd */
+    nn_release(t->base);
+    t->base = NULL;
+  }
   return 0;
 }
 
@@ -110,48 +312,282 @@ void nn_zero_grad(nn_tensor *t) {
   if (t->grad) nn_fill_(t->grad, 0);
 }
 
-int nn_check_inplace(const char *op, nn_tensor *t) {
-  for (int i = 0; i < t->ndim; i++) {
-    if (t->stride[i] == 0 && t->size[i] > 1) {
-      nn_error_set("%s: several elements of the tensor share one memory location (an expanded "
-                   "view); write to a clone() instead", op);
-      return -1;
+/* ---- in-place ops ---------------------------------------------------- */
+int nn_inplace_begin(nn_inplace *ip, const char *op, nn_tensor *t, nn_tensor *other,
+                     int overlap_ok) {
+  memset(ip, 0, sizeof *ip);
+  ip->op = op;
+  ip->target = t;
+  ip->other = other;
+  if (!overlap_ok) {
+    for (int i = 0; i < t->ndim; i++) {
+      if (t->stride[i] == 0 && t->size[i] > 1) {
+        nn_error_set("%s: unsupported operation: more than one element of the written-to tensor "
+                     "refers to a single memory location (an expanded view); clone() it first",
+                     op);
+        return -1;
+      }
     }
   }
   if (!grad_mode) return 0;
+  if (view_sync(t) < 0 || (other && view_sync(other) < 0)) return -1;
+  nn_tensor *base = t->base;
   if (t->requires_grad && !t->grad_fn) {
     nn_error_set("%s: a leaf tensor that requires grad cannot be changed in place "
                  "(do it inside nn.no_grad)", op);
     return -1;
   }
-  if (t->grad_fn) {
-    nn_error_set("%s: a tensor that is part of a graph cannot be changed in place; "
-                 "use the out-of-place form", op);
+  if (base && base->requires_grad && !base->grad_fn) {
+    nn_error_set("%s: a view of a leaf tensor that requires grad cannot be changed in place "
+                 "(do it inside nn.no_grad)", op);
     return -1;
+  }
+  if (base && base->requires_grad && !t->requires_grad) {
+    nn_error_set("%s: this view of a tensor that requires grad was taken inside nn.no_grad, so "
+                 "autograd cannot follow a change through it; take the view outside nn.no_grad, "
+                 "or change it inside nn.no_grad", op);
+    return -1;
+  }
+  if (!nn_dtype_is_floating(t->dtype) || !(t->requires_grad || (other && other->requires_grad)))
+    return 0;
+  if (base && !nn_is_contiguous(base)) {
+    nn_error_set("%s: autograd cannot follow an in-place change of a view of a tensor that is "
+                 "not contiguous; use the out-of-place form", op);
+    return -1;
+  }
+  ip->base = base;
+  ip->self = history_of(t);
+  if (!ip->self) {
+    nn_error_set("%s: out of memory recording the graph", op);
+    return -1;
+  }
+  return 1;
+}
+
+void nn_inplace_cancel(nn_inplace *ip) {
+  nn_release(ip->self);
+  ip->self = NULL;
+}
+
+int nn_check_inplace(const char *op, nn_tensor *t) {
+  nn_inplace ip;
+  int status = nn_inplace_begin(&ip, op, t, NULL, 0);
+  nn_inplace_cancel(&ip);
+  return status < 0 ? -1 : 0;
+}
+
+static int zero_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  (void)g;
+  for (int k = 0; k < node->n_inputs; k++) {
+    nn_tensor *in = node->inputs[k];
+    if (in && !(gi[k] = nn_zeros(in->dtype, in->ndim, in->size))) return -1;
   }
   return 0;
 }
 
-/* ---- backward -------------------------------------------------------- */
-/* Work lists reused from one backward to the next. */
-static nn_node **order, **ready;
-static size_t order_cap;
-static unsigned current_mark;
+/* The base's gradient, with the view's region replaced by what the
+   in-place op's backward gives for the view as it was: the op's other
+   operands get theirs from that backward too (PyTorch's CopySlices). */
+static int copy_slices_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  nn_node *op = node->wrapped;
+  nn_tensor *grad = nn_clone(g); /* contiguous, and a storage of its own */
+  nn_tensor *region = grad ? view_region(node, grad) : NULL;
+  nn_tensor *grad_view = region ? nn_clone(region) : NULL;
+  nn_tensor *op_gi[NN_NODE_INPUTS] = {NULL, NULL, NULL};
+  int status = grad_view ? op->backward(op, grad_view, op_gi) : -1;
+  if (status == 0 && node->inputs[0])
+    status = op_gi[0] ? nn_copy_(region, op_gi[0]) : nn_fill_(region, 0);
+  nn_release(op_gi[0]);
+  nn_release(grad_view);
+  nn_release(region);
+  if (status == 0 && node->inputs[0]) gi[0] = grad;
+  else nn_release(grad);
+  for (int k = 1; k < NN_NODE_INPUTS; k++) {
+    if (status == 0) gi[k] = op_gi[k];
+    else nn_release(op_gi[k]);
+  }
+  return status;
+}
 
-static int grow_lists(size_t need) {
-  if (need <= order_cap) return 0;
-  size_t cap = order_cap ? order_cap * 2 : 64;
-  while (cap < need) cap *= 2;
-  nn_node **o = realloc(order, cap * sizeof *o);
-  if (!o) return -1;
-  order = o;
-  nn_node **r = realloc(ready, cap * sizeof *r);
-  if (!r) return -1;
-  ready = r;
-  order_cap = cap;
+/* Nodes hold a tensor without a history itself when they save it (see
+   nn_node_save). When such a tensor t gets one, a node that holds t and
+   that t's new history reaches would make a cycle (t -> its node -> ...
+   -> that node -> t) that reference counts never free: every such hold
+   becomes an alias. The search follows what holds what (inputs, saved
+   values and their histories, CopySlices' op) from t's new node; it runs
+   once in a tensor's life, when its first history is recorded. */
+static int plain_gains_history(nn_tensor *t) {
+  unsigned mark = ++current_mark;
+  size_t n = 0;
+  if (grow_lists(1) < 0) goto oom;
+  order[n++] = t->grad_fn;
+  t->grad_fn->mark = mark;
+  while (n > 0) {
+    nn_node *node = order[--n];
+    nn_node *next[NN_NODE_INPUTS + NN_NODE_SAVED + 1];
+    int m = 0;
+    for (int k = 0; k < NN_NODE_SAVED; k++) {
+      if (node->saved[k] == t) {
+        nn_tensor *alias = nn_alias(t);
+        if (!alias) goto oom;
+        nn_release(node->saved[k]);
+        node->saved[k] = alias;
+      } else if (node->saved[k]) {
+        next[m++] = node->saved[k]->grad_fn;
+      }
+    }
+    for (int k = 0; k < NN_NODE_INPUTS; k++)
+      if (node->inputs[k]) next[m++] = node->inputs[k]->grad_fn;
+    next[m++] = node->wrapped;
+    for (int k = 0; k < m; k++) {
+      if (!next[k] || next[k]->mark == mark) continue;
+      if (grow_lists(n + 1) < 0) goto oom;
+      next[k]->mark = mark;
+      order[n++] = next[k];
+    }
+  }
+  return 0;
+oom:
+  nn_error_set("out of memory recording the graph");
+  return -1;
+}
+
+/* Makes node (one reference, handed over) the history of the in-place
+   op's target: of the target itself, or through CopySlices of its base. */
+static int inplace_install(nn_inplace *ip, nn_node *node) {
+  nn_tensor *t = ip->target, *base = ip->base;
+  if (!base) {
+    int plain = !t->grad_fn;
+    nn_node_release(t->grad_fn);
+    t->grad_fn = node;
+    t->requires_grad = 1;
+    return plain ? plain_gains_history(t) : 0;
+  }
+  nn_node *slices = node_new("CopySlices", copy_slices_backward, node->n_inputs);
+  if (!slices) {
+    nn_node_release(node);
+    return -1;
+  }
+  slices->wrapped = node;
+  set_view_geometry(slices, t, base);
+  if (base->requires_grad && !(slices->inputs[0] = history_of(base))) {
+    nn_node_release(slices);
+    nn_error_set("%s: out of memory recording the graph", ip->op);
+    return -1;
+  }
+  for (int k = 1; k < node->n_inputs; k++) slices->inputs[k] = nn_retain(node->inputs[k]);
+  int plain = !base->grad_fn;
+  nn_node_release(base->grad_fn);
+  base->grad_fn = slices;
+  base->requires_grad = 1;
+  if (plain && plain_gains_history(base) < 0) return -1;
+  return view_take_history(t);
+}
+
+int nn_inplace_commit(nn_inplace *ip, nn_tensor *result, const char *zero_grad_name) {
+  nn_tensor *t = ip->target, *self_copy = NULL;
+  nn_tensor *outputs[NN_NODE_SAVED] = {NULL, NULL, NULL};
+  nn_node *node = NULL;
+  if (!result) goto fail;
+  node = result->grad_fn;
+  if (!node) {
+    node = nn_node_attach(result, zero_grad_name, zero_backward, 2, ip->self, ip->other, NULL);
+    if (!node) goto fail;
+  }
+  /* Everything that can fail before the write, so that a failure leaves t
+     as it was. */
+  if (node->saved[0] && node->saved[0]->storage == t->storage) {
+    nn_grad_guard guard = nn_no_grad_begin();
+    self_copy = nn_clone(node->saved[0]);
+    nn_no_grad_end(guard);
+    if (!self_copy) goto fail;
+  }
+  for (int k = 0; k < NN_NODE_SAVED; k++)
+    if (node->saved[k] && node->saved[k]->storage == result->storage &&
+        !(outputs[k] = nn_alias(t)))
+      goto fail;
+  if (nn_copy_(t, result) < 0) goto fail;
+  if (self_copy) {
+    nn_release(node->saved[0]);
+    node->saved[0] = self_copy;
+    node->saved_version[0] = self_copy->storage->version;
+  }
+  for (int k = 0; k < NN_NODE_SAVED; k++) {
+    if (!outputs[k]) continue;
+    nn_release(node->saved[k]);
+    node->saved[k] = outputs[k];
+    node->saved_version[k] = t->storage->version;
+  }
+  result->grad_fn = NULL; /* its reference now goes to t */
+  result->requires_grad = 0;
+  nn_release(result);
+  nn_inplace_cancel(ip);
+  return inplace_install(ip, node);
+fail:
+  nn_release(self_copy);
+  for (int k = 0; k < NN_NODE_SAVED; k++) nn_release(outputs[k]);
+  nn_release(result);
+  nn_inplace_cancel(ip);
+  return -1;
+}
+
+int nn_inplace_commit_written(nn_inplace *ip, const char *name) {
+  nn_node *node = node_new(name, zero_backward, 1);
+  int status = node ? node_set_inputs(node, ip->self, NULL, NULL) : -1;
+  nn_inplace_cancel(ip);
+  if (status < 0) {
+    nn_node_release(node);
+    return -1;
+  }
+  return inplace_install(ip, node);
+}
+
+static int fill_recorded(const char *op, const char *node_name, nn_tensor *t, double value) {
+  nn_inplace ip;
+  int record = nn_inplace_begin(&ip, op, t, NULL, 1);
+  if (record < 0) return -1;
+  if (nn_fill_(t, value) < 0) {
+    nn_inplace_cancel(&ip);
+    return -1;
+  }
+  return record ? nn_inplace_commit_written(&ip, node_name) : 0;
+}
+
+int nn_inplace_fill(const char *op, nn_tensor *t, double value) {
+  return fill_recorded(op, "FillBackward2", t, value);
+}
+
+int nn_inplace_zero(nn_tensor *t) { return fill_recorded("zero_", "ZeroBackward0", t, 0); }
+
+/* copy_: the destination's old values get no gradient; the source gets the
+   gradient summed to its shape, in its dtype. */
+static int copy_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  nn_tensor *dst = node->inputs[0], *src = node->inputs[1];
+  if (dst && !(gi[0] = nn_zeros(dst->dtype, dst->ndim, dst->size))) return -1;
+  if (src) {
+    nn_tensor *summed = nn_sum_to_shape(g, src->ndim, src->size);
+    gi[1] = summed ? nn_to_dtype(summed, src->dtype) : NULL;
+    nn_release(summed);
+    if (!gi[1]) return -1;
+  }
   return 0;
 }
 
+int nn_inplace_copy(const char *op, nn_tensor *dst, nn_tensor *src) {
+  nn_inplace ip;
+  int record = nn_inplace_begin(&ip, op, dst, src, 0);
+  if (record <= 0) return record < 0 ? -1 : nn_copy_(dst, src);
+  nn_tensor *result = nn_empty_like(dst);
+  if (!result || nn_copy_(result, src) < 0 ||
+      !nn_node_attach(result, "CopyBackwards", copy_backward, 2, ip.self, src, NULL)) {
+    nn_release(result);
+    nn_inplace_cancel(&ip);
+    return -1;
+  }
+  return nn_inplace_commit(&ip, result, NULL);
+}
+
+/* ---- backward -------------------------------------------------------- */
 /* acc = acc + g, out of place: a gradient may be shared by several inputs. */
 static int accumulate(nn_tensor **acc, nn_tensor *g) {
   if (!*acc) {
@@ -220,12 +656,17 @@ static int run_graph(nn_node *root, nn_tensor *grad, int retain_graph) {
     }
   }
   for (size_t i = 0; i < n; i++) {
-    nn_node *node = order[i];
-    for (int k = 0; k < NN_NODE_SAVED; k++) {
-      if (node->saved[k] && node->saved[k]->storage->version != node->saved_version[k]) {
-        nn_error_set("backward: a tensor that %s needs was changed by an in-place operation "
-                     "after it was used", node->name);
+    for (nn_node *node = order[i]; node; node = node->wrapped) {
+      if (node->broken) {
+        nn_error_set("backward: %s ran out of memory when it was recorded", node->name);
         return -1;
+      }
+      for (int k = 0; k < NN_NODE_SAVED; k++) {
+        if (node->saved[k] && node->saved[k]->storage->version != node->saved_version[k]) {
+          nn_error_set("backward: a tensor that %s needs was changed by an in-place operation "
+                       "after it was used", node->name);
+          return -1;
+        }
       }
     }
   }
@@ -277,6 +718,7 @@ oom:
 }
 
 int nn_backward(nn_tensor *t, nn_tensor *grad, int retain_graph) {
+  nn_sync_view(t);
   if (!t->requires_grad) {
     nn_error_set("backward: the tensor does not require grad (nothing it was computed from "
                  "has requires_grad = true)");

@@ -12,16 +12,20 @@ static const char *const unary_names[] = {"neg",  "exp",  "log",  "sqrt", "abs",
                                           "sigmoid", "tanh", "relu", "step", "sin",
                                           "cos",  "sign", "floor", "ceil", "round"};
 
+/* The in-place forms' names, for their messages. */
+static const char *const binary_inplace_names[] = {"add_", "sub_", "mul_", "div_", "pow_",
+                                                   "maximum_", "minimum_", "gt_", "ge_", "lt_",
+                                                   "le_", "eq_", "ne_"};
+static const char *const unary_inplace_names[] = {
+    "neg_", "exp_", "log_", "sqrt_", "abs_", "sigmoid_", "tanh_", "relu_",
+    "step_", "sin_", "cos_", "sign_", "floor_", "ceil_", "round_"};
+
 const char *nn_binary_op_name(nn_binary_op op) { return binary_names[op]; }
 const char *nn_unary_op_name(nn_unary_op op) { return unary_names[op]; }
 
 
 static int is_comparison(nn_binary_op op) { return op >= NN_GT; }
 
-/* In-place names, for the messages of the forms ending in _. */
-static const char *const binary_inplace_names[] = {"add_", "sub_", "mul_", "div_", "pow_",
-                                                   "maximum_", "minimum_", "gt_", "ge_",
-                                                   "lt_", "le_", "eq_", "ne_"};
 
 /* ---- type promotion: PyTorch's (c10/core/ScalarType.h, TensorIterator's
    compute_types), cut down to our four dtypes ------------------------------
@@ -657,17 +661,22 @@ nn_tensor *nn_binary_scalar(nn_binary_op op, nn_tensor *a, double s, int scalar_
 }
 
 /* ---- in place -------------------------------------------------------- */
+/* In-place comparisons write 1 or 0; their gradient is zero. PyTorch's
+   names: ...Backward0 with a number, ...Backward1 with a tensor. */
+static const char *const comparison_node_names[2][6] = {
+    {"GtBackward0", "GeBackward0", "LtBackward0", "LeBackward0", "EqBackward0", "NeBackward0"},
+    {"GtBackward1", "GeBackward1", "LtBackward1", "LeBackward1", "EqBackward1", "NeBackward1"}};
+
+static const char *inplace_zero_grad_name(nn_binary_op op, int with_tensor) {
+  return is_comparison(op) ? comparison_node_names[with_tensor][op - NN_GT] : NULL;
+}
+
 int nn_binary_(nn_binary_op op, nn_tensor *a, nn_tensor *b) {
   const char *name = binary_inplace_names[op];
   int ndim;
   int64_t size[NN_MAX_DIMS];
   nn_dtype compute, out_dtype;
-  if (check_devices(name, a, b) < 0 || nn_check_inplace(name, a) < 0) return -1;
-  if (nn_grad_enabled() && b->requires_grad) {
-    nn_error_set("%s: in place with an operand that requires grad is not recorded; "
-                 "use the out-of-place form", name);
-    return -1;
-  }
+  if (check_devices(name, a, b) < 0) return -1;
   if (nn_broadcast_shape(name, a, b, &ndim, size) < 0) return -1;
   if (ndim != a->ndim || nn_shape_numel(ndim, size) != nn_numel(a)) {
     char x[96], y[96];
@@ -678,6 +687,10 @@ int nn_binary_(nn_binary_op op, nn_tensor *a, nn_tensor *b) {
   if (op_dtypes(name, op, tensor_operand(a), tensor_operand(b), &compute, &out_dtype) < 0 ||
       check_inplace_dtype(name, a->dtype, out_dtype) < 0 || nn_check_overlap(name, a, b) < 0)
     return -1;
+  nn_inplace ip;
+  int record = nn_inplace_begin(&ip, name, a, b, 0);
+  if (record < 0) return -1;
+  if (record) return nn_inplace_commit(&ip, nn_binary(op, ip.self, b), inplace_zero_grad_name(op, 1));
   run_binary(op, compute, a, a, b);
   nn_bump_version(a);
   return 0;
@@ -686,11 +699,17 @@ int nn_binary_(nn_binary_op op, nn_tensor *a, nn_tensor *b) {
 int nn_binary_number_(nn_binary_op op, nn_tensor *a, double s, nn_number_kind kind) {
   const char *name = binary_inplace_names[op];
   nn_dtype compute, out_dtype;
-  if (nn_check_cpu(name, a) < 0 || nn_check_inplace(name, a) < 0) return -1;
+  if (nn_check_cpu(name, a) < 0) return -1;
   if (op_dtypes(name, op, tensor_operand(a), number_operand(s, kind), &compute, &out_dtype) < 0 ||
       check_integer_power(name, op, compute, s, 0) < 0 ||
       check_inplace_dtype(name, a->dtype, out_dtype) < 0)
     return -1;
+  nn_inplace ip;
+  int record = nn_inplace_begin(&ip, name, a, NULL, 0);
+  if (record < 0) return -1;
+  if (record)
+    return nn_inplace_commit(&ip, nn_binary_number(op, ip.self, s, 0, kind),
+                             inplace_zero_grad_name(op, 0));
   run_binary_scalar(op, compute, a, a, s, 0);
   nn_bump_version(a);
   return 0;
@@ -881,14 +900,15 @@ nn_tensor *nn_unary(nn_unary_op op, nn_tensor *a) {
 }
 
 int nn_unary_(nn_unary_op op, nn_tensor *a) {
-  static const char *const inplace_names[] = {"neg_", "exp_", "log_", "sqrt_", "abs_",
-                                              "sigmoid_", "tanh_", "relu_", "step_", "sin_",
-                                              "cos_", "sign_", "floor_", "ceil_", "round_"};
-  const char *name = inplace_names[op];
+  const char *name = unary_inplace_names[op];
   nn_dtype dtype;
-  if (nn_check_cpu(name, a) < 0 || nn_check_inplace(name, a) < 0 ||
-      unary_dtype(name, op, a->dtype, &dtype) < 0 || check_inplace_dtype(name, a->dtype, dtype) < 0)
+  if (nn_check_cpu(name, a) < 0 || unary_dtype(name, op, a->dtype, &dtype) < 0 ||
+      check_inplace_dtype(name, a->dtype, dtype) < 0)
     return -1;
+  nn_inplace ip;
+  int record = nn_inplace_begin(&ip, name, a, NULL, 0);
+  if (record < 0) return -1;
+  if (record) return nn_inplace_commit(&ip, nn_unary(op, ip.self), NULL);
   run_unary(op, a, a);
   nn_bump_version(a);
   return 0;
@@ -971,9 +991,13 @@ nn_tensor *nn_clamp(nn_tensor *a, double lo, double hi) {
 }
 
 int nn_clamp_(nn_tensor *a, double lo, double hi) {
-  if (nn_check_cpu("clamp_", a) < 0 || nn_check_inplace("clamp_", a) < 0 ||
+  if (nn_check_cpu("clamp_", a) < 0 ||
       check_inplace_dtype("clamp_", a->dtype, clamp_dtype(a, isinf(lo) ? 0 : lo, isinf(hi) ? 0 : hi)) < 0)
     return -1;
+  nn_inplace ip;
+  int record = nn_inplace_begin(&ip, "clamp_", a, NULL, 0);
+  if (record < 0) return -1;
+  if (record) return nn_inplace_commit(&ip, nn_clamp(ip.self, lo, hi), NULL);
   run_clamp(a, a, lo, hi);
   nn_bump_version(a);
   return 0;

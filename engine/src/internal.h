@@ -164,14 +164,20 @@ struct nn_node {
   const char *name;
   nn_backward_fn backward;
   int n_inputs;
-  nn_tensor *inputs[NN_NODE_INPUTS]; /* held while the graph lives; NULL: no grad needed */
+  /* NULL where no gradient is needed; a leaf itself (backward adds into its
+     .grad); for a computed tensor, an alias that carries its grad_fn as it
+     was when this node was recorded (see nn_node_attach). */
+  nn_tensor *inputs[NN_NODE_INPUTS];
   nn_tensor *saved[NN_NODE_SAVED];   /* aliases of what backward reads */
   unsigned saved_version[NN_NODE_SAVED];
   double scalar[2];
   int64_t ints[NN_MAX_DIMS];
   int ndim;                         /* a shape backward needs (input's, before a view) */
   int64_t size[NN_MAX_DIMS];
+  int64_t offset;                   /* a view's offset from its base, with size and ints as strides */
+  nn_node *wrapped;                 /* CopySlices: the in-place op applied to the view */
   int freed;
+  int broken;                       /* a save ran out of memory: backward must refuse */
   /* backward's bookkeeping */
   /* Where an input is a leaf whose .grad already exists (contiguous, of its
      shape and dtype), backward may add its gradient straight into it and
@@ -180,6 +186,7 @@ struct nn_node {
   nn_tensor *grad;
   int pending;
   unsigned mark;
+  nn_node *release_next; /* the list of nodes waiting to be freed */
 };
 
 /* True when an op on these inputs must record a node. */
@@ -198,6 +205,43 @@ void nn_node_release(nn_node *node);
 typedef struct { int previous; } nn_grad_guard;
 nn_grad_guard nn_no_grad_begin(void);
 void nn_no_grad_end(nn_grad_guard g);
+
+/* ---- in-place ops and autograd (autograd.c) -------------------------
+   As PyTorch does, an in-place op on a tensor in a graph records a node
+   whose input is the tensor's history before the write, and gives the
+   tensor that node as its new history; through a view, the view's base
+   gets the new history (CopySlices). The op computes its result out of
+   place from ip.self, the tensor as it was, and hands it over:
+
+     nn_inplace ip;
+     int record = nn_inplace_begin(&ip, "exp_", t, NULL, 0);
+     if (record < 0) return -1;
+     if (record) return nn_inplace_commit(&ip, nn_unary(NN_EXP, ip.self), NULL);
+     ... write into t directly, nn_bump_version(t) ...
+
+   Slot 0 of the node's saved tensors is, by convention, self's value
+   (its input): commit keeps a copy of it, since the write would change it.
+   Saved outputs of the result come to alias t, so that a later in-place
+   change of t fails backward's version check, as in PyTorch. */
+typedef struct {
+  const char *op;
+  nn_tensor *target, *other; /* the tensor written to; an operand or NULL */
+  nn_tensor *self;           /* target as the op reads it, with its history */
+  nn_tensor *base;           /* target's base when target is a view */
+} nn_inplace;
+/* -1: refused (error set); 0: nothing to record, write directly;
+   1: record (ip.self is set; commit or cancel must follow). overlap_ok: the
+   op may write into a tensor whose elements share memory (fill_, zero_). */
+int nn_inplace_begin(nn_inplace *ip, const char *op, nn_tensor *t, nn_tensor *other,
+                     int overlap_ok);
+/* Writes result (a new tensor of target's shape, consumed) into target and
+   makes result's node target's history; a result without a node (a
+   comparison) records one named zero_grad_name whose gradients are zero. */
+int nn_inplace_commit(nn_inplace *ip, nn_tensor *result, const char *zero_grad_name);
+/* For ops that wrote into target themselves (fill_, uniform_): records a
+   node named name whose gradient is zero. */
+int nn_inplace_commit_written(nn_inplace *ip, const char *name);
+void nn_inplace_cancel(nn_inplace *ip);
 
 /* ---- kernels shared between files ----------------------------------- */
 /* y = alpha op(A) op(B) + beta y over 2-D views, any strides; picks naive

@@ -369,16 +369,7 @@ static int check_fill_target(const char *op, nn_tensor *t) {
                  nn_dtype_name(t->dtype));
     return -1;
   }
-  /* An expanded tensor has several elements at one address; PyTorch
-     refuses to write into it, and the draws would be lost anyway. */
-  for (int d = 0; d < t->ndim; d++) {
-    if (t->size[d] > 1 && t->stride[d] == 0) {
-      nn_error_set("%s: cannot write into an expanded tensor, several of its elements share "
-                   "one memory location (clone it first)", op);
-      return -1;
-    }
-  }
-  return nn_check_inplace(op, t);
+  return 0;
 }
 
 /* ---- public API -------------------------------------------------------- */
@@ -482,31 +473,36 @@ int nn_uniform_(nn_tensor *t, double from, double to) {
                  to);
     return -1;
   }
+  /* PyTorch casts the bounds to the tensor's type before anything else. */
+  float from_f = 0, to_f = 0;
+  int fits = isfinite(from) && isfinite(to) && isfinite(to - from);
+  if (t->dtype == NN_FLOAT32) {
+    from_f = (float)from, to_f = (float)to;
+    fits = isfinite(from_f) && isfinite(to_f) && isfinite(to_f - from_f);
+  }
+  if (!fits) {
+    nn_error_set("uniform_: the range [%g, %g) does not fit in %s", from, to,
+                 nn_dtype_name(t->dtype));
+    return -1;
+  }
+  nn_inplace ip;
+  int record = nn_inplace_begin(&ip, "uniform_", t, NULL, 0);
+  if (record < 0) return -1;
   generator *g = default_generator();
   int64_t n = nn_numel(t);
   fill_walk w;
   fill_walk_init(&w, t);
   if (t->dtype == NN_FLOAT32) {
-    /* PyTorch casts the bounds to the tensor's type before anything else. */
-    float from_f = (float)from, to_f = (float)to;
-    if (!isfinite(from_f) || !isfinite(to_f) || !isfinite(to_f - from_f)) {
-      nn_error_set("uniform_: the range [%g, %g) does not fit in float32", from, to);
-      return -1;
-    }
     float *data = t->storage->data;
     for (int64_t i = 0; i < n; i++, fill_walk_next(&w))
       data[w.offset] = uniform_float(g, from_f, to_f);
   } else {
-    if (!isfinite(from) || !isfinite(to) || !isfinite(to - from)) {
-      nn_error_set("uniform_: the range [%g, %g) does not fit in float64", from, to);
-      return -1;
-    }
     double *data = t->storage->data;
     for (int64_t i = 0; i < n; i++, fill_walk_next(&w))
       data[w.offset] = uniform_double(g, from, to);
   }
   nn_bump_version(t);
-  return 0;
+  return record ? nn_inplace_commit_written(&ip, "UniformBackward0") : 0;
 }
 
 int nn_normal_(nn_tensor *t, double mean, double std) {
@@ -515,6 +511,9 @@ int nn_normal_(nn_tensor *t, double mean, double std) {
     nn_error_set("normal_: expects a finite mean and std >= 0, got mean=%g, std=%g", mean, std);
     return -1;
   }
+  nn_inplace ip;
+  int record = nn_inplace_begin(&ip, "normal_", t, NULL, 0);
+  if (record < 0) return -1;
   generator *g = default_generator();
   int64_t n = nn_numel(t);
   if (n >= 16 && nn_is_contiguous(t)) {
@@ -531,7 +530,7 @@ int nn_normal_(nn_tensor *t, double mean, double std) {
       nn_store(t->dtype, t->storage->data, w.offset, normal_double(g, mean, std));
   }
   nn_bump_version(t);
-  return 0;
+  return record ? nn_inplace_commit_written(&ip, "NormalBackward0") : 0;
 }
 
 /* rand and randn check the dtype themselves, so that the message names the

@@ -20,6 +20,8 @@ static nn_tensor *tensor_struct(void) {
   t->requires_grad = 0;
   t->grad = NULL;
   t->grad_fn = NULL;
+  t->base = NULL;
+  t->view_version = 0;
   return t;
 }
 
@@ -32,7 +34,8 @@ void nn_release(nn_tensor *t) {
   if (!t || --t->refcount > 0) return;
   nn_storage_release(t->storage);
   nn_release(t->grad);
-  nn_node_release(t->grad_fn);
+  nn_node_release(t->grad_fn); /* never recurses deeply: see nn_node_release */
+  if (t->base) nn_release(t->base); /* a base is never a view: one level */
   t->grad = free_tensors;
   free_tensors = t;
 }
@@ -208,7 +211,19 @@ nn_tensor *nn_empty_like(const nn_tensor *like) {
 }
 
 nn_tensor *nn_alias(const nn_tensor *t) {
-  return nn_tensor_wrap(t->storage, t->dtype, t->ndim, t->size, t->stride, t->offset);
+  /* autograd makes one for every computed input it records: whole-array
+     copies, not a loop over the dims */
+  nn_tensor *a = tensor_struct();
+  if (!a) return NULL;
+  t->storage->refcount++;
+  a->storage = t->storage;
+  a->dtype = t->dtype;
+  a->device = t->device;
+  a->ndim = t->ndim;
+  a->offset = t->offset;
+  memcpy(a->size, t->size, sizeof a->size);
+  memcpy(a->stride, t->stride, sizeof a->stride);
+  return a;
 }
 
 nn_tensor *nn_full(nn_dtype dtype, int ndim, const int64_t *size, double value) {

@@ -4,9 +4,16 @@
  * beside its forward. */
 #include "internal.h"
 
+/* A view remembers the first tensor of its storage, its base, where an
+   in-place change through the view writes its history. */
 static nn_tensor *make_view(nn_tensor *t, int ndim, const int64_t *size, const int64_t *stride,
                             int64_t offset) {
-  return nn_tensor_wrap(t->storage, t->dtype, ndim, size, stride, offset);
+  nn_tensor *v = nn_tensor_wrap(t->storage, t->dtype, ndim, size, stride, offset);
+  if (v) {
+    v->base = nn_retain(t->base ? t->base : t);
+    v->view_version = t->storage->version;
+  }
+  return v;
 }
 
 /* Records a view's node; the input's shape is what backward restores. */

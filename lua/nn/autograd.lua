@@ -5,20 +5,40 @@ return function(nn)
   local C = nn._C
 
   -- Runs fn(...) with gradient recording set to `enabled`, restoring the
-  -- previous mode however fn ends.
+  -- previous mode however fn ends. The mode is global, while PyTorch's is a
+  -- thread's own: a coroutine that yields from inside fn must not take the
+  -- mode with it. Where fn could yield out of here (inside a coroutine), fn
+  -- runs as a coroutine of its own: each of its yields is passed out with
+  -- the mode of the code that resumed us put back, and each resume passes
+  -- back in with `enabled` set again.
   local function with_grad_mode(enabled, fn, ...)
     if type(fn) ~= "function" then
       raise((enabled and "enable_grad" or "no_grad") .. ": expected a function, got " .. type(fn))
     end
-    local previous = C.is_grad_enabled()
-    C.set_grad_enabled(enabled)
-    local results = table.pack(pcall(fn, ...))
-    C.set_grad_enabled(previous)
-    if not results[1] then error(results[2], 0) end
-    return table.unpack(results, 2, results.n)
+    if not coroutine.isyieldable() then
+      local previous = C.is_grad_enabled()
+      C.set_grad_enabled(enabled)
+      local results = table.pack(pcall(fn, ...))
+      C.set_grad_enabled(previous)
+      if not results[1] then error(results[2], 0) end
+      return table.unpack(results, 2, results.n)
+    end
+    local body = coroutine.create(fn)
+    local args = table.pack(...)
+    while true do
+      local outer = C.is_grad_enabled()
+      C.set_grad_enabled(enabled)
+      local results = table.pack(coroutine.resume(body, table.unpack(args, 1, args.n)))
+      C.set_grad_enabled(outer)
+      if not results[1] then error(results[2], 0) end
+      if coroutine.status(body) == "dead" then return table.unpack(results, 2, results.n) end
+      args = table.pack(coroutine.yield(table.unpack(results, 2, results.n)))
+    end
   end
 
   --- nn.no_grad(fn, ...): runs fn with no graph recorded and returns what it returns.
+  -- A coroutine that yields inside fn leaves the mode as it found it, and
+  -- gets it back when resumed.
   function nn.no_grad(fn, ...) return with_grad_mode(false, fn, ...) end
   --- nn.enable_grad(fn, ...): runs fn with recording on (inside a no_grad).
   function nn.enable_grad(fn, ...) return with_grad_mode(true, fn, ...) end

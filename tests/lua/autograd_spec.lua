@@ -2,7 +2,7 @@
 -- finite-difference check (nn.gradcheck, float64) of every differentiable op.
 local nn = require "nn"
 local support = dofile((os.getenv("NN_ROOT") or ".") .. "/tests/lua/support.lua")
-local flat = support.flat
+local flat, expect_error = support.flat, support.expect_error
 local F = nn.F
 
 
@@ -219,6 +219,72 @@ describe("backward", function()
   end)
 end)
 
+describe("backward's arguments", function()
+  local function loss()
+    local x = f64({1, 2}):requires_grad_()
+    return (x * x):sum(), x
+  end
+
+  it("takes retain_graph as a boolean or in an options table, after an optional gradient", function()
+    local y, x = loss()
+    y:backward(nil, true)
+    y:backward({retain_graph = true})
+    y:backward(f64(1), {retain_graph = true, create_graph = false})
+    y:backward(f64(1), true)
+    y:backward(nil, nil)
+    assert_values({10, 20}, x.grad)
+    expect_error(function() y:backward() end, "backward", "freed")
+  end)
+
+  it("refuses create_graph = true, naming the option", function()
+    local y, x = loss()
+    expect_error(function() y:backward(nil, {create_graph = true}) end,
+      "backward", "create_graph", "not supported")
+    expect_error(function() y:backward({create_graph = true}) end, "create_graph", "not supported")
+    assert.is_nil(x.grad)
+  end)
+
+  it("refuses anything else", function()
+    local y, x = loss()
+    expect_error(function() y:backward(1) end, "backward", "number")
+    expect_error(function() y:backward("yes") end, "backward", "string")
+    expect_error(function() y:backward(nil, 1) end, "backward", "number")
+    expect_error(function() y:backward(f64(1), "x") end, "backward", "string")
+    expect_error(function() y:backward(nil, true, 3) end, "backward", "arguments")
+    expect_error(function() y:backward(true, true) end, "backward", "arguments")
+    expect_error(function() y:backward({retain = true}) end, "backward", "unknown option", "retain")
+    expect_error(function() y:backward({retain_graph = 1}) end, "backward", "retain_graph", "boolean")
+    expect_error(function() y:backward({inputs = {x}}) end, "backward", "inputs")
+    assert.is_nil(x.grad)
+  end)
+end)
+
+-- Graphs deeper than the C stack could follow by recursion: freeing them
+-- and differentiating them are loops (tests/c/test_autograd.c goes deeper).
+describe("graphs of a million nodes", function()
+  it("are freed without a backward", function()
+    local x = nn.ones(1, {requires_grad = true})
+    local y = x
+    for _ = 1, 1e6 do y = y * 1 end
+    y = nil -- luacheck: ignore
+    collectgarbage()
+    collectgarbage()
+    assert.is_true(x.requires_grad)
+  end)
+
+  it("are differentiated, and freed after", function()
+    -- the mistake of summing losses without item(): one long chain
+    local x = nn.ones(1, {requires_grad = true})
+    local total = 0
+    for _ = 1, 5e5 do total = total + x end
+    total:backward(nil, true)
+    assert.are.equal(5e5, x.grad:item())
+    total = nil -- luacheck: ignore
+    collectgarbage()
+    collectgarbage()
+  end)
+end)
+
 describe("gradients at ties and kinks follow PyTorch's conventions", function()
   local function grad_of(values, fn)
     local x = f64(values):requires_grad_()
@@ -304,6 +370,70 @@ describe("detach and no_grad", function()
       assert.is_false(nn.is_grad_enabled())
     end)
     assert.is_true(nn.is_grad_enabled())
+  end)
+
+  it("a coroutine that yields inside no_grad does not take the mode with it", function()
+    local x = nn.ones(2, {requires_grad = true})
+    local seen = {}
+    local co = coroutine.create(function(a)
+      local r = nn.no_grad(function(b)
+        seen[#seen + 1] = nn.is_grad_enabled()
+        local c = coroutine.yield(b + 1) -- out of the no_grad body
+        seen[#seen + 1] = nn.is_grad_enabled()
+        assert.is_false((x * 2).requires_grad)
+        return c * 10, "done"
+      end, a)
+      seen[#seen + 1] = nn.is_grad_enabled()
+      return r
+    end)
+    local ok, v = coroutine.resume(co, 1)
+    assert.is_true(ok)
+    assert.are.equal(2, v)
+    assert.is_true(nn.is_grad_enabled()) -- the resumer records again
+    assert.is_true((x * 2).requires_grad)
+    ok, v = coroutine.resume(co, 4)
+    assert.is_true(ok)
+    assert.are.equal(40, v)
+    assert.are.same({false, false, true}, seen)
+    assert.is_true(nn.is_grad_enabled())
+  end)
+
+  it("a coroutine left suspended inside no_grad leaves recording on", function()
+    local gen = coroutine.wrap(function() nn.no_grad(function() coroutine.yield(1) end) end)
+    assert.are.equal(1, gen())
+    assert.is_true(nn.is_grad_enabled())
+  end)
+
+  it("a coroutine resumed with recording off keeps it off after no_grad ends", function()
+    local co = coroutine.create(function()
+      nn.no_grad(function() coroutine.yield() end)
+      return nn.is_grad_enabled()
+    end)
+    coroutine.resume(co)
+    nn.set_grad_enabled(false)
+    local ok, after = coroutine.resume(co)
+    nn.set_grad_enabled(true)
+    assert.is_true(ok)
+    assert.is_false(after) -- the resumer's mode, not the one no_grad was entered with
+  end)
+
+  it("an error inside no_grad in a coroutine restores the mode and is passed on", function()
+    local co = coroutine.create(function()
+      nn.no_grad(function() coroutine.yield() error("inside no_grad") end)
+    end)
+    assert.is_true(coroutine.resume(co))
+    local ok, err = coroutine.resume(co)
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("inside no_grad", 1, true))
+    assert.is_true(nn.is_grad_enabled())
+    local thrown = {}
+    local co2 = coroutine.create(function() nn.enable_grad(function() error(thrown) end) end)
+    nn.set_grad_enabled(false)
+    local ok2, err2 = coroutine.resume(co2)
+    assert.is_false(nn.is_grad_enabled())
+    nn.set_grad_enabled(true)
+    assert.is_false(ok2)
+    assert.are.equal(thrown, err2) -- an error value that is not a string stays itself
   end)
 
   it("an in-place change inside no_grad is allowed on a leaf", function()
