@@ -318,6 +318,7 @@ struct nn_gather_job {
   const int64_t *index;
   int64_t count;
   size_t row_bytes;
+  int background; /* handed to the worker: done is then the worker's to set, under its lock */
   int done;
 };
 
@@ -397,6 +398,7 @@ nn_gather_job *nn_gather_rows_start(const nn_tensor *src, const nn_tensor *rows,
     pthread_mutex_lock(&worker.thread.lock);
     if (!worker.queued) { /* one batch in flight; a second is copied here */
       worker.queued = job;
+      job->background = 1;
       pthread_cond_signal(&worker.thread.wake);
       queued = 1;
     }
@@ -411,7 +413,7 @@ nn_gather_job *nn_gather_rows_start(const nn_tensor *src, const nn_tensor *rows,
 
 nn_tensor *nn_gather_rows_finish(nn_gather_job *job) {
   if (!job) return NULL;
-  if (!job->done) {
+  if (job->background) {
     pthread_mutex_lock(&worker.thread.lock);
     while (!job->done) pthread_cond_wait(&worker.finished, &worker.thread.lock);
     pthread_mutex_unlock(&worker.thread.lock);

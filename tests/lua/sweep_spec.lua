@@ -359,8 +359,9 @@ describe("the processes of a sweep's trials", function()
         parameters = {x = {1, 2}}, metric = "loss", file = file, workers = 2, quiet = true, plot = false,
         run = function(config)
           if config.x == 1 then start_sleeper(); nn._C.sys_sleep(1000) end
-          -- the other trial breaks the sweep's contract, once the first runs its child
-          for _ = 1, 2000 do
+          -- the other trial breaks the sweep's contract, once the first runs its
+          -- child (the bound only keeps a broken first trial from hanging the spec)
+          for _ = 1, 12000 do
             if pid_in(pidfile) then break end
             nn._C.sys_sleep(0.01)
           end
