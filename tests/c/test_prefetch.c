@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum { ROWS = 2048, COLS = 4096, HANG_SECONDS = 20 };
+enum { ROWS = 2048, COLS = 4096, HANG_SECONDS = 60 };
 
 /* out holds src's rows in rows' order. */
 static int gathered_correctly(const nn_tensor *out, const nn_tensor *src, const nn_tensor *rows) {

@@ -307,9 +307,9 @@ describe("the processes of a sweep's trials", function()
 
   -- Whether pid still runs once a SIGKILL sent to it had time to land.
   local function survives(pid)
-    for _ = 1, 200 do
+    for _ = 1, 400 do
       if not alive(pid) then return false end
-      nn._C.sys_sleep(0.025)
+      nn._C.sys_sleep(0.05)
     end
     return true
   end
@@ -337,7 +337,8 @@ describe("the processes of a sweep's trials", function()
 
   it("ends what a trial started when the trial passes its time limit", function()
     local result = nn.sweep {
-      parameters = {x = {1}}, metric = "loss", file = file, quiet = true, plot = false, time_limit = 0.5,
+      -- the limit leaves the trial time to start its child even on a loaded machine
+      parameters = {x = {1}}, metric = "loss", file = file, quiet = true, plot = false, time_limit = 5,
       run = function() start_sleeper(); nn._C.sys_sleep(1000) end,
     }
     assert.are.equal("timeout", result.trials[1].status)
