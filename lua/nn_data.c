@@ -22,13 +22,23 @@ static int l_read_idx(lua_State *L) {
   return 1;
 }
 
+/* The batch's first row (1-based, at idx) as the engine's 0-based start,
+   and its row count (at idx + 1). */
+static int64_t check_batch_rows(lua_State *L, int idx, int64_t *count) {
+  lua_Integer first = luaL_checkinteger(L, idx), n = luaL_checkinteger(L, idx + 1);
+  if (first < 1) nnl_error(L, "DataLoader: the first row of a batch must be 1 or more, got %I", first);
+  if (n < 0) nnl_error(L, "DataLoader: a batch cannot have %I rows", n);
+  *count = n;
+  return first - 1;
+}
+
 /* data_gather(src, rows, first, count) -> rows[first .. first+count-1] of
    src (first 1-based into rows; rows hold 0-based row numbers) */
 static int l_gather(lua_State *L) {
   nn_tensor *src = nnl_check_tensor(L, 1, "DataLoader");
   nn_tensor *rows = nnl_check_tensor(L, 2, "DataLoader");
-  lua_Integer first = luaL_checkinteger(L, 3), count = luaL_checkinteger(L, 4);
-  nnl_push_tensor(L, nn_gather_rows(src, rows, first - 1, count));
+  int64_t count, start = check_batch_rows(L, 3, &count);
+  nnl_push_tensor(L, nn_gather_rows(src, rows, start, count));
   return 1;
 }
 
@@ -41,11 +51,11 @@ static int l_gather(lua_State *L) {
 static int l_gather_start(lua_State *L) {
   nn_tensor *src = nnl_check_tensor(L, 1, "DataLoader");
   nn_tensor *rows = nnl_check_tensor(L, 2, "DataLoader");
-  lua_Integer first = luaL_checkinteger(L, 3), count = luaL_checkinteger(L, 4);
+  int64_t count, start = check_batch_rows(L, 3, &count);
   nn_gather_job **box = lua_newuserdatauv(L, sizeof *box, 0);
   *box = NULL;
   luaL_setmetatable(L, GATHER_JOB);
-  if (!(*box = nn_gather_rows_start(src, rows, first - 1, count))) return nnl_engine_error(L);
+  if (!(*box = nn_gather_rows_start(src, rows, start, count))) return nnl_engine_error(L);
   return 1;
 }
 
@@ -59,7 +69,7 @@ static int l_gather_finish(lua_State *L) {
 }
 
 static int gather_job_gc(lua_State *L) {
-  nn_gather_job **box = lua_touserdata(L, 1);
+  nn_gather_job **box = luaL_checkudata(L, 1, GATHER_JOB);
   if (*box) nn_release(nn_gather_rows_finish(*box));
   *box = NULL;
   return 0;
@@ -71,8 +81,8 @@ static int l_gather_reuse(lua_State *L) {
   nn_tensor *buf = lua_isnil(L, 1) ? NULL : nnl_check_tensor(L, 1, "DataLoader");
   nn_tensor *src = nnl_check_tensor(L, 2, "DataLoader");
   nn_tensor *rows = nnl_check_tensor(L, 3, "DataLoader");
-  lua_Integer first = luaL_checkinteger(L, 4), count = luaL_checkinteger(L, 5);
-  nn_tensor *out = nn_gather_rows_reuse(buf, src, rows, first - 1, count);
+  int64_t count, start = check_batch_rows(L, 4, &count);
+  nn_tensor *out = nn_gather_rows_reuse(buf, src, rows, start, count);
   if (out && out == buf) {
     nn_release(out); /* the Lua value at 1 keeps its own reference */
     lua_pushvalue(L, 1);
@@ -137,8 +147,10 @@ typedef struct {
   nn_tensor **tensors;
 } read_job;
 
+#define READ_JOB "nn.SafetensorsReadJob"
+
 static int read_job_gc(lua_State *L) {
-  read_job *job = lua_touserdata(L, 1);
+  read_job *job = luaL_checkudata(L, 1, READ_JOB);
   if (job->tensors)
     for (int64_t i = 0; i < job->n; i++) nn_release(job->tensors[i]);
   free(job->entries), free(job->tensors);
@@ -157,9 +169,10 @@ static int l_safetensors_read(lua_State *L) {
   if (header_len < 0) return nnl_error(L, "load: bad header length");
   read_job *job = lua_newuserdatauv(L, sizeof *job, 0);
   job->n = 0, job->entries = NULL, job->tensors = NULL;
-  lua_newtable(L);
-  lua_pushcfunction(L, read_job_gc);
-  lua_setfield(L, -2, "__gc");
+  if (luaL_newmetatable(L, READ_JOB)) {
+    lua_pushcfunction(L, read_job_gc);
+    lua_setfield(L, -2, "__gc");
+  }
   lua_setmetatable(L, -2);
   int job_idx = lua_gettop(L);
   job->entries = calloc((size_t)(n > 0 ? n : 1), sizeof *job->entries);

@@ -46,6 +46,17 @@ static int push_failure(lua_State *L, const char *what) {
   return 2;
 }
 
+/* A process id at idx; with group, a negative one names a process group.
+ * Never 0 or -1, which kill(2) and waitpid(2) read as "my group" and
+ * "every process". */
+static pid_t check_pid(lua_State *L, int idx, int group) {
+  lua_Integer pid = luaL_checkinteger(L, idx);
+  int ok = pid >= 1 && pid <= INT_MAX;
+  if (group) ok = ok || (pid <= -2 && pid >= -(lua_Integer)INT_MAX);
+  if (!ok) luaL_argerror(L, idx, group ? "not a process or process group id" : "not a process id");
+  return (pid_t)pid;
+}
+
 static int check_fd(lua_State *L, int idx) {
   lua_Integer fd = luaL_checkinteger(L, idx);
   if (fd < 0 || fd > INT_MAX) luaL_argerror(L, idx, "not a file descriptor");
@@ -54,25 +65,33 @@ static int check_fd(lua_State *L, int idx) {
 
 /* ---- processes --------------------------------------------------------- */
 
-/* sys_fork() -> pid in the parent, 0 in the child (nil, message on failure):
- * a process for one trial of a sweep. Buffered output is flushed first, so
- * that the child does not print the parent's pending output a second time.
- * The child is killed when its parent dies (Linux), so a sweep killed with
- * SIGKILL leaves no trials running behind it, and it ignores SIGINT: a
- * Ctrl-C at the terminal reaches the whole process group, and it is the
- * parent's to handle (it ends its trials), not a failure of each trial. */
+/* sys_fork([own_group]) -> pid in the parent, 0 in the child (nil, message
+ * on failure): a process for one trial of a sweep. Buffered output is
+ * flushed first, so that the child does not print the parent's pending
+ * output a second time. The child is killed when its parent dies (Linux),
+ * so a sweep killed with SIGKILL leaves no trials running behind it, and it
+ * ignores SIGINT: a Ctrl-C at the terminal reaches the whole process group,
+ * and it is the parent's to handle (it ends its trials), not a failure of
+ * each trial. With own_group, the child leads a new process group (its id
+ * is the child's pid), so that sys_kill(-pid, ...) also ends every process
+ * the child starts in turn. */
 static int l_fork(lua_State *L) {
+  int own_group = lua_toboolean(L, 1);
   fflush(NULL);
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) return push_failure(L, "fork");
   if (pid == 0) {
     signal(SIGINT, SIG_IGN);
+    /* Both sides set the group, so that it exists whichever runs first. */
+    if (own_group && setpgid(0, 0) < 0) _exit(1);
 #ifdef __linux__
     prctl(PR_SET_PDEATHSIG, SIGKILL);
 #endif
     /* The parent may have died before prctl took effect. */
     if (getppid() != parent) _exit(1);
+  } else if (own_group) {
+    setpgid(pid, pid); /* fails only when the child already did it, or died */
   }
   lua_pushinteger(L, (lua_Integer)pid);
   return 1;
@@ -91,7 +110,7 @@ static int l_exit(lua_State *L) {
 /* sys_waitpid(pid [, block]) -> nil while it runs; "exit", code; or
  * "signal", number, name. */
 static int l_waitpid(lua_State *L) {
-  pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+  pid_t pid = check_pid(L, 1, 0);
   int block = lua_toboolean(L, 2);
   int status = 0;
   pid_t got;
@@ -122,12 +141,15 @@ static const struct {
                     {"SEGV", SIGSEGV}, {"ABRT", SIGABRT}, {"HUP", SIGHUP},
                     {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {NULL, 0}};
 
-/* sys_kill(pid, signal): signal is a number or a name ("KILL", "TERM"...). */
+/* sys_kill(pid, signal): signal is a number or a name ("KILL", "TERM"...);
+ * a negative pid is a process group (kill(2)'s convention). */
 static int l_kill(lua_State *L) {
-  pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+  pid_t pid = check_pid(L, 1, 1);
   int sig = -1;
   if (lua_type(L, 2) == LUA_TNUMBER) {
-    sig = (int)luaL_checkinteger(L, 2);
+    lua_Integer number = luaL_checkinteger(L, 2);
+    if (number < 0 || number > SIGRTMAX) return luaL_argerror(L, 2, "not a signal number");
+    sig = (int)number;
   } else {
     const char *name = luaL_checkstring(L, 2);
     if (strncmp(name, "SIG", 3) == 0) name += 3;
@@ -170,6 +192,7 @@ static int l_hostname(lua_State *L) {
 static int l_sleep(lua_State *L) {
   double s = luaL_checknumber(L, 1);
   if (!(s > 0)) return 0;
+  if (s > 1e9) s = 1e9; /* 30 years: within any time_t */
   struct timespec ts = {(time_t)s, (long)((s - floor(s)) * 1e9)};
   while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
   }
@@ -323,14 +346,15 @@ static FILE *check_file(lua_State *L, int idx) {
  * takes milliseconds on many disks, as long as a short trial: the
  * scheduler flushes each line itself (after which a kill -9 of the process
  * loses nothing) and leaves the fdatasync to this thread, which covers every
- * line written before it starts, so bursts cost one sync. */
+ * line written before it starts, so bursts cost one sync. The thread is
+ * stopped (after its last sync) before the module can be unloaded (see
+ * "the module's lifetime" below), and a forked child starts without it. */
 static struct {
-  pthread_mutex_t lock;
-  pthread_cond_t wake, idle;
-  pid_t owner; /* the process whose thread it is; a forked child has none */
+  nn_worker_thread thread; /* its lock guards what follows */
+  pthread_cond_t idle;
   int fd, error;
   unsigned long requested, completed;
-} syncer = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, -1, 0, 0, 0};
+} syncer = {.thread = NN_WORKER_THREAD_INIT, .idle = PTHREAD_COND_INITIALIZER, .fd = -1};
 
 static int sync_fd(int fd) {
   int rc;
@@ -343,29 +367,50 @@ static int sync_fd(int fd) {
 
 static void *sync_thread(void *unused) {
   (void)unused;
-  pthread_mutex_lock(&syncer.lock);
+  pthread_mutex_lock(&syncer.thread.lock);
   for (;;) {
-    while (syncer.completed == syncer.requested) pthread_cond_wait(&syncer.wake, &syncer.lock);
+    while (syncer.completed == syncer.requested && !syncer.thread.stopping)
+      pthread_cond_wait(&syncer.thread.wake, &syncer.thread.lock);
+    if (syncer.completed == syncer.requested) break; /* stopping, all synced */
     unsigned long target = syncer.requested;
     int fd = syncer.fd;
-    pthread_mutex_unlock(&syncer.lock);
+    pthread_mutex_unlock(&syncer.thread.lock);
     int err = sync_fd(fd);
-    pthread_mutex_lock(&syncer.lock);
+    pthread_mutex_lock(&syncer.thread.lock);
     if (err && !syncer.error) syncer.error = err;
     syncer.completed = target;
     pthread_cond_broadcast(&syncer.idle);
   }
+  pthread_mutex_unlock(&syncer.thread.lock);
   return NULL;
+}
+
+/* fork: the child has no sync thread (the parent's syncs are the parent's
+   to finish); it starts its own at its first sys_sync_later. */
+static void syncer_before_fork(void) { pthread_mutex_lock(&syncer.thread.lock); }
+static void syncer_after_fork_parent(void) { pthread_mutex_unlock(&syncer.thread.lock); }
+static void syncer_after_fork_child(void) {
+  nn_worker_thread_forget(&syncer.thread);
+  pthread_cond_init(&syncer.idle, NULL);
+  syncer.fd = -1;
+  syncer.error = 0;
+  syncer.requested = syncer.completed = 0;
+}
+
+/* Starts this process's sync thread unless it runs; 0 when it cannot. */
+static int syncer_ready(void) {
+  return nn_worker_thread_start(&syncer.thread, "nn-sync", sync_thread, syncer_before_fork,
+                                syncer_after_fork_parent, syncer_after_fork_child) == 0;
 }
 
 /* Waits until every requested sync is done; returns its first error. */
 static int sync_wait_all(void) {
-  if (syncer.owner != getpid()) return 0;
-  pthread_mutex_lock(&syncer.lock);
-  while (syncer.completed != syncer.requested) pthread_cond_wait(&syncer.idle, &syncer.lock);
+  if (syncer.thread.owner != getpid()) return 0;
+  pthread_mutex_lock(&syncer.thread.lock);
+  while (syncer.completed != syncer.requested) pthread_cond_wait(&syncer.idle, &syncer.thread.lock);
   int err = syncer.error;
   syncer.error = 0;
-  pthread_mutex_unlock(&syncer.lock);
+  pthread_mutex_unlock(&syncer.thread.lock);
   return err;
 }
 
@@ -387,37 +432,24 @@ static int l_sync_later(lua_State *L) {
   FILE *f = check_file(L, 1);
   if (fflush(f) != 0) return push_failure(L, "fflush");
   int fd = fileno(f);
-  if (syncer.owner != getpid()) {
-    /* First use in this process (the thread of a parent does not survive
-       fork): start the thread, or sync here if it cannot start. */
-    pthread_t thread;
-    pthread_attr_t attr;
-    int started = pthread_attr_init(&attr) == 0;
-    if (started) {
-      pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-      started = syncer.owner == 0 && pthread_create(&thread, &attr, sync_thread, NULL) == 0;
-      pthread_attr_destroy(&attr);
-    }
-    if (!started) {
-      errno = sync_fd(fd);
-      if (errno) return push_failure(L, "fsync");
-      lua_pushboolean(L, 1);
-      return 1;
-    }
-    syncer.owner = getpid();
+  if (!syncer_ready()) { /* no thread: sync here */
+    errno = sync_fd(fd);
+    if (errno) return push_failure(L, "fsync");
+    lua_pushboolean(L, 1);
+    return 1;
   }
   /* One file at a time: a new one waits until the last one's syncs are done. */
   if (syncer.fd != fd) {
     errno = sync_wait_all();
     if (errno) return push_failure(L, "fsync");
   }
-  pthread_mutex_lock(&syncer.lock);
+  pthread_mutex_lock(&syncer.thread.lock);
   errno = syncer.error;
   syncer.error = 0;
   syncer.fd = fd;
   syncer.requested++;
-  pthread_cond_signal(&syncer.wake);
-  pthread_mutex_unlock(&syncer.lock);
+  pthread_cond_signal(&syncer.thread.wake);
+  pthread_mutex_unlock(&syncer.thread.lock);
   if (errno) return push_failure(L, "fsync");
   lua_pushboolean(L, 1);
   return 1;
@@ -562,6 +594,12 @@ static int l_mpi_init(lua_State *L) {
   return 2;
 }
 
+static int check_int(lua_State *L, int idx) {
+  lua_Integer v = luaL_checkinteger(L, idx);
+  if (v < 0 || v > INT_MAX) luaL_argerror(L, idx, "out of range");
+  return (int)v;
+}
+
 static void check_mpi(lua_State *L) {
   if (mpi.size <= 0 || getpid() != mpi.owner) luaL_error(L, "MPI is not initialized in this process");
 }
@@ -569,7 +607,7 @@ static void check_mpi(lua_State *L) {
 /* mpi_send(dest, tag, bytes): a blocking send of a string. */
 static int l_mpi_send(lua_State *L) {
   check_mpi(L);
-  int dest = (int)luaL_checkinteger(L, 1), tag = (int)luaL_checkinteger(L, 2);
+  int dest = check_int(L, 1), tag = check_int(L, 2);
   size_t len;
   const char *s = luaL_checklstring(L, 3, &len);
   if (len > INT_MAX) return luaL_argerror(L, 3, "message too long");
@@ -627,4 +665,71 @@ static const luaL_Reg system_functions[] = {
     {"mpi_init", l_mpi_init}, {"mpi_send", l_mpi_send},
     {"mpi_recv", l_mpi_recv}, {"mpi_finalize", l_mpi_finalize}, {NULL, NULL}};
 
-void nnl_register_system(lua_State *L) { luaL_setfuncs(L, system_functions, 0); }
+/* ---- the module's lifetime -----------------------------------------------
+ * A stock lua5.4 unloads nn.so (dlclose) when its state closes, and a
+ * program that embeds Lua may go on running after that. Threads the module
+ * started would then sleep on unmapped condition variables, and the next
+ * signal that wakes one (a child's SIGCHLD) restarts the wait on unmapped
+ * memory: glibc aborts the process. So:
+ *  - each state that opens nn keeps a userdata in its registry whose __gc
+ *    stops the threads when the last such state closes. It is marked for
+ *    finalization after package's CLIBS table (made when the package
+ *    library opened, before any require), and Lua runs finalizers in the
+ *    reverse order of marking, so it runs before CLIBS's __gc unloads the
+ *    library; so does every tensor's and gather job's, newer still;
+ *  - nn.so is also marked never to be unloaded (RTLD_NODELETE), so that
+ *    code of it that is still reachable in some other way (a thread
+ *    restarted by a later finalizer, an atexit or atfork handler) stays
+ *    mapped. */
+#define MODULE_LIFETIME "nn.Lifetime"   /* the userdata's metatable */
+#define MODULE_HOLD "nn.lifetime"         /* this state's userdata */
+
+static pthread_mutex_t open_states_lock = PTHREAD_MUTEX_INITIALIZER;
+static int open_states; /* Lua states in this process that opened nn */
+
+static int lifetime_gc(lua_State *L) {
+  int *open = luaL_checkudata(L, 1, MODULE_LIFETIME);
+  if (!*open) return 0;
+  *open = 0;
+  pthread_mutex_lock(&open_states_lock);
+  int last = --open_states == 0;
+  pthread_mutex_unlock(&open_states_lock);
+  if (last) {
+    nn_prefetch_stop();
+    nn_worker_thread_stop(&syncer.thread);
+  }
+  return 0;
+}
+
+static void keep_module_mapped(void) {
+  Dl_info self;
+  if (!dladdr((void *)keep_module_mapped, &self) || !self.dli_fname) return;
+  /* RTLD_NOLOAD: only flags the object already loaded (nn.so, or nothing
+     when this code is built into an executable such as nnlua). */
+  void *handle = dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+  if (handle) dlclose(handle);
+}
+
+static void hold_module(lua_State *L) {
+  static pthread_once_t mapped_once = PTHREAD_ONCE_INIT;
+  pthread_once(&mapped_once, keep_module_mapped);
+  int *open = lua_newuserdatauv(L, sizeof *open, 0);
+  *open = 0;
+  if (luaL_newmetatable(L, MODULE_LIFETIME)) {
+    lua_pushcfunction(L, lifetime_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushboolean(L, 0); /* getmetatable shows nothing to call */
+    lua_setfield(L, -2, "__metatable");
+  }
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, MODULE_HOLD);
+  *open = 1;
+  pthread_mutex_lock(&open_states_lock);
+  open_states++;
+  pthread_mutex_unlock(&open_states_lock);
+}
+
+void nnl_register_system(lua_State *L) {
+  luaL_setfuncs(L, system_functions, 0);
+  hold_module(L);
+}

@@ -12,8 +12,10 @@
 #ifndef NN_H
 #define NN_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define NN_MAX_DIMS 8
 /* Reductions over every element take this in place of a dimension. */
@@ -192,6 +194,31 @@ nn_tensor *nn_argmin(nn_tensor *a, int dim, int keepdim);
 nn_tensor *nn_norm(nn_tensor *a, double p, int dim, int keepdim);
 /* Sum a gradient down to a shape it was broadcast from. */
 nn_tensor *nn_sum_to_shape(nn_tensor *a, int ndim, const int64_t *size);
+
+/* ---- background threads ---------------------------------------------- */
+/* A thread that sleeps on wake (under lock) until its owner hands it work,
+   one per process: nn_worker_thread_start starts it unless it already runs
+   in this process (a forked child has none: threads do not survive fork),
+   named name (15 characters at most) and with every signal blocked. The
+   first start also registers the three fork handlers with pthread_atfork;
+   the child's handler must call nn_worker_thread_forget. Returns 0, or -1
+   when the thread cannot start (the caller does the work itself).
+   nn_worker_thread_stop sets stopping, wakes the thread and joins it: the
+   thread's loop must then finish the work it was given and return. */
+typedef struct {
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+  int stopping;
+  int fork_handlers_set;
+  pid_t owner; /* the process the thread runs in; 0 when none runs */
+  pthread_t thread;
+} nn_worker_thread;
+#define NN_WORKER_THREAD_INIT {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER}
+int nn_worker_thread_start(nn_worker_thread *w, const char *name, void *(*main)(void *),
+                           void (*before_fork)(void), void (*after_fork_parent)(void),
+                           void (*after_fork_child)(void));
+void nn_worker_thread_stop(nn_worker_thread *w);
+void nn_worker_thread_forget(nn_worker_thread *w);
 
 /* ---- linear algebra -------------------------------------------------- */
 /* Threads of the one BLAS pool the engine uses (OpenBLAS's own). */
@@ -400,6 +427,11 @@ typedef struct nn_gather_job nn_gather_job;
 nn_gather_job *nn_gather_rows_start(const nn_tensor *src, const nn_tensor *rows, int64_t start,
                                     int64_t count);
 nn_tensor *nn_gather_rows_finish(nn_gather_job *job);
+/* Stops the thread that runs those copies, once the copy in flight is done
+   (a later nn_gather_rows_start starts a new one). Code that may be
+   unloaded with the engine (nn.so, when its Lua state closes) calls it
+   first: the thread must not outlive the memory it waits on. */
+void nn_prefetch_stop(void);
 nn_tensor *nn_gather_rows_reuse(nn_tensor *buf, const nn_tensor *src, const nn_tensor *rows,
                                 int64_t start, int64_t count);
 /* A permutation of 0..n-1 (int64), a function of (seed, stream) alone

@@ -238,8 +238,9 @@ static nn_tensor *gather_prepare(const nn_tensor *src, const nn_tensor *rows, in
     return NULL;
   }
   if (start < 0 || count < 0 || start > rows->size[0] - count) {
-    nn_error_set("gather_rows: rows %lld..%lld are outside the %lld indices", (long long)start,
-                 (long long)(start + count), (long long)rows->size[0]);
+    /* (start + count might not even fit an int64) */
+    nn_error_set("gather_rows: %lld rows from index %lld are outside the %lld indices",
+                 (long long)count, (long long)start, (long long)rows->size[0]);
     return NULL;
   }
   *index = (const int64_t *)nn_data(rows) + start;
@@ -301,56 +302,73 @@ nn_tensor *nn_gather_rows(const nn_tensor *src, const nn_tensor *rows, int64_t s
 /* ---- the prefetch thread ---------------------------------------------
    One worker per process copies the next batch's rows while the training
    step runs; the engine's own state (pools, graph) is only ever touched by
-   the caller's thread. A process made by fork has no worker (threads do
-   not survive fork): it starts its own. */
+   the caller's thread.
+   Two events outlive a plain detached thread, so the worker is joinable
+   and tracked:
+   - fork: only the forking thread survives in the child, so a job the
+     worker had not finished would never finish there. The fork waits for
+     the job in flight (there is at most one), and the child starts with no
+     worker and fresh locks; it starts its own worker at its first job.
+   - unloading: nn.so may be unmapped when its Lua state closes, taking the
+     code and the condition variables the worker sleeps on with it; a signal
+     that wakes it then restarts the wait on unmapped memory. The binding
+     calls nn_prefetch_stop before that can happen. */
 struct nn_gather_job {
   nn_tensor *out, *src, *rows; /* held until finish */
   const int64_t *index;
   int64_t count;
   size_t row_bytes;
+  int background; /* handed to the worker: done is then the worker's to set, under its lock */
   int done;
 };
 
 static struct {
-  pthread_mutex_t lock;
-  pthread_cond_t wake, finished;
+  nn_worker_thread thread; /* its lock guards what follows */
+  pthread_cond_t finished;
   nn_gather_job *queued;
-  pid_t owner; /* the process whose worker this is */
-} worker = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0};
+} worker = {.thread = NN_WORKER_THREAD_INIT, .finished = PTHREAD_COND_INITIALIZER};
 
 static void *worker_main(void *unused) {
   (void)unused;
-  pthread_mutex_lock(&worker.lock);
+  pthread_mutex_lock(&worker.thread.lock);
   for (;;) {
-    while (!worker.queued) pthread_cond_wait(&worker.wake, &worker.lock);
+    while (!worker.queued && !worker.thread.stopping)
+      pthread_cond_wait(&worker.thread.wake, &worker.thread.lock);
+    if (!worker.queued) break; /* stopping, with nothing left to copy */
     nn_gather_job *job = worker.queued;
-    pthread_mutex_unlock(&worker.lock);
+    pthread_mutex_unlock(&worker.thread.lock);
     gather_copy_contiguous(nn_data(job->out), nn_data(job->src), job->index, job->count,
                            job->row_bytes);
-    pthread_mutex_lock(&worker.lock);
+    pthread_mutex_lock(&worker.thread.lock);
     job->done = 1;
     worker.queued = NULL;
     pthread_cond_broadcast(&worker.finished);
   }
+  pthread_mutex_unlock(&worker.thread.lock);
   return NULL;
 }
 
-/* Makes sure this process has its worker; 0 when none could be started. */
-static int worker_ready(void) {
-  if (worker.owner == getpid()) return 1;
-  pthread_mutex_init(&worker.lock, NULL); /* a forked child's copies may be mid-use */
-  pthread_cond_init(&worker.wake, NULL);
+static void worker_before_fork(void) {
+  pthread_mutex_lock(&worker.thread.lock);
+  while (worker.queued) pthread_cond_wait(&worker.finished, &worker.thread.lock);
+}
+
+static void worker_after_fork_parent(void) { pthread_mutex_unlock(&worker.thread.lock); }
+
+static void worker_after_fork_child(void) {
+  nn_worker_thread_forget(&worker.thread);
   pthread_cond_init(&worker.finished, NULL);
   worker.queued = NULL;
-  pthread_t thread;
-  pthread_attr_t attr;
-  if (pthread_attr_init(&attr) != 0) return 0;
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  int ok = pthread_create(&thread, &attr, worker_main, NULL) == 0;
-  pthread_attr_destroy(&attr);
-  if (ok) worker.owner = getpid();
-  return ok;
 }
+
+/* 1 when this process's worker runs; 0 when it cannot (the caller then
+   copies the rows itself). */
+static int worker_ready(void) {
+  return nn_worker_thread_start(&worker.thread, "nn-prefetch", worker_main, worker_before_fork,
+                                worker_after_fork_parent, worker_after_fork_child) == 0;
+}
+
+void nn_prefetch_stop(void) { nn_worker_thread_stop(&worker.thread); }
 
 nn_gather_job *nn_gather_rows_start(const nn_tensor *src, const nn_tensor *rows, int64_t start,
                                     int64_t count) {
@@ -377,13 +395,14 @@ nn_gather_job *nn_gather_rows_start(const nn_tensor *src, const nn_tensor *rows,
   job->row_bytes = gather_row_bytes(src);
   int queued = 0;
   if (worker_ready()) {
-    pthread_mutex_lock(&worker.lock);
+    pthread_mutex_lock(&worker.thread.lock);
     if (!worker.queued) { /* one batch in flight; a second is copied here */
       worker.queued = job;
-      pthread_cond_signal(&worker.wake);
+      job->background = 1;
+      pthread_cond_signal(&worker.thread.wake);
       queued = 1;
     }
-    pthread_mutex_unlock(&worker.lock);
+    pthread_mutex_unlock(&worker.thread.lock);
   }
   if (!queued) {
     gather_copy_contiguous(nn_data(job->out), nn_data(src), job->index, count, job->row_bytes);
@@ -394,10 +413,10 @@ nn_gather_job *nn_gather_rows_start(const nn_tensor *src, const nn_tensor *rows,
 
 nn_tensor *nn_gather_rows_finish(nn_gather_job *job) {
   if (!job) return NULL;
-  if (!job->done) {
-    pthread_mutex_lock(&worker.lock);
-    while (!job->done) pthread_cond_wait(&worker.finished, &worker.lock);
-    pthread_mutex_unlock(&worker.lock);
+  if (job->background) {
+    pthread_mutex_lock(&worker.thread.lock);
+    while (!job->done) pthread_cond_wait(&worker.finished, &worker.thread.lock);
+    pthread_mutex_unlock(&worker.thread.lock);
   }
   nn_tensor *out = job->out;
   nn_release(job->src);

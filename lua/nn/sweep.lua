@@ -764,7 +764,10 @@ return function(nn)
       local r, w = C.sys_pipe()
       if not r then raise("sweep: cannot start a trial: " .. w) end
       local now = nn.clock()
-      local pid, err = C.sys_fork()
+      -- Each trial leads its own process group, which ends with it: nothing
+      -- a trial started (os.execute("server &"), a DataLoader's helpers)
+      -- outlives it.
+      local pid, err = C.sys_fork(true)
       if pid == 0 then
         C.sys_close(r)
         trial_process(spec, trial, w)
@@ -786,7 +789,9 @@ return function(nn)
       runner.count = runner.count - 1
       runner.free[#runner.free + 1] = job.slot
       C.sys_close(job.fd)
-      if timed_out then C.sys_kill(job.pid, "KILL") end
+      -- The group's id stays reserved while its leader is unreaped: end the
+      -- group (the leader too, if it ran out of time) before reaping it.
+      C.sys_kill(-job.pid, "KILL")
       local how, code, signal_name = C.sys_waitpid(job.pid, true)
       local trial = job.trial
       local record = {trial = trial.index, config = trial.config, seed = trial.seed,
@@ -848,7 +853,7 @@ return function(nn)
 
     function runner.kill_all()
       for _, job in pairs(jobs) do
-        C.sys_kill(job.pid, "KILL")
+        C.sys_kill(-job.pid, "KILL")
         C.sys_close(job.fd)
         C.sys_waitpid(job.pid, true)
       end
@@ -960,6 +965,19 @@ return function(nn)
     return reporter
   end
 
+  -- s less its trailing white space, in one pass from the end: a column
+  -- padded to the width of a long metric makes s:gsub("%s+$", "") retry
+  -- the whole run of padding at each of its positions (quadratic).
+  local function without_trailing_space(s)
+    local last = #s
+    while last > 0 do
+      local b = s:byte(last)
+      if b ~= 32 and (b < 9 or b > 13) then break end -- %s: space, \t \n \v \f \r
+      last = last - 1
+    end
+    return s:sub(1, last)
+  end
+
   local function print_table(header, rows)
     local widths = {}
     for i, h in ipairs(header) do widths[i] = #h end
@@ -969,7 +987,7 @@ return function(nn)
     local function line(cells)
       local parts = {}
       for i, cell in ipairs(cells) do parts[i] = cell .. string.rep(" ", widths[i] - #cell) end
-      print((("  " .. table.concat(parts, "  ")):gsub("%s+$", "")))
+      print(without_trailing_space("  " .. table.concat(parts, "  ")))
     end
     line(header)
     for _, row in ipairs(rows) do line(row) end

@@ -404,8 +404,8 @@ describe("nn.data.DataLoader's background prefetch", function()
       local loader = nn.data.DataLoader(nn.data.TensorDataset(x, nn.arange(0, 200, {dtype = "int64"})),
                                         {batch_size = 16, shuffle = true, seed = 1})
       for _ in loader:iter() do end
-      local file = os.tmpname()
-      os.remove(file)
+      local file = ]] .. string.format("%q", tmpdir .. "/prefetch_sweep.jsonl") .. [[
+
       local result = nn.sweep{parameters = {a = {1, 2}}, seeds = 1, metric = "n", mode = "max",
         workers = 2, file = file, quiet = true, plot = false,
         run = function() local n = 0; for bx in loader:iter() do n = n + bx:size(1) end; return {n = n} end}

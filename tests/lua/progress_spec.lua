@@ -40,13 +40,21 @@ end
 local function captured(opts)
   local path = os.tmpname()
   local f = assert(io.open(path, "w+b"))
+  local removed = false
+  local function done()
+    if removed then return end
+    removed = true
+    f:close()
+    os.remove(path)
+  end
+  finally(done) -- the file goes when the test ends, even when it fails
   opts.out = f
   local bar = nn.progress(opts)
   return bar, function()
     f:flush()
     local text = read(path)
     return text
-  end, function() f:close(); os.remove(path) end
+  end, done
 end
 
 

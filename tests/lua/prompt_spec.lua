@@ -24,8 +24,16 @@ local home = os.tmpname()
 os.remove(home)
 assert(os.execute("mkdir -p " .. quote(home)))
 
-local socket = "nnlua_prompt_spec_" .. tostring(os.time()) .. "_" .. tostring(math.random(1e6))
-local function tmux(args) return shell("tmux -L " .. socket .. " " .. args) end
+-- The spec's own tmux server, its socket in home: nothing of it outlives
+-- the spec (a -L socket would stay behind in /tmp/tmux-UID).
+local socket = home .. "/tmux"
+local function tmux(args) return shell("tmux -S " .. quote(socket) .. " " .. args) end
+
+-- Last, after every describe below: the server and the files of the spec.
+teardown(function()
+  tmux("kill-server")
+  os.execute("rm -rf " .. quote(home))
+end)
 
 local session_count = 0
 
@@ -122,11 +130,6 @@ describe("the nnlua prompt under a terminal", function()
   setup(function()
     assert(NNLUA and NNLUA ~= "", "NNLUA is not set (ctest sets it)")
     assert(have_tmux(), "tmux is not installed: tools/setup.sh installs it (apt-get install tmux)")
-  end)
-
-  teardown(function()
-    tmux("kill-server")
-    os.execute("rm -rf " .. quote(home))
   end)
 
   local p
@@ -281,11 +284,9 @@ describe("the nnlua prompt under a terminal", function()
 end)
 
 describe("nnlua -i script.lua", function()
-  teardown(function() tmux("kill-server") end)
-
   it("runs the script, then stays at the prompt with its globals", function()
     assert(have_tmux(), "tmux is not installed: tools/setup.sh installs it (apt-get install tmux)")
-    local script = os.tmpname() .. ".lua"
+    local script = home .. "/script.lua"
     local f = assert(io.open(script, "w"))
     f:write("from_script = 123\nprint('script ran')\n")
     f:close()

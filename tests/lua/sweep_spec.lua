@@ -223,6 +223,7 @@ describe("nn.sweep, on this machine", function()
 
   it("resumes: a second run skips the trials already in the file", function()
     local marker = temp_name(".marker")
+    finally(function() os.remove(marker) end)
     local definition = {
       parameters = {x = {1, 2, 3, 4}}, metric = "loss", file = file, workers = 2, quiet = true, plot = false,
       run = function(config)
@@ -237,7 +238,6 @@ describe("nn.sweep, on this machine", function()
     assert.are.equal(4, #result.trials)
     assert.are.equal(-4, result.trials[1].metrics.loss)
     assert.are.equal(5, #lines_of(file))
-    os.remove(marker)
   end)
 
   it("draws random settings that are the same in every run and within their bounds", function()
@@ -291,6 +291,133 @@ describe("nn.sweep, on this machine", function()
       nn.sweep {parameters = {x = {1, 2}}, metric = "loss", file = file, quiet = true, plot = false,
                 run = function(c) return {loss = c.x} end}
     end, "not a results file of nn.sweep")
+  end)
+end)
+
+describe("the processes of a sweep's trials", function()
+  local file, pidfile, marker
+
+  -- The pid a trial's background shell command wrote, once it is there.
+  local function pid_in(path)
+    local f = io.open(path, "rb")
+    local pid = f and tonumber(f:read("a"):match("%d+"))
+    if f then f:close() end
+    return pid
+  end
+
+  -- Whether pid still runs once a SIGKILL sent to it had time to land.
+  local function survives(pid)
+    for _ = 1, 400 do
+      if not alive(pid) then return false end
+      nn._C.sys_sleep(0.05)
+    end
+    return true
+  end
+
+  before_each(function()
+    file, pidfile, marker = temp_name(".jsonl"), temp_name(".pid"), temp_name(".marker")
+  end)
+  after_each(function()
+    -- whatever the outcome, no sleep 1000 is left behind by this spec
+    local pid = pid_in(pidfile)
+    if pid and alive(pid) then nn._C.sys_kill(pid, "KILL") end
+    for _, path in ipairs {file, pidfile, marker} do os.remove(path) end
+  end)
+
+  -- A trial that starts a background process and records its pid.
+  local function start_sleeper()
+    assert(os.execute("sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > " .. quote(pidfile)))
+  end
+
+  local function check_sleeper_ended(whom)
+    local pid = pid_in(pidfile)
+    assert.is_number(pid, "the trial started no process")
+    assert.is_false(survives(pid), "the trial's child " .. pid .. " outlived " .. whom)
+  end
+
+  it("ends what a trial started when the trial passes its time limit", function()
+    local result = nn.sweep {
+      -- the limit leaves the trial time to start its child even on a loaded machine
+      parameters = {x = {1}}, metric = "loss", file = file, quiet = true, plot = false, time_limit = 5,
+      run = function() start_sleeper(); nn._C.sys_sleep(1000) end,
+    }
+    assert.are.equal("timeout", result.trials[1].status)
+    check_sleeper_ended("it")
+  end)
+
+  it("ends what a trial left running when it returned", function()
+    local result = nn.sweep {
+      parameters = {x = {1}}, metric = "loss", file = file, quiet = true, plot = false,
+      run = function() start_sleeper(); return {loss = 1} end,
+    }
+    assert.are.equal("ok", result.trials[1].status)
+    check_sleeper_ended("it")
+  end)
+
+  it("ends what the trials in flight started when the sweep stops", function()
+    expect_error(function()
+      nn.sweep {
+        parameters = {x = {1, 2}}, metric = "loss", file = file, workers = 2, quiet = true, plot = false,
+        run = function(config)
+          if config.x == 1 then start_sleeper(); nn._C.sys_sleep(1000) end
+          -- the other trial breaks the sweep's contract, once the first runs its
+          -- child (the bound only keeps a broken first trial from hanging the spec)
+          for _ = 1, 12000 do
+            if pid_in(pidfile) then break end
+            nn._C.sys_sleep(0.01)
+          end
+          return {accuracy = 1}
+        end,
+      }
+    end, "run returned no number for the metric 'loss'")
+    check_sleeper_ended("the sweep")
+  end)
+
+  it("runs trials forked while a DataLoader was prefetching a batch", function()
+    -- Large batches, so that the copy of the second one is still running
+    -- when the trials fork: each trial must still get that batch.
+    local X = nn.randn(8192, 1024)
+    local Y = nn.arange(1, 8193):view(8192, 1)
+    local batches = nn.data.DataLoader(nn.data.TensorDataset(X, Y), {batch_size = 4096}):iter()
+    local first = batches()
+    assert.are.equal(4096, first:size(1))
+    local result = nn.sweep {
+      parameters = {x = {1, 2}}, metric = "loss", file = file, workers = 2, quiet = true, plot = false,
+      time_limit = 30, -- a trial left waiting for the parent's copy is timed out, not hung
+      run = function()
+        local x, y = batches()
+        return {loss = (x - X:narrow(1, 4097, 4096)):abs():max():item(), first_label = y[1][1]:item()}
+      end,
+    }
+    for _, r in ipairs(result.trials) do
+      assert.are.equal("ok", r.status, r.error)
+      assert.are.equal(0, r.metrics.loss)
+      assert.are.equal(4097, r.metrics.first_label)
+    end
+  end)
+
+  it("prints a report with a 1 MiB string metric", function()
+    require_nnlua()
+    local script = temp_name(".lua")
+    finally(function() os.remove(script) end)
+    write_file(script, string.format([[
+      nn.sweep {
+        parameters = {x = {1, 2}}, metric = "loss", file = %q, workers = 1, plot = false,
+        run = function(config) return {loss = config.x, text = config.x == 1 and string.rep("x", 1 << 20) or "short"} end,
+      }
+    ]], file))
+    local out, code = run(string.format("%s %s 2>/dev/null", quote(NNLUA), quote(script)))
+    assert.are.equal(0, code, out:sub(1, 2000))
+    local long_row, short_row
+    for line in out:gmatch("[^\n]*") do
+      assert.is_nil(line:find("%s$"), "a line of the report ends in white space")
+      if line:find(string.rep("x", 1 << 20), 1, true) then long_row = line end
+      if line:find(" short ", 1, true) then short_row = line end
+    end
+    assert.truthy(long_row, "the report lacks the long metric")
+    assert.truthy(short_row, "the report lacks the short metric")
+    -- the columns after it line up
+    assert.are.equal(long_row:find(" ok "), short_row:find(" ok "))
   end)
 end)
 
@@ -394,6 +521,12 @@ describe("nn.sweep in separate processes", function()
 
   it("scripts/sweep_xor.lua --quick: the example runs, reports and draws", function()
     local file = results_file()
+    local stem = file:gsub("%.jsonl$", "")
+    local pictures = {}
+    for _, name in ipairs {"activation", "hidden", "lr"} do
+      pictures[name] = stem .. "_" .. name .. ".png"
+      files[#files + 1] = pictures[name] -- removed even when a check below fails
+    end
     local root = os.getenv("NN_ROOT") or "."
     local out, code = run(string.format("%s %s --quick --workers 2 --file %s", quote(NNLUA),
                                         quote(root .. "/scripts/sweep_xor.lua"), quote(file)))
@@ -407,10 +540,8 @@ describe("nn.sweep in separate processes", function()
     assert.truthy(out:find("settings over seeds, best mean first", 1, true), out)
     assert.truthy(out:find("\nbest: activation=%a+ hidden=%d+ lr=[%d.]+: loss [%d.e+-]+ ± [%d.e+-]+ over 2 seeds"), out)
     assert.truthy(out:find("settings reached accuracy 1.0 with every seed", 1, true), out)
-    local stem = file:gsub("%.jsonl$", "")
     for _, name in ipairs {"activation", "hidden", "lr"} do
-      local picture = stem .. "_" .. name .. ".png"
-      files[#files + 1] = picture
+      local picture = pictures[name]
       if out:find("picture: " .. picture, 1, true) then
         local f = assert(io.open(picture, "rb"))
         assert.are.equal("\137PNG", f:read(4))
