@@ -105,17 +105,13 @@ local side_effects = {
   safetensors_write = "writes files named by its arguments",
 }
 
--- The functions not called, by value: those above, and the GatherJob's
--- __gc, which takes whatever it is given as a job: it belongs to the
--- threads/fork part of issue 10, whose fix makes it check.
+-- The functions not called, by value: those above.
 local function skip_list()
   local skip = {}
   for name, why in pairs(side_effects) do
     assert(nn._C[name], "no nn._C." .. name)
     skip[nn._C[name]] = why
   end
-  local job = debug.getregistry()["nn.GatherJob"]
-  if job and job.__gc then skip[job.__gc] = "the threads/fork helper's fix" end
   return skip
 end
 
