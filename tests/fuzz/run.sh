@@ -74,11 +74,11 @@ for h in "${harnesses[@]}"; do
     -o "$out/fuzz_$h"
 done
 
-# ---- seeds: small valid inputs, written once -----------------------------
+# ---- seeds: small valid inputs, each written once --------------------------
 seed() { # seed NAME FILE BYTES (printf format)
   mkdir -p "$out/corpus/$1"
   # shellcheck disable=SC2059
-  printf "$3" > "$out/corpus/$1/$2"
+  [[ -f $out/corpus/$1/$2 ]] || printf "$3" > "$out/corpus/$1/$2"
 }
 # a safetensors file: 8-byte little-endian header length, header, data
 safetensors() { # safetensors HEADER DATA (printf format)
@@ -91,25 +91,26 @@ a_f32='{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,12]}}'
 two='{"a":{"dtype":"F16","shape":[2,1],"data_offsets":[0,4]},"b":{"dtype":"BOOL","shape":[],"data_offsets":[4,5]}}'
 checkpoint='{"__metadata__":{"nnlua.structure":"{\\"epoch\\":2,\\"w\\":{\\"$tensor\\":\\"w\\"},\\"r\\":{\\"$bytes\\":\\"00ff\\"},\\"k\\":{\\"$pairs\\":[[1.5,{\\"$number\\":\\"nan\\"}]]}}"},"w":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}'
 f32_data='\x00\x00\x80\x3f\x00\x00\x00\x40\x00\x00\x40\x40'
-if [[ ! -d $out/corpus/idx ]]; then
-  seed idx ubyte '\x00\x00\x08\x02\x00\x00\x00\x02\x00\x00\x00\x03\x01\x02\x03\x04\x05\x06'
-  seed idx int32 '\x00\x00\x0c\x01\x00\x00\x00\x02\xff\xff\xff\xf9\x7f\xff\xff\xff'
-  seed idx float64 '\x00\x00\x0e\x01\x00\x00\x00\x01\x3f\xf8\x00\x00\x00\x00\x00\x00'
-  seed idx int16 '\x00\x00\x0b\x01\x00\x00\x00\x02\xfe\xd4\x01\x2c'
-  gzip -9 -c "$out/corpus/idx/ubyte" > "$out/corpus/idx/ubyte.gz"
-  gzip -9 -c "$out/corpus/idx/float64" > "$out/corpus/idx/float64.gz"
+seed idx ubyte '\x00\x00\x08\x02\x00\x00\x00\x02\x00\x00\x00\x03\x01\x02\x03\x04\x05\x06'
+seed idx int32 '\x00\x00\x0c\x01\x00\x00\x00\x02\xff\xff\xff\xf9\x7f\xff\xff\xff'
+seed idx float64 '\x00\x00\x0e\x01\x00\x00\x00\x01\x3f\xf8\x00\x00\x00\x00\x00\x00'
+seed idx int16 '\x00\x00\x0b\x01\x00\x00\x00\x02\xfe\xd4\x01\x2c'
+for f in ubyte float64; do
+  [[ -f $out/corpus/idx/$f.gz ]] || gzip -9 -c "$out/corpus/idx/$f" > "$out/corpus/idx/$f.gz"
+done
+# 100x1000 zero bytes in about a hundred compressed ones: the tensor must
+# grow as the data arrives
+if [[ ! -f $out/corpus/idx/zeros.gz ]]; then
+  { printf '\x00\x00\x08\x02\x00\x00\x00\x64\x00\x00\x03\xe8'; head -c 100000 /dev/zero; } |
+    gzip -9 > "$out/corpus/idx/zeros.gz"
 fi
-if [[ ! -d $out/corpus/safetensors ]]; then
-  # one entry (F32, rank 1, [3], bytes 0..12) before the file
-  seed safetensors f32 "\\x01\\x00\\x02\\x00\\x00\\x00\\x03\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x0c$(safetensors "$a_f32" "$f32_data")"
-  seed safetensors two "\\x02\\x04\\x03\\x00\\x00\\x00\\x02\\x00\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x04\\x03\\x01\\x00\\x00\\x00\\x04\\x00\\x00\\x00\\x05$(safetensors "$two" '\x00\x3c\x00\xc0\x01')"
-fi
-if [[ ! -d $out/corpus/load ]]; then
-  seed load f32 "$(safetensors "$a_f32" "$f32_data")"
-  seed load two "$(safetensors "$two" '\x00\x3c\x00\xc0\x01')"
-  seed load checkpoint "$(safetensors "$checkpoint" '\x07\x00\x00\x00\x00\x00\x00\x00')"
-  cp tests/fixtures/*.safetensors "$out/corpus/load/"
-fi
+# one entry (F32, rank 1, [3], bytes 0..12) before the file
+seed safetensors f32 "\\x01\\x00\\x02\\x00\\x00\\x00\\x03\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x0c$(safetensors "$a_f32" "$f32_data")"
+seed safetensors two "\\x02\\x04\\x03\\x00\\x00\\x00\\x02\\x00\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x04\\x03\\x01\\x00\\x00\\x00\\x04\\x00\\x00\\x00\\x05$(safetensors "$two" '\x00\x3c\x00\xc0\x01')"
+seed load f32 "$(safetensors "$a_f32" "$f32_data")"
+seed load two "$(safetensors "$two" '\x00\x3c\x00\xc0\x01')"
+seed load checkpoint "$(safetensors "$checkpoint" '\x07\x00\x00\x00\x00\x00\x00\x00')"
+cp -n tests/fixtures/*.safetensors "$out/corpus/load/"
 # the words of a safetensors header, for the harness whose parser is Lua
 cat > "$out/load.dict" <<'EOF'
 "{"
