@@ -129,11 +129,12 @@ static int l_safetensors_read_header(lua_State *L) {
   return 1;
 }
 
-/* A non-negative integer field of the entry table on top. */
+/* A non-negative integer field of the entry table on top: a Lua integer,
+   never a string or a float that happens to convert. */
 static uint64_t entry_offset(lua_State *L, int idx, lua_Integer k, const char *name) {
   lua_rawgeti(L, idx, k);
-  int ok;
-  lua_Integer v = lua_tointegerx(L, -1, &ok);
+  int ok = lua_isinteger(L, -1);
+  lua_Integer v = lua_tointeger(L, -1);
   lua_pop(L, 1);
   if (!ok || v < 0)
     nnl_error(L, "load: tensor '%s': data_offsets must be two non-negative integers", name);
@@ -200,8 +201,8 @@ static int l_safetensors_read(lua_State *L) {
     e->ndim = (int)nd;
     for (int d = 0; d < e->ndim; d++) {
       lua_rawgeti(L, -1, d + 1);
-      int ok;
-      lua_Integer s = lua_tointegerx(L, -1, &ok);
+      int ok = lua_isinteger(L, -1);
+      lua_Integer s = lua_tointeger(L, -1);
       if (!ok || s < 0)
         return nnl_error(L, "load: tensor '%s': the shape must hold non-negative integers", e->name);
       e->shape[d] = s;

@@ -405,8 +405,9 @@ char *nn_format(const nn_tensor *t);
    the file's shape. dtype: an nn_dtype, or -1 for the natural one (int64
    for the integer element types, float32/float64 for the float ones);
    every element is multiplied by scale (1 keeps the values). A bad magic
-   number, a truncated file or data that disagrees with the header is an
-   error. */
+   number, a truncated file, data that disagrees with the header or a path
+   that is not a regular file is an error. Memory is taken as the data
+   arrives, never on the header's word alone. */
 nn_tensor *nn_read_idx(const char *path, int dtype, double scale);
 /* rows[start .. start+count) (0-based int64 row indices) of src, gathered
    into a new contiguous tensor of count rows: a data loader's batch. */
@@ -438,7 +439,10 @@ nn_tensor *nn_gather_rows_reuse(nn_tensor *buf, const nn_tensor *src, const nn_t
    (xoshiro256** seeded by splitmix64; Fisher-Yates). */
 nn_tensor *nn_permutation(int64_t n, uint64_t seed, uint64_t stream);
 /* Writes path atomically: a temporary file beside it, fsync, rename, fsync
-   of the directory. On failure the old file, if any, is untouched. */
+   of the directory. On failure the old file, if any, is untouched. A
+   symbolic link is followed (the file it leads to is replaced, the link
+   stays); a target that is not a regular file is refused. Temporary files
+   of earlier writes of path whose process is gone are removed first. */
 int nn_write_file_atomic(const char *path, const void *data, size_t len);
 
 /* safetensors: an 8-byte little-endian header length, a JSON header, the
@@ -454,7 +458,8 @@ typedef struct {
 /* "F32" for NN_FLOAT32 ...; NULL for a dtype safetensors has no name for. */
 const char *nn_safetensors_dtype_name(nn_dtype dtype);
 /* The header (malloc'd, NUL-terminated, *header_len bytes) after checking
-   that its length fits the file. */
+   that path is a regular file and the length fits it. Like a save, it
+   removes the temporary files that killed saves of path left behind. */
 char *nn_safetensors_read_header(const char *path, size_t *header_len);
 /* Checks every entry (known dtype, shape, offsets inside the data and of
    the shape's size, no two overlapping), then reads each into out[i]. On

@@ -47,6 +47,8 @@ nn_tensor *nn_empty_like(const nn_tensor *like);
 nn_tensor *nn_alias(const nn_tensor *t);
 void nn_contiguous_strides(int ndim, const int64_t *size, int64_t *stride);
 int64_t nn_shape_numel(int ndim, const int64_t *size);
+/* nn_shape_string for a shape not yet a tensor's */
+char *nn_sizes_string(int ndim, const int64_t *size, char *buf, size_t len);
 /* A dim in [-ndim, ndim) normalised to [0, ndim); -1 with an error. */
 int nn_wrap_dim(const char *op, int dim, int ndim);
 /* Broadcast shape of a and b; -1 with an error naming op. */

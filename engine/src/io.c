@@ -10,14 +10,21 @@
  *    this file trusts nothing it is handed from it either.
  *  - Atomic file writes: a temporary file in the same directory, written
  *    whole, fsync'ed, renamed over the target, and the directory fsync'ed,
- *    so that the target is either the old file or the whole new one.
+ *    so that the target is either the old file or the whole new one. A
+ *    symbolic link is followed (the file it leads to is replaced); any
+ *    other target but a regular file is refused. The temporary files of
+ *    writers killed outright are removed by the next write or load.
+ *  - Only regular files are read: a FIFO or a device is refused at once,
+ *    never waited on.
  *
  * Every failure leaves a message "op: cause" in nn_error() and returns
  * NULL or -1; nothing here aborts or reads past what a file holds. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -33,6 +40,51 @@ static int host_is_little_endian(void) {
   unsigned char first;
   memcpy(&first, &one, 1);
   return first == 1;
+}
+
+/* ==== opening files ==================================================== */
+
+/* What kind of thing a file that is not a regular one is, for messages. */
+static const char *file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISLNK(mode)) return "a symbolic link";
+  return "not a regular file";
+}
+
+/* Opens path for reading if it is a regular file; -1 with "op: ..." if it
+   is anything else. O_NONBLOCK makes the open itself return at once where
+   a plain one would wait (a FIFO without a writer), and the check is made
+   on what was opened, so nothing can be swapped in between; O_NOCTTY keeps
+   a terminal named by mistake from becoming ours. */
+static int open_regular(const char *op, const char *path, uint64_t *file_size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) {
+    nn_error_set("%s: cannot open %s: %s", op, path, strerror(errno));
+    return -1;
+  }
+  struct stat st;
+  if (fstat(fd, &st) < 0) {
+    nn_error_set("%s: cannot open %s: %s", op, path, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    nn_error_set("%s: %s is %s, not a regular file", op, path, file_kind(st.st_mode));
+    close(fd);
+    return -1;
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+    nn_error_set("%s: cannot open %s: %s", op, path, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  *file_size = (uint64_t)st.st_size;
+  return fd;
 }
 
 /* ==== IDX ============================================================== */
@@ -92,11 +144,25 @@ static double idx_element(int code, const unsigned char *p) {
   }
 }
 
+/* The tensor an IDX read fills: room for cap of the file's n elements,
+   with the file's shape once cap reaches n (1-D until then); the first
+   filled elements of old (if any) are carried over and old released. */
+static nn_tensor *idx_room(nn_tensor *old, int64_t filled, int64_t cap, nn_dtype dtype, int ndim,
+                           const int64_t *size, int64_t n) {
+  nn_tensor *t = cap == n ? nn_empty(dtype, ndim, size) : nn_empty(dtype, 1, &cap);
+  if (t && old) memcpy(nn_data(t), nn_data(old), (size_t)filled * nn_element_size(dtype));
+  nn_release(old);
+  return t;
+}
+
 nn_tensor *nn_read_idx(const char *path, int dtype, double scale) {
-  errno = 0;
-  gzFile gz = gzopen(path, "rb");
+  uint64_t file_size;
+  int fd = open_regular("idx", path, &file_size);
+  if (fd < 0) return NULL;
+  gzFile gz = gzdopen(fd, "rb"); /* owns fd from here: gzclose closes it */
   if (!gz) {
-    nn_error_set("idx: cannot open %s: %s", path, errno ? strerror(errno) : "out of memory");
+    nn_error_set("idx: out of memory opening %s", path);
+    close(fd);
     return NULL;
   }
   gzbuffer(gz, 1 << 17);
@@ -139,60 +205,74 @@ nn_tensor *nn_read_idx(const char *path, int dtype, double scale) {
   for (int d = 0; d < ndim; d++) size[d] = big_endian_u32(head + 4 + 4 * d);
   if (nn_check_shape("idx", ndim, size) < 0) goto done;
   int64_t n = nn_shape_numel(ndim, size);
+  char shape[64];
+  nn_sizes_string(ndim, size, shape, sizeof shape);
   /* Before allocating what the header asks for, check that the file can
      hold it: a plain file exactly, a compressed one by deflate's largest
      ratio (1032:1, zlib's FAQ), so that a corrupt size is an error, not an
      attempt at a huge allocation. */
-  struct stat st;
-  if (stat(path, &st) == 0) {
-    uint64_t want = (uint64_t)n * elem, head_bytes = 4 + 4 * (uint64_t)ndim;
-    uint64_t have = (uint64_t)st.st_size;
-    if (gzdirect(gz) && have != head_bytes + want) {
-      if (have < head_bytes + want)
-        nn_error_set("idx: %s is truncated: its header says %lld elements of %zu bytes, the data "
-                     "ends after %llu bytes", path, (long long)n, elem,
-                     (unsigned long long)(have - head_bytes));
-      else
-        nn_error_set("idx: %s holds more data than its header says (%lld elements of %zu bytes)",
-                     path, (long long)n, elem);
-      goto done;
-    }
-    if (!gzdirect(gz) && want / 1032 > have + 1024) {
-      nn_error_set("idx: %s is truncated: its header says %lld elements of %zu bytes, more than "
-                   "%llu compressed bytes can hold", path, (long long)n, elem,
-                   (unsigned long long)have);
-      goto done;
-    }
+  uint64_t want = (uint64_t)n * elem, head_bytes = 4 + 4 * (uint64_t)ndim;
+  int direct = gzdirect(gz);
+  if (direct && file_size != head_bytes + want) {
+    if (file_size < head_bytes + want)
+      nn_error_set("idx: %s is truncated: its header says %s, %lld elements of %zu bytes, the "
+                   "data ends after %llu bytes", path, shape, (long long)n, elem,
+                   (unsigned long long)(file_size - head_bytes));
+    else
+      nn_error_set("idx: %s holds more data than its header says (%s, %lld elements of %zu bytes)",
+                   path, shape, (long long)n, elem);
+    goto done;
+  }
+  if (!direct && want / 1032 > file_size + 1024) {
+    nn_error_set("idx: %s is truncated: its header says %s, %lld elements of %zu bytes, more "
+                 "than %llu compressed bytes can hold", path, shape, (long long)n, elem,
+                 (unsigned long long)file_size);
+    goto done;
   }
   if (dtype < 0) dtype = code == 0x0D ? NN_FLOAT32 : code == 0x0E ? NN_FLOAT64 : NN_INT64;
   if (dtype >= NN_DTYPE_COUNT) {
     nn_error_set("idx: unknown dtype code %d", dtype);
     goto done;
   }
+  /* Room for every element at once for a plain file, whose size was just
+     checked. A compressed file gets room ahead of its data for 16 times
+     its own size at most (real IDX files compress 2 to 5 times, so they
+     still get one allocation); beyond that the tensor grows as the data
+     arrives, and a small file that claims a large shape costs little. */
+  int64_t cap = n;
+  if (!direct && (uint64_t)cap > file_size * 16 / elem + 4096)
+    cap = (int64_t)(file_size * 16 / elem + 4096);
+  if (!(out = idx_room(NULL, 0, cap, (nn_dtype)dtype, ndim, size, n))) goto done;
   /* the data is read in blocks, converted as it comes: a 47-million-byte
      image file never exists twice over in memory */
-  out = nn_empty((nn_dtype)dtype, ndim, size);
-  size_t block_elems = (size_t)1 << 20;
-  raw = malloc(block_elems * elem);
-  if (!out || !raw) {
-    if (!raw) nn_error_set("idx: out of memory reading %s", path);
-    nn_release(out), out = NULL;
-    goto done;
-  }
-  void *dst = nn_data(out);
+  const size_t max_block = (size_t)1 << 20;
+  size_t block = 0;
   for (int64_t at = 0; at < n;) {
-    size_t count = (size_t)(n - at) < block_elems ? (size_t)(n - at) : block_elems;
+    if (at == cap) {
+      cap = cap > n - cap ? n : 2 * cap;
+      if (!(out = idx_room(out, at, cap, (nn_dtype)dtype, ndim, size, n))) goto done;
+    }
+    if (block < max_block && block < (size_t)cap) {
+      size_t grown_block = (size_t)cap < max_block ? (size_t)cap : max_block;
+      unsigned char *grown = realloc(raw, grown_block * elem);
+      if (!grown) {
+        nn_error_set("idx: out of memory reading %s", path);
+        nn_release(out), out = NULL;
+        goto done;
+      }
+      raw = grown, block = grown_block;
+    }
+    size_t count = (size_t)(cap - at) < block ? (size_t)(cap - at) : block;
     got = gz_read_all(gz, raw, count * elem, path);
     if (got < 0 || (size_t)got < count * elem) {
-      if (got >= 0) {
-        char shape[64];
+      if (got >= 0)
         nn_error_set("idx: %s is truncated: its header says %s, %lld elements of %zu bytes, the "
-                     "data ends after %lld bytes", path, nn_shape_string(out, shape, sizeof shape),
-                     (long long)n, elem, (long long)(at * (int64_t)elem + got));
-      }
+                     "data ends after %lld bytes", path, shape, (long long)n, elem,
+                     (long long)(at * (int64_t)elem + got));
       nn_release(out), out = NULL;
       goto done;
     }
+    void *dst = nn_data(out);
     if (code == 0x08 && dtype == NN_FLOAT32) { /* images: the common case, kept tight */
       float *o = (float *)dst + at;
       float s = (float)scale;
@@ -209,11 +289,9 @@ nn_tensor *nn_read_idx(const char *path, int dtype, double scale) {
   unsigned char extra;
   got = gz_read_all(gz, &extra, 1, path);
   if (got != 0) {
-    if (got > 0) {
-      char shape[64];
-      nn_error_set("idx: %s holds more data than its header says (%s elements of %zu bytes)", path,
-                   nn_shape_string(out, shape, sizeof shape), elem);
-    }
+    if (got > 0)
+      nn_error_set("idx: %s holds more data than its header says (%s, %lld elements of %zu bytes)",
+                   path, shape, (long long)n, elem);
     nn_release(out), out = NULL;
   }
 done:
@@ -500,24 +578,202 @@ nn_tensor *nn_permutation(int64_t n, uint64_t seed, uint64_t stream) {
 
 /* ==== atomic writes ==================================================== */
 
+/* The directory part of path ("." when it has none), malloc'd. */
+static char *directory_of(const char *path) {
+  const char *slash = strrchr(path, '/');
+  if (!slash) return strdup(".");
+  if (slash == path) return strdup("/");
+  size_t n = (size_t)(slash - path);
+  char *dir = malloc(n + 1);
+  if (dir) memcpy(dir, path, n), dir[n] = 0;
+  return dir;
+}
+
+/* The file path names once symbolic links are followed (malloc'd); it need
+   not exist (*exists says), and *st is its lstat when it does. NULL with
+   "op: ..." for a loop of links or a path that cannot be looked at. */
+static char *follow_links(const char *op, const char *path, struct stat *st, int *exists) {
+  char *at = strdup(path);
+  for (int hops = 0; at; hops++) {
+    if (lstat(at, st) < 0) {
+      if (errno == ENOENT) {
+        *exists = 0;
+        return at;
+      }
+      nn_error_set("%s: cannot reach %s: %s", op, at, strerror(errno));
+      free(at);
+      return NULL;
+    }
+    if (!S_ISLNK(st->st_mode)) {
+      *exists = 1;
+      return at;
+    }
+    char link[PATH_MAX];
+    ssize_t n = hops < 40 ? readlink(at, link, sizeof link) : -1; /* 40: Linux's MAXSYMLINKS */
+    if (n < 0 || (size_t)n == sizeof link) {
+      nn_error_set("%s: cannot follow the symbolic link %s: %s", op, at,
+                   hops < 40 && n < 0 ? strerror(errno) : "too many levels or too long");
+      free(at);
+      return NULL;
+    }
+    link[n] = 0;
+    char *next, *dir = link[0] == '/' ? NULL : directory_of(at);
+    if (link[0] == '/') {
+      next = strdup(link);
+    } else if ((next = dir ? malloc(strlen(dir) + (size_t)n + 2) : NULL)) {
+      sprintf(next, "%s/%s", dir, link);
+    }
+    free(dir);
+    free(at);
+    at = next;
+  }
+  nn_error_set("%s: out of memory", op);
+  return NULL;
+}
+
+/* ---- temporary files and their writers --------------------------------
+   A temporary file is named <target>.tmp-<machine><boot>-<pid>-<start>-<n>,
+   which says who wrote it: the machine (a hash of its host name and PID
+   namespace: where that pid means that process), the boot (a hash of the
+   kernel's boot id), the process (pid, and its start time in clock ticks
+   since boot, which tells it from a later process given the same pid).
+   A save killed outright (SIGKILL, the OOM killer, a power cut) cannot
+   remove its file; the next save or load of the target does, once the
+   name shows that its writer is gone. */
 typedef struct {
-  const char *op, *path;
+  uint32_t machine, boot;
+  long pid;
+  unsigned long long start; /* 0 when unknown */
+} writer_id;
+
+/* FNV-1a (Fowler, Noll, Vo), 32 bits. */
+static uint32_t fnv1a(uint32_t h, const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+  return h;
+}
+
+/* Up to len - 1 bytes of a small file such as one of /proc's, NUL-ended;
+   the count, 0 when it cannot be read. */
+static size_t read_small_file(const char *path, char *buf, size_t len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
+  if (fd >= 0) close(fd);
+  buf[n > 0 ? n : 0] = 0;
+  return n > 0 ? (size_t)n : 0;
+}
+
+/* When the process pid started (/proc/<pid>/stat's 22nd field); 0 when
+   that cannot be known. */
+static unsigned long long process_start(long pid) {
+  char path[64], stat_line[1024];
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  if (!read_small_file(path, stat_line, sizeof stat_line)) return 0;
+  const char *p = strrchr(stat_line, ')'); /* the command name may hold spaces and ')' */
+  for (int field = 2; p && field < 22; field++) p = strchr(p + 1, ' ');
+  return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+static void writer_self(writer_id *w) {
+  char text[256] = "";
+  gethostname(text, sizeof text - 1);
+  uint32_t h = fnv1a(2166136261u, text, strlen(text));
+  ssize_t n = readlink("/proc/self/ns/pid", text, sizeof text);
+  w->machine = fnv1a(h, text, n > 0 ? (size_t)n : 0);
+  w->boot = fnv1a(2166136261u, text, read_small_file("/proc/sys/kernel/random/boot_id", text, sizeof text));
+  w->pid = (long)getpid();
+  w->start = process_start(w->pid);
+}
+
+/* Reads the writer from what follows ".tmp-" in a temporary file's name;
+   0 when it is not such a name. */
+static int parse_temp_name(const char *s, writer_id *w) {
+  char tag[17];
+  unsigned counter;
+  int end = -1;
+  if (sscanf(s, "%16[0-9a-f]-%ld-%llu-%u%n", tag, &w->pid, &w->start, &counter, &end) != 4 ||
+      end < 0 || s[end] != 0 || strlen(tag) != 16 || w->pid <= 0 || w->pid > INT_MAX)
+    return 0;
+  w->boot = (uint32_t)strtoul(tag + 8, NULL, 16);
+  tag[8] = 0;
+  w->machine = (uint32_t)strtoul(tag, NULL, 16);
+  return 1;
+}
+
+/* Whether the writer w is certainly gone. Another machine's writer may be
+   alive (a shared file system): it is never taken for gone. */
+static int writer_gone(const writer_id *self, const writer_id *w) {
+  if (w->machine != self->machine) return 0;
+  if (w->boot != self->boot) return 1;
+  if (kill((pid_t)w->pid, 0) < 0 && errno == ESRCH) return 1;
+  unsigned long long start = process_start(w->pid);
+  return start != 0 && w->start != 0 && start != w->start;
+}
+
+/* Removes the temporary files of target whose writers are gone; a live
+   writer's file stays. Best effort: it never fails a save or a load. */
+static void remove_stale_temps(const char *target) {
+  char *dir = directory_of(target);
+  DIR *d = dir ? opendir(dir) : NULL;
+  free(dir);
+  if (!d) return;
+  const char *slash = strrchr(target, '/');
+  const char *base = slash ? slash + 1 : target;
+  size_t base_len = strlen(base);
+  writer_id self, w;
+  writer_self(&self);
+  struct dirent *ent;
+  while ((ent = readdir(d))) {
+    const char *name = ent->d_name;
+    if (strncmp(name, base, base_len) != 0 || strncmp(name + base_len, ".tmp-", 5) != 0 ||
+        !parse_temp_name(name + base_len + 5, &w) || !writer_gone(&self, &w))
+      continue;
+    struct stat st;
+    if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+      unlinkat(dirfd(d), name, 0);
+  }
+  closedir(d);
+}
+
+typedef struct {
+  const char *op;
+  char *path; /* the file replaced: the target once links are followed, malloc'd */
   char *temp; /* the temporary file's name, malloc'd */
   int fd;
 } atomic_file;
 
-/* Opens a new temporary file beside path; -1 with a message. */
+/* Opens a new temporary file beside the file path names; -1 with a
+   message. A symbolic link is followed, so that the link stays and the
+   file it leads to is replaced (as a plain write through it would do);
+   anything but a regular file there (a device, a FIFO, a directory) is
+   refused before anything is written. */
 static int atomic_open(atomic_file *f, const char *op, const char *path) {
   static unsigned counter;
-  f->op = op, f->path = path, f->fd = -1;
-  size_t len = strlen(path) + 64;
-  f->temp = malloc(len);
-  if (!f->temp) {
+  f->op = op, f->fd = -1, f->temp = NULL;
+  struct stat st;
+  int exists;
+  if (!(f->path = follow_links(op, path, &st, &exists))) return -1;
+  if (exists && !S_ISREG(st.st_mode)) {
+    if (strcmp(path, f->path) != 0)
+      nn_error_set("%s: %s leads to %s, which is %s: a save replaces only a regular file", op,
+                   path, f->path, file_kind(st.st_mode));
+    else
+      nn_error_set("%s: %s is %s: a save replaces only a regular file", op, path,
+                   file_kind(st.st_mode));
+    free(f->path), f->path = NULL;
+    return -1;
+  }
+  remove_stale_temps(f->path);
+  writer_id self;
+  writer_self(&self);
+  size_t len = strlen(f->path) + 96;
+  if (!(f->temp = malloc(len))) {
     nn_error_set("%s: out of memory", op);
+    free(f->path), f->path = NULL;
     return -1;
   }
   for (int attempt = 0; attempt < 100; attempt++) {
-    snprintf(f->temp, len, "%s.tmp-%ld-%u", path, (long)getpid(), counter++);
+    snprintf(f->temp, len, "%s.tmp-%08x%08x-%ld-%llu-%u", f->path, (unsigned)self.machine,
+             (unsigned)self.boot, self.pid, self.start, counter++);
     /* 0666 less the umask, as any new file; O_EXCL: never someone else's file */
     f->fd = open(f->temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (f->fd >= 0) return 0;
@@ -525,6 +781,7 @@ static int atomic_open(atomic_file *f, const char *op, const char *path) {
   }
   nn_error_set("%s: cannot create %s: %s", op, f->temp, strerror(errno));
   free(f->temp), f->temp = NULL;
+  free(f->path), f->path = NULL;
   return -1;
 }
 
@@ -546,19 +803,8 @@ static int atomic_write(atomic_file *f, const void *data, size_t len) {
 static void atomic_abandon(atomic_file *f) {
   if (f->fd >= 0) close(f->fd);
   if (f->temp) unlink(f->temp);
-  free(f->temp);
-  f->fd = -1, f->temp = NULL;
-}
-
-/* The directory part of path ("." when it has none), malloc'd. */
-static char *directory_of(const char *path) {
-  const char *slash = strrchr(path, '/');
-  if (!slash) return strdup(".");
-  if (slash == path) return strdup("/");
-  size_t n = (size_t)(slash - path);
-  char *dir = malloc(n + 1);
-  if (dir) memcpy(dir, path, n), dir[n] = 0;
-  return dir;
+  free(f->temp), free(f->path);
+  f->fd = -1, f->temp = NULL, f->path = NULL;
 }
 
 /* Sync, close, rename over the target, sync the directory (so that the
@@ -591,6 +837,7 @@ static int atomic_commit(atomic_file *f) {
     }
     free(dir);
   }
+  free(f->path), f->path = NULL;
   return 0;
 }
 
@@ -687,25 +934,15 @@ static int read_at(int fd, void *buf, size_t len, uint64_t offset, const char *p
   return 0;
 }
 
-static int open_regular(const char *path, uint64_t *file_size) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    nn_error_set("load: cannot open %s: %s", path, strerror(errno));
-    return -1;
-  }
-  struct stat st;
-  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-    nn_error_set("load: %s is not a regular file", path);
-    close(fd);
-    return -1;
-  }
-  *file_size = (uint64_t)st.st_size;
-  return fd;
-}
-
 char *nn_safetensors_read_header(const char *path, size_t *header_len) {
+  /* a load clears what killed saves of this file left behind, as a save does */
+  struct stat st;
+  int exists;
+  char *target = follow_links("load", path, &st, &exists);
+  if (target) remove_stale_temps(target);
+  free(target);
   uint64_t file_size;
-  int fd = open_regular(path, &file_size);
+  int fd = open_regular("load", path, &file_size);
   if (fd < 0) return NULL;
   char *header = NULL;
   unsigned char lenbytes[8];
@@ -754,7 +991,7 @@ int nn_safetensors_read(const char *path, size_t header_len, const nn_safetensor
     return -1;
   }
   uint64_t file_size;
-  int fd = open_regular(path, &file_size);
+  int fd = open_regular("load", path, &file_size);
   if (fd < 0) return -1;
   int64_t *order = malloc((size_t)(n > 0 ? n : 1) * sizeof *order);
   unsigned char *scratch = NULL;
@@ -782,15 +1019,13 @@ int nn_safetensors_read(const char *path, size_t header_len, const nn_safetensor
                    e->name, e->ndim, NN_MAX_DIMS);
       goto done;
     }
-    uint64_t count = 1;
-    for (int d = 0; d < e->ndim; d++) {
-      if (e->shape[d] < 0 ||
-          (e->shape[d] > 0 && count > (UINT64_MAX / 16) / (uint64_t)e->shape[d])) {
-        nn_error_set("load: %s: tensor '%s' has an impossible shape", path, e->name);
-        goto done;
-      }
-      count *= (uint64_t)e->shape[d];
+    /* the engine's own bound on shapes, zeros included, so that what
+       passes here is a tensor nn_empty makes */
+    if (nn_check_shape("load", e->ndim, e->shape) < 0) {
+      nn_error_set("load: %s: tensor '%s' has an impossible shape", path, e->name);
+      goto done;
     }
+    uint64_t count = (uint64_t)nn_shape_numel(e->ndim, e->shape);
     if (e->begin > e->end || e->end > data_size) {
       nn_error_set("load: %s: tensor '%s' has data_offsets [%llu, %llu] outside the %llu bytes of "
                    "data", path, e->name, (unsigned long long)e->begin,

@@ -450,17 +450,35 @@ int nn_rng_set_state(const void *buf, size_t len) {
   p = get_bytes(p, &dbits, 8);
   p = get_bytes(p, &has_float, 1);
   get_bytes(p, &fbits, 4);
-  /* at::mt19937::is_valid's conditions, and flags that are 0 or 1 */
-  if (g.left < 1 || g.left > MT_N || g.next > MT_N || has_double > 1 || has_float > 1) {
+  /* random32 reads state[next], state[next + 1], ... for left - 1 draws
+     before it twists, so next + left - 1 words must be there: a seeded
+     generator has (left 1, next 0) and one past a twist next + left =
+     MT_N + 1. at::mt19937::is_valid checks left and next each alone, which
+     lets a crafted state read past the array. */
+  if (g.left < 1 || g.left > MT_N || g.next > MT_N || g.next + g.left > MT_N + 1) {
     nn_error_set("rng_set_state: the generator state is corrupt (left %u, next %u)",
                  (unsigned)g.left, (unsigned)g.next);
     return -1;
   }
+  /* Mersenne Twister's state must not be all zeros (the low 31 bits of the
+     first word play no part): from there it draws nothing but zeros. */
+  uint32_t any = g.state[0] & mt_upper_mask;
+  for (int i = 1; i < MT_N; i++) any |= g.state[i];
+  if (!any) {
+    nn_error_set("rng_set_state: the generator state is corrupt (all zeros)");
+    return -1;
+  }
+  /* the cached normal samples come from Box-Muller: finite, flags 0 or 1 */
   uint32_t fbits32 = (uint32_t)fbits;
-  g.has_next_double = (int)has_double;
   memcpy(&g.next_double, &dbits, sizeof dbits);
-  g.has_next_float = (int)has_float;
   memcpy(&g.next_float, &fbits32, sizeof fbits32);
+  if (has_double > 1 || has_float > 1 || (has_double && !isfinite(g.next_double)) ||
+      (has_float && !isfinite(g.next_float))) {
+    nn_error_set("rng_set_state: the generator state is corrupt (its cached normal sample)");
+    return -1;
+  }
+  g.has_next_double = (int)has_double;
+  g.has_next_float = (int)has_float;
   the_generator = g;
   the_generator_seeded = 1;
   return 0;

@@ -106,13 +106,17 @@ int nn_same_shape(const nn_tensor *a, const nn_tensor *b) {
   return 1;
 }
 
-char *nn_shape_string(const nn_tensor *t, char *buf, size_t len) {
+char *nn_sizes_string(int ndim, const int64_t *size, char *buf, size_t len) {
   size_t used = 0;
   buf[0] = 0;
-  if (t->ndim == 0) snprintf(buf, len, "scalar");
-  for (int i = 0; i < t->ndim && used < len; i++)
-    used += (size_t)snprintf(buf + used, len - used, i ? "x%lld" : "%lld", (long long)t->size[i]);
+  if (ndim == 0) snprintf(buf, len, "scalar");
+  for (int i = 0; i < ndim && used < len; i++)
+    used += (size_t)snprintf(buf + used, len - used, i ? "x%lld" : "%lld", (long long)size[i]);
   return buf;
+}
+
+char *nn_shape_string(const nn_tensor *t, char *buf, size_t len) {
+  return nn_sizes_string(t->ndim, t->size, buf, len);
 }
 
 /* The largest tensor the engine will try to allocate: 2^46 bytes (64 TiB);
@@ -124,17 +128,21 @@ int nn_check_shape(const char *op, int ndim, const int64_t *size) {
     nn_error_set("%s: %d dimensions requested, at most %d are supported", op, ndim, NN_MAX_DIMS);
     return -1;
   }
+  /* The bound is on the product of the sizes with zeros counted as ones,
+     which is what the contiguous strides multiply (nn_contiguous_strides):
+     a zero elsewhere makes the tensor empty, but not its strides small. */
   int64_t n = 1;
   for (int i = 0; i < ndim; i++) {
     if (size[i] < 0) {
       nn_error_set("%s: size %lld of dimension %d is negative", op, (long long)size[i], i + 1);
       return -1;
     }
-    if (size[i] && n > MAX_BYTES / 8 / size[i]) {
-      nn_error_set("%s: a tensor of that size (over 2^43 elements) is too large", op);
+    if (size[i] > 1 && n > MAX_BYTES / 8 / size[i]) {
+      nn_error_set("%s: a tensor of that shape is too large (its sizes multiply past 2^43, "
+                   "sizes 0 counted as 1)", op);
       return -1;
     }
-    n *= size[i];
+    if (size[i] > 1) n *= size[i];
   }
   return 0;
 }

@@ -77,7 +77,9 @@ static int infer_size(const char *op, const nn_tensor *t, int ndim, const int64_
                  nn_shape_string(t, b, sizeof b), (long long)numel, (long long)known);
     return -1;
   }
-  return 0;
+  /* an empty tensor matches any shape with a zero in it; the strides of
+     that shape must still fit */
+  return nn_check_shape(op, ndim, out);
 }
 
 /* Strides for viewing t with a new shape without copying, when the memory

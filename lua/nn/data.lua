@@ -94,8 +94,12 @@ return function(nn)
   local function dataset_length(ds, op)
     if type(ds) ~= "table" then raise(op .. ": expected a dataset, got " .. type(ds)) end
     local ok, n = pcall(function() return #ds end)
-    if not ok or math.type(n) ~= "integer" or (n == 0 and type(ds.get) ~= "function") then
+    if not ok or (n == 0 and type(ds.get) ~= "function") then
       raise(op .. ": the dataset needs a length (#ds) and ds:get(i)")
+    end
+    if math.type(n) ~= "integer" or n < 0 then
+      raise(string.format("%s: the dataset's length (#ds) must be a non-negative integer, got %s", op,
+        type(n) == "string" and string.format("%q", n) or tostring(n)))
     end
     return n
   end
@@ -202,7 +206,7 @@ return function(nn)
   -- Shuffling: each iter() is one epoch with a new order. With a seed, the
   -- order of epoch e is a function of (seed, e) alone, from the loader's
   -- own generator: it neither uses nor disturbs nn.manual_seed's stream,
-  -- and a resumed run calls loader:set_epoch(e) to continue the sequence.
+  -- and a run resumed after k epochs calls loader:set_epoch(k + 1) to continue it.
   -- Without a seed each epoch's order is seeded by a draw from nn's
   -- generator, as PyTorch's DataLoader does, so nn.manual_seed (and a
   -- checkpoint's RNG state) makes it reproducible.
@@ -220,23 +224,31 @@ return function(nn)
     end
     check_seed(opts.seed, "DataLoader")
     return setmetatable({dataset = dataset, batch_size = batch_size, shuffle = opts.shuffle and true or false,
-                         drop_last = opts.drop_last and true or false, seed = opts.seed, epoch = 0, size = n,
+                         drop_last = opts.drop_last and true or false, seed = opts.seed, epoch = 0,
+                         _next_epoch = 1, size = n,
                          reuse = opts.reuse and true or false}, DataLoader)
   end
 
   --- #loader: the number of batches in one epoch.
   function DataLoader:__len()
-    local n = #self.dataset
+    local n = dataset_length(self.dataset, "DataLoader")
     if self.drop_last then return n // self.batch_size end
     return (n + self.batch_size - 1) // self.batch_size
   end
 
-  --- loader:set_epoch(e): the next iter() is epoch e + 1 (for a seeded
-  -- shuffle: resuming after e finished epochs gives the same orders as a
-  -- run that never stopped).
+  --- loader:set_epoch(e): the next iter() is epoch e, the ones after it
+  -- e + 1, e + 2, ... (without set_epoch the first iter() is epoch 1).
+  -- With a seed, the shuffle order of epoch e is a function of (seed, e)
+  -- alone, as with PyTorch's DistributedSampler.set_epoch(epoch): calling
+  -- loader:set_epoch(epoch) at the top of every epoch changes nothing, and
+  -- a run resumed after k finished epochs calls loader:set_epoch(k + 1) to
+  -- see the very orders the uninterrupted run saw. loader.epoch is the
+  -- epoch of the latest iter() (0 before the first).
   function DataLoader:set_epoch(e)
-    if math.type(e) ~= "integer" or e < 0 then raise("DataLoader:set_epoch: expected a non-negative integer") end
-    self.epoch = e
+    if math.type(e) ~= "integer" or e < 0 then
+      raise("DataLoader:set_epoch: expected a non-negative integer, got " .. tostring(e))
+    end
+    self._next_epoch = e
   end
 
   -- One sample's values, collated over the batch's indices.
@@ -264,8 +276,8 @@ return function(nn)
 
   --- loader:iter(): an iterator over one epoch's batches.
   function DataLoader:iter()
-    local dataset, bs, n = self.dataset, self.batch_size, #self.dataset
-    self.epoch = self.epoch + 1
+    local dataset, bs, n = self.dataset, self.batch_size, dataset_length(self.dataset, "DataLoader")
+    self.epoch, self._next_epoch = self._next_epoch, self._next_epoch + 1
     local perm
     if self.shuffle then
       if self.seed ~= nil then
@@ -405,12 +417,21 @@ return function(nn)
   -- names. features: a list of column names or 1-based positions (default:
   -- every column but the target); target: one name or position (y has one
   -- dimension), a list of them (y is rows x targets), or nil (y is nil).
-  -- target_dtype defaults to dtype ("int64" suits class labels). A cell that
-  -- is not a number is an error naming its line and column.
+  -- target_dtype defaults to dtype ("int64" suits class labels). delimiter
+  -- is one character ("\t" for TSV). A cell that is not a number is an
+  -- error naming its line and column.
   function data.csv(path, opts)
     if type(path) ~= "string" then raise("csv: expected a file name, got " .. type(path)) end
     opts = opts or {}
+    if type(opts) ~= "table" then raise("csv: options must be a table {features =, target =, ...}") end
     local sep = opts.delimiter or ","
+    -- One character, as Python's csv requires: an empty one would split
+    -- nowhere (the reader would never advance), and a line never holds a
+    -- line break. A UTF-8 character of several bytes counts as one.
+    if type(sep) ~= "string" or utf8.len(sep) ~= 1 or sep == "\n" or sep == "\r" then
+      raise(string.format("csv: delimiter must be one character other than a line break (as in Python's csv), got %s",
+        type(sep) == "string" and string.format("%q", sep):gsub("\\\n", "\\n") or type(sep)))
+    end
     local f, err = io.open(path, "r")
     if not f then raise("csv: cannot open " .. tostring(err)) end
     local header_line = f:read("l")

@@ -27,6 +27,8 @@ return function(nn)
     end) .. '"'
   end
 
+  -- How deep JSON may nest, for nn.load's reader and nn.save's writer
+  -- alike: a checkpoint nn.save writes is one nn.load reads.
   local MAX_DEPTH = 200
 
   -- Decodes text as one JSON value; raises "what: ..." on anything else.
@@ -119,11 +121,13 @@ return function(nn)
         end
       elseif c == "[" then
         pos = pos + 1
-        local arr = {}
+        local arr, n = {}, 0
         skip()
         if text:sub(pos, pos) == "]" then pos = pos + 1; return arr end
         while true do
-          arr[#arr + 1] = value(depth + 1)
+          -- a null leaves a hole where it stood, rather than closing up
+          n = n + 1
+          arr[n] = value(depth + 1)
           skip()
           c = text:sub(pos, pos)
           pos = pos + 1
@@ -172,14 +176,24 @@ return function(nn)
     return count == n
   end
 
+  -- depth is the JSON depth of v's text (the root's is 0), which must
+  -- stay within what json_decode accepts: checked while encoding, so that
+  -- a value too deep is refused before anything is written.
   local function encode_structure(root, add_tensor)
     local active = {}
-    local function encode(v, path)
+    local function encode(v, path, depth)
+      -- a tensor, bytes and nan/inf are written as an object holding a string
+      local boxed = nn.is_tensor(v) or (type(v) == "string" and not utf8.len(v))
+                    or (math.type(v) == "float" and (v ~= v or v == math.huge or v == -math.huge))
+      if (boxed and depth + 1 or depth) > MAX_DEPTH then
+        raise(string.format("save: the value at '%s' is nested deeper than the %d levels nn.load reads",
+          path, MAX_DEPTH))
+      end
       local tv = type(v)
       if nn.is_tensor(v) then
         return '{"$tensor":' .. json_string(add_tensor(v, path)) .. "}"
       elseif nn.is_module and nn.is_module(v) then
-        return encode(v:state_dict(), path)
+        return encode(v:state_dict(), path, depth)
       elseif tv == "number" then
         if math.type(v) == "integer" then return string.format("%d", v) end
         return float_text(v)
@@ -196,7 +210,7 @@ return function(nn)
         local function child(key) return path == "" and tostring(key) or path .. "." .. tostring(key) end
         if is_sequence(v) then
           local items = {}
-          for i = 1, #v do items[i] = encode(v[i], child(i)) end
+          for i = 1, #v do items[i] = encode(v[i], child(i), depth + 1) end
           out = "[" .. table.concat(items, ",") .. "]"
         else
           local plain, keys = true, {}
@@ -211,13 +225,14 @@ return function(nn)
           local items = {}
           for _, k in ipairs(keys) do
             if plain then
-              items[#items + 1] = json_string(k) .. ":" .. encode(v[k], child(k))
+              items[#items + 1] = json_string(k) .. ":" .. encode(v[k], child(k), depth + 1)
             else
               local tk = type(k)
               if tk ~= "string" and tk ~= "number" and tk ~= "boolean" then
                 raise("save: a table at '" .. path .. "' has a " .. tk .. " key")
               end
-              items[#items + 1] = "[" .. encode(k, child(k)) .. "," .. encode(v[k], child(k)) .. "]"
+              -- {"$pairs": [[key, value], ...]}: the pair's items are 3 deeper
+              items[#items + 1] = "[" .. encode(k, child(k), depth + 3) .. "," .. encode(v[k], child(k), depth + 3) .. "]"
             end
           end
           if plain then out = "{" .. table.concat(items, ",") .. "}"
@@ -228,7 +243,7 @@ return function(nn)
       end
       raise(string.format("save: cannot store a %s (at '%s')", tv, path))
     end
-    return encode(root, "")
+    return encode(root, "", 0)
   end
 
   local function decode_structure(v, tensors, path)
@@ -262,6 +277,19 @@ return function(nn)
   ---------------------------------------------------------------------------
   local STRUCTURE_KEY = "nnlua.structure"
 
+  -- Whether v is a JSON array of non-negative integers: a string ("12"), a
+  -- float (12.0, 1e1), a negative number, a null or an object in it is a
+  -- malformed header, as for the reference reader.
+  local function is_count_list(v)
+    if type(v) ~= "table" then return false end
+    local n = 0
+    for _ in pairs(v) do n = n + 1 end
+    for i = 1, n do
+      if math.type(v[i]) ~= "integer" or v[i] < 0 then return false end
+    end
+    return true
+  end
+
   -- A flat table of tensors under string keys (what state_dict gives).
   local function is_tensor_table(t)
     for k, v in pairs(t) do
@@ -272,7 +300,12 @@ return function(nn)
 
   --- nn.save(path, value [, metadata]): writes value in the safetensors
   -- format, atomically (the file at path is the old one or the whole new
-  -- one, never a part). value is
+  -- one, never a part: the new one is written beside it and renamed over
+  -- it). A symbolic link at path is followed: the file it leads to is
+  -- replaced and the link stays. A device, FIFO, socket or directory at
+  -- path is an error, and is left as it was. The temporary file of a save
+  -- killed outright (SIGKILL, the OOM killer) is removed by the next save
+  -- or load of path, once its process is gone. value is
   --  * a module: its state_dict() (model:load_state_dict(nn.load(path)) restores it);
   --  * a table {name = tensor, ...}: those tensors, under those names;
   --  * any other table of tensors, modules, numbers, strings (bytes too),
@@ -286,6 +319,8 @@ return function(nn)
   --    rebuilds the table (integers stay integers, floats round-trip exactly).
   -- metadata: optional {string = string}, stored as the header's __metadata__.
   -- dtypes: float32 (F32), float64 (F64), int64 (I64), bool (BOOL).
+  -- A value nested deeper than nn.load reads (200 levels of JSON) is an
+  -- error before anything is written.
   function nn.save(path, value, metadata)
     if type(path) ~= "string" then raise("save: expected a file name, got " .. type(path)) end
     if nn.is_module(value) then value = value:state_dict() end
@@ -352,8 +387,9 @@ return function(nn)
   -- from a nested table, that table rebuilt. metadata: the header's
   -- __metadata__ ({string = string}; nnlua's own entry left out).
   -- Anything malformed (bad header length, a header that is not JSON,
-  -- offsets outside the file, overlapping tensors, an unknown dtype) is an
-  -- error naming the file and the cause.
+  -- shapes or offsets that are not lists of JSON integers, offsets outside
+  -- the file, overlapping tensors, an unknown dtype) is an error naming the
+  -- file and the cause, and so is a path that is not a regular file.
   function nn.load(path)
     if type(path) ~= "string" then raise("load: expected a file name, got " .. type(path)) end
     local header = C.safetensors_read_header(path)
@@ -374,9 +410,9 @@ return function(nn)
         if type(e) ~= "table" then bad("not an object") end
         if type(e.dtype) ~= "string" then bad("no dtype") end
         if type(e.shape) ~= "table" then bad("no shape") end
-        if type(e.data_offsets) ~= "table" or #e.data_offsets ~= 2 then bad("data_offsets must be [begin, end]") end
-        for _, s in pairs(e.shape) do
-          if math.type(s) ~= "integer" or s < 0 then bad("the shape must hold non-negative integers") end
+        if not is_count_list(e.shape) then bad("the shape must be a list of non-negative integers") end
+        if not is_count_list(e.data_offsets) or #e.data_offsets ~= 2 then
+          bad("data_offsets must be [begin, end], two non-negative integers")
         end
         entries[#entries + 1] = {name, e.dtype, e.shape, e.data_offsets[1], e.data_offsets[2]}
       end

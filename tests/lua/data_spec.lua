@@ -6,36 +6,11 @@ local support = dofile((os.getenv("NN_ROOT") or ".") .. "/tests/lua/support.lua"
 local flat = support.flat
 local expect_error = support.expect_error
 
-local tmpdir = os.tmpname()
-os.remove(tmpdir)
-assert(os.execute("mkdir -p " .. tmpdir))
+local write, read = support.write, support.read
+local idx_bytes, gzip = support.idx_bytes, support.gzip
+
+local tmpdir = support.scratch_dir()
 teardown(function() os.execute("rm -rf " .. tmpdir) end)
-
-local function write(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-end
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
--- An IDX file: magic (0, 0, type, ndim), big-endian sizes, data.
-local function idx_bytes(type_code, sizes, data)
-  local parts = {string.char(0, 0, type_code, #sizes)}
-  for _, s in ipairs(sizes) do parts[#parts + 1] = string.pack(">I4", s) end
-  parts[#parts + 1] = data
-  return table.concat(parts)
-end
-
-local function gzip(path)
-  assert(os.execute("gzip -c " .. path .. " > " .. path .. ".gz"), "gzip failed")
-  return path .. ".gz"
-end
 
 describe("nn.data.idx", function()
   local pixels = {}
@@ -267,7 +242,7 @@ describe("nn.data.DataLoader", function()
     assert.are.same({0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, sorted)
     -- a resumed loader continues the sequence
     local c = nn.data.DataLoader(ds, {batch_size = 3, shuffle = true, seed = 7})
-    c:set_epoch(1)
+    c:set_epoch(2)
     assert.are.same(a2, epoch(c))
     assert.are_not.same(a1, epoch(nn.data.DataLoader(ds, {batch_size = 3, shuffle = true, seed = 8})))
   end)
@@ -340,6 +315,62 @@ describe("nn.data.DataLoader", function()
     expect_error(function() nn.data.DataLoader(ds, {batchsize = 2}) end, "DataLoader:", "unknown option 'batchsize'")
     expect_error(function() nn.data.DataLoader(ds, {seed = 1.5}) end, "DataLoader:", "seed")
     expect_error(function() nn.data.DataLoader(42) end, "DataLoader:", "dataset")
+  end)
+
+  it("refuses a dataset whose length is negative or not an integer, rather than making 0 batches", function()
+    local function dataset(len)
+      return setmetatable({}, {__len = function() return len end, __index = {get = function() return 1 end}})
+    end
+    expect_error(function() nn.data.DataLoader(dataset(-3)) end,
+      "DataLoader: the dataset's length (#ds) must be a non-negative integer, got -3")
+    expect_error(function() nn.data.DataLoader(dataset(2.5)) end, "DataLoader:", "non-negative integer, got 2.5")
+    expect_error(function() nn.data.DataLoader(dataset(4.0)) end, "DataLoader:", "got 4.0")
+    expect_error(function() nn.data.DataLoader(dataset("4")) end, "DataLoader:", 'got "4"')
+    -- a length that turns bad later is caught when it is used
+    local len = 4
+    local changing = setmetatable({}, {__len = function() return len end, __index = {get = function(_, i) return i end}})
+    local loader = nn.data.DataLoader(changing, {batch_size = 2})
+    assert.are.equal(2, #loader)
+    len = -1
+    expect_error(function() return #loader end, "DataLoader:", "got -1")
+    expect_error(function() loader:iter() end, "DataLoader:", "got -1")
+    expect_error(function() nn.data.Subset(dataset(-1), {}) end, "Subset:", "got -1")
+    -- an empty dataset is fine: no batches
+    assert.are.equal(0, #nn.data.DataLoader(dataset(0)))
+  end)
+
+  it("set_epoch(e) makes the next epoch e, whose order is a function of (seed, e)", function()
+    local function run(loader, epochs)
+      local orders = {}
+      for e = 1, epochs do orders[e] = epoch(loader) end
+      return orders
+    end
+    local opts = {batch_size = 3, shuffle = true, seed = 11}
+    local straight = run(nn.data.DataLoader(ds, opts), 5)
+    -- stopped after 2 epochs; a new loader resumes with set_epoch(3)
+    local first = nn.data.DataLoader(ds, opts)
+    local orders = run(first, 2)
+    assert.are.equal(2, first.epoch)
+    local resumed = nn.data.DataLoader(ds, opts)
+    resumed:set_epoch(3)
+    for _, o in ipairs(run(resumed, 3)) do orders[#orders + 1] = o end
+    assert.are.same(straight, orders)
+    assert.are.equal(5, resumed.epoch)
+    -- PyTorch's habit, set_epoch(epoch) at the top of every epoch, gives
+    -- the same orders as not calling it
+    local every = nn.data.DataLoader(ds, opts)
+    for e = 1, 5 do
+      every:set_epoch(e)
+      assert.are.same(straight[e], epoch(every), "epoch " .. e)
+    end
+    -- the order is that of (seed, e) whatever came before
+    local jump = nn.data.DataLoader(ds, opts)
+    jump:set_epoch(4)
+    assert.are.same(straight[4], epoch(jump))
+    jump:set_epoch(2)
+    assert.are.same(straight[2], epoch(jump))
+    expect_error(function() jump:set_epoch(-1) end, "DataLoader:set_epoch:", "non-negative integer, got -1")
+    expect_error(function() jump:set_epoch(1.5) end, "DataLoader:set_epoch:", "got 1.5")
   end)
 end)
 

@@ -10,33 +10,10 @@ local expect_error = support.expect_error
 local root = os.getenv("NN_ROOT") or "."
 local ref = dofile(root .. "/tests/fixtures/safetensors_reference.lua")
 
-local tmpdir = os.tmpname()
-os.remove(tmpdir)
-assert(os.execute("mkdir -p " .. tmpdir))
+local write, read, listdir = support.write, support.read, support.listdir
+
+local tmpdir = support.scratch_dir()
 teardown(function() os.execute("rm -rf " .. tmpdir) end)
-
-local function write(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function listdir(dir)
-  local names = {}
-  local p = io.popen("ls -A " .. dir)
-  for line in p:lines() do names[#names + 1] = line end
-  p:close()
-  table.sort(names)
-  return names
-end
 
 ---------------------------------------------------------------------------
 -- An independent reader of the format, sharing no code with nn.load: a

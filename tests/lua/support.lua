@@ -30,4 +30,53 @@ function support.nnlua_output(code)
   return out
 end
 
+--- A new empty directory under the system's temporary one; the caller
+-- removes it (teardown(function() os.execute("rm -rf " .. dir) end)).
+function support.scratch_dir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. dir))
+  return dir
+end
+
+--- Writes bytes to path, replacing it.
+function support.write(path, bytes)
+  local f = assert(io.open(path, "wb"))
+  f:write(bytes)
+  f:close()
+end
+
+--- The bytes of path, or nil when it cannot be opened.
+function support.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- The names in dir (hidden ones too), sorted.
+function support.listdir(dir)
+  local names = {}
+  local p = io.popen("ls -A " .. dir)
+  for line in p:lines() do names[#names + 1] = line end
+  p:close()
+  table.sort(names)
+  return names
+end
+
+--- An IDX file's bytes: magic (0, 0, type, ndim), big-endian sizes, data.
+function support.idx_bytes(type_code, sizes, data)
+  local parts = {string.char(0, 0, type_code, #sizes)}
+  for _, s in ipairs(sizes) do parts[#parts + 1] = string.pack(">I4", s) end
+  parts[#parts + 1] = data
+  return table.concat(parts)
+end
+
+--- Compresses path into path .. ".gz" with gzip; returns that name.
+function support.gzip(path)
+  assert(os.execute("gzip -c " .. path .. " > " .. path .. ".gz"), "gzip failed")
+  return path .. ".gz"
+end
+
 return support
