@@ -59,17 +59,37 @@ return function(nn)
   local sweep = {}
 
   ---------------------------------------------------------------------------
-  -- JSON: what the results file and the MPI messages are written in.
-  -- Numbers keep Lua's subtypes (1 is an integer, 1.0 a float) and round-trip
-  -- exactly; NaN and infinities are written as NaN / Infinity, as Python's
-  -- json module does. Objects are written with sorted keys, so that equal
-  -- tables give equal text (the trial keys and the definition hash use this).
---- nn.sweep.json: JSON encoding and decoding for the sweep's files (json.encode, json.decode).
+  -- JSON: what the results file and the MPI messages are written in, through
+  -- lua-cjson (Debian's lua-cjson). Two things cjson 2.1.0 cannot do are
+  -- done here, so that files stay byte for byte what earlier nnlua wrote:
+  -- - numbers: cjson writes at most 14 digits and reads every number as a
+  --   float; here numbers keep Lua's subtypes (1 is an integer, 1.0 a float)
+  --   and round-trip exactly (the shortest of %.15g, %.16g, %.17g that reads
+  --   back the same), NaN and infinities written NaN / Infinity as Python's
+  --   json module does;
+  -- - order: objects are written with sorted keys, so that equal tables
+  --   give equal text (the trial keys and the definition hash use this).
+  -- Strings, escapes, and all the reading are cjson's.
+--- nn.sweep.json: JSON encoding and decoding for the sweep's files (json.encode, json.decode), on lua-cjson.
   local json = {}
   sweep.json = json
 
   --- nn.sweep.json.null: decodes from null where a value must be kept (never in arrays or objects).
   json.null = setmetatable({}, {__tostring = function() return "null" end})
+
+  -- A cjson of the sweep's own, so that its settings are not the user's.
+  local cjson_instance
+  local function cjson()
+    if cjson_instance then return cjson_instance end
+    local ok, module = pcall(require, "cjson")
+    if not ok then
+      error("json: nn.sweep needs the Lua module cjson: apt-get install lua-cjson (tools/setup.sh does)", 0)
+    end
+    cjson_instance = module.new()
+    cjson_instance.decode_invalid_numbers(true) -- NaN, Infinity
+    cjson_instance.decode_max_depth(200)
+    return cjson_instance
+  end
 
   local function number_text(x)
     if math.type(x) == "integer" then return string.format("%d", x) end
@@ -83,12 +103,10 @@ return function(nn)
     return s
   end
 
-  local string_escapes = {['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
-                          ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t"}
+  -- cjson escapes '/' as '\/', which JSON allows but earlier files lack;
+  -- a '/' in its output always follows the backslash of that escape.
   local function string_text(s)
-    return '"' .. s:gsub('[%c"\\]', function(c)
-      return string_escapes[c] or string.format("\\u%04x", c:byte())
-    end) .. '"'
+    return (cjson().encode(s):gsub("\\/", "/"))
   end
 
   local function is_array(t)
@@ -161,115 +179,75 @@ return function(nn)
     return table.concat(out)
   end
 
-  local literals = {["true"] = true, ["false"] = false, ["null"] = json.null, ["NaN"] = 0 / 0,
-                    ["Infinity"] = math.huge, ["-Infinity"] = -math.huge}
-  local unescapes = {['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n",
-                     r = "\r", t = "\t"}
+  -- The text with every number put in a string marked "n" and every string
+  -- marked "s" (a string's text follows its mark): cjson then hands back
+  -- each number's own digits, for tonumber, which keeps integers apart from
+  -- floats and reads 19-digit integers exactly. Only the quotes of strings
+  -- are found here; the grammar is cjson's. Returns nil for a string that
+  -- never ends.
+  local function mark_numbers(text)
+    local out, pos = {}, 1
+    while true do
+      local open = text:find('"', pos, true)
+      local plain = text:sub(pos, open and open - 1 or #text)
+      out[#out + 1] = plain:gsub("%-?%d[%w.+-]*", '"n%0"')
+      if not open then return table.concat(out) end
+      local close, at = nil, open + 1
+      while true do
+        local stop = text:find('["\\]', at)
+        if not stop then return nil end
+        if text:byte(stop) == 34 then close = stop break end
+        at = stop + 2 -- an escape: its next character is not a closing quote
+      end
+      out[#out + 1] = '"s' .. text:sub(open + 1, close)
+      pos = close + 1
+    end
+  end
+
+  local NULL = nil -- cjson.null, known once cjson is loaded
+
+  -- The decoded value with the marks taken off; null leaves an entry out.
+  local function unmark(v)
+    local kind = type(v)
+    if kind == "string" then
+      if v:byte(1) == 115 then return v:sub(2) end -- "s"
+      local digits = v:sub(2)
+      local number = (digits:match("^%-?%d+%.?%d*$") or digits:match("^%-?%d+%.?%d*[eE][-+]?%d+$"))
+                     and tonumber(digits)
+      if not number then error("json: bad number '" .. digits .. "'", 0) end
+      return number
+    elseif kind == "table" then
+      local t = {}
+      for k, x in pairs(v) do
+        if x ~= NULL then
+          if type(k) == "string" then k = k:sub(2) end
+          t[k] = unmark(x)
+        end
+      end
+      return t
+    end
+    return v
+  end
 
   --- nn.sweep.json.decode(text) -> value: the inverse of encode; null in an
   --- array or object leaves the entry out. Raises "json: ... at character N".
   function json.decode(text)
     if type(text) ~= "string" then error("json: expected a string to decode, got " .. type(text), 0) end
-    local pos = 1
-    local function fail(what) error(string.format("json: %s at character %d", what, pos), 0) end
-    local function skip() pos = text:find("[^ \t\r\n]", pos) or #text + 1 end
-    local value
-
-    local function read_string()
-      pos = pos + 1 -- the opening quote
-      local parts = {}
-      while true do
-        local stop = text:find('["\\]', pos)
-        if not stop then fail("unterminated string") end
-        parts[#parts + 1] = text:sub(pos, stop - 1)
-        pos = stop + 1
-        if text:sub(stop, stop) == '"' then return table.concat(parts) end
-        local c = text:sub(pos, pos)
-        if c == "u" then
-          local code = tonumber(text:sub(pos + 1, pos + 4):match("^%x%x%x%x$") or "", 16)
-          if not code then fail("bad \\u escape") end
-          pos = pos + 5
-          if code >= 0xD800 and code <= 0xDBFF and text:sub(pos, pos + 1) == "\\u" then
-            local low = tonumber(text:sub(pos + 2, pos + 5):match("^%x%x%x%x$") or "", 16)
-            if low and low >= 0xDC00 and low <= 0xDFFF then
-              code = 0x10000 + (code - 0xD800) * 0x400 + (low - 0xDC00)
-              pos = pos + 6
-            end
-          end
-          parts[#parts + 1] = utf8.char(code)
-        elseif unescapes[c] then
-          parts[#parts + 1] = unescapes[c]
-          pos = pos + 1
-        else
-          fail("bad escape \\" .. c)
-        end
-      end
+    local decoder = cjson()
+    NULL = decoder.null
+    local marked = mark_numbers(text)
+    if not marked then
+      error(string.format("json: unterminated string at character %d", #text + 1), 0)
     end
-
-    value = function(depth)
-      if depth > 200 then fail("nested too deeply") end
-      skip()
-      local c = text:sub(pos, pos)
-      if c == "{" then
-        local object = {}
-        pos = pos + 1
-        skip()
-        if text:sub(pos, pos) == "}" then pos = pos + 1; return object end
-        while true do
-          skip()
-          if text:sub(pos, pos) ~= '"' then fail("expected a key") end
-          local key = read_string()
-          skip()
-          if text:sub(pos, pos) ~= ":" then fail("expected ':'") end
-          pos = pos + 1
-          local v = value(depth + 1)
-          if v ~= json.null then object[key] = v end
-          skip()
-          local sep = text:sub(pos, pos)
-          pos = pos + 1
-          if sep == "}" then return object end
-          if sep ~= "," then pos = pos - 1; fail("expected ',' or '}'") end
-        end
-      elseif c == "[" then
-        local array, n = {}, 0
-        pos = pos + 1
-        skip()
-        if text:sub(pos, pos) == "]" then pos = pos + 1; return array end
-        while true do
-          local v = value(depth + 1)
-          n = n + 1
-          if v ~= json.null then array[n] = v end
-          skip()
-          local sep = text:sub(pos, pos)
-          pos = pos + 1
-          if sep == "]" then return array end
-          if sep ~= "," then pos = pos - 1; fail("expected ',' or ']'") end
-        end
-      elseif c == '"' then
-        return read_string()
-      end
-      local number = text:match("^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
-      if number and number ~= "" then
-        local v = tonumber(number)
-        if v == nil then fail("bad number '" .. number .. "'") end
-        pos = pos + #number
-        return v
-      end
-      for word, v in pairs(literals) do
-        if text:sub(pos, pos + #word - 1) == word then
-          pos = pos + #word
-          return v
-        end
-      end
-      if pos > #text then fail("unexpected end of text") end
-      fail("unexpected character '" .. c .. "'")
+    local ok, v = pcall(decoder.decode, marked)
+    if not ok then
+      -- the message and the position, as they are in the text given
+      local plain_ok, message = pcall(decoder.decode, text)
+      if plain_ok then message = "a number that is not JSON's" end
+      error("json: " .. tostring(message), 0)
     end
-
-    local v = value(0)
-    skip()
-    if pos <= #text then fail("unexpected text after the value") end
-    if v == json.null then return nil end
-    return v
+    if v == NULL then return nil end
+    return unmark(v)
   end
 
   -- FNV-1a, 64 bits (Fowler, Noll, Vo): a stable name for a definition.

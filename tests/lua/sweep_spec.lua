@@ -136,6 +136,65 @@ describe("nn.sweep.json", function()
   end)
 end)
 
+describe("nn.sweep.json on lua-cjson, against the files of its own earlier encoder", function()
+  local json = nn.sweep.json
+  local root = os.getenv("NN_ROOT") or "."
+
+  it("writes byte for byte what the earlier encoder wrote, and reads that text back exactly", function()
+    -- so a file written now reads in an earlier nnlua, and one written then reads now
+    for _, case in ipairs(dofile(root .. "/tests/fixtures/json_v1.lua")) do
+      local v = assert(load("return " .. case.lua))()
+      assert.are.equal(case.json, json.encode(v), case.lua)
+      local back = json.decode(case.json)
+      if type(v) == "number" then
+        assert.are.equal(math.type(v), math.type(back), case.lua)
+        if v == v then assert.are.equal(v, back, case.lua) else assert.is_true(back ~= back) end
+        if v == 0 then assert.are.equal(1 / v, 1 / back, case.lua) end -- -0.0 stays negative
+      elseif v == nil then
+        assert.is_nil(back)
+      elseif type(v) == "string" then
+        assert.are.equal(v, back, case.lua)
+      else -- keys come back as strings, as JSON has them: compare the text
+        assert.are.equal(case.json, json.encode(back), case.lua)
+      end
+    end
+  end)
+
+  it("resumes a results file the earlier encoder wrote: same definition, nothing to run again", function()
+    local fixture = root .. "/tests/fixtures/sweep_v1.jsonl"
+    local file = temp_name(".jsonl")
+    local original = support.read(fixture)
+    support.write(file, original)
+    local ok, result = pcall(nn.sweep, {
+      name = "fixture: written by the hand-written encoder",
+      parameters = {lr = {0.1, 1.0, 2}, act = {"tanh", "a/b \"q\""}},
+      seeds = 2, metric = "val/loss", mode = "min",
+      file = file, workers = 1, quiet = true, plot = false,
+      run = function() error("every trial is in the file: none may run again") end,
+    })
+    local after = support.read(file)
+    os.remove(file)
+    assert(ok, result)
+    assert.are.equal(original, after) -- nothing appended, nothing rewritten
+    assert.are.equal(12, #result.trials)
+    assert.are.same({ok = 11, failed = 1, timeout = 0}, result.counts)
+    local best = result.trials[1]
+    assert.are.equal(0.1, best.config.lr)
+    assert.are.equal(1, best.seed)
+    assert.are.equal(0.3476190476190476, best.metrics["val/loss"])
+    assert.are.equal("integer", math.type(best.metrics.steps))
+    assert.are.equal("float", math.type(best.metrics.whole))
+    assert.are.equal("é\t∞", best.metrics.note)
+  end)
+
+  it("uses the cjson module a stock lua5.4 and nnlua both find", function()
+    assert.are.equal("[1,\"a\"]", require("cjson").encode({1, "a"}))
+    require_nnlua()
+    local out = support.nnlua_output('print(require("cjson").encode({1, "a"}))')
+    assert.are.equal('[1,"a"]\n', out)
+  end)
+end)
+
 describe("nn.sweep, on this machine", function()
   local file
 
