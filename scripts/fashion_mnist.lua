@@ -22,39 +22,17 @@
 --     --seed N        the seed of the weights, dropout and shuffling (default 1)
 local nn = require "nn"
 
-local function usage(msg)
-  io.stderr:write("fashion_mnist.lua: ", msg, "\n",
-    "usage: nnlua scripts/fashion_mnist.lua [--deep] [--quick] [--epochs N] [--out DIR] [--data DIR] [--threads N] [--seed N]\n")
-  os.exit(2)
-end
-
-local opts = {deep = false, quick = false, out = "fashion_mnist_results", seed = 1}
-do
-  local i = 1
-  local function value(name)
-    i = i + 1
-    if arg[i] == nil then usage(name .. " needs a value") end
-    return arg[i]
-  end
-  local function whole(name)
-    local v = math.tointeger(tonumber(value(name)))
-    if not v or v < 1 then usage(name .. " needs a whole number >= 1") end
-    return v
-  end
-  while i <= #arg do
-    local a = arg[i]
-    if a == "--deep" then opts.deep = true
-    elseif a == "--quick" then opts.quick = true
-    elseif a == "--epochs" then opts.epochs = whole(a)
-    elseif a == "--out" then opts.out = value(a)
-    elseif a == "--data" then opts.data = value(a)
-    elseif a == "--threads" then opts.threads = whole(a)
-    elseif a == "--seed" then opts.seed = whole(a)
-    elseif a == "--help" or a == "-h" then usage("the options are")
-    else usage("unknown option " .. a) end
-    i = i + 1
-  end
-end
+local parser = nn.cli.parser("Fashion-MNIST with a dense network: the lesson's experiment.")
+parser:flag("--deep", "the second configuration: 784-1024-512-10 with dropout, Adam with a cosine "
+            .. "learning-rate schedule, 30 epochs")
+parser:flag("--quick", "a small subset (2,000 training and 1,000 test images, 2 epochs) for the test suite")
+parser:option("--epochs", "override the number of epochs", nil, nn.cli.whole(1, "--epochs"))
+parser:option("--out", "where the pictures and the model go (nothing is drawn with --out '')",
+              "fashion_mnist_results")
+parser:option("--data", "the directory of the four IDX files (default: Debian's /usr/share/datasets/fashion-mnist)")
+parser:option("--threads", "BLAS threads (default: nn's default)", nil, nn.cli.whole(1, "--threads"))
+parser:option("--seed", "the seed of the weights, dropout and shuffling", "1", nn.cli.whole(1, "--seed"))
+local opts = parser:parse()
 if opts.threads then nn.set_num_threads(opts.threads) end
 
 -- The two configurations. The lesson's: Keras's Dense(512, relu),

@@ -1,6 +1,7 @@
 -- XOR with a multilayer perceptron: three hidden layers of sigmoids learn
 -- what no single layer can (compare perceptron_xor.lua).
 local nn = require "nn"
+nn.cli.parser("XOR with a multilayer perceptron: three hidden layers of sigmoids."):parse()
 nn.manual_seed(777)
 local device = nn.cuda.is_available() and "cuda" or "cpu"
 

@@ -221,7 +221,7 @@ require "nn.serialize" (nn)
 -- nn.sweep): a script that never draws does not pay to compile the plotting
 -- code.
 local on_first_use = {plot = "nn.plot", progress = "nn.progress", sweep = "nn.sweep",
-                      repl = "nn.repl", help = "nn.repl"}
+                      repl = "nn.repl", help = "nn.repl", cli = "nn.cli"}
 setmetatable(nn, {__index = function(t, key)
   local name = on_first_use[key]
   if not name then return nil end

@@ -7,8 +7,8 @@
 --       hidden = {2, 4, 8},                    -- a list: every value (grid)
 --       activation = {"sigmoid", "tanh"},
 --     },
---     trials = 10,            -- random draws (of each grid point)
---     seeds = 3,              -- seeds 1, 2, 3 for every setting
+--     trials = 10,            -- random settings in all (grid values taken in turn)
+--     seeds = 3,              -- seeds 1, 2, 3 for every setting (30 runs in all)
 --     metric = "loss", mode = "min",
 --     file = "sweep.jsonl",   -- one JSON line per finished trial
 --     time_limit = 60,        -- seconds per trial (optional)
@@ -529,9 +529,14 @@ return function(nn)
     return spec
   end
 
-  -- Every trial of the sweep, in a fixed order: each setting (the grid's
-  -- combinations, first parameter slowest, repeated `trials` times with
-  -- fresh draws of the distributions) with each seed.
+  -- Every trial of the sweep, in a fixed order: each setting with each seed.
+  -- The settings are the grid's combinations (first parameter slowest), or,
+  -- where some parameters are distributions, `trials` settings in all: each
+  -- takes the next combination of the grid in turn (so a grid of 2 values
+  -- and trials = 4 gives each value twice) and fresh draws of the
+  -- distributions. A draw that repeats a setting adds nothing and is drawn
+  -- again, up to 100 draws a setting: a space with fewer settings than
+  -- `trials` (int(1, 2), trials = 4) gives the settings it has.
   local function enumerate(spec)
     local grid, drawn = {}, {}
     for _, name in ipairs(spec.names) do
@@ -550,25 +555,35 @@ return function(nn)
       end
       combinations = next_combinations
     end
-    local uniform = new_generator(spec.search_seed)
-    local trials, seen = {}, {}
-    for _ = 1, spec.trials do
-      for _, combination in ipairs(combinations) do
+    local settings, seen = {}, {}
+    local function add(config)
+      local setting = json.encode(config)
+      if seen[setting] then return end
+      seen[setting] = true
+      settings[#settings + 1] = {config = config, setting = setting}
+    end
+    if #drawn == 0 then
+      for _, combination in ipairs(combinations) do add(combination) end
+    else
+      local uniform = new_generator(spec.search_seed)
+      local draws = 0
+      while #settings < spec.trials and draws < 100 * spec.trials do
+        draws = draws + 1
         local config = {}
-        for k, v in pairs(combination) do config[k] = v end
+        for k, v in pairs(combinations[#settings % #combinations + 1]) do config[k] = v end
         for _, name in ipairs(drawn) do config[name] = draw(spec.parameters[name], uniform) end
-        local setting = json.encode(config)
-        if not seen[setting] then -- a draw that repeats a setting adds nothing
-          seen[setting] = true
-          for _, seed in ipairs(spec.seeds) do
-            local index = #trials + 1
-            trials[index] = {index = index, config = config, seed = seed, setting = setting,
-                             key = setting .. "#" .. seed}
-          end
-        end
+        add(config)
       end
     end
-    return trials
+    local trials = {}
+    for _, s in ipairs(settings) do
+      for _, seed in ipairs(spec.seeds) do
+        local index = #trials + 1
+        trials[index] = {index = index, config = s.config, seed = seed, setting = s.setting,
+                         key = s.setting .. "#" .. seed}
+      end
+    end
+    return trials, #settings
   end
 
   ---------------------------------------------------------------------------
@@ -1019,8 +1034,10 @@ return function(nn)
 
   local function print_report(spec, result, elapsed, workers)
     local counts = result.counts
-    print(string.format("\nsweep: %d trials (%d ok, %d failed, %d timed out) in %.1f s with %d worker%s; results in %s",
-                        #result.trials, counts.ok, counts.failed, counts.timeout, elapsed, workers,
+    -- a trial is a setting run with one seed: say so where the count is a product
+    local product = #spec.seeds > 1 and string.format("%d settings x %d seeds; ", #result.settings, #spec.seeds) or ""
+    print(string.format("\nsweep: %d trials (%s%d ok, %d failed, %d timed out) in %.1f s with %d worker%s; results in %s",
+                        #result.trials, product, counts.ok, counts.failed, counts.timeout, elapsed, workers,
                         workers == 1 and "" or "s", spec.file))
     local extra, seen = {}, {[spec.metric] = true}
     for _, r in ipairs(result.trials) do
@@ -1165,7 +1182,11 @@ return function(nn)
   ---------------------------------------------------------------------------
   -- The scheduler.
   local function schedule(spec, mpi)
-    local trials = enumerate(spec)
+    local trials, setting_count = enumerate(spec)
+    if setting_count < spec.trials and not spec.quiet then
+      io.stderr:write(string.format("sweep: the parameters hold only %d different setting%s, not the %d trials "
+                                    .. "asked for\n", setting_count, setting_count == 1 and "" or "s", spec.trials))
+    end
     local results = open_results(spec, trials)
     spec.results_file = results.file
     if results.damaged > 0 and not spec.quiet then
@@ -1308,8 +1329,8 @@ return function(nn)
   --- {ok, failed, timeout}, file}. A record is {trial, config, seed, status =
   --- "ok"|"failed"|"timeout", metrics, duration, worker, host, error}.
   --- Fields: parameters, run, metric (required); file (required); mode
-  --- "min" (default) or "max"; trials (random draws, required with
-  --- distributions); seeds (count or list, default 1); workers (default the
+  --- "min" (default) or "max"; trials (how many settings to draw, in all,
+  --- required with distributions; grid values are taken in turn); seeds (count or list, default 1); workers (default the
   --- cores, or 1 per rank under mpirun); time_limit (seconds); search_seed
   --- (default 1); show (rows printed, default 20); quiet; show_output (let
   --- trials print, default false); plot (false, or a file prefix); name.

@@ -303,13 +303,15 @@ describe("nn.sweep, on this machine", function()
     local definition = {
       parameters = {lr = nn.sweep.log_uniform(1e-4, 1), units = nn.sweep.int(2, 5), p = nn.sweep.uniform(-1, 1),
                     act = nn.sweep.choice {"tanh", "relu"}, depth = {1, 2}},
-      trials = 5, metric = "loss", file = file, workers = 2, quiet = true, plot = false,
+      trials = 10, metric = "loss", file = file, workers = 2, quiet = true, plot = false,
       run = function(c) return {loss = c.lr} end,
     }
     local first = nn.sweep(definition)
     assert.are.equal(10, #first.trials)
+    local depths = {0, 0}
     for _, r in ipairs(first.trials) do
       local c = r.config
+      depths[c.depth] = depths[c.depth] + 1
       assert.is_true(c.lr >= 1e-4 and c.lr <= 1)
       assert.are.equal("integer", math.type(c.units))
       assert.is_true(c.units >= 2 and c.units <= 5)
@@ -324,6 +326,26 @@ describe("nn.sweep, on this machine", function()
       b[i] = nn.sweep.json.encode(second.trials[i].config)
     end
     assert.are.same(a, b)
+    assert.are.same({5, 5}, depths) -- the grid's values taken in turn
+  end)
+
+  it("runs as many settings as trials says, in all, each with every seed", function()
+    local function count(definition)
+      os.remove(file)
+      definition.metric, definition.file, definition.workers = "loss", file, 2
+      definition.quiet, definition.plot = true, false
+      definition.run = function(c) return {loss = c.lr} end
+      local result = nn.sweep(definition)
+      return #result.trials, #result.settings
+    end
+    -- a grid of two values beside a distribution: 4 trials, not 4 of each value
+    assert.are.same({4, 4}, {count {parameters = {lr = nn.sweep.log_uniform(1e-3, 1), act = {"tanh", "relu"}},
+                                    trials = 4}})
+    assert.are.same({4, 4}, {count {parameters = {lr = nn.sweep.log_uniform(1e-3, 1)}, trials = 4}})
+    -- each setting with each seed
+    assert.are.same({8, 4}, {count {parameters = {lr = nn.sweep.log_uniform(1e-3, 1)}, trials = 4, seeds = 2}})
+    -- a space of two settings gives two, whatever trials asks
+    assert.are.same({2, 2}, {count {parameters = {lr = nn.sweep.int(1, 2)}, trials = 4}})
   end)
 
   it("refuses a results file from a different sweep", function()
@@ -598,7 +620,20 @@ describe("nn.sweep in separate processes", function()
     end
     assert.truthy(out:find("settings over seeds, best mean first", 1, true), out)
     assert.truthy(out:find("\nbest: activation=%a+ hidden=%d+ lr=[%d.]+: loss [%d.e+-]+ ± [%d.e+-]+ over 2 seeds"), out)
-    assert.truthy(out:find("settings reached accuracy 1.0 with every seed", 1, true), out)
+    assert.truthy(out:find("settings reached accuracy 1.0 with every seed and kept it to the end", 1, true), out)
+    -- the summary's lowest final loss is the sweep's best setting
+    local activation, hidden, lr = out:match("\nbest: activation=(%a+) hidden=(%d+) lr=([%d.]+):")
+    assert.truthy(activation, out)
+    assert.truthy(out:find(string.format("\nlowest final loss: lr=%s hidden=%s activation=%s,", lr, hidden,
+                                         activation), 1, true), out)
+    -- and its fastest setting, if any, ended solved with every seed
+    lr, hidden, activation = out:match("\nfastest to learn for good: lr=([%d.]+) hidden=(%d+) activation=(%a+),")
+    for _, r in pairs(by_key) do
+      if r.config.activation == activation and r.config.hidden == tonumber(hidden) and r.config.lr == tonumber(lr) then
+        assert.are.equal(1, r.metrics.accuracy)
+        assert.is_number(r.metrics.solved_from)
+      end
+    end
     for _, name in ipairs {"activation", "hidden", "lr"} do
       local picture = pictures[name]
       if out:find("picture: " .. picture, 1, true) then
@@ -609,6 +644,19 @@ describe("nn.sweep in separate processes", function()
         assert.truthy(out:find("no picture", 1, true), out) -- gnuplot missing: said so, not an error
       end
     end
+  end)
+
+  it("scripts/sweep_xor.lua --out DIR: the results file and the pictures go there", function()
+    local dir = temp_name("")
+    finally(function() os.execute("rm -rf " .. quote(dir)) end)
+    local root = os.getenv("NN_ROOT") or "."
+    local out, code = run(string.format("%s %s --quick --workers 2 --out %s", quote(NNLUA),
+                                        quote(root .. "/scripts/sweep_xor.lua"), quote(dir .. "/results")))
+    assert.are.equal(0, code, out)
+    local _, count = records_by_key(dir .. "/results/sweep_xor_quick.jsonl")
+    assert.are.equal(24, count)
+    assert.truthy(out:find("results in " .. dir .. "/results/sweep_xor_quick.jsonl", 1, true), out)
+    assert.truthy(out:find("24 trials (12 settings x 2 seeds; 24 ok", 1, true), out)
   end)
 
   it("a sweep killed with SIGKILL midway, then run again, has every trial exactly once", function()
