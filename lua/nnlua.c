@@ -712,19 +712,23 @@ static void repl_run(lua_State *L) {
 
 /* ---- nn: built in, and a global on first use --------------------------- */
 
-/* _G's __index while the global `nn` has not been read: requires "nn", stores
-   it with rawset (later reads cost nothing) and returns it. Any other missing
-   global is nil, as without a metatable. A script that sets `nn` itself wins,
-   since __index only runs for absent keys; one that replaces _G's metatable
-   (strict mode) should `local nn = require "nn"`, as scripts do anyway. */
+/* _G's __index while the globals `nn` and `help` have not been read:
+   requires "nn", stores nn (or nn.help, the same help as at the prompt) with
+   rawset (later reads cost nothing) and returns it. Any other missing global
+   is nil, as without a metatable. A script that sets `nn` or `help` itself
+   wins, since __index only runs for absent keys; one that replaces _G's
+   metatable (strict mode) should `local nn = require "nn"`, as scripts do
+   anyway. */
 static int global_index(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE); /* reachable as getmetatable(_G).__index */
   const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
-  if (key == NULL || strcmp(key, "nn") != 0) return 0;
+  int is_help = key != NULL && strcmp(key, "help") == 0;
+  if (key == NULL || (strcmp(key, "nn") != 0 && !is_help)) return 0;
   lua_getglobal(L, "require");
   lua_pushliteral(L, "nn");
   lua_call(L, 1, 1);
-  lua_pushliteral(L, "nn");
+  if (is_help) lua_getfield(L, -1, "help");
+  lua_pushvalue(L, 2);
   lua_pushvalue(L, -2);
   lua_rawset(L, 1);
   return 1;

@@ -214,35 +214,23 @@ if opts.out ~= "" then
     style = "linespoints", out = prefix .. "curves.png"}
   print("curves: " .. curves)
 
-  -- The first 32 misclassified test images in a grid of 4 rows of 8, one
-  -- dark pixel of space between them; the heat map draws row 1 at the
-  -- bottom, so the picture's rows are filled from the last.
-  local ROWS, COLS, SIDE, GAP = 4, 8, 28, 1
-  local shown = math.min(#misclassified, ROWS * COLS)
+  -- The first 32 misclassified test images, 8 a row, each captioned with
+  -- its true and predicted class.
+  local COLUMNS, SIDE = 8, 28
+  local shown = math.min(#misclassified, 4 * COLUMNS)
   if shown > 0 then
-    local height, width = ROWS * (SIDE + GAP) - GAP, COLS * (SIDE + GAP) - GAP
-    local grid = {}
-    for r = 1, height do
-      local row = {}
-      for c = 1, width do row[c] = 0.35 end
-      grid[r] = row
-    end
+    local images, captions = nn.zeros(shown, 1, SIDE, SIDE), {}
     print("misclassified test images in the grid (row, column: true -> predicted):")
     for k = 1, shown do
       local index = misclassified[k]
-      local gr, gc = (k - 1) // COLS, (k - 1) % COLS
-      local pixels = x_test[index]:totable()
-      for py = 1, SIDE do
-        local picture_row = gr * (SIDE + GAP) + py
-        local row = grid[height - picture_row + 1]
-        for px = 1, SIDE do row[gc * (SIDE + GAP) + px] = pixels[(py - 1) * SIDE + px] end
-      end
-      print(string.format("  (%d, %d) test image %d: %s -> %s", gr + 1, gc + 1, index,
-        class_names[labels[index]], class_names[predicted[index]]))
+      images[k]:copy_(x_test[index]:view(1, SIDE, SIDE))
+      captions[k] = class_names[labels[index]] .. " -> " .. class_names[predicted[index]]
+      print(string.format("  (%d, %d) test image %d: %s", (k - 1) // COLUMNS + 1, (k - 1) % COLUMNS + 1, index,
+        captions[k]))
     end
-    local picture = nn.plot.heatmap{z = grid, palette = "gray", zrange = {0, 1},
-      title = string.format("%d misclassified test images (listed in the output)", shown),
-      legend = false, out = prefix .. "misclassified.png", width = 900, height = 520}
+    local picture = nn.plot.image{image = images, labels = captions, columns = COLUMNS, zrange = {0, 1},
+      title = string.format("%d misclassified test images: true -> predicted class", shown),
+      out = prefix .. "misclassified.png", width = 1200, height = 760}
     print("misclassified: " .. picture)
   end
 

@@ -1113,8 +1113,8 @@ return function(nn)
   end
 
   -- One picture per parameter: the metric of every finished trial against
-  -- the parameter's value (categories at 1, 2, ..., coloured and named in
-  -- the legend), through nn.plot.scatter when it is there.
+  -- the parameter's value (categories at 1, 2, ..., coloured, and named on
+  -- the axis), through nn.plot.scatter when it is there.
   local function draw_pictures(spec, result)
     if spec.plot == false then return end
     local scatter = type(nn.plot) == "table" and nn.plot.scatter
@@ -1168,11 +1168,14 @@ return function(nn)
           xrange = {x_lo - margin, x_hi + margin}
         end
         local path = prefix .. "_" .. name .. ".png"
+        local legend -- the default, unless the axis names the categories
+        if categories then legend = false end
         local ok, err = pcall(scatter, {
           x = xs, y = ys, class = class, labels = labels, out = path, xrange = xrange,
           title = string.format("%s: %s against %s (%s is better)", spec.name, spec.metric, name,
                                 spec.mode == "min" and "lower" or "higher"),
-          xlabel = categories and name .. " (see legend)" or name, ylabel = spec.metric,
+          xlabel = name, ylabel = spec.metric, xcategories = labels,
+          legend = legend,
           logx = logx or nil, logy = logy or nil})
         if ok then print("picture: " .. path) else print("(no picture for " .. name .. ": " .. tostring(err) .. ")") end
       end
@@ -1321,19 +1324,47 @@ return function(nn)
     return result
   end
 
-  --- nn.sweep(definition) -> result: runs every trial of a sweep (see the
-  --- top of this file for the definition's fields) and returns
-  --- {trials = records sorted best first, settings = per-setting {config,
-  --- mean, std (over the seeds that finished; std is nil for one), ok,
-  --- seeds, trials} sorted best first, best = settings[1], counts =
-  --- {ok, failed, timeout}, file}. A record is {trial, config, seed, status =
-  --- "ok"|"failed"|"timeout", metrics, duration, worker, host, error}.
-  --- Fields: parameters, run, metric (required); file (required); mode
-  --- "min" (default) or "max"; trials (how many settings to draw, in all,
-  --- required with distributions; grid values are taken in turn); seeds (count or list, default 1); workers (default the
-  --- cores, or 1 per rank under mpirun); time_limit (seconds); search_seed
-  --- (default 1); show (rows printed, default 20); quiet; show_output (let
-  --- trials print, default false); plot (false, or a file prefix); name.
+  --- nn.sweep(definition) -> result: runs a hyperparameter sweep: every
+  --- setting of the parameters, each with every seed (a trial), in parallel
+  --- worker processes (under mpirun, on every rank), appending one JSON line
+  --- per finished trial to a results file; run again, it resumes. Then it
+  --- prints a table of the trials and settings and draws the metric against
+  --- each parameter.
+  ---   local result = nn.sweep {
+  ---     parameters = {lr = nn.sweep.log_uniform(1e-3, 1), hidden = {4, 8}},
+  ---     trials = 10, seeds = 3, metric = "loss", mode = "min",
+  ---     file = "sweep.jsonl",
+  ---     run = function(config) ... return {loss = final_loss} end,
+  ---   }
+  --- The definition's fields:
+  ---   parameters  name -> a list of values (every value is tried: a grid) or
+  ---               a distribution (nn.sweep.uniform, log_uniform, int,
+  ---               choice: random search); required
+  ---   run         run(config) trains with config.<name> and config.seed and
+  ---               returns a table of metrics (numbers, strings, booleans);
+  ---               it runs in a forked copy of the process, after
+  ---               nn.manual_seed(seed), its printing discarded; required
+  ---   metric      the metric to compare settings by; required
+  ---   file        the results file (one JSON line per trial); required
+  ---   mode        "min" (lower is better, the default) or "max"
+  ---   trials      with distributions, how many settings to draw in all (the
+  ---               grid's values are taken in turn); required with them
+  ---   seeds       a count (3: seeds 1, 2, 3) or a list of integers; default 1
+  ---   workers     trials at once (default: the cores; 1 per rank under mpirun)
+  ---   time_limit  seconds a trial may take before it is killed and recorded
+  ---               as timed out
+  ---   search_seed the seed of the random draws (default 1)
+  ---   show        rows of the printed tables (default 20)
+  ---   quiet       print nothing; show_output: let the trials print
+  ---   plot        false (no pictures), or the prefix of the pictures' names
+  ---               (default: the results file's name without its extension)
+  ---   name        the sweep's name, in titles
+  --- A trial that raises, crashes or runs out of time is recorded as failed
+  --- or timed out and the sweep goes on. The result is {trials = records,
+  --- best first, settings = {config, mean, std (std nil for one seed), ok,
+  --- seeds, trials} per setting, best first, best = settings[1], counts =
+  --- {ok, failed, timeout}, file}; a record is {trial, config, seed, status
+  --- = "ok"|"failed"|"timeout", metrics, duration, worker, host, error}.
   local function run_sweep(definition)
     local spec = check_definition(definition)
     local mpi = mpi_context(spec)

@@ -348,6 +348,31 @@ describe("nn.sweep, on this machine", function()
     assert.are.same({2, 2}, {count {parameters = {lr = nn.sweep.int(1, 2)}, trials = 4}})
   end)
 
+  it("draws the metric against each parameter, naming categories on the axis", function()
+    local pictures = temp_name("")
+    local wrapper, scripts = pictures .. "-gnuplot.sh", pictures .. "-scripts"
+    finally(function() os.execute("rm -rf " .. quote(pictures) .. "* ") end)
+    assert(os.execute("mkdir -p " .. quote(scripts)))
+    -- a gnuplot that keeps a copy of each script it runs
+    write_file(wrapper, "#!/bin/sh\ncp \"$1\" " .. quote(scripts) .. "/$(basename \"$1\").gp\nexec gnuplot \"$1\"\n")
+    assert(os.execute("chmod +x " .. quote(wrapper)))
+    local real_print = print
+    nn.plot.gnuplot, _G.print = wrapper, function() end
+    local ok, err = pcall(nn.sweep, {
+      parameters = {act = {"tanh", "relu"}, lr = {0.1, 1}}, metric = "loss", file = file, workers = 2,
+      plot = pictures, run = function(c) return {loss = c.lr * (c.act == "tanh" and 1 or 2)} end,
+    })
+    nn.plot.gnuplot, _G.print = "gnuplot", real_print
+    assert(ok, err)
+    local p = io.popen("cat " .. quote(scripts) .. "/*.gp")
+    local all = p:read("a")
+    p:close()
+    assert.truthy(all:find("set xtics ('tanh' 1, 'relu' 2)", 1, true), all)
+    assert.truthy(all:find("set xlabel 'act'", 1, true), all)
+    assert.truthy(exists(pictures .. "_act.png"))
+    assert.truthy(exists(pictures .. "_lr.png"))
+  end)
+
   it("refuses a results file from a different sweep", function()
     nn.sweep {parameters = {x = {1, 2}}, metric = "loss", file = file, quiet = true, plot = false,
               run = function(c) return {loss = c.x} end}
