@@ -371,6 +371,11 @@ return function(nn, repl)
   local AUTOGRAD = {backward = true, detach = true, detach_ = true, requires_grad_ = true, retain_grad = true,
                     register_hook = true, no_grad = true, enable_grad = true, set_grad_enabled = true,
                     is_grad_enabled = true, gradcheck = true}
+  -- Activations whose documentation lives beside the layers or the tensor's math.
+  local ACTIVATION_NAMES = {sigmoid = true, tanh = true, relu = true, step = true}
+  local function is_activation_name(name)
+    return ACTIVATION_NAMES[name:lower():gsub("_$", "")] == true
+  end
   local UTILS = {manual_seed = true, initial_seed = true, get_rng_state = true, set_rng_state = true,
                  clock = true, set_num_threads = true, get_num_threads = true, is_tensor = true, is_module = true}
 
@@ -398,6 +403,7 @@ return function(nn, repl)
     if best == "tensors" or best == "modules" then
       -- tensor methods and nn.F's functions: by what they compute
       if AUTOGRAD[last] then return "autograd" end
+      if is_activation_name(last) then return "activations" end
       local doc = doc_of(entry)
       local by_file = doc and FILE_FAMILY[doc.file]
       if by_file == "activations" or by_file == "losses" then return by_file end
@@ -410,6 +416,7 @@ return function(nn, repl)
     if cls and is_module_class(cls) then
       local class_name = (entry.class and name:match("([%a_][%w_]*)%.[%a_][%w_]*$")) or last
       if class_name:match("Loss$") then return "losses" end
+      if not entry.class and is_activation_name(class_name) then return "activations" end
       local doc = lookup("nn." .. class_name, cls)
       if doc and FILE_FAMILY[doc.file] == "activations" then return "activations" end
       return "modules"
