@@ -520,6 +520,28 @@ static int repl_addreturn(lua_State *L) {
   return status;
 }
 
+/* With the compiled statement on top and its text at index 1: when the text
+   declares locals, replaces the chunk by the one nn.repl.keep_locals gives,
+   which keeps them as globals for the lines after it (each line is a chunk
+   of its own, whose locals would end with it). Anything failing leaves the
+   chunk as it was. */
+static void repl_keep_locals(lua_State *L) {
+  if (!repl_push_function(L, "keep_locals")) return;
+  lua_pushvalue(L, 1);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_isstring(L, -1)) {
+    lua_pop(L, 1);
+    return;
+  }
+  size_t len;
+  const char *code = lua_tolstring(L, -1, &len);
+  if (luaL_loadbuffer(L, code, len, "=stdin") != LUA_OK) {
+    lua_pop(L, 2); /* the error and the code */
+    return;
+  }
+  lua_remove(L, -2); /* the code */
+  lua_remove(L, -2); /* the chunk it replaces */
+}
+
 /* Compiles the line as a statement, reading more lines while incomplete. */
 static int repl_multiline(lua_State *L) {
   for (;;) {
@@ -529,6 +551,7 @@ static int repl_multiline(lua_State *L) {
     /* complete (or wrong), or input ended: the chunk or the error is on top */
     if (!repl_incomplete(L, status) || !repl_pushline(L, 0)) {
       repl_saveline(line);
+      if (status == LUA_OK) repl_keep_locals(L);
       return status;
     }
     if (repl_line_cancelled) { /* Ctrl-C on a continuation line: drop it all */

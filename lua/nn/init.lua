@@ -6,7 +6,8 @@ local C = require "nn.core"
 -- Tensors (nn.tensor, nn.zeros...), autograd (t:backward(), nn.no_grad),
 -- modules (nn.Linear, nn.Sequential, nn.Module:extend), losses, and the
 -- namespaces nn.F, nn.init, nn.optim, nn.optim.lr_scheduler, nn.utils,
--- nn.data, nn.plot, nn.progress, nn.sweep. help(x) documents each.
+-- nn.data, nn.plot, nn.progress, nn.sweep, nn.cli. help(x) documents each,
+-- help("word") searches every name and text, and the families follow.
 --   local nn = require "nn"
 --   local model = nn.Sequential(nn.Linear(2, 10), nn.Sigmoid(), nn.Linear(10, 1))
 local nn = {_VERSION = "nnlua 0.1.0", _C = C}

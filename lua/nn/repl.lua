@@ -256,9 +256,10 @@ return function(nn)
   require "nn.help" (nn, repl)
 
   -------------------------------------------------------------------------
-  -- The prompt's own syntax: ?x and %time
+  -- The prompt's own syntax: ?x, %time and %timeit
 
   local function seconds_text(s)
+    if s < 1e-6 then return string.format("%.1f ns", s * 1e9) end
     if s < 1e-3 then return string.format("%.1f us", s * 1e6) end
     if s < 1 then return string.format("%.2f ms", s * 1e3) end
     return string.format("%.3f s", s)
@@ -285,19 +286,156 @@ return function(nn)
     return nn.help(text)
   end
 
+  --- nn.repl.clock: the clock %timeit reads (nn.clock; a test may replace it).
+  repl.clock = nn.clock
+
+  local TIMEIT_RUN = 0.1     -- seconds one run of the calls should take
+  local TIMEIT_RUNS = 7      -- runs when the calls are quick (IPython's default)
+  local TIMEIT_BUDGET = 1.0  -- seconds the runs may take in all, for slow code
+
+  --- nn.repl.timeit(fn) -> {median =, fastest =, slowest =, runs =, calls =}:
+  -- times fn, as IPython's %timeit does: first calls it 1, 10, 100, ...
+  -- times until that takes 0.02 s, to choose a number of calls that takes
+  -- about 0.1 s, then runs that many calls up to 7 times (fewer where one
+  -- call is slow: about a second in all), and prints the median time per
+  -- call with the fastest and slowest runs. The times are per call, in
+  -- seconds. At the prompt, `%timeit expr` (or a statement).
+  --   nn.repl.timeit(function() return a:matmul(b) end)
+  function repl.timeit(fn)
+    local clock = repl.clock
+    local function run(calls)
+      local start = clock()
+      for _ = 1, calls do fn() end
+      return clock() - start
+    end
+    local calls, took = 1, run(1)
+    while took < 0.02 and calls < 1e9 do
+      calls = calls * 10
+      took = run(calls)
+    end
+    local per_call = took / calls
+    -- the most calls of the form 1, 2 or 5 times a power of ten that fit in a run
+    local target = TIMEIT_RUN / math.max(per_call, 1e-12)
+    calls = 1
+    for power = 0, 12 do
+      for _, leading in ipairs {1, 2, 5} do
+        local c = leading * 10 ^ power
+        if c <= target * (1 + 1e-9) then calls = math.floor(c) end -- a hair over is rounding
+      end
+    end
+    local runs = math.max(1, math.min(TIMEIT_RUNS, math.floor(TIMEIT_BUDGET / math.max(per_call * calls, 1e-12))))
+    local times = {}
+    for r = 1, runs do times[r] = run(calls) / calls end
+    table.sort(times)
+    local median = runs % 2 == 1 and times[(runs + 1) // 2] or (times[runs // 2] + times[runs // 2 + 1]) / 2
+    local result = {median = median, fastest = times[1], slowest = times[runs], runs = runs, calls = calls}
+    print(string.format("%s per call (median of %d run%s of %d call%s; fastest %s, slowest %s)",
+      seconds_text(median), runs, runs == 1 and "" or "s", calls, calls == 1 and "" or "s",
+      seconds_text(times[1]), seconds_text(times[runs])))
+    return result
+  end
+
+  local MAGICS = {time = "nn.repl.time", timeit = "nn.repl.timeit"}
+
   --- nn.repl.rewrite(line): the Lua code for a prompt line that starts with
-  -- `?` (help) or `%` (a magic: %time), or nil and an error message.
+  -- `?` (help) or `%` (a magic: %time, %timeit), or nil and an error message.
   function repl.rewrite(line)
     local rest = line:match("^%s*%?(.*)$")
     if rest then return "nn.repl.help_line(" .. string.format("%q", rest) .. ")" end
     local magic, body = line:match("^%s*%%([%a_]+)%s*(.-)%s*$")
-    if magic == "time" then
-      if body == "" then return nil, "%time: give an expression or a statement to time" end
-      local expression = "return nn.repl.time(function() return " .. body .. "\nend)"
+    local runner = MAGICS[magic]
+    if runner then
+      if body == "" then return nil, "%" .. magic .. ": give an expression or a statement to time" end
+      -- %time passes the expression's values on, to be printed; %timeit discards them
+      local expression = (magic == "time" and "return " or "") .. runner .. "(function() return " .. body .. "\nend)"
       if load(expression, "=stdin") then return expression end
-      return "nn.repl.time(function() " .. body .. "\nend)"
+      return runner .. "(function() " .. body .. "\nend)"
     end
-    return nil, "unknown magic %" .. tostring(magic) .. " (there is %time)"
+    return nil, "unknown magic %" .. tostring(magic) .. " (there are %time and %timeit)"
+  end
+
+  -------------------------------------------------------------------------
+  -- Locals that outlive their line
+
+  -- text with the insides of its strings and comments blanked (spaces; the
+  -- quotes and brackets stay), so that what looks like code in it is code:
+  -- the same length, so that a position means the same in both. nil when a
+  -- string or comment does not end.
+  local function code_only(text)
+    local out, i, n = {}, 1, #text
+    while i <= n do
+      local at = text:find("[-\"'%[]", i)
+      if not at then out[#out + 1] = text:sub(i); break end
+      out[#out + 1] = text:sub(i, at - 1)
+      local c = text:sub(at, at)
+      local stop -- the last character of the string or comment at `at`
+      local long = text:match("^%[(=*)%[", c == "-" and at + 2 or at)
+      if c == "-" and text:sub(at, at + 1) ~= "--" or c == "[" and not long then
+        stop = nil -- an operator or an index, not a string
+      elseif long and (c == "[" or text:sub(at, at + 1) == "--") then
+        local close = text:find("]" .. long .. "]", at, true)
+        if not close then return nil end
+        stop = close + #long + 1
+      elseif c == "-" then
+        stop = (text:find("\n", at, true) or n + 1) - 1
+      else
+        local j = at + 1
+        while true do
+          local e = text:find("[" .. c .. "\\\n]", j)
+          if not e or text:sub(e, e) == "\n" then return nil end
+          if text:sub(e, e) == c then stop = e break end
+          j = e + 2 -- an escape: the next character is not the end
+        end
+      end
+      if stop then
+        out[#out + 1] = c == "-" and string.rep(" ", stop - at + 1)
+                        or (c .. string.rep(" ", stop - at - 1) .. text:sub(stop, stop))
+        i = stop + 1
+      else
+        out[#out + 1] = c
+        i = at + 1
+      end
+    end
+    return table.concat(out)
+  end
+
+  --- nn.repl.keep_locals(text) -> code or nil: at the prompt each line is
+  -- a chunk of its own, so `local x = 5` would be gone on the next line.
+  -- This gives the code that runs text and then keeps its chunk's locals
+  -- (those in scope at its end: `local x`, `local a, b`, `local function
+  -- f`) as globals, or nil when text declares none or ends in a return.
+  -- <const> is dropped (a global cannot be one); a <close> variable is
+  -- closed at the end of its line, as Lua closes it, and not kept.
+  function repl.keep_locals(text)
+    local code = code_only(text)
+    if not code or not code:find("%f[%w_]local%f[^%w_]") then return nil end
+    -- the text without its <const> attributes (a constant may not even
+    -- have a register that debug.getlocal could read)
+    local parts, from = {}, 1
+    for first, last in code:gmatch("()<%s*const%s*>()") do
+      parts[#parts + 1] = text:sub(from, first - 1)
+      from = last
+    end
+    parts[#parts + 1] = text:sub(from)
+    local closed = {}
+    for name in code:gmatch("([%a_][%w_]*)%s*<%s*close%s*>") do closed[#closed + 1] = string.format("%q", name) end
+    -- the keeper is a local made first, so that no name the line declares hides it
+    local kept = "local __nnlua_keep = require('nn').repl._keep_locals; " .. table.concat(parts)
+                 .. "\n;__nnlua_keep(" .. table.concat(closed, ", ") .. ")"
+    if not load(kept, "=stdin") then return nil end -- a line that ends in `return`
+    return kept
+  end
+
+  -- Called at the end of a line that keep_locals rewrote: its locals in
+  -- scope there become globals, but for the names given (<close> ones).
+  function repl._keep_locals(...)
+    local skip = {__nnlua_keep = true}
+    for i = 1, select("#", ...) do skip[select(i, ...)] = true end
+    for i = 1, math.huge do
+      local name, value = debug.getlocal(2, i)
+      if name == nil then break end
+      if name:sub(1, 1) ~= "(" and not skip[name] then _G[name] = value end
+    end
   end
 
   -------------------------------------------------------------------------

@@ -347,6 +347,60 @@ describe("the prompt's own syntax", function()
     assert.is_nil((repl.rewrite("%time")))
   end)
 
+  it("rewrites %timeit, for an expression and for a statement", function()
+    local expression = repl.rewrite("%timeit 1 + 1")
+    assert.are.equal("nn.repl.timeit(function() return 1 + 1\nend)", expression)
+    local statement = repl.rewrite("%timeit local t = {}")
+    assert.are.equal("nn.repl.timeit(function() local t = {}\nend)", statement)
+    assert.truthy(load(statement))
+    local _, message = repl.rewrite("%timeit")
+    assert.truthy(message:find("%timeit: give an expression", 1, true))
+  end)
+
+  it("chooses how many calls %timeit makes from how long one takes, and reports the median", function()
+    -- a clock that each call of fn moves on by exactly 1 ms
+    local now, calls = 0, 0
+    local real_clock, real_print = repl.clock, print
+    local printed
+    repl.clock = function() return now end
+    _G.print = function(s) printed = s end
+    local ok, result = pcall(repl.timeit, function() now = now + 0.001; calls = calls + 1 end)
+    repl.clock, _G.print = real_clock, real_print
+    assert(ok, result)
+    assert.are.equal(100, result.calls) -- 0.1 s a run
+    assert.are.equal(7, result.runs)
+    assert.are.equal(1 + 10 + 100 + 7 * 100, calls) -- 1, 10, 100 calls to learn the time, then the runs
+    assert.is_true(math.abs(result.median - 0.001) < 1e-12)
+    assert.are.equal("1.00 ms per call (median of 7 runs of 100 calls; fastest 1.00 ms, slowest 1.00 ms)", printed)
+    -- a slow call: fewer runs, about a second in all
+    now, calls = 0, 0
+    repl.clock = function() return now end
+    _G.print = function() end
+    ok, result = pcall(repl.timeit, function() now = now + 0.3; calls = calls + 1 end)
+    repl.clock, _G.print = real_clock, real_print
+    assert(ok, result)
+    assert.are.same({1, 3}, {result.calls, result.runs})
+  end)
+
+  it("keeps the locals a line declares, as the prompt runs it", function()
+    local code = assert(repl.keep_locals("local kept_one, kept_two <const> = 1, 2; local function kept_f() return 3 end"))
+    assert(load(code))()
+    assert.are.same({1, 2, 3}, {kept_one, kept_two, kept_f()})
+    -- nothing to keep, or a line that returns: as it was
+    assert.is_nil(repl.keep_locals("x = 1"))
+    assert.is_nil(repl.keep_locals("local s = 1 return s"))
+    assert.is_nil(repl.keep_locals("print('local x = 1')"))
+    -- a string or a comment that looks like code is not
+    code = assert(repl.keep_locals("local kept_s = '<const> local' -- local kept_t <close>"))
+    assert(load(code))()
+    assert.are.equal("<const> local", kept_s)
+    -- a <close> variable is closed at the end of its line and not kept
+    code = assert(repl.keep_locals("local kept_h <close> = setmetatable({}, {__close = function() end})"))
+    assert(load(code))()
+    assert.is_nil(kept_h)
+    _G.kept_one, _G.kept_two, _G.kept_f, _G.kept_s = nil, nil, nil, nil
+  end)
+
   it("times a function, printing wall time and passing its results on", function()
     local printed
     local real_print = print
