@@ -47,6 +47,8 @@ return function(nn)
   -- and their outlines, so that classes differ by shape as well as colour.
   local FILLED = {7, 5, 9, 13, 11}
   local OUTLINE = {6, 4, 8, 12, 10}
+  -- The marks of the series of a text picture with more than 8 of them.
+  local SERIES_MARKS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
   -- The marks of classes in a text picture; none is among heatmap's shades.
   local POINT_CHARS = {"o", "x", "#", "&", "$", "v", "^", "s", "z", "w"}
 
@@ -591,7 +593,13 @@ return function(nn)
         local colour = COLORS[(i - 1) % #COLORS + 1]
         local dash = (i - 1) // #COLORS + 1
         local how
-        if style == "lines" then
+        if kind == "term" and #series > 8 then
+          -- text has 8 line characters and no dashes: past 8 series, each
+          -- gets a letter of its own, about 8 times along its line
+          local every = math.max(1, #s.y // 8)
+          how = string.format("with linespoints pointtype '%s' pointinterval %d",
+            SERIES_MARKS:sub((i - 1) % #SERIES_MARKS + 1, (i - 1) % #SERIES_MARKS + 1), every)
+        elseif style == "lines" then
           how = string.format("with lines linewidth 2 dashtype %d", dash)
         elseif style == "points" then
           how = string.format("with points pointtype %d pointsize 1", FILLED[(i - 1) % #FILLED + 1])

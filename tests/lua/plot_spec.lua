@@ -500,6 +500,14 @@ describe("nn.plot's categories and many series", function()
       count = count + 1
     end
     assert.are.equal(15, count, script)
+    -- text has no dashes and 8 line characters: each series gets a letter of its own
+    script = captured(function() nn.plot.lines{y = series, out = "term", width = 60, height = 12} end)
+    local letters = {}
+    for letter in script:gmatch("pointtype '(%a)'") do
+      assert.is_nil(letters[letter], "two series marked " .. letter)
+      letters[letter] = true
+    end
+    assert.are.equal(15, select(2, script:gsub("pointtype '%a'", "")))
   end)
 end)
 
