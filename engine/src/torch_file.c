@@ -600,7 +600,7 @@ static nn_pt_value *rebuild_tensor(unpickler *u, nn_pt_value *const *a, const nn
     requires_grad = (int)grad->integer;
   }
   if (requires_grad && !nn_dtype_is_floating(ls->dtype)) {
-    fail(u, "a %s tensor requires grad; only floating-point ones can", nn_dtype_name(ls->dtype));
+    fail(u, "a tensor of %s requires grad; only floating-point ones can", nn_dtype_name(ls->dtype));
     return NULL;
   }
   nn_pt_value *v = new_value(u, NN_PT_TENSOR);
@@ -679,7 +679,7 @@ static int reduce(unpickler *u) {
       return fail(u, "_rebuild_parameter takes (tensor, requires_grad, hooks)");
     if (check_empty(u, a[2], "backward_hooks") < 0) return -1;
     if (a[1]->integer && !nn_dtype_is_floating(a[0]->tensor->dtype))
-      return fail(u, "a %s parameter requires grad; only floating-point ones can",
+      return fail(u, "a parameter of %s requires grad; only floating-point ones can",
                   nn_dtype_name(a[0]->tensor->dtype));
     if ((v = new_value(u, NN_PT_TENSOR))) {
       v->tensor = nn_retain(a[0]->tensor);
