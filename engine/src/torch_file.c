@@ -279,6 +279,7 @@ static int pop_mark(unpickler *u, int op, size_t *first) {
 }
 
 static int add_items(unpickler *u, nn_pt_value *to, nn_pt_value *const *items, size_t n) {
+  if (n == 0) return 0;
   node *t = (node *)to;
   if (grow((void **)&to->items, &t->cap, (size_t)to->count + n, sizeof *to->items) < 0)
     return fail(u, "out of memory");
@@ -847,7 +848,7 @@ static int run(unpickler *u) {
         for (size_t k = first; k < u->top; k += 2)
           if (!is_hashable(u->stack[k])) return fail(u, "the pickle uses %s as a dict key", kind_name(u->stack[k]));
       v = new_container(u, op == 't' ? NN_PT_TUPLE : op == 'l' ? NN_PT_LIST : NN_PT_DICT,
-                        u->stack + first, u->top - first);
+                        u->top > first ? u->stack + first : NULL, u->top - first);
       u->top = first;
       if (push(u, v) < 0) return -1;
       break;
