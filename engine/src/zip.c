@@ -266,9 +266,16 @@ int nn_zip_read(const nn_zip_reader *z, const nn_zip_entry *e, void *buf) {
   if (nn_file_read_at(z->fd, name, name_len, e->header + LOCAL_SIZE, z->path) < 0) return -1;
   if (memcmp(name, e->name, name_len) != 0)
     return zip_fail(z, "the local header of entry '%s' names another", e->name);
-  if (e->size > 0 && nn_file_read_at(z->fd, buf, (size_t)e->size, data, z->path) < 0) return -1;
-  uint32_t crc = crc_of(buf, e->size);
-  if (crc != e->crc)
+  /* in pieces, each checked while it is still in the cache */
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (uint64_t done = 0; done < e->size;) {
+    size_t piece = e->size - done > ((uint64_t)1 << 22) ? (size_t)1 << 22 : (size_t)(e->size - done);
+    unsigned char *at = (unsigned char *)buf + done;
+    if (nn_file_read_at(z->fd, at, piece, data + done, z->path) < 0) return -1;
+    crc = crc32(crc, at, (uInt)piece);
+    done += piece;
+  }
+  if ((uint32_t)crc != e->crc)
     return zip_fail(z, "entry '%s' is damaged: its CRC-32 is %08x, the directory says %08x", e->name,
                     (unsigned)crc, (unsigned)e->crc);
   return 0;
