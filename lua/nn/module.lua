@@ -429,7 +429,7 @@ return function(nn)
   -- state_dict: "0.weight". "); strict = false skips them and returns them
   -- in the two lists. A tensor of another shape is an error either way.
   -- Unlike PyTorch, nothing is copied when any error is raised.
-  -- sd from nn.load of a safetensors file nnlua saved before 0.2 (when a
+  -- sd from nn.load of a safetensors file an earlier nnlua saved (when a
   -- Sequential's first child was "1") loads too: its keys are renumbered
   -- when that, and only that, makes them match.
   function Module:load_state_dict(sd, strict)

@@ -497,6 +497,21 @@ describe("nn.save of .pt files", function()
     for _, name in ipairs(support.listdir(tmpdir)) do assert.is_nil(name:find(".tmp-", 1, true), name) end
   end)
 
+  it("its C half refuses malformed arguments with an error", function()
+    local path = tmpdir .. "/junk.pt"
+    local pt_write = nn._C.pt_write
+    for _, storages in ipairs({{{}}, {{1, 2, 3}}, {{nn.ones(1), "a", 1}}, {{nn.ones(1), 0, 1000}},
+                               {{nn.ones(1), -1, 1}}, {42}}) do
+      local ok, err = pcall(pt_write, path, "\128\2N.", storages)
+      assert.is_false(ok)
+      assert.are.equal("string", type(err))
+    end
+    assert.is_nil(read(path))
+    -- (the check is against the storage's allocation, which rounds up: 64 bytes here)
+    expect_error(function() pt_write(path, "\128\2N.", {{nn.ones(2), 10, 20}}) end,
+      "save: storage 0: elements 10..+20 lie outside the tensor's storage")
+  end)
+
   it("saves 199 levels, and nn.load reads them", function()
     local deep = {}
     for _ = 1, 199 do deep = {deep} end
