@@ -12,6 +12,13 @@
 int nn_file_open_regular(const char *op, const char *path, uint64_t *file_size);
 /* Reads exactly len bytes at offset; -1 with "load: cannot read path: ...". */
 int nn_file_read_at(int fd, void *buf, size_t len, uint64_t offset, const char *path);
+/* Sets the error "load: path: message" (message formatted as printf's);
+   returns -1, for a reader to return it. */
+int nn_file_fail(const char *path, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 /* Removes the temporary files that killed saves of path left behind. */
 void nn_file_remove_stale_temps(const char *path);
 

@@ -25,6 +25,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -1139,6 +1140,16 @@ int nn_file_open_regular(const char *op, const char *path, uint64_t *file_size) 
 
 int nn_file_read_at(int fd, void *buf, size_t len, uint64_t offset, const char *path) {
   return read_at(fd, buf, len, offset, path);
+}
+
+int nn_file_fail(const char *path, const char *fmt, ...) {
+  char message[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(message, sizeof message, fmt, ap);
+  va_end(ap);
+  nn_error_set("load: %s: %s", path, message);
+  return -1;
 }
 
 void nn_file_remove_stale_temps(const char *path) {

@@ -31,7 +31,6 @@
  *
  * Writing takes a pickle made by the caller (lua/nn/torch_file.lua makes
  * the very bytes torch.save would) and the storages, and writes the ZIP. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -200,20 +199,8 @@ typedef struct {
   size_t memo_len, memo_cap;
 } unpickler;
 
-static int fail(const unpickler *u, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-static int fail(const unpickler *u, const char *fmt, ...) {
-  char message[400];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(message, sizeof message, fmt, ap);
-  va_end(ap);
-  nn_error_set("load: %s: %s", u->path, message);
-  return -1;
-}
+/* "load: path: message", -1 */
+#define fail(u, ...) nn_file_fail((u)->path, __VA_ARGS__)
 
 static int grow(void **items, size_t *cap, size_t need, size_t size) {
   if (need <= *cap) return 0;

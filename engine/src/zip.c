@@ -10,7 +10,6 @@
  * need them.
  *
  * Writing is atomic (files.h): a file is the old one or the whole new one. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -40,20 +39,8 @@ static uint32_t le32(const unsigned char *p) {
 }
 static uint64_t le64(const unsigned char *p) { return le32(p) | (uint64_t)le32(p + 4) << 32; }
 
-static int zip_fail(const nn_zip_reader *z, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-static int zip_fail(const nn_zip_reader *z, const char *fmt, ...) {
-  char message[384];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(message, sizeof message, fmt, ap);
-  va_end(ap);
-  nn_error_set("load: %s: %s", z->path, message);
-  return -1;
-}
+/* "load: path: message", -1 */
+#define zip_fail(z, ...) nn_file_fail((z)->path, __VA_ARGS__)
 
 /* CRC-32 of len bytes, in pieces that zlib's unsigned int can count. */
 static uint32_t crc_of(const void *data, uint64_t len) {
