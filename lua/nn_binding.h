@@ -55,5 +55,6 @@ void nnl_register_losses(lua_State *L);      /* nn_losses.c */
 void nnl_register_optim(lua_State *L);       /* nn_optim.c */
 void nnl_register_system(lua_State *L);      /* nn_system.c: processes, files, terminals */
 void nnl_register_data(lua_State *L);        /* nn_data.c: data files, safetensors */
+void nnl_register_torch(lua_State *L);       /* nn_torch.c: PyTorch's .pt files */
 
 #endif

@@ -25,12 +25,14 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include "files.h"
 #include "internal.h"
 
 /* Multi-byte data here is little-endian on disk (safetensors); the copies
@@ -1128,4 +1130,70 @@ int nn_safetensors_write(const char *path, const char *header, size_t header_len
     }
   }
   return atomic_commit(&f);
+}
+
+/* ==== for the engine's other files (files.h) ============================ */
+
+int nn_file_open_regular(const char *op, const char *path, uint64_t *file_size) {
+  return open_regular(op, path, file_size);
+}
+
+int nn_file_read_at(int fd, void *buf, size_t len, uint64_t offset, const char *path) {
+  return read_at(fd, buf, len, offset, path);
+}
+
+int nn_file_fail(const char *path, const char *fmt, ...) {
+  char message[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(message, sizeof message, fmt, ap);
+  va_end(ap);
+  nn_error_set("load: %s: %s", path, message);
+  return -1;
+}
+
+void nn_file_remove_stale_temps(const char *path) {
+  struct stat st;
+  int exists;
+  char *target = follow_links("load", path, &st, &exists);
+  if (target) remove_stale_temps(target);
+  free(target);
+}
+
+struct nn_atomic_file {
+  atomic_file file;
+};
+
+nn_atomic_file *nn_atomic_file_open(const char *op, const char *path) {
+  nn_atomic_file *f = malloc(sizeof *f);
+  if (!f) {
+    nn_error_set("%s: out of memory", op);
+    return NULL;
+  }
+  if (atomic_open(&f->file, op, path) < 0) {
+    free(f);
+    return NULL;
+  }
+  return f;
+}
+
+int nn_atomic_file_write(nn_atomic_file *f, const void *data, size_t len) {
+  return atomic_write(&f->file, data, len);
+}
+
+int nn_atomic_file_commit(nn_atomic_file *f) {
+  int rc = atomic_commit(&f->file);
+  free(f);
+  return rc;
+}
+
+void nn_atomic_file_abandon(nn_atomic_file *f) {
+  atomic_abandon(&f->file);
+  free(f);
+}
+
+int nn_file_host_is_little_endian(void) { return host_is_little_endian(); }
+
+double nn_file_stored_element(const char *safetensors_dtype, const unsigned char *p) {
+  return safetensors_element(safetensors_dtype, p);
 }

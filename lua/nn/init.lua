@@ -208,6 +208,7 @@ nn.cuda = {
 require "nn.autograd" (nn)
 require "nn.functional" (nn)
 require "nn.init_weights" (nn)
+require "nn.ordered_table" (nn)
 require "nn.module" (nn)
 require "nn.layers" (nn)
 require "nn.activations" (nn)
