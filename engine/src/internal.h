@@ -3,6 +3,9 @@
 #define NN_INTERNAL_H
 
 #include "nn.h"
+#include "backend.h"
+#include "math/dtype.h"
+#include "math/exp.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -18,19 +21,35 @@ struct nn_storage {
   unsigned version; /* bumped by every in-place write, checked by backward */
 };
 
-/* ---- backends: the seam a CUDA backend plugs into -------------------- */
-typedef struct nn_backend {
-  const char *name;
-  void *(*alloc)(size_t nbytes);
-  void (*free)(void *data, size_t nbytes);
-  /* y = alpha * op(A) op(B) + beta * y, row-major, 2-D, float32 or float64 */
-  void (*gemm)(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
-               double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
-               double beta, void *c, int64_t ldc);
-} nn_backend;
-
-const nn_backend *nn_backend_for(nn_device device); /* NULL when not built in */
+/* ---- backends (backend.c; the table itself is backend.h) ----------- */
 extern const nn_backend nn_cpu_backend;
+/* The table of device's backend, or NULL when there is none (not built in,
+   not loadable, no such device). */
+const nn_backend *nn_backend_for(nn_device device);
+/* Why nn_backend_for(device) is NULL: "this build has no cuda backend". */
+const char *nn_backend_unavailable(nn_device device);
+/* Installs a device's table (the CUDA loader; tests), or removes it (NULL,
+   with the reason nn_backend_unavailable will give). */
+void nn_backend_set(nn_device device, const nn_backend *table, const char *why_not);
+
+/* The table that runs op on a's device, which must have the entry at
+   offset kernel (offsetof(nn_backend, entry)); b and c, when not NULL,
+   must be on a's device. Otherwise NULL, with "op: tensors are on
+   different devices (cpu and cuda)", "op: this build has no cuda backend"
+   or "op: not implemented for cuda". The CPU's table is complete (the
+   tests check it), so CPU tensors take the inline path. */
+const nn_backend *nn_dispatch_any(const char *op, size_t kernel, const nn_tensor *a,
+                                  const nn_tensor *b, const nn_tensor *c);
+static inline const nn_backend *nn_dispatch(const char *op, size_t kernel, const nn_tensor *a,
+                                            const nn_tensor *b, const nn_tensor *c) {
+  if (a->device == NN_CPU && (!b || b->device == NN_CPU) && (!c || c->device == NN_CPU))
+    return &nn_cpu_backend;
+  return nn_dispatch_any(op, kernel, a, b, c);
+}
+/* Refuses (-1, "op: tensors are on different devices (cpu and cuda)")
+   operands beyond the three nn_dispatch checks. */
+int nn_check_same_device(const char *op, const nn_tensor *a, const nn_tensor *b);
+int nn_check_cpu(const char *op, const nn_tensor *t);
 
 /* ---- storage and tensor allocation (memory.c, tensor.c) -------------- */
 nn_storage *nn_storage_new(nn_device device, size_t nbytes);
@@ -54,91 +73,19 @@ int nn_wrap_dim(const char *op, int dim, int ndim);
 /* Broadcast shape of a and b; -1 with an error naming op. */
 int nn_broadcast_shape(const char *op, const nn_tensor *a, const nn_tensor *b, int *ndim,
                        int64_t *size);
-int nn_check_cpu(const char *op, const nn_tensor *t);
 
-/* Element sizes by dtype, inline: nn_data runs on every op. */
-static inline size_t nn_element_size(nn_dtype dtype) {
-  return dtype == NN_BOOL ? 1 : (dtype == NN_FLOAT32 ? 4 : 8);
-}
 static inline void *nn_data(const nn_tensor *t) {
   return (char *)t->storage->data + (size_t)t->offset * nn_element_size(t->dtype);
 }
-static inline double nn_load(nn_dtype dtype, const void *p, int64_t i) {
-  switch (dtype) {
-  case NN_FLOAT32: return ((const float *)p)[i];
-  case NN_FLOAT64: return ((const double *)p)[i];
-  case NN_INT64: return (double)((const int64_t *)p)[i];
-  default: return ((const unsigned char *)p)[i];
-  }
-}
-static inline void nn_store(nn_dtype dtype, void *p, int64_t i, double v) {
-  switch (dtype) {
-  case NN_FLOAT32: ((float *)p)[i] = (float)v; break;
-  case NN_FLOAT64: ((double *)p)[i] = v; break;
-  case NN_INT64: /* out-of-range doubles saturate: the cast alone is undefined */
-    ((int64_t *)p)[i] = isnan(v) ? 0 : v >= 9223372036854775807.0 ? INT64_MAX
-                        : v <= -9223372036854775808.0 ? INT64_MIN : (int64_t)v;
-    break;
-  default: ((unsigned char *)p)[i] = v != 0; break;
-  }
-}
 
-/* exp(x) for float32, branch-free so that a loop of them vectorises
-   (glibc's expf is one call per element; it dominated sigmoid and
-   cross_entropy):
-   x = n ln2 + r with |r| <= ln2 / 2, exp(r) from Cephes' expf polynomial
-   (Moshier, Cephes Math Library, 1984-2000; under 2 ulp), 2^n written into
-   the exponent bits. Below -87.3 the result would be subnormal: it is 0;
-   NaN stays NaN. (Its callers pass x <= 0; past 88 it gives inf a little
-   early.) The clamp is written so that NaN lands on the bound: the
-   polynomial and the exponent bits then see a finite number (a NaN
-   converted to an integer is undefined behaviour), and the last select
-   hands the NaN back. */
-#if defined(__GNUC__) && !defined(__clang__)
-/* Its selects are branch-free only when comparisons are not treated as
-   trapping; the engine never reads floating-point exception flags. Loops
-   that call it need the same option to vectorise. */
-#pragma GCC push_options
-#pragma GCC optimize("no-trapping-math")
-#endif
-static inline float nn_exp_f32(float x) {
-  float xc = x > -87.3f ? x : -87.3f; /* false for NaN */
-  xc = xc < 88.7f ? xc : 88.7f;
-  /* adding 1.5 * 2^23 rounds to an integer (nearbyintf is a call without SSE4.1) */
-  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
-  float scale;
-  memcpy(&scale, &bits, sizeof scale);
-  float e = x < -87.3f ? 0.0f : p * scale;
-  e = x > 88.7f ? INFINITY : e;
-  return x == x ? e : x;
-}
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC pop_options
-#endif
-
-/* ---- strided iteration over up to three operands -------------------- */
-typedef struct {
-  int ndim;                      /* after merging contiguous dims; >= 1 */
-  int64_t size[NN_MAX_DIMS];
-  int64_t stride[3][NN_MAX_DIMS]; /* per operand, in elements */
-  char *data[3];
-  nn_dtype dtype[3];
-  int n;
-} nn_iter;
-/* ts[k] seen through shape (ndim, size): broadcast dims get stride 0. */
+/* ---- the strided iterator (nn_iter: backend.h) ------------------------ */
+/* ts[k] seen through shape (ndim, size): broadcast dims get stride 0
+   (iter.c; front-side arithmetic, reads no element). */
 void nn_iter_init(nn_iter *it, int n, nn_tensor *const *ts, int ndim, const int64_t *size);
-/* Calls fn over the innermost dimension for every outer position. */
+/* The CPU's loop (cpu/iter.c): fn over the innermost dimension for every
+   outer position, data[k] and stride[k] for operand k. */
 typedef void (*nn_inner_fn)(void *ctx, int64_t n, char **data, const int64_t *stride);
-void nn_iter_run(nn_iter *it, nn_inner_fn fn, void *ctx);
+void nn_iter_run(const nn_iter *it, nn_inner_fn fn, void *ctx);
 
 /* A contiguous tensor seen as (outer, n, inner) around dim: a line of n
    elements `inner` apart for every (outer, inner) pair; NN_ALL_DIMS makes

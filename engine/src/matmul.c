@@ -251,7 +251,7 @@ int nn_gemm_tensors(int trans_a, int trans_b, double alpha, nn_tensor *a, nn_ten
     bc = nn_clone(b);
     if (!bc || !blas_layout(bc, &fb, &ldb)) goto fail;
   }
-  nn_backend_for(c->device)->gemm(c->dtype, trans_a ^ fa, trans_b ^ fb, m, n, k, alpha, nn_data(ac),
+  nn_cpu_gemm(c->dtype, trans_a ^ fa, trans_b ^ fb, m, n, k, alpha, nn_data(ac),
                                   lda, nn_data(bc), ldb, beta, nn_data(c), c->stride[0]);
   nn_release(ac), nn_release(bc);
   return 0;

@@ -1,0 +1,16 @@
+/* cpu/backend.c: the CPU backend's table. Every entry is filled
+ * (tests/c/test_backend.c checks it). */
+#include "cpu/cpu.h"
+
+const nn_backend nn_cpu_backend = {
+    .name = "cpu",
+    .alloc = nn_cpu_alloc,
+    .free = nn_cpu_free,
+    .to_host = nn_cpu_to_host,
+    .from_host = nn_cpu_from_host,
+    .synchronize = nn_cpu_synchronize,
+    .device_count = nn_cpu_device_count,
+    .memory_allocated = nn_cpu_memory_allocated,
+    .memory_reserved = nn_cpu_memory_reserved,
+    .empty_cache = nn_cpu_empty_cache,
+};
