@@ -7,7 +7,7 @@
 static const nn_backend *tables[NN_DEVICE_COUNT] = {&nn_cpu_backend, NULL};
 static const char *unavailable[NN_DEVICE_COUNT];
 
-const nn_backend *nn_backend_for(nn_device device) {
+const nn_backend *nn_backend_of_device(nn_device device) {
   return (unsigned)device < NN_DEVICE_COUNT ? tables[device] : NULL;
 }
 

@@ -594,7 +594,7 @@ static int binary_scalar_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
     if (first) { /* d(s^a) = s^a log s, PyTorch's pow_backward_exponent */
       gi[0] = grad_map(GRAD_NUMBER_BASE, g, a, NULL, node->saved[1], s, 0);
     } else if (s == 0) { /* a^0 is 1 everywhere: the gradient is 0, even at NaN */
-      gi[0] = nn_zeros(g->dtype, g->ndim, g->size);
+      gi[0] = nn_full_like_shape(g, g->dtype, g->ndim, g->size, 0);
     } else { /* d(a^s) = s a^(s-1), a^(s-1) as the forward computes it */
       nn_tensor *p = s == 2 ? nn_binary_scalar(NN_MUL, a, 2, 0) : nn_binary_scalar(NN_POW, a, s - 1, 0);
       if (p && s != 2) nn_binary_scalar_(NN_MUL, p, s);

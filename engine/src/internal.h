@@ -24,8 +24,13 @@ struct nn_storage {
 /* ---- backends (backend.c; the table itself is backend.h) ----------- */
 extern const nn_backend nn_cpu_backend;
 /* The table of device's backend, or NULL when there is none (not built in,
-   not loadable, no such device). */
-const nn_backend *nn_backend_for(nn_device device);
+   not loadable, no such device). The CPU's is always there; another
+   device's comes from nn_backend_of_device (backend.c: where a backend is
+   loaded at first use). */
+const nn_backend *nn_backend_of_device(nn_device device);
+static inline const nn_backend *nn_backend_for(nn_device device) {
+  return device == NN_CPU ? &nn_cpu_backend : nn_backend_of_device(device);
+}
 /* Why nn_backend_for(device) is NULL: "this build has no cuda backend". */
 const char *nn_backend_unavailable(nn_device device);
 /* Installs a device's table (the CUDA loader; tests), or removes it (NULL,
@@ -61,6 +66,9 @@ nn_tensor *nn_tensor_wrap(nn_storage *s, nn_dtype dtype, int ndim, const int64_t
 nn_tensor *nn_empty_like_shape(const nn_tensor *like, nn_dtype dtype, int ndim,
                                const int64_t *size);
 nn_tensor *nn_empty_like(const nn_tensor *like);
+/* The same, every element value. */
+nn_tensor *nn_full_like_shape(const nn_tensor *like, nn_dtype dtype, int ndim, const int64_t *size,
+                              double value);
 /* Another tensor struct over t's storage and geometry, without autograd:
    what a graph node saves, so that it never keeps its own output alive. */
 nn_tensor *nn_alias(const nn_tensor *t);
@@ -206,6 +214,10 @@ int nn_check_partial_overlap(const char *op, const nn_tensor *dst, const nn_tens
 static inline int nn_check_overlap(const char *op, const nn_tensor *dst, const nn_tensor *src) {
   return dst->storage == src->storage ? nn_check_partial_overlap(op, dst, src) : 0;
 }
+/* dst += src over src's shape, dst broadcast to it: where dst's elements repeat (stride 0, a smaller shape), every element of
+   src landing there adds in, in order. No autograd, no checks beyond the
+   devices: what backward uses to add a gradient into place. */
+int nn_add_into(const char *op, nn_tensor *dst, nn_tensor *src);
 /* bump the version of t's storage after an in-place write */
 static inline void nn_bump_version(nn_tensor *t) { t->storage->version++; }
 

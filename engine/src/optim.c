@@ -42,7 +42,7 @@ static int prepare_buffers(const char *op, nn_tensor *param, state_buffer *bufs,
   int made[4] = {0, 0, 0, 0};
   for (int k = 0; k < n; k++) {
     if (*bufs[k].slot) continue;
-    nn_tensor *b = nn_full(param->dtype, param->ndim, param->size, bufs[k].fill);
+    nn_tensor *b = nn_full_like_shape(param, param->dtype, param->ndim, param->size, bufs[k].fill);
     if (!b) {
       for (int j = 0; j < k; j++) {
         if (!made[j]) continue;

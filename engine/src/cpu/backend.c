@@ -13,4 +13,9 @@ const nn_backend nn_cpu_backend = {
     .memory_allocated = nn_cpu_memory_allocated,
     .memory_reserved = nn_cpu_memory_reserved,
     .empty_cache = nn_cpu_empty_cache,
+    .copy = nn_cpu_copy,
+    .fill = nn_cpu_fill,
+    .ramp = nn_cpu_ramp,
+    .add_into = nn_cpu_add_into,
+    .gather_rows = nn_cpu_gather_rows,
 };

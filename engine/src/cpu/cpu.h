@@ -18,4 +18,13 @@ size_t nn_cpu_memory_allocated(void);
 size_t nn_cpu_memory_reserved(void);
 void nn_cpu_empty_cache(void);
 
+/* copy.c */
+int nn_cpu_copy(const nn_iter *it);
+int nn_cpu_fill(const nn_iter *it, double value);
+int nn_cpu_ramp(nn_dtype dtype, void *data, int64_t n, int64_t half, double start, double step,
+                double end);
+int nn_cpu_add_into(const nn_iter *it);
+int nn_cpu_gather_rows(void *out, const void *src, const int64_t *rows, int64_t count,
+                       size_t row_bytes);
+
 #endif
