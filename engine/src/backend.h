@@ -65,12 +65,14 @@ extern "C" {
    dims and merges neighbours that are contiguous for every operand, so the
    innermost dim is as long as possible; ndim >= 1, and size[0] == 0 when
    the shape is empty. A CUDA kernel reads it by value and finds operand
-   k's element of linear index i from size and stride[k] (row-major). */
+   k's element of linear index i from size and stride[.][k] (row-major).
+   Strides are stored dim by dim, so that stride[d] lists every operand's
+   stride along dim d (what a CPU loop over that dim takes). */
 typedef struct {
   int n;                                               /* operands */
   int ndim;                                            /* dims after merging, >= 1 */
   int64_t size[NN_MAX_DIMS];
-  int64_t stride[NN_ITER_MAX_OPERANDS][NN_MAX_DIMS];   /* per operand, in elements */
+  int64_t stride[NN_MAX_DIMS][NN_ITER_MAX_OPERANDS];   /* [dim][operand], in elements */
   char *data[NN_ITER_MAX_OPERANDS];                    /* each operand's first element */
   nn_dtype dtype[NN_ITER_MAX_OPERANDS];
 } nn_iter;
@@ -80,15 +82,15 @@ typedef struct {
    (rdims of them, merged like the iterator's; 0 dims: a line of one
    element). Operands come in two kinds: full-shape ones (the reduced
    input, a gradient of its shape) whose data[k] is the line's first
-   element and rstride[k] walks the line; and kept-shape ones (the output,
-   an upstream gradient, indices) with rstride[k] all 0. The line index
+   element and rstride[.][k] walks the line; and kept-shape ones (the
+   output, an upstream gradient, indices) with rstride[.][k] all 0. The line index
    of an element is its row-major position over rsize: for one reduced dim,
    its index along that dim; over every dim, its flat index. */
 typedef struct {
   nn_iter it;
   int rdims;
   int64_t rsize[NN_MAX_DIMS];
-  int64_t rstride[NN_ITER_MAX_OPERANDS][NN_MAX_DIMS];
+  int64_t rstride[NN_MAX_DIMS][NN_ITER_MAX_OPERANDS]; /* [reduced dim][operand] */
 } nn_reduce_geom;
 
 /* A tensor as it lies in memory, dims unmerged and in their own order

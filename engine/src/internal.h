@@ -90,10 +90,6 @@ static inline void *nn_data(const nn_tensor *t) {
 /* ts[k] seen through shape (ndim, size): broadcast dims get stride 0
    (iter.c; front-side arithmetic, reads no element). */
 void nn_iter_init(nn_iter *it, int n, nn_tensor *const *ts, int ndim, const int64_t *size);
-/* The CPU's loop (cpu/iter.c): fn over the innermost dimension for every
-   outer position, data[k] and stride[k] for operand k. */
-typedef void (*nn_inner_fn)(void *ctx, int64_t n, char **data, const int64_t *stride);
-void nn_iter_run(const nn_iter *it, nn_inner_fn fn, void *ctx);
 
 /* A contiguous tensor seen as (outer, n, inner) around dim: a line of n
    elements `inner` apart for every (outer, inner) pair; NN_ALL_DIMS makes
@@ -199,6 +195,16 @@ int nn_inplace_commit(nn_inplace *ip, nn_tensor *result, const char *zero_grad_n
    node named name whose gradient is zero. */
 int nn_inplace_commit_written(nn_inplace *ip, const char *name);
 void nn_inplace_cancel(nn_inplace *ip);
+
+/* ---- backward ops: fronts of their own, which backward functions call
+   (never a kernel directly), so that a later version can record them -- */
+/* gi = g op'(v): v is op's output where nn_unary_grad_reads_output(op)
+   (math/elementwise.h), else its input; g and v of one shape and dtype. */
+nn_tensor *nn_unary_backward(nn_unary_op op, nn_tensor *g, nn_tensor *v);
+/* The select-style gradients (backend.h's nn_pointwise_grad_op), of g's
+   shape and dtype; x and y (NULL where op reads none) broadcast to it. */
+nn_tensor *nn_pointwise_grad(nn_pointwise_grad_op op, nn_tensor *g, nn_tensor *x, nn_tensor *y,
+                             double lo, double hi);
 
 /* ---- kernels shared between files ----------------------------------- */
 /* y = alpha op(A) op(B) + beta y over 2-D views, any strides; picks naive

@@ -4,30 +4,33 @@
  * arithmetic on shapes and strides: no element is read here. */
 #include "internal.h"
 
-/* t has exactly this shape and is contiguous: the common case, one run. */
-static int dense_of_shape(const nn_tensor *t, int ndim, const int64_t *size) {
-  if (t->ndim != ndim) return 0;
+/* Every operand has exactly this shape and is contiguous: the common case,
+   one run of numel elements. Branch-free per dim: tensors are small and
+   this runs for every op. */
+static int all_dense(int n, nn_tensor *const *ts, int ndim, const int64_t *size) {
+  int ok = 1;
+  for (int k = 0; k < n; k++) ok &= ts[k]->ndim == ndim;
+  if (!ok) return 0;
   int64_t s = 1;
   for (int i = ndim - 1; i >= 0; i--) {
-    if (t->size[i] != size[i] || (size[i] != 1 && t->stride[i] != s)) return 0;
-    s *= size[i];
+    int64_t d = size[i];
+    for (int k = 0; k < n; k++) ok &= (ts[k]->size[i] == d) & ((ts[k]->stride[i] == s) | (d == 1));
+    s *= d;
   }
-  return 1;
+  return ok;
 }
 
 void nn_iter_init(nn_iter *it, int n, nn_tensor *const *ts, int ndim, const int64_t *size) {
   it->n = n;
-  int dense = 1;
   for (int k = 0; k < n; k++) {
     const nn_tensor *t = ts[k];
     it->data[k] = nn_data(t);
     it->dtype[k] = t->dtype;
-    dense = dense && dense_of_shape(t, ndim, size);
   }
-  if (dense) {
+  if (all_dense(n, ts, ndim, size)) {
     it->ndim = 1;
     it->size[0] = nn_shape_numel(ndim, size);
-    for (int k = 0; k < n; k++) it->stride[k][0] = 1;
+    for (int k = 0; k < n; k++) it->stride[0][k] = 1;
     return;
   }
   /* Drop size-1 dims, then merge neighbours that are contiguous for every
@@ -39,15 +42,15 @@ void nn_iter_init(nn_iter *it, int n, nn_tensor *const *ts, int ndim, const int6
     for (int k = 0; k < n; k++) {
       const nn_tensor *t = ts[k];
       int j = t->ndim - ndim + i;
-      it->stride[k][m] = (j >= 0 && t->size[j] != 1) ? t->stride[j] : 0;
+      it->stride[m][k] = (j >= 0 && t->size[j] != 1) ? t->stride[j] : 0;
     }
     if (m > 0) {
       int mergeable = 1;
       for (int k = 0; k < n; k++)
-        if (it->stride[k][m - 1] != it->stride[k][m] * it->size[m]) mergeable = 0;
+        if (it->stride[m - 1][k] != it->stride[m][k] * it->size[m]) mergeable = 0;
       if (mergeable) {
         it->size[m - 1] *= it->size[m];
-        for (int k = 0; k < n; k++) it->stride[k][m - 1] = it->stride[k][m];
+        for (int k = 0; k < n; k++) it->stride[m - 1][k] = it->stride[m][k];
         continue;
       }
     }
@@ -55,7 +58,7 @@ void nn_iter_init(nn_iter *it, int n, nn_tensor *const *ts, int ndim, const int6
   }
   if (m == 0) {
     it->size[0] = nn_shape_numel(ndim, size) ? 1 : 0;
-    for (int k = 0; k < n; k++) it->stride[k][0] = 0;
+    for (int k = 0; k < n; k++) it->stride[0][k] = 0;
     m = 1;
   }
   it->ndim = m;

@@ -3,6 +3,7 @@
  * double whatever the dtype, so a float32 sum of a million terms stays
  * accurate. */
 #include "internal.h"
+#include "cpu/cpu.h" /* until its loops move there */
 
 /* The shape a reduction keeps: every reduced dim set to 1. */
 static void keep_shape(const nn_tensor *a, int dim, int64_t *size) {

@@ -18,4 +18,10 @@ const nn_backend nn_cpu_backend = {
     .ramp = nn_cpu_ramp,
     .add_into = nn_cpu_add_into,
     .gather_rows = nn_cpu_gather_rows,
+    .binary = nn_cpu_binary,
+    .binary_number = nn_cpu_binary_number,
+    .unary = nn_cpu_unary,
+    .unary_backward = nn_cpu_unary_backward,
+    .clamp = nn_cpu_clamp,
+    .pointwise_grad = nn_cpu_pointwise_grad,
 };

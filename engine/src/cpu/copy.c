@@ -1,7 +1,7 @@
 /* cpu/copy.c: copies with dtype conversion, fills, the ramps of arange and
  * linspace, adding into a gradient, and the data loader's row gather. */
 #include "cpu/cpu.h"
-#include "internal.h"
+#include "cpu/cpu.h"
 #include "math/fill.h"
 
 struct copy_ctx { nn_dtype dst, src; };

@@ -7,6 +7,19 @@
 #include "backend.h"
 #include "math/dtype.h"
 
+/* iter.c: the loop over an nn_iter. fn gets the innermost dimension for
+   every outer position: n elements, data[k] and stride[k] (in elements)
+   for operand k. */
+typedef void (*nn_inner_fn)(void *ctx, int64_t n, char **data, const int64_t *stride);
+void nn_iter_run_outer(const nn_iter *it, nn_inner_fn fn, void *ctx);
+/* Inline, so that a kernel's call of it with its own fn becomes a direct
+   call of fn for the common case of a single run (tiny tensors pay for
+   every instruction around their few elements). */
+static inline void nn_iter_run(const nn_iter *it, nn_inner_fn fn, void *ctx) {
+  if (it->ndim > 1) nn_iter_run_outer(it, fn, ctx);
+  else if (it->size[0] > 0) fn(ctx, it->size[0], (char **)it->data, it->stride[0]);
+}
+
 /* memory.c */
 void *nn_cpu_alloc(size_t nbytes);
 void nn_cpu_free(void *data, size_t nbytes);
@@ -26,5 +39,14 @@ int nn_cpu_ramp(nn_dtype dtype, void *data, int64_t n, int64_t half, double star
 int nn_cpu_add_into(const nn_iter *it);
 int nn_cpu_gather_rows(void *out, const void *src, const int64_t *rows, int64_t count,
                        size_t row_bytes);
+
+/* elementwise.c */
+int nn_cpu_binary(nn_binary_op op, nn_dtype compute, const nn_iter *it);
+int nn_cpu_binary_number(nn_binary_op op, nn_dtype compute, const nn_iter *it, double s,
+                         int scalar_first);
+int nn_cpu_unary(nn_unary_op op, const nn_iter *it);
+int nn_cpu_unary_backward(nn_unary_op op, const nn_iter *it);
+int nn_cpu_clamp(const nn_iter *it, double lo, double hi);
+int nn_cpu_pointwise_grad(nn_pointwise_grad_op op, const nn_iter *it, double lo, double hi);
 
 #endif
