@@ -91,6 +91,14 @@ static inline void *nn_data(const nn_tensor *t) {
    (iter.c; front-side arithmetic, reads no element). */
 void nn_iter_init(nn_iter *it, int n, nn_tensor *const *ts, int ndim, const int64_t *size);
 
+/* A reduction's geometry (backend.h's nn_reduce_geom) over a shape (ndim,
+   size) reduced along the dims whose bits are set in `reduced`: operand k
+   has that full shape where bit k of `full` is set, else the kept shape
+   (size 1 at the reduced dims: keepdim's). Reduced dims of size 1 are
+   dropped, neighbours merged where every operand allows. */
+void nn_reduce_init(nn_reduce_geom *r, int n, nn_tensor *const *ts, unsigned full, int ndim,
+                    const int64_t *size, unsigned reduced);
+
 /* A contiguous tensor seen as (outer, n, inner) around dim: a line of n
    elements `inner` apart for every (outer, inner) pair; NN_ALL_DIMS makes
    one line of every element. */
@@ -205,6 +213,17 @@ nn_tensor *nn_unary_backward(nn_unary_op op, nn_tensor *g, nn_tensor *v);
    shape and dtype; x and y (NULL where op reads none) broadcast to it. */
 nn_tensor *nn_pointwise_grad(nn_pointwise_grad_op op, nn_tensor *g, nn_tensor *x, nn_tensor *y,
                              double lo, double hi);
+
+/* gi = g op'(x) for nn_activation's op with parameters a, b. */
+nn_tensor *nn_activation_backward(nn_activation_op op, nn_tensor *g, nn_tensor *x, double a,
+                                  double b);
+/* softmax's (log_form 0) or log_softmax's gradient along dim from its
+   output y. */
+nn_tensor *nn_softmax_backward(nn_tensor *g, nn_tensor *y, int dim, int log_form);
+/* PReLU's gradients for contiguous x and w (channels `inner` elements
+   apart): *gx when need_x, *gw when need_w, else NULL. */
+int nn_prelu_backward(nn_tensor *g, nn_tensor *x, nn_tensor *w, int64_t inner, int need_x,
+                      int need_w, nn_tensor **gx, nn_tensor **gw);
 
 /* ---- kernels shared between files ----------------------------------- */
 /* y = alpha op(A) op(B) + beta y over 2-D views, any strides; picks naive

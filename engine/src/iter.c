@@ -65,3 +65,28 @@ void nn_iter_init(nn_iter *it, int n, nn_tensor *const *ts, int ndim, const int6
   for (int i = 0; i < ndim; i++)
     if (size[i] == 0) it->size[0] = 0;
 }
+
+void nn_reduce_init(nn_reduce_geom *r, int n, nn_tensor *const *ts, unsigned full, int ndim,
+                    const int64_t *size, unsigned reduced) {
+  int64_t kept[NN_MAX_DIMS];
+  for (int i = 0; i < ndim; i++) kept[i] = (reduced >> i & 1) ? 1 : size[i];
+  /* full-shape operands see size 1 at the reduced dims: the iterator skips
+     them, leaving each operand's first element of the line */
+  nn_iter_init(&r->it, n, ts, ndim, kept);
+  int m = 0;
+  for (int i = 0; i < ndim; i++) {
+    if (!(reduced >> i & 1) || size[i] == 1) continue;
+    r->rsize[m] = size[i];
+    for (int k = 0; k < n; k++) r->rstride[m][k] = (full >> k & 1) ? ts[k]->stride[i] : 0;
+    int mergeable = m > 0;
+    for (int k = 0; k < n && mergeable; k++)
+      mergeable = r->rstride[m - 1][k] == r->rstride[m][k] * r->rsize[m];
+    if (mergeable) {
+      r->rsize[m - 1] *= r->rsize[m];
+      for (int k = 0; k < n; k++) r->rstride[m - 1][k] = r->rstride[m][k];
+      continue;
+    }
+    m++;
+  }
+  r->rdims = m;
+}

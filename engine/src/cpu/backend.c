@@ -24,4 +24,10 @@ const nn_backend nn_cpu_backend = {
     .unary_backward = nn_cpu_unary_backward,
     .clamp = nn_cpu_clamp,
     .pointwise_grad = nn_cpu_pointwise_grad,
+    .activation = nn_cpu_activation,
+    .activation_backward = nn_cpu_activation_backward,
+    .softmax = nn_cpu_softmax,
+    .softmax_backward = nn_cpu_softmax_backward,
+    .prelu = nn_cpu_prelu,
+    .prelu_backward = nn_cpu_prelu_backward,
 };

@@ -49,4 +49,12 @@ int nn_cpu_unary_backward(nn_unary_op op, const nn_iter *it);
 int nn_cpu_clamp(const nn_iter *it, double lo, double hi);
 int nn_cpu_pointwise_grad(nn_pointwise_grad_op op, const nn_iter *it, double lo, double hi);
 
+/* activation.c */
+int nn_cpu_activation(nn_activation_op op, const nn_iter *it, double a, double b);
+int nn_cpu_activation_backward(nn_activation_op op, const nn_iter *it, double a, double b);
+int nn_cpu_softmax(const nn_reduce_geom *r, int log_form);
+int nn_cpu_softmax_backward(const nn_reduce_geom *r, int log_form);
+int nn_cpu_prelu(const nn_prelu_args *a);
+int nn_cpu_prelu_backward(const nn_prelu_args *a);
+
 #endif
