@@ -225,6 +225,15 @@ nn_tensor *nn_softmax_backward(nn_tensor *g, nn_tensor *y, int dim, int log_form
 int nn_prelu_backward(nn_tensor *g, nn_tensor *x, nn_tensor *w, int64_t inner, int need_x,
                       int need_w, nn_tensor **gx, nn_tensor **gw);
 
+/* max's or min's gradient, of x's shape (ndim, size): along dim, g at
+   the forward's indices; over all dims (NN_ALL_DIMS, indices NULL), g
+   shared by the elements of x equal to the forward's value. */
+nn_tensor *nn_extreme_backward(nn_tensor *g, nn_tensor *indices, nn_tensor *x, nn_tensor *value,
+                               int dim, int ndim, const int64_t *size);
+/* The p-norm's gradient along dim (or NN_ALL_DIMS) for input x whose norm
+   (the forward's result) is norm. */
+nn_tensor *nn_norm_backward(nn_tensor *g, nn_tensor *x, nn_tensor *norm, double p, int dim);
+
 /* ---- kernels shared between files ----------------------------------- */
 /* y = alpha op(A) op(B) + beta y over 2-D views, any strides; picks naive
    loops for tiny products and BLAS for the rest. */

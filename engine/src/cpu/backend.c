@@ -30,4 +30,9 @@ const nn_backend nn_cpu_backend = {
     .softmax_backward = nn_cpu_softmax_backward,
     .prelu = nn_cpu_prelu,
     .prelu_backward = nn_cpu_prelu_backward,
+    .reduce = nn_cpu_reduce,
+    .extreme = nn_cpu_extreme,
+    .extreme_backward = nn_cpu_extreme_backward,
+    .extreme_all_backward = nn_cpu_extreme_all_backward,
+    .norm_backward = nn_cpu_norm_backward,
 };

@@ -57,4 +57,11 @@ int nn_cpu_softmax_backward(const nn_reduce_geom *r, int log_form);
 int nn_cpu_prelu(const nn_prelu_args *a);
 int nn_cpu_prelu_backward(const nn_prelu_args *a);
 
+/* reduce.c */
+int nn_cpu_reduce(nn_reduce_op op, const nn_reduce_geom *r, double p);
+int nn_cpu_extreme(int want_max, const nn_reduce_geom *r);
+int nn_cpu_extreme_backward(const nn_reduce_geom *r);
+int nn_cpu_extreme_all_backward(const nn_reduce_geom *r);
+int nn_cpu_norm_backward(double p, const nn_reduce_geom *r);
+
 #endif

@@ -11,6 +11,10 @@ NN_HD static inline size_t nn_element_size(nn_dtype dtype) {
   return dtype == NN_BOOL ? 1 : (dtype == NN_FLOAT32 ? 4 : 8);
 }
 
+NN_HD static inline int nn_floating_dtype(nn_dtype dtype) {
+  return dtype == NN_FLOAT32 || dtype == NN_FLOAT64;
+}
+
 /* Element i of p, as a double. */
 NN_HD static inline double nn_load(nn_dtype dtype, const void *p, int64_t i) {
   switch (dtype) {
