@@ -35,6 +35,9 @@ typedef struct nn_tensor {
   int64_t size[NN_MAX_DIMS];
   int64_t stride[NN_MAX_DIMS]; /* in elements */
   int64_t offset;              /* in elements, into storage */
+  /* nn_is_contiguous(t), computed when the tensor is made: a tensor's
+     geometry never changes after, and every op asks */
+  int contiguous;
   nn_storage *storage;
   int requires_grad; /* a leaf that collects .grad, or a result that needs one */
   struct nn_tensor *grad;

@@ -59,7 +59,7 @@ const nn_backend_entry nn_backend_entries[] = {
     ENTRY(alloc), ENTRY(free), ENTRY(to_host), ENTRY(from_host), ENTRY(synchronize),
     ENTRY(device_count), ENTRY(memory_allocated), ENTRY(memory_reserved), ENTRY(empty_cache),
     ENTRY(set_num_threads), ENTRY(get_num_threads),
-    ENTRY(copy), ENTRY(fill), ENTRY(ramp), ENTRY(add_into), ENTRY(gather_rows),
+    ENTRY(copy), ENTRY(fill), ENTRY(ramp), ENTRY(add_into), ENTRY(add_rows), ENTRY(gather_rows),
     ENTRY(binary), ENTRY(binary_number), ENTRY(unary), ENTRY(unary_backward), ENTRY(clamp),
     ENTRY(pointwise_grad),
     ENTRY(activation), ENTRY(activation_backward), ENTRY(softmax), ENTRY(softmax_backward),

@@ -113,12 +113,15 @@ typedef struct {
 
 /* c = alpha a b + beta c for each of `batch` products; a is m x k, b is
    k x n, c is m x n with col_stride 1 and row_stride >= n. beta == 0
-   overwrites c (whatever it held, NaN included); k == 0 gives beta c. */
+   overwrites c (whatever it held, NaN included); k == 0 gives beta c.
+   With a bias (linear's: n contiguous values of dtype), every row of c
+   starts as the bias and beta is 1: c = bias + alpha a b. */
 typedef struct {
   nn_dtype dtype; /* float32 or float64, all three */
   int64_t batch, m, n, k;
   double alpha, beta;
   nn_matrix a, b, c;
+  const char *bias;
 } nn_gemm_args;
 
 /* ---- ops beyond nn.h's enums ------------------------------------------ */
@@ -239,6 +242,9 @@ typedef struct nn_backend {
      broadcast (stride 0), its repeated elements then sum every src
      element that lands there (a view's gradient, a bias's row sum) */
   int (*add_into)(const nn_iter *it);
+  /* dst (cols) += each row of src (rows x cols, contiguous) in turn, in
+     dtype: a bias's gradient summed into place, row by row */
+  int (*add_rows)(nn_dtype dtype, int64_t rows, int64_t cols, const void *src, void *dst);
   /* out's row i = src's row rows[i], i < count; rows (int64) on the host,
      already checked; rows of row_bytes bytes, contiguous */
   int (*gather_rows)(void *out, const void *src, const int64_t *rows, int64_t count,

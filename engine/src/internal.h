@@ -234,11 +234,15 @@ nn_tensor *nn_extreme_backward(nn_tensor *g, nn_tensor *indices, nn_tensor *x, n
    (the forward's result) is norm. */
 nn_tensor *nn_norm_backward(nn_tensor *g, nn_tensor *x, nn_tensor *norm, double p, int dim);
 
+/* The gradients of y = x w^T + b for grad g (N, out): grads[0] = dx (N,
+   in), grads[1] = dw (out, in), grads[2] = db (out), each where need[k];
+   into[1] and into[2] (NULL or an existing .grad: contiguous, the
+   parameter's shape and dtype) take their gradient added in place, and
+   grads[k] stays NULL. */
+int nn_linear_backward(nn_tensor *g, nn_tensor *x, nn_tensor *w, const int *need,
+                       nn_tensor *const *into, nn_tensor **grads);
+
 /* ---- kernels shared between files ----------------------------------- */
-/* y = alpha op(A) op(B) + beta y over 2-D views, any strides; picks naive
-   loops for tiny products and BLAS for the rest. */
-int nn_gemm_tensors(int trans_a, int trans_b, double alpha, nn_tensor *a, nn_tensor *b,
-                    double beta, nn_tensor *c);
 /* Refuses (-1, with an error naming op) an in-place write into dst that
    reads src where src holds some of dst's elements at other positions (a
    partial overlap): the loop would read values it has already overwritten.

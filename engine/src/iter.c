@@ -4,20 +4,18 @@
  * arithmetic on shapes and strides: no element is read here. */
 #include "internal.h"
 
-/* Every operand has exactly this shape and is contiguous: the common case,
-   one run of numel elements. Branch-free per dim: tensors are small and
-   this runs for every op. */
+/* Every operand is contiguous and has exactly this shape: the common case,
+   one run of numel elements. (The output, first, usually hands in its own
+   size array.) */
 static int all_dense(int n, nn_tensor *const *ts, int ndim, const int64_t *size) {
-  int ok = 1;
-  for (int k = 0; k < n; k++) ok &= ts[k]->ndim == ndim;
-  if (!ok) return 0;
-  int64_t s = 1;
-  for (int i = ndim - 1; i >= 0; i--) {
-    int64_t d = size[i];
-    for (int k = 0; k < n; k++) ok &= (ts[k]->size[i] == d) & ((ts[k]->stride[i] == s) | (d == 1));
-    s *= d;
+  for (int k = 0; k < n; k++)
+    if (!ts[k]->contiguous || ts[k]->ndim != ndim) return 0;
+  for (int k = 0; k < n; k++) {
+    if (ts[k]->size == size) continue;
+    for (int i = 0; i < ndim; i++)
+      if (ts[k]->size[i] != size[i]) return 0;
   }
-  return ok;
+  return 1;
 }
 
 void nn_iter_init(nn_iter *it, int n, nn_tensor *const *ts, int ndim, const int64_t *size) {

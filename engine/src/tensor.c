@@ -90,15 +90,18 @@ void nn_contiguous_strides(int ndim, const int64_t *size, int64_t *stride) {
   }
 }
 
-int nn_is_contiguous(const nn_tensor *t) {
+/* Row-major without gaps: what every op's fast path wants. */
+static int dense_geometry(int ndim, const int64_t *size, const int64_t *stride) {
   int64_t s = 1;
-  for (int i = t->ndim - 1; i >= 0; i--) {
-    if (t->size[i] == 1) continue;
-    if (t->stride[i] != s) return 0;
-    s *= t->size[i];
+  for (int i = ndim - 1; i >= 0; i--) {
+    if (size[i] == 1) continue;
+    if (stride[i] != s) return 0;
+    s *= size[i];
   }
   return 1;
 }
+
+int nn_is_contiguous(const nn_tensor *t) { return t->contiguous; }
 
 int nn_same_shape(const nn_tensor *a, const nn_tensor *b) {
   if (a->ndim != b->ndim) return 0;
@@ -192,6 +195,7 @@ nn_tensor *nn_tensor_wrap(nn_storage *s, nn_dtype dtype, int ndim, const int64_t
     t->size[i] = size[i];
     t->stride[i] = stride[i];
   }
+  t->contiguous = dense_geometry(ndim, size, stride);
   return t;
 }
 
@@ -232,6 +236,7 @@ nn_tensor *nn_alias(const nn_tensor *t) {
   a->offset = t->offset;
   memcpy(a->size, t->size, sizeof a->size);
   memcpy(a->stride, t->stride, sizeof a->stride);
+  a->contiguous = t->contiguous;
   return a;
 }
 

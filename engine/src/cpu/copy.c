@@ -83,6 +83,25 @@ int nn_cpu_add_into(const nn_iter *it) {
   return 0;
 }
 
+int nn_cpu_add_rows(nn_dtype dtype, int64_t rows, int64_t cols, const void *src, void *dst) {
+  if (dtype == NN_FLOAT32) {
+    const float *s = src;
+    float *d = dst;
+    for (int64_t i = 0; i < rows; i++)
+      for (int64_t j = 0; j < cols; j++) d[j] += s[i * cols + j];
+  } else if (dtype == NN_FLOAT64) {
+    const double *s = src;
+    double *d = dst;
+    for (int64_t i = 0; i < rows; i++)
+      for (int64_t j = 0; j < cols; j++) d[j] += s[i * cols + j];
+  } else {
+    for (int64_t i = 0; i < rows; i++)
+      for (int64_t j = 0; j < cols; j++)
+        nn_store(dtype, dst, j, nn_load(dtype, dst, j) + nn_load(dtype, src, i * cols + j));
+  }
+  return 0;
+}
+
 int nn_cpu_gather_rows(void *out, const void *src, const int64_t *rows, int64_t count,
                        size_t row_bytes) {
   char *o = out;

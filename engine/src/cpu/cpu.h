@@ -37,6 +37,7 @@ int nn_cpu_fill(const nn_iter *it, double value);
 int nn_cpu_ramp(nn_dtype dtype, void *data, int64_t n, int64_t half, double start, double step,
                 double end);
 int nn_cpu_add_into(const nn_iter *it);
+int nn_cpu_add_rows(nn_dtype dtype, int64_t rows, int64_t cols, const void *src, void *dst);
 int nn_cpu_gather_rows(void *out, const void *src, const int64_t *rows, int64_t count,
                        size_t row_bytes);
 
@@ -63,5 +64,10 @@ int nn_cpu_extreme(int want_max, const nn_reduce_geom *r);
 int nn_cpu_extreme_backward(const nn_reduce_geom *r);
 int nn_cpu_extreme_all_backward(const nn_reduce_geom *r);
 int nn_cpu_norm_backward(double p, const nn_reduce_geom *r);
+
+/* gemm.c */
+void nn_cpu_set_num_threads(int n);
+int nn_cpu_get_num_threads(void);
+int nn_cpu_gemm(const nn_gemm_args *a);
 
 #endif
