@@ -242,6 +242,28 @@ nn_tensor *nn_norm_backward(nn_tensor *g, nn_tensor *x, nn_tensor *norm, double 
 int nn_linear_backward(nn_tensor *g, nn_tensor *x, nn_tensor *w, const int *need,
                        nn_tensor *const *into, nn_tensor **grads);
 
+/* An elementwise loss (backend.h's nn_loss_kind) as its backward needs it:
+   weights is the contiguous (k n) tensor of weight then pos_weight values
+   (those present), or NULL. */
+typedef struct {
+  nn_loss_kind kind;
+  double param;   /* smooth_l1's beta, huber's delta */
+  int reduction;  /* nn_reduction, or NN_REDUCTION_BATCHMEAN */
+  double divisor; /* what the reduced sum was divided by */
+  nn_tensor *weights;
+  int has_weight, has_pos_weight;
+} nn_loss_spec;
+/* dl/dinput (when need_x) and dl/dtarget (when need_y) times g. */
+int nn_loss_backward(const nn_loss_spec *spec, nn_tensor *g, nn_tensor *input, nn_tensor *target,
+                     int need_x, int need_y, nn_tensor **gx, nn_tensor **gy);
+/* cross_entropy's (from_logits) or nll_loss's gradients; aux is what the
+   forward left (weights, lse, the targets' total weight); o->weight only
+   says whether there are weights. */
+int nn_class_loss_backward(const char *op, int from_logits, int probabilities,
+                           const nn_class_loss_options *o, nn_tensor *g, nn_tensor *input,
+                           nn_tensor *target, nn_tensor *aux, int need_x, int need_y,
+                           nn_tensor **gx, nn_tensor **gy);
+
 /* ---- kernels shared between files ----------------------------------- */
 /* Refuses (-1, with an error naming op) an in-place write into dst that
    reads src where src holds some of dst's elements at other positions (a

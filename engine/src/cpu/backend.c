@@ -39,4 +39,8 @@ const nn_backend nn_cpu_backend = {
     .extreme_all_backward = nn_cpu_extreme_all_backward,
     .norm_backward = nn_cpu_norm_backward,
     .gemm = nn_cpu_gemm,
+    .loss = nn_cpu_loss,
+    .loss_backward = nn_cpu_loss_backward,
+    .class_loss = nn_cpu_class_loss,
+    .class_loss_backward = nn_cpu_class_loss_backward,
 };

@@ -70,4 +70,10 @@ void nn_cpu_set_num_threads(int n);
 int nn_cpu_get_num_threads(void);
 int nn_cpu_gemm(const nn_gemm_args *a);
 
+/* loss.c */
+int nn_cpu_loss(const nn_loss_args *a);
+int nn_cpu_loss_backward(const nn_loss_args *a);
+int nn_cpu_class_loss(const nn_class_loss_args *a);
+int nn_cpu_class_loss_backward(const nn_class_loss_args *a);
+
 #endif
