@@ -288,19 +288,7 @@ nn_tensor *nn_kl_div_loss(nn_tensor *input, nn_tensor *target, int reduction, in
                         reduction);
 }
 
-/* ---- binary cross-entropy with logits ---------------------------------
-   PyTorch's binary_cross_entropy_with_logits (aten/src/ATen/native/Loss.cpp).
-   With lw = 1 + (p - 1) y for a pos_weight p (1 without), and
-   sp(-x) = log(1 + exp(-x)) = max(-x, 0) + log1p(exp(-|x|)), which never
-   overflows:
-     l     = w ((1 - y) x + lw sp(-x))   (max(x, 0) - x y + log1p(exp(-|x|)) when p = 1)
-     dl/dx = w ((p y + 1 - y) sigmoid(x) - p y)   (w (sigmoid(x) - y) when p = 1)
-     dl/dy = w (-x + (p - 1) sp(-x))
-   The forward folds the linear terms by the sign of x, (1 - y) x for
-   x >= 0 and -p y x below, so that nothing cancels. dl/dy is PyTorch's
-   target backward, w (log(1 - sigmoid(x)) - p log sigmoid(x)), in a form
-   that stays finite for large |x|. */
-
+/* ---- binary cross-entropy with logits (the formulas: math/loss.h) ------- */
 static int check_elementwise_weight(const char *op, const char *what, const nn_tensor *w,
                                     const nn_tensor *input) {
   if (!w) return 0;
