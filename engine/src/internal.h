@@ -204,6 +204,10 @@ int nn_inplace_commit(nn_inplace *ip, nn_tensor *result, const char *zero_grad_n
 int nn_inplace_commit_written(nn_inplace *ip, const char *name);
 void nn_inplace_cancel(nn_inplace *ip);
 
+/* The p-norm of every element of a (floating), into a 0-d tensor of
+   dtype (accumulated in double whatever the dtype); no autograd. */
+nn_tensor *nn_norm_all(nn_tensor *a, double p, nn_dtype dtype);
+
 /* ---- backward ops: fronts of their own, which backward functions call
    (never a kernel directly), so that a later version can record them -- */
 /* gi = g op'(v): v is op's output where nn_unary_grad_reads_output(op)

@@ -282,6 +282,16 @@ static int norm_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   return gi[0] ? 0 : -1;
 }
 
+nn_tensor *nn_norm_all(nn_tensor *a, double p, nn_dtype dtype) {
+  const nn_backend *be = nn_dispatch("norm", offsetof(nn_backend, reduce), a, NULL, NULL);
+  nn_tensor *out = be ? nn_empty_like_shape(a, dtype, 0, NULL) : NULL;
+  if (out && run_reduce(be, NN_REDUCE_NORM, out, a, reduced_dims(a->ndim, NN_ALL_DIMS), p) < 0) {
+    nn_release(out);
+    return NULL;
+  }
+  return out;
+}
+
 nn_tensor *nn_norm(nn_tensor *a, double p, int dim, int keepdim) {
   const nn_backend *be = nn_dispatch("norm", offsetof(nn_backend, reduce), a, NULL, NULL);
   if (!be) return NULL;

@@ -43,4 +43,8 @@ const nn_backend nn_cpu_backend = {
     .loss_backward = nn_cpu_loss_backward,
     .class_loss = nn_cpu_class_loss,
     .class_loss_backward = nn_cpu_class_loss_backward,
+    .sgd_step = nn_cpu_sgd_step,
+    .adam_step = nn_cpu_adam_step,
+    .rmsprop_step = nn_cpu_rmsprop_step,
+    .adagrad_step = nn_cpu_adagrad_step,
 };

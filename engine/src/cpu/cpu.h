@@ -76,4 +76,14 @@ int nn_cpu_loss_backward(const nn_loss_args *a);
 int nn_cpu_class_loss(const nn_class_loss_args *a);
 int nn_cpu_class_loss_backward(const nn_class_loss_args *a);
 
+/* optim.c */
+int nn_cpu_sgd_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *momentum_buffer,
+                    int first, const nn_sgd_options *o);
+int nn_cpu_adam_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
+                     void *exp_avg_sq, void *max_exp_avg_sq, int64_t step, const nn_adam_options *o);
+int nn_cpu_rmsprop_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *square_avg,
+                        void *momentum_buffer, void *grad_avg, const nn_rmsprop_options *o);
+int nn_cpu_adagrad_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *sum,
+                        int64_t step, const nn_adagrad_options *o);
+
 #endif
