@@ -11,6 +11,10 @@ const nn_backend *nn_backend_of_device(nn_device device) {
   return (unsigned)device < NN_DEVICE_COUNT ? tables[device] : NULL;
 }
 
+const nn_backend *nn_backend_loaded(nn_device device) {
+  return (unsigned)device < NN_DEVICE_COUNT ? tables[device] : NULL;
+}
+
 const char *nn_backend_unavailable(nn_device device) {
   if ((unsigned)device < NN_DEVICE_COUNT && unavailable[device]) return unavailable[device];
   return device == NN_CUDA ? "this build has no cuda backend" : "no such device";

@@ -33,6 +33,9 @@ static inline const nn_backend *nn_backend_for(nn_device device) {
 }
 /* Why nn_backend_for(device) is NULL: "this build has no cuda backend". */
 const char *nn_backend_unavailable(nn_device device);
+/* The table of device's backend if it is loaded already (never loads
+   one): what a seed reaches. */
+const nn_backend *nn_backend_loaded(nn_device device);
 /* Installs a device's table (the CUDA loader; tests), or removes it (NULL,
    with the reason nn_backend_unavailable will give). */
 void nn_backend_set(nn_device device, const nn_backend *table, const char *why_not);

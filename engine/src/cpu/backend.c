@@ -47,4 +47,11 @@ const nn_backend nn_cpu_backend = {
     .adam_step = nn_cpu_adam_step,
     .rmsprop_step = nn_cpu_rmsprop_step,
     .adagrad_step = nn_cpu_adagrad_step,
+    .uniform = nn_cpu_uniform,
+    .normal = nn_cpu_normal,
+    .manual_seed = nn_cpu_manual_seed,
+    .initial_seed = nn_cpu_initial_seed,
+    .rng_state_size = nn_cpu_rng_state_size,
+    .rng_get_state = nn_cpu_rng_get_state,
+    .rng_set_state = nn_cpu_rng_set_state,
 };

@@ -86,4 +86,13 @@ int nn_cpu_rmsprop_step(nn_dtype dtype, int64_t n, void *param, const void *grad
 int nn_cpu_adagrad_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *sum,
                         int64_t step, const nn_adagrad_options *o);
 
+/* random.c */
+void nn_cpu_manual_seed(uint64_t seed);
+uint64_t nn_cpu_initial_seed(void);
+size_t nn_cpu_rng_state_size(void);
+void nn_cpu_rng_get_state(void *buf);
+int nn_cpu_rng_set_state(const void *buf, size_t len);
+int nn_cpu_uniform(const nn_strided *t, double from, double to);
+int nn_cpu_normal(const nn_strided *t, double mean, double std);
+
 #endif
