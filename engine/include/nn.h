@@ -17,6 +17,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define NN_MAX_DIMS 8
 /* Reductions over every element take this in place of a dimension. */
 #define NN_ALL_DIMS (-1000)
@@ -472,5 +476,9 @@ int nn_safetensors_read(const char *path, size_t header_len, const nn_safetensor
 /* Writes the header and the tensors' bytes in order, atomically. */
 int nn_safetensors_write(const char *path, const char *header, size_t header_len,
                          nn_tensor *const *tensors, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

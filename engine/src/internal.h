@@ -5,7 +5,6 @@
 #include "nn.h"
 #include "backend.h"
 #include "math/dtype.h"
-#include "math/exp.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -57,7 +56,6 @@ static inline const nn_backend *nn_dispatch(const char *op, size_t kernel, const
 /* Refuses (-1, "op: tensors are on different devices (cpu and cuda)")
    operands beyond the three nn_dispatch checks. */
 int nn_check_same_device(const char *op, const nn_tensor *a, const nn_tensor *b);
-int nn_check_cpu(const char *op, const nn_tensor *t);
 
 /* ---- storage and tensor allocation (memory.c, tensor.c) -------------- */
 nn_storage *nn_storage_new(nn_device device, size_t nbytes);
@@ -101,22 +99,6 @@ void nn_iter_init(nn_iter *it, int n, nn_tensor *const *ts, int ndim, const int6
    dropped, neighbours merged where every operand allows. */
 void nn_reduce_init(nn_reduce_geom *r, int n, nn_tensor *const *ts, unsigned full, int ndim,
                     const int64_t *size, unsigned reduced);
-
-/* A contiguous tensor seen as (outer, n, inner) around dim: a line of n
-   elements `inner` apart for every (outer, inner) pair; NN_ALL_DIMS makes
-   one line of every element. */
-typedef struct { int64_t outer, n, inner; } nn_line_shape;
-static inline nn_line_shape nn_lines_around(const nn_tensor *t, int dim) {
-  nn_line_shape s = {1, 1, 1};
-  if (dim == NN_ALL_DIMS || t->ndim == 0) {
-    s.n = nn_shape_numel(t->ndim, t->size);
-    return s;
-  }
-  s.n = t->size[dim];
-  for (int i = 0; i < dim; i++) s.outer *= t->size[i];
-  for (int i = dim + 1; i < t->ndim; i++) s.inner *= t->size[i];
-  return s;
-}
 
 /* ---- autograd (autograd.c) ------------------------------------------ */
 #define NN_NODE_INPUTS 3
@@ -271,7 +253,7 @@ int nn_class_loss_backward(const char *op, int from_logits, int probabilities,
                            nn_tensor *target, nn_tensor *aux, int need_x, int need_y,
                            nn_tensor **gx, nn_tensor **gy);
 
-/* ---- kernels shared between files ----------------------------------- */
+/* ---- in-place writes ------------------------------------------------- */
 /* Refuses (-1, with an error naming op) an in-place write into dst that
    reads src where src holds some of dst's elements at other positions (a
    partial overlap): the loop would read values it has already overwritten.
@@ -281,9 +263,10 @@ int nn_check_partial_overlap(const char *op, const nn_tensor *dst, const nn_tens
 static inline int nn_check_overlap(const char *op, const nn_tensor *dst, const nn_tensor *src) {
   return dst->storage == src->storage ? nn_check_partial_overlap(op, dst, src) : 0;
 }
-/* dst += src over src's shape, dst broadcast to it: where dst's elements repeat (stride 0, a smaller shape), every element of
-   src landing there adds in, in order. No autograd, no checks beyond the
-   devices: what backward uses to add a gradient into place. */
+/* dst += src over src's shape, dst broadcast to it: where dst's elements
+   repeat (stride 0, a smaller shape), every element of src landing there
+   adds in, in order. No autograd, no checks beyond the devices: what
+   backward uses to add a gradient into place. */
 int nn_add_into(const char *op, nn_tensor *dst, nn_tensor *src);
 /* bump the version of t's storage after an in-place write */
 static inline void nn_bump_version(nn_tensor *t) { t->storage->version++; }

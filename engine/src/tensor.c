@@ -67,12 +67,6 @@ int nn_device_from_name(const char *name) {
   return -1;
 }
 
-int nn_check_cpu(const char *op, const nn_tensor *t) {
-  if (t->device == NN_CPU) return 0;
-  nn_error_set("%s: tensors on %s are not supported by this build", op, nn_device_name(t->device));
-  return -1;
-}
-
 /* ---- shapes ---------------------------------------------------------- */
 int64_t nn_shape_numel(int ndim, const int64_t *size) {
   int64_t n = 1;
