@@ -1,26 +1,33 @@
 /* backend.h: THE backend table. Every kernel an op's front may call, for
  * one device: the CPU backend (engine/src/cpu/) and the CUDA backend
  * (engine/src/cuda/, a shared library loaded at first use) each fill one
- * `nn_backend`. A front (the files of engine/src: checks, shapes, dtypes, autograd)
- * reaches the table of its tensors' device through nn_dispatch
+ * `nn_backend`. A front (a file of engine/src: checks, shapes, dtypes,
+ * autograd) reaches the table of its tensors' device through nn_dispatch
  * (internal.h), which turns a NULL entry into "<op>: not implemented for
  * cuda" and refuses tensors on different devices.
  *
- * Where to find an op (front / CPU kernel / formula):
+ * Where to find an op: its front (forward, and its backward beside it,
+ * which calls the backward op named here: a front of its own), the CPU
+ * kernel, and the formula both the CPU and CUDA kernels compute:
  *
- *   op family                    front (forward and backward)  CPU kernel          formula
- *   copy, fill, arange, eye      tensor.c, views.c             cpu/copy.c          math/dtype.h
- *   + - * / ^ max min, compare   elementwise.c                 cpu/elementwise.c   math/elementwise.h
- *   neg exp log ... relu, clamp  elementwise.c                 cpu/elementwise.c   math/elementwise.h
- *   activations (gelu, elu, ..)  activations.c                 cpu/activation.c    math/activation.h
- *   softmax, log_softmax, prelu  activations.c                 cpu/activation.c    math/activation.h
- *   sum mean max min arg* norm   reduce.c                      cpu/reduce.c        math/reduce.h
- *   matmul, linear               matmul.c                      cpu/gemm.c          (BLAS)
- *   losses                       loss.c                        cpu/loss.c          math/loss.h
- *   optimizers, clipping         optim.c                       cpu/optim.c         math/optim.h
- *   rand, randn, seeds           rng.c                         cpu/random.c        math/random.h
- *   gather_rows (data loader)    io.c                          cpu/copy.c          -
- *   the strided loop (nn_iter)   iter.c (nn_iter_init)         cpu/iter.c          -
+ *   op                         front file      backward op             CPU kernel         formula
+ *   copy fill arange eye       tensor.c        (views.c, autograd.c)   cpu/copy.c         math/fill.h
+ *   clone contiguous to        views.c         -                       cpu/copy.c         math/dtype.h
+ *   + - * / ^ maximum compare  elementwise.c   nn_pointwise_grad       cpu/elementwise.c  math/elementwise.h
+ *   neg exp log ... relu clamp elementwise.c   nn_unary_backward       cpu/elementwise.c  math/elementwise.h
+ *   gelu elu silu ... softplus activations.c   nn_activation_backward  cpu/activation.c   math/activation.h
+ *   softmax log_softmax prelu  activations.c   nn_softmax_backward,    cpu/activation.c   math/activation.h
+ *                                              nn_prelu_backward
+ *   sum mean sum_to_shape      reduce.c        (views: expand)         cpu/reduce.c       math/reduce.h
+ *   max min argmax norm        reduce.c        nn_extreme_backward,    cpu/reduce.c       math/reduce.h
+ *                                              nn_norm_backward
+ *   matmul linear              matmul.c        nn_linear_backward      cpu/gemm.c         (BLAS)
+ *   losses                     loss.c          nn_loss_backward,       cpu/loss.c         math/loss.h
+ *                                              nn_class_loss_backward
+ *   optimizers, clipping       optim.c         -                       cpu/optim.c        math/optim.h
+ *   rand randn seeds           rng.c           -                       cpu/random.c       math/random.h
+ *   gather_rows (data loader)  io.c            -                       cpu/copy.c         -
+ *   the strided loop           iter.c          -                       cpu/iter.c         -
  *
  * Conventions, for every entry:
  *  - Geometry is plain data, never an nn_tensor: an nn_iter (elementwise),
