@@ -66,7 +66,7 @@ void nn_iter_init(nn_iter *it, int n, nn_tensor *const *ts, int ndim, const int6
 
 void nn_reduce_init(nn_reduce_geom *r, int n, nn_tensor *const *ts, unsigned full, int ndim,
                     const int64_t *size, unsigned reduced) {
-  int64_t kept[NN_MAX_DIMS];
+  int64_t kept[NN_MAX_DIMS] = {0}; /* (none read when ndim is 0) */
   for (int i = 0; i < ndim; i++) kept[i] = (reduced >> i & 1) ? 1 : size[i];
   /* full-shape operands see size 1 at the reduced dims: the iterator skips
      them, leaving each operand's first element of the line */
