@@ -225,7 +225,8 @@ int nn_linear_backward(nn_tensor *g, nn_tensor *x, nn_tensor *w, const int *need
       int64_t cols = g->size[1];
       if (!into[2] && !(grads[2] = nn_full_like_shape(g, NN_FLOAT32, 1, &cols, 0))) goto fail;
       nn_tensor *db = into[2] ? into[2] : grads[2];
-      if (be->add_rows(NN_FLOAT32, g->size[0], cols, nn_data(g), nn_data(db)) < 0) goto fail;
+      const nn_backend *rows = nn_dispatch("linear backward", offsetof(nn_backend, add_rows), g, db, NULL);
+      if (!rows || rows->add_rows(NN_FLOAT32, g->size[0], cols, nn_data(g), nn_data(db)) < 0) goto fail;
       nn_bump_version(db);
     } else if (!(grads[2] = nn_sum(g, 0, 0))) {
       goto fail;

@@ -33,7 +33,7 @@ static nn_strided strided_of(const nn_tensor *t) {
 void nn_manual_seed(uint64_t seed) {
   for (int d = 0; d < NN_DEVICE_COUNT; d++) {
     const nn_backend *be = nn_backend_loaded((nn_device)d);
-    if (be) be->manual_seed(seed);
+    if (be && be->manual_seed) be->manual_seed(seed);
   }
 }
 

@@ -330,7 +330,8 @@ static double load_element(const nn_tensor *t, int64_t off) {
   const nn_backend *be = nn_backend_for(t->device);
   double bytes[1] = {0};
   size_t es = nn_element_size(t->dtype);
-  if (!be || be->to_host(bytes, (const char *)t->storage->data + (size_t)off * es, es) < 0)
+  if (!be || !be->to_host ||
+      be->to_host(bytes, (const char *)t->storage->data + (size_t)off * es, es) < 0)
     return NAN;
   return nn_load(t->dtype, bytes, 0);
 }
@@ -344,7 +345,7 @@ static void store_element(nn_tensor *t, int64_t off, double v) {
   double bytes[1];
   size_t es = nn_element_size(t->dtype);
   nn_store(t->dtype, bytes, 0, v);
-  if (be) be->from_host((char *)t->storage->data + (size_t)off * es, bytes, es);
+  if (be && be->from_host) be->from_host((char *)t->storage->data + (size_t)off * es, bytes, es);
 }
 
 double nn_get_flat(const nn_tensor *t, int64_t i) { return load_element(t, flat_to_offset(t, i)); }
