@@ -31,10 +31,19 @@ static inline char *at(const nn_reduce_geom *r, char **data, const int64_t *st, 
   return data[k] + (p * st[k] + line_offset(r, k, j)) * (int64_t)nn_element_size(r->it.dtype[k]);
 }
 
-/* ---- sum, mean, norm ----------------------------------------------------- */
-struct reduce_ctx { const nn_reduce_geom *r; nn_reduce_op op; double p; int64_t n; };
+/* What every kernel here hands its inner function: the geometry, the
+   lines' length, and the kernel's own parameters. */
+struct lines_ctx {
+  const nn_reduce_geom *r;
+  int64_t n;
+  nn_reduce_op op;
+  double p;     /* the norm's order */
+  int want_max; /* max, not min */
+};
 
-static void store_result(const struct reduce_ctx *c, char *out, double sum, int64_t isum) {
+/* ---- sum, mean, norm ----------------------------------------------------- */
+
+static void store_result(const struct lines_ctx *c, char *out, double sum, int64_t isum) {
   nn_dtype dt = c->r->it.dtype[0];
   if (c->op == NN_REDUCE_NORM) nn_store(dt, out, 0, c->n ? nn_norm_finish(sum, c->p) : 0);
   else if (c->op == NN_REDUCE_MEAN) nn_store(dt, out, 0, sum / (double)c->n);
@@ -43,7 +52,7 @@ static void store_result(const struct reduce_ctx *c, char *out, double sum, int6
 }
 
 /* One output per line, the line walked element by element. */
-static void reduce_lines(const struct reduce_ctx *c, int64_t count, char **data, const int64_t *st) {
+static void reduce_lines(const struct lines_ctx *c, int64_t count, char **data, const int64_t *st) {
   const nn_reduce_geom *r = c->r;
   nn_dtype dt = r->it.dtype[1];
   int floating = nn_floating_dtype(dt);
@@ -72,7 +81,7 @@ static void reduce_lines(const struct reduce_ctx *c, int64_t count, char **data,
    memory than a line's elements (a sum over rows): each line index in turn
    over every output of the run, so that memory is read in one pass. Each
    output still adds its elements in line order: the same sums. */
-static int sum_across(const struct reduce_ctx *c, int64_t count, char **data, const int64_t *st) {
+static int sum_across(const struct lines_ctx *c, int64_t count, char **data, const int64_t *st) {
   const nn_reduce_geom *r = c->r;
   nn_dtype dt = r->it.dtype[1];
   double stack[256], *acc = count <= 256 ? stack : malloc((size_t)count * sizeof *acc);
@@ -94,7 +103,7 @@ static int sum_across(const struct reduce_ctx *c, int64_t count, char **data, co
 }
 
 static void reduce_inner(void *vctx, int64_t count, char **data, const int64_t *st) {
-  const struct reduce_ctx *c = vctx;
+  const struct lines_ctx *c = vctx;
   const nn_reduce_geom *r = c->r;
   int64_t inner = r->rdims ? r->rstride[r->rdims - 1][1] : 0;
   if (c->op != NN_REDUCE_NORM && nn_floating_dtype(r->it.dtype[1]) && count > 1 && c->n > 1 &&
@@ -104,17 +113,16 @@ static void reduce_inner(void *vctx, int64_t count, char **data, const int64_t *
 }
 
 int nn_cpu_reduce(nn_reduce_op op, const nn_reduce_geom *r, double p) {
-  struct reduce_ctx c = {r, op, p, line_length(r)};
+  struct lines_ctx c = {r, line_length(r), op, p, 0};
   nn_iter_run(&r->it, reduce_inner, &c);
   return 0;
 }
 
 /* ---- max and min ----------------------------------------------------------- */
-struct extreme_ctx { const nn_reduce_geom *r; int want_max; int64_t n; };
 
 /* (values, in, indices) */
 static void extreme_inner(void *vctx, int64_t count, char **data, const int64_t *st) {
-  const struct extreme_ctx *c = vctx;
+  const struct lines_ctx *c = vctx;
   const nn_reduce_geom *r = c->r;
   nn_dtype dt = r->it.dtype[1];
   for (int64_t p = 0; p < count; p++) {
@@ -131,7 +139,7 @@ static void extreme_inner(void *vctx, int64_t count, char **data, const int64_t 
 }
 
 int nn_cpu_extreme(int want_max, const nn_reduce_geom *r) {
-  struct extreme_ctx c = {r, want_max, line_length(r)};
+  struct lines_ctx c = {r, line_length(r), NN_REDUCE_SUM, 0, want_max};
   nn_iter_run(&r->it, extreme_inner, &c);
   return 0;
 }
@@ -153,7 +161,7 @@ int nn_cpu_extreme_backward(const nn_reduce_geom *r) {
 
 /* (gi, x, value, g) */
 static void extreme_all_backward_inner(void *vctx, int64_t count, char **data, const int64_t *st) {
-  const struct extreme_ctx *c = vctx;
+  const struct lines_ctx *c = vctx;
   const nn_reduce_geom *r = c->r;
   const nn_dtype *dt = r->it.dtype;
   for (int64_t p = 0; p < count; p++) {
@@ -170,17 +178,16 @@ static void extreme_all_backward_inner(void *vctx, int64_t count, char **data, c
 }
 
 int nn_cpu_extreme_all_backward(const nn_reduce_geom *r) {
-  struct extreme_ctx c = {r, 0, line_length(r)};
+  struct lines_ctx c = {r, line_length(r), NN_REDUCE_SUM, 0, 0};
   nn_iter_run(&r->it, extreme_all_backward_inner, &c);
   return 0;
 }
 
 /* ---- norm's gradient ---------------------------------------------------------- */
-struct norm_ctx { const nn_reduce_geom *r; double p; int64_t n; };
 
 /* (gi, x, norm, g) */
 static void norm_backward_inner(void *vctx, int64_t count, char **data, const int64_t *st) {
-  const struct norm_ctx *c = vctx;
+  const struct lines_ctx *c = vctx;
   const nn_reduce_geom *r = c->r;
   const nn_dtype *dt = r->it.dtype;
   for (int64_t p = 0; p < count; p++) {
@@ -198,7 +205,7 @@ static void norm_backward_inner(void *vctx, int64_t count, char **data, const in
 }
 
 int nn_cpu_norm_backward(double p, const nn_reduce_geom *r) {
-  struct norm_ctx c = {r, p, line_length(r)};
+  struct lines_ctx c = {r, line_length(r), NN_REDUCE_NORM, p, 0};
   nn_iter_run(&r->it, norm_backward_inner, &c);
   return 0;
 }
