@@ -390,26 +390,20 @@ static inline void add_at(nn_dtype dtype, void *p, int64_t i, double v) {
 /* The class of target element i: 0..classes-1, -1 where the label is
    ignore_index, -2 with an error when it is no label. */
 static int64_t class_of(const nn_class_loss_args *a, int64_t i) {
-  int64_t label, first = a->first_label, classes = a->classes;
-  if (a->target_dtype == NN_INT64) {
-    label = ((const int64_t *)a->target)[i];
-  } else {
-    double v = nn_load(a->target_dtype, a->target, i);
-    if (!(v == floor(v)) || fabs(v) > 9.0e15) {
-      nn_error_set("%s: target element %lld is %g, not a class label (a whole number in %lld..%lld)",
-                   a->op, (long long)i + 1, v, (long long)first, (long long)(first + classes - 1));
-      return -2;
-    }
-    label = (int64_t)v;
-  }
-  if (label == a->ignore_index) return -1;
-  if (label < first || label - first >= classes) {
+  int64_t first = a->first_label, classes = a->classes;
+  int whole;
+  int64_t label = nn_label_value(a->target_dtype, a->target, i, &whole);
+  int64_t c = nn_label_class(label, whole, first, classes, a->ignore_index);
+  if (c != -2) return c;
+  if (!whole)
+    nn_error_set("%s: target element %lld is %g, not a class label (a whole number in %lld..%lld)",
+                 a->op, (long long)i + 1, nn_load(a->target_dtype, a->target, i), (long long)first,
+                 (long long)(first + classes - 1));
+  else
     nn_error_set("%s: target element %lld is class %lld, outside the classes %lld..%lld", a->op,
                  (long long)i + 1, (long long)label, (long long)first,
                  (long long)(first + classes - 1));
-    return -2;
-  }
-  return label - first;
+  return -2;
 }
 
 static int labels_forward(const nn_class_loss_args *a) {
