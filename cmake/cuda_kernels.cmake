@@ -38,15 +38,26 @@ if(NN_CUDA AND NN_CUDA_KERNELS_NVCC)
   add_test(NAME cuda.kernels_compile
            COMMAND ${CMAKE_COMMAND} --build ${PROJECT_BINARY_DIR} --target nn_cuda_kernels)
 
-  add_executable(cuda_fill_kernels ${PROJECT_SOURCE_DIR}/tests/cuda/fill_kernels.c)
-  set_target_properties(cuda_fill_kernels PROPERTIES
-    RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests LINKER_LANGUAGE C)
-  target_include_directories(cuda_fill_kernels PRIVATE ${PROJECT_SOURCE_DIR}/engine/src
-                             ${PROJECT_SOURCE_DIR}/tests/c)
-  target_compile_options(cuda_fill_kernels PRIVATE -UNDEBUG)
-  # the kernels' host code is C++: its runtime comes with the C link
-  target_link_libraries(cuda_fill_kernels PRIVATE nn_cuda_kernels nn_engine stdc++)
+  # A C test against the kernels and the engine (the kernels' host code is
+  # C++: its runtime comes with the C link).
+  function(nn_cuda_kernels_test name source)
+    add_executable(${name} ${source})
+    set_target_properties(${name} PROPERTIES
+      RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests LINKER_LANGUAGE C)
+    target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/engine/src
+                               ${PROJECT_SOURCE_DIR}/tests/c)
+    target_compile_options(${name} PRIVATE -UNDEBUG)
+    target_link_libraries(${name} PRIVATE nn_cuda_kernels nn_engine stdc++)
+  endfunction()
+
+  nn_cuda_kernels_test(cuda_fill_kernels ${PROJECT_SOURCE_DIR}/tests/cuda/fill_kernels.c)
   add_test(NAME cuda.fill_kernels COMMAND cuda_fill_kernels WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+
+  # Every kernel against the CPU's, on a GPU (tests/gpu/kernels.c); where
+  # there is none it exits 77 and ctest counts it skipped.
+  nn_cuda_kernels_test(cuda_kernels_check ${PROJECT_SOURCE_DIR}/tests/gpu/kernels.c)
+  add_test(NAME cuda.kernels_check COMMAND cuda_kernels_check WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(cuda.kernels_check PROPERTIES SKIP_RETURN_CODE 77)
   message(STATUS "CUDA kernels: ${CMAKE_CUDA_COMPILER} (nn_cuda_kernels, tests cuda.*)")
 else()
   message(STATUS "CUDA kernels: not built (no nvcc, or NN_CUDA=OFF)")

@@ -344,37 +344,20 @@ static double classes_logsumexp(nn_dtype dtype, const void *x, int64_t base, int
     for (int j = 0; j < LANES; j++) sum += lane_sum[j];
     return max + log(sum);
   }
-  if (dtype == NN_FLOAT32) {
-    const float *p = (const float *)x + base;
-    float max = -INFINITY;
-    for (int64_t c = 0; c < count; c++) max = p[c * stride] > max ? p[c * stride] : max;
-    for (int64_t c = 0; c < count; c++) sum += nn_exp_f32(p[c * stride] - max);
-    return max + log(sum);
-  }
-  const double *p = (const double *)x + base;
-  double max = -INFINITY;
-  for (int64_t c = 0; c < count; c++) max = p[c * stride] > max ? p[c * stride] : max;
-  for (int64_t c = 0; c < count; c++) sum += exp(p[c * stride] - max);
-  return max + log(sum);
+  return nn_classes_logsumexp(dtype, x, base, stride, count);
 }
 
 /* gx_c = -softmax_c total over one position, softmax_c = exp(x_c - lse):
    the log_softmax backward's second term. */
 static void softmax_times(nn_dtype dtype, const void *x, void *gx, int64_t base, int64_t stride,
                           int64_t count, double lse, double total) {
-  if (dtype == NN_FLOAT32) {
+  if (dtype == NN_FLOAT32 && stride == 1) { /* the same loop, one that vectorises */
     const float *p = (const float *)x + base;
     float *g = (float *)gx + base, l = (float)lse, t = (float)total;
-    if (stride == 1) {
-      for (int64_t c = 0; c < count; c++) g[c] = -nn_exp_f32(p[c] - l) * t;
-    } else {
-      for (int64_t c = 0; c < count; c++) g[c * stride] = -nn_exp_f32(p[c * stride] - l) * t;
-    }
-  } else {
-    const double *p = (const double *)x + base;
-    double *g = (double *)gx + base;
-    for (int64_t c = 0; c < count; c++) g[c * stride] = -exp(p[c * stride] - lse) * total;
+    for (int64_t c = 0; c < count; c++) g[c] = -nn_exp_f32(p[c] - l) * t;
+    return;
   }
+  nn_softmax_times(dtype, x, gx, base, stride, count, lse, total);
 }
 
 NN_MATH_SELECTS_END

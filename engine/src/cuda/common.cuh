@@ -52,11 +52,11 @@ void nn_cuda_scratch_release(void *p, size_t nbytes);
 /* A counter set to NN_CUDA_NO_INDEX, or NULL with an error. */
 unsigned long long *nn_cuda_index_flag(const char *op);
 /* Reads the counter back (this synchronises) and releases it: the index,
-   NN_CUDA_NO_INDEX when nothing was refused, or -1 (as a status) with an
-   error when the read failed: *status says which. */
-unsigned long long nn_cuda_index_flag_read(const char *op, unsigned long long *flag, int *status);
+   or NN_CUDA_NO_INDEX when nothing was refused; *status is -1 when the
+   read failed (with to_host's message). */
+unsigned long long nn_cuda_index_flag_read(unsigned long long *flag, int *status);
 /* Element i of a dtype array on the device, as a double (synchronises). */
-int nn_cuda_read_element(const char *op, nn_dtype dtype, const void *data, int64_t i, double *v);
+int nn_cuda_read_element(nn_dtype dtype, const void *data, int64_t i, double *v);
 
 #define NN_CUDA_THREADS 256
 

@@ -3,8 +3,6 @@
 #include "cuda/common.cuh"
 #include "cuda/kernels.h"
 
-#include <stdio.h>
-
 const nn_backend *nn_cuda_table;
 
 extern "C" void nn_cuda_fill_kernels(nn_backend *b) {
@@ -48,28 +46,18 @@ unsigned long long *nn_cuda_index_flag(const char *op) {
   return flag;
 }
 
-unsigned long long nn_cuda_index_flag_read(const char *op, unsigned long long *flag, int *status) {
+/* A failed read-back keeps the message to_host gave. */
+unsigned long long nn_cuda_index_flag_read(unsigned long long *flag, int *status) {
   unsigned long long index = NN_CUDA_NO_INDEX;
   *status = nn_cuda_table->to_host(&index, flag, sizeof index);
   nn_cuda_scratch_release(flag, sizeof *flag);
-  if (*status < 0) {
-    char why[256];
-    snprintf(why, sizeof why, "%s", nn_error()); /* nn_error_set overwrites the message */
-    nn_error_set("%s: cuda: reading the check back failed: %s", op, why);
-    return NN_CUDA_NO_INDEX;
-  }
-  return index;
+  return *status < 0 ? NN_CUDA_NO_INDEX : index;
 }
 
-int nn_cuda_read_element(const char *op, nn_dtype dtype, const void *data, int64_t i, double *v) {
+int nn_cuda_read_element(nn_dtype dtype, const void *data, int64_t i, double *v) {
   uint64_t bytes = 0; /* room for any element, aligned for any */
   size_t es = nn_element_size(dtype);
-  if (nn_cuda_table->to_host(&bytes, (const char *)data + (size_t)i * es, es) < 0) {
-    char why[256];
-    snprintf(why, sizeof why, "%s", nn_error());
-    nn_error_set("%s: cuda: reading element %lld back failed: %s", op, (long long)i + 1, why);
-    return -1;
-  }
+  if (nn_cuda_table->to_host(&bytes, (const char *)data + (size_t)i * es, es) < 0) return -1;
   *v = nn_load(dtype, &bytes, 0);
   return 0;
 }

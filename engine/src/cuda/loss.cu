@@ -115,11 +115,11 @@ static int cuda_loss(const nn_loss_args *a) {
                           : nn_cuda_run_each(name, a->n, loss_each_op{f});
   if (!bad) return status;
   int read;
-  unsigned long long first = nn_cuda_index_flag_read(name, bad, &read);
+  unsigned long long first = nn_cuda_index_flag_read(bad, &read);
   if (status < 0 || read < 0) return -1;
   if (first == NN_CUDA_NO_INDEX) return 0;
   double x;
-  if (nn_cuda_read_element(name, a->dtype, a->x, (int64_t)first, &x) < 0) return -1;
+  if (nn_cuda_read_element(a->dtype, a->x, (int64_t)first, &x) < 0) return -1;
   nn_error_set("binary_cross_entropy: input values must be probabilities in [0, 1], element %lld is %g",
                (long long)first + 1, x);
   return -1;
@@ -188,38 +188,6 @@ static int cuda_loss_backward(const nn_loss_args *a) {
 }
 
 /* ---- cross-entropy and NLL over classes ------------------------------------- */
-/* log sum_c exp(x_c) over the classes of one position, shifted by the
-   largest; float32 in float (its exp nn_exp_f32), as the CPU's. */
-__device__ double classes_logsumexp(nn_dtype dtype, const void *x, int64_t base, int64_t stride, int64_t count) {
-  double sum = 0;
-  if (dtype == NN_FLOAT32) {
-    const float *p = (const float *)x + base;
-    float max = -INFINITY;
-    for (int64_t c = 0; c < count; c++) max = p[c * stride] > max ? p[c * stride] : max;
-    for (int64_t c = 0; c < count; c++) sum += nn_exp_f32(p[c * stride] - max);
-    return max + log(sum);
-  }
-  const double *p = (const double *)x + base;
-  double max = -INFINITY;
-  for (int64_t c = 0; c < count; c++) max = p[c * stride] > max ? p[c * stride] : max;
-  for (int64_t c = 0; c < count; c++) sum += exp(p[c * stride] - max);
-  return max + log(sum);
-}
-
-/* gx_c = -softmax_c total over one position */
-__device__ void softmax_times(nn_dtype dtype, const void *x, void *gx, int64_t base, int64_t stride,
-                              int64_t count, double lse, double total) {
-  if (dtype == NN_FLOAT32) {
-    const float *p = (const float *)x + base;
-    float *g = (float *)gx + base, l = (float)lse, t = (float)total;
-    for (int64_t c = 0; c < count; c++) g[c * stride] = -nn_exp_f32(p[c * stride] - l) * t;
-  } else {
-    const double *p = (const double *)x + base;
-    double *g = (double *)gx + base;
-    for (int64_t c = 0; c < count; c++) g[c * stride] = -exp(p[c * stride] - lse) * total;
-  }
-}
-
 __device__ __forceinline__ double class_weight(const nn_class_loss_args &a, int64_t c) {
   return a.weight ? a.weight[c] : 1.0;
 }
@@ -246,7 +214,7 @@ __global__ void class_forward_kernel(nn_class_loss_args a, double *terms, unsign
   for (int64_t pos = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; pos < positions; pos += step) {
     int64_t outer = pos / inner, k = pos - outer * inner, base = outer * classes * inner + k;
     if (a.probabilities) {
-      double lse = classes_logsumexp(dt, a.x, base, inner, classes), v = 0;
+      double lse = nn_classes_logsumexp(dt, a.x, base, inner, classes), v = 0;
       a.lse[pos] = lse;
       for (int64_t c = 0; c < classes; c++) {
         int64_t at = base + c * inner;
@@ -264,7 +232,7 @@ __global__ void class_forward_kernel(nn_class_loss_args a, double *terms, unsign
       if (per_position) nn_store(dt, a.out, pos, 0);
       if (a.lse) a.lse[pos] = 0;
     } else {
-      double lse = a.from_logits ? classes_logsumexp(dt, a.x, base, inner, classes) : 0;
+      double lse = a.from_logits ? nn_classes_logsumexp(dt, a.x, base, inner, classes) : 0;
       if (a.lse) a.lse[pos] = lse;
       wt = class_weight(a, label);
       nll = -wt * (nn_load(dt, a.x, base + label * inner) - lse);
@@ -305,7 +273,7 @@ __global__ void class_total_kernel(nn_class_loss_args a, const double *terms) {
 static void label_error(const nn_class_loss_args *a, int64_t i) {
   long long first = (long long)a->first_label, last = (long long)(a->first_label + a->classes - 1);
   double v;
-  if (nn_cuda_read_element(a->op, a->target_dtype, a->target, i, &v) < 0) return;
+  if (nn_cuda_read_element(a->target_dtype, a->target, i, &v) < 0) return;
   if (a->target_dtype == NN_INT64 || (v == floor(v) && fabs(v) <= 9.0e15)) {
     long long label = (long long)v;
     if (a->target_dtype == NN_INT64 && nn_cuda_table->to_host(&label, (const int64_t *)a->target + i, sizeof label) < 0)
@@ -337,7 +305,7 @@ static int cuda_class_loss(const nn_class_loss_args *a) {
   nn_cuda_scratch_release(terms, bytes);
   if (!bad) return status;
   int read;
-  unsigned long long first = nn_cuda_index_flag_read(a->op, bad, &read);
+  unsigned long long first = nn_cuda_index_flag_read(bad, &read);
   if (status < 0 || read < 0) return -1;
   if (first == NN_CUDA_NO_INDEX) return 0;
   label_error(a, (int64_t)first);
@@ -360,7 +328,7 @@ __global__ void class_backward_kernel(nn_class_loss_args a) {
       double scale = per_position ? nn_load(dt, a.g, pos) : g0 / divisor, lse = a.lse[pos], total = 0;
       for (int64_t c = 0; c < classes; c++)
         total -= scale * class_weight(a, c) * nn_smoothed_target(nn_load(dt, a.target, base + c * inner), s, classes);
-      if (a.gx) softmax_times(dt, a.x, a.gx, base, inner, classes, lse, total);
+      if (a.gx) nn_softmax_times(dt, a.x, a.gx, base, inner, classes, lse, total);
       for (int64_t c = 0; c < classes; c++) {
         int64_t at = base + c * inner;
         double wc = class_weight(a, c), yc = nn_smoothed_target(nn_load(dt, a.target, at), s, classes);
@@ -377,7 +345,7 @@ __global__ void class_backward_kernel(nn_class_loss_args a) {
     if (a.from_logits) {
       double all_weights = 0; /* sum_c w_c, for the smoothing term */
       for (int64_t c = 0; c < classes; c++) all_weights += class_weight(a, c);
-      softmax_times(dt, a.x, a.gx, base, inner, classes, a.lse[pos], hot + spread * all_weights);
+      nn_softmax_times(dt, a.x, a.gx, base, inner, classes, a.lse[pos], hot + spread * all_weights);
     }
     add_at(dt, a.gx, base + label * inner, hot);
     if (s > 0)

@@ -244,6 +244,44 @@ NN_HD static inline int64_t nn_label_class(int64_t label, int whole, int64_t fir
   return label < first_label || label - first_label >= classes ? -2 : label - first_label;
 }
 
+/* log sum_c exp(x_c) over the count values stride apart from x[base],
+   shifted by the largest so that nothing overflows; a NaN among them comes
+   out as NaN through its exp. float32 runs in float (nn_exp_f32), as
+   PyTorch's does, the sum in double. */
+NN_MATH_SELECTS_BEGIN
+NN_HD static inline double nn_classes_logsumexp(nn_dtype dtype, const void *x, int64_t base, int64_t stride,
+                                                int64_t count) {
+  double sum = 0;
+  if (dtype == NN_FLOAT32) {
+    const float *p = (const float *)x + base;
+    float max = -INFINITY;
+    for (int64_t c = 0; c < count; c++) max = p[c * stride] > max ? p[c * stride] : max;
+    for (int64_t c = 0; c < count; c++) sum += nn_exp_f32(p[c * stride] - max);
+    return max + log(sum);
+  }
+  const double *p = (const double *)x + base;
+  double max = -INFINITY;
+  for (int64_t c = 0; c < count; c++) max = p[c * stride] > max ? p[c * stride] : max;
+  for (int64_t c = 0; c < count; c++) sum += exp(p[c * stride] - max);
+  return max + log(sum);
+}
+
+/* gx_c = -softmax_c total over one position, softmax_c = exp(x_c - lse):
+   the log_softmax backward's second term. */
+NN_HD static inline void nn_softmax_times(nn_dtype dtype, const void *x, void *gx, int64_t base, int64_t stride,
+                                          int64_t count, double lse, double total) {
+  if (dtype == NN_FLOAT32) {
+    const float *p = (const float *)x + base;
+    float *g = (float *)gx + base, l = (float)lse, t = (float)total;
+    for (int64_t c = 0; c < count; c++) g[c * stride] = -nn_exp_f32(p[c * stride] - l) * t;
+  } else {
+    const double *p = (const double *)x + base;
+    double *g = (double *)gx + base;
+    for (int64_t c = 0; c < count; c++) g[c * stride] = -exp(p[c * stride] - lse) * total;
+  }
+}
+NN_MATH_SELECTS_END
+
 /* With smoothing s over C classes: a label's loss mixes its nll with the
    uniform term, a probability target is smoothed toward uniform. */
 NN_HD static inline double nn_smoothed_loss(double nll, double smooth, double s, int64_t classes) {
