@@ -12,8 +12,10 @@ set(NN_CUDA_KERNEL_SOURCES
     reduce.cu)
 list(TRANSFORM NN_CUDA_KERNEL_SOURCES PREPEND ${PROJECT_SOURCE_DIR}/engine/src/cuda/)
 
+# Not in the sanitizer build: device code is not instrumented, and the
+# kernels would only double ./test.sh's nvcc time.
 find_program(NN_CUDA_KERNELS_NVCC nvcc PATHS /usr/local/cuda/bin)
-if(NN_CUDA AND NN_CUDA_KERNELS_NVCC)
+if(NN_CUDA AND NN_CUDA_KERNELS_NVCC AND NOT NN_SANITIZE)
   if(NOT CMAKE_CUDA_COMPILER)
     set(CMAKE_CUDA_COMPILER ${NN_CUDA_KERNELS_NVCC})
   endif()
@@ -60,5 +62,5 @@ if(NN_CUDA AND NN_CUDA_KERNELS_NVCC)
   set_tests_properties(cuda.kernels_check PROPERTIES SKIP_RETURN_CODE 77)
   message(STATUS "CUDA kernels: ${CMAKE_CUDA_COMPILER} (nn_cuda_kernels, tests cuda.*)")
 else()
-  message(STATUS "CUDA kernels: not built (no nvcc, or NN_CUDA=OFF)")
+  message(STATUS "CUDA kernels: not built (no nvcc, NN_CUDA=OFF, or NN_SANITIZE)")
 endif()

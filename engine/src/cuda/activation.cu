@@ -9,7 +9,7 @@
 struct activation_op {
   nn_activation_op op;
   double a, b;
-  template <typename I> __device__ void operator()(const nn_iter &it, const I *off) const {
+  template <typename I> __device__ __forceinline__ void operator()(const nn_iter &it, const I *off) const {
     nn_dtype dt = it.dtype[0];
     nn_store(dt, it.data[0], off[0], nn_activation_value(op, nn_load(dt, it.data[1], off[1]), a, b));
   }
@@ -23,7 +23,7 @@ static int cuda_activation(nn_activation_op op, const nn_iter *it, double a, dou
 struct activation_backward_op {
   nn_activation_op op;
   double a, b;
-  template <typename I> __device__ void operator()(const nn_iter &it, const I *off) const {
+  template <typename I> __device__ __forceinline__ void operator()(const nn_iter &it, const I *off) const {
     nn_dtype dt = it.dtype[0];
     double g = nn_load(dt, it.data[1], off[1]), x = nn_load(dt, it.data[2], off[2]);
     nn_store(dt, it.data[0], off[0], g * nn_activation_derivative(op, x, a, b));
@@ -115,7 +115,7 @@ static int cuda_softmax_backward(const nn_reduce_geom *r, int log_form) {
 /* ---- PReLU -------------------------------------------------------------- */
 struct prelu_op {
   nn_prelu_args a;
-  __device__ void operator()(int64_t i) const {
+  __device__ __forceinline__ void operator()(int64_t i) const {
     double w = nn_load(a.dtype, a.weight, nn_prelu_channel(i, a.channels, a.inner));
     nn_store(a.dtype, a.out, i, nn_prelu_value(nn_load(a.dtype, a.x, i), w));
   }
@@ -125,7 +125,7 @@ static int cuda_prelu(const nn_prelu_args *a) { return nn_cuda_run_each("prelu",
 
 struct prelu_grad_input_op {
   nn_prelu_args a;
-  __device__ void operator()(int64_t i) const {
+  __device__ __forceinline__ void operator()(int64_t i) const {
     double w = nn_load(a.dtype, a.weight, nn_prelu_channel(i, a.channels, a.inner));
     nn_store(a.dtype, a.gx, i, nn_prelu_grad_input(nn_load(a.dtype, a.x, i), w, nn_load(a.dtype, a.g, i)));
   }

@@ -8,7 +8,7 @@
 /* (dst, src): one dtype copies the bits (int64 must not pass through a
    double), others convert through nn_load and nn_store */
 struct copy_op {
-  template <typename I> __device__ void operator()(const nn_iter &it, const I *off) const {
+  template <typename I> __device__ __forceinline__ void operator()(const nn_iter &it, const I *off) const {
     nn_dtype d = it.dtype[0], s = it.dtype[1];
     if (d == s && d == NN_FLOAT32)
       ((uint32_t *)it.data[0])[off[0]] = ((const uint32_t *)it.data[1])[off[1]];
@@ -23,7 +23,7 @@ static int cuda_copy(const nn_iter *it) { return nn_cuda_run_iter<2>("copy", it,
 
 struct fill_op {
   double value;
-  template <typename I> __device__ void operator()(const nn_iter &it, const I *off) const {
+  template <typename I> __device__ __forceinline__ void operator()(const nn_iter &it, const I *off) const {
     nn_store(it.dtype[0], it.data[0], off[0], value);
   }
 };
@@ -37,7 +37,7 @@ struct ramp_op {
   void *data;
   int64_t n, half;
   double start, step, end;
-  __device__ void operator()(int64_t i) const {
+  __device__ __forceinline__ void operator()(int64_t i) const {
     nn_store(dtype, data, i, nn_ramp_value(i, n, half, start, step, end));
   }
 };
@@ -60,7 +60,7 @@ __device__ __forceinline__ double add_in_dtype(nn_dtype d, nn_dtype s, double ac
 
 /* (dst, src) of one shape: dst = dst + src */
 struct add_op {
-  template <typename I> __device__ void operator()(const nn_iter &it, const I *off) const {
+  template <typename I> __device__ __forceinline__ void operator()(const nn_iter &it, const I *off) const {
     nn_dtype d = it.dtype[0], s = it.dtype[1];
     double acc = nn_load(d, it.data[0], off[0]);
     nn_store(d, it.data[0], off[0], add_in_dtype(d, s, acc, nn_load(s, it.data[1], off[1])));

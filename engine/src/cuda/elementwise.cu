@@ -23,7 +23,7 @@ struct binary_op {
     return op == NN_POW ? nn_pow_number_f(x, s) : nn_binary_apply_f(op, x, s);
   }
 
-  template <typename I> __device__ void operator()(const nn_iter &it, const I *off) const {
+  template <typename I> __device__ __forceinline__ void operator()(const nn_iter &it, const I *off) const {
     nn_dtype o = it.dtype[0], a = it.dtype[1], b = has_b ? it.dtype[2] : a;
     if (o == NN_FLOAT32 && a == NN_FLOAT32 && b == NN_FLOAT32) {
       float x = ((const float *)it.data[1])[off[1]];
@@ -59,7 +59,7 @@ static int cuda_binary_number(nn_binary_op op, nn_dtype compute, const nn_iter *
 /* ---- unary: (out, a) ---------------------------------------------------- */
 struct unary_op {
   nn_unary_op op;
-  template <typename I> __device__ void operator()(const nn_iter &it, const I *off) const {
+  template <typename I> __device__ __forceinline__ void operator()(const nn_iter &it, const I *off) const {
     nn_dtype o = it.dtype[0], a = it.dtype[1];
     if (o == NN_FLOAT32 && a == NN_FLOAT32) {
       float x = ((const float *)it.data[1])[off[1]];
@@ -82,7 +82,7 @@ static int cuda_unary(nn_unary_op op, const nn_iter *it) {
    nn_unary_grad_reads_output says; relu selects */
 struct unary_backward_op {
   nn_unary_op op;
-  template <typename I> __device__ void operator()(const nn_iter &it, const I *off) const {
+  template <typename I> __device__ __forceinline__ void operator()(const nn_iter &it, const I *off) const {
     int out_mode = nn_unary_grad_reads_output(op);
     if (it.dtype[0] == NN_FLOAT32) {
       float g = ((const float *)it.data[1])[off[1]], v = ((const float *)it.data[2])[off[2]];
@@ -105,7 +105,7 @@ static int cuda_unary_backward(nn_unary_op op, const nn_iter *it) {
 /* ---- clamp: (out, a) ------------------------------------------------------ */
 struct clamp_op {
   double lo, hi;
-  template <typename I> __device__ void operator()(const nn_iter &it, const I *off) const {
+  template <typename I> __device__ __forceinline__ void operator()(const nn_iter &it, const I *off) const {
     if (it.dtype[0] == NN_FLOAT32 && it.dtype[1] == NN_FLOAT32) {
       ((float *)it.data[0])[off[0]] =
           nn_clamp_value_f(((const float *)it.data[1])[off[1]], (float)lo, (float)hi);
@@ -124,7 +124,7 @@ template <int N>
 struct pointwise_grad_op {
   nn_pointwise_grad_op op;
   double lo, hi;
-  template <typename I> __device__ void operator()(const nn_iter &it, const I *off) const {
+  template <typename I> __device__ __forceinline__ void operator()(const nn_iter &it, const I *off) const {
     const nn_dtype *dt = it.dtype;
     double g = nn_load(dt[1], it.data[1], off[1]), x = nn_load(dt[2], it.data[2], off[2]);
     double y = N > 3 ? nn_load(dt[N - 1], it.data[N - 1], off[N - 1]) : 0, out = 0;

@@ -57,7 +57,7 @@ static int cublas_layout(int64_t rows, int64_t cols, int64_t s0, int64_t s1, int
 
 /* (packed, source) over (batch, rows, cols): a bit copy of one dtype */
 struct pack_op {
-  template <typename I> __device__ void operator()(const nn_iter &it, const I *off) const {
+  template <typename I> __device__ __forceinline__ void operator()(const nn_iter &it, const I *off) const {
     if (it.dtype[0] == NN_FLOAT32) ((uint32_t *)it.data[0])[off[0]] = ((const uint32_t *)it.data[1])[off[1]];
     else ((uint64_t *)it.data[0])[off[0]] = ((const uint64_t *)it.data[1])[off[1]];
   }
@@ -98,7 +98,7 @@ struct rows_op {
   nn_dtype dtype;
   const char *bias;
   double beta;
-  template <typename I> __device__ void operator()(const nn_iter &it, const I *off) const {
+  template <typename I> __device__ __forceinline__ void operator()(const nn_iter &it, const I *off) const {
     if (bias) {
       if (dtype == NN_FLOAT32) ((float *)it.data[0])[off[0]] = ((const float *)bias)[off[1]];
       else ((double *)it.data[0])[off[0]] = ((const double *)bias)[off[1]];

@@ -67,7 +67,7 @@ struct loss_forward_op {
   nn_loss_args a;
   unsigned long long *bad; /* BCE: the first input outside [0, 1] */
 
-  __device__ double operator()(int64_t i) const {
+  __device__ __forceinline__ double operator()(int64_t i) const {
     nn_dtype dt = a.dtype;
     int f32 = dt == NN_FLOAT32, store = !a.reduced;
     double x = nn_load(dt, a.x, i), y = nn_load(dt, a.y, i), v;
@@ -102,7 +102,7 @@ struct loss_forward_op {
 
 struct loss_each_op {
   loss_forward_op f;
-  __device__ void operator()(int64_t i) const { (void)f(i); }
+  __device__ __forceinline__ void operator()(int64_t i) const { (void)f(i); }
 };
 
 static int cuda_loss(const nn_loss_args *a) {
@@ -133,7 +133,7 @@ struct loss_backward_op {
     return a.reduced ? nn_load(a.dtype, a.g, 0) / a.divisor : nn_load(a.dtype, a.g, i);
   }
 
-  __device__ void operator()(int64_t i) const {
+  __device__ __forceinline__ void operator()(int64_t i) const {
     nn_dtype dt = a.dtype;
     int f32 = dt == NN_FLOAT32;
     double x = nn_load(dt, a.x, i), y = nn_load(dt, a.y, i), gx, gy;

@@ -12,7 +12,7 @@ struct sgd_f32 {
   const float *g;
   float sign, wd, m, damp, lr;
   int first, nesterov;
-  __device__ void operator()(int64_t i) const {
+  __device__ __forceinline__ void operator()(int64_t i) const {
     nn_sgd_element_f32(&p[i], b ? &b[i] : NULL, g[i], sign, wd, m, damp, lr, first, nesterov);
   }
 };
@@ -21,7 +21,7 @@ struct sgd_f64 {
   const double *g;
   double sign, wd, m, dampening, lr;
   int first, nesterov;
-  __device__ void operator()(int64_t i) const {
+  __device__ __forceinline__ void operator()(int64_t i) const {
     nn_sgd_element_f64(&p[i], b ? &b[i] : NULL, g[i], sign, wd, m, dampening, lr, first, nesterov);
   }
 };
@@ -46,13 +46,13 @@ struct adam_op {
   const T *grad;
   int maximize, coupled, decoupled;
   T wd, decay, beta1, one_minus_beta1, beta2, one_minus_beta2, neg_step_size, bc2_sqrt, eps;
-  __device__ void operator()(int64_t i) const;
+  __device__ __forceinline__ void operator()(int64_t i) const;
 };
-template <> __device__ void adam_op<float>::operator()(int64_t i) const {
+template <> __device__ __forceinline__ void adam_op<float>::operator()(int64_t i) const {
   nn_adam_element_f32(&p[i], &m[i], &v[i], vmax ? &vmax[i] : NULL, grad[i], maximize, coupled, decoupled, wd,
                       decay, beta1, one_minus_beta1, beta2, one_minus_beta2, neg_step_size, bc2_sqrt, eps);
 }
-template <> __device__ void adam_op<double>::operator()(int64_t i) const {
+template <> __device__ __forceinline__ void adam_op<double>::operator()(int64_t i) const {
   nn_adam_element_f64(&p[i], &m[i], &v[i], vmax ? &vmax[i] : NULL, grad[i], maximize, coupled, decoupled, wd,
                       decay, beta1, one_minus_beta1, beta2, one_minus_beta2, neg_step_size, bc2_sqrt, eps);
 }
@@ -84,13 +84,13 @@ struct rmsprop_op {
   const T *grad;
   int maximize, decay;
   T wd, alpha, one_minus_alpha, eps, momentum, neg_lr;
-  __device__ void operator()(int64_t i) const;
+  __device__ __forceinline__ void operator()(int64_t i) const;
 };
-template <> __device__ void rmsprop_op<float>::operator()(int64_t i) const {
+template <> __device__ __forceinline__ void rmsprop_op<float>::operator()(int64_t i) const {
   nn_rmsprop_element_f32(&p[i], &sq[i], buf ? &buf[i] : NULL, ga ? &ga[i] : NULL, grad[i], maximize, decay, wd,
                          alpha, one_minus_alpha, eps, momentum, neg_lr);
 }
-template <> __device__ void rmsprop_op<double>::operator()(int64_t i) const {
+template <> __device__ __forceinline__ void rmsprop_op<double>::operator()(int64_t i) const {
   nn_rmsprop_element_f64(&p[i], &sq[i], buf ? &buf[i] : NULL, ga ? &ga[i] : NULL, grad[i], maximize, decay, wd,
                          alpha, one_minus_alpha, eps, momentum, neg_lr);
 }
@@ -117,12 +117,12 @@ struct adagrad_op {
   const T *grad;
   int maximize, decay;
   T wd, neg_clr, eps;
-  __device__ void operator()(int64_t i) const;
+  __device__ __forceinline__ void operator()(int64_t i) const;
 };
-template <> __device__ void adagrad_op<float>::operator()(int64_t i) const {
+template <> __device__ __forceinline__ void adagrad_op<float>::operator()(int64_t i) const {
   nn_adagrad_element_f32(&p[i], &s[i], grad[i], maximize, decay, wd, neg_clr, eps);
 }
-template <> __device__ void adagrad_op<double>::operator()(int64_t i) const {
+template <> __device__ __forceinline__ void adagrad_op<double>::operator()(int64_t i) const {
   nn_adagrad_element_f64(&p[i], &s[i], grad[i], maximize, decay, wd, neg_clr, eps);
 }
 
