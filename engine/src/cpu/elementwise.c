@@ -157,7 +157,7 @@ static void unary_grad_inner(void *vctx, int64_t n, char **data, const int64_t *
     /* data: grad_in, g, y -- the hot path of every sigmoid network */
     float *gi = (float *)data[0];
     const float *g = (const float *)data[1], *y = (const float *)data[2];
-    for (int64_t i = 0; i < n; i++) gi[i] = g[i] * (1.0f - y[i]) * y[i];
+    for (int64_t i = 0; i < n; i++) gi[i] = nn_sigmoid_grad_f32(g[i], y[i]);
     return;
   }
   if (op == NN_RELU && st[0] == 1 && st[1] == 1 && st[2] == 1) {

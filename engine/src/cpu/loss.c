@@ -344,37 +344,20 @@ static double classes_logsumexp(nn_dtype dtype, const void *x, int64_t base, int
     for (int j = 0; j < LANES; j++) sum += lane_sum[j];
     return max + log(sum);
   }
-  if (dtype == NN_FLOAT32) {
-    const float *p = (const float *)x + base;
-    float max = -INFINITY;
-    for (int64_t c = 0; c < count; c++) max = p[c * stride] > max ? p[c * stride] : max;
-    for (int64_t c = 0; c < count; c++) sum += nn_exp_f32(p[c * stride] - max);
-    return max + log(sum);
-  }
-  const double *p = (const double *)x + base;
-  double max = -INFINITY;
-  for (int64_t c = 0; c < count; c++) max = p[c * stride] > max ? p[c * stride] : max;
-  for (int64_t c = 0; c < count; c++) sum += exp(p[c * stride] - max);
-  return max + log(sum);
+  return nn_classes_logsumexp(dtype, x, base, stride, count);
 }
 
 /* gx_c = -softmax_c total over one position, softmax_c = exp(x_c - lse):
    the log_softmax backward's second term. */
 static void softmax_times(nn_dtype dtype, const void *x, void *gx, int64_t base, int64_t stride,
                           int64_t count, double lse, double total) {
-  if (dtype == NN_FLOAT32) {
+  if (dtype == NN_FLOAT32 && stride == 1) { /* the same loop, one that vectorises */
     const float *p = (const float *)x + base;
     float *g = (float *)gx + base, l = (float)lse, t = (float)total;
-    if (stride == 1) {
-      for (int64_t c = 0; c < count; c++) g[c] = -nn_exp_f32(p[c] - l) * t;
-    } else {
-      for (int64_t c = 0; c < count; c++) g[c * stride] = -nn_exp_f32(p[c * stride] - l) * t;
-    }
-  } else {
-    const double *p = (const double *)x + base;
-    double *g = (double *)gx + base;
-    for (int64_t c = 0; c < count; c++) g[c * stride] = -exp(p[c * stride] - lse) * total;
+    for (int64_t c = 0; c < count; c++) g[c] = -nn_exp_f32(p[c] - l) * t;
+    return;
   }
+  nn_softmax_times(dtype, x, gx, base, stride, count, lse, total);
 }
 
 NN_MATH_SELECTS_END
@@ -390,26 +373,20 @@ static inline void add_at(nn_dtype dtype, void *p, int64_t i, double v) {
 /* The class of target element i: 0..classes-1, -1 where the label is
    ignore_index, -2 with an error when it is no label. */
 static int64_t class_of(const nn_class_loss_args *a, int64_t i) {
-  int64_t label, first = a->first_label, classes = a->classes;
-  if (a->target_dtype == NN_INT64) {
-    label = ((const int64_t *)a->target)[i];
-  } else {
-    double v = nn_load(a->target_dtype, a->target, i);
-    if (!(v == floor(v)) || fabs(v) > 9.0e15) {
-      nn_error_set("%s: target element %lld is %g, not a class label (a whole number in %lld..%lld)",
-                   a->op, (long long)i + 1, v, (long long)first, (long long)(first + classes - 1));
-      return -2;
-    }
-    label = (int64_t)v;
-  }
-  if (label == a->ignore_index) return -1;
-  if (label < first || label - first >= classes) {
+  int64_t first = a->first_label, classes = a->classes;
+  int whole;
+  int64_t label = nn_label_value(a->target_dtype, a->target, i, &whole);
+  int64_t c = nn_label_class(label, whole, first, classes, a->ignore_index);
+  if (c != -2) return c;
+  if (!whole)
+    nn_error_set("%s: target element %lld is %g, not a class label (a whole number in %lld..%lld)",
+                 a->op, (long long)i + 1, nn_load(a->target_dtype, a->target, i), (long long)first,
+                 (long long)(first + classes - 1));
+  else
     nn_error_set("%s: target element %lld is class %lld, outside the classes %lld..%lld", a->op,
                  (long long)i + 1, (long long)label, (long long)first,
                  (long long)(first + classes - 1));
-    return -2;
-  }
-  return label - first;
+  return -2;
 }
 
 static int labels_forward(const nn_class_loss_args *a) {

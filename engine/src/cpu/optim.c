@@ -54,25 +54,14 @@ int nn_cpu_sgd_step(nn_dtype dtype, int64_t n, void *param, const void *grad, vo
       for (int64_t i = 0; i < n; i++) p[i] = nn_sgd_param_f32(p[i], lr, g[i]);
       return 0;
     }
-    for (int64_t i = 0; i < n; i++) {
-      float d = nn_sgd_direction_f32(g[i], p[i], (float)sign, wd);
-      if (b) {
-        b[i] = nn_sgd_buffer_f32(b[i], d, m, damp, first);
-        d = o->nesterov ? d + m * b[i] : b[i];
-      }
-      p[i] = nn_sgd_param_f32(p[i], lr, d);
-    }
+    for (int64_t i = 0; i < n; i++)
+      nn_sgd_element_f32(&p[i], b ? &b[i] : NULL, g[i], (float)sign, wd, m, damp, lr, first, o->nesterov);
   } else {
     double *p = param, *b = momentum_buffer;
     const double *g = grad;
-    for (int64_t i = 0; i < n; i++) {
-      double d = nn_sgd_direction_f64(g[i], p[i], sign, o->weight_decay);
-      if (b) {
-        b[i] = nn_sgd_buffer_f64(b[i], d, o->momentum, o->dampening, first);
-        d = o->nesterov ? d + o->momentum * b[i] : b[i];
-      }
-      p[i] = nn_sgd_param_f64(p[i], o->lr, d);
-    }
+    for (int64_t i = 0; i < n; i++)
+      nn_sgd_element_f64(&p[i], b ? &b[i] : NULL, g[i], sign, o->weight_decay, o->momentum, o->dampening,
+                         o->lr, first, o->nesterov);
   }
   return 0;
 }
@@ -146,16 +135,10 @@ int nn_cpu_adam_step(nn_dtype dtype, int64_t n, void *param, const void *grad, v
       adam_plain_parallel(&whole);
       return 0;
     }
-    for (int64_t i = 0; i < n; i++) {
-      float g = maximize ? -grad_f[i] : grad_f[i];
-      if (coupled_decay) g = g + wd * p[i];
-      if (decoupled_decay) p[i] = p[i] * decay;
-      m[i] = nn_adam_first_f32(m[i], beta1, one_minus_beta1, g);
-      v[i] = nn_adam_second_f32(v[i], beta2, one_minus_beta2, g);
-      float second = v[i];
-      if (vmax) second = vmax[i] = nn_maximum_f32(vmax[i], v[i]);
-      p[i] = nn_adam_param_f32(p[i], neg_step_size, m[i], second, bc2_sqrt, eps);
-    }
+    for (int64_t i = 0; i < n; i++)
+      nn_adam_element_f32(&p[i], &m[i], &v[i], vmax ? &vmax[i] : NULL, grad_f[i], maximize, coupled_decay,
+                          decoupled_decay, wd, decay, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                          neg_step_size, bc2_sqrt, eps);
   } else {
     double *p = param, *m = exp_avg, *v = exp_avg_sq, *vmax = max_exp_avg_sq;
     const double *grad_d = grad;
@@ -163,16 +146,10 @@ int nn_cpu_adam_step(nn_dtype dtype, int64_t n, void *param, const void *grad, v
     const double beta2 = o->beta2, one_minus_beta2 = 1 - o->beta2;
     const double wd = o->weight_decay, decay = 1 - o->lr * o->weight_decay;
     const double eps = o->eps, neg_step_size = -step_size;
-    for (int64_t i = 0; i < n; i++) {
-      double g = maximize ? -grad_d[i] : grad_d[i];
-      if (coupled_decay) g = g + wd * p[i];
-      if (decoupled_decay) p[i] = p[i] * decay;
-      m[i] = nn_adam_first_f64(m[i], beta1, one_minus_beta1, g);
-      v[i] = nn_adam_second_f64(v[i], beta2, one_minus_beta2, g);
-      double second = v[i];
-      if (vmax) second = vmax[i] = nn_maximum_f64(vmax[i], v[i]);
-      p[i] = nn_adam_param_f64(p[i], neg_step_size, m[i], second, bias_correction2_sqrt, eps);
-    }
+    for (int64_t i = 0; i < n; i++)
+      nn_adam_element_f64(&p[i], &m[i], &v[i], vmax ? &vmax[i] : NULL, grad_d[i], maximize, coupled_decay,
+                          decoupled_decay, wd, decay, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                          neg_step_size, bias_correction2_sqrt, eps);
   }
   return 0;
 }
@@ -233,37 +210,17 @@ int nn_cpu_rmsprop_step(nn_dtype dtype, int64_t n, void *param, const void *grad
       rmsprop_plain_parallel(&whole);
       return 0;
     }
-    for (int64_t i = 0; i < n; i++) {
-      float g = maximize ? -grad_f[i] : grad_f[i];
-      if (decay) g = g + wd * p[i];
-      sq[i] = nn_rmsprop_square_f32(sq[i], alpha, one_minus_alpha, g);
-      if (ga) ga[i] = nn_rmsprop_average_f32(ga[i], alpha, one_minus_alpha, g);
-      float avg = nn_rmsprop_denominator_f32(sq[i], ga ? &ga[i] : NULL, eps);
-      if (buf) {
-        buf[i] = buf[i] * momentum + g / avg;
-        p[i] = p[i] + neg_lr * buf[i];
-      } else {
-        p[i] = p[i] + neg_lr * g / avg;
-      }
-    }
+    for (int64_t i = 0; i < n; i++)
+      nn_rmsprop_element_f32(&p[i], &sq[i], buf ? &buf[i] : NULL, ga ? &ga[i] : NULL, grad_f[i], maximize,
+                             decay, wd, alpha, one_minus_alpha, eps, momentum, neg_lr);
   } else {
     double *p = param, *sq = square_avg, *buf = momentum_buffer, *ga = grad_avg;
     const double *grad_d = grad;
     const double alpha = o->alpha, one_minus_alpha = 1 - o->alpha;
     const double wd = o->weight_decay, eps = o->eps, momentum = o->momentum, neg_lr = -o->lr;
-    for (int64_t i = 0; i < n; i++) {
-      double g = maximize ? -grad_d[i] : grad_d[i];
-      if (decay) g = g + wd * p[i];
-      sq[i] = nn_rmsprop_square_f64(sq[i], alpha, one_minus_alpha, g);
-      if (ga) ga[i] = nn_rmsprop_average_f64(ga[i], alpha, one_minus_alpha, g);
-      double avg = nn_rmsprop_denominator_f64(sq[i], ga ? &ga[i] : NULL, eps);
-      if (buf) {
-        buf[i] = buf[i] * momentum + g / avg;
-        p[i] = p[i] + neg_lr * buf[i];
-      } else {
-        p[i] = p[i] + neg_lr * g / avg;
-      }
-    }
+    for (int64_t i = 0; i < n; i++)
+      nn_rmsprop_element_f64(&p[i], &sq[i], buf ? &buf[i] : NULL, ga ? &ga[i] : NULL, grad_d[i], maximize,
+                             decay, wd, alpha, one_minus_alpha, eps, momentum, neg_lr);
   }
   return 0;
 }
@@ -277,22 +234,14 @@ int nn_cpu_adagrad_step(nn_dtype dtype, int64_t n, void *param, const void *grad
     float *p = param, *s = sum;
     const float *grad_f = grad;
     const float wd = (float)o->weight_decay, eps = (float)o->eps, neg_clr = (float)-clr;
-    for (int64_t i = 0; i < n; i++) {
-      float g = maximize ? -grad_f[i] : grad_f[i];
-      if (decay) g = g + wd * p[i];
-      s[i] = s[i] + g * g;
-      p[i] = nn_adagrad_param_f32(p[i], neg_clr, g, s[i], eps);
-    }
+    for (int64_t i = 0; i < n; i++)
+      nn_adagrad_element_f32(&p[i], &s[i], grad_f[i], maximize, decay, wd, neg_clr, eps);
   } else {
     double *p = param, *s = sum;
     const double *grad_d = grad;
     const double wd = o->weight_decay, eps = o->eps, neg_clr = -clr;
-    for (int64_t i = 0; i < n; i++) {
-      double g = maximize ? -grad_d[i] : grad_d[i];
-      if (decay) g = g + wd * p[i];
-      s[i] = s[i] + g * g;
-      p[i] = nn_adagrad_param_f64(p[i], neg_clr, g, s[i], eps);
-    }
+    for (int64_t i = 0; i < n; i++)
+      nn_adagrad_element_f64(&p[i], &s[i], grad_d[i], maximize, decay, wd, neg_clr, eps);
   }
   return 0;
 }

@@ -7,6 +7,7 @@
 #define NN_MATH_LOSS_H
 
 #include "backend.h"
+#include "math/dtype.h"
 #include "math/exp.h"
 
 /* ---- MSE: l = (x - y)^2; dl/dx = 2 (x - y), dl/dy = -dl/dx ------------ */
@@ -223,7 +224,65 @@ NN_HD static inline float nn_bce_logits_grad_target_f32(float x, float w, float 
 NN_MATH_SELECTS_END
 
 /* ---- cross-entropy over classes (see loss.c for the whole story) --------
-   With smoothing s over C classes: a label's loss mixes its nll with the
+   A label is target element i: an int64 as it is, another dtype's value
+   when it is a whole number (|v| <= 9e15, past which a double skips
+   integers); *whole says which. Its class is label - first_label when that
+   is one of the classes, -1 for ignore_index, -2 for no class at all. */
+NN_HD static inline int64_t nn_label_value(nn_dtype dtype, const void *target, int64_t i, int *whole) {
+  if (dtype == NN_INT64) {
+    *whole = 1;
+    return ((const int64_t *)target)[i];
+  }
+  double v = nn_load(dtype, target, i);
+  *whole = v == floor(v) && fabs(v) <= 9.0e15;
+  return *whole ? (int64_t)v : 0;
+}
+NN_HD static inline int64_t nn_label_class(int64_t label, int whole, int64_t first_label,
+                                           int64_t classes, int64_t ignore_index) {
+  if (!whole) return -2;
+  if (label == ignore_index) return -1;
+  return label < first_label || label - first_label >= classes ? -2 : label - first_label;
+}
+
+/* log sum_c exp(x_c) over the count values stride apart from x[base],
+   shifted by the largest so that nothing overflows; a NaN among them comes
+   out as NaN through its exp. float32 runs in float (nn_exp_f32), as
+   PyTorch's does, the sum in double. */
+NN_MATH_SELECTS_BEGIN
+NN_HD static inline double nn_classes_logsumexp(nn_dtype dtype, const void *x, int64_t base, int64_t stride,
+                                                int64_t count) {
+  double sum = 0;
+  if (dtype == NN_FLOAT32) {
+    const float *p = (const float *)x + base;
+    float max = -INFINITY;
+    for (int64_t c = 0; c < count; c++) max = p[c * stride] > max ? p[c * stride] : max;
+    for (int64_t c = 0; c < count; c++) sum += nn_exp_f32(p[c * stride] - max);
+    return max + log(sum);
+  }
+  const double *p = (const double *)x + base;
+  double max = -INFINITY;
+  for (int64_t c = 0; c < count; c++) max = p[c * stride] > max ? p[c * stride] : max;
+  for (int64_t c = 0; c < count; c++) sum += exp(p[c * stride] - max);
+  return max + log(sum);
+}
+
+/* gx_c = -softmax_c total over one position, softmax_c = exp(x_c - lse):
+   the log_softmax backward's second term. */
+NN_HD static inline void nn_softmax_times(nn_dtype dtype, const void *x, void *gx, int64_t base, int64_t stride,
+                                          int64_t count, double lse, double total) {
+  if (dtype == NN_FLOAT32) {
+    const float *p = (const float *)x + base;
+    float *g = (float *)gx + base, l = (float)lse, t = (float)total;
+    for (int64_t c = 0; c < count; c++) g[c * stride] = -nn_exp_f32(p[c * stride] - l) * t;
+  } else {
+    const double *p = (const double *)x + base;
+    double *g = (double *)gx + base;
+    for (int64_t c = 0; c < count; c++) g[c * stride] = -exp(p[c * stride] - lse) * total;
+  }
+}
+NN_MATH_SELECTS_END
+
+/* With smoothing s over C classes: a label's loss mixes its nll with the
    uniform term, a probability target is smoothed toward uniform. */
 NN_HD static inline double nn_smoothed_loss(double nll, double smooth, double s, int64_t classes) {
   return s > 0 ? (1 - s) * nll + s / (double)classes * smooth : nll;

@@ -106,6 +106,104 @@ NN_HD static inline double nn_adagrad_param_f64(double p, double neg_clr, double
   return p + neg_clr * g / (sqrt(sum) + eps);
 }
 
+/* ---- one element's whole step, as each device's loop takes it: the
+   parameter, its buffers (NULL when the configuration has none) and its
+   gradient; the hyperparameters as the loops prepare them. ------------- */
+NN_HD static inline void nn_sgd_element_f32(float *p, float *buf, float grad, float sign, float wd, float m,
+                                            float damp, float lr, int first, int nesterov) {
+  float d = nn_sgd_direction_f32(grad, *p, sign, wd);
+  if (buf) {
+    *buf = nn_sgd_buffer_f32(*buf, d, m, damp, first);
+    d = nesterov ? d + m * *buf : *buf;
+  }
+  *p = nn_sgd_param_f32(*p, lr, d);
+}
+NN_HD static inline void nn_sgd_element_f64(double *p, double *buf, double grad, double sign, double wd,
+                                            double m, double dampening, double lr, int first, int nesterov) {
+  double d = nn_sgd_direction_f64(grad, *p, sign, wd);
+  if (buf) {
+    *buf = nn_sgd_buffer_f64(*buf, d, m, dampening, first);
+    d = nesterov ? d + m * *buf : *buf;
+  }
+  *p = nn_sgd_param_f64(*p, lr, d);
+}
+
+/* Adam's: decay is 1 - lr wd for AdamW (decoupled), coupled adds wd p to g. */
+NN_HD static inline void nn_adam_element_f32(float *p, float *m, float *v, float *vmax, float grad, int maximize,
+                                             int coupled, int decoupled, float wd, float decay, float beta1,
+                                             float one_minus_beta1, float beta2, float one_minus_beta2,
+                                             float neg_step_size, float bc2_sqrt, float eps) {
+  float g = maximize ? -grad : grad;
+  if (coupled) g = g + wd * *p;
+  if (decoupled) *p = *p * decay;
+  *m = nn_adam_first_f32(*m, beta1, one_minus_beta1, g);
+  *v = nn_adam_second_f32(*v, beta2, one_minus_beta2, g);
+  float second = *v;
+  if (vmax) second = *vmax = nn_maximum_f32(*vmax, *v);
+  *p = nn_adam_param_f32(*p, neg_step_size, *m, second, bc2_sqrt, eps);
+}
+NN_HD static inline void nn_adam_element_f64(double *p, double *m, double *v, double *vmax, double grad,
+                                             int maximize, int coupled, int decoupled, double wd, double decay,
+                                             double beta1, double one_minus_beta1, double beta2,
+                                             double one_minus_beta2, double neg_step_size, double bc2_sqrt,
+                                             double eps) {
+  double g = maximize ? -grad : grad;
+  if (coupled) g = g + wd * *p;
+  if (decoupled) *p = *p * decay;
+  *m = nn_adam_first_f64(*m, beta1, one_minus_beta1, g);
+  *v = nn_adam_second_f64(*v, beta2, one_minus_beta2, g);
+  double second = *v;
+  if (vmax) second = *vmax = nn_maximum_f64(*vmax, *v);
+  *p = nn_adam_param_f64(*p, neg_step_size, *m, second, bc2_sqrt, eps);
+}
+
+NN_HD static inline void nn_rmsprop_element_f32(float *p, float *sq, float *buf, float *ga, float grad,
+                                                int maximize, int decay, float wd, float alpha,
+                                                float one_minus_alpha, float eps, float momentum, float neg_lr) {
+  float g = maximize ? -grad : grad;
+  if (decay) g = g + wd * *p;
+  *sq = nn_rmsprop_square_f32(*sq, alpha, one_minus_alpha, g);
+  if (ga) *ga = nn_rmsprop_average_f32(*ga, alpha, one_minus_alpha, g);
+  float avg = nn_rmsprop_denominator_f32(*sq, ga, eps);
+  if (buf) {
+    *buf = *buf * momentum + g / avg;
+    *p = *p + neg_lr * *buf;
+  } else {
+    *p = *p + neg_lr * g / avg;
+  }
+}
+NN_HD static inline void nn_rmsprop_element_f64(double *p, double *sq, double *buf, double *ga, double grad,
+                                                int maximize, int decay, double wd, double alpha,
+                                                double one_minus_alpha, double eps, double momentum,
+                                                double neg_lr) {
+  double g = maximize ? -grad : grad;
+  if (decay) g = g + wd * *p;
+  *sq = nn_rmsprop_square_f64(*sq, alpha, one_minus_alpha, g);
+  if (ga) *ga = nn_rmsprop_average_f64(*ga, alpha, one_minus_alpha, g);
+  double avg = nn_rmsprop_denominator_f64(*sq, ga, eps);
+  if (buf) {
+    *buf = *buf * momentum + g / avg;
+    *p = *p + neg_lr * *buf;
+  } else {
+    *p = *p + neg_lr * g / avg;
+  }
+}
+
+NN_HD static inline void nn_adagrad_element_f32(float *p, float *sum, float grad, int maximize, int decay,
+                                                float wd, float neg_clr, float eps) {
+  float g = maximize ? -grad : grad;
+  if (decay) g = g + wd * *p;
+  *sum = *sum + g * g;
+  *p = nn_adagrad_param_f32(*p, neg_clr, g, *sum, eps);
+}
+NN_HD static inline void nn_adagrad_element_f64(double *p, double *sum, double grad, int maximize, int decay,
+                                                double wd, double neg_clr, double eps) {
+  double g = maximize ? -grad : grad;
+  if (decay) g = g + wd * *p;
+  *sum = *sum + g * g;
+  *p = nn_adagrad_param_f64(*p, neg_clr, g, *sum, eps);
+}
+
 /* ---- bias corrections and step sizes, in double as Python computes them -- */
 NN_HD static inline double nn_bias_correction(double beta, int64_t step) {
   return 1 - pow(beta, (double)step);

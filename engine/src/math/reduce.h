@@ -29,6 +29,11 @@ NN_HD static inline double nn_norm_step(double acc, double v, double p) {
   if (isinf(p)) return isnan(v) || (p > 0 ? v > acc : v < acc) ? v : acc;
   return acc + (p == 1 ? v : (p == 2 ? v * v : pow(v, p)));
 }
+/* Two accumulators of consecutive parts of a line (a's part first) as
+   one: what a device that splits a line among threads combines. */
+NN_HD static inline double nn_norm_combine(double a, double b, double p) {
+  return isinf(p) ? nn_norm_step(a, b, p) : a + b;
+}
 NN_HD static inline double nn_norm_finish(double acc, double p) {
   if (p == 0 || p == 1 || isinf(p)) return acc;
   return p == 2 ? sqrt(acc) : pow(acc, 1 / p);
