@@ -56,5 +56,6 @@ void nnl_register_optim(lua_State *L);       /* nn_optim.c */
 void nnl_register_system(lua_State *L);      /* nn_system.c: processes, files, terminals */
 void nnl_register_data(lua_State *L);        /* nn_data.c: data files, safetensors */
 void nnl_register_torch(lua_State *L);       /* nn_torch.c: PyTorch's .pt files */
+void nnl_register_mpi(lua_State *L);         /* nn_mpi.c: nn.sweep's MPI messages */
 
 #endif
