@@ -57,5 +57,8 @@ void nnl_register_system(lua_State *L);      /* nn_system.c: processes, files, t
 void nnl_register_data(lua_State *L);        /* nn_data.c: data files, safetensors */
 void nnl_register_torch(lua_State *L);       /* nn_torch.c: PyTorch's .pt files */
 void nnl_register_mpi(lua_State *L);         /* nn_mpi.c: nn.sweep's MPI messages */
+void nnl_register_hooks(lua_State *L);       /* nn_hooks.c: Lua gradient hooks */
+/* The thread running t:backward(), which Lua hooks run on (nn_hooks.c). */
+extern lua_State *nnl_backward_state;
 
 #endif
