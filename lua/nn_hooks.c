@@ -17,6 +17,7 @@
 #include "nn_binding.h"
 
 lua_State *nnl_backward_state;
+int nnl_hook_raised;
 
 typedef struct {
   lua_State *main; /* the state's main thread: the registry's owner */
@@ -67,6 +68,7 @@ static int call(lua_hook *h, nn_tensor *grad, nn_tensor **replace, int failed) {
   if (lua_pcall(L, 4, 0, 0) == LUA_OK) return 0;
   const char *msg = lua_tostring(L, -1);
   nn_error_set("%s", msg ? msg : "hook: raised an error that is not a string");
+  nnl_hook_raised = 1;
   lua_pop(L, 1);
   return -1;
 }
