@@ -9,16 +9,7 @@ local expect_error = support.expect_error
 local NNLUA = os.getenv("NNLUA")
 local DIR = (os.getenv("NN_ROOT") or ".") .. "/tests/lua/distributed/"
 
-local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
--- Runs a shell command; its combined output and exit status.
-local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1", "r"))
-  local out = p:read("a")
-  local _, how, code = p:close()
-  if how == "signal" then code = 128 + code end
-  return out, code
-end
+local quote, run = support.quote, support.run
 
 local function require_mpirun()
   local _, code = run("command -v mpirun")
