@@ -81,3 +81,133 @@ describe("nn.distributed under mpirun", function()
       "rank 1 did not name rank 2 and its error:\n" .. out)
   end)
 end)
+
+describe("nn.distributed without mpirun", function()
+  local dist = nn.distributed
+
+  it("names the call made before init()", function()
+    local out = support.nnlua_output("nn.distributed.rank()")
+    assert(out:find("distributed.rank: call nn.distributed.init() first", 1, true), out)
+    out = support.nnlua_output("nn.distributed.all_reduce(nn.tensor({1}))")
+    assert(out:find("distributed.all_reduce: call nn.distributed.init() first", 1, true), out)
+  end)
+
+  it("is a group of one where every collective keeps its tensor", function()
+    assert.are.same({1, 1}, {dist.init()})
+    assert.are.equal(1, dist.rank())
+    assert.are.equal(1, dist.size())
+    assert.is_true(dist.is_initialized())
+    local t = nn.tensor({1, 2, 3})
+    assert.are.equal(t, dist.all_reduce(t, "mean"))
+    assert.are.same({1, 2, 3}, t:totable())
+    assert.are.same({{1, 2, 3}}, dist.all_gather(t):totable())
+    assert.are.same({4, 5}, dist.reduce_scatter(nn.tensor({{4, 5}})):totable())
+    assert.are.same({1, 2, 3}, dist.broadcast(t, 1):totable())
+    assert.are.same({1, 2, 3}, dist.all_reduce(t, {async = true}):wait():totable())
+    dist.barrier()
+    expect_error(function() dist.init({timeout = -1}) end, "distributed.init: timeout must be a positive number")
+    expect_error(function() dist.init({time = 3}) end, "distributed.init", "time")
+    expect_error(function() dist.broadcast(t, 2) end, "distributed.broadcast: rank 2 is not in the group (1..1)")
+    expect_error(function() dist.broadcast(t, 1.5) end, "distributed.broadcast: src must be a rank")
+    expect_error(function() dist.all_reduce(t, 3) end, "distributed.all_reduce: the operation must be a string")
+    expect_error(function() dist.reduce_scatter(nn.zeros(2, 2)) end, "distributed.reduce_scatter: the tensor's first dimension")
+    expect_error(function() dist.all_gather("x") end, "distributed.all_gather: expected a tensor, got string")
+  end)
+
+  it("runs the training script alone as a single process", function()
+    local out, code = nnlua("train.lua", "2 25 sgd:2 adam:1")
+    assert.are.equal(0, code, out)
+    assert_ranks_say(out, 1, "sgd, 2 batches a step: 2 steps agree")
+  end)
+
+  it("DataParallel: the module's state dict without prefix, no_sync's results, misuse named", function()
+    dist.init()
+    nn.manual_seed(3)
+    local inner = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    local model = dist.DataParallel(inner, {bucket_mb = 1})
+    assert.are.equal(inner, model.module)
+    local keys = {}
+    for k in pairs(model:state_dict()) do keys[#keys + 1] = k end
+    table.sort(keys)
+    assert.are.same({"0.bias", "0.weight", "2.bias", "2.weight"}, keys)
+    local x = nn.randn(4, 2)
+    assert.are.same(support.flat(inner(x)), support.flat(model(x)))
+    local a, b = model:no_sync(function() return 1, 2 end)
+    assert.are.same({1, 2}, {a, b})
+    expect_error(function() model:no_sync(function() error("inside") end) end, "inside")
+    assert.is_true(model.require_sync) -- restored after the error
+    expect_error(function() dist.DataParallel({}) end, "DataParallel: expected a module, got table")
+    expect_error(function() dist.DataParallel(inner, {bucket_mb = 0}) end, "DataParallel: bucket_mb must be a positive number")
+    expect_error(function() dist.DataParallel(inner, {bucketmb = 1}) end, "DataParallel", "bucketmb")
+    expect_error(function() model:no_sync(3) end, "DataParallel:no_sync: expected a function, got number")
+  end)
+
+  describe("Sampler", function()
+    local data = nn.data.TensorDataset(nn.arange(1, 11):view(10, 1))
+
+    local function shards(opts, epoch)
+      local all = {}
+      for rank = 1, opts.size do
+        local o = {}
+        for k, v in pairs(opts) do o[k] = v end
+        o.rank = rank
+        local s = dist.Sampler(data, o)
+        if epoch then s:set_epoch(epoch) end
+        all[rank] = s:indices():totable()
+      end
+      return all
+    end
+
+    it("gives each rank its interleaved share, padded with the first samples to equal lengths", function()
+      assert.are.same({{1, 4, 7, 10}, {2, 5, 8, 1}, {3, 6, 9, 2}}, shards({size = 3, shuffle = false}))
+      assert.are.same({{1, 4, 7}, {2, 5, 8}, {3, 6, 9}}, shards({size = 3, shuffle = false, drop_last = true}))
+      assert.are.equal(4, #dist.Sampler(data, {size = 3, rank = 2}))
+      assert.are.equal(3, #dist.Sampler(data, {size = 3, rank = 2, drop_last = true}))
+    end)
+
+    it("shuffles by seed and epoch, the same on every rank, covering the dataset", function()
+      local e1, e2 = shards({size = 2, seed = 5}, 1), shards({size = 2, seed = 5}, 2)
+      assert.are.same(e1, shards({size = 2, seed = 5}, 1))
+      assert.are_not.same(e1, e2)
+      for _, epoch in ipairs({e1, e2}) do
+        local seen = {}
+        for _, shard in ipairs(epoch) do
+          assert.are.equal(5, #shard)
+          for _, i in ipairs(shard) do seen[i] = (seen[i] or 0) + 1 end
+        end
+        for i = 1, 10 do assert.are.equal(1, seen[i]) end
+      end
+    end)
+
+    it("drives a DataLoader, which sets its epoch", function()
+      local sampler = dist.Sampler(data, {size = 2, rank = 2, seed = 9})
+      local loader = nn.data.DataLoader(data, {batch_size = 2, sampler = sampler})
+      assert.are.equal(3, #loader)
+      for epoch = 1, 2 do
+        loader:set_epoch(epoch)
+        local got = {}
+        for x in loader:iter() do
+          for _, v in ipairs(support.flat(x)) do got[#got + 1] = v end
+        end
+        sampler:set_epoch(epoch)
+        assert.are.same(sampler:indices():totable(), got)
+      end
+      expect_error(function() nn.data.DataLoader(data, {sampler = sampler, shuffle = true}) end,
+        "DataLoader: give sampler or shuffle, not both")
+      expect_error(function() nn.data.DataLoader(data, {sampler = {}}) end, "DataLoader: sampler must have sampler:indices()")
+      local bad = {indices = function() return {11} end}
+      setmetatable(bad, {__len = function() return 1 end})
+      expect_error(function() for _ in nn.data.DataLoader(data, {sampler = bad}):iter() do end end,
+        "DataLoader: the sampler gave an index outside 1..10")
+    end)
+
+    it("names its misuse", function()
+      expect_error(function() dist.Sampler(data, {size = 2, rank = 3}) end, "Sampler: rank must be an integer in 1..2, got 3")
+      expect_error(function() dist.Sampler(data, {size = 0, rank = 1}) end, "Sampler: size must be a positive integer")
+      expect_error(function() dist.Sampler(5) end, "Sampler: expected a dataset")
+      expect_error(function() dist.Sampler(data, {seed = 1.5, size = 1, rank = 1}) end, "Sampler: seed must be an integer")
+      expect_error(function() dist.Sampler(data, {size = 1, rank = 1}):set_epoch(-1) end, "Sampler:set_epoch: expected a non-negative integer")
+      expect_error(function() dist.Sampler(data, {size = 1, rank = 1, shufle = true}) end, "Sampler", "shufle")
+    end)
+  end)
+end)
