@@ -82,6 +82,35 @@ describe("nn.distributed under mpirun", function()
   end)
 end)
 
+describe("scripts/distributed_fashion_mnist.lua --quick", function()
+  local ROOT = os.getenv("NN_ROOT") or "."
+  local script = quote(ROOT .. "/scripts/distributed_fashion_mnist.lua")
+  local function accuracy(out) return tonumber(out:match("test accuracy: (%d%.%d+)")) end
+
+  it("reaches the single process's accuracy on 2 ranks", function()
+    local f = io.open("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", "rb")
+    if not f then
+      pending("Debian's dataset-fashion-mnist is not installed")
+      return
+    end
+    f:close()
+    require_mpirun()
+    local alone, code = run(string.format("%s %s --quick --threads 1", quote(NNLUA), script))
+    assert.are.equal(0, code, alone)
+    local two
+    two, code = run(string.format("timeout -k 5 60 mpirun --oversubscribe --allow-run-as-root -np 2 %s %s --quick",
+      quote(NNLUA), script))
+    assert.are.equal(0, code, two)
+    assert(two:find("2 ranks, batches of 64 per rank (128 a step)", 1, true), two)
+    local a, b = accuracy(alone), accuracy(two)
+    assert(a and b, "no test accuracy printed:\n" .. alone .. "\n" .. two)
+    assert(a > 0.6, "the single process learned little: " .. a)
+    -- rank r's batch k holds the epoch order's positions r, r + 2, ... of
+    -- the single process's batch k: the same global batches
+    assert(math.abs(a - b) <= 0.01, string.format("accuracy %.4f alone, %.4f on 2 ranks", a, b))
+  end)
+end)
+
 describe("nn.distributed without mpirun", function()
   local dist = nn.distributed
 
