@@ -829,7 +829,7 @@ static void leave(int status, void *unused) {
   int failed = status != 0 || group.broken[0];
   leaving how = !failed ? ENDED : group.broken[0] ? STOPPED : FAILED;
   char reason[MESSAGE_MAX + 1];
-  if (how == STOPPED) snprintf(reason, sizeof reason, "%s", group.broken);
+  if (how == STOPPED) snprintf(reason, sizeof reason, "%.*s", MESSAGE_MAX, group.broken);
   else if (fatal_message[0]) snprintf(reason, sizeof reason, "%s", fatal_message);
   else snprintf(reason, sizeof reason, "it exited with status %d", status);
   for (int r = 0; r < group.size; r++)
