@@ -56,5 +56,16 @@ void nnl_register_optim(lua_State *L);       /* nn_optim.c */
 void nnl_register_system(lua_State *L);      /* nn_system.c: processes, files, terminals */
 void nnl_register_data(lua_State *L);        /* nn_data.c: data files, safetensors */
 void nnl_register_torch(lua_State *L);       /* nn_torch.c: PyTorch's .pt files */
+void nnl_register_mpi(lua_State *L);         /* nn_mpi.c: nn.sweep's MPI messages */
+void nnl_register_hooks(lua_State *L);       /* nn_hooks.c: Lua gradient hooks */
+/* The thread running t:backward(), which Lua hooks run on (nn_hooks.c). */
+extern lua_State *nnl_backward_state;
+/* A Lua hook's error ended the last backward: its message, which already
+   says where, is backward's error as it is (nn_hooks.c). */
+extern int nnl_hook_raised;
+void nnl_register_distributed(lua_State *L); /* nn_distributed.c: collectives, hooks */
+/* The interpreter reports an error that ends the script (nnlua.c): a
+   distributed run tells the other ranks, naming it, as this rank exits. */
+void nnl_note_fatal_error(const char *message);
 
 #endif

@@ -9,10 +9,8 @@
  * They report a failed system call the way Lua's io library does: nil and
  * a message.
  *
- * Under mpirun, nn.sweep also spreads trials over MPI ranks. libmpi is not
- * linked: nn._C.mpi_init opens it with dlopen when the process was started
- * by mpirun, so that without mpirun nothing about MPI is needed at run
- * time. That part is specific to Open MPI (see "MPI" below). */
+ * Under mpirun, nn.sweep also spreads trials over MPI ranks: its MPI calls
+ * are in nn_mpi.c. */
 #define _GNU_SOURCE /* sched_getaffinity and CPU_COUNT, pipe2 */
 #include <dlfcn.h>
 #include <errno.h>
@@ -477,184 +475,6 @@ static int l_lock(lua_State *L) {
   return 1;
 }
 
-/* ---- MPI (Open MPI, opened at run time) ----------------------------------
- * The few MPI calls nn.sweep uses, found with dlsym in Open MPI's libmpi.
- * What is Open MPI specific, from its mpi.h (4.1):
- *  - handles are pointers to global objects: MPI_COMM_WORLD is
- *    ((MPI_Comm) &ompi_mpi_comm_world), MPI_BYTE ((MPI_Datatype) &ompi_mpi_byte);
- *  - MPI_Status is struct ompi_status_public_t, laid out as mpi_status below;
- *  - MPI_SUCCESS is 0, MPI_ANY_SOURCE and MPI_ANY_TAG are -1.
- * Another MPI (MPICH) would need its own handles; none is tried here. */
-typedef struct {
-  int source, tag, error; /* MPI_SOURCE, MPI_TAG, MPI_ERROR */
-  int cancelled;          /* Open MPI's private fields */
-  size_t ucount;
-} mpi_status;
-
-enum { MPI_OK = 0, MPI_ANY = -1 };
-
-static struct {
-  void *library;
-  void *comm_world, *byte_type;
-  int (*init)(int *, char ***);
-  int (*initialized)(int *);
-  int (*finalized)(int *);
-  int (*comm_rank)(void *, int *);
-  int (*comm_size)(void *, int *);
-  int (*send)(const void *, int, void *, int, int, void *);
-  int (*recv)(void *, int, void *, int, int, void *, mpi_status *);
-  int (*iprobe)(int, int, void *, int *, mpi_status *);
-  int (*probe)(int, int, void *, mpi_status *);
-  int (*get_count)(const mpi_status *, void *, int *);
-  int (*finalize)(void);
-  pid_t owner; /* the process that called MPI_Init: only it may finalize */
-  int rank, size; /* size is 0 until MPI_Init */
-  int ended;      /* MPI_Finalize was called: MPI cannot start again */
-} mpi;
-
-/* Finalizes MPI when the process that initialized it exits normally; a
- * forked trial that calls exit() must not. */
-static void mpi_finalize_at_exit(void) {
-  int done = 1;
-  if (!mpi.finalize || mpi.ended || getpid() != mpi.owner) return;
-  mpi.ended = 1;
-  mpi.size = 0;
-  if (mpi.finalized(&done) == MPI_OK && !done) mpi.finalize();
-}
-
-static void *mpi_symbol(const char *name, const char **missing) {
-  void *p = dlsym(mpi.library, name);
-  if (!p && !*missing) *missing = name;
-  return p;
-}
-
-/* mpi_init() -> rank, size; or nil, message. Loads libmpi, calls MPI_Init
- * once; later calls return the same rank and size. */
-static int l_mpi_init(lua_State *L) {
-  if (mpi.ended) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "MPI was finalized in this process and cannot start again");
-    return 2;
-  }
-  if (mpi.size > 0) {
-    lua_pushinteger(L, mpi.rank);
-    lua_pushinteger(L, mpi.size);
-    return 2;
-  }
-  static const char *const names[] = {"libmpi.so.40", "libmpi.so", "libmpi.so.12", NULL};
-  for (int i = 0; names[i] && !mpi.library; i++)
-    /* RTLD_GLOBAL: Open MPI's plugins expect libmpi's symbols to be global. */
-    mpi.library = dlopen(names[i], RTLD_NOW | RTLD_GLOBAL);
-  if (!mpi.library) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "cannot load Open MPI's libmpi.so.40 (%s); install openmpi-bin", dlerror());
-    return 2;
-  }
-  const char *missing = NULL;
-  mpi.comm_world = mpi_symbol("ompi_mpi_comm_world", &missing);
-  mpi.byte_type = mpi_symbol("ompi_mpi_byte", &missing);
-  mpi.init = (int (*)(int *, char ***))mpi_symbol("MPI_Init", &missing);
-  mpi.initialized = (int (*)(int *))mpi_symbol("MPI_Initialized", &missing);
-  mpi.finalized = (int (*)(int *))mpi_symbol("MPI_Finalized", &missing);
-  mpi.comm_rank = (int (*)(void *, int *))mpi_symbol("MPI_Comm_rank", &missing);
-  mpi.comm_size = (int (*)(void *, int *))mpi_symbol("MPI_Comm_size", &missing);
-  mpi.send = (int (*)(const void *, int, void *, int, int, void *))mpi_symbol("MPI_Send", &missing);
-  mpi.recv = (int (*)(void *, int, void *, int, int, void *, mpi_status *))mpi_symbol("MPI_Recv", &missing);
-  mpi.iprobe = (int (*)(int, int, void *, int *, mpi_status *))mpi_symbol("MPI_Iprobe", &missing);
-  mpi.probe = (int (*)(int, int, void *, mpi_status *))mpi_symbol("MPI_Probe", &missing);
-  mpi.get_count = (int (*)(const mpi_status *, void *, int *))mpi_symbol("MPI_Get_count", &missing);
-  int (*finalize)(void) = (int (*)(void))mpi_symbol("MPI_Finalize", &missing);
-  if (missing) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "libmpi has no %s: not Open MPI?", missing);
-    return 2;
-  }
-  int already = 0;
-  mpi.initialized(&already);
-  if (!already && mpi.init(NULL, NULL) != MPI_OK) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "MPI_Init failed");
-    return 2;
-  }
-  int rank = 0, size = 0;
-  if (mpi.comm_rank(mpi.comm_world, &rank) != MPI_OK || mpi.comm_size(mpi.comm_world, &size) != MPI_OK) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "MPI_Comm_rank/MPI_Comm_size failed");
-    return 2;
-  }
-  mpi.rank = rank;
-  mpi.size = size;
-  mpi.owner = getpid();
-  if (!mpi.finalize) {
-    mpi.finalize = finalize;
-    atexit(mpi_finalize_at_exit);
-  }
-  lua_pushinteger(L, rank);
-  lua_pushinteger(L, size);
-  return 2;
-}
-
-static int check_int(lua_State *L, int idx) {
-  lua_Integer v = luaL_checkinteger(L, idx);
-  if (v < 0 || v > INT_MAX) luaL_argerror(L, idx, "out of range");
-  return (int)v;
-}
-
-static void check_mpi(lua_State *L) {
-  if (mpi.size <= 0 || getpid() != mpi.owner) luaL_error(L, "MPI is not initialized in this process");
-}
-
-/* mpi_send(dest, tag, bytes): a blocking send of a string. */
-static int l_mpi_send(lua_State *L) {
-  check_mpi(L);
-  int dest = check_int(L, 1), tag = check_int(L, 2);
-  size_t len;
-  const char *s = luaL_checklstring(L, 3, &len);
-  if (len > INT_MAX) return luaL_argerror(L, 3, "message too long");
-  if (mpi.send(s, (int)len, mpi.byte_type, dest, tag, mpi.comm_world) != MPI_OK) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "MPI_Send to rank %d failed", dest);
-    return 2;
-  }
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* mpi_recv([block]) -> bytes, source, tag: the next message from any rank
- * with any tag; without block, nil when none has arrived. */
-static int l_mpi_recv(lua_State *L) {
-  check_mpi(L);
-  int block = lua_toboolean(L, 1);
-  mpi_status status;
-  memset(&status, 0, sizeof status);
-  if (block) {
-    if (mpi.probe(MPI_ANY, MPI_ANY, mpi.comm_world, &status) != MPI_OK) return luaL_error(L, "MPI_Probe failed");
-  } else {
-    int flag = 0;
-    if (mpi.iprobe(MPI_ANY, MPI_ANY, mpi.comm_world, &flag, &status) != MPI_OK)
-      return luaL_error(L, "MPI_Iprobe failed");
-    if (!flag) return 0;
-  }
-  int count = 0;
-  if (mpi.get_count(&status, mpi.byte_type, &count) != MPI_OK || count < 0)
-    return luaL_error(L, "MPI_Get_count failed");
-  int source = status.source, tag = status.tag;
-  luaL_Buffer b;
-  char *p = luaL_buffinitsize(L, &b, (size_t)count + 1);
-  if (mpi.recv(p, count, mpi.byte_type, source, tag, mpi.comm_world, &status) != MPI_OK)
-    return luaL_error(L, "MPI_Recv from rank %d failed", source);
-  luaL_pushresultsize(&b, (size_t)count);
-  lua_pushinteger(L, source);
-  lua_pushinteger(L, tag);
-  return 3;
-}
-
-static int l_mpi_finalize(lua_State *L) {
-  (void)L;
-  mpi_finalize_at_exit();
-  return 0;
-}
-
 static const luaL_Reg system_functions[] = {
     {"sys_fork", l_fork}, {"sys_exit", l_exit}, {"sys_waitpid", l_waitpid},
     {"sys_kill", l_kill}, {"sys_getpid", l_getpid}, {"sys_cpu_count", l_cpu_count},
@@ -662,8 +482,7 @@ static const luaL_Reg system_functions[] = {
     {"sys_close", l_close}, {"sys_write", l_write}, {"sys_read", l_read},
     {"sys_poll", l_poll}, {"sys_redirect", l_redirect}, {"sys_fsync", l_fsync},
     {"sys_sync_later", l_sync_later}, {"sys_sync_wait", l_sync_wait}, {"sys_lock", l_lock}, {"sys_isatty", l_isatty}, {"sys_terminal_width", l_terminal_width},
-    {"mpi_init", l_mpi_init}, {"mpi_send", l_mpi_send},
-    {"mpi_recv", l_mpi_recv}, {"mpi_finalize", l_mpi_finalize}, {NULL, NULL}};
+    {NULL, NULL}};
 
 /* ---- the module's lifetime -----------------------------------------------
  * A stock lua5.4 unloads nn.so (dlclose) when its state closes, and a

@@ -951,7 +951,17 @@ static int m_backward(lua_State *L) {
     return nnl_error(L, "backward: takes a gradient and retain_graph or an options table, got %d arguments",
                      n - 1);
   backward_options(L, opts, &retain);
-  status_or_error(L, nn_backward(t, g, retain));
+  lua_State *outer = nnl_backward_state; /* a hook's thread is this one */
+  nnl_backward_state = L;
+  nnl_hook_raised = 0;
+  int status = nn_backward(t, g, retain);
+  nnl_backward_state = outer;
+  if (status < 0 && nnl_hook_raised) {
+    nnl_hook_raised = 0;
+    lua_pushstring(L, nn_error());
+    return lua_error(L);
+  }
+  status_or_error(L, status);
   return 0;
 }
 

@@ -43,6 +43,9 @@
 #define NNLUA_MAXINPUT 4096
 
 int luaopen_nn(lua_State *L);
+/* An error the interpreter reports: under mpirun, nn.distributed passes
+   the one that ends the script on to the other ranks (nn_distributed.c). */
+void nnl_note_fatal_error(const char *message);
 
 /* The state a SIGINT handler may touch: only to set a hook (see on_sigint). */
 static lua_State *volatile interrupt_L = NULL;
@@ -64,6 +67,7 @@ static int report(lua_State *L, int status) {
     const char *msg = lua_tostring(L, -1);
     if (msg == NULL) msg = "(error object is not a string)";
     print_message(progname, msg);
+    nnl_note_fatal_error(msg);
     lua_pop(L, 1);
   }
   return status;

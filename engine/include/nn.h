@@ -30,6 +30,7 @@ typedef enum { NN_CPU = 0, NN_CUDA, NN_DEVICE_COUNT } nn_device;
 
 typedef struct nn_storage nn_storage;
 typedef struct nn_node nn_node;
+typedef struct nn_hooks nn_hooks;
 
 typedef struct nn_tensor {
   int refcount;
@@ -52,6 +53,7 @@ typedef struct nn_tensor {
      view's grad_fn was last set; see nn_sync_view. */
   struct nn_tensor *base;
   unsigned view_version;
+  nn_hooks *hooks; /* a leaf's hooks (nn_add_hook); NULL when it has none */
 } nn_tensor;
 
 /* ---- errors ---------------------------------------------------------- */
@@ -330,6 +332,50 @@ void nn_sync_view(nn_tensor *t);
 /* Replace t's gradient (NULL clears it); zero it in place. */
 int nn_set_grad(nn_tensor *t, nn_tensor *grad);
 void nn_zero_grad(nn_tensor *t);
+
+/* ---- hooks: code that backward runs as it reaches a tensor -------------
+   NN_HOOK_GRAD sees the gradient that arrives for t in a backward pass and
+   may hand back a replacement (PyTorch's Tensor.register_hook): for a leaf,
+   the sum over all of t's uses, before it is added to t->grad; for a
+   computed tensor, before t's node passes it on (the hook belongs to t's
+   history as it is when the hook is added: aliases share it, an in-place
+   op that gives t a new history later does not take it along).
+   NN_HOOK_POST_ACCUMULATE, for a leaf only, runs once t->grad holds the
+   whole gradient of the pass (PyTorch's register_post_accumulate_grad_hook:
+   where data-parallel training starts sending a gradient while backward
+   goes on); grad is then t->grad and replace is NULL.
+   A hook gets grad (borrowed) and, for NN_HOOK_GRAD, may store a new
+   reference of the same shape, dtype and device in *replace. It returns
+   0, or -1 after nn_error_set: backward stops and returns -1 with that
+   message. Hooks of a tensor run in the order they were added, with
+   gradient recording off; they may compute with tensors, but not start
+   another backward. */
+typedef enum { NN_HOOK_GRAD, NN_HOOK_POST_ACCUMULATE } nn_hook_kind;
+typedef int (*nn_hook_fn)(void *ctx, nn_tensor *grad, nn_tensor **replace);
+/* Adds a hook to t (which must require grad); returns its id (> 0) for
+   nn_remove_hook, or -1. free_ctx(ctx), when not NULL, runs when the hook
+   is removed or its tensor (or node) is freed, and when adding fails. */
+int64_t nn_add_hook(nn_tensor *t, nn_hook_kind kind, nn_hook_fn fn, void *ctx,
+                    void (*free_ctx)(void *));
+/* 1 when t (or its history) had the hook and it is gone, 0 when not. A hook
+   may remove itself, or others, while it runs. */
+int nn_remove_hook(nn_tensor *t, int64_t id);
+/* From a hook: fn(ctx, failed) runs after the current backward has walked
+   the whole graph, before nn_backward returns, in the order queued
+   (PyTorch's queue_callback: how data-parallel training waits for its last
+   gradients). It always runs once: failed is 1 when backward stopped on an
+   error, and the error it may report then is dropped for the first one;
+   else its -1 is backward's error. Returns -1 outside a backward. */
+typedef int (*nn_backward_callback)(void *ctx, int failed);
+int nn_queue_backward_callback(nn_backward_callback fn, void *ctx);
+
+/* ---- raw memory, for libraries that move bytes (MPI, NCCL) -------------
+   The address of t's first element on its device (a device pointer for a
+   CUDA tensor); a contiguous t holds nn_numel(t) elements from there.
+   After writing through it, call nn_tensor_written(t): backward checks a
+   tensor's version to refuse values that changed after they were saved. */
+void *nn_tensor_data(nn_tensor *t);
+void nn_tensor_written(nn_tensor *t);
 
 /* ---- optimizers: one fused loop per parameter ------------------------ */
 typedef struct {

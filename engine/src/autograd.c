@@ -1,7 +1,7 @@
 /* autograd.c: reverse-mode differentiation over the dynamic graph that ops
  * record as they run. Each op's backward lives beside its forward in the
  * op's own file; this file records nodes and runs them in reverse order. */
-#include "internal.h"
+#include "hooks.h"
 
 static int grad_mode = 1;
 
@@ -141,6 +141,7 @@ static void node_dispose(nn_node *node) {
     nn_node *n = release_list;
     release_list = n->release_next;
     node_free_graph(n);
+    nn_hooks_free(n->hooks);
     nn_release(n->grad);
     n->grad = (nn_tensor *)free_nodes;
     free_nodes = n;
@@ -608,6 +609,77 @@ static int accumulate_leaf(nn_tensor *leaf, nn_tensor *g) {
   return 0;
 }
 
+/* ---- hooked leaves --------------------------------------------------- */
+/* The leaves with hooks that the current pass reaches. Each use of one (a
+   node input) hands its gradient over once; after the last, the leaf's
+   hooks run (nn.h: NN_HOOK_GRAD on the sum, then NN_HOOK_POST_ACCUMULATE). */
+static nn_tensor **hooked;
+static size_t hooked_count, hooked_cap;
+
+static int expect_leaf_use(nn_tensor *leaf, unsigned mark) {
+  nn_hooks *h = leaf->hooks;
+  if (h->mark != mark) {
+    if (hooked_count == hooked_cap) {
+      size_t cap = hooked_cap ? hooked_cap * 2 : 16;
+      nn_tensor **grown = realloc(hooked, cap * sizeof *grown);
+      if (!grown) return -1;
+      hooked = grown;
+      hooked_cap = cap;
+    }
+    hooked[hooked_count++] = leaf; /* the graph holds it through the pass */
+    h->mark = mark;
+    h->pending = 0;
+    h->received = 0;
+  }
+  h->pending++;
+  return 0;
+}
+
+/* The gradient of a hooked leaf is complete: its hooks run. */
+static int finish_leaf(nn_tensor *leaf) {
+  nn_hooks *h = leaf->hooks;
+  if (h->incoming) {
+    nn_tensor *g = h->incoming;
+    h->incoming = NULL;
+    int status = nn_hooks_run_grad(h, &g, leaf);
+    if (status == 0) status = accumulate_leaf(leaf, g);
+    nn_release(g);
+    if (status < 0) return -1;
+  }
+  return h->received && leaf->grad ? nn_hooks_run_post(h, leaf->grad) : 0;
+}
+
+/* One use of a hooked leaf hands over g (NULL when it gave nothing, or
+   when added_in_place: it added its part into leaf->grad itself). */
+static int leaf_use_done(nn_tensor *leaf, nn_tensor *g, int added_in_place) {
+  nn_hooks *h = leaf->hooks;
+  if (g) {
+    /* With NN_HOOK_GRAD hooks, the parts add up apart from .grad. */
+    if (h->n_grad > 0 ? accumulate(&h->incoming, g) : accumulate_leaf(leaf, g)) return -1;
+  }
+  h->received |= g != NULL || added_in_place;
+  return --h->pending == 0 ? finish_leaf(leaf) : 0;
+}
+
+/* A leaf that backward starts from: its gradient is g. */
+static int leaf_backward(nn_tensor *leaf, nn_tensor *g) {
+  nn_tensor *grad = nn_retain(g);
+  int status = nn_hooks_run_grad(leaf->hooks, &grad, leaf);
+  if (status == 0) status = accumulate_leaf(leaf, grad);
+  nn_release(grad);
+  return status == 0 ? nn_hooks_run_post(leaf->hooks, leaf->grad) : -1;
+}
+
+static void forget_hooked_leaves(void) {
+  for (size_t i = 0; i < hooked_count; i++) {
+    nn_hooks *h = hooked[i]->hooks;
+    nn_release(h->incoming);
+    h->incoming = NULL;
+    h->mark = 0;
+  }
+  hooked_count = 0;
+}
+
 static int run_graph(nn_node *root, nn_tensor *grad, int retain_graph) {
   size_t n = 0, head = 0, tail = 0;
   unsigned mark = ++current_mark;
@@ -627,6 +699,7 @@ static int run_graph(nn_node *root, nn_tensor *grad, int retain_graph) {
     }
     for (int k = 0; k < node->n_inputs; k++) {
       nn_tensor *in = node->inputs[k];
+      if (in && !in->grad_fn && in->hooks && expect_leaf_use(in, mark) < 0) goto oom;
       if (!in || !in->grad_fn) continue;
       nn_node *child = in->grad_fn;
       if (child->mark != mark) {
@@ -660,10 +733,16 @@ static int run_graph(nn_node *root, nn_tensor *grad, int retain_graph) {
   while (head < tail) {
     nn_node *node = ready[head++];
     nn_tensor *grad_in[NN_NODE_INPUTS] = {NULL, NULL, NULL};
+    if (node->grad && nn_hooks_run_grad(node->hooks, &node->grad, node->grad) < 0) {
+      status = -1;
+      break;
+    }
     for (int k = 0; k < node->n_inputs; k++) {
       nn_tensor *in = node->inputs[k], *acc = in ? in->grad : NULL;
+      int hooked_leaf = in && !in->grad_fn && in->hooks && in->hooks->mark == mark;
       node->accumulate_into[k] = in && !in->grad_fn && acc && acc->dtype == in->dtype &&
-                                         nn_is_contiguous(acc) && nn_same_shape(acc, in)
+                                         nn_is_contiguous(acc) && nn_same_shape(acc, in) &&
+                                         !(hooked_leaf && in->hooks->n_grad > 0)
                                      ? acc
                                      : NULL;
     }
@@ -673,8 +752,11 @@ static int run_graph(nn_node *root, nn_tensor *grad, int retain_graph) {
     }
     for (int k = 0; k < node->n_inputs; k++) {
       nn_tensor *in = node->inputs[k], *g = grad_in[k];
+      int added_in_place = node->grad && node->accumulate_into[k];
       node->accumulate_into[k] = NULL;
-      if (in && g && status == 0) {
+      if (in && status == 0 && !in->grad_fn && in->hooks && in->hooks->mark == mark) {
+        if (leaf_use_done(in, g, added_in_place) < 0) status = -1;
+      } else if (in && g && status == 0) {
         if (in->grad_fn) {
           if (accumulate(&in->grad_fn->grad, g) < 0) status = -1;
         } else if (accumulate_leaf(in, g) < 0) {
@@ -707,6 +789,7 @@ int nn_backward(nn_tensor *t, nn_tensor *grad, int retain_graph) {
                  "has requires_grad = true)");
     return -1;
   }
+  if (nn_backward_begin() < 0) return -1;
   nn_grad_guard guard = nn_no_grad_begin();
   nn_tensor *g = grad ? nn_retain(grad) : NULL;
   int status = -1;
@@ -727,9 +810,11 @@ int nn_backward(nn_tensor *t, nn_tensor *grad, int retain_graph) {
                  nn_shape_string(t, b, sizeof b), nn_dtype_name(t->dtype));
     goto done;
   }
-  status = t->grad_fn ? run_graph(t->grad_fn, g, retain_graph) : accumulate_leaf(t, g);
+  status = t->grad_fn ? run_graph(t->grad_fn, g, retain_graph) : leaf_backward(t, g);
+  forget_hooked_leaves();
 done:
   nn_release(g);
+  status = nn_backward_end(status);
   nn_no_grad_end(guard);
   return status;
 }

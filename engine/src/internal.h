@@ -133,6 +133,7 @@ struct nn_node {
   int pending;
   unsigned mark;
   nn_node *release_next; /* the list of nodes waiting to be freed */
+  nn_hooks *hooks;       /* NN_HOOK_GRAD hooks of the tensor it made (hooks.c) */
 };
 
 /* True when an op on these inputs must record a node. */

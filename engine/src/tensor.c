@@ -1,6 +1,6 @@
 /* tensor.c: the tensor's life (creation, reference counts, element access,
  * copies) and the strided iterator every elementwise kernel runs on. */
-#include "internal.h"
+#include "hooks.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -23,6 +23,7 @@ static nn_tensor *tensor_struct(void) {
   t->grad_fn = NULL;
   t->base = NULL;
   t->view_version = 0;
+  t->hooks = NULL;
   return t;
 }
 
@@ -37,6 +38,7 @@ void nn_release(nn_tensor *t) {
   nn_release(t->grad);
   nn_node_release(t->grad_fn); /* never recurses deeply: see nn_node_release */
   if (t->base) nn_release(t->base); /* a base is never a view: one level */
+  nn_hooks_free(t->hooks);
   t->grad = free_tensors;
   free_tensors = t;
 }
@@ -75,6 +77,9 @@ int64_t nn_shape_numel(int ndim, const int64_t *size) {
 }
 
 int64_t nn_numel(const nn_tensor *t) { return nn_shape_numel(t->ndim, t->size); }
+
+void *nn_tensor_data(nn_tensor *t) { return nn_data(t); }
+void nn_tensor_written(nn_tensor *t) { nn_bump_version(t); }
 
 void nn_contiguous_strides(int ndim, const int64_t *size, int64_t *stride) {
   int64_t s = 1;

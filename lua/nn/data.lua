@@ -195,7 +195,7 @@ return function(nn)
   DataLoader.__name = "DataLoader"
 
   --- nn.data.DataLoader(dataset, {batch_size = 1, shuffle = false,
-  -- drop_last = false, seed, reuse = false}): batches of a dataset.
+  -- drop_last = false, seed, reuse = false, sampler}): batches of a dataset.
   --   for x, y in loader:iter() do ... end
   -- Each batch is a new tensor per dataset tensor (batch_size rows; the
   -- last one smaller unless drop_last), gathered in one C loop from a
@@ -213,11 +213,17 @@ return function(nn)
   -- Without a seed each epoch's order is seeded by a draw from nn's
   -- generator, as PyTorch's DataLoader does, so nn.manual_seed (and a
   -- checkpoint's RNG state) makes it reproducible.
+  -- sampler (instead of shuffle) decides which samples an epoch takes, in
+  -- which order: an object with sampler:indices() (an int64 tensor, or a
+  -- list, of 1-based dataset indices), #sampler, and optionally
+  -- sampler:set_epoch(e), which the loader calls at every iter() with the
+  -- epoch's number (so loader:set_epoch drives it): nn.distributed.Sampler
+  -- gives each rank its share.
   data.DataLoader = setmetatable(DataLoader, {__call = function(_, dataset, opts)
     local n = dataset_length(dataset, "DataLoader")
     opts = opts or {}
     if type(opts) ~= "table" then raise("DataLoader: options must be a table {batch_size =, shuffle =, ...}") end
-    local known = {batch_size = true, shuffle = true, drop_last = true, seed = true, reuse = true}
+    local known = {batch_size = true, shuffle = true, drop_last = true, seed = true, reuse = true, sampler = true}
     for k in pairs(opts) do
       if not known[k] then raise("DataLoader: unknown option '" .. tostring(k) .. "'") end
     end
@@ -226,15 +232,23 @@ return function(nn)
       raise("DataLoader: batch_size must be a positive integer, got " .. tostring(batch_size))
     end
     check_seed(opts.seed, "DataLoader")
+    local sampler = opts.sampler
+    if sampler ~= nil then
+      if opts.shuffle then raise("DataLoader: give sampler or shuffle, not both (the sampler decides the order)") end
+      local ok, count = pcall(function() return #sampler end)
+      if type(sampler) ~= "table" or type(sampler.indices) ~= "function" or not ok or math.type(count) ~= "integer" then
+        raise("DataLoader: sampler must have sampler:indices() and a length (#sampler), got " .. type(sampler))
+      end
+    end
     return setmetatable({dataset = dataset, batch_size = batch_size, shuffle = opts.shuffle and true or false,
                          drop_last = opts.drop_last and true or false, seed = opts.seed, epoch = 0,
-                         _next_epoch = 1, size = n,
+                         _next_epoch = 1, size = n, sampler = sampler,
                          reuse = opts.reuse and true or false}, DataLoader)
   end})
 
   --- #loader: the number of batches in one epoch.
   function DataLoader:__len()
-    local n = dataset_length(self.dataset, "DataLoader")
+    local n = self.sampler and #self.sampler or dataset_length(self.dataset, "DataLoader")
     if self.drop_last then return n // self.batch_size end
     return (n + self.batch_size - 1) // self.batch_size
   end
@@ -282,14 +296,26 @@ return function(nn)
     local dataset, bs, n = self.dataset, self.batch_size, dataset_length(self.dataset, "DataLoader")
     self.epoch, self._next_epoch = self._next_epoch, self._next_epoch + 1
     local perm
-    if self.shuffle then
+    if self.sampler then
+      local sampler = self.sampler
+      if sampler.set_epoch then sampler:set_epoch(self.epoch) end
+      local indices = sampler:indices()
+      if not nn.is_tensor(indices) then indices = nn.tensor(indices, {dtype = "int64"}) end
+      if indices.dtype ~= "int64" or indices:dim() ~= 1 then
+        raise("DataLoader: sampler:indices() must give a list or a 1-dimensional int64 tensor of indices")
+      end
+      if indices:numel() > 0 and (indices:min():item() < 1 or indices:max():item() > n) then
+        raise(string.format("DataLoader: the sampler gave an index outside 1..%d", n))
+      end
+      perm, n = indices - 1, indices:numel()
+    elseif self.shuffle then
       if self.seed ~= nil then
         perm = C.data_permutation(n, self.seed, self.epoch)
       else
         perm = C.data_permutation(n, draw_seed(), 0)
       end
     end
-    local nbatches = #self
+    local nbatches = self.drop_last and n // bs or (n + bs - 1) // bs
     local b = 0
     if is_tensor_dataset(dataset) then
       local tensors = dataset.tensors

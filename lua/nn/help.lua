@@ -181,7 +181,8 @@ return function(nn, repl)
     return false
   end
 
-  local NAMESPACES = {"F", "init", "optim", "utils", "data", "cuda", "plot", "progress", "sweep", "cli"}
+  local NAMESPACES = {"F", "init", "optim", "utils", "data", "cuda", "plot", "progress", "sweep", "distributed",
+                      "cli"}
 
   local names_cache
 
@@ -340,6 +341,8 @@ return function(nn, repl)
     {key = "plot", title = "Pictures", about = "nn.plot: lines, scatter, heat maps, histograms, bars, images, panels"},
     {key = "progress", title = "Progress bars", about = "nn.progress: a bar for a loop"},
     {key = "sweep", title = "Sweeps", about = "nn.sweep: hyperparameter sweeps, in parallel and under MPI"},
+    {key = "distributed", title = "Distributed training",
+     about = "nn.distributed: data-parallel training over MPI ranks (DataParallel, Sampler, collectives)"},
     {key = "save/load", title = "Saving and loading", about = "nn.save, nn.load: tensors and state dicts in files"},
     {key = "cuda", title = "CUDA", about = "nn.cuda: the GPU, where there is one"},
     {key = "utils", title = "Utilities",
@@ -354,6 +357,7 @@ return function(nn, repl)
   local NAMESPACE_FAMILY = {["nn.optim.lr_scheduler"] = "schedulers", ["nn.optim"] = "optimizers",
                             ["nn.init"] = "init", ["nn.data"] = "data", ["nn.plot"] = "plot",
                             ["nn.progress"] = "progress", ["nn.sweep"] = "sweep", ["nn.cuda"] = "cuda",
+                            ["nn.distributed"] = "distributed",
                             ["nn.utils"] = "utils", ["nn.cli"] = "scripts", ["nn.repl"] = "prompt",
                             ["nn.help"] = "prompt", ["nn.Tensor"] = "tensors", ["nn.F"] = "modules"}
   -- Where a name's family is its file's.
@@ -367,6 +371,7 @@ return function(nn, repl)
                        ["lua/nn_optim.c"] = "optimizers", ["lua/nn/lr_scheduler.lua"] = "schedulers",
                        ["lua/nn/data.lua"] = "data", ["lua/nn_data.c"] = "data", ["lua/nn/plot.lua"] = "plot",
                        ["lua/nn/progress.lua"] = "progress", ["lua/nn/sweep.lua"] = "sweep",
+                       ["lua/nn/distributed.lua"] = "distributed",
                        ["lua/nn/cli.lua"] = "scripts", ["lua/nn/repl.lua"] = "prompt", ["lua/nn/help.lua"] = "prompt"}
   local AUTOGRAD = {backward = true, detach = true, detach_ = true, requires_grad_ = true, retain_grad = true,
                     register_hook = true, no_grad = true, enable_grad = true, set_grad_enabled = true,

@@ -3,6 +3,7 @@ local NNLUA = os.getenv("NNLUA")
 local ROOT = os.getenv("NN_ROOT") or "."
 
 local reference = dofile(ROOT .. "/tests/fixtures/torch_reference.lua")
+local support = dofile(ROOT .. "/tests/lua/support.lua")
 
 local function require_nnlua()
   assert(NNLUA and NNLUA ~= "", "NNLUA is not set: run this spec with NNLUA=/path/to/build/nnlua "
@@ -12,16 +13,7 @@ local function require_nnlua()
   f:close()
 end
 
-local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
--- Runs a shell command; returns its combined output and exit status.
-local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1", "r"))
-  local out = p:read("a")
-  local _, how, code = p:close()
-  if how == "signal" then code = 128 + code end
-  return out, code
-end
+local quote, run = support.quote, support.run
 
 -- Runs a shell command; returns stdout, stderr (from a file) and the status.
 local function run_split(cmd)

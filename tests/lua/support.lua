@@ -30,6 +30,19 @@ function support.nnlua_output(code)
   return out
 end
 
+--- s quoted for the shell, whatever it holds.
+function support.quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+--- Runs a shell command; its combined output and exit status (128 + the
+-- signal's number when a signal ended it).
+function support.run(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1", "r"))
+  local out = p:read("a")
+  local _, how, code = p:close()
+  if how == "signal" then code = 128 + code end
+  return out, code
+end
+
 --- A new empty directory under the system's temporary one; the caller
 -- removes it (teardown(function() os.execute("rm -rf " .. dir) end)).
 function support.scratch_dir()

@@ -7,7 +7,7 @@ local expect_error = support.expect_error
 
 local NNLUA = os.getenv("NNLUA")
 
-local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local quote, run = support.quote, support.run
 
 local function temp_name(suffix)
   local name = os.tmpname()
@@ -34,15 +34,6 @@ local function lines_of(path)
   for line in f:lines() do lines[#lines + 1] = line end
   f:close()
   return lines
-end
-
--- Runs a shell command; returns its combined output and exit status.
-local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1", "r"))
-  local out = p:read("a")
-  local _, how, code = p:close()
-  if how == "signal" then code = 128 + code end
-  return out, code
 end
 
 -- Whether a process runs (a zombie, which nobody may reap in a container, does not).
