@@ -17,6 +17,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define NN_MAX_DIMS 8
 /* Reductions over every element take this in place of a dimension. */
 #define NN_ALL_DIMS (-1000)
@@ -35,6 +39,9 @@ typedef struct nn_tensor {
   int64_t size[NN_MAX_DIMS];
   int64_t stride[NN_MAX_DIMS]; /* in elements */
   int64_t offset;              /* in elements, into storage */
+  /* nn_is_contiguous(t), computed when the tensor is made: a tensor's
+     geometry never changes after, and every op asks */
+  int contiguous;
   nn_storage *storage;
   int requires_grad; /* a leaf that collects .grad, or a result that needs one */
   struct nn_tensor *grad;
@@ -535,5 +542,9 @@ typedef struct {
    archive/version. Storages on a GPU are copied to the host. */
 int nn_pt_write(const char *path, const void *pickle, size_t pickle_len,
                 const nn_pt_storage *storages, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

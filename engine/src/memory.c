@@ -31,6 +31,13 @@ static size_t bytes_in_use, bytes_allocated_since;
 
 static nn_storage *free_storages;
 
+/* The bytes of a block of class cls. */
+static size_t class_bytes(int cls) {
+  if (cls == 0) return MIN_BLOCK;
+  size_t base = (size_t)1 << (6 + (cls - 1) / 4);
+  return base + (size_t)((cls - 1) % 4 + 1) * (base / 4);
+}
+
 static int size_class(size_t nbytes, size_t *rounded) {
   if (nbytes <= MIN_BLOCK) {
     *rounded = MIN_BLOCK;
@@ -43,20 +50,10 @@ static int size_class(size_t nbytes, size_t *rounded) {
   return (log2 - 6) * 4 + (int)steps;
 }
 
-static void *cpu_alloc(size_t nbytes) {
-  void *p = NULL;
-  if (posix_memalign(&p, 64, nbytes) != 0) return NULL;
-  return p;
-}
-static void cpu_free(void *data, size_t nbytes) {
-  (void)nbytes;
-  free(data);
-}
-
 nn_storage *nn_storage_new(nn_device device, size_t nbytes) {
   const nn_backend *be = nn_backend_for(device);
   if (!be) {
-    nn_error_set("%s: this build has no %s backend", "allocate", nn_device_name(device));
+    nn_error_set("allocate: %s", nn_backend_unavailable(device));
     return NULL;
   }
   size_t rounded;
@@ -127,7 +124,7 @@ void nn_memory_trim(void) {
       while (free_blocks[d][c]) {
         struct pool_block *b = free_blocks[d][c];
         free_blocks[d][c] = b->next;
-        if (be) be->free(b, 0);
+        if (be) be->free(b, class_bytes(c));
       }
     }
   }
@@ -137,16 +134,4 @@ void nn_memory_trim(void) {
     free_storages = *(nn_storage **)s;
     free(s);
   }
-}
-
-/* ---- backends -------------------------------------------------------- */
-void nn_cpu_gemm(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
-                 double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
-                 double beta, void *c, int64_t ldc);
-
-const nn_backend nn_cpu_backend = {"cpu", cpu_alloc, cpu_free, nn_cpu_gemm};
-
-const nn_backend *nn_backend_for(nn_device device) {
-  /* A CUDA build registers its backend here; the Lua API never changes. */
-  return device == NN_CPU ? &nn_cpu_backend : NULL;
 }

@@ -4,6 +4,8 @@
  * beside its forward. */
 #include "internal.h"
 
+#include <stddef.h>
+
 /* A view remembers the first tensor of its storage, its base, where an
    in-place change through the view writes its history. */
 static nn_tensor *make_view(nn_tensor *t, int ndim, const int64_t *size, const int64_t *stride,
@@ -199,7 +201,7 @@ nn_tensor *nn_permute(nn_tensor *t, const int *dims) {
 
 /* ---- narrow / select: the gradient lands in a zero tensor ------------ */
 static int slice_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
-  nn_tensor *z = nn_zeros(g->dtype, node->ndim, node->size);
+  nn_tensor *z = nn_full_like_shape(g, g->dtype, node->ndim, node->size, 0);
   if (!z) return -1;
   int dim = (int)node->ints[0];
   nn_tensor *part = node->ints[2] < 0 ? nn_select(z, dim, node->ints[1])
@@ -424,7 +426,7 @@ static int identity_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
 }
 
 nn_tensor *nn_clone(nn_tensor *t) {
-  if (nn_check_cpu("clone", t) < 0) return NULL;
+  if (!nn_dispatch("clone", offsetof(nn_backend, copy), t, NULL, NULL)) return NULL;
   nn_tensor *out = nn_empty_like(t);
   if (!out) return NULL;
   if (nn_copy_(out, t) < 0) {
@@ -448,10 +450,13 @@ static int to_dtype_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
 
 nn_tensor *nn_to_dtype(nn_tensor *t, nn_dtype dtype) {
   if (t->dtype == dtype) return nn_retain(t);
-  if (nn_check_cpu("to", t) < 0) return NULL;
+  if (!nn_dispatch("to", offsetof(nn_backend, copy), t, NULL, NULL)) return NULL;
   nn_tensor *out = nn_empty_like_shape(t, dtype, t->ndim, t->size);
   if (!out) return NULL;
-  nn_copy_(out, t);
+  if (nn_copy_(out, t) < 0) {
+    nn_release(out);
+    return NULL;
+  }
   if (!nn_dtype_is_floating(dtype)) return out; /* the gradient stops at an integer */
   out = record(out, t, "ToCopyBackward0", to_dtype_backward);
   if (out && out->grad_fn) out->grad_fn->ints[0] = t->dtype;
@@ -461,8 +466,7 @@ nn_tensor *nn_to_dtype(nn_tensor *t, nn_dtype dtype) {
 nn_tensor *nn_to_device(nn_tensor *t, nn_device device) {
   if (t->device == device) return nn_retain(t);
   if (!nn_backend_for(device)) {
-    nn_error_set("to: this build has no %s backend (nn.cuda.is_available() is false)",
-                 nn_device_name(device));
+    nn_error_set("to: %s (nn.cuda.is_available() is false)", nn_backend_unavailable(device));
     return NULL;
   }
   nn_error_set("to: copying between devices is not supported by this build");

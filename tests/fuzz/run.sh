@@ -53,9 +53,12 @@ compile() {
 
 echo "==== building the harnesses ($CC, ASan + UBSan)"
 engine_objs=()
-for src in engine/src/*.c engine/src/backends/*.c; do
+for src in engine/src/*.c engine/src/cpu/*.c; do
   [[ -f $src ]] || continue
-  obj=$out/engine/$(basename "${src%.c}").o
+  # cpu/ repeats the fronts' file names (reduce.c, loss.c ...): keep the folder in the name
+  rel=${src#engine/src/}
+  obj=$out/engine/${rel//\//_}
+  obj=${obj%.c}.o
   compile "$src" "$obj"
   engine_objs+=("$obj")
 done
