@@ -11,7 +11,7 @@
  * (OPENBLAS_THREAD_TIMEOUT, OPENBLAS_NUM_THREADS) up to that moment, which
  * is when OpenBLAS reads it; nnlua does (lua/nnlua.c).
  *
- * Compiled only with NN_OPENBLAS_LAZY (CMakeLists.txt): a static OpenBLAS
+ * Empty without NN_OPENBLAS_LAZY (CMakeLists.txt): a static OpenBLAS
  * is linked in directly. An entry the engine starts calling must be added
  * here too; the link fails until it is. */
 #ifdef NN_OPENBLAS_LAZY
