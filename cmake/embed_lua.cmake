@@ -1,17 +1,28 @@
-# embed_lua.cmake: writes a C file holding every lua/nn/**/*.lua as bytes.
+# embed_lua.cmake: writes a C file holding every lua/nn/**/*.lua, compiled
+# to bytecode or as its source.
 #
-#   cmake -DLUA_ROOT=<repo>/lua -DOUTPUT=<build>/nn_lua_sources.c -P embed_lua.cmake
+#   cmake -DLUA_ROOT=<repo>/lua -DOUTPUT=<build>/nn_lua_sources.c
+#         [-DLUA_COMPILER=<lua_compile> -DLUA_RELEASE="Lua 5.4.4"] -P embed_lua.cmake
 #
 # The result defines what lua/nn_embed.h declares:
 #   nn_lua_sources[]     {name, code, length}, one per file, sorted by name,
 #                        then one {NULL, NULL, 0} sentinel
 #   nn_lua_source_count  the number of files (the sentinel not counted)
+#   nn_lua_bytecode_release  the Lua release that compiled them ("" for sources)
 # name is the module name: lua/nn/optim/sgd.lua -> "nn.optim.sgd",
 # lua/nn/init.lua -> "nn.init". code is NUL-terminated; length excludes the NUL.
-# Bytes are written as numbers, so a source may contain anything.
+# Bytes are written as numbers, so a chunk may contain anything.
+#
+# With LUA_COMPILER (cmake/lua_compile.c, built against the Lua that will
+# load the chunks) each file is embedded as bytecode, under the chunk name
+# "@[nn]/<name>.lua" the loader in lua/nn_module.c gives a source: loading
+# skips Lua's parser, which is most of what `require "nn"` cost.
 
 if(NOT LUA_ROOT OR NOT OUTPUT)
   message(FATAL_ERROR "embed_lua.cmake: pass -DLUA_ROOT=<dir> -DOUTPUT=<file.c>")
+endif()
+if(LUA_COMPILER AND NOT LUA_RELEASE)
+  message(FATAL_ERROR "embed_lua.cmake: LUA_COMPILER needs LUA_RELEASE, the release it compiles for")
 endif()
 
 set(files)
@@ -120,6 +131,10 @@ foreach(rel IN LISTS files)
 endforeach()
 list(SORT entries)
 
+if(NOT LUA_COMPILER)
+  set(LUA_RELEASE "")
+endif()
+
 set(arrays "")
 set(table "")
 set(count 0)
@@ -128,9 +143,21 @@ foreach(entry IN LISTS entries)
   string(REGEX REPLACE "^([^!]*)!(.*)$" "\\2" rel "${entry}")
 
   if(IS_ABSOLUTE "${rel}")  # generated (nn.docs)
-    file(READ "${rel}" hex HEX)
+    set(path "${rel}")
   else()
-    file(READ "${LUA_ROOT}/${rel}" hex HEX)
+    set(path "${LUA_ROOT}/${rel}")
+  endif()
+  if(LUA_COMPILER)
+    set(compiled "${OUTPUT}.${name}.luac")
+    execute_process(COMMAND "${LUA_COMPILER}" "@[nn]/${name}.lua" "${path}" "${compiled}"
+                    RESULT_VARIABLE status ERROR_VARIABLE failure)
+    if(NOT status EQUAL 0)
+      message(FATAL_ERROR "embed_lua.cmake: ${failure}")
+    endif()
+    file(READ "${compiled}" hex HEX)
+    file(REMOVE "${compiled}")
+  else()
+    file(READ "${path}" hex HEX)
   endif()
   string(LENGTH "${hex}" hexlen)
   math(EXPR length "${hexlen} / 2")
@@ -159,6 +186,8 @@ ${table}  {NULL, NULL, 0}
 };
 
 const int nn_lua_source_count = ${count};
+
+const char nn_lua_bytecode_release[] = \"${LUA_RELEASE}\";
 ")
 
 file(WRITE "${OUTPUT}" "${content}")

@@ -29,9 +29,22 @@ int nnl_error(lua_State *L, const char *fmt, ...);
    not silently dropped. Trailing nils do not count. signature names the
    arguments as the docs write them, [] around optional ones. */
 void nnl_check_nargs(lua_State *L, int self, int max, const char *op, const char *signature);
+/* The same checks for a class's method written in C (Sequential:forward,
+   Optimizer:step), with the messages the Lua modules' own methods give
+   (nn/init.lua): self must be given (m.step() for m:step()), and at most
+   max arguments follow it. The message names self's class when it has a
+   name, else class_name; a forward is named by its class alone. */
+void nnl_check_method_args(lua_State *L, const char *class_name, const char *method, int max,
+                           const char *names);
 /* Pops the nils at the end of the arguments, so that a function with a
    variable number of them reads f(2, 3, nil) as f(2, 3); returns the new top. */
 int nnl_drop_trailing_nils(lua_State *L);
+/* Pushes f as a C closure whose upvalues 1..n are the strings keys[0..n-1]:
+   a function on a training step's path reads its table keys from there
+   (lua_pushvalue(L, lua_upvalueindex(k))), since lua_getfield and
+   lua_pushstring with a literal look the string up in Lua's string table
+   at every call. */
+void nnl_push_closure_with_keys(lua_State *L, lua_CFunction f, const char *const *keys, int n);
 /* Pushes "file:line: " for that frame (or "" when there is none). */
 void nnl_where(lua_State *L);
 /* A Lua dim (1-based, or negative from the end) as the engine's 0-based. */

@@ -113,7 +113,41 @@ static int l_kl_div(lua_State *L) {
   return 1;
 }
 
+/* A loss module's forward(self, input, target), as a C closure made by
+   loss_forward(fn, class_name, field...): fn(input, target, self[field]...).
+   A training step calls it every time: written in C it costs no Lua call
+   and checks its own arguments (no wrapper). Upvalues: fn, the class's
+   name, then the fields' names. */
+enum { FORWARD_FN = 1, FORWARD_CLASS, FORWARD_FIELDS };
+static int l_loss_forward_call(lua_State *L) {
+  nnl_check_method_args(L, lua_tostring(L, lua_upvalueindex(FORWARD_CLASS)), "forward", 2,
+                        "input, target");
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 3);
+  lua_pushvalue(L, lua_upvalueindex(FORWARD_FN));
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
+  int n = 0;
+  while (lua_type(L, lua_upvalueindex(FORWARD_FIELDS + n)) == LUA_TSTRING) {
+    lua_pushvalue(L, lua_upvalueindex(FORWARD_FIELDS + n++));
+    lua_gettable(L, 1);
+  }
+  lua_call(L, 2 + n, 1);
+  return 1;
+}
+
+static int l_loss_forward(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  luaL_checkstring(L, 2);
+  int top = lua_gettop(L);
+  if (top > 2 + 16) return nnl_error(L, "loss_forward: at most 16 fields");
+  for (int i = 3; i <= top; i++) luaL_checkstring(L, i);
+  lua_pushcclosure(L, l_loss_forward_call, top);
+  return 1;
+}
+
 static const luaL_Reg loss_functions[] = {
+    {"loss_forward", l_loss_forward},
     {"l1_loss", l_l1_loss},
     {"smooth_l1_loss", l_smooth_l1_loss},
     {"huber_loss", l_huber_loss},

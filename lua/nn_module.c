@@ -218,21 +218,6 @@ static int l_bce_loss(lua_State *L) {
   return 1;
 }
 
-/* zero_grads(params [, set_to_none]) */
-static int l_zero_grads(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  int to_none = lua_toboolean(L, 2);
-  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
-  for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, 1, i);
-    nn_tensor *p = nnl_check_tensor(L, -1, "zero_grad");
-    if (to_none) nn_set_grad(p, NULL);
-    else nn_zero_grad(p);
-    lua_pop(L, 1);
-  }
-  return 0;
-}
-
 /* native_op(name): the code a built-in layer's class stores as _native so
    that sequential_forward needs no string comparison: -1 for "linear",
    else the unary op of that name. */
@@ -252,51 +237,103 @@ static int l_native_op(lua_State *L) {
   return nnl_error(L, "native_op: no engine op is called '%s'", name);
 }
 
-/* sequential_forward(seq, x): runs a Sequential whose children are all
-   built-in layers the engine knows (their class table, not a subclass,
-   carries _native, a code from native_op) without returning to
-   Lua between them: the intermediate tensors never become Lua values.
-   Returns nothing when some child is not such a layer; Lua then runs the
-   children one by one. */
+/* Sequential:forward(x), in C: the step of a training loop should cost no
+   Lua call it does not need. When every child is a built-in layer the
+   engine knows (its class, not a subclass, carries _native, a code from
+   native_op), the children run back to back without returning to Lua, and
+   the intermediate tensors never become Lua values; otherwise each child's
+   forward is called in turn, as Lua would. The keys it reads are its
+   upvalues (SEQUENTIAL_KEYS), so that no call interns a string. */
+enum { KEY_NATIVE = 1, KEY_WEIGHT, KEY_BIAS, KEY_MODULES, KEY_FORWARD };
+static const char *const SEQUENTIAL_KEYS[] = {"_native", "weight", "bias", "_modules", "forward"};
+#define SEQUENTIAL_KEY(k) lua_pushvalue(L, lua_upvalueindex(k))
+
+enum { MAX_NATIVE_LAYERS = 64 };
+typedef struct { int unary; nn_unary_op op; nn_tensor *w, *b; } native_layer;
+
+/* Child i of the Sequential at index 1 as a native layer; 0 when it is not
+   one. Pushes what it reads; the caller drops it. */
+static int native_layer_at(lua_State *L, lua_Integer i, native_layer *layer) {
+  if (lua_rawgeti(L, 1, i) != LUA_TTABLE || !lua_getmetatable(L, -1)) return 0;
+  int child = lua_gettop(L) - 1, is_code;
+  SEQUENTIAL_KEY(KEY_NATIVE);
+  lua_rawget(L, -2);
+  lua_Integer code = lua_tointegerx(L, -1, &is_code);
+  if (!is_code || code < NATIVE_LINEAR || code > NN_ROUND) return 0;
+  if (code != NATIVE_LINEAR) {
+    layer->unary = 1;
+    layer->op = (nn_unary_op)code;
+    return 1;
+  }
+  layer->unary = 0;
+  SEQUENTIAL_KEY(KEY_WEIGHT);
+  lua_rawget(L, child);
+  layer->w = nnl_to_tensor(L, -1);
+  SEQUENTIAL_KEY(KEY_BIAS);
+  lua_rawget(L, child);
+  layer->b = nnl_to_tensor(L, -1);
+  return layer->w && (layer->b || lua_isnil(L, -1));
+}
+
+/* The n children of the Sequential at index 1 as native layers; 0 when
+   some child is not one. */
+static int native_layers(lua_State *L, lua_Integer n, native_layer *layer) {
+  if (n < 1 || n > MAX_NATIVE_LAYERS) return 0;
+  int top = lua_gettop(L);
+  for (lua_Integer i = 1; i <= n; i++) {
+    int ok = native_layer_at(L, i, &layer[i - 1]);
+    lua_settop(L, top);
+    if (!ok) return 0;
+  }
+  return 1;
+}
+
 static int l_sequential_forward(lua_State *L) {
+  nnl_check_method_args(L, "Sequential", "forward", 1, "x");
   luaL_checktype(L, 1, LUA_TTABLE);
   nn_tensor *x = nnl_check_tensor(L, 2, "Sequential");
+  lua_settop(L, 2);
+  native_layer layer[MAX_NATIVE_LAYERS];
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
-  enum { MAX_LAYERS = 64 };
-  struct { int unary; nn_unary_op op; nn_tensor *w, *b; } layer[MAX_LAYERS];
-  if (n < 1 || n > MAX_LAYERS) return 0;
-  for (lua_Integer i = 1; i <= n; i++) {
-    if (lua_rawgeti(L, 1, i) != LUA_TTABLE || !lua_getmetatable(L, -1)) return 0;
-    lua_pushliteral(L, "_native");
-    lua_rawget(L, -2);
-    int is_code;
-    lua_Integer code = lua_tointegerx(L, -1, &is_code);
-    if (!is_code || code < NATIVE_LINEAR || code > NN_ROUND) return 0;
-    if (code == NATIVE_LINEAR) {
-      layer[i - 1].unary = 0;
-      lua_pushliteral(L, "weight");
-      lua_rawget(L, -4);
-      layer[i - 1].w = nnl_to_tensor(L, -1);
-      lua_pushliteral(L, "bias");
-      lua_rawget(L, -5);
-      layer[i - 1].b = nnl_to_tensor(L, -1);
-      if (!layer[i - 1].w || (!layer[i - 1].b && !lua_isnil(L, -1))) return 0;
-      lua_pop(L, 2);
-    } else {
-      layer[i - 1].unary = 1;
-      layer[i - 1].op = (nn_unary_op)code;
+  if (native_layers(L, n, layer)) {
+    /* Every tensor above stays referenced by its module while this runs. */
+    nn_tensor *h = nn_retain(x);
+    for (lua_Integer i = 0; i < n && h; i++) {
+      nn_tensor *next = layer[i].unary ? nn_unary(layer[i].op, h) : nn_linear(h, layer[i].w, layer[i].b);
+      nn_release(h);
+      h = next;
     }
-    lua_pop(L, 3);
+    nnl_push_tensor(L, h);
+    return 1;
   }
-  /* Every tensor above stays referenced by its module while this runs. */
-  nn_tensor *h = nn_retain(x);
-  for (lua_Integer i = 0; i < n && h; i++) {
-    nn_tensor *next = layer[i].unary ? nn_unary(layer[i].op, h) : nn_linear(h, layer[i].w, layer[i].b);
-    nn_release(h);
-    h = next;
+  /* for i = 1, #self._modules do x = self[i]:forward(x) end */
+  SEQUENTIAL_KEY(KEY_MODULES);
+  lua_gettable(L, 1);
+  n = luaL_len(L, -1);
+  lua_pop(L, 1);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_geti(L, 1, i); /* the child, under its forward */
+    SEQUENTIAL_KEY(KEY_FORWARD);
+    lua_gettable(L, -2);
+    lua_insert(L, -2);
+    lua_pushvalue(L, 2);
+    lua_call(L, 2, 1);
+    lua_replace(L, 2);
   }
-  nnl_push_tensor(L, h);
   return 1;
+}
+
+/* arity(f): the number of f's fixed parameters and whether it takes `...`
+   too (a C function: 0, true), without the table debug.getinfo builds:
+   nn/init.lua asks it of every public function as nn loads. */
+static int l_arity(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_Debug ar;
+  lua_settop(L, 1);
+  lua_getinfo(L, ">u", &ar);
+  lua_pushinteger(L, ar.nparams);
+  lua_pushboolean(L, ar.isvararg);
+  return 2;
 }
 
 static int l_memory_in_use(lua_State *L) {
@@ -406,13 +443,22 @@ static const luaL_Reg functions[] = {
     {"initial_seed", l_initial_seed}, {"get_rng_state", l_get_rng_state},
     {"set_rng_state", l_set_rng_state}, {"is_grad_enabled", l_is_grad_enabled},
     {"set_grad_enabled", l_set_grad_enabled}, {"linear", l_linear}, {"mse_loss", l_mse_loss},
-    {"binary_cross_entropy", l_bce_loss}, {"zero_grads", l_zero_grads},
+    {"binary_cross_entropy", l_bce_loss},
     {"memory_in_use", l_memory_in_use}, {"memory_trim", l_memory_trim},
     {"cuda_is_available", l_cuda_is_available}, {"clock", l_clock},
-    {"sequential_forward", l_sequential_forward}, {"native_op", l_native_op}, {NULL, NULL}};
+    {"native_op", l_native_op}, {"arity", l_arity}, {NULL, NULL}};
+
+void nnl_push_closure_with_keys(lua_State *L, lua_CFunction f, const char *const *keys, int n) {
+  luaL_checkstack(L, n, "nnl_push_closure_with_keys");
+  for (int i = 0; i < n; i++) lua_pushstring(L, keys[i]);
+  lua_pushcclosure(L, f, n);
+}
 
 void nnl_register_functions(lua_State *L) {
   luaL_setfuncs(L, functions, 0);
+  nnl_push_closure_with_keys(L, l_sequential_forward, SEQUENTIAL_KEYS,
+                             (int)(sizeof SEQUENTIAL_KEYS / sizeof *SEQUENTIAL_KEYS));
+  lua_setfield(L, -2, "sequential_forward");
   nnl_register_tensor_constructor(L);
   nnl_register_activations(L);
   nnl_register_losses(L);
@@ -433,8 +479,14 @@ void nnl_register_functions(lua_State *L) {
 static int load_embedded(lua_State *L) {
   const struct nn_lua_source *src = &nn_lua_sources[lua_tointeger(L, lua_upvalueindex(1))];
   char chunk[128];
-  snprintf(chunk, sizeof chunk, "@[nn]/%s.lua", src->name);
-  if (luaL_loadbuffer(L, src->code, src->length, chunk) != LUA_OK) return lua_error(L);
+  snprintf(chunk, sizeof chunk, "@[nn]/%s.lua", src->name); /* bytecode carries the same name */
+  int bytecode = nn_lua_bytecode_release[0] != '\0';
+  if (luaL_loadbufferx(L, src->code, src->length, chunk, bytecode ? "b" : "t") != LUA_OK) {
+    if (bytecode)
+      return luaL_error(L, "nn: module %s is bytecode of %s, which this Lua cannot load (%s)",
+                        src->name, nn_lua_bytecode_release, lua_tostring(L, -1));
+    return lua_error(L);
+  }
   lua_pushstring(L, src->name);
   lua_call(L, 1, 1);
   return 1;

@@ -12,20 +12,50 @@
 
 #include "nn_binding.h"
 
+/* The table keys these functions read and write, kept as the upvalues of
+   each (nnl_push_closure_with_keys), so that a step interns no string. */
+enum {
+  K_PARAMS = 1, K_LR, K_MOMENTUM, K_DAMPENING, K_WEIGHT_DECAY, K_NESTEROV, K_MAXIMIZE, K_BETAS,
+  K_EPS, K_AMSGRAD, K_ALPHA, K_CENTERED, K_LR_DECAY, K_INITIAL_ACCUMULATOR_VALUE, K_STEP,
+  K_MOMENTUM_BUFFER, K_EXP_AVG, K_EXP_AVG_SQ, K_MAX_EXP_AVG_SQ, K_SQUARE_AVG, K_GRAD_AVG, K_SUM,
+  K_PARAM_GROUPS, K_STATE, K_UPDATE, K_NAME, K_COUNT = K_NAME
+};
+static const char *const OPTIM_KEYS[K_COUNT] = {
+    "params", "lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize", "betas",
+    "eps", "amsgrad", "alpha", "centered", "lr_decay", "initial_accumulator_value", "step",
+    "momentum_buffer", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "square_avg", "grad_avg", "sum",
+    "param_groups", "state", "_update", "__name"};
+
+/* t[key] onto the stack (t at an absolute index), metamethods and all, as
+   lua_getfield would; returns its type. */
+static int get_key(lua_State *L, int t, int key) {
+  lua_pushvalue(L, lua_upvalueindex(key));
+  return lua_gettable(L, t);
+}
+
+/* t[key] = the value on top (popped), as lua_setfield would. */
+static void set_key(lua_State *L, int t, int key) {
+  lua_pushvalue(L, lua_upvalueindex(key));
+  lua_insert(L, -2);
+  lua_settable(L, t);
+}
+
+static const char *key_name(lua_State *L, int key) { return lua_tostring(L, lua_upvalueindex(key)); }
+
 /* group[key] as a number; nn/optim.lua has checked it, so a failure here
    means the group was changed behind the optimizer's back. */
-static double group_number(lua_State *L, int group, const char *key, const char *op) {
-  lua_getfield(L, group, key);
+static double group_number(lua_State *L, int group, int key, const char *op) {
+  get_key(L, group, key);
   int ok;
   double v = lua_tonumberx(L, -1, &ok);
-  if (!ok) nnl_error(L, "%s: the parameter group's %s must be a number, got %s", op, key,
+  if (!ok) nnl_error(L, "%s: the parameter group's %s must be a number, got %s", op, key_name(L, key),
                      luaL_typename(L, -1));
   lua_pop(L, 1);
   return v;
 }
 
-static int group_flag(lua_State *L, int group, const char *key) {
-  lua_getfield(L, group, key);
+static int group_flag(lua_State *L, int group, int key) {
+  get_key(L, group, key);
   int v = lua_toboolean(L, -1);
   lua_pop(L, 1);
   return v;
@@ -33,7 +63,7 @@ static int group_flag(lua_State *L, int group, const char *key) {
 
 /* group.betas[i] */
 static double group_beta(lua_State *L, int group, int i, const char *op) {
-  if (lua_getfield(L, group, "betas") != LUA_TTABLE)
+  if (get_key(L, group, K_BETAS) != LUA_TTABLE)
     nnl_error(L, "%s: the parameter group's betas must be a table of two numbers", op);
   lua_rawgeti(L, -1, i);
   int ok;
@@ -72,9 +102,9 @@ static int ensure_state(lua_State *L, int states, lua_Integer i, int state) {
 
 /* state[key] as a tensor, or NULL (also when there is no state); the
    state table keeps it alive. */
-static nn_tensor *state_tensor(lua_State *L, int state, const char *key) {
+static nn_tensor *state_tensor(lua_State *L, int state, int key) {
   if (!state) return NULL;
-  lua_getfield(L, state, key);
+  get_key(L, state, key);
   nn_tensor *t = nnl_to_tensor(L, -1);
   lua_pop(L, 1);
   return t;
@@ -82,23 +112,22 @@ static nn_tensor *state_tensor(lua_State *L, int state, const char *key) {
 
 static int64_t state_step(lua_State *L, int state) {
   if (!state) return 0;
-  lua_getfield(L, state, "step");
+  get_key(L, state, K_STEP);
   int64_t step = (int64_t)lua_tointeger(L, -1); /* 0 when absent */
   lua_pop(L, 1);
   return step;
 }
 
 /* Stores a buffer the engine made (now differs from before). */
-static void store_new(lua_State *L, int state, const char *key, nn_tensor *now,
-                      nn_tensor *before) {
+static void store_new(lua_State *L, int state, int key, nn_tensor *now, nn_tensor *before) {
   if (now == before) return;
   nnl_push_tensor(L, now);
-  lua_setfield(L, state, key);
+  set_key(L, state, key);
 }
 
 static void store_step(lua_State *L, int state, int64_t step) {
   lua_pushinteger(L, (lua_Integer)step);
-  lua_setfield(L, state, "step");
+  set_key(L, state, K_STEP);
 }
 
 /* Checks the two table arguments; returns #group.params with group.params
@@ -107,7 +136,7 @@ static lua_Integer begin_step(lua_State *L, const char *op) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
-  if (lua_getfield(L, 1, "params") != LUA_TTABLE)
+  if (get_key(L, 1, K_PARAMS) != LUA_TTABLE)
     nnl_error(L, "%s: the parameter group has no params list", op);
   return (lua_Integer)lua_rawlen(L, 3);
 }
@@ -116,10 +145,10 @@ static lua_Integer begin_step(lua_State *L, const char *op) {
 static int l_optim_sgd(lua_State *L) {
   const char *op = "sgd";
   lua_Integer n = begin_step(L, op);
-  nn_sgd_options o = {group_number(L, 1, "lr", op), group_number(L, 1, "momentum", op),
-                      group_number(L, 1, "dampening", op),
-                      group_number(L, 1, "weight_decay", op), group_flag(L, 1, "nesterov"),
-                      group_flag(L, 1, "maximize")};
+  nn_sgd_options o = {group_number(L, 1, K_LR, op), group_number(L, 1, K_MOMENTUM, op),
+                      group_number(L, 1, K_DAMPENING, op),
+                      group_number(L, 1, K_WEIGHT_DECAY, op), group_flag(L, 1, K_NESTEROV),
+                      group_flag(L, 1, K_MAXIMIZE)};
   for (lua_Integer i = 1; i <= n; i++) {
     nn_tensor *p = param_at(L, 3, i, op);
     if (!p) continue;
@@ -129,10 +158,10 @@ static int l_optim_sgd(lua_State *L) {
       continue;
     }
     int st = get_state(L, 2, i);
-    nn_tensor *before = state_tensor(L, st, "momentum_buffer"), *buf = before;
+    nn_tensor *before = state_tensor(L, st, K_MOMENTUM_BUFFER), *buf = before;
     if (nn_sgd_step(p, &buf, &o) < 0) return nnl_engine_error(L);
     st = ensure_state(L, 2, i, st);
-    store_new(L, st, "momentum_buffer", buf, before);
+    store_new(L, st, K_MOMENTUM_BUFFER, buf, before);
     lua_settop(L, 3);
   }
   return 0;
@@ -144,26 +173,26 @@ static int l_optim_adam(lua_State *L) {
   int decoupled = lua_toboolean(L, 3);
   const char *op = decoupled ? "adamw" : "adam";
   lua_Integer n = begin_step(L, op);
-  nn_adam_options o = {group_number(L, 1, "lr", op),
+  nn_adam_options o = {group_number(L, 1, K_LR, op),
                        group_beta(L, 1, 1, op),
                        group_beta(L, 1, 2, op),
-                       group_number(L, 1, "eps", op),
-                       group_number(L, 1, "weight_decay", op),
-                       group_flag(L, 1, "amsgrad"),
-                       group_flag(L, 1, "maximize"),
+                       group_number(L, 1, K_EPS, op),
+                       group_number(L, 1, K_WEIGHT_DECAY, op),
+                       group_flag(L, 1, K_AMSGRAD),
+                       group_flag(L, 1, K_MAXIMIZE),
                        decoupled};
   for (lua_Integer i = 1; i <= n; i++) {
     nn_tensor *p = param_at(L, 3, i, op);
     if (!p) continue;
     int st = get_state(L, 2, i);
-    nn_adam_state s = {state_step(L, st), state_tensor(L, st, "exp_avg"),
-                       state_tensor(L, st, "exp_avg_sq"), state_tensor(L, st, "max_exp_avg_sq")};
+    nn_adam_state s = {state_step(L, st), state_tensor(L, st, K_EXP_AVG),
+                       state_tensor(L, st, K_EXP_AVG_SQ), state_tensor(L, st, K_MAX_EXP_AVG_SQ)};
     nn_adam_state before = s;
     if (nn_adam_step(p, &s, &o) < 0) return nnl_engine_error(L);
     st = ensure_state(L, 2, i, st);
-    store_new(L, st, "exp_avg", s.exp_avg, before.exp_avg);
-    store_new(L, st, "exp_avg_sq", s.exp_avg_sq, before.exp_avg_sq);
-    store_new(L, st, "max_exp_avg_sq", s.max_exp_avg_sq, before.max_exp_avg_sq);
+    store_new(L, st, K_EXP_AVG, s.exp_avg, before.exp_avg);
+    store_new(L, st, K_EXP_AVG_SQ, s.exp_avg_sq, before.exp_avg_sq);
+    store_new(L, st, K_MAX_EXP_AVG_SQ, s.max_exp_avg_sq, before.max_exp_avg_sq);
     store_step(L, st, s.step);
     lua_settop(L, 3);
   }
@@ -174,25 +203,25 @@ static int l_optim_adam(lua_State *L) {
 static int l_optim_rmsprop(lua_State *L) {
   const char *op = "rmsprop";
   lua_Integer n = begin_step(L, op);
-  nn_rmsprop_options o = {group_number(L, 1, "lr", op),
-                          group_number(L, 1, "alpha", op),
-                          group_number(L, 1, "eps", op),
-                          group_number(L, 1, "weight_decay", op),
-                          group_number(L, 1, "momentum", op),
-                          group_flag(L, 1, "centered"),
-                          group_flag(L, 1, "maximize")};
+  nn_rmsprop_options o = {group_number(L, 1, K_LR, op),
+                          group_number(L, 1, K_ALPHA, op),
+                          group_number(L, 1, K_EPS, op),
+                          group_number(L, 1, K_WEIGHT_DECAY, op),
+                          group_number(L, 1, K_MOMENTUM, op),
+                          group_flag(L, 1, K_CENTERED),
+                          group_flag(L, 1, K_MAXIMIZE)};
   for (lua_Integer i = 1; i <= n; i++) {
     nn_tensor *p = param_at(L, 3, i, op);
     if (!p) continue;
     int st = get_state(L, 2, i);
-    nn_rmsprop_state s = {state_step(L, st), state_tensor(L, st, "square_avg"),
-                          state_tensor(L, st, "momentum_buffer"), state_tensor(L, st, "grad_avg")};
+    nn_rmsprop_state s = {state_step(L, st), state_tensor(L, st, K_SQUARE_AVG),
+                          state_tensor(L, st, K_MOMENTUM_BUFFER), state_tensor(L, st, K_GRAD_AVG)};
     nn_rmsprop_state before = s;
     if (nn_rmsprop_step(p, &s, &o) < 0) return nnl_engine_error(L);
     st = ensure_state(L, 2, i, st);
-    store_new(L, st, "square_avg", s.square_avg, before.square_avg);
-    store_new(L, st, "momentum_buffer", s.momentum_buffer, before.momentum_buffer);
-    store_new(L, st, "grad_avg", s.grad_avg, before.grad_avg);
+    store_new(L, st, K_SQUARE_AVG, s.square_avg, before.square_avg);
+    store_new(L, st, K_MOMENTUM_BUFFER, s.momentum_buffer, before.momentum_buffer);
+    store_new(L, st, K_GRAD_AVG, s.grad_avg, before.grad_avg);
     store_step(L, st, s.step);
     lua_settop(L, 3);
   }
@@ -203,25 +232,102 @@ static int l_optim_rmsprop(lua_State *L) {
 static int l_optim_adagrad(lua_State *L) {
   const char *op = "adagrad";
   lua_Integer n = begin_step(L, op);
-  nn_adagrad_options o = {group_number(L, 1, "lr", op),
-                          group_number(L, 1, "lr_decay", op),
-                          group_number(L, 1, "weight_decay", op),
-                          group_number(L, 1, "initial_accumulator_value", op),
-                          group_number(L, 1, "eps", op),
-                          group_flag(L, 1, "maximize")};
+  nn_adagrad_options o = {group_number(L, 1, K_LR, op),
+                          group_number(L, 1, K_LR_DECAY, op),
+                          group_number(L, 1, K_WEIGHT_DECAY, op),
+                          group_number(L, 1, K_INITIAL_ACCUMULATOR_VALUE, op),
+                          group_number(L, 1, K_EPS, op),
+                          group_flag(L, 1, K_MAXIMIZE)};
   for (lua_Integer i = 1; i <= n; i++) {
     nn_tensor *p = param_at(L, 3, i, op);
     if (!p) continue;
     int st = get_state(L, 2, i);
-    nn_adagrad_state s = {state_step(L, st), state_tensor(L, st, "sum")};
+    nn_adagrad_state s = {state_step(L, st), state_tensor(L, st, K_SUM)};
     nn_tensor *before = s.sum;
     if (nn_adagrad_step(p, &s, &o) < 0) return nnl_engine_error(L);
     st = ensure_state(L, 2, i, st);
-    store_new(L, st, "sum", s.sum, before);
+    store_new(L, st, K_SUM, s.sum, before);
     store_step(L, st, s.step);
     lua_settop(L, 3);
   }
   return 0;
+}
+
+/* Zeros (or, to_none, removes) the .grad of each tensor of the list at idx. */
+static void zero_grads(lua_State *L, int idx, int to_none) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, i);
+    nn_tensor *p = nnl_check_tensor(L, -1, "zero_grad");
+    if (to_none) nn_set_grad(p, NULL);
+    else nn_zero_grad(p);
+    lua_pop(L, 1);
+  }
+}
+
+/* zero_grads(params [, set_to_none]) */
+static int l_zero_grads(lua_State *L) {
+  zero_grads(L, 1, lua_toboolean(L, 2));
+  return 0;
+}
+
+/* Optimizer:zero_grad([set_to_none]) and Optimizer:step([closure]) are C,
+   as the step of every training loop calls them: no Lua call of their own,
+   and no wrapper to check their arguments (they check them here). */
+static int l_optimizer_zero_grad(lua_State *L) {
+  nnl_check_method_args(L, "Optimizer", "zero_grad", 1, "set_to_none");
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int to_none = lua_toboolean(L, 2);
+  lua_settop(L, 1);
+  get_key(L, 1, K_PARAM_GROUPS); /* 2 */
+  for (lua_Integer i = 1; lua_geti(L, 2, i) != LUA_TNIL; i++) { /* ipairs */
+    get_key(L, 3, K_PARAMS);
+    zero_grads(L, 4, to_none);
+    lua_settop(L, 2);
+  }
+  return 0;
+}
+
+/* step's upvalue after the keys: nn.enable_grad, which runs a closure with
+   gradients on (and copes with coroutines). */
+#define STEP_ENABLE_GRAD (K_COUNT + 1)
+
+static int l_optimizer_step(lua_State *L) {
+  nnl_check_method_args(L, "Optimizer", "step", 1, "closure");
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 2);
+  if (!lua_isnil(L, 2)) { /* loss = nn.enable_grad(closure) */
+    if (!lua_isfunction(L, 2)) {
+      get_key(L, 1, K_NAME);
+      nnl_error(L, "%s: step(closure): closure must be a function", luaL_tolstring(L, -1, NULL));
+    }
+    lua_pushvalue(L, lua_upvalueindex(STEP_ENABLE_GRAD));
+    lua_pushvalue(L, 2);
+    lua_call(L, 1, 1);
+    lua_replace(L, 2);
+  }
+  get_key(L, 1, K_UPDATE);       /* 3 */
+  get_key(L, 1, K_PARAM_GROUPS); /* 4 */
+  get_key(L, 1, K_STATE);        /* 5 */
+  for (lua_Integer i = 1; lua_geti(L, 4, i) != LUA_TNIL; i++) { /* update(group, self.state[i]) */
+    lua_pushvalue(L, 3);
+    lua_insert(L, -2);
+    lua_geti(L, 5, i);
+    lua_call(L, 2, 0);
+  }
+  lua_settop(L, 2);
+  return 1; /* the closure's loss, or nil */
+}
+
+/* optimizer_step(enable_grad): Optimizer:step, given nn.enable_grad. */
+static int l_make_optimizer_step(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  luaL_checkstack(L, K_COUNT + 1, "optimizer_step");
+  for (int k = 0; k < K_COUNT; k++) lua_pushstring(L, OPTIM_KEYS[k]);
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, l_optimizer_step, K_COUNT + 1);
+  return 1;
 }
 
 /* The tensors of the list at idx, in a scratch array owned by a userdata
@@ -272,6 +378,12 @@ static const luaL_Reg optim_functions[] = {
     {"optim_sgd", l_optim_sgd},         {"optim_adam", l_optim_adam},
     {"optim_rmsprop", l_optim_rmsprop}, {"optim_adagrad", l_optim_adagrad},
     {"clip_grad_norm", l_clip_grad_norm}, {"clip_grad_value", l_clip_grad_value},
-    {NULL, NULL}};
+    {"zero_grads", l_zero_grads}, {"optimizer_zero_grad", l_optimizer_zero_grad},
+    {"optimizer_step", l_make_optimizer_step}, {NULL, NULL}};
 
-void nnl_register_optim(lua_State *L) { luaL_setfuncs(L, optim_functions, 0); }
+void nnl_register_optim(lua_State *L) {
+  /* more upvalues than the LUA_MINSTACK slots a C function is given */
+  luaL_checkstack(L, K_COUNT, "nnl_register_optim");
+  for (int k = 0; k < K_COUNT; k++) lua_pushstring(L, OPTIM_KEYS[k]);
+  luaL_setfuncs(L, optim_functions, K_COUNT);
+}

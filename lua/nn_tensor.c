@@ -124,6 +124,26 @@ void nnl_check_nargs(lua_State *L, int self, int max, const char *op, const char
             max, max == 1 ? "" : "s", signature, got);
 }
 
+void nnl_check_method_args(lua_State *L, const char *class_name, const char *method, int max,
+                           const char *names) {
+  int top = lua_gettop(L);
+  int missing_self = lua_isnoneornil(L, 1);
+  if (top <= 1 + max && !missing_self) return;
+  while (top > 1 + max && lua_isnil(L, top)) top--;
+  if (top <= 1 + max && !missing_self) return;
+  /* the messages of nn/init.lua's count check, which wraps the Lua methods */
+  if (lua_type(L, 1) == LUA_TTABLE && lua_getfield(L, 1, "__name") == LUA_TSTRING)
+    class_name = lua_tostring(L, -1); /* a subclass's own name; the stack keeps it */
+  int is_call = strcmp(method, "forward") == 0;
+  const char *sep = is_call ? "" : ":", *shown = is_call ? "" : method;
+  if (missing_self)
+    nnl_error(L, "%s%s%s: call it on its object with a colon, as obj:%s(...)", class_name, sep, shown,
+              method);
+  if (max == 0) nnl_error(L, "%s%s%s: takes no arguments, got %d", class_name, sep, shown, top - 1);
+  nnl_error(L, "%s%s%s: takes at most %d argument%s (%s), got %d", class_name, sep, shown, max,
+            max == 1 ? "" : "s", names, top - 1);
+}
+
 int nnl_engine_error(lua_State *L) {
   return nnl_error(L, "%s", nn_error());
 }

@@ -1004,15 +1004,27 @@ static int pmain(lua_State *L) {
 /* OpenBLAS's idle threads spin for about a tenth of a second after each
    product before they sleep. On a small machine that keeps every core busy
    between products, and the data loader's prefetch thread, which copies
-   the next batch while the step's other work runs, gets no time. The spin
-   is read from OPENBLAS_THREAD_TIMEOUT when OpenBLAS loads, before main
-   runs, so nnlua sets it (2^4 cycles: sleep at once) and starts itself
-   again, once; a value the user set is left alone. */
-static void quiet_idle_blas_threads(char **argv) {
+   the next batch while the step's other work runs, gets no time. OpenBLAS
+   reads the spin from OPENBLAS_THREAD_TIMEOUT once, as it starts, so nnlua
+   sets it first (2^4 cycles: sleep at once); a value the user set is left
+   alone. The engine opens a shared OpenBLAS at its first product, long
+   after main has set it; a static one starts before main, after the
+   executable's .preinit_array has run, so there it is set from that array
+   (in a dynamically linked program, C library start-up would discard an
+   environment changed that early). */
+static void quiet_idle_blas_threads(void) {
   if (getenv("OPENBLAS_THREAD_TIMEOUT") || getenv("GOTO_THREAD_TIMEOUT")) return;
-  if (setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1) != 0) return;
-  execv("/proc/self/exe", argv); /* returns only on failure: go on as we are */
+  setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1); /* on failure OpenBLAS's default stands */
 }
+
+#ifdef NN_OPENBLAS_STATIC
+static void quiet_before_constructors(int argc, char **argv, char **envp) {
+  (void)argc, (void)argv, (void)envp;
+  quiet_idle_blas_threads();
+}
+__attribute__((section(".preinit_array"), used)) static void (*const quiet_before_blas)(
+    int, char **, char **) = quiet_before_constructors;
+#endif
 
 int main(int argc, char **argv) {
   static char *no_args[] = {NNLUA_PROGNAME, NULL};
@@ -1022,7 +1034,7 @@ int main(int argc, char **argv) {
     argc = 1;
     argv = no_args;
   }
-  quiet_idle_blas_threads(argv);
+  quiet_idle_blas_threads();
   L = lua_newstate(state_alloc, NULL);
   if (L != NULL) {
     lua_atpanic(L, state_panic);

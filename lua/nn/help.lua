@@ -117,6 +117,10 @@ return function(nn, repl)
   local TENSOR_RECEIVERS = {"Tensor", "t", "x", "tensor", "input", "self"}
   local CLASS_RECEIVERS = {"m", "module", "model", "s", "self", "opt", "optimizer", "optim",
                            "sched", "scheduler", "bar", "p", "obj", "loader", "ds", "dataset"}
+  -- The receiver a base class's docs use, for the names several classes
+  -- share (m:zero_grad, opt:zero_grad): a method written in C (Optimizer's
+  -- step and zero_grad) has no definition line to find its doc by.
+  local RECEIVER_OF_CLASS = {Module = "m", Optimizer = "opt"}
 
   -- The doc of a public name (a dotted path from nn: "nn.F.relu",
   -- "nn.Tensor.add" for a tensor method, "nn.Linear.forward" for a method).
@@ -150,6 +154,9 @@ return function(nn, repl)
         local name = rawget(cls, "__name")
         if name then
           local doc = idx.by_name[name .. ":" .. last] or idx.by_name[name .. "." .. last]
+          if doc then return doc end
+          local receiver = RECEIVER_OF_CLASS[name]
+          doc = receiver and idx.by_name[receiver .. ":" .. last]
           if doc then return doc end
         end
         cls = parent_of(cls)

@@ -82,49 +82,81 @@ local function op_name(key, receiver, self, owner)
   return class .. ":" .. key
 end
 
+-- refuse(fn, site, or_more, ...): raises the error for a call of a wrapped
+-- fn that failed the check, given its arguments (or_more: some may have
+-- been dropped past the last one). site says where fn was found,
+-- "key\0receiver\0owner": one string, so that a wrapper holds one value
+-- for it (nn wraps some two hundred functions as it loads).
+local arity = C.arity
+local function refuse(fn, site, or_more, ...)
+  local key, receiver, owner = site:match("^([^\0]*)\0([^\0]*)\0(.*)$")
+  if receiver == "" then receiver = nil end
+  local max = arity(fn)
+  local skip = receiver and 1 or 0
+  local method = receiver == "class"
+  if method and (...) == nil then -- m.train() for m:train()
+    nn._raise(string.format("%s: call it on its object with a colon, as obj:%s(...)",
+      op_name(key, receiver, nil, owner), key))
+  end
+  local n = select("#", ...)
+  while n > max and select(n, ...) == nil do n = n - 1 end
+  local names = {}
+  for i = 1 + skip, max do names[#names + 1] = debug.getlocal(fn, i) end
+  nn._raise(nn._too_many_arguments(op_name(key, receiver, (...), owner), max - skip,
+    table.concat(names, ", "), n - skip, or_more))
+end
+
 -- The check itself, in the form that costs least: the function's own
 -- parameters plus three more, e1..e3, where an argument it does not take
 -- lands; no `...`, no select(), no type(). (An epoch of the XOR loop calls
 -- four wrapped functions: with `...` and select() the checks cost 7% of its
--- instructions, this way 3%.) Past e3 a count is reported as "or more", and
--- an argument after three nils goes unseen. A method's object must not be
--- nil (m.train() for m:train()). fixed_arity[n] makes the wrapper of a
--- function of n parameters; any_arity serves longer ones.
-local function any_arity(fn, max, method, refuse)
+-- instructions, this way 3%; the functions a training step calls every
+-- time are now C, which checks for itself.) Past e3 a count is reported as
+-- "or more", and an argument after three nils goes unseen. A method's
+-- object must not be nil (m.train() for m:train()). fixed_arity[n](fn,
+-- method, site) makes the wrapper of a function of n parameters;
+-- any_arity serves longer ones.
+local function any_arity(fn, method, site, max)
   return function(...)
-    if select("#", ...) > max or (method and (...) == nil) then refuse(false, ...) end
+    if select("#", ...) > max or (method and (...) == nil) then refuse(fn, site, false, ...) end
     return fn(...)
   end
 end
 local fixed_arity = {
-  [0] = function(fn, _, _, refuse)
+  [0] = function(fn, _, site)
     return function(e1, e2, e3)
-      if e1 ~= nil or e2 ~= nil or e3 ~= nil then refuse(e3 ~= nil, e1, e2, e3) end
+      if e1 ~= nil or e2 ~= nil or e3 ~= nil then refuse(fn, site, e3 ~= nil, e1, e2, e3) end
       return fn()
     end
   end,
-  [1] = function(fn, _, method, refuse)
+  [1] = function(fn, method, site)
     return function(a, e1, e2, e3)
-      if e1 ~= nil or e2 ~= nil or e3 ~= nil or (method and a == nil) then refuse(e3 ~= nil, a, e1, e2, e3) end
+      if e1 ~= nil or e2 ~= nil or e3 ~= nil or (method and a == nil) then
+        refuse(fn, site, e3 ~= nil, a, e1, e2, e3)
+      end
       return fn(a)
     end
   end,
-  [2] = function(fn, _, method, refuse)
+  [2] = function(fn, method, site)
     return function(a, b, e1, e2, e3)
-      if e1 ~= nil or e2 ~= nil or e3 ~= nil or (method and a == nil) then refuse(e3 ~= nil, a, b, e1, e2, e3) end
+      if e1 ~= nil or e2 ~= nil or e3 ~= nil or (method and a == nil) then
+        refuse(fn, site, e3 ~= nil, a, b, e1, e2, e3)
+      end
       return fn(a, b)
     end
   end,
-  [3] = function(fn, _, method, refuse)
+  [3] = function(fn, method, site)
     return function(a, b, c, e1, e2, e3)
-      if e1 ~= nil or e2 ~= nil or e3 ~= nil or (method and a == nil) then refuse(e3 ~= nil, a, b, c, e1, e2, e3) end
+      if e1 ~= nil or e2 ~= nil or e3 ~= nil or (method and a == nil) then
+        refuse(fn, site, e3 ~= nil, a, b, c, e1, e2, e3)
+      end
       return fn(a, b, c)
     end
   end,
-  [4] = function(fn, _, method, refuse)
+  [4] = function(fn, method, site)
     return function(a, b, c, d, e1, e2, e3)
       if e1 ~= nil or e2 ~= nil or e3 ~= nil or (method and a == nil) then
-        refuse(e3 ~= nil, a, b, c, d, e1, e2, e3)
+        refuse(fn, site, e3 ~= nil, a, b, c, d, e1, e2, e3)
       end
       return fn(a, b, c, d)
     end
@@ -133,32 +165,22 @@ local fixed_arity = {
 
 -- fn wrapped in the count check; receiver ("class", "tensor" or nil) says
 -- whether the first parameter is the object the method is called on, owner
--- names the table fn was found in.
+-- names the table fn was found in. A function that takes `...` (and every
+-- C function) checks its own arguments and stays as it is.
 local wrappers = {class = {}, tensor = {}, plain = {}}
 local function count_checked(fn, key, receiver, owner)
-  local info = debug.getinfo(fn, "u") -- a C function counts as vararg: it checks its own
-  if info.isvararg or wrapped_from[fn] then return fn end
+  if wrapped_from[fn] then return fn end
   local memo = wrappers[receiver or "plain"]
-  if memo[fn] then return memo[fn] end
-  local max = info.nparams
-  local skip = receiver and 1 or 0
-  local method = receiver == "class"
-  -- refuse(...): the error for a call that failed the check, given its
-  -- arguments (or_more: some may have been dropped past the last one)
-  local function refuse(or_more, ...)
-    if method and (...) == nil then -- m.train() for m:train()
-      nn._raise(string.format("%s: call it on its object with a colon, as obj:%s(...)",
-        op_name(key, receiver, nil, owner), key))
-    end
-    local n = select("#", ...)
-    while n > max and select(n, ...) == nil do n = n - 1 end
-    local names = {}
-    for i = 1 + skip, max do names[#names + 1] = debug.getlocal(fn, i) end
-    nn._raise(nn._too_many_arguments(op_name(key, receiver, (...), owner), max - skip,
-      table.concat(names, ", "), n - skip, or_more))
+  local wrapper = memo[fn]
+  if wrapper then return wrapper end
+  local max, vararg = arity(fn)
+  if vararg then
+    wrapper = fn
+  else
+    local site = key .. "\0" .. (receiver or "") .. "\0" .. owner
+    wrapper = (fixed_arity[max] or any_arity)(fn, receiver == "class", site, max)
+    wrapped_from[wrapper] = fn
   end
-  local wrapper = (fixed_arity[max] or any_arity)(fn, max, method, refuse)
-  wrapped_from[wrapper] = fn
   memo[fn] = wrapper
   return wrapper
 end
@@ -171,7 +193,7 @@ local function check_counts(t, seen, name)
   name = type(rawget(t, "__name")) == "string" and rawget(t, "__name") or name
   local receiver = (rawget(t, "__index") == t and "class") or (t == nn.Tensor and "tensor") or nil
   for k, v in pairs(t) do
-    if type(k) == "string" and k:sub(1, 1) ~= "_" then
+    if type(k) == "string" and k:byte(1) ~= 95 then -- not "_..."
       if type(v) == "function" then
         rawset(t, k, count_checked(v, k, receiver, name))
       elseif type(v) == "table" then

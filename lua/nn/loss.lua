@@ -1,4 +1,8 @@
 -- Losses as modules: criterion(input, target).
+--
+-- A loss's forward is C.loss_forward(fn, class, field...): a C function that
+-- calls fn(input, target, self.field...), since a training step calls it
+-- every time (no Lua call, and it checks its own arguments).
 return function(nn)
   local raise = nn._raise
   local Module, C = nn.Module, nn._C
@@ -21,7 +25,7 @@ return function(nn)
   local MSELoss = Module:extend("MSELoss")
   nn.MSELoss = MSELoss
   function MSELoss:init(opts) read_options(self, opts, "MSELoss") end
-  function MSELoss:forward(input, target) return C.mse_loss(input, target, self.reduction) end
+  MSELoss.forward = C.loss_forward(C.mse_loss, "MSELoss", "reduction")
   function MSELoss:extra_repr() return "reduction=" .. self.reduction end
 
   --- nn.BCELoss({weight =, reduction = "mean"}): binary cross-entropy of
@@ -35,9 +39,7 @@ return function(nn)
     end
     self.weight = opts.weight
   end
-  function BCELoss:forward(input, target)
-    return C.binary_cross_entropy(input, target, self.weight, self.reduction)
-  end
+  BCELoss.forward = C.loss_forward(C.binary_cross_entropy, "BCELoss", "weight", "reduction")
   function BCELoss:extra_repr() return "reduction=" .. self.reduction end
 
   ---------------------------------------------------------------------------
@@ -123,7 +125,7 @@ return function(nn)
   local L1Loss = Module:extend("L1Loss")
   nn.L1Loss = L1Loss
   function L1Loss:init(opts) local _, r = options_of(opts, "L1Loss", {}); self.reduction = r end
-  function L1Loss:forward(input, target) return C.l1_loss(input, target, self.reduction) end
+  L1Loss.forward = C.loss_forward(C.l1_loss, "L1Loss", "reduction")
   function L1Loss:extra_repr() return "reduction=" .. self.reduction end
   function F.l1_loss(input, target, opts)
     local _, r = options_of(function_options(opts), "l1_loss", {})
@@ -141,9 +143,7 @@ return function(nn)
     return r, number_option(o, "beta", name, 1.0, non_negative, "a finite number >= 0")
   end
   function SmoothL1Loss:init(opts) self.reduction, self.beta = smooth_l1_options(opts, "SmoothL1Loss") end
-  function SmoothL1Loss:forward(input, target)
-    return C.smooth_l1_loss(input, target, self.reduction, self.beta)
-  end
+  SmoothL1Loss.forward = C.loss_forward(C.smooth_l1_loss, "SmoothL1Loss", "reduction", "beta")
   function SmoothL1Loss:extra_repr() return "beta=" .. fmt(self.beta) .. ", reduction=" .. self.reduction end
   function F.smooth_l1_loss(input, target, opts)
     local r, beta = smooth_l1_options(function_options(opts), "smooth_l1_loss")
@@ -161,7 +161,7 @@ return function(nn)
     return r, number_option(o, "delta", name, 1.0, positive, "a finite number > 0")
   end
   function HuberLoss:init(opts) self.reduction, self.delta = huber_options(opts, "HuberLoss") end
-  function HuberLoss:forward(input, target) return C.huber_loss(input, target, self.reduction, self.delta) end
+  HuberLoss.forward = C.loss_forward(C.huber_loss, "HuberLoss", "reduction", "delta")
   function HuberLoss:extra_repr() return "delta=" .. fmt(self.delta) .. ", reduction=" .. self.reduction end
   function F.huber_loss(input, target, opts)
     local r, delta = huber_options(function_options(opts), "huber_loss")
@@ -189,9 +189,8 @@ return function(nn)
     self:register_buffer("weight", weight)
     self:register_buffer("pos_weight", pos_weight)
   end
-  function BCEWithLogitsLoss:forward(input, target)
-    return C.binary_cross_entropy_with_logits(input, target, self.weight, self.pos_weight, self.reduction)
-  end
+  BCEWithLogitsLoss.forward = C.loss_forward(C.binary_cross_entropy_with_logits, "BCEWithLogitsLoss",
+    "weight", "pos_weight", "reduction")
   function BCEWithLogitsLoss:extra_repr() return "reduction=" .. self.reduction end
 --- F.binary_cross_entropy_with_logits(input, target [, {weight =, pos_weight =, reduction = "mean"}]): nn.BCEWithLogitsLoss as a function.
   function F.binary_cross_entropy_with_logits(input, target, opts)
@@ -227,9 +226,8 @@ return function(nn)
     self.reduction = r
     self:register_buffer("weight", weight)
   end
-  function CrossEntropyLoss:forward(input, target)
-    return C.cross_entropy(input, target, self.weight, self.reduction, self.ignore_index, self.label_smoothing)
-  end
+  CrossEntropyLoss.forward = C.loss_forward(C.cross_entropy, "CrossEntropyLoss", "weight", "reduction",
+    "ignore_index", "label_smoothing")
   function CrossEntropyLoss:extra_repr()
     local parts = {}
     if self.ignore_index ~= -100 then parts[#parts + 1] = "ignore_index=" .. self.ignore_index end
@@ -262,9 +260,7 @@ return function(nn)
     self.reduction = r
     self:register_buffer("weight", weight)
   end
-  function NLLLoss:forward(input, target)
-    return C.nll_loss(input, target, self.weight, self.reduction, self.ignore_index)
-  end
+  NLLLoss.forward = C.loss_forward(C.nll_loss, "NLLLoss", "weight", "reduction", "ignore_index")
   function NLLLoss:extra_repr()
     local head = self.ignore_index ~= -100 and ("ignore_index=" .. self.ignore_index .. ", ") or ""
     return head .. "reduction=" .. self.reduction
@@ -291,7 +287,7 @@ return function(nn)
     return r, boolean_option(o, "log_target", name)
   end
   function KLDivLoss:init(opts) self.reduction, self.log_target = kl_options(opts, "KLDivLoss") end
-  function KLDivLoss:forward(input, target) return C.kl_div(input, target, self.reduction, self.log_target) end
+  KLDivLoss.forward = C.loss_forward(C.kl_div, "KLDivLoss", "reduction", "log_target")
   function KLDivLoss:extra_repr()
     return "reduction=" .. self.reduction .. (self.log_target and ", log_target=true" or "")
   end

@@ -500,16 +500,8 @@ return function(nn)
 
   function Sequential:__len() return #self._modules end
 
-  local native_forward = nn._C.sequential_forward
-
-  function Sequential:forward(x)
-    -- Built-in layers run back to back in C; anything else, one by one here.
-    local y = native_forward(self, x)
-    if y then return y end
-    for i = 1, #self._modules do
-      local m = self[i]
-      x = m:forward(x)
-    end
-    return x
-  end
+  -- s:forward(x): built-in layers run back to back in C, without a Lua call
+  -- between them; any other child's forward is called in turn. Written in C
+  -- (lua/nn_module.c), which checks its own arguments.
+  Sequential.forward = nn._C.sequential_forward
 end

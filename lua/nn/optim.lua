@@ -159,24 +159,14 @@ return function(nn)
     self.state[#self.param_groups] = {}
   end
 
+  -- zero_grad and step are C (lua/nn_optim.c): every training step calls them.
   --- opt:zero_grad([set_to_none = false]): zeros (or removes) every parameter's .grad.
-  function Optimizer:zero_grad(set_to_none)
-    for _, group in ipairs(self.param_groups) do C.zero_grads(group.params, set_to_none) end
-  end
+  Optimizer.zero_grad = C.optimizer_zero_grad
 
   --- opt:step([closure]): one update of every parameter that has a .grad;
   -- closure(), when given, is called first (with gradients enabled) to
   -- recompute the loss, which step returns.
-  function Optimizer:step(closure)
-    local loss
-    if closure ~= nil then
-      if type(closure) ~= "function" then raise(self.__name .. ": step(closure): closure must be a function") end
-      loss = nn.enable_grad(closure)
-    end
-    local update = self._update
-    for i, group in ipairs(self.param_groups) do update(group, self.state[i]) end
-    return loss
-  end
+  Optimizer.step = C.optimizer_step(nn.enable_grad)
 
   -- One parameter's state as state_dict gives it: a copy, tensors cloned.
   local function pack_state(s)

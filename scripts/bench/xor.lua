@@ -2,12 +2,18 @@
 -- Prints microseconds per epoch, peak memory after 1,000 and 10,000 epochs,
 -- the start-up time of `nnlua -e ''`, and, where Debian's python3-torch is
 -- installed, the same loop in PyTorch (xor_torch.py, one thread) and the ratio.
---   nnlua scripts/bench/xor.lua [--epochs N] [--runs R]
+-- With --instructions, also the instructions of one epoch under callgrind
+-- (valgrind): two runs of different lengths, the difference per epoch, so
+-- start-up and set-up cancel out; a figure the machine's load leaves alone.
+--   nnlua scripts/bench/xor.lua [--epochs N] [--runs R] [--instructions]
 local nn = require "nn"
 
 local parser = nn.cli.parser("Benchmark: the XOR training loop of scripts/xor.lua, alone.")
 parser:option("--epochs", "epochs per run", "10000", nn.cli.whole(1, "--epochs"))
 parser:option("--runs", "runs (the median is reported)", "5", nn.cli.whole(1, "--runs"))
+parser:flag("--instructions", "also count one epoch's instructions with valgrind --tool=callgrind")
+parser:option("--train-only", "train this many epochs and exit (what --instructions runs)", nil,
+  nn.cli.whole(1, "--train-only"))
 local args = parser:parse()
 local epochs, runs = args.epochs, args.runs
 
@@ -43,6 +49,12 @@ local function train(n)
   return seconds / n, rss_1k, peak_rss_kib()
 end
 
+if args.train_only then
+  nn.set_num_threads(1)
+  train(args.train_only)
+  os.exit(0)
+end
+
 -- Memory first, in a fresh run: peak RSS after 1,000 epochs and after 10,000.
 local _, rss_1k, rss_10k = train(10000)
 local times = {}
@@ -67,6 +79,21 @@ local base = time_command("true", 20)
 -- (as from a fresh shell: without the OpenBLAS setting nnlua adds for itself)
 local start = time_command(string.format("env -u OPENBLAS_THREAD_TIMEOUT %q -e ''", nnlua), 20)
 print(string.format("nnlua   start-up (nnlua -e ''): %.2f ms", (start - base) * 1e3))
+
+if args.instructions then
+  local function instructions(n)
+    local p = io.popen(string.format("valgrind --tool=callgrind --callgrind-out-file=/dev/null %q %q --train-only %d 2>&1",
+      nnlua, arg[0], n))
+    local out = p:read("a")
+    p:close()
+    local count = out:match("Collected : (%d+)")
+    if not count then error("xor: no instruction count from valgrind:\n" .. out) end
+    return tonumber(count)
+  end
+  local short, long = 1000, 3000
+  local per_epoch = (instructions(long) - instructions(short)) / (long - short)
+  print(string.format("nnlua   XOR epoch: %.0f instructions (callgrind, one thread)", per_epoch))
+end
 
 -- PyTorch, where it is installed: the same loop, one thread.
 local here = arg[0]:match("^(.*)/[^/]*$") or "."

@@ -4,6 +4,7 @@
  * typed loops (contiguous float32 ones that vectorise); mixed dtypes go
  * through nn_load/nn_store, computing in the dtype promotion chose. */
 #include "cpu/cpu.h"
+#include "cpu/vector.h"
 #include "math/elementwise.h"
 
 /* ---- binary ----------------------------------------------------------- */
@@ -62,9 +63,9 @@ static void binary_inner(void *vctx, int64_t n, char **data, const int64_t *st) 
     float *o = (float *)data[0];
     const float *x = (const float *)data[1], *y = (const float *)data[2];
     if (st[0] == 1 && st[1] == 1 && st[2] == 1 && op == NN_ADD) {
-      for (int64_t i = 0; i < n; i++) o[i] = x[i] + y[i];
+      nn_cpu_vector_best()->add(n, x, y, o);
     } else if (st[0] == 1 && st[1] == 1 && st[2] == 1 && op == NN_MUL) {
-      for (int64_t i = 0; i < n; i++) o[i] = x[i] * y[i];
+      nn_cpu_vector_best()->mul(n, x, y, o);
     } else {
       for (int64_t i = 0; i < n; i++) o[i * st[0]] = nn_binary_apply_f(op, x[i * st[1]], y[i * st[2]]);
     }
@@ -101,23 +102,6 @@ int nn_cpu_binary_number(nn_binary_op op, nn_dtype compute, const nn_iter *it, d
 }
 
 /* ---- unary ------------------------------------------------------------- */
-NN_MATH_SELECTS_BEGIN
-static void sigmoid_array_f32(int64_t n, const float *x, float *out) {
-  for (int64_t i = 0; i < n; i++) out[i] = nn_sigmoid_select_f32(x[i]);
-}
-
-static void relu_array_f32(int64_t n, const float *restrict x, float *restrict out) {
-  for (int64_t i = 0; i < n; i++) out[i] = nn_relu_select_f32(x[i]);
-}
-
-/* g is read whatever x is: a load under the condition would be a branch
-   per element, not a select. */
-static void relu_grad_array_f32(int64_t n, const float *restrict g, const float *restrict x,
-                                float *restrict gi) {
-  for (int64_t i = 0; i < n; i++) gi[i] = nn_relu_grad_select_f32(g[i], x[i]);
-}
-NN_MATH_SELECTS_END
-
 struct unary_ctx { nn_unary_op op; nn_dtype out, a; };
 
 static void unary_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
@@ -126,9 +110,9 @@ static void unary_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
     float *o = (float *)data[0];
     const float *x = (const float *)data[1];
     if (c->op == NN_SIGMOID && st[0] == 1 && st[1] == 1) {
-      sigmoid_array_f32(n, x, o);
-    } else if (c->op == NN_RELU && st[0] == 1 && st[1] == 1 && o != x) {
-      relu_array_f32(n, x, o);
+      nn_cpu_vector_best()->sigmoid(n, x, o);
+    } else if (c->op == NN_RELU && st[0] == 1 && st[1] == 1) {
+      nn_cpu_vector_best()->relu(n, x, o);
     } else {
       for (int64_t i = 0; i < n; i++) o[i * st[0]] = nn_unary_apply_f(c->op, x[i * st[1]]);
     }
@@ -155,14 +139,14 @@ static void unary_grad_inner(void *vctx, int64_t n, char **data, const int64_t *
   int out_mode = nn_unary_grad_reads_output(op);
   if (op == NN_SIGMOID && st[0] == 1 && st[1] == 1 && st[2] == 1) {
     /* data: grad_in, g, y -- the hot path of every sigmoid network */
-    float *gi = (float *)data[0];
-    const float *g = (const float *)data[1], *y = (const float *)data[2];
-    for (int64_t i = 0; i < n; i++) gi[i] = nn_sigmoid_grad_f32(g[i], y[i]);
+    nn_cpu_vector_best()->sigmoid_grad(n, (const float *)data[1], (const float *)data[2],
+                                       (float *)data[0]);
     return;
   }
   if (op == NN_RELU && st[0] == 1 && st[1] == 1 && st[2] == 1) {
     /* data: grad_in (new), g, x -- the hot path of every relu network */
-    relu_grad_array_f32(n, (const float *)data[1], (const float *)data[2], (float *)data[0]);
+    nn_cpu_vector_best()->relu_grad(n, (const float *)data[1], (const float *)data[2],
+                                    (float *)data[0]);
     return;
   }
   for (int64_t i = 0; i < n; i++) {

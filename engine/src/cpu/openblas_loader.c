@@ -1,0 +1,122 @@
+/* openblas_loader.c: OpenBLAS, loaded the first time the engine calls it.
+ *
+ * Loading libopenblas costs more than everything else nnlua does to start:
+ * the dynamic linker relocates its thousands of symbols, and its
+ * constructor probes the processor and starts its threads. A script that
+ * never reaches a large product, and every `nnlua -e`, needs none of it.
+ * So where OpenBLAS is a shared library the engine is not linked against
+ * it: these definitions of the OpenBLAS entries the engine calls open the
+ * library on the first call (dlopen, by the soname the build linked with)
+ * and forward to it. A program may set OpenBLAS's environment
+ * (OPENBLAS_THREAD_TIMEOUT, OPENBLAS_NUM_THREADS) up to that moment, which
+ * is when OpenBLAS reads it; nnlua does (lua/nnlua.c).
+ *
+ * Empty without NN_OPENBLAS_LAZY (CMakeLists.txt): a static OpenBLAS
+ * is linked in directly. An entry the engine starts calling must be added
+ * here too; the link fails until it is. */
+#ifdef NN_OPENBLAS_LAZY
+
+#include <cblas.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#ifndef NN_OPENBLAS_SONAME
+#error "NN_OPENBLAS_SONAME: the file name to dlopen OpenBLAS by"
+#endif
+
+/* Only the engine calls these: a program that links libnn and OpenBLAS
+   itself keeps OpenBLAS's own. */
+#define INTERNAL __attribute__((visibility("hidden")))
+
+typedef void sgemm_fn(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, blasint,
+                      blasint, blasint, float, const float *, blasint, const float *, blasint,
+                      float, float *, blasint);
+typedef void dgemm_fn(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, blasint,
+                      blasint, blasint, double, const double *, blasint, const double *,
+                      blasint, double, double *, blasint);
+typedef int pool_run_fn(int, void *, void *, int);
+
+static struct {
+  sgemm_fn *sgemm;
+  dgemm_fn *dgemm;
+  void (*set_num_threads)(int);
+  int (*get_num_threads)(void);
+  pool_run_fn *pool_run; /* NULL when this OpenBLAS lacks it (see gotoblas_pthread) */
+} blas;
+
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+/* set once blas is filled in: after that a call costs one load, not a call
+   to pthread_once (the optimizers ask for the thread count at every step) */
+static int blas_loaded;
+
+/* The process cannot go on without it, and the engine's products have no
+   error path: this is the failure the dynamic linker would have reported
+   at start-up, reported at first use instead, with its exit status. */
+static void missing(const char *what) {
+  fprintf(stderr, "nn: cannot use OpenBLAS (%s): %s\n", NN_OPENBLAS_SONAME, what);
+  exit(127);
+}
+
+static void *entry(void *library, const char *name) {
+  void *f = dlsym(library, name);
+  if (!f) missing(dlerror());
+  return f;
+}
+
+static void load(void) {
+  /* never closed: its threads run until the process ends */
+  void *library = dlopen(NN_OPENBLAS_SONAME, RTLD_NOW | RTLD_LOCAL);
+  if (!library) missing(dlerror());
+  blas.sgemm = (sgemm_fn *)entry(library, "cblas_sgemm");
+  blas.dgemm = (dgemm_fn *)entry(library, "cblas_dgemm");
+  blas.set_num_threads = (void (*)(int))entry(library, "openblas_set_num_threads");
+  blas.get_num_threads = (int (*)(void))entry(library, "openblas_get_num_threads");
+  blas.pool_run = (pool_run_fn *)dlsym(library, "gotoblas_pthread");
+  __atomic_store_n(&blas_loaded, 1, __ATOMIC_RELEASE);
+}
+
+static inline void ready(void) {
+  if (!__atomic_load_n(&blas_loaded, __ATOMIC_ACQUIRE)) pthread_once(&blas_once, load);
+}
+
+INTERNAL void cblas_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb,
+                          blasint m, blasint n, blasint k, float alpha, const float *a,
+                          blasint lda, const float *b, blasint ldb, float beta, float *c,
+                          blasint ldc) {
+  ready();
+  blas.sgemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+INTERNAL void cblas_dgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb,
+                          blasint m, blasint n, blasint k, double alpha, const double *a,
+                          blasint lda, const double *b, blasint ldb, double beta, double *c,
+                          blasint ldc) {
+  ready();
+  blas.dgemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+INTERNAL void openblas_set_num_threads(int n) {
+  ready();
+  blas.set_num_threads(n);
+}
+
+INTERNAL int openblas_get_num_threads(void) {
+  ready();
+  return blas.get_num_threads();
+}
+
+/* OpenBLAS's undocumented entry for running function(args + i stride),
+   i < numthreads, on its pool (the engine declares it weak). Without it
+   the pieces run one after the other on the caller's thread: the same
+   work, the same results. */
+INTERNAL int gotoblas_pthread(int numthreads, void *function, void *args, int stride) {
+  ready();
+  if (blas.pool_run) return blas.pool_run(numthreads, function, args, stride);
+  void (*run)(void *) = (void (*)(void *))function;
+  for (int i = 0; i < numthreads; i++) run((char *)args + (size_t)i * (size_t)stride);
+  return 0;
+}
+
+#endif /* NN_OPENBLAS_LAZY */

@@ -1,0 +1,74 @@
+/* test_vector.c: the variants of cpu/vector.h's loops (baseline, AVX2,
+ * AVX-512: those built and run by this processor) give the baseline's
+ * results bit for bit, over values that reach every branch of the
+ * formulas (0, -0, subnormals, the ends of exp's range, inf, NaN), at
+ * lengths that leave every remainder of the vector width, in place too. */
+#include "check.h"
+#include "cpu/vector.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { LONGEST = 67 };
+
+/* Awkward values first, then a spread of ordinary ones. */
+static void fill(float *v, int64_t n, uint32_t seed) {
+  static const float special[] = {0.0f, -0.0f, 1e-40f, -1e-40f, 1.0f, -1.0f, 87.2f, -87.2f,
+                                  87.4f, -87.4f, 88.8f, -88.8f, 200.0f, -200.0f, INFINITY,
+                                  -INFINITY, NAN, 0.5f, -0.5f, 3e38f, -3e38f};
+  for (int64_t i = 0; i < n; i++) {
+    seed = seed * 1664525u + 1013904223u;
+    float spread = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 40.0f;
+    v[i] = (seed >> 3) % 3 == 0 ? special[(seed >> 5) % (sizeof special / sizeof special[0])] : spread;
+  }
+}
+
+/* A differs from the baseline B where the bits of an output differ. */
+static void compare(const nn_cpu_vector *a, const nn_cpu_vector *b) {
+  float x[LONGEST], y[LONGEST], out_a[LONGEST], out_b[LONGEST];
+  for (int64_t n = 0; n <= LONGEST; n++) {
+    fill(x, n, (uint32_t)n + 1);
+    fill(y, n, (uint32_t)n + 1000);
+    const char *names[] = {"sigmoid", "relu", "relu_grad", "sigmoid_grad", "add", "mul"};
+    for (int k = 0; k < 6; k++) {
+      memset(out_a, 0, sizeof out_a);
+      memset(out_b, 0, sizeof out_b);
+      switch (k) {
+      case 0: a->sigmoid(n, x, out_a), b->sigmoid(n, x, out_b); break;
+      case 1: a->relu(n, x, out_a), b->relu(n, x, out_b); break;
+      case 2: a->relu_grad(n, y, x, out_a), b->relu_grad(n, y, x, out_b); break;
+      case 3: a->sigmoid_grad(n, y, x, out_a), b->sigmoid_grad(n, y, x, out_b); break;
+      case 4: a->add(n, x, y, out_a), b->add(n, x, y, out_b); break;
+      default: a->mul(n, x, y, out_a), b->mul(n, x, y, out_b); break;
+      }
+      CHECKF(memcmp(out_a, out_b, sizeof out_a) == 0, "%s: %s differs from %s at n = %lld",
+             names[k], a->name, b->name, (long long)n);
+    }
+    /* in place, as x:sigmoid_() and relu_() run */
+    memcpy(out_a, x, sizeof x);
+    a->sigmoid(n, out_a, out_a);
+    b->sigmoid(n, x, out_b);
+    CHECKF(memcmp(out_a, out_b, (size_t)n * sizeof(float)) == 0, "sigmoid in place: %s at n = %lld",
+           a->name, (long long)n);
+  }
+}
+
+int main(void) {
+  const nn_cpu_vector *baseline = nn_cpu_vector_named("baseline");
+  CHECK(baseline != NULL);
+  CHECK(nn_cpu_vector_named("no such") == NULL);
+  const nn_cpu_vector *best = nn_cpu_vector_best();
+  CHECK(best != NULL && nn_cpu_vector_named(best->name) == best);
+  const char *wider[] = {"avx2", "avx512"};
+  for (int i = 0; i < 2; i++) {
+    const nn_cpu_vector *v = nn_cpu_vector_named(wider[i]);
+    if (v) {
+      CHECK(strcmp(v->name, wider[i]) == 0);
+      compare(v, baseline);
+    } else {
+      printf("%s: not built, or not run by this processor\n", wider[i]);
+    }
+  }
+  return check_finish();
+}
