@@ -7,9 +7,11 @@ set -euo pipefail
 # machines (mpirun; libmpi is loaded only under it); zlib1g-dev reads gzip'd
 # IDX files; dataset-fashion-mnist is the data set of scripts/fashion_mnist.lua;
 # tmux drives the interactive prompt in its tests; lua-cjson reads and writes
-# nn.sweep's JSON; lua-argparse parses the options of the scripts in scripts/.
+# nn.sweep's JSON; lua-argparse parses the options of the scripts in scripts/;
+# libopenmpi-dev's mpicc builds scripts/bench/allreduce_mpi.c, MPI's own
+# all_reduce that scripts/bench/distributed.lua measures nn.distributed against.
 packages=(build-essential cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev
-          lua-busted libreadline-dev gnuplot-nox openmpi-bin zlib1g-dev
+          lua-busted libreadline-dev gnuplot-nox openmpi-bin libopenmpi-dev zlib1g-dev
           dataset-fashion-mnist tmux lua-cjson lua-argparse)
 
 missing=()
