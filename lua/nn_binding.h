@@ -56,5 +56,11 @@ void nnl_register_optim(lua_State *L);       /* nn_optim.c */
 void nnl_register_system(lua_State *L);      /* nn_system.c: processes, files, terminals */
 void nnl_register_data(lua_State *L);        /* nn_data.c: data files, safetensors */
 void nnl_register_torch(lua_State *L);       /* nn_torch.c: PyTorch's .pt files */
+/* nn_math.c: issue 12's math, reductions, creation and linear algebra:
+   their tensor methods, and the nn.* functions of the same names */
+void nnl_register_math(lua_State *L);
+/* Dims at idx as the engine's bit mask for t: nil for every dim, one dim,
+   or a table of them (1-based, negative from the end, none twice). */
+unsigned nnl_check_dims(lua_State *L, int idx, const nn_tensor *t, const char *op);
 
 #endif
