@@ -262,7 +262,11 @@ nn_tensor *nn_any(nn_tensor *a, unsigned mask, int keepdim) { return all_or_any(
 
 /* ---- dist ------------------------------------------------------------------------- */
 nn_tensor *nn_dist(nn_tensor *a, nn_tensor *b, double p) {
-  if (check_floating("dist", a) < 0 || check_floating("dist", b) < 0) return NULL;
+  int ndim;
+  int64_t size[NN_MAX_DIMS];
+  if (check_floating("dist", a) < 0 || check_floating("dist", b) < 0 ||
+      nn_broadcast_shape("dist", a, b, &ndim, size) < 0)
+    return NULL;
   nn_tensor *d = nn_binary(NN_SUB, a, b);
   nn_tensor *out = d ? nn_norm_dims(d, p, nn_dim_mask(d->ndim, NN_ALL_DIMS), 0) : NULL;
   nn_release(d);
