@@ -78,7 +78,10 @@ static int push_pair(lua_State *L, nn_tensor *values, nn_tensor *indices) {
 /* ---- math ------------------------------------------------------------------ */
 /*** t:log1p(), t:expm1(), t:log2(), t:log10(), t:rsqrt(), t:reciprocal(), t:square(),
  * t:tan(), t:asin(), t:acos(), t:atan(), t:sinh(), t:cosh(), t:erf(), t:erfinv(),
- * t:trunc(), t:frac(), and the in-place forms t:log1p_() ... t:frac_()
+ * t:trunc(), t:frac(),
+ * t:log1p_(), t:expm1_(), t:log2_(), t:log10_(), t:rsqrt_(), t:reciprocal_(), t:square_(),
+ * t:tan_(), t:asin_(), t:acos_(), t:atan_(), t:sinh_(), t:cosh_(), t:erf_(), t:erfinv_(),
+ * t:trunc_(), t:frac_()
  * Elementwise functions with their gradients: log(1 + x) and exp(x) - 1
  * (exact near 0), base-2 and base-10 logs, 1/sqrt(x), 1/x, x^2, the
  * trigonometric and hyperbolic functions, the error function and its
@@ -87,7 +90,8 @@ static int push_pair(lua_State *L, nn_tensor *values, nn_tensor *indices) {
  * Each is also nn.<name>(t).
  *   nn.tensor({1e-10, 1}):log1p()       x:erfinv()       nn.atan(x)
  */
-/*** t:atan2(other), t:fmod(other), t:remainder(other), and atan2_, fmod_, remainder_
+/*** t:atan2(other), t:fmod(other), t:remainder(other),
+ * t:atan2_(other), t:fmod_(other), t:remainder_(other)
  * Elementwise with broadcasting: the angle of the point (other, t) in
  * (-pi, pi]; the remainder of t / other with t's sign (C's fmod) or with
  * other's sign (Python's %). fmod and remainder take a number too and keep
@@ -96,15 +100,16 @@ static int push_pair(lua_State *L, nn_tensor *values, nn_tensor *indices) {
  * -floor(t / other) g. Also nn.atan2(a, b), nn.fmod(a, b), nn.remainder(a, b).
  *   nn.tensor({-7, 7}):remainder(3)   --> {2, 1}      y:atan2(x)
  */
-/*** t:logical_and(other), t:logical_or(other), t:logical_xor(other), t:logical_not()
+/*** t:logical_and(other), t:logical_or(other), t:logical_xor(other), t:logical_not(),
+ * t:logical_and_(other), t:logical_or_(other), t:logical_xor_(other), t:logical_not_()
  * Elementwise logic on any dtype, nonzero (NaN included) being true: a bool
- * tensor. The in-place forms (logical_and_ ...) store 1 or 0 in t's dtype.
- * Also nn.logical_and(a, b) ...
+ * tensor. The in-place forms store 1 or 0 in t's dtype. Also
+ * nn.logical_and(a, b), nn.logical_or(a, b), nn.logical_xor(a, b), nn.logical_not(t).
  *   mask:logical_and(x:gt(0))        mask:logical_not()
  */
 /*** t:isnan(), t:isinf(), t:isfinite()
  * Bool tensors: where t is NaN, infinite, or neither (every element of an
- * integer tensor is finite). Also nn.isnan(t) ...
+ * integer tensor is finite). Also nn.isnan(t), nn.isinf(t), nn.isfinite(t).
  *   local bad = loss:isnan():any():item()
  */
 /*** t:clamp_min(min), t:clamp_max(max), t:clamp_min_(min), t:clamp_max_(max)
@@ -367,6 +372,180 @@ static int m_median(lua_State *L) {
   return push_pair(L, values, idx);
 }
 
+
+/* ---- creation ------------------------------------------------------------------- */
+/* Options at idx for a tensor made like t: its dtype and device unless the
+   table names others. */
+static void like_options(lua_State *L, int idx, const char *op, const nn_tensor *t, nnl_options *o) {
+  nnl_read_options(L, idx, op, o);
+  int has_dtype = 0, has_device = 0;
+  if (idx && lua_istable(L, idx)) {
+    has_dtype = lua_getfield(L, idx, "dtype") != LUA_TNIL;
+    has_device = lua_getfield(L, idx, "device") != LUA_TNIL;
+    lua_pop(L, 2);
+  }
+  if (!has_dtype) o->dtype = t->dtype;
+  if (!has_device) o->device = t->device;
+}
+
+enum { MAKE_ZEROS, MAKE_ONES, MAKE_FULL, MAKE_EMPTY, MAKE_RAND, MAKE_RANDN };
+
+static nn_tensor *make(lua_State *L, const char *op, int kind, double value, const nnl_options *o,
+                       int ndim, const int64_t *size) {
+  if (nn_check_shape(op, ndim, size) < 0) nnl_engine_error(L);
+  if ((kind == MAKE_RAND || kind == MAKE_RANDN) && !nn_dtype_is_floating(o->dtype))
+    nnl_error(L, "%s: random values need float32 or float64, got %s", op, nn_dtype_name(o->dtype));
+  nn_tensor *t = kind == MAKE_RAND    ? nn_rand(o->dtype, ndim, size)
+                 : kind == MAKE_RANDN ? nn_randn(o->dtype, ndim, size)
+                                      : nn_full(o->dtype, ndim, size,
+                                                kind == MAKE_ONES ? 1 : (kind == MAKE_FULL ? value : 0));
+  return nnl_apply_options(L, t, o, op);
+}
+
+/*** nn.zeros_like(t [, options]), nn.ones_like(t [, options]), nn.full_like(t, value [, options]),
+ * nn.empty_like(t [, options]), nn.rand_like(t [, options]), nn.randn_like(t [, options])
+ * A new tensor of t's shape, dtype and device (options {dtype =, device =,
+ * requires_grad =} change them): zeros, ones, value, uninitialised (here
+ * zeros), uniform in [0, 1) or normal, the draws PyTorch's after the same
+ * nn.manual_seed.
+ *   local noise = nn.randn_like(x) * 0.1
+ */
+static int like(lua_State *L, const char *op, int kind) {
+  int with_value = kind == MAKE_FULL;
+  nnl_check_nargs(L, 0, 2 + with_value, op, with_value ? "t, value [, options]" : "t [, options]");
+  nn_tensor *t = nnl_check_tensor(L, 1, op);
+  double value = with_value ? luaL_checknumber(L, 2) : 0;
+  int opt = 2 + with_value;
+  if (!lua_isnoneornil(L, opt) && !lua_istable(L, opt))
+    return nnl_error(L, "%s: options must be a table, got %s", op, luaL_typename(L, opt));
+  nnl_options o;
+  like_options(L, lua_isnoneornil(L, opt) ? 0 : opt, op, t, &o);
+  nnl_push_tensor(L, make(L, op, kind, value, &o, t->ndim, t->size));
+  return 1;
+}
+static int l_zeros_like(lua_State *L) { return like(L, "zeros_like", MAKE_ZEROS); }
+static int l_ones_like(lua_State *L) { return like(L, "ones_like", MAKE_ONES); }
+static int l_full_like(lua_State *L) { return like(L, "full_like", MAKE_FULL); }
+static int l_empty_like(lua_State *L) { return like(L, "empty_like", MAKE_EMPTY); }
+static int l_rand_like(lua_State *L) { return like(L, "rand_like", MAKE_RAND); }
+static int l_randn_like(lua_State *L) { return like(L, "randn_like", MAKE_RANDN); }
+
+/*** t:new_zeros(sizes [, options]), t:new_ones(sizes [, options]), t:new_full(sizes, value [, options])
+ * A new tensor of the given sizes (numbers, or one table) with t's dtype and
+ * device unless options say otherwise.
+ *   local mask = x:new_ones(4, 4)       x:new_full({2}, -1)
+ */
+static int new_sized(lua_State *L, const char *op, int kind) {
+  nn_tensor *t = nnl_check_tensor(L, 1, op);
+  int64_t size[NN_MAX_DIMS];
+  double value = 0;
+  int opt = 0, n;
+  if (kind == MAKE_FULL) {
+    if (!lua_istable(L, 2) || lua_type(L, 3) != LUA_TNUMBER)
+      return nnl_error(L, "new_full: expected a table of sizes then a fill value, as new_full({2, 3}, 7)");
+    nnl_check_nargs(L, 1, 3, op, "sizes, value [, options]");
+    n = nnl_check_sizes(L, 2, op, size, &opt);
+    value = lua_tonumber(L, 3);
+    opt = lua_istable(L, 4) ? 4 : 0;
+    if (!opt && !lua_isnoneornil(L, 4))
+      return nnl_error(L, "new_full: options must be a table, got %s", luaL_typename(L, 4));
+  } else {
+    n = nnl_check_sizes(L, 2, op, size, &opt);
+    if (opt) nnl_check_nargs(L, 0, opt, op, "sizes [, options]");
+  }
+  nnl_options o;
+  like_options(L, opt, op, t, &o);
+  nnl_push_tensor(L, make(L, op, kind, value, &o, n, size));
+  return 1;
+}
+static int m_new_zeros(lua_State *L) { return new_sized(L, "new_zeros", MAKE_ZEROS); }
+static int m_new_ones(lua_State *L) { return new_sized(L, "new_ones", MAKE_ONES); }
+static int m_new_full(lua_State *L) { return new_sized(L, "new_full", MAKE_FULL); }
+
+/*** nn.randint([low = 0,] high, sizes [, options])
+ * Integers uniform in [low, high) (int64 unless options give a dtype), the
+ * draws PyTorch's torch.randint after the same nn.manual_seed.
+ *   nn.manual_seed(0); local labels = nn.randint(1, 11, {64})
+ */
+static int l_randint(lua_State *L) {
+  int top = nnl_drop_trailing_nils(L);
+  int opt = top >= 2 && lua_istable(L, top) && lua_istable(L, top - 1) ? top : 0;
+  int sizes_idx = opt ? top - 1 : top, numbers = sizes_idx - 1;
+  if (sizes_idx < 2 || numbers > 2 || !lua_istable(L, sizes_idx))
+    return nnl_error(L, "randint: expected randint([low,] high, sizes [, options]), sizes a table");
+  lua_Integer bound[2] = {0, 0};
+  for (int i = 1; i <= numbers; i++) {
+    int ok;
+    bound[i - 1] = lua_tointegerx(L, i, &ok);
+    if (!ok || lua_type(L, i) != LUA_TNUMBER)
+      return nnl_error(L, "randint: low and high must be integers, got %s",
+                       lua_type(L, i) == LUA_TNUMBER ? lua_tostring(L, i) : luaL_typename(L, i));
+  }
+  lua_Integer low = numbers == 2 ? bound[0] : 0, high = numbers == 2 ? bound[1] : bound[0];
+  int64_t size[NN_MAX_DIMS];
+  int ignored;
+  int n = nnl_check_sizes(L, sizes_idx, "randint", size, &ignored);
+  nnl_options o;
+  nnl_read_options(L, opt, "randint", &o);
+  if (!opt || (lua_getfield(L, opt, "dtype"), lua_isnil(L, -1))) o.dtype = NN_INT64;
+  if (nn_check_shape("randint", n, size) < 0) return nnl_engine_error(L);
+  nnl_push_tensor(L, nnl_apply_options(L, nn_randint(low, high, o.dtype, n, size), &o, "randint"));
+  return 1;
+}
+
+/*** nn.randperm(n [, options])
+ * A random order of 1..n (int64), for indexing: PyTorch's torch.randperm(n)
+ * plus 1, draw for draw after the same nn.manual_seed.
+ *   local order = nn.randperm(#dataset)
+ */
+static int l_randperm(lua_State *L) {
+  nnl_check_nargs(L, 0, 2, "randperm", "n [, options]");
+  int whole;
+  lua_Integer n = lua_tointegerx(L, 1, &whole);
+  if (!whole || lua_type(L, 1) != LUA_TNUMBER)
+    return nnl_error(L, "randperm: n must be an integer, got %s", luaL_typename(L, 1));
+  nnl_options o;
+  nnl_read_options(L, lua_isnoneornil(L, 2) ? 0 : 2, "randperm", &o);
+  int has_dtype = lua_istable(L, 2) && (lua_getfield(L, 2, "dtype"), !lua_isnil(L, -1));
+  nn_tensor *p = nn_randperm(n, 1);
+  if (p && has_dtype && o.dtype != NN_INT64) {
+    nn_tensor *c = nn_to_dtype(p, o.dtype);
+    nn_release(p);
+    p = c;
+  }
+  nnl_push_tensor(L, nnl_apply_options(L, p, &o, "randperm"));
+  return 1;
+}
+
+/*** nn.as_tensor(data [, options])
+ * data as a tensor: a tensor of the asked dtype and device is returned as
+ * it is (no copy, still in its graph), another tensor converted, anything
+ * else made as nn.tensor(data, options) makes it.
+ *   local x = nn.as_tensor(batch, {dtype = "float32"})
+ */
+static int l_as_tensor(lua_State *L) {
+  nnl_check_nargs(L, 0, 2, "as_tensor", "data [, options]");
+  nn_tensor *t = nnl_to_tensor(L, 1);
+  if (!t) { /* nn.tensor, upvalue 1 */
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+  }
+  if (!lua_isnoneornil(L, 2) && !lua_istable(L, 2))
+    return nnl_error(L, "as_tensor: options must be a table, got %s", luaL_typename(L, 2));
+  nnl_options o;
+  like_options(L, lua_isnoneornil(L, 2) ? 0 : 2, "as_tensor", t, &o);
+  nn_tensor *c = nn_to_dtype(t, o.dtype), *d = c ? nn_to_device(c, o.device) : NULL;
+  nn_release(c);
+  nnl_push_tensor(L, d);
+  return 1;
+}
+
+/*** t:tolist()
+ * The values as nested Lua tables, as t:totable() (PyTorch's name).
+ *   nn.eye(2):tolist()   --> {{1, 0}, {0, 1}}
+ */
 /* ---- registration ----------------------------------------------------------------- */
 static const luaL_Reg math_methods[] = {
     {"clamp_min", m_clamp_min}, {"clamp_max", m_clamp_max}, {"clamp_min_", m_clamp_min_},
@@ -376,8 +555,30 @@ static const luaL_Reg math_methods[] = {
     {"std", m_std}, {"logsumexp", m_logsumexp}, {"amax", m_amax}, {"amin", m_amin},
     {"all", m_all}, {"any", m_any}, {"count_nonzero", m_count_nonzero}, {"dist", m_dist},
     {"sort", m_sort}, {"argsort", m_argsort}, {"topk", m_topk}, {"kthvalue", m_kthvalue},
-    {"median", m_median}, {NULL, NULL}};
+    {"median", m_median}, {"new_zeros", m_new_zeros}, {"new_ones", m_new_ones},
+    {"new_full", m_new_full}, {NULL, NULL}};
 
+static const luaL_Reg creation_functions[] = {
+    {"zeros_like", l_zeros_like}, {"ones_like", l_ones_like}, {"full_like", l_full_like},
+    {"empty_like", l_empty_like}, {"rand_like", l_rand_like}, {"randn_like", l_randn_like},
+    {"randint", l_randint}, {"randperm", l_randperm}, {NULL, NULL}};
+
+/*** nn.log1p(t), nn.expm1(t), nn.log2(t), nn.log10(t), nn.rsqrt(t), nn.reciprocal(t),
+ * nn.square(t), nn.tan(t), nn.asin(t), nn.acos(t), nn.atan(t), nn.sinh(t), nn.cosh(t),
+ * nn.erf(t), nn.erfinv(t), nn.trunc(t), nn.frac(t), nn.isnan(t), nn.isinf(t), nn.isfinite(t),
+ * nn.logical_not(t), nn.atan2(t, ...), nn.fmod(t, ...), nn.remainder(t, ...),
+ * nn.logical_and(t, ...), nn.logical_or(t, ...), nn.logical_xor(t, ...),
+ * nn.clamp_min(t, ...), nn.clamp_max(t, ...), nn.lerp(t, ...), nn.allclose(t, ...),
+ * nn.equal(t, ...), nn.dist(t, ...), nn.nan_to_num(t, ...), nn.prod(t, ...),
+ * nn.cumsum(t, ...), nn.cumprod(t, ...), nn.var(t, ...), nn.std(t, ...),
+ * nn.logsumexp(t, ...), nn.amax(t, ...), nn.amin(t, ...), nn.all(t, ...), nn.any(t, ...),
+ * nn.count_nonzero(t, ...), nn.sort(t, ...), nn.argsort(t, ...), nn.topk(t, ...),
+ * nn.kthvalue(t, ...), nn.median(t, ...)
+ * PyTorch's torch.<name> functions: each is the tensor method of that name
+ * called on its first argument, nn.sort(x, 1) being x:sort(1); see the
+ * methods for what they compute.
+ *   local values, order = nn.sort(scores, 1, true)      nn.logsumexp(x, 2)
+ */
 /* The methods that are also nn.<name>(t, ...), as PyTorch's torch.<name>. */
 static const char *const function_names[] = {
     "log1p", "expm1", "log2", "log10", "rsqrt", "reciprocal", "square", "tan", "asin", "acos",
@@ -409,6 +610,12 @@ void nnl_register_math(lua_State *L) {
     lua_pushcclosure(L, l_method_as_function, 2);
     lua_setfield(L, -2, function_names[i]);
   }
+  luaL_setfuncs(L, creation_functions, 0);
+  lua_getfield(L, -4, "tensor");
+  lua_pushcclosure(L, l_as_tensor, 1);
+  lua_setfield(L, -2, "as_tensor");
   lua_setfield(L, -4, "math_functions");
+  lua_getfield(L, -1, "totable");
+  lua_setfield(L, -2, "tolist");
   lua_pop(L, 2);
 }

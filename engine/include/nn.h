@@ -449,6 +449,12 @@ void nn_rng_get_state(void *buf);
 int nn_rng_set_state(const void *buf, size_t len);
 int nn_uniform_(nn_tensor *t, double from, double to);
 int nn_normal_(nn_tensor *t, double mean, double std);
+/* Integers uniform in [low, high), PyTorch's randint draw for draw (on the
+   CPU; move the result to another device). */
+nn_tensor *nn_randint(int64_t low, int64_t high, nn_dtype dtype, int ndim, const int64_t *size);
+/* A random permutation of first .. first + n - 1 (int64), PyTorch's
+   randperm draw for draw when first is 0. */
+nn_tensor *nn_randperm(int64_t n, int64_t first);
 
 /* ---- printing -------------------------------------------------------- */
 /* PyTorch's rendering: "tensor([[0.5000, 1.0000]], dtype=torch.float64)".

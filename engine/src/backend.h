@@ -345,6 +345,10 @@ typedef struct nn_backend {
   /* -- random numbers (math/random.h); the device's own generator -- */
   int (*uniform)(const nn_strided *t, double from, double to); /* floating t */
   int (*normal)(const nn_strided *t, double mean, double std);
+  /* t = base + draw % range, element by element (PyTorch's random_from_to) */
+  int (*random_int)(const nn_strided *t, uint64_t range, int64_t base);
+  /* out (n contiguous int64) = a random permutation of first .. first + n - 1 */
+  int (*randperm)(int64_t n, int64_t first, int64_t *out);
   void (*manual_seed)(uint64_t seed);
   uint64_t (*initial_seed)(void);
   size_t (*rng_state_size)(void);

@@ -127,6 +127,8 @@ size_t nn_cpu_rng_state_size(void);
 void nn_cpu_rng_get_state(void *buf);
 int nn_cpu_rng_set_state(const void *buf, size_t len);
 int nn_cpu_uniform(const nn_strided *t, double from, double to);
+int nn_cpu_random_int(const nn_strided *t, uint64_t range, int64_t base);
+int nn_cpu_randperm(int64_t n, int64_t first, int64_t *out);
 int nn_cpu_normal(const nn_strided *t, double mean, double std);
 
 #endif
