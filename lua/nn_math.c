@@ -373,6 +373,132 @@ static int m_median(lua_State *L) {
 }
 
 
+
+/* ---- linear algebra ---------------------------------------------------------------- */
+/*** t:mm(other), t:bmm(other), t:mv(vec), t:dot(other), t:outer(other)
+ * PyTorch's products with their shape rules: matrix by matrix (2-D only),
+ * batch by batch (3-D, one batch size), matrix by vector, the dot product
+ * of two vectors (0-dimensional), the outer product of two vectors. t:matmul
+ * takes any of these shapes, and broadcasts batches of matrices. Each is
+ * also nn.<name>(a, b).
+ *   local scores = q:bmm(k:transpose(2, 3))       u:outer(v)
+ */
+static int product(lua_State *L, const char *op, nn_tensor *(*fn)(nn_tensor *, nn_tensor *)) {
+  nnl_check_nargs(L, 1, 1, op, "other");
+  nn_tensor *a = nnl_check_tensor(L, 1, op), *b = nnl_check_tensor(L, 2, op);
+  nnl_push_tensor(L, fn(a, b));
+  return 1;
+}
+static int m_mm(lua_State *L) { return product(L, "mm", nn_mm); }
+static int m_bmm(lua_State *L) { return product(L, "bmm", nn_bmm); }
+static int m_mv(lua_State *L) { return product(L, "mv", nn_mv); }
+static int m_dot(lua_State *L) { return product(L, "dot", nn_dot); }
+static int m_outer(lua_State *L) { return product(L, "outer", nn_outer); }
+
+/*** t:addmm(mat1, mat2 [, {beta = 1, alpha = 1}]), t:baddbmm(batch1, batch2 [, {beta = 1, alpha = 1}])
+ * beta t + alpha mat1 mat2 (t broadcast to the product's shape; beta 0
+ * ignores t, NaN included), and the same over batches of matrices. Also
+ * nn.addmm(input, mat1, mat2, ...), nn.baddbmm(input, batch1, batch2, ...).
+ *   local y = b:addmm(x, w:t())
+ */
+static int add_product(lua_State *L, const char *op,
+                       nn_tensor *(*fn)(nn_tensor *, nn_tensor *, nn_tensor *, double, double)) {
+  nnl_check_nargs(L, 1, 3, op, "mat1, mat2 [, options]");
+  nn_tensor *t = nnl_check_tensor(L, 1, op), *a = nnl_check_tensor(L, 2, op), *b = nnl_check_tensor(L, 3, op);
+  double beta = 1, alpha = 1;
+  if (!lua_isnoneornil(L, 4)) {
+    if (!lua_istable(L, 4)) return nnl_error(L, "%s: options must be a table {beta =, alpha =}, got %s", op, luaL_typename(L, 4));
+    lua_getfield(L, 4, "beta");
+    beta = opt_number(L, -1, op, "beta", 1);
+    lua_getfield(L, 4, "alpha");
+    alpha = opt_number(L, -1, op, "alpha", 1);
+    lua_pop(L, 2);
+  }
+  nnl_push_tensor(L, fn(t, a, b, beta, alpha));
+  return 1;
+}
+static int m_addmm(lua_State *L) { return add_product(L, "addmm", nn_addmm); }
+static int m_baddbmm(lua_State *L) { return add_product(L, "baddbmm", nn_baddbmm); }
+
+static lua_Integer opt_integer(lua_State *L, int idx, const char *op, const char *name, lua_Integer def) {
+  if (lua_isnoneornil(L, idx)) return def;
+  if (!lua_isinteger(L, idx))
+    nnl_error(L, "%s: %s must be an integer, got %s", op, name, luaL_typename(L, idx));
+  return lua_tointeger(L, idx);
+}
+
+/*** t:tril([k = 0]), t:triu([k = 0])
+ * The elements on and below (above) diagonal k of the last two dims, the
+ * others 0; k > 0 counts diagonals above the main one.
+ *   local causal = scores:tril()        nn.ones(3, 3):triu(1)
+ */
+static int band(lua_State *L, int upper) {
+  const char *op = upper ? "triu" : "tril";
+  nnl_check_nargs(L, 1, 1, op, "[k]");
+  nn_tensor *t = nnl_check_tensor(L, 1, op);
+  nnl_push_tensor(L, nn_tril(t, opt_integer(L, 2, op, "k", 0), upper));
+  return 1;
+}
+static int m_tril(lua_State *L) { return band(L, 0); }
+static int m_triu(lua_State *L) { return band(L, 1); }
+
+/*** t:diag([k = 0]), t:diagonal([offset = 0 [, dim1 = 1 [, dim2 = 2]]]), t:trace()
+ * diag: a vector becomes the square matrix with it on diagonal k; a matrix
+ * gives its diagonal k. diagonal is the view of a diagonal of dims dim1 and
+ * dim2, which become its last dim. trace is the sum of the main diagonal.
+ *   nn.tensor({1, 2}):diag()      x:diagonal(0, 2, 3)      m:trace()
+ */
+static int m_diag(lua_State *L) {
+  nnl_check_nargs(L, 1, 1, "diag", "[k]");
+  nn_tensor *t = nnl_check_tensor(L, 1, "diag");
+  nnl_push_tensor(L, nn_diag(t, opt_integer(L, 2, "diag", "k", 0)));
+  return 1;
+}
+
+static int m_diagonal(lua_State *L) {
+  nnl_check_nargs(L, 1, 3, "diagonal", "[offset [, dim1 [, dim2]]]");
+  nn_tensor *t = nnl_check_tensor(L, 1, "diagonal");
+  lua_Integer offset = opt_integer(L, 2, "diagonal", "offset", 0);
+  if (t->ndim < 2) return nnl_error(L, "diagonal: the tensor needs at least 2 dimensions, it has %d", t->ndim);
+  int d1 = lua_isnoneornil(L, 3) ? 0 : check_dim_of(L, 3, t, "diagonal");
+  int d2 = lua_isnoneornil(L, 4) ? 1 : check_dim_of(L, 4, t, "diagonal");
+  nnl_push_tensor(L, nn_diagonal(t, offset, d1, d2));
+  return 1;
+}
+
+static int m_trace(lua_State *L) {
+  nnl_check_nargs(L, 1, 0, "trace", "");
+  nnl_push_tensor(L, nn_trace(nnl_check_tensor(L, 1, "trace")));
+  return 1;
+}
+
+/*** nn.einsum(equation, operands...)
+ * Einstein summation: "ij,jk->ik" multiplies the operands along the letters
+ * they share and sums the letters missing after "->" (without "->", the
+ * output is the letters seen once, in alphabetical order); a letter twice in
+ * one term takes a diagonal. Operands as arguments or one table. Gradients
+ * reach every operand. ("..." is not supported.)
+ *   nn.einsum("bij,bjk->bik", a, b)      nn.einsum("ii", m)
+ */
+static int l_einsum(lua_State *L) {
+  const char *eq = luaL_checkstring(L, 1);
+  int n = lua_gettop(L) - 1, from_table = n == 1 && lua_istable(L, 2);
+  if (from_table) n = (int)lua_rawlen(L, 2);
+  if (n < 1 || n > 16) return nnl_error(L, "einsum: expected 1 to 16 operands, got %d", n);
+  nn_tensor *ops[16];
+  for (int i = 0; i < n; i++) {
+    if (from_table) {
+      lua_rawgeti(L, 2, i + 1);
+      ops[i] = nnl_check_tensor(L, lua_gettop(L), "einsum");
+      lua_pop(L, 1); /* the table keeps it alive */
+    } else {
+      ops[i] = nnl_check_tensor(L, i + 2, "einsum");
+    }
+  }
+  nnl_push_tensor(L, nn_einsum(eq, ops, n));
+  return 1;
+}
+
 /* ---- creation ------------------------------------------------------------------- */
 /* Options at idx for a tensor made like t: its dtype and device unless the
    table names others. */
@@ -556,12 +682,15 @@ static const luaL_Reg math_methods[] = {
     {"all", m_all}, {"any", m_any}, {"count_nonzero", m_count_nonzero}, {"dist", m_dist},
     {"sort", m_sort}, {"argsort", m_argsort}, {"topk", m_topk}, {"kthvalue", m_kthvalue},
     {"median", m_median}, {"new_zeros", m_new_zeros}, {"new_ones", m_new_ones},
-    {"new_full", m_new_full}, {NULL, NULL}};
+    {"new_full", m_new_full}, {"mm", m_mm}, {"bmm", m_bmm}, {"mv", m_mv}, {"dot", m_dot},
+    {"outer", m_outer}, {"addmm", m_addmm}, {"baddbmm", m_baddbmm}, {"tril", m_tril},
+    {"triu", m_triu}, {"diag", m_diag}, {"diagonal", m_diagonal}, {"trace", m_trace},
+    {NULL, NULL}};
 
 static const luaL_Reg creation_functions[] = {
     {"zeros_like", l_zeros_like}, {"ones_like", l_ones_like}, {"full_like", l_full_like},
     {"empty_like", l_empty_like}, {"rand_like", l_rand_like}, {"randn_like", l_randn_like},
-    {"randint", l_randint}, {"randperm", l_randperm}, {NULL, NULL}};
+    {"randint", l_randint}, {"randperm", l_randperm}, {"einsum", l_einsum}, {NULL, NULL}};
 
 /*** nn.log1p(t), nn.expm1(t), nn.log2(t), nn.log10(t), nn.rsqrt(t), nn.reciprocal(t),
  * nn.square(t), nn.tan(t), nn.asin(t), nn.acos(t), nn.atan(t), nn.sinh(t), nn.cosh(t),
@@ -573,7 +702,9 @@ static const luaL_Reg creation_functions[] = {
  * nn.cumsum(t, ...), nn.cumprod(t, ...), nn.var(t, ...), nn.std(t, ...),
  * nn.logsumexp(t, ...), nn.amax(t, ...), nn.amin(t, ...), nn.all(t, ...), nn.any(t, ...),
  * nn.count_nonzero(t, ...), nn.sort(t, ...), nn.argsort(t, ...), nn.topk(t, ...),
- * nn.kthvalue(t, ...), nn.median(t, ...)
+ * nn.kthvalue(t, ...), nn.median(t, ...), nn.mm(t, ...), nn.bmm(t, ...), nn.mv(t, ...),
+ * nn.dot(t, ...), nn.outer(t, ...), nn.addmm(t, ...), nn.baddbmm(t, ...), nn.tril(t, ...),
+ * nn.triu(t, ...), nn.diag(t, ...), nn.diagonal(t, ...), nn.trace(t)
  * PyTorch's torch.<name> functions: each is the tensor method of that name
  * called on its first argument, nn.sort(x, 1) being x:sort(1); see the
  * methods for what they compute.
@@ -586,7 +717,8 @@ static const char *const function_names[] = {
     "logical_not", "atan2", "fmod", "remainder", "logical_and", "logical_or", "logical_xor",
     "clamp_min", "clamp_max", "lerp", "nan_to_num", "allclose", "equal", "prod", "cumsum",
     "cumprod", "var", "std", "logsumexp", "amax", "amin", "all", "any", "count_nonzero", "dist",
-    "sort", "argsort", "topk", "kthvalue", "median", NULL};
+    "sort", "argsort", "topk", "kthvalue", "median", "mm", "bmm", "mv", "dot", "outer", "addmm",
+    "baddbmm", "tril", "triu", "diag", "diagonal", "trace", NULL};
 
 /* nn.<name>(t, ...): t's method of that name (upvalue 1), or an error
    naming it when t is not a tensor. */

@@ -280,6 +280,27 @@ void nn_worker_thread_forget(nn_worker_thread *w);
 void nn_set_num_threads(int n);
 int nn_get_num_threads(void);
 nn_tensor *nn_matmul(nn_tensor *a, nn_tensor *b);
+/* ---- issue 12's linear algebra (linalg.c; diagonal in views.c) ------- */
+/* PyTorch's torch.mm, bmm, mv, dot (shapes checked as theirs), outer, and
+   beta input + alpha product for addmm (2-D) and baddbmm (3-D). */
+nn_tensor *nn_mm(nn_tensor *a, nn_tensor *b);
+nn_tensor *nn_bmm(nn_tensor *a, nn_tensor *b);
+nn_tensor *nn_mv(nn_tensor *a, nn_tensor *v);
+nn_tensor *nn_dot(nn_tensor *a, nn_tensor *b);
+nn_tensor *nn_outer(nn_tensor *a, nn_tensor *b);
+nn_tensor *nn_addmm(nn_tensor *input, nn_tensor *a, nn_tensor *b, double beta, double alpha);
+nn_tensor *nn_baddbmm(nn_tensor *input, nn_tensor *a, nn_tensor *b, double beta, double alpha);
+/* The view of the diagonal offset above (below, when negative) the main
+   one of dims d1 and d2, those dims replaced by a last one. */
+nn_tensor *nn_diagonal(nn_tensor *t, int64_t offset, int d1, int d2);
+/* tril keeps the elements on and below diagonal k of the last two dims,
+   triu on and above; the rest are 0. */
+nn_tensor *nn_tril(nn_tensor *t, int64_t k, int upper);
+/* 1-D: the matrix with t on diagonal k; 2-D: diagonal k as 1-D. */
+nn_tensor *nn_diag(nn_tensor *t, int64_t k);
+nn_tensor *nn_trace(nn_tensor *t);
+/* einsum over terms of letters ("ij,jk->ik"; "->" optional), n operands. */
+nn_tensor *nn_einsum(const char *equation, nn_tensor *const *operands, int n);
 /* y = x w^T + b; x: (N, in) or (in), w: (out, in), b: (out) or NULL. */
 nn_tensor *nn_linear(nn_tensor *x, nn_tensor *w, nn_tensor *b);
 
