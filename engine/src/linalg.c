@@ -296,6 +296,17 @@ nn_tensor *nn_einsum(const char *equation, nn_tensor *const *operands, int n) {
                    operands[k]->ndim, terms[k].letters, terms[k].n);
       return NULL;
     }
+    for (int i = 0; i < terms[k].n; i++) { /* a letter's sizes agree, or one is 1 (broadcast) */
+      for (int j = 0; j < k; j++)
+        for (int q = 0; q < terms[j].n; q++) {
+          int64_t x = operands[k]->size[i], y = operands[j]->size[q];
+          if (terms[j].letters[q] == terms[k].letters[i] && x != y && x != 1 && y != 1) {
+            nn_error_set("%s: letter '%c' has size %lld in operand %d and %lld in operand %d", op,
+                         terms[k].letters[i], (long long)y, j + 1, (long long)x, k + 1);
+            return NULL;
+          }
+        }
+    }
     for (int i = 0; i < terms[k].n; i++)
       if (!strchr(all, terms[k].letters[i])) {
         if (n_all == NN_MAX_DIMS) {
