@@ -567,9 +567,9 @@ static int new_sized(lua_State *L, const char *op, int kind) {
   double value = 0;
   int opt = 0, n;
   if (kind == MAKE_FULL) {
+    nnl_check_nargs(L, 1, 3, op, "sizes, value [, options]");
     if (!lua_istable(L, 2) || lua_type(L, 3) != LUA_TNUMBER)
       return nnl_error(L, "new_full: expected a table of sizes then a fill value, as new_full({2, 3}, 7)");
-    nnl_check_nargs(L, 1, 3, op, "sizes, value [, options]");
     n = nnl_check_sizes(L, 2, op, size, &opt);
     value = lua_tonumber(L, 3);
     opt = lua_istable(L, 4) ? 4 : 0;
@@ -594,6 +594,7 @@ static int m_new_full(lua_State *L) { return new_sized(L, "new_full", MAKE_FULL)
  *   nn.manual_seed(0); local labels = nn.randint(1, 11, {64})
  */
 static int l_randint(lua_State *L) {
+  nnl_check_nargs(L, 0, 4, "randint", "[low,] high, sizes [, options]");
   int top = nnl_drop_trailing_nils(L);
   int opt = top >= 2 && lua_istable(L, top) && lua_istable(L, top - 1) ? top : 0;
   int sizes_idx = opt ? top - 1 : top, numbers = sizes_idx - 1;
