@@ -21,11 +21,17 @@
  *   sum mean sum_to_shape      reduce.c        (views: expand)         cpu/reduce.c       math/reduce.h
  *   max min argmax norm        reduce.c        nn_extreme_backward,    cpu/reduce.c       math/reduce.h
  *                                              nn_norm_backward
+ *   prod var std amax amin     statistics.c    nn_prod_backward,       cpu/reduce.c       math/reduce.h
+ *   logsumexp all any ...                      (fronts: var, std ...)
+ *   cumsum cumprod sort topk   sort.c          nn_cumprod_backward,    cpu/scan.c         -
+ *   kthvalue median                            nn_scatter_line_backward
+ *   nan_to_num lerp allclose   pointwise.c     (fronts)                cpu/elementwise.c  math/elementwise.h
  *   matmul linear              matmul.c        nn_linear_backward      cpu/gemm.c         (BLAS)
+ *   mm bmm ... einsum tril     linalg.c        (fronts; tril: select)  (gemm, elementwise) -
  *   losses                     loss.c          nn_loss_backward,       cpu/loss.c         math/loss.h
  *                                              nn_class_loss_backward
  *   optimizers, clipping       optim.c         -                       cpu/optim.c        math/optim.h
- *   rand randn seeds           rng.c           -                       cpu/random.c       math/random.h
+ *   rand randn randint seeds   rng.c           -                       cpu/random.c       math/random.h
  *   gather_rows (data loader)  io.c            -                       cpu/copy.c         -
  *   the strided loop           iter.c          -                       cpu/iter.c         -
  *
