@@ -394,12 +394,11 @@ nn_tensor *nn_binary_number(nn_binary_op op, nn_tensor *a, double s, int scalar_
     static const char *const node_names[] = {"AddBackward0", "SubBackward0", "MulBackward0",
                                              "DivBackward0", "PowBackward0", "ClampMinBackward0",
                                              "ClampMaxBackward0"};
-    const char *node_name = node_names[op];
+    const char *node_name = op == NN_FMOD ? "FmodBackward0"
+                            : op == NN_REMAINDER ? "RemainderBackward0" : node_names[op];
     if (scalar_first && op == NN_SUB) node_name = "RsubBackward1";
     if (scalar_first && op == NN_DIV) node_name = "MulBackward0";
     if (scalar_first && op == NN_POW) node_name = "PowBackward2";
-    if (op == NN_FMOD) node_name = "FmodBackward0";
-    if (op == NN_REMAINDER) node_name = "RemainderBackward0";
     nn_node *node = nn_node_attach(out, node_name, binary_scalar_backward, 1, a, NULL, NULL);
     if (!node) {
       nn_release(out);
