@@ -80,5 +80,11 @@ void nnl_register_distributed(lua_State *L); /* nn_distributed.c: collectives, h
 /* The interpreter reports an error that ends the script (nnlua.c): a
    distributed run tells the other ranks, naming it, as this rank exits. */
 void nnl_note_fatal_error(const char *message);
+/* nn_math.c: issue 12's math, reductions, creation and linear algebra:
+   their tensor methods, and the nn.* functions of the same names */
+void nnl_register_math(lua_State *L);
+/* Dims at idx as the engine's bit mask for t: nil for every dim, one dim,
+   or a table of them (1-based, negative from the end, none twice). */
+unsigned nnl_check_dims(lua_State *L, int idx, const nn_tensor *t, const char *op);
 
 #endif

@@ -913,12 +913,12 @@ static int m_norm(lua_State *L) {
       return nnl_error(L, "norm: p must be a number, 'fro', 'inf' or '-inf', got %s", luaL_typename(L, 2));
     p = lua_tonumber(L, 2);
   }
-  if (lua_istable(L, 3))
-    return nnl_error(L, "norm: over several dimensions is not supported; give one dimension, "
-                        "or none for all");
   if (!lua_isnoneornil(L, 4) && !lua_isboolean(L, 4))
     return nnl_error(L, "norm: keepdim must be a boolean, got %s", luaL_typename(L, 4));
-  nnl_push_tensor(L, nn_norm(t, p, opt_dim(L, 3, "norm"), lua_toboolean(L, 4)));
+  if (lua_istable(L, 3)) /* several dims (issue 12) */
+    nnl_push_tensor(L, nn_norm_dims(t, p, nnl_check_dims(L, 3, t, "norm"), lua_toboolean(L, 4)));
+  else
+    nnl_push_tensor(L, nn_norm(t, p, opt_dim(L, 3, "norm"), lua_toboolean(L, 4)));
   return 1;
 }
 
@@ -1226,13 +1226,25 @@ static const luaL_Reg methods[] = {
 static const struct { const char *name; nn_binary_op op; } binary_methods[] = {
     {"add", NN_ADD}, {"sub", NN_SUB}, {"mul", NN_MUL}, {"div", NN_DIV}, {"pow", NN_POW},
     {"maximum", NN_MAXIMUM}, {"minimum", NN_MINIMUM}, {"gt", NN_GT}, {"ge", NN_GE},
-    {"lt", NN_LT}, {"le", NN_LE}, {"eq", NN_EQ}, {"ne", NN_NE}};
+    {"lt", NN_LT}, {"le", NN_LE}, {"eq", NN_EQ}, {"ne", NN_NE},
+    /* issue 12's math (lua/nn_math.c documents them) */
+    {"atan2", NN_ATAN2}, {"fmod", NN_FMOD}, {"remainder", NN_REMAINDER},
+    {"logical_and", NN_LOGICAL_AND}, {"logical_or", NN_LOGICAL_OR},
+    {"logical_xor", NN_LOGICAL_XOR}};
 
 static const struct { const char *name; nn_unary_op op; } unary_methods[] = {
     {"neg", NN_NEG}, {"exp", NN_EXP}, {"log", NN_LOG}, {"sqrt", NN_SQRT}, {"abs", NN_ABS},
     {"sigmoid", NN_SIGMOID}, {"tanh", NN_TANH}, {"relu", NN_RELU}, {"step", NN_STEP},
     {"sin", NN_SIN}, {"cos", NN_COS}, {"sign", NN_SIGN}, {"floor", NN_FLOOR}, {"ceil", NN_CEIL},
-    {"round", NN_ROUND}};
+    {"round", NN_ROUND},
+    /* issue 12's math (lua/nn_math.c documents them); the tests isnan,
+       isinf and isfinite have no in-place form, as in PyTorch */
+    {"log1p", NN_LOG1P}, {"expm1", NN_EXPM1}, {"log2", NN_LOG2}, {"log10", NN_LOG10},
+    {"rsqrt", NN_RSQRT}, {"reciprocal", NN_RECIPROCAL}, {"square", NN_SQUARE}, {"tan", NN_TAN},
+    {"asin", NN_ASIN}, {"acos", NN_ACOS}, {"atan", NN_ATAN}, {"sinh", NN_SINH},
+    {"cosh", NN_COSH}, {"erf", NN_ERF}, {"erfinv", NN_ERFINV}, {"trunc", NN_TRUNC},
+    {"frac", NN_FRAC}, {"logical_not", NN_LOGICAL_NOT}, {"isnan", NN_ISNAN}, {"isinf", NN_ISINF},
+    {"isfinite", NN_ISFINITE}};
 
 static void set_closure(lua_State *L, lua_CFunction fn, lua_Integer up, const char *name) {
   lua_pushinteger(L, up);
@@ -1253,7 +1265,7 @@ void nnl_open_tensor(lua_State *L) {
   for (size_t i = 0; i < sizeof unary_methods / sizeof unary_methods[0]; i++) {
     set_closure(L, m_unary, unary_methods[i].op, unary_methods[i].name);
     snprintf(name, sizeof name, "%s_", unary_methods[i].name);
-    set_closure(L, m_unary_, unary_methods[i].op, name);
+    if (unary_methods[i].op < NN_ISNAN) set_closure(L, m_unary_, unary_methods[i].op, name);
   }
   for (size_t i = 0; i < sizeof conversions / sizeof conversions[0]; i++)
     set_closure(L, m_to_dtype, (lua_Integer)i, conversions[i].name);

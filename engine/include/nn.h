@@ -147,12 +147,21 @@ int nn_inplace_zero(nn_tensor *t);
 /* ---- elementwise ----------------------------------------------------- */
 typedef enum {
   NN_ADD, NN_SUB, NN_MUL, NN_DIV, NN_POW, NN_MAXIMUM, NN_MINIMUM,
-  NN_GT, NN_GE, NN_LT, NN_LE, NN_EQ, NN_NE
+  NN_GT, NN_GE, NN_LT, NN_LE, NN_EQ, NN_NE,
+  /* issue 12's math: atan2 divides (integers give float32), fmod and
+     remainder keep integers (a zero divisor is then an error), the logical
+     ops give bool and take any nonzero (NaN too) as true */
+  NN_ATAN2, NN_FMOD, NN_REMAINDER, NN_LOGICAL_AND, NN_LOGICAL_OR, NN_LOGICAL_XOR
 } nn_binary_op;
 
 typedef enum {
   NN_NEG, NN_EXP, NN_LOG, NN_SQRT, NN_ABS, NN_SIGMOID, NN_TANH, NN_RELU, NN_STEP,
-  NN_SIN, NN_COS, NN_SIGN, NN_FLOOR, NN_CEIL, NN_ROUND
+  NN_SIN, NN_COS, NN_SIGN, NN_FLOOR, NN_CEIL, NN_ROUND,
+  /* issue 12's math: square and trunc keep integers, frac refuses them;
+     the tests (isnan ... logical_not) give bool and have no gradient */
+  NN_LOG1P, NN_EXPM1, NN_LOG2, NN_LOG10, NN_RSQRT, NN_RECIPROCAL, NN_SQUARE, NN_TAN, NN_ASIN,
+  NN_ACOS, NN_ATAN, NN_SINH, NN_COSH, NN_ERF, NN_ERFINV, NN_TRUNC, NN_FRAC, NN_ISNAN, NN_ISINF,
+  NN_ISFINITE, NN_LOGICAL_NOT
 } nn_unary_op;
 
 const char *nn_binary_op_name(nn_binary_op op);
@@ -187,6 +196,17 @@ int nn_unary_(nn_unary_op op, nn_tensor *a);
 nn_tensor *nn_clamp(nn_tensor *a, double lo, double hi);
 int nn_clamp_(nn_tensor *a, double lo, double hi);
 
+/* ---- issue 12's math (pointwise.c) ----------------------------------- */
+/* NaN, +inf, -inf replaced (a NaN posinf or neginf: the dtype's largest or
+   lowest finite value); integer tensors come back as a copy. */
+nn_tensor *nn_nan_to_num(nn_tensor *a, double nan, double posinf, double neginf);
+/* start + weight (end - start), weight a tensor or (weight NULL) the number w. */
+nn_tensor *nn_lerp(nn_tensor *start, nn_tensor *end, nn_tensor *weight, double w);
+/* *result = 1 when every |a - b| <= atol + rtol |b| (PyTorch's isclose), else 0. */
+int nn_allclose(nn_tensor *a, nn_tensor *b, double rtol, double atol, int equal_nan, int *result);
+/* *result = 1 when a and b have one shape and equal elements. */
+int nn_equal(nn_tensor *a, nn_tensor *b, int *result);
+
 /* ---- reductions ------------------------------------------------------ */
 /* dim is 0-based or NN_ALL_DIMS. */
 nn_tensor *nn_sum(nn_tensor *a, int dim, int keepdim);
@@ -201,6 +221,34 @@ nn_tensor *nn_argmin(nn_tensor *a, int dim, int keepdim);
    is the largest (smallest) magnitude, any other p (sum |x|^p)^(1/p).
    Gradients are PyTorch's norm_backward (none for p = 0). */
 nn_tensor *nn_norm(nn_tensor *a, double p, int dim, int keepdim);
+/* ---- reductions over several dims (issue 12): mask has bit i set for
+   each reduced dim i (0-based) ---------------------------------------- */
+nn_tensor *nn_sum_dims(nn_tensor *a, unsigned mask, int keepdim, int mean);
+nn_tensor *nn_norm_dims(nn_tensor *a, double p, unsigned mask, int keepdim);
+/* statistics.c. prod takes one dim or NN_ALL_DIMS, as PyTorch's; integers
+   give int64. var and std divide by n - correction (1: PyTorch's unbiased
+   default). amax and amin share the gradient among ties. count_nonzero
+   gives int64, all and any bool. dist is the p-norm of a - b. */
+nn_tensor *nn_prod(nn_tensor *a, int dim, int keepdim);
+nn_tensor *nn_var(nn_tensor *a, unsigned mask, double correction, int keepdim);
+nn_tensor *nn_std(nn_tensor *a, unsigned mask, double correction, int keepdim);
+nn_tensor *nn_logsumexp(nn_tensor *a, unsigned mask, int keepdim);
+nn_tensor *nn_amax(nn_tensor *a, unsigned mask, int keepdim);
+nn_tensor *nn_amin(nn_tensor *a, unsigned mask, int keepdim);
+nn_tensor *nn_count_nonzero(nn_tensor *a, unsigned mask);
+nn_tensor *nn_all(nn_tensor *a, unsigned mask, int keepdim);
+nn_tensor *nn_any(nn_tensor *a, unsigned mask, int keepdim);
+nn_tensor *nn_dist(nn_tensor *a, nn_tensor *b, double p);
+/* sort.c: along one dim (0-based); indices are 0-based int64. sort is
+   stable, NaN above every number. topk's k largest (or smallest) come
+   sorted; kthvalue's k counts from 1, as PyTorch's; median is the lower
+   one, over dim or NN_ALL_DIMS (no indices then). */
+nn_tensor *nn_cumsum(nn_tensor *a, int dim);
+nn_tensor *nn_cumprod(nn_tensor *a, int dim);
+nn_tensor *nn_sort(nn_tensor *a, int dim, int descending, nn_tensor **indices);
+nn_tensor *nn_topk(nn_tensor *a, int64_t k, int dim, int largest, nn_tensor **indices);
+nn_tensor *nn_kthvalue(nn_tensor *a, int64_t k, int dim, int keepdim, nn_tensor **indices);
+nn_tensor *nn_median(nn_tensor *a, int dim, int keepdim, nn_tensor **indices);
 /* Sum a gradient down to a shape it was broadcast from. */
 nn_tensor *nn_sum_to_shape(nn_tensor *a, int ndim, const int64_t *size);
 
@@ -234,6 +282,27 @@ void nn_worker_thread_forget(nn_worker_thread *w);
 void nn_set_num_threads(int n);
 int nn_get_num_threads(void);
 nn_tensor *nn_matmul(nn_tensor *a, nn_tensor *b);
+/* ---- issue 12's linear algebra (linalg.c; diagonal in views.c) ------- */
+/* PyTorch's torch.mm, bmm, mv, dot (shapes checked as theirs), outer, and
+   beta input + alpha product for addmm (2-D) and baddbmm (3-D). */
+nn_tensor *nn_mm(nn_tensor *a, nn_tensor *b);
+nn_tensor *nn_bmm(nn_tensor *a, nn_tensor *b);
+nn_tensor *nn_mv(nn_tensor *a, nn_tensor *v);
+nn_tensor *nn_dot(nn_tensor *a, nn_tensor *b);
+nn_tensor *nn_outer(nn_tensor *a, nn_tensor *b);
+nn_tensor *nn_addmm(nn_tensor *input, nn_tensor *a, nn_tensor *b, double beta, double alpha);
+nn_tensor *nn_baddbmm(nn_tensor *input, nn_tensor *a, nn_tensor *b, double beta, double alpha);
+/* The view of the diagonal offset above (below, when negative) the main
+   one of dims d1 and d2, those dims replaced by a last one. */
+nn_tensor *nn_diagonal(nn_tensor *t, int64_t offset, int d1, int d2);
+/* tril keeps the elements on and below diagonal k of the last two dims,
+   triu on and above; the rest are 0. */
+nn_tensor *nn_tril(nn_tensor *t, int64_t k, int upper);
+/* 1-D: the matrix with t on diagonal k; 2-D: diagonal k as 1-D. */
+nn_tensor *nn_diag(nn_tensor *t, int64_t k);
+nn_tensor *nn_trace(nn_tensor *t);
+/* einsum over terms of letters ("ij,jk->ik"; "->" optional), n operands. */
+nn_tensor *nn_einsum(const char *equation, nn_tensor *const *operands, int n);
 /* y = x w^T + b; x: (N, in) or (in), w: (out, in), b: (out) or NULL. */
 nn_tensor *nn_linear(nn_tensor *x, nn_tensor *w, nn_tensor *b);
 
@@ -447,6 +516,12 @@ void nn_rng_get_state(void *buf);
 int nn_rng_set_state(const void *buf, size_t len);
 int nn_uniform_(nn_tensor *t, double from, double to);
 int nn_normal_(nn_tensor *t, double mean, double std);
+/* Integers uniform in [low, high), PyTorch's randint draw for draw (on the
+   CPU; move the result to another device). */
+nn_tensor *nn_randint(int64_t low, int64_t high, nn_dtype dtype, int ndim, const int64_t *size);
+/* A random permutation of first .. first + n - 1 (int64), PyTorch's
+   randperm draw for draw when first is 0. */
+nn_tensor *nn_randperm(int64_t n, int64_t first);
 
 /* ---- printing -------------------------------------------------------- */
 /* PyTorch's rendering: "tensor([[0.5000, 1.0000]], dtype=torch.float64)".

@@ -21,11 +21,17 @@
  *   sum mean sum_to_shape      reduce.c        (views: expand)         cpu/reduce.c       math/reduce.h
  *   max min argmax norm        reduce.c        nn_extreme_backward,    cpu/reduce.c       math/reduce.h
  *                                              nn_norm_backward
+ *   prod var std amax amin     statistics.c    nn_prod_backward,       cpu/reduce.c       math/reduce.h
+ *   logsumexp all any ...                      (fronts: var, std ...)
+ *   cumsum cumprod sort topk   sort.c          nn_cumprod_backward,    cpu/scan.c         -
+ *   kthvalue median                            nn_scatter_line_backward
+ *   nan_to_num lerp allclose   pointwise.c     (fronts)                cpu/elementwise.c  math/elementwise.h
  *   matmul linear              matmul.c        nn_linear_backward      cpu/gemm.c         (BLAS)
+ *   mm bmm ... einsum tril     linalg.c        (fronts; tril: select)  (gemm, elementwise) -
  *   losses                     loss.c          nn_loss_backward,       cpu/loss.c         math/loss.h
  *                                              nn_class_loss_backward
  *   optimizers, clipping       optim.c         -                       cpu/optim.c        math/optim.h
- *   rand randn seeds           rng.c           -                       cpu/random.c       math/random.h
+ *   rand randn randint seeds   rng.c           -                       cpu/random.c       math/random.h
  *   gather_rows (data loader)  io.c            -                       cpu/copy.c         -
  *   the strided loop           iter.c          -                       cpu/iter.c         -
  *
@@ -137,8 +143,13 @@ typedef struct {
 typedef enum {
   NN_REDUCE_SUM,
   NN_REDUCE_MEAN, /* the sum divided by the line's length, in double */
-  NN_REDUCE_NORM  /* the p-norm of math/reduce.h: p = 0 counts nonzeros, +-inf max/min |x| */
+  NN_REDUCE_NORM, /* the p-norm of math/reduce.h: p = 0 counts nonzeros, +-inf max/min |x| */
+  NN_REDUCE_PROD, /* the product (integers wrap in int64) */
+  NN_REDUCE_VAR   /* sum (x - mean)^2 / (n - p), p the correction; mean first, in double */
 } nn_reduce_op;
+
+/* Scans along one dim: out_i = op of in_0 .. in_i (reverse: in_i .. in_n-1). */
+typedef enum { NN_SCAN_SUM, NN_SCAN_PROD } nn_scan_op;
 
 /* Backward formulas that select rather than multiply by a mask (a product
    would turn 0 * inf into NaN where PyTorch gives 0); math/elementwise.h
@@ -271,6 +282,8 @@ typedef struct nn_backend {
   int (*unary_backward)(nn_unary_op op, const nn_iter *it);
   int (*clamp)(const nn_iter *it, double lo, double hi); /* (out, a), bounds not NaN */
   int (*pointwise_grad)(nn_pointwise_grad_op op, const nn_iter *it, double lo, double hi);
+  /* (out, a): nn_nan_to_num of each element, the values already in a's dtype's range */
+  int (*nan_to_num)(const nn_iter *it, double nan, double posinf, double neginf);
 
   /* -- activations (math/activation.h) -- */
   int (*activation)(nn_activation_op op, const nn_iter *it, double a, double b); /* (y, x) */
@@ -297,6 +310,22 @@ typedef struct nn_backend {
   /* (gi, x, norm, g): PyTorch's norm_backward for the p-norm of each line */
   int (*norm_backward)(double p, const nn_reduce_geom *r);
 
+  /* (gi, x, out, g): prod's gradient, PyTorch's prod_backward: g out / x
+     where the line has no zero, the product of the others at its one zero */
+  int (*prod_backward)(const nn_reduce_geom *r);
+  /* (out, in), both full shape, one reduced dim (or none: lines of one) */
+  int (*scan)(nn_scan_op op, int reverse, const nn_reduce_geom *r);
+  /* (gi, x, out, g), all full shape, one reduced dim: cumprod's gradient,
+     gi_k = sum over i >= k of g_i prod_{j <= i, j != k} x_j */
+  int (*cumprod_backward)(const nn_reduce_geom *r);
+  /* (values, indices, in), all full shape, one reduced dim: each line
+     sorted, stably, NaN above everything (PyTorch's order); indices int64 */
+  int (*sort)(int descending, const nn_reduce_geom *r);
+  /* (gi, g, indices): gi (already zero) += g at each line's indices, gi's
+     elements `stride` apart along the dim (the gradient of what sort,
+     topk and kthvalue pick) */
+  int (*scatter_line)(const nn_reduce_geom *r, int64_t stride);
+
   /* -- matrix products -- */
   int (*gemm)(const nn_gemm_args *a);
 
@@ -322,6 +351,10 @@ typedef struct nn_backend {
   /* -- random numbers (math/random.h); the device's own generator -- */
   int (*uniform)(const nn_strided *t, double from, double to); /* floating t */
   int (*normal)(const nn_strided *t, double mean, double std);
+  /* t = base + draw % range, element by element (PyTorch's random_from_to) */
+  int (*random_int)(const nn_strided *t, uint64_t range, int64_t base);
+  /* out (n contiguous int64) = a random permutation of first .. first + n - 1 */
+  int (*randperm)(int64_t n, int64_t first, int64_t *out);
   void (*manual_seed)(uint64_t seed);
   uint64_t (*initial_seed)(void);
   size_t (*rng_state_size)(void);

@@ -8,24 +8,38 @@
 #include <stddef.h>
 
 static const char *const binary_names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
-                                           "gt",  "ge",  "lt",  "le",  "eq",  "ne"};
+                                           "gt",  "ge",  "lt",  "le",  "eq",  "ne",
+                                           "atan2", "fmod", "remainder", "logical_and",
+                                           "logical_or", "logical_xor"};
 static const char *const unary_names[] = {"neg",  "exp",  "log",  "sqrt", "abs",
                                           "sigmoid", "tanh", "relu", "step", "sin",
-                                          "cos",  "sign", "floor", "ceil", "round"};
+                                          "cos",  "sign", "floor", "ceil", "round",
+                                          "log1p", "expm1", "log2", "log10", "rsqrt",
+                                          "reciprocal", "square", "tan", "asin", "acos",
+                                          "atan", "sinh", "cosh", "erf", "erfinv", "trunc",
+                                          "frac", "isnan", "isinf", "isfinite", "logical_not"};
 
 /* The in-place forms' names, for their messages. */
 static const char *const binary_inplace_names[] = {"add_", "sub_", "mul_", "div_", "pow_",
                                                    "maximum_", "minimum_", "gt_", "ge_", "lt_",
-                                                   "le_", "eq_", "ne_"};
+                                                   "le_", "eq_", "ne_", "atan2_", "fmod_",
+                                                   "remainder_", "logical_and_", "logical_or_",
+                                                   "logical_xor_"};
 static const char *const unary_inplace_names[] = {
     "neg_", "exp_", "log_", "sqrt_", "abs_", "sigmoid_", "tanh_", "relu_",
-    "step_", "sin_", "cos_", "sign_", "floor_", "ceil_", "round_"};
+    "step_", "sin_", "cos_", "sign_", "floor_", "ceil_", "round_",
+    "log1p_", "expm1_", "log2_", "log10_", "rsqrt_", "reciprocal_", "square_", "tan_", "asin_",
+    "acos_", "atan_", "sinh_", "cosh_", "erf_", "erfinv_", "trunc_", "frac_", "isnan_", "isinf_",
+    "isfinite_", "logical_not_"};
 
 const char *nn_binary_op_name(nn_binary_op op) { return binary_names[op]; }
 const char *nn_unary_op_name(nn_unary_op op) { return unary_names[op]; }
 
 
-static int is_comparison(nn_binary_op op) { return op >= NN_GT; }
+static int is_comparison(nn_binary_op op) { return op >= NN_GT && op <= NN_NE; }
+static int is_logical(nn_binary_op op) { return op >= NN_LOGICAL_AND; }
+/* Comparisons and the logical ops: a bool result, no gradient. */
+static int gives_bool(nn_binary_op op) { return is_comparison(op) || is_logical(op); }
 
 
 /* ---- type promotion: PyTorch's (c10/core/ScalarType.h, TensorIterator's
@@ -106,9 +120,14 @@ static int op_dtypes(const char *name, nn_binary_op op, operand_type a, operand_
                  name);
     return -1;
   }
-  if (op == NN_DIV && !nn_dtype_is_floating(c)) c = NN_FLOAT32;
+  if ((op == NN_FMOD || op == NN_REMAINDER) && c == NN_BOOL) {
+    nn_error_set("%s: not supported for two bool operands; convert one first (long() or float())",
+                 name);
+    return -1;
+  }
+  if ((op == NN_DIV || op == NN_ATAN2) && !nn_dtype_is_floating(c)) c = NN_FLOAT32;
   *compute = c;
-  *out = is_comparison(op) ? NN_BOOL : c;
+  *out = gives_bool(op) ? NN_BOOL : c;
   return 0;
 }
 
@@ -193,11 +212,14 @@ nn_tensor *nn_binary(nn_binary_op op, nn_tensor *a, nn_tensor *b) {
   nn_tensor *out = nn_empty_like_shape(a, out_dtype, ndim, size);
   if (!out) return NULL;
   if (run_binary(be, op, compute, out, a, b) < 0) goto fail;
-  if (!is_comparison(op) && nn_needs_grad(a, b, NULL)) {
+  if (!gives_bool(op) && nn_needs_grad(a, b, NULL)) {
     static const char *const node_names[] = {"AddBackward0", "SubBackward0", "MulBackward0",
                                              "DivBackward0", "PowBackward1", "MaximumBackward0",
                                              "MinimumBackward0"};
-    nn_node *node = nn_node_attach(out, node_names[op], binary_backward, 2, a, b, NULL);
+    const char *node_name = op == NN_ATAN2 ? "Atan2Backward0"
+                            : op == NN_FMOD ? "FmodBackward1"
+                            : op == NN_REMAINDER ? "RemainderBackward1" : node_names[op];
+    nn_node *node = nn_node_attach(out, node_name, binary_backward, 2, a, b, NULL);
     if (!node) goto fail;
     node->ints[0] = op;
     if (op != NN_ADD && op != NN_SUB) {
@@ -222,6 +244,23 @@ static int reduce_to(nn_tensor **g, const nn_tensor *like) {
   nn_release(*g);
   *g = r;
   return r ? 0 : -1;
+}
+
+/* atan2's gradients, g b / (a^2 + b^2) for a and -g a / (a^2 + b^2) for b,
+   each where its pointer is not NULL. */
+static int atan2_backward(nn_tensor *g, nn_tensor *a, nn_tensor *b, nn_tensor **ga, nn_tensor **gb) {
+  nn_tensor *a2 = nn_binary(NN_MUL, a, a), *b2 = a2 ? nn_binary(NN_MUL, b, b) : NULL;
+  nn_tensor *d = b2 ? nn_binary(NN_ADD, a2, b2) : NULL, *s = d ? nn_binary(NN_DIV, g, d) : NULL;
+  int st = s ? 0 : -1;
+  if (s && ga && !(*ga = nn_binary(NN_MUL, s, b))) st = -1;
+  if (s && gb) {
+    nn_tensor *t = nn_binary(NN_MUL, s, a);
+    *gb = t ? nn_unary(NN_NEG, t) : NULL;
+    nn_release(t);
+    if (!*gb) st = -1;
+  }
+  nn_release(a2), nn_release(b2), nn_release(d), nn_release(s);
+  return st;
 }
 
 static int binary_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
@@ -253,6 +292,19 @@ static int binary_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   case NN_POW: /* PyTorch's pow_backward_self and pow_backward_exponent */
     if (ia) gi[0] = nn_pointwise_grad(NN_GRAD_POW_BASE, g, a, b, 0, 0);
     if (ib) gi[1] = nn_pointwise_grad(NN_GRAD_POW_EXPONENT, g, a, b, 0, 0);
+    break;
+  case NN_ATAN2: /* d atan2(a, b) = (b da - a db) / (a^2 + b^2) */
+    if (atan2_backward(g, a, b, ia ? &gi[0] : NULL, ib ? &gi[1] : NULL) < 0) return -1;
+    break;
+  case NN_FMOD: case NN_REMAINDER: /* a - b q: q = trunc(a / b) (fmod) or floor(a / b) */
+    if (ia) gi[0] = nn_retain(g);
+    if (ib) {
+      nn_tensor *q = nn_binary(NN_DIV, a, b);
+      nn_tensor *r = q ? nn_unary(op == NN_FMOD ? NN_TRUNC : NN_FLOOR, q) : NULL;
+      nn_tensor *t = r ? nn_binary(NN_MUL, g, r) : NULL;
+      gi[1] = t ? nn_unary(NN_NEG, t) : NULL;
+      nn_release(q), nn_release(r), nn_release(t);
+    }
     break;
   default: { /* maximum/minimum: the winner takes the gradient, a tie splits it,
                 and a NaN passes it to both */
@@ -297,6 +349,7 @@ static int binary_scalar_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
       nn_release(p);
     }
     break;
+  case NN_FMOD: case NN_REMAINDER: gi[0] = nn_retain(g); break;
   default: /* maximum/minimum with a number are PyTorch's clamp_min/clamp_max */
     gi[0] = nn_pointwise_grad(NN_GRAD_CLAMP, g, a, NULL, op == NN_MAXIMUM ? s : -INFINITY,
                               op == NN_MAXIMUM ? INFINITY : s);
@@ -321,6 +374,10 @@ nn_tensor *nn_binary_number(nn_binary_op op, nn_tensor *a, double s, int scalar_
   nn_dtype compute, out_dtype;
   const nn_backend *be = nn_dispatch(name, offsetof(nn_backend, binary_number), a, NULL, NULL);
   if (!be) return NULL;
+  if (op == NN_ATAN2 || is_logical(op) || (scalar_first && op >= NN_FMOD)) {
+    nn_error_set("%s: the %s operand must be a tensor", name, scalar_first ? "first" : "other");
+    return NULL;
+  }
   operand_type ta = tensor_operand(a), ts = number_operand(s, kind);
   if (op_dtypes(name, op, scalar_first ? ts : ta, scalar_first ? ta : ts, &compute, &out_dtype) < 0 ||
       check_integer_power(name, op, compute, s, scalar_first) < 0)
@@ -331,13 +388,14 @@ nn_tensor *nn_binary_number(nn_binary_op op, nn_tensor *a, double s, int scalar_
     nn_release(out);
     return NULL;
   }
-  if (!is_comparison(op) && nn_needs_grad(a, NULL, NULL)) {
+  if (!gives_bool(op) && nn_needs_grad(a, NULL, NULL)) {
     /* PyTorch's names: x + 2 is AddBackward0, 2 - x RsubBackward1, 2 / x a
        reciprocal times 2 (MulBackward0), 2 ^ x PowBackward2 */
     static const char *const node_names[] = {"AddBackward0", "SubBackward0", "MulBackward0",
                                              "DivBackward0", "PowBackward0", "ClampMinBackward0",
                                              "ClampMaxBackward0"};
-    const char *node_name = node_names[op];
+    const char *node_name = op == NN_FMOD ? "FmodBackward0"
+                            : op == NN_REMAINDER ? "RemainderBackward0" : node_names[op];
     if (scalar_first && op == NN_SUB) node_name = "RsubBackward1";
     if (scalar_first && op == NN_DIV) node_name = "MulBackward0";
     if (scalar_first && op == NN_POW) node_name = "PowBackward2";
@@ -367,6 +425,9 @@ static const char *const comparison_node_names[2][6] = {
     {"GtBackward1", "GeBackward1", "LtBackward1", "LeBackward1", "EqBackward1", "NeBackward1"}};
 
 static const char *inplace_zero_grad_name(nn_binary_op op, int with_tensor) {
+  static const char *const logical_node_names[] = {"LogicalAndBackward0", "LogicalOrBackward0",
+                                                   "LogicalXorBackward0"};
+  if (is_logical(op)) return logical_node_names[op - NN_LOGICAL_AND];
   return is_comparison(op) ? comparison_node_names[with_tensor][op - NN_GT] : NULL;
 }
 
@@ -400,6 +461,10 @@ int nn_binary_number_(nn_binary_op op, nn_tensor *a, double s, nn_number_kind ki
   nn_dtype compute, out_dtype;
   const nn_backend *be = nn_dispatch(name, offsetof(nn_backend, binary_number), a, NULL, NULL);
   if (!be) return -1;
+  if (op == NN_ATAN2 || is_logical(op)) {
+    nn_error_set("%s: the other operand must be a tensor", name);
+    return -1;
+  }
   if (op_dtypes(name, op, tensor_operand(a), number_operand(s, kind), &compute, &out_dtype) < 0 ||
       check_integer_power(name, op, compute, s, 0) < 0 ||
       check_inplace_dtype(name, a->dtype, out_dtype) < 0)
@@ -424,6 +489,10 @@ int nn_binary_scalar_(nn_binary_op op, nn_tensor *a, double s) {
    rest compute in float32. On bool, sign stays bool, and negation, abs,
    relu and the roundings are refused as PyTorch refuses them. */
 static int unary_dtype(const char *name, nn_unary_op op, nn_dtype a, nn_dtype *out) {
+  if (nn_unary_gives_bool(op)) {
+    *out = NN_BOOL;
+    return 0;
+  }
   if (nn_dtype_is_floating(a)) {
     *out = a;
     return 0;
@@ -437,7 +506,13 @@ static int unary_dtype(const char *name, nn_unary_op op, nn_dtype a, nn_dtype *o
     }
     *out = a;
     return 0;
-  case NN_ABS: case NN_FLOOR: case NN_CEIL: case NN_ROUND: case NN_RELU:
+  case NN_FRAC:
+    nn_error_set("%s: not supported for a %s tensor; convert it first (float())", name,
+                 nn_dtype_name(a));
+    return -1;
+  case NN_SQUARE: *out = NN_INT64; return 0; /* a bool's square counts in int64, as PyTorch */
+  case NN_ISNAN: case NN_ISINF: case NN_ISFINITE: case NN_LOGICAL_NOT: *out = NN_BOOL; return 0;
+  case NN_ABS: case NN_FLOOR: case NN_CEIL: case NN_ROUND: case NN_RELU: case NN_TRUNC:
     if (a == NN_BOOL) {
       nn_error_set("%s: not supported for a bool tensor; convert it first (long() or float())", name);
       return -1;
@@ -494,11 +569,15 @@ nn_tensor *nn_unary(nn_unary_op op, nn_tensor *a) {
     nn_release(out);
     return NULL;
   }
-  if (nn_needs_grad(a, NULL, NULL)) {
+  if (!nn_unary_gives_bool(op) && nn_needs_grad(a, NULL, NULL)) {
     static const char *const node_names[] = {
         "NegBackward0",  "ExpBackward0",  "LogBackward0",  "SqrtBackward0", "AbsBackward0",
         "SigmoidBackward0", "TanhBackward0", "ReluBackward0", "StepBackward0", "SinBackward0",
-        "CosBackward0",  "SignBackward0", "FloorBackward0", "CeilBackward0", "RoundBackward0"};
+        "CosBackward0",  "SignBackward0", "FloorBackward0", "CeilBackward0", "RoundBackward0",
+        "Log1PBackward0", "Expm1Backward0", "Log2Backward0", "Log10Backward0", "RsqrtBackward0",
+        "ReciprocalBackward0", "PowBackward0", "TanBackward0", "AsinBackward0", "AcosBackward0",
+        "AtanBackward0", "SinhBackward0", "CoshBackward0", "ErfBackward0", "ErfinvBackward0",
+        "TruncBackward0", "FracBackward0"};
     nn_node *node = nn_node_attach(out, node_names[op], unary_backward, 1, a, NULL, NULL);
     if (!node) {
       nn_release(out);
@@ -521,7 +600,9 @@ int nn_unary_(nn_unary_op op, nn_tensor *a) {
   nn_inplace ip;
   int record = nn_inplace_begin(&ip, name, a, NULL, 0);
   if (record < 0) return -1;
-  if (record) return nn_inplace_commit(&ip, nn_unary(op, ip.self), NULL);
+  if (record)
+    return nn_inplace_commit(&ip, nn_unary(op, ip.self),
+                             nn_unary_gives_bool(op) ? "LogicalNotBackward0" : NULL);
   if (run_unary(be, op, a, a) < 0) return -1;
   nn_bump_version(a);
   return 0;

@@ -219,10 +219,10 @@ int nn_prelu_backward(nn_tensor *g, nn_tensor *x, nn_tensor *w, int64_t inner, i
    the forward's indices; over all dims (NN_ALL_DIMS, indices NULL), g
    shared by the elements of x equal to the forward's value. */
 nn_tensor *nn_extreme_backward(nn_tensor *g, nn_tensor *indices, nn_tensor *x, nn_tensor *value,
-                               int dim, int ndim, const int64_t *size);
+                               unsigned dim, int ndim, const int64_t *size);
 /* The p-norm's gradient along dim (or NN_ALL_DIMS) for input x whose norm
    (the forward's result) is norm. */
-nn_tensor *nn_norm_backward(nn_tensor *g, nn_tensor *x, nn_tensor *norm, double p, int dim);
+nn_tensor *nn_norm_backward(nn_tensor *g, nn_tensor *x, nn_tensor *norm, double p, unsigned dim);
 
 /* The gradients of y = x w^T + b for grad g (N, out): grads[0] = dx (N,
    in), grads[1] = dw (out, in), grads[2] = db (out), each where need[k];
@@ -253,6 +253,31 @@ int nn_class_loss_backward(const char *op, int from_logits, int probabilities,
                            const nn_class_loss_options *o, nn_tensor *g, nn_tensor *input,
                            nn_tensor *target, nn_tensor *aux, int need_x, int need_y,
                            nn_tensor **gx, nn_tensor **gy);
+
+/* ---- reductions over a set of dims (reduce.c): a bit mask, bit i for
+   dim i; all of an n-dim tensor's is (1 << n) - 1, and 0 reduces nothing
+   (each line one element) ------------------------------------------------ */
+unsigned nn_dim_mask(int ndim, int dim); /* one dim, or NN_ALL_DIMS */
+/* The reduced dims set to size 1. */
+void nn_kept_shape(int ndim, const int64_t *size, unsigned mask, int64_t *kept);
+/* kept (a's kept shape) with the reduced dims dropped unless keepdim;
+   consumes kept. */
+nn_tensor *nn_squeeze_kept(nn_tensor *kept, const nn_tensor *a, unsigned mask, int keepdim);
+/* t (a reduction's result, dims kept or not) reshaped to the kept shape of
+   (ndim, size), untracked: what a kernel reads per line. */
+nn_tensor *nn_as_kept(nn_tensor *t, int ndim, const int64_t *size, unsigned mask);
+/* out (kept shape) = op over a's lines; no autograd. */
+int nn_run_reduce(nn_reduce_op op, nn_tensor *out, nn_tensor *a, unsigned mask, double p);
+int64_t nn_line_count(const nn_tensor *a, unsigned mask);
+
+/* The backward ops of statistics.c and sort.c: prod's gradient for input
+   x whose product over mask is out; cumprod's along dim; g put back at
+   the positions along dim that indices (of g's shape) picked from a
+   tensor of shape (ndim, size). */
+nn_tensor *nn_prod_backward(nn_tensor *g, nn_tensor *x, nn_tensor *out, unsigned mask);
+nn_tensor *nn_cumprod_backward(nn_tensor *g, nn_tensor *x, nn_tensor *out, int dim);
+nn_tensor *nn_scatter_line_backward(nn_tensor *g, nn_tensor *indices, int dim, int ndim,
+                                    const int64_t *size);
 
 /* ---- in-place writes ------------------------------------------------- */
 /* Refuses (-1, with an error naming op) an in-place write into dst that

@@ -7,45 +7,42 @@
 
 #include <stddef.h>
 
-/* The shape a reduction keeps: every reduced dim set to 1. */
-static void keep_shape(const nn_tensor *a, int dim, int64_t *size) {
-  for (int i = 0; i < a->ndim; i++) size[i] = (dim == NN_ALL_DIMS || dim == i) ? 1 : a->size[i];
-}
-
 /* The dims a reduction along dim (or all) removes, as a bit mask. */
-static unsigned reduced_dims(int ndim, int dim) {
+unsigned nn_dim_mask(int ndim, int dim) {
   return dim == NN_ALL_DIMS ? (1u << ndim) - 1 : 1u << dim;
 }
 
-static nn_tensor *squeeze_kept(nn_tensor *kept, const nn_tensor *a, int dim, int keepdim) {
+/* The shape a reduction keeps: every reduced dim set to 1. */
+void nn_kept_shape(int ndim, const int64_t *size, unsigned mask, int64_t *kept) {
+  for (int i = 0; i < ndim; i++) kept[i] = (mask >> i & 1) ? 1 : size[i];
+}
+
+nn_tensor *nn_squeeze_kept(nn_tensor *kept, const nn_tensor *a, unsigned mask, int keepdim) {
   if (keepdim || !kept) return kept;
   int64_t size[NN_MAX_DIMS];
   int n = 0;
   for (int i = 0; i < a->ndim; i++)
-    if (dim != NN_ALL_DIMS && dim != i) size[n++] = a->size[i];
+    if (!(mask >> i & 1)) size[n++] = a->size[i];
   nn_tensor *v = nn_view(kept, n, size);
   nn_release(kept);
   return v;
 }
 
-/* t (a reduction's result, kept dims squeezed or not) seen with the
-   reduced dims of a shape (ndim, size) as size 1, untracked: what a
-   kernel reads per line. */
-static nn_tensor *as_kept(nn_tensor *t, int ndim, const int64_t *size, int dim) {
+nn_tensor *nn_as_kept(nn_tensor *t, int ndim, const int64_t *size, unsigned mask) {
   int64_t kept[NN_MAX_DIMS];
-  for (int i = 0; i < ndim; i++) kept[i] = (dim == NN_ALL_DIMS || dim == i) ? 1 : size[i];
+  nn_kept_shape(ndim, size, mask, kept);
   nn_grad_guard guard = nn_no_grad_begin();
   nn_tensor *v = nn_reshape(t, ndim, kept);
   nn_no_grad_end(guard);
   return v;
 }
 
-/* out (the kept shape, or a shape a broadcasts to) = op over a's lines */
-static int run_reduce(const nn_backend *be, nn_reduce_op op, nn_tensor *out, nn_tensor *a,
-                      unsigned reduced, double p) {
+int nn_run_reduce(nn_reduce_op op, nn_tensor *out, nn_tensor *a, unsigned mask, double p) {
+  const nn_backend *be = nn_dispatch("reduce", offsetof(nn_backend, reduce), a, out, NULL);
+  if (!be) return -1;
   nn_reduce_geom r;
   nn_tensor *ts[2] = {out, a};
-  nn_reduce_init(&r, 2, ts, 2u, a->ndim, a->size, reduced);
+  nn_reduce_init(&r, 2, ts, 2u, a->ndim, a->size, mask);
   return be->reduce(op, &r, p);
 }
 
@@ -72,7 +69,7 @@ nn_tensor *nn_sum_to_shape(nn_tensor *a, int ndim, const int64_t *size) {
     }
   }
   nn_tensor *out = nn_empty_like_shape(a, a->dtype, ndim, size);
-  if (out && run_reduce(be, NN_REDUCE_SUM, out, a, reduced, 0) < 0) {
+  if (out && nn_run_reduce(NN_REDUCE_SUM, out, a, reduced, 0) < 0) {
     nn_release(out);
     return NULL;
   }
@@ -80,12 +77,10 @@ nn_tensor *nn_sum_to_shape(nn_tensor *a, int ndim, const int64_t *size) {
 }
 
 /* ---- sum / mean ------------------------------------------------------ */
-/* d sum = g spread back over the reduced dims; mean also divides. */
+/* d sum = g spread back over the reduced dims (mask in ints[0]); mean also
+   divides. */
 static int sum_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
-  int64_t kept[NN_MAX_DIMS];
-  int dim = (int)node->ints[0];
-  for (int i = 0; i < node->ndim; i++) kept[i] = (dim == NN_ALL_DIMS || dim == i) ? 1 : node->size[i];
-  nn_tensor *k = nn_reshape(g, node->ndim, kept);
+  nn_tensor *k = nn_as_kept(g, node->ndim, node->size, (unsigned)node->ints[0]);
   nn_tensor *e = k ? nn_expand(k, node->ndim, node->size) : NULL;
   nn_release(k);
   if (e && node->scalar[0] != 1) {
@@ -97,41 +92,52 @@ static int sum_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   return gi[0] ? 0 : -1;
 }
 
-static nn_tensor *sum_or_mean(nn_tensor *a, int dim, int keepdim, int mean) {
+/* The elements of a's lines over the dims of mask. */
+int64_t nn_line_count(const nn_tensor *a, unsigned mask) {
+  int64_t n = 1;
+  for (int i = 0; i < a->ndim; i++)
+    if (mask >> i & 1) n *= a->size[i];
+  return n;
+}
+
+nn_tensor *nn_sum_dims(nn_tensor *a, unsigned mask, int keepdim, int mean) {
   const char *name = mean ? "mean" : "sum";
   const nn_backend *be = nn_dispatch(name, offsetof(nn_backend, reduce), a, NULL, NULL);
   if (!be) return NULL;
-  if (dim != NN_ALL_DIMS && (dim = nn_wrap_dim(name, dim, a->ndim)) < 0) return NULL;
-  if (a->ndim == 0) dim = NN_ALL_DIMS;
   if (mean && !nn_dtype_is_floating(a->dtype)) {
     nn_error_set("mean: the tensor is %s; convert it with float() first", nn_dtype_name(a->dtype));
     return NULL;
   }
   int64_t size[NN_MAX_DIMS];
-  keep_shape(a, dim, size);
+  nn_kept_shape(a->ndim, a->size, mask, size);
   nn_dtype dtype = nn_dtype_is_floating(a->dtype) ? a->dtype : NN_INT64;
   nn_tensor *out = nn_empty_like_shape(a, dtype, a->ndim, size);
-  if (out && run_reduce(be, mean ? NN_REDUCE_MEAN : NN_REDUCE_SUM, out, a,
-                        reduced_dims(a->ndim, dim), 0) < 0) {
+  if (out && nn_run_reduce(mean ? NN_REDUCE_MEAN : NN_REDUCE_SUM, out, a, mask, 0) < 0) {
     nn_release(out);
     return NULL;
   }
-  double count = dim == NN_ALL_DIMS ? (double)nn_numel(a) : (double)a->size[dim];
-  out = squeeze_kept(out, a, dim, keepdim);
+  out = nn_squeeze_kept(out, a, mask, keepdim);
   if (out && nn_needs_grad(a, NULL, NULL)) {
-    const char *name = dim == NN_ALL_DIMS ? (mean ? "MeanBackward0" : "SumBackward0")
-                                          : (mean ? "MeanBackward1" : "SumBackward1");
+    int all = mask == nn_dim_mask(a->ndim, NN_ALL_DIMS) && !keepdim;
+    const char *name = all ? (mean ? "MeanBackward0" : "SumBackward0")
+                           : (mean ? "MeanBackward1" : "SumBackward1");
     nn_node *node = nn_node_attach(out, name, sum_backward, 1, a, NULL, NULL);
     if (!node) {
       nn_release(out);
       return NULL;
     }
-    node->ints[0] = dim;
-    node->scalar[0] = mean ? count : 1;
+    node->ints[0] = mask;
+    node->scalar[0] = mean ? (double)nn_line_count(a, mask) : 1;
     node->ndim = a->ndim;
     for (int i = 0; i < a->ndim; i++) node->size[i] = a->size[i];
   }
   return out;
+}
+
+static nn_tensor *sum_or_mean(nn_tensor *a, int dim, int keepdim, int mean) {
+  if (dim != NN_ALL_DIMS && (dim = nn_wrap_dim(mean ? "mean" : "sum", dim, a->ndim)) < 0) return NULL;
+  if (a->ndim == 0) dim = NN_ALL_DIMS;
+  return nn_sum_dims(a, nn_dim_mask(a->ndim, dim), keepdim, mean);
 }
 
 nn_tensor *nn_sum(nn_tensor *a, int dim, int keepdim) { return sum_or_mean(a, dim, keepdim, 0); }
@@ -143,31 +149,30 @@ nn_tensor *nn_mean(nn_tensor *a, int dim, int keepdim) { return sum_or_mean(a, d
    is shared evenly by every element of x equal to the result, value, as
    PyTorch does. The result has x's shape (ndim, size). */
 nn_tensor *nn_extreme_backward(nn_tensor *g, nn_tensor *indices, nn_tensor *x, nn_tensor *value,
-                               int dim, int ndim, const int64_t *size) {
-  size_t kernel = dim == NN_ALL_DIMS ? offsetof(nn_backend, extreme_all_backward)
-                                     : offsetof(nn_backend, extreme_backward);
-  const nn_backend *be = nn_dispatch("max backward", kernel, g, dim == NN_ALL_DIMS ? x : indices,
-                                     value);
+                               unsigned dim, int ndim, const int64_t *size) {
+  size_t kernel = !indices ? offsetof(nn_backend, extreme_all_backward)
+                           : offsetof(nn_backend, extreme_backward);
+  const nn_backend *be = nn_dispatch("max backward", kernel, g, !indices ? x : indices, value);
   if (!be) return NULL;
-  nn_tensor *gk = as_kept(g, ndim, size, dim), *out = NULL;
+  nn_tensor *gk = nn_as_kept(g, ndim, size, dim), *out = NULL;
   if (!gk) return NULL;
   nn_reduce_geom r;
   int st = -1;
-  if (dim == NN_ALL_DIMS) {
-    nn_tensor *vk = as_kept(value, ndim, size, dim);
+  if (!indices) {
+    nn_tensor *vk = nn_as_kept(value, ndim, size, dim);
     out = vk ? nn_empty_like_shape(g, g->dtype, ndim, size) : NULL;
     if (out) {
       nn_tensor *ts[4] = {out, x, vk, gk};
-      nn_reduce_init(&r, 4, ts, 3u, ndim, size, reduced_dims(ndim, dim));
+      nn_reduce_init(&r, 4, ts, 3u, ndim, size, dim);
       st = be->extreme_all_backward(&r);
     }
     nn_release(vk);
   } else {
-    nn_tensor *ik = as_kept(indices, ndim, size, dim);
+    nn_tensor *ik = nn_as_kept(indices, ndim, size, dim);
     out = ik ? nn_full_like_shape(g, g->dtype, ndim, size, 0) : NULL;
     if (out) {
       nn_tensor *ts[3] = {out, gk, ik};
-      nn_reduce_init(&r, 3, ts, 1u, ndim, size, reduced_dims(ndim, dim));
+      nn_reduce_init(&r, 3, ts, 1u, ndim, size, dim);
       st = be->extreme_backward(&r);
     }
     nn_release(ik);
@@ -182,9 +187,10 @@ nn_tensor *nn_extreme_backward(nn_tensor *g, nn_tensor *indices, nn_tensor *x, n
 
 static int extreme_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   int dim = (int)node->ints[0];
+  unsigned mask = nn_dim_mask(node->ndim, dim);
   gi[0] = dim == NN_ALL_DIMS
-              ? nn_extreme_backward(g, NULL, node->saved[0], node->saved[1], dim, node->ndim, node->size)
-              : nn_extreme_backward(g, node->saved[0], NULL, NULL, dim, node->ndim, node->size);
+              ? nn_extreme_backward(g, NULL, node->saved[0], node->saved[1], mask, node->ndim, node->size)
+              : nn_extreme_backward(g, node->saved[0], NULL, NULL, mask, node->ndim, node->size);
   return gi[0] ? 0 : -1;
 }
 
@@ -199,16 +205,16 @@ static nn_tensor *max_or_min(nn_tensor *a, int dim, int keepdim, nn_tensor **ind
     return NULL;
   }
   int64_t size[NN_MAX_DIMS];
-  keep_shape(a, dim, size);
+  nn_kept_shape(a->ndim, a->size, nn_dim_mask(a->ndim, dim), size);
   nn_tensor *values = nn_empty_like_shape(a, a->dtype, a->ndim, size);
   nn_tensor *idx = values ? nn_empty_like_shape(a, NN_INT64, a->ndim, size) : NULL;
   if (!idx) goto fail;
   nn_reduce_geom r;
   nn_tensor *ts[3] = {values, a, idx};
-  nn_reduce_init(&r, 3, ts, 2u, a->ndim, a->size, reduced_dims(a->ndim, dim));
+  nn_reduce_init(&r, 3, ts, 2u, a->ndim, a->size, nn_dim_mask(a->ndim, dim));
   if (be->extreme(want_max, &r) < 0) goto fail;
-  values = squeeze_kept(values, a, dim, keepdim);
-  idx = squeeze_kept(idx, a, dim, keepdim);
+  values = nn_squeeze_kept(values, a, nn_dim_mask(a->ndim, dim), keepdim);
+  idx = nn_squeeze_kept(idx, a, nn_dim_mask(a->ndim, dim), keepdim);
   if (!values || !idx) goto fail;
   if (nn_needs_grad(a, NULL, NULL)) {
     const char *name = dim == NN_ALL_DIMS ? (want_max ? "MaxBackward1" : "MinBackward1")
@@ -254,17 +260,17 @@ nn_tensor *nn_argmin(nn_tensor *a, int dim, int keepdim) { return arg_extreme(a,
 /* ---- norm ------------------------------------------------------------ */
 /* Gradients are PyTorch 1.13's norm_backward (math/reduce.h): x the
    input, norm the forward's result (dims kept or not). */
-nn_tensor *nn_norm_backward(nn_tensor *g, nn_tensor *x, nn_tensor *norm, double p, int dim) {
+nn_tensor *nn_norm_backward(nn_tensor *g, nn_tensor *x, nn_tensor *norm, double p, unsigned dim) {
   const nn_backend *be = nn_dispatch("norm backward", offsetof(nn_backend, norm_backward), g, x, norm);
   if (!be) return NULL;
-  nn_tensor *gk = as_kept(g, x->ndim, x->size, dim);
-  nn_tensor *nk = gk ? as_kept(norm, x->ndim, x->size, dim) : NULL;
+  nn_tensor *gk = nn_as_kept(g, x->ndim, x->size, dim);
+  nn_tensor *nk = gk ? nn_as_kept(norm, x->ndim, x->size, dim) : NULL;
   nn_tensor *out = nk ? nn_empty_like(x) : NULL;
   int st = -1;
   if (out) {
     nn_reduce_geom r;
     nn_tensor *ts[4] = {out, x, nk, gk};
-    nn_reduce_init(&r, 4, ts, 3u, x->ndim, x->size, reduced_dims(x->ndim, dim));
+    nn_reduce_init(&r, 4, ts, 3u, x->ndim, x->size, dim);
     st = be->norm_backward(p, &r);
   }
   nn_release(gk), nn_release(nk);
@@ -278,21 +284,21 @@ nn_tensor *nn_norm_backward(nn_tensor *g, nn_tensor *x, nn_tensor *norm, double 
 static int norm_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   double p = node->scalar[0];
   if (p == 0) return 0; /* the count of nonzeros has no gradient: none, as in PyTorch */
-  gi[0] = nn_norm_backward(g, node->saved[0], node->saved[1], p, (int)node->ints[0]);
+  gi[0] = nn_norm_backward(g, node->saved[0], node->saved[1], p, (unsigned)node->ints[0]);
   return gi[0] ? 0 : -1;
 }
 
 nn_tensor *nn_norm_all(nn_tensor *a, double p, nn_dtype dtype) {
   const nn_backend *be = nn_dispatch("norm", offsetof(nn_backend, reduce), a, NULL, NULL);
   nn_tensor *out = be ? nn_empty_like_shape(a, dtype, 0, NULL) : NULL;
-  if (out && run_reduce(be, NN_REDUCE_NORM, out, a, reduced_dims(a->ndim, NN_ALL_DIMS), p) < 0) {
+  if (out && nn_run_reduce(NN_REDUCE_NORM, out, a, nn_dim_mask(a->ndim, NN_ALL_DIMS), p) < 0) {
     nn_release(out);
     return NULL;
   }
   return out;
 }
 
-nn_tensor *nn_norm(nn_tensor *a, double p, int dim, int keepdim) {
+nn_tensor *nn_norm_dims(nn_tensor *a, double p, unsigned mask, int keepdim) {
   const nn_backend *be = nn_dispatch("norm", offsetof(nn_backend, reduce), a, NULL, NULL);
   if (!be) return NULL;
   if (!nn_dtype_is_floating(a->dtype)) {
@@ -303,16 +309,14 @@ nn_tensor *nn_norm(nn_tensor *a, double p, int dim, int keepdim) {
     nn_error_set("norm: p must be a number, got nan");
     return NULL;
   }
-  if (dim != NN_ALL_DIMS && (dim = nn_wrap_dim("norm", dim, a->ndim)) < 0) return NULL;
-  if (a->ndim == 0) dim = NN_ALL_DIMS;
   int64_t size[NN_MAX_DIMS];
-  keep_shape(a, dim, size);
+  nn_kept_shape(a->ndim, a->size, mask, size);
   nn_tensor *kept = nn_empty_like_shape(a, a->dtype, a->ndim, size);
-  if (kept && run_reduce(be, NN_REDUCE_NORM, kept, a, reduced_dims(a->ndim, dim), p) < 0) {
+  if (kept && nn_run_reduce(NN_REDUCE_NORM, kept, a, mask, p) < 0) {
     nn_release(kept);
     return NULL;
   }
-  nn_tensor *out = squeeze_kept(kept, a, dim, keepdim);
+  nn_tensor *out = nn_squeeze_kept(kept, a, mask, keepdim);
   if (out && nn_needs_grad(a, NULL, NULL)) {
     nn_node *node = nn_node_attach(out, "NormBackward1", norm_backward, 1, a, NULL, NULL);
     if (!node) {
@@ -320,9 +324,15 @@ nn_tensor *nn_norm(nn_tensor *a, double p, int dim, int keepdim) {
       return NULL;
     }
     node->scalar[0] = p;
-    node->ints[0] = dim;
+    node->ints[0] = mask;
     nn_node_save(node, 0, a);
     nn_node_save_output(node, 1, out);
   }
   return out;
+}
+
+nn_tensor *nn_norm(nn_tensor *a, double p, int dim, int keepdim) {
+  if (dim != NN_ALL_DIMS && (dim = nn_wrap_dim("norm", dim, a->ndim)) < 0) return NULL;
+  if (a->ndim == 0) dim = NN_ALL_DIMS;
+  return nn_norm_dims(a, p, nn_dim_mask(a->ndim, dim), keepdim);
 }

@@ -120,3 +120,37 @@ nn_tensor *nn_rand(nn_dtype dtype, int ndim, const int64_t *size) {
 nn_tensor *nn_randn(nn_dtype dtype, int ndim, const int64_t *size) {
   return random_tensor("randn", dtype, ndim, size, 1);
 }
+
+/* ---- integers (issue 12) ---------------------------------------------------- */
+nn_tensor *nn_randint(int64_t low, int64_t high, nn_dtype dtype, int ndim, const int64_t *size) {
+  if (high <= low) {
+    nn_error_set("randint: expects low < high, got low=%lld, high=%lld", (long long)low,
+                 (long long)high);
+    return NULL;
+  }
+  if (dtype == NN_BOOL && (low < 0 || high > 2)) {
+    nn_error_set("randint: [%lld, %lld) does not fit in bool", (long long)low, (long long)high);
+    return NULL;
+  }
+  nn_tensor *t = nn_empty(dtype, ndim, size);
+  if (!t) return NULL;
+  nn_strided st = strided_of(t);
+  if (nn_cpu_backend.random_int(&st, (uint64_t)high - (uint64_t)low, low) < 0) {
+    nn_release(t);
+    return NULL;
+  }
+  return t;
+}
+
+nn_tensor *nn_randperm(int64_t n, int64_t first) {
+  if (n < 0) {
+    nn_error_set("randperm: n must be non-negative, got %lld", (long long)n);
+    return NULL;
+  }
+  nn_tensor *t = nn_empty(NN_INT64, 1, &n);
+  if (t && nn_cpu_backend.randperm(n, first, nn_data(t)) < 0) {
+    nn_release(t);
+    return NULL;
+  }
+  return t;
+}

@@ -472,3 +472,53 @@ nn_tensor *nn_to_device(nn_tensor *t, nn_device device) {
   nn_error_set("to: copying between devices is not supported by this build");
   return NULL;
 }
+
+/* ---- diagonal (issue 12) ------------------------------------------------ */
+static int diagonal_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  nn_tensor *z = nn_full_like_shape(g, g->dtype, node->ndim, node->size, 0);
+  nn_tensor *part = z ? nn_diagonal(z, node->ints[0], (int)node->ints[1], (int)node->ints[2]) : NULL;
+  int st = part ? nn_copy_(part, g) : -1;
+  nn_release(part);
+  if (st < 0) {
+    nn_release(z);
+    return -1;
+  }
+  gi[0] = z;
+  return 0;
+}
+
+nn_tensor *nn_diagonal(nn_tensor *t, int64_t offset, int d1, int d2) {
+  if (t->ndim < 2) {
+    nn_error_set("diagonal: the tensor needs at least 2 dimensions, it has %d", t->ndim);
+    return NULL;
+  }
+  if ((d1 = nn_wrap_dim("diagonal", d1, t->ndim)) < 0 || (d2 = nn_wrap_dim("diagonal", d2, t->ndim)) < 0)
+    return NULL;
+  if (d1 == d2) {
+    nn_error_set("diagonal: dim1 and dim2 are both dimension %d", d1 + 1);
+    return NULL;
+  }
+  /* the diagonal's first element and length, as PyTorch's: empty when the
+     offset runs past either dim */
+  int64_t start = t->offset, length;
+  if (offset >= 0) {
+    length = t->size[d2] - offset < t->size[d1] ? t->size[d2] - offset : t->size[d1];
+    if (length > 0) start += offset * t->stride[d2];
+  } else {
+    length = t->size[d1] + offset < t->size[d2] ? t->size[d1] + offset : t->size[d2];
+    if (length > 0) start -= offset * t->stride[d1];
+  }
+  if (length < 0) length = 0;
+  int64_t size[NN_MAX_DIMS], stride[NN_MAX_DIMS];
+  int n = 0;
+  for (int i = 0; i < t->ndim; i++)
+    if (i != d1 && i != d2) size[n] = t->size[i], stride[n++] = t->stride[i];
+  size[n] = length, stride[n++] = t->stride[d1] + t->stride[d2];
+  nn_tensor *out = record(make_view(t, n, size, stride, start), t, "DiagonalBackward0", diagonal_backward);
+  if (out && out->grad_fn) {
+    out->grad_fn->ints[0] = offset;
+    out->grad_fn->ints[1] = d1;
+    out->grad_fn->ints[2] = d2;
+  }
+  return out;
+}

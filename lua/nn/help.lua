@@ -372,6 +372,7 @@ return function(nn, repl)
                        ["lua/nn_activations.c"] = "activations", ["lua/nn/loss.lua"] = "losses",
                        ["lua/nn_losses.c"] = "losses", ["lua/nn/serialize.lua"] = "save/load",
                        ["lua/nn/init_weights.lua"] = "init", ["lua/nn_tensor.c"] = "tensors",
+                       ["lua/nn_math.c"] = "tensors",
                        ["lua/nn/module.lua"] = "modules", ["lua/nn/layers.lua"] = "modules",
                        ["lua/nn/norm_layers.lua"] = "modules", ["lua/nn/functional.lua"] = "modules",
                        ["lua/nn_module.c"] = "modules", ["lua/nn/optim.lua"] = "optimizers",

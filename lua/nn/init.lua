@@ -219,6 +219,8 @@ for _, name in ipairs {"tensor", "zeros", "ones", "empty", "full", "rand", "rand
   nn[name] = C[name]
 end
 nn.Tensor = C.tensor_methods -- methods added here reach every tensor
+-- issue 12's toolkit: nn.log1p(t), nn.sort(t, ...) ... are t's methods (lua/nn_math.c)
+for name, fn in pairs(C.math_functions) do nn[name] = fn end
 
 --- nn.cuda: the CUDA device (nn.cuda.is_available()).
 nn.cuda = {

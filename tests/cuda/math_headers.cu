@@ -24,6 +24,8 @@ __global__ void every_formula(nn_iter it, nn_reduce_geom r, double *out) {
   s += nn_sigmoid_select_f32((float)x) + nn_relu_select_f32((float)x) + nn_relu_grad_select_f32(1, (float)x);
   s += nn_unary_derivative(NN_TANH, x, y) * nn_unary_grad_reads_output(NN_EXP) + nn_relu_grad(1, x);
   s += nn_clamp_value(x, -1, 1) + nn_clamp_value_f((float)x, -1, 1);
+  s += nn_remainder(x, y) + nn_remainder_f((float)x, 0.5f) + nn_erfinv(0.5 * y) +
+       nn_integer_divides(NN_FMOD) + nn_unary_gives_bool(NN_ISNAN) + nn_nan_to_num_value(x, 0, 1, -1);
   s += nn_pointwise_grad_value(NN_GRAD_POW_EXPONENT, 1, x, y, nn_pointwise_power(NN_FLOAT32, x, y), 0, 0);
   for (int op = 0; op < NN_ACT_COUNT; op++)
     s += nn_activation_value((nn_activation_op)op, x, 0.1, 20) +

@@ -211,6 +211,7 @@ local variadic = {
   ["nn.randn"] = "sizes", ["nn.full"] = "sizes, then the value",
   ["nn.Tensor.view"] = "sizes", ["nn.Tensor.reshape"] = "sizes", ["nn.Tensor.expand"] = "sizes",
   ["nn.Tensor.permute"] = "dims",
+  ["nn.Tensor.new_zeros"] = "sizes", ["nn.Tensor.new_ones"] = "sizes", ["nn.einsum"] = "operands",
   ["nn.Sequential"] = "modules", ["nn.data.TensorDataset"] = "tensors",
   ["nn.no_grad"] = "fn's arguments", ["nn.enable_grad"] = "fn's arguments",
   ["nn.repl.show"] = "values to show", ["nn.repl.time"] = "fn's arguments",

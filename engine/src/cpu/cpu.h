@@ -20,6 +20,32 @@ static inline void nn_iter_run(const nn_iter *it, nn_inner_fn fn, void *ctx) {
   else if (it->size[0] > 0) fn(ctx, it->size[0], (char **)it->data, it->stride[0]);
 }
 
+/* ---- the lines of an nn_reduce_geom (reduce.c, scan.c) ---- */
+/* Where element j of a line lies for operand k, in elements from the
+   line's first. */
+static inline int64_t line_offset(const nn_reduce_geom *r, int k, int64_t j) {
+  if (r->rdims == 1) return j * r->rstride[0][k];
+  int64_t off = 0;
+  for (int d = r->rdims - 1; d >= 0; d--) {
+    off += (j % r->rsize[d]) * r->rstride[d][k];
+    j /= r->rsize[d];
+  }
+  return off;
+}
+
+static inline int64_t line_length(const nn_reduce_geom *r) {
+  int64_t n = 1;
+  for (int d = 0; d < r->rdims; d++) n *= r->rsize[d];
+  return n;
+}
+
+/* The element of operand k at position p of a run (data, st) and line
+   index j. */
+static inline char *at(const nn_reduce_geom *r, char **data, const int64_t *st, int k, int64_t p,
+                       int64_t j) {
+  return data[k] + (p * st[k] + line_offset(r, k, j)) * (int64_t)nn_element_size(r->it.dtype[k]);
+}
+
 /* memory.c */
 void *nn_cpu_alloc(size_t nbytes);
 void nn_cpu_free(void *data, size_t nbytes);
@@ -48,6 +74,7 @@ int nn_cpu_binary_number(nn_binary_op op, nn_dtype compute, const nn_iter *it, d
 int nn_cpu_unary(nn_unary_op op, const nn_iter *it);
 int nn_cpu_unary_backward(nn_unary_op op, const nn_iter *it);
 int nn_cpu_clamp(const nn_iter *it, double lo, double hi);
+int nn_cpu_nan_to_num(const nn_iter *it, double nan, double posinf, double neginf);
 int nn_cpu_pointwise_grad(nn_pointwise_grad_op op, const nn_iter *it, double lo, double hi);
 
 /* activation.c */
@@ -64,6 +91,13 @@ int nn_cpu_extreme(int want_max, const nn_reduce_geom *r);
 int nn_cpu_extreme_backward(const nn_reduce_geom *r);
 int nn_cpu_extreme_all_backward(const nn_reduce_geom *r);
 int nn_cpu_norm_backward(double p, const nn_reduce_geom *r);
+int nn_cpu_prod_backward(const nn_reduce_geom *r);
+
+/* scan.c */
+int nn_cpu_scan(nn_scan_op op, int reverse, const nn_reduce_geom *r);
+int nn_cpu_cumprod_backward(const nn_reduce_geom *r);
+int nn_cpu_sort(int descending, const nn_reduce_geom *r);
+int nn_cpu_scatter_line(const nn_reduce_geom *r, int64_t stride);
 
 /* gemm.c */
 void nn_cpu_set_num_threads(int n);
@@ -93,6 +127,8 @@ size_t nn_cpu_rng_state_size(void);
 void nn_cpu_rng_get_state(void *buf);
 int nn_cpu_rng_set_state(const void *buf, size_t len);
 int nn_cpu_uniform(const nn_strided *t, double from, double to);
+int nn_cpu_random_int(const nn_strided *t, uint64_t range, int64_t base);
+int nn_cpu_randperm(int64_t n, int64_t first, int64_t *out);
 int nn_cpu_normal(const nn_strided *t, double mean, double std);
 
 #endif

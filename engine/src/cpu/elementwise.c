@@ -15,6 +15,7 @@ typedef struct {
   int has_b;
   double scalar;     /* the number, when there is no b */
   int scalar_first;  /* number op a */
+  int *divided_by_zero; /* set by an integer fmod or remainder by 0 */
 } binary_ctx;
 
 static inline double scalar_apply(const binary_ctx *k, double x) {
@@ -50,6 +51,7 @@ static void binary_mixed(const binary_ctx *k, int64_t n, char **data, const int6
     for (int64_t i = 0; i < n; i++) {
       int64_t x = nn_load_integer(k->a, data[1], i * st[1]);
       int64_t y = k->has_b ? nn_load_integer(k->b, data[2], i * st[2]) : s;
+      if (nn_integer_divides(k->op) && (k->scalar_first ? x : y) == 0) *k->divided_by_zero = 1;
       int64_t v = k->scalar_first ? nn_integer_apply(k->op, y, x) : nn_integer_apply(k->op, x, y);
       nn_store_integer(k->out, data[0], i * st[0], v);
     }
@@ -88,17 +90,27 @@ static void binary_inner(void *vctx, int64_t n, char **data, const int64_t *st) 
   }
 }
 
+static int binary_status(const binary_ctx *k) {
+  if (!*k->divided_by_zero) return 0;
+  nn_error_set("%s: integer division by zero (ZeroDivisionError)",
+               k->op == NN_FMOD ? "fmod" : "remainder");
+  return -1;
+}
+
 int nn_cpu_binary(nn_binary_op op, nn_dtype compute, const nn_iter *it) {
-  binary_ctx k = {op, compute, it->dtype[0], it->dtype[1], it->dtype[2], 1, 0, 0};
+  int divided_by_zero = 0;
+  binary_ctx k = {op, compute, it->dtype[0], it->dtype[1], it->dtype[2], 1, 0, 0, &divided_by_zero};
   nn_iter_run(it, binary_inner, &k);
-  return 0;
+  return binary_status(&k);
 }
 
 int nn_cpu_binary_number(nn_binary_op op, nn_dtype compute, const nn_iter *it, double s,
                          int scalar_first) {
-  binary_ctx k = {op, compute, it->dtype[0], it->dtype[1], it->dtype[1], 0, s, scalar_first};
+  int divided_by_zero = 0;
+  binary_ctx k = {op, compute, it->dtype[0], it->dtype[1], it->dtype[1], 0, s, scalar_first,
+                  &divided_by_zero};
   nn_iter_run(it, binary_inner, &k);
-  return 0;
+  return binary_status(&k);
 }
 
 /* ---- unary ------------------------------------------------------------- */
@@ -212,5 +224,21 @@ static void pointwise_grad_inner(void *vctx, int64_t n, char **data, const int64
 int nn_cpu_pointwise_grad(nn_pointwise_grad_op op, const nn_iter *it, double lo, double hi) {
   struct pointwise_grad_ctx c = {op, it->dtype, it->n, lo, hi};
   nn_iter_run(it, pointwise_grad_inner, &c);
+  return 0;
+}
+
+/* ---- nan_to_num ------------------------------------------------------------ */
+struct nan_to_num_ctx { nn_dtype out, a; double nan, posinf, neginf; };
+
+static void nan_to_num_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
+  const struct nan_to_num_ctx *c = vctx;
+  for (int64_t i = 0; i < n; i++)
+    nn_store(c->out, data[0], i * st[0],
+             nn_nan_to_num_value(nn_load(c->a, data[1], i * st[1]), c->nan, c->posinf, c->neginf));
+}
+
+int nn_cpu_nan_to_num(const nn_iter *it, double nan, double posinf, double neginf) {
+  struct nan_to_num_ctx c = {it->dtype[0], it->dtype[1], nan, posinf, neginf};
+  nn_iter_run(it, nan_to_num_inner, &c);
   return 0;
 }

@@ -399,3 +399,33 @@ int nn_cpu_normal(const nn_strided *t, double mean, double std) {
     nn_store(t->dtype, t->data, w.offset, normal_double(g, mean, std));
   return 0;
 }
+
+/* PyTorch's random_from_to kernel: base + draw % range, a 32-bit draw
+   unless the range needs 64 bits, in the iterator's order. */
+int nn_cpu_random_int(const nn_strided *t, uint64_t range, int64_t base) {
+  generator *g = default_generator();
+  int64_t n = strided_numel(t);
+  fill_walk w;
+  fill_walk_init(&w, t);
+  for (int64_t i = 0; i < n; i++, fill_walk_next(&w)) {
+    uint64_t draw = range >= (UINT64_C(1) << 32) ? random64(g) : random32(g);
+    int64_t v = (int64_t)(draw % range + (uint64_t)base);
+    if (t->dtype == NN_INT64) ((int64_t *)t->data)[w.offset] = v;
+    else nn_store(t->dtype, t->data, w.offset, (double)v);
+  }
+  return 0;
+}
+
+/* PyTorch 1.13's randperm_cpu: 0 .. n-1, then for each i < n - 1 a swap
+   of i with i + random() % (n - i); out holds n int64, first + each. */
+int nn_cpu_randperm(int64_t n, int64_t first, int64_t *out) {
+  generator *g = default_generator();
+  for (int64_t i = 0; i < n; i++) out[i] = i + first;
+  for (int64_t i = 0; i + 1 < n; i++) {
+    int64_t z = (int64_t)(random32(g) % (uint64_t)(n - i));
+    int64_t saved = out[i];
+    out[i] = out[z + i];
+    out[z + i] = saved;
+  }
+  return 0;
+}

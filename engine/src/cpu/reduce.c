@@ -6,31 +6,6 @@
 
 #include <stdlib.h>
 
-/* Where element j of a line lies for operand k, in elements from the
-   line's first. */
-static inline int64_t line_offset(const nn_reduce_geom *r, int k, int64_t j) {
-  if (r->rdims == 1) return j * r->rstride[0][k];
-  int64_t off = 0;
-  for (int d = r->rdims - 1; d >= 0; d--) {
-    off += (j % r->rsize[d]) * r->rstride[d][k];
-    j /= r->rsize[d];
-  }
-  return off;
-}
-
-static int64_t line_length(const nn_reduce_geom *r) {
-  int64_t n = 1;
-  for (int d = 0; d < r->rdims; d++) n *= r->rsize[d];
-  return n;
-}
-
-/* The element of operand k at position p of a run (data, st) and line
-   index j. */
-static inline char *at(const nn_reduce_geom *r, char **data, const int64_t *st, int k, int64_t p,
-                       int64_t j) {
-  return data[k] + (p * st[k] + line_offset(r, k, j)) * (int64_t)nn_element_size(r->it.dtype[k]);
-}
-
 /* What every kernel here hands its inner function: the geometry, the
    lines' length, and the kernel's own parameters. */
 struct lines_ctx {
@@ -45,9 +20,11 @@ struct lines_ctx {
 
 static void store_result(const struct lines_ctx *c, char *out, double sum, int64_t isum) {
   nn_dtype dt = c->r->it.dtype[0];
-  if (c->op == NN_REDUCE_NORM) nn_store(dt, out, 0, c->n ? nn_norm_finish(sum, c->p) : 0);
+  if (c->op == NN_REDUCE_VAR) nn_store(dt, out, 0, sum / ((double)c->n - c->p));
+  else if (c->op == NN_REDUCE_NORM) nn_store(dt, out, 0, c->n ? nn_norm_finish(sum, c->p) : 0);
   else if (c->op == NN_REDUCE_MEAN) nn_store(dt, out, 0, sum / (double)c->n);
   else if (nn_floating_dtype(c->r->it.dtype[1])) nn_store(dt, out, 0, sum);
+  else if (c->op == NN_REDUCE_PROD) nn_store_integer(dt, out, 0, isum);
   else nn_store_integer(dt, out, 0, isum);
 }
 
@@ -58,9 +35,22 @@ static void reduce_lines(const struct lines_ctx *c, int64_t count, char **data, 
   int floating = nn_floating_dtype(dt);
   for (int64_t p = 0; p < count; p++) {
     const char *x = at(r, data, st, 1, p, 0);
-    double acc = c->op == NN_REDUCE_NORM ? nn_norm_start(c->p) : 0;
-    int64_t iacc = 0;
-    if (c->op == NN_REDUCE_NORM) {
+    double acc = c->op == NN_REDUCE_NORM ? nn_norm_start(c->p) : (c->op == NN_REDUCE_PROD ? 1 : 0);
+    int64_t iacc = c->op == NN_REDUCE_PROD ? 1 : 0;
+    if (c->op == NN_REDUCE_PROD && floating) {
+      for (int64_t j = 0; j < c->n; j++) acc *= nn_load(dt, x, line_offset(r, 1, j));
+    } else if (c->op == NN_REDUCE_PROD) {
+      for (int64_t j = 0; j < c->n; j++)
+        iacc = (int64_t)((uint64_t)iacc * (uint64_t)nn_load_integer(dt, x, line_offset(r, 1, j)));
+    } else if (c->op == NN_REDUCE_VAR) { /* two passes: the mean, then the squares about it */
+      double mean = 0;
+      for (int64_t j = 0; j < c->n; j++) mean += nn_load(dt, x, line_offset(r, 1, j));
+      mean /= (double)c->n;
+      for (int64_t j = 0; j < c->n; j++) {
+        double d = nn_load(dt, x, line_offset(r, 1, j)) - mean;
+        acc += d * d;
+      }
+    } else if (c->op == NN_REDUCE_NORM) {
       for (int64_t j = 0; j < c->n && !isnan(acc); j++)
         acc = nn_norm_step(acc, fabs(nn_load(dt, x, line_offset(r, 1, j))), c->p);
     } else if (dt == NN_FLOAT32 && r->rdims == 1) {
@@ -106,7 +96,8 @@ static void reduce_inner(void *vctx, int64_t count, char **data, const int64_t *
   const struct lines_ctx *c = vctx;
   const nn_reduce_geom *r = c->r;
   int64_t inner = r->rdims ? r->rstride[r->rdims - 1][1] : 0;
-  if (c->op != NN_REDUCE_NORM && nn_floating_dtype(r->it.dtype[1]) && count > 1 && c->n > 1 &&
+  if ((c->op == NN_REDUCE_SUM || c->op == NN_REDUCE_MEAN) && nn_floating_dtype(r->it.dtype[1]) &&
+      count > 1 && c->n > 1 &&
       llabs(st[1]) < llabs(inner) && sum_across(c, count, data, st))
     return;
   reduce_lines(c, count, data, st);
@@ -207,5 +198,37 @@ static void norm_backward_inner(void *vctx, int64_t count, char **data, const in
 int nn_cpu_norm_backward(double p, const nn_reduce_geom *r) {
   struct lines_ctx c = {r, line_length(r), NN_REDUCE_NORM, p, 0};
   nn_iter_run(&r->it, norm_backward_inner, &c);
+  return 0;
+}
+
+/* ---- prod's gradient --------------------------------------------------------- */
+
+/* (gi, x, out, g): PyTorch's prod_backward, line by line */
+static void prod_backward_inner(void *vctx, int64_t count, char **data, const int64_t *st) {
+  const struct lines_ctx *c = vctx;
+  const nn_reduce_geom *r = c->r;
+  const nn_dtype *dt = r->it.dtype;
+  for (int64_t p = 0; p < count; p++) {
+    double out = nn_load(dt[2], at(r, data, st, 2, p, 0), 0);
+    double g = nn_load(dt[3], at(r, data, st, 3, p, 0), 0);
+    int64_t zeros = 0, zero_at = 0;
+    double others = 1; /* the product of the nonzero elements */
+    for (int64_t j = 0; j < c->n; j++) {
+      double v = nn_load(dt[1], at(r, data, st, 1, p, j), 0);
+      if (v == 0) zeros++, zero_at = j;
+      else others *= v;
+    }
+    for (int64_t j = 0; j < c->n; j++) {
+      double v = nn_load(dt[1], at(r, data, st, 1, p, j), 0), gv;
+      if (zeros == 0) gv = g * (out / v);
+      else gv = zeros == 1 && j == zero_at ? g * others : 0;
+      nn_store(dt[0], at(r, data, st, 0, p, j), 0, gv);
+    }
+  }
+}
+
+int nn_cpu_prod_backward(const nn_reduce_geom *r) {
+  struct lines_ctx c = {r, line_length(r), NN_REDUCE_PROD, 0, 0};
+  nn_iter_run(&r->it, prod_backward_inner, &c);
   return 0;
 }

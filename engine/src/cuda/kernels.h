@@ -11,7 +11,10 @@
  * Entries left NULL here, with the reason:
  *   alloc free to_host from_host synchronize device_count memory_allocated
  *   memory_reserved empty_cache   cuda/backend.cu's (memory and devices)
- *   set_num_threads get_num_threads   the CPU's BLAS pool: no meaning on a GPU */
+ *   set_num_threads get_num_threads   the CPU's BLAS pool: no meaning on a GPU
+ *   nan_to_num prod_backward scan cumprod_backward sort scatter_line
+ *   random_int randperm               the tensor toolkit's, not written for
+ *                                     CUDA yet: their fronts refuse cuda */
 #ifndef NN_CUDA_KERNELS_H
 #define NN_CUDA_KERNELS_H
 

@@ -9,6 +9,16 @@
 #include "math/exp.h"
 
 /* ---- binary ---------------------------------------------------------- */
+/* PyTorch's remainder: the result takes the divisor's sign (Python's %). */
+NN_HD static inline double nn_remainder(double x, double y) {
+  double m = fmod(x, y);
+  return m != 0 && ((y < 0) != (m < 0)) ? m + y : m;
+}
+NN_HD static inline float nn_remainder_f(float x, float y) {
+  float m = fmodf(x, y);
+  return m != 0 && ((y < 0) != (m < 0)) ? m + y : m;
+}
+
 NN_HD static inline double nn_binary_apply(nn_binary_op op, double x, double y) {
   switch (op) {
   case NN_ADD: return x + y;
@@ -23,6 +33,12 @@ NN_HD static inline double nn_binary_apply(nn_binary_op op, double x, double y) 
   case NN_LT: return x < y;
   case NN_LE: return x <= y;
   case NN_EQ: return x == y;
+  case NN_ATAN2: return atan2(x, y);
+  case NN_FMOD: return fmod(x, y);
+  case NN_REMAINDER: return nn_remainder(x, y);
+  case NN_LOGICAL_AND: return x != 0 && y != 0;
+  case NN_LOGICAL_OR: return x != 0 || y != 0;
+  case NN_LOGICAL_XOR: return (x != 0) != (y != 0);
   default: return x != y;
   }
 }
@@ -34,6 +50,9 @@ NN_HD static inline float nn_binary_apply_f(nn_binary_op op, float x, float y) {
   case NN_MUL: return x * y;
   case NN_DIV: return x / y;
   case NN_POW: return powf(x, y);
+  case NN_ATAN2: return atan2f(x, y);
+  case NN_FMOD: return fmodf(x, y);
+  case NN_REMAINDER: return nn_remainder_f(x, y);
   default: return (float)nn_binary_apply(op, x, y);
   }
 }
@@ -86,11 +105,60 @@ NN_HD static inline int64_t nn_integer_apply(nn_binary_op op, int64_t x, int64_t
   case NN_LT: return x < y;
   case NN_LE: return x <= y;
   case NN_EQ: return x == y;
-  default: return x != y; /* NN_DIV never computes in integers */
+  /* a zero divisor gives 0 here; the kernels report it (nn_integer_divides) */
+  case NN_FMOD: return y == 0 || y == -1 ? 0 : x % y;
+  case NN_REMAINDER: {
+    int64_t m = y == 0 || y == -1 ? 0 : x % y;
+    return m != 0 && ((y < 0) != (m < 0)) ? m + y : m;
+  }
+  case NN_LOGICAL_AND: return x != 0 && y != 0;
+  case NN_LOGICAL_OR: return x != 0 || y != 0;
+  case NN_LOGICAL_XOR: return (x != 0) != (y != 0);
+  default: return x != y; /* NN_DIV and NN_ATAN2 never compute in integers */
   }
 }
 
+/* Integer fmod and remainder by zero: PyTorch raises ZeroDivisionError. */
+NN_HD static inline int nn_integer_divides(nn_binary_op op) {
+  return op == NN_FMOD || op == NN_REMAINDER;
+}
+
 /* ---- unary ----------------------------------------------------------- */
+/* The inverse error function: Giles's single-precision approximation
+   ("Approximating the erfinv function", GPU Computing Gems, 2011) as the
+   start, then Newton steps on erf(x) - y, each of which doubles the
+   correct digits, to full double precision. */
+NN_HD static inline double nn_erfinv(double y) {
+  if (!(y > -1 && y < 1)) return y == 1 ? INFINITY : (y == -1 ? -INFINITY : NAN);
+  double w = -log((1 - y) * (1 + y)), p;
+  if (w < 5) {
+    w -= 2.5;
+    p = 2.81022636e-08;
+    p = 3.43273939e-07 + p * w;
+    p = -3.5233877e-06 + p * w;
+    p = -4.39150654e-06 + p * w;
+    p = 0.00021858087 + p * w;
+    p = -0.00125372503 + p * w;
+    p = -0.00417768164 + p * w;
+    p = 0.246640727 + p * w;
+    p = 1.50140941 + p * w;
+  } else {
+    w = sqrt(w) - 3;
+    p = -0.000200214257;
+    p = 0.000100950558 + p * w;
+    p = 0.00134934322 + p * w;
+    p = -0.00367342844 + p * w;
+    p = 0.00573950773 + p * w;
+    p = -0.0076224613 + p * w;
+    p = 0.00943887047 + p * w;
+    p = 1.00167406 + p * w;
+    p = 2.83297682 + p * w;
+  }
+  double x = p * y;
+  for (int i = 0; i < 2; i++) x -= (erf(x) - y) / (1.1283791670955126 * exp(-x * x));
+  return x;
+}
+
 /* sigmoid in the form that never overflows: exp of a non-positive number. */
 NN_HD static inline double nn_sigmoid(double x) {
   if (x >= 0) return 1.0 / (1.0 + exp(-x));
@@ -119,6 +187,27 @@ NN_HD static inline double nn_unary_apply(nn_unary_op op, double x) {
   case NN_SIGN: return x > 0 ? 1 : (x < 0 ? -1 : 0);
   case NN_FLOOR: return floor(x);
   case NN_CEIL: return ceil(x);
+  case NN_LOG1P: return log1p(x);
+  case NN_EXPM1: return expm1(x);
+  case NN_LOG2: return log2(x);
+  case NN_LOG10: return log10(x);
+  case NN_RSQRT: return 1 / sqrt(x);
+  case NN_RECIPROCAL: return 1 / x;
+  case NN_SQUARE: return x * x;
+  case NN_TAN: return tan(x);
+  case NN_ASIN: return asin(x);
+  case NN_ACOS: return acos(x);
+  case NN_ATAN: return atan(x);
+  case NN_SINH: return sinh(x);
+  case NN_COSH: return cosh(x);
+  case NN_ERF: return erf(x);
+  case NN_ERFINV: return nn_erfinv(x);
+  case NN_TRUNC: return trunc(x);
+  case NN_FRAC: return x - trunc(x);
+  case NN_ISNAN: return isnan(x);
+  case NN_ISINF: return isinf(x);
+  case NN_ISFINITE: return isfinite(x);
+  case NN_LOGICAL_NOT: return x == 0;
   default: return nearbyint(x); /* round half to even, as PyTorch */
   }
 }
@@ -133,8 +222,29 @@ NN_HD static inline float nn_unary_apply_f(nn_unary_op op, float x) {
   case NN_SIGMOID: return nn_sigmoid_f(x);
   case NN_TANH: return tanhf(x);
   case NN_RELU: return x > 0 ? x : (isnan(x) ? x : 0);
+  case NN_LOG1P: return log1pf(x);
+  case NN_EXPM1: return expm1f(x);
+  case NN_LOG2: return log2f(x);
+  case NN_LOG10: return log10f(x);
+  case NN_RSQRT: return 1 / sqrtf(x);
+  case NN_RECIPROCAL: return 1 / x;
+  case NN_SQUARE: return x * x;
+  case NN_TAN: return tanf(x);
+  case NN_ASIN: return asinf(x);
+  case NN_ACOS: return acosf(x);
+  case NN_ATAN: return atanf(x);
+  case NN_SINH: return sinhf(x);
+  case NN_COSH: return coshf(x);
+  case NN_ERF: return erff(x);
+  case NN_TRUNC: return truncf(x);
+  case NN_FRAC: return x - truncf(x);
   default: return (float)nn_unary_apply(op, x);
   }
+}
+
+/* The ops whose result is bool (the tests of a value); they have no gradient. */
+NN_HD static inline int nn_unary_gives_bool(nn_unary_op op) {
+  return op == NN_ISNAN || op == NN_ISINF || op == NN_ISFINITE || op == NN_LOGICAL_NOT;
 }
 
 NN_MATH_SELECTS_BEGIN
@@ -165,9 +275,11 @@ NN_HD static inline double nn_relu_grad(double g, double x) { return x <= 0 ? 0 
 NN_HD static inline float nn_sigmoid_grad_f32(float g, float y) { return g * (1.0f - y) * y; }
 
 /* The local derivative reads the op's output y for these (sigmoid, tanh,
-   exp, sqrt), its input x for the others. */
+   exp, sqrt, and PyTorch's choices for expm1, rsqrt, reciprocal, tan,
+   erfinv), its input x for the others. */
 NN_HD static inline int nn_unary_grad_reads_output(nn_unary_op op) {
-  return op == NN_EXP || op == NN_SQRT || op == NN_SIGMOID || op == NN_TANH;
+  return op == NN_EXP || op == NN_SQRT || op == NN_SIGMOID || op == NN_TANH || op == NN_EXPM1 ||
+         op == NN_RSQRT || op == NN_RECIPROCAL || op == NN_TAN || op == NN_ERFINV;
 }
 
 /* d op / dx, from x or y as nn_unary_grad_reads_output says (relu's is
@@ -183,7 +295,23 @@ NN_HD static inline double nn_unary_derivative(nn_unary_op op, double x, double 
   case NN_TANH: return 1 - y * y;
   case NN_SIN: return cos(x);
   case NN_COS: return -sin(x);
-  default: return 0; /* step, sign, floor, ceil, round: flat almost everywhere */
+  case NN_LOG1P: return 1 / (x + 1);
+  case NN_EXPM1: return y + 1;
+  case NN_LOG2: return 1 / (x * 0.69314718055994531);
+  case NN_LOG10: return 1 / (x * 2.3025850929940457);
+  case NN_RSQRT: return -0.5 * y * y * y;
+  case NN_RECIPROCAL: return -(y * y);
+  case NN_SQUARE: return 2 * x;
+  case NN_TAN: return 1 + y * y;
+  case NN_ASIN: return 1 / sqrt(1 - x * x);
+  case NN_ACOS: return -1 / sqrt(1 - x * x);
+  case NN_ATAN: return 1 / (x * x + 1);
+  case NN_SINH: return cosh(x);
+  case NN_COSH: return sinh(x);
+  case NN_ERF: return 1.1283791670955126 * exp(-x * x);   /* 2 / sqrt(pi) */
+  case NN_ERFINV: return 0.88622692545275801 * exp(y * y); /* sqrt(pi) / 2 */
+  case NN_FRAC: return 1;
+  default: return 0; /* step, sign, floor, ceil, round, trunc: flat almost everywhere */
   }
 }
 
@@ -197,6 +325,12 @@ NN_HD static inline double nn_clamp_value(double v, double lo, double hi) {
 NN_HD static inline float nn_clamp_value_f(float v, float lo, float hi) {
   v = v < lo ? lo : v;
   return v > hi ? hi : v;
+}
+
+/* ---- nan_to_num ------------------------------------------------------ */
+/* NaN, +inf and -inf replaced by the given values, the rest unchanged. */
+NN_HD static inline double nn_nan_to_num_value(double v, double nan, double posinf, double neginf) {
+  return isnan(v) ? nan : (v == INFINITY ? posinf : (v == -INFINITY ? neginf : v));
 }
 
 /* ---- the select-style gradients (nn_pointwise_grad_op, backend.h) ----

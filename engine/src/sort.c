@@ -1,0 +1,235 @@
+/* sort.c: the fronts of the ops that walk a dim in order: cumsum and
+ * cumprod (scans), and sort with what is built on it (topk, kthvalue,
+ * median). Indices are 0-based here; the binding adds 1. Loops:
+ * cpu/scan.c. */
+#include "internal.h"
+
+#include <stddef.h>
+
+/* One reduced dim's geometry over x's shape with every operand full-shape. */
+static void line_geometry(nn_reduce_geom *r, int n, nn_tensor *const *ts, const nn_tensor *shape,
+                          int dim) {
+  unsigned full = (1u << n) - 1;
+  nn_reduce_init(r, n, ts, full, shape->ndim, shape->size, shape->ndim ? 1u << dim : 0);
+}
+
+static int wrap_dim(const char *op, int dim, const nn_tensor *a) {
+  if (a->ndim == 0) return dim == 0 || dim == -1 ? 0 : nn_wrap_dim(op, dim, 1);
+  return nn_wrap_dim(op, dim, a->ndim);
+}
+
+/* ---- cumsum, cumprod -------------------------------------------------------- */
+static nn_tensor *scan(nn_scan_op op, nn_tensor *a, int dim, int reverse);
+
+/* cumsum's gradient: the sums from the other end, a scan itself. */
+static int cumsum_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  gi[0] = scan(NN_SCAN_SUM, g, (int)node->ints[0], !node->ints[1]);
+  return gi[0] ? 0 : -1;
+}
+
+nn_tensor *nn_cumprod_backward(nn_tensor *g, nn_tensor *x, nn_tensor *out, int dim) {
+  const nn_backend *be =
+      nn_dispatch("cumprod backward", offsetof(nn_backend, cumprod_backward), g, x, out);
+  nn_tensor *gi = be ? nn_empty_like(x) : NULL;
+  if (!gi) return NULL;
+  nn_reduce_geom r;
+  nn_tensor *ts[4] = {gi, x, out, g};
+  line_geometry(&r, 4, ts, x, dim);
+  if (be->cumprod_backward(&r) < 0) {
+    nn_release(gi);
+    return NULL;
+  }
+  return gi;
+}
+
+static int cumprod_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  gi[0] = nn_cumprod_backward(g, node->saved[0], node->saved[1], (int)node->ints[0]);
+  return gi[0] ? 0 : -1;
+}
+
+static nn_tensor *scan(nn_scan_op op, nn_tensor *a, int dim, int reverse) {
+  const char *name = op == NN_SCAN_SUM ? "cumsum" : "cumprod";
+  const nn_backend *be = nn_dispatch(name, offsetof(nn_backend, scan), a, NULL, NULL);
+  if (!be || (dim = wrap_dim(name, dim, a)) < 0) return NULL;
+  nn_dtype dtype = nn_dtype_is_floating(a->dtype) ? a->dtype : NN_INT64;
+  nn_tensor *out = nn_empty_like_shape(a, dtype, a->ndim, a->size);
+  if (!out) return NULL;
+  nn_reduce_geom r;
+  nn_tensor *ts[2] = {out, a};
+  line_geometry(&r, 2, ts, a, dim);
+  if (be->scan(op, reverse, &r) < 0) {
+    nn_release(out);
+    return NULL;
+  }
+  if (nn_needs_grad(a, NULL, NULL)) {
+    nn_node *node = nn_node_attach(out, op == NN_SCAN_SUM ? "CumsumBackward0" : "CumprodBackward0",
+                                   op == NN_SCAN_SUM ? cumsum_backward : cumprod_backward, 1, a,
+                                   NULL, NULL);
+    if (!node) {
+      nn_release(out);
+      return NULL;
+    }
+    node->ints[0] = dim;
+    node->ints[1] = reverse;
+    if (op == NN_SCAN_PROD) {
+      nn_node_save(node, 0, a);
+      nn_node_save_output(node, 1, out);
+    }
+  }
+  return out;
+}
+
+nn_tensor *nn_cumsum(nn_tensor *a, int dim) { return scan(NN_SCAN_SUM, a, dim, 0); }
+nn_tensor *nn_cumprod(nn_tensor *a, int dim) { return scan(NN_SCAN_PROD, a, dim, 0); }
+
+/* ---- sort ------------------------------------------------------------------- */
+/* The gradient of values picked along dim at indices (of g's shape) from
+   a tensor of shape (ndim, size): g added at those positions, 0 elsewhere. */
+nn_tensor *nn_scatter_line_backward(nn_tensor *g, nn_tensor *indices, int dim, int ndim,
+                                    const int64_t *size) {
+  const nn_backend *be =
+      nn_dispatch("sort backward", offsetof(nn_backend, scatter_line), g, indices, NULL);
+  nn_tensor *gi = be ? nn_full_like_shape(g, g->dtype, ndim, size, 0) : NULL;
+  if (!gi) return NULL;
+  nn_reduce_geom r;
+  nn_tensor *ts[3] = {gi, g, indices};
+  line_geometry(&r, 3, ts, indices, dim);
+  if (be->scatter_line(&r, ndim ? gi->stride[dim] : 0) < 0) {
+    nn_release(gi);
+    return NULL;
+  }
+  return gi;
+}
+
+static int sort_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  gi[0] = nn_scatter_line_backward(g, node->saved[0], (int)node->ints[0], node->ndim, node->size);
+  return gi[0] ? 0 : -1;
+}
+
+nn_tensor *nn_sort(nn_tensor *a, int dim, int descending, nn_tensor **indices) {
+  const nn_backend *be = nn_dispatch("sort", offsetof(nn_backend, sort), a, NULL, NULL);
+  if (!be || (dim = wrap_dim("sort", dim, a)) < 0) return NULL;
+  if (a->dtype == NN_BOOL) {
+    nn_error_set("sort: not supported for a bool tensor; convert it first (long() or float())");
+    return NULL;
+  }
+  nn_tensor *values = nn_empty_like(a), *idx = values ? nn_empty_like_shape(a, NN_INT64, a->ndim, a->size) : NULL;
+  if (!idx) goto fail;
+  nn_reduce_geom r;
+  nn_tensor *ts[3] = {values, idx, a};
+  line_geometry(&r, 3, ts, a, dim);
+  if (be->sort(descending, &r) < 0) goto fail;
+  if (nn_needs_grad(a, NULL, NULL)) {
+    nn_node *node = nn_node_attach(values, "SortBackward0", sort_backward, 1, a, NULL, NULL);
+    if (!node) goto fail;
+    node->ints[0] = dim;
+    node->ndim = a->ndim;
+    for (int i = 0; i < a->ndim; i++) node->size[i] = a->size[i];
+    nn_node_save(node, 0, idx);
+  }
+  if (indices) *indices = idx;
+  else nn_release(idx);
+  return values;
+fail:
+  nn_release(values), nn_release(idx);
+  return NULL;
+}
+
+/* ---- topk, kthvalue, median: a sort, then a view of it ----------------------- */
+nn_tensor *nn_topk(nn_tensor *a, int64_t k, int dim, int largest, nn_tensor **indices) {
+  int d = wrap_dim("topk", dim, a);
+  if (d < 0) return NULL;
+  int64_t n = a->ndim ? a->size[d] : 1;
+  if (k < 0 || k > n) {
+    nn_error_set("topk: k = %lld is out of range for a dimension of size %lld", (long long)k,
+                 (long long)n);
+    return NULL;
+  }
+  nn_tensor *idx = NULL, *sorted = nn_sort(a, d, largest, &idx);
+  if (!sorted) return NULL;
+  nn_tensor *values = a->ndim ? nn_narrow(sorted, d, 0, k) : nn_retain(sorted);
+  nn_tensor *ik = values && a->ndim ? nn_narrow(idx, d, 0, k) : nn_retain(idx);
+  nn_release(sorted), nn_release(idx);
+  if (!values || !ik) {
+    nn_release(values), nn_release(ik);
+    return NULL;
+  }
+  if (indices) *indices = ik;
+  else nn_release(ik);
+  return values;
+}
+
+/* The k-th smallest (k from 1) along dim, as PyTorch's kthvalue. */
+nn_tensor *nn_kthvalue(nn_tensor *a, int64_t k, int dim, int keepdim, nn_tensor **indices) {
+  int d = wrap_dim("kthvalue", dim, a);
+  if (d < 0) return NULL;
+  int64_t n = a->ndim ? a->size[d] : 1;
+  if (k < 1 || k > n) {
+    nn_error_set("kthvalue: k = %lld is out of range for a dimension of size %lld", (long long)k,
+                 (long long)n);
+    return NULL;
+  }
+  nn_tensor *idx = NULL, *sorted = nn_sort(a, d, 0, &idx);
+  if (!sorted) return NULL;
+  nn_tensor *values = NULL, *ik = NULL;
+  if (a->ndim == 0) {
+    values = nn_retain(sorted), ik = nn_retain(idx);
+  } else if (keepdim) {
+    values = nn_narrow(sorted, d, k - 1, 1), ik = values ? nn_narrow(idx, d, k - 1, 1) : NULL;
+  } else {
+    values = nn_select(sorted, d, k - 1), ik = values ? nn_select(idx, d, k - 1) : NULL;
+  }
+  nn_release(sorted), nn_release(idx);
+  if (!values || !ik) {
+    nn_release(values), nn_release(ik);
+    return NULL;
+  }
+  if (indices) *indices = ik;
+  else nn_release(ik);
+  return values;
+}
+
+/* The lower median along dim (or of every element: NN_ALL_DIMS), NaN where
+   the line holds a NaN, as PyTorch's. */
+nn_tensor *nn_median(nn_tensor *a, int dim, int keepdim, nn_tensor **indices) {
+  if (dim == NN_ALL_DIMS) {
+    if (nn_numel(a) == 0) {
+      nn_error_set("median: the tensor is empty");
+      return NULL;
+    }
+    int64_t all = -1;
+    nn_tensor *flat = nn_reshape(a, 1, &all);
+    nn_tensor *out = flat ? nn_median(flat, 0, 0, NULL) : NULL;
+    nn_release(flat);
+    return out;
+  }
+  int d = wrap_dim("median", dim, a);
+  if (d < 0) return NULL;
+  int64_t n = a->ndim ? a->size[d] : 1;
+  if (n == 0) {
+    nn_error_set("median: the tensor is empty along dimension %d", d + 1);
+    return NULL;
+  }
+  nn_tensor *idx = NULL, *values = nn_kthvalue(a, (n - 1) / 2 + 1, d, keepdim, &idx);
+  if (!values || !nn_dtype_is_floating(a->dtype)) goto done;
+  /* sort puts NaN last; a line holding one gives NaN: sqrt(-1) where it
+     does, sqrt(-0) = -0 added elsewhere, no gradient through either */
+  nn_grad_guard guard = nn_no_grad_begin();
+  nn_tensor *nan = nn_unary(NN_ISNAN, a);
+  nn_tensor *has = nan ? nn_any(nan, a->ndim ? 1u << d : 0, keepdim) : NULL;
+  nn_tensor *hf = has ? nn_to_dtype(has, a->dtype) : NULL, *neg = hf ? nn_unary(NN_NEG, hf) : NULL;
+  nn_tensor *poison = neg ? nn_unary(NN_SQRT, neg) : NULL;
+  nn_no_grad_end(guard);
+  nn_tensor *out = poison ? nn_binary(NN_ADD, values, poison) : NULL;
+  nn_release(nan), nn_release(has), nn_release(hf), nn_release(neg), nn_release(poison);
+  nn_release(values);
+  values = out;
+done:
+  if (!values) {
+    nn_release(idx);
+    return NULL;
+  }
+  if (indices) *indices = idx;
+  else nn_release(idx);
+  return values;
+}
