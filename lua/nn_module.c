@@ -141,12 +141,16 @@ static int l_is_tensor(lua_State *L) {
 }
 
 /* ---- random numbers ---------------------------------------------------- */
-static int l_manual_seed(lua_State *L) {
-  nnl_check_nargs(L, 0, 1, "manual_seed", "seed");
+uint64_t nnl_check_seed(lua_State *L, const char *op) {
+  nnl_check_nargs(L, 0, 1, op, "seed");
   int ok;
   lua_Integer seed = lua_tointegerx(L, 1, &ok);
-  if (!ok) return nnl_error(L, "manual_seed: the seed must be an integer, got %s", luaL_typename(L, 1));
-  nn_manual_seed((uint64_t)seed);
+  if (!ok) nnl_error(L, "%s: the seed must be an integer, got %s", op, luaL_typename(L, 1));
+  return (uint64_t)seed;
+}
+
+static int l_manual_seed(lua_State *L) {
+  nn_manual_seed(nnl_check_seed(L, "manual_seed"));
   return 0;
 }
 
@@ -299,6 +303,13 @@ static int l_sequential_forward(lua_State *L) {
   return 1;
 }
 
+/* tensor_set_data(t, src): nn_set_data, for Module:_apply */
+static int l_tensor_set_data(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "set_data"), *src = nnl_check_tensor(L, 2, "set_data");
+  if (nn_set_data(t, src) < 0) return nnl_engine_error(L);
+  return 0;
+}
+
 static int l_memory_in_use(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)nn_memory_in_use());
   return 1;
@@ -316,12 +327,6 @@ static int l_clock(lua_State *L) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
-  return 1;
-}
-
-static int l_cuda_is_available(lua_State *L) {
-  nnl_check_nargs(L, 0, 0, "cuda.is_available", "");
-  lua_pushboolean(L, 0); /* the CPU backend is the only one in this build */
   return 1;
 }
 
@@ -408,7 +413,7 @@ static const luaL_Reg functions[] = {
     {"set_grad_enabled", l_set_grad_enabled}, {"linear", l_linear}, {"mse_loss", l_mse_loss},
     {"binary_cross_entropy", l_bce_loss}, {"zero_grads", l_zero_grads},
     {"memory_in_use", l_memory_in_use}, {"memory_trim", l_memory_trim},
-    {"cuda_is_available", l_cuda_is_available}, {"clock", l_clock},
+    {"clock", l_clock}, {"tensor_set_data", l_tensor_set_data},
     {"sequential_forward", l_sequential_forward}, {"native_op", l_native_op}, {NULL, NULL}};
 
 void nnl_register_functions(lua_State *L) {
@@ -419,6 +424,7 @@ void nnl_register_functions(lua_State *L) {
   nnl_register_optim(L);
   nnl_register_system(L);
   nnl_register_data(L);
+  nnl_register_cuda(L);
   luaL_getmetatable(L, NNL_TENSOR);
   lua_getfield(L, -1, "methods");
   lua_setfield(L, -3, "tensor_methods");

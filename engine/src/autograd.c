@@ -295,7 +295,12 @@ int nn_set_requires_grad(nn_tensor *t, int requires_grad) {
 }
 
 int nn_set_grad(nn_tensor *t, nn_tensor *grad) {
-  if (grad && (!nn_same_shape(t, grad) || grad->dtype != t->dtype || grad->device != t->device)) {
+  if (grad && grad->device != t->device) {
+    nn_error_set("grad: assigned gradient is on %s, the tensor on %s", nn_device_name(grad->device),
+                 nn_device_name(t->device));
+    return -1;
+  }
+  if (grad && (!nn_same_shape(t, grad) || grad->dtype != t->dtype)) {
     char a[96], b[96];
     nn_error_set("grad: assigned gradient is %s %s, the tensor is %s %s",
                  nn_shape_string(grad, b, sizeof b), nn_dtype_name(grad->dtype),
@@ -609,8 +614,14 @@ static int accumulate_leaf(nn_tensor *leaf, nn_tensor *g) {
                  nn_shape_string(leaf, b, sizeof b), nn_dtype_name(leaf->dtype));
     return -1;
   }
+  if (g->device != leaf->device) {
+    nn_error_set("backward: gradient on %s for a leaf on %s", nn_device_name(g->device),
+                 nn_device_name(leaf->device));
+    return -1;
+  }
   nn_tensor *acc = leaf->grad;
-  if (acc && acc->dtype == NN_FLOAT32 && nn_is_contiguous(acc) && nn_is_contiguous(g)) {
+  if (acc && acc->device == NN_CPU && acc->dtype == NN_FLOAT32 && nn_is_contiguous(acc) &&
+      nn_is_contiguous(g)) {
     float *pa = nn_data(acc);
     const float *pg = nn_data(g);
     for (int64_t i = 0, n = nn_numel(g); i < n; i++) pa[i] += pg[i];

@@ -3,6 +3,7 @@
 #define NN_INTERNAL_H
 
 #include "nn.h"
+#include "math/dtype.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -18,20 +19,6 @@ struct nn_storage {
   unsigned version; /* bumped by every in-place write, checked by backward */
 };
 
-/* ---- backends: the seam a CUDA backend plugs into -------------------- */
-typedef struct nn_backend {
-  const char *name;
-  void *(*alloc)(size_t nbytes);
-  void (*free)(void *data, size_t nbytes);
-  /* y = alpha * op(A) op(B) + beta * y, row-major, 2-D, float32 or float64 */
-  void (*gemm)(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
-               double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
-               double beta, void *c, int64_t ldc);
-} nn_backend;
-
-const nn_backend *nn_backend_for(nn_device device); /* NULL when not built in */
-extern const nn_backend nn_cpu_backend;
-
 /* ---- storage and tensor allocation (memory.c, tensor.c) -------------- */
 nn_storage *nn_storage_new(nn_device device, size_t nbytes);
 void nn_storage_release(nn_storage *s);
@@ -42,6 +29,9 @@ nn_tensor *nn_tensor_wrap(nn_storage *s, nn_dtype dtype, int ndim, const int64_t
 nn_tensor *nn_empty_like_shape(const nn_tensor *like, nn_dtype dtype, int ndim,
                                const int64_t *size);
 nn_tensor *nn_empty_like(const nn_tensor *like);
+/* A new contiguous tensor on device (its storage from that device's
+   allocator). */
+nn_tensor *nn_empty_on(nn_device device, nn_dtype dtype, int ndim, const int64_t *size);
 /* Another tensor struct over t's storage and geometry, without autograd:
    what a graph node saves, so that it never keeps its own output alive. */
 nn_tensor *nn_alias(const nn_tensor *t);
@@ -55,32 +45,13 @@ int nn_wrap_dim(const char *op, int dim, int ndim);
 int nn_broadcast_shape(const char *op, const nn_tensor *a, const nn_tensor *b, int *ndim,
                        int64_t *size);
 int nn_check_cpu(const char *op, const nn_tensor *t);
+/* The (seed, offset) a random fill on CUDA draws from (math/philox.h),
+   moving the CUDA generator on by the counters it uses: 1 for a fill
+   that takes one Philox block per group of elements. */
+void nn_philox_next(uint64_t counters, uint64_t *seed, uint64_t *offset);
 
-/* Element sizes by dtype, inline: nn_data runs on every op. */
-static inline size_t nn_element_size(nn_dtype dtype) {
-  return dtype == NN_BOOL ? 1 : (dtype == NN_FLOAT32 ? 4 : 8);
-}
 static inline void *nn_data(const nn_tensor *t) {
   return (char *)t->storage->data + (size_t)t->offset * nn_element_size(t->dtype);
-}
-static inline double nn_load(nn_dtype dtype, const void *p, int64_t i) {
-  switch (dtype) {
-  case NN_FLOAT32: return ((const float *)p)[i];
-  case NN_FLOAT64: return ((const double *)p)[i];
-  case NN_INT64: return (double)((const int64_t *)p)[i];
-  default: return ((const unsigned char *)p)[i];
-  }
-}
-static inline void nn_store(nn_dtype dtype, void *p, int64_t i, double v) {
-  switch (dtype) {
-  case NN_FLOAT32: ((float *)p)[i] = (float)v; break;
-  case NN_FLOAT64: ((double *)p)[i] = v; break;
-  case NN_INT64: /* out-of-range doubles saturate: the cast alone is undefined */
-    ((int64_t *)p)[i] = isnan(v) ? 0 : v >= 9223372036854775807.0 ? INT64_MAX
-                        : v <= -9223372036854775808.0 ? INT64_MIN : (int64_t)v;
-    break;
-  default: ((unsigned char *)p)[i] = v != 0; break;
-  }
 }
 
 /* exp(x) for float32, branch-free so that a loop of them vectorises
@@ -94,7 +65,7 @@ static inline void nn_store(nn_dtype dtype, void *p, int64_t i, double v) {
    polynomial and the exponent bits then see a finite number (a NaN
    converted to an integer is undefined behaviour), and the last select
    hands the NaN back. */
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
 /* Its selects are branch-free only when comparisons are not treated as
    trapping; the engine never reads floating-point exception flags. Loops
    that call it need the same option to vectorise. */
@@ -121,7 +92,7 @@ static inline float nn_exp_f32(float x) {
   e = x > 88.7f ? INFINITY : e;
   return x == x ? e : x;
 }
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
 #pragma GCC pop_options
 #endif
 

@@ -2,7 +2,7 @@
  * backwards. Tiny products run as plain loops: a 4x10 by 10x10 product
  * costs less than entering BLAS. The rest goes to the backend's gemm
  * (OpenBLAS on the CPU). */
-#include "internal.h"
+#include "backend.h"
 
 #include <cblas.h>
 /* The copies below are a few floats long: a call to memcpy or memset,

@@ -372,10 +372,31 @@ static int check_fill_target(const char *op, nn_tensor *t) {
   return 0;
 }
 
+/* ---- the CUDA generator -------------------------------------------------
+   Philox is counter-based (math/philox.h): its whole state is the seed and
+   how many fills have drawn from it, so a run repeats after a seed however
+   the kernels are launched. PyTorch's CUDA generator starts from the same
+   default seed as the CPU's. */
+static struct { uint64_t seed, offset; } philox = {UINT64_C(67280421310721), 0};
+
+void nn_cuda_manual_seed(uint64_t seed) {
+  philox.seed = seed;
+  philox.offset = 0;
+}
+
+uint64_t nn_cuda_initial_seed(void) { return philox.seed; }
+
+void nn_philox_next(uint64_t counters, uint64_t *seed, uint64_t *offset) {
+  *seed = philox.seed;
+  *offset = philox.offset;
+  philox.offset += counters;
+}
+
 /* ---- public API -------------------------------------------------------- */
 void nn_manual_seed(uint64_t seed) {
   generator_seed(&the_generator, seed);
   the_generator_seeded = 1;
+  nn_cuda_manual_seed(seed);
 }
 
 uint64_t nn_initial_seed(void) { return default_generator()->seed; }

@@ -1,6 +1,6 @@
 /* tensor.c: the tensor's life (creation, reference counts, element access,
  * copies) and the strided iterator every elementwise kernel runs on. */
-#include "internal.h"
+#include "backend.h"
 
 #include <stdio.h>
 
@@ -68,7 +68,7 @@ int nn_device_from_name(const char *name) {
 
 int nn_check_cpu(const char *op, const nn_tensor *t) {
   if (t->device == NN_CPU) return 0;
-  nn_error_set("%s: tensors on %s are not supported by this build", op, nn_device_name(t->device));
+  nn_error_set("%s: not implemented for %s tensors yet", op, nn_device_name(t->device));
   return -1;
 }
 
@@ -194,7 +194,7 @@ nn_tensor *nn_tensor_wrap(nn_storage *s, nn_dtype dtype, int ndim, const int64_t
   return t;
 }
 
-static nn_tensor *empty_on(nn_device device, nn_dtype dtype, int ndim, const int64_t *size) {
+nn_tensor *nn_empty_on(nn_device device, nn_dtype dtype, int ndim, const int64_t *size) {
   if (nn_check_shape("tensor", ndim, size) < 0) return NULL;
   int64_t stride[NN_MAX_DIMS];
   nn_contiguous_strides(ndim, size, stride);
@@ -206,23 +206,22 @@ static nn_tensor *empty_on(nn_device device, nn_dtype dtype, int ndim, const int
 }
 
 nn_tensor *nn_empty(nn_dtype dtype, int ndim, const int64_t *size) {
-  return empty_on(NN_CPU, dtype, ndim, size);
+  return nn_empty_on(NN_CPU, dtype, ndim, size);
 }
 
 nn_tensor *nn_empty_like_shape(const nn_tensor *like, nn_dtype dtype, int ndim,
                                const int64_t *size) {
-  return empty_on(like->device, dtype, ndim, size);
+  return nn_empty_on(like->device, dtype, ndim, size);
 }
 
 nn_tensor *nn_empty_like(const nn_tensor *like) {
-  return empty_on(like->device, like->dtype, like->ndim, like->size);
+  return nn_empty_on(like->device, like->dtype, like->ndim, like->size);
 }
 
-nn_tensor *nn_alias(const nn_tensor *t) {
-  /* autograd makes one for every computed input it records: whole-array
-     copies, not a loop over the dims */
-  nn_tensor *a = tensor_struct();
-  if (!a) return NULL;
+/* a takes t's storage (retained) and geometry. autograd makes an alias for
+   every computed input it records: whole-array copies, not a loop over the
+   dims. */
+static void share_storage(nn_tensor *a, const nn_tensor *t) {
   t->storage->refcount++;
   a->storage = t->storage;
   a->dtype = t->dtype;
@@ -231,7 +230,29 @@ nn_tensor *nn_alias(const nn_tensor *t) {
   a->offset = t->offset;
   memcpy(a->size, t->size, sizeof a->size);
   memcpy(a->stride, t->stride, sizeof a->stride);
+}
+
+nn_tensor *nn_alias(const nn_tensor *t) {
+  nn_tensor *a = tensor_struct();
+  if (!a) return NULL;
+  share_storage(a, t);
   return a;
+}
+
+int nn_set_data(nn_tensor *t, nn_tensor *src) {
+  if (t->grad_fn || t->base) {
+    nn_error_set("set_data: only a leaf tensor that is not a view can take new data");
+    return -1;
+  }
+  if (t->requires_grad && !nn_dtype_is_floating(src->dtype)) {
+    nn_error_set("set_data: a tensor that requires grad must stay floating point, not %s",
+                 nn_dtype_name(src->dtype));
+    return -1;
+  }
+  nn_storage *old = t->storage;
+  share_storage(t, src);
+  nn_storage_release(old);
+  return 0;
 }
 
 nn_tensor *nn_full(nn_dtype dtype, int ndim, const int64_t *size, double value) {
@@ -330,8 +351,15 @@ int nn_item(const nn_tensor *t, double *out) {
                  nn_shape_string(t, b, sizeof b));
     return -1;
   }
-  if (nn_check_cpu("item", t) < 0) return -1;
-  *out = nn_load(t->dtype, t->storage->data, t->offset);
+  if (t->device == NN_CPU) {
+    *out = nn_load(t->dtype, t->storage->data, t->offset);
+    return 0;
+  }
+  /* waits for the kernels that compute it */
+  const nn_backend *be = nn_device_check("item", t->device);
+  unsigned char value[sizeof(double)];
+  if (!be || be->to_host(value, nn_data(t), nn_element_size(t->dtype)) < 0) return -1;
+  *out = nn_load(t->dtype, value, 0);
   return 0;
 }
 
@@ -430,8 +458,65 @@ static void copy_inner(void *ctx, int64_t n, char **data, const int64_t *stride)
   }
 }
 
+int nn_cpu_copy(nn_iter *it) {
+  struct copy_ctx c = {it->dtype[0], it->dtype[1]};
+  nn_iter_run(it, copy_inner, &c);
+  return 0;
+}
+
+/* src as a contiguous tensor on its own device: itself, or a copy. */
+static nn_tensor *packed_copy(const nn_tensor *src) {
+  if (nn_is_contiguous(src)) return nn_alias(src);
+  nn_tensor *p = nn_empty_like(src);
+  if (p && nn_copy_(p, src) < 0) {
+    nn_release(p);
+    return NULL;
+  }
+  return p;
+}
+
+/* dst = src across devices: src made contiguous on its device, its bytes
+   moved, then spread into dst by dst's own copy kernel (strides,
+   broadcasting, dtype) unless they can land in dst directly. The shapes
+   are checked already. */
+static int copy_across(nn_tensor *dst, const nn_tensor *src) {
+  const nn_backend *from_be = nn_device_check("copy", src->device);
+  const nn_backend *to_be = nn_device_check("copy", dst->device);
+  if (!from_be || !to_be) return -1;
+  nn_tensor *packed = packed_copy(src), *landing = NULL;
+  if (!packed) return -1;
+  int direct = nn_is_contiguous(dst) && dst->dtype == src->dtype && nn_same_shape(dst, src);
+  landing = direct ? nn_alias(dst) : nn_empty_on(dst->device, src->dtype, src->ndim, src->size);
+  int status = -1;
+  if (!landing) goto done;
+  size_t nbytes = (size_t)nn_numel(src) * nn_element_size(src->dtype);
+  void *to = nn_data(landing);
+  const void *from = nn_data(packed);
+  if (src->device == NN_CPU) {
+    status = to_be->from_host(to, from, nbytes);
+  } else if (dst->device == NN_CPU) {
+    status = from_be->to_host(to, from, nbytes);
+  } else { /* between two devices: through the host */
+    void *host = malloc(nbytes ? nbytes : 1);
+    if (!host) {
+      nn_error_set("copy: out of memory");
+      goto done;
+    }
+    status = from_be->to_host(host, from, nbytes);
+    if (status == 0) status = to_be->from_host(to, host, nbytes);
+    free(host);
+  }
+  if (status == 0 && !direct) status = nn_copy_(dst, landing);
+  else if (status == 0) nn_bump_version(dst);
+done:
+  nn_release(packed);
+  nn_release(landing);
+  return status;
+}
+
 int nn_copy_(nn_tensor *dst, const nn_tensor *src) {
-  if (nn_check_cpu("copy", dst) < 0 || nn_check_cpu("copy", src) < 0) return -1;
+  const nn_backend *be = nn_device_check("copy", dst->device);
+  if (!be) return -1;
   int ndim;
   int64_t size[NN_MAX_DIMS];
   if (nn_broadcast_shape("copy", dst, src, &ndim, size) < 0) return -1;
@@ -441,12 +526,12 @@ int nn_copy_(nn_tensor *dst, const nn_tensor *src) {
                  nn_shape_string(src, b, sizeof b), nn_shape_string(dst, a, sizeof a));
     return -1;
   }
+  if (dst->device != src->device) return copy_across(dst, src);
   if (nn_check_overlap("copy_", dst, src) < 0) return -1;
   nn_iter it;
   nn_tensor *ts[2] = {dst, (nn_tensor *)src};
   nn_iter_init(&it, 2, ts, dst->ndim, dst->size);
-  struct copy_ctx c = {dst->dtype, src->dtype};
-  nn_iter_run(&it, copy_inner, &c);
+  if (be->copy(&it) < 0) return -1;
   nn_bump_version(dst);
   return 0;
 }
@@ -463,17 +548,23 @@ static void fill_inner(void *ctx, int64_t n, char **data, const int64_t *stride)
   }
 }
 
-int nn_fill_(nn_tensor *t, double value) {
-  if (nn_check_cpu("fill", t) < 0) return -1;
-  if (value == 0 && !signbit(value) && nn_is_contiguous(t)) { /* all-zero bits in every dtype */
-    memset(nn_data(t), 0, (size_t)nn_numel(t) * nn_dtype_size(t->dtype));
-    nn_bump_version(t);
+int nn_cpu_fill(nn_iter *it, double value) {
+  if (value == 0 && !signbit(value) && it->ndim == 1 && it->stride[0][0] == 1) {
+    /* all-zero bits in every dtype */
+    memset(it->data[0], 0, (size_t)it->size[0] * nn_element_size(it->dtype[0]));
     return 0;
   }
+  struct fill_ctx c = {it->dtype[0], value};
+  nn_iter_run(it, fill_inner, &c);
+  return 0;
+}
+
+int nn_fill_(nn_tensor *t, double value) {
+  const nn_backend *be = nn_device_check("fill", t->device);
+  if (!be) return -1;
   nn_iter it;
   nn_iter_init(&it, 1, &t, t->ndim, t->size);
-  struct fill_ctx c = {t->dtype, value};
-  nn_iter_run(&it, fill_inner, &c);
+  if (be->fill(&it, value) < 0) return -1;
   nn_bump_version(t);
   return 0;
 }

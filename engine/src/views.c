@@ -2,7 +2,7 @@
  * transpose, permute, narrow, select, unsqueeze, squeeze, expand), and the
  * copies beside them (contiguous, clone, dtype conversion); each backward
  * beside its forward. */
-#include "internal.h"
+#include "backend.h"
 
 /* A view remembers the first tensor of its storage, its base, where an
    in-place change through the view writes its history. */
@@ -424,7 +424,6 @@ static int identity_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
 }
 
 nn_tensor *nn_clone(nn_tensor *t) {
-  if (nn_check_cpu("clone", t) < 0) return NULL;
   nn_tensor *out = nn_empty_like(t);
   if (!out) return NULL;
   if (nn_copy_(out, t) < 0) {
@@ -448,23 +447,35 @@ static int to_dtype_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
 
 nn_tensor *nn_to_dtype(nn_tensor *t, nn_dtype dtype) {
   if (t->dtype == dtype) return nn_retain(t);
-  if (nn_check_cpu("to", t) < 0) return NULL;
   nn_tensor *out = nn_empty_like_shape(t, dtype, t->ndim, t->size);
   if (!out) return NULL;
-  nn_copy_(out, t);
+  if (nn_copy_(out, t) < 0) {
+    nn_release(out);
+    return NULL;
+  }
   if (!nn_dtype_is_floating(dtype)) return out; /* the gradient stops at an integer */
   out = record(out, t, "ToCopyBackward0", to_dtype_backward);
   if (out && out->grad_fn) out->grad_fn->ints[0] = t->dtype;
   return out;
 }
 
+static int to_device_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  gi[0] = nn_to_device(g, (nn_device)node->ints[0]);
+  return gi[0] ? 0 : -1;
+}
+
+/* A copy on device; its gradient goes back to t's device. */
 nn_tensor *nn_to_device(nn_tensor *t, nn_device device) {
   if (t->device == device) return nn_retain(t);
-  if (!nn_backend_for(device)) {
-    nn_error_set("to: this build has no %s backend (nn.cuda.is_available() is false)",
-                 nn_device_name(device));
+  if (!nn_device_check("to", device)) return NULL;
+  nn_tensor *out = nn_empty_on(device, t->dtype, t->ndim, t->size);
+  if (!out) return NULL;
+  if (nn_copy_(out, t) < 0) {
+    nn_release(out);
     return NULL;
   }
-  nn_error_set("to: copying between devices is not supported by this build");
-  return NULL;
+  if (!nn_dtype_is_floating(t->dtype)) return out;
+  out = record(out, t, "ToCopyBackward0", to_device_backward);
+  if (out && out->grad_fn) out->grad_fn->ints[0] = t->device;
+  return out;
 }

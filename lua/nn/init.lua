@@ -197,12 +197,16 @@ for _, name in ipairs {"tensor", "zeros", "ones", "empty", "full", "rand", "rand
 end
 nn.Tensor = C.tensor_methods -- methods added here reach every tensor
 
---- nn.cuda: the CUDA device (nn.cuda.is_available()).
-nn.cuda = {
---- nn.cuda.is_available(): true when this build can run tensors on a CUDA GPU.
---   local device = nn.cuda.is_available() and "cuda" or "cpu"
-  is_available = function() return C.cuda_is_available() end,
-}
+--- nn.cuda: the CUDA device: is_available, why_unavailable, device_count,
+-- current_device, get_device_name, synchronize, manual_seed, manual_seed_all,
+-- initial_seed, memory_allocated, memory_reserved, empty_cache (see their help).
+nn.cuda = {}
+for _, name in ipairs {"is_available", "why_unavailable", "device_count", "current_device",
+                       "get_device_name", "synchronize", "manual_seed", "initial_seed",
+                       "memory_allocated", "memory_reserved", "empty_cache"} do
+  nn.cuda[name] = C["cuda_" .. name]
+end
+nn.cuda.manual_seed_all = C.cuda_manual_seed -- one GPU: all of them is that one
 
 require "nn.autograd" (nn)
 require "nn.functional" (nn)

@@ -318,6 +318,9 @@ return function(nn)
   --    metadata entry "nnlua.structure" as JSON, from which nn.load
   --    rebuilds the table (integers stay integers, floats round-trip exactly).
   -- metadata: optional {string = string}, stored as the header's __metadata__.
+  -- Tensors on the GPU are written as any others (copied to the host), so
+  -- the file loads where there is no GPU; nn.load(path, {device = "cuda"})
+  -- puts them back.
   -- dtypes: float32 (F32), float64 (F64), int64 (I64), bool (BOOL).
   -- A value nested deeper than nn.load reads (200 levels of JSON) is an
   -- error before anything is written.
@@ -380,7 +383,7 @@ return function(nn)
     C.safetensors_write(path, header, tensors)
   end
 
-  --- nn.load(path) -> value, metadata: reads a safetensors file (written by
+  --- nn.load(path [, {device = "cpu"}]) -> value, metadata: reads a safetensors file (written by
   -- nn.save, PyTorch's safetensors, or any other writer). value is a table
   -- {name = tensor} (float32, float64, int64, bool; F16/BF16 load as
   -- float32, I32/I16/I8/U8/U16/U32 as int64), or, for a file nn.save wrote
@@ -390,8 +393,21 @@ return function(nn)
   -- shapes or offsets that are not lists of JSON integers, offsets outside
   -- the file, overlapping tensors, an unknown dtype) is an error naming the
   -- file and the cause, and so is a path that is not a regular file.
-  function nn.load(path)
+  -- opts.device ("cpu", the default, or "cuda") places every tensor: a file
+  -- saved from the GPU loads on a machine without one too.
+  function nn.load(path, opts)
     if type(path) ~= "string" then raise("load: expected a file name, got " .. type(path)) end
+    local device = "cpu"
+    if opts ~= nil then
+      if type(opts) ~= "table" then raise("load: options must be a table {device = ...}, got " .. type(opts)) end
+      for k in pairs(opts) do
+        if k ~= "device" then raise("load: unknown option '" .. tostring(k) .. "' (device)") end
+      end
+      device = opts.device or "cpu"
+      if device ~= "cpu" and device ~= "cuda" and device ~= "cuda:0" then
+        raise("load: unknown device " .. tostring(device) .. " (cpu or cuda)")
+      end
+    end
     local header = C.safetensors_read_header(path)
     local what = "load: " .. path .. ": the header is not valid JSON"
     local doc = json_decode(header, what)
@@ -421,6 +437,13 @@ return function(nn)
     local list = C.safetensors_read(path, #header, entries)
     local tensors = {}
     for i, e in ipairs(entries) do tensors[e[1]] = list[i] end
+    if device ~= "cpu" then
+      for name, t in pairs(tensors) do
+        local ok, moved = pcall(t.to, t, device)
+        if not ok then raise("load: " .. path .. ": " .. tostring(moved):gsub("^.-to: ", "")) end
+        tensors[name] = moved
+      end
+    end
     local structure = metadata[STRUCTURE_KEY]
     if structure then
       metadata[STRUCTURE_KEY] = nil
