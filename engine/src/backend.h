@@ -104,16 +104,13 @@ typedef const nn_backend *(*nn_backend_open_fn)(const nn_host_api *host, char *w
 
 /* ---- device memory (device_memory.c) -----------------------------------
    A caching allocator in front of a backend's alloc/free, as PyTorch's:
-   freed blocks wait on free lists by size class (a quarter of a power of
-   two apart, as the CPU's pool), so that a training loop in steady state
-   asks the device for nothing. When the device is out of memory, the
-   cache is emptied and the allocation tried once more. */
+   freed blocks wait on free lists by size class, so that a training loop
+   in steady state asks the device for nothing. When the device is out of
+   memory, the cache is emptied and the allocation tried once more. */
 void *nn_device_alloc(nn_device device, const nn_backend *be, size_t nbytes, size_t *rounded);
 void nn_device_free(nn_device device, const nn_backend *be, void *data, size_t rounded);
 /* Gives the cached blocks of device back through be (nn_device_empty_cache
    with the loaded backend). */
 void nn_device_release_cached(nn_device device, const nn_backend *be);
-/* The size class of a block (memory.c): its index, and nbytes rounded up. */
-int nn_size_class(size_t nbytes, size_t *rounded);
 
 #endif

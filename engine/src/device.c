@@ -29,32 +29,6 @@ static const nn_host_api host_api = {
     NN_BACKEND_ABI, sizeof(nn_backend), sizeof(nn_iter), nn_error_set, &nn_cpu_backend,
 };
 
-/* The directory of the file holding this code, with a trailing '/'; "" when
-   it cannot be told. */
-static void engine_directory(char *dir, size_t len) {
-  dir[0] = 0;
-  Dl_info info;
-  char path[PATH_MAX];
-  const char *file = NULL;
-  if (dladdr((void *)engine_directory, &info) && info.dli_fname && strchr(info.dli_fname, '/'))
-    file = info.dli_fname;
-  /* For code inside the main program glibc gives argv[0], which may be a
-     bare name found on PATH: ask the kernel instead. */
-  if (!file || access(file, F_OK) != 0) {
-    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
-    if (n <= 0) return;
-    path[n] = 0;
-    file = path;
-  }
-  char resolved[PATH_MAX];
-  if (realpath(file, resolved)) file = resolved;
-  const char *slash = strrchr(file, '/');
-  size_t n = (size_t)(slash - file) + 1;
-  if (n >= len) return;
-  memcpy(dir, file, n);
-  dir[n] = 0;
-}
-
 /* Opens path and asks its entry for the table; the reason in cuda_why when
    that fails. */
 static const nn_backend *open_library(const char *path) {
@@ -85,14 +59,41 @@ static const nn_backend *open_library(const char *path) {
   return be;
 }
 
+#ifdef NN_CUDA_INSTALL_DIR
+/* The directory of the file holding this code, with a trailing '/'; "" when
+   it cannot be told. */
+static void engine_directory(char *dir, size_t len) {
+  dir[0] = 0;
+  Dl_info info;
+  char path[PATH_MAX];
+  const char *file = NULL;
+  if (dladdr((void *)engine_directory, &info) && info.dli_fname && strchr(info.dli_fname, '/'))
+    file = info.dli_fname;
+  /* For code inside the main program glibc gives argv[0], which may be a
+     bare name found on PATH: ask the kernel instead. */
+  if (!file || access(file, F_OK) != 0) {
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0) return;
+    path[n] = 0;
+    file = path;
+  }
+  char resolved[PATH_MAX];
+  if (realpath(file, resolved)) file = resolved;
+  const char *slash = strrchr(file, '/');
+  size_t n = (size_t)(slash - file) + 1;
+  if (n >= len) return;
+  memcpy(dir, file, n);
+  dir[n] = 0;
+}
+#endif
+
 static void load_cuda(void) {
   const char *forced = getenv("NN_CUDA_LIBRARY");
   if (forced && forced[0]) {
     cuda_backend = open_library(forced);
     if (!cuda_backend && strstr(cuda_why, forced) == NULL) {
-      char reason[sizeof cuda_why];
-      snprintf(reason, sizeof reason, "%s (NN_CUDA_LIBRARY=%s)", cuda_why, forced);
-      snprintf(cuda_why, sizeof cuda_why, "%s", reason);
+      size_t used = strlen(cuda_why);
+      snprintf(cuda_why + used, sizeof cuda_why - used, " (NN_CUDA_LIBRARY=%s)", forced);
     }
     return;
   }

@@ -2,8 +2,10 @@
  *
  * cudaMalloc and cudaFree are slow (cudaFree waits for the whole device),
  * so, as PyTorch does, freed blocks are kept for reuse: a free list per size
- * class, the classes a quarter of a power of two apart (at most 25% waste,
- * the CPU pool's classes). The blocks themselves are device memory the host
+ * class. Classes start at 512 bytes (PyTorch's smallest block) and are a
+ * quarter of a power of two apart up to 1 MiB, a sixteenth beyond, so that
+ * a large block wastes at most 6% of a GPU's memory. The blocks themselves
+ * are device memory the host
  * cannot write into, so the lists are made of small host records, kept on
  * a spare list of their own: in steady state a training loop allocates
  * nothing on the device or on the host here.
@@ -18,7 +20,24 @@
 
 #include <stdio.h>
 
-#define CLASS_COUNT 256
+#define CLASS_COUNT 1024
+#define MIN_BLOCK 512
+#define FINE_FROM 20 /* log2 of 1 MiB */
+
+/* The class of a block of nbytes, and its size. */
+static int device_class(size_t nbytes, size_t *rounded) {
+  if (nbytes <= MIN_BLOCK) {
+    *rounded = MIN_BLOCK;
+    return 0;
+  }
+  int log2 = 63 - __builtin_clzll((unsigned long long)(nbytes - 1)); /* 2^log2 < nbytes */
+  int parts = log2 < FINE_FROM ? 4 : 16;
+  size_t base = (size_t)1 << log2, step = base / (size_t)parts;
+  size_t steps = (nbytes - base + step - 1) / step; /* 1..parts */
+  *rounded = base + steps * step;
+  if (log2 < FINE_FROM) return (log2 - 9) * 4 + (int)steps;
+  return (FINE_FROM - 9) * 4 + (log2 - FINE_FROM) * 16 + (int)steps;
+}
 
 typedef struct cached_block {
   void *data;
@@ -71,7 +90,7 @@ static void release_cached(device_cache *c, const nn_backend *be) {
 
 void *nn_device_alloc(nn_device device, const nn_backend *be, size_t nbytes, size_t *rounded) {
   device_cache *c = &caches[device];
-  int cls = nn_size_class(nbytes, rounded);
+  int cls = device_class(nbytes, rounded);
   cached_block *r = c->free_blocks[cls];
   if (r) {
     void *data = r->data;
@@ -92,7 +111,7 @@ void *nn_device_alloc(nn_device device, const nn_backend *be, size_t nbytes, siz
     snprintf(why, sizeof why, "%s", nn_error());
     nn_error_set("out of memory on %s: tried to allocate %s (%s held by tensors, %s reserved "
                  "in all): %s",
-                 nn_device_name(device), bytes_text(*rounded, want, sizeof want),
+                 nn_device_name(device), bytes_text(nbytes, want, sizeof want),
                  bytes_text(c->allocated, held, sizeof held),
                  bytes_text(c->reserved, kept, sizeof kept), why);
     return NULL;
@@ -105,7 +124,7 @@ void *nn_device_alloc(nn_device device, const nn_backend *be, size_t nbytes, siz
 void nn_device_free(nn_device device, const nn_backend *be, void *data, size_t rounded) {
   device_cache *c = &caches[device];
   size_t check;
-  int cls = nn_size_class(rounded, &check);
+  int cls = device_class(rounded, &check);
   cached_block *r = record_new();
   c->allocated -= rounded;
   if (!r || check != rounded) { /* no host memory for the record: give the block back */

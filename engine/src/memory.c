@@ -31,7 +31,7 @@ static size_t bytes_in_use, bytes_allocated_since;
 
 static nn_storage *free_storages;
 
-int nn_size_class(size_t nbytes, size_t *rounded) {
+static int size_class(size_t nbytes, size_t *rounded) {
   if (nbytes <= MIN_BLOCK) {
     *rounded = MIN_BLOCK;
     return 0;
@@ -100,7 +100,7 @@ static nn_storage *device_storage_new(nn_device device, size_t nbytes) {
 nn_storage *nn_storage_new(nn_device device, size_t nbytes) {
   if (device != NN_CPU) return device_storage_new(device, nbytes);
   size_t rounded;
-  int cls = nn_size_class(nbytes, &rounded);
+  int cls = size_class(nbytes, &rounded);
   void *data = NULL;
   if (cls < CLASS_COUNT && free_blocks[cls]) {
     struct pool_block *b = free_blocks[cls];
@@ -133,7 +133,7 @@ void nn_storage_release(nn_storage *s) {
     return;
   }
   size_t rounded;
-  int cls = nn_size_class(s->nbytes, &rounded);
+  int cls = size_class(s->nbytes, &rounded);
   if (cls < CLASS_COUNT && rounded == s->nbytes && pooled_bytes + rounded <= pool_limit) {
     struct pool_block *b = s->data;
     b->next = free_blocks[cls];

@@ -85,9 +85,9 @@ static void test_out_of_memory(void) {
   CHECK(device_frees == frees + 2);
   CHECK(nn_device_memory_allocated(NN_CUDA) == 4096 && nn_device_memory_reserved(NN_CUDA) == 4096);
   size_t r4 = 0;
-  void *d = nn_device_alloc(NN_CUDA, &counting, 6000, &r4);
+  void *d = nn_device_alloc(NN_CUDA, &counting, 6100, &r4); /* 6144 with its class */
   CHECK(d == NULL);
-  CHECKF(strstr(nn_error(), "out of memory on cuda: tried to allocate 6.00 KiB (4.00 KiB held by "
+  CHECKF(strstr(nn_error(), "out of memory on cuda: tried to allocate 5.96 KiB (4.00 KiB held by "
                             "tensors, 4.00 KiB reserved in all): test device: no room for 6144 "
                             "bytes") != NULL,
          "message: %s", nn_error());
@@ -98,7 +98,31 @@ static void test_out_of_memory(void) {
   device_limit = 0;
 }
 
+/* Sizes round to 512 bytes at least, to quarters of a power of two below
+   1 MiB and to sixteenths above (a large block wastes at most 6%). */
+static void test_classes(void) {
+  static const struct { size_t asked, rounded; } cases[] = {
+      {1, 512},
+      {512, 512},
+      {513, 640},
+      {4000, 4096},
+      {(1 << 20), (1 << 20)},
+      {(1 << 20) + 1, (1 << 20) + (1 << 16)},
+      {(size_t)400 << 30, (size_t)400 << 30},
+      {((size_t)16 << 30) + 1, (size_t)17 << 30},
+  };
+  device_limit = 1; /* nothing fits: only the rounding is looked at */
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    size_t rounded = 0;
+    CHECK(nn_device_alloc(NN_CUDA, &counting, cases[i].asked, &rounded) == NULL);
+    CHECKF(rounded == cases[i].rounded, "%zu bytes rounded to %zu, expected %zu", cases[i].asked,
+           rounded, cases[i].rounded);
+  }
+  device_limit = 0;
+}
+
 int main(void) {
+  test_classes();
   test_reuse();
   test_steady_state();
   test_out_of_memory();

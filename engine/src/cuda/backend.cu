@@ -151,8 +151,9 @@ nn_cuda_backend_open(const nn_host_api *h, char *why, size_t len) {
     return NULL;
   }
   cudaDeviceProp prop;
-  if ((e = cudaSetDevice(0)) != cudaSuccess || (e = cudaGetDeviceProperties(&prop, 0)) != cudaSuccess ||
-      (e = cudaFree(0)) != cudaSuccess || /* makes the context now, so that its failure is told here */
+  /* cudaFree(0) makes the context now, so that its failure is told here */
+  if ((e = cudaSetDevice(0)) != cudaSuccess ||
+      (e = cudaGetDeviceProperties(&prop, 0)) != cudaSuccess || (e = cudaFree(0)) != cudaSuccess ||
       (e = cudaStreamCreateWithFlags(&nn_cuda_stream, cudaStreamNonBlocking)) != cudaSuccess) {
     snprintf(why, len, "the CUDA device could not be opened: %s (%s)", cudaGetErrorString(e),
              cudaGetErrorName(e));
