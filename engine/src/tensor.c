@@ -549,17 +549,18 @@ static void fill_inner(void *ctx, int64_t n, char **data, const int64_t *stride)
 }
 
 int nn_cpu_fill(nn_iter *it, double value) {
-  if (value == 0 && !signbit(value) && it->ndim == 1 && it->stride[0][0] == 1) {
-    /* all-zero bits in every dtype */
-    memset(it->data[0], 0, (size_t)it->size[0] * nn_element_size(it->dtype[0]));
-    return 0;
-  }
   struct fill_ctx c = {it->dtype[0], value};
   nn_iter_run(it, fill_inner, &c);
   return 0;
 }
 
 int nn_fill_(nn_tensor *t, double value) {
+  if (t->device == NN_CPU && value == 0 && !signbit(value) && nn_is_contiguous(t)) {
+    /* zero_grad's case, without building an iterator */
+    memset(nn_data(t), 0, (size_t)nn_numel(t) * nn_element_size(t->dtype));
+    nn_bump_version(t);
+    return 0;
+  }
   const nn_backend *be = nn_device_check("fill", t->device);
   if (!be) return -1;
   nn_iter it;

@@ -100,6 +100,23 @@ describe("finding the CUDA backend", function()
     assert.is_truthy(out:find(lib .. " is not an nnlua CUDA backend (it has no nn_cuda_backend_open)", 1, true), out)
   end)
 
+  it("a library the backend needs is missing (cuBLAS)", function()
+    if not built then return end
+    -- the backend as a machine without cuBLAS sees it: the same file, asking
+    -- for a cuBLAS of another version (a name of the same length)
+    local bytes = assert(support.read(build_dir .. "/libnn_cuda.so"))
+    local renamed = bytes:gsub("libcublas%.so%.%d+", function(name)
+      return (name:gsub("%d+$", function(v) return ("9"):rep(#v) end))
+    end)
+    assert.are_not.equal(bytes, renamed)
+    local dir = support.scratch_dir()
+    support.write(dir .. "/libnn_cuda.so", renamed)
+    local out = reason_with({NN_CUDA_LIBRARY = dir .. "/libnn_cuda.so"})
+    os.execute("rm -rf " .. dir)
+    assert.is_truthy(out:find("false\tcannot load " .. dir .. "/libnn_cuda.so: libcublas.so.99", 1, true), out)
+    assert.is_truthy(out:find("cannot open shared object file", 1, true), out)
+  end)
+
   it("the test device opens only when a test asks for it", function()
     local out = reason_with({NN_CUDA_LIBRARY = fake, NN_FAKE_CUDA = false})
     assert.is_truthy(out:find("false\tthis is nnlua's fake CUDA device for its own tests", 1, true), out)
