@@ -58,5 +58,6 @@ void nnl_register_optim(lua_State *L);       /* nn_optim.c */
 void nnl_register_system(lua_State *L);      /* nn_system.c: processes, files, terminals */
 void nnl_register_data(lua_State *L);        /* nn_data.c: data files, safetensors */
 void nnl_register_cuda(lua_State *L);        /* nn_cuda.c: nn.cuda */
+void nnl_register_torch(lua_State *L);       /* nn_torch.c: PyTorch's .pt files */
 
 #endif

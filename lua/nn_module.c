@@ -28,6 +28,23 @@ static void check_shape(lua_State *L, const char *op, int ndim, const int64_t *s
   if (nn_check_shape(op, ndim, size) < 0) nnl_engine_error(L);
 }
 
+/* ctor's tensor made on device itself: filled there, random values drawn
+   from the device's own generator (as torch.rand(..., device="cuda")). */
+static nn_tensor *make_on(shape_ctor ctor, nn_device device, nn_dtype dtype, int n,
+                          const int64_t *size) {
+  if (device == NN_CPU) return ctor(dtype, n, size);
+  nn_tensor *t = nn_empty_on(device, dtype, n, size);
+  if (!t) return NULL;
+  int status = ctor == nn_rand    ? nn_uniform_(t, 0, 1)
+               : ctor == nn_randn ? nn_normal_(t, 0, 1)
+                                  : nn_fill_(t, ctor == nn_ones ? 1 : 0);
+  if (status < 0) {
+    nn_release(t);
+    return NULL;
+  }
+  return t;
+}
+
 static int make_from_shape(lua_State *L, const char *op, shape_ctor ctor) {
   int64_t size[NN_MAX_DIMS];
   int opt;
@@ -38,7 +55,7 @@ static int make_from_shape(lua_State *L, const char *op, shape_ctor ctor) {
   if ((ctor == nn_rand || ctor == nn_randn) && !nn_dtype_is_floating(o.dtype))
     return nnl_error(L, "%s: dtype must be float32 or float64, got %s", op, nn_dtype_name(o.dtype));
   check_shape(L, op, n, size);
-  push_created(L, nnl_apply_options(L, ctor(o.dtype, n, size), &o, op), op);
+  push_created(L, nnl_apply_options(L, make_on(ctor, o.device, o.dtype, n, size), &o, op), op);
   return 1;
 }
 
@@ -73,7 +90,12 @@ static int l_full(lua_State *L) {
   nnl_options o;
   nnl_read_options(L, opt_idx, "full", &o);
   check_shape(L, "full", n, size);
-  push_created(L, nnl_apply_options(L, nn_full(o.dtype, n, size, v), &o, "full"), "full");
+  nn_tensor *t = nn_empty_on(o.device, o.dtype, n, size);
+  if (t && nn_fill_(t, v) < 0) {
+    nn_release(t);
+    t = NULL;
+  }
+  push_created(L, nnl_apply_options(L, t, &o, "full"), "full");
   return 1;
 }
 
@@ -425,6 +447,7 @@ void nnl_register_functions(lua_State *L) {
   nnl_register_system(L);
   nnl_register_data(L);
   nnl_register_cuda(L);
+  nnl_register_torch(L);
   luaL_getmetatable(L, NNL_TENSOR);
   lua_getfield(L, -1, "methods");
   lua_setfield(L, -3, "tensor_methods");

@@ -520,6 +520,28 @@ static int repl_addreturn(lua_State *L) {
   return status;
 }
 
+/* With the compiled statement on top and its text at index 1: when the text
+   declares locals, replaces the chunk by the one nn.repl.keep_locals gives,
+   which keeps them as globals for the lines after it (each line is a chunk
+   of its own, whose locals would end with it). Anything failing leaves the
+   chunk as it was. */
+static void repl_keep_locals(lua_State *L) {
+  if (!repl_push_function(L, "keep_locals")) return;
+  lua_pushvalue(L, 1);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_isstring(L, -1)) {
+    lua_pop(L, 1);
+    return;
+  }
+  size_t len;
+  const char *code = lua_tolstring(L, -1, &len);
+  if (luaL_loadbuffer(L, code, len, "=stdin") != LUA_OK) {
+    lua_pop(L, 2); /* the error and the code */
+    return;
+  }
+  lua_remove(L, -2); /* the code */
+  lua_remove(L, -2); /* the chunk it replaces */
+}
+
 /* Compiles the line as a statement, reading more lines while incomplete. */
 static int repl_multiline(lua_State *L) {
   for (;;) {
@@ -529,6 +551,7 @@ static int repl_multiline(lua_State *L) {
     /* complete (or wrong), or input ended: the chunk or the error is on top */
     if (!repl_incomplete(L, status) || !repl_pushline(L, 0)) {
       repl_saveline(line);
+      if (status == LUA_OK) repl_keep_locals(L);
       return status;
     }
     if (repl_line_cancelled) { /* Ctrl-C on a continuation line: drop it all */
@@ -712,19 +735,23 @@ static void repl_run(lua_State *L) {
 
 /* ---- nn: built in, and a global on first use --------------------------- */
 
-/* _G's __index while the global `nn` has not been read: requires "nn", stores
-   it with rawset (later reads cost nothing) and returns it. Any other missing
-   global is nil, as without a metatable. A script that sets `nn` itself wins,
-   since __index only runs for absent keys; one that replaces _G's metatable
-   (strict mode) should `local nn = require "nn"`, as scripts do anyway. */
+/* _G's __index while the globals `nn` and `help` have not been read:
+   requires "nn", stores nn (or nn.help, the same help as at the prompt) with
+   rawset (later reads cost nothing) and returns it. Any other missing global
+   is nil, as without a metatable. A script that sets `nn` or `help` itself
+   wins, since __index only runs for absent keys; one that replaces _G's
+   metatable (strict mode) should `local nn = require "nn"`, as scripts do
+   anyway. */
 static int global_index(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE); /* reachable as getmetatable(_G).__index */
   const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
-  if (key == NULL || strcmp(key, "nn") != 0) return 0;
+  int is_help = key != NULL && strcmp(key, "help") == 0;
+  if (key == NULL || (strcmp(key, "nn") != 0 && !is_help)) return 0;
   lua_getglobal(L, "require");
   lua_pushliteral(L, "nn");
   lua_call(L, 1, 1);
-  lua_pushliteral(L, "nn");
+  if (is_help) lua_getfield(L, -1, "help");
+  lua_pushvalue(L, 2);
   lua_pushvalue(L, -2);
   lua_rawset(L, 1);
   return 1;

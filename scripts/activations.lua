@@ -10,22 +10,23 @@
 --   nnlua scripts/activations.lua [--quick] [--out DIR]    (pictures go to DIR, default pictures/)
 local nn = require "nn"
 
-local out_dir = "pictures"
-local i = 1
-while i <= #arg do
-  if arg[i] == "--out" and arg[i + 1] then
-    out_dir = arg[i + 1]; i = i + 1
-  elseif arg[i] ~= "--quick" then -- this script is quick already
-    error("usage: nnlua scripts/activations.lua [--quick] [--out DIR]", 0)
-  end
-  i = i + 1
-end
-assert(os.execute("mkdir -p '" .. out_dir:gsub("'", "'\\''") .. "'"), "cannot create " .. out_dir)
+local parser = nn.cli.parser("Activation functions and their derivatives, drawn family by family.")
+parser:flag("--quick", "accepted for the test suite: this lesson is quick already")
+parser:option("--out", "the directory the pictures go to", "pictures"):argname("DIR")
+local out_dir = nn.cli.make_dir(parser:parse().out)
 
--- Every activation of the catalogue, by the name nn.F knows it: first the
--- S-shaped ones, then ReLU and its smooth or leaky relatives.
-local names = {"step", "sigmoid", "tanh", "hardsigmoid", "hardtanh", "softsign", "logsigmoid",
-               "relu", "leaky_relu", "elu", "selu", "gelu", "silu", "mish", "softplus"}
+-- Every activation of the catalogue, by the name nn.F knows it, in three
+-- families: the S-shaped ones, ReLU and its piecewise relatives, and the
+-- smooth curves that bend like ReLU. Each family is drawn on its own panel.
+local families = {
+  {title = "S-shaped", names = {"step", "sigmoid", "tanh", "hardsigmoid", "hardtanh", "softsign", "logsigmoid"}},
+  {title = "ReLU and its piecewise kin", names = {"relu", "leaky_relu", "elu", "selu"}},
+  {title = "smooth ReLUs", names = {"gelu", "silu", "mish", "softplus"}},
+}
+local names, family_of = {}, {}
+for f, family in ipairs(families) do
+  for _, name in ipairs(family.names) do names[#names + 1] = name; family_of[name] = f end
+end
 -- Options where the default would hide the idea: with its default slope of
 -- 0.01, leaky ReLU's leak is invisible next to ReLU at this scale.
 local options = {leaky_relu = {negative_slope = 0.1}}
@@ -53,22 +54,33 @@ for _, name in ipairs(names) do
   local at = first == last and string.format("x = %g", first) or string.format("x in [%g, %g]", first, last)
   if first == last and math.abs(first) == 5 then at = at .. " (the end of the range: it creeps toward 1 beyond)" end
   print(string.format("  %-12s %-10.4g %s", name, top, at))
-  values[#values + 1] = {label = labels[name] or name, y = f}
-  slopes[#slopes + 1] = {label = labels[name] or name, y = df}
+  local f_family = family_of[name]
+  values[f_family] = values[f_family] or {}
+  slopes[f_family] = slopes[f_family] or {}
+  table.insert(values[f_family], {label = labels[name] or name, y = f})
+  table.insert(slopes[f_family], {label = labels[name] or name, y = df})
 end
 print("  (step's derivative is 0 everywhere it exists: gradient descent gets no signal through it)")
 print()
 
-local path = out_dir .. "/activations.png"
-nn.plot.lines{x = x, y = values, xrange = {-5, 5}, yrange = {-2.5, 5}, width = 1000, height = 650,
-  title = "Activation functions f(x)", xlabel = "x (the weighted sum)", ylabel = "f(x)", out = path}
-print("Picture: " .. path)
-path = out_dir .. "/activation_derivatives.png"
-nn.plot.lines{x = x, y = slopes, xrange = {-5, 5}, yrange = {-0.2, 1.8}, width = 1000, height = 650,
-  title = "Derivatives f'(x): the factor by which each scales the gradient passing back\n"
-    .. "(sigmoid's is never above 0.25; step's is 0)",
-  xlabel = "x (the weighted sum)", ylabel = "f'(x)", out = path}
-print("Picture: " .. path)
+-- One picture of the functions and one of their derivatives, a panel per family.
+local function panels(series, yrange, ylabel)
+  local list = {}
+  for f, family in ipairs(families) do
+    list[f] = {kind = "lines", x = x, y = series[f], xrange = {-5, 5}, yrange = yrange, title = family.title,
+               xlabel = "x (the weighted sum)", ylabel = ylabel}
+  end
+  return list
+end
+local picture = panels(values, {-2.5, 5}, "f(x)")
+picture.title, picture.out, picture.width, picture.height = "Activation functions f(x)",
+  out_dir .. "/activations.png", 1500, 560
+print("Picture: " .. nn.plot.panels(picture))
+picture = panels(slopes, {-0.2, 1.8}, "f'(x)")
+picture.title = "Derivatives f'(x): the factor by which each scales the gradient passing back "
+  .. "(sigmoid's is never above 0.25; step's is 0)"
+picture.out, picture.width, picture.height = out_dir .. "/activation_derivatives.png", 1500, 560
+print("Picture: " .. nn.plot.panels(picture))
 print()
 
 -- Softmax turns scores into probabilities: exp(x_i) / sum_j exp(x_j).

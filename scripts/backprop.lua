@@ -16,15 +16,10 @@
 local nn = require "nn"
 
 -- The options every experiment takes; this one is quick and draws no picture.
-local i = 1
-while i <= #arg do
-  if arg[i] == "--out" and arg[i + 1] then
-    i = i + 1
-  elseif arg[i] ~= "--quick" then
-    error("usage: nnlua scripts/backprop.lua [--quick] [--out DIR]", 0)
-  end
-  i = i + 1
-end
+local parser = nn.cli.parser("Backpropagation on a computational graph: buying apples.")
+parser:flag("--quick", "accepted for the test suite: this lesson is quick already")
+parser:option("--out", "accepted for the test suite: this lesson draws no picture")
+parser:parse()
 
 -------------------------------------------------------------------------------
 -- The hand-written layers: forward remembers its inputs, backward uses them.

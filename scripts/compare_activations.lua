@@ -10,19 +10,11 @@
 --   nnlua scripts/compare_activations.lua [--quick] [--out DIR]    (pictures go to DIR, default pictures/)
 local nn = require "nn"
 
-local quick, out_dir = false, "pictures"
-local i = 1
-while i <= #arg do
-  if arg[i] == "--quick" then
-    quick = true
-  elseif arg[i] == "--out" and arg[i + 1] then
-    out_dir = arg[i + 1]; i = i + 1
-  else
-    error("usage: nnlua scripts/compare_activations.lua [--quick] [--out DIR]", 0)
-  end
-  i = i + 1
-end
-assert(os.execute("mkdir -p '" .. out_dir:gsub("'", "'\\''") .. "'"), "cannot create " .. out_dir)
+local parser = nn.cli.parser("The same small network with different hidden activations, over several seeds.")
+parser:flag("--quick", "fewer seeds and steps, for the test suite")
+parser:option("--out", "the directory the pictures go to", "pictures"):argname("DIR")
+local args = parser:parse()
+local quick, out_dir = args.quick, nn.cli.make_dir(args.out)
 
 local seeds = quick and 2 or 5
 local steps = quick and 400 or 1500

@@ -20,41 +20,22 @@
 --                     /usr/share/datasets/fashion-mnist)
 --     --threads N     BLAS threads (default: nn's default)
 --     --seed N        the seed of the weights, dropout and shuffling (default 1)
+--     --device D      cpu (the default) or cuda
 local nn = require "nn"
 
-local function usage(msg)
-  io.stderr:write("fashion_mnist.lua: ", msg, "\n",
-    "usage: nnlua scripts/fashion_mnist.lua [--deep] [--quick] [--epochs N] [--out DIR] [--data DIR] [--threads N] [--seed N]\n")
-  os.exit(2)
-end
-
-local opts = {deep = false, quick = false, out = "fashion_mnist_results", seed = 1}
-do
-  local i = 1
-  local function value(name)
-    i = i + 1
-    if arg[i] == nil then usage(name .. " needs a value") end
-    return arg[i]
-  end
-  local function whole(name)
-    local v = math.tointeger(tonumber(value(name)))
-    if not v or v < 1 then usage(name .. " needs a whole number >= 1") end
-    return v
-  end
-  while i <= #arg do
-    local a = arg[i]
-    if a == "--deep" then opts.deep = true
-    elseif a == "--quick" then opts.quick = true
-    elseif a == "--epochs" then opts.epochs = whole(a)
-    elseif a == "--out" then opts.out = value(a)
-    elseif a == "--data" then opts.data = value(a)
-    elseif a == "--threads" then opts.threads = whole(a)
-    elseif a == "--seed" then opts.seed = whole(a)
-    elseif a == "--help" or a == "-h" then usage("the options are")
-    else usage("unknown option " .. a) end
-    i = i + 1
-  end
-end
+local parser = nn.cli.parser("Fashion-MNIST with a dense network: the lesson's experiment.")
+parser:flag("--deep", "the second configuration: 784-1024-512-10 with dropout, Adam with a cosine "
+            .. "learning-rate schedule, 30 epochs")
+parser:flag("--quick", "a small subset (2,000 training and 1,000 test images, 2 epochs) for the test suite")
+parser:option("--epochs", "override the number of epochs", nil, nn.cli.whole(1, "--epochs"))
+parser:option("--out", "where the pictures and the model go (nothing is drawn with --out '')",
+              "fashion_mnist_results")
+parser:option("--data", "the directory of the four IDX files (default: Debian's /usr/share/datasets/fashion-mnist)")
+parser:option("--threads", "BLAS threads (default: nn's default)", nil, nn.cli.whole(1, "--threads"))
+parser:option("--seed", "the seed of the weights, dropout and shuffling", "1", nn.cli.whole(1, "--seed"))
+nn.cli.device(parser)
+local opts = parser:parse()
+local device = opts.device
 if opts.threads then nn.set_num_threads(opts.threads) end
 
 -- The two configurations. The lesson's: Keras's Dense(512, relu),
@@ -116,6 +97,7 @@ else
 end
 -- The softmax of Keras's last layer lives inside the loss here, as in
 -- PyTorch: the model gives logits, cross-entropy takes them.
+model:to(device)
 local criterion = nn.CrossEntropyLoss()
 print(string.format("configuration %s; batch %d, %d epochs, %d threads", config.name, config.batch,
   config.epochs, nn.get_num_threads()))
@@ -130,7 +112,7 @@ local function predict(x)
     local n = x:size(1)
     for start = 1, n, 1000 do
       local count = math.min(1000, n - start + 1)
-      parts[#parts + 1] = model(x:narrow(1, start, count)):argmax(2)
+      parts[#parts + 1] = model(x:narrow(1, start, count):to(device)):argmax(2):cpu()
     end
   end)
   if was_training then model:train() end
@@ -158,6 +140,8 @@ for epoch = 1, config.epochs do
                                   desc = string.format("epoch %d/%d", epoch, config.epochs)}
   local loss_sum, correct, seen = 0, 0, 0
   for x, y in loader:iter() do
+    -- batches are gathered on the host, then moved
+    x, y = x:to(device), y:to(device)
     optimizer:zero_grad()
     local logits = model(x)
     local loss = criterion(logits, y)
@@ -236,35 +220,23 @@ if opts.out ~= "" then
     style = "linespoints", out = prefix .. "curves.png"}
   print("curves: " .. curves)
 
-  -- The first 32 misclassified test images in a grid of 4 rows of 8, one
-  -- dark pixel of space between them; the heat map draws row 1 at the
-  -- bottom, so the picture's rows are filled from the last.
-  local ROWS, COLS, SIDE, GAP = 4, 8, 28, 1
-  local shown = math.min(#misclassified, ROWS * COLS)
+  -- The first 32 misclassified test images, 8 a row, each captioned with
+  -- its true and predicted class.
+  local COLUMNS, SIDE = 8, 28
+  local shown = math.min(#misclassified, 4 * COLUMNS)
   if shown > 0 then
-    local height, width = ROWS * (SIDE + GAP) - GAP, COLS * (SIDE + GAP) - GAP
-    local grid = {}
-    for r = 1, height do
-      local row = {}
-      for c = 1, width do row[c] = 0.35 end
-      grid[r] = row
-    end
+    local images, captions = nn.zeros(shown, 1, SIDE, SIDE), {}
     print("misclassified test images in the grid (row, column: true -> predicted):")
     for k = 1, shown do
       local index = misclassified[k]
-      local gr, gc = (k - 1) // COLS, (k - 1) % COLS
-      local pixels = x_test[index]:totable()
-      for py = 1, SIDE do
-        local picture_row = gr * (SIDE + GAP) + py
-        local row = grid[height - picture_row + 1]
-        for px = 1, SIDE do row[gc * (SIDE + GAP) + px] = pixels[(py - 1) * SIDE + px] end
-      end
-      print(string.format("  (%d, %d) test image %d: %s -> %s", gr + 1, gc + 1, index,
-        class_names[labels[index]], class_names[predicted[index]]))
+      images[k]:copy_(x_test[index]:view(1, SIDE, SIDE))
+      captions[k] = class_names[labels[index]] .. " -> " .. class_names[predicted[index]]
+      print(string.format("  (%d, %d) test image %d: %s", (k - 1) // COLUMNS + 1, (k - 1) % COLUMNS + 1, index,
+        captions[k]))
     end
-    local picture = nn.plot.heatmap{z = grid, palette = "gray", zrange = {0, 1},
-      title = string.format("%d misclassified test images (listed in the output)", shown),
-      legend = false, out = prefix .. "misclassified.png", width = 900, height = 520}
+    local picture = nn.plot.image{image = images, labels = captions, columns = COLUMNS, zrange = {0, 1},
+      title = string.format("%d misclassified test images: true -> predicted class", shown),
+      out = prefix .. "misclassified.png", width = 1200, height = 760}
     print("misclassified: " .. picture)
   end
 

@@ -8,17 +8,10 @@
 --   nnlua scripts/gates.lua [--quick] [--out DIR]    (pictures go to DIR, default pictures/)
 local nn = require "nn"
 
-local out_dir = "pictures"
-local i = 1
-while i <= #arg do
-  if arg[i] == "--out" and arg[i + 1] then
-    out_dir = arg[i + 1]; i = i + 1
-  elseif arg[i] ~= "--quick" then -- this script is quick already
-    error("usage: nnlua scripts/gates.lua [--quick] [--out DIR]", 0)
-  end
-  i = i + 1
-end
-assert(os.execute("mkdir -p '" .. out_dir:gsub("'", "'\\''") .. "'"), "cannot create " .. out_dir)
+local parser = nn.cli.parser("Logic gates from perceptrons with hand-set weights.")
+parser:flag("--quick", "accepted for the test suite: this lesson is quick already")
+parser:option("--out", "the directory the pictures go to", "pictures"):argname("DIR")
+local out_dir = nn.cli.make_dir(parser:parse().out)
 
 -- The four possible inputs, one per row.
 local X = nn.tensor({{0, 0}, {0, 1}, {1, 0}, {1, 1}})

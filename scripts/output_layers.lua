@@ -13,19 +13,11 @@
 --   nnlua scripts/output_layers.lua [--quick] [--out DIR]    (pictures go to DIR, default pictures/)
 local nn = require "nn"
 
-local quick, out_dir = false, "pictures"
-local i = 1
-while i <= #arg do
-  if arg[i] == "--quick" then
-    quick = true
-  elseif arg[i] == "--out" and arg[i + 1] then
-    out_dir = arg[i + 1]; i = i + 1
-  else
-    error("usage: nnlua scripts/output_layers.lua [--quick] [--out DIR]", 0)
-  end
-  i = i + 1
-end
-assert(os.execute("mkdir -p '" .. out_dir:gsub("'", "'\\''") .. "'"), "cannot create " .. out_dir)
+local parser = nn.cli.parser("Output layers and losses: which goes with which problem.")
+parser:flag("--quick", "fewer training steps, for the test suite")
+parser:option("--out", "the directory the pictures go to", "pictures"):argname("DIR")
+local args = parser:parse()
+local quick, out_dir = args.quick, nn.cli.make_dir(args.out)
 
 local steps = quick and 500 or 2000
 nn.manual_seed(3)

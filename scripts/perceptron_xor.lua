@@ -2,6 +2,7 @@
 -- trains, the cost stays at ln 2 = 0.6931: no single line separates XOR's
 -- points, so the best one layer can do is answer 0.5 everywhere.
 local nn = require "nn"
+nn.cli.parser("XOR with a single layer: the cost stays at ln 2."):parse()
 nn.manual_seed(777)
 
 local X = nn.tensor({{0, 0}, {0, 1}, {1, 0}, {1, 1}})

@@ -14,19 +14,11 @@
 --   nnlua scripts/vanishing.lua [--quick] [--out DIR]    (pictures go to DIR, default pictures/)
 local nn = require "nn"
 
-local quick, out_dir = false, "pictures"
-local i = 1
-while i <= #arg do
-  if arg[i] == "--quick" then
-    quick = true
-  elseif arg[i] == "--out" and arg[i + 1] then
-    out_dir = arg[i + 1]; i = i + 1
-  else
-    error("usage: nnlua scripts/vanishing.lua [--quick] [--out DIR]", 0)
-  end
-  i = i + 1
-end
-assert(os.execute("mkdir -p '" .. out_dir:gsub("'", "'\\''") .. "'"), "cannot create " .. out_dir)
+local parser = nn.cli.parser("Vanishing gradients, made visible: ten layers of each activation.")
+parser:flag("--quick", "fewer training steps, for the test suite")
+parser:option("--out", "the directory the pictures go to", "pictures"):argname("DIR")
+local args = parser:parse()
+local quick, out_dir = args.quick, nn.cli.make_dir(args.out)
 
 local depth, width = 10, 32
 local steps = quick and 200 or 1000 -- "some training": full-batch SGD steps

@@ -6,10 +6,11 @@ set -euo pipefail
 # gnuplot-nox draws nn.plot's pictures; openmpi-bin runs sweeps across
 # machines (mpirun; libmpi is loaded only under it); zlib1g-dev reads gzip'd
 # IDX files; dataset-fashion-mnist is the data set of scripts/fashion_mnist.lua;
-# tmux drives the interactive prompt in its tests.
+# tmux drives the interactive prompt in its tests; lua-cjson reads and writes
+# nn.sweep's JSON; lua-argparse parses the options of the scripts in scripts/.
 packages=(build-essential cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev
           lua-busted libreadline-dev gnuplot-nox openmpi-bin zlib1g-dev
-          dataset-fashion-mnist tmux)
+          dataset-fashion-mnist tmux lua-cjson lua-argparse)
 
 missing=()
 for p in "${packages[@]}"; do

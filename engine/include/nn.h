@@ -17,6 +17,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define NN_MAX_DIMS 8
 /* Reductions over every element take this in place of a dimension. */
 #define NN_ALL_DIMS (-1000)
@@ -35,6 +39,9 @@ typedef struct nn_tensor {
   int64_t size[NN_MAX_DIMS];
   int64_t stride[NN_MAX_DIMS]; /* in elements */
   int64_t offset;              /* in elements, into storage */
+  /* nn_is_contiguous(t), computed when the tensor is made: a tensor's
+     geometry never changes after, and every op asks */
+  int contiguous;
   nn_storage *storage;
   int requires_grad; /* a leaf that collects .grad, or a result that needs one */
   struct nn_tensor *grad;
@@ -104,6 +111,8 @@ char *nn_shape_string(const nn_tensor *t, char *buf, size_t len);
 /* Checks a shape for negative sizes and absurd totals; names op in the error. */
 int nn_check_shape(const char *op, int ndim, const int64_t *size);
 nn_tensor *nn_empty(nn_dtype dtype, int ndim, const int64_t *size);
+/* A new contiguous tensor on device, its values unset. */
+nn_tensor *nn_empty_on(nn_device device, nn_dtype dtype, int ndim, const int64_t *size);
 nn_tensor *nn_full(nn_dtype dtype, int ndim, const int64_t *size, double value);
 nn_tensor *nn_zeros(nn_dtype dtype, int ndim, const int64_t *size);
 nn_tensor *nn_ones(nn_dtype dtype, int ndim, const int64_t *size);
@@ -417,8 +426,9 @@ uint64_t nn_initial_seed(void);
 size_t nn_rng_state_size(void);
 void nn_rng_get_state(void *buf);
 int nn_rng_set_state(const void *buf, size_t len);
-/* The CUDA generator (Philox4x32-10, counter-based; math/philox.h):
-   nn_manual_seed seeds it too, as torch.manual_seed seeds every device. */
+/* The CUDA generator alone (the backend's own, counter-based Philox;
+   math/random.h): nn_manual_seed seeds it too, as torch.manual_seed seeds
+   every device. Without CUDA, seeding does nothing. */
 void nn_cuda_manual_seed(uint64_t seed);
 uint64_t nn_cuda_initial_seed(void);
 int nn_uniform_(nn_tensor *t, double from, double to);
@@ -498,5 +508,75 @@ int nn_safetensors_read(const char *path, size_t header_len, const nn_safetensor
 /* Writes the header and the tensors' bytes in order, atomically. */
 int nn_safetensors_write(const char *path, const char *header, size_t header_len,
                          nn_tensor *const *tensors, int64_t n);
+
+/* ---- PyTorch's files (torch_file.c) ----------------------------------
+   torch.save's format (PyTorch 1.6 and later): a ZIP file holding
+   <name>/data.pkl, a pickle (protocol 2) of the saved value whose tensors
+   refer to storages by key, and <name>/data/<key>, each storage's bytes
+   (little-endian), beside <name>/version and, since PyTorch 2.1,
+   <name>/byteorder. The pickle is read by a restricted reader that runs
+   nothing: it knows the few callables a tensor file names
+   (collections.OrderedDict, torch._utils._rebuild_tensor_v2,
+   _rebuild_tensor and _rebuild_parameter, torch.Size, the storage types,
+   _codecs.encode and bytes for bytes) and refuses any other, and any
+   opcode that would build an object of a class. */
+typedef enum {
+  NN_PT_NONE, NN_PT_BOOL, NN_PT_INT, NN_PT_FLOAT, NN_PT_STRING, NN_PT_BYTES,
+  NN_PT_LIST, NN_PT_TUPLE, NN_PT_DICT, NN_PT_TENSOR
+} nn_pt_kind;
+
+/* One value of a file. A file's values form a tree that may share
+   subtrees (a pickle's memo), never a cycle; all are freed with the file. */
+typedef struct nn_pt_value {
+  nn_pt_kind kind;
+  int64_t integer;            /* NN_PT_BOOL (0 or 1), NN_PT_INT */
+  double number;              /* NN_PT_FLOAT */
+  const char *bytes;          /* NN_PT_STRING (UTF-8), NN_PT_BYTES: len bytes */
+  size_t len;
+  struct nn_pt_value **items; /* NN_PT_LIST, NN_PT_TUPLE: count items; NN_PT_DICT: count
+                                 pairs, each key then value, in the file's order */
+  int64_t count;
+  int ordered;                /* NN_PT_DICT: a collections.OrderedDict */
+  struct nn_pt_value *state;  /* NN_PT_DICT: an OrderedDict's attributes (a dict,
+                                 e.g. a state_dict's _metadata), or NULL */
+  nn_tensor *tensor;          /* NN_PT_TENSOR: held by the file; retain to keep it.
+                                 Tensors saved over one storage share it here too. */
+  int parameter;              /* NN_PT_TENSOR: saved as a torch.nn.Parameter */
+} nn_pt_value;
+
+typedef struct nn_pt_file nn_pt_file;
+
+/* What a file holds, judged by its first bytes: NN_FILE_ZIP (a ZIP file,
+   as torch.save writes), NN_FILE_PICKLE (a bare pickle: torch.save's
+   legacy format) or NN_FILE_OTHER; -1 with "load: ..." when path is not a
+   regular file that can be read. */
+enum { NN_FILE_OTHER = 0, NN_FILE_ZIP = 1, NN_FILE_PICKLE = 2 };
+int nn_file_kind(const char *path);
+/* Reads a torch.save file; NULL with "load: path: cause" for anything it
+   refuses (a malformed or damaged file, a callable or opcode the reader
+   does not know, a tensor outside its storage, a cycle, nesting deeper
+   than 200 levels, a dtype nnlua lacks). Tensors load on the CPU: float32,
+   float64, int64 and bool as they are, float16 and bfloat16 as float32,
+   int32, int16, int8 and uint8 as int64. */
+nn_pt_file *nn_pt_read(const char *path);
+const nn_pt_value *nn_pt_root(const nn_pt_file *f);
+void nn_pt_close(nn_pt_file *f);
+
+/* Elements [first, first + count) of tensor's storage, written as one
+   storage record of a file. */
+typedef struct {
+  nn_tensor *tensor;
+  int64_t first, count;
+} nn_pt_storage;
+/* Writes a torch.save file atomically: pickle as archive/data.pkl (the
+   caller makes it; its storage keys are "0", "1", ..., the positions in
+   storages), each storage as archive/data/<key>, archive/byteorder and
+   archive/version. Storages on a GPU are copied to the host. */
+int nn_pt_write(const char *path, const void *pickle, size_t pickle_len,
+                const nn_pt_storage *storages, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

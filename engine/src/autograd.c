@@ -191,19 +191,6 @@ static void set_view_geometry(nn_node *node, const nn_tensor *view, const nn_ten
   node->offset = view->offset - base->offset;
 }
 
-static void add_into_inner(void *ctx, int64_t n, char **data, const int64_t *st) {
-  nn_dtype dtype = *(const nn_dtype *)ctx;
-  if (dtype == NN_FLOAT32) {
-    float *r = (float *)data[0];
-    const float *g = (const float *)data[1];
-    for (int64_t i = 0; i < n; i++) r[i * st[0]] += g[i * st[1]];
-  } else {
-    double *r = (double *)data[0];
-    const double *g = (const double *)data[1];
-    for (int64_t i = 0; i < n; i++) r[i * st[0]] += g[i * st[1]];
-  }
-}
-
 /* A view's gradient lands on its region of a zero gradient of the base's
    shape; an expanded view's elements share a place, where they add up, so
    the loop runs in order. A base that is not contiguous is laid out as it
@@ -213,11 +200,11 @@ static int as_strided_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   nn_tensor *base = node->inputs[0], *buffer;
   int contiguous = nn_is_contiguous(base);
   if (contiguous) {
-    buffer = nn_zeros(g->dtype, base->ndim, base->size);
+    buffer = nn_full_like_shape(g, g->dtype, base->ndim, base->size, 0);
   } else {
     int64_t span = nn_numel(base) > 0;
     for (int i = 0; i < base->ndim && span; i++) span += (base->size[i] - 1) * base->stride[i];
-    buffer = nn_zeros(g->dtype, 1, &span);
+    buffer = nn_full_like_shape(g, g->dtype, 1, &span, 0);
   }
   nn_tensor *region = buffer ? view_region(node, buffer) : NULL;
   nn_tensor *laid_out = region && !contiguous
@@ -228,11 +215,12 @@ static int as_strided_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
     nn_release(region), nn_release(buffer);
     return -1;
   }
-  nn_iter it;
-  nn_tensor *ts[2] = {region, g};
-  nn_iter_init(&it, 2, ts, region->ndim, region->size);
-  nn_iter_run(&it, add_into_inner, &g->dtype);
+  int added = nn_add_into("backward", region, g);
   nn_release(region);
+  if (added < 0) {
+    nn_release(buffer), nn_release(laid_out);
+    return -1;
+  }
   if (!contiguous) {
     nn_release(buffer);
     buffer = nn_clone(laid_out);
@@ -385,7 +373,7 @@ static int zero_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   (void)g;
   for (int k = 0; k < node->n_inputs; k++) {
     nn_tensor *in = node->inputs[k];
-    if (in && !(gi[k] = nn_zeros(in->dtype, in->ndim, in->size))) return -1;
+    if (in && !(gi[k] = nn_full_like_shape(in, in->dtype, in->ndim, in->size, 0))) return -1;
   }
   return 0;
 }
@@ -568,7 +556,7 @@ int nn_inplace_zero(nn_tensor *t) { return fill_recorded("zero_", "ZeroBackward0
    gradient summed to its shape, in its dtype. */
 static int copy_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   nn_tensor *dst = node->inputs[0], *src = node->inputs[1];
-  if (dst && !(gi[0] = nn_zeros(dst->dtype, dst->ndim, dst->size))) return -1;
+  if (dst && !(gi[0] = nn_full_like_shape(dst, dst->dtype, dst->ndim, dst->size, 0))) return -1;
   if (src) {
     nn_tensor *summed = nn_sum_to_shape(g, src->ndim, src->size);
     gi[1] = summed ? nn_to_dtype(summed, src->dtype) : NULL;
@@ -614,20 +602,9 @@ static int accumulate_leaf(nn_tensor *leaf, nn_tensor *g) {
                  nn_shape_string(leaf, b, sizeof b), nn_dtype_name(leaf->dtype));
     return -1;
   }
-  if (g->device != leaf->device) {
-    nn_error_set("backward: gradient on %s for a leaf on %s", nn_device_name(g->device),
-                 nn_device_name(leaf->device));
-    return -1;
-  }
   nn_tensor *acc = leaf->grad;
-  if (acc && acc->device == NN_CPU && acc->dtype == NN_FLOAT32 && nn_is_contiguous(acc) &&
-      nn_is_contiguous(g)) {
-    float *pa = nn_data(acc);
-    const float *pg = nn_data(g);
-    for (int64_t i = 0, n = nn_numel(g); i < n; i++) pa[i] += pg[i];
-    nn_bump_version(acc);
-    return 0;
-  }
+  if (acc && acc->dtype == NN_FLOAT32 && nn_is_contiguous(acc) && nn_is_contiguous(g))
+    return nn_add_into("backward", acc, g);
   if (acc) return nn_binary_(NN_ADD, acc, g);
   /* The leaf keeps its own copy: g may be shared with other nodes. */
   nn_tensor *copy = nn_clone(g);
@@ -746,7 +723,7 @@ int nn_backward(nn_tensor *t, nn_tensor *grad, int retain_graph) {
                    nn_shape_string(t, b, sizeof b));
       goto done;
     }
-    g = nn_full(t->dtype, t->ndim, t->size, 1.0);
+    g = nn_full_like_shape(t, t->dtype, t->ndim, t->size, 1.0);
     if (!g) goto done;
   } else if (!nn_same_shape(g, t) || g->dtype != t->dtype) {
     char a[96], b[96];

@@ -1,116 +1,383 @@
-/* backend.h: the table of functions a device fills (struct nn_backend), and
- * what a backend loaded from its own shared library receives from the
- * engine (struct nn_host_api).
+/* backend.h: THE backend table. Every kernel an op's front may call, for
+ * one device: the CPU backend (engine/src/cpu/) and the CUDA backend
+ * (engine/src/cuda/, a shared library loaded at first use) each fill one
+ * `nn_backend`. A front (a file of engine/src: checks, shapes, dtypes,
+ * autograd) reaches the table of its tensors' device through nn_dispatch
+ * (internal.h), which turns a NULL entry into "<op>: not implemented for
+ * cuda" and refuses tensors on different devices.
  *
- * The fronts (the .c files of engine/src) check arguments, work out shapes and dtypes,
- * record autograd nodes, and call kernels through nn_backend_for(device).
- * The CPU's table is built in (nn_cpu_backend); CUDA's comes from
- * libnn_cuda.so, opened at the first use of "cuda" (device.c), so that a
- * build with CUDA runs unchanged where there is no GPU, driver or CUDA
- * library.
+ * Where to find an op: its front (forward, and its backward beside it,
+ * which calls the backward op named here: a front of its own), the CPU
+ * kernel, and the formula both the CPU and CUDA kernels compute:
  *
- * Kernels see plain data (pointers, the strided iterator nn_iter), never a
- * tensor, and return 0 or -1 with nn_error_set. On CUDA they are
- * asynchronous: a fault of a kernel surfaces at the next call that waits
- * for the device (synchronize, to_host). An entry a device lacks is NULL. */
+ *   op                         front file      backward op             CPU kernel         formula
+ *   copy fill arange eye       tensor.c        (views.c, autograd.c)   cpu/copy.c         math/fill.h
+ *   clone contiguous to        views.c         -                       cpu/copy.c         math/dtype.h
+ *   + - * / ^ maximum compare  elementwise.c   nn_pointwise_grad       cpu/elementwise.c  math/elementwise.h
+ *   neg exp log ... relu clamp elementwise.c   nn_unary_backward       cpu/elementwise.c  math/elementwise.h
+ *   gelu elu silu ... softplus activations.c   nn_activation_backward  cpu/activation.c   math/activation.h
+ *   softmax log_softmax prelu  activations.c   nn_softmax_backward,    cpu/activation.c   math/activation.h
+ *                                              nn_prelu_backward
+ *   sum mean sum_to_shape      reduce.c        (views: expand)         cpu/reduce.c       math/reduce.h
+ *   max min argmax norm        reduce.c        nn_extreme_backward,    cpu/reduce.c       math/reduce.h
+ *                                              nn_norm_backward
+ *   matmul linear              matmul.c        nn_linear_backward      cpu/gemm.c         (BLAS)
+ *   losses                     loss.c          nn_loss_backward,       cpu/loss.c         math/loss.h
+ *                                              nn_class_loss_backward
+ *   optimizers, clipping       optim.c         -                       cpu/optim.c        math/optim.h
+ *   rand randn seeds           rng.c           -                       cpu/random.c       math/random.h
+ *   gather_rows (data loader)  io.c            -                       cpu/copy.c         -
+ *   the strided loop           iter.c          -                       cpu/iter.c         -
+ *
+ * Conventions, for every entry:
+ *  - Geometry is plain data, never an nn_tensor: an nn_iter (elementwise),
+ *    an nn_reduce_geom (along dims), an nn_matrix (GEMM), or contiguous
+ *    pointers with a count. Pointers are the device's; data pointers
+ *    already include the tensor's offset.
+ *  - An nn_iter's operand 0 is what the kernel writes; the others are read.
+ *    Each kernel's comment lists its operands in order.
+ *  - Every entry returns 0, or -1 with nn_error_set (the CPU: out of memory
+ *    for scratch, a bad label; CUDA: a failed launch or allocation, which
+ *    may also surface at the next synchronize).
+ *  - A kernel never builds graph nodes nor calls a front; its scratch
+ *    memory comes from its own backend.
+ *  - A device without a kernel leaves its entry NULL: the front reports it,
+ *    and nothing ever falls back to another device. The CPU fills every
+ *    entry (tests/c/test_backend.c checks it); a CUDA backend lists the
+ *    entries it lacks.
+ *  - Unless an entry says otherwise, floating-point kernels take float32
+ *    and float64; integer and bool operands go through nn_load/nn_store
+ *    (math/dtype.h), so a new dtype is added there.
+ *
+ * Entries are only function pointers after `name` (the test walks them as
+ * such); add one to nn_backend_entries (backend.c) as well. This header is
+ * plain C that nvcc also compiles (the .cu files of cuda/ include it). */
 #ifndef NN_BACKEND_H
 #define NN_BACKEND_H
 
-#include "internal.h"
+#include "math/common.h"
 
-/* Bumped whenever nn_backend, nn_host_api or nn_iter change shape: a
-   libnn_cuda.so of another build refuses to open rather than misread
-   them. */
-#define NN_BACKEND_ABI 1
+#include <stddef.h>
+#include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- geometry --------------------------------------------------------- */
+#define NN_ITER_MAX_OPERANDS 4
+
+/* Strided iteration over up to four operands of one shape (operands
+   broadcast to it have stride 0 there). nn_iter_init (iter.c) drops size-1
+   dims and merges neighbours that are contiguous for every operand, so the
+   innermost dim is as long as possible; ndim >= 1, and size[0] == 0 when
+   the shape is empty. A CUDA kernel reads it by value and finds operand
+   k's element of linear index i from size and stride[.][k] (row-major).
+   Strides are stored dim by dim, so that stride[d] lists every operand's
+   stride along dim d (what a CPU loop over that dim takes). */
+typedef struct {
+  int n;                                               /* operands */
+  int ndim;                                            /* dims after merging, >= 1 */
+  int64_t size[NN_MAX_DIMS];
+  int64_t stride[NN_MAX_DIMS][NN_ITER_MAX_OPERANDS];   /* [dim][operand], in elements */
+  char *data[NN_ITER_MAX_OPERANDS];                    /* each operand's first element */
+  nn_dtype dtype[NN_ITER_MAX_OPERANDS];
+} nn_iter;
+
+/* A reduction's geometry: `it` runs over the kept positions (one per
+   output element); each reduced position is a "line" of the reduced dims
+   (rdims of them, merged like the iterator's; 0 dims: a line of one
+   element). Operands come in two kinds: full-shape ones (the reduced
+   input, a gradient of its shape) whose data[k] is the line's first
+   element and rstride[.][k] walks the line; and kept-shape ones (the
+   output, an upstream gradient, indices) with rstride[.][k] all 0. The line index
+   of an element is its row-major position over rsize: for one reduced dim,
+   its index along that dim; over every dim, its flat index. */
+typedef struct {
+  nn_iter it;
+  int rdims;
+  int64_t rsize[NN_MAX_DIMS];
+  int64_t rstride[NN_MAX_DIMS][NN_ITER_MAX_OPERANDS]; /* [reduced dim][operand] */
+} nn_reduce_geom;
+
+/* A tensor as it lies in memory, dims unmerged and in their own order
+   (the random fills visit elements in PyTorch's memory order). */
+typedef struct {
+  nn_dtype dtype;
+  int ndim;
+  int64_t size[NN_MAX_DIMS];
+  int64_t stride[NN_MAX_DIMS];
+  char *data;
+} nn_strided;
+
+/* Matrices of a batched product, element (b, i, j) at
+   data[b batch_stride + i row_stride + j col_stride], strides in elements
+   (a transposed operand is a matter of strides). */
+typedef struct {
+  char *data;
+  int64_t batch_stride, row_stride, col_stride;
+} nn_matrix;
+
+/* c = alpha a b + beta c for each of `batch` products; a is m x k, b is
+   k x n, c is m x n with col_stride 1 and row_stride >= n. beta == 0
+   overwrites c (whatever it held, NaN included); k == 0 gives beta c.
+   With a bias (linear's: n contiguous values of dtype), every row of c
+   starts as the bias and beta is 1: c = bias + alpha a b. */
+typedef struct {
+  nn_dtype dtype; /* float32 or float64, all three */
+  int64_t batch, m, n, k;
+  double alpha, beta;
+  nn_matrix a, b, c;
+  const char *bias;
+} nn_gemm_args;
+
+/* ---- ops beyond nn.h's enums ------------------------------------------ */
+/* Reductions of nn_backend.reduce; float inputs accumulate in double,
+   integers and bools in int64. */
+typedef enum {
+  NN_REDUCE_SUM,
+  NN_REDUCE_MEAN, /* the sum divided by the line's length, in double */
+  NN_REDUCE_NORM  /* the p-norm of math/reduce.h: p = 0 counts nonzeros, +-inf max/min |x| */
+} nn_reduce_op;
+
+/* Backward formulas that select rather than multiply by a mask (a product
+   would turn 0 * inf into NaN where PyTorch gives 0); math/elementwise.h
+   has each one. gi, g: the gradient's dtype; x, y any dtype. */
+typedef enum {
+  NN_GRAD_POW_BASE,     /* d(x^y)/dx: 0 where y == 0, else g y x^(y-1)       (gi, g, x, y) */
+  NN_GRAD_POW_EXPONENT, /* d(x^y)/dy: 0 where x == 0 and y >= 0, else g x^y log x,
+                           x^y recomputed in g's dtype as the forward did  (gi, g, x, y) */
+  NN_GRAD_MAXIMUM,      /* maximum(x, y) for x: g, g/2 on a tie, 0 where x < y (gi, g, x, y) */
+  NN_GRAD_MINIMUM,      /* minimum(x, y) for x: g, g/2 on a tie, 0 where x > y (gi, g, x, y) */
+  NN_GRAD_NUMBER_BASE,  /* d(s^x)/dx with s = lo: 0 where s == 0 and x >= 0,
+                           else g s^x log s                                   (gi, g, x) */
+  NN_GRAD_CLAMP         /* g where lo <= x <= hi (the bounds pass), else 0     (gi, g, x) */
+} nn_pointwise_grad_op;
+
+/* ---- argument blocks ---------------------------------------------------- */
+/* PReLU over a contiguous x of n elements whose channel is
+   (i / inner) % channels (channels == 1: one weight for all).
+   Forward: out = x > 0 ? x : w_c x. Backward: gx = x > 0 ? g : w_c g (when
+   gx), gw_c = sum over channel c of (x > 0 ? 0 : x g), in double (when gw). */
+typedef struct {
+  nn_dtype dtype;
+  int64_t n, channels, inner;
+  const void *x, *weight, *g;
+  void *out, *gx, *gw;
+} nn_prelu_args;
+
+/* The pointwise losses: l_i = f(x_i, y_i) (math/loss.h), forward and
+   backward over contiguous data of one dtype. */
+typedef enum {
+  NN_LOSS_MSE,               /* (x - y)^2 */
+  NN_LOSS_BCE,               /* -w (y log x + (1 - y) log(1 - x)), logs clamped at -100;
+                                an x outside [0, 1] is an error */
+  NN_LOSS_L1,                /* |x - y| */
+  NN_LOSS_SMOOTH_L1,         /* param: beta */
+  NN_LOSS_HUBER,             /* param: delta */
+  NN_LOSS_KL_DIV,            /* y (log y - x) */
+  NN_LOSS_KL_DIV_LOG_TARGET, /* exp(y) (y - x) */
+  NN_LOSS_BCE_WITH_LOGITS    /* with weight and pos_weight */
+} nn_loss_kind;
+
+typedef struct {
+  nn_loss_kind kind;
+  nn_dtype dtype;         /* of everything below: float32 or float64 */
+  int64_t n;              /* elements of x, y (and weight, pos_weight, out, g, gx, gy when per element) */
+  const void *x, *y;
+  const void *weight;     /* BCE, BCE with logits: n values, or NULL */
+  const void *pos_weight; /* BCE with logits: n values, or NULL */
+  double param;
+  int reduced;            /* 0: out (and g) hold n values; 1: one, the reduced value */
+  double divisor;         /* reduced: out = sum / divisor (1 for a sum), and g is divided by it */
+  void *out;              /* forward's result */
+  const void *g;          /* backward: the upstream gradient (n values, or one when reduced) */
+  void *gx, *gy;          /* backward: dl/dx g, dl/dy g (n values), either NULL when not needed */
+} nn_loss_args;
+
+/* Cross-entropy and NLL over C classes (math/loss.h has the formulas):
+   x is (outer, classes, inner), contiguous; a position (o, k) is one
+   distribution. */
+typedef struct {
+  const char *op;          /* "cross_entropy" or "nll_loss": a bad label's message names it */
+  nn_dtype dtype;          /* of x, out, g, gx, gy */
+  int64_t outer, classes, inner;
+  const void *x;
+  const void *target;      /* labels: one per position, target_dtype (whole numbers);
+                              probabilities: like x */
+  nn_dtype target_dtype;
+  int probabilities;
+  int from_logits;         /* cross_entropy: lp = log_softmax(x); nll_loss: lp = x */
+  const double *weight;    /* one per class, or NULL */
+  double *lse;             /* from_logits: one per position, written by forward, read by backward */
+  double *total_weight;    /* labels: sum of the positions' weights, written by forward, read by backward */
+  int64_t ignore_index, first_label;
+  double smoothing;
+  int reduction;           /* NN_REDUCTION_NONE: out, g per position; else one value */
+  void *out;
+  const void *g;           /* backward */
+  void *gx, *gy;           /* backward: gy only with probabilities; either may be NULL */
+} nn_class_loss_args;
+
+/* ---- the table ---------------------------------------------------------- */
 typedef struct nn_backend {
-  /* "cpu", "cuda". The engine reads and writes the storage of a tensor
-     directly only on the CPU; on any other device, even the test device
-     of tests/c/fake_cuda.c whose memory is the host's, it goes through
-     this table. */
-  const char *name;
+  const char *name; /* "cpu", "cuda" */
 
-  /* ---- the device ---------------------------------------------------- */
-  int device_count;
-  const char *device_name; /* "NVIDIA H100 80GB HBM3" */
-
-  /* ---- memory ----------------------------------------------------------
-     Fresh blocks from the device. The engine keeps freed blocks for reuse
-     (memory.c for the CPU, device_memory.c for the others), so these run
-     only when a block of that size is not cached. alloc: NULL with an
-     error saying why. */
+  /* -- memory -- */
+  /* NULL when out of memory: the CPU sets no message (its caller does);
+     another device says why ("out of memory on cuda: ...") */
   void *(*alloc)(size_t nbytes);
-  void (*free)(void *data, size_t nbytes);
-
-  /* ---- transfers -------------------------------------------------------
-     to_host waits for the kernels queued before it and reports a fault of
-     theirs; from_host returns once src may be reused; within is queued
-     like a kernel. */
-  int (*to_host)(void *host_dst, const void *device_src, size_t nbytes);
-  int (*from_host)(void *device_dst, const void *host_src, size_t nbytes);
+  void (*free)(void *data, size_t nbytes); /* nbytes may be 0 (unknown) */
+  int (*to_host)(void *host, const void *data, size_t nbytes);   /* synchronises */
+  int (*from_host)(void *data, const void *host, size_t nbytes);
+  /* dst = src, nbytes of the device's memory, queued like a kernel */
   int (*within)(void *dst, const void *src, size_t nbytes);
-  /* Waits for every queued kernel; -1 when one of them failed. */
-  int (*synchronize)(void);
+  int (*synchronize)(void);        /* waits for the queued kernels; reports their faults */
+  int (*device_count)(void);
+  const char *(*device_name)(void); /* "NVIDIA H100 80GB HBM3"; the CPU's: "cpu" */
+  size_t (*memory_allocated)(void); /* bytes in tensors now */
+  size_t (*memory_reserved)(void);  /* bytes held from the system (cached included) */
+  void (*empty_cache)(void);        /* gives the cached, unused blocks back */
 
-  /* ---- kernels ---------------------------------------------------------
-     copy: operand 0 = operand 1, converted to operand 0's dtype, over the
-     iterator's shape (operand 1 may broadcast: stride 0). fill: operand 0
-     = value. */
-  int (*copy)(nn_iter *it);
-  int (*fill)(nn_iter *it, double value);
-  /* y = alpha * op(A) op(B) + beta * y, row-major, 2-D, float32 or float64 */
-  void (*gemm)(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
-               double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
-               double beta, void *c, int64_t ldc);
+  /* -- threads (the CPU's BLAS pool) -- */
+  void (*set_num_threads)(int n);
+  int (*get_num_threads)(void);
+
+  /* -- copies and fills -- */
+  int (*copy)(const nn_iter *it);              /* (dst, src): dst = src converted to dst's dtype */
+  int (*fill)(const nn_iter *it, double value); /* (dst) */
+  /* data[i] = i < half ? start + i step : end - (n - 1 - i) step, i < n
+     (arange: half = n; linspace: half = n / 2, both ends exact) */
+  int (*ramp)(nn_dtype dtype, void *data, int64_t n, int64_t half, double start, double step,
+              double end);
+  /* (dst, src): dst += src in dst's dtype, in iteration order; dst may be
+     broadcast (stride 0), its repeated elements then sum every src
+     element that lands there (a view's gradient, a bias's row sum) */
+  int (*add_into)(const nn_iter *it);
+  /* dst (cols) += each row of src (rows x cols, contiguous) in turn, in
+     dtype: a bias's gradient summed into place, row by row */
+  int (*add_rows)(nn_dtype dtype, int64_t rows, int64_t cols, const void *src, void *dst);
+  /* out's row i = src's row rows[i], i < count; rows (int64) on the host,
+     already checked; rows of row_bytes bytes, contiguous */
+  int (*gather_rows)(void *out, const void *src, const int64_t *rows, int64_t count,
+                     size_t row_bytes);
+
+  /* -- elementwise (math/elementwise.h) -- */
+  /* (out, a, b): out = a op b computed in `compute` (each operand converted
+     to it), stored in out's dtype (bool for comparisons) */
+  int (*binary)(nn_binary_op op, nn_dtype compute, const nn_iter *it);
+  /* (out, a): out = a op s, or s op a when scalar_first; a power with a
+     number exponent uses nn_pow_number */
+  int (*binary_number)(nn_binary_op op, nn_dtype compute, const nn_iter *it, double s,
+                       int scalar_first);
+  int (*unary)(nn_unary_op op, const nn_iter *it); /* (out, a), a in out's dtype or converted */
+  /* (gi, g, v): gi = g op'(v), one floating dtype; v is the op's output
+     where nn_unary_grad_reads_output(op), else its input */
+  int (*unary_backward)(nn_unary_op op, const nn_iter *it);
+  int (*clamp)(const nn_iter *it, double lo, double hi); /* (out, a), bounds not NaN */
+  int (*pointwise_grad)(nn_pointwise_grad_op op, const nn_iter *it, double lo, double hi);
+
+  /* -- activations (math/activation.h) -- */
+  int (*activation)(nn_activation_op op, const nn_iter *it, double a, double b); /* (y, x) */
+  /* (gi, g, x): gi = g op'(x) */
+  int (*activation_backward)(nn_activation_op op, const nn_iter *it, double a, double b);
+  /* (y, x), one reduced dim: max-subtracted softmax or log_softmax along it */
+  int (*softmax)(const nn_reduce_geom *r, int log_form);
+  /* (gi, g, y): softmax: gi = y (g - sum g y); log_softmax: gi = g - e^y sum g */
+  int (*softmax_backward)(const nn_reduce_geom *r, int log_form);
+  int (*prelu)(const nn_prelu_args *a);          /* writes out */
+  int (*prelu_backward)(const nn_prelu_args *a); /* writes gx, gw (either may be NULL) */
+
+  /* -- reductions (math/reduce.h) -- */
+  int (*reduce)(nn_reduce_op op, const nn_reduce_geom *r, double p); /* (out, in) */
+  /* (values, in, indices): the largest (want_max) or smallest element of
+     each line, NaN winning, the first on a tie; indices (int64) its line index */
+  int (*extreme)(int want_max, const nn_reduce_geom *r);
+  /* (gi, g, indices), one reduced dim: gi (already zero) at each line's
+     index = g: the gradient of max/min along a dim */
+  int (*extreme_backward)(const nn_reduce_geom *r);
+  /* (gi, x, value, g): gi = g / count where x equals value (or both are
+     NaN), count such elements in the line, else 0: max/min over all */
+  int (*extreme_all_backward)(const nn_reduce_geom *r);
+  /* (gi, x, norm, g): PyTorch's norm_backward for the p-norm of each line */
+  int (*norm_backward)(double p, const nn_reduce_geom *r);
+
+  /* -- matrix products -- */
+  int (*gemm)(const nn_gemm_args *a);
+
+  /* -- losses (math/loss.h) -- */
+  int (*loss)(const nn_loss_args *a);
+  int (*loss_backward)(const nn_loss_args *a);
+  /* labels: checks each (a whole number in first_label .. first_label +
+     classes - 1, or ignore_index) and fails naming the first bad one */
+  int (*class_loss)(const nn_class_loss_args *a);
+  int (*class_loss_backward)(const nn_class_loss_args *a);
+
+  /* -- optimizer steps, one fused loop per parameter (math/optim.h) --
+     param, grad and the buffers: n contiguous elements of dtype */
+  int (*sgd_step)(nn_dtype dtype, int64_t n, void *param, const void *grad, void *momentum_buffer,
+                  int first_step, const nn_sgd_options *o);
+  int (*adam_step)(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
+                   void *exp_avg_sq, void *max_exp_avg_sq, int64_t step, const nn_adam_options *o);
+  int (*rmsprop_step)(nn_dtype dtype, int64_t n, void *param, const void *grad, void *square_avg,
+                      void *momentum_buffer, void *grad_avg, const nn_rmsprop_options *o);
+  int (*adagrad_step)(nn_dtype dtype, int64_t n, void *param, const void *grad, void *sum,
+                      int64_t step, const nn_adagrad_options *o);
+
+  /* -- random numbers (math/random.h); the device's own generator -- */
+  int (*uniform)(const nn_strided *t, double from, double to); /* floating t */
+  int (*normal)(const nn_strided *t, double mean, double std);
+  void (*manual_seed)(uint64_t seed);
+  uint64_t (*initial_seed)(void);
+  size_t (*rng_state_size)(void);
+  void (*rng_get_state)(void *buf);
+  int (*rng_set_state)(const void *buf, size_t len);
 } nn_backend;
 
-extern const nn_backend nn_cpu_backend;
+/* The entries by name and place, for messages and for the test that every
+   entry of the CPU table is filled (backend.c). */
+typedef struct {
+  const char *name;
+  size_t offset; /* offsetof(nn_backend, name) */
+} nn_backend_entry;
+extern const nn_backend_entry nn_backend_entries[];
+extern const size_t nn_backend_entry_count;
 
-/* The table of device, loading it at the first call for a device other
-   than the CPU; NULL when the device is not available (nn_device_check
-   says why). */
-const nn_backend *nn_backend_for(nn_device device);
-/* The table only if it is loaded already (NULL otherwise): for code that
-   must not load a library, such as trimming caches. */
-const nn_backend *nn_backend_loaded(nn_device device);
-/* nn_backend_for, or NULL with the error "op: cuda is not available: why". */
-const nn_backend *nn_device_check(const char *op, nn_device device);
+/* ---- a backend in a shared library of its own --------------------------
+   The CUDA backend is libnn_cuda.so, opened at the first use of "cuda"
+   (device.c). nn.so is loaded RTLD_LOCAL by Lua, so the library cannot
+   link against the engine's symbols: what it may call back into the engine
+   comes in nn_host_api. NN_BACKEND_ABI is bumped whenever nn_backend,
+   nn_host_api or a geometry struct above changes shape, so that a library
+   of another build refuses to open rather than misread them. */
+#define NN_BACKEND_ABI 2
 
-/* ---- loading a backend from a shared library ---------------------------
-   nn.so is loaded RTLD_LOCAL by Lua, so a library it opens cannot link
-   against the engine's symbols: what a backend may call back into the
-   engine comes in this table. */
 typedef struct nn_host_api {
-  int abi;               /* NN_BACKEND_ABI of the engine */
-  size_t backend_size;   /* sizeof(nn_backend) */
-  size_t iter_size;      /* sizeof(nn_iter) */
+  int abi;             /* NN_BACKEND_ABI of the engine */
+  size_t backend_size; /* sizeof(nn_backend) */
+  size_t iter_size;    /* sizeof(nn_iter) */
+  size_t reduce_size;  /* sizeof(nn_reduce_geom) */
   void (*error_set)(const char *fmt, ...);
-  /* The CPU's table: the test device runs the CPU's kernels on its host
-     memory. */
-  const nn_backend *cpu;
+  /* The CPU's table: the test device (tests/c/fake_cuda.c) runs the CPU's
+     kernels on its host memory. */
+  const struct nn_backend *cpu;
 } nn_host_api;
 
-/* Whether a library was built against this engine's tables; a backend
-   refuses to open when not. */
+/* Whether a library was built against this engine's tables. */
 static inline int nn_host_api_matches(const nn_host_api *host) {
   return host && host->abi == NN_BACKEND_ABI && host->backend_size == sizeof(nn_backend) &&
-         host->iter_size == sizeof(nn_iter);
+         host->iter_size == sizeof(nn_iter) && host->reduce_size == sizeof(nn_reduce_geom);
 }
 
-/* The one symbol a backend library exports: its filled table, or NULL with
-   the reason (which device, driver or library is missing) in why. */
+/* The one symbol such a library exports: its filled table, or NULL with
+   the reason (which device, driver or library is missing) in why. The
+   engine then checks the entries every device needs (memory, transfers,
+   copy, fill); a NULL kernel is "<op>: not implemented for cuda". */
 #define NN_CUDA_BACKEND_ENTRY "nn_cuda_backend_open"
 typedef const nn_backend *(*nn_backend_open_fn)(const nn_host_api *host, char *why, size_t len);
 
-/* ---- device memory (device_memory.c) -----------------------------------
-   A caching allocator in front of a backend's alloc/free, as PyTorch's:
-   freed blocks wait on free lists by size class, so that a training loop
-   in steady state asks the device for nothing. When the device is out of
-   memory, the cache is emptied and the allocation tried once more. */
-void *nn_device_alloc(nn_device device, const nn_backend *be, size_t nbytes, size_t *rounded);
-void nn_device_free(nn_device device, const nn_backend *be, void *data, size_t rounded);
-/* Gives the cached blocks of device back through be (nn_device_empty_cache
-   with the loaded backend). */
-void nn_device_release_cached(nn_device device, const nn_backend *be);
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,4 +1,4 @@
-/* device.c: which backend serves a device, and loading the CUDA backend
+/* device.c: loading the CUDA backend
  * from its own library at the first use of "cuda".
  *
  * libnn_cuda.so holds the CUDA kernels and links cuBLAS and the CUDA
@@ -13,7 +13,7 @@
  * The library is never closed once its entry has run: the CUDA runtime
  * registers exit handlers inside it. */
 #define _GNU_SOURCE /* dladdr */
-#include "backend.h"
+#include "internal.h"
 
 #include <dlfcn.h>
 #include <limits.h>
@@ -22,11 +22,11 @@
 #include <unistd.h>
 
 static pthread_once_t cuda_once = PTHREAD_ONCE_INIT;
-static const nn_backend *cuda_backend;
 static char cuda_why[1024];
 
 static const nn_host_api host_api = {
-    NN_BACKEND_ABI, sizeof(nn_backend), sizeof(nn_iter), nn_error_set, &nn_cpu_backend,
+    NN_BACKEND_ABI, sizeof(nn_backend), sizeof(nn_iter), sizeof(nn_reduce_geom), nn_error_set,
+    &nn_cpu_backend,
 };
 
 /* Opens path and asks its entry for the table; the reason in cuda_why when
@@ -52,7 +52,8 @@ static const nn_backend *open_library(const char *path) {
     return NULL;
   }
   if (!be->alloc || !be->free || !be->to_host || !be->from_host || !be->within ||
-      !be->synchronize || !be->copy || !be->fill || be->device_count < 1) {
+      !be->synchronize || !be->device_count || !be->device_name || !be->memory_allocated ||
+      !be->memory_reserved || !be->empty_cache || !be->copy || !be->fill) {
     snprintf(cuda_why, sizeof cuda_why, "%s gave an incomplete backend table", path);
     return NULL;
   }
@@ -87,15 +88,15 @@ static void engine_directory(char *dir, size_t len) {
 }
 #endif
 
-static void load_cuda(void) {
+static const nn_backend *find_cuda(void) {
   const char *forced = getenv("NN_CUDA_LIBRARY");
   if (forced && forced[0]) {
-    cuda_backend = open_library(forced);
-    if (!cuda_backend && strstr(cuda_why, forced) == NULL) {
+    const nn_backend *be = open_library(forced);
+    if (!be && strstr(cuda_why, forced) == NULL) {
       size_t used = strlen(cuda_why);
       snprintf(cuda_why + used, sizeof cuda_why - used, " (NN_CUDA_LIBRARY=%s)", forced);
     }
-    return;
+    return be;
   }
 #ifndef NN_CUDA_INSTALL_DIR
   snprintf(cuda_why, sizeof cuda_why,
@@ -110,56 +111,69 @@ static void load_cuda(void) {
     if (!dirs[i][0] || (i == 1 && strcmp(dirs[0], dirs[1]) == 0)) continue;
     snprintf(path, sizeof path, "%slibnn_cuda.so", dirs[i]);
     if (access(path, F_OK) != 0) continue;
-    cuda_backend = open_library(path);
-    return;
+    return open_library(path);
   }
   snprintf(cuda_why, sizeof cuda_why,
            "libnn_cuda.so, nnlua's CUDA backend, was not found (looked in %s and %s; "
            "NN_CUDA_LIBRARY may name it)",
            dirs[0][0] ? dirs[0] : "the engine's directory", dirs[1]);
 #endif
+  return NULL;
 }
 
-const nn_backend *nn_backend_for(nn_device device) {
-  if (device == NN_CPU) return &nn_cpu_backend;
-  if (device != NN_CUDA) return NULL;
-  pthread_once(&cuda_once, load_cuda);
-  return cuda_backend;
+static void load_cuda(void) {
+  const nn_backend *be = find_cuda();
+  /* PyTorch's CUDA generator starts where the CPU's is (its default seed,
+     or the last manual_seed) */
+  if (be && be->manual_seed) be->manual_seed(nn_cuda_initial_seed());
+  nn_backend_set(NN_CUDA, be, be ? NULL : cuda_why);
 }
 
-const nn_backend *nn_backend_loaded(nn_device device) {
-  if (device == NN_CPU) return &nn_cpu_backend;
-  /* cuda_backend is written once, inside pthread_once; a thread that has
-     not gone through it may see NULL, which only means "not yet". */
-  return device == NN_CUDA ? __atomic_load_n(&cuda_backend, __ATOMIC_ACQUIRE) : NULL;
-}
+void nn_cuda_load(void) { pthread_once(&cuda_once, load_cuda); }
 
 const nn_backend *nn_device_check(const char *op, nn_device device) {
   const nn_backend *be = nn_backend_for(device);
   if (!be)
     nn_error_set("%s: %s is not available: %s", op, nn_device_name(device),
-                 nn_device_unavailable_reason(device));
+                 nn_backend_unavailable(device));
   return be;
 }
 
+/* ---- the public API (nn.h) ------------------------------------------- */
 int nn_device_available(nn_device device) { return nn_backend_for(device) != NULL; }
 
 const char *nn_device_unavailable_reason(nn_device device) {
-  if (nn_backend_for(device)) return "";
-  return device == NN_CUDA ? cuda_why : "no such device";
+  return nn_backend_for(device) ? "" : nn_backend_unavailable(device);
 }
 
 int nn_device_count(nn_device device) {
   const nn_backend *be = nn_backend_for(device);
-  return be ? be->device_count : 0;
+  return be ? be->device_count() : 0;
 }
 
 const char *nn_device_description(nn_device device) {
   const nn_backend *be = nn_backend_for(device);
-  return be ? be->device_name : NULL;
+  return be ? be->device_name() : NULL;
 }
 
 int nn_device_synchronize(nn_device device) {
   const nn_backend *be = nn_device_check("synchronize", device);
   return be ? be->synchronize() : -1;
+}
+
+/* The memory figures never load a backend: before its first use a device
+   holds nothing. */
+size_t nn_device_memory_allocated(nn_device device) {
+  const nn_backend *be = nn_backend_loaded(device);
+  return be ? be->memory_allocated() : 0;
+}
+
+size_t nn_device_memory_reserved(nn_device device) {
+  const nn_backend *be = nn_backend_loaded(device);
+  return be ? be->memory_reserved() : 0;
+}
+
+void nn_device_empty_cache(nn_device device) {
+  const nn_backend *be = nn_backend_loaded(device);
+  if (be) be->empty_cache();
 }

@@ -3,6 +3,7 @@
 #define NN_INTERNAL_H
 
 #include "nn.h"
+#include "backend.h"
 #include "math/dtype.h"
 
 #include <math.h>
@@ -19,6 +20,49 @@ struct nn_storage {
   unsigned version; /* bumped by every in-place write, checked by backward */
 };
 
+/* ---- backends (backend.c; the table itself is backend.h) ----------- */
+extern const nn_backend nn_cpu_backend;
+/* The table of device's backend, or NULL when there is none (not built in,
+   not loadable, no such device). The CPU's is always there; another
+   device's comes from nn_backend_of_device (backend.c: where a backend is
+   loaded at first use). */
+const nn_backend *nn_backend_of_device(nn_device device);
+static inline const nn_backend *nn_backend_for(nn_device device) {
+  return device == NN_CPU ? &nn_cpu_backend : nn_backend_of_device(device);
+}
+/* Why nn_backend_for(device) is NULL: "this build has no cuda backend". */
+const char *nn_backend_unavailable(nn_device device);
+/* The table of device's backend if it is loaded already (never loads
+   one): what a seed reaches. */
+const nn_backend *nn_backend_loaded(nn_device device);
+/* Installs a device's table (the CUDA loader; tests), or removes it (NULL,
+   with the reason nn_backend_unavailable will give). */
+void nn_backend_set(nn_device device, const nn_backend *table, const char *why_not);
+
+/* The table that runs op on a's device, which must have the entry at
+   offset kernel (offsetof(nn_backend, entry)); b and c, when not NULL,
+   must be on a's device. Otherwise NULL, with "op: tensors are on
+   different devices (cpu and cuda)", "op: this build has no cuda backend"
+   or "op: not implemented for cuda". The CPU's table is complete (the
+   tests check it), so CPU tensors take the inline path. */
+const nn_backend *nn_dispatch_any(const char *op, size_t kernel, const nn_tensor *a,
+                                  const nn_tensor *b, const nn_tensor *c);
+static inline const nn_backend *nn_dispatch(const char *op, size_t kernel, const nn_tensor *a,
+                                            const nn_tensor *b, const nn_tensor *c) {
+  if (a->device == NN_CPU && (!b || b->device == NN_CPU) && (!c || c->device == NN_CPU))
+    return &nn_cpu_backend;
+  return nn_dispatch_any(op, kernel, a, b, c);
+}
+/* Refuses (-1, "op: tensors are on different devices (cpu and cuda)")
+   operands beyond the three nn_dispatch checks. */
+int nn_check_same_device(const char *op, const nn_tensor *a, const nn_tensor *b);
+/* nn_backend_for, or NULL with "op: cuda is not available: why" (an op
+   that names a device rather than taking its tensors'). */
+const nn_backend *nn_device_check(const char *op, nn_device device);
+/* The CUDA loader (device.c): opens libnn_cuda.so once, installs its
+   table with nn_backend_set or the reason it cannot. */
+void nn_cuda_load(void);
+
 /* ---- storage and tensor allocation (memory.c, tensor.c) -------------- */
 nn_storage *nn_storage_new(nn_device device, size_t nbytes);
 void nn_storage_release(nn_storage *s);
@@ -29,9 +73,9 @@ nn_tensor *nn_tensor_wrap(nn_storage *s, nn_dtype dtype, int ndim, const int64_t
 nn_tensor *nn_empty_like_shape(const nn_tensor *like, nn_dtype dtype, int ndim,
                                const int64_t *size);
 nn_tensor *nn_empty_like(const nn_tensor *like);
-/* A new contiguous tensor on device (its storage from that device's
-   allocator). */
-nn_tensor *nn_empty_on(nn_device device, nn_dtype dtype, int ndim, const int64_t *size);
+/* The same, every element value. */
+nn_tensor *nn_full_like_shape(const nn_tensor *like, nn_dtype dtype, int ndim, const int64_t *size,
+                              double value);
 /* Another tensor struct over t's storage and geometry, without autograd:
    what a graph node saves, so that it never keeps its own output alive. */
 nn_tensor *nn_alias(const nn_tensor *t);
@@ -44,88 +88,23 @@ int nn_wrap_dim(const char *op, int dim, int ndim);
 /* Broadcast shape of a and b; -1 with an error naming op. */
 int nn_broadcast_shape(const char *op, const nn_tensor *a, const nn_tensor *b, int *ndim,
                        int64_t *size);
-int nn_check_cpu(const char *op, const nn_tensor *t);
-/* The (seed, offset) a random fill on CUDA draws from (math/philox.h),
-   moving the CUDA generator on by the counters it uses: 1 for a fill
-   that takes one Philox block per group of elements. */
-void nn_philox_next(uint64_t counters, uint64_t *seed, uint64_t *offset);
 
 static inline void *nn_data(const nn_tensor *t) {
   return (char *)t->storage->data + (size_t)t->offset * nn_element_size(t->dtype);
 }
 
-/* exp(x) for float32, branch-free so that a loop of them vectorises
-   (glibc's expf is one call per element; it dominated sigmoid and
-   cross_entropy):
-   x = n ln2 + r with |r| <= ln2 / 2, exp(r) from Cephes' expf polynomial
-   (Moshier, Cephes Math Library, 1984-2000; under 2 ulp), 2^n written into
-   the exponent bits. Below -87.3 the result would be subnormal: it is 0;
-   NaN stays NaN. (Its callers pass x <= 0; past 88 it gives inf a little
-   early.) The clamp is written so that NaN lands on the bound: the
-   polynomial and the exponent bits then see a finite number (a NaN
-   converted to an integer is undefined behaviour), and the last select
-   hands the NaN back. */
-#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
-/* Its selects are branch-free only when comparisons are not treated as
-   trapping; the engine never reads floating-point exception flags. Loops
-   that call it need the same option to vectorise. */
-#pragma GCC push_options
-#pragma GCC optimize("no-trapping-math")
-#endif
-static inline float nn_exp_f32(float x) {
-  float xc = x > -87.3f ? x : -87.3f; /* false for NaN */
-  xc = xc < 88.7f ? xc : 88.7f;
-  /* adding 1.5 * 2^23 rounds to an integer (nearbyintf is a call without SSE4.1) */
-  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
-  float scale;
-  memcpy(&scale, &bits, sizeof scale);
-  float e = x < -87.3f ? 0.0f : p * scale;
-  e = x > 88.7f ? INFINITY : e;
-  return x == x ? e : x;
-}
-#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
-#pragma GCC pop_options
-#endif
-
-/* ---- strided iteration over up to three operands -------------------- */
-typedef struct {
-  int ndim;                      /* after merging contiguous dims; >= 1 */
-  int64_t size[NN_MAX_DIMS];
-  int64_t stride[3][NN_MAX_DIMS]; /* per operand, in elements */
-  char *data[3];
-  nn_dtype dtype[3];
-  int n;
-} nn_iter;
-/* ts[k] seen through shape (ndim, size): broadcast dims get stride 0. */
+/* ---- the strided iterator (nn_iter: backend.h) ------------------------ */
+/* ts[k] seen through shape (ndim, size): broadcast dims get stride 0
+   (iter.c; front-side arithmetic, reads no element). */
 void nn_iter_init(nn_iter *it, int n, nn_tensor *const *ts, int ndim, const int64_t *size);
-/* Calls fn over the innermost dimension for every outer position. */
-typedef void (*nn_inner_fn)(void *ctx, int64_t n, char **data, const int64_t *stride);
-void nn_iter_run(nn_iter *it, nn_inner_fn fn, void *ctx);
 
-/* A contiguous tensor seen as (outer, n, inner) around dim: a line of n
-   elements `inner` apart for every (outer, inner) pair; NN_ALL_DIMS makes
-   one line of every element. */
-typedef struct { int64_t outer, n, inner; } nn_line_shape;
-static inline nn_line_shape nn_lines_around(const nn_tensor *t, int dim) {
-  nn_line_shape s = {1, 1, 1};
-  if (dim == NN_ALL_DIMS || t->ndim == 0) {
-    s.n = nn_shape_numel(t->ndim, t->size);
-    return s;
-  }
-  s.n = t->size[dim];
-  for (int i = 0; i < dim; i++) s.outer *= t->size[i];
-  for (int i = dim + 1; i < t->ndim; i++) s.inner *= t->size[i];
-  return s;
-}
+/* A reduction's geometry (backend.h's nn_reduce_geom) over a shape (ndim,
+   size) reduced along the dims whose bits are set in `reduced`: operand k
+   has that full shape where bit k of `full` is set, else the kept shape
+   (size 1 at the reduced dims: keepdim's). Reduced dims of size 1 are
+   dropped, neighbours merged where every operand allows. */
+void nn_reduce_init(nn_reduce_geom *r, int n, nn_tensor *const *ts, unsigned full, int ndim,
+                    const int64_t *size, unsigned reduced);
 
 /* ---- autograd (autograd.c) ------------------------------------------ */
 #define NN_NODE_INPUTS 3
@@ -216,11 +195,71 @@ int nn_inplace_commit(nn_inplace *ip, nn_tensor *result, const char *zero_grad_n
 int nn_inplace_commit_written(nn_inplace *ip, const char *name);
 void nn_inplace_cancel(nn_inplace *ip);
 
-/* ---- kernels shared between files ----------------------------------- */
-/* y = alpha op(A) op(B) + beta y over 2-D views, any strides; picks naive
-   loops for tiny products and BLAS for the rest. */
-int nn_gemm_tensors(int trans_a, int trans_b, double alpha, nn_tensor *a, nn_tensor *b,
-                    double beta, nn_tensor *c);
+/* The p-norm of every element of a (floating), into a 0-d tensor of
+   dtype (accumulated in double whatever the dtype); no autograd. */
+nn_tensor *nn_norm_all(nn_tensor *a, double p, nn_dtype dtype);
+
+/* ---- backward ops: fronts of their own, which backward functions call
+   (never a kernel directly), so that a later version can record them -- */
+/* gi = g op'(v): v is op's output where nn_unary_grad_reads_output(op)
+   (math/elementwise.h), else its input; g and v of one shape and dtype. */
+nn_tensor *nn_unary_backward(nn_unary_op op, nn_tensor *g, nn_tensor *v);
+/* The select-style gradients (backend.h's nn_pointwise_grad_op), of g's
+   shape and dtype; x and y (NULL where op reads none) broadcast to it. */
+nn_tensor *nn_pointwise_grad(nn_pointwise_grad_op op, nn_tensor *g, nn_tensor *x, nn_tensor *y,
+                             double lo, double hi);
+
+/* gi = g op'(x) for nn_activation's op with parameters a, b. */
+nn_tensor *nn_activation_backward(nn_activation_op op, nn_tensor *g, nn_tensor *x, double a,
+                                  double b);
+/* softmax's (log_form 0) or log_softmax's gradient along dim from its
+   output y. */
+nn_tensor *nn_softmax_backward(nn_tensor *g, nn_tensor *y, int dim, int log_form);
+/* PReLU's gradients for contiguous x and w (channels `inner` elements
+   apart): *gx when need_x, *gw when need_w, else NULL. */
+int nn_prelu_backward(nn_tensor *g, nn_tensor *x, nn_tensor *w, int64_t inner, int need_x,
+                      int need_w, nn_tensor **gx, nn_tensor **gw);
+
+/* max's or min's gradient, of x's shape (ndim, size): along dim, g at
+   the forward's indices; over all dims (NN_ALL_DIMS, indices NULL), g
+   shared by the elements of x equal to the forward's value. */
+nn_tensor *nn_extreme_backward(nn_tensor *g, nn_tensor *indices, nn_tensor *x, nn_tensor *value,
+                               int dim, int ndim, const int64_t *size);
+/* The p-norm's gradient along dim (or NN_ALL_DIMS) for input x whose norm
+   (the forward's result) is norm. */
+nn_tensor *nn_norm_backward(nn_tensor *g, nn_tensor *x, nn_tensor *norm, double p, int dim);
+
+/* The gradients of y = x w^T + b for grad g (N, out): grads[0] = dx (N,
+   in), grads[1] = dw (out, in), grads[2] = db (out), each where need[k];
+   into[1] and into[2] (NULL or an existing .grad: contiguous, the
+   parameter's shape and dtype) take their gradient added in place, and
+   grads[k] stays NULL. */
+int nn_linear_backward(nn_tensor *g, nn_tensor *x, nn_tensor *w, const int *need,
+                       nn_tensor *const *into, nn_tensor **grads);
+
+/* An elementwise loss (backend.h's nn_loss_kind) as its backward needs it:
+   weights is the contiguous (k n) tensor of weight then pos_weight values
+   (those present), or NULL. */
+typedef struct {
+  nn_loss_kind kind;
+  double param;   /* smooth_l1's beta, huber's delta */
+  int reduction;  /* nn_reduction, or NN_REDUCTION_BATCHMEAN */
+  double divisor; /* what the reduced sum was divided by */
+  nn_tensor *weights;
+  int has_weight, has_pos_weight;
+} nn_loss_spec;
+/* dl/dinput (when need_x) and dl/dtarget (when need_y) times g. */
+int nn_loss_backward(const nn_loss_spec *spec, nn_tensor *g, nn_tensor *input, nn_tensor *target,
+                     int need_x, int need_y, nn_tensor **gx, nn_tensor **gy);
+/* cross_entropy's (from_logits) or nll_loss's gradients; aux is what the
+   forward left (weights, lse, the targets' total weight); o->weight only
+   says whether there are weights. */
+int nn_class_loss_backward(const char *op, int from_logits, int probabilities,
+                           const nn_class_loss_options *o, nn_tensor *g, nn_tensor *input,
+                           nn_tensor *target, nn_tensor *aux, int need_x, int need_y,
+                           nn_tensor **gx, nn_tensor **gy);
+
+/* ---- in-place writes ------------------------------------------------- */
 /* Refuses (-1, with an error naming op) an in-place write into dst that
    reads src where src holds some of dst's elements at other positions (a
    partial overlap): the loop would read values it has already overwritten.
@@ -230,6 +269,11 @@ int nn_check_partial_overlap(const char *op, const nn_tensor *dst, const nn_tens
 static inline int nn_check_overlap(const char *op, const nn_tensor *dst, const nn_tensor *src) {
   return dst->storage == src->storage ? nn_check_partial_overlap(op, dst, src) : 0;
 }
+/* dst += src over src's shape, dst broadcast to it: where dst's elements
+   repeat (stride 0, a smaller shape), every element of src landing there
+   adds in, in order. No autograd, no checks beyond the devices: what
+   backward uses to add a gradient into place. */
+int nn_add_into(const char *op, nn_tensor *dst, nn_tensor *src);
 /* bump the version of t's storage after an in-place write */
 static inline void nn_bump_version(nn_tensor *t) { t->storage->version++; }
 

@@ -25,13 +25,17 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include "files.h"
 #include "internal.h"
+
+#include <stddef.h>
 
 /* Multi-byte data here is little-endian on disk (safetensors); the copies
    below are plain memcpy, so the host must be too. */
@@ -305,8 +309,9 @@ done:
 /* Checks a gather and makes its batch tensor, not yet filled; *index is
    where the batch's row numbers start. */
 static nn_tensor *gather_prepare(const nn_tensor *src, const nn_tensor *rows, int64_t start,
-                                 int64_t count, const int64_t **index) {
-  if (nn_check_cpu("gather_rows", src) < 0 || nn_check_cpu("gather_rows", rows) < 0) return NULL;
+                                 int64_t count, const int64_t **index, const nn_backend **be) {
+  if (!(*be = nn_dispatch("gather_rows", offsetof(nn_backend, gather_rows), src, rows, NULL)))
+    return NULL;
   if (src->ndim < 1) {
     nn_error_set("gather_rows: the source has no rows (0 dimensions)");
     return NULL;
@@ -333,21 +338,7 @@ static nn_tensor *gather_prepare(const nn_tensor *src, const nn_tensor *rows, in
   int64_t size[NN_MAX_DIMS];
   memcpy(size, src->size, sizeof size);
   size[0] = count;
-  return nn_empty(src->dtype, src->ndim, size);
-}
-
-/* The rows of a contiguous source, copied: memory only, no engine state,
-   so it may run on the prefetch thread. */
-static void gather_copy_contiguous(char *o, const char *s, const int64_t *index, int64_t count,
-                                   size_t row_bytes) {
-  for (int64_t i = 0; i < count; i++) {
-#if defined(__GNUC__)
-    /* shuffled rows defeat the hardware prefetcher: ask for the row after
-       next while this one is copied (about a fifth faster here) */
-    if (i + 2 < count) __builtin_prefetch(s + (size_t)index[i + 2] * row_bytes);
-#endif
-    memcpy(o + (size_t)i * row_bytes, s + (size_t)index[i] * row_bytes, row_bytes);
-  }
+  return nn_empty_like_shape(src, src->dtype, src->ndim, size);
 }
 
 static size_t gather_row_bytes(const nn_tensor *src) {
@@ -357,10 +348,14 @@ static size_t gather_row_bytes(const nn_tensor *src) {
 nn_tensor *nn_gather_rows(const nn_tensor *src, const nn_tensor *rows, int64_t start,
                           int64_t count) {
   const int64_t *index;
-  nn_tensor *out = gather_prepare(src, rows, start, count, &index);
+  const nn_backend *be;
+  nn_tensor *out = gather_prepare(src, rows, start, count, &index, &be);
   if (!out) return NULL;
   if (nn_is_contiguous(src)) {
-    gather_copy_contiguous(nn_data(out), nn_data(src), index, count, gather_row_bytes(src));
+    if (be->gather_rows(nn_data(out), nn_data(src), index, count, gather_row_bytes(src)) < 0) {
+      nn_release(out);
+      return NULL;
+    }
     return out;
   }
   /* a strided source: each selected row is copied through a view of it */
@@ -396,6 +391,9 @@ struct nn_gather_job {
   const int64_t *index;
   int64_t count;
   size_t row_bytes;
+  /* the backend's kernel: the rows of a contiguous source copied, memory
+     only, no engine state, so it may run on the prefetch thread */
+  int (*gather)(void *out, const void *src, const int64_t *rows, int64_t count, size_t row_bytes);
   int background; /* handed to the worker: done is then the worker's to set, under its lock */
   int done;
 };
@@ -415,8 +413,7 @@ static void *worker_main(void *unused) {
     if (!worker.queued) break; /* stopping, with nothing left to copy */
     nn_gather_job *job = worker.queued;
     pthread_mutex_unlock(&worker.thread.lock);
-    gather_copy_contiguous(nn_data(job->out), nn_data(job->src), job->index, job->count,
-                           job->row_bytes);
+    job->gather(nn_data(job->out), nn_data(job->src), job->index, job->count, job->row_bytes);
     pthread_mutex_lock(&worker.thread.lock);
     job->done = 1;
     worker.queued = NULL;
@@ -463,10 +460,12 @@ nn_gather_job *nn_gather_rows_start(const nn_tensor *src, const nn_tensor *rows,
     job->done = 1;
     return job;
   }
-  if (!(job->out = gather_prepare(src, rows, start, count, &job->index))) {
+  const nn_backend *be;
+  if (!(job->out = gather_prepare(src, rows, start, count, &job->index, &be))) {
     free(job);
     return NULL;
   }
+  job->gather = be->gather_rows;
   job->src = nn_retain((nn_tensor *)src);
   job->rows = nn_retain((nn_tensor *)rows);
   job->count = count;
@@ -483,7 +482,7 @@ nn_gather_job *nn_gather_rows_start(const nn_tensor *src, const nn_tensor *rows,
     pthread_mutex_unlock(&worker.thread.lock);
   }
   if (!queued) {
-    gather_copy_contiguous(nn_data(job->out), nn_data(src), job->index, count, job->row_bytes);
+    job->gather(nn_data(job->out), nn_data(src), job->index, count, job->row_bytes);
     job->done = 1;
   }
   return job;
@@ -515,14 +514,17 @@ nn_tensor *nn_gather_rows_reuse(nn_tensor *buf, const nn_tensor *src, const nn_t
                  memcmp(buf->size + 1, src->size + 1, sizeof(int64_t) * (size_t)(src->ndim - 1)) == 0;
   if (!reusable) return nn_gather_rows(src, rows, start, count);
   if (!nn_is_contiguous(src)) return nn_gather_rows(src, rows, start, count);
-  if (nn_check_cpu("gather_rows", src) < 0 || nn_check_cpu("gather_rows", rows) < 0) return NULL;
+  const nn_backend *be =
+      nn_dispatch("gather_rows", offsetof(nn_backend, gather_rows), src, rows, buf);
+  if (!be) return NULL;
   if (rows->dtype != NN_INT64 || rows->ndim != 1 || !nn_is_contiguous(rows) || start < 0 ||
       count < 0 || start > rows->size[0] - count)
     return nn_gather_rows(src, rows, start, count); /* for its error */
   const int64_t *index = (const int64_t *)nn_data(rows) + start;
   for (int64_t i = 0; i < count; i++)
     if (index[i] < 0 || index[i] >= src->size[0]) return nn_gather_rows(src, rows, start, count);
-  gather_copy_contiguous(nn_data(buf), nn_data(src), index, count, gather_row_bytes(src));
+  if (be->gather_rows(nn_data(buf), nn_data(src), index, count, gather_row_bytes(src)) < 0)
+    return NULL;
   nn_bump_version(buf); /* a graph that still saved it would notice */
   return nn_retain(buf);
 }
@@ -1128,4 +1130,70 @@ int nn_safetensors_write(const char *path, const char *header, size_t header_len
     }
   }
   return atomic_commit(&f);
+}
+
+/* ==== for the engine's other files (files.h) ============================ */
+
+int nn_file_open_regular(const char *op, const char *path, uint64_t *file_size) {
+  return open_regular(op, path, file_size);
+}
+
+int nn_file_read_at(int fd, void *buf, size_t len, uint64_t offset, const char *path) {
+  return read_at(fd, buf, len, offset, path);
+}
+
+int nn_file_fail(const char *path, const char *fmt, ...) {
+  char message[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(message, sizeof message, fmt, ap);
+  va_end(ap);
+  nn_error_set("load: %s: %s", path, message);
+  return -1;
+}
+
+void nn_file_remove_stale_temps(const char *path) {
+  struct stat st;
+  int exists;
+  char *target = follow_links("load", path, &st, &exists);
+  if (target) remove_stale_temps(target);
+  free(target);
+}
+
+struct nn_atomic_file {
+  atomic_file file;
+};
+
+nn_atomic_file *nn_atomic_file_open(const char *op, const char *path) {
+  nn_atomic_file *f = malloc(sizeof *f);
+  if (!f) {
+    nn_error_set("%s: out of memory", op);
+    return NULL;
+  }
+  if (atomic_open(&f->file, op, path) < 0) {
+    free(f);
+    return NULL;
+  }
+  return f;
+}
+
+int nn_atomic_file_write(nn_atomic_file *f, const void *data, size_t len) {
+  return atomic_write(&f->file, data, len);
+}
+
+int nn_atomic_file_commit(nn_atomic_file *f) {
+  int rc = atomic_commit(&f->file);
+  free(f);
+  return rc;
+}
+
+void nn_atomic_file_abandon(nn_atomic_file *f) {
+  atomic_abandon(&f->file);
+  free(f);
+}
+
+int nn_file_host_is_little_endian(void) { return host_is_little_endian(); }
+
+double nn_file_stored_element(const char *safetensors_dtype, const unsigned char *p) {
+  return safetensors_element(safetensors_dtype, p);
 }

@@ -1,272 +1,49 @@
-/* matmul.c: matrix products (matmul and the fused linear layer) with their
- * backwards. Tiny products run as plain loops: a 4x10 by 10x10 product
- * costs less than entering BLAS. The rest goes to the backend's gemm
- * (OpenBLAS on the CPU). */
-#include "backend.h"
+/* matmul.c: the fronts of the matrix products (matmul, and the fused
+ * linear layer) with their backwards; batched products are one batched
+ * GEMM of the backend's (cpu/gemm.c: tiny products as loops, the rest
+ * OpenBLAS). */
+#include "internal.h"
 
-#include <cblas.h>
-/* The copies below are a few floats long: a call to memcpy or memset,
-   which gcc would put in their place, costs more than the loop. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-tree-loop-distribute-patterns")
-#endif
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
+#include <stddef.h>
 #include <stdio.h>
 
-/* Below this many multiply-adds a product is done in place, without BLAS. */
-#define SMALL_PRODUCT (48 * 48 * 48)
+/* ---- threads: the backend's pool (the CPU's: OpenBLAS's) -------------- */
+void nn_set_num_threads(int n) { nn_cpu_backend.set_num_threads(n); }
+int nn_get_num_threads(void) { return nn_cpu_backend.get_num_threads(); }
 
-/* ---- threads: the engine runs no threads of its own; large products use
-   OpenBLAS's pool, sized here, so nothing competes with it. ------------ */
-/* Below this many multiply-adds a product runs on one thread even when the
-   pool has more: OpenBLAS splits any product above 262,144 multiply-adds,
-   and for the thin ones of a small network (128x512 by 512x10: 655,360)
-   waking a second thread and joining it costs more than the work it takes
-   (scripts/bench/mlp.lua prints each product's time on 1 and 2 threads). */
-#define SERIAL_PRODUCT (4 * 1024 * 1024)
-
-/* the pool's size as set here; 0 until nn_set_num_threads is first called
-   (then OpenBLAS's own default stands, read when needed) */
-static int pool_threads = 0;
-
-void nn_set_num_threads(int n) {
-  pool_threads = n < 1 ? 1 : n;
-  openblas_set_num_threads(pool_threads);
-}
-int nn_get_num_threads(void) { return pool_threads ? pool_threads : openblas_get_num_threads(); }
-
-/* ---- the CPU backend's gemm: row-major, BLAS conventions ------------- */
-void nn_cpu_gemm(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
-                 double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
-                 double beta, void *c, int64_t ldc) {
-  enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
-  enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
-  int threads = nn_get_num_threads();
-  int serial = threads > 1 && (double)m * (double)n * (double)k < SERIAL_PRODUCT;
-  if (serial) openblas_set_num_threads(1); /* only lowers a counter: no thread starts or stops */
-  if (dtype == NN_FLOAT32)
-    cblas_sgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k, (float)alpha, a,
-                (blasint)lda, b, (blasint)ldb, (float)beta, c, (blasint)ldc);
-  else
-    cblas_dgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda,
-                b, (blasint)ldb, beta, c, (blasint)ldc);
-  if (serial) openblas_set_num_threads(threads);
+/* ---- what the fronts hand the GEMM kernel ------------------------------ */
+/* The last two dims of t (its matrix, or each matrix of a batch in dim 0),
+   transposed when trans: a transposition is a matter of strides. */
+static void matrix_of(nn_matrix *mx, const nn_tensor *t, int trans) {
+  int r = t->ndim - 2;
+  mx->data = nn_data(t);
+  mx->batch_stride = r ? t->stride[0] : 0;
+  mx->row_stride = t->stride[r + trans];
+  mx->col_stride = t->stride[r + 1 - trans];
 }
 
-/* c = alpha a b + beta c with arbitrary strides, for tiny products. The
-   i-k-j order keeps the innermost loop on c's contiguous rows. */
-/* acc = the 4x4 block sum over p of pa[p][0..4) (x) pb[p][0..4), pa and pb
-   packed (pb rows ldb apart). SSE2 is part of every x86-64 processor; other
-   machines get the same sums in plain C. */
-static void block_4x4(int64_t k, const float *pa, const float *pb, int64_t ldb, float acc[4][4]) {
-#if defined(__SSE2__)
-  __m128 c0 = _mm_setzero_ps(), c1 = _mm_setzero_ps(), c2 = _mm_setzero_ps(), c3 = _mm_setzero_ps();
-  for (int64_t p = 0; p < k; p++) {
-    __m128 bv = _mm_loadu_ps(pb + p * ldb);
-    const float *ap = pa + p * 4;
-    c0 = _mm_add_ps(c0, _mm_mul_ps(_mm_set1_ps(ap[0]), bv));
-    c1 = _mm_add_ps(c1, _mm_mul_ps(_mm_set1_ps(ap[1]), bv));
-    c2 = _mm_add_ps(c2, _mm_mul_ps(_mm_set1_ps(ap[2]), bv));
-    c3 = _mm_add_ps(c3, _mm_mul_ps(_mm_set1_ps(ap[3]), bv));
-  }
-  _mm_storeu_ps(acc[0], c0);
-  _mm_storeu_ps(acc[1], c1);
-  _mm_storeu_ps(acc[2], c2);
-  _mm_storeu_ps(acc[3], c3);
-#else
-  for (int r = 0; r < 4; r++)
-    for (int j = 0; j < 4; j++) acc[r][j] = 0;
-  for (int64_t p = 0; p < k; p++)
-    for (int r = 0; r < 4; r++)
-      for (int j = 0; j < 4; j++) acc[r][j] += pa[p * 4 + r] * pb[p * ldb + j];
-#endif
-}
-
-/* For a product with few rows (a small batch), the four rows of a panel of
-   c go in the lanes of one vector: a is packed as columns of four, b is
-   read where it lies (any strides, no packing), one broadcast per term. */
-static void few_rows_f32(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t a0,
-                         int64_t a1, const float *b, int64_t b0, int64_t b1, float beta, float *c,
-                         int64_t c0, float *pa) {
-  for (int64_t i0 = 0; i0 < m; i0 += 4) {
-    int64_t rows = m - i0 < 4 ? m - i0 : 4;
-    for (int64_t p = 0; p < k; p++)
-      for (int r = 0; r < 4; r++) pa[p * 4 + r] = r < rows ? a[(i0 + r) * a0 + p * a1] : 0.0f;
-    for (int64_t j = 0; j < n; j++) {
-      float col[4];
-      const float *bj = b + j * b1;
-#if defined(__SSE2__)
-      __m128 acc = _mm_setzero_ps();
-      for (int64_t p = 0; p < k; p++)
-        acc = _mm_add_ps(acc, _mm_mul_ps(_mm_loadu_ps(pa + p * 4), _mm_set1_ps(bj[p * b0])));
-      _mm_storeu_ps(col, acc);
-#else
-      col[0] = col[1] = col[2] = col[3] = 0;
-      for (int64_t p = 0; p < k; p++)
-        for (int r = 0; r < 4; r++) col[r] += pa[p * 4 + r] * bj[p * b0];
-#endif
-      for (int64_t r = 0; r < rows; r++) {
-        float *cij = c + (i0 + r) * c0 + j;
-        *cij = alpha == 1 && beta == 0 ? col[r]
-             : alpha == 1 && beta == 1 ? *cij + col[r]
-             : alpha * col[r] + (beta == 0 ? 0 : beta * *cij);
-      }
-    }
-  }
-}
-
-/* c = alpha a b + beta c for tiny products, a and b with any strides.
-   Both are packed first, b row-major with its width padded with zeros to a
-   multiple of four, a in panels of four rows; then each 4x4 block of c is
-   sixteen accumulators that stay in registers while the k terms stream
-   past (the micro-kernel shape of BLIS and OpenBLAS, without their
-   set-up cost). The packing moves k (n + 4) values, small beside the
-   m n k multiply-adds. */
-#define PACK_LIMIT (SMALL_PRODUCT / 8)
-static void small_gemm_f32(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t a0,
-                           int64_t a1, const float *b, int64_t b0, int64_t b1, float beta, float *c,
-                           int64_t c0) {
-  float pb[PACK_LIMIT], pa[PACK_LIMIT / 4];
-  int64_t n4 = (n + 3) & ~(int64_t)3;
-  if (k * n4 > PACK_LIMIT || 4 * k > PACK_LIMIT / 4) { /* long and thin: plain loops */
-    for (int64_t i = 0; i < m; i++)
-      for (int64_t j = 0; j < n; j++) {
-        float acc = 0;
-        for (int64_t p = 0; p < k; p++) acc += a[i * a0 + p * a1] * b[p * b0 + j * b1];
-        c[i * c0 + j] = alpha * acc + (beta == 0 ? 0 : beta * c[i * c0 + j]);
-      }
-    return;
-  }
-  if (m <= 16) {
-    few_rows_f32(m, n, k, alpha, a, a0, a1, b, b0, b1, beta, c, c0, pa);
-    return;
-  }
-  for (int64_t p = 0; p < k; p++) {
-    float *row = pb + p * n4;
-    const float *src = b + p * b0;
-    if (b1 == 1)
-      for (int64_t j = 0; j < n; j++) row[j] = src[j];
-    else
-      for (int64_t j = 0; j < n; j++) row[j] = src[j * b1];
-    switch (n4 - n) { /* the padding: at most three zeros */
-    case 3: row[n + 2] = 0; /* fall through */
-    case 2: row[n + 1] = 0; /* fall through */
-    case 1: row[n] = 0; /* fall through */
-    default: break;
-    }
-  }
-  for (int64_t i0 = 0; i0 < m; i0 += 4) {
-    int64_t rows = m - i0 < 4 ? m - i0 : 4;
-    for (int64_t p = 0; p < k; p++)
-      for (int r = 0; r < 4; r++) pa[p * 4 + r] = r < rows ? a[(i0 + r) * a0 + p * a1] : 0.0f;
-    for (int64_t j0 = 0; j0 < n4; j0 += 4) {
-      float acc[4][4];
-      block_4x4(k, pa, pb + j0, n4, acc);
-      int64_t cols = n - j0 < 4 ? n - j0 : 4;
-      if (rows == 4 && cols == 4 && alpha == 1 && (beta == 0 || beta == 1)) {
-        for (int r = 0; r < 4; r++) {
-          float *crow = c + (i0 + r) * c0 + j0;
-          for (int jj = 0; jj < 4; jj++) crow[jj] = beta == 0 ? acc[r][jj] : crow[jj] + acc[r][jj];
-        }
-        continue;
-      }
-      for (int64_t r = 0; r < rows; r++) {
-        float *crow = c + (i0 + r) * c0 + j0;
-        if (beta == 0 && alpha == 1)
-          for (int64_t jj = 0; jj < cols; jj++) crow[jj] = acc[r][jj];
-        else if (beta == 1 && alpha == 1)
-          for (int64_t jj = 0; jj < cols; jj++) crow[jj] += acc[r][jj];
-        else
-          for (int64_t jj = 0; jj < cols; jj++)
-            crow[jj] = alpha * acc[r][jj] + (beta == 0 ? 0 : beta * crow[jj]);
-      }
-    }
-  }
-}
-
-static void small_gemm_f64(int64_t m, int64_t n, int64_t k, double alpha, const double *a,
-                           int64_t a0, int64_t a1, const double *b, int64_t b0, int64_t b1,
-                           double beta, double *c, int64_t c0) {
-  for (int64_t i = 0; i < m; i++) {
-    double *crow = c + i * c0;
-    if (beta == 0) {
-      for (int64_t j = 0; j < n; j++) crow[j] = 0;
-    } else if (beta != 1) {
-      for (int64_t j = 0; j < n; j++) crow[j] *= beta;
-    }
-    for (int64_t p = 0; p < k; p++) {
-      double s = alpha * a[i * a0 + p * a1];
-      const double *brow = b + p * b0;
-      for (int64_t j = 0; j < n; j++) crow[j] += s * brow[j * b1];
-    }
-  }
-}
-
-/* How BLAS can read a 2-D view: row-major with leading dimension ld, or
-   (flipped) as the transpose of a row-major matrix. 0 when it cannot. */
-static int blas_layout(const nn_tensor *t, int *flip, int64_t *ld) {
-  int64_t rows = t->size[0], cols = t->size[1], s0 = t->stride[0], s1 = t->stride[1];
-  if ((s1 == 1 || cols == 1) && (rows == 1 || s0 >= (cols > 1 ? cols : 1))) {
-    *flip = 0;
-    *ld = rows == 1 ? (cols > 1 ? cols : 1) : s0;
-    return 1;
-  }
-  if ((s0 == 1 || rows == 1) && (cols == 1 || s1 >= (rows > 1 ? rows : 1))) {
-    *flip = 1;
-    *ld = cols == 1 ? (rows > 1 ? rows : 1) : s1;
-    return 1;
-  }
-  return 0;
-}
-
-int nn_gemm_tensors(int trans_a, int trans_b, double alpha, nn_tensor *a, nn_tensor *b,
-                    double beta, nn_tensor *c) {
-  int64_t m = c->size[0], n = c->size[1], k = trans_a ? a->size[0] : a->size[1];
-  if (m == 0 || n == 0) return 0;
-  if (k == 0) /* alpha * (an empty sum) = 0; beta == 0 overwrites whatever c held */
-    return beta == 0 ? nn_fill_(c, 0) : nn_binary_scalar_(NN_MUL, c, beta);
-  int64_t a0 = trans_a ? a->stride[1] : a->stride[0], a1 = trans_a ? a->stride[0] : a->stride[1];
-  int64_t b0 = trans_b ? b->stride[1] : b->stride[0], b1 = trans_b ? b->stride[0] : b->stride[1];
-  if (m * n * k <= SMALL_PRODUCT && c->device == NN_CPU) {
-    if (c->dtype == NN_FLOAT32)
-      small_gemm_f32(m, n, k, (float)alpha, nn_data(a), a0, a1, nn_data(b), b0, b1, (float)beta,
-                     nn_data(c), c->stride[0]);
-    else
-      small_gemm_f64(m, n, k, alpha, nn_data(a), a0, a1, nn_data(b), b0, b1, beta, nn_data(c),
-                     c->stride[0]);
-    return 0;
-  }
-  nn_tensor *ac = nn_retain(a), *bc = nn_retain(b);
-  int fa, fb;
-  int64_t lda, ldb;
-  if (!blas_layout(ac, &fa, &lda)) {
-    nn_release(ac);
-    ac = nn_clone(a);
-    if (!ac || !blas_layout(ac, &fa, &lda)) goto fail;
-  }
-  if (!blas_layout(bc, &fb, &ldb)) {
-    nn_release(bc);
-    bc = nn_clone(b);
-    if (!bc || !blas_layout(bc, &fb, &ldb)) goto fail;
-  }
-  nn_backend_for(c->device)->gemm(c->dtype, trans_a ^ fa, trans_b ^ fb, m, n, k, alpha, nn_data(ac),
-                                  lda, nn_data(bc), ldb, beta, nn_data(c), c->stride[0]);
-  nn_release(ac), nn_release(bc);
-  return 0;
-fail:
-  nn_release(ac), nn_release(bc);
-  return -1;
+/* c = alpha op(a) op(b) + beta c (or bias + op(a) op(b)), over 2-D
+   matrices or batches of them (3-D, batch in dim 0); c row-major. */
+static int gemm(const nn_backend *be, double alpha, nn_tensor *a, int trans_a, nn_tensor *b,
+                int trans_b, double beta, nn_tensor *c, const nn_tensor *bias) {
+  int r = c->ndim - 2;
+  nn_gemm_args g;
+  g.dtype = c->dtype;
+  g.batch = r ? c->size[0] : 1;
+  g.m = c->size[r];
+  g.n = c->size[r + 1];
+  g.k = a->size[r + 1 - trans_a];
+  g.alpha = alpha;
+  g.beta = beta;
+  matrix_of(&g.a, a, trans_a);
+  matrix_of(&g.b, b, trans_b);
+  matrix_of(&g.c, c, 0);
+  g.bias = bias ? nn_data(bias) : NULL;
+  return be->gemm(&g);
 }
 
 static int check_operands(const char *op, nn_tensor *a, nn_tensor *b) {
-  if (a->device != b->device) {
-    nn_error_set("%s: tensors are on different devices (%s and %s)", op, nn_device_name(a->device),
-                 nn_device_name(b->device));
-    return -1;
-  }
-  if (nn_check_cpu(op, a) < 0) return -1;
+  if (!nn_dispatch(op, offsetof(nn_backend, gemm), a, b, NULL)) return -1;
   if (!nn_dtype_is_floating(a->dtype) || a->dtype != b->dtype) {
     nn_error_set("%s: operands must both be float32 or both float64, got %s and %s", op,
                  nn_dtype_name(a->dtype), nn_dtype_name(b->dtype));
@@ -297,17 +74,14 @@ static int bmm_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
 }
 
 static nn_tensor *bmm(nn_tensor *a, nn_tensor *b) {
+  const nn_backend *be = nn_dispatch("matmul", offsetof(nn_backend, gemm), a, b, NULL);
+  if (!be) return NULL;
   int64_t batch = a->size[0], size[3] = {batch, a->size[1], b->size[2]};
   nn_tensor *out = nn_empty_like_shape(a, a->dtype, 3, size);
   if (!out) return NULL;
-  for (int64_t i = 0; i < batch; i++) {
-    nn_tensor *ai = nn_select(a, 0, i), *bi = nn_select(b, 0, i), *oi = nn_select(out, 0, i);
-    int st = ai && bi && oi ? nn_gemm_tensors(0, 0, 1, ai, bi, 0, oi) : -1;
-    nn_release(ai), nn_release(bi), nn_release(oi);
-    if (st < 0) {
-      nn_release(out);
-      return NULL;
-    }
+  if (gemm(be, 1, a, 0, b, 0, 0, out, NULL) < 0) {
+    nn_release(out);
+    return NULL;
   }
   if (nn_needs_grad(a, b, NULL)) {
     nn_node *node = nn_node_attach(out, "BmmBackward0", bmm_backward, 2, a, b, NULL);
@@ -343,9 +117,10 @@ static int mm_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
 
 static nn_tensor *mm(nn_tensor *a, nn_tensor *b) {
   int64_t size[2] = {a->size[0], b->size[1]};
-  nn_tensor *out = nn_empty_like_shape(a, a->dtype, 2, size);
+  const nn_backend *be = nn_dispatch("matmul", offsetof(nn_backend, gemm), a, b, NULL);
+  nn_tensor *out = be ? nn_empty_like_shape(a, a->dtype, 2, size) : NULL;
   if (!out) return NULL;
-  if (nn_gemm_tensors(0, 0, 1, a, b, 0, out) < 0) {
+  if (gemm(be, 1, a, 0, b, 0, 0, out, NULL) < 0) {
     nn_release(out);
     return NULL;
   }
@@ -426,52 +201,58 @@ nn_tensor *nn_matmul(nn_tensor *a, nn_tensor *b) {
 }
 
 /* ---- linear: y = x w^T + b, x (N, in), w (out, in), b (out) ------------ */
-static int linear_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
-  nn_tensor *x = node->saved[0], *w = node->saved[1];
-  if (node->inputs[0]) { /* dx = g w : (N, out)(out, in) */
+int nn_linear_backward(nn_tensor *g, nn_tensor *x, nn_tensor *w, const int *need,
+                       nn_tensor *const *into, nn_tensor **grads) {
+  grads[0] = grads[1] = grads[2] = NULL;
+  const nn_backend *be = nn_dispatch("linear backward", offsetof(nn_backend, gemm), g, x, w);
+  if (!be) return -1;
+  if (need[0]) { /* dx = g w : (N, out)(out, in) */
     int64_t size[2] = {g->size[0], w->size[1]};
-    if (!(gi[0] = nn_empty_like_shape(g, g->dtype, 2, size))) return -1;
-    if (nn_gemm_tensors(0, 0, 1, g, w, 0, gi[0]) < 0) return -1;
+    if (!(grads[0] = nn_empty_like_shape(g, g->dtype, 2, size)) ||
+        gemm(be, 1, g, 0, w, 0, 0, grads[0], NULL) < 0)
+      goto fail;
   }
-  if (node->inputs[1]) { /* dw = g^T x : (out, N)(N, in), into w.grad when it exists */
-    nn_tensor *into = node->accumulate_into[1];
-    if (into) {
-      if (nn_gemm_tensors(1, 0, 1, g, x, 1, into) < 0) return -1;
-      nn_bump_version(into);
-    } else {
-      if (!(gi[1] = nn_empty_like(w))) return -1;
-      if (nn_gemm_tensors(1, 0, 1, g, x, 0, gi[1]) < 0) return -1;
+  if (need[1]) { /* dw = g^T x : (out, N)(N, in), into w.grad when it exists */
+    if (into[1]) {
+      if (gemm(be, 1, g, 1, x, 0, 1, into[1], NULL) < 0) goto fail;
+      nn_bump_version(into[1]);
+    } else if (!(grads[1] = nn_empty_like(w)) || gemm(be, 1, g, 1, x, 0, 0, grads[1], NULL) < 0) {
+      goto fail;
     }
   }
-  if (node->inputs[2]) { /* db = sum of g's rows */
+  if (need[2]) { /* db = sum of g's rows, added in order into b.grad when it exists */
     if (g->dtype == NN_FLOAT32 && nn_is_contiguous(g)) {
-      int64_t rows = g->size[0], cols = g->size[1];
-      nn_tensor *into = node->accumulate_into[2];
-      if (!into && !(gi[2] = nn_zeros(NN_FLOAT32, 1, &cols))) return -1;
-      float *db = nn_data(into ? into : gi[2]);
-      if (into) nn_bump_version(into);
-      const float *pg = nn_data(g);
-      for (int64_t i = 0; i < rows; i++)
-        for (int64_t j = 0; j < cols; j++) db[j] += pg[i * cols + j];
-    } else if (!(gi[2] = nn_sum(g, 0, 0))) {
-      return -1;
+      int64_t cols = g->size[1];
+      if (!into[2] && !(grads[2] = nn_full_like_shape(g, NN_FLOAT32, 1, &cols, 0))) goto fail;
+      nn_tensor *db = into[2] ? into[2] : grads[2];
+      const nn_backend *rows = nn_dispatch("linear backward", offsetof(nn_backend, add_rows), g, db, NULL);
+      if (!rows || rows->add_rows(NN_FLOAT32, g->size[0], cols, nn_data(g), nn_data(db)) < 0) goto fail;
+      nn_bump_version(db);
+    } else if (!(grads[2] = nn_sum(g, 0, 0))) {
+      goto fail;
     }
   }
   return 0;
+fail:
+  for (int k = 0; k < 3; k++) nn_release(grads[k]), grads[k] = NULL;
+  return -1;
+}
+
+static int linear_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  int need[3] = {node->inputs[0] != NULL, node->inputs[1] != NULL, node->inputs[2] != NULL};
+  return nn_linear_backward(g, node->saved[0], node->saved[1], need, node->accumulate_into, gi);
 }
 
 static nn_tensor *linear_2d(nn_tensor *x, nn_tensor *w, nn_tensor *b) {
+  const nn_backend *be = nn_dispatch("linear", offsetof(nn_backend, gemm), x, w, b);
+  if (!be) return NULL;
   int64_t n = x->size[0], out_features = w->size[0], size[2] = {n, out_features};
   nn_tensor *out = nn_empty_like_shape(x, x->dtype, 2, size);
-  if (!out) return NULL;
-  if (b) { /* each row starts as the bias, the product adds onto it */
-    size_t row = (size_t)out_features * nn_dtype_size(x->dtype);
-    nn_tensor *bc = nn_contiguous(b);
-    if (!bc) goto fail;
-    for (int64_t i = 0; i < n; i++) memcpy((char *)nn_data(out) + (size_t)i * row, nn_data(bc), row);
-    nn_release(bc);
-  }
-  if (nn_gemm_tensors(0, 1, 1, x, w, b ? 1 : 0, out) < 0) goto fail;
+  nn_tensor *bc = out && b ? nn_contiguous(b) : NULL;
+  if (!out || (b && !bc)) goto fail;
+  int st = gemm(be, 1, x, 0, w, 1, 0, out, bc);
+  nn_release(bc);
+  if (st < 0) goto fail;
   if (nn_needs_grad(x, w, b)) {
     nn_node *node = nn_node_attach(out, b ? "AddmmBackward0" : "MmBackward0", linear_backward, 3, x,
                                    w, b);

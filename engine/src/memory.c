@@ -1,6 +1,6 @@
 /* memory.c: storage blocks, pooled so that a training loop in steady state
  * allocates nothing from the system; and the engine's error message. */
-#include "backend.h"
+#include "internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,12 +24,19 @@ void nn_error_set(const char *fmt, ...) {
 #define CLASS_COUNT 256
 #define MIN_BLOCK 64
 
-static struct pool_block { struct pool_block *next; } *free_blocks[CLASS_COUNT];
+static struct pool_block { struct pool_block *next; } *free_blocks[NN_DEVICE_COUNT][CLASS_COUNT];
 static size_t pooled_bytes;
 static const size_t pool_limit = (size_t)1 << 30;
 static size_t bytes_in_use, bytes_allocated_since;
 
 static nn_storage *free_storages;
+
+/* The bytes of a block of class cls. */
+static size_t class_bytes(int cls) {
+  if (cls == 0) return MIN_BLOCK;
+  size_t base = (size_t)1 << (6 + (cls - 1) / 4);
+  return base + (size_t)((cls - 1) % 4 + 1) * (base / 4);
+}
 
 static int size_class(size_t nbytes, size_t *rounded) {
   if (nbytes <= MIN_BLOCK) {
@@ -43,106 +50,63 @@ static int size_class(size_t nbytes, size_t *rounded) {
   return (log2 - 6) * 4 + (int)steps;
 }
 
-static void *cpu_alloc(size_t nbytes) {
-  void *p = NULL;
-  if (posix_memalign(&p, 64, nbytes) != 0) return NULL;
-  return p;
-}
-static void cpu_free(void *data, size_t nbytes) {
-  (void)nbytes;
-  free(data);
-}
-
-/* The struct of a storage: recycled, as the blocks are. */
-static nn_storage *storage_struct(void) {
+nn_storage *nn_storage_new(nn_device device, size_t nbytes) {
+  const nn_backend *be = nn_device_check("allocate", device);
+  if (!be) return NULL;
+  size_t rounded;
+  int cls = size_class(nbytes, &rounded);
+  void *data = NULL;
+  if (cls < CLASS_COUNT && free_blocks[device][cls]) {
+    struct pool_block *b = free_blocks[device][cls];
+    free_blocks[device][cls] = b->next;
+    pooled_bytes -= rounded;
+    data = b;
+    bytes_allocated_since += rounded;
+  } else {
+    /* another device's allocator rounds to its own classes */
+    if (cls >= CLASS_COUNT || device != NN_CPU) rounded = nbytes;
+    /* another device's blocks come from its own caching allocator, which
+       says why it failed (out of memory on cuda: ...) */
+    data = be->alloc(rounded);
+    if (!data) {
+      if (device == NN_CPU) nn_error_set("out of memory allocating %zu bytes", nbytes);
+      return NULL;
+    }
+    bytes_allocated_since += rounded;
+  }
   nn_storage *s = free_storages;
-  if (s) free_storages = *(nn_storage **)s;
-  else s = malloc(sizeof *s);
-  return s;
-}
-
-static void storage_struct_free(nn_storage *s) {
-  *(nn_storage **)s = free_storages;
-  free_storages = s;
-}
-
-static nn_storage *storage_init(nn_storage *s, nn_device device, void *data, size_t rounded) {
+  if (s) {
+    free_storages = *(nn_storage **)s;
+  } else if (!(s = malloc(sizeof *s))) {
+    be->free(data, rounded);
+    nn_error_set("out of memory");
+    return NULL;
+  }
   s->refcount = 1;
   s->device = device;
   s->data = data;
   s->nbytes = rounded;
   s->version = 0;
   bytes_in_use += rounded;
-  bytes_allocated_since += rounded;
   return s;
-}
-
-/* A storage on a device other than the CPU: its blocks come from the
-   caching allocator (device_memory.c). They count in the totals that pace
-   Lua's collector, as the CPU's do. */
-static nn_storage *device_storage_new(nn_device device, size_t nbytes) {
-  const nn_backend *be = nn_device_check("allocate", device);
-  if (!be) return NULL;
-  nn_storage *s = storage_struct();
-  if (!s) {
-    nn_error_set("out of memory");
-    return NULL;
-  }
-  size_t rounded;
-  void *data = nn_device_alloc(device, be, nbytes, &rounded);
-  if (!data) {
-    storage_struct_free(s);
-    return NULL;
-  }
-  return storage_init(s, device, data, rounded);
-}
-
-nn_storage *nn_storage_new(nn_device device, size_t nbytes) {
-  if (device != NN_CPU) return device_storage_new(device, nbytes);
-  size_t rounded;
-  int cls = size_class(nbytes, &rounded);
-  void *data = NULL;
-  if (cls < CLASS_COUNT && free_blocks[cls]) {
-    struct pool_block *b = free_blocks[cls];
-    free_blocks[cls] = b->next;
-    pooled_bytes -= rounded;
-    data = b;
-  } else {
-    if (cls >= CLASS_COUNT) rounded = nbytes;
-    data = nn_cpu_backend.alloc(rounded);
-    if (!data) {
-      nn_error_set("out of memory allocating %zu bytes", nbytes);
-      return NULL;
-    }
-  }
-  nn_storage *s = storage_struct();
-  if (!s) {
-    nn_cpu_backend.free(data, rounded);
-    nn_error_set("out of memory");
-    return NULL;
-  }
-  return storage_init(s, NN_CPU, data, rounded);
 }
 
 void nn_storage_release(nn_storage *s) {
   if (!s || --s->refcount > 0) return;
-  bytes_in_use -= s->nbytes;
-  if (s->device != NN_CPU) {
-    nn_device_free(s->device, nn_backend_loaded(s->device), s->data, s->nbytes);
-    storage_struct_free(s);
-    return;
-  }
   size_t rounded;
   int cls = size_class(s->nbytes, &rounded);
-  if (cls < CLASS_COUNT && rounded == s->nbytes && pooled_bytes + rounded <= pool_limit) {
+  bytes_in_use -= s->nbytes;
+  if (cls < CLASS_COUNT && rounded == s->nbytes && pooled_bytes + rounded <= pool_limit &&
+      s->device == NN_CPU) {
     struct pool_block *b = s->data;
-    b->next = free_blocks[cls];
-    free_blocks[cls] = b;
+    b->next = free_blocks[s->device][cls];
+    free_blocks[s->device][cls] = b;
     pooled_bytes += rounded;
   } else {
-    nn_cpu_backend.free(s->data, s->nbytes);
+    nn_backend_for(s->device)->free(s->data, s->nbytes);
   }
-  storage_struct_free(s);
+  *(nn_storage **)s = free_storages;
+  free_storages = s;
 }
 
 size_t nn_memory_in_use(void) { return bytes_in_use; }
@@ -154,11 +118,14 @@ size_t nn_memory_take_allocated(void) {
 }
 
 void nn_memory_trim(void) {
-  for (int c = 0; c < CLASS_COUNT; c++) {
-    while (free_blocks[c]) {
-      struct pool_block *b = free_blocks[c];
-      free_blocks[c] = b->next;
-      nn_cpu_backend.free(b, 0);
+  for (int d = 0; d < NN_DEVICE_COUNT; d++) {
+    const nn_backend *be = nn_backend_loaded((nn_device)d); /* trimming loads nothing */
+    for (int c = 0; c < CLASS_COUNT; c++) {
+      while (free_blocks[d][c]) {
+        struct pool_block *b = free_blocks[d][c];
+        free_blocks[d][c] = b->next;
+        if (be) be->free(b, class_bytes(c));
+      }
     }
   }
   pooled_bytes = 0;
@@ -168,31 +135,3 @@ void nn_memory_trim(void) {
     free(s);
   }
 }
-
-/* ---- the CPU's table ------------------------------------------------- */
-static int cpu_transfer(void *dst, const void *src, size_t nbytes) {
-  memcpy(dst, src, nbytes);
-  return 0;
-}
-static int cpu_synchronize(void) { return 0; }
-
-void nn_cpu_gemm(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
-                 double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
-                 double beta, void *c, int64_t ldc);
-int nn_cpu_copy(nn_iter *it);
-int nn_cpu_fill(nn_iter *it, double value);
-
-const nn_backend nn_cpu_backend = {
-    .name = "cpu",
-    .device_count = 1,
-    .device_name = "cpu",
-    .alloc = cpu_alloc,
-    .free = cpu_free,
-    .to_host = cpu_transfer,
-    .from_host = cpu_transfer,
-    .within = cpu_transfer,
-    .synchronize = cpu_synchronize,
-    .copy = nn_cpu_copy,
-    .fill = nn_cpu_fill,
-    .gemm = nn_cpu_gemm,
-};

@@ -1,7 +1,8 @@
 /* tensor.c: the tensor's life (creation, reference counts, element access,
  * copies) and the strided iterator every elementwise kernel runs on. */
-#include "backend.h"
+#include "internal.h"
 
+#include <stddef.h>
 #include <stdio.h>
 
 /* Tensor structs are recycled through a free list: an op's result costs no
@@ -66,12 +67,6 @@ int nn_device_from_name(const char *name) {
   return -1;
 }
 
-int nn_check_cpu(const char *op, const nn_tensor *t) {
-  if (t->device == NN_CPU) return 0;
-  nn_error_set("%s: not implemented for %s tensors yet", op, nn_device_name(t->device));
-  return -1;
-}
-
 /* ---- shapes ---------------------------------------------------------- */
 int64_t nn_shape_numel(int ndim, const int64_t *size) {
   int64_t n = 1;
@@ -89,15 +84,18 @@ void nn_contiguous_strides(int ndim, const int64_t *size, int64_t *stride) {
   }
 }
 
-int nn_is_contiguous(const nn_tensor *t) {
+/* Row-major without gaps: what every op's fast path wants. */
+static int dense_geometry(int ndim, const int64_t *size, const int64_t *stride) {
   int64_t s = 1;
-  for (int i = t->ndim - 1; i >= 0; i--) {
-    if (t->size[i] == 1) continue;
-    if (t->stride[i] != s) return 0;
-    s *= t->size[i];
+  for (int i = ndim - 1; i >= 0; i--) {
+    if (size[i] == 1) continue;
+    if (stride[i] != s) return 0;
+    s *= size[i];
   }
   return 1;
 }
+
+int nn_is_contiguous(const nn_tensor *t) { return t->contiguous; }
 
 int nn_same_shape(const nn_tensor *a, const nn_tensor *b) {
   if (a->ndim != b->ndim) return 0;
@@ -191,6 +189,7 @@ nn_tensor *nn_tensor_wrap(nn_storage *s, nn_dtype dtype, int ndim, const int64_t
     t->size[i] = size[i];
     t->stride[i] = stride[i];
   }
+  t->contiguous = dense_geometry(ndim, size, stride);
   return t;
 }
 
@@ -230,6 +229,7 @@ static void share_storage(nn_tensor *a, const nn_tensor *t) {
   a->offset = t->offset;
   memcpy(a->size, t->size, sizeof a->size);
   memcpy(a->stride, t->stride, sizeof a->stride);
+  a->contiguous = t->contiguous;
 }
 
 nn_tensor *nn_alias(const nn_tensor *t) {
@@ -255,6 +255,16 @@ int nn_set_data(nn_tensor *t, nn_tensor *src) {
   return 0;
 }
 
+nn_tensor *nn_full_like_shape(const nn_tensor *like, nn_dtype dtype, int ndim, const int64_t *size,
+                              double value) {
+  nn_tensor *t = nn_empty_on(like->device, dtype, ndim, size);
+  if (t && nn_fill_(t, value) < 0) {
+    nn_release(t);
+    return NULL;
+  }
+  return t;
+}
+
 nn_tensor *nn_full(nn_dtype dtype, int ndim, const int64_t *size, double value) {
   nn_tensor *t = nn_empty(dtype, ndim, size);
   if (t) nn_fill_(t, value);
@@ -265,6 +275,19 @@ nn_tensor *nn_zeros(nn_dtype dtype, int ndim, const int64_t *size) {
 }
 nn_tensor *nn_ones(nn_dtype dtype, int ndim, const int64_t *size) {
   return nn_full(dtype, ndim, size, 1);
+}
+
+/* A new 1-D tensor of n values: nn_ramp_value (math/fill.h). */
+static nn_tensor *ramp(const char *op, nn_dtype dtype, int64_t n, int64_t half, double start,
+                       double step, double end) {
+  nn_tensor *t = nn_empty(dtype, 1, &n);
+  if (!t) return NULL;
+  const nn_backend *be = nn_dispatch(op, offsetof(nn_backend, ramp), t, NULL, NULL);
+  if (!be || be->ramp(dtype, nn_data(t), n, half, start, step, end) < 0) {
+    nn_release(t);
+    return NULL;
+  }
+  return t;
 }
 
 nn_tensor *nn_arange(double start, double end, double step, nn_dtype dtype) {
@@ -282,10 +305,7 @@ nn_tensor *nn_arange(double start, double end, double step, nn_dtype dtype) {
     return NULL;
   }
   int64_t n = (int64_t)count;
-  nn_tensor *t = nn_empty(dtype, 1, &n);
-  if (!t) return NULL;
-  for (int64_t i = 0; i < n; i++) nn_store(dtype, t->storage->data, i, start + (double)i * step);
-  return t;
+  return ramp("arange", dtype, n, n, start, step, start);
 }
 
 nn_tensor *nn_linspace(double start, double end, int64_t steps, nn_dtype dtype) {
@@ -293,29 +313,23 @@ nn_tensor *nn_linspace(double start, double end, int64_t steps, nn_dtype dtype) 
     nn_error_set("linspace: number of steps must be non-negative, got %lld", (long long)steps);
     return NULL;
   }
-  nn_tensor *t = nn_empty(dtype, 1, &steps);
-  if (!t) return NULL;
-  if (steps == 1) {
-    nn_store(dtype, t->storage->data, 0, start);
-    return t;
-  }
   double step = steps > 1 ? (end - start) / (double)(steps - 1) : 0;
-  /* PyTorch fills the first half from start and the second from end, so
-     that both ends are exact. */
-  int64_t half = steps / 2;
-  for (int64_t i = 0; i < steps; i++) {
-    double v = i < half ? start + step * (double)i : end - step * (double)(steps - 1 - i);
-    nn_store(dtype, t->storage->data, i, v);
-  }
-  return t;
+  return ramp("linspace", dtype, steps, steps == 1 ? 1 : steps / 2, start, step, end);
 }
 
 nn_tensor *nn_eye(int64_t n, int64_t m, nn_dtype dtype) {
   int64_t size[2] = {n, m < 0 ? n : m};
   nn_tensor *t = nn_zeros(dtype, 2, size);
   if (!t) return NULL;
-  for (int64_t i = 0; i < size[0] && i < size[1]; i++)
-    nn_store(dtype, t->storage->data, i * size[1] + i, 1);
+  /* the diagonal, as a view with a stride of one row and one column */
+  int64_t diagonal = size[0] < size[1] ? size[0] : size[1], stride = size[1] + 1;
+  nn_tensor *d = nn_tensor_wrap(t->storage, dtype, 1, &diagonal, &stride, 0);
+  int status = d ? nn_fill_(d, 1) : -1;
+  nn_release(d);
+  if (status < 0) {
+    nn_release(t);
+    return NULL;
+  }
   return t;
 }
 
@@ -330,18 +344,39 @@ static int64_t flat_to_offset(const nn_tensor *t, int64_t i) {
   return off;
 }
 
-double nn_get_flat(const nn_tensor *t, int64_t i) {
-  return nn_load(t->dtype, t->storage->data, flat_to_offset(t, i));
+/* Element `off` (in elements, from the storage's start) of t, wherever t
+   lies; a host copy of it when t is on a device. */
+static double load_element(const nn_tensor *t, int64_t off) {
+  if (t->device == NN_CPU) return nn_load(t->dtype, t->storage->data, off);
+  const nn_backend *be = nn_backend_for(t->device);
+  double bytes[1] = {0};
+  size_t es = nn_element_size(t->dtype);
+  if (!be || !be->to_host ||
+      be->to_host(bytes, (const char *)t->storage->data + (size_t)off * es, es) < 0)
+    return NAN;
+  return nn_load(t->dtype, bytes, 0);
 }
 
-void nn_set_flat(nn_tensor *t, int64_t i, double v) {
-  nn_store(t->dtype, t->storage->data, flat_to_offset(t, i), v);
+static void store_element(nn_tensor *t, int64_t off, double v) {
+  if (t->device == NN_CPU) {
+    nn_store(t->dtype, t->storage->data, off, v);
+    return;
+  }
+  const nn_backend *be = nn_backend_for(t->device);
+  double bytes[1];
+  size_t es = nn_element_size(t->dtype);
+  nn_store(t->dtype, bytes, 0, v);
+  if (be && be->from_host) be->from_host((char *)t->storage->data + (size_t)off * es, bytes, es);
 }
+
+double nn_get_flat(const nn_tensor *t, int64_t i) { return load_element(t, flat_to_offset(t, i)); }
+
+void nn_set_flat(nn_tensor *t, int64_t i, double v) { store_element(t, flat_to_offset(t, i), v); }
 
 double nn_get(const nn_tensor *t, const int64_t *index) {
   int64_t off = t->offset;
   for (int d = 0; d < t->ndim; d++) off += index[d] * t->stride[d];
-  return nn_load(t->dtype, t->storage->data, off);
+  return load_element(t, off);
 }
 
 int nn_item(const nn_tensor *t, double *out) {
@@ -355,115 +390,15 @@ int nn_item(const nn_tensor *t, double *out) {
     *out = nn_load(t->dtype, t->storage->data, t->offset);
     return 0;
   }
-  /* waits for the kernels that compute it */
-  const nn_backend *be = nn_device_check("item", t->device);
-  unsigned char value[sizeof(double)];
-  if (!be || be->to_host(value, nn_data(t), nn_element_size(t->dtype)) < 0) return -1;
-  *out = nn_load(t->dtype, value, 0);
+  const nn_backend *be = nn_dispatch("item", offsetof(nn_backend, to_host), t, NULL, NULL);
+  double bytes[1];
+  size_t es = nn_element_size(t->dtype);
+  if (!be || be->to_host(bytes, nn_data(t), es) < 0) return -1;
+  *out = nn_load(t->dtype, bytes, 0);
   return 0;
 }
 
-/* ---- the iterator ---------------------------------------------------- */
-void nn_iter_init(nn_iter *it, int n, nn_tensor *const *ts, int ndim, const int64_t *size) {
-  it->n = n;
-  for (int k = 0; k < n; k++) {
-    const nn_tensor *t = ts[k];
-    it->data[k] = nn_data(t);
-    it->dtype[k] = t->dtype;
-  }
-  /* Drop size-1 dims, then merge neighbours that are contiguous for every
-     operand, so the inner loop runs as long as possible. */
-  int m = 0;
-  for (int i = 0; i < ndim; i++) {
-    if (size[i] == 1) continue;
-    it->size[m] = size[i];
-    for (int k = 0; k < n; k++) {
-      const nn_tensor *t = ts[k];
-      int j = t->ndim - ndim + i;
-      it->stride[k][m] = (j >= 0 && t->size[j] != 1) ? t->stride[j] : 0;
-    }
-    if (m > 0) {
-      int mergeable = 1;
-      for (int k = 0; k < n; k++)
-        if (it->stride[k][m - 1] != it->stride[k][m] * it->size[m]) mergeable = 0;
-      if (mergeable) {
-        it->size[m - 1] *= it->size[m];
-        for (int k = 0; k < n; k++) it->stride[k][m - 1] = it->stride[k][m];
-        continue;
-      }
-    }
-    m++;
-  }
-  if (m == 0) {
-    it->size[0] = nn_shape_numel(ndim, size) ? 1 : 0;
-    for (int k = 0; k < n; k++) it->stride[k][0] = 0;
-    m = 1;
-  }
-  it->ndim = m;
-  for (int i = 0; i < ndim; i++)
-    if (size[i] == 0) it->size[0] = 0;
-}
-
-void nn_iter_run(nn_iter *it, nn_inner_fn fn, void *ctx) {
-  int nd = it->ndim, last = nd - 1;
-  int64_t inner = it->size[last];
-  if (inner == 0) return;
-  for (int i = 0; i < nd; i++)
-    if (it->size[i] == 0) return;
-  int64_t stride[3];
-  size_t esize[3];
-  for (int k = 0; k < it->n; k++) {
-    stride[k] = it->stride[k][last];
-    esize[k] = nn_dtype_size(it->dtype[k]);
-  }
-  if (nd == 1) {
-    fn(ctx, inner, it->data, stride);
-    return;
-  }
-  int64_t counter[NN_MAX_DIMS] = {0};
-  char *ptr[3];
-  for (;;) {
-    for (int k = 0; k < it->n; k++) {
-      int64_t off = 0;
-      for (int d = 0; d < last; d++) off += counter[d] * it->stride[k][d];
-      ptr[k] = it->data[k] + off * (int64_t)esize[k];
-    }
-    fn(ctx, inner, ptr, stride);
-    int d = last - 1;
-    while (d >= 0 && ++counter[d] == it->size[d]) counter[d--] = 0;
-    if (d < 0) break;
-  }
-}
-
-/* ---- copies ---------------------------------------------------------- */
-struct copy_ctx { nn_dtype dst, src; };
-
-static void copy_inner(void *ctx, int64_t n, char **data, const int64_t *stride) {
-  const struct copy_ctx *c = ctx;
-  if (c->dst == NN_FLOAT32 && c->src == NN_FLOAT32) {
-    float *d = (float *)data[0];
-    const float *s = (const float *)data[1];
-    for (int64_t i = 0; i < n; i++) d[i * stride[0]] = s[i * stride[1]];
-  } else if (c->dst == NN_FLOAT64 && c->src == NN_FLOAT64) {
-    double *d = (double *)data[0];
-    const double *s = (const double *)data[1];
-    for (int64_t i = 0; i < n; i++) d[i * stride[0]] = s[i * stride[1]];
-  } else if (c->dst == NN_INT64 && c->src == NN_INT64) {
-    int64_t *d = (int64_t *)data[0];
-    const int64_t *s = (const int64_t *)data[1];
-    for (int64_t i = 0; i < n; i++) d[i * stride[0]] = s[i * stride[1]];
-  } else {
-    for (int64_t i = 0; i < n; i++)
-      nn_store(c->dst, data[0], i * stride[0], nn_load(c->src, data[1], i * stride[1]));
-  }
-}
-
-int nn_cpu_copy(nn_iter *it) {
-  struct copy_ctx c = {it->dtype[0], it->dtype[1]};
-  nn_iter_run(it, copy_inner, &c);
-  return 0;
-}
-
+/* ---- copies and fills ------------------------------------------------ */
 /* src as a contiguous tensor on its own device: itself, or a copy. */
 static nn_tensor *packed_copy(const nn_tensor *src) {
   if (nn_is_contiguous(src)) return nn_alias(src);
@@ -515,7 +450,8 @@ done:
 }
 
 int nn_copy_(nn_tensor *dst, const nn_tensor *src) {
-  const nn_backend *be = nn_device_check("copy", dst->device);
+  /* across devices: the copy is dst's device's to finish (copy_across) */
+  const nn_backend *be = nn_dispatch("copy", offsetof(nn_backend, copy), dst, NULL, NULL);
   if (!be) return -1;
   int ndim;
   int64_t size[NN_MAX_DIMS];
@@ -536,36 +472,23 @@ int nn_copy_(nn_tensor *dst, const nn_tensor *src) {
   return 0;
 }
 
-struct fill_ctx { nn_dtype dtype; double v; };
-
-static void fill_inner(void *ctx, int64_t n, char **data, const int64_t *stride) {
-  const struct fill_ctx *c = ctx;
-  if (c->dtype == NN_FLOAT32) {
-    float *d = (float *)data[0], v = (float)c->v;
-    for (int64_t i = 0; i < n; i++) d[i * stride[0]] = v;
-  } else {
-    for (int64_t i = 0; i < n; i++) nn_store(c->dtype, data[0], i * stride[0], c->v);
-  }
-}
-
-int nn_cpu_fill(nn_iter *it, double value) {
-  struct fill_ctx c = {it->dtype[0], value};
-  nn_iter_run(it, fill_inner, &c);
-  return 0;
-}
-
 int nn_fill_(nn_tensor *t, double value) {
-  if (t->device == NN_CPU && value == 0 && !signbit(value) && nn_is_contiguous(t)) {
-    /* zero_grad's case, without building an iterator */
-    memset(nn_data(t), 0, (size_t)nn_numel(t) * nn_element_size(t->dtype));
-    nn_bump_version(t);
-    return 0;
-  }
-  const nn_backend *be = nn_device_check("fill", t->device);
+  const nn_backend *be = nn_dispatch("fill", offsetof(nn_backend, fill), t, NULL, NULL);
   if (!be) return -1;
   nn_iter it;
   nn_iter_init(&it, 1, &t, t->ndim, t->size);
   if (be->fill(&it, value) < 0) return -1;
   nn_bump_version(t);
+  return 0;
+}
+
+int nn_add_into(const char *op, nn_tensor *dst, nn_tensor *src) {
+  const nn_backend *be = nn_dispatch(op, offsetof(nn_backend, add_into), dst, src, NULL);
+  if (!be) return -1;
+  nn_iter it;
+  nn_tensor *ts[2] = {dst, src};
+  nn_iter_init(&it, 2, ts, src->ndim, src->size);
+  if (be->add_into(&it) < 0) return -1;
+  nn_bump_version(dst);
   return 0;
 }

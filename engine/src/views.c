@@ -2,7 +2,9 @@
  * transpose, permute, narrow, select, unsqueeze, squeeze, expand), and the
  * copies beside them (contiguous, clone, dtype conversion); each backward
  * beside its forward. */
-#include "backend.h"
+#include "internal.h"
+
+#include <stddef.h>
 
 /* A view remembers the first tensor of its storage, its base, where an
    in-place change through the view writes its history. */
@@ -199,7 +201,7 @@ nn_tensor *nn_permute(nn_tensor *t, const int *dims) {
 
 /* ---- narrow / select: the gradient lands in a zero tensor ------------ */
 static int slice_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
-  nn_tensor *z = nn_zeros(g->dtype, node->ndim, node->size);
+  nn_tensor *z = nn_full_like_shape(g, g->dtype, node->ndim, node->size, 0);
   if (!z) return -1;
   int dim = (int)node->ints[0];
   nn_tensor *part = node->ints[2] < 0 ? nn_select(z, dim, node->ints[1])
@@ -424,6 +426,7 @@ static int identity_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
 }
 
 nn_tensor *nn_clone(nn_tensor *t) {
+  if (!nn_dispatch("clone", offsetof(nn_backend, copy), t, NULL, NULL)) return NULL;
   nn_tensor *out = nn_empty_like(t);
   if (!out) return NULL;
   if (nn_copy_(out, t) < 0) {
@@ -447,6 +450,7 @@ static int to_dtype_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
 
 nn_tensor *nn_to_dtype(nn_tensor *t, nn_dtype dtype) {
   if (t->dtype == dtype) return nn_retain(t);
+  if (!nn_dispatch("to", offsetof(nn_backend, copy), t, NULL, NULL)) return NULL;
   nn_tensor *out = nn_empty_like_shape(t, dtype, t->ndim, t->size);
   if (!out) return NULL;
   if (nn_copy_(out, t) < 0) {

@@ -39,7 +39,8 @@ return function(nn)
   --- nn.data.TensorDataset(x, y, ...): samples are the rows (first
   -- dimension) of tensors that share their first size. ds.tensors is the
   -- list; ds:get(i) -> x[i], y[i], ...; #ds the number of samples.
-  function data.TensorDataset(...)
+  -- (A class, as PyTorch's: getmetatable(ds) == nn.data.TensorDataset.)
+  data.TensorDataset = setmetatable(TensorDataset, {__call = function(_, ...)
     local tensors = {...}
     if #tensors == 0 then raise("TensorDataset: expected at least one tensor") end
     for i = 1, select("#", ...) do
@@ -51,9 +52,10 @@ return function(nn)
       end
     end
     return setmetatable({tensors = tensors}, TensorDataset)
-  end
+  end})
 
   function TensorDataset:__len() return self.tensors[1]:size(1) end
+  --- ds:len(): the number of samples, as #ds.
   function TensorDataset:len() return self.tensors[1]:size(1) end
 
   --- ds:get(i): sample i (1-based) as one value per tensor.
@@ -111,7 +113,7 @@ return function(nn)
 
   --- nn.data.Subset(dataset, indices): the samples of dataset at the given
   -- 1-based indices (a list of integers), without copying anything.
-  function data.Subset(dataset, indices)
+  data.Subset = setmetatable(Subset, {__call = function(_, dataset, indices)
     local n = dataset_length(dataset, "Subset")
     if type(indices) ~= "table" then raise("Subset: indices must be a list of integers") end
     for k, i in ipairs(indices) do
@@ -120,8 +122,9 @@ return function(nn)
       end
     end
     return setmetatable({dataset = dataset, indices = indices}, Subset)
-  end
+  end})
   function Subset:__len() return #self.indices end
+  --- subset:get(i): sample indices[i] of the whole dataset.
   function Subset:get(i) return self.dataset:get(self.indices[i]) end
 
   -- A seed for a shuffle that did not get one: drawn from nn's generator,
@@ -210,7 +213,7 @@ return function(nn)
   -- Without a seed each epoch's order is seeded by a draw from nn's
   -- generator, as PyTorch's DataLoader does, so nn.manual_seed (and a
   -- checkpoint's RNG state) makes it reproducible.
-  function data.DataLoader(dataset, opts)
+  data.DataLoader = setmetatable(DataLoader, {__call = function(_, dataset, opts)
     local n = dataset_length(dataset, "DataLoader")
     opts = opts or {}
     if type(opts) ~= "table" then raise("DataLoader: options must be a table {batch_size =, shuffle =, ...}") end
@@ -227,7 +230,7 @@ return function(nn)
                          drop_last = opts.drop_last and true or false, seed = opts.seed, epoch = 0,
                          _next_epoch = 1, size = n,
                          reuse = opts.reuse and true or false}, DataLoader)
-  end
+  end})
 
   --- #loader: the number of batches in one epoch.
   function DataLoader:__len()

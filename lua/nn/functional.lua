@@ -23,9 +23,9 @@ return function(nn)
   function F.tanh(x) return Tensor.tanh(x) end
   function F.relu(x) return Tensor.relu(x) end
   function F.step(x) return Tensor.step(x) end
-  --- F.mse_loss(input, target [, {reduction = "mean"}])
+  --- F.mse_loss(input, target [, {reduction = "mean"}]): nn.MSELoss as a function.
   function F.mse_loss(input, target, opts) return C.mse_loss(input, target, reduction_of(opts, "mse_loss")) end
-  --- F.binary_cross_entropy(input, target [, {weight =, reduction = "mean"}])
+  --- F.binary_cross_entropy(input, target [, {weight =, reduction = "mean"}]): nn.BCELoss as a function.
   function F.binary_cross_entropy(input, target, opts)
     local weight = type(opts) == "table" and opts.weight or nil
     return C.binary_cross_entropy(input, target, weight, reduction_of(opts, "binary_cross_entropy"))

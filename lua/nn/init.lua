@@ -6,7 +6,8 @@ local C = require "nn.core"
 -- Tensors (nn.tensor, nn.zeros...), autograd (t:backward(), nn.no_grad),
 -- modules (nn.Linear, nn.Sequential, nn.Module:extend), losses, and the
 -- namespaces nn.F, nn.init, nn.optim, nn.optim.lr_scheduler, nn.utils,
--- nn.data, nn.plot, nn.progress, nn.sweep. help(x) documents each.
+-- nn.data, nn.plot, nn.progress, nn.sweep, nn.cli. help(x) documents each,
+-- help("word") searches every name and text, and the families follow.
 --   local nn = require "nn"
 --   local model = nn.Sequential(nn.Linear(2, 10), nn.Sigmoid(), nn.Linear(10, 1))
 local nn = {_VERSION = "nnlua 0.1.0", _C = C}
@@ -211,6 +212,7 @@ nn.cuda.manual_seed_all = C.cuda_manual_seed -- one GPU: all of them is that one
 require "nn.autograd" (nn)
 require "nn.functional" (nn)
 require "nn.init_weights" (nn)
+require "nn.ordered_table" (nn)
 require "nn.module" (nn)
 require "nn.layers" (nn)
 require "nn.activations" (nn)
@@ -225,7 +227,7 @@ require "nn.serialize" (nn)
 -- nn.sweep): a script that never draws does not pay to compile the plotting
 -- code.
 local on_first_use = {plot = "nn.plot", progress = "nn.progress", sweep = "nn.sweep",
-                      repl = "nn.repl", help = "nn.repl"}
+                      repl = "nn.repl", help = "nn.repl", cli = "nn.cli"}
 setmetatable(nn, {__index = function(t, key)
   local name = on_first_use[key]
   if not name then return nil end

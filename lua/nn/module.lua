@@ -113,49 +113,104 @@ return function(nn)
     end
   end
 
-  -- Visits (prefix, module) depth first, the module before its children.
-  local function walk(m, prefix, visit, seen)
-    if seen[m] then return end
-    seen[m] = true
-    visit(prefix, m)
-    for _, key in ipairs(m._modules) do
-      local child = rawget(m, key)
-      if child then walk(child, prefix .. tostring(key) .. ".", visit, seen) end
-    end
+  -- The name PyTorch gives the child under key: a positive integer key k
+  -- (a Sequential's k-th module, self[k]) is "k-1", PyTorch's 0-based
+  -- index; any other key is its own name. So model[1].weight is
+  -- "0.weight" in a state_dict, as in PyTorch's, while Lua indexes from 1.
+  local function torch_name(key)
+    if math.type(key) == "integer" and key >= 1 then return string.format("%d", key - 1) end
+    return tostring(key)
+  end
+  nn._torch_name = torch_name
+
+  local function joined(prefix, name)
+    if prefix == "" then return name end
+    return prefix .. "." .. name
   end
 
-  --- for name, p in m:named_parameters() do ... end, names like "1.weight"
-  function Module:named_parameters()
-    local names, params, seen = {}, {}, {}
-    walk(self, "", function(prefix, m)
-      for _, key in ipairs(m._parameters) do
-        local p = rawget(m, key)
-        if p ~= nil and not seen[p] then
-          seen[p] = true
-          names[#names + 1] = prefix .. tostring(key)
-          params[#params + 1] = p
-        end
+  -- Every module once, depth first, each before its children, with its
+  -- dotted name ("" for self): PyTorch's named_modules.
+  local function named_module_lists(self)
+    local names, modules, seen = {}, {}, {}
+    local function visit(m, prefix)
+      if seen[m] then return end
+      seen[m] = true
+      names[#names + 1], modules[#modules + 1] = prefix, m
+      for _, key in ipairs(m._modules) do
+        local child = rawget(m, key)
+        if child then visit(child, joined(prefix, torch_name(key))) end
       end
-    end, {})
+    end
+    visit(self, "")
+    return names, modules
+  end
+
+  local function pairs_of(names, values)
     local i = 0
     return function()
       i = i + 1
-      if names[i] then return names[i], params[i] end
+      if names[i] ~= nil then return names[i], values[i] end
     end
   end
 
+  -- The parameters (field "_parameters") or buffers ("_buffers") of every
+  -- module, each once, as PyTorch's _named_members lists them.
+  local function named_members(self, field)
+    local prefixes, modules = named_module_lists(self)
+    local names, values, seen = {}, {}, {}
+    for i, m in ipairs(modules) do
+      for _, key in ipairs(m[field]) do
+        local v = rawget(m, key)
+        if v ~= nil and not seen[v] then
+          seen[v] = true
+          names[#names + 1], values[#values + 1] = joined(prefixes[i], tostring(key)), v
+        end
+      end
+    end
+    return names, values
+  end
+
+  --- for name, m in model:named_modules() do ... end: this module (name "")
+  -- and every descendant once, depth first, each before its children,
+  -- named as PyTorch names them ("0", "0.fc1"; model[1] is "0").
+  function Module:named_modules() return pairs_of(named_module_lists(self)) end
+
+  --- for name, child in m:named_children() do ... end: the direct children
+  -- in registration order, with PyTorch's names (a Sequential's first is
+  -- "0"); m:children() gives the Lua keys (1, "fc1") instead.
+  function Module:named_children()
+    local names, children = {}, {}
+    for _, key in ipairs(self._modules) do
+      local child = rawget(self, key)
+      if child then names[#names + 1], children[#children + 1] = torch_name(key), child end
+    end
+    return pairs_of(names, children)
+  end
+
+  --- for name, p in m:named_parameters() do ... end: every parameter once,
+  -- in PyTorch's order and with its names ("0.weight" for model[1].weight).
+  function Module:named_parameters() return pairs_of(named_members(self, "_parameters")) end
+
+  --- for name, b in m:named_buffers() do ... end: every buffer once
+  -- (running statistics, a loss's class weights), named as PyTorch does.
+  function Module:named_buffers() return pairs_of(named_members(self, "_buffers")) end
+
   --- m:parameters(): the list of learnable tensors, in a stable order.
   function Module:parameters()
-    local list = {}
-    for _, p in self:named_parameters() do list[#list + 1] = p end
-    return list
+    local _, params = named_members(self, "_parameters")
+    return params
+  end
+
+  --- m:buffers(): the list of buffers, in named_buffers' order.
+  function Module:buffers()
+    local _, buffers = named_members(self, "_buffers")
+    return buffers
   end
 
   --- m:modules(): this module and every descendant, depth first.
   function Module:modules()
-    local list = {}
-    walk(self, "", function(_, m) list[#list + 1] = m end, {})
-    return list
+    local _, modules = named_module_lists(self)
+    return modules
   end
 
   --- m:num_parameters(): how many numbers the model learns.
@@ -222,54 +277,193 @@ return function(nn)
   function Module:cuda() return self:to("cuda") end
   function Module:cpu() return self:to("cpu") end
 
-  --- m:state_dict(): name -> tensor (sharing storage) for parameters and buffers.
+  --- Module._version: the layout version of a class's state_dict entries,
+  -- recorded in a state_dict's _metadata as PyTorch records it (1 unless
+  -- a class changed its entries: BatchNorm1d's is 2).
+  Module._version = 1
+
+  local ordered = nn._ordered
+
+  --- m:state_dict(): PyTorch's state_dict: name -> tensor (sharing storage)
+  -- for every parameter and buffer, named and ordered as PyTorch's
+  -- (a module's own parameters, then its buffers, then each child's, a
+  -- Sequential's first child being "0": "0.weight", "0.bias",
+  -- "1.running_mean", ...). pairs() visits them in that order. Like
+  -- PyTorch's OrderedDict it carries _metadata (each module's _version),
+  -- kept beside the table, not in it: nn.save writes it into a .pt file.
   function Module:state_dict()
-    local sd = {}
-    walk(self, "", function(prefix, m)
+    local metadata = ordered.new("OrderedDict")
+    local sd = ordered.new("OrderedDict", {_metadata = metadata})
+    local active = {}
+    local function save(m, prefix)
+      if active[m] then raise("state_dict: the module '" .. prefix:sub(1, -2) .. "' contains itself") end
+      active[m] = true
+      ordered.set(metadata, prefix:sub(1, -2), {version = m._version})
       for _, key in ipairs(m._parameters) do
         local p = rawget(m, key)
-        if p ~= nil then sd[prefix .. tostring(key)] = p:detach() end
+        if p ~= nil then ordered.set(sd, prefix .. tostring(key), p:detach()) end
       end
       for _, key in ipairs(m._buffers) do
         local b = rawget(m, key)
-        if b ~= nil then sd[prefix .. tostring(key)] = b end
+        if b ~= nil then ordered.set(sd, prefix .. tostring(key), b) end
       end
-    end, {})
+      for _, key in ipairs(m._modules) do
+        local child = rawget(m, key)
+        if child then save(child, prefix .. torch_name(key) .. ".") end
+      end
+      active[m] = nil
+    end
+    save(self, "")
     return sd
   end
 
-  --- m:load_state_dict(sd [, strict = true]): copies values in; refuses
-  -- missing, unexpected or mis-shaped entries (strict = false skips the
-  -- missing and unexpected ones, never a mis-shaped one).
+  -- The keys of sd in its order: a state_dict's, a loaded file's, or a
+  -- plain table's sorted.
+  local function keys_of(sd)
+    local keys = {}
+    for k in pairs(sd) do keys[#keys + 1] = k end
+    if not ordered.info[sd] then table.sort(keys, ordered.key_before) end
+    return keys
+  end
+
+  local function size_text(t)
+    return "{" .. table.concat(t:size(), ", ") .. "}"
+  end
+
+  -- PyTorch's Module.load_state_dict and _load_from_state_dict: each module
+  -- takes the entries under its prefix, reports its own missing ones, and
+  -- those under its prefix that name neither a child nor one of its
+  -- parameters or buffers as unexpected. Returns the copies to make and
+  -- the three lists.
+  local function plan_load(self, sd, keys)
+    local copies, missing, unexpected, errors = {}, {}, {}, {}
+    local metadata = ordered.info[sd] and ordered.info[sd].state and ordered.info[sd].state._metadata
+    local active = {}
+    local function load(m, prefix, local_keys)
+      if active[m] then raise("load_state_dict: the module '" .. prefix:sub(1, -2) .. "' contains itself") end
+      active[m] = true
+      local own, own_names = {}, {}
+      for _, field in ipairs({"_parameters", "_buffers"}) do
+        for _, key in ipairs(m[field]) do
+          local t = rawget(m, key)
+          if t ~= nil and own[tostring(key)] == nil then
+            own[tostring(key)] = t
+            own_names[#own_names + 1] = tostring(key)
+          end
+        end
+      end
+      local version = type(metadata) == "table" and type(metadata[prefix:sub(1, -2)]) == "table"
+        and metadata[prefix:sub(1, -2)].version or nil
+      for _, name in ipairs(own_names) do
+        local key, t = prefix .. name, own[name]
+        local v = sd[key]
+        -- torch/nn/modules/batchnorm.py: a checkpoint older than version 2
+        -- (or one without _metadata) has no num_batches_tracked; it counts 0
+        if v == nil and name == "num_batches_tracked" and (math.type(version) ~= "integer" or version < 2) then
+          v = nn.tensor(0, {dtype = "int64"})
+        end
+        if v == nil then
+          missing[#missing + 1] = key
+        elseif not nn.is_tensor(v) then
+          errors[#errors + 1] = string.format('While copying the parameter named "%s", expected a tensor '
+            .. "from checkpoint but received %s", key, type(v))
+        else
+          -- PyTorch's compatibility for 0.3 files: a 1-element vector into a 0-d tensor
+          if t:dim() == 0 and v:dim() == 1 then v = v[1] end
+          if table.concat(v:size(), ",") ~= table.concat(t:size(), ",") then
+            errors[#errors + 1] = string.format("size mismatch for %s: copying a param with shape %s "
+              .. "from checkpoint, the shape in current model is %s.", key, size_text(v), size_text(t))
+          else
+            copies[#copies + 1] = {t, v}
+          end
+        end
+      end
+      local children = {}
+      for _, key in ipairs(m._modules) do
+        if rawget(m, key) then children[torch_name(key)] = rawget(m, key) end
+      end
+      for _, key in ipairs(local_keys) do
+        local first = key:sub(#prefix + 1):match("^[^.]*")
+        if children[first] == nil and own[first] == nil then unexpected[#unexpected + 1] = key end
+      end
+      for _, key in ipairs(m._modules) do
+        local child = rawget(m, key)
+        if child then
+          local child_prefix = prefix .. torch_name(key) .. "."
+          local child_keys = {}
+          for _, k in ipairs(local_keys) do
+            if k:sub(1, #child_prefix) == child_prefix then child_keys[#child_keys + 1] = k end
+          end
+          load(child, child_prefix, child_keys)
+        end
+      end
+      active[m] = nil
+    end
+    local string_keys = {}
+    for _, k in ipairs(keys) do
+      if type(k) == "string" then string_keys[#string_keys + 1] = k else unexpected[#unexpected + 1] = tostring(k) end
+    end
+    load(self, "", string_keys)
+    return copies, missing, unexpected, errors
+  end
+
+  -- The keys an nnlua file saved before state_dict names followed
+  -- PyTorch's has: a child's integer key k as "k", where it is now "k-1".
+  local function renumbered(sd)
+    local out = ordered.new("OrderedDict")
+    for k, v in pairs(sd) do
+      if type(k) ~= "string" then return nil end
+      local name = k:gsub("[^.]+", function(part)
+        if part:match("^%d+$") then return string.format("%d", tonumber(part) - 1) end
+      end)
+      if name:find("-1", 1, true) or rawget(out, name) ~= nil then return nil end
+      ordered.set(out, name, v)
+    end
+    return out
+  end
+
+  local function quoted(keys)
+    local parts = {}
+    for i, k in ipairs(keys) do parts[i] = '"' .. k .. '"' end
+    return table.concat(parts, ", ")
+  end
+
+  --- m:load_state_dict(sd [, strict = true]) -> {missing_keys =, unexpected_keys =}:
+  -- copies the tensors of sd (a state_dict, from nnlua or PyTorch: nn.load
+  -- of a .pt or safetensors file) into the module's parameters and buffers,
+  -- converting dtype and device as copy_ does. With strict, a missing or
+  -- unexpected key is an error worded as PyTorch's ("Missing key(s) in
+  -- state_dict: "0.weight". "); strict = false skips them and returns them
+  -- in the two lists. A tensor of another shape is an error either way.
+  -- Unlike PyTorch, nothing is copied when any error is raised.
+  -- sd from nn.load of a safetensors file an earlier nnlua saved (when a
+  -- Sequential's first child was "1") loads too: its keys are renumbered
+  -- when that, and only that, makes them match.
   function Module:load_state_dict(sd, strict)
-    if type(sd) ~= "table" then raise("load_state_dict: expected a table of tensors, got " .. type(sd)) end
+    if type(sd) ~= "table" or nn.is_tensor(sd) then
+      raise("load_state_dict: expected a table of tensors, got " .. (nn.is_tensor(sd) and "a tensor" or type(sd)))
+    end
     if strict == nil then strict = true end
-    local own = self:state_dict()
-    local missing, unexpected, mismatched = {}, {}, {}
-    for name, t in pairs(own) do
-      local v = sd[name]
-      if v == nil then
-        missing[#missing + 1] = name
-      elseif not nn.is_tensor(v) then
-        mismatched[#mismatched + 1] = name .. " (not a tensor)"
-      elseif table.concat(v:size(), "x") ~= table.concat(t:size(), "x") then
-        mismatched[#mismatched + 1] = string.format("%s (checkpoint %s, model %s)", name,
-          table.concat(v:size(), "x"), table.concat(t:size(), "x"))
+    local copies, missing, unexpected, errors = plan_load(self, sd, keys_of(sd))
+    if strict and (#missing > 0 or #unexpected > 0) and nn._old_key_tables[sd] then
+      local renamed = renumbered(sd)
+      if renamed then
+        local c2, m2, u2, e2 = plan_load(self, renamed, keys_of(renamed))
+        if #m2 == 0 and #u2 == 0 and #e2 == 0 then copies, missing, unexpected, errors = c2, m2, u2, e2 end
       end
     end
-    for name in pairs(sd) do
-      if own[name] == nil then unexpected[#unexpected + 1] = tostring(name) end
+    if strict then
+      if #unexpected > 0 then
+        table.insert(errors, 1, "Unexpected key(s) in state_dict: " .. quoted(unexpected) .. ". ")
+      end
+      if #missing > 0 then table.insert(errors, 1, "Missing key(s) in state_dict: " .. quoted(missing) .. ". ") end
     end
-    table.sort(missing); table.sort(unexpected); table.sort(mismatched)
-    local problems = {}
-    if #mismatched > 0 then problems[#problems + 1] = "shape mismatch: " .. table.concat(mismatched, ", ") end
-    if strict and #missing > 0 then problems[#problems + 1] = "missing: " .. table.concat(missing, ", ") end
-    if strict and #unexpected > 0 then problems[#problems + 1] = "unexpected: " .. table.concat(unexpected, ", ") end
-    if #problems > 0 then raise("load_state_dict: " .. table.concat(problems, "; ")) end
+    if #errors > 0 then
+      raise(string.format("load_state_dict: Error(s) in loading state_dict for %s:\n\t%s", self.__name,
+        table.concat(errors, "\n\t")))
+    end
     nn.no_grad(function()
-      for name, t in pairs(own) do
-        if sd[name] ~= nil then t:copy_(sd[name]) end
-      end
+      for _, c in ipairs(copies) do c[1]:copy_(c[2]) end
     end)
     return {missing_keys = missing, unexpected_keys = unexpected}
   end

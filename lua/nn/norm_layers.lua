@@ -317,6 +317,7 @@ return function(nn)
   -- and always uses the batch's.
   local BatchNorm1d = Module:extend("BatchNorm1d")
   nn.BatchNorm1d = BatchNorm1d
+  BatchNorm1d._version = 2 -- PyTorch's: version 2 added num_batches_tracked
 
   function BatchNorm1d:init(num_features, opts)
     local op = "BatchNorm1d"

@@ -251,317 +251,15 @@ return function(nn)
   end
 
   -------------------------------------------------------------------------
-  -- Documentation
+  -- Documentation: help(x), nn.repl.doc, search, the reference (nn/help.lua)
 
-  -- The text of a doc comment, without its comment marks.
-  local function strip(entry)
-    local lines = {}
-    for line in entry.text:gmatch("([^\n]*)\n?") do
-      if entry.file:match("%.c$") then
-        line = line:gsub("^%s*/%*%*%*%s?", ""):gsub("%s*%*/%s*$", ""):gsub("^%s*%*%s?", "")
-      else
-        line = line:gsub("^%s*%-%-%-?%s?", "")
-      end
-      lines[#lines + 1] = line
-    end
-    while #lines > 0 and lines[#lines]:match("^%s*$") do lines[#lines] = nil end
-    while #lines > 0 and lines[1]:match("^%s*$") do table.remove(lines, 1) end
-    return table.concat(lines, "\n")
-  end
-
-  local index -- built on first use: {by_location =, by_name =, entries =}
-
-  -- The names a doc's signature lines mention: "nn.Linear(", "F.relu(",
-  -- "x:relu(", "m:train(", or a heading "nn.optim: ...".
-  local function signature_names(text)
-    local names = {}
-    local head = text:match("^([%a_][%w_%.]*):%s") or text:match("^([%a_][%w_%.]*)$")
-    if head then names[#names + 1] = head end
-    -- the signature lines: the first, then those that go on after a ','
-    -- or that start with a call ("t:add(other), t:add_(other)")
-    local first, continues = true, false
-    for line in text:gmatch("[^\n]+") do
-      if not (first or continues or line:match("^%s*[%a_][%w_%.:]*%(")) then break end
-      for name in line:gmatch("([%a_][%w_%.:]*)%s*[%(%[{\"]") do names[#names + 1] = name end
-      for name in line:gmatch("([%a_][%w_]*[%.:][%a_][%w_%.:]*)") do names[#names + 1] = name end
-      first, continues = false, line:match(",%s*$") ~= nil
-    end
-    return names
-  end
-
-  local function build_index()
-    local ok, docs = pcall(require, "nn.docs")
-    if not ok then docs = {} end
-    index = {by_location = {}, by_name = {}}
-    local docs_list = {}
-    for _, entry in ipairs(docs) do
-      local doc = {file = entry.file, line = entry.line, text = strip(entry)}
-      index.by_location[entry.file .. ":" .. entry.line] = doc
-      doc.names = signature_names(doc.text)
-      docs_list[#docs_list + 1] = doc
-    end
-    -- a doc's first name is its own: it wins over a mention in another's
-    -- signature ("nn.progress(opts)" inside nn.progress.Bar's)
-    for _, doc in ipairs(docs_list) do
-      local name = doc.names[1]
-      if name and index.by_name[name] == nil then index.by_name[name] = doc end
-    end
-    for _, doc in ipairs(docs_list) do
-      for _, name in ipairs(doc.names) do
-        if index.by_name[name] == nil then index.by_name[name] = doc end
-      end
-    end
-    return index
-  end
-
-  local function docs_index() return index or build_index() end
-
-  -- lua/nn/x.lua for a function defined in the embedded module nn.x.
-  local function defined_at(fn)
-    local info = debug.getinfo(nn._unwrapped[fn] or fn, "S")
-    if info.what ~= "Lua" then return nil end
-    local module = info.source:match("^@%[nn%]/(.+)%.lua$")
-    if not module then return nil end
-    return "lua/" .. module:gsub("%.", "/") .. ".lua", info.linedefined
-  end
-
-  local function is_class(v)
-    return type(v) == "table" and rawget(v, "__index") == v and type(rawget(v, "__name")) == "string"
-  end
-
-  local function parent_of(cls)
-    local p = rawget(cls, "super")
-    if p == nil then
-      local mt = getmetatable(cls)
-      if type(mt) == "table" and type(rawget(mt, "__index")) == "table" then p = rawget(mt, "__index") end
-    end
-    return p
-  end
-
-  -- Receivers a doc may write a tensor's method with (t:add, x:relu).
-  local TENSOR_RECEIVERS = {"Tensor", "t", "x", "tensor", "input", "self"}
-  local CLASS_RECEIVERS = {"m", "module", "model", "s", "self", "opt", "optimizer", "optim",
-                           "sched", "scheduler", "bar", "p", "obj"}
-
-  -- The doc of a public name (a dotted path from nn: "nn.F.relu",
-  -- "nn.Tensor.add" for a tensor method, "nn.Linear.forward" for a method).
-  local function lookup(path, value, owner_class)
-    local idx = docs_index()
-    if type(value) == "function" then
-      local file, line = defined_at(value)
-      if file then
-        local doc = idx.by_location[file .. ":" .. line]
-        if doc then return doc end
-      end
-    end
-    local parts = {}
-    for p in path:gmatch("[^%.]+") do parts[#parts + 1] = p end
-    local last = parts[#parts]
-    -- every dotted suffix: nn.optim.lr_scheduler.StepLR, optim.lr_scheduler.StepLR, ...
-    for first = 1, #parts - 1 do
-      local doc = idx.by_name[table.concat(parts, ".", first)]
-      if doc then return doc end
-    end
-    if #parts >= 2 and parts[#parts - 1] == "Tensor" then
-      for _, r in ipairs(TENSOR_RECEIVERS) do
-        local doc = idx.by_name[r .. ":" .. last] or idx.by_name[r .. "." .. last]
-        if doc then return doc end
-      end
-      return nil
-    end
-    if owner_class then
-      local cls = owner_class
-      while type(cls) == "table" do
-        local name = rawget(cls, "__name")
-        if name then
-          local doc = idx.by_name[name .. ":" .. last] or idx.by_name[name .. "." .. last]
-          if doc then return doc end
-        end
-        cls = parent_of(cls)
-      end
-      for _, r in ipairs(CLASS_RECEIVERS) do
-        local doc = idx.by_name[r .. ":" .. last]
-        if doc then return doc end
-      end
-      return nil
-    end
-    if #parts == 1 or is_class(value) then return idx.by_name[last] end
-    return nil
-  end
-
-  -- A namespace holds functions or classes; a table of data (a list of
-  -- class names) is not one.
-  local function has_code(t)
-    for _, v in pairs(t) do
-      if type(v) == "function" or is_class(v) or
-         (type(v) == "table" and getmetatable(v) and getmetatable(v).__call) then return true end
-    end
-    return false
-  end
-
-  local NAMESPACES = {"F", "init", "optim", "utils", "data", "cuda", "plot", "progress", "sweep"}
-
-  --- nn.repl.public_names(): every public name of nn, as a sorted list of
-  -- {name =, value =, class =} (class: the class a method belongs to):
-  -- nn.*, the namespaces (nn.F, nn.init, nn.optim, nn.optim.lr_scheduler,
-  -- nn.utils, nn.data...), tensor methods (nn.Tensor.*), and the methods each
-  -- class introduces (an override shares its ancestor's documentation).
-  function repl.public_names()
-    local list, seen = {}, {}
-    local function add(name, value, class)
-      list[#list + 1] = {name = name, value = value, class = class}
-    end
-    local function public(k) return type(k) == "string" and k:sub(1, 1) ~= "_" end
-    local function methods_of(path, cls)
-      for k, v in pairs(cls) do
-        -- new: the constructor, documented with the class (Class(...))
-        if public(k) and type(v) == "function" and k ~= "new" then
-          local parent, inherited = parent_of(cls), false
-          while type(parent) == "table" do
-            if rawget(parent, k) ~= nil then inherited = true break end
-            parent = parent_of(parent)
-          end
-          if not inherited then add(path .. "." .. k, v, cls) end
-        end
-      end
-    end
-    local function walk(path, t, depth)
-      if seen[t] then return end
-      seen[t] = true
-      for k, v in pairs(t) do
-        if public(k) then
-          local name = path .. "." .. k
-          if type(v) == "function" then
-            add(name, v)
-          elseif is_class(v) then
-            add(name, v)
-            methods_of(name, v)
-          elseif type(v) == "table" and v ~= nn.Tensor and depth < 3 and not seen[v] and
-                 has_code(v) then
-            add(name, v)
-            walk(name, v, depth + 1)
-          elseif type(v) == "table" and getmetatable(v) and getmetatable(v).__call then
-            add(name, v)
-          end
-        end
-      end
-    end
-    for _, k in ipairs(NAMESPACES) do local _ = nn[k] end -- loads those loaded on first use
-    seen[nn._C] = true
-    walk("nn", nn, 1)
-    add("nn", nn)
-    add("nn.Tensor", nn.Tensor)
-    for k, v in pairs(nn.Tensor) do
-      if public(k) and type(v) == "function" then add("nn.Tensor." .. k, v) end
-    end
-    table.sort(list, function(a, b) return a.name < b.name end)
-    return list
-  end
-
-  local function doc_of(entry)
-    return lookup(entry.name, entry.value, entry.class)
-  end
-
-  --- nn.repl.undocumented(): the public names (see public_names) that have no
-  -- documentation comment; a test keeps this list empty.
-  function repl.undocumented()
-    local missing = {}
-    for _, entry in ipairs(repl.public_names()) do
-      if not doc_of(entry) then missing[#missing + 1] = entry.name end
-    end
-    return missing
-  end
-
-  -- Finds the public entry for a value or a name ("nn.Linear", "Linear",
-  -- "Tensor:add", "t:add", "F.relu", "Module:parameters").
-  local find
-  find = function(x)
-    local names = repl.public_names()
-    if type(x) == "string" then
-      local want = x:gsub(":", ".")
-      local candidates = {want, "nn." .. want}
-      local method = want:match("^[%a_][%w_]*%.([%a_][%w_]*)$")
-      if method and want:match("^[a-z]") and not nn[want:match("^([%a_][%w_]*)")] then
-        candidates[#candidates + 1] = "nn.Tensor." .. method
-      end
-      for _, c in ipairs(candidates) do
-        for _, entry in ipairs(names) do if entry.name == c then return entry end end
-      end
-      -- a name that is not listed itself (an inherited method such as
-      -- nn.optim.Adam.step): what it names
-      for _, c in ipairs(candidates) do
-        local v = nn
-        for part in c:gsub("^nn%.?", ""):gmatch("[^%.]+") do
-          v = type(v) == "table" and rawget(v, part) or (type(v) == "table" and v[part]) or nil
-          if v == nil then break end
-        end
-        if v ~= nil and v ~= nn and c ~= "nn" then return find(v) end
-      end
-      return nil
-    end
-    local best
-    for _, entry in ipairs(names) do
-      if rawequal(entry.value, x) and (best == nil or #entry.name < #best.name) then best = entry end
-    end
-    if best then return best end
-    if nn.is_tensor(x) then return find("nn.Tensor") end
-    if type(x) == "table" and nn.is_module(x) then return find(getmetatable(x)) end
-    if type(x) == "table" and is_class(getmetatable(x)) then return find(getmetatable(x)) end
-    return nil
-  end
-
-  -- "Tensor:sum", "Module:parameters" for methods; the dotted path otherwise.
-  local function display_name(entry)
-    local method = entry.name:match("^nn%.Tensor%.([%a_][%w_]*)$")
-    if method then return "Tensor:" .. method end
-    if entry.class then
-      local class_name = rawget(entry.class, "__name") or "?"
-      return class_name .. ":" .. entry.name:match("([%a_][%w_]*)$")
-    end
-    return entry.name
-  end
-
-  --- nn.repl.doc(x): the documentation of x (a value of nn, or its name as a
-  -- string: "nn.Linear", "Tensor:sum", "F.relu") as a string headed by its
-  -- name, or nil and a message when there is none.
-  --   print(nn.repl.doc(nn.zeros))
-  function repl.doc(x)
-    local entry = find(x)
-    if entry == nil then
-      return nil, "help: no documentation for " .. (type(x) == "string" and x or tostring(x))
-    end
-    local doc = doc_of(entry)
-    if doc == nil then return nil, "help: " .. display_name(entry) .. " is not documented" end
-    return display_name(entry) .. "\n\n" .. doc.text
-  end
-
-  local OVERVIEW = [[
-nnlua: a deep learning engine scripted from Lua. help(x) documents any value
-or name of nn: help(nn.Linear), help("Tensor:sum"), help(nn.optim); at the
-prompt, ?nn.zeros does the same. Tab completes names; %time expr times a line.
-Namespaces: nn (tensors, modules, losses), nn.F (functions), nn.init,
-nn.optim, nn.optim.lr_scheduler, nn.utils, nn.plot, nn.progress, nn.sweep.]]
-
-  --- nn.help([x]): prints the documentation of x, a function, class or
-  -- module of nn or its name ("nn.Linear", "Tensor:sum"); with no argument,
-  -- an overview. At the nnlua prompt `help` is a global and `?x` is short
-  -- for help(x).
-  --   nn.help(nn.Linear)
-  --   nn.help("Tensor:sum")
-  function nn.help(...)
-    nn._check_count("help", 1, "[x]", ...)
-    if select("#", ...) == 0 then
-      print(OVERVIEW)
-      return
-    end
-    local text, message = repl.doc((...))
-    print(text or message)
-  end
+  require "nn.help" (nn, repl)
 
   -------------------------------------------------------------------------
-  -- The prompt's own syntax: ?x and %time
+  -- The prompt's own syntax: ?x, %time and %timeit
 
   local function seconds_text(s)
+    if s < 1e-6 then return string.format("%.1f ns", s * 1e9) end
     if s < 1e-3 then return string.format("%.1f us", s * 1e6) end
     if s < 1 then return string.format("%.2f ms", s * 1e3) end
     return string.format("%.3f s", s)
@@ -584,23 +282,160 @@ nn.optim, nn.optim.lr_scheduler, nn.utils, nn.plot, nn.progress, nn.sweep.]]
     local chunk = load("return " .. text, "=?")
     local ok, value = false, nil
     if chunk then ok, value = pcall(chunk) end
-    if ok and value ~= nil and find(value) then return nn.help(value) end
+    if ok and value ~= nil and repl._documents_value(value) then return nn.help(value) end
     return nn.help(text)
   end
 
+  --- nn.repl.clock: the clock %timeit reads (nn.clock; a test may replace it).
+  repl.clock = nn.clock
+
+  local TIMEIT_RUN = 0.1     -- seconds one run of the calls should take
+  local TIMEIT_RUNS = 7      -- runs when the calls are quick (IPython's default)
+  local TIMEIT_BUDGET = 1.0  -- seconds the runs may take in all, for slow code
+
+  --- nn.repl.timeit(fn) -> {median =, fastest =, slowest =, runs =, calls =}:
+  -- times fn, as IPython's %timeit does: first calls it 1, 10, 100, ...
+  -- times until that takes 0.02 s, to choose a number of calls that takes
+  -- about 0.1 s, then runs that many calls up to 7 times (fewer where one
+  -- call is slow: about a second in all), and prints the median time per
+  -- call with the fastest and slowest runs. The times are per call, in
+  -- seconds. At the prompt, `%timeit expr` (or a statement).
+  --   nn.repl.timeit(function() return a:matmul(b) end)
+  function repl.timeit(fn)
+    local clock = repl.clock
+    local function run(calls)
+      local start = clock()
+      for _ = 1, calls do fn() end
+      return clock() - start
+    end
+    local calls, took = 1, run(1)
+    while took < 0.02 and calls < 1e9 do
+      calls = calls * 10
+      took = run(calls)
+    end
+    local per_call = took / calls
+    -- the most calls of the form 1, 2 or 5 times a power of ten that fit in a run
+    local target = TIMEIT_RUN / math.max(per_call, 1e-12)
+    calls = 1
+    for power = 0, 12 do
+      for _, leading in ipairs {1, 2, 5} do
+        local c = leading * 10 ^ power
+        if c <= target * (1 + 1e-9) then calls = math.floor(c) end -- a hair over is rounding
+      end
+    end
+    local runs = math.max(1, math.min(TIMEIT_RUNS, math.floor(TIMEIT_BUDGET / math.max(per_call * calls, 1e-12))))
+    local times = {}
+    for r = 1, runs do times[r] = run(calls) / calls end
+    table.sort(times)
+    local median = runs % 2 == 1 and times[(runs + 1) // 2] or (times[runs // 2] + times[runs // 2 + 1]) / 2
+    local result = {median = median, fastest = times[1], slowest = times[runs], runs = runs, calls = calls}
+    print(string.format("%s per call (median of %d run%s of %d call%s; fastest %s, slowest %s)",
+      seconds_text(median), runs, runs == 1 and "" or "s", calls, calls == 1 and "" or "s",
+      seconds_text(times[1]), seconds_text(times[runs])))
+    return result
+  end
+
+  local MAGICS = {time = "nn.repl.time", timeit = "nn.repl.timeit"}
+
   --- nn.repl.rewrite(line): the Lua code for a prompt line that starts with
-  -- `?` (help) or `%` (a magic: %time), or nil and an error message.
+  -- `?` (help) or `%` (a magic: %time, %timeit), or nil and an error message.
   function repl.rewrite(line)
     local rest = line:match("^%s*%?(.*)$")
     if rest then return "nn.repl.help_line(" .. string.format("%q", rest) .. ")" end
     local magic, body = line:match("^%s*%%([%a_]+)%s*(.-)%s*$")
-    if magic == "time" then
-      if body == "" then return nil, "%time: give an expression or a statement to time" end
-      local expression = "return nn.repl.time(function() return " .. body .. "\nend)"
+    local runner = MAGICS[magic]
+    if runner then
+      if body == "" then return nil, "%" .. magic .. ": give an expression or a statement to time" end
+      -- %time passes the expression's values on, to be printed; %timeit discards them
+      local expression = (magic == "time" and "return " or "") .. runner .. "(function() return " .. body .. "\nend)"
       if load(expression, "=stdin") then return expression end
-      return "nn.repl.time(function() " .. body .. "\nend)"
+      return runner .. "(function() " .. body .. "\nend)"
     end
-    return nil, "unknown magic %" .. tostring(magic) .. " (there is %time)"
+    return nil, "unknown magic %" .. tostring(magic) .. " (there are %time and %timeit)"
+  end
+
+  -------------------------------------------------------------------------
+  -- Locals that outlive their line
+
+  -- text with the insides of its strings and comments blanked (spaces; the
+  -- quotes and brackets stay), so that what looks like code in it is code:
+  -- the same length, so that a position means the same in both. nil when a
+  -- string or comment does not end.
+  local function code_only(text)
+    local out, i, n = {}, 1, #text
+    while i <= n do
+      local at = text:find("[-\"'%[]", i)
+      if not at then out[#out + 1] = text:sub(i); break end
+      out[#out + 1] = text:sub(i, at - 1)
+      local c = text:sub(at, at)
+      local stop -- the last character of the string or comment at `at`
+      local long = text:match("^%[(=*)%[", c == "-" and at + 2 or at)
+      if c == "-" and text:sub(at, at + 1) ~= "--" or c == "[" and not long then
+        stop = nil -- an operator or an index, not a string
+      elseif long and (c == "[" or text:sub(at, at + 1) == "--") then
+        local close = text:find("]" .. long .. "]", at, true)
+        if not close then return nil end
+        stop = close + #long + 1
+      elseif c == "-" then
+        stop = (text:find("\n", at, true) or n + 1) - 1
+      else
+        local j = at + 1
+        while true do
+          local e = text:find("[" .. c .. "\\\n]", j)
+          if not e or text:sub(e, e) == "\n" then return nil end
+          if text:sub(e, e) == c then stop = e break end
+          j = e + 2 -- an escape: the next character is not the end
+        end
+      end
+      if stop then
+        out[#out + 1] = c == "-" and string.rep(" ", stop - at + 1)
+                        or (c .. string.rep(" ", stop - at - 1) .. text:sub(stop, stop))
+        i = stop + 1
+      else
+        out[#out + 1] = c
+        i = at + 1
+      end
+    end
+    return table.concat(out)
+  end
+
+  --- nn.repl.keep_locals(text) -> code or nil: at the prompt each line is
+  -- a chunk of its own, so `local x = 5` would be gone on the next line.
+  -- This gives the code that runs text and then keeps its chunk's locals
+  -- (those in scope at its end: `local x`, `local a, b`, `local function
+  -- f`) as globals, or nil when text declares none or ends in a return.
+  -- <const> is dropped (a global cannot be one); a <close> variable is
+  -- closed at the end of its line, as Lua closes it, and not kept.
+  function repl.keep_locals(text)
+    local code = code_only(text)
+    if not code or not code:find("%f[%w_]local%f[^%w_]") then return nil end
+    -- the text without its <const> attributes (a constant may not even
+    -- have a register that debug.getlocal could read)
+    local parts, from = {}, 1
+    for first, last in code:gmatch("()<%s*const%s*>()") do
+      parts[#parts + 1] = text:sub(from, first - 1)
+      from = last
+    end
+    parts[#parts + 1] = text:sub(from)
+    local closed = {}
+    for name in code:gmatch("([%a_][%w_]*)%s*<%s*close%s*>") do closed[#closed + 1] = string.format("%q", name) end
+    -- the keeper is a local made first, so that no name the line declares hides it
+    local kept = "local __nnlua_keep = require('nn').repl._keep_locals; " .. table.concat(parts)
+                 .. "\n;__nnlua_keep(" .. table.concat(closed, ", ") .. ")"
+    if not load(kept, "=stdin") then return nil end -- a line that ends in `return`
+    return kept
+  end
+
+  -- Called at the end of a line that keep_locals rewrote: its locals in
+  -- scope there become globals, but for the names given (<close> ones).
+  function repl._keep_locals(...)
+    local skip = {__nnlua_keep = true}
+    for i = 1, select("#", ...) do skip[select(i, ...)] = true end
+    for i = 1, math.huge do
+      local name, value = debug.getlocal(2, i)
+      if name == nil then break end
+      if name:sub(1, 1) ~= "(" and not skip[name] then _G[name] = value end
+    end
   end
 
   -------------------------------------------------------------------------

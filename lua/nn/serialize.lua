@@ -12,6 +12,9 @@
 -- below (data only), and the C side (engine/src/io.c) checks every entry's
 -- dtype, shape and offsets against the file before it copies a byte.
 -- Saving is atomic (a temporary file beside the target, fsync, rename).
+--
+-- PyTorch's own .pt files (torch.save's zip format) are handed to
+-- lua/nn/torch_file.lua and engine/src/torch_file.c.
 return function(nn)
   local raise = nn._raise
   local C = nn._C
@@ -298,47 +301,108 @@ return function(nn)
     return true
   end
 
-  --- nn.save(path, value [, metadata]): writes value in the safetensors
-  -- format, atomically (the file at path is the old one or the whole new
-  -- one, never a part: the new one is written beside it and renamed over
-  -- it). A symbolic link at path is followed: the file it leads to is
+  -- The metadata entry that says a file's state_dict keys are PyTorch's
+  -- ("0.weight" for a Sequential's first child). A safetensors file nnlua
+  -- wrote before it did has none: its "1.weight" means model[1].weight.
+  local KEYS_KEY, KEYS_PYTORCH = "nnlua.keys", "pytorch"
+
+  -- Tables nn.load read from a file that lacks that entry: load_state_dict
+  -- may renumber their keys (lua/nn/module.lua).
+  nn._old_key_tables = setmetatable({}, {__mode = "k"})
+
+  local torch_file -- lua/nn/torch_file.lua, loaded at the first .pt file
+  local function torch()
+    if not torch_file then
+      require "nn.torch_file" (nn)
+      torch_file = nn._torch
+    end
+    return torch_file
+  end
+
+  --- nn.save(path, value [, {format =, metadata =}]): writes value to path,
+  -- atomically (the file at path is the old one or the whole new one,
+  -- never a part: the new one is written beside it and renamed over it),
+  -- in one of two formats:
+  --  * "pt": PyTorch's own (torch.save's zip format, pickle protocol 2),
+  --    chosen by a path ending in .pt or .pth, or by {format = "pt"}.
+  --    torch.load(path) reads it in PyTorch, and so does
+  --    torch.load(path, weights_only=True) when the value holds no floats
+  --    or bytes (PyTorch 1.13's weights_only reader lacks their opcodes;
+  --    later ones read them): a module's state_dict (an OrderedDict, keys
+  --    and _metadata as PyTorch's, so that the pickle is byte for byte the
+  --    one PyTorch writes), a tensor, or any table of tensors, numbers,
+  --    strings, booleans and tables (a table with keys 1..n is a list;
+  --    one read from a .pt file keeps what it was: dict, OrderedDict,
+  --    list or tuple). Tensors sharing storage share it in the file too;
+  --    a GPU tensor is saved as a CPU one ("cpu" location), so the file
+  --    loads anywhere. No metadata.
+  --  * "safetensors" (any other path, or {format = "safetensors"}): the
+  --    format of github.com/huggingface/safetensors, which PyTorch's
+  --    ecosystem reads and writes; value is
+  --     - a module: its state_dict() (model:load_state_dict(nn.load(path)) restores it);
+  --     - a table {name = tensor, ...}: those tensors, under those names;
+  --     - any other table of tensors, modules, numbers, strings (bytes too),
+  --       booleans and tables, e.g. a training checkpoint
+  --         nn.save(path, {model = model, optimizer = opt:state_dict(),
+  --                        epoch = epoch, rng = nn.get_rng_state()})
+  --       Its tensors go into the file under dotted names
+  --       ("model.0.weight", "optimizer.state.1.1.exp_avg"), readable by any
+  --       safetensors reader, and the rest of its structure into the
+  --       metadata entry "nnlua.structure" as JSON, from which nn.load
+  --       rebuilds the table (integers stay integers, floats round-trip exactly).
+  --    metadata: optional {string = string}, stored as the header's
+  --    __metadata__ with nnlua's own entry "nnlua.keys" (which says that
+  --    state_dict keys are PyTorch's). The old form nn.save(path, value,
+  --    metadata) still works: a third argument with keys other than
+  --    format and metadata is the metadata itself (so metadata that is
+  --    just {format = "pt"} must be written {metadata = {format = "pt"}}).
+  --    dtypes: float32 (F32), float64 (F64), int64 (I64), bool (BOOL).
+  -- A symbolic link at path is followed: the file it leads to is
   -- replaced and the link stays. A device, FIFO, socket or directory at
   -- path is an error, and is left as it was. The temporary file of a save
   -- killed outright (SIGKILL, the OOM killer) is removed by the next save
-  -- or load of path, once its process is gone. value is
-  --  * a module: its state_dict() (model:load_state_dict(nn.load(path)) restores it);
-  --  * a table {name = tensor, ...}: those tensors, under those names;
-  --  * any other table of tensors, modules, numbers, strings (bytes too),
-  --    booleans and tables, e.g. a training checkpoint
-  --      nn.save(path, {model = model, optimizer = opt:state_dict(),
-  --                     epoch = epoch, rng = nn.get_rng_state()})
-  --    Its tensors go into the file under dotted names
-  --    ("model.1.weight", "optimizer.state.1.1.exp_avg"), readable by any
-  --    safetensors reader, and the rest of its structure into the
-  --    metadata entry "nnlua.structure" as JSON, from which nn.load
-  --    rebuilds the table (integers stay integers, floats round-trip exactly).
-  -- metadata: optional {string = string}, stored as the header's __metadata__.
-  -- Tensors on the GPU are written as any others (copied to the host), so
-  -- the file loads where there is no GPU; nn.load(path, {device = "cuda"})
-  -- puts them back.
-  -- dtypes: float32 (F32), float64 (F64), int64 (I64), bool (BOOL).
-  -- A value nested deeper than nn.load reads (200 levels of JSON) is an
-  -- error before anything is written.
-  function nn.save(path, value, metadata)
+  -- or load of path, once its process is gone. A value nested deeper than
+  -- nn.load reads (200 levels) or holding itself is an error before
+  -- anything is written.
+  --   nn.save("model.pt", model)                      -- torch.load("model.pt") in PyTorch
+  --   nn.save("model.safetensors", model)
+  --   nn.save("weights.bin", model, {format = "pt"})
+  function nn.save(path, value, options)
     if type(path) ~= "string" then raise("save: expected a file name, got " .. type(path)) end
+    local format, metadata
+    if options ~= nil then
+      if type(options) ~= "table" or nn.is_tensor(options) then
+        raise("save: the third argument must be a table ({format =, metadata =}), got " .. type(options))
+      end
+      local is_options = next(options) ~= nil
+      for k in pairs(options) do
+        if k ~= "format" and k ~= "metadata" then is_options = false end
+      end
+      if is_options then format, metadata = options.format, options.metadata else metadata = options end
+    end
+    if format == nil then format = (path:match("%.pt$") or path:match("%.pth$")) and "pt" or "safetensors" end
+    if format ~= "pt" and format ~= "safetensors" then
+      raise("save: format must be \"pt\" or \"safetensors\", got " .. tostring(format))
+    end
+    if format == "pt" then
+      if metadata ~= nil then raise("save: a .pt file has no metadata (a safetensors file has)") end
+      if value == nil then raise("save: nothing to save (the value is nil)") end
+      return torch().save(path, value)
+    end
     if nn.is_module(value) then value = value:state_dict() end
     if type(value) ~= "table" or nn.is_tensor(value) then
-      raise("save: expected a module or a table of tensors, got " .. (nn.is_tensor(value) and "a tensor (wrap it: {name = t})" or type(value)))
+      raise("save: expected a module or a table of tensors, got " .. (nn.is_tensor(value) and "a tensor (wrap it: {name = t}, or save a .pt file)" or type(value)))
     end
     local meta = {}
     if metadata ~= nil then
       if type(metadata) ~= "table" then raise("save: metadata must be a table of strings") end
       for k, v in pairs(metadata) do
         if type(k) ~= "string" or type(v) ~= "string" then raise("save: metadata keys and values must be strings") end
-        if k == STRUCTURE_KEY then raise("save: the metadata key '" .. STRUCTURE_KEY .. "' is nnlua's own") end
+        if k == STRUCTURE_KEY or k == KEYS_KEY then raise("save: the metadata key '" .. k .. "' is nnlua's own") end
         meta[k] = v
       end
     end
+    meta[KEYS_KEY] = KEYS_PYTORCH
     local names, by_name = {}, {}
     if is_tensor_table(value) then
       for name, t in pairs(value) do
@@ -383,30 +447,98 @@ return function(nn)
     C.safetensors_write(path, header, tensors)
   end
 
-  --- nn.load(path [, {device = "cpu"}]) -> value, metadata: reads a safetensors file (written by
-  -- nn.save, PyTorch's safetensors, or any other writer). value is a table
-  -- {name = tensor} (float32, float64, int64, bool; F16/BF16 load as
-  -- float32, I32/I16/I8/U8/U16/U32 as int64), or, for a file nn.save wrote
-  -- from a nested table, that table rebuilt. metadata: the header's
-  -- __metadata__ ({string = string}; nnlua's own entry left out).
-  -- Anything malformed (bad header length, a header that is not JSON,
-  -- shapes or offsets that are not lists of JSON integers, offsets outside
-  -- the file, overlapping tensors, an unknown dtype) is an error naming the
-  -- file and the cause, and so is a path that is not a regular file.
-  -- opts.device ("cpu", the default, or "cuda") places every tensor: a file
-  -- saved from the GPU loads on a machine without one too.
+  -- Marks every table of v (a value nn.load made) as one whose state_dict
+  -- keys may be nnlua's old ones.
+  local function mark_old_keys(v, seen)
+    if type(v) ~= "table" or seen[v] then return end
+    seen[v] = true
+    nn._old_key_tables[v] = true
+    for _, x in pairs(v) do mark_old_keys(x, seen) end
+  end
+
+  --- nn.load(path [, {device = "cpu"}]) -> value [, metadata]: reads a file nn.save, PyTorch or
+  -- any other writer wrote, in either format (told by its first bytes, not
+  -- its name):
+  --  * a torch.save file (PyTorch 1.6 and later: a zip holding a pickle
+  --    and the tensors' storages): the value saved. A state_dict or any
+  --    dict is a table whose pairs() keep the file's order; lists and
+  --    tuples are sequences (a None leaves a hole: nil); tensors, numbers
+  --    (Python's ints as integers), strings, bytes (as strings), booleans.
+  --    Tensors load on the CPU: float32, float64, int64 and bool as they
+  --    are, float16 and bfloat16 as float32, int32, int16, int8 and uint8
+  --    as int64; views keep their strides and offsets, and tensors saved
+  --    over one storage share it again. Nothing in the file is run: the
+  --    pickle is read by a restricted reader in the engine that knows only
+  --    what a tensor file needs (OrderedDict, torch's tensor and parameter
+  --    rebuilders, storages, torch.Size, bytes) and refuses, naming it,
+  --    any other function or class the file names (os.system, eval, ...),
+  --    any opcode that builds an object, a cycle, nesting deeper than 200
+  --    levels, a tensor reaching past its storage, a compressed, damaged
+  --    or truncated zip, and a dtype nnlua lacks (complex, quantized).
+  --    torch.save's legacy format (before PyTorch 1.6, or
+  --    _use_new_zipfile_serialization=False) is refused with that advice:
+  --    load it in PyTorch and save it again.
+  --  * a safetensors file: a table {name = tensor} (float32, float64,
+  --    int64, bool; F16/BF16 load as float32, I32/I16/I8/U8/U16/U32 as
+  --    int64), or, for a file nn.save wrote from a nested table, that
+  --    table rebuilt; and the header's __metadata__ ({string = string};
+  --    nnlua's own entries left out). Anything malformed (bad header
+  --    length, a header that is not JSON, shapes or offsets that are not
+  --    lists of JSON integers, offsets outside the file, overlapping
+  --    tensors, an unknown dtype) is an error naming the file and the cause.
+  -- A path that is not a regular file is an error. opts.device ("cpu", the
+  -- default, or "cuda") places every tensor: a file saved from the GPU
+  -- (nn.save copies tensors to the host) loads on a machine without one.
+  --   model:load_state_dict(nn.load("resnet.pt"))   -- written by torch.save(model.state_dict())
+  -- nn.load's options: the device its tensors go to.
+  local function load_device(opts)
+    if opts == nil then return "cpu" end
+    if type(opts) ~= "table" or nn.is_tensor(opts) then
+      raise("load: options must be a table {device = ...}, got " .. type(opts))
+    end
+    for k in pairs(opts) do
+      if k ~= "device" then raise("load: unknown option '" .. tostring(k) .. "' (device)") end
+    end
+    local device = opts.device or "cpu"
+    if device ~= "cpu" and device ~= "cuda" and device ~= "cuda:0" then
+      raise("load: unknown device " .. tostring(device) .. " (cpu or cuda)")
+    end
+    return device
+  end
+
+  -- v with every tensor in it moved to device (a tensor met twice, once).
+  local function place(v, device, path, moved)
+    if nn.is_tensor(v) then
+      if not moved[v] then
+        local ok, t = pcall(v.to, v, device)
+        if not ok then raise("load: " .. path .. ": " .. tostring(t):gsub("^.-to: ", "")) end
+        moved[v] = t
+      end
+      return moved[v]
+    end
+    if type(v) ~= "table" or moved[v] then return v end
+    moved[v] = v
+    for k, x in pairs(v) do v[k] = place(x, device, path, moved) end
+    return v
+  end
+
+  local load_file
+
   function nn.load(path, opts)
     if type(path) ~= "string" then raise("load: expected a file name, got " .. type(path)) end
-    local device = "cpu"
-    if opts ~= nil then
-      if type(opts) ~= "table" then raise("load: options must be a table {device = ...}, got " .. type(opts)) end
-      for k in pairs(opts) do
-        if k ~= "device" then raise("load: unknown option '" .. tostring(k) .. "' (device)") end
-      end
-      device = opts.device or "cpu"
-      if device ~= "cpu" and device ~= "cuda" and device ~= "cuda:0" then
-        raise("load: unknown device " .. tostring(device) .. " (cpu or cuda)")
-      end
+    local device = load_device(opts)
+    local value, metadata = load_file(path)
+    if device ~= "cpu" then value = place(value, device, path, {}) end
+    return value, metadata
+  end
+
+  function load_file(path)
+    local kind = C.file_kind(path)
+    if kind == "zip" then return torch().load(path) end
+    if kind == "pickle" then
+      raise("load: " .. path .. " is a torch.save file in the legacy format (PyTorch before 1.6, or "
+        .. "_use_new_zipfile_serialization=False), which nnlua does not read: load it in PyTorch and "
+        .. "torch.save it again")
     end
     local header = C.safetensors_read_header(path)
     local what = "load: " .. path .. ": the header is not valid JSON"
@@ -437,20 +569,17 @@ return function(nn)
     local list = C.safetensors_read(path, #header, entries)
     local tensors = {}
     for i, e in ipairs(entries) do tensors[e[1]] = list[i] end
-    if device ~= "cpu" then
-      for name, t in pairs(tensors) do
-        local ok, moved = pcall(t.to, t, device)
-        if not ok then raise("load: " .. path .. ": " .. tostring(moved):gsub("^.-to: ", "")) end
-        tensors[name] = moved
-      end
-    end
+    local old_keys = metadata[KEYS_KEY] ~= KEYS_PYTORCH
+    metadata[KEYS_KEY] = nil
     local structure = metadata[STRUCTURE_KEY]
+    local value = tensors
     if structure then
       metadata[STRUCTURE_KEY] = nil
       local tree = json_decode(structure, "load: " .. path .. ": the checkpoint structure is not valid JSON")
-      return decode_structure(tree, tensors, ""), metadata
+      value = decode_structure(tree, tensors, "")
     end
-    return tensors, metadata
+    if old_keys then mark_old_keys(value, {}) end
+    return value, metadata
   end
 
   nn._json_decode = json_decode -- for the specs

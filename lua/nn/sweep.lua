@@ -7,8 +7,8 @@
 --       hidden = {2, 4, 8},                    -- a list: every value (grid)
 --       activation = {"sigmoid", "tanh"},
 --     },
---     trials = 10,            -- random draws (of each grid point)
---     seeds = 3,              -- seeds 1, 2, 3 for every setting
+--     trials = 10,            -- random settings in all (grid values taken in turn)
+--     seeds = 3,              -- seeds 1, 2, 3 for every setting (30 runs in all)
 --     metric = "loss", mode = "min",
 --     file = "sweep.jsonl",   -- one JSON line per finished trial
 --     time_limit = 60,        -- seconds per trial (optional)
@@ -59,17 +59,37 @@ return function(nn)
   local sweep = {}
 
   ---------------------------------------------------------------------------
-  -- JSON: what the results file and the MPI messages are written in.
-  -- Numbers keep Lua's subtypes (1 is an integer, 1.0 a float) and round-trip
-  -- exactly; NaN and infinities are written as NaN / Infinity, as Python's
-  -- json module does. Objects are written with sorted keys, so that equal
-  -- tables give equal text (the trial keys and the definition hash use this).
---- nn.sweep.json: JSON encoding and decoding for the sweep's files (json.encode, json.decode).
+  -- JSON: what the results file and the MPI messages are written in, through
+  -- lua-cjson (Debian's lua-cjson). Two things cjson 2.1.0 cannot do are
+  -- done here, so that files stay byte for byte what earlier nnlua wrote:
+  -- - numbers: cjson writes at most 14 digits and reads every number as a
+  --   float; here numbers keep Lua's subtypes (1 is an integer, 1.0 a float)
+  --   and round-trip exactly (the shortest of %.15g, %.16g, %.17g that reads
+  --   back the same), NaN and infinities written NaN / Infinity as Python's
+  --   json module does;
+  -- - order: objects are written with sorted keys, so that equal tables
+  --   give equal text (the trial keys and the definition hash use this).
+  -- Strings, escapes, and all the reading are cjson's.
+--- nn.sweep.json: JSON encoding and decoding for the sweep's files (json.encode, json.decode), on lua-cjson.
   local json = {}
   sweep.json = json
 
   --- nn.sweep.json.null: decodes from null where a value must be kept (never in arrays or objects).
   json.null = setmetatable({}, {__tostring = function() return "null" end})
+
+  -- A cjson of the sweep's own, so that its settings are not the user's.
+  local cjson_instance
+  local function cjson()
+    if cjson_instance then return cjson_instance end
+    local ok, module = pcall(require, "cjson")
+    if not ok then
+      error("json: nn.sweep needs the Lua module cjson: apt-get install lua-cjson (tools/setup.sh does)", 0)
+    end
+    cjson_instance = module.new()
+    cjson_instance.decode_invalid_numbers(true) -- NaN, Infinity
+    cjson_instance.decode_max_depth(200)
+    return cjson_instance
+  end
 
   local function number_text(x)
     if math.type(x) == "integer" then return string.format("%d", x) end
@@ -83,12 +103,10 @@ return function(nn)
     return s
   end
 
-  local string_escapes = {['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
-                          ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t"}
+  -- cjson escapes '/' as '\/', which JSON allows but earlier files lack;
+  -- a '/' in its output always follows the backslash of that escape.
   local function string_text(s)
-    return '"' .. s:gsub('[%c"\\]', function(c)
-      return string_escapes[c] or string.format("\\u%04x", c:byte())
-    end) .. '"'
+    return (cjson().encode(s):gsub("\\/", "/"))
   end
 
   local function is_array(t)
@@ -161,115 +179,75 @@ return function(nn)
     return table.concat(out)
   end
 
-  local literals = {["true"] = true, ["false"] = false, ["null"] = json.null, ["NaN"] = 0 / 0,
-                    ["Infinity"] = math.huge, ["-Infinity"] = -math.huge}
-  local unescapes = {['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n",
-                     r = "\r", t = "\t"}
+  -- The text with every number put in a string marked "n" and every string
+  -- marked "s" (a string's text follows its mark): cjson then hands back
+  -- each number's own digits, for tonumber, which keeps integers apart from
+  -- floats and reads 19-digit integers exactly. Only the quotes of strings
+  -- are found here; the grammar is cjson's. Returns nil for a string that
+  -- never ends.
+  local function mark_numbers(text)
+    local out, pos = {}, 1
+    while true do
+      local open = text:find('"', pos, true)
+      local plain = text:sub(pos, open and open - 1 or #text)
+      out[#out + 1] = plain:gsub("%-?%d[%w.+-]*", '"n%0"')
+      if not open then return table.concat(out) end
+      local close, at = nil, open + 1
+      while true do
+        local stop = text:find('["\\]', at)
+        if not stop then return nil end
+        if text:byte(stop) == 34 then close = stop break end
+        at = stop + 2 -- an escape: its next character is not a closing quote
+      end
+      out[#out + 1] = '"s' .. text:sub(open + 1, close)
+      pos = close + 1
+    end
+  end
+
+  local NULL = nil -- cjson.null, known once cjson is loaded
+
+  -- The decoded value with the marks taken off; null leaves an entry out.
+  local function unmark(v)
+    local kind = type(v)
+    if kind == "string" then
+      if v:byte(1) == 115 then return v:sub(2) end -- "s"
+      local digits = v:sub(2)
+      local number = (digits:match("^%-?%d+%.?%d*$") or digits:match("^%-?%d+%.?%d*[eE][-+]?%d+$"))
+                     and tonumber(digits)
+      if not number then error("json: bad number '" .. digits .. "'", 0) end
+      return number
+    elseif kind == "table" then
+      local t = {}
+      for k, x in pairs(v) do
+        if x ~= NULL then
+          if type(k) == "string" then k = k:sub(2) end
+          t[k] = unmark(x)
+        end
+      end
+      return t
+    end
+    return v
+  end
 
   --- nn.sweep.json.decode(text) -> value: the inverse of encode; null in an
   --- array or object leaves the entry out. Raises "json: ... at character N".
   function json.decode(text)
     if type(text) ~= "string" then error("json: expected a string to decode, got " .. type(text), 0) end
-    local pos = 1
-    local function fail(what) error(string.format("json: %s at character %d", what, pos), 0) end
-    local function skip() pos = text:find("[^ \t\r\n]", pos) or #text + 1 end
-    local value
-
-    local function read_string()
-      pos = pos + 1 -- the opening quote
-      local parts = {}
-      while true do
-        local stop = text:find('["\\]', pos)
-        if not stop then fail("unterminated string") end
-        parts[#parts + 1] = text:sub(pos, stop - 1)
-        pos = stop + 1
-        if text:sub(stop, stop) == '"' then return table.concat(parts) end
-        local c = text:sub(pos, pos)
-        if c == "u" then
-          local code = tonumber(text:sub(pos + 1, pos + 4):match("^%x%x%x%x$") or "", 16)
-          if not code then fail("bad \\u escape") end
-          pos = pos + 5
-          if code >= 0xD800 and code <= 0xDBFF and text:sub(pos, pos + 1) == "\\u" then
-            local low = tonumber(text:sub(pos + 2, pos + 5):match("^%x%x%x%x$") or "", 16)
-            if low and low >= 0xDC00 and low <= 0xDFFF then
-              code = 0x10000 + (code - 0xD800) * 0x400 + (low - 0xDC00)
-              pos = pos + 6
-            end
-          end
-          parts[#parts + 1] = utf8.char(code)
-        elseif unescapes[c] then
-          parts[#parts + 1] = unescapes[c]
-          pos = pos + 1
-        else
-          fail("bad escape \\" .. c)
-        end
-      end
+    local decoder = cjson()
+    NULL = decoder.null
+    local marked = mark_numbers(text)
+    if not marked then
+      error(string.format("json: unterminated string at character %d", #text + 1), 0)
     end
-
-    value = function(depth)
-      if depth > 200 then fail("nested too deeply") end
-      skip()
-      local c = text:sub(pos, pos)
-      if c == "{" then
-        local object = {}
-        pos = pos + 1
-        skip()
-        if text:sub(pos, pos) == "}" then pos = pos + 1; return object end
-        while true do
-          skip()
-          if text:sub(pos, pos) ~= '"' then fail("expected a key") end
-          local key = read_string()
-          skip()
-          if text:sub(pos, pos) ~= ":" then fail("expected ':'") end
-          pos = pos + 1
-          local v = value(depth + 1)
-          if v ~= json.null then object[key] = v end
-          skip()
-          local sep = text:sub(pos, pos)
-          pos = pos + 1
-          if sep == "}" then return object end
-          if sep ~= "," then pos = pos - 1; fail("expected ',' or '}'") end
-        end
-      elseif c == "[" then
-        local array, n = {}, 0
-        pos = pos + 1
-        skip()
-        if text:sub(pos, pos) == "]" then pos = pos + 1; return array end
-        while true do
-          local v = value(depth + 1)
-          n = n + 1
-          if v ~= json.null then array[n] = v end
-          skip()
-          local sep = text:sub(pos, pos)
-          pos = pos + 1
-          if sep == "]" then return array end
-          if sep ~= "," then pos = pos - 1; fail("expected ',' or ']'") end
-        end
-      elseif c == '"' then
-        return read_string()
-      end
-      local number = text:match("^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
-      if number and number ~= "" then
-        local v = tonumber(number)
-        if v == nil then fail("bad number '" .. number .. "'") end
-        pos = pos + #number
-        return v
-      end
-      for word, v in pairs(literals) do
-        if text:sub(pos, pos + #word - 1) == word then
-          pos = pos + #word
-          return v
-        end
-      end
-      if pos > #text then fail("unexpected end of text") end
-      fail("unexpected character '" .. c .. "'")
+    local ok, v = pcall(decoder.decode, marked)
+    if not ok then
+      -- the message and the position, as they are in the text given
+      local plain_ok, message = pcall(decoder.decode, text)
+      if plain_ok then message = "a number that is not JSON's" end
+      error("json: " .. tostring(message), 0)
     end
-
-    local v = value(0)
-    skip()
-    if pos <= #text then fail("unexpected text after the value") end
-    if v == json.null then return nil end
-    return v
+    if v == NULL then return nil end
+    return unmark(v)
   end
 
   -- FNV-1a, 64 bits (Fowler, Noll, Vo): a stable name for a definition.
@@ -551,9 +529,14 @@ return function(nn)
     return spec
   end
 
-  -- Every trial of the sweep, in a fixed order: each setting (the grid's
-  -- combinations, first parameter slowest, repeated `trials` times with
-  -- fresh draws of the distributions) with each seed.
+  -- Every trial of the sweep, in a fixed order: each setting with each seed.
+  -- The settings are the grid's combinations (first parameter slowest), or,
+  -- where some parameters are distributions, `trials` settings in all: each
+  -- takes the next combination of the grid in turn (so a grid of 2 values
+  -- and trials = 4 gives each value twice) and fresh draws of the
+  -- distributions. A draw that repeats a setting adds nothing and is drawn
+  -- again, up to 100 draws a setting: a space with fewer settings than
+  -- `trials` (int(1, 2), trials = 4) gives the settings it has.
   local function enumerate(spec)
     local grid, drawn = {}, {}
     for _, name in ipairs(spec.names) do
@@ -572,25 +555,35 @@ return function(nn)
       end
       combinations = next_combinations
     end
-    local uniform = new_generator(spec.search_seed)
-    local trials, seen = {}, {}
-    for _ = 1, spec.trials do
-      for _, combination in ipairs(combinations) do
+    local settings, seen = {}, {}
+    local function add(config)
+      local setting = json.encode(config)
+      if seen[setting] then return end
+      seen[setting] = true
+      settings[#settings + 1] = {config = config, setting = setting}
+    end
+    if #drawn == 0 then
+      for _, combination in ipairs(combinations) do add(combination) end
+    else
+      local uniform = new_generator(spec.search_seed)
+      local draws = 0
+      while #settings < spec.trials and draws < 100 * spec.trials do
+        draws = draws + 1
         local config = {}
-        for k, v in pairs(combination) do config[k] = v end
+        for k, v in pairs(combinations[#settings % #combinations + 1]) do config[k] = v end
         for _, name in ipairs(drawn) do config[name] = draw(spec.parameters[name], uniform) end
-        local setting = json.encode(config)
-        if not seen[setting] then -- a draw that repeats a setting adds nothing
-          seen[setting] = true
-          for _, seed in ipairs(spec.seeds) do
-            local index = #trials + 1
-            trials[index] = {index = index, config = config, seed = seed, setting = setting,
-                             key = setting .. "#" .. seed}
-          end
-        end
+        add(config)
       end
     end
-    return trials
+    local trials = {}
+    for _, s in ipairs(settings) do
+      for _, seed in ipairs(spec.seeds) do
+        local index = #trials + 1
+        trials[index] = {index = index, config = s.config, seed = seed, setting = s.setting,
+                         key = s.setting .. "#" .. seed}
+      end
+    end
+    return trials, #settings
   end
 
   ---------------------------------------------------------------------------
@@ -1041,8 +1034,10 @@ return function(nn)
 
   local function print_report(spec, result, elapsed, workers)
     local counts = result.counts
-    print(string.format("\nsweep: %d trials (%d ok, %d failed, %d timed out) in %.1f s with %d worker%s; results in %s",
-                        #result.trials, counts.ok, counts.failed, counts.timeout, elapsed, workers,
+    -- a trial is a setting run with one seed: say so where the count is a product
+    local product = #spec.seeds > 1 and string.format("%d settings x %d seeds; ", #result.settings, #spec.seeds) or ""
+    print(string.format("\nsweep: %d trials (%s%d ok, %d failed, %d timed out) in %.1f s with %d worker%s; results in %s",
+                        #result.trials, product, counts.ok, counts.failed, counts.timeout, elapsed, workers,
                         workers == 1 and "" or "s", spec.file))
     local extra, seen = {}, {[spec.metric] = true}
     for _, r in ipairs(result.trials) do
@@ -1118,8 +1113,8 @@ return function(nn)
   end
 
   -- One picture per parameter: the metric of every finished trial against
-  -- the parameter's value (categories at 1, 2, ..., coloured and named in
-  -- the legend), through nn.plot.scatter when it is there.
+  -- the parameter's value (categories at 1, 2, ..., coloured, and named on
+  -- the axis), through nn.plot.scatter when it is there.
   local function draw_pictures(spec, result)
     if spec.plot == false then return end
     local scatter = type(nn.plot) == "table" and nn.plot.scatter
@@ -1173,11 +1168,14 @@ return function(nn)
           xrange = {x_lo - margin, x_hi + margin}
         end
         local path = prefix .. "_" .. name .. ".png"
+        local legend -- the default, unless the axis names the categories
+        if categories then legend = false end
         local ok, err = pcall(scatter, {
           x = xs, y = ys, class = class, labels = labels, out = path, xrange = xrange,
           title = string.format("%s: %s against %s (%s is better)", spec.name, spec.metric, name,
                                 spec.mode == "min" and "lower" or "higher"),
-          xlabel = categories and name .. " (see legend)" or name, ylabel = spec.metric,
+          xlabel = name, ylabel = spec.metric, xcategories = labels,
+          legend = legend,
           logx = logx or nil, logy = logy or nil})
         if ok then print("picture: " .. path) else print("(no picture for " .. name .. ": " .. tostring(err) .. ")") end
       end
@@ -1187,7 +1185,11 @@ return function(nn)
   ---------------------------------------------------------------------------
   -- The scheduler.
   local function schedule(spec, mpi)
-    local trials = enumerate(spec)
+    local trials, setting_count = enumerate(spec)
+    if setting_count < spec.trials and not spec.quiet then
+      io.stderr:write(string.format("sweep: the parameters hold only %d different setting%s, not the %d trials "
+                                    .. "asked for\n", setting_count, setting_count == 1 and "" or "s", spec.trials))
+    end
     local results = open_results(spec, trials)
     spec.results_file = results.file
     if results.damaged > 0 and not spec.quiet then
@@ -1322,19 +1324,47 @@ return function(nn)
     return result
   end
 
-  --- nn.sweep(definition) -> result: runs every trial of a sweep (see the
-  --- top of this file for the definition's fields) and returns
-  --- {trials = records sorted best first, settings = per-setting {config,
-  --- mean, std (over the seeds that finished; std is nil for one), ok,
-  --- seeds, trials} sorted best first, best = settings[1], counts =
-  --- {ok, failed, timeout}, file}. A record is {trial, config, seed, status =
-  --- "ok"|"failed"|"timeout", metrics, duration, worker, host, error}.
-  --- Fields: parameters, run, metric (required); file (required); mode
-  --- "min" (default) or "max"; trials (random draws, required with
-  --- distributions); seeds (count or list, default 1); workers (default the
-  --- cores, or 1 per rank under mpirun); time_limit (seconds); search_seed
-  --- (default 1); show (rows printed, default 20); quiet; show_output (let
-  --- trials print, default false); plot (false, or a file prefix); name.
+  --- nn.sweep(definition) -> result: runs a hyperparameter sweep: every
+  --- setting of the parameters, each with every seed (a trial), in parallel
+  --- worker processes (under mpirun, on every rank), appending one JSON line
+  --- per finished trial to a results file; run again, it resumes. Then it
+  --- prints a table of the trials and settings and draws the metric against
+  --- each parameter.
+  ---   local result = nn.sweep {
+  ---     parameters = {lr = nn.sweep.log_uniform(1e-3, 1), hidden = {4, 8}},
+  ---     trials = 10, seeds = 3, metric = "loss", mode = "min",
+  ---     file = "sweep.jsonl",
+  ---     run = function(config) ... return {loss = final_loss} end,
+  ---   }
+  --- The definition's fields:
+  ---   parameters  name -> a list of values (every value is tried: a grid) or
+  ---               a distribution (nn.sweep.uniform, log_uniform, int,
+  ---               choice: random search); required
+  ---   run         run(config) trains with config.<name> and config.seed and
+  ---               returns a table of metrics (numbers, strings, booleans);
+  ---               it runs in a forked copy of the process, after
+  ---               nn.manual_seed(seed), its printing discarded; required
+  ---   metric      the metric to compare settings by; required
+  ---   file        the results file (one JSON line per trial); required
+  ---   mode        "min" (lower is better, the default) or "max"
+  ---   trials      with distributions, how many settings to draw in all (the
+  ---               grid's values are taken in turn); required with them
+  ---   seeds       a count (3: seeds 1, 2, 3) or a list of integers; default 1
+  ---   workers     trials at once (default: the cores; 1 per rank under mpirun)
+  ---   time_limit  seconds a trial may take before it is killed and recorded
+  ---               as timed out
+  ---   search_seed the seed of the random draws (default 1)
+  ---   show        rows of the printed tables (default 20)
+  ---   quiet       print nothing; show_output: let the trials print
+  ---   plot        false (no pictures), or the prefix of the pictures' names
+  ---               (default: the results file's name without its extension)
+  ---   name        the sweep's name, in titles
+  --- A trial that raises, crashes or runs out of time is recorded as failed
+  --- or timed out and the sweep goes on. The result is {trials = records,
+  --- best first, settings = {config, mean, std (std nil for one seed), ok,
+  --- seeds, trials} per setting, best first, best = settings[1], counts =
+  --- {ok, failed, timeout}, file}; a record is {trial, config, seed, status
+  --- = "ok"|"failed"|"timeout", metrics, duration, worker, host, error}.
   local function run_sweep(definition)
     local spec = check_definition(definition)
     local mpi = mpi_context(spec)

@@ -28,23 +28,21 @@
 -- round by round so that both see the same load.
 local nn = require "nn"
 
-local opts = {threads = {1, 2}, rounds = 15, steps = 40, epoch = true, torch = true}
-do
-  local i = 1
-  while i <= #arg do
-    local a = arg[i]
-    if a == "--threads" then
-      opts.threads = {}
-      for t in arg[i + 1]:gmatch("%d+") do opts.threads[#opts.threads + 1] = tonumber(t) end
-      i = i + 1
-    elseif a == "--rounds" then opts.rounds = tonumber(arg[i + 1]); i = i + 1
-    elseif a == "--steps" then opts.steps = tonumber(arg[i + 1]); i = i + 1
-    elseif a == "--no-epoch" then opts.epoch = false
-    elseif a == "--no-torch" then opts.torch = false
-    elseif a == "--gc" then opts.gc = arg[i + 1]; i = i + 1
-    else error("mlp.lua: unknown option " .. a, 0) end
-    i = i + 1
-  end
+local parser = nn.cli.parser("Benchmark: training steps of the Fashion-MNIST network, and an epoch, "
+                             .. "on one and on two threads.")
+parser:option("--threads", "the thread counts to time, comma-separated", "1,2")
+parser:option("--rounds", "rounds per figure (the median is reported)", "15", nn.cli.whole(1, "--rounds"))
+parser:option("--steps", "training steps per round", "40", nn.cli.whole(1, "--steps"))
+parser:flag("--no-epoch", "skip the epoch over Fashion-MNIST")
+parser:flag("--no-torch", "skip PyTorch's figures")
+parser:option("--gc", "Lua's collector mode"):choices({"incremental", "generational"})
+local args = parser:parse()
+local opts = {threads = {}, rounds = args.rounds, steps = args.steps, epoch = not args.no_epoch,
+              torch = not args.no_torch, gc = args.gc}
+for t in args.threads:gmatch("[^,]+") do
+  local n = math.tointeger(tonumber(t))
+  if not n or n < 1 then parser:error("--threads needs whole numbers >= 1 separated by commas, got '" .. args.threads .. "'") end
+  opts.threads[#opts.threads + 1] = n
 end
 
 if opts.gc then collectgarbage(opts.gc) end

@@ -12,10 +12,9 @@
 --   nnlua scripts/bench/progress.lua [--runs R]
 local nn = require "nn"
 
-local runs = 9
-for i = 1, #arg do
-  if arg[i] == "--runs" then runs = tonumber(arg[i + 1]) end
-end
+local parser = nn.cli.parser("Benchmark: what nn.progress costs a loop.")
+parser:option("--runs", "runs of each loop (the best is reported)", "9", nn.cli.whole(1, "--runs"))
+local runs = parser:parse().runs
 
 local sink = assert(io.open("/dev/null", "w"))
 

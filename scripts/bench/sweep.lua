@@ -8,12 +8,16 @@
 --    workers at least 1.9x faster (on a machine with 2 idle cores).
 local nn = require "nn"
 
-local trials, long_trials, seconds = 200, 6, 2.0
-for i = 1, #arg do
-  if arg[i] == "--trials" then trials = tonumber(arg[i + 1]) end
-  if arg[i] == "--long-trials" then long_trials = tonumber(arg[i + 1]) end
-  if arg[i] == "--seconds" then seconds = tonumber(arg[i + 1]) end
-end
+local parser = nn.cli.parser("Benchmark: the cost of nn.sweep's machinery, and its parallel speed-up.")
+parser:option("--trials", "empty trials for the overhead", "200", nn.cli.whole(1, "--trials"))
+parser:option("--long-trials", "trials for the speed-up", "6", nn.cli.whole(1, "--long-trials"))
+parser:option("--seconds", "the length of a trial of the speed-up, in seconds", "2.0", function(text)
+  local v = tonumber(text)
+  if not v or not (v > 0) then return nil, "--seconds needs a positive number, got '" .. text .. "'" end
+  return v
+end)
+local args = parser:parse()
+local trials, long_trials, seconds = args.trials, args.long_trials, args.seconds
 
 local dir = os.tmpname()
 os.remove(dir)

@@ -5,11 +5,11 @@
 --   nnlua scripts/bench/xor.lua [--epochs N] [--runs R]
 local nn = require "nn"
 
-local epochs, runs = 10000, 5
-for i = 1, #arg do
-  if arg[i] == "--epochs" then epochs = tonumber(arg[i + 1]) end
-  if arg[i] == "--runs" then runs = tonumber(arg[i + 1]) end
-end
+local parser = nn.cli.parser("Benchmark: the XOR training loop of scripts/xor.lua, alone.")
+parser:option("--epochs", "epochs per run", "10000", nn.cli.whole(1, "--epochs"))
+parser:option("--runs", "runs (the median is reported)", "5", nn.cli.whole(1, "--runs"))
+local args = parser:parse()
+local epochs, runs = args.epochs, args.runs
 
 local function peak_rss_kib()
   local f = io.open("/proc/self/status")

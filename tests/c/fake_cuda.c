@@ -16,11 +16,20 @@
  *                                    synchronize or a copy to the host)
  *                                    reports a kernel fault, and every wait
  *                                    after it, as a sticky CUDA error does.
+ *   NN_FAKE_CUDA_KERNELS=none        the table has memory, transfers, copy and
+ *                                    fill but no other kernel: the CUDA
+ *                                    backend before its kernels are merged,
+ *                                    where every op must say "<op>: not
+ *                                    implemented for cuda".
  * NN_FAKE_CUDA_STATS=path, when set, gets "allocs frees" written at exit:
- * how often the device was asked for memory. */
+ * how often the device was asked for memory. Its memory goes through the
+ * CUDA backend's own caching allocator (engine/src/cuda/device_cache.c). */
 #include "backend.h"
+#include "cuda/device_cache.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static const nn_host_api *host;
 static nn_backend table;
@@ -33,15 +42,15 @@ static size_t env_number(const char *name) {
   return v && v[0] ? (size_t)strtoull(v, NULL, 10) : 0;
 }
 
-static void *fake_alloc(size_t nbytes) {
+static void *fake_malloc(size_t nbytes, char *why, size_t len) {
   if (memory_limit && memory_used + nbytes > memory_limit) {
-    host->error_set("fake cudaMalloc: out of memory (%zu of the test limit of %zu bytes in use)",
-                    memory_used, memory_limit);
+    snprintf(why, len, "fake cudaMalloc: out of memory (%zu of the test limit of %zu bytes in use)",
+             memory_used, memory_limit);
     return NULL;
   }
   void *p = malloc(nbytes ? nbytes : 1);
   if (!p) {
-    host->error_set("fake cudaMalloc: out of host memory");
+    snprintf(why, len, "fake cudaMalloc: out of host memory");
     return NULL;
   }
   memory_used += nbytes;
@@ -49,10 +58,23 @@ static void *fake_alloc(size_t nbytes) {
   return p;
 }
 
-static void fake_free(void *data, size_t nbytes) {
+static void fake_cudafree(void *data, size_t nbytes) {
   memory_used -= nbytes;
   frees++;
   free(data);
+}
+
+static nn_device_cache cache = {.device = "cuda", .raw_alloc = fake_malloc,
+                                .raw_free = fake_cudafree};
+
+static void *fake_alloc(size_t nbytes) { return nn_device_cache_alloc(&cache, nbytes); }
+static void fake_free(void *data, size_t nbytes) { nn_device_cache_free(&cache, data, nbytes); }
+static size_t fake_memory_allocated(void) { return cache.allocated; }
+static size_t fake_memory_reserved(void) { return cache.reserved; }
+static void fake_empty_cache(void) { nn_device_cache_empty(&cache); }
+static int fake_device_count(void) { return 1; }
+static const char *fake_device_name(void) {
+  return "nnlua fake CUDA device (tests only; host memory, not a GPU)";
 }
 
 static int fake_wait(void) {
@@ -101,15 +123,35 @@ nn_cuda_backend_open(const nn_host_api *h, char *why, size_t len) {
   memory_limit = env_number("NN_FAKE_CUDA_MEMORY_LIMIT");
   fault_at = (long)env_number("NN_FAKE_CUDA_FAULT");
   if (getenv("NN_FAKE_CUDA_STATS")) atexit(write_stats);
-  table = *h->cpu;
+  cache.error_set = h->error_set;
+  const char *kernels = getenv("NN_FAKE_CUDA_KERNELS");
+  if (kernels && strcmp(kernels, "none") == 0) {
+    memset(&table, 0, sizeof table);
+    table.copy = h->cpu->copy;
+    table.fill = h->cpu->fill;
+  } else {
+    table = *h->cpu;
+  }
   table.name = "cuda";
-  table.device_count = 1;
-  table.device_name = "nnlua fake CUDA device (tests only; host memory, not a GPU)";
+  table.device_count = fake_device_count;
+  table.device_name = fake_device_name;
   table.alloc = fake_alloc;
   table.free = fake_free;
   table.to_host = fake_to_host;
   table.from_host = fake_from_host;
   table.within = fake_from_host;
   table.synchronize = fake_wait;
+  table.memory_allocated = fake_memory_allocated;
+  table.memory_reserved = fake_memory_reserved;
+  table.empty_cache = fake_empty_cache;
+  /* the CPU's BLAS threads are not the device's; its random fills draw
+     from the CPU's generator, which loading this device must not reseed */
+  table.set_num_threads = NULL;
+  table.get_num_threads = NULL;
+  table.manual_seed = NULL;
+  table.initial_seed = NULL;
+  table.rng_state_size = NULL;
+  table.rng_get_state = NULL;
+  table.rng_set_state = NULL;
   return &table;
 }

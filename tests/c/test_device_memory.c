@@ -1,16 +1,17 @@
 /* test_device_memory.c: the caching allocator of device memory
- * (device_memory.c) in front of a counting test device: freed blocks are
+ * (engine/src/cuda/device_cache.c) in front of a counting test device: freed blocks are
  * reused by size class, a steady loop asks the device for nothing, a full
  * device gets the cache back and one more try, and then a clear error. */
-#include "backend.h"
 #include "check.h"
+#include "cuda/device_cache.h"
+#include "internal.h"
 
 static int device_allocs, device_frees;
 static size_t device_limit, device_used;
 
-static void *counting_alloc(size_t nbytes) {
+static void *counting_alloc(size_t nbytes, char *why, size_t len) {
   if (device_limit && device_used + nbytes > device_limit) {
-    nn_error_set("test device: no room for %zu bytes", nbytes);
+    snprintf(why, len, "test device: no room for %zu bytes", nbytes);
     return NULL;
   }
   void *p = malloc(nbytes);
@@ -26,26 +27,32 @@ static void counting_free(void *data, size_t nbytes) {
   free(data);
 }
 
-static const nn_backend counting = {.name = "cuda", .alloc = counting_alloc, .free = counting_free};
+static nn_device_cache counting = {.device = "cuda", .raw_alloc = counting_alloc,
+                                   .raw_free = counting_free, .error_set = nn_error_set};
+
+static void *cache_alloc(size_t nbytes, size_t *rounded) {
+  *rounded = nn_device_cache_rounded(nbytes);
+  return nn_device_cache_alloc(&counting, nbytes);
+}
 
 static void test_reuse(void) {
   size_t rounded;
-  void *a = nn_device_alloc(NN_CUDA, &counting, 1000, &rounded);
+  void *a = cache_alloc(1000, &rounded);
   CHECK(a && rounded == 1024 && device_allocs == 1);
-  CHECK(nn_device_memory_allocated(NN_CUDA) == 1024 && nn_device_memory_reserved(NN_CUDA) == 1024);
-  nn_device_free(NN_CUDA, &counting, a, rounded);
+  CHECK(counting.allocated == 1024 && counting.reserved == 1024);
+  nn_device_cache_free(&counting, a, rounded);
   CHECK(device_frees == 0); /* kept */
-  CHECK(nn_device_memory_allocated(NN_CUDA) == 0 && nn_device_memory_reserved(NN_CUDA) == 1024);
+  CHECK(counting.allocated == 0 && counting.reserved == 1024);
   size_t again;
-  void *b = nn_device_alloc(NN_CUDA, &counting, 900, &again); /* the same class */
+  void *b = cache_alloc(900, &again); /* the same class */
   CHECK(b == a && again == 1024 && device_allocs == 1);
-  void *c = nn_device_alloc(NN_CUDA, &counting, 1100, &rounded); /* the next class */
+  void *c = cache_alloc(1100, &rounded); /* the next class */
   CHECK(c && c != b && rounded == 1280 && device_allocs == 2);
-  nn_device_free(NN_CUDA, &counting, b, again);
-  nn_device_free(NN_CUDA, &counting, c, rounded);
-  nn_device_release_cached(NN_CUDA, &counting);
+  nn_device_cache_free(&counting, b, again);
+  nn_device_cache_free(&counting, c, rounded);
+  nn_device_cache_empty(&counting);
   CHECK(device_frees == 2 && device_used == 0);
-  CHECK(nn_device_memory_reserved(NN_CUDA) == 0 && nn_device_memory_allocated(NN_CUDA) == 0);
+  CHECK(counting.reserved == 0 && counting.allocated == 0);
 }
 
 /* A training step's allocations, over and over: after the first step the
@@ -57,14 +64,14 @@ static void test_steady_state(void) {
   for (int step = 0; step < 50; step++) {
     void *blocks[N];
     size_t rounded[N];
-    for (int i = 0; i < N; i++) blocks[i] = nn_device_alloc(NN_CUDA, &counting, sizes[i], &rounded[i]);
-    for (int i = 0; i < N; i++) nn_device_free(NN_CUDA, &counting, blocks[i], rounded[i]);
+    for (int i = 0; i < N; i++) blocks[i] = cache_alloc(sizes[i], &rounded[i]);
+    for (int i = 0; i < N; i++) nn_device_cache_free(&counting, blocks[i], rounded[i]);
     if (step == 0) after_first = device_allocs;
   }
   CHECKF(device_allocs == after_first, "%d device allocations after the first step's %d",
          device_allocs, after_first);
-  CHECK(nn_device_memory_allocated(NN_CUDA) == 0);
-  nn_device_release_cached(NN_CUDA, &counting);
+  CHECK(counting.allocated == 0);
+  nn_device_cache_empty(&counting);
   CHECK(device_used == 0 && device_allocs == device_frees);
 }
 
@@ -74,26 +81,26 @@ static void test_steady_state(void) {
 static void test_out_of_memory(void) {
   device_limit = 8192;
   size_t r1, r2, r3;
-  void *a = nn_device_alloc(NN_CUDA, &counting, 3000, &r1); /* 3072 */
-  void *b = nn_device_alloc(NN_CUDA, &counting, 3000, &r2);
+  void *a = cache_alloc(3000, &r1); /* 3072 */
+  void *b = cache_alloc(3000, &r2);
   CHECK(a && b && device_used == 6144);
-  nn_device_free(NN_CUDA, &counting, a, r1);
-  nn_device_free(NN_CUDA, &counting, b, r2);
+  nn_device_cache_free(&counting, a, r1);
+  nn_device_cache_free(&counting, b, r2);
   int frees = device_frees;
-  void *c = nn_device_alloc(NN_CUDA, &counting, 4096, &r3); /* only fits once the cache is gone */
+  void *c = cache_alloc(4096, &r3); /* only fits once the cache is gone */
   CHECKF(c != NULL, "the retry after emptying the cache failed: %s", nn_error());
   CHECK(device_frees == frees + 2);
-  CHECK(nn_device_memory_allocated(NN_CUDA) == 4096 && nn_device_memory_reserved(NN_CUDA) == 4096);
+  CHECK(counting.allocated == 4096 && counting.reserved == 4096);
   size_t r4 = 0;
-  void *d = nn_device_alloc(NN_CUDA, &counting, 6100, &r4); /* 6144 with its class */
+  void *d = cache_alloc(6100, &r4); /* 6144 with its class */
   CHECK(d == NULL);
   CHECKF(strstr(nn_error(), "out of memory on cuda: tried to allocate 5.96 KiB (4.00 KiB held by "
                             "tensors, 4.00 KiB reserved in all): test device: no room for 6144 "
                             "bytes") != NULL,
          "message: %s", nn_error());
-  CHECK(nn_device_memory_allocated(NN_CUDA) == 4096 && nn_device_memory_reserved(NN_CUDA) == 4096);
-  nn_device_free(NN_CUDA, &counting, c, r3);
-  nn_device_release_cached(NN_CUDA, &counting);
+  CHECK(counting.allocated == 4096 && counting.reserved == 4096);
+  nn_device_cache_free(&counting, c, r3);
+  nn_device_cache_empty(&counting);
   CHECK(device_used == 0);
   device_limit = 0;
 }
@@ -114,7 +121,7 @@ static void test_classes(void) {
   device_limit = 1; /* nothing fits: only the rounding is looked at */
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     size_t rounded = 0;
-    CHECK(nn_device_alloc(NN_CUDA, &counting, cases[i].asked, &rounded) == NULL);
+    CHECK(cache_alloc(cases[i].asked, &rounded) == NULL);
     CHECKF(rounded == cases[i].rounded, "%zu bytes rounded to %zu, expected %zu", cases[i].asked,
            rounded, cases[i].rounded);
   }

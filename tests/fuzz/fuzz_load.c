@@ -1,6 +1,8 @@
 /* fuzz_load.c: libFuzzer harness for nn.load as a script calls it: the
  * Lua half (the JSON header's parser and checks, lua/nn/serialize.lua)
- * and the C half behind it, in one Lua state made once. The input is the
+ * and the C half behind it, in one Lua state made once; an input that is a
+ * ZIP goes to the .pt reader and its conversion into Lua values
+ * (lua/nn_torch.c), as nn.load sends it. The input is the
  * file. Lua code is not instrumented, so coverage guides the search only
  * through the binding and the engine; run.sh seeds it with valid files and
  * a dictionary of the header's words to make up for that.

@@ -7,10 +7,14 @@
 #   safetensors   nn_safetensors_read_header + nn_safetensors_read, with
 #                 entries taken from the input (see fuzz_safetensors.c)
 #   load          nn.load in a Lua state: the Lua header parser and checks,
-#                 the binding and the engine together
+#                 the binding and the engine together (safetensors and .pt)
+#   pt            nn_pt_read, the reader of torch.save files: the ZIP
+#                 container, and the pickle wrapped in a valid one (see
+#                 fuzz_pt.c)
 #
 # Each keeps its corpus in build-fuzz/corpus/<name> (seeded on first use
-# from small valid files and tests/fixtures/*.safetensors) and grows it run
+# from small valid files, tests/fixtures/*.safetensors and tests/fixtures/pt)
+# and grows it run
 # after run; a crashing input lands in build-fuzz/artifacts/. The summary
 # gives each harness's executions, coverage (libFuzzer's cov: and ft:) and
 # crashes; the exit status is 1 when anything crashed.
@@ -24,7 +28,7 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-60}
 shift || true
 harnesses=("$@")
-[[ ${#harnesses[@]} -gt 0 ]] || harnesses=(idx safetensors load)
+[[ ${#harnesses[@]} -gt 0 ]] || harnesses=(idx safetensors load pt)
 for h in "${harnesses[@]}"; do
   [[ -f tests/fuzz/fuzz_$h.c ]] || { echo "run.sh: no harness tests/fuzz/fuzz_$h.c" >&2; exit 2; }
 done
@@ -111,6 +115,28 @@ seed load f32 "$(safetensors "$a_f32" "$f32_data")"
 seed load two "$(safetensors "$two" '\x00\x3c\x00\xc0\x01')"
 seed load checkpoint "$(safetensors "$checkpoint" '\x07\x00\x00\x00\x00\x00\x00\x00')"
 cp -n tests/fixtures/*.safetensors "$out/corpus/load/"
+# torch.save files, as they are (first byte odd) and as a pickle for the
+# harness to wrap (even: length, pickle, storage bytes)
+mkdir -p "$out/corpus/pt"
+for f in tests/fixtures/pt/*.pt tests/fixtures/pt/hostile/*.pt; do
+  name=$(basename "$f" .pt)
+  [[ -f $out/corpus/pt/file-$name ]] || { printf '\x01'; cat "$f"; } > "$out/corpus/pt/file-$name"
+  cp -n "$f" "$out/corpus/load/pt-$name"
+  [[ -f $out/corpus/pt/pickle-$name ]] || python3 - "$f" "$out/corpus/pt/pickle-$name" <<'PY'
+import struct, sys, zipfile
+try:  # a hostile file may not open, or not read: it is seeded as a file only
+    z = zipfile.ZipFile(sys.argv[1])
+    names = z.namelist()
+    pkl = [n for n in names if n.endswith("/data.pkl")]
+    pickle = z.read(pkl[0])[:65535]
+    records = sorted((n for n in names if "/data/" in n), key=lambda n: n.rsplit("/", 1)[1])
+    data = b"".join(z.read(n) for n in records)
+except Exception:
+    sys.exit(0)
+with open(sys.argv[2], "wb") as f:
+    f.write(bytes([0]) + struct.pack(">H", len(pickle)) + pickle + data)
+PY
+done
 # the words of a safetensors header, for the harness whose parser is Lua
 cat > "$out/load.dict" <<'EOF'
 "{"
@@ -149,6 +175,48 @@ cat > "$out/load.dict" <<'EOF'
 "18446744073709551615"
 EOF
 
+# the opcodes and names of a torch.save pickle, and the ZIP's signatures
+cat > "$out/pt.dict" <<'EOF'
+"PK\x03\x04"
+"PK\x01\x02"
+"PK\x05\x06"
+"PK\x06\x06"
+"PK\x06\x07"
+"\x80\x02"
+"ccollections\x0aOrderedDict\x0a"
+"ctorch._utils\x0a_rebuild_tensor_v2\x0a"
+"ctorch._utils\x0a_rebuild_parameter\x0a"
+"ctorch\x0aFloatStorage\x0a"
+"ctorch\x0aLongStorage\x0a"
+"ctorch\x0aHalfStorage\x0a"
+"ctorch\x0aSize\x0a"
+"c_codecs\x0aencode\x0a"
+"X\x07\x00\x00\x00storage"
+"X\x03\x00\x00\x00cpu"
+"X\x06\x00\x00\x00latin1"
+"X\x01\x00\x00\x000"
+"archive/data/0"
+"archive/data.pkl"
+"archive/byteorder"
+")R"
+"tQ"
+"\x85"
+"\x86"
+"\x87"
+"\x88"
+"\x89"
+"\x8a\x08"
+"\x93"
+"\x94"
+"\x95"
+"q\x00"
+"h\x00"
+"r\x00\x01\x00\x00"
+"j\x00\x01\x00\x00"
+"(}"
+"u."
+EOF
+
 # ---- the runs -------------------------------------------------------------
 summary=()
 crashed=0
@@ -158,6 +226,7 @@ for h in "${harnesses[@]}"; do
   opts=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=16384
         -print_final_stats=1 -artifact_prefix="$out/artifacts/$h-")
   [[ $h == load ]] && opts+=(-dict="$out/load.dict")
+  [[ $h == pt ]] && opts+=(-dict="$out/pt.dict")
   echo "==== fuzz_$h for ${seconds}s (log: $log)"
   set +e
   nice -n 19 "$out/fuzz_$h" "${opts[@]}" "$out/corpus/$h" > "$log" 2>&1

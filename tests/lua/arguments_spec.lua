@@ -103,6 +103,7 @@ local side_effects = {
   mpi_init = "loads libmpi and initializes MPI in the test process",
   write_file_atomic = "writes files named by its arguments",
   safetensors_write = "writes files named by its arguments",
+  pt_write = "writes files named by its arguments (torch_file_spec gives it bad ones in a scratch dir)",
 }
 
 -- The functions not called, by value: those above.

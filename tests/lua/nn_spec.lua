@@ -105,9 +105,9 @@ describe("a user's own Module", function()
 end)
 
 describe("Sequential", function()
-  it("names parameters by position, like '1.weight'", function()
+  it("names parameters by position as PyTorch does: model[1].weight is '0.weight'", function()
     local model = nn.Sequential(nn.Linear(2, 3), nn.Sigmoid(), nn.Linear(3, 1))
-    assert.are.same({"1.weight", "1.bias", "3.weight", "3.bias"}, names_of(model))
+    assert.are.same({"0.weight", "0.bias", "2.weight", "2.bias"}, names_of(model))
     assert.are.equal(3, #model)
     assert.is_true(rawequal(model[3].weight, model:parameters()[3]))
   end)
@@ -123,12 +123,12 @@ describe("Sequential", function()
     local model = nn.Sequential(nn.Linear(2, 2))
     model:add(nn.Tanh())
     assert.are.equal(2, #model)
-    assert.are.same({"1.weight", "1.bias"}, names_of(model))
+    assert.are.same({"0.weight", "0.bias"}, names_of(model))
   end)
 
   it("nests: names are prefixed with each level", function()
     local model = nn.Sequential(nn.Sequential(nn.Linear(2, 2)), nn.Linear(2, 1, false))
-    assert.are.same({"1.1.weight", "1.1.bias", "2.weight"}, names_of(model))
+    assert.are.same({"0.0.weight", "0.0.bias", "1.weight"}, names_of(model))
   end)
 end)
 
@@ -190,9 +190,9 @@ describe("state_dict", function()
     local keys = {}
     for k in pairs(sd) do keys[#keys + 1] = k end
     table.sort(keys)
-    assert.are.same({"1.bias", "1.weight", "3.bias", "3.weight"}, keys)
-    assert.are.same(model[1].weight:totable(), sd["1.weight"]:totable())
-    assert.is_false(sd["1.weight"].requires_grad)
+    assert.are.same({"0.bias", "0.weight", "2.bias", "2.weight"}, keys)
+    assert.are.same(model[1].weight:totable(), sd["0.weight"]:totable())
+    assert.is_false(sd["0.weight"].requires_grad)
   end)
 
   it("round-trips: a second model loads the first one's state and computes the same", function()
@@ -215,52 +215,60 @@ describe("state_dict", function()
   it("refuses a missing key, naming it", function()
     local model = nn.Sequential(nn.Linear(2, 3))
     local sd = model:state_dict()
-    sd["1.bias"] = nil
-    expect_error(function() model:load_state_dict(sd) end, "load_state_dict", "missing", "1.bias")
+    sd["0.bias"] = nil
+    expect_error(function() model:load_state_dict(sd) end, "load_state_dict",
+      'Error(s) in loading state_dict for Sequential:\n\tMissing key(s) in state_dict: "0.bias". ')
   end)
 
   it("refuses an unexpected key, naming it", function()
     local model = nn.Sequential(nn.Linear(2, 3))
     local sd = model:state_dict()
-    sd["2.weight"] = nn.zeros(1)
-    expect_error(function() model:load_state_dict(sd) end, "load_state_dict", "unexpected", "2.weight")
+    sd["1.weight"] = nn.zeros(1)
+    expect_error(function() model:load_state_dict(sd) end, "load_state_dict",
+      'Error(s) in loading state_dict for Sequential:\n\tUnexpected key(s) in state_dict: "1.weight". ')
   end)
 
   it("refuses a mis-shaped entry, naming it and both shapes", function()
     local model = nn.Sequential(nn.Linear(2, 3))
     local sd = model:state_dict()
-    sd["1.weight"] = nn.zeros(2, 3)
-    expect_error(function() model:load_state_dict(sd) end, "load_state_dict", "1.weight", "2x3", "3x2")
+    sd["0.weight"] = nn.zeros(2, 3)
+    expect_error(function() model:load_state_dict(sd) end, "load_state_dict",
+      "size mismatch for 0.weight: copying a param with shape {2, 3} from checkpoint, "
+      .. "the shape in current model is {3, 2}.")
   end)
 
   it("lists every problem at once", function()
     local model = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
     local sd = model:state_dict()
-    sd["1.bias"], sd["2.bias"] = nil, nil
+    sd["0.bias"], sd["1.bias"] = nil, nil
     sd["extra"] = nn.zeros(1)
-    expect_error(function() model:load_state_dict(sd) end, "1.bias", "2.bias", "extra")
+    sd["0.weight"] = nn.zeros(1)
+    -- PyTorch's order: missing, then unexpected, then the mismatches
+    expect_error(function() model:load_state_dict(sd) end, 'Missing key(s) in state_dict: "0.bias", "1.bias". '
+      .. '\n\tUnexpected key(s) in state_dict: "extra". \n\tsize mismatch for 0.weight')
   end)
 
   it("changes nothing when it refuses", function()
     local model = nn.Sequential(nn.Linear(2, 3))
     local before = model[1].weight:totable()
-    local sd = {["1.weight"] = nn.zeros(3, 2)} -- bias missing
+    local sd = {["0.weight"] = nn.zeros(3, 2)} -- bias missing
     pcall(model.load_state_dict, model, sd)
     assert.are.same(before, model[1].weight:totable())
   end)
 
   it("strict = false skips missing and unexpected keys and reports them", function()
     local model = nn.Sequential(nn.Linear(2, 3))
-    local sd = {["1.weight"] = nn.ones(3, 2), ["9.weight"] = nn.ones(1)}
+    local sd = {["0.weight"] = nn.ones(3, 2), ["9.weight"] = nn.ones(1)}
     local result = model:load_state_dict(sd, false)
     assert.are.same({{1, 1}, {1, 1}, {1, 1}}, model[1].weight:totable())
-    assert.are.same({"1.bias"}, result.missing_keys)
+    assert.are.same({"0.bias"}, result.missing_keys)
     assert.are.same({"9.weight"}, result.unexpected_keys)
   end)
 
   it("strict = false still refuses a mis-shaped entry", function()
     local model = nn.Sequential(nn.Linear(2, 3))
-    expect_error(function() model:load_state_dict({["1.weight"] = nn.ones(2, 2)}, false) end, "1.weight")
+    expect_error(function() model:load_state_dict({["0.weight"] = nn.ones(2, 2)}, false) end,
+      "size mismatch for 0.weight")
   end)
 end)
 

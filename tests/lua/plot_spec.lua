@@ -287,6 +287,230 @@ describe("nn.plot in the terminal", function()
   end)
 end)
 
+-- The gnuplot script a call hands gnuplot: nn.plot.gnuplot is pointed at a
+-- wrapper that keeps a copy of its script, then runs the real gnuplot.
+local function captured(fn)
+  local wrapper, copy = dir .. "/gnuplot-wrapper.sh", dir .. "/captured.gp"
+  write(wrapper, "#!/bin/sh\ncp \"$1\" " .. quote(copy) .. "\nexec gnuplot \"$1\"\n")
+  assert(os.execute("chmod +x " .. quote(wrapper)))
+  os.remove(copy)
+  nn.plot.gnuplot = wrapper
+  local ok, err = pcall(fn)
+  nn.plot.gnuplot = "gnuplot"
+  assert(ok, err)
+  return assert(read(copy), "gnuplot did not run")
+end
+
+-- The lines of the inline data block $name in a script.
+local function datablock_lines(script, name)
+  local body = script:match("%$" .. name .. " << EOD\n(.-)\nEOD")
+  assert(body, "no data block $" .. name .. " in:\n" .. script)
+  local lines = {}
+  for line in (body .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+  return lines
+end
+
+describe("nn.plot.histogram", function()
+  it("counts values in bins of equal width, the last bin closed", function()
+    local script = captured(function()
+      assert.is_true(is_png(nn.plot.histogram{x = {1, 1, 2, 3, 0 / 0}, bins = 2, range = {1, 3},
+                                              out = dir .. "/hist.png"}))
+    end)
+    assert.are.same({"1.5 2", "2.5 2"}, datablock_lines(script, "h1"))
+    assert.is_truthy(script:find("with boxes", 1, true))
+    assert.is_truthy(script:find("set ylabel 'count'", 1, true), script)
+  end)
+
+  it("takes a tensor of any shape, several series, and density", function()
+    nn.manual_seed(3)
+    local script = captured(function()
+      nn.plot.histogram{x = {{label = "a", x = nn.randn(20, 30)}, {label = "b", x = nn.rand(600)}}, bins = 12,
+                        density = true, title = "two", out = dir .. "/hist2.svg"}
+    end)
+    assert.is_true(is_svg(dir .. "/hist2.svg"))
+    for _, block in ipairs {"h1", "h2"} do
+      local lines = datablock_lines(script, block)
+      assert.are.equal(12, #lines)
+      local x1, x2 = tonumber(lines[1]:match("^(%S+)")), tonumber(lines[2]:match("^(%S+)"))
+      local area = 0
+      for _, line in ipairs(lines) do area = area + tonumber(line:match("(%S+)$")) * (x2 - x1) end
+      assert.is_true(math.abs(area - 1) < 1e-6, block .. " has area " .. area)
+    end
+    assert.is_truthy(script:find("title 'a'", 1, true))
+    assert.is_truthy(script:find("set ylabel 'density'", 1, true))
+  end)
+
+  it("refuses data without a finite value and bad bins", function()
+    expect_error(function() nn.plot.histogram{x = {0 / 0, math.huge}, out = dir .. "/h.png"} end,
+      "nn.plot.histogram: x has no finite value")
+    expect_error(function() nn.plot.histogram{x = {1, 2}, bins = 0, out = dir .. "/h.png"} end,
+      "nn.plot.histogram: bins must be a whole number")
+    expect_error(function() nn.plot.histogram{out = dir .. "/h.png"} end, "nn.plot.histogram: x is required")
+  end)
+end)
+
+describe("nn.plot.bar", function()
+  it("names its categories on the x axis, a bar of each series side by side", function()
+    local script = captured(function()
+      assert.is_true(is_png(nn.plot.bar{y = {{label = "train", y = {0.9, 0.8, 0.95}},
+                                             {label = "test", y = nn.tensor({0.85, 0.7, 0.9})}},
+                                        categories = {"sigmoid", "tanh", "relu"}, out = dir .. "/bar.png"}))
+    end)
+    assert.is_truthy(script:find("set xtics ('sigmoid' 1, 'tanh' 2, 'relu' 3)", 1, true), script)
+    assert.are.equal(3, #datablock_lines(script, "b1"))
+    assert.are.equal(3, #datablock_lines(script, "b2"))
+    assert.is_truthy(script:find("title 'train'", 1, true))
+  end)
+
+  it("refuses a wrong number of category names", function()
+    expect_error(function() nn.plot.bar{y = {1, 2, 3}, categories = {"a", "b"}, out = dir .. "/b.png"} end,
+      "nn.plot.bar: categories has 2 names but there are 3 bars")
+  end)
+end)
+
+describe("nn.plot.image", function()
+  -- an image whose rows and columns can be told apart: value 10 * row + column
+  local function numbered(rows, columns)
+    local t = nn.zeros(rows, columns)
+    for i = 1, rows do for j = 1, columns do t[i][j] = 10 * i + j end end
+    return t
+  end
+
+  it("draws H x W the right way up: row 1 at the top, with a colour bar", function()
+    local script = captured(function()
+      assert.is_true(is_png(nn.plot.image{image = numbered(3, 4), out = dir .. "/image.png"}))
+    end)
+    -- the y axis runs downward, so the data's first line (row 1) is the top
+    assert.is_truthy(script:find("set yrange [2.5:-0.5]", 1, true), script)
+    assert.is_truthy(script:find("set xrange [-0.5:3.5]", 1, true), script)
+    assert.are.same({"11 12 13 14", "21 22 23 24", "31 32 33 34"}, datablock_lines(script, "image"))
+    assert.is_truthy(script:find("matrix with image", 1, true))
+    assert.is_truthy(script:find("set colorbox", 1, true))
+    assert.is_truthy(script:find("set cbrange [11:34]", 1, true), script)
+    assert.is_truthy(script:find("set size ratio -1", 1, true))
+  end)
+
+  it("draws C x H x W with 3 channels as colours, and 1 channel as gray", function()
+    local rgb = nn.zeros(3, 2, 2)
+    rgb[1][1][1], rgb[2][1][2], rgb[3][2][1] = 1, 1, 1 -- red, green, blue; the last pixel black
+    local script = captured(function() nn.plot.image{image = rgb, out = dir .. "/rgb.png"} end)
+    assert.are.same({"0 0 255 0 0", "1 0 0 255 0", "0 1 0 0 255", "1 1 0 0 0"}, datablock_lines(script, "image"))
+    assert.is_truthy(script:find("with rgbimage", 1, true))
+    assert.is_truthy(script:find("unset colorbox", 1, true))
+    script = captured(function() nn.plot.image{image = numbered(2, 2):view(1, 2, 2), out = dir .. "/gray.png"} end)
+    assert.are.same({"11 12", "21 22"}, datablock_lines(script, "image"))
+  end)
+
+  it("draws a batch N x C x H x W as a grid, each image captioned", function()
+    local batch = nn.zeros(5, 1, 2, 3)
+    for k = 1, 5 do batch[k]:fill_(k) end
+    local script = captured(function()
+      nn.plot.image{image = batch, columns = 3, labels = {"a", "b", "c", "d", "e"}, out = dir .. "/grid.png"}
+    end)
+    assert.is_true(is_png(dir .. "/grid.png"))
+    local lines = datablock_lines(script, "image")
+    -- two rows of images, each under room for its caption; images side by side, a gap between
+    local first_row
+    for _, line in ipairs(lines) do
+      if line:find("1", 1, true) then first_row = line break end
+    end
+    assert.are.equal("1 1 1 NaN 2 2 2 NaN 3 3 3", first_row)
+    for _, caption in ipairs {"a", "b", "c", "d", "e"} do
+      assert.is_truthy(script:find("set label '" .. caption .. "' noenhanced at", 1, true), caption)
+    end
+    assert.is_truthy(script:find("unset xtics", 1, true))
+  end)
+
+  it("prints a text picture the right way up", function()
+    -- the top row bright
+    local out = nnlua('local t = nn.zeros(6, 8) t[1]:fill_(1) nn.plot.image{image = t, out = "term", height = 12}')
+    local lines = {}
+    for line in out:gmatch("[^\n]+") do if line:find("|", 1, true) then lines[#lines + 1] = line end end
+    assert.is_true(#lines >= 4, out)
+    assert.is_truthy(lines[1]:find("@", 1, true), out) -- the bright row is the first drawn
+    assert.is_falsy(lines[#lines]:find("@", 1, true), out)
+  end)
+
+  it("refuses shapes that are not images", function()
+    expect_error(function() nn.plot.image{image = nn.zeros(2, 4, 4), out = dir .. "/i.png"} end,
+      "nn.plot.image: an image has 1 channel (gray) or 3", "N x 1 x H x W")
+    expect_error(function() nn.plot.image{image = nn.zeros(4), out = dir .. "/i.png"} end,
+      "nn.plot.image: image must be H x W")
+    expect_error(function() nn.plot.image{image = nn.zeros(2, 1, 3, 3), labels = {"one"}, out = dir .. "/i.png"} end,
+      "nn.plot.image: labels must be a list of 2 captions")
+  end)
+end)
+
+describe("nn.plot.panels", function()
+  it("draws several plots of every kind in one picture", function()
+    local script = captured(function()
+      assert.is_true(is_png(nn.plot.panels{columns = 3, title = "all kinds", out = dir .. "/panels.png",
+        {kind = "lines", y = {1, 2, 3}, title = "lines"},
+        {kind = "scatter", x = {1, 2}, y = {2, 1}, title = "scatter"},
+        {kind = "heatmap", z = {{1, 2}, {3, 4}}, title = "heatmap"},
+        {kind = "histogram", x = {1, 2, 2, 3}, title = "histogram"},
+        {kind = "bar", y = {1, 2}, categories = {"x", "y"}, title = "bar"},
+        {kind = "image", image = nn.eye(4), title = "image"}}))
+    end)
+    assert.is_truthy(script:find("set multiplot layout 2,3 title 'all kinds'", 1, true), script)
+    local plots = select(2, script:gsub("\nplot ", ""))
+    assert.are.equal(6, plots)
+    for _, title in ipairs {"lines", "scatter", "heatmap", "histogram", "bar", "image"} do
+      assert.is_truthy(script:find("set title '" .. title .. "'", 1, true), title)
+    end
+    assert.is_truthy(script:find("unset multiplot", 1, true))
+  end)
+
+  it("prints panels in the terminal", function()
+    local out = nnlua('nn.plot.panels{{kind = "lines", y = {1, 2, 3}, title = "up"}, '
+      .. '{kind = "bar", y = {3, 1}, categories = {"left", "right"}, title = "bars"}}')
+    assert.is_truthy(out:find("up", 1, true), out)
+    assert.is_truthy(out:find("right", 1, true), out)
+  end)
+
+  it("refuses a picture's options inside a plot, and unknown kinds", function()
+    expect_error(function() nn.plot.panels{{kind = "lines", y = {1, 2}, out = "x.png"}} end,
+      "nn.plot.panels: plot 1: out belongs to the whole picture")
+    expect_error(function() nn.plot.panels{{kind = "pie", y = {1, 2}}} end,
+      "nn.plot.panels: plot 1: kind must be")
+    expect_error(function() nn.plot.panels{out = dir .. "/p.png"} end, "nn.plot.panels: no plots")
+    expect_error(function() nn.plot.panels{{kind = "lines"}, out = dir .. "/p.png"} end,
+      "nn.plot.panels: plot 1 (lines): y is required")
+  end)
+end)
+
+describe("nn.plot's categories and many series", function()
+  it("names category values on the x axis", function()
+    local script = captured(function()
+      nn.plot.scatter{x = {1, 2, 2, 3}, y = {4, 3, 5, 1}, xcategories = {"sigmoid", "tanh", "relu"},
+                      out = dir .. "/categories.png"}
+    end)
+    assert.is_truthy(script:find("set xtics ('sigmoid' 1, 'tanh' 2, 'relu' 3)", 1, true), script)
+  end)
+
+  it("tells 15 series apart: no two share both colour and dash pattern", function()
+    local series = {}
+    for i = 1, 15 do series[i] = {label = "s" .. i, y = {i, i + 1, i + 2}} end
+    local script = captured(function() nn.plot.lines{y = series, style = "lines", out = dir .. "/many.png"} end)
+    local seen, count = {}, 0
+    for colour, dash in script:gmatch("dashtype (%d+)[^\n]-linecolor rgb '(#%x+)'") do
+      local key = colour .. "/" .. dash
+      assert.is_nil(seen[key], "two series drawn as " .. key)
+      seen[key] = true
+      count = count + 1
+    end
+    assert.are.equal(15, count, script)
+    -- text has no dashes and 8 line characters: each series gets a letter of its own
+    script = captured(function() nn.plot.lines{y = series, out = "term", width = 60, height = 12} end)
+    local letters = {}
+    for letter in script:gmatch("pointtype '(%a)'") do
+      assert.is_nil(letters[letter], "two series marked " .. letter)
+      letters[letter] = true
+    end
+    assert.are.equal(15, select(2, script:gsub("pointtype '%a'", "")))
+  end)
+end)
+
 describe("nn.plot errors", function()
   it("names a missing gnuplot", function()
     nn.plot.gnuplot = "/nonexistent/gnuplot"

@@ -217,6 +217,117 @@ describe("help", function()
   end)
 end)
 
+describe("help that answers", function()
+  local support = dofile((os.getenv("NN_ROOT") or ".") .. "/tests/lua/support.lua")
+
+  local function heading(text) return (assert(text)):match("^[^\n]+") end
+
+  it("is a global in nnlua scripts, as at the prompt", function()
+    local script = os.tmpname()
+    support.write(script, "help(nn.Linear)\nhelp('Tensor:add')\nprint(help == nn.help)\n")
+    local p = io.popen(os.getenv("NNLUA") .. " " .. script .. " 2>&1")
+    local out = p:read("a")
+    p:close()
+    os.remove(script)
+    assert.truthy(out:find("^nn.Linear\n"), out)
+    assert.truthy(out:find("\nTensor:add\n", 1, true), out)
+    assert.truthy(out:find("\ntrue\n$"), out)
+  end)
+
+  it("resolves every way of writing a name", function()
+    local cases = {
+      ["nn.Linear"] = "nn.Linear", ["Linear"] = "nn.Linear", ["Tensor:add"] = "Tensor:add",
+      ["t:add"] = "Tensor:add", ["nn.Tensor.add"] = "Tensor:add", ["DataLoader:set_epoch"] = "DataLoader:set_epoch",
+      ["nn.data.DataLoader:set_epoch"] = "DataLoader:set_epoch", ["data.DataLoader.iter"] = "DataLoader:iter",
+      ["TensorDataset:get"] = "TensorDataset:get", ["Module:parameters"] = "Module:parameters",
+      ["m:parameters"] = "Module:parameters", ["Sequential:add"] = "Sequential:add",
+      ["optim.Adam:step"] = "Optimizer:step", ["Adam"] = "nn.optim.Adam", ["StepLR:step"] = "StepLR:step",
+      ["Bar:update"] = "Bar:update", ["F.relu"] = "nn.F.relu", ["zeros"] = "nn.zeros",
+      ["nn.plot.image"] = "nn.plot.image", ["sweep.uniform"] = "nn.sweep.uniform",
+    }
+    for name, expected in pairs(cases) do
+      assert.are.equal(expected, heading(repl.doc(name)), name)
+    end
+  end)
+
+  it("documents values: functions, classes, instances, and a user's own class", function()
+    assert.are.equal("nn.Linear", heading(repl.doc(nn.Linear)))
+    assert.are.equal("nn.data.DataLoader", heading(repl.doc(nn.data.DataLoader)))
+    local loader = nn.data.DataLoader(nn.data.TensorDataset(nn.ones(4, 2)), {batch_size = 2})
+    local text = repl.doc(loader)
+    assert.are.equal("nn.data.DataLoader", heading(text))
+    assert.truthy(text:find("an instance of nn.data.DataLoader", 1, true), text)
+    assert.truthy(text:find("DataLoader:set_epoch", 1, true), text) -- its methods, listed
+    local model = nn.Sequential(nn.Linear(2, 3))
+    assert.are.equal("nn.Sequential", heading(repl.doc(model)))
+    local Net = nn.Module:extend("Net")
+    function Net:forward(x) return x end
+    text = repl.doc(Net())
+    assert.are.equal("nn.Module", heading(text))
+    assert.truthy(text:find("an instance of Net, built on nn.Module", 1, true), text)
+  end)
+
+  it("searches every name and text for a word, names first", function()
+    local hits = repl.search("dropout")
+    assert.is_true(#hits >= 3)
+    local names, seen_text_only = {}, false
+    for _, h in ipairs(hits) do
+      names[h.name] = true
+      local in_name = h.name:lower():find("dropout", 1, true) ~= nil
+      if not in_name then seen_text_only = true end
+      assert.is_false(in_name and seen_text_only, "a name match after a text match: " .. h.name)
+    end
+    assert.is_true(names["nn.Dropout"] and names["nn.F.dropout"])
+    assert.is_true(seen_text_only) -- nn.Module:train's text mentions dropout
+    local text = repl.doc("dropou") -- not a name: a search
+    assert.truthy(text:find("^help: %d+ names in nn match 'dropou'"), text)
+    assert.truthy(text:find("nn.Dropout", 1, true))
+    local none, message = repl.doc("zzqqxx")
+    assert.is_nil(none)
+    assert.truthy(message:find("nothing in nn is named or documented with 'zzqqxx'", 1, true), message)
+  end)
+
+  it("lists the families for help(nn), and a family's names for help(family)", function()
+    local text = assert(repl.doc(nn))
+    for _, family in ipairs {"tensors", "autograd", "modules", "activations", "losses", "optimizers",
+                             "schedulers", "init", "data", "plot", "progress", "sweep", "save/load", "cuda",
+                             "utils"} do
+      assert.truthy(text:find("\n  " .. family .. " ", 1, true), family .. " is not listed:\n" .. text)
+    end
+    local losses = assert(repl.doc("losses"))
+    assert.truthy(losses:find("nn.MSELoss", 1, true))
+    assert.truthy(losses:find("nn.F.cross_entropy", 1, true))
+    assert.falsy(losses:find("nn.Linear", 1, true))
+    local activations = assert(repl.doc("activations"))
+    assert.truthy(activations:find("nn.ReLU", 1, true))
+    assert.truthy(activations:find("Tensor:sigmoid", 1, true))
+  end)
+
+  it("documents every namespace and class with its contents, none pointing elsewhere", function()
+    local checked = 0
+    for _, entry in ipairs(repl.public_names()) do
+      local v = entry.value
+      if type(v) == "table" and entry.name ~= "nn" then
+        local text = assert(repl.doc(v))
+        assert.falsy(text:find("this file", 1, true), entry.name .. " sends the reader to a file:\n" .. text)
+        -- each direct member is listed
+        for _, other in ipairs(repl.public_names()) do
+          local rest = other.name:sub(#entry.name + 2)
+          if other.name:sub(1, #entry.name + 1) == entry.name .. "." and not rest:find(".", 1, true) then
+            assert.truthy(text:find("\n  [^\n]*" .. rest:gsub("%p", "%%%0") .. "%f[^%w_]"),
+                          entry.name .. " does not list " .. other.name .. ":\n" .. text)
+          end
+        end
+        checked = checked + 1
+      end
+    end
+    assert.is_true(checked >= 15, checked)
+    for _, name in ipairs {"nn.plot", "nn.sweep", "nn.data"} do
+      assert.truthy(repl.doc(name):find("\nContents:\n", 1, true), name)
+    end
+  end)
+end)
+
 describe("the prompt's own syntax", function()
   it("rewrites ?x into a help call", function()
     assert.are.equal('nn.repl.help_line("nn.zeros")', repl.rewrite("?nn.zeros"))
@@ -234,6 +345,60 @@ describe("the prompt's own syntax", function()
     assert.is_nil(text)
     assert.truthy(message:find("unknown magic %nosuch", 1, true))
     assert.is_nil((repl.rewrite("%time")))
+  end)
+
+  it("rewrites %timeit, for an expression and for a statement", function()
+    local expression = repl.rewrite("%timeit 1 + 1")
+    assert.are.equal("nn.repl.timeit(function() return 1 + 1\nend)", expression)
+    local statement = repl.rewrite("%timeit local t = {}")
+    assert.are.equal("nn.repl.timeit(function() local t = {}\nend)", statement)
+    assert.truthy(load(statement))
+    local _, message = repl.rewrite("%timeit")
+    assert.truthy(message:find("%timeit: give an expression", 1, true))
+  end)
+
+  it("chooses how many calls %timeit makes from how long one takes, and reports the median", function()
+    -- a clock that each call of fn moves on by exactly 1 ms
+    local now, calls = 0, 0
+    local real_clock, real_print = repl.clock, print
+    local printed
+    repl.clock = function() return now end
+    _G.print = function(s) printed = s end
+    local ok, result = pcall(repl.timeit, function() now = now + 0.001; calls = calls + 1 end)
+    repl.clock, _G.print = real_clock, real_print
+    assert(ok, result)
+    assert.are.equal(100, result.calls) -- 0.1 s a run
+    assert.are.equal(7, result.runs)
+    assert.are.equal(1 + 10 + 100 + 7 * 100, calls) -- 1, 10, 100 calls to learn the time, then the runs
+    assert.is_true(math.abs(result.median - 0.001) < 1e-12)
+    assert.are.equal("1.00 ms per call (median of 7 runs of 100 calls; fastest 1.00 ms, slowest 1.00 ms)", printed)
+    -- a slow call: fewer runs, about a second in all
+    now, calls = 0, 0
+    repl.clock = function() return now end
+    _G.print = function() end
+    ok, result = pcall(repl.timeit, function() now = now + 0.3; calls = calls + 1 end)
+    repl.clock, _G.print = real_clock, real_print
+    assert(ok, result)
+    assert.are.same({1, 3}, {result.calls, result.runs})
+  end)
+
+  it("keeps the locals a line declares, as the prompt runs it", function()
+    local code = assert(repl.keep_locals("local kept_one, kept_two <const> = 1, 2; local function kept_f() return 3 end"))
+    assert(load(code))()
+    assert.are.same({1, 2, 3}, {kept_one, kept_two, kept_f()})
+    -- nothing to keep, or a line that returns: as it was
+    assert.is_nil(repl.keep_locals("x = 1"))
+    assert.is_nil(repl.keep_locals("local s = 1 return s"))
+    assert.is_nil(repl.keep_locals("print('local x = 1')"))
+    -- a string or a comment that looks like code is not
+    code = assert(repl.keep_locals("local kept_s = '<const> local' -- local kept_t <close>"))
+    assert(load(code))()
+    assert.are.equal("<const> local", kept_s)
+    -- a <close> variable is closed at the end of its line and not kept
+    code = assert(repl.keep_locals("local kept_h <close> = setmetatable({}, {__close = function() end})"))
+    assert(load(code))()
+    assert.is_nil(kept_h)
+    _G.kept_one, _G.kept_two, _G.kept_f, _G.kept_s = nil, nil, nil, nil
   end)
 
   it("times a function, printing wall time and passing its results on", function()

@@ -265,3 +265,57 @@ print(type(m), m.zeros(2, 3):numel(), m == require "nn")
     assert.are.equal("tensor([[1., 2.],\n        [3., 4.]])\n", out)
   end)
 end)
+
+describe("every script's command line (lua-argparse, through nn.cli)", function()
+  local function scripts()
+    local list = {}
+    local p = assert(io.popen("cd " .. quote(ROOT) .. " && ls scripts/*.lua scripts/bench/*.lua"))
+    for line in p:lines() do list[#list + 1] = line end
+    p:close()
+    assert.is_true(#list >= 12, "found only " .. #list .. " scripts")
+    return list
+  end
+
+  it("answers --help with its usage and options, and nothing else runs", function()
+    require_nnlua()
+    for _, name in ipairs(scripts()) do
+      local out, err, code = run_split("cd " .. quote(ROOT) .. " && " .. nnlua(quote(name) .. " --help"))
+      assert.are.equal(0, code, name .. ": " .. out .. err)
+      assert.are.equal("Usage: nnlua " .. name, out:match("^Usage: nnlua %S+"), name .. ": " .. out)
+      assert.truthy(out:find("-h, --help", 1, true), name .. ": " .. out)
+      assert.are.equal("", err, name)
+    end
+  end)
+
+  it("prints the usage, not a traceback, for a wrong option, with exit status 2", function()
+    require_nnlua()
+    for _, name in ipairs(scripts()) do
+      local out, err, code = run_split("cd " .. quote(ROOT) .. " && " .. nnlua(quote(name) .. " --no-such-option"))
+      assert.are.equal(2, code, name .. ": " .. out .. err)
+      assert.are.equal("", out, name)
+      assert.truthy(err:find("^Usage: nnlua "), name .. ": " .. err)
+      assert.truthy(err:find("Error: unknown option '--no-such-option'", 1, true), name .. ": " .. err)
+      assert.falsy(err:find("traceback", 1, true), name .. ": " .. err)
+    end
+  end)
+
+  it("refuses a value an option cannot take, naming the option", function()
+    require_nnlua()
+    local _, err, code = run_split(nnlua(script("sweep_xor.lua") .. " --workers none"))
+    assert.are.equal(2, code, err)
+    assert.truthy(err:find("Error: --workers needs a whole number >= 1, got 'none'", 1, true), err)
+    _, err, code = run_split(nnlua(script("gates.lua") .. " --out"))
+    assert.are.equal(2, code, err)
+    assert.truthy(err:find("Error: option '--out' requires an argument", 1, true), err)
+  end)
+
+  it("keeps the options the lessons always took", function()
+    require_nnlua()
+    local dir = os.tmpname()
+    os.remove(dir)
+    local out, err, code = run_split(nnlua(script("gates.lua") .. " --quick --out " .. quote(dir .. "/pictures")))
+    os.execute("rm -rf " .. quote(dir))
+    assert.are.equal(0, code, out .. err)
+    assert.truthy(out:find("XOR", 1, true))
+  end)
+end)

@@ -136,6 +136,65 @@ describe("nn.sweep.json", function()
   end)
 end)
 
+describe("nn.sweep.json on lua-cjson, against the files of its own earlier encoder", function()
+  local json = nn.sweep.json
+  local root = os.getenv("NN_ROOT") or "."
+
+  it("writes byte for byte what the earlier encoder wrote, and reads that text back exactly", function()
+    -- so a file written now reads in an earlier nnlua, and one written then reads now
+    for _, case in ipairs(dofile(root .. "/tests/fixtures/json_v1.lua")) do
+      local v = assert(load("return " .. case.lua))()
+      assert.are.equal(case.json, json.encode(v), case.lua)
+      local back = json.decode(case.json)
+      if type(v) == "number" then
+        assert.are.equal(math.type(v), math.type(back), case.lua)
+        if v == v then assert.are.equal(v, back, case.lua) else assert.is_true(back ~= back) end
+        if v == 0 then assert.are.equal(1 / v, 1 / back, case.lua) end -- -0.0 stays negative
+      elseif v == nil then
+        assert.is_nil(back)
+      elseif type(v) == "string" then
+        assert.are.equal(v, back, case.lua)
+      else -- keys come back as strings, as JSON has them: compare the text
+        assert.are.equal(case.json, json.encode(back), case.lua)
+      end
+    end
+  end)
+
+  it("resumes a results file the earlier encoder wrote: same definition, nothing to run again", function()
+    local fixture = root .. "/tests/fixtures/sweep_v1.jsonl"
+    local file = temp_name(".jsonl")
+    local original = support.read(fixture)
+    support.write(file, original)
+    local ok, result = pcall(nn.sweep, {
+      name = "fixture: written by the hand-written encoder",
+      parameters = {lr = {0.1, 1.0, 2}, act = {"tanh", "a/b \"q\""}},
+      seeds = 2, metric = "val/loss", mode = "min",
+      file = file, workers = 1, quiet = true, plot = false,
+      run = function() error("every trial is in the file: none may run again") end,
+    })
+    local after = support.read(file)
+    os.remove(file)
+    assert(ok, result)
+    assert.are.equal(original, after) -- nothing appended, nothing rewritten
+    assert.are.equal(12, #result.trials)
+    assert.are.same({ok = 11, failed = 1, timeout = 0}, result.counts)
+    local best = result.trials[1]
+    assert.are.equal(0.1, best.config.lr)
+    assert.are.equal(1, best.seed)
+    assert.are.equal(0.3476190476190476, best.metrics["val/loss"])
+    assert.are.equal("integer", math.type(best.metrics.steps))
+    assert.are.equal("float", math.type(best.metrics.whole))
+    assert.are.equal("é\t∞", best.metrics.note)
+  end)
+
+  it("uses the cjson module a stock lua5.4 and nnlua both find", function()
+    assert.are.equal("[1,\"a\"]", require("cjson").encode({1, "a"}))
+    require_nnlua()
+    local out = support.nnlua_output('print(require("cjson").encode({1, "a"}))')
+    assert.are.equal('[1,"a"]\n', out)
+  end)
+end)
+
 describe("nn.sweep, on this machine", function()
   local file
 
@@ -244,13 +303,15 @@ describe("nn.sweep, on this machine", function()
     local definition = {
       parameters = {lr = nn.sweep.log_uniform(1e-4, 1), units = nn.sweep.int(2, 5), p = nn.sweep.uniform(-1, 1),
                     act = nn.sweep.choice {"tanh", "relu"}, depth = {1, 2}},
-      trials = 5, metric = "loss", file = file, workers = 2, quiet = true, plot = false,
+      trials = 10, metric = "loss", file = file, workers = 2, quiet = true, plot = false,
       run = function(c) return {loss = c.lr} end,
     }
     local first = nn.sweep(definition)
     assert.are.equal(10, #first.trials)
+    local depths = {0, 0}
     for _, r in ipairs(first.trials) do
       local c = r.config
+      depths[c.depth] = depths[c.depth] + 1
       assert.is_true(c.lr >= 1e-4 and c.lr <= 1)
       assert.are.equal("integer", math.type(c.units))
       assert.is_true(c.units >= 2 and c.units <= 5)
@@ -265,6 +326,51 @@ describe("nn.sweep, on this machine", function()
       b[i] = nn.sweep.json.encode(second.trials[i].config)
     end
     assert.are.same(a, b)
+    assert.are.same({5, 5}, depths) -- the grid's values taken in turn
+  end)
+
+  it("runs as many settings as trials says, in all, each with every seed", function()
+    local function count(definition)
+      os.remove(file)
+      definition.metric, definition.file, definition.workers = "loss", file, 2
+      definition.quiet, definition.plot = true, false
+      definition.run = function(c) return {loss = c.lr} end
+      local result = nn.sweep(definition)
+      return #result.trials, #result.settings
+    end
+    -- a grid of two values beside a distribution: 4 trials, not 4 of each value
+    assert.are.same({4, 4}, {count {parameters = {lr = nn.sweep.log_uniform(1e-3, 1), act = {"tanh", "relu"}},
+                                    trials = 4}})
+    assert.are.same({4, 4}, {count {parameters = {lr = nn.sweep.log_uniform(1e-3, 1)}, trials = 4}})
+    -- each setting with each seed
+    assert.are.same({8, 4}, {count {parameters = {lr = nn.sweep.log_uniform(1e-3, 1)}, trials = 4, seeds = 2}})
+    -- a space of two settings gives two, whatever trials asks
+    assert.are.same({2, 2}, {count {parameters = {lr = nn.sweep.int(1, 2)}, trials = 4}})
+  end)
+
+  it("draws the metric against each parameter, naming categories on the axis", function()
+    local pictures = temp_name("")
+    local wrapper, scripts = pictures .. "-gnuplot.sh", pictures .. "-scripts"
+    finally(function() os.execute("rm -rf " .. quote(pictures) .. "* ") end)
+    assert(os.execute("mkdir -p " .. quote(scripts)))
+    -- a gnuplot that keeps a copy of each script it runs
+    write_file(wrapper, "#!/bin/sh\ncp \"$1\" " .. quote(scripts) .. "/$(basename \"$1\").gp\nexec gnuplot \"$1\"\n")
+    assert(os.execute("chmod +x " .. quote(wrapper)))
+    local real_print = print
+    nn.plot.gnuplot, _G.print = wrapper, function() end
+    local ok, err = pcall(nn.sweep, {
+      parameters = {act = {"tanh", "relu"}, lr = {0.1, 1}}, metric = "loss", file = file, workers = 2,
+      plot = pictures, run = function(c) return {loss = c.lr * (c.act == "tanh" and 1 or 2)} end,
+    })
+    nn.plot.gnuplot, _G.print = "gnuplot", real_print
+    assert(ok, err)
+    local p = io.popen("cat " .. quote(scripts) .. "/*.gp")
+    local all = p:read("a")
+    p:close()
+    assert.truthy(all:find("set xtics ('tanh' 1, 'relu' 2)", 1, true), all)
+    assert.truthy(all:find("set xlabel 'act'", 1, true), all)
+    assert.truthy(exists(pictures .. "_act.png"))
+    assert.truthy(exists(pictures .. "_lr.png"))
   end)
 
   it("refuses a results file from a different sweep", function()
@@ -539,7 +645,20 @@ describe("nn.sweep in separate processes", function()
     end
     assert.truthy(out:find("settings over seeds, best mean first", 1, true), out)
     assert.truthy(out:find("\nbest: activation=%a+ hidden=%d+ lr=[%d.]+: loss [%d.e+-]+ ± [%d.e+-]+ over 2 seeds"), out)
-    assert.truthy(out:find("settings reached accuracy 1.0 with every seed", 1, true), out)
+    assert.truthy(out:find("settings reached accuracy 1.0 with every seed and kept it to the end", 1, true), out)
+    -- the summary's lowest final loss is the sweep's best setting
+    local activation, hidden, lr = out:match("\nbest: activation=(%a+) hidden=(%d+) lr=([%d.]+):")
+    assert.truthy(activation, out)
+    assert.truthy(out:find(string.format("\nlowest final loss: lr=%s hidden=%s activation=%s,", lr, hidden,
+                                         activation), 1, true), out)
+    -- and its fastest setting, if any, ended solved with every seed
+    lr, hidden, activation = out:match("\nfastest to learn for good: lr=([%d.]+) hidden=(%d+) activation=(%a+),")
+    for _, r in pairs(by_key) do
+      if r.config.activation == activation and r.config.hidden == tonumber(hidden) and r.config.lr == tonumber(lr) then
+        assert.are.equal(1, r.metrics.accuracy)
+        assert.is_number(r.metrics.solved_from)
+      end
+    end
     for _, name in ipairs {"activation", "hidden", "lr"} do
       local picture = pictures[name]
       if out:find("picture: " .. picture, 1, true) then
@@ -550,6 +669,19 @@ describe("nn.sweep in separate processes", function()
         assert.truthy(out:find("no picture", 1, true), out) -- gnuplot missing: said so, not an error
       end
     end
+  end)
+
+  it("scripts/sweep_xor.lua --out DIR: the results file and the pictures go there", function()
+    local dir = temp_name("")
+    finally(function() os.execute("rm -rf " .. quote(dir)) end)
+    local root = os.getenv("NN_ROOT") or "."
+    local out, code = run(string.format("%s %s --quick --workers 2 --out %s", quote(NNLUA),
+                                        quote(root .. "/scripts/sweep_xor.lua"), quote(dir .. "/results")))
+    assert.are.equal(0, code, out)
+    local _, count = records_by_key(dir .. "/results/sweep_xor_quick.jsonl")
+    assert.are.equal(24, count)
+    assert.truthy(out:find("results in " .. dir .. "/results/sweep_xor_quick.jsonl", 1, true), out)
+    assert.truthy(out:find("24 trials (12 settings x 2 seeds; 24 ok", 1, true), out)
   end)
 
   it("a sweep killed with SIGKILL midway, then run again, has every trial exactly once", function()

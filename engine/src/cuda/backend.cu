@@ -6,6 +6,8 @@
  * driver (libcuda.so.1, which the runtime opens itself, and whose absence
  * is an error code, not a failed load) and cuBLAS. */
 #include "cuda_backend.h"
+#include "device_cache.h"
+#include "kernels.h"
 
 #include <cublas_v2.h>
 #include <stdarg.h>
@@ -15,6 +17,7 @@ cudaStream_t nn_cuda_stream;
 
 static const nn_host_api *host;
 static char device_name[256];
+static int device_count;
 
 /* The engine's nn_error_set, reached through the host API: nn.so is loaded
    RTLD_LOCAL, so its symbols are not visible here. Kernels call it by its
@@ -68,23 +71,33 @@ int nn_cuda_launched(const char *kernel) {
   return nn_cuda_check(e, what);
 }
 
-/* ---- memory ---------------------------------------------------------- */
-static void *cuda_alloc(size_t nbytes) {
+/* ---- memory ----------------------------------------------------------
+   Tensors' blocks come from the caching allocator (device_cache.h) in
+   front of cudaMalloc: a training loop in steady state calls no
+   cudaMalloc, and a full device gets the cache back and one more try. */
+static void *raw_alloc(size_t nbytes, char *why, size_t len) {
   void *p = NULL;
   cudaError_t e = cudaMalloc(&p, nbytes);
-  if (e != cudaSuccess) {
-    nn_cuda_check(e, "cudaMalloc");
-    return NULL;
-  }
-  return p;
+  if (e == cudaSuccess) return p;
+  (void)cudaGetLastError(); /* out of memory is not sticky: the next call may succeed */
+  snprintf(why, len, "cudaMalloc: %s (%s)", cudaGetErrorString(e), cudaGetErrorName(e));
+  return NULL;
 }
 
-static void cuda_free(void *data, size_t nbytes) {
+static void raw_free(void *data, size_t nbytes) {
   (void)nbytes;
   /* A failure here is a fault of an earlier kernel; the next wait reports
      it. */
   (void)cudaFree(data);
 }
+
+static nn_device_cache cache = {"cuda", raw_alloc, raw_free, nn_error_set, {}, NULL, 0, 0};
+
+static void *cuda_alloc(size_t nbytes) { return nn_device_cache_alloc(&cache, nbytes); }
+static void cuda_free(void *data, size_t nbytes) { nn_device_cache_free(&cache, data, nbytes); }
+static size_t cuda_memory_allocated(void) { return cache.allocated; }
+static size_t cuda_memory_reserved(void) { return cache.reserved; }
+static void cuda_empty_cache(void) { nn_device_cache_empty(&cache); }
 
 /* ---- transfers ------------------------------------------------------- */
 static int cuda_synchronize(void) {
@@ -113,6 +126,10 @@ static int cuda_within(void *dst, const void *src, size_t nbytes) {
       cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDeviceToDevice, nn_cuda_stream),
       "copy within the device");
 }
+
+/* ---- the device ------------------------------------------------------ */
+static int cuda_device_count(void) { return device_count; }
+static const char *cuda_device_name(void) { return device_name; }
 
 /* ---- opening ---------------------------------------------------------- */
 static nn_backend table;
@@ -168,17 +185,23 @@ nn_cuda_backend_open(const nn_host_api *h, char *why, size_t len) {
     return NULL;
   }
 
+  device_count = count;
   table.name = "cuda";
-  table.device_count = count;
-  table.device_name = device_name;
   table.alloc = cuda_alloc;
   table.free = cuda_free;
   table.to_host = cuda_to_host;
   table.from_host = cuda_from_host;
   table.within = cuda_within;
   table.synchronize = cuda_synchronize;
-  table.copy = nn_cuda_copy;
-  table.fill = nn_cuda_fill;
-  table.gemm = NULL; /* phase B: cuBLAS */
+  table.device_count = cuda_device_count;
+  table.device_name = cuda_device_name;
+  table.memory_allocated = cuda_memory_allocated;
+  table.memory_reserved = cuda_memory_reserved;
+  table.empty_cache = cuda_empty_cache;
+  table.copy = nn_cuda_backend_copy;
+  table.fill = nn_cuda_backend_fill;
+  /* the kernels (kernels.h); an entry they leave NULL is "<op>: not
+     implemented for cuda" */
+  nn_cuda_fill_kernels(&table);
   return &table;
 }

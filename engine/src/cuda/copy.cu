@@ -3,6 +3,7 @@
  * thread per element, its operands' offsets worked out from its linear
  * index, the last dimension fastest, as the CPU's nn_iter_run walks them. */
 #include "cuda_backend.h"
+#include "math/dtype.h"
 
 /* The offsets of element `linear` in operands 0 and 1. */
 __device__ static void offsets_of(const nn_iter &it, int64_t linear, int64_t *off0,
@@ -11,8 +12,8 @@ __device__ static void offsets_of(const nn_iter &it, int64_t linear, int64_t *of
   for (int d = it.ndim - 1; d >= 0; d--) {
     int64_t i = linear % it.size[d];
     linear /= it.size[d];
-    o0 += i * it.stride[0][d];
-    o1 += i * it.stride[1][d];
+    o0 += i * it.stride[d][0];
+    o1 += i * it.stride[d][1];
   }
   *off0 = o0;
   *off1 = o1;
@@ -44,12 +45,12 @@ __global__ static void copy_kernel(nn_iter it, int64_t n) {
   }
 }
 
-int nn_cuda_copy(nn_iter *it) {
+int nn_cuda_backend_copy(const nn_iter *it) {
   int64_t n = iter_numel(it);
   if (n == 0) return 0;
   size_t esize = nn_element_size(it->dtype[0]);
   if (it->dtype[0] == it->dtype[1] && it->ndim == 1 && it->stride[0][0] == 1 &&
-      it->stride[1][0] == 1)
+      it->stride[0][1] == 1)
     return nn_cuda_check(cudaMemcpyAsync(it->data[0], it->data[1], (size_t)n * esize,
                                          cudaMemcpyDeviceToDevice, nn_cuda_stream),
                          "copy");
@@ -62,14 +63,14 @@ __global__ static void fill_kernel(nn_iter it, int64_t n, double value) {
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
     int64_t off = 0, linear = i;
     for (int d = it.ndim - 1; d >= 0; d--) {
-      off += (linear % it.size[d]) * it.stride[0][d];
+      off += (linear % it.size[d]) * it.stride[d][0];
       linear /= it.size[d];
     }
     nn_store(it.dtype[0], it.data[0], off, value);
   }
 }
 
-int nn_cuda_fill(nn_iter *it, double value) {
+int nn_cuda_backend_fill(const nn_iter *it, double value) {
   int64_t n = iter_numel(it);
   if (n == 0) return 0;
   if (value == 0 && !signbit(value) && it->ndim == 1 && it->stride[0][0] == 1)

@@ -6,9 +6,7 @@
 
 #include <cuda_runtime.h>
 
-extern "C" {
 #include "backend.h"
-}
 
 /* The one stream every kernel and copy of this backend is queued on: work
    runs in the order it was asked for, so a block freed by the host can be
@@ -29,8 +27,10 @@ static inline unsigned nn_cuda_blocks(int64_t n) {
   return blocks > 65535 * 8 ? 65535u * 8u : (unsigned)blocks;
 }
 
-/* The kernels of copy.cu. */
-int nn_cuda_copy(nn_iter *it);
-int nn_cuda_fill(nn_iter *it, double value);
+/* copy.cu's copy and fill: the kernels every device needs for its tensors
+   to be made and moved (the others come from nn_cuda_fill_kernels,
+   kernels.h, which may replace these). */
+int nn_cuda_backend_copy(const nn_iter *it);
+int nn_cuda_backend_fill(const nn_iter *it, double value);
 
 #endif

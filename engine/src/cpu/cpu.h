@@ -1,0 +1,100 @@
+/* cpu/cpu.h: the CPU backend's kernels, shared between the files of cpu/
+ * and gathered into nn_cpu_backend by cpu/backend.c. Each is the entry of
+ * backend.h's table with the same name; see there for what it computes. */
+#ifndef NN_CPU_H
+#define NN_CPU_H
+
+#include "backend.h"
+#include "math/dtype.h"
+
+/* iter.c: the loop over an nn_iter. fn gets the innermost dimension for
+   every outer position: n elements, data[k] and stride[k] (in elements)
+   for operand k. */
+typedef void (*nn_inner_fn)(void *ctx, int64_t n, char **data, const int64_t *stride);
+void nn_iter_run_outer(const nn_iter *it, nn_inner_fn fn, void *ctx);
+/* Inline, so that a kernel's call of it with its own fn becomes a direct
+   call of fn for the common case of a single run (tiny tensors pay for
+   every instruction around their few elements). */
+static inline void nn_iter_run(const nn_iter *it, nn_inner_fn fn, void *ctx) {
+  if (it->ndim > 1) nn_iter_run_outer(it, fn, ctx);
+  else if (it->size[0] > 0) fn(ctx, it->size[0], (char **)it->data, it->stride[0]);
+}
+
+/* memory.c */
+void *nn_cpu_alloc(size_t nbytes);
+void nn_cpu_free(void *data, size_t nbytes);
+int nn_cpu_to_host(void *host, const void *data, size_t nbytes);
+int nn_cpu_from_host(void *data, const void *host, size_t nbytes);
+int nn_cpu_within(void *dst, const void *src, size_t nbytes);
+int nn_cpu_synchronize(void);
+int nn_cpu_device_count(void);
+const char *nn_cpu_device_name(void);
+size_t nn_cpu_memory_allocated(void);
+size_t nn_cpu_memory_reserved(void);
+void nn_cpu_empty_cache(void);
+
+/* copy.c */
+int nn_cpu_copy(const nn_iter *it);
+int nn_cpu_fill(const nn_iter *it, double value);
+int nn_cpu_ramp(nn_dtype dtype, void *data, int64_t n, int64_t half, double start, double step,
+                double end);
+int nn_cpu_add_into(const nn_iter *it);
+int nn_cpu_add_rows(nn_dtype dtype, int64_t rows, int64_t cols, const void *src, void *dst);
+int nn_cpu_gather_rows(void *out, const void *src, const int64_t *rows, int64_t count,
+                       size_t row_bytes);
+
+/* elementwise.c */
+int nn_cpu_binary(nn_binary_op op, nn_dtype compute, const nn_iter *it);
+int nn_cpu_binary_number(nn_binary_op op, nn_dtype compute, const nn_iter *it, double s,
+                         int scalar_first);
+int nn_cpu_unary(nn_unary_op op, const nn_iter *it);
+int nn_cpu_unary_backward(nn_unary_op op, const nn_iter *it);
+int nn_cpu_clamp(const nn_iter *it, double lo, double hi);
+int nn_cpu_pointwise_grad(nn_pointwise_grad_op op, const nn_iter *it, double lo, double hi);
+
+/* activation.c */
+int nn_cpu_activation(nn_activation_op op, const nn_iter *it, double a, double b);
+int nn_cpu_activation_backward(nn_activation_op op, const nn_iter *it, double a, double b);
+int nn_cpu_softmax(const nn_reduce_geom *r, int log_form);
+int nn_cpu_softmax_backward(const nn_reduce_geom *r, int log_form);
+int nn_cpu_prelu(const nn_prelu_args *a);
+int nn_cpu_prelu_backward(const nn_prelu_args *a);
+
+/* reduce.c */
+int nn_cpu_reduce(nn_reduce_op op, const nn_reduce_geom *r, double p);
+int nn_cpu_extreme(int want_max, const nn_reduce_geom *r);
+int nn_cpu_extreme_backward(const nn_reduce_geom *r);
+int nn_cpu_extreme_all_backward(const nn_reduce_geom *r);
+int nn_cpu_norm_backward(double p, const nn_reduce_geom *r);
+
+/* gemm.c */
+void nn_cpu_set_num_threads(int n);
+int nn_cpu_get_num_threads(void);
+int nn_cpu_gemm(const nn_gemm_args *a);
+
+/* loss.c */
+int nn_cpu_loss(const nn_loss_args *a);
+int nn_cpu_loss_backward(const nn_loss_args *a);
+int nn_cpu_class_loss(const nn_class_loss_args *a);
+int nn_cpu_class_loss_backward(const nn_class_loss_args *a);
+
+/* optim.c */
+int nn_cpu_sgd_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *momentum_buffer,
+                    int first, const nn_sgd_options *o);
+int nn_cpu_adam_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
+                     void *exp_avg_sq, void *max_exp_avg_sq, int64_t step, const nn_adam_options *o);
+int nn_cpu_rmsprop_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *square_avg,
+                        void *momentum_buffer, void *grad_avg, const nn_rmsprop_options *o);
+int nn_cpu_adagrad_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *sum,
+                        int64_t step, const nn_adagrad_options *o);
+
+/* random.c */
+void nn_cpu_manual_seed(uint64_t seed);
+uint64_t nn_cpu_initial_seed(void);
+size_t nn_cpu_rng_state_size(void);
+void nn_cpu_rng_get_state(void *buf);
+int nn_cpu_rng_set_state(const void *buf, size_t len);
+int nn_cpu_uniform(const nn_strided *t, double from, double to);
+int nn_cpu_normal(const nn_strided *t, double mean, double std);
+
+#endif

@@ -1,0 +1,232 @@
+/* cpu/elementwise.c: binary ops (tensor op tensor, tensor op number),
+ * unary ops and their derivatives, clamp and the select-style gradients,
+ * over the strided iterator. float32 and float64 operands of one dtype run
+ * typed loops (contiguous float32 ones that vectorise); mixed dtypes go
+ * through nn_load/nn_store, computing in the dtype promotion chose. */
+#include "cpu/cpu.h"
+#include "math/elementwise.h"
+
+/* ---- binary ----------------------------------------------------------- */
+/* data[0] = out, data[1] = a, data[2] = b (absent for a number) */
+typedef struct {
+  nn_binary_op op;
+  nn_dtype compute, out, a, b;
+  int has_b;
+  double scalar;     /* the number, when there is no b */
+  int scalar_first;  /* number op a */
+} binary_ctx;
+
+static inline double scalar_apply(const binary_ctx *k, double x) {
+  if (k->scalar_first) return nn_binary_apply(k->op, k->scalar, x);
+  return k->op == NN_POW ? nn_pow_number(x, k->scalar) : nn_binary_apply(k->op, x, k->scalar);
+}
+static inline float scalar_apply_f(const binary_ctx *k, float x, float s) {
+  if (k->scalar_first) return nn_binary_apply_f(k->op, s, x);
+  return k->op == NN_POW ? nn_pow_number_f(x, s) : nn_binary_apply_f(k->op, x, s);
+}
+
+/* Any dtypes: each element converted to the compute dtype, computed there
+   (so float32 x > 0.1 compares with 0.1 rounded to float32, as PyTorch),
+   stored in out's. */
+static void binary_mixed(const binary_ctx *k, int64_t n, char **data, const int64_t *st) {
+  if (k->compute == NN_FLOAT32) {
+    float s = (float)k->scalar;
+    for (int64_t i = 0; i < n; i++) {
+      float x = (float)nn_load(k->a, data[1], i * st[1]);
+      float v = k->has_b ? nn_binary_apply_f(k->op, x, (float)nn_load(k->b, data[2], i * st[2]))
+                         : scalar_apply_f(k, x, s);
+      nn_store(k->out, data[0], i * st[0], v);
+    }
+  } else if (k->compute == NN_FLOAT64) {
+    for (int64_t i = 0; i < n; i++) {
+      double x = nn_load(k->a, data[1], i * st[1]);
+      double v = k->has_b ? nn_binary_apply(k->op, x, nn_load(k->b, data[2], i * st[2]))
+                          : scalar_apply(k, x);
+      nn_store(k->out, data[0], i * st[0], v);
+    }
+  } else {
+    int64_t s = nn_double_to_int64(k->scalar); /* a number in an integer op: whole, saturated */
+    for (int64_t i = 0; i < n; i++) {
+      int64_t x = nn_load_integer(k->a, data[1], i * st[1]);
+      int64_t y = k->has_b ? nn_load_integer(k->b, data[2], i * st[2]) : s;
+      int64_t v = k->scalar_first ? nn_integer_apply(k->op, y, x) : nn_integer_apply(k->op, x, y);
+      nn_store_integer(k->out, data[0], i * st[0], v);
+    }
+  }
+}
+
+static void binary_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
+  const binary_ctx *k = vctx;
+  nn_binary_op op = k->op;
+  if (k->has_b && k->out == NN_FLOAT32 && k->a == NN_FLOAT32 && k->b == NN_FLOAT32) {
+    float *o = (float *)data[0];
+    const float *x = (const float *)data[1], *y = (const float *)data[2];
+    if (st[0] == 1 && st[1] == 1 && st[2] == 1 && op == NN_ADD) {
+      for (int64_t i = 0; i < n; i++) o[i] = x[i] + y[i];
+    } else if (st[0] == 1 && st[1] == 1 && st[2] == 1 && op == NN_MUL) {
+      for (int64_t i = 0; i < n; i++) o[i] = x[i] * y[i];
+    } else {
+      for (int64_t i = 0; i < n; i++) o[i * st[0]] = nn_binary_apply_f(op, x[i * st[1]], y[i * st[2]]);
+    }
+  } else if (!k->has_b && k->out == NN_FLOAT32 && k->a == NN_FLOAT32) {
+    float *o = (float *)data[0];
+    const float *x = (const float *)data[1], s = (float)k->scalar;
+    /* scalar_apply_f's tests, taken out of the loop by hand */
+    if (k->scalar_first)
+      for (int64_t i = 0; i < n; i++) o[i * st[0]] = nn_binary_apply_f(op, s, x[i * st[1]]);
+    else if (op == NN_POW)
+      for (int64_t i = 0; i < n; i++) o[i * st[0]] = nn_pow_number_f(x[i * st[1]], s);
+    else
+      for (int64_t i = 0; i < n; i++) o[i * st[0]] = nn_binary_apply_f(op, x[i * st[1]], s);
+  } else if (k->has_b && k->out == NN_FLOAT64 && k->a == NN_FLOAT64 && k->b == NN_FLOAT64) {
+    double *o = (double *)data[0];
+    const double *x = (const double *)data[1], *y = (const double *)data[2];
+    for (int64_t i = 0; i < n; i++) o[i * st[0]] = nn_binary_apply(op, x[i * st[1]], y[i * st[2]]);
+  } else {
+    binary_mixed(k, n, data, st);
+  }
+}
+
+int nn_cpu_binary(nn_binary_op op, nn_dtype compute, const nn_iter *it) {
+  binary_ctx k = {op, compute, it->dtype[0], it->dtype[1], it->dtype[2], 1, 0, 0};
+  nn_iter_run(it, binary_inner, &k);
+  return 0;
+}
+
+int nn_cpu_binary_number(nn_binary_op op, nn_dtype compute, const nn_iter *it, double s,
+                         int scalar_first) {
+  binary_ctx k = {op, compute, it->dtype[0], it->dtype[1], it->dtype[1], 0, s, scalar_first};
+  nn_iter_run(it, binary_inner, &k);
+  return 0;
+}
+
+/* ---- unary ------------------------------------------------------------- */
+NN_MATH_SELECTS_BEGIN
+static void sigmoid_array_f32(int64_t n, const float *x, float *out) {
+  for (int64_t i = 0; i < n; i++) out[i] = nn_sigmoid_select_f32(x[i]);
+}
+
+static void relu_array_f32(int64_t n, const float *restrict x, float *restrict out) {
+  for (int64_t i = 0; i < n; i++) out[i] = nn_relu_select_f32(x[i]);
+}
+
+/* g is read whatever x is: a load under the condition would be a branch
+   per element, not a select. */
+static void relu_grad_array_f32(int64_t n, const float *restrict g, const float *restrict x,
+                                float *restrict gi) {
+  for (int64_t i = 0; i < n; i++) gi[i] = nn_relu_grad_select_f32(g[i], x[i]);
+}
+NN_MATH_SELECTS_END
+
+struct unary_ctx { nn_unary_op op; nn_dtype out, a; };
+
+static void unary_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
+  const struct unary_ctx *c = vctx;
+  if (c->out == NN_FLOAT32 && c->a == NN_FLOAT32) {
+    float *o = (float *)data[0];
+    const float *x = (const float *)data[1];
+    if (c->op == NN_SIGMOID && st[0] == 1 && st[1] == 1) {
+      sigmoid_array_f32(n, x, o);
+    } else if (c->op == NN_RELU && st[0] == 1 && st[1] == 1 && o != x) {
+      relu_array_f32(n, x, o);
+    } else {
+      for (int64_t i = 0; i < n; i++) o[i * st[0]] = nn_unary_apply_f(c->op, x[i * st[1]]);
+    }
+  } else if (c->out == NN_FLOAT64 && c->a == NN_FLOAT64) {
+    double *o = (double *)data[0];
+    const double *x = (const double *)data[1];
+    for (int64_t i = 0; i < n; i++) o[i * st[0]] = nn_unary_apply(c->op, x[i * st[1]]);
+  } else {
+    for (int64_t i = 0; i < n; i++)
+      nn_store(c->out, data[0], i * st[0], nn_unary_apply(c->op, nn_load(c->a, data[1], i * st[1])));
+  }
+}
+
+int nn_cpu_unary(nn_unary_op op, const nn_iter *it) {
+  struct unary_ctx c = {op, it->dtype[0], it->dtype[1]};
+  nn_iter_run(it, unary_inner, &c);
+  return 0;
+}
+
+/* (gi, g, v): one fused loop; relu selects (nn_relu_grad), the others
+   multiply by the derivative. */
+static void unary_grad_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
+  nn_unary_op op = *(const nn_unary_op *)vctx;
+  int out_mode = nn_unary_grad_reads_output(op);
+  if (op == NN_SIGMOID && st[0] == 1 && st[1] == 1 && st[2] == 1) {
+    /* data: grad_in, g, y -- the hot path of every sigmoid network */
+    float *gi = (float *)data[0];
+    const float *g = (const float *)data[1], *y = (const float *)data[2];
+    for (int64_t i = 0; i < n; i++) gi[i] = g[i] * (1.0f - y[i]) * y[i];
+    return;
+  }
+  if (op == NN_RELU && st[0] == 1 && st[1] == 1 && st[2] == 1) {
+    /* data: grad_in (new), g, x -- the hot path of every relu network */
+    relu_grad_array_f32(n, (const float *)data[1], (const float *)data[2], (float *)data[0]);
+    return;
+  }
+  for (int64_t i = 0; i < n; i++) {
+    float g = ((const float *)data[1])[i * st[1]], v = ((const float *)data[2])[i * st[2]];
+    ((float *)data[0])[i * st[0]] =
+        op == NN_RELU ? (float)nn_relu_grad(g, v)
+                      : g * (float)nn_unary_derivative(op, out_mode ? 0 : v, out_mode ? v : 0);
+  }
+}
+
+static void unary_grad_inner_d(void *vctx, int64_t n, char **data, const int64_t *st) {
+  nn_unary_op op = *(const nn_unary_op *)vctx;
+  int out_mode = nn_unary_grad_reads_output(op);
+  for (int64_t i = 0; i < n; i++) {
+    double g = ((const double *)data[1])[i * st[1]], v = ((const double *)data[2])[i * st[2]];
+    ((double *)data[0])[i * st[0]] =
+        op == NN_RELU ? nn_relu_grad(g, v)
+                      : g * nn_unary_derivative(op, out_mode ? 0 : v, out_mode ? v : 0);
+  }
+}
+
+int nn_cpu_unary_backward(nn_unary_op op, const nn_iter *it) {
+  nn_iter_run(it, it->dtype[0] == NN_FLOAT32 ? unary_grad_inner : unary_grad_inner_d, &op);
+  return 0;
+}
+
+/* ---- clamp --------------------------------------------------------------- */
+struct clamp_ctx { nn_dtype out, a; double lo, hi; };
+
+static void clamp_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
+  const struct clamp_ctx *c = vctx;
+  if (c->out == NN_FLOAT32 && c->a == NN_FLOAT32) {
+    float *o = (float *)data[0], lo = (float)c->lo, hi = (float)c->hi;
+    const float *x = (const float *)data[1];
+    for (int64_t i = 0; i < n; i++) o[i * st[0]] = nn_clamp_value_f(x[i * st[1]], lo, hi);
+    return;
+  }
+  for (int64_t i = 0; i < n; i++)
+    nn_store(c->out, data[0], i * st[0], nn_clamp_value(nn_load(c->a, data[1], i * st[1]), c->lo, c->hi));
+}
+
+int nn_cpu_clamp(const nn_iter *it, double lo, double hi) {
+  struct clamp_ctx c = {it->dtype[0], it->dtype[1], lo, hi};
+  nn_iter_run(it, clamp_inner, &c);
+  return 0;
+}
+
+/* ---- the select-style gradients ----------------------------------------- */
+struct pointwise_grad_ctx { nn_pointwise_grad_op op; const nn_dtype *dtype; int n; double lo, hi; };
+
+static void pointwise_grad_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
+  const struct pointwise_grad_ctx *c = vctx;
+  const nn_dtype *dt = c->dtype;
+  for (int64_t i = 0; i < n; i++) {
+    double g = nn_load(dt[1], data[1], i * st[1]), x = nn_load(dt[2], data[2], i * st[2]);
+    double y = c->n > 3 ? nn_load(dt[3], data[3], i * st[3]) : 0, out = 0;
+    if (c->op == NN_GRAD_POW_EXPONENT) out = nn_pointwise_power(dt[0], x, y);
+    else if (c->op == NN_GRAD_NUMBER_BASE) out = nn_pointwise_power(dt[0], c->lo, x);
+    nn_store(dt[0], data[0], i * st[0], nn_pointwise_grad_value(c->op, g, x, y, out, c->lo, c->hi));
+  }
+}
+
+int nn_cpu_pointwise_grad(nn_pointwise_grad_op op, const nn_iter *it, double lo, double hi) {
+  struct pointwise_grad_ctx c = {op, it->dtype, it->n, lo, hi};
+  nn_iter_run(it, pointwise_grad_inner, &c);
+  return 0;
+}

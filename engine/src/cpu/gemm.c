@@ -1,0 +1,346 @@
+/* cpu/gemm.c: batched matrix products. Tiny ones run as plain loops
+ * (register-blocked for float32): a 4x10 by 10x10 product costs less than
+ * entering BLAS. The rest go to OpenBLAS, whose thread pool is the
+ * engine's only one (sized here), with a copy packed where BLAS cannot
+ * read a layout. */
+#include "cpu/cpu.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+/* The copies below are a few floats long: a call to memcpy or memset,
+   which gcc would put in their place, costs more than the loop. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
+#endif
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+/* Below this many multiply-adds a product is done in place, without BLAS. */
+#define SMALL_PRODUCT (48 * 48 * 48)
+
+/* ---- threads: the engine runs no threads of its own; large products use
+   OpenBLAS's pool, sized here, so nothing competes with it. ------------ */
+/* Below this many multiply-adds a product runs on one thread even when the
+   pool has more: OpenBLAS splits any product above 262,144 multiply-adds,
+   and for the thin ones of a small network (128x512 by 512x10: 655,360)
+   waking a second thread and joining it costs more than the work it takes
+   (scripts/bench/mlp.lua prints each product's time on 1 and 2 threads). */
+#define SERIAL_PRODUCT (4 * 1024 * 1024)
+
+/* the pool's size as set here; 0 until nn_set_num_threads is first called
+   (then OpenBLAS's own default stands, read when needed) */
+static int pool_threads = 0;
+
+void nn_cpu_set_num_threads(int n) {
+  pool_threads = n < 1 ? 1 : n;
+  openblas_set_num_threads(pool_threads);
+}
+int nn_cpu_get_num_threads(void) { return pool_threads ? pool_threads : openblas_get_num_threads(); }
+
+/* ---- BLAS: row-major, BLAS conventions -------------------------------- */
+static void blas_gemm(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                      double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
+                      double beta, void *c, int64_t ldc) {
+  enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
+  enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
+  int threads = nn_cpu_get_num_threads();
+  int serial = threads > 1 && (double)m * (double)n * (double)k < SERIAL_PRODUCT;
+  if (serial) openblas_set_num_threads(1); /* only lowers a counter: no thread starts or stops */
+  if (dtype == NN_FLOAT32)
+    cblas_sgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k, (float)alpha, a,
+                (blasint)lda, b, (blasint)ldb, (float)beta, c, (blasint)ldc);
+  else
+    cblas_dgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda,
+                b, (blasint)ldb, beta, c, (blasint)ldc);
+  if (serial) openblas_set_num_threads(threads);
+}
+
+/* c = alpha a b + beta c with arbitrary strides, for tiny products. The
+   i-k-j order keeps the innermost loop on c's contiguous rows. */
+/* acc = the 4x4 block sum over p of pa[p][0..4) (x) pb[p][0..4), pa and pb
+   packed (pb rows ldb apart). SSE2 is part of every x86-64 processor; other
+   machines get the same sums in plain C. */
+static void block_4x4(int64_t k, const float *pa, const float *pb, int64_t ldb, float acc[4][4]) {
+#if defined(__SSE2__)
+  __m128 c0 = _mm_setzero_ps(), c1 = _mm_setzero_ps(), c2 = _mm_setzero_ps(), c3 = _mm_setzero_ps();
+  for (int64_t p = 0; p < k; p++) {
+    __m128 bv = _mm_loadu_ps(pb + p * ldb);
+    const float *ap = pa + p * 4;
+    c0 = _mm_add_ps(c0, _mm_mul_ps(_mm_set1_ps(ap[0]), bv));
+    c1 = _mm_add_ps(c1, _mm_mul_ps(_mm_set1_ps(ap[1]), bv));
+    c2 = _mm_add_ps(c2, _mm_mul_ps(_mm_set1_ps(ap[2]), bv));
+    c3 = _mm_add_ps(c3, _mm_mul_ps(_mm_set1_ps(ap[3]), bv));
+  }
+  _mm_storeu_ps(acc[0], c0);
+  _mm_storeu_ps(acc[1], c1);
+  _mm_storeu_ps(acc[2], c2);
+  _mm_storeu_ps(acc[3], c3);
+#else
+  for (int r = 0; r < 4; r++)
+    for (int j = 0; j < 4; j++) acc[r][j] = 0;
+  for (int64_t p = 0; p < k; p++)
+    for (int r = 0; r < 4; r++)
+      for (int j = 0; j < 4; j++) acc[r][j] += pa[p * 4 + r] * pb[p * ldb + j];
+#endif
+}
+
+/* One column j of a panel of up to four rows of c, from its sums col:
+   c = col (the common forward), c += col (a gradient added into place),
+   or the general form. */
+static inline void store_column(float *cj, int64_t c0, int64_t rows, const float *col, int plain,
+                                int adding, float alpha, float beta) {
+  if (rows == 4 && plain) {
+    cj[0] = col[0], cj[c0] = col[1], cj[2 * c0] = col[2], cj[3 * c0] = col[3];
+  } else if (rows == 4 && adding) {
+    cj[0] = cj[0] + col[0], cj[c0] = cj[c0] + col[1];
+    cj[2 * c0] = cj[2 * c0] + col[2], cj[3 * c0] = cj[3 * c0] + col[3];
+  } else if (plain) {
+    for (int64_t r = 0; r < rows; r++) cj[r * c0] = col[r];
+  } else if (adding) {
+    for (int64_t r = 0; r < rows; r++) cj[r * c0] = cj[r * c0] + col[r];
+  } else {
+    for (int64_t r = 0; r < rows; r++) cj[r * c0] = alpha * col[r] + (beta == 0 ? 0 : beta * cj[r * c0]);
+  }
+}
+
+/* For a product with few rows (a small batch), the four rows of a panel of
+   c go in the lanes of one vector: a is packed as columns of four, b is
+   read where it lies (any strides, no packing), one broadcast per term;
+   two columns at a time share the loads of a. */
+static void few_rows_f32(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t a0,
+                         int64_t a1, const float *b, int64_t b0, int64_t b1, float beta, float *c,
+                         int64_t c0, float *pa) {
+  int plain = alpha == 1 && beta == 0, adding = alpha == 1 && beta == 1;
+  for (int64_t i0 = 0; i0 < m; i0 += 4) {
+    int64_t rows = m - i0 < 4 ? m - i0 : 4;
+    if (rows == 4) {
+      const float *a_row = a + i0 * a0;
+      for (int64_t p = 0; p < k; p++) {
+        const float *ap = a_row + p * a1;
+        pa[p * 4] = ap[0], pa[p * 4 + 1] = ap[a0], pa[p * 4 + 2] = ap[2 * a0], pa[p * 4 + 3] = ap[3 * a0];
+      }
+    } else {
+      for (int64_t p = 0; p < k; p++)
+        for (int r = 0; r < 4; r++) pa[p * 4 + r] = r < rows ? a[(i0 + r) * a0 + p * a1] : 0.0f;
+    }
+    float *c_panel = c + i0 * c0;
+    int64_t j = 0;
+#if defined(__SSE2__)
+    for (; j + 2 <= n; j += 2) {
+      float col[8];
+      const float *bj = b + j * b1, *bk = bj + b1;
+      __m128 acc0 = _mm_setzero_ps(), acc1 = _mm_setzero_ps();
+      for (int64_t p = 0; p < k; p++) {
+        __m128 av = _mm_loadu_ps(pa + p * 4);
+        acc0 = _mm_add_ps(acc0, _mm_mul_ps(av, _mm_set1_ps(bj[p * b0])));
+        acc1 = _mm_add_ps(acc1, _mm_mul_ps(av, _mm_set1_ps(bk[p * b0])));
+      }
+      _mm_storeu_ps(col, acc0);
+      _mm_storeu_ps(col + 4, acc1);
+      store_column(c_panel + j, c0, rows, col, plain, adding, alpha, beta);
+      store_column(c_panel + j + 1, c0, rows, col + 4, plain, adding, alpha, beta);
+    }
+#endif
+    for (; j < n; j++) {
+      float col[4];
+      const float *bj = b + j * b1;
+#if defined(__SSE2__)
+      __m128 acc = _mm_setzero_ps();
+      for (int64_t p = 0; p < k; p++)
+        acc = _mm_add_ps(acc, _mm_mul_ps(_mm_loadu_ps(pa + p * 4), _mm_set1_ps(bj[p * b0])));
+      _mm_storeu_ps(col, acc);
+#else
+      col[0] = col[1] = col[2] = col[3] = 0;
+      for (int64_t p = 0; p < k; p++)
+        for (int r = 0; r < 4; r++) col[r] += pa[p * 4 + r] * bj[p * b0];
+#endif
+      store_column(c_panel + j, c0, rows, col, plain, adding, alpha, beta);
+    }
+  }
+}
+
+/* c = alpha a b + beta c for tiny products, a and b with any strides.
+   Both are packed first, b row-major with its width padded with zeros to a
+   multiple of four, a in panels of four rows; then each 4x4 block of c is
+   sixteen accumulators that stay in registers while the k terms stream
+   past (the micro-kernel shape of BLIS and OpenBLAS, without their
+   set-up cost). The packing moves k (n + 4) values, small beside the
+   m n k multiply-adds. */
+#define PACK_LIMIT (SMALL_PRODUCT / 8)
+static void small_gemm_f32(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t a0,
+                           int64_t a1, const float *b, int64_t b0, int64_t b1, float beta, float *c,
+                           int64_t c0) {
+  float pb[PACK_LIMIT], pa[PACK_LIMIT / 4];
+  int64_t n4 = (n + 3) & ~(int64_t)3;
+  if (k * n4 > PACK_LIMIT || 4 * k > PACK_LIMIT / 4) { /* long and thin: plain loops */
+    for (int64_t i = 0; i < m; i++)
+      for (int64_t j = 0; j < n; j++) {
+        float acc = 0;
+        for (int64_t p = 0; p < k; p++) acc += a[i * a0 + p * a1] * b[p * b0 + j * b1];
+        c[i * c0 + j] = alpha * acc + (beta == 0 ? 0 : beta * c[i * c0 + j]);
+      }
+    return;
+  }
+  if (m <= 16) {
+    few_rows_f32(m, n, k, alpha, a, a0, a1, b, b0, b1, beta, c, c0, pa);
+    return;
+  }
+  for (int64_t p = 0; p < k; p++) {
+    float *row = pb + p * n4;
+    const float *src = b + p * b0;
+    if (b1 == 1)
+      for (int64_t j = 0; j < n; j++) row[j] = src[j];
+    else
+      for (int64_t j = 0; j < n; j++) row[j] = src[j * b1];
+    switch (n4 - n) { /* the padding: at most three zeros */
+    case 3: row[n + 2] = 0; /* fall through */
+    case 2: row[n + 1] = 0; /* fall through */
+    case 1: row[n] = 0; /* fall through */
+    default: break;
+    }
+  }
+  for (int64_t i0 = 0; i0 < m; i0 += 4) {
+    int64_t rows = m - i0 < 4 ? m - i0 : 4;
+    for (int64_t p = 0; p < k; p++)
+      for (int r = 0; r < 4; r++) pa[p * 4 + r] = r < rows ? a[(i0 + r) * a0 + p * a1] : 0.0f;
+    for (int64_t j0 = 0; j0 < n4; j0 += 4) {
+      float acc[4][4];
+      block_4x4(k, pa, pb + j0, n4, acc);
+      int64_t cols = n - j0 < 4 ? n - j0 : 4;
+      if (rows == 4 && cols == 4 && alpha == 1 && (beta == 0 || beta == 1)) {
+        for (int r = 0; r < 4; r++) {
+          float *crow = c + (i0 + r) * c0 + j0;
+          for (int jj = 0; jj < 4; jj++) crow[jj] = beta == 0 ? acc[r][jj] : crow[jj] + acc[r][jj];
+        }
+        continue;
+      }
+      for (int64_t r = 0; r < rows; r++) {
+        float *crow = c + (i0 + r) * c0 + j0;
+        if (beta == 0 && alpha == 1)
+          for (int64_t jj = 0; jj < cols; jj++) crow[jj] = acc[r][jj];
+        else if (beta == 1 && alpha == 1)
+          for (int64_t jj = 0; jj < cols; jj++) crow[jj] += acc[r][jj];
+        else
+          for (int64_t jj = 0; jj < cols; jj++)
+            crow[jj] = alpha * acc[r][jj] + (beta == 0 ? 0 : beta * crow[jj]);
+      }
+    }
+  }
+}
+
+static void small_gemm_f64(int64_t m, int64_t n, int64_t k, double alpha, const double *a,
+                           int64_t a0, int64_t a1, const double *b, int64_t b0, int64_t b1,
+                           double beta, double *c, int64_t c0) {
+  for (int64_t i = 0; i < m; i++) {
+    double *crow = c + i * c0;
+    if (beta == 0) {
+      for (int64_t j = 0; j < n; j++) crow[j] = 0;
+    } else if (beta != 1) {
+      for (int64_t j = 0; j < n; j++) crow[j] *= beta;
+    }
+    for (int64_t p = 0; p < k; p++) {
+      double s = alpha * a[i * a0 + p * a1];
+      const double *brow = b + p * b0;
+      for (int64_t j = 0; j < n; j++) crow[j] += s * brow[j * b1];
+    }
+  }
+}
+
+/* How BLAS can read a matrix of rows x cols with these strides: row-major
+   with leading dimension ld (trans 0), or as the transpose of a row-major
+   matrix (trans 1). 0 when it cannot. */
+static int blas_layout(int64_t rows, int64_t cols, int64_t s0, int64_t s1, int *trans, int64_t *ld) {
+  if ((s1 == 1 || cols == 1) && (rows == 1 || s0 >= (cols > 1 ? cols : 1))) {
+    *trans = 0;
+    *ld = rows == 1 ? (cols > 1 ? cols : 1) : s0;
+    return 1;
+  }
+  if ((s0 == 1 || rows == 1) && (cols == 1 || s1 >= (rows > 1 ? rows : 1))) {
+    *trans = 1;
+    *ld = cols == 1 ? (rows > 1 ? rows : 1) : s1;
+    return 1;
+  }
+  return 0;
+}
+
+/* A BLAS-readable view of a rows x cols matrix: itself, or a row-major
+   copy packed into *scratch (malloc'd, the caller frees it). */
+static const char *readable(const char *p, int64_t rows, int64_t cols, int64_t s0, int64_t s1,
+                            size_t es, int *trans, int64_t *ld, char **scratch) {
+  *scratch = NULL;
+  if (blas_layout(rows, cols, s0, s1, trans, ld)) return p;
+  char *packed = malloc((size_t)(rows * cols) * es);
+  if (!packed) {
+    nn_error_set("matmul: out of memory");
+    return NULL;
+  }
+  for (int64_t i = 0; i < rows; i++)
+    for (int64_t j = 0; j < cols; j++)
+      memcpy(packed + (size_t)(i * cols + j) * es, p + (size_t)(i * s0 + j * s1) * es, es);
+  *scratch = packed;
+  *trans = 0;
+  *ld = cols > 1 ? cols : 1;
+  return packed;
+}
+
+/* c = beta c, rows of n elements row_stride apart (an empty product) */
+static void scale_rows(nn_dtype dtype, char *c, int64_t m, int64_t n, int64_t row_stride,
+                       double beta) {
+  for (int64_t i = 0; i < m; i++) {
+    if (dtype == NN_FLOAT32) {
+      float *r = (float *)c + i * row_stride, fb = (float)beta;
+      for (int64_t j = 0; j < n; j++) r[j] = beta == 0 ? 0.0f : r[j] * fb;
+    } else {
+      double *r = (double *)c + i * row_stride;
+      for (int64_t j = 0; j < n; j++) r[j] = beta == 0 ? 0.0 : r[j] * beta;
+    }
+  }
+}
+
+static int gemm_one(const nn_gemm_args *g, const char *a, const char *b, char *c) {
+  int64_t m = g->m, n = g->n, k = g->k, c0 = g->c.row_stride;
+  int64_t a0 = g->a.row_stride, a1 = g->a.col_stride, b0 = g->b.row_stride, b1 = g->b.col_stride;
+  size_t es = nn_element_size(g->dtype);
+  double beta = g->beta;
+  if (g->bias) { /* each row starts as the bias, the product adds onto it */
+    for (int64_t i = 0; i < m; i++) memcpy(c + (size_t)(i * c0) * es, g->bias, (size_t)n * es);
+    beta = 1;
+  }
+  if (k == 0) { /* alpha * (an empty sum) = 0; beta == 0 overwrites whatever c held */
+    scale_rows(g->dtype, c, m, n, c0, beta);
+    return 0;
+  }
+  if (m * n * k <= SMALL_PRODUCT) {
+    if (g->dtype == NN_FLOAT32)
+      small_gemm_f32(m, n, k, (float)g->alpha, (const float *)a, a0, a1, (const float *)b, b0, b1,
+                     (float)beta, (float *)c, c0);
+    else
+      small_gemm_f64(m, n, k, g->alpha, (const double *)a, a0, a1, (const double *)b, b0, b1, beta,
+                     (double *)c, c0);
+    return 0;
+  }
+  int ta, tb;
+  int64_t lda, ldb;
+  char *sa, *sb;
+  const char *pa = readable(a, m, k, a0, a1, es, &ta, &lda, &sa);
+  const char *pb = pa ? readable(b, k, n, b0, b1, es, &tb, &ldb, &sb) : NULL;
+  if (pb) blas_gemm(g->dtype, ta, tb, m, n, k, g->alpha, pa, lda, pb, ldb, beta, c, c0);
+  free(sa);
+  if (pa) free(sb);
+  return pb ? 0 : -1;
+}
+
+int nn_cpu_gemm(const nn_gemm_args *g) {
+  if (g->m == 0 || g->n == 0) return 0;
+  if (g->batch == 1) return gemm_one(g, g->a.data, g->b.data, g->c.data);
+  size_t es = nn_element_size(g->dtype);
+  for (int64_t i = 0; i < g->batch; i++) {
+    if (gemm_one(g, g->a.data + (size_t)(i * g->a.batch_stride) * es,
+                 g->b.data + (size_t)(i * g->b.batch_stride) * es,
+                 g->c.data + (size_t)(i * g->c.batch_stride) * es) < 0)
+      return -1;
+  }
+  return 0;
+}

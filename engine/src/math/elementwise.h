@@ -1,0 +1,218 @@
+/* math/elementwise.h: the binary and unary ops, their derivatives and the
+ * select-style gradients, for each dtype class: double (float64, and the
+ * generic path of any dtype), float (float32 computes in float, as
+ * PyTorch's kernels do), int64 (integers and bools compute exactly). */
+#ifndef NN_MATH_ELEMENTWISE_H
+#define NN_MATH_ELEMENTWISE_H
+
+#include "backend.h"
+#include "math/exp.h"
+
+/* ---- binary ---------------------------------------------------------- */
+NN_HD static inline double nn_binary_apply(nn_binary_op op, double x, double y) {
+  switch (op) {
+  case NN_ADD: return x + y;
+  case NN_SUB: return x - y;
+  case NN_MUL: return x * y;
+  case NN_DIV: return x / y;
+  case NN_POW: return pow(x, y);
+  case NN_MAXIMUM: return (x > y || isnan(x)) ? x : y;
+  case NN_MINIMUM: return (x < y || isnan(x)) ? x : y;
+  case NN_GT: return x > y;
+  case NN_GE: return x >= y;
+  case NN_LT: return x < y;
+  case NN_LE: return x <= y;
+  case NN_EQ: return x == y;
+  default: return x != y;
+  }
+}
+
+NN_HD static inline float nn_binary_apply_f(nn_binary_op op, float x, float y) {
+  switch (op) {
+  case NN_ADD: return x + y;
+  case NN_SUB: return x - y;
+  case NN_MUL: return x * y;
+  case NN_DIV: return x / y;
+  case NN_POW: return powf(x, y);
+  default: return (float)nn_binary_apply(op, x, y);
+  }
+}
+
+/* x to the power of a number: PyTorch's pow_tensor_scalar computes these
+   exponents as products, square roots and reciprocals, not by pow, and
+   their values differ from pow's at some inputs (sqrt(-inf) is NaN,
+   pow(-inf, 0.5) is inf). */
+NN_HD static inline double nn_pow_number(double x, double e) {
+  if (e == 2) return x * x;
+  if (e == 3) return x * x * x;
+  if (e == 0.5) return sqrt(x);
+  if (e == -0.5) return 1 / sqrt(x);
+  if (e == -1) return 1 / x;
+  if (e == -2) return 1 / (x * x);
+  return pow(x, e);
+}
+NN_HD static inline float nn_pow_number_f(float x, float e) {
+  if (e == 2) return x * x;
+  if (e == 3) return x * x * x;
+  if (e == 0.5f) return sqrtf(x);
+  if (e == -0.5f) return 1 / sqrtf(x);
+  if (e == -1) return 1 / x;
+  if (e == -2) return 1 / (x * x);
+  return powf(x, e);
+}
+
+/* Integers wrap like two's complement, as PyTorch's int64 does; a double
+   would lose digits past 2^53. */
+NN_HD static inline int64_t nn_wrap_integer(uint64_t v) { return (int64_t)v; }
+
+NN_HD static inline int64_t nn_pow_integer(int64_t base, int64_t e) {
+  if (e < 0) return base == 1 ? 1 : base == -1 ? ((e & 1) ? -1 : 1) : 0;
+  uint64_t r = 1, b = (uint64_t)base;
+  for (; e; e >>= 1, b *= b)
+    if (e & 1) r *= b;
+  return nn_wrap_integer(r);
+}
+
+NN_HD static inline int64_t nn_integer_apply(nn_binary_op op, int64_t x, int64_t y) {
+  switch (op) {
+  case NN_ADD: return nn_wrap_integer((uint64_t)x + (uint64_t)y);
+  case NN_SUB: return nn_wrap_integer((uint64_t)x - (uint64_t)y);
+  case NN_MUL: return nn_wrap_integer((uint64_t)x * (uint64_t)y);
+  case NN_POW: return nn_pow_integer(x, y);
+  case NN_MAXIMUM: return x > y ? x : y;
+  case NN_MINIMUM: return x < y ? x : y;
+  case NN_GT: return x > y;
+  case NN_GE: return x >= y;
+  case NN_LT: return x < y;
+  case NN_LE: return x <= y;
+  case NN_EQ: return x == y;
+  default: return x != y; /* NN_DIV never computes in integers */
+  }
+}
+
+/* ---- unary ----------------------------------------------------------- */
+/* sigmoid in the form that never overflows: exp of a non-positive number. */
+NN_HD static inline double nn_sigmoid(double x) {
+  if (x >= 0) return 1.0 / (1.0 + exp(-x));
+  double e = exp(x);
+  return e / (1.0 + e);
+}
+NN_HD static inline float nn_sigmoid_f(float x) {
+  if (x >= 0) return 1.0f / (1.0f + expf(-x));
+  float e = expf(x);
+  return e / (1.0f + e);
+}
+
+NN_HD static inline double nn_unary_apply(nn_unary_op op, double x) {
+  switch (op) {
+  case NN_NEG: return -x;
+  case NN_EXP: return exp(x);
+  case NN_LOG: return log(x);
+  case NN_SQRT: return sqrt(x);
+  case NN_ABS: return fabs(x);
+  case NN_SIGMOID: return nn_sigmoid(x);
+  case NN_TANH: return tanh(x);
+  case NN_RELU: return x > 0 ? x : (isnan(x) ? x : 0);
+  case NN_STEP: return x > 0 ? 1 : 0;
+  case NN_SIN: return sin(x);
+  case NN_COS: return cos(x);
+  case NN_SIGN: return x > 0 ? 1 : (x < 0 ? -1 : 0);
+  case NN_FLOOR: return floor(x);
+  case NN_CEIL: return ceil(x);
+  default: return nearbyint(x); /* round half to even, as PyTorch */
+  }
+}
+
+NN_HD static inline float nn_unary_apply_f(nn_unary_op op, float x) {
+  switch (op) {
+  case NN_NEG: return -x;
+  case NN_EXP: return expf(x);
+  case NN_LOG: return logf(x);
+  case NN_SQRT: return sqrtf(x);
+  case NN_ABS: return fabsf(x);
+  case NN_SIGMOID: return nn_sigmoid_f(x);
+  case NN_TANH: return tanhf(x);
+  case NN_RELU: return x > 0 ? x : (isnan(x) ? x : 0);
+  default: return (float)nn_unary_apply(op, x);
+  }
+}
+
+NN_MATH_SELECTS_BEGIN
+/* sigmoid as a loop over an array computes it, vectorisable: e = exp(-|x|),
+   then 1/(1+e) or e/(1+e) by the sign, the form that never overflows;
+   selects between values computed beforehand, no branch. */
+NN_HD static inline float nn_sigmoid_select_f32(float v) {
+  float a = v < 0 ? -v : v;
+  float e = nn_exp_f32(-a), s = 1.0f / (1.0f + e), es = e * s;
+  float r = v >= 0 ? s : es;
+  return v == v ? r : v;
+}
+
+/* relu as one compare and a select: x where x > 0 or x is NaN (PyTorch
+   propagates NaN), else 0. */
+NN_HD static inline float nn_relu_select_f32(float v) { return v <= 0 ? 0.0f : v; }
+
+/* relu's backward, PyTorch's threshold_backward: 0 where x <= 0, else g, a
+   select (so at a NaN input g passes, and where x <= 0 an infinite g
+   gives 0, not NaN). */
+NN_HD static inline float nn_relu_grad_select_f32(float g, float x) { return x <= 0 ? 0.0f : g; }
+NN_MATH_SELECTS_END
+NN_HD static inline double nn_relu_grad(double g, double x) { return x <= 0 ? 0 : g; }
+
+/* The local derivative reads the op's output y for these (sigmoid, tanh,
+   exp, sqrt), its input x for the others. */
+NN_HD static inline int nn_unary_grad_reads_output(nn_unary_op op) {
+  return op == NN_EXP || op == NN_SQRT || op == NN_SIGMOID || op == NN_TANH;
+}
+
+/* d op / dx, from x or y as nn_unary_grad_reads_output says (relu's is
+   nn_relu_grad: it selects). */
+NN_HD static inline double nn_unary_derivative(nn_unary_op op, double x, double y) {
+  switch (op) {
+  case NN_NEG: return -1;
+  case NN_EXP: return y;
+  case NN_LOG: return 1 / x;
+  case NN_SQRT: return 0.5 / y;
+  case NN_ABS: return x > 0 ? 1 : (x < 0 ? -1 : 0);
+  case NN_SIGMOID: return y * (1 - y);
+  case NN_TANH: return 1 - y * y;
+  case NN_SIN: return cos(x);
+  case NN_COS: return -sin(x);
+  default: return 0; /* step, sign, floor, ceil, round: flat almost everywhere */
+  }
+}
+
+/* ---- clamp ----------------------------------------------------------- */
+/* min(max(x, lo), hi) with numbers for bounds: a NaN x stays NaN (both
+   comparisons are false), lo > hi gives hi. */
+NN_HD static inline double nn_clamp_value(double v, double lo, double hi) {
+  v = v < lo ? lo : v;
+  return v > hi ? hi : v;
+}
+NN_HD static inline float nn_clamp_value_f(float v, float lo, float hi) {
+  v = v < lo ? lo : v;
+  return v > hi ? hi : v;
+}
+
+/* ---- the select-style gradients (nn_pointwise_grad_op, backend.h) ----
+   out is the forward's value where the rule reads it: x^y (POW_EXPONENT)
+   or lo^x (NUMBER_BASE), as nn_pointwise_power recomputes it. */
+NN_HD static inline double nn_pointwise_grad_value(nn_pointwise_grad_op op, double g, double x, double y,
+                                             double out, double lo, double hi) {
+  switch (op) {
+  case NN_GRAD_POW_BASE: return y == 0 ? 0 : g * (y * pow(x, y - 1));
+  case NN_GRAD_POW_EXPONENT: return g * (x == 0 && y >= 0 ? 0 : out * log(x));
+  case NN_GRAD_MAXIMUM: return x < y ? 0 : (x == y ? g / 2 : g);
+  case NN_GRAD_MINIMUM: return x > y ? 0 : (x == y ? g / 2 : g);
+  case NN_GRAD_NUMBER_BASE: return g * (lo == 0 && x >= 0 ? 0 : out * log(lo));
+  default: return x >= lo && x <= hi ? g : 0;
+  }
+}
+
+/* The forward's power, as the binary kernels computed it in dtype (the
+   gradient's): float32 in float, else in double. */
+NN_HD static inline double nn_pointwise_power(nn_dtype dtype, double base, double e) {
+  return dtype == NN_FLOAT32 ? (double)powf((float)base, (float)e) : pow(base, e);
+}
+
+#endif
