@@ -35,6 +35,23 @@ cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DNN_WERROR=ON \
   -DZLIB_LIBRARY="$zlib_a"
 cmake --build "$dir" -j"$(nproc)" --target nnlua nn_cuda
 
+# The first 6,400 training images of Fashion-MNIST (5 MB), for the MLP's
+# trajectory check (tests/gpu/trajectories.lua): the GPU machine has no
+# dataset. Plain IDX files, their counts rewritten.
+fmnist=/usr/share/datasets/fashion-mnist
+if [[ -f $fmnist/train-images-idx3-ubyte.gz ]]; then
+  mkdir -p "$dir/fashion-mnist-subset"
+  python3 - "$fmnist" "$dir/fashion-mnist-subset" <<'PY'
+import gzip, struct, sys
+src, dst, n = sys.argv[1], sys.argv[2], 6400
+for name, header, item in (("train-images-idx3-ubyte", 16, 784), ("train-labels-idx1-ubyte", 8, 1)):
+    with gzip.open(f"{src}/{name}.gz") as f:
+        data = f.read(header + n * item)
+    with open(f"{dst}/{name}", "wb") as f:
+        f.write(data[:4] + struct.pack(">I", n) + data[8:])
+PY
+fi
+
 # What the GPU machine must provide: nothing beyond glibc and gcc's runtime
 # for nnlua; the driver (which the CUDA runtime opens itself) and cuBLAS for
 # the backend.
