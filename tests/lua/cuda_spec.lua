@@ -73,6 +73,16 @@ describe("nn.cuda without a usable GPU", function()
     expect_error(function() nn.cuda.get_device_name(1) end, "device 1 does not exist")
   end)
 
+  it("a script's --device cuda is a usage error that says why", function()
+    local out, ok = support.nnlua_output(
+      [[arg = {[0] = "scripts/xor.lua", "--device", "cuda"}; dofile(os.getenv("NN_ROOT") .. "/scripts/xor.lua")]])
+    assert.is_false(ok)
+    assert.is_truthy(out:find("--device cuda: cuda is not available", 1, true), out)
+    local bad = support.nnlua_output(
+      [[arg = {[0] = "scripts/xor.lua", "--device", "gpu"}; dofile(os.getenv("NN_ROOT") .. "/scripts/xor.lua")]])
+    assert.is_truthy(bad:find("--device needs cpu or cuda, got 'gpu'", 1, true), bad)
+  end)
+
   it("nn.load(path, {device = 'cuda'}) says why and leaves the file alone", function()
     local dir = support.scratch_dir()
     local path = dir .. "/w.safetensors"

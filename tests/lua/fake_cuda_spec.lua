@@ -166,6 +166,31 @@ describe("tensors on cuda", function()
   end)
 end)
 
+describe("scripts on cuda", function()
+  local function xor(device)
+    return on_test_device(string.format(
+      [[arg = {[0] = "scripts/xor.lua", "--device", %q}; dofile(os.getenv("NN_ROOT") .. "/scripts/xor.lua")]],
+      device))
+  end
+
+  it("scripts/xor.lua --device cuda trains on the device and prints the cpu run's numbers", function()
+    -- the costs printed every 100 epochs (the final tensors print their device)
+    local function costs(out)
+      local lines = {}
+      for line in out:gmatch("[^\n]+") do
+        if line:match("^%d+\t") then lines[#lines + 1] = line end
+      end
+      return lines
+    end
+    local on_cuda, ok = xor("cuda")
+    assert.is_true(ok, on_cuda)
+    assert.is_truthy(on_cuda:find("device='cuda:0'", 1, true), on_cuda)
+    local got, want = costs(on_cuda), costs(xor("cpu"))
+    assert.are.equal(101, #want)
+    assert.are.same(want, got)
+  end)
+end)
+
 -- The CUDA backend before its kernels: memory, transfers, copy and fill
 -- only (NN_FAKE_CUDA_KERNELS=none; clone, to, and arange, made on the host,
 -- still work). Every op then refuses by name; none

@@ -13,7 +13,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-cudaStream_t nn_cuda_stream;
 
 static const nn_host_api *host;
 static char device_name[256];
@@ -63,7 +62,7 @@ int nn_cuda_check(cudaError_t status, const char *what) {
   return -1;
 }
 
-int nn_cuda_launched(const char *kernel) {
+int nn_cuda_backend_launched(const char *kernel) {
   cudaError_t e = cudaPeekAtLastError();
   if (e == cudaSuccess) return 0;
   char what[96];
@@ -101,29 +100,29 @@ static void cuda_empty_cache(void) { nn_device_cache_empty(&cache); }
 
 /* ---- transfers ------------------------------------------------------- */
 static int cuda_synchronize(void) {
-  return nn_cuda_check(cudaStreamSynchronize(nn_cuda_stream), "synchronize");
+  return nn_cuda_check(cudaStreamSynchronize(nn_cuda_backend_stream), "synchronize");
 }
 
 static int cuda_to_host(void *host_dst, const void *device_src, size_t nbytes) {
   if (nn_cuda_check(cudaMemcpyAsync(host_dst, device_src, nbytes, cudaMemcpyDeviceToHost,
-                                    nn_cuda_stream),
+                                    nn_cuda_backend_stream),
                     "copy to the host") < 0)
     return -1;
   /* the bytes are the host's only once the stream has reached them */
-  return nn_cuda_check(cudaStreamSynchronize(nn_cuda_stream), "copy to the host");
+  return nn_cuda_check(cudaStreamSynchronize(nn_cuda_backend_stream), "copy to the host");
 }
 
 static int cuda_from_host(void *device_dst, const void *host_src, size_t nbytes) {
   /* From pageable memory, the call returns once host_src has been staged:
      the caller may free or reuse it at once. */
   return nn_cuda_check(cudaMemcpyAsync(device_dst, host_src, nbytes, cudaMemcpyHostToDevice,
-                                       nn_cuda_stream),
+                                       nn_cuda_backend_stream),
                        "copy from the host");
 }
 
 static int cuda_within(void *dst, const void *src, size_t nbytes) {
   return nn_cuda_check(
-      cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDeviceToDevice, nn_cuda_stream),
+      cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDeviceToDevice, nn_cuda_backend_stream),
       "copy within the device");
 }
 
@@ -170,8 +169,7 @@ nn_cuda_backend_open(const nn_host_api *h, char *why, size_t len) {
   cudaDeviceProp prop;
   /* cudaFree(0) makes the context now, so that its failure is told here */
   if ((e = cudaSetDevice(0)) != cudaSuccess ||
-      (e = cudaGetDeviceProperties(&prop, 0)) != cudaSuccess || (e = cudaFree(0)) != cudaSuccess ||
-      (e = cudaStreamCreateWithFlags(&nn_cuda_stream, cudaStreamNonBlocking)) != cudaSuccess) {
+      (e = cudaGetDeviceProperties(&prop, 0)) != cudaSuccess || (e = cudaFree(0)) != cudaSuccess) {
     snprintf(why, len, "the CUDA device could not be opened: %s (%s)", cudaGetErrorString(e),
              cudaGetErrorName(e));
     return NULL;

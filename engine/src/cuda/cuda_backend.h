@@ -8,17 +8,18 @@
 
 #include "backend.h"
 
-/* The one stream every kernel and copy of this backend is queued on: work
-   runs in the order it was asked for, so a block freed by the host can be
-   reused at once by whatever is queued next. */
-extern cudaStream_t nn_cuda_stream;
+/* The one stream every kernel and copy of this backend is queued on: the
+   legacy default stream, which the kernels (cuda/common.cuh) launch on
+   too. Work runs in the order it was asked for, so a block freed by the
+   host can be reused at once by whatever is queued next. */
+static const cudaStream_t nn_cuda_backend_stream = 0;
 
 /* 0, or -1 with the error "cuda: what: message (cudaErrorName)". An
    error of an earlier kernel (an illegal address, say) is sticky: the
    context cannot be used again, and the message says so. */
 int nn_cuda_check(cudaError_t status, const char *what);
 /* After a launch: 0, or -1 when the kernel could not be started. */
-int nn_cuda_launched(const char *kernel);
+int nn_cuda_backend_launched(const char *kernel);
 
 /* Threads per block and blocks for n elements, for a grid-stride loop. */
 enum { NN_CUDA_THREADS = 256 };
