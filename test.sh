@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # test.sh: every test, twice: an optimised build (build/) and one under
 # AddressSanitizer + UBSan (build-asan/), both with warnings as errors.
+# build/ has the CUDA backend wherever nvcc is found (it runs its whole suite
+# without a GPU: CUDA is then unavailable, and the test device of
+# tests/c/fake_cuda.c stands in); build-asan/ is the CPU-only build.
 set -uo pipefail
 cd "$(dirname "$0")" || exit 1
 
@@ -31,8 +34,8 @@ run_build() {
   passed+=("$dir")
 }
 
-run_build build -DNN_SANITIZE=OFF
-run_build build-asan -DNN_SANITIZE=ON
+run_build build -DNN_SANITIZE=OFF -DNN_CUDA=AUTO
+run_build build-asan -DNN_SANITIZE=ON -DNN_CUDA=OFF
 
 join() { local out="" s; for s in "$@"; do out+="${out:+, }$s"; done; echo "$out"; }
 if [[ ${#failed[@]} -eq 0 ]]; then

@@ -57,6 +57,8 @@ void nnl_read_options(lua_State *L, int idx, const char *op, nnl_options *o);
 int nnl_check_sizes(lua_State *L, int idx, const char *op, int64_t *size, int *options_idx);
 /* Applies options (device, requires_grad) to a fresh tensor. */
 nn_tensor *nnl_apply_options(lua_State *L, nn_tensor *t, const nnl_options *o, const char *op);
+/* The seed argument (1) of a seeding function named op: an integer. */
+uint64_t nnl_check_seed(lua_State *L, const char *op);
 /* Tells Lua's collector about storage the engine allocated outside it. */
 void nnl_account_memory(lua_State *L);
 
@@ -68,6 +70,7 @@ void nnl_register_losses(lua_State *L);      /* nn_losses.c */
 void nnl_register_optim(lua_State *L);       /* nn_optim.c */
 void nnl_register_system(lua_State *L);      /* nn_system.c: processes, files, terminals */
 void nnl_register_data(lua_State *L);        /* nn_data.c: data files, safetensors */
+void nnl_register_cuda(lua_State *L);        /* nn_cuda.c: nn.cuda */
 void nnl_register_torch(lua_State *L);       /* nn_torch.c: PyTorch's .pt files */
 void nnl_register_mpi(lua_State *L);         /* nn_mpi.c: nn.sweep's MPI messages */
 void nnl_register_hooks(lua_State *L);       /* nn_hooks.c: Lua gradient hooks */

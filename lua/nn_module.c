@@ -28,6 +28,23 @@ static void check_shape(lua_State *L, const char *op, int ndim, const int64_t *s
   if (nn_check_shape(op, ndim, size) < 0) nnl_engine_error(L);
 }
 
+/* ctor's tensor made on device itself: filled there, random values drawn
+   from the device's own generator (as torch.rand(..., device="cuda")). */
+static nn_tensor *make_on(shape_ctor ctor, nn_device device, nn_dtype dtype, int n,
+                          const int64_t *size) {
+  if (device == NN_CPU) return ctor(dtype, n, size);
+  nn_tensor *t = nn_empty_on(device, dtype, n, size);
+  if (!t) return NULL;
+  int status = ctor == nn_rand    ? nn_uniform_(t, 0, 1)
+               : ctor == nn_randn ? nn_normal_(t, 0, 1)
+                                  : nn_fill_(t, ctor == nn_ones ? 1 : 0);
+  if (status < 0) {
+    nn_release(t);
+    return NULL;
+  }
+  return t;
+}
+
 static int make_from_shape(lua_State *L, const char *op, shape_ctor ctor) {
   int64_t size[NN_MAX_DIMS];
   int opt;
@@ -38,7 +55,7 @@ static int make_from_shape(lua_State *L, const char *op, shape_ctor ctor) {
   if ((ctor == nn_rand || ctor == nn_randn) && !nn_dtype_is_floating(o.dtype))
     return nnl_error(L, "%s: dtype must be float32 or float64, got %s", op, nn_dtype_name(o.dtype));
   check_shape(L, op, n, size);
-  push_created(L, nnl_apply_options(L, ctor(o.dtype, n, size), &o, op), op);
+  push_created(L, nnl_apply_options(L, make_on(ctor, o.device, o.dtype, n, size), &o, op), op);
   return 1;
 }
 
@@ -73,7 +90,12 @@ static int l_full(lua_State *L) {
   nnl_options o;
   nnl_read_options(L, opt_idx, "full", &o);
   check_shape(L, "full", n, size);
-  push_created(L, nnl_apply_options(L, nn_full(o.dtype, n, size, v), &o, "full"), "full");
+  nn_tensor *t = nn_empty_on(o.device, o.dtype, n, size);
+  if (t && nn_fill_(t, v) < 0) {
+    nn_release(t);
+    t = NULL;
+  }
+  push_created(L, nnl_apply_options(L, t, &o, "full"), "full");
   return 1;
 }
 
@@ -141,12 +163,16 @@ static int l_is_tensor(lua_State *L) {
 }
 
 /* ---- random numbers ---------------------------------------------------- */
-static int l_manual_seed(lua_State *L) {
-  nnl_check_nargs(L, 0, 1, "manual_seed", "seed");
+uint64_t nnl_check_seed(lua_State *L, const char *op) {
+  nnl_check_nargs(L, 0, 1, op, "seed");
   int ok;
   lua_Integer seed = lua_tointegerx(L, 1, &ok);
-  if (!ok) return nnl_error(L, "manual_seed: the seed must be an integer, got %s", luaL_typename(L, 1));
-  nn_manual_seed((uint64_t)seed);
+  if (!ok) nnl_error(L, "%s: the seed must be an integer, got %s", op, luaL_typename(L, 1));
+  return (uint64_t)seed;
+}
+
+static int l_manual_seed(lua_State *L) {
+  nn_manual_seed(nnl_check_seed(L, "manual_seed"));
   return 0;
 }
 
@@ -336,6 +362,13 @@ static int l_arity(lua_State *L) {
   return 2;
 }
 
+/* tensor_set_data(t, src): nn_set_data, for Module:_apply */
+static int l_tensor_set_data(lua_State *L) {
+  nn_tensor *t = nnl_check_tensor(L, 1, "set_data"), *src = nnl_check_tensor(L, 2, "set_data");
+  if (nn_set_data(t, src) < 0) return nnl_engine_error(L);
+  return 0;
+}
+
 static int l_memory_in_use(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)nn_memory_in_use());
   return 1;
@@ -353,12 +386,6 @@ static int l_clock(lua_State *L) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
-  return 1;
-}
-
-static int l_cuda_is_available(lua_State *L) {
-  nnl_check_nargs(L, 0, 0, "cuda.is_available", "");
-  lua_pushboolean(L, 0); /* the CPU backend is the only one in this build */
   return 1;
 }
 
@@ -445,7 +472,7 @@ static const luaL_Reg functions[] = {
     {"set_grad_enabled", l_set_grad_enabled}, {"linear", l_linear}, {"mse_loss", l_mse_loss},
     {"binary_cross_entropy", l_bce_loss},
     {"memory_in_use", l_memory_in_use}, {"memory_trim", l_memory_trim},
-    {"cuda_is_available", l_cuda_is_available}, {"clock", l_clock},
+    {"clock", l_clock}, {"tensor_set_data", l_tensor_set_data},
     {"native_op", l_native_op}, {"arity", l_arity}, {NULL, NULL}};
 
 void nnl_push_closure_with_keys(lua_State *L, lua_CFunction f, const char *const *keys, int n) {
@@ -465,6 +492,7 @@ void nnl_register_functions(lua_State *L) {
   nnl_register_optim(L);
   nnl_register_system(L);
   nnl_register_data(L);
+  nnl_register_cuda(L);
   nnl_register_torch(L);
   nnl_register_mpi(L);
   nnl_register_hooks(L);

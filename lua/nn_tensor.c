@@ -247,7 +247,7 @@ int nnl_check_sizes(lua_State *L, int idx, const char *op, int64_t *size, int *o
 
 nn_tensor *nnl_apply_options(lua_State *L, nn_tensor *t, const nnl_options *o, const char *op) {
   if (!t) return NULL;
-  if (o->device != NN_CPU) {
+  if (t->device != o->device) {
     nn_tensor *moved = nn_to_device(t, o->device);
     nn_release(t);
     if (!(t = moved)) return NULL;
@@ -320,6 +320,8 @@ static int l_tensor(lua_State *L) {
     nnl_read_options(L, 2, "tensor", &o);
     nn_tensor *src = nnl_check_tensor(L, 1, "tensor");
     if (lua_isnoneornil(L, 2) || (lua_getfield(L, 2, "dtype"), lua_isnil(L, -1))) o.dtype = src->dtype;
+    /* the copy stays on src's device unless told otherwise, as torch.tensor(t) */
+    if (lua_isnoneornil(L, 2) || (lua_getfield(L, 2, "device"), lua_isnil(L, -1))) o.device = src->device;
     nn_tensor *d = nn_detach(src), *c = d ? nn_to_dtype(d, o.dtype) : NULL;
     nn_tensor *t = c ? nn_clone(c) : NULL;
     nn_release(d), nn_release(c);
@@ -343,8 +345,9 @@ static int l_tensor(lua_State *L) {
   lua_pushvalue(L, 1);
   if (ndim > 0) fill_from_table(L, t, 0, &pos, path, 0);
   lua_pop(L, 1);
+  /* moved first: a tensor made on a device with requires_grad is a leaf there */
+  if (o.device != NN_CPU) nnl_push_tensor(L, t = nn_to_device(t, o.device));
   if (o.requires_grad && nn_set_requires_grad(t, 1) < 0) return nnl_engine_error(L);
-  if (o.device != NN_CPU) nnl_push_tensor(L, nn_to_device(t, o.device));
   return 1;
 }
 
@@ -459,7 +462,12 @@ static void totable_rec(lua_State *L, const nn_tensor *t, int depth, int64_t *po
 static int m_totable(lua_State *L) {
   nnl_check_nargs(L, 1, 0, "totable", "");
   nn_tensor *t = nnl_check_tensor(L, 1, "totable");
-  if (t->device != NN_CPU) return nnl_error(L, "totable: copy the tensor to the cpu first");
+  if (t->device != NN_CPU) { /* its values on the host, which waits for them */
+    nn_tensor *d = nn_detach(t), *h = d ? nn_to_device(d, NN_CPU) : NULL;
+    nn_release(d);
+    nnl_push_tensor(L, h); /* Lua owns it: an error below frees it */
+    t = h;
+  }
   int64_t pos = 0;
   if (t->ndim == 0) push_value(L, t, 0);
   else totable_rec(L, t, 0, &pos);
@@ -1013,6 +1021,8 @@ static int mt_index(lua_State *L) {
       lua_pushstring(L, nn_dtype_name(t->dtype));
     } else if (strcmp(k, "device") == 0) {
       lua_pushstring(L, nn_device_name(t->device));
+    } else if (strcmp(k, "is_cuda") == 0) {
+      lua_pushboolean(L, t->device == NN_CUDA);
     } else if (strcmp(k, "shape") == 0) {
       lua_settop(L, 1);
       return m_size(L);
@@ -1067,7 +1077,7 @@ static int mt_newindex(lua_State *L) {
 /* ---- registration --------------------------------------------------------- */
 /*** nn.Tensor: the methods every tensor has (t:sum(), t:view(...)); functions
  * added to nn.Tensor reach every tensor. Fields: t.dtype ("float32",
- * "float64", "int64", "bool"), t.device ("cpu", "cuda"), t.shape, t.grad,
+ * "float64", "int64", "bool"), t.device ("cpu", "cuda"), t.is_cuda, t.shape, t.grad,
  * t.requires_grad, t.is_leaf, t.grad_fn; t[i] selects along the first
  * dimension. Dimensions and indices are 1-based; a negative dimension counts
  * from the end. Operators + - * / ^ and unary - broadcast as in PyTorch;
@@ -1122,9 +1132,11 @@ static int mt_newindex(lua_State *L) {
  *   local target = prediction:detach()
  */
 /*** t:to(device_or_dtype), t:cuda(), t:cpu()
- * A copy on another device ("cpu", "cuda") or of another dtype ("float32",
- * "float64", "int64", "bool"); t itself when nothing changes.
- *   x = x:to("cuda")        y = y:to("float64")
+ * A copy on another device ("cpu", "cuda" or "cuda:0") or of another dtype
+ * ("float32", "float64", "int64", "bool"); t itself when nothing changes.
+ * A copy to another device is recorded by autograd: the gradient comes
+ * back to t's device. Copies to the CPU wait for the GPU's results.
+ *   x = x:to("cuda")        y = y:to("float64")        print(x.device, x.is_cuda)
  */
 /*** t:float(), t:double(), t:long(), t:bool()
  * Conversions to float32, float64, int64 and bool.
@@ -1291,7 +1303,7 @@ void nnl_open_tensor(lua_State *L) {
 /*** nn.tensor(data [, {dtype = "float32", device = "cpu", requires_grad = false}])
  * A tensor from a number (0-dimensional), nested Lua tables of numbers or
  * booleans (every row the same length), or another tensor (copied).
- * dtype: "float32", "float64", "int64" or "bool".
+ * dtype: "float32", "float64", "int64" or "bool"; device: "cpu" or "cuda".
  *   local X = nn.tensor({{0, 0}, {0, 1}, {1, 0}, {1, 1}})
  *   local w = nn.tensor({0.5, -0.5}, {dtype = "float64", requires_grad = true})
  */

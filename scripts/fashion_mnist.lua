@@ -20,6 +20,7 @@
 --                     /usr/share/datasets/fashion-mnist)
 --     --threads N     BLAS threads (default: nn's default)
 --     --seed N        the seed of the weights, dropout and shuffling (default 1)
+--     --device D      cpu (the default) or cuda
 local nn = require "nn"
 
 local parser = nn.cli.parser("Fashion-MNIST with a dense network: the lesson's experiment.")
@@ -32,7 +33,9 @@ parser:option("--out", "where the pictures and the model go (nothing is drawn wi
 parser:option("--data", "the directory of the four IDX files (default: Debian's /usr/share/datasets/fashion-mnist)")
 parser:option("--threads", "BLAS threads (default: nn's default)", nil, nn.cli.whole(1, "--threads"))
 parser:option("--seed", "the seed of the weights, dropout and shuffling", "1", nn.cli.whole(1, "--seed"))
+nn.cli.device(parser)
 local opts = parser:parse()
+local device = opts.device
 if opts.threads then nn.set_num_threads(opts.threads) end
 
 -- The two configurations. The lesson's: Keras's Dense(512, relu),
@@ -94,6 +97,7 @@ else
 end
 -- The softmax of Keras's last layer lives inside the loss here, as in
 -- PyTorch: the model gives logits, cross-entropy takes them.
+model:to(device)
 local criterion = nn.CrossEntropyLoss()
 print(string.format("configuration %s; batch %d, %d epochs, %d threads", config.name, config.batch,
   config.epochs, nn.get_num_threads()))
@@ -108,7 +112,7 @@ local function predict(x)
     local n = x:size(1)
     for start = 1, n, 1000 do
       local count = math.min(1000, n - start + 1)
-      parts[#parts + 1] = model(x:narrow(1, start, count)):argmax(2)
+      parts[#parts + 1] = model(x:narrow(1, start, count):to(device)):argmax(2):cpu()
     end
   end)
   if was_training then model:train() end
@@ -136,6 +140,8 @@ for epoch = 1, config.epochs do
                                   desc = string.format("epoch %d/%d", epoch, config.epochs)}
   local loss_sum, correct, seen = 0, 0, 0
   for x, y in loader:iter() do
+    -- batches are gathered on the host, then moved
+    x, y = x:to(device), y:to(device)
     optimizer:zero_grad()
     local logits = model(x)
     local loss = criterion(logits, y)

@@ -1,9 +1,9 @@
 -- XOR with a multilayer perceptron: three hidden layers of sigmoids learn
 -- what no single layer can (compare perceptron_xor.lua).
 local nn = require "nn"
-nn.cli.parser("XOR with a multilayer perceptron: three hidden layers of sigmoids."):parse()
+local args = nn.cli.device(nn.cli.parser("XOR with a multilayer perceptron: three hidden layers of sigmoids.")):parse()
 nn.manual_seed(777)
-local device = nn.cuda.is_available() and "cuda" or "cpu"
+local device = args.device -- "cpu" unless --device cuda
 
 local X = nn.tensor({{0, 0}, {0, 1}, {1, 0}, {1, 1}}):to(device)
 local Y = nn.tensor({{0}, {1}, {1}, {0}}):to(device)

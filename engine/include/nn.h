@@ -76,6 +76,26 @@ size_t nn_memory_take_allocated(void);
 /* Give pooled, unused storage back to the system. */
 void nn_memory_trim(void);
 
+/* ---- devices ---------------------------------------------------------
+   The CPU is always there. CUDA's backend is a library of its own, loaded
+   at the first of these calls (or the first tensor made on "cuda"); it is
+   available when that library, the libraries it needs, a driver and a GPU
+   are all there. */
+int nn_device_available(nn_device device);
+/* Why device is not available, in a sentence ("" when it is). */
+const char *nn_device_unavailable_reason(nn_device device);
+int nn_device_count(nn_device device);           /* 0 when not available */
+const char *nn_device_description(nn_device device); /* the GPU's name; NULL when not available */
+/* Waits for the work queued on device; -1, with the error, when a kernel
+   of it failed (CUDA runs kernels asynchronously: a fault surfaces here,
+   or at the next copy to the host). */
+int nn_device_synchronize(nn_device device);
+/* Bytes of device memory held by tensors, and those plus the blocks the
+   caching allocator keeps for reuse; empty_cache gives the kept ones back. */
+size_t nn_device_memory_allocated(nn_device device);
+size_t nn_device_memory_reserved(nn_device device);
+void nn_device_empty_cache(nn_device device);
+
 /* ---- properties ------------------------------------------------------ */
 const char *nn_dtype_name(nn_dtype dtype);  /* "float32" */
 int nn_dtype_from_name(const char *name);   /* -1 when unknown */
@@ -93,6 +113,8 @@ char *nn_shape_string(const nn_tensor *t, char *buf, size_t len);
 /* Checks a shape for negative sizes and absurd totals; names op in the error. */
 int nn_check_shape(const char *op, int ndim, const int64_t *size);
 nn_tensor *nn_empty(nn_dtype dtype, int ndim, const int64_t *size);
+/* A new contiguous tensor on device, its values unset. */
+nn_tensor *nn_empty_on(nn_device device, nn_dtype dtype, int ndim, const int64_t *size);
 nn_tensor *nn_full(nn_dtype dtype, int ndim, const int64_t *size, double value);
 nn_tensor *nn_zeros(nn_dtype dtype, int ndim, const int64_t *size);
 nn_tensor *nn_ones(nn_dtype dtype, int ndim, const int64_t *size);
@@ -400,6 +422,11 @@ const char *nn_grad_fn_name(const nn_tensor *t);
 void nn_sync_view(nn_tensor *t);
 /* Replace t's gradient (NULL clears it); zero it in place. */
 int nn_set_grad(nn_tensor *t, nn_tensor *grad);
+/* PyTorch's t.data = src: t, a leaf that is not a view, takes src's
+   storage, shape, dtype and device, and stays the same tensor (its grad,
+   requires_grad and identity kept): how a module moves its parameters to
+   another device or dtype while an optimizer holds them. */
+int nn_set_data(nn_tensor *t, nn_tensor *src);
 void nn_zero_grad(nn_tensor *t);
 
 /* ---- hooks: code that backward runs as it reaches a tensor -------------
@@ -514,6 +541,11 @@ uint64_t nn_initial_seed(void);
 size_t nn_rng_state_size(void);
 void nn_rng_get_state(void *buf);
 int nn_rng_set_state(const void *buf, size_t len);
+/* The CUDA generator alone (the backend's own, counter-based Philox;
+   math/random.h): nn_manual_seed seeds it too, as torch.manual_seed seeds
+   every device. Without CUDA, seeding does nothing. */
+void nn_cuda_manual_seed(uint64_t seed);
+uint64_t nn_cuda_initial_seed(void);
 int nn_uniform_(nn_tensor *t, double from, double to);
 int nn_normal_(nn_tensor *t, double mean, double std);
 /* Integers uniform in [low, high), PyTorch's randint draw for draw (on the

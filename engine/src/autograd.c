@@ -284,7 +284,12 @@ int nn_set_requires_grad(nn_tensor *t, int requires_grad) {
 }
 
 int nn_set_grad(nn_tensor *t, nn_tensor *grad) {
-  if (grad && (!nn_same_shape(t, grad) || grad->dtype != t->dtype || grad->device != t->device)) {
+  if (grad && grad->device != t->device) {
+    nn_error_set("grad: assigned gradient is on %s, the tensor on %s", nn_device_name(grad->device),
+                 nn_device_name(t->device));
+    return -1;
+  }
+  if (grad && (!nn_same_shape(t, grad) || grad->dtype != t->dtype)) {
     char a[96], b[96];
     nn_error_set("grad: assigned gradient is %s %s, the tensor is %s %s",
                  nn_shape_string(grad, b, sizeof b), nn_dtype_name(grad->dtype),

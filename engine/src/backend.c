@@ -6,9 +6,14 @@
 
 static const nn_backend *tables[NN_DEVICE_COUNT] = {&nn_cpu_backend, NULL};
 static const char *unavailable[NN_DEVICE_COUNT];
+/* whether the device's table was installed or refused (nn_backend_set):
+   CUDA's loader then does not run again, nor after a test's own table */
+static int settled[NN_DEVICE_COUNT] = {1, 0};
 
 const nn_backend *nn_backend_of_device(nn_device device) {
-  return (unsigned)device < NN_DEVICE_COUNT ? tables[device] : NULL;
+  if ((unsigned)device >= NN_DEVICE_COUNT) return NULL;
+  if (device == NN_CUDA && !settled[device]) nn_cuda_load();
+  return tables[device];
 }
 
 const nn_backend *nn_backend_loaded(nn_device device) {
@@ -24,6 +29,7 @@ void nn_backend_set(nn_device device, const nn_backend *table, const char *why_n
   if ((unsigned)device >= NN_DEVICE_COUNT || device == NN_CPU) return;
   tables[device] = table;
   unavailable[device] = table ? NULL : why_not;
+  settled[device] = 1;
 }
 
 int nn_check_same_device(const char *op, const nn_tensor *a, const nn_tensor *b) {
@@ -60,8 +66,8 @@ const nn_backend *nn_dispatch_any(const char *op, size_t kernel, const nn_tensor
 
 #define ENTRY(e) {#e, offsetof(nn_backend, e)}
 const nn_backend_entry nn_backend_entries[] = {
-    ENTRY(alloc), ENTRY(free), ENTRY(to_host), ENTRY(from_host), ENTRY(synchronize),
-    ENTRY(device_count), ENTRY(memory_allocated), ENTRY(memory_reserved), ENTRY(empty_cache),
+    ENTRY(alloc), ENTRY(free), ENTRY(to_host), ENTRY(from_host), ENTRY(within), ENTRY(synchronize),
+    ENTRY(device_count), ENTRY(device_name), ENTRY(memory_allocated), ENTRY(memory_reserved), ENTRY(empty_cache),
     ENTRY(set_num_threads), ENTRY(get_num_threads),
     ENTRY(copy), ENTRY(fill), ENTRY(ramp), ENTRY(add_into), ENTRY(add_rows), ENTRY(gather_rows),
     ENTRY(binary), ENTRY(binary_number), ENTRY(unary), ENTRY(unary_backward), ENTRY(clamp), ENTRY(nan_to_num),

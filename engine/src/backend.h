@@ -235,12 +235,17 @@ typedef struct nn_backend {
   const char *name; /* "cpu", "cuda" */
 
   /* -- memory -- */
-  void *(*alloc)(size_t nbytes);           /* NULL when out of memory (no message set) */
+  /* NULL when out of memory: the CPU sets no message (its caller does);
+     another device says why ("out of memory on cuda: ...") */
+  void *(*alloc)(size_t nbytes);
   void (*free)(void *data, size_t nbytes); /* nbytes may be 0 (unknown) */
   int (*to_host)(void *host, const void *data, size_t nbytes);   /* synchronises */
   int (*from_host)(void *data, const void *host, size_t nbytes);
+  /* dst = src, nbytes of the device's memory, queued like a kernel */
+  int (*within)(void *dst, const void *src, size_t nbytes);
   int (*synchronize)(void);        /* waits for the queued kernels; reports their faults */
   int (*device_count)(void);
+  const char *(*device_name)(void); /* "NVIDIA H100 80GB HBM3"; the CPU's: "cpu" */
   size_t (*memory_allocated)(void); /* bytes in tensors now */
   size_t (*memory_reserved)(void);  /* bytes held from the system (cached included) */
   void (*empty_cache)(void);        /* gives the cached, unused blocks back */
@@ -370,6 +375,39 @@ typedef struct {
 } nn_backend_entry;
 extern const nn_backend_entry nn_backend_entries[];
 extern const size_t nn_backend_entry_count;
+
+/* ---- a backend in a shared library of its own --------------------------
+   The CUDA backend is libnn_cuda.so, opened at the first use of "cuda"
+   (device.c). nn.so is loaded RTLD_LOCAL by Lua, so the library cannot
+   link against the engine's symbols: what it may call back into the engine
+   comes in nn_host_api. NN_BACKEND_ABI is bumped whenever nn_backend,
+   nn_host_api or a geometry struct above changes shape, so that a library
+   of another build refuses to open rather than misread them. */
+#define NN_BACKEND_ABI 2
+
+typedef struct nn_host_api {
+  int abi;             /* NN_BACKEND_ABI of the engine */
+  size_t backend_size; /* sizeof(nn_backend) */
+  size_t iter_size;    /* sizeof(nn_iter) */
+  size_t reduce_size;  /* sizeof(nn_reduce_geom) */
+  void (*error_set)(const char *fmt, ...);
+  /* The CPU's table: the test device (tests/c/fake_cuda.c) runs the CPU's
+     kernels on its host memory. */
+  const struct nn_backend *cpu;
+} nn_host_api;
+
+/* Whether a library was built against this engine's tables. */
+static inline int nn_host_api_matches(const nn_host_api *host) {
+  return host && host->abi == NN_BACKEND_ABI && host->backend_size == sizeof(nn_backend) &&
+         host->iter_size == sizeof(nn_iter) && host->reduce_size == sizeof(nn_reduce_geom);
+}
+
+/* The one symbol such a library exports: its filled table, or NULL with
+   the reason (which device, driver or library is missing) in why. The
+   engine then checks the entries every device needs (memory, transfers,
+   copy, fill); a NULL kernel is "<op>: not implemented for cuda". */
+#define NN_CUDA_BACKEND_ENTRY "nn_cuda_backend_open"
+typedef const nn_backend *(*nn_backend_open_fn)(const nn_host_api *host, char *why, size_t len);
 
 #ifdef __cplusplus
 }

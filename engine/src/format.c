@@ -265,27 +265,37 @@ static void append_suffixes(strbuf *b, const char *const *suffixes, int count, i
   buf_append(b, ")");
 }
 
+/* The values of a tensor on another device, copied to the host (which
+   waits for the kernels computing them); t itself on the CPU. */
+static nn_tensor *host_values(const nn_tensor *t) {
+  nn_tensor *a = nn_alias(t); /* no autograd: the copy records nothing */
+  if (!a) return NULL;
+  nn_tensor *h = nn_to_device(a, NN_CPU);
+  nn_release(a);
+  return h;
+}
+
 char *nn_format(const nn_tensor *t) {
   if (!t) {
     nn_error_set("format: no tensor given");
     return NULL;
   }
-  if (t->device != NN_CPU) {
-    nn_error_set("format: the tensor is on %s; only cpu tensors can be formatted",
-                 nn_device_name(t->device));
-    return NULL;
-  }
+  nn_tensor *host = NULL;
+  const nn_tensor *values = t;
+  if (t->device != NN_CPU && !(values = host = host_values(t))) return NULL;
   static const char prefix[] = "tensor(";
   const int indent = (int)(sizeof prefix - 1);
   strbuf b = {NULL, 0, 0, 0};
   buf_append(&b, prefix);
 
-  /* At most size, dtype and an autograd mark. */
-  const char *suffixes[3];
+  /* At most device, size, dtype and an autograd mark. */
+  const char *suffixes[4];
   int n_suffixes = 0;
   char size_text[NN_MAX_DIMS * 24 + 16];
   char dtype_text[32];
   char grad_text[128];
+  /* PyTorch names the device when it is not the default one, first. */
+  if (t->device == NN_CUDA) suffixes[n_suffixes++] = "device='cuda:0'";
 
   snprintf(dtype_text, sizeof dtype_text, "dtype=torch.%s", nn_dtype_name(t->dtype));
   if (nn_numel(t) == 0) {
@@ -307,9 +317,10 @@ char *nn_format(const nn_tensor *t) {
     if (t->dtype == NN_FLOAT64) suffixes[n_suffixes++] = dtype_text;
     int summarize = nn_numel(t) > THRESHOLD;
     formatter f;
-    formatter_init(&f, t, summarize);
-    render(&b, &f, t, 0, t->offset, indent, summarize);
+    formatter_init(&f, values, summarize);
+    render(&b, &f, values, 0, values->offset, indent, summarize);
   }
+  nn_release(host);
 
   const char *grad_fn = nn_grad_fn_name(t);
   if (grad_fn) {

@@ -56,6 +56,12 @@ static inline const nn_backend *nn_dispatch(const char *op, size_t kernel, const
 /* Refuses (-1, "op: tensors are on different devices (cpu and cuda)")
    operands beyond the three nn_dispatch checks. */
 int nn_check_same_device(const char *op, const nn_tensor *a, const nn_tensor *b);
+/* nn_backend_for, or NULL with "op: cuda is not available: why" (an op
+   that names a device rather than taking its tensors'). */
+const nn_backend *nn_device_check(const char *op, nn_device device);
+/* The CUDA loader (device.c): opens libnn_cuda.so once, installs its
+   table with nn_backend_set or the reason it cannot. */
+void nn_cuda_load(void);
 
 /* ---- storage and tensor allocation (memory.c, tensor.c) -------------- */
 nn_storage *nn_storage_new(nn_device device, size_t nbytes);

@@ -51,11 +51,8 @@ static int size_class(size_t nbytes, size_t *rounded) {
 }
 
 nn_storage *nn_storage_new(nn_device device, size_t nbytes) {
-  const nn_backend *be = nn_backend_for(device);
-  if (!be) {
-    nn_error_set("allocate: %s", nn_backend_unavailable(device));
-    return NULL;
-  }
+  const nn_backend *be = nn_device_check("allocate", device);
+  if (!be) return NULL;
   size_t rounded;
   int cls = size_class(nbytes, &rounded);
   void *data = NULL;
@@ -66,10 +63,13 @@ nn_storage *nn_storage_new(nn_device device, size_t nbytes) {
     data = b;
     bytes_allocated_since += rounded;
   } else {
-    if (cls >= CLASS_COUNT) rounded = nbytes;
+    /* another device's allocator rounds to its own classes */
+    if (cls >= CLASS_COUNT || device != NN_CPU) rounded = nbytes;
+    /* another device's blocks come from its own caching allocator, which
+       says why it failed (out of memory on cuda: ...) */
     data = be->alloc(rounded);
     if (!data) {
-      nn_error_set("out of memory allocating %zu bytes", nbytes);
+      if (device == NN_CPU) nn_error_set("out of memory allocating %zu bytes", nbytes);
       return NULL;
     }
     bytes_allocated_since += rounded;
@@ -119,7 +119,7 @@ size_t nn_memory_take_allocated(void) {
 
 void nn_memory_trim(void) {
   for (int d = 0; d < NN_DEVICE_COUNT; d++) {
-    const nn_backend *be = nn_backend_for((nn_device)d);
+    const nn_backend *be = nn_backend_loaded((nn_device)d); /* trimming loads nothing */
     for (int c = 0; c < CLASS_COUNT; c++) {
       while (free_blocks[d][c]) {
         struct pool_block *b = free_blocks[d][c];

@@ -30,13 +30,16 @@ typedef struct {
 } state_buffer;
 
 /* Checks the buffers that exist against param, then creates the missing
-   ones. All or nothing: on failure the buffers made here are released and
-   their slots reset, so the caller's state is as it was. */
+   ones on param's device. A buffer on another device follows its
+   parameter there (after m:to(device), the next step moves the state):
+   the copy replaces it in its slot. All or nothing: on failure the
+   buffers made here are released and the slots hold what they held, so
+   the caller's state is as it was. */
 static int prepare_buffers(const char *op, nn_tensor *param, state_buffer *bufs, int n) {
+  nn_tensor *was[4];
   for (int k = 0; k < n; k++) {
-    nn_tensor *b = *bufs[k].slot;
-    if (b && (b->device != param->device || b->dtype != param->dtype || !nn_same_shape(b, param) ||
-              !nn_is_contiguous(b))) {
+    nn_tensor *b = was[k] = *bufs[k].slot;
+    if (b && (b->dtype != param->dtype || !nn_same_shape(b, param) || !nn_is_contiguous(b))) {
       char bs[96], ps[96];
       nn_error_set("%s: the %s buffer (%s %s) does not match its parameter (%s %s)", op,
                    bufs[k].name, nn_shape_string(b, bs, sizeof bs), nn_dtype_name(b->dtype),
@@ -44,20 +47,21 @@ static int prepare_buffers(const char *op, nn_tensor *param, state_buffer *bufs,
       return -1;
     }
   }
-  int made[4] = {0, 0, 0, 0};
   for (int k = 0; k < n; k++) {
-    if (*bufs[k].slot) continue;
-    nn_tensor *b = nn_full_like_shape(param, param->dtype, param->ndim, param->size, bufs[k].fill);
-    if (!b) {
+    nn_tensor *b = was[k];
+    if (b && b->device == param->device) continue;
+    nn_tensor *made = b ? nn_to_device(b, param->device)
+                        : nn_full_like_shape(param, param->dtype, param->ndim, param->size,
+                                             bufs[k].fill);
+    if (!made) {
       for (int j = 0; j < k; j++) {
-        if (!made[j]) continue;
+        if (*bufs[j].slot == was[j]) continue;
         nn_release(*bufs[j].slot);
-        *bufs[j].slot = NULL;
+        *bufs[j].slot = was[j];
       }
       return -1;
     }
-    *bufs[k].slot = b;
-    made[k] = 1;
+    *bufs[k].slot = made;
   }
   return 0;
 }

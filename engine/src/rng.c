@@ -30,7 +30,29 @@ static nn_strided strided_of(const nn_tensor *t) {
 }
 
 /* ---- seeds and state ------------------------------------------------------ */
+/* CUDA's seed, kept here as well as in its backend, so that seeding needs
+   no library loaded (torch.cuda.manual_seed before any CUDA work, or on a
+   machine without a GPU); the backend starts from it when it loads
+   (device.c). Until seeded it is the CPU's, as in PyTorch. */
+static uint64_t cuda_seed;
+static int cuda_seeded;
+
+void nn_cuda_manual_seed(uint64_t seed) {
+  cuda_seed = seed;
+  cuda_seeded = 1;
+  const nn_backend *be = nn_backend_loaded(NN_CUDA);
+  if (be && be->manual_seed) be->manual_seed(seed);
+}
+
+uint64_t nn_cuda_initial_seed(void) {
+  const nn_backend *be = nn_backend_loaded(NN_CUDA);
+  if (be && be->initial_seed) return be->initial_seed();
+  return cuda_seeded ? cuda_seed : nn_initial_seed();
+}
+
 void nn_manual_seed(uint64_t seed) {
+  cuda_seed = seed;
+  cuda_seeded = 1;
   for (int d = 0; d < NN_DEVICE_COUNT; d++) {
     const nn_backend *be = nn_backend_loaded((nn_device)d);
     if (be && be->manual_seed) be->manual_seed(seed);

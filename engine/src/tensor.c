@@ -198,7 +198,7 @@ nn_tensor *nn_tensor_wrap(nn_storage *s, nn_dtype dtype, int ndim, const int64_t
   return t;
 }
 
-static nn_tensor *empty_on(nn_device device, nn_dtype dtype, int ndim, const int64_t *size) {
+nn_tensor *nn_empty_on(nn_device device, nn_dtype dtype, int ndim, const int64_t *size) {
   if (nn_check_shape("tensor", ndim, size) < 0) return NULL;
   int64_t stride[NN_MAX_DIMS];
   nn_contiguous_strides(ndim, size, stride);
@@ -210,23 +210,22 @@ static nn_tensor *empty_on(nn_device device, nn_dtype dtype, int ndim, const int
 }
 
 nn_tensor *nn_empty(nn_dtype dtype, int ndim, const int64_t *size) {
-  return empty_on(NN_CPU, dtype, ndim, size);
+  return nn_empty_on(NN_CPU, dtype, ndim, size);
 }
 
 nn_tensor *nn_empty_like_shape(const nn_tensor *like, nn_dtype dtype, int ndim,
                                const int64_t *size) {
-  return empty_on(like->device, dtype, ndim, size);
+  return nn_empty_on(like->device, dtype, ndim, size);
 }
 
 nn_tensor *nn_empty_like(const nn_tensor *like) {
-  return empty_on(like->device, like->dtype, like->ndim, like->size);
+  return nn_empty_on(like->device, like->dtype, like->ndim, like->size);
 }
 
-nn_tensor *nn_alias(const nn_tensor *t) {
-  /* autograd makes one for every computed input it records: whole-array
-     copies, not a loop over the dims */
-  nn_tensor *a = tensor_struct();
-  if (!a) return NULL;
+/* a takes t's storage (retained) and geometry. autograd makes an alias for
+   every computed input it records: whole-array copies, not a loop over the
+   dims. */
+static void share_storage(nn_tensor *a, const nn_tensor *t) {
   t->storage->refcount++;
   a->storage = t->storage;
   a->dtype = t->dtype;
@@ -236,12 +235,34 @@ nn_tensor *nn_alias(const nn_tensor *t) {
   memcpy(a->size, t->size, sizeof a->size);
   memcpy(a->stride, t->stride, sizeof a->stride);
   a->contiguous = t->contiguous;
+}
+
+nn_tensor *nn_alias(const nn_tensor *t) {
+  nn_tensor *a = tensor_struct();
+  if (!a) return NULL;
+  share_storage(a, t);
   return a;
+}
+
+int nn_set_data(nn_tensor *t, nn_tensor *src) {
+  if (t->grad_fn || t->base) {
+    nn_error_set("set_data: only a leaf tensor that is not a view can take new data");
+    return -1;
+  }
+  if (t->requires_grad && !nn_dtype_is_floating(src->dtype)) {
+    nn_error_set("set_data: a tensor that requires grad must stay floating point, not %s",
+                 nn_dtype_name(src->dtype));
+    return -1;
+  }
+  nn_storage *old = t->storage;
+  share_storage(t, src);
+  nn_storage_release(old);
+  return 0;
 }
 
 nn_tensor *nn_full_like_shape(const nn_tensor *like, nn_dtype dtype, int ndim, const int64_t *size,
                               double value) {
-  nn_tensor *t = empty_on(like->device, dtype, ndim, size);
+  nn_tensor *t = nn_empty_on(like->device, dtype, ndim, size);
   if (t && nn_fill_(t, value) < 0) {
     nn_release(t);
     return NULL;
@@ -383,8 +404,59 @@ int nn_item(const nn_tensor *t, double *out) {
 }
 
 /* ---- copies and fills ------------------------------------------------ */
+/* src as a contiguous tensor on its own device: itself, or a copy. */
+static nn_tensor *packed_copy(const nn_tensor *src) {
+  if (nn_is_contiguous(src)) return nn_alias(src);
+  nn_tensor *p = nn_empty_like(src);
+  if (p && nn_copy_(p, src) < 0) {
+    nn_release(p);
+    return NULL;
+  }
+  return p;
+}
+
+/* dst = src across devices: src made contiguous on its device, its bytes
+   moved, then spread into dst by dst's own copy kernel (strides,
+   broadcasting, dtype) unless they can land in dst directly. The shapes
+   are checked already. */
+static int copy_across(nn_tensor *dst, const nn_tensor *src) {
+  const nn_backend *from_be = nn_device_check("copy", src->device);
+  const nn_backend *to_be = nn_device_check("copy", dst->device);
+  if (!from_be || !to_be) return -1;
+  nn_tensor *packed = packed_copy(src), *landing = NULL;
+  if (!packed) return -1;
+  int direct = nn_is_contiguous(dst) && dst->dtype == src->dtype && nn_same_shape(dst, src);
+  landing = direct ? nn_alias(dst) : nn_empty_on(dst->device, src->dtype, src->ndim, src->size);
+  int status = -1;
+  if (!landing) goto done;
+  size_t nbytes = (size_t)nn_numel(src) * nn_element_size(src->dtype);
+  void *to = nn_data(landing);
+  const void *from = nn_data(packed);
+  if (src->device == NN_CPU) {
+    status = to_be->from_host(to, from, nbytes);
+  } else if (dst->device == NN_CPU) {
+    status = from_be->to_host(to, from, nbytes);
+  } else { /* between two devices: through the host */
+    void *host = malloc(nbytes ? nbytes : 1);
+    if (!host) {
+      nn_error_set("copy: out of memory");
+      goto done;
+    }
+    status = from_be->to_host(host, from, nbytes);
+    if (status == 0) status = to_be->from_host(to, host, nbytes);
+    free(host);
+  }
+  if (status == 0 && !direct) status = nn_copy_(dst, landing);
+  else if (status == 0) nn_bump_version(dst);
+done:
+  nn_release(packed);
+  nn_release(landing);
+  return status;
+}
+
 int nn_copy_(nn_tensor *dst, const nn_tensor *src) {
-  const nn_backend *be = nn_dispatch("copy", offsetof(nn_backend, copy), dst, src, NULL);
+  /* across devices: the copy is dst's device's to finish (copy_across) */
+  const nn_backend *be = nn_dispatch("copy", offsetof(nn_backend, copy), dst, NULL, NULL);
   if (!be) return -1;
   int ndim;
   int64_t size[NN_MAX_DIMS];
@@ -395,6 +467,7 @@ int nn_copy_(nn_tensor *dst, const nn_tensor *src) {
                  nn_shape_string(src, b, sizeof b), nn_shape_string(dst, a, sizeof a));
     return -1;
   }
+  if (dst->device != src->device) return copy_across(dst, src);
   if (nn_check_overlap("copy_", dst, src) < 0) return -1;
   nn_iter it;
   nn_tensor *ts[2] = {dst, (nn_tensor *)src};

@@ -463,14 +463,25 @@ nn_tensor *nn_to_dtype(nn_tensor *t, nn_dtype dtype) {
   return out;
 }
 
+static int to_device_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  gi[0] = nn_to_device(g, (nn_device)node->ints[0]);
+  return gi[0] ? 0 : -1;
+}
+
+/* A copy on device; its gradient goes back to t's device. */
 nn_tensor *nn_to_device(nn_tensor *t, nn_device device) {
   if (t->device == device) return nn_retain(t);
-  if (!nn_backend_for(device)) {
-    nn_error_set("to: %s (nn.cuda.is_available() is false)", nn_backend_unavailable(device));
+  if (!nn_device_check("to", device)) return NULL;
+  nn_tensor *out = nn_empty_on(device, t->dtype, t->ndim, t->size);
+  if (!out) return NULL;
+  if (nn_copy_(out, t) < 0) {
+    nn_release(out);
     return NULL;
   }
-  nn_error_set("to: copying between devices is not supported by this build");
-  return NULL;
+  if (!nn_dtype_is_floating(t->dtype)) return out;
+  out = record(out, t, "ToCopyBackward0", to_device_backward);
+  if (out && out->grad_fn) out->grad_fn->ints[0] = t->device;
+  return out;
 }
 
 /* ---- diagonal (issue 12) ------------------------------------------------ */

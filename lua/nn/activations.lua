@@ -363,7 +363,7 @@ return function(nn)
     prelu = function(x, opts)
       local w = type(opts) == "table" and opts.weight or opts
       if w == nil then w = 0.25 end
-      if not is_tensor(w) then w = nn.full(1, any_number(w, "derivative", "weight"), {dtype = x.dtype}) end
+      if not is_tensor(w) then w = nn.full(1, any_number(w, "derivative", "weight"), {dtype = x.dtype, device = x.device}) end
       return F.prelu(x, w)
     end,
   }
@@ -422,8 +422,8 @@ return function(nn)
     return nn.enable_grad(function()
       local leaf = x:detach():requires_grad_(true)
       local y = f(leaf, opts)
-      if y:dim() == 0 then y:backward() else y:backward(nn.ones(y:size(), {dtype = y.dtype})) end
-      return leaf.grad or nn.zeros(x:size(), {dtype = x.dtype})
+      if y:dim() == 0 then y:backward() else y:backward(nn.ones(y:size(), {dtype = y.dtype, device = y.device})) end
+      return leaf.grad or nn.zeros(x:size(), {dtype = x.dtype, device = x.device})
     end)
   end
 end

@@ -117,7 +117,7 @@ return function(nn)
         local n = out:numel()
         for j = 1, n do
           for _, k in ipairs(checked) do inputs[k].grad = nil end
-          local seed = nn.zeros(n, {dtype = out.dtype})
+          local seed = nn.zeros(n, {dtype = out.dtype, device = out.device})
           seed[j] = 1
           out:backward(seed:view(out:size()), true)
           for _, k in ipairs(checked) do

@@ -76,6 +76,24 @@ return function(nn)
     end
   end
 
+  --- nn.cli.device(parser) -> parser: adds `--device cpu|cuda` (default
+  -- "cpu"): where a script puts its model and data. "cuda" where
+  -- nn.cuda.is_available() is false is a usage error that says why.
+  --   local args = nn.cli.device(nn.cli.parser("XOR")):parse()
+  --   model:to(args.device)
+  function cli.device(parser)
+    parser:option("--device", "where the model and the data go: cpu or cuda", "cpu", function(text)
+      if text ~= "cpu" and text ~= "cuda" then
+        return nil, string.format("--device needs cpu or cuda, got '%s'", text)
+      end
+      if text == "cuda" and not nn.cuda.is_available() then
+        return nil, "--device cuda: cuda is not available: " .. nn.cuda.why_unavailable()
+      end
+      return text
+    end)
+    return parser
+  end
+
   --- nn.cli.make_dir(path) -> path: creates the directory path (and its
   -- parents) unless it exists; an error names it when it cannot.
   --   local out = nn.cli.make_dir(args.out)

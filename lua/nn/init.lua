@@ -222,12 +222,16 @@ nn.Tensor = C.tensor_methods -- methods added here reach every tensor
 -- issue 12's toolkit: nn.log1p(t), nn.sort(t, ...) ... are t's methods (lua/nn_math.c)
 for name, fn in pairs(C.math_functions) do nn[name] = fn end
 
---- nn.cuda: the CUDA device (nn.cuda.is_available()).
-nn.cuda = {
---- nn.cuda.is_available(): true when this build can run tensors on a CUDA GPU.
---   local device = nn.cuda.is_available() and "cuda" or "cpu"
-  is_available = function() return C.cuda_is_available() end,
-}
+--- nn.cuda: the CUDA device: is_available, why_unavailable, device_count,
+-- current_device, get_device_name, synchronize, manual_seed, manual_seed_all,
+-- initial_seed, memory_allocated, memory_reserved, empty_cache (see their help).
+nn.cuda = {}
+for _, name in ipairs {"is_available", "why_unavailable", "device_count", "current_device",
+                       "get_device_name", "synchronize", "manual_seed", "initial_seed",
+                       "memory_allocated", "memory_reserved", "empty_cache"} do
+  nn.cuda[name] = C["cuda_" .. name]
+end
+nn.cuda.manual_seed_all = C.cuda_manual_seed -- one GPU: all of them is that one
 
 require "nn.autograd" (nn)
 require "nn.functional" (nn)

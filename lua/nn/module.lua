@@ -233,16 +233,23 @@ return function(nn)
     nn._C.zero_grads(self:parameters(), set_to_none)
   end
 
-  -- Replaces each parameter and buffer with fn(t), keeping registrations.
+  -- Applies fn to each parameter, its gradient and each buffer. A parameter
+  -- takes the new value in place, as PyTorch's does (param.data = ...), so
+  -- that an optimizer made before m:to(device) still holds it, and a weight
+  -- shared by two modules stays shared; a buffer is replaced.
   function Module:_apply(fn)
+    local done = {}
     for _, m in ipairs(self:modules()) do
       for _, key in ipairs(m._parameters) do
         local p = rawget(m, key)
-        if p ~= nil then
+        if p ~= nil and not done[p] then
+          done[p] = true
           local q = fn(p)
-          if q ~= p then
-            q = nn.Parameter(q:detach())
-            rawset(m, key, q)
+          if q ~= p then nn._C.tensor_set_data(p, q:detach()) end
+          local g = p.grad
+          if g ~= nil then
+            local h = fn(g)
+            if h ~= g then p.grad = h:detach() end
           end
         end
       end

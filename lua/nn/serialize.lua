@@ -456,7 +456,7 @@ return function(nn)
     for _, x in pairs(v) do mark_old_keys(x, seen) end
   end
 
-  --- nn.load(path) -> value [, metadata]: reads a file nn.save, PyTorch or
+  --- nn.load(path [, {device = "cpu"}]) -> value [, metadata]: reads a file nn.save, PyTorch or
   -- any other writer wrote, in either format (told by its first bytes, not
   -- its name):
   --  * a torch.save file (PyTorch 1.6 and later: a zip holding a pickle
@@ -486,10 +486,53 @@ return function(nn)
   --    length, a header that is not JSON, shapes or offsets that are not
   --    lists of JSON integers, offsets outside the file, overlapping
   --    tensors, an unknown dtype) is an error naming the file and the cause.
-  -- A path that is not a regular file is an error.
+  -- A path that is not a regular file is an error. opts.device ("cpu", the
+  -- default, or "cuda") places every tensor: a file saved from the GPU
+  -- (nn.save copies tensors to the host) loads on a machine without one.
   --   model:load_state_dict(nn.load("resnet.pt"))   -- written by torch.save(model.state_dict())
-  function nn.load(path)
+  -- nn.load's options: the device its tensors go to.
+  local function load_device(opts)
+    if opts == nil then return "cpu" end
+    if type(opts) ~= "table" or nn.is_tensor(opts) then
+      raise("load: options must be a table {device = ...}, got " .. type(opts))
+    end
+    for k in pairs(opts) do
+      if k ~= "device" then raise("load: unknown option '" .. tostring(k) .. "' (device)") end
+    end
+    local device = opts.device or "cpu"
+    if device ~= "cpu" and device ~= "cuda" and device ~= "cuda:0" then
+      raise("load: unknown device " .. tostring(device) .. " (cpu or cuda)")
+    end
+    return device
+  end
+
+  -- v with every tensor in it moved to device (a tensor met twice, once).
+  local function place(v, device, path, moved)
+    if nn.is_tensor(v) then
+      if not moved[v] then
+        local ok, t = pcall(v.to, v, device)
+        if not ok then raise("load: " .. path .. ": " .. tostring(t):gsub("^.-to: ", "")) end
+        moved[v] = t
+      end
+      return moved[v]
+    end
+    if type(v) ~= "table" or moved[v] then return v end
+    moved[v] = v
+    for k, x in pairs(v) do v[k] = place(x, device, path, moved) end
+    return v
+  end
+
+  local load_file
+
+  function nn.load(path, opts)
     if type(path) ~= "string" then raise("load: expected a file name, got " .. type(path)) end
+    local device = load_device(opts)
+    local value, metadata = load_file(path)
+    if device ~= "cpu" then value = place(value, device, path, {}) end
+    return value, metadata
+  end
+
+  function load_file(path)
     local kind = C.file_kind(path)
     if kind == "zip" then return torch().load(path) end
     if kind == "pickle" then

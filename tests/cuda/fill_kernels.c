@@ -16,7 +16,8 @@ typedef void (*any_entry)(void);
 /* Entries the kernels do not fill, and why (kernels.h says the same). */
 static const char *const not_kernels[] = {
     "alloc", "free", "to_host", "from_host", "synchronize", "device_count",
-    "memory_allocated", "memory_reserved", "empty_cache", /* cuda/backend.cu */
+    "memory_allocated", "memory_reserved", "empty_cache", "within", "device_name",
+    /* cuda/backend.cu */
     "set_num_threads", "get_num_threads",                 /* the CPU's BLAS pool */
     /* the tensor toolkit's kernels not yet written for CUDA: their fronts
        say "<op>: not implemented for cuda" */

@@ -20,14 +20,25 @@ function support.expect_error(fn, ...)
   return err
 end
 
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
 --- What `nnlua -e code` prints (stdout and stderr): the nnlua that ctest
--- names in NNLUA.
-function support.nnlua_output(code)
+-- names in NNLUA. env: optional {NAME = value} set for that process only
+-- (false unsets NAME). Second result: whether it exited with status 0.
+function support.nnlua_output(code, env)
   local nnlua = assert(os.getenv("NNLUA"), "NNLUA must name the nnlua to test")
-  local p = assert(io.popen(nnlua .. " -e '" .. code:gsub("'", "'\\''") .. "' 2>&1"))
+  local unset, set = {}, {} -- env's options come before its assignments
+  for name, value in pairs(env or {}) do
+    if value then set[#set + 1] = name .. "=" .. shell_quote(value)
+    else unset[#unset + 1] = "-u " .. name end
+  end
+  local prefix = table.move(set, 1, #set, #unset + 1, unset)
+  local command = (#prefix > 0 and "env " .. table.concat(prefix, " ") .. " " or "")
+    .. nnlua .. " -e " .. shell_quote(code) .. " 2>&1"
+  local p = assert(io.popen(command))
   local out = p:read("a")
-  p:close()
-  return out
+  local ok = p:close()
+  return out, ok == true
 end
 
 --- s quoted for the shell, whatever it holds.

@@ -31,8 +31,14 @@ int nn_cpu_from_host(void *data, const void *host, size_t nbytes) {
   return 0;
 }
 
+int nn_cpu_within(void *dst, const void *src, size_t nbytes) {
+  if (nbytes) memmove(dst, src, nbytes);
+  return 0;
+}
+
 int nn_cpu_synchronize(void) { return 0; /* every CPU kernel has finished when it returns */ }
 int nn_cpu_device_count(void) { return 1; }
+const char *nn_cpu_device_name(void) { return "cpu"; }
 size_t nn_cpu_memory_allocated(void) { return bytes_held; }
 size_t nn_cpu_memory_reserved(void) { return bytes_held; }
 void nn_cpu_empty_cache(void) {} /* the engine's pool is emptied by nn_memory_trim */

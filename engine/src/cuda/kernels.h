@@ -10,7 +10,8 @@
  *
  * Entries left NULL here, with the reason:
  *   alloc free to_host from_host synchronize device_count memory_allocated
- *   memory_reserved empty_cache   cuda/backend.cu's (memory and devices)
+ *   memory_reserved empty_cache within device_name
+ *                                 cuda/backend.cu's (memory and devices)
  *   set_num_threads get_num_threads   the CPU's BLAS pool: no meaning on a GPU
  *   nan_to_num prod_backward scan cumprod_backward sort scatter_line
  *   random_int randperm               the tensor toolkit's, not written for
