@@ -55,6 +55,10 @@ void nnl_register_losses(lua_State *L);      /* nn_losses.c */
 void nnl_register_optim(lua_State *L);       /* nn_optim.c */
 void nnl_register_system(lua_State *L);      /* nn_system.c: processes, files, terminals */
 void nnl_register_data(lua_State *L);        /* nn_data.c: data files, safetensors */
-void nnl_register_torch(lua_State *L);       /* nn_torch.c: PyTorch's .pt files */
+void nnl_register_torch(lua_State *L);
+/* nn_index.c: joining, splitting, indexing; t[table or tensor] and its assignment */
+void nnl_register_index(lua_State *L);
+int nnl_index_get(lua_State *L); /* (t, key) */
+int nnl_index_set(lua_State *L); /* (t, key, value) */       /* nn_torch.c: PyTorch's .pt files */
 
 #endif

@@ -420,6 +420,7 @@ void nnl_register_functions(lua_State *L) {
   nnl_register_system(L);
   nnl_register_data(L);
   nnl_register_torch(L);
+  nnl_register_index(L);
   luaL_getmetatable(L, NNL_TENSOR);
   lua_getfield(L, -1, "methods");
   lua_setfield(L, -3, "tensor_methods");

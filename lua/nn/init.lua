@@ -198,6 +198,15 @@ for _, name in ipairs {"tensor", "zeros", "ones", "empty", "full", "rand", "rand
 end
 nn.Tensor = C.tensor_methods -- methods added here reach every tensor
 
+-- Joining, splitting and indexing (issue 12): nn.cat, nn.stack and nn.where
+-- from C; the torch.* forms of the methods call them with the tensor first.
+nn.cat, nn.stack, nn.where = C.cat, C.stack, C.where
+for _, name in ipairs {"split", "chunk", "unbind", "tile", "flip", "roll", "movedim", "swapaxes",
+                       "swapdims", "index_select", "gather", "scatter", "scatter_add",
+                       "index_add", "masked_fill", "masked_select", "take", "nonzero"} do
+  nn[name] = C.tensor_methods[name]
+end
+
 --- nn.cuda: the CUDA device (nn.cuda.is_available()).
 nn.cuda = {
 --- nn.cuda.is_available(): true when this build can run tensors on a CUDA GPU.
