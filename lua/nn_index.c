@@ -38,7 +38,7 @@ static int read_integers(lua_State *L, int idx, const char *op, const char *what
   int table = lua_istable(L, idx);
   int count = table ? (int)lua_rawlen(L, idx) : top - idx + 1;
   if (count < 0) count = 0;
-  if (count > max) nnl_error(L, "%s: at most %d %s", op, max, what);
+  if (count > max) nnl_error(L, "%s: takes at most %d %s", op, max, what);
   for (int i = 0; i < count; i++) {
     if (table) lua_rawgeti(L, idx, i + 1);
     else lua_pushvalue(L, idx + i);
@@ -580,6 +580,10 @@ int nnl_index_set(lua_State *L) {
     nn_tensor *view = table_view(L, t, 2);
     status = nn_inplace_copy("index assignment", view, v);
     nn_release(view);
+    if (status < 0 && strncmp(nn_error(), "index assignment", 16) != 0) {
+      if (made) nn_release(v);
+      return nnl_error(L, "index assignment: %s", nn_error());
+    }
   }
   if (made) nn_release(v);
   return status_or_error(L, status);
@@ -593,29 +597,32 @@ int nnl_index_set(lua_State *L) {
  *   nn.cat({nn.zeros(2, 3), nn.ones(1, 3)})        --> 3x3
  *   nn.stack({nn.zeros(3), nn.ones(3)}, 2)          --> 3x2
  */
-/*** t:split(size_or_sizes [, dim = 1]), t:chunk(chunks [, dim = 1]), t:unbind([dim = 1])
+/*** t:split(size_or_sizes [, dim = 1]), t:chunk(chunks [, dim = 1]), t:unbind([dim = 1]),
+ * nn.split(t, ...), nn.chunk(t, ...), nn.unbind(t, ...)
  * Lists of views: pieces of split_size along dim (the last may be shorter),
  * or of the listed sizes; chunks pieces as equal as possible (fewer when
  * the size does not allow them); every slice along dim, the dim removed.
  *   local parts = nn.arange(10):split(4)   --> sizes 4, 4, 2
  *   local rows = nn.eye(3):unbind()        --> three vectors
  */
-/*** t:repeatTensor(repeats...), t["repeat"](t, repeats...), t:tile(repeats...)
+/*** t:repeatTensor(repeats...), t:repeat(repeats...), t:tile(repeats...), nn.tile(t, ...)
  * A copy repeated along each dimension: repeat takes at least one count per
  * dimension (more add leading dimensions); tile pads missing counts with
  * leading 1s. Counts as numbers or one table. `repeat` is a word of Lua's
- * own, hence Torch7's name repeatTensor for t:repeat.
+ * own: t:repeat(2) does not parse, so write t:repeatTensor(2) (Torch7's name)
+ * or t["repeat"](t, 2).
  *   nn.tensor({1, 2}):repeatTensor(2, 2)   --> {{1, 2, 1, 2}, {1, 2, 1, 2}}
  *   nn.tensor({{1, 2}}):tile(2)      --> {{1, 2, 1, 2}}
  */
-/*** t:flip(dims...), t:roll(shifts [, dims])
+/*** t:flip(dims...), t:roll(shifts [, dims]), nn.flip(t, ...), nn.roll(t, ...)
  * flip: a copy with the given dimensions reversed. roll: elements shifted
  * along dims (numbers or tables, one shift per dim), those past the end
  * coming back at the start; without dims, over the flattened tensor.
  *   nn.arange(4):flip(1)    --> {3, 2, 1, 0}
  *   nn.arange(4):roll(1)    --> {3, 0, 1, 2}
  */
-/*** t:movedim(source, destination), t:swapaxes(dim0, dim1), t:swapdims(dim0, dim1)
+/*** t:movedim(source, destination), t:swapaxes(dim0, dim1), t:swapdims(dim0, dim1),
+ * nn.movedim(t, ...), nn.swapaxes(t, ...), nn.swapdims(t, ...)
  * Views with dimensions moved: movedim puts source dims (a number or a
  * table) at the destination positions, the others keeping their order;
  * swapaxes and swapdims are transpose.
@@ -630,7 +637,8 @@ int nnl_index_set(lua_State *L) {
  * and transpose (no copy) and is returned. Not on a leaf that requires grad.
  *   x:unsqueeze_(1)
  */
-/*** t:index_select(dim, index), t:gather(dim, index), t:take(index)
+/*** t:index_select(dim, index), t:gather(dim, index), t:take(index),
+ * nn.index_select(t, ...), nn.gather(t, ...), nn.take(t, ...)
  * Elements picked by an int64 index tensor (1-based, negative from the
  * end): index_select takes whole slices along dim (a 1-d index); gather
  * takes out[i][j] = t[i][index[i][j]] along dim 2 (likewise for any dim; index
@@ -638,14 +646,17 @@ int nnl_index_set(lua_State *L) {
  *   x:index_select(1, nn.tensor({3, 1}, {dtype = "int64"}))
  *   probs:gather(2, labels:view(-1, 1))
  */
-/*** t:scatter(dim, index, src), t:scatter_add(dim, index, src), t:index_add(dim, index, source [, alpha])
+/*** t:scatter(dim, index, src), t:scatter_add(dim, index, src), t:index_add(dim, index, source [, alpha]),
+ * t:scatter_(dim, index, src), t:scatter_add_(dim, index, src), t:index_add_(dim, index, source [, alpha]),
+ * nn.scatter(t, ...), nn.scatter_add(t, ...), nn.index_add(t, ...)
  * Copies of t with values written where gather would read: scatter writes
  * src's elements (or one number), scatter_add adds them (repeats add up),
  * index_add adds alpha times source's slices at index along dim. The forms
  * ending in _ (scatter_, scatter_add_, index_add_) write into t.
  *   nn.zeros(3):scatter_add(1, nn.tensor({1, 1, 3}, {dtype = "int64"}), nn.ones(3))  --> {2, 0, 1}
  */
-/*** t:masked_fill(mask, value), t:masked_fill_(mask, value), t:masked_select(mask)
+/*** t:masked_fill(mask, value), t:masked_fill_(mask, value), t:masked_select(mask),
+ * nn.masked_fill(t, ...), nn.masked_select(t, ...)
  * value where the bool mask (broadcast to t) is true; masked_fill_ in place;
  * masked_select: the elements where the mask is true, as a 1-d tensor.
  *   scores:masked_fill(padding, -math.huge)
@@ -657,7 +668,7 @@ int nnl_index_set(lua_State *L) {
  * dimension, in a list.
  *   nn.where(x:gt(0), x, 0)
  */
-/*** t:nonzero()
+/*** t:nonzero(), nn.nonzero(t)
  * The 1-based indices of the nonzero elements, one row per element (an
  * int64 tensor of size count x dims), in row-major order.
  *   nn.tensor({0, 3, 0, 4}):nonzero()   --> {{2}, {4}}

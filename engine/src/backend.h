@@ -325,10 +325,11 @@ typedef struct nn_backend {
   /* -- indexing (index.c) --
      Index tensors are int64. */
   /* (out, idx): out = idx as a 0-based position into a dim of size n
-     (base 1: 1..n and -n..-1; base 0: 0..n-1 and -n..-1), times scale;
-     an index out of range fails naming op and dim (0-based, shown 1-based) */
-  int (*index_offsets)(const nn_iter *it, int64_t n, int64_t scale, int base, int dim,
-                       const char *op);
+     (base 1: 1..n; base 0: 0..n-1; and when negative, -n..-1 from the
+     end), times scale; an index out of range fails naming op and dim
+     (0-based, shown 1-based; -1: the tensor as flat) */
+  int (*index_offsets)(const nn_iter *it, int64_t n, int64_t scale, int base, int negative,
+                       int dim, const char *op);
   /* (out, src, offset): out = src[offset], offset (int64) in elements
      from src's own position; out and src of one dtype */
   int (*index_gather)(const nn_iter *it);

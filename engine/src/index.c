@@ -33,9 +33,11 @@ static int check_index_tensor(const char *op, const nn_tensor *t, const nn_tenso
 
 /* idx as 0-based positions into a dim of size n, times scale (int64, idx's
    shape); an index out of range is an error naming op and dim (-1: the
-   tensor taken as flat). */
+   tensor taken as flat). As in PyTorch, negative indices count from the
+   end in take and t[index] (negative = 1), and are out of range in the ops
+   along a dim. */
 static nn_tensor *offsets_of(const char *op, nn_tensor *idx, int64_t n, int64_t scale, int base,
-                             int dim) {
+                             int negative, int dim) {
   const nn_backend *be = nn_dispatch(op, offsetof(nn_backend, index_offsets), idx, NULL, NULL);
   if (!be) return NULL;
   nn_tensor *out = nn_empty_like_shape(idx, NN_INT64, idx->ndim, idx->size);
@@ -43,7 +45,7 @@ static nn_tensor *offsets_of(const char *op, nn_tensor *idx, int64_t n, int64_t 
   nn_iter it;
   nn_tensor *ts[2] = {out, idx};
   nn_iter_init(&it, 2, ts, idx->ndim, idx->size);
-  if (be->index_offsets(&it, n, scale, base, dim, op) < 0) {
+  if (be->index_offsets(&it, n, scale, base, negative, dim, op) < 0) {
     nn_release(out);
     return NULL;
   }
@@ -231,7 +233,7 @@ static int along_dim(const char *op, nn_tensor *t, const int64_t *strides, int d
     int64_t n = nn_numel(index);
     if (!(flat = nn_reshape(index, 1, &n))) return -1;
   }
-  nn_tensor *o = offsets_of(op, select ? flat : index, t->size[dim], strides[dim], base, dim);
+  nn_tensor *o = offsets_of(op, select ? flat : index, t->size[dim], strides[dim], base, 0, dim);
   nn_release(flat);
   if (!o) return -1;
   p->ndim = t->ndim;
@@ -365,7 +367,7 @@ nn_tensor *nn_index_add(nn_tensor *t, int dim, nn_tensor *index, nn_tensor *src,
 nn_tensor *nn_take(nn_tensor *t, nn_tensor *index, int base) {
   const char *op = "take";
   if (check_index_tensor(op, t, index) < 0) return NULL;
-  nn_tensor *o = offsets_of(op, index, nn_numel(t), 1, base, -1);
+  nn_tensor *o = offsets_of(op, index, nn_numel(t), 1, base, 1, -1);
   if (!o) return NULL;
   placement p = {.ndim = index->ndim, .offset = 0};
   for (int i = 0; i < index->ndim; i++) p.size[i] = index->size[i], p.stride[i] = 0;
@@ -448,7 +450,7 @@ static int advanced(const char *op, nn_tensor *t, int k, nn_tensor *const *index
     goto done;
   }
   for (int d = 0; d < k; d++) {
-    nn_tensor *o = offsets_of(op, index[d], t->size[d], strides[d], base, d);
+    nn_tensor *o = offsets_of(op, index[d], t->size[d], strides[d], base, 1, d);
     if (!o) goto done;
     nn_tensor *next = sum ? nn_binary(NN_ADD, sum, o) : nn_retain(o);
     nn_release(o);

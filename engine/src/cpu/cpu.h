@@ -87,8 +87,8 @@ int nn_cpu_adagrad_step(nn_dtype dtype, int64_t n, void *param, const void *grad
                         int64_t step, const nn_adagrad_options *o);
 
 /* index.c */
-int nn_cpu_index_offsets(const nn_iter *it, int64_t n, int64_t scale, int base, int dim,
-                         const char *op);
+int nn_cpu_index_offsets(const nn_iter *it, int64_t n, int64_t scale, int base, int negative,
+                         int dim, const char *op);
 int nn_cpu_index_gather(const nn_iter *it);
 int nn_cpu_index_put(const nn_iter *it, int accumulate);
 int nn_cpu_where(const nn_iter *it);

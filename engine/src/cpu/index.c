@@ -5,7 +5,7 @@
 
 struct offsets_ctx {
   int64_t n, scale;
-  int base, dim;
+  int base, negative, dim;
   const char *op;
   int failed;
 };
@@ -15,10 +15,13 @@ static void offsets_inner(void *ctx, int64_t n, char **data, const int64_t *stri
   int64_t *out = (int64_t *)data[0];
   const int64_t *in = (const int64_t *)data[1];
   for (int64_t i = 0; i < n && !c->failed; i++) {
-    int64_t v = in[i * stride[1]], r = v < 0 ? c->n + v : v - c->base;
+    int64_t v = in[i * stride[1]], r = v < 0 ? (c->negative ? c->n + v : -1) : v - c->base;
     if ((c->base == 1 && v == 0) || r < 0 || r >= c->n) {
       if (c->base == 1 && v == 0)
         nn_error_set("%s: index 0 is out of range (indices count from 1)", c->op);
+      else if (c->dim < 0)
+        nn_error_set("%s: index %lld is out of range for a tensor of %lld elements", c->op,
+                     (long long)v, (long long)c->n);
       else
         nn_error_set("%s: index %lld is out of range for dimension %d of size %lld", c->op,
                      (long long)v, c->dim + 1, (long long)c->n);
@@ -29,9 +32,9 @@ static void offsets_inner(void *ctx, int64_t n, char **data, const int64_t *stri
   }
 }
 
-int nn_cpu_index_offsets(const nn_iter *it, int64_t n, int64_t scale, int base, int dim,
-                         const char *op) {
-  struct offsets_ctx c = {n, scale, base, dim, op, 0};
+int nn_cpu_index_offsets(const nn_iter *it, int64_t n, int64_t scale, int base, int negative,
+                         int dim, const char *op) {
+  struct offsets_ctx c = {n, scale, base, negative, dim, op, 0};
   nn_iter_run(it, offsets_inner, &c);
   return c.failed ? -1 : 0;
 }
