@@ -257,32 +257,20 @@ static int m_swapaxes(lua_State *L) {
   return push_or_error(L, nn_transpose(t, nnl_check_dim(L, 2, "swapaxes"), nnl_check_dim(L, 3, "swapaxes")));
 }
 
-/* view_as, expand_as, reshape_as, type_as: the other tensor's shape or dtype */
-static int like_other(lua_State *L, const char *op, nn_tensor **t, nn_tensor **other) {
+/* view_as, expand_as, reshape_as, type_as: the other tensor's shape or
+   dtype; the upvalue is the index in like_ops */
+static const char *const like_ops[] = {"view_as", "expand_as", "reshape_as", "type_as"};
+static int m_like(lua_State *L) {
+  lua_Integer k = lua_tointeger(L, lua_upvalueindex(1));
+  const char *op = like_ops[k];
   nnl_check_nargs(L, 1, 1, op, "other");
-  *t = nnl_check_tensor(L, 1, op);
-  *other = nnl_check_tensor(L, 2, op);
-  return 0;
-}
-static int m_view_as(lua_State *L) {
-  nn_tensor *t, *o;
-  like_other(L, "view_as", &t, &o);
-  return push_or_error(L, nn_view(t, o->ndim, o->size));
-}
-static int m_expand_as(lua_State *L) {
-  nn_tensor *t, *o;
-  like_other(L, "expand_as", &t, &o);
-  return push_or_error(L, nn_expand(t, o->ndim, o->size));
-}
-static int m_reshape_as(lua_State *L) {
-  nn_tensor *t, *o;
-  like_other(L, "reshape_as", &t, &o);
-  return push_or_error(L, nn_reshape(t, o->ndim, o->size));
-}
-static int m_type_as(lua_State *L) {
-  nn_tensor *t, *o;
-  like_other(L, "type_as", &t, &o);
-  return push_or_error(L, nn_to_dtype(t, o->dtype));
+  nn_tensor *t = nnl_check_tensor(L, 1, op), *o = nnl_check_tensor(L, 2, op);
+  switch (k) {
+  case 0: return push_or_error(L, nn_view(t, o->ndim, o->size));
+  case 1: return push_or_error(L, nn_expand(t, o->ndim, o->size));
+  case 2: return push_or_error(L, nn_reshape(t, o->ndim, o->size));
+  default: return push_or_error(L, nn_to_dtype(t, o->dtype));
+  }
 }
 
 /* squeeze_, unsqueeze_, t_, transpose_: the view's geometry given to t */
@@ -686,8 +674,7 @@ static const luaL_Reg methods[] = {
     {"split", m_split}, {"chunk", m_chunk}, {"unbind", m_unbind}, {"repeat", m_repeat},
     {"repeatTensor", m_repeat},
     {"tile", m_tile}, {"flip", m_flip}, {"roll", m_roll}, {"movedim", m_movedim},
-    {"swapaxes", m_swapaxes}, {"swapdims", m_swapaxes}, {"view_as", m_view_as},
-    {"expand_as", m_expand_as}, {"reshape_as", m_reshape_as}, {"type_as", m_type_as},
+    {"swapaxes", m_swapaxes}, {"swapdims", m_swapaxes},
     {"squeeze_", m_squeeze_}, {"unsqueeze_", m_unsqueeze_}, {"t_", m_t_},
     {"transpose_", m_transpose_}, {"index_select", m_index_select}, {"gather", m_gather},
     {"scatter", m_scatter}, {"scatter_", m_scatter_}, {"scatter_add", m_scatter_add},
@@ -703,5 +690,10 @@ void nnl_register_index(lua_State *L) {
   luaL_getmetatable(L, NNL_TENSOR);
   lua_getfield(L, -1, "methods");
   luaL_setfuncs(L, methods, 0);
+  for (lua_Integer k = 0; k < (lua_Integer)(sizeof like_ops / sizeof like_ops[0]); k++) {
+    lua_pushinteger(L, k);
+    lua_pushcclosure(L, m_like, 1);
+    lua_setfield(L, -2, like_ops[k]);
+  }
   lua_pop(L, 2);
 }

@@ -255,17 +255,23 @@ static int wrap_index_dim(const char *op, nn_tensor *t, int dim) {
   return nn_wrap_dim(op, dim, t->ndim);
 }
 
-nn_tensor *nn_index_select(nn_tensor *t, int dim, nn_tensor *index, int base) {
-  const char *op = "index_select";
-  if (check_index_tensor(op, t, index) < 0 || (dim = wrap_index_dim(op, t, dim)) < 0) return NULL;
+/* index_select (select: a 1-d index, whole slices) or gather. */
+static nn_tensor *read_along(const char *op, const char *name, nn_tensor *t, int dim,
+                             nn_tensor *index, int base, int select) {
   int64_t cs[NN_MAX_DIMS];
   nn_contiguous_strides(t->ndim, t->size, cs);
   placement p;
   nn_tensor *off;
-  if (along_dim(op, t, cs, dim, index, base, 1, &p, &off) < 0) return NULL;
-  nn_tensor *out = gather_at(op, "IndexSelectBackward0", t, &p, off);
+  if (along_dim(op, t, cs, dim, index, base, select, &p, &off) < 0) return NULL;
+  nn_tensor *out = gather_at(op, name, t, &p, off);
   nn_release(off);
   return out;
+}
+
+nn_tensor *nn_index_select(nn_tensor *t, int dim, nn_tensor *index, int base) {
+  const char *op = "index_select";
+  if (check_index_tensor(op, t, index) < 0 || (dim = wrap_index_dim(op, t, dim)) < 0) return NULL;
+  return read_along(op, "IndexSelectBackward0", t, dim, index, base, 1);
 }
 
 /* index's shape against t's (and src's) as gather and scatter need it. */
@@ -291,14 +297,7 @@ nn_tensor *nn_gather(nn_tensor *t, int dim, nn_tensor *index, int base) {
   const char *op = "gather";
   if (check_index_tensor(op, t, index) < 0 || (dim = wrap_index_dim(op, t, dim)) < 0) return NULL;
   if (check_gather_shape(op, t, dim, index, NULL) < 0) return NULL;
-  int64_t cs[NN_MAX_DIMS];
-  nn_contiguous_strides(t->ndim, t->size, cs);
-  placement p;
-  nn_tensor *off;
-  if (along_dim(op, t, cs, dim, index, base, 0, &p, &off) < 0) return NULL;
-  nn_tensor *out = gather_at(op, "GatherBackward0", t, &p, off);
-  nn_release(off);
-  return out;
+  return read_along(op, "GatherBackward0", t, dim, index, base, 0);
 }
 
 static int check_same_dtype(const char *op, const nn_tensor *t, const nn_tensor *src) {

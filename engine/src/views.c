@@ -200,12 +200,8 @@ nn_tensor *nn_permute(nn_tensor *t, const int *dims) {
 }
 
 /* ---- narrow / select: the gradient lands in a zero tensor ------------ */
-static int slice_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
-  nn_tensor *z = nn_full_like_shape(g, g->dtype, node->ndim, node->size, 0);
-  if (!z) return -1;
-  int dim = (int)node->ints[0];
-  nn_tensor *part = node->ints[2] < 0 ? nn_select(z, dim, node->ints[1])
-                                      : nn_narrow(z, dim, node->ints[1], node->ints[2]);
+/* gi[0] = z (zeros, consumed) with g copied into part (z's view, consumed). */
+static int gradient_in_zeros(nn_tensor *z, nn_tensor *part, nn_tensor *g, nn_tensor **gi) {
   int st = part ? nn_copy_(part, g) : -1;
   nn_release(part);
   if (st < 0) {
@@ -214,6 +210,15 @@ static int slice_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   }
   gi[0] = z;
   return 0;
+}
+
+static int slice_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  nn_tensor *z = nn_full_like_shape(g, g->dtype, node->ndim, node->size, 0);
+  if (!z) return -1;
+  int dim = (int)node->ints[0];
+  nn_tensor *part = node->ints[2] < 0 ? nn_select(z, dim, node->ints[1])
+                                      : nn_narrow(z, dim, node->ints[1], node->ints[2]);
+  return gradient_in_zeros(z, part, g, gi);
 }
 
 nn_tensor *nn_narrow(nn_tensor *t, int dim, int64_t start, int64_t length) {
@@ -478,14 +483,7 @@ static int strided_slice_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   nn_tensor *z = nn_full_like_shape(g, g->dtype, node->ndim, node->size, 0);
   if (!z) return -1;
   nn_tensor *part = nn_slice(z, (int)node->ints[0], node->ints[1], node->ints[2], node->ints[3]);
-  int st = part ? nn_copy_(part, g) : -1;
-  nn_release(part);
-  if (st < 0) {
-    nn_release(z);
-    return -1;
-  }
-  gi[0] = z;
-  return 0;
+  return gradient_in_zeros(z, part, g, gi);
 }
 
 nn_tensor *nn_slice(nn_tensor *t, int dim, int64_t start, int64_t length, int64_t step) {
