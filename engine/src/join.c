@@ -186,7 +186,7 @@ nn_tensor *nn_repeat(nn_tensor *t, int n, const int64_t *repeats) {
     }
   /* leading dims of size 1, then one dim at a time: a new dim of `r`
      before it, expanded (no copy) and merged with it (a copy) */
-  int64_t size[NN_MAX_DIMS];
+  int64_t size[NN_MAX_DIMS] = {0}; /* (none read when n is 0) */
   for (int i = 0; i < n; i++) size[i] = i < n - t->ndim ? 1 : t->size[i - (n - t->ndim)];
   nn_tensor *cur = nn_reshape(t, n, size);
   for (int d = 0; d < n && cur; d++) {
