@@ -500,8 +500,10 @@ int nn_index_put_(nn_tensor *t, int k, nn_tensor *const *index, nn_tensor *value
     return nn_inplace_commit(&ip, result, "IndexPutBackward0");
   }
   if (advanced(op, t, k, index, base, t->stride, &p, &off) < 0) return -1;
-  int status = nn_check_overlap(op, t, values);
-  if (status == 0) status = write_at(op, t, &p, off, values, accumulate);
+  /* values read from t itself are read before any write, as PyTorch does */
+  nn_tensor *v = values->storage == t->storage ? nn_clone(values) : nn_retain(values);
+  int status = v ? write_at(op, t, &p, off, v, accumulate) : -1;
+  nn_release(v);
   nn_release(off);
   return status;
 }

@@ -220,6 +220,12 @@ describe("views", function()
     assert.are.same({{-1, -1, 5}, {6, 1, 1}}, x:totable())
   end)
 
+  it("reads values taken from the tensor written before writing any (PyTorch's answer)", function()
+    local x = nn.tensor({0, 1, 2, 3})
+    x[long({2, 3})] = x[{{1, 2}}]
+    assert.are.same({0, 0, 1, 3}, x:totable())
+  end)
+
   it("handles 0-sized tensors", function()
     local e = nn.zeros(0, 3)
     assert.are.same({0, 3}, e:index_select(1, long({})):size())
