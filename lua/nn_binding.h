@@ -89,5 +89,9 @@ void nnl_register_math(lua_State *L);
 /* Dims at idx as the engine's bit mask for t: nil for every dim, one dim,
    or a table of them (1-based, negative from the end, none twice). */
 unsigned nnl_check_dims(lua_State *L, int idx, const nn_tensor *t, const char *op);
+/* nn_index.c: joining, splitting, indexing; t[table or tensor] and its assignment */
+void nnl_register_index(lua_State *L);
+int nnl_index_get(lua_State *L); /* (t, key) */
+int nnl_index_set(lua_State *L); /* (t, key, value) */
 
 #endif

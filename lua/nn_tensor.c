@@ -1037,6 +1037,8 @@ static int mt_index(lua_State *L) {
     }
     return 1;
   }
+  /* issue 12: t[{...}], t[mask], t[index] (nn_index.c) */
+  if (lua_istable(L, 2) || nnl_to_tensor(L, 2)) return nnl_index_get(L);
   nn_tensor *t = nnl_check_tensor(L, 1, "index");
   if (lua_type(L, 2) != LUA_TNUMBER)
     return nnl_error(L, "index: a tensor is indexed by an integer or a method name, got %s", luaL_typename(L, 2));
@@ -1060,6 +1062,8 @@ static int mt_newindex(lua_State *L) {
     }
     return nnl_error(L, "a tensor has no settable field '%s'", k);
   }
+  /* issue 12: t[{...}] = v, t[mask] = v, t[index] = v (nn_index.c) */
+  if (lua_istable(L, 2) || nnl_to_tensor(L, 2)) return nnl_index_set(L);
   if (t->ndim == 0) return nnl_error(L, "index: a 0-dimensional tensor cannot be indexed");
   nn_tensor *src = nnl_to_tensor(L, 3);
   if (!src && lua_type(L, 3) != LUA_TNUMBER && !lua_isboolean(L, 3))

@@ -696,6 +696,40 @@ typedef struct {
 int nn_pt_write(const char *path, const void *pickle, size_t pickle_len,
                 const nn_pt_storage *storages, int64_t n);
 
+/* ---- joining, splitting and indexing (issue 12: views.c, join.c, index.c) ----
+   Index tensors are int64 and count from base: 1 from Lua, 0 from C;
+   negative indices count from the end in either. */
+/* A view of length elements of dim from start, every step-th (step >= 1). */
+nn_tensor *nn_slice(nn_tensor *t, int dim, int64_t start, int64_t length, int64_t step);
+/* A copy with the dims whose bits are set reversed. */
+nn_tensor *nn_flip(nn_tensor *t, unsigned dims);
+/* t takes v's geometry and history (squeeze_, t_, ...); v is consumed. */
+int nn_view_inplace(const char *op, nn_tensor *t, nn_tensor *v);
+nn_tensor *nn_cat(int n, nn_tensor *const *ts, int dim);
+nn_tensor *nn_stack(int n, nn_tensor *const *ts, int dim);
+nn_tensor *nn_repeat(nn_tensor *t, int n, const int64_t *repeats);
+/* n == 0: the flattened tensor rolled by shifts[0], shape kept */
+nn_tensor *nn_roll(nn_tensor *t, int n, const int64_t *shifts, const int *dims);
+nn_tensor *nn_index_select(nn_tensor *t, int dim, nn_tensor *index, int base);
+nn_tensor *nn_gather(nn_tensor *t, int dim, nn_tensor *index, int base);
+/* src: a tensor at least index's size in every dim, or (scatter only) a
+   0-dimensional value; accumulate: scatter_add */
+nn_tensor *nn_scatter(nn_tensor *t, int dim, nn_tensor *index, nn_tensor *src, int accumulate,
+                      int base);
+nn_tensor *nn_index_add(nn_tensor *t, int dim, nn_tensor *index, nn_tensor *src, double alpha,
+                        int base);
+nn_tensor *nn_take(nn_tensor *t, nn_tensor *index, int base);
+/* t[index[0], ..., index[k-1]]: int64 tensors broadcast together over the
+   leading k dims, or one bool mask over the leading dims */
+nn_tensor *nn_index(nn_tensor *t, int k, nn_tensor *const *index, int base);
+int nn_index_put_(nn_tensor *t, int k, nn_tensor *const *index, nn_tensor *values, int accumulate,
+                  int base);
+nn_tensor *nn_where(nn_tensor *cond, nn_tensor *a, nn_tensor *b);
+nn_tensor *nn_masked_fill(nn_tensor *t, nn_tensor *mask, double value);
+nn_tensor *nn_masked_select(nn_tensor *t, nn_tensor *mask);
+/* (count, ndim) int64 coordinates of the nonzero elements */
+nn_tensor *nn_nonzero(nn_tensor *t, int base);
+
 #ifdef __cplusplus
 }
 #endif

@@ -32,6 +32,9 @@
  *                                              nn_class_loss_backward
  *   optimizers, clipping       optim.c         -                       cpu/optim.c        math/optim.h
  *   rand randn randint seeds   rng.c           -                       cpu/random.c       math/random.h
+ *   index_select gather        index.c         nn_index_put (and back) cpu/index.c        -
+ *   scatter where nonzero ...
+ *   cat stack flip roll ...    join.c          (views, index ops)      cpu/copy.c         -
  *   gather_rows (data loader)  io.c            -                       cpu/copy.c         -
  *   the strided loop           iter.c          -                       cpu/iter.c         -
  *
@@ -352,6 +355,26 @@ typedef struct nn_backend {
                       void *momentum_buffer, void *grad_avg, const nn_rmsprop_options *o);
   int (*adagrad_step)(nn_dtype dtype, int64_t n, void *param, const void *grad, void *sum,
                       int64_t step, const nn_adagrad_options *o);
+
+  /* -- indexing (index.c) --
+     Index tensors are int64. */
+  /* (out, idx): out = idx as a 0-based position into a dim of size n
+     (base 1: 1..n; base 0: 0..n-1; and when negative, -n..-1 from the
+     end), times scale; an index out of range fails naming op and dim
+     (0-based, shown 1-based; -1: the tensor as flat) */
+  int (*index_offsets)(const nn_iter *it, int64_t n, int64_t scale, int base, int negative,
+                       int dim, const char *op);
+  /* (out, src, offset): out = src[offset], offset (int64) in elements
+     from src's own position; out and src of one dtype */
+  int (*index_gather)(const nn_iter *it);
+  /* (dst, values, offset): dst[offset] = values, or += (accumulate: in
+     iteration order, so repeated offsets sum); one dtype */
+  int (*index_put)(const nn_iter *it, int accumulate);
+  /* (out, cond, a, b): out = cond ? a : b; cond bool, a and b out's dtype */
+  int (*where)(const nn_iter *it);
+  /* the 0-based coordinates of t's first `count` nonzero elements in
+     row-major order: count rows of t->ndim int64 at out (host memory) */
+  int (*nonzero)(const nn_strided *t, int64_t *out, int64_t count);
 
   /* -- random numbers (math/random.h); the device's own generator -- */
   int (*uniform)(const nn_strided *t, double from, double to); /* floating t */

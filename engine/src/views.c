@@ -200,12 +200,8 @@ nn_tensor *nn_permute(nn_tensor *t, const int *dims) {
 }
 
 /* ---- narrow / select: the gradient lands in a zero tensor ------------ */
-static int slice_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
-  nn_tensor *z = nn_full_like_shape(g, g->dtype, node->ndim, node->size, 0);
-  if (!z) return -1;
-  int dim = (int)node->ints[0];
-  nn_tensor *part = node->ints[2] < 0 ? nn_select(z, dim, node->ints[1])
-                                      : nn_narrow(z, dim, node->ints[1], node->ints[2]);
+/* gi[0] = z (zeros, consumed) with g copied into part (z's view, consumed). */
+static int gradient_in_zeros(nn_tensor *z, nn_tensor *part, nn_tensor *g, nn_tensor **gi) {
   int st = part ? nn_copy_(part, g) : -1;
   nn_release(part);
   if (st < 0) {
@@ -214,6 +210,15 @@ static int slice_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   }
   gi[0] = z;
   return 0;
+}
+
+static int slice_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  nn_tensor *z = nn_full_like_shape(g, g->dtype, node->ndim, node->size, 0);
+  if (!z) return -1;
+  int dim = (int)node->ints[0];
+  nn_tensor *part = node->ints[2] < 0 ? nn_select(z, dim, node->ints[1])
+                                      : nn_narrow(z, dim, node->ints[1], node->ints[2]);
+  return gradient_in_zeros(z, part, g, gi);
 }
 
 nn_tensor *nn_narrow(nn_tensor *t, int dim, int64_t start, int64_t length) {
@@ -532,4 +537,94 @@ nn_tensor *nn_diagonal(nn_tensor *t, int64_t offset, int d1, int d2) {
     out->grad_fn->ints[2] = d2;
   }
   return out;
+}
+
+/* ---- issue 12's views: strided slices, flip, in-place view ops -------- */
+static int strided_slice_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  nn_tensor *z = nn_full_like_shape(g, g->dtype, node->ndim, node->size, 0);
+  if (!z) return -1;
+  nn_tensor *part = nn_slice(z, (int)node->ints[0], node->ints[1], node->ints[2], node->ints[3]);
+  return gradient_in_zeros(z, part, g, gi);
+}
+
+nn_tensor *nn_slice(nn_tensor *t, int dim, int64_t start, int64_t length, int64_t step) {
+  if (t->ndim == 0) {
+    nn_error_set("slice: a 0-dimensional tensor cannot be sliced");
+    return NULL;
+  }
+  if ((dim = nn_wrap_dim("slice", dim, t->ndim)) < 0) return NULL;
+  if (step < 1) {
+    nn_error_set("slice: step must be positive, got %lld", (long long)step);
+    return NULL;
+  }
+  int64_t n = t->size[dim];
+  if (start < 0 || length < 0 || start > n || (length > 0 && (length - 1) > (n - 1 - start) / step)) {
+    nn_error_set("slice: %lld elements from index %lld with step %lld do not fit in dimension %d "
+                 "of size %lld", (long long)length, (long long)start + 1, (long long)step, dim + 1,
+                 (long long)n);
+    return NULL;
+  }
+  int64_t size[NN_MAX_DIMS], stride[NN_MAX_DIMS];
+  for (int i = 0; i < t->ndim; i++) size[i] = t->size[i], stride[i] = t->stride[i];
+  size[dim] = length;
+  if (length > 1) stride[dim] *= step;
+  nn_tensor *out = record(make_view(t, t->ndim, size, stride, t->offset + start * t->stride[dim]),
+                          t, "SliceBackward0", strided_slice_backward);
+  if (out && out->grad_fn) {
+    out->grad_fn->ints[0] = dim;
+    out->grad_fn->ints[1] = start;
+    out->grad_fn->ints[2] = length;
+    out->grad_fn->ints[3] = step;
+  }
+  return out;
+}
+
+static int flip_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  gi[0] = nn_flip(g, (unsigned)node->ints[0]);
+  return gi[0] ? 0 : -1;
+}
+
+nn_tensor *nn_flip(nn_tensor *t, unsigned dims) {
+  /* a copy, as PyTorch's: read through a view with the flipped dims'
+     strides negated, which no tensor a user sees ever has */
+  int64_t stride[NN_MAX_DIMS], offset = t->offset;
+  for (int i = 0; i < t->ndim; i++) {
+    stride[i] = t->stride[i];
+    if ((dims >> i & 1) && t->size[i] > 1) {
+      offset += (t->size[i] - 1) * t->stride[i];
+      stride[i] = -t->stride[i];
+    }
+  }
+  if (nn_numel(t) == 0) offset = t->offset;
+  nn_tensor *reversed = nn_tensor_wrap(t->storage, t->dtype, t->ndim, t->size, stride, offset);
+  nn_tensor *out = reversed ? nn_empty_like(t) : NULL;
+  if (out && nn_copy_(out, reversed) < 0) {
+    nn_release(out);
+    out = NULL;
+  }
+  nn_release(reversed);
+  out = record(out, t, "FlipBackward0", flip_backward);
+  if (out && out->grad_fn) out->grad_fn->ints[0] = dims;
+  return out;
+}
+
+int nn_view_inplace(const char *op, nn_tensor *t, nn_tensor *v) {
+  if (!v) return -1;
+  if (t->requires_grad && !t->grad_fn && nn_grad_enabled()) {
+    nn_release(v);
+    nn_error_set("%s: a leaf tensor that requires grad cannot change its shape in place", op);
+    return -1;
+  }
+  t->ndim = v->ndim;
+  for (int i = 0; i < v->ndim; i++) t->size[i] = v->size[i], t->stride[i] = v->stride[i];
+  t->offset = v->offset;
+  t->contiguous = v->contiguous;
+  t->view_version = v->view_version;
+  if (v->grad_fn) {
+    nn_node_release(t->grad_fn);
+    t->grad_fn = v->grad_fn;
+    v->grad_fn = NULL;
+  }
+  nn_release(v);
+  return 0;
 }

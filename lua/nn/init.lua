@@ -222,6 +222,15 @@ nn.Tensor = C.tensor_methods -- methods added here reach every tensor
 -- issue 12's toolkit: nn.log1p(t), nn.sort(t, ...) ... are t's methods (lua/nn_math.c)
 for name, fn in pairs(C.math_functions) do nn[name] = fn end
 
+-- Joining, splitting and indexing (issue 12): nn.cat, nn.stack and nn.where
+-- from C; the torch.* forms of the methods call them with the tensor first.
+nn.cat, nn.stack, nn.where = C.cat, C.stack, C.where
+for _, name in ipairs {"split", "chunk", "unbind", "tile", "flip", "roll", "movedim", "swapaxes",
+                       "swapdims", "index_select", "gather", "scatter", "scatter_add",
+                       "index_add", "masked_fill", "masked_select", "take", "nonzero"} do
+  nn[name] = C.tensor_methods[name]
+end
+
 --- nn.cuda: the CUDA device: is_available, why_unavailable, device_count,
 -- current_device, get_device_name, synchronize, manual_seed, manual_seed_all,
 -- initial_seed, memory_allocated, memory_reserved, empty_cache (see their help).

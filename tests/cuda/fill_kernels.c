@@ -22,7 +22,7 @@ static const char *const not_kernels[] = {
     /* the tensor toolkit's kernels not yet written for CUDA: their fronts
        say "<op>: not implemented for cuda" */
     "nan_to_num", "prod_backward", "scan", "cumprod_backward", "sort", "scatter_line",
-    "random_int", "randperm",
+    "random_int", "randperm", "index_offsets", "index_gather", "index_put", "where", "nonzero",
 };
 
 static int is_not_kernel(const char *name) {

@@ -122,6 +122,14 @@ int nn_cpu_rmsprop_step(nn_dtype dtype, int64_t n, void *param, const void *grad
 int nn_cpu_adagrad_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *sum,
                         int64_t step, const nn_adagrad_options *o);
 
+/* index.c */
+int nn_cpu_index_offsets(const nn_iter *it, int64_t n, int64_t scale, int base, int negative,
+                         int dim, const char *op);
+int nn_cpu_index_gather(const nn_iter *it);
+int nn_cpu_index_put(const nn_iter *it, int accumulate);
+int nn_cpu_where(const nn_iter *it);
+int nn_cpu_nonzero(const nn_strided *t, int64_t *out, int64_t count);
+
 /* random.c */
 void nn_cpu_manual_seed(uint64_t seed);
 uint64_t nn_cpu_initial_seed(void);
