@@ -20,7 +20,7 @@
 --                     /usr/share/datasets/fashion-mnist)
 --     --threads N     BLAS threads (default: nn's default)
 --     --seed N        the seed of the weights, dropout and shuffling (default 1)
---     --device D      cpu (the default) or cuda
+--     --device D      cpu or cuda (the default where it is available)
 local nn = require "nn"
 
 local parser = nn.cli.parser("Fashion-MNIST with a dense network: the lesson's experiment.")

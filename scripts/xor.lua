@@ -3,7 +3,7 @@
 local nn = require "nn"
 local args = nn.cli.device(nn.cli.parser("XOR with a multilayer perceptron: three hidden layers of sigmoids.")):parse()
 nn.manual_seed(777)
-local device = args.device -- "cpu" unless --device cuda
+local device = args.device -- "cuda" where available (as the seed does), or --device cpu
 
 local X = nn.tensor({{0, 0}, {0, 1}, {1, 0}, {1, 1}}):to(device)
 local Y = nn.tensor({{0}, {1}, {1}, {0}}):to(device)

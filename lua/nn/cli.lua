@@ -76,13 +76,15 @@ return function(nn)
     end
   end
 
-  --- nn.cli.device(parser) -> parser: adds `--device cpu|cuda` (default
-  -- "cpu"): where a script puts its model and data. "cuda" where
-  -- nn.cuda.is_available() is false is a usage error that says why.
+  --- nn.cli.device(parser) -> parser: adds `--device cpu|cuda`: where a
+  -- script puts its model and data. The default is the seed's choice,
+  -- "cuda" where nn.cuda.is_available(), else "cpu"; "cuda" where it is
+  -- not available is a usage error that says why.
   --   local args = nn.cli.device(nn.cli.parser("XOR")):parse()
   --   model:to(args.device)
   function cli.device(parser)
-    parser:option("--device", "where the model and the data go: cpu or cuda", "cpu", function(text)
+    local default = nn.cuda.is_available() and "cuda" or "cpu"
+    parser:option("--device", "where the model and the data go: cpu or cuda", default, function(text)
       if text ~= "cpu" and text ~= "cuda" then
         return nil, string.format("--device needs cpu or cuda, got '%s'", text)
       end

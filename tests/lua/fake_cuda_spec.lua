@@ -189,6 +189,13 @@ describe("scripts on cuda", function()
     assert.are.equal(101, #want)
     assert.are.same(want, got)
   end)
+
+  it("scripts/xor.lua picks cuda by itself where it is available, as the seed does", function()
+    local out, ok = on_test_device(
+      [[arg = {[0] = "scripts/xor.lua"}; dofile(os.getenv("NN_ROOT") .. "/scripts/xor.lua")]])
+    assert.is_true(ok, out)
+    assert.is_truthy(out:find("device='cuda:0'", 1, true), out)
+  end)
 end)
 
 -- The CUDA backend before its kernels: memory, transfers, copy and fill
