@@ -374,6 +374,57 @@ static int m_median(lua_State *L) {
 
 
 
+/*** t:unique([{sorted = true, return_inverse = false, return_counts = false}])
+ * The distinct values of t, flattened and in ascending order (sorted =
+ * false gives them sorted too, an order PyTorch allows); with
+ * return_inverse, also each element's 1-based position among them (int64,
+ * t's shape); with return_counts, also how often each occurs (int64). No
+ * gradient flows through unique, as in PyTorch. The dim option is not
+ * supported yet; int64 values beyond 2^53 may merge.
+ *   local values, where, counts = labels:unique({return_inverse = true, return_counts = true})
+ */
+static int m_unique(lua_State *L) {
+  nnl_check_nargs(L, 1, 1, "unique", "[options]");
+  nn_tensor *t = nnl_check_tensor(L, 1, "unique");
+  int flags[3] = {1, 0, 0};
+  if (!lua_isnoneornil(L, 2)) {
+    static const char *const keys[] = {"sorted", "return_inverse", "return_counts", "dim"};
+    if (!lua_istable(L, 2)) return nnl_error(L, "unique: options must be a table, got %s", luaL_typename(L, 2));
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+      int known = -1;
+      for (int i = 0; i < 4; i++)
+        if (lua_type(L, -2) == LUA_TSTRING && !strcmp(lua_tostring(L, -2), keys[i])) known = i;
+      if (known < 0)
+        return nnl_error(L, "unique: unknown option %s", lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2));
+      if (known == 3) return nnl_error(L, "unique: the dim option is not supported yet; unique flattens t");
+      flags[known] = opt_flag(L, lua_gettop(L), "unique", keys[known], flags[known]);
+      lua_pop(L, 1);
+    }
+  }
+  nn_tensor *inverse = NULL, *counts = NULL;
+  nn_tensor *values = nn_unique(t, flags[1] ? &inverse : NULL, flags[2] ? &counts : NULL);
+  if (!values) return nnl_engine_error(L);
+  nnl_push_tensor(L, values);
+  if (flags[1]) nnl_push_tensor(L, one_based(inverse));
+  if (flags[2]) nnl_push_tensor(L, counts);
+  return 1 + flags[1] + flags[2];
+}
+
+/*** t:mode([dim = -1 [, keepdim = false]])
+ * The most frequent value along dim (the smallest of those tied) and the
+ * 1-based position of its last occurrence, as PyTorch's mode; the values'
+ * gradient goes to that position, as max(dim)'s.
+ *   local votes, where = predictions:mode(2)
+ */
+static int m_mode(lua_State *L) {
+  nnl_check_nargs(L, 1, 2, "mode", "[dim [, keepdim]]");
+  nn_tensor *t = nnl_check_tensor(L, 1, "mode");
+  int d = lua_isnoneornil(L, 2) ? (t->ndim ? t->ndim - 1 : 0) : check_dim_of(L, 2, t, "mode");
+  nn_tensor *idx = NULL, *values = nn_mode(t, d, opt_flag(L, 3, "mode", "keepdim", 0), &idx);
+  return push_pair(L, values, idx);
+}
+
 /* ---- linear algebra ---------------------------------------------------------------- */
 /*** t:mm(other), t:bmm(other), t:mv(vec), t:dot(other), t:outer(other)
  * PyTorch's products with their shape rules: matrix by matrix (2-D only),
@@ -682,7 +733,7 @@ static const luaL_Reg math_methods[] = {
     {"std", m_std}, {"logsumexp", m_logsumexp}, {"amax", m_amax}, {"amin", m_amin},
     {"all", m_all}, {"any", m_any}, {"count_nonzero", m_count_nonzero}, {"dist", m_dist},
     {"sort", m_sort}, {"argsort", m_argsort}, {"topk", m_topk}, {"kthvalue", m_kthvalue},
-    {"median", m_median}, {"new_zeros", m_new_zeros}, {"new_ones", m_new_ones},
+    {"median", m_median}, {"unique", m_unique}, {"mode", m_mode}, {"new_zeros", m_new_zeros}, {"new_ones", m_new_ones},
     {"new_full", m_new_full}, {"mm", m_mm}, {"bmm", m_bmm}, {"mv", m_mv}, {"dot", m_dot},
     {"outer", m_outer}, {"addmm", m_addmm}, {"baddbmm", m_baddbmm}, {"tril", m_tril},
     {"triu", m_triu}, {"diag", m_diag}, {"diagonal", m_diagonal}, {"trace", m_trace},
@@ -703,7 +754,7 @@ static const luaL_Reg creation_functions[] = {
  * nn.cumsum(t, ...), nn.cumprod(t, ...), nn.var(t, ...), nn.std(t, ...),
  * nn.logsumexp(t, ...), nn.amax(t, ...), nn.amin(t, ...), nn.all(t, ...), nn.any(t, ...),
  * nn.count_nonzero(t, ...), nn.sort(t, ...), nn.argsort(t, ...), nn.topk(t, ...),
- * nn.kthvalue(t, ...), nn.median(t, ...), nn.mm(t, ...), nn.bmm(t, ...), nn.mv(t, ...),
+ * nn.kthvalue(t, ...), nn.median(t, ...), nn.unique(t, ...), nn.mode(t, ...), nn.mm(t, ...), nn.bmm(t, ...), nn.mv(t, ...),
  * nn.dot(t, ...), nn.outer(t, ...), nn.addmm(t, ...), nn.baddbmm(t, ...), nn.tril(t, ...),
  * nn.triu(t, ...), nn.diag(t, ...), nn.diagonal(t, ...), nn.trace(t)
  * PyTorch's torch.<name> functions: each is the tensor method of that name
@@ -718,7 +769,7 @@ static const char *const function_names[] = {
     "logical_not", "atan2", "fmod", "remainder", "logical_and", "logical_or", "logical_xor",
     "clamp_min", "clamp_max", "lerp", "nan_to_num", "allclose", "equal", "prod", "cumsum",
     "cumprod", "var", "std", "logsumexp", "amax", "amin", "all", "any", "count_nonzero", "dist",
-    "sort", "argsort", "topk", "kthvalue", "median", "mm", "bmm", "mv", "dot", "outer", "addmm",
+    "sort", "argsort", "topk", "kthvalue", "median", "unique", "mode", "mm", "bmm", "mv", "dot", "outer", "addmm",
     "baddbmm", "tril", "triu", "diag", "diagonal", "trace", NULL};
 
 /* nn.<name>(t, ...): t's method of that name (upvalue 1), or an error

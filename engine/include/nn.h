@@ -271,6 +271,8 @@ nn_tensor *nn_sort(nn_tensor *a, int dim, int descending, nn_tensor **indices);
 nn_tensor *nn_topk(nn_tensor *a, int64_t k, int dim, int largest, nn_tensor **indices);
 nn_tensor *nn_kthvalue(nn_tensor *a, int64_t k, int dim, int keepdim, nn_tensor **indices);
 nn_tensor *nn_median(nn_tensor *a, int dim, int keepdim, nn_tensor **indices);
+nn_tensor *nn_unique(nn_tensor *a, nn_tensor **inverse, nn_tensor **counts);
+nn_tensor *nn_mode(nn_tensor *a, int dim, int keepdim, nn_tensor **indices);
 /* Sum a gradient down to a shape it was broadcast from. */
 nn_tensor *nn_sum_to_shape(nn_tensor *a, int ndim, const int64_t *size);
 

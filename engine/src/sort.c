@@ -233,3 +233,163 @@ done:
   else nn_release(idx);
   return values;
 }
+
+/* ---- unique, mode: a sort, then one walk over its runs on the host ---------- */
+/* t as a contiguous float64 tensor on the CPU (for reading runs of equal
+   values; int64 beyond 2^53 would merge neighbours, a limit noted in the
+   docs). */
+static nn_tensor *host_doubles(nn_tensor *t) {
+  nn_tensor *c = nn_to_device(t, NN_CPU), *d = c ? nn_to_dtype(c, NN_FLOAT64) : NULL;
+  nn_tensor *out = d ? nn_contiguous(d) : NULL;
+  nn_release(c), nn_release(d);
+  return out;
+}
+
+static nn_tensor *host_longs(nn_tensor *t) {
+  nn_tensor *c = nn_to_device(t, NN_CPU), *out = c ? nn_contiguous(c) : NULL;
+  nn_release(c);
+  return out;
+}
+
+/* An int64 tensor of n elements filled from the host, on device. */
+static nn_tensor *longs_on(nn_device device, int ndim, const int64_t *size, const int64_t *v) {
+  nn_tensor *h = nn_empty_on(NN_CPU, NN_INT64, ndim, size);
+  if (!h) return NULL;
+  int64_t n = nn_numel(h), *p = nn_tensor_data(h);
+  for (int64_t i = 0; i < n; i++) p[i] = v[i];
+  nn_tensor_written(h);
+  if (device == NN_CPU) return h;
+  nn_tensor *out = nn_to_device(h, device);
+  nn_release(h);
+  return out;
+}
+
+/* The sorted distinct values of a (flattened), each element's 0-based
+   position among them (a's shape), and how often each occurs. Nothing is
+   recorded: PyTorch's unique has no gradient. */
+nn_tensor *nn_unique(nn_tensor *a, nn_tensor **inverse, nn_tensor **counts) {
+  if (a->dtype == NN_BOOL) {
+    nn_error_set("unique: not supported for a bool tensor; convert it first (long() or float())");
+    return NULL;
+  }
+  nn_grad_guard guard = nn_no_grad_begin();
+  int64_t all = -1, n = nn_numel(a);
+  nn_tensor *flat = nn_reshape(a, 1, &all), *idx = NULL;
+  nn_tensor *sorted = flat ? nn_sort(flat, 0, 0, &idx) : NULL;
+  nn_tensor *hv = sorted ? host_doubles(sorted) : NULL, *hi = hv ? host_longs(idx) : NULL;
+  int64_t *starts = hi ? malloc(sizeof(int64_t) * (size_t)(n + 1)) : NULL;
+  int64_t *inv = starts ? malloc(sizeof(int64_t) * (size_t)(n + 1)) : NULL;
+  nn_tensor *values = NULL, *inv_t = NULL, *cnt_t = NULL, *start_t = NULL;
+  if (hi && !inv) nn_error_set("unique: out of memory");
+  if (inv) {
+    const double *v = nn_tensor_data(hv);
+    const int64_t *pos = nn_tensor_data(hi);
+    int64_t groups = 0;
+    for (int64_t i = 0; i < n; i++) {
+      if (i == 0 || v[i] != v[i - 1]) starts[groups++] = i;
+      inv[pos[i]] = groups - 1;
+    }
+    start_t = longs_on(NN_CPU, 1, &groups, starts);
+    nn_tensor *dev_start = start_t ? nn_to_device(start_t, a->device) : NULL;
+    values = dev_start ? nn_index_select(sorted, 0, dev_start, 0) : NULL;
+    nn_release(dev_start);
+    if (values && inverse) {
+      inv_t = longs_on(a->device, a->ndim, a->size, inv);
+      if (!inv_t) nn_release(values), values = NULL;
+    }
+    if (values && counts) {
+      starts[groups] = n;
+      for (int64_t g = 0; g < groups; g++) starts[g] = starts[g + 1] - starts[g];
+      cnt_t = longs_on(a->device, 1, &groups, starts);
+      if (!cnt_t) nn_release(values), nn_release(inv_t), values = NULL, inv_t = NULL;
+    }
+  }
+  free(starts), free(inv);
+  nn_release(flat), nn_release(idx), nn_release(sorted), nn_release(hv), nn_release(hi);
+  nn_release(start_t);
+  nn_no_grad_end(guard);
+  if (inverse) *inverse = inv_t;
+  if (counts) *counts = cnt_t;
+  return values;
+}
+
+/* The most frequent value along dim (the smallest of those tied) and the
+   last position where it occurs, as PyTorch's mode on the CPU; values are
+   gathered from a at that position, so their gradient is max(dim)'s. */
+nn_tensor *nn_mode(nn_tensor *a, int dim, int keepdim, nn_tensor **indices) {
+  int d = wrap_dim("mode", dim, a);
+  if (d < 0) return NULL;
+  if (a->dtype == NN_BOOL) {
+    nn_error_set("mode: not supported for a bool tensor; convert it first (long() or float())");
+    return NULL;
+  }
+  if (a->ndim && a->size[d] == 0) {
+    nn_error_set("mode: the tensor is empty along dimension %d", d + 1);
+    return NULL;
+  }
+  if (a->ndim == 0) { /* a line of one, then back to 0 dims */
+    int64_t one = 1;
+    nn_tensor *line = nn_reshape(a, 1, &one), *idx = NULL;
+    nn_tensor *v1 = line ? nn_mode(line, 0, 0, &idx) : NULL;
+    nn_release(line);
+    if (v1 && indices) *indices = idx;
+    else nn_release(idx);
+    return v1;
+  }
+  nn_grad_guard guard = nn_no_grad_begin();
+  int last = a->ndim ? a->ndim - 1 : 0;
+  nn_tensor *idx = NULL, *sorted = nn_sort(a, d, 0, &idx);
+  nn_tensor *sv = sorted ? nn_transpose(sorted, d, last) : NULL;
+  nn_tensor *si = sv ? nn_transpose(idx, d, last) : NULL;
+  nn_tensor *hv = si ? host_doubles(sv) : NULL, *hi = hv ? host_longs(si) : NULL;
+  nn_tensor *picked = NULL;
+  if (hi) {
+    int64_t len = a->ndim ? a->size[d] : 1, lines = len ? nn_numel(a) / len : 0;
+    /* one index per line, lines in the order of the copy with d moved
+       last; moved back after */
+    int64_t moved[NN_MAX_DIMS];
+    for (int i = 0; i < a->ndim; i++) moved[i] = hv->size[i];
+    moved[last] = 1;
+    nn_tensor *pc = nn_empty_on(NN_CPU, NN_INT64, a->ndim, moved);
+    if (pc) {
+      const double *v = nn_tensor_data(hv);
+      const int64_t *pos = nn_tensor_data(hi);
+      int64_t *out = nn_tensor_data(pc);
+      for (int64_t l = 0; l < lines; l++) {
+        const double *lv = v + l * len;
+        const int64_t *lp = pos + l * len;
+        int64_t best_len = 0, best_at = 0;
+        for (int64_t i = 0, j; i < len; i = j) {
+          int64_t at = lp[i];
+          for (j = i + 1; j < len && lv[j] == lv[i]; j++)
+            if (lp[j] > at) at = lp[j];
+          if (j - i > best_len) best_len = j - i, best_at = at;
+        }
+        out[l] = best_at;
+      }
+      nn_tensor_written(pc);
+    }
+    nn_tensor *back = pc ? nn_transpose(pc, d, last) : NULL;
+    nn_tensor *fixed = back ? nn_contiguous(back) : NULL;
+    nn_release(pc), nn_release(back);
+    picked = fixed ? nn_to_device(fixed, a->device) : NULL;
+    nn_release(fixed);
+  }
+  nn_release(idx), nn_release(sorted), nn_release(sv), nn_release(si), nn_release(hv), nn_release(hi);
+  nn_no_grad_end(guard);
+  if (!picked) return NULL;
+  nn_tensor *values = nn_gather(a, d, picked, 0);
+  if (values && !keepdim && a->ndim) {
+    nn_tensor *s = nn_squeeze(values, d), *i = s ? nn_squeeze(picked, d) : NULL;
+    nn_release(values), nn_release(picked);
+    values = i ? s : NULL, picked = i;
+    if (!i) nn_release(s);
+  }
+  if (!values) {
+    nn_release(picked);
+    return NULL;
+  }
+  if (indices) *indices = picked;
+  else nn_release(picked);
+  return values;
+}
