@@ -5,8 +5,8 @@
  *   nn._C.queue_backward_callback(fn)   (from a hook: fn(failed) at the end)
  * A "grad" hook's fn(grad) may return a tensor that replaces the gradient;
  * a "post_accumulate" hook's fn(t.grad) returns nothing. DataParallel
- * starts its communication from them; Tensor:register_hook can be built on
- * the same two functions.
+ * starts its communication from them; Tensor:register_hook and
+ * Tensor:retain_grad (nn/autograd.lua) are built on the same two functions.
  *
  * A hook runs inside the engine's backward, which must not be left by a
  * Lua error (longjmp): every call into Lua is protected, and an error

@@ -148,4 +148,73 @@ return function(nn)
     for _, k in ipairs(checked) do inputs[k].grad = nil end
     return true
   end
+
+  -- Hooks on a tensor's gradient, on the engine's NN_HOOK_GRAD hooks
+  -- (nn._C.add_hook). A computed tensor's hooks live on its node, which the
+  -- registry then holds through the hook's function: a function that held
+  -- the tensor itself would keep it, its node and the function alive for
+  -- ever, so a hook reaches its tensor through a weak reference.
+  local Tensor = nn.Tensor
+
+  local RemovableHandle = {__name = "RemovableHandle"}
+  RemovableHandle.__index = RemovableHandle
+  --- handle:remove(): the hook that register_hook returned this handle for
+  -- no longer runs; removing it again does nothing.
+  function RemovableHandle:remove()
+    if self.tensor then C.remove_hook(self.tensor, self.id) end
+    self.tensor = nil
+  end
+  nn._check_counts(RemovableHandle)
+
+  local function callable(fn)
+    if type(fn) == "function" then return true end
+    local mt = getmetatable(fn)
+    return type(mt) == "table" and mt.__call ~= nil
+  end
+
+  --- t:register_hook(fn): fn(grad) runs during backward with the gradient
+  -- that flows into t (for a leaf, the sum over its uses, before it is added
+  -- to t.grad); a tensor it returns replaces that gradient, nil keeps it.
+  -- Returns a handle whose :remove() takes the hook off. An error in fn
+  -- stops backward, which raises it.
+  --   local x = nn.tensor({1, 2}):requires_grad_()
+  --   local handle = x:register_hook(function(g) return g * 2 end)
+  --   local loss = (x * 3):sum(); loss:backward()  -- x.grad is {6, 6}
+  --   handle:remove()
+  function Tensor.register_hook(t, fn)
+    if not nn.is_tensor(t) then raise("register_hook: call it on a tensor, as t:register_hook(fn)") end
+    if not callable(fn) then raise("register_hook: expected a function, got " .. type(fn)) end
+    if not t.requires_grad then
+      raise("register_hook: cannot register a hook on a tensor that doesn't require gradient")
+    end
+    local id = C.add_hook(t, "grad", function(grad)
+      local ok, result = pcall(fn, grad)
+      if not ok then error("backward: a hook registered with register_hook raised: " .. tostring(result), 0) end
+      return result
+    end)
+    return setmetatable({tensor = t, id = id}, RemovableHandle)
+  end
+
+  local retaining = setmetatable({}, {__mode = "k"}) -- the tensors retain_grad was called on
+
+  --- t:retain_grad(): a computed (non-leaf) tensor keeps its gradient in
+  -- t.grad after backward, adding up over passes as a leaf's does; on a
+  -- leaf it does nothing (a leaf keeps its gradient anyway). Hooks that t
+  -- had before see the gradient first, later ones after it is kept.
+  --   local x = nn.tensor({1, 2}):requires_grad_()
+  --   local y = x * 2; y:retain_grad()
+  --   local loss = (y * y):sum(); loss:backward()  -- y.grad is {4, 8}
+  function Tensor.retain_grad(t)
+    if not nn.is_tensor(t) then raise("retain_grad: call it on a tensor, as t:retain_grad()") end
+    if not t.requires_grad then raise("retain_grad: can't retain_grad on Tensor that has requires_grad=False") end
+    if t.is_leaf or retaining[t] then return end
+    retaining[t] = true
+    local weak = setmetatable({t}, {__mode = "v"})
+    C.add_hook(t, "grad", function(grad)
+      local kept = weak[1]
+      if not kept then return end
+      local old = kept.grad
+      kept.grad = old and old + grad or grad:clone()
+    end)
+  end
 end
