@@ -272,6 +272,11 @@ nn_tensor *nn_squeeze_kept(nn_tensor *kept, const nn_tensor *a, unsigned mask, i
 /* t (a reduction's result, dims kept or not) reshaped to the kept shape of
    (ndim, size), untracked: what a kernel reads per line. */
 nn_tensor *nn_as_kept(nn_tensor *t, int ndim, const int64_t *size, unsigned mask);
+/* The gradient of a reduction along the dims of mask from a line kernel
+   over (gi, x, result, g) (reduce.c): norm's and prod's backward. */
+typedef int (*nn_line_grad_run)(const nn_backend *be, const nn_reduce_geom *r, const void *arg);
+nn_tensor *nn_line_grad(const char *op, size_t kernel, nn_tensor *g, nn_tensor *x,
+                        nn_tensor *result, unsigned mask, nn_line_grad_run run, const void *arg);
 /* out (kept shape) = op over a's lines; no autograd. */
 int nn_run_reduce(nn_reduce_op op, nn_tensor *out, nn_tensor *a, unsigned mask, double p);
 int64_t nn_line_count(const nn_tensor *a, unsigned mask);

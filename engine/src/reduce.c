@@ -260,25 +260,39 @@ nn_tensor *nn_argmin(nn_tensor *a, int dim, int keepdim) { return arg_extreme(a,
 /* ---- norm ------------------------------------------------------------ */
 /* Gradients are PyTorch 1.13's norm_backward (math/reduce.h): x the
    input, norm the forward's result (dims kept or not). */
-nn_tensor *nn_norm_backward(nn_tensor *g, nn_tensor *x, nn_tensor *norm, double p, unsigned dim) {
-  const nn_backend *be = nn_dispatch("norm backward", offsetof(nn_backend, norm_backward), g, x, norm);
+/* The gradient of a reduction of x along the dims of mask, computed line
+   by line by a kernel over (gi, x, result, g): result and the incoming g
+   are viewed with the reduced dims kept. run calls the kernel of be with
+   arg, whatever extra argument it takes. */
+nn_tensor *nn_line_grad(const char *op, size_t kernel, nn_tensor *g, nn_tensor *x,
+                        nn_tensor *result, unsigned mask, nn_line_grad_run run, const void *arg) {
+  const nn_backend *be = nn_dispatch(op, kernel, g, x, result);
   if (!be) return NULL;
-  nn_tensor *gk = nn_as_kept(g, x->ndim, x->size, dim);
-  nn_tensor *nk = gk ? nn_as_kept(norm, x->ndim, x->size, dim) : NULL;
-  nn_tensor *out = nk ? nn_empty_like(x) : NULL;
+  nn_tensor *gk = nn_as_kept(g, x->ndim, x->size, mask);
+  nn_tensor *rk = gk ? nn_as_kept(result, x->ndim, x->size, mask) : NULL;
+  nn_tensor *gi = rk ? nn_empty_like(x) : NULL;
   int st = -1;
-  if (out) {
+  if (gi) {
     nn_reduce_geom r;
-    nn_tensor *ts[4] = {out, x, nk, gk};
-    nn_reduce_init(&r, 4, ts, 3u, x->ndim, x->size, dim);
-    st = be->norm_backward(p, &r);
+    nn_tensor *ts[4] = {gi, x, rk, gk};
+    nn_reduce_init(&r, 4, ts, 3u, x->ndim, x->size, mask);
+    st = run(be, &r, arg);
   }
-  nn_release(gk), nn_release(nk);
+  nn_release(gk), nn_release(rk);
   if (st < 0) {
-    nn_release(out);
+    nn_release(gi);
     return NULL;
   }
-  return out;
+  return gi;
+}
+
+static int run_norm_backward(const nn_backend *be, const nn_reduce_geom *r, const void *p) {
+  return be->norm_backward(*(const double *)p, r);
+}
+
+nn_tensor *nn_norm_backward(nn_tensor *g, nn_tensor *x, nn_tensor *norm, double p, unsigned dim) {
+  return nn_line_grad("norm backward", offsetof(nn_backend, norm_backward), g, x, norm, dim,
+                      run_norm_backward, &p);
 }
 
 static int norm_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {

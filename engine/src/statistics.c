@@ -38,25 +38,14 @@ static nn_node *attach(nn_tensor *out, const char *name, nn_backward_fn fn, nn_t
 }
 
 /* ---- prod ------------------------------------------------------------------- */
+static int run_prod_backward(const nn_backend *be, const nn_reduce_geom *r, const void *unused) {
+  (void)unused;
+  return be->prod_backward(r);
+}
+
 nn_tensor *nn_prod_backward(nn_tensor *g, nn_tensor *x, nn_tensor *out, unsigned mask) {
-  const nn_backend *be = nn_dispatch("prod backward", offsetof(nn_backend, prod_backward), g, x, out);
-  if (!be) return NULL;
-  nn_tensor *gk = nn_as_kept(g, x->ndim, x->size, mask);
-  nn_tensor *ok = gk ? nn_as_kept(out, x->ndim, x->size, mask) : NULL;
-  nn_tensor *gi = ok ? nn_empty_like(x) : NULL;
-  int st = -1;
-  if (gi) {
-    nn_reduce_geom r;
-    nn_tensor *ts[4] = {gi, x, ok, gk};
-    nn_reduce_init(&r, 4, ts, 3u, x->ndim, x->size, mask);
-    st = be->prod_backward(&r);
-  }
-  nn_release(gk), nn_release(ok);
-  if (st < 0) {
-    nn_release(gi);
-    return NULL;
-  }
-  return gi;
+  return nn_line_grad("prod backward", offsetof(nn_backend, prod_backward), g, x, out, mask,
+                      run_prod_backward, NULL);
 }
 
 static int prod_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
