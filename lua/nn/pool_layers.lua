@@ -649,4 +649,183 @@ return function(nn)
     return string.format("%d, alpha=%s, beta=%s, k=%s", self.size, python_number(self.alpha),
       python_number(self.beta), python_number(self.k + 0.0))
   end
+
+  ---------------------------------------------------------------------------
+  -- Max unpooling
+
+  --- nn.F.max_unpool2d(x, indices, kernel_size [, stride = kernel_size, padding = 0,
+  -- output_size]): puts each value of x (N, C, H, W) or (C, H, W) at the
+  -- position in its plane that indices (max_pool2d's, 1-based) name, zeros
+  -- elsewhere; the plane is (H - 1) stride - 2 padding + kernel_size, or
+  -- output_size ({h, w}, or a full shape whose last two sizes count).
+  function F.max_unpool2d(x, indices, kernel_size, stride, padding, output_size)
+    local op = "max_unpool2d"
+    local rank = check_rank(x, op, {3, 4}, "3D (C, H, W) or 4D (N, C, H, W)")
+    if not nn.is_tensor(indices) or indices.dtype ~= "int64" then
+      raise(op .. ": indices must be an int64 tensor (max_pool2d's, with return_indices)")
+    end
+    if not indices:size() or #indices:size() ~= rank then
+      raise(op .. ": indices must have the input's shape " .. shape_text(x:size()))
+    end
+    for d = 1, rank do
+      if indices:size(d) ~= x:size(d) then raise(op .. ": indices must have the input's shape " .. shape_text(x:size())) end
+    end
+    local k = sizes_of(kernel_size, 2, "kernel_size", op)
+    local s = stride == nil and k or sizes_of(stride, 2, "stride", op)
+    local p = sizes_of(padding == nil and 0 or padding, 2, "padding", op)
+    local h = (x:size(rank - 1) - 1) * s[1] - 2 * p[1] + k[1]
+    local w = (x:size(rank) - 1) * s[2] - 2 * p[2] + k[2]
+    if output_size ~= nil then
+      if type(output_size) ~= "table" or #output_size < 2 then
+        raise(op .. ": output_size must be a table {h, w} (or a full shape)")
+      end
+      h, w = output_size[#output_size - 1], output_size[#output_size]
+    end
+    if h < 1 or w < 1 then raise(string.format("%s: the output plane would be %dx%d", op, h, w)) end
+    local lead = {}
+    for d = 1, rank - 2 do lead[d] = x:size(d) end
+    local plane = h * w
+    local flat_shape = {table.unpack(lead)}
+    flat_shape[#flat_shape + 1] = -1
+    local flat_indices = indices:reshape(flat_shape)
+    if flat_indices:numel() > 0 and (flat_indices:min():item() < 1 or flat_indices:max():item() > plane) then
+      raise(string.format("%s: an index lies outside the %dx%d output plane (indices count from 1)", op, h, w))
+    end
+    local zeros_shape = {table.unpack(lead)}
+    zeros_shape[#zeros_shape + 1] = plane
+    local out = nn.zeros(zeros_shape, {dtype = x.dtype, device = x.device})
+    out = out:scatter(rank - 1, flat_indices, x:reshape(flat_shape))
+    local shape = {table.unpack(lead)}
+    shape[#shape + 1], shape[#shape + 2] = h, w
+    return out:view(shape)
+  end
+
+  --- nn.MaxUnpool2d(kernel_size [, {stride = kernel_size, padding = 0}]):
+  -- F.max_unpool2d as a module: m(x, indices [, output_size]).
+  local MaxUnpool2d = Module:extend("MaxUnpool2d")
+  nn.MaxUnpool2d = MaxUnpool2d
+  function MaxUnpool2d:init(kernel_size, opts)
+    local v = pool_options("MaxUnpool2d", kernel_size, opts, {"kernel_size", "stride", "padding"})
+    self.kernel_size = sizes_of(v[1], 2, "kernel_size", "MaxUnpool2d")
+    self.stride = sizes_of(v[2] == nil and v[1] or v[2], 2, "stride", "MaxUnpool2d")
+    self.padding = sizes_of(v[3] == nil and 0 or v[3], 2, "padding", "MaxUnpool2d")
+  end
+  function MaxUnpool2d:forward(x, indices, output_size)
+    return F.max_unpool2d(x, indices, self.kernel_size, self.stride, self.padding, output_size)
+  end
+  function MaxUnpool2d:extra_repr()
+    return kw("kernel_size", python_repr(self.kernel_size), "stride", python_repr(self.stride),
+      "padding", python_repr(self.padding))
+  end
+
+  ---------------------------------------------------------------------------
+  -- Channel dropout and alpha dropout
+
+  local function check_p(p, op)
+    if type(p) ~= "number" or not (p >= 0 and p <= 1) then
+      raise(string.format("%s: dropout probability p must be a number between 0 and 1, got %s", op, tostring(p)))
+    end
+  end
+
+  -- Keep masks drawn as nn.Dropout draws them (one float64 uniform per
+  -- Bernoulli draw, kept below 1 - p: PyTorch's bernoulli_ after the same
+  -- seed), of the given shape, on x's device.
+  local function keep_mask(shape, p, x)
+    local keep = nn.rand(shape, {dtype = "float64"}):lt(1 - p):to(x.dtype)
+    if x.device ~= "cpu" then keep = keep:to(x.device) end
+    return keep
+  end
+
+  -- ATen's feature dropout: one draw per (sample, channel), over every
+  -- element of that channel; batched is the rank of a batched input.
+  local function feature_dropout(x, p, training, inplace, op, batched)
+    check_tensor(x, op)
+    check_p(p, op)
+    if not training or p == 0 or x:numel() == 0 then return x end
+    local lead = x:dim() == batched and 2 or 1
+    local shape = {}
+    for d = 1, x:dim() do shape[d] = d <= lead and x:size(d) or 1 end
+    local noise = nn.no_grad(function()
+      if p == 1 then return nn.zeros(shape, {dtype = x.dtype, device = x.device}) end
+      return keep_mask(shape, p, x):div_(nn.tensor(1 - p, {dtype = x.dtype, device = x.device}))
+    end)
+    if inplace then return x:mul_(noise) end
+    return x * noise
+  end
+
+  local function dropout_rank(x, op, ranks, names)
+    check_tensor(x, op)
+    check_rank(x, op, ranks, names)
+  end
+
+  --- nn.F.dropout2d(x [, p = 0.5, training = true, inplace = false]): zeroes
+  -- whole channels of (N, C, H, W) or (C, H, W) with probability p, scaling
+  -- the others by 1 / (1 - p) (Tompson et al., 2015).
+  function F.dropout2d(x, p, training, inplace)
+    dropout_rank(x, "dropout2d", {3, 4}, "3D (C, H, W) or 4D (N, C, H, W)")
+    return feature_dropout(x, p == nil and 0.5 or p, flag(training, true, "training", "dropout2d"),
+      flag(inplace, false, "inplace", "dropout2d"), "dropout2d", 4)
+  end
+
+  --- nn.F.dropout1d(x [, p = 0.5, training = true, inplace = false]): dropout2d
+  -- for (N, C, L) or (C, L).
+  function F.dropout1d(x, p, training, inplace)
+    dropout_rank(x, "dropout1d", {2, 3}, "2D (C, L) or 3D (N, C, L)")
+    return feature_dropout(x, p == nil and 0.5 or p, flag(training, true, "training", "dropout1d"),
+      flag(inplace, false, "inplace", "dropout1d"), "dropout1d", 3)
+  end
+
+  -- SELU's fixed point (Klambauer et al., 2017): alpha' = -lambda alpha
+  local SELU_ALPHA = 1.7580993408473766
+
+  --- nn.F.alpha_dropout(x [, p = 0.5, training = false, inplace = false]):
+  -- dropout for SELU networks: dropped elements take SELU's negative
+  -- saturation value and an affine correction keeps mean and variance.
+  function F.alpha_dropout(x, p, training, inplace)
+    local op = "alpha_dropout"
+    check_tensor(x, op)
+    p = p == nil and 0.5 or p
+    check_p(p, op)
+    training = flag(training, false, "training", op)
+    inplace = flag(inplace, false, "inplace", op)
+    if not training or p == 0 or x:numel() == 0 then return x end
+    if p == 1 then
+      if inplace then return x:mul_(0) end
+      return x * 0
+    end
+    -- ATen's _dropout_impl with alpha_dropout
+    local a = 1 / math.sqrt((SELU_ALPHA * SELU_ALPHA * p + 1) * (1 - p))
+    local noise, shift = nn.no_grad(function()
+      local keep = keep_mask(x:size(), p, x)
+      return keep * a, (keep - 1) * (SELU_ALPHA * a) + SELU_ALPHA * a * p
+    end)
+    if inplace then return x:mul_(noise):add_(shift) end
+    return x * noise + shift
+  end
+
+  local function define_dropout(name, fn)
+    local class = Module:extend(name)
+    nn[name] = class
+    function class:init(p, inplace)
+      if type(p) == "table" and inplace == nil then
+        local opts = nn._options(name, p, {"p", "inplace"})
+        p, inplace = opts.p, opts.inplace
+      end
+      if p == nil then p = 0.5 end
+      check_p(p, name)
+      self.p = p
+      self.inplace = flag(inplace, false, "inplace", name)
+    end
+    function class:forward(x) return fn(x, self.p, self.training, self.inplace) end
+    function class:extra_repr()
+      return "p=" .. python_number(self.p) .. ", inplace=" .. python_bool(self.inplace)
+    end
+  end
+
+  --- nn.Dropout2d([p = 0.5 [, inplace = false]]): F.dropout2d as a module (training mode only).
+  define_dropout("Dropout2d", F.dropout2d)
+  --- nn.Dropout1d([p = 0.5 [, inplace = false]]): F.dropout1d as a module (training mode only).
+  define_dropout("Dropout1d", F.dropout1d)
+  --- nn.AlphaDropout([p = 0.5 [, inplace = false]]): F.alpha_dropout as a module (training mode only).
+  define_dropout("AlphaDropout", F.alpha_dropout)
 end
