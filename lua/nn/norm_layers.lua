@@ -377,19 +377,11 @@ return function(nn)
     end
   end
 
-  function BatchNorm1d:forward(x)
-    local op = "BatchNorm1d"
-    check_tensor(x, op)
-    check_floating(x, op)
-    if x:dim() ~= 2 and x:dim() ~= 3 then
-      raise(string.format("%s: expected 2D or 3D input (N, C) or (N, C, L), got %dD input of shape %s",
-        op, x:dim(), shape_text(x:size())))
-    end
-    if x:size(2) ~= self.num_features then
-      raise(string.format("%s: input has %d features (dim 2 of shape %s), layer expects %d",
-        op, x:size(2), shape_text(x:size()), self.num_features))
-    end
-    -- torch/nn/modules/batchnorm.py, _BatchNorm.forward
+  -- What torch/nn/modules/batchnorm.py's _BatchNorm.forward hands to
+  -- batch_norm: the running statistics (or nil), whether to use the
+  -- batch's, and the momentum (counting the batch as it goes). BatchNorm2d
+  -- and BatchNorm3d share it.
+  function BatchNorm1d:_statistics(x, op)
     local factor = self.momentum or 0.0
     if self.training and self.track_running_stats and self.num_batches_tracked ~= nil then
       if x:numel() // x:size(2) <= 1 then
@@ -405,6 +397,22 @@ return function(nn)
     if not self.training or self.track_running_stats then
       running_mean, running_var = self.running_mean, self.running_var
     end
+    return running_mean, running_var, use_batch_stats, factor
+  end
+
+  function BatchNorm1d:forward(x)
+    local op = "BatchNorm1d"
+    check_tensor(x, op)
+    check_floating(x, op)
+    if x:dim() ~= 2 and x:dim() ~= 3 then
+      raise(string.format("%s: expected 2D or 3D input (N, C) or (N, C, L), got %dD input of shape %s",
+        op, x:dim(), shape_text(x:size())))
+    end
+    if x:size(2) ~= self.num_features then
+      raise(string.format("%s: input has %d features (dim 2 of shape %s), layer expects %d",
+        op, x:size(2), shape_text(x:size()), self.num_features))
+    end
+    local running_mean, running_var, use_batch_stats, factor = self:_statistics(x, op)
     return batch_norm(x, running_mean, running_var, self.weight, self.bias, use_batch_stats,
       factor, self.eps, op)
   end

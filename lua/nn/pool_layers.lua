@@ -351,27 +351,14 @@ return function(nn)
       momentum == nil and 0.1 or momentum, eps == nil and 1e-5 or eps)
   end
 
-  -- _BatchNorm.forward of torch/nn/modules/batchnorm.py over the fused front.
+  -- BatchNorm1d's forward over the fused front, for any rank.
   local function batch_norm_forward(self, x, op, rank, names)
     check_rank(x, op, {rank}, names)
     if x:size(2) ~= self.num_features then
       raise(string.format("%s: expected %d channels, got %d (input of shape %s)", op, self.num_features,
         x:size(2), shape_text(x:size())))
     end
-    local factor = self.momentum or 0.0
-    if self.training and self.track_running_stats and self.num_batches_tracked ~= nil then
-      if x:numel() // x:size(2) <= 1 then
-        raise(string.format("%s: expected more than 1 value per channel when training, got input of shape %s",
-          op, shape_text(x:size())))
-      end
-      nn.no_grad(function() self.num_batches_tracked:add_(1) end)
-      if self.momentum == nil then factor = 1.0 / self.num_batches_tracked:item() end
-    end
-    local use_batch_stats = self.training or (self.running_mean == nil and self.running_var == nil)
-    local running_mean, running_var
-    if not self.training or self.track_running_stats then
-      running_mean, running_var = self.running_mean, self.running_var
-    end
+    local running_mean, running_var, use_batch_stats, factor = self:_statistics(x, op)
     return batch_norm(x, self.weight, self.bias, running_mean, running_var, use_batch_stats, factor, self.eps)
   end
 
