@@ -64,6 +64,7 @@ static inline void add(nn_dtype dt, void *p, int64_t i, double v) {
 }
 
 /* ---- pooling -------------------------------------------------------------- */
+NN_MATH_SELECTS_BEGIN
 static inline void max_planes(nn_dtype dt, const nn_pool2d_args *a, int64_t first, int64_t last) {
   int64_t ih_n = a->in_h, iw_n = a->in_w, plane = ih_n * iw_n, oplane = a->out_h * a->out_w;
   int adaptive = a->kind == NN_POOL_ADAPTIVE_MAX;
@@ -82,8 +83,11 @@ static inline void max_planes(nn_dtype dt, const nn_pool2d_args *a, int64_t firs
         double value = -INFINITY;
         for (int64_t ih = h0; ih < h1; ih += dh)
           for (int64_t iw = w0; iw < w1; iw += dw) {
+            /* selects, not a branch: which tap wins is unpredictable */
             double v = get(dt, x, ih * iw_n + iw);
-            if (v > value || isnan(v)) value = v, best = ih * iw_n + iw;
+            int wins = (v > value) | (v != v);
+            value = wins ? v : value;
+            best = wins ? ih * iw_n + iw : best;
           }
         put(dt, a->out, o, value);
         if (a->indices) a->indices[o] = best + a->index_base;
@@ -91,6 +95,8 @@ static inline void max_planes(nn_dtype dt, const nn_pool2d_args *a, int64_t firs
     }
   }
 }
+
+NN_MATH_SELECTS_END
 
 /* The average kinds: each output the mean of its window (avg_pool2d's
    divisor: divisor_override, the padded window or the clipped one). */
