@@ -121,25 +121,36 @@ return function(nn)
     return max_pool(x, 1, kernel_size, stride, padding, dilation, ceil_mode, return_indices, "max_pool1d")
   end
 
-  -- The options a pooling module takes positionally or as a table:
-  -- Class(3, {stride = 2}) or Class{kernel_size = 3, stride = 2}.
-  local function pool_options(op, first, opts, known)
-    if type(first) == "table" and not nn.is_tensor(first) and first[known[1]] ~= nil and opts == nil then
-      opts = first
-      first = opts[known[1]]
+  -- The arguments of a pooling module, in the order of known: positional
+  -- as PyTorch's (Class(3, 2)), or the first then a table of options
+  -- (Class(3, {stride = 2})), or one table of them all (Class{kernel_size = 3}).
+  local function pool_options(op, known, first, ...)
+    local rest = table.pack(...)
+    local function is_options(t) return type(t) == "table" and not nn.is_tensor(t) and t[1] == nil and next(t) ~= nil end
+    if rest.n == 0 and is_options(first) and first[known[1]] ~= nil then
+      local opts = nn._options(op, first, known)
+      local values = {}
+      for i, key in ipairs(known) do values[i] = opts[key] end
+      return values
     end
-    opts = nn._options(op, opts, known)
-    local values = {first}
-    for i = 2, #known do values[i] = opts[known[i]] end
-    return values
+    if rest.n == 1 and is_options(rest[1]) then
+      local opts = nn._options(op, rest[1], known)
+      local values = {first}
+      for i = 2, #known do values[i] = opts[known[i]] end
+      return values
+    end
+    if rest.n > #known - 1 then
+      raise(string.format("%s: takes at most %d arguments (%s), got %d", op, #known, table.concat(known, ", "), rest.n + 1))
+    end
+    return {first, table.unpack(rest, 1, rest.n)}
   end
 
   local function define_max_pool(name, n)
     local class = Module:extend(name)
     nn[name] = class
     local known = {"kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"}
-    function class:init(kernel_size, opts)
-      local v = pool_options(name, kernel_size, opts, known)
+    function class:init(...)
+      local v = pool_options(name, known, ...)
       sizes_of(v[1], n, "kernel_size", name)
       self.kernel_size = v[1]
       self.stride = v[2] == nil and v[1] or v[2]
@@ -162,8 +173,10 @@ return function(nn)
   end
 
   --- nn.MaxPool2d(kernel_size [, {stride = kernel_size, padding = 0, dilation = 1,
-  -- return_indices = false, ceil_mode = false}]): F.max_pool2d as a module;
-  -- with return_indices its forward returns the output and the indices.
+  -- return_indices = false, ceil_mode = false}]), or those positionally as
+  -- PyTorch's (nn.MaxPool2d(3, 2, 1)): F.max_pool2d as a module; with
+  -- return_indices its forward returns the output and the indices. Every
+  -- pooling module takes its arguments either way.
   define_max_pool("MaxPool2d", 2)
   --- nn.MaxPool1d(kernel_size [, {stride, padding, dilation, return_indices,
   -- ceil_mode}]): F.max_pool1d as a module.
@@ -211,8 +224,8 @@ return function(nn)
     nn[name] = class
     local known = {"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"}
     if n == 2 then known[6] = "divisor_override" end
-    function class:init(kernel_size, opts)
-      local v = pool_options(name, kernel_size, opts, known)
+    function class:init(...)
+      local v = pool_options(name, known, ...)
       sizes_of(v[1], n, "kernel_size", name)
       -- PyTorch's AvgPool1d keeps its sizes as 1-tuples, AvgPool2d as given
       local function keep(value) return n == 1 and {value} or value end
@@ -691,8 +704,8 @@ return function(nn)
   -- F.max_unpool2d as a module: m(x, indices [, output_size]).
   local MaxUnpool2d = Module:extend("MaxUnpool2d")
   nn.MaxUnpool2d = MaxUnpool2d
-  function MaxUnpool2d:init(kernel_size, opts)
-    local v = pool_options("MaxUnpool2d", kernel_size, opts, {"kernel_size", "stride", "padding"})
+  function MaxUnpool2d:init(...)
+    local v = pool_options("MaxUnpool2d", {"kernel_size", "stride", "padding"}, ...)
     self.kernel_size = sizes_of(v[1], 2, "kernel_size", "MaxUnpool2d")
     self.stride = sizes_of(v[2] == nil and v[1] or v[2], 2, "stride", "MaxUnpool2d")
     self.padding = sizes_of(v[3] == nil and 0 or v[3], 2, "padding", "MaxUnpool2d")
