@@ -194,6 +194,13 @@ describe("MaxPool2d and the other pooling modules", function()
     assert.are.same(flat(F.max_pool1d(x[1], 2)), flat(nn.MaxPool1d(2)(x[1])))
   end)
 
+  it("let NaN win a max pool's window, as PyTorch's", function()
+    local x = nn.tensor({{{{1, 0 / 0}, {3, 2}}}})
+    local y, i = F.max_pool2d(x, 2, nil, 0, 1, false, true)
+    assert.is_true(y:item() ~= y:item())
+    assert.are.equal(2, i:item())
+  end)
+
   it("pass gradcheck", function()
     local x = nn.randn(2, 2, 6, 5, {dtype = "float64", requires_grad = true})
     for _, fn in ipairs {
