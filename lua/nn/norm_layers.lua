@@ -59,6 +59,7 @@ return function(nn)
   end
 
   local function python_bool(b) return b and "True" or "False" end
+  nn._python_number, nn._python_bool = python_number, python_bool -- for the other layer files' reprs
 
   -- A user's dim (1-based, negative from the end) as a positive 1-based
   -- dim of an ndim-dimensional tensor; a 0-d tensor counts as 1-d, as in
@@ -320,7 +321,7 @@ return function(nn)
   BatchNorm1d._version = 2 -- PyTorch's: version 2 added num_batches_tracked
 
   function BatchNorm1d:init(num_features, opts)
-    local op = "BatchNorm1d"
+    local op = self.__name -- BatchNorm2d and BatchNorm3d share it
     check_positive_integer(num_features, "num_features", op)
     opts = nn._options(op, opts, {"eps", "momentum", "affine", "track_running_stats", "dtype"})
     local eps = opts.eps == nil and 1e-5 or opts.eps
@@ -376,19 +377,11 @@ return function(nn)
     end
   end
 
-  function BatchNorm1d:forward(x)
-    local op = "BatchNorm1d"
-    check_tensor(x, op)
-    check_floating(x, op)
-    if x:dim() ~= 2 and x:dim() ~= 3 then
-      raise(string.format("%s: expected 2D or 3D input (N, C) or (N, C, L), got %dD input of shape %s",
-        op, x:dim(), shape_text(x:size())))
-    end
-    if x:size(2) ~= self.num_features then
-      raise(string.format("%s: input has %d features (dim 2 of shape %s), layer expects %d",
-        op, x:size(2), shape_text(x:size()), self.num_features))
-    end
-    -- torch/nn/modules/batchnorm.py, _BatchNorm.forward
+  -- What torch/nn/modules/batchnorm.py's _BatchNorm.forward hands to
+  -- batch_norm: the running statistics (or nil), whether to use the
+  -- batch's, and the momentum (counting the batch as it goes). BatchNorm2d
+  -- and BatchNorm3d share it.
+  function BatchNorm1d:_statistics(x, op)
     local factor = self.momentum or 0.0
     if self.training and self.track_running_stats and self.num_batches_tracked ~= nil then
       if x:numel() // x:size(2) <= 1 then
@@ -404,6 +397,22 @@ return function(nn)
     if not self.training or self.track_running_stats then
       running_mean, running_var = self.running_mean, self.running_var
     end
+    return running_mean, running_var, use_batch_stats, factor
+  end
+
+  function BatchNorm1d:forward(x)
+    local op = "BatchNorm1d"
+    check_tensor(x, op)
+    check_floating(x, op)
+    if x:dim() ~= 2 and x:dim() ~= 3 then
+      raise(string.format("%s: expected 2D or 3D input (N, C) or (N, C, L), got %dD input of shape %s",
+        op, x:dim(), shape_text(x:size())))
+    end
+    if x:size(2) ~= self.num_features then
+      raise(string.format("%s: input has %d features (dim 2 of shape %s), layer expects %d",
+        op, x:size(2), shape_text(x:size()), self.num_features))
+    end
+    local running_mean, running_var, use_batch_stats, factor = self:_statistics(x, op)
     return batch_norm(x, running_mean, running_var, self.weight, self.bias, use_batch_stats,
       factor, self.eps, op)
   end

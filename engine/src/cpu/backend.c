@@ -69,4 +69,10 @@ const nn_backend nn_cpu_backend = {
     .rng_state_size = nn_cpu_rng_state_size,
     .rng_get_state = nn_cpu_rng_get_state,
     .rng_set_state = nn_cpu_rng_set_state,
+    .pool2d = nn_cpu_pool2d,
+    .pool2d_backward = nn_cpu_pool2d_backward,
+    .upsample2d = nn_cpu_upsample2d,
+    .upsample2d_backward = nn_cpu_upsample2d_backward,
+    .batch_norm = nn_cpu_batch_norm,
+    .batch_norm_backward = nn_cpu_batch_norm_backward,
 };

@@ -141,4 +141,12 @@ int nn_cpu_random_int(const nn_strided *t, uint64_t range, int64_t base);
 int nn_cpu_randperm(int64_t n, int64_t first, int64_t *out);
 int nn_cpu_normal(const nn_strided *t, double mean, double std);
 
+/* pool.c */
+int nn_cpu_pool2d(const nn_pool2d_args *a);
+int nn_cpu_pool2d_backward(const nn_pool2d_args *a);
+int nn_cpu_upsample2d(const nn_upsample2d_args *a);
+int nn_cpu_upsample2d_backward(const nn_upsample2d_args *a);
+int nn_cpu_batch_norm(const nn_batch_norm_args *a);
+int nn_cpu_batch_norm_backward(const nn_batch_norm_args *a);
+
 #endif
