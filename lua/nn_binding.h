@@ -94,4 +94,7 @@ void nnl_register_index(lua_State *L);
 int nnl_index_get(lua_State *L); /* (t, key) */
 int nnl_index_set(lua_State *L); /* (t, key, value) */
 
+/* nn_conv.c: the convolution fronts, for lua/nn/conv_layers.lua */
+void nnl_register_conv(lua_State *L);
+
 #endif

@@ -59,6 +59,7 @@ return function(nn)
   end
 
   local function python_bool(b) return b and "True" or "False" end
+  nn._python_number = python_number -- for the other layer files' print(model)
 
   -- A user's dim (1-based, negative from the end) as a positive 1-based
   -- dim of an ndim-dimensional tensor; a 0-d tensor counts as 1-d, as in

@@ -69,4 +69,6 @@ const nn_backend nn_cpu_backend = {
     .rng_state_size = nn_cpu_rng_state_size,
     .rng_get_state = nn_cpu_rng_get_state,
     .rng_set_state = nn_cpu_rng_set_state,
+    .im2col = nn_cpu_im2col,
+    .col2im = nn_cpu_col2im,
 };
