@@ -93,6 +93,7 @@ unsigned nnl_check_dims(lua_State *L, int idx, const nn_tensor *t, const char *o
 void nnl_register_index(lua_State *L);
 int nnl_index_get(lua_State *L); /* (t, key) */
 int nnl_index_set(lua_State *L); /* (t, key, value) */
+void nnl_register_pool(lua_State *L); /* nn_pool.c: pooling, upsampling, batch_norm */
 
 /* nn_conv.c: the convolution fronts, for lua/nn/conv_layers.lua */
 void nnl_register_conv(lua_State *L);

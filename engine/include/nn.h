@@ -757,6 +757,39 @@ typedef struct {
    sum of such columns back onto (N, C, output_size) */
 nn_tensor *nn_unfold(nn_tensor *x, const nn_patch_options *p);
 nn_tensor *nn_fold(nn_tensor *x, const nn_patch_options *p);
+/* ---- pooling, upsampling, batch normalisation (pool.c) ---------------
+   Over the last two dims of a 3-d (C, H, W) or 4-d (N, C, H, W) float
+   input; 1-d forms are these over an H of 1. */
+typedef enum {
+  NN_POOL_MAX,          /* kernel, stride, padding, dilation, ceil_mode */
+  NN_POOL_AVG,          /* kernel, stride, padding, ceil_mode, count_include_pad, divisor_override */
+  NN_POOL_ADAPTIVE_MAX, /* output_size */
+  NN_POOL_ADAPTIVE_AVG  /* output_size */
+} nn_pool_kind;
+typedef struct {
+  nn_pool_kind kind;
+  int64_t kernel[2], stride[2], padding[2], dilation[2]; /* (h, w) */
+  int ceil_mode, count_include_pad;
+  int64_t divisor_override; /* 0: none */
+  int64_t output_size[2];
+} nn_pool2d_options;
+/* PyTorch's max_pool2d, avg_pool2d, adaptive_{max,avg}_pool2d; for the
+   max kinds *indices (when not NULL) gets each maximum's flat position in
+   its H x W plane, counted from index_base. */
+nn_tensor *nn_pool2d(nn_tensor *x, const nn_pool2d_options *o, nn_tensor **indices,
+                     int64_t index_base);
+/* Nearest (bilinear 0) or bilinear upsampling to out_h x out_w; scale_h,
+   scale_w: the scale_factor a user gave (0: none), which nearest and
+   bilinear without align_corners use as PyTorch does. */
+nn_tensor *nn_upsample2d(nn_tensor *x, int bilinear, int64_t out_h, int64_t out_w, double scale_h,
+                         double scale_w, int align_corners);
+/* Batch normalisation of x (N, C, ...) over every dim but C (PyTorch's
+   batch_norm): weight, bias, running_mean, running_var are NULL or C
+   values of x's dtype; training uses the batch's statistics and moves the
+   running ones (when given) by momentum, otherwise the running ones. */
+nn_tensor *nn_batch_norm(nn_tensor *x, nn_tensor *weight, nn_tensor *bias,
+                         nn_tensor *running_mean, nn_tensor *running_var, int training,
+                         double momentum, double eps);
 
 #ifdef __cplusplus
 }

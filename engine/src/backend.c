@@ -84,6 +84,8 @@ const nn_backend_entry nn_backend_entries[] = {
     ENTRY(uniform), ENTRY(normal), ENTRY(random_int), ENTRY(randperm), ENTRY(manual_seed), ENTRY(initial_seed),
     ENTRY(rng_state_size), ENTRY(rng_get_state), ENTRY(rng_set_state),
     ENTRY(im2col), ENTRY(col2im),
+    ENTRY(pool2d), ENTRY(pool2d_backward), ENTRY(upsample2d), ENTRY(upsample2d_backward),
+    ENTRY(batch_norm), ENTRY(batch_norm_backward),
 };
 #undef ENTRY
 const size_t nn_backend_entry_count = sizeof nn_backend_entries / sizeof nn_backend_entries[0];

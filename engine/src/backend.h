@@ -39,6 +39,9 @@
  *   conv conv_transpose        conv.c          nn_conv_columns_backward cpu/conv.c        -
  *   unfold fold                                (each other's front)
  *   the strided loop           iter.c          -                       cpu/iter.c         -
+ *   pool2d upsample2d          pool.c          nn_pool2d_backward,     cpu/pool.c         math/pool.h
+ *   batch_norm                                 nn_upsample2d_backward,
+ *                                              nn_batch_norm_backward
  *
  * Conventions, for every entry:
  *  - Geometry is plain data, never an nn_tensor: an nn_iter (elementwise),
@@ -256,6 +259,65 @@ typedef struct {
   void *gx, *gy;           /* backward: gy only with probabilities; either may be NULL */
 } nn_class_loss_args;
 
+/* Pooling over the last two dims of `planes` contiguous planes in_h x
+   in_w into planes out_h x out_w (nn.h's nn_pool_kind; windows:
+   math/pool.h). Max kinds write indices (int64): each maximum's flat
+   position in its plane plus index_base; NaN wins, the first maximum on a
+   tie. Backward writes all of gx (contiguous, x's shape) from g (out's
+   shape): each g to the position its max came from, or spread over its
+   window divided as forward divided. */
+typedef struct {
+  nn_pool_kind kind;
+  nn_dtype dtype; /* of x, out, g, gx */
+  int64_t planes, in_h, in_w, out_h, out_w;
+  int kernel[2], stride[2], padding[2], dilation[2]; /* (h, w); not for adaptive kinds */
+  int count_include_pad;
+  int64_t divisor;    /* avg: divisor_override, or 0 */
+  int64_t index_base; /* 0 or 1 */
+  const void *x;
+  void *out;
+  int64_t *indices;   /* max kinds */
+  const void *g;      /* backward */
+  void *gx;
+} nn_pool2d_args;
+
+/* Nearest or bilinear upsampling of contiguous planes (math/pool.h has
+   the source positions); backward writes all of gx from g. */
+typedef struct {
+  int bilinear, align_corners;
+  nn_dtype dtype;
+  int64_t planes, in_h, in_w, out_h, out_w;
+  double scale_h, scale_w; /* output to source: in / out (bilinear align_corners:
+                              (in - 1) / (out - 1)), or 1 / scale_factor */
+  const void *x;
+  void *out;
+  const void *g; /* backward */
+  void *gx;
+} nn_upsample2d_args;
+
+/* Batch normalisation of contiguous x (outer, channels, inner) per channel
+   over outer and inner (Ioffe & Szegedy, 2015). Forward writes stats
+   (channels means, then channels 1 / sqrt(var + eps)): the batch's
+   (biased variance) when training, else from the running statistics; out
+   = (x - mean) invstd weight + bias (weight, bias: NULL for none). Training
+   moves running_mean and running_var (when not NULL) by momentum towards
+   the batch's mean and unbiased variance. Backward reads stats and writes
+   gx, gw, gb (each NULL when not wanted; PyTorch's
+   batch_norm_backward_cpu: through the batch's statistics when training,
+   else a per-channel scale). Sums accumulate in double. */
+typedef struct {
+  nn_dtype dtype; /* of x, out, g, gx, weight, bias, the running statistics, gw, gb */
+  int64_t outer, channels, inner;
+  const void *x, *weight, *bias;
+  void *running_mean, *running_var;
+  int training;
+  double momentum, eps;
+  double *stats;
+  void *out;
+  const void *g; /* backward */
+  void *gx, *gw, *gb;
+} nn_batch_norm_args;
+
 /* ---- the table ---------------------------------------------------------- */
 typedef struct nn_backend {
   const char *name; /* "cpu", "cuda" */
@@ -416,6 +478,13 @@ typedef struct nn_backend {
   int (*im2col)(const nn_patch_geom *g, const void *image, void *cols); /* writes every column */
   /* image += each column's elements at their places (overlaps sum) */
   int (*col2im)(const nn_patch_geom *g, const void *cols, void *image);
+  /* -- pooling, upsampling, batch normalisation (pool.c; math/pool.h) -- */
+  int (*pool2d)(const nn_pool2d_args *a);          /* writes out (and indices) */
+  int (*pool2d_backward)(const nn_pool2d_args *a); /* writes gx */
+  int (*upsample2d)(const nn_upsample2d_args *a);
+  int (*upsample2d_backward)(const nn_upsample2d_args *a);
+  int (*batch_norm)(const nn_batch_norm_args *a);
+  int (*batch_norm_backward)(const nn_batch_norm_args *a);
 } nn_backend;
 
 /* The entries by name and place, for messages and for the test that every
@@ -434,7 +503,7 @@ extern const size_t nn_backend_entry_count;
    comes in nn_host_api. NN_BACKEND_ABI is bumped whenever nn_backend,
    nn_host_api or a geometry struct above changes shape, so that a library
    of another build refuses to open rather than misread them. */
-#define NN_BACKEND_ABI 2
+#define NN_BACKEND_ABI 3
 
 typedef struct nn_host_api {
   int abi;             /* NN_BACKEND_ABI of the engine */

@@ -59,7 +59,7 @@ return function(nn)
   end
 
   local function python_bool(b) return b and "True" or "False" end
-  nn._python_number = python_number -- for the other layer files' print(model)
+  nn._python_number, nn._python_bool = python_number, python_bool -- for the other layer files' reprs
 
   -- A user's dim (1-based, negative from the end) as a positive 1-based
   -- dim of an ndim-dimensional tensor; a 0-d tensor counts as 1-d, as in
@@ -321,7 +321,7 @@ return function(nn)
   BatchNorm1d._version = 2 -- PyTorch's: version 2 added num_batches_tracked
 
   function BatchNorm1d:init(num_features, opts)
-    local op = "BatchNorm1d"
+    local op = self.__name -- BatchNorm2d and BatchNorm3d share it
     check_positive_integer(num_features, "num_features", op)
     opts = nn._options(op, opts, {"eps", "momentum", "affine", "track_running_stats", "dtype"})
     local eps = opts.eps == nil and 1e-5 or opts.eps

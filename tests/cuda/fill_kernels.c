@@ -23,6 +23,8 @@ static const char *const not_kernels[] = {
        say "<op>: not implemented for cuda" */
     "nan_to_num", "prod_backward", "scan", "cumprod_backward", "sort", "scatter_line",
     "random_int", "randperm", "index_offsets", "index_gather", "index_put", "where", "nonzero",
+    /* pooling and batch norm: the CPU's first, CUDA's to follow */
+    "pool2d", "pool2d_backward", "upsample2d", "upsample2d_backward", "batch_norm", "batch_norm_backward",
 };
 
 static int is_not_kernel(const char *name) {

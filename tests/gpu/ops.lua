@@ -101,4 +101,29 @@ op {name = "contiguous of a transpose", shapes = {{5, 7}}, fn = function(x) retu
 op {name = "to float64", shapes = {{5, 7}}, dtypes = {"float32"}, fn = function(x) return x:double() end}
 op {name = "expand", shapes = {{5, 1}}, fn = function(x) return x:expand(5, 4) * 1 end}
 
+-- pooling, upsampling, batch normalisation (engine/src/pool.c, cuda/pool.cu)
+op {name = "max_pool2d", shapes = {{2, 3, 7, 6}}, fn = function(x) return F.max_pool2d(x, 3, 2, 1) end}
+op {name = "max_pool2d dilation ceil", shapes = {{2, 2, 8, 7}},
+    fn = function(x) return F.max_pool2d(x, {3, 2}, {2, 1}, {1, 0}, {2, 1}, true) end}
+op {name = "max_pool2d indices", shapes = {{2, 3, 6, 6}}, grad = false,
+    fn = function(x) local _, i = F.max_pool2d(x, 2, nil, 0, 1, false, true) return i end}
+op {name = "avg_pool2d", shapes = {{2, 3, 7, 6}}, fn = function(x) return F.avg_pool2d(x, 3, 2, 1, true, false) end}
+op {name = "avg_pool2d divisor", shapes = {{2, 3, 5, 5}}, fn = function(x) return F.avg_pool2d(x, 2, 1, 1, false, true, 3) end}
+op {name = "adaptive_avg_pool2d", shapes = {{2, 3, 7, 9}}, fn = function(x) return F.adaptive_avg_pool2d(x, {3, 4}) end}
+op {name = "adaptive_max_pool2d", shapes = {{2, 3, 7, 9}}, fn = function(x) return F.adaptive_max_pool2d(x, {3, 4}) end}
+op {name = "interpolate nearest", shapes = {{2, 3, 3, 4}}, fn = function(x) return F.interpolate(x, {5, 7}) end}
+op {name = "interpolate bilinear", shapes = {{2, 3, 3, 4}},
+    fn = function(x) return F.interpolate(x, nil, 1.5, "bilinear") end}
+op {name = "interpolate bilinear align_corners", shapes = {{2, 3, 3, 4}},
+    fn = function(x) return F.interpolate(x, {5, 7}, nil, "bilinear", true) end}
+op {name = "batch_norm training", shapes = {{4, 3, 5, 6}, {3}, {3}},
+    fn = function(x, w, b) return F.batch_norm(x, nil, nil, w, b, true) end}
+op {name = "batch_norm eval", shapes = {{4, 3, 5, 6}, {3}, {3}},
+    fn = function(x, w, b)
+      local rm = nn.zeros(3, {dtype = x.dtype, device = x.device}) + 0.3
+      local rv = nn.ones(3, {dtype = x.dtype, device = x.device}) * 1.7
+      return F.batch_norm(x, rm, rv, w, b, false)
+    end}
+op {name = "group_norm", shapes = {{2, 6, 3, 5}}, fn = function(x) return F.group_norm(x, 3) end}
+
 return ops

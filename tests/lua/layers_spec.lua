@@ -539,7 +539,7 @@ describe("BatchNorm1d", function()
     expect_error(function() return F.batch_norm(nn.zeros(2, 3), nil, nil) end, "batch_norm",
       "running_mean and running_var are needed")
     expect_error(function() return F.batch_norm(nn.zeros(2, 3), nn.zeros(4), nn.ones(4)) end, "batch_norm",
-      "input has 3 features", "running_mean has 4")
+      "expected 4 channels, got 3", "running_mean has 4")
   end)
 
   it("prints as PyTorch's", function()

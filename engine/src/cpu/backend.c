@@ -71,4 +71,10 @@ const nn_backend nn_cpu_backend = {
     .rng_set_state = nn_cpu_rng_set_state,
     .im2col = nn_cpu_im2col,
     .col2im = nn_cpu_col2im,
+    .pool2d = nn_cpu_pool2d,
+    .pool2d_backward = nn_cpu_pool2d_backward,
+    .upsample2d = nn_cpu_upsample2d,
+    .upsample2d_backward = nn_cpu_upsample2d_backward,
+    .batch_norm = nn_cpu_batch_norm,
+    .batch_norm_backward = nn_cpu_batch_norm_backward,
 };

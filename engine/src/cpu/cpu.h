@@ -144,5 +144,12 @@ int nn_cpu_normal(const nn_strided *t, double mean, double std);
 /* conv.c */
 int nn_cpu_im2col(const nn_patch_geom *g, const void *image, void *cols);
 int nn_cpu_col2im(const nn_patch_geom *g, const void *cols, void *image);
+/* pool.c */
+int nn_cpu_pool2d(const nn_pool2d_args *a);
+int nn_cpu_pool2d_backward(const nn_pool2d_args *a);
+int nn_cpu_upsample2d(const nn_upsample2d_args *a);
+int nn_cpu_upsample2d_backward(const nn_upsample2d_args *a);
+int nn_cpu_batch_norm(const nn_batch_norm_args *a);
+int nn_cpu_batch_norm_backward(const nn_batch_norm_args *a);
 
 #endif

@@ -1,0 +1,652 @@
+-- Pooling, upsampling, normalisation over channels and channel dropout:
+-- MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d, AdaptiveMaxPool1d/2d,
+-- MaxUnpool2d, Upsample, BatchNorm2d/3d, GroupNorm, InstanceNorm1d/2d,
+-- LocalResponseNorm, Dropout1d/2d, AlphaDropout, and their nn.F forms
+-- (PyTorch 1.13's names, defaults, argument orders and printing).
+--
+-- Pooling, upsampling and batch normalisation are fused C fronts (one
+-- kernel per pass, lua/nn_pool.c over engine/src/pool.c); the 1-d forms
+-- run the 2-d ones over a height of 1; GroupNorm and InstanceNorm are
+-- batch normalisation of a reshaped input, as ATen computes them;
+-- LocalResponseNorm and the dropouts compose tensor ops. Indices that
+-- max pooling returns count from 1 within each H x W plane, like every
+-- index a Lua user sees.
+return function(nn)
+  local C, raise = nn._C, nn._raise
+  local Module, F = nn.Module, nn.F
+  local pool2d, upsample2d, batch_norm = C.pool2d, C.upsample2d, C.batch_norm
+  local python_number, python_bool = nn._python_number, nn._python_bool
+  local POOL_MAX, POOL_AVG, POOL_ADAPTIVE_MAX, POOL_ADAPTIVE_AVG = 0, 1, 2, 3
+
+  ---------------------------------------------------------------------------
+  -- Helpers
+
+  local function check_tensor(x, op)
+    if not nn.is_tensor(x) then raise(op .. ": expected a tensor, got " .. type(x)) end
+  end
+
+  local function shape_text(sizes) return "(" .. table.concat(sizes, ", ") .. ")" end
+
+  local function check_rank(x, op, ranks, names)
+    check_tensor(x, op)
+    local d = x:dim()
+    for _, r in ipairs(ranks) do
+      if d == r then return d end
+    end
+    raise(string.format("%s: expected %s input, got %dD input of shape %s", op, names, d, shape_text(x:size())))
+  end
+
+  local function flag(v, default, what, op)
+    if v == nil then return default end
+    if type(v) ~= "boolean" then raise(string.format("%s: %s must be a boolean, got %s", op, what, tostring(v))) end
+    return v
+  end
+
+  -- A size argument: one integer for every dim, or a table of n of them
+  -- (PyTorch's int or tuple). Returns the n values.
+  local function sizes_of(v, n, what, op)
+    if math.type(v) == "integer" then
+      local out = {}
+      for i = 1, n do out[i] = v end
+      return out
+    end
+    if type(v) == "table" and not nn.is_tensor(v) and #v == n then
+      local ok = true
+      for i = 1, n do ok = ok and math.type(v[i]) == "integer" end
+      if ok then return {table.unpack(v, 1, n)} end
+    end
+    raise(string.format("%s: %s must be an integer or a table of %d integers, got %s", op, what, n,
+      type(v) == "table" and "a table" or tostring(v)))
+  end
+
+  -- Python's repr of an int, a float or a tuple of them, None for nil.
+  local function python_repr(v)
+    if v == nil then return "None" end
+    if type(v) ~= "table" then return python_number(v) end
+    local parts = {}
+    for i = 1, v.n or #v do parts[i] = python_repr(v[i]) end
+    if #parts == 1 then return "(" .. parts[1] .. ",)" end
+    return "(" .. table.concat(parts, ", ") .. ")"
+  end
+
+  local function kw(...)
+    local args, parts = table.pack(...), {}
+    for i = 1, args.n, 2 do parts[#parts + 1] = args[i] .. "=" .. args[i + 1] end
+    return table.concat(parts, ", ")
+  end
+
+  -- Runs a 2-d pooling over an input whose last dim is seen as (1, L):
+  -- the 1-d forms (N, C, L) or (C, L).
+  local function as_1d(x, op, fn)
+    check_rank(x, op, {2, 3}, "2D (C, L) or 3D (N, C, L)")
+    local out, indices = fn(x:unsqueeze(-2))
+    if indices then return out:squeeze(-2), indices:squeeze(-2) end
+    return out:squeeze(-2)
+  end
+
+  ---------------------------------------------------------------------------
+  -- Max pooling
+
+  local function max_pool(x, n, kernel_size, stride, padding, dilation, ceil_mode, return_indices, op)
+    check_tensor(x, op)
+    local k = sizes_of(kernel_size, n, "kernel_size", op)
+    local s = (stride == nil or (type(stride) == "table" and #stride == 0)) and k
+      or sizes_of(stride, n, "stride", op)
+    local p = sizes_of(padding == nil and 0 or padding, n, "padding", op)
+    local d = sizes_of(dilation == nil and 1 or dilation, n, "dilation", op)
+    ceil_mode = flag(ceil_mode, false, "ceil_mode", op)
+    return_indices = flag(return_indices, false, "return_indices", op)
+    if n == 1 then
+      return as_1d(x, op, function(x2)
+        return pool2d(x2, POOL_MAX, 1, k[1], 1, s[1], 0, p[1], 1, d[1], ceil_mode, false, nil, return_indices)
+      end)
+    end
+    return pool2d(x, POOL_MAX, k[1], k[2], s[1], s[2], p[1], p[2], d[1], d[2], ceil_mode, false, nil, return_indices)
+  end
+
+  --- nn.F.max_pool2d(x, kernel_size [, stride = kernel_size, padding = 0,
+  -- dilation = 1, ceil_mode = false, return_indices = false]): the largest
+  -- value of each window over the last two dims of x (C, H, W) or
+  -- (N, C, H, W); sizes are an integer or a table {h, w}. With
+  -- return_indices also each maximum's position in its H x W plane
+  -- (1-based, row-major), what F.max_unpool2d takes. NaN counts as largest.
+  function F.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+    return max_pool(x, 2, kernel_size, stride, padding, dilation, ceil_mode, return_indices, "max_pool2d")
+  end
+
+  --- nn.F.max_pool1d(x, kernel_size [, stride, padding, dilation, ceil_mode,
+  -- return_indices]): max_pool2d's 1-d form over the last dim of (C, L) or
+  -- (N, C, L).
+  function F.max_pool1d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+    return max_pool(x, 1, kernel_size, stride, padding, dilation, ceil_mode, return_indices, "max_pool1d")
+  end
+
+  -- The options a pooling module takes positionally or as a table:
+  -- Class(3, {stride = 2}) or Class{kernel_size = 3, stride = 2}.
+  local function pool_options(op, first, opts, known)
+    if type(first) == "table" and not nn.is_tensor(first) and first[known[1]] ~= nil and opts == nil then
+      opts = first
+      first = opts[known[1]]
+    end
+    opts = nn._options(op, opts, known)
+    local values = {first}
+    for i = 2, #known do values[i] = opts[known[i]] end
+    return values
+  end
+
+  local function define_max_pool(name, n)
+    local class = Module:extend(name)
+    nn[name] = class
+    local known = {"kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"}
+    function class:init(kernel_size, opts)
+      local v = pool_options(name, kernel_size, opts, known)
+      sizes_of(v[1], n, "kernel_size", name)
+      self.kernel_size = v[1]
+      self.stride = v[2] == nil and v[1] or v[2]
+      self.padding = v[3] == nil and 0 or v[3]
+      self.dilation = v[4] == nil and 1 or v[4]
+      self.return_indices = flag(v[5], false, "return_indices", name)
+      self.ceil_mode = flag(v[6], false, "ceil_mode", name)
+      for i = 2, 4 do sizes_of(self[known[i]], n, known[i], name) end
+    end
+    function class:forward(x)
+      return max_pool(x, n, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+        self.return_indices, name)
+    end
+    function class:extra_repr()
+      return kw("kernel_size", python_repr(self.kernel_size), "stride", python_repr(self.stride),
+        "padding", python_repr(self.padding), "dilation", python_repr(self.dilation),
+        "ceil_mode", python_bool(self.ceil_mode))
+    end
+    return class
+  end
+
+  --- nn.MaxPool2d(kernel_size [, {stride = kernel_size, padding = 0, dilation = 1,
+  -- return_indices = false, ceil_mode = false}]): F.max_pool2d as a module;
+  -- with return_indices its forward returns the output and the indices.
+  define_max_pool("MaxPool2d", 2)
+  --- nn.MaxPool1d(kernel_size [, {stride, padding, dilation, return_indices,
+  -- ceil_mode}]): F.max_pool1d as a module.
+  define_max_pool("MaxPool1d", 1)
+
+  ---------------------------------------------------------------------------
+  -- Average pooling
+
+  local function avg_pool(x, n, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, op)
+    check_tensor(x, op)
+    local k = sizes_of(kernel_size, n, "kernel_size", op)
+    local s = (stride == nil or (type(stride) == "table" and #stride == 0)) and k
+      or sizes_of(stride, n, "stride", op)
+    local p = sizes_of(padding == nil and 0 or padding, n, "padding", op)
+    ceil_mode = flag(ceil_mode, false, "ceil_mode", op)
+    count_include_pad = flag(count_include_pad, true, "count_include_pad", op)
+    if divisor_override ~= nil and (math.type(divisor_override) ~= "integer" or divisor_override < 1) then
+      raise(op .. ": divisor_override must be a positive integer, got " .. tostring(divisor_override))
+    end
+    if n == 1 then
+      return as_1d(x, op, function(x2)
+        return pool2d(x2, POOL_AVG, 1, k[1], 1, s[1], 0, p[1], 1, 1, ceil_mode, count_include_pad, divisor_override)
+      end)
+    end
+    return pool2d(x, POOL_AVG, k[1], k[2], s[1], s[2], p[1], p[2], 1, 1, ceil_mode, count_include_pad, divisor_override)
+  end
+
+  --- nn.F.avg_pool2d(x, kernel_size [, stride = kernel_size, padding = 0,
+  -- ceil_mode = false, count_include_pad = true, divisor_override]): the mean
+  -- of each window over the last two dims of (C, H, W) or (N, C, H, W);
+  -- count_include_pad counts the zero padding in the divisor, which
+  -- divisor_override replaces.
+  function F.avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    return avg_pool(x, 2, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, "avg_pool2d")
+  end
+
+  --- nn.F.avg_pool1d(x, kernel_size [, stride, padding, ceil_mode,
+  -- count_include_pad]): avg_pool2d's 1-d form over (C, L) or (N, C, L).
+  function F.avg_pool1d(x, kernel_size, stride, padding, ceil_mode, count_include_pad)
+    return avg_pool(x, 1, kernel_size, stride, padding, ceil_mode, count_include_pad, nil, "avg_pool1d")
+  end
+
+  local function define_avg_pool(name, n)
+    local class = Module:extend(name)
+    nn[name] = class
+    local known = {"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"}
+    if n == 2 then known[6] = "divisor_override" end
+    function class:init(kernel_size, opts)
+      local v = pool_options(name, kernel_size, opts, known)
+      sizes_of(v[1], n, "kernel_size", name)
+      -- PyTorch's AvgPool1d keeps its sizes as 1-tuples, AvgPool2d as given
+      local function keep(value) return n == 1 and {value} or value end
+      self.kernel_size = keep(v[1])
+      self.stride = keep(v[2] == nil and v[1] or v[2])
+      self.padding = keep(v[3] == nil and 0 or v[3])
+      self.ceil_mode = flag(v[4], false, "ceil_mode", name)
+      self.count_include_pad = flag(v[5], true, "count_include_pad", name)
+      self.divisor_override = v[6]
+      sizes_of(v[2] == nil and v[1] or v[2], n, "stride", name)
+      sizes_of(v[3] == nil and 0 or v[3], n, "padding", name)
+    end
+    function class:forward(x)
+      local function first(value) return n == 1 and value[1] or value end
+      return avg_pool(x, n, first(self.kernel_size), first(self.stride), first(self.padding), self.ceil_mode,
+        self.count_include_pad, self.divisor_override, name)
+    end
+    function class:extra_repr()
+      return kw("kernel_size", python_repr(self.kernel_size), "stride", python_repr(self.stride),
+        "padding", python_repr(self.padding))
+    end
+    return class
+  end
+
+  --- nn.AvgPool2d(kernel_size [, {stride = kernel_size, padding = 0, ceil_mode = false,
+  -- count_include_pad = true, divisor_override}]): F.avg_pool2d as a module.
+  define_avg_pool("AvgPool2d", 2)
+  --- nn.AvgPool1d(kernel_size [, {stride, padding, ceil_mode, count_include_pad}]):
+  -- F.avg_pool1d as a module.
+  define_avg_pool("AvgPool1d", 1)
+
+  ---------------------------------------------------------------------------
+  -- Adaptive pooling
+
+  -- output_size: an integer or a table of n entries, each an integer or
+  -- nil/false (keep the input's size there: PyTorch's None).
+  local function adaptive_sizes(output_size, n, x, op)
+    local out = {}
+    for i = 1, n do
+      local v = output_size
+      if type(output_size) == "table" then v = output_size[i] end
+      if v == nil or v == false then
+        if type(output_size) ~= "table" then
+          raise(op .. ": output_size must be an integer or a table of " .. n .. " integers, got nil")
+        end
+        v = x:size(x:dim() - n + i)
+      end
+      if math.type(v) ~= "integer" then
+        raise(string.format("%s: output_size must be an integer or a table of %d integers, got %s", op, n, tostring(v)))
+      end
+      out[i] = v
+    end
+    return out
+  end
+
+  local function adaptive_pool(x, n, kind, output_size, return_indices, op)
+    check_tensor(x, op)
+    return_indices = flag(return_indices, false, "return_indices", op)
+    if n == 1 then
+      check_rank(x, op, {2, 3}, "2D (C, L) or 3D (N, C, L)")
+      local o = adaptive_sizes(output_size, 1, x, op)
+      return as_1d(x, op, function(x2) return pool2d(x2, kind, 1, o[1], nil, nil, nil, nil, nil, nil, nil, nil, nil, return_indices) end)
+    end
+    check_rank(x, op, {3, 4}, "3D (C, H, W) or 4D (N, C, H, W)")
+    local o = adaptive_sizes(output_size, 2, x, op)
+    return pool2d(x, kind, o[1], o[2], nil, nil, nil, nil, nil, nil, nil, nil, nil, return_indices)
+  end
+
+  --- nn.F.adaptive_avg_pool2d(x, output_size): averages over windows chosen
+  -- so that the output has output_size (an integer, or {h, w} where nil
+  -- keeps the input's size) over the last two dims.
+  function F.adaptive_avg_pool2d(x, output_size)
+    return adaptive_pool(x, 2, POOL_ADAPTIVE_AVG, output_size, false, "adaptive_avg_pool2d")
+  end
+  --- nn.F.adaptive_avg_pool1d(x, output_size): the 1-d form over (C, L) or (N, C, L).
+  function F.adaptive_avg_pool1d(x, output_size)
+    return adaptive_pool(x, 1, POOL_ADAPTIVE_AVG, output_size, false, "adaptive_avg_pool1d")
+  end
+  --- nn.F.adaptive_max_pool2d(x, output_size [, return_indices = false]): the
+  -- largest value of each adaptive window (indices 1-based in each plane).
+  function F.adaptive_max_pool2d(x, output_size, return_indices)
+    return adaptive_pool(x, 2, POOL_ADAPTIVE_MAX, output_size, return_indices, "adaptive_max_pool2d")
+  end
+  --- nn.F.adaptive_max_pool1d(x, output_size [, return_indices = false]): the 1-d form.
+  function F.adaptive_max_pool1d(x, output_size, return_indices)
+    return adaptive_pool(x, 1, POOL_ADAPTIVE_MAX, output_size, return_indices, "adaptive_max_pool1d")
+  end
+
+  local function define_adaptive(name, n, kind)
+    local class = Module:extend(name)
+    nn[name] = class
+    local is_max = kind == POOL_ADAPTIVE_MAX
+    function class:init(output_size, return_indices)
+      if type(output_size) == "table" and output_size.output_size ~= nil and return_indices == nil then
+        local opts = nn._options(name, output_size, is_max and {"output_size", "return_indices"} or {"output_size"})
+        output_size, return_indices = opts.output_size, opts.return_indices
+      end
+      if math.type(output_size) ~= "integer" and type(output_size) ~= "table" then
+        raise(string.format("%s: output_size must be an integer or a table of %d integers, got %s", name, n, tostring(output_size)))
+      end
+      self.output_size = output_size
+      self.return_indices = flag(return_indices, false, "return_indices", name)
+    end
+    function class:forward(x)
+      return adaptive_pool(x, n, kind, self.output_size, self.return_indices, name)
+    end
+    function class:extra_repr()
+      local v = self.output_size
+      if type(v) == "table" then v = {n = n, table.unpack(v, 1, n)} end
+      if type(v) == "table" then
+        for i = 1, n do if v[i] == false then v[i] = nil end end
+      end
+      return "output_size=" .. python_repr(v)
+    end
+  end
+
+  --- nn.AdaptiveAvgPool2d(output_size): F.adaptive_avg_pool2d as a module.
+  define_adaptive("AdaptiveAvgPool2d", 2, POOL_ADAPTIVE_AVG)
+  --- nn.AdaptiveAvgPool1d(output_size): F.adaptive_avg_pool1d as a module.
+  define_adaptive("AdaptiveAvgPool1d", 1, POOL_ADAPTIVE_AVG)
+  --- nn.AdaptiveMaxPool2d(output_size [, return_indices = false]): F.adaptive_max_pool2d as a module.
+  define_adaptive("AdaptiveMaxPool2d", 2, POOL_ADAPTIVE_MAX)
+  --- nn.AdaptiveMaxPool1d(output_size [, return_indices = false]): F.adaptive_max_pool1d as a module.
+  define_adaptive("AdaptiveMaxPool1d", 1, POOL_ADAPTIVE_MAX)
+
+  ---------------------------------------------------------------------------
+  -- Batch normalisation over channels
+
+  --- nn.F.batch_norm(x, running_mean, running_var [, weight, bias, training = false,
+  -- momentum = 0.1, eps = 1e-5]): PyTorch's functional batch norm over every
+  -- dim of x (N, C, ...) but C, in one fused pass; the running tensors (or
+  -- nil) move by momentum towards the batch's statistics when training.
+  function F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+    check_tensor(x, "batch_norm")
+    return batch_norm(x, weight, bias, running_mean, running_var, training and true or false,
+      momentum == nil and 0.1 or momentum, eps == nil and 1e-5 or eps)
+  end
+
+  -- _BatchNorm.forward of torch/nn/modules/batchnorm.py over the fused front.
+  local function batch_norm_forward(self, x, op, rank, names)
+    check_rank(x, op, {rank}, names)
+    if x:size(2) ~= self.num_features then
+      raise(string.format("%s: expected %d channels, got %d (input of shape %s)", op, self.num_features,
+        x:size(2), shape_text(x:size())))
+    end
+    local factor = self.momentum or 0.0
+    if self.training and self.track_running_stats and self.num_batches_tracked ~= nil then
+      if x:numel() // x:size(2) <= 1 then
+        raise(string.format("%s: expected more than 1 value per channel when training, got input of shape %s",
+          op, shape_text(x:size())))
+      end
+      nn.no_grad(function() self.num_batches_tracked:add_(1) end)
+      if self.momentum == nil then factor = 1.0 / self.num_batches_tracked:item() end
+    end
+    local use_batch_stats = self.training or (self.running_mean == nil and self.running_var == nil)
+    local running_mean, running_var
+    if not self.training or self.track_running_stats then
+      running_mean, running_var = self.running_mean, self.running_var
+    end
+    return batch_norm(x, self.weight, self.bias, running_mean, running_var, use_batch_stats, factor, self.eps)
+  end
+
+  --- nn.BatchNorm2d(num_features [, {eps = 1e-5, momentum = 0.1, affine = true,
+  -- track_running_stats = true, dtype = "float32"}]): batch normalisation
+  -- (Ioffe & Szegedy, 2015) of each of the C channels of an (N, C, H, W)
+  -- input over N, H and W: in training mode with the batch's mean and biased
+  -- variance, moving running_mean and running_var (unbiased) by momentum
+  -- (false: a cumulative average) and counting num_batches_tracked; in eval
+  -- mode with the running statistics. BatchNorm1d's options and buffers.
+  local BatchNorm2d = nn.BatchNorm1d:extend("BatchNorm2d")
+  nn.BatchNorm2d = BatchNorm2d
+  function BatchNorm2d:forward(x)
+    return batch_norm_forward(self, x, "BatchNorm2d", 4, "4D (N, C, H, W)")
+  end
+
+  --- nn.BatchNorm3d(num_features [, options]): BatchNorm2d over (N, C, D, H, W).
+  local BatchNorm3d = nn.BatchNorm1d:extend("BatchNorm3d")
+  nn.BatchNorm3d = BatchNorm3d
+  function BatchNorm3d:forward(x)
+    return batch_norm_forward(self, x, "BatchNorm3d", 5, "5D (N, C, D, H, W)")
+  end
+
+  ---------------------------------------------------------------------------
+  -- Upsampling
+
+  local linear_modes = {linear = 1, bilinear = 2}
+
+  --- nn.F.interpolate(x [, size, scale_factor, mode = "nearest", align_corners]):
+  -- resizes the last dims of (N, C, L) (modes nearest, linear) or
+  -- (N, C, H, W) (nearest, bilinear) to size (an integer or a table), or
+  -- by scale_factor (a number or a table), the output size being
+  -- floor(input size * scale_factor). align_corners (linear modes only,
+  -- default false) maps the corner pixels' centres onto each other.
+  function F.interpolate(x, size, scale_factor, mode, align_corners)
+    local op = "interpolate"
+    check_tensor(x, op)
+    mode = mode == nil and "nearest" or mode
+    local dims = x:dim() - 2
+    if dims ~= 1 and dims ~= 2 then
+      raise(string.format("%s: expected a 3D (N, C, L) or 4D (N, C, H, W) input, got %dD input of shape %s",
+        op, x:dim(), shape_text(x:size())))
+    end
+    if mode ~= "nearest" and linear_modes[mode] ~= dims then
+      raise(string.format("%s: mode '%s' does not fit a %dD input (nearest, or %s)", op, tostring(mode), x:dim(),
+        dims == 1 and "linear" or "bilinear"))
+    end
+    if align_corners ~= nil and mode == "nearest" then
+      raise(op .. ": align_corners option can only be set with the interpolating modes: linear | bilinear")
+    end
+    align_corners = flag(align_corners, false, "align_corners", op)
+    if (size == nil) == (scale_factor == nil) then
+      raise(op .. ": give either size or scale_factor, not both nor neither")
+    end
+    local out, scales = {}, {}
+    if size ~= nil then
+      out = sizes_of(size, dims, "size", op)
+    else
+      for i = 1, dims do
+        local s = type(scale_factor) == "table" and scale_factor[i] or scale_factor
+        if type(s) ~= "number" or not (s > 0) then
+          raise(op .. ": scale_factor must be a positive number or a table of them, got " .. tostring(s))
+        end
+        scales[i] = s
+        out[i] = math.floor(x:size(2 + i) * s)
+      end
+    end
+    local bilinear = mode ~= "nearest"
+    if dims == 1 then
+      return upsample2d(x:unsqueeze(3), bilinear, 1, out[1], 0, scales[1] or 0, align_corners):squeeze(3)
+    end
+    return upsample2d(x, bilinear, out[1], out[2], scales[1] or 0, scales[2] or 0, align_corners)
+  end
+
+  --- nn.Upsample({size =, scale_factor =, mode = "nearest", align_corners =}) or
+  -- nn.Upsample(size, scale_factor, mode, align_corners): F.interpolate as a module.
+  local Upsample = Module:extend("Upsample")
+  nn.Upsample = Upsample
+  function Upsample:init(size, scale_factor, mode, align_corners)
+    if type(size) == "table" and scale_factor == nil and (size.size ~= nil or size.scale_factor ~= nil) then
+      local opts = nn._options("Upsample", size, {"size", "scale_factor", "mode", "align_corners"})
+      size, scale_factor, mode, align_corners = opts.size, opts.scale_factor, opts.mode, opts.align_corners
+    end
+    self.size = size
+    -- PyTorch keeps a scale factor as a float (a table of them)
+    if type(scale_factor) == "number" then
+      scale_factor = scale_factor + 0.0
+    elseif type(scale_factor) == "table" then
+      local floats = {}
+      for i, v in ipairs(scale_factor) do floats[i] = v + 0.0 end
+      scale_factor = floats
+    end
+    self.scale_factor = scale_factor
+    self.mode = mode == nil and "nearest" or mode
+    self.align_corners = align_corners
+  end
+  function Upsample:forward(x)
+    return F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners)
+  end
+  function Upsample:extra_repr()
+    local info = self.scale_factor ~= nil and "scale_factor=" .. python_repr(self.scale_factor)
+      or "size=" .. python_repr(self.size)
+    return info .. ", mode=" .. self.mode
+  end
+
+  ---------------------------------------------------------------------------
+  -- Normalisation through the batch-norm front
+
+  local function affine_view(t, x)
+    local shape = {1, x:size(2)}
+    for _ = 3, x:dim() do shape[#shape + 1] = 1 end
+    return t:view(shape)
+  end
+
+  --- nn.F.group_norm(x, num_groups [, weight, bias, eps = 1e-5]): normalises
+  -- x (N, C, ...) over each group of C / num_groups channels and the other
+  -- dims (Wu & He, 2018), then scales and shifts each channel.
+  function F.group_norm(x, num_groups, weight, bias, eps)
+    local op = "group_norm"
+    check_tensor(x, op)
+    if x:dim() < 2 then raise(op .. ": expected an input of 2 or more dims (N, C, ...), got " .. x:dim() .. "D") end
+    local n, c = x:size(1), x:size(2)
+    if math.type(num_groups) ~= "integer" or num_groups < 1 or c % num_groups ~= 0 then
+      raise(string.format("%s: Expected number of channels in input (%d) to be divisible by num_groups, got %s",
+        op, c, tostring(num_groups)))
+    end
+    local y = batch_norm(x:reshape({1, n * num_groups, -1}), nil, nil, nil, nil, true, 0, eps == nil and 1e-5 or eps)
+    y = y:view(x:size())
+    if weight ~= nil then y = y * affine_view(weight, x) end
+    if bias ~= nil then y = y + affine_view(bias, x) end
+    return y
+  end
+
+  --- nn.GroupNorm(num_groups, num_channels [, {eps = 1e-5, affine = true, dtype}]):
+  -- F.group_norm with a learnable per-channel weight (ones) and bias (zeros).
+  local GroupNorm = Module:extend("GroupNorm")
+  nn.GroupNorm = GroupNorm
+  function GroupNorm:init(num_groups, num_channels, opts)
+    local op = "GroupNorm"
+    opts = nn._options(op, opts, {"eps", "affine", "dtype"})
+    for what, v in pairs {num_groups = num_groups, num_channels = num_channels} do
+      if math.type(v) ~= "integer" or v < 1 then raise(op .. ": " .. what .. " must be a positive integer, got " .. tostring(v)) end
+    end
+    if num_channels % num_groups ~= 0 then raise(op .. ": num_channels must be divisible by num_groups") end
+    self.num_groups, self.num_channels = num_groups, num_channels
+    self.eps = opts.eps == nil and 1e-5 or opts.eps
+    self.affine = flag(opts.affine, true, "affine", op)
+    if self.affine then
+      self.weight = nn.Parameter(nn.ones(num_channels, {dtype = opts.dtype}))
+      self.bias = nn.Parameter(nn.zeros(num_channels, {dtype = opts.dtype}))
+    else
+      self:register_parameter("weight", nil)
+      self:register_parameter("bias", nil)
+    end
+  end
+  function GroupNorm:forward(x) return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps) end
+  function GroupNorm:extra_repr()
+    return string.format("%d, %d, eps=%s, affine=%s", self.num_groups, self.num_channels, python_number(self.eps),
+      python_bool(self.affine))
+  end
+
+  --- nn.F.instance_norm(x [, running_mean, running_var, weight, bias,
+  -- use_input_stats = true, momentum = 0.1, eps = 1e-5]): normalises each
+  -- channel of each sample of x (N, C, ...) over its other dims (Ulyanov et
+  -- al., 2016); the running statistics, when given, move by momentum
+  -- towards the samples' average statistics.
+  function F.instance_norm(x, running_mean, running_var, weight, bias, use_input_stats, momentum, eps)
+    local op = "instance_norm"
+    check_tensor(x, op)
+    if x:dim() < 3 then raise(op .. ": expected an input of 3 or more dims (N, C, ...), got " .. x:dim() .. "D") end
+    if use_input_stats == nil then use_input_stats = true end
+    local n, c = x:size(1), x:size(2)
+    -- ATen's _instance_norm: batch norm of (1, N C, ...) with the per-channel
+    -- tensors repeated for each sample, the running statistics averaged back
+    local function repeated(t) return t ~= nil and t:view({1, c}):expand({n, c}):reshape({n * c}) or nil end
+    local rm, rv = repeated(running_mean), repeated(running_var)
+    local y = batch_norm(x:reshape({1, n * c, -1}), repeated(weight), repeated(bias), rm, rv,
+      use_input_stats and true or false, momentum == nil and 0.1 or momentum, eps == nil and 1e-5 or eps)
+    if running_mean ~= nil and use_input_stats then
+      nn.no_grad(function()
+        running_mean:copy_(rm:view({n, c}):mean(1))
+        running_var:copy_(rv:view({n, c}):mean(1))
+      end)
+    end
+    return y:view(x:size())
+  end
+
+  local function define_instance_norm(name, rank)
+    local class = Module:extend(name)
+    nn[name] = class
+    function class:init(num_features, opts)
+      if math.type(num_features) ~= "integer" or num_features < 1 then
+        raise(name .. ": num_features must be a positive integer, got " .. tostring(num_features))
+      end
+      opts = nn._options(name, opts, {"eps", "momentum", "affine", "track_running_stats", "dtype"})
+      self.num_features = num_features
+      self.eps = opts.eps == nil and 1e-5 or opts.eps
+      self.momentum = opts.momentum == nil and 0.1 or opts.momentum
+      self.affine = flag(opts.affine, false, "affine", name)
+      self.track_running_stats = flag(opts.track_running_stats, false, "track_running_stats", name)
+      if self.affine then
+        self.weight = nn.Parameter(nn.ones(num_features, {dtype = opts.dtype}))
+        self.bias = nn.Parameter(nn.zeros(num_features, {dtype = opts.dtype}))
+      else
+        self:register_parameter("weight", nil)
+        self:register_parameter("bias", nil)
+      end
+      if self.track_running_stats then
+        self:register_buffer("running_mean", nn.zeros(num_features, {dtype = opts.dtype}))
+        self:register_buffer("running_var", nn.ones(num_features, {dtype = opts.dtype}))
+        self:register_buffer("num_batches_tracked", nn.tensor(0, {dtype = "int64"}))
+      else
+        self:register_buffer("running_mean", nil)
+        self:register_buffer("running_var", nil)
+        self:register_buffer("num_batches_tracked", nil)
+      end
+    end
+    function class:forward(x)
+      check_rank(x, name, {rank, rank + 1}, rank == 2 and "2D (C, L) or 3D (N, C, L)" or "3D (C, H, W) or 4D (N, C, H, W)")
+      local unbatched = x:dim() == rank
+      if unbatched then x = x:unsqueeze(1) end
+      if x:size(2) ~= self.num_features and (self.affine or self.track_running_stats) then
+        raise(string.format("%s: expected input's size at dim=2 to match num_features (%d), but got: %d.",
+          name, self.num_features, x:size(2)))
+      end
+      local y = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+        self.training or not self.track_running_stats, self.momentum, self.eps)
+      if unbatched then y = y:squeeze(1) end
+      return y
+    end
+    function class:extra_repr()
+      return string.format("%d, eps=%s, momentum=%s, affine=%s, track_running_stats=%s", self.num_features,
+        python_number(self.eps), python_number(self.momentum), python_bool(self.affine),
+        python_bool(self.track_running_stats))
+    end
+  end
+
+  --- nn.InstanceNorm1d(num_features [, {eps = 1e-5, momentum = 0.1, affine = false,
+  -- track_running_stats = false, dtype}]): F.instance_norm over (N, C, L) or (C, L).
+  define_instance_norm("InstanceNorm1d", 2)
+  --- nn.InstanceNorm2d(num_features [, options]): F.instance_norm over (N, C, H, W) or (C, H, W).
+  define_instance_norm("InstanceNorm2d", 3)
+
+  --- nn.F.local_response_norm(x, size [, alpha = 1e-4, beta = 0.75, k = 1]):
+  -- divides each element of x (N, C, ...) by (k + alpha / size * the sum of
+  -- squares over size neighbouring channels)^beta (Krizhevsky et al., 2012).
+  function F.local_response_norm(x, size, alpha, beta, k)
+    local op = "local_response_norm"
+    check_tensor(x, op)
+    if x:dim() < 3 then
+      raise(string.format("%s: expected 3D or higher dimensionality input (got %dD)", op, x:dim()))
+    end
+    if math.type(size) ~= "integer" or size < 1 then raise(op .. ": size must be a positive integer, got " .. tostring(size)) end
+    alpha, beta, k = alpha or 1e-4, beta or 0.75, k or 1.0
+    local n, c = x:size(1), x:size(2)
+    -- the mean of the squares over a window of channels: an average pool
+    -- with zero padding counted, size // 2 channels before each
+    local squares = (x * x):reshape({n, 1, c, -1})
+    local div = pool2d(squares, POOL_AVG, size, 1, 1, 1, size // 2, 0, 1, 1, false, true, nil)
+    div = div:narrow(3, 1, c):reshape(x:size())
+    return x / (div * alpha + k) ^ beta
+  end
+
+  --- nn.LocalResponseNorm(size [, alpha = 1e-4, beta = 0.75, k = 1]): F.local_response_norm as a module.
+  local LocalResponseNorm = Module:extend("LocalResponseNorm")
+  nn.LocalResponseNorm = LocalResponseNorm
+  function LocalResponseNorm:init(size, alpha, beta, k)
+    if math.type(size) ~= "integer" or size < 1 then
+      raise("LocalResponseNorm: size must be a positive integer, got " .. tostring(size))
+    end
+    self.size, self.alpha, self.beta, self.k = size, alpha or 1e-4, beta or 0.75, k or 1.0
+  end
+  function LocalResponseNorm:forward(x) return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k) end
+  function LocalResponseNorm:extra_repr()
+    return string.format("%d, alpha=%s, beta=%s, k=%s", self.size, python_number(self.alpha),
+      python_number(self.beta), python_number(self.k + 0.0))
+  end
+end

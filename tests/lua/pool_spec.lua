@@ -1,0 +1,229 @@
+-- Pooling, upsampling and normalisation layers (lua/nn/pool_layers.lua
+-- over engine/src/pool.c) against PyTorch 1.13's values
+-- (tests/fixtures/gen_pool.py), gradient checks, printing, state and
+-- misuse.
+local nn = require "nn"
+local support = dofile(os.getenv("NN_ROOT") .. "/tests/lua/support.lua")
+local reference = dofile(os.getenv("NN_ROOT") .. "/tests/fixtures/pool_reference.lua")
+local expect_error, flat = support.expect_error, support.flat
+local F = nn.F
+
+-- Inputs and weights of the fixture are float32 values (9 digits): read
+-- as float32, then converted, they are the very numbers PyTorch had.
+local function input(values, dtype, shape)
+  return nn.tensor(values, {dtype = "float32"}):to(dtype):view(shape)
+end
+
+local function tolerance(dtype) return dtype == "float32" and 2e-5 or 1e-11 end
+
+local function assert_values(expected, t, tol, what)
+  local got = flat(t)
+  assert.are.equal(#expected, #got, what .. ": element count")
+  for i, e in ipairs(expected) do
+    local g = got[i]
+    local ok = (e ~= e and g ~= g) or e == g or math.abs(g - e) <= tol * math.max(1, math.abs(e))
+    assert(ok, string.format("%s: element %d is %.17g, expected %.17g", what, i, g, e))
+  end
+end
+
+-- The functional form of a fixture case, with its arguments.
+local calls = {
+  max_pool2d = function(x, a)
+    return F.max_pool2d(x, a.kernel_size, a.stride, a.padding, a.dilation, a.ceil_mode, true)
+  end,
+  max_pool1d = function(x, a)
+    return F.max_pool1d(x, a.kernel_size, a.stride, a.padding, a.dilation, a.ceil_mode, true)
+  end,
+  avg_pool2d = function(x, a)
+    return F.avg_pool2d(x, a.kernel_size, a.stride, a.padding, a.ceil_mode, a.count_include_pad, a.divisor_override)
+  end,
+  avg_pool1d = function(x, a)
+    return F.avg_pool1d(x, a.kernel_size, a.stride, a.padding, a.ceil_mode, a.count_include_pad)
+  end,
+  adaptive_avg_pool2d = function(x, a) return F.adaptive_avg_pool2d(x, a.output_size) end,
+  adaptive_avg_pool1d = function(x, a) return F.adaptive_avg_pool1d(x, a.output_size) end,
+  adaptive_max_pool2d = function(x, a) return F.adaptive_max_pool2d(x, a.output_size, true) end,
+  interpolate = function(x, a) return F.interpolate(x, a.size, a.scale_factor, a.mode, a.align_corners) end,
+  group_norm = function(x, a)
+    local c = x:size(2)
+    local w = a.affine and nn.linspace(0.5, 1.5, c, {dtype = x.dtype}) or nil
+    local b = a.affine and nn.linspace(-0.2, 0.3, c, {dtype = x.dtype}) or nil
+    return F.group_norm(x, a.num_groups, w, b)
+  end,
+  instance_norm = function(x, a)
+    local c = x:size(2)
+    local w = a.affine and nn.linspace(0.5, 1.5, c, {dtype = x.dtype}) or nil
+    local b = a.affine and nn.linspace(-0.2, 0.3, c, {dtype = x.dtype}) or nil
+    return F.instance_norm(x, nil, nil, w, b)
+  end,
+  local_response_norm = function(x, a) return F.local_response_norm(x, a.size, a.alpha, a.beta, a.k) end,
+}
+
+describe("pooling, upsampling and normalisation against PyTorch", function()
+  for i, case in ipairs(reference.cases) do
+    local call = calls[case.name]
+    if call then
+      it(string.format("%s case %d (%s)", case.name, i, case.dtype), function()
+        local tol = tolerance(case.dtype)
+        local x = input(case.x.values, case.dtype, case.x.shape):requires_grad_()
+        local y, indices = call(x, case.args)
+        assert.are.same(case.y.shape, y:size())
+        assert.are.equal(case.dtype, y.dtype)
+        assert_values(case.y.values, y, tol, "output")
+        if case.indices then
+          assert.are.equal("int64", indices.dtype)
+          assert.are.same(case.indices, flat(indices))
+        end
+        local w = input(case.w, case.dtype, y:size())
+        ;(y * w):sum():backward()
+        assert_values(case.grad, x.grad, tol, "gradient")
+      end)
+    end
+  end
+end)
+
+describe("BatchNorm2d", function()
+  local function build(run)
+    local o = run.options
+    local bn = nn.BatchNorm2d(run.shape[2], {momentum = o.momentum, affine = o.affine,
+      track_running_stats = o.track_running_stats, dtype = run.dtype})
+    if bn.affine then
+      nn.no_grad(function()
+        bn.weight:copy_(nn.tensor(run.weight))
+        bn.bias:copy_(nn.tensor(run.bias))
+      end)
+    end
+    return bn
+  end
+
+  it("trains, moves its running statistics and evaluates as PyTorch's", function()
+    for r, run in ipairs(reference.batch_norm) do
+      local tol = tolerance(run.dtype)
+      local bn = build(run)
+      assert.are.equal(run.repr, tostring(bn))
+      local keys = {}
+      for k in pairs(bn:state_dict()) do keys[#keys + 1] = k end
+      assert.are.same(run.keys, keys)
+      for s, step in ipairs(run.steps) do
+        local what = string.format("run %d step %d", r, s)
+        if step.train then bn:train() else bn:eval() end
+        local x = input(step.x, run.dtype, run.shape):requires_grad_()
+        local y = bn(x)
+        assert_values(step.y, y, tol, what .. " output")
+        bn:zero_grad()
+        ;(y * input(step.w, run.dtype, run.shape)):sum():backward()
+        assert_values(step.grad, x.grad, tol, what .. " input gradient")
+        if step.weight_grad then
+          assert_values(step.weight_grad, bn.weight.grad, tol, what .. " weight gradient")
+          assert_values(step.bias_grad, bn.bias.grad, tol, what .. " bias gradient")
+        end
+        if step.running_mean then
+          assert_values(step.running_mean, bn.running_mean, tol, what .. " running_mean")
+          assert_values(step.running_var, bn.running_var, tol, what .. " running_var")
+          assert.are.equal(step.num_batches_tracked, bn.num_batches_tracked:item())
+        end
+      end
+    end
+  end)
+
+  it("saves and loads its state", function()
+    local bn = nn.BatchNorm2d(3)
+    bn(nn.randn(4, 3, 2, 2) * 3 + 1)
+    local copy = nn.BatchNorm2d(3)
+    copy:load_state_dict(bn:state_dict())
+    assert.are.same(flat(bn.running_mean), flat(copy.running_mean))
+    assert.are.same(flat(bn.running_var), flat(copy.running_var))
+    assert.are.equal(1, copy.num_batches_tracked:item())
+  end)
+
+  it("passes gradcheck in training and eval mode", function()
+    local x = nn.randn(3, 2, 3, 2, {dtype = "float64", requires_grad = true})
+    local w = nn.randn(2, {dtype = "float64", requires_grad = true})
+    local b = nn.randn(2, {dtype = "float64", requires_grad = true})
+    assert.is_true(nn.gradcheck(function(xx, ww, bb) return F.batch_norm(xx, nil, nil, ww, bb, true) end, {x, w, b}))
+    local rm, rv = nn.randn(2, {dtype = "float64"}), nn.rand(2, {dtype = "float64"}) + 0.5
+    assert.is_true(nn.gradcheck(function(xx, ww, bb) return F.batch_norm(xx, rm, rv, ww, bb, false) end, {x, w, b}))
+  end)
+
+  it("refuses misuse with the layer's name", function()
+    local bn = nn.BatchNorm2d(8)
+    expect_error(function() return bn(nn.zeros(2, 3, 4, 4)) end, "BatchNorm2d: expected 8 channels, got 3")
+    expect_error(function() return bn(nn.zeros(8, 4, 4)) end, "BatchNorm2d", "expected 4D (N, C, H, W) input", "3D")
+    expect_error(function() return nn.BatchNorm2d(3)(nn.zeros(1, 3, 1, 1)) end, "BatchNorm2d",
+      "more than 1 value per channel")
+    expect_error(function() return F.batch_norm(nn.zeros(2, 3, 4, 4), nn.zeros(8), nn.ones(8)) end,
+      "batch_norm: expected 8 channels, got 3")
+    expect_error(function() return F.batch_norm(nn.zeros(2, 3, 4, 4), nil, nil) end, "batch_norm",
+      "running_mean and running_var are needed")
+    expect_error(function() return nn.BatchNorm2d(0) end, "BatchNorm2d", "num_features must be a positive integer")
+  end)
+end)
+
+describe("MaxPool2d and the other pooling modules", function()
+  it("print as PyTorch's", function()
+    local r = reference.reprs
+    assert.are.equal(r.max_pool2d, tostring(nn.MaxPool2d(3)))
+    assert.are.equal(r.max_pool2d_options, tostring(nn.MaxPool2d({3, 2}, {stride = 1, padding = 1, dilation = 2,
+      return_indices = true, ceil_mode = true})))
+    assert.are.equal(r.max_pool1d, tostring(nn.MaxPool1d(3)))
+    assert.are.equal(r.avg_pool2d, tostring(nn.AvgPool2d(3, {stride = 2, padding = 1})))
+    assert.are.equal(r.avg_pool1d, tostring(nn.AvgPool1d(3)))
+    assert.are.equal(r.adaptive_avg_pool2d, tostring(nn.AdaptiveAvgPool2d({3, false})))
+    assert.are.equal(r.adaptive_avg_pool2d_int, tostring(nn.AdaptiveAvgPool2d(3)))
+    assert.are.equal(r.adaptive_max_pool2d, tostring(nn.AdaptiveMaxPool2d(2)))
+    assert.are.equal(r.adaptive_avg_pool1d, tostring(nn.AdaptiveAvgPool1d(2)))
+    assert.are.equal(r.batch_norm2d, tostring(nn.BatchNorm2d(3)))
+    assert.are.equal(r.batch_norm2d_options, tostring(nn.BatchNorm2d(3, {momentum = false, affine = false,
+      track_running_stats = false})))
+  end)
+
+  it("modules compute what their functions do", function()
+    local x = nn.randn(2, 3, 7, 6)
+    assert.are.same(flat(F.max_pool2d(x, 3, 2, 1)), flat(nn.MaxPool2d(3, {stride = 2, padding = 1})(x)))
+    local y, i = nn.MaxPool2d{kernel_size = 2, return_indices = true}(x)
+    local y2, i2 = F.max_pool2d(x, 2, nil, 0, 1, false, true)
+    assert.are.same(flat(y2), flat(y))
+    assert.are.same(flat(i2), flat(i))
+    assert.are.same(flat(F.avg_pool2d(x, 2)), flat(nn.AvgPool2d(2)(x)))
+    assert.are.same(flat(F.adaptive_avg_pool2d(x, {2, 3})), flat(nn.AdaptiveAvgPool2d({2, 3})(x)))
+    local z = nn.AdaptiveAvgPool2d({false, 2})(x)
+    assert.are.same({2, 3, 7, 2}, z:size())
+    assert.are.same(flat(F.max_pool1d(x[1], 2)), flat(nn.MaxPool1d(2)(x[1])))
+  end)
+
+  it("pass gradcheck", function()
+    local x = nn.randn(2, 2, 6, 5, {dtype = "float64", requires_grad = true})
+    for _, fn in ipairs {
+      function(t) return F.max_pool2d(t, 3, 2, 1) end,
+      function(t) return F.max_pool2d(t, {2, 3}, 1, 0, {2, 1}, true) end,
+      function(t) return F.avg_pool2d(t, 3, 2, 1, true, false) end,
+      function(t) return F.avg_pool2d(t, 2, 1, 1, false, true, 3) end,
+      function(t) return F.adaptive_avg_pool2d(t, {4, 3}) end,
+      function(t) return F.adaptive_max_pool2d(t, {3, 2}) end,
+      function(t) return F.max_pool1d(t[1], 2) end,
+      function(t) return F.avg_pool1d(t[1], 3, 2, 1) end,
+    } do
+      assert.is_true(nn.gradcheck(fn, {x}))
+    end
+  end)
+
+  it("refuse misuse naming the op", function()
+    local x = nn.randn(2, 3, 4, 4)
+    expect_error(function() return F.max_pool2d(x, 2, nil, 2) end,
+      "max_pool2d: pad should be at most half of kernel size, but got pad=2 and kernel_size=2")
+    expect_error(function() return F.max_pool2d(x, 5) end, "max_pool2d",
+      "Given input size: (3x4x4). Calculated output size: (3x0x0). Output size is too small")
+    expect_error(function() return F.max_pool2d(nn.randn(4, 4), 2) end, "max_pool2d",
+      "expected a non-empty 3-d (C, H, W) or 4-d (N, C, H, W) input")
+    expect_error(function() return F.max_pool2d(x, 0) end, "max_pool2d: kernel_size must be positive")
+    expect_error(function() return F.max_pool2d(x, 2, 0) end, "max_pool2d: stride must be positive")
+    expect_error(function() return F.max_pool2d(x, "2") end, "max_pool2d: kernel_size must be an integer")
+    expect_error(function() return F.avg_pool2d(x, 2, nil, 2) end, "avg_pool2d: pad should be at most half")
+    expect_error(function() return F.avg_pool2d(x, 5) end, "avg_pool2d", "Output size is too small")
+    expect_error(function() return F.max_pool1d(x, 2) end, "max_pool1d: expected 2D (C, L) or 3D (N, C, L) input")
+    expect_error(function() return F.max_pool2d(nn.ones(1, 2, 2, 2, {dtype = "int64"}), 2) end,
+      "max_pool2d: input must be float32 or float64")
+    expect_error(function() return F.adaptive_avg_pool2d(x, 0) end, "adaptive_avg_pool2d: output_size must be positive")
+    expect_error(function() return nn.MaxPool2d(3, {strides = 2}) end, "MaxPool2d", "unknown option 'strides'")
+  end)
+end)
