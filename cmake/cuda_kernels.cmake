@@ -10,6 +10,7 @@
 set(NN_CUDA_KERNEL_SOURCES
     activation.cu copy_kernels.cu elementwise.cu gemm.cu kernels.cu loss.cu optim.cu random.cu
     reduce.cu)
+list(APPEND NN_CUDA_KERNEL_SOURCES conv.cu)
 list(TRANSFORM NN_CUDA_KERNEL_SOURCES PREPEND ${PROJECT_SOURCE_DIR}/engine/src/cuda/)
 
 # Not in the sanitizer build: device code is not instrumented, and the
