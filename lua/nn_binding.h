@@ -95,4 +95,7 @@ int nnl_index_get(lua_State *L); /* (t, key) */
 int nnl_index_set(lua_State *L); /* (t, key, value) */
 void nnl_register_pool(lua_State *L); /* nn_pool.c: pooling, upsampling, batch_norm */
 
+/* nn_conv.c: the convolution fronts, for lua/nn/conv_layers.lua */
+void nnl_register_conv(lua_State *L);
+
 #endif

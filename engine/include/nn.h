@@ -732,6 +732,31 @@ nn_tensor *nn_masked_select(nn_tensor *t, nn_tensor *mask);
 /* (count, ndim) int64 coordinates of the nonzero elements */
 nn_tensor *nn_nonzero(nn_tensor *t, int base);
 
+
+/* ---- convolution (conv.c) ---------------------------------------------
+   2-D over (N, C, H, W); a 1-D convolution is a 2-D one of height 1. */
+typedef struct {
+  const char *op;             /* "conv1d", "conv2d", "conv_transpose2d": what messages name */
+  int64_t stride[2];
+  int64_t padding[2];         /* before the input (top, left); conv_transpose2d: both sides */
+  int64_t padding_end[2];     /* after it (bottom, right); conv2d only ("same" may differ by one) */
+  int64_t dilation[2];
+  int64_t output_padding[2];  /* conv_transpose2d: extra rows and columns at the end */
+  int64_t groups;
+} nn_conv_options;
+/* x (N, C, H, W), w (O, C / groups, kh, kw), b (O) or NULL: (N, O, H', W') */
+nn_tensor *nn_conv2d(nn_tensor *x, nn_tensor *w, nn_tensor *b, const nn_conv_options *o);
+/* x (N, Cin, H, W), w (Cin, Cout / groups, kh, kw), b (Cout) or NULL: the
+   gradient of conv2d with respect to its input, plus b */
+nn_tensor *nn_conv_transpose2d(nn_tensor *x, nn_tensor *w, nn_tensor *b, const nn_conv_options *o);
+typedef struct {
+  int64_t kernel[2], dilation[2], padding[2], stride[2];
+  int64_t output_size[2]; /* fold's */
+} nn_patch_options;
+/* unfold: (N, C, H, W) -> (N, C kh kw, L), PyTorch's im2col; fold: the
+   sum of such columns back onto (N, C, output_size) */
+nn_tensor *nn_unfold(nn_tensor *x, const nn_patch_options *p);
+nn_tensor *nn_fold(nn_tensor *x, const nn_patch_options *p);
 /* ---- pooling, upsampling, batch normalisation (pool.c) ---------------
    Over the last two dims of a 3-d (C, H, W) or 4-d (N, C, H, W) float
    input; 1-d forms are these over an H of 1. */

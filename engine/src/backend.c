@@ -83,6 +83,7 @@ const nn_backend_entry nn_backend_entries[] = {
     ENTRY(index_offsets), ENTRY(index_gather), ENTRY(index_put), ENTRY(where), ENTRY(nonzero),
     ENTRY(uniform), ENTRY(normal), ENTRY(random_int), ENTRY(randperm), ENTRY(manual_seed), ENTRY(initial_seed),
     ENTRY(rng_state_size), ENTRY(rng_get_state), ENTRY(rng_set_state),
+    ENTRY(im2col), ENTRY(col2im),
     ENTRY(pool2d), ENTRY(pool2d_backward), ENTRY(upsample2d), ENTRY(upsample2d_backward),
     ENTRY(batch_norm), ENTRY(batch_norm_backward),
 };

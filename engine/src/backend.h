@@ -36,6 +36,8 @@
  *   scatter where nonzero ...
  *   cat stack flip roll ...    join.c          (views, index ops)      cpu/copy.c         -
  *   gather_rows (data loader)  io.c            -                       cpu/copy.c         -
+ *   conv conv_transpose        conv.c          nn_conv_columns_backward cpu/conv.c        -
+ *   unfold fold                                (each other's front)
  *   the strided loop           iter.c          -                       cpu/iter.c         -
  *   pool2d upsample2d          pool.c          nn_pool2d_backward,     cpu/pool.c         math/pool.h
  *   batch_norm                                 nn_upsample2d_backward,
@@ -142,6 +144,27 @@ typedef struct {
   nn_matrix a, b, c;
   const char *bias;
 } nn_gemm_args;
+
+/* Convolution's patches (im2col and col2im, cpu/conv.c): an image of
+   `channels` planes of height x width, contiguous, samples
+   image_sample_stride elements apart, and its columns: row
+   (c kernel_h + i) kernel_w + j holds, for each output position
+   (oy, ox) in row-major order (out_h out_w of them, contiguous), the
+   image's element (oy stride_h - pad_h + i dilation_h,
+   ox stride_w - pad_w + j dilation_w) of plane c, or 0 outside the image
+   (the zero padding; pads are those before the image, the output size
+   fixes those after). A column block of a sample starts col_sample_stride
+   elements after the previous sample's, its rows col_row_stride apart:
+   PyTorch's unfold layout (rows L apart, samples rows * L apart), or the
+   samples side by side in each row (samples L apart, rows batch L apart),
+   which makes one long GEMM of a batch. */
+typedef struct {
+  nn_dtype dtype; /* float32 or float64 */
+  int64_t batch, channels, height, width;
+  int64_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
+  int64_t out_h, out_w;
+  int64_t image_sample_stride, col_sample_stride, col_row_stride;
+} nn_patch_geom;
 
 /* ---- ops beyond nn.h's enums ------------------------------------------ */
 /* Reductions of nn_backend.reduce; float inputs accumulate in double,
@@ -451,6 +474,10 @@ typedef struct nn_backend {
   void (*rng_get_state)(void *buf);
   int (*rng_set_state)(const void *buf, size_t len);
 
+  /* -- convolution's patches (nn_patch_geom) -- */
+  int (*im2col)(const nn_patch_geom *g, const void *image, void *cols); /* writes every column */
+  /* image += each column's elements at their places (overlaps sum) */
+  int (*col2im)(const nn_patch_geom *g, const void *cols, void *image);
   /* -- pooling, upsampling, batch normalisation (pool.c; math/pool.h) -- */
   int (*pool2d)(const nn_pool2d_args *a);          /* writes out (and indices) */
   int (*pool2d_backward)(const nn_pool2d_args *a); /* writes gx */

@@ -308,4 +308,12 @@ int nn_add_into(const char *op, nn_tensor *dst, nn_tensor *src);
 /* bump the version of t's storage after an in-place write */
 static inline void nn_bump_version(nn_tensor *t) { t->storage->version++; }
 
+/* The gradients of conv2d (ints[7] == 0) or conv_transpose2d (1) for
+   grad g: grads[0] of x, grads[1] of w, grads[2] of the bias, each where
+   need[k]; ints: stride (2), padding (2), dilation (2), groups,
+   transposed; x and w contiguous. into[1] (an existing .grad of w) takes
+   the weight's gradient added in place, and grads[1] stays NULL. */
+int nn_conv_backward(nn_tensor *g, nn_tensor *x, nn_tensor *w, const int64_t *ints, const int *need,
+                     nn_tensor *const *into, nn_tensor **grads);
+
 #endif

@@ -126,4 +126,19 @@ op {name = "batch_norm eval", shapes = {{4, 3, 5, 6}, {3}, {3}},
     end}
 op {name = "group_norm", shapes = {{2, 6, 3, 5}}, fn = function(x) return F.group_norm(x, 3) end}
 
+-- convolution (engine/src/conv.c, cuda/conv.cu: im2col, col2im and cuBLAS)
+op {name = "conv2d", shapes = {{3, 4, 7, 6}, {6, 2, 3, 2}, {6}},
+    fn = function(x, w, b) return F.conv2d(x, w, b, {stride = {2, 1}, padding = 1, dilation = {1, 2}, groups = 2}) end}
+op {name = "conv2d same", shapes = {{2, 3, 6, 5}, {4, 3, 4, 3}},
+    fn = function(x, w) return F.conv2d(x, w, nil, {padding = "same"}) end}
+op {name = "conv2d 1x1", shapes = {{2, 4, 5, 5}, {6, 2, 1, 1}, {6}},
+    fn = function(x, w, b) return F.conv2d(x, w, b, {groups = 2}) end}
+op {name = "conv1d", shapes = {{2, 3, 11}, {5, 3, 3}, {5}},
+    fn = function(x, w, b) return F.conv1d(x, w, b, {stride = 2, padding = 1}) end}
+op {name = "conv_transpose2d", shapes = {{2, 4, 5, 4}, {4, 3, 3, 3}, {6}},
+    fn = function(x, w, b) return F.conv_transpose2d(x, w, b, {stride = 2, padding = 1, output_padding = 1, groups = 2}) end}
+op {name = "unfold", shapes = {{2, 3, 6, 7}}, fn = function(x) return F.unfold(x, {2, 3}, {padding = 1, stride = {2, 1}}) end}
+op {name = "fold", shapes = {{2, 12, 20}}, fn = function(x) return F.fold(x, {5, 6}, 2) end}
+-- (F.pad's reflect, replicate and circular modes go through index_select,
+-- which CUDA lacks yet: they join when the toolkit's index kernels do)
 return ops

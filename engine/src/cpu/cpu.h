@@ -141,6 +141,9 @@ int nn_cpu_random_int(const nn_strided *t, uint64_t range, int64_t base);
 int nn_cpu_randperm(int64_t n, int64_t first, int64_t *out);
 int nn_cpu_normal(const nn_strided *t, double mean, double std);
 
+/* conv.c */
+int nn_cpu_im2col(const nn_patch_geom *g, const void *image, void *cols);
+int nn_cpu_col2im(const nn_patch_geom *g, const void *cols, void *image);
 /* pool.c */
 int nn_cpu_pool2d(const nn_pool2d_args *a);
 int nn_cpu_pool2d_backward(const nn_pool2d_args *a);

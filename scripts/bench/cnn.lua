@@ -1,0 +1,157 @@
+-- Benchmark: training steps of the convolutional network of
+-- scripts/cnn_fashion_mnist.lua (two blocks conv 3x3 - BatchNorm2d - ReLU -
+-- MaxPool2d, then 3136 -> 128 -> 10 with dropout; cross-entropy; Adam) at
+-- batch 128, on one and on two threads.
+--
+-- For each thread count it prints
+--   * nnlua's time per training step;
+--   * the GEMM bound: the time OpenBLAS needs, in the same process, for
+--     just the matrix products of the step in im2col form (each
+--     convolution's forward W x columns, its weight gradient g x
+--     columns^T and, for the second, its input gradient W^T x g, each one
+--     product over the whole batch; the dense layers' products), and the
+--     ratio step / bound (the target: within 1.15);
+--   * where Debian's python3-torch is installed, PyTorch 1.13's time for the
+--     same step (cnn_torch.py, run with the same thread count) and the
+--     ratio nnlua / PyTorch (the target: no slower);
+-- and the peak resident memory of this process and of PyTorch's.
+--
+--   nnlua scripts/bench/cnn.lua [--threads 1,2] [--rounds R] [--steps S] [--no-torch]
+--
+-- Each figure is the median of R rounds of S steps; the steps and the bare
+-- products alternate round by round, so that both see the machine's load.
+local nn = require "nn"
+
+local parser = nn.cli.parser("Benchmark: training steps of the lesson's CNN at batch 128, beside the "
+                             .. "GEMM bound and PyTorch, on one and on two threads.")
+parser:option("--threads", "the thread counts to time, comma-separated", "1,2")
+parser:option("--rounds", "rounds per figure (the median is reported)", "7", nn.cli.whole(1, "--rounds"))
+parser:option("--steps", "training steps per round", "5", nn.cli.whole(1, "--steps"))
+parser:flag("--no-torch", "skip PyTorch's figures")
+local args = parser:parse()
+local thread_counts = {}
+for t in args.threads:gmatch("[^,]+") do
+  local n = math.tointeger(tonumber(t))
+  if not n or n < 1 then parser:error("--threads needs whole numbers >= 1 separated by commas, got '" .. args.threads .. "'") end
+  thread_counts[#thread_counts + 1] = n
+end
+
+local BATCH = 128
+
+local function median(list)
+  local s = {table.unpack(list)}
+  table.sort(s)
+  local n = #s
+  if n % 2 == 1 then return s[(n + 1) // 2] end
+  return (s[n // 2] + s[n // 2 + 1]) / 2
+end
+
+local function new_step()
+  nn.manual_seed(1)
+  local model = nn.Sequential(
+    nn.Conv2d(1, 32, 3, {padding = 1, bias = false}), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+    nn.Conv2d(32, 64, 3, {padding = 1, bias = false}), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+    nn.Flatten(),
+    nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.3),
+    nn.Linear(128, 10))
+  local criterion = nn.CrossEntropyLoss()
+  local optimizer = nn.optim.Adam(model:parameters(), {lr = 0.001})
+  return function(x, y)
+    optimizer:zero_grad()
+    local loss = criterion(model(x), y)
+    loss:backward()
+    optimizer:step()
+    return loss
+  end
+end
+
+-- The step's products in im2col form, each over the whole batch: a
+-- convolution of C -> O channels, kernel 3x3, over L positions per image
+-- is W (O, 9C) x columns (9C, N L) forward, g (O, N L) x columns^T for the
+-- weight, W^T (9C, O) x g (O, N L) for the input (the first convolution's
+-- input needs none). Returns the function running them all, and their
+-- multiply-adds.
+local function bare_products()
+  local list, macs = {}, 0
+  local function product(m, k, n, trans_b)
+    local a = nn.rand(m, k)
+    local b = trans_b and nn.rand(n, k):t() or nn.rand(k, n)
+    list[#list + 1] = function() return a:matmul(b) end
+    macs = macs + m * k * n
+  end
+  local function conv(c, o, positions, input_grad)
+    local rows, width = 9 * c, BATCH * positions
+    product(o, rows, width)        -- forward
+    product(o, width, rows, true)  -- weight gradient
+    if input_grad then product(rows, o, width) end
+  end
+  conv(1, 32, 28 * 28, false)
+  conv(32, 64, 14 * 14, true)
+  local function linear(i, o)
+    product(BATCH, i, o, true) -- x W^T
+    product(o, BATCH, i)       -- g^T x
+    product(BATCH, o, i)       -- g W
+  end
+  linear(3136, 128)
+  linear(128, 10)
+  return function() nn.no_grad(function() for _, f in ipairs(list) do f() end end) end, macs
+end
+
+local function peak_rss_mib()
+  local f = io.open("/proc/self/status")
+  if not f then return nil end
+  local kb = f:read("a"):match("VmHWM:%s*(%d+)")
+  f:close()
+  return kb and tonumber(kb) / 1024
+end
+
+local labels = {}
+for i = 1, BATCH do labels[i] = (i * 7) % 10 + 1 end
+local x, y = nn.rand(BATCH, 1, 28, 28), nn.tensor(labels, {dtype = "int64"})
+local step = new_step()
+local products, macs = bare_products()
+print(string.format("the lesson's CNN, batch %d: %.2f GFLOP of matrix products per step", BATCH, 2 * macs / 1e9))
+
+local results = {}
+for _, threads in ipairs(thread_counts) do
+  nn.set_num_threads(threads)
+  for _ = 1, 3 do step(x, y) products() end -- warm: scratch, pools, BLAS buffers
+  local step_times, bound_times = {}, {}
+  for r = 1, args.rounds do
+    local t0 = nn.clock()
+    for _ = 1, args.steps do step(x, y):item() end
+    step_times[r] = (nn.clock() - t0) / args.steps
+    t0 = nn.clock()
+    for _ = 1, args.steps do products() end
+    bound_times[r] = (nn.clock() - t0) / args.steps
+  end
+  local t, b = median(step_times), median(bound_times)
+  results[threads] = t
+  print(string.format("nnlua %d thread%s: step %.2f ms; GEMM bound %.2f ms (%.1f GFLOP/s); step / bound %.2f",
+    threads, threads == 1 and " " or "s", t * 1e3, b * 1e3, 2 * macs / b / 1e9, t / b))
+end
+print(string.format("nnlua peak RSS: %.0f MiB", peak_rss_mib() or 0))
+
+if not args.no_torch then
+  local probe = io.popen("/usr/bin/python3 -c 'import torch' 2>/dev/null && echo yes")
+  local has_torch = probe and probe:read("a"):find("yes")
+  if probe then probe:close() end
+  if not has_torch then
+    print("PyTorch (python3-torch) is not installed: no comparison")
+  else
+    local here = (arg and arg[0] or "scripts/bench/cnn.lua"):match("^(.*)/[^/]*$") or "."
+    for _, threads in ipairs(thread_counts) do
+      local cmd = string.format("OMP_NUM_THREADS=%d MKL_NUM_THREADS=%d /usr/bin/python3 %s --threads %d --rounds %d --steps %d",
+        threads, threads, here .. "/cnn_torch.py", threads, args.rounds, args.steps)
+      local p = io.popen(cmd)
+      local out = p:read("a")
+      p:close()
+      io.write(out)
+      local torch_ms = tonumber(out:match("step ([%d%.]+) ms"))
+      if torch_ms and results[threads] then
+        print(string.format("  nnlua / PyTorch at %d thread%s: %.2f", threads, threads == 1 and "" or "s",
+          results[threads] * 1e3 / torch_ms))
+      end
+    end
+  end
+end
