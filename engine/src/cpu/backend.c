@@ -69,4 +69,6 @@ const nn_backend nn_cpu_backend = {
     .rng_state_size = nn_cpu_rng_state_size,
     .rng_get_state = nn_cpu_rng_get_state,
     .rng_set_state = nn_cpu_rng_set_state,
+    .rnn_step = nn_cpu_rnn_step,
+    .rnn_step_backward = nn_cpu_rnn_step_backward,
 };
