@@ -8,6 +8,22 @@
 #include "cpu/cpu.h"
 #include "math/rnn.h"
 
+/* The activations run as loops of their own over contiguous runs (gates
+   i and f, then g, then o; tanh(c)), which the compiler vectorises (inside
+   the no-trapping-math region of math/, or they would not inline); the
+   cell's arithmetic, in double as the element function does it, is a
+   plain loop beside them. Every value is the element function's: a float
+   sum is the exact sum rounded once, as the element function's double
+   sum converted to float. */
+NN_MATH_SELECTS_BEGIN
+static void sigmoid_run(int64_t n, float *x) {
+  for (int64_t k = 0; k < n; k++) x[k] = nn_sigmoid_select_f32(x[k]);
+}
+static void tanh_run(int64_t n, const float *x, float *out) {
+  for (int64_t k = 0; k < n; k++) out[k] = nn_tanh_select_f32(x[k]);
+}
+NN_MATH_SELECTS_END
+
 static void lstm_forward_f32(const nn_rnn_step_args *a) {
   int64_t H = a->hidden;
   for (int64_t r = 0; r < a->rows; r++) {
@@ -16,21 +32,18 @@ static void lstm_forward_f32(const nn_rnn_step_args *a) {
     float *h = (float *)a->h + r * H, *c = (float *)a->c + r * H;
     float *h_seq = (float *)a->h_seq + r * H, *c_seq = (float *)a->c_seq + r * H;
     float *h_prev = (float *)a->h_prev + r * H, *c_prev = (float *)a->c_prev + r * H;
-    for (int64_t k = 0; k < H; k++) {
-      act[k] = nn_sigmoid_select_f32(xg[k] + hg[k]);
-      act[H + k] = nn_sigmoid_select_f32(xg[H + k] + hg[H + k]);
-      act[2 * H + k] = nn_tanh_select_f32(xg[2 * H + k] + hg[2 * H + k]);
-      act[3 * H + k] = nn_sigmoid_select_f32(xg[3 * H + k] + hg[3 * H + k]);
-    }
+    for (int64_t j = 0; j < 4 * H; j++) act[j] = xg[j] + hg[j];
+    sigmoid_run(2 * H, act);
+    tanh_run(H, act + 2 * H, act + 2 * H);
+    sigmoid_run(H, act + 3 * H);
     for (int64_t k = 0; k < H; k++) {
       float cp = c[k];
       c_prev[k] = cp;
       h_prev[k] = h[k];
-      float cn = (float)nn_lstm_cell_state(act[k], act[H + k], act[2 * H + k], cp);
-      float hn = (float)(act[3 * H + k] * (double)nn_tanh_select_f32(cn));
-      c[k] = c_seq[k] = cn;
-      h[k] = h_seq[k] = hn;
+      c[k] = c_seq[k] = (float)nn_lstm_cell_state(act[k], act[H + k], act[2 * H + k], cp);
     }
+    tanh_run(H, c, h_seq);
+    for (int64_t k = 0; k < H; k++) h[k] = h_seq[k] = (float)(act[3 * H + k] * (double)h_seq[k]);
   }
 }
 
@@ -41,11 +54,12 @@ static void lstm_backward_f32(const nn_rnn_step_args *a) {
     const float *c_seq = (const float *)a->c_seq + r * H, *c_prev = (const float *)a->c_prev + r * H;
     const float *g_seq = (const float *)a->g_seq + r * H, *dh = (const float *)a->dh + r * H;
     float *dc = (float *)a->dc + r * H, *dxg = (float *)a->dxg + r * 4 * H;
+    float *tc = dxg + 3 * H; /* tanh(c) waits where its unit's o gradient goes */
+    tanh_run(H, c_seq, tc);
     for (int64_t k = 0; k < H; k++) {
       double d[4];
-      double tc = nn_tanh_select_f32(c_seq[k]);
-      double dcp = nn_lstm_cell_backward(act[k], act[H + k], act[2 * H + k], act[3 * H + k], tc,
-                                         c_prev[k], (double)((double)dh[k] + g_seq[k]), dc[k], d);
+      double dcp = nn_lstm_cell_backward(act[k], act[H + k], act[2 * H + k], act[3 * H + k], tc[k],
+                                         c_prev[k], (double)dh[k] + g_seq[k], dc[k], d);
       dxg[k] = (float)d[0], dxg[H + k] = (float)d[1], dxg[2 * H + k] = (float)d[2];
       dxg[3 * H + k] = (float)d[3];
       dc[k] = (float)dcp;
