@@ -116,12 +116,19 @@ return function(nn)
 
   local function int64(list) return nn.tensor(list, {dtype = "int64"}) end
 
-  -- opts given positionally (PyTorch's order) or as one table
-  local function positional(op, known, ...)
+  -- opts given positionally (PyTorch's order) or as one table; fixed: the
+  -- names of the arguments before them (for the message of too many)
+  local function positional(op, fixed, known, ...)
     local first = ...
     if type(first) == "table" and select("#", ...) == 1 then return nn._options(op, first, known) end
+    local args = table.pack(...)
+    while args.n > #known and args[args.n] == nil do args.n = args.n - 1 end
+    if args.n > #known then
+      nn._raise(nn._too_many_arguments(op, #fixed + #known, table.concat(fixed, ", ") .. ", " ..
+        table.concat(known, ", "), #fixed + args.n))
+    end
     local opts = {}
-    for i = 1, select("#", ...) do opts[known[i]] = (select(i, ...)) end
+    for i = 1, #known do opts[known[i]] = args[i] end
     return opts
   end
 
@@ -130,7 +137,7 @@ return function(nn)
   -- with batch_first), the shorter ones padded with padding_value.
   function rnn_utils.pad_sequence(sequences, ...)
     local op = "pad_sequence"
-    local opts = positional(op, {"batch_first", "padding_value"}, ...)
+    local opts = positional(op, {"sequences"}, {"batch_first", "padding_value"}, ...)
     if type(sequences) ~= "table" or #sequences == 0 then raise(op .. ": expected a non-empty list of tensors") end
     local longest = 0
     for i, s in ipairs(sequences) do
@@ -158,7 +165,7 @@ return function(nn)
   -- sorted, longest first, and the indices kept for unpacking.
   function rnn_utils.pack_padded_sequence(input, lengths, ...)
     local op = "pack_padded_sequence"
-    local opts = positional(op, {"batch_first", "enforce_sorted"}, ...)
+    local opts = positional(op, {"input", "lengths"}, {"batch_first", "enforce_sorted"}, ...)
     check_tensor(input, "input", op)
     local len = lengths_list(lengths, op)
     if input:dim() < 2 then raise(op .. ": input must have a time and a batch dimension, got " .. shape_text(input)) end
@@ -203,7 +210,7 @@ return function(nn)
   -- and the lengths (int64).
   function rnn_utils.pad_packed_sequence(sequence, ...)
     local op = "pad_packed_sequence"
-    local opts = positional(op, {"batch_first", "padding_value", "total_length"}, ...)
+    local opts = positional(op, {"sequence"}, {"batch_first", "padding_value", "total_length"}, ...)
     if not is_packed(sequence) then raise(op .. ": expected a PackedSequence, got " .. type(sequence)) end
     local data, sizes = sequence.data, sequence._sizes
     local B, T = sizes[1], #sizes
@@ -314,6 +321,8 @@ return function(nn)
     end
   end
 
+  --- nn.RNNBase: the class nn.RNN, nn.LSTM and nn.GRU derive from (PyTorch's
+  -- RNNBase): their parameters, initialisation, printing and forward.
   local RNNBase = Module:extend("RNNBase")
   nn.RNNBase = RNNBase
 
@@ -542,6 +551,8 @@ return function(nn)
   ---------------------------------------------------------------------------
   -- The cells: one step
 
+  --- nn.RNNCellBase: the class nn.RNNCell, nn.LSTMCell and nn.GRUCell derive
+  -- from: their parameters, initialisation, printing and forward.
   local RNNCellBase = Module:extend("RNNCellBase")
   nn.RNNCellBase = RNNCellBase
 
