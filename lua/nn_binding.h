@@ -91,6 +91,7 @@ void nnl_register_math(lua_State *L);
 unsigned nnl_check_dims(lua_State *L, int idx, const nn_tensor *t, const char *op);
 /* nn_index.c: joining, splitting, indexing; t[table or tensor] and its assignment */
 void nnl_register_index(lua_State *L);
+void nnl_register_rnn(lua_State *L);         /* nn_rnn.c: the recurrent layers */
 int nnl_index_get(lua_State *L); /* (t, key) */
 int nnl_index_set(lua_State *L); /* (t, key, value) */
 void nnl_register_pool(lua_State *L); /* nn_pool.c: pooling, upsampling, batch_norm */

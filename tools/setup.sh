@@ -12,7 +12,7 @@ set -euo pipefail
 # all_reduce that scripts/bench/distributed.lua measures nn.distributed against.
 packages=(build-essential cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev
           lua-busted libreadline-dev gnuplot-nox openmpi-bin libopenmpi-dev zlib1g-dev
-          dataset-fashion-mnist tmux lua-cjson lua-argparse)
+          dataset-fashion-mnist tmux lua-cjson lua-argparse fortunes)
 
 missing=()
 for p in "${packages[@]}"; do

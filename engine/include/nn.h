@@ -791,6 +791,22 @@ nn_tensor *nn_batch_norm(nn_tensor *x, nn_tensor *weight, nn_tensor *bias,
                          nn_tensor *running_mean, nn_tensor *running_var, int training,
                          double momentum, double eps);
 
+/* ---- recurrent layers (rnn.c) ------------------------------------------ */
+typedef enum { NN_RNN_TANH = 0, NN_RNN_RELU, NN_RNN_LSTM, NN_RNN_GRU } nn_rnn_mode;
+/* One direction of one recurrent layer over a packed sequence:
+   batch_sizes (int64, on the CPU, non-increasing, its first the batch B)
+   gives how many sequences are active at each of its T steps, and the rows
+   of a step follow those of the step before (PyTorch's PackedSequence; a
+   padded batch is T steps of B). x_gates (total x G H, total the sum of
+   batch_sizes): the input's products with weight_ih, b_ih included;
+   state0 (S B x H; S = 2 for LSTM: h0's rows then c0's); weights: weight_hh
+   (G H x H) flattened, followed by bias_hh (G H) when the layer has one;
+   reverse: the steps from the last. Returns (total + S B) x H: the output
+   h of each row, then h_n (and c_n). Differentiable in x_gates, state0 and
+   weights (its backward records nothing). */
+nn_tensor *nn_rnn_layer(nn_rnn_mode mode, nn_tensor *x_gates, nn_tensor *state0,
+                        nn_tensor *weights, nn_tensor *batch_sizes, int reverse);
+
 #ifdef __cplusplus
 }
 #endif

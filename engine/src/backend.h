@@ -42,6 +42,7 @@
  *   pool2d upsample2d          pool.c          nn_pool2d_backward,     cpu/pool.c         math/pool.h
  *   batch_norm                                 nn_upsample2d_backward,
  *                                              nn_batch_norm_backward
+ *   rnn_layer (RNN LSTM GRU)   rnn.c           nn_rnn_layer_backward   cpu/rnn.c          math/rnn.h
  *
  * Conventions, for every entry:
  *  - Geometry is plain data, never an nn_tensor: an nn_iter (elementwise),
@@ -318,6 +319,28 @@ typedef struct {
   void *gx, *gw, *gb;
 } nn_batch_norm_args;
 
+/* One time step of a recurrent layer (math/rnn.h) over `rows` sequences,
+   all row-major with rows of H (hidden) or G H values (G = 1 Elman, 4 LSTM,
+   3 GRU) or A (act: H Elman, 4H LSTM and GRU); one dtype, float32 or
+   float64. Forward reads xg, hg, h (GRU), c (LSTM) and writes h, c,
+   h_seq, act, c_seq, h_prev, c_prev; backward reads act, c_seq, c_prev,
+   h_prev, g_seq, dh, dc and writes dxg, dhg, dc and (GRU) dh. */
+typedef struct {
+  nn_rnn_mode mode;
+  nn_dtype dtype;
+  int64_t rows, hidden;
+  const void *xg, *hg;   /* the input's and the hidden state's products (biases included) */
+  void *h, *c;           /* the state: the previous one in, the new one out (c: LSTM) */
+  void *h_seq;           /* the new h, the layer's output at this step */
+  void *act;             /* what backward reads: LSTM i f g o, GRU r z n hn, Elman h */
+  void *c_seq;           /* LSTM: the new c */
+  void *h_prev, *c_prev; /* copies of the previous state (c_prev: LSTM) */
+  const void *g_seq;     /* backward: the gradient of h_seq */
+  void *dh, *dc;         /* the new state's gradient in; dc out: the previous c's; GRU's dh
+                            out: z dh (the rest comes through the hidden product) */
+  void *dxg, *dhg;       /* the products' gradients; dhg NULL: the same as dxg (not GRU) */
+} nn_rnn_step_args;
+
 /* ---- the table ---------------------------------------------------------- */
 typedef struct nn_backend {
   const char *name; /* "cpu", "cuda" */
@@ -485,6 +508,10 @@ typedef struct nn_backend {
   int (*upsample2d_backward)(const nn_upsample2d_args *a);
   int (*batch_norm)(const nn_batch_norm_args *a);
   int (*batch_norm_backward)(const nn_batch_norm_args *a);
+
+  /* -- recurrent layers (rnn.c; math/rnn.h) -- */
+  int (*rnn_step)(const nn_rnn_step_args *a);
+  int (*rnn_step_backward)(const nn_rnn_step_args *a);
 } nn_backend;
 
 /* The entries by name and place, for messages and for the test that every

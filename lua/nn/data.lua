@@ -536,6 +536,50 @@ return function(nn)
     return x, y, feature_names
   end
 
+  ---------------------------------------------------------------------------
+  --- nn.data.fortune_files: the text files of Debian's fortunes package
+  -- (English fortune cookies; /usr/share/games/fortunes), by name, without
+  -- their .dat and .u8 indexes.
+  data.fortune_files = {"art", "ascii-art", "computers", "cookie", "debian", "definitions",
+    "disclaimer", "drugs", "education", "ethnic", "food", "fortunes", "goedel", "humorists", "kids",
+    "knghtbrd", "law", "linux", "linuxcookie", "literature", "love", "magic", "medicine",
+    "men-women", "miscellaneous", "news", "paradoxum", "people", "perl", "pets", "platitudes",
+    "politics", "pratchett", "riddles", "science", "songs-poems", "sports", "startrek", "tao",
+    "translate-me", "wisdom", "work", "zippy"}
+
+  --- nn.data.fortunes([{dir =, files =, exclude = {"art", "ascii-art"}}]) -> list of strings:
+  -- the fortunes of Debian's fortunes package (dir, or the environment
+  -- variable NN_FORTUNES, points elsewhere), one string each, in file
+  -- order: the text between the lines holding only "%" (the separators),
+  -- with its last newline dropped, tabs as written, and only printable
+  -- ASCII and newlines kept. files: the names to read (default
+  -- nn.data.fortune_files); exclude: names left out (by default the two
+  -- of ASCII pictures).
+  function data.fortunes(opts)
+    opts = nn._options("fortunes", opts, {"dir", "files", "exclude"})
+    local dir = opts.dir or os.getenv("NN_FORTUNES") or "/usr/share/games/fortunes"
+    local skip = {}
+    for _, name in ipairs(opts.exclude or {"art", "ascii-art"}) do skip[name] = true end
+    local list = {}
+    for _, name in ipairs(opts.files or data.fortune_files) do
+      if not skip[name] then
+        local path = dir .. "/" .. name
+        local f = io.open(path, "rb")
+        if not f then
+          raise("fortunes: cannot read " .. path .. " (install Debian's fortunes package, or set NN_FORTUNES)")
+        end
+        local text = f:read("a"):gsub("\r\n", "\n"):gsub("[^\t\n\32-\126]", "")
+        f:close()
+        for fortune in (text .. "\n%\n"):gmatch("(.-)\n%%\n") do
+          fortune = fortune:gsub("^\n+", "")
+          if fortune:find("%S") then list[#list + 1] = fortune end
+        end
+      end
+    end
+    if #list == 0 then raise("fortunes: no fortunes found in " .. dir) end
+    return list
+  end
+
   -- The methods of the datasets and loaders refuse arguments they do not
   -- take, as nn's public functions do (these classes are not in nn's tables).
   for _, class in ipairs({TensorDataset, Subset, DataLoader}) do nn._check_counts(class) end

@@ -12,6 +12,7 @@
 #include "math/loss.h"
 #include "math/optim.h"
 #include "math/random.h"
+#include "math/rnn.h"
 #include "math/reduce.h"
 
 __global__ void every_formula(nn_iter it, nn_reduce_geom r, double *out) {

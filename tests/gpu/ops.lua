@@ -141,4 +141,23 @@ op {name = "unfold", shapes = {{2, 3, 6, 7}}, fn = function(x) return F.unfold(x
 op {name = "fold", shapes = {{2, 12, 20}}, fn = function(x) return F.fold(x, {5, 6}, 2) end}
 -- (F.pad's reflect, replicate and circular modes go through index_select,
 -- which CUDA lacks yet: they join when the toolkit's index kernels do)
+-- recurrent layers (the rnn_step kernels): the same weights on both devices
+-- (drawn after one seed, then moved), a bidirectional 2-layer stack, and a
+-- packed batch (lengths sorted: no index kernels needed)
+for _, kind in ipairs {"LSTM", "GRU", "RNN"} do
+  op {name = kind .. " layer", shapes = {{5, 3, 4}}, fn = function(x)
+    nn.manual_seed(11)
+    local m = nn[kind](4, 3, 2, {bidirectional = true, dtype = x.dtype}):to(x.device)
+    local out, state = m(x)
+    local h_n = kind == "LSTM" and state[1] + state[2] or state
+    return out:sum(3) + h_n:sum(1):sum(2):view(1, 3)
+  end}
+end
+op {name = "GRU packed", shapes = {{5, 3, 4}}, fn = function(x)
+  nn.manual_seed(12)
+  local m = nn.GRU(4, 3, {dtype = x.dtype}):to(x.device)
+  local out = m(nn.utils.rnn.pack_padded_sequence(x, {5, 3, 2}))
+  return out.data
+end}
+
 return ops

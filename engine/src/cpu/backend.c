@@ -77,4 +77,6 @@ const nn_backend nn_cpu_backend = {
     .upsample2d_backward = nn_cpu_upsample2d_backward,
     .batch_norm = nn_cpu_batch_norm,
     .batch_norm_backward = nn_cpu_batch_norm_backward,
+    .rnn_step = nn_cpu_rnn_step,
+    .rnn_step_backward = nn_cpu_rnn_step_backward,
 };

@@ -152,4 +152,8 @@ int nn_cpu_upsample2d_backward(const nn_upsample2d_args *a);
 int nn_cpu_batch_norm(const nn_batch_norm_args *a);
 int nn_cpu_batch_norm_backward(const nn_batch_norm_args *a);
 
+/* rnn.c */
+int nn_cpu_rnn_step(const nn_rnn_step_args *a);
+int nn_cpu_rnn_step_backward(const nn_rnn_step_args *a);
+
 #endif
