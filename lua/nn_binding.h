@@ -93,5 +93,7 @@ unsigned nnl_check_dims(lua_State *L, int idx, const nn_tensor *t, const char *o
 void nnl_register_index(lua_State *L);
 int nnl_index_get(lua_State *L); /* (t, key) */
 int nnl_index_set(lua_State *L); /* (t, key, value) */
+/* nn_embedding.c: the core of nn.F.embedding */
+void nnl_register_embedding(lua_State *L);
 
 #endif

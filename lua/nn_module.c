@@ -499,6 +499,7 @@ void nnl_register_functions(lua_State *L) {
   nnl_register_distributed(L);
   nnl_register_math(L);
   nnl_register_index(L);
+  nnl_register_embedding(L);
   luaL_getmetatable(L, NNL_TENSOR);
   lua_getfield(L, -1, "methods");
   lua_setfield(L, -3, "tensor_methods");

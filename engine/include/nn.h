@@ -732,6 +732,21 @@ nn_tensor *nn_masked_select(nn_tensor *t, nn_tensor *mask);
 /* (count, ndim) int64 coordinates of the nonzero elements */
 nn_tensor *nn_nonzero(nn_tensor *t, int base);
 
+/* ---- embedding (embedding.c) ----
+   weight (num_embeddings, dim) looked up at int64 indices of any shape
+   counting from base: the result has the indices' shape plus dim. The row
+   padding_idx (0-based; -1 for none) gets no gradient; scale_grad_by_freq
+   divides each row's gradient by how often the indices name it. */
+nn_tensor *nn_embedding(nn_tensor *weight, nn_tensor *indices, int64_t padding_idx,
+                        int scale_grad_by_freq, int base);
+/* The weight's gradient from the result's (the backward op of nn_embedding). */
+nn_tensor *nn_embedding_backward(nn_tensor *grad, nn_tensor *indices, int64_t num_embeddings,
+                                 int64_t padding_idx, int scale_grad_by_freq, int base);
+/* In place, unrecorded: each row the indices name whose norm_type-norm
+   exceeds max_norm is scaled to max_norm (PyTorch's embedding_renorm_). */
+int nn_embedding_renorm_(nn_tensor *weight, nn_tensor *indices, double max_norm, double norm_type,
+                         int base);
+
 #ifdef __cplusplus
 }
 #endif

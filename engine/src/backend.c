@@ -83,6 +83,7 @@ const nn_backend_entry nn_backend_entries[] = {
     ENTRY(index_offsets), ENTRY(index_gather), ENTRY(index_put), ENTRY(where), ENTRY(nonzero),
     ENTRY(uniform), ENTRY(normal), ENTRY(random_int), ENTRY(randperm), ENTRY(manual_seed), ENTRY(initial_seed),
     ENTRY(rng_state_size), ENTRY(rng_get_state), ENTRY(rng_set_state),
+    ENTRY(embedding), ENTRY(embedding_backward), ENTRY(embedding_renorm),
 };
 #undef ENTRY
 const size_t nn_backend_entry_count = sizeof nn_backend_entries / sizeof nn_backend_entries[0];

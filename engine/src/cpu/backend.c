@@ -69,4 +69,7 @@ const nn_backend nn_cpu_backend = {
     .rng_state_size = nn_cpu_rng_state_size,
     .rng_get_state = nn_cpu_rng_get_state,
     .rng_set_state = nn_cpu_rng_set_state,
+    .embedding = nn_cpu_embedding,
+    .embedding_backward = nn_cpu_embedding_backward,
+    .embedding_renorm = nn_cpu_embedding_renorm,
 };

@@ -141,4 +141,9 @@ int nn_cpu_random_int(const nn_strided *t, uint64_t range, int64_t base);
 int nn_cpu_randperm(int64_t n, int64_t first, int64_t *out);
 int nn_cpu_normal(const nn_strided *t, double mean, double std);
 
+/* embedding.c */
+int nn_cpu_embedding(const nn_embedding_args *a);
+int nn_cpu_embedding_backward(const nn_embedding_args *a);
+int nn_cpu_embedding_renorm(const nn_embedding_args *a);
+
 #endif

@@ -29,6 +29,7 @@ void nn_cuda_fill_gemm_kernels(nn_backend *b);
 void nn_cuda_fill_loss_kernels(nn_backend *b);
 void nn_cuda_fill_optim_kernels(nn_backend *b);
 void nn_cuda_fill_random_kernels(nn_backend *b);
+void nn_cuda_fill_embedding_kernels(nn_backend *b);
 
 /* The stream every kernel runs on: the backend's one stream, the default. */
 static inline cudaStream_t nn_cuda_stream(void) { return 0; }
