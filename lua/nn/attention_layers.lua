@@ -311,22 +311,24 @@ return function(nn)
         end
         key_padding_mask = key_padding_mask:unsqueeze(1)
       end
-    elseif m.batch_first then
-      -- (N, L, E) seen as (L, N, E): the same numbers, another layout
-      query, key, value = query:transpose(1, 2), key:transpose(1, 2), value:transpose(1, 2)
     end
-    local L, N, E = query:size(1), query:size(2), query:size(3)
-    local S = key:size(1)
+    -- batch_first inputs (N, L, E) keep their layout: the projections read
+    -- them as they lie, and only the split into heads copies
+    local batch_first = batched and m.batch_first
+    local seq_dim, batch_dim = batch_first and 2 or 1, batch_first and 1 or 2
+    local L, N, E = query:size(seq_dim), query:size(batch_dim), query:size(3)
+    local S = key:size(seq_dim)
     local H, hd = m.num_heads, m.head_dim
     if E ~= m.embed_dim then
       raise(string.format("%s: query has %d features (embed_dim), the layer expects %d", op, E, m.embed_dim))
     end
-    if key:size(2) ~= N or value:size(2) ~= N then
+    if key:size(batch_dim) ~= N or value:size(batch_dim) ~= N then
       raise(string.format("%s: query, key and value must have the same batch size, got %d, %d and %d",
-        op, N, key:size(2), value:size(2)))
+        op, N, key:size(batch_dim), value:size(batch_dim)))
     end
-    if value:size(1) ~= S then
-      raise(string.format("%s: key and value must have the same length, got %d and %d", op, S, value:size(1)))
+    if value:size(seq_dim) ~= S then
+      raise(string.format("%s: key and value must have the same length, got %d and %d", op, S,
+        value:size(seq_dim)))
     end
     if key:size(3) ~= m.kdim then
       raise(string.format("%s: key has %d features, the layer expects kdim = %d", op, key:size(3), m.kdim))
@@ -384,9 +386,10 @@ return function(nn)
       mask = mask == nil and padding or mask + padding
     end
 
-    -- heads: (L, N, E) -> (N H, L, hd), batch index b H + h as PyTorch's
+    -- heads: (L, N, E) or (N, L, E) -> (N H, L, hd), batch index b H + h as PyTorch's
     local function heads(t, length)
-      return t:transpose(1, 2):reshape(N, length, H, hd):transpose(2, 3):reshape(N * H, length, hd)
+      if not batch_first then t = t:transpose(1, 2) end
+      return t:reshape(N, length, H, hd):transpose(2, 3):reshape(N * H, length, hd)
     end
     q = heads(q, L) / math.sqrt(hd)
     k, v = heads(k, S), heads(v, S)
@@ -396,7 +399,7 @@ return function(nn)
     local out = weights:bmm(v) -- (N H, L, hd)
     -- back to (L, N, E) (or (N, L, E) batch_first), then the output projection
     out = out:view(N, H, L, hd):transpose(2, 3)
-    if batched and m.batch_first then
+    if batch_first then
       out = out:reshape(N, L, E)
     else
       out = out:transpose(1, 2):reshape(L, N, E)
