@@ -81,7 +81,7 @@ struct add_grad_rows_op {
 static int cuda_embedding_backward(const nn_embedding_args *a) {
   static const char op[] = "embedding backward";
   if (a->dtype != NN_FLOAT32 && a->dtype != NN_FLOAT64) {
-    nn_error_set("%s: not implemented for %s on cuda", op, nn_dtype_name(a->dtype));
+    nn_error_set("%s: only float32 and float64 are implemented on cuda", op);
     return -1;
   }
   size_t bytes = (size_t)(a->num_embeddings * a->dim) * nn_element_size(a->dtype);
