@@ -98,5 +98,7 @@ void nnl_register_pool(lua_State *L); /* nn_pool.c: pooling, upsampling, batch_n
 
 /* nn_conv.c: the convolution fronts, for lua/nn/conv_layers.lua */
 void nnl_register_conv(lua_State *L);
+/* nn_embedding.c: the core of nn.F.embedding */
+void nnl_register_embedding(lua_State *L);
 
 #endif

@@ -9,7 +9,8 @@ set -euo pipefail
 # tmux drives the interactive prompt in its tests; lua-cjson reads and writes
 # nn.sweep's JSON; lua-argparse parses the options of the scripts in scripts/;
 # libopenmpi-dev's mpicc builds scripts/bench/allreduce_mpi.c, MPI's own
-# all_reduce that scripts/bench/distributed.lua measures nn.distributed against.
+# all_reduce that scripts/bench/distributed.lua measures nn.distributed against;
+# fortunes holds the English texts the character-level lessons learn from.
 packages=(build-essential cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev
           lua-busted libreadline-dev gnuplot-nox openmpi-bin libopenmpi-dev zlib1g-dev
           dataset-fashion-mnist tmux lua-cjson lua-argparse fortunes)

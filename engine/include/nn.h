@@ -807,6 +807,21 @@ typedef enum { NN_RNN_TANH = 0, NN_RNN_RELU, NN_RNN_LSTM, NN_RNN_GRU } nn_rnn_mo
 nn_tensor *nn_rnn_layer(nn_rnn_mode mode, nn_tensor *x_gates, nn_tensor *state0,
                         nn_tensor *weights, nn_tensor *batch_sizes, int reverse);
 
+/* ---- embedding (embedding.c) ----
+   weight (num_embeddings, dim) looked up at int64 indices of any shape
+   counting from base: the result has the indices' shape plus dim. The row
+   padding_idx (0-based; -1 for none) gets no gradient; scale_grad_by_freq
+   divides each row's gradient by how often the indices name it. */
+nn_tensor *nn_embedding(nn_tensor *weight, nn_tensor *indices, int64_t padding_idx,
+                        int scale_grad_by_freq, int base);
+/* The weight's gradient from the result's (the backward op of nn_embedding). */
+nn_tensor *nn_embedding_backward(nn_tensor *grad, nn_tensor *indices, int64_t num_embeddings,
+                                 int64_t padding_idx, int scale_grad_by_freq, int base);
+/* In place, unrecorded: each row the indices name whose norm_type-norm
+   exceeds max_norm is scaled to max_norm (PyTorch's embedding_renorm_). */
+int nn_embedding_renorm_(nn_tensor *weight, nn_tensor *indices, double max_norm, double norm_type,
+                         int base);
+
 #ifdef __cplusplus
 }
 #endif

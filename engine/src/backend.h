@@ -43,6 +43,7 @@
  *   batch_norm                                 nn_upsample2d_backward,
  *                                              nn_batch_norm_backward
  *   rnn_layer (RNN LSTM GRU)   rnn.c           nn_rnn_layer_backward   cpu/rnn.c          math/rnn.h
+ *   embedding                  embedding.c     nn_embedding_backward   cpu/embedding.c    -
  *
  * Conventions, for every entry:
  *  - Geometry is plain data, never an nn_tensor: an nn_iter (elementwise),
@@ -206,6 +207,30 @@ typedef struct {
   const void *x, *weight, *g;
   void *out, *gx, *gw;
 } nn_prelu_args;
+
+/* Embedding lookups (embedding.c): weight is num_embeddings rows of dim
+   contiguous values, indices n contiguous int64 counting from base.
+   Forward: out row i = weight row indices[i], every index checked first
+   (base .. base + num_embeddings - 1; the first bad one fails as "embedding:
+   index 12 is out of range for 10 embeddings"). Backward: grad_weight
+   (written whole) = the sum of the grad rows at each index, none into
+   padding_idx (0-based; -1 for none), each divided by how often its index
+   occurs when scale_grad_by_freq. Renorm (in place on weight): each row
+   named, once however often named, scaled by max_norm / (norm + 1e-7)
+   where its norm_type-norm exceeds max_norm (PyTorch's embedding_renorm_). */
+typedef struct {
+  nn_dtype dtype;
+  int64_t num_embeddings, dim, n;
+  const int64_t *indices;
+  int base;
+  int64_t padding_idx;
+  int scale_grad_by_freq;
+  double max_norm, norm_type;
+  void *weight;          /* read by forward; written by renorm */
+  void *out;             /* forward: n x dim */
+  const void *grad;      /* backward: n x dim */
+  void *grad_weight;     /* backward: num_embeddings x dim */
+} nn_embedding_args;
 
 /* The pointwise losses: l_i = f(x_i, y_i) (math/loss.h), forward and
    backward over contiguous data of one dtype. */
@@ -512,6 +537,11 @@ typedef struct nn_backend {
   /* -- recurrent layers (rnn.c; math/rnn.h) -- */
   int (*rnn_step)(const nn_rnn_step_args *a);
   int (*rnn_step_backward)(const nn_rnn_step_args *a);
+
+  /* -- embedding (embedding.c; nn_embedding_args above) -- */
+  int (*embedding)(const nn_embedding_args *a);          /* writes out */
+  int (*embedding_backward)(const nn_embedding_args *a); /* writes grad_weight */
+  int (*embedding_renorm)(const nn_embedding_args *a);   /* rescales weight's named rows */
 } nn_backend;
 
 /* The entries by name and place, for messages and for the test that every

@@ -258,6 +258,7 @@ require "nn.lr_scheduler" (nn)
 require "nn.data" (nn)
 require "nn.serialize" (nn)
 require "nn.rnn_layers" (nn)
+require "nn.attention_layers" (nn)
 
 -- The tools around the engine load on first use (nn.plot, nn.progress,
 -- nn.sweep): a script that never draws does not pay to compile the plotting

@@ -160,4 +160,11 @@ op {name = "GRU packed", shapes = {{5, 3, 4}}, fn = function(x)
   return out.data
 end}
 
+-- embedding (labels: indices into the weight's rows) and attention
+op {name = "embedding", shapes = {{6, 4}}, labels = 6, fn = function(w, idx) return F.embedding(idx, w) end}
+op {name = "embedding padding, by frequency", shapes = {{6, 4}}, labels = 6,
+    fn = function(w, idx) return F.embedding(idx, w, {padding_idx = 2, scale_grad_by_freq = true}) end}
+op {name = "scaled_dot_product_attention causal", shapes = {{2, 5, 4}, {2, 5, 4}, {2, 5, 3}},
+    fn = function(q, k, v) return F.scaled_dot_product_attention(q, k, v, {is_causal = true}) end}
+
 return ops

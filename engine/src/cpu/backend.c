@@ -79,4 +79,7 @@ const nn_backend nn_cpu_backend = {
     .batch_norm_backward = nn_cpu_batch_norm_backward,
     .rnn_step = nn_cpu_rnn_step,
     .rnn_step_backward = nn_cpu_rnn_step_backward,
+    .embedding = nn_cpu_embedding,
+    .embedding_backward = nn_cpu_embedding_backward,
+    .embedding_renorm = nn_cpu_embedding_renorm,
 };

@@ -156,4 +156,9 @@ int nn_cpu_batch_norm_backward(const nn_batch_norm_args *a);
 int nn_cpu_rnn_step(const nn_rnn_step_args *a);
 int nn_cpu_rnn_step_backward(const nn_rnn_step_args *a);
 
+/* embedding.c */
+int nn_cpu_embedding(const nn_embedding_args *a);
+int nn_cpu_embedding_backward(const nn_embedding_args *a);
+int nn_cpu_embedding_renorm(const nn_embedding_args *a);
+
 #endif

@@ -32,6 +32,7 @@ void nn_cuda_fill_random_kernels(nn_backend *b);
 void nn_cuda_fill_pool_kernels(nn_backend *b);
 void nn_cuda_fill_conv_kernels(nn_backend *b);
 void nn_cuda_fill_rnn_kernels(nn_backend *b);
+void nn_cuda_fill_embedding_kernels(nn_backend *b);
 
 /* The stream every kernel runs on: the backend's one stream, the default. */
 static inline cudaStream_t nn_cuda_stream(void) { return 0; }
