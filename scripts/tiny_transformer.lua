@@ -16,8 +16,8 @@
 --     --out DIR         where the loss curve and its picture go (default
 --                       tiny_transformer_results; nothing is written with --out "")
 --     --lstm-curve F    the LSTM's curve to draw beside (default
---                       char_rnn_results/loss_curve.txt, which char_rnn.lua writes: lines
---                       of "step training_loss validation_loss", '#' comments)
+--                       char_rnn_results/char_rnn_loss.txt, which char_rnn.lua writes: lines
+--                       of "step characters train_loss validation_loss", '#' comments)
 --     --data DIR        the fortune files (default /usr/share/games/fortunes)
 --     --temperature T   sampling temperature (default 0.8)
 --     --threads N       BLAS threads (default: nn's default)
@@ -31,7 +31,7 @@ parser:option("--steps", "training steps", "2000", nn.cli.whole(1, "--steps"))
 parser:option("--out", "where the loss curve and its picture go (nothing is written with --out '')",
               "tiny_transformer_results")
 parser:option("--lstm-curve", "the LSTM's loss curve (char_rnn.lua's) to draw beside this one",
-              "char_rnn_results/loss_curve.txt")
+              "char_rnn_results/char_rnn_loss.txt")
 parser:option("--data", "the directory of the fortune files", "/usr/share/games/fortunes")
 parser:option("--temperature", "sampling temperature", "0.8", tonumber)
 parser:option("--threads", "BLAS threads (default: nn's default)", nil, nn.cli.whole(1, "--threads"))
@@ -226,20 +226,20 @@ print(string.format("validation loss per character: %.3f nats (%.3f bits); unigr
   final, final / math.log(2), unigram, unigram / math.log(2)))
 
 -- ---- the curves -----------------------------------------------------------
--- The LSTM's curve, when char_rnn.lua has written one: lines of numbers
--- "step training_loss validation_loss" (commas or spaces), '#' comments.
+-- The LSTM's curve, when char_rnn.lua has written one: '#' comments, then
+-- one line per report, "step characters train_loss validation_loss".
 local function read_curve(path)
   local f = io.open(path, "r")
   if not f then return nil end
   local c = {steps = {}, train = {}, valid = {}}
   for line in f:lines() do
     if not line:match("^%s*#") then
-      local numbers = {}
-      for v in line:gmatch("[^%s,]+") do numbers[#numbers + 1] = tonumber(v) end
-      if #numbers >= 2 and numbers[1] then
-        c.steps[#c.steps + 1] = numbers[1]
-        c.train[#c.train + 1] = numbers[2]
-        c.valid[#c.valid + 1] = numbers[3] or numbers[2]
+      local step, _, train, valid = line:match("^%s*(%S+)%s+(%S+)%s+(%S+)%s+(%S+)")
+      step, train, valid = tonumber(step), tonumber(train), tonumber(valid)
+      if step and train and valid then
+        c.steps[#c.steps + 1] = step
+        c.train[#c.train + 1] = train
+        c.valid[#c.valid + 1] = valid
       end
     end
   end

@@ -33,7 +33,7 @@ describe("scripts/tiny_transformer.lua --quick", function()
   after_each(function() os.execute("rm -rf " .. quote(dir)) end)
 
   it("trains, samples and draws its curve beside the LSTM's", function()
-    support.write(dir .. "/lstm.txt", "# step training_loss validation_loss\n3 3.1 3.2\n6 2.9 3.0\n")
+    support.write(dir .. "/lstm.txt", "# step characters train_loss validation_loss\n3 768 3.1 3.2\n6 1536 2.9 3.0\n")
     local out, ok = run("--quick --data " .. quote(dir .. "/fortunes") .. " --out " .. quote(dir .. "/out")
       .. " --lstm-curve " .. quote(dir .. "/lstm.txt"))
     assert.is_true(ok, out)
