@@ -52,7 +52,7 @@ return function(nn)
 
   function Linear:extra_repr()
     return string.format("in_features=%d, out_features=%d, bias=%s", self.in_features,
-      self.out_features, tostring(self.bias ~= nil))
+      self.out_features, self.bias ~= nil and "True" or "False") -- as PyTorch prints it
   end
 
   -- Activations: a module per function, each a one-liner over the tensor method.

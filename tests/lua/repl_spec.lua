@@ -48,9 +48,9 @@ describe("nn.repl.show", function()
     local lines = {}
     for line in text:gmatch("[^\n]+") do lines[#lines + 1] = line end
     assert.are.equal("Sequential(  -- 41 parameters", lines[1])
-    assert.are.equal("  (1): Linear(in_features=2, out_features=10, bias=true)  -- 30 parameters", lines[2])
+    assert.are.equal("  (1): Linear(in_features=2, out_features=10, bias=True)  -- 30 parameters", lines[2])
     assert.are.equal("  (2): Sigmoid()", lines[3])
-    assert.are.equal("  (3): Linear(in_features=10, out_features=1, bias=true)  -- 11 parameters", lines[4])
+    assert.are.equal("  (3): Linear(in_features=10, out_features=1, bias=True)  -- 11 parameters", lines[4])
     assert.are.equal(")", lines[5])
     assert.are.equal("[41 parameters]", lines[6])
   end)
