@@ -9,7 +9,7 @@
 # (libnn_cuda.so) takes these sources from NN_CUDA_KERNEL_SOURCES.
 set(NN_CUDA_KERNEL_SOURCES
     activation.cu copy_kernels.cu elementwise.cu gemm.cu kernels.cu loss.cu optim.cu random.cu
-    reduce.cu)
+    reduce.cu toolkit.cu)
 list(TRANSFORM NN_CUDA_KERNEL_SOURCES PREPEND ${PROJECT_SOURCE_DIR}/engine/src/cuda/)
 
 # Not in the sanitizer build: device code is not instrumented, and the

@@ -15,6 +15,7 @@ extern "C" void nn_cuda_fill_kernels(nn_backend *b) {
   nn_cuda_fill_loss_kernels(b);
   nn_cuda_fill_optim_kernels(b);
   nn_cuda_fill_random_kernels(b);
+  nn_cuda_fill_toolkit_kernels(b);
 }
 
 int nn_cuda_status(const char *op, cudaError_t e) {
