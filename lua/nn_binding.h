@@ -19,6 +19,9 @@ nn_tensor *nnl_to_tensor(lua_State *L, int idx);
 void nnl_push_tensor(lua_State *L, nn_tensor *t);
 /* Raises the engine's last error as a Lua error at the user's position. */
 int nnl_engine_error(lua_State *L);
+/* 0-based engine indices as a new 1-based tensor, idx released (NULL
+   stays NULL; a failure gives NULL with the engine's error). */
+nn_tensor *nnl_one_based(nn_tensor *idx);
 /* Like luaL_error, but the position is that of the first caller outside
    nn's own Lua modules, so an error from inside nn.Linear points at the
    user's line, not nn's. */

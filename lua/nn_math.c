@@ -60,18 +60,11 @@ unsigned nnl_check_dims(lua_State *L, int idx, const nn_tensor *t, const char *o
 }
 
 /* 0-based indices made 1-based (consumes idx). */
-static nn_tensor *one_based(nn_tensor *idx) {
-  if (!idx) return NULL;
-  nn_tensor *shifted = nn_binary_scalar(NN_ADD, idx, 1, 0);
-  nn_release(idx);
-  return shifted;
-}
-
 /* Pushes values and 1-based indices (NULL values: the engine's error). */
 static int push_pair(lua_State *L, nn_tensor *values, nn_tensor *indices) {
   if (!values) return nnl_engine_error(L);
   nnl_push_tensor(L, values);
-  nnl_push_tensor(L, one_based(indices));
+  nnl_push_tensor(L, nnl_one_based(indices));
   return 2;
 }
 
@@ -322,7 +315,7 @@ static int sort(lua_State *L, int values_too) {
   if (values_too) return push_pair(L, values, idx);
   if (!values) return nnl_engine_error(L);
   nn_release(values);
-  nnl_push_tensor(L, one_based(idx));
+  nnl_push_tensor(L, nnl_one_based(idx));
   return 1;
 }
 static int m_sort(lua_State *L) { return sort(L, 1); }
@@ -406,7 +399,7 @@ static int m_unique(lua_State *L) {
   nn_tensor *values = nn_unique(t, flags[1] ? &inverse : NULL, flags[2] ? &counts : NULL);
   if (!values) return nnl_engine_error(L);
   nnl_push_tensor(L, values);
-  if (flags[1]) nnl_push_tensor(L, one_based(inverse));
+  if (flags[1]) nnl_push_tensor(L, nnl_one_based(inverse));
   if (flags[2]) nnl_push_tensor(L, counts);
   return 1 + flags[1] + flags[2];
 }

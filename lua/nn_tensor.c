@@ -858,7 +858,8 @@ static int m_mean(lua_State *L) {
 
 /* Indices come back 1-based, as everything a Lua user sees: a new tensor,
    since the engine may have saved the 0-based one for backward. */
-static nn_tensor *one_based(nn_tensor *idx) {
+/* The engine's 0-based indices made 1-based for Lua. */
+nn_tensor *nnl_one_based(nn_tensor *idx) {
   if (!idx) return NULL;
   nn_tensor *shifted = nn_binary_scalar(NN_ADD, idx, 1, 0);
   nn_release(idx);
@@ -884,7 +885,7 @@ static int max_min(lua_State *L, int want_max) {
   nn_tensor *v = want_max ? nn_max(t, d, keepdim, &idx) : nn_min(t, d, keepdim, &idx);
   if (!v) return nnl_engine_error(L);
   nnl_push_tensor(L, v);
-  nnl_push_tensor(L, one_based(idx));
+  nnl_push_tensor(L, nnl_one_based(idx));
   return 2;
 }
 static int m_max(lua_State *L) { return max_min(L, 1); }
@@ -896,7 +897,7 @@ static int arg_extreme(lua_State *L, int want_max) {
   nn_tensor *t = nnl_check_tensor(L, 1, op);
   int d = opt_dim(L, 2, op);
   int keepdim = opt_flag(L, 3, op, "keepdim", 0);
-  nnl_push_tensor(L, one_based(want_max ? nn_argmax(t, d, keepdim) : nn_argmin(t, d, keepdim)));
+  nnl_push_tensor(L, nnl_one_based(want_max ? nn_argmax(t, d, keepdim) : nn_argmin(t, d, keepdim)));
   return 1;
 }
 static int m_argmax(lua_State *L) { return arg_extreme(L, 1); }

@@ -506,7 +506,7 @@ typedef struct nn_backend {
   /* (out, cond, a, b): out = cond ? a : b; cond bool, a and b out's dtype */
   int (*where)(const nn_iter *it);
   /* the 0-based coordinates of t's first `count` nonzero elements in
-     row-major order: count rows of t->ndim int64 at out (host memory) */
+     row-major order: count rows of t->ndim int64 at out (t's device) */
   int (*nonzero)(const nn_strided *t, int64_t *out, int64_t count);
 
   /* -- random numbers (math/random.h); the device's own generator -- */

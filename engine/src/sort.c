@@ -212,18 +212,33 @@ nn_tensor *nn_median(nn_tensor *a, int dim, int keepdim, nn_tensor **indices) {
   }
   nn_tensor *idx = NULL, *values = nn_kthvalue(a, (n - 1) / 2 + 1, d, keepdim, &idx);
   if (!values || !nn_dtype_is_floating(a->dtype)) goto done;
-  /* sort puts NaN last; a line holding one gives NaN: sqrt(-1) where it
-     does, sqrt(-0) = -0 added elsewhere, no gradient through either */
+  /* sort puts NaN last; a line holding one gives NaN, at its first NaN's
+     index. Asking first whether any line does spares the usual call
+     (no NaN) the work of the rest. */
   nn_grad_guard guard = nn_no_grad_begin();
-  nn_tensor *nan = nn_unary(NN_ISNAN, a);
-  nn_tensor *has = nan ? nn_any(nan, a->ndim ? 1u << d : 0, keepdim) : NULL;
-  nn_tensor *hf = has ? nn_to_dtype(has, a->dtype) : NULL, *neg = hf ? nn_unary(NN_NEG, hf) : NULL;
+  nn_tensor *nan = nn_unary(NN_ISNAN, a), *any = nan ? nn_any(nan, (1u << a->ndim) - 1, 0) : NULL;
+  double some = 0;
+  int st = any ? nn_item(any, &some) : -1;
+  nn_release(any);
+  if (st < 0 || some == 0) {
+    nn_no_grad_end(guard);
+    nn_release(nan);
+    if (st < 0) nn_release(values), values = NULL;
+    goto done;
+  }
+  /* sqrt(-1) where the line has a NaN, sqrt(-0) = -0 added elsewhere: no
+     gradient through either */
+  unsigned along = a->ndim ? 1u << d : 0;
+  nn_tensor *has = nn_any(nan, along, keepdim), *first = has ? nn_argmax(nan, d, keepdim) : NULL;
+  nn_tensor *at = first ? nn_where(has, first, idx) : NULL;
+  nn_tensor *hf = at ? nn_to_dtype(has, a->dtype) : NULL, *neg = hf ? nn_unary(NN_NEG, hf) : NULL;
   nn_tensor *poison = neg ? nn_unary(NN_SQRT, neg) : NULL;
   nn_no_grad_end(guard);
   nn_tensor *out = poison ? nn_binary(NN_ADD, values, poison) : NULL;
-  nn_release(nan), nn_release(has), nn_release(hf), nn_release(neg), nn_release(poison);
-  nn_release(values);
-  values = out;
+  nn_release(nan), nn_release(has), nn_release(first), nn_release(hf), nn_release(neg), nn_release(poison);
+  nn_release(values), nn_release(idx);
+  values = out, idx = at;
+  if (!out) nn_release(at), idx = NULL;
 done:
   if (!values) {
     nn_release(idx);

@@ -19,10 +19,6 @@ static const char *const not_kernels[] = {
     "memory_allocated", "memory_reserved", "empty_cache", "within", "device_name",
     /* cuda/backend.cu */
     "set_num_threads", "get_num_threads",                 /* the CPU's BLAS pool */
-    /* the tensor toolkit's kernels not yet written for CUDA: their fronts
-       say "<op>: not implemented for cuda" */
-    "nan_to_num", "prod_backward", "scan", "cumprod_backward", "sort", "scatter_line",
-    "random_int", "randperm", "index_offsets", "index_gather", "index_put", "where", "nonzero",
 };
 
 static int is_not_kernel(const char *name) {

@@ -31,7 +31,7 @@ end
 local function compare(got, want, dtype, what)
   if got.dtype ~= want.dtype then error(what .. ": dtype " .. got.dtype .. ", expected " .. want.dtype, 0) end
   h.same(got:size(), want:size(), what .. " shape")
-  local g, w = got:cpu():double():view(-1):totable(), want:double():view(-1):totable()
+  local g, w = got:cpu():double():reshape(-1):totable(), want:double():reshape(-1):totable()
   if want.dtype ~= "float32" and want.dtype ~= "float64" then
     h.same(g, w, what)
     return

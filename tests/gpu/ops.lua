@@ -167,4 +167,113 @@ op {name = "embedding padding, by frequency", shapes = {{6, 4}}, labels = 6,
 op {name = "scaled_dot_product_attention causal", shapes = {{2, 5, 4}, {2, 5, 4}, {2, 5, 3}},
     fn = function(q, k, v) return F.scaled_dot_product_attention(q, k, v, {is_causal = true}) end}
 
+-- the tensor toolkit (issue 12): an index tensor or a mask made inside fn
+-- lands on the input's device
+local function long(x, values) return nn.tensor(values, {dtype = "int64", device = x.device}) end
+local function mask(x) return x:gt(0) end
+op {name = "cat", shapes = {{4, 6}, {3, 6}}, fn = function(a, b) return nn.cat({a, b}) end}
+op {name = "stack", shapes = {{4, 6}, {4, 6}}, fn = function(a, b) return nn.stack({a, b}, 2) end}
+op {name = "split", shapes = {{5, 6}}, fn = function(x) return x:split(2, 2)[2] * 1 end}
+op {name = "flip", shapes = {{5, 6}}, fn = function(x) return x:flip(1, 2) end}
+op {name = "roll", shapes = {{5, 6}}, fn = function(x) return x:roll(2, 2) end}
+op {name = "repeat", shapes = {{3, 4}}, fn = function(x) return x:repeatTensor(2, 3) end}
+op {name = "index_select", shapes = {{5, 6}}, fn = function(x) return x:index_select(2, long(x, {3, 1, 3, 6})) end}
+op {name = "gather", shapes = {{4, 5}}, fn = function(x) return x:gather(2, long(x, {{1, 2}, {5, 5}, {3, 1}, {2, 4}})) end}
+op {name = "take", shapes = {{4, 5}}, fn = function(x) return x:take(long(x, {20, 1, 7, 7})) end}
+op {name = "scatter", shapes = {{4, 5}, {4, 2}},
+    fn = function(x, s) return x:scatter(2, long(x, {{1, 2}, {5, 4}, {3, 1}, {2, 4}}), s) end}
+op {name = "scatter_add repeated", shapes = {{4, 5}, {4, 3}},
+    fn = function(x, s) return x:scatter_add(2, long(x, {{1, 1, 1}, {5, 4, 5}, {3, 1, 3}, {2, 2, 2}}), s) end}
+op {name = "index_add repeated", shapes = {{5, 3}, {4, 3}},
+    fn = function(x, s) return x:index_add(1, long(x, {2, 5, 2, 2}), s) end}
+op {name = "masked_fill", shapes = {{5, 6}}, fn = function(x) return x:masked_fill(mask(x:detach()), -1.5) end}
+op {name = "masked_select", shapes = {{5, 6}}, fn = function(x) return x:masked_select(mask(x:detach())) end}
+op {name = "mask index", shapes = {{5, 6}}, fn = function(x) return x[mask(x:detach())] end}
+op {name = "table index", shapes = {{5, 6}}, fn = function(x) return x[{{2, -1, 2}, {3, 5}}] end}
+op {name = "index put", shapes = {{5, 6}, {2}}, fn = function(x, v)
+  local y = x * 1
+  y[long(x, {4, 4})] = v:view(2, 1):expand(2, 6)
+  return y
+end}
+op {name = "where", shapes = {{5, 6}, {5, 6}}, broadcast = {{{5, 6}, {6}}},
+    fn = function(a, b) return nn.where(a:detach():gt(b:detach()), a, b) end}
+op {name = "nonzero", shapes = {{5, 6}}, grad = false, fn = function(x) return x:gt(0.5):nonzero() end}
+op {name = "nan_to_num", shapes = {{5, 6}},
+    fn = function(x) return (x:log()):nan_to_num(0, 9, -9) end}
+op {name = "prod", shapes = {{4, 6}}, fn = function(x) return x:prod(2) end}
+op {name = "prod with a zero", shapes = {{4, 6}}, fn = function(x)
+  return x:masked_fill(x:detach():lt(-1.5), 0):prod(2)
+end}
+op {name = "prod all", shapes = {{3, 4}}, domain = "positive", fn = function(x) return x:prod() end}
+op {name = "prod long line", shapes = {{2, 300}}, domain = "positive", fn = function(x) return (x ^ 0.01):prod(2) end}
+op {name = "cumsum", shapes = {{5, 6}}, fn = function(x) return x:cumsum(2) end}
+op {name = "cumsum long line", shapes = {{3, 2000}}, fn = function(x) return x:cumsum(2) end}
+op {name = "cumsum dim 1", shapes = {{5, 6}}, fn = function(x) return x:cumsum(1) end}
+op {name = "cumprod", shapes = {{5, 6}}, fn = function(x) return x:cumprod(2) end}
+op {name = "cumprod with a zero", shapes = {{5, 6}}, fn = function(x)
+  return x:masked_fill(x:detach():lt(-1.2), 0):cumprod(2)
+end}
+op {name = "sort", shapes = {{5, 9}}, fn = function(x) return (x:sort(2)) end}
+op {name = "sort descending dim 1", shapes = {{9, 5}}, fn = function(x) return (x:sort(1, true)) end}
+op {name = "sort ties", shapes = {{4, 9}}, grad = false, fn = function(x)
+  local _, i = x:detach():mul(2):round():sort(2)
+  return i
+end}
+op {name = "sort long line", shapes = {{2, 3000}}, fn = function(x) return (x:sort(2)) end}
+op {name = "argsort", shapes = {{5, 9}}, grad = false, fn = function(x) return x:argsort(2, true) end}
+op {name = "topk", shapes = {{5, 9}}, fn = function(x) return (x:topk(3, 2)) end}
+op {name = "kthvalue", shapes = {{5, 9}}, fn = function(x) return (x:kthvalue(4, 2)) end}
+op {name = "median", shapes = {{5, 9}}, fn = function(x) return (x:median(2)) end}
+op {name = "mode", shapes = {{5, 9}}, fn = function(x) return (x:mul(2):round():mode(2)) end, grad = false}
+op {name = "unique", shapes = {{5, 9}}, grad = false, fn = function(x) return x:detach():mul(2):round():unique() end}
+op {name = "var", shapes = {{5, 9}}, fn = function(x) return x:var(2) end}
+op {name = "std all", shapes = {{5, 9}}, fn = function(x) return x:std() end}
+op {name = "logsumexp", shapes = {{5, 9}}, fn = function(x) return x:logsumexp(2) end}
+op {name = "amax", shapes = {{5, 9}}, fn = function(x) return x:amax(1) end}
+op {name = "amin", shapes = {{5, 9}}, fn = function(x) return x:amin(2, true) end}
+op {name = "all any", shapes = {{5, 9}}, grad = false, fn = function(x) return x:gt(-1.9):all(2):logical_and(x:gt(1.9):any(2)) end}
+op {name = "count_nonzero", shapes = {{5, 9}}, grad = false, fn = function(x) return x:gt(0):count_nonzero(2) end}
+op {name = "dist", shapes = {{5, 9}, {5, 9}}, fn = function(a, b) return a:dist(b, 3) end}
+for _, name in ipairs {"expm1", "square", "tan", "atan", "sinh", "cosh", "erf", "trunc", "frac"} do
+  op {name = name, shapes = {{5, 7}}, fn = function(x) return x[name](x) end,
+      grad = name ~= "trunc"}
+end
+for _, name in ipairs {"log1p", "log2", "log10", "rsqrt", "reciprocal"} do
+  op {name = name, shapes = {{5, 7}}, domain = "positive", fn = function(x) return x[name](x) end}
+end
+for _, name in ipairs {"asin", "acos", "erfinv"} do
+  op {name = name, shapes = {{5, 7}}, domain = "unit", fn = function(x) return x[name](x) end}
+end
+binary("atan2", function(a, b) return a:atan2(b) end)
+binary("fmod", function(a, b) return a:fmod(b) end, {domain = "positive"})
+binary("remainder", function(a, b) return a:remainder(b) end, {domain = "positive"})
+binary("logical_xor", function(a, b) return a:gt(0):logical_xor(b:gt(0)) end, {grad = false})
+op {name = "lerp", shapes = {{5, 6}, {5, 6}, {5, 6}}, domain = "unit",
+    fn = function(a, b, w) return a:lerp(b, w) end}
+op {name = "clamp_min", shapes = {{5, 6}}, fn = function(x) return x:clamp_min(0.3) end}
+op {name = "isfinite", shapes = {{5, 6}}, grad = false, fn = function(x) return x:log():isfinite() end}
+op {name = "mm", shapes = {{5, 7}, {7, 3}}, fn = function(a, b) return a:mm(b) end}
+op {name = "bmm", shapes = {{2, 5, 7}, {2, 7, 3}}, fn = function(a, b) return a:bmm(b) end}
+op {name = "mv", shapes = {{5, 7}, {7}}, fn = function(a, b) return a:mv(b) end}
+op {name = "dot", shapes = {{7}, {7}}, fn = function(a, b) return a:dot(b) end}
+op {name = "outer", shapes = {{5}, {7}}, fn = function(a, b) return a:outer(b) end}
+op {name = "addmm", shapes = {{5, 3}, {5, 7}, {7, 3}},
+    fn = function(c, a, b) return c:addmm(a, b, {beta = 0.5, alpha = 2}) end}
+op {name = "baddbmm", shapes = {{2, 5, 3}, {2, 5, 7}, {2, 7, 3}},
+    fn = function(c, a, b) return c:baddbmm(a, b) end}
+op {name = "matmul broadcast", shapes = {{2, 1, 5, 7}, {3, 7, 4}}, fn = function(a, b) return a:matmul(b) end}
+op {name = "einsum", shapes = {{2, 5, 7}, {2, 7, 3}}, fn = function(a, b) return nn.einsum("bij,bjk->bik", a, b) end}
+op {name = "tril", shapes = {{5, 6}}, fn = function(x) return x:tril(-1) end}
+op {name = "triu", shapes = {{5, 6}}, fn = function(x) return x:triu(1) end}
+op {name = "diag", shapes = {{6}}, fn = function(x) return x:diag(1) end}
+op {name = "diagonal", shapes = {{5, 6}}, fn = function(x) return x:diagonal(1) * 1 end}
+op {name = "trace", shapes = {{5, 6}}, fn = function(x) return x:trace() end}
+op {name = "randint", shapes = {{3}}, grad = false, fn = function(x)
+  nn.cuda.manual_seed(5)
+  return nn.randint(0, 1, {4, 5}, {device = x.device})
+end}
+op {name = "randperm sorted", shapes = {{3}}, grad = false, fn = function(x)
+  return nn.randperm(2000, {device = x.device}):sort()
+end}
+
 return ops

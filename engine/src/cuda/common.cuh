@@ -12,6 +12,7 @@
 
 #include "backend.h"
 #include "math/dtype.h"
+#include "math/random.h"
 
 #include <cuda_runtime.h>
 #include <stdint.h>
@@ -33,6 +34,7 @@ void nn_cuda_fill_pool_kernels(nn_backend *b);
 void nn_cuda_fill_conv_kernels(nn_backend *b);
 void nn_cuda_fill_rnn_kernels(nn_backend *b);
 void nn_cuda_fill_embedding_kernels(nn_backend *b);
+void nn_cuda_fill_toolkit_kernels(nn_backend *b);
 
 /* The stream every kernel runs on: the backend's one stream, the default. */
 static inline cudaStream_t nn_cuda_stream(void) { return 0; }
@@ -298,5 +300,27 @@ struct nn_cuda_add_integer {
     return (long long)((unsigned long long)a + (unsigned long long)b);
   }
 };
+
+/* ---- the generator (cuda/random.cu) ------------------------------------
+   A fill's draws: the key is the seed, the counter's high half the fill's
+   number (its offset since the seeding), the low half the group. */
+__device__ __forceinline__ void nn_cuda_philox_draw(uint64_t seed, uint64_t offset, uint64_t group, uint32_t out[4]) {
+  uint32_t counter[4] = {(uint32_t)group, (uint32_t)(group >> 32), (uint32_t)offset, (uint32_t)(offset >> 32)};
+  uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+  nn_philox4x32(counter, key, out);
+}
+/* The seed, and the offset of the next fill (which it takes). */
+void nn_cuda_generator_next(uint64_t *seed, uint64_t *offset);
+
+/* Element e's place in t (row-major over its own dims). */
+__device__ __forceinline__ int64_t nn_cuda_strided_offset(const nn_strided &t, int64_t e) {
+  int64_t off = 0;
+  for (int d = t.ndim - 1; d >= 0; d--) {
+    int64_t size = t.size[d], q = size ? e / size : 0;
+    off += (e - q * size) * t.stride[d];
+    e = q;
+  }
+  return off;
+}
 
 #endif

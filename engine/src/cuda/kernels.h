@@ -13,10 +13,7 @@
  *   memory_reserved empty_cache within device_name
  *                                 cuda/backend.cu's (memory and devices)
  *   set_num_threads get_num_threads   the CPU's BLAS pool: no meaning on a GPU
- *   nan_to_num prod_backward scan cumprod_backward sort scatter_line
- *   random_int randperm index_offsets index_gather index_put where nonzero
- *                                     the tensor toolkit's, not written for
- *                                     CUDA yet: their fronts refuse cuda */
+ * (the tensor toolkit's kernels are cuda/toolkit.cu's) */
 #ifndef NN_CUDA_KERNELS_H
 #define NN_CUDA_KERNELS_H
 

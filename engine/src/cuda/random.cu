@@ -20,22 +20,6 @@ static uint64_t generator_offset;
 /* Elements of one fill per Philox draw. */
 __device__ __forceinline__ int per_draw(nn_dtype dtype) { return dtype == NN_FLOAT32 ? 4 : 2; }
 
-__device__ __forceinline__ void draw(uint64_t seed, uint64_t offset, uint64_t group, uint32_t out[4]) {
-  uint32_t counter[4] = {(uint32_t)group, (uint32_t)(group >> 32), (uint32_t)offset, (uint32_t)(offset >> 32)};
-  uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
-  nn_philox4x32(counter, key, out);
-}
-
-/* Element e's place in t (row-major over its own dims). */
-__device__ __forceinline__ int64_t strided_offset(const nn_strided &t, int64_t e) {
-  int64_t off = 0;
-  for (int d = t.ndim - 1; d >= 0; d--) {
-    int64_t size = t.size[d], q = size ? e / size : 0;
-    off += (e - q * size) * t.stride[d];
-    e = q;
-  }
-  return off;
-}
 
 /* u in [0, 1): the k-th value a draw gives for dtype */
 __device__ __forceinline__ double draw_uniform(nn_dtype dtype, const uint32_t bits[4], int k, double from,
@@ -51,7 +35,7 @@ __global__ void random_kernel(nn_strided t, int64_t n, uint64_t seed, uint64_t o
   int64_t groups = (n + each - 1) / each, step = (int64_t)gridDim.x * blockDim.x;
   for (int64_t group = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; group < groups; group += step) {
     uint32_t bits[4];
-    draw(seed, offset, (uint64_t)group, bits);
+    nn_cuda_philox_draw(seed, offset, (uint64_t)group, bits);
     double values[4];
     if (!normal) {
       for (int k = 0; k < each; k++) values[k] = draw_uniform(t.dtype, bits, k, a, b);
@@ -68,7 +52,7 @@ __global__ void random_kernel(nn_strided t, int64_t n, uint64_t seed, uint64_t o
       values[0] = u, values[1] = v;
     }
     for (int k = 0; k < each && group * each + k < n; k++)
-      nn_store(t.dtype, t.data, strided_offset(t, group * each + k), values[k]);
+      nn_store(t.dtype, t.data, nn_cuda_strided_offset(t, group * each + k), values[k]);
   }
 }
 
@@ -90,6 +74,11 @@ static int cuda_uniform(const nn_strided *t, double from, double to) {
 
 static int cuda_normal(const nn_strided *t, double mean, double std) {
   return random_fill("normal", t, 1, mean, std);
+}
+
+void nn_cuda_generator_next(uint64_t *seed, uint64_t *offset) {
+  *seed = generator_seed;
+  *offset = generator_offset++;
 }
 
 static void cuda_manual_seed(uint64_t seed) {
