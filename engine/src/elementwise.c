@@ -534,6 +534,12 @@ nn_tensor *nn_unary_backward(nn_unary_op op, nn_tensor *g, nn_tensor *v) {
                  nn_dtype_name(g->dtype), nn_dtype_name(v->dtype));
     return NULL;
   }
+  if (nn_half_dtype(g->dtype)) { /* the kernels' loops are float32's and float64's */
+    nn_tensor *gf = nn_to_dtype(g, NN_FLOAT32), *vf = gf ? nn_to_dtype(v, NN_FLOAT32) : NULL;
+    nn_tensor *rf = vf ? nn_unary_backward(op, gf, vf) : NULL, *r = rf ? nn_to_dtype(rf, g->dtype) : NULL;
+    nn_release(gf), nn_release(vf), nn_release(rf);
+    return r;
+  }
   nn_tensor *out = nn_empty_like(v);
   if (!out) return NULL;
   nn_iter it;

@@ -188,6 +188,15 @@ describe("half types compute in float32", function()
     assert.are.same(flat(want), flat(y))
     y:sum():backward()
     assert.are.equal("bfloat16", x.grad.dtype)
+    -- sigmoid's slope y (1 - y), from the rounded output, rounded again
+    local yf = want:float()
+    local slope = flat(yf * (1 - yf))
+    for i, v in ipairs(flat(x.grad)) do
+      assert(math.abs(v - slope[i]) <= 0.01 * slope[i], string.format("gradient %d: %g, not %g", i, v, slope[i]))
+    end
+    local h = nn.tensor({-1, 0.5, 2}, {dtype = "float16", requires_grad = true})
+    h:exp():sum():backward()
+    assert.are.same(flat(nn.tensor({-1, 0.5, 2}):exp():half()), flat(h.grad))
     local s = nn.tensor({1, 2, 3}, {dtype = "float16"}):softmax(1)
     assert.are.same(flat(nn.tensor({1, 2, 3}):softmax(1):half()), flat(s))
   end)
