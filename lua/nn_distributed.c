@@ -534,6 +534,12 @@ static int check_count(lua_State *L, work *w, const char *op, int64_t n) {
 }
 
 static const transport *check_transport(lua_State *L, work *w, const char *op, nn_tensor *t) {
+  if (t->dtype != NN_FLOAT32 && t->dtype != NN_FLOAT64 && t->dtype != NN_INT64 && t->dtype != NN_BOOL) {
+    work_unref(w);
+    nnl_error(L, "distributed.%s: the collectives take float32, float64, int64 and bool tensors, this "
+              "one is %s; convert it first", op, nn_dtype_name(t->dtype));
+    return NULL;
+  }
   const char *why = NULL;
   const transport *tr = transport_for(t->device, &why);
   if (tr) return tr;

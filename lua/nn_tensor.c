@@ -191,7 +191,8 @@ void nnl_read_options(lua_State *L, int idx, const char *op, nnl_options *o) {
   if (lua_getfield(L, idx, "dtype") != LUA_TNIL) {
     const char *name = lua_tostring(L, -1);
     int d = name ? nn_dtype_from_name(name) : -1;
-    if (d < 0) nnl_error(L, "%s: unknown dtype '%s' (float32, float64, int64 or bool)", op,
+    if (d < 0) nnl_error(L, "%s: unknown dtype '%s' (float32, float64, float16, bfloat16, int64, "
+                          "int32, int16, int8, uint8 or bool)", op,
                           name ? name : luaL_typename(L, -1));
     o->dtype = (nn_dtype)d;
   }
@@ -432,13 +433,25 @@ static int m_is_contiguous(lua_State *L) {
   return 1;
 }
 
+static int m_element_size(lua_State *L) {
+  nnl_check_nargs(L, 1, 0, "element_size", "");
+  lua_pushinteger(L, (lua_Integer)nn_dtype_size(nnl_check_tensor(L, 1, "element_size")->dtype));
+  return 1;
+}
+
+static int m_is_floating_point(lua_State *L) {
+  nnl_check_nargs(L, 1, 0, "is_floating_point", "");
+  lua_pushboolean(L, nn_dtype_is_floating(nnl_check_tensor(L, 1, "is_floating_point")->dtype));
+  return 1;
+}
+
 static int m_item(lua_State *L) {
   nnl_check_nargs(L, 1, 0, "item", "");
   nn_tensor *t = nnl_check_tensor(L, 1, "item");
   double v;
   if (nn_item(t, &v) < 0) return nnl_engine_error(L);
   if (t->dtype == NN_BOOL) lua_pushboolean(L, v != 0);
-  else if (t->dtype == NN_INT64) lua_pushinteger(L, (lua_Integer)v);
+  else if (!nn_dtype_is_floating(t->dtype)) lua_pushinteger(L, (lua_Integer)v);
   else lua_pushnumber(L, v);
   return 1;
 }
@@ -446,7 +459,7 @@ static int m_item(lua_State *L) {
 static void push_value(lua_State *L, const nn_tensor *t, int64_t i) {
   double v = nn_get_flat(t, i);
   if (t->dtype == NN_BOOL) lua_pushboolean(L, v != 0);
-  else if (t->dtype == NN_INT64) lua_pushinteger(L, (lua_Integer)v);
+  else if (!nn_dtype_is_floating(t->dtype)) lua_pushinteger(L, (lua_Integer)v);
   else lua_pushnumber(L, v);
 }
 
@@ -658,10 +671,12 @@ static int m_detach(lua_State *L) {
 }
 
 static const struct { const char *name; nn_dtype dtype; } conversions[] = {
-    {"float", NN_FLOAT32}, {"double", NN_FLOAT64}, {"long", NN_INT64}, {"bool", NN_BOOL}};
+    {"float", NN_FLOAT32}, {"double", NN_FLOAT64}, {"long", NN_INT64}, {"bool", NN_BOOL},
+    {"half", NN_FLOAT16},  {"bfloat16", NN_BFLOAT16}, {"int", NN_INT32}, {"short", NN_INT16},
+    {"char", NN_INT8},     {"byte", NN_UINT8}};
 
-/* float(), double(), long(), bool(): conversions by name; the upvalue is
-   the index in conversions */
+/* float(), double(), long(), bool(), half(), ...: PyTorch's conversions by
+   name; the upvalue is the index in conversions */
 static int m_to_dtype(lua_State *L) {
   lua_Integer k = lua_tointeger(L, lua_upvalueindex(1));
   const char *name = conversions[k].name;
@@ -1138,14 +1153,21 @@ static int mt_newindex(lua_State *L) {
  */
 /*** t:to(device_or_dtype), t:cuda(), t:cpu()
  * A copy on another device ("cpu", "cuda" or "cuda:0") or of another dtype
- * ("float32", "float64", "int64", "bool"); t itself when nothing changes.
+ * ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16",
+ * "int8", "uint8", "bool", or PyTorch's other names: "half", "int", ...);
+ * t itself when nothing changes.
  * A copy to another device is recorded by autograd: the gradient comes
  * back to t's device. Copies to the CPU wait for the GPU's results.
  *   x = x:to("cuda")        y = y:to("float64")        print(x.device, x.is_cuda)
  */
-/*** t:float(), t:double(), t:long(), t:bool()
- * Conversions to float32, float64, int64 and bool.
+/*** t:float(), t:double(), t:half(), t:bfloat16(), t:long(), t:int(), t:short(), t:char(), t:byte(), t:bool()
+ * Conversions to float32, float64, float16, bfloat16, int64, int32, int16,
+ * int8, uint8 and bool, as PyTorch converts: a float into an integer drops
+ * its fraction, an integer too wide wraps (300 is 44 as int8, -1 is 255 as
+ * uint8), float16 and bfloat16 round to nearest even (NaN stays NaN).
+ * float16 and bfloat16 compute in float32 and round each result.
  *   local predicted = h:gt(0.5):float()
+ *   local pixels = nn.tensor({0, 128, 255}):byte()
  */
 /*** t:clamp([min] [, max]), t:clamp_([min] [, max])
  * Values limited to [min, max] (nil for an open side); clamp_ in place.
@@ -1238,7 +1260,8 @@ static const luaL_Reg methods[] = {
     {"fill_", m_fill_}, {"zero_", m_zero_}, {"copy_", m_copy_}, {"uniform_", m_uniform_},
     {"normal_", m_normal_}, {"sum", m_sum}, {"mean", m_mean}, {"max", m_max}, {"min", m_min},
     {"argmax", m_argmax}, {"argmin", m_argmin}, {"norm", m_norm}, {"matmul", m_matmul},
-    {"backward", m_backward}, {"requires_grad_", m_requires_grad_}, {NULL, NULL}};
+    {"backward", m_backward}, {"requires_grad_", m_requires_grad_},
+    {"element_size", m_element_size}, {"is_floating_point", m_is_floating_point}, {NULL, NULL}};
 
 static const struct { const char *name; nn_binary_op op; } binary_methods[] = {
     {"add", NN_ADD}, {"sub", NN_SUB}, {"mul", NN_MUL}, {"div", NN_DIV}, {"pow", NN_POW},
@@ -1308,12 +1331,40 @@ void nnl_open_tensor(lua_State *L) {
 /*** nn.tensor(data [, {dtype = "float32", device = "cpu", requires_grad = false}])
  * A tensor from a number (0-dimensional), nested Lua tables of numbers or
  * booleans (every row the same length), or another tensor (copied).
- * dtype: "float32", "float64", "int64" or "bool"; device: "cpu" or "cuda".
+ * dtype: "float32", "float64", "float16", "bfloat16", "int64", "int32",
+ * "int16", "int8", "uint8" or "bool"; device: "cpu" or "cuda".
  *   local X = nn.tensor({{0, 0}, {0, 1}, {1, 0}, {1, 1}})
  *   local w = nn.tensor({0.5, -0.5}, {dtype = "float64", requires_grad = true})
  */
+
+/*** t:element_size(), t:is_floating_point()
+ * The bytes of one element (2 for float16, 1 for uint8, ...); whether the
+ * dtype is float16, bfloat16, float32 or float64.
+ *   nn.zeros(3, {dtype = "bfloat16"}):element_size()   --> 2
+ */
+/*** nn.promote_types(dtype1, dtype2)
+ * The dtype an op on tensors of these two dtypes computes in and returns,
+ * PyTorch's torch.promote_types: the higher category (bool < integer <
+ * floating), the wider within one; int8 with uint8 gives int16, float16
+ * with bfloat16 gives float32. A tensor with dimensions outranks a 0-d one
+ * or a number of its category: int8 tensor + 300 stays int8 (and wraps).
+ *   nn.promote_types("int8", "uint8")   --> "int16"
+ */
+static int l_promote_types(lua_State *L) {
+  nnl_check_nargs(L, 2, 2, "promote_types", "dtype1, dtype2");
+  int d[2];
+  for (int i = 0; i < 2; i++) {
+    const char *name = luaL_checkstring(L, i + 1);
+    if ((d[i] = nn_dtype_from_name(name)) < 0) return nnl_error(L, "promote_types: unknown dtype '%s'", name);
+  }
+  lua_pushstring(L, nn_dtype_name(nn_promote_types((nn_dtype)d[0], (nn_dtype)d[1])));
+  return 1;
+}
+
 void nnl_register_tensor_constructor(lua_State *L);
 void nnl_register_tensor_constructor(lua_State *L) {
   lua_pushcfunction(L, l_tensor);
   lua_setfield(L, -2, "tensor");
+  lua_pushcfunction(L, l_promote_types);
+  lua_setfield(L, -2, "promote_types");
 }

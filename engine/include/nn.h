@@ -25,7 +25,13 @@ extern "C" {
 /* Reductions over every element take this in place of a dimension. */
 #define NN_ALL_DIMS (-1000)
 
-typedef enum { NN_FLOAT32 = 0, NN_FLOAT64, NN_INT64, NN_BOOL, NN_DTYPE_COUNT } nn_dtype;
+/* The first four keep their numbers (files and tables use them); the rest
+   are PyTorch's other storage types. Properties: engine/src/math/dtype.h. */
+typedef enum {
+  NN_FLOAT32 = 0, NN_FLOAT64, NN_INT64, NN_BOOL,
+  NN_INT32, NN_INT16, NN_INT8, NN_UINT8, NN_FLOAT16, NN_BFLOAT16,
+  NN_DTYPE_COUNT
+} nn_dtype;
 typedef enum { NN_CPU = 0, NN_CUDA, NN_DEVICE_COUNT } nn_device;
 
 typedef struct nn_storage nn_storage;
@@ -101,6 +107,9 @@ const char *nn_dtype_name(nn_dtype dtype);  /* "float32" */
 int nn_dtype_from_name(const char *name);   /* -1 when unknown */
 size_t nn_dtype_size(nn_dtype dtype);
 int nn_dtype_is_floating(nn_dtype dtype);
+/* PyTorch's torch.promote_types: int8 and uint8 give int16, an integer and
+   a floating dtype the floating one, float16 and bfloat16 float32. */
+nn_dtype nn_promote_types(nn_dtype a, nn_dtype b);
 const char *nn_device_name(nn_device device);
 int nn_device_from_name(const char *name);  /* -1 when unknown */
 int64_t nn_numel(const nn_tensor *t);

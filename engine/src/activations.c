@@ -30,7 +30,7 @@ static const char *user_name(nn_activation_op op) {
 
 /* ---- shared checks --------------------------------------------------- */
 static int check_floating(const char *op, const nn_tensor *t, const char *what) {
-  if (!nn_dtype_is_floating(t->dtype)) {
+  if (!nn_float_kernel_dtype(t->dtype)) {
     nn_error_set("%s: %s must be float32 or float64, got %s", op, what, nn_dtype_name(t->dtype));
     return -1;
   }
@@ -113,10 +113,20 @@ static int activation_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   return gi[0] ? 0 : -1;
 }
 
+struct activation_args { nn_activation_op op; double a, b; };
+static nn_tensor *activation_in_float32(nn_tensor *x, const void *arg) {
+  const struct activation_args *p = arg;
+  return nn_activation(p->op, x, p->a, p->b);
+}
+
 nn_tensor *nn_activation(nn_activation_op op, nn_tensor *x, double a, double b) {
   if ((unsigned)op >= NN_ACT_COUNT) {
     nn_error_set("activation: unknown activation %d", (int)op);
     return NULL;
+  }
+  if (nn_half_dtype(x->dtype)) {
+    struct activation_args args = {op, a, b};
+    return nn_in_float32(x, activation_in_float32, &args);
   }
   const char *name = user_name(op);
   const nn_backend *be = nn_dispatch(name, offsetof(nn_backend, activation), x, NULL, NULL);
@@ -173,8 +183,18 @@ static int softmax_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   return gi[0] ? 0 : -1;
 }
 
+struct softmax_args { int dim, log_form; };
+static nn_tensor *softmax_in_float32(nn_tensor *x, const void *arg) {
+  const struct softmax_args *p = arg;
+  return nn_softmax(x, p->dim, p->log_form);
+}
+
 nn_tensor *nn_softmax(nn_tensor *x, int dim, int log_form) {
   const char *name = log_form ? "log_softmax" : "softmax";
+  if (nn_half_dtype(x->dtype)) {
+    struct softmax_args args = {dim, log_form};
+    return nn_in_float32(x, softmax_in_float32, &args);
+  }
   const nn_backend *be = nn_dispatch(name, offsetof(nn_backend, softmax), x, NULL, NULL);
   if (!be || check_floating(name, x, "input") < 0) return NULL;
   if ((dim = nn_wrap_dim(name, dim, x->ndim)) < 0) return NULL;

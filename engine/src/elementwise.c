@@ -43,29 +43,21 @@ static int gives_bool(nn_binary_op op) { return is_comparison(op) || is_logical(
 
 
 /* ---- type promotion: PyTorch's (c10/core/ScalarType.h, TensorIterator's
-   compute_types), cut down to our four dtypes ------------------------------
+   compute_types) --------------------------------------------------------
    Operands come in three tiers: tensors with dimensions, 0-dimensional
    tensors, numbers. A lower tier changes the result only when it brings a
    higher category (bool < integer < floating): float32 vector + float64
    0-d tensor is float32, int64 vector + float64 0-d tensor is float64,
    int64 vector + 2.5 is float32 (a float number counts as the default
-   dtype, float32), bool vector + 2 is int64. */
+   dtype, float32), bool vector + 2 is int64, int8 vector + 300 is int8.
+   Within a tier, nn_promote_dtypes (math/dtype.h). */
 enum { TIER_NUMBER, TIER_ZERO_DIM, TIER_DIMS, TIER_COUNT };
 #define NO_DTYPE NN_DTYPE_COUNT
-
-static int dtype_rank(nn_dtype d) {
-  switch (d) {
-  case NN_BOOL: return 0;
-  case NN_INT64: return 1;
-  case NN_FLOAT32: return 2;
-  default: return 3;
-  }
-}
 
 static nn_dtype promote(nn_dtype a, nn_dtype b) {
   if (a == NO_DTYPE) return b;
   if (b == NO_DTYPE) return a;
-  return dtype_rank(a) >= dtype_rank(b) ? a : b;
+  return nn_promote_dtypes(a, b);
 }
 
 /* PyTorch's combine_categories: the higher tier's dtype, unless the lower
@@ -510,7 +502,7 @@ static int unary_dtype(const char *name, nn_unary_op op, nn_dtype a, nn_dtype *o
     nn_error_set("%s: not supported for a %s tensor; convert it first (float())", name,
                  nn_dtype_name(a));
     return -1;
-  case NN_SQUARE: *out = NN_INT64; return 0; /* a bool's square counts in int64, as PyTorch */
+  case NN_SQUARE: *out = a == NN_BOOL ? NN_INT64 : a; return 0; /* a bool's square counts in int64, as PyTorch */
   case NN_ISNAN: case NN_ISINF: case NN_ISFINITE: case NN_LOGICAL_NOT: *out = NN_BOOL; return 0;
   case NN_ABS: case NN_FLOOR: case NN_CEIL: case NN_ROUND: case NN_RELU: case NN_TRUNC:
     if (a == NN_BOOL) {
@@ -541,6 +533,12 @@ nn_tensor *nn_unary_backward(nn_unary_op op, nn_tensor *g, nn_tensor *v) {
     nn_error_set("%s backward: gradient dtype %s differs from %s", unary_names[op],
                  nn_dtype_name(g->dtype), nn_dtype_name(v->dtype));
     return NULL;
+  }
+  if (nn_half_dtype(g->dtype)) { /* the kernels' loops are float32's and float64's */
+    nn_tensor *gf = nn_to_dtype(g, NN_FLOAT32), *vf = gf ? nn_to_dtype(v, NN_FLOAT32) : NULL;
+    nn_tensor *rf = vf ? nn_unary_backward(op, gf, vf) : NULL, *r = rf ? nn_to_dtype(rf, g->dtype) : NULL;
+    nn_release(gf), nn_release(vf), nn_release(rf);
+    return r;
   }
   nn_tensor *out = nn_empty_like(v);
   if (!out) return NULL;

@@ -35,9 +35,5 @@ void nn_atomic_file_abandon(nn_atomic_file *f);
    formats read and write them (the copies are plain memcpy). */
 int nn_file_host_is_little_endian(void);
 
-/* One element of a safetensors dtype the engine has no dtype for ("F16",
-   "BF16", "I32", "I16", "I8", "U8", "U16", "U32"), little-endian at p, as a
-   double: the conversions a load makes. */
-double nn_file_stored_element(const char *safetensors_dtype, const unsigned char *p);
 
 #endif

@@ -70,10 +70,10 @@ typedef struct {
    and spells the infinities "inf"/"-inf", so those are written here. */
 static int value_text(const formatter *f, const nn_tensor *t, int64_t off, char *out) {
   const void *data = t->storage->data;
-  if (t->dtype == NN_INT64)
-    return snprintf(out, VALUE_CHARS, "%lld", (long long)((const int64_t *)data)[off]);
   if (t->dtype == NN_BOOL)
     return snprintf(out, VALUE_CHARS, "%s", ((const unsigned char *)data)[off] ? "True" : "False");
+  if (!nn_dtype_is_floating(t->dtype))
+    return snprintf(out, VALUE_CHARS, "%lld", (long long)nn_load_integer(t->dtype, data, off));
   double v = nn_load(t->dtype, data, off);
   if (isnan(v)) return snprintf(out, VALUE_CHARS, "nan");
   if (isinf(v)) return snprintf(out, VALUE_CHARS, "%s", v < 0 ? "-inf" : "inf");
@@ -314,7 +314,8 @@ char *nn_format(const nn_tensor *t) {
     if (t->dtype != NN_FLOAT32) suffixes[n_suffixes++] = dtype_text;
   } else {
     /* float32, int64 and bool are PyTorch's defaults and go unnamed. */
-    if (t->dtype == NN_FLOAT64) suffixes[n_suffixes++] = dtype_text;
+    if (t->dtype != NN_FLOAT32 && t->dtype != NN_INT64 && t->dtype != NN_BOOL)
+      suffixes[n_suffixes++] = dtype_text;
     int summarize = nn_numel(t) > THRESHOLD;
     formatter f;
     formatter_init(&f, values, summarize);

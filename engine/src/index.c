@@ -509,11 +509,6 @@ int nn_index_put_(nn_tensor *t, int k, nn_tensor *const *index, nn_tensor *value
 }
 
 /* ---- where, masked_fill, masked_select, nonzero ----------------------- */
-/* bool < int64 < float32 < float64: PyTorch's order for these four */
-static int dtype_rank(nn_dtype d) {
-  return d == NN_BOOL ? 0 : d == NN_INT64 ? 1 : d == NN_FLOAT32 ? 2 : 3;
-}
-static nn_dtype higher_dtype(nn_dtype a, nn_dtype b) { return dtype_rank(a) >= dtype_rank(b) ? a : b; }
 
 static int where_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   nn_tensor *cond = node->saved[0];
@@ -547,7 +542,7 @@ nn_tensor *nn_where(nn_tensor *cond, nn_tensor *a, nn_tensor *b) {
   if (broadcast_sizes(op, &ndim, size, cond) < 0 || broadcast_sizes(op, &ndim, size, a) < 0 ||
       broadcast_sizes(op, &ndim, size, b) < 0)
     return NULL;
-  nn_dtype dtype = higher_dtype(a->dtype, b->dtype);
+  nn_dtype dtype = nn_promote_dtypes(a->dtype, b->dtype);
   nn_tensor *ac = nn_to_dtype(a, dtype), *bc = ac ? nn_to_dtype(b, dtype) : NULL;
   nn_tensor *out = bc ? nn_empty_like_shape(a, dtype, ndim, size) : NULL;
   if (out) {

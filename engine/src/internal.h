@@ -305,6 +305,17 @@ static inline int nn_check_overlap(const char *op, const nn_tensor *dst, const n
    adds in, in order. No autograd, no checks beyond the devices: what
    backward uses to add a gradient into place. */
 int nn_add_into(const char *op, nn_tensor *dst, nn_tensor *src);
+/* ---- dtypes ----------------------------------------------------------- */
+/* float32 and float64: the dtypes the specialised kernels (activations,
+   losses, GEMM, optimizers) are written for. Their fronts refuse others, or
+   take float16 and bfloat16 through nn_in_float32. */
+static inline int nn_float_kernel_dtype(nn_dtype d) { return d == NN_FLOAT32 || d == NN_FLOAT64; }
+/* fn(x converted to float32, arg) converted back to x's half dtype, both
+   conversions recorded by autograd: a half type computes in float32 and
+   rounds its result, and its gradient comes back in its own dtype. */
+typedef nn_tensor *(*nn_float32_fn)(nn_tensor *x, const void *arg);
+nn_tensor *nn_in_float32(nn_tensor *x, nn_float32_fn fn, const void *arg);
+
 /* bump the version of t's storage after an in-place write */
 static inline void nn_bump_version(nn_tensor *t) { t->storage->version++; }
 

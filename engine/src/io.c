@@ -281,6 +281,8 @@ nn_tensor *nn_read_idx(const char *path, int dtype, double scale) {
       float *o = (float *)dst + at;
       float s = (float)scale;
       for (size_t i = 0; i < count; i++) o[i] = (float)raw[i] * s;
+    } else if (code == 0x08 && dtype == NN_UINT8 && scale == 1) { /* bytes as they are */
+      memcpy((unsigned char *)dst + at, raw, count);
     } else if (code == 0x08 && dtype == NN_INT64 && scale == 1) {
       int64_t *o = (int64_t *)dst + at;
       for (size_t i = 0; i < count; i++) o[i] = raw[i];
@@ -865,8 +867,10 @@ static const struct {
   nn_dtype dtype; /* what it loads as */
 } safetensors_dtypes[] = {
     {"F32", 4, NN_FLOAT32}, {"F64", 8, NN_FLOAT64}, {"I64", 8, NN_INT64}, {"BOOL", 1, NN_BOOL},
-    {"F16", 2, NN_FLOAT32}, {"BF16", 2, NN_FLOAT32}, {"I32", 4, NN_INT64}, {"I16", 2, NN_INT64},
-    {"I8", 1, NN_INT64},    {"U8", 1, NN_INT64},     {"U16", 2, NN_INT64}, {"U32", 4, NN_INT64},
+    {"F16", 2, NN_FLOAT16}, {"BF16", 2, NN_BFLOAT16}, {"I32", 4, NN_INT32}, {"I16", 2, NN_INT16},
+    {"I8", 1, NN_INT8},     {"U8", 1, NN_UINT8},
+    /* PyTorch 1.13 has no unsigned types beyond uint8: these widen */
+    {"U16", 2, NN_INT32}, {"U32", 4, NN_INT64},
     {NULL, 0, NN_FLOAT32}};
 
 static int safetensors_dtype_index(const char *name) {
@@ -876,45 +880,15 @@ static int safetensors_dtype_index(const char *name) {
 }
 
 const char *nn_safetensors_dtype_name(nn_dtype dtype) {
-  switch (dtype) {
-  case NN_FLOAT32: return "F32";
-  case NN_FLOAT64: return "F64";
-  case NN_INT64: return "I64";
-  case NN_BOOL: return "BOOL";
-  default: return NULL;
-  }
+  for (int k = 0; safetensors_dtypes[k].name; k++)
+    if (safetensors_dtypes[k].dtype == dtype && safetensors_dtypes[k].size == nn_dtype_size(dtype))
+      return safetensors_dtypes[k].name;
+  return NULL;
 }
 
-/* IEEE half (binary16) to float, subnormals included. */
-static float half_to_float(uint16_t h) {
-  uint32_t sign = (uint32_t)(h >> 15) << 31, exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
-  uint32_t bits;
-  if (exponent == 0x1f) {
-    bits = sign | 0x7f800000u | (mantissa << 13);
-  } else if (exponent == 0) {
-    float f = ldexpf((float)mantissa, -24);
-    return sign ? -f : f;
-  } else {
-    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-  }
-  float f;
-  memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
-/* One element of a stored dtype at p (little-endian), as a double. */
+/* One element of a stored dtype nnlua has none of (U16, U32) at p
+   (little-endian), as a double. */
 static double safetensors_element(const char *name, const unsigned char *p) {
-  if (strcmp(name, "F16") == 0) return half_to_float((uint16_t)(p[0] | p[1] << 8));
-  if (strcmp(name, "BF16") == 0) {
-    uint32_t bits = (uint32_t)(p[0] | p[1] << 8) << 16;
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-  }
-  if (strcmp(name, "I32") == 0) { int32_t v; memcpy(&v, p, 4); return v; }
-  if (strcmp(name, "I16") == 0) { int16_t v; memcpy(&v, p, 2); return v; }
-  if (strcmp(name, "I8") == 0) return (signed char)p[0];
-  if (strcmp(name, "U8") == 0) return p[0];
   if (strcmp(name, "U16") == 0) { uint16_t v; memcpy(&v, p, 2); return v; }
   uint32_t v;
   memcpy(&v, p, 4);
@@ -1193,7 +1167,3 @@ void nn_atomic_file_abandon(nn_atomic_file *f) {
 }
 
 int nn_file_host_is_little_endian(void) { return host_is_little_endian(); }
-
-double nn_file_stored_element(const char *safetensors_dtype, const unsigned char *p) {
-  return safetensors_element(safetensors_dtype, p);
-}

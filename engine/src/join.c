@@ -16,10 +16,6 @@ static int cat_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   return 0;
 }
 
-/* bool < int64 < float32 < float64: PyTorch's order for these four */
-static int dtype_rank(nn_dtype d) {
-  return d == NN_BOOL ? 0 : d == NN_INT64 ? 1 : d == NN_FLOAT32 ? 2 : 3;
-}
 
 /* PyTorch still skips a 1-d tensor of size 0 beside tensors of other ranks */
 static int skipped(const nn_tensor *t) { return t->ndim == 1 && t->size[0] == 0; }
@@ -90,7 +86,7 @@ nn_tensor *nn_cat(int n, nn_tensor *const *ts, int dim) {
   nn_dtype dtype = ts[0]->dtype;
   for (int k = 0; k < n; k++) {
     if (nn_check_same_device("cat", ts[0], ts[k]) < 0) return NULL;
-    if (dtype_rank(ts[k]->dtype) > dtype_rank(dtype)) dtype = ts[k]->dtype;
+    dtype = nn_promote_dtypes(dtype, ts[k]->dtype);
     if (!like && !skipped(ts[k])) like = ts[k];
   }
   if (!like) like = ts[0];

@@ -18,7 +18,7 @@ int nn_reduction_from_name(const char *name) {
 
 static int check_pair(const char *op, nn_tensor *input, nn_tensor *target) {
   if (!nn_dispatch(op, offsetof(nn_backend, loss), input, target, NULL)) return -1;
-  if (!nn_dtype_is_floating(input->dtype) || input->dtype != target->dtype) {
+  if (!nn_float_kernel_dtype(input->dtype) || input->dtype != target->dtype) {
     nn_error_set("%s: input and target must both be float32 or both float64, got %s and %s", op,
                  nn_dtype_name(input->dtype), nn_dtype_name(target->dtype));
     return -1;
@@ -501,7 +501,7 @@ static nn_tensor *class_loss(const char *op, int from_logits, nn_tensor *input, 
   if (check_reduction(op, o->reduction, 0) < 0 ||
       !nn_dispatch(op, offsetof(nn_backend, class_loss), input, target, o->weight))
     return NULL;
-  if (!nn_dtype_is_floating(input->dtype)) {
+  if (!nn_float_kernel_dtype(input->dtype)) {
     nn_error_set("%s: input must be float32 or float64, got %s", op, nn_dtype_name(input->dtype));
     return NULL;
   }

@@ -44,7 +44,7 @@ static int gemm(const nn_backend *be, double alpha, nn_tensor *a, int trans_a, n
 
 static int check_operands(const char *op, nn_tensor *a, nn_tensor *b) {
   if (!nn_dispatch(op, offsetof(nn_backend, gemm), a, b, NULL)) return -1;
-  if (!nn_dtype_is_floating(a->dtype) || a->dtype != b->dtype) {
+  if (!nn_float_kernel_dtype(a->dtype) || a->dtype != b->dtype) {
     nn_error_set("%s: operands must both be float32 or both float64, got %s and %s", op,
                  nn_dtype_name(a->dtype), nn_dtype_name(b->dtype));
     return -1;

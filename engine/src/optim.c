@@ -12,9 +12,9 @@
 static const nn_backend *check_param(const char *op, size_t kernel, nn_tensor *p) {
   const nn_backend *be = nn_dispatch(op, kernel, p, p->grad, NULL);
   if (!be) return NULL;
-  if (!nn_dtype_is_floating(p->dtype) || !nn_is_contiguous(p) || !nn_is_contiguous(p->grad) ||
+  if (!nn_float_kernel_dtype(p->dtype) || !nn_is_contiguous(p) || !nn_is_contiguous(p->grad) ||
       p->grad->dtype != p->dtype || !nn_same_shape(p, p->grad)) {
-    nn_error_set("%s: a parameter must be a contiguous floating-point tensor with a gradient "
+    nn_error_set("%s: a parameter must be a contiguous float32 or float64 tensor with a gradient "
                  "of its own shape and dtype", op);
     return NULL;
   }
@@ -150,8 +150,8 @@ int nn_adagrad_step(nn_tensor *param, nn_adagrad_state *state, const nn_adagrad_
 /* A gradient clipping may scale or clamp in place: floating point, and no
    two elements sharing one memory location. */
 static int check_clip_grad(const char *op, const nn_tensor *g) {
-  if (!nn_dtype_is_floating(g->dtype)) {
-    nn_error_set("%s: a gradient is %s; gradients must be floating point", op,
+  if (!nn_float_kernel_dtype(g->dtype)) {
+    nn_error_set("%s: a gradient is %s; gradients must be float32 or float64", op,
                  nn_dtype_name(g->dtype));
     return -1;
   }

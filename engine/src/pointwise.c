@@ -20,7 +20,9 @@ nn_tensor *nn_nan_to_num(nn_tensor *a, double nan, double posinf, double neginf)
   const nn_backend *be = nn_dispatch("nan_to_num", offsetof(nn_backend, nan_to_num), a, NULL, NULL);
   if (!be) return NULL;
   if (!nn_dtype_is_floating(a->dtype)) return nn_clone(a); /* nothing to replace */
-  double largest = a->dtype == NN_FLOAT32 ? FLT_MAX : DBL_MAX;
+  double largest = a->dtype == NN_FLOAT64 ? DBL_MAX
+                   : a->dtype == NN_FLOAT16 ? 65504.0
+                   : a->dtype == NN_BFLOAT16 ? 3.3895313892515355e38 : FLT_MAX;
   if (isnan(posinf)) posinf = largest;
   if (isnan(neginf)) neginf = -largest;
   nn_tensor *out = nn_empty_like(a);

@@ -66,7 +66,18 @@ size_t nn_rng_state_size(void) { return nn_cpu_backend.rng_state_size(); }
 void nn_rng_get_state(void *buf) { nn_cpu_backend.rng_get_state(buf); }
 int nn_rng_set_state(const void *buf, size_t len) { return nn_cpu_backend.rng_set_state(buf, len); }
 
+/* The half types draw float32 values (the kernels are written for float32
+   and float64) and round them into place. */
+static int fill_half(nn_tensor *t, int normal, double a, double b) {
+  nn_tensor *f = nn_empty_like_shape(t, NN_FLOAT32, t->ndim, t->size);
+  int status = f ? (normal ? nn_normal_(f, a, b) : nn_uniform_(f, a, b)) : -1;
+  if (status == 0) status = nn_copy_(t, f);
+  nn_release(f);
+  return status;
+}
+
 int nn_uniform_(nn_tensor *t, double from, double to) {
+  if (nn_half_dtype(t->dtype)) return fill_half(t, 0, from, to);
   const nn_backend *be = check_fill_target("uniform_", offsetof(nn_backend, uniform), t);
   if (!be) return -1;
   if (!(from <= to)) {
@@ -98,6 +109,7 @@ int nn_uniform_(nn_tensor *t, double from, double to) {
 }
 
 int nn_normal_(nn_tensor *t, double mean, double std) {
+  if (nn_half_dtype(t->dtype)) return fill_half(t, 1, mean, std);
   const nn_backend *be = check_fill_target("normal_", offsetof(nn_backend, normal), t);
   if (!be) return -1;
   if (!(std >= 0) || !isfinite(mean) || !isfinite(std)) {

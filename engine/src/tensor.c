@@ -44,18 +44,18 @@ void nn_release(nn_tensor *t) {
 }
 
 /* ---- dtypes and devices --------------------------------------------- */
-static const char *const dtype_names[NN_DTYPE_COUNT] = {"float32", "float64", "int64", "bool"};
-static const size_t dtype_sizes[NN_DTYPE_COUNT] = {4, 8, 8, 1};
+const char *nn_dtype_name(nn_dtype dtype) { return nn_dtype_table_name(dtype); }
+size_t nn_dtype_size(nn_dtype dtype) { return nn_element_size(dtype); }
+int nn_dtype_is_floating(nn_dtype dtype) { return nn_floating_dtype(dtype); }
+nn_dtype nn_promote_types(nn_dtype a, nn_dtype b) { return nn_promote_dtypes(a, b); }
 
-const char *nn_dtype_name(nn_dtype dtype) { return dtype_names[dtype]; }
-size_t nn_dtype_size(nn_dtype dtype) { return dtype_sizes[dtype]; }
-int nn_dtype_is_floating(nn_dtype dtype) { return dtype == NN_FLOAT32 || dtype == NN_FLOAT64; }
-
+/* The table's names, and PyTorch's other names for them (torch.half, ...) */
 int nn_dtype_from_name(const char *name) {
   static const struct { const char *name; nn_dtype dtype; } aliases[] = {
-      {"float32", NN_FLOAT32}, {"float", NN_FLOAT32}, {"float64", NN_FLOAT64},
-      {"double", NN_FLOAT64},  {"int64", NN_INT64},   {"long", NN_INT64},
-      {"bool", NN_BOOL}};
+      {"float", NN_FLOAT32}, {"double", NN_FLOAT64}, {"long", NN_INT64}, {"int", NN_INT32},
+      {"short", NN_INT16},   {"half", NN_FLOAT16}};
+  for (int d = 0; d < NN_DTYPE_COUNT; d++)
+    if (strcmp(name, nn_dtype_name((nn_dtype)d)) == 0) return d;
   for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
     if (strcmp(name, aliases[i].name) == 0) return (int)aliases[i].dtype;
   return -1;

@@ -99,20 +99,16 @@ static const struct {
     {"builtins", "bytes", G_BYTES},
 };
 
-/* Storage types: the bytes of one element, the dtype it loads as, and how
-   (NULL: the bytes as they are; else the safetensors name of the stored
-   type, converted by nn_file_stored_element). */
+/* PyTorch's storage types and the dtype each holds, byte for byte. */
 static const struct {
   const char *name;
-  size_t size;
   nn_dtype dtype;
-  const char *convert;
 } storage_types[] = {
-    {"FloatStorage", 4, NN_FLOAT32, NULL}, {"DoubleStorage", 8, NN_FLOAT64, NULL},
-    {"LongStorage", 8, NN_INT64, NULL},    {"BoolStorage", 1, NN_BOOL, NULL},
-    {"HalfStorage", 2, NN_FLOAT32, "F16"}, {"BFloat16Storage", 2, NN_FLOAT32, "BF16"},
-    {"IntStorage", 4, NN_INT64, "I32"},    {"ShortStorage", 2, NN_INT64, "I16"},
-    {"CharStorage", 1, NN_INT64, "I8"},    {"ByteStorage", 1, NN_INT64, "U8"},
+    {"FloatStorage", NN_FLOAT32}, {"DoubleStorage", NN_FLOAT64},
+    {"LongStorage", NN_INT64},    {"BoolStorage", NN_BOOL},
+    {"HalfStorage", NN_FLOAT16},  {"BFloat16Storage", NN_BFLOAT16},
+    {"IntStorage", NN_INT32},     {"ShortStorage", NN_INT16},
+    {"CharStorage", NN_INT8},     {"ByteStorage", NN_UINT8},
 };
 #define STORAGE_TYPE_COUNT (int)(sizeof storage_types / sizeof storage_types[0])
 
@@ -440,27 +436,17 @@ static int load_storage(unpickler *u, int k, const char *key, size_t key_len, in
   snprintf(name, sizeof name, "%sdata/%.*s", u->prefix, (int)key_len, key);
   const nn_zip_entry *e = nn_zip_find(u->zip, name);
   if (!e) return fail(u, "the pickle refers to a storage '%s' the file lacks", name);
-  size_t esize = storage_types[k].size;
+  size_t esize = nn_dtype_size(storage_types[k].dtype);
   if (numel < 0 || (uint64_t)numel > e->size / esize || (uint64_t)numel * esize != e->size)
     return fail(u, "storage '%s' holds %llu bytes, the pickle says %lld elements of %s (%zu bytes "
                 "each)", name, (unsigned long long)e->size, (long long)numel, storage_types[k].name, esize);
   nn_dtype dtype = storage_types[k].dtype;
   nn_storage *s = nn_storage_new(NN_CPU, (size_t)numel * nn_dtype_size(dtype));
   if (!s) return fail(u, "out of memory for storage '%s' (%lld elements)", name, (long long)numel);
-  int rc = 0;
-  if (!storage_types[k].convert) {
-    rc = nn_zip_read(u->zip, e, s->data);
-    if (rc == 0 && dtype == NN_BOOL) { /* any non-zero byte is true; stored as 1 */
-      unsigned char *b = s->data;
-      for (int64_t j = 0; j < numel; j++) b[j] = b[j] != 0;
-    }
-  } else {
-    unsigned char *raw = malloc(e->size > 0 ? (size_t)e->size : 1);
-    if (!raw) rc = fail(u, "out of memory for storage '%s'", name);
-    if (rc == 0) rc = nn_zip_read(u->zip, e, raw);
-    for (int64_t j = 0; rc == 0 && j < numel; j++)
-      nn_store(dtype, s->data, j, nn_file_stored_element(storage_types[k].convert, raw + (size_t)j * esize));
-    free(raw);
+  int rc = nn_zip_read(u->zip, e, s->data);
+  if (rc == 0 && dtype == NN_BOOL) { /* any non-zero byte is true; stored as 1 */
+    unsigned char *b = s->data;
+    for (int64_t j = 0; j < numel; j++) b[j] = b[j] != 0;
   }
   nn_pt_file *f = u->file;
   char *copy = rc == 0 ? malloc(key_len + 1) : NULL;

@@ -473,6 +473,14 @@ static int to_device_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   return gi[0] ? 0 : -1;
 }
 
+nn_tensor *nn_in_float32(nn_tensor *x, nn_float32_fn fn, const void *arg) {
+  nn_tensor *xf = nn_to_dtype(x, NN_FLOAT32), *rf = xf ? fn(xf, arg) : NULL;
+  nn_tensor *r = rf ? nn_to_dtype(rf, x->dtype) : NULL;
+  nn_release(xf);
+  nn_release(rf);
+  return r;
+}
+
 /* A copy on device; its gradient goes back to t's device. */
 nn_tensor *nn_to_device(nn_tensor *t, nn_device device) {
   if (t->device == device) return nn_retain(t);

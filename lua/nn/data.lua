@@ -21,7 +21,8 @@ return function(nn)
   -- and pixel values 0..255 as they are), float data as float32/float64;
   -- dtype converts while reading and every value is multiplied by scale:
   -- nn.data.idx(path, {dtype = "float32", scale = 1/255}) gives images in
-  -- [0, 1] without an int64 copy in between. A bad magic number, a
+  -- [0, 1] without an int64 copy in between; {dtype = "uint8"} gives the
+  -- bytes as they are (one byte a pixel, as PyTorch's datasets hold them). A bad magic number, a
   -- truncated file or a size that disagrees with the header is an error.
   function data.idx(path, opts)
     if type(path) ~= "string" then raise("idx: expected a file name, got " .. type(path)) end
@@ -403,15 +404,23 @@ return function(nn)
   -- train and test are TensorDatasets of images, float32 scaled to [0, 1],
   -- N x 784 (what an MLP takes; flatten = false gives N x 28 x 28), and
   -- labels, int64 1..10 (classes[label] names it, as CrossEntropyLoss takes
-  -- them); ds.images and ds.labels name the two tensors.
+  -- them); ds.images and ds.labels name the two tensors. dtype = "uint8"
+  -- keeps the images as their bytes, 0..255, as torchvision's
+  -- FashionMNIST(...).data holds them (a quarter of float32's memory).
+  --   local train = nn.data.fashion_mnist({dtype = "uint8", flatten = false})
   function data.fashion_mnist(opts)
     if type(opts) == "string" then opts = {dir = opts} end
     opts = opts or {}
-    if type(opts) ~= "table" then raise("fashion_mnist: expected a directory or {dir =, flatten =}") end
+    if type(opts) ~= "table" then raise("fashion_mnist: expected a directory or {dir =, flatten =, dtype =}") end
     local dir = opts.dir or os.getenv("NN_FASHION_MNIST") or "/usr/share/datasets/fashion-mnist"
     local flatten = opts.flatten ~= false
+    local dtype = opts.dtype or "float32"
+    if dtype ~= "float32" and dtype ~= "uint8" then
+      raise(string.format("fashion_mnist: dtype must be \"float32\" or \"uint8\", got %s", tostring(dtype)))
+    end
     local function load(prefix)
-      local images = data.idx(find_file(dir, prefix .. "-images-idx3-ubyte"), {dtype = "float32", scale = 1 / 255})
+      local images = data.idx(find_file(dir, prefix .. "-images-idx3-ubyte"),
+        {dtype = dtype, scale = dtype == "uint8" and 1 or 1 / 255})
       local labels = data.idx(find_file(dir, prefix .. "-labels-idx1-ubyte")) + 1
       if images:dim() ~= 3 or labels:dim() ~= 1 or images:size(1) ~= labels:size(1) then
         raise(string.format("fashion_mnist: %s: images %s and labels %s do not match", prefix,

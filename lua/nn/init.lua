@@ -225,6 +225,7 @@ for name, fn in pairs(C.math_functions) do nn[name] = fn end
 -- Joining, splitting and indexing (issue 12): nn.cat, nn.stack and nn.where
 -- from C; the torch.* forms of the methods call them with the tensor first.
 nn.cat, nn.stack, nn.where = C.cat, C.stack, C.where
+nn.promote_types = C.promote_types -- the dtypes (issue 12)
 for _, name in ipairs {"split", "chunk", "unbind", "tile", "flip", "roll", "movedim", "swapaxes",
                        "swapdims", "index_select", "gather", "scatter", "scatter_add",
                        "index_add", "masked_fill", "masked_select", "take", "nonzero"} do

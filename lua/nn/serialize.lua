@@ -464,9 +464,8 @@ return function(nn)
   --    dict is a table whose pairs() keep the file's order; lists and
   --    tuples are sequences (a None leaves a hole: nil); tensors, numbers
   --    (Python's ints as integers), strings, bytes (as strings), booleans.
-  --    Tensors load on the CPU: float32, float64, int64 and bool as they
-  --    are, float16 and bfloat16 as float32, int32, int16, int8 and uint8
-  --    as int64; views keep their strides and offsets, and tensors saved
+  --    Tensors load on the CPU in their own dtypes (float32, float64,
+  --    float16, bfloat16, int64, int32, int16, int8, uint8, bool); views keep their strides and offsets, and tensors saved
   --    over one storage share it again. Nothing in the file is run: the
   --    pickle is read by a restricted reader in the engine that knows only
   --    what a tensor file needs (OrderedDict, torch's tensor and parameter
@@ -478,9 +477,9 @@ return function(nn)
   --    torch.save's legacy format (before PyTorch 1.6, or
   --    _use_new_zipfile_serialization=False) is refused with that advice:
   --    load it in PyTorch and save it again.
-  --  * a safetensors file: a table {name = tensor} (float32, float64,
-  --    int64, bool; F16/BF16 load as float32, I32/I16/I8/U8/U16/U32 as
-  --    int64), or, for a file nn.save wrote from a nested table, that
+  --  * a safetensors file: a table {name = tensor} (F32, F64, F16, BF16,
+  --    I64, I32, I16, I8, U8 and BOOL as those dtypes; U16 widens to int32
+  --    and U32 to int64, which PyTorch 1.13 lacks), or, for a file nn.save wrote from a nested table, that
   --    table rebuilt; and the header's __metadata__ ({string = string};
   --    nnlua's own entries left out). Anything malformed (bad header
   --    length, a header that is not JSON, shapes or offsets that are not

@@ -15,7 +15,9 @@ return function(nn)
   local MAX_DEPTH = 200
 
   local storage_types = {float32 = "FloatStorage", float64 = "DoubleStorage", int64 = "LongStorage",
-                         bool = "BoolStorage"}
+                         bool = "BoolStorage", float16 = "HalfStorage", bfloat16 = "BFloat16Storage",
+                         int32 = "IntStorage", int16 = "ShortStorage", int8 = "CharStorage",
+                         uint8 = "ByteStorage"}
 
   -- Whether t is written as a list (or a tuple), and its length: keys 1..n
   -- and nothing else; holes (a None read from a file) are allowed in a

@@ -711,9 +711,19 @@ static void test_dtypes(void) {
   for (int d = 0; d < NN_DTYPE_COUNT; d++)
     CHECKF(nn_dtype_from_name(nn_dtype_name((nn_dtype)d)) == d, "dtype name round trip %d", d);
   CHECK(nn_dtype_from_name("double") == NN_FLOAT64 && nn_dtype_from_name("long") == NN_INT64);
-  CHECK(nn_dtype_from_name("float16") == -1);
+  CHECK(nn_dtype_from_name("half") == NN_FLOAT16 && nn_dtype_from_name("int") == NN_INT32);
+  CHECK(nn_dtype_from_name("complex64") == -1);
   CHECK(nn_dtype_is_floating(NN_FLOAT32) && nn_dtype_is_floating(NN_FLOAT64) &&
         !nn_dtype_is_floating(NN_INT64) && !nn_dtype_is_floating(NN_BOOL));
+  CHECK(nn_dtype_size(NN_FLOAT16) == 2 && nn_dtype_size(NN_BFLOAT16) == 2 && nn_dtype_size(NN_INT32) == 4 &&
+        nn_dtype_size(NN_INT16) == 2 && nn_dtype_size(NN_INT8) == 1 && nn_dtype_size(NN_UINT8) == 1);
+  CHECK(nn_dtype_is_floating(NN_FLOAT16) && nn_dtype_is_floating(NN_BFLOAT16) &&
+        !nn_dtype_is_floating(NN_UINT8));
+  /* PyTorch's promote_types at its irregular corners */
+  CHECK(nn_promote_types(NN_INT8, NN_UINT8) == NN_INT16 && nn_promote_types(NN_UINT8, NN_INT32) == NN_INT32);
+  CHECK(nn_promote_types(NN_FLOAT16, NN_BFLOAT16) == NN_FLOAT32 &&
+        nn_promote_types(NN_INT64, NN_FLOAT16) == NN_FLOAT16);
+  CHECK(nn_promote_types(NN_BOOL, NN_UINT8) == NN_UINT8 && nn_promote_types(NN_INT16, NN_INT8) == NN_INT16);
 
   nn_tensor *x = OK(TENSOR(NN_FLOAT32, 1, SZ(7), -2.7, -0.5, 0, 0.5, 1.25, 3, 0.1));
   if (!x) return;

@@ -276,4 +276,16 @@ op {name = "randperm sorted", shapes = {{3}}, grad = false, fn = function(x)
   return nn.randperm(2000, {device = x.device}):sort()
 end}
 
+-- the dtypes of issue 12: conversions both ways (the copy kernels, strided
+-- too), integer arithmetic that wraps and half types computing in float32
+for _, d in ipairs {"float16", "bfloat16", "int32", "int16", "int8", "uint8"} do
+  op {name = "to " .. d .. " and back", shapes = {{5, 7}}, grad = false,
+      fn = function(x) return (x * 200):to(d):to(x.dtype) end}
+  op {name = d .. " arithmetic", shapes = {{5, 7}, {5, 7}}, grad = false,
+      fn = function(x, y) return ((x * 100):to(d) * (y * 100):to(d) + 7):to(x.dtype) end}
+end
+op {name = "int8 + uint8", shapes = {{5, 7}, {5, 7}}, grad = false,
+    fn = function(x, y) return ((x * 60):char() + (y * 60 + 128):byte()):to(x.dtype) end}
+op {name = "half sigmoid", shapes = {{5, 7}}, fn = function(x) return x:half():sigmoid():to(x.dtype) end}
+
 return ops

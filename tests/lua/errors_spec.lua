@@ -367,7 +367,7 @@ end)
 
 describe("unknown names", function()
   it("an unknown dtype", function()
-    expect_error(function() return nn.zeros(2, {dtype = "float16"}) end, "zeros", "dtype", "float16")
+    expect_error(function() return nn.zeros(2, {dtype = "float128"}) end, "zeros", "dtype", "float128")
     expect_error(function() return nn.tensor({1}, {dtype = "complex"}) end, "tensor", "complex")
   end)
 

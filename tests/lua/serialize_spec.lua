@@ -104,6 +104,20 @@ local function independent_read(path)
   return out, header.__metadata__
 end
 
+-- Each tensor's dtype and its data's bytes, as the file holds them.
+local function stored_bytes(path)
+  local bytes = assert(read(path))
+  local n = string.unpack("<I8", bytes)
+  local header = parse_json(bytes:sub(9, 8 + n))
+  local out = {}
+  for name, e in pairs(header) do
+    if name ~= "__metadata__" then
+      out[name] = {e.dtype, bytes:sub(9 + n + e.data_offsets[1], 8 + n + e.data_offsets[2])}
+    end
+  end
+  return out
+end
+
 ---------------------------------------------------------------------------
 describe("nn.save", function()
   it("writes a file an independent safetensors reader reads back", function()
@@ -166,8 +180,8 @@ describe("files written by PyTorch", function()
   it("load with the right dtypes, shapes and values", function()
     local tensors, meta = nn.load(root .. "/tests/fixtures/torch_dtypes.safetensors")
     assert.are.same({format = "pt", written_by = "gen_safetensors.py"}, meta)
-    local expected_dtype = {f32 = "float32", f64 = "float64", i64 = "int64", bool = "bool", f16 = "float32",
-                            bf16 = "float32", i32 = "int64", i16 = "int64", i8 = "int64", u8 = "int64",
+    local expected_dtype = {f32 = "float32", f64 = "float64", i64 = "int64", bool = "bool", f16 = "float16",
+                            bf16 = "bfloat16", i32 = "int32", i16 = "int16", i8 = "int8", u8 = "uint8",
                             scalar = "float32", empty = "float32"}
     for name, want in pairs(ref.dtypes) do
       local t = tensors[name]
@@ -177,10 +191,13 @@ describe("files written by PyTorch", function()
       if name ~= "i64" then assert.are.same(want.values, t:numel() > 0 and flat(t) or {}, name) end
     end
     -- int64 beyond 2^53: checked exactly through the independent reader,
-    -- after nnlua writes what it loaded
+    -- after nnlua writes what it loaded; the other dtypes written back as
+    -- the very bytes PyTorch wrote
     local path = tmpdir .. "/from_torch.safetensors"
     nn.save(path, {i64 = tensors.i64})
     assert.are.same(ref.dtypes.i64.values, independent_read(path).i64.values)
+    nn.save(path, tensors)
+    assert.are.same(stored_bytes(root .. "/tests/fixtures/torch_dtypes.safetensors"), stored_bytes(path))
   end)
 
   it("restore a PyTorch model's weights into the same nnlua model", function()

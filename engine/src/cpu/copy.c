@@ -1,7 +1,6 @@
 /* cpu/copy.c: copies with dtype conversion, fills, the ramps of arange and
  * linspace, adding into a gradient, and the data loader's row gather. */
 #include "cpu/cpu.h"
-#include "cpu/cpu.h"
 #include "math/fill.h"
 
 struct copy_ctx { nn_dtype dst, src; };
@@ -21,8 +20,7 @@ static void copy_inner(void *ctx, int64_t n, char **data, const int64_t *stride)
     const int64_t *s = (const int64_t *)data[1];
     for (int64_t i = 0; i < n; i++) d[i * stride[0]] = s[i * stride[1]];
   } else {
-    for (int64_t i = 0; i < n; i++)
-      nn_store(c->dst, data[0], i * stride[0], nn_load(c->src, data[1], i * stride[1]));
+    for (int64_t i = 0; i < n; i++) nn_convert(c->dst, data[0], i * stride[0], c->src, data[1], i * stride[1]);
   }
 }
 

@@ -31,8 +31,10 @@ static inline float scalar_apply_f(const binary_ctx *k, float x, float s) {
    (so float32 x > 0.1 compares with 0.1 rounded to float32, as PyTorch),
    stored in out's. */
 static void binary_mixed(const binary_ctx *k, int64_t n, char **data, const int64_t *st) {
-  if (k->compute == NN_FLOAT32) {
-    float s = (float)k->scalar;
+  if (k->compute == NN_FLOAT32 || nn_half_dtype(k->compute)) {
+    /* the half types compute in float32 on a number rounded to their own
+       precision, as PyTorch's kernels do */
+    float s = (float)nn_round_to(k->compute, k->scalar);
     for (int64_t i = 0; i < n; i++) {
       float x = (float)nn_load(k->a, data[1], i * st[1]);
       float v = k->has_b ? nn_binary_apply_f(k->op, x, (float)nn_load(k->b, data[2], i * st[2]))
@@ -132,6 +134,9 @@ static void unary_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
     double *o = (double *)data[0];
     const double *x = (const double *)data[1];
     for (int64_t i = 0; i < n; i++) o[i * st[0]] = nn_unary_apply(c->op, x[i * st[1]]);
+  } else if (nn_half_dtype(c->out)) { /* computed in float32, rounded on the way out */
+    for (int64_t i = 0; i < n; i++)
+      nn_store(c->out, data[0], i * st[0], nn_unary_apply_f(c->op, (float)nn_load(c->a, data[1], i * st[1])));
   } else {
     for (int64_t i = 0; i < n; i++)
       nn_store(c->out, data[0], i * st[0], nn_unary_apply(c->op, nn_load(c->a, data[1], i * st[1])));

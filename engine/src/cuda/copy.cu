@@ -26,7 +26,7 @@ static int64_t iter_numel(const nn_iter *it) {
 }
 
 /* Same dtype: the element's bytes, so that int64 beyond 2^53 stays exact;
-   else through a double, as the CPU converts. */
+   else nn_convert, as the CPU converts. */
 __global__ static void copy_kernel(nn_iter it, int64_t n) {
   int64_t step = (int64_t)gridDim.x * blockDim.x;
   size_t esize = nn_element_size(it.dtype[0]);
@@ -35,11 +35,13 @@ __global__ static void copy_kernel(nn_iter it, int64_t n) {
     int64_t od, os;
     offsets_of(it, i, &od, &os);
     if (!same)
-      nn_store(it.dtype[0], it.data[0], od, nn_load(it.dtype[1], it.data[1], os));
+      nn_convert(it.dtype[0], it.data[0], od, it.dtype[1], it.data[1], os);
     else if (esize == 8)
       ((uint64_t *)it.data[0])[od] = ((const uint64_t *)it.data[1])[os];
     else if (esize == 4)
       ((uint32_t *)it.data[0])[od] = ((const uint32_t *)it.data[1])[os];
+    else if (esize == 2)
+      ((uint16_t *)it.data[0])[od] = ((const uint16_t *)it.data[1])[os];
     else
       ((unsigned char *)it.data[0])[od] = ((const unsigned char *)it.data[1])[os];
   }

@@ -5,17 +5,21 @@
 #include "math/fill.h"
 
 /* ---- copy and fill ------------------------------------------------------ */
-/* (dst, src): one dtype copies the bits (int64 must not pass through a
-   double), others convert through nn_load and nn_store */
+/* (dst, src): one dtype copies the element's bits; others convert
+   through nn_convert (integers as int64, so that they wrap as the CPU's) */
 struct copy_op {
   template <typename I> __device__ __forceinline__ void operator()(const nn_iter &it, const I *off) const {
     nn_dtype d = it.dtype[0], s = it.dtype[1];
-    if (d == s && d == NN_FLOAT32)
-      ((uint32_t *)it.data[0])[off[0]] = ((const uint32_t *)it.data[1])[off[1]];
-    else if (d == s && d != NN_BOOL)
-      ((uint64_t *)it.data[0])[off[0]] = ((const uint64_t *)it.data[1])[off[1]];
-    else
-      nn_store(d, it.data[0], off[0], nn_load(s, it.data[1], off[1]));
+    if (d != s) {
+      nn_convert(d, it.data[0], off[0], s, it.data[1], off[1]);
+      return;
+    }
+    switch (nn_element_size(d)) {
+    case 8: ((uint64_t *)it.data[0])[off[0]] = ((const uint64_t *)it.data[1])[off[1]]; break;
+    case 4: ((uint32_t *)it.data[0])[off[0]] = ((const uint32_t *)it.data[1])[off[1]]; break;
+    case 2: ((uint16_t *)it.data[0])[off[0]] = ((const uint16_t *)it.data[1])[off[1]]; break;
+    default: ((unsigned char *)it.data[0])[off[0]] = ((const unsigned char *)it.data[1])[off[1]]; break;
+    }
   }
 };
 

@@ -29,9 +29,12 @@ struct binary_op {
       float x = ((const float *)it.data[1])[off[1]];
       ((float *)it.data[0])[off[0]] =
           has_b ? nn_binary_apply_f(op, x, ((const float *)it.data[2])[off[2]]) : with_number_f(x, (float)scalar);
-    } else if (compute == NN_FLOAT32) {
+    } else if (compute == NN_FLOAT32 || nn_half_dtype(compute)) {
+      /* the half types in float32, on a number rounded to their precision,
+         as the CPU's loops */
       float x = (float)nn_load(a, it.data[1], off[1]);
-      float v = has_b ? nn_binary_apply_f(op, x, (float)nn_load(b, it.data[2], off[2])) : with_number_f(x, (float)scalar);
+      float v = has_b ? nn_binary_apply_f(op, x, (float)nn_load(b, it.data[2], off[2]))
+                      : with_number_f(x, (float)nn_round_to(compute, scalar));
       nn_store(o, it.data[0], off[0], v);
     } else if (compute == NN_FLOAT64) {
       double x = nn_load(a, it.data[1], off[1]);
@@ -68,6 +71,8 @@ struct unary_op {
                 : op == NN_RELU  ? nn_relu_select_f32(x)
                                  : nn_unary_apply_f(op, x);
       ((float *)it.data[0])[off[0]] = v;
+    } else if (nn_half_dtype(o)) { /* computed in float32, rounded on the way out */
+      nn_store(o, it.data[0], off[0], nn_unary_apply_f(op, (float)nn_load(a, it.data[1], off[1])));
     } else {
       nn_store(o, it.data[0], off[0], nn_unary_apply(op, nn_load(a, it.data[1], off[1])));
     }
