@@ -103,3 +103,108 @@ describe("optimizer options are checked", function()
     support.expect_error(function() nn.optim.RAdam({p}, {momentum = 0.9}) end, "RAdam: unknown option 'momentum'")
   end)
 end)
+
+describe("schedulers give PyTorch's learning rates", function()
+  local S = nn.optim.lr_scheduler
+  local function two_groups(kind)
+    local a, b = nn.zeros(2):requires_grad_(true), nn.zeros(2):requires_grad_(true)
+    local groups = {{params = {a}}, {params = {b}, lr = 0.05}}
+    if kind == "adam" then return nn.optim.Adam(groups, {lr = 0.1}) end
+    return nn.optim.SGD(groups, {lr = 0.1, momentum = 0.9})
+  end
+  local make = {
+    LambdaLR = function(o) return S.LambdaLR(o, {lr_lambda = function(e) return 0.9 ^ e + 0.01 * e end}) end,
+    ["LambdaLR per group"] = function(o)
+      return S.LambdaLR(o, {lr_lambda = {function(e) return 1 / (e + 1) end, function(e) return 0.5 ^ e end}})
+    end,
+    MultiplicativeLR = function(o)
+      return S.MultiplicativeLR(o, {lr_lambda = function(e) return e % 2 == 1 and 0.95 or 0.8 end})
+    end,
+    LinearLR = function(o) return S.LinearLR(o) end,
+    ["LinearLR warm"] = function(o) return S.LinearLR(o, {start_factor = 0.1, end_factor = 0.6, total_iters = 7}) end,
+    ConstantLR = function(o) return S.ConstantLR(o) end,
+    ["ConstantLR 0.5"] = function(o) return S.ConstantLR(o, {factor = 0.5, total_iters = 3}) end,
+    PolynomialLR = function(o) return S.PolynomialLR(o) end,
+    ["PolynomialLR power 2"] = function(o) return S.PolynomialLR(o, {total_iters = 8, power = 2.0}) end,
+    CosineAnnealingWarmRestarts = function(o) return S.CosineAnnealingWarmRestarts(o, {T_0 = 3}) end,
+    ["CosineAnnealingWarmRestarts mult"] = function(o)
+      return S.CosineAnnealingWarmRestarts(o, {T_0 = 2, T_mult = 2, eta_min = 0.001})
+    end,
+    OneCycleLR = function(o) return S.OneCycleLR(o, {max_lr = 1.0, total_steps = 12}) end,
+    ["OneCycleLR linear three_phase adam"] = function(o)
+      return S.OneCycleLR(o, {max_lr = {1.0, 0.5}, epochs = 3, steps_per_epoch = 4, anneal_strategy = "linear",
+        three_phase = true, pct_start = 0.25})
+    end,
+    CyclicLR = function(o) return S.CyclicLR(o, {base_lr = 0.01, max_lr = 0.1, step_size_up = 3}) end,
+    ["CyclicLR triangular2"] = function(o)
+      return S.CyclicLR(o, {base_lr = {0.01, 0.02}, max_lr = 0.1, step_size_up = 2, step_size_down = 3,
+        mode = "triangular2"})
+    end,
+    ["CyclicLR exp_range"] = function(o)
+      return S.CyclicLR(o, {base_lr = 0.01, max_lr = 0.1, step_size_up = 2, mode = "exp_range", gamma = 0.9,
+        cycle_momentum = false})
+    end,
+    SequentialLR = function(o)
+      return S.SequentialLR(o, {schedulers = {S.LinearLR(o, {start_factor = 0.2, total_iters = 3}),
+        S.ExponentialLR(o, {gamma = 0.8})}, milestones = {4}})
+    end,
+    ["SequentialLR three"] = function(o)
+      return S.SequentialLR(o, {schedulers = {S.ConstantLR(o, {factor = 0.5, total_iters = 2}),
+        S.StepLR(o, {step_size = 2, gamma = 0.5}), S.CosineAnnealingLR(o, {T_max = 4})}, milestones = {3, 7}})
+    end,
+    ChainedScheduler = function(o)
+      return S.ChainedScheduler {S.ConstantLR(o, {factor = 0.5, total_iters = 3}), S.ExponentialLR(o, {gamma = 0.9})}
+    end,
+  }
+  for _, case in ipairs(reference.schedulers) do
+    it(case.name, function()
+      local opt = two_groups(case.name:find("adam") and "adam" or "sgd")
+      local sched = make[case.name](opt)
+      local function check(k)
+        for i, g in ipairs(opt.param_groups) do
+          assert_close({case.lrs[k][i]}, {g.lr}, "float64", string.format("%s step %d group %d lr", case.name, k - 1, i))
+          local m = g.betas and g.betas[1] or g.momentum
+          assert_close({case.momenta[k][i]}, {m}, "float64", string.format("%s step %d group %d momentum", case.name, k - 1, i))
+        end
+      end
+      check(1)
+      for k = 2, #case.lrs do
+        opt:step()
+        sched:step()
+        check(k)
+      end
+    end)
+  end
+  it("checks its options", function()
+    local opt = two_groups()
+    support.expect_error(function() S.OneCycleLR(opt, {max_lr = 0.1}) end,
+      "OneCycleLR: give total_steps, or epochs and steps_per_epoch")
+    support.expect_error(function() S.LinearLR(opt, {start_factor = 0}) end,
+      "LinearLR: start_factor must be a number in (0, 1], got 0")
+    support.expect_error(function() S.CyclicLR(opt, {base_lr = 0.1, max_lr = 1, mode = "sine"}) end,
+      "CyclicLR: mode must be \"triangular\", \"triangular2\" or \"exp_range\"")
+    support.expect_error(function() S.SequentialLR(opt, {schedulers = {S.ConstantLR(opt)}, milestones = {2}}) end,
+      "SequentialLR: 1 schedulers need 0 milestones, got 1")
+    support.expect_error(function() S.LambdaLR(opt, {lr_lambda = 3}) end, "LambdaLR: lr_lambda must be a function")
+    local s = S.OneCycleLR(opt, {max_lr = 0.1, total_steps = 2})
+    s:step()
+    s:step() -- PyTorch allows steps 0..total_steps
+    support.expect_error(function() s:step() end, "OneCycleLR: tried to step 3 times; total_steps is 2")
+  end)
+end)
+
+describe("nn.utils.parameters_to_vector and vector_to_parameters", function()
+  it("flatten the parameters in order and copy a vector back", function()
+    local model = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
+    local v = nn.utils.parameters_to_vector(model:parameters())
+    assert.are.same({13}, v:size())
+    local expected = {}
+    for _, p in ipairs(model:parameters()) do for _, x in ipairs(flat(p)) do expected[#expected + 1] = x end end
+    assert.are.same(expected, flat(v))
+    nn.utils.vector_to_parameters(nn.arange(13):float(), model)
+    assert.are.same({0, 1, 2, 3, 4, 5}, flat(model[1].weight))
+    assert.are.same({12}, flat(model[2].bias))
+    support.expect_error(function() nn.utils.vector_to_parameters(nn.zeros(12), model) end,
+      "vector_to_parameters: vec has 12 elements, the parameters 13")
+  end)
+end)
