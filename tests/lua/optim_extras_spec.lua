@@ -11,12 +11,13 @@ local reference = dofile(root .. "/tests/fixtures/optim_extras_reference.lua")
 
 local RTOL = {float32 = 1e-4, float64 = 1e-9}
 
-local function assert_close(expected, t, dtype, what)
+local function assert_close(expected, t, dtype, what, rtol)
   local got = nn.is_tensor(t) and flat(t) or t
+  rtol = rtol or RTOL[dtype]
   assert.are.equal(#expected, #got, what .. ": number of elements")
   for i = 1, #expected do
     local e, a = expected[i], got[i]
-    assert(math.abs(a - e) <= RTOL[dtype] * (math.abs(e) + 1e-3),
+    assert(math.abs(a - e) <= rtol * (math.abs(e) + 1e-3),
       string.format("%s: element %d: expected %.17g, got %.17g", what, i, e, a))
   end
 end
@@ -206,5 +207,43 @@ describe("nn.utils.parameters_to_vector and vector_to_parameters", function()
     assert.are.same({12}, flat(model[2].bias))
     support.expect_error(function() nn.utils.vector_to_parameters(nn.zeros(12), model) end,
       "vector_to_parameters: vec has 12 elements, the parameters 13")
+  end)
+end)
+
+describe("nn.init draws PyTorch's numbers", function()
+  local init = nn.init
+  -- the calls of gen_optim_extras.py's init_cases, in its order
+  local calls = {
+    function(t) return init.orthogonal_(t) end,
+    function(t) return init.orthogonal_(t, 2.0) end,
+    function(t) return init.orthogonal_(t) end,
+    function(t) return init.trunc_normal_(t) end,
+    function(t) return init.trunc_normal_(t, 1.0, 0.5, 0.0, 1.5) end,
+    function(t) return init.sparse_(t, 0.5) end,
+    function(t) return init.sparse_(t, 0.2, 1.0) end,
+    function(t) return init.dirac_(t, 2) end,
+    function(t) return init.dirac_(t) end,
+    function(t) return init.eye_(t) end,
+  }
+  for _, case in ipairs(reference.init) do
+    it(string.format("%s %s %s", case.name, table.concat(case.size, "x"), case.dtype), function()
+      nn.manual_seed(case.seed)
+      local t = nn.empty(case.size, {dtype = case.dtype})
+      assert.are.equal(t, calls[case.index](t))
+      -- orthogonal_'s QR runs in float64 here, in float32 in LAPACK for float32
+      assert_close(case.values, t, case.dtype, case.name, case.dtype == "float32" and 2e-5 or 1e-12)
+    end)
+  end
+  it("orthogonal_ gives orthonormal rows or columns", function()
+    local w = init.orthogonal_(nn.empty(6, 4, {dtype = "float64"}))
+    assert.is_true(nn.allclose(w:t():matmul(w), nn.eye(4, {dtype = "float64"}), 1e-12, 1e-12))
+  end)
+  it("refuses what PyTorch refuses", function()
+    support.expect_error(function() init.orthogonal_(nn.empty(3)) end,
+      "orthogonal_: only tensors with 2 or more dimensions are supported")
+    support.expect_error(function() init.eye_(nn.empty(2, 2, 2)) end, "eye_: only 2-dimensional tensors are supported")
+    support.expect_error(function() init.dirac_(nn.empty(3, 2, 3), 2) end, "dirac_: dim 1 (3) must be divisible by groups (2)")
+    support.expect_error(function() init.sparse_(nn.empty(3, 2), 1.5) end, "sparse_: sparsity must be in [0, 1], got 1.5")
+    support.expect_error(function() init.trunc_normal_(nn.empty(3), 0, 1, 2, 1) end, "trunc_normal_: a (2) must be below b (1)")
   end)
 end)
