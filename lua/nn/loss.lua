@@ -634,4 +634,198 @@ return function(nn)
       if self.full then loss = loss + 0.5 * math.log(2 * math.pi) end
       return reduce(loss, self.reduction)
     end)
+  ---------------------------------------------------------------------------
+  -- CTC: the forward (alpha) recursion in log space over the extended label
+  -- sequence blank, l1, blank, l2, ..., blank, one time step of tensor ops
+  -- for the whole batch; autograd gives the backward.
+
+  local NEG_INF = -math.huge
+
+  -- log(e^a + e^b + e^c) elementwise, -inf where all three are, with a
+  -- finite (zero) gradient there: the all -inf entries are unreachable states.
+  local function logsumexp3(a, b, c)
+    local m = a:maximum(b)
+    if c then m = m:maximum(c) end
+    local dead = m:eq(NEG_INF)
+    -- constants, not m * 0: -inf * 0 is NaN, and a NaN in a branch where()
+    -- does not take still poisons that branch's gradient
+    local zeros = nn.zeros(m:size(), {dtype = m.dtype, device = m.device})
+    local shift = nn.where(dead, zeros, m:detach())
+    local sum = (a - shift):exp() + (b - shift):exp()
+    if c then sum = sum + (c - shift):exp() end
+    local safe = nn.where(dead, zeros + 1, sum)
+    return nn.where(dead, m, shift + safe:log())
+  end
+
+  local function integer_list(name, what, v, n)
+    if nn.is_tensor(v) then v = v:to("int64"):reshape(-1):totable() end
+    if type(v) ~= "table" then raise(string.format("%s: %s must be a tensor or a list of integers", name, what)) end
+    if #v ~= n then raise(string.format("%s: %s has %d entries for a batch of %d", name, what, #v, n)) end
+    local out = {}
+    for i, x in ipairs(v) do
+      if math.type(x) == "float" and x == math.floor(x) then x = math.tointeger(x) end
+      if math.type(x) ~= "integer" or x < 0 then
+        raise(string.format("%s: %s[%d] must be a non-negative integer, got %s", name, what, i, tostring(x)))
+      end
+      out[i] = x
+    end
+    return out
+  end
+
+  local function ctc(self, name, log_probs, targets, input_lengths, target_lengths)
+    tensor_argument(log_probs, name, "log_probs")
+    if not nn.is_tensor(targets) then raise(name .. ": targets must be a tensor of labels, got " .. type(targets)) end
+    local unbatched = log_probs:dim() == 2
+    if log_probs:dim() ~= 3 and not unbatched then
+      raise(string.format("%s: log_probs must be (T, N, C) or (T, C), got %s", name, shape_text(log_probs)))
+    end
+    if unbatched then
+      log_probs = log_probs:unsqueeze(2)
+      if targets:dim() <= 1 then targets = targets:reshape(1, -1) end
+      if type(input_lengths) == "number" then input_lengths = {input_lengths} end
+      if type(target_lengths) == "number" then target_lengths = {target_lengths} end
+      if nn.is_tensor(input_lengths) then input_lengths = input_lengths:reshape(-1) end
+      if nn.is_tensor(target_lengths) then target_lengths = target_lengths:reshape(-1) end
+    end
+    local T, N, C = log_probs:size(1), log_probs:size(2), log_probs:size(3)
+    local blank = self.blank
+    if blank > C then raise(string.format("%s: blank %d is not a class of the %d in log_probs", name, blank, C)) end
+    local in_len = integer_list(name, "input_lengths", input_lengths, N)
+    local tg_len = integer_list(name, "target_lengths", target_lengths, N)
+    local labels = targets:to("int64")
+    -- the targets of each sample, as Lua lists of labels (1-based)
+    local per_sample, offset = {}, 0
+    local rows = labels:dim() == 2 and labels:totable() or nil
+    local concatenated = labels:dim() == 1 and labels:totable() or nil
+    if not rows and not concatenated then
+      raise(string.format("%s: targets must be (N, S) or the concatenated (sum(target_lengths)), got %s", name,
+        shape_text(targets)))
+    end
+    for n = 1, N do
+      if in_len[n] > T then
+        raise(string.format("%s: input_lengths[%d] = %d exceeds the %d time steps of log_probs", name, n, in_len[n], T))
+      end
+      local seq = {}
+      for s = 1, tg_len[n] do
+        local v
+        if rows then
+          if tg_len[n] > #rows[n] then
+            raise(string.format("%s: target_lengths[%d] = %d exceeds the %d columns of targets", name, n, tg_len[n], #rows[n]))
+          end
+          v = rows[n][s]
+        else
+          v = concatenated[offset + s]
+          if v == nil then raise(name .. ": the target lengths add up to more than the concatenated targets hold") end
+        end
+        if v < 1 or v > C or v == blank then
+          raise(string.format("%s: target label %d of sample %d is %d; labels are 1..%d without blank (%d)", name, s, n,
+            v, C, blank))
+        end
+        seq[s] = v
+      end
+      offset = offset + tg_len[n]
+      per_sample[n] = seq
+    end
+    local S = 0
+    for n = 1, N do S = math.max(S, tg_len[n]) end
+    local L = 2 * S + 1
+    -- extended labels (class indices for gather), the skip mask, the final states
+    local ext, skip, last = {}, {}, {}
+    for n = 1, N do
+      local e, k = {}, {}
+      for s = 1, L do
+        local label = blank
+        if s % 2 == 0 and s // 2 <= tg_len[n] then label = per_sample[n][s // 2] end
+        e[s] = label
+        k[s] = s % 2 == 0 and s > 2 and label ~= blank and s // 2 <= tg_len[n] and label ~= per_sample[n][s // 2 - 1]
+      end
+      ext[n], skip[n] = e, k
+      last[n] = 2 * tg_len[n] + 1
+    end
+    local dtype, device = log_probs.dtype, log_probs.device
+    local index = nn.tensor(ext, {dtype = "int64"}):to(device)
+    local lp = log_probs:gather(3, index:unsqueeze(1):expand(T, N, L)) -- (T, N, L)
+    local skip_mask = nn.tensor(skip, {dtype = "bool"}):to(device)
+    local minus_inf = nn.full({N, L}, NEG_INF, {dtype = dtype, device = device})
+    local minus_inf_col = nn.full({N, 1}, NEG_INF, {dtype = dtype, device = device})
+    -- alpha at t = 1: the first blank or the first label
+    local start = {}
+    for n = 1, N do
+      local row = {}
+      for s = 1, L do row[s] = (s == 1 or (s == 2 and tg_len[n] > 0)) and in_len[n] > 0 end
+      start[n] = row
+    end
+    local alpha = nn.where(nn.tensor(start, {dtype = "bool"}):to(device), lp[1], minus_inf)
+    for t = 2, T do
+      local shift1 = nn.cat({minus_inf_col, alpha:narrow(2, 1, L - 1)}, 2)
+      local shift2 = L > 2 and nn.cat({minus_inf_col, minus_inf_col, alpha:narrow(2, 1, L - 2)}, 2) or minus_inf
+      shift2 = nn.where(skip_mask, shift2, minus_inf)
+      local nxt = logsumexp3(alpha, shift1, shift2) + lp[t]
+      local active = {}
+      for n = 1, N do active[n] = {t <= in_len[n]} end
+      alpha = nn.where(nn.tensor(active, {dtype = "bool"}):to(device), nxt, alpha)
+    end
+    local final_index, before_index = {}, {}
+    for n = 1, N do
+      final_index[n] = {last[n]}
+      before_index[n] = {math.max(last[n] - 1, 1)}
+    end
+    local a_last = alpha:gather(2, nn.tensor(final_index, {dtype = "int64"}):to(device))
+    local a_before = alpha:gather(2, nn.tensor(before_index, {dtype = "int64"}):to(device))
+    local has_label = {}
+    for n = 1, N do has_label[n] = {tg_len[n] > 0} end
+    a_before = nn.where(nn.tensor(has_label, {dtype = "bool"}):to(device), a_before, minus_inf_col)
+    local loss = -logsumexp3(a_last, a_before):reshape(N)
+    if self.zero_infinity then
+      loss = nn.where(loss:eq(math.huge), nn.zeros(N, {dtype = dtype, device = device}), loss)
+    end
+    if self.reduction == "mean" then
+      local lengths = {}
+      for n = 1, N do lengths[n] = math.max(tg_len[n], 1) end
+      return (loss / nn.tensor(lengths, {dtype = dtype}):to(device)):mean()
+    end
+    if self.reduction == "sum" then return loss:sum() end
+    if unbatched then return loss:reshape({}) end
+    return loss
+  end
+
+  local CTCLoss = Module:extend("CTCLoss")
+  nn.CTCLoss = CTCLoss
+  local function ctc_options(self, opts, name)
+    local o, r = options_of(opts, name, {blank = true, zero_infinity = true})
+    self.reduction = r
+    local blank = o.blank == nil and 1 or o.blank
+    if math.type(blank) == "float" and blank == math.floor(blank) then blank = math.tointeger(blank) end
+    if math.type(blank) ~= "integer" or blank < 1 then
+      raise(string.format("%s: blank must be a positive integer (a 1-based class), got %s", name, tostring(blank)))
+    end
+    self.blank = blank
+    self.zero_infinity = boolean_option(o, "zero_infinity", name)
+  end
+
+  --- nn.CTCLoss({blank = 1, reduction = "mean", zero_infinity = false}): the
+  -- connectionist temporal classification loss (Graves et al., 2006):
+  -- -log of the total probability of every alignment of a target sequence
+  -- to the inputs. criterion(log_probs, targets, input_lengths, target_lengths):
+  -- log_probs (T, N, C) (log_softmax over C; or (T, C) unbatched), targets
+  -- (N, S) padded or the concatenated (sum of target_lengths) labels 1..C
+  -- without blank (labels count from 1, so PyTorch's blank=0 is blank = 1),
+  -- lengths as tensors or lists. "mean" divides each loss by its target
+  -- length, then averages over the batch (PyTorch's); zero_infinity sets the
+  -- loss (and gradient) of impossible alignments to 0. The gradient is the
+  -- true one w.r.t. log_probs; PyTorch's differs by a term that a
+  -- log_softmax before the loss cancels, so logits' gradients agree.
+  --   local loss = nn.CTCLoss()(logits:log_softmax(3), targets, {50, 48}, {12, 9})
+  function CTCLoss:init(opts) ctc_options(self, opts or {}, "CTCLoss") end
+  function CTCLoss:forward(log_probs, targets, input_lengths, target_lengths)
+    return ctc(self, "CTCLoss", log_probs, targets, input_lengths, target_lengths)
+  end
+  function CTCLoss:extra_repr() return "" end
+  --- F.ctc_loss(log_probs, targets, input_lengths, target_lengths [, {blank = 1, reduction = "mean", zero_infinity = false}]):
+  -- nn.CTCLoss as a function.
+  function F.ctc_loss(log_probs, targets, input_lengths, target_lengths, opts)
+    local o = {}
+    ctc_options(o, function_options(opts) or {}, "ctc_loss")
+    return ctc(o, "ctc_loss", log_probs, targets, input_lengths, target_lengths)
+  end
 end

@@ -89,6 +89,19 @@ local cases = {
     return F.gaussian_nll_loss(x, y, v, {full = true, reduction = "none"})
   end,
   ["gaussian_nll var without last dim"] = function(x, y, v) return F.gaussian_nll_loss(x, y, v) end,
+  -- CTC's labels count from 1, so PyTorch's blank 0 is blank 1 here
+  ["ctc mean"] = function(x, t) return nn.CTCLoss()(x:log_softmax(3), t, {7, 6, 7}, {3, 2, 3}) end,
+  ["ctc sum"] = function(x, t)
+    return F.ctc_loss(x:log_softmax(3), t, nn.tensor{7, 6, 7}, nn.tensor{3, 2, 3}, {reduction = "sum"})
+  end,
+  ["ctc none"] = function(x, t) return nn.CTCLoss{reduction = "none"}(x:log_softmax(3), t, {7, 6, 7}, {3, 2, 3}) end,
+  ["ctc concatenated"] = function(x, t) return F.ctc_loss(x:log_softmax(3), t, {7, 6, 7}, {3, 2, 3}) end,
+  ["ctc zero_infinity"] = function(x, t)
+    return nn.CTCLoss{zero_infinity = true}(x:log_softmax(3), t, {7, 6, 5}, {2, 2, 4})
+  end,
+  ["ctc blank 3"] = function(x, t)
+    return F.ctc_loss(x:log_softmax(3), t, {7, 7, 4}, {3, 3, 2}, {blank = 3, reduction = "sum"})
+  end,
 }
 
 local function inputs_of(case, dtype, requires_grad)
@@ -336,5 +349,23 @@ describe("misuse errors name the module", function()
       return nn.CosineEmbeddingLoss{reduction = "avg"}
     end)
     assert.are.equal("TripletMarginLoss()", tostring(nn.TripletMarginLoss()))
+    local lp = nn.zeros(5, 2, 4)
+    fails("CTCLoss: input_lengths[2] = 6 exceeds the 5 time steps of log_probs", function()
+      return nn.CTCLoss()(lp, nn.tensor({{2, 3}, {2, 2}}, {dtype = "int64"}), {5, 6}, {2, 2})
+    end)
+    fails("CTCLoss: target label 2 of sample 1 is 1; labels are 1..4 without blank (1)", function()
+      return nn.CTCLoss()(lp, nn.tensor({{2, 1}, {2, 2}}, {dtype = "int64"}), {5, 5}, {2, 2})
+    end)
+    fails("CTCLoss: target_lengths has 1 entries for a batch of 2", function()
+      return nn.CTCLoss()(lp, nn.tensor({{2, 3}, {2, 2}}, {dtype = "int64"}), {5, 5}, {2})
+    end)
+    fails("CTCLoss: log_probs must be (T, N, C) or (T, C), got (5)", function()
+      return nn.CTCLoss()(nn.zeros(5), nn.tensor({2}, {dtype = "int64"}), {5}, {1})
+    end)
+  end)
+  it("CTCLoss's gradient w.r.t. log_probs passes gradcheck", function()
+    local lp = nn.randn(5, 2, 4, {dtype = "float64"}):log_softmax(3):detach():requires_grad_(true)
+    local targets = nn.tensor({{2, 3, 3}, {4, 2, 1}}, {dtype = "int64"})
+    assert.is_true(nn.gradcheck(function(x) return F.ctc_loss(x, targets, {5, 4}, {3, 2}, "none") end, {lp}))
   end)
 end)
