@@ -23,7 +23,7 @@ return function(nn)
     return i
   end
 
-  local function no_forward(self)
+  local function no_forward(self, ...) -- takes any arguments, so that this is the message
     raise(self.__name .. ": a container has no forward; call the modules it holds")
   end
 
