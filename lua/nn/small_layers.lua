@@ -58,6 +58,7 @@ return function(nn)
       for i, name in ipairs(names) do values[i] = first[name] end
       return table.unpack(values, 1, #names)
     end
+    nn._check_count(who, #names, table.concat(names, ", "), first, ...)
     return first, ...
   end
 
@@ -214,9 +215,9 @@ return function(nn)
   -- angle between x1 and x2 along dim (they broadcast), each norm clamped below at eps.
   --   nn.F.cosine_similarity(nn.tensor{{1, 0}}, nn.tensor{{1, 1}})   -- {0.7071}
   function F.cosine_similarity(x1, x2, ...)
+    local dim, eps = options("cosine_similarity", {"dim", "eps"}, ...)
     check_input(x1, "cosine_similarity", "x1")
     check_input(x2, "cosine_similarity", "x2")
-    local dim, eps = options("cosine_similarity", {"dim", "eps"}, ...)
     local a, b = broadcast_pair(x1, x2, "cosine_similarity")
     dim = dim_of(a, integer(dim, "cosine_similarity", "dim", 2), "cosine_similarity")
     eps = number(eps, "cosine_similarity", "eps", 1e-8)
@@ -230,9 +231,9 @@ return function(nn)
   -- the difference, so that the norm's gradient is finite at x1 == x2).
   --   nn.F.pairwise_distance(nn.zeros(2, 3), nn.ones(2, 3))
   function F.pairwise_distance(x1, x2, ...)
+    local p, eps, keepdim = options("pairwise_distance", {"p", "eps", "keepdim"}, ...)
     check_input(x1, "pairwise_distance", "x1")
     check_input(x2, "pairwise_distance", "x2")
-    local p, eps, keepdim = options("pairwise_distance", {"p", "eps", "keepdim"}, ...)
     p = number(p, "pairwise_distance", "p", 2)
     eps = number(eps, "pairwise_distance", "eps", 1e-6)
     keepdim = boolean(keepdim, "pairwise_distance", "keepdim", false)

@@ -101,10 +101,10 @@ op {name = "contiguous of a transpose", shapes = {{5, 7}}, fn = function(x) retu
 op {name = "to float64", shapes = {{5, 7}}, dtypes = {"float32"}, fn = function(x) return x:double() end}
 op {name = "expand", shapes = {{5, 1}}, fn = function(x) return x:expand(5, 4) * 1 end}
 
-return ops
-
 -- issue 13's engine activations (the formulas of math/activation.h)
 for _, name in ipairs {"hardswish", "celu", "softshrink", "hardshrink", "tanhshrink", "relu6"} do
   op {name = name, shapes = {{6, 9}}, fn = function(x) return F[name](x) end}
 end
 op {name = "threshold", shapes = {{6, 9}}, fn = function(x) return F.threshold(x, 0.1, -2) end}
+
+return ops
