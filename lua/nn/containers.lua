@@ -179,12 +179,13 @@ return function(nn)
     for _, key in ipairs(self:keys()) do remove_key(self, "_modules", key) end
   end
 
-  --- md:keys(), md:values(): lists in insertion order.
+  --- md:keys(): the keys, in insertion order.
   function ModuleDict:keys()
     local keys = {}
     for i, k in ipairs(self._modules) do keys[i] = k end
     return keys
   end
+  --- md:values(): the modules, in insertion order.
   function ModuleDict:values()
     local values = {}
     for i, k in ipairs(self._modules) do values[i] = rawget(self, k) end
@@ -303,11 +304,13 @@ return function(nn)
     remove_key(self, "_parameters", key)
     return p
   end
+  --- pd:keys(): the keys, in insertion order.
   function ParameterDict:keys()
     local keys = {}
     for i, k in ipairs(self._parameters) do keys[i] = k end
     return keys
   end
+  --- pd:values(): the parameters, in insertion order.
   function ParameterDict:values()
     local values = {}
     for i, k in ipairs(self._parameters) do values[i] = rawget(self, k) end
@@ -322,6 +325,7 @@ return function(nn)
       if key ~= nil then return key, rawget(self, key) end
     end
   end
+  --- pd:contains(key): whether there is an entry under key.
   function ParameterDict:contains(key) return type(key) == "string" and rawget(self, key) ~= nil end
   function ParameterDict:__len() return #self._parameters end
   ParameterDict.forward = no_forward

@@ -400,7 +400,8 @@ return function(nn)
 
   --- nn.HingeEmbeddingLoss({margin = 1, reduction = "mean"}): for input x and a
   -- target y of 1 or -1, x where y = 1 and max(0, margin - x) where y = -1
-  -- (x is typically a distance). nn.F.hinge_embedding_loss(x, y [, {margin =, reduction =}]).
+  -- (x is typically a distance).
+  -- nn.F.hinge_embedding_loss(x, y [, {margin =, reduction =}]).
   --   nn.HingeEmbeddingLoss()(nn.tensor{0.3, 2}, nn.tensor{1, -1})
   define_loss("HingeEmbeddingLoss", "hinge_embedding_loss", 2, margin_reader(1),
     function(self, name, x, y)
@@ -491,7 +492,8 @@ return function(nn)
   --- nn.MultiLabelSoftMarginLoss({weight =, reduction = "mean"}): for logits x
   -- (N, C) and targets y (N, C) of 0 or 1, the mean over the C classes of
   -- -(y log sigmoid(x) + (1 - y) log sigmoid(-x)) (times weight (C)), one
-  -- loss per row. nn.F.multilabel_soft_margin_loss(x, y [, {weight =, reduction =}]).
+  -- loss per row.
+  -- nn.F.multilabel_soft_margin_loss(x, y [, {weight =, reduction =}]).
   --   nn.MultiLabelSoftMarginLoss()(nn.randn(2, 3), nn.tensor{{1, 0, 1}, {0, 0, 1}})
   define_loss("MultiLabelSoftMarginLoss", "multilabel_soft_margin_loss", 2,
     function(self, opts, name)
@@ -539,8 +541,8 @@ return function(nn)
       return reduce(loss, self.reduction)
     end)
 
-  --- nn.TripletMarginLoss({margin = 1, p = 2, eps = 1e-6, swap = false, reduction = "mean"}):
-  -- for anchors a, positives p and negatives n (N, D) or (D),
+  --- nn.TripletMarginLoss({margin = 1, p = 2, eps = 1e-6, swap = false, reduction = "mean"}): for
+  -- anchors a, positives p and negatives n (N, D) or (D),
   -- max(0, margin + d(a, p) - d(a, n)), d the pairwise p-norm distance
   -- (F.pairwise_distance with eps); swap uses min(d(a, n), d(p, n)) as the
   -- negative distance (Balntas et al., 2016).
@@ -569,8 +571,8 @@ return function(nn)
       return reduce((self.margin + d_pos - d_neg):clamp_min(0), self.reduction)
     end)
 
-  --- nn.PoissonNLLLoss({log_input = true, full = false, eps = 1e-8, reduction = "mean"}):
-  -- the negative log-likelihood of a Poisson target: exp(input) - target input
+  --- nn.PoissonNLLLoss({log_input = true, full = false, eps = 1e-8, reduction = "mean"}): the
+  -- negative log-likelihood of a Poisson target: exp(input) - target input
   -- (log_input), or input - target log(input + eps); full adds Stirling's
   -- term target log target - target + log(2 pi target) / 2 where target > 1.
   -- nn.F.poisson_nll_loss(input, target [, {log_input =, full =, eps =, reduction =}]).
