@@ -100,3 +100,74 @@ local stable = nn.F.softmax(scores, 1)
 print("  nn.F.softmax(x, 1):          " .. tostring(stable))
 print(string.format("  the naive one has NaN: %s; nn.F.softmax sums to %.6f",
   tostring(naive[1]:item() ~= naive[1]:item()), stable:sum():item()))
+print()
+
+-- PReLU (He et al., 2015) is leaky ReLU whose slope for x < 0 is learned:
+-- y = x for x > 0, w x otherwise, and backward gives w its own gradient,
+-- sum over x < 0 of x * (the gradient of y). To see it learn, fit y = |x|,
+-- which needs the slope -1 on the left, starting from PyTorch's 0.25.
+nn.manual_seed(13)
+local prelu = nn.PReLU()
+local grid = nn.linspace(-3, 3, 61)
+local target = grid:abs()
+local opt = nn.optim.SGD(prelu:parameters(), {lr = 0.05})
+local slope_history = {prelu.weight:item()}
+for _ = 1, 60 do
+  opt:zero_grad()
+  nn.F.mse_loss(prelu(grid), target):backward()
+  opt:step()
+  slope_history[#slope_history + 1] = prelu.weight:item()
+end
+print(string.format("PReLU fitting |x|: its slope went from 0.25 to %.4f (|x| needs -1)", prelu.weight:item()))
+
+-- Maxout (Goodfellow et al., 2013) keeps the largest of k linear pieces:
+-- max_i (a_i x + b_i) is convex and piecewise linear, and with enough pieces
+-- it approaches any convex curve. Fit x^2 on [-2, 2] with 1, 2 and 4 pieces.
+local xs_fit = nn.linspace(-2, 2, 81):view(81, 1)
+local parabola = (xs_fit ^ 2):view(81)
+local maxout_fits = {{label = "x^2", y = parabola}}
+print("Maxout fitting x^2 on [-2, 2] (mean squared error after 400 Adam steps):")
+for _, pieces in ipairs {1, 2, 4} do
+  nn.manual_seed(1)
+  local m = nn.Maxout(1, 1, pieces)
+  local adam = nn.optim.Adam(m:parameters(), {lr = 0.05})
+  local loss
+  for _ = 1, 400 do
+    adam:zero_grad()
+    loss = nn.F.mse_loss(m(xs_fit):view(81), parabola)
+    loss:backward()
+    adam:step()
+  end
+  print(string.format("  %d piece%s: %.4f", pieces, pieces == 1 and " " or "s", loss:item()))
+  maxout_fits[#maxout_fits + 1] = {label = pieces .. (pieces == 1 and " piece" or " pieces"),
+                                   y = nn.no_grad(function() return m(xs_fit):view(81) end)}
+end
+
+-- Softmax with a temperature T: softmax(scores / T). A low T sharpens the
+-- distribution toward the largest score (argmax as T -> 0), a high T
+-- flattens it toward uniform (1/3 each here).
+local scores3 = nn.tensor({1, 2, 3})
+local temperatures = nn.linspace(0.1, 5, 50)
+local probs = {{}, {}, {}}
+for k, t in ipairs(temperatures:totable()) do
+  local p = nn.F.softmax(scores3 / t, 1):totable()
+  for c = 1, 3 do probs[c][k] = p[c] end
+end
+print("Softmax of scores {1, 2, 3} at temperature T:")
+for _, t in ipairs {0.1, 1, 5} do
+  local p = nn.F.softmax(scores3 / t, 1):totable()
+  print(string.format("  T = %-4g %.4f %.4f %.4f", t, p[1], p[2], p[3]))
+end
+
+local xs_maxout = xs_fit:view(81)
+print("Picture: " .. nn.plot.panels {
+  title = "PReLU learns its slope; Maxout bends lines into a convex curve; softmax's temperature",
+  out = out_dir .. "/prelu_maxout_softmax.png", width = 1500, height = 520,
+  {kind = "lines", title = "PReLU slope while fitting |x|", x = nn.arange(0, #slope_history),
+   y = {{label = "learned slope w", y = slope_history}}, xlabel = "SGD step", ylabel = "w"},
+  {kind = "lines", title = "Maxout: the max of k lines fitting x^2", x = xs_maxout, y = maxout_fits,
+   xlabel = "x", ylabel = "y"},
+  {kind = "lines", title = "softmax({1, 2, 3} / T)", x = temperatures,
+   y = {{label = "p(score 1)", y = probs[1]}, {label = "p(score 2)", y = probs[2]}, {label = "p(score 3)", y = probs[3]}},
+   xlabel = "temperature T", ylabel = "probability", yrange = {0, 1}},
+})

@@ -362,6 +362,12 @@ typedef enum {
   NN_ACT_HARDSIGMOID,  /* clamp(x / 6 + 1 / 2, 0, 1) */
   NN_ACT_LOG_SIGMOID,  /* log(sigmoid(x)) */
   NN_ACT_SOFTSIGN,     /* x / (1 + |x|) */
+  NN_ACT_HARDSWISH,    /* x hardsigmoid(x) */
+  NN_ACT_CELU,         /* a: alpha (!= 0): max(0, x) + min(0, alpha (e^(x/alpha) - 1)) */
+  NN_ACT_SOFTSHRINK,   /* a: lambd (>= 0): x -+ lambd outside [-lambd, lambd], else 0 */
+  NN_ACT_HARDSHRINK,   /* a: lambd: x outside [-lambd, lambd], else 0 */
+  NN_ACT_TANHSHRINK,   /* x - tanh(x) */
+  NN_ACT_THRESHOLD,    /* a: threshold, b: value: x > threshold ? x : value */
   NN_ACT_COUNT
 } nn_activation_op;
 

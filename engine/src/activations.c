@@ -11,13 +11,16 @@
 
 static const char *const activation_names[NN_ACT_COUNT] = {
     "leaky_relu", "elu",         "selu",        "silu",    "gelu",        "gelu_tanh",
-    "softplus",   "mish",        "hardtanh",    "hardsigmoid", "log_sigmoid", "softsign"};
+    "softplus",   "mish",        "hardtanh",    "hardsigmoid", "log_sigmoid", "softsign",
+    "hardswish",  "celu",        "softshrink",  "hardshrink", "tanhshrink", "threshold"};
 
 /* PyTorch's autograd names (selu is elu with the paper's constants there). */
 static const char *const node_names[NN_ACT_COUNT] = {
     "LeakyReluBackward0", "EluBackward0",     "EluBackward0",         "SiluBackward0",
     "GeluBackward0",      "GeluBackward0",    "SoftplusBackward0",    "MishBackward0",
-    "HardtanhBackward0",  "HardsigmoidBackward0", "LogSigmoidBackward0", "SoftsignBackward0"};
+    "HardtanhBackward0",  "HardsigmoidBackward0", "LogSigmoidBackward0", "SoftsignBackward0",
+    "HardswishBackward0", "CeluBackward0",    "SoftshrinkBackward0",  "HardshrinkBackward0",
+    "SubBackward0", "ThresholdBackward0"};
 
 const char *nn_activation_op_name(nn_activation_op op) {
   return (unsigned)op < NN_ACT_COUNT ? activation_names[op] : NULL;
@@ -67,6 +70,25 @@ static int check_parameters(nn_activation_op op, double a, double b) {
     }
     if (isnan(b)) {
       nn_error_set("%s: threshold must be a number, got nan", name);
+      return -1;
+    }
+    break;
+  case NN_ACT_CELU:
+    if (a == 0 || isnan(a) || isinf(a)) {
+      nn_error_set("%s: alpha must be a finite non-zero number, got %g", name, a);
+      return -1;
+    }
+    break;
+  case NN_ACT_SOFTSHRINK:
+    if (!(a >= 0) || isinf(a)) {
+      nn_error_set("%s: lambd must be a non-negative number, got %g", name, a);
+      return -1;
+    }
+    break;
+  case NN_ACT_HARDSHRINK:
+  case NN_ACT_THRESHOLD:
+    if (isnan(a)) {
+      nn_error_set("%s: %s must be a number, got nan", name, op == NN_ACT_THRESHOLD ? "threshold" : "lambd");
       return -1;
     }
     break;
@@ -131,6 +153,14 @@ nn_tensor *nn_activation(nn_activation_op op, nn_tensor *x, double a, double b) 
   const char *name = user_name(op);
   const nn_backend *be = nn_dispatch(name, offsetof(nn_backend, activation), x, NULL, NULL);
   if (!be || check_floating(name, x, "input") < 0 || check_parameters(op, a, b) < 0) return NULL;
+  /* The shrinks and threshold compare x with their parameter in x's own
+     dtype, as PyTorch's kernels do: 0.1 as float32 is a little above 0.1,
+     and a float32 0.1 is at the threshold 0.1, not above it. */
+  if (x->dtype == NN_FLOAT32 &&
+      (op == NN_ACT_THRESHOLD || op == NN_ACT_SOFTSHRINK || op == NN_ACT_HARDSHRINK)) {
+    a = (float)a;
+    b = (float)b;
+  }
   nn_tensor *out = nn_empty_like(x);
   if (!out) return NULL;
   nn_iter it;

@@ -16,6 +16,12 @@ return function(nn)
   local activation, softmax, prelu = C.activation, C.softmax, C.prelu
   local is_tensor = nn.is_tensor
 
+  -- How a parameter's value reads in print(m): PyTorch's repr.
+  local function format_value(v)
+    if type(v) == "string" then return "'" .. v .. "'" end
+    return tostring(v)
+  end
+
   -- How a bad value reads in a message.
   local function show(v)
     if type(v) == "string" then return "'" .. v .. "'" end
@@ -117,6 +123,49 @@ return function(nn)
 
     --- nn.Softsign(), F.softsign(x), x:softsign(): x / (1 + |x|).
     {fn = "softsign", class = "Softsign", params = {}},
+
+    --- nn.ReLU6(), F.relu6(x), x:relu6(): min(max(x, 0), 6) (hardtanh from 0 to 6);
+    -- its derivative is 1 strictly between 0 and 6, 0 elsewhere.
+    --   nn.ReLU6()(nn.tensor{-1, 3, 9})   -- {0, 3, 6}
+    {fn = "relu6", class = "ReLU6", params = {},
+     apply = function(x) return activation(ops.hardtanh, x, 0, 6) end},
+
+    --- nn.Hardswish(), F.hardswish(x), x:hardswish(): x * min(max(x + 3, 0), 6) / 6
+    -- (Howard et al., "Searching for MobileNetV3", 2019).
+    --   nn.F.hardswish(nn.tensor{-4, 1, 4})   -- {0, 0.6667, 4}
+    {fn = "hardswish", class = "Hardswish", params = {}},
+
+    --- nn.CELU([alpha = 1.0]), F.celu(x [, alpha]), x:celu([alpha]): x where x > 0,
+    -- alpha (exp(x / alpha) - 1) elsewhere (Barron, 2017); alpha must not be 0.
+    --   nn.CELU(2.0)(nn.tensor{-1, 1})
+    {fn = "celu", class = "CELU", params = {{"alpha", 1.0, any_number}},
+     validate = function(values, who)
+       if values[1] == 0 or values[1] == math.huge or values[1] == -math.huge then
+         raise(string.format("%s: alpha must be a finite non-zero number, got %s", who, show(values[1])))
+       end
+     end},
+
+    --- nn.Softshrink([lambd = 0.5]), F.softshrink(x [, lambd]), x:softshrink([lambd]):
+    -- x - lambd above lambd, x + lambd below -lambd, 0 between; lambd >= 0.
+    --   nn.Softshrink(1)(nn.tensor{-3, 0.5, 2})   -- {-2, 0, 1}
+    {fn = "softshrink", class = "Softshrink", params = {{"lambd", 0.5, non_negative}},
+     repr = function(self) return format_value(self.lambd) end},
+
+    --- nn.Hardshrink([lambd = 0.5]), F.hardshrink(x [, lambd]), x:hardshrink([lambd]):
+    -- x outside [-lambd, lambd], 0 inside (bounds included).
+    --   nn.Hardshrink()(nn.tensor{-1, 0.5, 2})   -- {-1, 0, 2}
+    {fn = "hardshrink", class = "Hardshrink", params = {{"lambd", 0.5, any_number}},
+     repr = function(self) return format_value(self.lambd) end},
+
+    --- nn.Tanhshrink(), F.tanhshrink(x), x:tanhshrink(): x - tanh(x).
+    --   nn.Tanhshrink()(nn.linspace(-2, 2, 5))
+    {fn = "tanhshrink", class = "Tanhshrink", params = {}},
+
+    --- nn.Threshold(threshold, value), F.threshold(x, threshold, value),
+    -- x:threshold(threshold, value): x where x > threshold, else value. Both
+    -- numbers are required, as in PyTorch; the derivative is 0 at and below threshold.
+    --   nn.Threshold(0.1, 20)(nn.tensor{0, 0.1, 0.5})   -- {20, 20, 0.5}
+    {fn = "threshold", class = "Threshold", params = {{"threshold", nil, any_number}, {"value", nil, any_number}}},
   }
 
   -- The values of spec's parameters from a call's arguments: positional
@@ -152,10 +201,6 @@ return function(nn)
     return values
   end
 
-  local function format_value(v)
-    if type(v) == "string" then return "'" .. v .. "'" end
-    return tostring(v)
-  end
 
   for _, spec in ipairs(elementwise) do
     local fn, params = spec.fn, spec.params
@@ -185,7 +230,7 @@ return function(nn)
       return apply(x, name1 and self[name1], name2 and self[name2])
     end
     -- PyTorch's extra_repr: "negative_slope=0.01", "beta=1, threshold=20"
-    function cls:extra_repr()
+    cls.extra_repr = spec.repr or function(self)
       local parts = {}
       for _, p in ipairs(params) do parts[#parts + 1] = p[1] .. "=" .. format_value(self[p[1]]) end
       return table.concat(parts, ", ")

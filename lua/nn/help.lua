@@ -382,6 +382,8 @@ return function(nn, repl)
                        ["lua/nn/distributed.lua"] = "distributed",
                        ["lua/nn/cli.lua"] = "scripts", ["lua/nn/repl.lua"] = "prompt", ["lua/nn/help.lua"] = "prompt"}
   FILE_FAMILY["lua/nn/conv_layers.lua"] = "modules"
+  FILE_FAMILY["lua/nn/containers.lua"] = "modules"
+  FILE_FAMILY["lua/nn/small_layers.lua"] = "modules"
   local AUTOGRAD = {backward = true, detach = true, detach_ = true, requires_grad_ = true, retain_grad = true,
                     register_hook = true, no_grad = true, enable_grad = true, set_grad_enabled = true,
                     is_grad_enabled = true, gradcheck = true}

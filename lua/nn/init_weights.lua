@@ -207,4 +207,136 @@ return function(nn)
     local std = kaiming_std(t, "kaiming_normal_", a, mode, nonlinearity)
     return fill_normal(t, 0.0, std)
   end
+  ---------------------------------------------------------------------------
+  -- Issue 13's initialisers, each drawing what torch/nn/init.py draws.
+
+  local function number_or(v, default, what, op)
+    if v == nil then return default end
+    check_number(v, what, op)
+    return v
+  end
+
+  --- nn.init.trunc_normal_(t [, mean = 0, std = 1, a = -2, b = 2]): draws from
+  -- N(mean, std^2) truncated to [a, b], by the inverse CDF of a uniform draw
+  -- (PyTorch's method, so the same numbers after the same seed).
+  --   nn.init.trunc_normal_(layer.weight, 0, 0.02)
+  function init.trunc_normal_(t, mean, std, a, b)
+    check_tensor(t, "trunc_normal_")
+    mean = number_or(mean, 0.0, "mean", "trunc_normal_")
+    std = number_or(std, 1.0, "std", "trunc_normal_")
+    a = number_or(a, -2.0, "a", "trunc_normal_")
+    b = number_or(b, 2.0, "b", "trunc_normal_")
+    if not (std > 0) then raise("trunc_normal_: std must be positive, got " .. tostring(std)) end
+    if not (a < b) then raise(string.format("trunc_normal_: a (%s) must be below b (%s)", tostring(a), tostring(b))) end
+    local function cdf(x) return (1 + nn.tensor(x / math.sqrt(2), {dtype = "float64"}):erf():item()) / 2 end
+    local lo, hi = cdf((a - mean) / std), cdf((b - mean) / std)
+    return nn.no_grad(function()
+      t:uniform_(2 * lo - 1, 2 * hi - 1)
+      t:erfinv_()
+      t:mul_(std * math.sqrt(2))
+      t:add_(mean)
+      return t:clamp_(a, b)
+    end)
+  end
+
+  --- nn.init.eye_(t): a 2-dimensional t set to the identity (ones on the diagonal).
+  --   nn.init.eye_(nn.empty(3, 5))
+  function init.eye_(t)
+    check_tensor(t, "eye_")
+    if t:dim() ~= 2 then raise("eye_: only 2-dimensional tensors are supported, got " .. t:dim() .. " dimensions") end
+    return nn.no_grad(function()
+      t:copy_(nn.eye(t:size(1), t:size(2), {dtype = t.dtype}))
+      return t
+    end)
+  end
+
+  --- nn.init.dirac_(t [, groups = 1]): a convolution weight (3, 4 or 5 dims:
+  -- out, in, kernel...) that passes its input through: 1 at the kernel's
+  -- centre where out channel = in channel (within each of groups), 0 elsewhere.
+  --   nn.init.dirac_(nn.empty(8, 8, 3, 3))
+  function init.dirac_(t, groups)
+    check_tensor(t, "dirac_")
+    groups = groups == nil and 1 or groups
+    if math.type(groups) ~= "integer" or groups < 1 then raise("dirac_: groups must be a positive integer, got " .. tostring(groups)) end
+    local dims = t:dim()
+    if dims < 3 or dims > 5 then raise("dirac_: only 3, 4 and 5-dimensional tensors are supported, got " .. dims) end
+    local size = t:size()
+    if size[1] % groups ~= 0 then raise(string.format("dirac_: dim 1 (%d) must be divisible by groups (%d)", size[1], groups)) end
+    local per_group = size[1] // groups
+    local min_dim = math.min(per_group, size[2])
+    return nn.no_grad(function()
+      t:zero_()
+      for g = 0, groups - 1 do
+        for d = 1, min_dim do
+          local cell = t[g * per_group + d][d]
+          for k = 3, dims do cell = cell[size[k] // 2 + 1] end
+          cell:fill_(1)
+        end
+      end
+      return t
+    end)
+  end
+
+  --- nn.init.sparse_(t, sparsity [, std = 0.01]): a 2-dimensional t drawn from
+  -- N(0, std^2), then in each column ceil(sparsity * rows) entries, chosen by
+  -- a random permutation, set to 0 (Martens, 2010).
+  --   nn.init.sparse_(nn.empty(10, 4), 0.3)
+  function init.sparse_(t, sparsity, std)
+    check_tensor(t, "sparse_")
+    if t:dim() ~= 2 then raise("sparse_: only 2-dimensional tensors are supported, got " .. t:dim() .. " dimensions") end
+    check_number(sparsity, "sparsity", "sparse_")
+    if sparsity < 0 or sparsity > 1 then raise("sparse_: sparsity must be in [0, 1], got " .. tostring(sparsity)) end
+    std = number_or(std, 0.01, "std", "sparse_")
+    local rows, cols = t:size(1), t:size(2)
+    local num_zeros = math.ceil(sparsity * rows)
+    return nn.no_grad(function()
+      t:normal_(0, std)
+      for col = 1, cols do
+        local order = nn.randperm(rows)
+        local column = t:narrow(2, col, 1)
+        for i = 1, num_zeros do column[order[i]:item()]:fill_(0) end -- randperm counts from 1
+      end
+      return t
+    end)
+  end
+
+  -- The Q of the reduced QR of a (m x n, m >= n) whose R has a positive
+  -- diagonal, by Gram-Schmidt orthogonalised twice (Giraud et al., "twice is
+  -- enough"): that Q is unique, so it is LAPACK's Householder Q after
+  -- PyTorch's sign correction, to rounding.
+  local function orthonormal_columns(a)
+    local m, n = a:size(1), a:size(2)
+    local q = nn.zeros(m, n, {dtype = "float64"})
+    for j = 1, n do
+      local v = a:narrow(2, j, 1)
+      if j > 1 then
+        local previous = q:narrow(2, 1, j - 1)
+        for _ = 1, 2 do v = v - previous:matmul(previous:t():matmul(v)) end
+      end
+      q:narrow(2, j, 1):copy_(v / v:norm():item())
+    end
+    return q
+  end
+
+  --- nn.init.orthogonal_(t [, gain = 1]): a (semi-)orthogonal matrix (Saxe et
+  -- al., 2013): t viewed as (size(1), rest) gets the Q factor of a matrix of
+  -- normal draws (PyTorch's draws and sign convention: R's diagonal positive),
+  -- times gain. t needs at least 2 dims.
+  --   nn.init.orthogonal_(lstm.weight_hh_l0)
+  function init.orthogonal_(t, gain)
+    check_tensor(t, "orthogonal_")
+    gain = number_or(gain, 1, "gain", "orthogonal_")
+    if t:dim() < 2 then raise("orthogonal_: only tensors with 2 or more dimensions are supported") end
+    if t:numel() == 0 then return t end
+    local rows = t:size(1)
+    local cols = t:numel() // rows
+    return nn.no_grad(function()
+      local flattened = nn.empty(rows, cols, {dtype = t.dtype}):normal_(0, 1):to("float64")
+      if rows < cols then flattened = flattened:t() end
+      local q = orthonormal_columns(flattened)
+      if rows < cols then q = q:t() end
+      t:copy_((q * gain):reshape(t:size()))
+      return t
+    end)
+  end
 end

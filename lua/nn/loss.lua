@@ -296,4 +296,538 @@ return function(nn)
     local r, log_target = kl_options(function_options(opts), "kl_div")
     return C.kl_div(input, target, r, log_target)
   end
+  ---------------------------------------------------------------------------
+  -- Issue 13's losses, composed from tensor ops (each backward is autograd's
+  -- over them). PyTorch 1.13's formulas; reduction "mean" averages every
+  -- element of the unreduced loss, "sum" adds them, "none" returns them.
+  -- Their modules print as PyTorch's do, with nothing in the parentheses.
+
+  local function reduce(loss, r)
+    if r == "mean" then return loss:mean() end
+    if r == "sum" then return loss:sum() end
+    return loss
+  end
+
+  local function tensor_argument(v, name, what)
+    if not nn.is_tensor(v) then
+      raise(string.format("%s: %s must be a tensor, got %s", name, what, type(v)))
+    end
+    if what ~= "target" and what ~= "y" and v.dtype ~= "float32" and v.dtype ~= "float64" then
+      raise(string.format("%s: %s must be float32 or float64, got %s", name, what, v.dtype))
+    end
+    return v
+  end
+
+  local function shape_text(t) return "(" .. table.concat(t:size(), ", ") .. ")" end
+
+  local function same_dims(name, ...)
+    local ts = {...}
+    for i = 2, #ts do
+      if ts[i]:dim() ~= ts[1]:dim() then
+        local shapes = {}
+        for j, t in ipairs(ts) do shapes[j] = shape_text(t) end
+        raise(string.format("%s: all inputs must have the same number of dimensions, got sizes %s", name,
+          table.concat(shapes, ", ")))
+      end
+    end
+  end
+
+  local function same_shape(name, a, b, what_a, what_b)
+    if table.concat(a:size(), ",") ~= table.concat(b:size(), ",") or a:dim() ~= b:dim() then
+      raise(string.format("%s: %s %s and %s %s must have the same shape", name, what_a, shape_text(a),
+        what_b, shape_text(b)))
+    end
+  end
+
+  -- Defines nn[class] and F[fn] over compute(self_or_options, ...tensors),
+  -- the options read by read(opts, name) into fields of the module.
+  local function define_loss(class, fn, arity, read, compute)
+    local cls = Module:extend(class)
+    nn[class] = cls
+    function cls:init(opts) read(self, opts or {}, class) end
+    if arity == 2 then
+      function cls:forward(a, b) return compute(self, class, a, b) end
+      F[fn] = function(a, b, opts)
+        local o = {}
+        read(o, function_options(opts) or {}, fn)
+        return compute(o, fn, a, b)
+      end
+    else
+      function cls:forward(a, b, c) return compute(self, class, a, b, c) end
+      F[fn] = function(a, b, c, opts)
+        local o = {}
+        read(o, function_options(opts) or {}, fn)
+        return compute(o, fn, a, b, c)
+      end
+    end
+    return cls
+  end
+
+  local function any_number(v) return v == v and v > -math.huge and v < math.huge end
+
+  -- A class weight: a buffer of a module (it follows m:to() and saves), a
+  -- field of a function's options.
+  local function weight_option(self, o, name)
+    if self.register_buffer then
+      self:register_buffer("weight", tensor_option(o, "weight", name))
+    else
+      self.weight = tensor_option(o, "weight", name)
+    end
+  end
+
+  -- Options of a loss with only a margin.
+  local function margin_reader(default)
+    return function(self, opts, name)
+      local o, r = options_of(opts, name, {margin = true})
+      self.reduction = r
+      self.margin = number_option(o, "margin", name, default, any_number, "a finite number")
+    end
+  end
+
+  --- nn.MarginRankingLoss({margin = 0, reduction = "mean"}): for x1, x2 and a
+  -- target y of 1 or -1 (one shape), max(0, -y (x1 - x2) + margin): y = 1 asks
+  -- x1 to rank above x2 by margin. criterion(x1, x2, y);
+  -- nn.F.margin_ranking_loss(x1, x2, y [, {margin =, reduction =}]).
+  --   nn.MarginRankingLoss{margin = 0.1}(nn.tensor{1, 2}, nn.tensor{2, 1}, nn.tensor{1, 1})
+  define_loss("MarginRankingLoss", "margin_ranking_loss", 3, margin_reader(0),
+    function(self, name, x1, x2, y)
+      tensor_argument(x1, name, "input1")
+      tensor_argument(x2, name, "input2")
+      tensor_argument(y, name, "target")
+      same_dims(name, x1, x2, y)
+      return reduce((-y * (x1 - x2) + self.margin):clamp_min(0), self.reduction)
+    end)
+
+  --- nn.HingeEmbeddingLoss({margin = 1, reduction = "mean"}): for input x and a
+  -- target y of 1 or -1, x where y = 1 and max(0, margin - x) where y = -1
+  -- (x is typically a distance).
+  -- nn.F.hinge_embedding_loss(x, y [, {margin =, reduction =}]).
+  --   nn.HingeEmbeddingLoss()(nn.tensor{0.3, 2}, nn.tensor{1, -1})
+  define_loss("HingeEmbeddingLoss", "hinge_embedding_loss", 2, margin_reader(1),
+    function(self, name, x, y)
+      tensor_argument(x, name, "input")
+      tensor_argument(y, name, "target")
+      local zeros = nn.zeros(x:size(), {dtype = x.dtype, device = x.device})
+      local margin_part = nn.where(y:ne(1), (self.margin - x):clamp_min(0), zeros)
+      local self_part = nn.where(y:ne(-1), x, zeros)
+      return reduce(margin_part + self_part, self.reduction)
+    end)
+
+  local function no_options(self, opts, name)
+    local _, r = options_of(opts, name, {})
+    self.reduction = r
+  end
+
+  --- nn.SoftMarginLoss({reduction = "mean"}): the two-class logistic loss
+  -- log(1 + exp(-y x)) for a target y of 1 or -1. nn.F.soft_margin_loss(x, y [, {reduction =}]).
+  --   nn.SoftMarginLoss()(nn.tensor{0.5, -2}, nn.tensor{1, -1})
+  define_loss("SoftMarginLoss", "soft_margin_loss", 2, no_options,
+    function(self, name, x, y)
+      tensor_argument(x, name, "input")
+      tensor_argument(y, name, "target")
+      same_shape(name, x, y, "input", "target")
+      return reduce(F.softplus(-y * x), self.reduction)
+    end)
+
+  -- Labels as a 0-based int64 tensor for gather, checked against classes.
+  local function label_index(name, target, classes)
+    if not nn.is_tensor(target) then raise(name .. ": target must be a tensor of class labels, got " .. type(target)) end
+    local labels = target:to("int64")
+    if labels:numel() > 0 then
+      local lo, hi = labels:min():item(), labels:max():item()
+      if lo < 1 or hi > classes then
+        raise(string.format("%s: target holds label %d, outside 1..%d (labels count from 1)", name,
+          lo < 1 and lo or hi, classes))
+      end
+    end
+    return labels
+  end
+
+  --- nn.MultiMarginLoss({p = 1, margin = 1, weight =, reduction = "mean"}): the
+  -- multi-class hinge loss: for logits x (N, C) or (C) and labels y (1..C),
+  -- sum over i ~= y of max(0, margin - x[y] + x[i])^p / C, times weight[y]
+  -- when a weight (C) is given; p is 1 or 2.
+  -- nn.F.multi_margin_loss(x, y [, {p =, margin =, weight =, reduction =}]).
+  --   nn.MultiMarginLoss()(nn.tensor{{0.1, 0.2, 0.4, 0.8}}, nn.tensor({4}, {dtype = "int64"}))
+  define_loss("MultiMarginLoss", "multi_margin_loss", 2,
+    function(self, opts, name)
+      local o, r = options_of(opts, name, {p = true, margin = true, weight = true})
+      self.reduction = r
+      self.p = number_option(o, "p", name, 1, function(v) return v == 1 or v == 2 end, "1 or 2")
+      self.margin = number_option(o, "margin", name, 1, any_number, "a finite number")
+      weight_option(self, o, name)
+    end,
+    function(self, name, x, y)
+      tensor_argument(x, name, "input")
+      if x:dim() ~= 1 and x:dim() ~= 2 then
+        raise(string.format("%s: input must be (N, C) or (C), got %s", name, shape_text(x)))
+      end
+      local x2 = x:dim() == 1 and x:unsqueeze(1) or x
+      local n, classes = x2:size(1), x2:size(2)
+      local labels = label_index(name, y, classes)
+      if labels:numel() ~= n or (x:dim() == 2 and labels:dim() ~= 1) then
+        raise(string.format("%s: target %s does not match input %s (one label per row)", name,
+          shape_text(y), shape_text(x)))
+      end
+      local index = labels:reshape(n, 1)
+      local picked = x2:gather(2, index)
+      local terms = (x2 - picked + self.margin):clamp_min(0)
+      if self.p == 2 then terms = terms * terms end
+      local weight = self.weight
+      if weight ~= nil then
+        if weight:dim() ~= 1 or weight:numel() ~= classes then
+          raise(string.format("%s: weight must be a vector of %d values (one per class), got %s", name, classes,
+            shape_text(weight)))
+        end
+        terms = terms * weight:gather(1, labels:reshape(n)):reshape(n, 1)
+      end
+      -- the label's own term is margin^p (times its weight): leave it out
+      local own = nn.zeros(n, classes, {dtype = "bool"}):scatter(2, index, true)
+      terms = nn.where(own, terms * 0, terms)
+      local loss = terms:sum(2) / classes
+      if x:dim() == 1 then loss = loss:reshape({}) end
+      return reduce(loss, self.reduction)
+    end)
+
+  --- nn.MultiLabelSoftMarginLoss({weight =, reduction = "mean"}): for logits x
+  -- (N, C) and targets y (N, C) of 0 or 1, the mean over the C classes of
+  -- -(y log sigmoid(x) + (1 - y) log sigmoid(-x)) (times weight (C)), one
+  -- loss per row.
+  -- nn.F.multilabel_soft_margin_loss(x, y [, {weight =, reduction =}]).
+  --   nn.MultiLabelSoftMarginLoss()(nn.randn(2, 3), nn.tensor{{1, 0, 1}, {0, 0, 1}})
+  define_loss("MultiLabelSoftMarginLoss", "multilabel_soft_margin_loss", 2,
+    function(self, opts, name)
+      local o, r = options_of(opts, name, {weight = true})
+      self.reduction = r
+      weight_option(self, o, name)
+    end,
+    function(self, name, x, y)
+      tensor_argument(x, name, "input")
+      tensor_argument(y, name, "target")
+      same_shape(name, x, y, "input", "target")
+      local loss = -(y * F.logsigmoid(x) + (1 - y) * F.logsigmoid(-x))
+      if self.weight ~= nil then loss = loss * self.weight end
+      local classes = x:dim() == 0 and 1 or x:size(x:dim())
+      loss = loss:sum(x:dim() == 0 and nil or x:dim()) / classes
+      return reduce(loss, self.reduction)
+    end)
+
+  --- nn.CosineEmbeddingLoss({margin = 0, reduction = "mean"}): for x1, x2 (N, D)
+  -- or (D) and y (N) or () of 1 or -1: 1 - cos(x1, x2) where y = 1,
+  -- max(0, cos(x1, x2) - margin) where y = -1.
+  -- nn.F.cosine_embedding_loss(x1, x2, y [, {margin =, reduction =}]).
+  --   nn.CosineEmbeddingLoss()(nn.randn(2, 3), nn.randn(2, 3), nn.tensor{1, -1})
+  define_loss("CosineEmbeddingLoss", "cosine_embedding_loss", 3, margin_reader(0),
+    function(self, name, x1, x2, y)
+      tensor_argument(x1, name, "input1")
+      tensor_argument(x2, name, "input2")
+      tensor_argument(y, name, "target")
+      same_shape(name, x1, x2, "input1", "input2")
+      if x1:dim() ~= 1 and x1:dim() ~= 2 then
+        raise(string.format("%s: inputs must be (N, D) or (D), got %s", name, shape_text(x1)))
+      end
+      if y:dim() ~= x1:dim() - 1 or (y:dim() == 1 and y:size(1) ~= x1:size(1)) then
+        raise(string.format("%s: target %s must hold one value per row of the inputs %s", name,
+          shape_text(y), shape_text(x1)))
+      end
+      local dim = x1:dim()
+      local EPSILON = 1e-12
+      local dot = (x1 * x2):sum(dim)
+      local m1 = (x1 * x1):sum(dim) + EPSILON
+      local m2 = (x2 * x2):sum(dim) + EPSILON
+      local cos = dot / (m1 * m2):sqrt()
+      local zeros = cos * 0
+      local loss = nn.where(y:eq(1), 1 - cos, zeros) + nn.where(y:eq(-1), (cos - self.margin):clamp_min(0), zeros)
+      return reduce(loss, self.reduction)
+    end)
+
+  --- nn.TripletMarginLoss({margin = 1, p = 2, eps = 1e-6, swap = false, reduction = "mean"}): for
+  -- anchors a, positives p and negatives n (N, D) or (D),
+  -- max(0, margin + d(a, p) - d(a, n)), d the pairwise p-norm distance
+  -- (F.pairwise_distance with eps); swap uses min(d(a, n), d(p, n)) as the
+  -- negative distance (Balntas et al., 2016).
+  -- nn.F.triplet_margin_loss(a, p, n [, {margin =, p =, eps =, swap =, reduction =}]).
+  --   nn.TripletMarginLoss{margin = 0.5}(nn.randn(4, 8), nn.randn(4, 8), nn.randn(4, 8))
+  define_loss("TripletMarginLoss", "triplet_margin_loss", 3,
+    function(self, opts, name)
+      local o, r = options_of(opts, name, {margin = true, p = true, eps = true, swap = true})
+      self.reduction = r
+      self.margin = number_option(o, "margin", name, 1, any_number, "a finite number")
+      self.p = number_option(o, "p", name, 2, positive, "a positive number")
+      self.eps = number_option(o, "eps", name, 1e-6, non_negative, "a number >= 0")
+      self.swap = boolean_option(o, "swap", name)
+    end,
+    function(self, name, a, pos, neg)
+      tensor_argument(a, name, "anchor")
+      tensor_argument(pos, name, "positive")
+      tensor_argument(neg, name, "negative")
+      same_dims(name, a, pos, neg)
+      if a:dim() ~= 1 and a:dim() ~= 2 then
+        raise(string.format("%s: inputs must be (N, D) or (D), got %s", name, shape_text(a)))
+      end
+      local d_pos = F.pairwise_distance(a, pos, self.p, self.eps)
+      local d_neg = F.pairwise_distance(a, neg, self.p, self.eps)
+      if self.swap then d_neg = d_neg:minimum(F.pairwise_distance(pos, neg, self.p, self.eps)) end
+      return reduce((self.margin + d_pos - d_neg):clamp_min(0), self.reduction)
+    end)
+
+  --- nn.PoissonNLLLoss({log_input = true, full = false, eps = 1e-8, reduction = "mean"}): the
+  -- negative log-likelihood of a Poisson target: exp(input) - target input
+  -- (log_input), or input - target log(input + eps); full adds Stirling's
+  -- term target log target - target + log(2 pi target) / 2 where target > 1.
+  -- nn.F.poisson_nll_loss(input, target [, {log_input =, full =, eps =, reduction =}]).
+  --   nn.PoissonNLLLoss()(nn.randn(5), nn.tensor{0, 1, 2, 3, 4})
+  define_loss("PoissonNLLLoss", "poisson_nll_loss", 2,
+    function(self, opts, name)
+      local o, r = options_of(opts, name, {log_input = true, full = true, eps = true})
+      self.reduction = r
+      self.log_input = o.log_input == nil and true or o.log_input
+      if type(self.log_input) ~= "boolean" then raise(name .. ": log_input must be a boolean, got " .. type(self.log_input)) end
+      self.full = boolean_option(o, "full", name)
+      self.eps = number_option(o, "eps", name, 1e-8, non_negative, "a number >= 0")
+    end,
+    function(self, name, x, y)
+      tensor_argument(x, name, "input")
+      tensor_argument(y, name, "target")
+      local loss
+      if self.log_input then loss = x:exp() - y * x else loss = x - y * (x + self.eps):log() end
+      if self.full then
+        local yt = y:detach()
+        local safe = nn.where(yt:gt(1), yt, yt * 0 + 1)
+        local stirling = safe * safe:log() - safe + 0.5 * (2 * math.pi * safe):log()
+        loss = loss + nn.where(yt:gt(1), stirling, stirling * 0)
+      end
+      return reduce(loss, self.reduction)
+    end)
+
+  --- nn.GaussianNLLLoss({full = false, eps = 1e-6, reduction = "mean"}): the
+  -- negative log-likelihood of target under a normal with mean input and
+  -- variance var: (log(var) + (input - target)^2 / var) / 2, var clamped below
+  -- at eps (its gradient taken at the clamped value, as PyTorch's); full adds
+  -- log(2 pi) / 2. var has input's shape, or that shape without its last dim,
+  -- or with last dim 1 (one variance for the features of a row).
+  -- criterion(input, target, var); nn.F.gaussian_nll_loss(input, target, var [, {full =, eps =, reduction =}]).
+  --   nn.GaussianNLLLoss()(nn.randn(4, 2), nn.randn(4, 2), nn.ones(4, 1))
+  define_loss("GaussianNLLLoss", "gaussian_nll_loss", 3,
+    function(self, opts, name)
+      local o, r = options_of(opts, name, {full = true, eps = true})
+      self.reduction = r
+      self.full = boolean_option(o, "full", name)
+      self.eps = number_option(o, "eps", name, 1e-6, non_negative, "a number >= 0")
+    end,
+    function(self, name, x, y, var)
+      tensor_argument(x, name, "input")
+      tensor_argument(y, name, "target")
+      tensor_argument(var, name, "var")
+      local xs, vs = x:size(), var:size()
+      if table.concat(xs, ",") ~= table.concat(vs, ",") or x:dim() ~= var:dim() then
+        local lead = table.concat(xs, ",", 1, math.max(#xs - 1, 0))
+        if #xs - 1 == #vs and lead == table.concat(vs, ",") then
+          var = var:unsqueeze(-1)
+        elseif not (#xs == #vs and lead == table.concat(vs, ",", 1, math.max(#vs - 1, 0)) and vs[#vs] == 1) then
+          raise(string.format("%s: var %s does not fit input %s (same shape, without the last dim, or with last dim 1)",
+            name, shape_text(var), shape_text(x)))
+        end
+      end
+      if var:lt(0):any():item() then raise(name .. ": var has negative entries") end
+      -- clamped for stability; the gradient flows as through the clamped copy
+      local clamped = var + (var:detach():clamp_min(self.eps) - var:detach())
+      local loss = 0.5 * (clamped:log() + (x - y) ^ 2 / clamped)
+      if self.full then loss = loss + 0.5 * math.log(2 * math.pi) end
+      return reduce(loss, self.reduction)
+    end)
+  ---------------------------------------------------------------------------
+  -- CTC: the forward (alpha) recursion in log space over the extended label
+  -- sequence blank, l1, blank, l2, ..., blank, one time step of tensor ops
+  -- for the whole batch; autograd gives the backward.
+
+  local NEG_INF = -math.huge
+
+  -- log(e^a + e^b + e^c) elementwise, -inf where all three are, with a
+  -- finite (zero) gradient there: the all -inf entries are unreachable states.
+  local function logsumexp3(a, b, c)
+    local m = a:maximum(b)
+    if c then m = m:maximum(c) end
+    local dead = m:eq(NEG_INF)
+    -- constants, not m * 0: -inf * 0 is NaN, and a NaN in a branch where()
+    -- does not take still poisons that branch's gradient
+    local zeros = nn.zeros(m:size(), {dtype = m.dtype, device = m.device})
+    local shift = nn.where(dead, zeros, m:detach())
+    local sum = (a - shift):exp() + (b - shift):exp()
+    if c then sum = sum + (c - shift):exp() end
+    local safe = nn.where(dead, zeros + 1, sum)
+    return nn.where(dead, m, shift + safe:log())
+  end
+
+  local function integer_list(name, what, v, n)
+    if nn.is_tensor(v) then v = v:to("int64"):reshape(-1):totable() end
+    if type(v) ~= "table" then raise(string.format("%s: %s must be a tensor or a list of integers", name, what)) end
+    if #v ~= n then raise(string.format("%s: %s has %d entries for a batch of %d", name, what, #v, n)) end
+    local out = {}
+    for i, x in ipairs(v) do
+      if math.type(x) == "float" and x == math.floor(x) then x = math.tointeger(x) end
+      if math.type(x) ~= "integer" or x < 0 then
+        raise(string.format("%s: %s[%d] must be a non-negative integer, got %s", name, what, i, tostring(x)))
+      end
+      out[i] = x
+    end
+    return out
+  end
+
+  local function ctc(self, name, log_probs, targets, input_lengths, target_lengths)
+    tensor_argument(log_probs, name, "log_probs")
+    if not nn.is_tensor(targets) then raise(name .. ": targets must be a tensor of labels, got " .. type(targets)) end
+    local unbatched = log_probs:dim() == 2
+    if log_probs:dim() ~= 3 and not unbatched then
+      raise(string.format("%s: log_probs must be (T, N, C) or (T, C), got %s", name, shape_text(log_probs)))
+    end
+    if unbatched then
+      log_probs = log_probs:unsqueeze(2)
+      if targets:dim() <= 1 then targets = targets:reshape(1, -1) end
+      if type(input_lengths) == "number" then input_lengths = {input_lengths} end
+      if type(target_lengths) == "number" then target_lengths = {target_lengths} end
+      if nn.is_tensor(input_lengths) then input_lengths = input_lengths:reshape(-1) end
+      if nn.is_tensor(target_lengths) then target_lengths = target_lengths:reshape(-1) end
+    end
+    local T, N, C = log_probs:size(1), log_probs:size(2), log_probs:size(3)
+    local blank = self.blank
+    if blank > C then raise(string.format("%s: blank %d is not a class of the %d in log_probs", name, blank, C)) end
+    local in_len = integer_list(name, "input_lengths", input_lengths, N)
+    local tg_len = integer_list(name, "target_lengths", target_lengths, N)
+    local labels = targets:to("int64")
+    -- the targets of each sample, as Lua lists of labels (1-based)
+    local per_sample, offset = {}, 0
+    local rows = labels:dim() == 2 and labels:totable() or nil
+    local concatenated = labels:dim() == 1 and labels:totable() or nil
+    if not rows and not concatenated then
+      raise(string.format("%s: targets must be (N, S) or the concatenated (sum(target_lengths)), got %s", name,
+        shape_text(targets)))
+    end
+    for n = 1, N do
+      if in_len[n] > T then
+        raise(string.format("%s: input_lengths[%d] = %d exceeds the %d time steps of log_probs", name, n, in_len[n], T))
+      end
+      local seq = {}
+      for s = 1, tg_len[n] do
+        local v
+        if rows then
+          if tg_len[n] > #rows[n] then
+            raise(string.format("%s: target_lengths[%d] = %d exceeds the %d columns of targets", name, n, tg_len[n], #rows[n]))
+          end
+          v = rows[n][s]
+        else
+          v = concatenated[offset + s]
+          if v == nil then raise(name .. ": the target lengths add up to more than the concatenated targets hold") end
+        end
+        if v < 1 or v > C or v == blank then
+          raise(string.format("%s: target label %d of sample %d is %d; labels are 1..%d without blank (%d)", name, s, n,
+            v, C, blank))
+        end
+        seq[s] = v
+      end
+      offset = offset + tg_len[n]
+      per_sample[n] = seq
+    end
+    local S = 0
+    for n = 1, N do S = math.max(S, tg_len[n]) end
+    local L = 2 * S + 1
+    -- extended labels (class indices for gather), the skip mask, the final states
+    local ext, skip, last = {}, {}, {}
+    for n = 1, N do
+      local e, k = {}, {}
+      for s = 1, L do
+        local label = blank
+        if s % 2 == 0 and s // 2 <= tg_len[n] then label = per_sample[n][s // 2] end
+        e[s] = label
+        k[s] = s % 2 == 0 and s > 2 and label ~= blank and s // 2 <= tg_len[n] and label ~= per_sample[n][s // 2 - 1]
+      end
+      ext[n], skip[n] = e, k
+      last[n] = 2 * tg_len[n] + 1
+    end
+    local dtype, device = log_probs.dtype, log_probs.device
+    local index = nn.tensor(ext, {dtype = "int64"}):to(device)
+    local lp = log_probs:gather(3, index:unsqueeze(1):expand(T, N, L)) -- (T, N, L)
+    local skip_mask = nn.tensor(skip, {dtype = "bool"}):to(device)
+    local minus_inf = nn.full({N, L}, NEG_INF, {dtype = dtype, device = device})
+    local minus_inf_col = nn.full({N, 1}, NEG_INF, {dtype = dtype, device = device})
+    -- alpha at t = 1: the first blank or the first label
+    local start = {}
+    for n = 1, N do
+      local row = {}
+      for s = 1, L do row[s] = (s == 1 or (s == 2 and tg_len[n] > 0)) and in_len[n] > 0 end
+      start[n] = row
+    end
+    local alpha = nn.where(nn.tensor(start, {dtype = "bool"}):to(device), lp[1], minus_inf)
+    for t = 2, T do
+      local shift1 = nn.cat({minus_inf_col, alpha:narrow(2, 1, L - 1)}, 2)
+      local shift2 = L > 2 and nn.cat({minus_inf_col, minus_inf_col, alpha:narrow(2, 1, L - 2)}, 2) or minus_inf
+      shift2 = nn.where(skip_mask, shift2, minus_inf)
+      local nxt = logsumexp3(alpha, shift1, shift2) + lp[t]
+      local active = {}
+      for n = 1, N do active[n] = {t <= in_len[n]} end
+      alpha = nn.where(nn.tensor(active, {dtype = "bool"}):to(device), nxt, alpha)
+    end
+    local final_index, before_index = {}, {}
+    for n = 1, N do
+      final_index[n] = {last[n]}
+      before_index[n] = {math.max(last[n] - 1, 1)}
+    end
+    local a_last = alpha:gather(2, nn.tensor(final_index, {dtype = "int64"}):to(device))
+    local a_before = alpha:gather(2, nn.tensor(before_index, {dtype = "int64"}):to(device))
+    local has_label = {}
+    for n = 1, N do has_label[n] = {tg_len[n] > 0} end
+    a_before = nn.where(nn.tensor(has_label, {dtype = "bool"}):to(device), a_before, minus_inf_col)
+    local loss = -logsumexp3(a_last, a_before):reshape(N)
+    if self.zero_infinity then
+      loss = nn.where(loss:eq(math.huge), nn.zeros(N, {dtype = dtype, device = device}), loss)
+    end
+    if self.reduction == "mean" then
+      local lengths = {}
+      for n = 1, N do lengths[n] = math.max(tg_len[n], 1) end
+      return (loss / nn.tensor(lengths, {dtype = dtype}):to(device)):mean()
+    end
+    if self.reduction == "sum" then return loss:sum() end
+    if unbatched then return loss:reshape({}) end
+    return loss
+  end
+
+  local CTCLoss = Module:extend("CTCLoss")
+  nn.CTCLoss = CTCLoss
+  local function ctc_options(self, opts, name)
+    local o, r = options_of(opts, name, {blank = true, zero_infinity = true})
+    self.reduction = r
+    local blank = o.blank == nil and 1 or o.blank
+    if math.type(blank) == "float" and blank == math.floor(blank) then blank = math.tointeger(blank) end
+    if math.type(blank) ~= "integer" or blank < 1 then
+      raise(string.format("%s: blank must be a positive integer (a 1-based class), got %s", name, tostring(blank)))
+    end
+    self.blank = blank
+    self.zero_infinity = boolean_option(o, "zero_infinity", name)
+  end
+
+  --- nn.CTCLoss({blank = 1, reduction = "mean", zero_infinity = false}): the
+  -- connectionist temporal classification loss (Graves et al., 2006):
+  -- -log of the total probability of every alignment of a target sequence
+  -- to the inputs. criterion(log_probs, targets, input_lengths, target_lengths):
+  -- log_probs (T, N, C) (log_softmax over C; or (T, C) unbatched), targets
+  -- (N, S) padded or the concatenated (sum of target_lengths) labels 1..C
+  -- without blank (labels count from 1, so PyTorch's blank=0 is blank = 1),
+  -- lengths as tensors or lists. "mean" divides each loss by its target
+  -- length, then averages over the batch (PyTorch's); zero_infinity sets the
+  -- loss (and gradient) of impossible alignments to 0. The gradient is the
+  -- true one w.r.t. log_probs; PyTorch's differs by a term that a
+  -- log_softmax before the loss cancels, so logits' gradients agree.
+  --   local loss = nn.CTCLoss()(logits:log_softmax(3), targets, {50, 48}, {12, 9})
+  function CTCLoss:init(opts) ctc_options(self, opts or {}, "CTCLoss") end
+  function CTCLoss:forward(log_probs, targets, input_lengths, target_lengths)
+    return ctc(self, "CTCLoss", log_probs, targets, input_lengths, target_lengths)
+  end
+  function CTCLoss:extra_repr() return "" end
+  --- F.ctc_loss(log_probs, targets, input_lengths, target_lengths [, {blank = 1, reduction = "mean", zero_infinity = false}]):
+  -- nn.CTCLoss as a function.
+  function F.ctc_loss(log_probs, targets, input_lengths, target_lengths, opts)
+    local o = {}
+    ctc_options(o, function_options(opts) or {}, "ctc_loss")
+    return ctc(o, "ctc_loss", log_probs, targets, input_lengths, target_lengths)
+  end
 end

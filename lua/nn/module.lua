@@ -163,7 +163,7 @@ return function(nn)
         local v = rawget(m, key)
         if v ~= nil and not seen[v] then
           seen[v] = true
-          names[#names + 1], values[#values + 1] = joined(prefixes[i], tostring(key)), v
+          names[#names + 1], values[#values + 1] = joined(prefixes[i], torch_name(key)), v
         end
       end
     end
@@ -301,11 +301,11 @@ return function(nn)
       ordered.set(metadata, prefix:sub(1, -2), {version = m._version})
       for _, key in ipairs(m._parameters) do
         local p = rawget(m, key)
-        if p ~= nil then ordered.set(sd, prefix .. tostring(key), p:detach()) end
+        if p ~= nil then ordered.set(sd, prefix .. torch_name(key), p:detach()) end
       end
       for _, key in ipairs(m._buffers) do
         local b = rawget(m, key)
-        if b ~= nil then ordered.set(sd, prefix .. tostring(key), b) end
+        if b ~= nil then ordered.set(sd, prefix .. torch_name(key), b) end
       end
       for _, key in ipairs(m._modules) do
         local child = rawget(m, key)
@@ -346,9 +346,9 @@ return function(nn)
       for _, field in ipairs({"_parameters", "_buffers"}) do
         for _, key in ipairs(m[field]) do
           local t = rawget(m, key)
-          if t ~= nil and own[tostring(key)] == nil then
-            own[tostring(key)] = t
-            own_names[#own_names + 1] = tostring(key)
+          if t ~= nil and own[torch_name(key)] == nil then
+            own[torch_name(key)] = t
+            own_names[#own_names + 1] = torch_name(key)
           end
         end
       end

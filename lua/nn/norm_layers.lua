@@ -57,6 +57,7 @@ return function(nn)
     if math.type(v) == "integer" then return string.format("%d", v) end
     return python_float(v)
   end
+  nn._python_number = python_number -- for the other layer files' extra_repr
 
   local function python_bool(b) return b and "True" or "False" end
   nn._python_number, nn._python_bool = python_number, python_bool -- for the other layer files' reprs

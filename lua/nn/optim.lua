@@ -390,4 +390,480 @@ return function(nn)
     {"eps", 1e-10, "non_negative"},
     {"maximize", false, "boolean"},
   }, C.optim_adagrad)
+  ---------------------------------------------------------------------------
+  -- Issue 13's optimizers: PyTorch 1.13's single-tensor updates, operation
+  -- for operation, written over tensor ops (run without recording). State
+  -- under PyTorch's names; a step counter is a number.
+
+  -- A float32 rounding: where PyTorch keeps a number in a float32 scalar
+  -- tensor (NAdam's mu_product, ASGD's eta and mu), the trajectory follows it.
+  local function f32(x) return (string.unpack("f", string.pack("f", x))) end
+
+  -- update(group, states) over the parameters with a gradient, each given
+  -- (p, grad, state, group); state starts empty and keeps what fn stores.
+  local function each_parameter(fn)
+    return function(group, states)
+      nn.no_grad(function()
+        for j, p in ipairs(group.params) do
+          local grad = p.grad
+          if grad ~= nil then
+            if group.maximize then grad = -grad end
+            local st = states[j]
+            if st == nil then
+              st = {}
+              states[j] = st
+            end
+            fn(p, grad, st, group)
+          end
+        end
+      end)
+    end
+  end
+
+  local function zeros_like(p) return nn.zeros(p:size(), {dtype = p.dtype, device = p.device}) end
+
+  local function with_decay(grad, p, wd)
+    if wd ~= 0 then return grad + p * wd end
+    return grad
+  end
+
+  --- nn.optim.Adadelta(params, {lr = 1.0, rho = 0.9, eps = 1e-6, weight_decay = 0,
+  -- maximize = false}): Zeiler's ADADELTA (2012): a step of
+  -- sqrt(acc_delta + eps) / sqrt(square_avg + eps) * grad, both running
+  -- averages with rate rho, times lr. State: step, square_avg, acc_delta.
+  --   local opt = nn.optim.Adadelta(model:parameters())
+  define("Adadelta", {
+    {"lr", 1.0, "non_negative"},
+    {"rho", 0.9, "non_negative"},
+    {"eps", 1e-6, "non_negative"},
+    {"weight_decay", 0, "non_negative"},
+    {"maximize", false, "boolean"},
+  }, each_parameter(function(p, grad, st, g)
+    if st.step == nil then
+      st.step, st.square_avg, st.acc_delta = 0, zeros_like(p), zeros_like(p)
+    end
+    st.step = st.step + 1
+    grad = with_decay(grad, p, g.weight_decay)
+    st.square_avg:mul_(g.rho):add_(grad * grad * (1 - g.rho))
+    local std = (st.square_avg + g.eps):sqrt()
+    local delta = (st.acc_delta + g.eps):sqrt() / std * grad
+    st.acc_delta:mul_(g.rho):add_(delta * delta * (1 - g.rho))
+    p:add_(delta * -g.lr)
+  end), function(g, name)
+    if g.rho ~= nil and g.rho > 1 then raise(name .. ": rho must be in [0, 1], got " .. tostring(g.rho)) end
+  end)
+
+  --- nn.optim.Adamax(params, {lr = 2e-3, betas = {0.9, 0.999}, eps = 1e-8,
+  -- weight_decay = 0, maximize = false}): Adam with the infinity norm
+  -- (Kingma and Ba, 2015, section 7). State: step, exp_avg, exp_inf.
+  --   local opt = nn.optim.Adamax(model:parameters(), {lr = 2e-3})
+  define("Adamax", {
+    {"lr", 2e-3, "non_negative"},
+    {"betas", {0.9, 0.999}, "betas"},
+    {"eps", 1e-8, "non_negative"},
+    {"weight_decay", 0, "non_negative"},
+    {"maximize", false, "boolean"},
+  }, each_parameter(function(p, grad, st, g)
+    if st.step == nil then st.step, st.exp_avg, st.exp_inf = 0, zeros_like(p), zeros_like(p) end
+    st.step = st.step + 1
+    local beta1, beta2 = g.betas[1], g.betas[2]
+    grad = with_decay(grad, p, g.weight_decay)
+    st.exp_avg:mul_(beta1):add_(grad * (1 - beta1))
+    st.exp_inf:mul_(beta2)
+    st.exp_inf:copy_(st.exp_inf:maximum(grad:abs() + g.eps))
+    local clr = g.lr / (1 - beta1 ^ st.step)
+    p:add_(st.exp_avg / st.exp_inf * -clr)
+  end))
+
+  --- nn.optim.NAdam(params, {lr = 2e-3, betas = {0.9, 0.999}, eps = 1e-8,
+  -- weight_decay = 0, momentum_decay = 4e-3}): Adam with Nesterov momentum
+  -- (Dozat, 2016), PyTorch 1.13's form (its mu_product kept in float32, as
+  -- there). State: step, mu_product, exp_avg, exp_avg_sq.
+  --   local opt = nn.optim.NAdam(model:parameters())
+  define("NAdam", {
+    {"lr", 2e-3, "non_negative"},
+    {"betas", {0.9, 0.999}, "betas"},
+    {"eps", 1e-8, "non_negative"},
+    {"weight_decay", 0, "non_negative"},
+    {"momentum_decay", 4e-3, "non_negative"},
+  }, each_parameter(function(p, grad, st, g)
+    if st.step == nil then
+      st.step, st.mu_product, st.exp_avg, st.exp_avg_sq = 0, 1.0, zeros_like(p), zeros_like(p)
+    end
+    st.step = st.step + 1
+    local step, beta1, beta2 = st.step, g.betas[1], g.betas[2]
+    local bias_correction2 = 1 - beta2 ^ step
+    grad = with_decay(grad, p, g.weight_decay)
+    local mu = beta1 * (1 - 0.5 * 0.96 ^ (step * g.momentum_decay))
+    local mu_next = beta1 * (1 - 0.5 * 0.96 ^ ((step + 1) * g.momentum_decay))
+    st.mu_product = f32(st.mu_product * f32(mu))
+    -- PyTorch 1.13 multiplies by mu twice here; its trajectory is the reference
+    local mu_product_next = f32(f32(st.mu_product * f32(mu)) * f32(mu_next))
+    st.exp_avg:mul_(beta1):add_(grad * (1 - beta1))
+    st.exp_avg_sq:mul_(beta2):add_(grad * grad * (1 - beta2))
+    local denom = (st.exp_avg_sq / bias_correction2):sqrt() + g.eps
+    p:add_(grad / denom * (-g.lr * (1 - mu) / (1 - st.mu_product)))
+    p:add_(st.exp_avg / denom * (-g.lr * mu_next / (1 - mu_product_next)))
+  end))
+
+  --- nn.optim.RAdam(params, {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8,
+  -- weight_decay = 0}): rectified Adam (Liu et al., 2019): momentum SGD until
+  -- the variance estimate is reliable (rho_t > 5), then Adam scaled by the
+  -- rectification term. State: step, exp_avg, exp_avg_sq.
+  --   local opt = nn.optim.RAdam(model:parameters())
+  define("RAdam", {
+    {"lr", 1e-3, "non_negative"},
+    {"betas", {0.9, 0.999}, "betas"},
+    {"eps", 1e-8, "non_negative"},
+    {"weight_decay", 0, "non_negative"},
+  }, each_parameter(function(p, grad, st, g)
+    if st.step == nil then st.step, st.exp_avg, st.exp_avg_sq = 0, zeros_like(p), zeros_like(p) end
+    st.step = st.step + 1
+    local step, beta1, beta2 = st.step, g.betas[1], g.betas[2]
+    local bias_correction1, bias_correction2 = 1 - beta1 ^ step, 1 - beta2 ^ step
+    grad = with_decay(grad, p, g.weight_decay)
+    st.exp_avg:mul_(beta1):add_(grad * (1 - beta1))
+    st.exp_avg_sq:mul_(beta2):add_(grad * grad * (1 - beta2))
+    local corrected = st.exp_avg / bias_correction1
+    local rho_inf = 2 / (1 - beta2) - 1
+    local rho_t = rho_inf - 2 * step * beta2 ^ step / bias_correction2
+    if rho_t > 5 then
+      local rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+      local adaptive_lr = math.sqrt(bias_correction2) / (st.exp_avg_sq:sqrt() + g.eps)
+      p:add_(-(corrected * g.lr * adaptive_lr * rect))
+    else
+      p:add_(-(corrected * g.lr))
+    end
+  end))
+
+  --- nn.optim.ASGD(params, {lr = 1e-2, lambd = 1e-4, alpha = 0.75, t0 = 1e6,
+  -- weight_decay = 0, maximize = false}): averaged SGD (Polyak and Juditsky,
+  -- 1992): SGD with a decaying step eta, and in state.ax the running average
+  -- of the parameters from step t0 on. State: step, eta, mu, ax.
+  --   local opt = nn.optim.ASGD(model:parameters(), {lr = 0.01, t0 = 100})
+  define("ASGD", {
+    {"lr", 1e-2, "non_negative"},
+    {"lambd", 1e-4, "non_negative"},
+    {"alpha", 0.75, "non_negative"},
+    {"t0", 1e6, "non_negative"},
+    {"weight_decay", 0, "non_negative"},
+    {"maximize", false, "boolean"},
+  }, each_parameter(function(p, grad, st, g)
+    if st.step == nil then st.step, st.eta, st.mu, st.ax = 0, f32(g.lr), 1.0, zeros_like(p) end
+    st.step = st.step + 1
+    grad = with_decay(grad, p, g.weight_decay)
+    p:mul_(1 - g.lambd * st.eta)
+    p:add_(grad * -st.eta)
+    if st.mu ~= 1 then st.ax:add_((p - st.ax) * st.mu) else st.ax:copy_(p) end
+    st.eta = f32(g.lr / (1 + g.lambd * g.lr * st.step) ^ g.alpha)
+    st.mu = f32(1 / math.max(1, st.step - g.t0))
+  end))
+
+  -- etas = {etaminus, etaplus} with 0 < etaminus < 1 < etaplus; step_sizes = {min, max}.
+  local function check_pair(name, key, v, ok, what)
+    if type(v) ~= "table" or nn.is_tensor(v) or #v ~= 2 or type(v[1]) ~= "number" or type(v[2]) ~= "number"
+      or not ok(v[1], v[2]) then
+      raise(string.format("%s: %s must be %s, got %s", name, key, what, type(v) == "table" and
+        "{" .. tostring(v[1]) .. ", " .. tostring(v[2]) .. "}" or tostring(v)))
+    end
+  end
+
+  --- nn.optim.Rprop(params, {lr = 1e-2, etas = {0.5, 1.2}, step_sizes = {1e-6, 50},
+  -- maximize = false}): resilient backpropagation (Riedmiller and Braun,
+  -- 1993): each weight moves by its own step size against the gradient's
+  -- sign; the step grows by etaplus while the sign stays, shrinks by
+  -- etaminus when it flips (and that step is skipped). State: step, prev, step_size.
+  --   local opt = nn.optim.Rprop(model:parameters())
+  define("Rprop", {
+    {"lr", 1e-2, "non_negative"},
+    {"etas", {0.5, 1.2}, "pair"},
+    {"step_sizes", {1e-6, 50}, "pair"},
+    {"maximize", false, "boolean"},
+  }, each_parameter(function(p, grad, st, g)
+    if st.step == nil then
+      st.step, st.prev = 0, zeros_like(p)
+      st.step_size = nn.full(p:size(), g.lr, {dtype = p.dtype, device = p.device})
+    end
+    st.step = st.step + 1
+    local etaminus, etaplus = g.etas[1], g.etas[2]
+    local sign = (grad * st.prev):sign()
+    local factor = nn.where(sign:gt(0), sign * 0 + etaplus, nn.where(sign:lt(0), sign * 0 + etaminus, sign * 0 + 1))
+    st.step_size:mul_(factor):clamp_(g.step_sizes[1], g.step_sizes[2])
+    grad = nn.where(sign:lt(0), grad * 0, grad)
+    p:add_(-(grad:sign() * st.step_size))
+    st.prev:copy_(grad)
+  end), function(g, name)
+    if g.etas ~= nil then
+      check_pair(name, "etas", g.etas, function(a, b) return 0 < a and a < 1 and 1 < b end,
+        "{etaminus, etaplus} with 0 < etaminus < 1 < etaplus")
+    end
+    if g.step_sizes ~= nil then
+      check_pair(name, "step_sizes", g.step_sizes, function(a, b) return 0 <= a and a <= b end,
+        "{min, max} with 0 <= min <= max")
+    end
+  end)
+  kinds.pair = function() return true end -- checked by Rprop's own check
+  ---------------------------------------------------------------------------
+  -- L-BFGS, PyTorch 1.13's (itself after Schmidt's minFunc): the parameters
+  -- as one flat vector, a history of steps s and gradient changes y, and a
+  -- fixed step or a strong-Wolfe line search.
+
+  -- The minimiser of the cubic through (x1, f1, g1) and (x2, f2, g2), within bounds.
+  local function cubic_interpolate(x1, f1, g1, x2, f2, g2, lo, hi)
+    if lo == nil then lo, hi = math.min(x1, x2), math.max(x1, x2) end
+    local d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
+    local d2_square = d1 * d1 - g1 * g2
+    if d2_square >= 0 then
+      local d2 = math.sqrt(d2_square)
+      local min_pos
+      if x1 <= x2 then
+        min_pos = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
+      else
+        min_pos = x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
+      end
+      return math.min(math.max(min_pos, lo), hi)
+    end
+    return (lo + hi) / 2
+  end
+
+  -- A line search along d from x satisfying the strong Wolfe conditions
+  -- (Nocedal and Wright, algorithms 3.5 and 3.6): returns f, g, t, evaluations.
+  local function strong_wolfe(obj, x, t, d, f, g, gtd)
+    local c1, c2, tolerance_change, max_ls = 1e-4, 0.9, 1e-9, 25
+    local d_norm = d:abs():max():item()
+    g = g:clone()
+    local f_new, g_new = obj(x, t, d)
+    local evals = 1
+    local gtd_new = g_new:dot(d):item()
+    local t_prev, f_prev, g_prev, gtd_prev = 0, f, g, gtd
+    local done, ls_iter = false, 0
+    local bracket, bracket_f, bracket_g, bracket_gtd
+    while ls_iter < max_ls do
+      if f_new > f + c1 * t * gtd or (ls_iter > 1 and f_new >= f_prev) then
+        bracket, bracket_f, bracket_g, bracket_gtd = {t_prev, t}, {f_prev, f_new}, {g_prev, g_new:clone()}, {gtd_prev, gtd_new}
+        break
+      end
+      if math.abs(gtd_new) <= -c2 * gtd then
+        bracket, bracket_f, bracket_g, done = {t}, {f_new}, {g_new}, true
+        break
+      end
+      if gtd_new >= 0 then
+        bracket, bracket_f, bracket_g, bracket_gtd = {t_prev, t}, {f_prev, f_new}, {g_prev, g_new:clone()}, {gtd_prev, gtd_new}
+        break
+      end
+      local min_step, max_step, tmp = t + 0.01 * (t - t_prev), t * 10, t
+      t = cubic_interpolate(t_prev, f_prev, gtd_prev, t, f_new, gtd_new, min_step, max_step)
+      t_prev, f_prev, g_prev, gtd_prev = tmp, f_new, g_new:clone(), gtd_new
+      f_new, g_new = obj(x, t, d)
+      evals = evals + 1
+      gtd_new = g_new:dot(d):item()
+      ls_iter = ls_iter + 1
+    end
+    if ls_iter == max_ls then bracket, bracket_f, bracket_g = {0, t}, {f, f_new}, {g, g_new} end
+    local insuf_progress = false
+    local low, high = 1, 2
+    if bracket_f[1] > bracket_f[#bracket_f] then low, high = 2, 1 end
+    while not done and ls_iter < max_ls do
+      if math.abs(bracket[2] - bracket[1]) * d_norm < tolerance_change then break end
+      t = cubic_interpolate(bracket[1], bracket_f[1], bracket_gtd[1], bracket[2], bracket_f[2], bracket_gtd[2])
+      local bmax, bmin = math.max(bracket[1], bracket[2]), math.min(bracket[1], bracket[2])
+      local eps = 0.1 * (bmax - bmin)
+      if math.min(bmax - t, t - bmin) < eps then
+        if insuf_progress or t >= bmax or t <= bmin then
+          if math.abs(t - bmax) < math.abs(t - bmin) then t = bmax - eps else t = bmin + eps end
+          insuf_progress = false
+        else
+          insuf_progress = true
+        end
+      else
+        insuf_progress = false
+      end
+      f_new, g_new = obj(x, t, d)
+      evals = evals + 1
+      gtd_new = g_new:dot(d):item()
+      ls_iter = ls_iter + 1
+      if f_new > f + c1 * t * gtd or f_new >= bracket_f[low] then
+        bracket[high], bracket_f[high], bracket_g[high], bracket_gtd[high] = t, f_new, g_new:clone(), gtd_new
+        if bracket_f[1] <= bracket_f[2] then low, high = 1, 2 else low, high = 2, 1 end
+      else
+        if math.abs(gtd_new) <= -c2 * gtd then
+          done = true
+        elseif gtd_new * (bracket[high] - bracket[low]) >= 0 then
+          bracket[high], bracket_f[high], bracket_g[high], bracket_gtd[high] =
+            bracket[low], bracket_f[low], bracket_g[low], bracket_gtd[low]
+        end
+        bracket[low], bracket_f[low], bracket_g[low], bracket_gtd[low] = t, f_new, g_new:clone(), gtd_new
+      end
+    end
+    return bracket_f[low], bracket_g[low], bracket[low], evals
+  end
+
+  --- nn.optim.LBFGS(params, {lr = 1, max_iter = 20, max_eval = max_iter * 5 // 4,
+  -- tolerance_grad = 1e-7, tolerance_change = 1e-9, history_size = 100,
+  -- line_search_fn = nil}): limited-memory BFGS, PyTorch 1.13's. step needs
+  -- a closure that zeros the gradients, computes the loss, calls backward and
+  -- returns the loss; one step runs up to max_iter iterations.
+  -- line_search_fn: nil (a fixed step lr) or "strong_wolfe". One parameter
+  -- group only. State (of the first parameter, as PyTorch's): func_evals,
+  -- n_iter, d, t, old_dirs, old_stps, ro, H_diag, prev_flat_grad, prev_loss.
+  --   local opt = nn.optim.LBFGS(model:parameters(), {line_search_fn = "strong_wolfe"})
+  --   opt:step(function() opt:zero_grad(); local l = loss_fn(model(x), y); l:backward(); return l end)
+  local LBFGS = define("LBFGS", {
+    {"lr", 1, "non_negative"},
+    {"max_iter", 20, "non_negative"},
+    {"max_eval", false, "any"},
+    {"tolerance_grad", 1e-7, "non_negative"},
+    {"tolerance_change", 1e-9, "non_negative"},
+    {"history_size", 100, "non_negative"},
+    {"line_search_fn", false, "any"},
+  }, nil, function(g, name)
+    if g.line_search_fn ~= nil and g.line_search_fn ~= false and g.line_search_fn ~= "strong_wolfe" then
+      raise(name .. ": line_search_fn must be nil or 'strong_wolfe', got " .. tostring(g.line_search_fn))
+    end
+    if g.max_eval ~= nil and g.max_eval ~= false and math.type(g.max_eval) == nil then
+      raise(name .. ": max_eval must be a number, got " .. type(g.max_eval))
+    end
+  end)
+  kinds.any = function() return true end
+
+  function LBFGS.new(cls, params, opts)
+    local self = Optimizer.new(cls, params, opts)
+    if #self.param_groups ~= 1 then raise("LBFGS: it takes one parameter group, not per-parameter options") end
+    local g = self.param_groups[1]
+    if not g.max_eval then g.max_eval = g.max_iter * 5 // 4 end
+    return self
+  end
+
+  function LBFGS:add_param_group(group)
+    if #self.param_groups > 0 then raise("LBFGS: it takes one parameter group, not per-parameter options") end
+    Optimizer.add_param_group(self, group)
+  end
+
+  local function flat_grad_of(params)
+    local views = {}
+    for i, p in ipairs(params) do
+      views[i] = p.grad and p.grad:reshape(-1) or nn.zeros(p:numel(), {dtype = p.dtype, device = p.device})
+    end
+    return nn.cat(views, 1)
+  end
+
+  local function add_flat(params, step, update)
+    local offset = 0
+    for _, p in ipairs(params) do
+      local n = p:numel()
+      p:add_(update:narrow(1, offset + 1, n):view(p:size()) * step)
+      offset = offset + n
+    end
+  end
+
+  local function number_of(loss)
+    if nn.is_tensor(loss) then return loss:item() end
+    if type(loss) ~= "number" then raise("LBFGS: the closure must return the loss (a tensor or a number), got " .. type(loss)) end
+    return loss
+  end
+
+  --- opt:step(closure): up to max_iter L-BFGS iterations; returns the loss the
+  -- closure gave first.
+  function LBFGS:step(closure)
+    if type(closure) ~= "function" then
+      raise("LBFGS: step needs a closure that computes the loss, calls backward and returns the loss")
+    end
+    local group = self.param_groups[1]
+    local params = group.params
+    local lr, max_iter, max_eval = group.lr, group.max_iter, group.max_eval
+    local tolerance_grad, tolerance_change = group.tolerance_grad, group.tolerance_change
+    local history_size = group.history_size
+    local line_search = group.line_search_fn
+    local state = self.state[1][1]
+    if state == nil then
+      state = {func_evals = 0, n_iter = 0}
+      self.state[1][1] = state
+    end
+    local function evaluate() return nn.enable_grad(closure) end
+    return nn.no_grad(function()
+      local orig_loss = evaluate()
+      local loss = number_of(orig_loss)
+      local current_evals = 1
+      state.func_evals = state.func_evals + 1
+      local flat_grad = flat_grad_of(params)
+      if flat_grad:abs():max():item() <= tolerance_grad then return orig_loss end
+      local d, t, old_dirs, old_stps, ro, H_diag = state.d, state.t, state.old_dirs, state.old_stps, state.ro, state.H_diag
+      local prev_flat_grad, prev_loss = state.prev_flat_grad, state.prev_loss
+      local n_iter = 0
+      while n_iter < max_iter do
+        n_iter = n_iter + 1
+        state.n_iter = state.n_iter + 1
+        if state.n_iter == 1 then
+          d = -flat_grad
+          old_dirs, old_stps, ro, H_diag = {}, {}, {}, 1
+        else
+          local y = flat_grad - prev_flat_grad
+          local s = d * t
+          local ys = y:dot(s):item()
+          if ys > 1e-10 then
+            if #old_dirs == history_size then
+              table.remove(old_dirs, 1)
+              table.remove(old_stps, 1)
+              table.remove(ro, 1)
+            end
+            old_dirs[#old_dirs + 1], old_stps[#old_stps + 1], ro[#ro + 1] = y, s, 1 / ys
+            H_diag = ys / y:dot(y):item()
+          end
+          local al = {}
+          local q = -flat_grad
+          for i = #old_dirs, 1, -1 do
+            al[i] = old_stps[i]:dot(q):item() * ro[i]
+            q = q - old_dirs[i] * al[i]
+          end
+          local r = q * H_diag
+          for i = 1, #old_dirs do
+            local be_i = old_dirs[i]:dot(r):item() * ro[i]
+            r = r + old_stps[i] * (al[i] - be_i)
+          end
+          d = r
+        end
+        prev_flat_grad = flat_grad:clone()
+        prev_loss = loss
+        if state.n_iter == 1 then
+          t = math.min(1, 1 / flat_grad:abs():sum():item()) * lr
+        else
+          t = lr
+        end
+        local gtd = flat_grad:dot(d):item()
+        if gtd > -tolerance_change then break end
+        local ls_evals = 0
+        local opt_cond = false
+        if line_search then
+          local x_init = {}
+          for i, p in ipairs(params) do x_init[i] = p:clone() end
+          local function obj(x, step, dir)
+            add_flat(params, step, dir)
+            local value = number_of(evaluate())
+            local grad = flat_grad_of(params)
+            for i, p in ipairs(params) do p:copy_(x[i]) end
+            return value, grad
+          end
+          loss, flat_grad, t, ls_evals = strong_wolfe(obj, x_init, t, d, loss, flat_grad, gtd)
+          add_flat(params, t, d)
+          opt_cond = flat_grad:abs():max():item() <= tolerance_grad
+        else
+          add_flat(params, t, d)
+          if n_iter ~= max_iter then
+            loss = number_of(evaluate())
+            flat_grad = flat_grad_of(params)
+            opt_cond = flat_grad:abs():max():item() <= tolerance_grad
+            ls_evals = 1
+          end
+        end
+        current_evals = current_evals + ls_evals
+        state.func_evals = state.func_evals + ls_evals
+        if n_iter == max_iter or current_evals >= max_eval or opt_cond then break end
+        if (d * t):abs():max():item() <= tolerance_change then break end
+        if math.abs(loss - prev_loss) < tolerance_change then break end
+      end
+      state.d, state.t, state.old_dirs, state.old_stps, state.ro, state.H_diag = d, t, old_dirs, old_stps, ro, H_diag
+      state.prev_flat_grad, state.prev_loss = prev_flat_grad, prev_loss
+      return orig_loss
+    end)
+  end
 end

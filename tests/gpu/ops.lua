@@ -288,4 +288,10 @@ op {name = "int8 + uint8", shapes = {{5, 7}, {5, 7}}, grad = false,
     fn = function(x, y) return ((x * 60):char() + (y * 60 + 128):byte()):to(x.dtype) end}
 op {name = "half sigmoid", shapes = {{5, 7}}, fn = function(x) return x:half():sigmoid():to(x.dtype) end}
 
+-- issue 13's engine activations (the formulas of math/activation.h)
+for _, name in ipairs {"hardswish", "celu", "softshrink", "hardshrink", "tanhshrink", "relu6"} do
+  op {name = name, shapes = {{6, 9}}, fn = function(x) return F[name](x) end}
+end
+op {name = "threshold", shapes = {{6, 9}}, fn = function(x) return F.threshold(x, 0.1, -2) end}
+
 return ops

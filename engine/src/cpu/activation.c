@@ -52,6 +52,12 @@ static void forward_run(nn_activation_op op, nn_dtype dt, int64_t n, const void 
   case NN_ACT_HARDTANH: forward_loop(NN_ACT_HARDTANH, dt, n, x, y, a, b); break;
   case NN_ACT_HARDSIGMOID: forward_loop(NN_ACT_HARDSIGMOID, dt, n, x, y, a, b); break;
   case NN_ACT_LOG_SIGMOID: forward_loop(NN_ACT_LOG_SIGMOID, dt, n, x, y, a, b); break;
+  case NN_ACT_HARDSWISH: forward_loop(NN_ACT_HARDSWISH, dt, n, x, y, a, b); break;
+  case NN_ACT_CELU: forward_loop(NN_ACT_CELU, dt, n, x, y, a, b); break;
+  case NN_ACT_SOFTSHRINK: forward_loop(NN_ACT_SOFTSHRINK, dt, n, x, y, a, b); break;
+  case NN_ACT_HARDSHRINK: forward_loop(NN_ACT_HARDSHRINK, dt, n, x, y, a, b); break;
+  case NN_ACT_TANHSHRINK: forward_loop(NN_ACT_TANHSHRINK, dt, n, x, y, a, b); break;
+  case NN_ACT_THRESHOLD: forward_loop(NN_ACT_THRESHOLD, dt, n, x, y, a, b); break;
   default: forward_loop(NN_ACT_SOFTSIGN, dt, n, x, y, a, b); break;
   }
 }
@@ -70,6 +76,12 @@ static void backward_run(nn_activation_op op, nn_dtype dt, int64_t n, const void
   case NN_ACT_HARDTANH: backward_loop(NN_ACT_HARDTANH, dt, n, g, x, gi, a, b); break;
   case NN_ACT_HARDSIGMOID: backward_loop(NN_ACT_HARDSIGMOID, dt, n, g, x, gi, a, b); break;
   case NN_ACT_LOG_SIGMOID: backward_loop(NN_ACT_LOG_SIGMOID, dt, n, g, x, gi, a, b); break;
+  case NN_ACT_HARDSWISH: backward_loop(NN_ACT_HARDSWISH, dt, n, g, x, gi, a, b); break;
+  case NN_ACT_CELU: backward_loop(NN_ACT_CELU, dt, n, g, x, gi, a, b); break;
+  case NN_ACT_SOFTSHRINK: backward_loop(NN_ACT_SOFTSHRINK, dt, n, g, x, gi, a, b); break;
+  case NN_ACT_HARDSHRINK: backward_loop(NN_ACT_HARDSHRINK, dt, n, g, x, gi, a, b); break;
+  case NN_ACT_TANHSHRINK: backward_loop(NN_ACT_TANHSHRINK, dt, n, g, x, gi, a, b); break;
+  case NN_ACT_THRESHOLD: backward_loop(NN_ACT_THRESHOLD, dt, n, g, x, gi, a, b); break;
   default: backward_loop(NN_ACT_SOFTSIGN, dt, n, g, x, gi, a, b); break;
   }
 }

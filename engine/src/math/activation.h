@@ -138,6 +138,49 @@ NN_HD static inline double nn_softsign_derivative(double x) {
   return 1 / (d * d);
 }
 
+/* hardswish: x hardsigmoid(x). Its derivative is PyTorch's
+   hardswish_backward: 0 below -3, x/3 + 1/2 on [-3, 3], 1 above. */
+NN_HD static inline double nn_hardswish_value(double x) { return x * nn_hardsigmoid_value(x); }
+NN_HD static inline double nn_hardswish_derivative(double x) {
+  return x < -3 ? 0 : (x <= 3 ? x / 3 + 0.5 : 1);
+}
+
+/* celu: elu with the exponent's input scaled by 1/alpha:
+   x > 0 ? x : alpha (e^(x/alpha) - 1); derivative e^(x/alpha) for x <= 0. */
+NN_HD static inline double nn_celu_value(double x, double alpha) {
+  return x > 0 ? x : alpha * expm1(x / alpha);
+}
+NN_HD static inline double nn_celu_derivative(double x, double alpha) {
+  return x > 0 ? 1 : exp(x / alpha);
+}
+
+/* softshrink and hardshrink: 0 on [-lambd, lambd] (derivative 0 there,
+   bounds included, as PyTorch's shrink backward); outside, x shifted
+   towards 0 by lambd (soft) or x itself (hard), derivative 1. */
+NN_HD static inline double nn_softshrink_value(double x, double lambd) {
+  return x > lambd ? x - lambd : (x < -lambd ? x + lambd : 0);
+}
+NN_HD static inline double nn_shrink_derivative(double x, double lambd) {
+  return x >= -lambd && x <= lambd ? 0 : 1;
+}
+NN_HD static inline double nn_hardshrink_value(double x, double lambd) {
+  return x >= -lambd && x <= lambd ? 0 : x;
+}
+
+/* tanhshrink: x - tanh(x); derivative tanh(x)^2. */
+NN_HD static inline double nn_tanhshrink_value(double x) { return x - tanh(x); }
+NN_HD static inline double nn_tanhshrink_derivative(double x) {
+  double t = tanh(x);
+  return t * t;
+}
+
+/* threshold: x > threshold ? x : value; derivative 1 above the threshold,
+   0 at and below it (PyTorch's threshold_backward). */
+NN_HD static inline double nn_threshold_value(double x, double threshold, double value) {
+  return x > threshold ? x : value;
+}
+NN_HD static inline double nn_threshold_derivative(double x, double threshold) { return x > threshold ? 1 : 0; }
+
 NN_HD static inline double nn_activation_value(nn_activation_op op, double x, double a, double b) {
   switch (op) {
   case NN_ACT_LEAKY_RELU: return nn_leaky_relu_value(x, a);
@@ -151,6 +194,12 @@ NN_HD static inline double nn_activation_value(nn_activation_op op, double x, do
   case NN_ACT_HARDTANH: return nn_hardtanh_value(x, a, b);
   case NN_ACT_HARDSIGMOID: return nn_hardsigmoid_value(x);
   case NN_ACT_LOG_SIGMOID: return nn_log_sigmoid_value(x);
+  case NN_ACT_HARDSWISH: return nn_hardswish_value(x);
+  case NN_ACT_CELU: return nn_celu_value(x, a);
+  case NN_ACT_SOFTSHRINK: return nn_softshrink_value(x, a);
+  case NN_ACT_HARDSHRINK: return nn_hardshrink_value(x, a);
+  case NN_ACT_TANHSHRINK: return nn_tanhshrink_value(x);
+  case NN_ACT_THRESHOLD: return nn_threshold_value(x, a, b);
   default: return nn_softsign_value(x);
   }
 }
@@ -168,6 +217,12 @@ NN_HD static inline double nn_activation_derivative(nn_activation_op op, double 
   case NN_ACT_HARDTANH: return nn_hardtanh_derivative(x, a, b);
   case NN_ACT_HARDSIGMOID: return nn_hardsigmoid_derivative(x);
   case NN_ACT_LOG_SIGMOID: return nn_log_sigmoid_derivative(x);
+  case NN_ACT_HARDSWISH: return nn_hardswish_derivative(x);
+  case NN_ACT_CELU: return nn_celu_derivative(x, a);
+  case NN_ACT_SOFTSHRINK: return nn_shrink_derivative(x, a);
+  case NN_ACT_HARDSHRINK: return nn_shrink_derivative(x, a);
+  case NN_ACT_TANHSHRINK: return nn_tanhshrink_derivative(x);
+  case NN_ACT_THRESHOLD: return nn_threshold_derivative(x, a);
   default: return nn_softsign_derivative(x);
   }
 }
