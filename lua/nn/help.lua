@@ -381,9 +381,13 @@ return function(nn, repl)
                        ["lua/nn/progress.lua"] = "progress", ["lua/nn/sweep.lua"] = "sweep",
                        ["lua/nn/distributed.lua"] = "distributed",
                        ["lua/nn/cli.lua"] = "scripts", ["lua/nn/repl.lua"] = "prompt", ["lua/nn/help.lua"] = "prompt"}
-  FILE_FAMILY["lua/nn/conv_layers.lua"] = "modules"
-  FILE_FAMILY["lua/nn/containers.lua"] = "modules"
-  FILE_FAMILY["lua/nn/small_layers.lua"] = "modules"
+  for _, file in ipairs {"conv_layers", "pool_layers", "rnn_layers", "attention_layers", "containers",
+                         "small_layers"} do
+    FILE_FAMILY["lua/nn/" .. file .. ".lua"] = "modules"
+  end
+  for _, file in ipairs {"nn_conv", "nn_pool", "nn_rnn", "nn_embedding"} do
+    FILE_FAMILY["lua/" .. file .. ".c"] = "modules"
+  end
   local AUTOGRAD = {backward = true, detach = true, detach_ = true, requires_grad_ = true, retain_grad = true,
                     register_hook = true, no_grad = true, enable_grad = true, set_grad_enabled = true,
                     is_grad_enabled = true, gradcheck = true}
