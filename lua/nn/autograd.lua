@@ -355,6 +355,175 @@ return function(nn)
     raise("gradgradcheck: " .. msg)
   end
 
+  -- ---- nn.autograd.Function: a differentiable op written in Lua ----
+  local Context = {__name = "FunctionContext"}
+  Context.__index = Context
+
+  --- ctx:save_for_backward(...): keeps tensors for backward, where
+  -- ctx.saved_tensors lists them. An output saved here is, in backward, that
+  -- output with its history, so that a backward made of tensor ops can be
+  -- differentiated again (create_graph).
+  function Context:save_for_backward(...)
+    self.saved_tensors = table.pack(...)
+  end
+
+  --- ctx:mark_non_differentiable(...): outputs of forward that get no
+  -- gradient (indices, masks): they come back without a history, and
+  -- backward receives zeros for them.
+  function Context:mark_non_differentiable(...)
+    for _, t in ipairs({...}) do self._non_differentiable[t] = true end
+  end
+
+  local function shape_text(t) return "{" .. table.concat(t:size(), ", ") .. "}" end
+
+  -- t seen as the piece [offset + 1, offset + n] of the flat tensor packed
+  local function unpack_piece(packed, offset, like)
+    return packed:narrow(1, offset + 1, like:numel()):view(like:size())
+  end
+
+  local function flat_cat(list)
+    local parts = {}
+    for i, t in ipairs(list) do parts[i] = t:reshape(-1) end
+    return nn.cat(parts, 1)
+  end
+
+  local function apply(F, ...)
+    local name = F.__name
+    local args = table.pack(...)
+    local ctx = setmetatable({saved_tensors = {n = 0}, needs_input_grad = {}, _non_differentiable = {}}, Context)
+    local recording = C.is_grad_enabled()
+    local diff = {} -- the argument positions that need a gradient
+    for i = 1, args.n do
+      local a = args[i]
+      local needs = recording and nn.is_tensor(a) and a.requires_grad
+      ctx.needs_input_grad[i] = needs or false
+      if needs then diff[#diff + 1] = i end
+    end
+    if type(F.forward) ~= "function" then raise(name .. ": define " .. name .. ".forward(ctx, ...)") end
+    local results = table.pack(nn.no_grad(F.forward, ctx, ...))
+    if #diff == 0 then return table.unpack(results, 1, results.n) end
+    if type(F.backward) ~= "function" then raise(name .. ": define " .. name .. ".backward(ctx, grad...)") end
+
+    -- the outputs that get a history, each a new tensor over the forward's
+    local outs, position = {}, {}
+    for j = 1, results.n do
+      local r = results[j]
+      if nn.is_tensor(r) then
+        local fresh = r:detach()
+        results[j] = fresh
+        if not ctx._non_differentiable[r] and (r.dtype == "float32" or r.dtype == "float64") then
+          outs[#outs + 1] = {index = j, original = r, tensor = fresh}
+          position[r] = #outs
+        end
+      end
+    end
+    if #outs == 0 then return table.unpack(results, 1, results.n) end
+    -- saved outputs are handed to backward with their history
+    local saved_output = {}
+    for k = 1, ctx.saved_tensors.n do
+      local t = ctx.saved_tensors[k]
+      if nn.is_tensor(t) and position[t] then saved_output[k] = position[t] end
+    end
+
+    local offsets, total = {}, 0
+    for k, o in ipairs(outs) do
+      offsets[k] = total
+      total = total + o.tensor:numel()
+    end
+    local input = #diff == 1 and args[diff[1]] or nil
+    if not input then
+      local list = {}
+      for k, i in ipairs(diff) do list[k] = args[i] end
+      input = flat_cat(list)
+    end
+    local packed = #outs == 1 and outs[1].tensor or nn.no_grad(flat_cat, (function()
+      local list = {}
+      for k, o in ipairs(outs) do list[k] = o.tensor end
+      return list
+    end)())
+
+    local function backward(grad, output)
+      local grads = {}
+      for k, o in ipairs(outs) do
+        grads[k] = #outs == 1 and grad or unpack_piece(grad, offsets[k], o.tensor)
+      end
+      -- one gradient per result of forward: zeros for those without one
+      local per_result, gi = {}, 1
+      for j = 1, results.n do
+        if outs[gi] and outs[gi].index == j then
+          per_result[j] = grads[gi]
+          gi = gi + 1
+        elseif nn.is_tensor(results[j]) then
+          per_result[j] = nn.zeros(results[j]:size(), {dtype = results[j].dtype})
+        end
+      end
+      local plain = ctx.saved_tensors
+      local lent = {n = plain.n}
+      for k = 1, plain.n do
+        local j = saved_output[k]
+        lent[k] = j and (#outs == 1 and output or unpack_piece(output, offsets[j], outs[j].tensor)) or plain[k]
+      end
+      ctx.saved_tensors = lent
+      local ok, given = pcall(function() return table.pack(F.backward(ctx, table.unpack(per_result, 1, results.n))) end)
+      ctx.saved_tensors = plain
+      if not ok then error(given, 0) end
+      local count = given.n
+      while count > args.n and given[count] == nil do count = count - 1 end
+      if count ~= args.n then
+        error(string.format("%s.backward returned %d gradient%s, expected %d (one per argument of forward)",
+                            name, count, count == 1 and "" or "s", args.n), 0)
+      end
+      local parts = {}
+      for k, i in ipairs(diff) do
+        local g, x = given[i], args[i]
+        if g ~= nil and not nn.is_tensor(g) then
+          error(string.format("%s.backward: gradient %d is a %s, expected a tensor or nil", name, i, type(g)), 0)
+        end
+        if g and (g:dim() ~= x:dim() or g:numel() ~= x:numel() or shape_text(g) ~= shape_text(x)) then
+          error(string.format("%s.backward: gradient %d has shape %s, but input %d has shape %s",
+                              name, i, shape_text(g), i, shape_text(x)), 0)
+        end
+        parts[k] = g or nn.zeros(x:size(), {dtype = x.dtype})
+      end
+      if #diff == 1 then return parts[1] end
+      return flat_cat(parts)
+    end
+    C.function_attach(packed, name .. "Backward", input, backward)
+    if #outs == 1 then
+      results[outs[1].index] = packed
+    else
+      for k, o in ipairs(outs) do results[o.index] = unpack_piece(packed, offsets[k], o.tensor) end
+    end
+    return table.unpack(results, 1, results.n)
+  end
+
+  --- nn.autograd.Function(name): a differentiable op of your own, as
+  -- PyTorch's torch.autograd.Function. Define Name.forward(ctx, ...) (runs
+  -- without a graph; any arguments, tensors or not; returns one or more
+  -- tensors) and Name.backward(ctx, grad...) (one gradient per output of
+  -- forward in, one per argument of forward out: a tensor of that argument's
+  -- shape, or nil). ctx:save_for_backward(...) keeps tensors for
+  -- ctx.saved_tensors, ctx:mark_non_differentiable(...) marks outputs without
+  -- a gradient, ctx.needs_input_grad[i] says whether argument i needs one,
+  -- and any other field of ctx carries values to backward. Call it as
+  -- Name.apply(...). A backward written with tensor ops records under
+  -- create_graph, so second derivatives go through it. Check it with
+  -- nn.gradcheck.
+  --   local Cube = nn.autograd.Function("Cube")
+  --   function Cube.forward(ctx, x) ctx:save_for_backward(x); return x ^ 3 end
+  --   function Cube.backward(ctx, g) local x = ctx.saved_tensors[1]; return g * 3 * x ^ 2 end
+  --   local x = nn.tensor({1, 2}, {dtype = "float64", requires_grad = true})
+  --   Cube.apply(x):sum():backward()   -- x.grad is {3, 12}
+  function autograd.Function(name)
+    if name ~= nil and type(name) ~= "string" then
+      raise("Function: expected a name (a string), got " .. type(name))
+    end
+    local F = {__name = name or "Function"}
+    --- Function.apply(...): runs forward(ctx, ...) and records backward.
+    F.apply = function(...) return apply(F, ...) end
+    return F
+  end
+
   -- ---- anomaly mode ----
   --- nn.autograd.set_detect_anomaly(on): turns anomaly mode on or off. While
   -- on, each op remembers the line of your script that called it, and
