@@ -1200,8 +1200,13 @@ static int mt_newindex(lua_State *L) {
  * Computes the gradients of t with respect to every leaf that requires grad
  * and adds them to their .grad. grad is needed when t is not a single
  * number; retain_graph keeps the graph for a second backward.
- * create_graph = true (gradients of gradients) is not supported yet.
+ * create_graph = true records the backward pass itself: each .grad is then a
+ * tensor with a history, which can be differentiated again (second
+ * derivatives; retain_graph then defaults to true). Set x.grad = nil before
+ * the next pass: the .grad holds the graph that holds x (PyTorch warns of
+ * the same cycle); nn.autograd.grad avoids it.
  *   local loss = criterion(model(x), y); loss:backward()
+ *   y:backward{create_graph = true}; local g = x.grad; x.grad = nil; g:sum():backward()
  */
 /*** t:requires_grad_([on = true])
  * Marks (or unmarks) a leaf tensor as one whose gradient backward computes;
