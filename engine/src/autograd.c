@@ -156,7 +156,7 @@ static void node_dispose(nn_node *node) {
     release_list = n->release_next;
     node_free_graph(n);
     nn_hooks_free(n->hooks);
-    free(n->where);
+    if (n->where) free(n->where);
     if (n->free_ctx) n->free_ctx(n->ctx);
     nn_release(n->grad);
     n->grad = (nn_tensor *)free_nodes;
