@@ -77,6 +77,7 @@ void nnl_register_cuda(lua_State *L);        /* nn_cuda.c: nn.cuda */
 void nnl_register_torch(lua_State *L);       /* nn_torch.c: PyTorch's .pt files */
 void nnl_register_mpi(lua_State *L);         /* nn_mpi.c: nn.sweep's MPI messages */
 void nnl_register_hooks(lua_State *L);       /* nn_hooks.c: Lua gradient hooks */
+void nnl_register_autograd(lua_State *L);    /* nn_autograd.c: grad, anomaly mode, Function */
 /* The thread running t:backward(), which Lua hooks run on (nn_hooks.c). */
 extern lua_State *nnl_backward_state;
 /* A Lua hook's error ended the last backward: its message, which already

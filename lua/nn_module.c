@@ -496,6 +496,7 @@ void nnl_register_functions(lua_State *L) {
   nnl_register_torch(L);
   nnl_register_mpi(L);
   nnl_register_hooks(L);
+  nnl_register_autograd(L);
   nnl_register_distributed(L);
   nnl_register_math(L);
   nnl_register_index(L);

@@ -956,7 +956,7 @@ static int m_matmul(lua_State *L) {
 /* ---- autograd ------------------------------------------------------------- */
 /* backward's options, from an options table at idx or a boolean
    (retain_graph, the older form). */
-static int backward_options(lua_State *L, int idx, int *retain_graph) {
+static int backward_options(lua_State *L, int idx, int *retain_graph, int *create_graph) {
   if (lua_isnoneornil(L, idx)) return 0;
   if (lua_isboolean(L, idx)) {
     *retain_graph = lua_toboolean(L, idx);
@@ -977,16 +977,18 @@ static int backward_options(lua_State *L, int idx, int *retain_graph) {
     if (!lua_isboolean(L, -1))
       return nnl_error(L, "backward: option %s must be a boolean, got %s", key, luaL_typename(L, -1));
     if (key[0] == 'r') *retain_graph = lua_toboolean(L, -1);
-    else if (lua_toboolean(L, -1))
-      return nnl_error(L, "backward: create_graph = true (gradients of gradients) is not supported yet");
+    else *create_graph = lua_toboolean(L, -1);
     lua_pop(L, 1);
   }
+  /* as PyTorch: retain_graph defaults to create_graph */
+  if (*create_graph && lua_getfield(L, idx, "retain_graph") == LUA_TNIL) *retain_graph = 1;
+  lua_pop(L, 1);
   return 0;
 }
 
 static int m_backward(lua_State *L) {
   nn_tensor *t = nnl_check_tensor(L, 1, "backward"), *g = nnl_to_tensor(L, 2);
-  int n = lua_gettop(L), opts = 2, retain = 0;
+  int n = lua_gettop(L), opts = 2, retain = 0, create = 0;
   if (g || (n >= 3 && lua_isnil(L, 2))) opts = 3; /* a gradient (or nil) comes first */
   else if (n >= 2 && !lua_isnil(L, 2) && !lua_isboolean(L, 2) && !lua_istable(L, 2))
     return nnl_error(L, "backward: expected a gradient tensor, retain_graph (a boolean) or an options table, got %s",
@@ -994,11 +996,11 @@ static int m_backward(lua_State *L) {
   if (n > opts)
     return nnl_error(L, "backward: takes a gradient and retain_graph or an options table, got %d arguments",
                      n - 1);
-  backward_options(L, opts, &retain);
+  backward_options(L, opts, &retain, &create);
   lua_State *outer = nnl_backward_state; /* a hook's thread is this one */
   nnl_backward_state = L;
   nnl_hook_raised = 0;
-  int status = nn_backward(t, g, retain);
+  int status = nn_backward_graph(t, g, retain, create);
   nnl_backward_state = outer;
   if (status < 0 && nnl_hook_raised) {
     nnl_hook_raised = 0;
@@ -1048,6 +1050,11 @@ static int mt_index(lua_State *L) {
       const char *name = nn_grad_fn_name(t);
       if (name) lua_pushstring(L, name);
       else lua_pushnil(L);
+    } else if (luaL_getmetafield(L, 1, "properties") == LUA_TTABLE &&
+               lua_getfield(L, -1, k) == LUA_TFUNCTION) {
+      /* a property that nn's Lua modules define (t.retains_grad) */
+      lua_pushvalue(L, 1);
+      lua_call(L, 1, 1);
     } else {
       lua_pushnil(L);
     }
@@ -1216,8 +1223,13 @@ static int mt_newindex(lua_State *L) {
  * Computes the gradients of t with respect to every leaf that requires grad
  * and adds them to their .grad. grad is needed when t is not a single
  * number; retain_graph keeps the graph for a second backward.
- * create_graph = true (gradients of gradients) is not supported yet.
+ * create_graph = true records the backward pass itself: each .grad is then a
+ * tensor with a history, which can be differentiated again (second
+ * derivatives; retain_graph then defaults to true). Set x.grad = nil before
+ * the next pass: the .grad holds the graph that holds x (PyTorch warns of
+ * the same cycle); nn.autograd.grad avoids it.
  *   local loss = criterion(model(x), y); loss:backward()
+ *   y:backward{create_graph = true}; local g = x.grad; x.grad = nil; g:sum():backward()
  */
 /*** t:requires_grad_([on = true])
  * Marks (or unmarks) a leaf tensor as one whose gradient backward computes;

@@ -429,6 +429,37 @@ void nn_set_grad_enabled(int enabled);
 int nn_set_requires_grad(nn_tensor *t, int requires_grad);
 /* Backpropagate from t. grad is NULL for a one-element t (taken as 1). */
 int nn_backward(nn_tensor *t, nn_tensor *grad, int retain_graph);
+/* The same; with create_graph the pass records itself (gradients of
+   gradients): backward ops record nodes, and a leaf's .grad becomes a new
+   tensor with a history (its old value plus the new part) on each pass. */
+int nn_backward_graph(nn_tensor *t, nn_tensor *grad, int retain_graph, int create_graph);
+/* PyTorch's torch.autograd.grad: the gradients of outputs (each started
+   from grad_outputs[i], or 1 for a one-element output when grad_outputs
+   or its entry is NULL) with respect to inputs, into results[i] (new
+   references; NULL for an input the outputs do not depend on, which is an
+   error unless allow_unused). No .grad is touched; only the nodes that
+   lead to an input run. */
+typedef struct {
+  int retain_graph, create_graph, allow_unused;
+} nn_grad_options;
+int nn_grad(int n_out, nn_tensor *const *outputs, nn_tensor *const *grad_outputs, int n_in,
+            nn_tensor *const *inputs, const nn_grad_options *o, nn_tensor **results);
+/* Anomaly mode: while on, each recorded node keeps where (a string that
+   where() returns, malloc'd, freed with the node; NULL records nothing)
+   the op was called, and backward stops at the first node whose gradient
+   holds a NaN, naming it and that place. */
+void nn_set_detect_anomaly(int enabled, char *(*where)(void));
+int nn_detect_anomaly_enabled(void);
+/* A user's differentiable function (nn.autograd.Function): out, computed
+   from input without a graph, gets a node named name whose backward is
+   fn(ctx, grad, output, &grad_input): output is out (with out's history
+   while a pass records itself); grad_input a new reference of input's
+   shape, or NULL for none; 0 or -1 after nn_error_set. free_ctx(ctx) runs
+   when the node is freed (or attaching fails). */
+typedef int (*nn_function_backward)(void *ctx, nn_tensor *grad, nn_tensor *output,
+                                    nn_tensor **grad_input);
+int nn_function_attach(nn_tensor *out, const char *name, nn_tensor *input,
+                       nn_function_backward fn, void *ctx, void (*free_ctx)(void *));
 /* Name of the operation that produced t ("AddmmBackward0"), or NULL. */
 const char *nn_grad_fn_name(const nn_tensor *t);
 /* A view whose storage was written to since its grad_fn was set takes its

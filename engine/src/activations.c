@@ -106,6 +106,7 @@ static int check_parameters(nn_activation_op op, double a, double b) {
 /* ---- elementwise activations ----------------------------------------- */
 nn_tensor *nn_activation_backward(nn_activation_op op, nn_tensor *g, nn_tensor *x, double a,
                                   double b) {
+  if (nn_backward_records(g, x, NULL)) return nn_activation_backward_graph(op, g, x, a, b);
   const nn_backend *be =
       nn_dispatch(user_name(op), offsetof(nn_backend, activation_backward), g, x, NULL);
   if (!be) return NULL;
@@ -190,6 +191,7 @@ static void lines_along(nn_reduce_geom *r, int n, nn_tensor *const *ts, int dim)
 
 nn_tensor *nn_softmax_backward(nn_tensor *g, nn_tensor *y, int dim, int log_form) {
   const char *name = log_form ? "log_softmax" : "softmax";
+  if (nn_backward_records(g, y, NULL)) return nn_softmax_backward_graph(g, y, dim, log_form);
   const nn_backend *be = nn_dispatch(name, offsetof(nn_backend, softmax_backward), g, y, NULL);
   if (!be) return NULL;
   if (g->dtype != y->dtype || !nn_same_shape(g, y)) {
@@ -254,6 +256,7 @@ fail:
 int nn_prelu_backward(nn_tensor *g, nn_tensor *x, nn_tensor *w, int64_t inner, int need_x,
                       int need_w, nn_tensor **gx, nn_tensor **gw) {
   *gx = *gw = NULL;
+  if (nn_backward_records(g, x, w)) return nn_first_order_only("prelu");
   const nn_backend *be = nn_dispatch("prelu", offsetof(nn_backend, prelu_backward), g, x, w);
   if (!be) return -1;
   if (g->dtype != x->dtype || !nn_same_shape(g, x)) {

@@ -3,6 +3,8 @@
  * op's own file; this file records nodes and runs them in reverse order. */
 #include "hooks.h"
 
+#include <stdio.h>
+
 static int grad_mode = 1;
 
 int nn_grad_enabled(void) { return grad_mode; }
@@ -25,6 +27,16 @@ int nn_needs_grad(nn_tensor *a, nn_tensor *b, nn_tensor *c) {
   return grad_mode && (wants_grad(a) || wants_grad(b) || wants_grad(c));
 }
 
+/* ---- anomaly mode ---------------------------------------------------- */
+static int anomaly_mode;
+static char *(*anomaly_where)(void);
+
+void nn_set_detect_anomaly(int enabled, char *(*where)(void)) {
+  anomaly_mode = enabled != 0;
+  anomaly_where = where;
+}
+int nn_detect_anomaly_enabled(void) { return anomaly_mode; }
+
 /* ---- nodes ----------------------------------------------------------- */
 static nn_node *free_nodes; /* recycled: recording a step allocates nothing */
 
@@ -41,6 +53,7 @@ static nn_node *node_new(const char *name, nn_backward_fn backward, int n_inputs
   node->name = name;
   node->backward = backward;
   node->n_inputs = n_inputs;
+  if (anomaly_mode && anomaly_where) node->where = anomaly_where();
   return node;
 }
 
@@ -105,6 +118,7 @@ void nn_node_save(nn_node *node, int i, nn_tensor *t) {
 }
 
 void nn_node_save_output(nn_node *node, int i, const nn_tensor *out) {
+  node->saved_output |= 1u << i;
   node->saved[i] = nn_alias(out);
   if (!node->saved[i]) node->broken = 1;
   node->saved_version[i] = out->storage->version;
@@ -142,6 +156,8 @@ static void node_dispose(nn_node *node) {
     release_list = n->release_next;
     node_free_graph(n);
     nn_hooks_free(n->hooks);
+    if (n->where) free(n->where);
+    if (n->free_ctx) n->free_ctx(n->ctx);
     nn_release(n->grad);
     n->grad = (nn_tensor *)free_nodes;
     free_nodes = n;
@@ -153,8 +169,7 @@ void nn_node_release(nn_node *node) {
   if (node && --node->refcount == 0) node_dispose(node);
 }
 
-/* Work lists reused from one graph walk to the next (backward, and the
-   search in plain_gains_history). */
+/* Backward's work lists, reused from one pass to the next. */
 static nn_node **order, **ready;
 static size_t order_cap;
 static unsigned current_mark;
@@ -199,6 +214,7 @@ static void set_view_geometry(nn_node *node, const nn_tensor *view, const nn_ten
    element holds it and all its views), and made contiguous after. */
 static int as_strided_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   nn_tensor *base = node->inputs[0], *buffer;
+  if (nn_backward_records(g, NULL, NULL)) return nn_first_order_only(node->name);
   int contiguous = nn_is_contiguous(base);
   if (contiguous) {
     buffer = nn_full_like_shape(g, g->dtype, base->ndim, base->size, 0);
@@ -384,6 +400,7 @@ static int zero_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
    operands get theirs from that backward too (PyTorch's CopySlices). */
 static int copy_slices_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   nn_node *op = node->wrapped;
+  if (nn_backward_records(g, NULL, NULL)) return nn_first_order_only(node->name);
   nn_tensor *grad = nn_clone(g); /* contiguous, and a storage of its own */
   nn_tensor *region = grad ? view_region(node, grad) : NULL;
   nn_tensor *grad_view = region ? nn_clone(region) : NULL;
@@ -410,14 +427,31 @@ static int copy_slices_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
    becomes an alias. The search follows what holds what (inputs, saved
    values and their histories, CopySlices' op) from t's new node; it runs
    once in a tensor's life, when its first history is recorded. */
+static nn_node **search;
+static size_t search_cap;
+
+/* search's room for need nodes */
+static int grow_search(size_t need) {
+  if (need <= search_cap) return 0;
+  size_t cap = search_cap ? search_cap * 2 : 64;
+  while (cap < need) cap *= 2;
+  nn_node **s = realloc(search, cap * sizeof *s);
+  if (!s) return -1;
+  search = s;
+  search_cap = cap;
+  return 0;
+}
+
 static int plain_gains_history(nn_tensor *t) {
+  /* its own stack and mark: a recording backward pass (whose lists and
+     marks are backward's) may run an in-place op */
   unsigned mark = ++current_mark;
   size_t n = 0;
-  if (grow_lists(1) < 0) goto oom;
-  order[n++] = t->grad_fn;
+  if (grow_search(1) < 0) goto oom;
+  search[n++] = t->grad_fn;
   t->grad_fn->mark = mark;
   while (n > 0) {
-    nn_node *node = order[--n];
+    nn_node *node = search[--n];
     nn_node *next[NN_NODE_INPUTS + NN_NODE_SAVED + 1];
     int m = 0;
     for (int k = 0; k < NN_NODE_SAVED; k++) {
@@ -435,9 +469,9 @@ static int plain_gains_history(nn_tensor *t) {
     next[m++] = node->wrapped;
     for (int k = 0; k < m; k++) {
       if (!next[k] || next[k]->mark == mark) continue;
-      if (grow_lists(n + 1) < 0) goto oom;
+      if (grow_search(n + 1) < 0) goto oom;
       next[k]->mark = mark;
-      order[n++] = next[k];
+      search[n++] = next[k];
     }
   }
   return 0;
@@ -582,6 +616,16 @@ int nn_inplace_copy(const char *op, nn_tensor *dst, nn_tensor *src) {
 }
 
 /* ---- backward -------------------------------------------------------- */
+/* Set while a pass records itself (create_graph). */
+static int recording;
+
+int nn_recording_backward(void) { return recording && grad_mode; }
+
+int nn_first_order_only(const char *op) {
+  nn_error_set("%s: second-order gradients are not implemented", op);
+  return -1;
+}
+
 /* acc = acc + g, out of place: a gradient may be shared by several inputs. */
 static int accumulate(nn_tensor **acc, nn_tensor *g) {
   if (!*acc) {
@@ -604,6 +648,15 @@ static int accumulate_leaf(nn_tensor *leaf, nn_tensor *g) {
     return -1;
   }
   nn_tensor *acc = leaf->grad;
+  if (recording) {
+    /* .grad keeps the gradient's history: a new tensor each time, never a
+       write into one that a recorded node may have saved */
+    nn_tensor *sum = acc ? nn_binary(NN_ADD, acc, g) : g->requires_grad ? nn_retain(g) : nn_clone(g);
+    if (!sum) return -1;
+    nn_release(leaf->grad);
+    leaf->grad = sum;
+    return 0;
+  }
   if (acc && acc->dtype == NN_FLOAT32 && nn_is_contiguous(acc) && nn_is_contiguous(g))
     return nn_add_into("backward", acc, g);
   if (acc) return nn_binary_(NN_ADD, acc, g);
@@ -685,16 +738,123 @@ static void forget_hooked_leaves(void) {
   hooked_count = 0;
 }
 
-static int run_graph(nn_node *root, nn_tensor *grad, int retain_graph) {
-  size_t n = 0, head = 0, tail = 0;
+/* ---- one pass over a graph --------------------------------------------- */
+/* What a pass is asked for: backward's (n_targets 0: every leaf's .grad
+   takes its gradient), or nn_grad's (the gradients of the targets only,
+   into captured; no .grad is touched and only the nodes that lead to a
+   target run). */
+typedef struct {
+  int retain_graph;
+  int n_targets;
+  nn_tensor *const *targets;
+  nn_tensor **captured;
+} graph_pass;
+
+/* node->needed's bits in an nn_grad pass */
+#define NEEDED_VISIT 1u /* a target is at it or below it */
+#define NEEDED_RUN 2u   /* below it: its backward must run */
+
+static int is_target_leaf(const graph_pass *p, const nn_tensor *t) {
+  for (int i = 0; i < p->n_targets; i++)
+    if (p->targets[i] == t && !t->grad_fn) return 1;
+  return 0;
+}
+
+/* Which nodes lead to a target: the graph in topological order (Kahn's, on
+   a copy of the counts), then each node after every node below it. */
+static void mark_needed(const graph_pass *p, size_t n) {
+  size_t head = 0, tail = 0;
+  for (size_t i = 0; i < n; i++) order[i]->topo_pending = order[i]->pending;
+  for (size_t i = 0; i < n; i++)
+    if (order[i]->topo_pending == 0) ready[tail++] = order[i];
+  while (head < tail) {
+    nn_node *node = ready[head++];
+    for (int k = 0; k < node->n_inputs; k++) {
+      nn_tensor *in = node->inputs[k];
+      if (in && in->grad_fn && --in->grad_fn->topo_pending == 0) ready[tail++] = in->grad_fn;
+    }
+  }
+  for (size_t i = tail; i-- > 0;) {
+    nn_node *node = ready[i];
+    unsigned needed = 0;
+    for (int t = 0; t < p->n_targets; t++)
+      if (p->targets[t]->grad_fn == node) needed |= NEEDED_VISIT;
+    for (int k = 0; k < node->n_inputs; k++) {
+      nn_tensor *in = node->inputs[k];
+      if (in && (in->grad_fn ? in->grad_fn->needed != 0 : is_target_leaf(p, in)))
+        needed |= NEEDED_VISIT | NEEDED_RUN;
+    }
+    node->needed = (int)needed;
+  }
+}
+
+/* While a recording pass runs a node, the outputs it saved carry the node
+   itself as their history (PyTorch's saved outputs do the same), so that
+   what its backward computes from them is differentiated through the op
+   again; kept[] takes the plain aliases back afterwards. */
+static int lend_outputs(nn_node *node, nn_tensor **kept) {
+  for (int k = 0; k < NN_NODE_SAVED; k++) {
+    nn_tensor *s = node->saved[k];
+    if (!(node->saved_output >> k & 1) || !s || s->grad_fn) continue;
+    nn_tensor *h = nn_alias(s);
+    if (!h) return -1;
+    h->requires_grad = 1;
+    h->grad_fn = node;
+    node->refcount++;
+    kept[k] = s;
+    node->saved[k] = h;
+  }
+  return 0;
+}
+
+static void take_outputs_back(nn_node *node, nn_tensor **kept) {
+  for (int k = 0; k < NN_NODE_SAVED; k++) {
+    if (!kept[k]) continue;
+    nn_release(node->saved[k]);
+    node->saved[k] = kept[k];
+    kept[k] = NULL;
+  }
+}
+
+/* Anomaly mode: a gradient with a NaN stops the pass, naming the op and
+   where it was called. */
+static int check_anomaly(nn_node *node, nn_tensor *const *grad_in) {
+  for (int k = 0; k < node->n_inputs; k++) {
+    if (!grad_in[k] || !nn_dtype_is_floating(grad_in[k]->dtype)) continue;
+    nn_grad_guard guard = nn_no_grad_begin();
+    nn_tensor *nan = nn_unary(NN_ISNAN, grad_in[k]);
+    nn_tensor *any = nan ? nn_any(nan, nn_dim_mask(nan->ndim, NN_ALL_DIMS), 0) : NULL;
+    nn_no_grad_end(guard);
+    double v = 0;
+    int found = any && nn_item(any, &v) == 0 ? v != 0 : -1;
+    nn_release(nan), nn_release(any);
+    if (found < 0) return -1;
+    if (found) {
+      nn_error_set("backward: anomaly: %s returned nan values in its gradient for input %d; "
+                   "the op was called at %s", node->name, k + 1,
+                   node->where ? node->where : "(a place not recorded: the op was called before "
+                                               "anomaly mode was turned on)");
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static int run_graph(int n_roots, nn_node *const *roots, nn_tensor *const *seeds,
+                     const graph_pass *p) {
+  size_t n = 0, head = 0, tail = 0, n_first;
   unsigned mark = ++current_mark;
-  int status = 0;
+  int status = 0, capture = p->n_targets > 0;
   /* First pass: find every node and count, for each, the consumers it
      waits for; refuse a freed graph before anything is touched. */
-  if (grow_lists(1) < 0) goto oom;
-  order[n++] = root;
-  root->mark = mark;
-  root->pending = 0;
+  if (grow_lists((size_t)n_roots) < 0) goto oom;
+  for (int r = 0; r < n_roots; r++) {
+    if (roots[r]->mark == mark) continue;
+    roots[r]->mark = mark;
+    roots[r]->pending = 0;
+    order[n++] = roots[r];
+  }
+  n_first = n;
   for (size_t i = 0; i < n; i++) {
     nn_node *node = order[i];
     if (node->freed) {
@@ -704,7 +864,7 @@ static int run_graph(nn_node *root, nn_tensor *grad, int retain_graph) {
     }
     for (int k = 0; k < node->n_inputs; k++) {
       nn_tensor *in = node->inputs[k];
-      if (in && !in->grad_fn && in->hooks && expect_leaf_use(in, mark) < 0) goto oom;
+      if (!capture && in && !in->grad_fn && in->hooks && expect_leaf_use(in, mark) < 0) goto oom;
       if (!in || !in->grad_fn) continue;
       nn_node *child = in->grad_fn;
       if (child->mark != mark) {
@@ -731,35 +891,60 @@ static int run_graph(nn_node *root, nn_tensor *grad, int retain_graph) {
       }
     }
   }
+  if (capture) mark_needed(p, n);
   for (size_t i = 0; i < n; i++) order[i]->refcount++; /* freeing inputs must not free nodes */
 
-  root->grad = nn_retain(grad);
-  ready[tail++] = root;
-  while (head < tail) {
+  for (int r = 0; r < n_roots && status == 0; r++)
+    if (accumulate(&roots[r]->grad, seeds[r]) < 0) status = -1;
+  for (size_t i = 0; i < n_first && status == 0; i++)
+    if (order[i]->pending == 0) ready[tail++] = order[i];
+  while (head < tail && status == 0) {
     nn_node *node = ready[head++];
     nn_tensor *grad_in[NN_NODE_INPUTS] = {NULL, NULL, NULL};
-    if (node->grad && nn_hooks_run_grad(node->hooks, &node->grad, node->grad) < 0) {
+    nn_tensor *kept[NN_NODE_SAVED] = {NULL, NULL, NULL};
+    int runs = !capture || (node->needed & NEEDED_RUN);
+    if (node->grad && (!capture || node->needed) &&
+        nn_hooks_run_grad(node->hooks, &node->grad, node->grad) < 0) {
       status = -1;
       break;
     }
+    for (int t = 0; t < p->n_targets && node->grad; t++)
+      if (p->targets[t]->grad_fn == node && accumulate(&p->captured[t], node->grad) < 0) status = -1;
     for (int k = 0; k < node->n_inputs; k++) {
       nn_tensor *in = node->inputs[k], *acc = in ? in->grad : NULL;
       int hooked_leaf = in && !in->grad_fn && in->hooks && in->hooks->mark == mark;
-      node->accumulate_into[k] = in && !in->grad_fn && acc && acc->dtype == in->dtype &&
-                                         nn_is_contiguous(acc) && nn_same_shape(acc, in) &&
+      node->accumulate_into[k] = !capture && !recording && in && !in->grad_fn && acc &&
+                                         acc->dtype == in->dtype && nn_is_contiguous(acc) &&
+                                         nn_same_shape(acc, in) &&
                                          !(hooked_leaf && in->hooks->n_grad > 0)
                                      ? acc
                                      : NULL;
     }
-    if (node->grad && node->backward(node, node->grad, grad_in) < 0) {
-      status = -1;
-      break;
+    if (status == 0 && runs && node->grad) {
+      if (recording && lend_outputs(node, kept) < 0) {
+        nn_error_set("backward: out of memory");
+        status = -1;
+      } else if (node->backward(node, node->grad, grad_in) < 0) {
+        status = -1;
+      } else if (anomaly_mode && check_anomaly(node, grad_in) < 0) {
+        status = -1;
+      }
+      take_outputs_back(node, kept);
     }
     for (int k = 0; k < node->n_inputs; k++) {
       nn_tensor *in = node->inputs[k], *g = grad_in[k];
       int added_in_place = node->grad && node->accumulate_into[k];
       node->accumulate_into[k] = NULL;
-      if (in && status == 0 && !in->grad_fn && in->hooks && in->hooks->mark == mark) {
+      if (capture) {
+        if (in && g && status == 0) {
+          if (in->grad_fn) {
+            if (in->grad_fn->needed && accumulate(&in->grad_fn->grad, g) < 0) status = -1;
+          } else {
+            for (int t = 0; t < p->n_targets; t++)
+              if (p->targets[t] == in && accumulate(&p->captured[t], g) < 0) status = -1;
+          }
+        }
+      } else if (in && status == 0 && !in->grad_fn && in->hooks && in->hooks->mark == mark) {
         if (leaf_use_done(in, g, added_in_place) < 0) status = -1;
       } else if (in && g && status == 0) {
         if (in->grad_fn) {
@@ -773,8 +958,7 @@ static int run_graph(nn_node *root, nn_tensor *grad, int retain_graph) {
     }
     nn_release(node->grad);
     node->grad = NULL;
-    if (!retain_graph) node_free_graph(node);
-    if (status < 0) break;
+    if (!p->retain_graph && runs) node_free_graph(node);
   }
   for (size_t i = 0; i < n; i++) {
     nn_release(order[i]->grad);
@@ -787,39 +971,183 @@ oom:
   return -1;
 }
 
-int nn_backward(nn_tensor *t, nn_tensor *grad, int retain_graph) {
+/* The gradient a pass starts output t from: grad, checked, or 1 for a
+   one-element t. which: "backward" or "grad: output 2" for the messages. */
+static nn_tensor *seed_for(const char *which, nn_tensor *t, nn_tensor *grad) {
+  if (!grad) {
+    if (nn_numel(t) != 1) {
+      char b[96];
+      nn_error_set("%s: a gradient can be implied only for a one-element tensor (a loss); this "
+                   "one is %s, so pass the gradient", which, nn_shape_string(t, b, sizeof b));
+      return NULL;
+    }
+    return nn_full_like_shape(t, t->dtype, t->ndim, t->size, 1.0);
+  }
+  if (!nn_same_shape(grad, t) || grad->dtype != t->dtype) {
+    char a[96], b[96];
+    nn_error_set("%s: gradient is %s %s, the tensor is %s %s", which,
+                 nn_shape_string(grad, a, sizeof a), nn_dtype_name(grad->dtype),
+                 nn_shape_string(t, b, sizeof b), nn_dtype_name(t->dtype));
+    return NULL;
+  }
+  return nn_retain(grad);
+}
+
+/* A pass runs alone, with recording on only when it records itself. */
+static int pass_begin(int create_graph, nn_grad_guard *guard) {
+  if (nn_backward_begin() < 0) return -1;
+  *guard = nn_no_grad_begin();
+  grad_mode = create_graph != 0;
+  recording = create_graph != 0;
+  return 0;
+}
+
+static int pass_end(int status, nn_grad_guard guard) {
+  forget_hooked_leaves();
+  status = nn_backward_end(status);
+  recording = 0;
+  nn_no_grad_end(guard);
+  return status;
+}
+
+int nn_backward_graph(nn_tensor *t, nn_tensor *grad, int retain_graph, int create_graph) {
   nn_sync_view(t);
   if (!t->requires_grad) {
     nn_error_set("backward: the tensor does not require grad (nothing it was computed from "
                  "has requires_grad = true)");
     return -1;
   }
-  if (nn_backward_begin() < 0) return -1;
-  nn_grad_guard guard = nn_no_grad_begin();
-  nn_tensor *g = grad ? nn_retain(grad) : NULL;
+  nn_grad_guard guard;
+  if (pass_begin(create_graph, &guard) < 0) return -1;
   int status = -1;
-  if (!g) {
-    if (nn_numel(t) != 1) {
-      char b[96];
-      nn_error_set("backward: a gradient can be implied only for a one-element tensor "
-                   "(a loss); this one is %s, so pass the gradient",
-                   nn_shape_string(t, b, sizeof b));
-      goto done;
-    }
-    g = nn_full_like_shape(t, t->dtype, t->ndim, t->size, 1.0);
-    if (!g) goto done;
-  } else if (!nn_same_shape(g, t) || g->dtype != t->dtype) {
-    char a[96], b[96];
-    nn_error_set("backward: gradient is %s %s, the tensor is %s %s",
-                 nn_shape_string(g, a, sizeof a), nn_dtype_name(g->dtype),
-                 nn_shape_string(t, b, sizeof b), nn_dtype_name(t->dtype));
-    goto done;
+  nn_tensor *g = seed_for("backward", t, grad);
+  if (g) {
+    graph_pass p = {retain_graph, 0, NULL, NULL};
+    nn_node *root = t->grad_fn;
+    status = root ? run_graph(1, &root, &g, &p) : leaf_backward(t, g);
   }
-  status = t->grad_fn ? run_graph(t->grad_fn, g, retain_graph) : leaf_backward(t, g);
-  forget_hooked_leaves();
-done:
   nn_release(g);
-  status = nn_backward_end(status);
-  nn_no_grad_end(guard);
+  return pass_end(status, guard);
+}
+
+int nn_backward(nn_tensor *t, nn_tensor *grad, int retain_graph) {
+  return nn_backward_graph(t, grad, retain_graph, 0);
+}
+
+int nn_grad(int n_out, nn_tensor *const *outputs, nn_tensor *const *grad_outputs, int n_in,
+            nn_tensor *const *inputs, const nn_grad_options *o, nn_tensor **results) {
+  for (int i = 0; i < n_in; i++) results[i] = NULL;
+  for (int i = 0; i < n_in; i++) {
+    nn_sync_view(inputs[i]);
+    if (!inputs[i]->requires_grad) {
+      nn_error_set("grad: input %d does not require grad", i + 1);
+      return -1;
+    }
+  }
+  for (int i = 0; i < n_out; i++) {
+    nn_sync_view(outputs[i]);
+    if (!outputs[i]->requires_grad) {
+      nn_error_set("grad: output %d does not require grad and does not have a grad_fn", i + 1);
+      return -1;
+    }
+  }
+  nn_node **roots = malloc(((size_t)n_out + 1) * sizeof *roots);
+  nn_tensor **seeds = calloc((size_t)n_out + 1, sizeof *seeds);
+  if (!roots || !seeds) {
+    free(roots), free(seeds);
+    nn_error_set("grad: out of memory");
+    return -1;
+  }
+  nn_grad_guard guard;
+  int status = pass_begin(o->create_graph, &guard) < 0 ? -2 : 0, n_roots = 0;
+  for (int i = 0; i < n_out && status == 0; i++) {
+    char which[48];
+    snprintf(which, sizeof which, "grad: output %d", i + 1);
+    nn_tensor *seed = seed_for(which, outputs[i], grad_outputs ? grad_outputs[i] : NULL);
+    if (!seed) {
+      status = -1;
+    } else if (outputs[i]->grad_fn) {
+      roots[n_roots] = outputs[i]->grad_fn;
+      seeds[n_roots++] = seed;
+      continue;
+    } else {
+      /* an output that is a leaf: its gradient is its seed, if it is asked for */
+      for (int t = 0; t < n_in; t++)
+        if (inputs[t] == outputs[i] && accumulate(&results[t], seed) < 0) status = -1;
+    }
+    nn_release(seed);
+  }
+  if (status == 0 && n_roots > 0) {
+    graph_pass p = {o->retain_graph, n_in, inputs, results};
+    status = run_graph(n_roots, roots, seeds, &p);
+  }
+  for (int i = 0; i < n_in && status == 0; i++) {
+    if (!results[i] && !o->allow_unused) {
+      nn_error_set("grad: input %d appears not to have been used in the graph; set "
+                   "allow_unused = true if this is the desired behavior", i + 1);
+      status = -1;
+    }
+  }
+  for (int i = 0; i < n_roots; i++) nn_release(seeds[i]);
+  free(roots), free(seeds);
+  if (status == -2) return -1;
+  status = pass_end(status, guard);
+  if (status < 0)
+    for (int i = 0; i < n_in; i++) {
+      nn_release(results[i]);
+      results[i] = NULL;
+    }
   return status;
+}
+
+/* ---- a user's function ------------------------------------------------ */
+typedef struct {
+  nn_function_backward fn;
+  void *ctx;
+  void (*free_ctx)(void *);
+  char name[64];
+} user_function;
+
+static void user_function_free(void *p) {
+  user_function *f = p;
+  if (f->free_ctx) f->free_ctx(f->ctx);
+  free(f);
+}
+
+static int function_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  user_function *f = node->ctx;
+  nn_tensor *in = node->inputs[0], *r = NULL;
+  if (f->fn(f->ctx, g, node->saved[0], &r) < 0) return -1;
+  if (!r) return 0;
+  if (!nn_same_shape(r, in) || r->dtype != in->dtype || r->device != in->device) {
+    char a[96], b[96];
+    nn_error_set("%s: backward returned a gradient %s %s for an input %s %s", node->name,
+                 nn_shape_string(r, a, sizeof a), nn_dtype_name(r->dtype),
+                 nn_shape_string(in, b, sizeof b), nn_dtype_name(in->dtype));
+    nn_release(r);
+    return -1;
+  }
+  gi[0] = r;
+  return 0;
+}
+
+int nn_function_attach(nn_tensor *out, const char *name, nn_tensor *input,
+                       nn_function_backward fn, void *ctx, void (*free_ctx)(void *)) {
+  user_function *f = malloc(sizeof *f);
+  if (!f) {
+    nn_error_set("%s: out of memory recording the graph", name);
+    if (free_ctx) free_ctx(ctx);
+    return -1;
+  }
+  f->fn = fn, f->ctx = ctx, f->free_ctx = free_ctx;
+  snprintf(f->name, sizeof f->name, "%s", name);
+  nn_node *node = nn_node_attach(out, f->name, function_backward, 1, input, NULL, NULL);
+  if (!node) {
+    user_function_free(f);
+    return -1;
+  }
+  node->ctx = f;
+  node->free_ctx = user_function_free;
+  nn_node_save_output(node, 0, out);
+  return 0;
 }

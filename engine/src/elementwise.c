@@ -161,6 +161,7 @@ static const char *const pointwise_grad_names[] = {"pow backward", "pow backward
 
 nn_tensor *nn_pointwise_grad(nn_pointwise_grad_op op, nn_tensor *g, nn_tensor *x, nn_tensor *y,
                              double lo, double hi) {
+  if (nn_backward_records(g, x, y)) return nn_pointwise_grad_graph(op, g, x, y, lo, hi);
   const nn_backend *be =
       nn_dispatch(pointwise_grad_names[op], offsetof(nn_backend, pointwise_grad), g, x, y);
   if (!be) return NULL;
@@ -527,6 +528,7 @@ static int run_unary(const nn_backend *be, nn_unary_op op, nn_tensor *out, nn_te
 /* gi = g op'(v), v as nn_unary_grad_reads_output (math/elementwise.h) says:
    the op's output or its input. */
 nn_tensor *nn_unary_backward(nn_unary_op op, nn_tensor *g, nn_tensor *v) {
+  if (nn_backward_records(g, v, NULL)) return nn_unary_backward_graph(op, g, v);
   const nn_backend *be = nn_dispatch(unary_names[op], offsetof(nn_backend, unary_backward), g, v, NULL);
   if (!be) return NULL;
   if (g->dtype != v->dtype) {

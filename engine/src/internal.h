@@ -140,6 +140,16 @@ struct nn_node {
   unsigned mark;
   nn_node *release_next; /* the list of nodes waiting to be freed */
   nn_hooks *hooks;       /* NN_HOOK_GRAD hooks of the tensor it made (hooks.c) */
+  /* issue 12, higher orders: the saved slots that hold the node's own
+     output (a backward that records differentiates through them), whether
+     an nn_grad pass must run the node (it leads to an input asked for),
+     and where the op was called when anomaly mode was on (or NULL) */
+  unsigned saved_output;
+  int needed, topo_pending;
+  char *where;
+  /* a user's function (nn_function_attach): its context, freed with the node */
+  void *ctx;
+  void (*free_ctx)(void *);
 };
 
 /* True when an op on these inputs must record a node. */
@@ -154,7 +164,14 @@ void nn_node_save(nn_node *node, int i, nn_tensor *t);
    tensor that owns it. */
 void nn_node_save_output(nn_node *node, int i, const nn_tensor *out);
 void nn_node_release(nn_node *node);
-/* While backward runs, ops record nothing. */
+/* True while a backward pass records itself (create_graph): backward ops
+   then record nodes where their operands need gradients. */
+int nn_recording_backward(void);
+/* The error a backward op gives when asked to record its own gradient and
+   it has none (first-order only): -1 with "op: second-order gradients are
+   not implemented". */
+int nn_first_order_only(const char *op);
+/* While backward runs, ops record nothing (unless create_graph). */
 typedef struct { int previous; } nn_grad_guard;
 nn_grad_guard nn_no_grad_begin(void);
 void nn_no_grad_end(nn_grad_guard g);
@@ -259,6 +276,33 @@ int nn_class_loss_backward(const char *op, int from_logits, int probabilities,
                            const nn_class_loss_options *o, nn_tensor *g, nn_tensor *input,
                            nn_tensor *target, nn_tensor *aux, int need_x, int need_y,
                            nn_tensor **gx, nn_tensor **gy);
+
+/* ---- the same backward ops while a pass records itself (higher_order.c):
+   made of fronts that record, so that the gradient they give can be
+   differentiated again; each front above calls its form here when
+   nn_recording_backward() and an operand needs a gradient ------------- */
+nn_tensor *nn_unary_backward_graph(nn_unary_op op, nn_tensor *g, nn_tensor *v);
+nn_tensor *nn_activation_backward_graph(nn_activation_op op, nn_tensor *g, nn_tensor *x, double a,
+                                        double b);
+nn_tensor *nn_softmax_backward_graph(nn_tensor *g, nn_tensor *y, int dim, int log_form);
+nn_tensor *nn_pointwise_grad_graph(nn_pointwise_grad_op op, nn_tensor *g, nn_tensor *x,
+                                   nn_tensor *y, double lo, double hi);
+int nn_linear_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *w, const int *need,
+                             nn_tensor **grads);
+nn_tensor *nn_norm_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *norm, double p,
+                                  unsigned mask);
+nn_tensor *nn_extreme_backward_graph(nn_tensor *g, nn_tensor *indices, nn_tensor *x,
+                                     nn_tensor *value, unsigned mask, int ndim,
+                                     const int64_t *size);
+nn_tensor *nn_scatter_line_backward_graph(nn_tensor *g, nn_tensor *indices, int dim, int ndim,
+                                          const int64_t *size);
+int nn_loss_backward_graph(const nn_loss_spec *spec, nn_tensor *g, nn_tensor *x, nn_tensor *y,
+                           int need_x, int need_y, nn_tensor **gx, nn_tensor **gy);
+/* True when a backward op must take its recorded form: a pass records
+   itself and one of the operands needs a gradient. */
+static inline int nn_backward_records(nn_tensor *a, nn_tensor *b, nn_tensor *c) {
+  return nn_recording_backward() && nn_needs_grad(a, b, c);
+}
 
 /* ---- reductions over a set of dims (reduce.c): a bit mask, bit i for
    dim i; all of an n-dim tensor's is (1 << n) - 1, and 0 reduces nothing

@@ -107,6 +107,8 @@ static nn_loss_args loss_args(const nn_loss_spec *spec, const nn_tensor *x, cons
 int nn_loss_backward(const nn_loss_spec *spec, nn_tensor *g, nn_tensor *input, nn_tensor *target,
                      int need_x, int need_y, nn_tensor **gx, nn_tensor **gy) {
   *gx = *gy = NULL;
+  if (nn_backward_records(g, input, target))
+    return nn_loss_backward_graph(spec, g, input, target, need_x, need_y, gx, gy);
   const nn_backend *be =
       nn_dispatch("loss backward", offsetof(nn_backend, loss_backward), g, input, target);
   if (!be) return -1;
@@ -420,6 +422,7 @@ int nn_class_loss_backward(const char *op, int from_logits, int probabilities,
                            nn_tensor *target, nn_tensor *aux, int need_x, int need_y,
                            nn_tensor **gx, nn_tensor **gy) {
   *gx = *gy = NULL;
+  if (nn_backward_records(g, input, target)) return nn_first_order_only(op);
   const nn_backend *be = nn_dispatch(op, offsetof(nn_backend, class_loss_backward), g, input, target);
   if (!be) return -1;
   nn_tensor *x = contiguous_values(input), *t = x ? contiguous_values(target) : NULL;

@@ -204,6 +204,7 @@ nn_tensor *nn_matmul(nn_tensor *a, nn_tensor *b) {
 int nn_linear_backward(nn_tensor *g, nn_tensor *x, nn_tensor *w, const int *need,
                        nn_tensor *const *into, nn_tensor **grads) {
   grads[0] = grads[1] = grads[2] = NULL;
+  if (nn_backward_records(g, x, w)) return nn_linear_backward_graph(g, x, w, need, grads);
   const nn_backend *be = nn_dispatch("linear backward", offsetof(nn_backend, gemm), g, x, w);
   if (!be) return -1;
   if (need[0]) { /* dx = g w : (N, out)(out, in) */

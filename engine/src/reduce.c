@@ -31,6 +31,8 @@ nn_tensor *nn_squeeze_kept(nn_tensor *kept, const nn_tensor *a, unsigned mask, i
 nn_tensor *nn_as_kept(nn_tensor *t, int ndim, const int64_t *size, unsigned mask) {
   int64_t kept[NN_MAX_DIMS];
   nn_kept_shape(ndim, size, mask, kept);
+  /* a recording pass differentiates through it (a kernel reading it ignores that) */
+  if (nn_backward_records(t, NULL, NULL)) return nn_reshape(t, ndim, kept);
   nn_grad_guard guard = nn_no_grad_begin();
   nn_tensor *v = nn_reshape(t, ndim, kept);
   nn_no_grad_end(guard);
@@ -67,6 +69,12 @@ nn_tensor *nn_sum_to_shape(nn_tensor *a, int ndim, const int64_t *size) {
       }
       reduced |= 1u << i;
     }
+  }
+  if (nn_backward_records(a, NULL, NULL)) { /* recorded: a sum with dims kept, then the shape */
+    nn_tensor *kept = nn_sum_dims(a, reduced, 1, 0);
+    nn_tensor *shaped = kept ? nn_reshape(kept, ndim, size) : NULL;
+    nn_release(kept);
+    return shaped;
   }
   nn_tensor *out = nn_empty_like_shape(a, a->dtype, ndim, size);
   if (out && nn_run_reduce(NN_REDUCE_SUM, out, a, reduced, 0) < 0) {
@@ -150,6 +158,8 @@ nn_tensor *nn_mean(nn_tensor *a, int dim, int keepdim) { return sum_or_mean(a, d
    PyTorch does. The result has x's shape (ndim, size). */
 nn_tensor *nn_extreme_backward(nn_tensor *g, nn_tensor *indices, nn_tensor *x, nn_tensor *value,
                                unsigned dim, int ndim, const int64_t *size) {
+  if (nn_backward_records(g, x, value))
+    return nn_extreme_backward_graph(g, indices, x, value, dim, ndim, size);
   size_t kernel = !indices ? offsetof(nn_backend, extreme_all_backward)
                            : offsetof(nn_backend, extreme_backward);
   const nn_backend *be = nn_dispatch("max backward", kernel, g, !indices ? x : indices, value);
@@ -269,6 +279,11 @@ nn_tensor *nn_line_grad(const char *op, size_t kernel, nn_tensor *g, nn_tensor *
   const nn_backend *be = nn_dispatch(op, kernel, g, x, result);
   if (!be) return NULL;
   nn_tensor *gk = nn_as_kept(g, x->ndim, x->size, mask);
+  if (nn_backward_records(g, x, result)) {
+    nn_release(gk);
+    nn_first_order_only(op);
+    return NULL;
+  }
   nn_tensor *rk = gk ? nn_as_kept(result, x->ndim, x->size, mask) : NULL;
   nn_tensor *gi = rk ? nn_empty_like(x) : NULL;
   int st = -1;
@@ -291,6 +306,7 @@ static int run_norm_backward(const nn_backend *be, const nn_reduce_geom *r, cons
 }
 
 nn_tensor *nn_norm_backward(nn_tensor *g, nn_tensor *x, nn_tensor *norm, double p, unsigned dim) {
+  if (nn_backward_records(g, x, norm)) return nn_norm_backward_graph(g, x, norm, p, dim);
   return nn_line_grad("norm backward", offsetof(nn_backend, norm_backward), g, x, norm, dim,
                       run_norm_backward, &p);
 }

@@ -28,6 +28,10 @@ static int cumsum_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
 }
 
 nn_tensor *nn_cumprod_backward(nn_tensor *g, nn_tensor *x, nn_tensor *out, int dim) {
+  if (nn_backward_records(g, x, out)) {
+    nn_first_order_only("cumprod");
+    return NULL;
+  }
   const nn_backend *be =
       nn_dispatch("cumprod backward", offsetof(nn_backend, cumprod_backward), g, x, out);
   nn_tensor *gi = be ? nn_empty_like(x) : NULL;
@@ -87,6 +91,8 @@ nn_tensor *nn_cumprod(nn_tensor *a, int dim) { return scan(NN_SCAN_PROD, a, dim,
    a tensor of shape (ndim, size): g added at those positions, 0 elsewhere. */
 nn_tensor *nn_scatter_line_backward(nn_tensor *g, nn_tensor *indices, int dim, int ndim,
                                     const int64_t *size) {
+  if (nn_backward_records(g, NULL, NULL))
+    return nn_scatter_line_backward_graph(g, indices, dim, ndim, size);
   const nn_backend *be =
       nn_dispatch("sort backward", offsetof(nn_backend, scatter_line), g, indices, NULL);
   nn_tensor *gi = be ? nn_full_like_shape(g, g->dtype, ndim, size, 0) : NULL;

@@ -202,7 +202,9 @@ nn_tensor *nn_permute(nn_tensor *t, const int *dims) {
 /* ---- narrow / select: the gradient lands in a zero tensor ------------ */
 /* gi[0] = z (zeros, consumed) with g copied into part (z's view, consumed). */
 static int gradient_in_zeros(nn_tensor *z, nn_tensor *part, nn_tensor *g, nn_tensor **gi) {
-  int st = part ? nn_copy_(part, g) : -1;
+  /* a recording pass records the copy (CopySlices), so g's history goes on */
+  int st = !part ? -1 : nn_backward_records(g, NULL, NULL) ? nn_inplace_copy("backward", part, g)
+                                                           : nn_copy_(part, g);
   nn_release(part);
   if (st < 0) {
     nn_release(z);
@@ -501,14 +503,7 @@ nn_tensor *nn_to_device(nn_tensor *t, nn_device device) {
 static int diagonal_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   nn_tensor *z = nn_full_like_shape(g, g->dtype, node->ndim, node->size, 0);
   nn_tensor *part = z ? nn_diagonal(z, node->ints[0], (int)node->ints[1], (int)node->ints[2]) : NULL;
-  int st = part ? nn_copy_(part, g) : -1;
-  nn_release(part);
-  if (st < 0) {
-    nn_release(z);
-    return -1;
-  }
-  gi[0] = z;
-  return 0;
+  return gradient_in_zeros(z, part, g, gi);
 }
 
 nn_tensor *nn_diagonal(nn_tensor *t, int64_t offset, int d1, int d2) {

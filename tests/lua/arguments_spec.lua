@@ -214,6 +214,7 @@ local variadic = {
   ["nn.Tensor.new_zeros"] = "sizes", ["nn.Tensor.new_ones"] = "sizes", ["nn.einsum"] = "operands",
   ["nn.Sequential"] = "modules", ["nn.data.TensorDataset"] = "tensors",
   ["nn.no_grad"] = "fn's arguments", ["nn.enable_grad"] = "fn's arguments",
+  ["nn.autograd.detect_anomaly"] = "fn's arguments",
   ["nn.repl.show"] = "values to show", ["nn.repl.time"] = "fn's arguments",
   ["nn.progress.Bar.print"] = "values to print, as print",
   ["nn.Module.forward"] = "the base's only job is to say that a class has no forward",

@@ -1,0 +1,378 @@
+/* higher_order.c: the backward ops when a backward pass records itself
+ * (create_graph, issue 12). A backward op's kernel computes its gradient
+ * in one loop and records nothing; while a pass records and an operand
+ * needs a gradient, the op computes the same gradient from ordinary fronts
+ * instead (each of which records its node), so its gradient is
+ * differentiable again, to any order. The formulas are the first
+ * derivatives of math/elementwise.h and math/activation.h, written with
+ * tensors. Where a derivative is flat (relu, clamp, a comparison's mask)
+ * its value comes from the kernel, untracked: its own derivative is zero. */
+#include "internal.h"
+
+/* ---- a small expression: temporaries released together ------------------ */
+#define EXPR_MAX 24
+typedef struct {
+  nn_tensor *t[EXPR_MAX];
+  int n;
+} expr;
+
+static nn_tensor *keep(expr *e, nn_tensor *t) {
+  if (!t) return NULL;
+  if (e->n == EXPR_MAX) {
+    nn_release(t);
+    nn_error_set("backward: expression too long");
+    return NULL;
+  }
+  return e->t[e->n++] = t;
+}
+
+/* The result (a new reference) and every temporary released. */
+static nn_tensor *finish(expr *e, nn_tensor *result) {
+  nn_retain(result);
+  for (int i = 0; i < e->n; i++) nn_release(e->t[i]);
+  e->n = 0;
+  return result;
+}
+
+static nn_tensor *bin(expr *e, nn_binary_op op, nn_tensor *a, nn_tensor *b) {
+  return a && b ? keep(e, nn_binary(op, a, b)) : NULL;
+}
+/* a op s */
+static nn_tensor *num(expr *e, nn_binary_op op, nn_tensor *a, double s) {
+  return a ? keep(e, nn_binary_scalar(op, a, s, 0)) : NULL;
+}
+/* s op a */
+static nn_tensor *rnum(expr *e, nn_binary_op op, double s, nn_tensor *a) {
+  return a ? keep(e, nn_binary_scalar(op, a, s, 1)) : NULL;
+}
+static nn_tensor *un(expr *e, nn_unary_op op, nn_tensor *a) {
+  return a ? keep(e, nn_unary(op, a)) : NULL;
+}
+static nn_tensor *mul(expr *e, nn_tensor *a, nn_tensor *b) { return bin(e, NN_MUL, a, b); }
+
+/* a 0/1 tensor of like's dtype from a bool one (consumed), untracked */
+static nn_tensor *as_mask(expr *e, nn_tensor *b, const nn_tensor *like) {
+  if (!b) return NULL;
+  nn_grad_guard guard = nn_no_grad_begin();
+  nn_tensor *m = nn_to_dtype(b, like->dtype);
+  nn_no_grad_end(guard);
+  nn_release(b);
+  return keep(e, m);
+}
+
+/* (x > s) as 0/1 in x's dtype, untracked */
+static nn_tensor *greater(expr *e, nn_tensor *x, double s) {
+  if (!x) return NULL;
+  nn_grad_guard guard = nn_no_grad_begin();
+  nn_tensor *b = nn_binary_scalar(NN_GT, x, s, 0);
+  nn_no_grad_end(guard);
+  return as_mask(e, b, x);
+}
+
+/* ---- unary ops ---------------------------------------------------------- */
+/* op'(v) with tensors (v: the output or the input, as
+   nn_unary_grad_reads_output says), or NULL without an error where the
+   derivative is flat. */
+static nn_tensor *unary_derivative(expr *e, nn_unary_op op, nn_tensor *v) {
+  switch (op) {
+  case NN_EXP: return v;
+  case NN_LOG: return rnum(e, NN_DIV, 1, v);
+  case NN_SQRT: return rnum(e, NN_DIV, 0.5, v);
+  case NN_SIGMOID: return mul(e, v, rnum(e, NN_SUB, 1, v));
+  case NN_TANH: return rnum(e, NN_SUB, 1, mul(e, v, v));
+  case NN_SIN: return un(e, NN_COS, v);
+  case NN_COS: return un(e, NN_NEG, un(e, NN_SIN, v));
+  case NN_LOG1P: return rnum(e, NN_DIV, 1, num(e, NN_ADD, v, 1));
+  case NN_EXPM1: return num(e, NN_ADD, v, 1);
+  case NN_LOG2: return rnum(e, NN_DIV, 1.4426950408889634, v);  /* 1 / log 2 */
+  case NN_LOG10: return rnum(e, NN_DIV, 0.43429448190325182, v); /* 1 / log 10 */
+  case NN_RSQRT: return num(e, NN_MUL, mul(e, v, mul(e, v, v)), -0.5);
+  case NN_RECIPROCAL: return un(e, NN_NEG, mul(e, v, v));
+  case NN_SQUARE: return num(e, NN_MUL, v, 2);
+  case NN_TAN: return num(e, NN_ADD, mul(e, v, v), 1);
+  case NN_ASIN: return un(e, NN_RSQRT, rnum(e, NN_SUB, 1, mul(e, v, v)));
+  case NN_ACOS: return un(e, NN_NEG, un(e, NN_RSQRT, rnum(e, NN_SUB, 1, mul(e, v, v))));
+  case NN_ATAN: return rnum(e, NN_DIV, 1, num(e, NN_ADD, mul(e, v, v), 1));
+  case NN_SINH: return un(e, NN_COSH, v);
+  case NN_COSH: return un(e, NN_SINH, v);
+  case NN_ERF: /* 2 / sqrt(pi) exp(-x^2) */
+    return num(e, NN_MUL, un(e, NN_EXP, un(e, NN_NEG, mul(e, v, v))), 1.1283791670955126);
+  case NN_ERFINV: /* sqrt(pi) / 2 exp(y^2) */
+    return num(e, NN_MUL, un(e, NN_EXP, mul(e, v, v)), 0.88622692545275801);
+  default: return NULL;
+  }
+}
+
+/* g times a derivative D that is flat (piecewise constant): D is what the
+   kernel gives for a gradient of ones, untracked. */
+static nn_tensor *times_flat(nn_tensor *g, nn_tensor *flat) {
+  if (!flat) return NULL;
+  nn_tensor *gi = nn_binary(NN_MUL, g, flat);
+  nn_release(flat);
+  return gi;
+}
+
+static nn_tensor *ones_untracked(nn_tensor *like) {
+  return nn_full_like_shape(like, like->dtype, like->ndim, like->size, 1);
+}
+
+nn_tensor *nn_unary_backward_graph(nn_unary_op op, nn_tensor *g, nn_tensor *v) {
+  expr e = {{NULL}, 0};
+  nn_tensor *d = unary_derivative(&e, op, v);
+  if (d) return finish(&e, mul(&e, g, d));
+  if (e.n > 0) return finish(&e, NULL); /* an error on the way */
+  nn_tensor *ones = ones_untracked(g), *flat = NULL;
+  if (ones) {
+    nn_grad_guard guard = nn_no_grad_begin();
+    flat = nn_unary_backward(op, ones, v);
+    nn_no_grad_end(guard);
+    nn_release(ones);
+  }
+  return times_flat(g, flat);
+}
+
+/* ---- activations -------------------------------------------------------- */
+static nn_tensor *activation_derivative(expr *e, nn_activation_op op, nn_tensor *x, double a,
+                                        double b) {
+  switch (op) {
+  case NN_ACT_ELU: case NN_ACT_SELU: {
+    /* x > 0: scale; else scale alpha exp(x) (math/activation.h's constants) */
+    double alpha = op == NN_ACT_SELU ? 1.6732632423543772848170429916717 : a;
+    double scale = op == NN_ACT_SELU ? 1.0507009873554804934193349852946 : 1;
+    nn_tensor *m = greater(e, x, 0);
+    nn_tensor *left = num(e, NN_MUL, un(e, NN_EXP, x ? keep(e, nn_clamp(x, -INFINITY, 0)) : NULL), alpha);
+    nn_tensor *d = bin(e, NN_ADD, m, mul(e, rnum(e, NN_SUB, 1, m), left));
+    return scale == 1 ? d : num(e, NN_MUL, d, scale);
+  }
+  case NN_ACT_SILU: { /* s (1 + x (1 - s)) */
+    nn_tensor *s = un(e, NN_SIGMOID, x);
+    return mul(e, s, num(e, NN_ADD, mul(e, x, rnum(e, NN_SUB, 1, s)), 1));
+  }
+  case NN_ACT_GELU: { /* Phi(x) + x phi(x) */
+    nn_tensor *cdf = num(e, NN_MUL, num(e, NN_ADD, un(e, NN_ERF, num(e, NN_MUL, x, 0.70710678118654752)), 1), 0.5);
+    nn_tensor *pdf = num(e, NN_MUL, un(e, NN_EXP, num(e, NN_MUL, mul(e, x, x), -0.5)), 0.39894228040143268);
+    return bin(e, NN_ADD, cdf, mul(e, x, pdf));
+  }
+  case NN_ACT_GELU_TANH: { /* t = tanh(k (x + c x^3)): (1 + t) / 2 + x (1 - t^2) k (1 + 3 c x^2) / 2 */
+    const double k = 0.79788456080286536, c = 0.044715;
+    nn_tensor *x2 = mul(e, x, x);
+    nn_tensor *t = un(e, NN_TANH, num(e, NN_MUL, bin(e, NN_ADD, x, num(e, NN_MUL, mul(e, x2, x), c)), k));
+    nn_tensor *inner = num(e, NN_MUL, num(e, NN_ADD, num(e, NN_MUL, x2, 3 * c), 1), 0.5 * k);
+    nn_tensor *right = mul(e, mul(e, x, rnum(e, NN_SUB, 1, mul(e, t, t))), inner);
+    return bin(e, NN_ADD, num(e, NN_MUL, num(e, NN_ADD, t, 1), 0.5), right);
+  }
+  case NN_ACT_SOFTPLUS: { /* sigmoid(beta x), 1 above the threshold */
+    nn_tensor *bx = num(e, NN_MUL, x, a);
+    nn_tensor *m = greater(e, bx, b);
+    nn_tensor *s = un(e, NN_SIGMOID, bx);
+    return bin(e, NN_ADD, mul(e, s, rnum(e, NN_SUB, 1, m)), m);
+  }
+  case NN_ACT_MISH: { /* t + x (1 - t^2) sigmoid(x), t = tanh(softplus(x)) */
+    nn_tensor *t = un(e, NN_TANH, x ? keep(e, nn_activation(NN_ACT_SOFTPLUS, x, 1, 20)) : NULL);
+    return bin(e, NN_ADD, t, mul(e, mul(e, x, rnum(e, NN_SUB, 1, mul(e, t, t))), un(e, NN_SIGMOID, x)));
+  }
+  case NN_ACT_LOG_SIGMOID: return rnum(e, NN_SUB, 1, un(e, NN_SIGMOID, x));
+  case NN_ACT_SOFTSIGN: { /* 1 / (1 + |x|)^2 */
+    nn_tensor *q = num(e, NN_ADD, un(e, NN_ABS, x), 1);
+    return rnum(e, NN_DIV, 1, mul(e, q, q));
+  }
+  default: return NULL; /* leaky_relu, hardtanh, hardsigmoid: flat */
+  }
+}
+
+nn_tensor *nn_activation_backward_graph(nn_activation_op op, nn_tensor *g, nn_tensor *x, double a,
+                                        double b) {
+  expr e = {{NULL}, 0};
+  nn_tensor *d = activation_derivative(&e, op, x, a, b);
+  if (d) return finish(&e, mul(&e, g, d));
+  if (e.n > 0) return finish(&e, NULL); /* an error on the way */
+  nn_tensor *ones = ones_untracked(g), *flat = NULL;
+  if (ones) {
+    nn_grad_guard guard = nn_no_grad_begin();
+    flat = nn_activation_backward(op, ones, x, a, b);
+    nn_no_grad_end(guard);
+    nn_release(ones);
+  }
+  return times_flat(g, flat);
+}
+
+/* ---- softmax ------------------------------------------------------------- */
+/* softmax: y (g - sum(g y)); log_softmax: g - exp(y) sum(g), sums along dim */
+nn_tensor *nn_softmax_backward_graph(nn_tensor *g, nn_tensor *y, int dim, int log_form) {
+  expr e = {{NULL}, 0};
+  unsigned mask = y->ndim ? 1u << dim : 0;
+  if (log_form) {
+    nn_tensor *s = keep(&e, nn_sum_dims(g, mask, 1, 0));
+    return finish(&e, bin(&e, NN_SUB, g, mul(&e, un(&e, NN_EXP, y), s)));
+  }
+  nn_tensor *gy = mul(&e, g, y);
+  nn_tensor *s = gy ? keep(&e, nn_sum_dims(gy, mask, 1, 0)) : NULL;
+  return finish(&e, mul(&e, y, bin(&e, NN_SUB, g, s)));
+}
+
+/* ---- the select-style gradients --------------------------------------------- */
+nn_tensor *nn_pointwise_grad_graph(nn_pointwise_grad_op op, nn_tensor *g, nn_tensor *x,
+                                   nn_tensor *y, double lo, double hi) {
+  expr e = {{NULL}, 0};
+  switch (op) {
+  case NN_GRAD_POW_BASE: { /* y x^(y-1), 0 where y == 0 */
+    nn_grad_guard guard = nn_no_grad_begin();
+    nn_tensor *nonzero = nn_binary_scalar(NN_NE, y, 0, 0);
+    nn_no_grad_end(guard);
+    nn_tensor *m = as_mask(&e, nonzero, g);
+    nn_tensor *d = mul(&e, mul(&e, y, bin(&e, NN_POW, x, num(&e, NN_SUB, y, 1))), m);
+    return finish(&e, mul(&e, g, d));
+  }
+  case NN_GRAD_POW_EXPONENT: { /* x^y log x, 0 where x == 0 and y >= 0 */
+    nn_grad_guard guard = nn_no_grad_begin();
+    nn_tensor *zero = nn_binary_scalar(NN_EQ, x, 0, 0);
+    nn_tensor *ypos = zero ? nn_binary_scalar(NN_GE, y, 0, 0) : NULL;
+    nn_tensor *both = ypos ? nn_binary(NN_LOGICAL_AND, zero, ypos) : NULL;
+    nn_no_grad_end(guard);
+    nn_release(zero), nn_release(ypos);
+    nn_tensor *skip = as_mask(&e, both, g);
+    /* log(x + skip): log 1 = 0 where skipped, no -inf times 0 */
+    nn_tensor *d = mul(&e, bin(&e, NN_POW, x, y), un(&e, NN_LOG, bin(&e, NN_ADD, x, skip)));
+    return finish(&e, mul(&e, g, mul(&e, d, rnum(&e, NN_SUB, 1, skip))));
+  }
+  case NN_GRAD_NUMBER_BASE: /* s^x log s with s = lo */
+    if (lo != 0) return finish(&e, mul(&e, g, num(&e, NN_MUL, rnum(&e, NN_POW, lo, x), log(lo))));
+    break;
+  default: break;
+  }
+  /* flat: maximum, minimum, clamp, 0^x */
+  nn_tensor *ones = ones_untracked(g), *flat = NULL;
+  if (ones) {
+    nn_grad_guard guard = nn_no_grad_begin();
+    flat = nn_pointwise_grad(op, ones, x, y, lo, hi);
+    nn_no_grad_end(guard);
+    nn_release(ones);
+  }
+  return times_flat(g, flat);
+}
+
+/* ---- linear ------------------------------------------------------------------ */
+int nn_linear_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *w, const int *need,
+                             nn_tensor **grads) {
+  grads[0] = grads[1] = grads[2] = NULL;
+  nn_tensor *gt = need[1] ? nn_transpose(g, 0, 1) : NULL;
+  if (need[0]) grads[0] = nn_matmul(g, w);
+  if (need[1]) grads[1] = gt ? nn_matmul(gt, x) : NULL;
+  if (need[2]) grads[2] = nn_sum(g, 0, 0);
+  nn_release(gt);
+  for (int k = 0; k < 3; k++) {
+    if (need[k] && !grads[k]) {
+      for (int j = 0; j < 3; j++) nn_release(grads[j]), grads[j] = NULL;
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* ---- reductions --------------------------------------------------------------- */
+/* PyTorch's norm_backward: g x |x|^(p-2) / norm^(p-1), 0 where the norm is 0 */
+nn_tensor *nn_norm_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *norm, double p,
+                                  unsigned mask) {
+  if (isinf(p)) {
+    nn_error_set("norm (p = inf): second-order gradients are not implemented");
+    return NULL;
+  }
+  expr e = {{NULL}, 0};
+  nn_tensor *gk = keep(&e, nn_as_kept(g, x->ndim, x->size, mask));
+  if (p == 1) return finish(&e, mul(&e, gk, un(&e, NN_SIGN, x)));
+  nn_tensor *nk = keep(&e, nn_as_kept(norm, x->ndim, x->size, mask));
+  nn_grad_guard guard = nn_no_grad_begin();
+  nn_tensor *zero = nk ? nn_binary_scalar(NN_EQ, nk, 0, 0) : NULL;
+  nn_no_grad_end(guard);
+  nn_tensor *z = as_mask(&e, zero, x);
+  nn_tensor *denom = bin(&e, NN_ADD, p == 2 ? nk : num(&e, NN_POW, nk, p - 1), z);
+  nn_tensor *top = p == 2 ? x : mul(&e, x, num(&e, NN_POW, un(&e, NN_ABS, x), p - 2));
+  nn_tensor *d = mul(&e, bin(&e, NN_DIV, top, denom), rnum(&e, NN_SUB, 1, z));
+  return finish(&e, mul(&e, gk, d));
+}
+
+/* max/min along a dim: g scattered at the indices; over all dims: shared
+   by the elements equal to the value. */
+nn_tensor *nn_extreme_backward_graph(nn_tensor *g, nn_tensor *indices, nn_tensor *x,
+                                     nn_tensor *value, unsigned mask, int ndim,
+                                     const int64_t *size) {
+  expr e = {{NULL}, 0};
+  nn_tensor *gk = keep(&e, nn_as_kept(g, ndim, size, mask));
+  if (indices) {
+    int dim = 0;
+    while (dim < ndim && !(mask >> dim & 1)) dim++;
+    nn_tensor *ik = keep(&e, nn_as_kept(indices, ndim, size, mask));
+    nn_tensor *z = gk ? keep(&e, nn_full_like_shape(g, g->dtype, ndim, size, 0)) : NULL;
+    return finish(&e, z && ik ? keep(&e, nn_scatter(z, dim, ik, gk, 1, 0)) : NULL);
+  }
+  nn_tensor *vk = keep(&e, nn_as_kept(value, ndim, size, mask));
+  nn_grad_guard guard = nn_no_grad_begin();
+  nn_tensor *eq = vk ? nn_binary(NN_EQ, x, vk) : NULL;
+  nn_no_grad_end(guard);
+  nn_tensor *m = as_mask(&e, eq, g);
+  nn_tensor *count = NULL;
+  if (m) {
+    guard = nn_no_grad_begin();
+    count = keep(&e, nn_sum_dims(m, mask, 1, 0));
+    nn_no_grad_end(guard);
+  }
+  return finish(&e, mul(&e, gk, bin(&e, NN_DIV, m, count)));
+}
+
+/* values picked at indices along dim: g put back there */
+nn_tensor *nn_scatter_line_backward_graph(nn_tensor *g, nn_tensor *indices, int dim, int ndim,
+                                          const int64_t *size) {
+  nn_tensor *z = nn_full_like_shape(g, g->dtype, ndim, size, 0);
+  nn_tensor *gi = z ? nn_scatter(z, dim, indices, g, 1, 0) : NULL;
+  nn_release(z);
+  return gi;
+}
+
+/* ---- losses ---------------------------------------------------------------- */
+/* The elementwise losses without weights: l'(x, y) with tensors, times g
+   (divided as the forward divided the sum). */
+int nn_loss_backward_graph(const nn_loss_spec *spec, nn_tensor *g, nn_tensor *x, nn_tensor *y,
+                           int need_x, int need_y, nn_tensor **gx, nn_tensor **gy) {
+  static const char *const names[] = {"mse_loss", "binary_cross_entropy", "l1_loss",
+                                      "smooth_l1_loss", "huber_loss", "kl_div", "kl_div",
+                                      "binary_cross_entropy_with_logits"};
+  *gx = *gy = NULL;
+  if (spec->weights) {
+    nn_error_set("%s (with weights): second-order gradients are not implemented", names[spec->kind]);
+    return -1;
+  }
+  expr e = {{NULL}, 0};
+  nn_tensor *scale = spec->reduction != NN_REDUCTION_NONE ? num(&e, NN_DIV, g, spec->divisor) : g;
+  nn_tensor *d = bin(&e, NN_SUB, x, y), *dx = NULL, *dy = NULL;
+  switch (spec->kind) {
+  case NN_LOSS_MSE: dx = num(&e, NN_MUL, d, 2); break;
+  case NN_LOSS_L1: dx = un(&e, NN_SIGN, d); break;
+  case NN_LOSS_SMOOTH_L1: /* clamp(d / beta, -1, 1) */
+    dx = spec->param == 0 ? un(&e, NN_SIGN, d)
+                          : d ? keep(&e, nn_clamp(keep(&e, nn_binary_scalar(NN_DIV, d, spec->param, 0)), -1, 1)) : NULL;
+    break;
+  case NN_LOSS_HUBER: dx = d ? keep(&e, nn_clamp(d, -spec->param, spec->param)) : NULL; break;
+  case NN_LOSS_KL_DIV: /* y (log y - x) */
+    dx = un(&e, NN_NEG, y);
+    dy = bin(&e, NN_SUB, num(&e, NN_ADD, un(&e, NN_LOG, y), 1), x);
+    break;
+  case NN_LOSS_KL_DIV_LOG_TARGET: /* exp(y) (y - x) */
+    dx = un(&e, NN_NEG, un(&e, NN_EXP, y));
+    dy = mul(&e, un(&e, NN_EXP, y), num(&e, NN_ADD, un(&e, NN_NEG, d), 1));
+    break;
+  case NN_LOSS_BCE_WITH_LOGITS: /* (1 - y) x + log(1 + exp(-x)) */
+    dx = bin(&e, NN_SUB, un(&e, NN_SIGMOID, x), y);
+    dy = un(&e, NN_NEG, x);
+    break;
+  case NN_LOSS_BCE: /* -(y log x + (1 - y) log(1 - x)) */
+    dx = bin(&e, NN_DIV, d, mul(&e, x, rnum(&e, NN_SUB, 1, x)));
+    dy = bin(&e, NN_SUB, un(&e, NN_LOG, rnum(&e, NN_SUB, 1, x)), un(&e, NN_LOG, x));
+    break;
+  }
+  if (!dy && dx) dy = un(&e, NN_NEG, dx); /* a function of x - y */
+  if (need_x && !(*gx = mul(&e, scale, dx))) return finish(&e, NULL), -1;
+  if (need_y && !(*gy = mul(&e, scale, dy))) return finish(&e, NULL), -1;
+  nn_retain(*gx), nn_retain(*gy);
+  finish(&e, NULL);
+  return 0;
+}
