@@ -335,6 +335,7 @@ fail:
 }
 
 static int conv_node_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  if (nn_recording_backward()) return nn_first_order_only("convolution"); /* its kernels record nothing */
   int need[3] = {node->inputs[0] != NULL, node->inputs[1] != NULL, node->inputs[2] != NULL};
   return nn_conv_backward(g, node->saved[0], node->saved[1], node->ints, need, node->accumulate_into, gi);
 }

@@ -87,6 +87,7 @@ nn_tensor *nn_embedding_backward(nn_tensor *grad, nn_tensor *indices, int64_t nu
 /* saved[0]: the indices (contiguous); ints: num_embeddings, padding_idx,
    scale_grad_by_freq, base. */
 static int embedding_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  if (nn_recording_backward()) return nn_first_order_only("embedding"); /* its kernels record nothing */
   gi[0] = nn_embedding_backward(g, node->saved[0], node->ints[0], node->ints[1], (int)node->ints[2],
                                 (int)node->ints[3]);
   return gi[0] ? 0 : -1;

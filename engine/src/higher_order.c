@@ -133,7 +133,7 @@ nn_tensor *nn_unary_backward_graph(nn_unary_op op, nn_tensor *g, nn_tensor *v) {
 
 /* ---- activations -------------------------------------------------------- */
 static nn_tensor *activation_derivative(expr *e, nn_activation_op op, nn_tensor *x, double a,
-                                        double b) {
+                                        double b, int *unknown) {
   switch (op) {
   case NN_ACT_ELU: case NN_ACT_SELU: {
     /* x > 0: scale; else scale alpha exp(x) (math/activation.h's constants) */
@@ -176,14 +176,41 @@ static nn_tensor *activation_derivative(expr *e, nn_activation_op op, nn_tensor 
     nn_tensor *q = num(e, NN_ADD, un(e, NN_ABS, x), 1);
     return rnum(e, NN_DIV, 1, mul(e, q, q));
   }
-  default: return NULL; /* leaky_relu, hardtanh, hardsigmoid: flat */
+  case NN_ACT_HARDSWISH: { /* 0 below -3, x / 3 + 1/2 on [-3, 3], 1 above */
+    nn_tensor *low = greater(e, num(e, NN_MUL, x, -1), 3), *high = greater(e, x, 3);
+    nn_tensor *middle = bin(e, NN_SUB, rnum(e, NN_SUB, 1, low), high);
+    return bin(e, NN_ADD, mul(e, middle, num(e, NN_ADD, num(e, NN_DIV, x, 3), 0.5)), high);
+  }
+  case NN_ACT_CELU: { /* x > 0: 1; else exp(x / alpha) */
+    nn_tensor *m = greater(e, x, 0);
+    nn_tensor *left = un(e, NN_EXP, num(e, NN_DIV, x ? keep(e, nn_clamp(x, -INFINITY, 0)) : NULL, a));
+    return bin(e, NN_ADD, m, mul(e, rnum(e, NN_SUB, 1, m), left));
+  }
+  case NN_ACT_TANHSHRINK: { /* 1 - (1 - tanh^2) = tanh^2 */
+    nn_tensor *t = un(e, NN_TANH, x);
+    return mul(e, t, t);
+  }
+  case NN_ACT_LEAKY_RELU: case NN_ACT_HARDTANH: case NN_ACT_HARDSIGMOID: case NN_ACT_SOFTSHRINK:
+  case NN_ACT_HARDSHRINK: case NN_ACT_THRESHOLD:
+    return NULL; /* flat */
+  default:
+    /* an activation added without its derivative here: refuse rather than
+       take it for flat, which would give a silently wrong second order */
+    *unknown = 1;
+    return NULL;
   }
 }
 
 nn_tensor *nn_activation_backward_graph(nn_activation_op op, nn_tensor *g, nn_tensor *x, double a,
                                         double b) {
   expr e = {{NULL}, 0};
-  nn_tensor *d = activation_derivative(&e, op, x, a, b);
+  int unknown = 0;
+  nn_tensor *d = activation_derivative(&e, op, x, a, b, &unknown);
+  if (unknown) {
+    finish(&e, NULL);
+    nn_first_order_only(nn_activation_op_name(op));
+    return NULL;
+  }
   if (d) return finish(&e, mul(&e, g, d));
   if (e.n > 0) return finish(&e, NULL); /* an error on the way */
   nn_tensor *ones = ones_untracked(g), *flat = NULL;

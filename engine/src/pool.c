@@ -159,6 +159,7 @@ static nn_tensor *pool2d_backward(const nn_pool2d_args *geometry, nn_tensor *g, 
 /* The node keeps the geometry in ints: kind and count_include_pad, then
    kernel, stride, padding, dilation as (h, w) pairs, divisor, base. */
 static int pool2d_node_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  if (nn_recording_backward()) return nn_first_order_only(node->name); /* its kernels record nothing */
   nn_pool2d_args a = {0};
   a.kind = (nn_pool_kind)(node->ints[0] & 0xff);
   a.count_include_pad = (int)(node->ints[0] >> 8);
@@ -226,6 +227,7 @@ static double source_scale(int64_t in, int64_t out, double scale_factor, int bil
 }
 
 static int upsample2d_node_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  if (nn_recording_backward()) return nn_first_order_only(node->name); /* its kernels record nothing */
   const nn_backend *be = nn_dispatch("interpolate", offsetof(nn_backend, upsample2d_backward), g, NULL, NULL);
   if (!be) return -1;
   nn_tensor *gc = dense(g), *gx = gc ? nn_empty_like_shape(g, g->dtype, node->ndim, node->size) : NULL;
@@ -336,6 +338,7 @@ fail:
 }
 
 static int batch_norm_node_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  if (nn_recording_backward()) return nn_first_order_only("batch_norm"); /* its kernels record nothing */
   int need[3] = {node->inputs[0] != NULL, node->inputs[1] != NULL, node->inputs[2] != NULL};
   return batch_norm_backward(g, node->saved[0], node->saved[1], node->saved[2], (int)node->ints[0],
                              need, gi);

@@ -171,6 +171,7 @@ fail:
 }
 
 static int rnn_layer_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  if (nn_recording_backward()) return nn_first_order_only(node->name); /* its kernels record nothing */
   int need[3] = {node->inputs[0] != NULL, node->inputs[1] != NULL, node->inputs[2] != NULL};
   return rnn_layer_backward_op((nn_rnn_mode)node->ints[0], (int)node->ints[1], g, node->saved[0],
                                node->saved[1], node->saved[2], node->ints[2], need, gi);

@@ -207,8 +207,8 @@ describe("containers", function()
     assert.are.equal(4, #ml:parameters())
     ml:eval()
     assert.is_false(ml[2].training)
-    assert.are.equal("ModuleList(\n  (1): Tanh()\n  (2): Linear(in_features=2, out_features=3, bias=true)\n"
-      .. "  (3): ReLU()\n  (4): Linear(in_features=3, out_features=1, bias=true)\n  (5): Sigmoid()\n)", tostring(ml))
+    assert.are.equal("ModuleList(\n  (1): Tanh()\n  (2): Linear(in_features=2, out_features=3, bias=True)\n"
+      .. "  (3): ReLU()\n  (4): Linear(in_features=3, out_features=1, bias=True)\n  (5): Sigmoid()\n)", tostring(ml))
     local err = support.expect_error(function() return ml(nn.zeros(2)) end)
     assert.truthy(err:find("ModuleList: a container has no forward", 1, true))
     err = support.expect_error(function() ml:append(nn.zeros(2)) end)
@@ -246,8 +246,8 @@ describe("containers", function()
     local seen = {}
     for k, m in md:items() do seen[#seen + 1] = k .. "=" .. m.__name end
     assert.are.same({"encoder=Linear", "decoder=Linear"}, seen)
-    assert.are.equal("ModuleDict(\n  (encoder): Linear(in_features=2, out_features=3, bias=true)\n"
-      .. "  (decoder): Linear(in_features=3, out_features=2, bias=true)\n)", tostring(md))
+    assert.are.equal("ModuleDict(\n  (encoder): Linear(in_features=2, out_features=3, bias=True)\n"
+      .. "  (decoder): Linear(in_features=3, out_features=2, bias=True)\n)", tostring(md))
     local err = support.expect_error(function() md.forward = nn.ReLU() end)
     assert.truthy(err:find("ModuleDict: key 'forward' is taken by a method or field of ModuleDict", 1, true))
     err = support.expect_error(function() md.x = 3 end)
@@ -291,7 +291,7 @@ describe("printing as PyTorch", function()
       {nn.Threshold(0.1, 20), "Threshold(threshold=0.1, value=20)"},
       {nn.RReLU(), "RReLU(lower=0.125, upper=0.3333333333333333)"},
       {nn.Unflatten(2, {2, 3}), "Unflatten(dim=2, unflattened_size=(2, 3))"},
-      {nn.Bilinear(2, 3, 4), "Bilinear(in1_features=2, in2_features=3, out_features=4, bias=true)"},
+      {nn.Bilinear(2, 3, 4), "Bilinear(in1_features=2, in2_features=3, out_features=4, bias=True)"},
       {nn.CosineSimilarity(), "CosineSimilarity()"}, {nn.PairwiseDistance(), "PairwiseDistance()"},
       {nn.Softmax2d(), "Softmax2d()"},
     }

@@ -206,6 +206,11 @@ local gradgrad_ops = {
   {"bce_with_logits", function(a, b) return nn.F.binary_cross_entropy_with_logits(a * a, b:sigmoid()) end, 2},
   {"sort", function(a) return (a * a):sort(2) end},
   {"gather", function(a) return (a * a):gather(2, nn.tensor({{1, 1}, {2, 1}}, {dtype = "int64"})) end},
+  -- the activations of issue 13, scaled to reach every piece of their formulas
+  {"hardswish", function(a) return (a * 4):hardswish() end},
+  {"celu", function(a) return nn.F.celu(a * 2, 0.7) end},
+  {"tanhshrink", function(a) return nn.F.tanhshrink(a * 2) end},
+  {"softshrink (flat)", function(a) return nn.F.softshrink(a * a * 2, 0.3) end},
 }
 
 describe("nn.gradgradcheck", function()
@@ -235,6 +240,26 @@ describe("first-order-only ops", function()
     local p = (x * x):prod()
     expect_error(function() nn.autograd.grad(p, x, {create_graph = true}) end,
                  "prod backward: second-order gradients are not implemented")
+  end)
+
+  it("the layers whose backward kernels record nothing refuse a recording pass", function()
+    -- (a silently untracked gradient would give wrong second derivatives)
+    local x = nn.randn({1, 2, 5, 5}, {dtype = "float64", requires_grad = true})
+    local cases = {
+      {"convolution", function() return nn.F.conv2d(x, nn.randn({3, 2, 3, 3}, {dtype = "float64"})) end},
+      {"max_pool2d", function() return nn.F.max_pool2d(x, 2) end},
+      {"batch_norm", function() return nn.F.batch_norm(x, nil, nil, nil, nil, true) end},
+      {"embedding", function()
+        local w = nn.randn({4, 3}, {dtype = "float64", requires_grad = true})
+        return nn.F.embedding(nn.tensor({1, 4}, {dtype = "int64"}), w), w
+      end},
+    }
+    for _, case in ipairs(cases) do
+      local y, wrt = case[2]()
+      local ok, err = pcall(nn.autograd.grad, (y * y):sum(), wrt or x, {create_graph = true})
+      assert.is_false(ok, case[1])
+      assert.is_truthy(tostring(err):find("second-order gradients are not implemented", 1, true), case[1])
+    end
   end)
 end)
 
