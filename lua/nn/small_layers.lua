@@ -182,7 +182,7 @@ return function(nn)
 
   function Bilinear:extra_repr()
     return string.format("in1_features=%d, in2_features=%d, out_features=%d, bias=%s", self.in1_features,
-      self.in2_features, self.out_features, tostring(self.bias ~= nil))
+      self.in2_features, self.out_features, self.bias ~= nil and "True" or "False")
   end
 
   ---------------------------------------------------------------------------
