@@ -442,6 +442,11 @@ typedef struct nn_backend {
   /* (values, in, indices): the largest (want_max) or smallest element of
      each line, NaN winning, the first on a tie; indices (int64) its line index */
   int (*extreme)(int want_max, const nn_reduce_geom *r);
+  /* (out, in), both float32 or both float64: m + log(sum exp(x - m)) of
+     each line, m its max (NaN winning; an infinite max taken as 0), each
+     step rounded as the fronts exp, sum, log and add would round it (NULL:
+     the front runs those fronts) */
+  int (*logsumexp)(const nn_reduce_geom *r);
   /* (gi, g, indices), one reduced dim: gi (already zero) at each line's
      index = g: the gradient of max/min along a dim */
   int (*extreme_backward)(const nn_reduce_geom *r);
@@ -462,6 +467,9 @@ typedef struct nn_backend {
   /* (values, indices, in), all full shape, one reduced dim: each line
      sorted, stably, NaN above everything (PyTorch's order); indices int64 */
   int (*sort)(int descending, const nn_reduce_geom *r);
+  /* sort's geometry; only the first k positions of each line written, what
+     sort would put there (NULL: the front sorts whole lines instead) */
+  int (*topk)(int largest, int64_t k, const nn_reduce_geom *r);
   /* (gi, g, indices): gi (already zero) += g at each line's indices, gi's
      elements `stride` apart along the dim (the gradient of what sort,
      topk and kthvalue pick) */

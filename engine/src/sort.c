@@ -112,9 +112,13 @@ static int sort_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   return gi[0] ? 0 : -1;
 }
 
-nn_tensor *nn_sort(nn_tensor *a, int dim, int descending, nn_tensor **indices) {
+/* Lines sorted along dim; with k >= 0 and a topk kernel, only the first k
+   positions of each line are written, and the node saves the first k
+   indices (what the caller narrows to: the rest are never read). */
+static nn_tensor *sort_first(nn_tensor *a, int dim, int descending, int64_t k, nn_tensor **indices) {
   const nn_backend *be = nn_dispatch("sort", offsetof(nn_backend, sort), a, NULL, NULL);
   if (!be || (dim = wrap_dim("sort", dim, a)) < 0) return NULL;
+  if (k >= 0 && (!be->topk || a->ndim == 0)) k = -1;
   if (a->dtype == NN_BOOL) {
     nn_error_set("sort: not supported for a bool tensor; convert it first (long() or float())");
     return NULL;
@@ -124,9 +128,16 @@ nn_tensor *nn_sort(nn_tensor *a, int dim, int descending, nn_tensor **indices) {
   nn_reduce_geom r;
   nn_tensor *ts[3] = {values, idx, a};
   line_geometry(&r, 3, ts, a, dim);
-  if (be->sort(descending, &r) < 0) goto fail;
+  if ((k >= 0 ? be->topk(descending, k, &r) : be->sort(descending, &r)) < 0) goto fail;
+  if (k >= 0) {
+    nn_tensor *vk = nn_narrow(values, dim, 0, k), *ik = vk ? nn_narrow(idx, dim, 0, k) : NULL;
+    nn_release(values), nn_release(idx);
+    values = vk, idx = ik;
+    if (!idx) goto fail;
+  }
   if (nn_needs_grad(a, NULL, NULL)) {
-    nn_node *node = nn_node_attach(values, "SortBackward0", sort_backward, 1, a, NULL, NULL);
+    nn_node *node = nn_node_attach(values, k >= 0 ? "TopkBackward0" : "SortBackward0", sort_backward,
+                                   1, a, NULL, NULL);
     if (!node) goto fail;
     node->ints[0] = dim;
     node->ndim = a->ndim;
@@ -141,6 +152,10 @@ fail:
   return NULL;
 }
 
+nn_tensor *nn_sort(nn_tensor *a, int dim, int descending, nn_tensor **indices) {
+  return sort_first(a, dim, descending, -1, indices);
+}
+
 /* ---- topk, kthvalue, median: a sort, then a view of it ----------------------- */
 nn_tensor *nn_topk(nn_tensor *a, int64_t k, int dim, int largest, nn_tensor **indices) {
   int d = wrap_dim("topk", dim, a);
@@ -151,10 +166,12 @@ nn_tensor *nn_topk(nn_tensor *a, int64_t k, int dim, int largest, nn_tensor **in
                  (long long)n);
     return NULL;
   }
-  nn_tensor *idx = NULL, *sorted = nn_sort(a, d, largest, &idx);
+  nn_tensor *idx = NULL, *sorted = sort_first(a, d, largest, k, &idx);
   if (!sorted) return NULL;
-  nn_tensor *values = a->ndim ? nn_narrow(sorted, d, 0, k) : nn_retain(sorted);
-  nn_tensor *ik = values && a->ndim ? nn_narrow(idx, d, 0, k) : nn_retain(idx);
+  /* where the topk kernel ran, the lines hold k already */
+  int whole = a->ndim && sorted->size[d] != k;
+  nn_tensor *values = whole ? nn_narrow(sorted, d, 0, k) : nn_retain(sorted);
+  nn_tensor *ik = values && whole ? nn_narrow(idx, d, 0, k) : nn_retain(idx);
   nn_release(sorted), nn_release(idx);
   if (!values || !ik) {
     nn_release(values), nn_release(ik);

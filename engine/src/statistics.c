@@ -197,6 +197,23 @@ nn_tensor *nn_amin(nn_tensor *a, unsigned mask, int keepdim) { return amax_or_am
    -inf, not NaN); made of fronts, so the gradient is softmax's. */
 nn_tensor *nn_logsumexp(nn_tensor *a, unsigned mask, int keepdim) {
   if (check_floating("logsumexp", a) < 0) return NULL;
+  const nn_backend *be = nn_backend_for(a->device);
+  if (be && be->logsumexp && (a->dtype == NN_FLOAT32 || a->dtype == NN_FLOAT64) &&
+      nn_line_count(a, mask) > 0 && nn_numel(a) > 0 && !nn_needs_grad(a, NULL, NULL)) {
+    int64_t size[NN_MAX_DIMS];
+    nn_kept_shape(a->ndim, a->size, mask, size);
+    nn_tensor *out = nn_empty_like_shape(a, a->dtype, a->ndim, size);
+    if (!out) return NULL;
+    nn_reduce_geom r;
+    nn_tensor *ts[2] = {out, a};
+    nn_reduce_init(&r, 2, ts, 2u, a->ndim, a->size, mask);
+    if (be->logsumexp(&r) < 0) {
+      nn_release(out);
+      return NULL;
+    }
+    return nn_squeeze_kept(out, a, mask, keepdim);
+  }
+  /* the gradient (softmax's) follows these fronts */
   nn_tensor *m = NULL, *finite_m = NULL;
   if (nn_line_count(a, mask) > 0 && nn_numel(a) > 0) {
     nn_grad_guard guard = nn_no_grad_begin();

@@ -190,3 +190,80 @@ describe("issue 12 math: dtypes and misuse", function()
     end
   end)
 end)
+
+-- The CPU's fused kernels (topk's partial selection, logsumexp in one pass,
+-- fmod and trunc without libm calls) against the general paths they stand
+-- in for: the same values to the bit.
+describe("fused kernels give the general paths' values exactly", function()
+  local function same(expected, got, what)
+    local e, g = flat(expected), flat(got)
+    assert.are.equal(#e, #g, what)
+    for i = 1, #e do
+      local ok = (e[i] ~= e[i] and g[i] ~= g[i]) or (e[i] == g[i] and 1 / e[i] == 1 / g[i])
+      assert(ok, string.format("%s: element %d is %s, expected %s", what, i, tostring(g[i]), tostring(e[i])))
+    end
+  end
+
+  it("topk is sort's first k: ties, NaN, every k, both orders, both dims", function()
+    nn.manual_seed(3)
+    -- few distinct values: many ties; a NaN in some lines
+    local x = (nn.rand(7, 90) * 6):floor()
+    x[2][5], x[4][1], x[4][90] = 0 / 0, 0 / 0, 1 / 0
+    x[5][3] = -1 / 0
+    for _, dim in ipairs {1, 2} do
+      local n = x.shape[dim]
+      for _, k in ipairs {0, 1, 3, 7, 64, 65, n} do
+        if k <= n then
+          for _, largest in ipairs {true, false} do
+            local sv, si = x:sort(dim, largest)
+            local v, i = x:topk(k, dim, largest)
+            local what = string.format("topk(%d, %d, %s)", k, dim, tostring(largest))
+            same(sv:narrow(dim, 1, k), v, what .. " values")
+            same(si:narrow(dim, 1, k), i, what .. " indices")
+          end
+        end
+      end
+    end
+  end)
+
+  it("topk's gradient lands at the picked positions", function()
+    local x = nn.tensor({{3, 1, 2}, {0, 5, 4}}, {requires_grad = true})
+    local v = x:topk(2, 2)
+    assert.are.equal("TopkBackward0", v.grad_fn)
+    local loss = (v * nn.tensor({{1, 2}, {3, 4}})):sum()
+    loss:backward()
+    same(nn.tensor({{1, 0, 2}, {0, 3, 4}}), x.grad, "gradient")
+  end)
+
+  it("logsumexp without a graph equals the fronts' value (taken with one)", function()
+    nn.manual_seed(4)
+    for _, dtype in ipairs {"float32", "float64"} do
+      local x = (nn.randn(6, 50) * 30):to(dtype)
+      x[2]:fill_(-1 / 0)
+      x[3][7] = 1 / 0
+      x[4][9] = 0 / 0
+      for _, dims in ipairs {1, 2, {1, 2}} do
+        local with_graph = x:clone():requires_grad_(true):logsumexp(dims)
+        same(with_graph:detach(), x:logsumexp(dims), dtype .. " logsumexp")
+        same(x:clone():requires_grad_(true):logsumexp(dims, true):detach(), x:logsumexp(dims, true),
+             dtype .. " logsumexp keepdim")
+      end
+    end
+  end)
+
+  it("float32 fmod and trunc equal float64's, rounded; remainder is fmod moved by y", function()
+    nn.manual_seed(5)
+    local x = (nn.randn(4000) * (nn.randn(4000) * 6):exp()):float()
+    local y = (nn.randn(4000) * (nn.randn(4000) * 6):exp()):float()
+    x[1], y[2], x[3], y[4], x[5], y[6], x[7] = 0, 0, 1 / 0, 1 / 0, 0 / 0, 0 / 0, -0.0
+    x[8], y[8] = 7, 3.5
+    x[9], y[9] = -7, 3.5
+    x[10], y[10] = 5e7, 3
+    local f = x:double():fmod(y:double()):float()
+    same(f, x:fmod(y), "fmod")
+    same(x:double():fmod(0.375):float(), x:fmod(0.375), "fmod by a number")
+    local moved = f:ne(0):logical_and(f:lt(0):ne(y:lt(0)))
+    same(nn.where(moved, f + y, f), x:remainder(y), "remainder")
+    same(x:double():trunc():float(), x:trunc(), "trunc")
+  end)
+end)

@@ -2,6 +2,7 @@
  * log_softmax along a dim, and PReLU. Formulas: math/activation.h. */
 #include "cpu/cpu.h"
 #include "math/activation.h"
+#include "math/exp.h"
 
 #include <stdlib.h>
 
@@ -147,6 +148,35 @@ static inline void softmax_line(nn_dtype dt, const char *x, int64_t xs, char *y,
   }
 }
 
+/* float32 takes its exps in float (nn_exp_f32, branch-free), as PyTorch's
+   float32 softmax does, the sum in double; glibc's exp in double was one
+   call per element and most of the op's time. The exps go to y first, in a
+   loop of their own that vectorises (the sum in double, in order, cannot).
+   One formula for every stride, so that a strided line gives the
+   contiguous line's values; stride 1 is inlined apart to vectorise. */
+NN_MATH_SELECTS_BEGIN
+static inline void softmax_line_f32(const float *x, int64_t xs, float *y, int64_t ys, int64_t n,
+                                    int log_form) {
+  float m = -INFINITY;
+  for (int64_t j = 0; j < n; j++) m = x[j * xs] > m || isnan(x[j * xs]) ? x[j * xs] : m;
+  for (int64_t j = 0; j < n; j++) y[j * ys] = nn_exp_f32(x[j * xs] - m);
+  double sum = 0;
+  for (int64_t j = 0; j < n; j++) sum += y[j * ys];
+  if (log_form) {
+    double shift = m + log(sum);
+    for (int64_t j = 0; j < n; j++) y[j * ys] = (float)(x[j * xs] - shift);
+  } else {
+    for (int64_t j = 0; j < n; j++) y[j * ys] = (float)(y[j * ys] / sum);
+  }
+}
+
+static void softmax_line_f32_any(const float *x, int64_t xs, float *y, int64_t ys, int64_t n,
+                                 int log_form) {
+  if (xs == 1 && ys == 1) softmax_line_f32(x, 1, y, 1, n, log_form);
+  else softmax_line_f32(x, xs, y, ys, n, log_form);
+}
+NN_MATH_SELECTS_END
+
 static inline void softmax_backward_line(nn_dtype dt, const char *g, int64_t gs, const char *y,
                                          int64_t ys, char *gi, int64_t is, int64_t n, int log_form) {
   double acc = 0;
@@ -172,6 +202,9 @@ static inline void lines_typed(nn_dtype dt, const struct softmax_ctx *c, int64_t
     if (c->backward)
       softmax_backward_line(dt, data[1] + p * st[1] * es, rs ? rs[1] : 0, data[2] + p * st[2] * es,
                             rs ? rs[2] : 0, data[0] + p * st[0] * es, rs ? rs[0] : 0, n, c->log_form);
+    else if (dt == NN_FLOAT32)
+      softmax_line_f32_any((const float *)(data[1] + p * st[1] * es), rs ? rs[1] : 0,
+                           (float *)(data[0] + p * st[0] * es), rs ? rs[0] : 0, n, c->log_form);
     else
       softmax_line(dt, data[1] + p * st[1] * es, rs ? rs[1] : 0, data[0] + p * st[0] * es,
                    rs ? rs[0] : 0, n, c->log_form);

@@ -90,6 +90,7 @@ int nn_cpu_prelu_backward(const nn_prelu_args *a);
 /* reduce.c */
 int nn_cpu_reduce(nn_reduce_op op, const nn_reduce_geom *r, double p);
 int nn_cpu_extreme(int want_max, const nn_reduce_geom *r);
+int nn_cpu_logsumexp(const nn_reduce_geom *r);
 int nn_cpu_extreme_backward(const nn_reduce_geom *r);
 int nn_cpu_extreme_all_backward(const nn_reduce_geom *r);
 int nn_cpu_norm_backward(double p, const nn_reduce_geom *r);
@@ -99,6 +100,7 @@ int nn_cpu_prod_backward(const nn_reduce_geom *r);
 int nn_cpu_scan(nn_scan_op op, int reverse, const nn_reduce_geom *r);
 int nn_cpu_cumprod_backward(const nn_reduce_geom *r);
 int nn_cpu_sort(int descending, const nn_reduce_geom *r);
+int nn_cpu_topk(int largest, int64_t k, const nn_reduce_geom *r);
 int nn_cpu_scatter_line(const nn_reduce_geom *r, int64_t stride);
 
 /* gemm.c */

@@ -37,7 +37,11 @@ static void reduce_lines(const struct lines_ctx *c, int64_t count, char **data, 
     const char *x = at(r, data, st, 1, p, 0);
     double acc = c->op == NN_REDUCE_NORM ? nn_norm_start(c->p) : (c->op == NN_REDUCE_PROD ? 1 : 0);
     int64_t iacc = c->op == NN_REDUCE_PROD ? 1 : 0;
-    if (c->op == NN_REDUCE_PROD && floating) {
+    if (c->op == NN_REDUCE_PROD && dt == NN_FLOAT32 && r->rdims == 1) {
+      const float *xf = (const float *)x;
+      int64_t s = r->rstride[0][1];
+      for (int64_t j = 0; j < c->n; j++) acc *= xf[j * s];
+    } else if (c->op == NN_REDUCE_PROD && floating) {
       for (int64_t j = 0; j < c->n; j++) acc *= nn_load(dt, x, line_offset(r, 1, j));
     } else if (c->op == NN_REDUCE_PROD) {
       for (int64_t j = 0; j < c->n; j++)
@@ -120,9 +124,16 @@ static void extreme_inner(void *vctx, int64_t count, char **data, const int64_t 
     const char *x = at(r, data, st, 1, p, 0);
     double best = nn_load(dt, x, 0);
     int64_t best_j = 0;
-    for (int64_t j = 1; j < c->n; j++) {
-      double v = nn_load(dt, x, line_offset(r, 1, j));
-      if (nn_extreme_better(v, best, c->want_max)) best = v, best_j = j;
+    if (dt == NN_FLOAT32 && r->rdims == 1) { /* typed loads: no per-element dtype switch */
+      const float *xf = (const float *)x;
+      int64_t s = r->rstride[0][1];
+      for (int64_t j = 1; j < c->n; j++)
+        if (nn_extreme_better(xf[j * s], best, c->want_max)) best = xf[j * s], best_j = j;
+    } else {
+      for (int64_t j = 1; j < c->n; j++) {
+        double v = nn_load(dt, x, line_offset(r, 1, j));
+        if (nn_extreme_better(v, best, c->want_max)) best = v, best_j = j;
+      }
     }
     nn_store(r->it.dtype[0], at(r, data, st, 0, p, 0), 0, best);
     *(int64_t *)at(r, data, st, 2, p, 0) = best_j;
@@ -132,6 +143,42 @@ static void extreme_inner(void *vctx, int64_t count, char **data, const int64_t 
 int nn_cpu_extreme(int want_max, const nn_reduce_geom *r) {
   struct lines_ctx c = {r, line_length(r), NN_REDUCE_SUM, 0, want_max};
   nn_iter_run(&r->it, extreme_inner, &c);
+  return 0;
+}
+
+/* ---- logsumexp ---------------------------------------------------------------- */
+/* One pass over each line for the max and one for the exps, nothing
+   allocated: the fronts it replaces (amax, nan_to_num, sub, exp, sum, log,
+   add) made four full-size temporaries. Rounded as they round: exp and log
+   in the dtype (expf, logf for float32), the sum in double. */
+static void logsumexp_inner(void *vctx, int64_t count, char **data, const int64_t *st) {
+  const struct lines_ctx *c = vctx;
+  const nn_reduce_geom *r = c->r;
+  for (int64_t p = 0; p < count; p++) {
+    double acc = 0;
+    if (r->it.dtype[1] == NN_FLOAT32) {
+      const float *x = (const float *)at(r, data, st, 1, p, 0);
+      float m = x[0];
+      for (int64_t j = 1; j < c->n; j++)
+        if (nn_extreme_better(x[line_offset(r, 1, j)], m, 1)) m = x[line_offset(r, 1, j)];
+      m = isinf(m) ? 0.0f : m;
+      for (int64_t j = 0; j < c->n; j++) acc += expf(x[line_offset(r, 1, j)] - m);
+      *(float *)at(r, data, st, 0, p, 0) = logf((float)acc) + m;
+    } else {
+      const double *x = (const double *)at(r, data, st, 1, p, 0);
+      double m = x[0];
+      for (int64_t j = 1; j < c->n; j++)
+        if (nn_extreme_better(x[line_offset(r, 1, j)], m, 1)) m = x[line_offset(r, 1, j)];
+      m = isinf(m) ? 0.0 : m;
+      for (int64_t j = 0; j < c->n; j++) acc += exp(x[line_offset(r, 1, j)] - m);
+      *(double *)at(r, data, st, 0, p, 0) = log(acc) + m;
+    }
+  }
+}
+
+int nn_cpu_logsumexp(const nn_reduce_geom *r) {
+  struct lines_ctx c = {r, line_length(r), NN_REDUCE_SUM, 0, 0};
+  nn_iter_run(&r->it, logsumexp_inner, &c);
   return 0;
 }
 

@@ -12,7 +12,7 @@ struct scan_ctx {
   nn_scan_op op;
   int reverse; /* sort: descending */
   int failed;  /* out of memory for a sort's scratch */
-  int64_t stride; /* scatter_line: the gradient's stride along the dim */
+  int64_t stride; /* scatter_line: the gradient's stride along the dim; topk: k */
 };
 
 /* Element j of operand k's line at run position p, as a double. */
@@ -149,6 +149,56 @@ int nn_cpu_sort(int descending, const nn_reduce_geom *r) {
   nn_iter_run(&r->it, sort_inner, &c);
   if (c.failed) {
     nn_error_set("sort: out of memory for a line of %lld elements", (long long)c.n);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- topk: the k first of each line in sort's order ---------------------- */
+/* Past this k a whole sort costs less than insertions into the kept run. */
+#define TOPK_INSERTION_MAX 64
+
+/* (values, indices, in), all full shape: the first k positions of each line
+   get what a stable sort would put there; the rest is left unwritten. The
+   kept run stays sorted; an element enters only when strictly before the
+   run's last, after every equal one (it comes later): the stable order. */
+static void topk_inner(void *vctx, int64_t count, char **data, const int64_t *st) {
+  struct scan_ctx *c = vctx;
+  const nn_reduce_geom *r = c->r;
+  const nn_dtype *dt = r->it.dtype;
+  int64_t k = c->stride, whole = k > TOPK_INSERTION_MAX;
+  keyed *e = malloc((size_t)(whole ? c->n * 2 + 1 : k + 1) * sizeof *e);
+  if (!e) {
+    c->failed = 1;
+    return;
+  }
+  for (int64_t p = 0; p < count; p++) {
+    if (whole) {
+      for (int64_t j = 0; j < c->n; j++) e[j] = (keyed){value_at(r, data, st, 2, p, j), j};
+      merge_sort(e, e + c->n, c->n, c->reverse);
+    } else {
+      int64_t kept = 0;
+      for (int64_t j = 0; j < c->n; j++) {
+        keyed x = {value_at(r, data, st, 2, p, j), j};
+        if (kept == k && (k == 0 || !before(&x, &e[k - 1], c->reverse))) continue;
+        int64_t pos = kept < k ? kept++ : k - 1;
+        for (; pos > 0 && before(&x, &e[pos - 1], c->reverse); pos--) e[pos] = e[pos - 1];
+        e[pos] = x;
+      }
+    }
+    for (int64_t j = 0; j < k; j++) {
+      nn_store(dt[0], at(r, data, st, 0, p, j), 0, e[j].v);
+      *(int64_t *)at(r, data, st, 1, p, j) = e[j].i;
+    }
+  }
+  free(e);
+}
+
+int nn_cpu_topk(int largest, int64_t k, const nn_reduce_geom *r) {
+  struct scan_ctx c = {r, line_length(r), NN_SCAN_SUM, largest, 0, k};
+  nn_iter_run(&r->it, topk_inner, &c);
+  if (c.failed) {
+    nn_error_set("topk: out of memory for a line of %lld elements", (long long)c.n);
     return -1;
   }
   return 0;

@@ -9,13 +9,28 @@
 #include "math/exp.h"
 
 /* ---- binary ---------------------------------------------------------- */
+/* fmodf's exact value without its call (a bit-by-bit division in glibc)
+   where the quotient is under 2^24: q = trunc(x / y) in double, and
+   x - q y is then exact in double (q y needs 48 bits, the difference's
+   bits lie within 49). The rounded quotient can only be one too large in
+   magnitude (rounding is monotone), which leaves x - q y of the other sign
+   than x: one y back fixes it. Zero keeps x's sign, as fmodf's. Large
+   quotients, y = 0 or inf, x inf or NaN take fmodf. */
+NN_HD static inline float nn_fmod_f(float x, float y) {
+  double t = (double)x / (double)y;
+  if (!(fabs(t) < 16777216.0) || isinf(y)) return fmodf(x, y);
+  double m = (double)x - (double)(int32_t)t * (double)y;
+  if (m != 0 && (m < 0) != (x < 0)) m += x < 0 ? -fabs((double)y) : fabs((double)y);
+  return m == 0 ? copysignf(0.0f, x) : (float)m;
+}
+
 /* PyTorch's remainder: the result takes the divisor's sign (Python's %). */
 NN_HD static inline double nn_remainder(double x, double y) {
   double m = fmod(x, y);
   return m != 0 && ((y < 0) != (m < 0)) ? m + y : m;
 }
 NN_HD static inline float nn_remainder_f(float x, float y) {
-  float m = fmodf(x, y);
+  float m = nn_fmod_f(x, y);
   return m != 0 && ((y < 0) != (m < 0)) ? m + y : m;
 }
 
@@ -51,7 +66,7 @@ NN_HD static inline float nn_binary_apply_f(nn_binary_op op, float x, float y) {
   case NN_DIV: return x / y;
   case NN_POW: return powf(x, y);
   case NN_ATAN2: return atan2f(x, y);
-  case NN_FMOD: return fmodf(x, y);
+  case NN_FMOD: return nn_fmod_f(x, y);
   case NN_REMAINDER: return nn_remainder_f(x, y);
   default: return (float)nn_binary_apply(op, x, y);
   }
@@ -212,6 +227,13 @@ NN_HD static inline double nn_unary_apply(nn_unary_op op, double x) {
   }
 }
 
+/* truncf without its call (no SSE4.1 instruction at the baseline): below
+   2^23 through an integer, keeping the sign of a zero; from 2^23 on (and
+   inf, NaN) a float is whole already. */
+NN_HD static inline float nn_trunc_f(float x) {
+  return fabsf(x) < 8388608.0f ? copysignf((float)(int32_t)x, x) : x;
+}
+
 NN_HD static inline float nn_unary_apply_f(nn_unary_op op, float x) {
   switch (op) {
   case NN_NEG: return -x;
@@ -236,7 +258,7 @@ NN_HD static inline float nn_unary_apply_f(nn_unary_op op, float x) {
   case NN_SINH: return sinhf(x);
   case NN_COSH: return coshf(x);
   case NN_ERF: return erff(x);
-  case NN_TRUNC: return truncf(x);
+  case NN_TRUNC: return nn_trunc_f(x);
   case NN_FRAC: return x - truncf(x);
   default: return (float)nn_unary_apply(op, x);
   }
