@@ -19,6 +19,7 @@ static const char *const not_kernels[] = {
     "memory_allocated", "memory_reserved", "empty_cache", "within", "device_name",
     /* cuda/backend.cu */
     "set_num_threads", "get_num_threads",                 /* the CPU's BLAS pool */
+    "topk", "logsumexp", /* the CPU's shortcuts; the fronts' general paths serve CUDA */
 };
 
 static int is_not_kernel(const char *name) {

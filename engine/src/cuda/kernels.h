@@ -13,6 +13,9 @@
  *   memory_reserved empty_cache within device_name
  *                                 cuda/backend.cu's (memory and devices)
  *   set_num_threads get_num_threads   the CPU's BLAS pool: no meaning on a GPU
+ *   topk logsumexp                the CPU's fused shortcuts: without them the
+ *                                 fronts sort whole lines, and compose
+ *                                 logsumexp of other fronts, as before
  * (the tensor toolkit's kernels are cuda/toolkit.cu's) */
 #ifndef NN_CUDA_KERNELS_H
 #define NN_CUDA_KERNELS_H
