@@ -20,11 +20,12 @@
  *    MPI_Finalize, which would wait for a failed rank for ever.
  *
  * Collectives are chosen by the tensors' device through a transport (the
- * table below): CPU tensors go over MPI. A CUDA backend would add a table
- * whose entries call NCCL on device pointers (nn_tensor_data gives them),
- * its communicator made from an ncclUniqueId that rank 1 broadcasts over
- * this group's MPI; the waits, the control channel and the Lua side stay
- * as they are. */
+ * tables below): CPU tensors go over MPI. CUDA tensors go over NCCL on
+ * device memory (the engine's nn_collective_*), its communicator made at
+ * the first CUDA collective from an id that rank 1 broadcasts over this
+ * group's MPI, when every rank has NCCL; else they are staged through
+ * host memory over MPI, as Gloo does for PyTorch. The waits, the control
+ * channel and the Lua side are the same for both. */
 #define _GNU_SOURCE /* on_exit */
 #include <errno.h>
 #include <fcntl.h>
@@ -58,6 +59,7 @@ static void sleep_seconds(double s) {
 }
 
 /* ---- the group ---------------------------------------------------------- */
+enum { CUDA_UNDECIDED, CUDA_OVER_NCCL, CUDA_THROUGH_HOST };
 typedef enum { STAYS, ENDED, FAILED, STOPPED } leaving; /* STOPPED: failed because another did */
 
 typedef struct {
@@ -86,6 +88,8 @@ static struct {
   uint64_t waiting_seq;
   peer *peers;         /* size of them (this rank's own unused) */
   char broken[1400];   /* why the group stopped; "" while it works */
+  int cuda_over;       /* how CUDA tensors travel: CUDA_UNDECIDED until the first CUDA collective */
+  int cuda_wanted;     /* init{cuda = }: CUDA_UNDECIDED (NCCL where every rank has it), or one of them */
   int exiting;
 } group = {.timeout = 30};
 
@@ -108,6 +112,8 @@ static void set_broken(const char *fmt, ...) {
   vsnprintf(group.broken, sizeof group.broken, fmt, ap);
   va_end(ap);
   nnl_mpi.abandoned = 1; /* MPI_Finalize would wait for the failed rank */
+  /* NCCL's queued collectives would wait for the failed rank for ever */
+  if (group.cuda_over == CUDA_OVER_NCCL) nn_collective_abort(NN_CUDA);
 }
 
 static int raise_broken(lua_State *L) { return nnl_error(L, "%s", group.broken); }
@@ -274,7 +280,8 @@ static int peers_prevent(const char *op, uint64_t seq) {
 /* ---- work: one collective in flight -------------------------------------- */
 typedef struct work {
   int refs;               /* the in-flight list's, and a Lua Work's */
-  nnl_mpi_handle request;
+  nnl_mpi_handle request; /* MPI's */
+  void *device_request;   /* a device's own (NCCL's), when not NULL */
   int done;
   const char *op;
   uint64_t seq;
@@ -316,7 +323,18 @@ static void complete(work *w) {
 static void progress(void) {
   for (work **p = &in_flight; *p;) {
     work *w = *p;
-    int done = 0, code = nnl_mpi.test(&w->request, &done, NULL);
+    int done = 0, code = NNL_MPI_SUCCESS;
+    if (w->device_request) {
+      int state = nn_collective_test(NN_CUDA, w->device_request);
+      if (state < 0) {
+        w->device_request = NULL; /* gone with the failure */
+        set_broken("distributed: %s #%llu failed in NCCL: %s", w->op, (unsigned long long)w->seq, nn_error());
+        return;
+      }
+      if (state == 1) w->device_request = NULL, done = 1;
+    } else {
+      code = nnl_mpi.test(&w->request, &done, NULL);
+    }
     if (code != NNL_MPI_SUCCESS) {
       char text[256];
       set_broken("distributed: %s #%llu failed in MPI: %s", w->op, (unsigned long long)w->seq,
@@ -409,15 +427,18 @@ typedef enum { OP_SUM, OP_MEAN, OP_MAX, OP_MIN } reduce_op;
 static const char *const op_names[] = {"sum", "mean", "max", "min", NULL};
 
 /* What a device's collectives do, on contiguous buffers of count elements;
-   each starts one and sets *request, returning 0 or the library's code. */
+   each starts one (setting w->request or w->device_request) and returns 0
+   or the library's code, which error_text explains. */
+struct work;
 typedef struct {
   const char *name;
-  int (*all_reduce)(void *buf, int count, nn_dtype dtype, reduce_op op, nnl_mpi_handle *request);
-  int (*broadcast)(void *buf, int count, nn_dtype dtype, int root, nnl_mpi_handle *request);
-  int (*all_gather)(const void *send, void *recv, int count, nn_dtype dtype, nnl_mpi_handle *request);
-  int (*reduce_scatter)(const void *send, void *recv, int count, nn_dtype dtype, reduce_op op,
-                        nnl_mpi_handle *request);
-  int (*barrier)(nnl_mpi_handle *request);
+  int (*all_reduce)(struct work *w, void *buf, int count, nn_dtype dtype, reduce_op op);
+  int (*broadcast)(struct work *w, void *buf, int count, nn_dtype dtype, int root);
+  int (*all_gather)(struct work *w, const void *send, void *recv, int count, nn_dtype dtype);
+  int (*reduce_scatter)(struct work *w, const void *send, void *recv, int count, nn_dtype dtype,
+                        reduce_op op);
+  const char *(*error_text)(int code, char *text, size_t len);
+  int on_host;         /* works on host memory: a device's tensors are staged through it */
 } transport;
 
 static nnl_mpi_handle mpi_type(nn_dtype dtype) {
@@ -437,33 +458,53 @@ static nnl_mpi_handle mpi_op(nn_dtype dtype, reduce_op op) {
   return nnl_mpi.op_sum;
 }
 
-static int mpi_all_reduce(void *buf, int count, nn_dtype dtype, reduce_op op, nnl_mpi_handle *request) {
+static int mpi_all_reduce(work *w, void *buf, int count, nn_dtype dtype, reduce_op op) {
   return nnl_mpi.iallreduce(NNL_MPI_IN_PLACE, buf, count, mpi_type(dtype), mpi_op(dtype, op), group.data,
-                            request);
+                            &w->request);
 }
-static int mpi_broadcast(void *buf, int count, nn_dtype dtype, int root, nnl_mpi_handle *request) {
-  return nnl_mpi.ibcast(buf, count, mpi_type(dtype), root, group.data, request);
+static int mpi_broadcast(work *w, void *buf, int count, nn_dtype dtype, int root) {
+  return nnl_mpi.ibcast(buf, count, mpi_type(dtype), root, group.data, &w->request);
 }
-static int mpi_all_gather(const void *send, void *recv, int count, nn_dtype dtype, nnl_mpi_handle *request) {
-  return nnl_mpi.iallgather(send, count, mpi_type(dtype), recv, count, mpi_type(dtype), group.data, request);
+static int mpi_all_gather(work *w, const void *send, void *recv, int count, nn_dtype dtype) {
+  return nnl_mpi.iallgather(send, count, mpi_type(dtype), recv, count, mpi_type(dtype), group.data,
+                            &w->request);
 }
-static int mpi_reduce_scatter(const void *send, void *recv, int count, nn_dtype dtype, reduce_op op,
-                              nnl_mpi_handle *request) {
+static int mpi_reduce_scatter(work *w, const void *send, void *recv, int count, nn_dtype dtype, reduce_op op) {
   return nnl_mpi.ireduce_scatter_block(send, recv, count, mpi_type(dtype), mpi_op(dtype, op), group.data,
-                                       request);
+                                       &w->request);
 }
-static int mpi_barrier(nnl_mpi_handle *request) { return nnl_mpi.ibarrier(group.data, request); }
+static const char *mpi_text(int code, char *text, size_t len) { return nnl_mpi_error_text(code, text, len); }
 
 static const transport mpi_transport = {"MPI", mpi_all_reduce, mpi_broadcast, mpi_all_gather,
-                                        mpi_reduce_scatter, mpi_barrier};
+                                        mpi_reduce_scatter, mpi_text, 1};
 
-/* The transport of a device's tensors; NULL, with why, where there is none. */
-static const transport *transport_for(nn_device device, const char **why) {
-  if (device == NN_CPU) return &mpi_transport;
-  *why = "CUDA tensors go over NCCL, which this build does not have yet; move the tensor to the CPU "
-         "(t:cpu()) for the collective";
-  return NULL;
+/* ---- the transport of CUDA tensors: NCCL ---------------------------------- */
+static int nccl_start(work *w, nn_collective_kind kind, const void *send, void *recv, int count,
+                      nn_dtype dtype, reduce_op op, int root) {
+  nn_collective_op cop = op == OP_MAX ? NN_COLLECTIVE_MAX : op == OP_MIN ? NN_COLLECTIVE_MIN : NN_COLLECTIVE_SUM;
+  nn_collective_args a = {kind, cop, root, dtype, count, send, recv};
+  return nn_collective_start(NN_CUDA, &a, &w->device_request) < 0 ? -1 : 0;
 }
+static int nccl_all_reduce(work *w, void *buf, int count, nn_dtype dtype, reduce_op op) {
+  return nccl_start(w, NN_COLLECTIVE_ALL_REDUCE, buf, buf, count, dtype, op, 0);
+}
+static int nccl_broadcast(work *w, void *buf, int count, nn_dtype dtype, int root) {
+  return nccl_start(w, NN_COLLECTIVE_BROADCAST, buf, buf, count, dtype, OP_SUM, root);
+}
+static int nccl_all_gather(work *w, const void *send, void *recv, int count, nn_dtype dtype) {
+  return nccl_start(w, NN_COLLECTIVE_ALL_GATHER, send, recv, count, dtype, OP_SUM, 0);
+}
+static int nccl_reduce_scatter(work *w, const void *send, void *recv, int count, nn_dtype dtype, reduce_op op) {
+  return nccl_start(w, NN_COLLECTIVE_REDUCE_SCATTER, send, recv, count, dtype, op, 0);
+}
+static const char *nccl_text(int code, char *text, size_t len) {
+  (void)code;
+  snprintf(text, len, "%s", nn_error());
+  return text;
+}
+
+static const transport nccl_transport = {"NCCL", nccl_all_reduce, nccl_broadcast, nccl_all_gather,
+                                         nccl_reduce_scatter, nccl_text, 0};
 
 /* ---- starting collectives ------------------------------------------------ */
 static void check_group(lua_State *L, const char *op) {
@@ -483,12 +524,12 @@ static work *work_start(lua_State *L, const char *op) {
 /* The request was started (code 0): the work joins those in flight, which
    hold a reference until it completes. Otherwise the group breaks: a
    collective that started on some ranks only cannot be taken back. */
-static void work_launched(lua_State *L, work *w, int code) {
+static void work_launched(lua_State *L, work *w, const transport *tr, int code) {
   w->seq = ++group.seq;
-  if (code != NNL_MPI_SUCCESS) {
-    char text[256];
-    set_broken("distributed: %s #%llu could not start in MPI: %s", w->op, (unsigned long long)w->seq,
-               nnl_mpi_error_text(code, text, sizeof text));
+  if (code != 0) {
+    char text[512];
+    set_broken("distributed: %s #%llu could not start in %s: %s", w->op, (unsigned long long)w->seq,
+               tr->name, tr->error_text(code, text, sizeof text));
     work_unref(w);
     raise_broken(L);
   }
@@ -533,19 +574,82 @@ static int check_count(lua_State *L, work *w, const char *op, int64_t n) {
                    (long long)n);
 }
 
-static const transport *check_transport(lua_State *L, work *w, const char *op, nn_tensor *t) {
-  if (t->dtype != NN_FLOAT32 && t->dtype != NN_FLOAT64 && t->dtype != NN_INT64 && t->dtype != NN_BOOL) {
-    work_unref(w);
+/* Starts one collective of MPI on a CPU tensor and waits for it: the
+   choice of the CUDA transport (below) agrees through these. */
+static void host_collective(lua_State *L, const char *op, nn_tensor *t, int broadcast) {
+  work *w = work_start(L, op);
+  w->buffer = nn_retain(t);
+  int count = (int)nn_numel(t);
+  work_launched(L, w, &mpi_transport,
+                broadcast ? mpi_broadcast(w, nn_tensor_data(t), count, t->dtype, 0)
+                          : mpi_all_reduce(w, nn_tensor_data(t), count, t->dtype, OP_MIN));
+  wait_work(w);
+  work_unref(w);
+  if (group.broken[0]) raise_broken(L);
+}
+
+/* At the first collective on CUDA tensors (every rank calls it, in the
+   same order as the others): NCCL when every rank has it, its group made
+   from an id rank 1 sends the others; host memory over MPI otherwise. */
+static void choose_cuda_transport(lua_State *L, const char *op) {
+  if (group.cuda_over != CUDA_UNDECIDED) return;
+  char why[512] = "";
+  int here = group.cuda_wanted != CUDA_THROUGH_HOST && nn_collective_available(NN_CUDA, why, sizeof why);
+  if (!group.multi) {
+    /* a group of one that asked for NCCL (on one GPU: NCCL checked alone) */
+    unsigned char alone[NN_COLLECTIVE_ID_BYTES];
+    if (!here)
+      nnl_error(L, "distributed.%s: NCCL was asked for (init{cuda = \"nccl\"}), but %s", op, why);
+    if (nn_collective_id(NN_CUDA, alone) < 0 || nn_collective_join(NN_CUDA, alone, 0, 1) < 0)
+      nnl_error(L, "distributed.%s: NCCL could not start: %s", op, nn_error());
+    group.cuda_over = CUDA_OVER_NCCL;
+    return;
+  }
+  int64_t one = 1, id_bytes = NN_COLLECTIVE_ID_BYTES;
+  nn_tensor *every = nn_full(NN_INT64, 1, &one, here);
+  if (!every) nnl_engine_error(L);
+  nnl_push_tensor(L, every); /* Lua frees it, whatever happens */
+  host_collective(L, op, every, 0);
+  lua_pop(L, 1);
+  if (*(const int64_t *)nn_tensor_data(every) == 0) {
+    /* every rank learns the same, so every rank raises alike */
+    if (group.cuda_wanted == CUDA_OVER_NCCL)
+      nnl_error(L, "distributed.%s: NCCL was asked for (init{cuda = \"nccl\"}), but %s", op,
+                here ? "another rank has none" : why);
+    group.cuda_over = CUDA_THROUGH_HOST;
+    return;
+  }
+  nn_tensor *id = nn_zeros(NN_UINT8, 1, &id_bytes);
+  if (!id) nnl_engine_error(L);
+  nnl_push_tensor(L, id);
+  if (group.rank == 0 && nn_collective_id(NN_CUDA, nn_tensor_data(id)) < 0) {
+    set_broken("distributed: %s: NCCL could not make a group on rank 1: %s", op, nn_error());
+    raise_broken(L);
+  }
+  host_collective(L, op, id, 1);
+  if (nn_collective_join(NN_CUDA, nn_tensor_data(id), group.rank, group.size) < 0) {
+    set_broken("distributed: %s: rank %d could not join NCCL's group: %s", op, group.rank + 1, nn_error());
+    raise_broken(L);
+  }
+  lua_pop(L, 1);
+  group.cuda_over = CUDA_OVER_NCCL;
+}
+
+/* Whether a collective on t is a group of one's, which leaves t as it is:
+   alone, unless a CUDA tensor is to go through NCCL all the same. */
+static int alone_keeps(const nn_tensor *t) {
+  return !group.multi && !(t->device == NN_CUDA && group.cuda_wanted == CUDA_OVER_NCCL);
+}
+
+/* How t travels; checked before a work is made (the choice of the CUDA
+   transport is itself a collective). */
+static const transport *transport_of(lua_State *L, const char *op, nn_tensor *t) {
+  if (t->dtype != NN_FLOAT32 && t->dtype != NN_FLOAT64 && t->dtype != NN_INT64 && t->dtype != NN_BOOL)
     nnl_error(L, "distributed.%s: the collectives take float32, float64, int64 and bool tensors, this "
               "one is %s; convert it first", op, nn_dtype_name(t->dtype));
-    return NULL;
-  }
-  const char *why = NULL;
-  const transport *tr = transport_for(t->device, &why);
-  if (tr) return tr;
-  work_unref(w);
-  nnl_error(L, "distributed.%s: %s", op, why);
-  return NULL;
+  if (t->device == NN_CPU) return &mpi_transport;
+  choose_cuda_transport(L, op);
+  return group.cuda_over == CUDA_OVER_NCCL ? &nccl_transport : &mpi_transport;
 }
 
 static reduce_op check_op(lua_State *L, int idx, const char *op, nn_tensor *t) {
@@ -561,14 +665,27 @@ static reduce_op check_op(lua_State *L, int idx, const char *op, nn_tensor *t) {
                               name);
 }
 
-/* A contiguous tensor MPI may write into: t itself, or a copy of it that
-   the work copies back into t when done. */
-static void take_buffer(lua_State *L, work *w, nn_tensor *t) {
-  if (nn_is_contiguous(t)) {
+/* t as the transport reads it: t itself when it is contiguous and where
+   the transport works, else a copy (contiguous, in host memory for a
+   transport on the host); NULL with the engine's error. */
+static nn_tensor *readable(const transport *tr, nn_tensor *t) {
+  if (tr->on_host && t->device != NN_CPU) {
+    nn_tensor *host = nn_to_device(t, NN_CPU);
+    nn_tensor *flat = host ? nn_contiguous(host) : NULL;
+    nn_release(host);
+    return flat;
+  }
+  return nn_contiguous(t);
+}
+
+/* A contiguous tensor the transport may write into: t itself, or a copy of
+   it that the work copies back into t when done. */
+static void take_buffer(lua_State *L, work *w, const transport *tr, nn_tensor *t) {
+  if (nn_is_contiguous(t) && !(tr->on_host && t->device != NN_CPU)) {
     w->buffer = nn_retain(t);
     return;
   }
-  w->buffer = nn_contiguous(t);
+  w->buffer = readable(tr, t);
   if (!w->buffer) {
     work_unref(w);
     nnl_engine_error(L);
@@ -582,17 +699,17 @@ static int l_all_reduce(lua_State *L) {
   check_group(L, "all_reduce");
   reduce_op op = check_op(L, 2, "all_reduce", t);
   int async = lua_toboolean(L, 3);
+  const transport *tr = alone_keeps(t) ? NULL : transport_of(L, "all_reduce", t);
   work *w = work_start(L, "all_reduce");
-  if (!group.multi) {
+  if (!tr) {
     w->done = 1; /* a group of one: the sum, max, min and mean of one tensor is itself */
     w->seq = ++group.seq;
     return finish(L, w, 1, async);
   }
-  const transport *tr = check_transport(L, w, "all_reduce", t);
   int count = check_count(L, w, "all_reduce", nn_numel(t));
-  take_buffer(L, w, t);
+  take_buffer(L, w, tr, t);
   if (op == OP_MEAN) w->divide = group.size;
-  work_launched(L, w, tr->all_reduce(nn_tensor_data(w->buffer), count, t->dtype, op, &w->request));
+  work_launched(L, w, tr, tr->all_reduce(w, nn_tensor_data(w->buffer), count, t->dtype, op));
   return finish(L, w, 1, async);
 }
 
@@ -604,16 +721,16 @@ static int l_broadcast(lua_State *L) {
   if (root < 0 || root >= group.size)
     return nnl_error(L, "distributed.broadcast: rank %I is not in the group (1..%d)", root + 1, group.size);
   int async = lua_toboolean(L, 3);
+  const transport *tr = alone_keeps(t) ? NULL : transport_of(L, "broadcast", t);
   work *w = work_start(L, "broadcast");
-  if (!group.multi) {
+  if (!tr) {
     w->done = 1;
     w->seq = ++group.seq;
     return finish(L, w, 1, async);
   }
-  const transport *tr = check_transport(L, w, "broadcast", t);
   int count = check_count(L, w, "broadcast", nn_numel(t));
-  take_buffer(L, w, t);
-  work_launched(L, w, tr->broadcast(nn_tensor_data(w->buffer), count, t->dtype, (int)root, &w->request));
+  take_buffer(L, w, tr, t);
+  work_launched(L, w, tr, tr->broadcast(w, nn_tensor_data(w->buffer), count, t->dtype, (int)root));
   return finish(L, w, 1, async);
 }
 
@@ -639,19 +756,15 @@ static int l_all_gather(lua_State *L) {
   nn_tensor *t = nnl_check_tensor(L, 1, "all_gather");
   check_group(L, "all_gather");
   int async = lua_toboolean(L, 2);
+  const transport *tr = alone_keeps(t) ? NULL : transport_of(L, "all_gather", t);
   nn_tensor *out = stacked(L, t, group.size, "all_gather");
   nnl_push_tensor(L, out); /* owned by Lua from here */
   int result = lua_gettop(L);
   work *w = work_start(L, "all_gather");
-  nn_tensor *send = nn_contiguous(t);
-  if (!send) {
-    work_unref(w);
-    return nnl_engine_error(L);
-  }
-  if (!group.multi) {
+  if (!tr) {
     nn_tensor *row = nn_select(out, 0, 0);
-    int status = row ? nn_copy_(row, send) : -1;
-    nn_release(row), nn_release(send);
+    int status = row ? nn_copy_(row, t) : -1;
+    nn_release(row);
     if (status < 0) {
       work_unref(w);
       return nnl_engine_error(L);
@@ -660,12 +773,15 @@ static int l_all_gather(lua_State *L) {
     w->seq = ++group.seq;
     return finish(L, w, result, async);
   }
-  w->send = send;
-  w->buffer = nn_retain(out);
-  const transport *tr = check_transport(L, w, "all_gather", t);
+  w->send = readable(tr, t);
+  if (!w->send) {
+    work_unref(w);
+    return nnl_engine_error(L);
+  }
+  take_buffer(L, w, tr, out);
   int count = check_count(L, w, "all_gather", nn_numel(out));
-  work_launched(L, w, tr->all_gather(nn_tensor_data(send), nn_tensor_data(out), count / group.size, t->dtype,
-                                     &w->request));
+  work_launched(L, w, tr, tr->all_gather(w, nn_tensor_data(w->send), nn_tensor_data(w->buffer),
+                                         count / group.size, t->dtype));
   return finish(L, w, result, async);
 }
 
@@ -680,30 +796,29 @@ static int l_reduce_scatter(lua_State *L) {
     return nnl_error(L, "distributed.reduce_scatter: the tensor's first dimension must be the number of "
                      "ranks (%d), one block for each; got %s", group.size,
                      x->ndim == 0 ? "a 0-dimensional tensor" : "another size");
-  nn_tensor *send = nn_contiguous(x);
-  nn_tensor *mine = send ? nn_select(send, 0, group.rank) : NULL;
+  const transport *tr = alone_keeps(x) ? NULL : transport_of(L, "reduce_scatter", x);
+  nn_tensor *mine = nn_select(x, 0, group.rank);
   nn_tensor *out = mine ? nn_clone(mine) : NULL;
   nn_release(mine);
-  if (!out) {
-    nn_release(send);
-    return nnl_engine_error(L);
-  }
+  if (!out) return nnl_engine_error(L);
   nnl_push_tensor(L, out);
   int result = lua_gettop(L);
   work *w = work_start(L, "reduce_scatter");
-  if (!group.multi) {
-    nn_release(send);
+  if (!tr) {
     w->done = 1;
     w->seq = ++group.seq;
     return finish(L, w, result, async);
   }
-  w->send = send;
-  w->buffer = nn_retain(out);
+  w->send = readable(tr, x);
+  if (!w->send) {
+    work_unref(w);
+    return nnl_engine_error(L);
+  }
+  take_buffer(L, w, tr, out);
   if (op == OP_MEAN) w->divide = group.size;
-  const transport *tr = check_transport(L, w, "reduce_scatter", x);
   int count = check_count(L, w, "reduce_scatter", nn_numel(x));
-  work_launched(L, w, tr->reduce_scatter(nn_tensor_data(send), nn_tensor_data(out), count / group.size,
-                                         x->dtype, op, &w->request));
+  work_launched(L, w, tr, tr->reduce_scatter(w, nn_tensor_data(w->send), nn_tensor_data(w->buffer),
+                                             count / group.size, x->dtype, op));
   return finish(L, w, result, async);
 }
 
@@ -717,8 +832,27 @@ static int l_barrier(lua_State *L) {
     w->seq = ++group.seq;
     return finish(L, w, 0, async);
   }
-  work_launched(L, w, mpi_transport.barrier(&w->request));
+  work_launched(L, w, &mpi_transport, nnl_mpi.ibarrier(group.data, &w->request));
   return finish(L, w, 0, async);
+}
+
+/* dist_transport(device) -> "mpi", "nccl" or "mpi through host memory":
+   how that device's tensors travel (for a CUDA tensor, chosen at the
+   first CUDA collective, which this is then: every rank calls it). */
+static int l_transport(lua_State *L) {
+  static const char *const devices[] = {"cpu", "cuda", NULL};
+  int device = luaL_checkoption(L, 1, NULL, devices);
+  check_group(L, "get_backend");
+  if (device == NN_CPU || (!group.multi && group.cuda_wanted != CUDA_OVER_NCCL)) {
+    lua_pushstring(L, group.multi ? "mpi" : "none");
+    return 1;
+  }
+  if (!nn_device_available(NN_CUDA))
+    return nnl_error(L, "distributed.get_backend: cuda is not available: %s",
+                     nn_device_unavailable_reason(NN_CUDA));
+  choose_cuda_transport(L, "get_backend");
+  lua_pushstring(L, group.cuda_over == CUDA_OVER_NCCL ? "nccl" : "mpi through host memory");
+  return 1;
 }
 
 /* dist_progress(): moves the collectives in flight on (MPI moves data only
@@ -905,8 +1039,27 @@ static void wait_setup(lua_State *L, const char *what, int code, nnl_mpi_handle 
 }
 
 /* dist_init([timeout]) -> rank (0-based), size, over_mpi */
+/* init's cuda option (argument 2): nil, "nccl" or "host"; a choice made
+   already stays. */
+static void check_cuda_wanted(lua_State *L) {
+  static const char *const names[] = {"nccl", "host", NULL};
+  if (lua_isnoneornil(L, 2)) return;
+  if (lua_type(L, 2) != LUA_TSTRING)
+    nnl_error(L, "distributed.init: cuda must be \"nccl\" or \"host\", got a %s", luaL_typename(L, 2));
+  int k = 0;
+  while (names[k] && strcmp(names[k], lua_tostring(L, 2)) != 0) k++;
+  if (!names[k])
+    nnl_error(L, "distributed.init: cuda must be \"nccl\" or \"host\", got \"%s\"", lua_tostring(L, 2));
+  int wanted = k == 0 ? CUDA_OVER_NCCL : CUDA_THROUGH_HOST;
+  if (group.cuda_over != CUDA_UNDECIDED && group.cuda_over != wanted)
+    nnl_error(L, "distributed.init: CUDA tensors travel %s already (chosen at the first CUDA collective)",
+              group.cuda_over == CUDA_OVER_NCCL ? "over NCCL" : "through host memory");
+  group.cuda_wanted = wanted;
+}
+
 static int l_init(lua_State *L) {
   check_timeout(L, 1);
+  check_cuda_wanted(L);
   if (group.broken[0]) return raise_broken(L);
   if (!group.up) {
     int under_mpirun = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK");
@@ -964,7 +1117,7 @@ static const luaL_Reg distributed_functions[] = {
     {"dist_init", l_init}, {"dist_set_timeout", l_set_timeout}, {"dist_all_reduce", l_all_reduce},
     {"dist_broadcast", l_broadcast}, {"dist_all_gather", l_all_gather},
     {"dist_reduce_scatter", l_reduce_scatter}, {"dist_barrier", l_barrier},
-    {"dist_progress", l_progress}, {NULL, NULL}};
+    {"dist_progress", l_progress}, {"dist_transport", l_transport}, {NULL, NULL}};
 
 static const luaL_Reg work_methods[] = {
     {"wait", work_wait}, {"is_completed", work_is_completed}, {NULL, NULL}};

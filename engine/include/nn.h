@@ -102,6 +102,45 @@ size_t nn_device_memory_allocated(nn_device device);
 size_t nn_device_memory_reserved(nn_device device);
 void nn_device_empty_cache(nn_device device);
 
+/* ---- collectives across processes, on a device's own memory ----------
+   A group of processes (nn.distributed's ranks, which MPI started and
+   counts) reduces, broadcasts and gathers buffers of a device's memory
+   without a trip through the host: CUDA's through NCCL, loaded at the
+   first call (NN_NCCL_LIBRARY, else libnccl.so.2 on the loader's path).
+   The CPU has none here (nn.distributed sends host memory over MPI
+   itself), nor has a CUDA build without NCCL: nn_collective_available
+   says so, and why. Each rank of the group calls join with the same id
+   (made by one of them with nn_collective_id and sent to the others),
+   then starts the same collectives in the same order. A collective is
+   queued after the work already queued on the device and runs
+   asynchronously: test polls it (1: done, and the handle is gone; 0: not
+   yet; -1: failed, the handle is gone and the error set). abort stops the
+   group's collectives (a peer failed): none then blocks for ever. */
+#define NN_COLLECTIVE_ID_BYTES 128
+typedef enum {
+  NN_COLLECTIVE_ALL_REDUCE,    /* recv = op over the ranks' send (count each) */
+  NN_COLLECTIVE_BROADCAST,     /* recv = root's send (count) */
+  NN_COLLECTIVE_ALL_GATHER,    /* recv = every rank's send (count each), rank by rank */
+  NN_COLLECTIVE_REDUCE_SCATTER /* recv = op over the ranks of their send's block `rank` (count each) */
+} nn_collective_kind;
+typedef enum { NN_COLLECTIVE_SUM, NN_COLLECTIVE_MAX, NN_COLLECTIVE_MIN } nn_collective_op;
+typedef struct {
+  nn_collective_kind kind;
+  nn_collective_op op; /* reductions */
+  int root;            /* broadcast: 0-based */
+  nn_dtype dtype;
+  int64_t count;       /* elements per rank, as noted above */
+  const void *send;    /* the device's pointers; send may equal recv (in place) */
+  void *recv;
+} nn_collective_args;
+/* 1 when device can do collectives itself; else 0 with why in reason. */
+int nn_collective_available(nn_device device, char *reason, size_t len);
+int nn_collective_id(nn_device device, unsigned char id[NN_COLLECTIVE_ID_BYTES]);
+int nn_collective_join(nn_device device, const unsigned char id[NN_COLLECTIVE_ID_BYTES], int rank, int size);
+int nn_collective_start(nn_device device, const nn_collective_args *a, void **handle);
+int nn_collective_test(nn_device device, void *handle);
+void nn_collective_abort(nn_device device);
+
 /* ---- properties ------------------------------------------------------ */
 const char *nn_dtype_name(nn_dtype dtype);  /* "float32" */
 int nn_dtype_from_name(const char *name);   /* -1 when unknown */

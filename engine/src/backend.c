@@ -68,6 +68,8 @@ const nn_backend *nn_dispatch_any(const char *op, size_t kernel, const nn_tensor
 const nn_backend_entry nn_backend_entries[] = {
     ENTRY(alloc), ENTRY(free), ENTRY(to_host), ENTRY(from_host), ENTRY(within), ENTRY(synchronize),
     ENTRY(device_count), ENTRY(device_name), ENTRY(memory_allocated), ENTRY(memory_reserved), ENTRY(empty_cache),
+    ENTRY(collective_available), ENTRY(collective_id), ENTRY(collective_join), ENTRY(collective_start),
+    ENTRY(collective_test), ENTRY(collective_abort),
     ENTRY(set_num_threads), ENTRY(get_num_threads),
     ENTRY(copy), ENTRY(fill), ENTRY(ramp), ENTRY(add_into), ENTRY(add_rows), ENTRY(gather_rows),
     ENTRY(binary), ENTRY(binary_number), ENTRY(unary), ENTRY(unary_backward), ENTRY(clamp), ENTRY(nan_to_num),

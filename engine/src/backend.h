@@ -386,6 +386,16 @@ typedef struct nn_backend {
   size_t (*memory_reserved)(void);  /* bytes held from the system (cached included) */
   void (*empty_cache)(void);        /* gives the cached, unused blocks back */
 
+  /* -- collectives across processes (nn.h's nn_collective_*): a device
+     that has none (the CPU: MPI carries host memory) answers available
+     with 0 and the reason, and its other entries are never called -- */
+  int (*collective_available)(char *why, size_t len);
+  int (*collective_id)(unsigned char *id); /* NN_COLLECTIVE_ID_BYTES of them */
+  int (*collective_join)(const unsigned char *id, int rank, int size);
+  int (*collective_start)(const nn_collective_args *a, void **handle);
+  int (*collective_test)(void *handle); /* 1 done, 0 not yet, -1 failed (handle gone unless 0) */
+  void (*collective_abort)(void);
+
   /* -- threads (the CPU's BLAS pool) -- */
   void (*set_num_threads)(int n);
   int (*get_num_threads)(void);
@@ -568,7 +578,7 @@ extern const size_t nn_backend_entry_count;
    comes in nn_host_api. NN_BACKEND_ABI is bumped whenever nn_backend,
    nn_host_api or a geometry struct above changes shape, so that a library
    of another build refuses to open rather than misread them. */
-#define NN_BACKEND_ABI 3
+#define NN_BACKEND_ABI 4
 
 typedef struct nn_host_api {
   int abi;             /* NN_BACKEND_ABI of the engine */

@@ -177,3 +177,68 @@ void nn_device_empty_cache(nn_device device) {
   const nn_backend *be = nn_backend_loaded(device);
   if (be) be->empty_cache();
 }
+
+/* ---- collectives: each asks the device's table, which says whether it
+   has any (backend.h); a device that is not there has none. */
+int nn_collective_available(nn_device device, char *reason, size_t len) {
+  const nn_backend *be = nn_backend_for(device);
+  if (!be) {
+    snprintf(reason, len, "%s", nn_backend_unavailable(device));
+    return 0;
+  }
+  if (!be->collective_available) {
+    snprintf(reason, len, "the %s backend has no collectives", nn_device_name(device));
+    return 0;
+  }
+  reason[0] = 0;
+  return be->collective_available(reason, len);
+}
+
+/* The table of a device that has collectives, or NULL with the reason. */
+static const nn_backend *collective_device(const char *op, nn_device device) {
+  char why[512];
+  if (!nn_collective_available(device, why, sizeof why)) {
+    nn_error_set("%s: %s", op, why);
+    return NULL;
+  }
+  return nn_backend_for(device);
+}
+
+int nn_collective_id(nn_device device, unsigned char id[NN_COLLECTIVE_ID_BYTES]) {
+  const nn_backend *be = collective_device("collective id", device);
+  return be ? be->collective_id(id) : -1;
+}
+
+int nn_collective_join(nn_device device, const unsigned char id[NN_COLLECTIVE_ID_BYTES], int rank, int size) {
+  const nn_backend *be = collective_device("collective join", device);
+  if (!be) return -1;
+  if (size < 1 || rank < 0 || rank >= size) {
+    nn_error_set("collective join: rank %d is not in a group of %d", rank, size);
+    return -1;
+  }
+  return be->collective_join(id, rank, size);
+}
+
+int nn_collective_start(nn_device device, const nn_collective_args *a, void **handle) {
+  const nn_backend *be = collective_device("collective", device);
+  if (!be) return -1;
+  if (a->count < 0) {
+    nn_error_set("collective: a negative count (%lld)", (long long)a->count);
+    return -1;
+  }
+  return be->collective_start(a, handle);
+}
+
+int nn_collective_test(nn_device device, void *handle) {
+  const nn_backend *be = nn_backend_loaded(device);
+  if (!be || !be->collective_test) {
+    nn_error_set("collective: %s has no collectives in flight", nn_device_name(device));
+    return -1;
+  }
+  return be->collective_test(handle);
+}
+
+void nn_collective_abort(nn_device device) {
+  const nn_backend *be = nn_backend_loaded(device);
+  if (be && be->collective_abort) be->collective_abort();
+}

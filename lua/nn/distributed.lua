@@ -49,21 +49,26 @@ return function(nn)
     if not state.rank then raise("distributed." .. op .. ": call nn.distributed.init() first") end
   end
 
-  --- nn.distributed.init([{timeout = 30}]) -> rank, size: joins the group.
+  --- nn.distributed.init([{timeout = 30, cuda}]) -> rank, size: joins the group.
   -- Under mpirun, every rank of the job (MPI is loaded then, and only then);
   -- started otherwise, a group of one. Calling it again changes the
   -- timeout only. timeout: the seconds a collective may wait for the other
   -- ranks before it raises an error that says which ranks did not arrive
   -- (a rank that works alone longer, say evaluating while the others wait
   -- at a barrier, needs a longer one). A rank that fails or dies is named
-  -- at once, whatever the timeout.
+  -- at once, whatever the timeout. cuda: how CUDA tensors travel; by
+  -- default over NCCL, device to device, when every rank has it, else
+  -- through host memory over MPI (see get_backend); "nccl" requires NCCL
+  -- (an error names what is missing), and makes even a group of one send
+  -- its CUDA tensors through NCCL (which checks NCCL on one GPU); "host"
+  -- always goes through host memory.
   --   local rank, size = nn.distributed.init{timeout = 120}
   function dist.init(opts)
-    opts = nn._options("distributed.init", opts, {"timeout"})
+    opts = nn._options("distributed.init", opts, {"timeout", "cuda"})
     if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or not (opts.timeout > 0)) then
       raise("distributed.init: timeout must be a positive number of seconds, got " .. tostring(opts.timeout))
     end
-    local rank, size, over_mpi = C.dist_init(opts.timeout)
+    local rank, size, over_mpi = C.dist_init(opts.timeout, opts.cuda)
     state.rank, state.size, state.over_mpi = rank + 1, size, over_mpi
     return state.rank, state.size
   end
@@ -157,6 +162,24 @@ return function(nn)
     op, async = op_and_async("reduce_scatter", op, opts)
     initialized("reduce_scatter")
     return C.dist_reduce_scatter(x, op, async)
+  end
+
+  --- nn.distributed.get_backend([device = "cpu"]) -> how that device's
+  -- tensors travel between ranks: "mpi" (CPU tensors), "nccl" (CUDA tensors,
+  -- device to device, when every rank has NCCL: libnccl.so.2, or the file
+  -- NN_NCCL_LIBRARY names), "mpi through host memory" (CUDA tensors where a
+  -- rank has no NCCL: copied to the host and back), "none" in a group of
+  -- one. For "cuda" the choice is made at the first collective on CUDA
+  -- tensors, which this call may be: every rank must call it then.
+  --   print(nn.distributed.get_backend("cuda"))   -- nccl
+  function dist.get_backend(device, ...)
+    if select("#", ...) > 0 then raise("distributed.get_backend: takes one argument (a device), got more") end
+    device = device == nil and "cpu" or device
+    if device ~= "cpu" and device ~= "cuda" then
+      raise("distributed.get_backend: device must be \"cpu\" or \"cuda\", got " .. tostring(device))
+    end
+    initialized("get_backend")
+    return C.dist_transport(device)
   end
 
   ---------------------------------------------------------------------------

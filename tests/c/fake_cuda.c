@@ -72,6 +72,13 @@ static void fake_free(void *data, size_t nbytes) { nn_device_cache_free(&cache, 
 static size_t fake_memory_allocated(void) { return cache.allocated; }
 static size_t fake_memory_reserved(void) { return cache.reserved; }
 static void fake_empty_cache(void) { nn_device_cache_empty(&cache); }
+
+/* No NCCL here: nn.distributed stages this device's tensors through host
+   memory over MPI, as it does on a GPU without libnccl. */
+static int fake_collective_available(char *why, size_t len) {
+  snprintf(why, len, "the test device has no collectives of its own");
+  return 0;
+}
 static int fake_device_count(void) { return 1; }
 static const char *fake_device_name(void) {
   return "nnlua fake CUDA device (tests only; host memory, not a GPU)";
@@ -144,6 +151,7 @@ nn_cuda_backend_open(const nn_host_api *h, char *why, size_t len) {
   table.memory_allocated = fake_memory_allocated;
   table.memory_reserved = fake_memory_reserved;
   table.empty_cache = fake_empty_cache;
+  table.collective_available = fake_collective_available;
   /* the CPU's BLAS threads are not the device's; its random fills draw
      from the CPU's generator, which loading this device must not reseed */
   table.set_num_threads = NULL;

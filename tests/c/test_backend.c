@@ -40,6 +40,25 @@ static void test_cpu_fills_every_entry(void) {
   CHECK(nn_backend_for(NN_CPU) == &nn_cpu_backend);
 }
 
+/* The CPU has no collectives of its own (nn.distributed sends host memory
+   over MPI): asking names that, and nothing is started. */
+static void test_cpu_has_no_collectives(void) {
+  char why[256];
+  CHECK(nn_collective_available(NN_CPU, why, sizeof why) == 0);
+  CHECKF(strstr(why, "host memory goes over MPI") != NULL, "reason: %s", why);
+  void *handle = NULL;
+  float x = 1;
+  nn_collective_args a = {NN_COLLECTIVE_ALL_REDUCE, NN_COLLECTIVE_SUM, 0, NN_FLOAT32, 1, &x, &x};
+  CHECK(nn_collective_start(NN_CPU, &a, &handle) == -1 && handle == NULL);
+  CHECKF(strstr(nn_error(), "collective: the CPU has no collectives") != NULL, "error: %s", nn_error());
+  unsigned char id[NN_COLLECTIVE_ID_BYTES];
+  CHECK(nn_collective_id(NN_CPU, id) == -1 && nn_collective_join(NN_CPU, id, 0, 1) == -1);
+  nn_collective_abort(NN_CPU); /* nothing to abort: harmless */
+  /* without a CUDA backend, the reason is the device's */
+  CHECK(nn_collective_available(NN_CUDA, why, sizeof why) == 0);
+  CHECKF(strcmp(why, nn_backend_unavailable(NN_CUDA)) == 0, "reason: %s", why);
+}
+
 static void test_without_cuda(void) {
   /* no GPU here: a CUDA build finds its library and it says why it cannot
      run; a build without CUDA says it has none */
@@ -172,6 +191,7 @@ static void test_philox(void) {
 int main(void) {
   test_entries_cover_the_table();
   test_cpu_fills_every_entry();
+  test_cpu_has_no_collectives();
   test_without_cuda();
   test_missing_kernels();
   test_philox();

@@ -7,7 +7,8 @@
 # and a summary, and exits 0 only when every check passed: availability,
 # memory, copies and printing (devices.lua, memory.lua), every op of ops.lua
 # against the CPU (op_check.lua), XOR and the Fashion-MNIST MLP following
-# the CPU (trajectories.lua); then the benchmarks, nnlua (bench.lua) beside
+# the CPU (trajectories.lua), the collectives over NCCL (collectives.lua);
+# then the benchmarks, nnlua (bench.lua) beside
 # PyTorch (bench_torch.py) on the same card, with their ratios. Within 8
 # minutes (each script has its own limit).
 #
@@ -38,6 +39,20 @@ if ldd "$dir/libnn_cuda.so" | grep -q "libcublas.so.[0-9]* => not found"; then
     echo "cuBLAS: $want not found on this machine"
   fi
 fi
+# NCCL (loaded by libnn_cuda.so at the first collective): the toolkit's, or
+# PyTorch's nvidia-nccl wheel's, unless the loader finds one itself
+if [[ -z ${NN_NCCL_LIBRARY:-} ]] && ! ldconfig -p 2>/dev/null | grep -q 'libnccl.so.2 '; then
+  nccl=$(find /usr/local/cuda* /usr/lib /opt /usr/local/lib -name libnccl.so.2 2>/dev/null | head -1)
+  if [[ -z $nccl ]]; then
+    nccl=$(python3 -c "import nvidia, os, glob; print((glob.glob(os.path.join(list(nvidia.__path__)[0], 'nccl', 'lib', 'libnccl.so.2')) + [''])[0])" 2>/dev/null)
+  fi
+  if [[ -n $nccl ]]; then
+    export NN_NCCL_LIBRARY=$nccl
+    echo "NCCL: $nccl"
+  else
+    echo "NCCL: libnccl.so.2 not found on this machine"
+  fi
+fi
 "$nnlua" -e 'print("nnlua: cuda available: " .. tostring(nn.cuda.is_available()) ..
   (nn.cuda.is_available() and (", " .. nn.cuda.get_device_name()) or (": " .. nn.cuda.why_unavailable())))'
 
@@ -45,7 +60,8 @@ passed=() failed=()
 start=$SECONDS
 # the first Fashion-MNIST images, written by tools/build_gpu.sh
 export NN_GPU_DATA=$dir/fashion-mnist-subset
-for check in tests/gpu/devices.lua tests/gpu/memory.lua tests/gpu/op_check.lua tests/gpu/trajectories.lua; do
+for check in tests/gpu/devices.lua tests/gpu/memory.lua tests/gpu/op_check.lua tests/gpu/trajectories.lua \
+             tests/gpu/collectives.lua; do
   echo "== $check"
   if timeout 150 "$nnlua" "$check"; then
     passed+=("$check")

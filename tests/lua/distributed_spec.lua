@@ -20,10 +20,17 @@ end
 -- `mpirun -np ranks nnlua script args...` (extra: mpirun's own options),
 -- stopped after `limit` seconds (status 124): a hang is a failure, not a
 -- stuck suite.
-local function mpirun(ranks, extra, script, args, limit)
+local function mpirun(ranks, extra, script, args, limit, env)
   require_mpirun()
-  return run(string.format("timeout -k 5 %d mpirun --oversubscribe --allow-run-as-root %s -np %d %s %s %s",
-    limit or 60, extra or "", ranks, quote(NNLUA), quote(DIR .. script), args or ""))
+  return run(string.format("%stimeout -k 5 %d mpirun --oversubscribe --allow-run-as-root %s -np %d %s %s %s",
+    env or "", limit or 60, extra or "", ranks, quote(NNLUA), quote(DIR .. script), args or ""))
+end
+
+-- The test device (tests/c/fake_cuda.c) as every rank's "cuda": it has no
+-- NCCL, so its tensors travel through host memory over MPI.
+local function on_test_device()
+  local fake = assert(os.getenv("NN_FAKE_CUDA_LIBRARY"), "ctest sets NN_FAKE_CUDA_LIBRARY")
+  return "NN_CUDA_LIBRARY=" .. quote(fake) .. " NN_FAKE_CUDA=1 "
 end
 
 local function nnlua(script, args)
@@ -62,6 +69,19 @@ describe("nn.distributed under mpirun", function()
       assert_ranks_say(out, ranks, "adam, 1 batches a step: 3 steps agree")
     end)
   end
+
+  it("gives every collective's result on CUDA tensors without NCCL (through host memory), 3 ranks", function()
+    local out, code = mpirun(3, nil, "collectives.lua", "cuda", nil, on_test_device())
+    assert.are.equal(0, code, out)
+    assert_ranks_say(out, 3, "collectives agree on cuda")
+  end)
+
+  it("trains a model on CUDA like a single process, 2 ranks, without NCCL", function()
+    local out, code = mpirun(2, nil, "train.lua", "3 0.0005 sgd:2 adam:1 device=cuda", nil, on_test_device())
+    assert.are.equal(0, code, out)
+    assert_ranks_say(out, 2, "sgd, 2 batches a step: 3 steps agree on cuda")
+    assert_ranks_say(out, 2, "adam, 1 batches a step: 3 steps agree on cuda")
+  end)
 
   -- Within 30 s: timeout stops mpirun then, and its status is 124.
   it("stops the other ranks, naming it, when a rank is killed", function()
@@ -141,6 +161,10 @@ describe("nn.distributed without mpirun", function()
     expect_error(function() dist.all_reduce(t, 3) end, "distributed.all_reduce: the operation must be a string")
     expect_error(function() dist.reduce_scatter(nn.zeros(2, 2)) end, "distributed.reduce_scatter: the tensor's first dimension")
     expect_error(function() dist.all_gather("x") end, "distributed.all_gather: expected a tensor, got string")
+    assert.are.equal("none", dist.get_backend())
+    assert.are.equal("none", dist.get_backend("cuda"))
+    expect_error(function() dist.get_backend("cpu", 2) end, "distributed.get_backend: takes one argument")
+    expect_error(function() dist.get_backend(1) end, "distributed.get_backend: device must be \"cpu\" or \"cuda\"")
   end)
 
   it("runs the training script alone as a single process", function()

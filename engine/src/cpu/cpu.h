@@ -58,6 +58,13 @@ const char *nn_cpu_device_name(void);
 size_t nn_cpu_memory_allocated(void);
 size_t nn_cpu_memory_reserved(void);
 void nn_cpu_empty_cache(void);
+/* none: nn.distributed sends host memory over MPI itself (memory.c) */
+int nn_cpu_collective_available(char *why, size_t len);
+int nn_cpu_collective_id(unsigned char *id);
+int nn_cpu_collective_join(const unsigned char *id, int rank, int size);
+int nn_cpu_collective_start(const nn_collective_args *a, void **handle);
+int nn_cpu_collective_test(void *handle);
+void nn_cpu_collective_abort(void);
 
 /* copy.c */
 int nn_cpu_copy(const nn_iter *it);

@@ -4,6 +4,7 @@
  * from the system. */
 #include "cpu/cpu.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,3 +43,41 @@ const char *nn_cpu_device_name(void) { return "cpu"; }
 size_t nn_cpu_memory_allocated(void) { return bytes_held; }
 size_t nn_cpu_memory_reserved(void) { return bytes_held; }
 void nn_cpu_empty_cache(void) {} /* the engine's pool is emptied by nn_memory_trim */
+
+/* The CPU's collectives are the host's business (nn.distributed calls MPI
+   on host memory): the entries say so, and the others are never reached
+   past available's answer. */
+static const char *const cpu_collectives_why =
+    "the CPU has no collectives of its own: host memory goes over MPI";
+
+int nn_cpu_collective_available(char *why, size_t len) {
+  snprintf(why, len, "%s", cpu_collectives_why);
+  return 0;
+}
+
+static int cpu_collective_refuse(void) {
+  nn_error_set("%s", cpu_collectives_why);
+  return -1;
+}
+
+int nn_cpu_collective_id(unsigned char *id) {
+  (void)id;
+  return cpu_collective_refuse();
+}
+
+int nn_cpu_collective_join(const unsigned char *id, int rank, int size) {
+  (void)id, (void)rank, (void)size;
+  return cpu_collective_refuse();
+}
+
+int nn_cpu_collective_start(const nn_collective_args *a, void **handle) {
+  (void)a, (void)handle;
+  return cpu_collective_refuse();
+}
+
+int nn_cpu_collective_test(void *handle) {
+  (void)handle;
+  return cpu_collective_refuse();
+}
+
+void nn_cpu_collective_abort(void) {}

@@ -12,6 +12,7 @@
 #include <cublas_v2.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 
 static const nn_host_api *host;
@@ -148,6 +149,21 @@ static void explain(cudaError_t e, char *why, size_t len) {
            cudaGetErrorString(e), cudaGetErrorName(e), hint, runtime / 1000, runtime % 1000 / 10);
 }
 
+/* The GPU this process uses: the first, unless it is one of several ranks
+   that mpirun started on this machine (Open MPI's, MPICH's or a launcher's
+   local rank), which then take the GPUs in turn, as NCCL needs (one GPU
+   per rank). CUDA_VISIBLE_DEVICES still chooses which GPUs there are. */
+static int local_rank_device(int count) {
+  const char *names[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "LOCAL_RANK"};
+  for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+    const char *v = getenv(names[k]);
+    char *end;
+    long rank = v ? strtol(v, &end, 10) : -1;
+    if (v && *v && !*end && rank >= 0) return (int)(rank % count);
+  }
+  return 0;
+}
+
 extern "C" __attribute__((visibility("default"))) const nn_backend *
 nn_cuda_backend_open(const nn_host_api *h, char *why, size_t len) {
   if (!nn_host_api_matches(h)) {
@@ -167,9 +183,10 @@ nn_cuda_backend_open(const nn_host_api *h, char *why, size_t len) {
     return NULL;
   }
   cudaDeviceProp prop;
+  int device = local_rank_device(count);
   /* cudaFree(0) makes the context now, so that its failure is told here */
-  if ((e = cudaSetDevice(0)) != cudaSuccess ||
-      (e = cudaGetDeviceProperties(&prop, 0)) != cudaSuccess || (e = cudaFree(0)) != cudaSuccess) {
+  if ((e = cudaSetDevice(device)) != cudaSuccess ||
+      (e = cudaGetDeviceProperties(&prop, device)) != cudaSuccess || (e = cudaFree(0)) != cudaSuccess) {
     snprintf(why, len, "the CUDA device could not be opened: %s (%s)", cudaGetErrorString(e),
              cudaGetErrorName(e));
     return NULL;

@@ -35,6 +35,7 @@ void nn_cuda_fill_conv_kernels(nn_backend *b);
 void nn_cuda_fill_rnn_kernels(nn_backend *b);
 void nn_cuda_fill_embedding_kernels(nn_backend *b);
 void nn_cuda_fill_toolkit_kernels(nn_backend *b);
+void nn_cuda_fill_collective_kernels(nn_backend *b);
 
 /* The stream every kernel runs on: the backend's one stream, the default. */
 static inline cudaStream_t nn_cuda_stream(void) { return 0; }

@@ -20,6 +20,7 @@ extern "C" void nn_cuda_fill_kernels(nn_backend *b) {
   nn_cuda_fill_rnn_kernels(b);
   nn_cuda_fill_embedding_kernels(b);
   nn_cuda_fill_toolkit_kernels(b);
+  nn_cuda_fill_collective_kernels(b);
 }
 
 int nn_cuda_status(const char *op, cudaError_t e) {

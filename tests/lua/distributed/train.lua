@@ -3,13 +3,21 @@
 -- plain copy of the model trains on the whole global batch (what a single
 -- process would do). After every step their parameters must agree, to
 -- float32 rounding.
---   mpirun -np N nnlua train.lua STEPS BUCKET_MB sgd:1 adam:2 ...
+--   mpirun -np N nnlua train.lua STEPS BUCKET_MB sgd:1 adam:2 ... [device=cuda]
 -- Each run is an optimizer and a number of batches per step: with more
--- than one, all but the last run backward under model:no_sync.
+-- than one, all but the last run backward under model:no_sync. With
+-- device=cuda the DataParallel model lives there (the single process's
+-- copy stays on the CPU).
 local dist = nn.distributed
 local rank, size = dist.init()
 local steps, bucket_mb = tonumber(arg[1]), tonumber(arg[2])
 local loss_fn = nn.MSELoss()
+local device = "cpu"
+local runs = {}
+for i = 3, #arg do
+  local named = arg[i]:match("^device=(%a+)$")
+  if named then device = named else runs[#runs + 1] = arg[i] end
+end
 
 local function net() return nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 3)) end
 
@@ -25,7 +33,7 @@ local function train(optimizer_name, accumulate)
   nn.manual_seed(100 + rank)
   local module = net()
   if rank == 1 then module:load_state_dict(reference:state_dict()) end
-  local model = dist.DataParallel(module, {bucket_mb = bucket_mb})
+  local model = dist.DataParallel(module:to(device), {bucket_mb = bucket_mb})
   local opt, ref_opt = optimizer(optimizer_name, model:parameters()), optimizer(optimizer_name, reference:parameters())
 
   local per_rank = 3
@@ -37,7 +45,7 @@ local function train(optimizer_name, accumulate)
   local function compare(step)
     local theirs = reference:state_dict()
     for name, p in pairs(model:state_dict()) do
-      local diff = (p - theirs[name]):abs():max():item()
+      local diff = (p:cpu() - theirs[name]):abs():max():item()
       local scale = math.max(1, theirs[name]:abs():max():item())
       if diff > 2e-5 * scale then
         error(string.format("rank %d, %s with %d batches a step, step %d: %s differs from the single "
@@ -54,11 +62,12 @@ local function train(optimizer_name, accumulate)
       local first = batch * global
       batch = batch + 1
       local mine = first + (rank - 1) * per_rank + 1
-      local x, y = X:narrow(1, mine, per_rank), Y:narrow(1, mine, per_rank)
+      local x, y = X:narrow(1, mine, per_rank):to(device), Y:narrow(1, mine, per_rank):to(device)
       if micro < accumulate then
         model:no_sync(function() loss_fn(model(x), y):backward() end)
         -- not averaged: each rank's gradient is its own batches'
         local g = dist.all_gather(model.module[1].weight.grad)
+        if g.device ~= device then error("all_gather's result left the gradients' device") end
         if size > 1 and (g[1] - g[2]):abs():max():item() == 0 then
           error("no_sync: the ranks' gradients were averaged")
         end
@@ -74,8 +83,9 @@ local function train(optimizer_name, accumulate)
   end
 end
 
-for i = 3, #arg do
-  local name, accumulate = arg[i]:match("^(%a+):(%d+)$")
+for _, run in ipairs(runs) do
+  local name, accumulate = run:match("^(%a+):(%d+)$")
   train(name, tonumber(accumulate))
-  print(string.format("rank %d of %d: %s, %s batches a step: %d steps agree", rank, size, name, accumulate, steps))
+  print(string.format("rank %d of %d: %s, %s batches a step: %d steps agree%s", rank, size, name, accumulate,
+    steps, device == "cpu" and "" or " on " .. device))
 end
