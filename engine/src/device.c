@@ -114,7 +114,7 @@ static const nn_backend *find_cuda(void) {
     return open_library(path);
   }
   snprintf(cuda_why, sizeof cuda_why,
-           "libnn_cuda.so, nnlua's CUDA backend, was not found (looked in %s and %s; "
+           "libnn_cuda.so, nnlua's CUDA backend, was not found (looked in %.400s and %.400s; "
            "NN_CUDA_LIBRARY may name it)",
            dirs[0][0] ? dirs[0] : "the engine's directory", dirs[1]);
 #endif
