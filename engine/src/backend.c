@@ -61,7 +61,7 @@ const nn_backend *nn_dispatch_any(const char *op, size_t kernel, const nn_tensor
     nn_error_set("%s: not implemented for %s", op, nn_device_name(a->device));
     return NULL;
   }
-  return be;
+  return nn_capture_active ? nn_capture_dispatch(be, a->device, a, b, c) : be;
 }
 
 #define ENTRY(e) {#e, offsetof(nn_backend, e)}
@@ -88,6 +88,7 @@ const nn_backend_entry nn_backend_entries[] = {
     ENTRY(batch_norm), ENTRY(batch_norm_backward),
     ENTRY(rnn_step), ENTRY(rnn_step_backward),
     ENTRY(embedding), ENTRY(embedding_backward), ENTRY(embedding_renorm),
+    ENTRY(graph_begin), ENTRY(graph_end), ENTRY(graph_launch), ENTRY(graph_free),
 };
 #undef ENTRY
 const size_t nn_backend_entry_count = sizeof nn_backend_entries / sizeof nn_backend_entries[0];
