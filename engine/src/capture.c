@@ -869,10 +869,17 @@ static void make_recording_table(nn_backend *t, const nn_backend *real) {
 #undef REPLACE
 }
 
-const nn_backend *nn_capture_dispatch(const nn_backend *real, nn_device device,
+const nn_backend *nn_capture_dispatch(const nn_backend *real, nn_device device, size_t kernel,
                                       const nn_tensor *a, const nn_tensor *b, const nn_tensor *c) {
   nn_plan *p = nn_capture_active;
   if (!p) return real;
+  if (kernel == AT(gather_rows)) {
+    /* the data loader's prefetch keeps the entry for its own thread, which
+       may call it after the capture: the real one, the plan refused */
+    nn_capture_refuse("capture: gather_rows (a data loader's batch) inside the step: its rows "
+                      "are chosen on the host (the step runs eagerly)");
+    return real;
+  }
   if (!p->has_device) {
     p->has_device = 1;
     p->device = device;

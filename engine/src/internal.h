@@ -380,15 +380,17 @@ int nn_conv_backward(nn_tensor *g, nn_tensor *x, nn_tensor *w, const int64_t *in
    table), whose kernel entries record each call into the plan and then
    make it; the storages of a, b, c (any may be NULL) kept by the plan. A
    plan runs on one device: another device's table comes back unchanged,
-   the plan refused. */
-const nn_backend *nn_capture_dispatch(const nn_backend *real, nn_device device,
+   the plan refused. kernel: the entry's offset, or NN_ANY_KERNEL. */
+#define NN_ANY_KERNEL ((size_t)-1)
+const nn_backend *nn_capture_dispatch(const nn_backend *real, nn_device device, size_t kernel,
                                       const nn_tensor *a, const nn_tensor *b, const nn_tensor *c);
 /* A device's kernels for a front that tests which entries the device has
    (NULL ones) rather than dispatching: the recording table while a
    capture records. */
 static inline const nn_backend *nn_kernels_of(nn_device device) {
   const nn_backend *be = nn_backend_for(device);
-  return nn_capture_active && be ? nn_capture_dispatch(be, device, NULL, NULL, NULL) : be;
+  return nn_capture_active && be ? nn_capture_dispatch(be, device, NN_ANY_KERNEL, NULL, NULL, NULL)
+                                  : be;
 }
 /* A storage made while a capture records: the plan keeps it. */
 void nn_capture_storage_made(nn_storage *s);
