@@ -150,10 +150,130 @@ static void test_free_while_recording(void) {
   nn_plan_free(plan);
 }
 
+/* ---- graphs, on a device that defers -----------------------------------
+   A stand-in for CUDA's stream capture: the CPU's kernels, except that
+   fill and binary_number, while a graph is being made, are queued rather
+   than run (as a captured stream's kernels are), and a graph is the queue,
+   run by graph_launch. spoil_next makes graph_end fail, as a kernel that
+   allocates while captured would. */
+enum { QUEUE_MAX = 16 };
+typedef struct {
+  int is_fill;
+  nn_iter it;
+  double value;
+} queued_call;
+typedef struct {
+  int count;
+  queued_call calls[QUEUE_MAX];
+} fake_graph;
+static nn_backend deferring;
+static fake_graph *making;
+static int spoil_next, launches;
+
+static void *host_alloc(size_t nbytes) { return calloc(1, nbytes ? nbytes : 1); }
+static void host_free(void *data, size_t nbytes) {
+  (void)nbytes;
+  free(data);
+}
+static int host_copy(void *dst, const void *src, size_t nbytes) {
+  memcpy(dst, src, nbytes);
+  return 0;
+}
+static int deferred_fill(const nn_iter *it, double value) {
+  if (!making) return nn_cpu_backend.fill(it, value);
+  making->calls[making->count++] = (queued_call){1, *it, value};
+  return 0;
+}
+static int deferred_add(nn_binary_op op, nn_dtype compute, const nn_iter *it, double s, int first) {
+  if (!making) return nn_cpu_backend.binary_number(op, compute, it, s, first);
+  CHECK(op == NN_ADD && !first);
+  making->calls[making->count++] = (queued_call){0, *it, s};
+  return 0;
+}
+static int fake_graph_begin(void) {
+  making = calloc(1, sizeof *making);
+  return making ? 0 : -1;
+}
+static int fake_graph_end(void **graph) {
+  *graph = making;
+  making = NULL;
+  if (spoil_next) {
+    spoil_next = 0;
+    free(*graph);
+    *graph = NULL;
+    return -1;
+  }
+  return 0;
+}
+static int fake_graph_launch(void *graph) {
+  fake_graph *g = graph;
+  launches++;
+  for (int i = 0; i < g->count; i++) {
+    queued_call *c = &g->calls[i];
+    int st = c->is_fill ? nn_cpu_backend.fill(&c->it, c->value)
+                        : nn_cpu_backend.binary_number(NN_ADD, c->it.dtype[0], &c->it, c->value, 0);
+    if (st < 0) return -1;
+  }
+  return 0;
+}
+static void fake_graph_free(void *graph) { free(graph); }
+
+static nn_tensor *on_deferring(double value) {
+  int64_t size = 3, stride = 1;
+  nn_storage *s = nn_storage_new(NN_CUDA, 3 * sizeof(double));
+  if (!s) return NULL;
+  nn_tensor *t = nn_tensor_wrap(s, NN_FLOAT64, 1, &size, &stride, 0);
+  nn_storage_release(s);
+  for (int i = 0; t && i < 3; i++) ((double *)s->data)[i] = value;
+  return t;
+}
+
+static double first_value(const nn_tensor *t) { return ((const double *)t->storage->data)[0]; }
+
+static void test_graphs_on_a_deferring_device(void) {
+  deferring = nn_cpu_backend;
+  deferring.name = "cuda";
+  deferring.alloc = host_alloc, deferring.free = host_free;
+  deferring.to_host = host_copy, deferring.from_host = host_copy;
+  deferring.fill = deferred_fill, deferring.binary_number = deferred_add;
+  deferring.graph_begin = fake_graph_begin, deferring.graph_end = fake_graph_end;
+  deferring.graph_launch = fake_graph_launch, deferring.graph_free = fake_graph_free;
+  nn_backend_set(NN_CUDA, &deferring, NULL);
+
+  for (int spoiled = 0; spoiled <= 1; spoiled++) {
+    nn_tensor *t = OK(on_deferring(0)), *noise = OK(on_deferring(0));
+    nn_plan *plan = nn_capture_begin();
+    CHECK_STATUS_OK(nn_fill_(t, 1.0));
+    CHECK_STATUS_OK(nn_binary_scalar_(NN_ADD, t, 2.0));
+    CHECK_STATUS_OK(nn_uniform_(noise, 0, 1)); /* a random fill ends a graph's run */
+    CHECK_STATUS_OK(nn_binary_scalar_(NN_ADD, t, 4.0));
+    CHECK(nn_capture_end(plan) == 0);
+    CHECK(first_value(t) == 7);
+    launches = 0;
+    for (int replay = 0; replay < 3; replay++) {
+      ((double *)t->storage->data)[0] = -100;
+      spoil_next = spoiled && replay == 0;
+      CHECK_STATUS_OK(nn_plan_replay(plan, NULL));
+      CHECKF(first_value(t) == 7, "spoiled %d, replay %d: %g", spoiled, replay, first_value(t));
+    }
+    nn_plan_info info;
+    nn_plan_describe(plan, &info);
+    /* two runs of kernels around the random fill: both graphs, or (the
+       first spoiled) the second alone, the first replayed call by call */
+    CHECKF(info.graphs == (size_t)(spoiled ? 1 : 2), "spoiled %d: %zu graphs", spoiled, info.graphs);
+    CHECKF(launches == (spoiled ? 3 : 6), "spoiled %d: %d launches", spoiled, launches);
+    nn_plan_free(plan);
+    nn_release(t);
+    nn_release(noise);
+  }
+  nn_backend_set(NN_CUDA, NULL, "this build has no cuda backend");
+}
+
 int main(void) {
   test_recording_table_covers_every_kernel();
   test_replay_uses_the_kept_buffers();
   test_refusals();
   test_free_while_recording();
+  test_graphs_on_a_deferring_device();
   return check_finish();
 }
