@@ -291,6 +291,8 @@ static int step_call(lua_State *L) {
   captured_step *s = check_step(L, "call");
   int nargs = lua_gettop(L) - 1;
   check_arguments(L, nargs);
+  /* inside another step's capture: its ops are that plan's to record */
+  if (session.active) return run_eagerly(L, nargs);
   s->calls++;
   if (s->eager || s->calls == 1) return run_eagerly(L, nargs);
   for (int i = 0; i < MAX_PLANS; i++) {

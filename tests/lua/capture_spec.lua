@@ -245,6 +245,17 @@ describe("nn.capture", function()
     assert.is_nil(flaky:why())
   end)
 
+  it("runs a captured step called inside another's capture as part of it", function()
+    local inner = nn.capture(function(x) return x * 2 end)
+    local outer = nn.capture(function(x) return inner(x) + 1 end)
+    for i = 1, 4 do
+      assert.are.same({2 * i + 1, 2 * i + 1}, outer(nn.full({2}, i)):totable())
+    end
+    assert.is_nil(outer:why())
+    -- called by the outer warm-up, then recorded as part of the outer plan
+    assert.are.equal(1, inner:stats().calls)
+  end)
+
   it("replays without allocating", function()
     local model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1))
     local step = nn.capture(training_step(model, nn.MSELoss(), nn.optim.Adam(model:parameters(), {lr = 1e-3})))
