@@ -891,9 +891,14 @@ const nn_backend *nn_capture_dispatch(const nn_backend *real, nn_device device, 
                       nn_device_name(p->device), nn_device_name(device));
     return real;
   }
-  if (a) keep(p, a->storage, 0);
-  if (b) keep(p, b->storage, 0);
-  if (c) keep(p, c->storage, 0);
+  /* an operand's .grad too: a backward adds a parameter's gradient into
+     it without dispatching on it (linear's and conv's weights) */
+  const nn_tensor *operands[3] = {a, b, c};
+  for (int i = 0; i < 3; i++) {
+    if (!operands[i]) continue;
+    keep(p, operands[i]->storage, 0);
+    if (operands[i]->grad) keep(p, operands[i]->grad->storage, 0);
+  }
   return nn_capture_active ? &p->recording : real;
 }
 

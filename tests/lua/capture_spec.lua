@@ -256,6 +256,27 @@ describe("nn.capture", function()
     assert.are.equal(1, inner:stats().calls)
   end)
 
+  it("keeps the gradients it writes alive, even when they are dropped outside it", function()
+    local model = nn.Sequential(nn.Linear(3, 4))
+    local optimizer = nn.optim.SGD(model:parameters(), {lr = 0.1})
+    local step = nn.capture(function(x, y) -- accumulating: no zero_grad that would name the buffers
+      local loss = nn.MSELoss()(model(x), y)
+      loss:backward()
+      optimizer:step()
+      return loss
+    end)
+    local x, y = nn.randn(5, 3), nn.randn(5, 4)
+    for _ = 1, 3 do step(x, y) end
+    assert.is_true(model[1].weight.grad:sum():item() ~= 0)
+    model:zero_grad(true)
+    collectgarbage()
+    collectgarbage()
+    local others = {}
+    for i = 1, 2000 do others[i] = nn.full({4, 3}, 7) end -- where a freed gradient's block would go
+    step(x, y)
+    for i = 1, 2000 do assert(others[i]:sum():item() == 84, "a tensor made after was written by the replay") end
+  end)
+
   it("replays without allocating", function()
     local model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1))
     local step = nn.capture(training_step(model, nn.MSELoss(), nn.optim.Adam(model:parameters(), {lr = 1e-3})))
