@@ -979,30 +979,55 @@ static int run_records(nn_plan *p, size_t first, size_t end, void *arg) {
   return 0;
 }
 
-/* A run of kernels made into a graph at its first replay: captured while
-   its kernels are queued (they do not run then), launched after. A device
-   without graphs, or a run that cannot be one (a kernel that allocates or
-   reads back while it is captured), goes call by call from then on. */
-static int replay_segment(nn_plan *p, segment *s, void *arg) {
+/* Splits segment i into halves, both to be tried as graphs at the next
+   replay (the segments never outnumber the records they cover). */
+static void split_segment(nn_plan *p, size_t i) {
+  segment *s = &p->segments[i];
+  size_t mid = s->first + (s->end - s->first) / 2;
+  memmove(s + 2, s + 1, (p->segment_count - i - 1) * sizeof *s);
+  p->segment_count++;
+  s[1] = s[0];
+  s[0].end = mid;
+  s[1].first = mid;
+}
+
+/* Segment i at a replay; returns how many segments it ran (a split one is
+   two), or -1. A run of kernels is made into a graph at its first replay:
+   captured while its kernels are queued (they do not run then), launched
+   after. A run that cannot be one (a kernel that allocates or reads back
+   while it is captured: scratch memory, a label check) is split in halves
+   that try again at the next replay, down to the one record that spoils
+   it, which goes call by call; so does everything on a device without
+   graphs. */
+static int replay_segment(nn_plan *p, size_t i, void *arg) {
   const nn_backend *be = p->real;
-  if (s->graph) return be->graph_launch(s->graph);
-  if (s->direct || !be->graph_begin) return run_records(p, s->first, s->end, arg);
+  segment *s = &p->segments[i];
+  if (s->graph) return be->graph_launch(s->graph) < 0 ? -1 : 1;
+  if (s->direct || !be->graph_begin) return run_records(p, s->first, s->end, arg) < 0 ? -1 : 1;
   int begun = be->graph_begin();
   if (begun < 0) return -1;
   if (begun > 0) { /* this device runs plans call by call */
     s->direct = 1;
-    return run_records(p, s->first, s->end, arg);
+    return run_records(p, s->first, s->end, arg) < 0 ? -1 : 1;
   }
   int queued = run_records(p, s->first, s->end, arg);
   void *graph = NULL;
   int made = be->graph_end(&graph);
   if (queued < 0 || made < 0 || !graph) {
     if (graph) be->graph_free(graph);
-    s->direct = 1;
-    return run_records(p, s->first, s->end, arg); /* nothing ran while capturing */
+    size_t first = s->first, end = s->end;
+    int covered = 1;
+    if (end - first > 1) {
+      split_segment(p, i);
+      covered = 2;
+    } else {
+      s->direct = 1;
+    }
+    /* nothing ran while capturing */
+    return run_records(p, first, end, arg) < 0 ? -1 : covered;
   }
   s->graph = graph;
-  return be->graph_launch(graph);
+  return be->graph_launch(graph) < 0 ? -1 : 1;
 }
 
 int nn_plan_replay(nn_plan *p, void *arg) {
@@ -1015,8 +1040,11 @@ int nn_plan_replay(nn_plan *p, void *arg) {
     nn_error_set("capture: a plan cannot be replayed while a step is being captured");
     return -1;
   }
-  for (size_t i = 0; i < p->segment_count; i++)
-    if (replay_segment(p, &p->segments[i], arg) < 0) return -1;
+  for (size_t i = 0; i < p->segment_count;) {
+    int ran = replay_segment(p, i, arg);
+    if (ran < 0) return -1;
+    i += (size_t)ran;
+  }
   return 0;
 }
 
