@@ -23,7 +23,9 @@
  * On a device with graphs (CUDA), the runs of records between host calls
  * and random fills become one graph each at their first replay, launched
  * as a whole after that; the random fills stay outside, since a graph
- * would repeat the generator position it was made with. */
+ * would repeat the generator position it was made with. A run that cannot
+ * be a graph is halved at each replay until the record that spoils it
+ * goes call by call (replay_segment). */
 #include "internal.h"
 
 #include <stdarg.h>
