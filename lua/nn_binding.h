@@ -104,5 +104,13 @@ void nnl_register_pool(lua_State *L); /* nn_pool.c: pooling, upsampling, batch_n
 void nnl_register_conv(lua_State *L);
 /* nn_embedding.c: the core of nn.F.embedding */
 void nnl_register_embedding(lua_State *L);
+/* nn_capture.c: nn.capture, the captured training step */
+void nnl_register_capture(lua_State *L);
+/* Called first by a C function that a captured step's replay must call
+   again whole (an optimizer's step): while a step is captured, records the
+   running function with its first nargs arguments as a host call of the
+   plan and returns 1; the caller then calls nn_capture_host_call_done()
+   when it is done (its own kernels are not recorded). Else returns 0. */
+int nnl_capture_call(lua_State *L, int nargs);
 
 #endif

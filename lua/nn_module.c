@@ -504,6 +504,7 @@ void nnl_register_functions(lua_State *L) {
   nnl_register_pool(L);
   nnl_register_rnn(L);
   nnl_register_embedding(L);
+  nnl_register_capture(L);
   luaL_getmetatable(L, NNL_TENSOR);
   lua_getfield(L, -1, "methods");
   lua_setfield(L, -3, "tensor_methods");

@@ -144,6 +144,7 @@ static lua_Integer begin_step(lua_State *L, const char *op) {
 /* optim_sgd(group, states): momentum_buffer (no state without momentum) */
 static int l_optim_sgd(lua_State *L) {
   const char *op = "sgd";
+  int recorded = nnl_capture_call(L, 2);
   lua_Integer n = begin_step(L, op);
   nn_sgd_options o = {group_number(L, 1, K_LR, op), group_number(L, 1, K_MOMENTUM, op),
                       group_number(L, 1, K_DAMPENING, op),
@@ -164,6 +165,7 @@ static int l_optim_sgd(lua_State *L) {
     store_new(L, st, K_MOMENTUM_BUFFER, buf, before);
     lua_settop(L, 3);
   }
+  if (recorded) nn_capture_host_call_done();
   return 0;
 }
 
@@ -172,6 +174,7 @@ static int l_optim_sgd(lua_State *L) {
 static int l_optim_adam(lua_State *L) {
   int decoupled = lua_toboolean(L, 3);
   const char *op = decoupled ? "adamw" : "adam";
+  int recorded = nnl_capture_call(L, 3);
   lua_Integer n = begin_step(L, op);
   nn_adam_options o = {group_number(L, 1, K_LR, op),
                        group_beta(L, 1, 1, op),
@@ -196,12 +199,14 @@ static int l_optim_adam(lua_State *L) {
     store_step(L, st, s.step);
     lua_settop(L, 3);
   }
+  if (recorded) nn_capture_host_call_done();
   return 0;
 }
 
 /* optim_rmsprop(group, states): square_avg, momentum_buffer, grad_avg */
 static int l_optim_rmsprop(lua_State *L) {
   const char *op = "rmsprop";
+  int recorded = nnl_capture_call(L, 2);
   lua_Integer n = begin_step(L, op);
   nn_rmsprop_options o = {group_number(L, 1, K_LR, op),
                           group_number(L, 1, K_ALPHA, op),
@@ -225,12 +230,14 @@ static int l_optim_rmsprop(lua_State *L) {
     store_step(L, st, s.step);
     lua_settop(L, 3);
   }
+  if (recorded) nn_capture_host_call_done();
   return 0;
 }
 
 /* optim_adagrad(group, states): sum */
 static int l_optim_adagrad(lua_State *L) {
   const char *op = "adagrad";
+  int recorded = nnl_capture_call(L, 2);
   lua_Integer n = begin_step(L, op);
   nn_adagrad_options o = {group_number(L, 1, K_LR, op),
                           group_number(L, 1, K_LR_DECAY, op),
@@ -250,12 +257,19 @@ static int l_optim_adagrad(lua_State *L) {
     store_step(L, st, s.step);
     lua_settop(L, 3);
   }
+  if (recorded) nn_capture_host_call_done();
   return 0;
 }
 
 /* Zeros (or, to_none, removes) the .grad of each tensor of the list at idx. */
 static void zero_grads(lua_State *L, int idx, int to_none) {
   luaL_checktype(L, idx, LUA_TTABLE);
+  /* A plan writes the gradients it was captured with: a gradient dropped
+     here would be made anew, and another plan or an eager step would then
+     leave the optimizer reading a different one. */
+  if (to_none)
+    nn_capture_refuse("capture: zero_grad(true) inside the step drops the gradients, whose "
+                      "buffers the plan writes (zero_grad() zeroes them; the step runs eagerly)");
   lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, idx, i);

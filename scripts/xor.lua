@@ -1,7 +1,9 @@
 -- XOR with a multilayer perceptron: three hidden layers of sigmoids learn
 -- what no single layer can (compare perceptron_xor.lua).
 local nn = require "nn"
-local args = nn.cli.device(nn.cli.parser("XOR with a multilayer perceptron: three hidden layers of sigmoids.")):parse()
+local parser = nn.cli.device(nn.cli.parser("XOR with a multilayer perceptron: three hidden layers of sigmoids."))
+parser:flag("--capture", "record the training step once and replay it (nn.capture): the same numbers, faster")
+local args = parser:parse()
 nn.manual_seed(777)
 local device = args.device -- "cuda" where available (as the seed does), or --device cpu
 
@@ -16,11 +18,18 @@ local model = nn.Sequential(
 local criterion = nn.BCELoss()
 local optimizer = nn.optim.SGD(model:parameters(), {lr = 1})
 
-for epoch = 0, 10000 do
+local function train_step(x, y)
   optimizer:zero_grad()
-  local cost = criterion(model(X), Y)
+  local cost = criterion(model(x), y)
   cost:backward()
   optimizer:step()
+  return cost
+end
+-- --capture: the step's kernels recorded once and replayed, no Lua in between
+local step = args.capture and nn.capture(train_step) or train_step
+
+for epoch = 0, 10000 do
+  local cost = step(X, Y)
   if epoch % 100 == 0 then print(epoch, cost:item()) end
 end
 

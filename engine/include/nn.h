@@ -907,6 +907,49 @@ nn_tensor *nn_embedding_backward(nn_tensor *grad, nn_tensor *indices, int64_t nu
 int nn_embedding_renorm_(nn_tensor *weight, nn_tensor *indices, double max_norm, double norm_type,
                          int base);
 
+/* ---- captured steps (capture.c) ----------------------------------------
+   A plan is one run of a function (a training step) recorded as the kernel
+   calls its ops made, each with its arguments by value: the geometry and
+   the device pointers of the buffers. Replaying it calls the same kernels
+   on the same buffers again, with no front, no autograd and no
+   allocation: the plan keeps every storage a recorded kernel touched. The
+   ops still run while they are recorded, so the recorded run is an eager
+   run. What a replay cannot redo (a value read on the host, an op on a
+   second device, a seed set) refuses the plan with a reason instead. */
+typedef struct nn_plan nn_plan;
+/* Starts recording into a new plan; NULL with an error when a capture is
+   recording already (they do not nest) or memory is short. */
+nn_plan *nn_capture_begin(void);
+/* Stops recording: 0 when the plan can replay, -1 when something in the
+   run could not be recorded (nn_plan_why says what). Free it either way. */
+int nn_capture_end(nn_plan *plan);
+/* Why the plan cannot replay ("capture: item() reads ..."), or NULL. */
+const char *nn_plan_why(const nn_plan *plan);
+/* True while a capture records (not inside a host call). */
+int nn_capture_recording(void);
+/* Marks the recording plan unusable, with the reason (the first one is
+   kept); nothing when no capture records. */
+void nn_capture_refuse(const char *fmt, ...);
+/* A host call: work a replay must run again as a whole rather than as the
+   kernels it made, such as an optimizer's step, which reads its learning
+   rate and step count from its state at every step. fn(ctx, arg) is called
+   at each replay with replay's arg, in its place among the kernels;
+   free_ctx(ctx) when the plan is freed. Recording stops until
+   nn_capture_host_call_done, so the call's own kernels run unrecorded. */
+int nn_capture_host_call(int (*fn)(void *ctx, void *arg), void *ctx, void (*free_ctx)(void *));
+void nn_capture_host_call_done(void);
+/* Runs the plan again; arg goes to its host calls. */
+int nn_plan_replay(nn_plan *plan, void *arg);
+void nn_plan_free(nn_plan *plan);
+typedef struct {
+  size_t kernels;    /* kernel calls recorded */
+  size_t host_calls;
+  size_t storages;   /* storages the plan keeps alive */
+  size_t bytes;      /* their bytes */
+  size_t graphs;     /* device graphs made at replay (CUDA) */
+} nn_plan_info;
+void nn_plan_describe(const nn_plan *plan, nn_plan_info *info);
+
 #ifdef __cplusplus
 }
 #endif

@@ -33,6 +33,10 @@ void nn_backend_set(nn_device device, const nn_backend *table, const char *why_n
 }
 
 int nn_check_same_device(const char *op, const nn_tensor *a, const nn_tensor *b) {
+  /* the operands beyond dispatch's three (running statistics, indices):
+     a plan keeps them too */
+  if (nn_capture_active && b && a->device == b->device)
+    nn_capture_dispatch(nn_backend_for(a->device), a->device, NN_ANY_KERNEL, a, b, NULL);
   if (!b || a->device == b->device) return 0;
   nn_error_set("%s: tensors are on different devices (%s and %s)", op, nn_device_name(a->device),
                nn_device_name(b->device));
@@ -61,7 +65,7 @@ const nn_backend *nn_dispatch_any(const char *op, size_t kernel, const nn_tensor
     nn_error_set("%s: not implemented for %s", op, nn_device_name(a->device));
     return NULL;
   }
-  return be;
+  return nn_capture_active ? nn_capture_dispatch(be, a->device, kernel, a, b, c) : be;
 }
 
 #define ENTRY(e) {#e, offsetof(nn_backend, e)}
@@ -90,6 +94,7 @@ const nn_backend_entry nn_backend_entries[] = {
     ENTRY(batch_norm), ENTRY(batch_norm_backward),
     ENTRY(rnn_step), ENTRY(rnn_step_backward),
     ENTRY(embedding), ENTRY(embedding_backward), ENTRY(embedding_renorm),
+    ENTRY(graph_begin), ENTRY(graph_end), ENTRY(graph_launch), ENTRY(graph_free),
 };
 #undef ENTRY
 const size_t nn_backend_entry_count = sizeof nn_backend_entries / sizeof nn_backend_entries[0];

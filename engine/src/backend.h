@@ -560,6 +560,18 @@ typedef struct nn_backend {
   int (*embedding)(const nn_embedding_args *a);          /* writes out */
   int (*embedding_backward)(const nn_embedding_args *a); /* writes grad_weight */
   int (*embedding_renorm)(const nn_embedding_args *a);   /* rescales weight's named rows */
+
+  /* -- device graphs: a captured step's replay (capture.c) --
+     graph_begin: 0 when the kernels queued from now on are captured into a
+     graph rather than run; 1 when the device makes no graphs (the CPU,
+     whose kernels run as they are called: a plan replays call by call);
+     -1 on error. graph_end stops capturing: 0 with *graph something
+     graph_launch runs (all its kernels, in order), or -1 when the capture
+     failed (a kernel allocated or read back while captured), nothing kept. */
+  int (*graph_begin)(void);
+  int (*graph_end)(void **graph);
+  int (*graph_launch)(void *graph);
+  void (*graph_free)(void *graph);
 } nn_backend;
 
 /* The entries by name and place, for messages and for the test that every

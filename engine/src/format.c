@@ -276,6 +276,7 @@ static nn_tensor *host_values(const nn_tensor *t) {
 }
 
 char *nn_format(const nn_tensor *t) {
+  if (nn_capture_active) nn_capture_host_read("printing a tensor");
   if (!t) {
     nn_error_set("format: no tensor given");
     return NULL;

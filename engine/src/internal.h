@@ -47,9 +47,13 @@ void nn_backend_set(nn_device device, const nn_backend *table, const char *why_n
    tests check it), so CPU tensors take the inline path. */
 const nn_backend *nn_dispatch_any(const char *op, size_t kernel, const nn_tensor *a,
                                   const nn_tensor *b, const nn_tensor *c);
+/* The plan recording now (capture.c), or NULL: also while a host call
+   runs. While it is set, dispatch hands out the recording table. */
+extern nn_plan *nn_capture_active;
 static inline const nn_backend *nn_dispatch(const char *op, size_t kernel, const nn_tensor *a,
                                             const nn_tensor *b, const nn_tensor *c) {
-  if (a->device == NN_CPU && (!b || b->device == NN_CPU) && (!c || c->device == NN_CPU))
+  if (!nn_capture_active && a->device == NN_CPU && (!b || b->device == NN_CPU) &&
+      (!c || c->device == NN_CPU))
     return &nn_cpu_backend;
   return nn_dispatch_any(op, kernel, a, b, c);
 }
@@ -370,5 +374,31 @@ static inline void nn_bump_version(nn_tensor *t) { t->storage->version++; }
    the weight's gradient added in place, and grads[1] stays NULL. */
 int nn_conv_backward(nn_tensor *g, nn_tensor *x, nn_tensor *w, const int64_t *ints, const int *need,
                      nn_tensor *const *into, nn_tensor **grads);
+
+/* ---- captured steps (capture.c; nn.h has the plan's API) -------------- */
+/* While a capture records: the recording table in place of real (device's
+   table), whose kernel entries record each call into the plan and then
+   make it; the storages of a, b, c (any may be NULL) kept by the plan. A
+   plan runs on one device: another device's table comes back unchanged,
+   the plan refused. kernel: the entry's offset, or NN_ANY_KERNEL. */
+#define NN_ANY_KERNEL ((size_t)-1)
+const nn_backend *nn_capture_dispatch(const nn_backend *real, nn_device device, size_t kernel,
+                                      const nn_tensor *a, const nn_tensor *b, const nn_tensor *c);
+/* A device's kernels for a front that tests which entries the device has
+   (NULL ones) rather than dispatching: the recording table while a
+   capture records. */
+static inline const nn_backend *nn_kernels_of(nn_device device) {
+  const nn_backend *be = nn_backend_for(device);
+  return nn_capture_active && be ? nn_capture_dispatch(be, device, NN_ANY_KERNEL, NULL, NULL, NULL)
+                                  : be;
+}
+/* A storage made while a capture records: the plan keeps it. */
+void nn_capture_storage_made(nn_storage *s);
+/* A value read on the host (item, print, a copy to the host): a replay
+   could not read it again, so the recording plan is refused. */
+void nn_capture_host_read(const char *what);
+/* A value written from the host into t (t[i] = v): fine into a storage
+   the step made itself (a constant), refused into one from outside. */
+void nn_capture_host_write(const nn_tensor *t, const char *what);
 
 #endif

@@ -88,6 +88,7 @@ nn_storage *nn_storage_new(nn_device device, size_t nbytes) {
   s->nbytes = rounded;
   s->version = 0;
   bytes_in_use += rounded;
+  if (nn_capture_active) nn_capture_storage_made(s);
   return s;
 }
 

@@ -38,6 +38,7 @@ static uint64_t cuda_seed;
 static int cuda_seeded;
 
 void nn_cuda_manual_seed(uint64_t seed) {
+  if (nn_capture_active) nn_capture_refuse("capture: manual_seed inside the step (a replay would not seed again)");
   cuda_seed = seed;
   cuda_seeded = 1;
   const nn_backend *be = nn_backend_loaded(NN_CUDA);
@@ -51,6 +52,7 @@ uint64_t nn_cuda_initial_seed(void) {
 }
 
 void nn_manual_seed(uint64_t seed) {
+  if (nn_capture_active) nn_capture_refuse("capture: manual_seed inside the step (a replay would not seed again)");
   cuda_seed = seed;
   cuda_seeded = 1;
   for (int d = 0; d < NN_DEVICE_COUNT; d++) {
@@ -64,7 +66,10 @@ uint64_t nn_initial_seed(void) { return nn_cpu_backend.initial_seed(); }
 /* The CPU generator's whole state (PyTorch's get_rng_state is the CPU's). */
 size_t nn_rng_state_size(void) { return nn_cpu_backend.rng_state_size(); }
 void nn_rng_get_state(void *buf) { nn_cpu_backend.rng_get_state(buf); }
-int nn_rng_set_state(const void *buf, size_t len) { return nn_cpu_backend.rng_set_state(buf, len); }
+int nn_rng_set_state(const void *buf, size_t len) {
+  if (nn_capture_active) nn_capture_refuse("capture: set_rng_state inside the step (a replay would not set it again)");
+  return nn_cpu_backend.rng_set_state(buf, len);
+}
 
 /* The half types draw float32 values (the kernels are written for float32
    and float64) and round them into place. */
@@ -169,7 +174,7 @@ nn_tensor *nn_randint(int64_t low, int64_t high, nn_dtype dtype, int ndim, const
   nn_tensor *t = nn_empty(dtype, ndim, size);
   if (!t) return NULL;
   nn_strided st = strided_of(t);
-  if (nn_cpu_backend.random_int(&st, (uint64_t)high - (uint64_t)low, low) < 0) {
+  if (nn_kernels_of(NN_CPU)->random_int(&st, (uint64_t)high - (uint64_t)low, low) < 0) {
     nn_release(t);
     return NULL;
   }
@@ -182,7 +187,7 @@ nn_tensor *nn_randperm(int64_t n, int64_t first) {
     return NULL;
   }
   nn_tensor *t = nn_empty(NN_INT64, 1, &n);
-  if (t && nn_cpu_backend.randperm(n, first, nn_data(t)) < 0) {
+  if (t && nn_kernels_of(NN_CPU)->randperm(n, first, nn_data(t)) < 0) {
     nn_release(t);
     return NULL;
   }

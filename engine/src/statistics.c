@@ -197,7 +197,7 @@ nn_tensor *nn_amin(nn_tensor *a, unsigned mask, int keepdim) { return amax_or_am
    -inf, not NaN); made of fronts, so the gradient is softmax's. */
 nn_tensor *nn_logsumexp(nn_tensor *a, unsigned mask, int keepdim) {
   if (check_floating("logsumexp", a) < 0) return NULL;
-  const nn_backend *be = nn_backend_for(a->device);
+  const nn_backend *be = nn_kernels_of(a->device);
   if (be && be->logsumexp && (a->dtype == NN_FLOAT32 || a->dtype == NN_FLOAT64) &&
       nn_line_count(a, mask) > 0 && nn_numel(a) > 0 && !nn_needs_grad(a, NULL, NULL)) {
     int64_t size[NN_MAX_DIMS];

@@ -352,6 +352,7 @@ static int64_t flat_to_offset(const nn_tensor *t, int64_t i) {
 /* Element `off` (in elements, from the storage's start) of t, wherever t
    lies; a host copy of it when t is on a device. */
 static double load_element(const nn_tensor *t, int64_t off) {
+  if (nn_capture_active) nn_capture_host_read("reading an element (t[i], totable)");
   if (t->device == NN_CPU) return nn_load(t->dtype, t->storage->data, off);
   const nn_backend *be = nn_backend_for(t->device);
   double bytes[1] = {0};
@@ -363,6 +364,7 @@ static double load_element(const nn_tensor *t, int64_t off) {
 }
 
 static void store_element(nn_tensor *t, int64_t off, double v) {
+  if (nn_capture_active) nn_capture_host_write(t, "writing an element from Lua (t[i] = v)");
   if (t->device == NN_CPU) {
     nn_store(t->dtype, t->storage->data, off, v);
     return;
@@ -391,6 +393,7 @@ int nn_item(const nn_tensor *t, double *out) {
                  nn_shape_string(t, b, sizeof b));
     return -1;
   }
+  if (nn_capture_active) nn_capture_host_read("item()");
   if (t->device == NN_CPU) {
     *out = nn_load(t->dtype, t->storage->data, t->offset);
     return 0;
@@ -420,6 +423,7 @@ static nn_tensor *packed_copy(const nn_tensor *src) {
    broadcasting, dtype) unless they can land in dst directly. The shapes
    are checked already. */
 static int copy_across(nn_tensor *dst, const nn_tensor *src) {
+  if (nn_capture_active) nn_capture_host_read("a copy between devices");
   const nn_backend *from_be = nn_device_check("copy", src->device);
   const nn_backend *to_be = nn_device_check("copy", dst->device);
   if (!from_be || !to_be) return -1;

@@ -353,7 +353,7 @@ return function(nn, repl)
     {key = "save/load", title = "Saving and loading", about = "nn.save, nn.load: tensors and state dicts in files"},
     {key = "cuda", title = "CUDA", about = "nn.cuda: the GPU, where there is one"},
     {key = "utils", title = "Utilities",
-     about = "nn.utils (gradient clipping), the random generator, threads, the clock"},
+     about = "nn.utils (gradient clipping), nn.capture (captured steps), the random generator, threads, the clock"},
     {key = "scripts", title = "Scripts", about = "nn.cli: a script's options, through lua-argparse"},
     {key = "prompt", title = "The prompt and help", about = "help, nn.repl: what the nnlua prompt is made of"},
   }
@@ -380,7 +380,8 @@ return function(nn, repl)
                        ["lua/nn/data.lua"] = "data", ["lua/nn_data.c"] = "data", ["lua/nn/plot.lua"] = "plot",
                        ["lua/nn/progress.lua"] = "progress", ["lua/nn/sweep.lua"] = "sweep",
                        ["lua/nn/distributed.lua"] = "distributed",
-                       ["lua/nn/cli.lua"] = "scripts", ["lua/nn/repl.lua"] = "prompt", ["lua/nn/help.lua"] = "prompt"}
+                       ["lua/nn/cli.lua"] = "scripts", ["lua/nn/repl.lua"] = "prompt", ["lua/nn/help.lua"] = "prompt",
+                       ["lua/nn_capture.c"] = "utils"}
   for _, file in ipairs {"conv_layers", "pool_layers", "rnn_layers", "attention_layers", "containers",
                          "small_layers"} do
     FILE_FAMILY["lua/nn/" .. file .. ".lua"] = "modules"

@@ -276,6 +276,7 @@ setmetatable(nn, {__index = function(t, key)
   nn._check_counts(nn)
   return rawget(t, key)
 end})
+nn.capture = C.capture -- a training step recorded once, replayed (lua/nn_capture.c)
 nn._check_counts(nn)
 
 return nn

@@ -7,8 +7,9 @@
 # and a summary, and exits 0 only when every check passed: availability,
 # memory, copies and printing (devices.lua, memory.lua), every op of ops.lua
 # against the CPU (op_check.lua), XOR and the Fashion-MNIST MLP following
-# the CPU (trajectories.lua), the collectives over NCCL (collectives.lua);
-# then the benchmarks, nnlua (bench.lua) beside
+# the CPU (trajectories.lua), the collectives over NCCL (collectives.lua), a
+# captured step (nn.capture, CUDA graphs) as eager ones (capture.lua); then
+# the benchmarks, nnlua (bench.lua) beside
 # PyTorch (bench_torch.py) on the same card, with their ratios. Within 8
 # minutes (each script has its own limit).
 #
@@ -61,7 +62,7 @@ start=$SECONDS
 # the first Fashion-MNIST images, written by tools/build_gpu.sh
 export NN_GPU_DATA=$dir/fashion-mnist-subset
 for check in tests/gpu/devices.lua tests/gpu/memory.lua tests/gpu/op_check.lua tests/gpu/trajectories.lua \
-             tests/gpu/collectives.lua; do
+             tests/gpu/collectives.lua tests/gpu/capture.lua; do
   echo "== $check"
   if timeout 150 "$nnlua" "$check"; then
     passed+=("$check")

@@ -2,6 +2,19 @@
  * (tests/c/test_backend.c checks it). */
 #include "cpu/cpu.h"
 
+/* The CPU makes no graphs: its kernels run as they are called, and a
+   captured step replays them call by call (capture.c). */
+static int cpu_graph_begin(void) { return 1; }
+static int cpu_graph_end(void **graph) {
+  *graph = NULL;
+  return -1;
+}
+static int cpu_graph_launch(void *graph) {
+  (void)graph;
+  return -1;
+}
+static void cpu_graph_free(void *graph) { (void)graph; }
+
 const nn_backend nn_cpu_backend = {
     .name = "cpu",
     .alloc = nn_cpu_alloc,
@@ -90,4 +103,8 @@ const nn_backend nn_cpu_backend = {
     .embedding = nn_cpu_embedding,
     .embedding_backward = nn_cpu_embedding_backward,
     .embedding_renorm = nn_cpu_embedding_renorm,
+    .graph_begin = cpu_graph_begin,
+    .graph_end = cpu_graph_end,
+    .graph_launch = cpu_graph_launch,
+    .graph_free = cpu_graph_free,
 };

@@ -93,37 +93,108 @@ static void raw_free(void *data, size_t nbytes) {
 
 static nn_device_cache cache = {"cuda", raw_alloc, raw_free, nn_error_set, {}, NULL, 0, 0};
 
-static void *cuda_alloc(size_t nbytes) { return nn_device_cache_alloc(&cache, nbytes); }
-static void cuda_free(void *data, size_t nbytes) { nn_device_cache_free(&cache, data, nbytes); }
+/* ---- graphs: a captured step's replay (engine/src/capture.c) ----------
+   A run of a plan's kernels is captured from a stream of its own (the
+   legacy default stream cannot be captured), then launched as one graph on
+   the default stream, in order with everything else. A kernel that
+   allocates, frees or reads back while captured spoils the graph: it would
+   bake in a scratch block that goes back to the cache, or wait for work
+   that has not run. The plan then replays that run call by call. */
+static cudaStream_t capture_stream;
+static int capturing, capture_spoiled;
+
+static void *cuda_alloc(size_t nbytes) {
+  capture_spoiled |= capturing;
+  return nn_device_cache_alloc(&cache, nbytes);
+}
+static void cuda_free(void *data, size_t nbytes) {
+  capture_spoiled |= capturing;
+  nn_device_cache_free(&cache, data, nbytes);
+}
+
+static int cuda_graph_begin(void) {
+  if (!capture_stream &&
+      nn_cuda_check(cudaStreamCreateWithFlags(&capture_stream, cudaStreamNonBlocking),
+                    "making a graph") < 0)
+    return -1;
+  if (nn_cuda_check(cudaStreamBeginCapture(capture_stream, cudaStreamCaptureModeThreadLocal),
+                    "making a graph") < 0)
+    return -1;
+  nn_cuda_launch_stream = capture_stream;
+  capturing = 1;
+  capture_spoiled = 0;
+  return 0;
+}
+
+static int cuda_graph_end(void **out) {
+  *out = NULL;
+  if (!capturing) {
+    nn_error_set("cuda: graph_end without graph_begin");
+    return -1;
+  }
+  cudaGraph_t graph = NULL;
+  cudaError_t e = cudaStreamEndCapture(capture_stream, &graph);
+  nn_cuda_launch_stream = 0;
+  capturing = 0;
+  if (e != cudaSuccess || !graph || capture_spoiled) {
+    (void)cudaGetLastError(); /* a spoiled capture is not an error of the next call */
+    if (graph) (void)cudaGraphDestroy(graph);
+    nn_error_set("cuda: these kernels cannot make a graph (one allocates or reads back)");
+    return -1;
+  }
+  cudaGraphExec_t exec = NULL;
+  e = cudaGraphInstantiate(&exec, graph, 0ull);
+  (void)cudaGraphDestroy(graph);
+  if (nn_cuda_check(e, "making a graph") < 0) return -1;
+  *out = (void *)exec;
+  return 0;
+}
+
+static int cuda_graph_launch(void *graph) {
+  return nn_cuda_check(cudaGraphLaunch((cudaGraphExec_t)graph, nn_cuda_launch_stream),
+                       "launching a graph");
+}
+
+static void cuda_graph_free(void *graph) { (void)cudaGraphExecDestroy((cudaGraphExec_t)graph); }
 static size_t cuda_memory_allocated(void) { return cache.allocated; }
 static size_t cuda_memory_reserved(void) { return cache.reserved; }
 static void cuda_empty_cache(void) { nn_device_cache_empty(&cache); }
 
 /* ---- transfers ------------------------------------------------------- */
 static int cuda_synchronize(void) {
-  return nn_cuda_check(cudaStreamSynchronize(nn_cuda_backend_stream), "synchronize");
+  if (capturing) {
+    capture_spoiled = 1;
+    nn_error_set("cuda: synchronize while a graph is being made");
+    return -1;
+  }
+  return nn_cuda_check(cudaStreamSynchronize(nn_cuda_launch_stream), "synchronize");
 }
 
 static int cuda_to_host(void *host_dst, const void *device_src, size_t nbytes) {
+  if (capturing) { /* nothing has run yet: there is nothing to read */
+    capture_spoiled = 1;
+    nn_error_set("cuda: a copy to the host while a graph is being made");
+    return -1;
+  }
   if (nn_cuda_check(cudaMemcpyAsync(host_dst, device_src, nbytes, cudaMemcpyDeviceToHost,
-                                    nn_cuda_backend_stream),
+                                    nn_cuda_launch_stream),
                     "copy to the host") < 0)
     return -1;
   /* the bytes are the host's only once the stream has reached them */
-  return nn_cuda_check(cudaStreamSynchronize(nn_cuda_backend_stream), "copy to the host");
+  return nn_cuda_check(cudaStreamSynchronize(nn_cuda_launch_stream), "copy to the host");
 }
 
 static int cuda_from_host(void *device_dst, const void *host_src, size_t nbytes) {
   /* From pageable memory, the call returns once host_src has been staged:
      the caller may free or reuse it at once. */
   return nn_cuda_check(cudaMemcpyAsync(device_dst, host_src, nbytes, cudaMemcpyHostToDevice,
-                                       nn_cuda_backend_stream),
+                                       nn_cuda_launch_stream),
                        "copy from the host");
 }
 
 static int cuda_within(void *dst, const void *src, size_t nbytes) {
   return nn_cuda_check(
-      cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDeviceToDevice, nn_cuda_backend_stream),
+      cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDeviceToDevice, nn_cuda_launch_stream),
       "copy within the device");
 }
 
@@ -213,6 +284,10 @@ nn_cuda_backend_open(const nn_host_api *h, char *why, size_t len) {
   table.memory_allocated = cuda_memory_allocated;
   table.memory_reserved = cuda_memory_reserved;
   table.empty_cache = cuda_empty_cache;
+  table.graph_begin = cuda_graph_begin;
+  table.graph_end = cuda_graph_end;
+  table.graph_launch = cuda_graph_launch;
+  table.graph_free = cuda_graph_free;
   table.copy = nn_cuda_backend_copy;
   table.fill = nn_cuda_backend_fill;
   /* the kernels (kernels.h); an entry they leave NULL is "<op>: not

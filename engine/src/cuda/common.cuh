@@ -37,8 +37,11 @@ void nn_cuda_fill_embedding_kernels(nn_backend *b);
 void nn_cuda_fill_toolkit_kernels(nn_backend *b);
 void nn_cuda_fill_collective_kernels(nn_backend *b);
 
-/* The stream every kernel runs on: the backend's one stream, the default. */
-static inline cudaStream_t nn_cuda_stream(void) { return 0; }
+/* The stream every kernel runs on: the backend's one stream, the legacy
+   default, except while a captured step's replay makes a graph
+   (backend.cu's graph_begin): then the stream being captured. */
+extern cudaStream_t nn_cuda_launch_stream;
+static inline cudaStream_t nn_cuda_stream(void) { return nn_cuda_launch_stream; }
 
 /* -1 with "op: cuda: <cause>" for a failed call, else 0. */
 int nn_cuda_status(const char *op, cudaError_t e);

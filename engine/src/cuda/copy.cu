@@ -54,9 +54,9 @@ int nn_cuda_backend_copy(const nn_iter *it) {
   if (it->dtype[0] == it->dtype[1] && it->ndim == 1 && it->stride[0][0] == 1 &&
       it->stride[0][1] == 1)
     return nn_cuda_check(cudaMemcpyAsync(it->data[0], it->data[1], (size_t)n * esize,
-                                         cudaMemcpyDeviceToDevice, nn_cuda_backend_stream),
+                                         cudaMemcpyDeviceToDevice, nn_cuda_launch_stream),
                          "copy");
-  copy_kernel<<<nn_cuda_blocks(n), NN_CUDA_THREADS, 0, nn_cuda_backend_stream>>>(*it, n);
+  copy_kernel<<<nn_cuda_blocks(n), NN_CUDA_THREADS, 0, nn_cuda_launch_stream>>>(*it, n);
   return nn_cuda_backend_launched("copy");
 }
 
@@ -78,8 +78,8 @@ int nn_cuda_backend_fill(const nn_iter *it, double value) {
   if (value == 0 && !signbit(value) && it->ndim == 1 && it->stride[0][0] == 1)
     /* all-zero bits in every dtype */
     return nn_cuda_check(cudaMemsetAsync(it->data[0], 0, (size_t)n * nn_element_size(it->dtype[0]),
-                                         nn_cuda_backend_stream),
+                                         nn_cuda_launch_stream),
                          "fill");
-  fill_kernel<<<nn_cuda_blocks(n), NN_CUDA_THREADS, 0, nn_cuda_backend_stream>>>(*it, n, value);
+  fill_kernel<<<nn_cuda_blocks(n), NN_CUDA_THREADS, 0, nn_cuda_launch_stream>>>(*it, n, value);
   return nn_cuda_backend_launched("fill");
 }

@@ -11,8 +11,10 @@
 /* The one stream every kernel and copy of this backend is queued on: the
    legacy default stream, which the kernels (cuda/common.cuh) launch on
    too. Work runs in the order it was asked for, so a block freed by the
-   host can be reused at once by whatever is queued next. */
-static const cudaStream_t nn_cuda_backend_stream = 0;
+   host can be reused at once by whatever is queued next. While a captured
+   step's replay makes a graph (backend.cu's graph_begin), the stream being
+   captured instead (kernels.cu defines it). */
+extern cudaStream_t nn_cuda_launch_stream;
 
 /* 0, or -1 with the error "cuda: what: message (cudaErrorName)". An
    error of an earlier kernel (an illegal address, say) is sticky: the

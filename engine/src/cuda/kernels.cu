@@ -4,6 +4,7 @@
 #include "cuda/kernels.h"
 
 const nn_backend *nn_cuda_table;
+cudaStream_t nn_cuda_launch_stream = 0;
 
 extern "C" void nn_cuda_fill_kernels(nn_backend *b) {
   nn_cuda_table = b;

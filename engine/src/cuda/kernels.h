@@ -16,6 +16,9 @@
  *   topk logsumexp                the CPU's fused shortcuts: without them the
  *                                 fronts sort whole lines, and compose
  *                                 logsumexp of other fronts, as before
+ *   graph_begin graph_end graph_launch graph_free
+ *                                 cuda/backend.cu's (they switch the stream
+ *                                 the kernels launch on)
  * (the tensor toolkit's kernels are cuda/toolkit.cu's) */
 #ifndef NN_CUDA_KERNELS_H
 #define NN_CUDA_KERNELS_H
