@@ -644,6 +644,9 @@ static int alone_keeps(const nn_tensor *t) {
 /* How t travels; checked before a work is made (the choice of the CUDA
    transport is itself a collective). */
 static const transport *transport_of(lua_State *L, const char *op, nn_tensor *t) {
+  /* a replay would not talk to the other ranks: the step runs eagerly */
+  nn_capture_refuse("capture: distributed.%s exchanges tensors with the other ranks, which a replay "
+                    "cannot do", op);
   if (t->dtype != NN_FLOAT32 && t->dtype != NN_FLOAT64 && t->dtype != NN_INT64 && t->dtype != NN_BOOL)
     nnl_error(L, "distributed.%s: the collectives take float32, float64, int64 and bool tensors, this "
               "one is %s; convert it first", op, nn_dtype_name(t->dtype));
@@ -832,6 +835,7 @@ static int l_barrier(lua_State *L) {
     w->seq = ++group.seq;
     return finish(L, w, 0, async);
   }
+  nn_capture_refuse("capture: distributed.barrier waits for the other ranks, which a replay cannot do");
   work_launched(L, w, &mpi_transport, nnl_mpi.ibarrier(group.data, &w->request));
   return finish(L, w, 0, async);
 }

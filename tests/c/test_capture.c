@@ -21,6 +21,10 @@ static const char *const passed_through[] = {
     "alloc", "free", "synchronize", "device_count", "device_name", "memory_allocated",
     "memory_reserved", "empty_cache", "set_num_threads", "get_num_threads", "initial_seed",
     "rng_state_size", "rng_get_state", "graph_begin", "graph_end", "graph_launch", "graph_free",
+    /* reached through nn_collective_*, never through dispatch; nn.distributed
+       refuses a capture around them */
+    "collective_available", "collective_id", "collective_join", "collective_start", "collective_test",
+    "collective_abort",
 };
 
 static int is_passed_through(const char *name) {

@@ -93,6 +93,14 @@ expect_error(function() dist.broadcast(nn.tensor({1}), size + 1) end, "distribut
 expect_error(function() dist.broadcast(nn.tensor({1}), 0) end, "distributed.broadcast: rank 0 is not in the group")
 expect_error(function() dist.reduce_scatter(nn.zeros(size + 1, 2)) end, "distributed.reduce_scatter: the tensor's first dimension must be the number of ranks")
 expect_error(function() dist.all_gather(nn.tensor({1}), {sync = true}) end, "distributed.all_gather")
+-- a captured step cannot replay a collective: the capture is refused and
+-- every call runs eagerly, so every rank still takes part in each
+local step = nn.capture(function(x) return dist.all_reduce(x * 1) end)
+for call = 1, 3 do
+  same(step(on(nn.tensor({rank, 1}))), {sum_r, size}, "a step with a collective, call " .. call)
+end
+check(tostring(step:why()):find("distributed.all_reduce exchanges tensors with the other ranks", 1, true),
+  "capture's reason: " .. tostring(step:why()))
 expect_error(function() dist.get_backend("tpu") end, "distributed.get_backend: device must be \"cpu\" or \"cuda\"")
 expect_error(function() dist.all_reduce(on(nn.tensor({1}, {dtype = "int32"}))) end, "distributed.all_reduce: the collectives take float32")
 same(dist.all_reduce(nn.tensor({1})), {size}, "the group works after misuse")
