@@ -2,7 +2,7 @@
  * linear layer) with their backwards; batched products are one batched
  * GEMM of the backend's (cpu/gemm.c: tiny products as loops, the rest
  * OpenBLAS). */
-#include "internal.h"
+#include "half.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -45,7 +45,7 @@ static int gemm(const nn_backend *be, double alpha, nn_tensor *a, int trans_a, n
 static int check_operands(const char *op, nn_tensor *a, nn_tensor *b) {
   if (!nn_dispatch(op, offsetof(nn_backend, gemm), a, b, NULL)) return -1;
   if (!nn_float_kernel_dtype(a->dtype) || a->dtype != b->dtype) {
-    nn_error_set("%s: operands must both be float32 or both float64, got %s and %s", op,
+    nn_error_set("%s: operands must have the same floating dtype, got %s and %s", op,
                  nn_dtype_name(a->dtype), nn_dtype_name(b->dtype));
     return -1;
   }
@@ -167,6 +167,10 @@ static nn_tensor *batched(nn_tensor *a, nn_tensor *b) {
 }
 
 nn_tensor *nn_matmul(nn_tensor *a, nn_tensor *b) {
+  nn_half_call half;
+  nn_tensor *ops[2] = {a, b};
+  int in_half = nn_half_enter(&half, 2, ops);
+  if (in_half) return in_half < 0 ? NULL : nn_half_leave(&half, nn_matmul(ops[0], ops[1]));
   if (check_operands("matmul", a, b) < 0) return NULL;
   if (a->ndim == 0 || b->ndim == 0) {
     nn_error_set("matmul: both operands need at least one dimension (use mul for scalars)");
@@ -268,7 +272,16 @@ fail:
 }
 
 nn_tensor *nn_linear(nn_tensor *x, nn_tensor *w, nn_tensor *b) {
-  if (check_operands("linear", x, w) < 0 || (b && check_operands("linear", x, b) < 0)) return NULL;
+  nn_half_call half;
+  nn_tensor *ops[3] = {x, w, b};
+  int in_half = nn_half_enter(&half, 3, ops);
+  if (in_half) return in_half < 0 ? NULL : nn_half_leave(&half, nn_linear(ops[0], ops[1], ops[2]));
+  if (b && b->dtype != x->dtype && x->dtype == w->dtype) {
+    nn_error_set("linear: the bias is %s, the input %s", nn_dtype_name(b->dtype), nn_dtype_name(x->dtype));
+    return NULL;
+  }
+  if (check_operands("linear", x, w) < 0) return NULL;
+  if (b && !nn_dispatch("linear", offsetof(nn_backend, gemm), x, b, NULL)) return NULL;
   if (w->ndim != 2) {
     nn_error_set("linear: the weight must be 2-dimensional (out x in), got %d dimensions", w->ndim);
     return NULL;

@@ -4,7 +4,7 @@
  * in torch/optim/<name>.py (math/optim.h): the same roundings in the same
  * order, with the hyperparameters rounded to the parameter's dtype where
  * PyTorch passes them to a kernel as scalars. Clipping is made of ops. */
-#include "internal.h"
+#include "half.h"
 
 #include <stddef.h>
 
@@ -69,6 +69,12 @@ static int prepare_buffers(const char *op, nn_tensor *param, state_buffer *bufs,
 /* ---- SGD ------------------------------------------------------------- */
 int nn_sgd_step(nn_tensor *param, nn_tensor **momentum_buffer, const nn_sgd_options *o) {
   if (!param->grad) return 0; /* a parameter that took no part in the loss */
+  if (nn_half_dtype(param->dtype)) {
+    nn_half_step h;
+    nn_tensor **slots[] = {momentum_buffer};
+    if (nn_half_step_enter(&h, "sgd", param, 1, slots) < 0) return -1;
+    return nn_half_step_leave(&h, nn_sgd_step(h.param32, &h.buffers32[0], o));
+  }
   const nn_backend *be = check_param("sgd", offsetof(nn_backend, sgd_step), param);
   if (!be) return -1;
   int first = 0;
@@ -91,6 +97,16 @@ int nn_sgd_step(nn_tensor *param, nn_tensor **momentum_buffer, const nn_sgd_opti
 int nn_adam_step(nn_tensor *param, nn_adam_state *state, const nn_adam_options *o) {
   const char *op = o->decoupled_weight_decay ? "adamw" : "adam";
   if (!param->grad) return 0;
+  if (nn_half_dtype(param->dtype)) {
+    nn_half_step h;
+    nn_tensor **slots[] = {&state->exp_avg, &state->exp_avg_sq, &state->max_exp_avg_sq};
+    if (nn_half_step_enter(&h, op, param, 3, slots) < 0) return -1;
+    nn_adam_state s32 = {state->step, h.buffers32[0], h.buffers32[1], h.buffers32[2]};
+    int status = nn_adam_step(h.param32, &s32, o);
+    h.buffers32[0] = s32.exp_avg, h.buffers32[1] = s32.exp_avg_sq, h.buffers32[2] = s32.max_exp_avg_sq;
+    if ((status = nn_half_step_leave(&h, status)) == 0) state->step = s32.step;
+    return status;
+  }
   const nn_backend *be = check_param(op, offsetof(nn_backend, adam_step), param);
   if (!be) return -1;
   state_buffer bufs[] = {{"exp_avg", &state->exp_avg, 0},
@@ -110,6 +126,16 @@ int nn_adam_step(nn_tensor *param, nn_adam_state *state, const nn_adam_options *
 /* ---- RMSprop --------------------------------------------------------- */
 int nn_rmsprop_step(nn_tensor *param, nn_rmsprop_state *state, const nn_rmsprop_options *o) {
   if (!param->grad) return 0;
+  if (nn_half_dtype(param->dtype)) {
+    nn_half_step h;
+    nn_tensor **slots[] = {&state->square_avg, &state->momentum_buffer, &state->grad_avg};
+    if (nn_half_step_enter(&h, "rmsprop", param, 3, slots) < 0) return -1;
+    nn_rmsprop_state s32 = {state->step, h.buffers32[0], h.buffers32[1], h.buffers32[2]};
+    int status = nn_rmsprop_step(h.param32, &s32, o);
+    h.buffers32[0] = s32.square_avg, h.buffers32[1] = s32.momentum_buffer, h.buffers32[2] = s32.grad_avg;
+    if ((status = nn_half_step_leave(&h, status)) == 0) state->step = s32.step;
+    return status;
+  }
   const nn_backend *be = check_param("rmsprop", offsetof(nn_backend, rmsprop_step), param);
   if (!be) return -1;
   int use_momentum = o->momentum > 0, centered = o->centered;
@@ -133,6 +159,16 @@ int nn_rmsprop_step(nn_tensor *param, nn_rmsprop_state *state, const nn_rmsprop_
 /* ---- Adagrad --------------------------------------------------------- */
 int nn_adagrad_step(nn_tensor *param, nn_adagrad_state *state, const nn_adagrad_options *o) {
   if (!param->grad) return 0;
+  if (nn_half_dtype(param->dtype)) {
+    nn_half_step h;
+    nn_tensor **slots[] = {&state->sum};
+    if (nn_half_step_enter(&h, "adagrad", param, 1, slots) < 0) return -1;
+    nn_adagrad_state s32 = {state->step, h.buffers32[0]};
+    int status = nn_adagrad_step(h.param32, &s32, o);
+    h.buffers32[0] = s32.sum;
+    if ((status = nn_half_step_leave(&h, status)) == 0) state->step = s32.step;
+    return status;
+  }
   const nn_backend *be = check_param("adagrad", offsetof(nn_backend, adagrad_step), param);
   if (!be) return -1;
   state_buffer bufs[] = {{"sum", &state->sum, o->initial_accumulator_value}};

@@ -13,6 +13,8 @@
 --   labels   cross-entropy's and NLL's: an int64 target of that many
 --            classes, given after the inputs
 --   dtypes   default {"float32", "float64"}
+--   tolerance  {rel =, abs =} in place of the dtype's (half results: GPU
+--            sums in another order may round to a neighbouring half value)
 -- Every input is also checked strided (a transposed view) when it has two
 -- dims or more.
 local F = nn.F
@@ -293,5 +295,28 @@ for _, name in ipairs {"hardswish", "celu", "softshrink", "hardshrink", "tanhshr
   op {name = name, shapes = {{6, 9}}, fn = function(x) return F[name](x) end}
 end
 op {name = "threshold", shapes = {{6, 9}}, fn = function(x) return F.threshold(x, 0.1, -2) end}
+
+-- half products, losses and optimizer steps (issue 12: half.c takes the
+-- operands to float32, so CUDA's half products are float32 cuBLAS GEMMs)
+local HALF_TOLERANCE = {float16 = {rel = 2e-3, abs = 1e-3}, bfloat16 = {rel = 1.6e-2, abs = 1e-2}}
+for _, d in ipairs {"float16", "bfloat16"} do
+  local function op_half(e) e.tolerance = HALF_TOLERANCE[d]; op(e) end
+  op_half {name = d .. " matmul", shapes = {{5, 7}, {7, 3}},
+      fn = function(a, b) return a:to(d):matmul(b:to(d)):to(a.dtype) end}
+  op_half {name = d .. " bmm", shapes = {{2, 5, 7}, {2, 7, 3}},
+      fn = function(a, b) return nn.bmm(a:to(d), b:to(d)):to(a.dtype) end}
+  op_half {name = d .. " linear", shapes = {{5, 7}, {4, 7}, {4}},
+      fn = function(x, w, b) return F.linear(x:to(d), w:to(d), b:to(d)):to(x.dtype) end}
+  op_half {name = d .. " mse_loss", shapes = {{5, 7}, {5, 7}},
+      fn = function(x, y) return F.mse_loss(x:to(d), y:to(d)):to(x.dtype) end}
+  op_half {name = d .. " cross_entropy", shapes = {{6, 4}}, labels = 4,
+      fn = function(x, t) return F.cross_entropy(x:to(d), t):to(x.dtype) end}
+  op_half {name = d .. " adam step", shapes = {{5, 7}, {5, 7}}, grad = false, fn = function(x, g)
+    local p = x:detach():to(d):requires_grad_(true)
+    local opt = nn.optim.Adam({p}, {lr = 0.01})
+    for _ = 1, 2 do p.grad = g:detach():to(d); opt:step() end
+    return p:detach():to(x.dtype)
+  end}
+end
 
 return ops
