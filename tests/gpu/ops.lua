@@ -319,4 +319,13 @@ for _, d in ipairs {"float16", "bfloat16"} do
   end}
 end
 
+-- floor division (issue 12): floats, integers, half types (a truncating
+-- division rounds its quotient to the half type first)
+op {name = "floor_divide", shapes = {{4, 6}, {4, 6}}, grad = false, fn = function(a, b) return a // (b + 3) end}
+op {name = "number // tensor", shapes = {{4, 6}}, grad = false, fn = function(a) return 7 // (a + 3) end}
+op {name = "int64 floor_divide", shapes = {{4, 6}, {4, 6}}, grad = false,
+    fn = function(a, b) return ((a * 50):long() // ((b + 3) * 3):long()):to(a.dtype) end}
+op {name = "float16 div trunc", shapes = {{4, 6}, {4, 6}}, grad = false,
+    fn = function(a, b) return (a * 9):half():div((b + 3):half(), {rounding_mode = "trunc"}):to(a.dtype) end}
+
 return ops
