@@ -5,7 +5,7 @@
 #include "internal.h"
 
 /* An op's operands taken to float32 for a front whose kernels are written
-   for float32 and float64 (products, losses): nn_half_enter replaces, in
+   for float32 and float64 (the losses): nn_half_enter replaces, in
    ops, every float16 or bfloat16 operand by a float32 copy that autograd
    records, when the floating operands present (NULL ones are skipped,
    integer ones stay as they are) all have one half dtype; nn_half_leave

@@ -75,6 +75,27 @@ describe("half products", function()
     for _, case in ipairs(ref.products) do check_case(case, assert(PRODUCTS[case.name], case.name)) end
   end)
 
+  it("read strided operands, accumulate in float32 and round once, as PyTorch names the nodes", function()
+    nn.manual_seed(4)
+    for _, d in ipairs({"float16", "bfloat16"}) do
+      local a = nn.randn(2, 6, 3):to(d):requires_grad_(true)
+      local b = nn.randn(2, 5, 6):to(d)
+      local want = a:float():transpose(2, 3):bmm(b:float():transpose(2, 3)):to(d)
+      local got = a:transpose(2, 3):bmm(b:transpose(2, 3))
+      assert.are.same(flat(want), flat(got), d)
+      assert.are.equal("MmBackward0", nn.mm(a[1]:t(), b[1]:t()).grad_fn, d)
+      local x, w, bias = nn.randn(4, 6):to(d), nn.randn(5, 6):to(d):requires_grad_(true), nn.randn(5):to(d)
+      local y = nn.F.linear(x, w, bias)
+      assert.are.same(flat(nn.F.linear(x:float(), w:float(), bias:float()):to(d)), flat(y), d .. " linear")
+      assert.are.equal("AddmmBackward0", y.grad_fn, d)
+      y:sum():backward()
+      y = nn.F.linear(x, w, bias) -- accumulates into w.grad: float32 sum, one rounding
+      y:sum():backward()
+      local once = nn.ones(4, 5):t():matmul(x:float()) * 2
+      assert.are.same(flat(once:to(d)), flat(w.grad), d .. " accumulated gradient")
+    end
+  end)
+
   it("refuse operands of two dtypes, naming them", function()
     local b = nn.ones(2, 2, {dtype = "bfloat16"})
     expect_error(function() return b:matmul(nn.ones(2, 2)) end, "matmul", "same floating dtype", "bfloat16", "float32")
