@@ -186,8 +186,8 @@ int nn_adagrad_step(nn_tensor *param, nn_adagrad_state *state, const nn_adagrad_
 /* A gradient clipping may scale or clamp in place: floating point, and no
    two elements sharing one memory location. */
 static int check_clip_grad(const char *op, const nn_tensor *g) {
-  if (!nn_float_kernel_dtype(g->dtype)) {
-    nn_error_set("%s: a gradient is %s; gradients must be float32 or float64", op,
+  if (!nn_dtype_is_floating(g->dtype)) {
+    nn_error_set("%s: a gradient is %s; gradients must be floating point", op,
                  nn_dtype_name(g->dtype));
     return -1;
   }
@@ -210,8 +210,8 @@ static int grad_norm(nn_tensor *g, double norm_type, double *norm) {
 }
 
 /* torch/nn/utils/clip_grad.py: each gradient's norm, then the norm of
-   those norms (each rounded to the gradients' dtype, as the stacked norms
-   are in PyTorch); clip_coef = max_norm / (total + 1e-6), which PyTorch
+   those norms (each rounded to the gradients' dtype, float32 or one half
+   type, as the stacked norms are in PyTorch); clip_coef = max_norm / (total + 1e-6), which PyTorch
    evaluates as reciprocal(total + 1e-6) * max_norm in the total's dtype,
    clamped at 1 and applied to every gradient, even when it is 1. */
 int nn_clip_grad_norm(nn_tensor *const *params, int64_t n, double max_norm, double norm_type,
@@ -226,13 +226,16 @@ int nn_clip_grad_norm(nn_tensor *const *params, int64_t n, double max_norm, doub
     nn_error_set("%s: max_norm must be a non-negative number, got %g", op, max_norm);
     return -1;
   }
-  int any = 0, all_float32 = 1;
+  int any = 0, all_float32 = 1, all_half = 1;
+  nn_dtype half = NN_FLOAT16;
   for (int64_t k = 0; k < n; k++) {
     nn_tensor *g = params[k]->grad;
     if (!g) continue;
     if (check_clip_grad(op, g) < 0) return -1;
+    if (!any) half = g->dtype;
     any = 1;
     if (g->dtype != NN_FLOAT32) all_float32 = 0;
+    if (g->dtype != half || !nn_half_dtype(g->dtype)) all_half = 0;
   }
   if (!any) return 0;
   int is_inf = isinf(norm_type);
@@ -243,6 +246,7 @@ int nn_clip_grad_norm(nn_tensor *const *params, int64_t n, double max_norm, doub
     if (!g) continue;
     if (grad_norm(g, norm_type, &norm) < 0) return -1;
     if (all_float32) norm = (float)norm;
+    if (all_half) norm = nn_round_to(half, norm);
     if (is_inf) acc = norm > acc || norm != norm ? norm : acc;
     else acc += norm_type == 2 ? norm * norm : norm_type == 1 ? norm : pow(norm, norm_type);
   }
@@ -254,6 +258,11 @@ int nn_clip_grad_norm(nn_tensor *const *params, int64_t n, double max_norm, doub
     float total_f = (float)total;
     total = total_f;
     coef = (1.0f / (total_f + 1e-6f)) * (float)max_norm;
+  } else if (all_half) { /* the same ops on half tensors, each computed in float and rounded */
+    float total_h = (float)nn_round_to(half, total);
+    total = total_h;
+    float sum = (float)nn_round_to(half, total_h + 1e-6f), inverse = (float)nn_round_to(half, 1.0f / sum);
+    coef = nn_round_to(half, inverse * (float)max_norm);
   } else {
     coef = (1.0 / (total + 1e-6)) * max_norm;
   }

@@ -153,4 +153,29 @@ describe("half optimizer steps", function()
       end
     end
   end)
+
+  it("clip half gradients as PyTorch, by norm (orders 2, 1, inf) and by value", function()
+    for _, case in ipairs(ref.clipping) do
+      local what = string.format("%s clip by %s %s", case.dtype, case.kind, tostring(case.norm_type))
+      local params = {}
+      for k, g in ipairs(case.grads) do
+        local p = nn.zeros(table.unpack(case.shapes[k])):to(case.dtype):requires_grad_(true)
+        p.grad = nn.tensor(g):view(table.unpack(case.shapes[k])):to(case.dtype)
+        params[k] = p
+      end
+      if case.kind == "norm" then
+        local total = nn.utils.clip_grad_norm_(params, 1.5, case.norm_type)
+        assert.are.equal(case.dtype, total.dtype, what)
+        -- PyTorch's norm of a half tensor may round a sum of squares where
+        -- nnlua's sums in double: one unit apart at most
+        assert_close(case.dtype, {case.total}, {total:item()}, what .. " total", 1)
+      else
+        nn.utils.clip_grad_value_(params, 0.75)
+      end
+      for k, p in ipairs(params) do
+        assert.are.equal(case.dtype, p.grad.dtype, what)
+        assert_close(case.dtype, case.result[k], flat(p.grad), what .. " gradient " .. k, 1)
+      end
+    end
+  end)
 end)
