@@ -3,15 +3,22 @@
  * to float32, the float32 front computes, its result is rounded back. */
 #include "half.h"
 
-int nn_half_enter(nn_half_call *call, int n, nn_tensor **ops) {
+int nn_half_enter(const char *op, nn_half_call *call, int n, nn_tensor **ops) {
   call->n = 0;
-  int half = -1;
+  int half = -1, first = -1;
   for (int k = 0; k < n; k++) {
     if (!ops[k] || !nn_dtype_is_floating(ops[k]->dtype)) continue;
-    if (!nn_half_dtype(ops[k]->dtype) || (half >= 0 && (nn_dtype)half != ops[k]->dtype)) return 0;
-    half = ops[k]->dtype;
+    if (first < 0) first = k;
+    if (nn_half_dtype(ops[k]->dtype)) half = ops[k]->dtype;
   }
   if (half < 0) return 0;
+  for (int k = 0; k < n; k++) {
+    if (ops[k] && nn_dtype_is_floating(ops[k]->dtype) && ops[k]->dtype != ops[first]->dtype) {
+      nn_error_set("%s: operands must have one floating dtype, got %s and %s", op,
+                   nn_dtype_name(ops[first]->dtype), nn_dtype_name(ops[k]->dtype));
+      return -1;
+    }
+  }
   call->half = (nn_dtype)half;
   call->n = n;
   for (int k = 0; k < n; k++) {
@@ -35,9 +42,9 @@ nn_tensor *nn_half_leave(nn_half_call *call, nn_tensor *result) {
   return rounded;
 }
 
-/* a copy of t in dtype, outside autograd */
-static nn_tensor *plain_copy(nn_tensor *t, nn_dtype dtype) {
-  nn_tensor *c = nn_empty_like_shape(t, dtype, t->ndim, t->size);
+/* a copy of t in dtype on device, outside autograd */
+static nn_tensor *plain_copy(nn_tensor *t, nn_dtype dtype, nn_device device) {
+  nn_tensor *c = nn_empty_on(device, dtype, t->ndim, t->size);
   if (c && nn_copy_(c, t) < 0) {
     nn_release(c);
     return NULL;
@@ -66,7 +73,8 @@ int nn_half_step_enter(nn_half_step *s, const char *op, nn_tensor *param, int n,
     }
   }
   nn_tensor *grad32 = NULL;
-  if (!(s->param32 = plain_copy(param, NN_FLOAT32)) || !(grad32 = plain_copy(param->grad, NN_FLOAT32))) {
+  if (!(s->param32 = plain_copy(param, NN_FLOAT32, param->device)) ||
+      !(grad32 = plain_copy(param->grad, NN_FLOAT32, param->device))) {
     nn_release(s->param32);
     s->param32 = NULL;
     return -1;
@@ -76,7 +84,9 @@ int nn_half_step_enter(nn_half_step *s, const char *op, nn_tensor *param, int n,
     s->slots[k] = slots[k];
     s->buffers32[k] = NULL;
     s->n = k + 1;
-    if (*slots[k] && !(s->buffers32[k] = plain_copy(*slots[k], NN_FLOAT32))) return nn_half_step_leave(s, -1);
+    /* on the parameter's device: a buffer left behind by m:to(device) follows it */
+    if (*slots[k] && !(s->buffers32[k] = plain_copy(*slots[k], NN_FLOAT32, param->device)))
+      return nn_half_step_leave(s, -1);
   }
   return 0;
 }
@@ -89,7 +99,7 @@ int nn_half_step_leave(nn_half_step *s, int status) {
     if (*slot && (*slot)->device == s->param->device && nn_is_contiguous(*slot)) {
       if (nn_copy_(*slot, b32) < 0) status = -1;
     } else {
-      nn_tensor *made = plain_copy(b32, s->param->dtype);
+      nn_tensor *made = plain_copy(b32, s->param->dtype, s->param->device);
       if (!made) {
         status = -1;
       } else {

@@ -11,7 +11,8 @@
    integer ones stay as they are) all have one half dtype; nn_half_leave
    rounds the front's float32 result back to that dtype and releases the
    copies. So a half type accumulates in float32 and rounds once, at the
-   end, and its gradients come back in its own dtype. */
+   end, and its gradients come back in its own dtype. A half operand beside
+   one of another floating dtype is an error naming op. */
 #define NN_HALF_MAX_OPERANDS 4
 typedef struct {
   nn_dtype half;
@@ -20,9 +21,8 @@ typedef struct {
 } nn_half_call;
 
 /* 1: ops now hold float32 operands, call the front on them and pass its
-   result to nn_half_leave; 0: no half operand, or mixed dtypes the
-   front's own check refuses; -1: error. */
-int nn_half_enter(nn_half_call *call, int n, nn_tensor **ops);
+   result to nn_half_leave; 0: no half operand; -1: error. */
+int nn_half_enter(const char *op, nn_half_call *call, int n, nn_tensor **ops);
 nn_tensor *nn_half_leave(nn_half_call *call, nn_tensor *result);
 
 /* An optimizer step on a half parameter: the parameter, its gradient and

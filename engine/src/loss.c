@@ -216,7 +216,7 @@ static nn_tensor *spread_weights(const nn_tensor *input, nn_tensor *weight, nn_t
 nn_tensor *nn_mse_loss(nn_tensor *input, nn_tensor *target, nn_reduction reduction) {
   nn_half_call half;
   nn_tensor *ops[2] = {input, target};
-  int in_half = nn_half_enter(&half, 2, ops);
+  int in_half = nn_half_enter("mse_loss", &half, 2, ops);
   if (in_half) return in_half < 0 ? NULL : nn_half_leave(&half, nn_mse_loss(ops[0], ops[1], reduction));
   if (check_pair("mse_loss", input, target) < 0) return NULL;
   nn_loss_spec spec = {NN_LOSS_MSE, 0, reduction, 1, NULL, 0, 0};
@@ -229,7 +229,7 @@ nn_tensor *nn_bce_loss(nn_tensor *input, nn_tensor *target, nn_tensor *weight,
   const char *op = "binary_cross_entropy";
   nn_half_call half;
   nn_tensor *ops[3] = {input, target, weight};
-  int in_half = nn_half_enter(&half, 3, ops);
+  int in_half = nn_half_enter(op, &half, 3, ops);
   if (in_half)
     return in_half < 0 ? NULL : nn_half_leave(&half, nn_bce_loss(ops[0], ops[1], ops[2], reduction));
   if (check_pair(op, input, target) < 0) return NULL;
@@ -262,7 +262,7 @@ static nn_tensor *pointwise_loss(const char *op, const char *node_name, nn_loss_
                                  double param, nn_tensor *input, nn_tensor *target, int reduction) {
   nn_half_call half;
   nn_tensor *ops[2] = {input, target};
-  int in_half = nn_half_enter(&half, 2, ops);
+  int in_half = nn_half_enter(op, &half, 2, ops);
   if (in_half)
     return in_half < 0 ? NULL
                        : nn_half_leave(&half, pointwise_loss(op, node_name, kind, param, ops[0],
@@ -330,7 +330,7 @@ nn_tensor *nn_bce_with_logits_loss(nn_tensor *input, nn_tensor *target, nn_tenso
   const char *op = "binary_cross_entropy_with_logits";
   nn_half_call half;
   nn_tensor *ops[4] = {input, target, weight, pos_weight};
-  int in_half = nn_half_enter(&half, 4, ops);
+  int in_half = nn_half_enter(op, &half, 4, ops);
   if (in_half)
     return in_half < 0 ? NULL
                        : nn_half_leave(&half, nn_bce_with_logits_loss(ops[0], ops[1], ops[2], ops[3],
@@ -526,7 +526,7 @@ static nn_tensor *class_loss(const char *op, int from_logits, nn_tensor *input, 
   const nn_class_loss_options *o = options ? options : &defaults;
   nn_half_call half;
   nn_tensor *ops[3] = {input, target, o->weight};
-  int in_half = nn_half_enter(&half, 3, ops);
+  int in_half = nn_half_enter(op, &half, 3, ops);
   if (in_half) {
     if (in_half < 0) return NULL;
     nn_class_loss_options o32 = *o;

@@ -129,6 +129,10 @@ describe("half losses", function()
     local x = nn.ones(3, {dtype = "float16"})
     expect_error(function() return nn.F.mse_loss(x, nn.ones(3)) end, "mse_loss", "float16", "float32")
     expect_error(function() return nn.F.l1_loss(x, nn.ones(3, {dtype = "bfloat16"})) end, "l1_loss", "bfloat16")
+    local p = nn.full({3}, 0.5, {dtype = "bfloat16"})
+    expect_error(function() return nn.F.binary_cross_entropy(p, p, {weight = nn.ones(3)}) end,
+      "binary_cross_entropy: operands must have one floating dtype, got bfloat16 and float32")
+    expect_error(function() return nn.F.mse_loss(nn.ones(3), x) end, "mse_loss", "float32 and float16")
   end)
 end)
 
