@@ -328,4 +328,18 @@ op {name = "int64 floor_divide", shapes = {{4, 6}, {4, 6}}, grad = false,
 op {name = "float16 div trunc", shapes = {{4, 6}, {4, 6}}, grad = false,
     fn = function(a, b) return (a * 9):half():div((b + 3):half(), {rounding_mode = "trunc"}):to(a.dtype) end}
 
+-- issue 13's LSTM projections and attention's added keys (modules made on
+-- the CPU after one seed, then moved)
+op {name = "lstm proj_size", shapes = {{4, 2, 3}}, fn = function(x)
+  nn.manual_seed(3)
+  local m = nn.LSTM(3, 5, {proj_size = 2, bidirectional = true, dtype = x.dtype}):to(x.device)
+  local out, state = m(x)
+  return out:sum() + state[1]:sum() + state[2]:sum()
+end}
+op {name = "multihead add_bias_kv add_zero_attn", shapes = {{3, 2, 4}}, fn = function(x)
+  nn.manual_seed(5)
+  local m = nn.MultiheadAttention(4, 2, {add_bias_kv = true, add_zero_attn = true, dtype = x.dtype}):to(x.device)
+  return (m(x, x, x))
+end}
+
 return ops
