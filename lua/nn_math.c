@@ -749,7 +749,8 @@ static const luaL_Reg creation_functions[] = {
  * nn.count_nonzero(t, ...), nn.sort(t, ...), nn.argsort(t, ...), nn.topk(t, ...),
  * nn.kthvalue(t, ...), nn.median(t, ...), nn.unique(t, ...), nn.mode(t, ...), nn.mm(t, ...), nn.bmm(t, ...), nn.mv(t, ...),
  * nn.dot(t, ...), nn.outer(t, ...), nn.addmm(t, ...), nn.baddbmm(t, ...), nn.tril(t, ...),
- * nn.triu(t, ...), nn.diag(t, ...), nn.diagonal(t, ...), nn.trace(t)
+ * nn.triu(t, ...), nn.diag(t, ...), nn.diagonal(t, ...), nn.trace(t), nn.div(t, ...),
+ * nn.floor_divide(t, ...)
  * PyTorch's torch.<name> functions: each is the tensor method of that name
  * called on its first argument, nn.sort(x, 1) being x:sort(1); see the
  * methods for what they compute.
@@ -763,7 +764,7 @@ static const char *const function_names[] = {
     "clamp_min", "clamp_max", "lerp", "nan_to_num", "allclose", "equal", "prod", "cumsum",
     "cumprod", "var", "std", "logsumexp", "amax", "amin", "all", "any", "count_nonzero", "dist",
     "sort", "argsort", "topk", "kthvalue", "median", "unique", "mode", "mm", "bmm", "mv", "dot", "outer", "addmm",
-    "baddbmm", "tril", "triu", "diag", "diagonal", "trace", NULL};
+    "baddbmm", "tril", "triu", "diag", "diagonal", "trace", "div", "floor_divide", NULL};
 
 /* nn.<name>(t, ...): t's method of that name (upvalue 1), or an error
    naming it when t is not a tensor. */

@@ -368,9 +368,17 @@ static int l_clip_grad_norm(lua_State *L) {
   int error_if_nonfinite = lua_toboolean(L, 4);
   lua_Integer n;
   nn_tensor **list = tensor_list(L, 1, op, &n);
-  nn_dtype dtype = NN_FLOAT32;
-  for (lua_Integer i = 0; i < n; i++)
-    if (list[i]->grad && list[i]->grad->dtype == NN_FLOAT64) dtype = NN_FLOAT64;
+  /* the stacked norms' dtype: float64 if any, one half type when all are it, else float32 */
+  nn_dtype dtype = NN_FLOAT32, first = NN_FLOAT32;
+  int any = 0, one_half = 1;
+  for (lua_Integer i = 0; i < n; i++) {
+    nn_tensor *g = list[i]->grad;
+    if (!g) continue;
+    if (!any) first = g->dtype, any = 1;
+    if (g->dtype == NN_FLOAT64) dtype = NN_FLOAT64;
+    if (g->dtype != first || (g->dtype != NN_FLOAT16 && g->dtype != NN_BFLOAT16)) one_half = 0;
+  }
+  if (any && one_half) dtype = first;
   double total;
   if (nn_clip_grad_norm(list, (int64_t)n, max_norm, norm_type, error_if_nonfinite, &total) < 0)
     return nnl_engine_error(L);

@@ -761,6 +761,56 @@ static int mt_sub(lua_State *L) { return binary_any(L, NN_SUB); }
 static int mt_mul(lua_State *L) { return binary_any(L, NN_MUL); }
 static int mt_div(lua_State *L) { return binary_any(L, NN_DIV); }
 static int mt_pow(lua_State *L) { return binary_any(L, NN_POW); }
+static int mt_idiv(lua_State *L) { return binary_any(L, NN_FLOOR_DIVIDE); }
+
+/* div's optional {rounding_mode = "trunc" | "floor"} (PyTorch's; nil: true
+   division) as the op it selects. */
+static nn_binary_op division_op(lua_State *L, int idx, const char *op) {
+  if (lua_isnoneornil(L, idx)) return NN_DIV;
+  if (!lua_istable(L, idx) || nnl_to_tensor(L, idx))
+    nnl_error(L, "%s: options must be a table {rounding_mode =}, got %s", op, luaL_typename(L, idx));
+  lua_getfield(L, idx, "rounding_mode");
+  nn_binary_op chosen = NN_DIV;
+  if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "trunc") == 0) chosen = NN_TRUNC_DIVIDE;
+  else if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "floor") == 0) chosen = NN_FLOOR_DIVIDE;
+  else if (lua_type(L, -1) == LUA_TSTRING)
+    nnl_error(L, "%s: rounding_mode must be nil, \"trunc\" or \"floor\", got \"%s\"", op, lua_tostring(L, -1));
+  else if (!lua_isnil(L, -1))
+    nnl_error(L, "%s: rounding_mode must be nil, \"trunc\" or \"floor\", got a %s", op, luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return chosen;
+}
+
+/*** t:div(other [, {rounding_mode =}]), t:div_(other [, {rounding_mode =}]), t:floor_divide(other), t:floor_divide_(other), t // other
+ * Division with broadcasting, other a tensor or a number. Without a
+ * rounding_mode, true division (integers give float32); "trunc" rounds the
+ * quotient toward 0, "floor" toward -inf, keeping integer dtypes (an
+ * integer division by zero is an error). floor_divide and Lua's // are
+ * PyTorch's floor_divide (//): rounding toward -inf, for floats as Python's
+ * float // (5 // 0.0 is inf, -5 // inf is -1). Their gradient is zero (PyTorch's
+ * floor_divide has none: its backward raises). Also nn.div(a, b, ...), nn.floor_divide(a, b).
+ *   nn.tensor({7, -7}, {dtype = "int64"}) // 2        --> {3, -4}
+ *   x:div(2, {rounding_mode = "trunc"})               --> x / 2 toward 0
+ */
+static int m_div(lua_State *L) {
+  nnl_check_nargs(L, 1, 2, "div", "other [, {rounding_mode =}]");
+  nnl_check_tensor(L, 1, "div");
+  nn_binary_op op = division_op(L, 3, "div");
+  lua_settop(L, 2);
+  return binary_any(L, op);
+}
+
+static int m_div_(lua_State *L) {
+  nnl_check_nargs(L, 1, 2, "div_", "other [, {rounding_mode =}]");
+  nn_tensor *a = nnl_check_tensor(L, 1, "div_"), *b = nnl_to_tensor(L, 2);
+  nn_binary_op op = division_op(L, 3, "div_");
+  if (b) status_or_error(L, nn_binary_(op, a, b));
+  else if (lua_type(L, 2) == LUA_TNUMBER)
+    status_or_error(L, nn_binary_number_(op, a, lua_tonumber(L, 2), number_kind(L, 2)));
+  else return nnl_error(L, "div_: the other operand must be a tensor or a number, got %s", luaL_typename(L, 2));
+  lua_settop(L, 1);
+  return 1;
+}
 static int mt_unm(lua_State *L) {
   nnl_push_tensor(L, nn_unary(NN_NEG, nnl_check_tensor(L, 1, "neg")));
   return 1;
@@ -1282,7 +1332,7 @@ static const struct { const char *name; nn_binary_op op; } binary_methods[] = {
     /* issue 12's math (lua/nn_math.c documents them) */
     {"atan2", NN_ATAN2}, {"fmod", NN_FMOD}, {"remainder", NN_REMAINDER},
     {"logical_and", NN_LOGICAL_AND}, {"logical_or", NN_LOGICAL_OR},
-    {"logical_xor", NN_LOGICAL_XOR}};
+    {"logical_xor", NN_LOGICAL_XOR}, {"floor_divide", NN_FLOOR_DIVIDE}};
 
 static const struct { const char *name; nn_unary_op op; } unary_methods[] = {
     {"neg", NN_NEG}, {"exp", NN_EXP}, {"log", NN_LOG}, {"sqrt", NN_SQRT}, {"abs", NN_ABS},
@@ -1314,6 +1364,10 @@ void nnl_open_tensor(lua_State *L) {
     snprintf(name, sizeof name, "%s_", binary_methods[i].name);
     set_closure(L, m_binary_, binary_methods[i].op, name);
   }
+  lua_pushcfunction(L, m_div);
+  lua_setfield(L, -2, "div");
+  lua_pushcfunction(L, m_div_);
+  lua_setfield(L, -2, "div_");
   for (size_t i = 0; i < sizeof unary_methods / sizeof unary_methods[0]; i++) {
     set_closure(L, m_unary, unary_methods[i].op, unary_methods[i].name);
     snprintf(name, sizeof name, "%s_", unary_methods[i].name);
@@ -1329,7 +1383,7 @@ void nnl_open_tensor(lua_State *L) {
       {"__newindex", mt_newindex}, {"__tostring", m_tostring}, {"__gc", m_gc},
       {"__close", m_close}, {"__len", m_len}, {"__eq", m_eq}, {"__add", mt_add},
       {"__sub", mt_sub}, {"__mul", mt_mul}, {"__div", mt_div}, {"__pow", mt_pow},
-      {"__unm", mt_unm}, {"__lt", m_lt}, {"__le", m_le}, {NULL, NULL}};
+      {"__unm", mt_unm}, {"__lt", m_lt}, {"__le", m_le}, {"__idiv", mt_idiv}, {NULL, NULL}};
   luaL_setfuncs(L, meta, 0);
   lua_pushliteral(L, "nn.Tensor");
   lua_setfield(L, -2, "__name");

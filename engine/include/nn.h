@@ -221,7 +221,11 @@ typedef enum {
   /* issue 12's math: atan2 divides (integers give float32), fmod and
      remainder keep integers (a zero divisor is then an error), the logical
      ops give bool and take any nonzero (NaN too) as true */
-  NN_ATAN2, NN_FMOD, NN_REMAINDER, NN_LOGICAL_AND, NN_LOGICAL_OR, NN_LOGICAL_XOR
+  NN_ATAN2, NN_FMOD, NN_REMAINDER, NN_LOGICAL_AND, NN_LOGICAL_OR, NN_LOGICAL_XOR,
+  /* a / b rounded toward -inf (floor_divide, Lua's //) or toward 0 (div's
+     rounding_mode "trunc"): integers stay integers (a zero divisor is then
+     an error), the gradient is zero */
+  NN_FLOOR_DIVIDE, NN_TRUNC_DIVIDE
 } nn_binary_op;
 
 typedef enum {

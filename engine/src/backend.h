@@ -140,7 +140,7 @@ typedef struct {
    With a bias (linear's: n contiguous values of dtype), every row of c
    starts as the bias and beta is 1: c = bias + alpha a b. */
 typedef struct {
-  nn_dtype dtype; /* float32 or float64, all three */
+  nn_dtype dtype; /* float32, float64, float16 or bfloat16, all three (a half type accumulates in float32) */
   int64_t batch, m, n, k;
   double alpha, beta;
   nn_matrix a, b, c;

@@ -10,7 +10,7 @@
 static const char *const binary_names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
                                            "gt",  "ge",  "lt",  "le",  "eq",  "ne",
                                            "atan2", "fmod", "remainder", "logical_and",
-                                           "logical_or", "logical_xor"};
+                                           "logical_or", "logical_xor", "floor_divide", "div"};
 static const char *const unary_names[] = {"neg",  "exp",  "log",  "sqrt", "abs",
                                           "sigmoid", "tanh", "relu", "step", "sin",
                                           "cos",  "sign", "floor", "ceil", "round",
@@ -24,7 +24,7 @@ static const char *const binary_inplace_names[] = {"add_", "sub_", "mul_", "div_
                                                    "maximum_", "minimum_", "gt_", "ge_", "lt_",
                                                    "le_", "eq_", "ne_", "atan2_", "fmod_",
                                                    "remainder_", "logical_and_", "logical_or_",
-                                                   "logical_xor_"};
+                                                   "logical_xor_", "floor_divide_", "div_"};
 static const char *const unary_inplace_names[] = {
     "neg_", "exp_", "log_", "sqrt_", "abs_", "sigmoid_", "tanh_", "relu_",
     "step_", "sin_", "cos_", "sign_", "floor_", "ceil_", "round_",
@@ -37,7 +37,8 @@ const char *nn_unary_op_name(nn_unary_op op) { return unary_names[op]; }
 
 
 static int is_comparison(nn_binary_op op) { return op >= NN_GT && op <= NN_NE; }
-static int is_logical(nn_binary_op op) { return op >= NN_LOGICAL_AND; }
+static int is_logical(nn_binary_op op) { return op >= NN_LOGICAL_AND && op <= NN_LOGICAL_XOR; }
+static int is_rounded_division(nn_binary_op op) { return op == NN_FLOOR_DIVIDE || op == NN_TRUNC_DIVIDE; }
 /* Comparisons and the logical ops: a bool result, no gradient. */
 static int gives_bool(nn_binary_op op) { return is_comparison(op) || is_logical(op); }
 
@@ -112,7 +113,7 @@ static int op_dtypes(const char *name, nn_binary_op op, operand_type a, operand_
                  name);
     return -1;
   }
-  if ((op == NN_FMOD || op == NN_REMAINDER) && c == NN_BOOL) {
+  if ((op == NN_FMOD || op == NN_REMAINDER || is_rounded_division(op)) && c == NN_BOOL) {
     nn_error_set("%s: not supported for two bool operands; convert one first (long() or float())",
                  name);
     return -1;
@@ -210,6 +211,7 @@ nn_tensor *nn_binary(nn_binary_op op, nn_tensor *a, nn_tensor *b) {
                                              "DivBackward0", "PowBackward1", "MaximumBackward0",
                                              "MinimumBackward0"};
     const char *node_name = op == NN_ATAN2 ? "Atan2Backward0"
+                            : is_rounded_division(op) ? "DivBackward2"
                             : op == NN_FMOD ? "FmodBackward1"
                             : op == NN_REMAINDER ? "RemainderBackward1" : node_names[op];
     nn_node *node = nn_node_attach(out, node_name, binary_backward, 2, a, b, NULL);
@@ -299,6 +301,10 @@ static int binary_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
       nn_release(q), nn_release(r), nn_release(t);
     }
     break;
+  case NN_FLOOR_DIVIDE: case NN_TRUNC_DIVIDE: /* a step function: zero, as PyTorch's div_tensor_other */
+    if (ia) gi[0] = nn_full_like_shape(g, g->dtype, g->ndim, g->size, 0);
+    if (ib) gi[1] = nn_full_like_shape(g, g->dtype, g->ndim, g->size, 0);
+    break;
   default: { /* maximum/minimum: the winner takes the gradient, a tie splits it,
                 and a NaN passes it to both */
     nn_pointwise_grad_op rule = op == NN_MAXIMUM ? NN_GRAD_MAXIMUM : NN_GRAD_MINIMUM;
@@ -343,6 +349,7 @@ static int binary_scalar_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
     }
     break;
   case NN_FMOD: case NN_REMAINDER: gi[0] = nn_retain(g); break;
+  case NN_FLOOR_DIVIDE: case NN_TRUNC_DIVIDE: gi[0] = nn_full_like_shape(g, g->dtype, g->ndim, g->size, 0); break;
   default: /* maximum/minimum with a number are PyTorch's clamp_min/clamp_max */
     gi[0] = nn_pointwise_grad(NN_GRAD_CLAMP, g, a, NULL, op == NN_MAXIMUM ? s : -INFINITY,
                               op == NN_MAXIMUM ? INFINITY : s);
@@ -367,7 +374,7 @@ nn_tensor *nn_binary_number(nn_binary_op op, nn_tensor *a, double s, int scalar_
   nn_dtype compute, out_dtype;
   const nn_backend *be = nn_dispatch(name, offsetof(nn_backend, binary_number), a, NULL, NULL);
   if (!be) return NULL;
-  if (op == NN_ATAN2 || is_logical(op) || (scalar_first && op >= NN_FMOD)) {
+  if (op == NN_ATAN2 || is_logical(op) || (scalar_first && (op == NN_FMOD || op == NN_REMAINDER))) {
     nn_error_set("%s: the %s operand must be a tensor", name, scalar_first ? "first" : "other");
     return NULL;
   }
@@ -388,7 +395,8 @@ nn_tensor *nn_binary_number(nn_binary_op op, nn_tensor *a, double s, int scalar_
                                              "DivBackward0", "PowBackward0", "ClampMinBackward0",
                                              "ClampMaxBackward0"};
     const char *node_name = op == NN_FMOD ? "FmodBackward0"
-                            : op == NN_REMAINDER ? "RemainderBackward0" : node_names[op];
+                            : op == NN_REMAINDER ? "RemainderBackward0"
+                            : is_rounded_division(op) ? "DivBackward3" : node_names[op];
     if (scalar_first && op == NN_SUB) node_name = "RsubBackward1";
     if (scalar_first && op == NN_DIV) node_name = "MulBackward0";
     if (scalar_first && op == NN_POW) node_name = "PowBackward2";

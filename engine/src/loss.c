@@ -4,7 +4,7 @@
  * (one kernel family, backend.h's nn_loss_kind), then cross-entropy and
  * negative log-likelihood over classes. Formulas and their orders follow
  * PyTorch 1.13 (math/loss.h names the files); loops: cpu/loss.c. */
-#include "internal.h"
+#include "half.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -19,7 +19,7 @@ int nn_reduction_from_name(const char *name) {
 static int check_pair(const char *op, nn_tensor *input, nn_tensor *target) {
   if (!nn_dispatch(op, offsetof(nn_backend, loss), input, target, NULL)) return -1;
   if (!nn_float_kernel_dtype(input->dtype) || input->dtype != target->dtype) {
-    nn_error_set("%s: input and target must both be float32 or both float64, got %s and %s", op,
+    nn_error_set("%s: input and target must have the same floating dtype, got %s and %s", op,
                  nn_dtype_name(input->dtype), nn_dtype_name(target->dtype));
     return -1;
   }
@@ -214,6 +214,10 @@ static nn_tensor *spread_weights(const nn_tensor *input, nn_tensor *weight, nn_t
 
 /* ---- MSE: l = (x - y)^2 ---------------------------------------------- */
 nn_tensor *nn_mse_loss(nn_tensor *input, nn_tensor *target, nn_reduction reduction) {
+  nn_half_call half;
+  nn_tensor *ops[2] = {input, target};
+  int in_half = nn_half_enter("mse_loss", &half, 2, ops);
+  if (in_half) return in_half < 0 ? NULL : nn_half_leave(&half, nn_mse_loss(ops[0], ops[1], reduction));
   if (check_pair("mse_loss", input, target) < 0) return NULL;
   nn_loss_spec spec = {NN_LOSS_MSE, 0, reduction, 1, NULL, 0, 0};
   return elementwise_loss("mse_loss", "MseLossBackward0", spec, input, target, 1);
@@ -223,6 +227,11 @@ nn_tensor *nn_mse_loss(nn_tensor *input, nn_tensor *target, nn_reduction reducti
 nn_tensor *nn_bce_loss(nn_tensor *input, nn_tensor *target, nn_tensor *weight,
                        nn_reduction reduction) {
   const char *op = "binary_cross_entropy";
+  nn_half_call half;
+  nn_tensor *ops[3] = {input, target, weight};
+  int in_half = nn_half_enter(op, &half, 3, ops);
+  if (in_half)
+    return in_half < 0 ? NULL : nn_half_leave(&half, nn_bce_loss(ops[0], ops[1], ops[2], reduction));
   if (check_pair(op, input, target) < 0) return NULL;
   if (nn_grad_enabled() && target->requires_grad) {
     nn_error_set("binary_cross_entropy: no gradient flows to the target (as in PyTorch); "
@@ -251,6 +260,13 @@ nn_tensor *nn_bce_loss(nn_tensor *input, nn_tensor *target, nn_tensor *weight,
 /* ---- L1, smooth L1, Huber, KL divergence ------------------------------- */
 static nn_tensor *pointwise_loss(const char *op, const char *node_name, nn_loss_kind kind,
                                  double param, nn_tensor *input, nn_tensor *target, int reduction) {
+  nn_half_call half;
+  nn_tensor *ops[2] = {input, target};
+  int in_half = nn_half_enter(op, &half, 2, ops);
+  if (in_half)
+    return in_half < 0 ? NULL
+                       : nn_half_leave(&half, pointwise_loss(op, node_name, kind, param, ops[0],
+                                                             ops[1], reduction));
   if (check_pair(op, input, target) < 0) return NULL;
   nn_loss_spec spec = {kind, param, reduction, 1, NULL, 0, 0};
   return elementwise_loss(op, node_name, spec, input, target, 1);
@@ -312,6 +328,13 @@ static int check_elementwise_weight(const char *op, const char *what, const nn_t
 nn_tensor *nn_bce_with_logits_loss(nn_tensor *input, nn_tensor *target, nn_tensor *weight,
                                    nn_tensor *pos_weight, nn_reduction reduction) {
   const char *op = "binary_cross_entropy_with_logits";
+  nn_half_call half;
+  nn_tensor *ops[4] = {input, target, weight, pos_weight};
+  int in_half = nn_half_enter(op, &half, 4, ops);
+  if (in_half)
+    return in_half < 0 ? NULL
+                       : nn_half_leave(&half, nn_bce_with_logits_loss(ops[0], ops[1], ops[2], ops[3],
+                                                                      reduction));
   if (check_reduction(op, reduction, 0) < 0 || check_pair(op, input, target) < 0 ||
       check_elementwise_weight(op, "weight", weight, input) < 0 ||
       check_elementwise_weight(op, "pos_weight", pos_weight, input) < 0)
@@ -501,6 +524,15 @@ static nn_tensor *class_loss(const char *op, int from_logits, nn_tensor *input, 
                              const nn_class_loss_options *options) {
   static const nn_class_loss_options defaults = {NULL, NN_REDUCTION_MEAN, -100, 0, 0};
   const nn_class_loss_options *o = options ? options : &defaults;
+  nn_half_call half;
+  nn_tensor *ops[3] = {input, target, o->weight};
+  int in_half = nn_half_enter(op, &half, 3, ops);
+  if (in_half) {
+    if (in_half < 0) return NULL;
+    nn_class_loss_options o32 = *o;
+    o32.weight = ops[2];
+    return nn_half_leave(&half, class_loss(op, from_logits, ops[0], ops[1], &o32));
+  }
   if (check_reduction(op, o->reduction, 0) < 0 ||
       !nn_dispatch(op, offsetof(nn_backend, class_loss), input, target, o->weight))
     return NULL;

@@ -44,8 +44,9 @@ static int gemm(const nn_backend *be, double alpha, nn_tensor *a, int trans_a, n
 
 static int check_operands(const char *op, nn_tensor *a, nn_tensor *b) {
   if (!nn_dispatch(op, offsetof(nn_backend, gemm), a, b, NULL)) return -1;
-  if (!nn_float_kernel_dtype(a->dtype) || a->dtype != b->dtype) {
-    nn_error_set("%s: operands must both be float32 or both float64, got %s and %s", op,
+  /* the GEMM kernels take the half types too, accumulating in float32 */
+  if (!nn_dtype_is_floating(a->dtype) || a->dtype != b->dtype) {
+    nn_error_set("%s: operands must have the same floating dtype, got %s and %s", op,
                  nn_dtype_name(a->dtype), nn_dtype_name(b->dtype));
     return -1;
   }
@@ -166,6 +167,32 @@ static nn_tensor *batched(nn_tensor *a, nn_tensor *b) {
   return out;
 }
 
+/* x's rows (all its dims but the last, stacked) times a (k, n) matrix by
+   product(rows, w, bias), the result reshaped back to x's leading dims:
+   the form of linear and of a batch of matrices times one matrix. */
+static nn_tensor *by_rows(nn_tensor *x, nn_tensor *w, nn_tensor *bias, int64_t n,
+                          nn_tensor *(*product)(nn_tensor *, nn_tensor *, nn_tensor *)) {
+  int64_t rows[2] = {-1, x->size[x->ndim - 1]}, size[NN_MAX_DIMS];
+  nn_tensor *x2 = nn_reshape(x, 2, rows), *o2 = x2 ? product(x2, w, bias) : NULL, *out = NULL;
+  if (o2) {
+    for (int i = 0; i < x->ndim - 1; i++) size[i] = x->size[i];
+    size[x->ndim - 1] = n;
+    out = nn_reshape(o2, x->ndim, size);
+  }
+  nn_release(x2), nn_release(o2);
+  return out;
+}
+
+static nn_tensor *mm_of_rows(nn_tensor *a, nn_tensor *b, nn_tensor *unused) {
+  (void)unused;
+  return mm(a, b);
+}
+
+/* A batch of matrices times one matrix is one product, as PyTorch folds
+   it: the batch's rows stacked (B m, k) times (k, n), so that b's gradient
+   is one product too (one rounding in a half type), not a sum of B. */
+static nn_tensor *folded(nn_tensor *a, nn_tensor *b) { return by_rows(a, b, NULL, b->size[1], mm_of_rows); }
+
 nn_tensor *nn_matmul(nn_tensor *a, nn_tensor *b) {
   if (check_operands("matmul", a, b) < 0) return NULL;
   if (a->ndim == 0 || b->ndim == 0) {
@@ -185,7 +212,9 @@ nn_tensor *nn_matmul(nn_tensor *a, nn_tensor *b) {
   nn_tensor *a2 = a->ndim == 1 ? nn_unsqueeze(a, 0) : nn_retain(a);
   nn_tensor *b2 = b->ndim == 1 ? nn_unsqueeze(b, 1) : nn_retain(b);
   nn_tensor *out = NULL;
-  if (a2 && b2) out = (a2->ndim == 2 && b2->ndim == 2) ? mm(a2, b2) : batched(a2, b2);
+  if (a2 && b2) out = (a2->ndim == 2 && b2->ndim == 2) ? mm(a2, b2)
+                     : b2->ndim == 2                     ? folded(a2, b2)
+                                                         : batched(a2, b2);
   nn_release(a2), nn_release(b2);
   if (out && b->ndim == 1) {
     nn_tensor *s = nn_squeeze(out, out->ndim - 1);
@@ -268,7 +297,12 @@ fail:
 }
 
 nn_tensor *nn_linear(nn_tensor *x, nn_tensor *w, nn_tensor *b) {
-  if (check_operands("linear", x, w) < 0 || (b && check_operands("linear", x, b) < 0)) return NULL;
+  if (b && b->dtype != x->dtype && x->dtype == w->dtype) {
+    nn_error_set("linear: the bias is %s, the input %s", nn_dtype_name(b->dtype), nn_dtype_name(x->dtype));
+    return NULL;
+  }
+  if (check_operands("linear", x, w) < 0) return NULL;
+  if (b && !nn_dispatch("linear", offsetof(nn_backend, gemm), x, b, NULL)) return NULL;
   if (w->ndim != 2) {
     nn_error_set("linear: the weight must be 2-dimensional (out x in), got %d dimensions", w->ndim);
     return NULL;
@@ -285,14 +319,5 @@ nn_tensor *nn_linear(nn_tensor *x, nn_tensor *w, nn_tensor *b) {
     return NULL;
   }
   if (x->ndim == 2) return linear_2d(x, w, b);
-  /* Any leading dims are a batch: flatten to 2-D and back. */
-  int64_t flat[2] = {-1, w->size[1]}, size[NN_MAX_DIMS];
-  nn_tensor *x2 = nn_reshape(x, 2, flat), *y2 = x2 ? linear_2d(x2, w, b) : NULL, *y = NULL;
-  if (y2) {
-    for (int i = 0; i < x->ndim - 1; i++) size[i] = x->size[i];
-    size[x->ndim - 1] = w->size[0];
-    y = nn_reshape(y2, x->ndim, size);
-  }
-  nn_release(x2), nn_release(y2);
-  return y;
+  return by_rows(x, w, b, w->size[0], linear_2d); /* any leading dims are a batch */
 }

@@ -4,7 +4,7 @@
  * in torch/optim/<name>.py (math/optim.h): the same roundings in the same
  * order, with the hyperparameters rounded to the parameter's dtype where
  * PyTorch passes them to a kernel as scalars. Clipping is made of ops. */
-#include "internal.h"
+#include "half.h"
 
 #include <stddef.h>
 
@@ -69,6 +69,12 @@ static int prepare_buffers(const char *op, nn_tensor *param, state_buffer *bufs,
 /* ---- SGD ------------------------------------------------------------- */
 int nn_sgd_step(nn_tensor *param, nn_tensor **momentum_buffer, const nn_sgd_options *o) {
   if (!param->grad) return 0; /* a parameter that took no part in the loss */
+  if (nn_half_dtype(param->dtype)) {
+    nn_half_step h;
+    nn_tensor **slots[] = {momentum_buffer};
+    if (nn_half_step_enter(&h, "sgd", param, 1, slots) < 0) return -1;
+    return nn_half_step_leave(&h, nn_sgd_step(h.param32, &h.buffers32[0], o));
+  }
   const nn_backend *be = check_param("sgd", offsetof(nn_backend, sgd_step), param);
   if (!be) return -1;
   int first = 0;
@@ -91,6 +97,16 @@ int nn_sgd_step(nn_tensor *param, nn_tensor **momentum_buffer, const nn_sgd_opti
 int nn_adam_step(nn_tensor *param, nn_adam_state *state, const nn_adam_options *o) {
   const char *op = o->decoupled_weight_decay ? "adamw" : "adam";
   if (!param->grad) return 0;
+  if (nn_half_dtype(param->dtype)) {
+    nn_half_step h;
+    nn_tensor **slots[] = {&state->exp_avg, &state->exp_avg_sq, &state->max_exp_avg_sq};
+    if (nn_half_step_enter(&h, op, param, 3, slots) < 0) return -1;
+    nn_adam_state s32 = {state->step, h.buffers32[0], h.buffers32[1], h.buffers32[2]};
+    int status = nn_adam_step(h.param32, &s32, o);
+    h.buffers32[0] = s32.exp_avg, h.buffers32[1] = s32.exp_avg_sq, h.buffers32[2] = s32.max_exp_avg_sq;
+    if ((status = nn_half_step_leave(&h, status)) == 0) state->step = s32.step;
+    return status;
+  }
   const nn_backend *be = check_param(op, offsetof(nn_backend, adam_step), param);
   if (!be) return -1;
   state_buffer bufs[] = {{"exp_avg", &state->exp_avg, 0},
@@ -110,6 +126,16 @@ int nn_adam_step(nn_tensor *param, nn_adam_state *state, const nn_adam_options *
 /* ---- RMSprop --------------------------------------------------------- */
 int nn_rmsprop_step(nn_tensor *param, nn_rmsprop_state *state, const nn_rmsprop_options *o) {
   if (!param->grad) return 0;
+  if (nn_half_dtype(param->dtype)) {
+    nn_half_step h;
+    nn_tensor **slots[] = {&state->square_avg, &state->momentum_buffer, &state->grad_avg};
+    if (nn_half_step_enter(&h, "rmsprop", param, 3, slots) < 0) return -1;
+    nn_rmsprop_state s32 = {state->step, h.buffers32[0], h.buffers32[1], h.buffers32[2]};
+    int status = nn_rmsprop_step(h.param32, &s32, o);
+    h.buffers32[0] = s32.square_avg, h.buffers32[1] = s32.momentum_buffer, h.buffers32[2] = s32.grad_avg;
+    if ((status = nn_half_step_leave(&h, status)) == 0) state->step = s32.step;
+    return status;
+  }
   const nn_backend *be = check_param("rmsprop", offsetof(nn_backend, rmsprop_step), param);
   if (!be) return -1;
   int use_momentum = o->momentum > 0, centered = o->centered;
@@ -133,6 +159,16 @@ int nn_rmsprop_step(nn_tensor *param, nn_rmsprop_state *state, const nn_rmsprop_
 /* ---- Adagrad --------------------------------------------------------- */
 int nn_adagrad_step(nn_tensor *param, nn_adagrad_state *state, const nn_adagrad_options *o) {
   if (!param->grad) return 0;
+  if (nn_half_dtype(param->dtype)) {
+    nn_half_step h;
+    nn_tensor **slots[] = {&state->sum};
+    if (nn_half_step_enter(&h, "adagrad", param, 1, slots) < 0) return -1;
+    nn_adagrad_state s32 = {state->step, h.buffers32[0]};
+    int status = nn_adagrad_step(h.param32, &s32, o);
+    h.buffers32[0] = s32.sum;
+    if ((status = nn_half_step_leave(&h, status)) == 0) state->step = s32.step;
+    return status;
+  }
   const nn_backend *be = check_param("adagrad", offsetof(nn_backend, adagrad_step), param);
   if (!be) return -1;
   state_buffer bufs[] = {{"sum", &state->sum, o->initial_accumulator_value}};
@@ -150,8 +186,8 @@ int nn_adagrad_step(nn_tensor *param, nn_adagrad_state *state, const nn_adagrad_
 /* A gradient clipping may scale or clamp in place: floating point, and no
    two elements sharing one memory location. */
 static int check_clip_grad(const char *op, const nn_tensor *g) {
-  if (!nn_float_kernel_dtype(g->dtype)) {
-    nn_error_set("%s: a gradient is %s; gradients must be float32 or float64", op,
+  if (!nn_dtype_is_floating(g->dtype)) {
+    nn_error_set("%s: a gradient is %s; gradients must be floating point", op,
                  nn_dtype_name(g->dtype));
     return -1;
   }
@@ -174,8 +210,8 @@ static int grad_norm(nn_tensor *g, double norm_type, double *norm) {
 }
 
 /* torch/nn/utils/clip_grad.py: each gradient's norm, then the norm of
-   those norms (each rounded to the gradients' dtype, as the stacked norms
-   are in PyTorch); clip_coef = max_norm / (total + 1e-6), which PyTorch
+   those norms (each rounded to the gradients' dtype, float32 or one half
+   type, as the stacked norms are in PyTorch); clip_coef = max_norm / (total + 1e-6), which PyTorch
    evaluates as reciprocal(total + 1e-6) * max_norm in the total's dtype,
    clamped at 1 and applied to every gradient, even when it is 1. */
 int nn_clip_grad_norm(nn_tensor *const *params, int64_t n, double max_norm, double norm_type,
@@ -190,13 +226,16 @@ int nn_clip_grad_norm(nn_tensor *const *params, int64_t n, double max_norm, doub
     nn_error_set("%s: max_norm must be a non-negative number, got %g", op, max_norm);
     return -1;
   }
-  int any = 0, all_float32 = 1;
+  int any = 0, all_float32 = 1, all_half = 1;
+  nn_dtype half = NN_FLOAT16;
   for (int64_t k = 0; k < n; k++) {
     nn_tensor *g = params[k]->grad;
     if (!g) continue;
     if (check_clip_grad(op, g) < 0) return -1;
+    if (!any) half = g->dtype;
     any = 1;
     if (g->dtype != NN_FLOAT32) all_float32 = 0;
+    if (g->dtype != half || !nn_half_dtype(g->dtype)) all_half = 0;
   }
   if (!any) return 0;
   int is_inf = isinf(norm_type);
@@ -207,6 +246,7 @@ int nn_clip_grad_norm(nn_tensor *const *params, int64_t n, double max_norm, doub
     if (!g) continue;
     if (grad_norm(g, norm_type, &norm) < 0) return -1;
     if (all_float32) norm = (float)norm;
+    if (all_half) norm = nn_round_to(half, norm);
     if (is_inf) acc = norm > acc || norm != norm ? norm : acc;
     else acc += norm_type == 2 ? norm * norm : norm_type == 1 ? norm : pow(norm, norm_type);
   }
@@ -218,6 +258,11 @@ int nn_clip_grad_norm(nn_tensor *const *params, int64_t n, double max_norm, doub
     float total_f = (float)total;
     total = total_f;
     coef = (1.0f / (total_f + 1e-6f)) * (float)max_norm;
+  } else if (all_half) { /* the same ops on half tensors, each computed in float and rounded */
+    float total_h = (float)nn_round_to(half, total);
+    total = total_h;
+    float sum = (float)nn_round_to(half, total_h + 1e-6f), inverse = (float)nn_round_to(half, 1.0f / sum);
+    coef = nn_round_to(half, inverse * (float)max_norm);
   } else {
     coef = (1.0 / (total + 1e-6)) * max_norm;
   }

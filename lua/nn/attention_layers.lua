@@ -386,6 +386,22 @@ return function(nn)
       mask = mask == nil and padding or mask + padding
     end
 
+    -- add_bias_kv: bias_k and bias_v as one more key and value of every
+    -- sequence; add_zero_attn: a zero key and value after them (per head).
+    -- Each is a position that no mask forbids: the masks gain a 0 column.
+    local extra = (m.bias_k ~= nil and 1 or 0) + (m.add_zero_attn and 1 or 0)
+    if m.bias_k ~= nil then
+      local function append(t, bias)
+        if batch_first then return nn.cat({t, bias:expand(N, 1, E)}, 2) end
+        return nn.cat({t, bias:expand(1, N, E)}, 1)
+      end
+      k, v = append(k, m.bias_k), append(v, m.bias_v)
+      S = S + 1
+    end
+    if mask ~= nil and extra > 0 then
+      mask = nn.cat({mask, nn.zeros({mask:size(1), L, extra}, {dtype = mask.dtype, device = mask.device})}, 3)
+    end
+
     -- heads: (L, N, E) or (N, L, E) -> (N H, L, hd), batch index b H + h as PyTorch's
     local function heads(t, length)
       if not batch_first then t = t:transpose(1, 2) end
@@ -393,6 +409,11 @@ return function(nn)
     end
     q = heads(q, L) / math.sqrt(hd)
     k, v = heads(k, S), heads(v, S)
+    if m.add_zero_attn then
+      local zero = nn.zeros({N * H, 1, hd}, {dtype = k.dtype, device = k.device})
+      k, v = nn.cat({k, zero}, 2), nn.cat({v, zero}, 2)
+      S = S + 1
+    end
     local scores = mask ~= nil and nn.baddbmm(mask:expand(N * H, L, S), q, k:transpose(2, 3)) or q:bmm(k:transpose(2, 3))
     local weights = scores:softmax(-1)
     if training and m.dropout > 0 then weights = F.dropout(weights, m.dropout, true) end
@@ -419,7 +440,10 @@ return function(nn)
   -- heads of embed_dim / num_heads features (Vaswani et al., 2017), as
   -- PyTorch 1.13's: parameters in_proj_weight (3 E, E) (or q_proj_weight,
   -- k_proj_weight, v_proj_weight when kdim or vdim differ from E),
-  -- in_proj_bias and out_proj (a Linear), drawn as PyTorch's.
+  -- in_proj_bias, bias_k and bias_v ((1, 1, E), with add_bias_kv: one more
+  -- key and value for every sequence) and out_proj (a Linear), drawn as
+  -- PyTorch's; add_zero_attn adds a zero key and value after them. Each
+  -- adds a column to the weights, which no mask forbids.
   -- m(query, key, value [, {key_padding_mask =, need_weights = true,
   -- attn_mask =, average_attn_weights = true}]) -> output, weights: inputs
   -- (L, N, E) (batch_first: (N, L, E); unbatched: (L, E)); attn_mask (L, S)
@@ -442,8 +466,8 @@ return function(nn)
     if embed_dim % num_heads ~= 0 then
       raise(string.format("%s: embed_dim (%d) must be divisible by num_heads (%d)", op, embed_dim, num_heads))
     end
-    if flag(opts.add_bias_kv, false, "add_bias_kv", op) then raise(op .. ": add_bias_kv = true is not supported") end
-    if flag(opts.add_zero_attn, false, "add_zero_attn", op) then raise(op .. ": add_zero_attn = true is not supported") end
+    local add_bias_kv = flag(opts.add_bias_kv, false, "add_bias_kv", op)
+    self.add_zero_attn = flag(opts.add_zero_attn, false, "add_zero_attn", op)
     local dropout = opts.dropout or 0.0
     check_probability(dropout, "dropout", op)
     local kdim, vdim = opts.kdim or embed_dim, opts.vdim or embed_dim
@@ -472,6 +496,15 @@ return function(nn)
     else
       self:register_parameter("in_proj_bias", nil)
     end
+    -- before out_proj, so that they come before it in the state_dict, as
+    -- PyTorch lists a module's own parameters before its children's
+    if add_bias_kv then
+      self.bias_k = nn.Parameter(nn.empty(1, 1, embed_dim, {dtype = dtype}))
+      self.bias_v = nn.Parameter(nn.empty(1, 1, embed_dim, {dtype = dtype}))
+    else
+      self:register_parameter("bias_k", nil)
+      self:register_parameter("bias_v", nil)
+    end
     self.out_proj = OutProjection(embed_dim, embed_dim, {bias = bias, dtype = dtype})
     self:_reset_parameters()
   end
@@ -488,6 +521,8 @@ return function(nn)
       nn.init.zeros_(self.in_proj_bias)
       nn.init.zeros_(self.out_proj.bias)
     end
+    if self.bias_k ~= nil then nn.init.xavier_normal_(self.bias_k) end
+    if self.bias_v ~= nil then nn.init.xavier_normal_(self.bias_v) end
   end
 
   function MultiheadAttention:forward(query, key, value, opts)

@@ -361,7 +361,8 @@ return function(nn)
   -- multiplied by min(1, max_norm / (total_norm + 1e-6)). norm_type is a
   -- positive number or math.huge / "inf" (the largest magnitude).
   -- Parameters without .grad are skipped. Returns the total norm before
-  -- clipping, as a 0-dim tensor (float32 unless a gradient is float64).
+  -- clipping, as a 0-dim tensor (float64 if a gradient is, the half type
+  -- when every gradient is that one, else float32).
   function nn.utils.clip_grad_norm_(params, max_norm, norm_type, error_if_nonfinite)
     local name = "clip_grad_norm_"
     local list = tensors_of(params, name)

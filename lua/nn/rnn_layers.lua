@@ -315,6 +315,47 @@ return function(nn)
       c0 and out:narrow(1, total + B + 1, B) or nil
   end
 
+  -- One direction of one layer of an LSTM with projections (PyTorch's
+  -- proj_size, Sak et al., 2014): h_t = W_hr (o_t * tanh(c_t)), so that h
+  -- (P values) and c (H values) differ in size and the engine's fused
+  -- layer, whose state is one size, does not apply: each step is made of
+  -- ops (one GEMM of the hidden state, the cell's pointwise ops, one GEMM
+  -- of the projection), recorded by autograd. sizes: the rows of each step
+  -- (packed: never increasing). Returns the output rows, h_n and c_n.
+  local function run_projected_layer(x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, sizes, reverse)
+    local xg = F.linear(x, w_ih, b_ih)
+    local T, first, row = #sizes, {}, 1
+    for t = 1, T do first[t], row = row, row + sizes[t] end
+    local outs, h_parts, c_parts = {}, {}, {}
+    local h, c = nil, nil
+    for i = 1, T do
+      local t = reverse and T - i + 1 or i
+      local rows = sizes[t]
+      if h == nil then
+        h, c = h0:narrow(1, 1, rows), c0:narrow(1, 1, rows)
+      elseif rows < h:size(1) then -- sequences that ended: their state is final
+        local done = h:size(1) - rows
+        table.insert(h_parts, 1, h:narrow(1, rows + 1, done))
+        table.insert(c_parts, 1, c:narrow(1, rows + 1, done))
+        h, c = h:narrow(1, 1, rows), c:narrow(1, 1, rows)
+      elseif rows > h:size(1) then -- reversed: sequences start from their h0
+        local more = rows - h:size(1)
+        h = nn.cat({h, h0:narrow(1, h:size(1) + 1, more)}, 1)
+        c = nn.cat({c, c0:narrow(1, c:size(1) + 1, more)}, 1)
+      end
+      local gates = xg:narrow(1, first[t], rows) + F.linear(h, w_hh, b_hh)
+      local i_g, f_g, g_g, o_g = table.unpack(gates:chunk(4, 2))
+      c = f_g:sigmoid() * c + i_g:sigmoid() * g_g:tanh()
+      h = F.linear(o_g:sigmoid() * c:tanh(), w_hr)
+      outs[t] = h
+    end
+    table.insert(h_parts, 1, h)
+    table.insert(c_parts, 1, c)
+    local h_n = #h_parts > 1 and nn.cat(h_parts, 1) or h
+    local c_n = #c_parts > 1 and nn.cat(c_parts, 1) or c
+    return nn.cat(outs, 1), h_n, c_n
+  end
+
   local function check_nonlinearity(nonlinearity, op)
     if nonlinearity ~= "tanh" and nonlinearity ~= "relu" then
       raise(string.format("%s: nonlinearity must be 'tanh' or 'relu', got %s", op, tostring(nonlinearity)))
@@ -345,8 +386,16 @@ return function(nn)
     if type(dropout) ~= "number" or dropout < 0 or dropout > 1 then
       raise(string.format("%s: dropout must be a number between 0 and 1, got %s", op, tostring(dropout)))
     end
-    if (opts.proj_size or 0) ~= 0 then
-      raise(op .. ": proj_size is not supported yet (LSTM projections)")
+    local proj_size = opts.proj_size or 0
+    if math.type(proj_size) ~= "integer" or proj_size < 0 then
+      raise(string.format("%s: proj_size must be a positive integer, or 0 to disable projections, got %s",
+        op, tostring(proj_size)))
+    end
+    if proj_size ~= 0 and kind ~= "LSTM" then
+      raise(op .. ": proj_size is only supported for LSTM, not RNN or GRU")
+    end
+    if proj_size >= hidden_size and proj_size ~= 0 then
+      raise(string.format("%s: proj_size (%d) must be smaller than hidden_size (%d)", op, proj_size, hidden_size))
     end
     local nonlinearity = opts.nonlinearity or "tanh"
     if kind == "RNN" then check_nonlinearity(nonlinearity, op) end
@@ -354,22 +403,27 @@ return function(nn)
     self.nonlinearity = kind == "RNN" and nonlinearity or nil
     self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
     self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, dropout, bidirectional
-    self.proj_size = 0
+    self.proj_size = proj_size
     local dtype = opts.dtype or "float32"
     local G = gates[kind] * hidden_size
+    local real_hidden = proj_size > 0 and proj_size or hidden_size -- the size of h
     self._names = {}
     local directions = bidirectional and 2 or 1
     for layer = 0, num_layers - 1 do
       for direction = 0, directions - 1 do
         local suffix = "_l" .. layer .. (direction == 1 and "_reverse" or "")
-        local layer_input = layer == 0 and input_size or hidden_size * directions
+        local layer_input = layer == 0 and input_size or real_hidden * directions
         local names = {"weight_ih" .. suffix, "weight_hh" .. suffix}
         self[names[1]] = nn.Parameter(nn.empty(G, layer_input, {dtype = dtype}))
-        self[names[2]] = nn.Parameter(nn.empty(G, hidden_size, {dtype = dtype}))
+        self[names[2]] = nn.Parameter(nn.empty(G, real_hidden, {dtype = dtype}))
         if bias then
           names[3], names[4] = "bias_ih" .. suffix, "bias_hh" .. suffix
           self[names[3]] = nn.Parameter(nn.empty(G, {dtype = dtype}))
           self[names[4]] = nn.Parameter(nn.empty(G, {dtype = dtype}))
+        end
+        if proj_size > 0 then -- after the biases, as PyTorch registers it
+          names.weight_hr = "weight_hr" .. suffix
+          self[names.weight_hr] = nn.Parameter(nn.empty(proj_size, hidden_size, {dtype = dtype}))
         end
         self._names[#self._names + 1] = names
       end
@@ -387,6 +441,7 @@ return function(nn)
 
   function RNNBase:extra_repr()
     local s = string.format("%d, %d", self.input_size, self.hidden_size)
+    if (self.proj_size or 0) ~= 0 then s = s .. ", proj_size=" .. self.proj_size end
     if self.num_layers ~= 1 then s = s .. ", num_layers=" .. self.num_layers end
     if not self.bias then s = s .. ", bias=False" end
     if self.batch_first then s = s .. ", batch_first=True" end
@@ -396,9 +451,9 @@ return function(nn)
   end
 
   -- the (L D) x B x H initial state named what, from hx's entry or zeros
-  local function initial_state(self, op, given, what, B, unbatched, like)
+  -- (H: h0's size is proj_size in an LSTM with projections)
+  local function initial_state(self, op, given, what, B, unbatched, like, H)
     local LD = self.num_layers * (self.bidirectional and 2 or 1)
-    local H = self.hidden_size
     if given == nil then return nn.zeros({LD, B, H}, {dtype = like.dtype, device = like.device}) end
     check_tensor(given, what, op)
     local want = unbatched and {LD, H} or {LD, B, H}
@@ -468,10 +523,11 @@ return function(nn)
       if hx ~= nil and (type(hx) ~= "table" or nn.is_tensor(hx) or #hx ~= 2) then
         raise(op .. ": the initial state must be a table {h0, c0}")
       end
-      h0 = initial_state(self, op, hx and hx[1], "h0", B, unbatched, data)
-      c0 = initial_state(self, op, hx and hx[2], "c0", B, unbatched, data)
+      local P = self.proj_size > 0 and self.proj_size or self.hidden_size
+      h0 = initial_state(self, op, hx and hx[1], "h0", B, unbatched, data, P)
+      c0 = initial_state(self, op, hx and hx[2], "c0", B, unbatched, data, self.hidden_size)
     else
-      h0 = initial_state(self, op, hx, "h0", B, unbatched, data)
+      h0 = initial_state(self, op, hx, "h0", B, unbatched, data, self.hidden_size)
     end
     if packed and input.sorted_indices then
       local order = input.sorted_indices:to(data.device)
@@ -480,14 +536,29 @@ return function(nn)
     end
     local directions = self.bidirectional and 2 or 1
     local hn, cn, x = {}, {}, data
+    local step_rows -- each step's rows, as a Lua list, for the projected LSTM
+    if self.proj_size > 0 then
+      if packed then
+        step_rows = input._sizes
+      else
+        step_rows = {}
+        for t = 1, T do step_rows[t] = B end
+      end
+    end
     for layer = 1, self.num_layers do
       local outs = {}
       for direction = 1, directions do
         local idx = (layer - 1) * directions + direction
         local names = self._names[idx]
         local b_ih, b_hh = names[3] and self[names[3]], names[4] and self[names[4]]
-        local seq, h, c = run_layer(self.mode, x, self[names[1]], self[names[2]], b_ih, b_hh,
-          h0:select(1, idx), c0 and c0:select(1, idx), sizes.tensor, total, direction == 2)
+        local seq, h, c
+        if names.weight_hr then
+          seq, h, c = run_projected_layer(x, self[names[1]], self[names[2]], b_ih, b_hh, self[names.weight_hr],
+            h0:select(1, idx), c0:select(1, idx), step_rows, direction == 2)
+        else
+          seq, h, c = run_layer(self.mode, x, self[names[1]], self[names[2]], b_ih, b_hh,
+            h0:select(1, idx), c0 and c0:select(1, idx), sizes.tensor, total, direction == 2)
+        end
         outs[direction], hn[idx], cn[idx] = seq, h, c
       end
       x = directions == 2 and nn.cat(outs, 2) or outs[1]
@@ -505,7 +576,7 @@ return function(nn)
         if c_n then c_n = c_n:index_select(2, back) end
       end
     else
-      output = x:view(T, B, directions * self.hidden_size)
+      output = x:view(T, B, -1)
       if self.batch_first then output = output:transpose(1, 2) end
       if unbatched then
         output = output:squeeze(self.batch_first and 1 or 2)
@@ -529,10 +600,13 @@ return function(nn)
   end
 
   --- nn.LSTM(input_size, hidden_size [, num_layers] [, {num_layers =, bias = true, batch_first = false,
-  -- dropout = 0, bidirectional = false, dtype =}]): long short-term memory
+  -- dropout = 0, bidirectional = false, proj_size = 0, dtype =}]): long short-term memory
   -- (gates i, f, g, o in PyTorch's order and layout: weight_ih_l0 is 4
   -- hidden_size x input_size). output, {h_n, c_n} = m(input [, {h0, c0}]).
-  -- proj_size is not supported.
+  -- proj_size > 0 (below hidden_size) projects each h to proj_size values,
+  -- h_t = weight_hr (o_t * tanh(c_t)): weight_hr_l0 is proj_size x
+  -- hidden_size, h0, h_n and the output have proj_size features, c0 and
+  -- c_n hidden_size. Its steps are ops rather than the fused kernel.
   local LSTM = RNNBase:extend("LSTM")
   nn.LSTM = LSTM
   function LSTM:init(input_size, hidden_size, num_layers, opts)

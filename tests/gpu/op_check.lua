@@ -28,7 +28,7 @@ local function view(base, strided)
   return base:transpose(base:dim() - 1, base:dim())
 end
 
-local function compare(got, want, dtype, what)
+local function compare(got, want, dtype, what, own_tolerance)
   if got.dtype ~= want.dtype then error(what .. ": dtype " .. got.dtype .. ", expected " .. want.dtype, 0) end
   h.same(got:size(), want:size(), what .. " shape")
   local g, w = got:cpu():double():reshape(-1):totable(), want:double():reshape(-1):totable()
@@ -36,7 +36,7 @@ local function compare(got, want, dtype, what)
     h.same(g, w, what)
     return
   end
-  local tol = tolerance[dtype]
+  local tol = own_tolerance or tolerance[dtype]
   for i = 1, #w do
     local a, b = g[i], w[i]
     if not (a == b or (a ~= a and b ~= b)) then
@@ -87,10 +87,10 @@ local function case(e, dtype, shapes, strided_on)
   local want, want_grads = run(e, leaves, strided, labels, g, "cpu")
   local got, got_grads = run(e, leaves, strided, labels, g, device)
   if got.device ~= device then error("the result is on " .. got.device, 0) end
-  compare(got, want, dtype, "value")
+  compare(got, want, dtype, "value", e.tolerance)
   for k in ipairs(want_grads) do
     if got_grads[k].device ~= device then error("input " .. k .. "'s gradient is on " .. got_grads[k].device, 0) end
-    compare(got_grads[k], want_grads[k], dtype, "gradient of input " .. k)
+    compare(got_grads[k], want_grads[k], dtype, "gradient of input " .. k, e.tolerance)
   end
 end
 

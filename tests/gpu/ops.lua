@@ -13,6 +13,8 @@
 --   labels   cross-entropy's and NLL's: an int64 target of that many
 --            classes, given after the inputs
 --   dtypes   default {"float32", "float64"}
+--   tolerance  {rel =, abs =} in place of the dtype's (half results: GPU
+--            sums in another order may round to a neighbouring half value)
 -- Every input is also checked strided (a transposed view) when it has two
 -- dims or more.
 local F = nn.F
@@ -293,5 +295,51 @@ for _, name in ipairs {"hardswish", "celu", "softshrink", "hardshrink", "tanhshr
   op {name = name, shapes = {{6, 9}}, fn = function(x) return F[name](x) end}
 end
 op {name = "threshold", shapes = {{6, 9}}, fn = function(x) return F.threshold(x, 0.1, -2) end}
+
+-- half products, losses and optimizer steps (issue 12: half.c takes the
+-- operands to float32, so CUDA's half products are float32 cuBLAS GEMMs)
+local HALF_TOLERANCE = {float16 = {rel = 2e-3, abs = 1e-3}, bfloat16 = {rel = 1.6e-2, abs = 1e-2}}
+for _, d in ipairs {"float16", "bfloat16"} do
+  local function op_half(e) e.tolerance = HALF_TOLERANCE[d]; op(e) end
+  op_half {name = d .. " matmul", shapes = {{5, 7}, {7, 3}},
+      fn = function(a, b) return a:to(d):matmul(b:to(d)):to(a.dtype) end}
+  op_half {name = d .. " bmm", shapes = {{2, 5, 7}, {2, 7, 3}},
+      fn = function(a, b) return nn.bmm(a:to(d), b:to(d)):to(a.dtype) end}
+  op_half {name = d .. " linear", shapes = {{5, 7}, {4, 7}, {4}},
+      fn = function(x, w, b) return F.linear(x:to(d), w:to(d), b:to(d)):to(x.dtype) end}
+  op_half {name = d .. " mse_loss", shapes = {{5, 7}, {5, 7}},
+      fn = function(x, y) return F.mse_loss(x:to(d), y:to(d)):to(x.dtype) end}
+  op_half {name = d .. " cross_entropy", shapes = {{6, 4}}, labels = 4,
+      fn = function(x, t) return F.cross_entropy(x:to(d), t):to(x.dtype) end}
+  op_half {name = d .. " adam step", shapes = {{5, 7}, {5, 7}}, grad = false, fn = function(x, g)
+    local p = x:detach():to(d):requires_grad_(true)
+    local opt = nn.optim.Adam({p}, {lr = 0.01})
+    for _ = 1, 2 do p.grad = g:detach():to(d); opt:step() end
+    return p:detach():to(x.dtype)
+  end}
+end
+
+-- floor division (issue 12): floats, integers, half types (a truncating
+-- division rounds its quotient to the half type first)
+op {name = "floor_divide", shapes = {{4, 6}, {4, 6}}, grad = false, fn = function(a, b) return a // (b + 3) end}
+op {name = "number // tensor", shapes = {{4, 6}}, grad = false, fn = function(a) return 7 // (a + 3) end}
+op {name = "int64 floor_divide", shapes = {{4, 6}, {4, 6}}, grad = false,
+    fn = function(a, b) return ((a * 50):long() // ((b + 3) * 3):long()):to(a.dtype) end}
+op {name = "float16 div trunc", shapes = {{4, 6}, {4, 6}}, grad = false,
+    fn = function(a, b) return (a * 9):half():div((b + 3):half(), {rounding_mode = "trunc"}):to(a.dtype) end}
+
+-- issue 13's LSTM projections and attention's added keys (modules made on
+-- the CPU after one seed, then moved)
+op {name = "lstm proj_size", shapes = {{4, 2, 3}}, fn = function(x)
+  nn.manual_seed(3)
+  local m = nn.LSTM(3, 5, {proj_size = 2, bidirectional = true, dtype = x.dtype}):to(x.device)
+  local out, state = m(x)
+  return out:sum() + state[1]:sum() + state[2]:sum()
+end}
+op {name = "multihead add_bias_kv add_zero_attn", shapes = {{3, 2, 4}}, fn = function(x)
+  nn.manual_seed(5)
+  local m = nn.MultiheadAttention(4, 2, {add_bias_kv = true, add_zero_attn = true, dtype = x.dtype}):to(x.device)
+  return (m(x, x, x))
+end}
 
 return ops

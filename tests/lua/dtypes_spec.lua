@@ -173,8 +173,8 @@ describe("dtype errors", function()
     expect_error(function() nn.zeros(2, {dtype = "int128"}) end, "unknown dtype 'int128'", "uint8", "bfloat16")
     expect_error(function() nn.zeros(2):to("complex64") end, "to:", "complex64")
     expect_error(function() nn.ones(2, {dtype = "int8"}):mean() end, "mean:", "int8")
-    expect_error(function() nn.ones(2, 2, {dtype = "float16"}):matmul(nn.ones(2, 2, {dtype = "float16"})) end,
-      "float32 or both float64", "float16")
+    expect_error(function() nn.ones(2, 2, {dtype = "int32"}):matmul(nn.ones(2, 2, {dtype = "int32"})) end,
+      "matmul: operands must have the same floating dtype", "int32")
     expect_error(function() nn.ones(2, {dtype = "int8"}):add_(0.5) end, "float32", "int8")
   end)
 end)

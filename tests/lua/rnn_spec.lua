@@ -226,7 +226,7 @@ describe("recurrent layers refuse misuse", function()
     expect_error(function() nn.LSTM(4, 0) end, "LSTM: hidden_size must be a positive integer")
     expect_error(function() nn.RNN(4, 3, {nonlinearity = "sigmoid"}) end, "RNN: nonlinearity must be 'tanh' or 'relu'")
     expect_error(function() nn.GRU(4, 3, {dropuot = 0.1}) end, "GRU: unknown option 'dropuot'")
-    expect_error(function() nn.LSTM(4, 3, {proj_size = 2}) end, "proj_size is not supported")
+    expect_error(function() nn.LSTM(4, 3, {proj_size = 3}) end, "proj_size (3) must be smaller than hidden_size (3)")
   end)
 
   it("the engine's checks of its own arguments", function()

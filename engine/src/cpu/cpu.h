@@ -114,6 +114,8 @@ int nn_cpu_scatter_line(const nn_reduce_geom *r, int64_t stride);
 void nn_cpu_set_num_threads(int n);
 int nn_cpu_get_num_threads(void);
 int nn_cpu_gemm(const nn_gemm_args *a);
+/* gemm_half.c: the table's entry, float16 and bfloat16 too */
+int nn_cpu_gemm_dtypes(const nn_gemm_args *a);
 
 /* loss.c */
 int nn_cpu_loss(const nn_loss_args *a);

@@ -23,8 +23,8 @@ static inline double scalar_apply(const binary_ctx *k, double x) {
   return k->op == NN_POW ? nn_pow_number(x, k->scalar) : nn_binary_apply(k->op, x, k->scalar);
 }
 static inline float scalar_apply_f(const binary_ctx *k, float x, float s) {
-  if (k->scalar_first) return nn_binary_apply_f(k->op, s, x);
-  return k->op == NN_POW ? nn_pow_number_f(x, s) : nn_binary_apply_f(k->op, x, s);
+  if (k->scalar_first) return nn_binary_apply_in(k->compute, k->op, s, x);
+  return k->op == NN_POW ? nn_pow_number_f(x, s) : nn_binary_apply_in(k->compute, k->op, x, s);
 }
 
 /* Any dtypes: each element converted to the compute dtype, computed there
@@ -37,7 +37,7 @@ static void binary_mixed(const binary_ctx *k, int64_t n, char **data, const int6
     float s = (float)nn_round_to(k->compute, k->scalar);
     for (int64_t i = 0; i < n; i++) {
       float x = (float)nn_load(k->a, data[1], i * st[1]);
-      float v = k->has_b ? nn_binary_apply_f(k->op, x, (float)nn_load(k->b, data[2], i * st[2]))
+      float v = k->has_b ? nn_binary_apply_in(k->compute, k->op, x, (float)nn_load(k->b, data[2], i * st[2]))
                          : scalar_apply_f(k, x, s);
       nn_store(k->out, data[0], i * st[0], v);
     }
@@ -95,7 +95,8 @@ static void binary_inner(void *vctx, int64_t n, char **data, const int64_t *st) 
 static int binary_status(const binary_ctx *k) {
   if (!*k->divided_by_zero) return 0;
   nn_error_set("%s: integer division by zero (ZeroDivisionError)",
-               k->op == NN_FMOD ? "fmod" : "remainder");
+               k->op == NN_FMOD ? "fmod" : k->op == NN_REMAINDER ? "remainder"
+               : k->op == NN_FLOOR_DIVIDE ? "floor_divide" : "div");
   return -1;
 }
 

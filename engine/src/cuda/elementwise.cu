@@ -19,8 +19,8 @@ struct binary_op {
     return op == NN_POW ? nn_pow_number(x, scalar) : nn_binary_apply(op, x, scalar);
   }
   __device__ float with_number_f(float x, float s) const {
-    if (scalar_first) return nn_binary_apply_f(op, s, x);
-    return op == NN_POW ? nn_pow_number_f(x, s) : nn_binary_apply_f(op, x, s);
+    if (scalar_first) return nn_binary_apply_in(compute, op, s, x);
+    return op == NN_POW ? nn_pow_number_f(x, s) : nn_binary_apply_in(compute, op, x, s);
   }
 
   template <typename I> __device__ __forceinline__ void operator()(const nn_iter &it, const I *off) const {
@@ -33,7 +33,7 @@ struct binary_op {
       /* the half types in float32, on a number rounded to their precision,
          as the CPU's loops */
       float x = (float)nn_load(a, it.data[1], off[1]);
-      float v = has_b ? nn_binary_apply_f(op, x, (float)nn_load(b, it.data[2], off[2]))
+      float v = has_b ? nn_binary_apply_in(compute, op, x, (float)nn_load(b, it.data[2], off[2]))
                       : with_number_f(x, (float)nn_round_to(compute, scalar));
       nn_store(o, it.data[0], off[0], v);
     } else if (compute == NN_FLOAT64) {

@@ -1,4 +1,5 @@
-/* cuda/gemm.cu: batched matrix products through cuBLAS.
+/* cuda/gemm.cu: batched matrix products through cuBLAS (float16 and
+ * bfloat16 through GemmEx, computing in float32).
  *
  * cuBLAS is column-major and the engine row-major: a row-major m x n C is
  * a column-major n x m C^T, and C^T = B^T A^T, so every product is handed
@@ -59,6 +60,7 @@ static int cublas_layout(int64_t rows, int64_t cols, int64_t s0, int64_t s1, int
 struct pack_op {
   template <typename I> __device__ __forceinline__ void operator()(const nn_iter &it, const I *off) const {
     if (it.dtype[0] == NN_FLOAT32) ((uint32_t *)it.data[0])[off[0]] = ((const uint32_t *)it.data[1])[off[1]];
+    else if (nn_half_dtype(it.dtype[0])) ((uint16_t *)it.data[0])[off[0]] = ((const uint16_t *)it.data[1])[off[1]];
     else ((uint64_t *)it.data[0])[off[0]] = ((const uint64_t *)it.data[1])[off[1]];
   }
 };
@@ -99,7 +101,11 @@ struct rows_op {
   const char *bias;
   double beta;
   template <typename I> __device__ __forceinline__ void operator()(const nn_iter &it, const I *off) const {
-    if (bias) {
+    if (nn_half_dtype(dtype)) { /* the bits of a half bias; beta c in float32, rounded */
+      uint16_t *c = (uint16_t *)it.data[0] + off[0];
+      if (bias) *c = ((const uint16_t *)bias)[off[1]];
+      else nn_store(dtype, c, 0, beta == 0 ? 0.0 : (double)((float)nn_load(dtype, c, 0) * (float)beta));
+    } else if (bias) {
       if (dtype == NN_FLOAT32) ((float *)it.data[0])[off[0]] = ((const float *)bias)[off[1]];
       else ((double *)it.data[0])[off[0]] = ((const double *)bias)[off[1]];
     } else if (dtype == NN_FLOAT32) {
@@ -169,6 +175,18 @@ static int cuda_gemm(const nn_gemm_args *g) {
         s = cublasSgemmStridedBatched(h, opb, opa, n, m, k, &alpha, (const float *)pb, ib, sb,
                                       (const float *)pa, ia, sa, &fbeta, (float *)g->c.data, ic,
                                       g->c.batch_stride, (int)g->batch);
+    } else if (nn_half_dtype(g->dtype)) {
+      /* half operands and result, float32 products and sums (PyTorch's
+         CUDA half GEMMs): the result is rounded once */
+      float alpha = (float)g->alpha, fbeta = (float)beta;
+      cudaDataType t = g->dtype == NN_FLOAT16 ? CUDA_R_16F : CUDA_R_16BF;
+      if (g->batch == 1)
+        s = cublasGemmEx(h, opb, opa, n, m, k, &alpha, pb, t, ib, pa, t, ia, &fbeta, g->c.data, t, ic,
+                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+      else
+        s = cublasGemmStridedBatchedEx(h, opb, opa, n, m, k, &alpha, pb, t, ib, sb, pa, t, ia, sa, &fbeta,
+                                       g->c.data, t, ic, g->c.batch_stride, (int)g->batch,
+                                       CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     } else {
       double alpha = g->alpha;
       if (g->batch == 1)

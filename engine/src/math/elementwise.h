@@ -6,6 +6,7 @@
 #define NN_MATH_ELEMENTWISE_H
 
 #include "backend.h"
+#include "math/dtype.h"
 #include "math/exp.h"
 
 /* ---- binary ---------------------------------------------------------- */
@@ -34,6 +35,29 @@ NN_HD static inline float nn_remainder_f(float x, float y) {
   return m != 0 && ((y < 0) != (m < 0)) ? m + y : m;
 }
 
+/* PyTorch's floor division of floats (c10's div_floor_floating, Python's
+   float //): from fmod's exact remainder, (x - mod) / y is a whole number
+   up to rounding; one less where the remainder's sign differs from y's;
+   then floored, and rounded up where the rounding left it over a half
+   below. A zero quotient takes the sign of x / y; a zero divisor gives
+   IEEE's x / y. */
+NN_HD static inline double nn_floor_divide(double x, double y) {
+  if (y == 0) return x / y;
+  double mod = fmod(x, y), div = (x - mod) / y;
+  if (mod != 0 && (y < 0) != (mod < 0)) div -= 1;
+  if (div == 0) return copysign(0.0, x / y);
+  double f = floor(div);
+  return div - f > 0.5 ? f + 1 : f;
+}
+NN_HD static inline float nn_floor_divide_f(float x, float y) {
+  if (y == 0) return x / y;
+  float mod = nn_fmod_f(x, y), div = (x - mod) / y;
+  if (mod != 0 && (y < 0) != (mod < 0)) div -= 1;
+  if (div == 0) return copysignf(0.0f, x / y);
+  float f = floorf(div);
+  return div - f > 0.5f ? f + 1 : f;
+}
+
 NN_HD static inline double nn_binary_apply(nn_binary_op op, double x, double y) {
   switch (op) {
   case NN_ADD: return x + y;
@@ -54,6 +78,8 @@ NN_HD static inline double nn_binary_apply(nn_binary_op op, double x, double y) 
   case NN_LOGICAL_AND: return x != 0 && y != 0;
   case NN_LOGICAL_OR: return x != 0 || y != 0;
   case NN_LOGICAL_XOR: return (x != 0) != (y != 0);
+  case NN_FLOOR_DIVIDE: return nn_floor_divide(x, y);
+  case NN_TRUNC_DIVIDE: return trunc(x / y);
   default: return x != y;
   }
 }
@@ -68,8 +94,19 @@ NN_HD static inline float nn_binary_apply_f(nn_binary_op op, float x, float y) {
   case NN_ATAN2: return atan2f(x, y);
   case NN_FMOD: return nn_fmod_f(x, y);
   case NN_REMAINDER: return nn_remainder_f(x, y);
+  case NN_FLOOR_DIVIDE: return nn_floor_divide_f(x, y);
+  case NN_TRUNC_DIVIDE: return truncf(x / y);
   default: return (float)nn_binary_apply(op, x, y);
   }
+}
+
+/* op in float for compute float32 or a half type: PyTorch's half kernels
+   round the quotient of a truncating division to the half type before
+   truncating it (7.5 / -0.30005 is -24.996, -25 in float16), where the
+   other ops round their result only. */
+NN_HD static inline float nn_binary_apply_in(nn_dtype compute, nn_binary_op op, float x, float y) {
+  if (op == NN_TRUNC_DIVIDE && nn_half_dtype(compute)) return truncf((float)nn_round_to(compute, x / y));
+  return nn_binary_apply_f(op, x, y);
 }
 
 /* x to the power of a number: PyTorch's pow_tensor_scalar computes these
@@ -129,13 +166,22 @@ NN_HD static inline int64_t nn_integer_apply(nn_binary_op op, int64_t x, int64_t
   case NN_LOGICAL_AND: return x != 0 && y != 0;
   case NN_LOGICAL_OR: return x != 0 || y != 0;
   case NN_LOGICAL_XOR: return (x != 0) != (y != 0);
+  /* the lowest integer over -1 wraps to itself, as two's complement does
+     (C's / traps there, and PyTorch 1.13 dies of SIGFPE) */
+  case NN_TRUNC_DIVIDE: return y == 0 ? 0 : y == -1 ? nn_wrap_integer(0 - (uint64_t)x) : x / y;
+  case NN_FLOOR_DIVIDE: {
+    if (y == 0) return 0;
+    if (y == -1) return nn_wrap_integer(0 - (uint64_t)x);
+    int64_t q = x / y;
+    return (x % y != 0 && (x < 0) != (y < 0)) ? q - 1 : q;
+  }
   default: return x != y; /* NN_DIV and NN_ATAN2 never compute in integers */
   }
 }
 
 /* Integer fmod and remainder by zero: PyTorch raises ZeroDivisionError. */
 NN_HD static inline int nn_integer_divides(nn_binary_op op) {
-  return op == NN_FMOD || op == NN_REMAINDER;
+  return op == NN_FMOD || op == NN_REMAINDER || op == NN_FLOOR_DIVIDE || op == NN_TRUNC_DIVIDE;
 }
 
 /* ---- unary ----------------------------------------------------------- */
