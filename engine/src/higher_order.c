@@ -403,3 +403,43 @@ int nn_loss_backward_graph(const nn_loss_spec *spec, nn_tensor *g, nn_tensor *x,
   finish(&e, NULL);
   return 0;
 }
+
+/* cross_entropy and nll_loss over classes (loss.c has the formulas):
+   dl/dlp broadcast from g, then log_softmax's backward for logits */
+int nn_class_loss_backward_graph(int from_logits, int probabilities, int reduction,
+                                 double smoothing, nn_tensor *g, nn_tensor *x, nn_tensor *y,
+                                 nn_tensor *coef, int need_x, int need_y, nn_tensor **gx,
+                                 nn_tensor **gy) {
+  *gx = *gy = NULL;
+  expr e = {{NULL}, 0};
+  int cdim = x->ndim > 1 ? 1 : 0;
+  int64_t classes = x->size[cdim], kept[NN_MAX_DIMS], across[NN_MAX_DIMS];
+  for (int d = 0; d < x->ndim; d++) kept[d] = x->size[d], across[d] = 1;
+  kept[cdim] = 1, across[cdim] = classes;
+  /* g per position gets a class dim of 1 */
+  nn_tensor *gb = reduction == NN_REDUCTION_NONE && x->ndim > 1 ? keep(&e, nn_reshape(g, x->ndim, kept)) : g;
+  nn_tensor *dlp;
+  if (!probabilities) {
+    dlp = mul(&e, gb, coef);
+  } else {
+    if (reduction == NN_REDUCTION_MEAN) /* PyTorch divides by the positions */
+      gb = num(&e, NN_DIV, gb, classes ? (double)(nn_numel(x) / classes) : 1.0);
+    nn_tensor *gw = coef && gb ? mul(&e, gb, keep(&e, nn_reshape(coef, x->ndim, across))) : gb;
+    nn_tensor *ys = smoothing != 0 ? num(&e, NN_ADD, num(&e, NN_MUL, y, 1 - smoothing), smoothing / (double)classes) : y;
+    dlp = un(&e, NN_NEG, mul(&e, gw, ys));
+    if (need_y) {
+      nn_tensor *lp = keep(&e, nn_softmax(x, cdim, 1));
+      if (!(*gy = mul(&e, num(&e, NN_MUL, gw, -(1 - smoothing)), lp))) return finish(&e, NULL), -1;
+    }
+  }
+  if (need_x) {
+    if (from_logits && dlp) {
+      nn_tensor *total = keep(&e, nn_sum_dims(dlp, 1u << cdim, 1, 0));
+      dlp = bin(&e, NN_SUB, dlp, mul(&e, keep(&e, nn_softmax(x, cdim, 0)), total));
+    }
+    if (!(*gx = dlp)) return finish(&e, NULL), -1;
+  }
+  nn_retain(*gx), nn_retain(*gy);
+  finish(&e, NULL);
+  return 0;
+}

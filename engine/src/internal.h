@@ -298,6 +298,12 @@ nn_tensor *nn_scatter_line_backward_graph(nn_tensor *g, nn_tensor *indices, int 
                                           const int64_t *size);
 int nn_loss_backward_graph(const nn_loss_spec *spec, nn_tensor *g, nn_tensor *x, nn_tensor *y,
                            int need_x, int need_y, nn_tensor **gx, nn_tensor **gy);
+/* cross_entropy (from_logits) and nll_loss: coef is dl/dlp for a gradient
+   of ones (labels) or the class weights (probabilities; NULL: none). */
+int nn_class_loss_backward_graph(int from_logits, int probabilities, int reduction,
+                                 double smoothing, nn_tensor *g, nn_tensor *x, nn_tensor *y,
+                                 nn_tensor *coef, int need_x, int need_y, nn_tensor **gx,
+                                 nn_tensor **gy);
 /* True when a backward op must take its recorded form: a pass records
    itself and one of the operands needs a gradient. */
 static inline int nn_backward_records(nn_tensor *a, nn_tensor *b, nn_tensor *c) {

