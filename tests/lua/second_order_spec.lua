@@ -42,6 +42,15 @@ case("cross_entropy (N, C, d1, d2)", function(x)
 end, {2, 3, 2, 2})
 case("cross_entropy (C)", function(x) return nn.F.cross_entropy(x, int64(2)) end, {3})
 
+case("conv2d with stride, padding, dilation, groups", function(x, w, b)
+  return nn.F.conv2d(x, w, b, {stride = {2, 1}, padding = {1, 2}, dilation = {1, 2}, groups = 2})
+end, {2, 4, 5, 6}, {6, 2, 3, 2}, {6})
+case("conv_transpose2d", function(x, w, b)
+  return nn.F.conv_transpose2d(x, w, b, {stride = 2, padding = 1, output_padding = 1})
+end, {2, 4, 3, 4}, {4, 3, 2, 3}, {3})
+case("conv1d with padding same", function(x, w) return nn.F.conv1d(x, w, nil, {padding = "same"}) end,
+     {2, 3, 7}, {4, 3, 4})
+
 describe("second-order gradients", function()
   for _, c in ipairs(cases) do
     it("pass nn.gradgradcheck: " .. c[1], function()
@@ -52,4 +61,12 @@ describe("second-order gradients", function()
     end)
   end
 
+  it("reach the third order through convolution", function()
+    nn.manual_seed(3)
+    local x, w = input({1, 2, 4, 4}), input({2, 2, 2, 2})
+    assert.is_true(nn.gradgradcheck(function(a, b)
+      local g = nn.autograd.grad((nn.F.conv2d(a, b) ^ 2):sum(), {a, b}, {create_graph = true})
+      return (g[1] ^ 2):sum() + (g[2] ^ 2):sum()
+    end, {x, w}))
+  end)
 end)
