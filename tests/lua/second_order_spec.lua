@@ -51,6 +51,26 @@ end, {2, 4, 3, 4}, {4, 3, 2, 3}, {3})
 case("conv1d with padding same", function(x, w) return nn.F.conv1d(x, w, nil, {padding = "same"}) end,
      {2, 3, 7}, {4, 3, 4})
 
+local image = {2, 3, 5, 6}
+case("max_pool2d", function(x) return nn.F.max_pool2d(x, 3, {stride = 2, padding = 1}) * x:sum() end, image)
+case("max_pool2d, overlapping windows", function(x) return nn.F.max_pool2d(x * x, 2, {stride = 1}) end, image)
+case("max_pool2d, dilation, ceil_mode", function(x) return nn.F.max_pool2d(x, 2, {dilation = 2, ceil_mode = true}) end, image)
+case("avg_pool2d", function(x)
+  return nn.F.avg_pool2d(x * x, 3, {stride = 2, padding = 1, count_include_pad = false})
+end, image)
+case("avg_pool2d, ceil_mode, divisor_override", function(x)
+  return nn.F.avg_pool2d(x * x, 2, {ceil_mode = true, divisor_override = 3})
+end, image)
+case("adaptive_avg_pool2d", function(x) return nn.F.adaptive_avg_pool2d(x * x, {3, 4}) end, image)
+case("adaptive_max_pool2d", function(x) return nn.F.adaptive_max_pool2d(x * x, {3, 4}) end, image)
+case("max_pool1d", function(x) return nn.F.max_pool1d(x * x, 2) end, {2, 3, 7})
+case("avg_pool1d", function(x) return nn.F.avg_pool1d(x * x, 2) end, {2, 3, 7})
+case("interpolate nearest", function(x) return nn.F.interpolate(x * x, nil, 2) end, image)
+case("interpolate bilinear", function(x) return nn.F.interpolate(x * x, {7, 9}, nil, "bilinear") end, image)
+case("interpolate bilinear, align_corners", function(x)
+  return nn.F.interpolate(x * x, {7, 9}, nil, "bilinear", true)
+end, image)
+
 describe("second-order gradients", function()
   for _, c in ipairs(cases) do
     it("pass nn.gradgradcheck: " .. c[1], function()
@@ -60,6 +80,14 @@ describe("second-order gradients", function()
       assert.is_true(nn.gradgradcheck(c[2], inputs))
     end)
   end
+
+  it("reach the third order through average pooling", function()
+    nn.manual_seed(3)
+    assert.is_true(nn.gradgradcheck(function(a)
+      local g = nn.autograd.grad((nn.F.avg_pool2d(a, 2) ^ 3):sum(), a, {create_graph = true})[1]
+      return (g ^ 2):sum()
+    end, {input({1, 2, 4, 4})}))
+  end)
 
   it("reach the third order through convolution", function()
     nn.manual_seed(3)
