@@ -443,3 +443,62 @@ int nn_class_loss_backward_graph(int from_logits, int probabilities, int reducti
   finish(&e, NULL);
   return 0;
 }
+
+/* ---- batch_norm ------------------------------------------------------------ */
+/* PyTorch's batchnorm_double_backward's first derivative, from fronts; per
+   channel (dim 1) over the other dims:
+     xhat = (x - mean) invstd, dw = sum(g xhat), db = sum(g)
+     training: dx = invstd (gw - mean(gw) - xhat mean(gw xhat)), gw = g w
+     else:     dx = gw invstd */
+int nn_batch_norm_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *w, nn_tensor *stats,
+                                 int training, double eps, const int *need, nn_tensor **grads) {
+  grads[0] = grads[1] = grads[2] = NULL;
+  expr e = {{NULL}, 0};
+  unsigned across = ((1u << x->ndim) - 1) & ~2u; /* every dim but the channels' */
+  int64_t channels = x->size[1], shape[NN_MAX_DIMS];
+  for (int d = 0; d < x->ndim; d++) shape[d] = d == 1 ? channels : 1;
+  nn_tensor *mean, *invstd;
+  if (training) {
+    mean = keep(&e, nn_sum_dims(x, across, 1, 1));
+    nn_tensor *centred = bin(&e, NN_SUB, x, mean);
+    nn_tensor *var = centred ? keep(&e, nn_sum_dims(keep(&e, nn_binary(NN_MUL, centred, centred)), across, 1, 1)) : NULL;
+    invstd = un(&e, NN_RSQRT, num(&e, NN_ADD, var, eps));
+  } else { /* constants: stats holds the means, then the 1 / sqrt(var + eps) */
+    nn_grad_guard guard = nn_no_grad_begin();
+    nn_tensor *parts[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+      nn_tensor *part = nn_narrow(stats, 0, k * channels, channels);
+      nn_tensor *typed = part ? nn_to_dtype(part, x->dtype) : NULL;
+      parts[k] = typed ? keep(&e, nn_reshape(typed, x->ndim, shape)) : NULL;
+      nn_release(part), nn_release(typed);
+    }
+    nn_no_grad_end(guard);
+    mean = parts[0], invstd = parts[1];
+  }
+  nn_tensor *xhat = mul(&e, bin(&e, NN_SUB, x, mean), invstd);
+  if (need[0]) {
+    nn_tensor *gw = w ? mul(&e, g, keep(&e, nn_reshape(w, x->ndim, shape))) : g;
+    if (training && gw && xhat) {
+      nn_tensor *m1 = keep(&e, nn_sum_dims(gw, across, 1, 1));
+      nn_tensor *gx = mul(&e, gw, xhat);
+      nn_tensor *m2 = gx ? keep(&e, nn_sum_dims(gx, across, 1, 1)) : NULL;
+      gw = bin(&e, NN_SUB, bin(&e, NN_SUB, gw, m1), mul(&e, xhat, m2));
+    }
+    grads[0] = mul(&e, gw, invstd);
+  }
+  if (need[1]) {
+    nn_tensor *gx = mul(&e, g, xhat);
+    grads[1] = gx ? keep(&e, nn_sum_dims(gx, across, 0, 0)) : NULL;
+  }
+  if (need[2]) grads[2] = keep(&e, nn_sum_dims(g, across, 0, 0));
+  for (int k = 0; k < 3; k++) {
+    if (need[k] && !grads[k]) {
+      finish(&e, NULL);
+      grads[0] = grads[1] = grads[2] = NULL;
+      return -1;
+    }
+    nn_retain(grads[k]);
+  }
+  finish(&e, NULL);
+  return 0;
+}

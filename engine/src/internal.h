@@ -300,6 +300,11 @@ int nn_loss_backward_graph(const nn_loss_spec *spec, nn_tensor *g, nn_tensor *x,
                            int need_x, int need_y, nn_tensor **gx, nn_tensor **gy);
 /* cross_entropy (from_logits) and nll_loss: coef is dl/dlp for a gradient
    of ones (labels) or the class weights (probabilities; NULL: none). */
+/* batch_norm's gradients (grads[0] x, [1] weight, [2] bias, where need[k]):
+   through the batch's statistics, recomputed from x with eps, when
+   training; else through stats (the running ones, as forward wrote them) */
+int nn_batch_norm_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *w, nn_tensor *stats,
+                                 int training, double eps, const int *need, nn_tensor **grads);
 int nn_class_loss_backward_graph(int from_logits, int probabilities, int reduction,
                                  double smoothing, nn_tensor *g, nn_tensor *x, nn_tensor *y,
                                  nn_tensor *coef, int need_x, int need_y, nn_tensor **gx,

@@ -427,8 +427,17 @@ fail:
   return -1;
 }
 
+/* A node keeps training in ints[0], eps in scalar[0]; saved: x, weight, stats. */
 static int batch_norm_node_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
-  if (nn_recording_backward()) return nn_first_order_only("batch_norm"); /* its kernels record nothing */
+  if (nn_recording_backward()) {
+    /* recorded from fronts (higher_order.c), on the graph's aliases where
+       they need a gradient */
+    nn_tensor *x = node->inputs[0] ? node->inputs[0] : node->saved[0];
+    nn_tensor *w = node->inputs[1] ? node->inputs[1] : node->saved[1];
+    int need[3] = {node->inputs[0] != NULL, node->inputs[1] != NULL, node->inputs[2] != NULL};
+    return nn_batch_norm_backward_graph(g, x, w, node->saved[2], (int)node->ints[0], node->scalar[0],
+                                        need, gi);
+  }
   int need[3] = {node->inputs[0] != NULL, node->inputs[1] != NULL, node->inputs[2] != NULL};
   return batch_norm_backward(g, node->saved[0], node->saved[1], node->saved[2], (int)node->ints[0],
                              need, gi);
@@ -519,6 +528,7 @@ nn_tensor *nn_batch_norm(nn_tensor *x, nn_tensor *weight, nn_tensor *bias,
                                    weight, bias);
     if (!node) goto fail;
     node->ints[0] = training;
+    node->scalar[0] = eps;
     nn_node_save(node, 0, xc);
     if (wc) nn_node_save(node, 1, wc);
     nn_node_save(node, 2, stats);

@@ -71,6 +71,18 @@ case("interpolate bilinear, align_corners", function(x)
   return nn.F.interpolate(x * x, {7, 9}, nil, "bilinear", true)
 end, image)
 
+local running_mean = nn.tensor({0.3, -0.2, 0.5}, {dtype = "float64"})
+local running_var = nn.tensor({0.8, 1.3, 0.6}, {dtype = "float64"})
+case("batch_norm training", function(x, w, b) return nn.F.batch_norm(x, nil, nil, w, b, true) end, {4, 3, 2, 2}, {3}, {3})
+case("batch_norm training, eps, no affine", function(x)
+  return nn.F.batch_norm(x, nil, nil, nil, nil, true, 0.1, 1e-3)
+end, {4, 3, 2, 2})
+case("batch_norm (N, C) with weight", function(x, w) return nn.F.batch_norm(x, nil, nil, w, nil, true) end, {5, 3}, {3})
+case("batch_norm with running statistics", function(x, w, b)
+  return nn.F.batch_norm(x, running_mean, running_var, w, b, false)
+end, {4, 3, 2, 2}, {3}, {3})
+case("instance_norm", function(x) return nn.F.instance_norm(x) end, {2, 3, 2, 3})
+
 describe("second-order gradients", function()
   for _, c in ipairs(cases) do
     it("pass nn.gradgradcheck: " .. c[1], function()
@@ -87,6 +99,14 @@ describe("second-order gradients", function()
       local g = nn.autograd.grad((nn.F.avg_pool2d(a, 2) ^ 3):sum(), a, {create_graph = true})[1]
       return (g ^ 2):sum()
     end, {input({1, 2, 4, 4})}))
+  end)
+
+  it("reach the third order through batch_norm", function()
+    nn.manual_seed(3)
+    assert.is_true(nn.gradgradcheck(function(a, w)
+      local g = nn.autograd.grad((nn.F.batch_norm(a, nil, nil, w, nil, true) ^ 3):sum(), {a, w}, {create_graph = true})
+      return (g[1] ^ 2):sum() + (g[2] ^ 2):sum()
+    end, {input({4, 3, 2, 2}), input({3})}))
   end)
 
   it("reach the third order through convolution", function()
