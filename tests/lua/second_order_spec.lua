@@ -83,6 +83,12 @@ case("batch_norm with running statistics", function(x, w, b)
 end, {4, 3, 2, 2}, {3}, {3})
 case("instance_norm", function(x) return nn.F.instance_norm(x) end, {2, 3, 2, 3})
 
+local rows = int64({{1, 4, 2}, {4, 4, 3}})
+case("embedding", function(w) local e = nn.F.embedding(rows, w); return e * e end, {5, 3})
+case("embedding with padding_idx", function(w)
+  local e = nn.F.embedding(rows, w, {padding_idx = 4}); return e:sin()
+end, {5, 3})
+
 describe("second-order gradients", function()
   for _, c in ipairs(cases) do
     it("pass nn.gradgradcheck: " .. c[1], function()
