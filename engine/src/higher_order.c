@@ -34,6 +34,14 @@ static nn_tensor *finish(expr *e, nn_tensor *result) {
   return result;
 }
 
+/* A failure on the way to two results: each held only by e, so both
+   pointers are cleared as e lets them go. */
+static int fail_pair(expr *e, nn_tensor **a, nn_tensor **b) {
+  finish(e, NULL);
+  *a = *b = NULL;
+  return -1;
+}
+
 static nn_tensor *bin(expr *e, nn_binary_op op, nn_tensor *a, nn_tensor *b) {
   return a && b ? keep(e, nn_binary(op, a, b)) : NULL;
 }
@@ -397,8 +405,8 @@ int nn_loss_backward_graph(const nn_loss_spec *spec, nn_tensor *g, nn_tensor *x,
     break;
   }
   if (!dy && dx) dy = un(&e, NN_NEG, dx); /* a function of x - y */
-  if (need_x && !(*gx = mul(&e, scale, dx))) return finish(&e, NULL), -1;
-  if (need_y && !(*gy = mul(&e, scale, dy))) return finish(&e, NULL), -1;
+  if (need_x && !(*gx = mul(&e, scale, dx))) return fail_pair(&e, gx, gy);
+  if (need_y && !(*gy = mul(&e, scale, dy))) return fail_pair(&e, gx, gy);
   nn_retain(*gx), nn_retain(*gy);
   finish(&e, NULL);
   return 0;
@@ -429,7 +437,7 @@ int nn_class_loss_backward_graph(int from_logits, int probabilities, int reducti
     dlp = un(&e, NN_NEG, mul(&e, gw, ys));
     if (need_y) {
       nn_tensor *lp = keep(&e, nn_softmax(x, cdim, 1));
-      if (!(*gy = mul(&e, num(&e, NN_MUL, gw, -(1 - smoothing)), lp))) return finish(&e, NULL), -1;
+      if (!(*gy = mul(&e, num(&e, NN_MUL, gw, -(1 - smoothing)), lp))) return fail_pair(&e, gx, gy);
     }
   }
   if (need_x) {
@@ -437,7 +445,7 @@ int nn_class_loss_backward_graph(int from_logits, int probabilities, int reducti
       nn_tensor *total = keep(&e, nn_sum_dims(dlp, 1u << cdim, 1, 0));
       dlp = bin(&e, NN_SUB, dlp, mul(&e, keep(&e, nn_softmax(x, cdim, 0)), total));
     }
-    if (!(*gx = dlp)) return finish(&e, NULL), -1;
+    if (!(*gx = dlp)) return fail_pair(&e, gx, gy);
   }
   nn_retain(*gx), nn_retain(*gy);
   finish(&e, NULL);
@@ -491,14 +499,33 @@ int nn_batch_norm_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *w, nn_te
     grads[1] = gx ? keep(&e, nn_sum_dims(gx, across, 0, 0)) : NULL;
   }
   if (need[2]) grads[2] = keep(&e, nn_sum_dims(g, across, 0, 0));
-  for (int k = 0; k < 3; k++) {
-    if (need[k] && !grads[k]) {
-      finish(&e, NULL);
-      grads[0] = grads[1] = grads[2] = NULL;
-      return -1;
-    }
-    nn_retain(grads[k]);
+  int failed = 0;
+  for (int k = 0; k < 3; k++) failed |= need[k] && !grads[k];
+  for (int k = 0; k < 3; k++) failed ? (void)(grads[k] = NULL) : (void)nn_retain(grads[k]);
+  finish(&e, NULL);
+  return failed ? -1 : 0;
+}
+
+/* ---- prelu -------------------------------------------------------------------- */
+/* x > 0: g and no weight gradient; else g w and g x into w's channel
+   (dim 1, or one weight for all) */
+int nn_prelu_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *w, int need_x, int need_w,
+                            nn_tensor **gx, nn_tensor **gw) {
+  *gx = *gw = NULL;
+  expr e = {{NULL}, 0};
+  int64_t shape[NN_MAX_DIMS];
+  for (int d = 0; d < x->ndim; d++) shape[d] = d == 1 ? nn_numel(w) : 1;
+  int per_channel = nn_numel(w) > 1;
+  nn_tensor *wb = per_channel ? keep(&e, nn_reshape(w, x->ndim, shape)) : w;
+  nn_tensor *pos = greater(&e, x, 0), *neg = rnum(&e, NN_SUB, 1, pos);
+  if (need_x && !(*gx = mul(&e, g, bin(&e, NN_ADD, pos, mul(&e, neg, wb)))))
+    return fail_pair(&e, gx, gw);
+  if (need_w) {
+    nn_tensor *part = mul(&e, g, mul(&e, x, neg));
+    nn_tensor *summed = part ? keep(&e, nn_sum_to_shape(part, x->ndim, shape)) : NULL;
+    if (!(*gw = summed ? keep(&e, nn_reshape(summed, w->ndim, w->size)) : NULL)) return fail_pair(&e, gx, gw);
   }
+  nn_retain(*gx), nn_retain(*gw);
   finish(&e, NULL);
   return 0;
 }

@@ -305,6 +305,8 @@ int nn_loss_backward_graph(const nn_loss_spec *spec, nn_tensor *g, nn_tensor *x,
    training; else through stats (the running ones, as forward wrote them) */
 int nn_batch_norm_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *w, nn_tensor *stats,
                                  int training, double eps, const int *need, nn_tensor **grads);
+int nn_prelu_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *w, int need_x, int need_w,
+                            nn_tensor **gx, nn_tensor **gw);
 int nn_class_loss_backward_graph(int from_logits, int probabilities, int reduction,
                                  double smoothing, nn_tensor *g, nn_tensor *x, nn_tensor *y,
                                  nn_tensor *coef, int need_x, int need_y, nn_tensor **gx,

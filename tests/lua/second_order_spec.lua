@@ -89,6 +89,9 @@ case("embedding with padding_idx", function(w)
   local e = nn.F.embedding(rows, w, {padding_idx = 4}); return e:sin()
 end, {5, 3})
 
+case("prelu per channel", function(x, w) return nn.F.prelu(x, w) * x end, {2, 3, 4}, {3})
+case("prelu one weight", function(x, w) return nn.F.prelu(x, w) * w end, {2, 3, 2, 2}, {1})
+
 describe("second-order gradients", function()
   for _, c in ipairs(cases) do
     it("pass nn.gradgradcheck: " .. c[1], function()
