@@ -10,7 +10,7 @@
 #include "internal.h"
 
 /* ---- a small expression: temporaries released together ------------------ */
-#define EXPR_MAX 24
+#define EXPR_MAX 48
 typedef struct {
   nn_tensor *t[EXPR_MAX];
   int n;
@@ -528,4 +528,92 @@ int nn_prelu_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *w, int need_x
   nn_retain(*gx), nn_retain(*gw);
   finish(&e, NULL);
   return 0;
+}
+
+/* ---- products along a dim ------------------------------------------------------- */
+static nn_tensor *flipped(expr *e, nn_tensor *t, int dim) {
+  return t ? keep(e, nn_flip(t, 1u << dim)) : NULL;
+}
+static nn_tensor *cumsum(expr *e, nn_tensor *t, int dim) { return t ? keep(e, nn_cumsum(t, dim)) : NULL; }
+static nn_tensor *cumprod(expr *e, nn_tensor *t, int dim) { return t ? keep(e, nn_cumprod(t, dim)) : NULL; }
+/* sums from the far end of dim */
+static nn_tensor *sums_from_end(expr *e, nn_tensor *t, int dim) {
+  return flipped(e, cumsum(e, flipped(e, t, dim), dim), dim);
+}
+/* (a == s) as 0/1 in like's dtype, untracked */
+static nn_tensor *equal_to(expr *e, nn_tensor *a, double s, const nn_tensor *like) {
+  if (!a) return NULL;
+  nn_grad_guard guard = nn_no_grad_begin();
+  nn_tensor *b = nn_binary_scalar(NN_EQ, a, s, 0);
+  nn_no_grad_end(guard);
+  return as_mask(e, b, like);
+}
+
+/* cumprod: d out_m / d x_k = prod over j <= m, j != k of x_j. Without a
+   zero, the sums from the end of g out, over x. With one, as PyTorch's
+   cumprod_backward under create_graph (O(n^2) along dim): for each k, the
+   product before k times the sum over m >= k of g_m prod_{k < j <= m} x_j,
+   so that the gradient after a zero keeps its dependence on that zero. */
+nn_tensor *nn_cumprod_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *out, int dim) {
+  expr e = {{NULL}, 0};
+  double zeros = 0;
+  nn_tensor *zero = equal_to(&e, x, 0, x);
+  nn_grad_guard guard = nn_no_grad_begin();
+  nn_tensor *count = zero ? keep(&e, nn_sum_dims(zero, (1u << x->ndim) - 1u, 0, 0)) : NULL;
+  nn_no_grad_end(guard);
+  if (!count || nn_item(count, &zeros) < 0) return finish(&e, NULL);
+  if (zeros == 0) return finish(&e, bin(&e, NN_DIV, sums_from_end(&e, mul(&e, g, out), dim), x));
+  if (x->ndim == 0) return finish(&e, g); /* one element: d out / d x = 1 */
+  int64_t n = x->size[dim], one[NN_MAX_DIMS];
+  for (int d = 0; d < x->ndim; d++) one[d] = d == dim ? 1 : x->size[d];
+  nn_tensor *ones = keep(&e, nn_full_like_shape(x, x->dtype, x->ndim, one, 1));
+  nn_tensor **column = calloc((size_t)n, sizeof *column);
+  int status = ones && column ? 0 : -1;
+  nn_tensor *before = ones ? nn_retain(ones) : NULL; /* the product of x before k */
+  for (int64_t k = 0; k < n && status == 0; k++) {
+    expr step = {{NULL}, 0};
+    nn_tensor *ahead = ones;
+    if (k + 1 < n) {
+      nn_tensor *pair[2] = {ones, cumprod(&step, keep(&step, nn_narrow(x, dim, k + 1, n - k - 1)), dim)};
+      ahead = pair[1] ? keep(&step, nn_cat(2, pair, dim)) : NULL;
+    }
+    nn_tensor *terms = mul(&step, keep(&step, nn_narrow(g, dim, k, n - k)), ahead);
+    nn_tensor *sum = terms ? keep(&step, nn_sum_dims(terms, 1u << dim, 1, 0)) : NULL;
+    column[k] = finish(&step, mul(&step, before, sum));
+    nn_tensor *next = k + 1 < n ? mul(&step, before, keep(&step, nn_narrow(x, dim, k, 1))) : NULL;
+    nn_release(before);
+    before = finish(&step, next);
+    if (!column[k] || (k + 1 < n && !before)) status = -1;
+  }
+  nn_release(before);
+  nn_tensor *gi = status == 0 ? nn_cat((int)n, column, dim) : NULL;
+  for (int64_t k = 0; column && k < n; k++) nn_release(column[k]);
+  free(column);
+  if (!column) nn_error_set("cumprod backward: out of memory");
+  finish(&e, NULL);
+  return gi;
+}
+
+/* prod along one dim or all (mask): g times the product of the others,
+   from the products before and after each element (no division, so zeros
+   are no special case) */
+nn_tensor *nn_prod_backward_graph(nn_tensor *g, nn_tensor *x, unsigned mask) {
+  expr e = {{NULL}, 0};
+  nn_tensor *gk = keep(&e, nn_as_kept(g, x->ndim, x->size, mask));
+  int all = x->ndim == 0 || mask == (1u << x->ndim) - 1u, dim = 0;
+  while (!all && !(mask >> dim & 1)) dim++;
+  int64_t count = nn_numel(x);
+  nn_tensor *line = all ? keep(&e, nn_reshape(x, 1, &count)) : x;
+  int64_t n = line ? line->size[dim] : 0, one[NN_MAX_DIMS];
+  if (!line || n == 0) return finish(&e, line ? bin(&e, NN_MUL, gk, x) : NULL); /* empty: an empty gradient */
+  for (int d = 0; d < line->ndim; d++) one[d] = d == dim ? 1 : line->size[d];
+  nn_tensor *ones = keep(&e, nn_full_like_shape(line, line->dtype, line->ndim, one, 1));
+  nn_tensor *head = keep(&e, nn_narrow(line, dim, 0, n - 1)), *tail = keep(&e, nn_narrow(line, dim, 1, n - 1));
+  nn_tensor *pair[2] = {ones, head};
+  nn_tensor *shifted = ones && head ? keep(&e, nn_cat(2, pair, dim)) : NULL;
+  pair[0] = tail, pair[1] = ones;
+  nn_tensor *shifted_back = ones && tail ? keep(&e, nn_cat(2, pair, dim)) : NULL;
+  nn_tensor *others = mul(&e, cumprod(&e, shifted, dim), flipped(&e, cumprod(&e, flipped(&e, shifted_back, dim), dim), dim));
+  nn_tensor *shaped = all && others ? keep(&e, nn_reshape(others, x->ndim, x->size)) : others;
+  return finish(&e, mul(&e, gk, shaped));
 }

@@ -307,6 +307,8 @@ int nn_batch_norm_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *w, nn_te
                                  int training, double eps, const int *need, nn_tensor **grads);
 int nn_prelu_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *w, int need_x, int need_w,
                             nn_tensor **gx, nn_tensor **gw);
+nn_tensor *nn_cumprod_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *out, int dim);
+nn_tensor *nn_prod_backward_graph(nn_tensor *g, nn_tensor *x, unsigned mask);
 int nn_class_loss_backward_graph(int from_logits, int probabilities, int reduction,
                                  double smoothing, nn_tensor *g, nn_tensor *x, nn_tensor *y,
                                  nn_tensor *coef, int need_x, int need_y, nn_tensor **gx,

@@ -92,12 +92,23 @@ end, {5, 3})
 case("prelu per channel", function(x, w) return nn.F.prelu(x, w) * x end, {2, 3, 4}, {3})
 case("prelu one weight", function(x, w) return nn.F.prelu(x, w) * w end, {2, 3, 2, 2}, {1})
 
+local function values(v) return function() return nn.tensor(v, {dtype = "float64", requires_grad = true}) end end
+case("prod", function(x) return x:prod() end, {2, 3})
+case("prod along a dim", function(x) return x:prod(2) end, {2, 3})
+case("prod along a dim, kept", function(x) return x:prod(1, true) end, {3, 2})
+case("prod along a dim with zeros", function(x) return x:prod(2) end, values({{0.5, 0, 2}, {1.5, 0, 0}}))
+case("prod with a zero", function(x) return x:prod() end, values({{0.5, 0, 2}, {1.5, -1, 0.7}}))
+case("cumprod", function(x) return x:cumprod(2) end, {2, 4})
+case("cumprod with zeros", function(x) return x:cumprod(2) end,
+     values({{0.5, 0, 2, 3}, {0, -1, 0, 0.7}, {1.2, 0.9, 0, 1.1}}))
+case("cumprod of a scalar", function(x) return (x * x):cumprod(1) end, values(1.5))
+
 describe("second-order gradients", function()
   for _, c in ipairs(cases) do
     it("pass nn.gradgradcheck: " .. c[1], function()
       nn.manual_seed(7)
       local inputs = {}
-      for i, size in ipairs(c[3]) do inputs[i] = input(size) end
+      for i, size in ipairs(c[3]) do inputs[i] = type(size) == "function" and size() or input(size) end
       assert.is_true(nn.gradgradcheck(c[2], inputs))
     end)
   end
@@ -116,6 +127,15 @@ describe("second-order gradients", function()
       local g = nn.autograd.grad((nn.F.batch_norm(a, nil, nil, w, nil, true) ^ 3):sum(), {a, w}, {create_graph = true})
       return (g[1] ^ 2):sum() + (g[2] ^ 2):sum()
     end, {input({4, 3, 2, 2}), input({3})}))
+  end)
+
+  it("reach the third order through prod and cumprod with zeros", function()
+    for _, op in ipairs({"prod", "cumprod"}) do
+      assert.is_true(nn.gradgradcheck(function(a)
+        local g = nn.autograd.grad(a[op](a, 2):sum(), a, {create_graph = true})[1]
+        return (g * g):sum()
+      end, {values({{0.5, 0, 2}, {1.5, -1, 0.7}})()}), op)
+    end
   end)
 
   it("reach the third order through convolution", function()
