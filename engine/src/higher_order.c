@@ -308,12 +308,20 @@ int nn_linear_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *w, const int
 /* PyTorch's norm_backward: g x |x|^(p-2) / norm^(p-1), 0 where the norm is 0 */
 nn_tensor *nn_norm_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *norm, double p,
                                   unsigned mask) {
-  if (isinf(p)) {
-    nn_error_set("norm (p = inf): second-order gradients are not implemented");
-    return NULL;
-  }
   expr e = {{NULL}, 0};
   nn_tensor *gk = keep(&e, nn_as_kept(g, x->ndim, x->size, mask));
+  if (isinf(p)) { /* PyTorch's: sgn(x) g / count where |x| == norm (or NaN), shared among them */
+    nn_tensor *nk = keep(&e, nn_as_kept(norm, x->ndim, x->size, mask)), *hit = NULL, *count = NULL;
+    nn_grad_guard guard = nn_no_grad_begin();
+    nn_tensor *size = nk ? keep(&e, nn_unary(NN_ABS, x)) : NULL;
+    nn_tensor *same = size ? nn_binary(NN_EQ, size, nk) : NULL;
+    nn_tensor *nan = same ? nn_unary(NN_ISNAN, size) : NULL;
+    nn_tensor *either = nan ? nn_binary(NN_LOGICAL_OR, same, nan) : NULL;
+    nn_release(same), nn_release(nan);
+    if ((hit = as_mask(&e, either, x))) count = keep(&e, nn_sum_dims(hit, mask, 1, 0));
+    nn_no_grad_end(guard);
+    return finish(&e, mul(&e, un(&e, NN_SIGN, x), mul(&e, bin(&e, NN_DIV, gk, count), hit)));
+  }
   if (p == 1) return finish(&e, mul(&e, gk, un(&e, NN_SIGN, x)));
   nn_tensor *nk = keep(&e, nn_as_kept(norm, x->ndim, x->size, mask));
   nn_grad_guard guard = nn_no_grad_begin();
@@ -364,19 +372,23 @@ nn_tensor *nn_scatter_line_backward_graph(nn_tensor *g, nn_tensor *indices, int 
 }
 
 /* ---- losses ---------------------------------------------------------------- */
-/* The elementwise losses without weights: l'(x, y) with tensors, times g
+/* The elementwise losses: l'(x, y) with tensors, times the weights and g
    (divided as the forward divided the sum). */
 int nn_loss_backward_graph(const nn_loss_spec *spec, nn_tensor *g, nn_tensor *x, nn_tensor *y,
                            int need_x, int need_y, nn_tensor **gx, nn_tensor **gy) {
-  static const char *const names[] = {"mse_loss", "binary_cross_entropy", "l1_loss",
-                                      "smooth_l1_loss", "huber_loss", "kl_div", "kl_div",
-                                      "binary_cross_entropy_with_logits"};
   *gx = *gy = NULL;
-  if (spec->weights) {
-    nn_error_set("%s (with weights): second-order gradients are not implemented", names[spec->kind]);
-    return -1;
-  }
   expr e = {{NULL}, 0};
+  /* the weights, then the pos_weights, spread over x's elements (loss.c) */
+  nn_tensor *w = NULL, *pw = NULL;
+  if (spec->weights) {
+    int64_t n = nn_numel(x);
+    for (int k = 0; k < spec->has_weight + spec->has_pos_weight; k++) {
+      nn_tensor *part = keep(&e, nn_narrow(spec->weights, 0, k * n, n));
+      nn_tensor *shaped = part ? keep(&e, nn_reshape(part, x->ndim, x->size)) : NULL;
+      if (!shaped) return fail_pair(&e, gx, gy);
+      *(k == 0 && spec->has_weight ? &w : &pw) = shaped;
+    }
+  }
   nn_tensor *scale = spec->reduction != NN_REDUCTION_NONE ? num(&e, NN_DIV, g, spec->divisor) : g;
   nn_tensor *d = bin(&e, NN_SUB, x, y), *dx = NULL, *dy = NULL;
   switch (spec->kind) {
@@ -395,9 +407,16 @@ int nn_loss_backward_graph(const nn_loss_spec *spec, nn_tensor *g, nn_tensor *x,
     dx = un(&e, NN_NEG, un(&e, NN_EXP, y));
     dy = mul(&e, un(&e, NN_EXP, y), num(&e, NN_ADD, un(&e, NN_NEG, d), 1));
     break;
-  case NN_LOSS_BCE_WITH_LOGITS: /* (1 - y) x + log(1 + exp(-x)) */
-    dx = bin(&e, NN_SUB, un(&e, NN_SIGMOID, x), y);
-    dy = un(&e, NN_NEG, x);
+  case NN_LOSS_BCE_WITH_LOGITS: /* (1 - y) x + lw log(1 + exp(-x)), lw = 1 + (p - 1) y */
+    if (pw) { /* (p y + 1 - y) sigmoid(x) - p y; -x + (p - 1) softplus(-x) */
+      nn_tensor *py = mul(&e, pw, y);
+      dx = bin(&e, NN_SUB, mul(&e, bin(&e, NN_ADD, py, rnum(&e, NN_SUB, 1, y)), un(&e, NN_SIGMOID, x)), py);
+      nn_tensor *sp = x ? keep(&e, nn_activation(NN_ACT_LOG_SIGMOID, x, 0, 0)) : NULL; /* -softplus(-x) */
+      dy = bin(&e, NN_SUB, un(&e, NN_NEG, x), mul(&e, num(&e, NN_SUB, pw, 1), sp));
+    } else {
+      dx = bin(&e, NN_SUB, un(&e, NN_SIGMOID, x), y);
+      dy = un(&e, NN_NEG, x);
+    }
     break;
   case NN_LOSS_BCE: /* -(y log x + (1 - y) log(1 - x)) */
     dx = bin(&e, NN_DIV, d, mul(&e, x, rnum(&e, NN_SUB, 1, x)));
@@ -405,6 +424,7 @@ int nn_loss_backward_graph(const nn_loss_spec *spec, nn_tensor *g, nn_tensor *x,
     break;
   }
   if (!dy && dx) dy = un(&e, NN_NEG, dx); /* a function of x - y */
+  if (w) dx = mul(&e, dx, w), dy = mul(&e, dy, w);
   if (need_x && !(*gx = mul(&e, scale, dx))) return fail_pair(&e, gx, gy);
   if (need_y && !(*gy = mul(&e, scale, dy))) return fail_pair(&e, gx, gy);
   nn_retain(*gx), nn_retain(*gy);

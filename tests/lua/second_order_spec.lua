@@ -103,6 +103,29 @@ case("cumprod with zeros", function(x) return x:cumprod(2) end,
      values({{0.5, 0, 2, 3}, {0, -1, 0, 0.7}, {1.2, 0.9, 0, 1.1}}))
 case("cumprod of a scalar", function(x) return (x * x):cumprod(1) end, values(1.5))
 
+case("norm inf", function(x) return x:norm(math.huge) * x end, values({{0.3, -0.7, 1.1}, {0.9, 0.2, -0.4}}))
+case("norm inf along a dim", function(x) return x:norm(math.huge, 2) * x:sum() end,
+     values({{0.3, -0.7, 1.1}, {0.9, 0.2, -0.4}}))
+
+local weight = nn.tensor({{0.7, 1.2, 0.9}, {1.4, 0.6, 1.1}}, {dtype = "float64"})
+local pos_weight = nn.tensor({0.5, 2, 3}, {dtype = "float64"})
+local target = nn.tensor({{0.2, 0.9, 0.5}, {0.6, 0.1, 0.7}}, {dtype = "float64"})
+case("binary_cross_entropy with weights", function(x)
+  return nn.F.binary_cross_entropy(x:sigmoid(), target, {weight = weight})
+end, {2, 3})
+case("binary_cross_entropy with broadcast weights, sum", function(x)
+  return nn.F.binary_cross_entropy(x:sigmoid(), target, {weight = pos_weight, reduction = "sum"})
+end, {2, 3})
+case("binary_cross_entropy_with_logits with weights", function(x, y)
+  return nn.F.binary_cross_entropy_with_logits(x, y:sigmoid(), {weight = weight})
+end, {2, 3}, {2, 3})
+case("binary_cross_entropy_with_logits with pos_weight, none", function(x, y)
+  return nn.F.binary_cross_entropy_with_logits(x, y:sigmoid(), {pos_weight = pos_weight, reduction = "none"})
+end, {2, 3}, {2, 3})
+case("binary_cross_entropy_with_logits with both", function(x, y)
+  return nn.F.binary_cross_entropy_with_logits(x * 3, y:sigmoid(), {weight = weight, pos_weight = pos_weight})
+end, {2, 3}, {2, 3})
+
 describe("second-order gradients", function()
   for _, c in ipairs(cases) do
     it("pass nn.gradgradcheck: " .. c[1], function()
@@ -147,3 +170,4 @@ describe("second-order gradients", function()
     end, {x, w}))
   end)
 end)
+
