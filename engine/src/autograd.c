@@ -212,17 +212,64 @@ static void set_view_geometry(nn_node *node, const nn_tensor *view, const nn_ten
    the loop runs in order. A base that is not contiguous is laid out as it
    is in its storage (strides are never negative: the span from its first
    element holds it and all its views), and made contiguous after. */
+static int view_take_history(nn_tensor *v);
+
+/* ---- views while a pass records itself (create_graph) -------------------
+   The gradient is built by recorded writes: into a view of a fresh tensor
+   that takes its history from it, so that the write is recorded
+   (CopySlices) and the result stays differentiable. */
+static nn_tensor *recorded_view(nn_tensor *base, int ndim, const int64_t *size, const int64_t *stride,
+                                int64_t offset) {
+  nn_tensor *v = nn_tensor_wrap(base->storage, base->dtype, ndim, size, stride, base->offset + offset);
+  if (!v) return NULL;
+  v->base = nn_retain(base);
+  v->view_version = base->storage->version;
+  if (view_take_history(v) < 0) {
+    nn_release(v);
+    return NULL;
+  }
+  return v;
+}
+
+/* A zero gradient laid out for base: its shape when contiguous, else the
+   span of storage from its first element (see as_strided_backward). */
+static nn_tensor *zeros_for_base(const nn_tensor *base, nn_tensor *g) {
+  if (nn_is_contiguous(base)) return nn_full_like_shape(g, g->dtype, base->ndim, base->size, 0);
+  int64_t span = nn_numel(base) > 0;
+  for (int i = 0; i < base->ndim && span; i++) span += (base->size[i] - 1) * base->stride[i];
+  return nn_full_like_shape(g, g->dtype, 1, &span, 0);
+}
+
+/* as_strided_backward, recorded: g copied into its region (the copy
+   records), then the base laid out from the buffer (a recorded view). An
+   expanded view's places add up, which a recorded copy cannot do. */
+static int as_strided_backward_recorded(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  nn_tensor *base = node->inputs[0];
+  for (int i = 0; i < node->ndim; i++)
+    if (node->ints[i] == 0 && node->size[i] > 1) return nn_first_order_only(node->name);
+  nn_tensor *buffer = zeros_for_base(base, g);
+  nn_tensor *region = buffer ? recorded_view(buffer, node->ndim, node->size, node->ints, node->offset) : NULL;
+  int status = region ? nn_inplace_copy("backward", region, g) : -1;
+  nn_release(region);
+  if (status == 0 && !nn_is_contiguous(base)) {
+    nn_tensor *laid_out = recorded_view(buffer, base->ndim, base->size, base->stride, 0);
+    nn_release(buffer);
+    buffer = laid_out ? nn_clone(laid_out) : NULL;
+    nn_release(laid_out);
+  }
+  if (status < 0 || !buffer) {
+    nn_release(buffer);
+    return -1;
+  }
+  gi[0] = buffer;
+  return 0;
+}
+
 static int as_strided_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   nn_tensor *base = node->inputs[0], *buffer;
-  if (nn_backward_records(g, NULL, NULL)) return nn_first_order_only(node->name);
+  if (nn_backward_records(g, NULL, NULL)) return as_strided_backward_recorded(node, g, gi);
   int contiguous = nn_is_contiguous(base);
-  if (contiguous) {
-    buffer = nn_full_like_shape(g, g->dtype, base->ndim, base->size, 0);
-  } else {
-    int64_t span = nn_numel(base) > 0;
-    for (int i = 0; i < base->ndim && span; i++) span += (base->size[i] - 1) * base->stride[i];
-    buffer = nn_full_like_shape(g, g->dtype, 1, &span, 0);
-  }
+  buffer = zeros_for_base(base, g);
   nn_tensor *region = buffer ? view_region(node, buffer) : NULL;
   nn_tensor *laid_out = region && !contiguous
                             ? nn_tensor_wrap(buffer->storage, g->dtype, base->ndim, base->size,
@@ -400,13 +447,22 @@ static int zero_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
    operands get theirs from that backward too (PyTorch's CopySlices). */
 static int copy_slices_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   nn_node *op = node->wrapped;
-  if (nn_backward_records(g, NULL, NULL)) return nn_first_order_only(node->name);
+  int records = nn_recording_backward(); /* the op's gradients may carry history even where g has none */
+  /* an op that saved its output (exp_, sigmoid_ on a view) would need that
+     output's history as the view of the base after the write: not built */
+  if (records && op->saved_output) {
+    nn_error_set("%s (of %s on a view): second-order gradients are not implemented", node->name, op->name);
+    return -1;
+  }
   nn_tensor *grad = nn_clone(g); /* contiguous, and a storage of its own */
-  nn_tensor *region = grad ? view_region(node, grad) : NULL;
+  nn_tensor *region = !grad ? NULL : records ? recorded_view(grad, node->ndim, node->size, node->ints, node->offset)
+                                            : view_region(node, grad);
   nn_tensor *grad_view = region ? nn_clone(region) : NULL;
   nn_tensor *op_gi[NN_NODE_INPUTS] = {NULL, NULL, NULL};
   int status = grad_view ? op->backward(op, grad_view, op_gi) : -1;
-  if (status == 0 && node->inputs[0])
+  if (status == 0 && node->inputs[0] && records)
+    status = op_gi[0] ? nn_inplace_copy("backward", region, op_gi[0]) : nn_inplace_zero(region);
+  else if (status == 0 && node->inputs[0])
     status = op_gi[0] ? nn_copy_(region, op_gi[0]) : nn_fill_(region, 0);
   nn_release(op_gi[0]);
   nn_release(grad_view);
@@ -529,6 +585,14 @@ int nn_inplace_commit(nn_inplace *ip, nn_tensor *result, const char *zero_grad_n
     self_copy = nn_clone(node->saved[0]);
     nn_no_grad_end(guard);
     if (!self_copy) goto fail;
+    /* the old values keep their history: a backward pass that records
+       itself differentiates through them (mul_'s gradient for its other
+       operand, sin_'s cos(self)) */
+    if (node->saved[0]->grad_fn) {
+      self_copy->grad_fn = node->saved[0]->grad_fn;
+      self_copy->grad_fn->refcount++;
+      self_copy->requires_grad = 1;
+    }
   }
   for (int k = 0; k < NN_NODE_SAVED; k++)
     if (node->saved[k] && node->saved[k]->storage == result->storage &&

@@ -126,6 +126,21 @@ case("binary_cross_entropy_with_logits with both", function(x, y)
   return nn.F.binary_cross_entropy_with_logits(x * 3, y:sigmoid(), {weight = weight, pos_weight = pos_weight})
 end, {2, 3}, {2, 3})
 
+-- in-place ops, on a whole tensor and through a view of one (CopySlices,
+-- and a view whose base was changed after it was taken)
+local X = {{0.3, -0.7, 1.1}, {0.9, 0.2, -0.4}}
+case("mul_ by a tensor that needs a gradient", function(x) local y = x * 1; y:mul_(x); return y * y end, values(X))
+case("sin_ (its gradient reads the old values)", function(x) local y = x * 1; y:sin_(); return y end, values(X))
+case("mul_ into a slice", function(x)
+  local y = x * 1; y:narrow(1, 1, 1):mul_(x[2]:unsqueeze(1)); return y * y
+end, values(X))
+case("assignment into a column", function(x) local y = x * x; y[{{}, 2}] = x[{{}, 1}] * 3; return y * x end, values(X))
+case("sin_ on a slice of a transpose", function(x) local y = x:t() * 1; y:narrow(2, 2, 1):sin_(); return y end, values(X))
+case("a view taken before its base changed", function(x) local y = x * 1; local v = y[2]; y:mul_(2); return v * v end, values(X))
+case("a transposed view taken before its base changed", function(x)
+  local y = x * 1; local v = y:t():narrow(1, 2, 2); y:add_(x); return v * v:sum()
+end, values(X))
+
 describe("second-order gradients", function()
   for _, c in ipairs(cases) do
     it("pass nn.gradgradcheck: " .. c[1], function()
@@ -159,6 +174,15 @@ describe("second-order gradients", function()
         return (g * g):sum()
       end, {values({{0.5, 0, 2}, {1.5, -1, 0.7}})()}), op)
     end
+  end)
+
+  it("reach the third order through an in-place write into a slice", function()
+    assert.is_true(nn.gradgradcheck(function(a)
+      local y = a * 1
+      y:narrow(1, 1, 1):mul_(a[2]:unsqueeze(1))
+      local g = nn.autograd.grad((y * y * y):sum(), a, {create_graph = true})[1]
+      return (g * g):sum()
+    end, {values(X)()}))
   end)
 
   it("reach the third order through convolution", function()
