@@ -309,6 +309,10 @@ int nn_prelu_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *w, int need_x
                             nn_tensor **gx, nn_tensor **gw);
 nn_tensor *nn_cumprod_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *out, int dim);
 nn_tensor *nn_prod_backward_graph(nn_tensor *g, nn_tensor *x, unsigned mask);
+/* The recurrent layers' gradients (rnn.c's layout) from fronts (rnn_recorded.c). */
+int nn_rnn_backward_graph(nn_rnn_mode mode, int reverse, nn_tensor *g, nn_tensor *x_gates,
+                          nn_tensor *state0, nn_tensor *weights, nn_tensor *batch_sizes, int64_t H,
+                          const int *need, nn_tensor **grads);
 int nn_class_loss_backward_graph(int from_logits, int probabilities, int reduction,
                                  double smoothing, nn_tensor *g, nn_tensor *x, nn_tensor *y,
                                  nn_tensor *coef, int need_x, int need_y, nn_tensor **gx,

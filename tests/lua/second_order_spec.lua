@@ -141,6 +141,43 @@ case("a transposed view taken before its base changed", function(x)
   local y = x * 1; local v = y:t():narrow(1, 2, 2); y:add_(x); return v * v:sum()
 end, values(X))
 
+-- the recurrent layers: {layer, options, what of its results is checked}
+local function sequence() return input({3, 2, 3}) end
+for _, kind in ipairs({"RNN", "LSTM", "GRU"}) do
+  local function last_h(state) return kind == "LSTM" and state[1] or state end
+  case(kind, function(x)
+    nn.manual_seed(2)
+    return (nn[kind](3, 2):double()(x))
+  end, sequence)
+  case(kind .. ", 2 layers, bidirectional", function(x)
+    nn.manual_seed(2)
+    local out, state = nn[kind](3, 2, {num_layers = 2, bidirectional = true}):double()(x)
+    return out:sum() * last_h(state)
+  end, sequence)
+  case(kind .. ", its weights", function(w, x)
+    nn.manual_seed(2)
+    local m = nn[kind](3, 2):double()
+    m.weight_hh_l0 = w
+    return m(x) * w:sum()
+  end, {kind == "LSTM" and 8 or kind == "GRU" and 6 or 2, 2}, sequence)
+  case(kind .. ", packed", function(x)
+    nn.manual_seed(2)
+    local out, state = nn[kind](3, 2):double()(nn.utils.rnn.pack_padded_sequence(x, {4, 2, 1}))
+    local h = last_h(state)
+    return h * h
+  end, function() return input({4, 3, 3}) end)
+end
+case("RNN relu", function(x)
+  nn.manual_seed(2)
+  local out = nn.RNN(3, 2, {nonlinearity = "relu"}):double()(x)
+  return out * out
+end, sequence)
+case("LSTM from h0, c0", function(x, h0, c0)
+  nn.manual_seed(2)
+  local out, state = nn.LSTM(3, 2):double()(x, {h0, c0})
+  return out:sum() + state[2]:sum() * state[1]
+end, sequence, {1, 2, 2}, {1, 2, 2})
+
 describe("second-order gradients", function()
   for _, c in ipairs(cases) do
     it("pass nn.gradgradcheck: " .. c[1], function()
@@ -183,6 +220,15 @@ describe("second-order gradients", function()
       local g = nn.autograd.grad((y * y * y):sum(), a, {create_graph = true})[1]
       return (g * g):sum()
     end, {values(X)()}))
+  end)
+
+  it("reach the third order through an LSTM", function()
+    nn.manual_seed(3)
+    local lstm = nn.LSTM(2, 2):double()
+    assert.is_true(nn.gradgradcheck(function(a)
+      local g = nn.autograd.grad((lstm(a) ^ 2):sum(), a, {create_graph = true})[1]
+      return (g * g):sum()
+    end, {input({2, 1, 2})}))
   end)
 
   it("reach the third order through convolution", function()
