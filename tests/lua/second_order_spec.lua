@@ -52,14 +52,15 @@ case("conv1d with padding same", function(x, w) return nn.F.conv1d(x, w, nil, {p
      {2, 3, 7}, {4, 3, 4})
 
 local image = {2, 3, 5, 6}
-case("max_pool2d", function(x) return nn.F.max_pool2d(x, 3, {stride = 2, padding = 1}) * x:sum() end, image)
-case("max_pool2d, overlapping windows", function(x) return nn.F.max_pool2d(x * x, 2, {stride = 1}) end, image)
-case("max_pool2d, dilation, ceil_mode", function(x) return nn.F.max_pool2d(x, 2, {dilation = 2, ceil_mode = true}) end, image)
+-- (the functional pools take PyTorch's positional arguments: kernel, stride, padding, ...)
+case("max_pool2d", function(x) return nn.F.max_pool2d(x, 3, 2, 1) * x:sum() end, image)
+case("max_pool2d, overlapping windows", function(x) return nn.F.max_pool2d(x * x, 2, 1) end, image)
+case("max_pool2d, dilation, ceil_mode", function(x) return nn.F.max_pool2d(x, 2, nil, 0, 2, true) end, image)
 case("avg_pool2d", function(x)
-  return nn.F.avg_pool2d(x * x, 3, {stride = 2, padding = 1, count_include_pad = false})
+  return nn.F.avg_pool2d(x * x, 3, 2, 1, false, false)
 end, image)
 case("avg_pool2d, ceil_mode, divisor_override", function(x)
-  return nn.F.avg_pool2d(x * x, 2, {ceil_mode = true, divisor_override = 3})
+  return nn.F.avg_pool2d(x * x, 2, nil, 0, true, true, 3)
 end, image)
 case("adaptive_avg_pool2d", function(x) return nn.F.adaptive_avg_pool2d(x * x, {3, 4}) end, image)
 case("adaptive_max_pool2d", function(x) return nn.F.adaptive_max_pool2d(x * x, {3, 4}) end, image)
@@ -319,6 +320,29 @@ describe("second-order gradients against PyTorch", function()
     local g = nn.autograd.grad((x * x):norm(math.huge, 2):sum(), x, {create_graph = true})[1]
     assert_close(c.grad, g, 1e-12, "gradient")
     assert_close(c.grad2, nn.autograd.grad((g * g):sum(), x)[1], 1e-12, "second")
+  end)
+
+  for _, kind in ipairs({"LSTM", "GRU"}) do
+    it("give an " .. kind .. "'s Hessian-vector product in its parameters", function()
+      local c = ref[kind:lower()]
+      local layer = nn[kind](3, 2):double()
+      local names = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"}
+      local params = {}
+      for i, p in ipairs(c.params) do params[i] = f64(p, true) end
+      check_hvp(c, function(...)
+        for i, name in ipairs(names) do layer[name] = select(i, ...) end
+        return (layer(f64(c.x)) ^ 2):sum()
+      end, params)
+    end)
+  end
+
+  it("give the Hessian-vector product of conv_transpose2d, bilinear upsampling and avg_pool2d", function()
+    local c = ref.upsampling
+    check_hvp(c, function(x, w)
+      local y = nn.F.conv_transpose2d(x, w, nil, {stride = 2, padding = 1})
+      y = nn.F.interpolate(y, {7, 6}, nil, "bilinear")
+      return (nn.F.avg_pool2d(y, 2, nil, 0, true) ^ 3):sum()
+    end, {f64(c.x, true), f64(c.w, true)})
   end)
 
   it("give embedding's Hessian-vector product with scale_grad_by_freq and padding_idx", function()
