@@ -442,24 +442,60 @@ static int zero_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   return 0;
 }
 
+/* While a recording pass runs CopySlices, the wrapped op's saved outputs
+   (exp_'s, sigmoid_'s) carry their history as what they are: the view's
+   region of the base after the write, whose history is this node (the
+   base is contiguous, and needs a gradient: the op wrote into a view that
+   needs one). kept[] takes the plain aliases. */
+static int lend_view_outputs(nn_node *node, nn_tensor **kept) {
+  nn_node *op = node->wrapped;
+  nn_tensor *base = node->inputs[0];
+  for (int k = 0; k < NN_NODE_SAVED; k++) {
+    nn_tensor *s = op->saved[k];
+    if (!(op->saved_output >> k & 1) || !s || s->grad_fn) continue;
+    if (!base) return nn_first_order_only(node->name);
+    int64_t stride[NN_MAX_DIMS];
+    nn_contiguous_strides(base->ndim, base->size, stride);
+    nn_tensor *after = nn_tensor_wrap(s->storage, s->dtype, base->ndim, base->size, stride,
+                                      s->offset - node->offset);
+    nn_tensor *h = NULL;
+    if (after) {
+      after->requires_grad = 1;
+      after->grad_fn = node;
+      node->refcount++;
+      h = recorded_view(after, node->ndim, node->size, node->ints, node->offset);
+      nn_release(after);
+    }
+    if (!h) {
+      for (int j = 0; j < k; j++)
+        if (kept[j]) nn_release(op->saved[j]), op->saved[j] = kept[j], kept[j] = NULL;
+      return -1;
+    }
+    kept[k] = s;
+    op->saved[k] = h;
+  }
+  return 0;
+}
+
 /* The base's gradient, with the view's region replaced by what the
    in-place op's backward gives for the view as it was: the op's other
    operands get theirs from that backward too (PyTorch's CopySlices). */
 static int copy_slices_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   nn_node *op = node->wrapped;
   int records = nn_recording_backward(); /* the op's gradients may carry history even where g has none */
-  /* an op that saved its output (exp_, sigmoid_ on a view) would need that
-     output's history as the view of the base after the write: not built */
-  if (records && op->saved_output) {
-    nn_error_set("%s (of %s on a view): second-order gradients are not implemented", node->name, op->name);
-    return -1;
-  }
+  nn_tensor *kept[NN_NODE_SAVED] = {NULL, NULL, NULL};
+  if (records && op->saved_output && lend_view_outputs(node, kept) < 0) return -1;
   nn_tensor *grad = nn_clone(g); /* contiguous, and a storage of its own */
   nn_tensor *region = !grad ? NULL : records ? recorded_view(grad, node->ndim, node->size, node->ints, node->offset)
                                             : view_region(node, grad);
   nn_tensor *grad_view = region ? nn_clone(region) : NULL;
   nn_tensor *op_gi[NN_NODE_INPUTS] = {NULL, NULL, NULL};
   int status = grad_view ? op->backward(op, grad_view, op_gi) : -1;
+  for (int k = 0; k < NN_NODE_SAVED; k++) { /* the plain saved outputs back */
+    if (!kept[k]) continue;
+    nn_release(op->saved[k]);
+    op->saved[k] = kept[k];
+  }
   if (status == 0 && node->inputs[0] && records)
     status = op_gi[0] ? nn_inplace_copy("backward", region, op_gi[0]) : nn_inplace_zero(region);
   else if (status == 0 && node->inputs[0])

@@ -137,6 +137,11 @@ case("mul_ into a slice", function(x)
 end, values(X))
 case("assignment into a column", function(x) local y = x * x; y[{{}, 2}] = x[{{}, 1}] * 3; return y * x end, values(X))
 case("sin_ on a slice of a transpose", function(x) local y = x:t() * 1; y:narrow(2, 2, 1):sin_(); return y end, values(X))
+case("exp_ into a slice (its gradient reads its output)", function(x)
+  local y = x:clone(); y[1]:exp_(); return y * y
+end, values(X))
+case("sigmoid_ on a column", function(x) local y = x * x; y[{{}, 2}]:sigmoid_(); return y * x end, values(X))
+case("sqrt_ on a row", function(x) local y = x * x + 1; y[2]:sqrt_(); return y * x end, values(X))
 case("a view taken before its base changed", function(x) local y = x * 1; local v = y[2]; y:mul_(2); return v * v end, values(X))
 case("a transposed view taken before its base changed", function(x)
   local y = x * 1; local v = y:t():narrow(1, 2, 2); y:add_(x); return v * v:sum()
@@ -230,6 +235,15 @@ describe("second-order gradients", function()
       local g = nn.autograd.grad((lstm(a) ^ 2):sum(), a, {create_graph = true})[1]
       return (g * g):sum()
     end, {input({2, 1, 2})}))
+  end)
+
+  it("reach the third order through an in-place op on a slice that keeps its output", function()
+    assert.is_true(nn.gradgradcheck(function(a)
+      local y = a * 1
+      y[1]:tanh_()
+      local g = nn.autograd.grad((y * y * y):sum(), a, {create_graph = true})[1]
+      return (g * g):sum()
+    end, {values(X)()}))
   end)
 
   it("reach the third order through convolution", function()
