@@ -242,15 +242,22 @@ static nn_tensor *zeros_for_base(const nn_tensor *base, nn_tensor *g) {
 
 /* as_strided_backward, recorded: g copied into its region (the copy
    records), then the base laid out from the buffer (a recorded view). An
-   expanded view's places add up, which a recorded copy cannot do. */
+   expanded view's elements share places, where their gradients add up:
+   g is summed over those dims first (views overlap in no other way). */
 static int as_strided_backward_recorded(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   nn_tensor *base = node->inputs[0];
-  for (int i = 0; i < node->ndim; i++)
-    if (node->ints[i] == 0 && node->size[i] > 1) return nn_first_order_only(node->name);
-  nn_tensor *buffer = zeros_for_base(base, g);
-  nn_tensor *region = buffer ? recorded_view(buffer, node->ndim, node->size, node->ints, node->offset) : NULL;
-  int status = region ? nn_inplace_copy("backward", region, g) : -1;
-  nn_release(region);
+  int64_t size[NN_MAX_DIMS];
+  unsigned shared = 0;
+  for (int i = 0; i < node->ndim; i++) {
+    int spread = node->ints[i] == 0 && node->size[i] > 1;
+    shared |= (unsigned)spread << i;
+    size[i] = spread ? 1 : node->size[i];
+  }
+  nn_tensor *summed = shared ? nn_sum_dims(g, shared, 1, 0) : nn_retain(g);
+  nn_tensor *buffer = summed ? zeros_for_base(base, g) : NULL;
+  nn_tensor *region = buffer ? recorded_view(buffer, node->ndim, size, node->ints, node->offset) : NULL;
+  int status = region ? nn_inplace_copy("backward", region, summed) : -1;
+  nn_release(region), nn_release(summed);
   if (status == 0 && !nn_is_contiguous(base)) {
     nn_tensor *laid_out = recorded_view(buffer, base->ndim, base->size, base->stride, 0);
     nn_release(buffer);

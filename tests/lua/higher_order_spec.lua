@@ -231,19 +231,6 @@ describe("nn.gradgradcheck", function()
   end)
 end)
 
-describe("first-order-only ops", function()
-  it("an expanded view regenerated after its base changed refuses a recording pass", function()
-    -- (its places add up, which a recorded copy cannot do; a silently
-    -- untracked gradient would give wrong second derivatives)
-    local x = input({{0.3, -0.7, 1.1}, {0.9, 0.2, -0.4}})
-    local y = x * 1
-    local v = y[1]:unsqueeze(1):expand(2, 3)
-    y:mul_(2)
-    expect_error(function() nn.autograd.grad((v * v):sum(), x, {create_graph = true}) end,
-                 "AsStridedBackward0: second-order gradients are not implemented")
-  end)
-end)
-
 describe("nn.autograd.Function", function()
   local Cube = nn.autograd.Function("Cube")
   function Cube.forward(ctx, x) ctx:save_for_backward(x); return x ^ 3 end
