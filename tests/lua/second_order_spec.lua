@@ -190,6 +190,18 @@ case("LSTM from h0, c0", function(x, h0, c0)
   return out:sum() + state[2]:sum() * state[1]
 end, sequence, {1, 2, 2}, {1, 2, 2})
 
+-- the values written by scatter_add / index_add / index_put: their
+-- gradient is read back from g, recorded
+case("scatter_add's values", function(a, b)
+  return (a * a):scatter_add(1, int64({{1, 2}, {3, 1}}), b * b)
+end, {3, 2}, {2, 2})
+case("index_add's values", function(a, b) return (a * a):index_add(1, int64({3, 1}), b * b) end, {3, 2}, {2, 2})
+case("index_put's values", function(a, b)
+  local y = a * a
+  y[int64({3, 1})] = b * b
+  return y * a
+end, {3, 2}, {2, 2})
+
 describe("second-order gradients", function()
   for _, c in ipairs(cases) do
     it("pass nn.gradgradcheck: " .. c[1], function()
