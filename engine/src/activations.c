@@ -256,7 +256,6 @@ fail:
 int nn_prelu_backward(nn_tensor *g, nn_tensor *x, nn_tensor *w, int64_t inner, int need_x,
                       int need_w, nn_tensor **gx, nn_tensor **gw) {
   *gx = *gw = NULL;
-  if (nn_backward_records(g, x, w)) return nn_first_order_only("prelu");
   const nn_backend *be = nn_dispatch("prelu", offsetof(nn_backend, prelu_backward), g, x, w);
   if (!be) return -1;
   if (g->dtype != x->dtype || !nn_same_shape(g, x)) {
@@ -277,6 +276,10 @@ fail:
 }
 
 static int prelu_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  if (nn_recording_backward()) /* from fronts, on the graph's aliases where they need a gradient */
+    return nn_prelu_backward_graph(g, node->inputs[0] ? node->inputs[0] : node->saved[0],
+                                   node->inputs[1] ? node->inputs[1] : node->saved[1],
+                                   node->inputs[0] != NULL, node->inputs[1] != NULL, &gi[0], &gi[1]);
   return nn_prelu_backward(g, node->saved[0], node->saved[1], node->ints[0], node->inputs[0] != NULL,
                            node->inputs[1] != NULL, &gi[0], &gi[1]);
 }

@@ -212,17 +212,71 @@ static void set_view_geometry(nn_node *node, const nn_tensor *view, const nn_ten
    the loop runs in order. A base that is not contiguous is laid out as it
    is in its storage (strides are never negative: the span from its first
    element holds it and all its views), and made contiguous after. */
+static int view_take_history(nn_tensor *v);
+
+/* ---- views while a pass records itself (create_graph) -------------------
+   The gradient is built by recorded writes: into a view of a fresh tensor
+   that takes its history from it, so that the write is recorded
+   (CopySlices) and the result stays differentiable. */
+static nn_tensor *recorded_view(nn_tensor *base, int ndim, const int64_t *size, const int64_t *stride,
+                                int64_t offset) {
+  nn_tensor *v = nn_tensor_wrap(base->storage, base->dtype, ndim, size, stride, base->offset + offset);
+  if (!v) return NULL;
+  v->base = nn_retain(base);
+  v->view_version = base->storage->version;
+  if (view_take_history(v) < 0) {
+    nn_release(v);
+    return NULL;
+  }
+  return v;
+}
+
+/* A zero gradient laid out for base: its shape when contiguous, else the
+   span of storage from its first element (see as_strided_backward). */
+static nn_tensor *zeros_for_base(const nn_tensor *base, nn_tensor *g) {
+  if (nn_is_contiguous(base)) return nn_full_like_shape(g, g->dtype, base->ndim, base->size, 0);
+  int64_t span = nn_numel(base) > 0;
+  for (int i = 0; i < base->ndim && span; i++) span += (base->size[i] - 1) * base->stride[i];
+  return nn_full_like_shape(g, g->dtype, 1, &span, 0);
+}
+
+/* as_strided_backward, recorded: g copied into its region (the copy
+   records), then the base laid out from the buffer (a recorded view). An
+   expanded view's elements share places, where their gradients add up:
+   g is summed over those dims first (views overlap in no other way). */
+static int as_strided_backward_recorded(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  nn_tensor *base = node->inputs[0];
+  int64_t size[NN_MAX_DIMS];
+  unsigned shared = 0;
+  for (int i = 0; i < node->ndim; i++) {
+    int spread = node->ints[i] == 0 && node->size[i] > 1;
+    shared |= (unsigned)spread << i;
+    size[i] = spread ? 1 : node->size[i];
+  }
+  nn_tensor *summed = shared ? nn_sum_dims(g, shared, 1, 0) : nn_retain(g);
+  nn_tensor *buffer = summed ? zeros_for_base(base, g) : NULL;
+  nn_tensor *region = buffer ? recorded_view(buffer, node->ndim, size, node->ints, node->offset) : NULL;
+  int status = region ? nn_inplace_copy("backward", region, summed) : -1;
+  nn_release(region), nn_release(summed);
+  if (status == 0 && !nn_is_contiguous(base)) {
+    nn_tensor *laid_out = recorded_view(buffer, base->ndim, base->size, base->stride, 0);
+    nn_release(buffer);
+    buffer = laid_out ? nn_clone(laid_out) : NULL;
+    nn_release(laid_out);
+  }
+  if (status < 0 || !buffer) {
+    nn_release(buffer);
+    return -1;
+  }
+  gi[0] = buffer;
+  return 0;
+}
+
 static int as_strided_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   nn_tensor *base = node->inputs[0], *buffer;
-  if (nn_backward_records(g, NULL, NULL)) return nn_first_order_only(node->name);
+  if (nn_backward_records(g, NULL, NULL)) return as_strided_backward_recorded(node, g, gi);
   int contiguous = nn_is_contiguous(base);
-  if (contiguous) {
-    buffer = nn_full_like_shape(g, g->dtype, base->ndim, base->size, 0);
-  } else {
-    int64_t span = nn_numel(base) > 0;
-    for (int i = 0; i < base->ndim && span; i++) span += (base->size[i] - 1) * base->stride[i];
-    buffer = nn_full_like_shape(g, g->dtype, 1, &span, 0);
-  }
+  buffer = zeros_for_base(base, g);
   nn_tensor *region = buffer ? view_region(node, buffer) : NULL;
   nn_tensor *laid_out = region && !contiguous
                             ? nn_tensor_wrap(buffer->storage, g->dtype, base->ndim, base->size,
@@ -395,18 +449,63 @@ static int zero_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   return 0;
 }
 
+/* While a recording pass runs CopySlices, the wrapped op's saved outputs
+   (exp_'s, sigmoid_'s) carry their history as what they are: the view's
+   region of the base after the write, whose history is this node (the
+   base is contiguous, and needs a gradient: the op wrote into a view that
+   needs one). kept[] takes the plain aliases. */
+static int lend_view_outputs(nn_node *node, nn_tensor **kept) {
+  nn_node *op = node->wrapped;
+  nn_tensor *base = node->inputs[0];
+  for (int k = 0; k < NN_NODE_SAVED; k++) {
+    nn_tensor *s = op->saved[k];
+    if (!(op->saved_output >> k & 1) || !s || s->grad_fn) continue;
+    if (!base) return nn_first_order_only(node->name);
+    int64_t stride[NN_MAX_DIMS];
+    nn_contiguous_strides(base->ndim, base->size, stride);
+    nn_tensor *after = nn_tensor_wrap(s->storage, s->dtype, base->ndim, base->size, stride,
+                                      s->offset - node->offset);
+    nn_tensor *h = NULL;
+    if (after) {
+      after->requires_grad = 1;
+      after->grad_fn = node;
+      node->refcount++;
+      h = recorded_view(after, node->ndim, node->size, node->ints, node->offset);
+      nn_release(after);
+    }
+    if (!h) {
+      for (int j = 0; j < k; j++)
+        if (kept[j]) nn_release(op->saved[j]), op->saved[j] = kept[j], kept[j] = NULL;
+      return -1;
+    }
+    kept[k] = s;
+    op->saved[k] = h;
+  }
+  return 0;
+}
+
 /* The base's gradient, with the view's region replaced by what the
    in-place op's backward gives for the view as it was: the op's other
    operands get theirs from that backward too (PyTorch's CopySlices). */
 static int copy_slices_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   nn_node *op = node->wrapped;
-  if (nn_backward_records(g, NULL, NULL)) return nn_first_order_only(node->name);
+  int records = nn_recording_backward(); /* the op's gradients may carry history even where g has none */
+  nn_tensor *kept[NN_NODE_SAVED] = {NULL, NULL, NULL};
+  if (records && op->saved_output && lend_view_outputs(node, kept) < 0) return -1;
   nn_tensor *grad = nn_clone(g); /* contiguous, and a storage of its own */
-  nn_tensor *region = grad ? view_region(node, grad) : NULL;
+  nn_tensor *region = !grad ? NULL : records ? recorded_view(grad, node->ndim, node->size, node->ints, node->offset)
+                                            : view_region(node, grad);
   nn_tensor *grad_view = region ? nn_clone(region) : NULL;
   nn_tensor *op_gi[NN_NODE_INPUTS] = {NULL, NULL, NULL};
   int status = grad_view ? op->backward(op, grad_view, op_gi) : -1;
-  if (status == 0 && node->inputs[0])
+  for (int k = 0; k < NN_NODE_SAVED; k++) { /* the plain saved outputs back */
+    if (!kept[k]) continue;
+    nn_release(op->saved[k]);
+    op->saved[k] = kept[k];
+  }
+  if (status == 0 && node->inputs[0] && records)
+    status = op_gi[0] ? nn_inplace_copy("backward", region, op_gi[0]) : nn_inplace_zero(region);
+  else if (status == 0 && node->inputs[0])
     status = op_gi[0] ? nn_copy_(region, op_gi[0]) : nn_fill_(region, 0);
   nn_release(op_gi[0]);
   nn_release(grad_view);
@@ -529,6 +628,14 @@ int nn_inplace_commit(nn_inplace *ip, nn_tensor *result, const char *zero_grad_n
     self_copy = nn_clone(node->saved[0]);
     nn_no_grad_end(guard);
     if (!self_copy) goto fail;
+    /* the old values keep their history: a backward pass that records
+       itself differentiates through them (mul_'s gradient for its other
+       operand, sin_'s cos(self)) */
+    if (node->saved[0]->grad_fn) {
+      self_copy->grad_fn = node->saved[0]->grad_fn;
+      self_copy->grad_fn->refcount++;
+      self_copy->requires_grad = 1;
+    }
   }
   for (int k = 0; k < NN_NODE_SAVED; k++)
     if (node->saved[k] && node->saved[k]->storage == result->storage &&

@@ -334,8 +334,94 @@ fail:
   return -1;
 }
 
+/* ---- higher orders: the three products as ops of their own ---------------
+   While a backward pass records itself, conv's gradients are the products
+   themselves, each recorded as a node. Each product is bilinear and the
+   gradient of one is made of the other two (<h, C(i, w)> = <Dx(h, w), i> =
+   <Dw(i, h), w>, with C the column side, Dx the image side, Dw the weight
+   side), so the same three cover every order. */
+enum { PART_COLUMNS, PART_IMAGE, PART_WEIGHT };
+
+static nn_tensor *conv_part(const conv_geom *g, int part, nn_tensor *a, nn_tensor *b);
+
+static int conv_part_backward(nn_node *node, nn_tensor *h, nn_tensor **gi) {
+  const conv_geom *g = node->ctx;
+  /* use the graph's aliases where they need a gradient: the recorded
+     gradients must reach them */
+  nn_tensor *a = node->inputs[0] ? node->inputs[0] : node->saved[0];
+  nn_tensor *b = node->inputs[1] ? node->inputs[1] : node->saved[1];
+  switch ((int)node->ints[0]) {
+  case PART_COLUMNS: /* columns = C(image a, weight b) */
+    if (node->inputs[0] && !(gi[0] = conv_part(g, PART_IMAGE, h, b))) return -1;
+    if (node->inputs[1] && !(gi[1] = conv_part(g, PART_WEIGHT, a, h))) return -1;
+    return 0;
+  case PART_IMAGE: /* image = Dx(columns a, weight b) */
+    if (node->inputs[0] && !(gi[0] = conv_part(g, PART_COLUMNS, h, b))) return -1;
+    if (node->inputs[1] && !(gi[1] = conv_part(g, PART_WEIGHT, h, a))) return -1;
+    return 0;
+  default: /* weight = Dw(image a, columns b) */
+    if (node->inputs[0] && !(gi[0] = conv_part(g, PART_IMAGE, b, h))) return -1;
+    if (node->inputs[1] && !(gi[1] = conv_part(g, PART_COLUMNS, a, h))) return -1;
+    return 0;
+  }
+}
+
+static nn_tensor *conv_part(const conv_geom *g, int part, nn_tensor *a, nn_tensor *b) {
+  int64_t size[3][4] = {{g->n, g->o, g->oh, g->ow}, {g->n, g->c, g->h, g->w},
+                        {g->o, g->c / g->groups, g->kh, g->kw}};
+  nn_grad_guard guard = nn_no_grad_begin();
+  nn_tensor *ac = nn_contiguous(a), *bc = ac ? nn_contiguous(b) : NULL;
+  nn_no_grad_end(guard);
+  nn_tensor *out = bc ? nn_empty_like_shape(a, a->dtype, 4, size[part]) : NULL;
+  const nn_backend *be = out ? nn_dispatch(g->op, offsetof(nn_backend, fill), a, b, NULL) : NULL;
+  int status = !be ? -1
+               : part == PART_COLUMNS ? forward_columns(g, ac, bc, NULL, out)
+               : part == PART_IMAGE   ? (start_as(be, out, NULL) < 0 ? -1 : backward_columns(g, ac, NULL, bc, out, NULL, 0))
+                                      : backward_columns(g, bc, ac, out, NULL, out, 0);
+  nn_release(ac), nn_release(bc);
+  if (status < 0) {
+    nn_release(out);
+    return NULL;
+  }
+  if (!nn_needs_grad(a, b, NULL)) return out;
+  conv_geom *kept = malloc(sizeof *kept);
+  nn_node *node = kept ? nn_node_attach(out, part == PART_COLUMNS ? "ConvolutionBackward0" : "ConvolutionBackwardBackward0",
+                                        conv_part_backward, 2, a, b, NULL)
+                       : NULL;
+  if (!node) {
+    if (!kept) nn_error_set("%s: out of memory", g->op);
+    free(kept);
+    nn_release(out);
+    return NULL;
+  }
+  *kept = *g;
+  node->ctx = kept;
+  node->free_ctx = free;
+  node->ints[0] = part;
+  nn_node_save(node, 0, a);
+  nn_node_save(node, 1, b);
+  return out;
+}
+
+/* conv's gradients as recorded products (conv_transpose: the image side is
+   its output, the column side its input) */
+static int conv_backward_recorded(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  nn_tensor *x = node->inputs[0] ? node->inputs[0] : node->saved[0];
+  nn_tensor *w = node->inputs[1] ? node->inputs[1] : node->saved[1];
+  int transposed = (int)node->ints[7];
+  nn_tensor *image = transposed ? g : x, *columns = transposed ? x : g;
+  conv_geom geo = geometry(transposed ? "conv_transpose2d backward" : "conv2d backward", image, w,
+                           w->size[0], columns->size[2], columns->size[3], node->ints);
+  if (node->inputs[0] && !(gi[0] = transposed ? conv_part(&geo, PART_COLUMNS, g, w)
+                                              : conv_part(&geo, PART_IMAGE, g, w)))
+    return -1;
+  if (node->inputs[1] && !(gi[1] = conv_part(&geo, PART_WEIGHT, image, columns))) return -1;
+  if (node->inputs[2] && !(gi[2] = nn_sum_dims(g, 1u | 4u | 8u, 0, 0))) return -1;
+  return 0;
+}
+
 static int conv_node_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
-  if (nn_recording_backward()) return nn_first_order_only("convolution"); /* its kernels record nothing */
+  if (nn_recording_backward()) return conv_backward_recorded(node, g, gi);
   int need[3] = {node->inputs[0] != NULL, node->inputs[1] != NULL, node->inputs[2] != NULL};
   return nn_conv_backward(g, node->saved[0], node->saved[1], node->ints, need, node->accumulate_into, gi);
 }

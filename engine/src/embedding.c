@@ -86,11 +86,47 @@ nn_tensor *nn_embedding_backward(nn_tensor *grad, nn_tensor *indices, int64_t nu
 
 /* saved[0]: the indices (contiguous); ints: num_embeddings, padding_idx,
    scale_grad_by_freq, base. */
+/* The weight's gradient is linear in g: while a pass records, the kernel's
+   result gets a node whose gradient selects the rows back, 0 at
+   padding_idx (PyTorch's embedding_dense_double_backward, which leaves out
+   scale_grad_by_freq's factors: "the first backward takes care of them").
+   The node keeps the embedding node's ints and indices. */
+static int embedding_double_backward(nn_node *node, nn_tensor *h, nn_tensor **gi) {
+  nn_tensor *indices = node->saved[0];
+  int64_t n = nn_numel(indices), column[2] = {n, 1}, base = node->ints[3];
+  nn_tensor *flat = nn_reshape(indices, 1, &n), *keep = NULL;
+  if (flat && node->ints[1] >= 0) { /* 0/1 per position, untracked */
+    nn_grad_guard guard = nn_no_grad_begin();
+    nn_tensor *other = nn_binary_scalar(NN_NE, flat, (double)(node->ints[1] + base), 0);
+    nn_tensor *typed = other ? nn_to_dtype(other, h->dtype) : NULL;
+    keep = typed ? nn_reshape(typed, 2, column) : NULL;
+    nn_no_grad_end(guard);
+    nn_release(other), nn_release(typed);
+    if (!keep) {
+      nn_release(flat);
+      return -1;
+    }
+  }
+  nn_tensor *rows = flat ? nn_index_select(h, 0, flat, (int)base) : NULL;
+  nn_tensor *kept = rows && keep ? nn_binary(NN_MUL, rows, keep) : nn_retain(rows);
+  gi[0] = kept ? nn_reshape(kept, node->ndim, node->size) : NULL;
+  nn_release(flat), nn_release(keep), nn_release(rows), nn_release(kept);
+  return gi[0] ? 0 : -1;
+}
+
 static int embedding_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
-  if (nn_recording_backward()) return nn_first_order_only("embedding"); /* its kernels record nothing */
   gi[0] = nn_embedding_backward(g, node->saved[0], node->ints[0], node->ints[1], (int)node->ints[2],
                                 (int)node->ints[3]);
-  return gi[0] ? 0 : -1;
+  if (!gi[0]) return -1;
+  if (!nn_backward_records(g, NULL, NULL)) return 0;
+  nn_node *twice = nn_node_attach(gi[0], "EmbeddingDenseBackwardBackward0", embedding_double_backward, 1, g,
+                                  NULL, NULL);
+  if (!twice) return -1;
+  nn_node_save(twice, 0, node->saved[0]);
+  memcpy(twice->ints, node->ints, sizeof twice->ints);
+  twice->ndim = g->ndim;
+  memcpy(twice->size, g->size, sizeof(int64_t) * (size_t)g->ndim);
+  return 0;
 }
 
 nn_tensor *nn_embedding(nn_tensor *weight, nn_tensor *indices, int64_t padding_idx,

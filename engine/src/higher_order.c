@@ -10,7 +10,7 @@
 #include "internal.h"
 
 /* ---- a small expression: temporaries released together ------------------ */
-#define EXPR_MAX 24
+#define EXPR_MAX 48
 typedef struct {
   nn_tensor *t[EXPR_MAX];
   int n;
@@ -32,6 +32,14 @@ static nn_tensor *finish(expr *e, nn_tensor *result) {
   for (int i = 0; i < e->n; i++) nn_release(e->t[i]);
   e->n = 0;
   return result;
+}
+
+/* A failure on the way to two results: each held only by e, so both
+   pointers are cleared as e lets them go. */
+static int fail_pair(expr *e, nn_tensor **a, nn_tensor **b) {
+  finish(e, NULL);
+  *a = *b = NULL;
+  return -1;
 }
 
 static nn_tensor *bin(expr *e, nn_binary_op op, nn_tensor *a, nn_tensor *b) {
@@ -300,12 +308,20 @@ int nn_linear_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *w, const int
 /* PyTorch's norm_backward: g x |x|^(p-2) / norm^(p-1), 0 where the norm is 0 */
 nn_tensor *nn_norm_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *norm, double p,
                                   unsigned mask) {
-  if (isinf(p)) {
-    nn_error_set("norm (p = inf): second-order gradients are not implemented");
-    return NULL;
-  }
   expr e = {{NULL}, 0};
   nn_tensor *gk = keep(&e, nn_as_kept(g, x->ndim, x->size, mask));
+  if (isinf(p)) { /* PyTorch's: sgn(x) g / count where |x| == norm (or NaN), shared among them */
+    nn_tensor *nk = keep(&e, nn_as_kept(norm, x->ndim, x->size, mask)), *hit = NULL, *count = NULL;
+    nn_grad_guard guard = nn_no_grad_begin();
+    nn_tensor *size = nk ? keep(&e, nn_unary(NN_ABS, x)) : NULL;
+    nn_tensor *same = size ? nn_binary(NN_EQ, size, nk) : NULL;
+    nn_tensor *nan = same ? nn_unary(NN_ISNAN, size) : NULL;
+    nn_tensor *either = nan ? nn_binary(NN_LOGICAL_OR, same, nan) : NULL;
+    nn_release(same), nn_release(nan);
+    if ((hit = as_mask(&e, either, x))) count = keep(&e, nn_sum_dims(hit, mask, 1, 0));
+    nn_no_grad_end(guard);
+    return finish(&e, mul(&e, un(&e, NN_SIGN, x), mul(&e, bin(&e, NN_DIV, gk, count), hit)));
+  }
   if (p == 1) return finish(&e, mul(&e, gk, un(&e, NN_SIGN, x)));
   nn_tensor *nk = keep(&e, nn_as_kept(norm, x->ndim, x->size, mask));
   nn_grad_guard guard = nn_no_grad_begin();
@@ -356,19 +372,23 @@ nn_tensor *nn_scatter_line_backward_graph(nn_tensor *g, nn_tensor *indices, int 
 }
 
 /* ---- losses ---------------------------------------------------------------- */
-/* The elementwise losses without weights: l'(x, y) with tensors, times g
+/* The elementwise losses: l'(x, y) with tensors, times the weights and g
    (divided as the forward divided the sum). */
 int nn_loss_backward_graph(const nn_loss_spec *spec, nn_tensor *g, nn_tensor *x, nn_tensor *y,
                            int need_x, int need_y, nn_tensor **gx, nn_tensor **gy) {
-  static const char *const names[] = {"mse_loss", "binary_cross_entropy", "l1_loss",
-                                      "smooth_l1_loss", "huber_loss", "kl_div", "kl_div",
-                                      "binary_cross_entropy_with_logits"};
   *gx = *gy = NULL;
-  if (spec->weights) {
-    nn_error_set("%s (with weights): second-order gradients are not implemented", names[spec->kind]);
-    return -1;
-  }
   expr e = {{NULL}, 0};
+  /* the weights, then the pos_weights, spread over x's elements (loss.c) */
+  nn_tensor *w = NULL, *pw = NULL;
+  if (spec->weights) {
+    int64_t n = nn_numel(x);
+    for (int k = 0; k < spec->has_weight + spec->has_pos_weight; k++) {
+      nn_tensor *part = keep(&e, nn_narrow(spec->weights, 0, k * n, n));
+      nn_tensor *shaped = part ? keep(&e, nn_reshape(part, x->ndim, x->size)) : NULL;
+      if (!shaped) return fail_pair(&e, gx, gy);
+      *(k == 0 && spec->has_weight ? &w : &pw) = shaped;
+    }
+  }
   nn_tensor *scale = spec->reduction != NN_REDUCTION_NONE ? num(&e, NN_DIV, g, spec->divisor) : g;
   nn_tensor *d = bin(&e, NN_SUB, x, y), *dx = NULL, *dy = NULL;
   switch (spec->kind) {
@@ -387,9 +407,16 @@ int nn_loss_backward_graph(const nn_loss_spec *spec, nn_tensor *g, nn_tensor *x,
     dx = un(&e, NN_NEG, un(&e, NN_EXP, y));
     dy = mul(&e, un(&e, NN_EXP, y), num(&e, NN_ADD, un(&e, NN_NEG, d), 1));
     break;
-  case NN_LOSS_BCE_WITH_LOGITS: /* (1 - y) x + log(1 + exp(-x)) */
-    dx = bin(&e, NN_SUB, un(&e, NN_SIGMOID, x), y);
-    dy = un(&e, NN_NEG, x);
+  case NN_LOSS_BCE_WITH_LOGITS: /* (1 - y) x + lw log(1 + exp(-x)), lw = 1 + (p - 1) y */
+    if (pw) { /* (p y + 1 - y) sigmoid(x) - p y; -x + (p - 1) softplus(-x) */
+      nn_tensor *py = mul(&e, pw, y);
+      dx = bin(&e, NN_SUB, mul(&e, bin(&e, NN_ADD, py, rnum(&e, NN_SUB, 1, y)), un(&e, NN_SIGMOID, x)), py);
+      nn_tensor *sp = x ? keep(&e, nn_activation(NN_ACT_LOG_SIGMOID, x, 0, 0)) : NULL; /* -softplus(-x) */
+      dy = bin(&e, NN_SUB, un(&e, NN_NEG, x), mul(&e, num(&e, NN_SUB, pw, 1), sp));
+    } else {
+      dx = bin(&e, NN_SUB, un(&e, NN_SIGMOID, x), y);
+      dy = un(&e, NN_NEG, x);
+    }
     break;
   case NN_LOSS_BCE: /* -(y log x + (1 - y) log(1 - x)) */
     dx = bin(&e, NN_DIV, d, mul(&e, x, rnum(&e, NN_SUB, 1, x)));
@@ -397,9 +424,216 @@ int nn_loss_backward_graph(const nn_loss_spec *spec, nn_tensor *g, nn_tensor *x,
     break;
   }
   if (!dy && dx) dy = un(&e, NN_NEG, dx); /* a function of x - y */
-  if (need_x && !(*gx = mul(&e, scale, dx))) return finish(&e, NULL), -1;
-  if (need_y && !(*gy = mul(&e, scale, dy))) return finish(&e, NULL), -1;
+  if (w) dx = mul(&e, dx, w), dy = mul(&e, dy, w);
+  if (need_x && !(*gx = mul(&e, scale, dx))) return fail_pair(&e, gx, gy);
+  if (need_y && !(*gy = mul(&e, scale, dy))) return fail_pair(&e, gx, gy);
   nn_retain(*gx), nn_retain(*gy);
   finish(&e, NULL);
   return 0;
+}
+
+/* cross_entropy and nll_loss over classes (loss.c has the formulas):
+   dl/dlp broadcast from g, then log_softmax's backward for logits */
+int nn_class_loss_backward_graph(int from_logits, int probabilities, int reduction,
+                                 double smoothing, nn_tensor *g, nn_tensor *x, nn_tensor *y,
+                                 nn_tensor *coef, int need_x, int need_y, nn_tensor **gx,
+                                 nn_tensor **gy) {
+  *gx = *gy = NULL;
+  expr e = {{NULL}, 0};
+  int cdim = x->ndim > 1 ? 1 : 0;
+  int64_t classes = x->size[cdim], kept[NN_MAX_DIMS], across[NN_MAX_DIMS];
+  for (int d = 0; d < x->ndim; d++) kept[d] = x->size[d], across[d] = 1;
+  kept[cdim] = 1, across[cdim] = classes;
+  /* g per position gets a class dim of 1 */
+  nn_tensor *gb = reduction == NN_REDUCTION_NONE && x->ndim > 1 ? keep(&e, nn_reshape(g, x->ndim, kept)) : g;
+  nn_tensor *dlp;
+  if (!probabilities) {
+    dlp = mul(&e, gb, coef);
+  } else {
+    if (reduction == NN_REDUCTION_MEAN) /* PyTorch divides by the positions */
+      gb = num(&e, NN_DIV, gb, classes ? (double)(nn_numel(x) / classes) : 1.0);
+    nn_tensor *gw = coef && gb ? mul(&e, gb, keep(&e, nn_reshape(coef, x->ndim, across))) : gb;
+    nn_tensor *ys = smoothing != 0 ? num(&e, NN_ADD, num(&e, NN_MUL, y, 1 - smoothing), smoothing / (double)classes) : y;
+    dlp = un(&e, NN_NEG, mul(&e, gw, ys));
+    if (need_y) {
+      nn_tensor *lp = keep(&e, nn_softmax(x, cdim, 1));
+      if (!(*gy = mul(&e, num(&e, NN_MUL, gw, -(1 - smoothing)), lp))) return fail_pair(&e, gx, gy);
+    }
+  }
+  if (need_x) {
+    if (from_logits && dlp) {
+      nn_tensor *total = keep(&e, nn_sum_dims(dlp, 1u << cdim, 1, 0));
+      dlp = bin(&e, NN_SUB, dlp, mul(&e, keep(&e, nn_softmax(x, cdim, 0)), total));
+    }
+    if (!(*gx = dlp)) return fail_pair(&e, gx, gy);
+  }
+  nn_retain(*gx), nn_retain(*gy);
+  finish(&e, NULL);
+  return 0;
+}
+
+/* ---- batch_norm ------------------------------------------------------------ */
+/* PyTorch's batchnorm_double_backward's first derivative, from fronts; per
+   channel (dim 1) over the other dims:
+     xhat = (x - mean) invstd, dw = sum(g xhat), db = sum(g)
+     training: dx = invstd (gw - mean(gw) - xhat mean(gw xhat)), gw = g w
+     else:     dx = gw invstd */
+int nn_batch_norm_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *w, nn_tensor *stats,
+                                 int training, double eps, const int *need, nn_tensor **grads) {
+  grads[0] = grads[1] = grads[2] = NULL;
+  expr e = {{NULL}, 0};
+  unsigned across = ((1u << x->ndim) - 1) & ~2u; /* every dim but the channels' */
+  int64_t channels = x->size[1], shape[NN_MAX_DIMS];
+  for (int d = 0; d < x->ndim; d++) shape[d] = d == 1 ? channels : 1;
+  nn_tensor *mean, *invstd;
+  if (training) {
+    mean = keep(&e, nn_sum_dims(x, across, 1, 1));
+    nn_tensor *centred = bin(&e, NN_SUB, x, mean);
+    nn_tensor *var = centred ? keep(&e, nn_sum_dims(keep(&e, nn_binary(NN_MUL, centred, centred)), across, 1, 1)) : NULL;
+    invstd = un(&e, NN_RSQRT, num(&e, NN_ADD, var, eps));
+  } else { /* constants: stats holds the means, then the 1 / sqrt(var + eps) */
+    nn_grad_guard guard = nn_no_grad_begin();
+    nn_tensor *parts[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+      nn_tensor *part = nn_narrow(stats, 0, k * channels, channels);
+      nn_tensor *typed = part ? nn_to_dtype(part, x->dtype) : NULL;
+      parts[k] = typed ? keep(&e, nn_reshape(typed, x->ndim, shape)) : NULL;
+      nn_release(part), nn_release(typed);
+    }
+    nn_no_grad_end(guard);
+    mean = parts[0], invstd = parts[1];
+  }
+  nn_tensor *xhat = mul(&e, bin(&e, NN_SUB, x, mean), invstd);
+  if (need[0]) {
+    nn_tensor *gw = w ? mul(&e, g, keep(&e, nn_reshape(w, x->ndim, shape))) : g;
+    if (training && gw && xhat) {
+      nn_tensor *m1 = keep(&e, nn_sum_dims(gw, across, 1, 1));
+      nn_tensor *gx = mul(&e, gw, xhat);
+      nn_tensor *m2 = gx ? keep(&e, nn_sum_dims(gx, across, 1, 1)) : NULL;
+      gw = bin(&e, NN_SUB, bin(&e, NN_SUB, gw, m1), mul(&e, xhat, m2));
+    }
+    grads[0] = mul(&e, gw, invstd);
+  }
+  if (need[1]) {
+    nn_tensor *gx = mul(&e, g, xhat);
+    grads[1] = gx ? keep(&e, nn_sum_dims(gx, across, 0, 0)) : NULL;
+  }
+  if (need[2]) grads[2] = keep(&e, nn_sum_dims(g, across, 0, 0));
+  int failed = 0;
+  for (int k = 0; k < 3; k++) failed |= need[k] && !grads[k];
+  for (int k = 0; k < 3; k++) failed ? (void)(grads[k] = NULL) : (void)nn_retain(grads[k]);
+  finish(&e, NULL);
+  return failed ? -1 : 0;
+}
+
+/* ---- prelu -------------------------------------------------------------------- */
+/* x > 0: g and no weight gradient; else g w and g x into w's channel
+   (dim 1, or one weight for all) */
+int nn_prelu_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *w, int need_x, int need_w,
+                            nn_tensor **gx, nn_tensor **gw) {
+  *gx = *gw = NULL;
+  expr e = {{NULL}, 0};
+  int64_t shape[NN_MAX_DIMS];
+  for (int d = 0; d < x->ndim; d++) shape[d] = d == 1 ? nn_numel(w) : 1;
+  int per_channel = nn_numel(w) > 1;
+  nn_tensor *wb = per_channel ? keep(&e, nn_reshape(w, x->ndim, shape)) : w;
+  nn_tensor *pos = greater(&e, x, 0), *neg = rnum(&e, NN_SUB, 1, pos);
+  if (need_x && !(*gx = mul(&e, g, bin(&e, NN_ADD, pos, mul(&e, neg, wb)))))
+    return fail_pair(&e, gx, gw);
+  if (need_w) {
+    nn_tensor *part = mul(&e, g, mul(&e, x, neg));
+    nn_tensor *summed = part ? keep(&e, nn_sum_to_shape(part, x->ndim, shape)) : NULL;
+    if (!(*gw = summed ? keep(&e, nn_reshape(summed, w->ndim, w->size)) : NULL)) return fail_pair(&e, gx, gw);
+  }
+  nn_retain(*gx), nn_retain(*gw);
+  finish(&e, NULL);
+  return 0;
+}
+
+/* ---- products along a dim ------------------------------------------------------- */
+static nn_tensor *flipped(expr *e, nn_tensor *t, int dim) {
+  return t ? keep(e, nn_flip(t, 1u << dim)) : NULL;
+}
+static nn_tensor *cumsum(expr *e, nn_tensor *t, int dim) { return t ? keep(e, nn_cumsum(t, dim)) : NULL; }
+static nn_tensor *cumprod(expr *e, nn_tensor *t, int dim) { return t ? keep(e, nn_cumprod(t, dim)) : NULL; }
+/* sums from the far end of dim */
+static nn_tensor *sums_from_end(expr *e, nn_tensor *t, int dim) {
+  return flipped(e, cumsum(e, flipped(e, t, dim), dim), dim);
+}
+/* (a == s) as 0/1 in like's dtype, untracked */
+static nn_tensor *equal_to(expr *e, nn_tensor *a, double s, const nn_tensor *like) {
+  if (!a) return NULL;
+  nn_grad_guard guard = nn_no_grad_begin();
+  nn_tensor *b = nn_binary_scalar(NN_EQ, a, s, 0);
+  nn_no_grad_end(guard);
+  return as_mask(e, b, like);
+}
+
+/* cumprod: d out_m / d x_k = prod over j <= m, j != k of x_j. Without a
+   zero, the sums from the end of g out, over x. With one, as PyTorch's
+   cumprod_backward under create_graph (O(n^2) along dim): for each k, the
+   product before k times the sum over m >= k of g_m prod_{k < j <= m} x_j,
+   so that the gradient after a zero keeps its dependence on that zero. */
+nn_tensor *nn_cumprod_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *out, int dim) {
+  expr e = {{NULL}, 0};
+  double zeros = 0;
+  nn_tensor *zero = equal_to(&e, x, 0, x);
+  nn_grad_guard guard = nn_no_grad_begin();
+  nn_tensor *count = zero ? keep(&e, nn_sum_dims(zero, (1u << x->ndim) - 1u, 0, 0)) : NULL;
+  nn_no_grad_end(guard);
+  if (!count || nn_item(count, &zeros) < 0) return finish(&e, NULL);
+  if (zeros == 0) return finish(&e, bin(&e, NN_DIV, sums_from_end(&e, mul(&e, g, out), dim), x));
+  if (x->ndim == 0) return finish(&e, g); /* one element: d out / d x = 1 */
+  int64_t n = x->size[dim], one[NN_MAX_DIMS];
+  for (int d = 0; d < x->ndim; d++) one[d] = d == dim ? 1 : x->size[d];
+  nn_tensor *ones = keep(&e, nn_full_like_shape(x, x->dtype, x->ndim, one, 1));
+  nn_tensor **column = calloc((size_t)n, sizeof *column);
+  int status = ones && column ? 0 : -1;
+  nn_tensor *before = ones ? nn_retain(ones) : NULL; /* the product of x before k */
+  for (int64_t k = 0; k < n && status == 0; k++) {
+    expr step = {{NULL}, 0};
+    nn_tensor *ahead = ones;
+    if (k + 1 < n) {
+      nn_tensor *pair[2] = {ones, cumprod(&step, keep(&step, nn_narrow(x, dim, k + 1, n - k - 1)), dim)};
+      ahead = pair[1] ? keep(&step, nn_cat(2, pair, dim)) : NULL;
+    }
+    nn_tensor *terms = mul(&step, keep(&step, nn_narrow(g, dim, k, n - k)), ahead);
+    nn_tensor *sum = terms ? keep(&step, nn_sum_dims(terms, 1u << dim, 1, 0)) : NULL;
+    column[k] = finish(&step, mul(&step, before, sum));
+    nn_tensor *next = k + 1 < n ? mul(&step, before, keep(&step, nn_narrow(x, dim, k, 1))) : NULL;
+    nn_release(before);
+    before = finish(&step, next);
+    if (!column[k] || (k + 1 < n && !before)) status = -1;
+  }
+  nn_release(before);
+  nn_tensor *gi = status == 0 ? nn_cat((int)n, column, dim) : NULL;
+  for (int64_t k = 0; column && k < n; k++) nn_release(column[k]);
+  free(column);
+  if (!column) nn_error_set("cumprod backward: out of memory");
+  finish(&e, NULL);
+  return gi;
+}
+
+/* prod along one dim or all (mask): g times the product of the others,
+   from the products before and after each element (no division, so zeros
+   are no special case) */
+nn_tensor *nn_prod_backward_graph(nn_tensor *g, nn_tensor *x, unsigned mask) {
+  expr e = {{NULL}, 0};
+  nn_tensor *gk = keep(&e, nn_as_kept(g, x->ndim, x->size, mask));
+  int all = x->ndim == 0 || mask == (1u << x->ndim) - 1u, dim = 0;
+  while (!all && !(mask >> dim & 1)) dim++;
+  int64_t count = nn_numel(x);
+  nn_tensor *line = all ? keep(&e, nn_reshape(x, 1, &count)) : x;
+  int64_t n = line ? line->size[dim] : 0, one[NN_MAX_DIMS];
+  if (!line || n == 0) return finish(&e, line ? bin(&e, NN_MUL, gk, x) : NULL); /* empty: an empty gradient */
+  for (int d = 0; d < line->ndim; d++) one[d] = d == dim ? 1 : line->size[d];
+  nn_tensor *ones = keep(&e, nn_full_like_shape(line, line->dtype, line->ndim, one, 1));
+  nn_tensor *head = keep(&e, nn_narrow(line, dim, 0, n - 1)), *tail = keep(&e, nn_narrow(line, dim, 1, n - 1));
+  nn_tensor *pair[2] = {ones, head};
+  nn_tensor *shifted = ones && head ? keep(&e, nn_cat(2, pair, dim)) : NULL;
+  pair[0] = tail, pair[1] = ones;
+  nn_tensor *shifted_back = ones && tail ? keep(&e, nn_cat(2, pair, dim)) : NULL;
+  nn_tensor *others = mul(&e, cumprod(&e, shifted, dim), flipped(&e, cumprod(&e, flipped(&e, shifted_back, dim), dim), dim));
+  nn_tensor *shaped = all && others ? keep(&e, nn_reshape(others, x->ndim, x->size)) : others;
+  return finish(&e, mul(&e, gk, shaped));
 }

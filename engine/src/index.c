@@ -183,9 +183,9 @@ static int put_at_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
     }
   }
   if (node->inputs[1]) {
-    nn_tensor *gc = nn_contiguous(g);
-    nn_tensor *gv = gc ? read_at("put backward", gc, &p, off) : NULL;
-    nn_release(gc);
+    /* a recorded read (when a pass records itself), so that the values'
+       gradient is differentiable again */
+    nn_tensor *gv = gather_at("put backward", "GatherBackward0", g, &p, off);
     nn_tensor *v = node->inputs[1];
     gi[1] = gv ? nn_sum_to_shape(gv, v->ndim, v->size) : NULL;
     nn_release(gv);

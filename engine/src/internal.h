@@ -302,6 +302,25 @@ nn_tensor *nn_scatter_line_backward_graph(nn_tensor *g, nn_tensor *indices, int 
                                           const int64_t *size);
 int nn_loss_backward_graph(const nn_loss_spec *spec, nn_tensor *g, nn_tensor *x, nn_tensor *y,
                            int need_x, int need_y, nn_tensor **gx, nn_tensor **gy);
+/* cross_entropy (from_logits) and nll_loss: coef is dl/dlp for a gradient
+   of ones (labels) or the class weights (probabilities; NULL: none). */
+/* batch_norm's gradients (grads[0] x, [1] weight, [2] bias, where need[k]):
+   through the batch's statistics, recomputed from x with eps, when
+   training; else through stats (the running ones, as forward wrote them) */
+int nn_batch_norm_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *w, nn_tensor *stats,
+                                 int training, double eps, const int *need, nn_tensor **grads);
+int nn_prelu_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *w, int need_x, int need_w,
+                            nn_tensor **gx, nn_tensor **gw);
+nn_tensor *nn_cumprod_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *out, int dim);
+nn_tensor *nn_prod_backward_graph(nn_tensor *g, nn_tensor *x, unsigned mask);
+/* The recurrent layers' gradients (rnn.c's layout) from fronts (rnn_recorded.c). */
+int nn_rnn_backward_graph(nn_rnn_mode mode, int reverse, nn_tensor *g, nn_tensor *x_gates,
+                          nn_tensor *state0, nn_tensor *weights, nn_tensor *batch_sizes, int64_t H,
+                          const int *need, nn_tensor **grads);
+int nn_class_loss_backward_graph(int from_logits, int probabilities, int reduction,
+                                 double smoothing, nn_tensor *g, nn_tensor *x, nn_tensor *y,
+                                 nn_tensor *coef, int need_x, int need_y, nn_tensor **gx,
+                                 nn_tensor **gy);
 /* True when a backward op must take its recorded form: a pass records
    itself and one of the operands needs a gradient. */
 static inline int nn_backward_records(nn_tensor *a, nn_tensor *b, nn_tensor *c) {

@@ -440,12 +440,61 @@ static nn_class_loss_args class_args(const char *op, int from_logits, int probab
   return a;
 }
 
+static int class_loss_kernel_backward(const char *op, int from_logits, int probabilities,
+                                      const nn_class_loss_options *o, nn_tensor *g,
+                                      nn_tensor *input, nn_tensor *target, nn_tensor *aux,
+                                      int need_x, int need_y, nn_tensor **gx, nn_tensor **gy);
+
+/* A backward pass that records itself (create_graph) takes the gradient
+   from fronts (higher_order.c). With labels, dl/dlp is g times what the
+   kernel gives without the log_softmax step for a gradient of ones: a
+   constant of the labels and weights. With probabilities it needs the
+   class weights, in the input's dtype. */
+static int class_loss_backward_recorded(const char *op, int from_logits, int probabilities,
+                                        const nn_class_loss_options *o, nn_tensor *g,
+                                        nn_tensor *input, nn_tensor *target, nn_tensor *aux,
+                                        int need_x, int need_y, nn_tensor **gx, nn_tensor **gy) {
+  nn_tensor *coef = NULL, *unused = NULL;
+  int status = 0;
+  nn_grad_guard guard = nn_no_grad_begin();
+  if (!probabilities) {
+    nn_tensor *ones = nn_full_like_shape(g, g->dtype, g->ndim, g->size, 1);
+    status = ones ? class_loss_kernel_backward(op, 0, 0, o, ones, input, target, aux, 1, 0, &coef,
+                                               &unused)
+                  : -1;
+    nn_release(ones);
+  } else if (o->weight) {
+    nn_tensor *head = nn_narrow(aux, 0, 0, layout_of(input).classes);
+    coef = head ? nn_to_dtype(head, input->dtype) : NULL;
+    nn_release(head);
+    if (!coef) status = -1;
+  }
+  nn_no_grad_end(guard);
+  if (status == 0)
+    status = nn_class_loss_backward_graph(from_logits, probabilities, o->reduction,
+                                          o->label_smoothing, g, input, target, coef, need_x,
+                                          need_y, gx, gy);
+  nn_release(coef);
+  return status;
+}
+
 int nn_class_loss_backward(const char *op, int from_logits, int probabilities,
                            const nn_class_loss_options *o, nn_tensor *g, nn_tensor *input,
                            nn_tensor *target, nn_tensor *aux, int need_x, int need_y,
                            nn_tensor **gx, nn_tensor **gy) {
   *gx = *gy = NULL;
-  if (nn_backward_records(g, input, target)) return nn_first_order_only(op);
+  if (nn_backward_records(g, input, target))
+    return class_loss_backward_recorded(op, from_logits, probabilities, o, g, input, target, aux,
+                                        need_x, need_y, gx, gy);
+  return class_loss_kernel_backward(op, from_logits, probabilities, o, g, input, target, aux,
+                                    need_x, need_y, gx, gy);
+}
+
+static int class_loss_kernel_backward(const char *op, int from_logits, int probabilities,
+                                      const nn_class_loss_options *o, nn_tensor *g,
+                                      nn_tensor *input, nn_tensor *target, nn_tensor *aux,
+                                      int need_x, int need_y, nn_tensor **gx, nn_tensor **gy) {
+  *gx = *gy = NULL;
   const nn_backend *be = nn_dispatch(op, offsetof(nn_backend, class_loss_backward), g, input, target);
   if (!be) return -1;
   nn_tensor *x = contiguous_values(input), *t = x ? contiguous_values(target) : NULL;

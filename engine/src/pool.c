@@ -157,9 +157,22 @@ static nn_tensor *pool2d_backward(const nn_pool2d_args *geometry, nn_tensor *g, 
 }
 
 /* The node keeps the geometry in ints: kind and count_include_pad, then
-   kernel, stride, padding, dilation as (h, w) pairs, divisor, base. */
-static int pool2d_node_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
-  if (nn_recording_backward()) return nn_first_order_only(node->name); /* its kernels record nothing */
+   kernel, stride, padding, dilation as (h, w) pairs, divisor, base; its
+   size is its input's shape, the shape of the gradient it gives. */
+static void keep_pool_geometry(nn_node *node, const nn_pool2d_args *a, const nn_tensor *input) {
+  node->ints[0] = (int64_t)a->kind | ((int64_t)a->count_include_pad << 8);
+  const int *pairs[4] = {a->kernel, a->stride, a->padding, a->dilation};
+  for (int k = 0; k < 4; k++) node->ints[1 + k] = pack(pairs[k][0], pairs[k][1]);
+  node->ints[5] = a->divisor;
+  node->ints[6] = a->index_base;
+  node->ndim = input->ndim;
+  memcpy(node->size, input->size, sizeof(int64_t) * (size_t)input->ndim);
+}
+
+/* The geometry a node kept, between an input of shape (ndim, in) and an
+   output of shape (ndim, out). */
+static nn_pool2d_args pool_geometry_of(const nn_node *node, int ndim, const int64_t *in,
+                                       const int64_t *out) {
   nn_pool2d_args a = {0};
   a.kind = (nn_pool_kind)(node->ints[0] & 0xff);
   a.count_include_pad = (int)(node->ints[0] >> 8);
@@ -167,11 +180,70 @@ static int pool2d_node_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   for (int k = 0; k < 4; k++) pairs[k][0] = unpack_h(node->ints[1 + k]), pairs[k][1] = unpack_w(node->ints[1 + k]);
   a.divisor = node->ints[5];
   a.index_base = node->ints[6];
-  a.in_h = node->size[node->ndim - 2], a.in_w = node->size[node->ndim - 1];
-  a.out_h = g->size[g->ndim - 2], a.out_w = g->size[g->ndim - 1];
-  a.planes = nn_shape_numel(node->ndim, node->size) / (a.in_h * a.in_w);
+  a.in_h = in[ndim - 2], a.in_w = in[ndim - 1];
+  a.out_h = out[ndim - 2], a.out_w = out[ndim - 1];
+  a.planes = nn_shape_numel(ndim, in) / (a.in_h * a.in_w);
+  return a;
+}
+
+static int pool2d_node_backward(nn_node *node, nn_tensor *g, nn_tensor **gi);
+static int pool2d_adjoint_backward(nn_node *node, nn_tensor *h, nn_tensor **gi);
+
+/* Records out = pool(input) (forward) or its adjoint, where input needs a gradient. */
+static int pool_record(nn_tensor *out, const nn_pool2d_args *a, nn_tensor *input, int adjoint) {
+  if (!nn_needs_grad(input, NULL, NULL)) return 0;
+  nn_node *node = adjoint ? nn_node_attach(out, a->kind == NN_POOL_AVG ? "AvgPool2DBackwardBackward0" : "AdaptiveAvgPool2DBackwardBackward0",
+                                           pool2d_adjoint_backward, 1, input, NULL, NULL)
+                          : nn_node_attach(out, pool_node_name(a->kind), pool2d_node_backward, 1, input, NULL, NULL);
+  if (!node) return -1;
+  keep_pool_geometry(node, a, input);
+  return 0;
+}
+
+/* ---- higher orders ----------------------------------------------------------
+   The average kinds are linear and their backward reads only g: the
+   gradient is the adjoint map of g, whose own gradient is the forward map
+   again, so each records the other (its node) and every order alternates
+   the two kernels. The max kinds' gradient is g scattered at the indices,
+   recorded through the scatter front (whose gradient gathers). */
+static nn_tensor *pool_scatter_recorded(const nn_node *node, nn_tensor *g, nn_tensor *indices) {
+  int nd = node->ndim;
+  int64_t flat_in[4], flat_out[4];
+  for (int d = 0; d < nd - 2; d++) flat_in[d] = flat_out[d] = node->size[d];
+  flat_in[nd - 2] = node->size[nd - 2] * node->size[nd - 1];
+  flat_out[nd - 2] = g->size[nd - 2] * g->size[nd - 1];
+  nn_tensor *zeros = nn_full_like_shape(g, g->dtype, nd - 1, flat_in, 0);
+  nn_tensor *gf = zeros ? nn_reshape(g, nd - 1, flat_out) : NULL;
+  nn_tensor *idx = gf ? nn_reshape(indices, nd - 1, flat_out) : NULL;
+  nn_tensor *sum = idx ? nn_scatter(zeros, nd - 2, idx, gf, 1, (int)node->ints[6]) : NULL;
+  nn_tensor *gx = sum ? nn_reshape(sum, nd, node->size) : NULL;
+  nn_release(zeros), nn_release(gf), nn_release(idx), nn_release(sum);
+  return gx;
+}
+
+static int pool2d_node_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  nn_pool2d_args a = pool_geometry_of(node, node->ndim, node->size, g->size);
+  if (is_max(a.kind) && nn_backward_records(g, NULL, NULL)) {
+    gi[0] = pool_scatter_recorded(node, g, node->saved[0]);
+    return gi[0] ? 0 : -1;
+  }
   gi[0] = pool2d_backward(&a, g, node->saved[0], node->ndim, node->size);
+  if (gi[0] && !is_max(a.kind) && pool_record(gi[0], &a, g, 1) < 0) return -1;
   return gi[0] ? 0 : -1;
+}
+
+/* the adjoint's gradient: the average pooling of h, recorded */
+static int pool2d_adjoint_backward(nn_node *node, nn_tensor *h, nn_tensor **gi) {
+  nn_pool2d_args a = pool_geometry_of(node, node->ndim, h->size, node->size);
+  const nn_backend *be = nn_dispatch(pool_name(a.kind), offsetof(nn_backend, pool2d), h, NULL, NULL);
+  nn_tensor *hc = be ? dense(h) : NULL, *out = hc ? nn_empty_like_shape(h, h->dtype, node->ndim, node->size) : NULL;
+  a.dtype = h->dtype;
+  a.x = out ? nn_data(hc) : NULL;
+  a.out = out ? nn_data(out) : NULL;
+  if (out && (be->pool2d(&a) < 0 || pool_record(out, &a, h, 0) < 0)) nn_release(out), out = NULL;
+  nn_release(hc);
+  gi[0] = out;
+  return out ? 0 : -1;
 }
 
 nn_tensor *nn_pool2d(nn_tensor *x, const nn_pool2d_options *o, nn_tensor **indices,
@@ -197,16 +269,8 @@ nn_tensor *nn_pool2d(nn_tensor *x, const nn_pool2d_options *o, nn_tensor **indic
   a.indices = idx ? nn_data(idx) : NULL;
   if (be->pool2d(&a) < 0) goto fail;
   if (record) {
-    nn_node *node = nn_node_attach(out, pool_node_name(o->kind), pool2d_node_backward, 1, x, NULL, NULL);
-    if (!node) goto fail;
-    node->ints[0] = (int64_t)a.kind | ((int64_t)a.count_include_pad << 8);
-    int *pairs[4] = {a.kernel, a.stride, a.padding, a.dilation};
-    for (int k = 0; k < 4; k++) node->ints[1 + k] = pack(pairs[k][0], pairs[k][1]);
-    node->ints[5] = a.divisor;
-    node->ints[6] = index_base;
-    node->ndim = x->ndim;
-    memcpy(node->size, x->size, sizeof(int64_t) * (size_t)x->ndim);
-    if (idx) nn_node_save(node, 0, idx);
+    if (pool_record(out, &a, x, 0) < 0) goto fail;
+    if (idx) nn_node_save(out->grad_fn, 0, idx);
   }
   nn_release(xc);
   if (indices) *indices = idx;
@@ -226,27 +290,61 @@ static double source_scale(int64_t in, int64_t out, double scale_factor, int bil
   return scale_factor > 0 ? 1.0 / scale_factor : (double)in / (double)out;
 }
 
-static int upsample2d_node_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
-  if (nn_recording_backward()) return nn_first_order_only(node->name); /* its kernels record nothing */
-  const nn_backend *be = nn_dispatch("interpolate", offsetof(nn_backend, upsample2d_backward), g, NULL, NULL);
-  if (!be) return -1;
-  nn_tensor *gc = dense(g), *gx = gc ? nn_empty_like_shape(g, g->dtype, node->ndim, node->size) : NULL;
-  if (!gx) {
-    nn_release(gc);
-    return -1;
-  }
-  nn_upsample2d_args a = {(int)node->ints[0], (int)node->ints[1], g->dtype, 0, node->size[2],
-                          node->size[3], g->size[2], g->size[3], node->scalar[0], node->scalar[1],
-                          NULL, NULL, nn_data(gc), nn_data(gx)};
-  a.planes = node->size[0] * node->size[1];
-  int status = be->upsample2d_backward(&a);
-  nn_release(gc);
-  if (status < 0) {
-    nn_release(gx);
-    return -1;
-  }
-  gi[0] = gx;
+/* Upsampling is linear too: its gradient is the adjoint map of g (the
+   backward kernel), whose gradient is the upsampling again (see the
+   average pools). A node keeps bilinear and align_corners in ints, the
+   source scales in scalar, its input's shape in size. */
+static int upsample2d_node_backward(nn_node *node, nn_tensor *g, nn_tensor **gi);
+static int upsample2d_adjoint_backward(nn_node *node, nn_tensor *h, nn_tensor **gi);
+
+static int upsample_record(nn_tensor *out, const nn_upsample2d_args *a, nn_tensor *input, int adjoint) {
+  if (!nn_needs_grad(input, NULL, NULL)) return 0;
+  const char *name = adjoint ? (a->bilinear ? "UpsampleBilinear2DBackwardBackward0" : "UpsampleNearest2DBackwardBackward0")
+                             : (a->bilinear ? "UpsampleBilinear2DBackward0" : "UpsampleNearest2DBackward0");
+  nn_node *node = nn_node_attach(out, name, adjoint ? upsample2d_adjoint_backward : upsample2d_node_backward, 1,
+                                 input, NULL, NULL);
+  if (!node) return -1;
+  node->ints[0] = a->bilinear, node->ints[1] = a->align_corners;
+  node->scalar[0] = a->scale_h, node->scalar[1] = a->scale_w;
+  node->ndim = 4;
+  memcpy(node->size, input->size, sizeof(int64_t) * 4);
   return 0;
+}
+
+/* forward (out = up(t)) or adjoint (out = up^T(t)) into the shape
+   (n, c, out_h, out_w), recorded where t needs a gradient */
+static nn_tensor *upsample_apply(const nn_node *node, nn_tensor *t, int adjoint, int64_t out_h, int64_t out_w) {
+  const nn_backend *be = nn_dispatch("interpolate", adjoint ? offsetof(nn_backend, upsample2d_backward)
+                                                            : offsetof(nn_backend, upsample2d), t, NULL, NULL);
+  if (!be) return NULL;
+  int64_t size[4] = {t->size[0], t->size[1], out_h, out_w};
+  const int64_t *small = adjoint ? size : t->size, *large = adjoint ? t->size : size;
+  nn_tensor *tc = dense(t), *out = tc ? nn_empty_like_shape(t, t->dtype, 4, size) : NULL;
+  if (!out) {
+    nn_release(tc);
+    return NULL;
+  }
+  nn_upsample2d_args a = {(int)node->ints[0], (int)node->ints[1], t->dtype, size[0] * size[1], small[2],
+                          small[3], large[2], large[3], node->scalar[0], node->scalar[1],
+                          adjoint ? NULL : nn_data(tc), adjoint ? NULL : nn_data(out),
+                          adjoint ? nn_data(tc) : NULL, adjoint ? nn_data(out) : NULL};
+  int status = adjoint ? be->upsample2d_backward(&a) : be->upsample2d(&a);
+  nn_release(tc);
+  if (status < 0 || upsample_record(out, &a, t, adjoint) < 0) {
+    nn_release(out);
+    return NULL;
+  }
+  return out;
+}
+
+static int upsample2d_node_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  gi[0] = upsample_apply(node, g, 1, node->size[2], node->size[3]);
+  return gi[0] ? 0 : -1;
+}
+
+static int upsample2d_adjoint_backward(nn_node *node, nn_tensor *h, nn_tensor **gi) {
+  gi[0] = upsample_apply(node, h, 0, node->size[2], node->size[3]);
+  return gi[0] ? 0 : -1;
 }
 
 nn_tensor *nn_upsample2d(nn_tensor *x, int bilinear, int64_t out_h, int64_t out_w, double scale_h,
@@ -279,15 +377,7 @@ nn_tensor *nn_upsample2d(nn_tensor *x, int bilinear, int64_t out_h, int64_t out_
   int status = be->upsample2d(&a);
   nn_release(xc);
   if (status < 0) goto fail;
-  if (nn_needs_grad(x, NULL, NULL)) {
-    nn_node *node = nn_node_attach(out, bilinear ? "UpsampleBilinear2DBackward0" : "UpsampleNearest2DBackward0",
-                                   upsample2d_node_backward, 1, x, NULL, NULL);
-    if (!node) goto fail;
-    node->ints[0] = bilinear, node->ints[1] = align_corners;
-    node->scalar[0] = a.scale_h, node->scalar[1] = a.scale_w;
-    node->ndim = 4;
-    memcpy(node->size, x->size, sizeof(int64_t) * 4);
-  }
+  if (upsample_record(out, &a, x, 0) < 0) goto fail;
   return out;
 fail:
   nn_release(out);
@@ -337,8 +427,17 @@ fail:
   return -1;
 }
 
+/* A node keeps training in ints[0], eps in scalar[0]; saved: x, weight, stats. */
 static int batch_norm_node_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
-  if (nn_recording_backward()) return nn_first_order_only("batch_norm"); /* its kernels record nothing */
+  if (nn_recording_backward()) {
+    /* recorded from fronts (higher_order.c), on the graph's aliases where
+       they need a gradient */
+    nn_tensor *x = node->inputs[0] ? node->inputs[0] : node->saved[0];
+    nn_tensor *w = node->inputs[1] ? node->inputs[1] : node->saved[1];
+    int need[3] = {node->inputs[0] != NULL, node->inputs[1] != NULL, node->inputs[2] != NULL};
+    return nn_batch_norm_backward_graph(g, x, w, node->saved[2], (int)node->ints[0], node->scalar[0],
+                                        need, gi);
+  }
   int need[3] = {node->inputs[0] != NULL, node->inputs[1] != NULL, node->inputs[2] != NULL};
   return batch_norm_backward(g, node->saved[0], node->saved[1], node->saved[2], (int)node->ints[0],
                              need, gi);
@@ -429,6 +528,7 @@ nn_tensor *nn_batch_norm(nn_tensor *x, nn_tensor *weight, nn_tensor *bias,
                                    weight, bias);
     if (!node) goto fail;
     node->ints[0] = training;
+    node->scalar[0] = eps;
     nn_node_save(node, 0, xc);
     if (wc) nn_node_save(node, 1, wc);
     nn_node_save(node, 2, stats);

@@ -170,9 +170,28 @@ fail:
   return -1;
 }
 
+/* What a recording backward reads that the node does not hold otherwise:
+   the products and the initial state, where they need no gradient (else
+   the node's inputs hold them). */
+typedef struct {
+  nn_tensor *x_gates, *state0;
+} rnn_values;
+
+static void rnn_values_free(void *p) {
+  rnn_values *v = p;
+  nn_release(v->x_gates), nn_release(v->state0);
+  free(v);
+}
+
 static int rnn_layer_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
-  if (nn_recording_backward()) return nn_first_order_only(node->name); /* its kernels record nothing */
   int need[3] = {node->inputs[0] != NULL, node->inputs[1] != NULL, node->inputs[2] != NULL};
+  if (nn_recording_backward()) { /* through fronts (rnn_recorded.c): the kernels record nothing */
+    const rnn_values *v = node->ctx;
+    return nn_rnn_backward_graph((nn_rnn_mode)node->ints[0], (int)node->ints[1], g,
+                                 need[0] ? node->inputs[0] : v->x_gates, need[1] ? node->inputs[1] : v->state0,
+                                 need[2] ? node->inputs[2] : node->saved[1], node->saved[2], node->ints[2],
+                                 need, gi);
+  }
   return rnn_layer_backward_op((nn_rnn_mode)node->ints[0], (int)node->ints[1], g, node->saved[0],
                                node->saved[1], node->saved[2], node->ints[2], need, gi);
 }
@@ -267,6 +286,17 @@ nn_tensor *nn_rnn_layer(nn_rnn_mode mode, nn_tensor *x_gates, nn_tensor *state0,
     nn_node_save(node, 0, ws);
     nn_node_save(node, 1, wc);
     nn_node_save(node, 2, batch_sizes);
+    if (!node->inputs[0] || !node->inputs[1]) {
+      rnn_values *v = malloc(sizeof *v);
+      if (!v) {
+        nn_error_set("%s: out of memory", op);
+        goto fail_after;
+      }
+      v->x_gates = node->inputs[0] ? NULL : nn_retain(xc);
+      v->state0 = node->inputs[1] ? NULL : nn_retain(sc);
+      node->ctx = v;
+      node->free_ctx = rnn_values_free;
+    }
   }
   free(s.first);
   nn_release(xc), nn_release(wc), nn_release(sc), nn_release(ws);

@@ -28,10 +28,7 @@ static int cumsum_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
 }
 
 nn_tensor *nn_cumprod_backward(nn_tensor *g, nn_tensor *x, nn_tensor *out, int dim) {
-  if (nn_backward_records(g, x, out)) {
-    nn_first_order_only("cumprod");
-    return NULL;
-  }
+  if (nn_backward_records(g, x, out)) return nn_cumprod_backward_graph(g, x, out, dim);
   const nn_backend *be =
       nn_dispatch("cumprod backward", offsetof(nn_backend, cumprod_backward), g, x, out);
   nn_tensor *gi = be ? nn_empty_like(x) : NULL;

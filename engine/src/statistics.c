@@ -49,7 +49,10 @@ nn_tensor *nn_prod_backward(nn_tensor *g, nn_tensor *x, nn_tensor *out, unsigned
 }
 
 static int prod_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
-  gi[0] = nn_prod_backward(g, node->saved[0], node->saved[1], (unsigned)node->ints[0]);
+  if (nn_backward_records(g, node->saved[0], node->saved[1])) /* recorded from fronts (higher_order.c) */
+    gi[0] = nn_prod_backward_graph(g, node->saved[0], (unsigned)node->ints[0]);
+  else
+    gi[0] = nn_prod_backward(g, node->saved[0], node->saved[1], (unsigned)node->ints[0]);
   return gi[0] ? 0 : -1;
 }
 

@@ -342,4 +342,39 @@ op {name = "multihead add_bias_kv add_zero_attn", shapes = {{3, 2, 4}}, fn = fun
   return (m(x, x, x))
 end}
 
+-- second order (issues 12 and 13): each fn is a gradient taken with
+-- create_graph, so the check compares it and its own gradient; the fused
+-- kernels' backward passes take their recorded forms
+local function gradient_of(f)
+  return function(...)
+    local inputs = {...}
+    local wrt = {}
+    for _, t in ipairs(inputs) do if t.requires_grad then wrt[#wrt + 1] = t end end
+    -- the check sizes its upstream gradient from a call without gradients
+    if #wrt == 0 or not nn.is_grad_enabled() then return f(...):sum() end
+    local grads = nn.autograd.grad(f(...), wrt, {create_graph = true})
+    local total
+    for _, g in ipairs(grads) do
+      local term = (g * g):sum()
+      total = total and total + term or term
+    end
+    return total
+  end
+end
+op {name = "second order cross_entropy", shapes = {{8, 5}}, labels = 5,
+    fn = gradient_of(function(x, t) return F.cross_entropy(x * x, t, {label_smoothing = 0.1}) end)}
+op {name = "second order conv2d", shapes = {{2, 4, 6, 5}, {6, 2, 3, 2}},
+    fn = gradient_of(function(x, w) return (F.conv2d(x, w, nil, {stride = {2, 1}, padding = 1, groups = 2}) ^ 2):mean() end)}
+op {name = "second order conv_transpose2d", shapes = {{2, 4, 3, 4}, {4, 3, 2, 3}},
+    fn = gradient_of(function(x, w) return (F.conv_transpose2d(x, w, nil, {stride = 2, padding = 1}) ^ 2):mean() end)}
+op {name = "second order pooling and upsampling", shapes = {{2, 3, 7, 6}},
+    fn = gradient_of(function(x)
+      local y = F.max_pool2d(x * x, 3, 2, 1) + F.avg_pool2d(x * x, 3, 2, 1)
+      return (F.interpolate(y, nil, 2, "bilinear") ^ 2):mean()
+    end)}
+op {name = "second order batch_norm", shapes = {{4, 3, 5, 6}, {3}, {3}},
+    fn = gradient_of(function(x, w, b) return (F.batch_norm(x, nil, nil, w, b, true) ^ 3):mean() end)}
+op {name = "second order prod cumprod", shapes = {{4, 5}},
+    fn = gradient_of(function(x) return x:prod(2):sum() + x:cumprod(2):sum() end)}
+
 return ops

@@ -231,38 +231,6 @@ describe("nn.gradgradcheck", function()
   end)
 end)
 
-describe("first-order-only ops", function()
-  it("raise naming the op when a second order is asked for", function()
-    local x = input({{0.3, -0.7, 1.1}, {0.9, 0.2, -0.4}})
-    local y = nn.F.cross_entropy(x, nn.tensor({1, 3}, {dtype = "int64"}))
-    expect_error(function() nn.autograd.grad(y, x, {create_graph = true}) end,
-                 "cross_entropy: second-order gradients are not implemented")
-    local p = (x * x):prod()
-    expect_error(function() nn.autograd.grad(p, x, {create_graph = true}) end,
-                 "prod backward: second-order gradients are not implemented")
-  end)
-
-  it("the layers whose backward kernels record nothing refuse a recording pass", function()
-    -- (a silently untracked gradient would give wrong second derivatives)
-    local x = nn.randn({1, 2, 5, 5}, {dtype = "float64", requires_grad = true})
-    local cases = {
-      {"convolution", function() return nn.F.conv2d(x, nn.randn({3, 2, 3, 3}, {dtype = "float64"})) end},
-      {"max_pool2d", function() return nn.F.max_pool2d(x, 2) end},
-      {"batch_norm", function() return nn.F.batch_norm(x, nil, nil, nil, nil, true) end},
-      {"embedding", function()
-        local w = nn.randn({4, 3}, {dtype = "float64", requires_grad = true})
-        return nn.F.embedding(nn.tensor({1, 4}, {dtype = "int64"}), w), w
-      end},
-    }
-    for _, case in ipairs(cases) do
-      local y, wrt = case[2]()
-      local ok, err = pcall(nn.autograd.grad, (y * y):sum(), wrt or x, {create_graph = true})
-      assert.is_false(ok, case[1])
-      assert.is_truthy(tostring(err):find("second-order gradients are not implemented", 1, true), case[1])
-    end
-  end)
-end)
-
 describe("nn.autograd.Function", function()
   local Cube = nn.autograd.Function("Cube")
   function Cube.forward(ctx, x) ctx:save_for_backward(x); return x ^ 3 end
