@@ -84,46 +84,10 @@ return function(nn)
     return out:squeeze(-2)
   end
 
-  ---------------------------------------------------------------------------
-  -- Max pooling
-
-  local function max_pool(x, n, kernel_size, stride, padding, dilation, ceil_mode, return_indices, op)
-    check_tensor(x, op)
-    local k = sizes_of(kernel_size, n, "kernel_size", op)
-    local s = (stride == nil or (type(stride) == "table" and #stride == 0)) and k
-      or sizes_of(stride, n, "stride", op)
-    local p = sizes_of(padding == nil and 0 or padding, n, "padding", op)
-    local d = sizes_of(dilation == nil and 1 or dilation, n, "dilation", op)
-    ceil_mode = flag(ceil_mode, false, "ceil_mode", op)
-    return_indices = flag(return_indices, false, "return_indices", op)
-    if n == 1 then
-      return as_1d(x, op, function(x2)
-        return pool2d(x2, POOL_MAX, 1, k[1], 1, s[1], 0, p[1], 1, d[1], ceil_mode, false, nil, return_indices)
-      end)
-    end
-    return pool2d(x, POOL_MAX, k[1], k[2], s[1], s[2], p[1], p[2], d[1], d[2], ceil_mode, false, nil, return_indices)
-  end
-
-  --- nn.F.max_pool2d(x, kernel_size [, stride = kernel_size, padding = 0,
-  -- dilation = 1, ceil_mode = false, return_indices = false]): the largest
-  -- value of each window over the last two dims of x (C, H, W) or
-  -- (N, C, H, W); sizes are an integer or a table {h, w}. With
-  -- return_indices also each maximum's position in its H x W plane
-  -- (1-based, row-major), what F.max_unpool2d takes. NaN counts as largest.
-  function F.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
-    return max_pool(x, 2, kernel_size, stride, padding, dilation, ceil_mode, return_indices, "max_pool2d")
-  end
-
-  --- nn.F.max_pool1d(x, kernel_size [, stride, padding, dilation, ceil_mode,
-  -- return_indices]): max_pool2d's 1-d form over the last dim of (C, L) or
-  -- (N, C, L).
-  function F.max_pool1d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
-    return max_pool(x, 1, kernel_size, stride, padding, dilation, ceil_mode, return_indices, "max_pool1d")
-  end
-
-  -- The arguments of a pooling module, in the order of known: positional
-  -- as PyTorch's (Class(3, 2)), or the first then a table of options
-  -- (Class(3, {stride = 2})), or one table of them all (Class{kernel_size = 3}).
+  -- The arguments of a pooling module or function, in the order of known:
+  -- positional as PyTorch's (Class(3, 2)), or the first then a table of
+  -- options (Class(3, {stride = 2})), or one table of them all
+  -- (Class{kernel_size = 3}). A table of options is never taken for a size.
   local function pool_options(op, known, first, ...)
     local rest = table.pack(...)
     local function is_options(t) return type(t) == "table" and not nn.is_tensor(t) and t[1] == nil and next(t) ~= nil end
@@ -143,6 +107,48 @@ return function(nn)
       raise(string.format("%s: takes at most %d arguments (%s), got %d", op, #known, table.concat(known, ", "), rest.n + 1))
     end
     return {first, table.unpack(rest, 1, rest.n)}
+  end
+
+  ---------------------------------------------------------------------------
+  -- Max pooling
+
+  local function max_pool(x, n, kernel_size, stride, padding, dilation, ceil_mode, return_indices, op)
+    check_tensor(x, op)
+    local k = sizes_of(kernel_size, n, "kernel_size", op)
+    local s = (stride == nil or (type(stride) == "table" and next(stride) == nil)) and k
+      or sizes_of(stride, n, "stride", op)
+    local p = sizes_of(padding == nil and 0 or padding, n, "padding", op)
+    local d = sizes_of(dilation == nil and 1 or dilation, n, "dilation", op)
+    ceil_mode = flag(ceil_mode, false, "ceil_mode", op)
+    return_indices = flag(return_indices, false, "return_indices", op)
+    if n == 1 then
+      return as_1d(x, op, function(x2)
+        return pool2d(x2, POOL_MAX, 1, k[1], 1, s[1], 0, p[1], 1, d[1], ceil_mode, false, nil, return_indices)
+      end)
+    end
+    return pool2d(x, POOL_MAX, k[1], k[2], s[1], s[2], p[1], p[2], d[1], d[2], ceil_mode, false, nil, return_indices)
+  end
+
+  --- nn.F.max_pool2d(x, kernel_size [, stride = kernel_size, padding = 0,
+  -- dilation = 1, ceil_mode = false, return_indices = false]): the largest
+  -- value of each window over the last two dims of x (C, H, W) or
+  -- (N, C, H, W); sizes are an integer or a table {h, w}. With
+  -- return_indices also each maximum's position in its H x W plane
+  -- (1-based, row-major), what F.max_unpool2d takes. NaN counts as largest.
+  -- The arguments after kernel_size may also be a table of options:
+  --   nn.F.max_pool2d(x, 3, {stride = 2, padding = 1})
+  local MAX_POOL_ARGUMENTS = {"kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"}
+  function F.max_pool2d(x, ...)
+    local v = pool_options("max_pool2d", MAX_POOL_ARGUMENTS, ...)
+    return max_pool(x, 2, v[1], v[2], v[3], v[4], v[5], v[6], "max_pool2d")
+  end
+
+  --- nn.F.max_pool1d(x, kernel_size [, stride, padding, dilation, ceil_mode,
+  -- return_indices]): max_pool2d's 1-d form over the last dim of (C, L) or
+  -- (N, C, L).
+  function F.max_pool1d(x, ...)
+    local v = pool_options("max_pool1d", MAX_POOL_ARGUMENTS, ...)
+    return max_pool(x, 1, v[1], v[2], v[3], v[4], v[5], v[6], "max_pool1d")
   end
 
   local function define_max_pool(name, n)
@@ -188,7 +194,7 @@ return function(nn)
   local function avg_pool(x, n, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, op)
     check_tensor(x, op)
     local k = sizes_of(kernel_size, n, "kernel_size", op)
-    local s = (stride == nil or (type(stride) == "table" and #stride == 0)) and k
+    local s = (stride == nil or (type(stride) == "table" and next(stride) == nil)) and k
       or sizes_of(stride, n, "stride", op)
     local p = sizes_of(padding == nil and 0 or padding, n, "padding", op)
     ceil_mode = flag(ceil_mode, false, "ceil_mode", op)
@@ -208,15 +214,20 @@ return function(nn)
   -- ceil_mode = false, count_include_pad = true, divisor_override]): the mean
   -- of each window over the last two dims of (C, H, W) or (N, C, H, W);
   -- count_include_pad counts the zero padding in the divisor, which
-  -- divisor_override replaces.
-  function F.avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
-    return avg_pool(x, 2, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, "avg_pool2d")
+  -- divisor_override replaces. The arguments after kernel_size may also be a
+  -- table of options, as max_pool2d's.
+  local AVG_POOL_ARGUMENTS = {"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"}
+  function F.avg_pool2d(x, ...)
+    local v = pool_options("avg_pool2d", AVG_POOL_ARGUMENTS, ...)
+    return avg_pool(x, 2, v[1], v[2], v[3], v[4], v[5], v[6], "avg_pool2d")
   end
 
   --- nn.F.avg_pool1d(x, kernel_size [, stride, padding, ceil_mode,
   -- count_include_pad]): avg_pool2d's 1-d form over (C, L) or (N, C, L).
-  function F.avg_pool1d(x, kernel_size, stride, padding, ceil_mode, count_include_pad)
-    return avg_pool(x, 1, kernel_size, stride, padding, ceil_mode, count_include_pad, nil, "avg_pool1d")
+  local AVG_POOL1D_ARGUMENTS = {"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"}
+  function F.avg_pool1d(x, ...)
+    local v = pool_options("avg_pool1d", AVG_POOL1D_ARGUMENTS, ...)
+    return avg_pool(x, 1, v[1], v[2], v[3], v[4], v[5], nil, "avg_pool1d")
   end
 
   local function define_avg_pool(name, n)
@@ -657,9 +668,12 @@ return function(nn)
   -- output_size]): puts each value of x (N, C, H, W) or (C, H, W) at the
   -- position in its plane that indices (max_pool2d's, 1-based) name, zeros
   -- elsewhere; the plane is (H - 1) stride - 2 padding + kernel_size, or
-  -- output_size ({h, w}, or a full shape whose last two sizes count).
-  function F.max_unpool2d(x, indices, kernel_size, stride, padding, output_size)
+  -- output_size ({h, w}, or a full shape whose last two sizes count); those
+  -- after kernel_size may be a table of options.
+  local MAX_UNPOOL_ARGUMENTS = {"kernel_size", "stride", "padding", "output_size"}
+  function F.max_unpool2d(x, indices, ...)
     local op = "max_unpool2d"
+    local kernel_size, stride, padding, output_size = table.unpack(pool_options(op, MAX_UNPOOL_ARGUMENTS, ...), 1, 4)
     local rank = check_rank(x, op, {3, 4}, "3D (C, H, W) or 4D (N, C, H, W)")
     if not nn.is_tensor(indices) or indices.dtype ~= "int64" then
       raise(op .. ": indices must be an int64 tensor (max_pool2d's, with return_indices)")

@@ -325,4 +325,21 @@ describe("upsampling, normalisation, unpooling and channel dropout modules", fun
     local y, i = F.max_pool2d(x, 2, nil, 0, 1, false, true)
     expect_error(function() return F.max_unpool2d(y, i, 2, 2, 0, {1, 1}) end, "max_unpool2d", "outside the 1x1 output plane")
   end)
+
+  -- A table of options after kernel_size was once taken for an empty
+  -- stride (so the kernel's), its keys ignored: a silent wrong answer.
+  it("the functional pools take options after kernel_size, and refuse unknown ones", function()
+    local x = nn.arange(0, 25):view(1, 1, 5, 5)
+    local positional = F.max_pool2d(x, 3, 2, 1)
+    assert.are.same({1, 1, 3, 3}, positional:size())
+    assert.are.same(positional:totable(), F.max_pool2d(x, 3, {stride = 2, padding = 1}):totable())
+    assert.are.same(positional:totable(), F.max_pool2d(x, {kernel_size = 3, stride = 2, padding = 1}):totable())
+    assert.are.same(F.avg_pool2d(x, 3, 1, 1):totable(), F.avg_pool2d(x, 3, {stride = 1, padding = 1}):totable())
+    assert.are.same({1, 4}, F.avg_pool1d(x[1][1]:view(1, 25), 6, {stride = 6}):size())
+    assert.are.same({1, 5, 2}, F.max_pool1d(x[1], 2, {stride = 2}):size())
+    local y, i = F.max_pool2d(x, 2, {return_indices = true})
+    assert.are.same({1, 1, 5, 5}, F.max_unpool2d(y, i, 2, {output_size = {5, 5}}):size())
+    expect_error(function() return F.max_pool2d(x, 3, {stride = 2, pad = 1}) end, "max_pool2d", "unknown option 'pad'")
+    expect_error(function() return F.avg_pool2d(x, 3, 1, 1, false, true, nil, 9) end, "avg_pool2d", "takes at most 6 arguments")
+  end)
 end)
