@@ -88,6 +88,7 @@ const nn_backend_entry nn_backend_entries[] = {
     ENTRY(batch_norm), ENTRY(batch_norm_backward),
     ENTRY(rnn_step), ENTRY(rnn_step_backward),
     ENTRY(embedding), ENTRY(embedding_backward), ENTRY(embedding_renorm),
+    ENTRY(kthvalue),
 };
 #undef ENTRY
 const size_t nn_backend_entry_count = sizeof nn_backend_entries / sizeof nn_backend_entries[0];

@@ -20,6 +20,7 @@ static const char *const not_kernels[] = {
     /* cuda/backend.cu */
     "set_num_threads", "get_num_threads",                 /* the CPU's BLAS pool */
     "topk", "logsumexp", /* the CPU's shortcuts; the fronts' general paths serve CUDA */
+    "kthvalue",          /* the CPU's selection; kthvalue and median sort on CUDA */
 };
 
 static int is_not_kernel(const char *name) {

@@ -84,4 +84,5 @@ const nn_backend nn_cpu_backend = {
     .embedding = nn_cpu_embedding,
     .embedding_backward = nn_cpu_embedding_backward,
     .embedding_renorm = nn_cpu_embedding_renorm,
+    .kthvalue = nn_cpu_kthvalue,
 };
