@@ -6,6 +6,7 @@
 #include "math/reduce.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* What every kernel here hands its inner function: the geometry, the
    lines' length, and the kernel's own parameters. */
@@ -163,35 +164,52 @@ int nn_cpu_reduce(nn_reduce_op op, const nn_reduce_geom *r, double p) {
 /* ---- max and min ----------------------------------------------------------- */
 
 /* The first index of a contiguous float32 line's largest (smallest)
-   element, or of its first NaN: what the loop below finds, taken in two
-   vectorised passes. The extreme value itself is found in 8 lanes (NaN
-   noted aside), then the line is searched for its first element equal to
-   it; the element there is the loop's pick (of +0 and -0, the first). */
+   element, or of its first NaN: what the loop of extreme_inner finds, in
+   passes that vectorise. The extreme is found in lanes (a NaN never enters
+   a lane: comparisons with it are false), then the line is searched for
+   the first element equal to it or NaN; past a number found there, the
+   rest is scanned for a NaN (which would win). The element at the index
+   is the loop's pick: of +0 and -0, the first. */
 #define EXTREME_LANES 8
-NN_MATH_SELECTS_BEGIN
+#define EXTREME_LANES_MIN 64 /* shorter lines: the plain loop costs less */
+
+/* a where take_a, else b: a select without a branch, which vectorises */
+static inline float pick_f32(float a, float b, int take_a) {
+  uint32_t ua, ub, m = (uint32_t)-take_a;
+  memcpy(&ua, &a, sizeof ua), memcpy(&ub, &b, sizeof ub);
+  uint32_t o = (ua & m) | (ub & ~m);
+  float f;
+  memcpy(&f, &o, sizeof f);
+  return f;
+}
+
 static int64_t extreme_line_f32(const float *x, int64_t n, int want_max) {
   float lane[EXTREME_LANES];
-  int nan = 0;
   for (int l = 0; l < EXTREME_LANES; l++) lane[l] = x[0];
   int64_t j = 0;
-  for (; j + EXTREME_LANES <= n; j += EXTREME_LANES)
-    for (int l = 0; l < EXTREME_LANES; l++) {
-      float v = x[j + l];
-      nan |= v != v;
-      lane[l] = want_max ? (v > lane[l] ? v : lane[l]) : (v < lane[l] ? v : lane[l]);
-    }
+  if (want_max)
+    for (; j + EXTREME_LANES <= n; j += EXTREME_LANES)
+      for (int l = 0; l < EXTREME_LANES; l++) lane[l] = pick_f32(x[j + l], lane[l], x[j + l] > lane[l]);
+  else
+    for (; j + EXTREME_LANES <= n; j += EXTREME_LANES)
+      for (int l = 0; l < EXTREME_LANES; l++) lane[l] = pick_f32(x[j + l], lane[l], x[j + l] < lane[l]);
   float best = lane[0];
-  for (; j < n; j++) {
-    nan |= x[j] != x[j];
-    best = want_max ? (x[j] > best ? x[j] : best) : (x[j] < best ? x[j] : best);
-  }
   for (int l = 1; l < EXTREME_LANES; l++)
-    best = want_max ? (lane[l] > best ? lane[l] : best) : (lane[l] < best ? lane[l] : best);
-  for (j = 0; j < n; j++)
-    if (nan ? x[j] != x[j] : x[j] == best) break;
-  return j;
+    best = pick_f32(lane[l], best, want_max ? lane[l] > best : lane[l] < best);
+  for (; j < n; j++) best = pick_f32(x[j], best, want_max ? x[j] > best : x[j] < best);
+  int64_t first = 0;
+  while (first < n - 1 && x[first] != best && x[first] == x[first]) first++;
+  if (x[first] == x[first]) {
+    int nan = 0;
+    for (int64_t k = first + 1; k < n; k++) nan |= x[k] != x[k];
+    if (nan) {
+      int64_t k = first + 1;
+      while (x[k] == x[k]) k++;
+      return k;
+    }
+  }
+  return first;
 }
-NN_MATH_SELECTS_END
 
 /* max/min of each output's line, the loops swapped (walk_across). */
 static int extreme_across(const struct lines_ctx *c, int64_t count, char **data, const int64_t *st) {
@@ -237,7 +255,7 @@ static void extreme_inner(void *vctx, int64_t count, char **data, const int64_t 
   nn_dtype dt = r->it.dtype[1];
   if (walk_across(r, count, c->n, st) && extreme_across(c, count, data, st)) return;
   if (dt == NN_FLOAT32 && r->it.dtype[0] == NN_FLOAT32 && r->rdims == 1 && r->rstride[0][1] == 1 &&
-      c->n >= 2 * EXTREME_LANES) {
+      c->n >= EXTREME_LANES_MIN) {
     for (int64_t p = 0; p < count; p++) {
       const float *x = (const float *)at(r, data, st, 1, p, 0);
       int64_t j = extreme_line_f32(x, c->n, c->want_max);
@@ -340,7 +358,7 @@ static void logsumexp_inner(void *vctx, int64_t count, char **data, const int64_
     if (r->it.dtype[1] == NN_FLOAT32) {
       const float *x = (const float *)at(r, data, st, 1, p, 0);
       float m;
-      if (r->rdims == 1 && r->rstride[0][1] == 1 && c->n >= 2 * EXTREME_LANES) {
+      if (r->rdims == 1 && r->rstride[0][1] == 1 && c->n >= EXTREME_LANES_MIN) {
         m = x[extreme_line_f32(x, c->n, 1)];
       } else {
         m = x[0];

@@ -163,32 +163,39 @@ static inline int key_bytes(nn_dtype dt) { return dt == NN_FLOAT64 || dt == NN_I
 /* The key of every NaN, ascending (the largest key of its width). */
 static inline uint64_t nan_key(nn_dtype dt) { return key_bytes(dt) == 8 ? UINT64_MAX : UINT32_MAX; }
 
-/* e[j] = {key of x[j s], j} for the n elements of a line; one switch a
-   line, not one an element. */
-static void load_keys(nn_dtype dt, const char *x, int64_t s, int64_t n, int descending, keyed *e) {
+/* k[j kst] = the key of x[j s] for the n elements of a line (kst: 2 into
+   the keys of a keyed array, 1 into plain keys); one switch a line, not
+   one an element. */
+static void line_keys(nn_dtype dt, const char *x, int64_t s, int64_t n, int descending, uint64_t *k,
+                      int64_t kst) {
   switch (dt) {
   case NN_FLOAT32:
-    for (int64_t j = 0; j < n; j++) e[j] = (keyed){float_key(((const float *)x)[j * s]), j};
+    for (int64_t j = 0; j < n; j++) k[j * kst] = float_key(((const float *)x)[j * s]);
     break;
   case NN_FLOAT64:
-    for (int64_t j = 0; j < n; j++) e[j] = (keyed){double_key(((const double *)x)[j * s]), j};
+    for (int64_t j = 0; j < n; j++) k[j * kst] = double_key(((const double *)x)[j * s]);
     break;
   case NN_INT64:
-    for (int64_t j = 0; j < n; j++)
-      e[j] = (keyed){(uint64_t)((const int64_t *)x)[j * s] ^ (1ull << 63), j};
+    for (int64_t j = 0; j < n; j++) k[j * kst] = (uint64_t)((const int64_t *)x)[j * s] ^ (1ull << 63);
     break;
   case NN_FLOAT16: case NN_BFLOAT16:
-    for (int64_t j = 0; j < n; j++) e[j] = (keyed){float_key((float)nn_load(dt, x, j * s)), j};
+    for (int64_t j = 0; j < n; j++) k[j * kst] = float_key((float)nn_load(dt, x, j * s));
     break;
   default: /* the narrower integers, through int32 */
     for (int64_t j = 0; j < n; j++)
-      e[j] = (keyed){(uint32_t)nn_load_integer(dt, x, j * s) ^ (1u << 31), j};
+      k[j * kst] = (uint32_t)nn_load_integer(dt, x, j * s) ^ (1u << 31);
     break;
   }
   if (descending) {
     uint64_t flip = key_bytes(dt) == 8 ? UINT64_MAX : UINT32_MAX;
-    for (int64_t j = 0; j < n; j++) e[j].k ^= flip;
+    for (int64_t j = 0; j < n; j++) k[j * kst] ^= flip;
   }
+}
+
+/* e[j] = {key of x[j s], j} */
+static void load_keys(nn_dtype dt, const char *x, int64_t s, int64_t n, int descending, keyed *e) {
+  line_keys(dt, x, s, n, descending, &e[0].k, (int64_t)(sizeof *e / sizeof e[0].k));
+  for (int64_t j = 0; j < n; j++) e[j].i = j;
 }
 
 /* out[j so] = x[e[j].i sx] for j < n: the sorted values, copied as they
@@ -441,34 +448,34 @@ static void select_inner(void *vctx, int64_t count, char **data, const int64_t *
   const nn_dtype *dt = r->it.dtype;
   int64_t n = c->n;
   _Alignas(16) char stack[SCRATCH_STACK_BYTES];
-  keyed *e = scratch(stack, (size_t)n, sizeof *e + sizeof(uint64_t));
-  if (!e) {
+  uint64_t *v = scratch(stack, (size_t)n, sizeof *v), nan = nan_key(dt[2]);
+  if (!v) {
     c->failed = 1;
     return;
   }
-  uint64_t *v = (uint64_t *)(e + n), nan = nan_key(dt[2]);
   int64_t sx = line_stride(r, 2);
   int check_nan = c->median && nn_floating_dtype(dt[2]);
   size_t size = nn_element_size(dt[2]);
   for (int64_t p = 0; p < count; p++) {
     const char *x = at(r, data, st, 2, p, 0);
-    load_keys(dt[2], x, sx, n, 0, e);
+    line_keys(dt[2], x, sx, n, 0, v, 1);
     int64_t pick = -1;
     if (check_nan)
       for (int64_t j = 0; j < n && pick < 0; j++)
-        if (e[j].k == nan) pick = j;
+        if (v[j] == nan) pick = j;
     if (pick < 0) {
-      for (int64_t j = 0; j < n; j++) v[j] = e[j].k;
       uint64_t kth = select_key(v, n, c->k);
+      /* the keys again in line order (selection moved them) */
+      line_keys(dt[2], x, sx, n, 0, v, 1);
       int64_t smaller = 0;
-      for (int64_t j = 0; j < n; j++) smaller += e[j].k < kth;
+      for (int64_t j = 0; j < n; j++) smaller += v[j] < kth;
       for (int64_t j = 0, seen = smaller; j < n && pick < 0; j++)
-        if (e[j].k == kth && seen++ == c->k) pick = j;
+        if (v[j] == kth && seen++ == c->k) pick = j;
     }
     memcpy(at(r, data, st, 0, p, 0), x + pick * sx * (int64_t)size, size);
     *(int64_t *)at(r, data, st, 1, p, 0) = pick;
   }
-  if ((void *)e != stack) free(e);
+  if ((void *)v != stack) free(v);
 }
 
 int nn_cpu_kthvalue(int64_t k, int median, const nn_reduce_geom *r) {
