@@ -173,6 +173,15 @@ int nn_cpu_reduce(nn_reduce_op op, const nn_reduce_geom *r, double p) {
 #define EXTREME_LANES 8
 #define EXTREME_LANES_MIN 64 /* shorter lines: the plain loop costs less */
 
+/* Inlined into its caller's loop over lines, gcc no longer vectorises the
+   lanes (it tries the outer loop); a call a line costs nothing beside
+   64 elements or more. */
+#if defined(__GNUC__)
+#define LANES_NOINLINE __attribute__((noinline))
+#else
+#define LANES_NOINLINE
+#endif
+
 /* a where take_a, else b: a select without a branch, which vectorises */
 static inline float pick_f32(float a, float b, int take_a) {
   uint32_t ua, ub, m = (uint32_t)-take_a;
@@ -183,7 +192,7 @@ static inline float pick_f32(float a, float b, int take_a) {
   return f;
 }
 
-static int64_t extreme_line_f32(const float *x, int64_t n, int want_max) {
+LANES_NOINLINE static int64_t extreme_line_f32(const float *x, int64_t n, int want_max) {
   float lane[EXTREME_LANES];
   for (int l = 0; l < EXTREME_LANES; l++) lane[l] = x[0];
   int64_t j = 0;
@@ -297,17 +306,18 @@ int nn_cpu_extreme(int want_max, const nn_reduce_geom *r) {
    exp and log in double; float32 its exps in float (nn_exp_f32, branch-free
    so that the loop vectorises, under 2 ulp: as the float32 softmax) and
    logf. An infinite max counts as 0 (lines of -inf give -inf, not NaN). */
+#define EXP_LANES 8
 /* A contiguous line's sum of exps in lanes of doubles (a sum in line order
    would chain every add to the one before; the lanes let the exps and adds
    vectorise). */
 NN_MATH_SELECTS_BEGIN
-static double exp_sum_f32(const float *x, int64_t s, int64_t n, float m) {
-  double lane[EXTREME_LANES] = {0}, acc = 0;
+LANES_NOINLINE static double exp_sum_f32(const float *x, int64_t s, int64_t n, float m) {
+  double lane[EXP_LANES] = {0}, acc = 0;
   int64_t j = 0;
   if (s == 1)
-    for (; j + EXTREME_LANES <= n; j += EXTREME_LANES)
-      for (int l = 0; l < EXTREME_LANES; l++) lane[l] += nn_exp_f32(x[j + l] - m);
-  for (int l = 0; l < EXTREME_LANES; l++) acc += lane[l];
+    for (; j + EXP_LANES <= n; j += EXP_LANES)
+      for (int l = 0; l < EXP_LANES; l++) lane[l] += nn_exp_f32(x[j + l] - m);
+  for (int l = 0; l < EXP_LANES; l++) acc += lane[l];
   for (; j < n; j++) acc += nn_exp_f32(x[j * s] - m);
   return acc;
 }
@@ -324,9 +334,14 @@ static int logsumexp_across(const struct lines_ctx *c, int64_t count, char **dat
   for (int64_t p = 0; p < count; p++) m[p] = nn_load(dt, data[1], p * s), acc[p] = 0;
   for (int64_t j = 1; j < c->n; j++) {
     const char *x = data[1] + line_offset(r, 1, j) * es;
-    for (int64_t p = 0; p < count; p++) {
-      double v = nn_load(dt, x, p * s);
-      if (nn_extreme_better(v, m[p], 1)) m[p] = v;
+    if (dt == NN_FLOAT32) {
+      const float *xf = (const float *)x;
+      for (int64_t p = 0; p < count; p++)
+        if (nn_extreme_better(xf[p * s], m[p], 1)) m[p] = xf[p * s];
+    } else {
+      const double *xd = (const double *)x;
+      for (int64_t p = 0; p < count; p++)
+        if (nn_extreme_better(xd[p * s], m[p], 1)) m[p] = xd[p * s];
     }
   }
   for (int64_t p = 0; p < count; p++) m[p] = isinf(m[p]) ? 0 : m[p];
