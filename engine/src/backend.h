@@ -572,6 +572,14 @@ typedef struct nn_backend {
   int (*graph_end)(void **graph);
   int (*graph_launch)(void *graph);
   void (*graph_free)(void *graph);
+
+  /* -- selection (sort.c) -- */
+  /* (values, indices, in): values and int64 indices of the kept shape, in
+     full, one reduced dim (or none): the element a stable sort of the line
+     puts at rank k (from 0), and its index; with median set, a line that
+     holds NaN gives its first NaN instead (NULL: the fronts sort whole
+     lines and take a view) */
+  int (*kthvalue)(int64_t k, int median, const nn_reduce_geom *r);
 } nn_backend;
 
 /* The entries by name and place, for messages and for the test that every

@@ -179,6 +179,58 @@ nn_tensor *nn_topk(nn_tensor *a, int64_t k, int dim, int largest, nn_tensor **in
   return values;
 }
 
+/* kthvalue's and median's gradient: g at the picked index of each line. */
+static int select_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  int d = (int)node->ints[0];
+  unsigned mask = node->ndim ? 1u << d : 0;
+  nn_tensor *gk = nn_as_kept(g, node->ndim, node->size, mask);
+  nn_tensor *ik = gk ? nn_as_kept(node->saved[0], node->ndim, node->size, mask) : NULL;
+  gi[0] = ik ? nn_scatter_line_backward(gk, ik, d, node->ndim, node->size) : NULL;
+  nn_release(gk), nn_release(ik);
+  return gi[0] ? 0 : -1;
+}
+
+/* The element a stable sort puts at rank k (from 0) of each line along d,
+   and its index, by the backend's selection (no sort, no full-size
+   temporaries); with median set, a line holding NaN gives its first NaN. */
+static nn_tensor *select_rank(const nn_backend *be, nn_tensor *a, int64_t k, int d, int keepdim,
+                              int median, nn_tensor **indices) {
+  unsigned mask = a->ndim ? 1u << d : 0;
+  int64_t size[NN_MAX_DIMS];
+  nn_kept_shape(a->ndim, a->size, mask, size);
+  nn_tensor *values = nn_empty_like_shape(a, a->dtype, a->ndim, size);
+  nn_tensor *idx = values ? nn_empty_like_shape(a, NN_INT64, a->ndim, size) : NULL;
+  if (!idx) goto fail;
+  nn_reduce_geom r;
+  nn_tensor *ts[3] = {values, idx, a};
+  nn_reduce_init(&r, 3, ts, 4u, a->ndim, a->size, mask);
+  if (be->kthvalue(k, median, &r) < 0) goto fail;
+  values = nn_squeeze_kept(values, a, mask, keepdim);
+  idx = nn_squeeze_kept(idx, a, mask, keepdim);
+  if (!values || !idx) goto fail;
+  if (nn_needs_grad(a, NULL, NULL)) {
+    nn_node *node = nn_node_attach(values, median ? "MedianBackward1" : "KthvalueBackward0",
+                                   select_backward, 1, a, NULL, NULL);
+    if (!node) goto fail;
+    node->ints[0] = d;
+    node->ndim = a->ndim;
+    for (int i = 0; i < a->ndim; i++) node->size[i] = a->size[i];
+    nn_node_save(node, 0, idx);
+  }
+  if (indices) *indices = idx;
+  else nn_release(idx);
+  return values;
+fail:
+  nn_release(values), nn_release(idx);
+  return NULL;
+}
+
+/* The backend's selection kernel where it has one and the dtype sorts. */
+static const nn_backend *selection(const nn_tensor *a) {
+  const nn_backend *be = nn_backend_for(a->device);
+  return be && be->kthvalue && a->dtype != NN_BOOL ? be : NULL;
+}
+
 /* The k-th smallest (k from 1) along dim, as PyTorch's kthvalue. */
 nn_tensor *nn_kthvalue(nn_tensor *a, int64_t k, int dim, int keepdim, nn_tensor **indices) {
   int d = wrap_dim("kthvalue", dim, a);
@@ -189,6 +241,8 @@ nn_tensor *nn_kthvalue(nn_tensor *a, int64_t k, int dim, int keepdim, nn_tensor 
                  (long long)n);
     return NULL;
   }
+  const nn_backend *be = selection(a);
+  if (be) return select_rank(be, a, k - 1, d, keepdim, 0, indices);
   nn_tensor *idx = NULL, *sorted = nn_sort(a, d, 0, &idx);
   if (!sorted) return NULL;
   nn_tensor *values = NULL, *ik = NULL;
@@ -230,6 +284,8 @@ nn_tensor *nn_median(nn_tensor *a, int dim, int keepdim, nn_tensor **indices) {
     nn_error_set("median: the tensor is empty along dimension %d", d + 1);
     return NULL;
   }
+  const nn_backend *be = selection(a);
+  if (be) return select_rank(be, a, (n - 1) / 2, d, keepdim, 1, indices);
   nn_tensor *idx = NULL, *values = nn_kthvalue(a, (n - 1) / 2 + 1, d, keepdim, &idx);
   if (!values || !nn_dtype_is_floating(a->dtype)) goto done;
   /* sort puts NaN last; a line holding one gives NaN, at its first NaN's

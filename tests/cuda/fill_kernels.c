@@ -21,6 +21,7 @@ static const char *const not_kernels[] = {
     "set_num_threads", "get_num_threads",                 /* the CPU's BLAS pool */
     "topk", "logsumexp", /* the CPU's shortcuts; the fronts' general paths serve CUDA */
     "graph_begin", "graph_end", "graph_launch", "graph_free", /* cuda/backend.cu: the stream */
+    "kthvalue",          /* the CPU's selection; kthvalue and median sort on CUDA */
 };
 
 static int is_not_kernel(const char *name) {

@@ -107,4 +107,5 @@ const nn_backend nn_cpu_backend = {
     .graph_end = cpu_graph_end,
     .graph_launch = cpu_graph_launch,
     .graph_free = cpu_graph_free,
+    .kthvalue = nn_cpu_kthvalue,
 };

@@ -108,6 +108,7 @@ int nn_cpu_scan(nn_scan_op op, int reverse, const nn_reduce_geom *r);
 int nn_cpu_cumprod_backward(const nn_reduce_geom *r);
 int nn_cpu_sort(int descending, const nn_reduce_geom *r);
 int nn_cpu_topk(int largest, int64_t k, const nn_reduce_geom *r);
+int nn_cpu_kthvalue(int64_t k, int median, const nn_reduce_geom *r);
 int nn_cpu_scatter_line(const nn_reduce_geom *r, int64_t stride);
 
 /* gemm.c */

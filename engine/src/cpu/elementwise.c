@@ -83,6 +83,13 @@ static void binary_inner(void *vctx, int64_t n, char **data, const int64_t *st) 
       for (int64_t i = 0; i < n; i++) o[i * st[0]] = nn_pow_number_f(x[i * st[1]], s);
     else
       for (int64_t i = 0; i < n; i++) o[i * st[0]] = nn_binary_apply_f(op, x[i * st[1]], s);
+  } else if (!k->has_b && op == NN_ADD && k->compute == NN_INT64 && k->out == NN_INT64 &&
+             k->a == NN_INT64) {
+    /* what every 1-based index the binding hands out costs (sort, max, ...) */
+    int64_t *o = (int64_t *)data[0];
+    const int64_t *x = (const int64_t *)data[1];
+    uint64_t s = (uint64_t)nn_double_to_int64(k->scalar);
+    for (int64_t i = 0; i < n; i++) o[i * st[0]] = nn_wrap_integer((uint64_t)x[i * st[1]] + s);
   } else if (k->has_b && k->out == NN_FLOAT64 && k->a == NN_FLOAT64 && k->b == NN_FLOAT64) {
     double *o = (double *)data[0];
     const double *x = (const double *)data[1], *y = (const double *)data[2];

@@ -2,9 +2,11 @@
  * p-norm), max and min with their indices, and the backward of max, min
  * and norm. Formulas: math/reduce.h. */
 #include "cpu/cpu.h"
+#include "math/exp.h"
 #include "math/reduce.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* What every kernel here hands its inner function: the geometry, the
    lines' length, and the kernel's own parameters. */
@@ -71,25 +73,73 @@ static void reduce_lines(const struct lines_ctx *c, int64_t count, char **data, 
   }
 }
 
-/* The same sums with the loops swapped, when the outputs lie closer in
-   memory than a line's elements (a sum over rows): each line index in turn
-   over every output of the run, so that memory is read in one pass. Each
-   output still adds its elements in line order: the same sums. */
-static int sum_across(const struct lines_ctx *c, int64_t count, char **data, const int64_t *st) {
+/* Whether the outputs of a run lie closer in memory than a line's
+   elements (a reduction over rows, or over the outer dims): then the
+   kernels below swap their loops, each line index in turn over every
+   output of the run, reading memory in one pass (the inner loop
+   vectorises). Each output still takes its elements in line order: the
+   same results as the line-by-line loops, to the bit. */
+static int walk_across(const nn_reduce_geom *r, int64_t count, int64_t n, const int64_t *st) {
+  int64_t inner = r->rdims ? r->rstride[r->rdims - 1][1] : 0;
+  return count > 1 && n > 1 && llabs(st[1]) < llabs(inner);
+}
+
+/* Scratch of count doubles per array, on the stack for short runs. */
+#define ACROSS_STACK 256
+
+/* acc[p] (op p of the run) for sum, mean, prod, var and the p-norms of a
+   floating input, the loops swapped. */
+static void across_pass(const struct lines_ctx *c, int64_t count, char **data, const int64_t *st,
+                        double *acc, const double *mean) {
   const nn_reduce_geom *r = c->r;
   nn_dtype dt = r->it.dtype[1];
-  double stack[256], *acc = count <= 256 ? stack : malloc((size_t)count * sizeof *acc);
-  if (!acc) return 0; /* the line-by-line loop needs no memory */
-  for (int64_t p = 0; p < count; p++) acc[p] = 0;
-  int64_t es = (int64_t)nn_element_size(dt);
+  int64_t es = (int64_t)nn_element_size(dt), s = st[1];
+  nn_reduce_op op = mean ? NN_REDUCE_SUM : c->op;
+  double pn = c->p;
   for (int64_t j = 0; j < c->n; j++) {
     const char *x = data[1] + line_offset(r, 1, j) * es;
-    if (dt == NN_FLOAT32) {
-      const float *xf = (const float *)x;
-      for (int64_t p = 0; p < count; p++) acc[p] += xf[p * st[1]];
+    const float *xf = (const float *)x;
+    if (dt == NN_FLOAT32 && mean) {
+      for (int64_t p = 0; p < count; p++) {
+        double d = xf[p * s] - mean[p];
+        acc[p] += d * d;
+      }
+    } else if (dt == NN_FLOAT32 && op == NN_REDUCE_PROD) {
+      for (int64_t p = 0; p < count; p++) acc[p] *= xf[p * s];
+    } else if (dt == NN_FLOAT32 && op != NN_REDUCE_NORM) {
+      for (int64_t p = 0; p < count; p++) acc[p] += xf[p * s];
+    } else if (dt == NN_FLOAT32 && pn == 2) {
+      for (int64_t p = 0; p < count; p++) acc[p] += (double)xf[p * s] * xf[p * s];
     } else {
-      for (int64_t p = 0; p < count; p++) acc[p] += nn_load(dt, x, p * st[1]);
+      for (int64_t p = 0; p < count; p++) {
+        double v = nn_load(dt, x, p * s);
+        if (mean) acc[p] += (v - mean[p]) * (v - mean[p]);
+        else if (op == NN_REDUCE_PROD) acc[p] *= v;
+        else if (op == NN_REDUCE_NORM) acc[p] = nn_norm_step(acc[p], fabs(v), pn);
+        else acc[p] += v;
+      }
     }
+  }
+}
+
+static int reduce_across(const struct lines_ctx *c, int64_t count, char **data, const int64_t *st) {
+  const nn_reduce_geom *r = c->r;
+  int var = c->op == NN_REDUCE_VAR;
+  double stack[2 * ACROSS_STACK];
+  double *acc = count <= ACROSS_STACK ? stack : malloc((size_t)count * (var ? 2 : 1) * sizeof *acc);
+  if (!acc) return 0; /* the line-by-line loop needs no memory */
+  double start = c->op == NN_REDUCE_NORM ? nn_norm_start(c->p) : c->op == NN_REDUCE_PROD ? 1 : 0;
+  for (int64_t p = 0; p < count; p++) acc[p] = start;
+  if (var) { /* the means first, then the squares about them (reduce_lines' two passes) */
+    double *mean = acc + (count <= ACROSS_STACK ? ACROSS_STACK : count);
+    for (int64_t p = 0; p < count; p++) mean[p] = 0;
+    struct lines_ctx sum = *c;
+    sum.op = NN_REDUCE_SUM;
+    across_pass(&sum, count, data, st, mean, NULL);
+    for (int64_t p = 0; p < count; p++) mean[p] /= (double)c->n;
+    across_pass(c, count, data, st, acc, mean);
+  } else {
+    across_pass(c, count, data, st, acc, NULL);
   }
   for (int64_t p = 0; p < count; p++) store_result(c, at(r, data, st, 0, p, 0), acc[p], 0);
   if (acc != stack) free(acc);
@@ -99,10 +149,8 @@ static int sum_across(const struct lines_ctx *c, int64_t count, char **data, con
 static void reduce_inner(void *vctx, int64_t count, char **data, const int64_t *st) {
   const struct lines_ctx *c = vctx;
   const nn_reduce_geom *r = c->r;
-  int64_t inner = r->rdims ? r->rstride[r->rdims - 1][1] : 0;
-  if ((c->op == NN_REDUCE_SUM || c->op == NN_REDUCE_MEAN) && nn_floating_dtype(r->it.dtype[1]) &&
-      count > 1 && c->n > 1 &&
-      llabs(st[1]) < llabs(inner) && sum_across(c, count, data, st))
+  if (nn_floating_dtype(r->it.dtype[1]) && walk_across(r, count, c->n, st) &&
+      reduce_across(c, count, data, st))
     return;
   reduce_lines(c, count, data, st);
 }
@@ -115,11 +163,116 @@ int nn_cpu_reduce(nn_reduce_op op, const nn_reduce_geom *r, double p) {
 
 /* ---- max and min ----------------------------------------------------------- */
 
+/* The first index of a contiguous float32 line's largest (smallest)
+   element, or of its first NaN: what the loop of extreme_inner finds, in
+   passes that vectorise. The extreme is found in lanes (a NaN never enters
+   a lane: comparisons with it are false), then the line is searched for
+   the first element equal to it or NaN; past a number found there, the
+   rest is scanned for a NaN (which would win). The element at the index
+   is the loop's pick: of +0 and -0, the first. */
+#define EXTREME_LANES 8
+#define EXTREME_LANES_MIN 64 /* shorter lines: the plain loop costs less */
+
+/* Inlined into its caller's loop over lines, gcc no longer vectorises the
+   lanes (it tries the outer loop); a call a line costs nothing beside
+   64 elements or more. */
+#if defined(__GNUC__)
+#define LANES_NOINLINE __attribute__((noinline))
+#else
+#define LANES_NOINLINE
+#endif
+
+/* a where take_a, else b: a select without a branch, which vectorises */
+static inline float pick_f32(float a, float b, int take_a) {
+  uint32_t ua, ub, m = (uint32_t)-take_a;
+  memcpy(&ua, &a, sizeof ua), memcpy(&ub, &b, sizeof ub);
+  uint32_t o = (ua & m) | (ub & ~m);
+  float f;
+  memcpy(&f, &o, sizeof f);
+  return f;
+}
+
+LANES_NOINLINE static int64_t extreme_line_f32(const float *x, int64_t n, int want_max) {
+  float lane[EXTREME_LANES];
+  for (int l = 0; l < EXTREME_LANES; l++) lane[l] = x[0];
+  int64_t j = 0;
+  if (want_max)
+    for (; j + EXTREME_LANES <= n; j += EXTREME_LANES)
+      for (int l = 0; l < EXTREME_LANES; l++) lane[l] = pick_f32(x[j + l], lane[l], x[j + l] > lane[l]);
+  else
+    for (; j + EXTREME_LANES <= n; j += EXTREME_LANES)
+      for (int l = 0; l < EXTREME_LANES; l++) lane[l] = pick_f32(x[j + l], lane[l], x[j + l] < lane[l]);
+  float best = lane[0];
+  for (int l = 1; l < EXTREME_LANES; l++)
+    best = pick_f32(lane[l], best, want_max ? lane[l] > best : lane[l] < best);
+  for (; j < n; j++) best = pick_f32(x[j], best, want_max ? x[j] > best : x[j] < best);
+  int64_t first = 0;
+  while (first < n - 1 && x[first] != best && x[first] == x[first]) first++;
+  if (x[first] == x[first]) {
+    int nan = 0;
+    for (int64_t k = first + 1; k < n; k++) nan |= x[k] != x[k];
+    if (nan) {
+      int64_t k = first + 1;
+      while (x[k] == x[k]) k++;
+      return k;
+    }
+  }
+  return first;
+}
+
+/* max/min of each output's line, the loops swapped (walk_across). */
+static int extreme_across(const struct lines_ctx *c, int64_t count, char **data, const int64_t *st) {
+  const nn_reduce_geom *r = c->r;
+  nn_dtype dt = r->it.dtype[1];
+  double stack[ACROSS_STACK];
+  int64_t stack_j[ACROSS_STACK];
+  double *best = count <= ACROSS_STACK ? stack : malloc((size_t)count * sizeof *best);
+  int64_t *best_j = count <= ACROSS_STACK ? stack_j : malloc((size_t)count * sizeof *best_j);
+  if (!best || !best_j) {
+    if (best != stack) free(best);
+    if (best_j != stack_j) free(best_j);
+    return 0;
+  }
+  int64_t es = (int64_t)nn_element_size(dt), s = st[1];
+  for (int64_t p = 0; p < count; p++) best[p] = nn_load(dt, data[1], p * s), best_j[p] = 0;
+  for (int64_t j = 1; j < c->n; j++) {
+    const char *x = data[1] + line_offset(r, 1, j) * es;
+    if (dt == NN_FLOAT32) {
+      const float *xf = (const float *)x;
+      for (int64_t p = 0; p < count; p++)
+        if (nn_extreme_better(xf[p * s], best[p], c->want_max)) best[p] = xf[p * s], best_j[p] = j;
+    } else {
+      for (int64_t p = 0; p < count; p++) {
+        double v = nn_load(dt, x, p * s);
+        if (nn_extreme_better(v, best[p], c->want_max)) best[p] = v, best_j[p] = j;
+      }
+    }
+  }
+  for (int64_t p = 0; p < count; p++) {
+    nn_store(r->it.dtype[0], at(r, data, st, 0, p, 0), 0, best[p]);
+    *(int64_t *)at(r, data, st, 2, p, 0) = best_j[p];
+  }
+  if (best != stack) free(best);
+  if (best_j != stack_j) free(best_j);
+  return 1;
+}
+
 /* (values, in, indices) */
 static void extreme_inner(void *vctx, int64_t count, char **data, const int64_t *st) {
   const struct lines_ctx *c = vctx;
   const nn_reduce_geom *r = c->r;
   nn_dtype dt = r->it.dtype[1];
+  if (walk_across(r, count, c->n, st) && extreme_across(c, count, data, st)) return;
+  if (dt == NN_FLOAT32 && r->it.dtype[0] == NN_FLOAT32 && r->rdims == 1 && r->rstride[0][1] == 1 &&
+      c->n >= EXTREME_LANES_MIN) {
+    for (int64_t p = 0; p < count; p++) {
+      const float *x = (const float *)at(r, data, st, 1, p, 0);
+      int64_t j = extreme_line_f32(x, c->n, c->want_max);
+      *(float *)at(r, data, st, 0, p, 0) = x[j];
+      *(int64_t *)at(r, data, st, 2, p, 0) = j;
+    }
+    return;
+  }
   for (int64_t p = 0; p < count; p++) {
     const char *x = at(r, data, st, 1, p, 0);
     double best = nn_load(dt, x, 0);
@@ -149,20 +302,90 @@ int nn_cpu_extreme(int want_max, const nn_reduce_geom *r) {
 /* ---- logsumexp ---------------------------------------------------------------- */
 /* One pass over each line for the max and one for the exps, nothing
    allocated: the fronts it replaces (amax, nan_to_num, sub, exp, sum, log,
-   add) made four full-size temporaries. Rounded as they round: exp and log
-   in the dtype (expf, logf for float32), the sum in double. */
+   add) made four full-size temporaries. The sum in double; float64 takes
+   exp and log in double; float32 its exps in float (nn_exp_f32, branch-free
+   so that the loop vectorises, under 2 ulp: as the float32 softmax) and
+   logf. An infinite max counts as 0 (lines of -inf give -inf, not NaN). */
+#define EXP_LANES 8
+/* A contiguous line's sum of exps in lanes of doubles (a sum in line order
+   would chain every add to the one before; the lanes let the exps and adds
+   vectorise). */
+NN_MATH_SELECTS_BEGIN
+LANES_NOINLINE static double exp_sum_f32(const float *x, int64_t s, int64_t n, float m) {
+  double lane[EXP_LANES] = {0}, acc = 0;
+  int64_t j = 0;
+  if (s == 1)
+    for (; j + EXP_LANES <= n; j += EXP_LANES)
+      for (int l = 0; l < EXP_LANES; l++) lane[l] += nn_exp_f32(x[j + l] - m);
+  for (int l = 0; l < EXP_LANES; l++) acc += lane[l];
+  for (; j < n; j++) acc += nn_exp_f32(x[j * s] - m);
+  return acc;
+}
+
+/* logsumexp of each output's line, the loops swapped (walk_across). */
+static int logsumexp_across(const struct lines_ctx *c, int64_t count, char **data, const int64_t *st) {
+  const nn_reduce_geom *r = c->r;
+  nn_dtype dt = r->it.dtype[1];
+  double stack[2 * ACROSS_STACK];
+  double *m = count <= ACROSS_STACK ? stack : malloc((size_t)count * 2 * sizeof *m);
+  if (!m) return 0;
+  double *acc = m + (count <= ACROSS_STACK ? ACROSS_STACK : count);
+  int64_t es = (int64_t)nn_element_size(dt), s = st[1];
+  for (int64_t p = 0; p < count; p++) m[p] = nn_load(dt, data[1], p * s), acc[p] = 0;
+  for (int64_t j = 1; j < c->n; j++) {
+    const char *x = data[1] + line_offset(r, 1, j) * es;
+    if (dt == NN_FLOAT32) {
+      const float *xf = (const float *)x;
+      for (int64_t p = 0; p < count; p++)
+        if (nn_extreme_better(xf[p * s], m[p], 1)) m[p] = xf[p * s];
+    } else {
+      const double *xd = (const double *)x;
+      for (int64_t p = 0; p < count; p++)
+        if (nn_extreme_better(xd[p * s], m[p], 1)) m[p] = xd[p * s];
+    }
+  }
+  for (int64_t p = 0; p < count; p++) m[p] = isinf(m[p]) ? 0 : m[p];
+  for (int64_t j = 0; j < c->n; j++) {
+    const char *x = data[1] + line_offset(r, 1, j) * es;
+    if (dt == NN_FLOAT32) {
+      const float *xf = (const float *)x;
+      for (int64_t p = 0; p < count; p++) acc[p] += nn_exp_f32(xf[p * s] - (float)m[p]);
+    } else {
+      const double *xd = (const double *)x;
+      for (int64_t p = 0; p < count; p++) acc[p] += exp(xd[p * s] - m[p]);
+    }
+  }
+  for (int64_t p = 0; p < count; p++) {
+    if (dt == NN_FLOAT32) *(float *)at(r, data, st, 0, p, 0) = logf((float)acc[p]) + (float)m[p];
+    else *(double *)at(r, data, st, 0, p, 0) = log(acc[p]) + m[p];
+  }
+  if (m != stack) free(m);
+  return 1;
+}
+NN_MATH_SELECTS_END
+
 static void logsumexp_inner(void *vctx, int64_t count, char **data, const int64_t *st) {
   const struct lines_ctx *c = vctx;
   const nn_reduce_geom *r = c->r;
+  if (walk_across(r, count, c->n, st) && logsumexp_across(c, count, data, st)) return;
   for (int64_t p = 0; p < count; p++) {
     double acc = 0;
     if (r->it.dtype[1] == NN_FLOAT32) {
       const float *x = (const float *)at(r, data, st, 1, p, 0);
-      float m = x[0];
-      for (int64_t j = 1; j < c->n; j++)
-        if (nn_extreme_better(x[line_offset(r, 1, j)], m, 1)) m = x[line_offset(r, 1, j)];
+      float m;
+      if (r->rdims == 1 && r->rstride[0][1] == 1 && c->n >= EXTREME_LANES_MIN) {
+        m = x[extreme_line_f32(x, c->n, 1)];
+      } else {
+        m = x[0];
+        for (int64_t j = 1; j < c->n; j++)
+          if (nn_extreme_better(x[line_offset(r, 1, j)], m, 1)) m = x[line_offset(r, 1, j)];
+      }
       m = isinf(m) ? 0.0f : m;
-      for (int64_t j = 0; j < c->n; j++) acc += expf(x[line_offset(r, 1, j)] - m);
+      if (r->rdims == 1) {
+        acc = exp_sum_f32(x, r->rstride[0][1], c->n, m);
+      } else {
+        for (int64_t j = 0; j < c->n; j++) acc += nn_exp_f32(x[line_offset(r, 1, j)] - m);
+      }
       *(float *)at(r, data, st, 0, p, 0) = logf((float)acc) + m;
     } else {
       const double *x = (const double *)at(r, data, st, 1, p, 0);

@@ -5,6 +5,7 @@
 #include "cpu/cpu.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 struct scan_ctx {
   const nn_reduce_geom *r;
@@ -28,11 +29,43 @@ static inline int64_t scan_index(const struct scan_ctx *c, int64_t j) {
 
 /* (out, in): running sums accumulate in double (float inputs) or int64,
    each partial result stored in out's dtype as it comes. */
+/* The same loop with typed loads and stores, for float32 and float64 in
+   and out: the same sums, without a dtype switch per element. */
+static int scan_typed(const struct scan_ctx *c, int64_t count, char **data, const int64_t *st) {
+  const nn_reduce_geom *r = c->r;
+  nn_dtype dt = r->it.dtype[1];
+  if (dt != r->it.dtype[0] || (dt != NN_FLOAT32 && dt != NN_FLOAT64)) return 0;
+  int64_t n = c->n, step = c->reverse ? -1 : 1;
+  int64_t so = (r->rdims ? r->rstride[0][0] : 0) * step, sx = (r->rdims ? r->rstride[0][1] : 0) * step;
+  int prod = c->op == NN_SCAN_PROD;
+  for (int64_t p = 0; p < count; p++) {
+    int64_t first = c->reverse ? n - 1 : 0;
+    double acc = prod ? 1 : 0;
+    if (dt == NN_FLOAT32) {
+      float *o = (float *)at(r, data, st, 0, p, first);
+      const float *x = (const float *)at(r, data, st, 1, p, first);
+      if (prod)
+        for (int64_t j = 0; j < n; j++) o[j * so] = (float)(acc *= x[j * sx]);
+      else
+        for (int64_t j = 0; j < n; j++) o[j * so] = (float)(acc += x[j * sx]);
+    } else {
+      double *o = (double *)at(r, data, st, 0, p, first);
+      const double *x = (const double *)at(r, data, st, 1, p, first);
+      if (prod)
+        for (int64_t j = 0; j < n; j++) o[j * so] = acc *= x[j * sx];
+      else
+        for (int64_t j = 0; j < n; j++) o[j * so] = acc += x[j * sx];
+    }
+  }
+  return 1;
+}
+
 static void scan_inner(void *vctx, int64_t count, char **data, const int64_t *st) {
   const struct scan_ctx *c = vctx;
   const nn_reduce_geom *r = c->r;
   const nn_dtype *dt = r->it.dtype;
   int floating = nn_floating_dtype(dt[1]);
+  if (c->n > 0 && scan_typed(c, count, data, st)) return;
   for (int64_t p = 0; p < count; p++) {
     double acc = c->op == NN_SCAN_PROD ? 1 : 0;
     uint64_t iacc = c->op == NN_SCAN_PROD ? 1 : 0;
@@ -97,27 +130,150 @@ int nn_cpu_cumprod_backward(const nn_reduce_geom *r) {
 }
 
 /* ---- sort ----------------------------------------------------------------- */
-typedef struct { double v; int64_t i; } keyed;
+/* Sort's order as unsigned keys, so that one integer comparison (or a
+   radix pass) decides: ascending with NaN last (every NaN one key, above
+   +inf's), -0 the key of +0 (they tie, as == has them), integers exact
+   (int64 beyond 2^53 too); descending flips every bit of the key, which
+   puts NaN first (PyTorch's order). Ties are equal keys and every sort
+   below is stable, so equal elements keep their order. Keys of float64
+   and int64 take 8 bytes; the other dtypes' fit in 4 (half types through
+   float32, which holds them exactly), which halves the radix passes. */
+typedef struct { uint64_t k; int64_t i; } keyed;
 
-/* a goes before b: ascending with NaN last, descending with NaN first
-   (PyTorch's order); ties keep their positions (the merge is stable). */
-static inline int before(const keyed *a, const keyed *b, int descending) {
-  if (isnan(a->v) || isnan(b->v)) return descending ? isnan(a->v) && !isnan(b->v) : !isnan(a->v) && isnan(b->v);
-  return descending ? a->v > b->v : a->v < b->v;
+/* Negative numbers flip every bit, the others only the sign's; written
+   without branches (the loads vectorise). */
+static inline uint64_t double_key(double v) {
+  v += 0.0; /* -0 becomes +0 */
+  uint64_t b;
+  memcpy(&b, &v, sizeof b);
+  uint64_t k = b ^ ((uint64_t)((int64_t)b >> 63) | (1ull << 63));
+  return v != v ? UINT64_MAX : k;
 }
 
-/* Stable merge sort of e[0..n) with scratch tmp of n elements. */
-static void merge_sort(keyed *e, keyed *tmp, int64_t n, int descending) {
-  for (int64_t width = 1; width < n; width *= 2) {
-    for (int64_t lo = 0; lo < n; lo += 2 * width) {
-      int64_t mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
-      int64_t i = lo, j = mid, k = lo;
-      while (i < mid && j < hi) tmp[k++] = before(&e[j], &e[i], descending) ? e[j++] : e[i++];
-      while (i < mid) tmp[k++] = e[i++];
-      while (j < hi) tmp[k++] = e[j++];
-    }
-    memcpy(e, tmp, (size_t)n * sizeof *e);
+static inline uint64_t float_key(float v) {
+  v += 0.0f;
+  uint32_t b;
+  memcpy(&b, &v, sizeof b);
+  uint32_t k = b ^ ((uint32_t)((int32_t)b >> 31) | (1u << 31));
+  return v != v ? UINT32_MAX : k;
+}
+
+static inline int key_bytes(nn_dtype dt) { return dt == NN_FLOAT64 || dt == NN_INT64 ? 8 : 4; }
+
+/* The key of every NaN, ascending (the largest key of its width). */
+static inline uint64_t nan_key(nn_dtype dt) { return key_bytes(dt) == 8 ? UINT64_MAX : UINT32_MAX; }
+
+/* k[j kst] = the key of x[j s] for the n elements of a line (kst: 2 into
+   the keys of a keyed array, 1 into plain keys); one switch a line, not
+   one an element. */
+static void line_keys(nn_dtype dt, const char *x, int64_t s, int64_t n, int descending, uint64_t *k,
+                      int64_t kst) {
+  switch (dt) {
+  case NN_FLOAT32:
+    for (int64_t j = 0; j < n; j++) k[j * kst] = float_key(((const float *)x)[j * s]);
+    break;
+  case NN_FLOAT64:
+    for (int64_t j = 0; j < n; j++) k[j * kst] = double_key(((const double *)x)[j * s]);
+    break;
+  case NN_INT64:
+    for (int64_t j = 0; j < n; j++) k[j * kst] = (uint64_t)((const int64_t *)x)[j * s] ^ (1ull << 63);
+    break;
+  case NN_FLOAT16: case NN_BFLOAT16:
+    for (int64_t j = 0; j < n; j++) k[j * kst] = float_key((float)nn_load(dt, x, j * s));
+    break;
+  default: /* the narrower integers, through int32 */
+    for (int64_t j = 0; j < n; j++)
+      k[j * kst] = (uint32_t)nn_load_integer(dt, x, j * s) ^ (1u << 31);
+    break;
   }
+  if (descending) {
+    uint64_t flip = key_bytes(dt) == 8 ? UINT64_MAX : UINT32_MAX;
+    for (int64_t j = 0; j < n; j++) k[j * kst] ^= flip;
+  }
+}
+
+/* e[j] = {key of x[j s], j} */
+static void load_keys(nn_dtype dt, const char *x, int64_t s, int64_t n, int descending, keyed *e) {
+  line_keys(dt, x, s, n, descending, &e[0].k, (int64_t)(sizeof *e / sizeof e[0].k));
+  for (int64_t j = 0; j < n; j++) e[j].i = j;
+}
+
+/* out[j so] = x[e[j].i sx] for j < n: the sorted values, copied as they
+   are (bit for bit: a NaN keeps its payload), by element size. */
+static void gather_values(size_t size, char *out, int64_t so, const char *x, int64_t sx,
+                          const keyed *e, int64_t n) {
+  switch (size) {
+  case 8:
+    for (int64_t j = 0; j < n; j++) ((uint64_t *)out)[j * so] = ((const uint64_t *)x)[e[j].i * sx];
+    break;
+  case 4:
+    for (int64_t j = 0; j < n; j++) ((uint32_t *)out)[j * so] = ((const uint32_t *)x)[e[j].i * sx];
+    break;
+  case 2:
+    for (int64_t j = 0; j < n; j++) ((uint16_t *)out)[j * so] = ((const uint16_t *)x)[e[j].i * sx];
+    break;
+  default:
+    for (int64_t j = 0; j < n; j++) out[j * so] = x[e[j].i * sx];
+    break;
+  }
+}
+
+/* Stable: an element moves only past strictly greater keys. */
+static void insertion_sort(keyed *e, int64_t n) {
+  for (int64_t j = 1; j < n; j++) {
+    keyed x = e[j];
+    int64_t p = j;
+    for (; p > 0 && x.k < e[p - 1].k; p--) e[p] = e[p - 1];
+    e[p] = x;
+  }
+}
+
+/* Least significant byte first, each pass a stable counting sort, so the
+   whole is stable; a byte that every key shares is skipped (the top bytes
+   of floats of one sign and exponent range). tmp holds n elements. The
+   passes cost no comparisons, hence no mispredicted branches: on a line of
+   1000 floats about three times faster than a merge sort. */
+static void radix_sort(keyed *e, keyed *tmp, int64_t n, int bytes) {
+  size_t count[8][256];
+  memset(count, 0, sizeof count[0] * (size_t)bytes);
+  for (int64_t j = 0; j < n; j++)
+    for (int b = 0; b < bytes; b++) count[b][(e[j].k >> (8 * b)) & 255]++;
+  keyed *src = e, *dst = tmp;
+  for (int b = 0; b < bytes; b++) {
+    if (count[b][(src[0].k >> (8 * b)) & 255] == (size_t)n) continue;
+    size_t start = 0;
+    for (int d = 0; d < 256; d++) {
+      size_t c = count[b][d];
+      count[b][d] = start;
+      start += c;
+    }
+    for (int64_t j = 0; j < n; j++) dst[count[b][(src[j].k >> (8 * b)) & 255]++] = src[j];
+    keyed *t = src;
+    src = dst, dst = t;
+  }
+  if (src != e) memcpy(e, src, (size_t)n * sizeof *e);
+}
+
+/* Up to this length, insertion sorts a line in fewer instructions than a
+   radix sort spends on its counts. */
+#define SORT_INSERTION_MAX 32
+
+static void sort_keyed(keyed *e, keyed *tmp, int64_t n, int bytes) {
+  if (n <= SORT_INSERTION_MAX) insertion_sort(e, n);
+  else radix_sort(e, tmp, n, bytes);
+}
+
+/* Scratch of n elements of size `size` for each line, on the stack below
+   this many bytes (a call on a small tensor allocates nothing). */
+#define SCRATCH_STACK_BYTES 8192
+
+static void *scratch(void *stack, size_t n, size_t size) {
+  return n * size <= SCRATCH_STACK_BYTES ? stack : malloc(n * size);
+}
+
+/* The stride of operand k along the line (lines of one have none). */
+static inline int64_t line_stride(const nn_reduce_geom *r, int k) {
+  return r->rdims ? r->rstride[0][k] : 0;
 }
 
 /* (values, indices, in) */
@@ -125,23 +281,24 @@ static void sort_inner(void *vctx, int64_t count, char **data, const int64_t *st
   struct scan_ctx *c = vctx;
   const nn_reduce_geom *r = c->r;
   const nn_dtype *dt = r->it.dtype;
-  keyed *e = malloc((size_t)(c->n ? c->n : 1) * 2 * sizeof *e);
+  int64_t n = c->n;
+  _Alignas(16) char stack[SCRATCH_STACK_BYTES];
+  keyed *e = scratch(stack, (size_t)(n ? n : 1) * 2, sizeof *e);
   if (!e) {
     c->failed = 1;
     return;
   }
+  int64_t sv = line_stride(r, 0), si = line_stride(r, 1), sx = line_stride(r, 2);
+  size_t size = nn_element_size(dt[2]);
   for (int64_t p = 0; p < count; p++) {
-    for (int64_t j = 0; j < c->n; j++) {
-      e[j].v = nn_load(dt[2], at(r, data, st, 2, p, j), 0);
-      e[j].i = j;
-    }
-    merge_sort(e, e + c->n, c->n, c->reverse);
-    for (int64_t j = 0; j < c->n; j++) {
-      nn_store(dt[0], at(r, data, st, 0, p, j), 0, e[j].v);
-      *(int64_t *)at(r, data, st, 1, p, j) = e[j].i;
-    }
+    const char *x = at(r, data, st, 2, p, 0);
+    load_keys(dt[2], x, sx, n, c->reverse, e);
+    sort_keyed(e, e + n, n, key_bytes(dt[2]));
+    gather_values(size, at(r, data, st, 0, p, 0), sv, x, sx, e, n);
+    int64_t *idx = (int64_t *)at(r, data, st, 1, p, 0);
+    for (int64_t j = 0; j < n; j++) idx[j * si] = e[j].i;
   }
-  free(e);
+  if ((void *)e != stack) free(e);
 }
 
 int nn_cpu_sort(int descending, const nn_reduce_geom *r) {
@@ -166,32 +323,36 @@ static void topk_inner(void *vctx, int64_t count, char **data, const int64_t *st
   struct scan_ctx *c = vctx;
   const nn_reduce_geom *r = c->r;
   const nn_dtype *dt = r->it.dtype;
-  int64_t k = c->stride, whole = k > TOPK_INSERTION_MAX;
-  keyed *e = malloc((size_t)(whole ? c->n * 2 + 1 : k + 1) * sizeof *e);
+  int64_t n = c->n, k = c->stride, whole = k > TOPK_INSERTION_MAX;
+  _Alignas(16) char stack[SCRATCH_STACK_BYTES];
+  keyed *e = scratch(stack, (size_t)(n ? n : 1) * 2, sizeof *e);
   if (!e) {
     c->failed = 1;
     return;
   }
+  int64_t sv = line_stride(r, 0), si = line_stride(r, 1), sx = line_stride(r, 2);
+  size_t size = nn_element_size(dt[2]);
   for (int64_t p = 0; p < count; p++) {
+    const char *x = at(r, data, st, 2, p, 0);
+    load_keys(dt[2], x, sx, n, c->reverse, e);
     if (whole) {
-      for (int64_t j = 0; j < c->n; j++) e[j] = (keyed){value_at(r, data, st, 2, p, j), j};
-      merge_sort(e, e + c->n, c->n, c->reverse);
+      sort_keyed(e, e + n, n, key_bytes(dt[2]));
     } else {
       int64_t kept = 0;
-      for (int64_t j = 0; j < c->n; j++) {
-        keyed x = {value_at(r, data, st, 2, p, j), j};
-        if (kept == k && (k == 0 || !before(&x, &e[k - 1], c->reverse))) continue;
+      for (int64_t j = 0; j < n; j++) {
+        keyed y = e[j];
+        if (kept == k && (k == 0 || y.k >= e[k - 1].k)) continue;
+        /* e[j] is read before the run, which ends at or before it, grows over it */
         int64_t pos = kept < k ? kept++ : k - 1;
-        for (; pos > 0 && before(&x, &e[pos - 1], c->reverse); pos--) e[pos] = e[pos - 1];
-        e[pos] = x;
+        for (; pos > 0 && y.k < e[pos - 1].k; pos--) e[pos] = e[pos - 1];
+        e[pos] = y;
       }
     }
-    for (int64_t j = 0; j < k; j++) {
-      nn_store(dt[0], at(r, data, st, 0, p, j), 0, e[j].v);
-      *(int64_t *)at(r, data, st, 1, p, j) = e[j].i;
-    }
+    gather_values(size, at(r, data, st, 0, p, 0), sv, x, sx, e, k);
+    int64_t *idx = (int64_t *)at(r, data, st, 1, p, 0);
+    for (int64_t j = 0; j < k; j++) idx[j * si] = e[j].i;
   }
-  free(e);
+  if ((void *)e != stack) free(e);
 }
 
 int nn_cpu_topk(int largest, int64_t k, const nn_reduce_geom *r) {
@@ -199,6 +360,130 @@ int nn_cpu_topk(int largest, int64_t k, const nn_reduce_geom *r) {
   nn_iter_run(&r->it, topk_inner, &c);
   if (c.failed) {
     nn_error_set("topk: out of memory for a line of %lld elements", (long long)c.n);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- kthvalue, median: one element of each line, by selection ------------- */
+/* v[lo..hi] in order (small ranges, and the rare input that defeats the
+   pivots below). */
+static void sort_range(uint64_t *v, int64_t lo, int64_t hi) {
+  for (int64_t j = lo + 1; j <= hi; j++) {
+    uint64_t x = v[j];
+    int64_t p = j;
+    for (; p > lo && x < v[p - 1]; p--) v[p] = v[p - 1];
+    v[p] = x;
+  }
+}
+
+/* Heap sort of v[lo..hi]: n log n whatever the input. */
+static void heap_sort_range(uint64_t *v, int64_t lo, int64_t hi) {
+  uint64_t *h = v + lo;
+  int64_t n = hi - lo + 1;
+  for (int64_t end = n, start = n / 2; end > 1;) {
+    int64_t root;
+    if (start > 0) {
+      root = --start;
+    } else {
+      uint64_t t = h[0];
+      h[0] = h[--end], h[end] = t;
+      root = 0;
+    }
+    for (int64_t child; (child = 2 * root + 1) < end; root = child) {
+      if (child + 1 < end && h[child + 1] > h[child]) child++;
+      if (h[root] >= h[child]) break;
+      uint64_t t = h[root];
+      h[root] = h[child], h[child] = t;
+    }
+  }
+}
+
+/* The key of rank k (from 0) among v[0..n), v reordered: Hoare's
+   quickselect with a median-of-three pivot, linear on average; past
+   2 log2(n) + 8 rounds (an input built against the pivots) the rest is
+   heap sorted, so no input takes quadratic time. */
+static uint64_t select_key(uint64_t *v, int64_t n, int64_t k) {
+  int64_t lo = 0, hi = n - 1, rounds = 8;
+  for (int64_t m = n; m > 1; m /= 2) rounds += 2;
+  while (hi - lo > 16) {
+    if (rounds-- == 0) {
+      heap_sort_range(v, lo, hi);
+      return v[k];
+    }
+    uint64_t a = v[lo], b = v[lo + (hi - lo) / 2], c = v[hi];
+    uint64_t pivot = a < b ? (b < c ? b : a < c ? c : a) : (a < c ? a : b < c ? c : b);
+    int64_t i = lo, j = hi;
+    while (i <= j) {
+      while (v[i] < pivot) i++;
+      while (v[j] > pivot) j--;
+      if (i <= j) {
+        uint64_t t = v[i];
+        v[i++] = v[j], v[j--] = t;
+      }
+    }
+    /* [lo, j] <= pivot <= [i, hi], and what lies between equals it */
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return pivot;
+  }
+  sort_range(v, lo, hi);
+  return v[k];
+}
+
+struct select_ctx {
+  const nn_reduce_geom *r;
+  int64_t n, k;
+  int median; /* a line holding NaN gives its first NaN */
+  int failed;
+};
+
+/* (values, indices, in): values and indices of the kept shape. The
+   element a stable sort puts at rank k: its key by selection, then the
+   line walked once for the elements of smaller keys, and among the equal
+   ones, the (k - smaller)-th in line order. */
+static void select_inner(void *vctx, int64_t count, char **data, const int64_t *st) {
+  struct select_ctx *c = vctx;
+  const nn_reduce_geom *r = c->r;
+  const nn_dtype *dt = r->it.dtype;
+  int64_t n = c->n;
+  _Alignas(16) char stack[SCRATCH_STACK_BYTES];
+  uint64_t *v = scratch(stack, (size_t)n, sizeof *v), nan = nan_key(dt[2]);
+  if (!v) {
+    c->failed = 1;
+    return;
+  }
+  int64_t sx = line_stride(r, 2);
+  int check_nan = c->median && nn_floating_dtype(dt[2]);
+  size_t size = nn_element_size(dt[2]);
+  for (int64_t p = 0; p < count; p++) {
+    const char *x = at(r, data, st, 2, p, 0);
+    line_keys(dt[2], x, sx, n, 0, v, 1);
+    int64_t pick = -1;
+    if (check_nan)
+      for (int64_t j = 0; j < n && pick < 0; j++)
+        if (v[j] == nan) pick = j;
+    if (pick < 0) {
+      uint64_t kth = select_key(v, n, c->k);
+      /* the keys again in line order (selection moved them) */
+      line_keys(dt[2], x, sx, n, 0, v, 1);
+      int64_t smaller = 0;
+      for (int64_t j = 0; j < n; j++) smaller += v[j] < kth;
+      for (int64_t j = 0, seen = smaller; j < n && pick < 0; j++)
+        if (v[j] == kth && seen++ == c->k) pick = j;
+    }
+    memcpy(at(r, data, st, 0, p, 0), x + pick * sx * (int64_t)size, size);
+    *(int64_t *)at(r, data, st, 1, p, 0) = pick;
+  }
+  if ((void *)v != stack) free(v);
+}
+
+int nn_cpu_kthvalue(int64_t k, int median, const nn_reduce_geom *r) {
+  struct select_ctx c = {r, line_length(r), k, median, 0};
+  nn_iter_run(&r->it, select_inner, &c);
+  if (c.failed) {
+    nn_error_set("%s: out of memory for a line of %lld elements", median ? "median" : "kthvalue",
+                 (long long)c.n);
     return -1;
   }
   return 0;
