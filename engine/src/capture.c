@@ -53,6 +53,7 @@ typedef enum {
   CALL_NUMBER_GEOM,       /* f(x0, r): norm_backward */
   CALL_SCAN,              /* f(op, flag, r) */
   CALL_TOPK,              /* f(flag, n, r) */
+  CALL_KTHVALUE,          /* f(n, flag, r) */
   CALL_GEOM_COUNT,        /* f(r, n): scatter_line */
   CALL_RAMP,
   CALL_ADD_ROWS,
@@ -304,6 +305,8 @@ static int run(const nn_backend *be, record *r, void *arg) {
     return be->scan((nn_scan_op)r->u.geom.op, r->u.geom.flag, &r->u.geom.r);
   case CALL_TOPK:
     return be->topk(r->u.geom.flag, r->u.geom.n, &r->u.geom.r);
+  case CALL_KTHVALUE:
+    return be->kthvalue(r->u.geom.n, r->u.geom.flag, &r->u.geom.r);
   case CALL_GEOM_COUNT:
     return be->scatter_line(&r->u.geom.r, r->u.geom.n);
   case CALL_RAMP:
@@ -562,6 +565,14 @@ static int record_topk(int largest, int64_t k, const nn_reduce_geom *g) {
   record *r = new_record(CALL_TOPK, AT(topk));
   r->u.geom.r = *g;
   r->u.geom.flag = largest;
+  r->u.geom.n = k;
+  return record_run(r);
+}
+
+static int record_kthvalue(int64_t k, int median, const nn_reduce_geom *g) {
+  record *r = new_record(CALL_KTHVALUE, AT(kthvalue));
+  r->u.geom.r = *g;
+  r->u.geom.flag = median;
   r->u.geom.n = k;
   return record_run(r);
 }
@@ -834,6 +845,7 @@ static void make_recording_table(nn_backend *t, const nn_backend *real) {
   REPLACE(cumprod_backward, record_cumprod_backward);
   REPLACE(sort, record_sort);
   REPLACE(topk, record_topk);
+  REPLACE(kthvalue, record_kthvalue);
   REPLACE(scatter_line, record_scatter_line);
   REPLACE(gemm, record_gemm);
   REPLACE(loss, record_loss);

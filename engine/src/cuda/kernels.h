@@ -13,7 +13,7 @@
  *   memory_reserved empty_cache within device_name
  *                                 cuda/backend.cu's (memory and devices)
  *   set_num_threads get_num_threads   the CPU's BLAS pool: no meaning on a GPU
- *   topk logsumexp                the CPU's fused shortcuts: without them the
+ *   topk logsumexp kthvalue       the CPU's fused shortcuts: without them the
  *                                 fronts sort whole lines, and compose
  *                                 logsumexp of other fronts, as before
  *   graph_begin graph_end graph_launch graph_free
