@@ -362,6 +362,130 @@ static int l_arity(lua_State *L) {
   return 2;
 }
 
+/* copy_metamethods(from, to): sets to[k] = from[k] for every string key k
+   of from that starts with "__" (raw). Module:extend gives a new class its
+   parent's metamethods this way: the same loop in Lua cost about 50,000
+   instructions a class, and nn makes some eighty classes as it loads. */
+static int l_copy_metamethods(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    size_t len;
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &len) : NULL;
+    if (k && len >= 2 && k[0] == '_' && k[1] == '_') {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, 2);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  return 0;
+}
+
+/* The walk of nn._check_counts (lua/nn/init.lua), in C: a walk in Lua over
+   nn's thousand-odd public names cost some 3M instructions, and it runs as
+   nn loads and again after each family that loads on first use. Arguments
+   on the Lua stack: 1 the table, 2 seen (table -> true), 3 wrapped_from
+   (wrapper -> the function it checks), 4 nn.Tensor, 5 visit, 6 the
+   table's name. visit(t, key, fn, receiver, owner) is called for each Lua
+   function of fixed arity under a public key (a string not starting with
+   "_") that is not a wrapper already, and for the __call of a table's
+   metatable; receiver is "class" (t is its own __index), "tensor" (t is
+   nn.Tensor) or nil, owner t's __name or the key t was found under. */
+static int needs_check(lua_State *L, int fn) {
+  if (lua_type(L, fn) != LUA_TFUNCTION || lua_iscfunction(L, fn)) return 0;
+  lua_pushvalue(L, fn);
+  if (lua_rawget(L, 3) != LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0; /* a wrapper already */
+  }
+  lua_pop(L, 1);
+  lua_Debug ar;
+  lua_pushvalue(L, fn);
+  lua_getinfo(L, ">u", &ar);
+  return !ar.isvararg; /* a function of `...` checks its own arguments */
+}
+
+static void visit_function(lua_State *L, int t, int key, int fn, const char *receiver, int owner) {
+  lua_pushvalue(L, 5);
+  lua_pushvalue(L, t);
+  lua_pushvalue(L, key);
+  lua_pushvalue(L, fn);
+  if (receiver) lua_pushstring(L, receiver);
+  else lua_pushnil(L);
+  lua_pushvalue(L, owner);
+  lua_call(L, 5, 0);
+}
+
+/* t and its name are on the top of the stack; leaves the stack as it was */
+static void walk_public(lua_State *L) {
+  luaL_checkstack(L, 12, "check_counts");
+  int t = lua_gettop(L) - 1, name = lua_gettop(L);
+  lua_pushvalue(L, t);
+  if (lua_rawget(L, 2) != LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, t);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, 2);
+  lua_pushliteral(L, "__name");
+  if (lua_rawget(L, t) != LUA_TSTRING) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, name);
+  }
+  int owner = lua_gettop(L);
+  const char *receiver = NULL;
+  lua_pushliteral(L, "__index");
+  lua_rawget(L, t);
+  if (lua_rawequal(L, -1, t)) receiver = "class";
+  else if (lua_rawequal(L, t, 4)) receiver = "tensor";
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    int key = lua_gettop(L) - 1, value = key + 1;
+    size_t len;
+    const char *k = lua_type(L, key) == LUA_TSTRING ? lua_tolstring(L, key, &len) : NULL;
+    if (k && (len == 0 || k[0] != '_')) {
+      if (lua_type(L, value) == LUA_TTABLE) {
+        lua_pushvalue(L, value);
+        lua_pushvalue(L, key);
+        walk_public(L);
+        lua_pop(L, 2);
+      } else if (needs_check(L, value)) {
+        visit_function(L, t, key, value, receiver, owner);
+      }
+    }
+    lua_pop(L, 1);
+  }
+  if (lua_getmetatable(L, t)) {
+    int mt = lua_gettop(L);
+    lua_pushliteral(L, "__call");
+    int call = lua_gettop(L);
+    lua_pushvalue(L, call);
+    lua_rawget(L, mt);
+    if (needs_check(L, call + 1)) visit_function(L, mt, call, call + 1, "class", owner);
+    lua_settop(L, mt - 1);
+  }
+  lua_settop(L, name);
+}
+
+static int l_check_counts_walk(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  luaL_checktype(L, 5, LUA_TFUNCTION);
+  lua_settop(L, 6);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 6);
+  walk_public(L);
+  return 0;
+}
+
 /* tensor_set_data(t, src): nn_set_data, for Module:_apply */
 static int l_tensor_set_data(lua_State *L) {
   nn_tensor *t = nnl_check_tensor(L, 1, "set_data"), *src = nnl_check_tensor(L, 2, "set_data");
@@ -473,7 +597,9 @@ static const luaL_Reg functions[] = {
     {"binary_cross_entropy", l_bce_loss},
     {"memory_in_use", l_memory_in_use}, {"memory_trim", l_memory_trim},
     {"clock", l_clock}, {"tensor_set_data", l_tensor_set_data},
-    {"native_op", l_native_op}, {"arity", l_arity}, {NULL, NULL}};
+    {"native_op", l_native_op}, {"arity", l_arity}, {"copy_metamethods", l_copy_metamethods},
+    {"check_counts_walk", l_check_counts_walk},
+    {NULL, NULL}};
 
 void nnl_push_closure_with_keys(lua_State *L, lua_CFunction f, const char *const *keys, int n) {
   luaL_checkstack(L, n, "nnl_push_closure_with_keys");

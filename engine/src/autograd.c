@@ -23,7 +23,8 @@ static inline int wants_grad(nn_tensor *t) {
   return t->requires_grad;
 }
 
-int nn_needs_grad(nn_tensor *a, nn_tensor *b, nn_tensor *c) {
+/* inline: a hint to LTO to inline it on the hot path (CMakeLists.txt, inline-unit-growth) */
+inline int nn_needs_grad(nn_tensor *a, nn_tensor *b, nn_tensor *c) {
   return grad_mode && (wants_grad(a) || wants_grad(b) || wants_grad(c));
 }
 
@@ -85,7 +86,8 @@ static int node_set_inputs(nn_node *node, nn_tensor *a, nn_tensor *b, nn_tensor 
   return 0;
 }
 
-nn_node *nn_node_attach(nn_tensor *out, const char *name, nn_backward_fn backward, int n_inputs,
+/* inline: a hint to LTO to inline it on the hot path (CMakeLists.txt, inline-unit-growth) */
+inline nn_node *nn_node_attach(nn_tensor *out, const char *name, nn_backward_fn backward, int n_inputs,
                         nn_tensor *a, nn_tensor *b, nn_tensor *c) {
   nn_node *node = node_new(name, backward, n_inputs);
   if (!node) return NULL;
@@ -155,9 +157,11 @@ static void node_dispose(nn_node *node) {
     nn_node *n = release_list;
     release_list = n->release_next;
     node_free_graph(n);
-    nn_hooks_free(n->hooks);
-    if (n->where) free(n->where);
-    if (n->free_ctx) n->free_ctx(n->ctx);
+    if (n->hooks) nn_hooks_free(n->hooks);
+    if (n->where || n->free_ctx) { /* anomaly mode's, a user's Function's: rare */
+      free(n->where);
+      if (n->free_ctx) n->free_ctx(n->ctx);
+    }
     nn_release(n->grad);
     n->grad = (nn_tensor *)free_nodes;
     free_nodes = n;
@@ -952,6 +956,8 @@ static int run_graph(int n_roots, nn_node *const *roots, nn_tensor *const *seeds
   size_t n = 0, head = 0, tail = 0, n_first;
   unsigned mark = ++current_mark;
   int status = 0, capture = p->n_targets > 0;
+  /* a plain backward adds leaves' gradients straight into their .grad */
+  int into_leaves = !capture && !recording;
   /* First pass: find every node and count, for each, the consumers it
      waits for; refuse a freed graph before anything is touched. */
   if (grow_lists((size_t)n_roots) < 0) goto oom;
@@ -971,7 +977,7 @@ static int run_graph(int n_roots, nn_node *const *roots, nn_tensor *const *seeds
     }
     for (int k = 0; k < node->n_inputs; k++) {
       nn_tensor *in = node->inputs[k];
-      if (!capture && in && !in->grad_fn && in->hooks && expect_leaf_use(in, mark) < 0) goto oom;
+      if (in && !in->grad_fn && in->hooks && !capture && expect_leaf_use(in, mark) < 0) goto oom;
       if (!in || !in->grad_fn) continue;
       nn_node *child = in->grad_fn;
       if (child->mark != mark) {
@@ -1010,54 +1016,54 @@ static int run_graph(int n_roots, nn_node *const *roots, nn_tensor *const *seeds
     nn_tensor *grad_in[NN_NODE_INPUTS] = {NULL, NULL, NULL};
     nn_tensor *kept[NN_NODE_SAVED] = {NULL, NULL, NULL};
     int runs = !capture || (node->needed & NEEDED_RUN);
-    if (node->grad && (!capture || node->needed) &&
+    if (node->hooks && node->grad && (!capture || node->needed) &&
         nn_hooks_run_grad(node->hooks, &node->grad, node->grad) < 0) {
       status = -1;
       break;
     }
-    for (int t = 0; t < p->n_targets && node->grad; t++)
-      if (p->targets[t]->grad_fn == node && accumulate(&p->captured[t], node->grad) < 0) status = -1;
+    if (capture)
+      for (int t = 0; t < p->n_targets && node->grad; t++)
+        if (p->targets[t]->grad_fn == node && accumulate(&p->captured[t], node->grad) < 0) status = -1;
     for (int k = 0; k < node->n_inputs; k++) {
-      nn_tensor *in = node->inputs[k], *acc = in ? in->grad : NULL;
-      int hooked_leaf = in && !in->grad_fn && in->hooks && in->hooks->mark == mark;
-      node->accumulate_into[k] = !capture && !recording && in && !in->grad_fn && acc &&
-                                         acc->dtype == in->dtype && nn_is_contiguous(acc) &&
-                                         nn_same_shape(acc, in) &&
-                                         !(hooked_leaf && in->hooks->n_grad > 0)
-                                     ? acc
-                                     : NULL;
+      nn_tensor *in = node->inputs[k], *acc;
+      node->accumulate_into[k] = NULL;
+      if (!into_leaves || !in || in->grad_fn || !(acc = in->grad)) continue;
+      if (in->hooks && in->hooks->mark == mark && in->hooks->n_grad > 0) continue; /* hooks see it first */
+      if (acc->dtype == in->dtype && nn_is_contiguous(acc) && nn_same_shape(acc, in))
+        node->accumulate_into[k] = acc;
     }
     if (status == 0 && runs && node->grad) {
       if (recording && lend_outputs(node, kept) < 0) {
         nn_error_set("backward: out of memory");
         status = -1;
-      } else if (node->backward(node, node->grad, grad_in) < 0) {
+      }
+      if (status == 0 && node->backward(node, node->grad, grad_in) < 0) {
         status = -1;
-      } else if (anomaly_mode && check_anomaly(node, grad_in) < 0) {
+      } else if (status == 0 && anomaly_mode && check_anomaly(node, grad_in) < 0) {
         status = -1;
       }
-      take_outputs_back(node, kept);
+      if (recording) take_outputs_back(node, kept);
     }
     for (int k = 0; k < node->n_inputs; k++) {
       nn_tensor *in = node->inputs[k], *g = grad_in[k];
       int added_in_place = node->grad && node->accumulate_into[k];
       node->accumulate_into[k] = NULL;
-      if (capture) {
-        if (in && g && status == 0) {
-          if (in->grad_fn) {
+      if (in && status == 0) {
+        if (capture) {
+          if (g && in->grad_fn) {
             if (in->grad_fn->needed && accumulate(&in->grad_fn->grad, g) < 0) status = -1;
-          } else {
+          } else if (g) {
             for (int t = 0; t < p->n_targets; t++)
               if (p->targets[t] == in && accumulate(&p->captured[t], g) < 0) status = -1;
           }
-        }
-      } else if (in && status == 0 && !in->grad_fn && in->hooks && in->hooks->mark == mark) {
-        if (leaf_use_done(in, g, added_in_place) < 0) status = -1;
-      } else if (in && g && status == 0) {
-        if (in->grad_fn) {
-          if (accumulate(&in->grad_fn->grad, g) < 0) status = -1;
-        } else if (accumulate_leaf(in, g) < 0) {
-          status = -1;
+        } else if (!in->grad_fn && in->hooks && in->hooks->mark == mark) {
+          if (leaf_use_done(in, g, added_in_place) < 0) status = -1;
+        } else if (g) {
+          if (in->grad_fn) {
+            if (accumulate(&in->grad_fn->grad, g) < 0) status = -1;
+          } else if (accumulate_leaf(in, g) < 0) {
+            status = -1;
+          }
         }
       }
       if (in && in->grad_fn && --in->grad_fn->pending == 0) ready[tail++] = in->grad_fn;

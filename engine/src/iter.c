@@ -18,7 +18,8 @@ static int all_dense(int n, nn_tensor *const *ts, int ndim, const int64_t *size)
   return 1;
 }
 
-void nn_iter_init(nn_iter *it, int n, nn_tensor *const *ts, int ndim, const int64_t *size) {
+/* inline: a hint to LTO to inline it on the hot path (CMakeLists.txt, inline-unit-growth) */
+inline void nn_iter_init(nn_iter *it, int n, nn_tensor *const *ts, int ndim, const int64_t *size) {
   it->n = n;
   for (int k = 0; k < n; k++) {
     const nn_tensor *t = ts[k];

@@ -102,7 +102,8 @@ static int dense_geometry(int ndim, const int64_t *size, const int64_t *stride) 
 
 int nn_is_contiguous(const nn_tensor *t) { return t->contiguous; }
 
-int nn_same_shape(const nn_tensor *a, const nn_tensor *b) {
+/* inline: a hint to LTO to inline it on the hot path (CMakeLists.txt, inline-unit-growth) */
+inline int nn_same_shape(const nn_tensor *a, const nn_tensor *b) {
   if (a->ndim != b->ndim) return 0;
   for (int i = 0; i < a->ndim; i++)
     if (a->size[i] != b->size[i]) return 0;
@@ -198,7 +199,8 @@ nn_tensor *nn_tensor_wrap(nn_storage *s, nn_dtype dtype, int ndim, const int64_t
   return t;
 }
 
-nn_tensor *nn_empty_on(nn_device device, nn_dtype dtype, int ndim, const int64_t *size) {
+/* inline: a hint to LTO to inline it on the hot path (CMakeLists.txt, inline-unit-growth) */
+inline nn_tensor *nn_empty_on(nn_device device, nn_dtype dtype, int ndim, const int64_t *size) {
   if (nn_check_shape("tensor", ndim, size) < 0) return NULL;
   int64_t stride[NN_MAX_DIMS];
   nn_contiguous_strides(ndim, size, stride);

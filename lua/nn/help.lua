@@ -600,6 +600,8 @@ return function(nn, repl)
     end
     if best then return best end
     if type(x) == "function" and nn._unwrapped[x] then return find_value(nn._unwrapped[x]) end
+    local stand_in = nn._stand_ins[x] -- t.glu before small_layers.lua loaded: what now holds its place
+    if stand_in and stand_in[1][stand_in[2]] ~= x then return find_value(stand_in[1][stand_in[2]]) end
     if nn.is_tensor(x) then return entry_named("nn.Tensor") end
     if type(x) ~= "table" then return nil end
     local cls = is_class(x) and parent_of(x) or getmetatable(x)

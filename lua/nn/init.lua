@@ -186,25 +186,15 @@ local function count_checked(fn, key, receiver, owner)
 end
 
 -- Wraps the public functions of t and of the tables below it (namespaces,
--- classes), and the __call of their metatables.
+-- classes), and the __call of their metatables. The walk is C's
+-- (check_counts_walk in lua/nn_module.c: in Lua it cost 3M instructions at
+-- every load); it calls back here for each function that needs a wrapper.
+local function wrap_in_place(t, key, fn, receiver, owner)
+  rawset(t, key, count_checked(fn, key, receiver, owner))
+end
+local check_counts_walk = C.check_counts_walk
 local function check_counts(t, seen, name)
-  if seen[t] then return end
-  seen[t] = true
-  name = type(rawget(t, "__name")) == "string" and rawget(t, "__name") or name
-  local receiver = (rawget(t, "__index") == t and "class") or (t == nn.Tensor and "tensor") or nil
-  for k, v in pairs(t) do
-    if type(k) == "string" and k:byte(1) ~= 95 then -- not "_..."
-      if type(v) == "function" then
-        rawset(t, k, count_checked(v, k, receiver, name))
-      elseif type(v) == "table" then
-        check_counts(v, seen, k)
-      end
-    end
-  end
-  local mt = getmetatable(t)
-  if type(mt) == "table" and type(rawget(mt, "__call")) == "function" then
-    rawset(mt, "__call", count_checked(rawget(mt, "__call"), "__call", "class", name))
-  end
+  check_counts_walk(t, seen, wrapped_from, nn.Tensor, wrap_in_place, name)
 end
 
 --- nn._check_counts(t): adds the count check to the public functions of t
@@ -243,39 +233,145 @@ for _, name in ipairs {"is_available", "why_unavailable", "device_count", "curre
 end
 nn.cuda.manual_seed_all = C.cuda_manual_seed -- one GPU: all of them is that one
 
-require "nn.autograd" (nn)
+-- The layer families and the rest load on first use: nn.Conv2d, nn.F.conv2d
+-- or nn.optim.lr_scheduler loads the file that defines it, so that a script
+-- that never convolves does not pay to load convolution (require "nn" took
+-- 31.6M instructions loading them all, 10M without them). Each file is
+-- listed with every name it puts in nn, nn.F, nn.optim, nn.utils, on
+-- tensors ("Tensor.") and as tensor properties ("properties."), in the
+-- order `require "nn"` loaded them when it loaded them all (a later file
+-- may replace an earlier one's function). tests/lua/lazy_spec.lua checks
+-- that the lists are whole and right.
+local families = {
+  {"nn.autograd", "autograd no_grad enable_grad gradcheck gradgradcheck Tensor.register_hook Tensor.retain_grad "
+                  .. "properties.retains_grad"},
+  {"nn.init_weights", "init"},
+  {"nn.norm_layers", "BatchNorm1d Dropout Flatten LayerNorm _python_bool _python_number F.dropout F.flatten "
+                     .. "F.layer_norm Tensor.flatten"},
+  {"nn.conv_layers", "Conv1d Conv2d ConvTranspose2d Fold Unfold ConstantPad1d ConstantPad2d ReflectionPad1d "
+                     .. "ReflectionPad2d ReplicationPad1d ReplicationPad2d ZeroPad2d F.conv1d F.conv2d "
+                     .. "F.conv_transpose2d F.fold F.unfold F.pad"},
+  {"nn.pool_layers", "AdaptiveAvgPool1d AdaptiveAvgPool2d AdaptiveMaxPool1d AdaptiveMaxPool2d AlphaDropout "
+                     .. "AvgPool1d AvgPool2d BatchNorm2d BatchNorm3d Dropout1d Dropout2d GroupNorm InstanceNorm1d "
+                     .. "InstanceNorm2d LocalResponseNorm MaxPool1d MaxPool2d MaxUnpool2d Upsample "
+                     .. "F.adaptive_avg_pool1d F.adaptive_avg_pool2d F.adaptive_max_pool1d F.adaptive_max_pool2d "
+                     .. "F.alpha_dropout F.avg_pool1d F.avg_pool2d F.batch_norm F.dropout1d F.dropout2d "
+                     .. "F.group_norm F.instance_norm F.interpolate F.local_response_norm F.max_pool1d "
+                     .. "F.max_pool2d F.max_unpool2d"},
+  {"nn.containers", "ModuleDict ModuleList ParameterDict ParameterList"},
+  {"nn.small_layers", "Bilinear CosineSimilarity GLU PairwiseDistance RReLU Softmax2d Softmin Unflatten "
+                      .. "F.bilinear F.cosine_similarity F.glu F.gumbel_softmax F.normalize F.pairwise_distance "
+                      .. "F.rrelu F.softmin Tensor.glu Tensor.rrelu Tensor.softmin"},
+  {"nn.lr_scheduler", "optim.lr_scheduler utils.clip_grad_norm_ utils.clip_grad_value_ "
+                      .. "utils.parameters_to_vector utils.vector_to_parameters"},
+  {"nn.data", "data"},
+  {"nn.serialize", "load save _json_decode _old_key_tables"},
+  {"nn.rnn_layers", "GRU GRUCell LSTM LSTMCell RNN RNNBase RNNCell RNNCellBase F.one_hot utils.rnn"},
+  {"nn.attention_layers", "Embedding MultiheadAttention Transformer TransformerDecoder TransformerDecoderLayer "
+                          .. "TransformerEncoder TransformerEncoderLayer F.embedding F.scaled_dot_product_attention"},
+}
+-- The tools around the engine load on first use too (nn.plot, nn.progress,
+-- nn.sweep...), but unlike the families a walk over nn's names leaves them
+-- out until they are used.
+local on_first_use = {plot = "nn.plot", progress = "nn.progress", sweep = "nn.sweep",
+                      repl = "nn.repl", help = "nn.repl", cli = "nn.cli", distributed = "nn.distributed"}
+
+nn.utils = {} -- lr_scheduler's and rnn_layers' names share it
+local tensor_properties = getmetatable(C.zeros(1)).properties or {}
+getmetatable(C.zeros(1)).properties = tensor_properties
+-- The tables a family's names go in. nn, nn.F, nn.optim and nn.utils find a
+-- missing name through __index; tensors look their methods and properties
+-- up without metamethods (in C), so there the name holds a stand-in that
+-- loads the file and calls what it put in its place.
+local homes = {[""] = nn, utils = nn.utils, Tensor = nn.Tensor, properties = tensor_properties}
+local pending = {} -- home's path ("" for nn, "F"...) -> {name -> family}: families not loaded yet
+local path_of = {} -- nn, nn.F, nn.optim, nn.utils -> their paths in homes
+local stand_ins = setmetatable({}, {__mode = "k"}) -- stand-in -> {home, name}
+nn._stand_ins = stand_ins -- help() resolves one to the function it stands for
+
+-- Loads family (its entry in families) unless loaded; its stand-ins go
+-- first, so that the file finds the names free.
+local function load_family(family)
+  if family.loaded then return end
+  family.loaded = true
+  for _, place in ipairs(family.places) do
+    local where, name = place[1], place[2]
+    pending[where][name] = nil
+    local home = homes[where]
+    if stand_ins[rawget(home, name)] then rawset(home, name, nil) end
+  end
+  require(family[1])(nn)
+  nn._check_counts(nn)
+end
+
+nn._families = families -- for lazy_spec: {module, names, places = {{home's path, name}...}, loaded}
+
+--- nn._load_all(): loads every family that loads on first use, as a walk
+-- over every name (help, the reference, pairs(nn)) needs.
+function nn._load_all()
+  for _, family in ipairs(families) do load_family(family) end
+end
+
+local function lazy_index(t, key)
+  local family = pending[path_of[t]][key]
+  if family then
+    load_family(family)
+    return rawget(t, key)
+  end
+  if t == nn then
+    local name = on_first_use[key]
+    if not name then return nil end
+    on_first_use[key] = nil
+    require(name)(nn)
+    nn._check_counts(nn)
+    return rawget(t, key)
+  end
+end
+-- pairs over one of them lists every name, as when all were loaded
+local function lazy_pairs(t)
+  nn._load_all()
+  return next, t, nil
+end
+
+for _, family in ipairs(families) do
+  family.places = {}
+  for path in family[2]:gmatch("%S+") do
+    local where, name = path:match("^(.-)%.?([^.]+)$")
+    pending[where] = pending[where] or {}
+    pending[where][name] = family
+    family.places[#family.places + 1] = {where, name}
+    local home = homes[where]
+    if home == nn.Tensor or home == tensor_properties then
+      local function stand_in(...)
+        load_family(family)
+        return home[name](...)
+      end
+      stand_ins[stand_in] = {home, name}
+      home[name] = stand_in
+    end
+  end
+end
+local lazy_namespace = {__index = lazy_index, __pairs = lazy_pairs}
+local function make_lazy(where)
+  path_of[homes[where]] = where
+  setmetatable(homes[where], lazy_namespace)
+end
+make_lazy("")
+make_lazy("utils")
+
+-- What every script uses loads with nn: modules, the plain layers and
+-- activations, losses, optimizers.
 require "nn.functional" (nn)
-require "nn.init_weights" (nn)
 require "nn.ordered_table" (nn)
 require "nn.module" (nn)
 require "nn.layers" (nn)
 require "nn.activations" (nn)
-require "nn.norm_layers" (nn)
-require "nn.conv_layers" (nn)
-require "nn.pool_layers" (nn)
-require "nn.containers" (nn)
-require "nn.small_layers" (nn)
 require "nn.loss" (nn)
 require "nn.optim" (nn)
-require "nn.lr_scheduler" (nn)
-require "nn.data" (nn)
-require "nn.serialize" (nn)
-require "nn.rnn_layers" (nn)
-require "nn.attention_layers" (nn)
 
--- The tools around the engine load on first use (nn.plot, nn.progress,
--- nn.sweep): a script that never draws does not pay to compile the plotting
--- code.
-local on_first_use = {plot = "nn.plot", progress = "nn.progress", sweep = "nn.sweep",
-                      repl = "nn.repl", help = "nn.repl", cli = "nn.cli", distributed = "nn.distributed"}
-setmetatable(nn, {__index = function(t, key)
-  local name = on_first_use[key]
-  if not name then return nil end
-  on_first_use[key] = nil
-  require(name)(nn)
-  nn._check_counts(nn)
-  return rawget(t, key)
-end})
+homes.F, homes.optim = nn.F, nn.optim
+make_lazy("F")
+make_lazy("optim")
 nn.capture = C.capture -- a training step recorded once, replayed (lua/nn_capture.c)
 nn._check_counts(nn)
 

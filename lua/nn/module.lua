@@ -53,15 +53,14 @@ return function(nn)
 
   local function instance_call(self, ...) return self:forward(...) end
 
+  local copy_metamethods = nn._C.copy_metamethods
   local function class_tostring(cls) return "class " .. cls.__name end
 
   --- Module:extend(name): a new class deriving from this one.
   function Module:extend(name)
     if type(name) ~= "string" then raise("extend: the class needs a name (a string)") end
     local cls = {}
-    for k, v in pairs(self) do
-      if type(k) == "string" and k:sub(1, 2) == "__" then cls[k] = v end
-    end
+    copy_metamethods(self, cls) -- self's "__" keys (in C: every class of nn extends one as nn loads)
     cls.__index = cls
     cls.__name = name
     cls.super = self

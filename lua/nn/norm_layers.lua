@@ -1,6 +1,7 @@
 -- Dropout, Flatten, BatchNorm1d and LayerNorm: modules, and their
--- functional forms nn.F.dropout, nn.F.flatten, nn.F.batch_norm and
--- nn.F.layer_norm (PyTorch's names and argument orders, dims 1-based).
+-- functional forms nn.F.dropout, nn.F.flatten and nn.F.layer_norm
+-- (PyTorch's names and argument orders, dims 1-based; nn.F.batch_norm is
+-- pool_layers.lua's fused front).
 --
 -- Each is composed of the engine's tensor ops, which record the graph, so
 -- backward comes from the ops' own backward passes; the formulas and the
@@ -294,17 +295,6 @@ return function(nn)
     if weight ~= nil then y = y * weight:view(shape) end
     if bias ~= nil then y = y + bias:view(shape) end
     return y
-  end
-
-  --- nn.F.batch_norm(x, running_mean, running_var [, weight, bias, training = false,
-  -- momentum = 0.1, eps = 1e-5]): PyTorch's functional batch norm over an
-  -- (N, C) or (N, C, L) input; the running tensors (or nil) are updated in
-  -- place when training.
-  function F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
-    if momentum == nil then momentum = 0.1 end
-    if eps == nil then eps = 1e-5 end
-    return batch_norm(x, running_mean, running_var, weight, bias, training and true or false,
-      momentum, eps, "batch_norm")
   end
 
   --- nn.BatchNorm1d(num_features [, {eps = 1e-5, momentum = 0.1, affine = true,

@@ -166,7 +166,8 @@ return function(nn)
   --- opt:step([closure]): one update of every parameter that has a .grad;
   -- closure(), when given, is called first (with gradients enabled) to
   -- recompute the loss, which step returns.
-  Optimizer.step = C.optimizer_step(nn.enable_grad)
+  Optimizer.step = C.optimizer_step(function(closure) return nn.enable_grad(closure) end)
+  -- (nn.enable_grad is looked up at each call: autograd.lua loads on first use)
 
   -- One parameter's state as state_dict gives it: a copy, tensors cloned.
   local function pack_state(s)

@@ -133,25 +133,8 @@ end
 print(string.format("nnlua peak RSS: %.0f MiB", peak_rss_mib() or 0))
 
 if not args.no_torch then
-  local probe = io.popen("/usr/bin/python3 -c 'import torch' 2>/dev/null && echo yes")
-  local has_torch = probe and probe:read("a"):find("yes")
-  if probe then probe:close() end
-  if not has_torch then
-    print("PyTorch (python3-torch) is not installed: no comparison")
-  else
-    local here = (arg and arg[0] or "scripts/bench/cnn.lua"):match("^(.*)/[^/]*$") or "."
-    for _, threads in ipairs(thread_counts) do
-      local cmd = string.format("OMP_NUM_THREADS=%d MKL_NUM_THREADS=%d /usr/bin/python3 %s --threads %d --rounds %d --steps %d",
-        threads, threads, here .. "/cnn_torch.py", threads, args.rounds, args.steps)
-      local p = io.popen(cmd)
-      local out = p:read("a")
-      p:close()
-      io.write(out)
-      local torch_ms = tonumber(out:match("step ([%d%.]+) ms"))
-      if torch_ms and results[threads] then
-        print(string.format("  nnlua / PyTorch at %d thread%s: %.2f", threads, threads == 1 and "" or "s",
-          results[threads] * 1e3 / torch_ms))
-      end
-    end
-  end
+  local here = (arg and arg[0] or "scripts/bench/cnn.lua"):match("^(.*)/[^/]*$") or "."
+  dofile(here .. "/lib/peer.lua").compare {script = here .. "/cnn_torch.py", threads = thread_counts,
+    args = string.format("--rounds %d --steps %d", args.rounds, args.steps), results = results,
+    nnlua_over_torch = true, target = " (target <= 1)"}
 end

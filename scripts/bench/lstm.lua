@@ -91,23 +91,7 @@ end
 
 if not args.no_torch then
   local here = arg[0]:match("^(.*)/[^/]*$") or "."
-  local probe = io.popen("/usr/bin/python3 -c 'import torch' 2>/dev/null && echo yes")
-  local has_torch = probe and probe:read("a"):find("yes")
-  if probe then probe:close() end
-  if not has_torch then
-    print("PyTorch (python3-torch) is not installed: no comparison")
-  else
-    for _, n in ipairs(threads) do
-      local p = io.popen(string.format("OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d MKL_NUM_THREADS=%d /usr/bin/python3 %q --threads %d --rounds %d --steps %d",
-        n, n, n, here .. "/lstm_torch.py", n, args.rounds, args.steps))
-      local out = p:read("a")
-      p:close()
-      io.write(out)
-      local torch_ms = tonumber(out:match("step ([%d%.]+) ms"))
-      if torch_ms and results[n] then
-        print(string.format("ratio   %d thread%s: PyTorch step / nnlua step: %.2f (target >= 1)", n,
-          n == 1 and " " or "s", torch_ms / (results[n] * 1e3)))
-      end
-    end
-  end
+  dofile(here .. "/lib/peer.lua").compare {script = here .. "/lstm_torch.py", threads = threads,
+    args = string.format("--rounds %d --steps %d", args.rounds, args.steps), results = results,
+    target = " (target >= 1)"}
 end

@@ -217,25 +217,7 @@ end
 -- same thread counts, in a separate process each.
 if opts.torch then
   local here = arg[0]:match("^(.*)/[^/]*$") or "."
-  local probe = io.popen("/usr/bin/python3 -c 'import torch' 2>/dev/null && echo yes")
-  local has_torch = probe and probe:read("a"):find("yes")
-  if probe then probe:close() end
-  if not has_torch then
-    print("PyTorch (python3-torch) is not installed: no comparison")
-  else
-    for _, threads in ipairs(opts.threads) do
-      local cmd = string.format("OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d MKL_NUM_THREADS=%d /usr/bin/python3 %q --threads %d --rounds %d --steps %d%s",
-        threads, threads, threads, here .. "/mlp_torch.py", threads, opts.rounds, opts.steps,
-        opts.epoch and "" or " --no-epoch")
-      local p = io.popen(cmd)
-      local out = p:read("a")
-      p:close()
-      io.write(out)
-      local torch_ms = tonumber(out:match("step ([%d%.]+) ms"))
-      if torch_ms and results[threads] then
-        print(string.format("ratio   %d thread%s: PyTorch step / nnlua step: %.2f", threads,
-          threads == 1 and " " or "s", torch_ms / (results[threads] * 1e3)))
-      end
-    end
-  end
+  dofile(here .. "/lib/peer.lua").compare {script = here .. "/mlp_torch.py", threads = opts.threads,
+    args = string.format("--rounds %d --steps %d%s", opts.rounds, opts.steps, opts.epoch and "" or " --no-epoch"),
+    results = results}
 end

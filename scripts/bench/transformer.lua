@@ -125,25 +125,6 @@ end
 
 if not args.no_torch then
   local here = arg[0]:match("^(.*)/[^/]*$") or "."
-  local probe = io.popen("/usr/bin/python3 -c 'import torch' 2>/dev/null && echo yes")
-  local has_torch = probe and probe:read("a"):find("yes")
-  if probe then probe:close() end
-  if not has_torch then
-    print("PyTorch (python3-torch) is not installed: no comparison")
-  else
-    for _, threads in ipairs(threads_list) do
-      local cmd = string.format("OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d MKL_NUM_THREADS=%d /usr/bin/python3 %q "
-        .. "--threads %d --rounds %d --steps %d --batch %d", threads, threads, threads,
-        here .. "/transformer_torch.py", threads, rounds, steps, BATCH)
-      local p = io.popen(cmd)
-      local out = p:read("a")
-      p:close()
-      io.write(out)
-      local torch_ms = tonumber(out:match("step ([%d%.]+) ms"))
-      if torch_ms and results[threads] then
-        print(string.format("ratio   %d thread%s: PyTorch step / nnlua step: %.2f", threads,
-          threads == 1 and " " or "s", torch_ms / (results[threads] * 1e3)))
-      end
-    end
-  end
+  dofile(here .. "/lib/peer.lua").compare {script = here .. "/transformer_torch.py", threads = threads_list,
+    args = string.format("--rounds %d --steps %d --batch %d", rounds, steps, BATCH), results = results}
 end

@@ -1,0 +1,163 @@
+-- The layer families and the rest of nn's Lua files load on first use
+-- (lua/nn/init.lua's families): a bare `require "nn"` loads none of them,
+-- touching any name of one loads it, and every name stays where it was,
+-- listed, documented and checked as when nn loaded them all.
+local support = dofile(os.getenv("NN_ROOT") .. "/tests/lua/support.lua")
+local root = os.getenv("NN_ROOT") or "."
+
+-- What nn loads with itself; every other file of lua/nn loads on first use.
+local EAGER = {init = true, functional = true, ordered_table = true, module = true, layers = true,
+               activations = true, loss = true, optim = true}
+
+-- Runs code in a fresh nnlua (nn not loaded yet); its output, which must
+-- end in "ok".
+local function fresh(code)
+  local out, ok = support.nnlua_output(code .. "\nprint('ok')")
+  assert(ok and out:match("ok\n$"), out)
+  return out
+end
+
+local function lua_files()
+  local files = {}
+  local p = assert(io.popen("ls " .. support.quote(root .. "/lua/nn")))
+  for name in p:lines() do
+    local module = name:match("^(.+)%.lua$")
+    if module then files[#files + 1] = module end
+  end
+  p:close()
+  return files
+end
+
+describe("require 'nn'", function()
+  it("loads no file of lua/nn but what every script uses", function()
+    local out = fresh([==[
+      local _ = nn
+      for name in pairs(package.loaded) do
+        if name:match("^nn%.") then print("loaded " .. name) end
+      end]==])
+    local loaded = {}
+    for name in out:gmatch("loaded nn%.([%w_]+)") do loaded[name] = true end
+    for _, module in ipairs(lua_files()) do
+      if EAGER[module] then
+        assert.is_true(loaded[module] or module == "init", module)
+      else
+        assert.is_nil(loaded[module], "nn." .. module .. " is loaded by a bare require \"nn\"")
+      end
+    end
+  end)
+
+  -- Every name a family puts in nn (nn.F, nn.optim, nn.utils, tensors) is
+  -- in its list: a name that is not would be missing until something else
+  -- loaded its file.
+  it("lists every name each family defines", function()
+    local out = fresh([==[
+      local homes = {[""] = nn, F = nn.F, optim = nn.optim, utils = nn.utils, Tensor = nn.Tensor,
+                     properties = getmetatable(nn.zeros(1)).properties}
+      local before = {}
+      for where, home in pairs(homes) do
+        before[where] = {}
+        for k, v in next, home do before[where][k] = v end
+      end
+      local listed = {}
+      for _, family in ipairs(nn._families) do
+        for _, place in ipairs(family.places) do listed[place[1] .. "." .. place[2]] = family[1] end
+      end
+      nn._load_all()
+      for where, home in pairs(homes) do
+        for k, v in next, home do
+          local name = where .. "." .. k
+          if before[where][k] ~= v and not listed[name] then print("unlisted " .. name) end
+          listed[name] = nil
+        end
+      end
+      for name, family in pairs(listed) do print("missing " .. name .. " of " .. family) end]==])
+    assert.is_nil(out:match("unlisted [^\n]*"), "a name no family lists (add it to init.lua's families)")
+    assert.is_nil(out:match("missing [^\n]*"), "a listed name that its family does not define")
+  end)
+
+  -- Touching one name of a family gives every name of it the value it has
+  -- when all are loaded (in the order nn loaded them, where a later file
+  -- may replace an earlier one's function).
+  it("loads a family on first use of any of its names", function()
+    local families = {}
+    local listing = fresh([==[for _, f in ipairs(nn._families) do io.write(f[1], "\n") end]==])
+    for module in listing:gmatch("(nn%.[%w_]+)\n") do families[#families + 1] = module end
+    assert.is_true(#families >= 10)
+    for i, module in ipairs(families) do
+      local out = fresh(string.format([==[
+        local family = nn._families[%d]
+        local homes = {F = nn.F, optim = nn.optim, utils = nn.utils, Tensor = nn.Tensor,
+                       properties = getmetatable(nn.zeros(1)).properties}
+        local function home(where) if where == "" then return nn end return homes[where] end
+        local places = family.places
+        -- the last name: a stand-in's call for a tensor's method or property
+        local first = places[#places]
+        local where, name = first[1], first[2]
+        if where == "Tensor" or where == "properties" then pcall(home(where)[name], nn.zeros(1)) end
+        local _ = home(where)[name]
+        assert(package.loaded[family[1]], family[1] .. " did not load on touching " .. name)
+        local got = {}
+        for j, place in ipairs(places) do got[j] = rawget(home(place[1]), place[2]) end
+        nn._load_all()
+        for j, place in ipairs(places) do
+          if got[j] == nil or got[j] ~= rawget(home(place[1]), place[2]) then
+            print("differs " .. place[1] .. "." .. place[2])
+          end
+        end]==], i))
+      assert.is_nil(out:match("differs [^\n]*"), module)
+    end
+  end)
+
+  it("lists and documents every name, loaded or not", function()
+    local out = fresh([==[
+      local names = {}
+      for _, entry in ipairs(nn.repl.public_names()) do names[entry.name] = true end
+      for _, name in ipairs {"nn.Conv2d", "nn.LSTM", "nn.F.conv2d", "nn.optim.lr_scheduler.StepLR",
+                             "nn.utils.rnn.pad_sequence", "nn.Tensor.glu", "nn.init.xavier_uniform_",
+                             "nn.no_grad", "nn.data.DataLoader"} do
+        if not names[name] then print("unlisted " .. name) end
+      end
+      for _, name in ipairs(nn.repl.undocumented()) do print("undocumented " .. name) end]==])
+    assert.is_nil(out:match("unlisted [^\n]*"))
+    assert.is_nil(out:match("undocumented [^\n]*"))
+  end)
+
+  it("lists every name in pairs(nn), as when all were loaded", function()
+    local out = fresh([==[
+      local seen = {}
+      for k in pairs(nn) do seen[k] = true end
+      for k in pairs(nn.F) do seen["F." .. k] = true end
+      for _, name in ipairs {"Conv2d", "MultiheadAttention", "save", "F.max_pool2d", "F.one_hot"} do
+        if not seen[name] then print("unlisted " .. name) end
+      end]==])
+    assert.is_nil(out:match("unlisted [^\n]*"))
+  end)
+
+  it("keeps the stand-ins of tensor methods and properties working before their file loads", function()
+    fresh([==[
+      local x = nn.tensor({1, 2, 3, 4})
+      assert(package.loaded["nn.small_layers"] == nil)
+      local y = x:glu()
+      assert(y:size(1) == 2)
+      assert(x.retains_grad == false)
+      local z = nn.tensor({1, 2}, {requires_grad = true}) * 2
+      z:retain_grad()
+      assert(z.retains_grad == true)
+      local ok, err = pcall(x.glu, x, 1, 2, 3, 4)
+      assert(not ok and err:find("glu"), err)]==])
+  end)
+
+  it("checks argument counts of the names it loads later", function()
+    fresh([==[
+      local ok, err = pcall(nn.F.conv2d, nn.zeros(1, 1, 3, 3), nn.zeros(1, 1, 2, 2), nil, {}, "extra")
+      assert(not ok and err:find("conv2d: takes at most 4 arguments", 1, true), err)
+      local ok2, err2 = pcall(nn.optim.lr_scheduler.StepLR, nil, nil, nil, nil, nil, "x")
+      assert(not ok2 and err2:find("StepLR", 1, true), err2)]==])
+  end)
+
+  it("lets help name a stand-in", function()
+    local out = fresh([==[local glu = nn.Tensor.glu; nn.help(glu)]==])
+    assert.truthy(out:find("glu", 1, true), out)
+    assert.is_nil(out:find("no documentation", 1, true), out)
+  end)
+end)
