@@ -58,6 +58,14 @@ static void outer_range(const void *vctx, int64_t first, int64_t last) {
 }
 
 void nn_iter_run_split(const nn_iter *it, nn_inner_fn fn, void *ctx, int64_t cost) {
+  /* An output repeated along a dim (stride 0: add_into's sum into a
+     broadcast gradient, a write into an expanded view) is written by
+     several positions, in iteration order: one thread does them all. */
+  for (int d = 0; d < it->ndim; d++)
+    if (it->stride[d][0] == 0 && it->size[d] > 1) {
+      nn_iter_run(it, fn, ctx);
+      return;
+    }
   struct iter_split s = {it, fn, ctx};
   int64_t inner = it->size[it->ndim - 1];
   if (it->ndim == 1) nn_parallel_for(inner, cost, NN_PARALLEL_ALIGN, one_run_range, &s);
