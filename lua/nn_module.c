@@ -141,7 +141,7 @@ static int l_eye(lua_State *L) {
   return 1;
 }
 
-/* nn.set_num_threads(n) / nn.get_num_threads(): the BLAS pool's size */
+/* nn.set_num_threads(n) / nn.get_num_threads(): the pool's size (OpenBLAS's) */
 static int l_set_num_threads(lua_State *L) {
   nnl_check_nargs(L, 0, 1, "set_num_threads", "n");
   lua_Integer n = luaL_checkinteger(L, 1);
@@ -560,8 +560,10 @@ static int l_clock(lua_State *L) {
  *   nn.is_tensor(nn.zeros(1))   --> true
  */
 /*** nn.set_num_threads(n), nn.get_num_threads()
- * Sets (n >= 1) or reads the number of threads the math library (OpenBLAS)
- * uses for large operations.
+ * Sets (n >= 1) or reads the number of threads large operations use: the
+ * products (OpenBLAS) and, on the same threads, large elementwise ops,
+ * reductions, fills and optimizer steps. Results do not depend on it; set
+ * to 1 before the first product, no thread is started.
  *   nn.set_num_threads(4); print(nn.get_num_threads())
  */
 /*** nn.manual_seed(seed), nn.initial_seed()

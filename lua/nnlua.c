@@ -1002,19 +1002,23 @@ static int pmain(lua_State *L) {
 }
 
 /* OpenBLAS's idle threads spin for about a tenth of a second after each
-   product before they sleep. On a small machine that keeps every core busy
-   between products, and the data loader's prefetch thread, which copies
-   the next batch while the step's other work runs, gets no time. OpenBLAS
-   reads the spin from OPENBLAS_THREAD_TIMEOUT once, as it starts, so nnlua
-   sets it first (2^4 cycles: sleep at once); a value the user set is left
-   alone. The engine opens a shared OpenBLAS at its first product, long
-   after main has set it; a static one starts before main, after the
-   executable's .preinit_array has run, so there it is set from that array
-   (in a dynamically linked program, C library start-up would discard an
-   environment changed that early). */
+   product before they sleep (its default, 2^28 cycles): on a small machine
+   that keeps every core busy between steps, and the data loader's
+   prefetch thread gets no time. Told to sleep at once (2^4), they sleep
+   between the products of one step and every product, and every large
+   elementwise op (which run on the same threads: engine/src/cpu/parallel.c),
+   pays for waking them. 2^22 cycles (about 2 ms) spans the gaps inside a
+   step and lets them sleep when the step is done (the README's section on
+   threads). OpenBLAS reads it from OPENBLAS_THREAD_TIMEOUT once, as it
+   starts; a value the user set is left alone. A shared OpenBLAS is opened
+   at the engine's first product, long after main has set it (under a
+   stock lua5.4, engine/src/cpu/openblas_loader.c sets the same); a static
+   one starts before main, after the executable's .preinit_array has run,
+   so there it is set from that array (in a dynamically linked program, C
+   library start-up would discard an environment changed that early). */
 static void quiet_idle_blas_threads(void) {
   if (getenv("OPENBLAS_THREAD_TIMEOUT") || getenv("GOTO_THREAD_TIMEOUT")) return;
-  setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1); /* on failure OpenBLAS's default stands */
+  setenv("OPENBLAS_THREAD_TIMEOUT", "22", 1); /* on failure OpenBLAS's default stands */
 }
 
 #ifdef NN_OPENBLAS_STATIC

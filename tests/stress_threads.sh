@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # tests/stress_threads.sh [ITERATIONS [BUILD_DIR]]: run by hand, not by ctest.
 #
-# The tests that start threads and fork (the specs serialize, sweep, data and
-# system; the C tests host_close and test_prefetch) ITERATIONS times (default
-# 50) under `ctest -j2` in BUILD_DIR (default build-asan, which must be
-# built), then the whole suite once. Reports the failed runs (their logs
-# are kept in BUILD_DIR/stress/) and the /tmp/lua_* entries the tests left
-# behind (os.tmpname's files and folders); exits 1 when a run failed or
-# anything was left.
+# The tests that start threads and fork (the specs serialize, sweep, data,
+# system and threads; the C tests host_close, test_prefetch and
+# test_parallel) ITERATIONS times (default 50) under `ctest -j2` in
+# BUILD_DIR (default build-asan, which must be built), then the whole
+# suite once. Reports the failed runs (their logs are kept in
+# BUILD_DIR/stress/) and the /tmp/lua_* entries the tests left behind
+# (os.tmpname's files and folders); exits 1 when a run failed or anything
+# was left.
 #
 # Run as root with unshare(1), the tests see a /tmp of their own (a tmpfs in
 # a private mount namespace), so the count is theirs alone; otherwise it is
@@ -41,7 +42,7 @@ rm -f "$logs"/*.log
 
 leftovers() { find /tmp -maxdepth 1 -name 'lua_*' | wc -l; }
 
-pattern='^(lua\.(serialize|sweep|data|system)_spec|c\.(host_close|test_prefetch))$'
+pattern='^(lua\.(serialize|sweep|data|system|threads)_spec|c\.(host_close|test_prefetch|test_parallel))$'
 failed_runs=0
 left=0
 start=$(leftovers)

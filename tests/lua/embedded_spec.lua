@@ -49,7 +49,7 @@ describe("nnlua's start", function()
 
   it("sets OPENBLAS_THREAD_TIMEOUT, unless the user did", function()
     if not nnlua then return pending("NNLUA is not set (run through ctest)") end
-    assert.are.equal("4", run("io.write(os.getenv('OPENBLAS_THREAD_TIMEOUT'))"))
+    assert.are.equal("22", run("io.write(os.getenv('OPENBLAS_THREAD_TIMEOUT'))"))
     local p = io.popen(string.format("OPENBLAS_THREAD_TIMEOUT=9 %q -e %q", nnlua,
       "io.write(os.getenv('OPENBLAS_THREAD_TIMEOUT'))"))
     assert.are.equal("9", p:read("a"))

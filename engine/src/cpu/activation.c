@@ -103,7 +103,7 @@ static void activation_inner(void *vctx, int64_t n, char **data, const int64_t *
 
 int nn_cpu_activation(nn_activation_op op, const nn_iter *it, double a, double b) {
   struct activation_ctx c = {op, it->dtype[0], a, b};
-  nn_iter_run(it, activation_inner, &c);
+  nn_iter_run_parallel(it, activation_inner, &c, 1);
   return 0;
 }
 
@@ -122,7 +122,7 @@ static void activation_backward_inner(void *vctx, int64_t n, char **data, const 
 
 int nn_cpu_activation_backward(nn_activation_op op, const nn_iter *it, double a, double b) {
   struct activation_ctx c = {op, it->dtype[0], a, b};
-  nn_iter_run(it, activation_backward_inner, &c);
+  nn_iter_run_parallel(it, activation_backward_inner, &c, 1);
   return 0;
 }
 
@@ -219,13 +219,13 @@ static void softmax_inner(void *vctx, int64_t count, char **data, const int64_t 
 
 int nn_cpu_softmax(const nn_reduce_geom *r, int log_form) {
   struct softmax_ctx c = {r, log_form, 0};
-  nn_iter_run(&r->it, softmax_inner, &c);
+  nn_iter_run_parallel(&r->it, softmax_inner, &c, line_length(r));
   return 0;
 }
 
 int nn_cpu_softmax_backward(const nn_reduce_geom *r, int log_form) {
   struct softmax_ctx c = {r, log_form, 1};
-  nn_iter_run(&r->it, softmax_inner, &c);
+  nn_iter_run_parallel(&r->it, softmax_inner, &c, line_length(r));
   return 0;
 }
 

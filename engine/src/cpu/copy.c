@@ -26,7 +26,7 @@ static void copy_inner(void *ctx, int64_t n, char **data, const int64_t *stride)
 
 int nn_cpu_copy(const nn_iter *it) {
   struct copy_ctx c = {it->dtype[0], it->dtype[1]};
-  nn_iter_run(it, copy_inner, &c);
+  nn_iter_run_parallel(it, copy_inner, &c, 1);
   return 0;
 }
 
@@ -42,14 +42,23 @@ static void fill_inner(void *ctx, int64_t n, char **data, const int64_t *stride)
   }
 }
 
+/* zero_grad's fill: elements [first, last) of a contiguous run, cleared */
+struct clear_ctx { char *data; size_t esize; };
+static void clear_elements(const void *vctx, int64_t first, int64_t last) {
+  const struct clear_ctx *c = vctx;
+  memset(c->data + (size_t)first * c->esize, 0, (size_t)(last - first) * c->esize);
+}
+
 int nn_cpu_fill(const nn_iter *it, double value) {
   if (value == 0 && !signbit(value) && it->ndim == 1 && it->stride[0][0] == 1) {
     /* one run of all-zero bits, in every dtype */
-    memset(it->data[0], 0, (size_t)it->size[0] * nn_element_size(it->dtype[0]));
+    struct clear_ctx c = {it->data[0], nn_element_size(it->dtype[0])};
+    if (it->size[0] < 2 * NN_PARALLEL_GRAIN) memset(c.data, 0, (size_t)it->size[0] * c.esize);
+    else nn_parallel_for(it->size[0], 1, NN_PARALLEL_ALIGN, clear_elements, &c);
     return 0;
   }
   struct fill_ctx c = {it->dtype[0], value};
-  nn_iter_run(it, fill_inner, &c);
+  nn_iter_run_parallel(it, fill_inner, &c, 1);
   return 0;
 }
 
@@ -77,7 +86,7 @@ static void add_into_inner(void *ctx, int64_t n, char **data, const int64_t *st)
 }
 
 int nn_cpu_add_into(const nn_iter *it) {
-  nn_iter_run(it, add_into_inner, (void *)it->dtype);
+  nn_iter_run_parallel(it, add_into_inner, (void *)it->dtype, 1);
   return 0;
 }
 

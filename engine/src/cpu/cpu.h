@@ -20,6 +20,28 @@ static inline void nn_iter_run(const nn_iter *it, nn_inner_fn fn, void *ctx) {
   else if (it->size[0] > 0) fn(ctx, it->size[0], (char **)it->data, it->stride[0]);
 }
 
+/* parallel.c: the pool (OpenBLAS's threads). fn(ctx, first, last) runs
+   for pieces [first, last) covering [0, n), each `cost` elements of work
+   per item, pieces starting at multiples of align items; on the caller's
+   thread alone below two grains of work or with one thread set. fn must
+   only write what its own items own. */
+#define NN_PARALLEL_GRAIN (32 * 1024)
+/* pieces of an elementwise run start 16 elements apart: 64 bytes of float32 */
+#define NN_PARALLEL_ALIGN 16
+typedef void (*nn_range_fn)(const void *ctx, int64_t first, int64_t last);
+void nn_parallel_for(int64_t n, int64_t cost, int64_t align, nn_range_fn fn, const void *ctx);
+/* how many pieces nn_parallel_for would cut n items of cost into (1: none) */
+int nn_parallel_pieces(int64_t n, int64_t cost);
+
+/* nn_iter_run over the pool: a run of one dim is cut between elements,
+   several dims between whole runs. cost: elements of work per position
+   (1 elementwise; a reduction's line length). */
+void nn_iter_run_split(const nn_iter *it, nn_inner_fn fn, void *ctx, int64_t cost);
+static inline void nn_iter_run_parallel(const nn_iter *it, nn_inner_fn fn, void *ctx, int64_t cost) {
+  if (it->ndim == 1 && it->size[0] * cost < 2 * NN_PARALLEL_GRAIN) nn_iter_run(it, fn, ctx);
+  else nn_iter_run_split(it, fn, ctx, cost);
+}
+
 /* ---- the lines of an nn_reduce_geom (reduce.c, scan.c) ---- */
 /* Where element j of a line lies for operand k, in elements from the
    line's first. */

@@ -53,7 +53,8 @@ static void binary_mixed(const binary_ctx *k, int64_t n, char **data, const int6
     for (int64_t i = 0; i < n; i++) {
       int64_t x = nn_load_integer(k->a, data[1], i * st[1]);
       int64_t y = k->has_b ? nn_load_integer(k->b, data[2], i * st[2]) : s;
-      if (nn_integer_divides(k->op) && (k->scalar_first ? x : y) == 0) *k->divided_by_zero = 1;
+      if (nn_integer_divides(k->op) && (k->scalar_first ? x : y) == 0) /* pieces may meet here */
+        __atomic_store_n(k->divided_by_zero, 1, __ATOMIC_RELAXED);
       int64_t v = k->scalar_first ? nn_integer_apply(k->op, y, x) : nn_integer_apply(k->op, x, y);
       nn_store_integer(k->out, data[0], i * st[0], v);
     }
@@ -110,7 +111,7 @@ static int binary_status(const binary_ctx *k) {
 int nn_cpu_binary(nn_binary_op op, nn_dtype compute, const nn_iter *it) {
   int divided_by_zero = 0;
   binary_ctx k = {op, compute, it->dtype[0], it->dtype[1], it->dtype[2], 1, 0, 0, &divided_by_zero};
-  nn_iter_run(it, binary_inner, &k);
+  nn_iter_run_parallel(it, binary_inner, &k, 1);
   return binary_status(&k);
 }
 
@@ -119,7 +120,7 @@ int nn_cpu_binary_number(nn_binary_op op, nn_dtype compute, const nn_iter *it, d
   int divided_by_zero = 0;
   binary_ctx k = {op, compute, it->dtype[0], it->dtype[1], it->dtype[1], 0, s, scalar_first,
                   &divided_by_zero};
-  nn_iter_run(it, binary_inner, &k);
+  nn_iter_run_parallel(it, binary_inner, &k, 1);
   return binary_status(&k);
 }
 
@@ -153,7 +154,7 @@ static void unary_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
 
 int nn_cpu_unary(nn_unary_op op, const nn_iter *it) {
   struct unary_ctx c = {op, it->dtype[0], it->dtype[1]};
-  nn_iter_run(it, unary_inner, &c);
+  nn_iter_run_parallel(it, unary_inner, &c, 1);
   return 0;
 }
 
@@ -194,7 +195,7 @@ static void unary_grad_inner_d(void *vctx, int64_t n, char **data, const int64_t
 }
 
 int nn_cpu_unary_backward(nn_unary_op op, const nn_iter *it) {
-  nn_iter_run(it, it->dtype[0] == NN_FLOAT32 ? unary_grad_inner : unary_grad_inner_d, &op);
+  nn_iter_run_parallel(it, it->dtype[0] == NN_FLOAT32 ? unary_grad_inner : unary_grad_inner_d, &op, 1);
   return 0;
 }
 
@@ -215,7 +216,7 @@ static void clamp_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
 
 int nn_cpu_clamp(const nn_iter *it, double lo, double hi) {
   struct clamp_ctx c = {it->dtype[0], it->dtype[1], lo, hi};
-  nn_iter_run(it, clamp_inner, &c);
+  nn_iter_run_parallel(it, clamp_inner, &c, 1);
   return 0;
 }
 
@@ -236,7 +237,7 @@ static void pointwise_grad_inner(void *vctx, int64_t n, char **data, const int64
 
 int nn_cpu_pointwise_grad(nn_pointwise_grad_op op, const nn_iter *it, double lo, double hi) {
   struct pointwise_grad_ctx c = {op, it->dtype, it->n, lo, hi};
-  nn_iter_run(it, pointwise_grad_inner, &c);
+  nn_iter_run_parallel(it, pointwise_grad_inner, &c, 1);
   return 0;
 }
 
@@ -252,6 +253,6 @@ static void nan_to_num_inner(void *vctx, int64_t n, char **data, const int64_t *
 
 int nn_cpu_nan_to_num(const nn_iter *it, double nan, double posinf, double neginf) {
   struct nan_to_num_ctx c = {it->dtype[0], it->dtype[1], nan, posinf, neginf};
-  nn_iter_run(it, nan_to_num_inner, &c);
+  nn_iter_run_parallel(it, nan_to_num_inner, &c, 1);
   return 0;
 }

@@ -9,7 +9,11 @@
  * library on the first call (dlopen, by the soname the build linked with)
  * and forward to it. A program may set OpenBLAS's environment
  * (OPENBLAS_THREAD_TIMEOUT, OPENBLAS_NUM_THREADS) up to that moment, which
- * is when OpenBLAS reads it; nnlua does (lua/nnlua.c).
+ * is when OpenBLAS reads it and starts its threads; where it has not, the
+ * engine sets them for that moment (see load): the idle threads' spin
+ * (NN_BLAS_THREAD_TIMEOUT, the same in nnlua and under a stock lua5.4) and
+ * the count nn.set_num_threads asked for before OpenBLAS was needed, so
+ * that nn.set_num_threads(1) starts no thread at all.
  *
  * Empty without NN_OPENBLAS_LAZY (CMakeLists.txt): a static OpenBLAS
  * is linked in directly. An entry the engine starts calling must be added
@@ -21,6 +25,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #ifndef NN_OPENBLAS_SONAME
 #error "NN_OPENBLAS_SONAME: the file name to dlopen OpenBLAS by"
@@ -38,6 +43,11 @@ typedef void dgemm_fn(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPO
                       blasint, double, double *, blasint);
 typedef int pool_run_fn(int, void *, void *, int);
 
+/* How long OpenBLAS's idle threads spin before they sleep: 2^n cycles of
+   the time-stamp counter. The README's section on threads has the
+   measurements behind it; lua/nnlua.c sets the same for a static OpenBLAS. */
+#define NN_BLAS_THREAD_TIMEOUT "22"
+
 static struct {
   sgemm_fn *sgemm;
   dgemm_fn *dgemm;
@@ -50,6 +60,8 @@ static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 /* set once blas is filled in: after that a call costs one load, not a call
    to pthread_once (the optimizers ask for the thread count at every step) */
 static int blas_loaded;
+/* the thread count set before OpenBLAS was loaded (0: none) */
+static int threads_before_load;
 
 /* The process cannot go on without it, and the engine's products have no
    error path: this is the failure the dynamic linker would have reported
@@ -65,15 +77,48 @@ static void *entry(void *library, const char *name) {
   return f;
 }
 
+/* name=value in the environment while OpenBLAS starts, unless the user
+   set it (or, with `force`, whatever was there); *saved: what to put back */
+static int set_for_start(const char *name, const char *value, int force, char **saved) {
+  const char *old = getenv(name);
+  *saved = NULL;
+  if (old && !force) return 0;
+  if (old && !(*saved = strdup(old))) return 0;
+  if (setenv(name, value, 1) != 0) {
+    free(*saved);
+    return 0;
+  }
+  return 1;
+}
+
+static void put_back(const char *name, char *saved) {
+  if (saved) setenv(name, saved, 1);
+  else unsetenv(name);
+  free(saved);
+}
+
 static void load(void) {
+  /* OpenBLAS reads these in its constructor, during dlopen, and never
+     again: they are set for that moment only, so that programs this
+     process starts see the environment it was given. (The engine's other
+     threads, if any run yet, never read the environment.) */
+  char count[16], *saved_timeout, *saved_count;
+  int requested = __atomic_load_n(&threads_before_load, __ATOMIC_ACQUIRE);
+  int timeout_set = !getenv("GOTO_THREAD_TIMEOUT") && /* the user's older spelling */
+                    set_for_start("OPENBLAS_THREAD_TIMEOUT", NN_BLAS_THREAD_TIMEOUT, 0, &saved_timeout);
+  snprintf(count, sizeof count, "%d", requested);
+  int count_set = requested > 0 && set_for_start("OPENBLAS_NUM_THREADS", count, 1, &saved_count);
   /* never closed: its threads run until the process ends */
   void *library = dlopen(NN_OPENBLAS_SONAME, RTLD_NOW | RTLD_LOCAL);
+  if (timeout_set) put_back("OPENBLAS_THREAD_TIMEOUT", saved_timeout);
+  if (count_set) put_back("OPENBLAS_NUM_THREADS", saved_count);
   if (!library) missing(dlerror());
   blas.sgemm = (sgemm_fn *)entry(library, "cblas_sgemm");
   blas.dgemm = (dgemm_fn *)entry(library, "cblas_dgemm");
   blas.set_num_threads = (void (*)(int))entry(library, "openblas_set_num_threads");
   blas.get_num_threads = (int (*)(void))entry(library, "openblas_get_num_threads");
   blas.pool_run = (pool_run_fn *)dlsym(library, "gotoblas_pthread");
+  if (requested > 0) blas.set_num_threads(requested); /* OpenBLAS's other variables too */
   __atomic_store_n(&blas_loaded, 1, __ATOMIC_RELEASE);
 }
 
@@ -97,8 +142,14 @@ INTERNAL void cblas_dgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum 
   blas.dgemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+/* Before OpenBLAS is needed, only noted: load() starts it with n threads.
+   (A count set while another thread loads it may land late: the next
+   set applies it.) */
 INTERNAL void openblas_set_num_threads(int n) {
-  ready();
+  if (!__atomic_load_n(&blas_loaded, __ATOMIC_ACQUIRE)) {
+    __atomic_store_n(&threads_before_load, n, __ATOMIC_RELEASE);
+    return;
+  }
   blas.set_num_threads(n);
 }
 

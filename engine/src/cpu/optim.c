@@ -1,9 +1,9 @@
 /* cpu/optim.c: the optimizers' fused loops, one pass over a parameter and
  * its buffers. The plain Adam and RMSprop loops, bound by the square root
  * and the division, are built for AVX-512 and AVX2 too (the loader picks
- * the widest the processor has) and split over the BLAS pool's threads for
- * large parameters; every element computes the same IEEE operations in the
- * same order either way. Formulas: math/optim.h. */
+ * the widest the processor has). Every step is split over the pool
+ * (cpu/parallel.c) for large parameters; every element computes the same
+ * IEEE operations in the same order either way. Formulas: math/optim.h. */
 #include "cpu/cpu.h"
 #include "math/optim.h"
 
@@ -13,37 +13,9 @@
 #define WIDEST_VECTORS
 #endif
 
-/* OpenBLAS's own entry for running a function on its pool: calls
-   function(args + i stride) for i < numthreads, the first on the caller's
-   thread, and returns when all are done (driver/others/blas_server.c). It
-   is not part of OpenBLAS's documented API, so it is declared weak: with an
-   OpenBLAS that lacks it (an OpenMP build, say) the loops run on one thread. */
-extern int gotoblas_pthread(int numthreads, void *function, void *args, int stride)
-#if defined(__GNUC__)
-    __attribute__((weak))
-#endif
-    ;
-
-/* Below this many elements a loop stays on the caller's thread: waking the
-   pool costs a few microseconds. */
-#define PARALLEL_ELEMENTS (64 * 1024)
-#define MAX_PIECES 16
-
-static int piece_count(int64_t n) {
-  int threads = nn_cpu_get_num_threads();
-  if (threads < 2 || n < PARALLEL_ELEMENTS || !gotoblas_pthread) return 1;
-  return threads > MAX_PIECES ? MAX_PIECES : threads;
-}
-
-/* pieces of whole 64-byte lines (16 floats), so no two threads share one */
-static int64_t piece_length(int64_t n, int count) {
-  int64_t each = (n + count - 1) / count;
-  return (each + 15) & ~(int64_t)15;
-}
-
 /* ---- SGD ------------------------------------------------------------- */
-int nn_cpu_sgd_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *momentum_buffer,
-                    int first, const nn_sgd_options *o) {
+static int sgd_serial(nn_dtype dtype, int64_t n, void *param, const void *grad, void *momentum_buffer,
+                      int first, const nn_sgd_options *o) {
   double sign = o->maximize ? -1 : 1;
   if (dtype == NN_FLOAT32) {
     float *p = param, *b = momentum_buffer;
@@ -85,35 +57,8 @@ WIDEST_VECTORS static void adam_plain_f32(int64_t n, float *restrict p, float *r
   }
 }
 
-typedef struct {
-  int64_t n;
-  float *p, *m, *v;
-  const float *grad;
-  float decay, beta1, one_minus_beta1, beta2, one_minus_beta2, bc2_sqrt, eps, neg_step_size;
-} adam_piece;
-
-static void adam_piece_run(void *arg) {
-  adam_piece *w = arg;
-  adam_plain_f32(w->n, w->p, w->m, w->v, w->grad, w->decay, w->beta1, w->one_minus_beta1,
-                 w->beta2, w->one_minus_beta2, w->bc2_sqrt, w->eps, w->neg_step_size);
-}
-
-static void adam_plain_parallel(const adam_piece *whole) {
-  adam_piece pieces[MAX_PIECES];
-  int64_t n = whole->n;
-  int count = piece_count(n);
-  int64_t each = piece_length(n, count), first = 0;
-  for (int i = 0; i < count; i++, first += each) {
-    pieces[i] = *whole;
-    pieces[i].n = n - first < each ? n - first : each;
-    pieces[i].p += first, pieces[i].m += first, pieces[i].v += first, pieces[i].grad += first;
-  }
-  if (count == 1) adam_piece_run(&pieces[0]);
-  else gotoblas_pthread(count, (void *)adam_piece_run, pieces, (int)sizeof pieces[0]);
-}
-
-int nn_cpu_adam_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
-                     void *exp_avg_sq, void *max_exp_avg_sq, int64_t step, const nn_adam_options *o) {
+static int adam_serial(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
+                       void *exp_avg_sq, void *max_exp_avg_sq, int64_t step, const nn_adam_options *o) {
   double step_size = o->lr / nn_bias_correction(o->beta1, step);
   double bias_correction2_sqrt = sqrt(nn_bias_correction(o->beta2, step));
   int coupled_decay = o->weight_decay != 0 && !o->decoupled_weight_decay;
@@ -130,9 +75,8 @@ int nn_cpu_adam_step(nn_dtype dtype, int64_t n, void *param, const void *grad, v
     if (!vmax && !maximize && !coupled_decay) {
       /* Adam without weight decay, and AdamW: one branch-free loop that the
          compiler vectorises (p * 1 is exact when there is no decay). */
-      adam_piece whole = {n, p, m, v, grad_f, decoupled_decay ? decay : 1.0f, beta1,
-                          one_minus_beta1, beta2, one_minus_beta2, bc2_sqrt, eps, neg_step_size};
-      adam_plain_parallel(&whole);
+      adam_plain_f32(n, p, m, v, grad_f, decoupled_decay ? decay : 1.0f, beta1, one_minus_beta1,
+                     beta2, one_minus_beta2, bc2_sqrt, eps, neg_step_size);
       return 0;
     }
     for (int64_t i = 0; i < n; i++)
@@ -168,34 +112,8 @@ WIDEST_VECTORS static void rmsprop_plain_f32(int64_t n, float *restrict p, float
   }
 }
 
-typedef struct {
-  int64_t n;
-  float *p, *sq;
-  const float *grad;
-  float alpha, one_minus_alpha, eps, neg_lr;
-} rmsprop_piece;
-
-static void rmsprop_piece_run(void *arg) {
-  rmsprop_piece *w = arg;
-  rmsprop_plain_f32(w->n, w->p, w->sq, w->grad, w->alpha, w->one_minus_alpha, w->eps, w->neg_lr);
-}
-
-static void rmsprop_plain_parallel(const rmsprop_piece *whole) {
-  rmsprop_piece pieces[MAX_PIECES];
-  int64_t n = whole->n;
-  int count = piece_count(n);
-  int64_t each = piece_length(n, count), first = 0;
-  for (int i = 0; i < count; i++, first += each) {
-    pieces[i] = *whole;
-    pieces[i].n = n - first < each ? n - first : each;
-    pieces[i].p += first, pieces[i].sq += first, pieces[i].grad += first;
-  }
-  if (count == 1) rmsprop_piece_run(&pieces[0]);
-  else gotoblas_pthread(count, (void *)rmsprop_piece_run, pieces, (int)sizeof pieces[0]);
-}
-
-int nn_cpu_rmsprop_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *square_avg,
-                        void *momentum_buffer, void *grad_avg, const nn_rmsprop_options *o) {
+static int rmsprop_serial(nn_dtype dtype, int64_t n, void *param, const void *grad, void *square_avg,
+                          void *momentum_buffer, void *grad_avg, const nn_rmsprop_options *o) {
   int maximize = o->maximize, decay = o->weight_decay != 0;
   if (dtype == NN_FLOAT32) {
     float *p = param, *sq = square_avg, *buf = momentum_buffer, *ga = grad_avg;
@@ -206,8 +124,7 @@ int nn_cpu_rmsprop_step(nn_dtype dtype, int64_t n, void *param, const void *grad
     if (!buf && !ga && !decay && !maximize) {
       /* The plain configuration (the Keras default) as a branch-free loop
          that the compiler vectorises: same operations, same order. */
-      rmsprop_piece whole = {n, p, sq, grad_f, alpha, one_minus_alpha, eps, neg_lr};
-      rmsprop_plain_parallel(&whole);
+      rmsprop_plain_f32(n, p, sq, grad_f, alpha, one_minus_alpha, eps, neg_lr);
       return 0;
     }
     for (int64_t i = 0; i < n; i++)
@@ -226,8 +143,8 @@ int nn_cpu_rmsprop_step(nn_dtype dtype, int64_t n, void *param, const void *grad
 }
 
 /* ---- Adagrad --------------------------------------------------------- */
-int nn_cpu_adagrad_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *sum,
-                        int64_t step, const nn_adagrad_options *o) {
+static int adagrad_serial(nn_dtype dtype, int64_t n, void *param, const void *grad, void *sum,
+                          int64_t step, const nn_adagrad_options *o) {
   double clr = nn_adagrad_rate(o->lr, o->lr_decay, step);
   int maximize = o->maximize, decay = o->weight_decay != 0;
   if (dtype == NN_FLOAT32) {
@@ -244,4 +161,71 @@ int nn_cpu_adagrad_step(nn_dtype dtype, int64_t n, void *param, const void *grad
       nn_adagrad_element_f64(&p[i], &s[i], grad_d[i], maximize, decay, wd, neg_clr, eps);
   }
   return 0;
+}
+
+/* ---- over the pool ------------------------------------------------------ */
+/* A step's arguments: the parameter, its gradient and up to three state
+   buffers (NULL where the configuration has none), cut into pieces of
+   whole elements, each piece stepped by the serial loop above. A small
+   parameter (XOR's) goes straight to that loop. */
+typedef enum { STEP_SGD, STEP_ADAM, STEP_RMSPROP, STEP_ADAGRAD } step_kind;
+typedef struct {
+  step_kind kind;
+  nn_dtype dtype;
+  void *param;
+  const void *grad;
+  void *state[3];
+  int64_t step; /* Adam's and Adagrad's count; SGD's first-step flag */
+  const void *options;
+} step_args;
+
+static void step_range(const void *vargs, int64_t first, int64_t last) {
+  const step_args *a = vargs;
+  size_t off = (size_t)first * nn_element_size(a->dtype);
+  int64_t n = last - first;
+  char *p = (char *)a->param + off;
+  const char *g = (const char *)a->grad + off;
+  char *s[3];
+  for (int i = 0; i < 3; i++) s[i] = a->state[i] ? (char *)a->state[i] + off : NULL;
+  switch (a->kind) {
+  case STEP_SGD: sgd_serial(a->dtype, n, p, g, s[0], (int)a->step, a->options); break;
+  case STEP_ADAM: adam_serial(a->dtype, n, p, g, s[0], s[1], s[2], a->step, a->options); break;
+  case STEP_RMSPROP: rmsprop_serial(a->dtype, n, p, g, s[0], s[1], s[2], a->options); break;
+  case STEP_ADAGRAD: adagrad_serial(a->dtype, n, p, g, s[0], a->step, a->options); break;
+  }
+}
+
+static int step_over_pool(int64_t n, const step_args *a) {
+  nn_parallel_for(n, 1, NN_PARALLEL_ALIGN, step_range, a);
+  return 0;
+}
+
+int nn_cpu_sgd_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *momentum_buffer,
+                    int first, const nn_sgd_options *o) {
+  if (n < 2 * NN_PARALLEL_GRAIN) return sgd_serial(dtype, n, param, grad, momentum_buffer, first, o);
+  step_args a = {STEP_SGD, dtype, param, grad, {momentum_buffer, NULL, NULL}, first, o};
+  return step_over_pool(n, &a);
+}
+
+int nn_cpu_adam_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
+                     void *exp_avg_sq, void *max_exp_avg_sq, int64_t step, const nn_adam_options *o) {
+  if (n < 2 * NN_PARALLEL_GRAIN)
+    return adam_serial(dtype, n, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, o);
+  step_args a = {STEP_ADAM, dtype, param, grad, {exp_avg, exp_avg_sq, max_exp_avg_sq}, step, o};
+  return step_over_pool(n, &a);
+}
+
+int nn_cpu_rmsprop_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *square_avg,
+                        void *momentum_buffer, void *grad_avg, const nn_rmsprop_options *o) {
+  if (n < 2 * NN_PARALLEL_GRAIN)
+    return rmsprop_serial(dtype, n, param, grad, square_avg, momentum_buffer, grad_avg, o);
+  step_args a = {STEP_RMSPROP, dtype, param, grad, {square_avg, momentum_buffer, grad_avg}, 0, o};
+  return step_over_pool(n, &a);
+}
+
+int nn_cpu_adagrad_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *sum,
+                        int64_t step, const nn_adagrad_options *o) {
+  if (n < 2 * NN_PARALLEL_GRAIN) return adagrad_serial(dtype, n, param, grad, sum, step, o);
+  step_args a = {STEP_ADAGRAD, dtype, param, grad, {sum, NULL, NULL}, step, o};
+  return step_over_pool(n, &a);
 }

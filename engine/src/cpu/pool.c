@@ -1,7 +1,7 @@
 /* cpu/pool.c: pooling, upsampling and batch normalisation, forward and
  * backward: one pass per plane (pooling, upsampling) or per channel
- * (batch normalisation), the planes or channels split over the BLAS
- * pool's threads when there is enough work. Windows and source positions:
+ * (batch normalisation), the planes or channels split over the pool
+ * (cpu/parallel.c) when there is enough work. Windows and source positions:
  * math/pool.h; the order of operations follows PyTorch 1.13's CPU
  * kernels (sums in double, gradients added in the tensor's dtype). */
 #include "cpu/cpu.h"
@@ -10,42 +10,10 @@
 #include <math.h>
 #include <string.h>
 
-/* OpenBLAS's pool runner, declared weak as in cpu/optim.c: without it
-   the pieces run one after the other. */
-extern int gotoblas_pthread(int numthreads, void *function, void *args, int stride)
-#if defined(__GNUC__)
-    __attribute__((weak))
-#endif
-    ;
-
-#define MAX_PIECES 16
-/* below this many elements of work the caller's thread does it all */
-#define PARALLEL_ELEMENTS (32 * 1024)
-
-typedef void (*range_fn)(const void *args, int64_t first, int64_t last);
-typedef struct {
-  range_fn fn;
-  const void *args;
-  int64_t first, last;
-} piece;
-
-static void piece_run(void *p) {
-  const piece *w = p;
-  w->fn(w->args, w->first, w->last);
-}
-
-/* fn(args, first, last) over [0, n) items of `each` elements of work. */
-static void split(int64_t n, int64_t each, range_fn fn, const void *args) {
-  int threads = nn_cpu_get_num_threads(), count = threads > MAX_PIECES ? MAX_PIECES : threads;
-  if (count > n) count = (int)n;
-  if (count < 2 || n * each < PARALLEL_ELEMENTS || !gotoblas_pthread) {
-    if (n > 0) fn(args, 0, n);
-    return;
-  }
-  piece pieces[MAX_PIECES];
-  for (int i = 0; i < count; i++)
-    pieces[i] = (piece){fn, args, n * i / count, n * (i + 1) / count};
-  gotoblas_pthread(count, (void *)piece_run, pieces, (int)sizeof pieces[0]);
+/* fn(args, first, last) over [0, n) items of `each` elements of work,
+   on the pool (cpu/parallel.c) when there is enough of it. */
+static void split(int64_t n, int64_t each, nn_range_fn fn, const void *args) {
+  nn_parallel_for(n, each, 1, fn, args);
 }
 
 /* Element i of a float32 or float64 array; called with dt a constant, so

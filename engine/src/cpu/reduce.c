@@ -157,7 +157,7 @@ static void reduce_inner(void *vctx, int64_t count, char **data, const int64_t *
 
 int nn_cpu_reduce(nn_reduce_op op, const nn_reduce_geom *r, double p) {
   struct lines_ctx c = {r, line_length(r), op, p, 0};
-  nn_iter_run(&r->it, reduce_inner, &c);
+  nn_iter_run_parallel(&r->it, reduce_inner, &c, c.n);
   return 0;
 }
 
@@ -295,7 +295,7 @@ static void extreme_inner(void *vctx, int64_t count, char **data, const int64_t 
 
 int nn_cpu_extreme(int want_max, const nn_reduce_geom *r) {
   struct lines_ctx c = {r, line_length(r), NN_REDUCE_SUM, 0, want_max};
-  nn_iter_run(&r->it, extreme_inner, &c);
+  nn_iter_run_parallel(&r->it, extreme_inner, &c, c.n);
   return 0;
 }
 
@@ -401,7 +401,7 @@ static void logsumexp_inner(void *vctx, int64_t count, char **data, const int64_
 
 int nn_cpu_logsumexp(const nn_reduce_geom *r) {
   struct lines_ctx c = {r, line_length(r), NN_REDUCE_SUM, 0, 0};
-  nn_iter_run(&r->it, logsumexp_inner, &c);
+  nn_iter_run_parallel(&r->it, logsumexp_inner, &c, c.n);
   return 0;
 }
 
@@ -416,7 +416,7 @@ static void extreme_backward_inner(void *vctx, int64_t count, char **data, const
 }
 
 int nn_cpu_extreme_backward(const nn_reduce_geom *r) {
-  nn_iter_run(&r->it, extreme_backward_inner, (void *)r);
+  nn_iter_run_parallel(&r->it, extreme_backward_inner, (void *)r, 1);
   return 0;
 }
 
@@ -440,7 +440,7 @@ static void extreme_all_backward_inner(void *vctx, int64_t count, char **data, c
 
 int nn_cpu_extreme_all_backward(const nn_reduce_geom *r) {
   struct lines_ctx c = {r, line_length(r), NN_REDUCE_SUM, 0, 0};
-  nn_iter_run(&r->it, extreme_all_backward_inner, &c);
+  nn_iter_run_parallel(&r->it, extreme_all_backward_inner, &c, c.n);
   return 0;
 }
 
@@ -467,7 +467,7 @@ static void norm_backward_inner(void *vctx, int64_t count, char **data, const in
 
 int nn_cpu_norm_backward(double p, const nn_reduce_geom *r) {
   struct lines_ctx c = {r, line_length(r), NN_REDUCE_NORM, p, 0};
-  nn_iter_run(&r->it, norm_backward_inner, &c);
+  nn_iter_run_parallel(&r->it, norm_backward_inner, &c, c.n);
   return 0;
 }
 
@@ -499,6 +499,6 @@ static void prod_backward_inner(void *vctx, int64_t count, char **data, const in
 
 int nn_cpu_prod_backward(const nn_reduce_geom *r) {
   struct lines_ctx c = {r, line_length(r), NN_REDUCE_PROD, 0, 0};
-  nn_iter_run(&r->it, prod_backward_inner, &c);
+  nn_iter_run_parallel(&r->it, prod_backward_inner, &c, c.n);
   return 0;
 }

@@ -1,0 +1,222 @@
+-- The pool (engine/src/cpu/parallel.c): every kernel family it runs gives
+-- the same values at one and at two threads (elementwise ops and their
+-- gradients, activations, copies and fills, reductions along a dim,
+-- softmax, pooling, every optimizer), at lengths around the pieces' grain
+-- (32k elements: two grains before anything is cut) and on views that are
+-- not contiguous; nn.set_num_threads(1) starts no thread, two start one.
+-- The pool's own checks (coverage, fork): tests/c/test_parallel.c.
+local nn = require "nn"
+local support = dofile((os.getenv("NN_ROOT") or ".") .. "/tests/lua/support.lua")
+
+local GRAIN = 32 * 1024
+-- around the boundaries: below two grains (one thread), just at and above,
+-- an odd length that leaves a short last piece, and a large one
+local LENGTHS = {2 * GRAIN - 1, 2 * GRAIN, 2 * GRAIN + 1, 3 * GRAIN + 7, 400003}
+
+-- fn() at one thread and at two; each of its results must match
+-- element for element (no NaN among them: NaN ~= NaN)
+local function same_at_both(what, fn)
+  local saved = nn.get_num_threads()
+  nn.set_num_threads(1)
+  local one = {fn()}
+  nn.set_num_threads(2)
+  local two = {fn()}
+  nn.set_num_threads(saved)
+  assert.are.equal(#one, #two, what)
+  for i = 1, #one do
+    assert.are.same(one[i]:size(), two[i]:size(), what)
+    local differing = one[i]:ne(two[i]):sum():item()
+    assert(differing == 0, string.format("%s, result %d: %d elements differ between 1 and 2 threads",
+      what, i, differing))
+  end
+end
+
+local function data(n, seed)
+  nn.manual_seed(seed)
+  return nn.randn(n)
+end
+
+describe("at one and two threads, the same values", function()
+  it("elementwise ops, contiguous, at every length around the grain", function()
+    for _, n in ipairs(LENGTHS) do
+      local x, y = data(n, 1), data(n, 2)
+      same_at_both("binary " .. n, function()
+        return x + y, x * y, x - y, x / (y:abs() + 1), x:pow(2), x * 3, 2 - x, x:gt(y):float()
+      end)
+      same_at_both("unary " .. n, function()
+        return x:sigmoid(), x:relu(), x:exp(), x:tanh(), x:abs():sqrt(), x:abs():log1p(),
+               x:clamp(-0.5, 0.5), x:neg(), x:double(), x:long():float()
+      end)
+      same_at_both("activations " .. n, function()
+        return nn.F.gelu(x), nn.F.silu(x), nn.F.elu(x), nn.F.leaky_relu(x, 0.1), nn.F.softplus(x)
+      end)
+    end
+  end)
+
+  it("elementwise ops on views that are not contiguous, and broadcasts", function()
+    nn.manual_seed(3)
+    local a = nn.randn(700, 300)
+    local b = nn.randn(300, 700)
+    local row = nn.randn(300)
+    same_at_both("views", function()
+      local at = a:t()                     -- 300 x 700, strides (1, 300)
+      local half = a:narrow(2, 11, 150)    -- rows with gaps between them
+      return at + b, at:sigmoid(), half * 2, half:exp(), a + row, a:t():contiguous(),
+             b:t():relu(), a:expand(2, 700, 300):contiguous()
+    end)
+  end)
+
+  it("gradients of elementwise ops and activations", function()
+    for _, n in ipairs({2 * GRAIN + 1, 300001}) do
+      nn.manual_seed(4)
+      local x0, g = nn.randn(n), nn.randn(n)
+      same_at_both("backward " .. n, function()
+        local x = x0:clone():requires_grad_()
+        local outs = {x:sigmoid(), x:relu(), x:tanh(), nn.F.gelu(x), nn.F.silu(x), x:exp(),
+                      x:clamp(-1, 1), x:pow(3), nn.F.elu(x)}
+        local grads = {}
+        for i, out in ipairs(outs) do
+          x.grad = nil
+          out:backward(g)
+          grads[i] = x.grad:clone()
+        end
+        return table.unpack(grads)
+      end)
+    end
+  end)
+
+  it("gradients summed into a broadcast operand (never cut: one sum per element)", function()
+    nn.manual_seed(11)
+    local a0, r0, c0, g = nn.randn(1000, 300), nn.randn(300), nn.randn(1000, 1), nn.randn(1000, 300)
+    same_at_both("broadcast gradients", function()
+      local a, r, c = a0:clone():requires_grad_(), r0:clone():requires_grad_(), c0:clone():requires_grad_()
+      ;((a + r + c) * g):sum():backward()
+      local e = r0:clone():requires_grad_()
+      e:expand(1000, 300):backward(g)
+      return a.grad, r.grad, c.grad, e.grad
+    end)
+  end)
+
+  it("copies and fills, zero_grad among them", function()
+    for _, n in ipairs(LENGTHS) do
+      local x = data(n, 5)
+      same_at_both("fill " .. n, function()
+        return x:clone():zero_(), x:clone():fill_(0.25), nn.zeros(n), nn.full({n}, 3), x:clone()
+      end)
+    end
+    local model = nn.Linear(600, 500)
+    same_at_both("zero_grad", function()
+      model(nn.ones(4, 600)):sum():backward()
+      model:zero_grad()
+      return model.weight.grad or nn.zeros(1), model.bias.grad or nn.zeros(1)
+    end)
+  end)
+
+  it("reductions along a dim, never splitting one sum", function()
+    nn.manual_seed(6)
+    for _, shape in ipairs({{4097, 33}, {33, 4097}, {1000, 300}, {7, 50, 601}}) do
+      local x = nn.randn(table.unpack(shape))
+      for d = 1, #shape do
+        same_at_both("reductions over dim " .. d .. " of " .. table.concat(shape, "x"), function()
+          local values, indices = x:max(d)
+          return x:sum(d), x:mean(d), values, indices, x:min(d), x:norm(2, d), x:logsumexp(d),
+                 (x * 0.1):prod(d), x:var(d), x:argmax(d)
+        end)
+      end
+    end
+    local x = nn.randn(1000, 300)
+    same_at_both("sums over every dim (one sum: never cut)", function() return x:sum(), x:mean() end)
+  end)
+
+  it("softmax and log_softmax, forward and backward", function()
+    nn.manual_seed(7)
+    local x0, g = nn.randn(2000, 100), nn.randn(2000, 100)
+    same_at_both("softmax", function()
+      local results = {}
+      for _, d in ipairs({1, 2}) do
+        for _, f in ipairs({"softmax", "log_softmax"}) do
+          local x = x0:clone():requires_grad_()
+          local y = x[f](x, d)
+          y:backward(g)
+          results[#results + 1] = y:detach()
+          results[#results + 1] = x.grad
+        end
+      end
+      return table.unpack(results)
+    end)
+  end)
+
+  it("pooling and batch normalisation", function()
+    nn.manual_seed(8)
+    local x0 = nn.randn(8, 16, 32, 32)
+    local bn = nn.BatchNorm2d(16)
+    same_at_both("pooling", function()
+      local x = x0:clone():requires_grad_()
+      local y = nn.F.max_pool2d(x, 2) + 0
+      local z = nn.F.avg_pool2d(x, 2)
+      local b = bn(x)
+      ;(y:sum() + z:sum() + (b * b):sum()):backward()
+      return y:detach(), z:detach(), b:detach(), x.grad
+    end)
+  end)
+
+  it("every optimizer's step over a large parameter", function()
+    local n = 300001
+    local g = data(n, 9)
+    local configs = {
+      {"SGD", {lr = 0.1}}, {"SGD", {lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 0.01}},
+      {"Adam", {lr = 0.01}}, {"Adam", {lr = 0.01, weight_decay = 0.1, amsgrad = true}},
+      {"AdamW", {lr = 0.01}}, {"RMSprop", {lr = 0.01}}, {"RMSprop", {lr = 0.01, momentum = 0.5, centered = true}},
+      {"Adagrad", {lr = 0.1}},
+    }
+    for _, dtype in ipairs({"float32", "float64"}) do
+      for _, c in ipairs(configs) do
+        same_at_both(c[1] .. " " .. dtype, function()
+          local p = data(n, 10):to(dtype):requires_grad_()
+          local opt = nn.optim[c[1]]({p}, c[2])
+          for _ = 1, 3 do
+            p.grad = g:to(dtype) * 1
+            opt:step()
+          end
+          return p:detach()
+        end)
+      end
+    end
+  end)
+end)
+
+describe("threads started, and the environment left as it was", function()
+  local function threads_after(count)
+    -- a fresh process: a product, elementwise ops and an optimizer step,
+    -- all large enough for the pool
+    local out, ok = support.nnlua_output(string.format([[
+      nn.set_num_threads(%d)
+      local a = nn.randn(512, 512)
+      local p = nn.randn(400000):requires_grad_()
+      local opt = nn.optim.Adam({p})
+      p.grad = p:sigmoid() + a:matmul(a):view(-1):narrow(1, 1, 1):expand(400000)
+      opt:step()
+      print((p:sum():item() == p:sum():item()) and "ran" or "?")
+      local maps = io.open("/proc/self/maps"):read("a")
+      print(maps:find("openblas") and "shared" or "static")
+      print("environment " .. tostring(os.getenv("OPENBLAS_NUM_THREADS")))
+      for line in io.lines("/proc/self/status") do
+        local n = line:match("^Threads:%%s*(%%d+)")
+        if n then print("threads " .. n) end
+      end]], count), {OPENBLAS_NUM_THREADS = false})
+    assert(ok, out)
+    -- the count was OpenBLAS's environment only while it started
+    assert.truthy(out:find("environment nil", 1, true), out)
+    assert.truthy(out:find("ran", 1, true), out)
+    return tonumber(out:match("threads (%d+)")), out:match("shared") ~= nil
+  end
+
+  it("none for nn.set_num_threads(1); one beside the caller for two", function()
+    if not io.open("/proc/self/status") then return end -- not Linux: nothing to count
+    local one, shared = threads_after(1)
+    -- a static OpenBLAS (tools/build_gpu.sh) starts its threads before main
+    if not shared then return pending("OpenBLAS is linked statically") end
+    assert.are.equal(1, one)
+    assert.are.equal(2, (threads_after(2)))
+  end)
+end)
