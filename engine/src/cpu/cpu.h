@@ -107,6 +107,10 @@ int nn_cpu_scatter_line(const nn_reduce_geom *r, int64_t stride);
 void nn_cpu_set_num_threads(int n);
 int nn_cpu_get_num_threads(void);
 int nn_cpu_gemm(const nn_gemm_args *a);
+/* nn_cpu_gemm through the products of variant v (cpu/vector.h), to
+   compare the variants */
+struct nn_cpu_vector;
+int nn_cpu_gemm_variant(const nn_gemm_args *a, const struct nn_cpu_vector *v);
 
 /* loss.c */
 int nn_cpu_loss(const nn_loss_args *a);

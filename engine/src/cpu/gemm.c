@@ -1,9 +1,15 @@
 /* cpu/gemm.c: batched matrix products. Tiny ones run as plain loops
  * (register-blocked for float32): a 4x10 by 10x10 product costs less than
- * entering BLAS. The rest go to OpenBLAS, whose thread pool is the
+ * entering BLAS. Where the processor fuses multiply-adds, float32 products
+ * that are tiny or skinny (a batch of 1 to 8 rows against a layer's
+ * weights, or a weight gradient summed over such a batch) run in the
+ * kernels of cpu/gemm_kernels.h, which read the weights where they lie
+ * (OpenBLAS's sgemm would copy them all on every call), and a single row
+ * goes through sgemv. The rest go to OpenBLAS, whose thread pool is the
  * engine's only one (sized here), with a copy packed where BLAS cannot
  * read a layout. */
 #include "cpu/cpu.h"
+#include "cpu/vector.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -299,7 +305,78 @@ static void scale_rows(nn_dtype dtype, char *c, int64_t m, int64_t n, int64_t ro
   }
 }
 
-static int gemm_one(const nn_gemm_args *g, const char *a, const char *b, char *c) {
+/* ---- float32 through the kernels of a variant with FMA ----------------- */
+/* At most this many multiply-adds go to the kernels whatever the shape
+   (see scripts/bench/gemm_paths.c for the measurement). */
+#define FMA_SMALL_PRODUCT (128 * 128 * 128)
+/* Products with at most this many rows (m: a batch through a layer) or
+   terms (k: a weight gradient summed over a batch) go to the kernels at
+   any size: sgemm's copy of the other operand costs more than the product. */
+#define SKINNY 8
+
+/* c = alpha a b + beta c through f's kernels, or through sgemv for one
+   row; 0 when neither suits the shape or layout (then BLAS takes it). */
+/* y = alpha M v + beta y through sgemv, M rows x cols with strides s0,
+   s1 (either contiguous), v and y spaced inc_v and inc_y; 0 when BLAS
+   cannot read M. */
+static int gemv_f32(int64_t rows, int64_t cols, float alpha, const float *mat, int64_t s0,
+                    int64_t s1, const float *v, int64_t inc_v, float beta, float *y,
+                    int64_t inc_y) {
+  int trans, lda_ok;
+  int64_t ld;
+  if (rows > INT32_MAX || cols > INT32_MAX || !blas_layout(rows, cols, s0, s1, &trans, &ld)) return 0;
+  lda_ok = ld <= INT32_MAX;
+  if (cols == 1) inc_v = 1; /* strides of a dimension of one element are never used */
+  if (rows == 1) inc_y = 1;
+  if (!lda_ok || inc_v <= 0 || inc_v > INT32_MAX || inc_y <= 0 || inc_y > INT32_MAX) return 0;
+  if (beta == 0) /* must overwrite NaN, which sgemv's scaling by 0 would keep */
+    for (int64_t i = 0; i < rows; i++) y[i * inc_y] = 0;
+  if (trans)
+    cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)cols, (blasint)rows, alpha, mat, (blasint)ld, v,
+                (blasint)inc_v, beta, y, (blasint)inc_y);
+  else
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)rows, (blasint)cols, alpha, mat, (blasint)ld,
+                v, (blasint)inc_v, beta, y, (blasint)inc_y);
+  return 1;
+}
+
+static int fma_f32(const nn_cpu_gemm_f32 *f, int64_t m, int64_t n, int64_t k, float alpha,
+                   const float *a, int64_t a0, int64_t a1, const float *b, int64_t b0, int64_t b1,
+                   float beta, float *c, int64_t c0) {
+  int small = (double)m * (double)n * (double)k <= FMA_SMALL_PRODUCT;
+  if (!small && m > SKINNY && k > SKINNY) return 0;
+  /* a stride along a dimension of one element is never used */
+  int b_rows = b1 == 1 || n == 1, a_rows = a1 == 1 || k == 1, b_columns = b0 == 1 || k == 1;
+  if ((m == 1 || n == 1) && !small)
+    return m == 1 ? gemv_f32(n, k, alpha, b, b1, b0, a, a1, beta, c, 1)
+                  : gemv_f32(m, k, alpha, a, a0, a1, b, b0, beta, c, c0);
+  if (b_rows) {
+    f->rows(m, n, k, alpha, a, a0, a1, b, b0, beta, c, c0);
+    return 1;
+  }
+  /* x w^T: dots reads w in place but sums each of c's m n elements across
+     its lanes at the end (about ten instructions); rows wants a copy of w
+     transposed first (k n moves). Few rows and long sums: dots. */
+  if (a_rows && b_columns && (!small || 8 * m <= k)) {
+    f->dots(m, n, k, alpha, a, a0, b, b1, beta, c, c0);
+    return 1;
+  }
+  if (!small) return 0;
+  float stack[PACK_LIMIT], *pb = k * n <= PACK_LIMIT ? stack : malloc(sizeof(float) * (size_t)(k * n));
+  if (!pb) return 0; /* BLAS takes it, needing no copy */
+  if (b0 == 1) /* w's rows, read in order, become pb's columns */
+    for (int64_t j = 0; j < n; j++)
+      for (int64_t p = 0; p < k; p++) pb[p * n + j] = b[j * b1 + p];
+  else
+    for (int64_t p = 0; p < k; p++)
+      for (int64_t j = 0; j < n; j++) pb[p * n + j] = b[p * b0 + j * b1];
+  f->rows(m, n, k, alpha, a, a0, a1, pb, n, beta, c, c0);
+  if (pb != stack) free(pb);
+  return 1;
+}
+
+static int gemm_one(const nn_gemm_args *g, const nn_cpu_gemm_f32 *fast, const char *a,
+                    const char *b, char *c) {
   int64_t m = g->m, n = g->n, k = g->k, c0 = g->c.row_stride;
   int64_t a0 = g->a.row_stride, a1 = g->a.col_stride, b0 = g->b.row_stride, b1 = g->b.col_stride;
   size_t es = nn_element_size(g->dtype);
@@ -312,6 +389,10 @@ static int gemm_one(const nn_gemm_args *g, const char *a, const char *b, char *c
     scale_rows(g->dtype, c, m, n, c0, beta);
     return 0;
   }
+  if (fast && g->dtype == NN_FLOAT32 &&
+      fma_f32(fast, m, n, k, (float)g->alpha, (const float *)a, a0, a1, (const float *)b, b0, b1,
+              (float)beta, (float *)c, c0))
+    return 0;
   if (m * n * k <= SMALL_PRODUCT) {
     if (g->dtype == NN_FLOAT32)
       small_gemm_f32(m, n, k, (float)g->alpha, (const float *)a, a0, a1, (const float *)b, b0, b1,
@@ -332,15 +413,18 @@ static int gemm_one(const nn_gemm_args *g, const char *a, const char *b, char *c
   return pb ? 0 : -1;
 }
 
-int nn_cpu_gemm(const nn_gemm_args *g) {
+int nn_cpu_gemm_variant(const nn_gemm_args *g, const nn_cpu_vector *v) {
   if (g->m == 0 || g->n == 0) return 0;
-  if (g->batch == 1) return gemm_one(g, g->a.data, g->b.data, g->c.data);
+  const nn_cpu_gemm_f32 *fast = v->gemm;
+  if (g->batch == 1) return gemm_one(g, fast, g->a.data, g->b.data, g->c.data);
   size_t es = nn_element_size(g->dtype);
   for (int64_t i = 0; i < g->batch; i++) {
-    if (gemm_one(g, g->a.data + (size_t)(i * g->a.batch_stride) * es,
+    if (gemm_one(g, fast, g->a.data + (size_t)(i * g->a.batch_stride) * es,
                  g->b.data + (size_t)(i * g->b.batch_stride) * es,
                  g->c.data + (size_t)(i * g->c.batch_stride) * es) < 0)
       return -1;
   }
   return 0;
 }
+
+int nn_cpu_gemm(const nn_gemm_args *g) { return nn_cpu_gemm_variant(g, nn_cpu_vector_best()); }

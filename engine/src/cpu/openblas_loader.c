@@ -37,6 +37,8 @@ typedef void dgemm_fn(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPO
                       blasint, blasint, double, const double *, blasint, const double *,
                       blasint, double, double *, blasint);
 typedef int pool_run_fn(int, void *, void *, int);
+typedef void sgemv_fn(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, blasint, blasint, float,
+                      const float *, blasint, const float *, blasint, float, float *, blasint);
 
 static struct {
   sgemm_fn *sgemm;
@@ -44,6 +46,7 @@ static struct {
   void (*set_num_threads)(int);
   int (*get_num_threads)(void);
   pool_run_fn *pool_run; /* NULL when this OpenBLAS lacks it (see gotoblas_pthread) */
+  sgemv_fn *sgemv; /* products of one row (cpu/gemm.c) */
 } blas;
 
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
@@ -74,6 +77,7 @@ static void load(void) {
   blas.set_num_threads = (void (*)(int))entry(library, "openblas_set_num_threads");
   blas.get_num_threads = (int (*)(void))entry(library, "openblas_get_num_threads");
   blas.pool_run = (pool_run_fn *)dlsym(library, "gotoblas_pthread");
+  blas.sgemv = (sgemv_fn *)entry(library, "cblas_sgemv");
   __atomic_store_n(&blas_loaded, 1, __ATOMIC_RELEASE);
 }
 
@@ -95,6 +99,13 @@ INTERNAL void cblas_dgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum 
                           blasint ldc) {
   ready();
   blas.dgemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+INTERNAL void cblas_sgemv(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE trans, blasint m, blasint n,
+                          float alpha, const float *a, blasint lda, const float *x, blasint incx,
+                          float beta, float *y, blasint incy) {
+  ready();
+  blas.sgemv(order, trans, m, n, alpha, a, lda, x, incx, beta, y, incy);
 }
 
 INTERNAL void openblas_set_num_threads(int n) {
