@@ -4,7 +4,7 @@
  * fronts hand over (a, b, both transposed, neither readable by BLAS), the
  * tiny sizes with every remainder of a vector and of a block of rows,
  * the skinny ones (1 to 8 rows, or 1 to 8 terms, against a large
- * operand: the kernels and sgemv), sizes where OpenBLAS takes over, empty
+ * operand: the kernels and sgemv; split over two threads), sizes where OpenBLAS takes over, empty
  * ones, and c = alpha a b + beta c for the forms the engine uses (c = ab,
  * c += ab, a bias, the general one, beta 0 over NaN). The padding around
  * c must stay untouched. */
@@ -127,6 +127,13 @@ static void variant(const nn_cpu_vector *v) {
     all_ways(v, 1, rows[i], 523, 530);
     all_ways(v, 1, 523, 530, rows[i]);
   }
+  /* skinny and large enough to be split over two threads by columns: the
+     linear layer's three products (x w^T, g w, g^T x added into place) */
+  nn_cpu_set_num_threads(2);
+  one(v, 1, 4, 1100, 1000, 0, 1, FORM_WRITE);
+  one(v, 1, 3, 1100, 1300, 0, 0, FORM_BIAS);
+  one(v, 1, 1100, 1000, 4, 1, 0, FORM_ADD);
+  nn_cpu_set_num_threads(1);
   /* past the kernels: OpenBLAS's sizes and a batch of products */
   all_ways(v, 1, 9, 300, 301);
   all_ways(v, 1, 70, 65, 66);
