@@ -3,7 +3,8 @@
  * that every path sees the same load: what its thresholds (FMA_SMALL_PRODUCT,
  * SKINNY, sgemv for one row) were chosen from. Built beside the tests
  * (target gemm_paths, against the engine's internals):
- *   build/gemm_paths [--quick] [--threads N]
+ *   build/gemm_paths [--quick] [--squares] [--threads N]
+ * (--squares: only the square sizes, where the kernels meet sgemm)
  * For each shape (batch m, in features k, out features n) and each of the
  * layer's three products (forward x w^T, input gradient g w, weight
  * gradient g^T x) it prints microseconds per call of
@@ -142,12 +143,13 @@ static void shape(int64_t batch, int64_t in, int64_t out, int rounds) {
 }
 
 int main(int argc, char **argv) {
-  int quick = 0, threads = 1;
+  int quick = 0, squares_only = 0, threads = 1;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--quick") == 0) quick = 1;
+    else if (strcmp(argv[i], "--squares") == 0) squares_only = 1;
     else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = atoi(argv[++i]);
     else {
-      fprintf(stderr, "usage: gemm_paths [--quick] [--threads N]\n");
+      fprintf(stderr, "usage: gemm_paths [--quick] [--squares] [--threads N]\n");
       return 2;
     }
   }
@@ -165,6 +167,7 @@ int main(int argc, char **argv) {
   static const int64_t square[] = {4, 10, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256};
   for (size_t i = 0; i < sizeof square / sizeof square[0]; i++)
     if (!quick || square[i] <= 16) shape(square[i], square[i], square[i], rounds);
+  if (squares_only) return 0;
   /* skinny: a small batch through a wide layer */
   static const int64_t batches[] = {1, 2, 4, 8, 16, 32};
   static const int64_t widths[] = {256, 1024, 4096};

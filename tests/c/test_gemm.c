@@ -110,12 +110,19 @@ static void all_ways(const nn_cpu_vector *v, int64_t batch, int64_t m, int64_t n
         if (!one(v, batch, m, n, k, la, lb, form)) return;
 }
 
+/* every layout, the forms that reach sgemv's own handling of beta */
+static void every_layout(const nn_cpu_vector *v, int64_t m, int64_t n, int64_t k) {
+  for (int la = 0; la < 3; la++)
+    for (int lb = 0; lb < 3; lb++)
+      if (!one(v, 1, m, n, k, la, lb, FORM_NAN) || !one(v, 1, m, n, k, la, lb, FORM_SCALE)) return;
+}
+
 static void variant(const nn_cpu_vector *v) {
   /* tiny: every remainder of 8 and 16 lanes and of blocks of 4, 6 and 8 rows */
   static const int64_t tiny[] = {1, 2, 3, 4, 5, 7, 8, 9, 10, 13, 16, 17, 31, 33};
   for (size_t i = 0; i < sizeof tiny / sizeof tiny[0]; i++)
     for (size_t j = 0; j < sizeof tiny / sizeof tiny[0]; j += 3)
-      for (size_t p = i % 2; p < sizeof tiny / sizeof tiny[0]; p += 3)
+      for (size_t p = i % 2; p < sizeof tiny / sizeof tiny[0]; p += 4)
         all_ways(v, 1, tiny[i], tiny[j], tiny[p]);
   /* the XOR network's products, forward and backward */
   all_ways(v, 1, 4, 10, 2), all_ways(v, 1, 4, 10, 10), all_ways(v, 1, 4, 1, 10);
@@ -127,6 +134,8 @@ static void variant(const nn_cpu_vector *v) {
     all_ways(v, 1, rows[i], 523, 530);
     all_ways(v, 1, 523, 530, rows[i]);
   }
+  /* one row, or one column, of a product past the tiny ones: sgemv */
+  every_layout(v, 1, 1500, 1450), every_layout(v, 1500, 1, 1450);
   /* skinny and large enough to be split over two threads by columns: the
      linear layer's three products (x w^T, g w, g^T x added into place) */
   nn_cpu_set_num_threads(2);

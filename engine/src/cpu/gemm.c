@@ -306,8 +306,18 @@ static void scale_rows(nn_dtype dtype, char *c, int64_t m, int64_t n, int64_t ro
 }
 
 /* ---- float32 through the kernels of a variant with FMA ----------------- */
-/* At most this many multiply-adds go to the kernels whatever the shape
-   (see scripts/bench/gemm_paths.c for the measurement). */
+/* At most this many multiply-adds go to the kernels whatever the shape;
+   a product that needs b copied first (x w^T with many rows: w transposed
+   for rows) only up to SMALL_PRODUCT. Measured with
+   scripts/bench/gemm_paths.c --squares, one thread, against OpenBLAS 0.3.21
+   (whose kernels on this Zen 4 are AVX2 ones), us per call:
+                     rows (b in place)      x w^T (b copied)
+                     4^3   16^3  128^3      16^3   48^3   64^3  128^3
+     AVX-512 kernel  0.03  0.07  24         0.31   3.0    5.9   43
+     AVX2 kernel     0.03  0.11  40         0.18   3.5    7.8   55
+     sgemm           0.11  0.20  42-46      0.29   2.6-3.3 6.2-6.9 42-48
+   (the AVX-512 rows kernel stays at half sgemm's time up to 256^3; the
+   AVX2 one meets it from 96^3). */
 #define FMA_SMALL_PRODUCT (128 * 128 * 128)
 /* Products with at most this many rows (m: a batch through a layer) or
    terms (k: a weight gradient summed over a batch) go to the kernels at
@@ -424,7 +434,7 @@ static int fma_f32(const nn_cpu_gemm_f32 *f, int64_t m, int64_t n, int64_t k, fl
     run_kernel(&call);
     return 1;
   }
-  if (!small) return 0;
+  if ((double)m * (double)n * (double)k > SMALL_PRODUCT) return 0;
   float stack[PACK_LIMIT], *pb = k * n <= PACK_LIMIT ? stack : malloc(sizeof(float) * (size_t)(k * n));
   if (!pb) return 0; /* BLAS takes it, needing no copy */
   if (b0 == 1) /* w's rows, read in order, become pb's columns */
