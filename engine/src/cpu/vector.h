@@ -5,7 +5,10 @@
  * when first used for the processor it runs on. Every variant is the same
  * C (vector_loops.h), without contraction into FMA: its results are those
  * of the baseline bit for bit, only more elements go through an
- * instruction (tests/c/test_vector.c compares them). */
+ * instruction (tests/c/test_vector.c compares them). The wider variants
+ * also carry float32 product kernels with fused multiply-adds
+ * (gemm_kernels.h), which round differently from the baseline's products
+ * (tests/c/test_gemm.c holds each to the float64 product). */
 #ifndef NN_CPU_VECTOR_H
 #define NN_CPU_VECTOR_H
 
