@@ -139,6 +139,10 @@ int nn_cpu_get_num_threads(void);
 int nn_cpu_gemm(const nn_gemm_args *a);
 /* gemm_half.c: the table's entry, float16 and bfloat16 too */
 int nn_cpu_gemm_dtypes(const nn_gemm_args *a);
+/* nn_cpu_gemm through the products of variant v (cpu/vector.h), to
+   compare the variants */
+struct nn_cpu_vector;
+int nn_cpu_gemm_variant(const nn_gemm_args *a, const struct nn_cpu_vector *v);
 
 /* loss.c */
 int nn_cpu_loss(const nn_loss_args *a);

@@ -1,9 +1,15 @@
 /* cpu/gemm.c: batched matrix products. Tiny ones run as plain loops
  * (register-blocked for float32): a 4x10 by 10x10 product costs less than
- * entering BLAS. The rest go to OpenBLAS, whose thread pool is the
+ * entering BLAS. Where the processor fuses multiply-adds, float32 products
+ * that are tiny or skinny (a batch of 1 to 8 rows against a layer's
+ * weights, or a weight gradient summed over such a batch) run in the
+ * kernels of cpu/gemm_kernels.h, which read the weights where they lie
+ * (OpenBLAS's sgemm would copy them all on every call), and a single row
+ * goes through sgemv. The rest go to OpenBLAS, whose thread pool is the
  * engine's only one (sized here), with a copy packed where BLAS cannot
  * read a layout. */
 #include "cpu/cpu.h"
+#include "cpu/vector.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -299,7 +305,151 @@ static void scale_rows(nn_dtype dtype, char *c, int64_t m, int64_t n, int64_t ro
   }
 }
 
-static int gemm_one(const nn_gemm_args *g, const char *a, const char *b, char *c) {
+/* ---- float32 through the kernels of a variant with FMA ----------------- */
+/* At most this many multiply-adds go to the kernels whatever the shape;
+   a product that needs b copied first (x w^T with many rows: w transposed
+   for rows) only up to SMALL_PRODUCT. Measured with
+   scripts/bench/gemm_paths.c --squares, one thread, against OpenBLAS 0.3.21
+   (whose kernels on this Zen 4 are AVX2 ones), us per call:
+                     rows (b in place)      x w^T (b copied)
+                     4^3   16^3  128^3      16^3   48^3   64^3  128^3
+     AVX-512 kernel  0.03  0.07  24         0.31   3.0    5.9   43
+     AVX2 kernel     0.03  0.11  40         0.18   3.5    7.8   55
+     sgemm           0.11  0.20  42-46      0.29   2.6-3.3 6.2-6.9 42-48
+   (the AVX-512 rows kernel stays at half sgemm's time up to 256^3; the
+   AVX2 one meets it from 96^3). */
+#define FMA_SMALL_PRODUCT (128 * 128 * 128)
+/* Products with at most this many rows (m: a batch through a layer) or
+   terms (k: a weight gradient summed over a batch) go to the kernels at
+   any size: sgemm's copy of the other operand costs more than the product. */
+#define SKINNY 8
+
+/* c = alpha a b + beta c through f's kernels, or through sgemv for one
+   row; 0 when neither suits the shape or layout (then BLAS takes it). */
+/* y = alpha M v + beta y through sgemv, M rows x cols with strides s0,
+   s1 (either contiguous), v and y spaced inc_v and inc_y; 0 when BLAS
+   cannot read M. */
+static int gemv_f32(int64_t rows, int64_t cols, float alpha, const float *mat, int64_t s0,
+                    int64_t s1, const float *v, int64_t inc_v, float beta, float *y,
+                    int64_t inc_y) {
+  int trans, lda_ok;
+  int64_t ld;
+  if (rows > INT32_MAX || cols > INT32_MAX || !blas_layout(rows, cols, s0, s1, &trans, &ld)) return 0;
+  lda_ok = ld <= INT32_MAX;
+  if (cols == 1) inc_v = 1; /* strides of a dimension of one element are never used */
+  if (rows == 1) inc_y = 1;
+  if (!lda_ok || inc_v <= 0 || inc_v > INT32_MAX || inc_y <= 0 || inc_y > INT32_MAX) return 0;
+  if (beta == 0) /* must overwrite NaN, which sgemv's scaling by 0 would keep */
+    for (int64_t i = 0; i < rows; i++) y[i * inc_y] = 0;
+  if (trans)
+    cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)cols, (blasint)rows, alpha, mat, (blasint)ld, v,
+                (blasint)inc_v, beta, y, (blasint)inc_y);
+  else
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)rows, (blasint)cols, alpha, mat, (blasint)ld,
+                v, (blasint)inc_v, beta, y, (blasint)inc_y);
+  return 1;
+}
+
+/* OpenBLAS's runner of pieces on its pool, declared weak as in cpu/optim.c:
+   without it a product runs on the caller's thread. */
+extern int gotoblas_pthread(int numthreads, void *function, void *args, int stride)
+#if defined(__GNUC__)
+    __attribute__((weak))
+#endif
+    ;
+
+/* One call of a kernel of f (dots, or rows), which a large skinny product
+   splits by columns of c over the pool's threads (sgemm would split it
+   too: at 2 threads a step must not lose the second core by coming here). */
+typedef struct {
+  const nn_cpu_gemm_f32 *f;
+  int dots;
+  int64_t m, n, k, a0, a1, b0, b1, c0;
+  float alpha, beta;
+  const float *a, *b;
+  float *c;
+} kernel_call;
+
+typedef struct {
+  const kernel_call *call;
+  int64_t first, last; /* columns of c */
+} column_piece;
+
+static void run_columns(const kernel_call *k, int64_t first, int64_t last) {
+  if (k->dots)
+    k->f->dots(k->m, last - first, k->k, k->alpha, k->a, k->a0, k->b + first * k->b1, k->b1,
+               k->beta, k->c + first, k->c0);
+  else
+    k->f->rows(k->m, last - first, k->k, k->alpha, k->a, k->a0, k->a1, k->b + first, k->b0,
+               k->beta, k->c + first, k->c0);
+}
+
+static void column_piece_run(void *p) {
+  const column_piece *piece = p;
+  if (piece->first < piece->last) run_columns(piece->call, piece->first, piece->last);
+}
+
+#define MAX_PIECES 16
+static void run_kernel(const kernel_call *k) {
+  int threads = 1;
+  /* (the thread count only for large products: asking for it loads
+     OpenBLAS, which products of this size never need) */
+  if ((double)k->m * (double)k->n * (double)k->k >= SERIAL_PRODUCT && gotoblas_pthread)
+    threads = nn_cpu_get_num_threads();
+  int count = threads > MAX_PIECES ? MAX_PIECES : threads;
+  if (count < 2 || k->n < 64 * count) {
+    run_columns(k, 0, k->n);
+    return;
+  }
+  /* pieces of whole 64-byte lines of c's rows, so no two threads share one */
+  int64_t each = ((k->n + count - 1) / count + 15) & ~(int64_t)15;
+  column_piece pieces[MAX_PIECES];
+  for (int i = 0; i < count; i++) {
+    int64_t first = each * i, last = first + each;
+    pieces[i] = (column_piece){k, first < k->n ? first : k->n, last < k->n ? last : k->n};
+  }
+  gotoblas_pthread(count, (void *)column_piece_run, pieces, (int)sizeof pieces[0]);
+}
+
+static int fma_f32(const nn_cpu_gemm_f32 *f, int64_t m, int64_t n, int64_t k, float alpha,
+                   const float *a, int64_t a0, int64_t a1, const float *b, int64_t b0, int64_t b1,
+                   float beta, float *c, int64_t c0) {
+  int small = (double)m * (double)n * (double)k <= FMA_SMALL_PRODUCT;
+  if (!small && m > SKINNY && k > SKINNY) return 0;
+  /* a stride along a dimension of one element is never used */
+  int b_rows = b1 == 1 || n == 1, a_rows = a1 == 1 || k == 1, b_columns = b0 == 1 || k == 1;
+  if ((m == 1 || n == 1) && !small)
+    return m == 1 ? gemv_f32(n, k, alpha, b, b1, b0, a, a1, beta, c, 1)
+                  : gemv_f32(m, k, alpha, a, a0, a1, b, b0, beta, c, c0);
+  kernel_call call = {f, 0, m, n, k, a0, a1, b0, b1, c0, alpha, beta, a, b, c};
+  if (b_rows) {
+    run_kernel(&call);
+    return 1;
+  }
+  /* x w^T: dots reads w in place but sums each of c's m n elements across
+     its lanes at the end (about ten instructions); rows wants a copy of w
+     transposed first (k n moves). Few rows and long sums: dots. */
+  if (a_rows && b_columns && (!small || 8 * m <= k)) {
+    call.dots = 1;
+    run_kernel(&call);
+    return 1;
+  }
+  if ((double)m * (double)n * (double)k > SMALL_PRODUCT) return 0;
+  float stack[PACK_LIMIT], *pb = k * n <= PACK_LIMIT ? stack : malloc(sizeof(float) * (size_t)(k * n));
+  if (!pb) return 0; /* BLAS takes it, needing no copy */
+  if (b0 == 1) /* w's rows, read in order, become pb's columns */
+    for (int64_t j = 0; j < n; j++)
+      for (int64_t p = 0; p < k; p++) pb[p * n + j] = b[j * b1 + p];
+  else
+    for (int64_t p = 0; p < k; p++)
+      for (int64_t j = 0; j < n; j++) pb[p * n + j] = b[p * b0 + j * b1];
+  f->rows(m, n, k, alpha, a, a0, a1, pb, n, beta, c, c0);
+  if (pb != stack) free(pb);
+  return 1;
+}
+
+static int gemm_one(const nn_gemm_args *g, const nn_cpu_gemm_f32 *fast, const char *a,
+                    const char *b, char *c) {
   int64_t m = g->m, n = g->n, k = g->k, c0 = g->c.row_stride;
   int64_t a0 = g->a.row_stride, a1 = g->a.col_stride, b0 = g->b.row_stride, b1 = g->b.col_stride;
   size_t es = nn_element_size(g->dtype);
@@ -312,6 +462,10 @@ static int gemm_one(const nn_gemm_args *g, const char *a, const char *b, char *c
     scale_rows(g->dtype, c, m, n, c0, beta);
     return 0;
   }
+  if (fast && g->dtype == NN_FLOAT32 &&
+      fma_f32(fast, m, n, k, (float)g->alpha, (const float *)a, a0, a1, (const float *)b, b0, b1,
+              (float)beta, (float *)c, c0))
+    return 0;
   if (m * n * k <= SMALL_PRODUCT) {
     if (g->dtype == NN_FLOAT32)
       small_gemm_f32(m, n, k, (float)g->alpha, (const float *)a, a0, a1, (const float *)b, b0, b1,
@@ -332,15 +486,18 @@ static int gemm_one(const nn_gemm_args *g, const char *a, const char *b, char *c
   return pb ? 0 : -1;
 }
 
-int nn_cpu_gemm(const nn_gemm_args *g) {
+int nn_cpu_gemm_variant(const nn_gemm_args *g, const nn_cpu_vector *v) {
   if (g->m == 0 || g->n == 0) return 0;
-  if (g->batch == 1) return gemm_one(g, g->a.data, g->b.data, g->c.data);
+  const nn_cpu_gemm_f32 *fast = v->gemm;
+  if (g->batch == 1) return gemm_one(g, fast, g->a.data, g->b.data, g->c.data);
   size_t es = nn_element_size(g->dtype);
   for (int64_t i = 0; i < g->batch; i++) {
-    if (gemm_one(g, g->a.data + (size_t)(i * g->a.batch_stride) * es,
+    if (gemm_one(g, fast, g->a.data + (size_t)(i * g->a.batch_stride) * es,
                  g->b.data + (size_t)(i * g->b.batch_stride) * es,
                  g->c.data + (size_t)(i * g->c.batch_stride) * es) < 0)
       return -1;
   }
   return 0;
 }
+
+int nn_cpu_gemm(const nn_gemm_args *g) { return nn_cpu_gemm_variant(g, nn_cpu_vector_best()); }

@@ -42,6 +42,8 @@ typedef void dgemm_fn(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPO
                       blasint, blasint, double, const double *, blasint, const double *,
                       blasint, double, double *, blasint);
 typedef int pool_run_fn(int, void *, void *, int);
+typedef void sgemv_fn(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, blasint, blasint, float,
+                      const float *, blasint, const float *, blasint, float, float *, blasint);
 
 /* How long OpenBLAS's idle threads spin before they sleep: 2^n cycles of
    the time-stamp counter. The README's section on threads has the
@@ -54,6 +56,7 @@ static struct {
   void (*set_num_threads)(int);
   int (*get_num_threads)(void);
   pool_run_fn *pool_run; /* NULL when this OpenBLAS lacks it (see gotoblas_pthread) */
+  sgemv_fn *sgemv; /* products of one row (cpu/gemm.c) */
 } blas;
 
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
@@ -119,6 +122,7 @@ static void load(void) {
   blas.get_num_threads = (int (*)(void))entry(library, "openblas_get_num_threads");
   blas.pool_run = (pool_run_fn *)dlsym(library, "gotoblas_pthread");
   if (requested > 0) blas.set_num_threads(requested); /* OpenBLAS's other variables too */
+  blas.sgemv = (sgemv_fn *)entry(library, "cblas_sgemv");
   __atomic_store_n(&blas_loaded, 1, __ATOMIC_RELEASE);
 }
 
@@ -140,6 +144,13 @@ INTERNAL void cblas_dgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum 
                           blasint ldc) {
   ready();
   blas.dgemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+INTERNAL void cblas_sgemv(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE trans, blasint m, blasint n,
+                          float alpha, const float *a, blasint lda, const float *x, blasint incx,
+                          float beta, float *y, blasint incy) {
+  ready();
+  blas.sgemv(order, trans, m, n, alpha, a, lda, x, incx, beta, y, incy);
 }
 
 /* Before OpenBLAS is needed, only noted: load() starts it with n threads.

@@ -6,7 +6,7 @@
 #include "cpu/vector_loops.h"
 
 static const nn_cpu_vector baseline = {"baseline",        sigmoid_loop, relu_loop, relu_grad_loop,
-                                       sigmoid_grad_loop, add_loop,     mul_loop};
+                                       sigmoid_grad_loop, add_loop,     mul_loop, NULL};
 
 /* Built where CMake found the compiler flag (NN_VECTOR_AVX2, NN_VECTOR_AVX512). */
 extern const nn_cpu_vector nn_cpu_vector_avx2, nn_cpu_vector_avx512;
@@ -17,8 +17,10 @@ static int runs_here(const char *name) {
   if (strcmp(name, "baseline") == 0) return 1;
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
   __builtin_cpu_init();
-  if (strcmp(name, "avx2") == 0) return __builtin_cpu_supports("avx2");
-  if (strcmp(name, "avx512") == 0) return __builtin_cpu_supports("avx512f");
+  /* the variants' products fuse multiply-adds */
+  int fma = __builtin_cpu_supports("fma");
+  if (strcmp(name, "avx2") == 0) return __builtin_cpu_supports("avx2") && fma;
+  if (strcmp(name, "avx512") == 0) return __builtin_cpu_supports("avx512f") && fma;
 #endif
   return 0;
 }

@@ -5,11 +5,27 @@
  * when first used for the processor it runs on. Every variant is the same
  * C (vector_loops.h), without contraction into FMA: its results are those
  * of the baseline bit for bit, only more elements go through an
- * instruction (tests/c/test_vector.c compares them). */
+ * instruction (tests/c/test_vector.c compares them). The wider variants
+ * also carry float32 product kernels with fused multiply-adds
+ * (gemm_kernels.h), which round differently from the baseline's products
+ * (tests/c/test_gemm.c holds each to the float64 product). */
 #ifndef NN_CPU_VECTOR_H
 #define NN_CPU_VECTOR_H
 
 #include <stdint.h>
+
+/* The float32 product kernels of a variant with fused multiply-adds
+   (cpu/gemm_kernels.h: what each wants of its operands' layout); k > 0,
+   c row-major with rows c0 apart, c = alpha a b + beta c. */
+typedef struct nn_cpu_gemm_f32 {
+  int lanes; /* floats in a vector */
+  /* b's rows b0 apart and contiguous, a any strides */
+  void (*rows)(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t a0,
+               int64_t a1, const float *b, int64_t b0, float beta, float *c, int64_t c0);
+  /* a's rows a0 apart and contiguous, b's columns b1 apart and contiguous */
+  void (*dots)(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t a0,
+               const float *b, int64_t b1, float beta, float *c, int64_t c0);
+} nn_cpu_gemm_f32;
 
 typedef struct nn_cpu_vector {
   const char *name; /* "baseline", "avx2", "avx512" */
@@ -21,6 +37,9 @@ typedef struct nn_cpu_vector {
   void (*sigmoid_grad)(int64_t n, const float *g, const float *y, float *gi);
   void (*add)(int64_t n, const float *x, const float *y, float *out);
   void (*mul)(int64_t n, const float *x, const float *y, float *out);
+  /* NULL for the baseline, whose products are cpu/gemm.c's SSE2 loops and
+     OpenBLAS, rounded as before */
+  const nn_cpu_gemm_f32 *gemm;
 } nn_cpu_vector;
 
 /* The fastest variant this processor runs; NN_CPU_VECTOR=baseline (or avx2)
