@@ -350,14 +350,6 @@ static int gemv_f32(int64_t rows, int64_t cols, float alpha, const float *mat, i
   return 1;
 }
 
-/* OpenBLAS's runner of pieces on its pool, declared weak as in cpu/optim.c:
-   without it a product runs on the caller's thread. */
-extern int gotoblas_pthread(int numthreads, void *function, void *args, int stride)
-#if defined(__GNUC__)
-    __attribute__((weak))
-#endif
-    ;
-
 /* One call of a kernel of f (dots, or rows), which a large skinny product
    splits by columns of c over the pool's threads (sgemm would split it
    too: at 2 threads a step must not lose the second core by coming here). */
@@ -370,12 +362,8 @@ typedef struct {
   float *c;
 } kernel_call;
 
-typedef struct {
-  const kernel_call *call;
-  int64_t first, last; /* columns of c */
-} column_piece;
-
-static void run_columns(const kernel_call *k, int64_t first, int64_t last) {
+static void run_columns(const void *ctx, int64_t first, int64_t last) {
+  const kernel_call *k = ctx;
   if (k->dots)
     k->f->dots(k->m, last - first, k->k, k->alpha, k->a, k->a0, k->b + first * k->b1, k->b1,
                k->beta, k->c + first, k->c0);
@@ -384,31 +372,15 @@ static void run_columns(const kernel_call *k, int64_t first, int64_t last) {
                k->beta, k->c + first, k->c0);
 }
 
-static void column_piece_run(void *p) {
-  const column_piece *piece = p;
-  if (piece->first < piece->last) run_columns(piece->call, piece->first, piece->last);
-}
-
-#define MAX_PIECES 16
 static void run_kernel(const kernel_call *k) {
-  int threads = 1;
-  /* (the thread count only for large products: asking for it loads
-     OpenBLAS, which products of this size never need) */
-  if ((double)k->m * (double)k->n * (double)k->k >= SERIAL_PRODUCT && gotoblas_pthread)
-    threads = nn_cpu_get_num_threads();
-  int count = threads > MAX_PIECES ? MAX_PIECES : threads;
-  if (count < 2 || k->n < 64 * count) {
+  /* below SERIAL_PRODUCT the pool is not asked (asking loads OpenBLAS,
+     which products of this size never need); pieces of whole 64-byte lines
+     of c's rows, so no two threads share one */
+  if ((double)k->m * (double)k->n * (double)k->k < SERIAL_PRODUCT || k->n < 128) {
     run_columns(k, 0, k->n);
     return;
   }
-  /* pieces of whole 64-byte lines of c's rows, so no two threads share one */
-  int64_t each = ((k->n + count - 1) / count + 15) & ~(int64_t)15;
-  column_piece pieces[MAX_PIECES];
-  for (int i = 0; i < count; i++) {
-    int64_t first = each * i, last = first + each;
-    pieces[i] = (column_piece){k, first < k->n ? first : k->n, last < k->n ? last : k->n};
-  }
-  gotoblas_pthread(count, (void *)column_piece_run, pieces, (int)sizeof pieces[0]);
+  nn_parallel_for(k->n, k->m * k->k, 16, run_columns, k);
 }
 
 static int fma_f32(const nn_cpu_gemm_f32 *f, int64_t m, int64_t n, int64_t k, float alpha,
