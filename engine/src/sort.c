@@ -109,6 +109,20 @@ static int sort_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   return gi[0] ? 0 : -1;
 }
 
+/* The node of a result whose values came from positions idx along dim of
+   a's lines (sort, topk, kthvalue, median): its gradient scatters back to
+   them, so it keeps dim, a's shape and idx. */
+static int attach_line_node(nn_tensor *values, const char *name, nn_backward_fn backward, nn_tensor *a,
+                            int dim, nn_tensor *idx) {
+  nn_node *node = nn_node_attach(values, name, backward, 1, a, NULL, NULL);
+  if (!node) return -1;
+  node->ints[0] = dim;
+  node->ndim = a->ndim;
+  for (int i = 0; i < a->ndim; i++) node->size[i] = a->size[i];
+  nn_node_save(node, 0, idx);
+  return 0;
+}
+
 /* Lines sorted along dim; with k >= 0 and a topk kernel, only the first k
    positions of each line are written, and the node saves the first k
    indices (what the caller narrows to: the rest are never read). */
@@ -132,15 +146,9 @@ static nn_tensor *sort_first(nn_tensor *a, int dim, int descending, int64_t k, n
     values = vk, idx = ik;
     if (!idx) goto fail;
   }
-  if (nn_needs_grad(a, NULL, NULL)) {
-    nn_node *node = nn_node_attach(values, k >= 0 ? "TopkBackward0" : "SortBackward0", sort_backward,
-                                   1, a, NULL, NULL);
-    if (!node) goto fail;
-    node->ints[0] = dim;
-    node->ndim = a->ndim;
-    for (int i = 0; i < a->ndim; i++) node->size[i] = a->size[i];
-    nn_node_save(node, 0, idx);
-  }
+  if (nn_needs_grad(a, NULL, NULL) &&
+      attach_line_node(values, k >= 0 ? "TopkBackward0" : "SortBackward0", sort_backward, a, dim, idx) < 0)
+    goto fail;
   if (indices) *indices = idx;
   else nn_release(idx);
   return values;
@@ -208,15 +216,9 @@ static nn_tensor *select_rank(const nn_backend *be, nn_tensor *a, int64_t k, int
   values = nn_squeeze_kept(values, a, mask, keepdim);
   idx = nn_squeeze_kept(idx, a, mask, keepdim);
   if (!values || !idx) goto fail;
-  if (nn_needs_grad(a, NULL, NULL)) {
-    nn_node *node = nn_node_attach(values, median ? "MedianBackward1" : "KthvalueBackward0",
-                                   select_backward, 1, a, NULL, NULL);
-    if (!node) goto fail;
-    node->ints[0] = d;
-    node->ndim = a->ndim;
-    for (int i = 0; i < a->ndim; i++) node->size[i] = a->size[i];
-    nn_node_save(node, 0, idx);
-  }
+  if (nn_needs_grad(a, NULL, NULL) &&
+      attach_line_node(values, median ? "MedianBackward1" : "KthvalueBackward0", select_backward, a, d, idx) < 0)
+    goto fail;
   if (indices) *indices = idx;
   else nn_release(idx);
   return values;
