@@ -192,12 +192,11 @@ NN_HD static inline void nn_store(nn_dtype dtype, void *p, int64_t i, double v) 
 
 /* v as dtype holds it (float32 and the half types round), back as a double. */
 NN_HD static inline double nn_round_to(nn_dtype dtype, double v) {
+  /* the conversions themselves, not nn_store into a 2-byte variable: the
+     sanitizer build's compiler cannot tell that store's wider cases unused */
   if (dtype == NN_FLOAT32) return (double)(float)v;
-  if (nn_half_dtype(dtype)) {
-    uint16_t held;
-    nn_store(dtype, &held, 0, v);
-    return nn_load(dtype, &held, 0);
-  }
+  if (dtype == NN_FLOAT16) return nn_half_to_float(nn_float_to_half((float)v));
+  if (dtype == NN_BFLOAT16) return nn_bfloat16_to_float(nn_float_to_bfloat16((float)v));
   return v;
 }
 
