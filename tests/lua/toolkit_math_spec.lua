@@ -279,4 +279,21 @@ describe("fused kernels give the general paths' values exactly", function()
     same(nn.where(moved, f + y, f), x:remainder(y), "remainder")
     same(x:double():trunc():float(), x:trunc(), "trunc")
   end)
+
+  -- contiguous float32 runs those ops through loops of their own (vectorised):
+  -- the strided loop's values, to the bit (NaN, infinities, -0, subnormals)
+  it("float32 neg, abs, sqrt, rsqrt, reciprocal and square: contiguous equals strided", function()
+    nn.manual_seed(6)
+    local x = (nn.randn(1003) * (nn.randn(1003) * 8):exp()):float()
+    x[1], x[2], x[3], x[4], x[5], x[6] = 0 / 0, 1 / 0, -1 / 0, -0.0, 1e-40, -3
+    local strided = nn.zeros(1003, 2):float()
+    strided:select(2, 1):copy_(x)
+    local view = strided:select(2, 1)
+    for _, op in ipairs({"neg", "abs", "sqrt", "rsqrt", "reciprocal", "square"}) do
+      same(view[op](view), x[op](x), op)
+      local inplace = x:clone()
+      inplace[op .. "_"](inplace)
+      same(view[op](view), inplace, op .. "_ in place")
+    end
+  end)
 end)

@@ -127,6 +127,24 @@ int nn_cpu_binary_number(nn_binary_op op, nn_dtype compute, const nn_iter *it, d
 /* ---- unary ------------------------------------------------------------- */
 struct unary_ctx { nn_unary_op op; nn_dtype out, a; };
 
+/* The arithmetic ops over contiguous float32, each a loop whose op the
+   compiler knows, so that it vectorises: the general loop's switch per
+   element is left to -O3's unswitching, which each build's inlining and
+   function sizes may turn off (square took 0.97 ms at 1e6 in one build,
+   0.60 in another). The same formula, so the same values. 0 when op has
+   no such loop. */
+static int unary_contiguous_f32(nn_unary_op op, int64_t n, const float *x, float *o) {
+  switch (op) {
+  case NN_NEG: for (int64_t i = 0; i < n; i++) o[i] = nn_unary_apply_f(NN_NEG, x[i]); return 1;
+  case NN_ABS: for (int64_t i = 0; i < n; i++) o[i] = nn_unary_apply_f(NN_ABS, x[i]); return 1;
+  case NN_SQRT: for (int64_t i = 0; i < n; i++) o[i] = nn_unary_apply_f(NN_SQRT, x[i]); return 1;
+  case NN_RSQRT: for (int64_t i = 0; i < n; i++) o[i] = nn_unary_apply_f(NN_RSQRT, x[i]); return 1;
+  case NN_RECIPROCAL: for (int64_t i = 0; i < n; i++) o[i] = nn_unary_apply_f(NN_RECIPROCAL, x[i]); return 1;
+  case NN_SQUARE: for (int64_t i = 0; i < n; i++) o[i] = nn_unary_apply_f(NN_SQUARE, x[i]); return 1;
+  default: return 0;
+  }
+}
+
 static void unary_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
   const struct unary_ctx *c = vctx;
   if (c->out == NN_FLOAT32 && c->a == NN_FLOAT32) {
@@ -136,6 +154,7 @@ static void unary_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
       nn_cpu_vector_best()->sigmoid(n, x, o);
     } else if (c->op == NN_RELU && st[0] == 1 && st[1] == 1) {
       nn_cpu_vector_best()->relu(n, x, o);
+    } else if (st[0] == 1 && st[1] == 1 && unary_contiguous_f32(c->op, n, x, o)) {
     } else {
       for (int64_t i = 0; i < n; i++) o[i * st[0]] = nn_unary_apply_f(c->op, x[i * st[1]]);
     }
