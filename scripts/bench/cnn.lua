@@ -38,13 +38,7 @@ end
 
 local BATCH = 128
 
-local function median(list)
-  local s = {table.unpack(list)}
-  table.sort(s)
-  local n = #s
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
-end
+local median = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/lib/median.lua")
 
 local function new_step()
   nn.manual_seed(1)

@@ -32,12 +32,7 @@ local G = 4 * HIDDEN
 -- backward dx, dW_ih (all steps), dh (each step) and dW_hh (all steps)
 local FLOPS = LAYERS * 2 * STEPS * BATCH * G * (INPUT + HIDDEN) * 3
 
-local function median(list)
-  local s = {table.unpack(list)}
-  table.sort(s)
-  local n = #s
-  return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
-end
+local median = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/lib/median.lua")
 
 local function rounds(fn)
   for _ = 1, 2 do fn() end

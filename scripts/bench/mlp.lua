@@ -56,14 +56,7 @@ local FLOPS = 2 * BATCH * IN * HIDDEN      -- forward, layer 1: x W1^T
             + 2 * BATCH * HIDDEN * OUT     -- dh  = g2 W2
             + 2 * BATCH * IN * HIDDEN      -- dW1 = g1^T x
 
-local function median(list)
-  local s = {}
-  for i, v in ipairs(list) do s[i] = v end
-  table.sort(s)
-  local n = #s
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
-end
+local median = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/lib/median.lua")
 
 local function new_model()
   local model = nn.Sequential(nn.Linear(IN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, OUT))

@@ -66,14 +66,7 @@ if args.quick then
   ROUNDS, ROUND_SECONDS = math.min(ROUNDS, 2), 0.002
 end
 
-local function median(list)
-  local s = {}
-  for i, v in ipairs(list) do s[i] = v end
-  table.sort(s)
-  local n = #s
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
-end
+local median = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/lib/median.lua")
 
 local function new_step(width, batch, depth)
   nn.manual_seed(1)

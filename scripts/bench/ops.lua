@@ -170,11 +170,7 @@ if args.only then
   for name in args.only:gmatch("[^,]+") do only[name] = true end
 end
 
-local function median(list)
-  table.sort(list)
-  local n = #list
-  return n % 2 == 1 and list[(n + 1) // 2] or (list[n // 2] + list[n // 2 + 1]) / 2
-end
+local median = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/lib/median.lua")
 
 -- Seconds per call: calls per round grow until a round lasts ROUND_SECONDS.
 local function time_call(f)

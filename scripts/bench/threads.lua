@@ -36,13 +36,7 @@ local N = quick and 200000 or 10 * 1000 * 1000       -- elements of the elementw
 local ROWS, COLS = quick and 200 or 4096, quick and 500 or 2560
 local DEPTH, WIDTH, BATCH = quick and 4 or 32, quick and 64 or 256, quick and 16 or 128
 
-local function median(list)
-  local s = {table.unpack(list)}
-  table.sort(s)
-  local n = #s
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
-end
+local median = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/lib/median.lua")
 
 -- A classifier's training step on one fixed batch of inputs x: labels
 -- 1..10, cross-entropy, the optimizer's step.

@@ -46,12 +46,7 @@ local forward_flops = 2 * tokens * D * 3 * D + 2 * 2 * BATCH * L * L * D + 2 * t
                     + 2 * 2 * tokens * D * FF
 local FLOPS = 3 * forward_flops
 
-local function median(list)
-  table.sort(list)
-  local n = #list
-  if n % 2 == 1 then return list[(n + 1) // 2] end
-  return (list[n // 2] + list[n // 2 + 1]) / 2
-end
+local median = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/lib/median.lua")
 
 -- The median over rounds of the time per call of fn (seconds).
 local function time_of(fn)
