@@ -102,9 +102,7 @@ static void binary_inner(void *vctx, int64_t n, char **data, const int64_t *st) 
 
 static int binary_status(const binary_ctx *k) {
   if (!*k->divided_by_zero) return 0;
-  nn_error_set("%s: integer division by zero (ZeroDivisionError)",
-               k->op == NN_FMOD ? "fmod" : k->op == NN_REMAINDER ? "remainder"
-               : k->op == NN_FLOOR_DIVIDE ? "floor_divide" : "div");
+  nn_error_set("%s: integer division by zero (ZeroDivisionError)", nn_integer_division_name(k->op));
   return -1;
 }
 

@@ -13,6 +13,9 @@ struct binary_op {
   int has_b;
   double scalar;
   int scalar_first;
+  /* set (to 0) by any element whose integer divisor is zero; NULL when
+     the op cannot divide by zero */
+  unsigned long long *divided_by_zero;
 
   __device__ double with_number(double x) const {
     if (scalar_first) return nn_binary_apply(op, scalar, x);
@@ -44,19 +47,47 @@ struct binary_op {
       /* integers and bools exactly, as int64; a number is whole, saturated */
       int64_t x = nn_load_integer(a, it.data[1], off[1]);
       int64_t y = has_b ? nn_load_integer(b, it.data[2], off[2]) : nn_double_to_int64(scalar);
+      if (divided_by_zero && (scalar_first ? x : y) == 0) *divided_by_zero = 0;
       int64_t v = scalar_first ? nn_integer_apply(op, y, x) : nn_integer_apply(op, x, y);
       nn_store_integer(o, it.data[0], off[0], v);
     }
   }
 };
 
+static int integer_division_by_zero(nn_binary_op op) {
+  nn_error_set("%s: integer division by zero (ZeroDivisionError)", nn_integer_division_name(op));
+  return -1;
+}
+
+/* Integer division by zero is an error, as on the CPU: the kernel marks a
+   flag that is read back after it (a wait for the device, paid only by
+   integer fmod, remainder and floor or trunc division by a tensor). */
+template <int Operands>
+static int run_binary(nn_binary_op op, nn_dtype compute, const nn_iter *it, double s, int scalar_first) {
+  static const char name[] = "binary op";
+  int checked = nn_integer_divides(op) && compute != NN_FLOAT32 && compute != NN_FLOAT64 &&
+                !nn_half_dtype(compute);
+  if (checked && Operands == 2 && !scalar_first) {
+    if (nn_double_to_int64(s) == 0 && nn_cuda_iter_numel(it) > 0) return integer_division_by_zero(op);
+    checked = 0; /* a number divisor was checked here */
+  }
+  unsigned long long *bad = NULL;
+  if (checked && nn_cuda_iter_numel(it) > 0 && !(bad = nn_cuda_index_flag(name))) return -1;
+  int status = nn_cuda_run_iter<Operands>(name, it, binary_op{op, compute, Operands == 3, s, scalar_first, bad});
+  if (!bad) return status;
+  int read;
+  unsigned long long flag = nn_cuda_index_flag_read(bad, &read);
+  if (status < 0 || read < 0) return -1;
+  return flag == NN_CUDA_NO_INDEX ? 0 : integer_division_by_zero(op);
+}
+
 static int cuda_binary(nn_binary_op op, nn_dtype compute, const nn_iter *it) {
-  return nn_cuda_run_iter<3>("binary op", it, binary_op{op, compute, 1, 0, 0});
+  return run_binary<3>(op, compute, it, 0, 0);
 }
 
 static int cuda_binary_number(nn_binary_op op, nn_dtype compute, const nn_iter *it, double s,
                               int scalar_first) {
-  return nn_cuda_run_iter<2>("binary op", it, binary_op{op, compute, 0, s, scalar_first});
+  return run_binary<2>(op, compute, it, s, scalar_first);
 }
 
 /* ---- unary: (out, a) ---------------------------------------------------- */

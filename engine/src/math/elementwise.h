@@ -184,6 +184,12 @@ NN_HD static inline int nn_integer_divides(nn_binary_op op) {
   return op == NN_FMOD || op == NN_REMAINDER || op == NN_FLOOR_DIVIDE || op == NN_TRUNC_DIVIDE;
 }
 
+/* The name an integer division by zero is reported under, on every device. */
+static inline const char *nn_integer_division_name(nn_binary_op op) {
+  return op == NN_FMOD ? "fmod" : op == NN_REMAINDER ? "remainder"
+         : op == NN_FLOOR_DIVIDE ? "floor_divide" : "div";
+}
+
 /* ---- unary ----------------------------------------------------------- */
 /* The inverse error function: Giles's single-precision approximation
    ("Approximating the erfinv function", GPU Computing Gems, 2011) as the
