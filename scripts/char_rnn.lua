@@ -65,19 +65,9 @@ end
 
 -- ---- the text ---------------------------------------------------------
 -- Every 20th fortune goes to validation; fortunes are joined with a blank
--- line, so that the model learns where one ends.
+-- line, so that the model learns where one ends (nn.data.fortune_texts).
 local t0 = nn.clock()
-local fortunes = nn.data.fortunes{dir = opts.data}
-local train_parts, valid_parts = {}, {}
-local stride = config.fraction and math.floor(1 / config.fraction) or 1
-for i, fortune in ipairs(fortunes) do
-  if i % stride == 0 or stride == 1 then
-    local parts = (i // stride) % 20 == 0 and valid_parts or train_parts
-    parts[#parts + 1] = fortune
-  end
-end
-local train_text = table.concat(train_parts, "\n\n") .. "\n\n"
-local valid_text = table.concat(valid_parts, "\n\n") .. "\n\n"
+local train_text, valid_text, train_count, valid_count = nn.data.fortune_texts{dir = opts.data, fraction = config.fraction}
 
 -- the vocabulary: every character of the training text, in byte order
 local seen, chars, index = {}, {}, {}
@@ -98,7 +88,7 @@ local function encode(text)
 end
 local train_codes, valid_codes = encode(train_text), encode(valid_text)
 print(string.format("fortunes: %d in training (%d characters), %d in validation (%d characters); %d distinct characters (read in %.2f s)",
-  #train_parts, #train_text, #valid_parts, #valid_text, V, nn.clock() - t0))
+  train_count, #train_text, valid_count, #valid_text, V, nn.clock() - t0))
 
 -- ---- the unigram baseline -----------------------------------------------
 -- -log p(c) per validation character, p the training frequency (with one

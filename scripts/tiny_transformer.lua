@@ -11,7 +11,7 @@
 -- draws its loss curve beside the LSTM's of scripts/char_rnn.lua.
 --
 --   nnlua scripts/tiny_transformer.lua [options]
---     --quick           a tiny model on a slice of the text, a few steps: the test suite's run
+--     --quick           a tiny model on a tenth of the text, a few steps: the test suite's run
 --     --steps N         training steps (default 2000)
 --     --out DIR         where the loss curve and its picture go (default
 --                       tiny_transformer_results; nothing is written with --out "")
@@ -26,13 +26,13 @@
 local nn = require "nn"
 
 local parser = nn.cli.parser("A tiny character-level Transformer trained on Debian's fortunes.")
-parser:flag("--quick", "a tiny model on a slice of the text, a few steps: the test suite's run")
+parser:flag("--quick", "a tiny model on a tenth of the text, a few steps: the test suite's run")
 parser:option("--steps", "training steps", "2000", nn.cli.whole(1, "--steps"))
 parser:option("--out", "where the loss curve and its picture go (nothing is written with --out '')",
               "tiny_transformer_results")
 parser:option("--lstm-curve", "the LSTM's loss curve (char_rnn.lua's) to draw beside this one",
               "char_rnn_results/char_rnn_loss.txt")
-parser:option("--data", "the directory of the fortune files", "/usr/share/games/fortunes")
+parser:option("--data", "the directory of the fortune files (default: Debian's /usr/share/games/fortunes)")
 parser:option("--temperature", "sampling temperature", "0.8", tonumber)
 parser:option("--threads", "BLAS threads (default: nn's default)", nil, nn.cli.whole(1, "--threads"))
 parser:option("--seed", "the seed of the weights, dropout and batches", "1", nn.cli.whole(1, "--seed"))
@@ -48,43 +48,20 @@ local config = {context = 128, width = 128, heads = 4, layers = 4, feedforward =
                 sample_length = 300}
 if opts.quick then
   config = {context = 16, width = 16, heads = 2, layers = 1, feedforward = 32, dropout = 0.1,
-            batch = 4, lr = 3e-3, steps = 6, every = 3, eval_batches = 2, sample_length = 40, slice = 20000}
+            batch = 4, lr = 3e-3, steps = 6, every = 3, eval_batches = 2, sample_length = 40, fraction = 0.1}
 end
 
 -- ---- the text -----------------------------------------------------------
--- Every file of the fortunes directory but the index files (.dat) and the
--- UTF-8 duplicates (.u8); fortunes are separated by lines holding "%".
-local function fortune_files(dir)
-  local files = {}
-  local listing = io.popen("ls -1 '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
-  for name in listing:lines() do
-    if not name:match("%.dat$") and not name:match("%.u8$") then files[#files + 1] = dir .. "/" .. name end
-  end
-  listing:close()
-  table.sort(files)
-  return files
-end
+-- The same texts as char_rnn.lua's (nn.data.fortune_texts): every 20th
+-- fortune for validation, fortunes joined by a blank line.
+local t0 = nn.clock()
+local train_text, valid_text, train_count, valid_count =
+  nn.data.fortune_texts{dir = opts.data, fraction = config.fraction}
 
-local files = fortune_files(opts.data)
-if #files == 0 then
-  io.stderr:write("tiny_transformer: no fortune files in " .. opts.data
-    .. " (install Debian's fortunes package: tools/setup.sh does)\n")
-  os.exit(1)
-end
-local parts = {}
-for _, path in ipairs(files) do
-  local f = io.open(path, "rb")
-  if f then
-    parts[#parts + 1] = f:read("a"):gsub("\n%%\n", "\n\n")
-    f:close()
-  end
-end
-local text = table.concat(parts)
-if config.slice then text = text:sub(1, config.slice) end
-
--- The alphabet: every byte the text holds, numbered from 1 in byte order.
+-- The alphabet: every byte of the training text, numbered from 1 in byte
+-- order; a character only the validation text has counts as a space.
 local present = {}
-for i = 1, #text do present[text:byte(i)] = true end
+for i = 1, #train_text do present[train_text:byte(i)] = true end
 local alphabet, code_of = {}, {}
 for byte = 0, 255 do
   if present[byte] then
@@ -93,22 +70,26 @@ for byte = 0, 255 do
   end
 end
 local vocab = #alphabet
-local codes = {}
-for i = 1, #text do codes[i] = code_of[text:byte(i)] end
-local data = nn.tensor(codes, {dtype = "int64"})
-local n_train = math.floor(#codes * 0.9)
-local train_data, valid_data = data:narrow(1, 1, n_train), data:narrow(1, n_train + 1, #codes - n_train)
-print(string.format("fortunes: %d files, %d characters (%d for training, %d for validation), %d distinct",
-  #files, #codes, n_train, #codes - n_train, vocab))
+local function encode(text)
+  local codes, space = {}, code_of[32]
+  for i = 1, #text do codes[i] = code_of[text:byte(i)] or space end
+  return codes
+end
+local train_codes, valid_codes = encode(train_text), encode(valid_text)
+local train_data = nn.tensor(train_codes, {dtype = "int64"})
+local valid_data = nn.tensor(valid_codes, {dtype = "int64"})
+print(string.format("fortunes: %d in training (%d characters), %d in validation (%d characters); %d distinct characters (read in %.2f s)",
+  train_count, #train_codes, valid_count, #valid_codes, vocab, nn.clock() - t0))
 
 -- The unigram model's loss: the entropy of the training text's character
--- frequencies, evaluated on the validation text (nats per character).
+-- frequencies (one count added to each, so that none is impossible),
+-- evaluated on the validation text (nats per character).
 local counts = {}
-for c = 1, vocab do counts[c] = 1 end -- add-one, so that no character is impossible
-for i = 1, n_train do counts[codes[i]] = counts[codes[i]] + 1 end
+for c = 1, vocab do counts[c] = 1 end
+for _, code in ipairs(train_codes) do counts[code] = counts[code] + 1 end
 local unigram = 0
-for i = n_train + 1, #codes do unigram = unigram - math.log(counts[codes[i]] / (n_train + vocab)) end
-unigram = unigram / (#codes - n_train)
+for _, code in ipairs(valid_codes) do unigram = unigram - math.log(counts[code] / (#train_codes + vocab)) end
+unigram = unigram / #valid_codes
 
 -- A batch: `batch` random windows of context + 1 characters; the input is
 -- each window but its last character, the target each but its first.

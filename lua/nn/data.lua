@@ -563,20 +563,24 @@ return function(nn)
   -- with its last newline dropped, tabs as written, and only printable
   -- ASCII and newlines kept. files: the names to read (default
   -- nn.data.fortune_files); exclude: names left out (by default the two
-  -- of ASCII pictures).
+  -- of ASCII pictures). Of the default list, the files present are read
+  -- (Debian's fortunes-min has only "fortunes"); a file named in files
+  -- that is missing is an error.
   function data.fortunes(opts)
     opts = nn._options("fortunes", opts, {"dir", "files", "exclude"})
     local dir = opts.dir or os.getenv("NN_FORTUNES") or "/usr/share/games/fortunes"
     local skip = {}
     for _, name in ipairs(opts.exclude or {"art", "ascii-art"}) do skip[name] = true end
-    local list = {}
+    local list, read = {}, 0
     for _, name in ipairs(opts.files or data.fortune_files) do
-      if not skip[name] then
-        local path = dir .. "/" .. name
-        local f = io.open(path, "rb")
-        if not f then
-          raise("fortunes: cannot read " .. path .. " (install Debian's fortunes package, or set NN_FORTUNES)")
-        end
+      local path = dir .. "/" .. name
+      -- the default list takes the files present: fortunes-min has only "fortunes"
+      local f = not skip[name] and io.open(path, "rb")
+      if not f and opts.files and not skip[name] then
+        raise("fortunes: cannot read " .. path .. " (install Debian's fortunes package, or set NN_FORTUNES)")
+      end
+      if f then
+        read = read + 1
         local text = f:read("a"):gsub("\r\n", "\n"):gsub("[^\t\n\32-\126]", "")
         f:close()
         for fortune in (text .. "\n%\n"):gmatch("(.-)\n%%\n") do
@@ -585,8 +589,40 @@ return function(nn)
         end
       end
     end
+    if read == 0 then
+      raise("fortunes: no fortune files in " .. dir .. " (install Debian's fortunes package, or set NN_FORTUNES)")
+    end
     if #list == 0 then raise("fortunes: no fortunes found in " .. dir) end
     return list
+  end
+
+  --- nn.data.fortune_texts([{dir =, fraction = 1, validation_every = 20}]) ->
+  -- training text, validation text, and how many fortunes each holds: the fortunes of nn.data.fortunes(dir)
+  -- split for a character model: every validation_every-th fortune goes to
+  -- validation, the rest to training, each side joined with a blank line
+  -- (and ended by one), so that a model learns where a fortune ends.
+  -- fraction keeps only every (1 / fraction)-th fortune first (a quick run
+  -- on a part of the text). The LSTM and Transformer lessons read the same
+  -- texts through it, so that their losses compare.
+  --   local train, valid = nn.data.fortune_texts{fraction = 0.1}
+  function data.fortune_texts(opts)
+    opts = nn._options("fortune_texts", opts, {"dir", "fraction", "validation_every"})
+    local fraction, every = opts.fraction or 1, opts.validation_every or 20
+    if type(fraction) ~= "number" or not (fraction > 0 and fraction <= 1) then
+      raise("fortune_texts: fraction must be a number in (0, 1], got " .. tostring(fraction))
+    end
+    if math.type(every) ~= "integer" or every < 2 then
+      raise("fortune_texts: validation_every must be a whole number >= 2, got " .. tostring(every))
+    end
+    local stride = math.floor(1 / fraction)
+    local train, valid = {}, {}
+    for i, fortune in ipairs(data.fortunes{dir = opts.dir}) do
+      if i % stride == 0 then
+        local parts = (i // stride) % every == 0 and valid or train
+        parts[#parts + 1] = fortune
+      end
+    end
+    return table.concat(train, "\n\n") .. "\n\n", table.concat(valid, "\n\n") .. "\n\n", #train, #valid
   end
 
   -- The methods of the datasets and loaders refuse arguments they do not

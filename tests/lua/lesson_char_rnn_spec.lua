@@ -22,6 +22,56 @@ describe("nn.data.fortunes", function()
       "fortunes: cannot read", "fortunes package")
     os.execute("rm -rf " .. quote(dir))
   end)
+
+  it("reads the files of the default list that are present, and says when none is", function()
+    local dir = support.scratch_dir()
+    support.write(dir .. "/fortunes", "one\n%\ntwo\n%\n")
+    support.write(dir .. "/zippy", "three\n%\n")
+    support.write(dir .. "/art", "a picture\n%\n") -- left out by default
+    support.write(dir .. "/unlisted", "not read\n%\n")
+    assert.are.same({"one", "two", "three"}, nn.data.fortunes{dir = dir})
+    local empty = support.scratch_dir()
+    support.expect_error(function() nn.data.fortunes{dir = empty} end, "fortunes: no fortune files in", empty)
+    os.execute("rm -rf " .. quote(dir) .. " " .. quote(empty))
+  end)
+end)
+
+describe("nn.data.fortune_texts", function()
+  local dir
+  before_each(function()
+    dir = support.scratch_dir()
+    local lines = {}
+    for i = 1, 60 do lines[i] = "f" .. i .. "\n%\n" end
+    support.write(dir .. "/fortunes", table.concat(lines))
+  end)
+  after_each(function() os.execute("rm -rf " .. quote(dir)) end)
+
+  it("sends every 20th fortune to validation, each joined by a blank line", function()
+    local train, valid, n_train, n_valid = nn.data.fortune_texts{dir = dir}
+    assert.are.equal("f20\n\nf40\n\nf60\n\n", valid)
+    assert.are.equal(57, n_train)
+    assert.are.equal(3, n_valid)
+    assert.are.equal("f1\n\nf2\n\n", train:sub(1, 8))
+    assert.is_nil(train:find("f20\n", 1, true))
+  end)
+
+  it("keeps a fraction of the fortunes first, and a validation share of its own", function()
+    local train, valid, n_train, n_valid = nn.data.fortune_texts{dir = dir, fraction = 0.25, validation_every = 5}
+    -- fortunes 4, 8, ..., 60; the 5th, 10th and 15th of those (20, 40, 60) for validation
+    assert.are.equal("f20\n\nf40\n\nf60\n\n", valid)
+    assert.are.equal("f4\n\nf8\n\nf12\n\nf16\n\nf24\n\n", train:sub(1, 23))
+    assert.are.same({12, 3}, {n_train, n_valid})
+  end)
+
+  it("refuses bad options by name", function()
+    support.expect_error(function() nn.data.fortune_texts{dir = dir, fraction = 0} end,
+      "fortune_texts: fraction must be a number in (0, 1], got 0")
+    support.expect_error(function() nn.data.fortune_texts{dir = dir, fraction = 1.5} end, "fortune_texts: fraction")
+    support.expect_error(function() nn.data.fortune_texts{dir = dir, validation_every = 1} end,
+      "fortune_texts: validation_every must be a whole number >= 2, got 1")
+    support.expect_error(function() nn.data.fortune_texts{dir = dir, shuffle = true} end, "fortune_texts", "shuffle")
+    support.expect_error(function() nn.data.fortune_texts({dir = dir}, 2) end, "fortune_texts")
+  end)
 end)
 
 describe("scripts/char_rnn.lua --quick", function()

@@ -1,7 +1,8 @@
 -- scripts/tiny_transformer.lua in its quick mode, as a subprocess, on a
 -- small directory of fortune files made here (so that the test does not
--- need Debian's fortunes package): it reads the texts (skipping the .dat
--- and .u8 files), trains, samples, reports the validation loss beside the
+-- need Debian's fortunes package): it reads the texts as char_rnn.lua does
+-- (nn.data.fortune_texts: a tenth of the fortunes in quick mode, every
+-- 20th of those for validation; the .dat and .u8 files unread), trains, samples, reports the validation loss beside the
 -- unigram model's, writes its curve and draws it with the LSTM's, or says
 -- that the LSTM's is missing.
 local NNLUA = os.getenv("NNLUA")
@@ -37,8 +38,11 @@ describe("scripts/tiny_transformer.lua --quick", function()
     local out, ok = run("--quick --data " .. quote(dir .. "/fortunes") .. " --out " .. quote(dir .. "/out")
       .. " --lstm-curve " .. quote(dir .. "/lstm.txt"))
     assert.is_true(ok, out)
-    -- the .dat and .u8 files are skipped: their bytes 255, 0, 195 and 169 are not in the alphabet
-    assert.truthy(out:find("fortunes: 1 files", 1, true), out)
+    -- fortunes 10, 20, ..., 300; the 20th of those (number 200) for validation
+    assert.truthy(out:find("fortunes: 29 in training (1528 characters), 1 in validation (53 characters)", 1, true), out)
+    -- the .dat and .u8 files are not read: their bytes 255, 0, 195 and 169 would make the
+    -- alphabet larger than the 33 characters of the fortunes (23 of the sentence, 10 digits)
+    assert.truthy(out:find("; 33 distinct characters", 1, true), out)
     assert.truthy(out:match("validation loss per character: %d%.%d+ nats"), out)
     assert.truthy(out:find("unigram model:", 1, true), out)
     assert.truthy(out:find("sample: ", 1, true), out)
