@@ -2,6 +2,13 @@
 -- the math) comes in as "nn.core"; the Lua modules here compose it.
 local C = require "nn.core"
 
+-- What nn makes as it loads (its tables, closures, wrappers) stays alive
+-- as long as nn does, so the collector's steps over it meanwhile are work
+-- for nothing (0.46M instructions of require "nn"). It starts again once
+-- nn is loaded, unless the program had stopped it.
+local collector_was_running = collectgarbage("isrunning")
+collectgarbage("stop")
+
 --- nn: the deep learning engine, as `require "nn"` gives it (a global in nnlua).
 -- Tensors (nn.tensor, nn.zeros...), autograd (t:backward(), nn.no_grad),
 -- modules (nn.Linear, nn.Sequential, nn.Module:extend), losses, and the
@@ -233,7 +240,9 @@ for _, name in ipairs {"is_available", "why_unavailable", "device_count", "curre
 end
 nn.cuda.manual_seed_all = C.cuda_manual_seed -- one GPU: all of them is that one
 
--- The layer families and the rest load on first use: nn.Conv2d, nn.F.conv2d
+-- The activations beyond layers.lua's, the losses, the optimizers
+-- (nn.optim), the layer families and the rest load on first use: nn.GELU,
+-- nn.MSELoss, nn.optim, nn.Conv2d, nn.F.conv2d
 -- or nn.optim.lr_scheduler loads the file that defines it, so that a script
 -- that never convolves does not pay to load convolution (require "nn" took
 -- 31.6M instructions loading them all, 10M without them). Each file is
@@ -243,6 +252,25 @@ nn.cuda.manual_seed_all = C.cuda_manual_seed -- one GPU: all of them is that one
 -- may replace an earlier one's function). tests/lua/lazy_spec.lua checks
 -- that the lists are whole and right.
 local families = {
+  {"nn.activations", "CELU ELU F.celu F.derivative F.elu F.gelu F.hardshrink F.hardsigmoid F.hardswish "
+                     .. "F.hardtanh F.leaky_relu F.log_sigmoid F.log_softmax F.logsigmoid F.maxout F.mish "
+                     .. "F.prelu F.relu6 F.selu F.silu F.softmax F.softplus F.softshrink F.softsign F.tanhshrink "
+                     .. "F.threshold GELU Hardshrink Hardsigmoid Hardswish Hardtanh LeakyReLU LogSigmoid "
+                     .. "LogSoftmax Maxout Mish PReLU ReLU6 SELU SiLU Softmax Softplus Softshrink Softsign "
+                     .. "Tanhshrink Tensor.celu Tensor.elu Tensor.gelu Tensor.hardshrink Tensor.hardsigmoid "
+                     .. "Tensor.hardswish Tensor.hardtanh Tensor.leaky_relu Tensor.log_sigmoid "
+                     .. "Tensor.log_softmax Tensor.logsigmoid Tensor.maxout Tensor.mish Tensor.prelu "
+                     .. "Tensor.relu6 Tensor.selu Tensor.silu Tensor.softmax Tensor.softplus Tensor.softshrink "
+                     .. "Tensor.softsign Tensor.tanhshrink Tensor.threshold Threshold"},
+  {"nn.loss", "BCELoss BCEWithLogitsLoss CTCLoss CosineEmbeddingLoss CrossEntropyLoss GaussianNLLLoss "
+              .. "HingeEmbeddingLoss HuberLoss KLDivLoss L1Loss MSELoss MarginRankingLoss "
+              .. "MultiLabelSoftMarginLoss MultiMarginLoss NLLLoss PoissonNLLLoss SmoothL1Loss "
+              .. "SoftMarginLoss TripletMarginLoss F.binary_cross_entropy_with_logits "
+              .. "F.cosine_embedding_loss F.cross_entropy F.ctc_loss F.gaussian_nll_loss "
+              .. "F.hinge_embedding_loss F.huber_loss F.kl_div F.l1_loss F.margin_ranking_loss "
+              .. "F.multi_margin_loss F.multilabel_soft_margin_loss F.nll_loss F.poisson_nll_loss "
+              .. "F.smooth_l1_loss F.soft_margin_loss F.triplet_margin_loss"},
+  {"nn.optim", "optim"},
   {"nn.autograd", "autograd no_grad enable_grad gradcheck gradgradcheck Tensor.register_hook Tensor.retain_grad "
                   .. "properties.retains_grad"},
   {"nn.init_weights", "init"},
@@ -288,6 +316,10 @@ local pending = {} -- home's path ("" for nn, "F"...) -> {name -> family}: famil
 local path_of = {} -- nn, nn.F, nn.optim, nn.utils -> their paths in homes
 local stand_ins = setmetatable({}, {__mode = "k"}) -- stand-in -> {home, name}
 nn._stand_ins = stand_ins -- help() resolves one to the function it stands for
+-- Namespaces of nn that a family makes (nn.optim, where lr_scheduler's names
+-- go): they become homes, lazy themselves, once that family has loaded.
+local late_homes = {optim = true}
+local make_lazy -- (below) lets a home find a missing name through its families
 
 -- Loads family (its entry in families) unless loaded; its stand-ins go
 -- first, so that the file finds the names free.
@@ -298,9 +330,15 @@ local function load_family(family)
     local where, name = place[1], place[2]
     pending[where][name] = nil
     local home = homes[where]
-    if stand_ins[rawget(home, name)] then rawset(home, name, nil) end
+    if home and stand_ins[rawget(home, name)] then rawset(home, name, nil) end
   end
   require(family[1])(nn)
+  for where in pairs(late_homes) do
+    if not homes[where] and rawget(nn, where) then
+      homes[where] = rawget(nn, where)
+      make_lazy(where)
+    end
+  end
   nn._check_counts(nn)
 end
 
@@ -336,7 +374,10 @@ end
 for _, family in ipairs(families) do
   family.places = {}
   for path in family[2]:gmatch("%S+") do
-    local where, name = path:match("^(.-)%.?([^.]+)$")
+    -- "F.relu" is F's relu, "MSELoss" nn's own (find, not a pattern with
+    -- `.-`, which backtracks over every name: 0.37M instructions a load)
+    local dot, where, name = path:find(".", 1, true), "", path
+    if dot then where, name = path:sub(1, dot - 1), path:sub(dot + 1) end
     pending[where] = pending[where] or {}
     pending[where][name] = family
     family.places[#family.places + 1] = {where, name}
@@ -352,27 +393,26 @@ for _, family in ipairs(families) do
   end
 end
 local lazy_namespace = {__index = lazy_index, __pairs = lazy_pairs}
-local function make_lazy(where)
+function make_lazy(where)
   path_of[homes[where]] = where
   setmetatable(homes[where], lazy_namespace)
 end
 make_lazy("")
 make_lazy("utils")
 
--- What every script uses loads with nn: modules, the plain layers and
--- activations, losses, optimizers.
+-- What nn loads with itself: modules, the plain layers and the plain
+-- activations (layers.lua's Sigmoid, Tanh, ReLU...). The other activations,
+-- the losses and the optimizers came with them too, half of require "nn";
+-- they are families now, loaded by their first name used.
 require "nn.functional" (nn)
 require "nn.ordered_table" (nn)
 require "nn.module" (nn)
 require "nn.layers" (nn)
-require "nn.activations" (nn)
-require "nn.loss" (nn)
-require "nn.optim" (nn)
 
-homes.F, homes.optim = nn.F, nn.optim
+homes.F = nn.F
 make_lazy("F")
-make_lazy("optim")
 nn.capture = C.capture -- a training step recorded once, replayed (lua/nn_capture.c)
 nn._check_counts(nn)
+if collector_was_running then collectgarbage("restart") end
 
 return nn

@@ -35,14 +35,19 @@ end
 local commands = {
   {name = "true", cmd = "true"},
   {name = "lua5.4 -e ''", cmd = string.format("%q -e ''", args.lua)},
-  -- as from a fresh shell: without the OpenBLAS setting nnlua adds for itself
-  {name = "nnlua -e ''", cmd = string.format("env -u OPENBLAS_THREAD_TIMEOUT %q -e ''", nnlua)},
+  -- as from a fresh shell: without the OpenBLAS setting nnlua adds for itself,
+  -- taken out by the shell's own `unset`. (It was `env -u`, a second program
+  -- started before nnlua, and its start, locale and all, was counted as
+  -- nnlua's: about as long as lua5.4 -e '' takes.)
+  {name = "nnlua -e ''", unset = "OPENBLAS_THREAD_TIMEOUT", cmd = string.format("%q -e ''", nnlua)},
   {name = "lua5.4 -e 'require \"nn\"'", cmd = string.format("%q -e %q", args.lua, cpath .. "require 'nn'")},
-  {name = "nnlua -e 'local _ = nn'", cmd = string.format("env -u OPENBLAS_THREAD_TIMEOUT %q -e 'local _ = nn'", nnlua)},
+  {name = "nnlua -e 'local _ = nn'", unset = "OPENBLAS_THREAD_TIMEOUT",
+   cmd = string.format("%q -e 'local _ = nn'", nnlua)},
 }
 for _, c in ipairs(commands) do
   c.times = {}
-  c.cmd = "exec " .. c.cmd .. " >/dev/null"
+  c.program = c.cmd
+  c.cmd = (c.unset and "unset " .. c.unset .. "; " or "") .. "exec " .. c.cmd .. " >/dev/null"
   if not os.execute(c.cmd) then error("startup: cannot run " .. c.cmd) end
 end
 for r = 1, args.runs do
@@ -80,7 +85,7 @@ if args.instructions then
   local counts = {}
   for i = 2, #commands do
     local c = commands[i]
-    local cmd = c.cmd:gsub("^exec ", ""):gsub(" >/dev/null$", ""):gsub("^env %-u OPENBLAS_THREAD_TIMEOUT ", "")
+    local cmd = c.program
     local p = io.popen("OPENBLAS_THREAD_TIMEOUT=4 valgrind --tool=callgrind --trace-children=yes "
       .. "--callgrind-out-file=/dev/null " .. cmd .. " 2>&1 >/dev/null")
     local out = p:read("a")

@@ -6,8 +6,7 @@ local support = dofile(os.getenv("NN_ROOT") .. "/tests/lua/support.lua")
 local root = os.getenv("NN_ROOT") or "."
 
 -- What nn loads with itself; every other file of lua/nn loads on first use.
-local EAGER = {init = true, functional = true, ordered_table = true, module = true, layers = true,
-               activations = true, loss = true, optim = true}
+local EAGER = {init = true, functional = true, ordered_table = true, module = true, layers = true}
 
 -- Runs code in a fresh nnlua (nn not loaded yet); its output, which must
 -- end in "ok".
@@ -153,6 +152,34 @@ describe("require 'nn'", function()
       assert(not ok and err:find("conv2d: takes at most 4 arguments", 1, true), err)
       local ok2, err2 = pcall(nn.optim.lr_scheduler.StepLR, nil, nil, nil, nil, nil, "x")
       assert(not ok2 and err2:find("StepLR", 1, true), err2)]==])
+  end)
+
+  -- nn.optim is a family's namespace and a home of names itself (the
+  -- schedulers): touching a scheduler's name first must load both.
+  it("loads nn.optim under the names of a family that goes in it", function()
+    fresh([==[
+      local clip = nn.utils.clip_grad_norm_
+      assert(package.loaded["nn.lr_scheduler"] and clip)
+      assert(rawget(nn, "optim") and nn.optim.SGD and nn.optim.lr_scheduler.StepLR)
+      local loss = nn.MSELoss()(nn.ones(2), nn.zeros(2))
+      assert(loss:item() == 1)
+      local ok, err = pcall(nn.optim.SGD, {}, {lr = 1}, "extra")
+      assert(not ok and err:find("SGD", 1, true), err)]==])
+  end)
+
+  -- nn stops the collector while it loads (nothing it makes is garbage).
+  it("leaves the garbage collector running, or stopped, as it found it", function()
+    fresh([==[
+      assert(collectgarbage("isrunning"))
+      local _ = nn
+      assert(collectgarbage("isrunning"), "loading nn left the collector stopped")
+      local _ = nn.MSELoss
+      assert(collectgarbage("isrunning"), "loading a family left the collector stopped")]==])
+    fresh([==[
+      collectgarbage("stop")
+      local _ = nn
+      assert(not collectgarbage("isrunning"), "loading nn restarted a stopped collector")
+      collectgarbage("restart")]==])
   end)
 
   it("lets help name a stand-in", function()
