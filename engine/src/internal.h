@@ -258,6 +258,10 @@ nn_tensor *nn_norm_backward(nn_tensor *g, nn_tensor *x, nn_tensor *norm, double 
    grads[k] stays NULL. */
 int nn_linear_backward(nn_tensor *g, nn_tensor *x, nn_tensor *w, const int *need,
                        nn_tensor *const *into, nn_tensor **grads);
+/* addmm as one GEMM where nothing needs a gradient (matmul.c): 0 where it
+   does not apply, else 1 with *out the result (NULL on an error). */
+int nn_addmm_one_gemm(nn_tensor *input, nn_tensor *a, nn_tensor *b, double beta, double alpha,
+                      nn_tensor **out);
 
 /* An elementwise loss (backend.h's nn_loss_kind) as its backward needs it:
    weights is the contiguous (k n) tensor of weight then pos_weight values

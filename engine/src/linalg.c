@@ -89,6 +89,8 @@ nn_tensor *nn_addmm(nn_tensor *input, nn_tensor *a, nn_tensor *b, double beta, d
   if (check_dims("addmm", "mat1", a, 2) < 0 || check_dims("addmm", "mat2", b, 2) < 0 ||
       check_inner("addmm", a, a->size[1], b, b->size[0]) < 0)
     return NULL;
+  nn_tensor *out;
+  if (nn_addmm_one_gemm(input, a, b, beta, alpha, &out)) return out;
   return add_product("addmm", input, nn_matmul(a, b), beta, alpha);
 }
 

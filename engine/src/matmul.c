@@ -229,6 +229,37 @@ nn_tensor *nn_matmul(nn_tensor *a, nn_tensor *b) {
   return out;
 }
 
+/* ---- addmm without autograd: one GEMM, as PyTorch's --------------------- */
+/* beta input + alpha a b, 2-D a and b of input's floating dtype on the CPU,
+   with nothing needing a gradient: the result starts as input broadcast
+   and the product is added onto it by the GEMM's own beta (what PyTorch's
+   addmm hands sgemm), where the general form makes the product, then a
+   second full-size result, and reads both again to add them. 0 where it
+   does not apply (the caller takes the general form); else 1, *out the
+   result or NULL on an error. */
+int nn_addmm_one_gemm(nn_tensor *input, nn_tensor *a, nn_tensor *b, double beta, double alpha,
+                      nn_tensor **out) {
+  int64_t size[2] = {a->size[0], b->size[1]};
+  *out = NULL;
+  if ((a->dtype != NN_FLOAT32 && a->dtype != NN_FLOAT64) || b->dtype != a->dtype ||
+      input->dtype != a->dtype || a->device != NN_CPU || b->device != NN_CPU ||
+      input->device != NN_CPU || input->ndim > 2 || nn_needs_grad(input, a, b))
+    return 0;
+  for (int i = 0; i < input->ndim; i++) { /* broadcasts to the product's shape, leaving it */
+    int64_t have = input->size[i], want = size[2 - input->ndim + i];
+    if (have != want && have != 1) return 0;
+  }
+  const nn_backend *be = nn_dispatch("addmm", offsetof(nn_backend, gemm), a, b, input);
+  nn_tensor *result = be ? nn_empty_like_shape(a, a->dtype, 2, size) : NULL;
+  if (!result) return 1;
+  /* beta 0 ignores input, NaN included: the GEMM overwrites */
+  if ((beta != 0 && nn_copy_(result, input) < 0) || gemm(be, alpha, a, 0, b, 0, beta, result, NULL) < 0)
+    nn_release(result);
+  else
+    *out = result;
+  return 1;
+}
+
 /* ---- linear: y = x w^T + b, x (N, in), w (out, in), b (out) ------------ */
 int nn_linear_backward(nn_tensor *g, nn_tensor *x, nn_tensor *w, const int *need,
                        nn_tensor *const *into, nn_tensor **grads) {

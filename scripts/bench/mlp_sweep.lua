@@ -89,16 +89,21 @@ end
 
 -- The step's products alone, outputs from the engine's pool as in the
 -- step: each layer's x w^T and g^T x, and g w for all but the first (the
--- input needs no gradient).
+-- input needs no gradient). Each layer has its own weight, input and
+-- gradient, as in the step: a 32-layer step walks 32 weights through the
+-- caches, where one weight used 32 times stays in L2 and times products
+-- the step cannot have.
 local function gemm_products(width, batch, depth)
-  local x, w, g = nn.rand(batch, width), nn.rand(width, width), nn.rand(batch, width)
-  local wt, gt = w:t(), g:t()
+  local xs, ws, gs = {}, {}, {}
+  for i = 1, depth do xs[i], ws[i], gs[i] = nn.rand(batch, width), nn.rand(width, width), nn.rand(batch, width) end
+  local wts, gts = {}, {}
+  for i = 1, depth do wts[i], gts[i] = ws[i]:t(), gs[i]:t() end
   return function()
     nn.no_grad(function()
-      for i = 1, depth do
-        x:matmul(wt)
-        gt:matmul(x)
-        if i > 1 then g:matmul(w) end
+      for i = 1, depth do xs[i]:matmul(wts[i]) end
+      for i = depth, 1, -1 do
+        gts[i]:matmul(xs[i])
+        if i > 1 then gs[i]:matmul(ws[i]) end
       end
     end)
   end
