@@ -289,11 +289,37 @@ describe("fused kernels give the general paths' values exactly", function()
     local strided = nn.zeros(1003, 2):float()
     strided:select(2, 1):copy_(x)
     local view = strided:select(2, 1)
-    for _, op in ipairs({"neg", "abs", "sqrt", "rsqrt", "reciprocal", "square"}) do
+    for _, op in ipairs({"neg", "abs", "sqrt", "rsqrt", "reciprocal", "square", "trunc", "frac", "log2",
+                         "log1p", "expm1"}) do
       same(view[op](view), x[op](x), op)
       local inplace = x:clone()
       inplace[op .. "_"](inplace)
       same(view[op](view), inplace, op .. "_ in place")
+    end
+    same(view:nan_to_num(), x:nan_to_num(), "nan_to_num")
+    for _, op in ipairs({"isnan", "isinf", "isfinite"}) do same(view[op](view):float(), x[op](x):float(), op) end
+  end)
+
+  it("float32 sub, div, fmod, remainder, comparisons, logical ops: contiguous equals strided", function()
+    nn.manual_seed(7)
+    local x = (nn.randn(1003) * (nn.randn(1003) * 8):exp()):float()
+    local y = (nn.randn(1003) * (nn.randn(1003) * 8):exp()):float()
+    x[1], x[2], x[3], x[4], x[5], x[6], x[7] = 0 / 0, 1 / 0, -1 / 0, -0.0, 1e-40, -3, 5e9
+    y[8], y[9], y[10], y[11], y[12], y[7] = 0, 1 / 0, 0 / 0, -0.0, 1e-40, 1e-3
+    local sx, sy = nn.zeros(1003, 2):float(), nn.zeros(1003, 3):float()
+    sx:select(2, 1):copy_(x)
+    sy:select(2, 2):copy_(y)
+    local vx, vy = sx:select(2, 1), sy:select(2, 2)
+    for _, op in ipairs({"sub", "div", "fmod", "remainder"}) do
+      same(vx[op](vx, vy), x[op](x, y), op)
+      same(vx[op](vx, 0.7), x[op](x, 0.7), op .. " by a number")
+    end
+    for _, op in ipairs({"eq", "ne", "gt", "ge", "lt", "le"}) do
+      same(vx[op](vx, vy):float(), x[op](x, y):float(), op)
+    end
+    local a, b, sa = x:gt(0), y:gt(0), vx:gt(0)
+    for _, op in ipairs({"logical_and", "logical_or", "logical_xor", "eq", "ne"}) do
+      same(sa[op](sa, y:gt(0)):float(), a[op](a, b):float(), op .. " of bools")
     end
   end)
 end)

@@ -61,16 +61,46 @@ static void binary_mixed(const binary_ctx *k, int64_t n, char **data, const int6
   }
 }
 
+/* Comparisons of float32 tensors and logical ops of bool ones, over
+   contiguous data: loops that vectorise (16 bools an SSE2 instruction),
+   the values binary_mixed gives. 0 for the others. */
+NN_MATH_SELECTS_BEGIN
+static int bool_result_contiguous(const binary_ctx *k, int64_t n, char **data) {
+  unsigned char *o = (unsigned char *)data[0];
+  if (k->a == NN_FLOAT32 && k->b == NN_FLOAT32 && k->compute == NN_FLOAT32) {
+    const float *x = (const float *)data[1], *y = (const float *)data[2];
+    switch (k->op) {
+    case NN_EQ: for (int64_t i = 0; i < n; i++) o[i] = x[i] == y[i]; return 1;
+    case NN_NE: for (int64_t i = 0; i < n; i++) o[i] = x[i] != y[i]; return 1;
+    case NN_GT: for (int64_t i = 0; i < n; i++) o[i] = x[i] > y[i]; return 1;
+    case NN_GE: for (int64_t i = 0; i < n; i++) o[i] = x[i] >= y[i]; return 1;
+    case NN_LT: for (int64_t i = 0; i < n; i++) o[i] = x[i] < y[i]; return 1;
+    case NN_LE: for (int64_t i = 0; i < n; i++) o[i] = x[i] <= y[i]; return 1;
+    default: return 0;
+    }
+  }
+  if (k->a == NN_BOOL && k->b == NN_BOOL) {
+    const unsigned char *x = (const unsigned char *)data[1], *y = (const unsigned char *)data[2];
+    switch (k->op) {
+    case NN_LOGICAL_AND: for (int64_t i = 0; i < n; i++) o[i] = (x[i] != 0) & (y[i] != 0); return 1;
+    case NN_LOGICAL_OR: for (int64_t i = 0; i < n; i++) o[i] = (x[i] != 0) | (y[i] != 0); return 1;
+    case NN_LOGICAL_XOR: for (int64_t i = 0; i < n; i++) o[i] = (x[i] != 0) ^ (y[i] != 0); return 1;
+    case NN_EQ: for (int64_t i = 0; i < n; i++) o[i] = (x[i] != 0) == (y[i] != 0); return 1;
+    case NN_NE: for (int64_t i = 0; i < n; i++) o[i] = (x[i] != 0) != (y[i] != 0); return 1;
+    default: return 0;
+    }
+  }
+  return 0;
+}
+NN_MATH_SELECTS_END
+
 static void binary_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
   const binary_ctx *k = vctx;
   nn_binary_op op = k->op;
   if (k->has_b && k->out == NN_FLOAT32 && k->a == NN_FLOAT32 && k->b == NN_FLOAT32) {
     float *o = (float *)data[0];
     const float *x = (const float *)data[1], *y = (const float *)data[2];
-    if (st[0] == 1 && st[1] == 1 && st[2] == 1 && op == NN_ADD) {
-      nn_cpu_vector_best()->add(n, x, y, o);
-    } else if (st[0] == 1 && st[1] == 1 && st[2] == 1 && op == NN_MUL) {
-      nn_cpu_vector_best()->mul(n, x, y, o);
+    if (st[0] == 1 && st[1] == 1 && st[2] == 1 && nn_cpu_vector_best()->binary((int)op, n, x, y, 0, o)) {
     } else {
       for (int64_t i = 0; i < n; i++) o[i * st[0]] = nn_binary_apply_f(op, x[i * st[1]], y[i * st[2]]);
     }
@@ -78,12 +108,16 @@ static void binary_inner(void *vctx, int64_t n, char **data, const int64_t *st) 
     float *o = (float *)data[0];
     const float *x = (const float *)data[1], s = (float)k->scalar;
     /* scalar_apply_f's tests, taken out of the loop by hand */
+    if (!k->scalar_first && st[0] == 1 && st[1] == 1 && nn_cpu_vector_best()->binary((int)op, n, x, NULL, s, o))
+      return;
     if (k->scalar_first)
       for (int64_t i = 0; i < n; i++) o[i * st[0]] = nn_binary_apply_f(op, s, x[i * st[1]]);
     else if (op == NN_POW)
       for (int64_t i = 0; i < n; i++) o[i * st[0]] = nn_pow_number_f(x[i * st[1]], s);
     else
       for (int64_t i = 0; i < n; i++) o[i * st[0]] = nn_binary_apply_f(op, x[i * st[1]], s);
+  } else if (k->has_b && k->out == NN_BOOL && st[0] == 1 && st[1] == 1 && st[2] == 1 &&
+             bool_result_contiguous(k, n, data)) {
   } else if (!k->has_b && op == NN_ADD && k->compute == NN_INT64 && k->out == NN_INT64 &&
              k->a == NN_INT64) {
     /* what every 1-based index the binding hands out costs (sort, max, ...) */
@@ -125,20 +159,12 @@ int nn_cpu_binary_number(nn_binary_op op, nn_dtype compute, const nn_iter *it, d
 /* ---- unary ------------------------------------------------------------- */
 struct unary_ctx { nn_unary_op op; nn_dtype out, a; };
 
-/* The arithmetic ops over contiguous float32, each a loop whose op the
-   compiler knows, so that it vectorises: the general loop's switch per
-   element is left to -O3's unswitching, which each build's inlining and
-   function sizes may turn off (square took 0.97 ms at 1e6 in one build,
-   0.60 in another). The same formula, so the same values. 0 when op has
-   no such loop. */
-static int unary_contiguous_f32(nn_unary_op op, int64_t n, const float *x, float *o) {
+/* isnan, isinf, isfinite of contiguous float32: loops that vectorise */
+static int float_test_contiguous(nn_unary_op op, int64_t n, const float *x, unsigned char *o) {
   switch (op) {
-  case NN_NEG: for (int64_t i = 0; i < n; i++) o[i] = nn_unary_apply_f(NN_NEG, x[i]); return 1;
-  case NN_ABS: for (int64_t i = 0; i < n; i++) o[i] = nn_unary_apply_f(NN_ABS, x[i]); return 1;
-  case NN_SQRT: for (int64_t i = 0; i < n; i++) o[i] = nn_unary_apply_f(NN_SQRT, x[i]); return 1;
-  case NN_RSQRT: for (int64_t i = 0; i < n; i++) o[i] = nn_unary_apply_f(NN_RSQRT, x[i]); return 1;
-  case NN_RECIPROCAL: for (int64_t i = 0; i < n; i++) o[i] = nn_unary_apply_f(NN_RECIPROCAL, x[i]); return 1;
-  case NN_SQUARE: for (int64_t i = 0; i < n; i++) o[i] = nn_unary_apply_f(NN_SQUARE, x[i]); return 1;
+  case NN_ISNAN: for (int64_t i = 0; i < n; i++) o[i] = x[i] != x[i]; return 1;
+  case NN_ISINF: for (int64_t i = 0; i < n; i++) o[i] = fabsf(x[i]) == INFINITY; return 1;
+  case NN_ISFINITE: for (int64_t i = 0; i < n; i++) o[i] = fabsf(x[i]) < INFINITY; return 1;
   default: return 0;
   }
 }
@@ -152,7 +178,7 @@ static void unary_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
       nn_cpu_vector_best()->sigmoid(n, x, o);
     } else if (c->op == NN_RELU && st[0] == 1 && st[1] == 1) {
       nn_cpu_vector_best()->relu(n, x, o);
-    } else if (st[0] == 1 && st[1] == 1 && unary_contiguous_f32(c->op, n, x, o)) {
+    } else if (st[0] == 1 && st[1] == 1 && nn_cpu_vector_best()->unary((int)c->op, n, x, o)) {
     } else {
       for (int64_t i = 0; i < n; i++) o[i * st[0]] = nn_unary_apply_f(c->op, x[i * st[1]]);
     }
@@ -160,6 +186,8 @@ static void unary_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
     double *o = (double *)data[0];
     const double *x = (const double *)data[1];
     for (int64_t i = 0; i < n; i++) o[i * st[0]] = nn_unary_apply(c->op, x[i * st[1]]);
+  } else if (c->out == NN_BOOL && c->a == NN_FLOAT32 && st[0] == 1 && st[1] == 1 &&
+             float_test_contiguous(c->op, n, (const float *)data[1], (unsigned char *)data[0])) {
   } else if (nn_half_dtype(c->out)) { /* computed in float32, rounded on the way out */
     for (int64_t i = 0; i < n; i++)
       nn_store(c->out, data[0], i * st[0], nn_unary_apply_f(c->op, (float)nn_load(c->a, data[1], i * st[1])));
@@ -261,12 +289,26 @@ int nn_cpu_pointwise_grad(nn_pointwise_grad_op op, const nn_iter *it, double lo,
 /* ---- nan_to_num ------------------------------------------------------------ */
 struct nan_to_num_ctx { nn_dtype out, a; double nan, posinf, neginf; };
 
+NN_MATH_SELECTS_BEGIN
 static void nan_to_num_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
   const struct nan_to_num_ctx *c = vctx;
+  if (c->out == NN_FLOAT32 && c->a == NN_FLOAT32 && st[0] == 1 && st[1] == 1) {
+    /* selects that vectorise; the replacements rounded as nn_store would */
+    float *o = (float *)data[0], nan = (float)c->nan, posinf = (float)c->posinf, neginf = (float)c->neginf;
+    const float *x = (const float *)data[1];
+    for (int64_t i = 0; i < n; i++) {
+      float v = x[i], r = v == INFINITY ? posinf : v;
+      r = v == -INFINITY ? neginf : r;
+      o[i] = v != v ? nan : r;
+    }
+    return;
+  }
   for (int64_t i = 0; i < n; i++)
     nn_store(c->out, data[0], i * st[0],
              nn_nan_to_num_value(nn_load(c->a, data[1], i * st[1]), c->nan, c->posinf, c->neginf));
 }
+
+NN_MATH_SELECTS_END
 
 int nn_cpu_nan_to_num(const nn_iter *it, double nan, double posinf, double neginf) {
   struct nan_to_num_ctx c = {it->dtype[0], it->dtype[1], nan, posinf, neginf};

@@ -40,6 +40,12 @@ typedef struct nn_cpu_vector {
   /* NULL for the baseline, whose products are cpu/gemm.c's SSE2 loops and
      OpenBLAS, rounded as before */
   const nn_cpu_gemm_f32 *gemm;
+  /* out = op(x) over contiguous float32 (cpu/elementwise.c's unary ops);
+     0 when op has no loop here */
+  int (*unary)(int op, int64_t n, const float *x, float *out);
+  /* out = x op y, or x op s where y is NULL (cpu/elementwise.c's binary
+     ops); 0 when op has no loop here */
+  int (*binary)(int op, int64_t n, const float *x, const float *y, float s, float *out);
 } nn_cpu_vector;
 
 /* The fastest variant this processor runs; NN_CPU_VECTOR=baseline (or avx2)

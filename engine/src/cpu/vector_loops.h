@@ -35,4 +35,77 @@ static void mul_loop(int64_t n, const float *x, const float *y, float *out) {
   for (int64_t i = 0; i < n; i++) out[i] = x[i] * y[i];
 }
 
+/* Each op a loop of its own, so that the compiler knows the op and
+   vectorises it (a switch per element is left to -O3's unswitching, which
+   each build's inlining may turn off); the formulas are the ones the
+   strided loops of cpu/elementwise.c call (nn_unary_apply_f's cases; a
+   call of it here is not vectorised), so the values are the same. */
+NN_MATH_SELECTS_BEGIN
+static int unary_loop(int op, int64_t n, const float *x, float *o) {
+  switch ((nn_unary_op)op) {
+  case NN_NEG: for (int64_t i = 0; i < n; i++) o[i] = -x[i]; return 1;
+  case NN_ABS: for (int64_t i = 0; i < n; i++) o[i] = fabsf(x[i]); return 1;
+  case NN_SQRT: for (int64_t i = 0; i < n; i++) o[i] = sqrtf(x[i]); return 1;
+  case NN_RSQRT: for (int64_t i = 0; i < n; i++) o[i] = 1 / sqrtf(x[i]); return 1;
+  case NN_RECIPROCAL: for (int64_t i = 0; i < n; i++) o[i] = 1 / x[i]; return 1;
+  case NN_SQUARE: for (int64_t i = 0; i < n; i++) o[i] = x[i] * x[i]; return 1;
+  case NN_TRUNC: for (int64_t i = 0; i < n; i++) o[i] = nn_trunc_f(x[i]); return 1;
+  case NN_FRAC: for (int64_t i = 0; i < n; i++) o[i] = nn_frac_f(x[i]); return 1;
+  case NN_LOG2: for (int64_t i = 0; i < n; i++) o[i] = nn_log2_f32(x[i]); return 1;
+  case NN_LOG1P: for (int64_t i = 0; i < n; i++) o[i] = nn_log1p_f32(x[i]); return 1;
+  case NN_EXPM1: for (int64_t i = 0; i < n; i++) o[i] = nn_expm1_f32(x[i]); return 1;
+  default: return 0;
+  }
+}
+NN_MATH_SELECTS_END
+
+NN_MATH_SELECTS_BEGIN
+/* fmod and remainder: the quick case for every element (selects), then
+   fmodf's where it does not hold, found by a test that vectorises too. */
+static void fmod_loop(int remainder, int64_t n, const float *x, const float *y, float s, float *o) {
+  int slow = 0;
+  if (y) {
+    for (int64_t i = 0; i < n; i++) {
+      float m = nn_fmod_select_f(x[i], y[i]);
+      o[i] = remainder ? nn_remainder_from_fmod_f(m, y[i]) : m;
+      slow |= !nn_fmod_quick(x[i], y[i]);
+    }
+  } else {
+    for (int64_t i = 0; i < n; i++) {
+      float m = nn_fmod_select_f(x[i], s);
+      o[i] = remainder ? nn_remainder_from_fmod_f(m, s) : m;
+      slow |= !nn_fmod_quick(x[i], s);
+    }
+  }
+  if (!slow) return;
+  for (int64_t i = 0; i < n; i++) {
+    float yi = y ? y[i] : s;
+    if (!nn_fmod_quick(x[i], yi)) o[i] = remainder ? nn_remainder_f(x[i], yi) : fmodf(x[i], yi);
+  }
+}
+
+static int binary_loop(int op, int64_t n, const float *x, const float *y, float s, float *o) {
+  switch ((nn_binary_op)op) {
+  case NN_FMOD: case NN_REMAINDER: fmod_loop(op == NN_REMAINDER, n, x, y, s, o); return 1;
+  default: break;
+  }
+  if (y) {
+    switch ((nn_binary_op)op) {
+    case NN_ADD: for (int64_t i = 0; i < n; i++) o[i] = x[i] + y[i]; return 1;
+    case NN_SUB: for (int64_t i = 0; i < n; i++) o[i] = x[i] - y[i]; return 1;
+    case NN_MUL: for (int64_t i = 0; i < n; i++) o[i] = x[i] * y[i]; return 1;
+    case NN_DIV: for (int64_t i = 0; i < n; i++) o[i] = x[i] / y[i]; return 1;
+    default: return 0;
+    }
+  }
+  switch ((nn_binary_op)op) {
+  case NN_ADD: for (int64_t i = 0; i < n; i++) o[i] = x[i] + s; return 1;
+  case NN_SUB: for (int64_t i = 0; i < n; i++) o[i] = x[i] - s; return 1;
+  case NN_MUL: for (int64_t i = 0; i < n; i++) o[i] = x[i] * s; return 1;
+  case NN_DIV: for (int64_t i = 0; i < n; i++) o[i] = x[i] / s; return 1;
+  default: return 0;
+  }
+}
+NN_MATH_SELECTS_END
+
 #endif

@@ -8,21 +8,57 @@
 #include "backend.h"
 #include "math/dtype.h"
 #include "math/exp.h"
+#include "math/log.h"
 
 /* ---- binary ---------------------------------------------------------- */
+/* truncf without its call (no SSE4.1 instruction at the baseline), as
+   selects, so that a loop of it vectorises (GCC will not if-convert a
+   float-to-integer conversion, which might trap): below 2^23, adding 2^23
+   rounds |x| to a whole number (exactly: the sum has no bits below 1),
+   one less where that rounded up; the sign put back keeps a zero's. From
+   2^23 on (and inf, NaN) a float is whole already. */
+NN_MATH_SELECTS_BEGIN
+NN_HD static inline float nn_trunc_f(float x) {
+  float a = fabsf(x), r = (a + 8388608.0f) - 8388608.0f;
+  r = r > a ? r - 1.0f : r;
+  return a < 8388608.0f ? copysignf(r, x) : x;
+}
+/* trunc of a double t with |t| < 2^52, the same way */
+NN_HD static inline double nn_trunc_small_d(double t) {
+  double a = fabs(t), r = (a + 4503599627370496.0) - 4503599627370496.0;
+  r = r > a ? r - 1.0 : r;
+  return copysign(r, t);
+}
+NN_MATH_SELECTS_END
+
 /* fmodf's exact value without its call (a bit-by-bit division in glibc)
-   where the quotient is under 2^24: q = trunc(x / y) in double, and
-   x - q y is then exact in double (q y needs 48 bits, the difference's
-   bits lie within 49). The rounded quotient can only be one too large in
-   magnitude (rounding is monotone), which leaves x - q y of the other sign
-   than x: one y back fixes it. Zero keeps x's sign, as fmodf's. Large
-   quotients, y = 0 or inf, x inf or NaN take fmodf. */
-NN_HD static inline float nn_fmod_f(float x, float y) {
+   where |x| < 2^23 |y| (so the quotient is under 2^23; the test is exact:
+   scaling by 2^23 is, and an overflow to inf still compares right), and y
+   is finite: q = trunc(x / y) in double, and x - q y is then exact in
+   double (q y needs 47 bits, the difference's bits lie within 48). The
+   rounded quotient can only be one too large in magnitude (rounding is
+   monotone), which leaves x - q y of the other sign than x: one y back
+   fixes it. Zero keeps x's sign, as fmodf's. The rest (y = 0 or inf, x inf
+   or NaN, large quotients) take fmodf. The quick case is written as
+   selects (a loop of it vectorises: cpu/vector_loops.h computes it for
+   every element, then fmodf where nn_fmod_quick says so); its quotient is
+   0 where the case does not hold. */
+NN_MATH_SELECTS_BEGIN
+NN_HD static inline int nn_fmod_quick(float x, float y) {
+  return (fabsf(x) < 8388608.0f * fabsf(y)) & (fabsf(y) < INFINITY); /* & : no branch */
+}
+NN_HD static inline float nn_fmod_select_f(float x, float y) {
   double t = (double)x / (double)y;
-  if (!(fabs(t) < 16777216.0) || isinf(y)) return fmodf(x, y);
-  double m = (double)x - (double)(int32_t)t * (double)y;
-  if (m != 0 && (m < 0) != (x < 0)) m += x < 0 ? -fabs((double)y) : fabs((double)y);
-  return m == 0 ? copysignf(0.0f, x) : (float)m;
+  t = nn_fmod_quick(x, y) ? t : 0.0;
+  double m = (double)x - nn_trunc_small_d(t) * (double)y;
+  double ay = fabs((double)y), back = x < 0 ? -ay : ay;
+  m = (m != 0) & ((m < 0) != (x < 0)) ? m + back : m;
+  float r = (float)m;
+  return m == 0 ? copysignf(0.0f, x) : r;
+}
+NN_MATH_SELECTS_END
+NN_HD static inline float nn_fmod_f(float x, float y) {
+  return nn_fmod_quick(x, y) ? nn_fmod_select_f(x, y) : fmodf(x, y);
 }
 
 /* PyTorch's remainder: the result takes the divisor's sign (Python's %). */
@@ -30,9 +66,15 @@ NN_HD static inline double nn_remainder(double x, double y) {
   double m = fmod(x, y);
   return m != 0 && ((y < 0) != (m < 0)) ? m + y : m;
 }
+NN_MATH_SELECTS_BEGIN
+/* fmod's m of x by y to remainder's */
+NN_HD static inline float nn_remainder_from_fmod_f(float m, float y) {
+  float r = m + y;
+  return (m != 0) & ((y < 0) != (m < 0)) ? r : m;
+}
+NN_MATH_SELECTS_END
 NN_HD static inline float nn_remainder_f(float x, float y) {
-  float m = nn_fmod_f(x, y);
-  return m != 0 && ((y < 0) != (m < 0)) ? m + y : m;
+  return nn_remainder_from_fmod_f(nn_fmod_f(x, y), y);
 }
 
 /* PyTorch's floor division of floats (c10's div_floor_floating, Python's
@@ -279,12 +321,10 @@ NN_HD static inline double nn_unary_apply(nn_unary_op op, double x) {
   }
 }
 
-/* truncf without its call (no SSE4.1 instruction at the baseline): below
-   2^23 through an integer, keeping the sign of a zero; from 2^23 on (and
-   inf, NaN) a float is whole already. */
-NN_HD static inline float nn_trunc_f(float x) {
-  return fabsf(x) < 8388608.0f ? copysignf((float)(int32_t)x, x) : x;
-}
+/* x - trunc(x): 0 for whole x, NaN for inf and NaN */
+NN_MATH_SELECTS_BEGIN
+NN_HD static inline float nn_frac_f(float x) { return x - nn_trunc_f(x); }
+NN_MATH_SELECTS_END
 
 NN_HD static inline float nn_unary_apply_f(nn_unary_op op, float x) {
   switch (op) {
@@ -296,9 +336,9 @@ NN_HD static inline float nn_unary_apply_f(nn_unary_op op, float x) {
   case NN_SIGMOID: return nn_sigmoid_f(x);
   case NN_TANH: return tanhf(x);
   case NN_RELU: return x > 0 ? x : (isnan(x) ? x : 0);
-  case NN_LOG1P: return log1pf(x);
-  case NN_EXPM1: return expm1f(x);
-  case NN_LOG2: return log2f(x);
+  case NN_LOG1P: return nn_log1p_f32(x);
+  case NN_EXPM1: return nn_expm1_f32(x);
+  case NN_LOG2: return nn_log2_f32(x);
   case NN_LOG10: return log10f(x);
   case NN_RSQRT: return 1 / sqrtf(x);
   case NN_RECIPROCAL: return 1 / x;
@@ -311,7 +351,7 @@ NN_HD static inline float nn_unary_apply_f(nn_unary_op op, float x) {
   case NN_COSH: return coshf(x);
   case NN_ERF: return erff(x);
   case NN_TRUNC: return nn_trunc_f(x);
-  case NN_FRAC: return x - truncf(x);
+  case NN_FRAC: return nn_frac_f(x);
   default: return (float)nn_unary_apply(op, x);
   }
 }
