@@ -580,6 +580,17 @@ typedef struct nn_backend {
      holds NaN gives its first NaN instead (NULL: the fronts sort whole
      lines and take a view) */
   int (*kthvalue)(int64_t k, int median, const nn_reduce_geom *r);
+
+  /* -- dot, mv, tril, triu (linalg.c) -- */
+  /* (out, a, b), a and b float32 (or both float64): out = the sum of a b
+     along each line, accumulated in double (NULL: the fronts multiply
+     through matmul) */
+  int (*dot)(const nn_reduce_geom *r);
+  /* in and out contiguous, batch matrices of rows x cols of dtype: out =
+     in where j - i <= k (tril; upper: j - i >= k, triu), else 0 (NULL:
+     the front selects through pointwise_grad) */
+  int (*band)(nn_dtype dtype, int64_t batch, int64_t rows, int64_t cols, int64_t k, int upper,
+              const void *in, void *out);
 } nn_backend;
 
 /* The entries by name and place, for messages and for the test that every

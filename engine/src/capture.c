@@ -71,7 +71,8 @@ typedef enum {
   CALL_RANDOM,            /* uniform(t, x0, x1), normal(t, x0, x1) */
   CALL_RANDOM_INT,
   CALL_RANDPERM,
-  CALL_HOST               /* a host call (nn_capture_host_call) */
+  CALL_HOST,              /* a host call (nn_capture_host_call) */
+  CALL_BAND               /* band(dtype, batch, rows, cols, k, upper, in, out) */
 } call_kind;
 
 typedef struct {
@@ -375,6 +376,9 @@ static int run(const nn_backend *be, record *r, void *arg) {
     return be->randperm(r->u.span.n, r->u.span.half, r->u.span.to);
   case CALL_HOST:
     return r->u.host.fn(r->u.host.ctx, arg);
+  case CALL_BAND:
+    return be->band(r->u.span.dtype, r->u.span.n, r->u.span.rows, r->u.span.cols, r->u.span.half,
+                    r->u.span.bytes != 0, r->u.span.from, r->u.span.to);
   }
   nn_error_set("capture: a plan holds a record of an unknown kind");
   return -1;
@@ -558,6 +562,16 @@ static int record_scan(nn_scan_op op, int reverse, const nn_reduce_geom *g) {
   r->u.geom.r = *g;
   r->u.geom.op = (int)op;
   r->u.geom.flag = reverse;
+  return record_run(r);
+}
+
+static int record_dot(const nn_reduce_geom *g) { return record_geom(AT(dot), g); }
+static int record_band(nn_dtype dtype, int64_t batch, int64_t rows, int64_t cols, int64_t k,
+                       int upper, const void *in, void *out) {
+  record *r = new_record(CALL_BAND, AT(band));
+  r->u.span.dtype = dtype, r->u.span.n = batch, r->u.span.rows = rows, r->u.span.cols = cols;
+  r->u.span.half = k, r->u.span.bytes = (size_t)(upper != 0);
+  r->u.span.from = in, r->u.span.to = out;
   return record_run(r);
 }
 
@@ -845,6 +859,8 @@ static void make_recording_table(nn_backend *t, const nn_backend *real) {
   REPLACE(cumprod_backward, record_cumprod_backward);
   REPLACE(sort, record_sort);
   REPLACE(topk, record_topk);
+  REPLACE(dot, record_dot);
+  REPLACE(band, record_band);
   REPLACE(kthvalue, record_kthvalue);
   REPLACE(scatter_line, record_scatter_line);
   REPLACE(gemm, record_gemm);

@@ -38,25 +38,79 @@ nn_tensor *nn_bmm(nn_tensor *a, nn_tensor *b) {
   return nn_matmul(a, b);
 }
 
+/* Whether a and b (float32 or float64, of one dtype and device, nothing
+   to differentiate) may take a product's shortcut below; otherwise the
+   general fronts compute it, with their checks, errors and autograd. */
+static int plain_floats(const nn_tensor *a, const nn_tensor *b) {
+  return a->device == b->device && a->dtype == b->dtype &&
+         (a->dtype == NN_FLOAT32 || a->dtype == NN_FLOAT64) &&
+         !nn_needs_grad((nn_tensor *)a, (nn_tensor *)b, NULL);
+}
+
+/* The rows of a (a 1-D a: its one row) times the vector v, through the
+   backend's dot (each line's sum in double, in one pass; the products a
+   matmul makes of a single column or element go through kernels built
+   for wide matrices). NULL with *used 0 where it does not apply. */
+static nn_tensor *dot_rows(nn_tensor *a, nn_tensor *v, int *used) {
+  const nn_backend *be = nn_kernels_of(a->device);
+  *used = be && be->dot && plain_floats(a, v);
+  if (!*used) return NULL;
+  int nd = a->ndim;
+  unsigned mask = 1u << (nd - 1);
+  int64_t kept[2];
+  nn_kept_shape(nd, a->size, mask, kept);
+  nn_tensor *out = nn_empty_like_shape(a, a->dtype, nd, kept), *wide = NULL;
+  if (out && nd == 2) { /* v along every row: stride 0 down the rows */
+    nn_tensor *row = nn_unsqueeze(v, 0);
+    wide = row ? nn_expand(row, 2, a->size) : NULL;
+    nn_release(row);
+  } else if (out) {
+    wide = nn_retain(v);
+  }
+  int st = -1;
+  if (wide) {
+    nn_reduce_geom r;
+    nn_tensor *ts[3] = {out, a, wide};
+    nn_reduce_init(&r, 3, ts, 6u, nd, a->size, mask);
+    st = be->dot(&r);
+  }
+  nn_release(wide);
+  if (st < 0) {
+    nn_release(out);
+    return NULL;
+  }
+  return nn_squeeze_kept(out, a, mask, 0);
+}
+
 nn_tensor *nn_mv(nn_tensor *a, nn_tensor *v) {
   if (check_dims("mv", "self", a, 2) < 0 || check_dims("mv", "vec", v, 1) < 0 ||
       check_inner("mv", a, a->size[1], v, v->size[0]) < 0)
     return NULL;
-  return nn_matmul(a, v);
+  int used;
+  nn_tensor *out = dot_rows(a, v, &used);
+  return used ? out : nn_matmul(a, v);
 }
 
 nn_tensor *nn_dot(nn_tensor *a, nn_tensor *b) {
   if (check_dims("dot", "self", a, 1) < 0 || check_dims("dot", "other", b, 1) < 0 ||
       check_inner("dot", a, a->size[0], b, b->size[0]) < 0)
     return NULL;
-  return nn_matmul(a, b);
+  int used;
+  nn_tensor *out = dot_rows(a, b, &used);
+  return used ? out : nn_matmul(a, b);
 }
 
-/* a column times b as a row: a broadcast product. */
+/* a column times b as a row: a broadcast product (whose node autograd
+   follows, MulBackward0 as in PyTorch). Without one, the same products
+   as a matmul of k = 1 (each a single rounding, as the multiply's), whose
+   kernels write whole rows of vectors where the broadcast loop goes
+   element by element. */
 nn_tensor *nn_outer(nn_tensor *a, nn_tensor *b) {
   if (check_dims("outer", "self", a, 1) < 0 || check_dims("outer", "vec2", b, 1) < 0) return NULL;
   nn_tensor *col = nn_unsqueeze(a, 1), *row = col ? nn_unsqueeze(b, 0) : NULL;
-  nn_tensor *out = row ? nn_binary(NN_MUL, col, row) : NULL;
+  nn_tensor *out = NULL;
+  if (row && plain_floats(a, b) && a->size[0] > 0 && b->size[0] > 0) out = nn_matmul(col, row);
+  else if (row) out = nn_binary(NN_MUL, col, row);
   nn_release(col), nn_release(row);
   return out;
 }
@@ -142,7 +196,20 @@ nn_tensor *nn_tril(nn_tensor *t, int64_t k, int upper) {
   }
   double lo = upper ? (double)k : -INFINITY, hi = upper ? INFINITY : (double)k;
   nn_grad_guard guard = nn_no_grad_begin();
-  nn_tensor *out = keep_band(t, lo, hi);
+  const nn_backend *be = nn_kernels_of(t->device);
+  nn_tensor *out;
+  if (be && be->band) { /* rows copied and zeroed, not a select of every element */
+    nn_tensor *in = nn_contiguous(t);
+    out = in ? nn_empty_like_shape(in, in->dtype, in->ndim, in->size) : NULL;
+    int64_t rows = t->size[t->ndim - 2], cols = t->size[t->ndim - 1], n = nn_numel(t);
+    if (out && n > 0 && be->band(t->dtype, n / (rows * cols), rows, cols, k, upper, nn_data(in), nn_data(out)) < 0) {
+      nn_release(out);
+      out = NULL;
+    }
+    nn_release(in);
+  } else {
+    out = keep_band(t, lo, hi);
+  }
   nn_no_grad_end(guard);
   if (out && nn_needs_grad(t, NULL, NULL)) {
     nn_node *node = nn_node_attach(out, upper ? "TriuBackward0" : "TrilBackward0", tril_backward, 1,

@@ -22,6 +22,7 @@ static const char *const not_kernels[] = {
     "topk", "logsumexp", /* the CPU's shortcuts; the fronts' general paths serve CUDA */
     "graph_begin", "graph_end", "graph_launch", "graph_free", /* cuda/backend.cu: the stream */
     "kthvalue",          /* the CPU's selection; kthvalue and median sort on CUDA */
+    "dot", "band",       /* the CPU's shortcuts for dot, mv, tril, triu; matmul and a select on CUDA */
 };
 
 static int is_not_kernel(const char *name) {

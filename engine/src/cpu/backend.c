@@ -108,4 +108,6 @@ const nn_backend nn_cpu_backend = {
     .graph_launch = cpu_graph_launch,
     .graph_free = cpu_graph_free,
     .kthvalue = nn_cpu_kthvalue,
+    .dot = nn_cpu_dot,
+    .band = nn_cpu_band,
 };

@@ -124,6 +124,10 @@ int nn_cpu_extreme_backward(const nn_reduce_geom *r);
 int nn_cpu_extreme_all_backward(const nn_reduce_geom *r);
 int nn_cpu_norm_backward(double p, const nn_reduce_geom *r);
 int nn_cpu_prod_backward(const nn_reduce_geom *r);
+int nn_cpu_dot(const nn_reduce_geom *r);
+/* band.c */
+int nn_cpu_band(nn_dtype dtype, int64_t batch, int64_t rows, int64_t cols, int64_t k, int upper,
+                const void *in, void *out);
 
 /* scan.c */
 int nn_cpu_scan(nn_scan_op op, int reverse, const nn_reduce_geom *r);

@@ -30,6 +30,224 @@ static void store_result(const struct lines_ctx *c, char *out, double sum, int64
   else nn_store_integer(dt, out, 0, isum);
 }
 
+/* ---- contiguous lines in lanes ---------------------------------------------- */
+/* A long reduction of one line as a single chain (acc = acc op x, each
+   step waiting on the one before) runs at the latency of one multiply or
+   add an element. These loops keep LINE_LANES independent accumulators
+   (element j goes to lane j mod LINE_LANES, the lanes combined in order at
+   the end, then the tail), which the compiler maps onto vector registers.
+   The lanes are written out in C, so the order of the operations, and so
+   every result, is the same whatever the vector width: each function is
+   compiled for baseline x86-64, AVX2 and AVX-512 (target_clones, chosen
+   once by the loader for the processor), without contraction into FMA
+   (-std=c11), and the answer never depends on the thread count (a line is
+   never split between threads). */
+#define LINE_LANES 16
+#define LINE_LANES_MIN 64 /* shorter lines: the plain loops */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define LINE_LANES_FN __attribute__((noinline, target_clones("default", "avx2", "avx512f")))
+#elif defined(__GNUC__)
+#define LINE_LANES_FN __attribute__((noinline))
+#else
+#define LINE_LANES_FN
+#endif
+
+/* The product of x[0..n) (float32), in double. */
+LINE_LANES_FN static double prod_f32(const float *x, int64_t n) {
+  double lane[LINE_LANES], acc = 1;
+  for (int l = 0; l < LINE_LANES; l++) lane[l] = 1;
+  int64_t j = 0;
+  for (; j + LINE_LANES <= n; j += LINE_LANES)
+    for (int l = 0; l < LINE_LANES; l++) lane[l] *= x[j + l];
+  for (int l = 0; l < LINE_LANES; l++) acc *= lane[l];
+  for (; j < n; j++) acc *= x[j];
+  return acc;
+}
+
+LINE_LANES_FN static double prod_f64(const double *x, int64_t n) {
+  double lane[LINE_LANES], acc = 1;
+  for (int l = 0; l < LINE_LANES; l++) lane[l] = 1;
+  int64_t j = 0;
+  for (; j + LINE_LANES <= n; j += LINE_LANES)
+    for (int l = 0; l < LINE_LANES; l++) lane[l] *= x[j + l];
+  for (int l = 0; l < LINE_LANES; l++) acc *= lane[l];
+  for (; j < n; j++) acc *= x[j];
+  return acc;
+}
+
+/* sum of (x - centre)^power, power 1 or 2 (centre 0 for the 1- and
+   2-norms' sums, which take |x|: the square ignores the sign). */
+LINE_LANES_FN static double power_sum_f32(const float *x, int64_t n, double centre, int square,
+                                          int magnitude) {
+  double lane[LINE_LANES] = {0}, acc = 0;
+  int64_t j = 0;
+  if (square)
+    for (; j + LINE_LANES <= n; j += LINE_LANES)
+      for (int l = 0; l < LINE_LANES; l++) {
+        double d = x[j + l] - centre;
+        lane[l] += d * d;
+      }
+  else if (magnitude)
+    for (; j + LINE_LANES <= n; j += LINE_LANES)
+      for (int l = 0; l < LINE_LANES; l++) lane[l] += fabs((double)x[j + l]);
+  else
+    for (; j + LINE_LANES <= n; j += LINE_LANES)
+      for (int l = 0; l < LINE_LANES; l++) lane[l] += x[j + l];
+  for (int l = 0; l < LINE_LANES; l++) acc += lane[l];
+  for (; j < n; j++) {
+    double d = x[j] - centre;
+    acc += square ? d * d : (magnitude ? fabs(d) : d);
+  }
+  return acc;
+}
+
+LINE_LANES_FN static double power_sum_f64(const double *x, int64_t n, double centre, int square,
+                                          int magnitude) {
+  double lane[LINE_LANES] = {0}, acc = 0;
+  int64_t j = 0;
+  if (square)
+    for (; j + LINE_LANES <= n; j += LINE_LANES)
+      for (int l = 0; l < LINE_LANES; l++) {
+        double d = x[j + l] - centre;
+        lane[l] += d * d;
+      }
+  else if (magnitude)
+    for (; j + LINE_LANES <= n; j += LINE_LANES)
+      for (int l = 0; l < LINE_LANES; l++) lane[l] += fabs(x[j + l]);
+  else
+    for (; j + LINE_LANES <= n; j += LINE_LANES)
+      for (int l = 0; l < LINE_LANES; l++) lane[l] += x[j + l];
+  for (int l = 0; l < LINE_LANES; l++) acc += lane[l];
+  for (; j < n; j++) {
+    double d = x[j] - centre;
+    acc += square ? d * d : (magnitude ? fabs(d) : d);
+  }
+  return acc;
+}
+
+/* The nonzero elements (NaN among them) of x[0..n), bytes (bool, uint8,
+   int8), float32 or float64: counted in 32-bit lanes, a block at a time,
+   so that no lane can overflow. */
+#define COUNT_BLOCK (1 << 20)
+LINE_LANES_FN static int64_t count_nonzero_bytes(const uint8_t *x, int64_t n) {
+  int64_t count = 0;
+  for (int64_t first = 0; first < n; first += COUNT_BLOCK) {
+    int64_t last = n - first < COUNT_BLOCK ? n : first + COUNT_BLOCK;
+    uint32_t c = 0;
+    for (int64_t j = first; j < last; j++) c += x[j] != 0;
+    count += c;
+  }
+  return count;
+}
+
+LINE_LANES_FN static int64_t count_nonzero_f32(const float *x, int64_t n) {
+  int64_t count = 0;
+  for (int64_t first = 0; first < n; first += COUNT_BLOCK) {
+    int64_t last = n - first < COUNT_BLOCK ? n : first + COUNT_BLOCK;
+    uint32_t c = 0;
+    for (int64_t j = first; j < last; j++) c += x[j] != 0;
+    count += c;
+  }
+  return count;
+}
+
+LINE_LANES_FN static int64_t count_nonzero_f64(const double *x, int64_t n) {
+  int64_t count = 0;
+  for (int64_t first = 0; first < n; first += COUNT_BLOCK) {
+    int64_t last = n - first < COUNT_BLOCK ? n : first + COUNT_BLOCK;
+    uint32_t c = 0;
+    for (int64_t j = first; j < last; j++) c += x[j] != 0;
+    count += c;
+  }
+  return count;
+}
+
+/* The same lanes over any line (strided, over several dims, any floating
+   dtype): the same operations in the same order as the loops above, so
+   that a line gives the same result to the bit however it lies in memory
+   (a reduction over rows against the same lines made contiguous). */
+static double prod_any(const nn_reduce_geom *r, nn_dtype dt, const char *x, int64_t n) {
+  double lane[LINE_LANES], acc = 1;
+  for (int l = 0; l < LINE_LANES; l++) lane[l] = 1;
+  int64_t j = 0;
+  for (; j + LINE_LANES <= n; j += LINE_LANES)
+    for (int l = 0; l < LINE_LANES; l++) lane[l] *= nn_load(dt, x, line_offset(r, 1, j + l));
+  for (int l = 0; l < LINE_LANES; l++) acc *= lane[l];
+  for (; j < n; j++) acc *= nn_load(dt, x, line_offset(r, 1, j));
+  return acc;
+}
+
+static double power_sum_any(const nn_reduce_geom *r, nn_dtype dt, const char *x, int64_t n,
+                            double centre, int square, int magnitude) {
+  double lane[LINE_LANES] = {0}, acc = 0;
+  int64_t j = 0;
+  for (; j + LINE_LANES <= n; j += LINE_LANES)
+    for (int l = 0; l < LINE_LANES; l++) {
+      double d = nn_load(dt, x, line_offset(r, 1, j + l)) - centre;
+      lane[l] += square ? d * d : (magnitude ? fabs(d) : d);
+    }
+  for (int l = 0; l < LINE_LANES; l++) acc += lane[l];
+  for (; j < n; j++) {
+    double d = nn_load(dt, x, line_offset(r, 1, j)) - centre;
+    acc += square ? d * d : (magnitude ? fabs(d) : d);
+  }
+  return acc;
+}
+
+/* Whether a line of c's op goes through the lanes: prod, var and the 1-
+   and 2-norms of a floating line long enough. Those never take the
+   swapped loops of reduce_across, which would sum in another order. */
+static int in_lanes(const struct lines_ctx *c, nn_dtype dt) {
+  return c->n >= LINE_LANES_MIN && nn_floating_dtype(dt) &&
+         (c->op == NN_REDUCE_PROD || c->op == NN_REDUCE_VAR ||
+          (c->op == NN_REDUCE_NORM && (c->p == 1 || c->p == 2)));
+}
+
+/* A line's prod, var (sum of squares about the mean), 1- or 2-norm's sum
+   in lanes, or a contiguous line's count of nonzeros (0-norm): 1 with
+   *acc set, else 0 (the element-by-element loop takes it). */
+static int reduce_contiguous(const struct lines_ctx *c, nn_dtype dt, const char *x, double *acc) {
+  int64_t n = c->n;
+  const nn_reduce_geom *r = c->r;
+  int contiguous = r->rdims == 1 && r->rstride[0][1] == 1;
+  int f32 = contiguous && dt == NN_FLOAT32, f64 = contiguous && dt == NN_FLOAT64;
+  if (n < LINE_LANES_MIN) return 0;
+  if (in_lanes(c, dt) && !f32 && !f64) {
+    if (c->op == NN_REDUCE_PROD) {
+      *acc = prod_any(r, dt, x, n);
+    } else if (c->op == NN_REDUCE_VAR) {
+      double mean = power_sum_any(r, dt, x, n, 0, 0, 0) / (double)n;
+      *acc = power_sum_any(r, dt, x, n, mean, 1, 0);
+    } else {
+      *acc = power_sum_any(r, dt, x, n, 0, c->p == 2, c->p == 1);
+    }
+    return 1;
+  }
+  if (!contiguous) return 0;
+  if (c->op == NN_REDUCE_NORM && c->p == 0) {
+    if (dt == NN_BOOL || dt == NN_UINT8 || dt == NN_INT8) *acc = (double)count_nonzero_bytes((const uint8_t *)x, n);
+    else if (f32) *acc = (double)count_nonzero_f32((const float *)x, n);
+    else if (f64) *acc = (double)count_nonzero_f64((const double *)x, n);
+    else return 0;
+    return 1;
+  }
+  if (!f32 && !f64) return 0;
+  const float *xf = (const float *)x;
+  const double *xd = (const double *)x;
+  if (c->op == NN_REDUCE_PROD) {
+    *acc = f32 ? prod_f32(xf, n) : prod_f64(xd, n);
+  } else if (c->op == NN_REDUCE_VAR) {
+    double mean = (f32 ? power_sum_f32(xf, n, 0, 0, 0) : power_sum_f64(xd, n, 0, 0, 0)) / (double)n;
+    *acc = f32 ? power_sum_f32(xf, n, mean, 1, 0) : power_sum_f64(xd, n, mean, 1, 0);
+  } else if (c->op == NN_REDUCE_NORM && (c->p == 1 || c->p == 2)) {
+    int square = c->p == 2;
+    *acc = f32 ? power_sum_f32(xf, n, 0, square, !square) : power_sum_f64(xd, n, 0, square, !square);
+  } else {
+    return 0;
+  }
+  return 1;
+}
+
 /* One output per line, the line walked element by element. */
 static void reduce_lines(const struct lines_ctx *c, int64_t count, char **data, const int64_t *st) {
   const nn_reduce_geom *r = c->r;
@@ -39,7 +257,9 @@ static void reduce_lines(const struct lines_ctx *c, int64_t count, char **data, 
     const char *x = at(r, data, st, 1, p, 0);
     double acc = c->op == NN_REDUCE_NORM ? nn_norm_start(c->p) : (c->op == NN_REDUCE_PROD ? 1 : 0);
     int64_t iacc = c->op == NN_REDUCE_PROD ? 1 : 0;
-    if (c->op == NN_REDUCE_PROD && dt == NN_FLOAT32 && r->rdims == 1) {
+    if (reduce_contiguous(c, dt, x, &acc)) {
+      /* done: acc holds the line's result (a count too) */
+    } else if (c->op == NN_REDUCE_PROD && dt == NN_FLOAT32 && r->rdims == 1) {
       const float *xf = (const float *)x;
       int64_t s = r->rstride[0][1];
       for (int64_t j = 0; j < c->n; j++) acc *= xf[j * s];
@@ -149,7 +369,7 @@ static int reduce_across(const struct lines_ctx *c, int64_t count, char **data, 
 static void reduce_inner(void *vctx, int64_t count, char **data, const int64_t *st) {
   const struct lines_ctx *c = vctx;
   const nn_reduce_geom *r = c->r;
-  if (nn_floating_dtype(r->it.dtype[1]) && walk_across(r, count, c->n, st) &&
+  if (nn_floating_dtype(r->it.dtype[1]) && !in_lanes(c, r->it.dtype[1]) && walk_across(r, count, c->n, st) &&
       reduce_across(c, count, data, st))
     return;
   reduce_lines(c, count, data, st);
@@ -161,16 +381,65 @@ int nn_cpu_reduce(nn_reduce_op op, const nn_reduce_geom *r, double p) {
   return 0;
 }
 
+/* ---- dot (dot, mv) ----------------------------------------------------------- */
+/* The sum of a b over two contiguous lines, each product exact in double,
+   in lanes (reduce_contiguous). */
+LINE_LANES_FN static double dot_f32(const float *a, const float *b, int64_t n) {
+  double lane[LINE_LANES] = {0}, acc = 0;
+  int64_t j = 0;
+  for (; j + LINE_LANES <= n; j += LINE_LANES)
+    for (int l = 0; l < LINE_LANES; l++) lane[l] += (double)a[j + l] * b[j + l];
+  for (int l = 0; l < LINE_LANES; l++) acc += lane[l];
+  for (; j < n; j++) acc += (double)a[j] * b[j];
+  return acc;
+}
+
+LINE_LANES_FN static double dot_f64(const double *a, const double *b, int64_t n) {
+  double lane[LINE_LANES] = {0}, acc = 0;
+  int64_t j = 0;
+  for (; j + LINE_LANES <= n; j += LINE_LANES)
+    for (int l = 0; l < LINE_LANES; l++) lane[l] += a[j + l] * b[j + l];
+  for (int l = 0; l < LINE_LANES; l++) acc += lane[l];
+  for (; j < n; j++) acc += a[j] * b[j];
+  return acc;
+}
+
+/* (out, a, b) */
+static void dot_inner(void *vctx, int64_t count, char **data, const int64_t *st) {
+  const struct lines_ctx *c = vctx;
+  const nn_reduce_geom *r = c->r;
+  const nn_dtype *dt = r->it.dtype;
+  int contiguous = r->rdims == 1 && r->rstride[0][1] == 1 && r->rstride[0][2] == 1;
+  for (int64_t p = 0; p < count; p++) {
+    const char *a = at(r, data, st, 1, p, 0), *b = at(r, data, st, 2, p, 0);
+    double acc = 0;
+    if (contiguous && dt[1] == NN_FLOAT32 && dt[2] == NN_FLOAT32)
+      acc = dot_f32((const float *)a, (const float *)b, c->n);
+    else if (contiguous && dt[1] == NN_FLOAT64 && dt[2] == NN_FLOAT64)
+      acc = dot_f64((const double *)a, (const double *)b, c->n);
+    else
+      for (int64_t j = 0; j < c->n; j++)
+        acc += nn_load(dt[1], a, line_offset(r, 1, j)) * nn_load(dt[2], b, line_offset(r, 2, j));
+    nn_store(dt[0], at(r, data, st, 0, p, 0), 0, acc);
+  }
+}
+
+int nn_cpu_dot(const nn_reduce_geom *r) {
+  struct lines_ctx c = {r, line_length(r), NN_REDUCE_SUM, 0, 0};
+  nn_iter_run_parallel(&r->it, dot_inner, &c, c.n);
+  return 0;
+}
+
 /* ---- max and min ----------------------------------------------------------- */
 
 /* The first index of a contiguous float32 line's largest (smallest)
    element, or of its first NaN: what the loop of extreme_inner finds, in
-   passes that vectorise. The extreme is found in lanes (a NaN never enters
-   a lane: comparisons with it are false), then the line is searched for
-   the first element equal to it or NaN; past a number found there, the
-   rest is scanned for a NaN (which would win). The element at the index
-   is the loop's pick: of +0 and -0, the first. */
-#define EXTREME_LANES 8
+   passes that vectorise. The extreme is found in lanes (x > lane ? x :
+   lane, a vector max, which never lets a NaN in: comparisons with it are
+   false) while other lanes note whether any element is NaN; then the line
+   is searched, a block at a time, for the first element equal to the
+   extreme (or the first NaN). The element at the index is the loop's
+   pick: of +0 and -0, the first. */
 #define EXTREME_LANES_MIN 64 /* shorter lines: the plain loop costs less */
 
 /* Inlined into its caller's loop over lines, gcc no longer vectorises the
@@ -182,42 +451,78 @@ int nn_cpu_reduce(nn_reduce_op op, const nn_reduce_geom *r, double p) {
 #define LANES_NOINLINE
 #endif
 
-/* a where take_a, else b: a select without a branch, which vectorises */
-static inline float pick_f32(float a, float b, int take_a) {
-  uint32_t ua, ub, m = (uint32_t)-take_a;
-  memcpy(&ua, &a, sizeof ua), memcpy(&ub, &b, sizeof ub);
-  uint32_t o = (ua & m) | (ub & ~m);
-  float f;
-  memcpy(&f, &o, sizeof f);
-  return f;
+/* gcc does not vectorise a max kept in an array of lanes; its vector
+   types (8 floats: two SSE registers in the baseline clone, one AVX
+   register in the others) say it directly. */
+typedef float f32x8 __attribute__((vector_size(32)));
+typedef int32_t i32x8 __attribute__((vector_size(32)));
+#define EXTREME_VECTORS 4 /* independent maxima in flight */
+
+/* (pointers, not values: a 32-byte vector passed by value would change
+   the baseline clone's calling convention, which gcc warns about) */
+static inline void load_f32x8(f32x8 *v, const float *x) { memcpy(v, x, sizeof *v); }
+
+static inline int any_lane(const i32x8 *m) {
+  int32_t lane[8];
+  memcpy(lane, m, sizeof lane);
+  int32_t any = 0;
+  for (int l = 0; l < 8; l++) any |= lane[l];
+  return any != 0;
+}
+
+/* The line's largest (smallest) number, *nan whether it holds a NaN. */
+LINE_LANES_FN static float extreme_value_f32(const float *x, int64_t n, int want_max, int *nan) {
+  f32x8 best_v[EXTREME_VECTORS];
+  const f32x8 inf = {INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY};
+  i32x8 odd = {0};
+  for (int k = 0; k < EXTREME_VECTORS; k++) load_f32x8(&best_v[k], x);
+  int64_t j = 0;
+  for (; j + 8 * EXTREME_VECTORS <= n; j += 8 * EXTREME_VECTORS)
+    for (int k = 0; k < EXTREME_VECTORS; k++) {
+      f32x8 v;
+      load_f32x8(&v, x + j + 8 * k);
+      i32x8 take = want_max ? v > best_v[k] : v < best_v[k];
+      best_v[k] = (f32x8)(((i32x8)v & take) | ((i32x8)best_v[k] & ~take));
+      odd |= ~(v <= inf); /* NaN: no order holds */
+    }
+  float lane[8 * EXTREME_VECTORS];
+  memcpy(lane, best_v, sizeof lane);
+  float best = lane[0];
+  for (int l = 1; l < 8 * EXTREME_VECTORS; l++)
+    best = want_max ? (lane[l] > best ? lane[l] : best) : (lane[l] < best ? lane[l] : best);
+  int any = any_lane(&odd) || x[0] != x[0];
+  for (; j < n; j++) {
+    best = want_max ? (x[j] > best ? x[j] : best) : (x[j] < best ? x[j] : best);
+    any |= x[j] != x[j];
+  }
+  *nan = any;
+  return best;
+}
+
+/* The first j with x[j] == value, or with x[j] NaN when nan; one exists. */
+LINE_LANES_FN static int64_t first_equal_f32(const float *x, int64_t n, float value, int nan) {
+  int64_t j = 0;
+  const f32x8 target = {value, value, value, value, value, value, value, value};
+  const f32x8 inf = {INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY};
+  for (; j + 32 <= n; j += 32) {
+    f32x8 a, b, c, d;
+    load_f32x8(&a, x + j), load_f32x8(&b, x + j + 8), load_f32x8(&c, x + j + 16), load_f32x8(&d, x + j + 24);
+    i32x8 hit = nan ? ~((a <= inf) & (b <= inf) & (c <= inf) & (d <= inf))
+                    : (a == target) | (b == target) | (c == target) | (d == target);
+    if (any_lane(&hit)) break;
+  }
+  if (nan)
+    while (x[j] == x[j]) j++;
+  else
+    while (x[j] != value) j++;
+  return j;
 }
 
 LANES_NOINLINE static int64_t extreme_line_f32(const float *x, int64_t n, int want_max) {
-  float lane[EXTREME_LANES];
-  for (int l = 0; l < EXTREME_LANES; l++) lane[l] = x[0];
-  int64_t j = 0;
-  if (want_max)
-    for (; j + EXTREME_LANES <= n; j += EXTREME_LANES)
-      for (int l = 0; l < EXTREME_LANES; l++) lane[l] = pick_f32(x[j + l], lane[l], x[j + l] > lane[l]);
-  else
-    for (; j + EXTREME_LANES <= n; j += EXTREME_LANES)
-      for (int l = 0; l < EXTREME_LANES; l++) lane[l] = pick_f32(x[j + l], lane[l], x[j + l] < lane[l]);
-  float best = lane[0];
-  for (int l = 1; l < EXTREME_LANES; l++)
-    best = pick_f32(lane[l], best, want_max ? lane[l] > best : lane[l] < best);
-  for (; j < n; j++) best = pick_f32(x[j], best, want_max ? x[j] > best : x[j] < best);
-  int64_t first = 0;
-  while (first < n - 1 && x[first] != best && x[first] == x[first]) first++;
-  if (x[first] == x[first]) {
-    int nan = 0;
-    for (int64_t k = first + 1; k < n; k++) nan |= x[k] != x[k];
-    if (nan) {
-      int64_t k = first + 1;
-      while (x[k] == x[k]) k++;
-      return k;
-    }
-  }
-  return first;
+  int nan;
+  float best = extreme_value_f32(x, n, want_max, &nan);
+  /* a NaN at x[0] seeds the lanes: then best is NaN and nan is set */
+  return first_equal_f32(x, n, best, nan);
 }
 
 /* max/min of each output's line, the loops swapped (walk_across). */
@@ -311,7 +616,7 @@ int nn_cpu_extreme(int want_max, const nn_reduce_geom *r) {
    would chain every add to the one before; the lanes let the exps and adds
    vectorise). */
 NN_MATH_SELECTS_BEGIN
-LANES_NOINLINE static double exp_sum_f32(const float *x, int64_t s, int64_t n, float m) {
+LINE_LANES_FN static double exp_sum_f32(const float *x, int64_t s, int64_t n, float m) {
   double lane[EXP_LANES] = {0}, acc = 0;
   int64_t j = 0;
   if (s == 1)

@@ -22,6 +22,8 @@ static inline double value_at(const nn_reduce_geom *r, char **data, const int64_
   return nn_load(r->it.dtype[k], at(r, data, st, k, p, j), 0);
 }
 
+#define SCAN_LINES 4
+
 /* The j-th element of a line in the scan's order. */
 static inline int64_t scan_index(const struct scan_ctx *c, int64_t j) {
   return c->reverse ? c->n - 1 - j : j;
@@ -38,8 +40,28 @@ static int scan_typed(const struct scan_ctx *c, int64_t count, char **data, cons
   int64_t n = c->n, step = c->reverse ? -1 : 1;
   int64_t so = (r->rdims ? r->rstride[0][0] : 0) * step, sx = (r->rdims ? r->rstride[0][1] : 0) * step;
   int prod = c->op == NN_SCAN_PROD;
-  for (int64_t p = 0; p < count; p++) {
-    int64_t first = c->reverse ? n - 1 : 0;
+  int64_t p = 0, first = c->reverse ? n - 1 : 0;
+  /* A line's running product is one chain of multiplies, each waiting on
+     the one before; SCAN_LINES lines at a time let their chains overlap.
+     Each line's own steps are unchanged. */
+  if (dt == NN_FLOAT32)
+    for (; p + SCAN_LINES <= count; p += SCAN_LINES) {
+      float *o[SCAN_LINES];
+      const float *x[SCAN_LINES];
+      double acc[SCAN_LINES];
+      for (int q = 0; q < SCAN_LINES; q++) {
+        o[q] = (float *)at(r, data, st, 0, p + q, first);
+        x[q] = (const float *)at(r, data, st, 1, p + q, first);
+        acc[q] = prod ? 1 : 0;
+      }
+      if (prod)
+        for (int64_t j = 0; j < n; j++)
+          for (int q = 0; q < SCAN_LINES; q++) o[q][j * so] = (float)(acc[q] *= x[q][j * sx]);
+      else
+        for (int64_t j = 0; j < n; j++)
+          for (int q = 0; q < SCAN_LINES; q++) o[q][j * so] = (float)(acc[q] += x[q][j * sx]);
+    }
+  for (; p < count; p++) {
     double acc = prod ? 1 : 0;
     if (dt == NN_FLOAT32) {
       float *o = (float *)at(r, data, st, 0, p, first);

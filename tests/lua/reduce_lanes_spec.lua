@@ -1,0 +1,256 @@
+-- The reductions and products of cpu/reduce.c and cpu/band.c that work in
+-- lanes or whole rows (issue 12's speed): prod, var, std, the 1- and
+-- 2-norms, dist, amax, amin, max, min, count_nonzero, all, any, dot, mv,
+-- outer, tril and triu. Each checked against a plain Lua loop over the
+-- same values, on long lines of odd length (the lanes' tail), with NaN
+-- in the tail, in float32, float64 and the integer dtypes; the same line
+-- strided or contiguous gives the same bits, and one thread the same bits
+-- as two.
+local nn = require "nn"
+
+local N = 1000 * 3 + 37 -- lanes of 16 and 32, and a tail
+
+local function values(n, seed)
+  nn.manual_seed(seed)
+  return (nn.rand(n) * 0.2 + 0.9):totable() -- in [0.9, 1.1): products stay in float32's range
+end
+
+local function close(expected, got, rel, what)
+  local tol = rel * math.max(1, math.abs(expected))
+  assert(math.abs(expected - got) <= tol,
+    string.format("%s: got %.17g, expected %.17g", what, got, expected))
+end
+
+-- fn() at one thread and at two, each result equal to the bit
+local function same_at_both(what, fn)
+  local saved = nn.get_num_threads()
+  nn.set_num_threads(1)
+  local one = fn():reshape(-1):totable()
+  nn.set_num_threads(2)
+  local two = fn():reshape(-1):totable()
+  nn.set_num_threads(saved)
+  assert.are.equal(#one, #two, what)
+  for k = 1, #one do
+    assert(one[k] == two[k] or (one[k] ~= one[k] and two[k] ~= two[k]),
+      string.format("%s: element %d is %s at one thread, %s at two", what, k, one[k], two[k]))
+  end
+end
+
+describe("long lines in lanes", function()
+  for _, dtype in ipairs {"float32", "float64"} do
+    local rel = dtype == "float32" and 1e-5 or 1e-12
+
+    it(dtype .. ": prod, var, std, norms and dist against a plain sum", function()
+      local v = values(N, 3)
+      local x = nn.tensor(v, {dtype = dtype})
+      local w = x:totable() -- the values as the tensor holds them
+      local prod, sum, abs, sq = 1, 0, 0, 0
+      for _, e in ipairs(w) do prod, sum, abs, sq = prod * e, sum + e, abs + math.abs(e), sq + e * e end
+      local mean, dev = sum / #w, 0
+      for _, e in ipairs(w) do dev = dev + (e - mean) ^ 2 end
+      -- the product of 3037 terms around 1: compare logs
+      close(math.log(prod), math.log(x:prod():item()), 1e-4, "prod")
+      close(dev / (#w - 1), x:var():item(), rel, "var")
+      close(math.sqrt(dev / (#w - 1)), x:std():item(), rel, "std")
+      close(abs, x:norm(1):item(), rel, "1-norm")
+      close(math.sqrt(sq), x:norm():item(), rel, "2-norm")
+      local y = nn.zeros(N, {dtype = dtype})
+      close(math.sqrt(sq), x:dist(y):item(), rel, "dist")
+    end)
+
+    it(dtype .. ": NaN in the tail wins prod, var, std, norm, amax, amin, max, min", function()
+      local x = nn.tensor(values(N, 4), {dtype = dtype})
+      x[N - 2] = 0 / 0
+      for _, name in ipairs {"prod", "var", "std", "norm", "amax", "amin"} do
+        local r = x[name](x):item()
+        assert(r ~= r, name .. " of a line with NaN is " .. tostring(r))
+      end
+      local m, i = x:max(1)
+      assert(m:item() ~= m:item(), "max's value")
+      assert.are.equal(N - 2, i:item())
+      local _, j = x:min(1)
+      assert.are.equal(N - 2, j:item())
+      -- rows: only the row holding the NaN gives NaN
+      local rows = nn.tensor(values(3 * N, 5), {dtype = dtype}):view(3, N)
+      rows[2][N] = 0 / 0
+      local amax = rows:amax(2):totable()
+      assert(amax[1] == amax[1] and amax[2] ~= amax[2] and amax[3] == amax[3])
+      local p = rows:prod(2):totable()
+      assert(p[1] == p[1] and p[2] ~= p[2] and p[3] == p[3])
+    end)
+
+    it(dtype .. ": amax, amin and the first index of the extreme, ties and signed zeros", function()
+      local v = values(N, 6)
+      v[1000], v[2001], v[N] = 7, 7, 7 -- the first of equal maxima wins
+      v[17], v[3001] = -3, -3
+      local x = nn.tensor(v, {dtype = dtype})
+      assert.are.equal(7, x:amax():item())
+      assert.are.equal(-3, x:amin():item())
+      local _, i = x:max(1)
+      assert.are.equal(1000, i:item())
+      local _, j = x:min(1)
+      assert.are.equal(17, j:item())
+      local zeros = nn.zeros(N, {dtype = dtype})
+      zeros[5] = -0.0
+      local _, k = zeros:min(1)
+      assert.are.equal(1, k:item())
+    end)
+
+    it(dtype .. ": a strided line gives the bits of the same line contiguous", function()
+      nn.manual_seed(7)
+      local x = (nn.randn(N, 5) * 2):to(dtype)
+      local rows = x:t():contiguous()
+      for _, name in ipairs {"prod", "var", "std"} do
+        local a, b = x[name](x, 1):totable(), rows[name](rows, 2):totable()
+        for k = 1, #a do assert(a[k] == b[k], name .. " column " .. k) end
+      end
+      for _, p in ipairs {1, 2} do
+        local a, b = x:norm(p, 1):totable(), rows:norm(p, 2):totable()
+        for k = 1, #a do assert(a[k] == b[k], p .. "-norm column " .. k) end
+      end
+    end)
+
+    it(dtype .. ": one thread and two give the same bits", function()
+      nn.manual_seed(8)
+      local x = nn.randn(300, 999):to(dtype)
+      local v = nn.randn(999):to(dtype)
+      same_at_both("prod", function() return (x * 0.1 + 1):prod(2) end)
+      same_at_both("var", function() return x:var(2) end)
+      same_at_both("std", function() return x:std() end)
+      same_at_both("norm", function() return x:norm(2, 2) end)
+      same_at_both("amax", function() return x:amax(2) end)
+      same_at_both("mv", function() return x:mv(v) end)
+      same_at_both("dot", function() return x:view(-1):dot(x:view(-1)) end)
+      same_at_both("tril", function() return x:tril(3) end)
+    end)
+  end
+end)
+
+describe("count_nonzero, all and any of long lines", function()
+  for _, dtype in ipairs {"bool", "uint8", "int8", "int32", "int64", "float32", "float64"} do
+    it(dtype, function()
+      local t, count = {}, 0
+      for k = 1, N do
+        t[k] = (k % 7 == 0 or k == N) and 1 or 0
+        count = count + t[k]
+      end
+      local x = nn.tensor(t, {dtype = dtype})
+      assert.are.equal(count, x:count_nonzero():item())
+      assert.is_true(x:any():item())
+      assert.is_false(x:all():item())
+      local ones = nn.ones(N, {dtype = dtype})
+      assert.is_true(ones:all():item())
+      assert.are.equal(N, ones:count_nonzero():item())
+      assert.is_false(nn.zeros(N, {dtype = dtype}):any():item())
+      assert.are.same({count, count}, nn.stack({x, x}):count_nonzero(2):totable())
+    end)
+  end
+
+  it("NaN counts as nonzero", function()
+    local x = nn.zeros(N)
+    x[N] = 0 / 0
+    assert.are.equal(1, x:count_nonzero():item())
+    assert.is_true(x:any():item())
+  end)
+end)
+
+describe("dot, mv and outer", function()
+  for _, dtype in ipairs {"float32", "float64"} do
+    local rel = dtype == "float32" and 1e-6 or 1e-13
+    it(dtype .. ": against a plain sum of the products", function()
+      nn.manual_seed(9)
+      local a, b = nn.randn(N):to(dtype), nn.randn(N):to(dtype)
+      local at, bt, sum = a:totable(), b:totable(), 0
+      for k = 1, N do sum = sum + at[k] * bt[k] end
+      close(sum, a:dot(b):item(), rel, "dot")
+      local m = nn.randn(5, N):to(dtype)
+      local mt, got = m:totable(), m:mv(b):totable()
+      for i = 1, 5 do
+        local s = 0
+        for k = 1, N do s = s + mt[i][k] * bt[k] end
+        close(s, got[i], rel, "mv row " .. i)
+      end
+      -- a strided matrix and vector: the general loop
+      local mts = m:t():contiguous():t()
+      local got2 = mts:mv(b):totable()
+      for i = 1, 5 do close(got[i], got2[i], rel, "strided mv row " .. i) end
+      local o = a:narrow(1, 1, 7):outer(b:narrow(1, 1, 9))
+      assert.are.same({7, 9}, o:size())
+      local ot = o:totable()
+      for i = 1, 7 do
+        for j = 1, 9 do
+          local e = nn.tensor({at[i] * bt[j]}, {dtype = dtype}):item() -- one rounding
+          assert.are.equal(e, ot[i][j])
+        end
+      end
+    end)
+  end
+
+  it("keep their autograd through the general fronts", function()
+    local a = nn.tensor({1, 2, 3}, {requires_grad = true})
+    local b = nn.tensor({4, 5, 6})
+    local o = a:outer(b)
+    assert.are.equal("MulBackward0", o.grad_fn)
+    o:sum():backward()
+    assert.are.same({15, 15, 15}, a.grad:totable())
+    local d = a:dot(b)
+    d:backward()
+    assert.are.same({19, 20, 21}, a.grad:totable())
+  end)
+end)
+
+describe("tril and triu", function()
+  local function reference(t, k, upper)
+    local out = {}
+    for i, row in ipairs(t) do
+      out[i] = {}
+      for j, v in ipairs(row) do
+        local keep = upper and (j - i >= k) or (not upper and j - i <= k)
+        out[i][j] = keep and v or 0
+      end
+    end
+    return out
+  end
+
+  for _, dtype in ipairs {"float32", "float64", "int64", "int16", "bool"} do
+    it(dtype .. ": every k, against the definition", function()
+      nn.manual_seed(10)
+      local x = nn.rand(5, 7):gt(0.3):to(dtype)
+      if dtype ~= "bool" then x = (nn.rand(5, 7) * 10):to(dtype) + 1 end
+      local t = x:totable()
+      for _, k in ipairs {-9, -5, -2, -1, 0, 1, 3, 6, 7, 20} do
+        local lower, upper = reference(t, k, false), reference(t, k, true)
+        if dtype == "bool" then
+          for _, m in ipairs {lower, upper} do
+            for _, row in ipairs(m) do
+              for j, v in ipairs(row) do row[j] = v == true end
+            end
+          end
+        end
+        assert.are.same(lower, x:tril(k):totable(), "tril " .. k)
+        assert.are.same(upper, x:triu(k):totable(), "triu " .. k)
+      end
+    end)
+  end
+
+  it("a batch of matrices, a transposed view, NaN and inf outside the band become 0", function()
+    local x = nn.tensor({{{1, 2, 3}, {4, 5, 6}}, {{7, 8, 9}, {0 / 0, 1 / 0, 12}}})
+    local low = x:tril():totable()
+    assert.are.same({{1, 0, 0}, {4, 5, 0}}, low[1])
+    assert.are.same({7, 0, 0}, low[2][1])
+    assert(low[2][2][1] ~= low[2][2][1] and low[2][2][2] == 1 / 0 and low[2][2][3] == 0)
+    local tri = x:triu(1):totable()
+    assert.are.same({{{0, 2, 3}, {0, 0, 6}}, {{0, 8, 9}, {0, 0, 12}}}, tri)
+    local t = nn.tensor({{1, 2}, {3, 4}, {5, 6}}):t() -- {{1, 3, 5}, {2, 4, 6}}
+    assert.are.same({{1, 0, 0}, {2, 4, 0}}, t:tril():totable())
+    assert.are.same({{0, 0}, {0, 0}}, nn.ones(2, 2):tril(-2):totable())
+  end)
+
+  it("keep their gradient", function()
+    local x = nn.ones(3, 3, {requires_grad = true})
+    local y = x:triu()
+    assert.are.equal("TriuBackward0", y.grad_fn)
+    y:sum():backward()
+    assert.are.same({{1, 1, 1}, {0, 1, 1}, {0, 0, 1}}, x.grad:totable())
+  end)
+end)
