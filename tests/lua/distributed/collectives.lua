@@ -45,6 +45,13 @@ for _, dtype in ipairs({"float32", "float64", "int64"}) do
   if dtype ~= "int64" then
     local m = dist.all_reduce(mine(), "mean")
     check(math.abs(m[1]:item() - sum_r / size) < 1e-6, dtype .. " mean")
+    -- a gradient bucket's size (the vector loops and their tails):
+    -- every element the sum (exact: integers) divided by size, to the bit
+    local n = 3 * 65536 + 7
+    local function bucket(r) return nn.arange(n, {dtype = dtype}):remainder(1000):add(1):mul(r):view(n, 1) end
+    local expected = bucket(sum_r):div(size)
+    local mean = dist.all_reduce(on(bucket(rank)), "mean"):cpu()
+    check(mean:eq(expected):all():item(), dtype .. " mean of " .. n .. " elements")
   end
   same(dist.broadcast(mine(), size), {size, 10 * size, -size}, dtype .. " broadcast from the last rank")
   local all = dist.all_gather(mine())
