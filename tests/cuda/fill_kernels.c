@@ -22,6 +22,7 @@ static const char *const not_kernels[] = {
     "topk", "logsumexp", /* the CPU's shortcuts; the fronts' general paths serve CUDA */
     "graph_begin", "graph_end", "graph_launch", "graph_free", /* cuda/backend.cu: the stream */
     "kthvalue",          /* the CPU's selection; kthvalue and median sort on CUDA */
+    "index_checked",     /* the CPU's one-pass indexing; CUDA makes offsets first */
 };
 
 static int is_not_kernel(const char *name) {

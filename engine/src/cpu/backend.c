@@ -108,4 +108,5 @@ const nn_backend nn_cpu_backend = {
     .graph_launch = cpu_graph_launch,
     .graph_free = cpu_graph_free,
     .kthvalue = nn_cpu_kthvalue,
+    .index_checked = nn_cpu_index_checked,
 };
