@@ -240,6 +240,32 @@ static INDEX_INLINE int checked_run(size_t es, int mode, const index_rule *c, in
   return -1;
 }
 
+/* scatter_add's layout in one loop: dst[offset] += values[i sv] (sv 0 or
+   1) in order, for the dtypes whose sum has a loop of its own. */
+static INDEX_INLINE int checked_add(nn_dtype dtype, const index_rule *c, int64_t n, char *a,
+                                    const char *b, int64_t sv, const int64_t *idx) {
+  const int64_t size = c->n, scale = c->scale, base = c->base;
+  const int negative = c->negative;
+  uint64_t bad = 0;
+  for (int64_t i = 0; i < n; i++) {
+    int64_t v = idx[i], r = v - base;
+    if (negative) r = v < 0 ? v + size : r;
+    int ok = (uint64_t)r < (uint64_t)size;
+    bad |= (uint64_t)!ok;
+    r = ok ? r : 0;
+    if (dtype == NN_FLOAT32) ((float *)a)[r * scale] += ((const float *)b)[i * sv];
+    else if (dtype == NN_FLOAT64) ((double *)a)[r * scale] += ((const double *)b)[i * sv];
+    else ((int64_t *)a)[r * scale] += ((const int64_t *)b)[i * sv];
+  }
+  if (!bad) return 0;
+  for (int64_t i = 0; i < n; i++)
+    if (out_of_range(c, position_of(c, idx[i]))) {
+      report_index(c, idx[i]);
+      break;
+    }
+  return -1;
+}
+
 static int checked_fast(size_t es, int mode, const index_rule *c, int64_t n, char *a,
                         const char *b, int64_t sv, const int64_t *idx) {
   switch (es * 2 + (mode != 0)) {
@@ -258,10 +284,18 @@ static void checked_inner(void *ctx, int64_t n, char **data, const int64_t *stri
   struct checked_ctx *c = ctx;
   if (c->failed) return;
   size_t es = nn_element_size(c->dtype);
-  if (c->mode != 2 && stride[2] == 1 && (c->mode == 0 ? stride[0] == 1 && stride[1] == 0
-                                                      : stride[0] == 0 && stride[1] <= 1 && stride[1] >= 0)) {
-    if (checked_fast(es, c->mode, &c->rule, n, data[0], data[1], stride[1], (const int64_t *)data[2]) < 0)
-      c->failed = 1;
+  int fast = stride[2] == 1 && (c->mode == 0 ? stride[0] == 1 && stride[1] == 0
+                                             : stride[0] == 0 && stride[1] <= 1 && stride[1] >= 0);
+  const int64_t *idx = (const int64_t *)data[2];
+  if (fast && c->mode != 2) {
+    if (checked_fast(es, c->mode, &c->rule, n, data[0], data[1], stride[1], idx) < 0) c->failed = 1;
+    return;
+  }
+  if (fast && (c->dtype == NN_FLOAT32 || c->dtype == NN_FLOAT64 || c->dtype == NN_INT64)) {
+    int st = c->dtype == NN_FLOAT32   ? checked_add(NN_FLOAT32, &c->rule, n, data[0], data[1], stride[1], idx)
+             : c->dtype == NN_FLOAT64 ? checked_add(NN_FLOAT64, &c->rule, n, data[0], data[1], stride[1], idx)
+                                      : checked_add(NN_INT64, &c->rule, n, data[0], data[1], stride[1], idx);
+    if (st < 0) c->failed = 1;
     return;
   }
   int64_t off[CHECKED_BLOCK];
