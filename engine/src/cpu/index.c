@@ -213,91 +213,94 @@ struct checked_ctx {
   int failed;
 };
 
-/* The common layout in one loop: results (mode 0) or values (1: stride
-   sv of 0 or 1) and indices contiguous, the other side at the offsets
-   alone; an index out of range is read or written as 0 (in bounds) and
-   noted, the run then fails as a whole. es: bytes an element. */
-static INDEX_INLINE int checked_run(size_t es, int mode, const index_rule *c, int64_t n, char *a,
-                                    const char *b, int64_t sv, const int64_t *idx) {
-  const int64_t size = c->n, scale = c->scale * (int64_t)es, base = c->base;
-  const int negative = c->negative;
-  uint64_t bad = 0;
-  for (int64_t i = 0; i < n; i++) {
-    int64_t v = idx[i], r = v - base;
-    if (negative) r = v < 0 ? v + size : r;
-    int ok = (uint64_t)r < (uint64_t)size;
-    bad |= (uint64_t)!ok;
-    r = ok ? r : 0;
-    if (mode == 0) memcpy(a + i * (int64_t)es, b + r * scale, es);
-    else memcpy(a + r * scale, b + i * sv * (int64_t)es, es);
-  }
-  if (!bad) return 0;
-  for (int64_t i = 0; i < n; i++)
-    if (out_of_range(c, position_of(c, idx[i]))) {
-      report_index(c, idx[i]);
-      break;
+/* The common layout: results (mode 0) or values (modes 1 and 2: stride sv
+   of 0 or 1) and indices contiguous, the other side at the offsets alone.
+   A block of indices is checked first (the largest position, taken
+   unsigned, below n: no branch an element), then read or written through
+   while it is still in L1. es: bytes an element; mode 2 adds in dtype
+   (float32, float64 or int64); negative as the rule's, a constant here
+   so that each case is a loop of its own. */
+static INDEX_INLINE int checked_run(size_t es, int mode, nn_dtype dtype, int negative,
+                                    const index_rule *c, int64_t n, char *a, const char *b,
+                                    int64_t sv, const int64_t *idx) {
+  const int64_t size = c->n, scale = c->scale, base = c->base, esize = (int64_t)es;
+  for (int64_t first = 0; first < n; first += CHECKED_BLOCK) {
+    int64_t count = n - first < CHECKED_BLOCK ? n - first : CHECKED_BLOCK;
+    const int64_t *ix = idx + first;
+    uint64_t worst = 0;
+    for (int64_t i = 0; i < count; i++) {
+      int64_t v = ix[i], r = negative && v < 0 ? v + size : v - base;
+      worst = (uint64_t)r > worst ? (uint64_t)r : worst;
     }
-  return -1;
+    if (worst >= (uint64_t)size) {
+      for (int64_t i = 0; i < count; i++)
+        if (out_of_range(c, position_of(c, ix[i]))) {
+          report_index(c, ix[i]);
+          break;
+        }
+      return -1;
+    }
+    if (mode == 0) {
+      char *out = a + first * esize;
+      for (int64_t i = 0; i < count; i++) {
+        int64_t v = ix[i], r = negative && v < 0 ? v + size : v - base;
+        memcpy(out + i * esize, b + r * scale * esize, es);
+      }
+    } else {
+      const char *vals = b + first * sv * esize;
+      for (int64_t i = 0; i < count; i++) {
+        int64_t v = ix[i], r = (negative && v < 0 ? v + size : v - base) * scale;
+        if (mode == 1) memcpy(a + r * esize, vals + i * sv * esize, es);
+        else if (dtype == NN_FLOAT32) ((float *)a)[r] += ((const float *)vals)[i * sv];
+        else if (dtype == NN_FLOAT64) ((double *)a)[r] += ((const double *)vals)[i * sv];
+        else ((int64_t *)a)[r] += ((const int64_t *)vals)[i * sv];
+      }
+    }
+  }
+  return 0;
 }
 
-/* scatter_add's layout in one loop: dst[offset] += values[i sv] (sv 0 or
-   1) in order, for the dtypes whose sum has a loop of its own. */
-static INDEX_INLINE int checked_add(nn_dtype dtype, const index_rule *c, int64_t n, char *a,
-                                    const char *b, int64_t sv, const int64_t *idx) {
-  const int64_t size = c->n, scale = c->scale, base = c->base;
-  const int negative = c->negative;
-  uint64_t bad = 0;
-  for (int64_t i = 0; i < n; i++) {
-    int64_t v = idx[i], r = v - base;
-    if (negative) r = v < 0 ? v + size : r;
-    int ok = (uint64_t)r < (uint64_t)size;
-    bad |= (uint64_t)!ok;
-    r = ok ? r : 0;
-    if (dtype == NN_FLOAT32) ((float *)a)[r * scale] += ((const float *)b)[i * sv];
-    else if (dtype == NN_FLOAT64) ((double *)a)[r * scale] += ((const double *)b)[i * sv];
-    else ((int64_t *)a)[r * scale] += ((const int64_t *)b)[i * sv];
-  }
-  if (!bad) return 0;
-  for (int64_t i = 0; i < n; i++)
-    if (out_of_range(c, position_of(c, idx[i]))) {
-      report_index(c, idx[i]);
-      break;
+/* checked_run with its constants: 0 done, -1 failed, 1 not a case of its */
+static int checked_fast(const struct checked_ctx *c, int64_t n, char *a, const char *b, int64_t sv,
+                        const int64_t *idx) {
+  const index_rule *r = &c->rule;
+  if (c->mode == 2) {
+    if (r->negative) return 1; /* (scatter_add counts along a dim: never negative) */
+    switch (c->dtype) {
+    case NN_FLOAT32: return checked_run(4, 2, NN_FLOAT32, 0, r, n, a, b, sv, idx);
+    case NN_FLOAT64: return checked_run(8, 2, NN_FLOAT64, 0, r, n, a, b, sv, idx);
+    case NN_INT64: return checked_run(8, 2, NN_INT64, 0, r, n, a, b, sv, idx);
+    default: return 1;
     }
-  return -1;
-}
-
-static int checked_fast(size_t es, int mode, const index_rule *c, int64_t n, char *a,
-                        const char *b, int64_t sv, const int64_t *idx) {
-  switch (es * 2 + (mode != 0)) {
-  case 8: return checked_run(4, 0, c, n, a, b, sv, idx);
-  case 9: return checked_run(4, 1, c, n, a, b, sv, idx);
-  case 16: return checked_run(8, 0, c, n, a, b, sv, idx);
-  case 17: return checked_run(8, 1, c, n, a, b, sv, idx);
-  case 2: return checked_run(1, 0, c, n, a, b, sv, idx);
-  case 3: return checked_run(1, 1, c, n, a, b, sv, idx);
-  case 4: return checked_run(2, 0, c, n, a, b, sv, idx);
-  default: return checked_run(2, 1, c, n, a, b, sv, idx);
+  }
+  size_t es = nn_element_size(c->dtype);
+  int read = c->mode == 0;
+  switch (es * 4 + (size_t)(read ? 0 : 2) + (size_t)(r->negative != 0)) {
+  case 16: return checked_run(4, 0, c->dtype, 0, r, n, a, b, sv, idx);
+  case 17: return checked_run(4, 0, c->dtype, 1, r, n, a, b, sv, idx);
+  case 18: return checked_run(4, 1, c->dtype, 0, r, n, a, b, sv, idx);
+  case 19: return checked_run(4, 1, c->dtype, 1, r, n, a, b, sv, idx);
+  case 32: return checked_run(8, 0, c->dtype, 0, r, n, a, b, sv, idx);
+  case 33: return checked_run(8, 0, c->dtype, 1, r, n, a, b, sv, idx);
+  case 34: return checked_run(8, 1, c->dtype, 0, r, n, a, b, sv, idx);
+  case 35: return checked_run(8, 1, c->dtype, 1, r, n, a, b, sv, idx);
+  default: /* 1 and 2 bytes: their own loops are not worth the code */
+    return read ? checked_run(es, 0, c->dtype, r->negative, r, n, a, b, sv, idx)
+                : checked_run(es, 1, c->dtype, r->negative, r, n, a, b, sv, idx);
   }
 }
 
 static void checked_inner(void *ctx, int64_t n, char **data, const int64_t *stride) {
   struct checked_ctx *c = ctx;
   if (c->failed) return;
-  size_t es = nn_element_size(c->dtype);
   int fast = stride[2] == 1 && (c->mode == 0 ? stride[0] == 1 && stride[1] == 0
                                              : stride[0] == 0 && stride[1] <= 1 && stride[1] >= 0);
-  const int64_t *idx = (const int64_t *)data[2];
-  if (fast && c->mode != 2) {
-    if (checked_fast(es, c->mode, &c->rule, n, data[0], data[1], stride[1], idx) < 0) c->failed = 1;
-    return;
-  }
-  if (fast && (c->dtype == NN_FLOAT32 || c->dtype == NN_FLOAT64 || c->dtype == NN_INT64)) {
-    int st = c->dtype == NN_FLOAT32   ? checked_add(NN_FLOAT32, &c->rule, n, data[0], data[1], stride[1], idx)
-             : c->dtype == NN_FLOAT64 ? checked_add(NN_FLOAT64, &c->rule, n, data[0], data[1], stride[1], idx)
-                                      : checked_add(NN_INT64, &c->rule, n, data[0], data[1], stride[1], idx);
+  if (fast) {
+    int st = checked_fast(c, n, data[0], data[1], stride[1], (const int64_t *)data[2]);
     if (st < 0) c->failed = 1;
-    return;
+    if (st <= 0) return;
   }
+  size_t es = nn_element_size(c->dtype);
   int64_t off[CHECKED_BLOCK];
   for (int64_t first = 0; first < n; first += CHECKED_BLOCK) {
     int64_t count = n - first < CHECKED_BLOCK ? n - first : CHECKED_BLOCK;
