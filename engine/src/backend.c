@@ -96,6 +96,8 @@ const nn_backend_entry nn_backend_entries[] = {
     ENTRY(embedding), ENTRY(embedding_backward), ENTRY(embedding_renorm),
     ENTRY(graph_begin), ENTRY(graph_end), ENTRY(graph_launch), ENTRY(graph_free),
     ENTRY(kthvalue),
+    ENTRY(dot), ENTRY(band),
+    ENTRY(index_checked),
 };
 #undef ENTRY
 const size_t nn_backend_entry_count = sizeof nn_backend_entries / sizeof nn_backend_entries[0];

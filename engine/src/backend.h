@@ -591,6 +591,17 @@ typedef struct nn_backend {
      the front selects through pointwise_grad) */
   int (*band)(nn_dtype dtype, int64_t batch, int64_t rows, int64_t cols, int64_t k, int upper,
               const void *in, void *out);
+
+  /* -- indexing with the check folded in (index.c) --
+     (out, src, idx) for mode 0, (dst, values, idx) for modes 1 and 2: idx
+     read as index_offsets reads it (n, scale, base, negative, dim, op),
+     then mode 0: out = src[offset] (index_gather), 1: dst[offset] = values,
+     2: dst[offset] += values (index_put, in iteration order); one pass over
+     idx, no offsets tensor. An index out of range fails as index_offsets
+     does; a put may have written the elements before it (the fronts write
+     only into a tensor of their own). NULL: the fronts make offsets. */
+  int (*index_checked)(const nn_iter *it, int mode, int64_t n, int64_t scale, int base,
+                       int negative, int dim, const char *op);
 } nn_backend;
 
 /* The entries by name and place, for messages and for the test that every
@@ -609,7 +620,7 @@ extern const size_t nn_backend_entry_count;
    comes in nn_host_api. NN_BACKEND_ABI is bumped whenever nn_backend,
    nn_host_api or a geometry struct above changes shape, so that a library
    of another build refuses to open rather than misread them. */
-#define NN_BACKEND_ABI 5
+#define NN_BACKEND_ABI 6
 
 typedef struct nn_host_api {
   int abi;             /* NN_BACKEND_ABI of the engine */

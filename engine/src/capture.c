@@ -45,7 +45,7 @@ typedef enum {
   CALL_OP_ITER_NUMBERS,   /* f(op, it, x0, x1): pointwise_grad, activation(_backward) */
   CALL_BINARY,            /* f(op, dtype, it) */
   CALL_BINARY_NUMBER,     /* f(op, dtype, it, x0, flag) */
-  CALL_INDEX_OFFSETS,     /* f(it, n, scale, base, negative, dim, name) */
+  CALL_INDEX_OFFSETS,     /* f(it, n, scale, base, negative, dim, name); index_checked: mode in flag */
   CALL_GEOM,              /* f(r): logsumexp, extreme(_all)_backward, prod_backward, cumprod_backward */
   CALL_FLAG_GEOM,         /* f(flag, r): extreme, sort */
   CALL_GEOM_FLAG,         /* f(r, flag): softmax, softmax_backward */
@@ -281,6 +281,9 @@ static int run(const nn_backend *be, record *r, void *arg) {
     return be->binary_number((nn_binary_op)r->u.iter.op, r->u.iter.dtype, &r->u.iter.it,
                              r->u.iter.x[0], r->u.iter.flag);
   case CALL_INDEX_OFFSETS:
+    if (r->entry == offsetof(nn_backend, index_checked))
+      return be->index_checked(&r->u.iter.it, r->u.iter.flag, r->u.iter.n, r->u.iter.scale,
+                               r->u.iter.base, r->u.iter.negative, r->u.iter.dim, r->u.iter.name);
     return be->index_offsets(&r->u.iter.it, r->u.iter.n, r->u.iter.scale, r->u.iter.base,
                              r->u.iter.negative, r->u.iter.dim, r->u.iter.name);
   case CALL_GEOM: {
@@ -499,6 +502,17 @@ static int record_index_offsets(const nn_iter *it, int64_t n, int64_t scale, int
                                 int negative, int dim, const char *op) {
   record *r = new_record(CALL_INDEX_OFFSETS, AT(index_offsets));
   r->u.iter.it = *it;
+  r->u.iter.n = n, r->u.iter.scale = scale;
+  r->u.iter.base = base, r->u.iter.negative = negative, r->u.iter.dim = dim;
+  r->u.iter.name = op; /* a literal */
+  return record_run(r);
+}
+
+static int record_index_checked(const nn_iter *it, int mode, int64_t n, int64_t scale, int base,
+                                int negative, int dim, const char *op) {
+  record *r = new_record(CALL_INDEX_OFFSETS, AT(index_checked));
+  r->u.iter.it = *it;
+  r->u.iter.flag = mode;
   r->u.iter.n = n, r->u.iter.scale = scale;
   r->u.iter.base = base, r->u.iter.negative = negative, r->u.iter.dim = dim;
   r->u.iter.name = op; /* a literal */
@@ -875,6 +889,7 @@ static void make_recording_table(nn_backend *t, const nn_backend *real) {
   REPLACE(index_offsets, record_index_offsets);
   REPLACE(index_gather, record_index_gather);
   REPLACE(index_put, record_index_put);
+  REPLACE(index_checked, record_index_checked);
   REPLACE(where, record_where);
   REPLACE(nonzero, refuse_nonzero);
   REPLACE(uniform, record_uniform);

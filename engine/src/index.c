@@ -52,6 +52,21 @@ static nn_tensor *offsets_of(const char *op, nn_tensor *idx, int64_t n, int64_t 
   return out;
 }
 
+/* How index_checked reads an index tensor in place of offsets_of (the
+   same arguments); NULL where the offsets were made beforehand. */
+typedef struct {
+  int64_t n, scale;
+  int base, negative, dim;
+} index_rule;
+
+/* The backend's one-pass kernel (index_checked) for an op whose result
+   needs no gradient (a gradient keeps the offsets), or NULL. */
+static const nn_backend *one_pass(const char *op, nn_tensor *t, nn_tensor *index, nn_tensor *values) {
+  if (nn_needs_grad(t, values, NULL)) return NULL;
+  const nn_backend *be = nn_dispatch(op, offsetof(nn_backend, index_offsets), t, index, values);
+  return be && be->index_checked ? be : NULL;
+}
+
 /* off seen with shape (ndim, size): its own strides on its dims, which are
    the placement's dims first .. first + off->ndim, and 0 elsewhere. */
 static nn_tensor *spread(nn_tensor *off, int ndim, const int64_t *size, int first) {
@@ -67,8 +82,10 @@ static nn_tensor *spread(nn_tensor *off, int ndim, const int64_t *size, int firs
 /* out (contiguous, p's shape) = ref at p, ref's elements from base_offset
    with p's strides; no autograd: a front of its own that gather_at's
    forward and put_at's backward share. */
-static nn_tensor *read_at(const char *op, nn_tensor *ref, const placement *p, nn_tensor *off) {
-  const nn_backend *be = nn_dispatch(op, offsetof(nn_backend, index_gather), ref, off, NULL);
+static nn_tensor *read_at(const char *op, nn_tensor *ref, const placement *p, nn_tensor *off,
+                          const index_rule *rule) {
+  const nn_backend *be = nn_dispatch(
+      op, rule ? offsetof(nn_backend, index_checked) : offsetof(nn_backend, index_gather), ref, off, NULL);
   if (!be) return NULL;
   nn_tensor *src = nn_tensor_wrap(ref->storage, ref->dtype, p->ndim, p->size, p->stride,
                                   ref->offset + p->offset);
@@ -77,7 +94,9 @@ static nn_tensor *read_at(const char *op, nn_tensor *ref, const placement *p, nn
     nn_iter it;
     nn_tensor *ts[3] = {out, src, off};
     nn_iter_init(&it, 3, ts, p->ndim, p->size);
-    if (be->index_gather(&it) < 0) {
+    if ((rule ? be->index_checked(&it, 0, rule->n, rule->scale, rule->base, rule->negative,
+                                  rule->dim, op)
+              : be->index_gather(&it)) < 0) {
       nn_release(out);
       out = NULL;
     }
@@ -89,8 +108,9 @@ static nn_tensor *read_at(const char *op, nn_tensor *ref, const placement *p, nn
 /* dst at p = values (broadcast to p's shape, dst's dtype), or += when
    accumulate; in place, no autograd. */
 static int write_at(const char *op, nn_tensor *dst, const placement *p, nn_tensor *off,
-                    nn_tensor *values, int accumulate) {
-  const nn_backend *be = nn_dispatch(op, offsetof(nn_backend, index_put), dst, off, values);
+                    nn_tensor *values, int accumulate, const index_rule *rule) {
+  const nn_backend *be = nn_dispatch(
+      op, rule ? offsetof(nn_backend, index_checked) : offsetof(nn_backend, index_put), dst, off, values);
   if (!be) return -1;
   int fits = values->ndim <= p->ndim;
   for (int i = 0; fits && i < values->ndim; i++) {
@@ -111,7 +131,9 @@ static int write_at(const char *op, nn_tensor *dst, const placement *p, nn_tenso
     nn_iter it;
     nn_tensor *ts[3] = {target, v, off};
     nn_iter_init(&it, 3, ts, p->ndim, p->size);
-    status = be->index_put(&it, accumulate);
+    status = rule ? be->index_checked(&it, accumulate ? 2 : 1, rule->n, rule->scale, rule->base,
+                                      rule->negative, rule->dim, op)
+                  : be->index_put(&it, accumulate);
   }
   nn_release(target);
   nn_release(v);
@@ -133,14 +155,14 @@ static void load_placement(const nn_node *node, const nn_tensor *off, placement 
 }
 
 static nn_tensor *put_at(const char *op, nn_tensor *t, const placement *p, nn_tensor *off,
-                         nn_tensor *values, int accumulate);
+                         nn_tensor *values, int accumulate, const index_rule *rule);
 
 static int gather_at_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   placement p;
   load_placement(node, node->saved[0], &p);
   nn_tensor *z = nn_full_like_shape(g, g->dtype, node->ndim, node->size, 0);
   if (!z) return -1;
-  nn_tensor *grad = put_at("gather backward", z, &p, node->saved[0], g, 1);
+  nn_tensor *grad = put_at("gather backward", z, &p, node->saved[0], g, 1, NULL);
   nn_release(z);
   gi[0] = grad;
   return grad ? 0 : -1;
@@ -148,11 +170,11 @@ static int gather_at_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
 
 /* t read at p (p's strides are those of a contiguous tensor of t's shape). */
 static nn_tensor *gather_at(const char *op, const char *name, nn_tensor *t, const placement *p,
-                            nn_tensor *off) {
+                            nn_tensor *off, const index_rule *rule) {
   nn_tensor *tc = nn_contiguous(t);
   if (!tc) return NULL;
-  nn_tensor *out = read_at(op, tc, p, off);
-  if (out && nn_needs_grad(tc, NULL, NULL)) {
+  nn_tensor *out = read_at(op, tc, p, off, rule);
+  if (out && !rule && nn_needs_grad(tc, NULL, NULL)) {
     nn_node *node = nn_node_attach(out, name, gather_at_backward, 1, tc, NULL, NULL);
     if (!node) {
       nn_release(out);
@@ -177,7 +199,7 @@ static int put_at_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
     } else {
       /* what the write replaced has no influence on the result */
       nn_tensor *zero = nn_full_like_shape(g, g->dtype, 0, NULL, 0);
-      gi[0] = zero ? put_at("put backward", g, &p, off, zero, 0) : NULL;
+      gi[0] = zero ? put_at("put backward", g, &p, off, zero, 0, NULL) : NULL;
       nn_release(zero);
       if (!gi[0]) return -1;
     }
@@ -185,7 +207,7 @@ static int put_at_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   if (node->inputs[1]) {
     /* a recorded read (when a pass records itself), so that the values'
        gradient is differentiable again */
-    nn_tensor *gv = gather_at("put backward", "GatherBackward0", g, &p, off);
+    nn_tensor *gv = gather_at("put backward", "GatherBackward0", g, &p, off, NULL);
     nn_tensor *v = node->inputs[1];
     gi[1] = gv ? nn_sum_to_shape(gv, v->ndim, v->size) : NULL;
     nn_release(gv);
@@ -194,17 +216,18 @@ static int put_at_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   return 0;
 }
 
-/* A copy of t (contiguous) with values written (or added) at p. */
+/* A copy of t (contiguous) with values written (or added) at p; off holds
+   offsets, or indices read by rule (no gradient then). */
 static nn_tensor *put_at(const char *op, nn_tensor *t, const placement *p, nn_tensor *off,
-                         nn_tensor *values, int accumulate) {
+                         nn_tensor *values, int accumulate, const index_rule *rule) {
   if (nn_check_same_device(op, t, values) < 0) return NULL;
   nn_tensor *out = nn_empty_like(t);
   if (!out) return NULL;
-  if (nn_copy_(out, t) < 0 || write_at(op, out, p, off, values, accumulate) < 0) {
+  if (nn_copy_(out, t) < 0 || write_at(op, out, p, off, values, accumulate, rule) < 0) {
     nn_release(out);
     return NULL;
   }
-  if (nn_needs_grad(t, values, NULL)) {
+  if (!rule && nn_needs_grad(t, values, NULL)) {
     nn_node *node = nn_node_attach(out, accumulate ? "IndexPutBackward0" : "IndexPutBackward0",
                                    put_at_backward, 2, t, values, NULL);
     if (!node) {
@@ -222,8 +245,11 @@ static nn_tensor *put_at(const char *op, nn_tensor *t, const placement *p, nn_te
 /* The placement of `index` along dim of t (shape T, strides given): S is
    index's shape (gather, scatter) or T with dim's size the count of a 1-d
    index (index_select, index_add: along = 1). */
+/* With rule, *off is the index itself, spread the same way, and rule says
+   how to read it. */
 static int along_dim(const char *op, nn_tensor *t, const int64_t *strides, int dim,
-                     nn_tensor *index, int base, int select, placement *p, nn_tensor **off) {
+                     nn_tensor *index, int base, int select, placement *p, nn_tensor **off,
+                     index_rule *rule) {
   nn_tensor *flat = NULL;
   if (select) {
     if (index->ndim > 1) {
@@ -233,7 +259,9 @@ static int along_dim(const char *op, nn_tensor *t, const int64_t *strides, int d
     int64_t n = nn_numel(index);
     if (!(flat = nn_reshape(index, 1, &n))) return -1;
   }
-  nn_tensor *o = offsets_of(op, select ? flat : index, t->size[dim], strides[dim], base, 0, dim);
+  nn_tensor *o = rule ? nn_retain(select ? flat : index)
+                      : offsets_of(op, select ? flat : index, t->size[dim], strides[dim], base, 0, dim);
+  if (rule) *rule = (index_rule){t->size[dim], strides[dim], base, 0, dim};
   nn_release(flat);
   if (!o) return -1;
   p->ndim = t->ndim;
@@ -262,8 +290,12 @@ static nn_tensor *read_along(const char *op, const char *name, nn_tensor *t, int
   nn_contiguous_strides(t->ndim, t->size, cs);
   placement p;
   nn_tensor *off;
-  if (along_dim(op, t, cs, dim, index, base, select, &p, &off) < 0) return NULL;
-  nn_tensor *out = gather_at(op, name, t, &p, off);
+  index_rule rule;
+  /* index_select's offsets are one per slice: made once, they cost less
+     than checking each element's index again */
+  index_rule *fused = !select && one_pass(op, t, index, NULL) ? &rule : NULL;
+  if (along_dim(op, t, cs, dim, index, base, select, &p, &off, fused) < 0) return NULL;
+  nn_tensor *out = gather_at(op, name, t, &p, off, fused);
   nn_release(off);
   return out;
 }
@@ -321,7 +353,9 @@ nn_tensor *nn_scatter(nn_tensor *t, int dim, nn_tensor *index, nn_tensor *src, i
   nn_contiguous_strides(t->ndim, t->size, cs);
   placement p;
   nn_tensor *off;
-  if (along_dim(op, t, cs, dim, index, base, 0, &p, &off) < 0) return NULL;
+  index_rule rule;
+  index_rule *fused = one_pass(op, t, index, src) ? &rule : NULL;
+  if (along_dim(op, t, cs, dim, index, base, 0, &p, &off, fused) < 0) return NULL;
   /* src's leading part of the index's shape */
   nn_tensor *values = nn_retain(src);
   for (int i = 0; i < src->ndim && values; i++) {
@@ -330,7 +364,7 @@ nn_tensor *nn_scatter(nn_tensor *t, int dim, nn_tensor *index, nn_tensor *src, i
     nn_release(values);
     values = part;
   }
-  nn_tensor *out = values ? put_at(op, t, &p, off, values, accumulate) : NULL;
+  nn_tensor *out = values ? put_at(op, t, &p, off, values, accumulate, fused) : NULL;
   nn_release(values);
   nn_release(off);
   return out;
@@ -345,7 +379,7 @@ nn_tensor *nn_index_add(nn_tensor *t, int dim, nn_tensor *index, nn_tensor *src,
   nn_contiguous_strides(t->ndim, t->size, cs);
   placement p;
   nn_tensor *off;
-  if (along_dim(op, t, cs, dim, index, base, 1, &p, &off) < 0) return NULL;
+  if (along_dim(op, t, cs, dim, index, base, 1, &p, &off, NULL) < 0) return NULL;
   int fits = src->ndim == p.ndim;
   for (int i = 0; fits && i < p.ndim; i++) fits = src->size[i] == p.size[i];
   if (!fits) {
@@ -357,7 +391,7 @@ nn_tensor *nn_index_add(nn_tensor *t, int dim, nn_tensor *index, nn_tensor *src,
     return NULL;
   }
   nn_tensor *values = alpha == 1 ? nn_retain(src) : nn_binary_scalar(NN_MUL, src, alpha, 0);
-  nn_tensor *out = values ? put_at(op, t, &p, off, values, 1) : NULL;
+  nn_tensor *out = values ? put_at(op, t, &p, off, values, 1, NULL) : NULL;
   nn_release(values);
   nn_release(off);
   return out;
@@ -366,13 +400,15 @@ nn_tensor *nn_index_add(nn_tensor *t, int dim, nn_tensor *index, nn_tensor *src,
 nn_tensor *nn_take(nn_tensor *t, nn_tensor *index, int base) {
   const char *op = "take";
   if (check_index_tensor(op, t, index) < 0) return NULL;
-  nn_tensor *o = offsets_of(op, index, nn_numel(t), 1, base, 1, -1);
+  index_rule rule = {nn_numel(t), 1, base, 1, -1};
+  index_rule *fused = one_pass(op, t, index, NULL) ? &rule : NULL;
+  nn_tensor *o = fused ? nn_retain(index) : offsets_of(op, index, nn_numel(t), 1, base, 1, -1);
   if (!o) return NULL;
   placement p = {.ndim = index->ndim, .offset = 0};
   for (int i = 0; i < index->ndim; i++) p.size[i] = index->size[i], p.stride[i] = 0;
   nn_tensor *off = spread(o, p.ndim, p.size, 0);
   nn_release(o);
-  nn_tensor *out = off ? gather_at(op, "TakeBackward0", t, &p, off) : NULL;
+  nn_tensor *out = off ? gather_at(op, "TakeBackward0", t, &p, off, fused) : NULL;
   nn_release(off);
   return out;
 }
@@ -394,6 +430,35 @@ static int broadcast_sizes(const char *op, int *ndim, int64_t *size, const nn_te
   *ndim = n;
   for (int i = 0; i < n; i++) size[i] = out[i];
   return 0;
+}
+
+/* The placement of t[mask] for a mask whose dims lie over t as one block
+   (each stride the next one's times its size): the flat positions of the
+   true elements, times the last masked dim's stride, are the offsets
+   themselves, so one column of coordinates does (no per-dim offsets to
+   add up). */
+static int mask_block(const char *op, nn_tensor *t, nn_tensor *mask, const int64_t *strides,
+                      placement *p, nn_tensor **off) {
+  int64_t n = nn_numel(mask);
+  nn_tensor *line = nn_reshape(mask, 1, &n);
+  nn_tensor *coords = line ? nn_nonzero(line, 0) : NULL; /* (count, 1) */
+  nn_release(line);
+  if (!coords) return -1;
+  int64_t count = coords->size[0];
+  nn_tensor *pos = nn_reshape(coords, 1, &count);
+  nn_release(coords);
+  int64_t scale = strides[mask->ndim - 1];
+  nn_tensor *o = pos && scale != 1 ? offsets_of(op, pos, n, scale, 0, 0, -1) : nn_retain(pos);
+  nn_release(pos);
+  if (!o) return -1;
+  p->ndim = 1 + t->ndim - mask->ndim;
+  p->offset = 0;
+  p->size[0] = count, p->stride[0] = 0;
+  for (int i = mask->ndim; i < t->ndim; i++)
+    p->size[1 + i - mask->ndim] = t->size[i], p->stride[1 + i - mask->ndim] = strides[i];
+  *off = spread(o, p->ndim, p->size, 0);
+  nn_release(o);
+  return *off ? 0 : -1;
 }
 
 /* The placement of t[index[0], ..., index[k-1]] over strides; a single bool
@@ -431,6 +496,10 @@ static int advanced(const char *op, nn_tensor *t, int k, nn_tensor *const *index
                    nn_shape_string(mask, a, sizeof a), nn_shape_string(t, b, sizeof b));
       return -1;
     }
+    int block = 1;
+    for (int d = 0; d + 1 < mask->ndim; d++)
+      block = block && strides[d] == strides[d + 1] * t->size[d + 1];
+    if (block) return mask_block(op, t, mask, strides, p, off);
     nn_tensor *coords = nn_nonzero(mask, 0);
     if (!coords) return -1;
     for (k = 0; k < mask->ndim; k++)
@@ -475,9 +544,30 @@ nn_tensor *nn_index(nn_tensor *t, int k, nn_tensor *const *index, int base) {
   placement p;
   nn_tensor *off;
   if (advanced("index", t, k, index, base, cs, &p, &off) < 0) return NULL;
-  nn_tensor *out = gather_at("index", "IndexBackward0", t, &p, off);
+  nn_tensor *out = gather_at("index", "IndexBackward0", t, &p, off, NULL);
   nn_release(off);
   return out;
+}
+
+/* t[mask] = value, for a mask of t's shape and a single value, in place: t
+   where the mask is false, the value where it is true, in one pass with
+   no coordinates (the same writes as the placement's). 1: not that case
+   (nothing done, no error set). */
+static int mask_fill(const char *op, nn_tensor *t, nn_tensor *mask, nn_tensor *values) {
+  if (mask->dtype != NN_BOOL || values->ndim != 0 || !nn_same_shape(mask, t) ||
+      mask->device != t->device || values->device != t->device)
+    return 1;
+  const nn_backend *be = nn_dispatch(op, offsetof(nn_backend, where), t, mask, values);
+  if (!be) return -1;
+  nn_tensor *v = nn_to_dtype(values, t->dtype);
+  if (!v) return -1;
+  nn_iter it;
+  nn_tensor *ts[4] = {t, mask, v, t};
+  nn_iter_init(&it, 4, ts, t->ndim, t->size);
+  int status = be->where(&it);
+  nn_release(v);
+  if (status == 0) nn_bump_version(t);
+  return status;
 }
 
 int nn_index_put_(nn_tensor *t, int k, nn_tensor *const *index, nn_tensor *values, int accumulate,
@@ -495,14 +585,18 @@ int nn_index_put_(nn_tensor *t, int k, nn_tensor *const *index, nn_tensor *value
       nn_inplace_cancel(&ip);
       return -1;
     }
-    nn_tensor *result = put_at(op, ip.self, &p, off, values, accumulate);
+    nn_tensor *result = put_at(op, ip.self, &p, off, values, accumulate, NULL);
     nn_release(off);
     return nn_inplace_commit(&ip, result, "IndexPutBackward0");
+  }
+  if (k == 1 && !accumulate) {
+    int filled = mask_fill(op, t, index[0], values);
+    if (filled <= 0) return filled;
   }
   if (advanced(op, t, k, index, base, t->stride, &p, &off) < 0) return -1;
   /* values read from t itself are read before any write, as PyTorch does */
   nn_tensor *v = values->storage == t->storage ? nn_clone(values) : nn_retain(values);
-  int status = v ? write_at(op, t, &p, off, v, accumulate) : -1;
+  int status = v ? write_at(op, t, &p, off, v, accumulate, NULL) : -1;
   nn_release(v);
   nn_release(off);
   return status;
@@ -626,15 +720,18 @@ nn_tensor *nn_nonzero(nn_tensor *t, int base) {
   const char *op = "nonzero";
   const nn_backend *be = nn_dispatch(op, offsetof(nn_backend, nonzero), t, NULL, NULL);
   if (!be) return NULL;
-  nn_grad_guard guard = nn_no_grad_begin();
-  nn_tensor *ne = nn_binary_scalar(NN_NE, t, 0, 0);
-  nn_tensor *count = ne ? nn_sum(ne, NN_ALL_DIMS, 0) : NULL;
-  nn_no_grad_end(guard);
-  nn_release(ne);
   double n = 0;
-  int st = count ? nn_item(count, &n) : -1;
-  nn_release(count);
-  if (st < 0) return NULL;
+  if (nn_numel(t) > 0) { /* (the sum of no elements divides by a line of 0 in Debug builds) */
+    nn_grad_guard guard = nn_no_grad_begin();
+    /* a bool tensor's sum is its count already */
+    nn_tensor *ne = t->dtype == NN_BOOL ? nn_retain(t) : nn_binary_scalar(NN_NE, t, 0, 0);
+    nn_tensor *count = ne ? nn_sum(ne, NN_ALL_DIMS, 0) : NULL;
+    nn_no_grad_end(guard);
+    nn_release(ne);
+    int st = count ? nn_item(count, &n) : -1;
+    nn_release(count);
+    if (st < 0) return NULL;
+  }
   int64_t size[2] = {(int64_t)n, t->ndim};
   nn_tensor *out = nn_empty_like_shape(t, NN_INT64, 2, size);
   if (!out) return NULL;
@@ -645,7 +742,10 @@ nn_tensor *nn_nonzero(nn_tensor *t, int base) {
     return NULL;
   }
   if (base == 0) return out;
-  nn_tensor *shifted = nn_binary_scalar(NN_ADD, out, base, 0);
-  nn_release(out);
-  return shifted;
+  /* in place: the result is new, nothing else holds it */
+  if (nn_binary_scalar_(NN_ADD, out, base) < 0) {
+    nn_release(out);
+    return NULL;
+  }
+  return out;
 }

@@ -123,9 +123,11 @@ static int attach_line_node(nn_tensor *values, const char *name, nn_backward_fn 
   return 0;
 }
 
-/* Lines sorted along dim; with k >= 0 and a topk kernel, only the first k
-   positions of each line are written, and the node saves the first k
-   indices (what the caller narrows to: the rest are never read). */
+/* Lines sorted along dim; with k >= 0 and a topk kernel, the results hold
+   only the first k positions of each line (k along dim: a line's stride
+   there is what the kernel writes through, so no full-size tensor is
+   allocated, nor its pages touched one per line), and the node saves
+   those k indices. */
 static nn_tensor *sort_first(nn_tensor *a, int dim, int descending, int64_t k, nn_tensor **indices) {
   const nn_backend *be = nn_dispatch("sort", offsetof(nn_backend, sort), a, NULL, NULL);
   if (!be || (dim = wrap_dim("sort", dim, a)) < 0) return NULL;
@@ -134,18 +136,16 @@ static nn_tensor *sort_first(nn_tensor *a, int dim, int descending, int64_t k, n
     nn_error_set("sort: not supported for a bool tensor; convert it first (long() or float())");
     return NULL;
   }
-  nn_tensor *values = nn_empty_like(a), *idx = values ? nn_empty_like_shape(a, NN_INT64, a->ndim, a->size) : NULL;
+  int64_t size[NN_MAX_DIMS];
+  for (int i = 0; i < a->ndim; i++) size[i] = a->size[i];
+  if (k >= 0) size[dim] = k;
+  nn_tensor *values = nn_empty_like_shape(a, a->dtype, a->ndim, size);
+  nn_tensor *idx = values ? nn_empty_like_shape(a, NN_INT64, a->ndim, size) : NULL;
   if (!idx) goto fail;
   nn_reduce_geom r;
   nn_tensor *ts[3] = {values, idx, a};
   line_geometry(&r, 3, ts, a, dim);
   if ((k >= 0 ? be->topk(descending, k, &r) : be->sort(descending, &r)) < 0) goto fail;
-  if (k >= 0) {
-    nn_tensor *vk = nn_narrow(values, dim, 0, k), *ik = vk ? nn_narrow(idx, dim, 0, k) : NULL;
-    nn_release(values), nn_release(idx);
-    values = vk, idx = ik;
-    if (!idx) goto fail;
-  }
   if (nn_needs_grad(a, NULL, NULL) &&
       attach_line_node(values, k >= 0 ? "TopkBackward0" : "SortBackward0", sort_backward, a, dim, idx) < 0)
     goto fail;

@@ -23,6 +23,7 @@ static const char *const not_kernels[] = {
     "graph_begin", "graph_end", "graph_launch", "graph_free", /* cuda/backend.cu: the stream */
     "kthvalue",          /* the CPU's selection; kthvalue and median sort on CUDA */
     "dot", "band",       /* the CPU's shortcuts for dot, mv, tril, triu; matmul and a select on CUDA */
+    "index_checked",     /* the CPU's one-pass indexing; CUDA makes offsets first */
 };
 
 static int is_not_kernel(const char *name) {

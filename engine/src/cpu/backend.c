@@ -110,4 +110,5 @@ const nn_backend nn_cpu_backend = {
     .kthvalue = nn_cpu_kthvalue,
     .dot = nn_cpu_dot,
     .band = nn_cpu_band,
+    .index_checked = nn_cpu_index_checked,
 };

@@ -5,9 +5,44 @@
 
 struct copy_ctx { nn_dtype dst, src; };
 
+#if defined(__GNUC__)
+#define COPY_INLINE inline __attribute__((always_inline))
+#else
+#define COPY_INLINE inline
+#endif
+
+/* d[i sd] = s[i ss], elements of es bytes: a copy within one dtype moves
+   bytes (every dtype of a size takes the same loop); a reversed run
+   (flip) has a loop of its own, which vectorises */
+static COPY_INLINE void copy_bytes(size_t es, int64_t n, char *d, int64_t sd, const char *s,
+                                   int64_t ss) {
+  if (sd == 1 && ss == -1) {
+    for (int64_t i = 0; i < n; i++) memcpy(d + i * es, s - i * (int64_t)es, es);
+  } else if (sd == 1 && ss == 0) {
+    for (int64_t i = 0; i < n; i++) memcpy(d + i * es, s, es);
+  } else {
+    for (int64_t i = 0; i < n; i++) memcpy(d + i * sd * (int64_t)es, s + i * ss * (int64_t)es, es);
+  }
+}
+
+static void copy_same(size_t es, int64_t n, char *d, int64_t sd, const char *s, int64_t ss) {
+  if (sd == 1 && ss == 1) {
+    memmove(d, s, (size_t)n * es);
+    return;
+  }
+  switch (es) {
+  case 1: copy_bytes(1, n, d, sd, s, ss); break;
+  case 2: copy_bytes(2, n, d, sd, s, ss); break;
+  case 4: copy_bytes(4, n, d, sd, s, ss); break;
+  default: copy_bytes(8, n, d, sd, s, ss); break;
+  }
+}
+
 static void copy_inner(void *ctx, int64_t n, char **data, const int64_t *stride) {
   const struct copy_ctx *c = ctx;
-  if (c->dst == NN_FLOAT32 && c->src == NN_FLOAT32) {
+  if (c->dst == c->src && c->dst != NN_BOOL) {
+    copy_same(nn_element_size(c->dst), n, data[0], stride[0], data[1], stride[1]);
+  } else if (c->dst == NN_FLOAT32 && c->src == NN_FLOAT32) {
     float *d = (float *)data[0];
     const float *s = (const float *)data[1];
     for (int64_t i = 0; i < n; i++) d[i * stride[0]] = s[i * stride[1]];

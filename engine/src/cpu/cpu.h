@@ -171,6 +171,8 @@ int nn_cpu_index_gather(const nn_iter *it);
 int nn_cpu_index_put(const nn_iter *it, int accumulate);
 int nn_cpu_where(const nn_iter *it);
 int nn_cpu_nonzero(const nn_strided *t, int64_t *out, int64_t count);
+int nn_cpu_index_checked(const nn_iter *it, int mode, int64_t n, int64_t scale, int base,
+                         int negative, int dim, const char *op);
 
 /* random.c */
 void nn_cpu_manual_seed(uint64_t seed);
