@@ -54,7 +54,8 @@ static inline void plane_rows(nn_dtype dt, int scatter, const nn_patch_geom *g, 
           else for (int64_t ox = lo; ox < hi; ox++) x[(ox - lo) * s] += r[ox];
         } else {
           for (int64_t ox = 0; ox < lo; ox++) r[ox] = 0;
-          if (s == 1) for (int64_t ox = lo; ox < hi; ox++) r[ox] = x[ox - lo];
+          /* a short run (14 or 28 floats): glibc's copy takes fewer instructions than a vectorised loop's edges */
+          if (s == 1) memcpy(r + lo, x, (size_t)(hi - lo) * sizeof *r);
           else for (int64_t ox = lo; ox < hi; ox++) r[ox] = x[(ox - lo) * s];
           for (int64_t ox = hi; ox < out_w; ox++) r[ox] = 0;
         }
