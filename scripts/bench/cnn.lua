@@ -7,10 +7,12 @@
 --   * nnlua's time per training step;
 --   * the GEMM bound: the time OpenBLAS needs, in the same process, for
 --     just the matrix products of the step in im2col form (each
---     convolution's forward W x columns, its weight gradient g x
---     columns^T and, for the second, its input gradient W^T x g, each one
---     product over the whole batch; the dense layers' products), and the
---     ratio step / bound (the target: within 1.15);
+--     convolution's forward W x columns, one product per sample as the
+--     step does them: faster than one over the whole batch, since each
+--     sample's output stays in cache; its weight gradient g x columns^T
+--     and, for the second, its input gradient W^T x g, each one product
+--     over the whole batch; the dense layers' products), and the ratio
+--     step / bound (the target: within 1.15);
 --   * where Debian's python3-torch is installed, PyTorch 1.13's time for the
 --     same step (cnn_torch.py, run with the same thread count) and the
 --     ratio nnlua / PyTorch (the target: no slower);
@@ -59,23 +61,24 @@ local function new_step()
   end
 end
 
--- The step's products in im2col form, each over the whole batch: a
--- convolution of C -> O channels, kernel 3x3, over L positions per image
--- is W (O, 9C) x columns (9C, N L) forward, g (O, N L) x columns^T for the
+-- The step's products in im2col form: a convolution of C -> O channels,
+-- kernel 3x3, over L positions per image is W (O, 9C) x columns (9C, L)
+-- forward for each of the N samples (the step's layout: each sample's
+-- output written in place, in cache), g (O, N L) x columns^T for the
 -- weight, W^T (9C, O) x g (O, N L) for the input (the first convolution's
--- input needs none). Returns the function running them all, and their
--- multiply-adds.
+-- input needs none), the last two over the whole batch. Returns the
+-- function running them all, and their multiply-adds.
 local function bare_products()
   local list, macs = {}, 0
-  local function product(m, k, n, trans_b)
+  local function product(m, k, n, trans_b, batch)
     local a = nn.rand(m, k)
-    local b = trans_b and nn.rand(n, k):t() or nn.rand(k, n)
+    local b = trans_b and nn.rand(n, k):t() or batch and nn.rand(batch, k, n) or nn.rand(k, n)
     list[#list + 1] = function() return a:matmul(b) end
-    macs = macs + m * k * n
+    macs = macs + m * k * n * (batch or 1)
   end
   local function conv(c, o, positions, input_grad)
     local rows, width = 9 * c, BATCH * positions
-    product(o, rows, width)        -- forward
+    product(o, rows, positions, false, BATCH) -- forward, sample by sample
     product(o, width, rows, true)  -- weight gradient
     if input_grad then product(rows, o, width) end
   end

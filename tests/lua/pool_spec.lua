@@ -201,6 +201,32 @@ describe("MaxPool2d and the other pooling modules", function()
     assert.are.equal(2, i:item())
   end)
 
+  it("give the float32 2x2 window's fast path the general path's values, indices and gradients", function()
+    -- float64 goes through the general window loop: the same picks, ties
+    -- (the first maximum), -inf and NaN (the last NaN) included
+    nn.manual_seed(5)
+    local x = nn.randint(-2, 3, {3, 5, 10, 14}):float()
+    x:view(-1):narrow(1, 7, 1):fill_(0 / 0)
+    x:view(-1):narrow(1, 30, 2):fill_(0 / 0)
+    x:view(-1):narrow(1, 100, 4):fill_(-math.huge)
+    local x32 = x:clone():requires_grad_()
+    local x64 = x:double():requires_grad_()
+    local y32, i32 = F.max_pool2d(x32, 2, nil, 0, 1, false, true)
+    local y64, i64 = F.max_pool2d(x64, 2, nil, 0, 1, false, true)
+    assert.are.same(flat(i64), flat(i32))
+    assert.are.same(flat(y64:float():nan_to_num(7)), flat(y32:nan_to_num(7)))
+    local g = nn.randn(3, 5, 5, 7)
+    y32:backward(g)
+    y64:backward(g:double())
+    assert.are.same(flat(x64.grad:float()), flat(x32.grad))
+    -- an odd size leaves the last row and column out (and ceil_mode takes
+    -- the general path)
+    local odd = nn.randn(2, 3, 7, 9)
+    assert.are.same(flat(F.max_pool2d(odd:double(), 2):float()), flat(F.max_pool2d(odd, 2)))
+    assert.are.same(flat(F.max_pool2d(odd:double(), 2, nil, 0, 1, true):float()),
+                    flat(F.max_pool2d(odd, 2, nil, 0, 1, true)))
+  end)
+
   it("pass gradcheck", function()
     local x = nn.randn(2, 2, 6, 5, {dtype = "float64", requires_grad = true})
     for _, fn in ipairs {

@@ -160,6 +160,19 @@ describe("at one and two threads, the same values", function()
     end)
   end)
 
+  it("convolution's patches: im2col and col2im split over planes", function()
+    nn.manual_seed(9)
+    local x0, w0 = nn.randn(16, 8, 20, 20), nn.randn(12, 8, 3, 3)
+    for _, dtype in ipairs({"float32", "float64"}) do
+      same_at_both("conv2d " .. dtype, function()
+        local x, w = x0:to(dtype):requires_grad_(), w0:to(dtype):requires_grad_()
+        local y = nn.F.conv2d(x, w, nil, {stride = {1, 2}, padding = 1})
+        y:backward(y:detach():cos())
+        return y:detach(), x.grad, w.grad
+      end)
+    end
+  end)
+
   it("every optimizer's step over a large parameter", function()
     local n = 300001
     local g = data(n, 9)

@@ -9,6 +9,9 @@
 
 #include <math.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* fn(args, first, last) over [0, n) items of `each` elements of work,
    on the pool (cpu/parallel.c) when there is enough of it. */
@@ -64,6 +67,68 @@ static inline void max_planes(nn_dtype dt, const nn_pool2d_args *a, int64_t firs
   }
 }
 
+/* The lesson's 2 x 2 window at stride 2, every window inside the plane,
+   float32: the same taps in the same order as max_planes (a window's first
+   tap always wins against its -inf start, so it starts there), without the
+   window arithmetic and the widening per tap. Which tap wins is random on
+   real data: as branches (what GCC makes of the scalar selects) a third
+   of them mispredict, so four windows at a time go through SSE2 masks. */
+static inline void max_window_2x2(const float *r0, const float *r1, int64_t ow, float *value, int *tap) {
+  float best = r0[2 * ow], v[3] = {r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]};
+  int at = 0;
+  for (int k = 0; k < 3; k++) {
+    int wins = (v[k] > best) | (v[k] != v[k]);
+    best = wins ? v[k] : best, at = wins ? k + 1 : at;
+  }
+  *value = best, *tap = at;
+}
+
+static void max_2x2_f32(const nn_pool2d_args *a, int64_t first, int64_t last) {
+  int64_t iw_n = a->in_w, plane = a->in_h * iw_n, ow_n = a->out_w, oplane = a->out_h * ow_n;
+  for (int64_t p = first; p < last; p++) {
+    const float *x = (const float *)a->x + p * plane;
+    float *out = (float *)a->out + p * oplane;
+    int64_t *indices = a->indices ? a->indices + p * oplane : NULL;
+    for (int64_t oh = 0; oh < a->out_h; oh++) {
+      int64_t top = 2 * oh * iw_n;
+      const float *r0 = x + top, *r1 = r0 + iw_n;
+      int taps[4];
+      int64_t ow = 0;
+#if defined(__SSE2__)
+      for (; ow + 4 <= ow_n; ow += 4) {
+        __m128 a0 = _mm_loadu_ps(r0 + 2 * ow), a1 = _mm_loadu_ps(r0 + 2 * ow + 4);
+        __m128 b0 = _mm_loadu_ps(r1 + 2 * ow), b1 = _mm_loadu_ps(r1 + 2 * ow + 4);
+        __m128 v[4] = {_mm_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0)), _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)),
+                       _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0)), _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(3, 1, 3, 1))};
+        __m128 best = v[0];
+        __m128i at = _mm_setzero_si128();
+        for (int k = 1; k < 4; k++) {
+          __m128 wins = _mm_or_ps(_mm_cmpgt_ps(v[k], best), _mm_cmpunord_ps(v[k], v[k]));
+          __m128i w = _mm_castps_si128(wins);
+          best = _mm_or_ps(_mm_and_ps(wins, v[k]), _mm_andnot_ps(wins, best));
+          at = _mm_or_si128(_mm_and_si128(w, _mm_set1_epi32(k)), _mm_andnot_si128(w, at));
+        }
+        _mm_storeu_ps(out + oh * ow_n + ow, best);
+        if (!indices) continue;
+        _mm_storeu_si128((__m128i *)taps, at);
+        for (int l = 0; l < 4; l++)
+          indices[oh * ow_n + ow + l] = top + 2 * (ow + l) + (taps[l] >> 1) * iw_n + (taps[l] & 1) + a->index_base;
+      }
+#endif
+      for (; ow < ow_n; ow++) {
+        max_window_2x2(r0, r1, ow, out + oh * ow_n + ow, taps);
+        if (indices) indices[oh * ow_n + ow] = top + 2 * ow + (taps[0] >> 1) * iw_n + (taps[0] & 1) + a->index_base;
+      }
+    }
+  }
+}
+
+static int is_max_2x2(const nn_pool2d_args *a) {
+  return a->kind == NN_POOL_MAX && a->dtype == NN_FLOAT32 && a->kernel[0] == 2 && a->kernel[1] == 2 &&
+         a->stride[0] == 2 && a->stride[1] == 2 && a->padding[0] == 0 && a->padding[1] == 0 &&
+         a->dilation[0] == 1 && a->dilation[1] == 1 && 2 * a->out_h <= a->in_h && 2 * a->out_w <= a->in_w;
+}
+
 NN_MATH_SELECTS_END
 
 /* The average kinds: each output the mean of its window (avg_pool2d's
@@ -116,15 +181,23 @@ static inline void max_backward_planes(nn_dtype dt, const nn_pool2d_args *a, int
   for (int64_t p = first; p < last; p++) {
     char *gx = (char *)a->gx + (size_t)(p * plane) * es;
     memset(gx, 0, (size_t)plane * es);
-    for (int64_t o = p * oplane; o < (p + 1) * oplane; o++)
-      add(dt, gx, a->indices[o] - a->index_base, get(dt, a->g, o));
+    const int64_t *at = a->indices + p * oplane, base = a->index_base;
+    if (dt == NN_FLOAT32) {
+      const float *g = (const float *)a->g + p * oplane;
+      for (int64_t o = 0; o < oplane; o++) ((float *)gx)[at[o] - base] += g[o];
+    } else {
+      const double *g = (const double *)a->g + p * oplane;
+      for (int64_t o = 0; o < oplane; o++) ((double *)gx)[at[o] - base] += g[o];
+    }
   }
 }
 
 static void pool_range(const void *args, int64_t first, int64_t last) {
   const nn_pool2d_args *a = args;
   int is_max = a->kind == NN_POOL_MAX || a->kind == NN_POOL_ADAPTIVE_MAX;
-  if (a->dtype == NN_FLOAT32) {
+  if (is_max_2x2(a)) {
+    max_2x2_f32(a, first, last);
+  } else if (a->dtype == NN_FLOAT32) {
     if (is_max) max_planes(NN_FLOAT32, a, first, last);
     else avg_planes(NN_FLOAT32, a, first, last, 0);
   } else {
@@ -233,6 +306,44 @@ int nn_cpu_upsample2d_backward(const nn_upsample2d_args *a) {
 }
 
 /* ---- batch normalisation ------------------------------------------------------ */
+/* Four running sums a lane, combined at the end as (0 + 1) + (2 + 3):
+   four independent additions a step instead of one chain, in double as
+   before. Float32 only (the float64 kernels keep their one chain). */
+typedef struct {
+  double a[4], b[4];
+} lane_sums;
+
+static inline double lanes_total(const double *v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+
+/* a += p - ps, b += (p - ps) (q - qs): the moments of x about k (p = q =
+   x, ps = qs = k) or a gradient's sums about the mean (p = g, ps = 0, q =
+   x, qs = mean). */
+static inline void lane_moments_f32(lane_sums *s, const float *p, double ps, const float *q, double qs,
+                                    int64_t n) {
+  int64_t i = 0;
+#if defined(__SSE2__)
+  __m128d a01 = _mm_loadu_pd(s->a), a23 = _mm_loadu_pd(s->a + 2), b01 = _mm_loadu_pd(s->b),
+          b23 = _mm_loadu_pd(s->b + 2), pk = _mm_set1_pd(ps), qk = _mm_set1_pd(qs);
+  for (; i + 4 <= n; i += 4) {
+    __m128 pv = _mm_loadu_ps(p + i), qv = _mm_loadu_ps(q + i);
+    __m128d p01 = _mm_sub_pd(_mm_cvtps_pd(pv), pk), p23 = _mm_sub_pd(_mm_cvtps_pd(_mm_movehl_ps(pv, pv)), pk);
+    __m128d q01 = _mm_sub_pd(_mm_cvtps_pd(qv), qk), q23 = _mm_sub_pd(_mm_cvtps_pd(_mm_movehl_ps(qv, qv)), qk);
+    a01 = _mm_add_pd(a01, p01), a23 = _mm_add_pd(a23, p23);
+    b01 = _mm_add_pd(b01, _mm_mul_pd(p01, q01)), b23 = _mm_add_pd(b23, _mm_mul_pd(p23, q23));
+  }
+  _mm_storeu_pd(s->a, a01), _mm_storeu_pd(s->a + 2, a23), _mm_storeu_pd(s->b, b01), _mm_storeu_pd(s->b + 2, b23);
+#endif
+  for (; i + 4 <= n; i += 4)
+    for (int l = 0; l < 4; l++) {
+      double d = (double)p[i + l] - ps;
+      s->a[l] += d, s->b[l] += d * ((double)q[i + l] - qs);
+    }
+  for (; i < n; i++) {
+    double d = (double)p[i] - ps;
+    s->a[0] += d, s->b[0] += d * ((double)q[i] - qs);
+  }
+}
+
 /* One channel's statistics in one pass: sums of x - k and (x - k)^2 in
    double, k the channel's first element (a shift that keeps the
    difference of squares exact enough whatever the mean). */
@@ -240,15 +351,16 @@ static inline void channel_moments(nn_dtype dt, const nn_batch_norm_args *a, int
                                    double *mean, double *var) {
   int64_t n = a->outer * a->inner, cstride = a->channels * a->inner;
   double k = get(dt, a->x, c * a->inner), s1 = 0, s2 = 0;
-  for (int64_t b = 0; b < a->outer; b++) {
-    int64_t base = b * cstride + c * a->inner;
-    if (dt == NN_FLOAT32) {
-      const float *x = (const float *)a->x + base;
-      for (int64_t i = 0; i < a->inner; i++) {
-        double d = (double)x[i] - k;
-        s1 += d, s2 += d * d;
-      }
-    } else {
+  if (dt == NN_FLOAT32) {
+    lane_sums s = {{0}, {0}};
+    for (int64_t b = 0; b < a->outer; b++) {
+      const float *x = (const float *)a->x + b * cstride + c * a->inner;
+      lane_moments_f32(&s, x, k, x, k, a->inner);
+    }
+    s1 = lanes_total(s.a), s2 = lanes_total(s.b);
+  } else {
+    for (int64_t b = 0; b < a->outer; b++) {
+      int64_t base = b * cstride + c * a->inner;
       const double *x = (const double *)a->x + base;
       for (int64_t i = 0; i < a->inner; i++) {
         double d = x[i] - k;
@@ -307,11 +419,18 @@ static inline void batch_norm_backward_channels(nn_dtype dt, const nn_batch_norm
   for (int64_t c = first; c < last; c++) {
     double mean = a->stats[c], invstd = a->stats[a->channels + c];
     double sum = 0, dot = 0;
-    for (int64_t b = 0; b < a->outer; b++) {
-      int64_t base = b * cstride + c * a->inner;
-      for (int64_t i = 0; i < a->inner; i++) {
-        double g = get(dt, a->g, base + i);
-        sum += g, dot += g * (get(dt, a->x, base + i) - mean);
+    if (dt == NN_FLOAT32) {
+      lane_sums s = {{0}, {0}};
+      for (int64_t b = 0; b < a->outer; b++) {
+        int64_t base = b * cstride + c * a->inner;
+        lane_moments_f32(&s, (const float *)a->g + base, 0, (const float *)a->x + base, mean, a->inner);
+      }
+      sum = lanes_total(s.a), dot = lanes_total(s.b);
+    } else {
+      for (int64_t b = 0; b < a->outer; b++) {
+        int64_t base = b * cstride + c * a->inner;
+        const double *g = (const double *)a->g + base, *x = (const double *)a->x + base;
+        for (int64_t i = 0; i < a->inner; i++) sum += g[i], dot += g[i] * (x[i] - mean);
       }
     }
     if (a->gw) put(dt, a->gw, c, dot * invstd);
