@@ -112,5 +112,15 @@ void nnl_register_capture(lua_State *L);
    plan and returns 1; the caller then calls nn_capture_host_call_done()
    when it is done (its own kernels are not recorded). Else returns 0. */
 int nnl_capture_call(lua_State *L, int nargs);
+/* nnl_capture_call with a replay of its own: a replay pushes the recorded
+   function (its upvalues are at hand) at stack index fn, its arguments
+   above it, and calls native(L, fn, data), which
+   returns 1 when it did the call's work, 0 when the call must run as
+   recorded (it then does, as nnl_capture_call's would), -1 on an engine
+   error; it must not raise. data is the native replay's, freed with
+   free_data when the plan goes (or at once when nothing is recorded). */
+typedef int (*nnl_native_replay)(lua_State *L, int fn, void *data);
+int nnl_capture_call_native(lua_State *L, int nargs, nnl_native_replay native, void *data,
+                            void (*free_data)(void *));
 
 #endif

@@ -18,6 +18,7 @@
  * replay calls their C function again with the same group and state
  * tables, so that a scheduler's learning rate and Adam's step count are
  * read afresh, in C, at every step. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,7 +40,13 @@ typedef struct {
   unsigned long last_use;
 } captured_plan;
 
+/* A step is recognised by its size and this tag (as a tensor's box is),
+   without luaL_testudata's lookup of the metatable by name: each replay
+   checks it. Only C code makes userdata. */
+#define STEP_TAG 0x6e6e6c7561537450ULL /* "nnluaStP" */
+
 typedef struct {
+  uint64_t tag;
   unsigned long calls;
   int eager; /* the step could not be captured: it runs eagerly from now on */
   captured_plan plans[MAX_PLANS];
@@ -57,7 +64,18 @@ static struct {
 typedef struct {
   lua_Integer first; /* the function, then its arguments, from here in the held table */
   int nargs;
+  /* when set, tried first at a replay, with the arguments on the stack
+     (nnl_capture_call_native); the call itself when it gives 0 */
+  nnl_native_replay native;
+  void *data;
+  void (*free_data)(void *);
 } held_call;
+
+static void free_held_call(void *ctx) {
+  held_call *c = ctx;
+  if (c->free_data) c->free_data(c->data);
+  free(c);
+}
 
 typedef struct {
   lua_State *L;
@@ -72,6 +90,14 @@ static int replay_held_call(void *ctx, void *arg) {
     nn_error_set("capture: the Lua stack is full");
     return -1;
   }
+  if (c->native) {
+    /* no Lua call: the arguments only, and the native replay on them */
+    int top = lua_gettop(L);
+    for (int i = 0; i <= c->nargs; i++) lua_rawgeti(L, r->held, c->first + i);
+    int done = c->native(L, top + 1, c->data);
+    lua_settop(L, top);
+    if (done != 0) return done < 0 ? -1 : 0;
+  }
   for (int i = 0; i <= c->nargs; i++) lua_rawgeti(L, r->held, c->first + i);
   if (lua_pcall(L, c->nargs, 0, 0) != LUA_OK) {
     nn_error_set("%s", lua_tostring(L, -1));
@@ -81,15 +107,23 @@ static int replay_held_call(void *ctx, void *arg) {
   return 0;
 }
 
-int nnl_capture_call(lua_State *L, int nargs) {
-  if (!session.active || !nn_capture_recording()) return 0;
+int nnl_capture_call_native(lua_State *L, int nargs, nnl_native_replay native, void *data,
+                            void (*free_data)(void *)) {
+  if (!session.active || !nn_capture_recording()) {
+    if (free_data) free_data(data);
+    return 0;
+  }
   held_call *c = malloc(sizeof *c);
   lua_Debug ar;
   if (!c || !lua_getstack(L, 0, &ar)) {
     free(c);
+    if (free_data) free_data(data);
     nn_capture_refuse("capture: out of memory recording the step");
     return 0;
   }
+  c->native = native;
+  c->data = data;
+  c->free_data = free_data;
   luaL_checkstack(L, 3, "capture");
   lua_rawgeti(L, LUA_REGISTRYINDEX, session.held_ref);
   c->first = session.next_slot;
@@ -101,13 +135,23 @@ int nnl_capture_call(lua_State *L, int nargs) {
     lua_rawseti(L, -2, session.next_slot++);
   }
   lua_pop(L, 1);
-  nn_capture_host_call(replay_held_call, c, free);
+  nn_capture_host_call(replay_held_call, c, free_held_call);
   return 1;
 }
 
+int nnl_capture_call(lua_State *L, int nargs) {
+  return nnl_capture_call_native(L, nargs, NULL, NULL, NULL);
+}
+
 /* ---- the step object ------------------------------------------------------- */
+static captured_step *to_step(lua_State *L, int idx) {
+  captured_step *s = lua_touserdata(L, idx);
+  if (s && lua_rawlen(L, idx) == sizeof *s && s->tag == STEP_TAG) return s;
+  return NULL;
+}
+
 static captured_step *check_step(lua_State *L, const char *method) {
-  captured_step *s = luaL_testudata(L, 1, NNL_CAPTURED_STEP);
+  captured_step *s = to_step(L, 1);
   if (!s)
     nnl_error(L, "capture: %s expects a captured step (step:%s()), got %s", method, method,
               luaL_typename(L, 1));
@@ -401,6 +445,7 @@ static int l_capture(lua_State *L) {
     return nnl_error(L, "capture: expects a function (the step), got %s", luaL_typename(L, 1));
   captured_step *s = lua_newuserdatauv(L, sizeof *s, UV_COUNT);
   memset(s, 0, sizeof *s);
+  s->tag = STEP_TAG;
   luaL_setmetatable(L, NNL_CAPTURED_STEP);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, UV_FUNCTION);

@@ -9,6 +9,7 @@
  * first step of a parameter that has a gradient; the buffers the engine
  * creates are stored into it under PyTorch's names. */
 #include <math.h>
+#include <stdlib.h>
 
 #include "nn_binding.h"
 
@@ -141,10 +142,86 @@ static lua_Integer begin_step(lua_State *L, const char *op) {
   return (lua_Integer)lua_rawlen(L, 3);
 }
 
+/* ---- plain SGD in a captured step ------------------------------------------
+   A replay of optim_sgd without a Lua call: the group's options read
+   afresh (a scheduler's lr counts), then the step of each parameter of
+   the list group.params held at capture, through the same front as eager.
+   Anything else (momentum, whose buffers live in Lua tables; another
+   params list, or one of another length; an option that is not a number)
+   runs optim_sgd itself, as it would have, errors and all. */
+typedef struct {
+  const void *list; /* group.params at capture */
+  lua_Integer n;
+  nn_tensor *params[]; /* retained */
+} sgd_replay;
+
+static void free_sgd_replay(void *data) {
+  sgd_replay *r = data;
+  for (lua_Integer i = 0; i < r->n; i++) nn_release(r->params[i]);
+  free(r);
+}
+
+/* group.params (group at index 1) as a sgd_replay; NULL when it is not a
+   list of tensors (optim_sgd then says what is wrong), the group has
+   momentum, or memory is short. */
+static sgd_replay *sgd_snapshot(lua_State *L) {
+  if (!lua_istable(L, 1)) return NULL;
+  get_key(L, 1, K_MOMENTUM);
+  int plain = lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) == 0;
+  lua_pop(L, 1);
+  if (!plain) return NULL;
+  if (get_key(L, 1, K_PARAMS) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+  sgd_replay *r = malloc(sizeof *r + (size_t)n * sizeof r->params[0]);
+  if (r) r->list = lua_topointer(L, -1), r->n = 0;
+  for (lua_Integer i = 1; r && i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    nn_tensor *p = nnl_to_tensor(L, -1);
+    lua_pop(L, 1);
+    if (!p) {
+      free_sgd_replay(r);
+      r = NULL;
+    } else {
+      r->params[r->n++] = nn_retain(p);
+    }
+  }
+  lua_pop(L, 1);
+  return r;
+}
+
+/* fn (optim_sgd itself, at a stack index) keeps the keys as upvalues */
+static int sgd_native_replay(lua_State *L, int fn, void *data) {
+  static const int keys[] = {K_LR, K_MOMENTUM, K_DAMPENING, K_WEIGHT_DECAY, K_NESTEROV,
+                             K_MAXIMIZE, K_PARAMS};
+  const sgd_replay *r = data;
+  int group = fn + 1, first = lua_gettop(L) + 1;
+  for (int k = 0; k < 7; k++) {
+    lua_getupvalue(L, fn, keys[k]);
+    lua_gettable(L, group);
+  }
+  int ok[4];
+  nn_sgd_options o = {lua_tonumberx(L, first, &ok[0]), lua_tonumberx(L, first + 1, &ok[1]),
+                      lua_tonumberx(L, first + 2, &ok[2]), lua_tonumberx(L, first + 3, &ok[3]),
+                      lua_toboolean(L, first + 4), lua_toboolean(L, first + 5)};
+  if (!ok[0] || !ok[1] || !ok[2] || !ok[3] || o.momentum != 0 ||
+      lua_topointer(L, first + 6) != r->list || (lua_Integer)lua_rawlen(L, first + 6) != r->n)
+    return 0;
+  for (lua_Integer i = 0; i < r->n; i++) {
+    nn_tensor *none = NULL;
+    if (nn_sgd_step(r->params[i], &none, &o) < 0) return -1;
+  }
+  return 1;
+}
+
 /* optim_sgd(group, states): momentum_buffer (no state without momentum) */
 static int l_optim_sgd(lua_State *L) {
   const char *op = "sgd";
-  int recorded = nnl_capture_call(L, 2);
+  sgd_replay *snapshot = nn_capture_recording() ? sgd_snapshot(L) : NULL;
+  int recorded = snapshot ? nnl_capture_call_native(L, 2, sgd_native_replay, snapshot, free_sgd_replay)
+                          : nnl_capture_call(L, 2);
   lua_Integer n = begin_step(L, op);
   nn_sgd_options o = {group_number(L, 1, K_LR, op), group_number(L, 1, K_MOMENTUM, op),
                       group_number(L, 1, K_DAMPENING, op),

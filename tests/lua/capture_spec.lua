@@ -101,6 +101,41 @@ describe("nn.capture", function()
     assert.is_nil(captured.step:why())
   end)
 
+  it("replays plain SGD seeing the group's lr, momentum and params as they are at each step", function()
+    -- plain SGD replays without a Lua call (lua/nn_optim.c): what it reads
+    -- afresh, and what makes it run optim_sgd itself, must match eager
+    local eager, captured = train_both(function()
+      local model = nn.Sequential(nn.Linear(2, 6), nn.Sigmoid(), nn.Linear(6, 1), nn.Sigmoid())
+      local optimizer = nn.optim.SGD(model:parameters(), {lr = 1})
+      local group, steps = optimizer.param_groups[1], 0
+      local function change()
+        steps = steps + 1
+        if steps == 10 then group.lr = 0.25 end
+        if steps == 15 then group.weight_decay = 0.01 end
+        if steps == 20 then group.momentum = 0.5 end -- buffers: optim_sgd itself
+        if steps == 30 then group.momentum = 0 end
+        if steps == 35 then table.remove(group.params) end -- the last bias stops learning
+        if steps == 40 then group.params = {group.params[1]} end
+      end
+      return model, nn.BCELoss(), optimizer, change
+    end, xor_batches(), 50, function(change) change() end)
+    assert_same_losses(eager, captured)
+    assert_same_state(eager.model, captured.model)
+    assert.is_nil(captured.step:why())
+    assert.are.equal(1, captured.step:stats().plans)
+  end)
+
+  it("raises optim_sgd's own error when a replayed group's lr is not a number", function()
+    nn.manual_seed(5)
+    local model = nn.Sequential(nn.Linear(2, 3), nn.Sigmoid(), nn.Linear(3, 1))
+    local optimizer = nn.optim.SGD(model:parameters(), {lr = 0.1})
+    local step = nn.capture(training_step(model, nn.MSELoss(), optimizer))
+    local b = xor_batches()[1]
+    for _ = 1, 3 do step(b[1], b[2]) end
+    optimizer.param_groups[1].lr = {}
+    expect_error(function() step(b[1], b[2]) end, "sgd: the parameter group's lr must be a number, got table")
+  end)
+
   it("trains a small CNN (conv, max-pool, batch norm in training mode) exactly", function()
     nn.manual_seed(5)
     local batches = {}
