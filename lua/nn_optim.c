@@ -209,6 +209,13 @@ static int sgd_native_replay(lua_State *L, int fn, void *data) {
   if (!ok[0] || !ok[1] || !ok[2] || !ok[3] || o.momentum != 0 ||
       lua_topointer(L, first + 6) != r->list || (lua_Integer)lua_rawlen(L, first + 6) != r->n)
     return 0;
+  /* a tensor replaced inside the list: the step eager would take */
+  for (lua_Integer i = 0; i < r->n; i++) {
+    lua_rawgeti(L, first + 6, i + 1);
+    int same = nnl_to_tensor(L, -1) == r->params[i];
+    lua_pop(L, 1);
+    if (!same) return 0;
+  }
   for (lua_Integer i = 0; i < r->n; i++) {
     nn_tensor *none = NULL;
     if (nn_sgd_step(r->params[i], &none, &o) < 0) return -1;

@@ -114,6 +114,7 @@ describe("nn.capture", function()
         if steps == 15 then group.weight_decay = 0.01 end
         if steps == 20 then group.momentum = 0.5 end -- buffers: optim_sgd itself
         if steps == 30 then group.momentum = 0 end
+        if steps == 32 then group.params[1] = group.params[3] end -- same length, other tensors
         if steps == 35 then table.remove(group.params) end -- the last bias stops learning
         if steps == 40 then group.params = {group.params[1]} end
       end
