@@ -47,6 +47,9 @@ static inline void nn_iter_run_parallel(const nn_iter *it, nn_inner_fn fn, void 
    line's first. */
 static inline int64_t line_offset(const nn_reduce_geom *r, int k, int64_t j) {
   if (r->rdims == 1) return j * r->rstride[0][k];
+  /* a line's start: also where an empty line (a size 0 among rsize, which
+     the walk below would divide by) begins */
+  if (j == 0) return 0;
   int64_t off = 0;
   for (int d = r->rdims - 1; d >= 0; d--) {
     off += (j % r->rsize[d]) * r->rstride[d][k];

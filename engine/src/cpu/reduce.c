@@ -22,7 +22,9 @@ struct lines_ctx {
 
 static void store_result(const struct lines_ctx *c, char *out, double sum, int64_t isum) {
   nn_dtype dt = c->r->it.dtype[0];
-  if (c->op == NN_REDUCE_VAR) nn_store(dt, out, 0, sum / ((double)c->n - c->p));
+  /* PyTorch's divisor, max(0, n - correction): no more elements than the
+     correction gives 0 / 0, NaN (not -0) */
+  if (c->op == NN_REDUCE_VAR) nn_store(dt, out, 0, sum / fmax((double)c->n - c->p, 0));
   else if (c->op == NN_REDUCE_NORM) nn_store(dt, out, 0, c->n ? nn_norm_finish(sum, c->p) : 0);
   else if (c->op == NN_REDUCE_MEAN) nn_store(dt, out, 0, sum / (double)c->n);
   else if (nn_floating_dtype(c->r->it.dtype[1])) nn_store(dt, out, 0, sum);
