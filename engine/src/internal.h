@@ -262,6 +262,9 @@ int nn_linear_backward(nn_tensor *g, nn_tensor *x, nn_tensor *w, const int *need
    does not apply, else 1 with *out the result (NULL on an error). */
 int nn_addmm_one_gemm(nn_tensor *input, nn_tensor *a, nn_tensor *b, double beta, double alpha,
                       nn_tensor **out);
+/* matmul.c: bmm's product of (B, m, k) and (B, k, n) tensors whose shapes
+   linalg.c checked: one batched GEMM with its own node (BmmBackward0). */
+nn_tensor *nn_bmm_product(nn_tensor *a, nn_tensor *b);
 
 /* An elementwise loss (backend.h's nn_loss_kind) as its backward needs it:
    weights is the contiguous (k n) tensor of weight then pos_weight values

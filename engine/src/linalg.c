@@ -35,7 +35,7 @@ nn_tensor *nn_bmm(nn_tensor *a, nn_tensor *b) {
     return NULL;
   }
   if (check_inner("bmm", a, a->size[2], b, b->size[1]) < 0) return NULL;
-  return nn_matmul(a, b);
+  return nn_bmm_product(a, b);
 }
 
 /* Whether a and b (float32 or float64, of one dtype and device, nothing

@@ -96,6 +96,11 @@ static nn_tensor *bmm(nn_tensor *a, nn_tensor *b) {
   return out;
 }
 
+nn_tensor *nn_bmm_product(nn_tensor *a, nn_tensor *b) {
+  if (check_operands("bmm", a, b) < 0) return NULL;
+  return bmm(a, b);
+}
+
 /* ---- mm: (m, k) x (k, n) -> (m, n) ----------------------------------- */
 static nn_tensor *mm(nn_tensor *a, nn_tensor *b);
 
