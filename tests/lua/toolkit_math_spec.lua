@@ -334,4 +334,21 @@ describe("fused kernels give the general paths' values exactly", function()
       same(sa[op](sa, y:gt(0)):float(), a[op](a, b):float(), op .. " of bools")
     end
   end)
+
+  -- a row broadcast against one value of b (x - mean over rows) takes the
+  -- number form's loop: the same op on the same values as the strided loop
+  it("float32 with b broadcast along the row equals strided, special values too", function()
+    nn.manual_seed(8)
+    local x = (nn.randn(7, 131) * (nn.randn(7, 131) * 8):exp()):float()
+    x[1][1], x[1][2], x[1][3], x[1][4], x[1][5] = 0 / 0, 1 / 0, -1 / 0, -0.0, 1e-40
+    local m = nn.tensor({{0.7}, {0}, {-0.0}, {1 / 0}, {0 / 0}, {1e-40}, {-3}}):float()
+    local wide = m:expand(7, 131):contiguous()
+    local sx = nn.zeros(7, 131, 2):float()
+    sx:select(3, 1):copy_(x)
+    local vx = sx:select(3, 1)
+    for _, op in ipairs({"add", "sub", "mul", "div", "fmod", "remainder", "pow", "atan2", "maximum"}) do
+      local expected = vx[op](vx, wide) -- strided x: the per-element loop
+      same(x[op](x, m), expected, op)
+    end
+  end)
 end)

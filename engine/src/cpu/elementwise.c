@@ -101,6 +101,9 @@ static void binary_inner(void *vctx, int64_t n, char **data, const int64_t *st) 
     float *o = (float *)data[0];
     const float *x = (const float *)data[1], *y = (const float *)data[2];
     if (st[0] == 1 && st[1] == 1 && st[2] == 1 && nn_cpu_vector_best()->binary((int)op, n, x, y, 0, o)) {
+    } else if (st[0] == 1 && st[1] == 1 && st[2] == 0 && nn_cpu_vector_best()->binary((int)op, n, x, NULL, *y, o)) {
+      /* b broadcast along the run (x - mean, x / std over a row): the
+         number form, the same float op on the same values */
     } else {
       for (int64_t i = 0; i < n; i++) o[i * st[0]] = nn_binary_apply_f(op, x[i * st[1]], y[i * st[2]]);
     }
