@@ -19,13 +19,15 @@ enum {
   K_PARAMS = 1, K_LR, K_MOMENTUM, K_DAMPENING, K_WEIGHT_DECAY, K_NESTEROV, K_MAXIMIZE, K_BETAS,
   K_EPS, K_AMSGRAD, K_ALPHA, K_CENTERED, K_LR_DECAY, K_INITIAL_ACCUMULATOR_VALUE, K_STEP,
   K_MOMENTUM_BUFFER, K_EXP_AVG, K_EXP_AVG_SQ, K_MAX_EXP_AVG_SQ, K_SQUARE_AVG, K_GRAD_AVG, K_SUM,
-  K_PARAM_GROUPS, K_STATE, K_UPDATE, K_NAME, K_COUNT = K_NAME
+  K_PARAM_GROUPS, K_STATE, K_UPDATE, K_RHO, K_ACC_DELTA, K_EXP_INF, K_MOMENTUM_DECAY, K_MU_PRODUCT,
+  K_LAMBD, K_T0, K_ETA, K_MU, K_AX, K_ETAS, K_STEP_SIZES, K_PREV, K_STEP_SIZE, K_NAME, K_COUNT = K_NAME
 };
 static const char *const OPTIM_KEYS[K_COUNT] = {
     "params", "lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize", "betas",
     "eps", "amsgrad", "alpha", "centered", "lr_decay", "initial_accumulator_value", "step",
     "momentum_buffer", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "square_avg", "grad_avg", "sum",
-    "param_groups", "state", "_update", "__name"};
+    "param_groups", "state", "_update", "rho", "acc_delta", "exp_inf", "momentum_decay", "mu_product",
+    "lambd", "t0", "eta", "mu", "ax", "etas", "step_sizes", "prev", "step_size", "__name"};
 
 /* t[key] onto the stack (t at an absolute index), metamethods and all, as
    lua_getfield would; returns its type. */
@@ -62,16 +64,20 @@ static int group_flag(lua_State *L, int group, int key) {
   return v;
 }
 
-/* group.betas[i] */
-static double group_beta(lua_State *L, int group, int i, const char *op) {
-  if (get_key(L, group, K_BETAS) != LUA_TTABLE)
-    nnl_error(L, "%s: the parameter group's betas must be a table of two numbers", op);
+/* group[key][i], of a pair such as betas or etas */
+static double group_pair(lua_State *L, int group, int key, int i, const char *op) {
+  if (get_key(L, group, key) != LUA_TTABLE)
+    nnl_error(L, "%s: the parameter group's %s must be a table of two numbers", op, key_name(L, key));
   lua_rawgeti(L, -1, i);
   int ok;
   double v = lua_tonumberx(L, -1, &ok);
-  if (!ok) nnl_error(L, "%s: the parameter group's betas[%d] must be a number", op, i);
+  if (!ok) nnl_error(L, "%s: the parameter group's %s[%d] must be a number", op, key_name(L, key), i);
   lua_pop(L, 2);
   return v;
+}
+
+static double group_beta(lua_State *L, int group, int i, const char *op) {
+  return group_pair(L, group, K_BETAS, i, op);
 }
 
 /* Pushes group.params[i] and returns it; NULL (nothing pushed) when it
@@ -129,6 +135,21 @@ static void store_new(lua_State *L, int state, int key, nn_tensor *now, nn_tenso
 static void store_step(lua_State *L, int state, int64_t step) {
   lua_pushinteger(L, (lua_Integer)step);
   set_key(L, state, K_STEP);
+}
+
+/* state[key] as a number, or fallback (also when there is no state) */
+static double state_number(lua_State *L, int state, int key, double fallback) {
+  if (!state) return fallback;
+  get_key(L, state, key);
+  int ok;
+  double v = lua_tonumberx(L, -1, &ok);
+  lua_pop(L, 1);
+  return ok ? v : fallback;
+}
+
+static void store_number(lua_State *L, int state, int key, double v) {
+  lua_pushnumber(L, v);
+  set_key(L, state, key);
 }
 
 /* Checks the two table arguments; returns #group.params with group.params
@@ -345,6 +366,167 @@ static int l_optim_adagrad(lua_State *L) {
   return 0;
 }
 
+/* ---- issue 13's: Adadelta, Adamax, NAdam, RAdam, ASGD, Rprop ---------------
+   Each optim_<name>(group, states) reads the group's options, then steps
+   every parameter with a gradient through step_one(L, p, i, st, options):
+   i its place in group.params, st its state table (0: none yet); the
+   state table is made (ensure_state) after a successful step only. */
+typedef int (*param_step)(lua_State *L, nn_tensor *p, lua_Integer i, int st, const void *options);
+static void each_param(lua_State *L, const char *op, int recorded, param_step step_one, const void *options) {
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 3);
+  for (lua_Integer i = 1; i <= n; i++) {
+    nn_tensor *p = param_at(L, 3, i, op);
+    if (!p) continue;
+    if (step_one(L, p, i, get_state(L, 2, i), options) < 0) nnl_engine_error(L);
+    lua_settop(L, 3);
+  }
+  if (recorded) nn_capture_host_call_done();
+}
+
+static int adadelta_one(lua_State *L, nn_tensor *p, lua_Integer i, int st, const void *o) {
+  nn_adadelta_state s = {state_step(L, st), state_tensor(L, st, K_SQUARE_AVG), state_tensor(L, st, K_ACC_DELTA)};
+  nn_adadelta_state before = s;
+  if (nn_adadelta_step(p, &s, o) < 0) return -1;
+  st = ensure_state(L, 2, i, st);
+  store_new(L, st, K_SQUARE_AVG, s.square_avg, before.square_avg);
+  store_new(L, st, K_ACC_DELTA, s.acc_delta, before.acc_delta);
+  store_step(L, st, s.step);
+  return 0;
+}
+
+/* optim_adadelta(group, states): square_avg, acc_delta */
+static int l_optim_adadelta(lua_State *L) {
+  const char *op = "adadelta";
+  int recorded = nnl_capture_call(L, 2);
+  begin_step(L, op);
+  nn_adadelta_options o = {group_number(L, 1, K_LR, op), group_number(L, 1, K_RHO, op),
+                           group_number(L, 1, K_EPS, op), group_number(L, 1, K_WEIGHT_DECAY, op),
+                           group_flag(L, 1, K_MAXIMIZE)};
+  each_param(L, op, recorded, adadelta_one, &o);
+  return 0;
+}
+
+static int adamax_one(lua_State *L, nn_tensor *p, lua_Integer i, int st, const void *o) {
+  nn_adamax_state s = {state_step(L, st), state_tensor(L, st, K_EXP_AVG), state_tensor(L, st, K_EXP_INF)};
+  nn_adamax_state before = s;
+  if (nn_adamax_step(p, &s, o) < 0) return -1;
+  st = ensure_state(L, 2, i, st);
+  store_new(L, st, K_EXP_AVG, s.exp_avg, before.exp_avg);
+  store_new(L, st, K_EXP_INF, s.exp_inf, before.exp_inf);
+  store_step(L, st, s.step);
+  return 0;
+}
+
+/* optim_adamax(group, states): exp_avg, exp_inf */
+static int l_optim_adamax(lua_State *L) {
+  const char *op = "adamax";
+  int recorded = nnl_capture_call(L, 2);
+  begin_step(L, op);
+  nn_adamax_options o = {group_number(L, 1, K_LR, op), group_beta(L, 1, 1, op), group_beta(L, 1, 2, op),
+                         group_number(L, 1, K_EPS, op), group_number(L, 1, K_WEIGHT_DECAY, op),
+                         group_flag(L, 1, K_MAXIMIZE)};
+  each_param(L, op, recorded, adamax_one, &o);
+  return 0;
+}
+
+static int nadam_one(lua_State *L, nn_tensor *p, lua_Integer i, int st, const void *o) {
+  nn_nadam_state s = {state_step(L, st), state_number(L, st, K_MU_PRODUCT, 1),
+                      state_tensor(L, st, K_EXP_AVG), state_tensor(L, st, K_EXP_AVG_SQ)};
+  nn_nadam_state before = s;
+  if (nn_nadam_step(p, &s, o) < 0) return -1;
+  st = ensure_state(L, 2, i, st);
+  store_number(L, st, K_MU_PRODUCT, s.mu_product);
+  store_new(L, st, K_EXP_AVG, s.exp_avg, before.exp_avg);
+  store_new(L, st, K_EXP_AVG_SQ, s.exp_avg_sq, before.exp_avg_sq);
+  store_step(L, st, s.step);
+  return 0;
+}
+
+/* optim_nadam(group, states): mu_product (a number), exp_avg, exp_avg_sq */
+static int l_optim_nadam(lua_State *L) {
+  const char *op = "nadam";
+  int recorded = nnl_capture_call(L, 2);
+  begin_step(L, op);
+  nn_nadam_options o = {group_number(L, 1, K_LR, op), group_beta(L, 1, 1, op), group_beta(L, 1, 2, op),
+                        group_number(L, 1, K_EPS, op), group_number(L, 1, K_WEIGHT_DECAY, op),
+                        group_number(L, 1, K_MOMENTUM_DECAY, op)};
+  each_param(L, op, recorded, nadam_one, &o);
+  return 0;
+}
+
+static int radam_one(lua_State *L, nn_tensor *p, lua_Integer i, int st, const void *o) {
+  nn_radam_state s = {state_step(L, st), state_tensor(L, st, K_EXP_AVG), state_tensor(L, st, K_EXP_AVG_SQ)};
+  nn_radam_state before = s;
+  if (nn_radam_step(p, &s, o) < 0) return -1;
+  st = ensure_state(L, 2, i, st);
+  store_new(L, st, K_EXP_AVG, s.exp_avg, before.exp_avg);
+  store_new(L, st, K_EXP_AVG_SQ, s.exp_avg_sq, before.exp_avg_sq);
+  store_step(L, st, s.step);
+  return 0;
+}
+
+/* optim_radam(group, states): exp_avg, exp_avg_sq */
+static int l_optim_radam(lua_State *L) {
+  const char *op = "radam";
+  int recorded = nnl_capture_call(L, 2);
+  begin_step(L, op);
+  nn_radam_options o = {group_number(L, 1, K_LR, op), group_beta(L, 1, 1, op), group_beta(L, 1, 2, op),
+                        group_number(L, 1, K_EPS, op), group_number(L, 1, K_WEIGHT_DECAY, op)};
+  each_param(L, op, recorded, radam_one, &o);
+  return 0;
+}
+
+static int asgd_one(lua_State *L, nn_tensor *p, lua_Integer i, int st, const void *o) {
+  nn_asgd_state s = {state_step(L, st), state_number(L, st, K_ETA, (float)((const nn_asgd_options *)o)->lr), state_number(L, st, K_MU, 1),
+                     state_tensor(L, st, K_AX)};
+  nn_tensor *before = s.ax;
+  if (nn_asgd_step(p, &s, o) < 0) return -1;
+  st = ensure_state(L, 2, i, st);
+  store_number(L, st, K_ETA, s.eta);
+  store_number(L, st, K_MU, s.mu);
+  store_new(L, st, K_AX, s.ax, before);
+  store_step(L, st, s.step);
+  return 0;
+}
+
+/* optim_asgd(group, states): eta, mu (numbers), ax */
+static int l_optim_asgd(lua_State *L) {
+  const char *op = "asgd";
+  int recorded = nnl_capture_call(L, 2);
+  begin_step(L, op);
+  nn_asgd_options o = {group_number(L, 1, K_LR, op), group_number(L, 1, K_LAMBD, op),
+                       group_number(L, 1, K_ALPHA, op), group_number(L, 1, K_T0, op),
+                       group_number(L, 1, K_WEIGHT_DECAY, op), group_flag(L, 1, K_MAXIMIZE)};
+  each_param(L, op, recorded, asgd_one, &o);
+  return 0;
+}
+
+static int rprop_one(lua_State *L, nn_tensor *p, lua_Integer i, int st, const void *o) {
+  nn_rprop_state s = {state_step(L, st), state_tensor(L, st, K_PREV), state_tensor(L, st, K_STEP_SIZE)};
+  nn_rprop_state before = s;
+  if (nn_rprop_step(p, &s, o) < 0) return -1;
+  st = ensure_state(L, 2, i, st);
+  store_new(L, st, K_PREV, s.prev, before.prev);
+  store_new(L, st, K_STEP_SIZE, s.step_size, before.step_size);
+  store_step(L, st, s.step);
+  return 0;
+}
+
+/* optim_rprop(group, states): prev, step_size */
+static int l_optim_rprop(lua_State *L) {
+  const char *op = "rprop";
+  int recorded = nnl_capture_call(L, 2);
+  begin_step(L, op);
+  nn_rprop_options o = {group_number(L, 1, K_LR, op),
+                        group_pair(L, 1, K_ETAS, 1, op),
+                        group_pair(L, 1, K_ETAS, 2, op),
+                        group_pair(L, 1, K_STEP_SIZES, 1, op),
+                        group_pair(L, 1, K_STEP_SIZES, 2, op),
+                        group_flag(L, 1, K_MAXIMIZE)};
+  each_param(L, op, recorded, rprop_one, &o);
+  return 0;
+}
+
 /* Zeros (or, to_none, removes) the .grad of each tensor of the list at idx. */
 static void zero_grads(lua_State *L, int idx, int to_none) {
   luaL_checktype(L, idx, LUA_TTABLE);
@@ -483,6 +665,9 @@ static int l_clip_grad_value(lua_State *L) {
 static const luaL_Reg optim_functions[] = {
     {"optim_sgd", l_optim_sgd},         {"optim_adam", l_optim_adam},
     {"optim_rmsprop", l_optim_rmsprop}, {"optim_adagrad", l_optim_adagrad},
+    {"optim_adadelta", l_optim_adadelta}, {"optim_adamax", l_optim_adamax},
+    {"optim_nadam", l_optim_nadam}, {"optim_radam", l_optim_radam},
+    {"optim_asgd", l_optim_asgd}, {"optim_rprop", l_optim_rprop},
     {"clip_grad_norm", l_clip_grad_norm}, {"clip_grad_value", l_clip_grad_value},
     {"zero_grads", l_zero_grads}, {"optimizer_zero_grad", l_optimizer_zero_grad},
     {"optimizer_step", l_make_optimizer_step}, {NULL, NULL}};

@@ -614,6 +614,70 @@ typedef struct {
 } nn_adagrad_state;
 int nn_adagrad_step(nn_tensor *param, nn_adagrad_state *state, const nn_adagrad_options *opt);
 
+/* Issue 13's optimizers: torch/optim/adadelta.py, adamax.py, nadam.py,
+   radam.py, asgd.py, rprop.py. A state whose step is 0 is a new one: its
+   scalars (NAdam's mu_product, ASGD's eta and mu) start as PyTorch's do. */
+typedef struct {
+  double lr, rho, eps, weight_decay;
+  int maximize;
+} nn_adadelta_options;
+typedef struct {
+  int64_t step;
+  nn_tensor *square_avg, *acc_delta;
+} nn_adadelta_state;
+int nn_adadelta_step(nn_tensor *param, nn_adadelta_state *state, const nn_adadelta_options *opt);
+
+typedef struct {
+  double lr, beta1, beta2, eps, weight_decay;
+  int maximize;
+} nn_adamax_options;
+typedef struct {
+  int64_t step;
+  nn_tensor *exp_avg, *exp_inf;
+} nn_adamax_state;
+int nn_adamax_step(nn_tensor *param, nn_adamax_state *state, const nn_adamax_options *opt);
+
+/* PyTorch 1.13's NAdam and RAdam have no maximize */
+typedef struct {
+  double lr, beta1, beta2, eps, weight_decay, momentum_decay;
+} nn_nadam_options;
+typedef struct {
+  int64_t step;
+  double mu_product; /* a float32 number, as PyTorch keeps it in a float32 tensor */
+  nn_tensor *exp_avg, *exp_avg_sq;
+} nn_nadam_state;
+int nn_nadam_step(nn_tensor *param, nn_nadam_state *state, const nn_nadam_options *opt);
+
+typedef struct {
+  double lr, beta1, beta2, eps, weight_decay;
+} nn_radam_options;
+typedef struct {
+  int64_t step;
+  nn_tensor *exp_avg, *exp_avg_sq;
+} nn_radam_state;
+int nn_radam_step(nn_tensor *param, nn_radam_state *state, const nn_radam_options *opt);
+
+typedef struct {
+  double lr, lambd, alpha, t0, weight_decay;
+  int maximize;
+} nn_asgd_options;
+typedef struct {
+  int64_t step;
+  double eta, mu; /* float32 numbers, as PyTorch's float32 tensors */
+  nn_tensor *ax;  /* the average of the parameter */
+} nn_asgd_state;
+int nn_asgd_step(nn_tensor *param, nn_asgd_state *state, const nn_asgd_options *opt);
+
+typedef struct {
+  double lr, etaminus, etaplus, step_size_min, step_size_max;
+  int maximize;
+} nn_rprop_options;
+typedef struct {
+  int64_t step;
+  nn_tensor *prev, *step_size; /* step_size starts at lr */
+} nn_rprop_state;
+int nn_rprop_step(nn_tensor *param, nn_rprop_state *state, const nn_rprop_options *opt);
+
 /* Gradient clipping, torch/nn/utils/clip_grad.py. Both skip entries whose
    .grad is NULL. clip_grad_norm scales every gradient by
    min(1, max_norm / (total + 1e-6)), where total is the norm_type-norm of

@@ -86,6 +86,8 @@ const nn_backend_entry nn_backend_entries[] = {
     ENTRY(gemm),
     ENTRY(loss), ENTRY(loss_backward), ENTRY(class_loss), ENTRY(class_loss_backward),
     ENTRY(sgd_step), ENTRY(adam_step), ENTRY(rmsprop_step), ENTRY(adagrad_step),
+    ENTRY(adadelta_step), ENTRY(adamax_step), ENTRY(nadam_step), ENTRY(radam_step), ENTRY(asgd_step),
+    ENTRY(rprop_step),
     ENTRY(index_offsets), ENTRY(index_gather), ENTRY(index_put), ENTRY(where), ENTRY(nonzero),
     ENTRY(uniform), ENTRY(normal), ENTRY(random_int), ENTRY(randperm), ENTRY(manual_seed), ENTRY(initial_seed),
     ENTRY(rng_state_size), ENTRY(rng_get_state), ENTRY(rng_set_state),

@@ -506,6 +506,20 @@ typedef struct nn_backend {
                       void *momentum_buffer, void *grad_avg, const nn_rmsprop_options *o);
   int (*adagrad_step)(nn_dtype dtype, int64_t n, void *param, const void *grad, void *sum,
                       int64_t step, const nn_adagrad_options *o);
+  /* issue 13's: the step's scalars (NAdam's mu_product after this step's
+     factor, ASGD's eta and mu before it) computed by the front */
+  int (*adadelta_step)(nn_dtype dtype, int64_t n, void *param, const void *grad, void *square_avg,
+                       void *acc_delta, const nn_adadelta_options *o);
+  int (*adamax_step)(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
+                     void *exp_inf, int64_t step, const nn_adamax_options *o);
+  int (*nadam_step)(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
+                    void *exp_avg_sq, int64_t step, double mu_product, const nn_nadam_options *o);
+  int (*radam_step)(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
+                    void *exp_avg_sq, int64_t step, const nn_radam_options *o);
+  int (*asgd_step)(nn_dtype dtype, int64_t n, void *param, const void *grad, void *ax, double eta,
+                   double mu, const nn_asgd_options *o);
+  int (*rprop_step)(nn_dtype dtype, int64_t n, void *param, const void *grad, void *prev,
+                    void *step_size, const nn_rprop_options *o);
 
   /* -- indexing (index.c) --
      Index tensors are int64. */

@@ -822,6 +822,36 @@ static int refuse_adagrad_step(nn_dtype dtype, int64_t n, void *param, const voi
   nn_capture_refuse("%s", optimizer_outside);
   return recording_plan->real->adagrad_step(dtype, n, param, grad, sum, step, o);
 }
+static int refuse_adadelta_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *square_avg,
+                                void *acc_delta, const nn_adadelta_options *o) {
+  nn_capture_refuse("%s", optimizer_outside);
+  return recording_plan->real->adadelta_step(dtype, n, param, grad, square_avg, acc_delta, o);
+}
+static int refuse_adamax_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
+                              void *exp_inf, int64_t step, const nn_adamax_options *o) {
+  nn_capture_refuse("%s", optimizer_outside);
+  return recording_plan->real->adamax_step(dtype, n, param, grad, exp_avg, exp_inf, step, o);
+}
+static int refuse_nadam_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
+                             void *exp_avg_sq, int64_t step, double mu_product, const nn_nadam_options *o) {
+  nn_capture_refuse("%s", optimizer_outside);
+  return recording_plan->real->nadam_step(dtype, n, param, grad, exp_avg, exp_avg_sq, step, mu_product, o);
+}
+static int refuse_radam_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
+                             void *exp_avg_sq, int64_t step, const nn_radam_options *o) {
+  nn_capture_refuse("%s", optimizer_outside);
+  return recording_plan->real->radam_step(dtype, n, param, grad, exp_avg, exp_avg_sq, step, o);
+}
+static int refuse_asgd_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *ax, double eta,
+                            double mu, const nn_asgd_options *o) {
+  nn_capture_refuse("%s", optimizer_outside);
+  return recording_plan->real->asgd_step(dtype, n, param, grad, ax, eta, mu, o);
+}
+static int refuse_rprop_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *prev,
+                             void *step_size, const nn_rprop_options *o) {
+  nn_capture_refuse("%s", optimizer_outside);
+  return recording_plan->real->rprop_step(dtype, n, param, grad, prev, step_size, o);
+}
 static void refuse_manual_seed(uint64_t seed) {
   nn_capture_refuse("capture: manual_seed inside the step (a replay would not seed again)");
   recording_plan->real->manual_seed(seed);
@@ -886,6 +916,12 @@ static void make_recording_table(nn_backend *t, const nn_backend *real) {
   REPLACE(adam_step, refuse_adam_step);
   REPLACE(rmsprop_step, refuse_rmsprop_step);
   REPLACE(adagrad_step, refuse_adagrad_step);
+  REPLACE(adadelta_step, refuse_adadelta_step);
+  REPLACE(adamax_step, refuse_adamax_step);
+  REPLACE(nadam_step, refuse_nadam_step);
+  REPLACE(radam_step, refuse_radam_step);
+  REPLACE(asgd_step, refuse_asgd_step);
+  REPLACE(rprop_step, refuse_rprop_step);
   REPLACE(index_offsets, record_index_offsets);
   REPLACE(index_gather, record_index_gather);
   REPLACE(index_put, record_index_put);

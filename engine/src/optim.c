@@ -5,8 +5,10 @@
  * order, with the hyperparameters rounded to the parameter's dtype where
  * PyTorch passes them to a kernel as scalars. Clipping is made of ops. */
 #include "half.h"
+#include "math/optim.h"
 
 #include <stddef.h>
+#include <string.h>
 
 /* The backend that steps p (its gradient on its device), or NULL. */
 static const nn_backend *check_param(const char *op, size_t kernel, nn_tensor *p) {
@@ -180,6 +182,168 @@ int nn_adagrad_step(nn_tensor *param, nn_adagrad_state *state, const nn_adagrad_
   state->step = step;
   nn_bump_version(param);
   return 0;
+}
+
+/* ---- issue 13's: Adadelta, Adamax, NAdam, RAdam, ASGD, Rprop ------------ */
+/* The backend that steps param, with its buffers checked and made. */
+static const nn_backend *prepare_step(const char *op, size_t kernel, nn_tensor *param, state_buffer *bufs,
+                                      int n) {
+  const nn_backend *be = check_param(op, kernel, param);
+  return be && prepare_buffers(op, param, bufs, n) == 0 ? be : NULL;
+}
+
+/* A half parameter's step (half.h): the same front on float32 copies, with
+   a copy of the state whose buffers (the tensors at offsets) are theirs;
+   on success the state takes the copy's scalars and the rounded buffers. */
+typedef int (*step_front)(nn_tensor *param, void *state, const void *options);
+static int half_step(const char *op, nn_tensor *param, void *state, size_t state_size, const size_t *offsets,
+                     int n, step_front front, const void *options) {
+  union {
+    max_align_t align;
+    unsigned char bytes[64];
+  } copy;
+  nn_tensor **slots[NN_HALF_MAX_BUFFERS];
+  nn_half_step h;
+  if (state_size > sizeof copy.bytes || n > NN_HALF_MAX_BUFFERS) {
+    nn_error_set("%s: internal error: a state too large for a half step", op);
+    return -1;
+  }
+  memcpy(copy.bytes, state, state_size);
+  for (int k = 0; k < n; k++) slots[k] = (nn_tensor **)((char *)state + offsets[k]);
+  if (nn_half_step_enter(&h, op, param, n, slots) < 0) return -1;
+  for (int k = 0; k < n; k++) memcpy(copy.bytes + offsets[k], &h.buffers32[k], sizeof(nn_tensor *));
+  int status = front(h.param32, copy.bytes, options);
+  for (int k = 0; k < n; k++) memcpy(&h.buffers32[k], copy.bytes + offsets[k], sizeof(nn_tensor *));
+  if ((status = nn_half_step_leave(&h, status)) < 0) return -1;
+  for (int k = 0; k < n; k++) memcpy(copy.bytes + offsets[k], slots[k], sizeof(nn_tensor *));
+  memcpy(state, copy.bytes, state_size);
+  return 0;
+}
+
+/* One parameter's step: nothing without a gradient, a half parameter
+   through half_step, and the version bumped after a step that changed it. */
+static int optimizer_step(const char *op, nn_tensor *param, void *state, size_t state_size,
+                          const size_t *offsets, int n, step_front front, const void *options) {
+  if (!param->grad) return 0;
+  int status = nn_half_dtype(param->dtype)
+                   ? half_step(op, param, state, state_size, offsets, n, front, options)
+                   : front(param, state, options);
+  if (status == 0) nn_bump_version(param);
+  return status;
+}
+
+static int adadelta_front(nn_tensor *param, void *vstate, const void *voptions) {
+  nn_adadelta_state *state = vstate;
+  const nn_adadelta_options *o = voptions;
+  state_buffer bufs[] = {{"square_avg", &state->square_avg, 0}, {"acc_delta", &state->acc_delta, 0}};
+  const nn_backend *be = prepare_step("adadelta", offsetof(nn_backend, adadelta_step), param, bufs, 2);
+  if (!be || be->adadelta_step(param->dtype, nn_numel(param), nn_data(param), nn_data(param->grad),
+                               nn_data(state->square_avg), nn_data(state->acc_delta), o) < 0)
+    return -1;
+  state->step++;
+  return 0;
+}
+
+int nn_adadelta_step(nn_tensor *param, nn_adadelta_state *state, const nn_adadelta_options *o) {
+  static const size_t buffers[] = {offsetof(nn_adadelta_state, square_avg), offsetof(nn_adadelta_state, acc_delta)};
+  return optimizer_step("adadelta", param, state, sizeof *state, buffers, 2, adadelta_front, o);
+}
+
+static int adamax_front(nn_tensor *param, void *vstate, const void *voptions) {
+  nn_adamax_state *state = vstate;
+  const nn_adamax_options *o = voptions;
+  state_buffer bufs[] = {{"exp_avg", &state->exp_avg, 0}, {"exp_inf", &state->exp_inf, 0}};
+  const nn_backend *be = prepare_step("adamax", offsetof(nn_backend, adamax_step), param, bufs, 2);
+  int64_t step = state->step + 1;
+  if (!be || be->adamax_step(param->dtype, nn_numel(param), nn_data(param), nn_data(param->grad),
+                             nn_data(state->exp_avg), nn_data(state->exp_inf), step, o) < 0)
+    return -1;
+  state->step = step;
+  return 0;
+}
+
+int nn_adamax_step(nn_tensor *param, nn_adamax_state *state, const nn_adamax_options *o) {
+  static const size_t buffers[] = {offsetof(nn_adamax_state, exp_avg), offsetof(nn_adamax_state, exp_inf)};
+  return optimizer_step("adamax", param, state, sizeof *state, buffers, 2, adamax_front, o);
+}
+
+static int nadam_front(nn_tensor *param, void *vstate, const void *voptions) {
+  nn_nadam_state *state = vstate;
+  const nn_nadam_options *o = voptions;
+  state_buffer bufs[] = {{"exp_avg", &state->exp_avg, 0}, {"exp_avg_sq", &state->exp_avg_sq, 0}};
+  const nn_backend *be = prepare_step("nadam", offsetof(nn_backend, nadam_step), param, bufs, 2);
+  int64_t step = state->step + 1;
+  /* mu_product *= mu_t in PyTorch's float32 tensor (1 in a new state) */
+  float mu_product = state->step == 0 ? 1.0f : (float)state->mu_product;
+  mu_product = mu_product * (float)nn_nadam_mu(o->beta1, o->momentum_decay, step);
+  if (!be || be->nadam_step(param->dtype, nn_numel(param), nn_data(param), nn_data(param->grad),
+                            nn_data(state->exp_avg), nn_data(state->exp_avg_sq), step, mu_product, o) < 0)
+    return -1;
+  state->step = step;
+  state->mu_product = mu_product;
+  return 0;
+}
+
+int nn_nadam_step(nn_tensor *param, nn_nadam_state *state, const nn_nadam_options *o) {
+  static const size_t buffers[] = {offsetof(nn_nadam_state, exp_avg), offsetof(nn_nadam_state, exp_avg_sq)};
+  return optimizer_step("nadam", param, state, sizeof *state, buffers, 2, nadam_front, o);
+}
+
+static int radam_front(nn_tensor *param, void *vstate, const void *voptions) {
+  nn_radam_state *state = vstate;
+  const nn_radam_options *o = voptions;
+  state_buffer bufs[] = {{"exp_avg", &state->exp_avg, 0}, {"exp_avg_sq", &state->exp_avg_sq, 0}};
+  const nn_backend *be = prepare_step("radam", offsetof(nn_backend, radam_step), param, bufs, 2);
+  int64_t step = state->step + 1;
+  if (!be || be->radam_step(param->dtype, nn_numel(param), nn_data(param), nn_data(param->grad),
+                            nn_data(state->exp_avg), nn_data(state->exp_avg_sq), step, o) < 0)
+    return -1;
+  state->step = step;
+  return 0;
+}
+
+int nn_radam_step(nn_tensor *param, nn_radam_state *state, const nn_radam_options *o) {
+  static const size_t buffers[] = {offsetof(nn_radam_state, exp_avg), offsetof(nn_radam_state, exp_avg_sq)};
+  return optimizer_step("radam", param, state, sizeof *state, buffers, 2, radam_front, o);
+}
+
+static int asgd_front(nn_tensor *param, void *vstate, const void *voptions) {
+  nn_asgd_state *state = vstate;
+  const nn_asgd_options *o = voptions;
+  state_buffer bufs[] = {{"ax", &state->ax, 0}};
+  const nn_backend *be = prepare_step("asgd", offsetof(nn_backend, asgd_step), param, bufs, 1);
+  int64_t step = state->step + 1;
+  /* eta and mu are PyTorch's float32 tensors, lr and 1 in a new state */
+  double eta = state->step == 0 ? (float)o->lr : state->eta, mu = state->step == 0 ? 1 : state->mu;
+  if (!be || be->asgd_step(param->dtype, nn_numel(param), nn_data(param), nn_data(param->grad),
+                           nn_data(state->ax), eta, mu, o) < 0)
+    return -1;
+  state->step = step;
+  state->eta = (float)(o->lr / pow(1 + o->lambd * o->lr * (double)step, o->alpha));
+  state->mu = (float)(1 / fmax(1, (double)step - o->t0));
+  return 0;
+}
+
+int nn_asgd_step(nn_tensor *param, nn_asgd_state *state, const nn_asgd_options *o) {
+  static const size_t buffers[] = {offsetof(nn_asgd_state, ax)};
+  return optimizer_step("asgd", param, state, sizeof *state, buffers, 1, asgd_front, o);
+}
+
+static int rprop_front(nn_tensor *param, void *vstate, const void *voptions) {
+  nn_rprop_state *state = vstate;
+  const nn_rprop_options *o = voptions;
+  state_buffer bufs[] = {{"prev", &state->prev, 0}, {"step_size", &state->step_size, o->lr}};
+  const nn_backend *be = prepare_step("rprop", offsetof(nn_backend, rprop_step), param, bufs, 2);
+  if (!be || be->rprop_step(param->dtype, nn_numel(param), nn_data(param), nn_data(param->grad),
+                            nn_data(state->prev), nn_data(state->step_size), o) < 0)
+    return -1;
+  state->step++;
+  return 0;
+}
+
+int nn_rprop_step(nn_tensor *param, nn_rprop_state *state, const nn_rprop_options *o) {
+  static const size_t buffers[] = {offsetof(nn_rprop_state, prev), offsetof(nn_rprop_state, step_size)};
+  return optimizer_step("rprop", param, state, sizeof *state, buffers, 2, rprop_front, o);
 }
 
 /* ---- gradient clipping ----------------------------------------------- */

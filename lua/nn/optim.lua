@@ -392,41 +392,11 @@ return function(nn)
     {"maximize", false, "boolean"},
   }, C.optim_adagrad)
   ---------------------------------------------------------------------------
-  -- Issue 13's optimizers: PyTorch 1.13's single-tensor updates, operation
-  -- for operation, written over tensor ops (run without recording). State
-  -- under PyTorch's names; a step counter is a number.
-
-  -- A float32 rounding: where PyTorch keeps a number in a float32 scalar
-  -- tensor (NAdam's mu_product, ASGD's eta and mu), the trajectory follows it.
-  local function f32(x) return (string.unpack("f", string.pack("f", x))) end
-
-  -- update(group, states) over the parameters with a gradient, each given
-  -- (p, grad, state, group); state starts empty and keeps what fn stores.
-  local function each_parameter(fn)
-    return function(group, states)
-      nn.no_grad(function()
-        for j, p in ipairs(group.params) do
-          local grad = p.grad
-          if grad ~= nil then
-            if group.maximize then grad = -grad end
-            local st = states[j]
-            if st == nil then
-              st = {}
-              states[j] = st
-            end
-            fn(p, grad, st, group)
-          end
-        end
-      end)
-    end
-  end
-
-  local function zeros_like(p) return nn.zeros(p:size(), {dtype = p.dtype, device = p.device}) end
-
-  local function with_decay(grad, p, wd)
-    if wd ~= 0 then return grad + p * wd end
-    return grad
-  end
+  -- Issue 13's optimizers, each one fused C loop per parameter as the ones
+  -- above (engine/src/optim.c), PyTorch 1.13's single-tensor updates
+  -- operation for operation. State under PyTorch's names; a step counter,
+  -- NAdam's mu_product and ASGD's eta and mu are numbers (the last three
+  -- rounded to float32, as PyTorch keeps them in float32 tensors).
 
   --- nn.optim.Adadelta(params, {lr = 1.0, rho = 0.9, eps = 1e-6, weight_decay = 0,
   -- maximize = false}): Zeiler's ADADELTA (2012): a step of
@@ -439,18 +409,7 @@ return function(nn)
     {"eps", 1e-6, "non_negative"},
     {"weight_decay", 0, "non_negative"},
     {"maximize", false, "boolean"},
-  }, each_parameter(function(p, grad, st, g)
-    if st.step == nil then
-      st.step, st.square_avg, st.acc_delta = 0, zeros_like(p), zeros_like(p)
-    end
-    st.step = st.step + 1
-    grad = with_decay(grad, p, g.weight_decay)
-    st.square_avg:mul_(g.rho):add_(grad * grad * (1 - g.rho))
-    local std = (st.square_avg + g.eps):sqrt()
-    local delta = (st.acc_delta + g.eps):sqrt() / std * grad
-    st.acc_delta:mul_(g.rho):add_(delta * delta * (1 - g.rho))
-    p:add_(delta * -g.lr)
-  end), function(g, name)
+  }, C.optim_adadelta, function(g, name)
     if g.rho ~= nil and g.rho > 1 then raise(name .. ": rho must be in [0, 1], got " .. tostring(g.rho)) end
   end)
 
@@ -464,17 +423,7 @@ return function(nn)
     {"eps", 1e-8, "non_negative"},
     {"weight_decay", 0, "non_negative"},
     {"maximize", false, "boolean"},
-  }, each_parameter(function(p, grad, st, g)
-    if st.step == nil then st.step, st.exp_avg, st.exp_inf = 0, zeros_like(p), zeros_like(p) end
-    st.step = st.step + 1
-    local beta1, beta2 = g.betas[1], g.betas[2]
-    grad = with_decay(grad, p, g.weight_decay)
-    st.exp_avg:mul_(beta1):add_(grad * (1 - beta1))
-    st.exp_inf:mul_(beta2)
-    st.exp_inf:copy_(st.exp_inf:maximum(grad:abs() + g.eps))
-    local clr = g.lr / (1 - beta1 ^ st.step)
-    p:add_(st.exp_avg / st.exp_inf * -clr)
-  end))
+  }, C.optim_adamax)
 
   --- nn.optim.NAdam(params, {lr = 2e-3, betas = {0.9, 0.999}, eps = 1e-8,
   -- weight_decay = 0, momentum_decay = 4e-3}): Adam with Nesterov momentum
@@ -487,25 +436,7 @@ return function(nn)
     {"eps", 1e-8, "non_negative"},
     {"weight_decay", 0, "non_negative"},
     {"momentum_decay", 4e-3, "non_negative"},
-  }, each_parameter(function(p, grad, st, g)
-    if st.step == nil then
-      st.step, st.mu_product, st.exp_avg, st.exp_avg_sq = 0, 1.0, zeros_like(p), zeros_like(p)
-    end
-    st.step = st.step + 1
-    local step, beta1, beta2 = st.step, g.betas[1], g.betas[2]
-    local bias_correction2 = 1 - beta2 ^ step
-    grad = with_decay(grad, p, g.weight_decay)
-    local mu = beta1 * (1 - 0.5 * 0.96 ^ (step * g.momentum_decay))
-    local mu_next = beta1 * (1 - 0.5 * 0.96 ^ ((step + 1) * g.momentum_decay))
-    st.mu_product = f32(st.mu_product * f32(mu))
-    -- PyTorch 1.13 multiplies by mu twice here; its trajectory is the reference
-    local mu_product_next = f32(f32(st.mu_product * f32(mu)) * f32(mu_next))
-    st.exp_avg:mul_(beta1):add_(grad * (1 - beta1))
-    st.exp_avg_sq:mul_(beta2):add_(grad * grad * (1 - beta2))
-    local denom = (st.exp_avg_sq / bias_correction2):sqrt() + g.eps
-    p:add_(grad / denom * (-g.lr * (1 - mu) / (1 - st.mu_product)))
-    p:add_(st.exp_avg / denom * (-g.lr * mu_next / (1 - mu_product_next)))
-  end))
+  }, C.optim_nadam)
 
   --- nn.optim.RAdam(params, {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8,
   -- weight_decay = 0}): rectified Adam (Liu et al., 2019): momentum SGD until
@@ -517,25 +448,7 @@ return function(nn)
     {"betas", {0.9, 0.999}, "betas"},
     {"eps", 1e-8, "non_negative"},
     {"weight_decay", 0, "non_negative"},
-  }, each_parameter(function(p, grad, st, g)
-    if st.step == nil then st.step, st.exp_avg, st.exp_avg_sq = 0, zeros_like(p), zeros_like(p) end
-    st.step = st.step + 1
-    local step, beta1, beta2 = st.step, g.betas[1], g.betas[2]
-    local bias_correction1, bias_correction2 = 1 - beta1 ^ step, 1 - beta2 ^ step
-    grad = with_decay(grad, p, g.weight_decay)
-    st.exp_avg:mul_(beta1):add_(grad * (1 - beta1))
-    st.exp_avg_sq:mul_(beta2):add_(grad * grad * (1 - beta2))
-    local corrected = st.exp_avg / bias_correction1
-    local rho_inf = 2 / (1 - beta2) - 1
-    local rho_t = rho_inf - 2 * step * beta2 ^ step / bias_correction2
-    if rho_t > 5 then
-      local rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
-      local adaptive_lr = math.sqrt(bias_correction2) / (st.exp_avg_sq:sqrt() + g.eps)
-      p:add_(-(corrected * g.lr * adaptive_lr * rect))
-    else
-      p:add_(-(corrected * g.lr))
-    end
-  end))
+  }, C.optim_radam)
 
   --- nn.optim.ASGD(params, {lr = 1e-2, lambd = 1e-4, alpha = 0.75, t0 = 1e6,
   -- weight_decay = 0, maximize = false}): averaged SGD (Polyak and Juditsky,
@@ -549,16 +462,7 @@ return function(nn)
     {"t0", 1e6, "non_negative"},
     {"weight_decay", 0, "non_negative"},
     {"maximize", false, "boolean"},
-  }, each_parameter(function(p, grad, st, g)
-    if st.step == nil then st.step, st.eta, st.mu, st.ax = 0, f32(g.lr), 1.0, zeros_like(p) end
-    st.step = st.step + 1
-    grad = with_decay(grad, p, g.weight_decay)
-    p:mul_(1 - g.lambd * st.eta)
-    p:add_(grad * -st.eta)
-    if st.mu ~= 1 then st.ax:add_((p - st.ax) * st.mu) else st.ax:copy_(p) end
-    st.eta = f32(g.lr / (1 + g.lambd * g.lr * st.step) ^ g.alpha)
-    st.mu = f32(1 / math.max(1, st.step - g.t0))
-  end))
+  }, C.optim_asgd)
 
   -- etas = {etaminus, etaplus} with 0 < etaminus < 1 < etaplus; step_sizes = {min, max}.
   local function check_pair(name, key, v, ok, what)
@@ -580,20 +484,7 @@ return function(nn)
     {"etas", {0.5, 1.2}, "pair"},
     {"step_sizes", {1e-6, 50}, "pair"},
     {"maximize", false, "boolean"},
-  }, each_parameter(function(p, grad, st, g)
-    if st.step == nil then
-      st.step, st.prev = 0, zeros_like(p)
-      st.step_size = nn.full(p:size(), g.lr, {dtype = p.dtype, device = p.device})
-    end
-    st.step = st.step + 1
-    local etaminus, etaplus = g.etas[1], g.etas[2]
-    local sign = (grad * st.prev):sign()
-    local factor = nn.where(sign:gt(0), sign * 0 + etaplus, nn.where(sign:lt(0), sign * 0 + etaminus, sign * 0 + 1))
-    st.step_size:mul_(factor):clamp_(g.step_sizes[1], g.step_sizes[2])
-    grad = nn.where(sign:lt(0), grad * 0, grad)
-    p:add_(-(grad:sign() * st.step_size))
-    st.prev:copy_(grad)
-  end), function(g, name)
+  }, C.optim_rprop, function(g, name)
     if g.etas ~= nil then
       check_pair(name, "etas", g.etas, function(a, b) return 0 < a and a < 1 and 1 < b end,
         "{etaminus, etaplus} with 0 < etaminus < 1 < etaplus")

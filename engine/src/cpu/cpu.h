@@ -166,6 +166,18 @@ int nn_cpu_rmsprop_step(nn_dtype dtype, int64_t n, void *param, const void *grad
                         void *momentum_buffer, void *grad_avg, const nn_rmsprop_options *o);
 int nn_cpu_adagrad_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *sum,
                         int64_t step, const nn_adagrad_options *o);
+int nn_cpu_adadelta_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *square_avg,
+                         void *acc_delta, const nn_adadelta_options *o);
+int nn_cpu_adamax_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
+                       void *exp_inf, int64_t step, const nn_adamax_options *o);
+int nn_cpu_nadam_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
+                      void *exp_avg_sq, int64_t step, double mu_product, const nn_nadam_options *o);
+int nn_cpu_radam_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
+                      void *exp_avg_sq, int64_t step, const nn_radam_options *o);
+int nn_cpu_asgd_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *ax, double eta,
+                     double mu, const nn_asgd_options *o);
+int nn_cpu_rprop_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *prev,
+                      void *step_size, const nn_rprop_options *o);
 
 /* index.c */
 int nn_cpu_index_offsets(const nn_iter *it, int64_t n, int64_t scale, int base, int negative,

@@ -163,12 +163,145 @@ static int adagrad_serial(nn_dtype dtype, int64_t n, void *param, const void *gr
   return 0;
 }
 
+/* ---- issue 13's: Adadelta, Adamax, NAdam, RAdam, ASGD, Rprop ------------ */
+static int adadelta_serial(nn_dtype dtype, int64_t n, void *param, const void *grad, void *square_avg,
+                           void *acc_delta, const nn_adadelta_options *o) {
+  int maximize = o->maximize, decay = o->weight_decay != 0;
+  if (dtype == NN_FLOAT32) {
+    float *p = param, *sq = square_avg, *acc = acc_delta;
+    const float *g = grad;
+    const float wd = (float)o->weight_decay, rho = (float)o->rho, one_minus_rho = (float)(1 - o->rho);
+    const float eps = (float)o->eps, neg_lr = (float)-o->lr;
+    for (int64_t i = 0; i < n; i++)
+      nn_adadelta_element_f32(&p[i], &sq[i], &acc[i], g[i], maximize, decay, wd, rho, one_minus_rho, eps, neg_lr);
+  } else {
+    double *p = param, *sq = square_avg, *acc = acc_delta;
+    const double *g = grad;
+    for (int64_t i = 0; i < n; i++)
+      nn_adadelta_element_f64(&p[i], &sq[i], &acc[i], g[i], maximize, decay, o->weight_decay, o->rho,
+                              1 - o->rho, o->eps, -o->lr);
+  }
+  return 0;
+}
+
+static int adamax_serial(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
+                         void *exp_inf, int64_t step, const nn_adamax_options *o) {
+  int maximize = o->maximize, decay = o->weight_decay != 0;
+  double neg_clr = -(o->lr / nn_bias_correction(o->beta1, step));
+  if (dtype == NN_FLOAT32) {
+    float *p = param, *m = exp_avg, *u = exp_inf;
+    const float *g = grad;
+    const float wd = (float)o->weight_decay, beta1 = (float)o->beta1, one_minus_beta1 = (float)(1 - o->beta1);
+    const float beta2 = (float)o->beta2, eps = (float)o->eps, neg_clr_f = (float)neg_clr;
+    for (int64_t i = 0; i < n; i++)
+      nn_adamax_element_f32(&p[i], &m[i], &u[i], g[i], maximize, decay, wd, beta1, one_minus_beta1, beta2, eps,
+                            neg_clr_f);
+  } else {
+    double *p = param, *m = exp_avg, *u = exp_inf;
+    const double *g = grad;
+    for (int64_t i = 0; i < n; i++)
+      nn_adamax_element_f64(&p[i], &m[i], &u[i], g[i], maximize, decay, o->weight_decay, o->beta1, 1 - o->beta1,
+                            o->beta2, o->eps, neg_clr);
+  }
+  return 0;
+}
+
+static int nadam_serial(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
+                        void *exp_avg_sq, int64_t step, double mu_product, const nn_nadam_options *o) {
+  int decay = o->weight_decay != 0;
+  double grad_coef, avg_coef, bc2 = nn_bias_correction(o->beta2, step);
+  nn_nadam_coefficients(o, step, mu_product, &grad_coef, &avg_coef);
+  if (dtype == NN_FLOAT32) {
+    float *p = param, *m = exp_avg, *v = exp_avg_sq;
+    const float *g = grad;
+    const float wd = (float)o->weight_decay, beta1 = (float)o->beta1, one_minus_beta1 = (float)(1 - o->beta1);
+    const float beta2 = (float)o->beta2, one_minus_beta2 = (float)(1 - o->beta2), bc2_f = (float)bc2;
+    const float eps = (float)o->eps, grad_coef_f = (float)grad_coef, avg_coef_f = (float)avg_coef;
+    for (int64_t i = 0; i < n; i++)
+      nn_nadam_element_f32(&p[i], &m[i], &v[i], g[i], decay, wd, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                           bc2_f, eps, grad_coef_f, avg_coef_f);
+  } else {
+    double *p = param, *m = exp_avg, *v = exp_avg_sq;
+    const double *g = grad;
+    for (int64_t i = 0; i < n; i++)
+      nn_nadam_element_f64(&p[i], &m[i], &v[i], g[i], decay, o->weight_decay, o->beta1, 1 - o->beta1, o->beta2,
+                           1 - o->beta2, bc2, o->eps, grad_coef, avg_coef);
+  }
+  return 0;
+}
+
+static int radam_serial(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
+                        void *exp_avg_sq, int64_t step, const nn_radam_options *o) {
+  int decay = o->weight_decay != 0;
+  double bc1 = nn_bias_correction(o->beta1, step), bc2_sqrt = sqrt(nn_bias_correction(o->beta2, step));
+  double rect = nn_radam_rect(o->beta2, step);
+  int rectified = rect > 0;
+  if (dtype == NN_FLOAT32) {
+    float *p = param, *m = exp_avg, *v = exp_avg_sq;
+    const float *g = grad;
+    const float wd = (float)o->weight_decay, beta1 = (float)o->beta1, one_minus_beta1 = (float)(1 - o->beta1);
+    const float beta2 = (float)o->beta2, one_minus_beta2 = (float)(1 - o->beta2), bc1_f = (float)bc1;
+    const float lr = (float)o->lr, bc2_sqrt_f = (float)bc2_sqrt, eps = (float)o->eps, rect_f = (float)rect;
+    for (int64_t i = 0; i < n; i++)
+      nn_radam_element_f32(&p[i], &m[i], &v[i], g[i], decay, wd, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                           bc1_f, lr, rectified, bc2_sqrt_f, eps, rect_f);
+  } else {
+    double *p = param, *m = exp_avg, *v = exp_avg_sq;
+    const double *g = grad;
+    for (int64_t i = 0; i < n; i++)
+      nn_radam_element_f64(&p[i], &m[i], &v[i], g[i], decay, o->weight_decay, o->beta1, 1 - o->beta1, o->beta2,
+                           1 - o->beta2, bc1, o->lr, rectified, bc2_sqrt, o->eps, rect);
+  }
+  return 0;
+}
+
+static int asgd_serial(nn_dtype dtype, int64_t n, void *param, const void *grad, void *ax, double eta,
+                       double mu, const nn_asgd_options *o) {
+  int maximize = o->maximize, decay = o->weight_decay != 0, averaging = mu != 1;
+  double shrink = 1 - o->lambd * eta;
+  if (dtype == NN_FLOAT32) {
+    float *p = param, *a = ax;
+    const float *g = grad;
+    const float wd = (float)o->weight_decay, shrink_f = (float)shrink, neg_eta = (float)-eta, mu_f = (float)mu;
+    for (int64_t i = 0; i < n; i++)
+      nn_asgd_element_f32(&p[i], &a[i], g[i], maximize, decay, wd, shrink_f, neg_eta, averaging, mu_f);
+  } else {
+    double *p = param, *a = ax;
+    const double *g = grad;
+    for (int64_t i = 0; i < n; i++)
+      nn_asgd_element_f64(&p[i], &a[i], g[i], maximize, decay, o->weight_decay, shrink, -eta, averaging, mu);
+  }
+  return 0;
+}
+
+static int rprop_serial(nn_dtype dtype, int64_t n, void *param, const void *grad, void *prev,
+                        void *step_size, const nn_rprop_options *o) {
+  int maximize = o->maximize;
+  if (dtype == NN_FLOAT32) {
+    float *p = param, *pv = prev, *s = step_size;
+    const float *g = grad;
+    const float etaminus = (float)o->etaminus, etaplus = (float)o->etaplus;
+    const float lo = (float)o->step_size_min, hi = (float)o->step_size_max;
+    for (int64_t i = 0; i < n; i++) nn_rprop_element_f32(&p[i], &pv[i], &s[i], g[i], maximize, etaminus, etaplus, lo, hi);
+  } else {
+    double *p = param, *pv = prev, *s = step_size;
+    const double *g = grad;
+    for (int64_t i = 0; i < n; i++)
+      nn_rprop_element_f64(&p[i], &pv[i], &s[i], g[i], maximize, o->etaminus, o->etaplus, o->step_size_min,
+                           o->step_size_max);
+  }
+  return 0;
+}
+
 /* ---- over the pool ------------------------------------------------------ */
 /* A step's arguments: the parameter, its gradient and up to three state
    buffers (NULL where the configuration has none), cut into pieces of
    whole elements, each piece stepped by the serial loop above. A small
    parameter (XOR's) goes straight to that loop. */
-typedef enum { STEP_SGD, STEP_ADAM, STEP_RMSPROP, STEP_ADAGRAD } step_kind;
+typedef enum {
+  STEP_SGD, STEP_ADAM, STEP_RMSPROP, STEP_ADAGRAD,
+  STEP_ADADELTA, STEP_ADAMAX, STEP_NADAM, STEP_RADAM, STEP_ASGD, STEP_RPROP
+} step_kind;
 typedef struct {
   step_kind kind;
   nn_dtype dtype;
@@ -176,6 +309,7 @@ typedef struct {
   const void *grad;
   void *state[3];
   int64_t step; /* Adam's and Adagrad's count; SGD's first-step flag */
+  double scalar[2]; /* NAdam's mu_product; ASGD's eta and mu */
   const void *options;
 } step_args;
 
@@ -192,6 +326,12 @@ static void step_range(const void *vargs, int64_t first, int64_t last) {
   case STEP_ADAM: adam_serial(a->dtype, n, p, g, s[0], s[1], s[2], a->step, a->options); break;
   case STEP_RMSPROP: rmsprop_serial(a->dtype, n, p, g, s[0], s[1], s[2], a->options); break;
   case STEP_ADAGRAD: adagrad_serial(a->dtype, n, p, g, s[0], a->step, a->options); break;
+  case STEP_ADADELTA: adadelta_serial(a->dtype, n, p, g, s[0], s[1], a->options); break;
+  case STEP_ADAMAX: adamax_serial(a->dtype, n, p, g, s[0], s[1], a->step, a->options); break;
+  case STEP_NADAM: nadam_serial(a->dtype, n, p, g, s[0], s[1], a->step, a->scalar[0], a->options); break;
+  case STEP_RADAM: radam_serial(a->dtype, n, p, g, s[0], s[1], a->step, a->options); break;
+  case STEP_ASGD: asgd_serial(a->dtype, n, p, g, s[0], a->scalar[0], a->scalar[1], a->options); break;
+  case STEP_RPROP: rprop_serial(a->dtype, n, p, g, s[0], s[1], a->options); break;
   }
 }
 
@@ -203,7 +343,7 @@ static int step_over_pool(int64_t n, const step_args *a) {
 int nn_cpu_sgd_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *momentum_buffer,
                     int first, const nn_sgd_options *o) {
   if (n < 2 * NN_PARALLEL_GRAIN) return sgd_serial(dtype, n, param, grad, momentum_buffer, first, o);
-  step_args a = {STEP_SGD, dtype, param, grad, {momentum_buffer, NULL, NULL}, first, o};
+  step_args a = {STEP_SGD, dtype, param, grad, {momentum_buffer, NULL, NULL}, first, {0, 0}, o};
   return step_over_pool(n, &a);
 }
 
@@ -211,7 +351,7 @@ int nn_cpu_adam_step(nn_dtype dtype, int64_t n, void *param, const void *grad, v
                      void *exp_avg_sq, void *max_exp_avg_sq, int64_t step, const nn_adam_options *o) {
   if (n < 2 * NN_PARALLEL_GRAIN)
     return adam_serial(dtype, n, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, o);
-  step_args a = {STEP_ADAM, dtype, param, grad, {exp_avg, exp_avg_sq, max_exp_avg_sq}, step, o};
+  step_args a = {STEP_ADAM, dtype, param, grad, {exp_avg, exp_avg_sq, max_exp_avg_sq}, step, {0, 0}, o};
   return step_over_pool(n, &a);
 }
 
@@ -219,13 +359,56 @@ int nn_cpu_rmsprop_step(nn_dtype dtype, int64_t n, void *param, const void *grad
                         void *momentum_buffer, void *grad_avg, const nn_rmsprop_options *o) {
   if (n < 2 * NN_PARALLEL_GRAIN)
     return rmsprop_serial(dtype, n, param, grad, square_avg, momentum_buffer, grad_avg, o);
-  step_args a = {STEP_RMSPROP, dtype, param, grad, {square_avg, momentum_buffer, grad_avg}, 0, o};
+  step_args a = {STEP_RMSPROP, dtype, param, grad, {square_avg, momentum_buffer, grad_avg}, 0, {0, 0}, o};
   return step_over_pool(n, &a);
 }
 
 int nn_cpu_adagrad_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *sum,
                         int64_t step, const nn_adagrad_options *o) {
   if (n < 2 * NN_PARALLEL_GRAIN) return adagrad_serial(dtype, n, param, grad, sum, step, o);
-  step_args a = {STEP_ADAGRAD, dtype, param, grad, {sum, NULL, NULL}, step, o};
+  step_args a = {STEP_ADAGRAD, dtype, param, grad, {sum, NULL, NULL}, step, {0, 0}, o};
+  return step_over_pool(n, &a);
+}
+
+int nn_cpu_adadelta_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *square_avg,
+                         void *acc_delta, const nn_adadelta_options *o) {
+  if (n < 2 * NN_PARALLEL_GRAIN) return adadelta_serial(dtype, n, param, grad, square_avg, acc_delta, o);
+  step_args a = {STEP_ADADELTA, dtype, param, grad, {square_avg, acc_delta, NULL}, 0, {0, 0}, o};
+  return step_over_pool(n, &a);
+}
+
+int nn_cpu_adamax_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
+                       void *exp_inf, int64_t step, const nn_adamax_options *o) {
+  if (n < 2 * NN_PARALLEL_GRAIN) return adamax_serial(dtype, n, param, grad, exp_avg, exp_inf, step, o);
+  step_args a = {STEP_ADAMAX, dtype, param, grad, {exp_avg, exp_inf, NULL}, step, {0, 0}, o};
+  return step_over_pool(n, &a);
+}
+
+int nn_cpu_nadam_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
+                      void *exp_avg_sq, int64_t step, double mu_product, const nn_nadam_options *o) {
+  if (n < 2 * NN_PARALLEL_GRAIN)
+    return nadam_serial(dtype, n, param, grad, exp_avg, exp_avg_sq, step, mu_product, o);
+  step_args a = {STEP_NADAM, dtype, param, grad, {exp_avg, exp_avg_sq, NULL}, step, {mu_product, 0}, o};
+  return step_over_pool(n, &a);
+}
+
+int nn_cpu_radam_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
+                      void *exp_avg_sq, int64_t step, const nn_radam_options *o) {
+  if (n < 2 * NN_PARALLEL_GRAIN) return radam_serial(dtype, n, param, grad, exp_avg, exp_avg_sq, step, o);
+  step_args a = {STEP_RADAM, dtype, param, grad, {exp_avg, exp_avg_sq, NULL}, step, {0, 0}, o};
+  return step_over_pool(n, &a);
+}
+
+int nn_cpu_asgd_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *ax, double eta,
+                     double mu, const nn_asgd_options *o) {
+  if (n < 2 * NN_PARALLEL_GRAIN) return asgd_serial(dtype, n, param, grad, ax, eta, mu, o);
+  step_args a = {STEP_ASGD, dtype, param, grad, {ax, NULL, NULL}, 0, {eta, mu}, o};
+  return step_over_pool(n, &a);
+}
+
+int nn_cpu_rprop_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *prev,
+                      void *step_size, const nn_rprop_options *o) {
+  if (n < 2 * NN_PARALLEL_GRAIN) return rprop_serial(dtype, n, param, grad, prev, step_size, o);
+  step_args a = {STEP_RPROP, dtype, param, grad, {prev, step_size, NULL}, 0, {0, 0}, o};
   return step_over_pool(n, &a);
 }

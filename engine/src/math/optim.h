@@ -204,6 +204,205 @@ NN_HD static inline void nn_adagrad_element_f64(double *p, double *sum, double g
   *p = nn_adagrad_param_f64(*p, neg_clr, g, *sum, eps);
 }
 
+/* ---- issue 13's optimizers: torch/optim/adadelta.py, adamax.py, nadam.py,
+   radam.py, asgd.py and rprop.py (_single_tensor_*), one element's step
+   each, operation for operation. g is the gradient, negated when
+   maximizing, plus wd p when decay is set (grad.add(param, alpha=wd)). -- */
+
+/* Adadelta (Zeiler, 2012):
+     sq = rho sq + (1 - rho) g g;  delta = sqrt(acc + eps) / sqrt(sq + eps) g
+     acc = rho acc + (1 - rho) delta delta;  p += -lr delta */
+NN_HD static inline void nn_adadelta_element_f32(float *p, float *sq, float *acc, float grad, int maximize,
+                                                 int decay, float wd, float rho, float one_minus_rho, float eps,
+                                                 float neg_lr) {
+  float g = maximize ? -grad : grad;
+  if (decay) g = g + wd * *p;
+  *sq = *sq * rho + one_minus_rho * g * g;
+  float std = sqrtf(*sq + eps);
+  float delta = sqrtf(*acc + eps) / std * g;
+  *acc = *acc * rho + one_minus_rho * delta * delta;
+  *p = *p + neg_lr * delta;
+}
+NN_HD static inline void nn_adadelta_element_f64(double *p, double *sq, double *acc, double grad, int maximize,
+                                                 int decay, double wd, double rho, double one_minus_rho,
+                                                 double eps, double neg_lr) {
+  double g = maximize ? -grad : grad;
+  if (decay) g = g + wd * *p;
+  *sq = *sq * rho + one_minus_rho * g * g;
+  double std = sqrt(*sq + eps);
+  double delta = sqrt(*acc + eps) / std * g;
+  *acc = *acc * rho + one_minus_rho * delta * delta;
+  *p = *p + neg_lr * delta;
+}
+
+/* Adamax (Kingma and Ba, 2015, section 7.1):
+     m = beta1 m + (1 - beta1) g;  u = max(beta2 u, |g| + eps) (NaN wins, as amax)
+     p += -(lr / (1 - beta1^t)) m / u */
+NN_HD static inline void nn_adamax_element_f32(float *p, float *m, float *u, float grad, int maximize, int decay,
+                                               float wd, float beta1, float one_minus_beta1, float beta2,
+                                               float eps, float neg_clr) {
+  float g = maximize ? -grad : grad;
+  if (decay) g = g + wd * *p;
+  *m = nn_adam_first_f32(*m, beta1, one_minus_beta1, g);
+  *u = nn_maximum_f32(*u * beta2, fabsf(g) + eps);
+  *p = *p + neg_clr * *m / *u;
+}
+NN_HD static inline void nn_adamax_element_f64(double *p, double *m, double *u, double grad, int maximize,
+                                               int decay, double wd, double beta1, double one_minus_beta1,
+                                               double beta2, double eps, double neg_clr) {
+  double g = maximize ? -grad : grad;
+  if (decay) g = g + wd * *p;
+  *m = nn_adam_first_f64(*m, beta1, one_minus_beta1, g);
+  *u = nn_maximum_f64(*u * beta2, fabs(g) + eps);
+  *p = *p + neg_clr * *m / *u;
+}
+
+/* NAdam (Dozat, 2016), PyTorch 1.13's: m and v as Adam's, then with
+   denom = sqrt(v / (1 - beta2^t)) + eps, two steps:
+     p += grad_coef g / denom;  p += avg_coef m / denom
+   (the coefficients from nn_nadam_mu and the state's mu_product). */
+NN_HD static inline void nn_nadam_element_f32(float *p, float *m, float *v, float grad, int decay, float wd,
+                                              float beta1, float one_minus_beta1, float beta2,
+                                              float one_minus_beta2, float bc2, float eps, float grad_coef,
+                                              float avg_coef) {
+  float g = grad;
+  if (decay) g = g + wd * *p;
+  *m = nn_adam_first_f32(*m, beta1, one_minus_beta1, g);
+  *v = nn_adam_second_f32(*v, beta2, one_minus_beta2, g);
+  float denom = sqrtf(*v / bc2) + eps;
+  *p = *p + grad_coef * g / denom;
+  *p = *p + avg_coef * *m / denom;
+}
+NN_HD static inline void nn_nadam_element_f64(double *p, double *m, double *v, double grad, int decay, double wd,
+                                              double beta1, double one_minus_beta1, double beta2,
+                                              double one_minus_beta2, double bc2, double eps, double grad_coef,
+                                              double avg_coef) {
+  double g = grad;
+  if (decay) g = g + wd * *p;
+  *m = nn_adam_first_f64(*m, beta1, one_minus_beta1, g);
+  *v = nn_adam_second_f64(*v, beta2, one_minus_beta2, g);
+  double denom = sqrt(*v / bc2) + eps;
+  *p = *p + grad_coef * g / denom;
+  *p = *p + avg_coef * *m / denom;
+}
+
+/* RAdam (Liu et al., 2019): m and v as Adam's; with mh = m / (1 - beta1^t),
+   while rectified (rho_t > 5): p -= mh lr (1 / (sqrt(v) + eps)) sqrt(bc2) rect
+   (PyTorch's scalar / tensor is reciprocal, then a product), else p -= mh lr. */
+NN_HD static inline void nn_radam_element_f32(float *p, float *m, float *v, float grad, int decay, float wd,
+                                              float beta1, float one_minus_beta1, float beta2,
+                                              float one_minus_beta2, float bc1, float lr, int rectified,
+                                              float bc2_sqrt, float eps, float rect) {
+  float g = grad;
+  if (decay) g = g + wd * *p;
+  *m = nn_adam_first_f32(*m, beta1, one_minus_beta1, g);
+  *v = nn_adam_second_f32(*v, beta2, one_minus_beta2, g);
+  float corrected = *m / bc1;
+  if (rectified) {
+    float adaptive_lr = 1.0f / (sqrtf(*v) + eps) * bc2_sqrt;
+    *p = *p - corrected * lr * adaptive_lr * rect;
+  } else {
+    *p = *p - corrected * lr;
+  }
+}
+NN_HD static inline void nn_radam_element_f64(double *p, double *m, double *v, double grad, int decay, double wd,
+                                              double beta1, double one_minus_beta1, double beta2,
+                                              double one_minus_beta2, double bc1, double lr, int rectified,
+                                              double bc2_sqrt, double eps, double rect) {
+  double g = grad;
+  if (decay) g = g + wd * *p;
+  *m = nn_adam_first_f64(*m, beta1, one_minus_beta1, g);
+  *v = nn_adam_second_f64(*v, beta2, one_minus_beta2, g);
+  double corrected = *m / bc1;
+  if (rectified) {
+    double adaptive_lr = 1.0 / (sqrt(*v) + eps) * bc2_sqrt;
+    *p = *p - corrected * lr * adaptive_lr * rect;
+  } else {
+    *p = *p - corrected * lr;
+  }
+}
+
+/* ASGD (Polyak and Juditsky, 1992), with the step's eta and mu:
+     p *= 1 - lambd eta;  p += -eta g
+     ax += (p - ax) mu while averaging (mu != 1), else ax = p */
+NN_HD static inline void nn_asgd_element_f32(float *p, float *ax, float grad, int maximize, int decay, float wd,
+                                             float shrink, float neg_eta, int averaging, float mu) {
+  float g = maximize ? -grad : grad;
+  if (decay) g = g + wd * *p;
+  *p = *p * shrink;
+  *p = *p + neg_eta * g;
+  *ax = averaging ? *ax + (*p - *ax) * mu : *p;
+}
+NN_HD static inline void nn_asgd_element_f64(double *p, double *ax, double grad, int maximize, int decay,
+                                             double wd, double shrink, double neg_eta, int averaging, double mu) {
+  double g = maximize ? -grad : grad;
+  if (decay) g = g + wd * *p;
+  *p = *p * shrink;
+  *p = *p + neg_eta * g;
+  *ax = averaging ? *ax + (*p - *ax) * mu : *p;
+}
+
+/* Rprop (Riedmiller and Braun, 1993): s = sign(g prev); the step size
+   times etaplus (s > 0), etaminus (s < 0) or 1, clamped to [lo, hi]; where
+   the factor is etaminus (PyTorch's test) the gradient counts as 0; then
+   p += -sign(g) size and prev = g. sign(NaN) is 0, as torch.sign's. */
+NN_HD static inline float nn_sign_f32(float x) { return (float)((0 < x) - (x < 0)); }
+NN_HD static inline double nn_sign_f64(double x) { return (double)((0 < x) - (x < 0)); }
+
+NN_HD static inline void nn_rprop_element_f32(float *p, float *prev, float *size, float grad, int maximize,
+                                              float etaminus, float etaplus, float lo, float hi) {
+  float g = maximize ? -grad : grad;
+  float s = nn_sign_f32(g * *prev);
+  float factor = s > 0 ? etaplus : s < 0 ? etaminus : 1.0f;
+  float z = *size * factor;
+  z = z < lo ? lo : z; /* clamp_: a NaN stays NaN */
+  *size = z > hi ? hi : z;
+  if (factor == etaminus) g = 0;
+  *p = *p + -1.0f * nn_sign_f32(g) * *size;
+  *prev = g;
+}
+NN_HD static inline void nn_rprop_element_f64(double *p, double *prev, double *size, double grad, int maximize,
+                                              double etaminus, double etaplus, double lo, double hi) {
+  double g = maximize ? -grad : grad;
+  double s = nn_sign_f64(g * *prev);
+  double factor = s > 0 ? etaplus : s < 0 ? etaminus : 1.0;
+  double z = *size * factor;
+  z = z < lo ? lo : z;
+  *size = z > hi ? hi : z;
+  if (factor == etaminus) g = 0;
+  *p = *p + -1.0 * nn_sign_f64(g) * *size;
+  *prev = g;
+}
+
+/* ---- the step's scalars, in double as Python computes them ----------- */
+/* NAdam's momentum cache mu_t = beta1 (1 - 0.5 * 0.96^(t psi)). */
+NN_HD static inline double nn_nadam_mu(double beta1, double momentum_decay, int64_t step) {
+  return beta1 * (1. - 0.5 * pow(0.96, (double)step * momentum_decay));
+}
+
+/* NAdam's two step coefficients, given mu_product after this step's
+   factor: -lr (1 - mu_t) / (1 - mu_product) for g and
+   -lr mu_{t+1} / (1 - mu_product mu_t mu_{t+1}) for m, that product in
+   float32 as PyTorch's 1.13 multiplies its float32 tensor (by mu_t twice). */
+NN_HD static inline void nn_nadam_coefficients(const nn_nadam_options *o, int64_t step, double mu_product,
+                                               double *grad_coef, double *avg_coef) {
+  double mu = nn_nadam_mu(o->beta1, o->momentum_decay, step);
+  double mu_next = nn_nadam_mu(o->beta1, o->momentum_decay, step + 1);
+  float product_next = (float)mu_product * (float)mu;
+  product_next = product_next * (float)mu_next;
+  *grad_coef = -o->lr * (1. - mu) / (1. - mu_product);
+  *avg_coef = -o->lr * mu_next / (1. - (double)product_next);
+}
+
+/* RAdam's rectification at step t: 0 while rho_t <= 5 (no adaptive step). */
+NN_HD static inline double nn_radam_rect(double beta2, int64_t step) {
+  double rho_inf = 2 / (1 - beta2) - 1;
+  double t = (double)step;
+  double rho_t = rho_inf - 2 * t * pow(beta2, t) / (1 - pow(beta2, t));
+  if (!(rho_t > 5.)) return 0;
+  return sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t));
+}
+
 /* ---- bias corrections and step sizes, in double as Python computes them -- */
 NN_HD static inline double nn_bias_correction(double beta, int64_t step) {
   return 1 - pow(beta, (double)step);
