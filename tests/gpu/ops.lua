@@ -377,4 +377,20 @@ op {name = "second order batch_norm", shapes = {{4, 3, 5, 6}, {3}, {3}},
 op {name = "second order prod cumprod", shapes = {{4, 5}},
     fn = gradient_of(function(x) return x:prod(2):sum() + x:cumprod(2):sum() end)}
 
+
+-- issue 13's optimizer steps (cuda/optim.cu over math/optim.h): three
+-- steps of each from the same parameter and gradient on both devices
+for _, c in ipairs {
+  {"Adadelta", {lr = 0.5, weight_decay = 0.1, maximize = true}}, {"Adamax", {lr = 0.05, weight_decay = 0.1}},
+  {"NAdam", {lr = 0.05, weight_decay = 0.1}}, {"RAdam", {lr = 0.05, betas = {0.5, 0.6}}},
+  {"ASGD", {lr = 0.05, t0 = 1, weight_decay = 0.1}}, {"Rprop", {lr = 0.05, step_sizes = {1e-3, 0.2}}},
+} do
+  op {name = c[1]:lower() .. " step", shapes = {{5, 7}, {5, 7}}, grad = false, fn = function(x, g)
+    local p = x:detach():clone():requires_grad_(true)
+    local opt = nn.optim[c[1]]({p}, c[2])
+    for k = 1, 3 do p.grad = g:detach() * (k == 2 and -1 or 1); opt:step() end
+    return p:detach()
+  end}
+end
+
 return ops

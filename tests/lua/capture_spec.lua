@@ -101,6 +101,23 @@ describe("nn.capture", function()
     assert.is_nil(captured.step:why())
   end)
 
+  it("replays Adadelta, Adamax, NAdam, RAdam, ASGD and Rprop as eager steps, step counts and all", function()
+    local configs = {
+      {"Adadelta", {lr = 0.5}}, {"Adamax", {lr = 0.05}}, {"NAdam", {lr = 0.05}},
+      {"RAdam", {lr = 0.05, betas = {0.5, 0.6}}}, {"ASGD", {lr = 0.05, t0 = 5}}, {"Rprop", {lr = 0.05}},
+    }
+    for _, c in ipairs(configs) do
+      local eager, captured = train_both(function()
+        local model = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
+        return model, nn.MSELoss(), nn.optim[c[1]](model:parameters(), c[2])
+      end, xor_batches(), 20)
+      assert_same_losses(eager, captured)
+      assert_same_state(eager.model, captured.model)
+      assert.is_nil(captured.step:why(), c[1])
+      assert.are.equal(1, captured.step:stats().host_calls, c[1])
+    end
+  end)
+
   it("replays plain SGD seeing the group's lr, momentum and params as they are at each step", function()
     -- plain SGD replays without a Lua call (lua/nn_optim.c): what it reads
     -- afresh, and what makes it run optim_sgd itself, must match eager

@@ -61,6 +61,116 @@ describe("optimizers follow PyTorch's trajectories", function()
   end
 end)
 
+-- One configuration of each, with every option away from its default.
+local ENGINE_STEPS = {
+  {"Adadelta", {lr = 0.5, rho = 0.8, weight_decay = 0.1, maximize = true}},
+  {"Adamax", {lr = 0.05, betas = {0.8, 0.99}, weight_decay = 0.1, maximize = true}},
+  {"NAdam", {lr = 0.05, weight_decay = 0.1, momentum_decay = 0.01}},
+  {"RAdam", {lr = 0.05, betas = {0.5, 0.6}, weight_decay = 0.1}},
+  {"ASGD", {lr = 0.05, lambd = 0.01, t0 = 3, weight_decay = 0.1, maximize = true}},
+  {"Rprop", {lr = 0.05, etas = {0.3, 1.5}, step_sizes = {1e-3, 0.2}, maximize = true}},
+}
+
+describe("issue 13's optimizers step in the engine", function()
+  local function parameters(dtype)
+    nn.manual_seed(7)
+    local w = nn.randn(64, 33, {dtype = dtype}):requires_grad_(true)
+    local b = nn.randn(33, {dtype = dtype}):requires_grad_(true)
+    w.grad, b.grad = nn.randn(64, 33, {dtype = dtype}), nn.randn(33, {dtype = dtype})
+    return w, b
+  end
+
+  for _, c in ipairs(ENGINE_STEPS) do
+    it(c[1] .. " allocates nothing once its state exists", function()
+      local w, b = parameters("float32")
+      local opt = nn.optim[c[1]]({w, b}, c[2])
+      opt:step()
+      opt:step()
+      collectgarbage()
+      collectgarbage("stop")
+      local before = nn._C.memory_in_use()
+      for _ = 1, 20 do opt:step() end
+      local after = nn._C.memory_in_use()
+      collectgarbage("restart")
+      assert.are.equal(before, after)
+    end)
+  end
+
+  for _, name in ipairs {"Adadelta", "Adamax", "ASGD", "Rprop"} do
+    it(name .. ": maximize steps along the gradient as minimizing the negated one", function()
+      local runs = {}
+      for _, maximize in ipairs {false, true} do
+        local w = parameters("float64")
+        local g = w.grad:clone()
+        local opt = nn.optim[name]({w}, {maximize = maximize})
+        for _ = 1, 4 do
+          w.grad = maximize and g or -g
+          opt:step()
+        end
+        runs[#runs + 1] = flat(w)
+      end
+      assert.are.same(runs[1], runs[2])
+    end)
+  end
+
+  for _, c in ipairs(ENGINE_STEPS) do
+    it(c[1] .. " steps a half parameter in float32, rounding it once", function()
+      for _, half in ipairs {"float16", "bfloat16"} do
+        local w = parameters("float32")
+        local p16 = w:detach():to(half):requires_grad_(true)
+        p16.grad = w.grad:to(half)
+        local p32 = p16:detach():float():requires_grad_(true)
+        p32.grad = p16.grad:float()
+        nn.optim[c[1]]({p16}, c[2]):step()
+        nn.optim[c[1]]({p32}, c[2]):step()
+        assert.are.equal(half, p16.dtype)
+        assert.are.same(flat(p32:detach():to(half)), flat(p16))
+      end
+    end)
+  end
+
+  it("keeps PyTorch's state names, numbers where PyTorch has scalars", function()
+    local expected = {
+      Adadelta = {"acc_delta", "square_avg"}, Adamax = {"exp_avg", "exp_inf"},
+      NAdam = {"exp_avg", "exp_avg_sq", "mu_product"}, RAdam = {"exp_avg", "exp_avg_sq"},
+      ASGD = {"ax", "eta", "mu"}, Rprop = {"prev", "step_size"},
+    }
+    for _, c in ipairs(ENGINE_STEPS) do
+      local w, b = parameters("float64")
+      local opt = nn.optim[c[1]]({w, b}, c[2])
+      opt:step()
+      opt:step()
+      local st = opt.state[1][1]
+      local keys = {}
+      for k, v in pairs(st) do
+        if k ~= "step" then
+          keys[#keys + 1] = k
+          assert(nn.is_tensor(v) or type(v) == "number", c[1] .. " " .. k)
+        end
+      end
+      table.sort(keys)
+      assert.are.same(expected[c[1]], keys)
+      assert.are.equal(2, st.step)
+      assert.are.equal(math.type(2), math.type(st.step))
+    end
+  end)
+
+  it("names the optimizer and the buffer when a state buffer does not match its parameter", function()
+    local buffer = {Adadelta = "square_avg", Adamax = "exp_avg", NAdam = "exp_avg", RAdam = "exp_avg_sq",
+                    ASGD = "ax", Rprop = "step_size"}
+    for _, c in ipairs(ENGINE_STEPS) do
+      local p = nn.zeros(3):requires_grad_(true)
+      p.grad = nn.ones(3)
+      local opt = nn.optim[c[1]]({p}, c[2])
+      opt:step()
+      opt.state[1][1][buffer[c[1]]] = nn.zeros(2)
+      support.expect_error(function() opt:step() end, string.format(
+        "%s: the %s buffer (2 float32) does not match its parameter (3 float32)", c[1]:lower(), buffer[c[1]]))
+      assert.are.equal(1, opt.state[1][1].step)
+    end
+  end)
+end)
+
 describe("LBFGS", function()
   local function rosenbrock(p) return (1 - p[1]) ^ 2 + 100 * (p[2] - p[1] ^ 2) ^ 2 end
   for _, case in ipairs(reference.lbfgs) do

@@ -181,6 +181,8 @@ describe("at one and two threads, the same values", function()
       {"Adam", {lr = 0.01}}, {"Adam", {lr = 0.01, weight_decay = 0.1, amsgrad = true}},
       {"AdamW", {lr = 0.01}}, {"RMSprop", {lr = 0.01}}, {"RMSprop", {lr = 0.01, momentum = 0.5, centered = true}},
       {"Adagrad", {lr = 0.1}},
+      {"Adadelta", {weight_decay = 0.1}}, {"Adamax", {lr = 0.01, maximize = true}}, {"NAdam", {lr = 0.01}},
+      {"RAdam", {lr = 0.01}}, {"ASGD", {lr = 0.01, t0 = 1}}, {"Rprop", {lr = 0.01}},
     }
     for _, dtype in ipairs({"float32", "float64"}) do
       for _, c in ipairs(configs) do
