@@ -164,16 +164,22 @@ static int adagrad_serial(nn_dtype dtype, int64_t n, void *param, const void *gr
 }
 
 /* ---- issue 13's: Adadelta, Adamax, NAdam, RAdam, ASGD, Rprop ------------ */
+/* The float32 loops of these six take restrict pointers and are built for
+   AVX-512 and AVX2 too, so that they run several lanes wide: the same
+   operations, in the same order, for every element. */
+WIDEST_VECTORS static void adadelta_f32(int64_t n, float *restrict p, float *restrict sq, float *restrict acc,
+                                        const float *restrict g, int maximize, int decay, float wd, float rho,
+                                        float one_minus_rho, float eps, float neg_lr) {
+  for (int64_t i = 0; i < n; i++)
+    nn_adadelta_element_f32(&p[i], &sq[i], &acc[i], g[i], maximize, decay, wd, rho, one_minus_rho, eps, neg_lr);
+}
+
 static int adadelta_serial(nn_dtype dtype, int64_t n, void *param, const void *grad, void *square_avg,
                            void *acc_delta, const nn_adadelta_options *o) {
   int maximize = o->maximize, decay = o->weight_decay != 0;
   if (dtype == NN_FLOAT32) {
-    float *p = param, *sq = square_avg, *acc = acc_delta;
-    const float *g = grad;
-    const float wd = (float)o->weight_decay, rho = (float)o->rho, one_minus_rho = (float)(1 - o->rho);
-    const float eps = (float)o->eps, neg_lr = (float)-o->lr;
-    for (int64_t i = 0; i < n; i++)
-      nn_adadelta_element_f32(&p[i], &sq[i], &acc[i], g[i], maximize, decay, wd, rho, one_minus_rho, eps, neg_lr);
+    adadelta_f32(n, param, square_avg, acc_delta, grad, maximize, decay, (float)o->weight_decay, (float)o->rho,
+                 (float)(1 - o->rho), (float)o->eps, (float)-o->lr);
   } else {
     double *p = param, *sq = square_avg, *acc = acc_delta;
     const double *g = grad;
@@ -184,18 +190,20 @@ static int adadelta_serial(nn_dtype dtype, int64_t n, void *param, const void *g
   return 0;
 }
 
+WIDEST_VECTORS static void adamax_f32(int64_t n, float *restrict p, float *restrict m, float *restrict u,
+                                      const float *restrict g, int maximize, int decay, float wd, float beta1,
+                                      float one_minus_beta1, float beta2, float eps, float neg_clr) {
+  for (int64_t i = 0; i < n; i++)
+    nn_adamax_element_f32(&p[i], &m[i], &u[i], g[i], maximize, decay, wd, beta1, one_minus_beta1, beta2, eps, neg_clr);
+}
+
 static int adamax_serial(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
                          void *exp_inf, int64_t step, const nn_adamax_options *o) {
   int maximize = o->maximize, decay = o->weight_decay != 0;
   double neg_clr = -(o->lr / nn_bias_correction(o->beta1, step));
   if (dtype == NN_FLOAT32) {
-    float *p = param, *m = exp_avg, *u = exp_inf;
-    const float *g = grad;
-    const float wd = (float)o->weight_decay, beta1 = (float)o->beta1, one_minus_beta1 = (float)(1 - o->beta1);
-    const float beta2 = (float)o->beta2, eps = (float)o->eps, neg_clr_f = (float)neg_clr;
-    for (int64_t i = 0; i < n; i++)
-      nn_adamax_element_f32(&p[i], &m[i], &u[i], g[i], maximize, decay, wd, beta1, one_minus_beta1, beta2, eps,
-                            neg_clr_f);
+    adamax_f32(n, param, exp_avg, exp_inf, grad, maximize, decay, (float)o->weight_decay, (float)o->beta1,
+               (float)(1 - o->beta1), (float)o->beta2, (float)o->eps, (float)neg_clr);
   } else {
     double *p = param, *m = exp_avg, *u = exp_inf;
     const double *g = grad;
@@ -206,20 +214,24 @@ static int adamax_serial(nn_dtype dtype, int64_t n, void *param, const void *gra
   return 0;
 }
 
+WIDEST_VECTORS static void nadam_f32(int64_t n, float *restrict p, float *restrict m, float *restrict v,
+                                     const float *restrict g, int decay, float wd, float beta1, float one_minus_beta1,
+                                     float beta2, float one_minus_beta2, float bc2, float eps, float grad_coef,
+                                     float avg_coef) {
+  for (int64_t i = 0; i < n; i++)
+    nn_nadam_element_f32(&p[i], &m[i], &v[i], g[i], decay, wd, beta1, one_minus_beta1, beta2, one_minus_beta2, bc2,
+                         eps, grad_coef, avg_coef);
+}
+
 static int nadam_serial(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
                         void *exp_avg_sq, int64_t step, double mu_product, const nn_nadam_options *o) {
   int decay = o->weight_decay != 0;
   double grad_coef, avg_coef, bc2 = nn_bias_correction(o->beta2, step);
   nn_nadam_coefficients(o, step, mu_product, &grad_coef, &avg_coef);
   if (dtype == NN_FLOAT32) {
-    float *p = param, *m = exp_avg, *v = exp_avg_sq;
-    const float *g = grad;
-    const float wd = (float)o->weight_decay, beta1 = (float)o->beta1, one_minus_beta1 = (float)(1 - o->beta1);
-    const float beta2 = (float)o->beta2, one_minus_beta2 = (float)(1 - o->beta2), bc2_f = (float)bc2;
-    const float eps = (float)o->eps, grad_coef_f = (float)grad_coef, avg_coef_f = (float)avg_coef;
-    for (int64_t i = 0; i < n; i++)
-      nn_nadam_element_f32(&p[i], &m[i], &v[i], g[i], decay, wd, beta1, one_minus_beta1, beta2, one_minus_beta2,
-                           bc2_f, eps, grad_coef_f, avg_coef_f);
+    nadam_f32(n, param, exp_avg, exp_avg_sq, grad, decay, (float)o->weight_decay, (float)o->beta1,
+              (float)(1 - o->beta1), (float)o->beta2, (float)(1 - o->beta2), (float)bc2, (float)o->eps,
+              (float)grad_coef, (float)avg_coef);
   } else {
     double *p = param, *m = exp_avg, *v = exp_avg_sq;
     const double *g = grad;
@@ -230,6 +242,15 @@ static int nadam_serial(nn_dtype dtype, int64_t n, void *param, const void *grad
   return 0;
 }
 
+WIDEST_VECTORS static void radam_f32(int64_t n, float *restrict p, float *restrict m, float *restrict v,
+                                     const float *restrict g, int decay, float wd, float beta1, float one_minus_beta1,
+                                     float beta2, float one_minus_beta2, float bc1, float lr, int rectified,
+                                     float bc2_sqrt, float eps, float rect) {
+  for (int64_t i = 0; i < n; i++)
+    nn_radam_element_f32(&p[i], &m[i], &v[i], g[i], decay, wd, beta1, one_minus_beta1, beta2, one_minus_beta2, bc1,
+                         lr, rectified, bc2_sqrt, eps, rect);
+}
+
 static int radam_serial(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,
                         void *exp_avg_sq, int64_t step, const nn_radam_options *o) {
   int decay = o->weight_decay != 0;
@@ -237,14 +258,9 @@ static int radam_serial(nn_dtype dtype, int64_t n, void *param, const void *grad
   double rect = nn_radam_rect(o->beta2, step);
   int rectified = rect > 0;
   if (dtype == NN_FLOAT32) {
-    float *p = param, *m = exp_avg, *v = exp_avg_sq;
-    const float *g = grad;
-    const float wd = (float)o->weight_decay, beta1 = (float)o->beta1, one_minus_beta1 = (float)(1 - o->beta1);
-    const float beta2 = (float)o->beta2, one_minus_beta2 = (float)(1 - o->beta2), bc1_f = (float)bc1;
-    const float lr = (float)o->lr, bc2_sqrt_f = (float)bc2_sqrt, eps = (float)o->eps, rect_f = (float)rect;
-    for (int64_t i = 0; i < n; i++)
-      nn_radam_element_f32(&p[i], &m[i], &v[i], g[i], decay, wd, beta1, one_minus_beta1, beta2, one_minus_beta2,
-                           bc1_f, lr, rectified, bc2_sqrt_f, eps, rect_f);
+    radam_f32(n, param, exp_avg, exp_avg_sq, grad, decay, (float)o->weight_decay, (float)o->beta1,
+              (float)(1 - o->beta1), (float)o->beta2, (float)(1 - o->beta2), (float)bc1, (float)o->lr, rectified,
+              (float)bc2_sqrt, (float)o->eps, (float)rect);
   } else {
     double *p = param, *m = exp_avg, *v = exp_avg_sq;
     const double *g = grad;
@@ -255,16 +271,20 @@ static int radam_serial(nn_dtype dtype, int64_t n, void *param, const void *grad
   return 0;
 }
 
+WIDEST_VECTORS static void asgd_f32(int64_t n, float *restrict p, float *restrict ax, const float *restrict g,
+                                    int maximize, int decay, float wd, float shrink, float neg_eta, int averaging,
+                                    float mu) {
+  for (int64_t i = 0; i < n; i++)
+    nn_asgd_element_f32(&p[i], &ax[i], g[i], maximize, decay, wd, shrink, neg_eta, averaging, mu);
+}
+
 static int asgd_serial(nn_dtype dtype, int64_t n, void *param, const void *grad, void *ax, double eta,
                        double mu, const nn_asgd_options *o) {
   int maximize = o->maximize, decay = o->weight_decay != 0, averaging = mu != 1;
   double shrink = 1 - o->lambd * eta;
   if (dtype == NN_FLOAT32) {
-    float *p = param, *a = ax;
-    const float *g = grad;
-    const float wd = (float)o->weight_decay, shrink_f = (float)shrink, neg_eta = (float)-eta, mu_f = (float)mu;
-    for (int64_t i = 0; i < n; i++)
-      nn_asgd_element_f32(&p[i], &a[i], g[i], maximize, decay, wd, shrink_f, neg_eta, averaging, mu_f);
+    asgd_f32(n, param, ax, grad, maximize, decay, (float)o->weight_decay, (float)shrink, (float)-eta, averaging,
+             (float)mu);
   } else {
     double *p = param, *a = ax;
     const double *g = grad;
@@ -274,15 +294,19 @@ static int asgd_serial(nn_dtype dtype, int64_t n, void *param, const void *grad,
   return 0;
 }
 
+WIDEST_VECTORS static void rprop_f32(int64_t n, float *restrict p, float *restrict prev, float *restrict size,
+                                     const float *restrict g, int maximize, float etaminus, float etaplus, float lo,
+                                     float hi) {
+  for (int64_t i = 0; i < n; i++)
+    nn_rprop_element_f32(&p[i], &prev[i], &size[i], g[i], maximize, etaminus, etaplus, lo, hi);
+}
+
 static int rprop_serial(nn_dtype dtype, int64_t n, void *param, const void *grad, void *prev,
                         void *step_size, const nn_rprop_options *o) {
   int maximize = o->maximize;
   if (dtype == NN_FLOAT32) {
-    float *p = param, *pv = prev, *s = step_size;
-    const float *g = grad;
-    const float etaminus = (float)o->etaminus, etaplus = (float)o->etaplus;
-    const float lo = (float)o->step_size_min, hi = (float)o->step_size_max;
-    for (int64_t i = 0; i < n; i++) nn_rprop_element_f32(&p[i], &pv[i], &s[i], g[i], maximize, etaminus, etaplus, lo, hi);
+    rprop_f32(n, param, prev, step_size, grad, maximize, (float)o->etaminus, (float)o->etaplus,
+              (float)o->step_size_min, (float)o->step_size_max);
   } else {
     double *p = param, *pv = prev, *s = step_size;
     const double *g = grad;

@@ -209,6 +209,7 @@ NN_HD static inline void nn_adagrad_element_f64(double *p, double *sum, double g
    each, operation for operation. g is the gradient, negated when
    maximizing, plus wd p when decay is set (grad.add(param, alpha=wd)). -- */
 
+NN_MATH_SELECTS_BEGIN
 /* Adadelta (Zeiler, 2012):
      sq = rho sq + (1 - rho) g g;  delta = sqrt(acc + eps) / sqrt(sq + eps) g
      acc = rho acc + (1 - rho) delta delta;  p += -lr delta */
@@ -373,6 +374,8 @@ NN_HD static inline void nn_rprop_element_f64(double *p, double *prev, double *s
   *p = *p + -1.0 * nn_sign_f64(g) * *size;
   *prev = g;
 }
+
+NN_MATH_SELECTS_END
 
 /* ---- the step's scalars, in double as Python computes them ----------- */
 /* NAdam's momentum cache mu_t = beta1 (1 - 0.5 * 0.96^(t psi)). */
