@@ -497,7 +497,7 @@ static void test_class_losses(nn_dtype dt) {
 /* ---- optimizers ---------------------------------------------------------------------- */
 static void test_optimizers(nn_dtype dt) {
   int64_t n = 3001;
-  for (int which = 0; which < 6; which++) {
+  for (int which = 0; which < 12; which++) {
     nn_tensor *p = randn(dt, 1, SZ(n)), *g = randn(dt, 1, SZ(n)), *b1 = randn(dt, 1, SZ(n));
     nn_tensor *b2 = OK(nn_rand(dt, 1, SZ(n))), *b3 = OK(nn_rand(dt, 1, SZ(n)));
     nn_tensor *all[5] = {p, g, b1, b2, b3};
@@ -522,10 +522,34 @@ static void test_optimizers(nn_dtype dt) {
       nn_rmsprop_options o = {1e-2, 0.99, 1e-8, 0.01, 0.9, 1, 0};
       ok = gpu.rmsprop_step(dt, n, dp, dg, d2, d1, d3, &o) == 0;
       nn_cpu_backend.rmsprop_step(dt, n, hp, hg, h2, h1, h3, &o);
-    } else {
+    } else if (which == 5) {
       nn_adagrad_options o = {1e-2, 0.01, 0.01, 0, 1e-10, 0};
       ok = gpu.adagrad_step(dt, n, dp, dg, d2, 3, &o) == 0;
       nn_cpu_backend.adagrad_step(dt, n, hp, hg, h2, 3, &o);
+    } else if (which == 6) { /* issue 13's: the buffers that must be >= 0 from rand */
+      nn_adadelta_options o = {0.5, 0.9, 1e-6, 0.01, 1};
+      ok = gpu.adadelta_step(dt, n, dp, dg, d2, d3, &o) == 0;
+      nn_cpu_backend.adadelta_step(dt, n, hp, hg, h2, h3, &o);
+    } else if (which == 7) {
+      nn_adamax_options o = {2e-3, 0.9, 0.999, 1e-8, 0.01, 0};
+      ok = gpu.adamax_step(dt, n, dp, dg, d1, d2, 4, &o) == 0;
+      nn_cpu_backend.adamax_step(dt, n, hp, hg, h1, h2, 4, &o);
+    } else if (which == 8) {
+      nn_nadam_options o = {2e-3, 0.9, 0.999, 1e-8, 0.01, 4e-3};
+      ok = gpu.nadam_step(dt, n, dp, dg, d1, d2, 4, 0.5, &o) == 0;
+      nn_cpu_backend.nadam_step(dt, n, hp, hg, h1, h2, 4, 0.5, &o);
+    } else if (which == 9) {
+      nn_radam_options o = {1e-3, 0.9, 0.999, 1e-8, 0.01};
+      ok = gpu.radam_step(dt, n, dp, dg, d1, d2, 7, &o) == 0;
+      nn_cpu_backend.radam_step(dt, n, hp, hg, h1, h2, 7, &o);
+    } else if (which == 10) {
+      nn_asgd_options o = {1e-2, 1e-4, 0.75, 1, 0.01, 0};
+      ok = gpu.asgd_step(dt, n, dp, dg, d1, 9e-3, 0.5, &o) == 0;
+      nn_cpu_backend.asgd_step(dt, n, hp, hg, h1, 9e-3, 0.5, &o);
+    } else {
+      nn_rprop_options o = {1e-2, 0.5, 1.2, 1e-6, 50, 1};
+      ok = gpu.rprop_step(dt, n, dp, dg, d1, d2, &o) == 0;
+      nn_cpu_backend.rprop_step(dt, n, hp, hg, h1, h2, &o);
     }
     CHECKF(ok, "optimizer %d: %s", which, nn_error());
     compare("optimizer param", p, 1), compare("optimizer buffer", b1, 1);
