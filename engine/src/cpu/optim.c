@@ -306,6 +306,7 @@ static int asgd_serial(nn_dtype dtype, int64_t n, void *param, const void *grad,
   return 0;
 }
 
+NN_MATH_SELECTS_BEGIN /* as math/optim.h's Rprop step: selects that vectorise */
 WIDEST_VECTORS static void rprop_f32(int64_t n, float *restrict p, float *restrict prev, float *restrict size,
                                      const float *restrict g, int maximize, float etaminus, float etaplus, float lo,
                                      float hi) {
@@ -328,6 +329,8 @@ static int rprop_serial(nn_dtype dtype, int64_t n, void *param, const void *grad
   }
   return 0;
 }
+
+NN_MATH_SELECTS_END
 
 /* ---- over the pool ------------------------------------------------------ */
 /* A step's arguments: the parameter, its gradient and up to three state

@@ -209,7 +209,6 @@ NN_HD static inline void nn_adagrad_element_f64(double *p, double *sum, double g
    each, operation for operation. g is the gradient, negated when
    maximizing, plus wd p when decay is set (grad.add(param, alpha=wd)). -- */
 
-NN_MATH_SELECTS_BEGIN
 /* Adadelta (Zeiler, 2012):
      sq = rho sq + (1 - rho) g g;  delta = sqrt(acc + eps) / sqrt(sq + eps) g
      acc = rho acc + (1 - rho) delta delta;  p += -lr delta */
@@ -347,6 +346,7 @@ NN_HD static inline void nn_asgd_element_f64(double *p, double *ax, double grad,
    times etaplus (s > 0), etaminus (s < 0) or 1, clamped to [lo, hi]; where
    the factor is etaminus (PyTorch's test) the gradient counts as 0; then
    p += -sign(g) size and prev = g. sign(NaN) is 0, as torch.sign's. */
+NN_MATH_SELECTS_BEGIN /* its callers' loops too: inlining needs the same options */
 NN_HD static inline float nn_sign_f32(float x) { return (float)((0 < x) - (x < 0)); }
 NN_HD static inline double nn_sign_f64(double x) { return (double)((0 < x) - (x < 0)); }
 
