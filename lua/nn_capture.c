@@ -218,7 +218,7 @@ static void push_plan_table(lua_State *L, int i) {
 
 static int replay(lua_State *L, captured_step *s, captured_plan *p, int nargs) {
   for (int i = 0; i < nargs; i++)
-    if (nn_copy_(p->inputs[i], nnl_to_tensor(L, i + 2)) < 0) return nnl_engine_error(L);
+    if (nn_plan_copy_input(p->inputs[i], nnl_to_tensor(L, i + 2)) < 0) return nnl_engine_error(L);
   lua_settop(L, 1);
   push_plan_table(L, (int)(p - s->plans)); /* 2 */
   lua_rawgeti(L, 2, PLAN_RESULTS);         /* 3 */

@@ -1017,6 +1017,10 @@ typedef struct {
   size_t graphs;     /* device graphs made at replay (CUDA) */
 } nn_plan_info;
 void nn_plan_describe(const nn_plan *plan, nn_plan_info *info);
+/* dst = src for a replay's argument, into the plan's copy of it (the same
+   shape, dtype and device): nn_copy_, and for two contiguous tensors one
+   copy of their bytes without its broadcast, overlap and iterator set-up. */
+int nn_plan_copy_input(nn_tensor *dst, const nn_tensor *src);
 
 #ifdef __cplusplus
 }

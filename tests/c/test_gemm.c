@@ -117,7 +117,55 @@ static void every_layout(const nn_cpu_vector *v, int64_t m, int64_t n, int64_t k
       if (!one(v, 1, m, n, k, la, lb, FORM_NAN) || !one(v, 1, m, n, k, la, lb, FORM_SCALE)) return;
 }
 
+/* A variant's columns kernel (few rows, b's columns contiguous: x w^T)
+   against its rows kernel on b copied row-major, bit for bit, for each
+   update of c: the forward's result must not change when it skips the
+   copy. */
+static void columns_match_rows(const nn_cpu_vector *v) {
+  const nn_cpu_gemm_f32 *f = v->gemm;
+  if (!f) return;
+  static const int64_t widths[] = {1, 2, 3, 4, 5, 7, 8, 9, 10, 13};
+  static const int64_t terms[] = {1, 2, 3, 10, 17, 33};
+  static const float alphas[] = {1, 1, 0.5f, 0.5f}, betas[] = {0, 1, -2, 0};
+  static const char *const forms[] = {"c = ab", "c += ab", "c = 0.5 ab - 2 c", "c = 0.5 ab over NaN",
+                                      "c = bias + ab"};
+  enum { M = 4, N = 13, K = 128 };
+  float a[M * 2 * K + 3 * M], w[N * K], wt[K * N], c0[M * N], c1[M * N], bias[N];
+  uint32_t seed = 12345;
+  int bad = 0;
+  for (int64_t m = 1; m <= f->columns_rows && !bad; m++)
+    for (size_t jn = 0; jn < sizeof widths / sizeof widths[0] && !bad; jn++)
+      for (size_t jk = 0; jk < sizeof terms / sizeof terms[0] && !bad; jk++)
+        for (int la = 0; la < 3 && !bad; la++)
+          for (int form = 0; form < 5 && !bad; form++) {
+            int64_t n = widths[jn], k = terms[jk], a0, a1;
+            strides(la, m, k, &a0, &a1);
+            for (size_t i = 0; i < sizeof a / sizeof a[0]; i++) a[i] = value(&seed);
+            for (int64_t i = 0; i < n * k; i++) w[i] = value(&seed);
+            for (int64_t j = 0; j < n; j++)
+              for (int64_t p = 0; p < k; p++) wt[p * n + j] = w[j * k + p];
+            for (int64_t i = 0; i < m * n; i++) c0[i] = c1[i] = form == 3 ? NAN : value(&seed);
+            for (int64_t j = 0; j < n; j++) bias[j] = value(&seed);
+            if (form == 4) { /* c = bias + ab: the bias copied into c's rows, then c += ab */
+              for (int64_t i = 0; i < m * n; i++) c1[i] = bias[i % n];
+              f->columns(m, n, k, 1, a, a0, a1, w, k, 0, c0, n, bias);
+              f->rows(m, n, k, 1, a, a0, a1, wt, n, 1, c1, n);
+            } else {
+              f->columns(m, n, k, alphas[form], a, a0, a1, w, k, betas[form], c0, n, NULL);
+              f->rows(m, n, k, alphas[form], a, a0, a1, wt, n, betas[form], c1, n);
+            }
+            products_checked++;
+            if (memcmp(c0, c1, sizeof(float) * (size_t)(m * n)) != 0) {
+              bad = 1;
+              CHECK(!"columns kernel differs from rows");
+              printf("%s: columns %lld x %lld x %lld (a layout %d, %s) differs from rows\n", v->name,
+                     (long long)m, (long long)n, (long long)k, la, forms[form]);
+            }
+          }
+}
+
 static void variant(const nn_cpu_vector *v) {
+  columns_match_rows(v);
   /* tiny: every remainder of 8 and 16 lanes and of blocks of 4, 6 and 8 rows */
   static const int64_t tiny[] = {1, 2, 3, 4, 5, 7, 8, 9, 10, 13, 16, 17, 31, 33};
   for (size_t i = 0; i < sizeof tiny / sizeof tiny[0]; i++)

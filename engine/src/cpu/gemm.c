@@ -175,7 +175,7 @@ static void few_rows_f32(int64_t m, int64_t n, int64_t k, float alpha, const flo
    set-up cost). The packing moves k (n + 4) values, small beside the
    m n k multiply-adds. */
 #define PACK_LIMIT (SMALL_PRODUCT / 8)
-static void small_gemm_f32(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t a0,
+static __attribute__((noinline)) void small_gemm_f32(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t a0,
                            int64_t a1, const float *b, int64_t b0, int64_t b1, float beta, float *c,
                            int64_t c0) {
   float pb[PACK_LIMIT], pa[PACK_LIMIT / 4];
@@ -383,6 +383,39 @@ static void run_kernel(const kernel_call *k) {
   nn_parallel_for(k->n, k->m * k->k, 16, run_columns, k);
 }
 
+/* c = alpha a b + beta c through f->rows on a copy of b made row-major.
+   Its own function, kept out of line: the copy's buffer, tens of
+   kilobytes of stack, would otherwise be probed page by page at every
+   entry of fma_f32, whichever way a product goes. */
+static __attribute__((noinline)) int rows_of_copy(const nn_cpu_gemm_f32 *f, int64_t m, int64_t n,
+                                                  int64_t k, float alpha, const float *a,
+                                                  int64_t a0, int64_t a1, const float *b,
+                                                  int64_t b0, int64_t b1, float beta, float *c,
+                                                  int64_t c0) {
+  float stack[PACK_LIMIT], *pb = k * n <= PACK_LIMIT ? stack : malloc(sizeof(float) * (size_t)(k * n));
+  if (!pb) return 0; /* BLAS takes it, needing no copy */
+  if (b0 == 1) /* w's rows, read in order, become pb's columns */
+    for (int64_t j = 0; j < n; j++)
+      for (int64_t p = 0; p < k; p++) pb[p * n + j] = b[j * b1 + p];
+  else
+    for (int64_t p = 0; p < k; p++)
+      for (int64_t j = 0; j < n; j++) pb[p * n + j] = b[p * b0 + j * b1];
+  f->rows(m, n, k, alpha, a, a0, a1, pb, n, beta, c, c0);
+  if (pb != stack) free(pb);
+  return 1;
+}
+
+/* Whether fma_f32 takes this product to f->columns (the same tests, in
+   its order): gemm_one then hands it the bias too, instead of copying
+   the bias into c's rows first. */
+static int takes_columns(const nn_cpu_gemm_f32 *f, int64_t m, int64_t n, int64_t k, int64_t a1,
+                         int64_t b0, int64_t b1) {
+  double product = (double)m * (double)n * (double)k;
+  int b_rows = b1 == 1 || n == 1, a_rows = a1 == 1 || k == 1, b_columns = b0 == 1 || k == 1;
+  return f && k > 0 && product <= SMALL_PRODUCT && !b_rows && b_columns &&
+         !(a_rows && 8 * m <= k) && m <= f->columns_rows && k <= f->columns_terms;
+}
+
 static int fma_f32(const nn_cpu_gemm_f32 *f, int64_t m, int64_t n, int64_t k, float alpha,
                    const float *a, int64_t a0, int64_t a1, const float *b, int64_t b0, int64_t b1,
                    float beta, float *c, int64_t c0) {
@@ -407,17 +440,11 @@ static int fma_f32(const nn_cpu_gemm_f32 *f, int64_t m, int64_t n, int64_t k, fl
     return 1;
   }
   if ((double)m * (double)n * (double)k > SMALL_PRODUCT) return 0;
-  float stack[PACK_LIMIT], *pb = k * n <= PACK_LIMIT ? stack : malloc(sizeof(float) * (size_t)(k * n));
-  if (!pb) return 0; /* BLAS takes it, needing no copy */
-  if (b0 == 1) /* w's rows, read in order, become pb's columns */
-    for (int64_t j = 0; j < n; j++)
-      for (int64_t p = 0; p < k; p++) pb[p * n + j] = b[j * b1 + p];
-  else
-    for (int64_t p = 0; p < k; p++)
-      for (int64_t j = 0; j < n; j++) pb[p * n + j] = b[p * b0 + j * b1];
-  f->rows(m, n, k, alpha, a, a0, a1, pb, n, beta, c, c0);
-  if (pb != stack) free(pb);
-  return 1;
+  if (b_columns && m <= f->columns_rows && k <= f->columns_terms) {
+    f->columns(m, n, k, alpha, a, a0, a1, b, b1, beta, c, c0, NULL);
+    return 1;
+  }
+  return rows_of_copy(f, m, n, k, alpha, a, a0, a1, b, b0, b1, beta, c, c0);
 }
 
 static int gemm_one(const nn_gemm_args *g, const nn_cpu_gemm_f32 *fast, const char *a,
@@ -426,6 +453,12 @@ static int gemm_one(const nn_gemm_args *g, const nn_cpu_gemm_f32 *fast, const ch
   int64_t a0 = g->a.row_stride, a1 = g->a.col_stride, b0 = g->b.row_stride, b1 = g->b.col_stride;
   size_t es = nn_element_size(g->dtype);
   double beta = g->beta;
+  if (g->bias && g->dtype == NN_FLOAT32 && takes_columns(fast, m, n, k, a1, b0, b1)) {
+    /* a small batch through a layer: the kernel reads the bias itself */
+    fast->columns(m, n, k, (float)g->alpha, (const float *)a, a0, a1, (const float *)b, b1, 1.0f,
+                  (float *)c, c0, (const float *)g->bias);
+    return 0;
+  }
   if (g->bias) { /* each row starts as the bias, the product adds onto it */
     for (int64_t i = 0; i < m; i++) memcpy(c + (size_t)(i * c0) * es, g->bias, (size_t)n * es);
     beta = 1;

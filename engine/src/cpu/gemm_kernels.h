@@ -246,4 +246,84 @@ static void dots_f32(int64_t m, int64_t n, int64_t k, float alpha, const float *
   }
 }
 
+
+/* ---- columns ------------------------------------------------------------- */
+/* A product of at most four rows whose b has contiguous columns (x w^T for
+   a small batch: a layer's forward). The rows of c go in the lanes of a
+   128-bit vector, a's columns packed as such vectors once (4 k moves), b's
+   columns read where they lie, one broadcast per term. Each sum of c is
+   the chain of fused multiply-adds over p that rows_f32 makes, from zero in
+   the same order, then updated as put() updates it: the result of copying
+   b transposed and calling rows_f32, bit for bit, without the k n moves of
+   the copy. */
+#define COLUMNS_ROWS_MAX 4
+#define COLUMNS_TERMS_MAX 128
+
+/* J columns of c from b's columns at bj (b1 apart): M rows of sums; c's
+   old values are bias[j] for every row when bias is given */
+static ALWAYS_INLINE void columns_block(const int M, const int J, int64_t k, const float *pa,
+                                        const float *bj, int64_t b1, const float *bias, float *c,
+                                        int64_t c0, const c_update *u) {
+  __m128 s[4];
+  for (int j = 0; j < J; j++) s[j] = _mm_setzero_ps();
+  for (int64_t p = 0; p < k; p++) {
+    __m128 x = _mm_loadu_ps(pa + 4 * p);
+    for (int j = 0; j < J; j++) s[j] = _mm_fmadd_ps(x, _mm_set1_ps(bj[j * b1 + p]), s[j]);
+  }
+  for (int j = 0; j < J; j++) {
+    if (u->how != WRITE) {
+      __m128 o;
+      if (bias) {
+        o = _mm_set1_ps(bias[j]);
+      } else {
+        float old[4] = {0, 0, 0, 0};
+        for (int r = 0; r < M; r++) old[r] = c[r * c0 + j];
+        o = _mm_loadu_ps(old);
+      }
+      if (u->how == ADD_INTO) {
+        s[j] = _mm_add_ps(o, s[j]);
+      } else {
+        s[j] = _mm_mul_ps(_mm_set1_ps(u->alpha), s[j]);
+        if (u->beta != 0) s[j] = _mm_fmadd_ps(_mm_set1_ps(u->beta), o, s[j]);
+      }
+    }
+    float sum[4];
+    _mm_storeu_ps(sum, s[j]);
+    for (int r = 0; r < M; r++) c[r * c0 + j] = sum[r];
+  }
+}
+
+static ALWAYS_INLINE void columns_panel(const int M, int64_t n, int64_t k, const float *pa,
+                                        const float *b, int64_t b1, const float *bias, float *c,
+                                        int64_t c0, const c_update *u) {
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) columns_block(M, 4, k, pa, b + j * b1, b1, bias ? bias + j : NULL, c + j, c0, u);
+  const float *bj = b + j * b1, *biasj = bias ? bias + j : NULL;
+  switch (n - j) {
+  case 1: columns_block(M, 1, k, pa, bj, b1, biasj, c + j, c0, u); break;
+  case 2: columns_block(M, 2, k, pa, bj, b1, biasj, c + j, c0, u); break;
+  case 3: columns_block(M, 3, k, pa, bj, b1, biasj, c + j, c0, u); break;
+  default: break;
+  }
+}
+
+/* c = alpha a b + beta c, or with bias c = alpha a b + bias (each row;
+   beta then unused: what c = bias, then c = alpha a b + c gives), a m x k
+   (any strides, m <= COLUMNS_ROWS_MAX, k <= COLUMNS_TERMS_MAX), b k x n
+   with columns b1 apart and contiguous, c as in rows_f32; k > 0. */
+static void columns_f32(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t a0,
+                        int64_t a1, const float *b, int64_t b1, float beta, float *c, int64_t c0,
+                        const float *bias) {
+  float pa[4 * COLUMNS_TERMS_MAX];
+  c_update u = update_of(alpha, bias ? 1.0f : beta);
+  for (int64_t p = 0; p < k; p++)
+    for (int r = 0; r < 4; r++) pa[4 * p + r] = r < m ? a[r * a0 + p * a1] : 0.0f;
+  switch (m) { /* a block of m's own height: c's rows written one by one */
+  case 1: columns_panel(1, n, k, pa, b, b1, bias, c, c0, &u); break;
+  case 2: columns_panel(2, n, k, pa, b, b1, bias, c, c0, &u); break;
+  case 3: columns_panel(3, n, k, pa, b, b1, bias, c, c0, &u); break;
+  case 4: columns_panel(4, n, k, pa, b, b1, bias, c, c0, &u); break;
+  default: break;
+  }
+}
 #endif

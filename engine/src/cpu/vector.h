@@ -25,6 +25,14 @@ typedef struct nn_cpu_gemm_f32 {
   /* a's rows a0 apart and contiguous, b's columns b1 apart and contiguous */
   void (*dots)(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t a0,
                const float *b, int64_t b1, float beta, float *c, int64_t c0);
+  /* a any strides, b's columns b1 apart and contiguous; for at most
+     columns_rows rows and columns_terms terms: rows' sums bit for bit,
+     without b copied transposed for it; with bias (not NULL), each row
+     of c = alpha a b + bias, as c = bias then beta 1 would give */
+  int columns_rows, columns_terms;
+  void (*columns)(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t a0,
+                  int64_t a1, const float *b, int64_t b1, float beta, float *c, int64_t c0,
+                  const float *bias);
 } nn_cpu_gemm_f32;
 
 typedef struct nn_cpu_vector {
