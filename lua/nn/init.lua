@@ -1,13 +1,8 @@
 -- nn: the table `require "nn"` returns. The C core (tensors, autograd,
 -- the math) comes in as "nn.core"; the Lua modules here compose it.
 local C = require "nn.core"
-
--- What nn makes as it loads (its tables, closures, wrappers) stays alive
--- as long as nn does, so the collector's steps over it meanwhile are work
--- for nothing (0.46M instructions of require "nn"). It starts again once
--- nn is loaded, unless the program had stopped it.
-local collector_was_running = collectgarbage("isrunning")
-collectgarbage("stop")
+-- (luaopen_nn, lua/nn_module.c, stops the collector while nn loads: what
+-- it makes meanwhile lives as long as nn does.)
 
 --- nn: the deep learning engine, as `require "nn"` gives it (a global in nnlua).
 -- Tensors (nn.tensor, nn.zeros...), autograd (t:backward(), nn.no_grad),
@@ -456,7 +451,9 @@ require "nn.layers" (nn)
 homes.F = nn.F
 make_lazy("F")
 nn.capture = C.capture -- a training step recorded once, replayed (lua/nn_capture.c)
-nn._check_counts(nn)
-if collector_was_running then collectgarbage("restart") end
+-- The files loaded so far add no method to tensors (only the families'
+-- stand-ins, which take `...`): the walk leaves nn.Tensor's 270-odd C
+-- functions out this once (lazy_spec checks that nothing needs it).
+check_counts(nn, {[nn._C] = true, [nn.Tensor] = true, [tensor_properties] = true}, "nn")
 
 return nn
