@@ -781,7 +781,7 @@ void nnl_register_math(lua_State *L) {
   luaL_getmetatable(L, NNL_TENSOR);
   lua_getfield(L, -1, "methods");
   luaL_setfuncs(L, math_methods, 0);
-  lua_newtable(L); /* core.math_functions: init.lua copies them into nn */
+  lua_createtable(L, 0, 80); /* core.math_functions (76): init.lua copies them into nn */
   for (int i = 0; function_names[i]; i++) {
     lua_getfield(L, -2, function_names[i]);
     lua_pushstring(L, function_names[i]);

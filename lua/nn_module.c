@@ -657,6 +657,12 @@ static int load_embedded(lua_State *L) {
 }
 
 int luaopen_nn(lua_State *L) {
+  /* What nn makes as it loads (tables, functions, the modules' code) lives
+     as long as nn does, so the collector's steps meanwhile would be work
+     for nothing; it starts again once nn is loaded, unless the program had
+     stopped it. */
+  int collector_was_running = lua_gc(L, LUA_GCISRUNNING);
+  lua_gc(L, LUA_GCSTOP);
   nnl_open_tensor(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   for (int i = 0; i < nn_lua_source_count; i++) {
@@ -668,12 +674,13 @@ int luaopen_nn(lua_State *L) {
   /* nn.init builds the nn table from the C functions, handed to it as the
      module "nn.core". */
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-  lua_newtable(L);
+  lua_createtable(L, 0, 160); /* nn.core's 135 functions and tables, never rehashed */
   nnl_register_functions(L);
   lua_setfield(L, -2, "nn.core");
   lua_pop(L, 1);
   lua_getglobal(L, "require");
   lua_pushliteral(L, "nn.init");
   lua_call(L, 1, 1);
+  if (collector_was_running) lua_gc(L, LUA_GCRESTART);
   return 1;
 }

@@ -1358,7 +1358,9 @@ static void set_closure(lua_State *L, lua_CFunction fn, lua_Integer up, const ch
 
 void nnl_open_tensor(lua_State *L) {
   luaL_newmetatable(L, NNL_TENSOR);
-  lua_newtable(L); /* methods */
+  /* methods: sized for what nn puts in it as it loads (some 270, the
+     families' stand-ins among them), so that it never grows meanwhile */
+  lua_createtable(L, 0, 288);
   luaL_setfuncs(L, methods, 0);
   char name[32];
   for (size_t i = 0; i < sizeof binary_methods / sizeof binary_methods[0]; i++) {

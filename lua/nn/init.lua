@@ -1,13 +1,8 @@
 -- nn: the table `require "nn"` returns. The C core (tensors, autograd,
 -- the math) comes in as "nn.core"; the Lua modules here compose it.
 local C = require "nn.core"
-
--- What nn makes as it loads (its tables, closures, wrappers) stays alive
--- as long as nn does, so the collector's steps over it meanwhile are work
--- for nothing (0.46M instructions of require "nn"). It starts again once
--- nn is loaded, unless the program had stopped it.
-local collector_was_running = collectgarbage("isrunning")
-collectgarbage("stop")
+-- (luaopen_nn, lua/nn_module.c, stops the collector while nn loads: what
+-- it makes meanwhile lives as long as nn does.)
 
 --- nn: the deep learning engine, as `require "nn"` gives it (a global in nnlua).
 -- Tensors (nn.tensor, nn.zeros...), autograd (t:backward(), nn.no_grad),
@@ -303,6 +298,9 @@ local families = {
 -- out until they are used.
 local on_first_use = {plot = "nn.plot", progress = "nn.progress", sweep = "nn.sweep",
                       repl = "nn.repl", help = "nn.repl", cli = "nn.cli", distributed = "nn.distributed"}
+-- nn's own helpers that only some families use (nn._ordered: the ordered
+-- tables of state dicts and .pt files); private, so no count checks to add.
+local helpers_on_first_use = {_ordered = "nn.ordered_table"}
 
 nn.utils = {} -- lr_scheduler's and rnn_layers' names share it
 local tensor_properties = getmetatable(C.zeros(1)).properties or {}
@@ -323,8 +321,10 @@ local make_lazy -- (below) lets a home find a missing name through its families
 
 -- Loads family (its entry in families) unless loaded; its stand-ins go
 -- first, so that the file finds the names free.
+local index_families -- (below) fills pending and each family's places
 local function load_family(family)
   if family.loaded then return end
+  index_families()
   family.loaded = true
   for _, place in ipairs(family.places) do
     local where, name = place[1], place[2]
@@ -342,7 +342,7 @@ local function load_family(family)
   nn._check_counts(nn)
 end
 
-nn._families = families -- for lazy_spec: {module, names, places = {{home's path, name}...}, loaded}
+nn._families = families -- for lazy_spec: {module, names, places (once indexed: nn._family_list()) = {{home's path, name}...}, loaded}
 
 --- nn._load_all(): loads every family that loads on first use, as a walk
 -- over every name (help, the reference, pairs(nn)) needs.
@@ -350,18 +350,28 @@ function nn._load_all()
   for _, family in ipairs(families) do load_family(family) end
 end
 
+-- (The tools come first: their names are in no family, and nn.cli, which
+-- every script uses, then loads without the families' index.)
 local function lazy_index(t, key)
+  if t == nn then
+    local name = on_first_use[key]
+    if name then
+      on_first_use[key] = nil
+      require(name)(nn)
+      nn._check_counts(nn)
+      return rawget(t, key)
+    end
+    name = helpers_on_first_use[key]
+    if name then
+      helpers_on_first_use[key] = nil
+      require(name)(nn)
+      return rawget(t, key)
+    end
+  end
+  index_families()
   local family = pending[path_of[t]][key]
   if family then
     load_family(family)
-    return rawget(t, key)
-  end
-  if t == nn then
-    local name = on_first_use[key]
-    if not name then return nil end
-    on_first_use[key] = nil
-    require(name)(nn)
-    nn._check_counts(nn)
     return rawget(t, key)
   end
 end
@@ -371,24 +381,54 @@ local function lazy_pairs(t)
   return next, t, nil
 end
 
+-- The index of the families' names, pending and places, is made at the
+-- first name nn, nn.F, nn.optim or nn.utils lacks (or the first family
+-- that loads), not as nn loads: splitting the lists into some 230 names
+-- was a fifth of what require "nn" cost.
+function index_families()
+  if pending[""] then return end
+  for _, family in ipairs(families) do
+    family.places = {}
+    for path in family[2]:gmatch("%S+") do
+      -- "F.relu" is F's relu, "MSELoss" nn's own (find, not a pattern with
+      -- `.-`, which backtracks over every name: 0.37M instructions a load)
+      local dot, where, name = path:find(".", 1, true), "", path
+      if dot then where, name = path:sub(1, dot - 1), path:sub(dot + 1) end
+      pending[where] = pending[where] or {}
+      if not family.loaded then pending[where][name] = family end
+      family.places[#family.places + 1] = {where, name}
+    end
+  end
+end
+
+--- nn._family_list(): the families with their places, indexed (lazy_spec).
+function nn._family_list()
+  index_families()
+  return families
+end
+
+-- Tensors look their methods and properties up without metamethods (in
+-- C), so the stand-ins of a family's "Tensor." and "properties." names are
+-- made as nn loads; found with plain searches, as splitting every list
+-- would cost what the index does.
 for _, family in ipairs(families) do
-  family.places = {}
-  for path in family[2]:gmatch("%S+") do
-    -- "F.relu" is F's relu, "MSELoss" nn's own (find, not a pattern with
-    -- `.-`, which backtracks over every name: 0.37M instructions a load)
-    local dot, where, name = path:find(".", 1, true), "", path
-    if dot then where, name = path:sub(1, dot - 1), path:sub(dot + 1) end
-    pending[where] = pending[where] or {}
-    pending[where][name] = family
-    family.places[#family.places + 1] = {where, name}
-    local home = homes[where]
-    if home == nn.Tensor or home == tensor_properties then
-      local function stand_in(...)
-        load_family(family)
-        return home[name](...)
+  local names = family[2]
+  for where, prefix in pairs {Tensor = "Tensor.", properties = "properties."} do
+    local home, at = homes[where], 1
+    while true do
+      local first, last = names:find(prefix, at, true)
+      if not first then break end
+      local stop = names:find(" ", last + 1, true) or #names + 1
+      at = stop
+      if first == 1 or names:byte(first - 1) == 32 then -- a whole name, not the end of one
+        local name = names:sub(last + 1, stop - 1)
+        local function stand_in(...)
+          load_family(family)
+          return home[name](...)
+        end
+        stand_ins[stand_in] = {home, name}
+        home[name] = stand_in
       end
-      stand_ins[stand_in] = {home, name}
-      home[name] = stand_in
     end
   end
 end
@@ -405,14 +445,15 @@ make_lazy("utils")
 -- the losses and the optimizers came with them too, half of require "nn";
 -- they are families now, loaded by their first name used.
 require "nn.functional" (nn)
-require "nn.ordered_table" (nn)
 require "nn.module" (nn)
 require "nn.layers" (nn)
 
 homes.F = nn.F
 make_lazy("F")
 nn.capture = C.capture -- a training step recorded once, replayed (lua/nn_capture.c)
-nn._check_counts(nn)
-if collector_was_running then collectgarbage("restart") end
+-- The files loaded so far add no method to tensors (only the families'
+-- stand-ins, which take `...`): the walk leaves nn.Tensor's 270-odd C
+-- functions out this once (lazy_spec checks that nothing needs it).
+check_counts(nn, {[nn._C] = true, [nn.Tensor] = true, [tensor_properties] = true}, "nn")
 
 return nn

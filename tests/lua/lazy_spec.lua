@@ -6,7 +6,7 @@ local support = dofile(os.getenv("NN_ROOT") .. "/tests/lua/support.lua")
 local root = os.getenv("NN_ROOT") or "."
 
 -- What nn loads with itself; every other file of lua/nn loads on first use.
-local EAGER = {init = true, functional = true, ordered_table = true, module = true, layers = true}
+local EAGER = {init = true, functional = true, module = true, layers = true}
 
 -- Runs code in a fresh nnlua (nn not loaded yet); its output, which must
 -- end in "ok".
@@ -58,7 +58,7 @@ describe("require 'nn'", function()
         for k, v in next, home do before[where][k] = v end
       end
       local listed = {}
-      for _, family in ipairs(nn._families) do
+      for _, family in ipairs(nn._family_list()) do
         for _, place in ipairs(family.places) do listed[place[1] .. "." .. place[2]] = family[1] end
       end
       nn._load_all()
@@ -85,16 +85,16 @@ describe("require 'nn'", function()
     for i, module in ipairs(families) do
       local out = fresh(string.format([==[
         local family = nn._families[%d]
-        local homes = {F = nn.F, optim = nn.optim, utils = nn.utils, Tensor = nn.Tensor,
-                       properties = getmetatable(nn.zeros(1)).properties}
-        local function home(where) if where == "" then return nn end return homes[where] end
-        local places = family.places
-        -- the last name: a stand-in's call for a tensor's method or property
-        local first = places[#places]
-        local where, name = first[1], first[2]
+        local homes = {Tensor = nn.Tensor, properties = getmetatable(nn.zeros(1)).properties}
+        local function home(where) if where == "" then return nn end return homes[where] or nn[where] end
+        -- the last name, before nn indexed the lists: a stand-in's call for
+        -- a tensor's method or property
+        local where, name = "", family[2]:match("(%%S+)$")
+        if name:find(".", 1, true) then where, name = name:match("^(.-)%%.(.*)$") end
         if where == "Tensor" or where == "properties" then pcall(home(where)[name], nn.zeros(1)) end
         local _ = home(where)[name]
         assert(package.loaded[family[1]], family[1] .. " did not load on touching " .. name)
+        local places = nn._family_list()[%d].places
         local got = {}
         for j, place in ipairs(places) do got[j] = rawget(home(place[1]), place[2]) end
         nn._load_all()
@@ -102,9 +102,51 @@ describe("require 'nn'", function()
           if got[j] == nil or got[j] ~= rawget(home(place[1]), place[2]) then
             print("differs " .. place[1] .. "." .. place[2])
           end
-        end]==], i))
+        end]==], i, i))
       assert.is_nil(out:match("differs [^\n]*"), module)
     end
+  end)
+
+  -- Splitting the lists into names waits for the first name nn lacks: a
+  -- bare require "nn", and one that uses only nn.cli, never does it.
+  it("indexes the families' names only at the first name it lacks", function()
+    fresh([==[
+      local _ = nn.Sequential(nn.ReLU())(nn.ones(2)) and nn.cli and nn.F.relu
+      assert(nn._families[1].places == nil, "require 'nn' split the families' lists")
+      assert(nn.Tensor.glu and nn.Tensor.retain_grad, "the stand-ins are made as nn loads")
+      local y = nn.tensor({1, 2, 3, 4}):glu()
+      assert(y:size(1) == 2 and nn._families[1].places ~= nil)
+      assert(rawget(nn, "MSELoss") == nil and nn.MSELoss ~= nil)]==])
+  end)
+
+  -- The count checks nn adds as it loads leave nn.Tensor out (270-odd C
+  -- functions to walk for nothing): so no file nn loads with itself may add
+  -- a Lua method to tensors but the families' stand-ins.
+  it("adds no tensor method as it loads but the stand-ins", function()
+    local out = fresh([==[
+      for _, home in ipairs {nn.Tensor, getmetatable(nn.zeros(1)).properties} do
+        for k, v in pairs(home) do
+          if type(v) == "function" and debug.getinfo(v, "S").what == "Lua" and not nn._stand_ins[v] then
+            print("unchecked " .. k)
+          end
+        end
+      end]==])
+    assert.is_nil(out:match("unchecked [^\n]*"), "a tensor method added as nn loads: walk nn.Tensor in init.lua")
+  end)
+
+  -- Module's state_dict and load_state_dict live in nn.module_state, which
+  -- their first call loads; they are documented and checked as before.
+  it("loads Module's state functions at their first call", function()
+    local out = fresh([==[
+      local m = nn.Sequential(nn.ReLU())
+      assert(package.loaded["nn.module_state"] == nil and package.loaded["nn.ordered_table"] == nil)
+      local ok, err = pcall(m.state_dict, m, "extra")
+      assert(not ok and err:find("Sequential:state_dict: takes no arguments, got 1", 1, true), err)
+      assert(next(m:state_dict()) == nil and package.loaded["nn.module_state"])
+      ok, err = pcall(m.load_state_dict, m, {x = nn.ones(1)})
+      assert(not ok and err:find('Unexpected key(s) in state_dict: "x"', 1, true), err)
+      nn.help(m.load_state_dict)]==])
+    assert.truthy(out:find("missing_keys", 1, true), out)
   end)
 
   it("lists and documents every name, loaded or not", function()
