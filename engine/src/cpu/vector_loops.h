@@ -57,6 +57,20 @@ static void tan_loop(int64_t n, const float *x, float *o) {
   }
 }
 
+/* erf: blocks of elements all in (-1, 1) take the small piece alone */
+static void erf_loop(int64_t n, const float *x, float *o) {
+  enum { BLOCK = 1024 };
+  for (int64_t start = 0; start < n; start += BLOCK) {
+    int64_t end = n - start < BLOCK ? n : start + BLOCK;
+    int small = 1;
+    for (int64_t i = start; i < end; i++) small &= fabsf(x[i]) < 1.0f;
+    if (small)
+      for (int64_t i = start; i < end; i++) o[i] = nn_erf_small_f32(x[i]);
+    else
+      for (int64_t i = start; i < end; i++) o[i] = nn_erf_f32(x[i]);
+  }
+}
+
 static int unary_loop(int op, int64_t n, const float *x, float *o) {
   switch ((nn_unary_op)op) {
   case NN_NEG: for (int64_t i = 0; i < n; i++) o[i] = -x[i]; return 1;
@@ -72,7 +86,7 @@ static int unary_loop(int op, int64_t n, const float *x, float *o) {
   case NN_EXPM1: for (int64_t i = 0; i < n; i++) o[i] = nn_expm1_f32(x[i]); return 1;
   case NN_TAN: tan_loop(n, x, o); return 1;
   case NN_ATAN: for (int64_t i = 0; i < n; i++) o[i] = nn_atan_f32(x[i]); return 1;
-  case NN_ERF: for (int64_t i = 0; i < n; i++) o[i] = nn_erf_f32(x[i]); return 1;
+  case NN_ERF: erf_loop(n, x, o); return 1;
   case NN_ERFINV: for (int64_t i = 0; i < n; i++) o[i] = nn_erfinv_f32(x[i]); return 1;
   default: return 0;
   }

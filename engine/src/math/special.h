@@ -180,6 +180,10 @@ NN_HD static inline double nn_erfc_large_d(double a) {
   return nn_exp_negative_d(-(a * a)) * q;
 }
 
+/* erf where |x| < 1 (the contiguous loop's blocks of such elements skip
+   the other piece; the same bits as nn_erf_f32 there) */
+NN_HD static inline float nn_erf_small_f32(float x) { return (float)nn_erf_small_d((double)x); }
+
 NN_HD static inline float nn_erf_f32(float x) {
   double a = fabs((double)x);
   double small = a < 1.0 ? a : 1.0;
