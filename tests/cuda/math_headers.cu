@@ -14,6 +14,7 @@
 #include "math/random.h"
 #include "math/rnn.h"
 #include "math/reduce.h"
+#include "math/special.h"
 
 __global__ void every_formula(nn_iter it, nn_reduce_geom r, double *out) {
   double x = nn_load(it.dtype[1], it.data[1], threadIdx.x), y = 0.5, s = 0;
@@ -51,6 +52,8 @@ __global__ void every_formula(nn_iter it, nn_reduce_geom r, double *out) {
        nn_bce_logits_grad_target_f32((float)x, 1, 2, 1);
   s += nn_smoothed_loss(x, y, 0.1, 10) + nn_smoothed_target(y, 0.1, 10);
   s += nn_maximum_f32(1, (float)x) + nn_maximum_f64(1, x);
+  s += nn_tan_f32((float)x) + nn_atan_f32((float)x) + nn_atan2_f32((float)x, 2.0f) + nn_erf_f32((float)x) +
+       nn_erfinv_f32((float)y);
   s += nn_sgd_param_f32(nn_sgd_buffer_f32(1, nn_sgd_direction_f32(1, (float)x, 1, 0), 0.9f, 1, 0), 0.1f, 1);
   s += nn_sgd_param_f64(nn_sgd_buffer_f64(1, nn_sgd_direction_f64(1, x, 1, 0), 0.9, 0, 0), 0.1, 1);
   s += nn_adam_param_f32(1, -0.1f, nn_adam_first_f32(0, 0.9f, 0.1f, 1), nn_adam_second_f32(0, 0.99f, 0.01f, 1), 1, 1e-8f);

@@ -50,6 +50,9 @@ describe("at one and two threads, the same values", function()
       same_at_both("activations " .. n, function()
         return nn.F.gelu(x), nn.F.silu(x), nn.F.elu(x), nn.F.leaky_relu(x, 0.1), nn.F.softplus(x)
       end)
+      same_at_both("special functions " .. n, function()
+        return x:tan(), (x * 1e6):tan(), x:atan(), x:atan2(y), x:erf(), x:tanh():erfinv()
+      end)
     end
   end)
 

@@ -41,6 +41,36 @@ static void mul_loop(int64_t n, const float *x, const float *y, float *out) {
    strided loops of cpu/elementwise.c call (nn_unary_apply_f's cases; a
    call of it here is not vectorised), so the values are the same. */
 NN_MATH_SELECTS_BEGIN
+/* tan: blocks of elements all in the quick range take the formula's
+   vector loop; a block with one outside (|x| >= 2^20, inf, NaN) the one
+   for each element, which gives the same bits (o may be x: in place). */
+static void tan_loop(int64_t n, const float *x, float *o) {
+  enum { BLOCK = 1024 };
+  for (int64_t start = 0; start < n; start += BLOCK) {
+    int64_t end = n - start < BLOCK ? n : start + BLOCK;
+    int slow = 0;
+    for (int64_t i = start; i < end; i++) slow |= !nn_tan_quick(x[i]);
+    if (slow)
+      for (int64_t i = start; i < end; i++) o[i] = nn_tan_f32(x[i]);
+    else
+      for (int64_t i = start; i < end; i++) o[i] = nn_tan_select_f32(x[i]);
+  }
+}
+
+/* erf: blocks of elements all in (-1, 1) take the small piece alone */
+static void erf_loop(int64_t n, const float *x, float *o) {
+  enum { BLOCK = 1024 };
+  for (int64_t start = 0; start < n; start += BLOCK) {
+    int64_t end = n - start < BLOCK ? n : start + BLOCK;
+    int small = 1;
+    for (int64_t i = start; i < end; i++) small &= fabsf(x[i]) < 1.0f;
+    if (small)
+      for (int64_t i = start; i < end; i++) o[i] = nn_erf_small_f32(x[i]);
+    else
+      for (int64_t i = start; i < end; i++) o[i] = nn_erf_f32(x[i]);
+  }
+}
+
 static int unary_loop(int op, int64_t n, const float *x, float *o) {
   switch ((nn_unary_op)op) {
   case NN_NEG: for (int64_t i = 0; i < n; i++) o[i] = -x[i]; return 1;
@@ -54,6 +84,10 @@ static int unary_loop(int op, int64_t n, const float *x, float *o) {
   case NN_LOG2: for (int64_t i = 0; i < n; i++) o[i] = nn_log2_f32(x[i]); return 1;
   case NN_LOG1P: for (int64_t i = 0; i < n; i++) o[i] = nn_log1p_f32(x[i]); return 1;
   case NN_EXPM1: for (int64_t i = 0; i < n; i++) o[i] = nn_expm1_f32(x[i]); return 1;
+  case NN_TAN: tan_loop(n, x, o); return 1;
+  case NN_ATAN: for (int64_t i = 0; i < n; i++) o[i] = nn_atan_f32(x[i]); return 1;
+  case NN_ERF: erf_loop(n, x, o); return 1;
+  case NN_ERFINV: for (int64_t i = 0; i < n; i++) o[i] = nn_erfinv_f32(x[i]); return 1;
   default: return 0;
   }
 }
@@ -95,6 +129,7 @@ static int binary_loop(int op, int64_t n, const float *x, const float *y, float 
     case NN_SUB: for (int64_t i = 0; i < n; i++) o[i] = x[i] - y[i]; return 1;
     case NN_MUL: for (int64_t i = 0; i < n; i++) o[i] = x[i] * y[i]; return 1;
     case NN_DIV: for (int64_t i = 0; i < n; i++) o[i] = x[i] / y[i]; return 1;
+    case NN_ATAN2: for (int64_t i = 0; i < n; i++) o[i] = nn_atan2_f32(x[i], y[i]); return 1;
     default: return 0;
     }
   }
@@ -103,6 +138,7 @@ static int binary_loop(int op, int64_t n, const float *x, const float *y, float 
   case NN_SUB: for (int64_t i = 0; i < n; i++) o[i] = x[i] - s; return 1;
   case NN_MUL: for (int64_t i = 0; i < n; i++) o[i] = x[i] * s; return 1;
   case NN_DIV: for (int64_t i = 0; i < n; i++) o[i] = x[i] / s; return 1;
+  case NN_ATAN2: for (int64_t i = 0; i < n; i++) o[i] = nn_atan2_f32(x[i], s); return 1;
   default: return 0;
   }
 }

@@ -9,6 +9,7 @@
 #include "math/dtype.h"
 #include "math/exp.h"
 #include "math/log.h"
+#include "math/special.h"
 
 /* ---- binary ---------------------------------------------------------- */
 /* truncf without its call (no SSE4.1 instruction at the baseline), as
@@ -133,7 +134,7 @@ NN_HD static inline float nn_binary_apply_f(nn_binary_op op, float x, float y) {
   case NN_MUL: return x * y;
   case NN_DIV: return x / y;
   case NN_POW: return powf(x, y);
-  case NN_ATAN2: return atan2f(x, y);
+  case NN_ATAN2: return nn_atan2_f32(x, y);
   case NN_FMOD: return nn_fmod_f(x, y);
   case NN_REMAINDER: return nn_remainder_f(x, y);
   case NN_FLOOR_DIVIDE: return nn_floor_divide_f(x, y);
@@ -234,36 +235,11 @@ static inline const char *nn_integer_division_name(nn_binary_op op) {
 
 /* ---- unary ----------------------------------------------------------- */
 /* The inverse error function: Giles's single-precision approximation
-   ("Approximating the erfinv function", GPU Computing Gems, 2011) as the
-   start, then Newton steps on erf(x) - y, each of which doubles the
+   (math/special.h) as the start, then Newton steps on erf(x) - y, each of which doubles the
    correct digits, to full double precision. */
 NN_HD static inline double nn_erfinv(double y) {
   if (!(y > -1 && y < 1)) return y == 1 ? INFINITY : (y == -1 ? -INFINITY : NAN);
-  double w = -log((1 - y) * (1 + y)), p;
-  if (w < 5) {
-    w -= 2.5;
-    p = 2.81022636e-08;
-    p = 3.43273939e-07 + p * w;
-    p = -3.5233877e-06 + p * w;
-    p = -4.39150654e-06 + p * w;
-    p = 0.00021858087 + p * w;
-    p = -0.00125372503 + p * w;
-    p = -0.00417768164 + p * w;
-    p = 0.246640727 + p * w;
-    p = 1.50140941 + p * w;
-  } else {
-    w = sqrt(w) - 3;
-    p = -0.000200214257;
-    p = 0.000100950558 + p * w;
-    p = 0.00134934322 + p * w;
-    p = -0.00367342844 + p * w;
-    p = 0.00573950773 + p * w;
-    p = -0.0076224613 + p * w;
-    p = 0.00943887047 + p * w;
-    p = 1.00167406 + p * w;
-    p = 2.83297682 + p * w;
-  }
-  double x = p * y;
+  double x = nn_erfinv_start_d(-log((1 - y) * (1 + y))) * y;
   for (int i = 0; i < 2; i++) x -= (erf(x) - y) / (1.1283791670955126 * exp(-x * x));
   return x;
 }
@@ -343,13 +319,14 @@ NN_HD static inline float nn_unary_apply_f(nn_unary_op op, float x) {
   case NN_RSQRT: return 1 / sqrtf(x);
   case NN_RECIPROCAL: return 1 / x;
   case NN_SQUARE: return x * x;
-  case NN_TAN: return tanf(x);
+  case NN_TAN: return nn_tan_f32(x);
   case NN_ASIN: return asinf(x);
   case NN_ACOS: return acosf(x);
-  case NN_ATAN: return atanf(x);
+  case NN_ATAN: return nn_atan_f32(x);
   case NN_SINH: return sinhf(x);
   case NN_COSH: return coshf(x);
-  case NN_ERF: return erff(x);
+  case NN_ERF: return nn_erf_f32(x);
+  case NN_ERFINV: return nn_erfinv_f32(x);
   case NN_TRUNC: return nn_trunc_f(x);
   case NN_FRAC: return nn_frac_f(x);
   default: return (float)nn_unary_apply(op, x);
