@@ -350,6 +350,44 @@ static inline void topk_insert(keyed *e, int64_t *kept, int64_t k, keyed y) {
   e[pos] = y;
 }
 
+/* A contiguous float32 line, the run full, goes a block at a time: a
+   block is passed over when none of it can enter. x enters only when its
+   key is below that of thr, the run's last element, which needs
+   !(x <= thr) (descending) or !(x >= thr): NaN on either side, and a zero
+   against a zero, go on to the keys' own test. The keys and insertions
+   are topk_select's, so is the result; most of a long line costs one
+   vector compare a block. */
+#define TOPK_BLOCK 16
+
+/* (not inlined: unrolled into its caller's loop, the compares stay scalar) */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static int topk_block_may_enter(const float *x, float thr, int descending) {
+  int held = 0; /* a count of the compares, which gcc vectorises (an or of them it does not) */
+  if (descending)
+    for (int l = 0; l < TOPK_BLOCK; l++) held += x[l] <= thr;
+  else
+    for (int l = 0; l < TOPK_BLOCK; l++) held += x[l] >= thr;
+  return held != TOPK_BLOCK;
+}
+
+static void topk_select_f32(const float *x, int64_t n, int descending, keyed *e, int64_t k) {
+  uint64_t flip = descending ? UINT32_MAX : 0;
+  int64_t kept = 0, j = 0;
+  for (; j < n && kept < k; j++) topk_insert(e, &kept, k, (keyed){float_key(x[j]) ^ flip, j});
+  while (j < n) {
+    if (j + TOPK_BLOCK <= n && !topk_block_may_enter(x + j, x[e[k - 1].i], descending)) {
+      j += TOPK_BLOCK;
+      continue;
+    }
+    for (int64_t end = j + TOPK_BLOCK < n ? j + TOPK_BLOCK : n; j < end; j++) {
+      uint64_t key = float_key(x[j]) ^ flip;
+      if (key < e[k - 1].k) topk_insert(e, &kept, k, (keyed){key, j});
+    }
+  }
+}
+
 /* The first k of a line of n (k <= TOPK_INSERTION_MAX) into e. */
 static void topk_select(nn_dtype dt, const char *x, int64_t s, int64_t n, int descending, keyed *e,
                         int64_t k) {
@@ -357,6 +395,10 @@ static void topk_select(nn_dtype dt, const char *x, int64_t s, int64_t n, int de
   int64_t kept = 0;
   size_t es = nn_element_size(dt);
   if (k == 0) return;
+  if (dt == NN_FLOAT32 && s == 1) {
+    topk_select_f32((const float *)x, n, descending, e, k);
+    return;
+  }
   for (int64_t first = 0; first < n; first += TOPK_CHUNK) {
     int64_t m = n - first < TOPK_CHUNK ? n - first : TOPK_CHUNK;
     line_keys(dt, x + first * s * (int64_t)es, s, m, descending, key, 1);
