@@ -450,7 +450,8 @@ typedef struct nn_backend {
   /* -- reductions (math/reduce.h) -- */
   int (*reduce)(nn_reduce_op op, const nn_reduce_geom *r, double p); /* (out, in) */
   /* (values, in, indices): the largest (want_max) or smallest element of
-     each line, NaN winning, the first on a tie; indices (int64) its line index */
+     each line, NaN winning, the first on a tie; indices (int64) its line
+     index. (values, in) alone (it.n == 2, amax and amin): the values only */
   int (*extreme)(int want_max, const nn_reduce_geom *r);
   /* (out, in), both float32 or both float64: m + log(sum exp(x - m)) of
      each line, m its max (NaN winning; an infinite max taken as 0), each

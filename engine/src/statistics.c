@@ -165,15 +165,13 @@ static nn_tensor *amax_or_amin(nn_tensor *a, unsigned mask, int keepdim, int wan
   int64_t size[NN_MAX_DIMS];
   nn_kept_shape(a->ndim, a->size, mask, size);
   nn_tensor *values = nn_empty_like_shape(a, a->dtype, a->ndim, size);
-  nn_tensor *idx = values ? nn_empty_like_shape(a, NN_INT64, a->ndim, size) : NULL;
   int st = -1;
-  if (idx) {
+  if (values) { /* no indices operand: the kernel finds the values alone */
     nn_reduce_geom r;
-    nn_tensor *ts[3] = {values, a, idx};
-    nn_reduce_init(&r, 3, ts, 2u, a->ndim, a->size, mask);
+    nn_tensor *ts[2] = {values, a};
+    nn_reduce_init(&r, 2, ts, 2u, a->ndim, a->size, mask);
     st = be->extreme(want_max, &r);
   }
-  nn_release(idx);
   if (st < 0) {
     nn_release(values);
     return NULL;

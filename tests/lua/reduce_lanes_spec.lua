@@ -96,6 +96,47 @@ describe("long lines in lanes", function()
       assert.are.equal(1, k:item())
     end)
 
+    it(dtype .. ": amax and amin (no indices) give max's and min's element, zeros and NaN", function()
+      -- amax/amin ask the kernel for the values alone: the lanes' extreme,
+      -- searched only when it is a zero (the first of +0 and -0) or NaN
+      local function same_bits(a, b, what)
+        a, b = a:reshape(-1):totable(), b:reshape(-1):totable()
+        assert.are.equal(#a, #b, what)
+        for k = 1, #a do
+          local ok = (a[k] ~= a[k] and b[k] ~= b[k]) or (a[k] == b[k] and (a[k] ~= 0 or 1 / a[k] == 1 / b[k]))
+          assert(ok, string.format("%s: element %d is %s, expected %s", what, k, tostring(a[k]), tostring(b[k])))
+        end
+      end
+      for _, n in ipairs {1, 63, 64, 65, 1000, N} do
+        local v = values(n, 9)
+        local rows = nn.tensor({v, v, v, v, v}, {dtype = dtype})
+        -- rows 2 and 3: negative but for two zeros of opposite signs, at 9
+        -- and 34, which the lanes meet in the other order; row 4: NaN;
+        -- row 5: -0 last
+        for j = 1, n do rows[2][j], rows[3][j], rows[5][j] = -v[j], -v[j], -v[j] end
+        rows[2][math.min(9, n)], rows[2][math.min(34, n)] = -0.0, 0.0
+        rows[3][math.min(9, n)], rows[3][math.min(34, n)] = 0.0, -0.0
+        rows[5][n] = -0.0
+        rows[4][math.max(1, n - 3)] = 0 / 0
+        for _, t in ipairs {rows, rows:t():contiguous():t(), rows:repeatTensor(1, 2):narrow(2, 1, n)} do
+          same_bits(t:amax(2), t:max(2), "amax n=" .. n)
+          same_bits(t:amin(2), t:min(2), "amin n=" .. n)
+          same_bits(t:amax(1), t:max(1), "amax down n=" .. n)
+          same_bits(t:amin(1), t:min(1), "amin down n=" .. n)
+          same_bits((-t):amin(2), (-t):min(2), "amin of the negated n=" .. n)
+        end
+        same_bits(rows[2]:amax(), rows[2]:max(), "amax of a line whose max is a zero")
+        same_bits(rows[5]:amax(), rows[5]:max(), "amax of a line whose max is -0")
+        same_bits(rows[3]:amin(), rows[3]:min(), "amin of a line whose min is a zero")
+        same_bits(rows:amax(), rows:max(), "amax of all")
+      end
+      local s = nn.tensor(-0.0, {dtype = dtype})
+      same_bits(s:amax(), s, "amax of a 0-dim tensor")
+      local empty = nn.zeros(3, 0, {dtype = dtype})
+      assert.are.same({0}, empty:amax(1):size())
+      assert.has_error(function() empty:amax(2) end, "amax: the tensor is empty along the reduced dimension 2")
+    end)
+
     it(dtype .. ": a strided line gives the bits of the same line contiguous", function()
       nn.manual_seed(7)
       local x = (nn.randn(N, 5) * 2):to(dtype)

@@ -108,6 +108,30 @@ describe("sort, argsort, topk against a stable reference", function()
     end)
   end
 
+  it("topk selects past its chunks of keys: k around the insertion limit, long and strided lines", function()
+    -- topk (k <= 64) makes keys 256 at a time and keeps a sorted run of k
+    for _, dtype in ipairs {"float32", "float64", "int32", "float16"} do
+      for _, n in ipairs {255, 256, 257, 700} do
+        local x, rows = lines(n, dtype)
+        for _, descending in ipairs {false, true} do
+          for _, k in ipairs {0, 2, 63, 64, 65} do
+            local tv, ti = x:topk(k, 2, descending)
+            local sv, si = x:t():topk(k, 1, descending)
+            for l = 1, 3 do
+              local what = string.format("%s topk(%d) n=%d desc=%s line %d", dtype, k, n, tostring(descending), l)
+              local order = ref_order(rows[l], descending)
+              check_line(what, rows[l], tv[l]:totable(), ti[l]:totable(), order, k)
+              check_line(what .. " strided", rows[l], sv:select(2, l):totable(), si:select(2, l):totable(), order, k)
+            end
+          end
+        end
+      end
+    end
+    local v, i = nn.tensor(2.5):topk(1)
+    assert.are.equal(2.5, v:item())
+    assert.are.equal(1, i:item())
+  end)
+
   it("keeps int64 exact beyond 2^53", function()
     local big = nn.full({1}, 2 ^ 53, {dtype = "int64"})
     local x = nn.cat({big + 1, big, big + 3, big + 2})

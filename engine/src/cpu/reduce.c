@@ -54,146 +54,138 @@ static void store_result(const struct lines_ctx *c, char *out, double sum, int64
 #define LINE_LANES_FN
 #endif
 
-/* The product of x[0..n) (float32), in double. */
-LINE_LANES_FN static double prod_f32(const float *x, int64_t n) {
+/* A line the lanes below read: contiguous float32 or float64 (r NULL), or
+   any other (strided, over several dims, any floating dtype) through
+   nn_load, which gives the same doubles: so a line gives the same result
+   to the bit however it lies in memory (a reduction over rows against the
+   same lines made contiguous). */
+struct lanes_line {
+  const char *x;
+  nn_dtype dt;
+  const nn_reduce_geom *r;
+};
+
+static inline double line_element(const struct lanes_line *line, int64_t j) {
+  if (line->r) return nn_load(line->dt, line->x, line_offset(line->r, 1, j));
+  return line->dt == NN_FLOAT32 ? ((const float *)line->x)[j] : ((const double *)line->x)[j];
+}
+
+#if defined(__GNUC__)
+#define LANES_INLINE inline __attribute__((always_inline))
+#else
+#define LANES_INLINE inline
+#endif
+
+/* The typed inner loops: `blocks` blocks of LINE_LANES elements, element
+   l of a block into lane l. Each is inlined into its clone of the lanes
+   function, where it vectorises. */
+static LANES_INLINE void prod_blocks_f32(double *lane, const float *x, int64_t blocks) {
+  for (int64_t b = 0; b < blocks; b++, x += LINE_LANES)
+    for (int l = 0; l < LINE_LANES; l++) lane[l] *= x[l];
+}
+
+static LANES_INLINE void prod_blocks_f64(double *lane, const double *x, int64_t blocks) {
+  for (int64_t b = 0; b < blocks; b++, x += LINE_LANES)
+    for (int l = 0; l < LINE_LANES; l++) lane[l] *= x[l];
+}
+
+static LANES_INLINE void prod_blocks_any(double *lane, const struct lanes_line *line, int64_t blocks) {
+  for (int64_t j = 0; j < blocks * LINE_LANES; j += LINE_LANES)
+    for (int l = 0; l < LINE_LANES; l++) lane[l] *= line_element(line, j + l);
+}
+
+/* The product of a line's n elements, in double. */
+LINE_LANES_FN static double prod_lanes(const struct lanes_line *line, int64_t n) {
   double lane[LINE_LANES], acc = 1;
   for (int l = 0; l < LINE_LANES; l++) lane[l] = 1;
-  int64_t j = 0;
-  for (; j + LINE_LANES <= n; j += LINE_LANES)
-    for (int l = 0; l < LINE_LANES; l++) lane[l] *= x[j + l];
+  int64_t blocks = n / LINE_LANES;
+  if (line->r) prod_blocks_any(lane, line, blocks);
+  else if (line->dt == NN_FLOAT32) prod_blocks_f32(lane, (const float *)line->x, blocks);
+  else prod_blocks_f64(lane, (const double *)line->x, blocks);
   for (int l = 0; l < LINE_LANES; l++) acc *= lane[l];
-  for (; j < n; j++) acc *= x[j];
+  for (int64_t j = blocks * LINE_LANES; j < n; j++) acc *= line_element(line, j);
   return acc;
 }
 
-LINE_LANES_FN static double prod_f64(const double *x, int64_t n) {
-  double lane[LINE_LANES], acc = 1;
-  for (int l = 0; l < LINE_LANES; l++) lane[l] = 1;
-  int64_t j = 0;
-  for (; j + LINE_LANES <= n; j += LINE_LANES)
-    for (int l = 0; l < LINE_LANES; l++) lane[l] *= x[j + l];
-  for (int l = 0; l < LINE_LANES; l++) acc *= lane[l];
-  for (; j < n; j++) acc *= x[j];
-  return acc;
+/* What power_sum adds for an element: (x - centre)^2 when square, else
+   |x| when magnitude (centre 0), else x - centre. */
+static LANES_INLINE double power_term(double d, int square, int magnitude) {
+  return square ? d * d : (magnitude ? fabs(d) : d);
+}
+
+static LANES_INLINE void power_blocks_f32(double *lane, const float *x, int64_t blocks, double centre,
+                                          int square, int magnitude) {
+  for (int64_t b = 0; b < blocks; b++, x += LINE_LANES)
+    for (int l = 0; l < LINE_LANES; l++) lane[l] += power_term(x[l] - centre, square, magnitude);
+}
+
+static LANES_INLINE void power_blocks_f64(double *lane, const double *x, int64_t blocks, double centre,
+                                          int square, int magnitude) {
+  for (int64_t b = 0; b < blocks; b++, x += LINE_LANES)
+    for (int l = 0; l < LINE_LANES; l++) lane[l] += power_term(x[l] - centre, square, magnitude);
+}
+
+static LANES_INLINE void power_blocks_any(double *lane, const struct lanes_line *line, int64_t blocks,
+                                          double centre, int square, int magnitude) {
+  for (int64_t j = 0; j < blocks * LINE_LANES; j += LINE_LANES)
+    for (int l = 0; l < LINE_LANES; l++)
+      lane[l] += power_term(line_element(line, j + l) - centre, square, magnitude);
 }
 
 /* sum of (x - centre)^power, power 1 or 2 (centre 0 for the 1- and
-   2-norms' sums, which take |x|: the square ignores the sign). */
-LINE_LANES_FN static double power_sum_f32(const float *x, int64_t n, double centre, int square,
-                                          int magnitude) {
+   2-norms' sums, which take |x|: the square ignores the sign). Each case
+   a constant in its own call, so that each inner loop is one formula. */
+static LANES_INLINE double power_sum(const struct lanes_line *line, int64_t n, double centre, int square,
+                                     int magnitude) {
   double lane[LINE_LANES] = {0}, acc = 0;
-  int64_t j = 0;
-  if (square)
-    for (; j + LINE_LANES <= n; j += LINE_LANES)
-      for (int l = 0; l < LINE_LANES; l++) {
-        double d = x[j + l] - centre;
-        lane[l] += d * d;
-      }
-  else if (magnitude)
-    for (; j + LINE_LANES <= n; j += LINE_LANES)
-      for (int l = 0; l < LINE_LANES; l++) lane[l] += fabs((double)x[j + l]);
-  else
-    for (; j + LINE_LANES <= n; j += LINE_LANES)
-      for (int l = 0; l < LINE_LANES; l++) lane[l] += x[j + l];
+  int64_t blocks = n / LINE_LANES;
+  if (line->r) power_blocks_any(lane, line, blocks, centre, square, magnitude);
+  else if (line->dt == NN_FLOAT32) power_blocks_f32(lane, (const float *)line->x, blocks, centre, square, magnitude);
+  else power_blocks_f64(lane, (const double *)line->x, blocks, centre, square, magnitude);
   for (int l = 0; l < LINE_LANES; l++) acc += lane[l];
-  for (; j < n; j++) {
-    double d = x[j] - centre;
-    acc += square ? d * d : (magnitude ? fabs(d) : d);
-  }
+  for (int64_t j = blocks * LINE_LANES; j < n; j++)
+    acc += power_term(line_element(line, j) - centre, square, magnitude);
   return acc;
 }
 
-LINE_LANES_FN static double power_sum_f64(const double *x, int64_t n, double centre, int square,
-                                          int magnitude) {
-  double lane[LINE_LANES] = {0}, acc = 0;
-  int64_t j = 0;
-  if (square)
-    for (; j + LINE_LANES <= n; j += LINE_LANES)
-      for (int l = 0; l < LINE_LANES; l++) {
-        double d = x[j + l] - centre;
-        lane[l] += d * d;
-      }
-  else if (magnitude)
-    for (; j + LINE_LANES <= n; j += LINE_LANES)
-      for (int l = 0; l < LINE_LANES; l++) lane[l] += fabs(x[j + l]);
-  else
-    for (; j + LINE_LANES <= n; j += LINE_LANES)
-      for (int l = 0; l < LINE_LANES; l++) lane[l] += x[j + l];
-  for (int l = 0; l < LINE_LANES; l++) acc += lane[l];
-  for (; j < n; j++) {
-    double d = x[j] - centre;
-    acc += square ? d * d : (magnitude ? fabs(d) : d);
-  }
-  return acc;
+LINE_LANES_FN static double power_sum_lanes(const struct lanes_line *line, int64_t n, double centre,
+                                            int square, int magnitude) {
+  if (square) return power_sum(line, n, centre, 1, 0);
+  if (magnitude) return power_sum(line, n, 0, 0, 1);
+  return power_sum(line, n, centre, 0, 0);
 }
 
-/* The nonzero elements (NaN among them) of x[0..n), bytes (bool, uint8,
-   int8), float32 or float64: counted in 32-bit lanes, a block at a time,
-   so that no lane can overflow. */
+/* The nonzero elements (NaN among them) of a block of x, bytes (bool,
+   uint8, int8), float32 or float64, in a 32-bit count: a block holds
+   fewer than 2^32 elements, so it cannot overflow. */
 #define COUNT_BLOCK (1 << 20)
-LINE_LANES_FN static int64_t count_nonzero_bytes(const uint8_t *x, int64_t n) {
+static LANES_INLINE uint32_t count_block_bytes(const uint8_t *x, int64_t n) {
+  uint32_t c = 0;
+  for (int64_t j = 0; j < n; j++) c += x[j] != 0;
+  return c;
+}
+
+static LANES_INLINE uint32_t count_block_f32(const float *x, int64_t n) {
+  uint32_t c = 0;
+  for (int64_t j = 0; j < n; j++) c += x[j] != 0;
+  return c;
+}
+
+static LANES_INLINE uint32_t count_block_f64(const double *x, int64_t n) {
+  uint32_t c = 0;
+  for (int64_t j = 0; j < n; j++) c += x[j] != 0;
+  return c;
+}
+
+LINE_LANES_FN static int64_t count_nonzero(const char *x, nn_dtype dt, int64_t n) {
   int64_t count = 0;
   for (int64_t first = 0; first < n; first += COUNT_BLOCK) {
-    int64_t last = n - first < COUNT_BLOCK ? n : first + COUNT_BLOCK;
-    uint32_t c = 0;
-    for (int64_t j = first; j < last; j++) c += x[j] != 0;
-    count += c;
+    int64_t m = n - first < COUNT_BLOCK ? n - first : COUNT_BLOCK;
+    if (dt == NN_FLOAT32) count += count_block_f32((const float *)x + first, m);
+    else if (dt == NN_FLOAT64) count += count_block_f64((const double *)x + first, m);
+    else count += count_block_bytes((const uint8_t *)x + first, m);
   }
   return count;
-}
-
-LINE_LANES_FN static int64_t count_nonzero_f32(const float *x, int64_t n) {
-  int64_t count = 0;
-  for (int64_t first = 0; first < n; first += COUNT_BLOCK) {
-    int64_t last = n - first < COUNT_BLOCK ? n : first + COUNT_BLOCK;
-    uint32_t c = 0;
-    for (int64_t j = first; j < last; j++) c += x[j] != 0;
-    count += c;
-  }
-  return count;
-}
-
-LINE_LANES_FN static int64_t count_nonzero_f64(const double *x, int64_t n) {
-  int64_t count = 0;
-  for (int64_t first = 0; first < n; first += COUNT_BLOCK) {
-    int64_t last = n - first < COUNT_BLOCK ? n : first + COUNT_BLOCK;
-    uint32_t c = 0;
-    for (int64_t j = first; j < last; j++) c += x[j] != 0;
-    count += c;
-  }
-  return count;
-}
-
-/* The same lanes over any line (strided, over several dims, any floating
-   dtype): the same operations in the same order as the loops above, so
-   that a line gives the same result to the bit however it lies in memory
-   (a reduction over rows against the same lines made contiguous). */
-static double prod_any(const nn_reduce_geom *r, nn_dtype dt, const char *x, int64_t n) {
-  double lane[LINE_LANES], acc = 1;
-  for (int l = 0; l < LINE_LANES; l++) lane[l] = 1;
-  int64_t j = 0;
-  for (; j + LINE_LANES <= n; j += LINE_LANES)
-    for (int l = 0; l < LINE_LANES; l++) lane[l] *= nn_load(dt, x, line_offset(r, 1, j + l));
-  for (int l = 0; l < LINE_LANES; l++) acc *= lane[l];
-  for (; j < n; j++) acc *= nn_load(dt, x, line_offset(r, 1, j));
-  return acc;
-}
-
-static double power_sum_any(const nn_reduce_geom *r, nn_dtype dt, const char *x, int64_t n,
-                            double centre, int square, int magnitude) {
-  double lane[LINE_LANES] = {0}, acc = 0;
-  int64_t j = 0;
-  for (; j + LINE_LANES <= n; j += LINE_LANES)
-    for (int l = 0; l < LINE_LANES; l++) {
-      double d = nn_load(dt, x, line_offset(r, 1, j + l)) - centre;
-      lane[l] += square ? d * d : (magnitude ? fabs(d) : d);
-    }
-  for (int l = 0; l < LINE_LANES; l++) acc += lane[l];
-  for (; j < n; j++) {
-    double d = nn_load(dt, x, line_offset(r, 1, j)) - centre;
-    acc += square ? d * d : (magnitude ? fabs(d) : d);
-  }
-  return acc;
 }
 
 /* Whether a line of c's op goes through the lanes: prod, var and the 1-
@@ -212,41 +204,22 @@ static int reduce_contiguous(const struct lines_ctx *c, nn_dtype dt, const char 
   int64_t n = c->n;
   const nn_reduce_geom *r = c->r;
   int contiguous = r->rdims == 1 && r->rstride[0][1] == 1;
-  int f32 = contiguous && dt == NN_FLOAT32, f64 = contiguous && dt == NN_FLOAT64;
   if (n < LINE_LANES_MIN) return 0;
-  if (in_lanes(c, dt) && !f32 && !f64) {
+  if (in_lanes(c, dt)) {
+    struct lanes_line line = {x, dt, contiguous && (dt == NN_FLOAT32 || dt == NN_FLOAT64) ? NULL : r};
     if (c->op == NN_REDUCE_PROD) {
-      *acc = prod_any(r, dt, x, n);
+      *acc = prod_lanes(&line, n);
     } else if (c->op == NN_REDUCE_VAR) {
-      double mean = power_sum_any(r, dt, x, n, 0, 0, 0) / (double)n;
-      *acc = power_sum_any(r, dt, x, n, mean, 1, 0);
+      double mean = power_sum_lanes(&line, n, 0, 0, 0) / (double)n;
+      *acc = power_sum_lanes(&line, n, mean, 1, 0);
     } else {
-      *acc = power_sum_any(r, dt, x, n, 0, c->p == 2, c->p == 1);
+      *acc = power_sum_lanes(&line, n, 0, c->p == 2, c->p == 1);
     }
     return 1;
   }
-  if (!contiguous) return 0;
-  if (c->op == NN_REDUCE_NORM && c->p == 0) {
-    if (dt == NN_BOOL || dt == NN_UINT8 || dt == NN_INT8) *acc = (double)count_nonzero_bytes((const uint8_t *)x, n);
-    else if (f32) *acc = (double)count_nonzero_f32((const float *)x, n);
-    else if (f64) *acc = (double)count_nonzero_f64((const double *)x, n);
-    else return 0;
-    return 1;
-  }
-  if (!f32 && !f64) return 0;
-  const float *xf = (const float *)x;
-  const double *xd = (const double *)x;
-  if (c->op == NN_REDUCE_PROD) {
-    *acc = f32 ? prod_f32(xf, n) : prod_f64(xd, n);
-  } else if (c->op == NN_REDUCE_VAR) {
-    double mean = (f32 ? power_sum_f32(xf, n, 0, 0, 0) : power_sum_f64(xd, n, 0, 0, 0)) / (double)n;
-    *acc = f32 ? power_sum_f32(xf, n, mean, 1, 0) : power_sum_f64(xd, n, mean, 1, 0);
-  } else if (c->op == NN_REDUCE_NORM && (c->p == 1 || c->p == 2)) {
-    int square = c->p == 2;
-    *acc = f32 ? power_sum_f32(xf, n, 0, square, !square) : power_sum_f64(xd, n, 0, square, !square);
-  } else {
-    return 0;
-  }
+  if (!contiguous || c->op != NN_REDUCE_NORM || c->p != 0) return 0;
+  if (dt != NN_BOOL && dt != NN_UINT8 && dt != NN_INT8 && dt != NN_FLOAT32 && dt != NN_FLOAT64) return 0;
+  *acc = (double)count_nonzero(x, dt, n);
   return 1;
 }
 
@@ -527,6 +500,15 @@ LANES_NOINLINE static int64_t extreme_line_f32(const float *x, int64_t n, int wa
   return first_equal_f32(x, n, best, nan);
 }
 
+/* The element extreme_line_f32 picks, without its index (amax, amin):
+   the lanes' extreme itself, unless it is a NaN or a zero, which the
+   search picks (the first NaN with its payload; the first of +0 and -0). */
+LANES_NOINLINE static float extreme_value_line_f32(const float *x, int64_t n, int want_max) {
+  int nan;
+  float best = extreme_value_f32(x, n, want_max, &nan);
+  return nan || best == 0 ? x[first_equal_f32(x, n, best, nan)] : best;
+}
+
 /* max/min of each output's line, the loops swapped (walk_across). */
 static int extreme_across(const struct lines_ctx *c, int64_t count, char **data, const int64_t *st) {
   const nn_reduce_geom *r = c->r;
@@ -557,7 +539,7 @@ static int extreme_across(const struct lines_ctx *c, int64_t count, char **data,
   }
   for (int64_t p = 0; p < count; p++) {
     nn_store(r->it.dtype[0], at(r, data, st, 0, p, 0), 0, best[p]);
-    *(int64_t *)at(r, data, st, 2, p, 0) = best_j[p];
+    if (r->it.n > 2) *(int64_t *)at(r, data, st, 2, p, 0) = best_j[p];
   }
   if (best != stack) free(best);
   if (best_j != stack_j) free(best_j);
@@ -574,6 +556,10 @@ static void extreme_inner(void *vctx, int64_t count, char **data, const int64_t 
       c->n >= EXTREME_LANES_MIN) {
     for (int64_t p = 0; p < count; p++) {
       const float *x = (const float *)at(r, data, st, 1, p, 0);
+      if (r->it.n == 2) {
+        *(float *)at(r, data, st, 0, p, 0) = extreme_value_line_f32(x, c->n, c->want_max);
+        continue;
+      }
       int64_t j = extreme_line_f32(x, c->n, c->want_max);
       *(float *)at(r, data, st, 0, p, 0) = x[j];
       *(int64_t *)at(r, data, st, 2, p, 0) = j;
@@ -596,7 +582,7 @@ static void extreme_inner(void *vctx, int64_t count, char **data, const int64_t 
       }
     }
     nn_store(r->it.dtype[0], at(r, data, st, 0, p, 0), 0, best);
-    *(int64_t *)at(r, data, st, 2, p, 0) = best_j;
+    if (r->it.n > 2) *(int64_t *)at(r, data, st, 2, p, 0) = best_j;
   }
 }
 

@@ -336,18 +336,88 @@ int nn_cpu_sort(int descending, const nn_reduce_geom *r) {
 /* ---- topk: the k first of each line in sort's order ---------------------- */
 /* Past this k a whole sort costs less than insertions into the kept run. */
 #define TOPK_INSERTION_MAX 64
+/* Keys are made this many at a time into a buffer that stays in L1 (the
+   key loops vectorise); the selection then only compares each with the
+   run's last, and a line of any length needs no scratch beyond the run. */
+#define TOPK_CHUNK 256
+
+/* y into the kept run e[0..*kept) of at most k, sorted: an element enters
+   only when strictly before the run's last, after every equal one (it
+   comes later): the stable order. */
+static inline void topk_insert(keyed *e, int64_t *kept, int64_t k, keyed y) {
+  int64_t pos = *kept < k ? (*kept)++ : k - 1;
+  for (; pos > 0 && y.k < e[pos - 1].k; pos--) e[pos] = e[pos - 1];
+  e[pos] = y;
+}
+
+/* A contiguous float32 line, the run full, goes a block at a time: a
+   block is passed over when none of it can enter. x enters only when its
+   key is below that of thr, the run's last element, which needs
+   !(x <= thr) (descending) or !(x >= thr): NaN on either side, and a zero
+   against a zero, go on to the keys' own test. The keys and insertions
+   are topk_select's, so is the result; most of a long line costs one
+   vector compare a block. */
+#define TOPK_BLOCK 16
+
+/* (not inlined: unrolled into its caller's loop, the compares stay scalar) */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static int topk_block_may_enter(const float *x, float thr, int descending) {
+  int held = 0; /* a count of the compares, which gcc vectorises (an or of them it does not) */
+  if (descending)
+    for (int l = 0; l < TOPK_BLOCK; l++) held += x[l] <= thr;
+  else
+    for (int l = 0; l < TOPK_BLOCK; l++) held += x[l] >= thr;
+  return held != TOPK_BLOCK;
+}
+
+static void topk_select_f32(const float *x, int64_t n, int descending, keyed *e, int64_t k) {
+  uint64_t flip = descending ? UINT32_MAX : 0;
+  int64_t kept = 0, j = 0;
+  for (; j < n && kept < k; j++) topk_insert(e, &kept, k, (keyed){float_key(x[j]) ^ flip, j});
+  while (j < n) {
+    if (j + TOPK_BLOCK <= n && !topk_block_may_enter(x + j, x[e[k - 1].i], descending)) {
+      j += TOPK_BLOCK;
+      continue;
+    }
+    for (int64_t end = j + TOPK_BLOCK < n ? j + TOPK_BLOCK : n; j < end; j++) {
+      uint64_t key = float_key(x[j]) ^ flip;
+      if (key < e[k - 1].k) topk_insert(e, &kept, k, (keyed){key, j});
+    }
+  }
+}
+
+/* The first k of a line of n (k <= TOPK_INSERTION_MAX) into e. */
+static void topk_select(nn_dtype dt, const char *x, int64_t s, int64_t n, int descending, keyed *e,
+                        int64_t k) {
+  uint64_t key[TOPK_CHUNK];
+  int64_t kept = 0;
+  size_t es = nn_element_size(dt);
+  if (k == 0) return;
+  if (dt == NN_FLOAT32 && s == 1) {
+    topk_select_f32((const float *)x, n, descending, e, k);
+    return;
+  }
+  for (int64_t first = 0; first < n; first += TOPK_CHUNK) {
+    int64_t m = n - first < TOPK_CHUNK ? n - first : TOPK_CHUNK;
+    line_keys(dt, x + first * s * (int64_t)es, s, m, descending, key, 1);
+    int64_t j = 0;
+    for (; j < m && kept < k; j++) topk_insert(e, &kept, k, (keyed){key[j], first + j});
+    for (; j < m; j++)
+      if (key[j] < e[k - 1].k) topk_insert(e, &kept, k, (keyed){key[j], first + j});
+  }
+}
 
 /* (values, indices, in), all full shape: the first k positions of each line
-   get what a stable sort would put there; the rest is left unwritten. The
-   kept run stays sorted; an element enters only when strictly before the
-   run's last, after every equal one (it comes later): the stable order. */
+   get what a stable sort would put there; the rest is left unwritten. */
 static void topk_inner(void *vctx, int64_t count, char **data, const int64_t *st) {
   struct scan_ctx *c = vctx;
   const nn_reduce_geom *r = c->r;
   const nn_dtype *dt = r->it.dtype;
   int64_t n = c->n, k = c->stride, whole = k > TOPK_INSERTION_MAX;
   _Alignas(16) char stack[SCRATCH_STACK_BYTES];
-  keyed *e = scratch(stack, (size_t)(n ? n : 1) * 2, sizeof *e);
+  keyed *e = whole ? scratch(stack, (size_t)n * 2, sizeof *e) : (keyed *)stack;
   if (!e) {
     c->failed = 1;
     return;
@@ -356,19 +426,11 @@ static void topk_inner(void *vctx, int64_t count, char **data, const int64_t *st
   size_t size = nn_element_size(dt[2]);
   for (int64_t p = 0; p < count; p++) {
     const char *x = at(r, data, st, 2, p, 0);
-    load_keys(dt[2], x, sx, n, c->reverse, e);
     if (whole) {
+      load_keys(dt[2], x, sx, n, c->reverse, e);
       sort_keyed(e, e + n, n, key_bytes(dt[2]));
     } else {
-      int64_t kept = 0;
-      for (int64_t j = 0; j < n; j++) {
-        keyed y = e[j];
-        if (kept == k && (k == 0 || y.k >= e[k - 1].k)) continue;
-        /* e[j] is read before the run, which ends at or before it, grows over it */
-        int64_t pos = kept < k ? kept++ : k - 1;
-        for (; pos > 0 && y.k < e[pos - 1].k; pos--) e[pos] = e[pos - 1];
-        e[pos] = y;
-      }
+      topk_select(dt[2], x, sx, n, c->reverse, e, k);
     }
     gather_values(size, at(r, data, st, 0, p, 0), sv, x, sx, e, k);
     int64_t *idx = (int64_t *)at(r, data, st, 1, p, 0);

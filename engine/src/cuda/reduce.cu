@@ -174,7 +174,7 @@ __global__ void extreme_kernel(nn_reduce_geom r, I count, I length, int want_max
     }
     if (lane != 0 || best_j < 0) continue;
     nn_store(r.it.dtype[0], r.it.data[0], nn_cuda_line_start(r, 0, p), best);
-    ((int64_t *)r.it.data[2])[nn_cuda_line_start(r, 2, p)] = best_j;
+    if (r.it.n > 2) ((int64_t *)r.it.data[2])[nn_cuda_line_start(r, 2, p)] = best_j;
   }
 }
 
