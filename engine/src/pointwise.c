@@ -119,6 +119,15 @@ int nn_equal(nn_tensor *a, nn_tensor *b, int *result) {
     *result = 0;
     return 0;
   }
+  /* one dtype: the device's one-pass compare (mixed dtypes: compared as
+     eq compares them, in their common type) */
+  const nn_backend *be = nn_kernels_of(a->device);
+  if (be && be->equal && a->dtype == b->dtype) {
+    nn_iter it;
+    nn_tensor *ts[2] = {a, b};
+    nn_iter_init(&it, 2, ts, a->ndim, a->size);
+    return be->equal(&it, result);
+  }
   nn_grad_guard guard = nn_no_grad_begin();
   nn_tensor *eq = nn_binary(NN_EQ, a, b), *count = eq ? nn_sum(eq, NN_ALL_DIMS, 0) : NULL;
   double n = 0;

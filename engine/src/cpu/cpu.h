@@ -208,4 +208,7 @@ int nn_cpu_embedding(const nn_embedding_args *a);
 int nn_cpu_embedding_backward(const nn_embedding_args *a);
 int nn_cpu_embedding_renorm(const nn_embedding_args *a);
 
+/* equal.c */
+int nn_cpu_equal(const nn_iter *it, int *result);
+
 #endif

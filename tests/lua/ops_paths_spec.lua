@@ -1,0 +1,80 @@
+-- The one-pass paths of issue 12's toolkit ops (equal, full_like, clamp_min,
+-- lerp, mv, outer, rand_like, take): each gives what the general path
+-- gives (the ops it was made of, a strided copy of the operands, a plain
+-- Lua loop), on contiguous, strided, broadcast, empty and 0-dim operands,
+-- with NaN, and at one thread and two.
+local nn = require "nn"
+
+local BIG = 3 * 32 * 1024 + 37 -- past the pool's two grains, past a block, with a tail
+
+-- fn() at one thread and at two
+local function at_threads(fn)
+  local saved = nn.get_num_threads()
+  local results = {}
+  for n = 1, 2 do
+    nn.set_num_threads(n)
+    results[n] = fn()
+  end
+  nn.set_num_threads(saved)
+  return results[1], results[2]
+end
+
+-- what eq then all answers: the definition equal keeps
+local function equal_by_eq(a, b)
+  if #a:size() ~= #b:size() then return false end
+  for d = 1, a:dim() do if a:size(d) ~= b:size(d) then return false end end
+  return a:numel() == 0 or a:eq(b):all():item()
+end
+
+describe("equal's one pass", function()
+  it("answers as eq and all, contiguous, strided, expanded, empty and 0-dim", function()
+    nn.manual_seed(3)
+    local x = nn.rand(BIG)
+    local cases = {
+      {x, x:clone()}, {nn.zeros(0), nn.zeros(0)}, {nn.zeros(0, 3), nn.zeros(0, 3)},
+      {nn.tensor(2.5), nn.tensor(2.5)}, {nn.tensor(2.5), nn.tensor(-2.5)},
+      {nn.tensor({0.0}), nn.tensor({-0.0})}, {nn.tensor({0 / 0}), nn.tensor({0 / 0})},
+    }
+    local m = nn.rand(300, 301)
+    cases[#cases + 1] = {m:t(), m:t():contiguous()}
+    cases[#cases + 1] = {m:t():contiguous(), m:t()}
+    local row = nn.rand(1, 301)
+    cases[#cases + 1] = {row:expand(300, 301), row:expand(300, 301):contiguous()}
+    for _, where in ipairs({1, 2, BIG // 2, BIG - 1, BIG}) do -- a difference anywhere, the tail too
+      local y = x:clone()
+      y[where] = y[where] + 1
+      cases[#cases + 1] = {x, y}
+      local z = x:clone()
+      z[where] = 0 / 0
+      cases[#cases + 1] = {z, z}
+    end
+    for i, c in ipairs(cases) do
+      local one, two = at_threads(function() return c[1]:equal(c[2]) end)
+      local expected = equal_by_eq(c[1], c[2])
+      assert(one == expected and two == expected, "case " .. i .. ": expected " .. tostring(expected))
+    end
+  end)
+
+  it("compares every dtype by value", function()
+    for _, dtype in ipairs({"float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool"}) do
+      nn.manual_seed(4)
+      local x = (nn.rand(BIG) * 100):to(dtype)
+      local y = x:clone()
+      assert.is_true(x:equal(y), dtype)
+      if dtype == "bool" then y[BIG] = not y[BIG]:item() else y[BIG] = y[BIG] - 1 end
+      assert.is_false(x:equal(y), dtype .. " last element")
+      local s = nn.zeros(BIG, 2, {dtype = dtype})
+      s:select(2, 1):copy_(x)
+      assert.is_true(s:select(2, 1):equal(x), dtype .. " strided")
+    end
+    local h = nn.tensor({0.0, 1 / 0}, {dtype = "float16"})
+    assert.is_true(h:equal(nn.tensor({-0.0, 1 / 0}, {dtype = "float16"})))
+    assert.is_false(nn.tensor({0 / 0}, {dtype = "float64"}):equal(nn.tensor({0 / 0}, {dtype = "float64"})))
+  end)
+
+  it("compares mixed dtypes in their common type, as before", function()
+    assert.is_true(nn.tensor({1, 2}):equal(nn.tensor({1, 2}, {dtype = "float64"})))
+    assert.is_true(nn.tensor({1, 2}, {dtype = "int64"}):equal(nn.tensor({1, 2})))
+    assert.is_false(nn.tensor({1, 2.5}):equal(nn.tensor({1, 2}, {dtype = "int64"})))
+  end)
+end)
