@@ -78,3 +78,32 @@ describe("equal's one pass", function()
     assert.is_false(nn.tensor({1, 2.5}):equal(nn.tensor({1, 2}, {dtype = "int64"})))
   end)
 end)
+
+-- a tensor of n float32 whose elements lie 2 apart: the draws' walk takes
+-- them in the same order as a contiguous tensor's, through the general loop
+local function strided(n)
+  return nn.zeros(n, 2):select(2, 1)
+end
+
+describe("rand_like's runs of draws", function()
+  it("draws what the strided loop draws, across twists, for any from and to", function()
+    for _, sizes in ipairs({{7, 623, 1, 624, 2049, 5000}, {624}, {1, 1, 625}, {0, 3, BIG}}) do
+      for _, range in ipairs({{0, 1}, {-2.5, 7}, {3, 3}}) do
+        nn.manual_seed(11)
+        local fast = {}
+        for i, n in ipairs(sizes) do fast[i] = nn.empty(n):uniform_(range[1], range[2]) end
+        local after = nn.rand(3)
+        nn.manual_seed(11)
+        for i, n in ipairs(sizes) do
+          local slow = strided(n):uniform_(range[1], range[2])
+          assert.is_true(fast[i]:equal(slow), string.format("run %d of %d, [%g, %g)", i, n, range[1], range[2]))
+        end
+        assert.is_true(after:equal(strided(3):uniform_(0, 1)), "the generator after them")
+      end
+    end
+    nn.manual_seed(12)
+    local like = nn.rand_like(nn.zeros(30, 40))
+    nn.manual_seed(12)
+    assert.is_true(like:equal(strided(1200):uniform_(0, 1):view(30, 40)))
+  end)
+end)
