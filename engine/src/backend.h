@@ -608,6 +608,12 @@ typedef struct nn_backend {
      (by value: NaN differs, -0 equals +0), else 0; it may stop at the first
      difference. NULL: the front compares through binary and sum. */
   int (*equal)(const nn_iter *it, int *result);
+
+  /* -- lerp with a number weight (pointwise.c) --
+     (out, start, end), all float32 or all float64: d = end - start, then
+     out = start + d w for w < 1/2, else end - d (1 - w), each op rounded to
+     the dtype (NULL: the front composes sub, mul and add) */
+  int (*lerp)(const nn_iter *it, double w);
 } nn_backend;
 
 /* The entries by name and place, for messages and for the test that every

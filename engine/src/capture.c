@@ -435,6 +435,13 @@ static int record_index_put(const nn_iter *it, int accumulate) {
   return record_run(r);
 }
 
+static int record_lerp(const nn_iter *it, double w) {
+  record *r = new_record(CALL_ITER_NUMBER, AT(lerp));
+  r->u.iter.it = *it;
+  r->u.iter.x[0] = w;
+  return record_run(r);
+}
+
 static int record_clamp(const nn_iter *it, double lo, double hi) {
   record *r = new_record(CALL_ITER_TWO_NUMBERS, AT(clamp));
   r->u.iter.it = *it;
@@ -916,6 +923,7 @@ static void make_recording_table(nn_backend *t, const nn_backend *real) {
   REPLACE(embedding_backward, record_embedding_backward);
   REPLACE(embedding_renorm, record_embedding_renorm);
   REPLACE(equal, refuse_equal);
+  REPLACE(lerp, record_lerp);
 #undef REPLACE
 }
 

@@ -137,3 +137,44 @@ describe("mv and dot without views", function()
     assert.are.equal(d:dot(d):item(), d:view(1, 5):mv(d)[1]:item(), "float64")
   end)
 end)
+
+describe("lerp's one pass", function()
+  -- the ops lerp was made of, each rounded to the dtype
+  local function composed(s, e, w)
+    if w < 0.5 then return s + (e - s) * w end
+    return e - (e - s) * (1 - w)
+  end
+
+  it("gives the bits of sub, mul and add, contiguous, strided, at one thread and two", function()
+    for _, dtype in ipairs({"float32", "float64"}) do
+      nn.manual_seed(15)
+      local s, e = (nn.randn(BIG) * 1e3):to(dtype), nn.randn(BIG):to(dtype)
+      s[1], s[2], e[3], e[4] = 0 / 0, 1 / 0, -1 / 0, 1e-40
+      for _, w in ipairs({0.3, 0, 0.5, 1, -2, 7.25, 0 / 0, 1 / 3}) do
+        local expected = composed(s, e, w)
+        local one, two = at_threads(function() return s:lerp(e, w) end)
+        local what = string.format("%s w = %g", dtype, w)
+        assert.is_true(one:eq(expected):logical_or(one:isnan():logical_and(expected:isnan())):all():item(), what)
+        assert.is_true(one:eq(two):logical_or(one:isnan()):all():item(), what .. ", two threads")
+        local ss = nn.zeros(BIG, 2, {dtype = dtype})
+        ss:select(2, 2):copy_(s)
+        local strided = ss:select(2, 2):lerp(e, w)
+        assert.is_true(strided:eq(one):logical_or(one:isnan()):all():item(), what .. ", strided")
+      end
+    end
+  end)
+
+  it("keeps the composed path for broadcast, half, empty and 0-dim operands and for autograd", function()
+    local s, e = nn.rand(4, 5), nn.rand(5)
+    assert.is_true(s:lerp(e, 0.3):equal(composed(s, e, 0.3)))
+    local h = nn.rand(9):half()
+    assert.is_true(h:lerp(h * 2, 0.7):equal(composed(h, h * 2, 0.7)))
+    assert.are.same({0, 3}, nn.zeros(0, 3):lerp(nn.zeros(0, 3), 0.3):size())
+    assert.are.equal(2.5, nn.tensor(1):lerp(nn.tensor(6), 0.3):item())
+    local x = nn.rand(3, {requires_grad = true})
+    local y = x:lerp(nn.ones(3), 0.25)
+    assert.is_not_nil(y.grad_fn)
+    y:sum():backward()
+    assert.is_true(x.grad:equal(nn.full({3}, 0.75)))
+  end)
+end)
