@@ -100,6 +100,8 @@ const nn_backend_entry nn_backend_entries[] = {
     ENTRY(kthvalue),
     ENTRY(dot), ENTRY(band),
     ENTRY(index_checked),
+    ENTRY(equal),
+    ENTRY(lerp),
 };
 #undef ENTRY
 const size_t nn_backend_entry_count = sizeof nn_backend_entries / sizeof nn_backend_entries[0];

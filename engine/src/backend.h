@@ -617,6 +617,18 @@ typedef struct nn_backend {
      only into a tensor of their own). NULL: the fronts make offsets. */
   int (*index_checked)(const nn_iter *it, int mode, int64_t n, int64_t scale, int base,
                        int negative, int dim, const char *op);
+
+  /* -- equal (pointwise.c) --
+     (a, b) of one dtype, nothing written: *result = 1 when every a == b
+     (by value: NaN differs, -0 equals +0), else 0; it may stop at the first
+     difference. NULL: the front compares through binary and sum. */
+  int (*equal)(const nn_iter *it, int *result);
+
+  /* -- lerp with a number weight (pointwise.c) --
+     (out, start, end), all float32 or all float64: d = end - start, then
+     out = start + d w for w < 1/2, else end - d (1 - w), each op rounded to
+     the dtype (NULL: the front composes sub, mul and add) */
+  int (*lerp)(const nn_iter *it, double w);
 } nn_backend;
 
 /* The entries by name and place, for messages and for the test that every

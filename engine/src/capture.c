@@ -435,6 +435,13 @@ static int record_index_put(const nn_iter *it, int accumulate) {
   return record_run(r);
 }
 
+static int record_lerp(const nn_iter *it, double w) {
+  record *r = new_record(CALL_ITER_NUMBER, AT(lerp));
+  r->u.iter.it = *it;
+  r->u.iter.x[0] = w;
+  return record_run(r);
+}
+
 static int record_clamp(const nn_iter *it, double lo, double hi) {
   record *r = new_record(CALL_ITER_TWO_NUMBERS, AT(clamp));
   r->u.iter.it = *it;
@@ -793,6 +800,10 @@ static int refuse_nonzero(const nn_strided *t, int64_t *out, int64_t count) {
                     "step runs eagerly)");
   return recording_plan->real->nonzero(t, out, count);
 }
+static int refuse_equal(const nn_iter *it, int *result) {
+  nn_capture_refuse("capture: equal inside the step answers on the host (the step runs eagerly)");
+  return recording_plan->real->equal(it, result);
+}
 /* An optimizer's kernel outside a host call would keep its learning rate
    and step count as they were: nn.optim's steps are host calls. */
 static const char *const optimizer_outside =
@@ -947,6 +958,8 @@ static void make_recording_table(nn_backend *t, const nn_backend *real) {
   REPLACE(embedding, record_embedding);
   REPLACE(embedding_backward, record_embedding_backward);
   REPLACE(embedding_renorm, record_embedding_renorm);
+  REPLACE(equal, refuse_equal);
+  REPLACE(lerp, record_lerp);
 #undef REPLACE
 }
 

@@ -50,36 +50,34 @@ static int plain_floats(const nn_tensor *a, const nn_tensor *b) {
 /* The rows of a (a 1-D a: its one row) times the vector v, through the
    backend's dot (each line's sum in double, in one pass; the products a
    matmul makes of a single column or element go through kernels built
-   for wide matrices). NULL with *used 0 where it does not apply. */
+   for wide matrices). NULL with *used 0 where it does not apply. The
+   geometry's operands are copies on the stack (out with its reduced dim
+   kept, v along every row with stride 0): no views are made for a call. */
 static nn_tensor *dot_rows(nn_tensor *a, nn_tensor *v, int *used) {
   const nn_backend *be = nn_kernels_of(a->device);
   *used = be && be->dot && plain_floats(a, v);
   if (!*used) return NULL;
   int nd = a->ndim;
-  unsigned mask = 1u << (nd - 1);
-  int64_t kept[2];
-  nn_kept_shape(nd, a->size, mask, kept);
-  nn_tensor *out = nn_empty_like_shape(a, a->dtype, nd, kept), *wide = NULL;
-  if (out && nd == 2) { /* v along every row: stride 0 down the rows */
-    nn_tensor *row = nn_unsqueeze(v, 0);
-    wide = row ? nn_expand(row, 2, a->size) : NULL;
-    nn_release(row);
-  } else if (out) {
-    wide = nn_retain(v);
+  nn_tensor *out = nn_empty_like_shape(a, a->dtype, nd - 1, a->size);
+  if (!out) return NULL;
+  nn_tensor kept = *out, wide = *v;
+  kept.ndim = nd;
+  kept.size[nd - 1] = 1;
+  kept.stride[nd - 1] = 0;
+  if (nd == 2) {
+    wide.ndim = 2;
+    wide.size[0] = a->size[0], wide.stride[0] = 0;
+    wide.size[1] = v->size[0], wide.stride[1] = v->stride[0];
+    wide.contiguous = a->size[0] == 1 && v->contiguous;
   }
-  int st = -1;
-  if (wide) {
-    nn_reduce_geom r;
-    nn_tensor *ts[3] = {out, a, wide};
-    nn_reduce_init(&r, 3, ts, 6u, nd, a->size, mask);
-    st = be->dot(&r);
-  }
-  nn_release(wide);
-  if (st < 0) {
+  nn_reduce_geom r;
+  nn_tensor *ts[3] = {&kept, a, &wide};
+  nn_reduce_init(&r, 3, ts, 6u, nd, a->size, 1u << (nd - 1));
+  if (be->dot(&r) < 0) {
     nn_release(out);
     return NULL;
   }
-  return nn_squeeze_kept(out, a, mask, 0);
+  return out;
 }
 
 nn_tensor *nn_mv(nn_tensor *a, nn_tensor *v) {

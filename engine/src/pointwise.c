@@ -56,6 +56,22 @@ nn_tensor *nn_lerp(nn_tensor *start, nn_tensor *end, nn_tensor *weight, double w
                  weight ? nn_dtype_name(weight->dtype) : "");
     return NULL;
   }
+  /* a number weight, one shape, float32 or float64, nothing to
+     differentiate: the device's one pass, the same values */
+  const nn_backend *be = nn_kernels_of(start->device);
+  if (!weight && be && be->lerp && (start->dtype == NN_FLOAT32 || start->dtype == NN_FLOAT64) &&
+      start->device == end->device && nn_same_shape(start, end) && !nn_needs_grad(start, end, NULL)) {
+    nn_tensor *out = nn_empty_like_shape(start, start->dtype, start->ndim, start->size);
+    if (!out) return NULL;
+    nn_iter it;
+    nn_tensor *ts[3] = {out, start, end};
+    nn_iter_init(&it, 3, ts, out->ndim, out->size);
+    if (be->lerp(&it, w) < 0) {
+      nn_release(out);
+      return NULL;
+    }
+    return out;
+  }
   nn_tensor *d = nn_binary(NN_SUB, end, start), *step = NULL, *out = NULL;
   if (!d) return NULL;
   if (weight) {
@@ -118,6 +134,15 @@ int nn_equal(nn_tensor *a, nn_tensor *b, int *result) {
   if (!nn_same_shape(a, b)) {
     *result = 0;
     return 0;
+  }
+  /* one dtype: the device's one-pass compare (mixed dtypes: compared as
+     eq compares them, in their common type) */
+  const nn_backend *be = nn_kernels_of(a->device);
+  if (be && be->equal && a->dtype == b->dtype) {
+    nn_iter it;
+    nn_tensor *ts[2] = {a, b};
+    nn_iter_init(&it, 2, ts, a->ndim, a->size);
+    return be->equal(&it, result);
   }
   nn_grad_guard guard = nn_no_grad_begin();
   nn_tensor *eq = nn_binary(NN_EQ, a, b), *count = eq ? nn_sum(eq, NN_ALL_DIMS, 0) : NULL;

@@ -24,6 +24,8 @@ static const char *const not_kernels[] = {
     "kthvalue",          /* the CPU's selection; kthvalue and median sort on CUDA */
     "dot", "band",       /* the CPU's shortcuts for dot, mv, tril, triu; matmul and a select on CUDA */
     "index_checked",     /* the CPU's one-pass indexing; CUDA makes offsets first */
+    "equal",             /* the CPU's one-pass compare; CUDA compares through binary and sum */
+    "lerp",              /* the CPU's one-pass lerp; CUDA composes sub, mul and add */
 };
 
 static int is_not_kernel(const char *name) {

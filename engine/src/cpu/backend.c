@@ -117,4 +117,6 @@ const nn_backend nn_cpu_backend = {
     .dot = nn_cpu_dot,
     .band = nn_cpu_band,
     .index_checked = nn_cpu_index_checked,
+    .equal = nn_cpu_equal,
+    .lerp = nn_cpu_lerp,
 };

@@ -220,4 +220,10 @@ int nn_cpu_embedding(const nn_embedding_args *a);
 int nn_cpu_embedding_backward(const nn_embedding_args *a);
 int nn_cpu_embedding_renorm(const nn_embedding_args *a);
 
+/* equal.c */
+int nn_cpu_equal(const nn_iter *it, int *result);
+
+/* lerp.c */
+int nn_cpu_lerp(const nn_iter *it, double w);
+
 #endif

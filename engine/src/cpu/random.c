@@ -366,9 +366,76 @@ static int strided_contiguous(const nn_strided *t) {
   return 1;
 }
 
+/* ---- uniform float32 over contiguous memory: whole runs of draws -------------
+   The same draws as n calls of random32, in the same order: the state's
+   words a run at a time between twists, tempered in a loop that
+   vectorises, then made floats as uniform_float makes them. */
+static void random32_run(generator *g, uint32_t *out, int64_t n) {
+  while (n > 0) {
+    /* random32 twists when left reaches 0 and then takes word 0 without
+       counting it: as if left were MT_N + 1 with no twist due */
+    if (g->left == 1) {
+      mt_next_state(g);
+      g->left = MT_N + 1;
+    }
+    int64_t m = g->left - 1 < n ? g->left - 1 : n;
+    const uint32_t *s = g->state + g->next;
+    for (int64_t i = 0; i < m; i++) {
+      uint32_t y = s[i];
+      y ^= y >> 11;
+      y ^= (y << 7) & 0x9d2c5680u;
+      y ^= (y << 15) & 0xefc60000u;
+      y ^= y >> 18;
+      out[i] = y;
+    }
+    g->next += (uint32_t)m;
+    g->left -= (uint32_t)m;
+    out += m, n -= m;
+  }
+}
+
+/* nn_uniform_f32 over a run: its fmaf is one instruction where the CPU
+   has FMA (a call of libm's otherwise, which rounds the same once) */
+#define UNIFORM_BODY                                                      \
+  for (int64_t i = 0; i < n; i++) out[i] = nn_uniform_f32(bits[i], from, to)
+static void uniform_run_f32(float *out, const uint32_t *bits, int64_t n, float from, float to) {
+  UNIFORM_BODY;
+}
+#if defined(__GNUC__) && defined(__x86_64__)
+#define UNIFORM_HAS_FMA_RUN 1
+__attribute__((target("avx2,fma"))) static void uniform_run_f32_fma(float *out, const uint32_t *bits,
+                                                                     int64_t n, float from, float to) {
+  UNIFORM_BODY;
+}
+#endif
+#undef UNIFORM_BODY
+
+#define UNIFORM_RUN 2048 /* draws a piece: 8 KiB of bits, in L1 */
+static void uniform_fill_f32(generator *g, float *data, int64_t n, float from, float to) {
+  uint32_t bits[UNIFORM_RUN];
+#ifdef UNIFORM_HAS_FMA_RUN
+  int fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+  for (int64_t i = 0; i < n; i += UNIFORM_RUN) {
+    int64_t m = n - i < UNIFORM_RUN ? n - i : UNIFORM_RUN;
+    random32_run(g, bits, m);
+#ifdef UNIFORM_HAS_FMA_RUN
+    if (fma) {
+      uniform_run_f32_fma(data + i, bits, m, from, to);
+      continue;
+    }
+#endif
+    uniform_run_f32(data + i, bits, m, from, to);
+  }
+}
+
 int nn_cpu_uniform(const nn_strided *t, double from, double to) {
   generator *g = default_generator();
   int64_t n = strided_numel(t);
+  if (t->dtype == NN_FLOAT32 && strided_contiguous(t)) {
+    uniform_fill_f32(g, (float *)t->data, n, (float)from, (float)to);
+    return 0;
+  }
   fill_walk w;
   fill_walk_init(&w, t);
   if (t->dtype == NN_FLOAT32) {
