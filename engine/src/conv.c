@@ -314,21 +314,21 @@ int nn_conv_backward(nn_tensor *g, nn_tensor *x, nn_tensor *w, const int64_t *in
   /* conv: image x, columns g; conv_transpose: image g, columns x */
   nn_tensor *image = transposed ? gc : x, *columns = transposed ? x : gc;
   conv_geom geo = geometry(op, image, w, w->size[0], columns->size[2], columns->size[3], ints);
+  /* conv's two gradients come from one walk over the chunks (backward_columns
+     reorders each chunk of g once for both products) */
+  nn_tensor *dw = NULL, *dx = NULL;
+  if (need[1] && !(dw = into[1] ? into[1] : (grads[1] = nn_empty_like(w)))) goto fail;
   if (need[0]) {
     if (transposed) {
       if (!(grads[0] = nn_empty_like(x)) || forward_columns(&geo, gc, w, NULL, grads[0]) < 0) goto fail;
     } else {
       const nn_backend *be = nn_dispatch(op, offsetof(nn_backend, fill), x, NULL, NULL);
-      if (!be || !(grads[0] = nn_empty_like(x)) || start_as(be, grads[0], NULL) < 0 ||
-          backward_columns(&geo, gc, NULL, w, grads[0], NULL, 0) < 0)
-        goto fail;
+      if (!be || !(grads[0] = nn_empty_like(x)) || start_as(be, grads[0], NULL) < 0) goto fail;
+      dx = grads[0];
     }
   }
-  if (need[1]) {
-    nn_tensor *dw = into[1] ? into[1] : (grads[1] = nn_empty_like(w));
-    if (!dw || backward_columns(&geo, columns, image, w, NULL, dw, into[1] != NULL) < 0) goto fail;
-    if (into[1]) nn_bump_version(into[1]);
-  }
+  if ((dx || dw) && backward_columns(&geo, columns, image, w, dx, dw, into[1] != NULL) < 0) goto fail;
+  if (dw && into[1]) nn_bump_version(into[1]);
   if (need[2] && !(grads[2] = nn_sum_dims(gc, 1u | 4u | 8u, 0, 0))) goto fail;
   nn_release(gc);
   return 0;

@@ -224,3 +224,23 @@ describe("misuse", function()
       "pad: replicate padding of 1 dims expects a 2-D or 3-D input, got 5-D")
   end)
 end)
+
+describe("a same convolution's patches (one copy per tap)", function()
+  it("equal, element for element, the patches of the input padded beforehand", function()
+    nn.manual_seed(4)
+    -- kernel, padding, dilation: those whose output rows are as wide as the input's
+    for _, dtype in ipairs({"float32", "float64"}) do
+      for _, c in ipairs({{3, 1, 1}, {5, 2, 1}, {1, 0, 1}, {3, 2, 2}}) do
+        for _, hw in ipairs({{7, 9}, {1, 5}, {14, 14}, {2, 3}}) do
+          local k, pad, dil = c[1], c[2], c[3]
+          local x = nn.randn(2, 3, hw[1], hw[2]):to(dtype)
+          local same = nn.F.unfold(x, k, {dilation = dil, padding = pad})
+          local padded = nn.F.unfold(nn.F.pad(x, {pad, pad, pad, pad}), k, {dilation = dil})
+          assert.are.same(padded:size(), same:size())
+          assert.are.equal(0, same:ne(padded):sum():item(), string.format("%s k %d pad %d dilation %d, %dx%d",
+            dtype, k, pad, dil, hw[1], hw[2]))
+        end
+      end
+    end
+  end)
+end)

@@ -176,6 +176,43 @@ describe("at one and two threads, the same values", function()
     end
   end)
 
+  it("matrix products large enough for the pool (OpenBLAS never threads them itself)", function()
+    nn.manual_seed(12)
+    local a, wt, b = nn.randn(128, 3136), nn.randn(128, 3136), nn.randn(3136, 128)
+    local g, cols = nn.randn(32, 60000), nn.randn(9, 60000)
+    local sq, lhs = nn.randn(300, 300), nn.randn(288, 64)
+    local rhs = nn.randn(64, 20000)
+    same_at_both("products", function()
+      return a:matmul(wt:t()), a:matmul(b), g:matmul(cols:t()), sq:matmul(sq), lhs:matmul(rhs),
+             a:double():matmul(b:double()), b:t():matmul(a:t())
+    end)
+  end)
+
+  it("the CNN lesson's training step (scripts/cnn_fashion_mnist.lua's net)", function()
+    local function step()
+      nn.manual_seed(13)
+      local model = nn.Sequential(
+        nn.Conv2d(1, 32, 3, {padding = 1, bias = false}), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, {padding = 1, bias = false}), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, 10))
+      local optimizer = nn.optim.Adam(model:parameters(), {lr = 0.001})
+      local x, labels = nn.rand(64, 1, 28, 28), {}
+      for i = 1, 64 do labels[i] = (i * 7) % 10 + 1 end
+      local y = nn.tensor(labels, {dtype = "int64"})
+      local results = {}
+      for _ = 1, 2 do
+        optimizer:zero_grad()
+        local loss = nn.CrossEntropyLoss()(model(x), y)
+        loss:backward()
+        optimizer:step()
+        results[#results + 1] = loss:detach()
+      end
+      for _, p in ipairs(model:parameters()) do results[#results + 1] = p:detach():clone() end
+      return table.unpack(results)
+    end
+    same_at_both("CNN step", step)
+  end)
+
   it("every optimizer's step over a large parameter", function()
     local n = 300001
     local g = data(n, 9)

@@ -46,21 +46,76 @@ void nn_cpu_set_num_threads(int n) {
 int nn_cpu_get_num_threads(void) { return pool_threads ? pool_threads : openblas_get_num_threads(); }
 
 /* ---- BLAS: row-major, BLAS conventions -------------------------------- */
-static void blas_gemm(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+static void blas_call(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                       double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
                       double beta, void *c, int64_t ldc) {
   enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
   enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
-  int threads = nn_cpu_get_num_threads();
-  int serial = threads > 1 && (double)m * (double)n * (double)k < SERIAL_PRODUCT;
-  if (serial) openblas_set_num_threads(1); /* only lowers a counter: no thread starts or stops */
   if (dtype == NN_FLOAT32)
     cblas_sgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k, (float)alpha, a,
                 (blasint)lda, b, (blasint)ldb, (float)beta, c, (blasint)ldc);
   else
     cblas_dgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda,
                 b, (blasint)ldb, beta, c, (blasint)ldc);
-  if (serial) openblas_set_num_threads(threads);
+}
+
+/* A large product as pieces of c's rows or columns, each one call of
+   OpenBLAS on one thread. OpenBLAS's own threaded driver blocks k and
+   tiles c differently from its serial one (and its serial result for an
+   element depends on the shape it is part of), so letting it thread gave
+   other sums at two threads than at one (the CNN lesson's loss in the 6th
+   digit). The cut depends on the shape alone, never on the thread count:
+   at one thread the pieces run in turn, at more they are shared out, and
+   every element is the same sum either way (threads_spec). The larger of
+   m and n is cut, so that the operand each piece packs again is the
+   smaller one. */
+#define MAX_PRODUCT_PIECES 16
+typedef struct {
+  nn_dtype dtype;
+  int trans_a, trans_b, by_rows;
+  int64_t m, n, k, lda, ldb, ldc, each;
+  double alpha, beta;
+  const char *a, *b;
+  char *c;
+} product_pieces;
+
+static void run_product_pieces(const void *ctx, int64_t first, int64_t last) {
+  const product_pieces *p = ctx;
+  size_t es = nn_element_size(p->dtype);
+  for (int64_t piece = first; piece < last; piece++) {
+    int64_t from = piece * p->each, extent = (p->by_rows ? p->m : p->n) - from;
+    if (extent > p->each) extent = p->each;
+    if (p->by_rows) /* rows of c: rows of op(a) */
+      blas_call(p->dtype, p->trans_a, p->trans_b, extent, p->n, p->k, p->alpha,
+                p->a + (size_t)(p->trans_a ? from : from * p->lda) * es, p->lda, p->b, p->ldb, p->beta,
+                p->c + (size_t)(from * p->ldc) * es, p->ldc);
+    else /* columns of c: columns of op(b) */
+      blas_call(p->dtype, p->trans_a, p->trans_b, p->m, extent, p->k, p->alpha, p->a, p->lda,
+                p->b + (size_t)(p->trans_b ? from * p->ldb : from) * es, p->ldb, p->beta,
+                p->c + (size_t)from * es, p->ldc);
+  }
+}
+
+static void blas_gemm(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                      double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
+                      double beta, void *c, int64_t ldc) {
+  int threads = nn_cpu_get_num_threads();
+  /* OpenBLAS on one thread whatever the pool's size: setting the count
+     only lowers a counter (no thread starts or stops), and the pieces
+     below run on the pool's threads through cpu/parallel.c */
+  if (threads > 1) openblas_set_num_threads(1);
+  if ((double)m * (double)n * (double)k < SERIAL_PRODUCT) {
+    blas_call(dtype, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  } else {
+    int by_rows = m >= n;
+    int64_t cut = by_rows ? m : n, count = cut / 128;
+    count = count < 2 ? 2 : count > MAX_PRODUCT_PIECES ? MAX_PRODUCT_PIECES : count;
+    int64_t each = ((cut + count - 1) / count + 15) / 16 * 16; /* whole cache lines of c */
+    product_pieces p = {dtype, trans_a, trans_b, by_rows, m, n, k, lda, ldb, ldc, each, alpha, beta,
+                        a, b, c};
+    nn_parallel_for((cut + each - 1) / each, m * n * k / count, 1, run_product_pieces, &p);
+  }
+  if (threads > 1) openblas_set_num_threads(threads);
 }
 
 /* c = alpha a b + beta c with arbitrary strides, for tiny products. The
