@@ -146,6 +146,17 @@ static int l_loss_forward(lua_State *L) {
   return 1;
 }
 
+/* ctc_loss(log_probs (T, N, C), targets (N, S) int64 0-based, input_lengths,
+   target_lengths (N) int64, blank (0-based), zero_infinity): the losses (N) */
+static int l_ctc_loss(lua_State *L) {
+  const char *op = "ctc_loss";
+  nn_tensor *lp = nnl_check_tensor(L, 1, op), *targets = nnl_check_tensor(L, 2, op);
+  nn_tensor *in_len = nnl_check_tensor(L, 3, op), *tg_len = nnl_check_tensor(L, 4, op);
+  lua_Integer blank = luaL_checkinteger(L, 5);
+  nnl_push_tensor(L, nn_ctc_loss(lp, targets, in_len, tg_len, (int64_t)blank, lua_toboolean(L, 6)));
+  return 1;
+}
+
 static const luaL_Reg loss_functions[] = {
     {"loss_forward", l_loss_forward},
     {"l1_loss", l_l1_loss},
@@ -155,6 +166,7 @@ static const luaL_Reg loss_functions[] = {
     {"cross_entropy", l_cross_entropy},
     {"nll_loss", l_nll_loss},
     {"kl_div", l_kl_div},
+    {"ctc_loss", l_ctc_loss},
     {NULL, NULL}};
 
 void nnl_register_losses(lua_State *L) { luaL_setfuncs(L, loss_functions, 0); }

@@ -465,6 +465,12 @@ nn_tensor *nn_nll_loss(nn_tensor *input, nn_tensor *target, const nn_class_loss_
 /* Input: log-probabilities; target: probabilities (log-probabilities when
    log_target). l = y (log y - x), or exp(y) (y - x). */
 nn_tensor *nn_kl_div_loss(nn_tensor *input, nn_tensor *target, int reduction, int log_target);
+/* CTC's loss per sample (N) over log_probs (T, N, C): targets (N, S) int64
+   0-based labels padded past target_lengths, the lengths int64 (N), blank
+   0-based; zero_infinity sets the loss and gradient of an impossible
+   alignment to 0. Backward: CtcLossBackward0, first order only. */
+nn_tensor *nn_ctc_loss(nn_tensor *log_probs, nn_tensor *targets, nn_tensor *input_lengths,
+                       nn_tensor *target_lengths, int64_t blank, int zero_infinity);
 
 /* ---- autograd -------------------------------------------------------- */
 int nn_grad_enabled(void);

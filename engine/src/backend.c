@@ -102,6 +102,7 @@ const nn_backend_entry nn_backend_entries[] = {
     ENTRY(index_checked),
     ENTRY(equal),
     ENTRY(lerp),
+    ENTRY(ctc_loss), ENTRY(ctc_loss_backward),
 };
 #undef ENTRY
 const size_t nn_backend_entry_count = sizeof nn_backend_entries / sizeof nn_backend_entries[0];

@@ -285,6 +285,25 @@ typedef struct {
   void *gx, *gy;           /* backward: gy only with probabilities; either may be NULL */
 } nn_class_loss_args;
 
+/* CTC over log_probs (T, N, C) contiguous. plan: int64, the N input
+   lengths, the N target lengths, then the (N, S) 0-based target labels.
+   alpha (float64): per sample (T, L) log alphas, then the N
+   log-likelihoods; written by forward, read by backward. The kernels check
+   lengths and labels and fail naming the first bad one. */
+typedef struct {
+  nn_dtype dtype;
+  int64_t T, N, C, S, L; /* L = 2 (the longest target) + 1 */
+  const void *lp;
+  const int64_t *plan;
+  int64_t blank; /* 0-based */
+  int zero_infinity;
+  double *alpha;
+  void *out;     /* forward: the N losses */
+  double *work;  /* backward: N (2 L + C) doubles */
+  const void *g; /* backward: one per sample */
+  void *gx;      /* backward: like lp, zeroed by the front */
+} nn_ctc_args;
+
 /* Pooling over the last two dims of `planes` contiguous planes in_h x
    in_w into planes out_h x out_w (nn.h's nn_pool_kind; windows:
    math/pool.h). Max kinds write indices (int64): each maximum's flat
@@ -496,6 +515,8 @@ typedef struct nn_backend {
      classes - 1, or ignore_index) and fails naming the first bad one */
   int (*class_loss)(const nn_class_loss_args *a);
   int (*class_loss_backward)(const nn_class_loss_args *a);
+  int (*ctc_loss)(const nn_ctc_args *a);
+  int (*ctc_loss_backward)(const nn_ctc_args *a);
 
   /* -- optimizer steps, one fused loop per parameter (math/optim.h) --
      param, grad and the buffers: n contiguous elements of dtype */

@@ -800,6 +800,18 @@ static int refuse_nonzero(const nn_strided *t, int64_t *out, int64_t count) {
                     "step runs eagerly)");
   return recording_plan->real->nonzero(t, out, count);
 }
+/* CTC's kernels fail on bad lengths or labels, which a replay could not
+   report: the step runs eagerly. */
+static int refuse_ctc_loss(const nn_ctc_args *a) {
+  nn_capture_refuse("capture: ctc_loss inside the step checks its lengths and labels as it runs "
+                    "(the step runs eagerly)");
+  return recording_plan->real->ctc_loss(a);
+}
+static int refuse_ctc_loss_backward(const nn_ctc_args *a) {
+  nn_capture_refuse("capture: ctc_loss's backward inside the step checks its lengths and labels "
+                    "as it runs (the step runs eagerly)");
+  return recording_plan->real->ctc_loss_backward(a);
+}
 static int refuse_equal(const nn_iter *it, int *result) {
   nn_capture_refuse("capture: equal inside the step answers on the host (the step runs eagerly)");
   return recording_plan->real->equal(it, result);
@@ -960,6 +972,8 @@ static void make_recording_table(nn_backend *t, const nn_backend *real) {
   REPLACE(embedding_renorm, record_embedding_renorm);
   REPLACE(equal, refuse_equal);
   REPLACE(lerp, record_lerp);
+  REPLACE(ctc_loss, refuse_ctc_loss);
+  REPLACE(ctc_loss_backward, refuse_ctc_loss_backward);
 #undef REPLACE
 }
 

@@ -673,3 +673,120 @@ nn_tensor *nn_cross_entropy_loss(nn_tensor *input, nn_tensor *target,
 nn_tensor *nn_nll_loss(nn_tensor *input, nn_tensor *target, const nn_class_loss_options *options) {
   return class_loss("nll_loss", 0, input, target, options);
 }
+
+/* ==== CTC: one node over the alpha recursion, its beta backward beside it ====
+   Node: saved 0 log_probs, 1 the plan (lengths, then the targets: see
+   backend.h's nn_ctc_args), 2 alpha; ints 0-4 S, L, blank, zero_infinity. */
+static nn_ctc_args ctc_args(nn_tensor *lp, nn_tensor *plan, nn_tensor *alpha, int64_t S, int64_t L,
+                            int64_t blank, int zero_infinity) {
+  nn_ctc_args a = {0};
+  a.dtype = lp->dtype;
+  a.T = lp->size[0], a.N = lp->size[1], a.C = lp->size[2], a.S = S, a.L = L;
+  a.lp = nn_data(lp);
+  a.plan = nn_data(plan);
+  a.blank = blank;
+  a.zero_infinity = zero_infinity;
+  a.alpha = nn_data(alpha);
+  return a;
+}
+
+static int ctc_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  const char *op = "ctc_loss";
+  nn_tensor *input = node->saved[0];
+  if (nn_backward_records(g, input, NULL)) {
+    nn_error_set("%s: double backwards not implemented (the gradient of CTC's gradient, as in "
+                 "PyTorch); backward without create_graph", op);
+    return -1;
+  }
+  const nn_backend *be = nn_dispatch(op, offsetof(nn_backend, ctc_loss_backward), g, input, NULL);
+  if (!be) return -1;
+  nn_tensor *x = contiguous_values(input), *gc = x ? contiguous_values(g) : NULL;
+  int64_t N = input->size[1], C = input->size[2], L = node->ints[1];
+  int64_t work_size = N * (2 * L + C);
+  nn_tensor *work = gc ? nn_empty_like_shape(input, NN_FLOAT64, 1, &work_size) : NULL;
+  nn_tensor *gx = work ? nn_full_like_shape(x, x->dtype, x->ndim, x->size, 0) : NULL;
+  int status = -1;
+  if (gx) {
+    nn_ctc_args a = ctc_args(x, node->saved[1], node->saved[2], node->ints[0], L, node->ints[2],
+                             (int)node->ints[3]);
+    a.work = nn_data(work);
+    a.g = nn_data(gc);
+    a.gx = nn_data(gx);
+    status = be->ctc_loss_backward(&a);
+  }
+  nn_release(x), nn_release(gc), nn_release(work);
+  if (status < 0) {
+    nn_release(gx);
+    return -1;
+  }
+  gi[0] = gx;
+  return 0;
+}
+
+/* The lengths and labels in one int64 tensor: what the kernels read. */
+static nn_tensor *ctc_plan(const char *op, nn_tensor *targets, nn_tensor *input_lengths,
+                           nn_tensor *target_lengths, int64_t N) {
+  nn_tensor *parts[3] = {input_lengths, target_lengths, targets};
+  for (int i = 0; i < 3; i++)
+    if (parts[i]->dtype != NN_INT64) {
+      nn_error_set("%s: targets and lengths must be int64, got %s", op,
+                   nn_dtype_name(parts[i]->dtype));
+      return NULL;
+    }
+  if (input_lengths->ndim != 1 || input_lengths->size[0] != N || target_lengths->ndim != 1 ||
+      target_lengths->size[0] != N || targets->ndim != 2 || targets->size[0] != N) {
+    nn_error_set("%s: lengths must be (N) and targets (N, S) for a batch of %lld", op, (long long)N);
+    return NULL;
+  }
+  nn_grad_guard guard = nn_no_grad_begin();
+  int64_t flat = -1;
+  nn_tensor *rows = nn_reshape(targets, 1, &flat);
+  nn_tensor *flat_parts[3] = {input_lengths, target_lengths, rows};
+  nn_tensor *plan = rows ? nn_cat(3, flat_parts, 0) : NULL;
+  nn_release(rows);
+  nn_no_grad_end(guard);
+  return plan;
+}
+
+nn_tensor *nn_ctc_loss(nn_tensor *log_probs, nn_tensor *targets, nn_tensor *input_lengths,
+                       nn_tensor *target_lengths, int64_t blank, int zero_infinity) {
+  const char *op = "ctc_loss";
+  const nn_backend *be = nn_dispatch(op, offsetof(nn_backend, ctc_loss), log_probs, targets, NULL);
+  if (!be) return NULL;
+  if (!nn_float_kernel_dtype(log_probs->dtype) || log_probs->ndim != 3) {
+    char a[96];
+    nn_error_set("%s: log_probs must be float32 or float64 (T, N, C), got %s %s", op,
+                 nn_dtype_name(log_probs->dtype), nn_shape_string(log_probs, a, sizeof a));
+    return NULL;
+  }
+  int64_t T = log_probs->size[0], N = log_probs->size[1], C = log_probs->size[2];
+  if (blank < 0 || blank >= C) {
+    nn_error_set("%s: blank %lld is not a class of the %lld in log_probs", op, (long long)blank + 1,
+                 (long long)C);
+    return NULL;
+  }
+  if (refuse_grad(op, "targets", targets) < 0) return NULL;
+  nn_tensor *plan = ctc_plan(op, targets, input_lengths, target_lengths, N);
+  if (!plan) return NULL;
+  int64_t S = targets->size[1], L = 2 * S + 1, alpha_size = N * T * L + N;
+  nn_tensor *x = contiguous_values(log_probs);
+  nn_tensor *alpha = x ? nn_empty_like_shape(log_probs, NN_FLOAT64, 1, &alpha_size) : NULL;
+  nn_tensor *out = alpha ? nn_empty_like_shape(log_probs, log_probs->dtype, 1, &N) : NULL;
+  if (!out) goto fail;
+  nn_ctc_args a = ctc_args(x, plan, alpha, S, L, blank, zero_infinity);
+  a.out = nn_data(out);
+  if (be->ctc_loss(&a) < 0) goto fail;
+  if (nn_needs_grad(log_probs, NULL, NULL)) {
+    nn_node *node = nn_node_attach(out, "CtcLossBackward0", ctc_backward, 1, log_probs, NULL, NULL);
+    if (!node) goto fail;
+    node->ints[0] = S, node->ints[1] = L, node->ints[2] = blank, node->ints[3] = zero_infinity;
+    nn_node_save(node, 0, log_probs);
+    nn_node_save(node, 1, plan);
+    nn_node_save(node, 2, alpha);
+  }
+  nn_release(x), nn_release(plan), nn_release(alpha);
+  return out;
+fail:
+  nn_release(x), nn_release(plan), nn_release(alpha), nn_release(out);
+  return NULL;
+}

@@ -674,7 +674,9 @@ return function(nn)
     return out
   end
 
-  local function ctc(self, name, log_probs, targets, input_lengths, target_lengths)
+  -- the checks both CTC paths share: log_probs as (T, N, C), the lengths as
+  -- lists and each sample's labels as a Lua list (1-based)
+  local function ctc_inputs(self, name, log_probs, targets, input_lengths, target_lengths)
     tensor_argument(log_probs, name, "log_probs")
     if not nn.is_tensor(targets) then raise(name .. ": targets must be a tensor of labels, got " .. type(targets)) end
     local unbatched = log_probs:dim() == 2
@@ -728,6 +730,48 @@ return function(nn)
       offset = offset + tg_len[n]
       per_sample[n] = seq
     end
+    return log_probs, unbatched, T, N, C, blank, in_len, tg_len, per_sample
+  end
+
+  -- the losses before reduction
+  local function ctc_reduce(self, loss, tg_len, unbatched)
+    local N = #tg_len
+    if self.reduction == "mean" then
+      local lengths = {}
+      for n = 1, N do lengths[n] = math.max(tg_len[n], 1) end
+      return (loss / nn.tensor(lengths, {dtype = loss.dtype}):to(loss.device)):mean()
+    end
+    if self.reduction == "sum" then return loss:sum() end
+    if unbatched then return loss:reshape({}) end
+    return loss
+  end
+
+  -- the engine's CTC (one node, CtcLossBackward0): the targets padded to
+  -- (N, S) with 0-based labels
+  local function ctc(self, name, log_probs, targets, input_lengths, target_lengths)
+    local lp, unbatched, _, N, _, blank, in_len, tg_len, per_sample =
+      ctc_inputs(self, name, log_probs, targets, input_lengths, target_lengths)
+    local S = 1
+    for n = 1, N do S = math.max(S, tg_len[n]) end
+    local rows = {}
+    for n = 1, N do
+      local row, seq = {}, per_sample[n]
+      for s = 1, S do row[s] = (seq[s] or 1) - 1 end
+      rows[n] = row
+    end
+    local device = lp.device
+    local loss = C.ctc_loss(lp, nn.tensor(rows, {dtype = "int64"}):to(device),
+      nn.tensor(in_len, {dtype = "int64"}):to(device), nn.tensor(tg_len, {dtype = "int64"}):to(device), blank - 1,
+      self.zero_infinity)
+    return ctc_reduce(self, loss, tg_len, unbatched)
+  end
+
+  -- the same loss composed of tensor ops (the gradient of its gradient
+  -- exists here): the reference the engine's path is tested against
+  local function ctc_composed(self, name, log_probs, targets, input_lengths, target_lengths)
+    local unbatched, T, N, C, blank, in_len, tg_len, per_sample
+    log_probs, unbatched, T, N, C, blank, in_len, tg_len, per_sample =
+      ctc_inputs(self, name, log_probs, targets, input_lengths, target_lengths)
     local S = 0
     for n = 1, N do S = math.max(S, tg_len[n]) end
     local L = 2 * S + 1
@@ -781,14 +825,7 @@ return function(nn)
     if self.zero_infinity then
       loss = nn.where(loss:eq(math.huge), nn.zeros(N, {dtype = dtype, device = device}), loss)
     end
-    if self.reduction == "mean" then
-      local lengths = {}
-      for n = 1, N do lengths[n] = math.max(tg_len[n], 1) end
-      return (loss / nn.tensor(lengths, {dtype = dtype}):to(device)):mean()
-    end
-    if self.reduction == "sum" then return loss:sum() end
-    if unbatched then return loss:reshape({}) end
-    return loss
+    return ctc_reduce(self, loss, tg_len, unbatched)
   end
 
   local CTCLoss = Module:extend("CTCLoss")
@@ -829,5 +866,11 @@ return function(nn)
     local o = {}
     ctc_options(o, function_options(opts) or {}, "ctc_loss")
     return ctc(o, "ctc_loss", log_probs, targets, input_lengths, target_lengths)
+  end
+  -- F.ctc_loss composed of tensor ops (tests and benchmarks compare the two)
+  function F._ctc_loss_composed(log_probs, targets, input_lengths, target_lengths, opts)
+    local o = {}
+    ctc_options(o, function_options(opts) or {}, "ctc_loss")
+    return ctc_composed(o, "ctc_loss", log_probs, targets, input_lengths, target_lengths)
   end
 end

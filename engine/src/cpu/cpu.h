@@ -156,6 +156,8 @@ int nn_cpu_loss(const nn_loss_args *a);
 int nn_cpu_loss_backward(const nn_loss_args *a);
 int nn_cpu_class_loss(const nn_class_loss_args *a);
 int nn_cpu_class_loss_backward(const nn_class_loss_args *a);
+int nn_cpu_ctc_loss(const nn_ctc_args *a);
+int nn_cpu_ctc_loss_backward(const nn_ctc_args *a);
 
 /* optim.c */
 int nn_cpu_sgd_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *momentum_buffer,

@@ -523,3 +523,108 @@ int nn_cpu_class_loss_backward(const nn_class_loss_args *a) {
   }
   return labels_backward(a);
 }
+
+/* ---- CTC: the alpha recursion forward, beta backward (math/loss.h) ---- */
+static int ctc_check(const nn_ctc_args *a) {
+  const int64_t *in_len = a->plan, *tg_len = a->plan + a->N;
+  for (int64_t n = 0; n < a->N; n++) {
+    if (in_len[n] < 0 || in_len[n] > a->T) {
+      nn_error_set("ctc_loss: input_lengths[%lld] = %lld is outside 0..%lld", (long long)n + 1,
+                   (long long)in_len[n], (long long)a->T);
+      return -1;
+    }
+    if (tg_len[n] < 0 || tg_len[n] > a->S || 2 * tg_len[n] + 1 > a->L) {
+      nn_error_set("ctc_loss: target_lengths[%lld] = %lld is outside 0..%lld", (long long)n + 1,
+                   (long long)tg_len[n], (long long)a->S);
+      return -1;
+    }
+    const int64_t *target = a->plan + 2 * a->N + n * a->S;
+    for (int64_t s = 0; s < tg_len[n]; s++)
+      if (target[s] < 0 || target[s] >= a->C || target[s] == a->blank) {
+        nn_error_set("ctc_loss: target label %lld of sample %lld is outside the classes or the "
+                     "blank", (long long)s + 1, (long long)n + 1);
+        return -1;
+      }
+  }
+  return 0;
+}
+
+/* log_probs at time t of sample n, class c */
+static inline double ctc_lp(const nn_ctc_args *a, int64_t t, int64_t n, int64_t c) {
+  return nn_load(a->dtype, a->lp, (t * a->N + n) * a->C + c);
+}
+
+int nn_cpu_ctc_loss(const nn_ctc_args *a) {
+  if (ctc_check(a) < 0) return -1;
+  double *ll = a->alpha + a->N * a->T * a->L;
+  for (int64_t n = 0; n < a->N; n++) {
+    int64_t Tn = a->plan[n], Ln = 2 * a->plan[a->N + n] + 1;
+    const int64_t *target = a->plan + 2 * a->N + n * a->S;
+    double *al = a->alpha + n * a->T * a->L;
+    for (int64_t s = 0; s < Ln && Tn > 0; s++)
+      al[s] = s < 2 ? ctc_lp(a, 0, n, nn_ctc_state_label(target, s, a->blank)) : -INFINITY;
+    for (int64_t t = 1; t < Tn; t++) {
+      const double *prev = al + (t - 1) * a->L;
+      double *cur = al + t * a->L;
+      for (int64_t s = 0; s < Ln; s++) {
+        double sum = prev[s];
+        if (s >= 1) sum = nn_ctc_log_add(sum, prev[s - 1]);
+        if (nn_ctc_may_skip(target, s)) sum = nn_ctc_log_add(sum, prev[s - 2]);
+        cur[s] = sum + ctc_lp(a, t, n, nn_ctc_state_label(target, s, a->blank));
+      }
+    }
+    double total = -INFINITY;
+    if (Tn > 0) {
+      const double *last = al + (Tn - 1) * a->L;
+      total = Ln > 1 ? nn_ctc_log_add(last[Ln - 1], last[Ln - 2]) : last[0];
+    }
+    ll[n] = total;
+    double loss = -total;
+    if (a->zero_infinity && loss == INFINITY) loss = 0;
+    nn_store(a->dtype, a->out, n, loss);
+  }
+  return 0;
+}
+
+/* dl/dlp[t, c] = -g exp(log sum over the states s labelled c of
+   alpha_t(s) beta_t(s), less lp[t, c] and the log-likelihood): the true
+   gradient w.r.t. log_probs (PyTorch's adds exp(lp) g, which a
+   log_softmax before the loss cancels). */
+int nn_cpu_ctc_loss_backward(const nn_ctc_args *a) {
+  if (ctc_check(a) < 0) return -1;
+  const double *ll = a->alpha + a->N * a->T * a->L;
+  for (int64_t n = 0; n < a->N; n++) {
+    int64_t Tn = a->plan[n], Ln = 2 * a->plan[a->N + n] + 1;
+    if (Tn == 0 || (a->zero_infinity && ll[n] == -INFINITY)) continue;
+    const int64_t *target = a->plan + 2 * a->N + n * a->S;
+    const double *al = a->alpha + n * a->T * a->L;
+    double *beta = a->work + n * (2 * a->L + a->C), *next = beta + a->L, *acc = next + a->L;
+    double g = nn_load(a->dtype, a->g, n);
+    for (int64_t t = Tn - 1; t >= 0; t--) {
+      for (int64_t s = 0; s < Ln; s++) {
+        double lp = ctc_lp(a, t, n, nn_ctc_state_label(target, s, a->blank));
+        if (t == Tn - 1) {
+          beta[s] = s >= Ln - 2 ? lp : -INFINITY;
+          continue;
+        }
+        double sum = next[s];
+        if (s + 1 < Ln) sum = nn_ctc_log_add(sum, next[s + 1]);
+        if (s + 2 < Ln && nn_ctc_may_skip(target, s + 2)) sum = nn_ctc_log_add(sum, next[s + 2]);
+        beta[s] = sum + lp;
+      }
+      for (int64_t c = 0; c < a->C; c++) acc[c] = -INFINITY;
+      for (int64_t s = 0; s < Ln; s++) {
+        int64_t c = nn_ctc_state_label(target, s, a->blank);
+        acc[c] = nn_ctc_log_add(acc[c], al[t * a->L + s] + beta[s]);
+      }
+      for (int64_t c = 0; c < a->C; c++) {
+        if (acc[c] == -INFINITY) continue;
+        nn_store(a->dtype, a->gx, (t * a->N + n) * a->C + c,
+                 -g * exp(acc[c] - ctc_lp(a, t, n, c) - ll[n]));
+      }
+      double *swap = beta;
+      beta = next, next = swap;
+    }
+  }
+  return 0;
+}

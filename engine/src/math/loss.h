@@ -291,4 +291,22 @@ NN_HD static inline double nn_smoothed_target(double y, double s, int64_t classe
   return s > 0 ? y * (1 - s) + s / (double)classes : y;
 }
 
+/* ---- CTC (Graves et al., 2006): log-space sums over alignments ---------
+   log(e^a + e^b) that stays -inf when both are (no alignment reaches). */
+NN_HD static inline double nn_ctc_log_add(double a, double b) {
+  double m = a > b ? a : b;
+  if (m == -INFINITY) return m;
+  return m + log(exp(a - m) + exp(b - m));
+}
+/* The extended label at state s of a target: blanks between and around the
+   labels (even s), the labels at odd s. */
+NN_HD static inline int64_t nn_ctc_state_label(const int64_t *target, int64_t s, int64_t blank) {
+  return s % 2 ? target[s / 2] : blank;
+}
+/* A path may skip state s - 2 (a blank) into s only between two different
+   labels. */
+NN_HD static inline int nn_ctc_may_skip(const int64_t *target, int64_t s) {
+  return s % 2 && s >= 3 && target[s / 2] != target[s / 2 - 1];
+}
+
 #endif
