@@ -264,7 +264,7 @@ local families = {
               .. "F.cosine_embedding_loss F.cross_entropy F.ctc_loss F.gaussian_nll_loss "
               .. "F.hinge_embedding_loss F.huber_loss F.kl_div F.l1_loss F.margin_ranking_loss "
               .. "F.multi_margin_loss F.multilabel_soft_margin_loss F.nll_loss F.poisson_nll_loss "
-              .. "F.smooth_l1_loss F.soft_margin_loss F.triplet_margin_loss"},
+              .. "F.smooth_l1_loss F.soft_margin_loss F.triplet_margin_loss F._ctc_loss_composed"},
   {"nn.optim", "optim"},
   {"nn.autograd", "autograd no_grad enable_grad gradcheck gradgradcheck Tensor.register_hook Tensor.retain_grad "
                   .. "properties.retains_grad"},
