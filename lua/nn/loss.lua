@@ -746,9 +746,14 @@ return function(nn)
     return loss
   end
 
+  local ctc_composed -- (below)
   -- the engine's CTC (one node, CtcLossBackward0): the targets padded to
-  -- (N, S) with 0-based labels
+  -- (N, S) with 0-based labels. CUDA lacks its kernels: there the loss is
+  -- composed of tensor ops, as before.
   local function ctc(self, name, log_probs, targets, input_lengths, target_lengths)
+    if nn.is_tensor(log_probs) and log_probs.device ~= "cpu" then
+      return ctc_composed(self, name, log_probs, targets, input_lengths, target_lengths)
+    end
     local lp, unbatched, _, N, _, blank, in_len, tg_len, per_sample =
       ctc_inputs(self, name, log_probs, targets, input_lengths, target_lengths)
     local S = 1
@@ -768,7 +773,7 @@ return function(nn)
 
   -- the same loss composed of tensor ops (the gradient of its gradient
   -- exists here): the reference the engine's path is tested against
-  local function ctc_composed(self, name, log_probs, targets, input_lengths, target_lengths)
+  function ctc_composed(self, name, log_probs, targets, input_lengths, target_lengths)
     local unbatched, T, N, C, blank, in_len, tg_len, per_sample
     log_probs, unbatched, T, N, C, blank, in_len, tg_len, per_sample =
       ctc_inputs(self, name, log_probs, targets, input_lengths, target_lengths)

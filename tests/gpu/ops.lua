@@ -393,4 +393,13 @@ for _, c in ipairs {
   end}
 end
 
+-- CTC: the CPU's engine node (CtcLossBackward0) against CUDA's composed path
+-- (CUDA lacks the ctc_loss kernels); repeated labels, an impossible alignment
+do
+  local targets = nn.tensor({{2, 4, 3}, {3, 3, 1}, {5, 5, 5}}, {dtype = "int64"})
+  op {name = "ctc_loss", shapes = {{7, 3, 5}}, fn = function(x)
+    return F.ctc_loss(x:log_softmax(3), targets, {7, 6, 4}, {3, 2, 3}, {reduction = "sum", zero_infinity = true})
+  end}
+end
+
 return ops
