@@ -26,7 +26,7 @@ static const char *const not_kernels[] = {
     "index_checked",     /* the CPU's one-pass indexing; CUDA makes offsets first */
     "equal",             /* the CPU's one-pass compare; CUDA compares through binary and sum */
     "lerp",              /* the CPU's one-pass lerp; CUDA composes sub, mul and add */
-    "ctc_loss", "ctc_loss_backward", /* CPU only: on CUDA ctc_loss fails naming the op */
+    "ctc_loss", "ctc_loss_backward", /* the CPU's CTC; on CUDA nn.F.ctc_loss composes tensor ops */
 };
 
 static int is_not_kernel(const char *name) {
