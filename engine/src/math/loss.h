@@ -292,11 +292,12 @@ NN_HD static inline double nn_smoothed_target(double y, double s, int64_t classe
 }
 
 /* ---- CTC (Graves et al., 2006): log-space sums over alignments ---------
-   log(e^a + e^b) that stays -inf when both are (no alignment reaches). */
+   log(e^a + e^b): one exp and one log1p, none where a term is -inf (a
+   state no alignment reaches yet: most of them early and late in time). */
 NN_HD static inline double nn_ctc_log_add(double a, double b) {
-  double m = a > b ? a : b;
-  if (m == -INFINITY) return m;
-  return m + log(exp(a - m) + exp(b - m));
+  double hi = a > b ? a : b, lo = a > b ? b : a;
+  if (lo == -INFINITY) return hi;
+  return hi + log1p(exp(lo - hi));
 }
 /* The extended label at state s of a target: blanks between and around the
    labels (even s), the labels at odd s. */
