@@ -43,6 +43,22 @@ describe("CTCLoss's engine path", function()
       end)
     end
   end
+  it("gives NaN over an impossible sample's steps without zero_infinity, as PyTorch", function()
+    -- sample 1 needs 5 steps for 1 2 1 2 in 3; sample 2 is possible
+    local lp = logits:narrow(1, 1, 4):narrow(2, 1, 2):narrow(3, 1, 3):log_softmax(3):detach():requires_grad_(true)
+    local targets = nn.tensor({{2, 3, 2, 3}, {2, 2, 2, 2}}, {dtype = "int64"})
+    local loss = F.ctc_loss(lp, targets, {3, 4}, {4, 1}, {reduction = "sum"})
+    assert.are.equal(math.huge, loss:item())
+    loss:backward()
+    for t = 1, 4 do
+      for c = 1, 3 do
+        local g = lp.grad[t][1][c]:item()
+        if t <= 3 then assert.is_true(g ~= g, "NaN expected at step " .. t) else assert.are.equal(0, g) end
+        local h = lp.grad[t][2][c]:item()
+        assert.is_true(h == h and h ~= math.huge and h ~= -math.huge, "sample 2 stays finite")
+      end
+    end
+  end)
   it("takes another blank and an unbatched (T, C) input", function()
     local targets = nn.tensor({{1, 2, 2}, {4, 5, 1}, {2, 0, 0}}, {dtype = "int64"})
     local dl, dg = compare("float64", logits, targets, {7, 7, 4}, {3, 3, 1}, {blank = 3, reduction = "sum"})

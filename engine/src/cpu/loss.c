@@ -595,7 +595,12 @@ int nn_cpu_ctc_loss_backward(const nn_ctc_args *a) {
   const double *ll = a->alpha + a->N * a->T * a->L;
   for (int64_t n = 0; n < a->N; n++) {
     int64_t Tn = a->plan[n], Ln = 2 * a->plan[a->N + n] + 1;
-    if (Tn == 0 || (a->zero_infinity && ll[n] == -INFINITY)) continue;
+    if (Tn == 0) continue;
+    if (ll[n] == -INFINITY) { /* no alignment: zero_infinity's 0, or NaN over the input's steps, as PyTorch */
+      if (!a->zero_infinity)
+        for (int64_t i = 0; i < Tn * a->C; i++) nn_store(a->dtype, a->gx, ((i / a->C) * a->N + n) * a->C + i % a->C, NAN);
+      continue;
+    }
     const int64_t *target = a->plan + 2 * a->N + n * a->S;
     const double *al = a->alpha + n * a->T * a->L;
     double *beta = a->work + n * (2 * a->L + a->C), *next = beta + a->L, *acc = next + a->L;
