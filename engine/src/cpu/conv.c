@@ -108,6 +108,63 @@ static void same_plane_rows(const nn_patch_geom *g, const char *image, char *col
   }
 }
 
+/* col2im of a "same" convolution: each tap's rows inside the image are
+   added back as one run from the shifted start, as same_plane_rows copies
+   them. The run also adds the wrapped columns (padding, whose gradient is
+   dropped) onto the image's other edge, so those image elements are saved
+   before and written back after: the same additions in the same order as
+   plane_rows, bit for bit. NN_SAME_WRAP_MAX bounds the saved elements per
+   tap; a geometry that needs more goes through plane_rows. */
+enum { NN_SAME_WRAP_MAX = 512 };
+
+static int same_scatter_fits(const nn_patch_geom *g) {
+  int64_t widest = 0;
+  for (int64_t tx = 0; tx < g->kernel_w; tx++) {
+    int64_t dx = tx * g->dilation_w - g->pad_w, zeros = dx < 0 ? -dx : dx;
+    if (zeros > widest) widest = zeros;
+  }
+  return widest < g->width && widest * g->out_h <= NN_SAME_WRAP_MAX;
+}
+
+static inline void same_plane_scatter(nn_dtype dt, const nn_patch_geom *g, char *image, const char *cols, int64_t n,
+                                      int64_t c) {
+  int64_t kernel = g->kernel_h * g->kernel_w, w = g->width, plane = g->height * w;
+  size_t es = dt == NN_FLOAT32 ? sizeof(float) : sizeof(double);
+  char *img = image + (size_t)(n * g->image_sample_stride + c * plane) * es;
+  for (int64_t tap = 0; tap < kernel; tap++) {
+    int64_t dy = tap / g->kernel_w * g->dilation_h - g->pad_h, dx = tap % g->kernel_w * g->dilation_w - g->pad_w;
+    const char *row = cols + (size_t)(n * g->col_sample_stride + (c * kernel + tap) * g->col_row_stride) * es;
+    int64_t first = dy < 0 ? -dy : 0, last = g->height - dy < g->out_h ? g->height - dy : g->out_h;
+    if (first >= last || dx <= -w || dx >= w) continue; /* all padding */
+    int64_t from = first * w + (dx < 0 ? -dx : 0), to = last * w - (dx > 0 ? dx : 0), shift = dy * w + dx;
+    /* the wrapped columns between from and to land on image elements
+       [oy w + zero_at + shift, + zeros) for oy in [wrap_first, wrap_last) */
+    int64_t zero_at = dx < 0 ? 0 : w - dx, zeros = dx < 0 ? -dx : dx;
+    int64_t wrap_first = dx < 0 ? first + 1 : first, wrap_last = dx < 0 ? last : last - 1;
+    if (dt == NN_FLOAT32) {
+      float saved[NN_SAME_WRAP_MAX], *x = (float *)img + shift;
+      const float *r = (const float *)row;
+      int64_t k = 0;
+      for (int64_t oy = wrap_first; oy < wrap_last; oy++)
+        for (int64_t i = 0; i < zeros; i++) saved[k++] = x[oy * w + zero_at + i];
+      for (int64_t i = from; i < to; i++) x[i] += r[i];
+      k = 0;
+      for (int64_t oy = wrap_first; oy < wrap_last; oy++)
+        for (int64_t i = 0; i < zeros; i++) x[oy * w + zero_at + i] = saved[k++];
+    } else {
+      double saved[NN_SAME_WRAP_MAX], *x = (double *)img + shift;
+      const double *r = (const double *)row;
+      int64_t k = 0;
+      for (int64_t oy = wrap_first; oy < wrap_last; oy++)
+        for (int64_t i = 0; i < zeros; i++) saved[k++] = x[oy * w + zero_at + i];
+      for (int64_t i = from; i < to; i++) x[i] += r[i];
+      k = 0;
+      for (int64_t oy = wrap_first; oy < wrap_last; oy++)
+        for (int64_t i = 0; i < zeros; i++) x[oy * w + zero_at + i] = saved[k++];
+    }
+  }
+}
+
 typedef struct {
   const nn_patch_geom *g;
   char *image, *cols;
@@ -120,6 +177,13 @@ static void planes_range(const void *job, int64_t first, int64_t last) {
   int64_t channels = j->g->channels;
   if (!j->scatter && is_same_geometry(j->g)) {
     for (int64_t p = first; p < last; p++) same_plane_rows(j->g, j->image, j->cols, p / channels, p % channels);
+    return;
+  }
+  if (j->scatter && is_same_geometry(j->g) && same_scatter_fits(j->g)) {
+    for (int64_t p = first; p < last; p++) {
+      if (j->g->dtype == NN_FLOAT32) same_plane_scatter(NN_FLOAT32, j->g, j->image, j->cols, p / channels, p % channels);
+      else same_plane_scatter(NN_FLOAT64, j->g, j->image, j->cols, p / channels, p % channels);
+    }
     return;
   }
   for (int64_t p = first; p < last; p++) {
