@@ -103,8 +103,12 @@ static void same_plane_rows(const nn_patch_geom *g, const char *image, char *col
     memcpy(row + (size_t)from * es, img + (size_t)(from + dy * w + dx) * es, (size_t)(to - from) * es);
     /* the wrapped columns: the first -dx or last dx of each row */
     int64_t zero_at = dx < 0 ? 0 : w - dx, zeros = dx < 0 ? -dx : dx;
-    for (int64_t oy = first; oy < last && zeros; oy++)
-      memset(row + (size_t)(oy * w + zero_at) * es, 0, (size_t)zeros * es);
+    /* one or two elements a row: strided stores down the rows, not a call
+       to memset per row (which a loop along the row would become) */
+    for (int64_t i = zero_at; i < zero_at + zeros; i++) {
+      if (g->dtype == NN_FLOAT32) for (int64_t oy = first; oy < last; oy++) ((float *)row)[oy * w + i] = 0;
+      else for (int64_t oy = first; oy < last; oy++) ((double *)row)[oy * w + i] = 0;
+    }
   }
 }
 
