@@ -117,7 +117,9 @@ static void same_plane_rows(const nn_patch_geom *g, const char *image, char *col
    them. The run also adds the wrapped columns (padding, whose gradient is
    dropped) onto the image's other edge, so those image elements are saved
    before and written back after: the same additions in the same order as
-   plane_rows, bit for bit. NN_SAME_WRAP_MAX bounds the saved elements per
+   plane_rows, bit for bit; column by column down the rows, so that the
+   compiler does not make a memcpy call of each row's one or two elements.
+   NN_SAME_WRAP_MAX bounds the saved elements per
    tap; a geometry that needs more goes through plane_rows. */
 enum { NN_SAME_WRAP_MAX = 512 };
 
@@ -149,22 +151,22 @@ static inline void same_plane_scatter(nn_dtype dt, const nn_patch_geom *g, char 
       float saved[NN_SAME_WRAP_MAX], *x = (float *)img + shift;
       const float *r = (const float *)row;
       int64_t k = 0;
-      for (int64_t oy = wrap_first; oy < wrap_last; oy++)
-        for (int64_t i = 0; i < zeros; i++) saved[k++] = x[oy * w + zero_at + i];
+      for (int64_t i = zero_at; i < zero_at + zeros; i++)
+        for (int64_t oy = wrap_first; oy < wrap_last; oy++) saved[k++] = x[oy * w + i];
       for (int64_t i = from; i < to; i++) x[i] += r[i];
       k = 0;
-      for (int64_t oy = wrap_first; oy < wrap_last; oy++)
-        for (int64_t i = 0; i < zeros; i++) x[oy * w + zero_at + i] = saved[k++];
+      for (int64_t i = zero_at; i < zero_at + zeros; i++)
+        for (int64_t oy = wrap_first; oy < wrap_last; oy++) x[oy * w + i] = saved[k++];
     } else {
       double saved[NN_SAME_WRAP_MAX], *x = (double *)img + shift;
       const double *r = (const double *)row;
       int64_t k = 0;
-      for (int64_t oy = wrap_first; oy < wrap_last; oy++)
-        for (int64_t i = 0; i < zeros; i++) saved[k++] = x[oy * w + zero_at + i];
+      for (int64_t i = zero_at; i < zero_at + zeros; i++)
+        for (int64_t oy = wrap_first; oy < wrap_last; oy++) saved[k++] = x[oy * w + i];
       for (int64_t i = from; i < to; i++) x[i] += r[i];
       k = 0;
-      for (int64_t oy = wrap_first; oy < wrap_last; oy++)
-        for (int64_t i = 0; i < zeros; i++) x[oy * w + zero_at + i] = saved[k++];
+      for (int64_t i = zero_at; i < zero_at + zeros; i++)
+        for (int64_t oy = wrap_first; oy < wrap_last; oy++) x[oy * w + i] = saved[k++];
     }
   }
 }
