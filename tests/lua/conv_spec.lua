@@ -244,3 +244,24 @@ describe("a same convolution's patches (one copy per tap)", function()
     end
   end)
 end)
+
+describe("a same convolution's fold (one added run per tap)", function()
+  it("equals, bit for bit, the fold onto the padded image with its border cut off", function()
+    nn.manual_seed(5)
+    for _, dtype in ipairs({"float32", "float64"}) do
+      for _, c in ipairs({{3, 1, 1}, {5, 2, 1}, {1, 0, 1}, {3, 2, 2}}) do
+        for _, hw in ipairs({{7, 9}, {1, 5}, {14, 14}, {2, 3}, {28, 28}}) do
+          local k, pad, dil = c[1], c[2], c[3]
+          local h, w = hw[1], hw[2]
+          local cols = nn.randn(2, 3 * k * k, h * w):to(dtype)
+          local same = nn.F.fold(cols, {h, w}, k, {dilation = dil, padding = pad})
+          local padded = nn.F.fold(cols, {h + 2 * pad, w + 2 * pad}, k, {dilation = dil})
+          local inner = padded:narrow(3, pad + 1, h):narrow(4, pad + 1, w)
+          assert.are.same(inner:size(), same:size())
+          assert.are.equal(0, same:ne(inner):sum():item(), string.format("%s k %d pad %d dilation %d, %dx%d",
+            dtype, k, pad, dil, h, w))
+        end
+      end
+    end
+  end)
+end)

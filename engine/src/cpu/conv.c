@@ -103,8 +103,71 @@ static void same_plane_rows(const nn_patch_geom *g, const char *image, char *col
     memcpy(row + (size_t)from * es, img + (size_t)(from + dy * w + dx) * es, (size_t)(to - from) * es);
     /* the wrapped columns: the first -dx or last dx of each row */
     int64_t zero_at = dx < 0 ? 0 : w - dx, zeros = dx < 0 ? -dx : dx;
-    for (int64_t oy = first; oy < last && zeros; oy++)
-      memset(row + (size_t)(oy * w + zero_at) * es, 0, (size_t)zeros * es);
+    /* one or two elements a row: strided stores down the rows, not a call
+       to memset per row (which a loop along the row would become) */
+    for (int64_t i = zero_at; i < zero_at + zeros; i++) {
+      if (g->dtype == NN_FLOAT32) for (int64_t oy = first; oy < last; oy++) ((float *)row)[oy * w + i] = 0;
+      else for (int64_t oy = first; oy < last; oy++) ((double *)row)[oy * w + i] = 0;
+    }
+  }
+}
+
+/* col2im of a "same" convolution: each tap's rows inside the image are
+   added back as one run from the shifted start, as same_plane_rows copies
+   them. The run also adds the wrapped columns (padding, whose gradient is
+   dropped) onto the image's other edge, so those image elements are saved
+   before and written back after: the same additions in the same order as
+   plane_rows, bit for bit; column by column down the rows, so that the
+   compiler does not make a memcpy call of each row's one or two elements.
+   NN_SAME_WRAP_MAX bounds the saved elements per
+   tap; a geometry that needs more goes through plane_rows. */
+enum { NN_SAME_WRAP_MAX = 512 };
+
+static int same_scatter_fits(const nn_patch_geom *g) {
+  int64_t widest = 0;
+  for (int64_t tx = 0; tx < g->kernel_w; tx++) {
+    int64_t dx = tx * g->dilation_w - g->pad_w, zeros = dx < 0 ? -dx : dx;
+    if (zeros > widest) widest = zeros;
+  }
+  return widest < g->width && widest * g->out_h <= NN_SAME_WRAP_MAX;
+}
+
+static inline void same_plane_scatter(nn_dtype dt, const nn_patch_geom *g, char *image, const char *cols, int64_t n,
+                                      int64_t c) {
+  int64_t kernel = g->kernel_h * g->kernel_w, w = g->width, plane = g->height * w;
+  size_t es = dt == NN_FLOAT32 ? sizeof(float) : sizeof(double);
+  char *img = image + (size_t)(n * g->image_sample_stride + c * plane) * es;
+  for (int64_t tap = 0; tap < kernel; tap++) {
+    int64_t dy = tap / g->kernel_w * g->dilation_h - g->pad_h, dx = tap % g->kernel_w * g->dilation_w - g->pad_w;
+    const char *row = cols + (size_t)(n * g->col_sample_stride + (c * kernel + tap) * g->col_row_stride) * es;
+    int64_t first = dy < 0 ? -dy : 0, last = g->height - dy < g->out_h ? g->height - dy : g->out_h;
+    if (first >= last || dx <= -w || dx >= w) continue; /* all padding */
+    int64_t from = first * w + (dx < 0 ? -dx : 0), to = last * w - (dx > 0 ? dx : 0), shift = dy * w + dx;
+    /* the wrapped columns between from and to land on image elements
+       [oy w + zero_at + shift, + zeros) for oy in [wrap_first, wrap_last) */
+    int64_t zero_at = dx < 0 ? 0 : w - dx, zeros = dx < 0 ? -dx : dx;
+    int64_t wrap_first = dx < 0 ? first + 1 : first, wrap_last = dx < 0 ? last : last - 1;
+    if (dt == NN_FLOAT32) {
+      float saved[NN_SAME_WRAP_MAX], *x = (float *)img + shift;
+      const float *r = (const float *)row;
+      int64_t k = 0;
+      for (int64_t i = zero_at; i < zero_at + zeros; i++)
+        for (int64_t oy = wrap_first; oy < wrap_last; oy++) saved[k++] = x[oy * w + i];
+      for (int64_t i = from; i < to; i++) x[i] += r[i];
+      k = 0;
+      for (int64_t i = zero_at; i < zero_at + zeros; i++)
+        for (int64_t oy = wrap_first; oy < wrap_last; oy++) x[oy * w + i] = saved[k++];
+    } else {
+      double saved[NN_SAME_WRAP_MAX], *x = (double *)img + shift;
+      const double *r = (const double *)row;
+      int64_t k = 0;
+      for (int64_t i = zero_at; i < zero_at + zeros; i++)
+        for (int64_t oy = wrap_first; oy < wrap_last; oy++) saved[k++] = x[oy * w + i];
+      for (int64_t i = from; i < to; i++) x[i] += r[i];
+      k = 0;
+      for (int64_t i = zero_at; i < zero_at + zeros; i++)
+        for (int64_t oy = wrap_first; oy < wrap_last; oy++) x[oy * w + i] = saved[k++];
+    }
   }
 }
 
@@ -120,6 +183,13 @@ static void planes_range(const void *job, int64_t first, int64_t last) {
   int64_t channels = j->g->channels;
   if (!j->scatter && is_same_geometry(j->g)) {
     for (int64_t p = first; p < last; p++) same_plane_rows(j->g, j->image, j->cols, p / channels, p % channels);
+    return;
+  }
+  if (j->scatter && is_same_geometry(j->g) && same_scatter_fits(j->g)) {
+    for (int64_t p = first; p < last; p++) {
+      if (j->g->dtype == NN_FLOAT32) same_plane_scatter(NN_FLOAT32, j->g, j->image, j->cols, p / channels, p % channels);
+      else same_plane_scatter(NN_FLOAT64, j->g, j->image, j->cols, p / channels, p % channels);
+    }
     return;
   }
   for (int64_t p = first; p < last; p++) {
