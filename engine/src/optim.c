@@ -307,6 +307,14 @@ int nn_radam_step(nn_tensor *param, nn_radam_state *state, const nn_radam_option
   return optimizer_step("radam", param, state, sizeof *state, buffers, 2, radam_front, o);
 }
 
+/* x rounded to float32, as PyTorch's float32 state tensors hold it. Through
+   a volatile float: the optimized LTO build folded the plain (float) round
+   trip away, so ASGD's eta after a step was the unrounded double. */
+static double float32_value(double x) {
+  volatile float f = (float)x;
+  return f;
+}
+
 static int asgd_front(nn_tensor *param, void *vstate, const void *voptions) {
   nn_asgd_state *state = vstate;
   const nn_asgd_options *o = voptions;
@@ -314,13 +322,13 @@ static int asgd_front(nn_tensor *param, void *vstate, const void *voptions) {
   const nn_backend *be = prepare_step("asgd", offsetof(nn_backend, asgd_step), param, bufs, 1);
   int64_t step = state->step + 1;
   /* eta and mu are PyTorch's float32 tensors, lr and 1 in a new state */
-  double eta = state->step == 0 ? (float)o->lr : state->eta, mu = state->step == 0 ? 1 : state->mu;
+  double eta = state->step == 0 ? float32_value(o->lr) : state->eta, mu = state->step == 0 ? 1 : state->mu;
   if (!be || be->asgd_step(param->dtype, nn_numel(param), nn_data(param), nn_data(param->grad),
                            nn_data(state->ax), eta, mu, o) < 0)
     return -1;
   state->step = step;
-  state->eta = (float)(o->lr / pow(1 + o->lambd * o->lr * (double)step, o->alpha));
-  state->mu = (float)(1 / fmax(1, (double)step - o->t0));
+  state->eta = float32_value(o->lr / pow(1 + o->lambd * o->lr * (double)step, o->alpha));
+  state->mu = float32_value(1 / fmax(1, (double)step - o->t0));
   return 0;
 }
 
