@@ -308,8 +308,13 @@ int nn_radam_step(nn_tensor *param, nn_radam_state *state, const nn_radam_option
 }
 
 /* x rounded to float32, as PyTorch's float32 state tensors hold it. Through
-   a volatile float: the optimized LTO build folded the plain (float) round
-   trip away, so ASGD's eta after a step was the unrounded double. */
+   a volatile float: GCC 12.2 at -O3 miscompiles two adjacent stores of
+   (float) round trips into double fields. Its SLP vectorizer packs them
+   into one vector conversion pair, and the late FRE pass then folds
+   (vector double)(vector float)v to v, dropping the rounding; ASGD's
+   eta and mu after a step were the unrounded doubles. A scan of the
+   -fdump-tree-slp2 dumps of every engine file, and of the LTO link's,
+   found no other vector float-to-double conversion (notes of issue 13). */
 static double float32_value(double x) {
   volatile float f = (float)x;
   return f;
