@@ -15,6 +15,9 @@
 nn_tensor *nnl_check_tensor(lua_State *L, int idx, const char *op);
 /* A tensor, or NULL when the value is not one. */
 nn_tensor *nnl_to_tensor(lua_State *L, int idx);
+/* The tensor in box, a userdata nnl_to_tensor has accepted before (NULL
+   once the tensor is closed): no C API call. */
+nn_tensor *nnl_box_tensor(const void *box);
 /* Pushes t (taking its reference); a NULL t raises the engine's error. */
 void nnl_push_tensor(lua_State *L, nn_tensor *t);
 /* Raises the engine's last error as a Lua error at the user's position. */

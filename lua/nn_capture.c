@@ -177,11 +177,20 @@ static int step_gc(lua_State *L) {
   return 0;
 }
 
+/* The step's arguments as tensors, looked up once a call: up to this
+   many kept in the caller's array, more looked up again where needed. */
+#define KEPT_ARGS 16
+static const nn_tensor *arg_tensor(lua_State *L, nn_tensor *const *args, int i) {
+  return args ? args[i] : nnl_to_tensor(L, i + 2);
+}
+
 /* Checks the step's arguments (stack 2 .. nargs + 1): tensors, none
-   requiring grad (the plan's copies would take its gradient). */
-static void check_arguments(lua_State *L, int nargs) {
+   requiring grad (the plan's copies would take its gradient); fills args
+   (when not NULL) with them. */
+static void check_arguments(lua_State *L, int nargs, nn_tensor **args) {
   for (int i = 1; i <= nargs; i++) {
     nn_tensor *t = nnl_to_tensor(L, i + 1);
+    if (args) args[i - 1] = t;
     if (!t)
       nnl_error(L, "capture: the step's argument %d must be a tensor, got %s", i,
                 luaL_typename(L, i + 1));
@@ -191,10 +200,10 @@ static void check_arguments(lua_State *L, int nargs) {
   }
 }
 
-static int same_signature(const captured_plan *p, lua_State *L, int nargs) {
+static int same_signature(const captured_plan *p, lua_State *L, int nargs, nn_tensor *const *args) {
   if (!p->plan || p->nargs != nargs) return 0;
   for (int i = 0; i < nargs; i++) {
-    const nn_tensor *a = nnl_to_tensor(L, i + 2), *in = p->inputs[i];
+    const nn_tensor *a = arg_tensor(L, args, i), *in = p->inputs[i];
     if (a->dtype != in->dtype || a->device != in->device || a->ndim != in->ndim) return 0;
     for (int d = 0; d < a->ndim; d++)
       if (a->size[d] != in->size[d]) return 0;
@@ -216,9 +225,10 @@ static void push_plan_table(lua_State *L, int i) {
   lua_remove(L, -2);
 }
 
-static int replay(lua_State *L, captured_step *s, captured_plan *p, int nargs) {
+static int replay(lua_State *L, captured_step *s, captured_plan *p, int nargs,
+                  nn_tensor *const *args) {
   for (int i = 0; i < nargs; i++)
-    if (nn_plan_copy_input(p->inputs[i], nnl_to_tensor(L, i + 2)) < 0) return nnl_engine_error(L);
+    if (nn_plan_copy_input(p->inputs[i], arg_tensor(L, args, i)) < 0) return nnl_engine_error(L);
   lua_settop(L, 1);
   push_plan_table(L, (int)(p - s->plans)); /* 2 */
   lua_rawgeti(L, 2, PLAN_RESULTS);         /* 3 */
@@ -334,16 +344,17 @@ static int capture(lua_State *L, captured_step *s, int nargs) {
 static int step_call(lua_State *L) {
   captured_step *s = check_step(L, "call");
   int nargs = lua_gettop(L) - 1;
-  check_arguments(L, nargs);
+  nn_tensor *kept_args[KEPT_ARGS], **args = nargs <= KEPT_ARGS ? kept_args : NULL;
+  check_arguments(L, nargs, args);
   /* inside another step's capture: its ops are that plan's to record */
   if (session.active) return run_eagerly(L, nargs);
   s->calls++;
   if (s->eager || s->calls == 1) return run_eagerly(L, nargs);
   for (int i = 0; i < MAX_PLANS; i++) {
     captured_plan *p = &s->plans[i];
-    if (same_signature(p, L, nargs)) {
+    if (same_signature(p, L, nargs, args)) {
       p->last_use = s->calls;
-      return replay(L, s, p, nargs);
+      return replay(L, s, p, nargs, args);
     }
   }
   return capture(L, s, nargs);

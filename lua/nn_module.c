@@ -304,14 +304,13 @@ static int native_layer_at(lua_State *L, lua_Integer i, native_layer *layer) {
 /* The n children of the Sequential at index 1 as native layers; 0 when
    some child is not one. */
 static int native_layers(lua_State *L, lua_Integer n, native_layer *layer) {
-  if (n < 1 || n > MAX_NATIVE_LAYERS) return 0;
-  int top = lua_gettop(L);
-  for (lua_Integer i = 1; i <= n; i++) {
-    int ok = native_layer_at(L, i, &layer[i - 1]);
-    lua_settop(L, top);
-    if (!ok) return 0;
-  }
-  return 1;
+  /* what each child pushes (at most 5 values) stays until all are read:
+     one settop a forward, not one a child */
+  if (n < 1 || n > MAX_NATIVE_LAYERS || !lua_checkstack(L, 5 * (int)n)) return 0;
+  int top = lua_gettop(L), ok = 1;
+  for (lua_Integer i = 1; i <= n && ok; i++) ok = native_layer_at(L, i, &layer[i - 1]);
+  lua_settop(L, top);
+  return ok;
 }
 
 static int l_sequential_forward(lua_State *L) {

@@ -173,12 +173,13 @@ static lua_Integer begin_step(lua_State *L, const char *op) {
 typedef struct {
   const void *list; /* group.params at capture */
   lua_Integer n;
-  nn_tensor *params[]; /* retained */
+  nn_sgd_list *steps; /* the engine's step of those tensors */
+  const void *box[]; /* the list's userdata at capture */
 } sgd_replay;
 
 static void free_sgd_replay(void *data) {
   sgd_replay *r = data;
-  for (lua_Integer i = 0; i < r->n; i++) nn_release(r->params[i]);
+  nn_sgd_list_free(r->steps);
   free(r);
 }
 
@@ -196,52 +197,61 @@ static sgd_replay *sgd_snapshot(lua_State *L) {
     return NULL;
   }
   lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-  sgd_replay *r = malloc(sizeof *r + (size_t)n * sizeof r->params[0]);
-  if (r) r->list = lua_topointer(L, -1), r->n = 0;
-  for (lua_Integer i = 1; r && i <= n; i++) {
+  sgd_replay *r = malloc(sizeof *r + (size_t)n * sizeof r->box[0]);
+  nn_tensor **params = malloc((size_t)(n > 0 ? n : 1) * sizeof *params);
+  int ok = r && params;
+  for (lua_Integer i = 1; ok && i <= n; i++) {
     lua_rawgeti(L, -1, i);
-    nn_tensor *p = nnl_to_tensor(L, -1);
+    params[i - 1] = nnl_to_tensor(L, -1);
+    r->box[i - 1] = lua_touserdata(L, -1);
+    ok = params[i - 1] != NULL;
     lua_pop(L, 1);
-    if (!p) {
-      free_sgd_replay(r);
-      r = NULL;
-    } else {
-      r->params[r->n++] = nn_retain(p);
-    }
+  }
+  if (ok) {
+    r->list = lua_topointer(L, -1);
+    r->n = n;
+    ok = (r->steps = nn_sgd_list_new(params, n)) != NULL;
   }
   lua_pop(L, 1);
+  free(params);
+  if (!ok) {
+    free(r);
+    return NULL;
+  }
   return r;
 }
 
-/* fn (optim_sgd itself, at a stack index) keeps the keys as upvalues */
+/* fn (optim_sgd itself, at a stack index) keeps the keys as upvalues.
+   Raw reads, one C API call each: a field present in the group reads the
+   same raw as through metamethods, and an absent one (nil) sends the step
+   to optim_sgd, which reads as eager does. The list's elements are
+   compared as userdata with those at capture (a box keeps its tensor
+   unless closed: checked too); the engine's list steps them. */
 static int sgd_native_replay(lua_State *L, int fn, void *data) {
   static const int keys[] = {K_LR, K_MOMENTUM, K_DAMPENING, K_WEIGHT_DECAY, K_NESTEROV,
                              K_MAXIMIZE, K_PARAMS};
   const sgd_replay *r = data;
-  int group = fn + 1, first = lua_gettop(L) + 1;
+  int group = fn + 1, first = lua_gettop(L) + 1, list = first + 6;
+  if (!lua_checkstack(L, 8 + (int)r->n)) return 0;
   for (int k = 0; k < 7; k++) {
     lua_getupvalue(L, fn, keys[k]);
-    lua_gettable(L, group);
+    lua_rawget(L, group);
   }
   int ok[4];
   nn_sgd_options o = {lua_tonumberx(L, first, &ok[0]), lua_tonumberx(L, first + 1, &ok[1]),
                       lua_tonumberx(L, first + 2, &ok[2]), lua_tonumberx(L, first + 3, &ok[3]),
                       lua_toboolean(L, first + 4), lua_toboolean(L, first + 5)};
-  if (!ok[0] || !ok[1] || !ok[2] || !ok[3] || o.momentum != 0 ||
-      lua_topointer(L, first + 6) != r->list || (lua_Integer)lua_rawlen(L, first + 6) != r->n)
+  if (!ok[0] || !ok[1] || !ok[2] || !ok[3] || o.momentum != 0 || lua_isnil(L, first + 4) ||
+      lua_isnil(L, first + 5) || lua_topointer(L, list) != r->list ||
+      (lua_Integer)lua_rawlen(L, list) != r->n)
     return 0;
   /* a tensor replaced inside the list: the step eager would take */
+  for (lua_Integer i = 0; i < r->n; i++) lua_rawgeti(L, list, i + 1);
   for (lua_Integer i = 0; i < r->n; i++) {
-    lua_rawgeti(L, first + 6, i + 1);
-    int same = nnl_to_tensor(L, -1) == r->params[i];
-    lua_pop(L, 1);
-    if (!same) return 0;
+    const void *box = lua_touserdata(L, list + 1 + (int)i);
+    if (box != r->box[i] || !nnl_box_tensor(box)) return 0;
   }
-  for (lua_Integer i = 0; i < r->n; i++) {
-    nn_tensor *none = NULL;
-    if (nn_sgd_step(r->params[i], &none, &o) < 0) return -1;
-  }
-  return 1;
+  return nn_sgd_list_step(r->steps, &o) < 0 ? -1 : 1;
 }
 
 /* optim_sgd(group, states): momentum_buffer (no state without momentum) */
@@ -255,14 +265,22 @@ static int l_optim_sgd(lua_State *L) {
                       group_number(L, 1, K_DAMPENING, op),
                       group_number(L, 1, K_WEIGHT_DECAY, op), group_flag(L, 1, K_NESTEROV),
                       group_flag(L, 1, K_MAXIMIZE)};
+  if (o.momentum == 0) { /* plain SGD keeps no state: the fast path of a training loop */
+    luaL_checkstack(L, (int)(n < 1000 ? n : 1000), op);
+    for (lua_Integer first = 1; first <= n; first += 1000) { /* the list pushed, popped once */
+      lua_Integer last = first + 999 < n ? first + 999 : n;
+      for (lua_Integer i = first; i <= last; i++) lua_rawgeti(L, 3, i);
+      for (lua_Integer i = first; i <= last; i++) {
+        nn_tensor *p = nnl_check_tensor(L, 4 + (int)(i - first), op), *none = NULL;
+        if (nn_sgd_step(p, &none, &o) < 0) return nnl_engine_error(L);
+      }
+      lua_settop(L, 3);
+    }
+    n = 0;
+  }
   for (lua_Integer i = 1; i <= n; i++) {
     nn_tensor *p = param_at(L, 3, i, op);
     if (!p) continue;
-    if (o.momentum == 0) { /* plain SGD keeps no state: the fast path of a training loop */
-      nn_tensor *none = NULL;
-      if (nn_sgd_step(p, &none, &o) < 0) return nnl_engine_error(L);
-      continue;
-    }
     int st = get_state(L, 2, i);
     nn_tensor *before = state_tensor(L, st, K_MOMENTUM_BUFFER), *buf = before;
     if (nn_sgd_step(p, &buf, &o) < 0) return nnl_engine_error(L);
@@ -537,12 +555,18 @@ static void zero_grads(lua_State *L, int idx, int to_none) {
     nn_capture_refuse("capture: zero_grad(true) inside the step drops the gradients, whose "
                       "buffers the plan writes (zero_grad() zeroes them; the step runs eagerly)");
   lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-  for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, idx, i);
-    nn_tensor *p = nnl_check_tensor(L, -1, "zero_grad");
-    if (to_none) nn_set_grad(p, NULL);
-    else nn_zero_grad(p);
-    lua_pop(L, 1);
+  /* the list on the stack first, popped once: a training loop's every step comes here */
+  int top = lua_gettop(L);
+  luaL_checkstack(L, (int)(n < 1000 ? n : 1000), "zero_grad");
+  for (lua_Integer first = 1; first <= n; first += 1000) {
+    lua_Integer last = first + 999 < n ? first + 999 : n;
+    for (lua_Integer i = first; i <= last; i++) lua_rawgeti(L, idx, i);
+    for (lua_Integer i = first; i <= last; i++) {
+      nn_tensor *p = nnl_check_tensor(L, top + 1 + (int)(i - first), "zero_grad");
+      if (to_none) nn_set_grad(p, NULL);
+      else nn_zero_grad(p);
+    }
+    lua_settop(L, top);
   }
 }
 

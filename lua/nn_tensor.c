@@ -31,6 +31,8 @@ nn_tensor *nnl_to_tensor(lua_State *L, int idx) {
   return b ? b->t : NULL;
 }
 
+nn_tensor *nnl_box_tensor(const void *box) { return ((const tensor_box *)box)->t; }
+
 nn_tensor *nnl_check_tensor(lua_State *L, int idx, const char *op) {
   tensor_box *b = to_box(L, idx);
   if (!b) {

@@ -577,6 +577,16 @@ typedef struct {
 } nn_sgd_options;
 /* *momentum_buffer is created on the first step when momentum != 0. */
 int nn_sgd_step(nn_tensor *param, nn_tensor **momentum_buffer, const nn_sgd_options *opt);
+/* Plain SGD (momentum 0) on a fixed list of parameters, step after step (a
+   captured step's optimizer): each step is nn_sgd_step(params[i], &none,
+   opt) for every i, in order, bit for bit, errors and all; a parameter
+   whose gradient is the tensor it had at the previous step (a tensor's
+   geometry and storage never change) is not checked again. The list
+   retains the parameters and the gradients it has seen. */
+typedef struct nn_sgd_list nn_sgd_list;
+nn_sgd_list *nn_sgd_list_new(nn_tensor *const *params, int64_t n);
+int nn_sgd_list_step(nn_sgd_list *list, const nn_sgd_options *opt);
+void nn_sgd_list_free(nn_sgd_list *list);
 
 /* ---- more optimizers (optim.c) -------------------------------------- */
 /* Each step updates one parameter from its .grad in one fused loop, in

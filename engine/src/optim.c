@@ -8,6 +8,7 @@
 #include "math/optim.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The backend that steps p (its gradient on its device), or NULL. */
@@ -93,6 +94,63 @@ int nn_sgd_step(nn_tensor *param, nn_tensor **momentum_buffer, const nn_sgd_opti
     return -1;
   nn_bump_version(param);
   return 0;
+}
+
+/* ---- plain SGD on a list, step after step ------------------------------ */
+struct nn_sgd_list {
+  int64_t n;
+  struct {
+    nn_tensor *param, *grad; /* retained; grad: the one checked last */
+    const nn_backend *be;    /* NULL: step through nn_sgd_step */
+    int64_t numel;
+  } item[];
+};
+
+nn_sgd_list *nn_sgd_list_new(nn_tensor *const *params, int64_t n) {
+  nn_sgd_list *l = calloc(1, sizeof *l + (size_t)(n > 0 ? n : 0) * sizeof l->item[0]);
+  if (!l) {
+    nn_error_set("sgd: out of memory");
+    return NULL;
+  }
+  l->n = n;
+  for (int64_t i = 0; i < n; i++) l->item[i].param = nn_retain(params[i]);
+  return l;
+}
+
+int nn_sgd_list_step(nn_sgd_list *l, const nn_sgd_options *o) {
+  if (o->momentum != 0) {
+    nn_error_set("sgd: a parameter list steps plain SGD only (momentum 0)");
+    return -1;
+  }
+  for (int64_t i = 0; i < l->n; i++) {
+    nn_tensor *p = l->item[i].param;
+    if (l->item[i].be && p->grad == l->item[i].grad) {
+      if (l->item[i].be->sgd_step(p->dtype, l->item[i].numel, nn_data(p), nn_data(p->grad), NULL,
+                                  0, o) < 0)
+        return -1;
+      nn_bump_version(p);
+      continue;
+    }
+    nn_tensor *none = NULL;
+    if (nn_sgd_step(p, &none, o) < 0) return -1;
+    /* checked once: what nn_sgd_step found fit stays fit while the gradient is the same tensor */
+    nn_release(l->item[i].grad);
+    l->item[i].grad = nn_retain(p->grad);
+    l->item[i].be = p->grad && !nn_half_dtype(p->dtype) && !nn_capture_active
+                        ? nn_dispatch("sgd", offsetof(nn_backend, sgd_step), p, p->grad, NULL)
+                        : NULL;
+    l->item[i].numel = nn_numel(p);
+  }
+  return 0;
+}
+
+void nn_sgd_list_free(nn_sgd_list *l) {
+  if (!l) return;
+  for (int64_t i = 0; i < l->n; i++) {
+    nn_release(l->item[i].param);
+    nn_release(l->item[i].grad);
+  }
+  free(l);
 }
 
 /* ---- Adam and AdamW -------------------------------------------------- */
