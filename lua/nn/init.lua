@@ -141,36 +141,31 @@ local core_names = {F = true, Module = true, Parameter = true, is_module = true,
 local load_core -- (below)
 
 nn.utils = {} -- lr_scheduler's and rnn_layers' names share it
-local tensor_properties = getmetatable(C.zeros(1)).properties or {}
-getmetatable(C.zeros(1)).properties = tensor_properties
--- The tables a family's names go in. nn, nn.F, nn.optim and nn.utils find a
--- missing name through __index; tensors look their methods and properties
--- up without metamethods (in C), so there the name holds a stand-in that
--- loads the file and calls what it put in its place.
+local tensor_metatable = getmetatable(C.zeros(1))
+local tensor_properties = tensor_metatable.properties or {}
+tensor_metatable.properties = tensor_properties
+-- The tables a family's names go in; each finds a missing name through
+-- __index (a tensor's too: below).
 local homes = {[""] = nn, utils = nn.utils, Tensor = nn.Tensor, properties = tensor_properties}
 local pending = {} -- home's path ("" for nn, "F"...) -> {name -> family}: families not loaded yet
 local path_of = {} -- nn, nn.F, nn.optim, nn.utils -> their paths in homes
-local stand_ins = setmetatable({}, {__mode = "k"}) -- stand-in -> {home, name}
-nn._stand_ins = stand_ins -- help() resolves one to the function it stands for
+-- stand-in -> {home, name}: none now (tensors find a family's names through
+-- __index, below); help() still resolves one it is given
+nn._stand_ins = setmetatable({}, {__mode = "k"})
 -- Namespaces of nn that a family makes (nn.optim, where lr_scheduler's names
 -- go): they become homes, lazy themselves, once that family has loaded.
 local late_homes = {optim = true}
 local make_lazy -- (below) lets a home find a missing name through its families
 
--- Loads family (its entry in families) unless loaded; its stand-ins go
--- first, so that the file finds the names free.
+-- Loads family (its entry in families) unless loaded; its names leave
+-- pending first, so that the file finds them free.
 local index_families -- (below) fills pending and each family's places
 local function load_family(family)
   if family.loaded then return end
   load_core() -- every family builds on it: loaded first, so that its walk finds no half-made file
   index_families()
   family.loaded = true
-  for _, place in ipairs(family.places) do
-    local where, name = place[1], place[2]
-    pending[where][name] = nil
-    local home = homes[where]
-    if home and stand_ins[rawget(home, name)] then rawset(home, name, nil) end
-  end
+  for _, place in ipairs(family.places) do pending[place[1]][place[2]] = nil end
   require(family[1])(nn)
   for where in pairs(late_homes) do
     if not homes[where] and rawget(nn, where) then
@@ -251,31 +246,21 @@ function nn._family_list()
   return families
 end
 
--- Tensors look their methods and properties up without metamethods (in
--- C), so the stand-ins of a family's "Tensor." and "properties." names are
--- made as nn loads; found with plain searches, as splitting every list
--- would cost what the index does.
-for _, family in ipairs(families) do
-  local names = family[2]
-  for where, prefix in pairs {Tensor = "Tensor.", properties = "properties."} do
-    local home, at = homes[where], 1
-    while true do
-      local first, last = names:find(prefix, at, true)
-      if not first then break end
-      local stop = names:find(" ", last + 1, true) or #names + 1
-      at = stop
-      if first == 1 or names:byte(first - 1) == 32 then -- a whole name, not the end of one
-        local name = names:sub(last + 1, stop - 1)
-        local function stand_in(...)
-          load_family(family)
-          return home[name](...)
-        end
-        stand_ins[stand_in] = {home, name}
-        home[name] = stand_in
-      end
-    end
+-- A tensor looks a name up in C (mt_index in lua/nn_tensor.c): its methods
+-- raw, then its properties and, for a name in neither, its methods with
+-- their __index; so a family's "Tensor." and "properties." names load it
+-- at a tensor's first use of one, through these two tables' __index, as
+-- nn's own names do. (Each name had a stand-in function made as nn
+-- loaded: 0.3M instructions.)
+local function lazy_property(props, key)
+  index_families()
+  local family = pending.properties and pending.properties[key]
+  if family then
+    load_family(family)
+    return rawget(props, key)
   end
 end
+setmetatable(tensor_properties, {__index = lazy_property, __pairs = lazy_pairs})
 local lazy_namespace = {__index = lazy_index, __pairs = lazy_pairs}
 function make_lazy(where)
   path_of[homes[where]] = where
@@ -283,6 +268,7 @@ function make_lazy(where)
 end
 make_lazy("")
 make_lazy("utils")
+make_lazy("Tensor")
 
 -- The core (core_names): modules, the plain layers and the plain
 -- activations (layers.lua's Sigmoid, Tanh, ReLU...). The other activations,
@@ -301,9 +287,9 @@ function load_core()
   require "nn.layers" (nn)
   homes.F = nn.F
   make_lazy("F")
-  -- The core adds no method to tensors (only the families' stand-ins,
-  -- which take `...`): the walk leaves nn.Tensor's 270-odd C functions
-  -- out this once (lazy_spec checks that nothing needs it).
+  -- The core adds no method to tensors: the walk leaves nn.Tensor's
+  -- 270-odd C functions out this once (lazy_spec checks that nothing
+  -- needs it).
   nn._check_counts(nn, {[nn._C] = true, [nn.Tensor] = true, [tensor_properties] = true})
   if collecting then collectgarbage("restart") end
 end
