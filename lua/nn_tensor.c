@@ -1110,7 +1110,9 @@ static int mt_index(lua_State *L) {
       lua_pushvalue(L, 1);
       lua_call(L, 1, 1);
     } else {
-      lua_pushnil(L);
+      /* a method of a family not loaded yet (t:glu()): the methods' own
+         __index loads it (lua/nn/init.lua); only a miss comes here */
+      lua_getfield(L, lua_upvalueindex(1), k);
     }
     return 1;
   }

@@ -27,181 +27,6 @@ function nn._raise(msg)
   error(msg, level)
 end
 
--- Arguments a function does not take are an error, never dropped in
--- silence: a Torch7 habit such as nn.Linear(2, 1, "nobias") or a
--- PyTorch-style extra argument must not quietly compute something else.
--- Every public Lua function of nn is wrapped, once, in a check of its
--- argument count made from its own parameter list; a function with `...`
--- checks its arguments itself. (The C functions call nnl_check_nargs.)
-local wrapped_from = {} -- wrapper -> the function it checks (both live as long as nn)
-nn._unwrapped = wrapped_from
-
---- nn._too_many_arguments(op, max, names, got [, or_more]): the message of a
--- call given more arguments than the max it takes, worded as the C
--- functions word it.
-function nn._too_many_arguments(op, max, names, got, or_more)
-  local count = got .. (or_more and " or more" or "")
-  if max == 0 then return string.format("%s: takes no arguments, got %s", op, count) end
-  return string.format("%s: takes at most %d argument%s (%s), got %s", op, max, max == 1 and "" or "s",
-    names, count)
-end
-
---- nn._check_count(op, max, names, ...): raises that message when ... (a
--- function's arguments) holds more than max of them, trailing nils aside:
--- for the functions that take `...` and count for themselves.
-function nn._check_count(op, max, names, ...)
-  local n = select("#", ...)
-  if n <= max then return end
-  while n > max and select(n, ...) == nil do n = n - 1 end
-  if n > max then nn._raise(nn._too_many_arguments(op, max, names, n)) end
-end
-
---- nn._options(op, opts, known): opts (a new {} for nil) once checked to be a
--- table whose keys are all in the list known: a misspelt option is an
--- error, not silently ignored.
-function nn._options(op, opts, known)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" or nn.is_tensor(opts) then
-    nn._raise(string.format("%s: options must be a table like {%s = ...}, got %s", op, known[1], type(opts)))
-  end
-  for key in pairs(opts) do
-    local ok = false
-    for _, name in ipairs(known) do ok = ok or key == name end
-    if not ok then
-      nn._raise(string.format("%s: unknown option '%s' (it takes %s)", op, tostring(key), table.concat(known, ", ")))
-    end
-  end
-  return opts
-end
-
--- The name a message gives a function: the class's for its constructor and
--- forward (what a user calls as Linear(...) and model(x)), Class:method for
--- the other methods, the key alone for a namespace's function.
-local function op_name(key, receiver, self, owner)
-  if receiver ~= "class" then return key end
-  local class = type(self) == "table" and type(self.__name) == "string" and self.__name or owner
-  if key == "init" or key == "new" or key == "forward" or key == "__call" then return class end
-  return class .. ":" .. key
-end
-
--- refuse(fn, site, or_more, ...): raises the error for a call of a wrapped
--- fn that failed the check, given its arguments (or_more: some may have
--- been dropped past the last one). site says where fn was found,
--- "key\0receiver\0owner": one string, so that a wrapper holds one value
--- for it (nn wraps some two hundred functions as it loads).
-local arity = C.arity
-local function refuse(fn, site, or_more, ...)
-  local key, receiver, owner = site:match("^([^\0]*)\0([^\0]*)\0(.*)$")
-  if receiver == "" then receiver = nil end
-  local max = arity(fn)
-  local skip = receiver and 1 or 0
-  local method = receiver == "class"
-  if method and (...) == nil then -- m.train() for m:train()
-    nn._raise(string.format("%s: call it on its object with a colon, as obj:%s(...)",
-      op_name(key, receiver, nil, owner), key))
-  end
-  local n = select("#", ...)
-  while n > max and select(n, ...) == nil do n = n - 1 end
-  local names = {}
-  for i = 1 + skip, max do names[#names + 1] = debug.getlocal(fn, i) end
-  nn._raise(nn._too_many_arguments(op_name(key, receiver, (...), owner), max - skip,
-    table.concat(names, ", "), n - skip, or_more))
-end
-
--- The check itself, in the form that costs least: the function's own
--- parameters plus three more, e1..e3, where an argument it does not take
--- lands; no `...`, no select(), no type(). (An epoch of the XOR loop calls
--- four wrapped functions: with `...` and select() the checks cost 7% of its
--- instructions, this way 3%; the functions a training step calls every
--- time are now C, which checks for itself.) Past e3 a count is reported as
--- "or more", and an argument after three nils goes unseen. A method's
--- object must not be nil (m.train() for m:train()). fixed_arity[n](fn,
--- method, site) makes the wrapper of a function of n parameters;
--- any_arity serves longer ones.
-local function any_arity(fn, method, site, max)
-  return function(...)
-    if select("#", ...) > max or (method and (...) == nil) then refuse(fn, site, false, ...) end
-    return fn(...)
-  end
-end
-local fixed_arity = {
-  [0] = function(fn, _, site)
-    return function(e1, e2, e3)
-      if e1 ~= nil or e2 ~= nil or e3 ~= nil then refuse(fn, site, e3 ~= nil, e1, e2, e3) end
-      return fn()
-    end
-  end,
-  [1] = function(fn, method, site)
-    return function(a, e1, e2, e3)
-      if e1 ~= nil or e2 ~= nil or e3 ~= nil or (method and a == nil) then
-        refuse(fn, site, e3 ~= nil, a, e1, e2, e3)
-      end
-      return fn(a)
-    end
-  end,
-  [2] = function(fn, method, site)
-    return function(a, b, e1, e2, e3)
-      if e1 ~= nil or e2 ~= nil or e3 ~= nil or (method and a == nil) then
-        refuse(fn, site, e3 ~= nil, a, b, e1, e2, e3)
-      end
-      return fn(a, b)
-    end
-  end,
-  [3] = function(fn, method, site)
-    return function(a, b, c, e1, e2, e3)
-      if e1 ~= nil or e2 ~= nil or e3 ~= nil or (method and a == nil) then
-        refuse(fn, site, e3 ~= nil, a, b, c, e1, e2, e3)
-      end
-      return fn(a, b, c)
-    end
-  end,
-  [4] = function(fn, method, site)
-    return function(a, b, c, d, e1, e2, e3)
-      if e1 ~= nil or e2 ~= nil or e3 ~= nil or (method and a == nil) then
-        refuse(fn, site, e3 ~= nil, a, b, c, d, e1, e2, e3)
-      end
-      return fn(a, b, c, d)
-    end
-  end,
-}
-
--- fn wrapped in the count check; receiver ("class", "tensor" or nil) says
--- whether the first parameter is the object the method is called on, owner
--- names the table fn was found in. A function that takes `...` (and every
--- C function) checks its own arguments and stays as it is.
-local wrappers = {class = {}, tensor = {}, plain = {}}
-local function count_checked(fn, key, receiver, owner)
-  if wrapped_from[fn] then return fn end
-  local memo = wrappers[receiver or "plain"]
-  local wrapper = memo[fn]
-  if wrapper then return wrapper end
-  local max, vararg = arity(fn)
-  if vararg then
-    wrapper = fn
-  else
-    local site = key .. "\0" .. (receiver or "") .. "\0" .. owner
-    wrapper = (fixed_arity[max] or any_arity)(fn, receiver == "class", site, max)
-    wrapped_from[wrapper] = fn
-  end
-  memo[fn] = wrapper
-  return wrapper
-end
-
--- Wraps the public functions of t and of the tables below it (namespaces,
--- classes), and the __call of their metatables. The walk is C's
--- (check_counts_walk in lua/nn_module.c: in Lua it cost 3M instructions at
--- every load); it calls back here for each function that needs a wrapper.
-local function wrap_in_place(t, key, fn, receiver, owner)
-  rawset(t, key, count_checked(fn, key, receiver, owner))
-end
-local check_counts_walk = C.check_counts_walk
-local function check_counts(t, seen, name)
-  check_counts_walk(t, seen, wrapped_from, nn.Tensor, wrap_in_place, name)
-end
-
---- nn._check_counts(t): adds the count check to the public functions of t
--- (a class or namespace a module keeps to itself, as nn.data's classes).
-function nn._check_counts(t) check_counts(t, {[nn._C] = true}, rawget(t, "__name") or "nn") end
 
 -- Tensor creation and the generator, straight from C.
 for _, name in ipairs {"tensor", "zeros", "ones", "empty", "full", "rand", "randn", "arange",
@@ -300,38 +125,47 @@ local on_first_use = {plot = "nn.plot", progress = "nn.progress", sweep = "nn.sw
                       repl = "nn.repl", help = "nn.repl", cli = "nn.cli", distributed = "nn.distributed"}
 -- nn's own helpers that only some families use (nn._ordered: the ordered
 -- tables of state dicts and .pt files); private, so no count checks to add.
-local helpers_on_first_use = {_ordered = "nn.ordered_table"}
+-- nn.checks: the count checks' wrappers and the helpers that check
+-- arguments, needed first when the core or a family loads.
+local helpers_on_first_use = {_ordered = "nn.ordered_table", _unwrapped = "nn.checks",
+                              _too_many_arguments = "nn.checks", _check_count = "nn.checks",
+                              _options = "nn.checks", _check_counts = "nn.checks"}
+-- What every model uses: nn.F, nn.Module, nn.Sequential, nn.Linear and the
+-- plain activations (functional.lua, module.lua, layers.lua). They load
+-- together at the first of their names, found here without the families'
+-- index: a bare require "nn" (every script's nn.cli, a tensor-only script)
+-- no longer undumps, runs and count-checks them (a third of its instructions).
+local core_names = {F = true, Module = true, Parameter = true, is_module = true, _torch_name = true,
+                    Sequential = true, Linear = true, Sigmoid = true, Tanh = true, ReLU = true,
+                    Step = true, Identity = true}
+local load_core -- (below)
 
 nn.utils = {} -- lr_scheduler's and rnn_layers' names share it
-local tensor_properties = getmetatable(C.zeros(1)).properties or {}
-getmetatable(C.zeros(1)).properties = tensor_properties
--- The tables a family's names go in. nn, nn.F, nn.optim and nn.utils find a
--- missing name through __index; tensors look their methods and properties
--- up without metamethods (in C), so there the name holds a stand-in that
--- loads the file and calls what it put in its place.
+local tensor_metatable = getmetatable(C.zeros(1))
+local tensor_properties = tensor_metatable.properties or {}
+tensor_metatable.properties = tensor_properties
+-- The tables a family's names go in; each finds a missing name through
+-- __index (a tensor's too: below).
 local homes = {[""] = nn, utils = nn.utils, Tensor = nn.Tensor, properties = tensor_properties}
 local pending = {} -- home's path ("" for nn, "F"...) -> {name -> family}: families not loaded yet
 local path_of = {} -- nn, nn.F, nn.optim, nn.utils -> their paths in homes
-local stand_ins = setmetatable({}, {__mode = "k"}) -- stand-in -> {home, name}
-nn._stand_ins = stand_ins -- help() resolves one to the function it stands for
+-- stand-in -> {home, name}: none now (tensors find a family's names through
+-- __index, below); help() still resolves one it is given
+nn._stand_ins = setmetatable({}, {__mode = "k"})
 -- Namespaces of nn that a family makes (nn.optim, where lr_scheduler's names
 -- go): they become homes, lazy themselves, once that family has loaded.
 local late_homes = {optim = true}
 local make_lazy -- (below) lets a home find a missing name through its families
 
--- Loads family (its entry in families) unless loaded; its stand-ins go
--- first, so that the file finds the names free.
+-- Loads family (its entry in families) unless loaded; its names leave
+-- pending first, so that the file finds them free.
 local index_families -- (below) fills pending and each family's places
 local function load_family(family)
   if family.loaded then return end
+  load_core() -- every family builds on it: loaded first, so that its walk finds no half-made file
   index_families()
   family.loaded = true
-  for _, place in ipairs(family.places) do
-    local where, name = place[1], place[2]
-    pending[where][name] = nil
-    local home = homes[where]
-    if home and stand_ins[rawget(home, name)] then rawset(home, name, nil) end
-  end
+  for _, place in ipairs(family.places) do pending[place[1]][place[2]] = nil end
   require(family[1])(nn)
   for where in pairs(late_homes) do
     if not homes[where] and rawget(nn, where) then
@@ -347,6 +181,7 @@ nn._families = families -- for lazy_spec: {module, names, places (once indexed: 
 --- nn._load_all(): loads every family that loads on first use, as a walk
 -- over every name (help, the reference, pairs(nn)) needs.
 function nn._load_all()
+  load_core()
   for _, family in ipairs(families) do load_family(family) end
 end
 
@@ -354,6 +189,10 @@ end
 -- every script uses, then loads without the families' index.)
 local function lazy_index(t, key)
   if t == nn then
+    if core_names[key] then
+      load_core()
+      return rawget(t, key)
+    end
     local name = on_first_use[key]
     if name then
       on_first_use[key] = nil
@@ -407,31 +246,21 @@ function nn._family_list()
   return families
 end
 
--- Tensors look their methods and properties up without metamethods (in
--- C), so the stand-ins of a family's "Tensor." and "properties." names are
--- made as nn loads; found with plain searches, as splitting every list
--- would cost what the index does.
-for _, family in ipairs(families) do
-  local names = family[2]
-  for where, prefix in pairs {Tensor = "Tensor.", properties = "properties."} do
-    local home, at = homes[where], 1
-    while true do
-      local first, last = names:find(prefix, at, true)
-      if not first then break end
-      local stop = names:find(" ", last + 1, true) or #names + 1
-      at = stop
-      if first == 1 or names:byte(first - 1) == 32 then -- a whole name, not the end of one
-        local name = names:sub(last + 1, stop - 1)
-        local function stand_in(...)
-          load_family(family)
-          return home[name](...)
-        end
-        stand_ins[stand_in] = {home, name}
-        home[name] = stand_in
-      end
-    end
+-- A tensor looks a name up in C (mt_index in lua/nn_tensor.c): its methods
+-- raw, then its properties and, for a name in neither, its methods with
+-- their __index; so a family's "Tensor." and "properties." names load it
+-- at a tensor's first use of one, through these two tables' __index, as
+-- nn's own names do. (Each name had a stand-in function made as nn
+-- loaded: 0.3M instructions.)
+local function lazy_property(props, key)
+  index_families()
+  local family = pending.properties and pending.properties[key]
+  if family then
+    load_family(family)
+    return rawget(props, key)
   end
 end
+setmetatable(tensor_properties, {__index = lazy_property, __pairs = lazy_pairs})
 local lazy_namespace = {__index = lazy_index, __pairs = lazy_pairs}
 function make_lazy(where)
   path_of[homes[where]] = where
@@ -439,21 +268,34 @@ function make_lazy(where)
 end
 make_lazy("")
 make_lazy("utils")
+make_lazy("Tensor")
 
--- What nn loads with itself: modules, the plain layers and the plain
+-- The core (core_names): modules, the plain layers and the plain
 -- activations (layers.lua's Sigmoid, Tanh, ReLU...). The other activations,
--- the losses and the optimizers came with them too, half of require "nn";
--- they are families now, loaded by their first name used.
-require "nn.functional" (nn)
-require "nn.module" (nn)
-require "nn.layers" (nn)
+-- the losses and the optimizers came with them once, half of require "nn";
+-- they are families, loaded by their first name used.
+local core_loaded = false
+function load_core()
+  if core_loaded then return end
+  core_loaded = true
+  -- what the core makes lives as long as nn does: the collector's steps
+  -- meanwhile would be work for nothing (as in luaopen_nn)
+  local collecting = collectgarbage("isrunning")
+  collectgarbage("stop")
+  require "nn.functional" (nn)
+  require "nn.module" (nn)
+  require "nn.layers" (nn)
+  homes.F = nn.F
+  make_lazy("F")
+  -- The core adds no method to tensors: the walk leaves nn.Tensor's
+  -- 270-odd C functions out this once (lazy_spec checks that nothing
+  -- needs it).
+  nn._check_counts(nn, {[nn._C] = true, [nn.Tensor] = true, [tensor_properties] = true})
+  if collecting then collectgarbage("restart") end
+end
 
-homes.F = nn.F
-make_lazy("F")
 nn.capture = C.capture -- a training step recorded once, replayed (lua/nn_capture.c)
--- The files loaded so far add no method to tensors (only the families'
--- stand-ins, which take `...`): the walk leaves nn.Tensor's 270-odd C
--- functions out this once (lazy_spec checks that nothing needs it).
-check_counts(nn, {[nn._C] = true, [nn.Tensor] = true, [tensor_properties] = true}, "nn")
+-- Nothing public in nn is Lua yet (init.lua's own functions are private,
+-- "_"): no count checks to add until the core or a family loads.
 
 return nn

@@ -6,7 +6,10 @@ local support = dofile(os.getenv("NN_ROOT") .. "/tests/lua/support.lua")
 local root = os.getenv("NN_ROOT") or "."
 
 -- What nn loads with itself; every other file of lua/nn loads on first use.
-local EAGER = {init = true, functional = true, module = true, layers = true}
+local EAGER = {init = true}
+-- The core every model uses, loaded together at the first of its names
+-- (with nn.checks, the count checks it adds).
+local CORE = {functional = true, module = true, layers = true, checks = true}
 
 -- Runs code in a fresh nnlua (nn not loaded yet); its output, which must
 -- end in "ok".
@@ -38,9 +41,37 @@ describe("require 'nn'", function()
     for name in out:gmatch("loaded nn%.([%w_]+)") do loaded[name] = true end
     for _, module in ipairs(lua_files()) do
       if EAGER[module] then
-        assert.is_true(loaded[module] or module == "init", module)
+        assert.is_true(loaded[module], module)
       else
         assert.is_nil(loaded[module], "nn." .. module .. " is loaded by a bare require \"nn\"")
+      end
+    end
+  end)
+
+  -- nn.F, nn.Module, nn.Linear...: the first of the core's names loads all
+  -- three files (and nothing else), with their count checks.
+  it("loads the core at the first of its names", function()
+    for _, name in ipairs {"F", "Module", "Parameter", "is_module", "_torch_name", "Sequential", "Linear",
+                           "Sigmoid", "Tanh", "ReLU", "Step", "Identity"} do
+      local out = fresh(string.format([==[
+        assert(rawget(nn, %q) == nil)
+        local _ = nn[%q]
+        for name in pairs(package.loaded) do
+          if name:match("^nn%%.") then print("loaded " .. name) end
+        end
+        assert(rawget(nn, "Linear") and rawget(nn, "Module") and rawget(nn, "F"))
+        local ok, err = pcall(nn.Sequential().add, nn.Sequential(), nn.ReLU(), 2)
+        assert(not ok and err:find("Sequential:add: takes at most 1 argument (m), got 2", 1, true), err)
+        ok, err = pcall(nn.F.relu, nn.ones(1), 2)
+        assert(not ok and err:find("relu: takes at most 1 argument (x), got 2", 1, true), err)]==], name, name))
+      local loaded = {}
+      for module in out:gmatch("loaded nn%.([%w_]+)") do loaded[module] = true end
+      for _, module in ipairs(lua_files()) do
+        if EAGER[module] or CORE[module] then
+          assert.is_true(loaded[module], module .. " after nn." .. name)
+        else
+          assert.is_nil(loaded[module], "nn." .. module .. " loaded by nn." .. name)
+        end
       end
     end
   end)
@@ -113,20 +144,24 @@ describe("require 'nn'", function()
     fresh([==[
       local _ = nn.Sequential(nn.ReLU())(nn.ones(2)) and nn.cli and nn.F.relu
       assert(nn._families[1].places == nil, "require 'nn' split the families' lists")
-      assert(nn.Tensor.glu and nn.Tensor.retain_grad, "the stand-ins are made as nn loads")
+      assert(getmetatable(nn.zeros(1)).properties.glu == nil, "glu is a method, not a property")
+      assert(nn._families[1].places ~= nil, "a tensor's miss indexes the families")
+      assert(nn.Tensor.glu and nn.Tensor.retain_grad, "nn.Tensor finds a family's methods")
       local y = nn.tensor({1, 2, 3, 4}):glu()
       assert(y:size(1) == 2 and nn._families[1].places ~= nil)
       assert(rawget(nn, "MSELoss") == nil and nn.MSELoss ~= nil)]==])
   end)
 
   -- The count checks nn adds as it loads leave nn.Tensor out (270-odd C
-  -- functions to walk for nothing): so no file nn loads with itself may add
-  -- a Lua method to tensors but the families' stand-ins.
-  it("adds no tensor method as it loads but the stand-ins", function()
+  -- functions to walk for nothing): so neither nn nor its core may add a
+  -- Lua method to tensors. (pairs would load every family: next looks at
+  -- what is there.)
+  it("adds no tensor method as it loads, nor with its core", function()
     local out = fresh([==[
+      local _ = nn.Linear
       for _, home in ipairs {nn.Tensor, getmetatable(nn.zeros(1)).properties} do
-        for k, v in pairs(home) do
-          if type(v) == "function" and debug.getinfo(v, "S").what == "Lua" and not nn._stand_ins[v] then
+        for k, v in next, home do
+          if type(v) == "function" and debug.getinfo(v, "S").what == "Lua" then
             print("unchecked " .. k)
           end
         end
