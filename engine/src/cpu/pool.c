@@ -94,6 +94,12 @@ static inline void max_window_2x2(const float *r0, const float *r1, int64_t ow, 
 
 static void max_2x2_f32(const nn_pool2d_args *a, int64_t first, int64_t last) {
   int64_t iw_n = a->in_w, plane = a->in_h * iw_n, ow_n = a->out_w, oplane = a->out_h * ow_n;
+#if defined(__SSE2__)
+  /* indices fit 32-bit lanes in a plane under 2^30 elements */
+  int narrow = plane + a->index_base < ((int64_t)1 << 30);
+  const __m128i tap_offset[4] = {_mm_setzero_si128(), _mm_set1_epi32(1), _mm_set1_epi32((int32_t)iw_n),
+                                 _mm_set1_epi32((int32_t)iw_n + 1)};
+#endif
   for (int64_t p = first; p < last; p++) {
     const float *x = (const float *)a->x + p * plane;
     float *out = (float *)a->out + p * oplane;
@@ -110,18 +116,25 @@ static void max_2x2_f32(const nn_pool2d_args *a, int64_t first, int64_t last) {
         __m128 v[4] = {_mm_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0)), _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)),
                        _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0)), _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(3, 1, 3, 1))};
         __m128 best = v[0];
+        /* the winner's offset from its window's first element: 0, 1, iw, iw + 1 */
         __m128i at = _mm_setzero_si128();
         for (int k = 1; k < 4; k++) {
           __m128 wins = _mm_or_ps(_mm_cmpgt_ps(v[k], best), _mm_cmpunord_ps(v[k], v[k]));
           __m128i w = _mm_castps_si128(wins);
           best = _mm_or_ps(_mm_and_ps(wins, v[k]), _mm_andnot_ps(wins, best));
-          at = _mm_or_si128(_mm_and_si128(w, _mm_set1_epi32(k)), _mm_andnot_si128(w, at));
+          at = _mm_or_si128(_mm_and_si128(w, tap_offset[k]), _mm_andnot_si128(w, at));
         }
         _mm_storeu_ps(out + oh * ow_n + ow, best);
         if (!indices) continue;
+        if (narrow) { /* the four indices in 32-bit lanes, widened (they are not negative) as stored */
+          __m128i first = _mm_add_epi32(_mm_set1_epi32((int32_t)(top + 2 * ow + a->index_base)), _mm_set_epi32(6, 4, 2, 0));
+          __m128i index = _mm_add_epi32(first, at), zero = _mm_setzero_si128();
+          _mm_storeu_si128((__m128i *)(indices + oh * ow_n + ow), _mm_unpacklo_epi32(index, zero));
+          _mm_storeu_si128((__m128i *)(indices + oh * ow_n + ow + 2), _mm_unpackhi_epi32(index, zero));
+          continue;
+        }
         _mm_storeu_si128((__m128i *)taps, at);
-        for (int l = 0; l < 4; l++)
-          indices[oh * ow_n + ow + l] = top + 2 * (ow + l) + (taps[l] >> 1) * iw_n + (taps[l] & 1) + a->index_base;
+        for (int l = 0; l < 4; l++) indices[oh * ow_n + ow + l] = top + 2 * (ow + l) + taps[l] + a->index_base;
       }
 #endif
       for (; ow < ow_n; ow++) {
