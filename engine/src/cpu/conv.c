@@ -156,15 +156,21 @@ static inline void same_plane_scatter(nn_dtype dt, const nn_cpu_vector *v, const
        [oy w + zero_at + shift, + zeros) for oy in [wrap_first, wrap_last) */
     int64_t zero_at = dx < 0 ? 0 : w - dx, zeros = dx < 0 ? -dx : dx;
     int64_t wrap_first = dx < 0 ? first + 1 : first, wrap_last = dx < 0 ? last : last - 1;
-    /* elements moved as bytes (es a constant here: one load or store each) */
-    char saved[NN_SAME_WRAP_MAX * sizeof(double)], *x = img + (size_t)shift * es;
-    size_t k = 0;
-    for (int64_t i = zero_at; i < zero_at + zeros; i++)
-      for (int64_t oy = wrap_first; oy < wrap_last; oy++, k += es) memcpy(saved + k, x + (size_t)(oy * w + i) * es, es);
+    /* elements moved as bytes (es a constant here: one load or store
+       each), down each wrapped column by a pointer a row at a time */
+    char saved[NN_SAME_WRAP_MAX * sizeof(double)], *x = img + (size_t)shift * es, *at = saved;
+    size_t down = (size_t)w * es;
+    int64_t rows = wrap_last - wrap_first;
+    for (int64_t i = zero_at; i < zero_at + zeros; i++) {
+      const char *e = x + (size_t)(wrap_first * w + i) * es;
+      for (int64_t r = 0; r < rows; r++, e += down, at += es) memcpy(at, e, es);
+    }
     add_run(dt, v, x + (size_t)from * es, row + (size_t)from * es, to - from);
-    k = 0;
-    for (int64_t i = zero_at; i < zero_at + zeros; i++)
-      for (int64_t oy = wrap_first; oy < wrap_last; oy++, k += es) memcpy(x + (size_t)(oy * w + i) * es, saved + k, es);
+    at = saved;
+    for (int64_t i = zero_at; i < zero_at + zeros; i++) {
+      char *e = x + (size_t)(wrap_first * w + i) * es;
+      for (int64_t r = 0; r < rows; r++, e += down, at += es) memcpy(e, at, es);
+    }
   }
 }
 

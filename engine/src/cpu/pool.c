@@ -223,14 +223,36 @@ static inline void max_backward_planes(nn_dtype dt, const nn_pool2d_args *a, int
    its own window. */
 static void max_2x2_backward_f32(const nn_pool2d_args *a, int64_t first, int64_t last) {
   int64_t iw_n = a->in_w, plane = a->in_h * iw_n, ow_n = a->out_w, oplane = a->out_h * ow_n;
+#if defined(__SSE2__)
+  int narrow = plane + a->index_base < ((int64_t)1 << 30);
+#endif
   for (int64_t p = first; p < last; p++) {
     float *gx = (float *)a->gx + p * plane;
     const float *g = (const float *)a->g + p * oplane;
     const int64_t *at = a->indices + p * oplane;
     for (int64_t oh = 0; oh < a->out_h; oh++) {
       float *r0 = gx + 2 * oh * iw_n, *r1 = r0 + iw_n;
-      int64_t top = 2 * oh * iw_n + a->index_base;
-      for (int64_t ow = 0; ow < ow_n; ow++) {
+      int64_t top = 2 * oh * iw_n + a->index_base, ow = 0;
+#if defined(__SSE2__)
+      /* four windows at a time: each tap's mask picks 0 + g or 0, and the
+         masks interleave into the two rows (the indices' low halves are
+         the indices: narrow, as in max_2x2_f32) */
+      for (; narrow && ow + 4 <= ow_n; ow += 4) {
+        const int64_t *i4 = at + oh * ow_n + ow;
+        __m128i lo = _mm_loadu_si128((const __m128i *)i4), hi = _mm_loadu_si128((const __m128i *)(i4 + 2));
+        __m128i index = _mm_castps_si128(_mm_shuffle_ps(_mm_castsi128_ps(lo), _mm_castsi128_ps(hi), _MM_SHUFFLE(2, 0, 2, 0)));
+        __m128i first = _mm_add_epi32(_mm_set1_epi32((int32_t)(top + 2 * ow)), _mm_set_epi32(6, 4, 2, 0));
+        __m128i tap = _mm_sub_epi32(index, first);
+        __m128 v = _mm_add_ps(_mm_setzero_ps(), _mm_loadu_ps(g + oh * ow_n + ow));
+        __m128 e0 = _mm_and_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(tap, _mm_setzero_si128())), v);
+        __m128 e1 = _mm_and_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(tap, _mm_set1_epi32(1))), v);
+        __m128 e2 = _mm_and_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(tap, _mm_set1_epi32((int32_t)iw_n))), v);
+        __m128 e3 = _mm_and_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(tap, _mm_set1_epi32((int32_t)iw_n + 1))), v);
+        _mm_storeu_ps(r0 + 2 * ow, _mm_unpacklo_ps(e0, e1)), _mm_storeu_ps(r0 + 2 * ow + 4, _mm_unpackhi_ps(e0, e1));
+        _mm_storeu_ps(r1 + 2 * ow, _mm_unpacklo_ps(e2, e3)), _mm_storeu_ps(r1 + 2 * ow + 4, _mm_unpackhi_ps(e2, e3));
+      }
+#endif
+      for (; ow < ow_n; ow++) {
         int64_t tap = at[oh * ow_n + ow] - top - 2 * ow;
         float v = 0.0f + g[oh * ow_n + ow];
         r0[2 * ow] = tap == 0 ? v : 0, r0[2 * ow + 1] = tap == 1 ? v : 0;
