@@ -83,6 +83,26 @@ describe("pooling, upsampling and normalisation against PyTorch", function()
 end)
 
 describe("BatchNorm2d", function()
+  it("gives the same float32 bits whichever vector head sums its moments (NN_CPU_VECTOR=baseline: SSE2)", function()
+    -- 35 positions a channel: whole groups of four and a tail
+    local code = [[
+      nn.manual_seed(3)
+      local x = (nn.randn(4, 3, 5, 7) * 3 + 100):requires_grad_()
+      local bn = nn.BatchNorm2d(3)
+      local y = bn(x)
+      y:backward(nn.randn(4, 3, 5, 7))
+      local parts = {}
+      for _, t in ipairs({y, x.grad, bn.weight.grad, bn.bias.grad, bn.running_mean, bn.running_var}) do
+        for _, v in ipairs(t:contiguous():view(-1):totable()) do parts[#parts + 1] = string.format("%a", v) end
+      end
+      print(table.concat(parts, " "))]]
+    local best, ok_best = support.nnlua_output(code)
+    local baseline, ok_baseline = support.nnlua_output(code, {NN_CPU_VECTOR = "baseline"})
+    assert.is_true(ok_best, best)
+    assert.is_true(ok_baseline, baseline)
+    assert.are.equal(baseline, best)
+  end)
+
   local function build(run)
     local o = run.options
     local bn = nn.BatchNorm2d(run.shape[2], {momentum = o.momentum, affine = o.affine,
@@ -223,6 +243,15 @@ describe("MaxPool2d and the other pooling modules", function()
     -- the general path)
     local odd = nn.randn(2, 3, 7, 9)
     assert.are.same(flat(F.max_pool2d(odd:double(), 2):float()), flat(F.max_pool2d(odd, 2)))
+    -- the fast gradient writes each window whole and zeroes the last row
+    -- and column itself (its output block is not cleared first): fill the
+    -- allocator's blocks of that size with garbage before it runs
+    for _ = 1, 4 do local _ = nn.full({2, 3, 7, 9}, 5) end
+    local odd32, odd64 = odd:clone():requires_grad_(), odd:double():requires_grad_()
+    local g_odd = nn.randn(2, 3, 3, 4)
+    F.max_pool2d(odd32, 2):backward(g_odd)
+    F.max_pool2d(odd64, 2):backward(g_odd:double())
+    assert.are.same(flat(odd64.grad:float()), flat(odd32.grad))
     assert.are.same(flat(F.max_pool2d(odd:double(), 2, nil, 0, 1, true):float()),
                     flat(F.max_pool2d(odd, 2, nil, 0, 1, true)))
   end)

@@ -7,10 +7,19 @@
 #include "cpu/cpu.h"
 #include "math/pool.h"
 
+#include "cpu/vector.h"
+
 #include <math.h>
 #include <string.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#endif
+/* batch norm's moments in AVX2 where GCC or Clang can target it per function */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define NN_POOL_AVX2 1
+#include <immintrin.h>
+#else
+#define NN_POOL_AVX2 0
 #endif
 
 /* fn(args, first, last) over [0, n) items of `each` elements of work,
@@ -85,6 +94,12 @@ static inline void max_window_2x2(const float *r0, const float *r1, int64_t ow, 
 
 static void max_2x2_f32(const nn_pool2d_args *a, int64_t first, int64_t last) {
   int64_t iw_n = a->in_w, plane = a->in_h * iw_n, ow_n = a->out_w, oplane = a->out_h * ow_n;
+#if defined(__SSE2__)
+  /* indices fit 32-bit lanes in a plane under 2^30 elements */
+  int narrow = plane + a->index_base < ((int64_t)1 << 30);
+  const __m128i tap_offset[4] = {_mm_setzero_si128(), _mm_set1_epi32(1), _mm_set1_epi32((int32_t)iw_n),
+                                 _mm_set1_epi32((int32_t)iw_n + 1)};
+#endif
   for (int64_t p = first; p < last; p++) {
     const float *x = (const float *)a->x + p * plane;
     float *out = (float *)a->out + p * oplane;
@@ -101,18 +116,25 @@ static void max_2x2_f32(const nn_pool2d_args *a, int64_t first, int64_t last) {
         __m128 v[4] = {_mm_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0)), _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)),
                        _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0)), _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(3, 1, 3, 1))};
         __m128 best = v[0];
+        /* the winner's offset from its window's first element: 0, 1, iw, iw + 1 */
         __m128i at = _mm_setzero_si128();
         for (int k = 1; k < 4; k++) {
           __m128 wins = _mm_or_ps(_mm_cmpgt_ps(v[k], best), _mm_cmpunord_ps(v[k], v[k]));
           __m128i w = _mm_castps_si128(wins);
           best = _mm_or_ps(_mm_and_ps(wins, v[k]), _mm_andnot_ps(wins, best));
-          at = _mm_or_si128(_mm_and_si128(w, _mm_set1_epi32(k)), _mm_andnot_si128(w, at));
+          at = _mm_or_si128(_mm_and_si128(w, tap_offset[k]), _mm_andnot_si128(w, at));
         }
         _mm_storeu_ps(out + oh * ow_n + ow, best);
         if (!indices) continue;
+        if (narrow) { /* the four indices in 32-bit lanes, widened (they are not negative) as stored */
+          __m128i first = _mm_add_epi32(_mm_set1_epi32((int32_t)(top + 2 * ow + a->index_base)), _mm_set_epi32(6, 4, 2, 0));
+          __m128i index = _mm_add_epi32(first, at), zero = _mm_setzero_si128();
+          _mm_storeu_si128((__m128i *)(indices + oh * ow_n + ow), _mm_unpacklo_epi32(index, zero));
+          _mm_storeu_si128((__m128i *)(indices + oh * ow_n + ow + 2), _mm_unpackhi_epi32(index, zero));
+          continue;
+        }
         _mm_storeu_si128((__m128i *)taps, at);
-        for (int l = 0; l < 4; l++)
-          indices[oh * ow_n + ow + l] = top + 2 * (ow + l) + (taps[l] >> 1) * iw_n + (taps[l] & 1) + a->index_base;
+        for (int l = 0; l < 4; l++) indices[oh * ow_n + ow + l] = top + 2 * (ow + l) + taps[l] + a->index_base;
       }
 #endif
       for (; ow < ow_n; ow++) {
@@ -192,6 +214,56 @@ static inline void max_backward_planes(nn_dtype dt, const nn_pool2d_args *a, int
   }
 }
 
+/* The gradient of max_2x2_f32: its windows tile the plane without
+   overlapping, so each window's four elements are written at once (g where
+   its maximum came from, else 0) and the rows and columns no window covers
+   are zeroed: every element written once, instead of a memset of the plane
+   and then an add at each index. 0 + g is the general path's sum (a -0
+   gradient becomes +0 there too). The indices are forward's, each inside
+   its own window. */
+static void max_2x2_backward_f32(const nn_pool2d_args *a, int64_t first, int64_t last) {
+  int64_t iw_n = a->in_w, plane = a->in_h * iw_n, ow_n = a->out_w, oplane = a->out_h * ow_n;
+#if defined(__SSE2__)
+  int narrow = plane + a->index_base < ((int64_t)1 << 30);
+#endif
+  for (int64_t p = first; p < last; p++) {
+    float *gx = (float *)a->gx + p * plane;
+    const float *g = (const float *)a->g + p * oplane;
+    const int64_t *at = a->indices + p * oplane;
+    for (int64_t oh = 0; oh < a->out_h; oh++) {
+      float *r0 = gx + 2 * oh * iw_n, *r1 = r0 + iw_n;
+      int64_t top = 2 * oh * iw_n + a->index_base, ow = 0;
+#if defined(__SSE2__)
+      /* four windows at a time: each tap's mask picks 0 + g or 0, and the
+         masks interleave into the two rows (the indices' low halves are
+         the indices: narrow, as in max_2x2_f32) */
+      for (; narrow && ow + 4 <= ow_n; ow += 4) {
+        const int64_t *i4 = at + oh * ow_n + ow;
+        __m128i lo = _mm_loadu_si128((const __m128i *)i4), hi = _mm_loadu_si128((const __m128i *)(i4 + 2));
+        __m128i index = _mm_castps_si128(_mm_shuffle_ps(_mm_castsi128_ps(lo), _mm_castsi128_ps(hi), _MM_SHUFFLE(2, 0, 2, 0)));
+        __m128i first = _mm_add_epi32(_mm_set1_epi32((int32_t)(top + 2 * ow)), _mm_set_epi32(6, 4, 2, 0));
+        __m128i tap = _mm_sub_epi32(index, first);
+        __m128 v = _mm_add_ps(_mm_setzero_ps(), _mm_loadu_ps(g + oh * ow_n + ow));
+        __m128 e0 = _mm_and_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(tap, _mm_setzero_si128())), v);
+        __m128 e1 = _mm_and_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(tap, _mm_set1_epi32(1))), v);
+        __m128 e2 = _mm_and_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(tap, _mm_set1_epi32((int32_t)iw_n))), v);
+        __m128 e3 = _mm_and_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(tap, _mm_set1_epi32((int32_t)iw_n + 1))), v);
+        _mm_storeu_ps(r0 + 2 * ow, _mm_unpacklo_ps(e0, e1)), _mm_storeu_ps(r0 + 2 * ow + 4, _mm_unpackhi_ps(e0, e1));
+        _mm_storeu_ps(r1 + 2 * ow, _mm_unpacklo_ps(e2, e3)), _mm_storeu_ps(r1 + 2 * ow + 4, _mm_unpackhi_ps(e2, e3));
+      }
+#endif
+      for (; ow < ow_n; ow++) {
+        int64_t tap = at[oh * ow_n + ow] - top - 2 * ow;
+        float v = 0.0f + g[oh * ow_n + ow];
+        r0[2 * ow] = tap == 0 ? v : 0, r0[2 * ow + 1] = tap == 1 ? v : 0;
+        r1[2 * ow] = tap == iw_n ? v : 0, r1[2 * ow + 1] = tap == iw_n + 1 ? v : 0;
+      }
+      for (int64_t iw = 2 * ow_n; iw < iw_n; iw++) r0[iw] = r1[iw] = 0;
+    }
+    memset(gx + 2 * a->out_h * iw_n, 0, (size_t)(plane - 2 * a->out_h * iw_n) * sizeof *gx);
+  }
+}
+
 static void pool_range(const void *args, int64_t first, int64_t last) {
   const nn_pool2d_args *a = args;
   int is_max = a->kind == NN_POOL_MAX || a->kind == NN_POOL_ADAPTIVE_MAX;
@@ -209,7 +281,9 @@ static void pool_range(const void *args, int64_t first, int64_t last) {
 static void pool_backward_range(const void *args, int64_t first, int64_t last) {
   const nn_pool2d_args *a = args;
   int is_max = a->kind == NN_POOL_MAX || a->kind == NN_POOL_ADAPTIVE_MAX;
-  if (a->dtype == NN_FLOAT32) {
+  if (is_max_2x2(a)) {
+    max_2x2_backward_f32(a, first, last);
+  } else if (a->dtype == NN_FLOAT32) {
     if (is_max) max_backward_planes(NN_FLOAT32, a, first, last);
     else avg_planes(NN_FLOAT32, a, first, last, 1);
   } else {
@@ -317,9 +391,13 @@ static inline double lanes_total(const double *v) { return (v[0] + v[1]) + (v[2]
 
 /* a += p - ps, b += (p - ps) (q - qs): the moments of x about k (p = q =
    x, ps = qs = k) or a gradient's sums about the mean (p = g, ps = 0, q =
-   x, qs = mean). */
-static inline void lane_moments_f32(lane_sums *s, const float *p, double ps, const float *q, double qs,
-                                    int64_t n) {
+   x, qs = mean). A head runs the whole groups of four it can in vectors
+   and says how far it went; the four lanes are the same additions in each
+   head (element i + l into lane l), so every head gives the same bits. */
+typedef int64_t (*lane_moments_head)(lane_sums *s, const float *p, double ps, const float *q, double qs,
+                                     int64_t n);
+
+static int64_t moments_head_sse2(lane_sums *s, const float *p, double ps, const float *q, double qs, int64_t n) {
   int64_t i = 0;
 #if defined(__SSE2__)
   __m128d a01 = _mm_loadu_pd(s->a), a23 = _mm_loadu_pd(s->a + 2), b01 = _mm_loadu_pd(s->b),
@@ -332,7 +410,58 @@ static inline void lane_moments_f32(lane_sums *s, const float *p, double ps, con
     b01 = _mm_add_pd(b01, _mm_mul_pd(p01, q01)), b23 = _mm_add_pd(b23, _mm_mul_pd(p23, q23));
   }
   _mm_storeu_pd(s->a, a01), _mm_storeu_pd(s->a + 2, a23), _mm_storeu_pd(s->b, b01), _mm_storeu_pd(s->b + 2, b23);
+#else
+  (void)s, (void)p, (void)ps, (void)q, (void)qs, (void)n;
 #endif
+  return i;
+}
+
+#if NN_POOL_AVX2
+/* The four lanes in one AVX register: a widening of four floats is one
+   instruction instead of two and a shuffle. Multiplies and adds stay
+   apart (no FMA), as in the SSE2 head. The statistics' own moments (p = q)
+   widen once. */
+__attribute__((target("avx2"))) static int64_t moments_head_avx2(lane_sums *s, const float *p, double ps,
+                                                                const float *q, double qs, int64_t n) {
+  __m256d a4 = _mm256_loadu_pd(s->a), b4 = _mm256_loadu_pd(s->b), pk = _mm256_set1_pd(ps), qk = _mm256_set1_pd(qs);
+  int64_t i = 0;
+  if (p == q && ps == qs) {
+    for (; i + 4 <= n; i += 4) {
+      __m256d d = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(p + i)), pk);
+      a4 = _mm256_add_pd(a4, d), b4 = _mm256_add_pd(b4, _mm256_mul_pd(d, d));
+    }
+  } else {
+    for (; i + 4 <= n; i += 4) {
+      __m256d d = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(p + i)), pk);
+      __m256d e = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(q + i)), qk);
+      a4 = _mm256_add_pd(a4, d), b4 = _mm256_add_pd(b4, _mm256_mul_pd(d, e));
+    }
+  }
+  _mm256_storeu_pd(s->a, a4), _mm256_storeu_pd(s->b, b4);
+  return i;
+}
+#endif
+
+/* The head for this processor: AVX2 where it runs and the vector loops
+   are not capped to the baseline (NN_CPU_VECTOR, cpu/vector.h). */
+static lane_moments_head moments_head(void) {
+#if NN_POOL_AVX2
+  static lane_moments_head chosen;
+  lane_moments_head h = __atomic_load_n(&chosen, __ATOMIC_RELAXED);
+  if (!h) {
+    h = __builtin_cpu_supports("avx2") && strcmp(nn_cpu_vector_best()->name, "baseline") != 0 ? moments_head_avx2
+                                                                                             : moments_head_sse2;
+    __atomic_store_n(&chosen, h, __ATOMIC_RELAXED);
+  }
+  return h;
+#else
+  return moments_head_sse2;
+#endif
+}
+
+static inline void lane_moments_f32(lane_sums *s, lane_moments_head head, const float *p, double ps, const float *q,
+                                    double qs, int64_t n) {
+  int64_t i = head(s, p, ps, q, qs, n);
   for (; i + 4 <= n; i += 4)
     for (int l = 0; l < 4; l++) {
       double d = (double)p[i + l] - ps;
@@ -353,9 +482,10 @@ static inline void channel_moments(nn_dtype dt, const nn_batch_norm_args *a, int
   double k = get(dt, a->x, c * a->inner), s1 = 0, s2 = 0;
   if (dt == NN_FLOAT32) {
     lane_sums s = {{0}, {0}};
+    lane_moments_head head = moments_head();
     for (int64_t b = 0; b < a->outer; b++) {
       const float *x = (const float *)a->x + b * cstride + c * a->inner;
-      lane_moments_f32(&s, x, k, x, k, a->inner);
+      lane_moments_f32(&s, head, x, k, x, k, a->inner);
     }
     s1 = lanes_total(s.a), s2 = lanes_total(s.b);
   } else {
@@ -421,9 +551,10 @@ static inline void batch_norm_backward_channels(nn_dtype dt, const nn_batch_norm
     double sum = 0, dot = 0;
     if (dt == NN_FLOAT32) {
       lane_sums s = {{0}, {0}};
+      lane_moments_head head = moments_head();
       for (int64_t b = 0; b < a->outer; b++) {
         int64_t base = b * cstride + c * a->inner;
-        lane_moments_f32(&s, (const float *)a->g + base, 0, (const float *)a->x + base, mean, a->inner);
+        lane_moments_f32(&s, head, (const float *)a->g + base, 0, (const float *)a->x + base, mean, a->inner);
       }
       sum = lanes_total(s.a), dot = lanes_total(s.b);
     } else {
