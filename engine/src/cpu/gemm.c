@@ -102,8 +102,16 @@ static void blas_gemm(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64
   int threads = nn_cpu_get_num_threads();
   /* OpenBLAS on one thread whatever the pool's size: setting the count
      only lowers a counter (no thread starts or stops), and the pieces
-     below run on the pool's threads through cpu/parallel.c */
-  if (threads > 1) openblas_set_num_threads(1);
+     below run on the pool's threads through cpu/parallel.c. It must be
+     running first: a lazily loaded OpenBLAS (cpu/openblas_loader.c) that
+     is told 1 before it starts starts no thread, and the pieces would be
+     handed to a thread that does not exist and waited for ever (a script
+     whose first use of OpenBLAS was a large product after
+     nn.set_num_threads(2)). Asking its count starts it. */
+  if (threads > 1) {
+    (void)openblas_get_num_threads();
+    openblas_set_num_threads(1);
+  }
   if ((double)m * (double)n * (double)k < SERIAL_PRODUCT) {
     blas_call(dtype, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   } else {
