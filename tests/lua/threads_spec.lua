@@ -274,4 +274,22 @@ describe("threads started, and the environment left as it was", function()
     assert.are.equal(1, one)
     assert.are.equal(2, (threads_after(2)))
   end)
+
+  it("a large product that is OpenBLAS's first use after nn.set_num_threads(2)", function()
+    -- Every tensor below is under two grains, so the product's pieces are
+    -- what loads OpenBLAS: lowering its count to one for them must not
+    -- start it with no thread to take the second piece (the process
+    -- waited for ever). timeout: that failure ends in status 124, not a hang.
+    local code = [[
+      nn.set_num_threads(2)
+      nn.manual_seed(1)
+      local a, b = nn.rand(128, 256), nn.rand(255, 256)
+      local two = a:matmul(b:t())
+      nn.set_num_threads(1)
+      print(two:ne(a:matmul(b:t())):sum():item() == 0 and "same" or "differ")]]
+    local out, status = support.run("timeout 120 " .. support.quote(assert(os.getenv("NNLUA"))) .. " -e "
+      .. support.quote(code))
+    assert.are.equal(0, status, out)
+    assert.are.equal("same\n", out)
+  end)
 end)

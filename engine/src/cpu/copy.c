@@ -125,12 +125,23 @@ int nn_cpu_add_into(const nn_iter *it) {
   return 0;
 }
 
+/* A linear layer's bias gradient (the batch's rows summed into dst, in
+   order), on the calling thread at any thread count: restrict and the
+   widest vectors the processor has, so that the rows add eight or sixteen
+   columns at a time (the plain loop, which must allow dst to overlap src,
+   ran at four instructions an element). Each column's sum is the same
+   additions in the same order in every variant. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static void add_rows_f32(int64_t rows, int64_t cols, const float *restrict s, float *restrict d) {
+  for (int64_t i = 0; i < rows; i++)
+    for (int64_t j = 0; j < cols; j++) d[j] += s[i * cols + j];
+}
+
 int nn_cpu_add_rows(nn_dtype dtype, int64_t rows, int64_t cols, const void *src, void *dst) {
   if (dtype == NN_FLOAT32) {
-    const float *s = src;
-    float *d = dst;
-    for (int64_t i = 0; i < rows; i++)
-      for (int64_t j = 0; j < cols; j++) d[j] += s[i * cols + j];
+    add_rows_f32(rows, cols, src, dst);
   } else if (dtype == NN_FLOAT64) {
     const double *s = src;
     double *d = dst;

@@ -77,35 +77,59 @@ typedef struct {
   double alpha, beta;
   const char *a, *b;
   char *c;
+  const char *bias; /* n values each row of c starts as (beta then 1), or NULL */
 } product_pieces;
+
+/* c's rows [row, row + rows), columns [col, col + cols) set to the bias's
+   columns: by the piece that then adds its product onto them, on its own
+   thread, so that no thread writes what another then reads back */
+static void bias_block(const product_pieces *p, int64_t row, int64_t rows, int64_t col, int64_t cols) {
+  size_t es = nn_element_size(p->dtype);
+  for (int64_t i = row; i < row + rows; i++)
+    memcpy(p->c + (size_t)(i * p->ldc + col) * es, p->bias + (size_t)col * es, (size_t)cols * es);
+}
 
 static void run_product_pieces(const void *ctx, int64_t first, int64_t last) {
   const product_pieces *p = ctx;
   size_t es = nn_element_size(p->dtype);
+  double beta = p->bias ? 1 : p->beta;
   for (int64_t piece = first; piece < last; piece++) {
     int64_t from = piece * p->each, extent = (p->by_rows ? p->m : p->n) - from;
     if (extent > p->each) extent = p->each;
-    if (p->by_rows) /* rows of c: rows of op(a) */
+    if (p->by_rows) { /* rows of c: rows of op(a) */
+      if (p->bias) bias_block(p, from, extent, 0, p->n);
       blas_call(p->dtype, p->trans_a, p->trans_b, extent, p->n, p->k, p->alpha,
-                p->a + (size_t)(p->trans_a ? from : from * p->lda) * es, p->lda, p->b, p->ldb, p->beta,
+                p->a + (size_t)(p->trans_a ? from : from * p->lda) * es, p->lda, p->b, p->ldb, beta,
                 p->c + (size_t)(from * p->ldc) * es, p->ldc);
-    else /* columns of c: columns of op(b) */
+    } else { /* columns of c: columns of op(b) */
+      if (p->bias) bias_block(p, 0, p->m, from, extent);
       blas_call(p->dtype, p->trans_a, p->trans_b, p->m, extent, p->k, p->alpha, p->a, p->lda,
-                p->b + (size_t)(p->trans_b ? from * p->ldb : from) * es, p->ldb, p->beta,
+                p->b + (size_t)(p->trans_b ? from * p->ldb : from) * es, p->ldb, beta,
                 p->c + (size_t)from * es, p->ldc);
+    }
   }
 }
 
 static void blas_gemm(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                       double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
-                      double beta, void *c, int64_t ldc) {
+                      double beta, void *c, int64_t ldc, const void *bias) {
   int threads = nn_cpu_get_num_threads();
   /* OpenBLAS on one thread whatever the pool's size: setting the count
      only lowers a counter (no thread starts or stops), and the pieces
-     below run on the pool's threads through cpu/parallel.c */
-  if (threads > 1) openblas_set_num_threads(1);
+     below run on the pool's threads through cpu/parallel.c. It must be
+     running first: a lazily loaded OpenBLAS (cpu/openblas_loader.c) that
+     is told 1 before it starts starts no thread, and the pieces would be
+     handed to a thread that does not exist and waited for ever (a script
+     whose first use of OpenBLAS was a large product after
+     nn.set_num_threads(2)). Asking its count starts it. */
+  if (threads > 1) {
+    (void)openblas_get_num_threads();
+    openblas_set_num_threads(1);
+  }
   if ((double)m * (double)n * (double)k < SERIAL_PRODUCT) {
-    blas_call(dtype, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    product_pieces whole = {dtype, trans_a, trans_b, 1, m, n, k, lda, ldb, ldc, m, alpha, beta,
+                            a, b, c, bias};
+    run_product_pieces(&whole, 0, 1);
   } else {
     int by_rows = m >= n;
     /* pieces of 256 or more: each packs the other operand again, so more
@@ -115,7 +139,7 @@ static void blas_gemm(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64
     count = count < 2 ? 2 : count > MAX_PRODUCT_PIECES ? MAX_PRODUCT_PIECES : count + (count & 1);
     int64_t each = ((cut + count - 1) / count + 15) / 16 * 16; /* whole cache lines of c */
     product_pieces p = {dtype, trans_a, trans_b, by_rows, m, n, k, lda, ldb, ldc, each, alpha, beta,
-                        a, b, c};
+                        a, b, c, bias};
     nn_parallel_for((cut + each - 1) / each, m * n * k / count, 1, run_product_pieces, &p);
   }
   if (threads > 1) openblas_set_num_threads(threads);
@@ -517,7 +541,15 @@ static int gemm_one(const nn_gemm_args *g, const nn_cpu_gemm_f32 *fast, const ch
                   (float *)c, c0, (const float *)g->bias);
     return 0;
   }
-  if (g->bias) { /* each row starts as the bias, the product adds onto it */
+  /* A product that blas_gemm cuts into pieces (large, and not one for the
+     kernels, which fma_f32 declines at once for these shapes) gets the
+     bias there, each piece's block set by the thread that adds onto it;
+     any other starts from rows set to the bias here. */
+  double product = (double)m * (double)n * (double)k;
+  const void *piece_bias = g->bias && k > 0 && product >= SERIAL_PRODUCT &&
+                           (!fast || g->dtype != NN_FLOAT32 || (m > SKINNY && k > SKINNY))
+                         ? g->bias : NULL;
+  if (g->bias && !piece_bias) { /* each row starts as the bias, the product adds onto it */
     for (int64_t i = 0; i < m; i++) memcpy(c + (size_t)(i * c0) * es, g->bias, (size_t)n * es);
     beta = 1;
   }
@@ -543,7 +575,7 @@ static int gemm_one(const nn_gemm_args *g, const nn_cpu_gemm_f32 *fast, const ch
   char *sa, *sb;
   const char *pa = readable(a, m, k, a0, a1, es, &ta, &lda, &sa);
   const char *pb = pa ? readable(b, k, n, b0, b1, es, &tb, &ldb, &sb) : NULL;
-  if (pb) blas_gemm(g->dtype, ta, tb, m, n, k, g->alpha, pa, lda, pb, ldb, beta, c, c0);
+  if (pb) blas_gemm(g->dtype, ta, tb, m, n, k, g->alpha, pa, lda, pb, ldb, beta, c, c0, piece_bias);
   free(sa);
   if (pa) free(sb);
   return pb ? 0 : -1;
