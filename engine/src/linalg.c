@@ -48,7 +48,7 @@ static int plain_floats(const nn_tensor *a, const nn_tensor *b) {
 }
 
 /* The rows of a (a 1-D a: its one row) times the vector v, through the
-   backend's dot (each line's sum in double, in one pass; the products a
+   backend's dot (each line's sum in one pass; the products a
    matmul makes of a single column or element go through kernels built
    for wide matrices). NULL with *used 0 where it does not apply. The
    geometry's operands are copies on the stack (out with its reduced dim
