@@ -35,6 +35,10 @@ static void mul_loop(int64_t n, const float *x, const float *y, float *out) {
   for (int64_t i = 0; i < n; i++) out[i] = x[i] * y[i];
 }
 
+static void fill_loop(int64_t n, float v, float *out) {
+  for (int64_t i = 0; i < n; i++) out[i] = v;
+}
+
 /* Each op a loop of its own, so that the compiler knows the op and
    vectorises it (a switch per element is left to -O3's unswitching, which
    each build's inlining may turn off); the formulas are the ones the
