@@ -238,7 +238,9 @@ static int reduce_contiguous(const struct lines_ctx *c, nn_dtype dt, const char 
     }
     return 1;
   }
-  if (!contiguous || c->op != NN_REDUCE_NORM || c->p != 0) return 0;
+  /* a bool line's sum is its count (a mask's sum: how many are true) */
+  int count = (c->op == NN_REDUCE_NORM && c->p == 0) || (c->op == NN_REDUCE_SUM && dt == NN_BOOL);
+  if (!contiguous || !count) return 0;
   if (dt != NN_BOOL && dt != NN_UINT8 && dt != NN_INT8 && dt != NN_FLOAT32 && dt != NN_FLOAT64) return 0;
   *acc = (double)count_nonzero(x, dt, n);
   return 1;
@@ -254,7 +256,7 @@ static void reduce_lines(const struct lines_ctx *c, int64_t count, char **data, 
     double acc = c->op == NN_REDUCE_NORM ? nn_norm_start(c->p) : (c->op == NN_REDUCE_PROD ? 1 : 0);
     int64_t iacc = c->op == NN_REDUCE_PROD ? 1 : 0;
     if (reduce_contiguous(c, dt, x, &acc)) {
-      /* done: acc holds the line's result (a count too) */
+      if (!floating) iacc = (int64_t)acc; /* a count (the only integer result here) */
     } else if (c->op == NN_REDUCE_PROD && dt == NN_FLOAT32 && r->rdims == 1) {
       const float *xf = (const float *)x;
       int64_t s = r->rstride[0][1];
