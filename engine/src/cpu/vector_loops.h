@@ -75,6 +75,17 @@ static void erf_loop(int64_t n, const float *x, float *o) {
   }
 }
 
+/* trunc is exact, so every way of computing it gives the same bits: with
+   SSE4.1 (the AVX variants) one rounding instruction, truncf; without it
+   truncf is a call, and the formula's selects vectorise instead. */
+static inline float trunc_exact(float x) {
+#if defined(__SSE4_1__)
+  return truncf(x);
+#else
+  return nn_trunc_f(x);
+#endif
+}
+
 static int unary_loop(int op, int64_t n, const float *x, float *o) {
   switch ((nn_unary_op)op) {
   case NN_NEG: for (int64_t i = 0; i < n; i++) o[i] = -x[i]; return 1;
@@ -83,8 +94,8 @@ static int unary_loop(int op, int64_t n, const float *x, float *o) {
   case NN_RSQRT: for (int64_t i = 0; i < n; i++) o[i] = 1 / sqrtf(x[i]); return 1;
   case NN_RECIPROCAL: for (int64_t i = 0; i < n; i++) o[i] = 1 / x[i]; return 1;
   case NN_SQUARE: for (int64_t i = 0; i < n; i++) o[i] = x[i] * x[i]; return 1;
-  case NN_TRUNC: for (int64_t i = 0; i < n; i++) o[i] = nn_trunc_f(x[i]); return 1;
-  case NN_FRAC: for (int64_t i = 0; i < n; i++) o[i] = nn_frac_f(x[i]); return 1;
+  case NN_TRUNC: for (int64_t i = 0; i < n; i++) o[i] = trunc_exact(x[i]); return 1;
+  case NN_FRAC: for (int64_t i = 0; i < n; i++) o[i] = x[i] - trunc_exact(x[i]); return 1;
   case NN_LOG2: for (int64_t i = 0; i < n; i++) o[i] = nn_log2_f32(x[i]); return 1;
   case NN_LOG1P: for (int64_t i = 0; i < n; i++) o[i] = nn_log1p_f32(x[i]); return 1;
   case NN_EXPM1: for (int64_t i = 0; i < n; i++) o[i] = nn_expm1_f32(x[i]); return 1;
