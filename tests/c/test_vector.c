@@ -33,8 +33,8 @@ static void compare(const nn_cpu_vector *a, const nn_cpu_vector *b) {
     fill(x, n, (uint32_t)n + 1);
     fill(y, n, (uint32_t)n + 1000);
     const char *names[] = {"sigmoid", "relu", "relu_grad", "sigmoid_grad", "add", "mul",
-                           "trunc", "frac", "fill"};
-    for (int k = 0; k < 9; k++) {
+                           "trunc", "frac", "fill", "maximum", "clamp_min"};
+    for (int k = 0; k < 11; k++) {
       memset(out_a, 0, sizeof out_a);
       memset(out_b, 0, sizeof out_b);
       switch (k) {
@@ -46,7 +46,12 @@ static void compare(const nn_cpu_vector *a, const nn_cpu_vector *b) {
       case 5: a->mul(n, x, y, out_a), b->mul(n, x, y, out_b); break;
       case 6: CHECK(a->unary(NN_TRUNC, n, x, out_a) && b->unary(NN_TRUNC, n, x, out_b)); break;
       case 7: CHECK(a->unary(NN_FRAC, n, x, out_a) && b->unary(NN_FRAC, n, x, out_b)); break;
-      default: a->fill(n, n ? x[0] : 1.0f, out_a), b->fill(n, n ? x[0] : 1.0f, out_b); break;
+      case 8: a->fill(n, n ? x[0] : 1.0f, out_a), b->fill(n, n ? x[0] : 1.0f, out_b); break;
+      case 9: CHECK(a->binary(NN_MAXIMUM, n, x, y, 0, out_a) && b->binary(NN_MAXIMUM, n, x, y, 0, out_b)); break;
+      default: /* a NaN bound too */
+        CHECK(a->binary(NN_MAXIMUM, n, x, NULL, n ? y[0] : 0.5f, out_a) &&
+              b->binary(NN_MAXIMUM, n, x, NULL, n ? y[0] : 0.5f, out_b));
+        break;
       }
       CHECKF(memcmp(out_a, out_b, sizeof out_a) == 0, "%s: %s differs from %s at n = %lld",
              names[k], a->name, b->name, (long long)n);

@@ -145,6 +145,8 @@ static int binary_loop(int op, int64_t n, const float *x, const float *y, float 
     case NN_MUL: for (int64_t i = 0; i < n; i++) o[i] = x[i] * y[i]; return 1;
     case NN_DIV: for (int64_t i = 0; i < n; i++) o[i] = x[i] / y[i]; return 1;
     case NN_ATAN2: for (int64_t i = 0; i < n; i++) o[i] = nn_atan2_f32(x[i], y[i]); return 1;
+    case NN_MAXIMUM: for (int64_t i = 0; i < n; i++) o[i] = nn_binary_apply_f(NN_MAXIMUM, x[i], y[i]); return 1;
+    case NN_MINIMUM: for (int64_t i = 0; i < n; i++) o[i] = nn_binary_apply_f(NN_MINIMUM, x[i], y[i]); return 1;
     default: return 0;
     }
   }
@@ -154,6 +156,9 @@ static int binary_loop(int op, int64_t n, const float *x, const float *y, float 
   case NN_MUL: for (int64_t i = 0; i < n; i++) o[i] = x[i] * s; return 1;
   case NN_DIV: for (int64_t i = 0; i < n; i++) o[i] = x[i] / s; return 1;
   case NN_ATAN2: for (int64_t i = 0; i < n; i++) o[i] = nn_atan2_f32(x[i], s); return 1;
+  /* clamp_min and clamp_max (maximum and minimum with a number) */
+  case NN_MAXIMUM: for (int64_t i = 0; i < n; i++) o[i] = nn_binary_apply_f(NN_MAXIMUM, x[i], s); return 1;
+  case NN_MINIMUM: for (int64_t i = 0; i < n; i++) o[i] = nn_binary_apply_f(NN_MINIMUM, x[i], s); return 1;
   default: return 0;
   }
 }
