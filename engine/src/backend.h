@@ -619,8 +619,8 @@ typedef struct nn_backend {
 
   /* -- dot, mv, tril, triu (linalg.c) -- */
   /* (out, a, b), a and b float32 (or both float64): out = the sum of a b
-     along each line, accumulated in double (NULL: the fronts multiply
-     through matmul) */
+     along each line, float32 in float lanes as sdot sums (NULL: the
+     fronts multiply through matmul) */
   int (*dot)(const nn_reduce_geom *r);
   /* in and out contiguous, batch matrices of rows x cols of dtype: out =
      in where j - i <= k (tril; upper: j - i >= k, triu), else 0 (NULL:

@@ -722,12 +722,11 @@ nn_tensor *nn_nonzero(nn_tensor *t, int base) {
   if (!be) return NULL;
   double n = 0;
   if (nn_numel(t) > 0) { /* (the sum of no elements divides by a line of 0 in Debug builds) */
+    /* count_nonzero's lanes: a mask's sum went element by element (32
+       instructions an element at 1e6) */
     nn_grad_guard guard = nn_no_grad_begin();
-    /* a bool tensor's sum is its count already */
-    nn_tensor *ne = t->dtype == NN_BOOL ? nn_retain(t) : nn_binary_scalar(NN_NE, t, 0, 0);
-    nn_tensor *count = ne ? nn_sum(ne, NN_ALL_DIMS, 0) : NULL;
+    nn_tensor *count = nn_count_nonzero(t, (1u << t->ndim) - 1); /* every dim */
     nn_no_grad_end(guard);
-    nn_release(ne);
     int st = count ? nn_item(count, &n) : -1;
     nn_release(count);
     if (st < 0) return NULL;

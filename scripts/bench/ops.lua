@@ -11,6 +11,12 @@
 --
 --   nnlua scripts/bench/ops.lua [--quick] [--threads N] [--only name,name] [--no-torch]
 --
+-- For instruction counts, run the --only ops at the large size a given
+-- number of times under callgrind, with two counts, and divide the
+-- difference (--small: at the small size):
+--
+--   valgrind --tool=callgrind nnlua scripts/bench/ops.lua --only prod --count 5
+--
 -- Each figure is the median of rounds of calls, each round long enough to
 -- be timed (--quick: shorter rounds, fewer of them: to see that it runs).
 -- Times on a loaded machine say little: run it on a quiet one.
@@ -21,6 +27,9 @@ parser:flag("--quick", "short rounds: to see that it runs")
 parser:option("--threads", "threads for both (OpenBLAS, PyTorch's intra-op pool)", "1", nn.cli.whole(1, "--threads"))
 parser:option("--only", "the ops to time, comma-separated (default: all)")
 parser:flag("--no-torch", "skip PyTorch's figures")
+parser:option("--count", "run the --only ops this many times each and exit (for callgrind)", nil,
+  nn.cli.whole(0, "--count"))
+parser:flag("--small", "with --count: at the small size, not the large one")
 local args = parser:parse()
 nn.set_num_threads(args.threads)
 
@@ -168,6 +177,20 @@ local only
 if args.only then
   only = {}
   for name in args.only:gmatch("[^,]+") do only[name] = true end
+end
+
+if args.count then
+  if not only then parser:error("--count needs --only") end
+  local size = args.small and SIZES.small or SIZES.large
+  nn.no_grad(function()
+    for _, o in ipairs(ops) do
+      if only[o.name] then
+        local f = o.make(table.unpack(size))
+        for _ = 1, args.count do f() end
+      end
+    end
+  end)
+  os.exit(0)
 end
 
 local median = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/lib/median.lua")

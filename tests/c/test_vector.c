@@ -5,6 +5,7 @@
  * lengths that leave every remainder of the vector width, in place too. */
 #include "check.h"
 #include "cpu/vector.h"
+#include "nn.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -16,7 +17,8 @@ enum { LONGEST = 67 };
 static void fill(float *v, int64_t n, uint32_t seed) {
   static const float special[] = {0.0f, -0.0f, 1e-40f, -1e-40f, 1.0f, -1.0f, 87.2f, -87.2f,
                                   87.4f, -87.4f, 88.8f, -88.8f, 200.0f, -200.0f, INFINITY,
-                                  -INFINITY, NAN, 0.5f, -0.5f, 3e38f, -3e38f};
+                                  -INFINITY, NAN, 0.5f, -0.5f, 3e38f, -3e38f, 8388607.5f,
+                                  -8388607.5f, 4194303.75f, -0.25f};
   for (int64_t i = 0; i < n; i++) {
     seed = seed * 1664525u + 1013904223u;
     float spread = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 40.0f;
@@ -30,8 +32,9 @@ static void compare(const nn_cpu_vector *a, const nn_cpu_vector *b) {
   for (int64_t n = 0; n <= LONGEST; n++) {
     fill(x, n, (uint32_t)n + 1);
     fill(y, n, (uint32_t)n + 1000);
-    const char *names[] = {"sigmoid", "relu", "relu_grad", "sigmoid_grad", "add", "mul"};
-    for (int k = 0; k < 6; k++) {
+    const char *names[] = {"sigmoid", "relu", "relu_grad", "sigmoid_grad", "add", "mul",
+                           "trunc", "frac", "fill", "maximum", "clamp_min"};
+    for (int k = 0; k < 11; k++) {
       memset(out_a, 0, sizeof out_a);
       memset(out_b, 0, sizeof out_b);
       switch (k) {
@@ -40,7 +43,15 @@ static void compare(const nn_cpu_vector *a, const nn_cpu_vector *b) {
       case 2: a->relu_grad(n, y, x, out_a), b->relu_grad(n, y, x, out_b); break;
       case 3: a->sigmoid_grad(n, y, x, out_a), b->sigmoid_grad(n, y, x, out_b); break;
       case 4: a->add(n, x, y, out_a), b->add(n, x, y, out_b); break;
-      default: a->mul(n, x, y, out_a), b->mul(n, x, y, out_b); break;
+      case 5: a->mul(n, x, y, out_a), b->mul(n, x, y, out_b); break;
+      case 6: CHECK(a->unary(NN_TRUNC, n, x, out_a) && b->unary(NN_TRUNC, n, x, out_b)); break;
+      case 7: CHECK(a->unary(NN_FRAC, n, x, out_a) && b->unary(NN_FRAC, n, x, out_b)); break;
+      case 8: a->fill(n, n ? x[0] : 1.0f, out_a), b->fill(n, n ? x[0] : 1.0f, out_b); break;
+      case 9: CHECK(a->binary(NN_MAXIMUM, n, x, y, 0, out_a) && b->binary(NN_MAXIMUM, n, x, y, 0, out_b)); break;
+      default: /* a NaN bound too */
+        CHECK(a->binary(NN_MAXIMUM, n, x, NULL, n ? y[0] : 0.5f, out_a) &&
+              b->binary(NN_MAXIMUM, n, x, NULL, n ? y[0] : 0.5f, out_b));
+        break;
       }
       CHECKF(memcmp(out_a, out_b, sizeof out_a) == 0, "%s: %s differs from %s at n = %lld",
              names[k], a->name, b->name, (long long)n);

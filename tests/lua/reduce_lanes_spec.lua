@@ -184,6 +184,11 @@ describe("count_nonzero, all and any of long lines", function()
       assert.are.equal(N, ones:count_nonzero():item())
       assert.is_false(nn.zeros(N, {dtype = dtype}):any():item())
       assert.are.same({count, count}, nn.stack({x, x}):count_nonzero(2):totable())
+      if dtype == "bool" then -- a mask's sum is its count, through the same lanes
+        assert.are.equal(count, x:sum():item())
+        assert.are.same({count, count}, nn.stack({x, x}):sum(2):totable())
+        assert.are.equal(2 * count, nn.stack({x, x}):sum():item())
+      end
     end)
   end
 

@@ -1,6 +1,7 @@
 /* cpu/copy.c: copies with dtype conversion, fills, the ramps of arange and
  * linspace, adding into a gradient, and the data loader's row gather. */
 #include "cpu/cpu.h"
+#include "cpu/vector.h"
 #include "math/fill.h"
 
 struct copy_ctx { nn_dtype dst, src; };
@@ -69,7 +70,10 @@ struct fill_ctx { nn_dtype dtype; double v; };
 
 static void fill_inner(void *ctx, int64_t n, char **data, const int64_t *stride) {
   const struct fill_ctx *c = ctx;
-  if (c->dtype == NN_FLOAT32) {
+  if (c->dtype == NN_FLOAT32 && stride[0] == 1) {
+    /* the processor's widest stores (the baseline's loop writes 16 bytes at a time) */
+    nn_cpu_vector_best()->fill(n, (float)c->v, (float *)data[0]);
+  } else if (c->dtype == NN_FLOAT32) {
     float *d = (float *)data[0], v = (float)c->v;
     for (int64_t i = 0; i < n; i++) d[i * stride[0]] = v;
   } else {

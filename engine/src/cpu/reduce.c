@@ -79,11 +79,6 @@ static inline double line_element(const struct lanes_line *line, int64_t j) {
 /* The typed inner loops: `blocks` blocks of LINE_LANES elements, element
    l of a block into lane l. Each is inlined into its clone of the lanes
    function, where it vectorises. */
-static LANES_INLINE void prod_blocks_f32(double *lane, const float *x, int64_t blocks) {
-  for (int64_t b = 0; b < blocks; b++, x += LINE_LANES)
-    for (int l = 0; l < LINE_LANES; l++) lane[l] *= x[l];
-}
-
 static LANES_INLINE void prod_blocks_f64(double *lane, const double *x, int64_t blocks) {
   for (int64_t b = 0; b < blocks; b++, x += LINE_LANES)
     for (int l = 0; l < LINE_LANES; l++) lane[l] *= x[l];
@@ -94,13 +89,39 @@ static LANES_INLINE void prod_blocks_any(double *lane, const struct lanes_line *
     for (int l = 0; l < LINE_LANES; l++) lane[l] *= line_element(line, j + l);
 }
 
-/* The product of a line's n elements, in double. */
+/* float32 multiplies in float lanes, as PyTorch's prod does (a product in
+   double lanes cost a conversion an element and twice the registers); a
+   strided line reads the same floats (nn_load widens them exactly). */
+#define PROD_LANES_F32 32
+
+static LANES_INLINE void prod_blocks_f32(float *lane, const float *x, int64_t blocks) {
+  for (int64_t b = 0; b < blocks; b++, x += PROD_LANES_F32)
+    for (int l = 0; l < PROD_LANES_F32; l++) lane[l] *= x[l];
+}
+
+static LANES_INLINE void prod_blocks_f32_any(float *lane, const struct lanes_line *line, int64_t blocks) {
+  for (int64_t j = 0; j < blocks * PROD_LANES_F32; j += PROD_LANES_F32)
+    for (int l = 0; l < PROD_LANES_F32; l++) lane[l] *= (float)line_element(line, j + l);
+}
+
+LINE_LANES_FN static float prod_lanes_f32(const struct lanes_line *line, int64_t n) {
+  float lane[PROD_LANES_F32], acc = 1;
+  for (int l = 0; l < PROD_LANES_F32; l++) lane[l] = 1;
+  int64_t blocks = n / PROD_LANES_F32;
+  if (line->r) prod_blocks_f32_any(lane, line, blocks);
+  else prod_blocks_f32(lane, (const float *)line->x, blocks);
+  for (int l = 0; l < PROD_LANES_F32; l++) acc *= lane[l];
+  for (int64_t j = blocks * PROD_LANES_F32; j < n; j++) acc *= (float)line_element(line, j);
+  return acc;
+}
+
+/* The product of a line's n elements, in double (float32 in float). */
 LINE_LANES_FN static double prod_lanes(const struct lanes_line *line, int64_t n) {
+  if (line->dt == NN_FLOAT32) return prod_lanes_f32(line, n);
   double lane[LINE_LANES], acc = 1;
   for (int l = 0; l < LINE_LANES; l++) lane[l] = 1;
   int64_t blocks = n / LINE_LANES;
   if (line->r) prod_blocks_any(lane, line, blocks);
-  else if (line->dt == NN_FLOAT32) prod_blocks_f32(lane, (const float *)line->x, blocks);
   else prod_blocks_f64(lane, (const double *)line->x, blocks);
   for (int l = 0; l < LINE_LANES; l++) acc *= lane[l];
   for (int64_t j = blocks * LINE_LANES; j < n; j++) acc *= line_element(line, j);
@@ -217,7 +238,9 @@ static int reduce_contiguous(const struct lines_ctx *c, nn_dtype dt, const char 
     }
     return 1;
   }
-  if (!contiguous || c->op != NN_REDUCE_NORM || c->p != 0) return 0;
+  /* a bool line's sum is its count (a mask's sum: how many are true) */
+  int count = (c->op == NN_REDUCE_NORM && c->p == 0) || (c->op == NN_REDUCE_SUM && dt == NN_BOOL);
+  if (!contiguous || !count) return 0;
   if (dt != NN_BOOL && dt != NN_UINT8 && dt != NN_INT8 && dt != NN_FLOAT32 && dt != NN_FLOAT64) return 0;
   *acc = (double)count_nonzero(x, dt, n);
   return 1;
@@ -233,7 +256,7 @@ static void reduce_lines(const struct lines_ctx *c, int64_t count, char **data, 
     double acc = c->op == NN_REDUCE_NORM ? nn_norm_start(c->p) : (c->op == NN_REDUCE_PROD ? 1 : 0);
     int64_t iacc = c->op == NN_REDUCE_PROD ? 1 : 0;
     if (reduce_contiguous(c, dt, x, &acc)) {
-      /* done: acc holds the line's result (a count too) */
+      if (!floating) iacc = (int64_t)acc; /* a count (the only integer result here) */
     } else if (c->op == NN_REDUCE_PROD && dt == NN_FLOAT32 && r->rdims == 1) {
       const float *xf = (const float *)x;
       int64_t s = r->rstride[0][1];
@@ -357,18 +380,45 @@ int nn_cpu_reduce(nn_reduce_op op, const nn_reduce_geom *r, double p) {
 }
 
 /* ---- dot (dot, mv) ----------------------------------------------------------- */
-/* The sum of a b over two contiguous lines, each product exact in double,
-   in lanes (reduce_contiguous). */
-LINE_LANES_FN static double dot_f32(const float *a, const float *b, int64_t n) {
-  double lane[LINE_LANES] = {0}, acc = 0;
-  int64_t j = 0;
-  for (; j + LINE_LANES <= n; j += LINE_LANES)
-    for (int l = 0; l < LINE_LANES; l++) lane[l] += (double)a[j + l] * b[j + l];
-  for (int l = 0; l < LINE_LANES; l++) acc += lane[l];
-  for (; j < n; j++) acc += (double)a[j] * b[j];
+/* float32: the products summed in DOT_LANES float lanes (element j into
+   lane j mod DOT_LANES), the lanes folded in halves, then the tail: what
+   PyTorch's sdot and sgemv do (float sums in vector lanes), where the sum
+   of each product widened to double cost two conversions an element. The
+   lanes are written out in C, so every layout (strided, transposed, one
+   row of a matrix) and every vector width gives the same bits. */
+#define DOT_LANES 32
+
+static LANES_INLINE void dot_blocks_f32(float *lane, const float *a, const float *b, int64_t blocks) {
+  for (int64_t k = 0; k < blocks; k++, a += DOT_LANES, b += DOT_LANES)
+    for (int l = 0; l < DOT_LANES; l++) lane[l] += a[l] * b[l];
+}
+
+/* the same sums over lines of any strides (a float32 widened by nn_load
+   and narrowed back is itself) */
+static LANES_INLINE float dot_element(const nn_reduce_geom *r, const char *a, const char *b, int64_t j) {
+  return (float)nn_load(NN_FLOAT32, a, line_offset(r, 1, j)) *
+         (float)nn_load(NN_FLOAT32, b, line_offset(r, 2, j));
+}
+
+/* r NULL: a and b contiguous */
+LINE_LANES_FN static float dot_f32(const nn_reduce_geom *r, const char *a, const char *b, int64_t n) {
+  float lane[DOT_LANES] = {0}, acc;
+  int64_t blocks = n / DOT_LANES;
+  if (!r) {
+    dot_blocks_f32(lane, (const float *)a, (const float *)b, blocks);
+  } else {
+    for (int64_t j = 0; j < blocks * DOT_LANES; j += DOT_LANES)
+      for (int l = 0; l < DOT_LANES; l++) lane[l] += dot_element(r, a, b, j + l);
+  }
+  for (int width = DOT_LANES / 2; width > 0; width /= 2)
+    for (int l = 0; l < width; l++) lane[l] += lane[l + width];
+  acc = lane[0];
+  for (int64_t j = blocks * DOT_LANES; j < n; j++)
+    acc += r ? dot_element(r, a, b, j) : ((const float *)a)[j] * ((const float *)b)[j];
   return acc;
 }
 
+/* float64: each product summed in LINE_LANES double lanes */
 LINE_LANES_FN static double dot_f64(const double *a, const double *b, int64_t n) {
   double lane[LINE_LANES] = {0}, acc = 0;
   int64_t j = 0;
@@ -388,8 +438,8 @@ static void dot_inner(void *vctx, int64_t count, char **data, const int64_t *st)
   for (int64_t p = 0; p < count; p++) {
     const char *a = at(r, data, st, 1, p, 0), *b = at(r, data, st, 2, p, 0);
     double acc = 0;
-    if (contiguous && dt[1] == NN_FLOAT32 && dt[2] == NN_FLOAT32)
-      acc = dot_f32((const float *)a, (const float *)b, c->n);
+    if (dt[1] == NN_FLOAT32 && dt[2] == NN_FLOAT32)
+      acc = dot_f32(contiguous ? NULL : r, a, b, c->n);
     else if (contiguous && dt[1] == NN_FLOAT64 && dt[2] == NN_FLOAT64)
       acc = dot_f64((const double *)a, (const double *)b, c->n);
     else

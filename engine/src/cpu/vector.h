@@ -54,6 +54,8 @@ typedef struct nn_cpu_vector {
   /* out = x op y, or x op s where y is NULL (cpu/elementwise.c's binary
      ops); 0 when op has no loop here */
   int (*binary)(int op, int64_t n, const float *x, const float *y, float s, float *out);
+  /* out[0..n) = v (full, full_like and every fill of a float32 run) */
+  void (*fill)(int64_t n, float v, float *out);
 } nn_cpu_vector;
 
 /* The fastest variant this processor runs; NN_CPU_VECTOR=baseline (or avx2)

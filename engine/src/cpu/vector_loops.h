@@ -35,6 +35,10 @@ static void mul_loop(int64_t n, const float *x, const float *y, float *out) {
   for (int64_t i = 0; i < n; i++) out[i] = x[i] * y[i];
 }
 
+static void fill_loop(int64_t n, float v, float *out) {
+  for (int64_t i = 0; i < n; i++) out[i] = v;
+}
+
 /* Each op a loop of its own, so that the compiler knows the op and
    vectorises it (a switch per element is left to -O3's unswitching, which
    each build's inlining may turn off); the formulas are the ones the
@@ -71,6 +75,17 @@ static void erf_loop(int64_t n, const float *x, float *o) {
   }
 }
 
+/* trunc is exact, so every way of computing it gives the same bits: with
+   SSE4.1 (the AVX variants) one rounding instruction, truncf; without it
+   truncf is a call, and the formula's selects vectorise instead. */
+static inline float trunc_exact(float x) {
+#if defined(__SSE4_1__)
+  return truncf(x);
+#else
+  return nn_trunc_f(x);
+#endif
+}
+
 static int unary_loop(int op, int64_t n, const float *x, float *o) {
   switch ((nn_unary_op)op) {
   case NN_NEG: for (int64_t i = 0; i < n; i++) o[i] = -x[i]; return 1;
@@ -79,8 +94,8 @@ static int unary_loop(int op, int64_t n, const float *x, float *o) {
   case NN_RSQRT: for (int64_t i = 0; i < n; i++) o[i] = 1 / sqrtf(x[i]); return 1;
   case NN_RECIPROCAL: for (int64_t i = 0; i < n; i++) o[i] = 1 / x[i]; return 1;
   case NN_SQUARE: for (int64_t i = 0; i < n; i++) o[i] = x[i] * x[i]; return 1;
-  case NN_TRUNC: for (int64_t i = 0; i < n; i++) o[i] = nn_trunc_f(x[i]); return 1;
-  case NN_FRAC: for (int64_t i = 0; i < n; i++) o[i] = nn_frac_f(x[i]); return 1;
+  case NN_TRUNC: for (int64_t i = 0; i < n; i++) o[i] = trunc_exact(x[i]); return 1;
+  case NN_FRAC: for (int64_t i = 0; i < n; i++) o[i] = x[i] - trunc_exact(x[i]); return 1;
   case NN_LOG2: for (int64_t i = 0; i < n; i++) o[i] = nn_log2_f32(x[i]); return 1;
   case NN_LOG1P: for (int64_t i = 0; i < n; i++) o[i] = nn_log1p_f32(x[i]); return 1;
   case NN_EXPM1: for (int64_t i = 0; i < n; i++) o[i] = nn_expm1_f32(x[i]); return 1;
@@ -130,6 +145,8 @@ static int binary_loop(int op, int64_t n, const float *x, const float *y, float 
     case NN_MUL: for (int64_t i = 0; i < n; i++) o[i] = x[i] * y[i]; return 1;
     case NN_DIV: for (int64_t i = 0; i < n; i++) o[i] = x[i] / y[i]; return 1;
     case NN_ATAN2: for (int64_t i = 0; i < n; i++) o[i] = nn_atan2_f32(x[i], y[i]); return 1;
+    case NN_MAXIMUM: for (int64_t i = 0; i < n; i++) o[i] = nn_binary_apply_f(NN_MAXIMUM, x[i], y[i]); return 1;
+    case NN_MINIMUM: for (int64_t i = 0; i < n; i++) o[i] = nn_binary_apply_f(NN_MINIMUM, x[i], y[i]); return 1;
     default: return 0;
     }
   }
@@ -139,6 +156,9 @@ static int binary_loop(int op, int64_t n, const float *x, const float *y, float 
   case NN_MUL: for (int64_t i = 0; i < n; i++) o[i] = x[i] * s; return 1;
   case NN_DIV: for (int64_t i = 0; i < n; i++) o[i] = x[i] / s; return 1;
   case NN_ATAN2: for (int64_t i = 0; i < n; i++) o[i] = nn_atan2_f32(x[i], s); return 1;
+  /* clamp_min and clamp_max (maximum and minimum with a number) */
+  case NN_MAXIMUM: for (int64_t i = 0; i < n; i++) o[i] = nn_binary_apply_f(NN_MAXIMUM, x[i], s); return 1;
+  case NN_MINIMUM: for (int64_t i = 0; i < n; i++) o[i] = nn_binary_apply_f(NN_MINIMUM, x[i], s); return 1;
   default: return 0;
   }
 }

@@ -18,15 +18,14 @@
 #define NN_HD
 #endif
 
-/* GCC on the CPU only: comparisons that are not treated as trapping make
-   the selects in these formulas branch-free, so that loops calling them
-   vectorise. The engine never reads floating-point exception flags. */
-#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
-#define NN_MATH_SELECTS_BEGIN _Pragma("GCC push_options") _Pragma("GCC optimize(\"no-trapping-math\")")
-#define NN_MATH_SELECTS_END _Pragma("GCC pop_options")
-#else
+/* Comparisons that are not treated as trapping make the selects in these
+   formulas branch-free, so that loops calling them vectorise: the whole
+   build says so (-fno-trapping-math, CMakeLists.txt; the engine never
+   reads floating-point exception flags). These marks once set the option
+   around the formulas alone, which stopped GCC inlining them into callers
+   compiled without it (a strided loop called nn_exp_f32 per element); they
+   are kept empty for the loops that still carry them. */
 #define NN_MATH_SELECTS_BEGIN
 #define NN_MATH_SELECTS_END
-#endif
 
 #endif
