@@ -154,7 +154,6 @@ static inline void softmax_line(nn_dtype dt, const char *x, int64_t xs, char *y,
    loop of their own that vectorises (the sum in double, in order, cannot).
    One formula for every stride, so that a strided line gives the
    contiguous line's values; stride 1 is inlined apart to vectorise. */
-NN_MATH_SELECTS_BEGIN
 static inline void softmax_line_f32(const float *x, int64_t xs, float *y, int64_t ys, int64_t n,
                                     int log_form) {
   float m = -INFINITY;
@@ -175,7 +174,6 @@ static void softmax_line_f32_any(const float *x, int64_t xs, float *y, int64_t y
   if (xs == 1 && ys == 1) softmax_line_f32(x, 1, y, 1, n, log_form);
   else softmax_line_f32(x, xs, y, ys, n, log_form);
 }
-NN_MATH_SELECTS_END
 
 static inline void softmax_backward_line(nn_dtype dt, const char *g, int64_t gs, const char *y,
                                          int64_t ys, char *gi, int64_t is, int64_t n, int log_form) {

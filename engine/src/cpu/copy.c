@@ -135,9 +135,7 @@ int nn_cpu_add_into(const nn_iter *it) {
    columns at a time (the plain loop, which must allow dst to overlap src,
    ran at four instructions an element). Each column's sum is the same
    additions in the same order in every variant. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
+NN_CPU_CLONES
 static void add_rows_f32(int64_t rows, int64_t cols, const float *restrict s, float *restrict d) {
   for (int64_t i = 0; i < rows; i++)
     for (int64_t j = 0; j < cols; j++) d[j] += s[i * cols + j];

@@ -7,6 +7,16 @@
 #include "backend.h"
 #include "math/dtype.h"
 
+/* A loop compiled for baseline x86-64, AVX2 and AVX-512, the variant for
+   the processor chosen once by the loader (GCC's target_clones, an ifunc:
+   glibc on x86-64). For loops whose every variant gives the same bits:
+   the lanes are written out in C, or each element is computed alone. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define NN_CPU_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
+#else
+#define NN_CPU_CLONES
+#endif
+
 /* iter.c: the loop over an nn_iter. fn gets the innermost dimension for
    every outer position: n elements, data[k] and stride[k] (in elements)
    for operand k. */

@@ -64,7 +64,6 @@ static void binary_mixed(const binary_ctx *k, int64_t n, char **data, const int6
 /* Comparisons of float32 tensors and logical ops of bool ones, over
    contiguous data: loops that vectorise (16 bools an SSE2 instruction),
    the values binary_mixed gives. 0 for the others. */
-NN_MATH_SELECTS_BEGIN
 static int bool_result_contiguous(const binary_ctx *k, int64_t n, char **data) {
   unsigned char *o = (unsigned char *)data[0];
   if (k->a == NN_FLOAT32 && k->b == NN_FLOAT32 && k->compute == NN_FLOAT32) {
@@ -92,7 +91,6 @@ static int bool_result_contiguous(const binary_ctx *k, int64_t n, char **data) {
   }
   return 0;
 }
-NN_MATH_SELECTS_END
 
 static void binary_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
   const binary_ctx *k = vctx;
@@ -292,7 +290,6 @@ int nn_cpu_pointwise_grad(nn_pointwise_grad_op op, const nn_iter *it, double lo,
 /* ---- nan_to_num ------------------------------------------------------------ */
 struct nan_to_num_ctx { nn_dtype out, a; double nan, posinf, neginf; };
 
-NN_MATH_SELECTS_BEGIN
 static void nan_to_num_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
   const struct nan_to_num_ctx *c = vctx;
   if (c->out == NN_FLOAT32 && c->a == NN_FLOAT32 && st[0] == 1 && st[1] == 1) {
@@ -311,7 +308,6 @@ static void nan_to_num_inner(void *vctx, int64_t n, char **data, const int64_t *
              nn_nan_to_num_value(nn_load(c->a, data[1], i * st[1]), c->nan, c->posinf, c->neginf));
 }
 
-NN_MATH_SELECTS_END
 
 int nn_cpu_nan_to_num(const nn_iter *it, double nan, double posinf, double neginf) {
   struct nan_to_num_ctx c = {it->dtype[0], it->dtype[1], nan, posinf, neginf};

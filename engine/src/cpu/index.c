@@ -16,8 +16,8 @@
 /* The checked loops of the common layout compiled for baseline x86-64,
    AVX2 and AVX-512 (chosen once by the loader): with 64-bit vector
    compares, a block's check of its indices vectorises. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define INDEX_CLONES __attribute__((noinline, target_clones("default", "avx2", "avx512f")))
+#if defined(__GNUC__)
+#define INDEX_CLONES __attribute__((noinline)) NN_CPU_CLONES
 #else
 #define INDEX_CLONES
 #endif

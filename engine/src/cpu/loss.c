@@ -20,9 +20,7 @@ static inline double upstream(const nn_loss_args *a, int64_t i) {
    in a fixed order, whatever the thread count and whichever variant the
    processor runs (the widest: the lanes are its vector's lanes). */
 enum { MSE_LANES = 8 };
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
+NN_CPU_CLONES
 static double mse_sum_f32(int64_t n, const float *px, const float *py) {
   double lane[MSE_LANES] = {0};
   int64_t i = 0;
@@ -57,9 +55,7 @@ static void mse_forward(const nn_loss_args *a) {
    into gy (either NULL): one loop per case, so that each runs as wide as
    the processor goes (the loop that tested both pointers at every element
    ran at two instructions an element, on the calling thread alone). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
+NN_CPU_CLONES
 static void mse_grad_f32(int64_t n, const float *restrict px, const float *restrict py, float scale,
                          float *restrict ox, float *restrict oy) {
   if (ox && oy) {
@@ -247,7 +243,6 @@ static void pointwise_backward(const nn_loss_args *a) {
 }
 
 /* ---- BCE with logits --------------------------------------------------------- */
-NN_MATH_SELECTS_BEGIN
 /* Forward over contiguous data: l_i into out (when not NULL), and the sum.
    w and p point at n values each, or are NULL. */
 static double bce_logits_forward_loop(int64_t n, nn_dtype dtype, const void *x, const void *y,
@@ -317,7 +312,6 @@ static void bce_logits_backward_loop(int64_t n, nn_dtype dtype, const void *x, c
   }
 }
 
-NN_MATH_SELECTS_END
 
 static void bce_logits_forward(const nn_loss_args *a) {
   double sum = bce_logits_forward_loop(a->n, a->dtype, a->x, a->y, a->weight, a->pos_weight,
@@ -352,7 +346,6 @@ int nn_cpu_loss_backward(const nn_loss_args *a) {
 
 /* ---- cross-entropy and NLL over classes ------------------------------------------
    The layout and the formulas: loss.c's section on them, math/loss.h. */
-NN_MATH_SELECTS_BEGIN
 /* log sum_c exp(x_c) over count values stride apart from x[base], shifted
    by the largest so that nothing overflows. A NaN among them comes out as
    NaN through its exp. float32 runs in float, as PyTorch's does; a row of
@@ -392,7 +385,6 @@ static void softmax_times(nn_dtype dtype, const void *x, void *gx, int64_t base,
   nn_softmax_times(dtype, x, gx, base, stride, count, lse, total);
 }
 
-NN_MATH_SELECTS_END
 
 static inline double class_weight(const nn_class_loss_args *a, int64_t c) {
   return a->weight ? a->weight[c] : 1.0;

@@ -8,15 +8,10 @@
 #include "cpu/cpu.h"
 #include "math/optim.h"
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define WIDEST_VECTORS __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define WIDEST_VECTORS
-#endif
 
 /* ---- SGD ------------------------------------------------------------- */
 /* SGD with momentum, with restrict pointers so that it runs several lanes wide. */
-WIDEST_VECTORS static void sgd_momentum_f32(int64_t n, float *restrict p, float *restrict b,
+NN_CPU_CLONES static void sgd_momentum_f32(int64_t n, float *restrict p, float *restrict b,
                                             const float *restrict g, float sign, float wd, float m, float damp,
                                             float lr, int first, int nesterov) {
   for (int64_t i = 0; i < n; i++) nn_sgd_element_f32(&p[i], &b[i], g[i], sign, wd, m, damp, lr, first, nesterov);
@@ -25,7 +20,7 @@ WIDEST_VECTORS static void sgd_momentum_f32(int64_t n, float *restrict p, float 
 /* Plain SGD (no momentum, decay or maximize): without restrict the loop
    must allow p and g to overlap, and ran four lanes wide at two
    instructions an element. */
-WIDEST_VECTORS static void sgd_plain_f32(int64_t n, float *restrict p, const float *restrict g, float lr) {
+NN_CPU_CLONES static void sgd_plain_f32(int64_t n, float *restrict p, const float *restrict g, float lr) {
   for (int64_t i = 0; i < n; i++) p[i] = nn_sgd_param_f32(p[i], lr, g[i]);
 }
 
@@ -60,7 +55,7 @@ static int sgd_serial(nn_dtype dtype, int64_t n, void *param, const void *grad, 
 /* ---- Adam and AdamW -------------------------------------------------- */
 /* The loop for the common configurations, with restrict pointers and no
    branch: m, v, then p = p decay - step_size m / (sqrt(v) / sqrt(bc2) + eps). */
-WIDEST_VECTORS static void adam_plain_f32(int64_t n, float *restrict p, float *restrict m,
+NN_CPU_CLONES static void adam_plain_f32(int64_t n, float *restrict p, float *restrict m,
                                           float *restrict v, const float *restrict grad,
                                           float decay, float beta1, float one_minus_beta1,
                                           float beta2, float one_minus_beta2, float bc2_sqrt,
@@ -120,7 +115,7 @@ static int adam_serial(nn_dtype dtype, int64_t n, void *param, const void *grad,
 /* ---- RMSprop --------------------------------------------------------- */
 /* sq = alpha sq + (1 - alpha) g g; p += -lr g / (sqrt(sq) + eps), with
    restrict pointers and no branch so that it runs four or more lanes wide. */
-WIDEST_VECTORS static void rmsprop_plain_f32(int64_t n, float *restrict p, float *restrict sq,
+NN_CPU_CLONES static void rmsprop_plain_f32(int64_t n, float *restrict p, float *restrict sq,
                                              const float *restrict grad, float alpha,
                                              float one_minus_alpha, float eps, float neg_lr) {
   for (int64_t i = 0; i < n; i++) {
@@ -186,7 +181,7 @@ static int adagrad_serial(nn_dtype dtype, int64_t n, void *param, const void *gr
 /* The float32 loops of these six take restrict pointers and are built for
    AVX-512 and AVX2 too, so that they run several lanes wide: the same
    operations, in the same order, for every element. */
-WIDEST_VECTORS static void adadelta_f32(int64_t n, float *restrict p, float *restrict sq, float *restrict acc,
+NN_CPU_CLONES static void adadelta_f32(int64_t n, float *restrict p, float *restrict sq, float *restrict acc,
                                         const float *restrict g, int maximize, int decay, float wd, float rho,
                                         float one_minus_rho, float eps, float neg_lr) {
   for (int64_t i = 0; i < n; i++)
@@ -209,7 +204,7 @@ static int adadelta_serial(nn_dtype dtype, int64_t n, void *param, const void *g
   return 0;
 }
 
-WIDEST_VECTORS static void adamax_f32(int64_t n, float *restrict p, float *restrict m, float *restrict u,
+NN_CPU_CLONES static void adamax_f32(int64_t n, float *restrict p, float *restrict m, float *restrict u,
                                       const float *restrict g, int maximize, int decay, float wd, float beta1,
                                       float one_minus_beta1, float beta2, float eps, float neg_clr) {
   for (int64_t i = 0; i < n; i++)
@@ -233,7 +228,7 @@ static int adamax_serial(nn_dtype dtype, int64_t n, void *param, const void *gra
   return 0;
 }
 
-WIDEST_VECTORS static void nadam_f32(int64_t n, float *restrict p, float *restrict m, float *restrict v,
+NN_CPU_CLONES static void nadam_f32(int64_t n, float *restrict p, float *restrict m, float *restrict v,
                                      const float *restrict g, int decay, float wd, float beta1, float one_minus_beta1,
                                      float beta2, float one_minus_beta2, float bc2, float eps, float grad_coef,
                                      float avg_coef) {
@@ -261,7 +256,7 @@ static int nadam_serial(nn_dtype dtype, int64_t n, void *param, const void *grad
   return 0;
 }
 
-WIDEST_VECTORS static void radam_f32(int64_t n, float *restrict p, float *restrict m, float *restrict v,
+NN_CPU_CLONES static void radam_f32(int64_t n, float *restrict p, float *restrict m, float *restrict v,
                                      const float *restrict g, int decay, float wd, float beta1, float one_minus_beta1,
                                      float beta2, float one_minus_beta2, float bc1, float lr, int rectified,
                                      float bc2_sqrt, float eps, float rect) {
@@ -290,7 +285,7 @@ static int radam_serial(nn_dtype dtype, int64_t n, void *param, const void *grad
   return 0;
 }
 
-WIDEST_VECTORS static void asgd_f32(int64_t n, float *restrict p, float *restrict ax, const float *restrict g,
+NN_CPU_CLONES static void asgd_f32(int64_t n, float *restrict p, float *restrict ax, const float *restrict g,
                                     int maximize, int decay, float wd, float shrink, float neg_eta, int averaging,
                                     float mu) {
   for (int64_t i = 0; i < n; i++)
@@ -313,8 +308,7 @@ static int asgd_serial(nn_dtype dtype, int64_t n, void *param, const void *grad,
   return 0;
 }
 
-NN_MATH_SELECTS_BEGIN /* as math/optim.h's Rprop step: selects that vectorise */
-WIDEST_VECTORS static void rprop_f32(int64_t n, float *restrict p, float *restrict prev, float *restrict size,
+NN_CPU_CLONES static void rprop_f32(int64_t n, float *restrict p, float *restrict prev, float *restrict size,
                                      const float *restrict g, int maximize, float etaminus, float etaplus, float lo,
                                      float hi) {
   for (int64_t i = 0; i < n; i++)
@@ -337,7 +331,6 @@ static int rprop_serial(nn_dtype dtype, int64_t n, void *param, const void *grad
   return 0;
 }
 
-NN_MATH_SELECTS_END
 
 /* ---- over the pool ------------------------------------------------------ */
 /* A step's arguments: the parameter, its gradient and up to three state

@@ -44,7 +44,6 @@ static inline void add(nn_dtype dt, void *p, int64_t i, double v) {
 }
 
 /* ---- pooling -------------------------------------------------------------- */
-NN_MATH_SELECTS_BEGIN
 static inline void max_planes(nn_dtype dt, const nn_pool2d_args *a, int64_t first, int64_t last) {
   int64_t ih_n = a->in_h, iw_n = a->in_w, plane = ih_n * iw_n, oplane = a->out_h * a->out_w;
   int adaptive = a->kind == NN_POOL_ADAPTIVE_MAX;
@@ -151,7 +150,6 @@ static int is_max_2x2(const nn_pool2d_args *a) {
          a->dilation[0] == 1 && a->dilation[1] == 1 && 2 * a->out_h <= a->in_h && 2 * a->out_w <= a->in_w;
 }
 
-NN_MATH_SELECTS_END
 
 /* The average kinds: each output the mean of its window (avg_pool2d's
    divisor: divisor_override, the padded window or the clipped one). */

@@ -46,10 +46,8 @@ static void store_result(const struct lines_ctx *c, char *out, double sum, int64
    never split between threads). */
 #define LINE_LANES 16
 #define LINE_LANES_MIN 64 /* shorter lines: the plain loops */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define LINE_LANES_FN __attribute__((noinline, target_clones("default", "avx2", "avx512f")))
-#elif defined(__GNUC__)
-#define LINE_LANES_FN __attribute__((noinline))
+#if defined(__GNUC__)
+#define LINE_LANES_FN __attribute__((noinline)) NN_CPU_CLONES
 #else
 #define LINE_LANES_FN
 #endif
@@ -653,7 +651,6 @@ int nn_cpu_extreme(int want_max, const nn_reduce_geom *r) {
 /* A contiguous line's sum of exps in lanes of doubles (a sum in line order
    would chain every add to the one before; the lanes let the exps and adds
    vectorise). */
-NN_MATH_SELECTS_BEGIN
 LINE_LANES_FN static double exp_sum_f32(const float *x, int64_t s, int64_t n, float m) {
   double lane[EXP_LANES] = {0}, acc = 0;
   int64_t j = 0;
@@ -705,7 +702,6 @@ static int logsumexp_across(const struct lines_ctx *c, int64_t count, char **dat
   if (m != stack) free(m);
   return 1;
 }
-NN_MATH_SELECTS_END
 
 static void logsumexp_inner(void *vctx, int64_t count, char **data, const int64_t *st) {
   const struct lines_ctx *c = vctx;

@@ -15,14 +15,12 @@
    plain loop beside them. Every value is the element function's: a float
    sum is the exact sum rounded once, as the element function's double
    sum converted to float. */
-NN_MATH_SELECTS_BEGIN
 static void sigmoid_run(int64_t n, float *x) {
   for (int64_t k = 0; k < n; k++) x[k] = nn_sigmoid_select_f32(x[k]);
 }
 static void tanh_run(int64_t n, const float *x, float *out) {
   for (int64_t k = 0; k < n; k++) out[k] = nn_tanh_select_f32(x[k]);
 }
-NN_MATH_SELECTS_END
 
 static void lstm_forward_f32(const nn_rnn_step_args *a) {
   int64_t H = a->hidden;

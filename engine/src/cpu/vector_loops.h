@@ -7,7 +7,6 @@
 #include "cpu/vector.h"
 #include "math/elementwise.h"
 
-NN_MATH_SELECTS_BEGIN
 static void sigmoid_loop(int64_t n, const float *x, float *out) {
   for (int64_t i = 0; i < n; i++) out[i] = nn_sigmoid_select_f32(x[i]);
 }
@@ -21,7 +20,6 @@ static void relu_loop(int64_t n, const float *x, float *out) {
 static void relu_grad_loop(int64_t n, const float *g, const float *x, float *gi) {
   for (int64_t i = 0; i < n; i++) gi[i] = nn_relu_grad_select_f32(g[i], x[i]);
 }
-NN_MATH_SELECTS_END
 
 static void sigmoid_grad_loop(int64_t n, const float *g, const float *y, float *gi) {
   for (int64_t i = 0; i < n; i++) gi[i] = nn_sigmoid_grad_f32(g[i], y[i]);
@@ -44,7 +42,6 @@ static void fill_loop(int64_t n, float v, float *out) {
    each build's inlining may turn off); the formulas are the ones the
    strided loops of cpu/elementwise.c call (nn_unary_apply_f's cases; a
    call of it here is not vectorised), so the values are the same. */
-NN_MATH_SELECTS_BEGIN
 /* tan: blocks of elements all in the quick range take the formula's
    vector loop; a block with one outside (|x| >= 2^20, inf, NaN) the one
    for each element, which gives the same bits (o may be x: in place). */
@@ -106,9 +103,7 @@ static int unary_loop(int op, int64_t n, const float *x, float *o) {
   default: return 0;
   }
 }
-NN_MATH_SELECTS_END
 
-NN_MATH_SELECTS_BEGIN
 /* fmod and remainder: the quick case for every element (selects), then
    fmodf's where it does not hold, found by a test that vectorises too. */
 static void fmod_loop(int remainder, int64_t n, const float *x, const float *y, float s, float *o) {
@@ -162,6 +157,5 @@ static int binary_loop(int op, int64_t n, const float *x, const float *y, float 
   default: return 0;
   }
 }
-NN_MATH_SELECTS_END
 
 #endif

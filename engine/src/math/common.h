@@ -18,14 +18,4 @@
 #define NN_HD
 #endif
 
-/* Comparisons that are not treated as trapping make the selects in these
-   formulas branch-free, so that loops calling them vectorise: the whole
-   build says so (-fno-trapping-math, CMakeLists.txt; the engine never
-   reads floating-point exception flags). These marks once set the option
-   around the formulas alone, which stopped GCC inlining them into callers
-   compiled without it (a strided loop called nn_exp_f32 per element); they
-   are kept empty for the loops that still carry them. */
-#define NN_MATH_SELECTS_BEGIN
-#define NN_MATH_SELECTS_END
-
 #endif

@@ -18,7 +18,6 @@
    rounds |x| to a whole number (exactly: the sum has no bits below 1),
    one less where that rounded up; the sign put back keeps a zero's. From
    2^23 on (and inf, NaN) a float is whole already. */
-NN_MATH_SELECTS_BEGIN
 NN_HD static inline float nn_trunc_f(float x) {
   float a = fabsf(x), r = (a + 8388608.0f) - 8388608.0f;
   r = r > a ? r - 1.0f : r;
@@ -30,7 +29,6 @@ NN_HD static inline double nn_trunc_small_d(double t) {
   r = r > a ? r - 1.0 : r;
   return copysign(r, t);
 }
-NN_MATH_SELECTS_END
 
 /* fmodf's exact value without its call (a bit-by-bit division in glibc)
    where |x| < 2^23 |y| (so the quotient is under 2^23; the test is exact:
@@ -44,7 +42,6 @@ NN_MATH_SELECTS_END
    selects (a loop of it vectorises: cpu/vector_loops.h computes it for
    every element, then fmodf where nn_fmod_quick says so); its quotient is
    0 where the case does not hold. */
-NN_MATH_SELECTS_BEGIN
 NN_HD static inline int nn_fmod_quick(float x, float y) {
   return (fabsf(x) < 8388608.0f * fabsf(y)) & (fabsf(y) < INFINITY); /* & : no branch */
 }
@@ -57,7 +54,6 @@ NN_HD static inline float nn_fmod_select_f(float x, float y) {
   float r = (float)m;
   return m == 0 ? copysignf(0.0f, x) : r;
 }
-NN_MATH_SELECTS_END
 NN_HD static inline float nn_fmod_f(float x, float y) {
   return nn_fmod_quick(x, y) ? nn_fmod_select_f(x, y) : fmodf(x, y);
 }
@@ -67,13 +63,11 @@ NN_HD static inline double nn_remainder(double x, double y) {
   double m = fmod(x, y);
   return m != 0 && ((y < 0) != (m < 0)) ? m + y : m;
 }
-NN_MATH_SELECTS_BEGIN
 /* fmod's m of x by y to remainder's */
 NN_HD static inline float nn_remainder_from_fmod_f(float m, float y) {
   float r = m + y;
   return (m != 0) & ((y < 0) != (m < 0)) ? r : m;
 }
-NN_MATH_SELECTS_END
 NN_HD static inline float nn_remainder_f(float x, float y) {
   return nn_remainder_from_fmod_f(nn_fmod_f(x, y), y);
 }
@@ -298,9 +292,7 @@ NN_HD static inline double nn_unary_apply(nn_unary_op op, double x) {
 }
 
 /* x - trunc(x): 0 for whole x, NaN for inf and NaN */
-NN_MATH_SELECTS_BEGIN
 NN_HD static inline float nn_frac_f(float x) { return x - nn_trunc_f(x); }
-NN_MATH_SELECTS_END
 
 NN_HD static inline float nn_unary_apply_f(nn_unary_op op, float x) {
   switch (op) {
@@ -338,7 +330,6 @@ NN_HD static inline int nn_unary_gives_bool(nn_unary_op op) {
   return op == NN_ISNAN || op == NN_ISINF || op == NN_ISFINITE || op == NN_LOGICAL_NOT;
 }
 
-NN_MATH_SELECTS_BEGIN
 /* sigmoid as a loop over an array computes it, vectorisable: e = exp(-|x|),
    then 1/(1+e) or e/(1+e) by the sign, the form that never overflows;
    selects between values computed beforehand, no branch. */
@@ -357,7 +348,6 @@ NN_HD static inline float nn_relu_select_f32(float v) { return v <= 0 ? 0.0f : v
    select (so at a NaN input g passes, and where x <= 0 an infinite g
    gives 0, not NaN). */
 NN_HD static inline float nn_relu_grad_select_f32(float g, float x) { return x <= 0 ? 0.0f : g; }
-NN_MATH_SELECTS_END
 NN_HD static inline double nn_relu_grad(double g, double x) { return x <= 0 ? 0 : g; }
 
 /* sigmoid's backward from its output y, in float for float32 data (the

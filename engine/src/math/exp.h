@@ -8,14 +8,13 @@
  * early.) The clamp is written so that NaN lands on the bound: the
  * polynomial and the exponent bits then see a finite number (a NaN
  * converted to an integer is undefined behaviour), and the last select
- * hands the NaN back. Loops that call it must sit between
- * NN_MATH_SELECTS_BEGIN and END too, to vectorise. */
+ * hands the NaN back. (Its selects vectorise because the build does not
+ * treat comparisons as trapping: -fno-trapping-math, CMakeLists.txt.) */
 #ifndef NN_MATH_EXP_H
 #define NN_MATH_EXP_H
 
 #include "math/common.h"
 
-NN_MATH_SELECTS_BEGIN
 NN_HD static inline float nn_exp_f32(float x) {
   float xc = x > -87.3f ? x : -87.3f; /* false for NaN */
   xc = xc < 88.7f ? xc : 88.7f;
@@ -36,6 +35,5 @@ NN_HD static inline float nn_exp_f32(float x) {
   e = x > 88.7f ? INFINITY : e;
   return x == x ? e : x;
 }
-NN_MATH_SELECTS_END
 
 #endif

@@ -28,7 +28,6 @@
 
 #include "math/common.h"
 
-NN_MATH_SELECTS_BEGIN
 NN_HD static inline uint64_t nn_double_bits(double v) {
   uint64_t b;
   memcpy(&b, &v, sizeof b);
@@ -103,6 +102,5 @@ NN_HD static inline float nn_expm1_f32(float x) {
   float e = (float)(scale * p + (scale - 1.0));
   return x == x ? e : x;
 }
-NN_MATH_SELECTS_END
 
 #endif

@@ -184,7 +184,6 @@ NN_HD static inline double nn_bce_logits_grad_target(double x, double w, double 
 
 /* The same in float for float32 data, as PyTorch computes it, with no
    library call, so that the loops vectorise. */
-NN_MATH_SELECTS_BEGIN
 /* log1p(e) for e in [0, 1] as 2 atanh(s), s = e / (2 + e) in [0, 1/3]:
    2 s (1 + s^2/3 + s^4/5 + ... + s^14/15), whose next term is below
    (1/9)^8 / 17 < 2e-9 of the sum; exact as e goes to 0. */
@@ -221,7 +220,6 @@ NN_HD static inline float nn_bce_logits_grad_target_f32(float x, float w, float 
   if (!has_p) return -x * w;
   return w * (-x + (p - 1) * nn_softplus_of_negative_f32(x));
 }
-NN_MATH_SELECTS_END
 
 /* ---- cross-entropy over classes (see loss.c for the whole story) --------
    A label is target element i: an int64 as it is, another dtype's value
@@ -248,7 +246,6 @@ NN_HD static inline int64_t nn_label_class(int64_t label, int whole, int64_t fir
    shifted by the largest so that nothing overflows; a NaN among them comes
    out as NaN through its exp. float32 runs in float (nn_exp_f32), as
    PyTorch's does, the sum in double. */
-NN_MATH_SELECTS_BEGIN
 NN_HD static inline double nn_classes_logsumexp(nn_dtype dtype, const void *x, int64_t base, int64_t stride,
                                                 int64_t count) {
   double sum = 0;
@@ -280,7 +277,6 @@ NN_HD static inline void nn_softmax_times(nn_dtype dtype, const void *x, void *g
     for (int64_t c = 0; c < count; c++) g[c * stride] = -exp(p[c * stride] - lse) * total;
   }
 }
-NN_MATH_SELECTS_END
 
 /* With smoothing s over C classes: a label's loss mixes its nll with the
    uniform term, a probability target is smoothed toward uniform. */

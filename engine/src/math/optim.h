@@ -346,7 +346,6 @@ NN_HD static inline void nn_asgd_element_f64(double *p, double *ax, double grad,
    times etaplus (s > 0), etaminus (s < 0) or 1, clamped to [lo, hi]; where
    the factor is etaminus (PyTorch's test) the gradient counts as 0; then
    p += -sign(g) size and prev = g. sign(NaN) is 0, as torch.sign's. */
-NN_MATH_SELECTS_BEGIN /* its callers' loops too: inlining needs the same options */
 NN_HD static inline float nn_sign_f32(float x) { return (float)((0 < x) - (x < 0)); }
 NN_HD static inline double nn_sign_f64(double x) { return (double)((0 < x) - (x < 0)); }
 
@@ -375,7 +374,6 @@ NN_HD static inline void nn_rprop_element_f64(double *p, double *prev, double *s
   *prev = g;
 }
 
-NN_MATH_SELECTS_END
 
 /* ---- the step's scalars, in double as Python computes them ----------- */
 /* NAdam's momentum cache mu_t = beta1 (1 - 0.5 * 0.96^(t psi)). */

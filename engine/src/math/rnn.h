@@ -19,7 +19,6 @@
 #include "math/elementwise.h"
 #include "math/exp.h"
 
-NN_MATH_SELECTS_BEGIN
 /* tanh(x) = s (1 - e) / (1 + e), e = exp(-2|x|), s the sign; below
    |x| = 1/8 its Taylor series to x^7 (error under 1e-9 relative), where
    1 - e would cancel. */
@@ -33,7 +32,6 @@ NN_HD static inline float nn_tanh_select_f32(float x) {
   r = x < 0 ? -r : r;
   return x == x ? r : x;
 }
-NN_MATH_SELECTS_END
 
 NN_HD static inline double nn_rnn_sigmoid(nn_dtype dtype, double x) {
   return dtype == NN_FLOAT32 ? (double)nn_sigmoid_select_f32((float)x) : nn_sigmoid(x);

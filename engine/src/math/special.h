@@ -39,7 +39,6 @@
 #include "math/common.h"
 #include "math/log.h"
 
-NN_MATH_SELECTS_BEGIN
 /* e^v for v in [-20, 0]: v = n ln2 + r, |r| <= ln2/2 (ln2_hi with zeros
    in its low 32 bits, so n ln2_hi is exact), e^r by Taylor to r^11/11!
    (the rest under 3e-13), 2^n into the exponent bits. */
@@ -233,7 +232,6 @@ NN_HD static inline float nn_erfinv_f32(float y) {
   f = (a > 1.0) | (a != a) ? NAN : f;
   return copysignf(f, y);
 }
-NN_MATH_SELECTS_END
 
 /* tan past the quick range: double's tan rounded (glibc's tanf is 1.4 ulp
    off at some large x) */
