@@ -79,6 +79,19 @@ static void coverage_around_the_grain(void) {
   }
 }
 
+/* Light passes (zero_grad's fill, an SGD step) stay on the caller's thread
+   below four grains, where a two-grain elementwise op is already cut. */
+static void light_passes_need_four_grains(void) {
+  const int64_t g = NN_PARALLEL_GRAIN;
+  for (int t = 1; t <= 3; t++) {
+    nn_set_num_threads(t);
+    CHECKF(nn_parallel_pass_pieces(2 * g) == 1, "%d threads: a pass of two grains", t);
+    CHECKF(nn_parallel_pass_pieces(4 * g - 1) == 1, "%d threads: a pass just under four grains", t);
+    CHECKF(nn_parallel_pass_pieces(4 * g) == t, "%d threads: a pass of four grains", t);
+    CHECKF(nn_parallel_pieces(2 * g, 1) == (t == 1 ? 1 : 2), "%d threads: two grains of an elementwise op", t);
+  }
+}
+
 /* A fork while the pool has threads: the child starts a pool of its own
    and uses it; the parent's still works afterwards. */
 static void pool_survives_fork(void) {
@@ -147,6 +160,7 @@ static void iterator_split(void) {
 
 int main(void) {
   coverage_around_the_grain();
+  light_passes_need_four_grains();
   pool_survives_fork();
   iterator_split();
   return check_finish();

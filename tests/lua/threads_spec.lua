@@ -36,6 +36,17 @@ local function data(n, seed)
   return nn.randn(n)
 end
 
+-- the parameter start after `steps` steps of nn.optim[name] with gradient g
+local function stepped(name, opts, start, g, steps)
+  local p = start:requires_grad_()
+  local opt = nn.optim[name]({p}, opts)
+  for _ = 1, steps do
+    p.grad = g * 1
+    opt:step()
+  end
+  return p:detach()
+end
+
 describe("at one and two threads, the same values", function()
   it("elementwise ops, contiguous, at every length around the grain", function()
     for _, n in ipairs(LENGTHS) do
@@ -106,6 +117,11 @@ describe("at one and two threads, the same values", function()
       same_at_both("fill " .. n, function()
         return x:clone():zero_(), x:clone():fill_(0.25), nn.zeros(n), nn.full({n}, 3), x:clone()
       end)
+    end
+    -- zero_grad's fill of one run is cut from four grains (NN_PARALLEL_PASS)
+    for _, n in ipairs({4 * GRAIN - 1, 4 * GRAIN, 4 * GRAIN + 1}) do
+      local x = data(n, 6)
+      same_at_both("zero_ " .. n, function() return x:clone():zero_() end)
     end
     local model = nn.Linear(600, 500)
     same_at_both("zero_grad", function()
@@ -213,6 +229,15 @@ describe("at one and two threads, the same values", function()
     same_at_both("CNN step", step)
   end)
 
+  it("SGD's step around four grains, where it is first cut", function()
+    for _, n in ipairs({4 * GRAIN - 1, 4 * GRAIN, 4 * GRAIN + 17}) do
+      local g = data(n, 11)
+      for _, opts in ipairs({{lr = 0.1}, {lr = 0.1, momentum = 0.9}}) do
+        same_at_both("SGD " .. n, function() return stepped("SGD", opts, data(n, 12), g, 2) end)
+      end
+    end
+  end)
+
   it("every optimizer's step over a large parameter", function()
     local n = 300001
     local g = data(n, 9)
@@ -227,13 +252,7 @@ describe("at one and two threads, the same values", function()
     for _, dtype in ipairs({"float32", "float64"}) do
       for _, c in ipairs(configs) do
         same_at_both(c[1] .. " " .. dtype, function()
-          local p = data(n, 10):to(dtype):requires_grad_()
-          local opt = nn.optim[c[1]]({p}, c[2])
-          for _ = 1, 3 do
-            p.grad = g:to(dtype) * 1
-            opt:step()
-          end
-          return p:detach()
+          return stepped(c[1], c[2], data(n, 10):to(dtype), g:to(dtype), 3)
         end)
       end
     end

@@ -92,7 +92,7 @@ int nn_cpu_fill(const nn_iter *it, double value) {
   if (value == 0 && !signbit(value) && it->ndim == 1 && it->stride[0][0] == 1) {
     /* one run of all-zero bits, in every dtype */
     struct clear_ctx c = {it->data[0], nn_element_size(it->dtype[0])};
-    if (it->size[0] < 2 * NN_PARALLEL_GRAIN) memset(c.data, 0, (size_t)it->size[0] * c.esize);
+    if (nn_parallel_pass_pieces(it->size[0]) < 2) memset(c.data, 0, (size_t)it->size[0] * c.esize);
     else nn_parallel_for(it->size[0], 1, NN_PARALLEL_ALIGN, clear_elements, &c);
     return 0;
   }

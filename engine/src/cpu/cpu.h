@@ -42,6 +42,15 @@ typedef void (*nn_range_fn)(const void *ctx, int64_t first, int64_t last);
 void nn_parallel_for(int64_t n, int64_t cost, int64_t align, nn_range_fn fn, const void *ctx);
 /* how many pieces nn_parallel_for would cut n items of cost into (1: none) */
 int nn_parallel_pieces(int64_t n, int64_t cost);
+/* A light pass over a parameter-sized buffer (zero_grad's fill, an SGD
+   step: a store, or a load, a multiply-add and a store, an element) is
+   handed to the pool only from this many elements: below it, waking a
+   thread and waiting for it costs about what the second core saves (the
+   65,536-element weights of mlp_sweep's 256-wide rows: two fills and two
+   steps a step, four dispatches that did not pay for themselves). */
+#define NN_PARALLEL_PASS (4 * NN_PARALLEL_GRAIN)
+/* how many pieces such a pass of n elements is cut into (1: none) */
+int nn_parallel_pass_pieces(int64_t n);
 
 /* nn_iter_run over the pool: a run of one dim is cut between elements,
    several dims between whole runs. cost: elements of work per position

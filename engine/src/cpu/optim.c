@@ -381,7 +381,7 @@ static int step_over_pool(int64_t n, const step_args *a) {
 
 int nn_cpu_sgd_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *momentum_buffer,
                     int first, const nn_sgd_options *o) {
-  if (n < 2 * NN_PARALLEL_GRAIN) return sgd_serial(dtype, n, param, grad, momentum_buffer, first, o);
+  if (nn_parallel_pass_pieces(n) < 2) return sgd_serial(dtype, n, param, grad, momentum_buffer, first, o);
   step_args a = {STEP_SGD, dtype, param, grad, {momentum_buffer, NULL, NULL}, first, {0, 0}, o};
   return step_over_pool(n, &a);
 }

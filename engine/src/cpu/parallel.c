@@ -58,6 +58,8 @@ int nn_parallel_pieces(int64_t n, int64_t cost) {
   return count;
 }
 
+int nn_parallel_pass_pieces(int64_t n) { return n < NN_PARALLEL_PASS ? 1 : nn_parallel_pieces(n, 1); }
+
 void nn_parallel_for(int64_t n, int64_t cost, int64_t align, nn_range_fn fn, const void *ctx) {
   if (n <= 0) return;
   int count = nn_parallel_pieces(n, cost);
