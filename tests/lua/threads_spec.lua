@@ -204,6 +204,23 @@ describe("at one and two threads, the same values", function()
     end)
   end)
 
+  it("a large product cut where the pieces' lines do not divide evenly: every element, any thread count", function()
+    -- the Fashion-MNIST layer's weight gradient: 784 columns in four pieces
+    -- of 192, 192, 192 and 208; 1000 in four of 240, 256, 256 and 248
+    nn.manual_seed(14)
+    local g1t, x = nn.randn(512, 128), nn.randn(128, 784)
+    local a, b = nn.randn(300, 129), nn.randn(129, 1000)
+    same_at_both("uneven pieces", function() return g1t:matmul(x), a:matmul(b) end)
+    local saved = nn.get_num_threads()
+    nn.set_num_threads(2)
+    for _, pair in ipairs({{g1t, x}, {a, b}}) do
+      local got, want = pair[1]:matmul(pair[2]), pair[1]:double():matmul(pair[2]:double())
+      local err = (got:double() - want):abs():max():item()
+      assert(err < 1e-3, "largest difference from the float64 product: " .. err)
+    end
+    nn.set_num_threads(saved)
+  end)
+
   it("the CNN lesson's training step (scripts/cnn_fashion_mnist.lua's net)", function()
     local function step()
       nn.manual_seed(13)

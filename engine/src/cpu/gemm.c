@@ -73,7 +73,7 @@ static void blas_call(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64
 typedef struct {
   nn_dtype dtype;
   int trans_a, trans_b, by_rows;
-  int64_t m, n, k, lda, ldb, ldc, each;
+  int64_t m, n, k, lda, ldb, ldc, count; /* count: pieces the cut dimension makes */
   double alpha, beta;
   const char *a, *b;
   char *c;
@@ -89,13 +89,23 @@ static void bias_block(const product_pieces *p, int64_t row, int64_t rows, int64
     memcpy(p->c + (size_t)(i * p->ldc + col) * es, p->bias + (size_t)col * es, (size_t)cols * es);
 }
 
+/* Where piece i of the cut dimension starts: pieces of whole 64-byte lines
+   of c (16 floats) as even as lines allow, the odd lines spread over them,
+   so that the threads' shares differ by a line or so per piece: 784
+   columns in four pieces of 208 (the last 160) left one thread 416 to the
+   other's 368, now 192, 192, 192, 208. */
+static int64_t piece_start(const product_pieces *p, int64_t i) {
+  int64_t cut = p->by_rows ? p->m : p->n, lines = (cut + 15) / 16;
+  return i >= p->count ? cut : lines * i / p->count * 16;
+}
+
 static void run_product_pieces(const void *ctx, int64_t first, int64_t last) {
   const product_pieces *p = ctx;
   size_t es = nn_element_size(p->dtype);
   double beta = p->bias ? 1 : p->beta;
   for (int64_t piece = first; piece < last; piece++) {
-    int64_t from = piece * p->each, extent = (p->by_rows ? p->m : p->n) - from;
-    if (extent > p->each) extent = p->each;
+    int64_t from = piece_start(p, piece), extent = piece_start(p, piece + 1) - from;
+    if (extent <= 0) continue;
     if (p->by_rows) { /* rows of c: rows of op(a) */
       if (p->bias) bias_block(p, from, extent, 0, p->n);
       blas_call(p->dtype, p->trans_a, p->trans_b, extent, p->n, p->k, p->alpha,
@@ -127,7 +137,7 @@ static void blas_gemm(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64
     openblas_set_num_threads(1);
   }
   if ((double)m * (double)n * (double)k < SERIAL_PRODUCT) {
-    product_pieces whole = {dtype, trans_a, trans_b, 1, m, n, k, lda, ldb, ldc, m, alpha, beta,
+    product_pieces whole = {dtype, trans_a, trans_b, 1, m, n, k, lda, ldb, ldc, 1, alpha, beta,
                             a, b, c, bias};
     run_product_pieces(&whole, 0, 1);
   } else {
@@ -135,12 +145,12 @@ static void blas_gemm(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64
     /* pieces of 256 or more: each packs the other operand again, so more
        of them cost memory traffic (10% on 2048 x 1024 x 1024 with pieces
        of 128); an even count, so that two threads share them evenly */
-    int64_t cut = by_rows ? m : n, count = cut / 256;
+    int64_t cut = by_rows ? m : n, count = cut / 256, lines = (cut + 15) / 16;
     count = count < 2 ? 2 : count > MAX_PRODUCT_PIECES ? MAX_PRODUCT_PIECES : count + (count & 1);
-    int64_t each = ((cut + count - 1) / count + 15) / 16 * 16; /* whole cache lines of c */
-    product_pieces p = {dtype, trans_a, trans_b, by_rows, m, n, k, lda, ldb, ldc, each, alpha, beta,
+    if (count > lines) count = lines; /* no piece under a line of c */
+    product_pieces p = {dtype, trans_a, trans_b, by_rows, m, n, k, lda, ldb, ldc, count, alpha, beta,
                         a, b, c, bias};
-    nn_parallel_for((cut + each - 1) / each, m * n * k / count, 1, run_product_pieces, &p);
+    nn_parallel_for(count, m * n * k / count, 1, run_product_pieces, &p);
   }
   if (threads > 1) openblas_set_num_threads(threads);
 }
