@@ -24,8 +24,14 @@
 --
 --   nnlua scripts/bench/mlp_sweep.lua [--quick] [--threads 1,2] [--rounds R]
 --                                     [--seconds S] [--no-torch]
+--                                     [--rows W,B,D;W,B,D...] [--phases]
 --
 -- --quick runs a few small rows in short rounds: to see that it works.
+-- --rows times only the rows given (width, batch, depth each).
+-- --phases adds a line under each row: the step's time split into
+-- zero_grad, forward with the loss, backward and the optimizer's step
+-- (medians over the rounds), to show where a step's time beyond its
+-- products goes.
 -- Each figure is the median of R rounds, each about S seconds of steps,
 -- the steps and the bare products interleaved round by round so that both
 -- see the same load. Times on a loaded machine say little: run it on a
@@ -39,6 +45,8 @@ parser:option("--threads", "the thread counts to time, comma-separated", "1,2")
 parser:option("--rounds", "rounds per figure (the median is reported)", "7", nn.cli.whole(1, "--rounds"))
 parser:option("--seconds", "the length of a round, in seconds", "0.05")
 parser:flag("--no-torch", "skip PyTorch's figures")
+parser:option("--rows", "only these rows: width,batch,depth separated by semicolons")
+parser:flag("--phases", "split each row's step into zero_grad, forward, backward and step")
 local args = parser:parse()
 local threads_list = {}
 for t in args.threads:gmatch("[^,]+") do
@@ -65,10 +73,22 @@ if args.quick then
   GRID = {{16, 4, 2}, {64, 1, 2}, {128, 64, 3}}
   ROUNDS, ROUND_SECONDS = math.min(ROUNDS, 2), 0.002
 end
+if args.rows then
+  GRID = {}
+  for row in args.rows:gmatch("[^;]+") do
+    local w, b, d = row:match("^%s*(%d+)%s*,%s*(%d+)%s*,%s*(%d+)%s*$")
+    if not w or tonumber(w) < 1 or tonumber(b) < 1 or tonumber(d) < 1 then
+      parser:error("--rows needs width,batch,depth (whole numbers >= 1) separated by semicolons, got '" .. args.rows .. "'")
+    end
+    GRID[#GRID + 1] = {tonumber(w), tonumber(b), tonumber(d)}
+  end
+end
 
 local median = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/lib/median.lua")
 
-local function new_step(width, batch, depth)
+-- A step function; with `phases` (a table), each call adds the seconds of
+-- its four parts to phases[1..4].
+local function new_step(width, batch, depth, phases)
   nn.manual_seed(1)
   local layers = {}
   for i = 1, depth do
@@ -79,12 +99,44 @@ local function new_step(width, batch, depth)
   local criterion = nn.MSELoss()
   local optimizer = nn.optim.SGD(model:parameters(), {lr = 0.01})
   local x, y = nn.rand(batch, width), nn.rand(batch, width)
+  if phases then
+    local clock = nn.clock
+    return function()
+      local t0 = clock()
+      optimizer:zero_grad()
+      local t1 = clock()
+      local loss = criterion(model(x), y)
+      local t2 = clock()
+      loss:backward()
+      local t3 = clock()
+      optimizer:step()
+      local t4 = clock()
+      phases[1], phases[2] = phases[1] + (t1 - t0), phases[2] + (t2 - t1)
+      phases[3], phases[4] = phases[3] + (t3 - t2), phases[4] + (t4 - t3)
+    end
+  end
   return function()
     optimizer:zero_grad()
     local loss = criterion(model(x), y)
     loss:backward()
     optimizer:step()
   end
+end
+
+-- Median seconds of each part of a step over ROUNDS rounds of `count` steps.
+local function phase_times(width, batch, depth, count)
+  local sums = {0, 0, 0, 0}
+  local step = new_step(width, batch, depth, sums)
+  for _ = 1, 3 do step() end
+  local rounds = {{}, {}, {}, {}}
+  for r = 1, ROUNDS do
+    for i = 1, 4 do sums[i] = 0 end
+    for _ = 1, count do step() end
+    for i = 1, 4 do rounds[i][r] = sums[i] / count end
+  end
+  local out = {}
+  for i = 1, 4 do out[i] = median(rounds[i]) end
+  return out
 end
 
 -- The step's products alone, outputs from the engine's pool as in the
@@ -150,7 +202,7 @@ local function time_interleaved(fns)
   end
   local out = {}
   for i = 1, #fns do out[i] = median(times[i]) end
-  return out
+  return out, counts
 end
 
 -- PyTorch's step times for every row at one thread count, keyed
@@ -190,7 +242,7 @@ for _, threads in ipairs(threads_list) do
     local width, batch, depth = row[1], row[2], row[3]
     local fns = {new_step(width, batch, depth), gemm_products(width, batch, depth)}
     if batch == 1 then fns[3] = gemv_products(width, depth) end
-    local t = time_interleaved(fns)
+    local t, counts = time_interleaved(fns)
     local step, gemm, gemv = t[1], t[2], t[3]
     local torch_step = torch and torch[width .. " " .. batch .. " " .. depth]
     local misses = {}
@@ -201,6 +253,11 @@ for _, threads in ipairs(threads_list) do
       step * 1e3, gemm * 1e3, ratio_text(step / gemm), gemv and string.format("%.4f", gemv * 1e3) or "-",
       ratio_text(gemv and step / gemv), torch_step and string.format("%.4f", torch_step * 1e3) or "-",
       ratio_text(torch_step and torch_step / step), table.concat(misses, ", ")))
+    if args.phases then
+      local p = phase_times(width, batch, depth, counts[1])
+      print(string.format("%17s phases (ms): zero_grad %.4f, forward+loss %.4f, backward %.4f, step %.4f", "",
+        p[1] * 1e3, p[2] * 1e3, p[3] * 1e3, p[4] * 1e3))
+    end
     collectgarbage()
   end
 end
