@@ -224,26 +224,28 @@ static sgd_replay *sgd_snapshot(lua_State *L) {
 /* fn (optim_sgd itself, at a stack index) keeps the keys as upvalues.
    Raw reads, one C API call each: a field present in the group reads the
    same raw as through metamethods, and an absent one (nil) sends the step
-   to optim_sgd, which reads as eager does. The list's elements are
+   to optim_sgd, which reads as eager does (lua_getfield, which finds a
+   literal key through Lua's string cache and a strcmp, costs more than
+   the upvalue and the raw read together). The list's elements are
    compared as userdata with those at capture (a box keeps its tensor
-   unless closed: checked too); the engine's list steps them. */
+   unless closed: checked too); the engine's list steps them. nesterov is
+   not read: without momentum it changes nothing, and optim_sgd reads it
+   as a flag, which no value fails. */
 static int sgd_native_replay(lua_State *L, int fn, void *data) {
-  static const int keys[] = {K_LR, K_MOMENTUM, K_DAMPENING, K_WEIGHT_DECAY, K_NESTEROV,
-                             K_MAXIMIZE, K_PARAMS};
+  static const int keys[] = {K_LR, K_MOMENTUM, K_DAMPENING, K_WEIGHT_DECAY, K_MAXIMIZE, K_PARAMS};
   const sgd_replay *r = data;
-  int group = fn + 1, first = lua_gettop(L) + 1, list = first + 6;
-  if (!lua_checkstack(L, 8 + (int)r->n)) return 0;
-  for (int k = 0; k < 7; k++) {
+  int group = fn + 1, first = lua_gettop(L) + 1, list = first + 5;
+  if (!lua_checkstack(L, 7 + (int)r->n)) return 0;
+  for (int k = 0; k < 6; k++) {
     lua_getupvalue(L, fn, keys[k]);
     lua_rawget(L, group);
   }
   int ok[4];
   nn_sgd_options o = {lua_tonumberx(L, first, &ok[0]), lua_tonumberx(L, first + 1, &ok[1]),
                       lua_tonumberx(L, first + 2, &ok[2]), lua_tonumberx(L, first + 3, &ok[3]),
-                      lua_toboolean(L, first + 4), lua_toboolean(L, first + 5)};
+                      0, lua_toboolean(L, first + 4)};
   if (!ok[0] || !ok[1] || !ok[2] || !ok[3] || o.momentum != 0 || lua_isnil(L, first + 4) ||
-      lua_isnil(L, first + 5) || lua_topointer(L, list) != r->list ||
-      (lua_Integer)lua_rawlen(L, list) != r->n)
+      lua_topointer(L, list) != r->list || (lua_Integer)lua_rawlen(L, list) != r->n)
     return 0;
   /* a tensor replaced inside the list: the step eager would take */
   for (lua_Integer i = 0; i < r->n; i++) lua_rawgeti(L, list, i + 1);

@@ -103,6 +103,7 @@ const nn_backend_entry nn_backend_entries[] = {
     ENTRY(equal),
     ENTRY(lerp),
     ENTRY(ctc_loss), ENTRY(ctc_loss_backward),
+    ENTRY(gemm_prepare), ENTRY(iter_prepare),
 };
 #undef ENTRY
 const size_t nn_backend_entry_count = sizeof nn_backend_entries / sizeof nn_backend_entries[0];

@@ -147,6 +147,30 @@ typedef struct {
   const char *bias;
 } nn_gemm_args;
 
+/* A float32 product prepared once for a plan's replay (gemm_prepare): run
+   does what gemm does with the arguments it was prepared from, the kernel
+   chosen and the shapes, strides and pointers fixed; kernels and the rest
+   are the backend's own. */
+typedef struct nn_gemm_direct {
+  void (*run)(const struct nn_gemm_direct *d);
+  const void *kernels;
+  int64_t m, n, k, a0, a1, b0, b1, c0;
+  float alpha, beta;
+  const float *a, *b, *bias;
+  float *c;
+  int bias_rows; /* c's rows set to the bias before the product adds onto them */
+} nn_gemm_direct;
+
+/* A kernel of one iterator prepared once for a plan's replay
+   (iter_prepare): run does what the entry does with the arguments it was
+   prepared from, over n elements at data (the iterator's operands). */
+typedef struct nn_iter_direct {
+  void (*run)(const struct nn_iter_direct *d);
+  const void *kernels;
+  int64_t n;
+  char *data[NN_ITER_MAX_OPERANDS];
+} nn_iter_direct;
+
 /* Convolution's patches (im2col and col2im, cpu/conv.c): an image of
    `channels` planes of height x width, contiguous, samples
    image_sample_stride elements apart, and its columns: row
@@ -650,6 +674,16 @@ typedef struct nn_backend {
      out = start + d w for w < 1/2, else end - d (1 - w), each op rounded to
      the dtype (NULL: the front composes sub, mul and add) */
   int (*lerp)(const nn_iter *it, double w);
+
+  /* -- a product prepared for a plan (capture.c) --
+     fills *d with a direct call doing what gemm(a) does, bit for bit, for
+     as long as a's pointers hold what a replay gives them: 1 when it did,
+     0 when the product has to go through gemm at each call (NULL: always) */
+  int (*gemm_prepare)(const nn_gemm_args *a, nn_gemm_direct *d);
+  /* the same for an entry of one iterator: fill (x the value), unary and
+     unary_backward (op): 1 when it prepared *d, 0 when the entry itself
+     has to run at each call (NULL: always) */
+  int (*iter_prepare)(size_t entry, int op, const nn_iter *it, double x, nn_iter_direct *d);
 } nn_backend;
 
 /* The entries by name and place, for messages and for the test that every

@@ -72,7 +72,9 @@ typedef enum {
   CALL_RANDOM_INT,
   CALL_RANDPERM,
   CALL_HOST,              /* a host call (nn_capture_host_call) */
-  CALL_BAND               /* band(dtype, batch, rows, cols, k, upper, in, out) */
+  CALL_BAND,              /* band(dtype, batch, rows, cols, k, upper, in, out) */
+  CALL_GEMM_DIRECT,       /* a product the backend prepared (gemm_prepare): its own call */
+  CALL_ITER_DIRECT        /* an iterator's kernel the backend prepared (iter_prepare) */
 } call_kind;
 
 typedef struct {
@@ -113,6 +115,8 @@ typedef struct {
       void *to;
     } patch;
     nn_gemm_args gemm;
+    nn_gemm_direct gemm_direct;
+    nn_iter_direct iter_direct;
     nn_loss_args loss;
     nn_class_loss_args class_loss;
     nn_prelu_args prelu;
@@ -323,6 +327,12 @@ static int run(const nn_backend *be, record *r, void *arg) {
     return be->within(r->u.span.to, r->u.span.from, r->u.span.bytes);
   case CALL_GEMM:
     return be->gemm(&r->u.gemm);
+  case CALL_GEMM_DIRECT:
+    r->u.gemm_direct.run(&r->u.gemm_direct);
+    return 0;
+  case CALL_ITER_DIRECT:
+    r->u.iter_direct.run(&r->u.iter_direct);
+    return 0;
   case CALL_LOSS: {
     int (*f)(const nn_loss_args *);
     ENTRY_OF(be, r->entry, f);
@@ -421,10 +431,25 @@ static int record_add_into(const nn_iter *it) { return record_iter(AT(add_into),
 static int record_index_gather(const nn_iter *it) { return record_iter(AT(index_gather), it); }
 static int record_where(const nn_iter *it) { return record_iter(AT(where), it); }
 
+/* A record of the backend's direct call for this entry of one iterator,
+   or NULL when it prepares none: a replay then skips the checks that
+   pick the loop, made once here from an iterator it keeps. */
+static record *new_iter_direct(size_t entry, int op, const nn_iter *it, double x) {
+  const nn_backend *be = recording_plan->real;
+  nn_iter_direct direct;
+  if (!be->iter_prepare || be->iter_prepare(entry, op, it, x, &direct) <= 0) return NULL;
+  record *r = new_record(CALL_ITER_DIRECT, entry);
+  r->u.iter_direct = direct;
+  return r;
+}
+
 static int record_fill(const nn_iter *it, double value) {
-  record *r = new_record(CALL_ITER_NUMBER, AT(fill));
-  r->u.iter.it = *it;
-  r->u.iter.x[0] = value;
+  record *r = new_iter_direct(AT(fill), 0, it, value);
+  if (!r) {
+    r = new_record(CALL_ITER_NUMBER, AT(fill));
+    r->u.iter.it = *it;
+    r->u.iter.x[0] = value;
+  }
   return record_run(r);
 }
 
@@ -457,9 +482,12 @@ static int record_nan_to_num(const nn_iter *it, double nan, double posinf, doubl
 }
 
 static int record_op_iter(size_t entry, int op, const nn_iter *it) {
-  record *r = new_record(CALL_OP_ITER, entry);
-  r->u.iter.it = *it;
-  r->u.iter.op = op;
+  record *r = new_iter_direct(entry, op, it, 0);
+  if (!r) {
+    r = new_record(CALL_OP_ITER, entry);
+    r->u.iter.it = *it;
+    r->u.iter.op = op;
+  }
   return record_run(r);
 }
 static int record_unary(nn_unary_op op, const nn_iter *it) {
@@ -649,7 +677,17 @@ static int record_randperm(int64_t n, int64_t first, int64_t *out) {
   return record_run(r);
 }
 
+/* A product the backend can prepare is replayed as its direct call: the
+   choice of kernel, made from shapes and strides that a replay keeps, is
+   not made again at every step. */
 static int record_gemm(const nn_gemm_args *a) {
+  const nn_backend *be = recording_plan->real;
+  nn_gemm_direct direct;
+  if (be->gemm_prepare && be->gemm_prepare(a, &direct) > 0) {
+    record *r = new_record(CALL_GEMM_DIRECT, AT(gemm));
+    r->u.gemm_direct = direct;
+    return record_run(r);
+  }
   record *r = new_record(CALL_GEMM, AT(gemm));
   r->u.gemm = *a;
   return record_run(r);
@@ -1082,8 +1120,13 @@ int nn_capture_end(nn_plan *p) {
 const char *nn_plan_why(const nn_plan *p) { return p && p->refused ? p->why : NULL; }
 
 static int run_records(nn_plan *p, size_t first, size_t end, void *arg) {
-  for (size_t i = first; i < end; i++)
-    if (run(p->real, &p->records[i], arg) < 0) return -1;
+  for (size_t i = first; i < end; i++) {
+    record *r = &p->records[i];
+    /* the prepared calls, most of a small step's records, without run's switch */
+    if (r->kind == CALL_GEMM_DIRECT) r->u.gemm_direct.run(&r->u.gemm_direct);
+    else if (r->kind == CALL_ITER_DIRECT) r->u.iter_direct.run(&r->u.iter_direct);
+    else if (run(p->real, r, arg) < 0) return -1;
+  }
   return 0;
 }
 

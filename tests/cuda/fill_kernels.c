@@ -27,6 +27,7 @@ static const char *const not_kernels[] = {
     "equal",             /* the CPU's one-pass compare; CUDA compares through binary and sum */
     "lerp",              /* the CPU's one-pass lerp; CUDA composes sub, mul and add */
     "ctc_loss", "ctc_loss_backward", /* the CPU's CTC; on CUDA nn.F.ctc_loss composes tensor ops */
+    "gemm_prepare", "iter_prepare", /* the CPU's kernels prepared for a plan; a CUDA plan makes graphs */
 };
 
 static int is_not_kernel(const char *name) {

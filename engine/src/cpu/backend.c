@@ -121,4 +121,6 @@ const nn_backend nn_cpu_backend = {
     .index_checked = nn_cpu_index_checked,
     .equal = nn_cpu_equal,
     .lerp = nn_cpu_lerp,
+    .gemm_prepare = nn_cpu_gemm_prepare,
+    .iter_prepare = nn_cpu_iter_prepare,
 };

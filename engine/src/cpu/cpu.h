@@ -165,6 +165,8 @@ int nn_cpu_get_num_threads(void);
 int nn_cpu_gemm(const nn_gemm_args *a);
 /* gemm_half.c: the table's entry, float16 and bfloat16 too */
 int nn_cpu_gemm_dtypes(const nn_gemm_args *a);
+int nn_cpu_gemm_prepare(const nn_gemm_args *a, nn_gemm_direct *d);
+int nn_cpu_iter_prepare(size_t entry, int op, const nn_iter *it, double x, nn_iter_direct *d);
 /* nn_cpu_gemm through the products of variant v (cpu/vector.h), to
    compare the variants */
 struct nn_cpu_vector;

@@ -497,15 +497,26 @@ static __attribute__((noinline)) int rows_of_copy(const nn_cpu_gemm_f32 *f, int6
   return 1;
 }
 
-/* Whether fma_f32 takes this product to f->columns (the same tests, in
-   its order): gemm_one then hands it the bias too, instead of copying
-   the bias into c's rows first. */
+/* The kernel of f that fma_f32 gives a small product (m n k at most
+   FMA_SMALL_PRODUCT, k > 0: one thread), by the same tests in its order;
+   SMALL_OTHER where it copies b for rows first or leaves it to BLAS. */
+typedef enum { SMALL_OTHER, SMALL_ROWS, SMALL_DOTS, SMALL_COLUMNS } small_kernel;
+
+static small_kernel small_kernel_of(const nn_cpu_gemm_f32 *f, int64_t m, int64_t n, int64_t k,
+                                    int64_t a1, int64_t b0, int64_t b1) {
+  int b_rows = b1 == 1 || n == 1, a_rows = a1 == 1 || k == 1, b_columns = b0 == 1 || k == 1;
+  if (b_rows) return SMALL_ROWS;
+  if (a_rows && b_columns && 8 * m <= k) return SMALL_DOTS;
+  if ((double)m * (double)n * (double)k > SMALL_PRODUCT) return SMALL_OTHER;
+  if (b_columns && m <= f->columns_rows && k <= f->columns_terms) return SMALL_COLUMNS;
+  return SMALL_OTHER;
+}
+
+/* Whether fma_f32 takes this product to f->columns: gemm_one then hands
+   it the bias too, instead of copying the bias into c's rows first. */
 static int takes_columns(const nn_cpu_gemm_f32 *f, int64_t m, int64_t n, int64_t k, int64_t a1,
                          int64_t b0, int64_t b1) {
-  double product = (double)m * (double)n * (double)k;
-  int b_rows = b1 == 1 || n == 1, a_rows = a1 == 1 || k == 1, b_columns = b0 == 1 || k == 1;
-  return f && k > 0 && product <= SMALL_PRODUCT && !b_rows && b_columns &&
-         !(a_rows && 8 * m <= k) && m <= f->columns_rows && k <= f->columns_terms;
+  return f && k > 0 && small_kernel_of(f, m, n, k, a1, b0, b1) == SMALL_COLUMNS;
 }
 
 static int fma_f32(const nn_cpu_gemm_f32 *f, int64_t m, int64_t n, int64_t k, float alpha,
@@ -606,3 +617,53 @@ int nn_cpu_gemm_variant(const nn_gemm_args *g, const nn_cpu_vector *v) {
 }
 
 int nn_cpu_gemm(const nn_gemm_args *g) { return nn_cpu_gemm_variant(g, nn_cpu_vector_best()); }
+
+/* ---- a small product prepared for a plan's replay ----------------------
+   What gemm_one does for a float32 product small enough for one thread
+   in the kernels (rows, dots or columns, with the bias as gemm_one gives
+   it), the tests made once: a replay calls the kernel itself. */
+static void direct_bias_rows(const nn_gemm_direct *d) {
+  for (int64_t i = 0; i < d->m; i++) memcpy(d->c + i * d->c0, d->bias, (size_t)d->n * sizeof(float));
+}
+
+static void direct_rows(const nn_gemm_direct *d) {
+  const nn_cpu_gemm_f32 *f = d->kernels;
+  if (d->bias_rows) direct_bias_rows(d);
+  f->rows(d->m, d->n, d->k, d->alpha, d->a, d->a0, d->a1, d->b, d->b0, d->beta, d->c, d->c0);
+}
+
+static void direct_dots(const nn_gemm_direct *d) {
+  const nn_cpu_gemm_f32 *f = d->kernels;
+  if (d->bias_rows) direct_bias_rows(d);
+  f->dots(d->m, d->n, d->k, d->alpha, d->a, d->a0, d->b, d->b1, d->beta, d->c, d->c0);
+}
+
+static void direct_columns(const nn_gemm_direct *d) {
+  const nn_cpu_gemm_f32 *f = d->kernels;
+  if (d->bias_rows) direct_bias_rows(d);
+  f->columns(d->m, d->n, d->k, d->alpha, d->a, d->a0, d->a1, d->b, d->b1, d->beta, d->c, d->c0,
+             d->bias_rows ? NULL : d->bias);
+}
+
+int nn_cpu_gemm_prepare(const nn_gemm_args *g, nn_gemm_direct *d) {
+  const nn_cpu_gemm_f32 *f = nn_cpu_vector_best()->gemm;
+  int64_t m = g->m, n = g->n, k = g->k;
+  if (!f || g->dtype != NN_FLOAT32 || g->batch != 1 || m <= 0 || n <= 0 || k <= 0 ||
+      (double)m * (double)n * (double)k > FMA_SMALL_PRODUCT)
+    return 0;
+  small_kernel kernel = small_kernel_of(f, m, n, k, g->a.col_stride, g->b.row_stride, g->b.col_stride);
+  if (kernel == SMALL_OTHER) return 0;
+  memset(d, 0, sizeof *d);
+  d->run = kernel == SMALL_ROWS ? direct_rows : kernel == SMALL_DOTS ? direct_dots : direct_columns;
+  d->kernels = f;
+  d->m = m, d->n = n, d->k = k;
+  d->a0 = g->a.row_stride, d->a1 = g->a.col_stride, d->b0 = g->b.row_stride, d->b1 = g->b.col_stride;
+  d->c0 = g->c.row_stride;
+  d->alpha = (float)g->alpha;
+  /* with a bias: the columns kernel reads it, the others add onto rows set to it (gemm_one) */
+  d->beta = g->bias ? 1.0f : (float)g->beta;
+  d->a = (const float *)g->a.data, d->b = (const float *)g->b.data, d->c = (float *)g->c.data;
+  d->bias = (const float *)g->bias;
+  d->bias_rows = g->bias && kernel != SMALL_COLUMNS;
+  return 1;
+}

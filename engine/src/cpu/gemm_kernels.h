@@ -287,10 +287,24 @@ static ALWAYS_INLINE void columns_block(const int M, const int J, int64_t k, con
         if (u->beta != 0) s[j] = _mm_fmadd_ps(_mm_set1_ps(u->beta), o, s[j]);
       }
     }
+  }
+  if (M == 4 && J == 4) { /* a full block: its columns turned into c's rows, one store each */
+    _MM_TRANSPOSE4_PS(s[0], s[1], s[2], s[3]);
+    for (int r = 0; r < 4; r++) _mm_storeu_ps(c + r * c0, s[r]);
+    return;
+  }
+  for (int j = 0; j < J; j++) {
     float sum[4];
     _mm_storeu_ps(sum, s[j]);
     for (int r = 0; r < M; r++) c[r * c0 + j] = sum[r];
   }
+}
+
+/* a's M rows as vectors of four (zeros past M), one per term */
+static ALWAYS_INLINE void columns_pack(const int M, int64_t k, const float *a, int64_t a0, int64_t a1,
+                                       float *pa) {
+  for (int64_t p = 0; p < k; p++)
+    for (int r = 0; r < 4; r++) pa[4 * p + r] = r < M ? a[r * a0 + p * a1] : 0.0f;
 }
 
 static ALWAYS_INLINE void columns_panel(const int M, int64_t n, int64_t k, const float *pa,
@@ -316,13 +330,11 @@ static void columns_f32(int64_t m, int64_t n, int64_t k, float alpha, const floa
                         const float *bias) {
   float pa[4 * COLUMNS_TERMS_MAX];
   c_update u = update_of(alpha, bias ? 1.0f : beta);
-  for (int64_t p = 0; p < k; p++)
-    for (int r = 0; r < 4; r++) pa[4 * p + r] = r < m ? a[r * a0 + p * a1] : 0.0f;
-  switch (m) { /* a block of m's own height: c's rows written one by one */
-  case 1: columns_panel(1, n, k, pa, b, b1, bias, c, c0, &u); break;
-  case 2: columns_panel(2, n, k, pa, b, b1, bias, c, c0, &u); break;
-  case 3: columns_panel(3, n, k, pa, b, b1, bias, c, c0, &u); break;
-  case 4: columns_panel(4, n, k, pa, b, b1, bias, c, c0, &u); break;
+  switch (m) { /* a block of m's own height, packed and written for that height */
+  case 1: columns_pack(1, k, a, a0, a1, pa), columns_panel(1, n, k, pa, b, b1, bias, c, c0, &u); break;
+  case 2: columns_pack(2, k, a, a0, a1, pa), columns_panel(2, n, k, pa, b, b1, bias, c, c0, &u); break;
+  case 3: columns_pack(3, k, a, a0, a1, pa), columns_panel(3, n, k, pa, b, b1, bias, c, c0, &u); break;
+  case 4: columns_pack(4, k, a, a0, a1, pa), columns_panel(4, n, k, pa, b, b1, bias, c, c0, &u); break;
   default: break;
   }
 }
