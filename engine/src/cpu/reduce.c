@@ -675,9 +675,15 @@ int nn_cpu_extreme(int want_max, const nn_reduce_geom *r) {
 LINE_LANES_FN static double exp_sum_f32(const float *x, int64_t s, int64_t n, float m) {
   double lane[EXP_LANES] = {0}, acc = 0;
   int64_t j = 0;
-  if (s == 1)
+  if (s == 1) {
     for (; j + EXP_LANES <= n; j += EXP_LANES)
       for (int l = 0; l < EXP_LANES; l++) lane[l] += nn_exp_f32(x[j + l] - m);
+    /* a half block too: short lines (a 10-long one) kept the vector exps */
+    if (j + EXP_LANES / 2 <= n) {
+      for (int l = 0; l < EXP_LANES / 2; l++) lane[l] += nn_exp_f32(x[j + l] - m);
+      j += EXP_LANES / 2;
+    }
+  }
   for (int l = 0; l < EXP_LANES; l++) acc += lane[l];
   for (; j < n; j++) acc += nn_exp_f32(x[j * s] - m);
   return acc;
