@@ -45,6 +45,23 @@ NN_HD static inline double nn_trunc_small_d(double t) {
 NN_HD static inline int nn_fmod_quick(float x, float y) {
   return (fabsf(x) < 8388608.0f * fabsf(y)) & (fabsf(y) < INFINITY); /* & : no branch */
 }
+/* Where fused multiply-adds are instructions (the AVX2 and AVX-512 loops,
+   CUDA), the same in float, twice the lanes and no conversions: the float
+   quotient rounded is also floor or floor + 1 of the true one in magnitude
+   (the integers below 2^23 are floats, rounding is monotone), and then
+   x - q y is a float (a multiple of the smaller of the two ulps, under |y|
+   in magnitude), which the fused multiply-add gives exactly; so is the
+   step back, which lands on the exact remainder. Both give fmodf's bits. */
+#if defined(__FMA__) || defined(__CUDA_ARCH__)
+NN_HD static inline float nn_fmod_select_f(float x, float y) {
+  float t = x / y;
+  t = nn_fmod_quick(x, y) ? t : 0.0f;
+  float m = fmaf(-nn_trunc_f(t), y, x);
+  float ay = fabsf(y), back = x < 0 ? -ay : ay;
+  m = (m != 0) & ((m < 0) != (x < 0)) ? m + back : m;
+  return m == 0 ? copysignf(0.0f, x) : m;
+}
+#else
 NN_HD static inline float nn_fmod_select_f(float x, float y) {
   double t = (double)x / (double)y;
   t = nn_fmod_quick(x, y) ? t : 0.0;
@@ -54,6 +71,7 @@ NN_HD static inline float nn_fmod_select_f(float x, float y) {
   float r = (float)m;
   return m == 0 ? copysignf(0.0f, x) : r;
 }
+#endif
 NN_HD static inline float nn_fmod_f(float x, float y) {
   return nn_fmod_quick(x, y) ? nn_fmod_select_f(x, y) : fmodf(x, y);
 }
