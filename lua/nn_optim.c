@@ -256,6 +256,116 @@ static int sgd_native_replay(lua_State *L, int fn, void *data) {
   return nn_sgd_list_step(r->steps, &o) < 0 ? -1 : 1;
 }
 
+/* ---- plain SGD, eager: each parameter checked once ---------------------------
+   A training loop steps the same list of the same parameters every time:
+   the engine's nn_sgd_list checks each once per gradient tensor, where
+   nn_sgd_step checks it every call. One list is kept per group.params
+   table (in the table that is the functions' upvalue SGD_LISTS, weak in
+   its keys, so the list goes with the table), as a userdata whose user value keeps the boxes it
+   was made from alive: a box at the same address is the same box. A step
+   uses it while every element is the box it was and holds the tensor it
+   held, in the storage it had, with the gradient storage it had: set_data
+   (Module:to) gives a tensor new storage, and a gradient of the same
+   tensor in new storage would leave the list's check stale, so the list is
+   made afresh then. A new gradient tensor (zero_grad(true)) the list
+   checks itself. */
+typedef struct {
+  nn_sgd_list *steps;
+  lua_Integer n;
+  struct {
+    const void *box;
+    nn_tensor *param, *grad;
+    const nn_storage *storage, *grad_storage;
+  } item[];
+} sgd_eager;
+
+#define SGD_LISTS (K_COUNT + 1)
+
+static int sgd_eager_gc(lua_State *L) {
+  sgd_eager *c = lua_touserdata(L, 1);
+  if (c) {
+    nn_sgd_list_free(c->steps);
+    c->steps = NULL;
+  }
+  return 0;
+}
+
+/* The n boxes of group.params are at first..first+n-1: 1 when c still
+   steps them, after noting gradients that are new tensors. */
+static int sgd_eager_fits(sgd_eager *c, lua_State *L, int first, lua_Integer n) {
+  if (!c || !c->steps || c->n != n) return 0;
+  for (lua_Integer i = 0; i < n; i++) {
+    const void *box = lua_touserdata(L, first + (int)i);
+    nn_tensor *p = box == c->item[i].box ? nnl_box_tensor(box) : NULL;
+    if (p != c->item[i].param || p->storage != c->item[i].storage) return 0;
+    if (p->grad != c->item[i].grad) {
+      c->item[i].grad = p->grad;
+      c->item[i].grad_storage = p->grad ? p->grad->storage : NULL;
+    } else if (p->grad && p->grad->storage != c->item[i].grad_storage) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* A list for the n boxes at first.. (lists at index lists, group.params at
+   3), stored there; NULL when some element is not a tensor (optim_sgd's
+   loop says so) or memory is short (the loop steps them one by one). */
+static sgd_eager *sgd_eager_make(lua_State *L, int lists, int first, lua_Integer n) {
+  nn_tensor **params = malloc((size_t)(n > 0 ? n : 1) * sizeof *params);
+  if (!params) return NULL;
+  for (lua_Integer i = 0; i < n; i++) {
+    if (!(params[i] = nnl_to_tensor(L, first + (int)i))) {
+      free(params);
+      return NULL;
+    }
+  }
+  sgd_eager *c = lua_newuserdatauv(L, sizeof *c + (size_t)n * sizeof c->item[0], 1);
+  c->n = n;
+  c->steps = NULL;
+  if (luaL_newmetatable(L, "nn.sgd_list")) {
+    lua_pushcfunction(L, sgd_eager_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  lua_createtable(L, (int)n, 0); /* the boxes, kept alive */
+  for (lua_Integer i = 0; i < n; i++) {
+    lua_pushvalue(L, first + (int)i);
+    lua_rawseti(L, -2, i + 1);
+    nn_tensor *p = params[i];
+    c->item[i].box = lua_touserdata(L, first + (int)i);
+    c->item[i].param = p;
+    c->item[i].storage = p->storage;
+    c->item[i].grad = p->grad;
+    c->item[i].grad_storage = p->grad ? p->grad->storage : NULL;
+  }
+  lua_setiuservalue(L, -2, 1);
+  c->steps = nn_sgd_list_new(params, n);
+  free(params);
+  if (!c->steps) return NULL;
+  lua_pushvalue(L, 3);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, lists);
+  return c;
+}
+
+/* Steps group.params (at 3, n long) as plain SGD through its list: 1 when
+   it did (an engine error raised as the step by step loop would), 0 when
+   the caller must step them one by one. The stack is left at 3. */
+static int sgd_eager_step(lua_State *L, lua_Integer n, const nn_sgd_options *o) {
+  if (n < 1 || n > 1000 || !lua_checkstack(L, (int)n + 8)) return 0;
+  lua_pushvalue(L, lua_upvalueindex(SGD_LISTS)); /* 4 */
+  lua_pushvalue(L, 3);
+  lua_rawget(L, 4); /* 5: the list, or nil */
+  for (lua_Integer i = 1; i <= n; i++) lua_rawgeti(L, 3, i);
+  sgd_eager *c = lua_touserdata(L, 5);
+  if (!sgd_eager_fits(c, L, 6, n)) c = sgd_eager_make(L, 4, 6, n);
+  int status = c ? nn_sgd_list_step(c->steps, o) : 0;
+  lua_settop(L, 3);
+  if (status < 0) nnl_engine_error(L);
+  return c != NULL;
+}
+
 /* optim_sgd(group, states): momentum_buffer (no state without momentum) */
 static int l_optim_sgd(lua_State *L) {
   const char *op = "sgd";
@@ -267,7 +377,10 @@ static int l_optim_sgd(lua_State *L) {
                       group_number(L, 1, K_DAMPENING, op),
                       group_number(L, 1, K_WEIGHT_DECAY, op), group_flag(L, 1, K_NESTEROV),
                       group_flag(L, 1, K_MAXIMIZE)};
-  if (o.momentum == 0) { /* plain SGD keeps no state: the fast path of a training loop */
+  /* plain SGD keeps no state: the fast path of a training loop. While a
+     step is being recorded, each parameter's step must be seen. */
+  if (o.momentum == 0 && !nn_capture_recording() && sgd_eager_step(L, n, &o)) n = 0;
+  if (o.momentum == 0) {
     luaL_checkstack(L, (int)(n < 1000 ? n : 1000), op);
     for (lua_Integer first = 1; first <= n; first += 1000) { /* the list pushed, popped once */
       lua_Integer last = first + 999 < n ? first + 999 : n;
@@ -700,7 +813,12 @@ static const luaL_Reg optim_functions[] = {
 
 void nnl_register_optim(lua_State *L) {
   /* more upvalues than the LUA_MINSTACK slots a C function is given */
-  luaL_checkstack(L, K_COUNT, "nnl_register_optim");
+  luaL_checkstack(L, K_COUNT + 1, "nnl_register_optim");
   for (int k = 0; k < K_COUNT; k++) lua_pushstring(L, OPTIM_KEYS[k]);
-  luaL_setfuncs(L, optim_functions, K_COUNT);
+  lua_newtable(L); /* SGD_LISTS */
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  luaL_setfuncs(L, optim_functions, K_COUNT + 1);
 }
