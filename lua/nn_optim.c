@@ -276,6 +276,8 @@ typedef struct {
     const void *box;
     nn_tensor *param, *grad;
     const nn_storage *storage, *grad_storage;
+    int64_t offset, numel; /* the parameter's place in its storage, and its length */
+    int contiguous;
   } item[];
 } sgd_eager;
 
@@ -297,11 +299,17 @@ static int sgd_eager_fits(sgd_eager *c, lua_State *L, int first, lua_Integer n) 
   for (lua_Integer i = 0; i < n; i++) {
     const void *box = lua_touserdata(L, first + (int)i);
     nn_tensor *p = box == c->item[i].box ? nnl_box_tensor(box) : NULL;
-    if (p != c->item[i].param || p->storage != c->item[i].storage) return 0;
+    /* a storage freed by set_data can come back at the same address: its
+       geometry is compared too, and the gradient's shape with it */
+    if (p != c->item[i].param || p->storage != c->item[i].storage ||
+        p->offset != c->item[i].offset || nn_numel(p) != c->item[i].numel ||
+        p->contiguous != c->item[i].contiguous ||
+        (p->grad && !nn_same_shape(p, p->grad)))
+      return 0;
     if (p->grad != c->item[i].grad) {
       c->item[i].grad = p->grad;
       c->item[i].grad_storage = p->grad ? p->grad->storage : NULL;
-    } else if (p->grad && p->grad->storage != c->item[i].grad_storage) {
+    } else if (p->grad && (p->grad->storage != c->item[i].grad_storage || !p->grad->contiguous)) {
       return 0;
     }
   }
@@ -336,6 +344,9 @@ static sgd_eager *sgd_eager_make(lua_State *L, int lists, int first, lua_Integer
     c->item[i].box = lua_touserdata(L, first + (int)i);
     c->item[i].param = p;
     c->item[i].storage = p->storage;
+    c->item[i].offset = p->offset;
+    c->item[i].numel = nn_numel(p);
+    c->item[i].contiguous = p->contiguous;
     c->item[i].grad = p->grad;
     c->item[i].grad_storage = p->grad ? p->grad->storage : NULL;
   }

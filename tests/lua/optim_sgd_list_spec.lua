@@ -75,6 +75,24 @@ describe("SGD's eager list", function()
     assert_same({9, 18, 27}, p:totable())
   end)
 
+  it("refuses, as a fresh check would, a parameter whose new storage came back at the old address", function()
+    -- set_data frees the old storage; the next tensor of that size is
+    -- likely to get the same block, so the list cannot tell by address
+    -- alone. The gradient keeps its old shape: the step must say so.
+    for round = 1, 20 do
+      local p = nn.tensor({1, 2}, {requires_grad = true})
+      local opt = nn.optim.SGD({p}, {lr = 1})
+      give_grad(p, 1)
+      opt:step()
+      nn._C.tensor_set_data(p, nn.tensor({1, 2, 3, 4}))
+      local back = nn.tensor({5, 6, 7})
+      nn._C.tensor_set_data(p, back)
+      local ok, err = pcall(opt.step, opt)
+      assert.is_false(ok, "round " .. round)
+      assert.matches("sgd", err)
+    end
+  end)
+
   it("steps gradients made anew after zero_grad(true)", function()
     local p = nn.tensor({1, 2, 3}, {requires_grad = true})
     local opt = nn.optim.SGD({p}, {lr = 1})
