@@ -258,26 +258,20 @@ static int sgd_native_replay(lua_State *L, int fn, void *data) {
 
 /* ---- plain SGD, eager: each parameter checked once ---------------------------
    A training loop steps the same list of the same parameters every time:
-   the engine's nn_sgd_list checks each once per gradient tensor, where
-   nn_sgd_step checks it every call. One list is kept per group.params
-   table (in the table that is the functions' upvalue SGD_LISTS, weak in
-   its keys, so the list goes with the table), as a userdata whose user value keeps the boxes it
-   was made from alive: a box at the same address is the same box. A step
-   uses it while every element is the box it was and holds the tensor it
-   held, in the storage it had, with the gradient storage it had: set_data
-   (Module:to) gives a tensor new storage, and a gradient of the same
-   tensor in new storage would leave the list's check stale, so the list is
-   made afresh then. A new gradient tensor (zero_grad(true)) the list
-   checks itself. */
+   the engine's nn_sgd_list checks each once (again when the parameter or
+   its gradient changed: another gradient tensor, set_data's new storage or
+   shape), where nn_sgd_step checks it every call. One list is kept per
+   group.params table (in the table that is the functions' upvalue
+   SGD_LISTS, weak in its keys, so the list goes with the table), as a
+   userdata whose user value keeps the boxes it was made from alive: a box
+   at the same address is the same box. A step uses it while every element
+   is the box it was and holds the tensor it held. */
 typedef struct {
   nn_sgd_list *steps;
   lua_Integer n;
   struct {
     const void *box;
-    nn_tensor *param, *grad;
-    const nn_storage *storage, *grad_storage;
-    int64_t offset, numel; /* the parameter's place in its storage, and its length */
-    int contiguous;
+    const nn_tensor *param;
   } item[];
 } sgd_eager;
 
@@ -292,26 +286,12 @@ static int sgd_eager_gc(lua_State *L) {
   return 0;
 }
 
-/* The n boxes of group.params are at first..first+n-1: 1 when c still
-   steps them, after noting gradients that are new tensors. */
-static int sgd_eager_fits(sgd_eager *c, lua_State *L, int first, lua_Integer n) {
+/* The n boxes of group.params are at first..first+n-1: 1 when c steps them */
+static int sgd_eager_fits(const sgd_eager *c, lua_State *L, int first, lua_Integer n) {
   if (!c || !c->steps || c->n != n) return 0;
   for (lua_Integer i = 0; i < n; i++) {
     const void *box = lua_touserdata(L, first + (int)i);
-    nn_tensor *p = box == c->item[i].box ? nnl_box_tensor(box) : NULL;
-    /* a storage freed by set_data can come back at the same address: its
-       geometry is compared too, and the gradient's shape with it */
-    if (p != c->item[i].param || p->storage != c->item[i].storage ||
-        p->offset != c->item[i].offset || nn_numel(p) != c->item[i].numel ||
-        p->contiguous != c->item[i].contiguous ||
-        (p->grad && !nn_same_shape(p, p->grad)))
-      return 0;
-    if (p->grad != c->item[i].grad) {
-      c->item[i].grad = p->grad;
-      c->item[i].grad_storage = p->grad ? p->grad->storage : NULL;
-    } else if (p->grad && (p->grad->storage != c->item[i].grad_storage || !p->grad->contiguous)) {
-      return 0;
-    }
+    if (box != c->item[i].box || nnl_box_tensor(box) != c->item[i].param) return 0;
   }
   return 1;
 }
@@ -343,12 +323,6 @@ static sgd_eager *sgd_eager_make(lua_State *L, int lists, int first, lua_Integer
     nn_tensor *p = params[i];
     c->item[i].box = lua_touserdata(L, first + (int)i);
     c->item[i].param = p;
-    c->item[i].storage = p->storage;
-    c->item[i].offset = p->offset;
-    c->item[i].numel = nn_numel(p);
-    c->item[i].contiguous = p->contiguous;
-    c->item[i].grad = p->grad;
-    c->item[i].grad_storage = p->grad ? p->grad->storage : NULL;
   }
   lua_setiuservalue(L, -2, 1);
   c->steps = nn_sgd_list_new(params, n);

@@ -97,14 +97,39 @@ int nn_sgd_step(nn_tensor *param, nn_tensor **momentum_buffer, const nn_sgd_opti
 }
 
 /* ---- plain SGD on a list, step after step ------------------------------ */
+/* What nn_sgd_step found fit stays fit while the parameter and its gradient
+   are the tensors checked, in the storages they had, with the geometry
+   they had: set_data (Module:to, a user's) gives the same tensor another
+   storage and shape. The storages are retained so that a freed one cannot
+   come back at the same address. */
+typedef struct {
+  nn_tensor *param, *grad; /* retained; grad: the one checked last */
+  nn_storage *storage, *grad_storage; /* retained: theirs when checked */
+  const nn_backend *be;              /* NULL: step through nn_sgd_step */
+  int64_t numel, offset, grad_offset;
+} sgd_list_item;
+
 struct nn_sgd_list {
   int64_t n;
-  struct {
-    nn_tensor *param, *grad; /* retained; grad: the one checked last */
-    const nn_backend *be;    /* NULL: step through nn_sgd_step */
-    int64_t numel;
-  } item[];
+  sgd_list_item item[];
 };
+
+static int sgd_item_as_checked(const sgd_list_item *it, const nn_tensor *p) {
+  const nn_tensor *g = p->grad;
+  return it->be && g == it->grad && p->storage == it->storage && g->storage == it->grad_storage &&
+         p->offset == it->offset && g->offset == it->grad_offset && p->contiguous &&
+         g->contiguous && p->dtype == g->dtype && nn_numel(p) == it->numel &&
+         nn_same_shape(p, g);
+}
+
+static void sgd_item_forget(sgd_list_item *it) {
+  nn_release(it->grad);
+  nn_storage_release(it->storage);
+  nn_storage_release(it->grad_storage);
+  it->grad = NULL;
+  it->storage = it->grad_storage = NULL;
+  it->be = NULL;
+}
 
 nn_sgd_list *nn_sgd_list_new(nn_tensor *const *params, int64_t n) {
   nn_sgd_list *l = calloc(1, sizeof *l + (size_t)(n > 0 ? n : 0) * sizeof l->item[0]);
@@ -123,23 +148,28 @@ int nn_sgd_list_step(nn_sgd_list *l, const nn_sgd_options *o) {
     return -1;
   }
   for (int64_t i = 0; i < l->n; i++) {
-    nn_tensor *p = l->item[i].param;
-    if (l->item[i].be && p->grad == l->item[i].grad) {
-      if (l->item[i].be->sgd_step(p->dtype, l->item[i].numel, nn_data(p), nn_data(p->grad), NULL,
-                                  0, o) < 0)
+    sgd_list_item *it = &l->item[i];
+    nn_tensor *p = it->param;
+    if (p->grad && sgd_item_as_checked(it, p)) {
+      if (it->be->sgd_step(p->dtype, it->numel, nn_data(p), nn_data(p->grad), NULL, 0, o) < 0)
         return -1;
       nn_bump_version(p);
       continue;
     }
+    sgd_item_forget(it);
     nn_tensor *none = NULL;
     if (nn_sgd_step(p, &none, o) < 0) return -1;
-    /* checked once: what nn_sgd_step found fit stays fit while the gradient is the same tensor */
-    nn_release(l->item[i].grad);
-    l->item[i].grad = nn_retain(p->grad);
-    l->item[i].be = p->grad && !nn_half_dtype(p->dtype) && !nn_capture_active
-                        ? nn_dispatch("sgd", offsetof(nn_backend, sgd_step), p, p->grad, NULL)
-                        : NULL;
-    l->item[i].numel = nn_numel(p);
+    if (!p->grad || nn_half_dtype(p->dtype) || nn_capture_active) continue;
+    it->be = nn_dispatch("sgd", offsetof(nn_backend, sgd_step), p, p->grad, NULL);
+    if (!it->be) continue;
+    it->grad = nn_retain(p->grad);
+    it->storage = p->storage;
+    it->grad_storage = p->grad->storage;
+    it->storage->refcount++;
+    it->grad_storage->refcount++;
+    it->numel = nn_numel(p);
+    it->offset = p->offset;
+    it->grad_offset = p->grad->offset;
   }
   return 0;
 }
@@ -148,7 +178,7 @@ void nn_sgd_list_free(nn_sgd_list *l) {
   if (!l) return;
   for (int64_t i = 0; i < l->n; i++) {
     nn_release(l->item[i].param);
-    nn_release(l->item[i].grad);
+    sgd_item_forget(&l->item[i]);
   }
   free(l);
 }

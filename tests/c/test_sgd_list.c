@@ -6,6 +6,9 @@
  *  - A gradient replaced between steps (another tensor, other values) is
  *    the one used; a parameter whose gradient is removed is left alone, as
  *    nn_sgd_step leaves it.
+ *  - A parameter or gradient given other data by nn_set_data (another
+ *    storage, shape or layout, even one at a freed storage's address) is
+ *    checked again: stepped as nn_sgd_step steps it, or refused as it is.
  *  - Momentum is refused with a reason (its buffers are the caller's). */
 #include "check.h"
 
@@ -82,6 +85,33 @@ int main(void) {
   check_twins(listed, eager, "after a gradient was removed");
   CHECK(same_bits(before, listed[1]));
   nn_release(before);
+
+  /* new data for parameter and gradient, of another length: stepped whole */
+  const int64_t longer[] = {9};
+  for (int i = 0; i < 2; i++) {
+    nn_tensor *set[2] = {listed[0], eager[0]};
+    nn_tensor *p = nn_randn(NN_FLOAT32, 1, longer), *g = nn_randn(NN_FLOAT32, 1, longer);
+    nn_tensor *q = nn_clone(p), *h = nn_clone(g);
+    CHECK(nn_set_data(set[0], i ? p : q) == 0 && nn_set_data(set[1], i ? q : p) == 0);
+    CHECK(nn_set_data(set[0]->grad, i ? g : h) == 0 && nn_set_data(set[1]->grad, i ? h : g) == 0);
+    nn_release(p), nn_release(g), nn_release(q), nn_release(h);
+  }
+  step_twins(list, eager, &plain);
+  check_twins(listed, eager, "after set_data gave parameter and gradient 9 values");
+
+  /* the parameter alone given 4 values, in storage that may come back at
+     the address of the storage it had before: its gradient keeps 9 */
+  const int64_t four[] = {4}, two[] = {2};
+  nn_tensor *first = nn_randn(NN_FLOAT32, 1, two);
+  CHECK(nn_set_data(listed[0], first) == 0);
+  nn_release(first);
+  for (int round = 0; round < 4; round++) {
+    nn_tensor *again = nn_randn(NN_FLOAT32, 1, four);
+    CHECK(nn_set_data(listed[0], again) == 0);
+    nn_release(again);
+    CHECK(nn_sgd_list_step(list, &plain) == -1);
+    CHECK(strstr(nn_error(), "sgd") != NULL);
+  }
 
   nn_sgd_options momentum = {0.1, 0.9, 0, 0, 0, 0};
   CHECK(nn_sgd_list_step(list, &momentum) == -1);
