@@ -361,6 +361,10 @@ typedef struct {
   void *out;
   const void *g; /* backward */
   void *gx, *gw, *gb;
+  /* float32 on the CPU (nn_batch_norm_relu): forward writes relu(out);
+     backward reads that result in out and takes g where it is not 0,
+     as relu's backward then batch norm's would */
+  int relu;
 } nn_batch_norm_args;
 
 /* One time step of a recurrent layer (math/rnn.h) over `rows` sequences,

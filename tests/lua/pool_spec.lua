@@ -148,6 +148,61 @@ describe("BatchNorm2d", function()
     end
   end)
 
+  it("followed by a ReLU in a Sequential gives the two layers' bits in one pass (values, gradients, statistics)", function()
+    local function pair(affine)
+      nn.manual_seed(11)
+      local m = nn.Sequential(nn.BatchNorm2d(3, {affine = affine}), nn.ReLU(), nn.MaxPool2d(2))
+      if affine then nn.no_grad(function() m[1].weight:copy_(nn.randn(3)); m[1].bias:copy_(nn.randn(3)) end) end
+      return m
+    end
+    -- 5 x 9 positions a channel: groups of eight, a four and a tail in the gradient's sums; zeros and a NaN
+    local x0 = nn.randn(4, 3, 10, 18)
+    x0[1][1][1][1], x0[2][2][3][4] = 0, 0 / 0
+    for _, affine in ipairs({true, false}) do
+      for _, train in ipairs({true, false}) do
+        local fused, apart = pair(affine), pair(affine)
+        if not train then
+          fused:eval(); apart:eval()
+          fused[1].running_var:fill_(0.7); apart[1].running_var:fill_(0.7)
+        end
+        local xf, xa = x0:clone():requires_grad_(), x0:clone():requires_grad_()
+        local yf = fused(xf)
+        local ya = xa
+        for i = 1, #apart do ya = apart[i](ya) end
+        local g = nn.randn(4, 3, 5, 9)
+        yf:backward(g); ya:backward(g)
+        local what = string.format("affine %s, train %s: ", tostring(affine), tostring(train))
+        local function same(a, b, name)
+          local fa, fb = flat(a), flat(b)
+          for i = 1, #fa do
+            assert(fa[i] == fb[i] or (fa[i] ~= fa[i] and fb[i] ~= fb[i]), what .. name .. " element " .. i)
+          end
+        end
+        same(yf, ya, "output")
+        same(xf.grad, xa.grad, "input gradient")
+        if affine then
+          same(fused[1].weight.grad, apart[1].weight.grad, "weight gradient")
+          same(fused[1].bias.grad, apart[1].bias.grad, "bias gradient")
+        end
+        same(fused[1].running_mean, apart[1].running_mean, "running_mean")
+        same(fused[1].running_var, apart[1].running_var, "running_var")
+      end
+    end
+    -- the fused node saves its result, as PyTorch's ReluBackward0: changing it in place is caught
+    local m = nn.Sequential(nn.BatchNorm2d(2), nn.ReLU())
+    local y = m(nn.randn(2, 2, 3, 3):requires_grad_())
+    assert.are.equal("ReluBackward0", tostring(y.grad_fn))
+    y:add_(1)
+    expect_error(function() y:sum():backward() end, "ReluBackward0 needs was changed by an in-place operation")
+    -- a subclass's own forward is its own: never fused
+    local Doubled = nn.BatchNorm2d:extend("Doubled")
+    function Doubled:forward(x) return nn.BatchNorm2d.forward(self, x) * 2 end
+    local d = nn.Sequential(Doubled(2), nn.ReLU())
+    local x = nn.randn(2, 2, 3, 3)
+    local plain = nn.Sequential(nn.BatchNorm2d(2), nn.ReLU())
+    assert.are.same(flat((plain(x) * 2)), flat(d(x)))
+  end)
+
   it("saves and loads its state", function()
     local bn = nn.BatchNorm2d(3)
     bn(nn.randn(4, 3, 2, 2) * 3 + 1)

@@ -5,6 +5,7 @@
  * math/pool.h; the order of operations follows PyTorch 1.13's CPU
  * kernels (sums in double, gradients added in the tensor's dtype). */
 #include "cpu/cpu.h"
+#include "math/elementwise.h"
 #include "math/pool.h"
 
 #include "cpu/vector.h"
@@ -377,9 +378,33 @@ int nn_cpu_upsample2d_backward(const nn_upsample2d_args *a) {
 typedef struct {
   double a[8], b[8];
 } lane_sums;
+enum { RELU_BLOCK = 1024 }; /* a multiple of eight */
 
 static inline double lanes_total(const double *v) {
   return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+}
+
+/* y = x alpha + beta over a run, as PyTorch's batch_norm_cpu_contiguous_impl,
+   then relu's select where relu (the same bits as relu after it). */
+NN_CPU_CLONES static void scale_shift_f32(int64_t n, const float *restrict x, float *restrict y, float alpha,
+                                          float beta, int relu) {
+  if (relu) for (int64_t i = 0; i < n; i++) y[i] = nn_relu_select_f32(x[i] * alpha + beta);
+  else for (int64_t i = 0; i < n; i++) y[i] = x[i] * alpha + beta;
+}
+
+/* relu's gradient of a run: g where the relu's result r is not 0 */
+NN_CPU_CLONES static void relu_mask_f32(int64_t n, const float *restrict g, const float *restrict r,
+                                        float *restrict out) {
+  for (int64_t i = 0; i < n; i++) out[i] = nn_relu_grad_select_f32(g[i], r[i]);
+}
+
+/* gx = (g - mean(g) - (x - mean) k) scale over a run, g first masked by
+   relu's result r where r is not NULL */
+NN_CPU_CLONES static void normalised_grad_f32(int64_t n, const float *restrict g, const float *restrict x,
+                                              const float *restrict r, float *restrict gx, float mean, float k,
+                                              float grad_mean, float scale) {
+  if (r) for (int64_t i = 0; i < n; i++) gx[i] = (nn_relu_grad_select_f32(g[i], r[i]) - grad_mean - (x[i] - mean) * k) * scale;
+  else for (int64_t i = 0; i < n; i++) gx[i] = (g[i] - grad_mean - (x[i] - mean) * k) * scale;
 }
 
 /* One channel's statistics in one pass: sums of x - k and (x - k)^2 in
@@ -437,9 +462,8 @@ static inline void batch_norm_channels(nn_dtype dt, const nn_batch_norm_args *a,
     for (int64_t b = 0; b < a->outer; b++) {
       int64_t base = b * cstride + c * a->inner;
       if (dt == NN_FLOAT32) {
-        const float *x = (const float *)a->x + base;
-        float *y = (float *)a->out + base, fa = (float)alpha, fb = (float)beta;
-        for (int64_t i = 0; i < a->inner; i++) y[i] = x[i] * fa + fb;
+        scale_shift_f32(a->inner, (const float *)a->x + base, (float *)a->out + base, (float)alpha, (float)beta,
+                        a->relu);
       } else {
         const double *x = (const double *)a->x + base;
         double *y = (double *)a->out + base;
@@ -463,7 +487,19 @@ static inline void batch_norm_backward_channels(nn_dtype dt, const nn_batch_norm
       const nn_cpu_vector *v = nn_cpu_vector_best();
       for (int64_t b = 0; b < a->outer; b++) {
         int64_t base = b * cstride + c * a->inner;
-        v->moments(s.a, s.b, (const float *)a->g + base, 0, (const float *)a->x + base, mean, a->inner);
+        const float *g = (const float *)a->g + base, *x = (const float *)a->x + base;
+        if (!a->relu) {
+          v->moments(s.a, s.b, g, 0, x, mean, a->inner);
+          continue;
+        }
+        /* relu's gradient a block at a time, in cache; blocks of whole
+           groups of eight put each element in the lane one run would */
+        float masked[RELU_BLOCK];
+        for (int64_t i = 0; i < a->inner; i += RELU_BLOCK) {
+          int64_t len = a->inner - i < RELU_BLOCK ? a->inner - i : RELU_BLOCK;
+          relu_mask_f32(len, g + i, (const float *)a->out + base + i, masked);
+          v->moments(s.a, s.b, masked, 0, x + i, mean, len);
+        }
       }
       sum = lanes_total(s.a), dot = lanes_total(s.b);
     } else {
@@ -482,10 +518,9 @@ static inline void batch_norm_backward_channels(nn_dtype dt, const nn_batch_norm
     for (int64_t b = 0; b < a->outer; b++) {
       int64_t base = b * cstride + c * a->inner;
       if (dt == NN_FLOAT32) {
-        const float *g = (const float *)a->g + base, *x = (const float *)a->x + base;
-        float *gx = (float *)a->gx + base;
-        float fm = (float)mean, fk = (float)k, fg = (float)grad_mean, fs = (float)scale;
-        for (int64_t i = 0; i < a->inner; i++) gx[i] = (g[i] - fg - (x[i] - fm) * fk) * fs;
+        normalised_grad_f32(a->inner, (const float *)a->g + base, (const float *)a->x + base,
+                            a->relu ? (const float *)a->out + base : NULL, (float *)a->gx + base, (float)mean,
+                            (float)k, (float)grad_mean, (float)scale);
       } else {
         const double *g = (const double *)a->g + base, *x = (const double *)a->x + base;
         double *gx = (double *)a->gx + base;
