@@ -311,6 +311,19 @@ describe("MaxPool2d and the other pooling modules", function()
     assert.are.same(flat(odd64.grad:float()), flat(odd32.grad))
     assert.are.same(flat(F.max_pool2d(odd:double(), 2, nil, 0, 1, true):float()),
                     flat(F.max_pool2d(odd, 2, nil, 0, 1, true)))
+    -- rows of 3, 14 and 5 windows: none in vectors, a last group overlapping the one before
+    for _, w in ipairs({6, 28, 11}) do
+      local v = nn.randint(-2, 3, {2, 3, 4, w}):float()
+      local v32, v64 = v:clone():requires_grad_(), v:double():requires_grad_()
+      local a32, j32 = F.max_pool2d(v32, 2, nil, 0, 1, false, true)
+      local a64, j64 = F.max_pool2d(v64, 2, nil, 0, 1, false, true)
+      assert.are.same(flat(j64), flat(j32))
+      assert.are.same(flat(a64:float()), flat(a32))
+      local gw = nn.randn(a32:size())
+      a32:backward(gw)
+      a64:backward(gw:double())
+      assert.are.same(flat(v64.grad:float()), flat(v32.grad))
+    end
   end)
 
   it("pass gradcheck", function()

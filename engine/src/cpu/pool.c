@@ -102,7 +102,11 @@ static void max_2x2_f32(const nn_pool2d_args *a, int64_t first, int64_t last) {
       int taps[4];
       int64_t ow = 0;
 #if defined(__SSE2__)
-      for (; ow + 4 <= ow_n; ow += 4) {
+      /* a row's last four windows overlap the group before (rows of 7 or
+         14 windows): those recomputed write what they wrote, where a
+         scalar tail cost 25 instructions a window */
+      for (; ow_n >= 4 && ow < ow_n; ow += 4) {
+        if (ow + 4 > ow_n) ow = ow_n - 4;
         __m128 a0 = _mm_loadu_ps(r0 + 2 * ow), a1 = _mm_loadu_ps(r0 + 2 * ow + 4);
         __m128 b0 = _mm_loadu_ps(r1 + 2 * ow), b1 = _mm_loadu_ps(r1 + 2 * ow + 4);
         __m128 v[4] = {_mm_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0)), _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)),
@@ -228,7 +232,8 @@ static void max_2x2_backward_f32(const nn_pool2d_args *a, int64_t first, int64_t
       /* four windows at a time: each tap's mask picks 0 + g or 0, and the
          masks interleave into the two rows (the indices' low halves are
          the indices: narrow, as in max_2x2_f32) */
-      for (; narrow && ow + 4 <= ow_n; ow += 4) {
+      for (; narrow && ow_n >= 4 && ow < ow_n; ow += 4) {
+        if (ow + 4 > ow_n) ow = ow_n - 4; /* overlapping the group before, as in max_2x2_f32 */
         const int64_t *i4 = at + oh * ow_n + ow;
         __m128i lo = _mm_loadu_si128((const __m128i *)i4), hi = _mm_loadu_si128((const __m128i *)(i4 + 2));
         __m128i index = _mm_castps_si128(_mm_shuffle_ps(_mm_castsi128_ps(lo), _mm_castsi128_ps(hi), _MM_SHUFFLE(2, 0, 2, 0)));
