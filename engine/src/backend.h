@@ -166,6 +166,9 @@ typedef struct {
   int64_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
   int64_t out_h, out_w;
   int64_t image_sample_stride, col_sample_stride, col_row_stride;
+  /* col2im may write into the columns (a convolution's scratch, not a
+     fold's input): 1, else 0 */
+  int cols_scratch;
 } nn_patch_geom;
 
 /* ---- ops beyond nn.h's enums ------------------------------------------ */

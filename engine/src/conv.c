@@ -49,6 +49,7 @@ static nn_patch_geom patches_of(const conv_geom *g, nn_dtype dtype, int64_t batc
   /* samples side by side in each row of a chunk */
   p.col_sample_stride = positions(g);
   p.col_row_stride = batch * positions(g);
+  p.cols_scratch = 1; /* the scratch block */
   return p;
 }
 
@@ -632,7 +633,7 @@ static nn_tensor *fold_or_unfold(nn_tensor *x, const nn_patch_options *p, int fo
   nn_patch_geom pg = {x->dtype, n, channels, image[0], image[1], p->kernel[0], p->kernel[1],
                       p->stride[0], p->stride[1], p->padding[0], p->padding[1], p->dilation[0], p->dilation[1],
                       out[0], out[1], channels * image[0] * image[1], channels * kk * out[0] * out[1],
-                      out[0] * out[1]};
+                      out[0] * out[1], 0};
   int st = 0;
   if (fold) st = start_as(be, y, NULL) < 0 || be->col2im(&pg, nn_data(xc), nn_data(y)) < 0 ? -1 : 0;
   else if (nn_numel(y)) st = be->im2col(&pg, nn_data(xc), nn_data(y));

@@ -264,4 +264,24 @@ describe("a same convolution's fold (one added run per tap)", function()
       end
     end
   end)
+
+  it("of a convolution's scratch columns (wrapped ones made -0 in place) equals the padded one's, bit for bit", function()
+    -- conv_transpose2d's image side is col2im of W^T x, as conv2d's input gradient
+    nn.manual_seed(6)
+    for _, dtype in ipairs({"float32", "float64"}) do
+      for _, c in ipairs({{3, 1, 1}, {5, 2, 1}, {3, 2, 2}}) do
+        for _, hw in ipairs({{7, 9}, {14, 14}, {2, 3}, {28, 28}}) do
+          local k, pad, dil = c[1], c[2], c[3]
+          local h, w = hw[1], hw[2]
+          local x, wt = nn.randn(2, 4, h, w):to(dtype), nn.randn(4, 3, k, k):to(dtype)
+          local same = nn.F.conv_transpose2d(x, wt, nil, {padding = pad, dilation = dil})
+          local padded = nn.F.conv_transpose2d(x, wt, nil, {dilation = dil})
+          local inner = padded:narrow(3, pad + 1, h):narrow(4, pad + 1, w)
+          assert.are.same(inner:size(), same:size())
+          assert.are.equal(0, same:ne(inner):sum():item(), string.format("%s k %d pad %d dilation %d, %dx%d",
+            dtype, k, pad, dil, h, w))
+        end
+      end
+    end
+  end)
 end)
