@@ -270,8 +270,8 @@ static int l_native_op(lua_State *L) {
    the intermediate tensors never become Lua values; otherwise each child's
    forward is called in turn, as Lua would. The keys it reads are its
    upvalues (SEQUENTIAL_KEYS), so that no call interns a string. */
-enum { KEY_NATIVE = 1, KEY_WEIGHT, KEY_BIAS, KEY_MODULES, KEY_FORWARD };
-static const char *const SEQUENTIAL_KEYS[] = {"_native", "weight", "bias", "_modules", "forward"};
+enum { KEY_NATIVE = 1, KEY_WEIGHT, KEY_BIAS, KEY_MODULES, KEY_FORWARD, KEY_FORWARD_RELU };
+static const char *const SEQUENTIAL_KEYS[] = {"_native", "weight", "bias", "_modules", "forward", "_forward_relu"};
 #define SEQUENTIAL_KEY(k) lua_pushvalue(L, lua_upvalueindex(k))
 
 enum { MAX_NATIVE_LAYERS = 64 };
@@ -313,6 +313,28 @@ static int native_layers(lua_State *L, lua_Integer n, native_layer *layer) {
   return ok;
 }
 
+/* With child i (a table) on top: whether its class (not a subclass, and
+   no forward of the instance's own) fuses itself with a ReLU (a built-in
+   one, as native_layer_at sees it) that is child i + 1; if so its
+   _forward_relu is pushed above it (BatchNorm2d's: one pass writes
+   relu's result, the same bits as the two layers). */
+static int forward_relu_of(lua_State *L, lua_Integer i) {
+  int top = lua_gettop(L), fused = 0;
+  SEQUENTIAL_KEY(KEY_FORWARD);
+  if (lua_type(L, top) == LUA_TTABLE && lua_rawget(L, top) == LUA_TNIL && lua_getmetatable(L, top)) {
+    SEQUENTIAL_KEY(KEY_FORWARD_RELU);
+    if (lua_rawget(L, -2) == LUA_TFUNCTION && lua_rawgeti(L, 1, i + 1) == LUA_TTABLE && lua_getmetatable(L, -1)) {
+      SEQUENTIAL_KEY(KEY_NATIVE);
+      lua_rawget(L, -2);
+      int is_code;
+      fused = lua_tointegerx(L, -1, &is_code) == NN_RELU && is_code;
+    }
+  }
+  if (fused) lua_copy(L, top + 3, top + 1); /* the function, where the settop leaves it */
+  lua_settop(L, top + fused);
+  return fused;
+}
+
 static int l_sequential_forward(lua_State *L) {
   nnl_check_method_args(L, "Sequential", "forward", 1, "x");
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -338,12 +360,16 @@ static int l_sequential_forward(lua_State *L) {
   lua_pop(L, 1);
   for (lua_Integer i = 1; i <= n; i++) {
     lua_geti(L, 1, i); /* the child, under its forward */
-    SEQUENTIAL_KEY(KEY_FORWARD);
-    lua_gettable(L, -2);
+    int with_relu = i < n && forward_relu_of(L, i);
+    if (!with_relu) {
+      SEQUENTIAL_KEY(KEY_FORWARD);
+      lua_gettable(L, -2);
+    }
     lua_insert(L, -2);
     lua_pushvalue(L, 2);
     lua_call(L, 2, 1);
     lua_replace(L, 2);
+    i += with_relu;
   }
   return 1;
 }

@@ -44,18 +44,25 @@ static int l_upsample2d(lua_State *L) {
   return 1;
 }
 
-/* batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps) */
-static int l_batch_norm(lua_State *L) {
+/* batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps), or
+   batch_norm_relu (the same arguments): nn_batch_norm or nn_batch_norm_relu */
+static int batch_norm_call(lua_State *L, int relu) {
   const char *op = "batch_norm";
   nn_tensor *x = nnl_check_tensor(L, 1, op);
   nn_tensor *w = optional_tensor(L, 2, op), *b = optional_tensor(L, 3, op);
   nn_tensor *rm = optional_tensor(L, 4, op), *rv = optional_tensor(L, 5, op);
-  nnl_push_tensor(L, nn_batch_norm(x, w, b, rm, rv, lua_toboolean(L, 6), luaL_checknumber(L, 7),
-                                   luaL_checknumber(L, 8)));
+  int training = lua_toboolean(L, 6);
+  double momentum = luaL_checknumber(L, 7), eps = luaL_checknumber(L, 8);
+  nnl_push_tensor(L, relu ? nn_batch_norm_relu(x, w, b, rm, rv, training, momentum, eps)
+                          : nn_batch_norm(x, w, b, rm, rv, training, momentum, eps));
   return 1;
 }
 
+static int l_batch_norm(lua_State *L) { return batch_norm_call(L, 0); }
+static int l_batch_norm_relu(lua_State *L) { return batch_norm_call(L, 1); }
+
 static const luaL_Reg pool_functions[] = {
-    {"pool2d", l_pool2d}, {"upsample2d", l_upsample2d}, {"batch_norm", l_batch_norm}, {NULL, NULL}};
+    {"pool2d", l_pool2d}, {"upsample2d", l_upsample2d}, {"batch_norm", l_batch_norm},
+    {"batch_norm_relu", l_batch_norm_relu}, {NULL, NULL}};
 
 void nnl_register_pool(lua_State *L) { luaL_setfuncs(L, pool_functions, 0); }

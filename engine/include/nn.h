@@ -959,6 +959,11 @@ nn_tensor *nn_upsample2d(nn_tensor *x, int bilinear, int64_t out_h, int64_t out_
 nn_tensor *nn_batch_norm(nn_tensor *x, nn_tensor *weight, nn_tensor *bias,
                          nn_tensor *running_mean, nn_tensor *running_var, int training,
                          double momentum, double eps);
+/* relu(nn_batch_norm(...)), bit for bit, in one pass where it can (the
+   result's grad_fn is relu's). */
+nn_tensor *nn_batch_norm_relu(nn_tensor *x, nn_tensor *weight, nn_tensor *bias,
+                              nn_tensor *running_mean, nn_tensor *running_var, int training,
+                              double momentum, double eps);
 
 /* ---- recurrent layers (rnn.c) ------------------------------------------ */
 typedef enum { NN_RNN_TANH = 0, NN_RNN_RELU, NN_RNN_LSTM, NN_RNN_GRU } nn_rnn_mode;

@@ -190,6 +190,9 @@ typedef struct {
   int64_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
   int64_t out_h, out_w;
   int64_t image_sample_stride, col_sample_stride, col_row_stride;
+  /* col2im may write into the columns (a convolution's scratch, not a
+     fold's input): 1, else 0 */
+  int cols_scratch;
 } nn_patch_geom;
 
 /* ---- ops beyond nn.h's enums ------------------------------------------ */
@@ -385,6 +388,10 @@ typedef struct {
   void *out;
   const void *g; /* backward */
   void *gx, *gw, *gb;
+  /* float32 on the CPU (nn_batch_norm_relu): forward writes relu(out);
+     backward reads that result in out and takes g where it is not 0,
+     as relu's backward then batch norm's would */
+  int relu;
 } nn_batch_norm_args;
 
 /* One time step of a recurrent layer (math/rnn.h) over `rows` sequences,

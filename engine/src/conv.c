@@ -49,6 +49,7 @@ static nn_patch_geom patches_of(const conv_geom *g, nn_dtype dtype, int64_t batc
   /* samples side by side in each row of a chunk */
   p.col_sample_stride = positions(g);
   p.col_row_stride = batch * positions(g);
+  p.cols_scratch = 1; /* the scratch block */
   return p;
 }
 
@@ -71,10 +72,15 @@ static char *scratch_for(const char *op, const nn_backend *be, nn_device device,
 }
 
 /* Samples per chunk: the patches and the reordered column side of a chunk
-   fit in `budget` bytes (a CPU's caches hold a chunk between im2col and
-   the GEMMs; a GPU takes large chunks, fewer launches). */
-static int64_t chunk_of(const conv_geom *g, nn_dtype dtype, nn_device device) {
-  size_t budget = device == NN_CPU ? (size_t)8 << 20 : (size_t)256 << 20;
+   fit in a budget. On a CPU, where the patches are written and read back
+   (im2col then the forward's products; the input gradient's product then
+   col2im), a core's L2 (1 MB): the lesson CNN's 6.8 MB chunks went out to
+   L3 and back four times, OpenBLAS's zeroing of the beta-0 product
+   included. A backward for the weight alone reads each chunk's patches
+   once: 8 MB, so that its one product stays large enough to be cut over
+   threads. A GPU takes large chunks, fewer launches. */
+static int64_t chunk_of(const conv_geom *g, nn_dtype dtype, nn_device device, int patches_reread) {
+  size_t budget = device != NN_CPU ? (size_t)256 << 20 : patches_reread ? (size_t)1 << 20 : (size_t)8 << 20;
   size_t per_sample = (size_t)((g->c * g->kh * g->kw + g->o) * positions(g)) * nn_element_size(dtype);
   int64_t chunk = per_sample ? (int64_t)(budget / per_sample) : g->n;
   if (chunk < 1) chunk = 1;
@@ -162,7 +168,7 @@ static int forward_columns(const conv_geom *g, nn_tensor *x, nn_tensor *w, nn_te
      one long one (scripts/bench/cnn.lua times them so). The bias is out's
      start, the products added to it. */
   if (bias && start_as(be, out, bias) < 0) return -1;
-  int64_t chunk = chunk_of(g, dt, x->device), rows = g->c * g->kh * g->kw;
+  int64_t chunk = chunk_of(g, dt, x->device, 1), rows = g->c * g->kh * g->kw;
   char *cols = scratch_for(g->op, be, x->device, (size_t)(rows * chunk * L) * es);
   if (!cols) return -1;
   for (int64_t s = 0; s < g->n; s += chunk) {
@@ -215,7 +221,7 @@ static int backward_columns(const conv_geom *g, nn_tensor *gc, nn_tensor *x, nn_
     }
     return 0;
   }
-  int64_t chunk = chunk_of(g, dt, gc->device), rows = g->c * g->kh * g->kw;
+  int64_t chunk = chunk_of(g, dt, gc->device, image != NULL), rows = g->c * g->kh * g->kw;
   char *cols = scratch_for(g->op, be, gc->device, (size_t)((rows + g->o) * chunk * L) * es);
   if (!cols) return -1;
   char *gp = cols + (size_t)(rows * chunk * L) * es; /* gc's chunk as (o, count, L) */
@@ -632,7 +638,7 @@ static nn_tensor *fold_or_unfold(nn_tensor *x, const nn_patch_options *p, int fo
   nn_patch_geom pg = {x->dtype, n, channels, image[0], image[1], p->kernel[0], p->kernel[1],
                       p->stride[0], p->stride[1], p->padding[0], p->padding[1], p->dilation[0], p->dilation[1],
                       out[0], out[1], channels * image[0] * image[1], channels * kk * out[0] * out[1],
-                      out[0] * out[1]};
+                      out[0] * out[1], 0};
   int st = 0;
   if (fold) st = start_as(be, y, NULL) < 0 || be->col2im(&pg, nn_data(xc), nn_data(y)) < 0 ? -1 : 0;
   else if (nn_numel(y)) st = be->im2col(&pg, nn_data(xc), nn_data(y));

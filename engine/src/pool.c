@@ -397,7 +397,7 @@ static void channel_geometry(const nn_tensor *x, nn_batch_norm_args *a) {
 /* The gradients of batch_norm for g: grads[0] = dx, [1] = dweight,
    [2] = dbias, each where need[k]; stats as forward wrote them. */
 static int batch_norm_backward(nn_tensor *g, nn_tensor *x, nn_tensor *weight, nn_tensor *stats,
-                               int training, const int *need, nn_tensor **grads) {
+                               int training, nn_tensor *relu_out, const int *need, nn_tensor **grads) {
   const char *op = "batch_norm";
   grads[0] = grads[1] = grads[2] = NULL;
   const nn_backend *be = nn_dispatch(op, offsetof(nn_backend, batch_norm_backward), g, x, stats);
@@ -418,6 +418,8 @@ static int batch_norm_backward(nn_tensor *g, nn_tensor *x, nn_tensor *weight, nn
   a.gx = grads[0] ? nn_data(grads[0]) : NULL;
   a.gw = grads[1] ? nn_data(grads[1]) : NULL;
   a.gb = grads[2] ? nn_data(grads[2]) : NULL;
+  a.relu = relu_out != NULL;
+  a.out = relu_out ? nn_data(relu_out) : NULL;
   if (be->batch_norm_backward(&a) < 0) goto fail;
   nn_release(gc);
   return 0;
@@ -439,9 +441,31 @@ static int batch_norm_node_backward(nn_node *node, nn_tensor *g, nn_tensor **gi)
                                         need, gi);
   }
   int need[3] = {node->inputs[0] != NULL, node->inputs[1] != NULL, node->inputs[2] != NULL};
-  return batch_norm_backward(g, node->saved[0], node->saved[1], node->saved[2], (int)node->ints[0],
+  return batch_norm_backward(g, node->saved[0], node->saved[1], node->saved[2], (int)node->ints[0], NULL,
                              need, gi);
 }
+
+/* nn_batch_norm_relu's node: saved x, weight and its own result (relu's,
+   whose zeros mask g); the statistics in ctx (the three saved places are
+   taken). Recorded, it is relu's backward then batch norm's, as fronts. */
+static int batch_norm_relu_node_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  int need[3] = {node->inputs[0] != NULL, node->inputs[1] != NULL, node->inputs[2] != NULL};
+  nn_tensor *stats = node->ctx;
+  if (nn_recording_backward()) {
+    nn_tensor *x = node->inputs[0] ? node->inputs[0] : node->saved[0];
+    nn_tensor *w = node->inputs[1] ? node->inputs[1] : node->saved[1];
+    nn_tensor *masked = nn_unary_backward(NN_RELU, g, node->saved[2]);
+    int status = masked ? nn_batch_norm_backward_graph(masked, x, w, stats, (int)node->ints[0], node->scalar[0],
+                                                       need, gi)
+                        : -1;
+    nn_release(masked);
+    return status;
+  }
+  return batch_norm_backward(g, node->saved[0], node->saved[1], stats, (int)node->ints[0], node->saved[2], need,
+                             gi);
+}
+
+static void release_stats(void *stats) { nn_release(stats); }
 
 /* weight, bias and the running statistics: NULL, or `channels` values of
    x's dtype on its device. */
@@ -463,9 +487,8 @@ static int check_per_channel(const nn_tensor *x, const nn_tensor *t, const char 
   return 0;
 }
 
-nn_tensor *nn_batch_norm(nn_tensor *x, nn_tensor *weight, nn_tensor *bias,
-                         nn_tensor *running_mean, nn_tensor *running_var, int training,
-                         double momentum, double eps) {
+static nn_tensor *batch_norm_front(nn_tensor *x, nn_tensor *weight, nn_tensor *bias, nn_tensor *running_mean,
+                                   nn_tensor *running_var, int training, double momentum, double eps, int relu) {
   const char *op = "batch_norm";
   const nn_backend *be = nn_dispatch(op, offsetof(nn_backend, batch_norm), x, weight, bias);
   if (!be || check_float(op, x) < 0) return NULL;
@@ -521,17 +544,25 @@ nn_tensor *nn_batch_norm(nn_tensor *x, nn_tensor *weight, nn_tensor *bias,
   a.eps = eps;
   a.stats = nn_data(stats);
   a.out = nn_data(out);
+  a.relu = relu;
   if (be->batch_norm(&a) < 0) goto fail;
   if (training && mc) nn_bump_version(mc), nn_bump_version(vc);
   if (nn_needs_grad(x, weight, bias)) {
-    nn_node *node = nn_node_attach(out, "NativeBatchNormBackward0", batch_norm_node_backward, 3, x,
-                                   weight, bias);
+    /* the fused result is relu's: its node carries relu's name */
+    nn_node *node = nn_node_attach(out, relu ? "ReluBackward0" : "NativeBatchNormBackward0",
+                                   relu ? batch_norm_relu_node_backward : batch_norm_node_backward, 3, x, weight, bias);
     if (!node) goto fail;
     node->ints[0] = training;
     node->scalar[0] = eps;
     nn_node_save(node, 0, xc);
     if (wc) nn_node_save(node, 1, wc);
-    nn_node_save(node, 2, stats);
+    if (relu) {
+      nn_node_save_output(node, 2, out);
+      node->ctx = nn_retain(stats);
+      node->free_ctx = release_stats;
+    } else {
+      nn_node_save(node, 2, stats);
+    }
   }
   nn_release(xc), nn_release(wc), nn_release(bc), nn_release(mc), nn_release(vc), nn_release(stats);
   return out;
@@ -539,4 +570,22 @@ fail:
   nn_release(xc), nn_release(wc), nn_release(bc), nn_release(mc), nn_release(vc);
   nn_release(out), nn_release(stats);
   return NULL;
+}
+
+nn_tensor *nn_batch_norm(nn_tensor *x, nn_tensor *weight, nn_tensor *bias, nn_tensor *running_mean,
+                         nn_tensor *running_var, int training, double momentum, double eps) {
+  return batch_norm_front(x, weight, bias, running_mean, running_var, training, momentum, eps, 0);
+}
+
+/* One pass where the kernels have it (float32 on the CPU): each result
+   written once, and relu's backward folded into batch norm's; elsewhere
+   the two ops. The same bits either way. */
+nn_tensor *nn_batch_norm_relu(nn_tensor *x, nn_tensor *weight, nn_tensor *bias, nn_tensor *running_mean,
+                              nn_tensor *running_var, int training, double momentum, double eps) {
+  if (x->dtype == NN_FLOAT32 && x->device == NN_CPU)
+    return batch_norm_front(x, weight, bias, running_mean, running_var, training, momentum, eps, 1);
+  nn_tensor *y = nn_batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps);
+  nn_tensor *out = y ? nn_unary(NN_RELU, y) : NULL;
+  nn_release(y);
+  return out;
 }

@@ -14,7 +14,7 @@
 return function(nn)
   local C, raise = nn._C, nn._raise
   local Module, F = nn.Module, nn.F
-  local pool2d, upsample2d, batch_norm = C.pool2d, C.upsample2d, C.batch_norm
+  local pool2d, upsample2d, batch_norm, batch_norm_relu = C.pool2d, C.upsample2d, C.batch_norm, C.batch_norm_relu
   local python_number, python_bool = nn._python_number, nn._python_bool
   local POOL_MAX, POOL_AVG, POOL_ADAPTIVE_MAX, POOL_ADAPTIVE_AVG = 0, 1, 2, 3
 
@@ -375,15 +375,17 @@ return function(nn)
       momentum == nil and 0.1 or momentum, eps == nil and 1e-5 or eps)
   end
 
-  -- BatchNorm1d's forward over the fused front, for any rank.
-  local function batch_norm_forward(self, x, op, rank, names)
+  -- BatchNorm1d's forward over the fused front, for any rank; `front` is
+  -- batch_norm, or batch_norm_relu for the forward of the layer and a ReLU
+  -- after it.
+  local function batch_norm_forward(self, x, op, rank, names, front)
     check_rank(x, op, {rank}, names)
     if x:size(2) ~= self.num_features then
       raise(string.format("%s: expected %d channels, got %d (input of shape %s)", op, self.num_features,
         x:size(2), shape_text(x:size())))
     end
     local running_mean, running_var, use_batch_stats, factor = self:_statistics(x, op)
-    return batch_norm(x, self.weight, self.bias, running_mean, running_var, use_batch_stats, factor, self.eps)
+    return front(x, self.weight, self.bias, running_mean, running_var, use_batch_stats, factor, self.eps)
   end
 
   --- nn.BatchNorm2d(num_features [, {eps = 1e-5, momentum = 0.1, affine = true,
@@ -396,14 +398,19 @@ return function(nn)
   local BatchNorm2d = nn.BatchNorm1d:extend("BatchNorm2d")
   nn.BatchNorm2d = BatchNorm2d
   function BatchNorm2d:forward(x)
-    return batch_norm_forward(self, x, "BatchNorm2d", 4, "4D (N, C, H, W)")
+    return batch_norm_forward(self, x, "BatchNorm2d", 4, "4D (N, C, H, W)", batch_norm)
+  end
+  -- Sequential's forward of this layer and the ReLU after it, in one pass
+  -- (nn_batch_norm_relu: the same bits as the two, relu's grad_fn).
+  function BatchNorm2d:_forward_relu(x)
+    return batch_norm_forward(self, x, "BatchNorm2d", 4, "4D (N, C, H, W)", batch_norm_relu)
   end
 
   --- nn.BatchNorm3d(num_features [, options]): BatchNorm2d over (N, C, D, H, W).
   local BatchNorm3d = nn.BatchNorm1d:extend("BatchNorm3d")
   nn.BatchNorm3d = BatchNorm3d
   function BatchNorm3d:forward(x)
-    return batch_norm_forward(self, x, "BatchNorm3d", 5, "5D (N, C, D, H, W)")
+    return batch_norm_forward(self, x, "BatchNorm3d", 5, "5D (N, C, D, H, W)", batch_norm)
   end
 
   ---------------------------------------------------------------------------

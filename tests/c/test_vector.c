@@ -65,6 +65,27 @@ static void compare(const nn_cpu_vector *a, const nn_cpu_vector *b) {
   }
 }
 
+/* batch norm's moments: the same sums, lane for lane, at every length
+   (whole groups of eight, a group of four, single elements), for a run
+   about its own shift (p = q) and for a gradient against the input. */
+static void compare_moments(const nn_cpu_vector *a, const nn_cpu_vector *b) {
+  float x[LONGEST], y[LONGEST];
+  for (int64_t n = 0; n <= LONGEST; n++) {
+    fill(x, n, (uint32_t)n + 7);
+    fill(y, n, (uint32_t)n + 2000);
+    for (int same = 0; same < 2; same++) {
+      double sa[2][8], sb[2][8];
+      for (int l = 0; l < 8; l++) sa[0][l] = sb[0][l] = l, sa[1][l] = sb[1][l] = -0.5 * l;
+      const float *p = same ? x : y;
+      double ps = same ? 1.25 : 0;
+      a->moments(sa[0], sa[1], p, ps, x, 1.25, n);
+      b->moments(sb[0], sb[1], p, ps, x, 1.25, n);
+      CHECKF(memcmp(sa, sb, sizeof sa) == 0, "moments%s: %s differs from %s at n = %lld", same ? " (p = q)" : "",
+             a->name, b->name, (long long)n);
+    }
+  }
+}
+
 int main(void) {
   const nn_cpu_vector *baseline = nn_cpu_vector_named("baseline");
   CHECK(baseline != NULL);
@@ -77,6 +98,7 @@ int main(void) {
     if (v) {
       CHECK(strcmp(v->name, wider[i]) == 0);
       compare(v, baseline);
+      compare_moments(v, baseline);
     } else {
       printf("%s: not built, or not run by this processor\n", wider[i]);
     }

@@ -245,23 +245,44 @@ describe("a same convolution's patches (one copy per tap)", function()
   end)
 end)
 
+-- For each dtype, kernel (size, padding, dilation) and image size, what
+-- `same` makes (padding = pad) equals, bit for bit, what `padded` makes
+-- (no padding) with its border cut off.
+local function same_equals_padded_cut(kernels, sizes, same, padded)
+  for _, dtype in ipairs({"float32", "float64"}) do
+    for _, c in ipairs(kernels) do
+      for _, hw in ipairs(sizes) do
+        local k, pad, dil = c[1], c[2], c[3]
+        local h, w = hw[1], hw[2]
+        local s, p = same(dtype, k, pad, dil, h, w)
+        local inner = p:narrow(3, pad + 1, h):narrow(4, pad + 1, w)
+        assert.are.same(inner:size(), s:size())
+        assert.are.equal(0, s:ne(inner):sum():item(), string.format("%s k %d pad %d dilation %d, %dx%d",
+          dtype, k, pad, dil, h, w))
+      end
+    end
+  end
+end
+
 describe("a same convolution's fold (one added run per tap)", function()
   it("equals, bit for bit, the fold onto the padded image with its border cut off", function()
     nn.manual_seed(5)
-    for _, dtype in ipairs({"float32", "float64"}) do
-      for _, c in ipairs({{3, 1, 1}, {5, 2, 1}, {1, 0, 1}, {3, 2, 2}}) do
-        for _, hw in ipairs({{7, 9}, {1, 5}, {14, 14}, {2, 3}, {28, 28}}) do
-          local k, pad, dil = c[1], c[2], c[3]
-          local h, w = hw[1], hw[2]
-          local cols = nn.randn(2, 3 * k * k, h * w):to(dtype)
-          local same = nn.F.fold(cols, {h, w}, k, {dilation = dil, padding = pad})
-          local padded = nn.F.fold(cols, {h + 2 * pad, w + 2 * pad}, k, {dilation = dil})
-          local inner = padded:narrow(3, pad + 1, h):narrow(4, pad + 1, w)
-          assert.are.same(inner:size(), same:size())
-          assert.are.equal(0, same:ne(inner):sum():item(), string.format("%s k %d pad %d dilation %d, %dx%d",
-            dtype, k, pad, dil, h, w))
-        end
-      end
-    end
+    same_equals_padded_cut({{3, 1, 1}, {5, 2, 1}, {1, 0, 1}, {3, 2, 2}}, {{7, 9}, {1, 5}, {14, 14}, {2, 3}, {28, 28}},
+      function(dtype, k, pad, dil, h, w)
+        local cols = nn.randn(2, 3 * k * k, h * w):to(dtype)
+        return nn.F.fold(cols, {h, w}, k, {dilation = dil, padding = pad}),
+               nn.F.fold(cols, {h + 2 * pad, w + 2 * pad}, k, {dilation = dil})
+      end)
+  end)
+
+  it("of a convolution's scratch columns (wrapped ones made -0 in place) equals the padded one's, bit for bit", function()
+    -- conv_transpose2d's image side is col2im of W^T x, as conv2d's input gradient
+    nn.manual_seed(6)
+    same_equals_padded_cut({{3, 1, 1}, {5, 2, 1}, {3, 2, 2}}, {{7, 9}, {14, 14}, {2, 3}, {28, 28}},
+      function(dtype, k, pad, dil, h, w)
+        local x, wt = nn.randn(2, 4, h, w):to(dtype), nn.randn(4, 3, k, k):to(dtype)
+        return nn.F.conv_transpose2d(x, wt, nil, {padding = pad, dilation = dil}),
+               nn.F.conv_transpose2d(x, wt, nil, {dilation = dil})
+      end)
   end)
 end)

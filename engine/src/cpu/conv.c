@@ -117,8 +117,10 @@ static void same_plane_rows(const nn_patch_geom *g, const char *image, char *col
    added back as one run from the shifted start, as same_plane_rows copies
    them. The run also adds the wrapped columns (padding, whose gradient is
    dropped) onto the image's other edge, so those image elements are saved
-   before and written back after: the same additions in the same order as
-   plane_rows, bit for bit; column by column down the rows, so that the
+   before and written back after, or, where the columns are a convolution's
+   scratch (cols_scratch), those columns are made -0 first, which adds
+   nothing (x + -0 is x, signed zeros included): the same additions in the
+   same order as plane_rows, bit for bit; column by column down the rows, so that the
    compiler does not make a memcpy call of each row's one or two elements.
    NN_SAME_WRAP_MAX bounds the saved elements per
    tap; a geometry that needs more goes through plane_rows. */
@@ -156,11 +158,25 @@ static inline void same_plane_scatter(nn_dtype dt, const nn_cpu_vector *v, const
        [oy w + zero_at + shift, + zeros) for oy in [wrap_first, wrap_last) */
     int64_t zero_at = dx < 0 ? 0 : w - dx, zeros = dx < 0 ? -dx : dx;
     int64_t wrap_first = dx < 0 ? first + 1 : first, wrap_last = dx < 0 ? last : last - 1;
-    /* elements moved as bytes (es a constant here: one load or store
-       each), down each wrapped column by a pointer a row at a time */
     char saved[NN_SAME_WRAP_MAX * sizeof(double)], *x = img + (size_t)shift * es, *at = saved;
     size_t down = (size_t)w * es;
     int64_t rows = wrap_last - wrap_first;
+    if (g->cols_scratch) {
+      /* the wrapped columns become -0, which added leaves every value as
+         it was (+0 and -0 too): half the moves of a save and restore */
+      char *r = (char *)row + (size_t)(wrap_first * w) * es;
+      for (int64_t i = zero_at; i < zero_at + zeros; i++) {
+        char *e = r + (size_t)i * es;
+        for (int64_t k = 0; k < rows; k++, e += down) {
+          if (dt == NN_FLOAT32) *(float *)e = -0.0f;
+          else *(double *)e = -0.0;
+        }
+      }
+      add_run(dt, v, x + (size_t)from * es, row + (size_t)from * es, to - from);
+      continue;
+    }
+    /* elements moved as bytes (es a constant here: one load or store
+       each), down each wrapped column by a pointer a row at a time */
     for (int64_t i = zero_at; i < zero_at + zeros; i++) {
       const char *e = x + (size_t)(wrap_first * w + i) * es;
       for (int64_t r = 0; r < rows; r++, e += down, at += es) memcpy(at, e, es);

@@ -5,6 +5,7 @@
  * math/pool.h; the order of operations follows PyTorch 1.13's CPU
  * kernels (sums in double, gradients added in the tensor's dtype). */
 #include "cpu/cpu.h"
+#include "math/elementwise.h"
 #include "math/pool.h"
 
 #include "cpu/vector.h"
@@ -14,14 +15,6 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
-/* batch norm's moments in AVX2 where GCC or Clang can target it per function */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define NN_POOL_AVX2 1
-#include <immintrin.h>
-#else
-#define NN_POOL_AVX2 0
-#endif
-
 /* fn(args, first, last) over [0, n) items of `each` elements of work,
    on the pool (cpu/parallel.c) when there is enough of it. */
 static void split(int64_t n, int64_t each, nn_range_fn fn, const void *args) {
@@ -109,7 +102,13 @@ static void max_2x2_f32(const nn_pool2d_args *a, int64_t first, int64_t last) {
       int taps[4];
       int64_t ow = 0;
 #if defined(__SSE2__)
-      for (; ow + 4 <= ow_n; ow += 4) {
+      /* a row's last four windows overlap the group before (rows of 7 or
+         14 windows): those recomputed write what they wrote. As many
+         instructions as the scalar tail, without its branches (callgrind
+         --branch-sim, the lesson CNN's two pools forward and backward:
+         728k mispredicted -> 82k) */
+      for (; ow_n >= 4 && ow < ow_n; ow += 4) {
+        if (ow + 4 > ow_n) ow = ow_n - 4;
         __m128 a0 = _mm_loadu_ps(r0 + 2 * ow), a1 = _mm_loadu_ps(r0 + 2 * ow + 4);
         __m128 b0 = _mm_loadu_ps(r1 + 2 * ow), b1 = _mm_loadu_ps(r1 + 2 * ow + 4);
         __m128 v[4] = {_mm_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0)), _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)),
@@ -235,7 +234,8 @@ static void max_2x2_backward_f32(const nn_pool2d_args *a, int64_t first, int64_t
       /* four windows at a time: each tap's mask picks 0 + g or 0, and the
          masks interleave into the two rows (the indices' low halves are
          the indices: narrow, as in max_2x2_f32) */
-      for (; narrow && ow + 4 <= ow_n; ow += 4) {
+      for (; narrow && ow_n >= 4 && ow < ow_n; ow += 4) {
+        if (ow + 4 > ow_n) ow = ow_n - 4; /* overlapping the group before, as in max_2x2_f32 */
         const int64_t *i4 = at + oh * ow_n + ow;
         __m128i lo = _mm_loadu_si128((const __m128i *)i4), hi = _mm_loadu_si128((const __m128i *)(i4 + 2));
         __m128i index = _mm_castps_si128(_mm_shuffle_ps(_mm_castsi128_ps(lo), _mm_castsi128_ps(hi), _MM_SHUFFLE(2, 0, 2, 0)));
@@ -378,97 +378,40 @@ int nn_cpu_upsample2d_backward(const nn_upsample2d_args *a) {
 }
 
 /* ---- batch normalisation ------------------------------------------------------ */
-/* Four running sums a lane, combined at the end as (0 + 1) + (2 + 3):
-   four independent additions a step instead of one chain, in double as
-   before. Float32 only (the float64 kernels keep their one chain). */
+/* Eight running sums a lane (cpu/vector.h's moments: the variant's
+   widest registers, eight chains of additions instead of one), in double
+   as PyTorch sums, combined at the end as a tree. Float32 only (the
+   float64 kernels keep their one chain). */
 typedef struct {
-  double a[4], b[4];
+  double a[8], b[8];
 } lane_sums;
+enum { RELU_BLOCK = 1024 }; /* a multiple of eight */
 
-static inline double lanes_total(const double *v) { return (v[0] + v[1]) + (v[2] + v[3]); }
-
-/* a += p - ps, b += (p - ps) (q - qs): the moments of x about k (p = q =
-   x, ps = qs = k) or a gradient's sums about the mean (p = g, ps = 0, q =
-   x, qs = mean). A head runs the whole groups of four it can in vectors
-   and says how far it went; the four lanes are the same additions in each
-   head (element i + l into lane l), so every head gives the same bits. */
-typedef int64_t (*lane_moments_head)(lane_sums *s, const float *p, double ps, const float *q, double qs,
-                                     int64_t n);
-
-static int64_t moments_head_sse2(lane_sums *s, const float *p, double ps, const float *q, double qs, int64_t n) {
-  int64_t i = 0;
-#if defined(__SSE2__)
-  __m128d a01 = _mm_loadu_pd(s->a), a23 = _mm_loadu_pd(s->a + 2), b01 = _mm_loadu_pd(s->b),
-          b23 = _mm_loadu_pd(s->b + 2), pk = _mm_set1_pd(ps), qk = _mm_set1_pd(qs);
-  for (; i + 4 <= n; i += 4) {
-    __m128 pv = _mm_loadu_ps(p + i), qv = _mm_loadu_ps(q + i);
-    __m128d p01 = _mm_sub_pd(_mm_cvtps_pd(pv), pk), p23 = _mm_sub_pd(_mm_cvtps_pd(_mm_movehl_ps(pv, pv)), pk);
-    __m128d q01 = _mm_sub_pd(_mm_cvtps_pd(qv), qk), q23 = _mm_sub_pd(_mm_cvtps_pd(_mm_movehl_ps(qv, qv)), qk);
-    a01 = _mm_add_pd(a01, p01), a23 = _mm_add_pd(a23, p23);
-    b01 = _mm_add_pd(b01, _mm_mul_pd(p01, q01)), b23 = _mm_add_pd(b23, _mm_mul_pd(p23, q23));
-  }
-  _mm_storeu_pd(s->a, a01), _mm_storeu_pd(s->a + 2, a23), _mm_storeu_pd(s->b, b01), _mm_storeu_pd(s->b + 2, b23);
-#else
-  (void)s, (void)p, (void)ps, (void)q, (void)qs, (void)n;
-#endif
-  return i;
+static inline double lanes_total(const double *v) {
+  return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
 }
 
-#if NN_POOL_AVX2
-/* The four lanes in one AVX register: a widening of four floats is one
-   instruction instead of two and a shuffle. Multiplies and adds stay
-   apart (no FMA), as in the SSE2 head. The statistics' own moments (p = q)
-   widen once. */
-__attribute__((target("avx2"))) static int64_t moments_head_avx2(lane_sums *s, const float *p, double ps,
-                                                                const float *q, double qs, int64_t n) {
-  __m256d a4 = _mm256_loadu_pd(s->a), b4 = _mm256_loadu_pd(s->b), pk = _mm256_set1_pd(ps), qk = _mm256_set1_pd(qs);
-  int64_t i = 0;
-  if (p == q && ps == qs) {
-    for (; i + 4 <= n; i += 4) {
-      __m256d d = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(p + i)), pk);
-      a4 = _mm256_add_pd(a4, d), b4 = _mm256_add_pd(b4, _mm256_mul_pd(d, d));
-    }
-  } else {
-    for (; i + 4 <= n; i += 4) {
-      __m256d d = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(p + i)), pk);
-      __m256d e = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(q + i)), qk);
-      a4 = _mm256_add_pd(a4, d), b4 = _mm256_add_pd(b4, _mm256_mul_pd(d, e));
-    }
-  }
-  _mm256_storeu_pd(s->a, a4), _mm256_storeu_pd(s->b, b4);
-  return i;
-}
-#endif
-
-/* The head for this processor: AVX2 where it runs and the vector loops
-   are not capped to the baseline (NN_CPU_VECTOR, cpu/vector.h). */
-static lane_moments_head moments_head(void) {
-#if NN_POOL_AVX2
-  static lane_moments_head chosen;
-  lane_moments_head h = __atomic_load_n(&chosen, __ATOMIC_RELAXED);
-  if (!h) {
-    h = __builtin_cpu_supports("avx2") && strcmp(nn_cpu_vector_best()->name, "baseline") != 0 ? moments_head_avx2
-                                                                                             : moments_head_sse2;
-    __atomic_store_n(&chosen, h, __ATOMIC_RELAXED);
-  }
-  return h;
-#else
-  return moments_head_sse2;
-#endif
+/* y = x alpha + beta over a run, as PyTorch's batch_norm_cpu_contiguous_impl,
+   then relu's select where relu (the same bits as relu after it). */
+NN_CPU_CLONES static void scale_shift_f32(int64_t n, const float *restrict x, float *restrict y, float alpha,
+                                          float beta, int relu) {
+  if (relu) for (int64_t i = 0; i < n; i++) y[i] = nn_relu_select_f32(x[i] * alpha + beta);
+  else for (int64_t i = 0; i < n; i++) y[i] = x[i] * alpha + beta;
 }
 
-static inline void lane_moments_f32(lane_sums *s, lane_moments_head head, const float *p, double ps, const float *q,
-                                    double qs, int64_t n) {
-  int64_t i = head(s, p, ps, q, qs, n);
-  for (; i + 4 <= n; i += 4)
-    for (int l = 0; l < 4; l++) {
-      double d = (double)p[i + l] - ps;
-      s->a[l] += d, s->b[l] += d * ((double)q[i + l] - qs);
-    }
-  for (; i < n; i++) {
-    double d = (double)p[i] - ps;
-    s->a[0] += d, s->b[0] += d * ((double)q[i] - qs);
-  }
+/* relu's gradient of a run: g where the relu's result r is not 0 */
+NN_CPU_CLONES static void relu_mask_f32(int64_t n, const float *restrict g, const float *restrict r,
+                                        float *restrict out) {
+  for (int64_t i = 0; i < n; i++) out[i] = nn_relu_grad_select_f32(g[i], r[i]);
+}
+
+/* gx = (g - mean(g) - (x - mean) k) scale over a run, g first masked by
+   relu's result r where r is not NULL */
+NN_CPU_CLONES static void normalised_grad_f32(int64_t n, const float *restrict g, const float *restrict x,
+                                              const float *restrict r, float *restrict gx, float mean, float k,
+                                              float grad_mean, float scale) {
+  if (r) for (int64_t i = 0; i < n; i++) gx[i] = (nn_relu_grad_select_f32(g[i], r[i]) - grad_mean - (x[i] - mean) * k) * scale;
+  else for (int64_t i = 0; i < n; i++) gx[i] = (g[i] - grad_mean - (x[i] - mean) * k) * scale;
 }
 
 /* One channel's statistics in one pass: sums of x - k and (x - k)^2 in
@@ -480,10 +423,10 @@ static inline void channel_moments(nn_dtype dt, const nn_batch_norm_args *a, int
   double k = get(dt, a->x, c * a->inner), s1 = 0, s2 = 0;
   if (dt == NN_FLOAT32) {
     lane_sums s = {{0}, {0}};
-    lane_moments_head head = moments_head();
+    const nn_cpu_vector *v = nn_cpu_vector_best();
     for (int64_t b = 0; b < a->outer; b++) {
       const float *x = (const float *)a->x + b * cstride + c * a->inner;
-      lane_moments_f32(&s, head, x, k, x, k, a->inner);
+      v->moments(s.a, s.b, x, k, x, k, a->inner);
     }
     s1 = lanes_total(s.a), s2 = lanes_total(s.b);
   } else {
@@ -526,9 +469,8 @@ static inline void batch_norm_channels(nn_dtype dt, const nn_batch_norm_args *a,
     for (int64_t b = 0; b < a->outer; b++) {
       int64_t base = b * cstride + c * a->inner;
       if (dt == NN_FLOAT32) {
-        const float *x = (const float *)a->x + base;
-        float *y = (float *)a->out + base, fa = (float)alpha, fb = (float)beta;
-        for (int64_t i = 0; i < a->inner; i++) y[i] = x[i] * fa + fb;
+        scale_shift_f32(a->inner, (const float *)a->x + base, (float *)a->out + base, (float)alpha, (float)beta,
+                        a->relu);
       } else {
         const double *x = (const double *)a->x + base;
         double *y = (double *)a->out + base;
@@ -549,10 +491,22 @@ static inline void batch_norm_backward_channels(nn_dtype dt, const nn_batch_norm
     double sum = 0, dot = 0;
     if (dt == NN_FLOAT32) {
       lane_sums s = {{0}, {0}};
-      lane_moments_head head = moments_head();
+      const nn_cpu_vector *v = nn_cpu_vector_best();
       for (int64_t b = 0; b < a->outer; b++) {
         int64_t base = b * cstride + c * a->inner;
-        lane_moments_f32(&s, head, (const float *)a->g + base, 0, (const float *)a->x + base, mean, a->inner);
+        const float *g = (const float *)a->g + base, *x = (const float *)a->x + base;
+        if (!a->relu) {
+          v->moments(s.a, s.b, g, 0, x, mean, a->inner);
+          continue;
+        }
+        /* relu's gradient a block at a time, in cache; blocks of whole
+           groups of eight put each element in the lane one run would */
+        float masked[RELU_BLOCK];
+        for (int64_t i = 0; i < a->inner; i += RELU_BLOCK) {
+          int64_t len = a->inner - i < RELU_BLOCK ? a->inner - i : RELU_BLOCK;
+          relu_mask_f32(len, g + i, (const float *)a->out + base + i, masked);
+          v->moments(s.a, s.b, masked, 0, x + i, mean, len);
+        }
       }
       sum = lanes_total(s.a), dot = lanes_total(s.b);
     } else {
@@ -571,10 +525,9 @@ static inline void batch_norm_backward_channels(nn_dtype dt, const nn_batch_norm
     for (int64_t b = 0; b < a->outer; b++) {
       int64_t base = b * cstride + c * a->inner;
       if (dt == NN_FLOAT32) {
-        const float *g = (const float *)a->g + base, *x = (const float *)a->x + base;
-        float *gx = (float *)a->gx + base;
-        float fm = (float)mean, fk = (float)k, fg = (float)grad_mean, fs = (float)scale;
-        for (int64_t i = 0; i < a->inner; i++) gx[i] = (g[i] - fg - (x[i] - fm) * fk) * fs;
+        normalised_grad_f32(a->inner, (const float *)a->g + base, (const float *)a->x + base,
+                            a->relu ? (const float *)a->out + base : NULL, (float *)a->gx + base, (float)mean,
+                            (float)k, (float)grad_mean, (float)scale);
       } else {
         const double *g = (const double *)a->g + base, *x = (const double *)a->x + base;
         double *gx = (double *)a->gx + base;

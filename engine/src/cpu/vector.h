@@ -56,6 +56,13 @@ typedef struct nn_cpu_vector {
   int (*binary)(int op, int64_t n, const float *x, const float *y, float s, float *out);
   /* out[0..n) = v (full, full_like and every fill of a float32 run) */
   void (*fill)(int64_t n, float v, float *out);
+  /* batch norm's sums over a float32 run (cpu/pool.c), in double: with
+     d = p[i] - ps, a[lane] += d and b[lane] += d (q[i] - qs) for each
+     element i in turn. Element i of the whole groups of eight goes to lane
+     i % 8, the next whole group of four to lanes 0-3, each element left to
+     lane 0: the same additions in the same order in every variant, so the
+     same bits; eight chains of additions, not one. */
+  void (*moments)(double a[8], double b[8], const float *p, double ps, const float *q, double qs, int64_t n);
 } nn_cpu_vector;
 
 /* The fastest variant this processor runs; NN_CPU_VECTOR=baseline (or avx2)
