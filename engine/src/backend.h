@@ -709,7 +709,7 @@ extern const size_t nn_backend_entry_count;
    comes in nn_host_api. NN_BACKEND_ABI is bumped whenever nn_backend,
    nn_host_api or a geometry struct above changes shape, so that a library
    of another build refuses to open rather than misread them. */
-#define NN_BACKEND_ABI 7
+#define NN_BACKEND_ABI 8
 
 typedef struct nn_host_api {
   int abi;             /* NN_BACKEND_ABI of the engine */
