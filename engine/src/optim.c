@@ -106,7 +106,9 @@ typedef struct {
   nn_tensor *param, *grad; /* retained; grad: the one checked last */
   nn_storage *storage, *grad_storage; /* retained: theirs when checked */
   const nn_backend *be;              /* NULL: step through nn_sgd_step */
-  int64_t numel, offset, grad_offset;
+  nn_dtype dtype;
+  int ndim;
+  int64_t numel, size[NN_MAX_DIMS]; /* the shape both had */
 } sgd_list_item;
 
 struct nn_sgd_list {
@@ -114,12 +116,18 @@ struct nn_sgd_list {
   sgd_list_item item[];
 };
 
+/* p (with a gradient) and its gradient as checked: the same tensors in the
+   same storages, contiguous, of the dtype and shape they had (where each
+   is in its storage nn_data says) */
 static int sgd_item_as_checked(const sgd_list_item *it, const nn_tensor *p) {
   const nn_tensor *g = p->grad;
-  return it->be && g == it->grad && p->storage == it->storage && g->storage == it->grad_storage &&
-         p->offset == it->offset && g->offset == it->grad_offset && p->contiguous &&
-         g->contiguous && p->dtype == g->dtype && nn_numel(p) == it->numel &&
-         nn_same_shape(p, g);
+  if (!it->be || g != it->grad || p->storage != it->storage || g->storage != it->grad_storage ||
+      !p->contiguous || !g->contiguous || p->dtype != it->dtype || g->dtype != it->dtype ||
+      p->ndim != it->ndim || g->ndim != it->ndim)
+    return 0;
+  for (int d = 0; d < it->ndim; d++)
+    if (p->size[d] != it->size[d] || g->size[d] != it->size[d]) return 0;
+  return 1;
 }
 
 static void sgd_item_forget(sgd_list_item *it) {
@@ -167,9 +175,10 @@ int nn_sgd_list_step(nn_sgd_list *l, const nn_sgd_options *o) {
     it->grad_storage = p->grad->storage;
     it->storage->refcount++;
     it->grad_storage->refcount++;
+    it->dtype = p->dtype;
+    it->ndim = p->ndim;
     it->numel = nn_numel(p);
-    it->offset = p->offset;
-    it->grad_offset = p->grad->offset;
+    memcpy(it->size, p->size, sizeof it->size);
   }
   return 0;
 }
