@@ -399,12 +399,6 @@ NN_CPU_CLONES static void scale_shift_f32(int64_t n, const float *restrict x, fl
   else for (int64_t i = 0; i < n; i++) y[i] = x[i] * alpha + beta;
 }
 
-/* relu's gradient of a run: g where the relu's result r is not 0 */
-NN_CPU_CLONES static void relu_mask_f32(int64_t n, const float *restrict g, const float *restrict r,
-                                        float *restrict out) {
-  for (int64_t i = 0; i < n; i++) out[i] = nn_relu_grad_select_f32(g[i], r[i]);
-}
-
 /* gx = (g - mean(g) - (x - mean) k) scale over a run, g first masked by
    relu's result r where r is not NULL */
 NN_CPU_CLONES static void normalised_grad_f32(int64_t n, const float *restrict g, const float *restrict x,
@@ -504,7 +498,8 @@ static inline void batch_norm_backward_channels(nn_dtype dt, const nn_batch_norm
         float masked[RELU_BLOCK];
         for (int64_t i = 0; i < a->inner; i += RELU_BLOCK) {
           int64_t len = a->inner - i < RELU_BLOCK ? a->inner - i : RELU_BLOCK;
-          relu_mask_f32(len, g + i, (const float *)a->out + base + i, masked);
+          /* relu's gradient: g where relu's result (0 where x was not above 0) is not 0 */
+          v->relu_grad(len, g + i, (const float *)a->out + base + i, masked);
           v->moments(s.a, s.b, masked, 0, x + i, mean, len);
         }
       }
