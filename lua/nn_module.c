@@ -374,6 +374,29 @@ static int l_sequential_forward(lua_State *L) {
   return 1;
 }
 
+/* Sequential's __call, m(...) = m:forward(...), in C: the forward found
+   as m:forward would find it (an instance's own, a subclass's), and when
+   that is Sequential's own C forward it runs here, without the Lua call of
+   Module's __call and a second C call (about 400 instructions a model
+   call). The closure carries SEQUENTIAL_KEYS, as the forward does, so
+   the forward runs with this frame's upvalues. */
+static int sequential_call_done(lua_State *L, int status, lua_KContext base) {
+  (void)status;
+  return lua_gettop(L) - (int)base;
+}
+
+static int l_sequential_call(lua_State *L) {
+  SEQUENTIAL_KEY(KEY_FORWARD);
+  lua_gettable(L, 1);
+  if (lua_tocfunction(L, -1) == l_sequential_forward) {
+    lua_pop(L, 1);
+    return l_sequential_forward(L);
+  }
+  lua_insert(L, 1);
+  lua_callk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, sequential_call_done);
+  return lua_gettop(L);
+}
+
 /* arity(f): the number of f's fixed parameters and whether it takes `...`
    too (a C function: 0, true), without the table debug.getinfo builds:
    nn/init.lua asks it of every public function as nn loads. */
@@ -639,6 +662,9 @@ void nnl_register_functions(lua_State *L) {
   nnl_push_closure_with_keys(L, l_sequential_forward, SEQUENTIAL_KEYS,
                              (int)(sizeof SEQUENTIAL_KEYS / sizeof *SEQUENTIAL_KEYS));
   lua_setfield(L, -2, "sequential_forward");
+  nnl_push_closure_with_keys(L, l_sequential_call, SEQUENTIAL_KEYS,
+                             (int)(sizeof SEQUENTIAL_KEYS / sizeof *SEQUENTIAL_KEYS));
+  lua_setfield(L, -2, "sequential_call");
   nnl_register_tensor_constructor(L);
   nnl_register_activations(L);
   nnl_register_losses(L);

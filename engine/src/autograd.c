@@ -376,8 +376,20 @@ int nn_set_grad(nn_tensor *t, nn_tensor *grad) {
   return 0;
 }
 
+/* A small contiguous CPU gradient (every layer of a small model) is
+   cleared here: the same zero bits as nn_fill_'s, without its dispatch and
+   iterator (about 100 instructions a parameter). A large one, or one a
+   capture must see, goes through nn_fill_ (its threads, its recording). */
 void nn_zero_grad(nn_tensor *t) {
-  if (t->grad) nn_fill_(t->grad, 0);
+  nn_tensor *g = t->grad;
+  if (!g) return;
+  size_t bytes = (size_t)nn_numel(g) * nn_dtype_size(g->dtype);
+  if (!nn_capture_active && g->device == NN_CPU && g->contiguous && bytes <= 4096) {
+    memset(nn_data(g), 0, bytes);
+    nn_bump_version(g);
+    return;
+  }
+  nn_fill_(g, 0);
 }
 
 /* ---- in-place ops ---------------------------------------------------- */
@@ -951,6 +963,39 @@ static int check_anomaly(nn_node *node, nn_tensor *const *grad_in) {
   return 0;
 }
 
+/* One node of a plain pass (see run_graph): what run_graph's loop does
+   for it when nothing captures, records or hooks, in that order: its
+   backward (adding straight into the .grad of leaves that have one), its
+   inputs' gradients accumulated, the inputs whose consumers are all done
+   made ready, its graph freed unless retained. */
+static int plain_node(nn_node *node, int retain_graph, size_t *tail) {
+  nn_tensor *grad_in[NN_NODE_INPUTS] = {NULL, NULL, NULL};
+  int status = 0, n_inputs = node->n_inputs;
+  if (node->grad) {
+    for (int k = 0; k < n_inputs; k++) {
+      nn_tensor *in = node->inputs[k], *acc;
+      node->accumulate_into[k] = in && !in->grad_fn && (acc = in->grad) && acc->dtype == in->dtype &&
+                                         acc->contiguous && nn_same_shape(acc, in)
+                                     ? acc
+                                     : NULL;
+    }
+    status = node->backward(node, node->grad, grad_in) < 0 ? -1 : 0;
+    for (int k = 0; k < n_inputs; k++) node->accumulate_into[k] = NULL;
+  }
+  for (int k = 0; k < n_inputs; k++) {
+    nn_tensor *in = node->inputs[k], *g = grad_in[k];
+    if (in && g && status == 0) {
+      if (in->grad_fn ? accumulate(&in->grad_fn->grad, g) : accumulate_leaf(in, g)) status = -1;
+    }
+    if (in && in->grad_fn && --in->grad_fn->pending == 0) ready[(*tail)++] = in->grad_fn;
+    nn_release(g);
+  }
+  nn_release(node->grad);
+  node->grad = NULL;
+  if (!retain_graph) node_free_graph(node);
+  return status;
+}
+
 static int run_graph(int n_roots, nn_node *const *roots, nn_tensor *const *seeds,
                      const graph_pass *p) {
   size_t n = 0, head = 0, tail = 0, n_first;
@@ -958,6 +1003,11 @@ static int run_graph(int n_roots, nn_node *const *roots, nn_tensor *const *seeds
   int status = 0, capture = p->n_targets > 0;
   /* a plain backward adds leaves' gradients straight into their .grad */
   int into_leaves = !capture && !recording;
+  /* plain: a backward that neither records itself nor captures, without
+     anomaly mode, to no leaf with hooks (a training step's): each node
+     without hooks runs through plain_node, which skips the checks those
+     need */
+  int plain = into_leaves && !anomaly_mode;
   /* First pass: find every node and count, for each, the consumers it
      waits for; refuse a freed graph before anything is touched. */
   if (grow_lists((size_t)n_roots) < 0) goto oom;
@@ -977,7 +1027,10 @@ static int run_graph(int n_roots, nn_node *const *roots, nn_tensor *const *seeds
     }
     for (int k = 0; k < node->n_inputs; k++) {
       nn_tensor *in = node->inputs[k];
-      if (in && !in->grad_fn && in->hooks && !capture && expect_leaf_use(in, mark) < 0) goto oom;
+      if (in && !in->grad_fn && in->hooks && !capture) {
+        plain = 0;
+        if (expect_leaf_use(in, mark) < 0) goto oom;
+      }
       if (!in || !in->grad_fn) continue;
       nn_node *child = in->grad_fn;
       if (child->mark != mark) {
@@ -1013,6 +1066,10 @@ static int run_graph(int n_roots, nn_node *const *roots, nn_tensor *const *seeds
     if (order[i]->pending == 0) ready[tail++] = order[i];
   while (head < tail && status == 0) {
     nn_node *node = ready[head++];
+    if (plain && !node->hooks) { /* (a user's Function may hook a node as the pass runs) */
+      status = plain_node(node, p->retain_graph, &tail);
+      continue;
+    }
     nn_tensor *grad_in[NN_NODE_INPUTS] = {NULL, NULL, NULL};
     nn_tensor *kept[NN_NODE_SAVED] = {NULL, NULL, NULL};
     int runs = !capture || (node->needed & NEEDED_RUN);
@@ -1073,7 +1130,7 @@ static int run_graph(int n_roots, nn_node *const *roots, nn_tensor *const *seeds
     node->grad = NULL;
     if (!p->retain_graph && runs) node_free_graph(node);
   }
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++) { /* a failed pass leaves gradients behind */
     nn_release(order[i]->grad);
     order[i]->grad = NULL;
   }

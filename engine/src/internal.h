@@ -18,6 +18,7 @@ struct nn_storage {
   void *data;
   size_t nbytes;
   unsigned version; /* bumped by every in-place write, checked by backward */
+  int pool_class;   /* memory.c: the CPU pool's size class of data, or -1 (its device frees it) */
 };
 
 /* ---- backends (backend.c; the table itself is backend.h) ----------- */

@@ -89,6 +89,7 @@ inline nn_storage *nn_storage_new(nn_device device, size_t nbytes) {
   s->data = data;
   s->nbytes = rounded;
   s->version = 0;
+  s->pool_class = cls < CLASS_COUNT && device == NN_CPU ? cls : -1;
   bytes_in_use += rounded;
   if (nn_capture_active) nn_capture_storage_made(s);
   return s;
@@ -96,15 +97,15 @@ inline nn_storage *nn_storage_new(nn_device device, size_t nbytes) {
 
 void nn_storage_release(nn_storage *s) {
   if (!s || --s->refcount > 0) return;
-  size_t rounded;
-  int cls = size_class(s->nbytes, &rounded);
+  /* the class the block was made in (nbytes is its rounded size): no
+     recomputing it, a division, on every release */
+  int cls = s->pool_class;
   bytes_in_use -= s->nbytes;
-  if (cls < CLASS_COUNT && rounded == s->nbytes && pooled_bytes + rounded <= pool_limit &&
-      s->device == NN_CPU) {
+  if (cls >= 0 && pooled_bytes + s->nbytes <= pool_limit) {
     struct pool_block *b = s->data;
-    b->next = free_blocks[s->device][cls];
-    free_blocks[s->device][cls] = b;
-    pooled_bytes += rounded;
+    b->next = free_blocks[NN_CPU][cls];
+    free_blocks[NN_CPU][cls] = b;
+    pooled_bytes += s->nbytes;
   } else {
     nn_backend_for(s->device)->free(s->data, s->nbytes);
   }

@@ -355,4 +355,7 @@ return function(nn)
   -- between them; any other child's forward is called in turn. Written in C
   -- (lua/nn_module.c), which checks its own arguments.
   Sequential.forward = nn._C.sequential_forward
+  -- s(x): s:forward(x), found as a method call finds it (an instance's or a
+  -- subclass's own forward runs); Sequential's own runs without a Lua call.
+  Sequential.__call = nn._C.sequential_call
 end

@@ -130,6 +130,35 @@ describe("Sequential", function()
     local model = nn.Sequential(nn.Sequential(nn.Linear(2, 2)), nn.Linear(2, 1, false))
     assert.are.same({"0.0.weight", "0.0.bias", "1.weight"}, names_of(model))
   end)
+
+  it("model(x) runs the forward that model:forward finds: a subclass's, an instance's own", function()
+    local x = nn.randn(4, 2)
+    local Doubled = nn.Sequential:extend("Doubled")
+    function Doubled:forward(y) return nn.Sequential.forward(self, y) * 2 end
+    local d = Doubled(nn.Linear(2, 3))
+    assert.are.same((nn.Sequential.forward(d, x) * 2):totable(), d(x):totable())
+    local s = nn.Sequential(nn.Linear(2, 3))
+    local plain = s(x)
+    s.forward = function(self, y, z) return z, y, self end -- every result comes back
+    local a, b, c = s(x, 7)
+    assert.are.equal(7, a)
+    assert.is_true(rawequal(x, b))
+    assert.is_true(rawequal(s, c))
+    s.forward = nil
+    assert.are.same(plain:totable(), s(x):totable())
+    expect_error(function() return s(x, x) end, "Sequential: takes at most 1 argument")
+  end)
+
+  it("model(x) may yield inside a coroutine when a child's forward yields", function()
+    local Yielding = nn.Module:extend("Yielding")
+    function Yielding:forward(y) coroutine.yield("inside") return y + 1 end
+    local Wrapper = nn.Sequential:extend("Wrapper")
+    function Wrapper:forward(y) return self[1](y) end
+    local model = Wrapper(Yielding())
+    local co = coroutine.wrap(function() return model(nn.zeros(1)) end)
+    assert.are.equal("inside", co())
+    assert.are.same({1}, co():totable())
+  end)
 end)
 
 describe("print(model)", function()

@@ -818,4 +818,31 @@ describe("lifetime", function()
     end
     assert.is_true(peak < limit, string.format("peak %.1f MB of tensor storage in use", peak / 2 ^ 20))
   end)
+
+  it("tensors the engine frees before they reach Lua bring on no collection", function()
+    -- Each forward makes a 256 KB intermediate that Sequential frees itself
+    -- and boxes a 256-byte output: no garbage worth a step of the collector
+    -- (a step costs a young collection, whatever it finds). The collector
+    -- is stopped, so only a step from tensor memory would run the finalizer.
+    local model = nn.Sequential(nn.Sigmoid(), nn.Linear(1024, 1))
+    local x = nn.rand(64, 1024)
+    collectgarbage()
+    collectgarbage("stop")
+    local finalized = false
+    setmetatable({}, {__gc = function() finalized = true end})
+    nn.no_grad(function()
+      for _ = 1, 200 do model(x) end
+    end)
+    local ran = finalized
+    collectgarbage("restart")
+    assert.is_false(ran)
+    -- growth of what is held still steps it: garbage boxes of 256 KB
+    collectgarbage("stop")
+    setmetatable({}, {__gc = function() finalized = true end})
+    finalized = false
+    for _ = 1, 20 do local _ = x + 1 end
+    ran = finalized
+    collectgarbage("restart")
+    assert.is_true(ran)
+  end)
 end)
