@@ -372,3 +372,32 @@ describe("the one-pass loops' cases", function()
     end
   end)
 end)
+
+describe("reads at offsets made beforehand", function()
+  -- index_select (the offsets once, every row reads at them) and a gather
+  -- that keeps its gradient (offsets first), on runs around the loops'
+  -- turn of 8, against plain loops
+  it("match plain loops on runs of every length around the turn", function()
+    for _, dtype in ipairs({"float32", "float64", "int16", "int8"}) do
+      for _, n in ipairs({1, 7, 8, 9, 16, 17, 23, 515}) do
+        local x = values({3, 11}, dtype, n)
+        local xv = flat(x)
+        nn.manual_seed(400 + n)
+        local cols = nn.randint(1, 12, {n})
+        local want = {}
+        for r = 1, 3 do for _, c in ipairs(flat(cols)) do want[#want + 1] = xv[(r - 1) * 11 + c] end end
+        same(x:index_select(2, cols), want, dtype .. " index_select n = " .. n)
+        if dtype == "float32" or dtype == "float64" then
+          for _, dim in ipairs({1, 2}) do
+            local xs = dim == 2 and {3, 11} or {11, 3}
+            local is = dim == 2 and {3, n} or {n, 3}
+            local xg = values(xs, dtype, n):requires_grad_(true)
+            local idx = nn.randint(1, 4, is)
+            local got = xg:gather(dim, idx)
+            same(got:detach(), ref_gather(xg:detach(), dim, idx), dtype .. " gather with a gradient n = " .. n)
+          end
+        end
+      end
+    end
+  end)
+end)

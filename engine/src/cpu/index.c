@@ -99,13 +99,25 @@ int nn_cpu_index_offsets(const nn_iter *it, int64_t n, int64_t scale, int base, 
 }
 
 /* ---- reads and writes at offsets ---- */
+/* gather_bytes' contiguous layouts (ss 0: src at the offsets alone, as
+   index_select's rows; ss 1: src moving with out), 8 elements a turn: at
+   one a turn the loop's count and branch were half of index_select's 6
+   instructions an element */
+static INDEX_INLINE void gather_contiguous(size_t es, int64_t ss, int64_t n, char *out, const char *src,
+                                           const int64_t *off) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int64_t u = i; u < i + 8; u++) memcpy(out + u * es, src + (u * ss + off[u]) * es, es);
+  for (; i < n; i++) memcpy(out + i * es, src + (i * ss + off[i]) * es, es);
+}
+
 /* out[i] = src[i ss + off[i]] over a run, elements of es bytes */
 static INDEX_INLINE void gather_bytes(size_t es, int64_t n, char *out, int64_t so, const char *src,
                                       int64_t ss, const int64_t *off, int64_t sf) {
   if (so == 1 && sf == 1 && ss == 0) {
-    for (int64_t i = 0; i < n; i++) memcpy(out + i * es, src + off[i] * es, es);
+    gather_contiguous(es, 0, n, out, src, off);
   } else if (so == 1 && sf == 1 && ss == 1) {
-    for (int64_t i = 0; i < n; i++) memcpy(out + i * es, src + (i + off[i]) * es, es);
+    gather_contiguous(es, 1, n, out, src, off);
   } else {
     for (int64_t i = 0; i < n; i++)
       memcpy(out + i * so * (int64_t)es, src + (i * ss + off[i * sf]) * (int64_t)es, es);
