@@ -308,6 +308,20 @@ static INDEX_INLINE int checked_run(size_t es, int mode, nn_dtype dtype, int neg
   return 0;
 }
 
+/* A read (mode 0) or a write (1) of es bytes by checked_run, es and mode
+   constants, with the rule's negative and unit as constants too. */
+static INDEX_INLINE int checked_layout(size_t es, int mode, const struct checked_ctx *c, int unit,
+                                       int64_t n, char *a, const char *b, int64_t sv,
+                                       const int64_t *idx) {
+  const index_rule *r = &c->rule;
+  if (!r->negative) {
+    return unit ? checked_run(es, mode, c->dtype, 0, 1, r, n, a, b, sv, idx)
+                : checked_run(es, mode, c->dtype, 0, 0, r, n, a, b, sv, idx);
+  }
+  return unit ? checked_run(es, mode, c->dtype, 1, 1, r, n, a, b, sv, idx)
+              : checked_run(es, mode, c->dtype, 1, 0, r, n, a, b, sv, idx);
+}
+
 /* checked_run with its constants: 0 done, -1 failed, 1 not a case of its */
 INDEX_CLONES static int checked_fast(const struct checked_ctx *c, int64_t n, char *a, const char *b, int64_t sv,
                         const int64_t *idx) {
@@ -327,25 +341,13 @@ INDEX_CLONES static int checked_fast(const struct checked_ctx *c, int64_t n, cha
   }
   size_t es = nn_element_size(c->dtype);
   int read = c->mode == 0;
-  /* es 4 or 8, then write, then negative, then unit: one bit each */
-  switch (es * 8 + (size_t)(read ? 0 : 4) + (size_t)(r->negative != 0) * 2 + (size_t)unit) {
-  case 32: return checked_run(4, 0, c->dtype, 0, 0, r, n, a, b, sv, idx);
-  case 33: return checked_run(4, 0, c->dtype, 0, 1, r, n, a, b, sv, idx);
-  case 35: return checked_run(4, 0, c->dtype, 1, 1, r, n, a, b, sv, idx);
-  case 36: return checked_run(4, 1, c->dtype, 0, 0, r, n, a, b, sv, idx);
-  case 37: return checked_run(4, 1, c->dtype, 0, 1, r, n, a, b, sv, idx);
-  case 39: return checked_run(4, 1, c->dtype, 1, 1, r, n, a, b, sv, idx);
-  case 64: return checked_run(8, 0, c->dtype, 0, 0, r, n, a, b, sv, idx);
-  case 65: return checked_run(8, 0, c->dtype, 0, 1, r, n, a, b, sv, idx);
-  case 67: return checked_run(8, 0, c->dtype, 1, 1, r, n, a, b, sv, idx);
-  case 68: return checked_run(8, 1, c->dtype, 0, 0, r, n, a, b, sv, idx);
-  case 69: return checked_run(8, 1, c->dtype, 0, 1, r, n, a, b, sv, idx);
-  case 71: return checked_run(8, 1, c->dtype, 1, 1, r, n, a, b, sv, idx);
-  default: /* 1 and 2 bytes, and a negative rule with a scale (which no op
-              makes: take's is 1): the loops of any scale */
-    return read ? checked_run(es, 0, c->dtype, r->negative, 0, r, n, a, b, sv, idx)
-                : checked_run(es, 1, c->dtype, r->negative, 0, r, n, a, b, sv, idx);
-  }
+  if (es == 4)
+    return read ? checked_layout(4, 0, c, unit, n, a, b, sv, idx) : checked_layout(4, 1, c, unit, n, a, b, sv, idx);
+  if (es == 8)
+    return read ? checked_layout(8, 0, c, unit, n, a, b, sv, idx) : checked_layout(8, 1, c, unit, n, a, b, sv, idx);
+  /* 1 and 2 bytes: their own loops are not worth the code */
+  return read ? checked_run(es, 0, c->dtype, r->negative, 0, r, n, a, b, sv, idx)
+              : checked_run(es, 1, c->dtype, r->negative, 0, r, n, a, b, sv, idx);
 }
 
 static void checked_inner(void *ctx, int64_t n, char **data, const int64_t *stride) {
