@@ -9,7 +9,12 @@
 -- misses the target: faster than PyTorch at the small size, no slower
 -- (ratio <= 1.0) at the large one.
 --
---   nnlua scripts/bench/ops.lua [--quick] [--threads N] [--only name,name] [--no-torch]
+--   nnlua scripts/bench/ops.lua [--quick] [--threads N] [--only name,name] [--no-torch] [--cpu-clock]
+--
+-- --cpu-clock times each side by its own CPU time (os.clock, Python's
+-- process_time) instead of the wall clock: on a machine shared with other
+-- work, a wall-clock round also counts the time other processes held the
+-- core (the figures then say little); CPU time does not (at 1 thread).
 --
 -- For instruction counts, run the --only ops at the large size a given
 -- number of times under callgrind, with two counts, and divide the
@@ -27,6 +32,7 @@ parser:flag("--quick", "short rounds: to see that it runs")
 parser:option("--threads", "threads for both (OpenBLAS, PyTorch's intra-op pool)", "1", nn.cli.whole(1, "--threads"))
 parser:option("--only", "the ops to time, comma-separated (default: all)")
 parser:flag("--no-torch", "skip PyTorch's figures")
+parser:flag("--cpu-clock", "time both sides by their process's CPU time, not the wall clock (on a shared machine)")
 parser:option("--count", "run the --only ops this many times each and exit (for callgrind)", nil,
   nn.cli.whole(0, "--count"))
 parser:flag("--small", "with --count: at the small size, not the large one")
@@ -197,7 +203,7 @@ local median = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".
 
 -- Seconds per call: calls per round grow until a round lasts ROUND_SECONDS.
 local function time_call(f)
-  local clock = nn.clock
+  local clock = args.cpu_clock and os.clock or nn.clock
   f()
   local calls, t0 = 1, clock()
   f()
@@ -230,7 +236,7 @@ if not args.no_torch then
   local here = arg[0]:match("^(.*)/[^/]*$") or "."
   local cmd = string.format("OMP_NUM_THREADS=%d /usr/bin/python3 %q --threads %d --rounds %d --seconds %g%s 2>&1",
     args.threads, here .. "/ops_torch.py", args.threads, ROUNDS, ROUND_SECONDS,
-    args.only and (" --only " .. string.format("%q", args.only)) or "")
+    (args.cpu_clock and " --cpu-clock" or "") .. (args.only and (" --only " .. string.format("%q", args.only)) or ""))
   local p = io.popen(cmd)
   local out = p and p:read("a") or ""
   if p then p:close() end

@@ -319,3 +319,85 @@ describe("copies", function()
     end)
   end
 end)
+
+describe("the one-pass loops' cases", function()
+  -- along the last dim (a scale of 1: a loop without a multiply) and along
+  -- the first (any scale); rows of every length around the loop's turn of
+  -- 8 and a block of 512; take's negative indices in 4- and 8-byte dtypes
+  it("match plain loops along either dim, on rows of every length to past a block", function()
+    for _, dtype in ipairs({"float32", "float64", "int64", "int32", "float16"}) do
+      for _, n in ipairs({1, 7, 8, 9, 15, 16, 17, 511, 512, 513, 1031}) do
+        for _, dim in ipairs({2, 1}) do
+          local xs = dim == 2 and {3, 5} or {5, 3}
+          local is = dim == 2 and {3, n} or {n, 3}
+          local x = values(xs, dtype, n)
+          nn.manual_seed(100 + n)
+          local idx = nn.randint(1, 6, is)
+          local src = values(is, dtype, 200 + n)
+          local what = string.format("%s n = %d dim %d", dtype, n, dim)
+          same(x:gather(dim, idx), ref_gather(x, dim, idx), what .. " gather")
+          same(x:scatter(dim, idx, src), ref_scatter(x, dim, idx, src), what .. " scatter")
+          same(x:scatter_add(dim, idx, src), ref_scatter(x, dim, idx, src, true), what .. " scatter_add")
+        end
+        local x = values({4, 5}, dtype, n)
+        local xv = flat(x)
+        nn.manual_seed(300 + n)
+        local idx = nn.randint(-20, 21, {n})
+        idx[idx:eq(0)] = 20
+        local want = {}
+        for i, v in ipairs(flat(idx)) do want[i] = xv[v < 0 and v + 21 or v] end
+        same(x:take(idx), want, dtype .. " take n = " .. n)
+      end
+    end
+  end)
+
+  it("name the first index out of range in a later block and leave the input as it was", function()
+    for _, dtype in ipairs({"float32", "float64", "int64"}) do
+      local x = nn.zeros({2, 1000}, {dtype = dtype})
+      local src = nn.ones({2, 1000}, {dtype = dtype})
+      local idx = nn.ones({2, 1000}, {dtype = "int64"})
+      idx[{2, 700}] = 1001
+      idx[{2, 900}] = 0
+      expect_error(function() return x:scatter(2, idx, src) end,
+                   "scatter: index 1001 is out of range for dimension 2 of size 1000")
+      expect_error(function() return x:scatter_add(2, idx, src) end,
+                   "scatter_add: index 1001 is out of range for dimension 2 of size 1000")
+      expect_error(function() return x:t():scatter(1, idx:t(), src:t()) end,
+                   "scatter: index 1001 is out of range for dimension 1 of size 1000")
+      assert.is_true(x:eq(0):all():item(), dtype .. ": the input is untouched")
+      local flat_idx = nn.ones({1500}, {dtype = "int64"})
+      flat_idx[1400] = -2001
+      expect_error(function() return x:take(flat_idx) end,
+                   "take: index -2001 is out of range for a tensor of 2000 elements")
+    end
+  end)
+end)
+
+describe("reads at offsets made beforehand", function()
+  -- index_select (the offsets once, every row reads at them) and a gather
+  -- that keeps its gradient (offsets first), on runs around the loops'
+  -- turn of 8, against plain loops
+  it("match plain loops on runs of every length around the turn", function()
+    for _, dtype in ipairs({"float32", "float64", "int16", "int8"}) do
+      for _, n in ipairs({1, 7, 8, 9, 16, 17, 23, 515}) do
+        local x = values({3, 11}, dtype, n)
+        local xv = flat(x)
+        nn.manual_seed(400 + n)
+        local cols = nn.randint(1, 12, {n})
+        local want = {}
+        for r = 1, 3 do for _, c in ipairs(flat(cols)) do want[#want + 1] = xv[(r - 1) * 11 + c] end end
+        same(x:index_select(2, cols), want, dtype .. " index_select n = " .. n)
+        if dtype == "float32" or dtype == "float64" then
+          for _, dim in ipairs({1, 2}) do
+            local xs = dim == 2 and {3, 11} or {11, 3}
+            local is = dim == 2 and {3, n} or {n, 3}
+            local xg = values(xs, dtype, n):requires_grad_(true)
+            local idx = nn.randint(1, 4, is)
+            local got = xg:gather(dim, idx)
+            same(got:detach(), ref_gather(xg:detach(), dim, idx), dtype .. " gather with a gradient n = " .. n)
+          end
+        end
+      end
+    end
+  end)
+end)

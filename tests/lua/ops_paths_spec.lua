@@ -178,3 +178,46 @@ describe("lerp's one pass", function()
     assert.is_true(x.grad:equal(nn.full({3}, 0.75)))
   end)
 end)
+
+describe("clamp's contiguous float32 loop", function()
+  -- min(max(x, lo), hi) element by element in Lua: NaN stays NaN, -0 stays -0
+  local function clamp_ref(v, lo, hi)
+    if v ~= v then return v end
+    if v < lo then v = lo end
+    if v > hi then v = hi end
+    return v
+  end
+  local function check(got, x, lo, hi, what)
+    local g, xv = got:tolist(), x:tolist()
+    assert.are.equal(#xv, #g, what)
+    for i = 1, #xv do
+      local w = clamp_ref(xv[i], lo, hi)
+      local same = (w ~= w and g[i] ~= g[i]) or (g[i] == w and 1 / g[i] == 1 / w)
+      if not same then error(string.format("%s: element %d is %s, expected %s", what, i, g[i], w)) end
+    end
+  end
+
+  it("gives the strided loop's values, in place and not, on every length to past a vector", function()
+    for _, n in ipairs({1, 7, 8, 15, 16, 17, 31, 33, 64, 67, BIG}) do
+      nn.manual_seed(n)
+      local x = nn.randn(n) * 2
+      if n >= 4 then x[1], x[2], x[3], x[4] = 0 / 0, -0.0, 1 / 0, -1 / 0 end
+      for _, b in ipairs({{0.5, 1 / 0}, {-1 / 0, 0.25}, {-0.5, 0.5}, {0, 0}}) do
+        local lo, hi = b[1], b[2]
+        local what = string.format("n = %d, [%g, %g]", n, lo, hi)
+        local one, two = at_threads(function() return x:clamp(lo, hi) end)
+        check(one, x, lo, hi, what)
+        assert.is_true(one:eq(two):logical_or(one:isnan()):all():item(), what .. ", two threads")
+        -- the strided loop: the same elements every other one of a wider tensor
+        local wide = nn.zeros(n, 2)
+        wide:select(2, 1):copy_(x)
+        check(wide:select(2, 1):clamp(lo, hi), x, lo, hi, what .. ", strided")
+        local y = x:clone()
+        y:clamp_(lo, hi)
+        check(y, x, lo, hi, what .. ", in place")
+      end
+      check(x:clamp_min(0.5), x, 0.5, 1 / 0, "clamp_min n = " .. n)
+      check(x:clamp_max(0.5), x, -1 / 0, 0.5, "clamp_max n = " .. n)
+    end
+  end)
+end)

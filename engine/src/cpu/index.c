@@ -99,13 +99,25 @@ int nn_cpu_index_offsets(const nn_iter *it, int64_t n, int64_t scale, int base, 
 }
 
 /* ---- reads and writes at offsets ---- */
+/* gather_bytes' contiguous layouts (ss 0: src at the offsets alone, as
+   index_select's rows; ss 1: src moving with out), 8 elements a turn: at
+   one a turn the loop's count and branch were half of index_select's 6
+   instructions an element */
+static INDEX_INLINE void gather_contiguous(size_t es, int64_t ss, int64_t n, char *out, const char *src,
+                                           const int64_t *off) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int64_t u = i; u < i + 8; u++) memcpy(out + u * es, src + (u * ss + off[u]) * es, es);
+  for (; i < n; i++) memcpy(out + i * es, src + (i * ss + off[i]) * es, es);
+}
+
 /* out[i] = src[i ss + off[i]] over a run, elements of es bytes */
 static INDEX_INLINE void gather_bytes(size_t es, int64_t n, char *out, int64_t so, const char *src,
                                       int64_t ss, const int64_t *off, int64_t sf) {
   if (so == 1 && sf == 1 && ss == 0) {
-    for (int64_t i = 0; i < n; i++) memcpy(out + i * es, src + off[i] * es, es);
+    gather_contiguous(es, 0, n, out, src, off);
   } else if (so == 1 && sf == 1 && ss == 1) {
-    for (int64_t i = 0; i < n; i++) memcpy(out + i * es, src + (i + off[i]) * es, es);
+    gather_contiguous(es, 1, n, out, src, off);
   } else {
     for (int64_t i = 0; i < n; i++)
       memcpy(out + i * so * (int64_t)es, src + (i * ss + off[i * sf]) * (int64_t)es, es);
@@ -222,12 +234,16 @@ struct checked_ctx {
 };
 
 /* Element i of a checked block: read (mode 0), write (1) or add (2, in
-   dtype: float32, float64 or int64) at index ix[i]. */
-static INDEX_INLINE void checked_element(size_t es, int mode, nn_dtype dtype, int negative,
-                                         int64_t size, int64_t base, int64_t scale, char *a,
+   dtype: float32, float64 or int64) at index ix[i]. The side at the
+   offsets (b when reading, a otherwise) comes biased by the rule's -base
+   times scale, so that a non-negative index needs no subtraction; unit:
+   the scale is 1 (a constant then: no multiply either). A negative index
+   (counting from the end) adds size and takes the bias back. */
+static INDEX_INLINE void checked_element(size_t es, int mode, nn_dtype dtype, int negative, int unit,
+                                         int64_t size, int64_t shift, int64_t scale, char *a,
                                          const char *b, int64_t sv, const int64_t *ix, int64_t i) {
-  const int64_t esize = (int64_t)es;
-  int64_t v = ix[i], r = (negative && v < 0 ? v + size : v - base) * scale;
+  const int64_t esize = (int64_t)es, step = unit ? 1 : scale;
+  int64_t v = ix[i], r = negative && v < 0 ? (v + size) * step - shift : v * step;
   if (mode == 0) memcpy(a + i * esize, b + r * esize, es);
   else if (mode == 1) memcpy(a + r * esize, b + i * sv * esize, es);
   else if (dtype == NN_FLOAT32) ((float *)a)[r] += ((const float *)b)[i * sv];
@@ -235,20 +251,29 @@ static INDEX_INLINE void checked_element(size_t es, int mode, nn_dtype dtype, in
   else ((int64_t *)a)[r] += ((const int64_t *)b)[i * sv];
 }
 
+/* p moved by bytes, which may lie outside p's block (a biased base that
+   only in-range offsets are added to): through the integers, so that no
+   out-of-bounds pointer arithmetic is written. */
+static INDEX_INLINE char *biased(const char *p, int64_t bytes) {
+  return (char *)((uintptr_t)p + (uintptr_t)bytes);
+}
+
 /* The common layout: results (mode 0) or values (modes 1 and 2: stride sv
    of 0 or 1) and indices contiguous, the other side at the offsets alone.
    A block of indices is checked first (the largest position, taken
    unsigned, below n: no branch an element), then read or written through
    while it is still in L1, in order (a repeated index: the last write,
-   the adds in order), four elements a turn (the loop's own count and
-   branch were three of an element's seven instructions; gcc's unroll
-   pragma does not survive the link-time build). es: bytes an element;
-   negative as the rule's, a constant here so that each case is a loop of
+   the adds in order), eight elements a turn (the loop's own count and
+   branch were three of an element's seven instructions at one a turn;
+   gcc's unroll pragma does not survive the link-time build), with the
+   next block's indices fetched meanwhile. es: bytes an element; negative
+   and unit as the rule's, constants here so that each case is a loop of
    its own. */
-static INDEX_INLINE int checked_run(size_t es, int mode, nn_dtype dtype, int negative,
+static INDEX_INLINE int checked_run(size_t es, int mode, nn_dtype dtype, int negative, int unit,
                                     const index_rule *c, int64_t n, char *a, const char *b,
                                     int64_t sv, const int64_t *idx) {
   const int64_t size = c->n, scale = c->scale, base = c->base, esize = (int64_t)es;
+  const int64_t shift = -base * (unit ? 1 : scale);
   for (int64_t first = 0; first < n; first += CHECKED_BLOCK) {
     int64_t count = n - first < CHECKED_BLOCK ? n - first : CHECKED_BLOCK;
     const int64_t *ix = idx + first;
@@ -265,45 +290,64 @@ static INDEX_INLINE int checked_run(size_t es, int mode, nn_dtype dtype, int neg
         }
       return -1;
     }
-    char *dst = mode == 0 ? a + first * esize : a;
-    const char *src = mode == 0 ? b : b + first * sv * esize;
+    char *dst = mode == 0 ? a + first * esize : biased(a, shift * esize);
+    const char *src = mode == 0 ? biased(b, shift * esize) : b + first * sv * esize;
     int64_t i = 0;
-    for (; i + 4 <= count; i += 4)
-      for (int u = 0; u < 4; u++)
-        checked_element(es, mode, dtype, negative, size, base, scale, dst, src, sv, ix, i + u);
-    for (; i < count; i++) checked_element(es, mode, dtype, negative, size, base, scale, dst, src, sv, ix, i);
+    for (; i + 8 <= count; i += 8) {
+      /* the next block's indices, the line of this turn's 8 a block
+         ahead: its check then finds them in cache instead of waiting on
+         memory with nothing else to do (a prefetch past the end is
+         dropped, never faults) */
+      __builtin_prefetch(biased((const char *)(ix + i), CHECKED_BLOCK * (int64_t)sizeof *ix));
+      for (int u = 0; u < 8; u++)
+        checked_element(es, mode, dtype, negative, unit, size, shift, scale, dst, src, sv, ix, i + u);
+    }
+    for (; i < count; i++)
+      checked_element(es, mode, dtype, negative, unit, size, shift, scale, dst, src, sv, ix, i);
   }
   return 0;
+}
+
+/* A read (mode 0) or a write (1) of es bytes by checked_run, es and mode
+   constants, with the rule's negative and unit as constants too. */
+static INDEX_INLINE int checked_layout(size_t es, int mode, const struct checked_ctx *c, int unit,
+                                       int64_t n, char *a, const char *b, int64_t sv,
+                                       const int64_t *idx) {
+  const index_rule *r = &c->rule;
+  if (!r->negative) {
+    return unit ? checked_run(es, mode, c->dtype, 0, 1, r, n, a, b, sv, idx)
+                : checked_run(es, mode, c->dtype, 0, 0, r, n, a, b, sv, idx);
+  }
+  return unit ? checked_run(es, mode, c->dtype, 1, 1, r, n, a, b, sv, idx)
+              : checked_run(es, mode, c->dtype, 1, 0, r, n, a, b, sv, idx);
 }
 
 /* checked_run with its constants: 0 done, -1 failed, 1 not a case of its */
 INDEX_CLONES static int checked_fast(const struct checked_ctx *c, int64_t n, char *a, const char *b, int64_t sv,
                         const int64_t *idx) {
   const index_rule *r = &c->rule;
+  int unit = r->scale == 1; /* along the last dim, and take: no multiply */
   if (c->mode == 2) {
     if (r->negative) return 1; /* (scatter_add counts along a dim: never negative) */
-    switch (c->dtype) {
-    case NN_FLOAT32: return checked_run(4, 2, NN_FLOAT32, 0, r, n, a, b, sv, idx);
-    case NN_FLOAT64: return checked_run(8, 2, NN_FLOAT64, 0, r, n, a, b, sv, idx);
-    case NN_INT64: return checked_run(8, 2, NN_INT64, 0, r, n, a, b, sv, idx);
+    switch (c->dtype * 2 + unit) {
+    case NN_FLOAT32 * 2: return checked_run(4, 2, NN_FLOAT32, 0, 0, r, n, a, b, sv, idx);
+    case NN_FLOAT32 * 2 + 1: return checked_run(4, 2, NN_FLOAT32, 0, 1, r, n, a, b, sv, idx);
+    case NN_FLOAT64 * 2: return checked_run(8, 2, NN_FLOAT64, 0, 0, r, n, a, b, sv, idx);
+    case NN_FLOAT64 * 2 + 1: return checked_run(8, 2, NN_FLOAT64, 0, 1, r, n, a, b, sv, idx);
+    case NN_INT64 * 2: return checked_run(8, 2, NN_INT64, 0, 0, r, n, a, b, sv, idx);
+    case NN_INT64 * 2 + 1: return checked_run(8, 2, NN_INT64, 0, 1, r, n, a, b, sv, idx);
     default: return 1;
     }
   }
   size_t es = nn_element_size(c->dtype);
   int read = c->mode == 0;
-  switch (es * 4 + (size_t)(read ? 0 : 2) + (size_t)(r->negative != 0)) {
-  case 16: return checked_run(4, 0, c->dtype, 0, r, n, a, b, sv, idx);
-  case 17: return checked_run(4, 0, c->dtype, 1, r, n, a, b, sv, idx);
-  case 18: return checked_run(4, 1, c->dtype, 0, r, n, a, b, sv, idx);
-  case 19: return checked_run(4, 1, c->dtype, 1, r, n, a, b, sv, idx);
-  case 32: return checked_run(8, 0, c->dtype, 0, r, n, a, b, sv, idx);
-  case 33: return checked_run(8, 0, c->dtype, 1, r, n, a, b, sv, idx);
-  case 34: return checked_run(8, 1, c->dtype, 0, r, n, a, b, sv, idx);
-  case 35: return checked_run(8, 1, c->dtype, 1, r, n, a, b, sv, idx);
-  default: /* 1 and 2 bytes: their own loops are not worth the code */
-    return read ? checked_run(es, 0, c->dtype, r->negative, r, n, a, b, sv, idx)
-                : checked_run(es, 1, c->dtype, r->negative, r, n, a, b, sv, idx);
-  }
+  if (es == 4)
+    return read ? checked_layout(4, 0, c, unit, n, a, b, sv, idx) : checked_layout(4, 1, c, unit, n, a, b, sv, idx);
+  if (es == 8)
+    return read ? checked_layout(8, 0, c, unit, n, a, b, sv, idx) : checked_layout(8, 1, c, unit, n, a, b, sv, idx);
+  /* 1 and 2 bytes: their own loops are not worth the code */
+  return read ? checked_run(es, 0, c->dtype, r->negative, 0, r, n, a, b, sv, idx)
+              : checked_run(es, 1, c->dtype, r->negative, 0, r, n, a, b, sv, idx);
 }
 
 static void checked_inner(void *ctx, int64_t n, char **data, const int64_t *stride) {
