@@ -1,8 +1,14 @@
 -- Benchmark: MLP training steps over a grid of widths (16 to 4096), batches
 -- (1 to 2048) and depths (2 to 32 layers), at one and two threads, each
 -- row beside its bounds and PyTorch 1.13 (mlp_sweep_torch.py, the same
--- networks and steps, run as a subprocess in the same run with the same
--- thread count).
+-- networks and steps, run as a subprocess with the same thread count).
+--
+-- PyTorch's rows, at every thread count, run first, each count in a
+-- process of its own that has ended before nnlua times anything (and
+-- before nnlua's OpenBLAS starts its threads): nothing of PyTorch's runs
+-- beside nnlua's rows, and nnlua's part of the run is the same as with
+-- --no-torch. (The twin used to run between nnlua's one-thread and
+-- two-thread rows.)
 --
 -- The network: `depth` layers nn.Linear(width, width) with a ReLU between
 -- them, MSE loss against a fixed target, SGD (lr 0.01). A step is
@@ -230,10 +236,19 @@ end
 
 local function ratio_text(x) return x and string.format("%5.2f", x) or "    -" end
 
+-- PyTorch's figures for every thread count before any of nnlua's, then a
+-- pause, so that the machine is as quiet for nnlua's rows as without it.
+local torch_by_threads, version_by_threads = {}, {}
+if not args.no_torch then
+  for _, threads in ipairs(threads_list) do
+    torch_by_threads[threads], version_by_threads[threads] = torch_times(threads)
+  end
+  os.execute("sleep 1")
+end
+
 for _, threads in ipairs(threads_list) do
   nn.set_num_threads(threads)
-  local torch, version
-  if not args.no_torch then torch, version = torch_times(threads) end
+  local torch, version = torch_by_threads[threads], version_by_threads[threads]
   print(string.format("%d thread%s; times in ms per step (median of %d rounds); PyTorch %s", threads,
     threads == 1 and "" or "s", ROUNDS, torch and version or (args.no_torch and "skipped" or "not installed")))
   print(string.format("%5s %5s %5s %10s %10s %6s %10s %6s %10s %6s  %s", "width", "batch", "depth",

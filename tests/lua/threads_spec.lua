@@ -221,6 +221,56 @@ describe("at one and two threads, the same values", function()
     nn.set_num_threads(saved)
   end)
 
+  it("products of one row or one column (sgemv, cut by the shape): every element, any thread count", function()
+    -- a batch of one through a layer of 2051 by 2049: x w^T, the input
+    -- gradient g w (OpenBLAS's own threading of it gave other sums in two
+    -- elements at two threads) and the weight gradient g^T x; w v, and
+    -- w^T v, with bias and without
+    nn.manual_seed(15)
+    local x, w, g = nn.randn(1, 2049), nn.randn(2051, 2049), nn.randn(1, 2051)
+    local v, u, bias = nn.randn(2049), nn.randn(2051), nn.randn(2051)
+    same_at_both("one row or column", function()
+      return x:matmul(w:t()), g:matmul(w), g:t():matmul(x), w:matmul(v), w:t():matmul(u),
+             nn.F.linear(x, w, bias), nn.addmm(u:view(-1, 1), w, v:view(-1, 1))
+    end)
+  end)
+
+  it("products of one row through sgemv's pieces: the float64 values, beta and alpha, NaN under beta 0", function()
+    nn.manual_seed(17)
+    local g, w, v = nn.randn(1, 2051), nn.randn(2051, 2049), nn.randn(2049, 1)
+    local row_in, col_in = nn.randn(1, 2049), nn.randn(2051, 1)
+    local nan_row, nan_col = nn.full({1, 2049}, 0 / 0), nn.full({2051, 1}, 0 / 0)
+    local saved = nn.get_num_threads()
+    for _, threads in ipairs({1, 2}) do
+      nn.set_num_threads(threads)
+      local cases = {
+        {nn.addmm(row_in, g, w, {beta = 0.5, alpha = 2}), row_in:double() * 0.5 + g:double():matmul(w:double()) * 2},
+        {nn.addmm(col_in, w, v, {beta = 0.5, alpha = 2}), col_in:double() * 0.5 + w:double():matmul(v:double()) * 2},
+        {nn.addmm(nan_row, g, w, {beta = 0}), g:double():matmul(w:double())},
+        {nn.addmm(nan_col, w, v, {beta = 0}), w:double():matmul(v:double())},
+      }
+      for i, case in ipairs(cases) do
+        local err = (case[1]:double() - case[2]):abs():max():item()
+        assert(err < 1e-2, string.format("%d thread(s), case %d: largest difference %g", threads, i, err))
+      end
+    end
+    nn.set_num_threads(saved)
+  end)
+
+  it("a matrix times a column is the same sum as the row times the matrix's transpose", function()
+    -- both sgemv over w where it lies (w v used to go to sgemm, which
+    -- copied all of w at every call and summed in another order)
+    nn.manual_seed(16)
+    local w, v = nn.randn(2051, 2049), nn.randn(2049)
+    for _, threads in ipairs({1, 2}) do
+      local saved = nn.get_num_threads()
+      nn.set_num_threads(threads)
+      local column, row = w:matmul(v), v:view(1, -1):matmul(w:t()):view(-1)
+      nn.set_num_threads(saved)
+      assert.are.equal(0, column:ne(row):sum():item(), threads .. " thread(s)")
+    end
+  end)
+
   it("the CNN lesson's training step (scripts/cnn_fashion_mnist.lua's net)", function()
     local function step()
       nn.manual_seed(13)

@@ -94,9 +94,46 @@ static void bias_block(const product_pieces *p, int64_t row, int64_t rows, int64
    so that the threads' shares differ by a line or so per piece: 784
    columns in four pieces of 208 (the last 160) left one thread 416 to the
    other's 368, now 192, 192, 192, 208. */
+static int64_t cut_start(int64_t cut, int64_t count, int64_t i) {
+  int64_t lines = (cut + 15) / 16;
+  return i >= count ? cut : lines * i / count * 16;
+}
+
 static int64_t piece_start(const product_pieces *p, int64_t i) {
-  int64_t cut = p->by_rows ? p->m : p->n, lines = (cut + 15) / 16;
-  return i >= p->count ? cut : lines * i / p->count * 16;
+  return cut_start(p->by_rows ? p->m : p->n, p->count, i);
+}
+
+/* How many pieces a cut dimension of this length makes: pieces of 256 or
+   more (each packs the other operand again, so more of them cost memory
+   traffic: 10% on 2048 x 1024 x 1024 with pieces of 128); an even count,
+   so that two threads share them evenly; none under a line of c. */
+static int64_t pieces_of(int64_t cut) {
+  int64_t count = cut / 256, lines = (cut + 15) / 16;
+  count = count < 2 ? 2 : count > MAX_PRODUCT_PIECES ? MAX_PRODUCT_PIECES : count + (count & 1);
+  return count > lines ? lines : count;
+}
+
+/* OpenBLAS on one thread whatever the pool's size, for the pieces that
+   run on the pool's threads through cpu/parallel.c (its own threading
+   would split a product by the thread count, and give other sums at two
+   threads than at one). Setting the count only lowers a counter (no
+   thread starts or stops). It must be running first: a lazily loaded
+   OpenBLAS (cpu/openblas_loader.c) that is told 1 before it starts starts
+   no thread, and the pieces would be handed to a thread that does not
+   exist and waited for ever (a script whose first use of OpenBLAS was a
+   large product after nn.set_num_threads(2)). Asking its count starts it.
+   Returns the pool's size, for blas_threads_back. */
+static int blas_one_thread(void) {
+  int threads = nn_cpu_get_num_threads();
+  if (threads > 1) {
+    (void)openblas_get_num_threads();
+    openblas_set_num_threads(1);
+  }
+  return threads;
+}
+
+static void blas_threads_back(int threads) {
+  if (threads > 1) openblas_set_num_threads(threads);
 }
 
 static void run_product_pieces(const void *ctx, int64_t first, int64_t last) {
@@ -123,36 +160,19 @@ static void run_product_pieces(const void *ctx, int64_t first, int64_t last) {
 static void blas_gemm(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                       double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
                       double beta, void *c, int64_t ldc, const void *bias) {
-  int threads = nn_cpu_get_num_threads();
-  /* OpenBLAS on one thread whatever the pool's size: setting the count
-     only lowers a counter (no thread starts or stops), and the pieces
-     below run on the pool's threads through cpu/parallel.c. It must be
-     running first: a lazily loaded OpenBLAS (cpu/openblas_loader.c) that
-     is told 1 before it starts starts no thread, and the pieces would be
-     handed to a thread that does not exist and waited for ever (a script
-     whose first use of OpenBLAS was a large product after
-     nn.set_num_threads(2)). Asking its count starts it. */
-  if (threads > 1) {
-    (void)openblas_get_num_threads();
-    openblas_set_num_threads(1);
-  }
+  int threads = blas_one_thread();
   if ((double)m * (double)n * (double)k < SERIAL_PRODUCT) {
     product_pieces whole = {dtype, trans_a, trans_b, 1, m, n, k, lda, ldb, ldc, 1, alpha, beta,
                             a, b, c, bias};
     run_product_pieces(&whole, 0, 1);
   } else {
     int by_rows = m >= n;
-    /* pieces of 256 or more: each packs the other operand again, so more
-       of them cost memory traffic (10% on 2048 x 1024 x 1024 with pieces
-       of 128); an even count, so that two threads share them evenly */
-    int64_t cut = by_rows ? m : n, count = cut / 256, lines = (cut + 15) / 16;
-    count = count < 2 ? 2 : count > MAX_PRODUCT_PIECES ? MAX_PRODUCT_PIECES : count + (count & 1);
-    if (count > lines) count = lines; /* no piece under a line of c */
+    int64_t count = pieces_of(by_rows ? m : n);
     product_pieces p = {dtype, trans_a, trans_b, by_rows, m, n, k, lda, ldb, ldc, count, alpha, beta,
                         a, b, c, bias};
     nn_parallel_for(count, m * n * k / count, 1, run_product_pieces, &p);
   }
-  if (threads > 1) openblas_set_num_threads(threads);
+  blas_threads_back(threads);
 }
 
 /* c = alpha a b + beta c with arbitrary strides, for tiny products. The
@@ -416,6 +436,58 @@ static void scale_rows(nn_dtype dtype, char *c, int64_t m, int64_t n, int64_t ro
    any size: sgemm's copy of the other operand costs more than the product. */
 #define SKINNY 8
 
+/* Whether fma_f32 takes a product of any size: skinny ones, and a matrix
+   times one column (w v), which goes to sgemv like one row times a matrix
+   (v^T w^T): sgemm would copy all of w on every call, where sgemv reads it
+   once where it lies (4096 x 4096 by 4096 x 1: 32-44 ms, now 13-16 ms, on
+   a loaded two-core machine). */
+static int skinny(int64_t m, int64_t n, int64_t k) { return m <= SKINNY || k <= SKINNY || n == 1; }
+
+/* A matrix-vector product y = alpha M v + beta y in pieces, each one call
+   of sgemv: M rows x cols, row-major ld apart (pieces of y's elements: of
+   M's rows), or (trans) the transpose of such a matrix S (pieces of S's
+   rows, each summed into a partial y of its own, the partials then added
+   in order: a piece of y's elements would be a strip of S's columns, read
+   a kilobyte a row, twice as slow as S's rows read in order). */
+typedef struct {
+  int trans;
+  int64_t rows, cols, ld, inc_v, inc_y, count; /* count: pieces of the cut dimension */
+  float alpha, beta;
+  const float *mat, *v;
+  float *y;
+  float *partials; /* trans: count partial y's of `rows` each */
+} gemv_pieces;
+
+static void run_gemv_pieces(const void *ctx, int64_t first, int64_t last) {
+  const gemv_pieces *p = ctx;
+  for (int64_t piece = first; piece < last; piece++) {
+    int64_t from = cut_start(p->trans ? p->cols : p->rows, p->count, piece);
+    int64_t extent = cut_start(p->trans ? p->cols : p->rows, p->count, piece + 1) - from;
+    if (p->trans) { /* S's rows [from, from + extent) against v's elements there */
+      float *part = p->partials + piece * p->rows;
+      for (int64_t i = 0; i < p->rows; i++) part[i] = 0; /* sgemv's beta 0 would keep NaN */
+      if (extent > 0)
+        cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)extent, (blasint)p->rows, 1.0f,
+                    p->mat + from * p->ld, (blasint)p->ld, p->v + from * p->inc_v,
+                    (blasint)p->inc_v, 0.0f, part, 1);
+    } else if (extent > 0) {
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)extent, (blasint)p->cols, p->alpha,
+                  p->mat + from * p->ld, (blasint)p->ld, p->v, (blasint)p->inc_v, p->beta,
+                  p->y + from * p->inc_y, (blasint)p->inc_y);
+    }
+  }
+}
+
+/* y = alpha (the partials added in order) + beta y */
+static void gemv_partials_sum(const gemv_pieces *p) {
+  for (int64_t i = 0; i < p->rows; i++) {
+    float sum = p->partials[i];
+    for (int64_t piece = 1; piece < p->count; piece++) sum += p->partials[piece * p->rows + i];
+    float *yi = p->y + i * p->inc_y;
+    *yi = p->beta == 0 ? p->alpha * sum : p->alpha * sum + p->beta * *yi;
+  }
+}
+
 /* c = alpha a b + beta c through f's kernels, or through sgemv for one
    row; 0 when neither suits the shape or layout (then BLAS takes it). */
 /* y = alpha M v + beta y through sgemv, M rows x cols with strides s0,
@@ -433,12 +505,43 @@ static int gemv_f32(int64_t rows, int64_t cols, float alpha, const float *mat, i
   if (!lda_ok || inc_v <= 0 || inc_v > INT32_MAX || inc_y <= 0 || inc_y > INT32_MAX) return 0;
   if (beta == 0) /* must overwrite NaN, which sgemv's scaling by 0 would keep */
     for (int64_t i = 0; i < rows; i++) y[i * inc_y] = 0;
-  if (trans)
-    cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)cols, (blasint)rows, alpha, mat, (blasint)ld, v,
-                (blasint)inc_v, beta, y, (blasint)inc_y);
-  else
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)rows, (blasint)cols, alpha, mat, (blasint)ld,
-                v, (blasint)inc_v, beta, y, (blasint)inc_y);
+  /* Cut as a large product is (blas_gemm): the cut set by the shape alone,
+     each piece one call of OpenBLAS on one thread, so that every element
+     is the same sum at any thread count. Left to thread itself,
+     OpenBLAS's sgemv splits by its thread count, and the transposed one
+     (g w: the input gradient of a batch of one) gave other sums in some
+     elements at two threads than at one. The transposed one is cut by S's
+     rows, about 512 a piece, at most 8 pieces (partials of at most 2 MB);
+     a small product, or a long y, is one piece. */
+  gemv_pieces p = {trans, rows, cols, ld, inc_v, inc_y, 1, alpha, beta, mat, v, y, NULL};
+  int threads = blas_one_thread();
+  int64_t count = 1;
+  if ((double)rows * (double)cols >= SERIAL_PRODUCT) {
+    count = trans ? cols / 512 + (cols / 512 & 1) : pieces_of(rows);
+    if (trans && count > 8) count = 8;
+    if (trans && count * rows > 512 * 1024) count = 1;
+  }
+  if (count < 2) {
+    if (trans)
+      cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)cols, (blasint)rows, alpha, mat, (blasint)ld,
+                  v, (blasint)inc_v, beta, y, (blasint)inc_y);
+    else
+      run_gemv_pieces(&p, 0, 1);
+  } else if (!trans) {
+    p.count = count;
+    nn_parallel_for(count, rows * cols / count, 1, run_gemv_pieces, &p);
+  } else {
+    p.count = count;
+    p.partials = malloc(sizeof(float) * (size_t)(count * rows));
+    if (!p.partials) {
+      blas_threads_back(threads);
+      return 0; /* BLAS's sgemm takes it */
+    }
+    nn_parallel_for(count, rows * cols / count, 1, run_gemv_pieces, &p);
+    gemv_partials_sum(&p);
+    free(p.partials);
+  }
+  blas_threads_back(threads);
   return 1;
 }
 
@@ -523,7 +626,7 @@ static int fma_f32(const nn_cpu_gemm_f32 *f, int64_t m, int64_t n, int64_t k, fl
                    const float *a, int64_t a0, int64_t a1, const float *b, int64_t b0, int64_t b1,
                    float beta, float *c, int64_t c0) {
   int small = (double)m * (double)n * (double)k <= FMA_SMALL_PRODUCT;
-  if (!small && m > SKINNY && k > SKINNY) return 0;
+  if (!small && !skinny(m, n, k)) return 0;
   /* a stride along a dimension of one element is never used */
   int b_rows = b1 == 1 || n == 1, a_rows = a1 == 1 || k == 1, b_columns = b0 == 1 || k == 1;
   if ((m == 1 || n == 1) && !small)
@@ -568,7 +671,7 @@ static int gemm_one(const nn_gemm_args *g, const nn_cpu_gemm_f32 *fast, const ch
      any other starts from rows set to the bias here. */
   double product = (double)m * (double)n * (double)k;
   const void *piece_bias = g->bias && k > 0 && product >= SERIAL_PRODUCT &&
-                           (!fast || g->dtype != NN_FLOAT32 || (m > SKINNY && k > SKINNY))
+                           (!fast || g->dtype != NN_FLOAT32 || !skinny(m, n, k))
                          ? g->bias : NULL;
   if (g->bias && !piece_bias) { /* each row starts as the bias, the product adds onto it */
     for (int64_t i = 0; i < m; i++) memcpy(c + (size_t)(i * c0) * es, g->bias, (size_t)n * es);
