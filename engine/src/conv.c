@@ -161,25 +161,32 @@ static int forward_columns(const conv_geom *g, nn_tensor *x, nn_tensor *w, nn_te
         return -1;
     return 0;
   }
-  /* Each sample's product straight into out, a batch of one per sample
-     (the weights shared, each sample's patches at its place in the rows):
-     no reordered copy of the column side, and each sample's output stays
-     in cache while it is written, which makes these products faster than
-     one long one (scripts/bench/cnn.lua times them so). The bias is out's
-     start, the products added to it. */
-  if (bias && start_as(be, out, bias) < 0) return -1;
+  /* One product per chunk of samples, W x the chunk's patches (o, count
+     L), into the scratch after the patches, then copied into out's order
+     (count, o, L), the bias added as it is copied. OpenBLAS packs W once
+     per chunk (per sample before: 128 packings of the second convolution's
+     64 x 288 weights a lesson step), and a chunk's product is large enough
+     to be cut over the pool's threads (the per-sample products, each under
+     the serial size, ran on one thread at any count). Each element is the
+     same sum over k as before; the bias is added after it, as OpenBLAS
+     added the sum onto a bias start (one rounding either way). */
   int64_t chunk = chunk_of(g, dt, x->device, 1), rows = g->c * g->kh * g->kw;
-  char *cols = scratch_for(g->op, be, x->device, (size_t)(rows * chunk * L) * es);
+  char *cols = scratch_for(g->op, be, x->device, (size_t)((rows + g->o) * chunk * L) * es);
   if (!cols) return -1;
+  char *product = cols + (size_t)(rows * chunk * L) * es; /* (o, count, L) */
   for (int64_t s = 0; s < g->n; s += chunk) {
     int64_t count = g->n - s < chunk ? g->n - s : chunk, width = count * L;
     nn_patch_geom p = patches_of(g, dt, count);
     if (be->im2col(&p, xd + (size_t)(s * g->c * g->h * g->w) * es, cols) < 0) return -1;
     for (int64_t gi = 0; gi < g->groups; gi++)
-      if (gemm(be, dt, count, og, L, K, matrix(wd + (size_t)(gi * og * K) * es, 0, K, 1),
-               matrix(cols + (size_t)(gi * K * width) * es, L, width, 1), bias ? 1 : 0,
-               matrix(od + (size_t)(s * g->o * L + gi * og * L) * es, g->o * L, L, 1)) < 0)
+      if (gemm(be, dt, 1, og, width, K, matrix(wd + (size_t)(gi * og * K) * es, 0, K, 1),
+               matrix(cols + (size_t)(gi * K * width) * es, 0, width, 1), 0,
+               matrix(product + (size_t)(gi * og * width) * es, 0, width, 1)) < 0)
         return -1;
+    int64_t dst[3] = {g->o * L, L, 1}, src[3] = {L, width, 1};
+    if (reorder(be, dt, count, g->o, L, od + (size_t)(s * g->o * L) * es, dst, product, src,
+                bias ? nn_data(bias) : NULL) < 0)
+      return -1;
   }
   return 0;
 }
