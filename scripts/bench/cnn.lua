@@ -125,7 +125,7 @@ print(string.format("the lesson's CNN, batch %d: %.2f GFLOP of matrix products p
 local results = {}
 for _, threads in ipairs(thread_counts) do
   nn.set_num_threads(threads)
-  for _ = 1, 3 do step(x, y) by_sample() by_chunk() end -- warm: scratch, pools, BLAS buffers
+  for _ = 1, 3 do step(x, y) by_sample() by_chunk() collectgarbage() end -- warm: scratch, pools, BLAS buffers
   local step_times, sample_times, chunk_times = {}, {}, {}
   for r = 1, args.rounds do
     local t0 = nn.clock()
@@ -137,6 +137,7 @@ for _, threads in ipairs(thread_counts) do
     t0 = nn.clock()
     for _ = 1, args.steps do by_chunk() end
     chunk_times[r] = (nn.clock() - t0) / args.steps
+    collectgarbage() -- the products' results, untimed: two lists of them would raise the peak RSS printed below
   end
   local t, bs, bc = median(step_times), median(sample_times), median(chunk_times)
   local b = math.min(bs, bc)
