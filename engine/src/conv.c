@@ -161,35 +161,52 @@ static int forward_columns(const conv_geom *g, nn_tensor *x, nn_tensor *w, nn_te
         return -1;
     return 0;
   }
-  /* Each sample's product straight into out, a batch of one per sample
-     (the weights shared, each sample's patches at its place in the rows):
-     no reordered copy of the column side, and each sample's output stays
-     in cache while it is written, which makes these products faster than
-     one long one (scripts/bench/cnn.lua times them so). The bias is out's
-     start, the products added to it. */
-  if (bias && start_as(be, out, bias) < 0) return -1;
+  /* One product per chunk of samples, W x the chunk's patches (o, count
+     L), into the scratch after the patches, then copied into out's order
+     (count, o, L), the bias added as it is copied. OpenBLAS packs W once
+     per chunk (per sample before: 128 packings of the second convolution's
+     64 x 288 weights a lesson step), and a chunk's product is large enough
+     to be cut over the pool's threads (the per-sample products, each under
+     the serial size, ran on one thread at any count). Each element is the
+     same sum over k as before; the bias is added after it, as OpenBLAS
+     added the sum onto a bias start (one rounding either way). */
   int64_t chunk = chunk_of(g, dt, x->device, 1), rows = g->c * g->kh * g->kw;
-  char *cols = scratch_for(g->op, be, x->device, (size_t)(rows * chunk * L) * es);
+  char *cols = scratch_for(g->op, be, x->device, (size_t)((rows + g->o) * chunk * L) * es);
   if (!cols) return -1;
+  char *product = cols + (size_t)(rows * chunk * L) * es; /* (o, count, L) */
   for (int64_t s = 0; s < g->n; s += chunk) {
     int64_t count = g->n - s < chunk ? g->n - s : chunk, width = count * L;
     nn_patch_geom p = patches_of(g, dt, count);
     if (be->im2col(&p, xd + (size_t)(s * g->c * g->h * g->w) * es, cols) < 0) return -1;
     for (int64_t gi = 0; gi < g->groups; gi++)
-      if (gemm(be, dt, count, og, L, K, matrix(wd + (size_t)(gi * og * K) * es, 0, K, 1),
-               matrix(cols + (size_t)(gi * K * width) * es, L, width, 1), bias ? 1 : 0,
-               matrix(od + (size_t)(s * g->o * L + gi * og * L) * es, g->o * L, L, 1)) < 0)
+      if (gemm(be, dt, 1, og, width, K, matrix(wd + (size_t)(gi * og * K) * es, 0, K, 1),
+               matrix(cols + (size_t)(gi * K * width) * es, 0, width, 1), 0,
+               matrix(product + (size_t)(gi * og * width) * es, 0, width, 1)) < 0)
         return -1;
+    int64_t dst[3] = {g->o * L, L, 1}, src[3] = {L, width, 1};
+    if (reorder(be, dt, count, g->o, L, od + (size_t)(s * g->o * L) * es, dst, product, src,
+                bias ? nn_data(bias) : NULL) < 0)
+      return -1;
   }
   return 0;
 }
 
 /* With the column side's gradient (or conv_transpose's input) gc (n, o,
-   oh, ow): image (when not NULL, already holding its start: zeros or a
-   bias) += col2im(weight^T gc); gw (when not NULL; (o, c/groups, kh, kw))
+   oh, ow): image (when not NULL) += col2im(weight^T gc), image holding its
+   start (a bias) or, when zero_image, nothing yet: each chunk's samples
+   are then zeroed just before col2im adds onto them, in cache, instead of
+   the whole image before the walk (the lesson's second convolution: 3.2 MB
+   written out and read back); gw (when not NULL; (o, c/groups, kh, kw))
    = gc x patches(x)^T, or += when accumulate. */
+static int zero_samples(const nn_backend *be, nn_dtype dtype, char *data, int64_t count) {
+  int64_t size[3] = {1, 1, count}, stride[1][3] = {{0, 0, 1}};
+  char *operands[1] = {data};
+  nn_iter it = walk3(dtype, 1, size, operands, stride);
+  return be->fill(&it, 0);
+}
+
 static int backward_columns(const conv_geom *g, nn_tensor *gc, nn_tensor *x, nn_tensor *w,
-                            nn_tensor *image, nn_tensor *gw, int accumulate) {
+                            nn_tensor *image, nn_tensor *gw, int accumulate, int zero_image) {
   const nn_backend *be = nn_dispatch(g->op, offsetof(nn_backend, col2im), gc, w, image ? image : x);
   if (!be || (gw && nn_check_same_device(g->op, gc, gw) < 0) ||
       (gw && nn_check_same_device(g->op, gc, x) < 0))
@@ -205,6 +222,7 @@ static int backward_columns(const conv_geom *g, nn_tensor *gc, nn_tensor *x, nn_
     nn_iter_init(&it, 1, tt, gw->ndim, gw->size);
     if (be->fill(&it, 0) < 0) return -1;
   }
+  if (image && zero_image && (g->n == 0 || L == 0 || is_pointwise(g)) && start_as(be, image, NULL) < 0) return -1;
   if (g->n == 0 || L == 0) return 0;
   if (is_pointwise(g)) {
     for (int64_t gi = 0; gi < g->groups; gi++) {
@@ -244,7 +262,9 @@ static int backward_columns(const conv_geom *g, nn_tensor *gc, nn_tensor *x, nn_
                  matrix(gp + (size_t)(gi * og * width) * es, 0, width, 1), 0,
                  matrix(cols + (size_t)(gi * K * width) * es, 0, width, 1)) < 0)
           return -1;
-      if (be->col2im(&p, cols, id + (size_t)(s * g->c * g->h * g->w) * es) < 0) return -1;
+      char *at = id + (size_t)(s * g->c * g->h * g->w) * es;
+      if (zero_image && zero_samples(be, dt, at, count * g->c * g->h * g->w) < 0) return -1;
+      if (be->col2im(&p, cols, at) < 0) return -1;
     }
   }
   return 0;
@@ -328,12 +348,11 @@ int nn_conv_backward(nn_tensor *g, nn_tensor *x, nn_tensor *w, const int64_t *in
     if (transposed) {
       if (!(grads[0] = nn_empty_like(x)) || forward_columns(&geo, gc, w, NULL, grads[0]) < 0) goto fail;
     } else {
-      const nn_backend *be = nn_dispatch(op, offsetof(nn_backend, fill), x, NULL, NULL);
-      if (!be || !(grads[0] = nn_empty_like(x)) || start_as(be, grads[0], NULL) < 0) goto fail;
-      dx = grads[0];
+      if (!(grads[0] = nn_empty_like(x))) goto fail;
+      dx = grads[0]; /* zeroed chunk by chunk in backward_columns */
     }
   }
-  if ((dx || dw) && backward_columns(&geo, columns, image, w, dx, dw, into[1] != NULL) < 0) goto fail;
+  if ((dx || dw) && backward_columns(&geo, columns, image, w, dx, dw, into[1] != NULL, 1) < 0) goto fail;
   if (dw && into[1]) nn_bump_version(into[1]);
   if (need[2] && !(grads[2] = nn_sum_dims(gc, 1u | 4u | 8u, 0, 0))) goto fail;
   nn_release(gc);
@@ -386,8 +405,8 @@ static nn_tensor *conv_part(const conv_geom *g, int part, nn_tensor *a, nn_tenso
   const nn_backend *be = out ? nn_dispatch(g->op, offsetof(nn_backend, fill), a, b, NULL) : NULL;
   int status = !be ? -1
                : part == PART_COLUMNS ? forward_columns(g, ac, bc, NULL, out)
-               : part == PART_IMAGE   ? (start_as(be, out, NULL) < 0 ? -1 : backward_columns(g, ac, NULL, bc, out, NULL, 0))
-                                      : backward_columns(g, bc, ac, out, NULL, out, 0);
+               : part == PART_IMAGE   ? backward_columns(g, ac, NULL, bc, out, NULL, 0, 1)
+                                      : backward_columns(g, bc, ac, out, NULL, out, 0, 0);
   nn_release(ac), nn_release(bc);
   if (status < 0) {
     nn_release(out);
@@ -558,8 +577,8 @@ nn_tensor *nn_conv_transpose2d(nn_tensor *x, nn_tensor *w, nn_tensor *b, const n
   nn_tensor *xc, *wc, *bc, *out = NULL;
   const nn_backend *be = nn_dispatch(op, offsetof(nn_backend, fill), x, NULL, NULL);
   if (be && contiguous_pair(x, w, b, &xc, &wc, &bc) == 0) {
-    if ((out = nn_empty_like_shape(x, x->dtype, 4, size)) && start_as(be, out, bc) == 0 &&
-        backward_columns(&g, xc, NULL, wc, out, NULL, 0) == 0) {
+    if ((out = nn_empty_like_shape(x, x->dtype, 4, size)) && (!bc || start_as(be, out, bc) == 0) &&
+        backward_columns(&g, xc, NULL, wc, out, NULL, 0, !bc) == 0) {
       out = record(out, &g, 1, x, w, b, xc, wc);
     } else {
       nn_release(out);

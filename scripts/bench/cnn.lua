@@ -7,9 +7,10 @@
 --   * nnlua's time per training step;
 --   * the GEMM bound: the time OpenBLAS needs, in the same process, for
 --     just the matrix products of the step in im2col form (each
---     convolution's forward W x columns, one product per sample as the
---     step does them: faster than one over the whole batch, since each
---     sample's output stays in cache; its weight gradient g x columns^T
+--     convolution's forward W x columns, timed in two arrangements, one
+--     product per sample and one per chunk of samples whose columns fit a
+--     core's L2 (the step's, conv.c's chunk_of), the faster of the two
+--     taken as the bound; its weight gradient g x columns^T
 --     and, for the second, its input gradient W^T x g, each one product
 --     over the whole batch; the dense layers' products; an operand is a
 --     transposed view where the step's is, W^T and g^T, since OpenBLAS
@@ -65,22 +66,31 @@ end
 
 -- The step's products in im2col form: a convolution of C -> O channels,
 -- kernel 3x3, over L positions per image is W (O, 9C) x columns (9C, L)
--- forward for each of the N samples (the step's layout: each sample's
--- output written in place, in cache), g (O, N L) x columns^T for the
--- weight, W^T (9C, O) x g (O, N L) for the input (the first convolution's
--- input needs none), the last two over the whole batch. Returns the
--- function running them all, and their multiply-adds.
-local function bare_products()
+-- forward, for each of the N samples (per_sample) or for each chunk of
+-- samples side by side (otherwise: the step's layout, chunks of columns
+-- and output within 1 MB, as conv.c's chunk_of), g (O, N L) x columns^T
+-- for the weight, W^T (9C, O) x g (O, N L) for the input (the first
+-- convolution's input needs none), the last two over the whole batch.
+-- Returns the function running them all, and their multiply-adds.
+local operands = {} -- shared by products of one shape (as the step's chunks share one scratch)
+local function bare_products(per_sample)
   local list, macs = {}, 0
   local function product(m, k, n, trans_b, batch, trans_a)
-    local a = trans_a and nn.rand(k, m):t() or nn.rand(m, k)
-    local b = trans_b and nn.rand(n, k):t() or batch and nn.rand(batch, k, n) or nn.rand(k, n)
+    local key = table.concat({m, k, n, tostring(trans_b), batch or 1, tostring(trans_a)}, " ")
+    operands[key] = operands[key] or {trans_a and nn.rand(k, m):t() or nn.rand(m, k),
+      trans_b and nn.rand(n, k):t() or batch and nn.rand(batch, k, n) or nn.rand(k, n)}
+    local a, b = operands[key][1], operands[key][2]
     list[#list + 1] = function() return a:matmul(b) end
     macs = macs + m * k * n * (batch or 1)
   end
   local function conv(c, o, positions, input_grad)
     local rows, width = 9 * c, BATCH * positions
-    product(o, rows, positions, false, BATCH) -- forward, sample by sample
+    if per_sample then
+      product(o, rows, positions, false, BATCH)
+    else
+      local chunk = math.max(1, math.min(BATCH, (1 << 20) // ((rows + o) * positions * 4)))
+      for first = 1, BATCH, chunk do product(o, rows, math.min(chunk, BATCH - first + 1) * positions) end
+    end
     product(o, width, rows, true)  -- weight gradient
     if input_grad then product(rows, o, width, false, nil, true) end -- W^T, a view of the weight
   end
@@ -108,26 +118,33 @@ local labels = {}
 for i = 1, BATCH do labels[i] = (i * 7) % 10 + 1 end
 local x, y = nn.rand(BATCH, 1, 28, 28), nn.tensor(labels, {dtype = "int64"})
 local step = new_step()
-local products, macs = bare_products()
+local by_sample, macs = bare_products(true)
+local by_chunk = bare_products(false)
 print(string.format("the lesson's CNN, batch %d: %.2f GFLOP of matrix products per step", BATCH, 2 * macs / 1e9))
 
 local results = {}
 for _, threads in ipairs(thread_counts) do
   nn.set_num_threads(threads)
-  for _ = 1, 3 do step(x, y) products() end -- warm: scratch, pools, BLAS buffers
-  local step_times, bound_times = {}, {}
+  for _ = 1, 3 do step(x, y) by_sample() by_chunk() collectgarbage() end -- warm: scratch, pools, BLAS buffers
+  local step_times, sample_times, chunk_times = {}, {}, {}
   for r = 1, args.rounds do
     local t0 = nn.clock()
     for _ = 1, args.steps do step(x, y):item() end
     step_times[r] = (nn.clock() - t0) / args.steps
     t0 = nn.clock()
-    for _ = 1, args.steps do products() end
-    bound_times[r] = (nn.clock() - t0) / args.steps
+    for _ = 1, args.steps do by_sample() end
+    sample_times[r] = (nn.clock() - t0) / args.steps
+    t0 = nn.clock()
+    for _ = 1, args.steps do by_chunk() end
+    chunk_times[r] = (nn.clock() - t0) / args.steps
+    collectgarbage() -- the products' results, untimed: two lists of them would raise the peak RSS printed below
   end
-  local t, b = median(step_times), median(bound_times)
+  local t, bs, bc = median(step_times), median(sample_times), median(chunk_times)
+  local b = math.min(bs, bc)
   results[threads] = t
-  print(string.format("nnlua %d thread%s: step %.2f ms; GEMM bound %.2f ms (%.1f GFLOP/s); step / bound %.2f",
-    threads, threads == 1 and " " or "s", t * 1e3, b * 1e3, 2 * macs / b / 1e9, t / b))
+  print(string.format("nnlua %d thread%s: step %.2f ms; GEMM bound %.2f ms (%.1f GFLOP/s; forward per sample %.2f, "
+    .. "per chunk %.2f); step / bound %.2f", threads, threads == 1 and " " or "s", t * 1e3, b * 1e3,
+    2 * macs / b / 1e9, bs * 1e3, bc * 1e3, t / b))
 end
 print(string.format("nnlua peak RSS: %.0f MiB", peak_rss_mib() or 0))
 

@@ -189,6 +189,26 @@ describe("a batch in several chunks", function()
     gw = w.grad
     assert.is_true(batched:allclose(gw, 1e-4, 1e-3))
   end)
+
+  -- 7 samples of 32 x 14 x 14 to 64 channels make chunks of 3, 3 and 1
+  -- (the lesson's second convolution): the forward's product per chunk is
+  -- copied to each sample's place with the bias, and the input's gradient
+  -- is zeroed chunk by chunk just before its columns are added onto it.
+  it("with a bias, and the input's gradient zeroed chunk by chunk", function()
+    nn.manual_seed(12)
+    local x = nn.randn(7, 32, 14, 14):requires_grad_(true)
+    local w, b = nn.randn(64, 32, 3, 3):mul(0.1), nn.randn(64)
+    local r = nn.randn(7, 64, 14, 14)
+    local y = F.conv2d(x, w, b, {padding = 1})
+    ;(y * r):sum():backward()
+    for s = 1, 7 do
+      local xs = x:detach():narrow(1, s, 1):clone():requires_grad_(true)
+      local ys = F.conv2d(xs, w, b, {padding = 1})
+      assert.is_true(ys:allclose(y:narrow(1, s, 1), 1e-5, 1e-5), "sample " .. s)
+      ;(ys * r:narrow(1, s, 1)):sum():backward()
+      assert.is_true(xs.grad:allclose(x.grad:narrow(1, s, 1), 1e-5, 1e-5), "gradient of sample " .. s)
+    end
+  end)
 end)
 
 describe("misuse", function()

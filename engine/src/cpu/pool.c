@@ -399,13 +399,11 @@ NN_CPU_CLONES static void scale_shift_f32(int64_t n, const float *restrict x, fl
   else for (int64_t i = 0; i < n; i++) y[i] = x[i] * alpha + beta;
 }
 
-/* gx = (g - mean(g) - (x - mean) k) scale over a run, g first masked by
-   relu's result r where r is not NULL */
-NN_CPU_CLONES static void normalised_grad_f32(int64_t n, const float *restrict g, const float *restrict x,
-                                              const float *restrict r, float *restrict gx, float mean, float k,
-                                              float grad_mean, float scale) {
-  if (r) for (int64_t i = 0; i < n; i++) gx[i] = (nn_relu_grad_select_f32(g[i], r[i]) - grad_mean - (x[i] - mean) * k) * scale;
-  else for (int64_t i = 0; i < n; i++) gx[i] = (g[i] - grad_mean - (x[i] - mean) * k) * scale;
+/* gx = (g - mean(g) - (x - mean) k) scale over a run; g may be gx itself
+   (after relu, the first pass leaves the masked gradient in gx) */
+NN_CPU_CLONES static void normalised_grad_f32(int64_t n, const float *g, const float *restrict x, float *gx,
+                                              float mean, float k, float grad_mean, float scale) {
+  for (int64_t i = 0; i < n; i++) gx[i] = (g[i] - grad_mean - (x[i] - mean) * k) * scale;
 }
 
 /* One channel's statistics in one pass: sums of x - k and (x - k)^2 in
@@ -494,10 +492,14 @@ static inline void batch_norm_backward_channels(nn_dtype dt, const nn_batch_norm
           continue;
         }
         /* relu's gradient a block at a time, in cache; blocks of whole
-           groups of eight put each element in the lane one run would */
-        float masked[RELU_BLOCK];
+           groups of eight put each element in the lane one run would.
+           Where gx is wanted the masked gradient is written there, and the
+           second pass reads it back instead of g and relu's result (two
+           streams instead of three, no second mask: the same values) */
+        float block[RELU_BLOCK];
         for (int64_t i = 0; i < a->inner; i += RELU_BLOCK) {
           int64_t len = a->inner - i < RELU_BLOCK ? a->inner - i : RELU_BLOCK;
+          float *masked = a->gx ? (float *)a->gx + base + i : block;
           /* relu's gradient: g where relu's result (0 where x was not above 0) is not 0 */
           v->relu_grad(len, g + i, (const float *)a->out + base + i, masked);
           v->moments(s.a, s.b, masked, 0, x + i, mean, len);
@@ -520,9 +522,10 @@ static inline void batch_norm_backward_channels(nn_dtype dt, const nn_batch_norm
     for (int64_t b = 0; b < a->outer; b++) {
       int64_t base = b * cstride + c * a->inner;
       if (dt == NN_FLOAT32) {
-        normalised_grad_f32(a->inner, (const float *)a->g + base, (const float *)a->x + base,
-                            a->relu ? (const float *)a->out + base : NULL, (float *)a->gx + base, (float)mean,
-                            (float)k, (float)grad_mean, (float)scale);
+        /* with relu, gx already holds the masked gradient (the first pass) */
+        normalised_grad_f32(a->inner, a->relu ? (const float *)a->gx + base : (const float *)a->g + base,
+                            (const float *)a->x + base, (float *)a->gx + base, (float)mean, (float)k,
+                            (float)grad_mean, (float)scale);
       } else {
         const double *g = (const double *)a->g + base, *x = (const double *)a->x + base;
         double *gx = (double *)a->gx + base;
