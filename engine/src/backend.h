@@ -169,6 +169,8 @@ typedef struct nn_iter_direct {
   const void *kernels;
   int64_t n;
   char *data[NN_ITER_MAX_OPERANDS];
+  int64_t rows; /* add_rows: the rows of n values summed into data[0] */
+  double x;     /* sgd_step: the learning rate, which the caller sets before each run */
 } nn_iter_direct;
 
 /* Convolution's patches (im2col and col2im, cpu/conv.c): an image of
@@ -689,7 +691,14 @@ typedef struct nn_backend {
   int (*gemm_prepare)(const nn_gemm_args *a, nn_gemm_direct *d);
   /* the same for an entry of one iterator: fill (x the value), unary and
      unary_backward (op): 1 when it prepared *d, 0 when the entry itself
-     has to run at each call (NULL: always) */
+     has to run at each call (NULL: always). Two entries without an
+     iterator of their own are described by one: add_rows(dtype, rows,
+     cols, src, dst) as (dst, src) over dims {cols, rows}, dst's strides
+     {1, 0}, src's {1, cols}; sgd_step of plain SGD (no momentum buffer,
+     weight decay 0, not maximizing) as (param, grad), contiguous, whose
+     run reads the learning rate from d->x, set before each run (the
+     pointers in d->data may be set again too: the kernel is chosen by
+     dtypes, strides and n). */
   int (*iter_prepare)(size_t entry, int op, const nn_iter *it, double x, nn_iter_direct *d);
 } nn_backend;
 
@@ -709,7 +718,7 @@ extern const size_t nn_backend_entry_count;
    comes in nn_host_api. NN_BACKEND_ABI is bumped whenever nn_backend,
    nn_host_api or a geometry struct above changes shape, so that a library
    of another build refuses to open rather than misread them. */
-#define NN_BACKEND_ABI 8
+#define NN_BACKEND_ABI 9
 
 typedef struct nn_host_api {
   int abi;             /* NN_BACKEND_ABI of the engine */

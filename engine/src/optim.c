@@ -109,6 +109,9 @@ typedef struct {
   nn_dtype dtype;
   int ndim;
   int64_t numel, size[NN_MAX_DIMS]; /* the shape both had */
+  /* plain SGD's kernel as the backend prepared it for this parameter
+     (iter_prepare), run with the step's learning rate; run NULL: none */
+  nn_iter_direct plain;
 } sgd_list_item;
 
 struct nn_sgd_list {
@@ -137,6 +140,19 @@ static void sgd_item_forget(sgd_list_item *it) {
   it->grad = NULL;
   it->storage = it->grad_storage = NULL;
   it->be = NULL;
+  it->plain.run = NULL;
+}
+
+/* Asks p's backend for plain SGD's kernel over p and its gradient, the
+   tests that choose it made once (a step of a small layer costs less than
+   the entry's choice of loop): it->plain.run stays NULL where it has none. */
+static void sgd_item_prepare(sgd_list_item *it, nn_tensor *p) {
+  memset(&it->plain, 0, sizeof it->plain);
+  if (!it->be->iter_prepare) return;
+  nn_iter i = {.n = 2, .ndim = 1, .size = {it->numel}, .stride = {{1, 1}},
+               .data = {nn_data(p), nn_data(p->grad)}, .dtype = {p->dtype, p->dtype}};
+  if (it->be->iter_prepare(offsetof(nn_backend, sgd_step), 0, &i, 0, &it->plain) <= 0)
+    it->plain.run = NULL;
 }
 
 nn_sgd_list *nn_sgd_list_new(nn_tensor *const *params, int64_t n) {
@@ -155,12 +171,22 @@ int nn_sgd_list_step(nn_sgd_list *l, const nn_sgd_options *o) {
     nn_error_set("sgd: a parameter list steps plain SGD only (momentum 0)");
     return -1;
   }
+  /* what the prepared kernels do: no weight decay, not maximizing (the
+     backends' plain loop, which the entry would pick too) */
+  int plain = o->weight_decay == 0 && !o->maximize;
   for (int64_t i = 0; i < l->n; i++) {
     sgd_list_item *it = &l->item[i];
     nn_tensor *p = it->param;
     if (p->grad && sgd_item_as_checked(it, p)) {
-      if (it->be->sgd_step(p->dtype, it->numel, nn_data(p), nn_data(p->grad), NULL, 0, o) < 0)
+      if (plain && it->plain.run) {
+        it->plain.data[0] = nn_data(p);
+        it->plain.data[1] = nn_data(p->grad);
+        it->plain.x = o->lr;
+        it->plain.run(&it->plain);
+      } else if (it->be->sgd_step(p->dtype, it->numel, nn_data(p), nn_data(p->grad), NULL, 0, o) <
+                 0) {
         return -1;
+      }
       nn_bump_version(p);
       continue;
     }
@@ -179,6 +205,7 @@ int nn_sgd_list_step(nn_sgd_list *l, const nn_sgd_options *o) {
     it->ndim = p->ndim;
     it->numel = nn_numel(p);
     memcpy(it->size, p->size, sizeof it->size);
+    sgd_item_prepare(it, p);
   }
   return 0;
 }

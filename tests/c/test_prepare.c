@@ -6,7 +6,8 @@
  * and a bias; sigmoid and relu forward and backward, and the zero fill.
  * The small layers' calls (XOR's: a batch of 4 through 2-10-10-10-1) must
  * be accepted, and what the entries do otherwise (strided, float64, large,
- * a fill of another value) declined. */
+ * a fill of another value) declined. Likewise a bias gradient (add_rows)
+ * and plain SGD's step, whose learning rate is set at each run. */
 #include "check.h"
 #include "cpu/cpu.h"
 #include "cpu/vector.h"
@@ -126,9 +127,89 @@ static void test_elementwise_calls_give_the_entries_bits(void) {
   }
 }
 
+/* A bias gradient (add_rows) through its entry and through its prepared
+   call, described by the iterator backend.h gives: rows of cols values
+   into a row with padding after it; returns whether it was prepared. */
+static int bias_gradient(int64_t rows, int64_t cols, int wide) {
+  enum { CAP = 12 * 70 };
+  static double src[CAP], dst_entry[80], dst_direct[80];
+  uint32_t seed = (uint32_t)(rows * 97 + cols);
+  float *f = (float *)src;
+  if (!CHECK(rows * cols <= CAP && cols + 8 <= 80)) return 0;
+  for (int i = 0; i < CAP; i++) src[i] = 0;
+  for (int64_t i = 0; i < rows * cols; i++) {
+    if (wide) src[i] = value(&seed);
+    else f[i] = value(&seed);
+  }
+  for (int i = 0; i < 80; i++) dst_entry[i] = dst_direct[i] = value(&seed);
+  nn_dtype dt = wide ? NN_FLOAT64 : NN_FLOAT32;
+  CHECK(nn_cpu_backend.add_rows(dt, rows, cols, src, dst_entry) == 0);
+  nn_iter it = {.n = 2, .ndim = 2, .size = {cols, rows}, .stride = {{1, 1}, {0, cols}},
+                .data = {(char *)dst_direct, (char *)src}, .dtype = {dt, dt}};
+  nn_iter_direct d;
+  if (nn_cpu_backend.iter_prepare(offsetof(nn_backend, add_rows), 0, &it, 0, &d) != 1) return 0;
+  d.run(&d);
+  CHECKF(memcmp(dst_entry, dst_direct, sizeof dst_entry) == 0,
+         "add_rows %lld x %lld: the prepared call differs from the entry's", (long long)rows,
+         (long long)cols);
+  return 1;
+}
+
+static void test_bias_gradients_give_the_entrys_bits(void) {
+  const int64_t rows[] = {1, 2, 4, 5, 12}, cols[] = {1, 2, 7, 8, 9, 10, 16, 17, 31, 32, 33, 64, 70};
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+    for (size_t j = 0; j < sizeof cols / sizeof cols[0]; j++) {
+      CHECK(bias_gradient(rows[i], cols[j], 0));
+      CHECK(!bias_gradient(rows[i], cols[j], 1)); /* float64: the entry's */
+    }
+  /* an iterator of another layout is not add_rows */
+  float s[8] = {0}, d[4] = {0};
+  nn_iter_direct direct;
+  nn_iter it = {.n = 2, .ndim = 2, .size = {4, 2}, .stride = {{1, 1}, {1, 4}},
+                .data = {(char *)d, (char *)s}, .dtype = {NN_FLOAT32, NN_FLOAT32}};
+  CHECK(nn_cpu_backend.iter_prepare(offsetof(nn_backend, add_rows), 0, &it, 0, &direct) == 0);
+}
+
+/* Plain SGD of n float32 values through the entry and through the kernel
+   prepared for it, the learning rate set after preparing (as a list
+   does at each step); returns whether it was prepared. */
+static int sgd_plain(int64_t n, int64_t stride, int wide, double lr) {
+  enum { CAP = 600 };
+  static double p_entry[CAP], p_direct[CAP], grad[CAP];
+  uint32_t seed = (uint32_t)(n * 13 + stride);
+  float *pe = (float *)p_entry, *pd = (float *)p_direct, *g = (float *)grad;
+  if (!CHECK(n * stride < CAP)) return 0;
+  for (int i = 0; i < CAP; i++) p_entry[i] = p_direct[i] = grad[i] = 0;
+  for (int64_t i = 0; i < CAP; i++) pe[i] = pd[i] = 4 * value(&seed), g[i] = value(&seed);
+  nn_dtype dt = wide ? NN_FLOAT64 : NN_FLOAT32;
+  nn_sgd_options o = {.lr = lr};
+  CHECK(nn_cpu_backend.sgd_step(dt, n, pe, g, NULL, 0, &o) == 0);
+  nn_iter it = {.n = 2, .ndim = 1, .size = {n}, .stride = {{stride, stride}},
+                .data = {(char *)pd, (char *)g}, .dtype = {dt, dt}};
+  nn_iter_direct d;
+  if (nn_cpu_backend.iter_prepare(offsetof(nn_backend, sgd_step), 0, &it, 0.5, &d) != 1) return 0;
+  d.x = lr;
+  d.run(&d);
+  CHECKF(memcmp(p_entry, p_direct, sizeof p_entry) == 0,
+         "sgd_step of %lld values: the prepared call differs from the entry's", (long long)n);
+  return 1;
+}
+
+static void test_sgd_steps_give_the_entrys_bits(void) {
+  const int64_t sizes[] = {1, 3, 4, 7, 8, 9, 10, 16, 20, 33, 100, 257};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    CHECK(sgd_plain(sizes[i], 1, 0, 0.1));
+    CHECK(sgd_plain(sizes[i], 1, 0, 1.0 / 3));
+    CHECK(!sgd_plain(sizes[i], 1, 1, 0.1)); /* float64: the entry's */
+    if (sizes[i] > 1) CHECK(!sgd_plain(sizes[i], 2, 0, 0.1)); /* not contiguous */
+  }
+}
+
 int main(void) {
   test_products_give_gemms_bits();
   test_small_layers_are_prepared();
   test_elementwise_calls_give_the_entries_bits();
+  test_bias_gradients_give_the_entrys_bits();
+  test_sgd_steps_give_the_entrys_bits();
   return check_finish();
 }

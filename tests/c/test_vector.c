@@ -97,6 +97,47 @@ static void compare_moments(const nn_cpu_vector *a, const nn_cpu_vector *b) {
   }
 }
 
+/* a linear layer's bias gradient: rows summed in order into d, whose
+   values past cols stay as they were; the rows and columns that reach
+   each block of the variants (four vectors, one, the last one's lanes).
+   Any NaN equals any NaN (which one an add of two leaves depends on the
+   order the compiler gave its operands, as in same_sums). */
+static void compare_add_rows(const nn_cpu_vector *a, const nn_cpu_vector *b) {
+  enum { ROWS = 5 };
+  float s[ROWS * LONGEST], da[LONGEST + 4], db[LONGEST + 4];
+  for (int64_t rows = 0; rows <= ROWS; rows++)
+    for (int64_t cols = 0; cols <= LONGEST; cols++) {
+      fill(s, rows * cols, (uint32_t)(rows * 131 + cols));
+      fill(da, LONGEST + 4, (uint32_t)cols + 3000);
+      memcpy(db, da, sizeof da);
+      a->add_rows(rows, cols, s, da);
+      b->add_rows(rows, cols, s, db);
+      int same = 1;
+      for (int64_t j = 0; j < LONGEST + 4; j++)
+        same &= (isnan(da[j]) && isnan(db[j])) || memcmp(&da[j], &db[j], sizeof da[j]) == 0;
+      CHECKF(same, "add_rows: %s differs from %s at %lld x %lld", a->name, b->name, (long long)rows,
+             (long long)cols);
+    }
+}
+
+/* plain SGD's step, at every length (whole vectors, the last one's
+   lanes), the values past n left as they were */
+static void compare_sgd_plain(const nn_cpu_vector *a, const nn_cpu_vector *b) {
+  float g[LONGEST], pa[LONGEST + 4], pb[LONGEST + 4];
+  for (int64_t n = 0; n <= LONGEST; n++) {
+    fill(g, n, (uint32_t)n + 11);
+    fill(pa, LONGEST + 4, (uint32_t)n + 4000);
+    memcpy(pb, pa, sizeof pa);
+    float lr = n % 3 == 0 ? 0.1f : n % 3 == 1 ? 1.0f : 3e-5f;
+    a->sgd_plain(n, pa, g, lr);
+    b->sgd_plain(n, pb, g, lr);
+    int same = 1;
+    for (int64_t j = 0; j < LONGEST + 4; j++)
+      same &= (isnan(pa[j]) && isnan(pb[j])) || memcmp(&pa[j], &pb[j], sizeof pa[j]) == 0;
+    CHECKF(same, "sgd_plain: %s differs from %s at n = %lld", a->name, b->name, (long long)n);
+  }
+}
+
 int main(void) {
   const nn_cpu_vector *baseline = nn_cpu_vector_named("baseline");
   CHECK(baseline != NULL);
@@ -110,6 +151,8 @@ int main(void) {
       CHECK(strcmp(v->name, wider[i]) == 0);
       compare(v, baseline);
       compare_moments(v, baseline);
+      compare_add_rows(v, baseline);
+      compare_sgd_plain(v, baseline);
     } else {
       printf("%s: not built, or not run by this processor\n", wider[i]);
     }

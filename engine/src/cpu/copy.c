@@ -89,7 +89,7 @@ static void clear_elements(const void *vctx, int64_t first, int64_t last) {
 }
 
 int nn_cpu_fill(const nn_iter *it, double value) {
-  if (value == 0 && !signbit(value) && it->ndim == 1 && it->stride[0][0] == 1) {
+  if (nn_cpu_fill_clears(it, value)) {
     /* one run of all-zero bits, in every dtype */
     struct clear_ctx c = {it->data[0], nn_element_size(it->dtype[0])};
     if (nn_parallel_pass_pieces(it->size[0]) < 2) memset(c.data, 0, (size_t)it->size[0] * c.esize);
@@ -130,20 +130,13 @@ int nn_cpu_add_into(const nn_iter *it) {
 }
 
 /* A linear layer's bias gradient (the batch's rows summed into dst, in
-   order), on the calling thread at any thread count: restrict and the
-   widest vectors the processor has, so that the rows add eight or sixteen
-   columns at a time (the plain loop, which must allow dst to overlap src,
-   ran at four instructions an element). Each column's sum is the same
-   additions in the same order in every variant. */
-NN_CPU_CLONES
-static void add_rows_f32(int64_t rows, int64_t cols, const float *restrict s, float *restrict d) {
-  for (int64_t i = 0; i < rows; i++)
-    for (int64_t j = 0; j < cols; j++) d[j] += s[i * cols + j];
-}
-
+   order), on the calling thread at any thread count; float32 through the
+   vector loop that a captured plan's replay calls too (cpu/vector.h's
+   add_rows, cpu/prepare.c). Each column's sum is the same additions in the
+   same order in every variant. */
 int nn_cpu_add_rows(nn_dtype dtype, int64_t rows, int64_t cols, const void *src, void *dst) {
   if (dtype == NN_FLOAT32) {
-    add_rows_f32(rows, cols, src, dst);
+    nn_cpu_vector_best()->add_rows(rows, cols, src, dst);
   } else if (dtype == NN_FLOAT64) {
     const double *s = src;
     double *d = dst;

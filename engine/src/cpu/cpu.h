@@ -167,6 +167,8 @@ int nn_cpu_gemm(const nn_gemm_args *a);
 int nn_cpu_gemm_dtypes(const nn_gemm_args *a);
 int nn_cpu_gemm_prepare(const nn_gemm_args *a, nn_gemm_direct *d);
 int nn_cpu_iter_prepare(size_t entry, int op, const nn_iter *it, double x, nn_iter_direct *d);
+/* optim.c: iter_prepare's sgd_step (plain SGD, float32, one thread) */
+int nn_cpu_sgd_prepare(const nn_iter *it, nn_iter_direct *d);
 /* nn_cpu_gemm through the products of variant v (cpu/vector.h), to
    compare the variants */
 struct nn_cpu_vector;
@@ -248,5 +250,36 @@ int nn_cpu_equal(const nn_iter *it, int *result);
 
 /* lerp.c */
 int nn_cpu_lerp(const nn_iter *it, double w);
+
+/* ---- the loop a contiguous float32 elementwise call runs ----------------
+   One choice, made by the entries (cpu/elementwise.c's unary and
+   unary_backward, cpu/copy.c's fill) at every call and by prepare.c once
+   for a captured plan, so that a replay runs the loop the entry would. */
+#include "cpu/vector.h"
+
+typedef void (*nn_cpu_map_f32)(int64_t n, const float *x, float *out);
+typedef void (*nn_cpu_grad_f32)(int64_t n, const float *g, const float *v, float *gi);
+
+/* unary op over (out, x) of the dtypes out and in, strides st: the loop
+   of v for it, or NULL (the entry's other loops) */
+static inline nn_cpu_map_f32 nn_cpu_unary_loop_of(const nn_cpu_vector *v, int op, nn_dtype out,
+                                                  nn_dtype in, const int64_t *st) {
+  if (out != NN_FLOAT32 || in != NN_FLOAT32 || st[0] != 1 || st[1] != 1) return NULL;
+  return op == NN_SIGMOID ? v->sigmoid : op == NN_RELU ? v->relu : NULL;
+}
+
+/* op's backward over (grad_in, g, y or x), grad_in of dtype out (the
+   others' too), strides st: the loop of v for it, or NULL */
+static inline nn_cpu_grad_f32 nn_cpu_unary_grad_loop_of(const nn_cpu_vector *v, int op, nn_dtype out,
+                                                        const int64_t *st) {
+  if (out != NN_FLOAT32 || st[0] != 1 || st[1] != 1 || st[2] != 1) return NULL;
+  return op == NN_SIGMOID ? v->sigmoid_grad : op == NN_RELU ? v->relu_grad : NULL;
+}
+
+/* whether filling it with value is clearing one run of its bytes (+0 has
+   all-zero bits in every dtype) */
+static inline int nn_cpu_fill_clears(const nn_iter *it, double value) {
+  return value == 0 && !signbit(value) && it->ndim == 1 && it->stride[0][0] == 1;
+}
 
 #endif

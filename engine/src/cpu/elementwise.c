@@ -175,10 +175,9 @@ static void unary_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
   if (c->out == NN_FLOAT32 && c->a == NN_FLOAT32) {
     float *o = (float *)data[0];
     const float *x = (const float *)data[1];
-    if (c->op == NN_SIGMOID && st[0] == 1 && st[1] == 1) {
-      nn_cpu_vector_best()->sigmoid(n, x, o);
-    } else if (c->op == NN_RELU && st[0] == 1 && st[1] == 1) {
-      nn_cpu_vector_best()->relu(n, x, o);
+    nn_cpu_map_f32 loop = nn_cpu_unary_loop_of(nn_cpu_vector_best(), (int)c->op, c->out, c->a, st);
+    if (loop) {
+      loop(n, x, o);
     } else if (st[0] == 1 && st[1] == 1 && nn_cpu_vector_best()->unary((int)c->op, n, x, o)) {
     } else {
       for (int64_t i = 0; i < n; i++) o[i * st[0]] = nn_unary_apply_f(c->op, x[i * st[1]]);
@@ -209,16 +208,11 @@ int nn_cpu_unary(nn_unary_op op, const nn_iter *it) {
 static void unary_grad_inner(void *vctx, int64_t n, char **data, const int64_t *st) {
   nn_unary_op op = *(const nn_unary_op *)vctx;
   int out_mode = nn_unary_grad_reads_output(op);
-  if (op == NN_SIGMOID && st[0] == 1 && st[1] == 1 && st[2] == 1) {
-    /* data: grad_in, g, y -- the hot path of every sigmoid network */
-    nn_cpu_vector_best()->sigmoid_grad(n, (const float *)data[1], (const float *)data[2],
-                                       (float *)data[0]);
-    return;
-  }
-  if (op == NN_RELU && st[0] == 1 && st[1] == 1 && st[2] == 1) {
-    /* data: grad_in (new), g, x -- the hot path of every relu network */
-    nn_cpu_vector_best()->relu_grad(n, (const float *)data[1], (const float *)data[2],
-                                    (float *)data[0]);
+  /* data: grad_in, g, y (sigmoid) or x (relu) -- the hot path of every
+     sigmoid or relu network */
+  nn_cpu_grad_f32 loop = nn_cpu_unary_grad_loop_of(nn_cpu_vector_best(), (int)op, NN_FLOAT32, st);
+  if (loop) {
+    loop(n, (const float *)data[1], (const float *)data[2], (float *)data[0]);
     return;
   }
   for (int64_t i = 0; i < n; i++) {

@@ -80,13 +80,25 @@ typedef struct {
   const char *bias; /* n values each row of c starts as (beta then 1), or NULL */
 } product_pieces;
 
+/* rows of c, ldc elements apart, each set to the cols values at bias
+   (elements of es bytes): where a product with a bias starts, before it
+   adds itself onto them (every path below that does not hand the bias to
+   its kernel) */
+static inline void bias_rows(char *c, int64_t rows, int64_t ldc, const char *bias, int64_t cols,
+                             size_t es) {
+  if (cols == 1) { /* one output (a binary classifier's): a move, where es is known, not a call */
+    for (int64_t i = 0; i < rows; i++) memcpy(c + (size_t)(i * ldc) * es, bias, es);
+    return;
+  }
+  for (int64_t i = 0; i < rows; i++) memcpy(c + (size_t)(i * ldc) * es, bias, (size_t)cols * es);
+}
+
 /* c's rows [row, row + rows), columns [col, col + cols) set to the bias's
    columns: by the piece that then adds its product onto them, on its own
    thread, so that no thread writes what another then reads back */
 static void bias_block(const product_pieces *p, int64_t row, int64_t rows, int64_t col, int64_t cols) {
   size_t es = nn_element_size(p->dtype);
-  for (int64_t i = row; i < row + rows; i++)
-    memcpy(p->c + (size_t)(i * p->ldc + col) * es, p->bias + (size_t)col * es, (size_t)cols * es);
+  bias_rows(p->c + (size_t)(row * p->ldc + col) * es, rows, p->ldc, p->bias + (size_t)col * es, cols, es);
 }
 
 /* Where piece i of the cut dimension starts: pieces of whole 64-byte lines
@@ -674,7 +686,7 @@ static int gemm_one(const nn_gemm_args *g, const nn_cpu_gemm_f32 *fast, const ch
                            (!fast || g->dtype != NN_FLOAT32 || !skinny(m, n, k))
                          ? g->bias : NULL;
   if (g->bias && !piece_bias) { /* each row starts as the bias, the product adds onto it */
-    for (int64_t i = 0; i < m; i++) memcpy(c + (size_t)(i * c0) * es, g->bias, (size_t)n * es);
+    bias_rows(c, m, c0, g->bias, n, es);
     beta = 1;
   }
   if (k == 0) { /* alpha * (an empty sum) = 0; beta == 0 overwrites whatever c held */
@@ -725,8 +737,10 @@ int nn_cpu_gemm(const nn_gemm_args *g) { return nn_cpu_gemm_variant(g, nn_cpu_ve
    What gemm_one does for a float32 product small enough for one thread
    in the kernels (rows, dots or columns, with the bias as gemm_one gives
    it), the tests made once: a replay calls the kernel itself. */
-static void direct_bias_rows(const nn_gemm_direct *d) {
-  for (int64_t i = 0; i < d->m; i++) memcpy(d->c + i * d->c0, d->bias, (size_t)d->n * sizeof(float));
+/* out of line: inlined, its loop's registers were saved and restored at
+   every call of the kernels below, bias or none */
+static __attribute__((noinline)) void direct_bias_rows(const nn_gemm_direct *d) {
+  bias_rows((char *)d->c, d->m, d->c0, (const char *)d->bias, d->n, sizeof(float));
 }
 
 static void direct_rows(const nn_gemm_direct *d) {

@@ -17,13 +17,6 @@ NN_CPU_CLONES static void sgd_momentum_f32(int64_t n, float *restrict p, float *
   for (int64_t i = 0; i < n; i++) nn_sgd_element_f32(&p[i], &b[i], g[i], sign, wd, m, damp, lr, first, nesterov);
 }
 
-/* Plain SGD (no momentum, decay or maximize): without restrict the loop
-   must allow p and g to overlap, and ran four lanes wide at two
-   instructions an element. */
-NN_CPU_CLONES static void sgd_plain_f32(int64_t n, float *restrict p, const float *restrict g, float lr) {
-  for (int64_t i = 0; i < n; i++) p[i] = nn_sgd_param_f32(p[i], lr, g[i]);
-}
-
 static int sgd_serial(nn_dtype dtype, int64_t n, void *param, const void *grad, void *momentum_buffer,
                       int first, const nn_sgd_options *o) {
   double sign = o->maximize ? -1 : 1;
@@ -33,7 +26,7 @@ static int sgd_serial(nn_dtype dtype, int64_t n, void *param, const void *grad, 
     float lr = (float)o->lr, wd = (float)o->weight_decay, m = (float)o->momentum;
     float damp = (float)(1 - o->dampening);
     if (!b && wd == 0 && sign == 1) { /* plain SGD: one loop, as wide as the processor goes */
-      sgd_plain_f32(n, p, g, lr);
+      nn_cpu_vector_best()->sgd_plain(n, p, g, lr);
       return 0;
     }
     if (b) {
@@ -384,6 +377,24 @@ int nn_cpu_sgd_step(nn_dtype dtype, int64_t n, void *param, const void *grad, vo
   if (nn_parallel_pass_pieces(n) < 2) return sgd_serial(dtype, n, param, grad, momentum_buffer, first, o);
   step_args a = {STEP_SGD, dtype, param, grad, {momentum_buffer, NULL, NULL}, first, {0, 0}, o};
   return step_over_pool(n, &a);
+}
+
+/* Plain SGD (no momentum buffer, weight decay 0, not maximizing) of a
+   float32 parameter that nn_cpu_sgd_step steps on the calling thread,
+   prepared (iter_prepare; cpu/prepare.c): its loop, sgd_serial's for these
+   options, with the learning rate the caller puts in d->x. */
+static void sgd_plain_run(const nn_iter_direct *d) {
+  const nn_cpu_vector *v = d->kernels;
+  v->sgd_plain(d->n, (float *)d->data[0], (const float *)d->data[1], (float)d->x);
+}
+
+int nn_cpu_sgd_prepare(const nn_iter *it, nn_iter_direct *d) {
+  if (it->n != 2 || it->ndim != 1 || it->dtype[0] != NN_FLOAT32 || it->dtype[1] != NN_FLOAT32 ||
+      it->stride[0][0] != 1 || it->stride[0][1] != 1 || nn_parallel_pass_pieces(it->size[0]) >= 2)
+    return 0;
+  d->kernels = nn_cpu_vector_best();
+  d->run = sgd_plain_run;
+  return 1;
 }
 
 int nn_cpu_adam_step(nn_dtype dtype, int64_t n, void *param, const void *grad, void *exp_avg,

@@ -63,6 +63,11 @@ typedef struct nn_cpu_vector {
      lane 0: the same additions in the same order in every variant, so the
      same bits; eight chains of additions, not one. */
   void (*moments)(double a[8], double b[8], const float *p, double ps, const float *q, double qs, int64_t n);
+  /* d[j] += s[i cols + j] for each of the rows i in turn (a linear
+     layer's bias gradient), s rows x cols contiguous */
+  void (*add_rows)(int64_t rows, int64_t cols, const float *s, float *d);
+  /* p[i] = p[i] + -lr g[i] (plain SGD's step, cpu/optim.c) */
+  void (*sgd_plain)(int64_t n, float *p, const float *g, float lr);
 } nn_cpu_vector;
 
 /* The fastest variant this processor runs; NN_CPU_VECTOR=baseline (or avx2)
