@@ -1022,9 +1022,15 @@ static void quiet_idle_blas_threads(void) {
 }
 
 #ifdef NN_OPENBLAS_STATIC
+/* engine/src/cpu/openblas_loader.c: the kernels OpenBLAS is to run here
+   (NULL: its own choice); a shared OpenBLAS is given them as it loads */
+const char *nn_cpu_blas_kernels(void);
+
 static void quiet_before_constructors(int argc, char **argv, char **envp) {
   (void)argc, (void)argv, (void)envp;
   quiet_idle_blas_threads();
+  const char *kernels = nn_cpu_blas_kernels();
+  if (kernels && !getenv("OPENBLAS_CORETYPE")) setenv("OPENBLAS_CORETYPE", kernels, 1);
 }
 __attribute__((section(".preinit_array"), used)) static void (*const quiet_before_blas)(
     int, char **, char **) = quiet_before_constructors;

@@ -361,6 +361,45 @@ describe("threads started, and the environment left as it was", function()
     assert.are.equal(2, (threads_after(2)))
   end)
 
+  it("OpenBLAS's kernels chosen by what the processor can do, unless the user chose", function()
+    -- Debian 12's OpenBLAS does not know newer models (Sapphire Rapids)
+    -- and ran its SSE3 kernels there ("Prescott"), at a quarter of the
+    -- speed: the engine names the kernels as OpenBLAS loads
+    -- (engine/src/cpu/openblas_loader.c; lua/nnlua.c for a static one).
+    local flags = {}
+    for line in io.lines("/proc/cpuinfo") do
+      local list = line:match("^flags%s*:%s*(.*)")
+      if list then
+        for flag in list:gmatch("%S+") do flags[flag] = true end
+        break
+      end
+    end
+    local expected
+    if flags.avx512f and flags.avx512cd and flags.avx512bw and flags.avx512dq and flags.avx512vl
+        and flags.fma then
+      expected = "SkylakeX"
+    elseif flags.avx2 and flags.fma then
+      expected = "Haswell"
+    end
+    local code = [[
+      local a = nn.rand(640, 640) -- large enough for OpenBLAS
+      print(a:matmul(a):sum():item() > 0 and "ran" or "?")
+      print("environment " .. tostring(os.getenv("OPENBLAS_CORETYPE")))]]
+    local out, ok = support.nnlua_output(code, {OPENBLAS_CORETYPE = false, OPENBLAS_VERBOSE = "2"})
+    assert(ok, out)
+    assert.truthy(out:find("ran", 1, true), out)
+    -- named for OpenBLAS's start only: programs this one starts see the user's environment
+    assert.truthy(out:find("environment nil", 1, true), out)
+    local core = out:match("Core: (%w+)")
+    assert.is_not_nil(core, out)
+    if expected then assert.are.equal(expected, core) end
+    -- the user's choice stands
+    out, ok = support.nnlua_output(code, {OPENBLAS_CORETYPE = "Prescott", OPENBLAS_VERBOSE = "2"})
+    assert(ok, out)
+    assert.are.equal("Prescott", out:match("Core: (%w+)"))
+    assert.truthy(out:find("environment Prescott", 1, true), out)
+  end)
+
   it("a large product that is OpenBLAS's first use after nn.set_num_threads(2)", function()
     -- Every tensor below is under two grains, so the product's pieces are
     -- what loads OpenBLAS: lowering its count to one for them must not

@@ -102,6 +102,9 @@ const char *nn_cpu_device_name(void);
 size_t nn_cpu_memory_allocated(void);
 size_t nn_cpu_memory_reserved(void);
 void nn_cpu_empty_cache(void);
+/* OPENBLAS_CORETYPE's name for the kernels this processor runs best, or
+   NULL (cpu/openblas_loader.c; lua/nnlua.c uses it for a static OpenBLAS) */
+const char *nn_cpu_blas_kernels(void);
 /* none: nn.distributed sends host memory over MPI itself (memory.c) */
 int nn_cpu_collective_available(char *why, size_t len);
 int nn_cpu_collective_id(unsigned char *id);

@@ -10,7 +10,8 @@
  * and forward to it. A program may set OpenBLAS's environment
  * (OPENBLAS_THREAD_TIMEOUT, OPENBLAS_NUM_THREADS) up to that moment, which
  * is when OpenBLAS reads it and starts its threads; where it has not, the
- * engine sets them for that moment (see load): the idle threads' spin
+ * engine sets them for that moment (see load): the kernels for this
+ * processor (nn_cpu_blas_kernels), the idle threads' spin
  * (NN_BLAS_THREAD_TIMEOUT, the same in nnlua and under a stock lua5.4) and
  * the count nn.set_num_threads asked for before OpenBLAS was needed, so
  * that nn.set_num_threads(1) starts no thread at all.
@@ -18,6 +19,38 @@
  * Empty without NN_OPENBLAS_LAZY (CMakeLists.txt): a static OpenBLAS
  * is linked in directly. An entry the engine starts calling must be added
  * here too; the link fails until it is. */
+#include "cpu/cpu.h"
+
+/* The kernels OpenBLAS is to run on this processor, as OPENBLAS_CORETYPE
+ * names them, or NULL to leave the choice to OpenBLAS.
+ *
+ * A DYNAMIC_ARCH OpenBLAS (Debian's) picks its kernels by the processor's
+ * family and model, from a table fixed when it was released; a model it
+ * does not know gets its SSE3 kernels ("Prescott"). Debian 12's 0.3.21 does
+ * not know Sapphire Rapids: there every product ran at a quarter of its
+ * speed (a 1000 x 1000 sgemm at 25 GFLOP/s on one core against 80 to 95
+ * with the AVX-512 kernels, scripts/bench/mlp.lua's products alike). So
+ * the choice is made from what the processor can do instead, the same
+ * choice OpenBLAS makes for the models it knows: AVX-512 (F, CD, BW, DQ,
+ * VL, with the operating system saving the registers) its Skylake-X
+ * kernels, AVX2 with FMA its Haswell kernels (which its Zen and Skylake
+ * targets also run), anything older its own choice. Only where the user
+ * has not set OPENBLAS_CORETYPE (see load, and lua/nnlua.c for a static
+ * OpenBLAS). */
+const char *nn_cpu_blas_kernels(void) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return NULL;
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vl"))
+    return "SkylakeX";
+  return "Haswell";
+#else
+  return NULL;
+#endif
+}
+
 #ifdef NN_OPENBLAS_LAZY
 
 #include <cblas.h>
@@ -105,8 +138,10 @@ static void load(void) {
      again: they are set for that moment only, so that programs this
      process starts see the environment it was given. (The engine's other
      threads, if any run yet, never read the environment.) */
-  char count[16], *saved_timeout, *saved_count;
+  char count[16], *saved_timeout, *saved_count, *saved_kernels;
   int requested = __atomic_load_n(&threads_before_load, __ATOMIC_ACQUIRE);
+  const char *kernels = nn_cpu_blas_kernels();
+  int kernels_set = kernels && set_for_start("OPENBLAS_CORETYPE", kernels, 0, &saved_kernels);
   int timeout_set = !getenv("GOTO_THREAD_TIMEOUT") && /* the user's older spelling */
                     set_for_start("OPENBLAS_THREAD_TIMEOUT", NN_BLAS_THREAD_TIMEOUT, 0, &saved_timeout);
   snprintf(count, sizeof count, "%d", requested);
@@ -115,6 +150,7 @@ static void load(void) {
   void *library = dlopen(NN_OPENBLAS_SONAME, RTLD_NOW | RTLD_LOCAL);
   if (timeout_set) put_back("OPENBLAS_THREAD_TIMEOUT", saved_timeout);
   if (count_set) put_back("OPENBLAS_NUM_THREADS", saved_count);
+  if (kernels_set) put_back("OPENBLAS_CORETYPE", saved_kernels);
   if (!library) missing(dlerror());
   blas.sgemm = (sgemm_fn *)entry(library, "cblas_sgemm");
   blas.dgemm = (dgemm_fn *)entry(library, "cblas_dgemm");
