@@ -475,7 +475,34 @@ static int l_lock(lua_State *L) {
   return 1;
 }
 
+/* nn.config(): what the CPU backend runs on */
+static int l_config(lua_State *L) {
+  nnl_check_nargs(L, 0, 0, "config", "");
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, nn_blas_config());
+  lua_setfield(L, -2, "blas");
+  lua_pushstring(L, nn_blas_kernels());
+  lua_setfield(L, -2, "blas_kernels");
+  lua_pushstring(L, nn_cpu_capability());
+  lua_setfield(L, -2, "cpu_capability");
+  lua_pushinteger(L, nn_get_num_threads());
+  lua_setfield(L, -2, "threads");
+  return 1;
+}
+/*** nn.config()
+ * What the CPU backend runs on, as a table (PyTorch's
+ * torch.__config__.show() and torch.backends.cpu.get_cpu_capability()):
+ * blas, OpenBLAS's description of its build; blas_kernels, the kernels it
+ * runs on this processor (where OPENBLAS_CORETYPE is not set, nnlua names
+ * them from the processor's features: an OpenBLAS older than the processor
+ * would run its slowest ones); cpu_capability, the instruction set of
+ * nnlua's own loops ("avx512", "avx2" or "baseline"; NN_CPU_VECTOR caps
+ * it); threads, nn.get_num_threads(). It loads OpenBLAS.
+ *   local c = nn.config(); print(c.blas_kernels, c.cpu_capability)   --> SkylakeX  avx512
+ */
+
 static const luaL_Reg system_functions[] = {
+    {"config", l_config},
     {"sys_fork", l_fork}, {"sys_exit", l_exit}, {"sys_waitpid", l_waitpid},
     {"sys_kill", l_kill}, {"sys_getpid", l_getpid}, {"sys_cpu_count", l_cpu_count},
     {"sys_hostname", l_hostname}, {"sys_sleep", l_sleep}, {"sys_pipe", l_pipe},

@@ -1043,6 +1043,18 @@ void nn_plan_describe(const nn_plan *plan, nn_plan_info *info);
    copy of their bytes without its broadcast, overlap and iterator set-up. */
 int nn_plan_copy_input(nn_tensor *dst, const nn_tensor *src);
 
+/* ---- what the CPU backend runs on (config.c) ------------------------ */
+/* OpenBLAS's description of its build ("OpenBLAS 0.3.21 DYNAMIC_ARCH ...")
+   and the name of the kernels it runs on this processor ("SkylakeX"; where
+   the user has not set OPENBLAS_CORETYPE, the engine names them from the
+   processor's features: cpu/openblas_loader.c). Either loads OpenBLAS.
+   The strings are OpenBLAS's, valid for the life of the process. */
+const char *nn_blas_config(void);
+const char *nn_blas_kernels(void);
+/* The instruction set of the engine's own elementwise loops and small
+   products: "avx512", "avx2" or "baseline" (NN_CPU_VECTOR caps it). */
+const char *nn_cpu_capability(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -398,7 +398,8 @@ return function(nn, repl)
     return ACTIVATION_NAMES[name:lower():gsub("_$", "")] == true
   end
   local UTILS = {manual_seed = true, initial_seed = true, get_rng_state = true, set_rng_state = true,
-                 clock = true, set_num_threads = true, get_num_threads = true, is_tensor = true, is_module = true}
+                 clock = true, set_num_threads = true, get_num_threads = true, is_tensor = true, is_module = true,
+                 config = true}
 
   local function is_module_class(v)
     local cls = v

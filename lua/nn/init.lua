@@ -32,7 +32,7 @@ end
 for _, name in ipairs {"tensor", "zeros", "ones", "empty", "full", "rand", "randn", "arange",
                        "linspace", "eye", "is_tensor", "manual_seed", "initial_seed",
                        "get_rng_state", "set_rng_state", "is_grad_enabled", "set_grad_enabled",
-                       "clock", "set_num_threads", "get_num_threads"} do
+                       "clock", "set_num_threads", "get_num_threads", "config"} do
   nn[name] = C[name]
 end
 nn.Tensor = C.tensor_methods -- methods added here reach every tensor

@@ -384,7 +384,11 @@ describe("threads started, and the environment left as it was", function()
     local code = [[
       local a = nn.rand(640, 640) -- large enough for OpenBLAS
       print(a:matmul(a):sum():item() > 0 and "ran" or "?")
-      print("environment " .. tostring(os.getenv("OPENBLAS_CORETYPE")))]]
+      print("environment " .. tostring(os.getenv("OPENBLAS_CORETYPE")))
+      local c = nn.config()
+      print("config " .. c.blas_kernels .. " " .. c.cpu_capability .. " " .. c.threads)
+      print(c.blas:find("OpenBLAS", 1, true) and "blas described" or c.blas)
+      print(select(2, pcall(nn.config, 1)))]]
     local out, ok = support.nnlua_output(code, {OPENBLAS_CORETYPE = false, OPENBLAS_VERBOSE = "2"})
     assert(ok, out)
     assert.truthy(out:find("ran", 1, true), out)
@@ -393,6 +397,13 @@ describe("threads started, and the environment left as it was", function()
     local core = out:match("Core: (%w+)")
     assert.is_not_nil(core, out)
     if expected then assert.are.equal(expected, core) end
+    -- nn.config() tells the same, with the engine's own loops and the threads
+    local kernels, capability, threads = out:match("config (%w+) (%w+) (%d+)")
+    assert.are.equal(core, kernels)
+    assert.truthy(({avx512 = true, avx2 = true, baseline = true})[capability], out)
+    assert.truthy(tonumber(threads) >= 1, out)
+    assert.truthy(out:find("blas described", 1, true), out)
+    assert.truthy(out:find("config: takes no arguments, got 1", 1, true), out)
     -- the user's choice stands
     out, ok = support.nnlua_output(code, {OPENBLAS_CORETYPE = "Prescott", OPENBLAS_VERBOSE = "2"})
     assert(ok, out)

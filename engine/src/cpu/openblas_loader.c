@@ -90,6 +90,8 @@ static struct {
   int (*get_num_threads)(void);
   pool_run_fn *pool_run; /* NULL when this OpenBLAS lacks it (see gotoblas_pthread) */
   sgemv_fn *sgemv; /* products of one row (cpu/gemm.c) */
+  char *(*get_config)(void); /* nn_blas_config, nn_blas_kernels (config.c) */
+  char *(*get_corename)(void);
 } blas;
 
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
@@ -159,6 +161,8 @@ static void load(void) {
   blas.pool_run = (pool_run_fn *)dlsym(library, "gotoblas_pthread");
   if (requested > 0) blas.set_num_threads(requested); /* OpenBLAS's other variables too */
   blas.sgemv = (sgemv_fn *)entry(library, "cblas_sgemv");
+  blas.get_config = (char *(*)(void))entry(library, "openblas_get_config");
+  blas.get_corename = (char *(*)(void))entry(library, "openblas_get_corename");
   __atomic_store_n(&blas_loaded, 1, __ATOMIC_RELEASE);
 }
 
@@ -203,6 +207,16 @@ INTERNAL void openblas_set_num_threads(int n) {
 INTERNAL int openblas_get_num_threads(void) {
   ready();
   return blas.get_num_threads();
+}
+
+INTERNAL char *openblas_get_config(void) {
+  ready();
+  return blas.get_config();
+}
+
+INTERNAL char *openblas_get_corename(void) {
+  ready();
+  return blas.get_corename();
 }
 
 /* OpenBLAS's undocumented entry for running function(args + i stride),

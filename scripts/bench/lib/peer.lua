@@ -17,9 +17,22 @@ function peer.has_torch(python)
   return yes
 end
 
+--- peer.environment(n): the environment a twin runs in, as a prefix for a
+-- shell command: n threads for each of PyTorch's pools, and OpenBLAS's
+-- kernels the ones nnlua runs (nn.config().blas_kernels). PyTorch's
+-- products go through the same Debian OpenBLAS, which on a processor newer
+-- than itself runs its slowest kernels; nnlua names the right ones, and
+-- the twin gets the same, so that the ratio compares the two programs,
+-- not two choices of kernels. A user's OPENBLAS_CORETYPE reaches both.
+function peer.environment(n)
+  local kernels = os.getenv("OPENBLAS_CORETYPE") or nn.config().blas_kernels
+  return string.format("OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d MKL_NUM_THREADS=%d OPENBLAS_CORETYPE=%s",
+    n, n, n, quote(kernels))
+end
+
 --- peer.compare(opts): for each thread count n of opts.threads, runs the
 -- twin opts.script (a path) with "--threads n " .. opts.args, with
--- OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS set to n,
+-- peer.environment(n),
 -- echoes what it prints, reads its "step X ms" and prints the ratio to
 -- nnlua's seconds per step opts.results[n]: "PyTorch step / nnlua step"
 -- (above 1: nnlua is faster), or with opts.nnlua_over_torch its inverse.
@@ -34,8 +47,8 @@ function peer.compare(opts)
     return torch_ms
   end
   for _, n in ipairs(opts.threads) do
-    local cmd = string.format("OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d MKL_NUM_THREADS=%d %s %s --threads %d %s",
-      n, n, n, quote(python), quote(opts.script), n, opts.args or "")
+    local cmd = string.format("%s %s %s --threads %d %s",
+      peer.environment(n), quote(python), quote(opts.script), n, opts.args or "")
     local p = assert(io.popen(cmd))
     local out = p:read("a")
     p:close()
