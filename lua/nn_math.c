@@ -373,7 +373,7 @@ static int m_median(lua_State *L) {
  * return_inverse, also each element's 1-based position among them (int64,
  * t's shape); with return_counts, also how often each occurs (int64). No
  * gradient flows through unique, as in PyTorch. The dim option is not
- * supported yet; on a GPU, int64 values beyond 2^53 may merge.
+ * supported yet; int64 values beyond 2^53 may merge.
  *   local values, where, counts = labels:unique({return_inverse = true, return_counts = true})
  */
 static int m_unique(lua_State *L) {
