@@ -428,4 +428,13 @@ void nn_capture_host_read(const char *what);
    the step made itself (a constant), refused into one from outside. */
 void nn_capture_host_write(const nn_tensor *t, const char *what);
 
+/* cpu/scan.c: unique of the n contiguous elements of dt at x on the host
+   (nn_unique's CPU path): the distinct values in sort's order (every NaN
+   its own, last; of +0 and -0 the first in x) written to values (room
+   for n), how often each occurs to counts and each element's 0-based
+   group to inverse (each when not NULL; counts with room for n); the
+   number of values, or -1 with the error set. */
+int64_t nn_cpu_unique(nn_dtype dt, const char *x, int64_t n, char *values, int64_t *counts,
+                      int64_t *inverse);
+
 #endif

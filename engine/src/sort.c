@@ -357,6 +357,36 @@ static nn_tensor *longs_on(nn_device device, int ndim, const int64_t *size, cons
   return out;
 }
 
+/* unique of a CPU tensor in one host pass (cpu/scan.c): no sort of
+   values and indices when the inverse is not asked for, no copy as
+   float64, no index_select; the same values, counts and inverse. */
+static nn_tensor *unique_on_host(nn_tensor *a, nn_tensor **inverse, nn_tensor **counts) {
+  int64_t n = nn_numel(a), room = n ? n : 1;
+  size_t es = nn_element_size(a->dtype);
+  nn_grad_guard guard = nn_no_grad_begin();
+  nn_tensor *c = nn_contiguous(a), *values = NULL, *inv_t = NULL, *cnt_t = NULL;
+  char *picked = c ? malloc(es * (size_t)room) : NULL;
+  int64_t *cnt = picked && counts ? malloc(sizeof *cnt * (size_t)room) : NULL;
+  if (c && (!picked || (counts && !cnt))) nn_error_set("unique: out of memory");
+  if (picked && (!counts || cnt) && inverse) inv_t = nn_empty_on(NN_CPU, NN_INT64, a->ndim, a->size);
+  int64_t groups = -1;
+  if (picked && (!counts || cnt) && (!inverse || inv_t))
+    groups = nn_cpu_unique(a->dtype, nn_tensor_data(c), n, picked, cnt, inv_t ? nn_tensor_data(inv_t) : NULL);
+  if (groups >= 0 && (values = nn_empty_on(NN_CPU, a->dtype, 1, &groups))) {
+    memcpy(nn_tensor_data(values), picked, es * (size_t)groups);
+    nn_tensor_written(values);
+    if (inv_t) nn_tensor_written(inv_t);
+    if (counts && !(cnt_t = longs_on(NN_CPU, 1, &groups, cnt))) nn_release(values), values = NULL;
+  }
+  if (!values) nn_release(inv_t), inv_t = NULL;
+  free(picked), free(cnt);
+  nn_release(c);
+  nn_no_grad_end(guard);
+  if (inverse) *inverse = inv_t;
+  if (counts) *counts = cnt_t;
+  return values;
+}
+
 /* The sorted distinct values of a (flattened), each element's 0-based
    position among them (a's shape), and how often each occurs. Nothing is
    recorded: PyTorch's unique has no gradient. */
@@ -365,6 +395,7 @@ nn_tensor *nn_unique(nn_tensor *a, nn_tensor **inverse, nn_tensor **counts) {
     nn_error_set("unique: not supported for a bool tensor; convert it first (long() or float())");
     return NULL;
   }
+  if (a->device == NN_CPU && !nn_capture_active) return unique_on_host(a, inverse, counts);
   nn_grad_guard guard = nn_no_grad_begin();
   int64_t all = -1, n = nn_numel(a);
   nn_tensor *flat = nn_reshape(a, 1, &all), *idx = NULL;

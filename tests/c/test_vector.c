@@ -138,6 +138,37 @@ static void compare_sgd_plain(const nn_cpu_vector *a, const nn_cpu_vector *b) {
   }
 }
 
+/* extreme: the largest (smallest) number of x and whether x holds a NaN,
+   as a plain loop finds them, at every length from extreme_min past two
+   blocks, over the awkward values (NaN, infinities, signed zeros) and
+   runs of NaN alone. */
+static void check_extreme(const nn_cpu_vector *a) {
+  if (!a->extreme) return;
+  enum { EXTREME_LONGEST = 3 * 64 + 7 };
+  float x[EXTREME_LONGEST];
+  for (int64_t n = a->extreme_min; n <= EXTREME_LONGEST; n++) {
+    for (int pattern = 0; pattern < 3; pattern++) {
+      fill(x, n, (uint32_t)n * 7 + (uint32_t)pattern);
+      if (pattern == 1) /* no NaN: the extreme itself is checked */
+        for (int64_t j = 0; j < n; j++) x[j] = isnan(x[j]) ? (float)j : x[j];
+      if (pattern == 2)
+        for (int64_t j = 0; j < n; j++) x[j] = NAN;
+      for (int want_max = 0; want_max < 2; want_max++) {
+        int nan = 0, any_nan = 0, seen = 0;
+        float e = 0;
+        for (int64_t j = 0; j < n; j++) {
+          if (isnan(x[j])) { any_nan = 1; continue; }
+          if (!seen || (want_max ? x[j] > e : x[j] < e)) e = x[j], seen = 1;
+        }
+        float got = a->extreme(n, x, want_max, &nan);
+        CHECKF(nan == any_nan, "extreme: %s's NaN flag at n = %lld", a->name, (long long)n);
+        CHECKF(any_nan || got == e, "extreme: %s gives %g, not %g, at n = %lld (%s)", a->name,
+               (double)got, (double)e, (long long)n, want_max ? "max" : "min");
+      }
+    }
+  }
+}
+
 int main(void) {
   const nn_cpu_vector *baseline = nn_cpu_vector_named("baseline");
   CHECK(baseline != NULL);
@@ -153,6 +184,7 @@ int main(void) {
       compare_moments(v, baseline);
       compare_add_rows(v, baseline);
       compare_sgd_plain(v, baseline);
+      check_extreme(v);
     } else {
       printf("%s: not built, or not run by this processor\n", wider[i]);
     }

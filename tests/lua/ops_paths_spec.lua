@@ -221,3 +221,59 @@ describe("clamp's contiguous float32 loop", function()
     end
   end)
 end)
+
+describe("bool results of contiguous runs (compiled for each vector width)", function()
+  it("logical ops of bools and comparisons of float32 give the strided loop's bools, every length", function()
+    local lengths = {}
+    for n = 0, 130 do lengths[#lengths + 1] = n end
+    lengths[#lengths + 1] = BIG
+    for _, n in ipairs(lengths) do
+      nn.manual_seed(n + 1)
+      local x, y = nn.rand(2, n), nn.rand(2, n)
+      if n > 3 then x[1][n], y[1][n - 1], x[2][2] = 0 / 0, 0 / 0, 1 / 0 end
+      local a, b = x:gt(0.5), y:le(0.5)
+      -- row 1 contiguous, the same values strided (every other column of a copy)
+      local as = nn.cat({a, a}, 1):t():contiguous():t():narrow(1, 1, 2)
+      local bs = nn.cat({b, b}, 1):t():contiguous():t():narrow(1, 1, 2)
+      local xs, ys = x:t():contiguous():t(), y:t():contiguous():t()
+      for _, op in ipairs {"logical_and", "logical_or", "logical_xor", "eq", "ne"} do
+        local fast, slow = a[op](a, b), as[op](as, bs)
+        assert.are.same(slow:totable(), fast:totable(), op .. " n=" .. n)
+        assert.are.equal("bool", fast.dtype)
+      end
+      for _, op in ipairs {"eq", "ne", "gt", "ge", "lt", "le"} do
+        assert.are.same(xs[op](xs, ys):totable(), x[op](x, y):totable(), op .. " n=" .. n)
+      end
+      local one, two = at_threads(function() return a:logical_and(b):totable() end)
+      assert.are.same(one, two, "threads n=" .. n)
+    end
+  end)
+end)
+
+describe("tolist", function()
+  it("gives totable's values for every dtype, strided, 0-sized and 0-dim", function()
+    nn.manual_seed(3)
+    local x = nn.rand(3, 4, 5) * 10 - 5
+    x[1][1][1], x[2][2][2], x[3][3][3] = 0 / 0, -0.0, 1 / 0
+    local function same(a, b, what)
+      if type(a) == "table" then
+        assert.are.equal(#a, #b, what)
+        for k = 1, #a do same(a[k], b[k], what .. "[" .. k .. "]") end
+        return
+      end
+      assert.are.equal(math.type(a), math.type(b), what .. " type")
+      assert((a ~= a and b ~= b) or (a == b and (a ~= 0 or type(a) ~= "number" or 1 / a == 1 / b)),
+        string.format("%s: %s, expected %s", what, tostring(b), tostring(a)))
+    end
+    for _, dtype in ipairs {"float32", "float64", "float16", "int64", "int32", "uint8", "bool"} do
+      local t = dtype == "bool" and x:gt(0) or x:to(dtype)
+      for _, v in ipairs {t, t:transpose(1, 3), t:narrow(2, 2, 2), t[2], t:view(-1), t:narrow(1, 1, 0),
+                          t[1][2][3]} do
+        same(v:totable(), v:tolist(), dtype .. " " .. table.concat(v:size(), "x"))
+      end
+    end
+    local e = nn.zeros(2, 0, 3):tolist()
+    assert.are.same({{}, {}}, e)
+    assert.has_error(function() nn.zeros(2):tolist(1) end)
+  end)
+end)

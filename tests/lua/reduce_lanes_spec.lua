@@ -324,3 +324,71 @@ describe("reductions of empty tensors", function()
     assert.are.equal(0, nn.zeros(1):var(false):item())
   end)
 end)
+
+describe("amax, amin, max and min of float32 runs through the vector table's max and min", function()
+  -- the processor's max and min instructions over blocks of 4 vectors (32
+  -- or 64 floats), the last block read twice: every length around them,
+  -- NaN, infinities and zeros anywhere, against a plain loop
+  local function reference(v, want_max)
+    local best, at = nil, nil
+    for j = 1, #v do
+      if v[j] ~= v[j] then return v[j], j end
+      if best == nil or (want_max and v[j] > best) or (not want_max and v[j] < best) then best, at = v[j], j end
+    end
+    return best, at
+  end
+  local function same(expected, got, what)
+    assert((expected ~= expected and got ~= got) or
+      (expected == got and (expected ~= 0 or 1 / expected == 1 / got)),
+      string.format("%s: got %s, expected %s", what, tostring(got), tostring(expected)))
+  end
+  it("every length from 64 to 200 and a long one, the extreme anywhere", function()
+    local lengths = {}
+    for n = 64, 200 do lengths[#lengths + 1] = n end
+    lengths[#lengths + 1] = 4099
+    for _, n in ipairs(lengths) do
+      nn.manual_seed(n)
+      local base = (nn.rand(n) * 2 - 1):totable()
+      local cases = {{}, {[1] = 5}, {[n] = -5}, {[n // 2] = 1 / 0, [n - 1] = -1 / 0},
+                     {[n] = 0 / 0}, {[1] = 0 / 0}, {[(n * 7) // 11] = 0 / 0}}
+      for c, change in ipairs(cases) do
+        local v = {table.unpack(base)}
+        for j, x in pairs(change) do v[j] = x end
+        local x = nn.tensor(v)
+        for _, want_max in ipairs {true, false} do
+          local e, at = reference(x:totable(), want_max)
+          local what = string.format("n=%d case %d %s", n, c, want_max and "max" or "min")
+          same(e, (want_max and x:amax() or x:amin()):item(), what .. " amax/amin")
+          local value, index
+          if want_max then value, index = x:max(1) else value, index = x:min(1) end
+          same(e, value:item(), what .. " max/min value")
+          assert.are.equal(at, index:item(), what .. " index")
+        end
+      end
+    end
+  end)
+  it("zeros of both signs, all NaN, all equal, and rows of a matrix", function()
+    for _, n in ipairs {64, 65, 100, 129} do
+      local z = nn.zeros(n)
+      z[n // 3] = -0.0
+      same(0.0, z:amax():item(), "zeros, +0 first, amax n=" .. n)
+      local m = nn.zeros(n)
+      m[1] = -0.0
+      same(-0.0, m:amin():item(), "zeros, -0 first, amin n=" .. n)
+      local nan = nn.full({n}, 0 / 0)
+      local v, i = nan:max(1)
+      assert(v:item() ~= v:item(), "all NaN n=" .. n)
+      assert.are.equal(1, i:item())
+      same(3, nn.full({n}, 3):amin():item(), "all equal n=" .. n)
+      nn.manual_seed(n)
+      local rows = nn.rand(7, n)
+      rows[3][n] = 0 / 0
+      rows[5][1] = -1 / 0
+      local mx, mn = rows:amax(2):totable(), rows:amin(2):totable()
+      for r = 1, 7 do
+        same((reference(rows[r]:totable(), true)), mx[r], "row " .. r .. " amax n=" .. n)
+        same((reference(rows[r]:totable(), false)), mn[r], "row " .. r .. " amin n=" .. n)
+      end
+    end
+  end)
+end)

@@ -62,9 +62,10 @@ static void binary_mixed(const binary_ctx *k, int64_t n, char **data, const int6
 }
 
 /* Comparisons of float32 tensors and logical ops of bool ones, over
-   contiguous data: loops that vectorise (16 bools an SSE2 instruction),
-   the values binary_mixed gives. 0 for the others. */
-static int bool_result_contiguous(const binary_ctx *k, int64_t n, char **data) {
+   contiguous data: loops that vectorise (16 bools an SSE2 instruction, 32
+   in the AVX2 and AVX-512 clones: exact ops, the same bools in each), the
+   values binary_mixed gives. 0 for the others. */
+NN_CPU_CLONES static int bool_result_contiguous(const binary_ctx *k, int64_t n, char **data) {
   unsigned char *o = (unsigned char *)data[0];
   if (k->a == NN_FLOAT32 && k->b == NN_FLOAT32 && k->compute == NN_FLOAT32) {
     const float *x = (const float *)data[1], *y = (const float *)data[2];

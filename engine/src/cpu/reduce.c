@@ -559,9 +559,18 @@ LINE_LANES_FN static int64_t first_equal_f32(const float *x, int64_t n, float va
   return j;
 }
 
+/* The vector table's loop where it has one (the max and min instructions,
+   which gcc does not make of the lanes above), else the lanes: the same
+   extreme, the same NaN flag. */
+static inline float line_extreme_f32(const float *x, int64_t n, int want_max, int *nan) {
+  const nn_cpu_vector *v = nn_cpu_vector_best();
+  if (v->extreme && n >= v->extreme_min) return v->extreme(n, x, want_max, nan);
+  return extreme_value_f32(x, n, want_max, nan);
+}
+
 LANES_NOINLINE static int64_t extreme_line_f32(const float *x, int64_t n, int want_max) {
   int nan;
-  float best = extreme_value_f32(x, n, want_max, &nan);
+  float best = line_extreme_f32(x, n, want_max, &nan);
   /* a NaN at x[0] seeds the lanes: then best is NaN and nan is set */
   return first_equal_f32(x, n, best, nan);
 }
@@ -571,7 +580,7 @@ LANES_NOINLINE static int64_t extreme_line_f32(const float *x, int64_t n, int wa
    search picks (the first NaN with its payload; the first of +0 and -0). */
 LANES_NOINLINE static float extreme_value_line_f32(const float *x, int64_t n, int want_max) {
   int nan;
-  float best = extreme_value_f32(x, n, want_max, &nan);
+  float best = line_extreme_f32(x, n, want_max, &nan);
   return nan || best == 0 ? x[first_equal_f32(x, n, best, nan)] : best;
 }
 

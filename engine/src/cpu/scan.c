@@ -594,3 +594,127 @@ int nn_cpu_scatter_line(const nn_reduce_geom *r, int64_t stride) {
   nn_iter_run(&r->it, scatter_line_inner, &c);
   return 0;
 }
+
+/* ---- unique: a sort, then one walk over its runs ---------------------------- */
+/* Keys alone, least significant byte first (radix_sort's passes on 8 bytes
+   an element, not 16: unique without inverse needs no index), a byte every
+   key shares skipped. tmp holds n keys. */
+static void radix_sort_keys(uint64_t *k, uint64_t *tmp, int64_t n, int bytes) {
+  size_t count[8][256];
+  memset(count, 0, sizeof count[0] * (size_t)bytes);
+  for (int64_t j = 0; j < n; j++) {
+    uint64_t key = k[j];
+    for (int b = 0; b < bytes; b++) count[b][(key >> (8 * b)) & 255]++;
+  }
+  uint64_t *src = k, *dst = tmp;
+  for (int b = 0; b < bytes; b++) {
+    size_t *at = count[b];
+    if (at[(src[0] >> (8 * b)) & 255] == (size_t)n) continue;
+    size_t start = 0;
+    for (int d = 0; d < 256; d++) {
+      size_t c = at[d];
+      at[d] = start;
+      start += c;
+    }
+    for (int64_t j = 0; j < n; j++) dst[at[(src[j] >> (8 * b)) & 255]++] = src[j];
+    uint64_t *t = src;
+    src = dst, dst = t;
+  }
+  if (src != k) memcpy(k, src, (size_t)n * sizeof *k);
+}
+
+/* The element whose key (ascending) is k, written as element g of out:
+   the inverse of line_keys for every value but -0 (whose key is +0's) and
+   NaN (one key for all), which the caller copies from the input. */
+static void store_key(nn_dtype dt, char *out, int64_t g, uint64_t k) {
+  switch (dt) {
+  case NN_FLOAT64: {
+    uint64_t b = k >> 63 ? k ^ (1ull << 63) : ~k;
+    memcpy(out + g * 8, &b, 8);
+    break;
+  }
+  case NN_INT64: ((int64_t *)out)[g] = (int64_t)(k ^ (1ull << 63)); break;
+  case NN_FLOAT32: case NN_FLOAT16: case NN_BFLOAT16: {
+    uint32_t k32 = (uint32_t)k, b = k32 >> 31 ? k32 ^ (1u << 31) : ~k32;
+    float f;
+    memcpy(&f, &b, sizeof f);
+    if (dt == NN_FLOAT32) ((float *)out)[g] = f;
+    else nn_store(dt, out, g, f);
+    break;
+  }
+  default: nn_store_integer(dt, out, g, (int32_t)((uint32_t)k ^ (1u << 31))); break;
+  }
+}
+
+/* Lengths from which unique sorts keys alone (below, sort's keyed sort:
+   the same order, and shorter lines sort by insertion). */
+#define UNIQUE_KEYS_MIN 4096
+
+/* Without inverse, on a long input: keys alone, each distinct key decoded
+   back (the value of +0's key copied from the first zero of x, so -0 where
+   it came first; each NaN copied from x in its order, after the rest). */
+static int64_t unique_by_keys(nn_dtype dt, const char *x, int64_t n, char *values, int64_t *counts) {
+  uint64_t *k = malloc(sizeof *k * (size_t)n * 2);
+  if (!k) return -1;
+  line_keys(dt, x, 1, n, 0, k, 1);
+  int bytes = key_bytes(dt);
+  radix_sort_keys(k, k + n, n, bytes);
+  int floating = nn_floating_dtype(dt);
+  uint64_t nan = nan_key(dt), zero = dt == NN_FLOAT64 ? 1ull << 63 : 1u << 31;
+  size_t es = nn_element_size(dt);
+  int64_t groups = 0, j = 0;
+  while (j < n && !(floating && k[j] == nan)) {
+    int64_t start = j;
+    for (j++; j < n && k[j] == k[start]; j++) {}
+    if (floating && k[start] == zero) {
+      int64_t z = 0;
+      while (nn_load(dt, x, z) != 0) z++;
+      memcpy(values + groups * (int64_t)es, x + z * (int64_t)es, es);
+    } else {
+      store_key(dt, values, groups, k[start]);
+    }
+    if (counts) counts[groups] = j - start;
+    groups++;
+  }
+  for (int64_t i = 0; j < n; i++) { /* the NaNs, each its own */
+    double v = nn_load(dt, x, i);
+    if (v == v) continue;
+    memcpy(values + groups * (int64_t)es, x + i * (int64_t)es, es);
+    if (counts) counts[groups] = 1;
+    groups++, j++;
+  }
+  free(k);
+  return groups;
+}
+
+int64_t nn_cpu_unique(nn_dtype dt, const char *x, int64_t n, char *values, int64_t *counts,
+                      int64_t *inverse) {
+  if (n == 0) return 0;
+  if (!inverse && n >= UNIQUE_KEYS_MIN) {
+    int64_t groups = unique_by_keys(dt, x, n, values, counts);
+    if (groups < 0) nn_error_set("unique: out of memory for %lld elements", (long long)n);
+    return groups;
+  }
+  keyed *e = malloc(sizeof *e * (size_t)n * 2);
+  if (!e) {
+    nn_error_set("unique: out of memory for %lld elements", (long long)n);
+    return -1;
+  }
+  load_keys(dt, x, 1, n, 0, e);
+  sort_keyed(e, e + n, n, key_bytes(dt));
+  /* each run's first element in the stable order is its first in x */
+  uint64_t nan = nn_floating_dtype(dt) ? nan_key(dt) : 0;
+  size_t es = nn_element_size(dt);
+  int64_t groups = 0, start = 0;
+  for (int64_t j = 0; j < n; j++) {
+    if (j == 0 || e[j].k != e[j - 1].k || (nan && e[j].k == nan)) {
+      if (groups && counts) counts[groups - 1] = j - start;
+      memcpy(values + groups * (int64_t)es, x + e[j].i * (int64_t)es, es);
+      groups++, start = j;
+    }
+    if (inverse) inverse[e[j].i] = groups - 1;
+  }
+  if (counts) counts[groups - 1] = n - start;
+  free(e);
+  return groups;
+}

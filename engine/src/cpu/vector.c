@@ -9,7 +9,7 @@ static const nn_cpu_vector baseline = {"baseline",        sigmoid_loop, relu_loo
                                        sigmoid_grad_loop, add_loop,     mul_loop, NULL,
                                        unary_loop,        binary_loop, fill_loop,
                                        moments_loop,      add_rows_loop,
-                                       sgd_plain_loop};
+                                       sgd_plain_loop, NULL, 0};
 
 /* Built where CMake found the compiler flag (NN_VECTOR_AVX2, NN_VECTOR_AVX512). */
 extern const nn_cpu_vector nn_cpu_vector_avx2, nn_cpu_vector_avx512;

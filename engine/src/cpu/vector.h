@@ -68,6 +68,11 @@ typedef struct nn_cpu_vector {
   void (*add_rows)(int64_t rows, int64_t cols, const float *s, float *d);
   /* p[i] = p[i] + -lr g[i] (plain SGD's step, cpu/optim.c) */
   void (*sgd_plain)(int64_t n, float *p, const float *g, float lr);
+  /* the largest (want_max) or smallest number among x[0..n), NaN left
+     out, *nan whether x holds one; n >= extreme_min (NULL in the
+     baseline: cpu/reduce.c's own lanes) */
+  float (*extreme)(int64_t n, const float *x, int want_max, int *nan);
+  int extreme_min;
 } nn_cpu_vector;
 
 /* The fastest variant this processor runs; NN_CPU_VECTOR=baseline (or avx2)

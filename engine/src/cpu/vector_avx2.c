@@ -11,5 +11,5 @@ extern const nn_cpu_gemm_f32 nn_cpu_gemm_avx2;
 const nn_cpu_vector nn_cpu_vector_avx2 = {"avx2",   sigmoid_loop, relu_loop, relu_grad_loop,
                                           sigmoid_grad_loop, add_loop, mul_loop, &nn_cpu_gemm_avx2,
                                           unary_loop, binary_loop, fill_loop, moments_loop,
-                                          add_rows_loop, sgd_plain_loop};
+                                          add_rows_loop, sgd_plain_loop, extreme_loop, EXTREME_BLOCK};
 #endif

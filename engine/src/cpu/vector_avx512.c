@@ -9,5 +9,5 @@ extern const nn_cpu_gemm_f32 nn_cpu_gemm_avx512;
 const nn_cpu_vector nn_cpu_vector_avx512 = {"avx512", sigmoid_loop, relu_loop, relu_grad_loop,
                                             sigmoid_grad_loop, add_loop, mul_loop, &nn_cpu_gemm_avx512,
                                             unary_loop, binary_loop, fill_loop, moments_loop,
-                                            add_rows_loop, sgd_plain_loop};
+                                            add_rows_loop, sgd_plain_loop, extreme_loop, EXTREME_BLOCK};
 #endif

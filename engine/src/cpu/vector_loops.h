@@ -336,4 +336,64 @@ static void sgd_plain_loop(int64_t n, float *restrict p, const float *restrict g
 #endif
 }
 
+/* ---- max and min of a float32 run (cpu/reduce.c's amax, amin, max, min) ----
+   The processor's max and min instructions: max(v, best) is v > best ? v :
+   best, so a NaN never enters (a comparison with it is false) and best
+   is the numbers' extreme, as the reduction's portable lanes find it;
+   unordered comparisons of pairs of vectors note whether any element is
+   NaN. The last block is the run's last EXTREME_BLOCK elements, read
+   twice (an extreme does not mind). */
+#if defined(__AVX512F__)
+typedef __mmask16 unordered_mask;
+static inline masked_vec lanes_max(masked_vec v, masked_vec best) { return _mm512_max_ps(v, best); }
+static inline masked_vec lanes_min(masked_vec v, masked_vec best) { return _mm512_min_ps(v, best); }
+static inline unordered_mask lanes_unordered(masked_vec a, masked_vec b) { return _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q); }
+static inline unordered_mask unordered_either(unordered_mask a, unordered_mask b) { return a | b; }
+static inline int unordered_any(unordered_mask m) { return m != 0; }
+static inline unordered_mask unordered_none(void) { return 0; }
+#elif defined(__AVX2__)
+typedef __m256 unordered_mask;
+static inline masked_vec lanes_max(masked_vec v, masked_vec best) { return _mm256_max_ps(v, best); }
+static inline masked_vec lanes_min(masked_vec v, masked_vec best) { return _mm256_min_ps(v, best); }
+static inline unordered_mask lanes_unordered(masked_vec a, masked_vec b) { return _mm256_cmp_ps(a, b, _CMP_UNORD_Q); }
+static inline unordered_mask unordered_either(unordered_mask a, unordered_mask b) { return _mm256_or_ps(a, b); }
+static inline int unordered_any(unordered_mask m) { return _mm256_movemask_ps(m) != 0; }
+static inline unordered_mask unordered_none(void) { return _mm256_setzero_ps(); }
+#endif
+
+#if defined(MASKED_LOOPS)
+enum { EXTREME_BLOCK = 4 * MASKED_LANES };
+
+static inline __attribute__((always_inline)) float extreme_run(const int want_max, int64_t n, const float *x,
+                                                               int *nan) {
+  masked_vec best[4];
+  for (int v = 0; v < 4; v++) best[v] = lanes_load(x + v * MASKED_LANES);
+  unordered_mask odd = unordered_none();
+  for (int64_t j = 0; j < n; j += EXTREME_BLOCK) {
+    const float *at = x + (n - j < EXTREME_BLOCK ? n - EXTREME_BLOCK : j);
+    masked_vec a = lanes_load(at), b = lanes_load(at + MASKED_LANES);
+    masked_vec c = lanes_load(at + 2 * MASKED_LANES), d = lanes_load(at + 3 * MASKED_LANES);
+    odd = unordered_either(odd, unordered_either(lanes_unordered(a, b), lanes_unordered(c, d)));
+    best[0] = want_max ? lanes_max(a, best[0]) : lanes_min(a, best[0]);
+    best[1] = want_max ? lanes_max(b, best[1]) : lanes_min(b, best[1]);
+    best[2] = want_max ? lanes_max(c, best[2]) : lanes_min(c, best[2]);
+    best[3] = want_max ? lanes_max(d, best[3]) : lanes_min(d, best[3]);
+  }
+  best[0] = want_max ? lanes_max(best[2], best[0]) : lanes_min(best[2], best[0]);
+  best[1] = want_max ? lanes_max(best[3], best[1]) : lanes_min(best[3], best[1]);
+  best[0] = want_max ? lanes_max(best[1], best[0]) : lanes_min(best[1], best[0]);
+  float lane[MASKED_LANES];
+  lanes_store(lane, best[0]);
+  float e = lane[0];
+  for (int l = 1; l < MASKED_LANES; l++) e = want_max ? (lane[l] > e ? lane[l] : e) : (lane[l] < e ? lane[l] : e);
+  *nan = unordered_any(odd);
+  return e;
+}
+
+/* the largest (smallest) number of x[0..n), n >= EXTREME_BLOCK */
+static float extreme_loop(int64_t n, const float *x, int want_max, int *nan) {
+  return want_max ? extreme_run(1, n, x, nan) : extreme_run(0, n, x, nan);
+}
+#endif
+
 #endif
