@@ -1,26 +1,12 @@
 -- The fused paths that the Transformer layer and the LSTM take (issue 13's
 -- speed): dropout's noise made in one pass after its draws (activations.c)
 -- and layer norm as one front with its own backward (statistics.c) give
--- the values of the ops they replace; the LSTM's step kernels, cut among
--- threads by rows, give the same bits at one and two threads.
+-- the values of the ops they replace (their bits at one and two threads,
+-- and the LSTM's step kernels cut among threads: threads_spec.lua).
 local nn = require "nn"
 local F = nn.F
 
 local function max_diff(a, b) return (a:double() - b:double()):abs():max():item() end
-
--- fn() at one thread and at two; each result identical element for element
-local function same_at_both(what, fn)
-  local saved = nn.get_num_threads()
-  nn.set_num_threads(1)
-  local one = {fn()}
-  nn.set_num_threads(2)
-  local two = {fn()}
-  nn.set_num_threads(saved)
-  for i = 1, #one do
-    assert.are.same(one[i]:size(), two[i]:size(), what)
-    assert.are.equal(0, one[i]:ne(two[i]):sum():item(), what .. ": result " .. i .. " differs")
-  end
-end
 
 describe("dropout's noise", function()
   -- the noise as the ops made it before: compare, convert, divide
@@ -147,39 +133,5 @@ describe("layer norm's fused front", function()
     assert.is_true(nn.gradgradcheck(function(a, c, d) return F.layer_norm(a, 5, c, d, 1e-5) end,
       {nn.randn(2, 5, {dtype = "float64"}):requires_grad_(), nn.randn(5, {dtype = "float64"}):requires_grad_(),
        nn.randn(5, {dtype = "float64"}):requires_grad_()}))
-  end)
-
-  it("gives the same bits at one and two threads", function()
-    nn.manual_seed(6)
-    local x = nn.randn(300, 256):requires_grad_()
-    local ln = nn.LayerNorm(256)
-    local g = nn.randn(300, 256)
-    same_at_both("layer norm", function()
-      ln:zero_grad()
-      x.grad = nil
-      local y = ln(x)
-      y:backward(g)
-      return y, x.grad, ln.weight.grad, ln.bias.grad
-    end)
-  end)
-end)
-
-describe("the LSTM's step kernels cut among threads", function()
-  it("give the same bits at one and two threads, forward and backward, odd sizes", function()
-    for _, case in ipairs({{64, 256, 5}, {33, 70, 3}, {1, 9, 4}}) do
-      local batch, hidden, steps = case[1], case[2], case[3]
-      nn.manual_seed(1)
-      local lstm = nn.LSTM(hidden, hidden, 2)
-      local x = nn.randn(steps, batch, hidden):requires_grad_()
-      local w = nn.randn(steps, batch, hidden)
-      same_at_both("lstm " .. batch .. "x" .. hidden, function()
-        lstm:zero_grad()
-        x.grad = nil
-        local out, state = lstm:forward(x)
-        local loss = (out * w):sum() + state[2]:sum()
-        loss:backward()
-        return out, state[1], state[2], x.grad, lstm.weight_hh_l0.grad, lstm.weight_ih_l1.grad
-      end)
-    end
   end)
 end)
