@@ -32,8 +32,37 @@ static int l_prelu(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg functions[] = {
-    {"activation", l_activation}, {"softmax", l_softmax}, {"prelu", l_prelu}, {NULL, NULL}};
+/* The result of a front that may decline (made: 1 made, 0 declined, -1
+   error): the tensor, nil (the caller makes it from ops) or the error. */
+static int push_made(lua_State *L, int made, nn_tensor *t) {
+  if (made < 0) return nnl_engine_error(L);
+  if (made == 0) lua_pushnil(L);
+  else nnl_push_tensor(L, t);
+  return 1;
+}
+
+/* dropout_noise(x, p): dropout's noise for x (nn_dropout_noise), or nil
+   where the caller must make it from ops. */
+static int l_dropout_noise(lua_State *L) {
+  nn_tensor *x = nnl_check_tensor(L, 1, "dropout"), *noise = NULL;
+  int made = nn_dropout_noise(x, luaL_checknumber(L, 2), &noise);
+  return push_made(L, made, noise);
+}
+
+/* layer_norm(x, n, weight, bias, eps): nn_layer_norm (weight and bias may
+   be nil), or nil where the caller must make it from ops. */
+static int l_layer_norm(lua_State *L) {
+  nn_tensor *x = nnl_check_tensor(L, 1, "layer_norm"), *out = NULL;
+  lua_Integer n = luaL_checkinteger(L, 2);
+  nn_tensor *w = lua_isnil(L, 3) ? NULL : nnl_check_tensor(L, 3, "layer_norm");
+  nn_tensor *b = lua_isnil(L, 4) ? NULL : nnl_check_tensor(L, 4, "layer_norm");
+  int made = nn_layer_norm(x, (int64_t)n, w, b, luaL_checknumber(L, 5), &out);
+  return push_made(L, made, out);
+}
+
+static const luaL_Reg functions[] = {{"activation", l_activation}, {"softmax", l_softmax},
+                                     {"prelu", l_prelu},           {"dropout_noise", l_dropout_noise},
+                                     {"layer_norm", l_layer_norm}, {NULL, NULL}};
 
 void nnl_register_activations(lua_State *L) {
   luaL_setfuncs(L, functions, 0);

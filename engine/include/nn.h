@@ -1055,6 +1055,21 @@ const char *nn_blas_kernels(void);
    products: "avx512", "avx2" or "baseline" (NN_CPU_VECTOR caps it). */
 const char *nn_cpu_capability(void);
 
+/* Dropout's noise for a tensor like `like` (float32 or float64, any
+   device): bernoulli(1 - p) / (1 - p) in like's dtype and shape, on the
+   CPU, drawn as nn.rand(like's shape, float64) < 1 - p would draw it
+   (PyTorch 1.13's CPU dropout, value for value). 1 with *noise set; 0 when
+   it does not make it (a capture records, or another dtype): make it from
+   ops; -1 on error (p outside (0, 1)). */
+int nn_dropout_noise(const nn_tensor *like, double p, nn_tensor **noise);
+/* Layer normalisation of x over rows of its last n values (n the product
+   of the normalized shape), y = (x - mean) / sqrt(var + eps) w + b (w, b:
+   n values each, or NULL), recorded for autograd: 1 with *out set; 0 when
+   it does not run it (x not float32 or float64 on the CPU, w or b of
+   another dtype, device or size, a capture recording): make it from ops;
+   -1 on error. */
+int nn_layer_norm(nn_tensor *x, int64_t n, nn_tensor *w, nn_tensor *b, double eps, nn_tensor **out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -341,3 +341,48 @@ nn_tensor *nn_prelu(nn_tensor *x, nn_tensor *weight) {
   nn_release(xc), nn_release(wc);
   return out;
 }
+
+/* ---- dropout's noise ---------------------------------------------------- */
+/* PyTorch 1.13's CPU dropout (ATen's _dropout_impl) multiplies its input
+   by noise = bernoulli(1 - p) / (1 - p), each Bernoulli draw one double
+   uniform u, kept where u < 1 - p. The noise made here is that noise value
+   for value: the u drawn by nn_uniform_ into a float64 buffer (the
+   generator's draws in nn.rand's order), then one pass that writes
+   1 / (1 - p), divided in the noise's dtype, where u < 1 - p and 0
+   elsewhere. The Lua layer made it in four passes over tensors of their
+   own (compare, convert, divide), three times the draws' own time.
+   The pass is a loop of this file, not a backend entry: the noise is made
+   on the CPU whatever the input's device (the generator is the CPU's), and
+   a captured step (capture.c) replays backend entries only, so while a
+   capture records this declines (0) and the caller makes the noise from
+   ops, as before. */
+static void dropout_noise_f32(int64_t n, const double *u, double keep, float *out) {
+  float scale = 1.0f / (float)keep;
+  for (int64_t i = 0; i < n; i++) out[i] = u[i] < keep ? scale : 0.0f;
+}
+
+static void dropout_noise_f64(int64_t n, const double *u, double keep, double *out) {
+  double scale = 1.0 / keep;
+  for (int64_t i = 0; i < n; i++) out[i] = u[i] < keep ? scale : 0.0;
+}
+
+int nn_dropout_noise(const nn_tensor *like, double p, nn_tensor **noise) {
+  *noise = NULL;
+  if (nn_capture_active || (like->dtype != NN_FLOAT32 && like->dtype != NN_FLOAT64)) return 0;
+  if (!(p > 0 && p < 1)) {
+    nn_error_set("dropout: the noise needs a probability strictly between 0 and 1, got %g", p);
+    return -1;
+  }
+  nn_tensor *u = nn_empty(NN_FLOAT64, like->ndim, like->size);
+  nn_tensor *out = u ? nn_empty(like->dtype, like->ndim, like->size) : NULL;
+  if (!out || nn_uniform_(u, 0.0, 1.0) < 0) {
+    nn_release(u), nn_release(out);
+    return -1;
+  }
+  double keep = 1 - p;
+  if (like->dtype == NN_FLOAT32) dropout_noise_f32(nn_numel(out), nn_data(u), keep, nn_data(out));
+  else dropout_noise_f64(nn_numel(out), nn_data(u), keep, nn_data(out));
+  nn_release(u);
+  *noise = out;
+  return 1;
+}

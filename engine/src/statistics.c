@@ -279,3 +279,225 @@ nn_tensor *nn_dist(nn_tensor *a, nn_tensor *b, double p) {
   nn_release(d);
   return out;
 }
+
+/* ---- layer_norm ------------------------------------------------------------------ */
+/* y = (x - mean) rstd w + b over each row of `row` trailing values, rstd =
+   1 / sqrt(var + eps) with the row's mean and biased variance (ATen's
+   layer_norm), in one pass over a row forward and one backward, where the
+   Lua layer took nine ops and as many tensors (lua/nn/norm_layers.lua
+   keeps that form for what this declines: another device, another dtype,
+   a capture recording). Every sum is in double, in the row's order; the
+   rows are cut among no threads, so the values are those of any thread
+   count. The node saves x, w and each row's mean and rstd (float64). */
+typedef struct {
+  int64_t rows, n;
+  const void *x, *w, *b, *g; /* w, b may be NULL; g: backward's */
+  double eps;
+  double *stats;             /* rows x 2: mean, rstd */
+  void *y;                   /* forward: the output; backward: dx (or NULL) */
+  double *dw, *db;           /* backward: n sums each, or NULL */
+} layer_norm_rows;
+
+/* A value of a float32 (f32) or float64 array; called with f32 a constant
+   (the _f32 and _f64 callers below), so that the branch folds away. */
+static inline double value_at(int f32, const void *p, int64_t i) {
+  return f32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
+}
+static inline void store_at(int f32, void *p, int64_t i, double v) {
+  if (f32) ((float *)p)[i] = (float)v;
+  else ((double *)p)[i] = v;
+}
+
+static inline void layer_norm_forward(int f32, const layer_norm_rows *a) {
+  int64_t n = a->n;
+  for (int64_t r = 0; r < a->rows; r++) {
+    int64_t at = r * n;
+    double s = 0, q = 0;
+    for (int64_t j = 0; j < n; j++) s += value_at(f32, a->x, at + j);
+    double mean = s / (double)n;
+    for (int64_t j = 0; j < n; j++) {
+      double d = value_at(f32, a->x, at + j) - mean;
+      q += d * d;
+    }
+    double rstd = 1 / sqrt(q / (double)n + a->eps);
+    for (int64_t j = 0; j < n; j++) {
+      double v = (value_at(f32, a->x, at + j) - mean) * rstd;
+      if (a->w) v *= value_at(f32, a->w, j);
+      if (a->b) v += value_at(f32, a->b, j);
+      store_at(f32, a->y, at + j, v);
+    }
+    a->stats[2 * r] = mean, a->stats[2 * r + 1] = rstd;
+  }
+}
+
+/* dx = rstd (gw - mean(gw) - xhat mean(gw xhat)) with gw = g w and xhat =
+   (x - mean) rstd (dx where a->y is set); dw += g xhat and db += g over
+   the rows, in double (where set). */
+static inline void layer_norm_backward(int f32, const layer_norm_rows *a) {
+  int64_t n = a->n;
+  for (int64_t r = 0; r < a->rows; r++) {
+    int64_t at = r * n;
+    double mean = a->stats[2 * r], rstd = a->stats[2 * r + 1], sg = 0, sgx = 0;
+    for (int64_t j = 0; j < n; j++) {
+      double g = value_at(f32, a->g, at + j), xhat = (value_at(f32, a->x, at + j) - mean) * rstd;
+      double gw = a->w ? g * value_at(f32, a->w, j) : g;
+      sg += gw;
+      sgx += gw * xhat;
+      if (a->dw) a->dw[j] += g * xhat;
+      if (a->db) a->db[j] += g;
+    }
+    if (!a->y) continue;
+    double mg = sg / (double)n, mgx = sgx / (double)n;
+    for (int64_t j = 0; j < n; j++) {
+      double g = value_at(f32, a->g, at + j), xhat = (value_at(f32, a->x, at + j) - mean) * rstd;
+      double gw = a->w ? g * value_at(f32, a->w, j) : g;
+      store_at(f32, a->y, at + j, rstd * (gw - mg - xhat * mgx));
+    }
+  }
+}
+
+static void layer_norm_run(int backward, nn_dtype dtype, const layer_norm_rows *a) {
+  if (dtype == NN_FLOAT32) {
+    if (backward) layer_norm_backward(1, a);
+    else layer_norm_forward(1, a);
+  } else {
+    if (backward) layer_norm_backward(0, a);
+    else layer_norm_forward(0, a);
+  }
+}
+
+/* The gradients from fronts that record (a backward pass that records
+   itself, create_graph), so that they can be differentiated again: the
+   formulas above over x seen as rows x n. grads[k] where need[k] (x, w,
+   b); b_ndim and b_size: b's shape. */
+static int layer_norm_backward_graph(nn_tensor *g, nn_tensor *x, nn_tensor *w, int64_t n,
+                                     double eps, const int *need, int b_ndim, const int64_t *b_size,
+                                     nn_tensor **grads) {
+  int64_t flat[2] = {nn_numel(x) / n, n}, line = n;
+  unsigned across = 2u, down = 1u; /* dim 1 (within a row), dim 0 (over the rows) */
+  nn_tensor *xf = nn_reshape(x, 2, flat), *gf = xf ? nn_reshape(g, 2, flat) : NULL;
+  nn_tensor *m = gf ? nn_sum_dims(xf, across, 1, 1) : NULL;
+  nn_tensor *c = m ? nn_binary(NN_SUB, xf, m) : NULL, *c2 = c ? nn_binary(NN_MUL, c, c) : NULL;
+  nn_tensor *v = c2 ? nn_sum_dims(c2, across, 1, 1) : NULL;
+  nn_tensor *ve = v ? nn_binary_number(NN_ADD, v, eps, 0, NN_NUMBER_FLOAT) : NULL;
+  nn_tensor *r = ve ? nn_unary(NN_RSQRT, ve) : NULL, *xhat = r ? nn_binary(NN_MUL, c, r) : NULL;
+  nn_tensor *wl = w && xhat ? nn_reshape(w, 1, &line) : NULL;
+  nn_tensor *gw = !xhat ? NULL : w ? (wl ? nn_binary(NN_MUL, gf, wl) : NULL) : nn_retain(gf);
+  nn_tensor *mg = NULL, *gwx = NULL, *mgx = NULL, *d1 = NULL, *d2 = NULL, *d3 = NULL, *dx = NULL;
+  nn_tensor *gx = NULL, *sw = NULL, *sb = NULL;
+  int ok = gw != NULL;
+  if (ok && need[0]) {
+    mg = nn_sum_dims(gw, across, 1, 1);
+    gwx = mg ? nn_binary(NN_MUL, gw, xhat) : NULL;
+    mgx = gwx ? nn_sum_dims(gwx, across, 1, 1) : NULL;
+    d1 = mgx ? nn_binary(NN_SUB, gw, mg) : NULL;
+    d2 = d1 ? nn_binary(NN_MUL, xhat, mgx) : NULL;
+    d3 = d2 ? nn_binary(NN_SUB, d1, d2) : NULL;
+    dx = d3 ? nn_binary(NN_MUL, r, d3) : NULL;
+    ok = dx && (grads[0] = nn_reshape(dx, x->ndim, x->size)) != NULL;
+  }
+  if (ok && need[1]) {
+    gx = nn_binary(NN_MUL, gf, xhat);
+    sw = gx ? nn_sum_dims(gx, down, 0, 0) : NULL;
+    ok = sw && (grads[1] = nn_reshape(sw, w->ndim, w->size)) != NULL;
+  }
+  if (ok && need[2]) {
+    sb = nn_sum_dims(gf, down, 0, 0);
+    ok = sb && (grads[2] = nn_reshape(sb, b_ndim, b_size)) != NULL;
+  }
+  nn_tensor *temporaries[] = {xf, gf, m, c, c2, v, ve, r, xhat, wl, gw, mg, gwx, mgx, d1, d2, d3, dx, gx, sw, sb};
+  for (size_t i = 0; i < sizeof temporaries / sizeof *temporaries; i++) nn_release(temporaries[i]);
+  if (!ok)
+    for (int i = 0; i < 3; i++) nn_release(grads[i]), grads[i] = NULL;
+  return ok ? 0 : -1;
+}
+
+/* saved: x (contiguous), w (or none), the rows' mean and rstd; ints[0] the
+   row's length, ints[1] whether b was given; size: b's shape */
+static int layer_norm_node_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
+  int need[3] = {node->inputs[0] != NULL, node->inputs[1] != NULL, node->inputs[2] != NULL};
+  nn_tensor *x = node->saved[0], *w = node->saved[1], *stats = node->saved[2];
+  int64_t n = node->ints[0];
+  gi[0] = gi[1] = gi[2] = NULL;
+  if (nn_recording_backward())
+    return layer_norm_backward_graph(g, need[0] ? node->inputs[0] : x, need[1] ? node->inputs[1] : w,
+                                     n, node->scalar[0], need, node->ndim, node->size, gi);
+  nn_grad_guard guard = nn_no_grad_begin();
+  nn_tensor *gc = nn_contiguous(g);
+  nn_no_grad_end(guard);
+  double *sums = need[1] || need[2] ? calloc((size_t)(2 * n), sizeof *sums) : NULL;
+  if (!gc) goto fail;
+  if ((need[1] || need[2]) && !sums) {
+    nn_error_set("layer_norm backward: out of memory");
+    goto fail;
+  }
+  if (need[0] && !(gi[0] = nn_empty_like(x))) goto fail;
+  layer_norm_rows a = {nn_numel(x) / n, n, nn_data(x), w ? nn_data(w) : NULL, NULL, nn_data(gc),
+                       node->scalar[0], nn_data(stats), gi[0] ? nn_data(gi[0]) : NULL,
+                       need[1] ? sums : NULL, need[2] ? sums + n : NULL};
+  layer_norm_run(1, x->dtype, &a);
+  if (need[1]) {
+    if (!(gi[1] = nn_empty_like(w))) goto fail;
+    for (int64_t j = 0; j < n; j++) {
+      if (x->dtype == NN_FLOAT32) ((float *)nn_data(gi[1]))[j] = (float)sums[j];
+      else ((double *)nn_data(gi[1]))[j] = sums[j];
+    }
+  }
+  if (need[2]) {
+    if (!(gi[2] = nn_empty(x->dtype, node->ndim, node->size))) goto fail;
+    for (int64_t j = 0; j < n; j++) {
+      if (x->dtype == NN_FLOAT32) ((float *)nn_data(gi[2]))[j] = (float)sums[n + j];
+      else ((double *)nn_data(gi[2]))[j] = sums[n + j];
+    }
+  }
+  free(sums);
+  nn_release(gc);
+  return 0;
+fail:
+  free(sums);
+  nn_release(gc);
+  for (int i = 0; i < 3; i++) nn_release(gi[i]), gi[i] = NULL;
+  return -1;
+}
+
+int nn_layer_norm(nn_tensor *x, int64_t n, nn_tensor *w, nn_tensor *b, double eps, nn_tensor **out) {
+  *out = NULL;
+  int64_t total = nn_numel(x);
+  if (nn_capture_active || x->device != NN_CPU || (x->dtype != NN_FLOAT32 && x->dtype != NN_FLOAT64) ||
+      n < 1 || total < 1 || total % n != 0)
+    return 0;
+  nn_tensor *affine[2] = {w, b};
+  for (int i = 0; i < 2; i++)
+    if (affine[i] && (affine[i]->device != NN_CPU || affine[i]->dtype != x->dtype ||
+                      nn_numel(affine[i]) != n))
+      return 0;
+  nn_grad_guard guard = nn_no_grad_begin();
+  nn_tensor *xc = nn_contiguous(x), *wc = xc && w ? nn_contiguous(w) : NULL;
+  nn_tensor *bc = xc && b ? nn_contiguous(b) : NULL;
+  nn_no_grad_end(guard);
+  int64_t stats_size[2] = {total / n, 2};
+  nn_tensor *y = NULL, *stats = NULL;
+  if (!xc || (w && !wc) || (b && !bc) || !(y = nn_empty(x->dtype, x->ndim, x->size)) ||
+      !(stats = nn_empty(NN_FLOAT64, 2, stats_size)))
+    goto fail;
+  layer_norm_rows a = {total / n, n, nn_data(xc), wc ? nn_data(wc) : NULL, bc ? nn_data(bc) : NULL,
+                       NULL, eps, nn_data(stats), nn_data(y), NULL, NULL};
+  layer_norm_run(0, x->dtype, &a);
+  if (nn_needs_grad(x, w, b)) {
+    nn_node *node = nn_node_attach(y, "NativeLayerNormBackward0", layer_norm_node_backward, 3, x, w, b);
+    if (!node) goto fail;
+    node->ints[0] = n;
+    node->scalar[0] = eps;
+    node->ndim = b ? b->ndim : 0;
+    for (int i = 0; b && i < b->ndim; i++) node->size[i] = b->size[i];
+    nn_node_save(node, 0, xc);
+    if (wc) nn_node_save(node, 1, wc);
+    nn_node_save(node, 2, stats);
+  }
+  nn_release(xc), nn_release(wc), nn_release(bc), nn_release(stats);
+  *out = y;
+  return 1;
+fail:
+  nn_release(xc), nn_release(wc), nn_release(bc), nn_release(y), nn_release(stats);
+  return -1;
+}

@@ -123,8 +123,12 @@ return function(nn)
     end
     check_floating(x, op)
     local noise = nn.no_grad(function()
-      local keep = nn.rand(x:size(), {dtype = "float64"}):lt(1 - p):to(x.dtype)
-      local scaled = keep:div_(nn.tensor(1 - p, {dtype = x.dtype}))
+      -- one pass after the draws (activations.c); nil while a capture records
+      local scaled = nn._C.dropout_noise(x, p)
+      if scaled == nil then
+        local keep = nn.rand(x:size(), {dtype = "float64"}):lt(1 - p):to(x.dtype)
+        scaled = keep:div_(nn.tensor(1 - p, {dtype = x.dtype}))
+      end
       if x.device ~= "cpu" then scaled = scaled:to(x.device) end
       return scaled
     end)
@@ -452,6 +456,10 @@ return function(nn)
     end
     local row = 1
     for _, s in ipairs(sizes) do row = row * s end
+    -- one pass over a row forward and one backward (statistics.c); nil
+    -- where that does not run (another device, a capture recording)
+    local fused = nn._C.layer_norm(x, row, weight, bias, eps)
+    if fused ~= nil then return fused end
     local rows = x:numel() // row
     local flat = x:reshape({rows, row})
     local mean = flat:mean(2, true)

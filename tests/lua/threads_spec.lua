@@ -429,3 +429,38 @@ describe("threads started, and the environment left as it was", function()
     assert.are.equal("same\n", out)
   end)
 end)
+
+-- issue 13's fused paths of the Transformer layer and the LSTM (values:
+-- seq_fused_spec.lua)
+describe("at one and two threads, the same values of the fused sequence paths", function()
+  it("layer norm's fused front, forward and backward", function()
+    nn.manual_seed(6)
+    local x = nn.randn(300, 256):requires_grad_()
+    local ln = nn.LayerNorm(256)
+    local g = nn.randn(300, 256)
+    same_at_both("layer norm", function()
+      ln:zero_grad()
+      x.grad = nil
+      local y = ln(x)
+      y:backward(g)
+      return y, x.grad, ln.weight.grad, ln.bias.grad
+    end)
+  end)
+  it("the LSTM's step kernels (rows cut among threads), forward and backward, odd sizes", function()
+    for _, case in ipairs({{64, 256, 5}, {33, 70, 3}, {1, 9, 4}}) do
+      local batch, hidden, steps = case[1], case[2], case[3]
+      nn.manual_seed(1)
+      local lstm = nn.LSTM(hidden, hidden, 2)
+      local x = nn.randn(steps, batch, hidden):requires_grad_()
+      local w = nn.randn(steps, batch, hidden)
+      same_at_both("lstm " .. batch .. "x" .. hidden, function()
+        lstm:zero_grad()
+        x.grad = nil
+        local out, state = lstm:forward(x)
+        local loss = (out * w):sum() + state[2]:sum()
+        loss:backward()
+        return out, state[1], state[2], x.grad, lstm.weight_hh_l0.grad, lstm.weight_ih_l1.grad
+      end)
+    end
+  end)
+end)

@@ -129,7 +129,7 @@ int nn_cpu_activation_backward(nn_activation_op op, const nn_iter *it, double a,
 /* ---- softmax and log_softmax ------------------------------------------ */
 /* One line of n elements, x and y strides apart. Called with dt a constant
    (lines_typed), so that nn_load and nn_store compile to typed accesses. */
-static inline void softmax_line(nn_dtype dt, const char *x, int64_t xs, char *y, int64_t ys, int64_t n,
+static inline __attribute__((always_inline)) void softmax_line(nn_dtype dt, const char *x, int64_t xs, char *y, int64_t ys, int64_t n,
                                 int log_form) {
   double m = -INFINITY;
   for (int64_t j = 0; j < n; j++) m = nn_softmax_max_step(m, nn_load(dt, x, j * xs));
@@ -154,7 +154,7 @@ static inline void softmax_line(nn_dtype dt, const char *x, int64_t xs, char *y,
    loop of their own that vectorises (the sum in double, in order, cannot).
    One formula for every stride, so that a strided line gives the
    contiguous line's values; stride 1 is inlined apart to vectorise. */
-static inline void softmax_line_f32(const float *x, int64_t xs, float *y, int64_t ys, int64_t n,
+static inline __attribute__((always_inline)) void softmax_line_f32(const float *x, int64_t xs, float *y, int64_t ys, int64_t n,
                                     int log_form) {
   float m = -INFINITY;
   for (int64_t j = 0; j < n; j++) m = x[j * xs] > m || isnan(x[j * xs]) ? x[j * xs] : m;
@@ -169,13 +169,13 @@ static inline void softmax_line_f32(const float *x, int64_t xs, float *y, int64_
   }
 }
 
-static void softmax_line_f32_any(const float *x, int64_t xs, float *y, int64_t ys, int64_t n,
+static inline __attribute__((always_inline)) void softmax_line_f32_any(const float *x, int64_t xs, float *y, int64_t ys, int64_t n,
                                  int log_form) {
   if (xs == 1 && ys == 1) softmax_line_f32(x, 1, y, 1, n, log_form);
   else softmax_line_f32(x, xs, y, ys, n, log_form);
 }
 
-static inline void softmax_backward_line(nn_dtype dt, const char *g, int64_t gs, const char *y,
+static inline __attribute__((always_inline)) void softmax_backward_line(nn_dtype dt, const char *g, int64_t gs, const char *y,
                                          int64_t ys, char *gi, int64_t is, int64_t n, int log_form) {
   double acc = 0;
   if (log_form) {
@@ -191,7 +191,7 @@ static inline void softmax_backward_line(nn_dtype dt, const char *g, int64_t gs,
 
 struct softmax_ctx { const nn_reduce_geom *r; int log_form, backward; };
 
-static inline void lines_typed(nn_dtype dt, const struct softmax_ctx *c, int64_t count, char **data,
+static inline __attribute__((always_inline)) void lines_typed(nn_dtype dt, const struct softmax_ctx *c, int64_t count, char **data,
                                const int64_t *st) {
   const nn_reduce_geom *r = c->r;
   int64_t n = r->rdims ? r->rsize[0] : 1, es = (int64_t)nn_element_size(dt);
@@ -209,7 +209,10 @@ static inline void lines_typed(nn_dtype dt, const struct softmax_ctx *c, int64_t
   }
 }
 
-static void softmax_inner(void *vctx, int64_t count, char **data, const int64_t *st) {
+/* compiled for baseline x86-64, AVX2 and AVX-512 (NN_CPU_CLONES: the same
+   C without contraction, so the same bits; the line functions above are
+   inlined into each) */
+NN_CPU_CLONES static void softmax_inner(void *vctx, int64_t count, char **data, const int64_t *st) {
   const struct softmax_ctx *c = vctx;
   if (c->r->it.dtype[0] == NN_FLOAT32) lines_typed(NN_FLOAT32, c, count, data, st);
   else lines_typed(NN_FLOAT64, c, count, data, st);

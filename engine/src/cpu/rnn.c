@@ -15,16 +15,22 @@
    plain loop beside them. Every value is the element function's: a float
    sum is the exact sum rounded once, as the element function's double
    sum converted to float. */
-static void sigmoid_run(int64_t n, float *x) {
+static inline __attribute__((always_inline)) void sigmoid_run(int64_t n, float *x) {
   for (int64_t k = 0; k < n; k++) x[k] = nn_sigmoid_select_f32(x[k]);
 }
-static void tanh_run(int64_t n, const float *x, float *out) {
+static inline __attribute__((always_inline)) void tanh_run(int64_t n, const float *x, float *out) {
   for (int64_t k = 0; k < n; k++) out[k] = nn_tanh_select_f32(x[k]);
 }
 
-static void lstm_forward_f32(const nn_rnn_step_args *a) {
+/* Rows [first, last) of a step. Each row writes only its own values, so
+   the pool cuts the rows among threads (nn_cpu_rnn_step) with the same
+   bits; each is compiled for baseline x86-64, AVX2 and AVX-512
+   (NN_CPU_CLONES: the same C without contraction, so the same bits, more
+   floats an instruction; the run helpers above are inlined into each). */
+NN_CPU_CLONES static void lstm_forward_f32(const void *ctx, int64_t first, int64_t last) {
+  const nn_rnn_step_args *a = ctx;
   int64_t H = a->hidden;
-  for (int64_t r = 0; r < a->rows; r++) {
+  for (int64_t r = first; r < last; r++) {
     const float *xg = (const float *)a->xg + r * 4 * H, *hg = (const float *)a->hg + r * 4 * H;
     float *act = (float *)a->act + r * 4 * H;
     float *h = (float *)a->h + r * H, *c = (float *)a->c + r * H;
@@ -45,9 +51,10 @@ static void lstm_forward_f32(const nn_rnn_step_args *a) {
   }
 }
 
-static void lstm_backward_f32(const nn_rnn_step_args *a) {
+NN_CPU_CLONES static void lstm_backward_f32(const void *ctx, int64_t first, int64_t last) {
+  const nn_rnn_step_args *a = ctx;
   int64_t H = a->hidden;
-  for (int64_t r = 0; r < a->rows; r++) {
+  for (int64_t r = first; r < last; r++) {
     const float *act = (const float *)a->act + r * 4 * H;
     const float *c_seq = (const float *)a->c_seq + r * H, *c_prev = (const float *)a->c_prev + r * H;
     const float *g_seq = (const float *)a->g_seq + r * H, *dh = (const float *)a->dh + r * H;
@@ -65,9 +72,14 @@ static void lstm_backward_f32(const nn_rnn_step_args *a) {
   }
 }
 
+/* A row's work, in the pool's elements: the four activations (an exp and
+   a division each) and the cell's arithmetic weigh about eight plain
+   elementwise operations per gate value. */
+static int64_t lstm_row_cost(const nn_rnn_step_args *a) { return 8 * 4 * a->hidden; }
+
 int nn_cpu_rnn_step(const nn_rnn_step_args *a) {
   if (a->mode == NN_RNN_LSTM && a->dtype == NN_FLOAT32) {
-    lstm_forward_f32(a);
+    nn_parallel_for(a->rows, lstm_row_cost(a), 1, lstm_forward_f32, a);
     return 0;
   }
   for (int64_t r = 0; r < a->rows; r++)
@@ -77,7 +89,7 @@ int nn_cpu_rnn_step(const nn_rnn_step_args *a) {
 
 int nn_cpu_rnn_step_backward(const nn_rnn_step_args *a) {
   if (a->mode == NN_RNN_LSTM && a->dtype == NN_FLOAT32) {
-    lstm_backward_f32(a);
+    nn_parallel_for(a->rows, lstm_row_cost(a), 1, lstm_backward_f32, a);
     return 0;
   }
   for (int64_t r = 0; r < a->rows; r++)
