@@ -81,24 +81,29 @@ end)
 
 -- a tensor of n float32 whose elements lie 2 apart: the draws' walk takes
 -- them in the same order as a contiguous tensor's, through the general loop
-local function strided(n)
-  return nn.zeros(n, 2):select(2, 1)
+local function strided(n, dtype)
+  return nn.zeros(n, 2, {dtype = dtype}):select(2, 1)
 end
 
 describe("rand_like's runs of draws", function()
   it("draws what the strided loop draws, across twists, for any from and to", function()
-    for _, sizes in ipairs({{7, 623, 1, 624, 2049, 5000}, {624}, {1, 1, 625}, {0, 3, BIG}}) do
-      for _, range in ipairs({{0, 1}, {-2.5, 7}, {3, 3}}) do
-        nn.manual_seed(11)
-        local fast = {}
-        for i, n in ipairs(sizes) do fast[i] = nn.empty(n):uniform_(range[1], range[2]) end
-        local after = nn.rand(3)
-        nn.manual_seed(11)
-        for i, n in ipairs(sizes) do
-          local slow = strided(n):uniform_(range[1], range[2])
-          assert.is_true(fast[i]:equal(slow), string.format("run %d of %d, [%g, %g)", i, n, range[1], range[2]))
+    -- float64 takes two words a draw: 312 draws a twist, 1024 a run
+    for _, dtype in ipairs({"float32", "float64"}) do
+      for _, sizes in ipairs({{7, 623, 1, 624, 2049, 5000}, {624}, {1, 1, 625}, {0, 3, BIG},
+                              {311, 1, 312, 1023, 1025, 313}}) do
+        for _, range in ipairs({{0, 1}, {-2.5, 7}, {3, 3}}) do
+          nn.manual_seed(11)
+          local fast = {}
+          for i, n in ipairs(sizes) do fast[i] = nn.empty(n, {dtype = dtype}):uniform_(range[1], range[2]) end
+          local after = nn.rand(3)
+          nn.manual_seed(11)
+          for i, n in ipairs(sizes) do
+            local slow = strided(n, dtype):uniform_(range[1], range[2])
+            assert.is_true(fast[i]:equal(slow), string.format("%s run %d of %d, [%g, %g)", dtype, i, n,
+              range[1], range[2]))
+          end
+          assert.is_true(after:equal(strided(3):uniform_(0, 1)), "the generator after them")
         end
-        assert.is_true(after:equal(strided(3):uniform_(0, 1)), "the generator after them")
       end
     end
     nn.manual_seed(12)

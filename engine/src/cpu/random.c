@@ -429,11 +429,52 @@ static void uniform_fill_f32(generator *g, float *data, int64_t n, float from, f
   }
 }
 
+/* The same for float64: each draw is random64's two words, the first the
+   high one, made a double as uniform_double makes it. Its fma() is a call
+   of libm's where the code is not compiled for FMA: a million draws took
+   15 ms through the element walk against 2.5 for float32 (dropout's noise
+   is drawn in float64, as PyTorch's CPU dropout draws it). */
+#define UNIFORM_BODY_F64                                                                     \
+  for (int64_t i = 0; i < n; i++)                                                            \
+  out[i] = nn_uniform_f64(((uint64_t)bits[2 * i] << 32) | bits[2 * i + 1], from, to)
+static void uniform_run_f64(double *out, const uint32_t *bits, int64_t n, double from, double to) {
+  UNIFORM_BODY_F64;
+}
+#ifdef UNIFORM_HAS_FMA_RUN
+__attribute__((target("avx2,fma"))) static void uniform_run_f64_fma(double *out, const uint32_t *bits,
+                                                                     int64_t n, double from, double to) {
+  UNIFORM_BODY_F64;
+}
+#endif
+#undef UNIFORM_BODY_F64
+
+static void uniform_fill_f64(generator *g, double *data, int64_t n, double from, double to) {
+  uint32_t bits[UNIFORM_RUN];
+#ifdef UNIFORM_HAS_FMA_RUN
+  int fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+  for (int64_t i = 0; i < n; i += UNIFORM_RUN / 2) {
+    int64_t m = n - i < UNIFORM_RUN / 2 ? n - i : UNIFORM_RUN / 2;
+    random32_run(g, bits, 2 * m);
+#ifdef UNIFORM_HAS_FMA_RUN
+    if (fma) {
+      uniform_run_f64_fma(data + i, bits, m, from, to);
+      continue;
+    }
+#endif
+    uniform_run_f64(data + i, bits, m, from, to);
+  }
+}
+
 int nn_cpu_uniform(const nn_strided *t, double from, double to) {
   generator *g = default_generator();
   int64_t n = strided_numel(t);
   if (t->dtype == NN_FLOAT32 && strided_contiguous(t)) {
     uniform_fill_f32(g, (float *)t->data, n, (float)from, (float)to);
+    return 0;
+  }
+  if (t->dtype == NN_FLOAT64 && strided_contiguous(t)) {
+    uniform_fill_f64(g, (double *)t->data, n, from, to);
     return 0;
   }
   fill_walk w;
