@@ -15,6 +15,12 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+/* the 2 x 2 max pool's AVX2 variants, chosen at run time */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define NN_POOL_WIDE 1
+#else
+#define NN_POOL_WIDE 0
+#endif
 /* fn(args, first, last) over [0, n) items of `each` elements of work,
    on the pool (cpu/parallel.c) when there is enough of it. */
 static void split(int64_t n, int64_t each, nn_range_fn fn, const void *args) {
@@ -143,6 +149,53 @@ static void max_2x2_f32(const nn_pool2d_args *a, int64_t first, int64_t last) {
   }
 }
 
+/* max_2x2_f32 eight windows at a time, for rows of eight or more (the
+   lesson's first pool: 14 a row, two groups instead of four), compiled for
+   AVX2 (GCC vectorises the group's loop whole: the taps loaded, then
+   compared in order as masks and blends; the same selects as
+   max_window_2x2, so the same values and indices). */
+#if NN_POOL_WIDE
+__attribute__((target("avx2"))) static void max_2x2_f32_wide(const nn_pool2d_args *a, int64_t first, int64_t last) {
+  int64_t iw_n = a->in_w, plane = a->in_h * iw_n, ow_n = a->out_w, oplane = a->out_h * ow_n;
+  for (int64_t p = first; p < last; p++) {
+    for (int64_t oh = 0; oh < a->out_h; oh++) {
+      int64_t top = 2 * oh * iw_n;
+      const float *r0 = (const float *)a->x + p * plane + top, *r1 = r0 + iw_n;
+      float *out = (float *)a->out + p * oplane + oh * ow_n;
+      int64_t *indices = a->indices ? a->indices + p * oplane + oh * ow_n : NULL;
+      for (int64_t ow = 0; ow < ow_n; ow += 8) {
+        if (ow + 8 > ow_n) ow = ow_n - 8; /* overlapping the group before, as in max_2x2_f32 */
+        int64_t index = top + 2 * ow + a->index_base;
+        /* unrolled first, the loop would be left to the block vectoriser, which gives up */
+        _Pragma("GCC unroll 1") for (int k = 0; k < 8; k++) {
+          float t0 = r0[2 * (ow + k)], t1 = r0[2 * (ow + k) + 1], t2 = r1[2 * (ow + k)], t3 = r1[2 * (ow + k) + 1];
+          float best = t0;
+          int64_t at = 0;
+          int wins = (t1 > best) | (t1 != t1);
+          best = wins ? t1 : best, at = wins ? 1 : at;
+          wins = (t2 > best) | (t2 != t2);
+          best = wins ? t2 : best, at = wins ? iw_n : at;
+          wins = (t3 > best) | (t3 != t3);
+          best = wins ? t3 : best, at = wins ? iw_n + 1 : at;
+          out[ow + k] = best;
+          if (indices) indices[ow + k] = index + 2 * k + at;
+        }
+      }
+    }
+  }
+}
+#endif
+
+/* rows of eight windows or more, on a processor with AVX2 */
+static int wide_rows(const nn_pool2d_args *a) {
+#if NN_POOL_WIDE
+  return a->out_w >= 8 && __builtin_cpu_supports("avx2");
+#else
+  (void)a;
+  return 0;
+#endif
+}
+
 static int is_max_2x2(const nn_pool2d_args *a) {
   return a->kind == NN_POOL_MAX && a->dtype == NN_FLOAT32 && a->kernel[0] == 2 && a->kernel[1] == 2 &&
          a->stride[0] == 2 && a->stride[1] == 2 && a->padding[0] == 0 && a->padding[1] == 0 &&
@@ -262,10 +315,44 @@ static void max_2x2_backward_f32(const nn_pool2d_args *a, int64_t first, int64_t
   }
 }
 
+/* max_2x2_backward_f32 eight windows at a time, as max_2x2_f32_wide */
+#if NN_POOL_WIDE
+__attribute__((target("avx2"))) static void max_2x2_backward_f32_wide(const nn_pool2d_args *a, int64_t first,
+                                                                     int64_t last) {
+  int64_t iw_n = a->in_w, plane = a->in_h * iw_n, ow_n = a->out_w, oplane = a->out_h * ow_n;
+  for (int64_t p = first; p < last; p++) {
+    float *gx = (float *)a->gx + p * plane;
+    for (int64_t oh = 0; oh < a->out_h; oh++) {
+      float *r0 = gx + 2 * oh * iw_n, *r1 = r0 + iw_n;
+      const float *g = (const float *)a->g + p * oplane + oh * ow_n;
+      for (int64_t ow = 0; ow < ow_n; ow += 8) {
+        if (ow + 8 > ow_n) ow = ow_n - 8;
+        const int64_t *at = a->indices + p * oplane + oh * ow_n + ow;
+        int64_t index = 2 * oh * iw_n + 2 * ow + a->index_base;
+        _Pragma("GCC unroll 1") for (int k = 0; k < 8; k++) {
+          int64_t tap = at[k] - index - 2 * k;
+          float v = 0.0f + g[ow + k];
+          r0[2 * (ow + k)] = tap == 0 ? v : 0.0f;
+          r0[2 * (ow + k) + 1] = tap == 1 ? v : 0.0f;
+          r1[2 * (ow + k)] = tap == iw_n ? v : 0.0f;
+          r1[2 * (ow + k) + 1] = tap == iw_n + 1 ? v : 0.0f;
+        }
+      }
+      for (int64_t iw = 2 * ow_n; iw < iw_n; iw++) r0[iw] = r1[iw] = 0;
+    }
+    memset(gx + 2 * a->out_h * iw_n, 0, (size_t)(plane - 2 * a->out_h * iw_n) * sizeof *gx);
+  }
+}
+#endif
+
 static void pool_range(const void *args, int64_t first, int64_t last) {
   const nn_pool2d_args *a = args;
   int is_max = a->kind == NN_POOL_MAX || a->kind == NN_POOL_ADAPTIVE_MAX;
-  if (is_max_2x2(a)) {
+  if (is_max_2x2(a) && wide_rows(a)) {
+#if NN_POOL_WIDE
+    max_2x2_f32_wide(a, first, last);
+#endif
+  } else if (is_max_2x2(a)) {
     max_2x2_f32(a, first, last);
   } else if (a->dtype == NN_FLOAT32) {
     if (is_max) max_planes(NN_FLOAT32, a, first, last);
@@ -279,7 +366,11 @@ static void pool_range(const void *args, int64_t first, int64_t last) {
 static void pool_backward_range(const void *args, int64_t first, int64_t last) {
   const nn_pool2d_args *a = args;
   int is_max = a->kind == NN_POOL_MAX || a->kind == NN_POOL_ADAPTIVE_MAX;
-  if (is_max_2x2(a)) {
+  if (is_max_2x2(a) && wide_rows(a)) {
+#if NN_POOL_WIDE
+    max_2x2_backward_f32_wide(a, first, last);
+#endif
+  } else if (is_max_2x2(a)) {
     max_2x2_backward_f32(a, first, last);
   } else if (a->dtype == NN_FLOAT32) {
     if (is_max) max_backward_planes(NN_FLOAT32, a, first, last);
@@ -399,11 +490,32 @@ NN_CPU_CLONES static void scale_shift_f32(int64_t n, const float *restrict x, fl
   else for (int64_t i = 0; i < n; i++) y[i] = x[i] * alpha + beta;
 }
 
-/* gx = (g - mean(g) - (x - mean) k) scale over a run; g may be gx itself
-   (after relu, the first pass leaves the masked gradient in gx) */
-NN_CPU_CLONES static void normalised_grad_f32(int64_t n, const float *g, const float *restrict x, float *gx,
-                                              float mean, float k, float grad_mean, float scale) {
+/* gx = (g - mean(g) - (x - mean) k) scale over a run */
+NN_CPU_CLONES static void normalised_grad_f32(int64_t n, const float *restrict g, const float *restrict x,
+                                              float *restrict gx, float mean, float k, float grad_mean, float scale) {
   for (int64_t i = 0; i < n; i++) gx[i] = (g[i] - grad_mean - (x[i] - mean) * k) * scale;
+}
+
+/* relu's gradient behind the fused forward: g where relu's result was not
+   0, that result's test redone from x with the forward's alpha and beta
+   (the same float operations, never contracted: -ffp-contract=off), so
+   that backward reads neither relu's result nor a masked copy of g: y <= 0
+   exactly where relu(y) <= 0 (a NaN y passes g, as relu's backward). */
+static inline float relu_masked(float g, float x, float alpha, float beta) {
+  return x * alpha + beta <= 0 ? 0.0f : g;
+}
+
+NN_CPU_CLONES static void relu_masked_f32(int64_t n, const float *restrict g, const float *restrict x,
+                                          float *restrict masked, float alpha, float beta) {
+  for (int64_t i = 0; i < n; i++) masked[i] = relu_masked(g[i], x[i], alpha, beta);
+}
+
+/* normalised_grad_f32 of relu's gradient, masked on the way */
+NN_CPU_CLONES static void normalised_relu_grad_f32(int64_t n, const float *restrict g, const float *restrict x,
+                                                   float *restrict gx, float alpha, float beta, float mean,
+                                                   float k, float grad_mean, float scale) {
+  for (int64_t i = 0; i < n; i++)
+    gx[i] = (relu_masked(g[i], x[i], alpha, beta) - grad_mean - (x[i] - mean) * k) * scale;
 }
 
 /* One channel's statistics in one pass: sums of x - k and (x - k)^2 in
@@ -458,6 +570,7 @@ static inline void batch_norm_channels(nn_dtype dt, const nn_batch_norm_args *a,
     /* y = x alpha + beta, as PyTorch's batch_norm_cpu_contiguous_impl */
     double alpha = invstd * (a->weight ? get(dt, a->weight, c) : 1);
     double beta = (a->bias ? get(dt, a->bias, c) : 0) - mean * alpha;
+    if (a->relu) a->stats[2 * a->channels + c] = (float)alpha, a->stats[3 * a->channels + c] = (float)beta;
     for (int64_t b = 0; b < a->outer; b++) {
       int64_t base = b * cstride + c * a->inner;
       if (dt == NN_FLOAT32) {
@@ -480,6 +593,8 @@ static inline void batch_norm_backward_channels(nn_dtype dt, const nn_batch_norm
   int64_t cstride = a->channels * a->inner, n = a->outer * a->inner;
   for (int64_t c = first; c < last; c++) {
     double mean = a->stats[c], invstd = a->stats[a->channels + c];
+    float relu_alpha = a->relu ? (float)a->stats[2 * a->channels + c] : 1;
+    float relu_beta = a->relu ? (float)a->stats[3 * a->channels + c] : 0;
     double sum = 0, dot = 0;
     if (dt == NN_FLOAT32) {
       lane_sums s = {{0}, {0}};
@@ -491,18 +606,17 @@ static inline void batch_norm_backward_channels(nn_dtype dt, const nn_batch_norm
           v->moments(s.a, s.b, g, 0, x, mean, a->inner);
           continue;
         }
-        /* relu's gradient a block at a time, in cache; blocks of whole
-           groups of eight put each element in the lane one run would.
-           Where gx is wanted the masked gradient is written there, and the
-           second pass reads it back instead of g and relu's result (two
-           streams instead of three, no second mask: the same values) */
+        /* relu's gradient a block at a time, in cache (blocks of whole
+           groups of eight put each element in the lane one run would),
+           its mask from x (relu_masked): the pass reads g and x, and the
+           second pass reads them again, a channel's two (the lesson's
+           first layer: 2 x 401 KB) still in L2; before, relu's result
+           was read too and the masked gradient written out and back */
         float block[RELU_BLOCK];
         for (int64_t i = 0; i < a->inner; i += RELU_BLOCK) {
           int64_t len = a->inner - i < RELU_BLOCK ? a->inner - i : RELU_BLOCK;
-          float *masked = a->gx ? (float *)a->gx + base + i : block;
-          /* relu's gradient: g where relu's result (0 where x was not above 0) is not 0 */
-          v->relu_grad(len, g + i, (const float *)a->out + base + i, masked);
-          v->moments(s.a, s.b, masked, 0, x + i, mean, len);
+          relu_masked_f32(len, g + i, x + i, block, relu_alpha, relu_beta);
+          v->moments(s.a, s.b, block, 0, x + i, mean, len);
         }
       }
       sum = lanes_total(s.a), dot = lanes_total(s.b);
@@ -521,11 +635,13 @@ static inline void batch_norm_backward_channels(nn_dtype dt, const nn_batch_norm
     double grad_mean = a->training ? sum / (double)n : 0, scale = invstd * w;
     for (int64_t b = 0; b < a->outer; b++) {
       int64_t base = b * cstride + c * a->inner;
-      if (dt == NN_FLOAT32) {
-        /* with relu, gx already holds the masked gradient (the first pass) */
-        normalised_grad_f32(a->inner, a->relu ? (const float *)a->gx + base : (const float *)a->g + base,
-                            (const float *)a->x + base, (float *)a->gx + base, (float)mean, (float)k,
-                            (float)grad_mean, (float)scale);
+      if (dt == NN_FLOAT32 && a->relu) {
+        normalised_relu_grad_f32(a->inner, (const float *)a->g + base, (const float *)a->x + base,
+                                 (float *)a->gx + base, relu_alpha, relu_beta, (float)mean, (float)k,
+                                 (float)grad_mean, (float)scale);
+      } else if (dt == NN_FLOAT32) {
+        normalised_grad_f32(a->inner, (const float *)a->g + base, (const float *)a->x + base,
+                            (float *)a->gx + base, (float)mean, (float)k, (float)grad_mean, (float)scale);
       } else {
         const double *g = (const double *)a->g + base, *x = (const double *)a->x + base;
         double *gx = (double *)a->gx + base;
