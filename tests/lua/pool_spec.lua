@@ -324,9 +324,9 @@ describe("MaxPool2d and the other pooling modules", function()
       a64:backward(gw:double())
       assert.are.same(flat(v64.grad:float()), flat(v32.grad))
     end
-    -- rows of 8, 9 and 17 windows (the AVX2 path's groups of eight: one, two
-    -- overlapping by seven, three with a column and a row left out), with
-    -- ties, NaN and -inf in them; the gradient's blocks filled with garbage first
+    -- rows of 8, 9 and 17 windows (groups of four: two, three overlapping,
+    -- five with a column and a row left out), with ties, NaN and -inf in
+    -- them across groups; the gradient's blocks filled with garbage first
     for _, size in ipairs({{4, 16}, {6, 18}, {7, 35}}) do
       local v = nn.randint(-2, 3, {2, 3, size[1], size[2]}):float()
       v:view(-1):narrow(1, 3, 1):fill_(0 / 0)

@@ -15,12 +15,6 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
-/* the 2 x 2 max pool's AVX2 variants, chosen at run time */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define NN_POOL_WIDE 1
-#else
-#define NN_POOL_WIDE 0
-#endif
 /* fn(args, first, last) over [0, n) items of `each` elements of work,
    on the pool (cpu/parallel.c) when there is enough of it. */
 static void split(int64_t n, int64_t each, nn_range_fn fn, const void *args) {
@@ -149,53 +143,6 @@ static void max_2x2_f32(const nn_pool2d_args *a, int64_t first, int64_t last) {
   }
 }
 
-/* max_2x2_f32 eight windows at a time, for rows of eight or more (the
-   lesson's first pool: 14 a row, two groups instead of four), compiled for
-   AVX2 (GCC vectorises the group's loop whole: the taps loaded, then
-   compared in order as masks and blends; the same selects as
-   max_window_2x2, so the same values and indices). */
-#if NN_POOL_WIDE
-__attribute__((target("avx2"))) static void max_2x2_f32_wide(const nn_pool2d_args *a, int64_t first, int64_t last) {
-  int64_t iw_n = a->in_w, plane = a->in_h * iw_n, ow_n = a->out_w, oplane = a->out_h * ow_n;
-  for (int64_t p = first; p < last; p++) {
-    for (int64_t oh = 0; oh < a->out_h; oh++) {
-      int64_t top = 2 * oh * iw_n;
-      const float *r0 = (const float *)a->x + p * plane + top, *r1 = r0 + iw_n;
-      float *out = (float *)a->out + p * oplane + oh * ow_n;
-      int64_t *indices = a->indices ? a->indices + p * oplane + oh * ow_n : NULL;
-      for (int64_t ow = 0; ow < ow_n; ow += 8) {
-        if (ow + 8 > ow_n) ow = ow_n - 8; /* overlapping the group before, as in max_2x2_f32 */
-        int64_t index = top + 2 * ow + a->index_base;
-        /* unrolled first, the loop would be left to the block vectoriser, which gives up */
-        _Pragma("GCC unroll 1") for (int k = 0; k < 8; k++) {
-          float t0 = r0[2 * (ow + k)], t1 = r0[2 * (ow + k) + 1], t2 = r1[2 * (ow + k)], t3 = r1[2 * (ow + k) + 1];
-          float best = t0;
-          int64_t at = 0;
-          int wins = (t1 > best) | (t1 != t1);
-          best = wins ? t1 : best, at = wins ? 1 : at;
-          wins = (t2 > best) | (t2 != t2);
-          best = wins ? t2 : best, at = wins ? iw_n : at;
-          wins = (t3 > best) | (t3 != t3);
-          best = wins ? t3 : best, at = wins ? iw_n + 1 : at;
-          out[ow + k] = best;
-          if (indices) indices[ow + k] = index + 2 * k + at;
-        }
-      }
-    }
-  }
-}
-#endif
-
-/* rows of eight windows or more, on a processor with AVX2 */
-static int wide_rows(const nn_pool2d_args *a) {
-#if NN_POOL_WIDE
-  return a->out_w >= 8 && __builtin_cpu_supports("avx2");
-#else
-  (void)a;
-  return 0;
-#endif
-}
-
 static int is_max_2x2(const nn_pool2d_args *a) {
   return a->kind == NN_POOL_MAX && a->dtype == NN_FLOAT32 && a->kernel[0] == 2 && a->kernel[1] == 2 &&
          a->stride[0] == 2 && a->stride[1] == 2 && a->padding[0] == 0 && a->padding[1] == 0 &&
@@ -315,44 +262,10 @@ static void max_2x2_backward_f32(const nn_pool2d_args *a, int64_t first, int64_t
   }
 }
 
-/* max_2x2_backward_f32 eight windows at a time, as max_2x2_f32_wide */
-#if NN_POOL_WIDE
-__attribute__((target("avx2"))) static void max_2x2_backward_f32_wide(const nn_pool2d_args *a, int64_t first,
-                                                                     int64_t last) {
-  int64_t iw_n = a->in_w, plane = a->in_h * iw_n, ow_n = a->out_w, oplane = a->out_h * ow_n;
-  for (int64_t p = first; p < last; p++) {
-    float *gx = (float *)a->gx + p * plane;
-    for (int64_t oh = 0; oh < a->out_h; oh++) {
-      float *r0 = gx + 2 * oh * iw_n, *r1 = r0 + iw_n;
-      const float *g = (const float *)a->g + p * oplane + oh * ow_n;
-      for (int64_t ow = 0; ow < ow_n; ow += 8) {
-        if (ow + 8 > ow_n) ow = ow_n - 8;
-        const int64_t *at = a->indices + p * oplane + oh * ow_n + ow;
-        int64_t index = 2 * oh * iw_n + 2 * ow + a->index_base;
-        _Pragma("GCC unroll 1") for (int k = 0; k < 8; k++) {
-          int64_t tap = at[k] - index - 2 * k;
-          float v = 0.0f + g[ow + k];
-          r0[2 * (ow + k)] = tap == 0 ? v : 0.0f;
-          r0[2 * (ow + k) + 1] = tap == 1 ? v : 0.0f;
-          r1[2 * (ow + k)] = tap == iw_n ? v : 0.0f;
-          r1[2 * (ow + k) + 1] = tap == iw_n + 1 ? v : 0.0f;
-        }
-      }
-      for (int64_t iw = 2 * ow_n; iw < iw_n; iw++) r0[iw] = r1[iw] = 0;
-    }
-    memset(gx + 2 * a->out_h * iw_n, 0, (size_t)(plane - 2 * a->out_h * iw_n) * sizeof *gx);
-  }
-}
-#endif
-
 static void pool_range(const void *args, int64_t first, int64_t last) {
   const nn_pool2d_args *a = args;
   int is_max = a->kind == NN_POOL_MAX || a->kind == NN_POOL_ADAPTIVE_MAX;
-  if (is_max_2x2(a) && wide_rows(a)) {
-#if NN_POOL_WIDE
-    max_2x2_f32_wide(a, first, last);
-#endif
-  } else if (is_max_2x2(a)) {
+  if (is_max_2x2(a)) {
     max_2x2_f32(a, first, last);
   } else if (a->dtype == NN_FLOAT32) {
     if (is_max) max_planes(NN_FLOAT32, a, first, last);
@@ -366,11 +279,7 @@ static void pool_range(const void *args, int64_t first, int64_t last) {
 static void pool_backward_range(const void *args, int64_t first, int64_t last) {
   const nn_pool2d_args *a = args;
   int is_max = a->kind == NN_POOL_MAX || a->kind == NN_POOL_ADAPTIVE_MAX;
-  if (is_max_2x2(a) && wide_rows(a)) {
-#if NN_POOL_WIDE
-    max_2x2_backward_f32_wide(a, first, last);
-#endif
-  } else if (is_max_2x2(a)) {
+  if (is_max_2x2(a)) {
     max_2x2_backward_f32(a, first, last);
   } else if (a->dtype == NN_FLOAT32) {
     if (is_max) max_backward_planes(NN_FLOAT32, a, first, last);
