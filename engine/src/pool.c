@@ -528,11 +528,14 @@ static nn_tensor *batch_norm_front(nn_tensor *x, nn_tensor *weight, nn_tensor *b
                    k ? "running_var" : "running_mean");
       return NULL;
     }
-  int64_t two_c = 2 * a.channels;
+  /* with relu, the CPU kernel writes each channel's alpha and beta (out =
+     x alpha + beta, as floats) after the statistics, and its backward redoes
+     relu's test from x with them (cpu/pool.c, relu_masked) */
+  int64_t stats_count = (relu ? 4 : 2) * a.channels;
   nn_tensor *xc = dense(x), *wc = NULL, *bc = NULL, *mc = NULL, *vc = NULL, *out = NULL, *stats = NULL;
   if (!xc || (weight && !(wc = dense(weight))) || (bias && !(bc = dense(bias))) ||
       (running_mean && !(mc = dense(running_mean))) || (running_var && !(vc = dense(running_var))) ||
-      !(out = nn_empty_like(xc)) || !(stats = nn_empty_like_shape(x, NN_FLOAT64, 1, &two_c)))
+      !(out = nn_empty_like(xc)) || !(stats = nn_empty_like_shape(x, NN_FLOAT64, 1, &stats_count)))
     goto fail;
   a.x = nn_data(xc);
   a.weight = wc ? nn_data(wc) : NULL;

@@ -324,6 +324,53 @@ describe("MaxPool2d and the other pooling modules", function()
       a64:backward(gw:double())
       assert.are.same(flat(v64.grad:float()), flat(v32.grad))
     end
+    -- rows of 8, 9 and 17 windows (groups of four: two, three overlapping,
+    -- five with a column and a row left out), with ties, NaN and -inf in
+    -- them across groups; the gradient's blocks filled with garbage first
+    for _, size in ipairs({{4, 16}, {6, 18}, {7, 35}}) do
+      local v = nn.randint(-2, 3, {2, 3, size[1], size[2]}):float()
+      v:view(-1):narrow(1, 3, 1):fill_(0 / 0)
+      v:view(-1):narrow(1, size[2] + 5, 2):fill_(0 / 0)
+      v:view(-1):narrow(1, 2 * size[2] + 8, 4):fill_(-math.huge)
+      for _ = 1, 4 do local _ = nn.full({2, 3, size[1], size[2]}, 5) end
+      local v32, v64 = v:clone():requires_grad_(), v:double():requires_grad_()
+      local a32, j32 = F.max_pool2d(v32, 2, nil, 0, 1, false, true)
+      local a64, j64 = F.max_pool2d(v64, 2, nil, 0, 1, false, true)
+      assert.are.same(flat(j64), flat(j32))
+      assert.are.same(flat(a64:float():nan_to_num(7)), flat(a32:nan_to_num(7)))
+      assert.are.same(flat(F.max_pool2d(v:double(), 2):float():nan_to_num(7)), flat(F.max_pool2d(v, 2):nan_to_num(7)))
+      local gw = nn.randn(a32:size())
+      a32:backward(gw)
+      a64:backward(gw:double())
+      assert.are.same(flat(v64.grad:float()), flat(v32.grad))
+    end
+  end)
+
+  it("give a float32 2x2 pool's gradients, recorded (create_graph) or not, the general path's values", function()
+    -- against float64 (the general window loop): the first gradient, the
+    -- gradient through it, ties and odd sizes included; rows of 9 and 3 windows
+    nn.manual_seed(7)
+    for _, size in ipairs({{2, 3, 6, 18}, {1, 2, 7, 9}, {2, 1, 4, 6}}) do
+      local x = nn.randint(-2, 3, size):float()
+      local u0 = nn.randn(size[1], size[2], size[3] // 2, size[4] // 2)
+      local v0 = nn.randn(size[1], size[2], size[3], size[4])
+      local grads = {}
+      for _, dtype in ipairs({"float32", "float64"}) do
+        local xd = x:to(dtype):detach():requires_grad_()
+        local u = u0:to(dtype):requires_grad_()
+        local y = (F.max_pool2d(xd, 2) * u):sum()
+        local gx = nn.autograd.grad(y, xd, {create_graph = true})[1]
+        local gu = nn.autograd.grad((gx * v0:to(dtype)):sum(), u)[1]
+        local plain = x:to(dtype):detach():requires_grad_()
+        local z = (F.max_pool2d(plain, 2) * u:detach()):sum()
+        z:backward()
+        grads[dtype] = {flat(gx:float()), flat(gu:float()), flat(plain.grad:float())}
+      end
+      assert.are.same(grads.float64[1], grads.float32[1])
+      assert.are.same(grads.float64[2], grads.float32[2])
+      assert.are.same(grads.float64[3], grads.float32[3])
+      assert.are.same(grads.float32[1], grads.float32[3])
+    end
   end)
 
   it("pass gradcheck", function()

@@ -399,11 +399,32 @@ NN_CPU_CLONES static void scale_shift_f32(int64_t n, const float *restrict x, fl
   else for (int64_t i = 0; i < n; i++) y[i] = x[i] * alpha + beta;
 }
 
-/* gx = (g - mean(g) - (x - mean) k) scale over a run; g may be gx itself
-   (after relu, the first pass leaves the masked gradient in gx) */
-NN_CPU_CLONES static void normalised_grad_f32(int64_t n, const float *g, const float *restrict x, float *gx,
-                                              float mean, float k, float grad_mean, float scale) {
+/* gx = (g - mean(g) - (x - mean) k) scale over a run */
+NN_CPU_CLONES static void normalised_grad_f32(int64_t n, const float *restrict g, const float *restrict x,
+                                              float *restrict gx, float mean, float k, float grad_mean, float scale) {
   for (int64_t i = 0; i < n; i++) gx[i] = (g[i] - grad_mean - (x[i] - mean) * k) * scale;
+}
+
+/* relu's gradient behind the fused forward: g where relu's result was not
+   0, that result's test redone from x with the forward's alpha and beta
+   (the same float operations, never contracted: -ffp-contract=off), so
+   that backward reads neither relu's result nor a masked copy of g: y <= 0
+   exactly where relu(y) <= 0 (a NaN y passes g, as relu's backward). */
+static inline float relu_masked(float g, float x, float alpha, float beta) {
+  return x * alpha + beta <= 0 ? 0.0f : g;
+}
+
+NN_CPU_CLONES static void relu_masked_f32(int64_t n, const float *restrict g, const float *restrict x,
+                                          float *restrict masked, float alpha, float beta) {
+  for (int64_t i = 0; i < n; i++) masked[i] = relu_masked(g[i], x[i], alpha, beta);
+}
+
+/* normalised_grad_f32 of relu's gradient, masked on the way */
+NN_CPU_CLONES static void normalised_relu_grad_f32(int64_t n, const float *restrict g, const float *restrict x,
+                                                   float *restrict gx, float alpha, float beta, float mean,
+                                                   float k, float grad_mean, float scale) {
+  for (int64_t i = 0; i < n; i++)
+    gx[i] = (relu_masked(g[i], x[i], alpha, beta) - grad_mean - (x[i] - mean) * k) * scale;
 }
 
 /* One channel's statistics in one pass: sums of x - k and (x - k)^2 in
@@ -458,6 +479,7 @@ static inline void batch_norm_channels(nn_dtype dt, const nn_batch_norm_args *a,
     /* y = x alpha + beta, as PyTorch's batch_norm_cpu_contiguous_impl */
     double alpha = invstd * (a->weight ? get(dt, a->weight, c) : 1);
     double beta = (a->bias ? get(dt, a->bias, c) : 0) - mean * alpha;
+    if (a->relu) a->stats[2 * a->channels + c] = (float)alpha, a->stats[3 * a->channels + c] = (float)beta;
     for (int64_t b = 0; b < a->outer; b++) {
       int64_t base = b * cstride + c * a->inner;
       if (dt == NN_FLOAT32) {
@@ -480,6 +502,8 @@ static inline void batch_norm_backward_channels(nn_dtype dt, const nn_batch_norm
   int64_t cstride = a->channels * a->inner, n = a->outer * a->inner;
   for (int64_t c = first; c < last; c++) {
     double mean = a->stats[c], invstd = a->stats[a->channels + c];
+    float relu_alpha = a->relu ? (float)a->stats[2 * a->channels + c] : 1;
+    float relu_beta = a->relu ? (float)a->stats[3 * a->channels + c] : 0;
     double sum = 0, dot = 0;
     if (dt == NN_FLOAT32) {
       lane_sums s = {{0}, {0}};
@@ -491,18 +515,17 @@ static inline void batch_norm_backward_channels(nn_dtype dt, const nn_batch_norm
           v->moments(s.a, s.b, g, 0, x, mean, a->inner);
           continue;
         }
-        /* relu's gradient a block at a time, in cache; blocks of whole
-           groups of eight put each element in the lane one run would.
-           Where gx is wanted the masked gradient is written there, and the
-           second pass reads it back instead of g and relu's result (two
-           streams instead of three, no second mask: the same values) */
+        /* relu's gradient a block at a time, in cache (blocks of whole
+           groups of eight put each element in the lane one run would),
+           its mask from x (relu_masked): the pass reads g and x, and the
+           second pass reads them again, a channel's two (the lesson's
+           first layer: 2 x 401 KB) still in L2; before, relu's result
+           was read too and the masked gradient written out and back */
         float block[RELU_BLOCK];
         for (int64_t i = 0; i < a->inner; i += RELU_BLOCK) {
           int64_t len = a->inner - i < RELU_BLOCK ? a->inner - i : RELU_BLOCK;
-          float *masked = a->gx ? (float *)a->gx + base + i : block;
-          /* relu's gradient: g where relu's result (0 where x was not above 0) is not 0 */
-          v->relu_grad(len, g + i, (const float *)a->out + base + i, masked);
-          v->moments(s.a, s.b, masked, 0, x + i, mean, len);
+          relu_masked_f32(len, g + i, x + i, block, relu_alpha, relu_beta);
+          v->moments(s.a, s.b, block, 0, x + i, mean, len);
         }
       }
       sum = lanes_total(s.a), dot = lanes_total(s.b);
@@ -521,11 +544,13 @@ static inline void batch_norm_backward_channels(nn_dtype dt, const nn_batch_norm
     double grad_mean = a->training ? sum / (double)n : 0, scale = invstd * w;
     for (int64_t b = 0; b < a->outer; b++) {
       int64_t base = b * cstride + c * a->inner;
-      if (dt == NN_FLOAT32) {
-        /* with relu, gx already holds the masked gradient (the first pass) */
-        normalised_grad_f32(a->inner, a->relu ? (const float *)a->gx + base : (const float *)a->g + base,
-                            (const float *)a->x + base, (float *)a->gx + base, (float)mean, (float)k,
-                            (float)grad_mean, (float)scale);
+      if (dt == NN_FLOAT32 && a->relu) {
+        normalised_relu_grad_f32(a->inner, (const float *)a->g + base, (const float *)a->x + base,
+                                 (float *)a->gx + base, relu_alpha, relu_beta, (float)mean, (float)k,
+                                 (float)grad_mean, (float)scale);
+      } else if (dt == NN_FLOAT32) {
+        normalised_grad_f32(a->inner, (const float *)a->g + base, (const float *)a->x + base,
+                            (float *)a->gx + base, (float)mean, (float)k, (float)grad_mean, (float)scale);
       } else {
         const double *g = (const double *)a->g + base, *x = (const double *)a->x + base;
         double *gx = (double *)a->gx + base;
