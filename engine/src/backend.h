@@ -390,9 +390,11 @@ typedef struct {
   void *out;
   const void *g; /* backward */
   void *gx, *gw, *gb;
-  /* float32 on the CPU (nn_batch_norm_relu): forward writes relu(out);
-     backward reads that result in out and takes g where it is not 0,
-     as relu's backward then batch norm's would */
+  /* float32 on the CPU (nn_batch_norm_relu): forward writes relu(out),
+     and after the statistics each channel's alpha and beta as floats
+     (out = x alpha + beta; stats then holds 4 channels values); backward
+     takes g where x alpha + beta > 0, recomputed from x, as relu's
+     backward then batch norm's would */
   int relu;
 } nn_batch_norm_args;
 
