@@ -67,6 +67,15 @@ local function train(sizes, batch, dtype, hold)
   return out
 end
 
+-- A Linear(4, 3) with gradients from a backward over x (or a random
+-- batch), and its SGD
+local function linear_with_grads(x)
+  local m = nn.Linear(4, 3)
+  local opt = nn.optim.SGD(m:parameters(), {lr = 0.1})
+  m(x or nn.rand(2, 4)):sum():backward()
+  return m, opt
+end
+
 describe("zero_grad deferred", function()
   it("gives the same bits as zeros written and added onto, at every product path", function()
     local cases = {
@@ -91,19 +100,15 @@ describe("zero_grad deferred", function()
   end)
 
   it("reads zeros through .grad before the next backward", function()
-    local m = nn.Linear(4, 3)
-    local opt = nn.optim.SGD(m:parameters(), {lr = 0.1})
-    m(nn.rand(2, 4)):sum():backward()
+    local m, opt = linear_with_grads()
     zero_grad_alone(opt)
     assert.is_true(all_zero(m.weight.grad))
     assert.is_true(all_zero(m.bias.grad))
   end)
 
   it("gives one backward's gradient, not the sum with the one before", function()
-    local m = nn.Linear(4, 3)
-    local opt = nn.optim.SGD(m:parameters(), {lr = 0.1})
     local x = nn.rand(5, 4)
-    m(x):sum():backward()
+    local m, opt = linear_with_grads(x)
     local first = flat(m.weight.grad)
     zero_grad_alone(opt)
     m(x):sum():backward()
@@ -111,10 +116,8 @@ describe("zero_grad deferred", function()
   end)
 
   it("adds the gradients of two backward calls after zero_grad", function()
-    local m = nn.Linear(4, 3)
-    local opt = nn.optim.SGD(m:parameters(), {lr = 0.1})
     local x = nn.rand(5, 4)
-    m(x):sum():backward()
+    local m, opt = linear_with_grads(x)
     local once = m.weight.grad:clone()
     zero_grad_alone(opt)
     m(x):sum():backward()
@@ -123,10 +126,8 @@ describe("zero_grad deferred", function()
   end)
 
   it("hands hooks the pass's gradient: a post-accumulate hook sees .grad, a grad hook's result lands there", function()
-    local m = nn.Linear(4, 3)
-    local opt = nn.optim.SGD(m:parameters(), {lr = 0.1})
     local x = nn.rand(5, 4)
-    m(x):sum():backward()
+    local m, opt = linear_with_grads(x)
     local want = m.weight.grad:clone()
     local seen
     local post = nn._C.add_hook(m.weight, "post_accumulate", function() seen = m.weight.grad:clone() end)
@@ -182,17 +183,13 @@ describe("zero_grad deferred", function()
   end)
 
   it("clips zeros after zero_grad", function()
-    local m = nn.Linear(4, 3)
-    local opt = nn.optim.SGD(m:parameters(), {lr = 0.1})
-    m(nn.rand(2, 4)):sum():backward()
+    local m, opt = linear_with_grads()
     zero_grad_alone(opt)
     assert.are.equal(0, nn.utils.clip_grad_norm_(m:parameters(), 1.0):item())
   end)
 
   it("still drops the gradients with zero_grad(true)", function()
-    local m = nn.Linear(4, 3)
-    local opt = nn.optim.SGD(m:parameters(), {lr = 0.1})
-    m(nn.rand(2, 4)):sum():backward()
+    local m, opt = linear_with_grads()
     collectgarbage()
     opt:zero_grad(true)
     assert.is_nil(m.weight.grad)
