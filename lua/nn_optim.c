@@ -664,7 +664,7 @@ static void zero_grads(lua_State *L, int idx, int to_none) {
     for (lua_Integer i = first; i <= last; i++) {
       nn_tensor *p = nnl_check_tensor(L, top + 1 + (int)(i - first), "zero_grad");
       if (to_none) nn_set_grad(p, NULL);
-      else nn_zero_grad(p);
+      else nn_zero_grad_deferred(p);
     }
     lua_settop(L, top);
   }

@@ -1100,7 +1100,7 @@ static int mt_index(lua_State *L) {
     nn_tensor *t = nnl_check_tensor(L, 1, k);
     nn_sync_view(t); /* its history may have changed through its base */
     if (strcmp(k, "grad") == 0) {
-      if (t->grad) nnl_push_tensor(L, nn_retain(t->grad));
+      if (t->grad) nnl_push_tensor(L, nn_retain(nn_leaf_grad(t)));
       else lua_pushnil(L);
     } else if (strcmp(k, "requires_grad") == 0) {
       lua_pushboolean(L, t->requires_grad);

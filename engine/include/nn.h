@@ -60,6 +60,10 @@ typedef struct nn_tensor {
   struct nn_tensor *base;
   unsigned view_version;
   nn_hooks *hooks; /* a leaf's hooks (nn_add_hook); NULL when it has none */
+  /* A leaf whose zero_grad left its .grad's zeros unwritten
+     (nn_zero_grad_deferred): grad reads as zeros. nn_leaf_grad writes them
+     first; backward writes its gradient over them. */
+  int grad_zero_deferred;
 } nn_tensor;
 
 /* ---- errors ---------------------------------------------------------- */
@@ -525,6 +529,17 @@ int nn_set_grad(nn_tensor *t, nn_tensor *grad);
    another device or dtype while an optimizer holds them. */
 int nn_set_data(nn_tensor *t, nn_tensor *src);
 void nn_zero_grad(nn_tensor *t);
+/* zero_grad as a training step wants it: where nothing but t holds t's
+   gradient (a contiguous CPU tensor in a storage of its own, no capture
+   recording), its zeros are left unwritten (t->grad_zero_deferred), and
+   the next backward writes its gradient over them instead of adding onto
+   them: one pass over each weight's gradient saved, and another read.
+   Elsewhere it is nn_zero_grad. A leaf's .grad must then be read through
+   nn_leaf_grad, as the engine and the Lua binding do. */
+void nn_zero_grad_deferred(nn_tensor *t);
+/* t->grad, with the zeros a deferred zero_grad left unwritten written
+   first: a leaf's gradient as every reader must see it. */
+nn_tensor *nn_leaf_grad(nn_tensor *t);
 
 /* ---- hooks: code that backward runs as it reaches a tensor -------------
    NN_HOOK_GRAD sees the gradient that arrives for t in a backward pass and

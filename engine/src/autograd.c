@@ -373,6 +373,7 @@ int nn_set_grad(nn_tensor *t, nn_tensor *grad) {
   nn_retain(grad);
   nn_release(t->grad);
   t->grad = grad;
+  t->grad_zero_deferred = 0;
   return 0;
 }
 
@@ -383,6 +384,7 @@ int nn_set_grad(nn_tensor *t, nn_tensor *grad) {
 void nn_zero_grad(nn_tensor *t) {
   nn_tensor *g = t->grad;
   if (!g) return;
+  t->grad_zero_deferred = 0;
   size_t bytes = (size_t)nn_numel(g) * nn_dtype_size(g->dtype);
   if (!nn_capture_active && g->device == NN_CPU && g->contiguous && bytes <= 4096) {
     memset(nn_data(g), 0, bytes);
@@ -390,6 +392,40 @@ void nn_zero_grad(nn_tensor *t) {
     return;
   }
   nn_fill_(g, 0);
+}
+
+/* The zeros can wait where nothing can read the gradient but through t:
+   t alone holds it, and it alone its storage (no view of it, no bucket it
+   lives in, no Lua value of it, no plan that writes it); and no capture
+   records (a plan must see the fill). The version moves now, as the fill
+   would move it. */
+void nn_zero_grad_deferred(nn_tensor *t) {
+  nn_tensor *g = t->grad;
+  if (g && !nn_capture_active && g->device == NN_CPU && g->contiguous && g->refcount == 1 &&
+      g->storage->refcount == 1) {
+    t->grad_zero_deferred = 1;
+    nn_bump_version(g);
+    return;
+  }
+  nn_zero_grad(t);
+}
+
+/* Writes the zeros a deferred zero_grad left: on the pool's threads where
+   large, by memset where small or while a capture records (the plan must
+   not take them as a step of its own: they belong to the zero_grad before
+   it). */
+static void write_deferred_zeros(nn_tensor *t) {
+  nn_tensor *g = t->grad;
+  size_t bytes = (size_t)nn_numel(g) * nn_dtype_size(g->dtype);
+  unsigned version = g->storage->version;
+  t->grad_zero_deferred = 0;
+  if (nn_capture_active || bytes <= 4096 || nn_fill_(g, 0) < 0) memset(nn_data(g), 0, bytes);
+  g->storage->version = version; /* the zero_grad moved it already */
+}
+
+nn_tensor *nn_leaf_grad(nn_tensor *t) {
+  if (t->grad_zero_deferred) write_deferred_zeros(t);
+  return t->grad;
 }
 
 /* ---- in-place ops ---------------------------------------------------- */
@@ -770,7 +806,7 @@ static int accumulate_leaf(nn_tensor *leaf, nn_tensor *g) {
                  nn_shape_string(leaf, b, sizeof b), nn_dtype_name(leaf->dtype));
     return -1;
   }
-  nn_tensor *acc = leaf->grad;
+  nn_tensor *acc = nn_leaf_grad(leaf);
   if (recording) {
     /* .grad keeps the gradient's history: a new tensor each time, never a
        write into one that a recorded node may have saved */
@@ -827,7 +863,7 @@ static int finish_leaf(nn_tensor *leaf) {
     nn_release(g);
     if (status < 0) return -1;
   }
-  return h->received && leaf->grad ? nn_hooks_run_post(h, leaf->grad) : 0;
+  return h->received && leaf->grad ? nn_hooks_run_post(h, nn_leaf_grad(leaf)) : 0;
 }
 
 /* One use of a hooked leaf hands over g (NULL when it gave nothing, or
@@ -848,7 +884,7 @@ static int leaf_backward(nn_tensor *leaf, nn_tensor *g) {
   int status = nn_hooks_run_grad(leaf->hooks, &grad, leaf);
   if (status == 0) status = accumulate_leaf(leaf, grad);
   nn_release(grad);
-  return status == 0 ? nn_hooks_run_post(leaf->hooks, leaf->grad) : -1;
+  return status == 0 ? nn_hooks_run_post(leaf->hooks, nn_leaf_grad(leaf)) : -1;
 }
 
 static void forget_hooked_leaves(void) {
@@ -972,14 +1008,27 @@ static int plain_node(nn_node *node, int retain_graph, size_t *tail) {
   nn_tensor *grad_in[NN_NODE_INPUTS] = {NULL, NULL, NULL};
   int status = 0, n_inputs = node->n_inputs;
   if (node->grad) {
+    unsigned zeros = 0;
     for (int k = 0; k < n_inputs; k++) {
       nn_tensor *in = node->inputs[k], *acc;
       node->accumulate_into[k] = in && !in->grad_fn && (acc = in->grad) && acc->dtype == in->dtype &&
                                          acc->contiguous && nn_same_shape(acc, in)
                                      ? acc
                                      : NULL;
+      if (in && in->grad_zero_deferred) { /* written over where the op can, else zeros first */
+        /* (a plan takes what it records as what every replay does) */
+        if (node->accumulate_into[k] && (node->overwrites_into >> k & 1) && !nn_capture_active)
+          zeros |= 1u << k;
+        else write_deferred_zeros(in);
+      }
     }
+    node->into_zeros = zeros;
     status = node->backward(node, node->grad, grad_in) < 0 ? -1 : 0;
+    /* what the backward wrote over holds its gradient now; the rest still
+       reads as zeros (a gradient handed back is added after they are written) */
+    for (int k = 0; k < n_inputs; k++)
+      if ((zeros & ~node->into_zeros) >> k & 1) node->inputs[k]->grad_zero_deferred = 0;
+    node->into_zeros = 0;
     for (int k = 0; k < n_inputs; k++) node->accumulate_into[k] = NULL;
   }
   for (int k = 0; k < n_inputs; k++) {
@@ -1084,7 +1133,7 @@ static int run_graph(int n_roots, nn_node *const *roots, nn_tensor *const *seeds
     for (int k = 0; k < node->n_inputs; k++) {
       nn_tensor *in = node->inputs[k], *acc;
       node->accumulate_into[k] = NULL;
-      if (!into_leaves || !in || in->grad_fn || !(acc = in->grad)) continue;
+      if (!into_leaves || !in || in->grad_fn || !(acc = nn_leaf_grad(in))) continue;
       if (in->hooks && in->hooks->mark == mark && in->hooks->n_grad > 0) continue; /* hooks see it first */
       if (acc->dtype == in->dtype && nn_is_contiguous(acc) && nn_same_shape(acc, in))
         node->accumulate_into[k] = acc;

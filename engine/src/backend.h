@@ -147,6 +147,14 @@ typedef struct {
   const char *bias;
 } nn_gemm_args;
 
+/* beta NN_GEMM_OVER_ZEROS (0 with its sign bit set) says that c holds
+   zeros not yet written (a gradient whose zero_grad was deferred): c =
+   alpha a b, bit for bit what writing the zeros and adding the product
+   onto them (beta 1) gives. A backend that does not look for it
+   overwrites c, as any beta 0 says. */
+#define NN_GEMM_OVER_ZEROS (-0.0)
+static inline int nn_gemm_over_zeros(double beta) { return beta == 0 && signbit(beta); }
+
 /* A float32 product prepared once for a plan's replay (gemm_prepare): run
    does what gemm does with the arguments it was prepared from, the kernel
    chosen and the shapes, strides and pointers fixed; kernels and the rest

@@ -155,6 +155,12 @@ struct nn_node {
   /* a user's function (nn_function_attach): its context, freed with the node */
   void *ctx;
   void (*free_ctx)(void *);
+  /* zero_grad's deferred zeros (nn_zero_grad_deferred): overwrites, set by
+     the op, has a bit for each input whose accumulate_into its backward
+     can write over instead of adding onto; a plain pass sets that bit in
+     into_zeros where the gradient there reads as zeros, and the backward
+     clears it once it has written the whole gradient there. */
+  unsigned overwrites_into, into_zeros;
 };
 
 /* True when an op on these inputs must record a node. */

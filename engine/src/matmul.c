@@ -266,8 +266,11 @@ int nn_addmm_one_gemm(nn_tensor *input, nn_tensor *a, nn_tensor *b, double beta,
 }
 
 /* ---- linear: y = x w^T + b, x (N, in), w (out, in), b (out) ------------ */
-int nn_linear_backward(nn_tensor *g, nn_tensor *x, nn_tensor *w, const int *need,
-                       nn_tensor *const *into, nn_tensor **grads) {
+/* nn_linear_backward; where bit 1 of *into_zeros is set, into[1] (w's
+   gradient) reads as zeros not yet written: the product is written over
+   it, and the bit cleared (autograd.c: a deferred zero_grad). */
+static int linear_backward_into(nn_tensor *g, nn_tensor *x, nn_tensor *w, const int *need,
+                                nn_tensor *const *into, unsigned *into_zeros, nn_tensor **grads) {
   grads[0] = grads[1] = grads[2] = NULL;
   if (nn_backward_records(g, x, w)) return nn_linear_backward_graph(g, x, w, need, grads);
   const nn_backend *be = nn_dispatch("linear backward", offsetof(nn_backend, gemm), g, x, w);
@@ -279,7 +282,11 @@ int nn_linear_backward(nn_tensor *g, nn_tensor *x, nn_tensor *w, const int *need
       goto fail;
   }
   if (need[1]) { /* dw = g^T x : (out, N)(N, in), into w.grad when it exists */
-    if (into[1]) {
+    if (into[1] && into_zeros && (*into_zeros >> 1 & 1)) {
+      if (gemm(be, 1, g, 1, x, 0, NN_GEMM_OVER_ZEROS, into[1], NULL) < 0) goto fail;
+      *into_zeros &= ~(1u << 1);
+      nn_bump_version(into[1]);
+    } else if (into[1]) {
       if (gemm(be, 1, g, 1, x, 0, 1, into[1], NULL) < 0) goto fail;
       nn_bump_version(into[1]);
     } else if (!(grads[1] = nn_empty_like(w)) || gemm(be, 1, g, 1, x, 0, 0, grads[1], NULL) < 0) {
@@ -304,9 +311,15 @@ fail:
   return -1;
 }
 
+int nn_linear_backward(nn_tensor *g, nn_tensor *x, nn_tensor *w, const int *need,
+                       nn_tensor *const *into, nn_tensor **grads) {
+  return linear_backward_into(g, x, w, need, into, NULL, grads);
+}
+
 static int linear_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   int need[3] = {node->inputs[0] != NULL, node->inputs[1] != NULL, node->inputs[2] != NULL};
-  return nn_linear_backward(g, node->saved[0], node->saved[1], need, node->accumulate_into, gi);
+  return linear_backward_into(g, node->saved[0], node->saved[1], need, node->accumulate_into,
+                              &node->into_zeros, gi);
 }
 
 static nn_tensor *linear_2d(nn_tensor *x, nn_tensor *w, nn_tensor *b) {
@@ -323,6 +336,7 @@ static nn_tensor *linear_2d(nn_tensor *x, nn_tensor *w, nn_tensor *b) {
     nn_node *node = nn_node_attach(out, b ? "AddmmBackward0" : "MmBackward0", linear_backward, 3, x,
                                    w, b);
     if (!node) goto fail;
+    node->overwrites_into = 1u << 1; /* w's gradient (linear_backward_into) */
     nn_node_save(node, 0, x);
     nn_node_save(node, 1, w);
   }

@@ -71,7 +71,7 @@ static int prepare_buffers(const char *op, nn_tensor *param, state_buffer *bufs,
 
 /* ---- SGD ------------------------------------------------------------- */
 int nn_sgd_step(nn_tensor *param, nn_tensor **momentum_buffer, const nn_sgd_options *o) {
-  if (!param->grad) return 0; /* a parameter that took no part in the loss */
+  if (!nn_leaf_grad(param)) return 0; /* a parameter that took no part in the loss */
   if (nn_half_dtype(param->dtype)) {
     nn_half_step h;
     nn_tensor **slots[] = {momentum_buffer};
@@ -100,11 +100,18 @@ int nn_sgd_step(nn_tensor *param, nn_tensor **momentum_buffer, const nn_sgd_opti
 /* What nn_sgd_step found fit stays fit while the parameter and its gradient
    are the tensors checked, in the storages they had, with the geometry
    they had: set_data (Module:to, a user's) gives the same tensor another
-   storage and shape. The storages are retained so that a freed one cannot
-   come back at the same address. */
+   storage and shape. The parameter's storage is retained so that a freed
+   one cannot come back at the same address. The gradient is not held: a
+   gradient held by anything but its parameter cannot have its zero_grad
+   deferred (nn_zero_grad_deferred); what the step takes from it (its
+   dtype, shape, layout and data) is read anew at every step, and its
+   device is its parameter's (nn_set_grad), so another gradient that came
+   to the same addresses would be stepped as it should be. */
 typedef struct {
-  nn_tensor *param, *grad; /* retained; grad: the one checked last */
-  nn_storage *storage, *grad_storage; /* retained: theirs when checked */
+  nn_tensor *param; /* retained */
+  const nn_tensor *grad; /* the one checked last, not held */
+  nn_storage *storage; /* retained: the parameter's when checked */
+  const nn_storage *grad_storage; /* the gradient's when checked, not held */
   const nn_backend *be;              /* NULL: step through nn_sgd_step */
   nn_dtype dtype;
   int ndim;
@@ -134,11 +141,10 @@ static int sgd_item_as_checked(const sgd_list_item *it, const nn_tensor *p) {
 }
 
 static void sgd_item_forget(sgd_list_item *it) {
-  nn_release(it->grad);
   nn_storage_release(it->storage);
-  nn_storage_release(it->grad_storage);
   it->grad = NULL;
-  it->storage = it->grad_storage = NULL;
+  it->storage = NULL;
+  it->grad_storage = NULL;
   it->be = NULL;
   it->plain.run = NULL;
 }
@@ -177,7 +183,7 @@ int nn_sgd_list_step(nn_sgd_list *l, const nn_sgd_options *o) {
   for (int64_t i = 0; i < l->n; i++) {
     sgd_list_item *it = &l->item[i];
     nn_tensor *p = it->param;
-    if (p->grad && sgd_item_as_checked(it, p)) {
+    if (nn_leaf_grad(p) && sgd_item_as_checked(it, p)) {
       if (plain && it->plain.run) {
         it->plain.data[0] = nn_data(p);
         it->plain.data[1] = nn_data(p->grad);
@@ -196,11 +202,10 @@ int nn_sgd_list_step(nn_sgd_list *l, const nn_sgd_options *o) {
     if (!p->grad || nn_half_dtype(p->dtype) || nn_capture_active) continue;
     it->be = nn_dispatch("sgd", offsetof(nn_backend, sgd_step), p, p->grad, NULL);
     if (!it->be) continue;
-    it->grad = nn_retain(p->grad);
+    it->grad = p->grad;
     it->storage = p->storage;
     it->grad_storage = p->grad->storage;
     it->storage->refcount++;
-    it->grad_storage->refcount++;
     it->dtype = p->dtype;
     it->ndim = p->ndim;
     it->numel = nn_numel(p);
@@ -222,7 +227,7 @@ void nn_sgd_list_free(nn_sgd_list *l) {
 /* ---- Adam and AdamW -------------------------------------------------- */
 int nn_adam_step(nn_tensor *param, nn_adam_state *state, const nn_adam_options *o) {
   const char *op = o->decoupled_weight_decay ? "adamw" : "adam";
-  if (!param->grad) return 0;
+  if (!nn_leaf_grad(param)) return 0;
   if (nn_half_dtype(param->dtype)) {
     nn_half_step h;
     nn_tensor **slots[] = {&state->exp_avg, &state->exp_avg_sq, &state->max_exp_avg_sq};
@@ -251,7 +256,7 @@ int nn_adam_step(nn_tensor *param, nn_adam_state *state, const nn_adam_options *
 
 /* ---- RMSprop --------------------------------------------------------- */
 int nn_rmsprop_step(nn_tensor *param, nn_rmsprop_state *state, const nn_rmsprop_options *o) {
-  if (!param->grad) return 0;
+  if (!nn_leaf_grad(param)) return 0;
   if (nn_half_dtype(param->dtype)) {
     nn_half_step h;
     nn_tensor **slots[] = {&state->square_avg, &state->momentum_buffer, &state->grad_avg};
@@ -284,7 +289,7 @@ int nn_rmsprop_step(nn_tensor *param, nn_rmsprop_state *state, const nn_rmsprop_
 
 /* ---- Adagrad --------------------------------------------------------- */
 int nn_adagrad_step(nn_tensor *param, nn_adagrad_state *state, const nn_adagrad_options *o) {
-  if (!param->grad) return 0;
+  if (!nn_leaf_grad(param)) return 0;
   if (nn_half_dtype(param->dtype)) {
     nn_half_step h;
     nn_tensor **slots[] = {&state->sum};
@@ -348,7 +353,7 @@ static int half_step(const char *op, nn_tensor *param, void *state, size_t state
    through half_step, and the version bumped after a step that changed it. */
 static int optimizer_step(const char *op, nn_tensor *param, void *state, size_t state_size,
                           const size_t *offsets, int n, step_front front, const void *options) {
-  if (!param->grad) return 0;
+  if (!nn_leaf_grad(param)) return 0;
   int status = nn_half_dtype(param->dtype)
                    ? half_step(op, param, state, state_size, offsets, n, front, options)
                    : front(param, state, options);
@@ -530,7 +535,7 @@ int nn_clip_grad_norm(nn_tensor *const *params, int64_t n, double max_norm, doub
   int any = 0, all_float32 = 1, all_half = 1;
   nn_dtype half = NN_FLOAT16;
   for (int64_t k = 0; k < n; k++) {
-    nn_tensor *g = params[k]->grad;
+    nn_tensor *g = nn_leaf_grad(params[k]);
     if (!g) continue;
     if (check_clip_grad(op, g) < 0) return -1;
     if (!any) half = g->dtype;
@@ -542,7 +547,7 @@ int nn_clip_grad_norm(nn_tensor *const *params, int64_t n, double max_norm, doub
   int is_inf = isinf(norm_type);
   double acc = 0;
   for (int64_t k = 0; k < n; k++) {
-    nn_tensor *g = params[k]->grad;
+    nn_tensor *g = nn_leaf_grad(params[k]);
     double norm;
     if (!g) continue;
     if (grad_norm(g, norm_type, &norm) < 0) return -1;
@@ -576,7 +581,7 @@ int nn_clip_grad_norm(nn_tensor *const *params, int64_t n, double max_norm, doub
   }
   if (coef > 1) coef = 1; /* torch.clamp(max=1): a NaN stays NaN */
   for (int64_t k = 0; k < n; k++) {
-    nn_tensor *g = params[k]->grad;
+    nn_tensor *g = nn_leaf_grad(params[k]);
     /* g *= coef in g's dtype (a float32 product of two floats rounds the
        same whether computed in float or in double) */
     if (g && nn_binary_number_(NN_MUL, g, coef, NN_NUMBER_FLOAT) < 0) return -1;
@@ -592,10 +597,10 @@ int nn_clip_grad_value(nn_tensor *const *params, int64_t n, double clip_value) {
     return -1;
   }
   for (int64_t k = 0; k < n; k++) {
-    if (params[k]->grad && check_clip_grad(op, params[k]->grad) < 0) return -1;
+    if (nn_leaf_grad(params[k]) && check_clip_grad(op, nn_leaf_grad(params[k])) < 0) return -1;
   }
   for (int64_t k = 0; k < n; k++) {
-    nn_tensor *g = params[k]->grad;
+    nn_tensor *g = nn_leaf_grad(params[k]);
     /* clamp as PyTorch's: a NaN stays NaN; float32 clamps at the bound rounded */
     if (g && nn_clamp_(g, -clip_value, clip_value) < 0) return -1;
   }

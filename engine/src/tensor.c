@@ -24,6 +24,7 @@ static nn_tensor *tensor_struct(void) {
   t->base = NULL;
   t->view_version = 0;
   t->hooks = NULL;
+  t->grad_zero_deferred = 0;
   return t;
 }
 

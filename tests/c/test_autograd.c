@@ -253,6 +253,66 @@ static void test_refusals(void) {
   nn_release(wide), nn_release(flat), nn_release(y), nn_release(x);
 }
 
+/* ---- zero_grad deferred ------------------------------------------------ */
+/* nn_zero_grad_deferred leaves the zeros unwritten where only the leaf
+   holds its gradient: the next backward through linear writes its weight's
+   gradient over the old values instead of adding onto them, the bias's is
+   zeroed first and added onto, nn_leaf_grad reads zeros; a gradient held
+   elsewhere is zeroed at once. */
+static nn_tensor *linear_loss(nn_tensor *x, nn_tensor *w, nn_tensor *b) {
+  nn_tensor *y = OK(nn_linear(x, w, b));
+  nn_tensor *loss = y ? OK(nn_sum(y, NN_ALL_DIMS, 0)) : NULL;
+  nn_release(y);
+  return loss;
+}
+
+static void test_zero_grad_deferred(void) {
+  nn_tensor *x = OK(TENSOR(NN_FLOAT32, 2, SZ(2, 3), 1, -2, 3, -4, 5, -6));
+  nn_tensor *w = OK(TENSOR(NN_FLOAT32, 2, SZ(2, 3), 1, 2, 3, 4, 5, 6));
+  nn_tensor *b = OK(TENSOR(NN_FLOAT32, 1, SZ(2), 1, 1));
+  if (!x || !w || !b) return;
+  nn_set_requires_grad(w, 1), nn_set_requires_grad(b, 1);
+  for (int pass = 0; pass < 3; pass++) { /* the first makes the gradients, the others write over them */
+    if (pass > 0) {
+      nn_zero_grad_deferred(w), nn_zero_grad_deferred(b);
+      CHECK(w->grad_zero_deferred && b->grad_zero_deferred);
+      CHECK_VALUES(w->grad, 0, -3, 3, -3, -3, 3, -3); /* not written yet */
+    }
+    nn_tensor *loss = linear_loss(x, w, b);
+    if (loss) CHECK_STATUS_OK(nn_backward(loss, NULL, 0));
+    nn_release(loss);
+    CHECK(!w->grad_zero_deferred && !b->grad_zero_deferred);
+    CHECK_VALUES(w->grad, 0, -3, 3, -3, -3, 3, -3);
+    CHECK_VALUES(b->grad, 0, 2, 2);
+  }
+  /* read before any backward: zeros, written then */
+  nn_zero_grad_deferred(w);
+  CHECK_VALUES(nn_leaf_grad(w), 0, 0, 0, 0, 0, 0, 0);
+  CHECK(!w->grad_zero_deferred);
+  /* a second backward adds onto the first */
+  nn_zero_grad_deferred(w);
+  for (int pass = 0; pass < 2; pass++) {
+    nn_tensor *loss = linear_loss(x, w, b);
+    if (loss) CHECK_STATUS_OK(nn_backward(loss, NULL, 0));
+    nn_release(loss);
+  }
+  CHECK_VALUES(w->grad, 0, -6, 6, -6, -6, 6, -6);
+  /* held elsewhere (a Lua value of .grad, a view): zeroed at once */
+  nn_tensor *held = nn_retain(w->grad);
+  nn_zero_grad_deferred(w);
+  CHECK(!w->grad_zero_deferred);
+  CHECK_VALUES(held, 0, 0, 0, 0, 0, 0, 0);
+  nn_release(held);
+  /* a new gradient set by hand is what it is */
+  nn_zero_grad_deferred(b);
+  nn_tensor *g = OK(TENSOR(NN_FLOAT32, 1, SZ(2), 7, 8));
+  if (g) CHECK_STATUS_OK(nn_set_grad(b, g));
+  CHECK(!b->grad_zero_deferred);
+  CHECK_VALUES(nn_leaf_grad(b), 0, 7, 8);
+  nn_release(g);
+  nn_release(x), nn_release(w), nn_release(b);
+}
+
 int main(void) {
   test_deep_graphs();
   test_rebase();
@@ -261,5 +321,6 @@ int main(void) {
   test_steps_free_their_graphs();
   test_version_checks();
   test_refusals();
+  test_zero_grad_deferred();
   return check_finish();
 }

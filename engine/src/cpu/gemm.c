@@ -78,6 +78,7 @@ typedef struct {
   const char *a, *b;
   char *c;
   const char *bias; /* n values each row of c starts as (beta then 1), or NULL */
+  int zeros_first;  /* c reads as zeros not yet written: each piece writes its block's, then adds (beta 1) */
 } product_pieces;
 
 /* rows of c, ldc elements apart, each set to the cols values at bias
@@ -148,19 +149,29 @@ static void blas_threads_back(int threads) {
   if (threads > 1) openblas_set_num_threads(threads);
 }
 
+/* c's rows [row, row + rows), columns [col, col + cols) set to zero: the
+   zeros a product over zeros not yet written adds onto (beta 1), written
+   by the piece that adds, on its own thread, while its block is in cache */
+static void zero_block(const product_pieces *p, int64_t row, int64_t rows, int64_t col, int64_t cols) {
+  size_t es = nn_element_size(p->dtype);
+  for (int64_t i = 0; i < rows; i++) memset(p->c + (size_t)((row + i) * p->ldc + col) * es, 0, (size_t)cols * es);
+}
+
 static void run_product_pieces(const void *ctx, int64_t first, int64_t last) {
   const product_pieces *p = ctx;
   size_t es = nn_element_size(p->dtype);
-  double beta = p->bias ? 1 : p->beta;
+  double beta = p->bias || p->zeros_first ? 1 : p->beta;
   for (int64_t piece = first; piece < last; piece++) {
     int64_t from = piece_start(p, piece), extent = piece_start(p, piece + 1) - from;
     if (extent <= 0) continue;
     if (p->by_rows) { /* rows of c: rows of op(a) */
+      if (p->zeros_first) zero_block(p, from, extent, 0, p->n);
       if (p->bias) bias_block(p, from, extent, 0, p->n);
       blas_call(p->dtype, p->trans_a, p->trans_b, extent, p->n, p->k, p->alpha,
                 p->a + (size_t)(p->trans_a ? from : from * p->lda) * es, p->lda, p->b, p->ldb, beta,
                 p->c + (size_t)(from * p->ldc) * es, p->ldc);
     } else { /* columns of c: columns of op(b) */
+      if (p->zeros_first) zero_block(p, 0, p->m, from, extent);
       if (p->bias) bias_block(p, 0, p->m, from, extent);
       blas_call(p->dtype, p->trans_a, p->trans_b, p->m, extent, p->k, p->alpha, p->a, p->lda,
                 p->b + (size_t)(p->trans_b ? from * p->ldb : from) * es, p->ldb, beta,
@@ -169,19 +180,22 @@ static void run_product_pieces(const void *ctx, int64_t first, int64_t last) {
   }
 }
 
+/* zeros_first: c reads as zeros not yet written (NN_GEMM_OVER_ZEROS):
+   OpenBLAS's beta 0 may take another path than its beta 1 (sgemm_direct,
+   other sums), so the zeros are written and the product added onto them */
 static void blas_gemm(nn_dtype dtype, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                       double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
-                      double beta, void *c, int64_t ldc, const void *bias) {
+                      double beta, void *c, int64_t ldc, const void *bias, int zeros_first) {
   int threads = blas_one_thread();
   if ((double)m * (double)n * (double)k < SERIAL_PRODUCT) {
     product_pieces whole = {dtype, trans_a, trans_b, 1, m, n, k, lda, ldb, ldc, 1, alpha, beta,
-                            a, b, c, bias};
+                            a, b, c, bias, zeros_first};
     run_product_pieces(&whole, 0, 1);
   } else {
     int by_rows = m >= n;
     int64_t count = pieces_of(by_rows ? m : n);
     product_pieces p = {dtype, trans_a, trans_b, by_rows, m, n, k, lda, ldb, ldc, count, alpha, beta,
-                        a, b, c, bias};
+                        a, b, c, bias, zeros_first};
     nn_parallel_for(count, m * n * k / count, 1, run_product_pieces, &p);
   }
   blas_threads_back(threads);
@@ -689,6 +703,19 @@ static int gemm_one(const nn_gemm_args *g, const nn_cpu_gemm_f32 *fast, const ch
     bias_rows(c, m, c0, g->bias, n, es);
     beta = 1;
   }
+  /* Over zeros not yet written, the loops below (kernels, sgemv, the tiny
+     products) write c = a b with beta 0: bit for bit the zeros plus the
+     product, as their sums start from +0 and never come out -0 (alpha a b
+     may: alpha < 0 times a zero sum; such a product gets its zeros written
+     here). BLAS gets the zeros written first (blas_gemm). */
+  int zeros_first = nn_gemm_over_zeros(g->beta) && !g->bias;
+  if (zeros_first && g->alpha != 1) {
+    scale_rows(g->dtype, c, m, n, c0, 0);
+    zeros_first = 0;
+    beta = 1;
+  } else if (zeros_first) {
+    beta = 0;
+  }
   if (k == 0) { /* alpha * (an empty sum) = 0; beta == 0 overwrites whatever c held */
     scale_rows(g->dtype, c, m, n, c0, beta);
     return 0;
@@ -711,7 +738,7 @@ static int gemm_one(const nn_gemm_args *g, const nn_cpu_gemm_f32 *fast, const ch
   char *sa, *sb;
   const char *pa = readable(a, m, k, a0, a1, es, &ta, &lda, &sa);
   const char *pb = pa ? readable(b, k, n, b0, b1, es, &tb, &ldb, &sb) : NULL;
-  if (pb) blas_gemm(g->dtype, ta, tb, m, n, k, g->alpha, pa, lda, pb, ldb, beta, c, c0, piece_bias);
+  if (pb) blas_gemm(g->dtype, ta, tb, m, n, k, g->alpha, pa, lda, pb, ldb, beta, c, c0, piece_bias, zeros_first);
   free(sa);
   if (pa) free(sb);
   return pb ? 0 : -1;
