@@ -221,8 +221,10 @@ local function torch_times(threads)
   if not has_torch then return nil end
   local rows = {}
   for _, r in ipairs(GRID) do rows[#rows + 1] = table.concat(r, ",") end
-  local cmd = string.format("OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d MKL_NUM_THREADS=%d /usr/bin/python3 %q --threads %d --rounds %d --seconds %s --grid %q",
-    threads, threads, threads, here .. "/mlp_sweep_torch.py", threads, ROUNDS, tostring(ROUND_SECONDS),
+  -- the same threads and OpenBLAS kernels as nnlua's (lib/peer.lua)
+  local cmd = string.format("%s /usr/bin/python3 %q --threads %d --rounds %d --seconds %s --grid %q",
+    dofile(here .. "/lib/peer.lua").environment(threads), here .. "/mlp_sweep_torch.py", threads, ROUNDS,
+    tostring(ROUND_SECONDS),
     table.concat(rows, ";"))
   local p = io.popen(cmd)
   local out = p:read("a")

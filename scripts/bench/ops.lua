@@ -234,8 +234,9 @@ end)
 local theirs, torch_version = {}, nil
 if not args.no_torch then
   local here = arg[0]:match("^(.*)/[^/]*$") or "."
-  local cmd = string.format("OMP_NUM_THREADS=%d /usr/bin/python3 %q --threads %d --rounds %d --seconds %g%s 2>&1",
-    args.threads, here .. "/ops_torch.py", args.threads, ROUNDS, ROUND_SECONDS,
+  -- the same threads and OpenBLAS kernels as nnlua's (lib/peer.lua)
+  local cmd = string.format("%s /usr/bin/python3 %q --threads %d --rounds %d --seconds %g%s 2>&1",
+    dofile(here .. "/lib/peer.lua").environment(args.threads), here .. "/ops_torch.py", args.threads, ROUNDS, ROUND_SECONDS,
     (args.cpu_clock and " --cpu-clock" or "") .. (args.only and (" --only " .. string.format("%q", args.only)) or ""))
   local p = io.popen(cmd)
   local out = p and p:read("a") or ""

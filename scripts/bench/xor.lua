@@ -117,7 +117,8 @@ local probe = io.popen("/usr/bin/python3 -c 'import torch' 2>/dev/null && echo y
 local has_torch = probe and probe:read("a"):find("yes")
 if probe then probe:close() end
 if has_torch then
-  local p = io.popen(string.format("OMP_NUM_THREADS=1 /usr/bin/python3 %q --epochs %d --runs %d", here .. "/xor_torch.py", epochs, runs))
+  local p = io.popen(string.format("%s /usr/bin/python3 %q --epochs %d --runs %d",
+    dofile(here .. "/lib/peer.lua").environment(1), here .. "/xor_torch.py", epochs, runs))
   local out = p:read("a")
   p:close()
   io.write(out)

@@ -16,6 +16,7 @@ describe("the benchmarks' PyTorch runner", function()
     f:write('#!/bin/sh\nif [ "$1" = "-c" ]; then exit 0; fi\n',
             'twin=$(basename "$1"); shift\n',
             'echo "twin $twin $* omp=$OMP_NUM_THREADS blas=$OPENBLAS_NUM_THREADS"\n',
+            'echo "kernels $OPENBLAS_CORETYPE"\n',
             'echo "PyTorch step 4.00 ms"\n')
     f:close()
     os.execute("chmod +x " .. support.quote(python))
@@ -43,6 +44,9 @@ describe("the benchmarks' PyTorch runner", function()
     assert.truthy(out:find("twin cnn_torch.py --threads 2 --rounds 3 --steps 5 omp=2 blas=2", 1, true), out)
     assert.truthy(out:find("ratio   1 thread : PyTorch step / nnlua step: 2.00 (target >= 1)", 1, true), out)
     assert.truthy(out:find("ratio   2 threads: PyTorch step / nnlua step: 0.50", 1, true), out)
+    -- PyTorch's OpenBLAS runs the kernels nnlua's runs (or the user's choice, which reaches both)
+    local kernels = os.getenv("OPENBLAS_CORETYPE") or require("nn").config().blas_kernels
+    assert.truthy(out:find("kernels " .. kernels .. "\n", 1, true), out)
   end)
 
   it("gives the inverse ratio where a benchmark reports nnlua / PyTorch", function()

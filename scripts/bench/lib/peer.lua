@@ -3,6 +3,7 @@
 --   local peer = dofile(here .. "/lib/peer.lua")
 -- (here: the benchmark's folder). It lives in lib/ because every
 -- scripts/bench/*.lua is a benchmark that the specs run with --help.
+local nn = require "nn" -- nnlua's own; under busted, nn.so
 local peer = {}
 
 local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
