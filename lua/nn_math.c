@@ -713,58 +713,6 @@ static int l_as_tensor(lua_State *L) {
   return 1;
 }
 
-/*** t:tolist()
- * The values as nested Lua tables, as t:totable() (PyTorch's name).
- *   nn.eye(2):tolist()   --> {{1, 0}, {0, 1}}
- */
-/* Each row of the last dim read through its stride from t's data (float32
-   and float64 typed, the other dtypes through nn_get at the element's
-   index), not at a flat position turned back into an offset (two
-   divisions a dim), and pushed as totable pushes it. */
-static void tolist_rec(lua_State *L, nn_tensor *t, int depth, int64_t *index, int64_t offset, int kind) {
-  int64_t n = t->size[depth], s = t->stride[depth];
-  lua_createtable(L, (int)n, 0);
-  if (depth + 1 < t->ndim) {
-    for (index[depth] = 0; index[depth] < n; index[depth]++) {
-      tolist_rec(L, t, depth + 1, index, offset + index[depth] * s, kind);
-      lua_rawseti(L, -2, index[depth] + 1);
-    }
-    return;
-  }
-  const char *data = nn_tensor_data(t); /* at t's first element */
-  if (t->dtype == NN_FLOAT32) {
-    const float *x = (const float *)data + offset;
-    for (int64_t i = 0; i < n; i++) lua_pushnumber(L, x[i * s]), lua_rawseti(L, -2, i + 1);
-  } else if (t->dtype == NN_FLOAT64) {
-    const double *x = (const double *)data + offset;
-    for (int64_t i = 0; i < n; i++) lua_pushnumber(L, x[i * s]), lua_rawseti(L, -2, i + 1);
-  } else {
-    for (index[depth] = 0; index[depth] < n; index[depth]++) {
-      double v = nn_get(t, index);
-      if (kind == 0) lua_pushboolean(L, v != 0);
-      else if (kind == 1) lua_pushinteger(L, (lua_Integer)v);
-      else lua_pushnumber(L, v);
-      lua_rawseti(L, -2, index[depth] + 1);
-    }
-  }
-}
-
-/* totable (upvalue 1) where t is 0-dimensional, on a device (copied to the
-   host first) or read while a capture records (which refuses it). */
-static int m_tolist(lua_State *L) {
-  nn_tensor *t = lua_gettop(L) == 1 ? nnl_to_tensor(L, 1) : NULL;
-  if (!t || t->ndim == 0 || t->device != NN_CPU || nn_capture_recording()) {
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, 1);
-    return 1;
-  }
-  int64_t index[NN_MAX_DIMS];
-  int kind = t->dtype == NN_BOOL ? 0 : !nn_dtype_is_floating(t->dtype) ? 1 : 2;
-  tolist_rec(L, t, 0, index, 0, kind);
-  return 1;
-}
-
 /* ---- registration ----------------------------------------------------------------- */
 static const luaL_Reg math_methods[] = {
     {"clamp_min", m_clamp_min}, {"clamp_max", m_clamp_max}, {"clamp_min_", m_clamp_min_},
@@ -841,8 +789,5 @@ void nnl_register_math(lua_State *L) {
   lua_pushcclosure(L, l_as_tensor, 1);
   lua_setfield(L, -2, "as_tensor");
   lua_setfield(L, -4, "math_functions");
-  lua_getfield(L, -1, "totable");
-  lua_pushcclosure(L, m_tolist, 1);
-  lua_setfield(L, -2, "tolist");
   lua_pop(L, 2);
 }

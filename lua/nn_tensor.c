@@ -464,45 +464,70 @@ static int m_is_floating_point(lua_State *L) {
   return 1;
 }
 
+/* An element's value v as Lua has it for dtype dt: a boolean, an integer
+   or a float. */
+static void push_element(lua_State *L, nn_dtype dt, double v) {
+  if (dt == NN_BOOL) lua_pushboolean(L, v != 0);
+  else if (!nn_dtype_is_floating(dt)) lua_pushinteger(L, (lua_Integer)v);
+  else lua_pushnumber(L, v);
+}
+
 static int m_item(lua_State *L) {
   nnl_check_nargs(L, 1, 0, "item", "");
   nn_tensor *t = nnl_check_tensor(L, 1, "item");
   double v;
   if (nn_item(t, &v) < 0) return nnl_engine_error(L);
-  if (t->dtype == NN_BOOL) lua_pushboolean(L, v != 0);
-  else if (!nn_dtype_is_floating(t->dtype)) lua_pushinteger(L, (lua_Integer)v);
-  else lua_pushnumber(L, v);
+  push_element(L, t->dtype, v);
   return 1;
 }
 
-static void push_value(lua_State *L, const nn_tensor *t, int64_t i) {
-  double v = nn_get_flat(t, i);
-  if (t->dtype == NN_BOOL) lua_pushboolean(L, v != 0);
-  else if (!nn_dtype_is_floating(t->dtype)) lua_pushinteger(L, (lua_Integer)v);
-  else lua_pushnumber(L, v);
-}
-
-static void totable_rec(lua_State *L, const nn_tensor *t, int depth, int64_t *pos) {
-  lua_createtable(L, (int)t->size[depth], 0);
-  for (int64_t i = 0; i < t->size[depth]; i++) {
-    if (depth + 1 < t->ndim) totable_rec(L, t, depth + 1, pos);
-    else push_value(L, t, (*pos)++);
-    lua_rawseti(L, -2, i + 1);
+/* ---- totable -------------------------------------------------------------
+   One table a dim, each row of the last dim read through its stride from
+   t's data: float32 and float64 typed, the other dtypes, and every dtype
+   while a capture records (which refuses host reads), through nn_get at
+   the element's index; never a flat position turned back into an offset
+   (two divisions a dim). */
+static void totable_rec(lua_State *L, nn_tensor *t, int depth, int64_t *index, int64_t offset, int typed) {
+  int64_t n = t->size[depth], s = t->stride[depth];
+  lua_createtable(L, (int)n, 0);
+  if (depth + 1 < t->ndim) {
+    for (index[depth] = 0; index[depth] < n; index[depth]++) {
+      totable_rec(L, t, depth + 1, index, offset + index[depth] * s, typed);
+      lua_rawseti(L, -2, index[depth] + 1);
+    }
+    return;
+  }
+  if (typed && t->dtype == NN_FLOAT32) {
+    const float *x = (const float *)nn_tensor_data(t) + offset; /* data: at t's first element */
+    for (int64_t i = 0; i < n; i++) lua_pushnumber(L, x[i * s]), lua_rawseti(L, -2, i + 1);
+  } else if (typed && t->dtype == NN_FLOAT64) {
+    const double *x = (const double *)nn_tensor_data(t) + offset;
+    for (int64_t i = 0; i < n; i++) lua_pushnumber(L, x[i * s]), lua_rawseti(L, -2, i + 1);
+  } else {
+    for (index[depth] = 0; index[depth] < n; index[depth]++) {
+      push_element(L, t->dtype, nn_get(t, index));
+      lua_rawseti(L, -2, index[depth] + 1);
+    }
   }
 }
 
+/* totable, and tolist (its PyTorch name): upvalue 1 the name, for errors */
 static int m_totable(lua_State *L) {
-  nnl_check_nargs(L, 1, 0, "totable", "");
-  nn_tensor *t = nnl_check_tensor(L, 1, "totable");
+  const char *name = lua_tostring(L, lua_upvalueindex(1));
+  nnl_check_nargs(L, 1, 0, name, "");
+  nn_tensor *t = nnl_check_tensor(L, 1, name);
   if (t->device != NN_CPU) { /* its values on the host, which waits for them */
     nn_tensor *d = nn_detach(t), *h = d ? nn_to_device(d, NN_CPU) : NULL;
     nn_release(d);
     nnl_push_tensor(L, h); /* Lua owns it: an error below frees it */
     t = h;
   }
-  int64_t pos = 0;
-  if (t->ndim == 0) push_value(L, t, 0);
-  else totable_rec(L, t, 0, &pos);
+  if (t->ndim == 0) {
+    push_element(L, t->dtype, nn_get(t, NULL));
+    return 1;
+  }
+  int64_t index[NN_MAX_DIMS];
+  totable_rec(L, t, 0, index, 0, !nn_capture_recording());
   return 1;
 }
 
@@ -1197,8 +1222,9 @@ static int mt_newindex(lua_State *L) {
  * The value of a one-element tensor as a Lua number (a boolean for bool).
  *   local loss_value = loss:item()
  */
-/*** t:totable()
- * The values as nested Lua tables (a number for a 0-dimensional tensor).
+/*** t:totable(), t:tolist()
+ * The values as nested Lua tables (a number for a 0-dimensional tensor);
+ * tolist is PyTorch's name.
  *   nn.eye(2):totable()   --> {{1, 0}, {0, 1}}
  */
 /*** t:view(size...), t:reshape(size...)
@@ -1335,7 +1361,7 @@ static int mt_newindex(lua_State *L) {
 static const luaL_Reg methods[] = {
     {"size", m_size}, {"stride", m_stride}, {"dim", m_dim}, {"numel", m_numel},
     {"nelement", m_numel}, {"is_contiguous", m_is_contiguous}, {"item", m_item},
-    {"totable", m_totable}, {"view", m_view}, {"reshape", m_reshape}, {"transpose", m_transpose},
+    {"view", m_view}, {"reshape", m_reshape}, {"transpose", m_transpose},
     {"t", m_t}, {"permute", m_permute}, {"narrow", m_narrow}, {"select", m_select},
     {"unsqueeze", m_unsqueeze}, {"squeeze", m_squeeze}, {"expand", m_expand},
     {"contiguous", m_contiguous}, {"clone", m_clone}, {"detach", m_detach}, {"to", m_to},
@@ -1381,6 +1407,12 @@ void nnl_open_tensor(lua_State *L) {
      families' stand-ins among them), so that it never grows meanwhile */
   lua_createtable(L, 0, 288);
   luaL_setfuncs(L, methods, 0);
+  lua_pushliteral(L, "totable");
+  lua_pushcclosure(L, m_totable, 1);
+  lua_setfield(L, -2, "totable");
+  lua_pushliteral(L, "tolist"); /* totable under PyTorch's name, naming itself in errors */
+  lua_pushcclosure(L, m_totable, 1);
+  lua_setfield(L, -2, "tolist");
   char name[32];
   for (size_t i = 0; i < sizeof binary_methods / sizeof binary_methods[0]; i++) {
     set_closure(L, m_binary, binary_methods[i].op, binary_methods[i].name);

@@ -365,20 +365,27 @@ static nn_tensor *unique_on_host(nn_tensor *a, nn_tensor **inverse, nn_tensor **
   size_t es = nn_element_size(a->dtype);
   nn_grad_guard guard = nn_no_grad_begin();
   nn_tensor *c = nn_contiguous(a), *values = NULL, *inv_t = NULL, *cnt_t = NULL;
-  char *picked = c ? malloc(es * (size_t)room) : NULL;
-  int64_t *cnt = picked && counts ? malloc(sizeof *cnt * (size_t)room) : NULL;
-  if (c && (!picked || (counts && !cnt))) nn_error_set("unique: out of memory");
-  if (picked && (!counts || cnt) && inverse) inv_t = nn_empty_on(NN_CPU, NN_INT64, a->ndim, a->size);
-  int64_t groups = -1;
-  if (picked && (!counts || cnt) && (!inverse || inv_t))
-    groups = nn_cpu_unique(a->dtype, nn_tensor_data(c), n, picked, cnt, inv_t ? nn_tensor_data(inv_t) : NULL);
-  if (groups >= 0 && (values = nn_empty_on(NN_CPU, a->dtype, 1, &groups))) {
-    memcpy(nn_tensor_data(values), picked, es * (size_t)groups);
-    nn_tensor_written(values);
-    if (inv_t) nn_tensor_written(inv_t);
-    if (counts && !(cnt_t = longs_on(NN_CPU, 1, &groups, cnt))) nn_release(values), values = NULL;
+  char *picked = NULL;
+  int64_t *cnt = NULL, groups;
+  if (!c) goto fail;
+  picked = malloc(es * (size_t)room);
+  cnt = counts ? malloc(sizeof *cnt * (size_t)room) : NULL;
+  if (!picked || (counts && !cnt)) {
+    nn_error_set("unique: out of memory");
+    goto fail;
   }
-  if (!values) nn_release(inv_t), inv_t = NULL;
+  if (inverse && !(inv_t = nn_empty_on(NN_CPU, NN_INT64, a->ndim, a->size))) goto fail;
+  groups = nn_cpu_unique(a->dtype, nn_tensor_data(c), n, picked, cnt, inv_t ? nn_tensor_data(inv_t) : NULL);
+  if (groups < 0 || !(values = nn_empty_on(NN_CPU, a->dtype, 1, &groups))) goto fail;
+  memcpy(nn_tensor_data(values), picked, es * (size_t)groups);
+  nn_tensor_written(values);
+  if (inv_t) nn_tensor_written(inv_t);
+  if (counts && !(cnt_t = longs_on(NN_CPU, 1, &groups, cnt))) goto fail;
+  goto done;
+fail:
+  nn_release(values), nn_release(inv_t);
+  values = inv_t = NULL;
+done:
   free(picked), free(cnt);
   nn_release(c);
   nn_no_grad_end(guard);

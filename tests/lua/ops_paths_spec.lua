@@ -255,30 +255,62 @@ describe("bool results of contiguous runs (compiled for each vector width)", fun
   end)
 end)
 
-describe("tolist", function()
-  it("gives totable's values for every dtype, strided, 0-sized and 0-dim", function()
+describe("totable and tolist", function()
+  -- the reference: element by element through indexing and item()
+  local function by_items(t)
+    if t:dim() == 0 then return t:item() end
+    local out = {}
+    for i = 1, t:size(1) do out[i] = by_items(t[i]) end
+    return out
+  end
+  local function same(a, b, what)
+    if type(a) == "table" then
+      assert.are.equal("table", type(b), what)
+      assert.are.equal(#a, #b, what)
+      for k = 1, #a do same(a[k], b[k], what .. "[" .. k .. "]") end
+      return
+    end
+    assert.are.equal(math.type(a), math.type(b), what .. " type")
+    assert((a ~= a and b ~= b) or (a == b and (a ~= 0 or type(a) ~= "number" or 1 / a == 1 / b)),
+      string.format("%s: %s, expected %s", what, tostring(b), tostring(a)))
+  end
+
+  it("gives each element's value for every dtype, strided, 0-sized and 0-dim", function()
     nn.manual_seed(3)
     local x = nn.rand(3, 4, 5) * 10 - 5
     x[1][1][1], x[2][2][2], x[3][3][3] = 0 / 0, -0.0, 1 / 0
-    local function same(a, b, what)
-      if type(a) == "table" then
-        assert.are.equal(#a, #b, what)
-        for k = 1, #a do same(a[k], b[k], what .. "[" .. k .. "]") end
-        return
-      end
-      assert.are.equal(math.type(a), math.type(b), what .. " type")
-      assert((a ~= a and b ~= b) or (a == b and (a ~= 0 or type(a) ~= "number" or 1 / a == 1 / b)),
-        string.format("%s: %s, expected %s", what, tostring(b), tostring(a)))
-    end
     for _, dtype in ipairs {"float32", "float64", "float16", "int64", "int32", "uint8", "bool"} do
       local t = dtype == "bool" and x:gt(0) or x:to(dtype)
       for _, v in ipairs {t, t:transpose(1, 3), t:narrow(2, 2, 2), t[2], t:view(-1), t:narrow(1, 1, 0),
-                          t[1][2][3]} do
-        same(v:totable(), v:tolist(), dtype .. " " .. table.concat(v:size(), "x"))
+                          t[1][2][3], t[{{}, {1, 3}, 2}], t:narrow(3, 1, 1)} do
+        local what = dtype .. " " .. table.concat(v:size(), "x")
+        same(by_items(v), v:totable(), what)
+        same(by_items(v), v:tolist(), what .. " tolist")
       end
     end
-    local e = nn.zeros(2, 0, 3):tolist()
-    assert.are.same({{}, {}}, e)
-    assert.has_error(function() nn.zeros(2):tolist(1) end)
+    assert.are.same({{}, {}}, nn.zeros(2, 0, 3):tolist())
+    local ok, err = pcall(function() return nn.zeros(2):tolist(1) end)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("tolist", 1, true), err)
+  end)
+end)
+
+describe("randperm's pieces of draws", function()
+  it("is the Fisher-Yates walk over the generator's 32-bit words, across pieces and twists", function()
+    for _, n in ipairs {0, 1, 2, 3, 623, 1024, 1025, 1026, 2049, 5000} do
+      nn.manual_seed(21)
+      local got = nn.randperm(n):totable()
+      local after = nn.rand(2)
+      nn.manual_seed(21) -- the same words, each below 2^32 - 1 (randint's range) for this seed
+      local words = n > 1 and nn.randint(0, 4294967295, {n - 1}):totable() or {}
+      local perm = {}
+      for i = 1, n do perm[i] = i end
+      for i = 1, n - 1 do
+        local z = i + words[i] % (n - i + 1)
+        perm[i], perm[z] = perm[z], perm[i]
+      end
+      assert.are.same(perm, got, "randperm(" .. n .. ")")
+      assert.is_true(after:equal(nn.rand(2)), "the generator after randperm(" .. n .. ")")
+    end
   end)
 end)

@@ -410,30 +410,11 @@ __attribute__((target("avx2,fma"))) static void uniform_run_f32_fma(float *out, 
 #endif
 #undef UNIFORM_BODY
 
-#define UNIFORM_RUN 2048 /* draws a piece: 8 KiB of bits, in L1 */
-static void uniform_fill_f32(generator *g, float *data, int64_t n, float from, float to) {
-  uint32_t bits[UNIFORM_RUN];
-#ifdef UNIFORM_HAS_FMA_RUN
-  int fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#endif
-  for (int64_t i = 0; i < n; i += UNIFORM_RUN) {
-    int64_t m = n - i < UNIFORM_RUN ? n - i : UNIFORM_RUN;
-    random32_run(g, bits, m);
-#ifdef UNIFORM_HAS_FMA_RUN
-    if (fma) {
-      uniform_run_f32_fma(data + i, bits, m, from, to);
-      continue;
-    }
-#endif
-    uniform_run_f32(data + i, bits, m, from, to);
-  }
-}
-
-/* The same for float64: each draw is random64's two words, the first the
-   high one, made a double as uniform_double makes it. Its fma() is a call
-   of libm's where the code is not compiled for FMA: a million draws took
-   15 ms through the element walk against 2.5 for float32 (dropout's noise
-   is drawn in float64, as PyTorch's CPU dropout draws it). */
+/* float64 draws: each is random64's two words, the first the high one,
+   made a double as uniform_double makes it. Its fma() is a call of libm's
+   where the code is not compiled for FMA: a million draws took 15 ms
+   through the element walk against 2.5 for float32 (dropout's noise is
+   drawn in float64, as PyTorch's CPU dropout draws it). */
 #define UNIFORM_BODY_F64                                                                     \
   for (int64_t i = 0; i < n; i++)                                                            \
   out[i] = nn_uniform_f64(((uint64_t)bits[2 * i] << 32) | bits[2 * i + 1], from, to)
@@ -448,33 +429,47 @@ __attribute__((target("avx2,fma"))) static void uniform_run_f64_fma(double *out,
 #endif
 #undef UNIFORM_BODY_F64
 
-static void uniform_fill_f64(generator *g, double *data, int64_t n, double from, double to) {
+/* m numbers of dtype dt (float32 or float64) made from their words, by
+   the run compiled for FMA where the CPU has it. */
+static void uniform_run(nn_dtype dt, int fma, void *out, const uint32_t *bits, int64_t m, double from,
+                        double to) {
+#ifdef UNIFORM_HAS_FMA_RUN
+  if (fma) {
+    if (dt == NN_FLOAT64) uniform_run_f64_fma(out, bits, m, from, to);
+    else uniform_run_f32_fma(out, bits, m, (float)from, (float)to);
+    return;
+  }
+#else
+  (void)fma;
+#endif
+  if (dt == NN_FLOAT64) uniform_run_f64(out, bits, m, from, to);
+  else uniform_run_f32(out, bits, m, (float)from, (float)to);
+}
+
+/* n uniform draws into contiguous float32 (one word a draw) or float64
+   (two words) memory, a piece of UNIFORM_RUN words at a time: the words
+   as random32 gives them, in its order, then made numbers. */
+#define UNIFORM_RUN 2048 /* words a piece: 8 KiB of bits, in L1 */
+static void uniform_fill(generator *g, nn_dtype dt, void *data, int64_t n, double from, double to) {
   uint32_t bits[UNIFORM_RUN];
+  int64_t words = dt == NN_FLOAT64 ? 2 : 1, piece = UNIFORM_RUN / words;
+  size_t size = dt == NN_FLOAT64 ? sizeof(double) : sizeof(float);
+  int fma = 0;
 #ifdef UNIFORM_HAS_FMA_RUN
-  int fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
-  for (int64_t i = 0; i < n; i += UNIFORM_RUN / 2) {
-    int64_t m = n - i < UNIFORM_RUN / 2 ? n - i : UNIFORM_RUN / 2;
-    random32_run(g, bits, 2 * m);
-#ifdef UNIFORM_HAS_FMA_RUN
-    if (fma) {
-      uniform_run_f64_fma(data + i, bits, m, from, to);
-      continue;
-    }
-#endif
-    uniform_run_f64(data + i, bits, m, from, to);
+  for (int64_t i = 0; i < n; i += piece) {
+    int64_t m = n - i < piece ? n - i : piece;
+    random32_run(g, bits, words * m);
+    uniform_run(dt, fma, (char *)data + (size_t)i * size, bits, m, from, to);
   }
 }
 
 int nn_cpu_uniform(const nn_strided *t, double from, double to) {
   generator *g = default_generator();
   int64_t n = strided_numel(t);
-  if (t->dtype == NN_FLOAT32 && strided_contiguous(t)) {
-    uniform_fill_f32(g, (float *)t->data, n, (float)from, (float)to);
-    return 0;
-  }
-  if (t->dtype == NN_FLOAT64 && strided_contiguous(t)) {
-    uniform_fill_f64(g, (double *)t->data, n, from, to);
+  if ((t->dtype == NN_FLOAT32 || t->dtype == NN_FLOAT64) && strided_contiguous(t)) {
+    uniform_fill(g, t->dtype, t->data, n, from, to);
     return 0;
   }
   fill_walk w;
@@ -525,15 +520,35 @@ int nn_cpu_random_int(const nn_strided *t, uint64_t range, int64_t base) {
 }
 
 /* PyTorch 1.13's randperm_cpu: 0 .. n-1, then for each i < n - 1 a swap
-   of i with i + random() % (n - i); out holds n int64, first + each. */
+   of i with i + random() % (n - i); out holds n int64, first + each.
+   The draws come a piece at a time (random32_run: random32's words in its
+   order), each swap's target is worked out for the whole piece first
+   (remainders that do not wait on each other, in 32 bits where n fits),
+   and the swaps fetch their far element RANDPERM_AHEAD swaps early: past
+   the caches (1e6 elements: 8 MB) each was a miss, waited on in turn. */
+#define RANDPERM_PIECE 1024
+#define RANDPERM_AHEAD 16
 int nn_cpu_randperm(int64_t n, int64_t first, int64_t *out) {
   generator *g = default_generator();
   for (int64_t i = 0; i < n; i++) out[i] = i + first;
-  for (int64_t i = 0; i + 1 < n; i++) {
-    int64_t z = (int64_t)(random32(g) % (uint64_t)(n - i));
-    int64_t saved = out[i];
-    out[i] = out[z + i];
-    out[z + i] = saved;
+  uint32_t bits[RANDPERM_PIECE];
+  int64_t target[RANDPERM_PIECE];
+  for (int64_t i = 0; i + 1 < n; i += RANDPERM_PIECE) {
+    int64_t m = n - 1 - i < RANDPERM_PIECE ? n - 1 - i : RANDPERM_PIECE;
+    random32_run(g, bits, m);
+    if (n <= (int64_t)UINT32_MAX) {
+      for (int64_t j = 0; j < m; j++) target[j] = i + j + bits[j] % (uint32_t)(n - i - j);
+    } else {
+      for (int64_t j = 0; j < m; j++) target[j] = i + j + (int64_t)(bits[j] % (uint64_t)(n - i - j));
+    }
+    for (int64_t j = 0; j < m; j++) {
+#if defined(__GNUC__)
+      if (j + RANDPERM_AHEAD < m) __builtin_prefetch(out + target[j + RANDPERM_AHEAD], 1);
+#endif
+      int64_t saved = out[i + j];
+      out[i + j] = out[target[j]];
+      out[target[j]] = saved;
+    }
   }
   return 0;
 }
