@@ -231,6 +231,20 @@ describe("the misuses the sweep found", function()
     assert.is_true(nn.gradgradcheck(function(a) return a:tanh() end, {x}))
   end)
 
+  it("a function called without a name is not named after nn.init or nn.core", function()
+    -- Lua names it from package.loaded, where nn.init (nn itself) and
+    -- nn.core stayed after loading: "bad argument #2 to 'nn.init.roll'"
+    assert.is_nil(package.loaded["nn.init"])
+    assert.is_nil(package.loaded["nn.core"])
+    assert.are.equal(nn, package.loaded.nn)
+    local ok, err = pcall(nn.roll, nn.ones(2, 2))
+    assert.is_false(ok)
+    assert.is_nil(err:find("nn.init", 1, true))
+    assert.is_nil(err:find("nn.core", 1, true))
+    assert.is_truthy(err:find("'nn.roll'", 1, true))
+    assert.are.equal(nn.init.xavier_uniform_, require("nn").init.xavier_uniform_)
+  end)
+
   it("nn.cli.device needs a parser", function()
     expect_error(function() return nn.cli.device() end, "nn.cli.device", "parser", "nil")
     expect_error(function() return nn.cli.device({}) end, "nn.cli.device", "parser", "table")
