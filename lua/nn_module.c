@@ -732,6 +732,17 @@ int luaopen_nn(lua_State *L) {
   lua_getglobal(L, "require");
   lua_pushliteral(L, "nn.init");
   lua_call(L, 1, 1);
+  /* nn.init (which returns nn) and nn.core are modules only while nn is
+     made. Left in package.loaded, they are where Lua looks first for the
+     name of a function called without one (pcall(nn.roll, t), a function
+     passed as a value): "bad argument #2 to 'nn.init.roll'" named an
+     initialiser that does not exist. */
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_pushnil(L);
+  lua_setfield(L, -2, "nn.init");
+  lua_pushnil(L);
+  lua_setfield(L, -2, "nn.core");
+  lua_pop(L, 1);
   if (collector_was_running) lua_gc(L, LUA_GCRESTART);
   return 1;
 }

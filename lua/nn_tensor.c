@@ -806,6 +806,55 @@ static int mt_mul(lua_State *L) { return binary_any(L, NN_MUL); }
 static int mt_div(lua_State *L) { return binary_any(L, NN_DIV); }
 static int mt_pow(lua_State *L) { return binary_any(L, NN_POW); }
 static int mt_idiv(lua_State *L) { return binary_any(L, NN_FLOOR_DIVIDE); }
+/* t % other: Python's %, PyTorch's remainder (the divisor's sign). A
+   number on the left (5 % t) is made a 0-dim tensor first, as PyTorch's
+   remainder(Scalar, Tensor) does: of t's dtype, unless the number is a
+   fraction and t holds integers (float32 then), or t is bool (int64). */
+static int mt_mod(lua_State *L) {
+  nn_tensor *b = nnl_to_tensor(L, 2);
+  if (lua_type(L, 1) != LUA_TNUMBER || !b) return binary_any(L, NN_REMAINDER);
+  double x = lua_tonumber(L, 1);
+  int whole = lua_isinteger(L, 1) || x == floor(x);
+  nn_dtype dtype = b->dtype == NN_BOOL                              ? (whole ? NN_INT64 : NN_FLOAT32)
+                   : nn_dtype_is_floating(b->dtype) || whole ? b->dtype
+                                                             : NN_FLOAT32;
+  nn_tensor *a = nn_full(dtype, 0, NULL, x);
+  if (!a) return nnl_engine_error(L);
+  nn_tensor *device_a = nn_to_device(a, b->device);
+  nn_release(a);
+  if (!device_a) return nnl_engine_error(L);
+  nn_tensor *r = nn_binary(NN_REMAINDER, device_a, b);
+  nn_release(device_a);
+  nnl_push_tensor(L, r);
+  return 1;
+}
+
+/* t & m, t | m, t ~ m (Lua's xor), ~t: PyTorch's &, |, ^ and ~ on bool
+   tensors (masks), where they are the logical ops. PyTorch's are bitwise
+   on integer tensors, which nn has not: an error, rather than a logical
+   op's different answer. */
+static void check_mask_operand(lua_State *L, int idx, const char *symbol, const char *op) {
+  nn_tensor *t = nnl_to_tensor(L, idx);
+  if (!t) nnl_error(L, "%s: %s takes bool tensors, got %s", symbol, op, luaL_typename(L, idx));
+  if (t->dtype != NN_BOOL)
+    nnl_error(L, "%s: %s takes bool tensors (masks), got %s (bitwise operations on integer tensors are not "
+                 "supported)", symbol, op, nn_dtype_name(t->dtype));
+}
+
+static int mask_operator(lua_State *L, nn_binary_op op, const char *symbol) {
+  check_mask_operand(L, 1, symbol, nn_binary_op_name(op));
+  check_mask_operand(L, 2, symbol, nn_binary_op_name(op));
+  return binary_any(L, op);
+}
+
+static int mt_band(lua_State *L) { return mask_operator(L, NN_LOGICAL_AND, "&"); }
+static int mt_bor(lua_State *L) { return mask_operator(L, NN_LOGICAL_OR, "|"); }
+static int mt_bxor(lua_State *L) { return mask_operator(L, NN_LOGICAL_XOR, "~"); }
+static int mt_bnot(lua_State *L) {
+  check_mask_operand(L, 1, "~", "logical_not");
+  nnl_push_tensor(L, nn_unary(NN_LOGICAL_NOT, nnl_to_tensor(L, 1)));
+  return 1;
+}
 
 /* div's optional {rounding_mode = "trunc" | "floor"} (PyTorch's; nil: true
    division) as the op it selects. */
@@ -1438,7 +1487,9 @@ void nnl_open_tensor(lua_State *L) {
       {"__newindex", mt_newindex}, {"__tostring", m_tostring}, {"__gc", m_gc},
       {"__close", m_close}, {"__len", m_len}, {"__eq", m_eq}, {"__add", mt_add},
       {"__sub", mt_sub}, {"__mul", mt_mul}, {"__div", mt_div}, {"__pow", mt_pow},
-      {"__unm", mt_unm}, {"__lt", m_lt}, {"__le", m_le}, {"__idiv", mt_idiv}, {NULL, NULL}};
+      {"__unm", mt_unm}, {"__lt", m_lt}, {"__le", m_le}, {"__idiv", mt_idiv},
+      {"__mod", mt_mod}, {"__band", mt_band}, {"__bor", mt_bor}, {"__bxor", mt_bxor}, {"__bnot", mt_bnot},
+      {NULL, NULL}};
   luaL_setfuncs(L, meta, 0);
   lua_pushliteral(L, "nn.Tensor");
   lua_setfield(L, -2, "__name");

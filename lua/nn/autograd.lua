@@ -48,17 +48,23 @@ return function(nn)
     return x
   end
 
+  -- The checks gradcheck and gradgradcheck (op) make of what they are given
+  local function check_fn_and_options(op, fn, opts)
+    if type(fn) ~= "function" and not (type(fn) == "table" and getmetatable(fn) and getmetatable(fn).__call) then
+      raise(op .. ": fn must be callable, got " .. type(fn))
+    end
+    if opts ~= nil and type(opts) ~= "table" then raise(op .. ": the options must be a table, got " .. type(opts)) end
+    return opts or {}
+  end
+
   --- nn.gradcheck(fn, inputs [, {eps=1e-6, atol=1e-5, rtol=1e-3, raise=true}]):
   -- compares the Jacobian that backward computes with central finite
   -- differences, element by element. inputs: a tensor or a list; those
   -- with requires_grad are checked and should be float64. Returns true, or
   -- raises (or returns false and a message when raise = false).
   function nn.gradcheck(fn, inputs, opts)
-    opts = opts or {}
+    opts = check_fn_and_options("gradcheck", fn, opts)
     local eps, atol, rtol = opts.eps or 1e-6, opts.atol or 1e-5, opts.rtol or 1e-3
-    if type(fn) ~= "function" and not (type(fn) == "table" and getmetatable(fn) and getmetatable(fn).__call) then
-      raise("gradcheck: fn must be callable, got " .. type(fn))
-    end
     inputs = as_list(inputs)
     if type(inputs) ~= "table" or #inputs == 0 then
       raise("gradcheck: inputs must be a tensor or a non-empty list of tensors")
@@ -297,12 +303,15 @@ return function(nn)
   --   local x = nn.randn(3, {dtype = "float64", requires_grad = true})
   --   nn.gradgradcheck(function(x) return x:tanh() end, {x})
   function nn.gradgradcheck(fn, inputs, opts)
-    opts = opts or {}
+    opts = check_fn_and_options("gradgradcheck", fn, opts)
     inputs = as_list(inputs)
     if type(inputs) ~= "table" or #inputs == 0 then
       raise("gradgradcheck: inputs must be a tensor or a non-empty list of tensors")
     end
     local outs = as_list(fn(table.unpack(inputs)))
+    local all_tensors = type(outs) == "table"
+    for _, o in ipairs(all_tensors and outs or {}) do all_tensors = all_tensors and nn.is_tensor(o) end
+    if not all_tensors then raise("gradgradcheck: fn must return a tensor or a list of tensors, got " .. type(outs)) end
     local grad_outputs = opts.grad_outputs and as_list(opts.grad_outputs)
     if not grad_outputs then
       grad_outputs = {}

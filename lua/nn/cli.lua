@@ -83,6 +83,9 @@ return function(nn)
   --   local args = nn.cli.device(nn.cli.parser("XOR")):parse()
   --   model:to(args.device)
   function cli.device(parser)
+    if type(parser) ~= "table" or type(parser.option) ~= "function" then
+      nn._raise("nn.cli.device: expected a parser (made by nn.cli.parser), got " .. type(parser))
+    end
     local default = nn.cuda.is_available() and "cuda" or "cpu"
     parser:option("--device", "where the model and the data go: cpu or cuda", default, function(text)
       if text ~= "cpu" and text ~= "cuda" then

@@ -92,12 +92,30 @@ return function(nn)
   end
 
   --- m:register_parameter(name, t) / m:register_buffer(name, t)
+  -- PyTorch's checks of a name and value given to register_parameter or
+  -- register_buffer (op): a string with no ".", not empty, not already
+  -- another attribute (a field, a method, a parameter that is to become a
+  -- buffer), and a tensor or nil.
+  local function check_registration(self, op, kind, list, name, t)
+    if type(name) ~= "string" then raise(op .. ": " .. kind .. " name should be a string, got " .. type(name)) end
+    if name == "" then raise(op .. ": " .. kind .. " name can't be empty string \"\"") end
+    if name:find(".", 1, true) then raise(op .. ": " .. kind .. " name can't contain \".\", got '" .. name .. "'") end
+    local registered = false
+    for _, k in ipairs(list) do if k == name then registered = true end end
+    if not registered and self[name] ~= nil then raise(op .. ": attribute '" .. name .. "' already exists") end
+    if t ~= nil and not nn.is_tensor(t) then
+      raise(string.format("%s: cannot assign a %s to %s '%s' (a tensor or nil required)", op, type(t), kind, name))
+    end
+  end
+
   function Module:register_parameter(name, t)
+    check_registration(self, "register_parameter", "parameter", self._parameters, name, t)
     if t ~= nil then nn.Parameter(t) end
     register(self._parameters, name)
     rawset(self, name, t)
   end
   function Module:register_buffer(name, t)
+    check_registration(self, "register_buffer", "buffer", self._buffers, name, t)
     register(self._buffers, name)
     rawset(self, name, t)
   end

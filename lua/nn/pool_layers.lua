@@ -479,8 +479,15 @@ return function(nn)
       scale_factor = scale_factor + 0.0
     elseif type(scale_factor) == "table" then
       local floats = {}
-      for i, v in ipairs(scale_factor) do floats[i] = v + 0.0 end
+      for i, v in ipairs(scale_factor) do
+        if type(v) ~= "number" then
+          raise("Upsample: scale_factor must be a number or a table of numbers, got " .. type(v) .. " at " .. i)
+        end
+        floats[i] = v + 0.0
+      end
       scale_factor = floats
+    elseif scale_factor ~= nil then
+      raise("Upsample: scale_factor must be a number or a table of numbers, got " .. type(scale_factor))
     end
     self.scale_factor = scale_factor
     self.mode = mode == nil and "nearest" or mode
@@ -504,6 +511,20 @@ return function(nn)
     return t:view(shape)
   end
 
+  -- A per-channel tensor a normalisation is given (weight, bias, a running
+  -- statistic): nil, or a tensor of one element for each of x's channels.
+  local function check_channels(t, what, x, op)
+    if t == nil then return end
+    if not nn.is_tensor(t) then
+      raise(string.format("%s: %s must be a tensor, got %s", op, what, type(t)))
+    end
+    if t:dim() ~= 1 or t:size(1) ~= x:size(2) then
+      raise(string.format("%s: expected %s to be a vector of size equal to the number of channels in " ..
+        "input (%d), but got %s of shape %s and input of shape %s", op, what, x:size(2), what,
+        shape_text(t:size()), shape_text(x:size())))
+    end
+  end
+
   --- nn.F.group_norm(x, num_groups [, weight, bias, eps = 1e-5]): normalises
   -- x (N, C, ...) over each group of C / num_groups channels and the other
   -- dims (Wu & He, 2018), then scales and shifts each channel.
@@ -516,6 +537,8 @@ return function(nn)
       raise(string.format("%s: Expected number of channels in input (%d) to be divisible by num_groups, got %s",
         op, c, tostring(num_groups)))
     end
+    check_channels(weight, "weight", x, op)
+    check_channels(bias, "bias", x, op)
     local y = batch_norm(x:reshape({1, n * num_groups, -1}), nil, nil, nil, nil, true, 0, eps == nil and 1e-5 or eps)
     y = y:view(x:size())
     if weight ~= nil then y = y * affine_view(weight, x) end
@@ -530,7 +553,10 @@ return function(nn)
   function GroupNorm:init(num_groups, num_channels, opts)
     local op = "GroupNorm"
     opts = nn._options(op, opts, {"eps", "affine", "dtype"})
-    for what, v in pairs {num_groups = num_groups, num_channels = num_channels} do
+    -- in order, a missing one too (pairs would skip it)
+    local given = {num_groups, num_channels}
+    for i, what in ipairs {"num_groups", "num_channels"} do
+      local v = given[i]
       if math.type(v) ~= "integer" or v < 1 then raise(op .. ": " .. what .. " must be a positive integer, got " .. tostring(v)) end
     end
     if num_channels % num_groups ~= 0 then raise(op .. ": num_channels must be divisible by num_groups") end
@@ -562,6 +588,10 @@ return function(nn)
     if x:dim() < 3 then raise(op .. ": expected an input of 3 or more dims (N, C, ...), got " .. x:dim() .. "D") end
     if use_input_stats == nil then use_input_stats = true end
     local n, c = x:size(1), x:size(2)
+    check_channels(running_mean, "running_mean", x, op)
+    check_channels(running_var, "running_var", x, op)
+    check_channels(weight, "weight", x, op)
+    check_channels(bias, "bias", x, op)
     -- ATen's _instance_norm: batch norm of (1, N C, ...) with the per-channel
     -- tensors repeated for each sample, the running statistics averaged back
     local function repeated(t) return t ~= nil and t:view({1, c}):expand({n, c}):reshape({n * c}) or nil end

@@ -369,11 +369,20 @@ return function(nn)
 
   -- init(kind, input_size, hidden_size [, num_layers] [, opts]) for the
   -- subclasses; opts as PyTorch's keyword arguments.
-  function RNNBase:init(kind, input_size, hidden_size, num_layers, opts)
+  -- PyTorch's modes for RNNBase(mode, ...): the kind, and an RNN's nonlinearity
+  local rnn_modes = {RNN = {"RNN"}, LSTM = {"LSTM"}, GRU = {"GRU"}, RNN_TANH = {"RNN", "tanh"},
+                     RNN_RELU = {"RNN", "relu"}}
+
+  function RNNBase:init(mode, input_size, hidden_size, num_layers, opts)
+    local known_mode = rnn_modes[mode]
+    if not known_mode then
+      raise("RNNBase: mode must be 'LSTM', 'GRU', 'RNN_TANH' or 'RNN_RELU', got " .. tostring(mode))
+    end
+    local kind, mode_nonlinearity = known_mode[1], known_mode[2]
     local op = kind
     if type(num_layers) == "table" and opts == nil then num_layers, opts = nil, num_layers end
     local known = {"num_layers", "bias", "batch_first", "dropout", "bidirectional", "proj_size", "dtype"}
-    if kind == "RNN" then table.insert(known, 2, "nonlinearity") end
+    if kind == "RNN" and not mode_nonlinearity then table.insert(known, 2, "nonlinearity") end
     opts = nn._options(op, opts, known)
     if num_layers == nil then num_layers = opts.num_layers or 1 end
     check_size(input_size, "input_size", op, true)
@@ -397,7 +406,7 @@ return function(nn)
     if proj_size >= hidden_size and proj_size ~= 0 then
       raise(string.format("%s: proj_size (%d) must be smaller than hidden_size (%d)", op, proj_size, hidden_size))
     end
-    local nonlinearity = opts.nonlinearity or "tanh"
+    local nonlinearity = mode_nonlinearity or opts.nonlinearity or "tanh"
     if kind == "RNN" then check_nonlinearity(nonlinearity, op) end
     self._kind, self.mode = kind, engine_mode(kind, nonlinearity)
     self.nonlinearity = kind == "RNN" and nonlinearity or nil
@@ -631,6 +640,10 @@ return function(nn)
   nn.RNNCellBase = RNNCellBase
 
   function RNNCellBase:init(kind, input_size, hidden_size, bias, nonlinearity, opts)
+    if not gates[kind] then
+      raise("RNNCellBase: the base class of nn.RNNCell, nn.LSTMCell and nn.GRUCell is not made on its own; " ..
+        "make one of those")
+    end
     local op = kind .. "Cell"
     local known = {"bias", "dtype"}
     if kind == "RNN" then known[3] = "nonlinearity" end
