@@ -164,8 +164,40 @@ static void columns_match_rows(const nn_cpu_vector *v) {
           }
 }
 
+/* x w^T with few outputs and long sums (a classifier's last layer, 128x512
+   by 512x10: past the tiny products, where BLAS took it) goes to the dots
+   kernel, whose sum for an element does not depend on the rows around
+   it: each row of the batch's product, bit for bit, is that row's product
+   alone (one row: dots already), and both are held to the float64 bound. */
+static void few_outputs_by_rows(const nn_cpu_vector *v) {
+  if (!v->gemm) return;
+  enum { M = 128, N = 10, K = 512 };
+  static float x[M * K], w[N * K], c[M * N], row[N];
+  uint32_t seed = 777;
+  for (int i = 0; i < M * K; i++) x[i] = value(&seed);
+  for (int i = 0; i < N * K; i++) w[i] = value(&seed);
+  nn_gemm_args g = {.dtype = NN_FLOAT32, .batch = 1, .m = M, .n = N, .k = K, .alpha = 1, .beta = 0,
+                    .a = {(char *)x, 0, K, 1}, .b = {(char *)w, 0, 1, K}, .c = {(char *)c, 0, N, 1}};
+  if (!CHECKF(nn_cpu_gemm_variant(&g, v) == 0, "%s: failed: %s", v->name, nn_error())) return;
+  for (int64_t i = 0; i < M; i++) {
+    nn_gemm_args one_row = g;
+    one_row.m = 1;
+    one_row.a.data = (char *)(x + i * K);
+    one_row.c.data = (char *)row;
+    if (!CHECKF(nn_cpu_gemm_variant(&one_row, v) == 0, "%s: failed: %s", v->name, nn_error())) return;
+    if (memcmp(row, c + i * N, sizeof row) != 0) {
+      CHECKF(0, "%s: row %lld of 128x512 by 512x10 differs from that row's own product", v->name,
+             (long long)i);
+      return;
+    }
+  }
+  CHECK(1);
+  all_ways(v, 1, M, N, K);
+}
+
 static void variant(const nn_cpu_vector *v) {
   columns_match_rows(v);
+  few_outputs_by_rows(v);
   /* tiny: every remainder of 8 and 16 lanes and of blocks of 4, 6 and 8 rows */
   static const int64_t tiny[] = {1, 2, 3, 4, 5, 7, 8, 9, 10, 13, 16, 17, 31, 33};
   for (size_t i = 0; i < sizeof tiny / sizeof tiny[0]; i++)

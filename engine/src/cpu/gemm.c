@@ -626,6 +626,13 @@ static __attribute__((noinline)) int rows_of_copy(const nn_cpu_gemm_f32 *f, int6
   return 1;
 }
 
+/* Whether a small x w^T (a's rows and b's columns contiguous) goes to the
+   dots kernel: few rows and long sums; or few outputs and long sums where
+   BLAS would take it (see fma_f32). */
+static int dots_suit(int64_t m, int64_t n, int64_t k) {
+  return 8 * m <= k || (n <= 16 && k >= 256 && (double)m * (double)n * (double)k > SMALL_PRODUCT);
+}
+
 /* The kernel of f that fma_f32 gives a small product (m n k at most
    FMA_SMALL_PRODUCT, k > 0: one thread), by the same tests in its order;
    SMALL_OTHER where it copies b for rows first or leaves it to BLAS. */
@@ -635,7 +642,7 @@ static small_kernel small_kernel_of(const nn_cpu_gemm_f32 *f, int64_t m, int64_t
                                     int64_t a1, int64_t b0, int64_t b1) {
   int b_rows = b1 == 1 || n == 1, a_rows = a1 == 1 || k == 1, b_columns = b0 == 1 || k == 1;
   if (b_rows) return SMALL_ROWS;
-  if (a_rows && b_columns && 8 * m <= k) return SMALL_DOTS;
+  if (a_rows && b_columns && dots_suit(m, n, k)) return SMALL_DOTS;
   if ((double)m * (double)n * (double)k > SMALL_PRODUCT) return SMALL_OTHER;
   if (b_columns && m <= f->columns_rows && k <= f->columns_terms) return SMALL_COLUMNS;
   return SMALL_OTHER;
@@ -665,8 +672,13 @@ static int fma_f32(const nn_cpu_gemm_f32 *f, int64_t m, int64_t n, int64_t k, fl
   }
   /* x w^T: dots reads w in place but sums each of c's m n elements across
      its lanes at the end (about ten instructions); rows wants a copy of w
-     transposed first (k n moves). Few rows and long sums: dots. */
-  if (a_rows && b_columns && (!small || 8 * m <= k)) {
+     transposed first (k n moves). Few rows and long sums: dots. So do few
+     outputs and long sums (a classifier's last layer): sgemm copies all of
+     x for the few columns it makes of each row, where dots reads x once
+     in place (128x512 by 512x10, the Fashion lesson's second layer: 72-80
+     us through sgemm, 21-34 us in dots, one thread; with sums of 128 terms
+     or fewer, dots loses). */
+  if (a_rows && b_columns && (!small || dots_suit(m, n, k))) {
     call.dots = 1;
     run_kernel(&call);
     return 1;
