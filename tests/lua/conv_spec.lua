@@ -240,6 +240,24 @@ describe("a batch in several chunks", function()
       assert.is_true(w.grad:equal(onto), name .. ", accumulated")
     end
   end)
+
+  -- Its forward writes each sample's product in its place, the bias added
+  -- per chunk: each sample's output as its own, bit for bit, and the
+  -- float64 result's within float32's rounding.
+  it("a first layer's forward writes each sample's product in place, with its bias", function()
+    for _, case in ipairs({{c = 1, o = 32, groups = 1}, {c = 3, o = 9, groups = 3}}) do
+      nn.manual_seed(14)
+      local x = nn.randn(20, case.c, 28, 28)
+      local w, b = nn.randn(case.o, case.c // case.groups, 3, 3), nn.randn(case.o)
+      local opts = {padding = 1, groups = case.groups}
+      local y = F.conv2d(x, w, b, opts)
+      local exact = F.conv2d(x:double(), w:double(), b:double(), opts)
+      assert.is_true(y:double():allclose(exact, 1e-5, 1e-5))
+      for s = 1, 20, 7 do
+        assert.is_true(F.conv2d(x:narrow(1, s, 1), w, b, opts):equal(y:narrow(1, s, 1)), "sample " .. s)
+      end
+    end
+  end)
 end)
 
 describe("misuse", function()
