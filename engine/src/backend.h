@@ -361,6 +361,11 @@ typedef struct {
   int64_t *indices;   /* max kinds */
   const void *g;      /* backward */
   void *gx;
+  /* max 2 x 2 float32 on the CPU, no indices asked (pool.c): forward
+     writes each window's winning tap here (0 to 3, the window's elements
+     row by row) instead of indices, a byte for eight; backward reads them.
+     pool2d with x NULL writes indices from taps (a recorded backward). */
+  uint8_t *taps;
 } nn_pool2d_args;
 
 /* Nearest or bilinear upsampling of contiguous planes (math/pool.h has

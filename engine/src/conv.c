@@ -143,6 +143,12 @@ static int start_as(const nn_backend *be, nn_tensor *t, nn_tensor *bias) {
 }
 
 /* ---- the three products ------------------------------------------------ */
+/* Patches of at most this many rows a group (a first layer: one or three
+   input channels, 3 x 3) take one product per sample, straight from or
+   into the column side's own layout (forward_columns,
+   weight_grad_by_sample). */
+enum { FEW_PATCH_ROWS = 32 };
+
 /* out (n, o, oh, ow) = weight x patches(x), plus bias[o] when bias */
 static int forward_columns(const conv_geom *g, nn_tensor *x, nn_tensor *w, nn_tensor *bias, nn_tensor *out) {
   const nn_backend *be = nn_dispatch(g->op, offsetof(nn_backend, im2col), x, w, out);
@@ -174,10 +180,29 @@ static int forward_columns(const conv_geom *g, nn_tensor *x, nn_tensor *w, nn_te
   char *cols = scratch_for(g->op, be, x->device, (size_t)((rows + g->o) * chunk * L) * es);
   if (!cols) return -1;
   char *product = cols + (size_t)(rows * chunk * L) * es; /* (o, count, L) */
+  /* Few patch rows (a first layer, K = 9 or 27): each sample's product
+     written in its place, the kernels' rows of W x patches (the same sums
+     as the chunk's product: each element's over k alone), without the
+     copy (the lesson's first convolution: 12.8 MB out of the scratch a
+     step); the bias, where there is one, added onto the chunk's output
+     while it is in cache, as the copy added it */
+  int by_sample = K <= FEW_PATCH_ROWS && x->device == NN_CPU;
   for (int64_t s = 0; s < g->n; s += chunk) {
     int64_t count = g->n - s < chunk ? g->n - s : chunk, width = count * L;
     nn_patch_geom p = patches_of(g, dt, count);
     if (be->im2col(&p, xd + (size_t)(s * g->c * g->h * g->w) * es, cols) < 0) return -1;
+    if (by_sample) {
+      char *at = od + (size_t)(s * g->o * L) * es;
+      for (int64_t j = 0; j < count; j++)
+        for (int64_t gi = 0; gi < g->groups; gi++)
+          if (gemm(be, dt, 1, og, L, K, matrix(wd + (size_t)(gi * og * K) * es, 0, K, 1),
+                   matrix(cols + (size_t)(gi * K * width + j * L) * es, 0, width, 1), 0,
+                   matrix(at + (size_t)(j * g->o * L + gi * og * L) * es, 0, L, 1)) < 0)
+            return -1;
+      int64_t in_place[3] = {g->o * L, L, 1};
+      if (bias && reorder(be, dt, count, g->o, L, at, in_place, at, in_place, nn_data(bias)) < 0) return -1;
+      continue;
+    }
     for (int64_t gi = 0; gi < g->groups; gi++)
       if (gemm(be, dt, 1, og, width, K, matrix(wd + (size_t)(gi * og * K) * es, 0, K, 1),
                matrix(cols + (size_t)(gi * K * width) * es, 0, width, 1), 0,
@@ -203,6 +228,40 @@ static int zero_samples(const nn_backend *be, nn_dtype dtype, char *data, int64_
   char *operands[1] = {data};
   nn_iter it = walk3(dtype, 1, size, operands, stride);
   return be->fill(&it, 0);
+}
+
+/* The weight's gradient alone where each group's patches have few rows (a
+   first layer: one or three input channels, K = 9 or 27): one product per
+   sample, gc's sample (og, L) as it lies times its patches (L, K), added
+   up in order, each a dot per weight over L. The chunk path would copy
+   gc into the product's order first (the lesson's first convolution:
+   12.8 MB read, written to a scratch beyond L2 and read back a step) for
+   a product of K = 9 output columns, where OpenBLAS's packing costs more
+   than its arithmetic. The patches of a chunk (im2col, in L2) are each
+   read by the chunk's products while in cache. Other sums than the chunk
+   product's (last bits); one thread's work whatever the count, so 1 and 2
+   threads agree. A GPU keeps the chunks (fewer launches). */
+static int weight_grad_by_sample(const conv_geom *g, const nn_backend *be, nn_tensor *gc, nn_tensor *x,
+                                 nn_tensor *gw, int accumulate) {
+  nn_dtype dt = gc->dtype;
+  size_t es = nn_element_size(dt);
+  int64_t L = positions(g), og = g->o / g->groups, K = g->c / g->groups * g->kh * g->kw, rows = g->c * g->kh * g->kw;
+  int64_t chunk = chunk_of(g, dt, gc->device, 1);
+  char *gd = nn_data(gc), *xd = nn_data(x), *gwd = nn_data(gw);
+  char *cols = scratch_for(g->op, be, gc->device, (size_t)(rows * chunk * L) * es);
+  if (!cols) return -1;
+  for (int64_t s = 0; s < g->n; s += chunk) {
+    int64_t count = g->n - s < chunk ? g->n - s : chunk, width = count * L;
+    nn_patch_geom p = patches_of(g, dt, count);
+    if (be->im2col(&p, xd + (size_t)(s * g->c * g->h * g->w) * es, cols) < 0) return -1;
+    for (int64_t j = 0; j < count; j++)
+      for (int64_t gi = 0; gi < g->groups; gi++)
+        if (gemm(be, dt, 1, og, K, L, matrix(gd + (size_t)((s + j) * g->o * L + gi * og * L) * es, 0, L, 1),
+                 matrix(cols + (size_t)(gi * K * width + j * L) * es, 0, 1, width), s + j || accumulate ? 1 : 0,
+                 matrix(gwd + (size_t)(gi * og * K) * es, 0, K, 1)) < 0)
+          return -1;
+  }
+  return 0;
 }
 
 static int backward_columns(const conv_geom *g, nn_tensor *gc, nn_tensor *x, nn_tensor *w,
@@ -239,6 +298,7 @@ static int backward_columns(const conv_geom *g, nn_tensor *gc, nn_tensor *x, nn_
     }
     return 0;
   }
+  if (!image && K <= FEW_PATCH_ROWS && gc->device == NN_CPU) return weight_grad_by_sample(g, be, gc, x, gw, accumulate);
   int64_t chunk = chunk_of(g, dt, gc->device, image != NULL), rows = g->c * g->kh * g->kw;
   char *cols = scratch_for(g->op, be, gc->device, (size_t)((rows + g->o) * chunk * L) * es);
   if (!cols) return -1;

@@ -7,6 +7,7 @@
  * training step, where a composition of small tensor ops would cost
  * several passes and temporaries. */
 #include "internal.h"
+#include "math/pool.h"
 
 #include <stddef.h>
 
@@ -130,8 +131,16 @@ static int pool_geometry(const char *op, const nn_tensor *x, const nn_pool2d_opt
   return 0;
 }
 
+/* Whether the CPU keeps a byte a window (its tap) for this max pool's
+   backward instead of indices (backend.h's nn_pool2d_args.taps). */
+static int keeps_taps(const nn_pool2d_args *a, const nn_tensor *x) {
+  return x->device == NN_CPU && a->kind == NN_POOL_MAX && x->dtype == NN_FLOAT32 &&
+         nn_pool_tiles_2x2(a->kernel, a->stride, a->padding, a->dilation, a->in_h, a->in_w, a->out_h, a->out_w);
+}
+
 /* The pooling gradient, of x's shape (ndim, size), from g (out's shape);
-   indices (max kinds) as forward wrote them, counted from base. */
+   indices (max kinds) as forward wrote them, counted from base, or taps
+   (uint8) where forward kept those. */
 static nn_tensor *pool2d_backward(const nn_pool2d_args *geometry, nn_tensor *g, nn_tensor *indices,
                                   int ndim, const int64_t *size) {
   const char *op = pool_name(geometry->kind);
@@ -146,7 +155,9 @@ static nn_tensor *pool2d_backward(const nn_pool2d_args *geometry, nn_tensor *g, 
   a.dtype = g->dtype;
   a.g = nn_data(gc);
   a.gx = nn_data(gx);
-  a.indices = indices ? nn_data(indices) : NULL;
+  int taps = indices && indices->dtype == NN_UINT8;
+  a.indices = indices && !taps ? nn_data(indices) : NULL;
+  a.taps = taps ? nn_data(indices) : NULL;
   int status = be->pool2d_backward(&a);
   nn_release(gc);
   if (status < 0) {
@@ -221,10 +232,24 @@ static nn_tensor *pool_scatter_recorded(const nn_node *node, nn_tensor *g, nn_te
   return gx;
 }
 
+/* The indices of the taps a pool kept (pool2d with x NULL) */
+static nn_tensor *indices_of_taps(const nn_pool2d_args *geometry, nn_tensor *taps) {
+  const nn_backend *be = nn_dispatch(pool_name(geometry->kind), offsetof(nn_backend, pool2d), taps, NULL, NULL);
+  nn_tensor *indices = be ? nn_empty_like_shape(taps, NN_INT64, taps->ndim, taps->size) : NULL;
+  nn_pool2d_args a = *geometry;
+  a.taps = nn_data(taps);
+  a.indices = indices ? nn_data(indices) : NULL;
+  if (indices && be->pool2d(&a) < 0) nn_release(indices), indices = NULL;
+  return indices;
+}
+
 static int pool2d_node_backward(nn_node *node, nn_tensor *g, nn_tensor **gi) {
   nn_pool2d_args a = pool_geometry_of(node, node->ndim, node->size, g->size);
   if (is_max(a.kind) && nn_backward_records(g, NULL, NULL)) {
-    gi[0] = pool_scatter_recorded(node, g, node->saved[0]);
+    nn_tensor *kept = node->saved[0];
+    nn_tensor *indices = kept->dtype == NN_UINT8 ? indices_of_taps(&a, kept) : nn_retain(kept);
+    gi[0] = indices ? pool_scatter_recorded(node, g, indices) : NULL;
+    nn_release(indices);
     return gi[0] ? 0 : -1;
   }
   gi[0] = pool2d_backward(&a, g, node->saved[0], node->ndim, node->size);
@@ -260,13 +285,18 @@ nn_tensor *nn_pool2d(nn_tensor *x, const nn_pool2d_options *o, nn_tensor **indic
   int record = nn_needs_grad(x, NULL, NULL);
   nn_tensor *xc = dense(x), *out = xc ? nn_empty_like_shape(x, x->dtype, x->ndim, size) : NULL;
   nn_tensor *idx = NULL;
+  /* backward alone wants them: a byte a window where the CPU keeps taps
+     (the lesson's pools: 7/8 of the indices' 9.6 MB written and read back
+     a step not moved) */
+  int taps = record && !indices && keeps_taps(&a, x);
   if (out && is_max(o->kind) && (indices || record))
-    idx = nn_empty_like_shape(x, NN_INT64, x->ndim, size);
+    idx = nn_empty_like_shape(x, taps ? NN_UINT8 : NN_INT64, x->ndim, size);
   if (!out || (is_max(o->kind) && (indices || record) && !idx)) goto fail;
   a.index_base = index_base;
   a.x = nn_data(xc);
   a.out = nn_data(out);
-  a.indices = idx ? nn_data(idx) : NULL;
+  a.indices = idx && !taps ? nn_data(idx) : NULL;
+  a.taps = idx && taps ? nn_data(idx) : NULL;
   if (be->pool2d(&a) < 0) goto fail;
   if (record) {
     if (pool_record(out, &a, x, 0) < 0) goto fail;

@@ -1458,8 +1458,25 @@ static void test_exact_dtypes(void) {
   nn_release(f), nn_release(d0);
 }
 
+/* A float32 2x2 max pool that records its backward, no indices asked,
+   keeps a byte a window for it on the CPU (its tap), not an int64 index:
+   the graph holds the output and an eighth of the indices' bytes. */
+static void test_pool_keeps_taps(void) {
+  int64_t size[4] = {4, 8, 32, 32};
+  nn_tensor *x = nn_full(NN_FLOAT32, 4, size, 1.0);
+  nn_pool2d_options o = {NN_POOL_MAX, {2, 2}, {2, 2}, {0, 0}, {1, 1}, 0, 0, 0, {0, 0}};
+  if (!CHECK(x && nn_set_requires_grad(x, 1) == 0)) return;
+  size_t before = nn_memory_in_use();
+  nn_tensor *y = nn_pool2d(x, &o, NULL, 0);
+  size_t windows = 4 * 8 * 16 * 16, held = nn_memory_in_use() - before;
+  CHECKF(y && held >= windows * 5 && held < windows * 6, "a 2x2 pool's graph holds %zu bytes for %zu windows", held,
+         windows);
+  nn_release(y), nn_release(x);
+}
+
 int main(void) {
   size_t start = nn_memory_in_use();
+  test_pool_keeps_taps();
   test_matmul_2d();
   test_matmul_vectors_batched();
   test_matmul_edges();

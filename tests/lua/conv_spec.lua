@@ -209,6 +209,55 @@ describe("a batch in several chunks", function()
       assert.is_true(xs.grad:allclose(x.grad:narrow(1, s, 1), 1e-5, 1e-5), "gradient of sample " .. s)
     end
   end)
+
+  -- A first layer (few patch rows: 1 or 3 channels x 3 x 3, the input
+  -- needing no gradient) takes its weight's gradient one product per
+  -- sample, straight from the output gradient's layout, added in sample
+  -- order: bit for bit the float32 sum of each sample's own gradient, over
+  -- several chunks (40 samples of 28 x 28, 8 a chunk) and groups, and
+  -- added onto a gradient already there.
+  it("a first layer's weight gradient is its samples' gradients added in order", function()
+    for _, case in ipairs({{c = 1, o = 32, groups = 1}, {c = 2, o = 8, groups = 2}, {c = 3, o = 4, groups = 1}}) do
+      nn.manual_seed(13)
+      local x = nn.randn(40, case.c, 28, 28)
+      local w = nn.randn(case.o, case.c // case.groups, 3, 3):requires_grad_(true)
+      local r = nn.randn(40, case.o, 28, 28)
+      local opts = {padding = 1, groups = case.groups}
+      ;(F.conv2d(x, w, nil, opts) * r):sum():backward()
+      local batched = w.grad:clone()
+      local each = {}
+      for s = 1, 40 do
+        w.grad = nil
+        ;(F.conv2d(x:narrow(1, s, 1), w, nil, opts) * r:narrow(1, s, 1)):sum():backward()
+        each[s] = w.grad:clone()
+      end
+      local summed, onto = each[1], each[40]
+      for s = 2, 40 do summed = summed + each[s] end
+      for s = 1, 40 do onto = onto + each[s] end
+      local name = "channels " .. case.c .. ", groups " .. case.groups
+      assert.is_true(batched:equal(summed), name)
+      ;(F.conv2d(x, w, nil, opts) * r):sum():backward() -- added onto the last sample's gradient
+      assert.is_true(w.grad:equal(onto), name .. ", accumulated")
+    end
+  end)
+
+  -- Its forward writes each sample's product in its place, the bias added
+  -- per chunk: each sample's output as its own, bit for bit, and the
+  -- float64 result's within float32's rounding.
+  it("a first layer's forward writes each sample's product in place, with its bias", function()
+    for _, case in ipairs({{c = 1, o = 32, groups = 1}, {c = 3, o = 9, groups = 3}}) do
+      nn.manual_seed(14)
+      local x = nn.randn(20, case.c, 28, 28)
+      local w, b = nn.randn(case.o, case.c // case.groups, 3, 3), nn.randn(case.o)
+      local opts = {padding = 1, groups = case.groups}
+      local y = F.conv2d(x, w, b, opts)
+      local exact = F.conv2d(x:double(), w:double(), b:double(), opts)
+      assert.is_true(y:double():allclose(exact, 1e-5, 1e-5))
+      for s = 1, 20, 7 do
+        assert.is_true(F.conv2d(x:narrow(1, s, 1), w, b, opts):equal(y:narrow(1, s, 1)), "sample " .. s)
+      end
+    end
+  end)
 end)
 
 describe("misuse", function()

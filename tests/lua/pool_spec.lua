@@ -346,6 +346,29 @@ describe("MaxPool2d and the other pooling modules", function()
     end
   end)
 
+  it("give a float32 2x2 pool without indices asked (a byte a window kept) the gradients of one with indices", function()
+    -- rows of 3, 4, 5, 7, 8, 9, 14 and 17 windows, odd sizes (a row and a
+    -- column left out), ties, NaN and -inf; the gradient's blocks filled
+    -- with garbage first
+    nn.manual_seed(8)
+    for _, size in ipairs({{4, 6}, {5, 8}, {4, 11}, {7, 15}, {4, 16}, {6, 18}, {8, 28}, {7, 35}}) do
+      local v = nn.randint(-2, 3, {2, 3, size[1], size[2]}):float()
+      v:view(-1):narrow(1, 3, 1):fill_(0 / 0)
+      v:view(-1):narrow(1, size[2] + 5, 2):fill_(0 / 0)
+      v:view(-1):narrow(1, 2 * size[2] + 1, 4):fill_(-math.huge)
+      local g = nn.randn(2, 3, size[1] // 2, size[2] // 2)
+      local with, without = v:clone():requires_grad_(), v:clone():requires_grad_()
+      local a, i = F.max_pool2d(with, 2, nil, 0, 1, false, true)
+      a:backward(g)
+      for _ = 1, 4 do local _ = nn.full({2, 3, size[1], size[2]}, 5) end
+      local b = F.max_pool2d(without, 2)
+      assert.are.same(flat(a:nan_to_num(7)), flat(b:nan_to_num(7)))
+      b:backward(g)
+      assert.are.same(flat(with.grad), flat(without.grad), "rows of " .. size[2] // 2 .. " windows")
+      assert.are.equal("int64", i.dtype)
+    end
+  end)
+
   it("give a float32 2x2 pool's gradients, recorded (create_graph) or not, the general path's values", function()
     -- against float64 (the general window loop): the first gradient, the
     -- gradient through it, ties and odd sizes included; rows of 9 and 3 windows

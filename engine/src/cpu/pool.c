@@ -89,13 +89,17 @@ static void max_2x2_f32(const nn_pool2d_args *a, int64_t first, int64_t last) {
 #if defined(__SSE2__)
   /* indices fit 32-bit lanes in a plane under 2^30 elements */
   int narrow = plane + a->index_base < ((int64_t)1 << 30);
-  const __m128i tap_offset[4] = {_mm_setzero_si128(), _mm_set1_epi32(1), _mm_set1_epi32((int32_t)iw_n),
-                                 _mm_set1_epi32((int32_t)iw_n + 1)};
+  /* the winner's offset from its window's first element (indices), or
+     its tap (taps) */
+  const __m128i tap_offset[4] = {_mm_setzero_si128(), _mm_set1_epi32(1),
+                                 _mm_set1_epi32(a->taps ? 2 : (int32_t)iw_n),
+                                 _mm_set1_epi32(a->taps ? 3 : (int32_t)iw_n + 1)};
 #endif
   for (int64_t p = first; p < last; p++) {
     const float *x = (const float *)a->x + p * plane;
     float *out = (float *)a->out + p * oplane;
     int64_t *indices = a->indices ? a->indices + p * oplane : NULL;
+    uint8_t *taps_out = a->taps ? a->taps + p * oplane : NULL;
     for (int64_t oh = 0; oh < a->out_h; oh++) {
       int64_t top = 2 * oh * iw_n;
       const float *r0 = x + top, *r1 = r0 + iw_n;
@@ -114,7 +118,6 @@ static void max_2x2_f32(const nn_pool2d_args *a, int64_t first, int64_t last) {
         __m128 v[4] = {_mm_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0)), _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)),
                        _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0)), _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(3, 1, 3, 1))};
         __m128 best = v[0];
-        /* the winner's offset from its window's first element: 0, 1, iw, iw + 1 */
         __m128i at = _mm_setzero_si128();
         for (int k = 1; k < 4; k++) {
           __m128 wins = _mm_or_ps(_mm_cmpgt_ps(v[k], best), _mm_cmpunord_ps(v[k], v[k]));
@@ -123,6 +126,11 @@ static void max_2x2_f32(const nn_pool2d_args *a, int64_t first, int64_t last) {
           at = _mm_or_si128(_mm_and_si128(w, tap_offset[k]), _mm_andnot_si128(w, at));
         }
         _mm_storeu_ps(out + oh * ow_n + ow, best);
+        if (taps_out) { /* four taps (0 to 3) narrowed to four bytes */
+          __m128i bytes = _mm_packus_epi16(_mm_packs_epi32(at, at), _mm_setzero_si128());
+          int32_t four = _mm_cvtsi128_si32(bytes);
+          memcpy(taps_out + oh * ow_n + ow, &four, sizeof four);
+        }
         if (!indices) continue;
         if (narrow) { /* the four indices in 32-bit lanes, widened (they are not negative) as stored */
           __m128i first = _mm_add_epi32(_mm_set1_epi32((int32_t)(top + 2 * ow + a->index_base)), _mm_set_epi32(6, 4, 2, 0));
@@ -137,6 +145,7 @@ static void max_2x2_f32(const nn_pool2d_args *a, int64_t first, int64_t last) {
 #endif
       for (; ow < ow_n; ow++) {
         max_window_2x2(r0, r1, ow, out + oh * ow_n + ow, taps);
+        if (taps_out) taps_out[oh * ow_n + ow] = (uint8_t)taps[0];
         if (indices) indices[oh * ow_n + ow] = top + 2 * ow + (taps[0] >> 1) * iw_n + (taps[0] & 1) + a->index_base;
       }
     }
@@ -144,9 +153,21 @@ static void max_2x2_f32(const nn_pool2d_args *a, int64_t first, int64_t last) {
 }
 
 static int is_max_2x2(const nn_pool2d_args *a) {
-  return a->kind == NN_POOL_MAX && a->dtype == NN_FLOAT32 && a->kernel[0] == 2 && a->kernel[1] == 2 &&
-         a->stride[0] == 2 && a->stride[1] == 2 && a->padding[0] == 0 && a->padding[1] == 0 &&
-         a->dilation[0] == 1 && a->dilation[1] == 1 && 2 * a->out_h <= a->in_h && 2 * a->out_w <= a->in_w;
+  return a->kind == NN_POOL_MAX && a->dtype == NN_FLOAT32 &&
+         nn_pool_tiles_2x2(a->kernel, a->stride, a->padding, a->dilation, a->in_h, a->in_w, a->out_h, a->out_w);
+}
+
+/* The indices of taps (x NULL: a recorded backward of a pool that kept
+   taps, whose gradient is g scattered at indices) */
+static void indices_of_taps(const void *args, int64_t first, int64_t last) {
+  const nn_pool2d_args *a = args;
+  int64_t iw_n = a->in_w, ow_n = a->out_w, oplane = a->out_h * ow_n;
+  for (int64_t p = first; p < last; p++)
+    for (int64_t oh = 0; oh < a->out_h; oh++)
+      for (int64_t ow = 0; ow < ow_n; ow++) {
+        int64_t o = p * oplane + oh * ow_n + ow, tap = a->taps[o];
+        a->indices[o] = 2 * oh * iw_n + 2 * ow + (tap >> 1) * iw_n + (tap & 1) + a->index_base;
+      }
 }
 
 
@@ -220,13 +241,17 @@ static inline void max_backward_planes(nn_dtype dt, const nn_pool2d_args *a, int
    its own window. */
 static void max_2x2_backward_f32(const nn_pool2d_args *a, int64_t first, int64_t last) {
   int64_t iw_n = a->in_w, plane = a->in_h * iw_n, ow_n = a->out_w, oplane = a->out_h * ow_n;
+  /* each window's winner as an offset from its first element (indices:
+     0, 1, iw, iw + 1) or as its tap (taps: 0 to 3) */
+  int64_t lower = a->taps ? 2 : iw_n;
 #if defined(__SSE2__)
-  int narrow = plane + a->index_base < ((int64_t)1 << 30);
+  int narrow = a->taps || plane + a->index_base < ((int64_t)1 << 30);
 #endif
   for (int64_t p = first; p < last; p++) {
     float *gx = (float *)a->gx + p * plane;
     const float *g = (const float *)a->g + p * oplane;
-    const int64_t *at = a->indices + p * oplane;
+    const int64_t *at = a->taps ? NULL : a->indices + p * oplane;
+    const uint8_t *taps = a->taps ? a->taps + p * oplane : NULL;
     for (int64_t oh = 0; oh < a->out_h; oh++) {
       float *r0 = gx + 2 * oh * iw_n, *r1 = r0 + iw_n;
       int64_t top = 2 * oh * iw_n + a->index_base, ow = 0;
@@ -236,25 +261,33 @@ static void max_2x2_backward_f32(const nn_pool2d_args *a, int64_t first, int64_t
          the indices: narrow, as in max_2x2_f32) */
       for (; narrow && ow_n >= 4 && ow < ow_n; ow += 4) {
         if (ow + 4 > ow_n) ow = ow_n - 4; /* overlapping the group before, as in max_2x2_f32 */
-        const int64_t *i4 = at + oh * ow_n + ow;
-        __m128i lo = _mm_loadu_si128((const __m128i *)i4), hi = _mm_loadu_si128((const __m128i *)(i4 + 2));
-        __m128i index = _mm_castps_si128(_mm_shuffle_ps(_mm_castsi128_ps(lo), _mm_castsi128_ps(hi), _MM_SHUFFLE(2, 0, 2, 0)));
-        __m128i first = _mm_add_epi32(_mm_set1_epi32((int32_t)(top + 2 * ow)), _mm_set_epi32(6, 4, 2, 0));
-        __m128i tap = _mm_sub_epi32(index, first);
+        __m128i tap;
+        if (taps) { /* four bytes widened to four lanes */
+          int32_t four;
+          memcpy(&four, taps + oh * ow_n + ow, sizeof four);
+          __m128i zero = _mm_setzero_si128();
+          tap = _mm_unpacklo_epi16(_mm_unpacklo_epi8(_mm_cvtsi32_si128(four), zero), zero);
+        } else {
+          const int64_t *i4 = at + oh * ow_n + ow;
+          __m128i lo = _mm_loadu_si128((const __m128i *)i4), hi = _mm_loadu_si128((const __m128i *)(i4 + 2));
+          __m128i index = _mm_castps_si128(_mm_shuffle_ps(_mm_castsi128_ps(lo), _mm_castsi128_ps(hi), _MM_SHUFFLE(2, 0, 2, 0)));
+          __m128i first = _mm_add_epi32(_mm_set1_epi32((int32_t)(top + 2 * ow)), _mm_set_epi32(6, 4, 2, 0));
+          tap = _mm_sub_epi32(index, first);
+        }
         __m128 v = _mm_add_ps(_mm_setzero_ps(), _mm_loadu_ps(g + oh * ow_n + ow));
         __m128 e0 = _mm_and_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(tap, _mm_setzero_si128())), v);
         __m128 e1 = _mm_and_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(tap, _mm_set1_epi32(1))), v);
-        __m128 e2 = _mm_and_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(tap, _mm_set1_epi32((int32_t)iw_n))), v);
-        __m128 e3 = _mm_and_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(tap, _mm_set1_epi32((int32_t)iw_n + 1))), v);
+        __m128 e2 = _mm_and_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(tap, _mm_set1_epi32((int32_t)lower))), v);
+        __m128 e3 = _mm_and_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(tap, _mm_set1_epi32((int32_t)lower + 1))), v);
         _mm_storeu_ps(r0 + 2 * ow, _mm_unpacklo_ps(e0, e1)), _mm_storeu_ps(r0 + 2 * ow + 4, _mm_unpackhi_ps(e0, e1));
         _mm_storeu_ps(r1 + 2 * ow, _mm_unpacklo_ps(e2, e3)), _mm_storeu_ps(r1 + 2 * ow + 4, _mm_unpackhi_ps(e2, e3));
       }
 #endif
       for (; ow < ow_n; ow++) {
-        int64_t tap = at[oh * ow_n + ow] - top - 2 * ow;
+        int64_t tap = taps ? taps[oh * ow_n + ow] : at[oh * ow_n + ow] - top - 2 * ow;
         float v = 0.0f + g[oh * ow_n + ow];
         r0[2 * ow] = tap == 0 ? v : 0, r0[2 * ow + 1] = tap == 1 ? v : 0;
-        r1[2 * ow] = tap == iw_n ? v : 0, r1[2 * ow + 1] = tap == iw_n + 1 ? v : 0;
+        r1[2 * ow] = tap == lower ? v : 0, r1[2 * ow + 1] = tap == lower + 1 ? v : 0;
       }
       for (int64_t iw = 2 * ow_n; iw < iw_n; iw++) r0[iw] = r1[iw] = 0;
     }
@@ -291,6 +324,10 @@ static void pool_backward_range(const void *args, int64_t first, int64_t last) {
 }
 
 int nn_cpu_pool2d(const nn_pool2d_args *a) {
+  if (a->taps && !a->x) {
+    split(a->planes, a->out_h * a->out_w, indices_of_taps, a);
+    return 0;
+  }
   split(a->planes, a->in_h * a->in_w, pool_range, a);
   return 0;
 }
@@ -427,6 +464,14 @@ NN_CPU_CLONES static void normalised_relu_grad_f32(int64_t n, const float *restr
     gx[i] = (relu_masked(g[i], x[i], alpha, beta) - grad_mean - (x[i] - mean) * k) * scale;
 }
 
+/* A channel's run of the next sample (n floats), asked into L2 while
+   this sample's run is summed: runs of a few kilobytes a whole sample
+   apart (the lesson's first layer: 3 KB every 100 KB) each start a stream
+   the hardware prefetcher has to find again. */
+static inline void prefetch_run(const float *run, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(run + i, 0, 2);
+}
+
 /* One channel's statistics in one pass: sums of x - k and (x - k)^2 in
    double, k the channel's first element (a shift that keeps the
    difference of squares exact enough whatever the mean). */
@@ -439,6 +484,7 @@ static inline void channel_moments(nn_dtype dt, const nn_batch_norm_args *a, int
     const nn_cpu_vector *v = nn_cpu_vector_best();
     for (int64_t b = 0; b < a->outer; b++) {
       const float *x = (const float *)a->x + b * cstride + c * a->inner;
+      if (b + 1 < a->outer) prefetch_run(x + cstride, a->inner);
       v->moments(s.a, s.b, x, k, x, k, a->inner);
     }
     s1 = lanes_total(s.a), s2 = lanes_total(s.b);
@@ -511,6 +557,7 @@ static inline void batch_norm_backward_channels(nn_dtype dt, const nn_batch_norm
       for (int64_t b = 0; b < a->outer; b++) {
         int64_t base = b * cstride + c * a->inner;
         const float *g = (const float *)a->g + base, *x = (const float *)a->x + base;
+        if (b + 1 < a->outer) prefetch_run(g + cstride, a->inner), prefetch_run(x + cstride, a->inner);
         if (!a->relu) {
           v->moments(s.a, s.b, g, 0, x, mean, a->inner);
           continue;

@@ -39,6 +39,17 @@ NN_HD static inline void nn_max_window(int64_t o, int64_t in, int stride, int pa
   *first = start;
 }
 
+/* Whether a max pool's windows are 2 x 2 at stride 2, without padding or
+   dilation, every window inside the plane (the lesson CNN's): they tile
+   the plane without overlapping, and the CPU takes them four at a time
+   and keeps a byte per window for backward (cpu/pool.c, pool.c). */
+NN_HD static inline int nn_pool_tiles_2x2(const int *kernel, const int *stride, const int *padding,
+                                          const int *dilation, int64_t in_h, int64_t in_w, int64_t out_h,
+                                          int64_t out_w) {
+  return kernel[0] == 2 && kernel[1] == 2 && stride[0] == 2 && stride[1] == 2 && padding[0] == 0 &&
+         padding[1] == 0 && dilation[0] == 1 && dilation[1] == 1 && 2 * out_h <= in_h && 2 * out_w <= in_w;
+}
+
 /* Nearest upsampling's source index (nearest_idx): the same index at the
    same size, half at twice it, else floor(o scale) in float, scale being
    in / out or 1 / scale_factor when one was given. */
