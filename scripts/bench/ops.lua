@@ -188,6 +188,13 @@ op("rand_like", function(r, c) local x = inputs(r, c); return function() return 
 op("randint", function(r, c) return function() return nn.randint(0, 10, {r, c}) end end)
 op("randperm", function(r, c) return function() return nn.randperm(r * c) end end)
 op("tolist", function(r, c) local x = inputs(r, c); return function() return x:tolist() end end)
+-- elementwise ops on inputs laid out otherwise than their result: a
+-- transposed view, a value expanded to the whole shape (as sum's and
+-- mean's gradients arrive)
+op("relu of x:t()", function(r, c) local x = inputs(r, c); return function() return x:t():relu() end end)
+op("x:t() + y", function(r, c) local x, y = inputs(r, c); local yt = y:t():contiguous()
+  return function() return x:t() + yt end end)
+op("expanded * 2", function(r, c) local e = nn.tensor(1.5):expand(r, c); return function() return e * 2 end end)
 
 local only
 if args.only then

@@ -274,6 +274,21 @@ simple("rand_like", lambda x: torch.rand_like(x))
 op("randint")(lambda r, c: lambda: torch.randint(0, 10, (r, c)))
 op("randperm")(lambda r, c: lambda: torch.randperm(r * c))
 simple("tolist", lambda x: x.tolist())
+# elementwise ops on inputs laid out otherwise than their result
+simple("relu of x:t()", lambda x: x.t().relu())
+
+
+@op("x:t() + y")
+def _(r, c):
+    x, y = inputs(r, c)
+    yt = y.t().contiguous()
+    return lambda: x.t() + yt
+
+
+@op("expanded * 2")
+def _(r, c):
+    e = torch.tensor(1.5).expand(r, c)
+    return lambda: e * 2
 
 
 clock = time.process_time if args.cpu_clock else time.perf_counter
