@@ -91,7 +91,6 @@ return function(nn)
     raise(self.__name .. ": forward is not defined (define " .. self.__name .. ":forward(x))")
   end
 
-  --- m:register_parameter(name, t) / m:register_buffer(name, t)
   -- PyTorch's checks of a name and value given to register_parameter or
   -- register_buffer (op): a string with no ".", not empty, not already
   -- another attribute (a field, a method, a parameter that is to become a
@@ -108,6 +107,10 @@ return function(nn)
     end
   end
 
+  --- m:register_parameter(name, t) / m:register_buffer(name, t): adds t (a
+  -- tensor, or nil: the name is kept, the value absent) under name, a
+  -- string, as a parameter or a buffer; a name that is already another
+  -- attribute is an error, as in PyTorch.
   function Module:register_parameter(name, t)
     check_registration(self, "register_parameter", "parameter", self._parameters, name, t)
     if t ~= nil then nn.Parameter(t) end
