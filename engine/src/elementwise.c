@@ -149,48 +149,64 @@ static int check_inplace_dtype(const char *op, nn_dtype target, nn_dtype result)
    a layout never changes a value. A broadcast input (another shape) is
    read as it lies: the kernels keep its runs. Returns a new reference, to
    the copy or to a. */
-static nn_tensor *dense_input(nn_tensor *a, const nn_tensor *out) {
-  if (a == out || a->device != NN_CPU || out->device != NN_CPU || nn_is_contiguous(a) ||
-      !nn_is_contiguous(out) || a->ndim != out->ndim)
-    return nn_retain(a);
+static __attribute__((noinline)) int dense_copy(nn_tensor *a, const nn_tensor *out,
+                                                 nn_tensor **copy) {
+  if (a == out || a->device != NN_CPU || out->device != NN_CPU || !out->contiguous ||
+      a->ndim != out->ndim)
+    return 0;
   int last = -1;
   for (int d = 0; d < a->ndim; d++) {
-    if (a->size[d] != out->size[d]) return nn_retain(a);
+    if (a->size[d] != out->size[d]) return 0;
     if (a->size[d] > 1) last = d;
   }
-  if (last < 0 || a->stride[last] == 1) return nn_retain(a); /* its runs are contiguous */
+  if (last < 0 || a->stride[last] == 1) return 0; /* its runs are contiguous */
   int grad = nn_grad_enabled();
   nn_set_grad_enabled(0);
-  nn_tensor *dense = nn_clone(a);
+  *copy = nn_clone(a);
   nn_set_grad_enabled(grad);
-  return dense;
+  return *copy ? 0 : -1;
+}
+
+/* *copy: NULL where a is read as it lies (a contiguous input returns at
+   the first test: the hot path of small ops), else the copy to hand the
+   kernels and release after; -1 when the copy cannot be made. */
+static inline int dense_input(nn_tensor *a, const nn_tensor *out, nn_tensor **copy) {
+  *copy = NULL;
+  return a->contiguous ? 0 : dense_copy(a, out, copy);
+}
+
+/* The tensor the kernels read for a: its copy where dense_input made one */
+static inline nn_tensor *read_as(nn_tensor *a, nn_tensor *copy) { return copy ? copy : a; }
+
+static inline void release_copy(nn_tensor *copy) {
+  if (copy) nn_release(copy);
 }
 
 /* out = a op b, written into out (already shaped). */
 static int run_binary(const nn_backend *be, nn_binary_op op, nn_dtype compute, nn_tensor *out,
                       nn_tensor *a, nn_tensor *b) {
-  nn_tensor *da = dense_input(a, out), *db = da ? dense_input(b, out) : NULL;
+  nn_tensor *ca, *cb = NULL;
   int status = -1;
-  if (db) {
+  if (dense_input(a, out, &ca) == 0 && dense_input(b, out, &cb) == 0) {
     nn_iter it;
-    nn_tensor *ts[3] = {out, da, db};
+    nn_tensor *ts[3] = {out, read_as(a, ca), read_as(b, cb)};
     nn_iter_init(&it, 3, ts, out->ndim, out->size);
     status = be->binary(op, compute, &it);
   }
-  nn_release(da);
-  nn_release(db);
+  release_copy(ca);
+  release_copy(cb);
   return status;
 }
 
 static int run_binary_number(const nn_backend *be, nn_binary_op op, nn_dtype compute,
                              nn_tensor *out, nn_tensor *a, double s, int scalar_first) {
-  nn_tensor *da = dense_input(a, out);
-  if (!da) return -1;
+  nn_tensor *ca;
+  if (dense_input(a, out, &ca) < 0) return -1;
   nn_iter it;
-  nn_tensor *ts[2] = {out, da};
+  nn_tensor *ts[2] = {out, read_as(a, ca)};
   nn_iter_init(&it, 2, ts, out->ndim, out->size);
   int status = be->binary_number(op, compute, &it, s, scalar_first);
-  nn_release(da);
+  release_copy(ca);
   return status;
 }
 
@@ -566,13 +582,13 @@ static int unary_dtype(const char *name, nn_unary_op op, nn_dtype a, nn_dtype *o
 }
 
 static int run_unary(const nn_backend *be, nn_unary_op op, nn_tensor *out, nn_tensor *a) {
-  nn_tensor *da = dense_input(a, out);
-  if (!da) return -1;
+  nn_tensor *ca;
+  if (dense_input(a, out, &ca) < 0) return -1;
   nn_iter it;
-  nn_tensor *ts[2] = {out, da};
+  nn_tensor *ts[2] = {out, read_as(a, ca)};
   nn_iter_init(&it, 2, ts, out->ndim, out->size);
   int status = be->unary(op, &it);
-  nn_release(da);
+  release_copy(ca);
   return status;
 }
 
@@ -593,17 +609,16 @@ nn_tensor *nn_unary_backward(nn_unary_op op, nn_tensor *g, nn_tensor *v) {
     nn_release(gf), nn_release(vf), nn_release(rf);
     return r;
   }
-  nn_tensor *out = nn_empty_like(v);
-  nn_tensor *dg = out ? dense_input(g, out) : NULL, *dv = dg ? dense_input(v, out) : NULL;
+  nn_tensor *out = nn_empty_like(v), *cg = NULL, *cv = NULL;
   int status = -1;
-  if (dv) {
+  if (out && dense_input(g, out, &cg) == 0 && dense_input(v, out, &cv) == 0) {
     nn_iter it;
-    nn_tensor *ts[3] = {out, dg, dv};
+    nn_tensor *ts[3] = {out, read_as(g, cg), read_as(v, cv)};
     nn_iter_init(&it, 3, ts, out->ndim, out->size);
     status = be->unary_backward(op, &it);
   }
-  nn_release(dg);
-  nn_release(dv);
+  release_copy(cg);
+  release_copy(cv);
   if (status < 0) {
     nn_release(out);
     return NULL;
