@@ -809,12 +809,13 @@ static int mt_idiv(lua_State *L) { return binary_any(L, NN_FLOOR_DIVIDE); }
 /* t % other: Python's %, PyTorch's remainder (the divisor's sign). A
    number on the left (5 % t) is made a 0-dim tensor first, as PyTorch's
    remainder(Scalar, Tensor) does: of t's dtype, unless the number is a
-   fraction and t holds integers (float32 then), or t is bool (int64). */
+   float (5.0, as PyTorch's float scalar) and t holds integers (float32
+   then), or t is bool (int64 for an integer). */
 static int mt_mod(lua_State *L) {
   nn_tensor *b = nnl_to_tensor(L, 2);
   if (lua_type(L, 1) != LUA_TNUMBER || !b) return binary_any(L, NN_REMAINDER);
   double x = lua_tonumber(L, 1);
-  int whole = lua_isinteger(L, 1) || x == floor(x);
+  int whole = lua_isinteger(L, 1);
   nn_dtype dtype = b->dtype == NN_BOOL                              ? (whole ? NN_INT64 : NN_FLOAT32)
                    : nn_dtype_is_floating(b->dtype) || whole ? b->dtype
                                                              : NN_FLOAT32;

@@ -15,6 +15,12 @@ describe("t % other", function()
     local b = nn.tensor({2, -2, 4, -4, 3})
     assert.are.same(flat(a:remainder(b)), flat(a % b))
     assert.are.same(flat(nn.full({5}, 5):remainder(b)), flat(5 % b))
+    -- a Lua float is PyTorch's float scalar: 5.0 % an int64 tensor is float32, 5 % it int64
+    local k = nn.tensor({2, 3}, {dtype = "int64"})
+    assert.are.equal("float32", (5.0 % k).dtype)
+    assert.are.same({1, 2}, flat(5.0 % k))
+    assert.are.equal("int64", (5 % k).dtype)
+    assert.are.same({1, 2}, flat(5 % k))
     local i = nn.tensor({-7, 7}, {dtype = "int64"})
     local r = i % 3
     assert.are.equal("int64", r.dtype)
